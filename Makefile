@@ -1,0 +1,152 @@
+# pcbench — top-level build.  `make deps`, `make`, `make test`, `make bench`.
+# V=1 for verbose commands; SANITIZE=1 builds everything with ASan+UBSan into build-san/.
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+CC      ?= gcc
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-7s %s\n' "$(1)" "$(2)";
+endif
+
+ifeq ($(SANITIZE),1)
+BUILD   := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   := build
+SANFLAGS :=
+endif
+
+GITREV  := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+VERSION := 0.1.0
+
+CFLAGS  ?= -O2 -g
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -pthread -D_GNU_SOURCE \
+	-I. -I$(BUILD) -I/usr/include/$(MULTIARCH) $(SANFLAGS) \
+	-DPCB_VERSION='"$(VERSION)"' -DPCB_GITREV='"$(GITREV)"'
+LDLIBS  := -lbpf -lelf -lz -lxxhash -lm -pthread
+override LDFLAGS += $(SANFLAGS)
+
+# Every .c under these rooms goes into the library; the mains are listed apart.
+MAINS      := loader/main.c loader/pctrace.c
+LIB_SRCS   := $(filter-out $(MAINS),$(wildcard common/*.c pager/*.c pager/policies/*.c workloads/*.c loader/*.c))
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_SKELS  := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/bpf/%.skel.h)
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TESTLIB_SRCS := $(wildcard tests/lib/*.c)
+TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/%.o)
+HELPER_SRCS := $(wildcard tests/helpers/*.c)
+HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
+
+PROGS := pcbench $(if $(wildcard loader/pctrace.c),pctrace)
+
+.PHONY: all deps test unit integ bench clean plots fuzz
+all: $(PROGS)
+
+# ---- dependencies (Debian 12) ---------------------------------------------
+DEPS_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
+	libcmocka-dev systemtap-sdt-dev libxxhash-dev gnuplot-nox pkg-config \
+	iproute2 procps util-linux
+deps:
+	$(Q)missing=""; for p in $(DEPS_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get install -y -q --no-install-recommends $$missing >/dev/null || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q --no-install-recommends $$missing >/dev/null; } || \
+		{ echo "deps: apt-get failed to install:$$missing" >&2; exit 1; }; \
+	fi
+
+# ---- BPF ---------------------------------------------------------------------
+# vmlinux.h is generated at build time from the running kernel's BTF.
+$(BUILD)/vmlinux.h:
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)if [ ! -r /sys/kernel/btf/vmlinux ]; then \
+		echo "error: /sys/kernel/btf/vmlinux is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF)," \
+		     "so CO-RE BPF programs cannot be built here; build with a kernel that has BTF" >&2; exit 1; fi
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h) common/hist.h
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -D__BPF__ \
+		-I$(BUILD) -I. -I/usr/include/$(MULTIARCH) -Wall -Werror -c $< -o $@
+	$(Q)llvm-strip -g $@ 2>/dev/null || true
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+# ---- C -------------------------------------------------------------------------
+HDRS := $(wildcard common/*.h pager/*.h pager/policies/*.h workloads/*.h loader/*.h bpf/*.h tests/lib/*.h)
+$(BUILD)/%.o: %.c $(HDRS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# Only the loader includes BPF skeletons.
+$(BUILD)/loader/%.o: loader/%.c $(HDRS) $(BPF_SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libpcb.a: $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/pcbench: $(BUILD)/loader/main.o $(BUILD)/libpcb.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/pctrace: $(BUILD)/loader/pctrace.o $(BUILD)/libpcb.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+pcbench: $(BUILD)/pcbench
+	$(Q)cp $< $@
+pctrace: $(BUILD)/pctrace
+	$(Q)cp $< $@
+
+# ---- tests -----------------------------------------------------------------------
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libpcb.a $(TESTLIB_OBJS)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TESTLIB_OBJS) $(BUILD)/libpcb.a -lcmocka $(LDLIBS)
+
+$(BUILD)/tests/helpers/%: tests/helpers/%.c $(TESTLIB_OBJS)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TESTLIB_OBJS) $(LDLIBS)
+
+unit: $(UNIT_BINS)
+	$(Q)BUILD=$(BUILD) tests/run-tests.sh unit $(UNIT_BINS)
+
+integ: $(PROGS) $(HELPER_BINS)
+	$(Q)BUILD=$(BUILD) tests/run-tests.sh integ $(sort $(wildcard tests/integ/*.sh))
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory integ
+
+# ---- benchmarks and figures ----------------------------------------------------
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)analysis/bench.sh
+
+clean:
+	rm -rf build build-san pcbench pctrace

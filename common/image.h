@@ -1,0 +1,64 @@
+/* The guest memory image: deterministic page contents from (seed, page index).
+ *
+ * Page layout (4 KiB, 512 little-endian 64-bit words):
+ *   word 0        header: (tag(seed) << 32) | page index   -- a misplaced or stale page is detectable
+ *   words 1..510  pcb_mix64 of (seed, page, word)           -- data
+ *   word 511      guest write slot: 0 in the image; guest writes store a self-checking stamp here
+ * A fraction of pages (chosen by hash, so also deterministic) are entirely zero, as real guests have many.
+ * The digest of a page covers words 0..510 (the write slot is checked separately with pcb_stamp_valid).
+ */
+#ifndef PCB_IMAGE_H
+#define PCB_IMAGE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "common/util.h"
+
+#define PCB_PAGE_SIZE     4096u
+#define PCB_PAGE_SHIFT    12
+#define PCB_PAGE_WORDS    (PCB_PAGE_SIZE / 8)
+#define PCB_STAMP_WORD    (PCB_PAGE_WORDS - 1)
+#define PCB_DIGEST_BYTES  (PCB_STAMP_WORD * 8)
+
+struct pcb_image {
+	uint64_t seed;
+	uint64_t npages;
+	uint64_t zero_threshold;   /* page is zero iff hash < threshold */
+	uint64_t tag;              /* per-seed tag in header words */
+	uint64_t dseed;            /* per-seed data key */
+};
+
+void pcb_image_init(struct pcb_image *im, uint64_t seed, uint64_t npages, double zero_fraction);
+
+static inline bool pcb_image_is_zero(const struct pcb_image *im, uint64_t page)
+{
+	return pcb_mix64(im->seed ^ (page * 0xd6e8feb86659fd93ull)) < im->zero_threshold;
+}
+
+/* Expected value of word w (0..510) of page. */
+static inline uint64_t pcb_image_word(const struct pcb_image *im, uint64_t page, unsigned w)
+{
+	if (pcb_image_is_zero(im, page))
+		return 0;
+	if (w == 0)
+		return (im->tag << 32) | (page & 0xffffffffull);
+	return pcb_mix64(im->dseed ^ ((page << 9) | w));
+}
+
+/* Write the page's image content (4 KiB) into buf. */
+void pcb_image_fill(const struct pcb_image *im, uint64_t page, void *buf);
+/* Digest of a page as held in memory (words 0..510). */
+uint64_t pcb_page_digest(const void *page);
+/* Digest of the image's page (what the source holds). */
+uint64_t pcb_image_digest(const struct pcb_image *im, uint64_t page);
+
+/* Guest write stamps: self-checking, bound to the page index. */
+static inline uint64_t pcb_stamp_make(uint64_t page, uint32_t seq)
+{
+	uint32_t h = (uint32_t)pcb_mix64((page << 32) ^ seq ^ 0x5743ull) | 1u;
+	return ((uint64_t)seq << 32) | h;
+}
+static inline bool pcb_stamp_valid(uint64_t page, uint64_t stamp)
+{
+	return stamp == 0 || stamp == pcb_stamp_make(page, (uint32_t)(stamp >> 32));
+}
+#endif

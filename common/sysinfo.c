@@ -1,0 +1,97 @@
+#include "common/sysinfo.h"
+#include "common/json.h"
+#include <bpf/libbpf.h>
+#include <gnu/libc-version.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+static void read_line(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	out[0] = 0;
+	if (!f)
+		return;
+	if (fgets(out, (int)len, f))
+		out[strcspn(out, "\n")] = 0;
+	fclose(f);
+}
+
+/* "always [madvise] never" -> "madvise" */
+static void bracketed(const char *path, char *out, size_t len)
+{
+	char line[256];
+	read_line(path, line, sizeof(line));
+	char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+	if (a && b) {
+		*b = 0;
+		snprintf(out, len, "%s", a + 1);
+	} else {
+		snprintf(out, len, "%s", line[0] ? line : "unknown");
+	}
+}
+
+void pcb_sysinfo_read(struct pcb_sysinfo *s)
+{
+	struct utsname u;
+	memset(s, 0, sizeof(*s));
+	if (uname(&u) == 0) {
+		snprintf(s->kernel, sizeof(s->kernel), "%s", u.release);
+		snprintf(s->machine, sizeof(s->machine), "%s", u.machine);
+		snprintf(s->hostname, sizeof(s->hostname), "%s", u.nodename);
+	}
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[512];
+	snprintf(s->cpu_model, sizeof(s->cpu_model), "unknown");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "model name", 10)) {
+			char *c = strchr(line, ':');
+			if (c) {
+				c++;
+				while (*c == ' ' || *c == '\t')
+					c++;
+				c[strcspn(c, "\n")] = 0;
+				snprintf(s->cpu_model, sizeof(s->cpu_model), "%s", c);
+			}
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	s->cpus_online = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	struct sysinfo si;
+	if (sysinfo(&si) == 0)
+		s->mem_total = (uint64_t)si.totalram * si.mem_unit;
+	bracketed("/sys/kernel/mm/transparent_hugepage/enabled", s->thp_enabled, sizeof(s->thp_enabled));
+	bracketed("/sys/kernel/mm/transparent_hugepage/defrag", s->thp_defrag, sizeof(s->thp_defrag));
+	read_line("/sys/devices/system/clocksource/clocksource0/current_clocksource", s->clocksource, sizeof(s->clocksource));
+	s->page_size = sysconf(_SC_PAGESIZE);
+#if defined(__clang__)
+	snprintf(s->compiler, sizeof(s->compiler), "clang %s", __clang_version__);
+#elif defined(__GNUC__)
+	snprintf(s->compiler, sizeof(s->compiler), "gcc %s", __VERSION__);
+#endif
+	snprintf(s->libbpf, sizeof(s->libbpf), "%u.%u", libbpf_major_version(), libbpf_minor_version());
+	snprintf(s->libc, sizeof(s->libc), "glibc %s", gnu_get_libc_version());
+}
+
+void pcb_sysinfo_json(const struct pcb_sysinfo *s, struct pcb_json *j, const char *key)
+{
+	pcb_json_obj_begin(j, key);
+	pcb_json_str(j, "kernel", s->kernel);
+	pcb_json_str(j, "machine", s->machine);
+	pcb_json_str(j, "hostname", s->hostname);
+	pcb_json_str(j, "cpu_model", s->cpu_model);
+	pcb_json_i64(j, "cpus_online", s->cpus_online);
+	pcb_json_u64(j, "mem_total_bytes", s->mem_total);
+	pcb_json_str(j, "thp_enabled", s->thp_enabled);
+	pcb_json_str(j, "thp_defrag", s->thp_defrag);
+	pcb_json_i64(j, "page_size", s->page_size);
+	pcb_json_str(j, "clocksource", s->clocksource);
+	pcb_json_str(j, "compiler", s->compiler);
+	pcb_json_str(j, "libbpf", s->libbpf);
+	pcb_json_str(j, "libc", s->libc);
+	pcb_json_obj_end(j);
+}

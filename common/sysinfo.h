@@ -1,0 +1,26 @@
+/* The system block recorded in every result file. */
+#ifndef PCB_SYSINFO_H
+#define PCB_SYSINFO_H
+#include <stdint.h>
+
+struct pcb_json;
+
+struct pcb_sysinfo {
+	char kernel[128];        /* uname -r */
+	char machine[32];
+	char hostname[64];
+	char cpu_model[128];
+	int cpus_online;
+	uint64_t mem_total;
+	char thp_enabled[32];    /* the [selected] word of /sys/kernel/mm/transparent_hugepage/enabled */
+	char thp_defrag[32];
+	long page_size;
+	char compiler[64];
+	char libbpf[32];
+	char libc[32];
+	char clocksource[32];
+};
+
+void pcb_sysinfo_read(struct pcb_sysinfo *s);
+void pcb_sysinfo_json(const struct pcb_sysinfo *s, struct pcb_json *j, const char *key);
+#endif

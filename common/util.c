@@ -1,0 +1,231 @@
+#include "common/util.h"
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int pcb_verbose;
+
+static void vmsg(const char *tag, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	fprintf(stderr, "pcbench: %s%s\n", tag, buf);
+}
+
+void pcb_err(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+void pcb_warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void pcb_log(const char *fmt, ...)
+{
+	va_list ap;
+	if (pcb_verbose <= 0)
+		return;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+int pcb_exit_for_errno(int err)
+{
+	switch (err) {
+	case EPERM:
+	case EACCES:
+		return PCB_EXIT_NOPERM;
+	case ENOSYS:
+	case EINVAL:
+	case ENOTTY:
+	case EOPNOTSUPP:
+	case ENOENT:
+	case ENODEV:
+		return PCB_EXIT_UNAVAILABLE;
+	default:
+		return PCB_EXIT_OSERR;
+	}
+}
+
+int pcb_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !*s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int pcb_parse_double(const char *s, double *out)
+{
+	char *end;
+	if (!s || !*s || isspace((unsigned char)*s))
+		return -1;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || *end || !isfinite(v))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int pcb_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
+		return -1;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || !isfinite(v) || v < 0)
+		return -1;
+	uint64_t mult = 1;
+	switch (toupper((unsigned char)*end)) {
+	case 0: break;
+	case 'B': mult = 1; end++; goto done;
+	case 'K': mult = 1ull << 10; end++; break;
+	case 'M': mult = 1ull << 20; end++; break;
+	case 'G': mult = 1ull << 30; end++; break;
+	case 'T': mult = 1ull << 40; end++; break;
+	default: return -1;
+	}
+	if (mult > 1) {
+		if (*end == 'i')
+			end++;
+		if (toupper((unsigned char)*end) == 'B')
+			end++;
+	}
+done:
+	if (*end)
+		return -1;
+	double r = v * (double)mult;
+	if (r >= 18446744073709551615.0 || r != floor(r))
+		return -1;
+	*out = (uint64_t)r;
+	return 0;
+}
+
+int pcb_parse_duration(const char *s, uint64_t *out_ns)
+{
+	char *end;
+	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
+		return -1;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || !isfinite(v) || v < 0)
+		return -1;
+	double mult;
+	if (!*end || !strcmp(end, "s"))
+		mult = 1e9;
+	else if (!strcmp(end, "ms"))
+		mult = 1e6;
+	else if (!strcmp(end, "us"))
+		mult = 1e3;
+	else if (!strcmp(end, "ns"))
+		mult = 1;
+	else if (!strcmp(end, "m") || !strcmp(end, "min"))
+		mult = 60e9;
+	else
+		return -1;
+	double r = v * mult;
+	if (r >= 9.2e18)
+		return -1;
+	*out_ns = (uint64_t)llround(r);
+	return 0;
+}
+
+const char *pcb_fmt_size(uint64_t b, char *buf, size_t len)
+{
+	static const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	unsigned i = 0;
+	double v = (double)b;
+	while (v >= 1024 && i < 4) {
+		v /= 1024;
+		i++;
+	}
+	if (v == floor(v))
+		snprintf(buf, len, "%.0f %s", v, u[i]);
+	else
+		snprintf(buf, len, "%.2f %s", v, u[i]);
+	return buf;
+}
+
+int pcb_read_full(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	while (n) {
+		ssize_t r = read(fd, p, n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int pcb_write_full(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t r = write(fd, p, n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+void pcb_rng_seed(struct pcb_rng *r, uint64_t seed, uint64_t stream)
+{
+	uint64_t x = seed ^ pcb_mix64(stream + 0x632be59bd9b4e019ull);
+	for (int i = 0; i < 4; i++) {
+		x = pcb_mix64(x + (uint64_t)i);
+		r->s[i] = x;
+	}
+	if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3]))
+		r->s[0] = 1;
+}
+
+uint64_t pcb_rng_below(struct pcb_rng *r, uint64_t n)
+{
+	if (n == 0)
+		return 0;
+	__uint128_t m = (__uint128_t)pcb_rng_next(r) * n;
+	uint64_t l = (uint64_t)m;
+	if (l < n) {
+		uint64_t t = -n % n;
+		while (l < t) {
+			m = (__uint128_t)pcb_rng_next(r) * n;
+			l = (uint64_t)m;
+		}
+	}
+	return (uint64_t)(m >> 64);
+}

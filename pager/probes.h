@@ -1,0 +1,30 @@
+/* USDT probes in the pager (provider "pcbench").  Without a tracer attached
+ * each probe is a single nop.  bpf/pager.bpf.c attaches to them.
+ *
+ *   pcbench:fault      (u64 addr, u32 tid, u64 page)        fault message read from the uffd
+ *   pcbench:request    (u64 page, u32 channel, u32 npages)   request sent (channel 0 demand, 1 background)
+ *   pcbench:received   (u64 page, u32 channel, u32 zero)     page (or zero announcement) received from the source
+ *   pcbench:installed  (u64 page, u32 kind, s32 result)      page installed: kind PCB_INST_*; result 0 or -errno (-EEXIST race)
+ *   pcbench:decision   (u64 first_page, u32 npages, u32 nranges)  policy chose a background batch
+ *   pcbench:guest_stop (u32 vcpu)                             a guest thread finished its workload
+ */
+#ifndef PCB_PROBES_H
+#define PCB_PROBES_H
+#include <sys/sdt.h>
+
+enum pcb_install_kind {
+	PCB_INST_DEMAND = 0,
+	PCB_INST_BACKGROUND = 1,
+	PCB_INST_ZERO_DEMAND = 2,
+	PCB_INST_ZERO_BACKGROUND = 3,
+	PCB_INST_DRAIN = 4,
+	PCB_INST_ZERO_DRAIN = 5,
+};
+
+#define PCB_PROBE_FAULT(addr, tid, page)      STAP_PROBE3(pcbench, fault, addr, tid, page)
+#define PCB_PROBE_REQUEST(page, chan, n)      STAP_PROBE3(pcbench, request, page, chan, n)
+#define PCB_PROBE_RECEIVED(page, chan, zero)  STAP_PROBE3(pcbench, received, page, chan, zero)
+#define PCB_PROBE_INSTALLED(page, kind, res)  STAP_PROBE3(pcbench, installed, page, kind, res)
+#define PCB_PROBE_DECISION(first, n, nr)      STAP_PROBE3(pcbench, decision, first, n, nr)
+#define PCB_PROBE_GUEST_STOP(vcpu)            STAP_PROBE1(pcbench, guest_stop, vcpu)
+#endif
