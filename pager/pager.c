@@ -1,0 +1,738 @@
+#include "pager/pager.h"
+#include "pager/probes.h"
+#include "pager/proto.h"
+#include "common/image.h"
+#include "common/util.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <endian.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MAX_INFLIGHT 1024   /* outstanding demand requests (one per blocked vCPU in practice) */
+#define UFFD_MSG_BATCH 64
+
+struct inflight {
+	uint64_t page;
+	uint64_t t_fault, t_req;
+};
+
+struct pcb_pager {
+	struct pcb_pager_cfg cfg;
+	uint8_t *region;
+	size_t region_len;
+	int uffd;
+	struct pcb_uffd_info uinfo;
+	struct pcb_pagestate ps;
+	struct pcb_policy pol;
+	struct pcb_conn chan[2];
+	int stop_pipe[2];
+	pthread_t demand_th, bg_th;
+	bool threads_started, unregistered;
+
+	/* vCPU attribution */
+	pid_t vcpu_tid[PCB_MAX_VCPUS];
+	_Atomic uint64_t vcpu_faults[PCB_MAX_VCPUS];
+
+	/* demand thread private */
+	struct inflight infl[MAX_INFLIGHT];
+	unsigned ninfl;
+
+	/* coordination */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;         /* completion / fatal / work for the bg thread */
+	atomic_bool drain, stopping, bg_waiting;
+	atomic_int fatal;            /* exit code, 0 = fine */
+	char fatal_msg[256];
+
+	/* counters written by one thread each, read after join or racily for progress */
+	struct pcb_pager_stats st;
+	_Atomic uint64_t t_complete;
+};
+
+static void set_fatal(struct pcb_pager *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_fatal(struct pcb_pager *p, int code, const char *fmt, ...)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!atomic_load(&p->fatal)) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(p->fatal_msg, sizeof(p->fatal_msg), fmt, ap);
+		va_end(ap);
+		atomic_store(&p->fatal, code);
+	}
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void mark_present(struct pcb_pager *p, uint64_t page)
+{
+	if (pcb_ps_set_present(&p->ps, page) && pcb_ps_complete(&p->ps)) {
+		pthread_mutex_lock(&p->lock);
+		atomic_store(&p->t_complete, pcb_now_ns());
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+}
+
+static void *page_addr(struct pcb_pager *p, uint64_t page)
+{
+	return p->region + (page << PCB_PAGE_SHIFT);
+}
+
+/* Install one page (data == NULL: zero page).  kind is the PCB_INST_* for a
+ * data page; the zero variant is kind + 2.  Returns 0, 1 on a lost race, <0 on error. */
+static int install(struct pcb_pager *p, uint64_t page, const void *data, int kind)
+{
+	void *dst = page_addr(p, page);
+	int r = data ? pcb_uffd_copy(p->uffd, dst, data, PCB_PAGE_SIZE, 0)
+		     : pcb_uffd_zeropage(p->uffd, dst, PCB_PAGE_SIZE, 0);
+	PCB_PROBE_INSTALLED(page, data ? kind : kind + 2, r);
+	if (r == -EEXIST) {
+		/* another path installed it first: make sure nobody sleeps on it */
+		pcb_uffd_wake(p->uffd, dst, PCB_PAGE_SIZE);
+		mark_present(p, page);
+		return 1;
+	}
+	if (r < 0)
+		return r;
+	mark_present(p, page);
+	return 0;
+}
+
+static int vcpu_of(struct pcb_pager *p, pid_t tid)
+{
+	for (unsigned i = 0; i < p->cfg.nvcpus; i++)
+		if (p->vcpu_tid[i] == tid)
+			return (int)i;
+	return -1;
+}
+
+/* ---- demand thread ---------------------------------------------------------- */
+
+static int demand_handle_faults(struct pcb_pager *p)
+{
+	struct uffd_msg msgs[UFFD_MSG_BATCH];
+	ssize_t n = read(p->uffd, msgs, sizeof(msgs));
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		set_fatal(p, PCB_EXIT_OSERR, "read(userfaultfd): %s", strerror(errno));
+		return -1;
+	}
+	uint64_t now = pcb_now_ns();
+	for (ssize_t i = 0; i < n / (ssize_t)sizeof(struct uffd_msg); i++) {
+		struct uffd_msg *m = &msgs[i];
+		if (m->event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		uint64_t addr = m->arg.pagefault.address;
+		uint64_t page = (addr - (uintptr_t)p->region) >> PCB_PAGE_SHIFT;
+		pid_t tid = (pid_t)m->arg.pagefault.feat.ptid;
+		PCB_PROBE_FAULT(addr, tid, page);
+		p->st.faults++;
+		int v = vcpu_of(p, tid);
+		if (v >= 0)
+			atomic_fetch_add_explicit(&p->vcpu_faults[v], 1, memory_order_release);
+		else
+			p->st.faults_unattributed++;
+		if (page >= p->cfg.npages)
+			continue;   /* cannot happen: only the region is registered */
+		if (p->pol.ops->on_fault)
+			p->pol.ops->on_fault(&p->pol, page, now);
+		if (pcb_ps_present(&p->ps, page)) {
+			p->st.faults_present++;
+			pcb_uffd_wake(p->uffd, page_addr(p, page), PCB_PAGE_SIZE);
+			continue;
+		}
+		if (!pcb_bit_set(p->ps.demanded, page)) {
+			/* already requested by another vCPU's fault: the install wakes everyone */
+			p->st.faults_inflight++;
+			continue;
+		}
+		if (p->ninfl == MAX_INFLIGHT) {
+			set_fatal(p, PCB_EXIT_SOFTWARE, "more than %d demand requests outstanding", MAX_INFLIGHT);
+			return -1;
+		}
+		uint64_t treq = pcb_now_ns();
+		p->infl[p->ninfl++] = (struct inflight){ page, now, treq };
+		PCB_PROBE_REQUEST(page, PCB_CHAN_DEMAND, 1);
+		if (pcb_conn_send(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_REQ, page, NULL, 0) < 0) {
+			set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost while sending a demand request: %s",
+				  strerror(errno));
+			return -1;
+		}
+		p->st.demand_requests++;
+	}
+	if (atomic_load_explicit(&p->bg_waiting, memory_order_relaxed)) {
+		pthread_mutex_lock(&p->lock);
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return 0;
+}
+
+static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload)
+{
+	if (h->type == PCB_MSG_ERROR) {
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %.*s", (int)h->len, (const char *)payload);
+		return -1;
+	}
+	if (h->type != PCB_MSG_PAGE && h->type != PCB_MSG_ZERO) {
+		p->chan[PCB_CHAN_DEMAND].bad_frames++;
+		set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the demand channel", pcb_msg_name(h->type));
+		return -1;
+	}
+	uint64_t page = h->arg, now = pcb_now_ns();
+	unsigned i;
+	for (i = 0; i < p->ninfl; i++)
+		if (p->infl[i].page == page)
+			break;
+	if (i == p->ninfl) {
+		p->chan[PCB_CHAN_DEMAND].bad_frames++;
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source sent page %llu that was not requested", (unsigned long long)page);
+		return -1;
+	}
+	struct inflight f = p->infl[i];
+	p->infl[i] = p->infl[--p->ninfl];
+	PCB_PROBE_RECEIVED(page, PCB_CHAN_DEMAND, h->type == PCB_MSG_ZERO);
+	pcb_hist_add(&p->st.demand_rtt, now - f.t_req);
+	int r = install(p, page, h->type == PCB_MSG_PAGE ? payload : NULL, PCB_INST_DEMAND);
+	if (r < 0) {
+		set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s", (unsigned long long)page, strerror(-r));
+		return -1;
+	}
+	if (r == 1)
+		p->st.eexist_demand++;
+	else if (h->type == PCB_MSG_PAGE)
+		p->st.pages_demand++;
+	else
+		p->st.zero_demand++;
+	pcb_hist_add(&p->st.demand_service, pcb_now_ns() - f.t_fault);
+	return 0;
+}
+
+static void *demand_thread(void *arg)
+{
+	struct pcb_pager *p = arg;
+	struct pcb_conn *c = &p->chan[PCB_CHAN_DEMAND];
+	struct pollfd pfd[3] = {
+		{ .fd = p->uffd, .events = POLLIN },
+		{ .fd = c->fd, .events = POLLIN },
+		{ .fd = p->stop_pipe[0], .events = POLLIN },
+	};
+	uint64_t last_rx = pcb_now_ns();
+	for (;;) {
+		int timeout = p->ninfl ? 100 : 1000;
+		int n = poll(pfd, 3, timeout);
+		if (n < 0 && errno != EINTR) {
+			set_fatal(p, PCB_EXIT_OSERR, "poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[2].revents)
+			break;
+		if (pfd[0].revents & POLLIN && demand_handle_faults(p) < 0)
+			break;
+		if (pfd[1].revents) {
+			int r = pcb_conn_fill(c);
+			if (r == PCB_RX_EOF || r == PCB_RX_ERR) {
+				set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (demand channel): %s",
+					  r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
+				break;
+			}
+			last_rx = pcb_now_ns();
+			struct pcb_hdr h;
+			const uint8_t *pl;
+			while ((r = pcb_conn_parse(c, &h, &pl)) == PCB_RX_FRAME)
+				if (demand_handle_frame(p, &h, pl) < 0)
+					goto out;
+			if (r == PCB_RX_BAD) {
+				set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (demand channel): %s", c->err);
+				break;
+			}
+		}
+		if (p->ninfl) {
+			uint64_t now = pcb_now_ns(), oldest = now;
+			for (unsigned i = 0; i < p->ninfl; i++)
+				if (p->infl[i].t_req < oldest)
+					oldest = p->infl[i].t_req;
+			if (now - oldest > p->cfg.io_timeout_ns && now - last_rx > p->cfg.io_timeout_ns) {
+				set_fatal(p, PCB_EXIT_SOURCE_LOST, "the source has not answered a demand request for %.1f s",
+					  pcb_ns_to_s(now - oldest));
+				break;
+			}
+		}
+	}
+out:
+	p->st.demand_cpu = sched_getcpu();
+	return NULL;
+}
+
+/* ---- background thread ---------------------------------------------------- */
+
+static int bg_recv(struct pcb_pager *p, struct pcb_hdr *h, const uint8_t **pl)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	uint64_t start = pcb_now_ns();
+	for (;;) {
+		int r = pcb_conn_parse(c, h, pl);
+		if (r == PCB_RX_FRAME)
+			return 0;
+		if (r == PCB_RX_BAD) {
+			set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (background channel): %s", c->err);
+			return -1;
+		}
+		struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = p->stop_pipe[0], .events = POLLIN } };
+		int n = poll(pfd, 2, 100);
+		if (n < 0 && errno != EINTR) {
+			set_fatal(p, PCB_EXIT_OSERR, "poll: %s", strerror(errno));
+			return -1;
+		}
+		if (pfd[1].revents)
+			return -1;
+		if (!pfd[0].revents) {
+			if (pcb_now_ns() - start > p->cfg.io_timeout_ns) {
+				set_fatal(p, PCB_EXIT_SOURCE_LOST, "the source has not sent a background page for %.1f s",
+					  pcb_ns_to_s(pcb_now_ns() - start));
+				return -1;
+			}
+			continue;
+		}
+		r = pcb_conn_fill(c);
+		if (r == PCB_RX_EOF || r == PCB_RX_ERR) {
+			set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (background channel): %s",
+				  r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
+			return -1;
+		}
+		start = pcb_now_ns();
+	}
+}
+
+static unsigned bg_next_batch(struct pcb_pager *p, struct pcb_batch *b, uint64_t *drain_cursor, bool *is_drain)
+{
+	unsigned n = 0;
+	*is_drain = false;
+	if (p->pol.ops->background)
+		n = p->pol.ops->next_batch(&p->pol, b);
+	if (!n && atomic_load(&p->drain)) {
+		n = pcb_policy_fill_sequential(&p->pol, b, drain_cursor);
+		*is_drain = n > 0;
+	}
+	if (n)
+		PCB_PROBE_DECISION(b->r[0].first, n, b->nr);
+	return n;
+}
+
+static void *bg_thread(void *arg)
+{
+	struct pcb_pager *p = arg;
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	unsigned window = p->cfg.window ? p->cfg.window : 1;
+	struct pcb_range *ranges = calloc(PCB_MAX_RANGES, sizeof(*ranges));
+	bool *batch_drain = calloc(window, sizeof(bool));   /* ring indexed by batch id */
+	uint64_t next_id = 0, done_id = 0, drain_cursor = 0;
+	if (!ranges || !batch_drain) {
+		set_fatal(p, PCB_EXIT_OSERR, "out of memory");
+		goto out;
+	}
+	while (!atomic_load(&p->stopping) && !atomic_load(&p->fatal)) {
+		/* keep the window full */
+		while (next_id - done_id < window && !pcb_ps_complete(&p->ps)) {
+			struct pcb_batch b = { .r = ranges, .max_ranges = PCB_MAX_RANGES,
+					       .max_pages = p->cfg.batch_pages };
+			bool is_drain;
+			unsigned n = bg_next_batch(p, &b, &drain_cursor, &is_drain);
+			if (!n)
+				break;
+			struct pcb_range_wire w[PCB_MAX_RANGES];
+			for (unsigned i = 0; i < b.nr; i++)
+				w[i] = (struct pcb_range_wire){ htole64(ranges[i].first), htole64(ranges[i].count) };
+			PCB_PROBE_REQUEST(ranges[0].first, PCB_CHAN_BACKGROUND, n);
+			if (pcb_conn_send(c, PCB_MSG_RANGES, next_id, w, (uint32_t)(b.nr * sizeof(w[0]))) < 0) {
+				set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (background channel): %s",
+					  strerror(errno));
+				goto out;
+			}
+			batch_drain[next_id % window] = is_drain;
+			next_id++;
+			p->st.bg_batches++;
+			p->st.bg_pages_requested += n;
+		}
+		if (next_id == done_id) {
+			if (pcb_ps_complete(&p->ps))
+				break;
+			/* nothing to pull now: wait for a fault, the drain, or completion */
+			pthread_mutex_lock(&p->lock);
+			atomic_store(&p->bg_waiting, true);
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 2 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (!atomic_load(&p->stopping) && !atomic_load(&p->fatal) && !pcb_ps_complete(&p->ps))
+				pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+			atomic_store(&p->bg_waiting, false);
+			pthread_mutex_unlock(&p->lock);
+			continue;
+		}
+		struct pcb_hdr h;
+		const uint8_t *pl;
+		if (bg_recv(p, &h, &pl) < 0)
+			break;
+		switch (h.type) {
+		case PCB_MSG_PAGE:
+		case PCB_MSG_ZERO: {
+			bool drain = batch_drain[done_id % window];
+			int kind = drain ? PCB_INST_DRAIN : PCB_INST_BACKGROUND;
+			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, h.type == PCB_MSG_ZERO);
+			int r = install(p, h.arg, h.type == PCB_MSG_PAGE ? pl : NULL, kind);
+			if (r < 0) {
+				set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s",
+					  (unsigned long long)h.arg, strerror(-r));
+				goto out;
+			}
+			if (r == 1)
+				p->st.eexist_background++;
+			else if (h.type == PCB_MSG_PAGE)
+				(*(drain ? &p->st.pages_drain : &p->st.pages_background))++;
+			else
+				(*(drain ? &p->st.zero_drain : &p->st.zero_background))++;
+			break;
+		}
+		case PCB_MSG_BATCH_END:
+			if (h.arg != done_id) {
+				c->bad_frames++;
+				set_fatal(p, PCB_EXIT_PROTOCOL, "source ended batch %llu, expected %llu",
+					  (unsigned long long)h.arg, (unsigned long long)done_id);
+				goto out;
+			}
+			done_id++;
+			break;
+		case PCB_MSG_ERROR:
+			set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %.*s", (int)h.len, (const char *)pl);
+			goto out;
+		default:
+			c->bad_frames++;
+			set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the background channel", pcb_msg_name(h.type));
+			goto out;
+		}
+	}
+out:
+	p->st.background_cpu = sched_getcpu();
+	free(ranges);
+	free(batch_drain);
+	return NULL;
+}
+
+/* ---- set-up ----------------------------------------------------------------- */
+
+static int handshake(struct pcb_pager *p, unsigned channel, char *why, size_t whylen)
+{
+	struct pcb_conn *c = &p->chan[channel];
+	struct pcb_hello hello = { .channel = channel };
+	struct pcb_hdr h;
+	const uint8_t *pl;
+	if (pcb_conn_send(c, PCB_MSG_HELLO, 0, &hello, sizeof(hello)) < 0) {
+		snprintf(why, whylen, "handshake with the source failed: %s", strerror(errno));
+		return PCB_EXIT_SOURCE_LOST;
+	}
+	int r = pcb_conn_recv(c, &h, &pl);
+	if (r == PCB_RX_BAD) {
+		snprintf(why, whylen, "bad handshake from the source: %s", c->err);
+		return PCB_EXIT_PROTOCOL;
+	}
+	if (r != PCB_RX_FRAME) {
+		snprintf(why, whylen, "handshake with the source failed: %s", r == PCB_RX_EOF ? "connection closed" : strerror(errno));
+		return PCB_EXIT_SOURCE_LOST;
+	}
+	if (h.type != PCB_MSG_CONFIG) {
+		snprintf(why, whylen, "source answered HELLO with %s", pcb_msg_name(h.type));
+		return PCB_EXIT_PROTOCOL;
+	}
+	struct pcb_config_wire cw;
+	memcpy(&cw, pl, sizeof(cw));
+	if (cw.npages != p->cfg.npages || cw.seed != p->cfg.seed || cw.page_size != PCB_PAGE_SIZE ||
+	    cw.zero_threshold != p->cfg.zero_threshold) {
+		snprintf(why, whylen, "source image does not match: source has %llu pages of %u bytes, seed %llu; "
+			 "we expect %llu pages of %u bytes, seed %llu%s",
+			 (unsigned long long)cw.npages, cw.page_size, (unsigned long long)cw.seed,
+			 (unsigned long long)p->cfg.npages, PCB_PAGE_SIZE, (unsigned long long)p->cfg.seed,
+			 cw.zero_threshold != p->cfg.zero_threshold ? " (zero-page fraction differs)" : "");
+		return PCB_EXIT_USAGE;
+	}
+	return 0;
+}
+
+int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, char *why, size_t whylen)
+{
+	struct pcb_pager *p = calloc(1, sizeof(*p));
+	int rc = PCB_EXIT_OSERR;
+	if (!p) {
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	p->cfg = *cfg;
+	p->uffd = -1;
+	p->stop_pipe[0] = p->stop_pipe[1] = -1;
+	p->chan[0].fd = p->chan[1].fd = -1;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	pcb_hist_init(&p->st.demand_rtt);
+	pcb_hist_init(&p->st.demand_service);
+	if (cfg->nvcpus > PCB_MAX_VCPUS) {
+		snprintf(why, whylen, "at most %d vCPUs", PCB_MAX_VCPUS);
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
+
+	p->region_len = cfg->npages << PCB_PAGE_SHIFT;
+	p->region = mmap(NULL, p->region_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p->region == MAP_FAILED) {
+		p->region = NULL;
+		snprintf(why, whylen, "cannot map a %llu-byte guest region: %s", (unsigned long long)p->region_len, strerror(errno));
+		goto fail;
+	}
+	madvise(p->region, p->region_len, MADV_NOHUGEPAGE);   /* 4 KiB pages: one fault per page */
+	if (pcb_ps_init(&p->ps, cfg->npages) < 0) {
+		snprintf(why, whylen, "out of memory for the page bitmaps");
+		goto fail;
+	}
+	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID, &p->uinfo, why, whylen);
+	if (fd < 0) {
+		rc = pcb_exit_for_errno(-fd);
+		goto fail;
+	}
+	p->uffd = fd;
+	int r = pcb_uffd_register(p->uffd, p->region, p->region_len, UFFDIO_REGISTER_MODE_MISSING, &p->uinfo);
+	if (r < 0) {
+		snprintf(why, whylen, "UFFDIO_REGISTER (MISSING) on the guest region failed: %s", strerror(-r));
+		rc = pcb_exit_for_errno(-r);
+		goto fail;
+	}
+	if (pipe2(p->stop_pipe, O_CLOEXEC) < 0) {
+		snprintf(why, whylen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	p->pol.ops = cfg->policy;
+	p->pol.ps = &p->ps;
+	p->pol.npages = cfg->npages;
+	if (cfg->policy->init && cfg->policy->init(&p->pol) < 0) {
+		snprintf(why, whylen, "policy %s failed to initialise", cfg->policy->name);
+		goto fail;
+	}
+	for (unsigned ch = 0; ch < 2; ch++) {
+		int s = pcb_connect_tcp(cfg->host, cfg->port, 5000);
+		if (s < 0) {
+			snprintf(why, whylen, "cannot connect to the source at %s:%u: %s", cfg->host, cfg->port, strerror(errno));
+			rc = PCB_EXIT_SOURCE_LOST;
+			goto fail;
+		}
+		if (pcb_conn_init(&p->chan[ch], s, 0, cfg->npages) < 0) {
+			close(s);
+			snprintf(why, whylen, "out of memory");
+			goto fail;
+		}
+		rc = handshake(p, ch, why, whylen);
+		if (rc)
+			goto fail;
+	}
+	*out = p;
+	return 0;
+fail:
+	pcb_pager_destroy(p);
+	return rc;
+}
+
+uint8_t *pcb_pager_region(struct pcb_pager *p) { return p->region; }
+struct pcb_pagestate *pcb_pager_pagestate(struct pcb_pager *p) { return &p->ps; }
+const struct pcb_uffd_info *pcb_pager_uffd_info(struct pcb_pager *p) { return &p->uinfo; }
+
+void pcb_pager_register_vcpu(struct pcb_pager *p, unsigned vcpu, pid_t tid)
+{
+	if (vcpu < PCB_MAX_VCPUS)
+		p->vcpu_tid[vcpu] = tid;
+}
+
+const _Atomic uint64_t *pcb_pager_vcpu_faults(struct pcb_pager *p, unsigned vcpu)
+{
+	return &p->vcpu_faults[vcpu < PCB_MAX_VCPUS ? vcpu : 0];
+}
+
+int pcb_pager_start(struct pcb_pager *p)
+{
+	p->st.t_switchover_ns = pcb_now_ns();
+	if (pthread_create(&p->demand_th, NULL, demand_thread, p) != 0)
+		return PCB_EXIT_OSERR;
+	if (pthread_create(&p->bg_th, NULL, bg_thread, p) != 0) {
+		set_fatal(p, PCB_EXIT_OSERR, "pthread_create failed");
+		return PCB_EXIT_OSERR;
+	}
+	p->threads_started = true;
+	return 0;
+}
+
+void pcb_pager_guest_done(struct pcb_pager *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!p->st.t_guest_done_ns)
+		p->st.t_guest_done_ns = pcb_now_ns();
+	atomic_store(&p->drain, true);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+int pcb_pager_poll(struct pcb_pager *p, int timeout_ms, char *why, size_t whylen)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (!atomic_load(&p->fatal) && !pcb_ps_complete(&p->ps))
+		if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT)
+			break;
+	int f = atomic_load(&p->fatal);
+	int rc = f ? -f : pcb_ps_complete(&p->ps) ? 1 : 0;
+	if (f)
+		snprintf(why, whylen, "%s", p->fatal_msg);
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+static void stop_threads(struct pcb_pager *p)
+{
+	if (!p->threads_started)
+		return;
+	atomic_store(&p->stopping, true);
+	if (write(p->stop_pipe[1], "x", 1) < 0) {
+		/* the pipe is ours and empty; nothing sensible to do */
+	}
+	pthread_mutex_lock(&p->lock);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->demand_th, NULL);
+	pthread_join(p->bg_th, NULL);
+	p->threads_started = false;
+}
+
+int pcb_pager_finish(struct pcb_pager *p)
+{
+	p->st.t_complete_ns = atomic_load(&p->t_complete);
+	if (!p->unregistered) {
+		int r = pcb_uffd_unregister(p->uffd, p->region, p->region_len);
+		if (r < 0)
+			pcb_warn("UFFDIO_UNREGISTER: %s", strerror(-r));
+		p->unregistered = true;
+	}
+	stop_threads(p);
+	return 0;
+}
+
+int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_t whylen)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_DEMAND];
+	memset(v, 0, sizeof(*v));
+	/* residency as the kernel sees it, independent of our bitmap */
+	size_t vlen = (size_t)p->cfg.npages;
+	unsigned char *vec = malloc(vlen);
+	if (!vec) {
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	if (mincore(p->region, p->region_len, vec) < 0) {
+		snprintf(why, whylen, "mincore: %s", strerror(errno));
+		free(vec);
+		return PCB_EXIT_OSERR;
+	}
+	for (uint64_t first = 0; first < p->cfg.npages; first += PCB_MAX_DIGESTS) {
+		uint64_t count = p->cfg.npages - first;
+		if (count > PCB_MAX_DIGESTS)
+			count = PCB_MAX_DIGESTS;
+		uint64_t cnt_le = htole64(count);
+		struct pcb_hdr h;
+		const uint8_t *pl;
+		if (pcb_conn_send(c, PCB_MSG_DIGEST_REQ, first, &cnt_le, 8) < 0) {
+			snprintf(why, whylen, "asking the source for digests failed: %s", strerror(errno));
+			free(vec);
+			return PCB_EXIT_SOURCE_LOST;
+		}
+		int r = pcb_conn_recv(c, &h, &pl);
+		if (r != PCB_RX_FRAME || h.type != PCB_MSG_DIGESTS || h.arg != first || h.len != count * 8) {
+			snprintf(why, whylen, "the source did not send the digests of pages %llu..%llu: %s",
+				 (unsigned long long)first, (unsigned long long)(first + count - 1),
+				 r == PCB_RX_BAD ? c->err : r == PCB_RX_FRAME ? pcb_msg_name(h.type) : "connection lost");
+			free(vec);
+			return r == PCB_RX_BAD || r == PCB_RX_FRAME ? PCB_EXIT_PROTOCOL : PCB_EXIT_SOURCE_LOST;
+		}
+		for (uint64_t i = 0; i < count; i++) {
+			uint64_t pg = first + i, want;
+			memcpy(&want, pl + i * 8, 8);
+			want = le64toh(want);
+			bool bad;
+			if (!(vec[pg] & 1) || !pcb_ps_present(&p->ps, pg)) {
+				v->pages_missing++;
+				bad = true;
+			} else {
+				const uint64_t *w = (const uint64_t *)page_addr(p, pg);
+				bool stamp_ok = pcb_stamp_valid(pg, w[PCB_STAMP_WORD]);
+				if (!stamp_ok)
+					v->stamps_bad++;
+				bad = !stamp_ok || pcb_page_digest(w) != want;
+				if (bad)
+					v->pages_corrupt++;
+				else
+					v->pages_verified++;
+			}
+			if (bad && v->nfirst_bad < 8)
+				v->first_bad[v->nfirst_bad++] = pg;
+		}
+	}
+	free(vec);
+	pcb_conn_send(c, PCB_MSG_BYE, 0, NULL, 0);
+	pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], PCB_MSG_BYE, 0, NULL, 0);
+	return 0;
+}
+
+void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out)
+{
+	*out = p->st;
+	out->t_complete_ns = atomic_load(&p->t_complete);
+	for (int ch = 0; ch < 2; ch++) {
+		out->chan[ch] = (struct pcb_chan_stats){ p->chan[ch].bytes_tx, p->chan[ch].bytes_rx,
+							 p->chan[ch].frames_tx, p->chan[ch].frames_rx,
+							 p->chan[ch].bad_frames };
+	}
+}
+
+void pcb_pager_destroy(struct pcb_pager *p)
+{
+	if (!p)
+		return;
+	stop_threads(p);
+	if (p->pol.ops && p->pol.ops->fini)
+		p->pol.ops->fini(&p->pol);
+	for (int ch = 0; ch < 2; ch++)
+		if (p->chan[ch].rbuf || p->chan[ch].fd >= 0)
+			pcb_conn_free(&p->chan[ch]);
+	if (p->uffd >= 0)
+		close(p->uffd);
+	for (int i = 0; i < 2; i++)
+		if (p->stop_pipe[i] >= 0)
+			close(p->stop_pipe[i]);
+	if (p->region)
+		munmap(p->region, p->region_len);
+	pcb_ps_free(&p->ps);
+	free(p);
+}

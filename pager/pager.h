@@ -1,0 +1,81 @@
+/* The destination pager: the guest region registered with userfaultfd, a
+ * demand thread that serves faults (and only faults), and a background
+ * thread that pulls what the policy chooses.  Two connections to the source:
+ * demand (urgent, one page per request) and background (batches). */
+#ifndef PCB_PAGER_H
+#define PCB_PAGER_H
+#include "common/hist.h"
+#include "pager/pagestate.h"
+#include "pager/policy.h"
+#include "pager/uffd.h"
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PCB_MAX_VCPUS 256
+
+struct pcb_pager_cfg {
+	uint64_t npages;
+	unsigned nvcpus;
+	const struct pcb_policy_ops *policy;
+	unsigned batch_pages;        /* pages per background batch */
+	unsigned window;             /* background batches in flight */
+	uint64_t io_timeout_ns;      /* a request unanswered this long = source lost */
+	const char *host;
+	uint16_t port;
+	uint64_t seed;               /* expected from the source's CONFIG */
+	uint64_t zero_threshold;
+};
+
+struct pcb_chan_stats {
+	uint64_t bytes_tx, bytes_rx, frames_tx, frames_rx, bad_frames;
+};
+
+struct pcb_pager_stats {
+	uint64_t faults;             /* fault messages read from the uffd */
+	uint64_t faults_present;     /* ... for a page already installed (woken at once) */
+	uint64_t faults_inflight;    /* ... for a page already requested (waits for it) */
+	uint64_t faults_unattributed;/* thread not a registered vCPU */
+	uint64_t pages_demand, pages_background, pages_drain;   /* 4 KiB pages installed with UFFDIO_COPY */
+	uint64_t zero_demand, zero_background, zero_drain;      /* installed with UFFDIO_ZEROPAGE */
+	uint64_t eexist_demand, eexist_background;              /* install lost the race: page already there */
+	uint64_t demand_requests, bg_batches, bg_pages_requested;
+	uint64_t t_switchover_ns, t_complete_ns, t_guest_done_ns;  /* CLOCK_MONOTONIC */
+	struct pcb_chan_stats chan[2];
+	struct pcb_hist demand_rtt;      /* request sent -> page received (pager side) */
+	struct pcb_hist demand_service;  /* fault message read -> page installed */
+	int demand_cpu, background_cpu;  /* CPU the threads last ran on */
+};
+
+struct pcb_pager;
+
+/* Map and register the region, connect both channels, handshake.
+ * Returns 0 or an exit code with the reason in why. */
+int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, char *why, size_t whylen);
+uint8_t *pcb_pager_region(struct pcb_pager *p);
+struct pcb_pagestate *pcb_pager_pagestate(struct pcb_pager *p);
+const struct pcb_uffd_info *pcb_pager_uffd_info(struct pcb_pager *p);
+/* Fault attribution: the vCPU thread tid; its fault counter is bumped when a
+ * fault message from it is read (before the page is installed). */
+void pcb_pager_register_vcpu(struct pcb_pager *p, unsigned vcpu, pid_t tid);
+const _Atomic uint64_t *pcb_pager_vcpu_faults(struct pcb_pager *p, unsigned vcpu);
+/* Switch-over: start the threads. */
+int pcb_pager_start(struct pcb_pager *p);
+/* The guest has stopped: pull whatever is still missing ("drain"). */
+void pcb_pager_guest_done(struct pcb_pager *p);
+/* Wait up to timeout_ms: 1 = every page present, 0 = not yet, else -exitcode (message in why). */
+int pcb_pager_poll(struct pcb_pager *p, int timeout_ms, char *why, size_t whylen);
+/* Unregister the region and stop the threads (after completion). */
+int pcb_pager_finish(struct pcb_pager *p);
+
+struct pcb_verify {
+	uint64_t pages_verified, pages_corrupt, pages_missing, stamps_bad;
+	uint64_t first_bad[8];
+	unsigned nfirst_bad;
+};
+/* Compare every page with the source's digest (after finish). Returns 0 or an exit code. */
+int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_t whylen);
+void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out);
+void pcb_pager_destroy(struct pcb_pager *p);
+#endif

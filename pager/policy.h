@@ -1,0 +1,59 @@
+/* Pre-paging policies: one file per policy under pager/policies/, each
+ * exporting a const struct pcb_policy_ops, listed once in
+ * pager/policies/registry.c.  pcb_policy_check() refuses an ops table with a
+ * wrong ABI or a missing hook at start-up. */
+#ifndef PCB_POLICY_H
+#define PCB_POLICY_H
+#include "pager/pagestate.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PCB_POLICY_ABI 1
+
+struct pcb_range {
+	uint64_t first;
+	uint64_t count;
+};
+
+/* A batch being built: pcb_batch_add() claims a page and appends it,
+ * merging with the previous range when contiguous. */
+struct pcb_batch {
+	struct pcb_range *r;
+	unsigned nr, max_ranges;
+	unsigned npages, max_pages;
+};
+/* Claim page for this batch.  Returns 1 if added, 0 if the page is not
+ * claimable (present, demanded or claimed), -1 if the batch is full. */
+int pcb_batch_add(struct pcb_pagestate *ps, struct pcb_batch *b, uint64_t page);
+
+struct pcb_policy {
+	const struct pcb_policy_ops *ops;
+	struct pcb_pagestate *ps;
+	uint64_t npages;
+	void *priv;
+};
+
+struct pcb_policy_ops {
+	unsigned abi;                /* PCB_POLICY_ABI */
+	const char *name;
+	const char *help;            /* one line for `pcbench list` */
+	bool background;             /* pulls pages in the background while the guest runs */
+	int (*init)(struct pcb_policy *p);           /* optional */
+	void (*fini)(struct pcb_policy *p);          /* optional */
+	/* A guest fault on page (demand thread; keep it cheap and thread-safe). Optional. */
+	void (*on_fault)(struct pcb_policy *p, uint64_t page, uint64_t now_ns);
+	/* Fill b with the next pages to pull (background thread).  Return the
+	 * number of pages added; 0 when nothing is worth pulling now.  Required
+	 * when background is true. */
+	unsigned (*next_batch)(struct pcb_policy *p, struct pcb_batch *b);
+};
+
+extern const struct pcb_policy_ops *const pcb_policies[];
+const struct pcb_policy_ops *pcb_policy_find(const char *name);
+/* 0 if ops is usable, else -1 with the reason. */
+int pcb_policy_check(const struct pcb_policy_ops *ops, char *why, size_t whylen);
+
+/* Shared helper: add free pages in address order from *cursor (wrapping once). */
+unsigned pcb_policy_fill_sequential(struct pcb_policy *p, struct pcb_batch *b, uint64_t *cursor);
+#endif

@@ -1,0 +1,112 @@
+/* Wire protocol between the destination (pager) and the source page server.
+ *
+ * Every frame: a 24-byte header (little endian) followed by `len` payload bytes.
+ *   magic u32 "PCB1" | version u16 | type u16 | len u32 | flags u32 | arg u64
+ * Two connections per migration: channel 0 carries demand requests (urgent,
+ * one page each, answered at once), channel 1 carries background batches.
+ * Nothing received is trusted: pcb_proto_validate() checks magic, version,
+ * type, the exact length the type requires and every page index against the
+ * image size before a payload is used.
+ */
+#ifndef PCB_PROTO_H
+#define PCB_PROTO_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PCB_PROTO_MAGIC    0x31424350u  /* "PCB1" */
+#define PCB_PROTO_VERSION  1
+#define PCB_HDR_SIZE       24
+#define PCB_MAX_RANGES     256           /* per background batch */
+#define PCB_MAX_BATCH_PAGES 4096
+#define PCB_MAX_DIGESTS    65536         /* per digest request */
+#define PCB_MAX_ERRTEXT    256
+#define PCB_MAX_PAYLOAD    (PCB_MAX_DIGESTS * 8)
+
+enum pcb_channel { PCB_CHAN_DEMAND = 0, PCB_CHAN_BACKGROUND = 1 };
+
+enum pcb_msg {
+	PCB_MSG_HELLO = 1,       /* d->s  payload pcb_hello */
+	PCB_MSG_CONFIG = 2,      /* s->d  payload pcb_config_wire */
+	PCB_MSG_REQ = 3,         /* d->s  arg page */
+	PCB_MSG_RANGES = 4,      /* d->s  arg batch id, payload n * pcb_range_wire */
+	PCB_MSG_PAGE = 5,        /* s->d  arg page, payload 4096 bytes */
+	PCB_MSG_ZERO = 6,        /* s->d  arg page: the page is all zero */
+	PCB_MSG_BATCH_END = 7,   /* s->d  arg batch id */
+	PCB_MSG_DIGEST_REQ = 8,  /* d->s  arg first page, payload u64 count */
+	PCB_MSG_DIGESTS = 9,     /* s->d  arg first page, payload count * u64 */
+	PCB_MSG_BYE = 10,        /* d->s */
+	PCB_MSG_ERROR = 11,      /* either way, payload text */
+	PCB_MSG_MAX
+};
+
+struct pcb_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	uint32_t len;
+	uint32_t flags;
+	uint64_t arg;
+};
+
+struct pcb_hello {
+	uint32_t channel;
+	uint32_t reserved;
+};
+
+struct pcb_config_wire {
+	uint64_t mem_bytes;
+	uint64_t npages;
+	uint64_t seed;
+	uint64_t zero_threshold;   /* pcb_image.zero_threshold */
+	uint32_t page_size;
+	uint32_t reserved;
+};
+
+struct pcb_range_wire {
+	uint64_t first;
+	uint64_t count;
+};
+
+const char *pcb_msg_name(unsigned type);
+void pcb_hdr_encode(const struct pcb_hdr *h, uint8_t out[PCB_HDR_SIZE]);
+void pcb_hdr_decode(const uint8_t in[PCB_HDR_SIZE], struct pcb_hdr *h);
+/* Check a decoded header against the rules of its type; npages bounds every
+ * page index.  Returns 0, or -1 with a one-line reason in why. */
+int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size_t whylen);
+/* Check a RANGES payload: every range non-empty, inside the image, total
+ * pages <= PCB_MAX_BATCH_PAGES.  Returns total pages or -1 with reason. */
+long pcb_proto_check_ranges(const void *payload, uint32_t len, uint64_t npages, char *why, size_t whylen);
+
+/* A connection with a receive buffer: frames are parsed out of the buffer
+ * and payloads point into it (valid until the next receive call). */
+struct pcb_conn {
+	int fd;
+	uint8_t *rbuf;
+	size_t rcap, rpos, rlen;
+	uint64_t npages;           /* bound for page indices */
+	uint64_t bytes_rx, bytes_tx, frames_rx, frames_tx;
+	uint64_t bad_frames;
+	char err[160];
+};
+
+int pcb_conn_init(struct pcb_conn *c, int fd, size_t rcap, uint64_t npages);
+void pcb_conn_free(struct pcb_conn *c);
+
+enum { PCB_RX_FRAME = 1, PCB_RX_MORE = 0, PCB_RX_EOF = -1, PCB_RX_ERR = -2, PCB_RX_BAD = -3 };
+/* Parse the next complete frame from the buffer without reading the socket.
+ * PCB_RX_FRAME: *h and *payload set.  PCB_RX_MORE: need more bytes.
+ * PCB_RX_BAD: the frame is malformed (counted in bad_frames, reason in c->err). */
+int pcb_conn_parse(struct pcb_conn *c, struct pcb_hdr *h, const uint8_t **payload);
+/* One read() into the buffer.  Returns bytes read (>0), PCB_RX_EOF or PCB_RX_ERR (errno). */
+int pcb_conn_fill(struct pcb_conn *c);
+/* Blocking: parse, filling as needed. */
+int pcb_conn_recv(struct pcb_conn *c, struct pcb_hdr *h, const uint8_t **payload);
+/* Send one frame (header + payload with one writev). 0 or -1 (errno). */
+int pcb_conn_send(struct pcb_conn *c, uint16_t type, uint64_t arg, const void *payload, uint32_t len);
+
+/* Sockets. addr "HOST:PORT" or "unix:/path". */
+int pcb_listen_tcp(const char *host, uint16_t port, uint16_t *bound_port);
+int pcb_connect_tcp(const char *host, uint16_t port, int timeout_ms);
+void pcb_sock_tune(int fd);   /* TCP_NODELAY, large buffers */
+#endif
