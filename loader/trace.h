@@ -1,33 +1,77 @@
 /* Kernel-side tracing of a migration (bpf/faultlat.bpf.c, bpf/pager.bpf.c).
- * Used by pcbench (--trace) and by pctrace. */
+ * Used by pcbench (--trace) and by pctrace.
+ *
+ * pcbench calls, in this order:
+ *   pcb_trace_start(&o, &t, why, sizeof why)   after the guest region is registered
+ *   pcb_trace_add_thread(t, tid)               for each guest vCPU thread
+ *   ... run ...
+ *   pcb_trace_stop(t)                          after the run (detaches, reads final maps)
+ *   pcb_trace_json(t, j, "bpf")                into the result JSON
+ *   pcb_trace_free(t)
+ * and if start failed: pcb_trace_json_disabled(j, "bpf", why).
+ */
 #ifndef PCB_TRACE_H
 #define PCB_TRACE_H
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include "common/hist.h"
+#include "bpf/faultlat.h"
+#include "bpf/pager.h"
 
 struct pcb_json;
 struct pcb_trace;
 
 struct pcb_trace_opts {
-	pid_t pid;                  /* process to trace (tgid) */
+	pid_t pid;                  /* process to trace (tgid); required */
 	uint64_t region_start;      /* uffd-registered range, 0/0 = any address */
 	uint64_t region_len;
 	bool events;                /* also stream per-fault events to a ring buffer */
-	const char *events_path;    /* where events go as CSV (NULL: kept in memory for the JSON summary only) */
+	const char *events_path;    /* where events go as CSV (NULL: events are only counted) */
 	bool usdt;                  /* attach pcbench:* USDT probes in the pid's binary */
 	const char *usdt_binary;    /* path of that binary (/proc/PID/exe if NULL) */
 	int verbose;                /* libbpf log */
+	/* pctrace */
+	bool uffd_ranges;           /* trace faults in the pid's userfaultfd-registered VMAs
+	                             * (from /proc/PID/smaps; see pcb_trace_refresh_ranges) */
+	bool classic;               /* use classic tracepoints even if tp_btf works */
+	uint64_t block_window_ns;   /* 0: default (100 us) */
 };
 
 /* Load and attach.  Returns 0, or a PCB_EXIT_* code with a one-line reason in why. */
 int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char *why, size_t whylen);
-/* Restrict to these threads (the guest vCPUs); may be called any time after start. */
+/* Restrict to these threads (the guest vCPUs); may be called any time after
+ * start.  Until the first call every thread of pid is traced. */
 int pcb_trace_add_thread(struct pcb_trace *t, pid_t tid);
 /* Detach and collect final maps. */
 int pcb_trace_stop(struct pcb_trace *t);
 /* Write the "bpf" object (enabled, attach points chosen, histograms, counts). */
 void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key);
+/* {"enabled": false, "reason": why} */
+void pcb_trace_json_disabled(struct pcb_json *j, const char *key, const char *why);
 void pcb_trace_free(struct pcb_trace *t);
+
+/* ---- live access (pctrace) -------------------------------------------------- */
+
+/* Cumulative since start (after stop: the final values). */
+struct pcb_trace_stats {
+	struct pcb_hist hist[FL_NHIST];
+	uint64_t counter[FL_NCOUNTERS];
+	uint64_t events_written;    /* CSV lines written so far */
+};
+int pcb_trace_read(struct pcb_trace *t, struct pcb_trace_stats *s);
+
+struct pcb_trace_thread {
+	pid_t tid;
+	uint64_t blocking, nonblocking;
+	struct pcb_hist hist;       /* fault -> running */
+};
+/* Per-thread totals, sorted by tid; *out is malloc'ed (free it). */
+int pcb_trace_read_threads(struct pcb_trace *t, struct pcb_trace_thread **out, size_t *n);
+/* Re-read the uffd-registered ranges (uffd_ranges mode).  Returns their number or -errno. */
+int pcb_trace_refresh_ranges(struct pcb_trace *t);
+/* "tp_btf", "tracepoint", ... for point "page_fault", "sched_switch",
+ * "sched_wakeup", "kvm_page_fault", "handle_userfault", "usdt". */
+const char *pcb_trace_attach_kind(struct pcb_trace *t, const char *point);
 #endif
