@@ -3,6 +3,7 @@
 #include "common/image.h"
 #include "common/util.h"
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -227,6 +228,9 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 		if (cfg->sessions && atomic_load(&st->finished_sessions) >= cfg->sessions &&
 		    atomic_load(&st->live_conns) == 0)
 			break;
+		struct pollfd pl = { .fd = lfd, .events = POLLIN };
+		if (poll(&pl, 1, 50) <= 0)
+			continue;   /* re-check whether the sessions are over */
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)

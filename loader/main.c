@@ -1,0 +1,40 @@
+/* pcbench: command-line entry.  Subcommands: run (default), list. */
+#include "common/util.h"
+#include "loader/options.h"
+#include "loader/run.h"
+#include "pager/policy.h"
+#include "workloads/workload.h"
+#include <stdio.h>
+#include <string.h>
+
+static int cmd_list(void)
+{
+	printf("policies:\n");
+	for (unsigned i = 0; pcb_policies[i]; i++)
+		printf("  %-12s %s\n", pcb_policies[i]->name, pcb_policies[i]->help);
+	printf("workloads:\n");
+	for (unsigned i = 0; pcb_workloads[i]; i++)
+		printf("  %-12s %s\n", pcb_workloads[i]->name, pcb_workloads[i]->help);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int first = 1;
+	if (argc > 1 && !strcmp(argv[1], "list"))
+		return cmd_list();
+	if (argc > 1 && !strcmp(argv[1], "run"))
+		first = 2;
+	else if (argc > 1 && argv[1][0] != '-') {
+		pcb_err("unknown command '%s' (commands: run, list; see --help)", argv[1]);
+		return PCB_EXIT_USAGE;
+	}
+	struct pcb_config cfg;
+	pcb_config_defaults(&cfg);
+	int r = pcb_config_parse(&cfg, argc, argv, first);
+	if (r == 1)
+		return 0;
+	if (r)
+		return r;
+	return pcb_run_migration(&cfg);
+}

@@ -1,0 +1,245 @@
+#include "loader/options.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "pager/policy.h"
+#include "workloads/workload.h"
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OFF(f) offsetof(struct pcb_config, f)
+#define SZ(f) sizeof(((struct pcb_config *)0)->f)
+
+const struct pcb_option pcb_options[] = {
+	{ "mem", PCB_OPT_SIZE, OFF(mem), 0, "256M", 4096, 1e15, "guest memory size (K/M/G/T suffixes; multiple of 4 KiB)" },
+	{ "policy", PCB_OPT_POLICY, OFF(policy), SZ(policy), "sequential", 0, 0, "pre-paging policy (see `pcbench list`)" },
+	{ "workload", PCB_OPT_WORKLOAD, OFF(workload), SZ(workload), "seq", 0, 0, "guest access pattern (see `pcbench list`)" },
+	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)" },
+	{ "seed", PCB_OPT_U64, OFF(seed), 0, "1", 0, 1.8446744073709552e19, "seed of the memory image and of the workload" },
+	{ "zero-pages", PCB_OPT_DOUBLE, OFF(zero_pages), 0, "0.25", 0, 1, "fraction of all-zero pages in the image" },
+	{ "write-ratio", PCB_OPT_DOUBLE, OFF(write_ratio), 0, "0.2", 0, 1, "fraction of guest accesses that are writes" },
+	{ "zipf-theta", PCB_OPT_DOUBLE, OFF(zipf_theta), 0, "0.99", 0.01, 0.999, "skew of the zipf workload" },
+	{ "duration", PCB_OPT_DURATION, OFF(duration_ns), 0, "2s", 0, 1e13, "how long the guest runs (e.g. 500ms, 10s; 0 = until --ops)" },
+	{ "ops", PCB_OPT_U64, OFF(ops), 0, "0", 0, 1e18, "stop each vCPU after this many accesses (0 = until --duration)" },
+	{ "json", PCB_OPT_STR, OFF(json), SZ(json), "", 0, 0, "write the versioned JSON result to this file" },
+	{ "host", PCB_OPT_STR, OFF(host), SZ(host), "127.0.0.1", 0, 0, "address the forked source listens on" },
+	{ "port", PCB_OPT_UINT, OFF(port), 0, "0", 0, 65535, "source TCP port (0 = ephemeral)" },
+	{ "io-timeout", PCB_OPT_DURATION, OFF(io_timeout_ns), 0, "3s", 1e6, 1e12, "a source silent this long while pages are awaited = source lost" },
+	{ "batch", PCB_OPT_UINT, OFF(batch_pages), 0, "64", 1, 4096, "pages per background batch" },
+	{ "window", PCB_OPT_UINT, OFF(window), 0, "4", 1, 64, "background batches in flight" },
+	{ "source-delay", PCB_OPT_DURATION, OFF(source_delay_ns), 0, "0", 0, 1e10, "delay the source adds before each demand reply (e.g. 200us)" },
+	{ NULL, 0, 0, 0, NULL, 0, 0, NULL },
+};
+
+static const struct pcb_option *find_opt(const char *name)
+{
+	for (const struct pcb_option *o = pcb_options; o->name; o++)
+		if (!strcmp(o->name, name))
+			return o;
+	return NULL;
+}
+
+static int set_opt(struct pcb_config *cfg, const struct pcb_option *o, const char *val, char *why, size_t whylen)
+{
+	char *base = (char *)cfg + o->off;
+	uint64_t u;
+	double d;
+	switch (o->type) {
+	case PCB_OPT_SIZE:
+		if (pcb_parse_size(val, &u) < 0) {
+			snprintf(why, whylen, "invalid value for --%s: '%s' (want a size such as 256M or 4G)", o->name, val);
+			return -1;
+		}
+		if ((double)u < o->min || (double)u > o->max) {
+			snprintf(why, whylen, "invalid value for --%s: '%s' (must be between 4 KiB and %g bytes)", o->name, val, o->max);
+			return -1;
+		}
+		if (u % 4096) {
+			snprintf(why, whylen, "invalid value for --%s: '%s' (must be a multiple of 4 KiB)", o->name, val);
+			return -1;
+		}
+		*(uint64_t *)base = u;
+		return 0;
+	case PCB_OPT_UINT:
+	case PCB_OPT_U64:
+		if (pcb_parse_u64(val, &u) < 0 || (double)u < o->min || (double)u > o->max) {
+			snprintf(why, whylen, "invalid value for --%s: '%s' (want an integer from %.0f to %.0f)", o->name, val, o->min, o->max);
+			return -1;
+		}
+		if (o->type == PCB_OPT_UINT)
+			*(unsigned *)base = (unsigned)u;
+		else
+			*(uint64_t *)base = u;
+		return 0;
+	case PCB_OPT_DOUBLE:
+		if (pcb_parse_double(val, &d) < 0 || d < o->min || d > o->max) {
+			snprintf(why, whylen, "invalid value for --%s: '%s' (want a number from %g to %g)", o->name, val, o->min, o->max);
+			return -1;
+		}
+		*(double *)base = d;
+		return 0;
+	case PCB_OPT_DURATION:
+		if (pcb_parse_duration(val, &u) < 0 || (double)u < o->min || (double)u > o->max) {
+			snprintf(why, whylen, "invalid value for --%s: '%s' (want a duration such as 500ms, 2s, 200us)", o->name, val);
+			return -1;
+		}
+		*(uint64_t *)base = u;
+		return 0;
+	case PCB_OPT_STR:
+		if (strlen(val) >= o->size) {
+			snprintf(why, whylen, "invalid value for --%s: too long (max %zu characters)", o->name, o->size - 1);
+			return -1;
+		}
+		snprintf(base, o->size, "%s", val);
+		return 0;
+	case PCB_OPT_POLICY:
+		if (!pcb_policy_find(val)) {
+			snprintf(why, whylen, "invalid value for --%s: unknown policy '%s' (see `pcbench list`)", o->name, val);
+			return -1;
+		}
+		snprintf(base, o->size, "%s", val);
+		return 0;
+	case PCB_OPT_WORKLOAD:
+		if (!pcb_workload_find(val)) {
+			snprintf(why, whylen, "invalid value for --%s: unknown workload '%s' (see `pcbench list`)", o->name, val);
+			return -1;
+		}
+		snprintf(base, o->size, "%s", val);
+		return 0;
+	}
+	return -1;
+}
+
+int pcb_config_set(struct pcb_config *cfg, const char *name, const char *val, char *why, size_t whylen)
+{
+	const struct pcb_option *o = find_opt(name);
+	if (!o) {
+		snprintf(why, whylen, "unknown option --%s (see --help)", name);
+		return -1;
+	}
+	return set_opt(cfg, o, val, why, whylen);
+}
+
+void pcb_config_defaults(struct pcb_config *cfg)
+{
+	char why[256];
+	memset(cfg, 0, sizeof(*cfg));
+	for (const struct pcb_option *o = pcb_options; o->name; o++)
+		if (set_opt(cfg, o, o->def, why, sizeof(why)) < 0) {
+			/* a broken default is a programming error: fail loudly */
+			fprintf(stderr, "pcbench: internal error: default of --%s: %s\n", o->name, why);
+			abort();
+		}
+}
+
+void pcb_config_help(FILE *fp)
+{
+	fprintf(fp,
+		"usage: pcbench [run] [OPTIONS]       run one post-copy migration (source forked locally)\n"
+		"       pcbench list                  list policies and workloads\n"
+		"       pcbench --version\n"
+		"\n"
+		"Runs a real post-copy migration on this machine: a source page server process\n"
+		"serves the guest image over TCP; the destination registers the guest region with\n"
+		"userfaultfd, serves faults on demand and pulls the rest in the background as the\n"
+		"policy decides; every page is verified against the source at the end.\n"
+		"\nOptions (default in brackets):\n");
+	for (const struct pcb_option *o = pcb_options; o->name; o++) {
+		char lhs[64];
+		snprintf(lhs, sizeof(lhs), "--%s=VALUE", o->name);
+		fprintf(fp, "  %-22s %s [%s]\n", lhs, o->help, o->def[0] ? o->def : "none");
+	}
+	fprintf(fp,
+		"  %-22s %s\n  %-22s %s\n  %-22s %s\n",
+		"-v, --verbose", "more log on stderr", "-h, --help", "this help", "-V, --version", "print version and exit");
+	fprintf(fp,
+		"\nNot in this build: --trace (kernel-side BPF histograms), --link (link emulation),\n"
+		"two-host mode, --precopy, --guest=kvm, --install=move|continue, `pcbench floor`,\n"
+		"`pcbench bench`.  They are listed as open work in the README.\n"
+		"\nExit codes: 0 ok; 1 pages corrupt or missing; 64 bad option; 69 kernel lacks a feature;\n"
+		"70 internal error; 71 system call failed; 74 source lost; 76 protocol error; 77 no privilege.\n");
+}
+
+int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first)
+{
+	char why[512];
+	for (int i = first; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			pcb_config_help(stdout);
+			return 1;
+		}
+		if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			printf("pcbench %s (git %s)\n", PCB_VERSION, PCB_GITREV);
+			return 1;
+		}
+		if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			cfg->verbose++;
+			continue;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			pcb_err("unexpected argument '%s' (options look like --name=value; see --help)", a);
+			return PCB_EXIT_USAGE;
+		}
+		char name[64];
+		const char *eq = strchr(a + 2, '='), *val;
+		size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+		if (nl >= sizeof(name)) {
+			pcb_err("unknown option %s (see --help)", a);
+			return PCB_EXIT_USAGE;
+		}
+		memcpy(name, a + 2, nl);
+		name[nl] = 0;
+		if (!find_opt(name)) {
+			pcb_err("unknown option --%s (see --help)", name);
+			return PCB_EXIT_USAGE;
+		}
+		if (eq) {
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			pcb_err("option --%s needs a value", name);
+			return PCB_EXIT_USAGE;
+		}
+		if (pcb_config_set(cfg, name, val, why, sizeof(why)) < 0) {
+			pcb_err("%s", why);
+			return PCB_EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+void pcb_config_json(const struct pcb_config *cfg, struct pcb_json *j, const char *key)
+{
+	pcb_json_obj_begin(j, key);
+	for (const struct pcb_option *o = pcb_options; o->name; o++) {
+		const char *base = (const char *)cfg + o->off;
+		switch (o->type) {
+		case PCB_OPT_SIZE:
+		case PCB_OPT_U64:
+			pcb_json_u64(j, o->name, *(const uint64_t *)base);
+			break;
+		case PCB_OPT_DURATION: {
+			char k[80];
+			snprintf(k, sizeof(k), "%s_ns", o->name);
+			pcb_json_u64(j, k, *(const uint64_t *)base);
+			break;
+		}
+		case PCB_OPT_UINT:
+			pcb_json_u64(j, o->name, *(const unsigned *)base);
+			break;
+		case PCB_OPT_DOUBLE:
+			pcb_json_dbl(j, o->name, *(const double *)base);
+			break;
+		case PCB_OPT_STR:
+		case PCB_OPT_POLICY:
+		case PCB_OPT_WORKLOAD:
+			pcb_json_str(j, o->name, base);
+			break;
+		}
+	}
+	pcb_json_u64(j, "verbose", cfg->verbose);
+	pcb_json_obj_end(j);
+}

@@ -1,0 +1,57 @@
+/* One options table drives parsing, --help and the JSON echo of the
+ * resolved configuration (fio's model). */
+#ifndef PCB_OPTIONS_H
+#define PCB_OPTIONS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+
+struct pcb_config {
+	uint64_t mem;                /* bytes */
+	char policy[32];
+	char workload[32];
+	unsigned vcpus;
+	uint64_t seed;
+	double zero_pages;
+	double write_ratio;
+	double zipf_theta;
+	uint64_t duration_ns;
+	uint64_t ops;
+	char json[4096];
+	char host[64];
+	unsigned port;
+	uint64_t io_timeout_ns;
+	unsigned batch_pages;
+	unsigned window;
+	uint64_t source_delay_ns;
+	unsigned verbose;
+};
+
+enum pcb_opt_type { PCB_OPT_SIZE, PCB_OPT_UINT, PCB_OPT_U64, PCB_OPT_DOUBLE, PCB_OPT_STR,
+		    PCB_OPT_DURATION, PCB_OPT_POLICY, PCB_OPT_WORKLOAD };
+
+struct pcb_option {
+	const char *name;
+	enum pcb_opt_type type;
+	size_t off;                  /* into struct pcb_config */
+	size_t size;                 /* for strings */
+	const char *def;             /* default, as it would be typed */
+	double min, max;             /* numeric bounds (inclusive) */
+	const char *help;
+};
+
+extern const struct pcb_option pcb_options[];
+
+/* Fill cfg with every default. */
+void pcb_config_defaults(struct pcb_config *cfg);
+/* Parse argv[first..argc).  Returns 0; 1 if --help/--version was handled
+ * (printed); or PCB_EXIT_USAGE after printing one line naming the option and value. */
+int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first);
+/* Set one option by name ("mem", "256M"). 0 or -1 with a one-line reason in why. */
+int pcb_config_set(struct pcb_config *cfg, const char *name, const char *val, char *why, size_t whylen);
+void pcb_config_help(FILE *fp);
+
+struct pcb_json;
+void pcb_config_json(const struct pcb_config *cfg, struct pcb_json *j, const char *key);
+#endif

@@ -1,0 +1,494 @@
+#include "loader/run.h"
+#include "common/hist.h"
+#include "common/image.h"
+#include "common/json.h"
+#include "common/sysinfo.h"
+#include "common/util.h"
+#include "pager/pager.h"
+#include "pager/proto.h"
+#include "pager/source.h"
+#include "workloads/workload.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PCB_SCHEMA_VERSION 1
+
+struct run {
+	const struct pcb_config *cfg;
+	struct pcb_sysinfo sys;
+	struct pcb_image im;
+	uint64_t npages;
+	pid_t source_pid;
+	uint16_t port;
+	struct pcb_pager *pager;
+	struct pcb_guest *guest;
+	struct pcb_pager_stats ps;
+	struct pcb_verify ver;
+	bool verified;
+	uint64_t t_start_ns, t_end_ns;
+	int exit_code;
+	char error[512];
+};
+
+/* ---- source process ---------------------------------------------------------- */
+
+static int fork_source(struct run *r, char *why, size_t whylen)
+{
+	const struct pcb_config *cfg = r->cfg;
+	int lfd = pcb_listen_tcp(cfg->host, (uint16_t)cfg->port, &r->port);
+	if (lfd < 0) {
+		snprintf(why, whylen, "source cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
+		return errno == EADDRINUSE ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(why, whylen, "fork: %s", strerror(errno));
+		close(lfd);
+		return PCB_EXIT_OSERR;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_NAME, "pcbench-source");
+		struct pcb_source_cfg sc = {
+			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
+			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
+		};
+		_exit(pcb_source_serve(&sc, lfd));
+	}
+	close(lfd);
+	r->source_pid = pid;
+	return 0;
+}
+
+static void reap_source(struct run *r, bool kill_it)
+{
+	if (r->source_pid <= 0)
+		return;
+	if (kill_it)
+		kill(r->source_pid, SIGKILL);
+	for (int i = 0; i < 200; i++) {   /* up to 2 s, then force */
+		int st;
+		pid_t w = waitpid(r->source_pid, &st, WNOHANG);
+		if (w == r->source_pid || (w < 0 && errno == ECHILD)) {
+			r->source_pid = 0;
+			return;
+		}
+		usleep(10000);
+	}
+	kill(r->source_pid, SIGKILL);
+	waitpid(r->source_pid, NULL, 0);
+	r->source_pid = 0;
+}
+
+/* ---- reports ------------------------------------------------------------------------ */
+
+static void uffd_json(struct pcb_json *j, const struct pcb_uffd_info *u)
+{
+	pcb_json_obj_begin(j, "userfaultfd");
+	pcb_json_str(j, "opened_via", u->opened_via);
+	pcb_json_u64(j, "features_supported", u->features_supported);
+	pcb_json_arr_begin(j, "features_supported_names");
+	for (unsigned b = 0; b < 64; b++)
+		if (u->features_supported & (1ull << b)) {
+			const char *n = pcb_uffd_feature_name(b);
+			char tmp[24];
+			snprintf(tmp, sizeof(tmp), "bit%u", b);
+			pcb_json_str(j, NULL, n ? n : tmp);
+		}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "features_enabled", u->features_enabled);
+	pcb_json_u64(j, "ioctls_range", u->ioctls_range);
+	pcb_json_obj_end(j);
+}
+
+static void merged_hists(struct run *r, struct pcb_hist *fault, struct pcb_hist *op)
+{
+	pcb_hist_init(fault);
+	pcb_hist_init(op);
+	for (unsigned v = 0; v < r->cfg->vcpus; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		pcb_hist_merge(fault, &vr->fault_lat);
+		pcb_hist_merge(op, &vr->op_lat);
+	}
+}
+
+static void write_json(struct run *r, FILE *fp)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
+	struct pcb_json *j = pcb_json_open(fp);
+	struct pcb_hist fault, op;
+	merged_hists(r, &fault, &op);
+
+	pcb_json_obj_begin(j, NULL);
+	pcb_json_u64(j, "schema_version", PCB_SCHEMA_VERSION);
+	pcb_json_str(j, "tool", "pcbench");
+	pcb_json_str(j, "version", PCB_VERSION);
+	pcb_json_str(j, "git_revision", PCB_GITREV);
+	pcb_json_str(j, "status", r->exit_code ? "failed" : "ok");
+	pcb_json_i64(j, "exit_code", r->exit_code);
+	if (r->error[0])
+		pcb_json_str(j, "error", r->error);
+	pcb_config_json(cfg, j, "config");
+	pcb_json_obj_begin(j, "system");
+	pcb_sysinfo_json(&r->sys, j, "host");
+	if (r->pager)
+		uffd_json(j, pcb_pager_uffd_info(r->pager));
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "results");
+	uint64_t mig = s->t_complete_ns ? s->t_complete_ns - s->t_switchover_ns : 0;
+	pcb_json_obj_begin(j, "time");
+	pcb_json_u64(j, "total_migration_ns", mig);
+	pcb_json_u64(j, "run_ns", r->t_end_ns - r->t_start_ns);
+	pcb_json_u64(j, "guest_ns", s->t_guest_done_ns ? s->t_guest_done_ns - s->t_switchover_ns : 0);
+	pcb_json_bool(j, "completed_while_guest_ran", s->t_complete_ns && s->t_complete_ns <= s->t_guest_done_ns);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "pages");
+	pcb_json_u64(j, "total", r->npages);
+	pcb_json_u64(j, "demand", s->pages_demand);
+	pcb_json_u64(j, "background", s->pages_background);
+	pcb_json_u64(j, "drain", s->pages_drain);
+	pcb_json_u64(j, "zero", s->zero_demand + s->zero_background + s->zero_drain);
+	pcb_json_u64(j, "zero_demand", s->zero_demand);
+	pcb_json_u64(j, "zero_background", s->zero_background);
+	pcb_json_u64(j, "zero_drain", s->zero_drain);
+	pcb_json_u64(j, "eexist_races", s->eexist_demand + s->eexist_background);
+	pcb_json_u64(j, "eexist_demand", s->eexist_demand);
+	pcb_json_u64(j, "eexist_background", s->eexist_background);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "faults");
+	pcb_json_u64(j, "count", fault.count);
+	pcb_json_u64(j, "uffd_messages", s->faults);
+	pcb_json_u64(j, "on_present_page", s->faults_present);
+	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
+	pcb_json_u64(j, "unattributed", s->faults_unattributed);
+	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
+	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
+	pcb_hist_json(j, "latency", &fault, 1);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "blocktime");
+	uint64_t total_bt = 0;
+	pcb_json_arr_begin(j, "per_vcpu_ns");
+	for (unsigned v = 0; v < cfg->vcpus; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		pcb_json_u64(j, NULL, vr->blocktime_ns);
+		total_bt += vr->blocktime_ns;
+	}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "total_ns", total_bt);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "pager");
+	pcb_json_u64(j, "demand_requests", s->demand_requests);
+	pcb_json_u64(j, "background_batches", s->bg_batches);
+	pcb_json_u64(j, "background_pages_requested", s->bg_pages_requested);
+	pcb_hist_json(j, "demand_round_trip", &s->demand_rtt, 0);
+	pcb_hist_json(j, "demand_service", &s->demand_service, 0);
+	pcb_json_i64(j, "demand_thread_cpu", s->demand_cpu);
+	pcb_json_i64(j, "background_thread_cpu", s->background_cpu);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "transport");
+	static const char *const cn[2] = { "demand", "background" };
+	for (int ch = 0; ch < 2; ch++) {
+		pcb_json_obj_begin(j, cn[ch]);
+		pcb_json_u64(j, "bytes_sent", s->chan[ch].bytes_tx);
+		pcb_json_u64(j, "bytes_received", s->chan[ch].bytes_rx);
+		pcb_json_u64(j, "frames_sent", s->chan[ch].frames_tx);
+		pcb_json_u64(j, "frames_received", s->chan[ch].frames_rx);
+		pcb_json_u64(j, "frames_rejected", s->chan[ch].bad_frames);
+		pcb_json_obj_end(j);
+	}
+	pcb_json_str(j, "kind", "tcp");
+	pcb_json_str(j, "address", cfg->host);
+	pcb_json_u64(j, "port", r->port);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "guest");
+	uint64_t ops = 0, reads = 0, writes = 0, mism = 0;
+	pcb_json_arr_begin(j, "vcpus");
+	for (unsigned v = 0; v < cfg->vcpus; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_u64(j, "vcpu", v);
+		pcb_json_i64(j, "tid", vr->tid);
+		pcb_json_i64(j, "cpu_start", vr->cpu_start);
+		pcb_json_i64(j, "cpu_end", vr->cpu_end);
+		pcb_json_u64(j, "ops", vr->ops);
+		pcb_json_u64(j, "faults", vr->faults);
+		pcb_json_u64(j, "blocktime_ns", vr->blocktime_ns);
+		pcb_json_u64(j, "read_mismatches", vr->read_mismatch);
+		pcb_json_obj_end(j);
+		ops += vr->ops;
+		reads += vr->reads;
+		writes += vr->writes;
+		mism += vr->read_mismatch;
+	}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "ops", ops);
+	pcb_json_u64(j, "reads", reads);
+	pcb_json_u64(j, "writes", writes);
+	pcb_json_u64(j, "read_mismatches", mism);
+	double gs = s->t_guest_done_ns ? pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns) : 0;
+	pcb_json_dbl(j, "ops_per_sec", gs > 0 ? (double)ops / gs : 0);
+	pcb_hist_json(j, "op_latency", &op, 0);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "verify");
+	pcb_json_bool(j, "done", r->verified);
+	pcb_json_u64(j, "pages_verified", r->ver.pages_verified);
+	pcb_json_u64(j, "pages_corrupt", r->ver.pages_corrupt);
+	pcb_json_u64(j, "pages_missing", r->ver.pages_missing);
+	pcb_json_u64(j, "bad_write_stamps", r->ver.stamps_bad);
+	pcb_json_arr_begin(j, "first_bad_pages");
+	for (unsigned i = 0; i < r->ver.nfirst_bad; i++)
+		pcb_json_u64(j, NULL, r->ver.first_bad[i]);
+	pcb_json_arr_end(j);
+	pcb_json_str(j, "method", "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore");
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_end(j);   /* results */
+	pcb_json_obj_end(j);
+	if (pcb_json_close(j) < 0)
+		pcb_warn("error writing JSON");
+}
+
+static void fmt_ns(uint64_t ns, char *buf, size_t len)
+{
+	if (ns < 10000)
+		snprintf(buf, len, "%.2f µs", (double)ns / 1e3);
+	else if (ns < 10000000)
+		snprintf(buf, len, "%.1f µs", (double)ns / 1e3);
+	else if (ns < 10000000000ull)
+		snprintf(buf, len, "%.1f ms", (double)ns / 1e6);
+	else
+		snprintf(buf, len, "%.2f s", (double)ns / 1e9);
+}
+
+static void write_human(struct run *r, FILE *fp)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
+	struct pcb_hist fault, op;
+	char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
+	merged_hists(r, &fault, &op);
+
+	fprintf(fp, "pcbench %s (git %s): post-copy migration of %s, policy %s, workload %s, %u vCPU%s, seed %llu\n",
+		PCB_VERSION, PCB_GITREV, pcb_fmt_size(cfg->mem, b1, sizeof(b1)), cfg->policy, cfg->workload,
+		cfg->vcpus, cfg->vcpus > 1 ? "s" : "", (unsigned long long)cfg->seed);
+	fprintf(fp, "  kernel %s, %d CPUs, THP %s\n", r->sys.kernel, r->sys.cpus_online, r->sys.thp_enabled);
+	uint64_t mig = s->t_complete_ns ? s->t_complete_ns - s->t_switchover_ns : 0;
+	fmt_ns(mig, b1, sizeof(b1));
+	fmt_ns(r->t_end_ns - r->t_start_ns, b2, sizeof(b2));
+	fmt_ns(s->t_guest_done_ns - s->t_switchover_ns, b3, sizeof(b3));
+	fprintf(fp, "  migration   %s (switch-over to last page present); guest ran %s; whole run %s\n", b1, b3, b2);
+	uint64_t zero = s->zero_demand + s->zero_background + s->zero_drain;
+	fprintf(fp, "  pages       %llu: demand %llu, background %llu, drain %llu, zero %llu; EEXIST races %llu\n",
+		(unsigned long long)r->npages, (unsigned long long)s->pages_demand,
+		(unsigned long long)s->pages_background, (unsigned long long)s->pages_drain,
+		(unsigned long long)zero, (unsigned long long)(s->eexist_demand + s->eexist_background));
+	fmt_ns(pcb_hist_percentile(&fault, 50), b1, sizeof(b1));
+	fmt_ns(pcb_hist_percentile(&fault, 90), b2, sizeof(b2));
+	fmt_ns(pcb_hist_percentile(&fault, 99), b3, sizeof(b3));
+	fmt_ns(pcb_hist_percentile(&fault, 99.9), b4, sizeof(b4));
+	fmt_ns(fault.count ? fault.max : 0, b5, sizeof(b5));
+	fmt_ns(fault.count ? fault.min : 0, b6, sizeof(b6));
+	fprintf(fp, "  faults      %llu seen by the guest: min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+		(unsigned long long)fault.count, b6, b1, b2, b3, b4, b5);
+	uint64_t bt = 0;
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		bt += pcb_guest_result(r->guest, v)->blocktime_ns;
+	fmt_ns(bt, b1, sizeof(b1));
+	fprintf(fp, "  blocktime   %s total", b1);
+	for (unsigned v = 0; v < cfg->vcpus && v < 8; v++) {
+		fmt_ns(pcb_guest_result(r->guest, v)->blocktime_ns, b1, sizeof(b1));
+		fprintf(fp, "%svCPU%u %s", v ? ", " : " (", v, b1);
+	}
+	fprintf(fp, "%s)\n", cfg->vcpus > 8 ? ", ..." : "");
+	uint64_t ops = 0;
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		ops += pcb_guest_result(r->guest, v)->ops;
+	double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
+	fprintf(fp, "  guest       %llu ops, %.3f M ops/s\n", (unsigned long long)ops, gs > 0 ? (double)ops / gs / 1e6 : 0.0);
+	fprintf(fp, "  transport   demand %s in / %s out, background %s in / %s out\n",
+		pcb_fmt_size(s->chan[0].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[0].bytes_tx, b2, sizeof(b2)),
+		pcb_fmt_size(s->chan[1].bytes_rx, b3, sizeof(b3)), pcb_fmt_size(s->chan[1].bytes_tx, b4, sizeof(b4)));
+	if (r->verified)
+		fprintf(fp, "  verify      %llu pages verified, %llu corrupt, %llu missing: %s\n",
+			(unsigned long long)r->ver.pages_verified, (unsigned long long)r->ver.pages_corrupt,
+			(unsigned long long)r->ver.pages_missing,
+			r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK");
+}
+
+static int emit_reports(struct run *r)
+{
+	if (r->guest && r->pager)
+		write_human(r, stdout);
+	if (r->cfg->json[0]) {
+		FILE *fp = fopen(r->cfg->json, "w");
+		if (!fp) {
+			pcb_err("cannot write --json file '%s': %s", r->cfg->json, strerror(errno));
+			return PCB_EXIT_OSERR;
+		}
+		write_json(r, fp);
+		if (fclose(fp) != 0) {
+			pcb_err("cannot write --json file '%s': %s", r->cfg->json, strerror(errno));
+			return PCB_EXIT_OSERR;
+		}
+	}
+	fflush(stdout);
+	return 0;
+}
+
+/* A fatal error while vCPUs may be blocked in faults that can never be
+ * served: they cannot be joined, and the region must not be unregistered
+ * (that would hand them zero pages).  Report and leave. */
+static void die_midrun(struct run *r, int code, const char *msg)
+{
+	pcb_err("%s", msg);
+	snprintf(r->error, sizeof(r->error), "%s", msg);
+	r->exit_code = code;
+	r->t_end_ns = pcb_now_ns();
+	if (r->pager)
+		pcb_pager_stats(r->pager, &r->ps);
+	struct pcb_pagestate *ps = r->pager ? pcb_pager_pagestate(r->pager) : NULL;
+	if (ps)
+		pcb_err("%llu of %llu pages had arrived; the guest was stopped before reading any other page",
+			(unsigned long long)atomic_load(&ps->npresent), (unsigned long long)ps->npages);
+	if (r->cfg->json[0]) {
+		FILE *fp = fopen(r->cfg->json, "w");
+		if (fp) {
+			if (r->guest && r->pager)
+				write_json(r, fp);
+			fclose(fp);
+		}
+	}
+	reap_source(r, true);
+	fflush(NULL);
+	_exit(code);
+}
+
+int pcb_run_migration(const struct pcb_config *cfg)
+{
+	struct run R = { .cfg = cfg }, *r = &R;
+	char why[512];
+	int rc;
+
+	const struct pcb_policy_ops *pol = pcb_policy_find(cfg->policy);
+	const struct pcb_workload_ops *wl = pcb_workload_find(cfg->workload);
+	if (pcb_policy_check(pol, why, sizeof(why)) < 0 || pcb_workload_check(wl, why, sizeof(why)) < 0) {
+		pcb_err("%s", why);
+		return PCB_EXIT_SOFTWARE;
+	}
+	pcb_verbose = (int)cfg->verbose;
+	r->npages = cfg->mem / PCB_PAGE_SIZE;
+	pcb_image_init(&r->im, cfg->seed, r->npages, cfg->zero_pages);
+	pcb_sysinfo_read(&r->sys);
+	r->t_start_ns = pcb_now_ns();
+
+	rc = fork_source(r, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	struct pcb_pager_cfg pc = {
+		.npages = r->npages, .nvcpus = cfg->vcpus, .policy = pol, .batch_pages = cfg->batch_pages,
+		.window = cfg->window, .io_timeout_ns = cfg->io_timeout_ns, .host = cfg->host, .port = r->port,
+		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
+	};
+	rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		reap_source(r, true);
+		return rc;
+	}
+	const _Atomic uint64_t *faults[PCB_MAX_VCPUS];
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		faults[v] = pcb_pager_vcpu_faults(r->pager, v);
+	struct pcb_guest_cfg gc = {
+		.ops = wl,
+		.prm = { .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus, .zipf_theta = cfg->zipf_theta },
+		.region = pcb_pager_region(r->pager), .im = &r->im, .write_ratio = cfg->write_ratio,
+		.duration_ns = cfg->duration_ns, .ops_limit = cfg->ops,
+	};
+	if (!cfg->duration_ns && !cfg->ops) {
+		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
+		pcb_pager_destroy(r->pager);
+		reap_source(r, true);
+		return PCB_EXIT_USAGE;
+	}
+	rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		pcb_pager_destroy(r->pager);
+		reap_source(r, true);
+		return rc;
+	}
+	if ((rc = pcb_guest_start(r->guest)) != 0) {
+		pcb_err("cannot start the guest threads");
+		return rc;
+	}
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		pcb_pager_register_vcpu(r->pager, v, pcb_guest_tid(r->guest, v));
+
+	/* switch-over */
+	if ((rc = pcb_pager_start(r->pager)) != 0) {
+		pcb_err("cannot start the pager threads");
+		return rc;
+	}
+	pcb_guest_go(r->guest);
+	while (pcb_guest_running(r->guest)) {
+		rc = pcb_pager_poll(r->pager, 20, why, sizeof(why));
+		if (rc < 0)
+			die_midrun(r, -rc, why);
+	}
+	pcb_pager_guest_done(r->pager);
+	pcb_guest_join(r->guest);
+	for (;;) {
+		rc = pcb_pager_poll(r->pager, 100, why, sizeof(why));
+		if (rc < 0)
+			die_midrun(r, -rc, why);
+		if (rc == 1)
+			break;
+	}
+	pcb_pager_finish(r->pager);
+	rc = pcb_pager_verify(r->pager, &r->ver, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		r->exit_code = rc;
+		snprintf(r->error, sizeof(r->error), "%s", why);
+	} else {
+		r->verified = true;
+	}
+	pcb_pager_stats(r->pager, &r->ps);
+	reap_source(r, false);
+	r->t_end_ns = pcb_now_ns();
+
+	uint64_t mism = 0;
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		mism += pcb_guest_result(r->guest, v)->read_mismatch;
+	if (!r->exit_code && (r->ver.pages_corrupt || r->ver.pages_missing || mism)) {
+		r->exit_code = PCB_EXIT_VERIFY;
+		snprintf(r->error, sizeof(r->error), "integrity check failed: %llu corrupt, %llu missing pages, %llu reads did not match the image",
+			 (unsigned long long)r->ver.pages_corrupt, (unsigned long long)r->ver.pages_missing,
+			 (unsigned long long)mism);
+	}
+	int erc = emit_reports(r);
+	if (r->exit_code == PCB_EXIT_VERIFY)
+		pcb_err("%s", r->error);
+	pcb_guest_destroy(r->guest);
+	pcb_pager_destroy(r->pager);
+	return r->exit_code ? r->exit_code : erc;
+}

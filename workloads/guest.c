@@ -1,0 +1,201 @@
+/* The vCPU loop: run a workload's accesses over the guest region, check
+ * every read against the image, and time each access.  An access during
+ * which the pager read a fault message from this thread is a fault: its
+ * latency as this thread saw it goes into fault_lat and blocktime. */
+#include "common/util.h"
+#include "pager/probes.h"
+#include "workloads/workload.h"
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct vcpu {
+	struct pcb_guest *g;
+	unsigned idx;
+	pthread_t th;
+	void *ts;
+	const _Atomic uint64_t *faults;
+	struct pcb_vcpu_result res;
+};
+
+struct pcb_guest {
+	struct pcb_guest_cfg cfg;
+	void *shared;
+	struct vcpu *v;
+	unsigned n;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned ready;
+	bool go;
+	atomic_uint running;
+	unsigned started;
+};
+
+static void run_ops(struct vcpu *v)
+{
+	struct pcb_guest *g = v->g;
+	const struct pcb_guest_cfg *c = &g->cfg;
+	struct pcb_vcpu_result *r = &v->res;
+	struct pcb_rng rng;
+	uint32_t seq = (uint32_t)v->idx << 24;
+	uint64_t wthresh = (uint64_t)(c->write_ratio * 18446744073709551616.0);
+	bool all_writes = c->write_ratio >= 1.0;
+
+	pcb_rng_seed(&rng, c->prm.seed, 0x6775657374ull + v->idx);
+	r->t_start_ns = pcb_now_ns();
+	uint64_t deadline = c->duration_ns ? r->t_start_ns + c->duration_ns : UINT64_MAX;
+	for (;;) {
+		uint64_t page = c->ops->next(v->ts);
+		uint64_t rnd = pcb_rng_next(&rng);
+		bool write = all_writes || rnd < wthresh;
+		unsigned k = 1 + (unsigned)((rnd >> 20) % (PCB_STAMP_WORD - 1));
+		volatile uint64_t *w = (volatile uint64_t *)(c->region + (page << PCB_PAGE_SHIFT));
+		uint64_t a = 0, b = 0;
+
+		uint64_t f0 = atomic_load_explicit(v->faults, memory_order_acquire);
+		uint64_t t0 = pcb_now_ns();
+		if (write) {
+			w[PCB_STAMP_WORD] = pcb_stamp_make(page, ++seq);
+		} else {
+			a = w[0];
+			b = w[k];
+		}
+		uint64_t t1 = pcb_now_ns();
+		uint64_t f1 = atomic_load_explicit(v->faults, memory_order_acquire);
+
+		uint64_t lat = t1 - t0;
+		pcb_hist_add(&r->op_lat, lat);
+		if (f1 != f0) {
+			r->faults += f1 - f0;
+			r->blocktime_ns += lat;
+			pcb_hist_add(&r->fault_lat, lat);
+		}
+		if (write) {
+			r->writes++;
+		} else {
+			r->reads++;
+			if (a != pcb_image_word(c->im, page, 0) || b != pcb_image_word(c->im, page, k)) {
+				if (!r->read_mismatch++)
+					r->first_mismatch_page = page;
+			}
+		}
+		r->ops++;
+		if (t1 >= deadline || (c->ops_limit && r->ops >= c->ops_limit))
+			break;
+	}
+	r->t_end_ns = pcb_now_ns();
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct vcpu *v = arg;
+	struct pcb_guest *g = v->g;
+	v->res.tid = gettid();
+	v->res.cpu_start = sched_getcpu();
+	pthread_mutex_lock(&g->lock);
+	g->ready++;
+	pthread_cond_broadcast(&g->cond);
+	while (!g->go)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+	if (g->go)
+		run_ops(v);
+	v->res.cpu_end = sched_getcpu();
+	PCB_PROBE_GUEST_STOP(v->idx);
+	atomic_fetch_sub(&g->running, 1);
+	return NULL;
+}
+
+int pcb_guest_create(const struct pcb_guest_cfg *cfg, const _Atomic uint64_t *const *faults,
+		     struct pcb_guest **out, char *why, size_t whylen)
+{
+	struct pcb_guest *g = calloc(1, sizeof(*g));
+	if (!g) {
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	g->cfg = *cfg;
+	g->n = cfg->prm.nvcpus;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	g->v = calloc(g->n, sizeof(*g->v));
+	if (!g->v) {
+		free(g);
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	if (cfg->ops->init && cfg->ops->init(&g->shared, &cfg->prm, why, whylen) < 0) {
+		free(g->v);
+		free(g);
+		return PCB_EXIT_USAGE;
+	}
+	for (unsigned i = 0; i < g->n; i++) {
+		struct vcpu *v = &g->v[i];
+		v->g = g;
+		v->idx = i;
+		v->faults = faults[i];
+		v->res.vcpu = i;
+		pcb_hist_init(&v->res.fault_lat);
+		pcb_hist_init(&v->res.op_lat);
+		if (cfg->ops->thread_init(&v->ts, g->shared, &cfg->prm, i) < 0) {
+			snprintf(why, whylen, "workload %s: vCPU %u failed to initialise", cfg->ops->name, i);
+			pcb_guest_destroy(g);
+			return PCB_EXIT_OSERR;
+		}
+	}
+	*out = g;
+	return 0;
+}
+
+int pcb_guest_start(struct pcb_guest *g)
+{
+	atomic_store(&g->running, g->n);
+	for (unsigned i = 0; i < g->n; i++) {
+		if (pthread_create(&g->v[i].th, NULL, vcpu_main, &g->v[i]) != 0)
+			return PCB_EXIT_OSERR;
+		g->started++;
+	}
+	pthread_mutex_lock(&g->lock);
+	while (g->ready < g->n)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+pid_t pcb_guest_tid(struct pcb_guest *g, unsigned vcpu) { return g->v[vcpu].res.tid; }
+
+void pcb_guest_go(struct pcb_guest *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->go = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+unsigned pcb_guest_running(struct pcb_guest *g) { return atomic_load(&g->running); }
+
+void pcb_guest_join(struct pcb_guest *g)
+{
+	for (unsigned i = 0; i < g->started; i++)
+		pthread_join(g->v[i].th, NULL);
+	g->started = 0;
+}
+
+const struct pcb_vcpu_result *pcb_guest_result(struct pcb_guest *g, unsigned vcpu) { return &g->v[vcpu].res; }
+
+void pcb_guest_destroy(struct pcb_guest *g)
+{
+	if (!g)
+		return;
+	for (unsigned i = 0; i < g->n; i++)
+		if (g->v[i].ts && g->cfg.ops->thread_fini)
+			g->cfg.ops->thread_fini(g->v[i].ts);
+	if (g->cfg.ops->fini)
+		g->cfg.ops->fini(g->shared);
+	free(g->v);
+	free(g);
+}
