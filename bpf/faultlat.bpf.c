@@ -70,6 +70,7 @@ static __always_inline void count(__u32 idx)
 	__u32 zero = 0;
 	struct fl_counters *c = bpf_map_lookup_elem(&counters, &zero);
 
+	barrier_var(idx);       /* keep the bound check for the verifier */
 	if (c && idx < FL_NCOUNTERS)
 		c->c[idx]++;
 }
@@ -314,7 +315,12 @@ int fl_fault_tp(struct pcb_tp_x86_exceptions *ctx)
 SEC("tp_btf/kvm_page_fault")
 int BPF_PROG(fl_kvm_btf)
 {
-	on_fault(kvm_addr_arg ? ctx[1] : ctx[0], true);
+	/* Both loads at constant offsets; then pick (ctx pointer arithmetic is refused). */
+	__u64 a0 = ctx[0], a1 = ctx[1];
+
+	barrier_var(a0);
+	barrier_var(a1);
+	on_fault(kvm_addr_arg ? a1 : a0, true);
 	return 0;
 }
 

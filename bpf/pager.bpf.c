@@ -39,6 +39,7 @@ static __always_inline void count_n(__u32 idx, __u64 n)
 	__u32 zero = 0;
 	struct pg_counters *c = bpf_map_lookup_elem(&pg_counters, &zero);
 
+	barrier_var(idx);       /* keep the bound check for the verifier */
 	if (c && idx < PG_NCOUNTERS)
 		c->c[idx] += n;
 }
