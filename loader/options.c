@@ -23,6 +23,7 @@ const struct pcb_option pcb_options[] = {
 	{ "duration", PCB_OPT_DURATION, OFF(duration_ns), 0, "2s", 0, 1e13, "how long the guest runs (e.g. 500ms, 10s; 0 = until --ops)" },
 	{ "ops", PCB_OPT_U64, OFF(ops), 0, "0", 0, 1e18, "stop each vCPU after this many accesses (0 = until --duration)" },
 	{ "json", PCB_OPT_STR, OFF(json), SZ(json), "", 0, 0, "write the versioned JSON result to this file" },
+	{ "timeline", PCB_OPT_STR, OFF(timeline), SZ(timeline), "", 0, 0, "write every fault, install and first touch as CSV (t_us,event,page,detail)" },
 	{ "host", PCB_OPT_STR, OFF(host), SZ(host), "127.0.0.1", 0, 0, "address the forked source listens on" },
 	{ "port", PCB_OPT_UINT, OFF(port), 0, "0", 0, 65535, "source TCP port (0 = ephemeral)" },
 	{ "io-timeout", PCB_OPT_DURATION, OFF(io_timeout_ns), 0, "3s", 1e6, 1e12, "a source silent this long while pages are awaited = source lost" },

@@ -19,6 +19,7 @@ struct pcb_config {
 	uint64_t duration_ns;
 	uint64_t ops;
 	char json[4096];
+	char timeline[4096];
 	char host[64];
 	unsigned port;
 	uint64_t io_timeout_ns;

@@ -1,4 +1,5 @@
 #include "loader/run.h"
+#include "loader/metrics.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -31,6 +33,8 @@ struct run {
 	struct pcb_guest *guest;
 	struct pcb_pager_stats ps;
 	struct pcb_verify ver;
+	_Atomic uint32_t *first_touch;
+	struct pcb_prefetch pf;
 	bool verified;
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
@@ -246,6 +250,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_hist_json(j, "op_latency", &op, 0);
 	pcb_json_obj_end(j);
 
+	pcb_prefetch_json(&r->pf, j, "prefetch");
+
 	pcb_json_obj_begin(j, "verify");
 	pcb_json_bool(j, "done", r->verified);
 	pcb_json_u64(j, "pages_verified", r->ver.pages_verified);
@@ -325,6 +331,12 @@ static void write_human(struct run *r, FILE *fp)
 	fprintf(fp, "  transport   demand %s in / %s out, background %s in / %s out\n",
 		pcb_fmt_size(s->chan[0].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[0].bytes_tx, b2, sizeof(b2)),
 		pcb_fmt_size(s->chan[1].bytes_rx, b3, sizeof(b3)), pcb_fmt_size(s->chan[1].bytes_tx, b4, sizeof(b4)));
+	if (r->pf.bg_installed || r->pf.touched)
+		fprintf(fp, "  prefetch    %llu pages touched, %llu hits (hit rate %.1f%%), accuracy %.1f%% of %llu background pages\n",
+			(unsigned long long)r->pf.touched, (unsigned long long)r->pf.hits,
+			r->pf.touched ? 100.0 * (double)r->pf.hits / (double)r->pf.touched : 0.0,
+			r->pf.bg_installed ? 100.0 * (double)r->pf.hits / (double)r->pf.bg_installed : 0.0,
+			(unsigned long long)r->pf.bg_installed);
 	if (r->verified)
 		fprintf(fp, "  verify      %llu pages verified, %llu corrupt, %llu missing: %s\n",
 			(unsigned long long)r->ver.pages_verified, (unsigned long long)r->ver.pages_corrupt,
@@ -414,6 +426,11 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		reap_source(r, true);
 		return rc;
 	}
+	r->first_touch = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->first_touch == MAP_FAILED) {
+		pcb_err("out of memory for the first-touch record");
+		return PCB_EXIT_OSERR;
+	}
 	const _Atomic uint64_t *faults[PCB_MAX_VCPUS];
 	for (unsigned v = 0; v < cfg->vcpus; v++)
 		faults[v] = pcb_pager_vcpu_faults(r->pager, v);
@@ -421,7 +438,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		.ops = wl,
 		.prm = { .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus, .zipf_theta = cfg->zipf_theta },
 		.region = pcb_pager_region(r->pager), .im = &r->im, .write_ratio = cfg->write_ratio,
-		.duration_ns = cfg->duration_ns, .ops_limit = cfg->ops,
+		.duration_ns = cfg->duration_ns, .ops_limit = cfg->ops, .first_touch = r->first_touch,
 	};
 	if (!cfg->duration_ns && !cfg->ops) {
 		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
@@ -448,7 +465,8 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		pcb_err("cannot start the pager threads");
 		return rc;
 	}
-	pcb_guest_go(r->guest);
+	pcb_pager_stats(r->pager, &r->ps);
+	pcb_guest_go(r->guest, r->ps.t_switchover_ns);
 	while (pcb_guest_running(r->guest)) {
 		rc = pcb_pager_poll(r->pager, 20, why, sizeof(why));
 		if (rc < 0)
@@ -473,6 +491,15 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		r->verified = true;
 	}
 	pcb_pager_stats(r->pager, &r->ps);
+	pcb_prefetch_compute(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
+			     pcb_pager_install_kind(r->pager));
+	if (cfg->timeline[0]) {
+		int e = pcb_timeline_write(cfg->timeline, r->pager, r->npages, r->first_touch);
+		if (e < 0) {
+			pcb_err("cannot write --timeline file '%s': %s", cfg->timeline, strerror(-e));
+			r->exit_code = PCB_EXIT_OSERR;
+		}
+	}
 	reap_source(r, false);
 	r->t_end_ns = pcb_now_ns();
 
@@ -490,5 +517,6 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		pcb_err("%s", r->error);
 	pcb_guest_destroy(r->guest);
 	pcb_pager_destroy(r->pager);
+	munmap(r->first_touch, r->npages * 4);
 	return r->exit_code ? r->exit_code : erc;
 }

@@ -52,6 +52,12 @@ struct pcb_pager {
 	atomic_int fatal;            /* exit code, 0 = fine */
 	char fatal_msg[256];
 
+	/* per-page install record and fault log */
+	uint32_t *inst_us;
+	uint8_t *inst_kind;
+	struct pcb_fault_ev *fev;
+	size_t nfev, capfev;
+
 	/* counters written by one thread each, read after join or racily for progress */
 	struct pcb_pager_stats st;
 	_Atomic uint64_t t_complete;
@@ -103,8 +109,24 @@ static int install(struct pcb_pager *p, uint64_t page, const void *data, int kin
 	}
 	if (r < 0)
 		return r;
+	uint64_t us = (pcb_now_ns() - p->st.t_switchover_ns) / 1000 + 1;
+	p->inst_us[page] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	p->inst_kind[page] = (uint8_t)(data ? kind : kind + 2);
 	mark_present(p, page);
 	return 0;
+}
+
+static void log_fault(struct pcb_pager *p, uint64_t now, uint64_t page, int vcpu, uint32_t outcome)
+{
+	if (p->nfev == p->capfev) {
+		size_t cap = p->capfev ? p->capfev * 2 : 4096;
+		struct pcb_fault_ev *n = realloc(p->fev, cap * sizeof(*n));
+		if (!n)
+			return;   /* the log is best effort; counters stay exact */
+		p->fev = n;
+		p->capfev = cap;
+	}
+	p->fev[p->nfev++] = (struct pcb_fault_ev){ now - p->st.t_switchover_ns, page, vcpu, outcome };
 }
 
 static int vcpu_of(struct pcb_pager *p, pid_t tid)
@@ -147,12 +169,14 @@ static int demand_handle_faults(struct pcb_pager *p)
 		if (p->pol.ops->on_fault)
 			p->pol.ops->on_fault(&p->pol, page, now);
 		if (pcb_ps_present(&p->ps, page)) {
+			log_fault(p, now, page, v, 1);
 			p->st.faults_present++;
 			pcb_uffd_wake(p->uffd, page_addr(p, page), PCB_PAGE_SIZE);
 			continue;
 		}
 		if (!pcb_bit_set(p->ps.demanded, page)) {
 			/* already requested by another vCPU's fault: the install wakes everyone */
+			log_fault(p, now, page, v, 2);
 			p->st.faults_inflight++;
 			continue;
 		}
@@ -160,6 +184,7 @@ static int demand_handle_faults(struct pcb_pager *p)
 			set_fatal(p, PCB_EXIT_SOFTWARE, "more than %d demand requests outstanding", MAX_INFLIGHT);
 			return -1;
 		}
+		log_fault(p, now, page, v, 0);
 		uint64_t treq = pcb_now_ns();
 		p->infl[p->ninfl++] = (struct inflight){ page, now, treq };
 		PCB_PROBE_REQUEST(page, PCB_CHAN_DEMAND, 1);
@@ -501,6 +526,14 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		goto fail;
 	}
 	madvise(p->region, p->region_len, MADV_NOHUGEPAGE);   /* 4 KiB pages: one fault per page */
+	p->inst_us = mmap(NULL, cfg->npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p->inst_kind = mmap(NULL, cfg->npages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p->inst_us == MAP_FAILED || p->inst_kind == MAP_FAILED) {
+		p->inst_us = p->inst_us == MAP_FAILED ? NULL : p->inst_us;
+		p->inst_kind = p->inst_kind == MAP_FAILED ? NULL : p->inst_kind;
+		snprintf(why, whylen, "out of memory for the install record");
+		goto fail;
+	}
 	if (pcb_ps_init(&p->ps, cfg->npages) < 0) {
 		snprintf(why, whylen, "out of memory for the page bitmaps");
 		goto fail;
@@ -734,5 +767,18 @@ void pcb_pager_destroy(struct pcb_pager *p)
 	if (p->region)
 		munmap(p->region, p->region_len);
 	pcb_ps_free(&p->ps);
+	if (p->inst_us)
+		munmap(p->inst_us, p->cfg.npages * 4);
+	if (p->inst_kind)
+		munmap(p->inst_kind, p->cfg.npages);
+	free(p->fev);
 	free(p);
+}
+
+const uint32_t *pcb_pager_install_us(struct pcb_pager *p) { return p->inst_us; }
+const uint8_t *pcb_pager_install_kind(struct pcb_pager *p) { return p->inst_kind; }
+const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n)
+{
+	*n = p->nfev;
+	return p->fev;
 }

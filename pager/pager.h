@@ -77,5 +77,19 @@ struct pcb_verify {
 /* Compare every page with the source's digest (after finish). Returns 0 or an exit code. */
 int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_t whylen);
 void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out);
+
+/* Per-page install record, for timelines and prefetch metrics: the time the
+ * page was installed, in µs since switch-over plus one (0 = not installed by
+ * this pager), and how (PCB_INST_* from pager/probes.h). */
+const uint32_t *pcb_pager_install_us(struct pcb_pager *p);
+const uint8_t *pcb_pager_install_kind(struct pcb_pager *p);
+/* Every fault message, in the order read. */
+struct pcb_fault_ev {
+	uint64_t t_ns;               /* since switch-over */
+	uint64_t page;
+	int32_t vcpu;                /* -1: not a registered vCPU */
+	uint32_t outcome;            /* 0 requested, 1 page already present, 2 already in flight */
+};
+const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n);
 void pcb_pager_destroy(struct pcb_pager *p);
 #endif

@@ -31,6 +31,7 @@ struct pcb_guest {
 	pthread_cond_t cond;
 	unsigned ready;
 	bool go;
+	uint64_t base_ns;
 	atomic_uint running;
 	unsigned started;
 };
@@ -82,6 +83,13 @@ static void run_ops(struct vcpu *v)
 				if (!r->read_mismatch++)
 					r->first_mismatch_page = page;
 			}
+		}
+		if (c->first_touch && !atomic_load_explicit(&c->first_touch[page], memory_order_relaxed)) {
+			uint64_t us = (t1 - g->base_ns) / 1000 + 1;
+			uint32_t val = (us > 0x7fffffff ? 0x7fffffffu : (uint32_t)us) | (f1 != f0 ? PCB_TOUCH_FAULTED : 0);
+			uint32_t zero = 0;
+			atomic_compare_exchange_strong_explicit(&c->first_touch[page], &zero, val,
+								memory_order_relaxed, memory_order_relaxed);
 		}
 		r->ops++;
 		if (t1 >= deadline || (c->ops_limit && r->ops >= c->ops_limit))
@@ -168,9 +176,10 @@ int pcb_guest_start(struct pcb_guest *g)
 
 pid_t pcb_guest_tid(struct pcb_guest *g, unsigned vcpu) { return g->v[vcpu].res.tid; }
 
-void pcb_guest_go(struct pcb_guest *g)
+void pcb_guest_go(struct pcb_guest *g, uint64_t base_ns)
 {
 	pthread_mutex_lock(&g->lock);
+	g->base_ns = base_ns;
 	g->go = true;
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);

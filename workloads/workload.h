@@ -50,7 +50,11 @@ struct pcb_guest_cfg {
 	double write_ratio;
 	uint64_t duration_ns;        /* stop after this long (0: no limit) */
 	uint64_t ops_limit;          /* stop after this many ops per vCPU (0: no limit) */
+	/* First touch of each page by any vCPU (optional): µs since switch-over
+	 * plus one in bits 0..30, bit 31 set if that touch faulted; 0 = never touched. */
+	_Atomic uint32_t *first_touch;
 };
+#define PCB_TOUCH_FAULTED 0x80000000u
 
 struct pcb_vcpu_result {
 	unsigned vcpu;
@@ -73,7 +77,8 @@ int pcb_guest_create(const struct pcb_guest_cfg *cfg, const _Atomic uint64_t *co
 /* Start the vCPU threads; they block on a start gate until pcb_guest_go(). */
 int pcb_guest_start(struct pcb_guest *g);
 pid_t pcb_guest_tid(struct pcb_guest *g, unsigned vcpu);   /* valid after start */
-void pcb_guest_go(struct pcb_guest *g);
+/* Release the vCPUs; base_ns is the switch-over time (for first-touch times). */
+void pcb_guest_go(struct pcb_guest *g, uint64_t base_ns);
 unsigned pcb_guest_running(struct pcb_guest *g);          /* vCPUs not yet finished */
 void pcb_guest_join(struct pcb_guest *g);
 const struct pcb_vcpu_result *pcb_guest_result(struct pcb_guest *g, unsigned vcpu);

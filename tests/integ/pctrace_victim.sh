@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# pctrace -p on tests/helpers/uffd_victim (a program that knows nothing about
+# pctrace): the fault count must be exact and the median fault -> running
+# latency within 10% of (injected delay + measured floor).  Also checks the
+# classic-tracepoint fallback, multi-threaded victims (per-thread counts),
+# the CSV event stream and the USDT pager breakdown.
+set -u
+BUILD=${BUILD:-build}
+VICTIM=$BUILD/tests/helpers/uffd_victim
+PCTRACE=./pctrace
+PAGES=${PAGES:-1000}
+DELAY_US=${DELAY_US:-200}
+CPU=${CPU:-0}
+
+skip() { echo "SKIP: $*"; exit 77; }
+die() { echo "FAIL: $*"; exit 1; }
+
+[ -x "$VICTIM" ] || die "$VICTIM not built"
+[ -x "$PCTRACE" ] || die "$PCTRACE not built"
+command -v python3 >/dev/null || skip "python3 is needed to read the JSON"
+[ "$(id -u)" = 0 ] || skip "pctrace needs root (BPF)"
+
+tmp=$(mktemp -d)
+vpid=; ppid=
+cleanup() {
+	[ -n "$ppid" ] && kill "$ppid" 2>/dev/null
+	[ -n "$vpid" ] && kill "$vpid" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Floor: the same victim with no delay and no tracer.
+"$VICTIM" -n "$PAGES" -d 0 -H "$CPU" -T "$CPU" >"$tmp/floor.out" || {
+	rc=$?; [ $rc = 77 ] && skip "userfaultfd not permitted"; die "victim failed ($rc)"; }
+floor=$(sed -n 's/.* median_ns=\([0-9]*\).*/\1/p' "$tmp/floor.out")
+echo "floor: $(cat "$tmp/floor.out")"
+
+# run NAME VICTIM_ARGS -- PCTRACE_ARGS: start the victim waiting on a fifo,
+# attach pctrace, release the victim, collect both outputs.
+run() {
+	local name=$1; shift
+	local vargs=() pargs=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do vargs+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	pargs=("$@")
+	local fifo=$tmp/$name.fifo
+	mkfifo "$fifo"
+	"$VICTIM" "${vargs[@]}" --wait "$fifo" >"$tmp/$name.victim" 2>&1 &
+	vpid=$!
+	for _ in $(seq 100); do grep -q '^ready' "$tmp/$name.victim" && break; sleep 0.05; done
+	grep -q '^ready' "$tmp/$name.victim" || die "$name: victim did not start: $(cat "$tmp/$name.victim")"
+	"$PCTRACE" -p "$vpid" -i 0 --json "$tmp/$name.json" "${pargs[@]}" >"$tmp/$name.pctrace" 2>"$tmp/$name.err" &
+	ppid=$!
+	for _ in $(seq 200); do
+		grep -q 'tracing pid' "$tmp/$name.err" && break
+		kill -0 "$ppid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if ! grep -q 'tracing pid' "$tmp/$name.err"; then
+		wait "$ppid"; rc=$?; ppid=
+		cat "$tmp/$name.err"
+		[ $rc = 77 ] || [ $rc = 69 ] && skip "BPF unavailable: $(tail -1 "$tmp/$name.err")"
+		die "$name: pctrace did not attach (exit $rc)"
+	fi
+	echo go >"$fifo"
+	wait "$vpid" || die "$name: victim failed: $(cat "$tmp/$name.victim")"
+	vpid=
+	# pctrace notices the exit by itself.
+	for _ in $(seq 100); do kill -0 "$ppid" 2>/dev/null || break; sleep 0.05; done
+	kill -0 "$ppid" 2>/dev/null && die "$name: pctrace did not exit after the victim"
+	wait "$ppid" || die "$name: pctrace exited with $?: $(cat "$tmp/$name.err")"
+	ppid=
+	echo "--- $name"; grep '^victim' "$tmp/$name.victim"; cat "$tmp/$name.pctrace"
+}
+
+# check NAME THREADS: count exactness and median agreement.
+check() {
+	python3 - "$tmp/$1.json" "$tmp/$1.victim" "$PAGES" "$2" "$DELAY_US" "$floor" <<'EOF' || exit 1
+import json, re, sys
+path, vout, pages, threads, delay_us, floor = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
+b = json.load(open(path))["bpf"]
+v = dict(re.findall(r"(\w+)=(\S+)", [l for l in open(vout) if l.startswith("victim")][0]))
+ok = True
+def req(cond, what):
+    global ok
+    print(("ok   " if cond else "FAIL ") + what)
+    ok &= cond
+req(b["enabled"], "bpf enabled")
+req(int(v["faults"]) == pages, f"victim handled {v['faults']} faults == {pages}")
+req(b["faults"] == pages, f"pctrace blocking faults {b['faults']} == {pages}")
+req(b["faults_nonblocking"] == 0, f"non-blocking faults {b['faults_nonblocking']} == 0")
+req(b["fault_to_running"]["count"] == pages, "fault_to_running count == pages")
+th = [t for t in b["threads"] if t["faults"]]
+req(len(th) == threads, f"{len(th)} faulting threads == {threads}")
+req(sum(t["faults"] for t in th) == pages, "per-thread faults sum to pages")
+med = b["fault_to_running"]["p50_ns"]
+exp = delay_us * 1000 + floor
+err = abs(med - exp) / exp
+req(err <= 0.10, f"median fault->running {med} ns within 10% of delay+floor {exp:.0f} ns ({100*err:.1f}%)")
+vmed = int(v["median_ns"])
+req(abs(med - vmed) / vmed <= 0.10, f"median {med} ns within 10% of the victim's own median {vmed} ns ({100*(vmed-med)/vmed:+.1f}%)")
+print(f"attach: {b['attach']}")
+sys.exit(0 if ok else 1)
+EOF
+}
+
+run btf -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU"
+check btf 1
+grep -q '"page_fault": "tp_btf"' "$tmp/btf.json" || echo "note: tp_btf not used"
+
+run classic -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU" -- --classic
+check classic 1
+grep -q '"page_fault": "tracepoint"' "$tmp/classic.json" || die "--classic did not use classic tracepoints"
+
+run threads -n "$PAGES" -t 4 -d "$DELAY_US" -H "$CPU" -T "$CPU" -- --events "$tmp/events.csv"
+check threads 4
+lines=$(($(wc -l <"$tmp/events.csv") - 1))
+[ "$lines" = "$PAGES" ] || die "events.csv has $lines events, expected $PAGES"
+echo "ok   events.csv has $lines events"
+python3 - "$tmp/events.csv" "$tmp/threads.json" <<'EOF' || exit 1
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+b = json.load(open(sys.argv[2]))["bpf"]
+pages = {r["page"] for r in rows}
+assert len(pages) == len(rows), "every event is a distinct page"
+assert all(int(r["fault_ns"]) <= int(r["block_ns"]) <= int(r["wakeup_ns"]) <= int(r["running_ns"]) for r in rows), "timestamps ordered"
+assert b["events"]["dropped"] == 0 and b["events"]["consumed"] == len(rows)
+print("ok   events: distinct pages, ordered timestamps, none dropped")
+EOF
+
+# USDT breakdown: the victim fires the pcbench:* probes for every fault.
+python3 - "$tmp/btf.json" "$PAGES" "$DELAY_US" <<'EOF' || exit 1
+import json, sys
+p = json.load(open(sys.argv[1]))["bpf"]["pager"]
+pages, delay = int(sys.argv[2]), float(sys.argv[3]) * 1000
+if not p["enabled"]:
+    print("note: USDT unavailable: " + p.get("reason", "")); sys.exit(0)
+assert p["probes"]["fault"] == pages and p["probes"]["installed"] == pages, p["probes"]
+assert p["installs"]["demand"] == pages, p["installs"]
+rt = p["round_trip"]["demand"]["p50_ns"]
+assert abs(rt - delay) / delay <= 0.10, f"request->received p50 {rt} vs injected {delay}"
+print(f"ok   usdt: {pages} faults/installs, request->received p50 {rt} ns ~ injected {delay:.0f} ns")
+EOF
+echo PASS
