@@ -6,7 +6,10 @@
 
 #define PCB_POLICY_LIST(X) \
 	X(demand)          \
-	X(sequential)
+	X(sequential)      \
+	X(qemu)            \
+	X(pivot)           \
+	X(trend)
 
 #define DECLARE(n) extern const struct pcb_policy_ops pcb_policy_##n;
 PCB_POLICY_LIST(DECLARE)
