@@ -4,6 +4,7 @@
 #include "loader/run.h"
 #include "pager/policy.h"
 #include "workloads/workload.h"
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +22,8 @@ static int cmd_list(void)
 int main(int argc, char **argv)
 {
 	int first = 1;
+	/* a peer that goes away must be an error return (EPIPE), not a silent death */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc > 1 && !strcmp(argv[1], "list"))
 		return cmd_list();
 	if (argc > 1 && !strcmp(argv[1], "run"))
