@@ -26,11 +26,13 @@ struct pcb_config {
 	unsigned batch_pages;
 	unsigned window;
 	uint64_t source_delay_ns;
+	char trace[8];               /* auto | on | off */
+	char trace_events[4096];
 	unsigned verbose;
 };
 
 enum pcb_opt_type { PCB_OPT_SIZE, PCB_OPT_UINT, PCB_OPT_U64, PCB_OPT_DOUBLE, PCB_OPT_STR,
-		    PCB_OPT_DURATION, PCB_OPT_POLICY, PCB_OPT_WORKLOAD };
+		    PCB_OPT_DURATION, PCB_OPT_POLICY, PCB_OPT_WORKLOAD, PCB_OPT_CHOICE };
 
 struct pcb_option {
 	const char *name;
@@ -40,6 +42,7 @@ struct pcb_option {
 	const char *def;             /* default, as it would be typed */
 	double min, max;             /* numeric bounds (inclusive) */
 	const char *help;
+	const char *choices;         /* PCB_OPT_CHOICE: "a|b|c" */
 };
 
 extern const struct pcb_option pcb_options[];

@@ -1,5 +1,6 @@
 #include "loader/run.h"
 #include "loader/metrics.h"
+#include "loader/trace.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
@@ -35,6 +36,8 @@ struct run {
 	struct pcb_verify ver;
 	_Atomic uint32_t *first_touch;
 	struct pcb_prefetch pf;
+	struct pcb_trace *trace;
+	char trace_why[256];
 	bool verified;
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
@@ -122,6 +125,34 @@ static void merged_hists(struct run *r, struct pcb_hist *fault, struct pcb_hist 
 		pcb_hist_merge(fault, &vr->fault_lat);
 		pcb_hist_merge(op, &vr->op_lat);
 	}
+}
+
+/* How far the kernel's fault->running latency agrees with the guest's own
+ * measurement of the same faults: a constant offset (exception entry, return
+ * to user, clock reads) is expected; the ratios after removing it should be ~1. */
+static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct pcb_hist *user)
+{
+	struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
+	if (!ts || pcb_trace_read(r->trace, ts) < 0) {
+		free(ts);
+		return;
+	}
+	const struct pcb_hist *k = &ts->hist[FL_H_FAULT_TO_RUNNING];
+	pcb_json_obj_begin(j, "bpf_vs_guest");
+	pcb_json_u64(j, "guest_faults", user->count);
+	pcb_json_u64(j, "kernel_faults", k->count);
+	if (user->count && k->count) {
+		double off = (double)pcb_hist_percentile(user, 50) - (double)pcb_hist_percentile(k, 50);
+		pcb_json_dbl(j, "p50_offset_ns", off);
+		static const double pcts[] = { 90, 99 };
+		static const char *const names[] = { "p90_ratio_after_offset", "p99_ratio_after_offset" };
+		for (int i = 0; i < 2; i++) {
+			double kv = (double)pcb_hist_percentile(k, pcts[i]);
+			pcb_json_dbl(j, names[i], kv > 0 ? ((double)pcb_hist_percentile(user, pcts[i]) - off) / kv : 0);
+		}
+	}
+	pcb_json_obj_end(j);
+	free(ts);
 }
 
 static void write_json(struct run *r, FILE *fp)
@@ -251,6 +282,12 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_obj_end(j);
 
 	pcb_prefetch_json(&r->pf, j, "prefetch");
+	if (r->trace) {
+		pcb_trace_json(r->trace, j, "bpf");
+		trace_agreement_json(r, j, &fault);
+	} else {
+		pcb_trace_json_disabled(j, "bpf", r->trace_why);
+	}
 
 	pcb_json_obj_begin(j, "verify");
 	pcb_json_bool(j, "done", r->verified);
@@ -331,6 +368,20 @@ static void write_human(struct run *r, FILE *fp)
 	fprintf(fp, "  transport   demand %s in / %s out, background %s in / %s out\n",
 		pcb_fmt_size(s->chan[0].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[0].bytes_tx, b2, sizeof(b2)),
 		pcb_fmt_size(s->chan[1].bytes_rx, b3, sizeof(b3)), pcb_fmt_size(s->chan[1].bytes_tx, b4, sizeof(b4)));
+	if (r->trace) {
+		struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
+		if (ts && pcb_trace_read(r->trace, ts) == 0) {
+			const struct pcb_hist *k = &ts->hist[FL_H_FAULT_TO_RUNNING];
+			fmt_ns(pcb_hist_percentile(k, 50), b1, sizeof(b1));
+			fmt_ns(pcb_hist_percentile(k, 99), b2, sizeof(b2));
+			fmt_ns(pcb_hist_percentile(&ts->hist[FL_H_FAULT_TO_WAKEUP], 50), b3, sizeof(b3));
+			fprintf(fp, "  bpf         %llu blocking faults in the kernel: fault->running p50 %s p99 %s, fault->wake-up p50 %s\n",
+				(unsigned long long)ts->counter[FL_C_BLOCKING], b1, b2, b3);
+		}
+		free(ts);
+	} else if (strcmp(cfg->trace, "off") != 0) {
+		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
+	}
 	if (r->pf.bg_installed || r->pf.touched)
 		fprintf(fp, "  prefetch    %llu pages touched, %llu hits (hit rate %.1f%%), accuracy %.1f%% of %llu background pages\n",
 			(unsigned long long)r->pf.touched, (unsigned long long)r->pf.hits,
@@ -459,6 +510,30 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	}
 	for (unsigned v = 0; v < cfg->vcpus; v++)
 		pcb_pager_register_vcpu(r->pager, v, pcb_guest_tid(r->guest, v));
+	if (strcmp(cfg->trace, "off") != 0) {
+		struct pcb_trace_opts to = {
+			.pid = getpid(), .region_start = (uintptr_t)pcb_pager_region(r->pager),
+			.region_len = r->npages * PCB_PAGE_SIZE, .events = cfg->trace_events[0] != 0,
+			.events_path = cfg->trace_events[0] ? cfg->trace_events : NULL, .usdt = true,
+			.usdt_binary = "/proc/self/exe", .verbose = (int)cfg->verbose,
+		};
+		rc = pcb_trace_start(&to, &r->trace, r->trace_why, sizeof(r->trace_why));
+		if (rc && !strcmp(cfg->trace, "on")) {
+			pcb_err("--trace=on: %s", r->trace_why);
+			pcb_guest_go(r->guest, 0);   /* release nothing: exit below */
+			reap_source(r, true);
+			fflush(NULL);
+			_exit(rc);
+		}
+		if (rc) {
+			pcb_log("tracing off: %s", r->trace_why);
+			r->trace = NULL;
+		}
+		for (unsigned v = 0; r->trace && v < cfg->vcpus; v++)
+			pcb_trace_add_thread(r->trace, pcb_guest_tid(r->guest, v));
+	} else {
+		snprintf(r->trace_why, sizeof(r->trace_why), "disabled with --trace=off");
+	}
 
 	/* switch-over */
 	if ((rc = pcb_pager_start(r->pager)) != 0) {
@@ -490,6 +565,8 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	} else {
 		r->verified = true;
 	}
+	if (r->trace)
+		pcb_trace_stop(r->trace);
 	pcb_pager_stats(r->pager, &r->ps);
 	pcb_prefetch_compute(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
 			     pcb_pager_install_kind(r->pager));
@@ -515,6 +592,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	int erc = emit_reports(r);
 	if (r->exit_code == PCB_EXIT_VERIFY)
 		pcb_err("%s", r->error);
+	pcb_trace_free(r->trace);
 	pcb_guest_destroy(r->guest);
 	pcb_pager_destroy(r->pager);
 	munmap(r->first_touch, r->npages * 4);
