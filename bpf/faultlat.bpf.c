@@ -15,8 +15,8 @@
 char LICENSE[] SEC("license") = "GPL";
 
 /* Knobs, set by user space between open and load. */
-const volatile __u32 targ_tgid = 0;             /* 0: any process (only listed threads) */
-const volatile __u64 block_window_ns = 100000;  /* on-CPU time a fault may take to block */
+const volatile __u32 targ_tgid = 0;             /* 0: only listed threads, of any process */
+const volatile __u64 block_window_ns = 10000000; /* on-CPU time a fault may take to block */
 const volatile bool emit_events = false;
 const volatile bool have_uffd_hook = false;     /* fentry on handle_userfault attached */
 const volatile __u32 kvm_addr_arg = 1;          /* tp_btf arg index of the fault address */
@@ -37,6 +37,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct fl_state);
 } state SEC(".maps");
+
+/* Threads user space listed (pcb_trace_add_thread), used when only_listed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FL_MAX_THREADS);
+	__type(key, __u32);
+	__type(value, __u32);
+} listed SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -122,7 +130,23 @@ static __always_inline void close_nonblocking(struct fl_state *st, __u32 tid)
 	count(FL_C_NONBLOCKING);
 	if (t)
 		__sync_fetch_and_add(&t->nonblocking, 1);
-	st->flags &= FL_S_LISTED;
+	st->flags = 0;
+}
+
+/* Per-thread state, by tid.  (Task storage would save the hash lookup in
+ * tp_btf programs, but its per-CPU recursion guard makes lookups fail now and
+ * then from the scheduler hooks, and a missed switch-in loses a fault.) */
+static __always_inline struct fl_state *state_get(__u32 tid)
+{
+	return bpf_map_lookup_elem(&state, &tid);
+}
+
+static __always_inline struct fl_state *state_create(__u32 tid)
+{
+	struct fl_state fresh = {};
+
+	bpf_map_update_elem(&state, &tid, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&state, &tid);
 }
 
 /* A page fault (or KVM guest page fault) by the current thread. */
@@ -130,22 +154,19 @@ static __always_inline void on_fault(__u64 addr, bool kvm)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id, tgid = id >> 32;
-	struct fl_state *st, fresh = {};
+	struct fl_state *st;
 
 	if (targ_tgid && tgid != targ_tgid)
 		return;
-	st = bpf_map_lookup_elem(&state, &tid);
-	if (only_listed && (!st || !(st->flags & FL_S_LISTED)))
+	if ((only_listed || !targ_tgid) && !bpf_map_lookup_elem(&listed, &tid))
 		return;
 	if (!kvm && !in_ranges(addr)) {
 		count(FL_C_OUT_OF_RANGE);
 		return;
 	}
+	st = state_get(tid);
 	if (!st) {
-		if (!targ_tgid)
-			return;
-		bpf_map_update_elem(&state, &tid, &fresh, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&state, &tid);
+		st = state_create(tid);
 		if (!st) {
 			count(FL_C_STATE_FULL);
 			return;
@@ -163,7 +184,7 @@ static __always_inline void on_fault(__u64 addr, bool kvm)
 	st->wakeup_ns = 0;
 	st->preempt_ns = 0;
 	st->off_ns = 0;
-	st->flags = (st->flags & FL_S_LISTED) | FL_S_OPEN | (kvm ? FL_S_KVM : 0);
+	st->flags = FL_S_OPEN | (kvm ? FL_S_KVM : 0);
 	count(kvm ? FL_C_KVM_FAULTS : FL_C_FAULTS);
 }
 
@@ -227,7 +248,7 @@ static __always_inline void finish(struct fl_state *st, __u32 tid, __u64 now)
 			count(FL_C_EVENTS);
 		}
 	}
-	st->flags &= FL_S_LISTED;
+	st->flags = 0;
 }
 
 /* prev_sleeps: switched out in TASK_(UN)INTERRUPTIBLE, not preempted.
@@ -238,7 +259,7 @@ static __always_inline void on_switch(__u32 prev, bool prev_sleeps, bool prev_de
 	struct fl_state *st;
 	__u64 now = 0;
 
-	if (check_prev && (st = bpf_map_lookup_elem(&state, &prev))) {
+	if (check_prev && (st = state_get(prev))) {
 		if (prev_dead) {
 			if (st->flags & FL_S_OPEN)
 				count(FL_C_EXITED);
@@ -260,7 +281,7 @@ static __always_inline void on_switch(__u32 prev, bool prev_sleeps, bool prev_de
 			}
 		}
 	}
-	if (check_next && (st = bpf_map_lookup_elem(&state, &next)) && (st->flags & FL_S_OPEN)) {
+	if (check_next && (st = state_get(next)) && (st->flags & FL_S_OPEN)) {
 		if (!now)
 			now = bpf_ktime_get_ns();
 		if (st->flags & FL_S_BLOCKED) {
@@ -274,7 +295,7 @@ static __always_inline void on_switch(__u32 prev, bool prev_sleeps, bool prev_de
 
 static __always_inline void on_wakeup(__u32 tid)
 {
-	struct fl_state *st = bpf_map_lookup_elem(&state, &tid);
+	struct fl_state *st = state_get(tid);
 
 	if (!st || !(st->flags & FL_S_OPEN))
 		return;
@@ -283,6 +304,14 @@ static __always_inline void on_wakeup(__u32 tid)
 			st->wakeup_ns = bpf_ktime_get_ns();
 			st->flags |= FL_S_WOKEN;
 		}
+	} else if (st->preempt_ns) {
+		/* Preempted inside the fault (e.g. by the handler it just woke)
+		 * and woken by its resolution before it could sleep: it waited
+		 * all the same, from the preemption on. */
+		st->block_ns = st->preempt_ns;
+		st->preempt_ns = 0;
+		st->wakeup_ns = bpf_ktime_get_ns();
+		st->flags |= FL_S_BLOCKED | FL_S_WOKEN;
 	} else {
 		count(FL_C_WAKE_BEFORE_BLOCK);
 	}

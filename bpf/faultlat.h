@@ -51,7 +51,6 @@ enum fl_counter {
 };
 
 /* fl_state.flags */
-#define FL_S_LISTED     0x01u   /* inserted by user space (pcb_trace_add_thread) */
 #define FL_S_OPEN       0x02u
 #define FL_S_BLOCKED    0x04u
 #define FL_S_WOKEN      0x08u

@@ -178,7 +178,7 @@ static void usage(FILE *fp)
 		"  -q, --quiet          no interval reports\n"
 		"      --no-usdt        do not attach the pcbench:* USDT probes\n"
 		"      --classic        use classic tracepoints even where tp_btf works\n"
-		"      --window US      on-CPU time a fault may take before it blocks (default 100)\n"
+		"      --window US      on-CPU time a fault may take before it blocks (default 10000)\n"
 		"  -v, --verbose        libbpf messages (-vv: debug)\n"
 		"  -h, --help\n");
 }

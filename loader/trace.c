@@ -25,7 +25,7 @@
 #include "bpf/faultlat.skel.h"
 #include "bpf/pager.skel.h"
 
-#define DEFAULT_BLOCK_WINDOW_NS (100 * PCB_NSEC_PER_USEC)
+#define DEFAULT_BLOCK_WINDOW_NS (10 * PCB_NSEC_PER_MSEC)
 #define EVENTS_RB_BYTES (8u << 20)
 
 struct pg_stats {
@@ -661,16 +661,12 @@ fail:
 
 int pcb_trace_add_thread(struct pcb_trace *t, pid_t tid)
 {
-	struct fl_state st;
-	uint32_t key = (uint32_t)tid;
+	uint32_t key = (uint32_t)tid, one = 1;
 	pid_t *n;
 
 	if (!t || !t->fl || t->stopped || tid <= 0)
 		return -EINVAL;
-	if (bpf_map__lookup_elem(t->fl->maps.state, &key, sizeof(key), &st, sizeof(st), 0))
-		memset(&st, 0, sizeof(st));
-	st.flags |= FL_S_LISTED;
-	if (bpf_map__update_elem(t->fl->maps.state, &key, sizeof(key), &st, sizeof(st), BPF_ANY))
+	if (bpf_map__update_elem(t->fl->maps.listed, &key, sizeof(key), &one, sizeof(one), BPF_ANY))
 		return -errno;
 	__atomic_store_n(&t->fl->bss->only_listed, 1, __ATOMIC_RELEASE);
 	if (t->ntids == t->captids) {

@@ -36,7 +36,7 @@ struct pcb_trace_opts {
 	bool uffd_ranges;           /* trace faults in the pid's userfaultfd-registered VMAs
 	                             * (from /proc/PID/smaps; see pcb_trace_refresh_ranges) */
 	bool classic;               /* use classic tracepoints even if tp_btf works */
-	uint64_t block_window_ns;   /* 0: default (100 us) */
+	uint64_t block_window_ns;   /* 0: default (10 ms) */
 };
 
 /* Load and attach.  Returns 0, or a PCB_EXIT_* code with a one-line reason in why. */

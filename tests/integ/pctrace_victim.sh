@@ -26,7 +26,7 @@ cleanup() {
 	[ -n "$ppid" ] && kill "$ppid" 2>/dev/null
 	[ -n "$vpid" ] && kill "$vpid" 2>/dev/null
 	wait 2>/dev/null
-	rm -rf "$tmp"
+	[ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
@@ -97,10 +97,12 @@ req(sum(t["faults"] for t in th) == pages, "per-thread faults sum to pages")
 med = b["fault_to_running"]["p50_ns"]
 exp = delay_us * 1000 + floor
 err = abs(med - exp) / exp
-req(err <= 0.10, f"median fault->running {med} ns within 10% of delay+floor {exp:.0f} ns ({100*err:.1f}%)")
+if threads == 1:   # with more touchers the handler serves them one after the other
+    req(err <= 0.10, f"median fault->running {med} ns within 10% of delay+floor {exp:.0f} ns ({100*err:.1f}%)")
 vmed = int(v["median_ns"])
 req(abs(med - vmed) / vmed <= 0.10, f"median {med} ns within 10% of the victim's own median {vmed} ns ({100*(vmed-med)/vmed:+.1f}%)")
 print(f"attach: {b['attach']}")
+print(f"anomalies: {b['anomalies']}")
 sys.exit(0 if ok else 1)
 EOF
 }
