@@ -251,9 +251,10 @@ static __always_inline void finish(struct fl_state *st, __u32 tid, __u64 now)
 	st->flags = 0;
 }
 
-/* prev_sleeps: switched out in TASK_(UN)INTERRUPTIBLE, not preempted.
+/* prev_sleeps: TASK_INTERRUPTIBLE (1) / TASK_UNINTERRUPTIBLE (2) bits of a
+ * task that switched out sleeping, 0 if preempted or running.
  * prev_dead: exiting. */
-static __always_inline void on_switch(__u32 prev, bool prev_sleeps, bool prev_dead,
+static __always_inline void on_switch(__u32 prev, __u32 prev_sleeps, bool prev_dead,
 				      __u32 next, bool check_prev, bool check_next)
 {
 	struct fl_state *st;
@@ -270,6 +271,14 @@ static __always_inline void on_switch(__u32 prev, bool prev_sleeps, bool prev_de
 				st->preempt_ns = now;
 				st->flags |= FL_S_PREEMPTED;
 				count(FL_C_PREEMPTED);
+			} else if (!(prev_sleeps & 1) && !(st->flags & FL_S_KVM)) {
+				/* TASK_(UN)INTERRUPTIBLE without INTERRUPTIBLE: userfaultfd
+				 * waits interruptibly in user faults, so this is another
+				 * wait (mmap lock, page lock, reclaim).  Keep the fault
+				 * open and its clock running; do not count it as on-CPU. */
+				st->preempt_ns = now;
+				st->flags |= FL_S_DSLEEP;
+				count(FL_C_SLEEP_OTHER);
 			} else if (have_uffd_hook ? !(st->flags & (FL_S_UFFD | FL_S_KVM)) :
 				   now - st->fault_ns - st->off_ns > block_window_ns) {
 				/* The fault completed long ago; this sleep is something else. */
@@ -289,6 +298,7 @@ static __always_inline void on_switch(__u32 prev, bool prev_sleeps, bool prev_de
 		} else if (st->preempt_ns) {
 			st->off_ns += now - st->preempt_ns;
 			st->preempt_ns = 0;
+			st->flags &= ~FL_S_DSLEEP;
 		}
 	}
 }
@@ -304,6 +314,8 @@ static __always_inline void on_wakeup(__u32 tid)
 			st->wakeup_ns = bpf_ktime_get_ns();
 			st->flags |= FL_S_WOKEN;
 		}
+	} else if (st->flags & FL_S_DSLEEP) {
+		return;         /* the end of another wait; the fault goes on */
 	} else if (st->preempt_ns) {
 		/* Preempted inside the fault (e.g. by the handler it just woke)
 		 * and woken by its resolution before it could sleep: it waited
@@ -390,7 +402,7 @@ int BPF_PROG(fl_switch_btf, bool preempt, struct task_struct *prev, struct task_
 
 	if (!cp && !cn)
 		return 0;
-	on_switch(prev->pid, !preempt && (prev_state & PCB_TASK_RUNNING_MASK),
+	on_switch(prev->pid, preempt ? 0 : (prev_state & PCB_TASK_RUNNING_MASK),
 		  !preempt && (prev_state & PCB_TASK_DEAD), next->pid, cp, cn);
 	return 0;
 }

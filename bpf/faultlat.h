@@ -47,6 +47,8 @@ enum fl_counter {
 	FL_C_EVENTS_DROPPED,        /* ring buffer full */
 	FL_C_STATE_FULL,            /* no room for a new thread state */
 	FL_C_TSTATS_FULL,           /* no room for a new per-thread histogram */
+	FL_C_SLEEP_OTHER,           /* uninterruptible sleep inside a fault (mmap lock, I/O, ...):
+	                             * not userfaultfd's wait, the fault stays open */
 	FL_NCOUNTERS
 };
 
@@ -57,6 +59,7 @@ enum fl_counter {
 #define FL_S_KVM        0x10u
 #define FL_S_UFFD       0x20u
 #define FL_S_PREEMPTED  0x40u
+#define FL_S_DSLEEP     0x80u   /* in an uninterruptible sleep inside the fault */
 
 struct fl_hist {
 	pcb_u64 bucket[PCB_HIST_BUCKETS];

@@ -923,6 +923,7 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_obj_begin(j, "anomalies");
 	pcb_json_u64(j, "preempted_in_fault", c[FL_C_PREEMPTED]);
 	pcb_json_u64(j, "late_sleep", c[FL_C_LATE_SLEEP]);
+	pcb_json_u64(j, "uninterruptible_sleep_in_fault", c[FL_C_SLEEP_OTHER]);
 	pcb_json_u64(j, "wake_before_block", c[FL_C_WAKE_BEFORE_BLOCK]);
 	pcb_json_u64(j, "no_wakeup_seen", c[FL_C_NO_WAKEUP]);
 	pcb_json_u64(j, "lost", c[FL_C_LOST]);

@@ -76,7 +76,7 @@ run() {
 
 # check NAME THREADS: count exactness and median agreement.
 check() {
-	python3 - "$tmp/$1.json" "$tmp/$1.victim" "$PAGES" "$2" "$DELAY_US" "$floor" <<'EOF' || exit 1
+	python3 - "$tmp/$1.json" "$tmp/$1.victim" "$PAGES" "$2" "$DELAY_US" "$floor" <<'EOF'
 import json, re, sys
 path, vout, pages, threads, delay_us, floor = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
 b = json.load(open(path))["bpf"]
@@ -107,16 +107,26 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
-run btf -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU"
-check btf 1
+# Latency checks compare against a floor measured in another run, so a burst
+# of load from elsewhere on the machine can fail them: one retry, logged.
+attempt() {
+	local name=$1 threads=$2; shift 2
+	for try in 1 2; do
+		rm -f "$tmp/$name.fifo"
+		run "$name" "$@"
+		if ( check "$name" "$threads" ); then return 0; fi
+		echo "retrying $name (attempt $try failed)"
+	done
+	die "$name failed twice"
+}
+
+attempt btf 1 -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU"
 grep -q '"page_fault": "tp_btf"' "$tmp/btf.json" || echo "note: tp_btf not used"
 
-run classic -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU" -- --classic
-check classic 1
+attempt classic 1 -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU" -- --classic
 grep -q '"page_fault": "tracepoint"' "$tmp/classic.json" || die "--classic did not use classic tracepoints"
 
-run threads -n "$PAGES" -t 4 -d "$DELAY_US" -H "$CPU" -T "$CPU" -- --events "$tmp/events.csv"
-check threads 4
+attempt threads 4 -n "$PAGES" -t 4 -d "$DELAY_US" -H "$CPU" -T "$CPU" -- --events "$tmp/events.csv"
 lines=$(($(wc -l <"$tmp/events.csv") - 1))
 [ "$lines" = "$PAGES" ] || die "events.csv has $lines events, expected $PAGES"
 echo "ok   events.csv has $lines events"
