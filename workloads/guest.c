@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct vcpu {
@@ -21,6 +22,8 @@ struct vcpu {
 	const _Atomic uint64_t *faults;
 	struct pcb_vcpu_result res;
 };
+
+static _Atomic uint64_t no_faults;   /* no pager (local baseline): never a fault */
 
 struct pcb_guest {
 	struct pcb_guest_cfg cfg;
@@ -36,6 +39,52 @@ struct pcb_guest {
 	unsigned started;
 };
 
+static void think(uint32_t ns)
+{
+	/* a halted vCPU sleeps; a short compute phase spins */
+	if (ns >= 50000) {
+		struct timespec ts = { .tv_sec = ns / 1000000000u, .tv_nsec = ns % 1000000000u };
+		while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+			;
+		return;
+	}
+	uint64_t until = pcb_now_ns() + ns;
+	while (pcb_now_ns() < until)
+		;
+}
+
+static void bucket_add(struct pcb_vcpu_result *r, uint64_t bucket_ns, uint64_t since_base, uint64_t *cap)
+{
+	uint64_t i = since_base / bucket_ns;
+	if (i >= *cap) {
+		uint64_t nc = *cap ? *cap : 64;
+		while (nc <= i)
+			nc *= 2;
+		uint64_t *p = realloc(r->buckets, nc * sizeof(*p));
+		if (!p)
+			return;   /* out of memory: progress is incomplete, counts elsewhere are not */
+		memset(p + *cap, 0, (nc - *cap) * sizeof(*p));
+		r->buckets = p;
+		*cap = nc;
+	}
+	r->buckets[i]++;
+	if (i + 1 > r->nbuckets)
+		r->nbuckets = i + 1;
+}
+
+static void record_add(struct pcb_vcpu_result *r, uint64_t *cap, const struct pcb_atrace_rec *rec)
+{
+	if (r->nrec == *cap) {
+		uint64_t nc = *cap ? *cap * 2 : 65536;
+		void *p = realloc(r->rec, nc * sizeof(*r->rec));
+		if (!p)
+			return;
+		r->rec = p;
+		*cap = nc;
+	}
+	r->rec[r->nrec++] = *rec;
+}
+
 static void run_ops(struct vcpu *v)
 {
 	struct pcb_guest *g = v->g;
@@ -45,56 +94,92 @@ static void run_ops(struct vcpu *v)
 	uint32_t seq = (uint32_t)v->idx << 24;
 	uint64_t wthresh = (uint64_t)(c->write_ratio * 18446744073709551616.0);
 	bool all_writes = c->write_ratio >= 1.0;
+	uint64_t bcap = 0, rcap = 0, prev = 0;
+	const uint64_t base = g->base_ns;
 
+	if (c->bucket_ns) {
+		bcap = c->duration_ns ? c->duration_ns / c->bucket_ns + 8 : 1024;
+		r->buckets = calloc(bcap, sizeof(uint64_t));
+		if (!r->buckets)
+			bcap = 0;
+	}
 	pcb_rng_seed(&rng, c->prm.seed, 0x6775657374ull + v->idx);
 	r->t_start_ns = pcb_now_ns();
 	uint64_t deadline = c->duration_ns ? r->t_start_ns + c->duration_ns : UINT64_MAX;
+	uint64_t tlast = r->t_start_ns;
 	for (;;) {
-		uint64_t page = c->ops->next(v->ts);
-		uint64_t rnd = pcb_rng_next(&rng);
-		bool write = all_writes || rnd < wthresh;
-		unsigned k = 1 + (unsigned)((rnd >> 20) % (PCB_STAMP_WORD - 1));
-		volatile uint64_t *w = (volatile uint64_t *)(c->region + (page << PCB_PAGE_SHIFT));
-		uint64_t a = 0, b = 0;
+		uint64_t op_t0 = 0;
+		bool first = true;
+		struct pcb_access acc;
+		do {
+			acc = (struct pcb_access){ .now_ns = tlast - base, .prev = prev };
+			c->ops->next(v->ts, &acc);
+			if (acc.kind == PCB_ACC_STOP)
+				goto out;
+			if (acc.think_ns)
+				think(acc.think_ns);
+			uint64_t page = acc.page;
+			uint64_t rnd = pcb_rng_next(&rng);
+			bool write = acc.kind == PCB_ACC_WRITE ||
+				     (acc.kind == PCB_ACC_AUTO && (all_writes || rnd < wthresh));
+			unsigned k = 1 + (unsigned)((rnd >> 20) % (PCB_STAMP_WORD - 1));
+			volatile uint64_t *w = (volatile uint64_t *)(c->region + (page << PCB_PAGE_SHIFT));
+			uint64_t a = 0, b = 0;
 
-		uint64_t f0 = atomic_load_explicit(v->faults, memory_order_acquire);
-		uint64_t t0 = pcb_now_ns();
-		if (write) {
-			w[PCB_STAMP_WORD] = pcb_stamp_make(page, ++seq);
-		} else {
-			a = w[0];
-			b = w[k];
-		}
-		uint64_t t1 = pcb_now_ns();
-		uint64_t f1 = atomic_load_explicit(v->faults, memory_order_acquire);
-
-		uint64_t lat = t1 - t0;
-		pcb_hist_add(&r->op_lat, lat);
-		if (f1 != f0) {
-			r->faults += f1 - f0;
-			r->blocktime_ns += lat;
-			pcb_hist_add(&r->fault_lat, lat);
-		}
-		if (write) {
-			r->writes++;
-		} else {
-			r->reads++;
-			if (a != pcb_image_word(c->im, page, 0) || b != pcb_image_word(c->im, page, k)) {
-				if (!r->read_mismatch++)
-					r->first_mismatch_page = page;
+			uint64_t f0 = atomic_load_explicit(v->faults, memory_order_acquire);
+			uint64_t t0 = pcb_now_ns();
+			if (write) {
+				w[PCB_STAMP_WORD] = pcb_stamp_make(page, ++seq);
+			} else {
+				a = w[0];
+				b = w[k];
 			}
-		}
-		if (c->first_touch && !atomic_load_explicit(&c->first_touch[page], memory_order_relaxed)) {
-			uint64_t us = (t1 - g->base_ns) / 1000 + 1;
-			uint32_t val = (us > 0x7fffffff ? 0x7fffffffu : (uint32_t)us) | (f1 != f0 ? PCB_TOUCH_FAULTED : 0);
-			uint32_t zero = 0;
-			atomic_compare_exchange_strong_explicit(&c->first_touch[page], &zero, val,
-								memory_order_relaxed, memory_order_relaxed);
-		}
+			uint64_t t1 = pcb_now_ns();
+			uint64_t f1 = atomic_load_explicit(v->faults, memory_order_acquire);
+			if (first)
+				op_t0 = t0;
+			first = false;
+			tlast = t1;
+			r->accesses++;
+
+			uint64_t lat = t1 - t0;
+			if (f1 != f0) {
+				r->faults += f1 - f0;
+				r->blocktime_ns += lat;
+				pcb_hist_add(&r->fault_lat, lat);
+			}
+			if (write) {
+				r->writes++;
+				prev = 0;
+			} else {
+				r->reads++;
+				prev = a;
+				if (a != pcb_image_word(c->im, page, 0) || b != pcb_image_word(c->im, page, k)) {
+					if (!r->read_mismatch++)
+						r->first_mismatch_page = page;
+				}
+			}
+			if (c->first_touch && !atomic_load_explicit(&c->first_touch[page], memory_order_relaxed)) {
+				uint64_t us = (t1 - base) / 1000 + 1;
+				uint32_t val = (us > 0x7fffffff ? 0x7fffffffu : (uint32_t)us) | (f1 != f0 ? PCB_TOUCH_FAULTED : 0);
+				uint32_t zero = 0;
+				atomic_compare_exchange_strong_explicit(&c->first_touch[page], &zero, val,
+									memory_order_relaxed, memory_order_relaxed);
+			}
+			if (c->record) {
+				struct pcb_atrace_rec rec = { .t_ns = t1 - base, .page = page, .vcpu = v->idx,
+							     .flags = (write ? PCB_ATRACE_WRITE : 0) | (acc.more ? PCB_ATRACE_MORE : 0) };
+				record_add(r, &rcap, &rec);
+			}
+		} while (acc.more);
+		pcb_hist_add(&r->op_lat, tlast - op_t0);
 		r->ops++;
-		if (t1 >= deadline || (c->ops_limit && r->ops >= c->ops_limit))
+		if (bcap)
+			bucket_add(r, c->bucket_ns, tlast - base, &bcap);
+		if (tlast >= deadline || (c->ops_limit && r->ops >= c->ops_limit))
 			break;
 	}
+out:
 	r->t_end_ns = pcb_now_ns();
 }
 
@@ -136,16 +221,20 @@ int pcb_guest_create(const struct pcb_guest_cfg *cfg, const _Atomic uint64_t *co
 		snprintf(why, whylen, "out of memory");
 		return PCB_EXIT_OSERR;
 	}
-	if (cfg->ops->init && cfg->ops->init(&g->shared, &cfg->prm, why, whylen) < 0) {
+	why[0] = 0;
+	int irc = cfg->ops->init ? cfg->ops->init(&g->shared, &cfg->prm, why, whylen) : 0;
+	if (irc < 0) {
+		if (irc < -1 && !why[0])
+			snprintf(why, whylen, "workload %s: initialisation failed (out of memory?)", cfg->ops->name);
 		free(g->v);
 		free(g);
-		return PCB_EXIT_USAGE;
+		return irc == -1 ? PCB_EXIT_USAGE : -irc;
 	}
 	for (unsigned i = 0; i < g->n; i++) {
 		struct vcpu *v = &g->v[i];
 		v->g = g;
 		v->idx = i;
-		v->faults = faults[i];
+		v->faults = faults && faults[i] ? faults[i] : &no_faults;
 		v->res.vcpu = i;
 		pcb_hist_init(&v->res.fault_lat);
 		pcb_hist_init(&v->res.op_lat);
@@ -196,13 +285,44 @@ void pcb_guest_join(struct pcb_guest *g)
 
 const struct pcb_vcpu_result *pcb_guest_result(struct pcb_guest *g, unsigned vcpu) { return &g->v[vcpu].res; }
 
+int pcb_guest_record_save(struct pcb_guest *g, const char *path)
+{
+	struct pcb_atrace t = { .nvcpus = g->n, .npages = g->cfg.prm.npages };
+	for (unsigned i = 0; i < g->n; i++)
+		t.count += g->v[i].res.nrec;
+	t.rec = malloc((t.count ? t.count : 1) * sizeof(*t.rec));
+	if (!t.rec)
+		return -ENOMEM;
+	/* merge the vCPUs' streams in time order (each is already in order) */
+	uint64_t *head = calloc(g->n, sizeof(*head));
+	if (!head) {
+		free(t.rec);
+		return -ENOMEM;
+	}
+	for (uint64_t n = 0; n < t.count; n++) {
+		unsigned best = g->n;
+		for (unsigned i = 0; i < g->n; i++)
+			if (head[i] < g->v[i].res.nrec &&
+			    (best == g->n || g->v[i].res.rec[head[i]].t_ns < g->v[best].res.rec[head[best]].t_ns))
+				best = i;
+		t.rec[n] = g->v[best].res.rec[head[best]++];
+	}
+	free(head);
+	int rc = pcb_atrace_save(path, &t);
+	free(t.rec);
+	return rc;
+}
+
 void pcb_guest_destroy(struct pcb_guest *g)
 {
 	if (!g)
 		return;
-	for (unsigned i = 0; i < g->n; i++)
+	for (unsigned i = 0; i < g->n; i++) {
 		if (g->v[i].ts && g->cfg.ops->thread_fini)
 			g->cfg.ops->thread_fini(g->v[i].ts);
+		free(g->v[i].res.buckets);
+		free(g->v[i].res.rec);
+	}
 	if (g->cfg.ops->fini)
 		g->cfg.ops->fini(g->shared);
 	free(g->v);

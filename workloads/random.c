@@ -20,10 +20,10 @@ static int rnd_thread_init(void **ts, void *shared, const struct pcb_wl_params *
 	return 0;
 }
 
-static uint64_t rnd_next(void *ts)
+static void rnd_next(void *ts, struct pcb_access *a)
 {
 	struct rnd_ts *s = ts;
-	return pcb_rng_below(&s->rng, s->npages);
+	a->page = pcb_rng_below(&s->rng, s->npages);
 }
 
 const struct pcb_workload_ops pcb_workload_random = {

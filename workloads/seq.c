@@ -19,13 +19,12 @@ static int seq_thread_init(void **ts, void *shared, const struct pcb_wl_params *
 	return 0;
 }
 
-static uint64_t seq_next(void *ts)
+static void seq_next(void *ts, struct pcb_access *a)
 {
 	struct seq_ts *s = ts;
-	uint64_t p = s->pos;
+	a->page = s->pos;
 	if (++s->pos == s->npages)
 		s->pos = 0;
-	return p;
 }
 
 const struct pcb_workload_ops pcb_workload_seq = {

@@ -3,7 +3,8 @@
  * image and measures its own op latency.
  *
  * A workload is a const struct pcb_workload_ops in workloads/NAME.c, listed
- * once in workloads/registry.c. */
+ * once in workloads/registry.c.  Its knobs (--workload-opt key=value,...) are
+ * declared in its knobs table; an unknown key is refused before the run. */
 #ifndef PCB_WORKLOAD_H
 #define PCB_WORKLOAD_H
 #include "common/hist.h"
@@ -14,32 +15,116 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PCB_WORKLOAD_ABI 1
+#define PCB_WORKLOAD_ABI 2
+#define PCB_WL_MAX_OPTS 16
+
+struct pcb_wl_kv {
+	char key[32];
+	char val[224];
+};
 
 struct pcb_wl_params {
 	uint64_t npages;
 	uint64_t seed;
 	unsigned nvcpus;
 	double zipf_theta;
+	const struct pcb_image *im;  /* for data-dependent generators (chase) */
+	unsigned nopts;              /* parsed --workload-opt (keys validated against the knobs) */
+	struct pcb_wl_kv opts[PCB_WL_MAX_OPTS];
+};
+
+/* One knob: key, default (as typed), one line of help. */
+struct pcb_wl_knob {
+	const char *key;
+	const char *def;
+	const char *help;
+};
+
+enum { PCB_ACC_AUTO = 0, PCB_ACC_READ = 1, PCB_ACC_WRITE = 2, PCB_ACC_STOP = 3 };
+
+/* The next access of a vCPU, filled by the generator's next hook. */
+struct pcb_access {
+	uint64_t page;
+	uint8_t kind;        /* AUTO: a write with probability --write-ratio; READ; WRITE; STOP: this vCPU is done */
+	bool more;           /* the op continues with another access (an op = one or more accesses) */
+	uint32_t think_ns;   /* the vCPU computes (spins) this long before the access (idle guests, think time) */
+	/* in: set by the loop before each call */
+	uint64_t now_ns;     /* time since switch-over (the end of the previous access) */
+	uint64_t prev;       /* word 1 of the previous page this vCPU read (0 after a write or at start) */
 };
 
 struct pcb_workload_ops {
 	unsigned abi;
 	const char *name;
 	const char *help;
-	/* State shared by all vCPUs (e.g. a Zipf table).  Optional. */
+	const struct pcb_wl_knob *knobs;   /* terminated by a NULL key; NULL = no knobs */
+	unsigned min_vcpus;                /* 0 or 1: any */
+	/* State shared by all vCPUs (e.g. a Zipf table).  Optional.  Bad knob values: -1 with a reason. */
 	int (*init)(void **shared, const struct pcb_wl_params *prm, char *why, size_t whylen);
 	void (*fini)(void *shared);
 	/* Per-vCPU generator state. */
 	int (*thread_init)(void **ts, void *shared, const struct pcb_wl_params *prm, unsigned vcpu);
 	void (*thread_fini)(void *ts);
-	/* Next page to touch. */
-	uint64_t (*next)(void *ts);
+	/* Next access. */
+	void (*next)(void *ts, struct pcb_access *a);
 };
 
 extern const struct pcb_workload_ops *const pcb_workloads[];
 const struct pcb_workload_ops *pcb_workload_find(const char *name);
 int pcb_workload_check(const struct pcb_workload_ops *ops, char *why, size_t whylen);
+
+/* Parse "key=value[,key=value]" into prm->opts, refusing keys the workload
+ * does not declare.  0 or -1 with a one-line reason naming the key. */
+int pcb_wl_parse_opts(const struct pcb_workload_ops *ops, const char *s, struct pcb_wl_params *prm,
+		      char *why, size_t whylen);
+/* A knob's value as typed (the --workload-opt value, else the knob default). */
+const char *pcb_wl_opt(const struct pcb_workload_ops *ops, const struct pcb_wl_params *prm, const char *key);
+/* Typed knob getters: 0, or -1 with "invalid value for workload option KEY: 'VAL' (...)". */
+int pcb_wl_opt_u64(const struct pcb_workload_ops *ops, const struct pcb_wl_params *prm, const char *key,
+		   uint64_t min, uint64_t max, uint64_t *out, char *why, size_t whylen);
+int pcb_wl_opt_dbl(const struct pcb_workload_ops *ops, const struct pcb_wl_params *prm, const char *key,
+		   double min, double max, double *out, char *why, size_t whylen);
+
+/* Shared helper: a Zipfian rank sampler (Gray et al., YCSB) over [0, n). */
+struct pcb_zipf {
+	uint64_t n;
+	double theta, zetan, alpha, eta, half_pow_theta;
+};
+int pcb_zipf_init(struct pcb_zipf *z, uint64_t n, double theta);
+struct pcb_rng;
+uint64_t pcb_zipf_rank(const struct pcb_zipf *z, struct pcb_rng *r);
+/* A seeded uniformly random permutation of [0, n) (Fisher-Yates). NULL if out of memory. */
+uint32_t *pcb_perm_new(uint64_t n, uint64_t seed, uint64_t stream);
+
+/* ---- access traces (--record FILE, workload trace) ----
+ * Binary form (little-endian): a 32-byte header
+ *   char magic[8] = "PCBTRC1\n"; uint32 version = 1; uint32 nvcpus; uint64 npages; uint64 count;
+ * then count records of 24 bytes:
+ *   uint64 t_ns (since switch-over); uint64 page; uint32 vcpu; uint32 flags
+ *   flags bit 0: write; bit 1: the op continues with the next access of this vCPU.
+ * Plain-text form (a file whose first line is not the magic): one access per
+ * line, `PAGE [r|w] [VCPU] [+]`, PAGE decimal or 0x-hex page index, r (default)
+ * or w, VCPU default 0, a trailing `+` = the op continues; `#` starts a comment. */
+#define PCB_ATRACE_MAGIC "PCBTRC1\n"
+#define PCB_ATRACE_WRITE 1u
+#define PCB_ATRACE_MORE  2u
+struct pcb_atrace_rec {
+	uint64_t t_ns;
+	uint64_t page;
+	uint32_t vcpu;
+	uint32_t flags;
+};
+struct pcb_atrace {
+	uint32_t nvcpus;             /* highest vcpu + 1 */
+	uint64_t npages;             /* declared (binary) or highest page + 1 (text) */
+	uint64_t count;
+	struct pcb_atrace_rec *rec;
+};
+/* Load either form.  0, or PCB_EXIT_DATAERR / PCB_EXIT_OSERR with a one-line reason (file:line). */
+int pcb_atrace_load(const char *path, struct pcb_atrace *t, char *why, size_t whylen);
+void pcb_atrace_free(struct pcb_atrace *t);
+/* Write records in the binary form, or the text form if path ends in ".txt".  0 or -errno. */
+int pcb_atrace_save(const char *path, const struct pcb_atrace *t);
 
 /* ---- the vCPU loop ---- */
 struct pcb_guest_cfg {
@@ -50,6 +135,8 @@ struct pcb_guest_cfg {
 	double write_ratio;
 	uint64_t duration_ns;        /* stop after this long (0: no limit) */
 	uint64_t ops_limit;          /* stop after this many ops per vCPU (0: no limit) */
+	uint64_t bucket_ns;          /* progress: ops completed per bucket of this length (0: off) */
+	bool record;                 /* keep every access for --record */
 	/* First touch of each page by any vCPU (optional): µs since switch-over
 	 * plus one in bits 0..30, bit 31 set if that touch faulted; 0 = never touched. */
 	_Atomic uint32_t *first_touch;
@@ -60,18 +147,24 @@ struct pcb_vcpu_result {
 	unsigned vcpu;
 	pid_t tid;
 	int cpu_start, cpu_end;      /* placement */
-	uint64_t ops, reads, writes;
+	uint64_t ops, reads, writes, accesses;
 	uint64_t faults;             /* accesses during which the pager read a fault message from this thread */
 	uint64_t blocktime_ns;       /* sum of those accesses' latency */
 	uint64_t read_mismatch;      /* reads that did not match the image */
 	uint64_t first_mismatch_page;
 	uint64_t t_start_ns, t_end_ns;
 	struct pcb_hist fault_lat;   /* latency of faulting accesses as this thread saw it */
-	struct pcb_hist op_lat;      /* every op (sampled 1 in 64 when not faulting) */
+	struct pcb_hist op_lat;      /* every op, start of its first access to end of its last */
+	/* progress: ops completed in bucket i = [i, i+1) * bucket_ns after switch-over */
+	uint64_t *buckets;
+	uint64_t nbuckets;
+	/* --record: this vCPU's accesses */
+	struct pcb_atrace_rec *rec;
+	uint64_t nrec;
 };
 
 struct pcb_guest;
-/* faults[v]: per-vCPU fault-message counters maintained by the pager. */
+/* faults[v]: per-vCPU fault-message counters maintained by the pager (NULL entries: no pager). */
 int pcb_guest_create(const struct pcb_guest_cfg *cfg, const _Atomic uint64_t *const *faults,
 		     struct pcb_guest **out, char *why, size_t whylen);
 /* Start the vCPU threads; they block on a start gate until pcb_guest_go(). */
@@ -82,5 +175,7 @@ void pcb_guest_go(struct pcb_guest *g, uint64_t base_ns);
 unsigned pcb_guest_running(struct pcb_guest *g);          /* vCPUs not yet finished */
 void pcb_guest_join(struct pcb_guest *g);
 const struct pcb_vcpu_result *pcb_guest_result(struct pcb_guest *g, unsigned vcpu);
+/* All vCPUs' recorded accesses merged in time order (after join).  0 or -errno. */
+int pcb_guest_record_save(struct pcb_guest *g, const char *path);
 void pcb_guest_destroy(struct pcb_guest *g);
 #endif
