@@ -37,6 +37,16 @@ const struct pcb_option pcb_options[] = {
 	  "kernel-side BPF fault histograms: auto (when root and BPF work), on (fail if not), off", "auto|on|off" },
 	{ "trace-events", PCB_OPT_STR, OFF(trace_events), SZ(trace_events), "", 0, 0,
 	  "with tracing, also stream every fault from the kernel to this CSV file" },
+	{ "workload-opt", PCB_OPT_STR, OFF(workload_opt), SZ(workload_opt), "", 0, 0,
+	  "workload knobs key=value[,key=value] (each workload's keys: `pcbench list`)" },
+	{ "record", PCB_OPT_STR, OFF(record), SZ(record), "", 0, 0,
+	  "write the guest's access sequence to this file (binary; plain text if it ends in .txt) for --workload=trace" },
+	{ "bucket-ms", PCB_OPT_UINT, OFF(bucket_ms), 0, "10", 1, 60000, "guest progress: ops counted per bucket of this many ms" },
+	{ "progress-csv", PCB_OPT_STR, OFF(progress_csv), SZ(progress_csv), "", 0, 0,
+	  "write ops per bucket per vCPU as CSV t_ms,vcpu,ops (default: next to --json as NAME.progress.csv)" },
+	{ "baseline", PCB_OPT_CHOICE, OFF(baseline), SZ(baseline), "none", 0, 0,
+	  "run: first run the same guest with all memory local, then report time back to 95% and lost work against it",
+	  "none|run" },
 	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 #pragma GCC diagnostic pop

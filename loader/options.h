@@ -28,6 +28,11 @@ struct pcb_config {
 	uint64_t source_delay_ns;
 	char trace[8];               /* auto | on | off */
 	char trace_events[4096];
+	char workload_opt[512];      /* key=value[,key=value] for the workload */
+	char record[4096];           /* write the guest's access sequence here */
+	unsigned bucket_ms;          /* progress bucket */
+	char progress_csv[4096];
+	char baseline[8];            /* none | run */
 	unsigned verbose;
 };
 

@@ -1,5 +1,6 @@
 #include "loader/run.h"
 #include "loader/metrics.h"
+#include "loader/progress.h"
 #include "loader/trace.h"
 #include "common/hist.h"
 #include "common/image.h"
@@ -39,6 +40,9 @@ struct run {
 	struct pcb_trace *trace;
 	char trace_why[256];
 	bool verified;
+	bool local;                  /* --policy=local: no migration */
+	uint8_t *local_region;
+	struct pcb_progress prog;
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
 	char error[512];
@@ -281,6 +285,7 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_hist_json(j, "op_latency", &op, 0);
 	pcb_json_obj_end(j);
 
+	pcb_progress_json(&r->prog, j, "progress");
 	pcb_prefetch_json(&r->pf, j, "prefetch");
 	if (r->trace) {
 		pcb_trace_json(r->trace, j, "bpf");
@@ -320,6 +325,32 @@ static void fmt_ns(uint64_t ns, char *buf, size_t len)
 		snprintf(buf, len, "%.2f s", (double)ns / 1e9);
 }
 
+static void print_progress(struct run *r, FILE *fp)
+{
+	char b1[32], b2[32];
+	if (r->prog.bucket_ns) {
+		fmt_ns(r->prog.first_work_ns == UINT64_MAX ? 0 : r->prog.first_work_ns, b1, sizeof(b1));
+		fprintf(fp, "  progress    first op after %s; %.0f ops per %llu ms bucket", b1, r->prog.mean_per_bucket,
+			(unsigned long long)(r->prog.bucket_ns / PCB_NSEC_PER_MSEC));
+		if (r->prog.have_baseline) {
+			fmt_ns(r->prog.t95_ns, b2, sizeof(b2));
+			fprintf(fp, " (local %.0f); back within 5%% of local after %s; lost work %lld ops (%.1f ms of local)",
+				r->prog.base_mean_per_bucket, r->prog.recovered ? b2 : "never",
+				(long long)r->prog.lost_ops, r->prog.lost_s * 1e3);
+		}
+		fprintf(fp, "\n");
+	}
+}
+
+static void print_verify(struct run *r, FILE *fp)
+{
+	if (r->verified)
+		fprintf(fp, "  verify      %llu pages verified, %llu corrupt, %llu missing: %s\n",
+			(unsigned long long)r->ver.pages_verified, (unsigned long long)r->ver.pages_corrupt,
+			(unsigned long long)r->ver.pages_missing,
+			r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK");
+}
+
 static void write_human(struct run *r, FILE *fp)
 {
 	const struct pcb_config *cfg = r->cfg;
@@ -328,10 +359,22 @@ static void write_human(struct run *r, FILE *fp)
 	char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
 	merged_hists(r, &fault, &op);
 
-	fprintf(fp, "pcbench %s (git %s): post-copy migration of %s, policy %s, workload %s, %u vCPU%s, seed %llu\n",
-		PCB_VERSION, PCB_GITREV, pcb_fmt_size(cfg->mem, b1, sizeof(b1)), cfg->policy, cfg->workload,
+	fprintf(fp, "pcbench %s (git %s): %s of %s, policy %s, workload %s, %u vCPU%s, seed %llu\n",
+		PCB_VERSION, PCB_GITREV, r->local ? "local baseline (no migration)" : "post-copy migration",
+		pcb_fmt_size(cfg->mem, b1, sizeof(b1)), cfg->policy, cfg->workload,
 		cfg->vcpus, cfg->vcpus > 1 ? "s" : "", (unsigned long long)cfg->seed);
 	fprintf(fp, "  kernel %s, %d CPUs, THP %s\n", r->sys.kernel, r->sys.cpus_online, r->sys.thp_enabled);
+	if (r->local) {
+		uint64_t ops = 0;
+		for (unsigned v = 0; v < cfg->vcpus; v++)
+			ops += pcb_guest_result(r->guest, v)->ops;
+		double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
+		fprintf(fp, "  guest       %llu ops, %.3f M ops/s (all memory local)\n", (unsigned long long)ops,
+			gs > 0 ? (double)ops / gs / 1e6 : 0.0);
+		print_progress(r, fp);
+		print_verify(r, fp);
+		return;
+	}
 	uint64_t mig = s->t_complete_ns ? s->t_complete_ns - s->t_switchover_ns : 0;
 	fmt_ns(mig, b1, sizeof(b1));
 	fmt_ns(r->t_end_ns - r->t_start_ns, b2, sizeof(b2));
@@ -365,6 +408,7 @@ static void write_human(struct run *r, FILE *fp)
 		ops += pcb_guest_result(r->guest, v)->ops;
 	double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
 	fprintf(fp, "  guest       %llu ops, %.3f M ops/s\n", (unsigned long long)ops, gs > 0 ? (double)ops / gs / 1e6 : 0.0);
+	print_progress(r, fp);
 	fprintf(fp, "  transport   demand %s in / %s out, background %s in / %s out\n",
 		pcb_fmt_size(s->chan[0].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[0].bytes_tx, b2, sizeof(b2)),
 		pcb_fmt_size(s->chan[1].bytes_rx, b3, sizeof(b3)), pcb_fmt_size(s->chan[1].bytes_tx, b4, sizeof(b4)));
@@ -388,16 +432,12 @@ static void write_human(struct run *r, FILE *fp)
 			r->pf.touched ? 100.0 * (double)r->pf.hits / (double)r->pf.touched : 0.0,
 			r->pf.bg_installed ? 100.0 * (double)r->pf.hits / (double)r->pf.bg_installed : 0.0,
 			(unsigned long long)r->pf.bg_installed);
-	if (r->verified)
-		fprintf(fp, "  verify      %llu pages verified, %llu corrupt, %llu missing: %s\n",
-			(unsigned long long)r->ver.pages_verified, (unsigned long long)r->ver.pages_corrupt,
-			(unsigned long long)r->ver.pages_missing,
-			r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK");
+	print_verify(r, fp);
 }
 
 static int emit_reports(struct run *r)
 {
-	if (r->guest && r->pager)
+	if (r->guest)
 		write_human(r, stdout);
 	if (r->cfg->json[0]) {
 		FILE *fp = fopen(r->cfg->json, "w");
@@ -443,6 +483,124 @@ static void die_midrun(struct run *r, int code, const char *msg)
 	_exit(code);
 }
 
+/* The same guest over a region fully populated before it starts: the
+ * --policy=local run itself, or the --baseline=run reference.  Fills
+ * *gout (joined), the progress series and the verification. */
+static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool record, struct pcb_guest **gout,
+			   struct pcb_progress *prog, struct pcb_verify *ver, uint64_t *t_go, uint64_t *t_done,
+			   char *why, size_t whylen)
+{
+	const struct pcb_config *cfg = r->cfg;
+	uint8_t *region = pcb_local_region(&r->im, r->npages);
+	if (!region) {
+		snprintf(why, whylen, "cannot map %llu pages for the local run: %s", (unsigned long long)r->npages, strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	struct pcb_guest_cfg gc = {
+		.ops = pcb_workload_find(cfg->workload), .prm = *prm, .region = region, .im = &r->im,
+		.write_ratio = cfg->write_ratio, .duration_ns = cfg->duration_ns, .ops_limit = cfg->ops,
+		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = record,
+	};
+	int rc = pcb_guest_create(&gc, NULL, gout, why, whylen);
+	if (!rc && (rc = pcb_guest_start(*gout)) != 0)
+		snprintf(why, whylen, "cannot start the guest threads");
+	if (rc) {
+		munmap(region, r->npages * PCB_PAGE_SIZE);
+		return rc;
+	}
+	*t_go = pcb_now_ns();
+	pcb_guest_go(*gout, *t_go);
+	pcb_guest_join(*gout);
+	*t_done = pcb_now_ns();
+	rc = pcb_local_verify(region, &r->im, r->npages, ver, why, whylen);
+	munmap(region, r->npages * PCB_PAGE_SIZE);
+	if (!rc && pcb_progress_collect(prog, *gout, cfg->vcpus, gc.bucket_ns, *t_go) < 0) {
+		snprintf(why, whylen, "out of memory for the progress series");
+		rc = PCB_EXIT_OSERR;
+	}
+	return rc;
+}
+
+/* --progress-csv, or NAME.progress.csv next to --json NAME.json; "" = none. */
+static void progress_csv_path(const struct pcb_config *cfg, char *out, size_t len, const char *suffix)
+{
+	out[0] = 0;
+	if (cfg->progress_csv[0]) {
+		size_t n = strlen(cfg->progress_csv);
+		if (suffix[0] && n > 4 && !strcmp(cfg->progress_csv + n - 4, ".csv"))
+			snprintf(out, len, "%.*s%s.csv", (int)(n - 4), cfg->progress_csv, suffix);
+		else
+			snprintf(out, len, "%s%s", cfg->progress_csv, suffix);
+	} else if (cfg->json[0]) {
+		size_t n = strlen(cfg->json);
+		if (n > 5 && !strcmp(cfg->json + n - 5, ".json"))
+			n -= 5;
+		snprintf(out, len, "%.*s.progress%s.csv", (int)n, cfg->json, suffix);
+	}
+}
+
+static int write_progress_csv(struct run *r, const struct pcb_progress *p, const char *suffix)
+{
+	char path[4200], comment[512];
+	progress_csv_path(r->cfg, path, sizeof(path), suffix);
+	if (!path[0] || !p->bucket_ns)
+		return 0;
+	snprintf(comment, sizeof(comment), "pcbench %s (git %s) progress: policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u%s",
+		 PCB_VERSION, PCB_GITREV, suffix[0] ? "local" : r->cfg->policy, r->cfg->workload,
+		 (unsigned long long)r->cfg->seed, r->cfg->vcpus, r->cfg->bucket_ms, suffix[0] ? " (baseline)" : "");
+	int e = pcb_progress_csv(p, path, comment);
+	if (e < 0) {
+		pcb_err("cannot write the progress CSV '%s': %s", path, strerror(-e));
+		return PCB_EXIT_OSERR;
+	}
+	return 0;
+}
+
+/* --policy=local: no source, no pager; the guest over a populated region. */
+static int run_local_only(struct run *r, const struct pcb_wl_params *prm)
+{
+	char why[512];
+	uint64_t t_go, t_done;
+	int rc = run_local_guest(r, prm, r->cfg->record[0] != 0, &r->guest, &r->prog, &r->ver, &t_go, &t_done, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		if (r->guest)
+			pcb_guest_destroy(r->guest);
+		return rc;
+	}
+	snprintf(r->trace_why, sizeof(r->trace_why), "no migration (--policy=local)");
+	r->verified = true;
+	r->ps.t_switchover_ns = r->ps.t_complete_ns = t_go;
+	r->ps.t_guest_done_ns = t_done;
+	r->ps.demand_cpu = r->ps.background_cpu = -1;
+	pcb_hist_init(&r->ps.demand_rtt);
+	pcb_hist_init(&r->ps.demand_service);
+	if (r->cfg->record[0]) {
+		int e = pcb_guest_record_save(r->guest, r->cfg->record);
+		if (e < 0) {
+			pcb_err("cannot write --record file '%s': %s", r->cfg->record, strerror(-e));
+			r->exit_code = PCB_EXIT_OSERR;
+		}
+	}
+	r->t_end_ns = pcb_now_ns();
+	uint64_t mism = 0;
+	for (unsigned v = 0; v < r->cfg->vcpus; v++)
+		mism += pcb_guest_result(r->guest, v)->read_mismatch;
+	if (!r->exit_code && (r->ver.pages_corrupt || r->ver.pages_missing || mism)) {
+		r->exit_code = PCB_EXIT_VERIFY;
+		snprintf(r->error, sizeof(r->error), "integrity check failed: %llu corrupt, %llu missing pages, %llu reads did not match the image",
+			 (unsigned long long)r->ver.pages_corrupt, (unsigned long long)r->ver.pages_missing,
+			 (unsigned long long)mism);
+	}
+	int erc = write_progress_csv(r, &r->prog, "");
+	int erc2 = emit_reports(r);
+	if (r->exit_code == PCB_EXIT_VERIFY)
+		pcb_err("%s", r->error);
+	pcb_progress_free(&r->prog);
+	pcb_guest_destroy(r->guest);
+	return r->exit_code ? r->exit_code : erc ? erc : erc2;
+}
+
 int pcb_run_migration(const struct pcb_config *cfg)
 {
 	struct run R = { .cfg = cfg }, *r = &R;
@@ -460,6 +618,40 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	pcb_image_init(&r->im, cfg->seed, r->npages, cfg->zero_pages);
 	pcb_sysinfo_read(&r->sys);
 	r->t_start_ns = pcb_now_ns();
+
+	struct pcb_wl_params prm = { .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus,
+				     .zipf_theta = cfg->zipf_theta, .im = &r->im };
+	if (pcb_wl_parse_opts(wl, cfg->workload_opt, &prm, why, sizeof(why)) < 0) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
+	if (!cfg->duration_ns && !cfg->ops) {
+		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
+		return PCB_EXIT_USAGE;
+	}
+	r->local = !strcmp(cfg->policy, "local");
+	if (r->local)
+		return run_local_only(r, &prm);
+	struct pcb_progress base = { 0 };
+	bool have_base = false;
+	if (!strcmp(cfg->baseline, "run")) {
+		struct pcb_guest *bg = NULL;
+		struct pcb_verify bv;
+		uint64_t t0, t1;
+		rc = run_local_guest(r, &prm, false, &bg, &base, &bv, &t0, &t1, why, sizeof(why));
+		if (!rc && (bv.pages_corrupt || bv.pages_missing)) {
+			snprintf(why, sizeof(why), "the local baseline run failed its integrity check: %llu corrupt, %llu missing pages",
+				 (unsigned long long)bv.pages_corrupt, (unsigned long long)bv.pages_missing);
+			rc = PCB_EXIT_VERIFY;
+		}
+		if (bg)
+			pcb_guest_destroy(bg);
+		if (rc) {
+			pcb_err("%s", why);
+			return rc;
+		}
+		have_base = true;
+	}
 
 	rc = fork_source(r, why, sizeof(why));
 	if (rc) {
@@ -487,16 +679,11 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		faults[v] = pcb_pager_vcpu_faults(r->pager, v);
 	struct pcb_guest_cfg gc = {
 		.ops = wl,
-		.prm = { .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus, .zipf_theta = cfg->zipf_theta },
+		.prm = prm,
 		.region = pcb_pager_region(r->pager), .im = &r->im, .write_ratio = cfg->write_ratio,
 		.duration_ns = cfg->duration_ns, .ops_limit = cfg->ops, .first_touch = r->first_touch,
+		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = cfg->record[0] != 0,
 	};
-	if (!cfg->duration_ns && !cfg->ops) {
-		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
-		pcb_pager_destroy(r->pager);
-		reap_source(r, true);
-		return PCB_EXIT_USAGE;
-	}
 	rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
 	if (rc) {
 		pcb_err("%s", why);
@@ -568,6 +755,21 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	if (r->trace)
 		pcb_trace_stop(r->trace);
 	pcb_pager_stats(r->pager, &r->ps);
+	if (pcb_progress_collect(&r->prog, r->guest, cfg->vcpus, gc.bucket_ns, r->ps.t_switchover_ns) < 0 ||
+	    (have_base && pcb_progress_compare(&r->prog, &base) < 0)) {
+		pcb_err("out of memory for the progress series");
+		r->exit_code = PCB_EXIT_OSERR;
+	}
+	if (write_progress_csv(r, &r->prog, "") || (have_base && write_progress_csv(r, &base, "-local")))
+		r->exit_code = PCB_EXIT_OSERR;
+	pcb_progress_free(&base);
+	if (cfg->record[0]) {
+		int e = pcb_guest_record_save(r->guest, cfg->record);
+		if (e < 0) {
+			pcb_err("cannot write --record file '%s': %s", cfg->record, strerror(-e));
+			r->exit_code = PCB_EXIT_OSERR;
+		}
+	}
 	pcb_prefetch_compute(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
 			     pcb_pager_install_kind(r->pager));
 	if (cfg->timeline[0]) {
@@ -593,6 +795,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	if (r->exit_code == PCB_EXIT_VERIFY)
 		pcb_err("%s", r->error);
 	pcb_trace_free(r->trace);
+	pcb_progress_free(&r->prog);
 	pcb_guest_destroy(r->guest);
 	pcb_pager_destroy(r->pager);
 	munmap(r->first_touch, r->npages * 4);

@@ -173,7 +173,8 @@ static void run_ops(struct vcpu *v)
 			}
 		} while (acc.more);
 		pcb_hist_add(&r->op_lat, tlast - op_t0);
-		r->ops++;
+		if (!r->ops++)
+			r->t_first_op_ns = tlast;
 		if (bcap)
 			bucket_add(r, c->bucket_ns, tlast - base, &bcap);
 		if (tlast >= deadline || (c->ops_limit && r->ops >= c->ops_limit))

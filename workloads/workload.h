@@ -69,6 +69,15 @@ struct pcb_workload_ops {
 	void (*next)(void *ts, struct pcb_access *a);
 };
 
+/* Convenience for tests and tools: the next access's page of a generator that
+ * does not depend on loaded values or time (every workload but chase, phase). */
+static inline uint64_t pcb_wl_next_page(const struct pcb_workload_ops *ops, void *ts)
+{
+	struct pcb_access a = { 0 };
+	ops->next(ts, &a);
+	return a.page;
+}
+
 extern const struct pcb_workload_ops *const pcb_workloads[];
 const struct pcb_workload_ops *pcb_workload_find(const char *name);
 int pcb_workload_check(const struct pcb_workload_ops *ops, char *why, size_t whylen);
@@ -153,6 +162,7 @@ struct pcb_vcpu_result {
 	uint64_t read_mismatch;      /* reads that did not match the image */
 	uint64_t first_mismatch_page;
 	uint64_t t_start_ns, t_end_ns;
+	uint64_t t_first_op_ns;       /* end of the first completed op (0: none) */
 	struct pcb_hist fault_lat;   /* latency of faulting accesses as this thread saw it */
 	struct pcb_hist op_lat;      /* every op, start of its first access to end of its last */
 	/* progress: ops completed in bucket i = [i, i+1) * bucket_ns after switch-over */

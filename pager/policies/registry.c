@@ -9,7 +9,8 @@
 	X(sequential)      \
 	X(qemu)            \
 	X(pivot)           \
-	X(trend)
+	X(trend)            \
+	X(local)
 
 #define DECLARE(n) extern const struct pcb_policy_ops pcb_policy_##n;
 PCB_POLICY_LIST(DECLARE)

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Every workload of the suite runs a live post-copy migration of 64 MiB with
+# zero corrupt or missing pages; --record then --workload=trace replays the
+# same accesses; bad knobs exit 64 naming the key; the progress series (JSON
+# and CSV) is present and consistent with the op count.
+set -u
+BUILD=${BUILD:-build}
+P=${PCBENCH:-./pcbench}
+T=$(mktemp -d /tmp/pcb-wl.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+nfail=0
+fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
+[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
+[ -e /dev/userfaultfd ] || grep -q 1 /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null || [ "$(id -u)" = 0 ] ||
+	{ echo "SKIP: no userfaultfd access"; exit 77; }
+
+# check JSON NAME: exit 0, verified, nothing corrupt/missing, ops > 0, progress sums to ops, CSV too
+check() {
+	python3 - "$T/$1.json" "$T/$1.progress.csv" "$1" <<'PY' || return 1
+import json, sys, csv
+d = json.load(open(sys.argv[1])); r = d["results"]; name = sys.argv[3]
+v = r["verify"]; g = r["guest"]; p = r["progress"]
+errs = []
+if d["exit_code"] != 0: errs.append("exit_code %s" % d["exit_code"])
+if not v["done"] or v["pages_corrupt"] or v["pages_missing"] or v["bad_write_stamps"]: errs.append("verify %s" % v)
+if v["pages_verified"] != 16384: errs.append("verified %d pages, want 16384" % v["pages_verified"])
+if g["ops"] <= 0: errs.append("no ops")
+if g["read_mismatches"]: errs.append("%d read mismatches" % g["read_mismatches"])
+if sum(p["total"]) != g["ops"]: errs.append("progress total %d != ops %d" % (sum(p["total"]), g["ops"]))
+if [sum(x) for x in zip(*p["per_vcpu"])] != p["total"]: errs.append("per-vCPU series do not add up to total")
+if p["time_to_first_work_ns"] is None: errs.append("no time to first work")
+if p["bucket_ms"] != 10: errs.append("bucket_ms %s" % p["bucket_ms"])
+rows = [row for row in csv.reader(l for l in open(sys.argv[2]) if not l.startswith("#"))]
+if rows[0] != ["t_ms", "vcpu", "ops"]: errs.append("CSV header %s" % rows[0])
+if sum(int(x[2]) for x in rows[1:]) != g["ops"]: errs.append("CSV ops do not add up")
+pg = r["pages"]
+if pg["demand"] + pg["background"] + pg["drain"] + pg["zero"] != pg["total"]: errs.append("page accounting %s" % pg)
+if errs:
+    print("%s: %s" % (name, "; ".join(errs))); sys.exit(1)
+print("%s: ok, %d ops, %d faults, first work after %.2f ms" % (name, g["ops"], r["faults"]["count"], p["time_to_first_work_ns"] / 1e6))
+PY
+}
+
+run() {   # run NAME ARGS...
+	local name=$1; shift
+	"$P" --mem=64M --duration=400ms --trace=off --json "$T/$name.json" "$@" >"$T/$name.out" 2>"$T/$name.err"
+	local rc=$?
+	if [ $rc -ne 0 ]; then fail "$name: exit $rc: $(tail -2 "$T/$name.err")"; return; fi
+	check "$name" || fail "$name: JSON checks"
+}
+
+for w in seq random zipf stride chase kv phase idle; do
+	run "$w" --workload=$w --policy=sequential
+done
+run scanhot --workload=scan+hot --vcpus=2 --policy=demand
+run kv-2 --workload=kv --vcpus=2 --policy=demand --workload-opt=get=0.5,record-pages=4
+run stride-down --workload=stride --workload-opt=stride=3,dir=down --policy=demand
+run phase-fast --workload=phase --workload-opt=phase-ms=20,hot=0.1 --policy=sequential --vcpus=2
+
+# kv writes are the puts: with get=0.5 about half the ops write their record pages
+python3 - "$T/kv-2.json" <<'PY' || fail "kv put mix"
+import json, sys
+g = json.load(open(sys.argv[1]))["results"]["guest"]
+acc = g["reads"] + g["writes"]
+# op = 1 bucket read + 4 record accesses; puts write 4 pages: writes/ops ~ 0.5*4
+ratio = g["writes"] / g["ops"]
+print("kv get=0.5 record-pages=4: %.2f writes per op (want ~2)" % ratio)
+assert abs(ratio - 2.0) < 0.3, ratio
+assert acc == 5 * g["ops"] or abs(acc - 5 * g["ops"]) <= 10, (acc, g["ops"])
+PY
+
+# record, then replay the same access sequence from the file (binary and text)
+"$P" --mem=64M --workload=kv --ops=20000 --duration=0 --trace=off --record "$T/rec.bin" --json "$T/rec.json" >/dev/null 2>"$T/rec.err" ||
+	fail "record run: $(tail -1 "$T/rec.err")"
+"$P" --mem=64M --workload=kv --ops=500 --duration=0 --trace=off --record "$T/rec.txt" >/dev/null 2>&1 || fail "text record run"
+head -c 8 "$T/rec.bin" | grep -q PCBTRC1 || fail "binary trace lacks its magic"
+[ "$(grep -vc '^#' "$T/rec.txt")" -eq 1000 ] || fail "text trace has $(grep -vc "^#" "$T/rec.txt") lines, want 1000 (500 ops of 2 accesses)"
+for f in rec.bin rec.txt; do
+	"$P" --mem=64M --workload=trace --workload-opt=file="$T/$f",loop=0 --duration=10s --trace=off \
+		--json "$T/replay-$f.json" >/dev/null 2>"$T/replay.err" || fail "replay $f: $(tail -1 "$T/replay.err")"
+done
+python3 - "$T/rec.json" "$T/replay-rec.bin.json" "$T/replay-rec.txt.json" <<'PY' || fail "replay counts"
+import json, sys
+a, b, c = (json.load(open(f))["results"]["guest"] for f in sys.argv[1:])
+for k in ("ops", "reads", "writes"):
+    assert a[k] == b[k], (k, a[k], b[k])
+assert c["ops"] == 500 and c["reads"] + c["writes"] == 1000, c
+assert a["ops"] == 20000
+print("replay: %d ops, %d reads, %d writes as recorded" % (b["ops"], b["reads"], b["writes"]))
+PY
+
+# bad knobs and bad traces: one line naming the value, distinct exit codes, before the run
+"$P" --mem=64M --workload=stride --workload-opt=strid=4 --trace=off >"$T/bad.out" 2>"$T/bad.err"
+rc=$?; [ $rc -eq 64 ] || fail "unknown knob: exit $rc, want 64"
+grep -q "'strid'" "$T/bad.err" || fail "unknown knob not named: $(cat "$T/bad.err")"
+[ ! -s "$T/bad.out" ] || fail "unknown knob: a run started"
+"$P" --mem=64M --workload=kv --workload-opt=get=2 --trace=off >/dev/null 2>"$T/bad2.err"
+rc=$?; [ $rc -eq 64 ] || fail "get=2: exit $rc, want 64"
+grep -q "get" "$T/bad2.err" || fail "get=2 not named"
+printf '1 r\nbanana\n' >"$T/bad.txt"
+"$P" --mem=64M --workload=trace --workload-opt=file="$T/bad.txt" --trace=off >/dev/null 2>"$T/bad3.err"
+rc=$?; [ $rc -eq 65 ] || fail "bad trace: exit $rc, want 65"
+grep -q "bad.txt:2" "$T/bad3.err" || fail "bad trace line not named: $(cat "$T/bad3.err")"
+"$P" --mem=64M --workload=scan+hot --vcpus=1 --trace=off >/dev/null 2>"$T/bad4.err"
+rc=$?; [ $rc -eq 64 ] || fail "scan+hot with 1 vCPU: exit $rc, want 64"
+
+[ $nfail -eq 0 ] || { echo "$nfail check(s) failed"; exit 1; }
+echo "all checks passed"
