@@ -35,6 +35,8 @@ const struct pcb_option pcb_options[] = {
 	{ "source-delay", PCB_OPT_DURATION, OFF(source_delay_ns), 0, "0", 0, 1e10, "delay the source adds before each demand reply (e.g. 200us)" },
 	{ "trace", PCB_OPT_CHOICE, OFF(trace), SZ(trace), "auto", 0, 0,
 	  "kernel-side BPF fault histograms: auto (when root and BPF work), on (fail if not), off", "auto|on|off" },
+	{ "trace-usdt", PCB_OPT_CHOICE, OFF(trace_usdt), SZ(trace_usdt), "off", 0, 0,
+	  "with tracing, also attach the pager's USDT probes (queueing / round trip / install breakdown; adds ~1 us per probe)", "on|off" },
 	{ "trace-events", PCB_OPT_STR, OFF(trace_events), SZ(trace_events), "", 0, 0,
 	  "with tracing, also stream every fault from the kernel to this CSV file" },
 	{ "workload-opt", PCB_OPT_STR, OFF(workload_opt), SZ(workload_opt), "", 0, 0,

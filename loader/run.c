@@ -701,7 +701,8 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		struct pcb_trace_opts to = {
 			.pid = getpid(), .region_start = (uintptr_t)pcb_pager_region(r->pager),
 			.region_len = r->npages * PCB_PAGE_SIZE, .events = cfg->trace_events[0] != 0,
-			.events_path = cfg->trace_events[0] ? cfg->trace_events : NULL, .usdt = true,
+			.events_path = cfg->trace_events[0] ? cfg->trace_events : NULL,
+			.usdt = !strcmp(cfg->trace_usdt, "on"),
 			.usdt_binary = "/proc/self/exe", .verbose = (int)cfg->verbose,
 		};
 		rc = pcb_trace_start(&to, &r->trace, r->trace_why, sizeof(r->trace_why));
