@@ -15,7 +15,7 @@ command -v python3 >/dev/null || skip "python3 is needed to read the JSON"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 for wl in random; do
-	./pcbench --trace=on --mem=64M --workload=$wl --vcpus=2 --duration=1s --trace-events="$tmp/$wl.csv" \
+	./pcbench --trace=on --trace-usdt=on --mem=64M --workload=$wl --vcpus=2 --duration=1s --trace-events="$tmp/$wl.csv" \
 		--json "$tmp/$wl.json" >"$tmp/$wl.out" 2>&1
 	rc=$?
 	case $rc in
@@ -45,6 +45,7 @@ extra = max(3, m // 100)
 req(m - slack <= n <= m + slack + extra,
     f"bpf faults {n} vs pager uffd messages {m}: {n - m:+d} (allowed -{slack}..+{slack + extra})")
 p = b["pager"]
+req(p["enabled"], "USDT probes attached (--trace-usdt=on)")
 if p["enabled"]:
     req(p["probes"]["fault"] == m, f"USDT fault probes {p['probes']['fault']} == uffd messages {m}")
 rows = sum(1 for _ in csv.DictReader(open(sys.argv[2])))
