@@ -1,5 +1,6 @@
 /* pcbench: command-line entry.  Subcommands: run (default), list. */
 #include "common/util.h"
+#include "loader/floor.h"
 #include "loader/options.h"
 #include "loader/run.h"
 #include "pager/policy.h"
@@ -26,10 +27,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc > 1 && !strcmp(argv[1], "list"))
 		return cmd_list();
+	if (argc > 1 && !strcmp(argv[1], "floor"))
+		return pcb_floor_main(argc, argv);
 	if (argc > 1 && !strcmp(argv[1], "run"))
 		first = 2;
 	else if (argc > 1 && argv[1][0] != '-') {
-		pcb_err("unknown command '%s' (commands: run, list; see --help)", argv[1]);
+		pcb_err("unknown command '%s' (commands: run, list, floor; see --help)", argv[1]);
 		return PCB_EXIT_USAGE;
 	}
 	struct pcb_config cfg;

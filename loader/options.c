@@ -1,6 +1,8 @@
 #include "loader/options.h"
 #include "common/json.h"
 #include "common/util.h"
+#include "common/pin.h"
+#include "pager/install.h"
 #include "pager/policy.h"
 #include "workloads/workload.h"
 #include <limits.h>
@@ -49,6 +51,14 @@ const struct pcb_option pcb_options[] = {
 	{ "baseline", PCB_OPT_CHOICE, OFF(baseline), SZ(baseline), "none", 0, 0,
 	  "run: first run the same guest with all memory local, then report time back to 95% and lost work against it",
 	  "none|run" },
+	{ "install", PCB_OPT_CHOICE, OFF(install), SZ(install), "copy", 0, 0,
+	  "how pages enter the guest: copy (UFFDIO_COPY), move (background pages received into staging, UFFDIO_MOVE), "
+	  "continue (memfd guest, pages received into its page cache, UFFDIO_CONTINUE)", "copy|move|continue" },
+	{ "install-batch", PCB_OPT_UINT, OFF(install_batch), 0, "128", 1, 1024,
+	  "max background pages per install ioctl (1 = one ioctl per page, each waking)", NULL },
+	{ "pin", PCB_OPT_PIN, OFF(pin), SZ(pin), "none", 0, 0,
+	  "thread placement: none, same (all on CPU 0), split (guest+demand CPU 0, background+source CPU 1), "
+	  "or guest=C,demand=C,background=C,source=C", NULL },
 	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 #pragma GCC diagnostic pop
@@ -134,6 +144,17 @@ static int set_opt(struct pcb_config *cfg, const struct pcb_option *o, const cha
 		}
 		snprintf(why, whylen, "invalid value for --%s: '%s' (want one of %s)", o->name, val, o->choices);
 		return -1;
+	}
+	case PCB_OPT_PIN: {
+		struct pcb_pin pin;
+		if (strlen(val) >= o->size) {
+			snprintf(why, whylen, "invalid value for --%s: too long (max %zu characters)", o->name, o->size - 1);
+			return -1;
+		}
+		if (pcb_pin_parse(val, &pin, why, whylen) < 0)
+			return -1;
+		snprintf(base, o->size, "%s", val);
+		return 0;
 	}
 	case PCB_OPT_WORKLOAD:
 		if (!pcb_workload_find(val)) {
@@ -272,6 +293,7 @@ void pcb_config_json(const struct pcb_config *cfg, struct pcb_json *j, const cha
 		case PCB_OPT_CHOICE:
 		case PCB_OPT_POLICY:
 		case PCB_OPT_WORKLOAD:
+		case PCB_OPT_PIN:
 			pcb_json_str(j, o->name, base);
 			break;
 		}

@@ -34,11 +34,14 @@ struct pcb_config {
 	unsigned bucket_ms;          /* progress bucket */
 	char progress_csv[4096];
 	char baseline[8];            /* none | run */
+	char install[16];            /* copy|move|continue (pager/install.h) */
+	unsigned install_batch;
+	char pin[128];               /* thread placement (common/pin.h) */
 	unsigned verbose;
 };
 
 enum pcb_opt_type { PCB_OPT_SIZE, PCB_OPT_UINT, PCB_OPT_U64, PCB_OPT_DOUBLE, PCB_OPT_STR,
-		    PCB_OPT_DURATION, PCB_OPT_POLICY, PCB_OPT_WORKLOAD, PCB_OPT_CHOICE };
+		    PCB_OPT_DURATION, PCB_OPT_POLICY, PCB_OPT_WORKLOAD, PCB_OPT_CHOICE, PCB_OPT_PIN };
 
 struct pcb_option {
 	const char *name;

@@ -2,6 +2,8 @@
 #include "loader/metrics.h"
 #include "loader/progress.h"
 #include "loader/trace.h"
+#include "loader/perf.h"
+#include "common/pin.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
@@ -43,6 +45,8 @@ struct run {
 	bool local;                  /* --policy=local: no migration */
 	uint8_t *local_region;
 	struct pcb_progress prog;
+	struct pcb_pin pin;
+	struct pcb_mem_report mem;
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
 	char error[512];
@@ -68,6 +72,8 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		prctl(PR_SET_NAME, "pcbench-source");
+		if (r->pin.cpu[PCB_PIN_SOURCE] >= 0)
+			pcb_pin_self(r->pin.cpu[PCB_PIN_SOURCE]);
 		struct pcb_source_cfg sc = {
 			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
 			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
@@ -237,6 +243,7 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_hist_json(j, "demand_service", &s->demand_service, 0);
 	pcb_json_i64(j, "demand_thread_cpu", s->demand_cpu);
 	pcb_json_i64(j, "background_thread_cpu", s->background_cpu);
+	pcb_perf_json(j, cfg, &r->pin, s, &r->mem);
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "transport");
@@ -426,6 +433,7 @@ static void write_human(struct run *r, FILE *fp)
 	} else if (strcmp(cfg->trace, "off") != 0) {
 		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
 	}
+	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
 	if (r->pf.bg_installed || r->pf.touched)
 		fprintf(fp, "  prefetch    %llu pages touched, %llu hits (hit rate %.1f%%), accuracy %.1f%% of %llu background pages\n",
 			(unsigned long long)r->pf.touched, (unsigned long long)r->pf.hits,
@@ -617,6 +625,10 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	r->npages = cfg->mem / PCB_PAGE_SIZE;
 	pcb_image_init(&r->im, cfg->seed, r->npages, cfg->zero_pages);
 	pcb_sysinfo_read(&r->sys);
+	if (pcb_pin_parse(cfg->pin, &r->pin, why, sizeof(why)) < 0) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
 	r->t_start_ns = pcb_now_ns();
 
 	struct pcb_wl_params prm = { .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus,
@@ -662,6 +674,8 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		.npages = r->npages, .nvcpus = cfg->vcpus, .policy = pol, .batch_pages = cfg->batch_pages,
 		.window = cfg->window, .io_timeout_ns = cfg->io_timeout_ns, .host = cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
+		.install_mode = pcb_install_parse(cfg->install), .install_batch = cfg->install_batch,
+		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 	};
 	rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why));
 	if (rc) {
@@ -695,8 +709,11 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		pcb_err("cannot start the guest threads");
 		return rc;
 	}
-	for (unsigned v = 0; v < cfg->vcpus; v++)
+	for (unsigned v = 0; v < cfg->vcpus; v++) {
 		pcb_pager_register_vcpu(r->pager, v, pcb_guest_tid(r->guest, v));
+		if (r->pin.cpu[PCB_PIN_GUEST] >= 0)
+			pcb_pin_tid(pcb_guest_tid(r->guest, v), r->pin.cpu[PCB_PIN_GUEST]);
+	}
 	if (strcmp(cfg->trace, "off") != 0) {
 		struct pcb_trace_opts to = {
 			.pid = getpid(), .region_start = (uintptr_t)pcb_pager_region(r->pager),
@@ -770,6 +787,12 @@ int pcb_run_migration(const struct pcb_config *cfg)
 			pcb_err("cannot write --record file '%s': %s", cfg->record, strerror(-e));
 			r->exit_code = PCB_EXIT_OSERR;
 		}
+	}
+	{
+		const struct pcb_installer *in = pcb_pager_installer(r->pager);
+		struct pcb_mem_range g[2] = { { in->region, in->len }, { in->alias, in->len } };
+		struct pcb_mem_range rec = { r->first_touch, r->npages * 4 };
+		pcb_mem_measure(&r->mem, g, 2, &rec, 1, cfg->mem);
 	}
 	pcb_prefetch_compute(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
 			     pcb_pager_install_kind(r->pager));

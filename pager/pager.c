@@ -3,6 +3,7 @@
 #include "pager/proto.h"
 #include "common/image.h"
 #include "common/util.h"
+#include "common/pin.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define MAX_INFLIGHT 1024   /* outstanding demand requests (one per blocked vCPU in practice) */
@@ -26,8 +28,9 @@ struct inflight {
 
 struct pcb_pager {
 	struct pcb_pager_cfg cfg;
-	uint8_t *region;
+	uint8_t *region;             /* == in.region (the guest's mapping) */
 	size_t region_len;
+	struct pcb_installer in;     /* install path: mapping, staging, batched ioctls (install.c) */
 	int uffd;
 	struct pcb_uffd_info uinfo;
 	struct pcb_pagestate ps;
@@ -95,23 +98,30 @@ static void *page_addr(struct pcb_pager *p, uint64_t page)
 
 /* Install one page (data == NULL: zero page).  kind is the PCB_INST_* for a
  * data page; the zero variant is kind + 2.  Returns 0, 1 on a lost race, <0 on error. */
+static void record_install(struct pcb_pager *p, uint64_t page, int kind, uint64_t now)
+{
+	uint64_t us = (now - p->st.t_switchover_ns) / 1000 + 1;
+	p->inst_us[page] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	p->inst_kind[page] = (uint8_t)kind;
+}
+
+/* Install one page (data == NULL: zero page) through the install path
+ * (demand thread).  kind is the PCB_INST_* for a data page; the zero variant
+ * is kind + 2.  Returns 0, 1 on a lost race (page already there, or being
+ * installed by the background thread, which wakes), <0 on error. */
 static int install(struct pcb_pager *p, uint64_t page, const void *data, int kind)
 {
-	void *dst = page_addr(p, page);
-	int r = data ? pcb_uffd_copy(p->uffd, dst, data, PCB_PAGE_SIZE, 0)
-		     : pcb_uffd_zeropage(p->uffd, dst, PCB_PAGE_SIZE, 0);
-	PCB_PROBE_INSTALLED(page, data ? kind : kind + 2, r);
-	if (r == -EEXIST) {
-		/* another path installed it first: make sure nobody sleeps on it */
-		pcb_uffd_wake(p->uffd, dst, PCB_PAGE_SIZE);
+	int r = pcb_install_one(&p->in, page, data, &p->st.inst_demand);
+	PCB_PROBE_INSTALLED(page, data ? kind : kind + 2, r == 1 || r == 2 ? -EEXIST : r);
+	if (r == 2)
+		return 1;   /* not present yet: the background thread owns it and marks it */
+	if (r == 1) {
 		mark_present(p, page);
 		return 1;
 	}
 	if (r < 0)
 		return r;
-	uint64_t us = (pcb_now_ns() - p->st.t_switchover_ns) / 1000 + 1;
-	p->inst_us[page] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-	p->inst_kind[page] = (uint8_t)(data ? kind : kind + 2);
+	record_install(p, page, data ? kind : kind + 2, pcb_now_ns());
 	mark_present(p, page);
 	return 0;
 }
@@ -168,13 +178,18 @@ static int demand_handle_faults(struct pcb_pager *p)
 			continue;   /* cannot happen: only the region is registered */
 		if (p->pol.ops->on_fault)
 			p->pol.ops->on_fault(&p->pol, page, now);
+		/* demanded before present (fence between): a background install that
+		 * did not wake (batched, DONTWAKE) tests demanded after marking the
+		 * page present, so one of the two sides always wakes the vCPU */
+		bool first = pcb_bit_set(p->ps.demanded, page);
+		atomic_thread_fence(memory_order_seq_cst);
 		if (pcb_ps_present(&p->ps, page)) {
 			log_fault(p, now, page, v, 1);
 			p->st.faults_present++;
 			pcb_uffd_wake(p->uffd, page_addr(p, page), PCB_PAGE_SIZE);
 			continue;
 		}
-		if (!pcb_bit_set(p->ps.demanded, page)) {
+		if (!first) {
 			/* already requested by another vCPU's fault: the install wakes everyone */
 			log_fault(p, now, page, v, 2);
 			p->st.faults_inflight++;
@@ -253,6 +268,8 @@ static void *demand_thread(void *arg)
 		{ .fd = p->stop_pipe[0], .events = POLLIN },
 	};
 	uint64_t last_rx = pcb_now_ns();
+	if (p->cfg.pin_demand)
+		pcb_pin_self((int)p->cfg.pin_demand - 1);
 	for (;;) {
 		int timeout = p->ninfl ? 100 : 1000;
 		int n = poll(pfd, 3, timeout);
@@ -301,18 +318,16 @@ out:
 
 /* ---- background thread ---------------------------------------------------- */
 
-static int bg_recv(struct pcb_pager *p, struct pcb_hdr *h, const uint8_t **pl)
+/* ---- background receive: RUN payloads land straight in staging / page cache --- */
+
+#define BG_RX_CHUNK 8192   /* receive-buffer reads outside a RUN payload: keeps what must be copied small */
+
+/* Wait until the background socket is readable; 0, or -1 on stop / fatal
+ * (source silent for io_timeout). */
+static int bg_wait(struct pcb_pager *p, uint64_t start)
 {
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
-	uint64_t start = pcb_now_ns();
 	for (;;) {
-		int r = pcb_conn_parse(c, h, pl);
-		if (r == PCB_RX_FRAME)
-			return 0;
-		if (r == PCB_RX_BAD) {
-			set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (background channel): %s", c->err);
-			return -1;
-		}
 		struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = p->stop_pipe[0], .events = POLLIN } };
 		int n = poll(pfd, 2, 100);
 		if (n < 0 && errno != EINTR) {
@@ -321,22 +336,201 @@ static int bg_recv(struct pcb_pager *p, struct pcb_hdr *h, const uint8_t **pl)
 		}
 		if (pfd[1].revents)
 			return -1;
-		if (!pfd[0].revents) {
-			if (pcb_now_ns() - start > p->cfg.io_timeout_ns) {
-				set_fatal(p, PCB_EXIT_SOURCE_LOST, "the source has not sent a background page for %.1f s",
-					  pcb_ns_to_s(pcb_now_ns() - start));
-				return -1;
-			}
-			continue;
-		}
-		r = pcb_conn_fill(c);
-		if (r == PCB_RX_EOF || r == PCB_RX_ERR) {
-			set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (background channel): %s",
-				  r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
+		if (pfd[0].revents)
+			return 0;
+		if (pcb_now_ns() - start > p->cfg.io_timeout_ns) {
+			set_fatal(p, PCB_EXIT_SOURCE_LOST, "the source has not sent a background page for %.1f s",
+				  pcb_ns_to_s(pcb_now_ns() - start));
 			return -1;
 		}
-		start = pcb_now_ns();
 	}
+}
+
+/* One non-blocking receive of iov (waiting when nothing is there).  Returns
+ * bytes (>0) or -1 (fatal set, or stop). */
+static ssize_t bg_recvmsg(struct pcb_pager *p, struct iovec *iov, int niov)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	uint64_t start = pcb_now_ns(), t0 = start;
+	for (;;) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
+		ssize_t r = recvmsg(c->fd, &m, MSG_DONTWAIT);
+		if (r > 0) {
+			c->bytes_rx += (uint64_t)r;
+			p->st.bg_rx_ns += pcb_now_ns() - t0;
+			return r;
+		}
+		if (r == 0) {
+			set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (background channel): closed by the source");
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN) {
+			set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (background channel): %s", strerror(errno));
+			return -1;
+		}
+		if (bg_wait(p, start) < 0)
+			return -1;
+	}
+}
+
+static int bg_fill(struct pcb_pager *p)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	if (c->rpos == c->rlen) {
+		c->rpos = c->rlen = 0;
+	} else if (c->rcap - c->rlen < BG_RX_CHUNK) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+		c->rpos = 0;
+	}
+	size_t room = c->rcap - c->rlen;
+	struct iovec v = { c->rbuf + c->rlen, room < BG_RX_CHUNK ? room : BG_RX_CHUNK };
+	ssize_t r = bg_recvmsg(p, &v, 1);
+	if (r < 0)
+		return -1;
+	c->rlen += (size_t)r;
+	return 0;
+}
+
+/* Next frame on the background channel.  A RUN frame is returned with its
+ * header NOT consumed and *pl NULL: bg_take_run() receives its payload. */
+static int bg_next(struct pcb_pager *p, struct pcb_hdr *h, const uint8_t **pl)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	for (;;) {
+		size_t avail = c->rlen - c->rpos;
+		if (avail >= PCB_HDR_SIZE) {
+			pcb_hdr_decode(c->rbuf + c->rpos, h);
+			if (pcb_proto_validate(h, c->npages, c->err, sizeof(c->err)) < 0) {
+				c->bad_frames++;
+				set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (background channel): %s", c->err);
+				return -1;
+			}
+			if (h->type == PCB_MSG_RUN) {
+				*pl = NULL;
+				return 0;
+			}
+			if (avail >= PCB_HDR_SIZE + (size_t)h->len) {
+				*pl = c->rbuf + c->rpos + PCB_HDR_SIZE;
+				c->rpos += PCB_HDR_SIZE + h->len;
+				c->frames_rx++;
+				return 0;
+			}
+		}
+		if (bg_fill(p) < 0)
+			return -1;
+	}
+}
+
+/* Receive the payload of the RUN frame at the head of the buffer into iov:
+ * bytes already buffered are copied, the rest is read straight into iov
+ * (with the following bytes of the stream into the receive buffer). */
+static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iovec *iov, int niov)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	struct pcb_install_stats *st = &p->st.inst_bg;
+	size_t need = h->len;
+	int k = 0;
+	size_t off = 0;
+	c->rpos += PCB_HDR_SIZE;
+	c->frames_rx++;
+	size_t have = c->rlen - c->rpos < need ? c->rlen - c->rpos : need;
+	const uint8_t *src = c->rbuf + c->rpos;
+	st->rx_copied_bytes += have;
+	c->rpos += have;
+	need -= have;
+	while (have) {
+		size_t n = iov[k].iov_len - off < have ? iov[k].iov_len - off : have;
+		memcpy((uint8_t *)iov[k].iov_base + off, src, n);
+		src += n;
+		have -= n;
+		off += n;
+		if (off == iov[k].iov_len) {
+			k++;
+			off = 0;
+		}
+	}
+	while (need) {
+		if (c->rpos == c->rlen)
+			c->rpos = c->rlen = 0;
+		struct iovec v[PCB_MAX_RUN_PAGES + 1];
+		int nv = 0;
+		size_t left = need;
+		for (int i = k; i < niov && left; i++) {
+			size_t o = i == k ? off : 0;
+			size_t n = iov[i].iov_len - o < left ? iov[i].iov_len - o : left;
+			v[nv++] = (struct iovec){ (uint8_t *)iov[i].iov_base + o, n };
+			left -= n;
+		}
+		size_t room = c->rcap - c->rlen;
+		if (room >= PCB_HDR_SIZE)
+			v[nv++] = (struct iovec){ c->rbuf + c->rlen, room < BG_RX_CHUNK ? room : BG_RX_CHUNK };
+		ssize_t r = bg_recvmsg(p, v, nv);
+		if (r < 0)
+			return -1;
+		size_t direct = (size_t)r < need ? (size_t)r : need;
+		st->rx_direct_bytes += direct;
+		need -= direct;
+		c->rlen += (size_t)r - direct;
+		while (direct) {
+			size_t n = iov[k].iov_len - off < direct ? iov[k].iov_len - off : direct;
+			direct -= n;
+			off += n;
+			if (off == iov[k].iov_len) {
+				k++;
+				off = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+struct bg_ctx {
+	struct pcb_pager *p;
+	bool drain, zero;
+	uint64_t now;
+};
+
+/* Called by the install path for every background page it resolved. */
+static void bg_installed(void *vctx, uint64_t page, int res)
+{
+	struct bg_ctx *x = vctx;
+	struct pcb_pager *p = x->p;
+	int kind = (x->drain ? PCB_INST_DRAIN : PCB_INST_BACKGROUND) + (x->zero ? 2 : 0);
+	PCB_PROBE_INSTALLED(page, kind, res ? -EEXIST : 0);
+	if (res == 0) {
+		if (!x->now || !(page & 15))
+			x->now = pcb_now_ns();
+		if (!p->st.t_bg_first_ns)
+			p->st.t_bg_first_ns = x->now;
+		p->st.t_bg_last_ns = x->now;
+		record_install(p, page, kind, x->now);
+		if (x->zero)
+			(*(x->drain ? &p->st.zero_drain : &p->st.zero_background))++;
+		else
+			(*(x->drain ? &p->st.pages_drain : &p->st.pages_background))++;
+		mark_present(p, page);
+		return;
+	}
+	p->st.eexist_background++;
+	if (res == 1)
+		mark_present(p, page);   /* the PTE is there; res 2: the demand thread owns it and marks it */
+}
+
+static int bg_flush_zero(struct pcb_pager *p, uint64_t *zfirst, unsigned *zn, bool drain)
+{
+	if (!*zn)
+		return 0;
+	struct bg_ctx x = { p, drain, true, 0 };
+	int r = pcb_install_zero_run(&p->in, *zfirst, *zn, &p->st.inst_bg, bg_installed, &x);
+	*zn = 0;
+	if (r < 0) {
+		set_fatal(p, PCB_EXIT_OSERR, "installing zero pages %llu+ failed: %s", (unsigned long long)*zfirst, strerror(-r));
+		return -1;
+	}
+	return 0;
 }
 
 static unsigned bg_next_batch(struct pcb_pager *p, struct pcb_batch *b, uint64_t *drain_cursor, bool *is_drain)
@@ -361,7 +555,10 @@ static void *bg_thread(void *arg)
 	unsigned window = p->cfg.window ? p->cfg.window : 1;
 	struct pcb_range *ranges = calloc(PCB_MAX_RANGES, sizeof(*ranges));
 	bool *batch_drain = calloc(window, sizeof(bool));   /* ring indexed by batch id */
-	uint64_t next_id = 0, done_id = 0, drain_cursor = 0;
+	uint64_t next_id = 0, done_id = 0, drain_cursor = 0, zfirst = 0;
+	unsigned zn = 0;   /* pending run of ZERO frames, installed with one batched call */
+	if (p->cfg.pin_bg)
+		pcb_pin_self((int)p->cfg.pin_bg - 1);
 	if (!ranges || !batch_drain) {
 		set_fatal(p, PCB_EXIT_OSERR, "out of memory");
 		goto out;
@@ -410,26 +607,48 @@ static void *bg_thread(void *arg)
 		}
 		struct pcb_hdr h;
 		const uint8_t *pl;
-		if (bg_recv(p, &h, &pl) < 0)
+		if (bg_next(p, &h, &pl) < 0)
 			break;
+		bool drain = batch_drain[done_id % window];
+		if (h.type != PCB_MSG_ZERO && bg_flush_zero(p, &zfirst, &zn, drain) < 0)
+			goto out;
 		switch (h.type) {
-		case PCB_MSG_PAGE:
-		case PCB_MSG_ZERO: {
-			bool drain = batch_drain[done_id % window];
-			int kind = drain ? PCB_INST_DRAIN : PCB_INST_BACKGROUND;
-			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, h.type == PCB_MSG_ZERO);
-			int r = install(p, h.arg, h.type == PCB_MSG_PAGE ? pl : NULL, kind);
+		case PCB_MSG_RUN: {
+			unsigned n = h.len / PCB_PAGE_SIZE;
+			struct iovec iov[PCB_MAX_RUN_PAGES];
+			int niov = pcb_install_rx_iov(&p->in, h.arg, n, iov, PCB_MAX_RUN_PAGES);
+			if (bg_take_run(p, &h, iov, niov) < 0)
+				goto out;
+			for (unsigned i = 0; i < n; i++)
+				PCB_PROBE_RECEIVED(h.arg + i, PCB_CHAN_BACKGROUND, 0);
+			struct bg_ctx x = { p, drain, false, 0 };
+			int r = pcb_install_run(&p->in, h.arg, n, &p->st.inst_bg, bg_installed, &x);
+			if (r < 0) {
+				set_fatal(p, PCB_EXIT_OSERR, "installing pages %llu..%llu failed: %s", (unsigned long long)h.arg,
+					  (unsigned long long)(h.arg + n - 1), strerror(-r));
+				goto out;
+			}
+			break;
+		}
+		case PCB_MSG_ZERO:
+			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, 1);
+			if (zn && (zfirst + zn != h.arg || zn == PCB_MAX_RUN_PAGES) &&
+			    bg_flush_zero(p, &zfirst, &zn, drain) < 0)
+				goto out;
+			if (!zn)
+				zfirst = h.arg;
+			zn++;
+			break;
+		case PCB_MSG_PAGE: {
+			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, 0);
+			struct bg_ctx x = { p, drain, false, 0 };
+			int r = pcb_install_one(&p->in, h.arg, pl, &p->st.inst_bg);
 			if (r < 0) {
 				set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s",
 					  (unsigned long long)h.arg, strerror(-r));
 				goto out;
 			}
-			if (r == 1)
-				p->st.eexist_background++;
-			else if (h.type == PCB_MSG_PAGE)
-				(*(drain ? &p->st.pages_drain : &p->st.pages_background))++;
-			else
-				(*(drain ? &p->st.zero_drain : &p->st.zero_background))++;
+			bg_installed(&x, h.arg, r);
 			break;
 		}
 		case PCB_MSG_BATCH_END:
@@ -508,6 +727,7 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	p->uffd = -1;
 	p->stop_pipe[0] = p->stop_pipe[1] = -1;
 	p->chan[0].fd = p->chan[1].fd = -1;
+	p->in.memfd = p->in.uffd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	pcb_hist_init(&p->st.demand_rtt);
@@ -519,13 +739,12 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	}
 
 	p->region_len = cfg->npages << PCB_PAGE_SHIFT;
-	p->region = mmap(NULL, p->region_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p->region == MAP_FAILED) {
-		p->region = NULL;
-		snprintf(why, whylen, "cannot map a %llu-byte guest region: %s", (unsigned long long)p->region_len, strerror(errno));
+	rc = pcb_install_map(&p->in, cfg->install_mode, cfg->install_batch ? cfg->install_batch : PCB_MAX_RUN_PAGES,
+			     cfg->npages, why, whylen);
+	if (rc)
 		goto fail;
-	}
-	madvise(p->region, p->region_len, MADV_NOHUGEPAGE);   /* 4 KiB pages: one fault per page */
+	p->region = p->in.region;
+	rc = PCB_EXIT_OSERR;
 	p->inst_us = mmap(NULL, cfg->npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	p->inst_kind = mmap(NULL, cfg->npages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p->inst_us == MAP_FAILED || p->inst_kind == MAP_FAILED) {
@@ -538,16 +757,23 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		snprintf(why, whylen, "out of memory for the page bitmaps");
 		goto fail;
 	}
-	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID, &p->uinfo, why, whylen);
+	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | pcb_install_features(cfg->install_mode), &p->uinfo, why, whylen);
 	if (fd < 0) {
 		rc = pcb_exit_for_errno(-fd);
 		goto fail;
 	}
 	p->uffd = fd;
-	int r = pcb_uffd_register(p->uffd, p->region, p->region_len, UFFDIO_REGISTER_MODE_MISSING, &p->uinfo);
+	int r = pcb_uffd_register(p->uffd, p->region, p->region_len, pcb_install_register_mode(cfg->install_mode), &p->uinfo);
 	if (r < 0) {
-		snprintf(why, whylen, "UFFDIO_REGISTER (MISSING) on the guest region failed: %s", strerror(-r));
+		snprintf(why, whylen, "UFFDIO_REGISTER (%s) on the guest region failed: %s",
+			 cfg->install_mode == PCB_INSTALL_CONTINUE ? "MISSING|MINOR" : "MISSING", strerror(-r));
 		rc = pcb_exit_for_errno(-r);
+		goto fail;
+	}
+	p->in.uffd = p->uffd;
+	p->in.demanded = p->ps.demanded;
+	if (pcb_install_check(&p->in, &p->uinfo, why, whylen) < 0) {
+		rc = PCB_EXIT_UNAVAILABLE;
 		goto fail;
 	}
 	if (pipe2(p->stop_pipe, O_CLOEXEC) < 0) {
@@ -764,8 +990,8 @@ void pcb_pager_destroy(struct pcb_pager *p)
 	for (int i = 0; i < 2; i++)
 		if (p->stop_pipe[i] >= 0)
 			close(p->stop_pipe[i]);
-	if (p->region)
-		munmap(p->region, p->region_len);
+	pcb_install_unmap(&p->in);
+	p->region = NULL;
 	pcb_ps_free(&p->ps);
 	if (p->inst_us)
 		munmap(p->inst_us, p->cfg.npages * 4);
@@ -776,6 +1002,7 @@ void pcb_pager_destroy(struct pcb_pager *p)
 }
 
 const uint32_t *pcb_pager_install_us(struct pcb_pager *p) { return p->inst_us; }
+const struct pcb_installer *pcb_pager_installer(struct pcb_pager *p) { return &p->in; }
 const uint8_t *pcb_pager_install_kind(struct pcb_pager *p) { return p->inst_kind; }
 const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n)
 {

@@ -5,6 +5,7 @@
 #ifndef PCB_PAGER_H
 #define PCB_PAGER_H
 #include "common/hist.h"
+#include "pager/install.h"
 #include "pager/pagestate.h"
 #include "pager/policy.h"
 #include "pager/uffd.h"
@@ -26,6 +27,9 @@ struct pcb_pager_cfg {
 	uint16_t port;
 	uint64_t seed;               /* expected from the source's CONFIG */
 	uint64_t zero_threshold;
+	int install_mode;            /* PCB_INSTALL_COPY (0, default), _MOVE, _CONTINUE */
+	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
+	unsigned pin_demand, pin_bg; /* CPU + 1 to pin the demand / background thread to; 0 = not pinned */
 };
 
 struct pcb_chan_stats {
@@ -46,6 +50,9 @@ struct pcb_pager_stats {
 	struct pcb_hist demand_rtt;      /* request sent -> page received (pager side) */
 	struct pcb_hist demand_service;  /* fault message read -> page installed */
 	int demand_cpu, background_cpu;  /* CPU the threads last ran on */
+	struct pcb_install_stats inst_demand, inst_bg;   /* install ioctls by each thread */
+	uint64_t bg_rx_ns;               /* background thread: time in receive (poll + read) */
+	uint64_t t_bg_first_ns, t_bg_last_ns;   /* first and last background page installed */
 };
 
 struct pcb_pager;
@@ -91,5 +98,6 @@ struct pcb_fault_ev {
 	uint32_t outcome;            /* 0 requested, 1 page already present, 2 already in flight */
 };
 const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n);
+const struct pcb_installer *pcb_pager_installer(struct pcb_pager *p);
 void pcb_pager_destroy(struct pcb_pager *p);
 #endif

@@ -20,6 +20,7 @@ static const char *const msg_names[PCB_MSG_MAX] = {
 	[PCB_MSG_RANGES] = "RANGES", [PCB_MSG_PAGE] = "PAGE", [PCB_MSG_ZERO] = "ZERO",
 	[PCB_MSG_BATCH_END] = "BATCH_END", [PCB_MSG_DIGEST_REQ] = "DIGEST_REQ",
 	[PCB_MSG_DIGESTS] = "DIGESTS", [PCB_MSG_BYE] = "BYE", [PCB_MSG_ERROR] = "ERROR",
+	[PCB_MSG_RUN] = "RUN",
 };
 
 const char *pcb_msg_name(unsigned type)
@@ -95,6 +96,13 @@ int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size
 		if (h->arg >= npages)
 			BAD("%s for page %llu outside the image (%llu pages)", n,
 			    (unsigned long long)h->arg, (unsigned long long)npages);
+		break;
+	case PCB_MSG_RUN:
+		if (h->len == 0 || h->len % PCB_PAGE_SIZE || h->len / PCB_PAGE_SIZE > PCB_MAX_RUN_PAGES)
+			BAD("%s frame with length %u (want 1..%d pages of %u bytes)", n, h->len, PCB_MAX_RUN_PAGES, PCB_PAGE_SIZE);
+		if (h->arg >= npages || h->len / PCB_PAGE_SIZE > npages - h->arg)
+			BAD("%s for pages %llu+%u outside the image (%llu pages)", n, (unsigned long long)h->arg,
+			    h->len / PCB_PAGE_SIZE, (unsigned long long)npages);
 		break;
 	case PCB_MSG_RANGES:
 		if (h->len == 0 || h->len % sizeof(struct pcb_range_wire) ||

@@ -22,6 +22,7 @@
 #define PCB_MAX_DIGESTS    65536         /* per digest request */
 #define PCB_MAX_ERRTEXT    256
 #define PCB_MAX_PAYLOAD    (PCB_MAX_DIGESTS * 8)
+#define PCB_MAX_RUN_PAGES  (PCB_MAX_PAYLOAD / 4096)  /* 128 pages per RUN frame */
 
 enum pcb_channel { PCB_CHAN_DEMAND = 0, PCB_CHAN_BACKGROUND = 1 };
 
@@ -37,6 +38,8 @@ enum pcb_msg {
 	PCB_MSG_DIGESTS = 9,     /* s->d  arg first page, payload count * u64 */
 	PCB_MSG_BYE = 10,        /* d->s */
 	PCB_MSG_ERROR = 11,      /* either way, payload text */
+	PCB_MSG_RUN = 12,        /* s->d  arg first page, payload count * 4096 bytes: pages first..first+count-1
+				  * (background stream: contiguous data pages land contiguously, page-aligned) */
 	PCB_MSG_MAX
 };
 

@@ -2,6 +2,7 @@
 #include "pager/proto.h"
 #include "common/image.h"
 #include "common/util.h"
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -75,6 +76,41 @@ static int tx_frame(struct src_conn *sc, struct txbuf *t, uint16_t type, uint64_
 		t->len += PCB_PAGE_SIZE;
 	}
 	sc->c.frames_tx++;
+	return 0;
+}
+
+/* Background stream of pages first..first+count-1: each maximal run of data
+ * pages (at most PCB_MAX_RUN_PAGES) as one RUN frame, so the destination can
+ * receive it page-aligned into a staging area (or straight into the guest's
+ * page cache) and install it with one ioctl; zero pages as ZERO frames. */
+static int tx_ranges(struct src_conn *sc, struct txbuf *t, uint64_t first, uint64_t count)
+{
+	struct src_state *st = sc->st;
+	uint64_t pg = first, end = first + count;
+	while (pg < end) {
+		if (pcb_image_is_zero(&st->im, pg)) {
+			if (tx_frame(sc, t, PCB_MSG_ZERO, pg, NULL, 0) < 0)
+				return -1;
+			atomic_fetch_add_explicit(&st->zero_sent, 1, memory_order_relaxed);
+			pg++;
+			continue;
+		}
+		uint64_t n = 1;
+		while (pg + n < end && n < PCB_MAX_RUN_PAGES && !pcb_image_is_zero(&st->im, pg + n))
+			n++;
+		size_t need = PCB_HDR_SIZE + n * PCB_PAGE_SIZE;
+		if (t->cap - t->len < need && tx_flush(sc, t) < 0)
+			return -1;
+		struct pcb_hdr h = { PCB_PROTO_MAGIC, PCB_PROTO_VERSION, PCB_MSG_RUN,
+				     (uint32_t)(n * PCB_PAGE_SIZE), 0, pg };
+		pcb_hdr_encode(&h, t->buf + t->len);
+		t->len += PCB_HDR_SIZE;
+		for (uint64_t i = 0; i < n; i++, t->len += PCB_PAGE_SIZE)
+			pcb_image_fill(&st->im, pg + i, t->buf + t->len);
+		sc->c.frames_tx++;
+		atomic_fetch_add_explicit(&st->pages_sent, n, memory_order_relaxed);
+		pg += n;
+	}
 	return 0;
 }
 
@@ -162,12 +198,8 @@ static void *conn_thread(void *arg)
 			for (uint32_t off = 0; off < h.len; off += sizeof(struct pcb_range_wire)) {
 				struct pcb_range_wire rw;
 				memcpy(&rw, p + off, sizeof(rw));
-				for (uint64_t pg = rw.first; pg < rw.first + rw.count; pg++) {
-					int z = pcb_image_is_zero(&st->im, pg);
-					if (tx_frame(sc, &tx, z ? PCB_MSG_ZERO : PCB_MSG_PAGE, pg, &st->im, !z) < 0)
-						goto out;
-					atomic_fetch_add(z ? &st->zero_sent : &st->pages_sent, 1);
-				}
+				if (tx_ranges(sc, &tx, le64toh(rw.first), le64toh(rw.count)) < 0)
+					goto out;
 			}
 			if (tx_frame(sc, &tx, PCB_MSG_BATCH_END, batch, NULL, 0) < 0 || tx_flush(sc, &tx) < 0)
 				goto out;

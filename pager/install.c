@@ -1,0 +1,376 @@
+/* Install paths (copy, move, continue) and batched installs; see install.h. */
+#include "pager/install.h"
+#include "pager/pagestate.h"
+#include "pager/proto.h"
+#include "common/image.h"
+#include "common/util.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef UFFD_FEATURE_MINOR_SHMEM
+#define UFFD_FEATURE_MINOR_SHMEM (1 << 10)
+#endif
+
+static const char *const mode_names[] = { "copy", "move", "continue" };
+
+const char *pcb_install_name(int mode)
+{
+	return mode >= 0 && mode < 3 ? mode_names[mode] : "?";
+}
+
+int pcb_install_parse(const char *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(s, mode_names[i]))
+			return i;
+	return -1;
+}
+
+uint64_t pcb_install_features(int mode)
+{
+	switch (mode) {
+	case PCB_INSTALL_MOVE:
+		return UFFD_FEATURE_MOVE;
+	case PCB_INSTALL_CONTINUE:
+		return UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MISSING_SHMEM;
+	default:
+		return 0;
+	}
+}
+
+uint64_t pcb_install_register_mode(int mode)
+{
+	return mode == PCB_INSTALL_CONTINUE ? UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR
+					    : UFFDIO_REGISTER_MODE_MISSING;
+}
+
+int pcb_install_check(const struct pcb_installer *in, const struct pcb_uffd_info *u, char *why, size_t whylen)
+{
+	if (in->mode == PCB_INSTALL_MOVE &&
+	    (!(u->features_enabled & UFFD_FEATURE_MOVE) || !(u->ioctls_range & (1ull << _UFFDIO_MOVE)))) {
+		snprintf(why, whylen, "--install=move needs UFFDIO_MOVE (Linux 6.8+); this kernel offers userfaultfd "
+			 "features 0x%llx: use --install=copy", (unsigned long long)u->features_supported);
+		return -1;
+	}
+	if (in->mode == PCB_INSTALL_CONTINUE &&
+	    (!(u->features_enabled & UFFD_FEATURE_MINOR_SHMEM) || !(u->ioctls_range & (1ull << _UFFDIO_CONTINUE)))) {
+		snprintf(why, whylen, "--install=continue needs userfaultfd minor faults on shmem (MINOR_SHMEM, Linux 5.14+); "
+			 "this kernel offers features 0x%llx: use --install=copy", (unsigned long long)u->features_supported);
+		return -1;
+	}
+	return 0;
+}
+
+static void *map_anon(size_t len, int extra)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int pcb_install_map(struct pcb_installer *in, int mode, unsigned batch, uint64_t npages, char *why, size_t whylen)
+{
+	memset(in, 0, sizeof(*in));
+	in->mode = mode;
+	in->memfd = -1;
+	in->uffd = -1;
+	in->batch = batch < 1 ? 1 : batch > PCB_INSTALL_MAX_BATCH ? PCB_INSTALL_MAX_BATCH : batch;
+	in->npages = npages;
+	in->len = npages << PCB_PAGE_SHIFT;
+	if (mode == PCB_INSTALL_CONTINUE) {
+		in->memfd = memfd_create("pcbench-guest", MFD_CLOEXEC);
+		if (in->memfd < 0 || ftruncate(in->memfd, (off_t)in->len) < 0) {
+			snprintf(why, whylen, "cannot create a %llu-byte memfd for the guest region: %s",
+				 (unsigned long long)in->len, strerror(errno));
+			return PCB_EXIT_OSERR;
+		}
+		void *r = mmap(NULL, in->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, in->memfd, 0);
+		void *a = mmap(NULL, in->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, in->memfd, 0);
+		in->region = r == MAP_FAILED ? NULL : r;
+		in->alias = a == MAP_FAILED ? NULL : a;
+		in->filled = map_anon(((npages + 63) / 64) * 8, 0);
+		in->scratch = map_anon(PCB_PAGE_SIZE, 0);
+		if (!in->region || !in->alias || !in->filled || !in->scratch) {
+			snprintf(why, whylen, "cannot map the shared guest region (%llu bytes) twice: %s",
+				 (unsigned long long)in->len, strerror(errno));
+			return PCB_EXIT_OSERR;
+		}
+		madvise(in->region, in->len, MADV_NOHUGEPAGE);
+		madvise(in->alias, in->len, MADV_NOHUGEPAGE);
+		madvise(in->alias, in->len, MADV_DONTFORK);
+		return 0;
+	}
+	in->region = map_anon(in->len, MAP_NORESERVE);
+	in->staging = map_anon((size_t)PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, 0);
+	if (!in->region || !in->staging) {
+		snprintf(why, whylen, "cannot map a %llu-byte guest region: %s", (unsigned long long)in->len, strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	madvise(in->region, in->len, MADV_NOHUGEPAGE);   /* 4 KiB pages: one fault per page */
+	/* UFFDIO_MOVE needs pages this process owns alone: never shared with a child */
+	madvise(in->staging, (size_t)PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, MADV_NOHUGEPAGE);
+	madvise(in->staging, (size_t)PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, MADV_DONTFORK);
+	return 0;
+}
+
+void pcb_install_unmap(struct pcb_installer *in)
+{
+	if (in->region)
+		munmap(in->region, in->len);
+	if (in->alias)
+		munmap(in->alias, in->len);
+	if (in->staging)
+		munmap(in->staging, (size_t)PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT);
+	if (in->filled)
+		munmap((void *)in->filled, ((in->npages + 63) / 64) * 8);
+	if (in->scratch)
+		munmap(in->scratch, PCB_PAGE_SIZE);
+	if (in->memfd >= 0)
+		close(in->memfd);
+	memset(in, 0, sizeof(*in));
+	in->memfd = in->uffd = -1;
+}
+
+static inline uint64_t addr_of(const struct pcb_installer *in, uint64_t page)
+{
+	return (uint64_t)(uintptr_t)in->region + (page << PCB_PAGE_SHIFT);
+}
+
+static int wake(struct pcb_installer *in, uint64_t page, uint64_t n, struct pcb_install_stats *st)
+{
+	struct uffdio_range r = { addr_of(in, page), n << PCB_PAGE_SHIFT };
+	st->wakes++;
+	return ioctl(in->uffd, UFFDIO_WAKE, &r) < 0 ? -errno : 0;
+}
+
+static bool any_demanded(const struct pcb_installer *in, uint64_t page, uint64_t n)
+{
+	atomic_thread_fence(memory_order_seq_cst);   /* pairs with the demand thread: set demanded, then test present */
+	for (uint64_t i = 0; i < n; i++)
+		if (pcb_bit_test(in->demanded, page + i))
+			return true;
+	return false;
+}
+
+/* One install ioctl over n pages at page; *done = pages it installed.
+ * Returns 0, or -errno of the first page it could not install. */
+static int ioctl_range(struct pcb_installer *in, int op, uint64_t page, uint64_t n, const void *src, bool dontwake,
+		       uint64_t *done, struct pcb_install_stats *st)
+{
+	uint64_t dst = addr_of(in, page), len = n << PCB_PAGE_SHIFT;
+	int r = 0;
+	int64_t got = 0;
+	uint64_t t0 = pcb_now_ns();
+	st->ioctls++;
+	switch (op) {
+	case 0: {   /* COPY */
+		struct uffdio_copy c = { .dst = dst, .src = (uintptr_t)src, .len = len,
+					 .mode = dontwake ? UFFDIO_COPY_MODE_DONTWAKE : 0 };
+		r = ioctl(in->uffd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
+		got = r ? c.copy : (int64_t)len;
+		break;
+	}
+	case 1: {   /* MOVE */
+		struct uffdio_move m = { .dst = dst, .src = (uintptr_t)src, .len = len,
+					 .mode = dontwake ? UFFDIO_MOVE_MODE_DONTWAKE : 0 };
+		r = ioctl(in->uffd, UFFDIO_MOVE, &m) < 0 ? -errno : 0;
+		got = r ? m.move : (int64_t)len;
+		break;
+	}
+	case 2: {   /* CONTINUE */
+		struct uffdio_continue c = { .range = { dst, len }, .mode = dontwake ? UFFDIO_CONTINUE_MODE_DONTWAKE : 0 };
+		r = ioctl(in->uffd, UFFDIO_CONTINUE, &c) < 0 ? -errno : 0;
+		got = r ? c.mapped : (int64_t)len;
+		break;
+	}
+	case 3: {   /* ZEROPAGE */
+		struct uffdio_zeropage z = { .range = { dst, len }, .mode = dontwake ? UFFDIO_ZEROPAGE_MODE_DONTWAKE : 0 };
+		r = ioctl(in->uffd, UFFDIO_ZEROPAGE, &z) < 0 ? -errno : 0;
+		got = r ? z.zeropage : (int64_t)len;
+		break;
+	}
+	}
+	st->install_ns += pcb_now_ns() - t0;
+	*done = got > 0 ? (uint64_t)got >> PCB_PAGE_SHIFT : 0;
+	return r;
+}
+
+/* Install pages [page, page+n) with op in chunks of the batch size, src
+ * advancing with them (COPY/MOVE).  Every page is reported through cb. */
+static int install_chunks(struct pcb_installer *in, int op, uint64_t page, uint64_t n, const uint8_t *src,
+			  struct pcb_install_stats *st, pcb_install_cb cb, void *ctx)
+{
+	bool batched = in->batch > 1;
+	uint64_t i = 0;
+	while (i < n) {
+		uint64_t c = n - i < in->batch ? n - i : in->batch, done = 0;
+		int r = ioctl_range(in, op, page + i, c, src ? src + (i << PCB_PAGE_SHIFT) : NULL, batched, &done, st);
+		for (uint64_t k = 0; k < done; k++)
+			cb(ctx, page + i + k, 0);
+		st->pages += done;
+		if (batched && done && any_demanded(in, page + i, done)) {
+			int w = wake(in, page + i, done, st);
+			if (w < 0)
+				return w;
+		}
+		i += done;
+		if (!r)
+			continue;
+		if (r == -EAGAIN)
+			continue;   /* the mm changed under us: retry the rest */
+		if (r != -EEXIST)
+			return r;
+		/* page + i is already there (a demand install won): make sure nobody sleeps on it */
+		st->eexist++;
+		wake(in, page + i, 1, st);
+		cb(ctx, page + i, 1);
+		i++;
+	}
+	return 0;
+}
+
+int pcb_install_one(struct pcb_installer *in, uint64_t page, const void *src, struct pcb_install_stats *st)
+{
+	uint64_t done = 0;
+	int r;
+	if (in->mode == PCB_INSTALL_CONTINUE) {
+		if (!pcb_bit_set(in->filled, page)) {
+			st->eexist++;
+			return 2;   /* the background thread owns this page: it installs and wakes */
+		}
+		uint8_t *a = in->alias + (page << PCB_PAGE_SHIFT);
+		if (src)
+			memcpy(a, src, PCB_PAGE_SIZE);
+		else if (madvise(a, PCB_PAGE_SIZE, MADV_POPULATE_WRITE) < 0)
+			return -errno;
+		r = ioctl_range(in, 2, page, 1, NULL, false, &done, st);
+	} else {
+		r = ioctl_range(in, src ? 0 : 3, page, 1, src, false, &done, st);
+	}
+	while (r == -EAGAIN)
+		r = ioctl_range(in, in->mode == PCB_INSTALL_CONTINUE ? 2 : src ? 0 : 3, page, 1, src, false, &done, st);
+	if (r == -EEXIST) {
+		st->eexist++;
+		wake(in, page, 1, st);
+		return 1;
+	}
+	if (r < 0)
+		return r;
+	st->pages++;
+	return 0;
+}
+
+int pcb_install_rx_iov(struct pcb_installer *in, uint64_t page, unsigned n, struct iovec *iov, int max)
+{
+	if (in->mode != PCB_INSTALL_CONTINUE) {
+		if (in->mode == PCB_INSTALL_MOVE)   /* the last MOVE left holes: fault them in with one call */
+			madvise(in->staging, (size_t)n << PCB_PAGE_SHIFT, MADV_POPULATE_WRITE);
+		iov[0] = (struct iovec){ in->staging, (size_t)n << PCB_PAGE_SHIFT };
+		return 1;
+	}
+	int k = 0;
+	memset(in->rx_owned, 0, sizeof(in->rx_owned));
+	for (unsigned i = 0; i < n && k < max; i++) {
+		uint64_t pg = page + i;
+		if (pcb_bit_set(in->filled, pg)) {
+			in->rx_owned[i >> 6] |= 1ull << (i & 63);
+			uint8_t *a = in->alias + (pg << PCB_PAGE_SHIFT);
+			if (k && (uint8_t *)iov[k - 1].iov_base + iov[k - 1].iov_len == a)
+				iov[k - 1].iov_len += PCB_PAGE_SIZE;
+			else
+				iov[k++] = (struct iovec){ a, PCB_PAGE_SIZE };
+		} else {
+			iov[k++] = (struct iovec){ in->scratch, PCB_PAGE_SIZE };   /* the demand thread owns it */
+		}
+	}
+	return k;
+}
+
+/* continue: pages of [page, page+n) this thread owns (the alias iovecs
+ * chosen by pcb_install_rx_iov) are CONTINUEd; the others are reported 2. */
+static int continue_owned(struct pcb_installer *in, uint64_t page, unsigned n, const struct iovec *iov, int niov,
+			  struct pcb_install_stats *st, pcb_install_cb cb, void *ctx)
+{
+	uint64_t pg = page;
+	for (int k = 0; k < niov; k++) {
+		uint64_t cnt = iov[k].iov_len >> PCB_PAGE_SHIFT;
+		if (iov[k].iov_base == in->scratch) {
+			st->eexist++;
+			cb(ctx, pg, 2);
+		} else {
+			int r = install_chunks(in, 2, pg, cnt, NULL, st, cb, ctx);
+			if (r < 0)
+				return r;
+		}
+		pg += cnt;
+	}
+	(void)n;
+	return 0;
+}
+
+int pcb_install_run(struct pcb_installer *in, uint64_t page, unsigned n, struct pcb_install_stats *st,
+		    pcb_install_cb cb, void *ctx)
+{
+	switch (in->mode) {
+	case PCB_INSTALL_COPY:
+		return install_chunks(in, 0, page, n, in->staging, st, cb, ctx);
+	case PCB_INSTALL_MOVE:
+		return install_chunks(in, 1, page, n, in->staging, st, cb, ctx);
+	default: {
+		struct iovec iov[PCB_MAX_RUN_PAGES];
+		/* rebuild the ownership map the receive used (bits already set: by us) */
+		int k = 0;
+		for (unsigned i = 0; i < n; i++) {
+			uint8_t *a = in->alias + ((page + i) << PCB_PAGE_SHIFT);
+			bool mine = in->rx_owned[i >> 6] >> (i & 63) & 1;
+			if (mine && k && iov[k - 1].iov_base != in->scratch &&
+			    (uint8_t *)iov[k - 1].iov_base + iov[k - 1].iov_len == a)
+				iov[k - 1].iov_len += PCB_PAGE_SIZE;
+			else
+				iov[k++] = (struct iovec){ mine ? a : in->scratch, PCB_PAGE_SIZE };
+		}
+		return continue_owned(in, page, n, iov, k, st, cb, ctx);
+	}
+	}
+}
+
+int pcb_install_zero_run(struct pcb_installer *in, uint64_t page, unsigned n, struct pcb_install_stats *st,
+			 pcb_install_cb cb, void *ctx)
+{
+	if (in->mode != PCB_INSTALL_CONTINUE)
+		return install_chunks(in, 3, page, n, NULL, st, cb, ctx);
+	/* continue: claim each page, populate the owned ones in the page cache (zeroed), CONTINUE them */
+	unsigned i = 0;
+	while (i < n) {
+		if (!pcb_bit_set(in->filled, page + i)) {
+			st->eexist++;
+			cb(ctx, page + i, 2);
+			i++;
+			continue;
+		}
+		unsigned j = i + 1;
+		while (j < n && pcb_bit_set(in->filled, page + j))
+			j++;
+		/* pages i..j-1 are ours; page j (if < n) was claimed by someone else: report it next round */
+		uint8_t *a = in->alias + ((page + i) << PCB_PAGE_SHIFT);
+		if (madvise(a, (size_t)(j - i) << PCB_PAGE_SHIFT, MADV_POPULATE_WRITE) < 0)
+			return -errno;
+		int r = install_chunks(in, 2, page + i, j - i, NULL, st, cb, ctx);
+		if (r < 0)
+			return r;
+		if (j < n) {
+			st->eexist++;
+			cb(ctx, page + j, 2);
+			j++;
+		}
+		i = j;
+	}
+	return 0;
+}

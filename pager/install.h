@@ -1,0 +1,107 @@
+/* Install paths: how a page that arrived from the source enters the guest
+ * region (--install=copy|move|continue), with batched ioctls.
+ *
+ *   copy      anonymous private region, MISSING mode.  Background runs are
+ *             received into a staging area and installed with UFFDIO_COPY,
+ *             up to `batch` pages per ioctl; zero pages with UFFDIO_ZEROPAGE.
+ *   move      as copy, but background runs are installed with UFFDIO_MOVE:
+ *             the received pages are moved into place, not copied again.
+ *   continue  the region is shared memory (a memfd) registered MISSING|MINOR;
+ *             the pager has its own mapping of the same memfd ("alias") and
+ *             receives page data straight into the page cache through it, then
+ *             maps the page into the guest with UFFDIO_CONTINUE.
+ *
+ * Demand pages (one at a time) are installed from the receive buffer with
+ * UFFDIO_COPY (copy, move) or written through the alias and CONTINUEd.
+ *
+ * With batch > 1 background installs do not wake (…_MODE_DONTWAKE) and one
+ * UFFDIO_WAKE covers the chunk only when a page in it has a demand fault
+ * pending (its `demanded` bit set); batch == 1 is the unbatched baseline:
+ * one ioctl per page, each waking.
+ */
+#ifndef PCB_INSTALL_H
+#define PCB_INSTALL_H
+#include "pager/proto.h"
+#include "pager/uffd.h"
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/uio.h>
+
+#ifndef UFFDIO_MOVE
+#define _UFFDIO_MOVE (0x05)
+struct uffdio_move {
+	__u64 dst;
+	__u64 src;
+	__u64 len;
+#define UFFDIO_MOVE_MODE_DONTWAKE        ((__u64)1 << 0)
+#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((__u64)1 << 1)
+	__u64 mode;
+	__s64 move;
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
+
+enum pcb_install_mode { PCB_INSTALL_COPY = 0, PCB_INSTALL_MOVE = 1, PCB_INSTALL_CONTINUE = 2 };
+#define PCB_INSTALL_MODES "copy|move|continue"
+#define PCB_INSTALL_MAX_BATCH 1024
+
+const char *pcb_install_name(int mode);
+int pcb_install_parse(const char *s);           /* mode or -1 */
+
+struct pcb_install_stats {
+	uint64_t ioctls;          /* install ioctls (COPY/MOVE/CONTINUE/ZEROPAGE) */
+	uint64_t pages;           /* pages installed by them */
+	uint64_t wakes;           /* explicit UFFDIO_WAKE calls after DONTWAKE batches */
+	uint64_t eexist;          /* pages found already installed */
+	uint64_t rx_direct_bytes; /* payload bytes received straight into staging / page cache */
+	uint64_t rx_copied_bytes; /* payload bytes that had to be copied from the receive buffer */
+	uint64_t install_ns;      /* time spent in install ioctls */
+};
+
+struct pcb_installer {
+	int mode;
+	unsigned batch;                 /* max pages per install ioctl (1 = unbatched) */
+	int uffd;
+	uint64_t npages;
+	size_t len;
+	uint8_t *region;                /* the guest's mapping */
+	uint8_t *alias;                 /* continue: the pager's own mapping of the memfd */
+	int memfd;
+	uint8_t *staging;               /* copy/move: background receive area (PCB_MAX_RUN_PAGES pages) */
+	uint8_t *scratch;               /* continue: sink for a page another thread owns */
+	_Atomic uint64_t *filled;       /* continue: bit set by the thread that writes the page cache page */
+	_Atomic uint64_t *demanded;     /* the pager's demand bitmap (for wake decisions) */
+	uint64_t rx_owned[(PCB_MAX_RUN_PAGES + 63) / 64];   /* continue: pages of the current RUN this thread owns */
+};
+
+/* Map the guest region for the mode (and the alias/staging it needs). */
+int pcb_install_map(struct pcb_installer *in, int mode, unsigned batch, uint64_t npages, char *why, size_t whylen);
+/* userfaultfd features and register mode the install path needs. */
+uint64_t pcb_install_features(int mode);
+uint64_t pcb_install_register_mode(int mode);
+/* After UFFDIO_API/REGISTER: 0, or -1 with the reason (the kernel lacks what the mode needs). */
+int pcb_install_check(const struct pcb_installer *in, const struct pcb_uffd_info *u, char *why, size_t whylen);
+void pcb_install_unmap(struct pcb_installer *in);
+
+/* Called for every page an install call resolved: res 0 installed, 1 already there. */
+typedef void (*pcb_install_cb)(void *ctx, uint64_t page, int res);
+
+/* Demand: install one page whose data is at src (NULL = zero page), waking.
+ * Returns 0 installed, 1 already there (woken), <0 -errno. */
+int pcb_install_one(struct pcb_installer *in, uint64_t page, const void *src, struct pcb_install_stats *st);
+
+/* Background: where to receive the payload of a RUN of n pages starting at
+ * page: fills up to max iovecs (n <= PCB_MAX_RUN_PAGES); returns the count.
+ * continue: claims each page's filled bit; a page another thread owns goes
+ * to the scratch page. */
+int pcb_install_rx_iov(struct pcb_installer *in, uint64_t page, unsigned n, struct iovec *iov, int max);
+/* Background: install the RUN just received (n pages at page) in chunks of
+ * `batch` pages; cb reports each page. Returns 0 or -errno. */
+int pcb_install_run(struct pcb_installer *in, uint64_t page, unsigned n, struct pcb_install_stats *st,
+		    pcb_install_cb cb, void *ctx);
+/* Background: install n zero pages at page (a run of ZERO frames). */
+int pcb_install_zero_run(struct pcb_installer *in, uint64_t page, unsigned n, struct pcb_install_stats *st,
+			 pcb_install_cb cb, void *ctx);
+#endif
