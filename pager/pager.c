@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <endian.h>
 #include <stdio.h>
@@ -20,10 +21,12 @@
 
 #define MAX_INFLIGHT 1024   /* outstanding demand requests (one per blocked vCPU in practice) */
 #define UFFD_MSG_BATCH 64
+#define PCB_STOP_SIGNAL SIGUSR2   /* interrupts the demand thread's blocking read() at stop */
 
 struct inflight {
 	uint64_t page;
 	uint64_t t_fault, t_req;
+	unsigned waiters;            /* registered vCPUs blocked on this page */
 };
 
 struct pcb_pager {
@@ -47,6 +50,7 @@ struct pcb_pager {
 	/* demand thread private */
 	struct inflight infl[MAX_INFLIGHT];
 	unsigned ninfl;
+	unsigned blocked;            /* registered vCPUs known to wait for an in-flight demand page */
 
 	/* coordination */
 	pthread_mutex_t lock;
@@ -109,7 +113,7 @@ static void record_install(struct pcb_pager *p, uint64_t page, int kind, uint64_
  * (demand thread).  kind is the PCB_INST_* for a data page; the zero variant
  * is kind + 2.  Returns 0, 1 on a lost race (page already there, or being
  * installed by the background thread, which wakes), <0 on error. */
-static int install(struct pcb_pager *p, uint64_t page, const void *data, int kind)
+static int install(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint64_t *now)
 {
 	int r = pcb_install_one(&p->in, page, data, &p->st.inst_demand);
 	PCB_PROBE_INSTALLED(page, data ? kind : kind + 2, r == 1 || r == 2 ? -EEXIST : r);
@@ -121,7 +125,8 @@ static int install(struct pcb_pager *p, uint64_t page, const void *data, int kin
 	}
 	if (r < 0)
 		return r;
-	record_install(p, page, data ? kind : kind + 2, pcb_now_ns());
+	*now = pcb_now_ns();
+	record_install(p, page, data ? kind : kind + 2, *now);
 	mark_present(p, page);
 	return 0;
 }
@@ -191,6 +196,12 @@ static int demand_handle_faults(struct pcb_pager *p)
 		}
 		if (!first) {
 			/* already requested by another vCPU's fault: the install wakes everyone */
+			for (unsigned k = 0; v >= 0 && k < p->ninfl; k++)
+				if (p->infl[k].page == page) {
+					p->infl[k].waiters++;
+					p->blocked++;
+					break;
+				}
 			log_fault(p, now, page, v, 2);
 			p->st.faults_inflight++;
 			continue;
@@ -200,8 +211,8 @@ static int demand_handle_faults(struct pcb_pager *p)
 			return -1;
 		}
 		log_fault(p, now, page, v, 0);
-		uint64_t treq = pcb_now_ns();
-		p->infl[p->ninfl++] = (struct inflight){ page, now, treq };
+		p->infl[p->ninfl++] = (struct inflight){ page, now, now, v >= 0 };
+		p->blocked += v >= 0;
 		PCB_PROBE_REQUEST(page, PCB_CHAN_DEMAND, 1);
 		if (pcb_conn_send(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_REQ, page, NULL, 0) < 0) {
 			set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost while sending a demand request: %s",
@@ -210,7 +221,9 @@ static int demand_handle_faults(struct pcb_pager *p)
 		}
 		p->st.demand_requests++;
 	}
-	if (atomic_load_explicit(&p->bg_waiting, memory_order_relaxed)) {
+	/* a background policy may want to react to the faults; otherwise waking
+	 * the idle background thread would only cost the vCPU a context switch */
+	if (p->pol.ops->background && atomic_load_explicit(&p->bg_waiting, memory_order_relaxed)) {
 		pthread_mutex_lock(&p->lock);
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
@@ -241,9 +254,10 @@ static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, con
 	}
 	struct inflight f = p->infl[i];
 	p->infl[i] = p->infl[--p->ninfl];
+	p->blocked -= f.waiters;
 	PCB_PROBE_RECEIVED(page, PCB_CHAN_DEMAND, h->type == PCB_MSG_ZERO);
 	pcb_hist_add(&p->st.demand_rtt, now - f.t_req);
-	int r = install(p, page, h->type == PCB_MSG_PAGE ? payload : NULL, PCB_INST_DEMAND);
+	int r = install(p, page, h->type == PCB_MSG_PAGE ? payload : NULL, PCB_INST_DEMAND, &now);
 	if (r < 0) {
 		set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s", (unsigned long long)page, strerror(-r));
 		return -1;
@@ -254,7 +268,7 @@ static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, con
 		p->st.pages_demand++;
 	else
 		p->st.zero_demand++;
-	pcb_hist_add(&p->st.demand_service, pcb_now_ns() - f.t_fault);
+	pcb_hist_add(&p->st.demand_service, now - f.t_fault);
 	return 0;
 }
 
@@ -270,7 +284,60 @@ static void *demand_thread(void *arg)
 	uint64_t last_rx = pcb_now_ns();
 	if (p->cfg.pin_demand)
 		pcb_pin_self((int)p->cfg.pin_demand - 1);
+	/* Fast path: when nothing but demand faults can resolve a fault (no
+	 * background pull, no drain) and every vCPU is blocked on an in-flight
+	 * page, no new fault can arrive before the answer: wait for it in a plain
+	 * blocking read (SO_RCVTIMEO bounds it), like the bare handler does,
+	 * instead of poll() + read(). */
+	bool fast_ok = !p->pol.ops->background && p->cfg.nvcpus > 0;
+	if (fast_ok) {
+		struct timeval tv = { 0, 100000 };
+		fast_ok = setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0;
+	}
+	bool uffd_blocking = false;
 	for (;;) {
+		if (atomic_load_explicit(&p->stopping, memory_order_relaxed))
+			break;
+		if (fast_ok && !p->ninfl) {
+			/* nothing in flight: nothing can arrive on the demand socket but a
+			 * reply, so wait for the next fault in a blocking read() of the
+			 * uffd (stop_threads interrupts it with PCB_STOP_SIGNAL) */
+			if (!uffd_blocking) {
+				fcntl(p->uffd, F_SETFL, fcntl(p->uffd, F_GETFL) & ~O_NONBLOCK);
+				uffd_blocking = true;
+			}
+			if (demand_handle_faults(p) < 0)
+				break;
+			continue;
+		}
+		if (uffd_blocking) {
+			/* poll() may report a fault that a concurrent install resolves
+			 * before we read it: the read below must not block */
+			fcntl(p->uffd, F_SETFL, fcntl(p->uffd, F_GETFL) | O_NONBLOCK);
+			uffd_blocking = false;
+		}
+		if (fast_ok && p->ninfl && p->blocked >= p->cfg.nvcpus && !atomic_load_explicit(&p->drain, memory_order_relaxed) &&
+		    !atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+			int r = pcb_conn_fill(c);
+			if (r == PCB_RX_EOF || (r == PCB_RX_ERR && errno != EAGAIN && errno != EINTR)) {
+				set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (demand channel): %s",
+					  r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
+				break;
+			}
+			if (r > 0) {
+				last_rx = pcb_now_ns();
+				struct pcb_hdr h;
+				const uint8_t *pl;
+				while ((r = pcb_conn_parse(c, &h, &pl)) == PCB_RX_FRAME)
+					if (demand_handle_frame(p, &h, pl) < 0)
+						goto out;
+				if (r == PCB_RX_BAD) {
+					set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (demand channel): %s", c->err);
+					break;
+				}
+				continue;
+			}
+		}
 		int timeout = p->ninfl ? 100 : 1000;
 		int n = poll(pfd, 3, timeout);
 		if (n < 0 && errno != EINTR) {
@@ -594,7 +661,7 @@ static void *bg_thread(void *arg)
 			atomic_store(&p->bg_waiting, true);
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 2 * 1000 * 1000;
+			ts.tv_nsec += (p->pol.ops->background ? 2 : 50) * 1000 * 1000;   /* drain/stop broadcast anyway */
 			if (ts.tv_nsec >= 1000000000) {
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000;
@@ -825,8 +892,19 @@ const _Atomic uint64_t *pcb_pager_vcpu_faults(struct pcb_pager *p, unsigned vcpu
 	return &p->vcpu_faults[vcpu < PCB_MAX_VCPUS ? vcpu : 0];
 }
 
+static void stop_signal_handler(int sig)
+{
+	(void)sig;   /* only interrupts a blocking read() (no SA_RESTART) */
+}
+
 int pcb_pager_start(struct pcb_pager *p)
 {
+	static atomic_bool handler_set;
+	if (!atomic_exchange(&handler_set, true)) {
+		struct sigaction sa = { .sa_handler = stop_signal_handler };
+		sigemptyset(&sa.sa_mask);
+		sigaction(PCB_STOP_SIGNAL, &sa, NULL);
+	}
 	p->st.t_switchover_ns = pcb_now_ns();
 	if (pthread_create(&p->demand_th, NULL, demand_thread, p) != 0)
 		return PCB_EXIT_OSERR;
@@ -881,7 +959,20 @@ static void stop_threads(struct pcb_pager *p)
 	pthread_mutex_lock(&p->lock);
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
-	pthread_join(p->demand_th, NULL);
+	/* the demand thread may sit in a blocking read() of the uffd: interrupt
+	 * it (again, in case the signal landed just before the read) */
+	for (;;) {
+		pthread_kill(p->demand_th, PCB_STOP_SIGNAL);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (pthread_timedjoin_np(p->demand_th, NULL, &ts) == 0)
+			break;
+	}
 	pthread_join(p->bg_th, NULL);
 	p->threads_started = false;
 }
