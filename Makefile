@@ -50,7 +50,7 @@ HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 PROGS := pcbench $(if $(wildcard loader/pctrace.c),pctrace)
 
-.PHONY: all deps test unit integ bench clean plots fuzz
+.PHONY: all deps test unit integ bench clean plots fuzz bench-floor
 all: $(PROGS)
 
 # ---- dependencies (Debian 12) ---------------------------------------------
@@ -147,6 +147,12 @@ test: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)analysis/bench.sh
+
+# The pager floor: bare userfaultfd / bare TCP / pcbench, ratios; JSON in results/.
+bench-floor: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)mkdir -p results && out=results/floor-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV).json && \
+		./pcbench floor --json $$out $(FLOOR_ARGS) && echo "floor: $$out"
 
 clean:
 	rm -rf build build-san pcbench pctrace

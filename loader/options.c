@@ -194,6 +194,7 @@ void pcb_config_help(FILE *fp)
 	fprintf(fp,
 		"usage: pcbench [run] [OPTIONS]       run one post-copy migration (source forked locally)\n"
 		"       pcbench list                  list policies and workloads\n"
+		"       pcbench floor [--help]        pager floor benchmark: bare userfaultfd vs pcbench\n"
 		"       pcbench --version\n"
 		"\n"
 		"Runs a real post-copy migration on this machine: a source page server process\n"
@@ -211,8 +212,8 @@ void pcb_config_help(FILE *fp)
 		"-v, --verbose", "more log on stderr", "-h, --help", "this help", "-V, --version", "print version and exit");
 	fprintf(fp,
 		"\nNot in this build: --link (link emulation),\n"
-		"two-host mode, --precopy, --guest=kvm, --install=move|continue, `pcbench floor`,\n"
-		"`pcbench bench`.  They are listed as open work in the README.\n"
+		"two-host mode, --precopy, --guest=kvm, --page-size=2M (huge pages), --pager=process\n"
+		"(pager in its own process), `pcbench bench`.  They are listed as open work in the README.\n"
 		"\nExit codes: 0 ok; 1 pages corrupt or missing; 64 bad option; 69 kernel lacks a feature;\n"
 		"70 internal error; 71 system call failed; 74 source lost; 76 protocol error; 77 no privilege.\n");
 }

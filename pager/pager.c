@@ -379,6 +379,10 @@ static void *demand_thread(void *arg)
 		}
 	}
 out:
+	if (fast_ok) {   /* verification reads this socket without a deadline of ours */
+		struct timeval tv = { 0, 0 };
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
 	p->st.demand_cpu = sched_getcpu();
 	return NULL;
 }
