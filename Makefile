@@ -38,7 +38,8 @@ override LDFLAGS += $(SANFLAGS)
 # Every .c under these rooms goes into the library; the mains are listed apart.
 MAINS      := loader/main.c loader/pctrace.c
 LIB_SRCS   := $(filter-out $(MAINS),$(wildcard common/*.c pager/*.c pager/policies/*.c workloads/*.c loader/*.c))
-LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB_SRCS   += workloads/kvm/kvm.c
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/workloads/kvm/blob.o
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_SKELS  := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/bpf/%.skel.h)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
@@ -92,7 +93,7 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # ---- C -------------------------------------------------------------------------
-HDRS := $(wildcard common/*.h pager/*.h pager/policies/*.h workloads/*.h loader/*.h bpf/*.h tests/lib/*.h)
+HDRS := $(wildcard common/*.h pager/*.h pager/policies/*.h workloads/*.h workloads/kvm/*.h loader/*.h bpf/*.h tests/lib/*.h)
 $(BUILD)/%.o: %.c $(HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
@@ -103,6 +104,34 @@ $(BUILD)/loader/%.o: loader/%.c $(HDRS) $(BPF_SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# ---- the KVM guest (--guest=kvm): freestanding 64-bit image built from source ----
+# The same generator files as the process guest, compiled with PCB_GUEST (only
+# their next hook), plus the guest's vCPU loop; linked at 0x10000 and
+# flattened to a binary that blob.S embeds into pcbench.
+KVM_GUEST_WL   := seq random stride phase scanhot
+KVM_GUEST_OBJS := $(BUILD)/kvm-guest/guest_entry.o $(BUILD)/kvm-guest/workloads/kvm/guest_main.o \
+	$(KVM_GUEST_WL:%=$(BUILD)/kvm-guest/workloads/%.o)
+KVM_GUEST_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Werror -ffreestanding -fno-builtin -fno-pic -fno-pie \
+	-fno-stack-protector -mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables -fcf-protection=none \
+	-mcmodel=small -DPCB_GUEST -D_GNU_SOURCE -I. -I/usr/include/$(MULTIARCH)
+$(BUILD)/kvm-guest/%.o: %.c $(HDRS) Makefile
+	$(call msg,GUESTCC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(KVM_GUEST_CFLAGS) -c $< -o $@
+$(BUILD)/kvm-guest/guest_entry.o: workloads/kvm/guest_entry.S
+	$(call msg,GUESTAS,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -c $< -o $@
+$(BUILD)/kvm-guest/guest.elf: $(KVM_GUEST_OBJS) workloads/kvm/guest.lds
+	$(call msg,GUESTLD,$@)
+	$(Q)$(LD) -nostdlib -static -no-pie -z noexecstack -T workloads/kvm/guest.lds -o $@ $(KVM_GUEST_OBJS)
+$(BUILD)/kvm-guest/guest.bin: $(BUILD)/kvm-guest/guest.elf
+	$(Q)objcopy -O binary $< $@
+$(BUILD)/workloads/kvm/blob.o: workloads/kvm/blob.S $(BUILD)/kvm-guest/guest.bin
+	$(call msg,AS,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -c -DPCB_KVM_GUEST_BIN='"$(BUILD)/kvm-guest/guest.bin"' $< -o $@
 
 $(BUILD)/libpcb.a: $(LIB_OBJS)
 	$(call msg,AR,$@)

@@ -214,18 +214,3 @@ void pcb_rng_seed(struct pcb_rng *r, uint64_t seed, uint64_t stream)
 		r->s[0] = 1;
 }
 
-uint64_t pcb_rng_below(struct pcb_rng *r, uint64_t n)
-{
-	if (n == 0)
-		return 0;
-	__uint128_t m = (__uint128_t)pcb_rng_next(r) * n;
-	uint64_t l = (uint64_t)m;
-	if (l < n) {
-		uint64_t t = -n % n;
-		while (l < t) {
-			m = (__uint128_t)pcb_rng_next(r) * n;
-			l = (uint64_t)m;
-		}
-	}
-	return (uint64_t)(m >> 64);
-}

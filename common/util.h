@@ -76,8 +76,22 @@ static inline uint64_t pcb_rng_next(struct pcb_rng *r)
 	s[2] ^= t; s[3] = pcb_rotl(s[3], 45);
 	return res;
 }
-/* Uniform in [0, n) (Lemire, unbiased). */
-uint64_t pcb_rng_below(struct pcb_rng *r, uint64_t n);
+/* Uniform in [0, n) (Lemire, unbiased).  Inline: the freestanding KVM guest uses it too. */
+static inline uint64_t pcb_rng_below(struct pcb_rng *r, uint64_t n)
+{
+	if (n == 0)
+		return 0;
+	__uint128_t m = (__uint128_t)pcb_rng_next(r) * n;
+	uint64_t l = (uint64_t)m;
+	if (l < n) {
+		uint64_t t = -n % n;
+		while (l < t) {
+			m = (__uint128_t)pcb_rng_next(r) * n;
+			l = (uint64_t)m;
+		}
+	}
+	return (uint64_t)(m >> 64);
+}
 /* Uniform double in [0,1). */
 static inline double pcb_rng_double(struct pcb_rng *r) { return (double)(pcb_rng_next(r) >> 11) * 0x1.0p-53; }
 

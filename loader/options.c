@@ -59,6 +59,9 @@ const struct pcb_option pcb_options[] = {
 	{ "pin", PCB_OPT_PIN, OFF(pin), SZ(pin), "none", 0, 0,
 	  "thread placement: none, same (all on CPU 0), split (guest+demand CPU 0, background+source CPU 1), "
 	  "or guest=C,demand=C,background=C,source=C", NULL },
+	{ "guest", PCB_OPT_CHOICE, OFF(guest), SZ(guest), "process", 0, 0,
+	  "process: vCPUs are threads of pcbench; kvm: vCPUs run the workload inside a minimal KVM VM whose memory is the region",
+	  "process|kvm" },
 	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 #pragma GCC diagnostic pop
@@ -212,7 +215,7 @@ void pcb_config_help(FILE *fp)
 		"-v, --verbose", "more log on stderr", "-h, --help", "this help", "-V, --version", "print version and exit");
 	fprintf(fp,
 		"\nNot in this build: --link (link emulation),\n"
-		"two-host mode, --precopy, --guest=kvm, --page-size=2M (huge pages), --pager=process\n"
+		"two-host mode, --precopy, --page-size=2M (huge pages), --pager=process\n"
 		"(pager in its own process), `pcbench bench`.  They are listed as open work in the README.\n"
 		"\nExit codes: 0 ok; 1 pages corrupt or missing; 64 bad option; 69 kernel lacks a feature;\n"
 		"70 internal error; 71 system call failed; 74 source lost; 76 protocol error; 77 no privilege.\n");

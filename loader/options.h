@@ -37,6 +37,7 @@ struct pcb_config {
 	char install[16];            /* copy|move|continue (pager/install.h) */
 	unsigned install_batch;
 	char pin[128];               /* thread placement (common/pin.h) */
+	char guest[8];               /* process | kvm */
 	unsigned verbose;
 };
 

@@ -263,6 +263,9 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "guest");
+	pcb_json_str(j, "kind", cfg->guest);
+	if (r->guest && pcb_guest_kvm_tsc_khz(r->guest))
+		pcb_json_u64(j, "kvm_tsc_khz", pcb_guest_kvm_tsc_khz(r->guest));
 	uint64_t ops = 0, reads = 0, writes = 0, mism = 0;
 	pcb_json_arr_begin(j, "vcpus");
 	for (unsigned v = 0; v < cfg->vcpus; v++) {
@@ -276,6 +279,10 @@ static void write_json(struct run *r, FILE *fp)
 		pcb_json_u64(j, "faults", vr->faults);
 		pcb_json_u64(j, "blocktime_ns", vr->blocktime_ns);
 		pcb_json_u64(j, "read_mismatches", vr->read_mismatch);
+		if (vr->kvm_wall_ns) {   /* the guest's TSC-timed run vs the host's clock around KVM_RUN */
+			pcb_json_u64(j, "kvm_guest_tsc_ns", vr->kvm_tsc_ns);
+			pcb_json_u64(j, "kvm_host_wall_ns", vr->kvm_wall_ns);
+		}
 		pcb_json_obj_end(j);
 		ops += vr->ops;
 		reads += vr->reads;
@@ -508,6 +515,7 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		.ops = pcb_workload_find(cfg->workload), .prm = *prm, .region = region, .im = &r->im,
 		.write_ratio = cfg->write_ratio, .duration_ns = cfg->duration_ns, .ops_limit = cfg->ops,
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = record,
+		.kvm = !strcmp(cfg->guest, "kvm"),
 	};
 	int rc = pcb_guest_create(&gc, NULL, gout, why, whylen);
 	if (!rc && (rc = pcb_guest_start(*gout)) != 0)
@@ -520,6 +528,11 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 	pcb_guest_go(*gout, *t_go);
 	pcb_guest_join(*gout);
 	*t_done = pcb_now_ns();
+	if (pcb_guest_error(*gout)) {
+		snprintf(why, whylen, "%s", pcb_guest_error(*gout));
+		munmap(region, r->npages * PCB_PAGE_SIZE);
+		return PCB_EXIT_SOFTWARE;
+	}
 	rc = pcb_local_verify(region, &r->im, r->npages, ver, why, whylen);
 	munmap(region, r->npages * PCB_PAGE_SIZE);
 	if (!rc && pcb_progress_collect(prog, *gout, cfg->vcpus, gc.bucket_ns, *t_go) < 0) {
@@ -697,6 +710,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		.region = pcb_pager_region(r->pager), .im = &r->im, .write_ratio = cfg->write_ratio,
 		.duration_ns = cfg->duration_ns, .ops_limit = cfg->ops, .first_touch = r->first_touch,
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = cfg->record[0] != 0,
+		.kvm = !strcmp(cfg->guest, "kvm"),
 	};
 	rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
 	if (rc) {
@@ -754,6 +768,11 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	}
 	pcb_pager_guest_done(r->pager);
 	pcb_guest_join(r->guest);
+	if (pcb_guest_error(r->guest)) {
+		r->exit_code = PCB_EXIT_SOFTWARE;
+		snprintf(r->error, sizeof(r->error), "%s", pcb_guest_error(r->guest));
+		pcb_err("%s", r->error);
+	}
 	for (;;) {
 		rc = pcb_pager_poll(r->pager, 100, why, sizeof(why));
 		if (rc < 0)

@@ -5,6 +5,7 @@
 #include "common/util.h"
 #include "pager/probes.h"
 #include "workloads/workload.h"
+#include "workloads/kvm/kvm.h"
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -23,6 +24,7 @@ struct vcpu {
 	struct pcb_vcpu_result res;
 };
 
+#define PCB_MAX_VCPUS_GUEST 256
 static _Atomic uint64_t no_faults;   /* no pager (local baseline): never a fault */
 
 struct pcb_guest {
@@ -36,6 +38,7 @@ struct pcb_guest {
 	bool go;
 	uint64_t base_ns;
 	atomic_uint running;
+	struct pcb_kvm *kvm;
 	unsigned started;
 };
 
@@ -196,7 +199,9 @@ static void *vcpu_main(void *arg)
 	while (!g->go)
 		pthread_cond_wait(&g->cond, &g->lock);
 	pthread_mutex_unlock(&g->lock);
-	if (g->go)
+	if (g->go && g->kvm)
+		pcb_kvm_run_vcpu(g->kvm, v->idx, g->base_ns, &v->res);
+	else if (g->go)
 		run_ops(v);
 	v->res.cpu_end = sched_getcpu();
 	PCB_PROBE_GUEST_STOP(v->idx);
@@ -245,9 +250,41 @@ int pcb_guest_create(const struct pcb_guest_cfg *cfg, const _Atomic uint64_t *co
 			return PCB_EXIT_OSERR;
 		}
 	}
+	if (cfg->kvm) {
+		if (cfg->record) {
+			snprintf(why, whylen, "invalid value for --record: the KVM guest does not record its accesses");
+			pcb_guest_destroy(g);
+			return PCB_EXIT_USAGE;
+		}
+		void *st[PCB_MAX_VCPUS_GUEST];
+		const _Atomic uint64_t *fc[PCB_MAX_VCPUS_GUEST];
+		if (g->n > PCB_MAX_VCPUS_GUEST) {
+			snprintf(why, whylen, "invalid value for --vcpus: '%u' (the KVM guest has at most %d)", g->n, PCB_MAX_VCPUS_GUEST);
+			pcb_guest_destroy(g);
+			return PCB_EXIT_USAGE;
+		}
+		for (unsigned i = 0; i < g->n; i++) {
+			st[i] = g->v[i].ts;
+			fc[i] = g->v[i].faults;
+		}
+		struct pcb_kvm_cfg kc = {
+			.ops = cfg->ops, .region = cfg->region, .npages = cfg->prm.npages, .nvcpus = g->n, .im = cfg->im,
+			.first_touch = cfg->first_touch, .faults = fc, .gen_state = st, .seed = cfg->prm.seed,
+			.write_ratio = cfg->write_ratio, .duration_ns = cfg->duration_ns, .ops_limit = cfg->ops_limit,
+			.bucket_ns = cfg->bucket_ns,
+		};
+		int rc = pcb_kvm_create(&kc, &g->kvm, why, whylen);
+		if (rc) {
+			pcb_guest_destroy(g);
+			return rc;
+		}
+	}
 	*out = g;
 	return 0;
 }
+
+const char *pcb_guest_error(struct pcb_guest *g) { return g->kvm ? pcb_kvm_error(g->kvm) : NULL; }
+uint32_t pcb_guest_kvm_tsc_khz(struct pcb_guest *g) { return g->kvm ? pcb_kvm_tsc_khz(g->kvm) : 0; }
 
 int pcb_guest_start(struct pcb_guest *g)
 {
@@ -318,6 +355,7 @@ void pcb_guest_destroy(struct pcb_guest *g)
 {
 	if (!g)
 		return;
+	pcb_kvm_destroy(g->kvm);
 	for (unsigned i = 0; i < g->n; i++) {
 		if (g->v[i].ts && g->cfg.ops->thread_fini)
 			g->cfg.ops->thread_fini(g->v[i].ts);

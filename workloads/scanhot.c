@@ -4,14 +4,18 @@
  * seeded place) uniformly at random.  Needs --vcpus >= 2. */
 #include "common/util.h"
 #include "workloads/workload.h"
+#ifndef PCB_GUEST
 #include <stdio.h>
 #include <stdlib.h>
+#endif
 
+#ifndef PCB_GUEST
 static const struct pcb_wl_knob scanhot_knobs[] = {
 	{ "scanners", "1", "how many vCPUs scan (the rest work the hot set)" },
 	{ "hot", "0.02", "hot set size as a fraction of the region" },
 	{ NULL, NULL, NULL },
 };
+#endif
 
 struct scanhot_cfg {
 	uint64_t scanners, hot_pages, hot_start, npages;
@@ -24,8 +28,11 @@ struct scanhot_ts {
 	uint64_t pos;
 };
 
+#ifndef PCB_GUEST
 extern const struct pcb_workload_ops pcb_workload_scanhot;
+#endif
 
+#ifndef PCB_GUEST
 static int scanhot_init(void **shared, const struct pcb_wl_params *prm, char *why, size_t whylen)
 {
 	const struct pcb_workload_ops *o = &pcb_workload_scanhot;
@@ -50,7 +57,9 @@ static int scanhot_init(void **shared, const struct pcb_wl_params *prm, char *wh
 	*shared = p;
 	return 0;
 }
+#endif
 
+#ifndef PCB_GUEST
 static int scanhot_thread_init(void **ts, void *shared, const struct pcb_wl_params *prm, unsigned vcpu)
 {
 	struct scanhot_ts *s = calloc(1, sizeof(*s));
@@ -63,6 +72,7 @@ static int scanhot_thread_init(void **ts, void *shared, const struct pcb_wl_para
 	*ts = s;
 	return 0;
 }
+#endif
 
 static void scanhot_next(void *ts, struct pcb_access *a)
 {
@@ -76,6 +86,9 @@ static void scanhot_next(void *ts, struct pcb_access *a)
 	}
 }
 
+#ifdef PCB_GUEST
+PCB_GUEST_NEXT(scanhot, scanhot_next)
+#else
 const struct pcb_workload_ops pcb_workload_scanhot = {
 	.abi = PCB_WORKLOAD_ABI,
 	.name = "scan+hot",
@@ -86,5 +99,7 @@ const struct pcb_workload_ops pcb_workload_scanhot = {
 	.fini = free,
 	.thread_init = scanhot_thread_init,
 	.thread_fini = free,
+	.guest_ts_size = sizeof(struct scanhot_ts),
 	.next = scanhot_next,
 };
+#endif

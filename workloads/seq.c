@@ -1,12 +1,15 @@
 /* seq: a sequential scan.  vCPU v of n starts at page v*N/n and walks up,
  * wrapping, so together they sweep the region like a memory scan. */
 #include "workloads/workload.h"
+#ifndef PCB_GUEST
 #include <stdlib.h>
+#endif
 
 struct seq_ts {
 	uint64_t pos, npages;
 };
 
+#ifndef PCB_GUEST
 static int seq_thread_init(void **ts, void *shared, const struct pcb_wl_params *prm, unsigned vcpu)
 {
 	(void)shared;
@@ -18,6 +21,7 @@ static int seq_thread_init(void **ts, void *shared, const struct pcb_wl_params *
 	*ts = s;
 	return 0;
 }
+#endif
 
 static void seq_next(void *ts, struct pcb_access *a)
 {
@@ -27,11 +31,16 @@ static void seq_next(void *ts, struct pcb_access *a)
 		s->pos = 0;
 }
 
+#ifdef PCB_GUEST
+PCB_GUEST_NEXT(seq, seq_next)
+#else
 const struct pcb_workload_ops pcb_workload_seq = {
 	.abi = PCB_WORKLOAD_ABI,
 	.name = "seq",
 	.help = "sequential scan; vCPU v starts at v/N of the region and wraps",
 	.thread_init = seq_thread_init,
 	.thread_fini = free,
+	.guest_ts_size = sizeof(struct seq_ts),
 	.next = seq_next,
 };
+#endif

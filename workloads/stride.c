@@ -3,15 +3,19 @@
  * (page N-1-p).  vCPU v starts v/N of the way through the sweep. */
 #include "common/util.h"
 #include "workloads/workload.h"
+#ifndef PCB_GUEST
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#endif
 
+#ifndef PCB_GUEST
 static const struct pcb_wl_knob stride_knobs[] = {
 	{ "stride", "16", "pages between consecutive accesses" },
 	{ "dir", "up", "up (increasing addresses) or down" },
 	{ NULL, NULL, NULL },
 };
+#endif
 
 struct stride_cfg {
 	uint64_t stride;
@@ -23,8 +27,11 @@ struct stride_ts {
 	uint64_t npages, pos, lane;
 };
 
+#ifndef PCB_GUEST
 extern const struct pcb_workload_ops pcb_workload_stride;
+#endif
 
+#ifndef PCB_GUEST
 static int stride_init(void **shared, const struct pcb_wl_params *prm, char *why, size_t whylen)
 {
 	struct stride_cfg c;
@@ -43,7 +50,9 @@ static int stride_init(void **shared, const struct pcb_wl_params *prm, char *why
 	*shared = p;
 	return 0;
 }
+#endif
 
+#ifndef PCB_GUEST
 static int stride_thread_init(void **ts, void *shared, const struct pcb_wl_params *prm, unsigned vcpu)
 {
 	struct stride_ts *s = calloc(1, sizeof(*s));
@@ -69,6 +78,7 @@ static int stride_thread_init(void **ts, void *shared, const struct pcb_wl_param
 	*ts = s;
 	return 0;
 }
+#endif
 
 static void stride_next(void *ts, struct pcb_access *a)
 {
@@ -82,6 +92,9 @@ static void stride_next(void *ts, struct pcb_access *a)
 	}
 }
 
+#ifdef PCB_GUEST
+PCB_GUEST_NEXT(stride, stride_next)
+#else
 const struct pcb_workload_ops pcb_workload_stride = {
 	.abi = PCB_WORKLOAD_ABI,
 	.name = "stride",
@@ -91,5 +104,7 @@ const struct pcb_workload_ops pcb_workload_stride = {
 	.fini = free,
 	.thread_init = stride_thread_init,
 	.thread_fini = free,
+	.guest_ts_size = sizeof(struct stride_ts),
 	.next = stride_next,
 };
+#endif

@@ -67,7 +67,16 @@ struct pcb_workload_ops {
 	void (*thread_fini)(void *ts);
 	/* Next access. */
 	void (*next)(void *ts, struct pcb_access *a);
+	/* Nonzero: the per-vCPU state is pointer-free and this many bytes, and the
+	 * generator is built into the KVM guest (workloads/kvm/kvm_abi.h list). */
+	size_t guest_ts_size;
 };
+
+/* The freestanding KVM guest build compiles a generator file with
+ * PCB_GUEST defined: only its next hook, exported under a fixed name. */
+#define PCB_GUEST_NEXT(sym, fn) \
+	void pcb_gnext_##sym(void *ts, struct pcb_access *a); \
+	void pcb_gnext_##sym(void *ts, struct pcb_access *a) { fn(ts, a); }
 
 /* Convenience for tests and tools: the next access's page of a generator that
  * does not depend on loaded values or time (every workload but chase, phase). */
@@ -146,6 +155,7 @@ struct pcb_guest_cfg {
 	uint64_t ops_limit;          /* stop after this many ops per vCPU (0: no limit) */
 	uint64_t bucket_ns;          /* progress: ops completed per bucket of this length (0: off) */
 	bool record;                 /* keep every access for --record */
+	bool kvm;                    /* run the vCPUs inside a KVM virtual machine (workloads/kvm/) */
 	/* First touch of each page by any vCPU (optional): µs since switch-over
 	 * plus one in bits 0..30, bit 31 set if that touch faulted; 0 = never touched. */
 	_Atomic uint32_t *first_touch;
@@ -168,6 +178,8 @@ struct pcb_vcpu_result {
 	/* progress: ops completed in bucket i = [i, i+1) * bucket_ns after switch-over */
 	uint64_t *buckets;
 	uint64_t nbuckets;
+	/* --guest=kvm: the guest's TSC-timed run length and the host's wall-clock view of it */
+	uint64_t kvm_tsc_ns, kvm_wall_ns;
 	/* --record: this vCPU's accesses */
 	struct pcb_atrace_rec *rec;
 	uint64_t nrec;
@@ -187,5 +199,9 @@ void pcb_guest_join(struct pcb_guest *g);
 const struct pcb_vcpu_result *pcb_guest_result(struct pcb_guest *g, unsigned vcpu);
 /* All vCPUs' recorded accesses merged in time order (after join).  0 or -errno. */
 int pcb_guest_record_save(struct pcb_guest *g, const char *path);
+/* A vCPU failed (KVM exit it could not handle): the reason, else NULL. */
+const char *pcb_guest_error(struct pcb_guest *g);
+/* --guest=kvm: the guest TSC frequency in kHz (0 for the process guest). */
+uint32_t pcb_guest_kvm_tsc_khz(struct pcb_guest *g);
 void pcb_guest_destroy(struct pcb_guest *g);
 #endif
