@@ -689,6 +689,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
 		.install_mode = pcb_install_parse(cfg->install), .install_batch = cfg->install_batch,
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
+		.kernel_faults = !strcmp(cfg->guest, "kvm"),
 	};
 	rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why));
 	if (rc) {

@@ -828,7 +828,8 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		snprintf(why, whylen, "out of memory for the page bitmaps");
 		goto fail;
 	}
-	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | pcb_install_features(cfg->install_mode), &p->uinfo, why, whylen);
+	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | pcb_install_features(cfg->install_mode) |
+			       (cfg->kernel_faults ? PCB_UFFD_KERNEL_FAULTS : 0), &p->uinfo, why, whylen);
 	if (fd < 0) {
 		rc = pcb_exit_for_errno(-fd);
 		goto fail;

@@ -30,6 +30,7 @@ struct pcb_pager_cfg {
 	int install_mode;            /* PCB_INSTALL_COPY (0, default), _MOVE, _CONTINUE */
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
 	unsigned pin_demand, pin_bg; /* CPU + 1 to pin the demand / background thread to; 0 = not pinned */
+	bool kernel_faults;          /* faults also come from kernel accesses (--guest=kvm: KVM's fault path) */
 };
 
 struct pcb_chan_stats {

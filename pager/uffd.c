@@ -1,5 +1,6 @@
 #include "pager/uffd.h"
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,14 +8,17 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static int open_raw(const char **via)
+static int open_raw(const char **via, bool kernel_faults)
 {
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	if (fd >= 0) {
-		*via = "syscall";
-		return fd;
+	int fd = -1, e = 0;
+	if (!kernel_faults) {
+		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+		if (fd >= 0) {
+			*via = "syscall";
+			return fd;
+		}
+		e = errno;
 	}
-	int e = errno;
 	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	if (dev >= 0) {
 		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
@@ -24,8 +28,15 @@ static int open_raw(const char **via)
 			*via = "/dev/userfaultfd";
 			return fd;
 		}
-	} else if (errno != ENOENT) {
+	} else if (errno != ENOENT || !e) {
 		e = errno;
+	}
+	if (kernel_faults) {
+		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0) {
+			*via = "syscall (kernel faults too)";
+			return fd;
+		}
 	}
 	return -e;
 }
@@ -33,9 +44,11 @@ static int open_raw(const char **via)
 int pcb_uffd_open(uint64_t want, struct pcb_uffd_info *info, char *why, size_t whylen)
 {
 	const char *via = NULL;
+	bool kf = want & PCB_UFFD_KERNEL_FAULTS;
+	want &= ~PCB_UFFD_KERNEL_FAULTS;
 	memset(info, 0, sizeof(*info));
 	/* probe what the kernel offers on a throw-away fd: UFFDIO_API can be called once per fd */
-	int fd = open_raw(&via);
+	int fd = open_raw(&via, kf);
 	if (fd < 0) {
 		int e = -fd;
 		if (e == EPERM || e == EACCES)
@@ -54,7 +67,7 @@ int pcb_uffd_open(uint64_t want, struct pcb_uffd_info *info, char *why, size_t w
 	}
 	close(fd);
 	info->features_supported = api.features;
-	fd = open_raw(&via);
+	fd = open_raw(&via, kf);
 	if (fd < 0) {
 		snprintf(why, whylen, "userfaultfd: %s", strerror(-fd));
 		return fd;

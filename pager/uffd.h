@@ -29,6 +29,10 @@ struct pcb_uffd_info {
 /* Open a userfaultfd (syscall, falling back to /dev/userfaultfd), negotiate
  * `want` features (those the kernel lacks are dropped).  Returns fd or -errno,
  * with a one-line reason in why. */
+/* Not a kernel feature bit: in `want`, also take faults from kernel-mode
+ * accesses to the region (KVM's fault path, copy_from_user), i.e. open the
+ * userfaultfd without UFFD_USER_MODE_ONLY (/dev/userfaultfd first). */
+#define PCB_UFFD_KERNEL_FAULTS (1ull << 63)
 int pcb_uffd_open(uint64_t want, struct pcb_uffd_info *info, char *why, size_t whylen);
 int pcb_uffd_register(int uffd, void *addr, size_t len, uint64_t mode, struct pcb_uffd_info *info);
 int pcb_uffd_unregister(int uffd, void *addr, size_t len);

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# --guest=kvm: the workload runs in a minimal KVM VM whose memory is the
+# userfaultfd-registered region; vCPU threads block in KVM_RUN on missing
+# pages until the pager installs them.  64 MiB, 2 vCPUs: integrity verified,
+# faults and blocktime attributed per vCPU, the guest's TSC agrees with the
+# host clock; a local KVM run; a workload the guest lacks exits 64.
+set -u
+P=${PCBENCH:-./pcbench}
+T=$(mktemp -d /tmp/pcb-kvm.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
+[ -e /dev/kvm ] || { echo "SKIP: /dev/kvm is absent (no KVM on this machine)"; exit 77; }
+[ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "SKIP: no permission on /dev/kvm"; exit 77; }
+
+"$P" --guest=kvm --vcpus=2 --mem=64M --policy=sequential --workload=random --duration=1s --trace=off \
+	--json "$T/kvm.json" >"$T/kvm.out" 2>"$T/kvm.err"
+rc=$?
+cat "$T/kvm.out" "$T/kvm.err"
+[ $rc -eq 0 ] || { echo "FAIL: --guest=kvm migration exited $rc"; exit 1; }
+"$P" --guest=kvm --vcpus=2 --mem=64M --policy=demand --workload=stride --write-ratio=0.5 --duration=500ms --trace=off \
+	--json "$T/kvm-demand.json" >"$T/kvm2.out" 2>&1 || { echo "FAIL: demand/stride: $(tail -3 "$T/kvm2.out")"; exit 1; }
+"$P" --guest=kvm --vcpus=2 --mem=64M --policy=local --workload=random --duration=500ms \
+	--json "$T/kvm-local.json" >"$T/kvm3.out" 2>&1 || { echo "FAIL: local KVM run: $(tail -3 "$T/kvm3.out")"; exit 1; }
+python3 - "$T" <<'PY' || exit 1
+import json, sys
+T = sys.argv[1]
+def load(n): return json.load(open("%s/%s.json" % (T, n)))
+for name in ("kvm", "kvm-demand", "kvm-local"):
+    d = load(name); r = d["results"]; v = r["verify"]; g = r["guest"]
+    assert d["config"]["guest"] == "kvm" and g["kind"] == "kvm", name
+    assert v["done"] and v["pages_verified"] == 16384 and not v["pages_corrupt"] and not v["pages_missing"], (name, v)
+    assert g["read_mismatches"] == 0, name
+    assert g["kvm_tsc_khz"] > 0, name
+    for vc in g["vcpus"]:
+        assert vc["ops"] > 0, (name, vc)
+        w, t = vc["kvm_host_wall_ns"], vc["kvm_guest_tsc_ns"]
+        assert abs(t - w) < 0.05 * w + 2e6, ("guest TSC and host clock disagree", name, vc)
+    assert sum(r["progress"]["total"]) == g["ops"], name
+for name in ("kvm", "kvm-demand"):
+    r = load(name)["results"]; g = r["guest"]; pg = r["pages"]
+    assert pg["demand"] + pg["background"] + pg["drain"] + pg["zero"] == pg["total"], pg
+    # every vCPU took uffd faults through KVM and blocked in KVM_RUN
+    for vc in g["vcpus"]:
+        assert vc["faults"] > 0 and vc["blocktime_ns"] > 0, (name, vc)
+    assert len(r["blocktime"]["per_vcpu_ns"]) == 2 and all(b > 0 for b in r["blocktime"]["per_vcpu_ns"])
+    assert r["faults"]["uffd_messages"] >= r["faults"]["count"] > 0
+    assert r["faults"]["unattributed"] == 0, "a fault from a thread that is not a vCPU"
+    print("%s: %d ops, %d faults (p50 %.1f us), blocktime %s ms per vCPU, uffd opened via %s" % (
+        name, g["ops"], r["faults"]["count"], r["faults"]["latency"]["p50_ns"] / 1e3,
+        [round(b / 1e6, 1) for b in r["blocktime"]["per_vcpu_ns"]], load(name)["system"]["userfaultfd"]["opened_via"]))
+d = load("kvm-demand")["results"]
+assert d["pages"]["demand"] > 0 and d["guest"]["writes"] > 0
+loc = load("kvm-local")["results"]
+assert loc["faults"]["count"] == 0
+print("local KVM: %d ops" % loc["guest"]["ops"])
+PY
+"$P" --guest=kvm --mem=64M --workload=kv --trace=off >/dev/null 2>"$T/bad.err"; rc=$?
+[ $rc -eq 64 ] && grep -q "'kv'" "$T/bad.err" || { echo "FAIL: kv in the KVM guest: exit $rc $(cat "$T/bad.err")"; exit 1; }
+"$P" --guest=vmware --trace=off >/dev/null 2>"$T/bad2.err"; rc=$?
+[ $rc -eq 64 ] || { echo "FAIL: --guest=vmware: exit $rc"; exit 1; }
+echo "all checks passed"
