@@ -1,5 +1,6 @@
-/* pcbench: command-line entry.  Subcommands: run (default), list. */
+/* pcbench: command-line entry.  Subcommands: run (default), list, bench, analyze. */
 #include "common/util.h"
+#include "loader/bench.h"
 #include "loader/floor.h"
 #include "loader/options.h"
 #include "loader/run.h"
@@ -29,10 +30,14 @@ int main(int argc, char **argv)
 		return cmd_list();
 	if (argc > 1 && !strcmp(argv[1], "floor"))
 		return pcb_floor_main(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "bench"))
+		return pcb_cmd_bench(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "analyze"))
+		return pcb_cmd_analyze(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "run"))
 		first = 2;
 	else if (argc > 1 && argv[1][0] != '-') {
-		pcb_err("unknown command '%s' (commands: run, list, floor; see --help)", argv[1]);
+		pcb_err("unknown command '%s' (commands: run, list, floor, bench, analyze; see --help)", argv[1]);
 		return PCB_EXIT_USAGE;
 	}
 	struct pcb_config cfg;

@@ -198,6 +198,8 @@ void pcb_config_help(FILE *fp)
 		"usage: pcbench [run] [OPTIONS]       run one post-copy migration (source forked locally)\n"
 		"       pcbench list                  list policies and workloads\n"
 		"       pcbench floor [--help]        pager floor benchmark: bare userfaultfd vs pcbench\n"
+		"       pcbench bench JOBFILE         run an experiment matrix (configs/*.conf; see bench --help)\n"
+		"       pcbench analyze DIR           tidy CSV, summary tables and plot data of a bench directory\n"
 		"       pcbench --version\n"
 		"\n"
 		"Runs a real post-copy migration on this machine: a source page server process\n"
@@ -216,7 +218,7 @@ void pcb_config_help(FILE *fp)
 	fprintf(fp,
 		"\nNot in this build: --link (link emulation),\n"
 		"two-host mode, --precopy, --page-size=2M (huge pages), --pager=process\n"
-		"(pager in its own process), `pcbench bench`.  They are listed as open work in the README.\n"
+		"(pager in its own process).  They are listed as open work in the README.\n"
 		"\nExit codes: 0 ok; 1 pages corrupt or missing; 64 bad option; 69 kernel lacks a feature;\n"
 		"70 internal error; 71 system call failed; 74 source lost; 76 protocol error; 77 no privilege.\n");
 }
