@@ -609,12 +609,18 @@ static int read_timeline(const struct exp *e, const struct runrec *rr, struct tl
 			goto bad;
 		}
 		int cls;
-		if (!strcmp(evn, "fault"))
+		if (!strcmp(evn, "fault")) {
 			cls = 3;
-		else if (!strcmp(evn, "install"))
-			cls = strstr(detail, "background") ? 1 : strstr(detail, "drain") ? 2 : 0;
-		else
+		} else if (!strcmp(evn, "install")) {
+			const char *k = strncmp(detail, "zero_", 5) ? detail : detail + 5;
+			cls = !strcmp(k, "demand") ? 0 : !strcmp(k, "background") ? 1 : !strcmp(k, "drain") ? 2 : -1;
+			if (cls < 0) {
+				snprintf(why, whylen, "%s:%u: unknown install kind '%s'", path, lineno, detail);
+				goto bad;
+			}
+		} else {
 			continue;
+		}
 		if (n == cap) {
 			struct tl_ev *ne = realloc(ev, cap * 2 * sizeof(*ev));
 			if (!ne)
@@ -802,6 +808,11 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 		}
 	}
 	double map_ymax = (double)e->job.base.mem / (1 << 20);
+	double *pres_xmax = calloc(nc + 1, sizeof(double));
+	if (!pres_xmax && !rc) {
+		snprintf(why, whylen, "out of memory");
+		rc = PCB_EXIT_OSERR;
+	}
 	for (unsigned p = 0; p < np && !rc; p++)
 		for (unsigned c = 0; c < nc && !rc; c++) {
 			unsigned w = c % nw, l = c / nw, k = p * nc + c;
@@ -827,6 +838,8 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 				break;
 			double total = jnum(rr->js, "results.pages.total");
 			double tmax = n ? ev[n - 1].t_ms : 0;
+			if (tmax > pres_xmax[c])
+				pres_xmax[c] = tmax;
 			uint64_t cum[3] = { 0, 0, 0 };
 			const unsigned steps = 500;
 			size_t i = 0;
@@ -841,7 +854,7 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 			}
 			fprintf(fp, "\n\n");
 			pres_ok[k] = 1;
-			snprintf(t, sizeof(t), "%s, %s (rep %u of %u)", e->job.policies[p], titles[c], rr->r.rep + 1, e->job.reps);
+			snprintf(t, sizeof(t), "%s, %s (median run: rep %u/%u)", e->job.policies[p], titles[c], rr->r.rep + 1, e->job.reps);
 			pres_title[k] = strdup(t);
 			if (want_map) {
 				/* background installs thinned to at most 40000 points; faults and drain all */
@@ -867,7 +880,7 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 				uint64_t nf = 0;
 				for (size_t j = 0; j < n; j++)
 					nf += ev[j].cls == 3;
-				snprintf(t, sizeof(t), "%s: %llu faults (rep %u of %u%s)", e->job.policies[p], (unsigned long long)nf,
+				snprintf(t, sizeof(t), "%s: %llu faults (median run: rep %u/%u%s)", e->job.policies[p], (unsigned long long)nf,
 					 rr->r.rep + 1, e->job.reps, stride > 1 ? "; background thinned" : "");
 				map_title[p] = strdup(t);
 			}
@@ -884,6 +897,10 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 	if (!rc) {
 		write_gp_array_num(m, "present_ok", pres_ok, np * nc);
 		write_gp_array_str(m, "present_title", pres_title, np * nc);
+		for (unsigned c = 0; c < nc; c++)
+			if (!(pres_xmax[c] > 0))
+				pres_xmax[c] = 1;
+		write_gp_array_num(m, "present_xmax", pres_xmax, nc);
 		write_gp_array_num(m, "map_ok", map_ok, np);
 		write_gp_array_str(m, "map_title", map_title, np);
 		fprintf(m, "map_combo = ");
@@ -897,6 +914,7 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 	for (unsigned k = 0; map_title && k < np; k++)
 		free(map_title[k]);
 	free(pres_ok);
+	free(pres_xmax);
 	free(map_ok);
 	free(pres_title);
 	free(map_title);

@@ -563,7 +563,8 @@ int pcb_cmd_bench(int argc, char **argv)
 			continue;
 		struct pcb_job_run r;
 		pcb_job_run_at(&job, i, &r);
-		progress_line(&pg, i, r.id, "starting");
+		if (pg.tty)
+			progress_line(&pg, i, r.id, "starting");
 		uint64_t t0 = pcb_now_ns();
 		int ec = run_child(&job, &r, exe, dir, &pg, i);
 		double wall = (double)(pcb_now_ns() - t0) / 1e9;

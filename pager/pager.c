@@ -102,6 +102,13 @@ static void *page_addr(struct pcb_pager *p, uint64_t page)
 
 /* Install one page (data == NULL: zero page).  kind is the PCB_INST_* for a
  * data page; the zero variant is kind + 2.  Returns 0, 1 on a lost race, <0 on error. */
+/* The zero-page variant of an install kind: ZERO_DEMAND, ZERO_BACKGROUND, ZERO_DRAIN
+ * (not simply kind + 2: DRAIN + 2 is past the end of the list). */
+static inline int zero_kind(int kind)
+{
+	return kind == PCB_INST_DRAIN ? PCB_INST_ZERO_DRAIN : kind + 2;
+}
+
 static void record_install(struct pcb_pager *p, uint64_t page, int kind, uint64_t now)
 {
 	uint64_t us = (now - p->st.t_switchover_ns) / 1000 + 1;
@@ -116,7 +123,7 @@ static void record_install(struct pcb_pager *p, uint64_t page, int kind, uint64_
 static int install(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint64_t *now)
 {
 	int r = pcb_install_one(&p->in, page, data, &p->st.inst_demand);
-	PCB_PROBE_INSTALLED(page, data ? kind : kind + 2, r == 1 || r == 2 ? -EEXIST : r);
+	PCB_PROBE_INSTALLED(page, data ? kind : zero_kind(kind), r == 1 || r == 2 ? -EEXIST : r);
 	if (r == 2)
 		return 1;   /* not present yet: the background thread owns it and marks it */
 	if (r == 1) {
@@ -126,7 +133,7 @@ static int install(struct pcb_pager *p, uint64_t page, const void *data, int kin
 	if (r < 0)
 		return r;
 	*now = pcb_now_ns();
-	record_install(p, page, data ? kind : kind + 2, *now);
+	record_install(p, page, data ? kind : zero_kind(kind), *now);
 	mark_present(p, page);
 	return 0;
 }
@@ -569,7 +576,9 @@ static void bg_installed(void *vctx, uint64_t page, int res)
 {
 	struct bg_ctx *x = vctx;
 	struct pcb_pager *p = x->p;
-	int kind = (x->drain ? PCB_INST_DRAIN : PCB_INST_BACKGROUND) + (x->zero ? 2 : 0);
+	int kind = x->drain ? PCB_INST_DRAIN : PCB_INST_BACKGROUND;
+	if (x->zero)
+		kind = zero_kind(kind);
 	PCB_PROBE_INSTALLED(page, kind, res ? -EEXIST : 0);
 	if (res == 0) {
 		if (!x->now || !(page & 15))

@@ -1,0 +1,33 @@
+# Figure 2: guest throughput against time after switch-over, per policy, with the all-local
+# baseline.  Median over repetitions per time bucket, band: min-max.  Needs results.progress.
+load "analysis/style.gp"
+if (!have_progress) {
+	eval termcmd(5, 2)
+	set output outfile("fig2_throughput")
+	unset border; unset tics; unset grid; unset key
+	set xrange [0:1]; set yrange [0:1]
+	set label 1 "Figure 2 (guest throughput over time): not available" at graph 0.5, 0.72 center font ",11"
+	set label 2 progress_why at graph 0.5, 0.42 center
+	plot 2 notitle
+	exit
+}
+eval termcmd(2.4 * gridcols(ncombo) + 0.3, 2.2 * gridrows(ncombo) + 0.3)
+set output outfile("fig2_throughput")
+npa = npol + have_baseline
+set multiplot layout gridrows(ncombo), gridcols(ncombo) title \
+	sprintf("Guest throughput after switch-over (median of %d repetitions, band: min–max)", nrep) font ",9"
+set xlabel "time after switch-over (ms)"
+set yrange [0:*]
+set key top right
+set style fill transparent solid 0.2 noborder
+do for [c = 1:ncombo] {
+	set title combo[c]
+	if (c % gridcols(ncombo) == 1 || gridcols(ncombo) == 1) { set ylabel "guest throughput (M ops/s)" } else { unset ylabel }
+	plot for [p = 1:npol] datafile("progress.dat") index ((c - 1) * npa + p - 1) using 1:3:4 with filledcurves \
+		lc rgb polcolor(p) notitle, \
+	     for [p = 1:npol] datafile("progress.dat") index ((c - 1) * npa + p - 1) using 1:2 with lines lw 1.8 \
+		lc rgb polcolor(p) title pol[p], \
+	     for [b = 1:have_baseline] datafile("progress.dat") index ((c - 1) * npa + npol) using 1:2 with lines \
+		lw 1.5 dt 2 lc rgb basecolor title sprintf("%s (all-local baseline)", baseline)
+}
+unset multiplot

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# analysis/plots.sh RESULTS_DIR: regenerate the figures of a `pcbench bench` results directory
+# without re-running anything: `pcbench analyze` (tidy CSV, summary tables, plot data), then one
+# gnuplot script per figure, each to PDF (papers) and PNG (quick looks) in RESULTS_DIR/figures/.
+# `make plots RESULTS=dir` calls this.  PCBENCH overrides the pcbench binary (default ./pcbench).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:?usage: analysis/plots.sh RESULTS_DIR}
+[ -d "$dir" ] || { echo "plots: '$dir' is not a directory" >&2; exit 64; }
+dir=$(cd "$dir" && pwd -P)
+pcbench=${PCBENCH:-./pcbench}
+command -v gnuplot >/dev/null || { echo "plots: gnuplot is not installed (make deps)" >&2; exit 69; }
+"$pcbench" analyze "$dir"
+mkdir -p "$dir/figures"
+n=0
+for script in analysis/fig[0-9]*.gp; do
+	name=$(basename "$script" .gp)
+	for term in pdf png; do
+		out="$dir/figures/$name.$term"
+		rm -f "$out"
+		if ! gnuplot -e "dir='$dir'; term='$term'" "$script" 2>"$dir/figures/$name.$term.log"; then
+			echo "plots: gnuplot failed on $script ($term):" >&2
+			sed 's/^/    | /' "$dir/figures/$name.$term.log" >&2
+			exit 70
+		fi
+		[ -s "$out" ] || { echo "plots: $script wrote no $out" >&2; exit 70; }
+		# keep gnuplot's warnings only if there were any
+		[ -s "$dir/figures/$name.$term.log" ] || rm -f "$dir/figures/$name.$term.log"
+		n=$((n + 1))
+	done
+done
+echo "plots: $n figure files in $dir/figures (summary: $dir/summary.md, $dir/summary.tex)"
