@@ -1,0 +1,208 @@
+/* Job-file parser of `pcbench bench` (loader/benchjob.c): good files parse to
+ * the matrix they describe; every bad file is refused with exit 65 and a
+ * message naming the file, the line and the key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "common/util.h"
+#include "loader/benchjob.h"
+
+static struct pcb_job job;
+static char why[1024];
+
+static int parse(const char *text)
+{
+	why[0] = 0;
+	return pcb_job_parse("configs/t.conf", text, &job, why, sizeof(why));
+}
+
+static void good_full(void **state)
+{
+	(void)state;
+	const char *t =
+		"# a comment\n"
+		"[experiment]\n"
+		"name = cmp1   # trailing comment\n"
+		"description = two policies # and a comment\n"
+		"policies = demand, sequential\n"
+		"workloads = seq random,zipf\n"
+		"reps = 4\n"
+		"mem = 64M\n"
+		"duration = 500ms\n"
+		"seed = 7\n"
+		"vary_seed = yes\n"
+		"run_timeout = 90s\n"
+		"faultmap_workload = zipf\n"
+		"\n"
+		"[link fast]\n"
+		"; semicolon comment\n"
+		"[link slow]\n"
+		"source-delay = 200us\n";
+	assert_int_equal(parse(t), 0);
+	assert_string_equal(job.name, "cmp1");
+	assert_string_equal(job.description, "two policies");
+	assert_int_equal(job.npolicies, 2);
+	assert_string_equal(job.policies[1], "sequential");
+	assert_int_equal(job.nworkloads, 3);
+	assert_string_equal(job.workloads[2], "zipf");
+	assert_int_equal(job.reps, 4);
+	assert_true(job.vary_seed);
+	assert_int_equal(job.run_timeout_ns, 90 * PCB_NSEC_PER_SEC);
+	assert_int_equal(job.base.mem, 64ull << 20);
+	assert_int_equal(job.base.duration_ns, 500 * PCB_NSEC_PER_MSEC);
+	assert_int_equal(job.base.seed, 7);
+	assert_int_equal(job.nlinks, 2);
+	assert_string_equal(job.links[1].name, "slow");
+	assert_int_equal(job.links[1].nopts, 1);
+	assert_string_equal(job.links[1].opts[0].key, "source-delay");
+	assert_string_equal(job.links[1].opts[0].val, "200us");
+	/* matrix: 2 policies x 3 workloads x 2 links x 4 reps */
+	assert_int_equal(pcb_job_nruns(&job), 48);
+	struct pcb_job_run r;
+	pcb_job_run_at(&job, 0, &r);
+	assert_string_equal(r.id, "demand-seq-fast-r1");
+	pcb_job_run_at(&job, 1, &r);
+	assert_string_equal(r.id, "sequential-seq-fast-r1");
+	pcb_job_run_at(&job, 12, &r);          /* rep-major: second rep starts after all 12 cells */
+	assert_string_equal(r.id, "demand-seq-fast-r2");
+	assert_int_equal(pcb_job_seed(&job, &r), 8);
+	pcb_job_run_at(&job, 47, &r);
+	assert_string_equal(r.id, "sequential-zipf-slow-r4");
+	/* every run id is distinct */
+	for (unsigned i = 0; i < 48; i++)
+		for (unsigned k = i + 1; k < 48; k++) {
+			struct pcb_job_run a, b;
+			pcb_job_run_at(&job, i, &a);
+			pcb_job_run_at(&job, k, &b);
+			assert_string_not_equal(a.id, b.id);
+		}
+}
+
+static void good_defaults(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("[experiment]\npolicies=demand\nworkloads=seq\n"), 0);
+	assert_string_equal(job.name, "t");              /* from the file name */
+	assert_int_equal(job.reps, 3);
+	assert_int_equal(job.nlinks, 1);
+	assert_string_equal(job.links[0].name, "loopback");
+	assert_false(job.vary_seed);
+	assert_string_equal(job.timeline, "all");
+	assert_int_equal(pcb_job_nruns(&job), 3);
+	struct pcb_job_run r;
+	pcb_job_run_at(&job, 2, &r);
+	assert_int_equal(pcb_job_seed(&job, &r), 1);    /* same seed for every rep by default */
+}
+
+static void good_baseline(void **state)
+{
+	(void)state;
+	/* a baseline is any registered policy not in the list; it runs once per workload on link 0 */
+	assert_int_equal(parse("[experiment]\npolicies=sequential\nworkloads=seq,zipf\nreps=2\nbaseline=demand\n"
+			       "[link a]\n[link b]\n"), 0);
+	assert_int_equal(pcb_job_nruns(&job), 2 * (1 * 2 * 2 + 2));
+	struct pcb_job_run r;
+	pcb_job_run_at(&job, 4, &r);
+	assert_string_equal(r.id, "demand-seq-a-r1");
+	assert_int_equal(r.policy, 1);
+	pcb_job_run_at(&job, 5, &r);
+	assert_string_equal(r.id, "demand-zipf-a-r1");
+	pcb_job_run_at(&job, 6, &r);
+	assert_string_equal(r.id, "sequential-seq-a-r2");
+}
+
+struct bad {
+	const char *text, *expect;   /* expect: substring of the message */
+};
+
+static void bad_files(void **state)
+{
+	(void)state;
+	static const struct bad bad[] = {
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nmem=12Q\n", "configs/t.conf:4: key 'mem': invalid value for --mem: '12Q'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nfrobnicate=1\n", "configs/t.conf:4: key 'frobnicate': unknown key" },
+		{ "[experiment]\npolicies=demand,nosuch\nworkloads=seq\n", "configs/t.conf:2: key 'policies': unknown policy 'nosuch'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq,walk\n", "configs/t.conf:3: key 'workloads': unknown workload 'walk'" },
+		{ "[experiment]\npolicies=demand,demand\nworkloads=seq\n", "configs/t.conf:2: key 'policies': 'demand' is listed twice" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nreps=0\n", "configs/t.conf:4: key 'reps': invalid value '0'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nreps=three\n", "configs/t.conf:4: key 'reps'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nreps=2\nreps=3\n", "configs/t.conf:5: key 'reps': set twice" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nmem=64M\nmem=32M\n", "configs/t.conf:5: key 'mem': set twice" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\njson=x.json\n", "configs/t.conf:4: key 'json': set by the bench runner" },
+		{ "[experiment]\npolicy=demand\nworkloads=seq\n", "configs/t.conf:2: key 'policy': set by the bench runner for every run (use 'policies" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nvary_seed=maybe\n", "configs/t.conf:4: key 'vary_seed': invalid value 'maybe'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\ntimeline=some\n", "configs/t.conf:4: key 'timeline'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nrun_timeout=10ms\n", "configs/t.conf:4: key 'run_timeout'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nname=bad/name\n", "configs/t.conf:4: key 'name': bad name" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nbaseline=demand\n", "baseline policy 'demand' is also listed" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nfaultmap_workload=zipf\n", "faultmap_workload 'zipf' is not one of the workloads" },
+		{ "mem=64M\n[experiment]\n", "configs/t.conf:1: key 'mem': outside any section" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nthis line has no equals\n", "configs/t.conf:4: expected 'key = value'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nmem=\n", "configs/t.conf:4: key 'mem': empty value" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[experiment]\n", "configs/t.conf:4: [experiment] appears twice" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[links x]\n", "configs/t.conf:4: unknown section [links x]" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[link a]\n[link a]\n", "configs/t.conf:5: [link a] appears twice" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[link a b]\n", "configs/t.conf:4: bad link name 'a b'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[link a\n", "configs/t.conf:4: malformed section header" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[link a]\nsource-delay=soon\n", "configs/t.conf:5: key 'source-delay': invalid value for --source-delay: 'soon'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[link a]\nreps=3\n", "configs/t.conf:5: key 'reps': unknown key" },
+		{ "[experiment]\nworkloads=seq\n", "configs/t.conf: [experiment] needs 'policies = ...'" },
+		{ "[experiment]\npolicies=demand\n", "configs/t.conf: [experiment] needs 'workloads = ...'" },
+		{ "# nothing\n", "configs/t.conf: no [experiment] section" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nduration=0\n", "duration 0 needs ops" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = parse(bad[i].text);
+		if (rc != PCB_EXIT_DATAERR || !strstr(why, bad[i].expect))
+			fail_msg("case %zu: rc %d, message '%s', expected '%s'", i, rc, why, bad[i].expect);
+		assert_null(strchr(why, '\n'));    /* one line */
+	}
+}
+
+static void load_file(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/pcb-test-jobXXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char *t = "[experiment]\npolicies=demand\nworkloads=seq\nmem=4K\nvcpus=999\n";
+	assert_int_equal(write(fd, t, strlen(t)), (ssize_t)strlen(t));
+	close(fd);
+	assert_int_equal(pcb_job_load(path, &job, why, sizeof(why)), PCB_EXIT_DATAERR);
+	char expect[256];
+	snprintf(expect, sizeof(expect), "%s:5: key 'vcpus': invalid value for --vcpus: '999'", path);
+	assert_non_null(strstr(why, expect));
+	unlink(path);
+	/* a missing file is a usage error naming the file */
+	assert_int_equal(pcb_job_load("/nonexistent/x.conf", &job, why, sizeof(why)), PCB_EXIT_USAGE);
+	assert_non_null(strstr(why, "/nonexistent/x.conf"));
+}
+
+static void shipped_configs_parse(void **state)
+{
+	(void)state;
+	/* every job file shipped in configs/ must be valid (tests run from the repository root) */
+	assert_int_equal(pcb_job_load("configs/default.conf", &job, why, sizeof(why)), 0);
+	assert_true(job.npolicies >= 3);
+	assert_true(job.nworkloads >= 3);
+	assert_true(job.reps >= 3);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(good_full),
+		cmocka_unit_test(good_defaults),
+		cmocka_unit_test(good_baseline),
+		cmocka_unit_test(bad_files),
+		cmocka_unit_test(load_file),
+		cmocka_unit_test(shipped_configs_parse),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
