@@ -173,9 +173,18 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory integ
 
 # ---- benchmarks and figures ----------------------------------------------------
+# `make bench`: run the experiment JOB (default configs/default.conf) with `pcbench bench`
+# (resumes an interrupted one), then draw its figures; `make plots RESULTS=dir` redraws the
+# figures of a results directory without running anything.
+JOB ?= configs/default.conf
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)analysis/bench.sh
+	$(Q)rc=0; dir=$$(./pcbench bench $(JOB) $(BENCH_ARGS)) || rc=$$?; \
+	if [ -n "$$dir" ]; then analysis/plots.sh "$$dir" || exit $$?; fi; exit $$rc
+
+plots: pcbench
+	$(Q)if [ -z "$(RESULTS)" ]; then echo "usage: make plots RESULTS=results/DIR" >&2; exit 64; fi
+	$(Q)analysis/plots.sh "$(RESULTS)"
 
 # The pager floor: bare userfaultfd / bare TCP / pcbench, ratios; JSON in results/.
 bench-floor: deps

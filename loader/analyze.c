@@ -42,6 +42,8 @@ static const struct scalar_metric scalars[] = {
 	{ "demand_thread_cpu", "results.pager.demand_thread_cpu", 1 },
 	{ "background_thread_cpu", "results.pager.background_thread_cpu", 1 },
 	{ "time_to_first_work_ms", "results.progress.time_to_first_work_ns", 1e-6 },
+	{ "time_to_95pct_of_local_ms", "results.progress.time_to_95pct_of_local_ns", 1e-6 },
+	{ "lost_work_s", "results.progress.lost_work_s", 1 },
 	{ "pages_corrupt", "results.verify.pages_corrupt", 1 },
 	{ "pages_missing", "results.verify.pages_missing", 1 },
 };
@@ -958,8 +960,11 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 					if (bms != bucket_ms)
 						continue;
 					tot[used++] = t;
-					if (t->n < len)
-						len = t->n;
+					/* only buckets that ended before the guest stopped (the last one is partial) */
+					double nc = jnum(rr[i]->js, "results.progress.complete_buckets");
+					size_t tn = nc >= 0 && nc < (double)t->n ? (size_t)nc : t->n;
+					if (tn < len)
+						len = tn;
 				}
 				if (!used || !len || len == SIZE_MAX) {
 					fprintf(f, "NaN NaN NaN NaN\n\n\n");

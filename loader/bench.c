@@ -375,7 +375,9 @@ static int run_child(const struct pcb_job *job, const struct pcb_job_run *r, con
 		dup2(lfd, 1);
 		dup2(lfd, 2);
 		signal(SIGINT, SIG_DFL);
-		execv(exe, av);
+		/* the running binary itself, even if the file at exe was replaced meanwhile:
+		 * every run of an experiment uses the same pcbench */
+		execv("/proc/self/exe", av);
 		fprintf(stderr, "pcbench bench: exec %s: %s\n", exe, strerror(errno));
 		_exit(PCB_EXIT_OSERR);
 	}
