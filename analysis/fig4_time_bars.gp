@@ -16,7 +16,7 @@ do for [m = 1:2] {
 	set ylabel (m == 1) ? "total migration time (ms)" : "total guest blocktime (ms)"
 	set title (m == 1) ? "switch-over to last page present" : "time vCPUs were stalled on faults"
 	plot for [p = 1:npol] datafile(f) index (p - 1) using 2:3 with boxes lc rgb polcolor(p) title pol[p], \
-	     for [p = 1:npol] datafile(f) index (p - 1) using 2:3:4:5 with yerrorbars lc rgb "#222222" pt -1 lw 1 notitle, \
+	     for [p = 1:npol] datafile(f) index (p - 1) using 2:3:4:5 with yerrorbars lc rgb "#222222" pt 7 ps 0 lw 1 notitle, \
 	     for [p = 1:npol] datafile(f) index (p - 1) using 2:5:(sprintf("%.0f", $3)) with labels offset 0, 0.55 font ",7" notitle
 }
 unset multiplot

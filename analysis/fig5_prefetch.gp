@@ -16,7 +16,7 @@ do for [m = 1:2] {
 	set ylabel (m == 1) ? "hit rate (% of touched pages)" : "accuracy (% of background pages)"
 	set title (m == 1) ? "first touch found the page present" : "background pages the guest used"
 	plot for [p = 1:npol] datafile(f) index (p - 1) using 2:3 with boxes lc rgb polcolor(p) title pol[p], \
-	     for [p = 1:npol] datafile(f) index (p - 1) using 2:3:4:5 with yerrorbars lc rgb "#222222" pt -1 lw 1 notitle, \
+	     for [p = 1:npol] datafile(f) index (p - 1) using 2:3:4:5 with yerrorbars lc rgb "#222222" pt 7 ps 0 lw 1 notitle, \
 	     for [p = 1:npol] datafile(f) index (p - 1) using 2:(($6 == 0) ? 4 : $5 + 2):(($6 == 0) ? "n/a" : sprintf("%.0f", $3)) \
 		with labels offset 0, 0.5 font ",7" notitle
 }
