@@ -15,7 +15,7 @@ eval termcmd(2.4 * gridcols(ncombo) + 0.3, 2.2 * gridrows(ncombo) + 0.3)
 set output outfile("fig2_throughput")
 npa = npol + have_baseline
 set multiplot layout gridrows(ncombo), gridcols(ncombo) title \
-	sprintf("Guest throughput after switch-over (median of %d repetitions, band: min–max)", nrep) font ",9"
+	sprintf("Guest throughput after switch-over (%g ms buckets; median of %d repetitions, band: min–max)", progress_bucket_ms, nrep) font ",9"
 set xlabel "time after switch-over (ms)"
 set yrange [0:*]
 set key top right
@@ -28,6 +28,6 @@ do for [c = 1:ncombo] {
 	     for [p = 1:npol] datafile("progress.dat") index ((c - 1) * npa + p - 1) using 1:2 with lines lw 1.8 \
 		lc rgb polcolor(p) title pol[p], \
 	     for [b = 1:have_baseline] datafile("progress.dat") index ((c - 1) * npa + npol) using 1:2 with lines \
-		lw 1.5 dt 2 lc rgb basecolor title sprintf("%s (all-local baseline)", baseline)
+		lw 1.2 lc rgb basecolor title sprintf("%s (all-local baseline)", baseline)
 }
 unset multiplot

@@ -939,6 +939,7 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 				snprintf(why, whylen, "out of memory");
 			return PCB_EXIT_OSERR;
 		}
+		double disp_ms = NAN;
 		for (unsigned c = 0; c < nc; c++)
 			for (unsigned p = 0; p < npa; p++) {
 				unsigned w = c % nw, l = c / nw;
@@ -970,14 +971,22 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 					fprintf(f, "NaN NaN NaN NaN\n\n\n");
 					continue;
 				}
-				for (size_t b = 0; b < len; b++) {
+				/* display buckets of k recorded ones: at most ~60 points per run, so that a
+				 * reader sees the trend rather than scheduling noise of 10 ms buckets */
+				size_t k = (len + 59) / 60;
+				if (k < 1)
+					k = 1;
+				disp_ms = bucket_ms * (double)k;
+				for (size_t b = 0; b + k <= len; b += k) {
 					double v[1024];
 					for (unsigned i = 0; i < used; i++) {
-						double x;
-						v[i] = pcb_jv_num(tot[i]->kids[b], &x) == 0 ? x / (bucket_ms / 1e3) / 1e6 : NAN;
+						double sum = 0, x;
+						for (size_t q = b; q < b + k; q++)
+							sum += pcb_jv_num(tot[i]->kids[q], &x) == 0 ? x : NAN;
+						v[i] = sum / (disp_ms / 1e3) / 1e6;
 					}
 					struct pcb_spread s = pcb_spread_of(v, used);
-					fprintf(f, "%.3f %.6g %.6g %.6g\n", ((double)b + 0.5) * bucket_ms, s.median, s.min, s.max);
+					fprintf(f, "%.3f %.6g %.6g %.6g\n", ((double)b + (double)k / 2) * bucket_ms, s.median, s.min, s.max);
 				}
 				fprintf(f, "\n\n");
 				ok[c * npa + p] = 1;
@@ -985,7 +994,8 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 		rc = close_out(f, e, "plotdata/progress.dat", why, whylen);
 		write_gp_array_num(m, "progress_ok", ok, nc * npa);
 		free(ok);
-		fprintf(m, "have_progress = 1\nhave_baseline = %d\n", e->job.baseline[0] ? 1 : 0);
+		fprintf(m, "have_progress = 1\nhave_baseline = %d\nprogress_bucket_ms = %g\n", e->job.baseline[0] ? 1 : 0,
+			isnan(disp_ms) ? 0 : disp_ms);
 	} else {
 		fprintf(m, "have_progress = 0\nhave_baseline = %d\n", e->job.baseline[0] ? 1 : 0);
 		fprintf(m, "progress_why = \"The result files of this experiment carry no results.progress (guest\\n"

@@ -257,6 +257,14 @@ static int write_manifest(const char *dir, const struct pcb_job *job, const stru
 	return rc;
 }
 
+static bool has_option(const char *name)
+{
+	for (const struct pcb_option *o = pcb_options; o->name; o++)
+		if (!strcmp(o->name, name))
+			return true;
+	return false;
+}
+
 /* argv for one run (strings live in store). */
 static void build_argv(const struct pcb_job *job, const struct pcb_job_run *r, const char *exe, const char *dir,
 		       char store[][4200], char **av)
@@ -283,6 +291,10 @@ static void build_argv(const struct pcb_job *job, const struct pcb_job_run *r, c
 	av[a++] = store[k++];
 	snprintf(store[k], sizeof(store[0]), "--json=%s/runs/%s.json.tmp", dir, r->id);
 	av[a++] = store[k++];
+	if (has_option("progress-csv")) {     /* guest progress per bucket (also in the JSON) */
+		snprintf(store[k], sizeof(store[0]), "--progress-csv=%s/runs/%s.progress.csv", dir, r->id);
+		av[a++] = store[k++];
+	}
 	if (!strcmp(job->timeline, "all")) {
 		snprintf(store[k], sizeof(store[0]), "--timeline=%s/runs/%s.timeline.csv", dir, r->id);
 		av[a++] = store[k++];

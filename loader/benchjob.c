@@ -10,7 +10,7 @@
 #include <string.h>
 
 /* Options the runner sets itself for every run: not allowed in a job file. */
-static const char *const reserved_opts[] = { "json", "timeline", "policy", "workload", NULL };
+static const char *const reserved_opts[] = { "json", "timeline", "progress-csv", "policy", "workload", NULL };
 
 static int fail(char *why, size_t whylen, const char *path, unsigned line, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
@@ -104,7 +104,7 @@ static int add_opt(struct pcb_job_opt *opts, unsigned *n, const char *key, const
 	if (!is_option(key))
 		return fail(why, whylen, path, line, key,
 			    "unknown key (matrix keys in [experiment]: name, description, policies, workloads, reps, "
-			    "baseline, vary_seed, run_timeout, timeline, faultmap_workload; any other key must be a "
+			    "baseline_policy, vary_seed, run_timeout, timeline, faultmap_workload; any other key must be a "
 			    "pcbench option, see `pcbench --help`)");
 	for (unsigned i = 0; i < *n; i++)
 		if (!strcmp(opts[i].key, key))
@@ -248,7 +248,7 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 			continue;
 		}
 		/* [experiment] */
-		static const char *const mkeys[] = { "name", "description", "policies", "workloads", "reps", "baseline",
+		static const char *const mkeys[] = { "name", "description", "policies", "workloads", "reps", "baseline_policy",
 						     "vary_seed", "run_timeout", "timeline", "faultmap_workload", NULL };
 		int mk = -1;
 		for (int i = 0; mkeys[i]; i++)
@@ -359,7 +359,7 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 	}
 	for (unsigned i = 0; i < job->npolicies; i++)
 		if (job->baseline[0] && !strcmp(job->policies[i], job->baseline)) {
-			rc = fail(why, whylen, path, 0, NULL, "baseline policy '%s' is also listed in policies", job->baseline);
+			rc = fail(why, whylen, path, 0, NULL, "baseline_policy '%s' is also listed in policies", job->baseline);
 			goto out;
 		}
 	if (job->faultmap_workload[0]) {

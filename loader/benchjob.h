@@ -45,7 +45,7 @@ struct pcb_job {
 	char policies[PCB_JOB_MAX_LIST][32];
 	char workloads[PCB_JOB_MAX_LIST][32];
 	struct pcb_job_link links[PCB_JOB_MAX_LIST];
-	char baseline[32];           /* policy run as the all-local baseline ("" = none) */
+	char baseline[32];           /* baseline_policy: run once per workload as the all-local baseline ("" = none) */
 	unsigned reps;
 	bool vary_seed;              /* rep r uses seed + r (default: every rep uses the same seed) */
 	uint64_t run_timeout_ns;     /* a run taking longer is killed and counted failed (0 = auto) */

@@ -104,7 +104,7 @@ static void good_baseline(void **state)
 {
 	(void)state;
 	/* a baseline is any registered policy not in the list; it runs once per workload on link 0 */
-	assert_int_equal(parse("[experiment]\npolicies=sequential\nworkloads=seq,zipf\nreps=2\nbaseline=demand\n"
+	assert_int_equal(parse("[experiment]\npolicies=sequential\nworkloads=seq,zipf\nreps=2\nbaseline_policy=demand\n"
 			       "[link a]\n[link b]\n"), 0);
 	assert_int_equal(pcb_job_nruns(&job), 2 * (1 * 2 * 2 + 2));
 	struct pcb_job_run r;
@@ -140,7 +140,8 @@ static void bad_files(void **state)
 		{ "[experiment]\npolicies=demand\nworkloads=seq\ntimeline=some\n", "configs/t.conf:4: key 'timeline'" },
 		{ "[experiment]\npolicies=demand\nworkloads=seq\nrun_timeout=10ms\n", "configs/t.conf:4: key 'run_timeout'" },
 		{ "[experiment]\npolicies=demand\nworkloads=seq\nname=bad/name\n", "configs/t.conf:4: key 'name': bad name" },
-		{ "[experiment]\npolicies=demand\nworkloads=seq\nbaseline=demand\n", "baseline policy 'demand' is also listed" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nbaseline_policy=demand\n", "baseline_policy 'demand' is also listed" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nbaseline_policy=nosuch\n", "configs/t.conf:4: key 'baseline_policy': unknown policy 'nosuch'" },
 		{ "[experiment]\npolicies=demand\nworkloads=seq\nfaultmap_workload=zipf\n", "faultmap_workload 'zipf' is not one of the workloads" },
 		{ "mem=64M\n[experiment]\n", "configs/t.conf:1: key 'mem': outside any section" },
 		{ "[experiment]\npolicies=demand\nworkloads=seq\nthis line has no equals\n", "configs/t.conf:4: expected 'key = value'" },
