@@ -23,11 +23,8 @@ set style fill transparent solid 0.2 noborder
 do for [c = 1:ncombo] {
 	set title combo[c]
 	if (c % gridcols(ncombo) == 1 || gridcols(ncombo) == 1) { set ylabel "guest throughput (M ops/s)" } else { unset ylabel }
-	plot for [p = 1:npol] datafile("progress.dat") index ((c - 1) * npa + p - 1) using 1:3:4 with filledcurves \
-		lc rgb polcolor(p) notitle, \
-	     for [p = 1:npol] datafile("progress.dat") index ((c - 1) * npa + p - 1) using 1:2 with lines lw 1.8 \
-		lc rgb polcolor(p) title pol[p], \
-	     for [b = 1:have_baseline] datafile("progress.dat") index ((c - 1) * npa + npol) using 1:2 with lines \
-		lw 1.2 lc rgb basecolor title sprintf("%s (all-local baseline)", baseline)
+	# the baseline curve only when the experiment has one (an empty gnuplot iteration still plots)
+	basecmd = have_baseline ? sprintf(", datafile('progress.dat') index %d using 1:2 with lines lw 1.2 lc rgb basecolor title '%s (all-local baseline)'", (c - 1) * npa + npol, baseline) : ""
+	eval "plot for [p = 1:npol] datafile('progress.dat') index ((c - 1) * npa + p - 1) using 1:3:4 with filledcurves lc rgb polcolor(p) notitle, for [p = 1:npol] datafile('progress.dat') index ((c - 1) * npa + p - 1) using 1:2 with lines lw 1.8 lc rgb polcolor(p) title pol[p]".basecmd
 }
 unset multiplot

@@ -151,6 +151,14 @@ for f in figs:
     import struct
     w, h = struct.unpack(">II", png[16:24])
     if w < 300 or h < 200: fail.append(f"{f}.png is {w}x{h}")
+# figure 2 is drawn from data when the runs record guest progress, and says it is absent otherwise
+meta = open(f"{d}/plotdata/meta.gp").read()
+has_prog = all("progress" in runs[i]["results"] for i in ids)
+if ("have_progress = 1" in meta) != has_prog:
+    fail.append(f"figure 2: runs {'have' if has_prog else 'lack'} results.progress but meta.gp says otherwise")
+if has_prog:
+    lines = [l for l in open(f"{d}/plotdata/progress.dat") if l.strip() and not l.startswith("#")]
+    if len(lines) < 4 or any("NaN" in l for l in lines): fail.append(f"progress.dat: {len(lines)} rows / NaN")
 extra = sorted(set(os.listdir(f"{d}/figures")) - {f + e for f in figs for e in (".pdf", ".png")})
 if extra: fail.append(f"unexpected files in figures/ (gnuplot warnings?): {extra}")
 if fail:
