@@ -99,7 +99,12 @@ $(BUILD)/%.o: %.c $(HDRS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-# Only the loader includes BPF skeletons.
+# Only the loader includes BPF skeletons.  They are named here as explicit
+# prerequisites too: a pattern rule whose prerequisite neither exists nor is
+# mentioned explicitly loses to the generic rule above, so on a clean tree
+# loader/trace.c was compiled before its skeletons were generated.
+LOADER_OBJS := $(patsubst loader/%.c,$(BUILD)/loader/%.o,$(wildcard loader/*.c))
+$(LOADER_OBJS): $(BPF_SKELS)
 $(BUILD)/loader/%.o: loader/%.c $(HDRS) $(BPF_SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
