@@ -2,6 +2,7 @@
 #include "common/util.h"
 #include "loader/bench.h"
 #include "loader/floor.h"
+#include "loader/netcmd.h"
 #include "loader/options.h"
 #include "loader/run.h"
 #include "pager/policy.h"
@@ -34,10 +35,14 @@ int main(int argc, char **argv)
 		return pcb_cmd_bench(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "analyze"))
 		return pcb_cmd_analyze(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "source"))
+		return pcb_cmd_source(argc, argv, 2);
+	if (argc > 1 && !strcmp(argv[1], "dest"))
+		return pcb_cmd_dest(argc, argv, 2);
 	if (argc > 1 && !strcmp(argv[1], "run"))
 		first = 2;
 	else if (argc > 1 && argv[1][0] != '-') {
-		pcb_err("unknown command '%s' (commands: run, list, floor, bench, analyze; see --help)", argv[1]);
+		pcb_err("unknown command '%s' (commands: run, source, dest, list, floor, bench, analyze; see --help)", argv[1]);
 		return PCB_EXIT_USAGE;
 	}
 	struct pcb_config cfg;

@@ -62,6 +62,12 @@ const struct pcb_option pcb_options[] = {
 	{ "guest", PCB_OPT_CHOICE, OFF(guest), SZ(guest), "process", 0, 0,
 	  "process: vCPUs are threads of pcbench; kvm: vCPUs run the workload inside a minimal KVM VM whose memory is the region",
 	  "process|kvm" },
+	{ "link", PCB_OPT_STR, OFF(link), SZ(link), "", 0, 0, "emulate a link BANDWIDTH[,RTT] on both channels, e.g. 10gbit,50us or 1gbit,500us (calibrated end to end)" },
+	{ "reconnect-timeout", PCB_OPT_DURATION, OFF(reconnect_timeout_ns), 0, "0", 0, 1e13, "when the source connection drops: pause and reconnect for this long (0 = fail at once)" },
+	{ "auth-key-file", PCB_OPT_STR, OFF(auth_key_file), SZ(auth_key_file), "", 0, 0, "shared secret (16..1024 bytes): source and destination authenticate each other with HMAC-SHA-256" },
+	{ "source", PCB_OPT_STR, OFF(source), SZ(source), "", 0, 0, "pcbench dest: ADDRESS:PORT of a running `pcbench source`" },
+	{ "listen", PCB_OPT_STR, OFF(listen), SZ(listen), "127.0.0.1:7600", 0, 0, "pcbench source: ADDRESS:PORT to listen on (port 0 = ephemeral, printed)" },
+	{ "sessions", PCB_OPT_UINT, OFF(sessions), 0, "1", 0, 1000000, "pcbench source: exit after this many completed migrations (0 = serve until killed)" },
 	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 #pragma GCC diagnostic pop
@@ -196,6 +202,10 @@ void pcb_config_help(FILE *fp)
 {
 	fprintf(fp,
 		"usage: pcbench [run] [OPTIONS]       run one post-copy migration (source forked locally)\n"
+		"       pcbench source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions]\n"
+		"                                     serve an image to destinations on other hosts\n"
+		"       pcbench dest --source=ADDR:PORT [OPTIONS]\n"
+		"                                     migrate from a running source (image config fetched from it)\n"
 		"       pcbench list                  list policies and workloads\n"
 		"       pcbench floor [--help]        pager floor benchmark: bare userfaultfd vs pcbench\n"
 		"       pcbench bench JOBFILE         run an experiment matrix (configs/*.conf; see bench --help)\n"
@@ -216,8 +226,7 @@ void pcb_config_help(FILE *fp)
 		"  %-22s %s\n  %-22s %s\n  %-22s %s\n",
 		"-v, --verbose", "more log on stderr", "-h, --help", "this help", "-V, --version", "print version and exit");
 	fprintf(fp,
-		"\nNot in this build: --link (link emulation),\n"
-		"two-host mode, --precopy, --page-size=2M (huge pages), --pager=process\n"
+		"\nNot in this build: --precopy, --page-size=2M (huge pages), --pager=process\n"
 		"(pager in its own process).  They are listed as open work in the README.\n"
 		"\nExit codes: 0 ok; 1 pages corrupt or missing; 64 bad option; 69 kernel lacks a feature;\n"
 		"70 internal error; 71 system call failed; 74 source lost; 76 protocol error; 77 no privilege.\n");

@@ -38,6 +38,12 @@ struct pcb_config {
 	unsigned install_batch;
 	char pin[128];               /* thread placement (common/pin.h) */
 	char guest[8];               /* process | kvm */
+	char link[64];               /* BANDWIDTH[,RTT] (pager/link.h) */
+	uint64_t reconnect_timeout_ns;
+	char auth_key_file[4096];
+	char source[128];            /* pcbench dest: ADDRESS:PORT */
+	char listen[128];            /* pcbench source: ADDRESS:PORT */
+	unsigned sessions;           /* pcbench source */
 	unsigned verbose;
 };
 

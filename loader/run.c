@@ -4,6 +4,7 @@
 #include "loader/trace.h"
 #include "loader/perf.h"
 #include "common/pin.h"
+#include "loader/netcmd.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
@@ -41,6 +42,8 @@ struct run {
 	struct pcb_prefetch pf;
 	struct pcb_trace *trace;
 	char trace_why[256];
+	struct pcb_net net;
+	char missing[1024];          /* pages that never arrived (fatal mid-run) */
 	bool verified;
 	bool local;                  /* --policy=local: no migration */
 	uint8_t *local_region;
@@ -77,6 +80,7 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		struct pcb_source_cfg sc = {
 			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
 			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
+			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
 		};
 		_exit(pcb_source_serve(&sc, lfd));
 	}
@@ -258,9 +262,15 @@ static void write_json(struct run *r, FILE *fp)
 		pcb_json_obj_end(j);
 	}
 	pcb_json_str(j, "kind", "tcp");
-	pcb_json_str(j, "address", cfg->host);
+	pcb_json_str(j, "address", r->net.remote ? r->net.host : cfg->host);
 	pcb_json_u64(j, "port", r->port);
+	pcb_json_bool(j, "source_forked", !r->net.remote);
+	pcb_json_bool(j, "authenticated", r->net.key.len > 0);
 	pcb_json_obj_end(j);
+
+	pcb_net_json(j, s);
+	if (r->missing[0])
+		pcb_json_str(j, "pages_never_arrived", r->missing);
 
 	pcb_json_obj_begin(j, "guest");
 	pcb_json_str(j, "kind", cfg->guest);
@@ -447,6 +457,7 @@ static void write_human(struct run *r, FILE *fp)
 			r->pf.touched ? 100.0 * (double)r->pf.hits / (double)r->pf.touched : 0.0,
 			r->pf.bg_installed ? 100.0 * (double)r->pf.hits / (double)r->pf.bg_installed : 0.0,
 			(unsigned long long)r->pf.bg_installed);
+	pcb_net_human(fp, s);
 	print_verify(r, fp);
 }
 
@@ -482,9 +493,12 @@ static void die_midrun(struct run *r, int code, const char *msg)
 	if (r->pager)
 		pcb_pager_stats(r->pager, &r->ps);
 	struct pcb_pagestate *ps = r->pager ? pcb_pager_pagestate(r->pager) : NULL;
-	if (ps)
+	if (ps) {
 		pcb_err("%llu of %llu pages had arrived; the guest was stopped before reading any other page",
 			(unsigned long long)atomic_load(&ps->npresent), (unsigned long long)ps->npages);
+		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
+		pcb_err("%s", r->missing);
+	}
 	if (r->cfg->json[0]) {
 		FILE *fp = fopen(r->cfg->json, "w");
 		if (fp) {
@@ -654,6 +668,8 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
 		return PCB_EXIT_USAGE;
 	}
+	if ((rc = pcb_net_prepare(cfg, &r->net)) != 0)
+		return rc;
 	r->local = !strcmp(cfg->policy, "local");
 	if (r->local)
 		return run_local_only(r, &prm);
@@ -678,18 +694,22 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		have_base = true;
 	}
 
-	rc = fork_source(r, why, sizeof(why));
-	if (rc) {
+	if (r->net.remote)
+		r->port = r->net.port;   /* pcbench dest: the source runs elsewhere */
+	else if ((rc = fork_source(r, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
 		return rc;
 	}
 	struct pcb_pager_cfg pc = {
 		.npages = r->npages, .nvcpus = cfg->vcpus, .policy = pol, .batch_pages = cfg->batch_pages,
-		.window = cfg->window, .io_timeout_ns = cfg->io_timeout_ns, .host = cfg->host, .port = r->port,
+		.window = cfg->window, .io_timeout_ns = cfg->io_timeout_ns,
+		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
 		.install_mode = pcb_install_parse(cfg->install), .install_batch = cfg->install_batch,
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 		.kernel_faults = !strcmp(cfg->guest, "kvm"),
+		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
+		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
 	};
 	rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why));
 	if (rc) {

@@ -1,6 +1,8 @@
 #include "pager/pager.h"
 #include "pager/probes.h"
 #include "pager/proto.h"
+#include "pager/handshake.h"
+#include "pager/linkcal.h"
 #include "common/image.h"
 #include "common/util.h"
 #include "common/pin.h"
@@ -58,6 +60,14 @@ struct pcb_pager {
 	atomic_bool drain, stopping, bg_waiting;
 	atomic_int fatal;            /* exit code, 0 = fine */
 	char fatal_msg[256];
+
+	/* connection management (see "connections and recovery" below) */
+	uint64_t link_delay_ns;      /* calibrated delay the source injects */
+	pthread_mutex_t rec_lock;    /* guards st.rec */
+	char loss_why[160];          /* demand thread: why the connection is considered lost */
+	bool verifying;              /* the main thread owns the demand channel (threads stopped) */
+	bool demand_fast;            /* the demand thread reads its socket with a 100 ms SO_RCVTIMEO */
+	char bg_loss_why[160];       /* background thread: why its connection is considered lost */
 
 	/* per-page install record and fault log */
 	uint32_t *inst_us;
@@ -159,6 +169,9 @@ static int vcpu_of(struct pcb_pager *p, pid_t tid)
 	return -1;
 }
 
+static int demand_recover(struct pcb_pager *p);
+static int bg_recover(struct pcb_pager *p, const char *reason);
+
 /* ---- demand thread ---------------------------------------------------------- */
 
 static int demand_handle_faults(struct pcb_pager *p)
@@ -172,6 +185,7 @@ static int demand_handle_faults(struct pcb_pager *p)
 		return -1;
 	}
 	uint64_t now = pcb_now_ns();
+	bool lost = false;
 	for (ssize_t i = 0; i < n / (ssize_t)sizeof(struct uffd_msg); i++) {
 		struct uffd_msg *m = &msgs[i];
 		if (m->event != UFFD_EVENT_PAGEFAULT)
@@ -221,12 +235,13 @@ static int demand_handle_faults(struct pcb_pager *p)
 		p->infl[p->ninfl++] = (struct inflight){ page, now, now, v >= 0 };
 		p->blocked += v >= 0;
 		PCB_PROBE_REQUEST(page, PCB_CHAN_DEMAND, 1);
-		if (pcb_conn_send(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_REQ, page, NULL, 0) < 0) {
-			set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost while sending a demand request: %s",
-				  strerror(errno));
-			return -1;
-		}
 		p->st.demand_requests++;
+		if (!lost && pcb_conn_send(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_REQ, page, NULL, 0) < 0) {
+			/* the request stays in infl[]: recovery sends it again; the other messages
+			 * of this read are still recorded (the kernel will not deliver them again) */
+			snprintf(p->loss_why, sizeof(p->loss_why), "sending a demand request failed: %s", strerror(errno));
+			lost = true;
+		}
 	}
 	/* a background policy may want to react to the faults; otherwise waking
 	 * the idle background thread would only cost the vCPU a context switch */
@@ -235,7 +250,7 @@ static int demand_handle_faults(struct pcb_pager *p)
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 	}
-	return 0;
+	return lost ? 1 : 0;
 }
 
 static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload)
@@ -301,6 +316,7 @@ static void *demand_thread(void *arg)
 		struct timeval tv = { 0, 100000 };
 		fast_ok = setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0;
 	}
+	p->demand_fast = fast_ok;   /* a reconnection sets the timeout on the new socket */
 	bool uffd_blocking = false;
 	for (;;) {
 		if (atomic_load_explicit(&p->stopping, memory_order_relaxed))
@@ -313,8 +329,14 @@ static void *demand_thread(void *arg)
 				fcntl(p->uffd, F_SETFL, fcntl(p->uffd, F_GETFL) & ~O_NONBLOCK);
 				uffd_blocking = true;
 			}
-			if (demand_handle_faults(p) < 0)
+			int fr = demand_handle_faults(p);
+			if (fr < 0)
 				break;
+			if (fr == 1) {
+				if (demand_recover(p) < 0)
+					break;
+				last_rx = pcb_now_ns();
+			}
 			continue;
 		}
 		if (uffd_blocking) {
@@ -327,9 +349,12 @@ static void *demand_thread(void *arg)
 		    !atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
 			int r = pcb_conn_fill(c);
 			if (r == PCB_RX_EOF || (r == PCB_RX_ERR && errno != EAGAIN && errno != EINTR)) {
-				set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (demand channel): %s",
-					  r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
-				break;
+				snprintf(p->loss_why, sizeof(p->loss_why), "demand channel %s",
+					 r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
+				if (demand_recover(p) < 0)
+					break;
+				last_rx = pcb_now_ns();
+				continue;
 			}
 			if (r > 0) {
 				last_rx = pcb_now_ns();
@@ -346,6 +371,7 @@ static void *demand_thread(void *arg)
 			}
 		}
 		int timeout = p->ninfl ? 100 : 1000;
+		pfd[1].fd = c->fd;   /* a reconnection replaces it */
 		int n = poll(pfd, 3, timeout);
 		if (n < 0 && errno != EINTR) {
 			set_fatal(p, PCB_EXIT_OSERR, "poll: %s", strerror(errno));
@@ -353,14 +379,26 @@ static void *demand_thread(void *arg)
 		}
 		if (pfd[2].revents)
 			break;
-		if (pfd[0].revents & POLLIN && demand_handle_faults(p) < 0)
-			break;
+		if (pfd[0].revents & POLLIN) {
+			int fr = demand_handle_faults(p);
+			if (fr < 0)
+				break;
+			if (fr == 1) {
+				if (demand_recover(p) < 0)
+					break;
+				last_rx = pcb_now_ns();
+				continue;
+			}
+		}
 		if (pfd[1].revents) {
 			int r = pcb_conn_fill(c);
-			if (r == PCB_RX_EOF || r == PCB_RX_ERR) {
-				set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (demand channel): %s",
-					  r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
-				break;
+			if (r == PCB_RX_EOF || (r == PCB_RX_ERR && errno != EAGAIN && errno != EINTR)) {
+				snprintf(p->loss_why, sizeof(p->loss_why), "demand channel %s",
+					 r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
+				if (demand_recover(p) < 0)
+					break;
+				last_rx = pcb_now_ns();
+				continue;
 			}
 			last_rx = pcb_now_ns();
 			struct pcb_hdr h;
@@ -379,9 +417,11 @@ static void *demand_thread(void *arg)
 				if (p->infl[i].t_req < oldest)
 					oldest = p->infl[i].t_req;
 			if (now - oldest > p->cfg.io_timeout_ns && now - last_rx > p->cfg.io_timeout_ns) {
-				set_fatal(p, PCB_EXIT_SOURCE_LOST, "the source has not answered a demand request for %.1f s",
-					  pcb_ns_to_s(now - oldest));
-				break;
+				snprintf(p->loss_why, sizeof(p->loss_why), "the source has not answered a demand request for %.1f s",
+					 pcb_ns_to_s(now - oldest));
+				if (demand_recover(p) < 0)
+					break;
+				last_rx = pcb_now_ns();
 			}
 		}
 	}
@@ -400,8 +440,9 @@ out:
 
 #define BG_RX_CHUNK 8192   /* receive-buffer reads outside a RUN payload: keeps what must be copied small */
 
-/* Wait until the background socket is readable; 0, or -1 on stop / fatal
- * (source silent for io_timeout). */
+/* Wait until the background socket is readable; 0, -1 on stop / fatal, -2
+ * when the connection is lost (source silent for io_timeout; reason in
+ * bg_loss_why).  The receive helpers below pass -1 / -2 on. */
 static int bg_wait(struct pcb_pager *p, uint64_t start)
 {
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
@@ -417,15 +458,15 @@ static int bg_wait(struct pcb_pager *p, uint64_t start)
 		if (pfd[0].revents)
 			return 0;
 		if (pcb_now_ns() - start > p->cfg.io_timeout_ns) {
-			set_fatal(p, PCB_EXIT_SOURCE_LOST, "the source has not sent a background page for %.1f s",
-				  pcb_ns_to_s(pcb_now_ns() - start));
-			return -1;
+			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "the source has not sent a background page for %.1f s",
+				 pcb_ns_to_s(pcb_now_ns() - start));
+			return -2;
 		}
 	}
 }
 
 /* One non-blocking receive of iov (waiting when nothing is there).  Returns
- * bytes (>0) or -1 (fatal set, or stop). */
+ * bytes (>0), -1 (fatal set, or stop) or -2 (connection lost). */
 static ssize_t bg_recvmsg(struct pcb_pager *p, struct iovec *iov, int niov)
 {
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
@@ -439,17 +480,18 @@ static ssize_t bg_recvmsg(struct pcb_pager *p, struct iovec *iov, int niov)
 			return r;
 		}
 		if (r == 0) {
-			set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (background channel): closed by the source");
-			return -1;
+			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "background channel closed by the source");
+			return -2;
 		}
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN) {
-			set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (background channel): %s", strerror(errno));
-			return -1;
+			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "background channel %s", strerror(errno));
+			return -2;
 		}
-		if (bg_wait(p, start) < 0)
-			return -1;
+		int w = bg_wait(p, start);
+		if (w < 0)
+			return w;
 	}
 }
 
@@ -467,7 +509,7 @@ static int bg_fill(struct pcb_pager *p)
 	struct iovec v = { c->rbuf + c->rlen, room < BG_RX_CHUNK ? room : BG_RX_CHUNK };
 	ssize_t r = bg_recvmsg(p, &v, 1);
 	if (r < 0)
-		return -1;
+		return (int)r;
 	c->rlen += (size_t)r;
 	return 0;
 }
@@ -497,8 +539,9 @@ static int bg_next(struct pcb_pager *p, struct pcb_hdr *h, const uint8_t **pl)
 				return 0;
 			}
 		}
-		if (bg_fill(p) < 0)
-			return -1;
+		int f = bg_fill(p);
+		if (f < 0)
+			return f;
 	}
 }
 
@@ -547,7 +590,7 @@ static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iove
 			v[nv++] = (struct iovec){ c->rbuf + c->rlen, room < BG_RX_CHUNK ? room : BG_RX_CHUNK };
 		ssize_t r = bg_recvmsg(p, v, nv);
 		if (r < 0)
-			return -1;
+			return (int)r;
 		size_t direct = (size_t)r < need ? (size_t)r : need;
 		st->rx_direct_bytes += direct;
 		need -= direct;
@@ -628,43 +671,105 @@ static unsigned bg_next_batch(struct pcb_pager *p, struct pcb_batch *b, uint64_t
 	return n;
 }
 
+/* Background batches in flight, kept until their BATCH_END so that a lost
+ * connection can ask for them again. */
+struct bg_batch {
+	struct pcb_range *r;
+	unsigned nr;
+	bool drain;
+};
+
+static int bg_send_batch(struct pcb_pager *p, uint64_t id, const struct bg_batch *b)
+{
+	struct pcb_range_wire w[PCB_MAX_RANGES];
+	for (unsigned i = 0; i < b->nr; i++)
+		w[i] = (struct pcb_range_wire){ htole64(b->r[i].first), htole64(b->r[i].count) };
+	return pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], PCB_MSG_RANGES, id, w, (uint32_t)(b->nr * sizeof(w[0])));
+}
+
+/* After a reconnection: the batches [done, next) were in flight.  Drop the
+ * pages that have arrived since, renumber what is left from `done` on and send
+ * it again.  Returns the new next id, or UINT64_MAX if the connection failed again. */
+static uint64_t bg_resend(struct pcb_pager *p, struct bg_batch *ring, unsigned window, uint64_t done, uint64_t next)
+{
+	struct pcb_range *tmp = calloc(PCB_MAX_RANGES, sizeof(*tmp));
+	uint64_t out = done;
+	if (!tmp)
+		return UINT64_MAX;
+	for (uint64_t id = done; id < next; id++) {
+		struct bg_batch *b = &ring[id % window];
+		unsigned nr = 0;
+		uint64_t pages = 0;
+		for (unsigned i = 0; i < b->nr; i++)
+			for (uint64_t pg = b->r[i].first; pg < b->r[i].first + b->r[i].count; pg++) {
+				if (pcb_ps_present(&p->ps, pg))
+					continue;
+				if (nr && tmp[nr - 1].first + tmp[nr - 1].count == pg)
+					tmp[nr - 1].count++;
+				else if (nr < PCB_MAX_RANGES)
+					tmp[nr++] = (struct pcb_range){ pg, 1 };
+				else
+					continue;   /* cannot happen: a subset of a batch has no more ranges than pages allow */
+				pages++;
+			}
+		if (!nr)
+			continue;
+		struct bg_batch *o = &ring[out % window];
+		memcpy(o->r, tmp, nr * sizeof(*tmp));
+		o->nr = nr;
+		o->drain = b->drain;
+		if (bg_send_batch(p, out, o) < 0) {
+			free(tmp);
+			return UINT64_MAX;
+		}
+		pthread_mutex_lock(&p->rec_lock);
+		p->st.rec.bg_pages_rerequested += pages;
+		p->st.rec.bg_batches_resent++;
+		pthread_mutex_unlock(&p->rec_lock);
+		out++;
+	}
+	free(tmp);
+	return out;
+}
+
 static void *bg_thread(void *arg)
 {
 	struct pcb_pager *p = arg;
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
 	unsigned window = p->cfg.window ? p->cfg.window : 1;
-	struct pcb_range *ranges = calloc(PCB_MAX_RANGES, sizeof(*ranges));
-	bool *batch_drain = calloc(window, sizeof(bool));   /* ring indexed by batch id */
+	struct pcb_range *ranges = calloc((size_t)PCB_MAX_RANGES * window, sizeof(*ranges));
+	struct bg_batch *ring = calloc(window, sizeof(*ring));   /* batches in flight, indexed by batch id % window */
 	uint64_t next_id = 0, done_id = 0, drain_cursor = 0, zfirst = 0;
 	unsigned zn = 0;   /* pending run of ZERO frames, installed with one batched call */
 	if (p->cfg.pin_bg)
 		pcb_pin_self((int)p->cfg.pin_bg - 1);
-	if (!ranges || !batch_drain) {
+	if (!ranges || !ring) {
 		set_fatal(p, PCB_EXIT_OSERR, "out of memory");
 		goto out;
 	}
+	for (unsigned i = 0; i < window; i++)
+		ring[i].r = ranges + (size_t)PCB_MAX_RANGES * i;
 	while (!atomic_load(&p->stopping) && !atomic_load(&p->fatal)) {
 		/* keep the window full */
 		while (next_id - done_id < window && !pcb_ps_complete(&p->ps)) {
-			struct pcb_batch b = { .r = ranges, .max_ranges = PCB_MAX_RANGES,
+			struct bg_batch *rb = &ring[next_id % window];
+			struct pcb_batch b = { .r = rb->r, .max_ranges = PCB_MAX_RANGES,
 					       .max_pages = p->cfg.batch_pages };
 			bool is_drain;
 			unsigned n = bg_next_batch(p, &b, &drain_cursor, &is_drain);
 			if (!n)
 				break;
-			struct pcb_range_wire w[PCB_MAX_RANGES];
-			for (unsigned i = 0; i < b.nr; i++)
-				w[i] = (struct pcb_range_wire){ htole64(ranges[i].first), htole64(ranges[i].count) };
-			PCB_PROBE_REQUEST(ranges[0].first, PCB_CHAN_BACKGROUND, n);
-			if (pcb_conn_send(c, PCB_MSG_RANGES, next_id, w, (uint32_t)(b.nr * sizeof(w[0]))) < 0) {
-				set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (background channel): %s",
-					  strerror(errno));
-				goto out;
-			}
-			batch_drain[next_id % window] = is_drain;
+			rb->nr = b.nr;
+			rb->drain = is_drain;
+			PCB_PROBE_REQUEST(rb->r[0].first, PCB_CHAN_BACKGROUND, n);
 			next_id++;
 			p->st.bg_batches++;
 			p->st.bg_pages_requested += n;
+			if (bg_send_batch(p, next_id - 1, rb) < 0) {
+				snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "sending a background batch failed: %s",
+					 strerror(errno));
+				goto lost;
+			}
 		}
 		if (next_id == done_id) {
 			if (pcb_ps_complete(&p->ps))
@@ -687,9 +792,12 @@ static void *bg_thread(void *arg)
 		}
 		struct pcb_hdr h;
 		const uint8_t *pl;
-		if (bg_next(p, &h, &pl) < 0)
+		int rr = bg_next(p, &h, &pl);
+		if (rr == -2)
+			goto lost;
+		if (rr < 0)
 			break;
-		bool drain = batch_drain[done_id % window];
+		bool drain = ring[done_id % window].drain;
 		if (h.type != PCB_MSG_ZERO && bg_flush_zero(p, &zfirst, &zn, drain) < 0)
 			goto out;
 		switch (h.type) {
@@ -697,7 +805,10 @@ static void *bg_thread(void *arg)
 			unsigned n = h.len / PCB_PAGE_SIZE;
 			struct iovec iov[PCB_MAX_RUN_PAGES];
 			int niov = pcb_install_rx_iov(&p->in, h.arg, n, iov, PCB_MAX_RUN_PAGES);
-			if (bg_take_run(p, &h, iov, niov) < 0)
+			rr = bg_take_run(p, &h, iov, niov);
+			if (rr == -2)
+				goto lost;   /* a partly received run is not installed: it is asked for again */
+			if (rr < 0)
 				goto out;
 			for (unsigned i = 0; i < n; i++)
 				PCB_PROBE_RECEIVED(h.arg + i, PCB_CHAN_BACKGROUND, 0);
@@ -748,51 +859,189 @@ static void *bg_thread(void *arg)
 			set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the background channel", pcb_msg_name(h.type));
 			goto out;
 		}
+		continue;
+lost:
+		/* zero pages announced before the loss came from the source intact: install them */
+		if (bg_flush_zero(p, &zfirst, &zn, ring[done_id % window].drain) < 0)
+			goto out;
+		/* pause, reconnect, ask again for what was in flight (until the timeout) */
+		for (;;) {
+			if (bg_recover(p, p->bg_loss_why) < 0)
+				goto out;
+			uint64_t n = bg_resend(p, ring, window, done_id, next_id);
+			if (n != UINT64_MAX) {
+				next_id = n;
+				break;
+			}
+			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "re-sending background batches failed: %s", strerror(errno));
+		}
 	}
 out:
 	p->st.background_cpu = sched_getcpu();
 	free(ranges);
-	free(batch_drain);
+	free(ring);
 	return NULL;
 }
 
 /* ---- set-up ----------------------------------------------------------------- */
 
-static int handshake(struct pcb_pager *p, unsigned channel, char *why, size_t whylen)
+/* ---- connections and recovery -------------------------------------------------
+ * Each pager thread owns one channel: the demand thread the demand connection
+ * (and the main thread during verification, after the threads stopped), the
+ * background thread the background connection.  When a channel is lost
+ * (closed, reset, or silent for --io-timeout while data is awaited) its owner
+ * pauses, reconnects for up to --reconnect-timeout and asks again for what was
+ * in flight: demand requests still in infl[], background batches not ended.
+ * Nothing is installed twice (the present bitmap, and UFFDIO_COPY refuses an
+ * existing page with -EEXIST) and nothing is skipped (every in-flight page is
+ * requested again unless it arrived meanwhile).  The guest meanwhile blocks
+ * in its faults: it never sees a page that did not come from the source. */
+
+static int chan_connect(struct pcb_pager *p, unsigned ch, uint32_t flags, int timeout_ms, char *why, size_t whylen)
 {
-	struct pcb_conn *c = &p->chan[channel];
-	struct pcb_hello hello = { .channel = channel };
-	struct pcb_hdr h;
-	const uint8_t *pl;
-	if (pcb_conn_send(c, PCB_MSG_HELLO, 0, &hello, sizeof(hello)) < 0) {
-		snprintf(why, whylen, "handshake with the source failed: %s", strerror(errno));
+	const struct pcb_pager_cfg *cfg = &p->cfg;
+	struct pcb_conn *c = &p->chan[ch];
+	int s = pcb_connect_tcp(cfg->host, cfg->port, timeout_ms);
+	if (s < 0) {
+		snprintf(why, whylen, "cannot connect to the source at %s:%u: %s", cfg->host, cfg->port, strerror(errno));
 		return PCB_EXIT_SOURCE_LOST;
 	}
-	int r = pcb_conn_recv(c, &h, &pl);
-	if (r == PCB_RX_BAD) {
-		snprintf(why, whylen, "bad handshake from the source: %s", c->err);
-		return PCB_EXIT_PROTOCOL;
-	}
-	if (r != PCB_RX_FRAME) {
-		snprintf(why, whylen, "handshake with the source failed: %s", r == PCB_RX_EOF ? "connection closed" : strerror(errno));
-		return PCB_EXIT_SOURCE_LOST;
-	}
-	if (h.type != PCB_MSG_CONFIG) {
-		snprintf(why, whylen, "source answered HELLO with %s", pcb_msg_name(h.type));
-		return PCB_EXIT_PROTOCOL;
+	if (!c->rbuf) {
+		if (pcb_conn_init(c, s, 0, cfg->npages) < 0) {
+			close(s);
+			snprintf(why, whylen, "out of memory");
+			return PCB_EXIT_OSERR;
+		}
+	} else {
+		if (c->fd >= 0)
+			close(c->fd);
+		c->fd = s;
+		c->rpos = c->rlen = 0;   /* a partial frame of the old connection is dropped: it is asked for again */
 	}
 	struct pcb_config_wire cw;
-	memcpy(&cw, pl, sizeof(cw));
-	if (cw.npages != p->cfg.npages || cw.seed != p->cfg.seed || cw.page_size != PCB_PAGE_SIZE ||
-	    cw.zero_threshold != p->cfg.zero_threshold) {
-		snprintf(why, whylen, "source image does not match: source has %llu pages of %u bytes, seed %llu; "
-			 "we expect %llu pages of %u bytes, seed %llu%s",
+	int hs_timeout = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC);
+	int rc = pcb_hs_client(c, ch, flags, cfg->key, hs_timeout > 0 ? hs_timeout : 1, &cw, why, whylen);
+	if (rc)
+		return rc;
+	if (cw.npages != cfg->npages || cw.seed != cfg->seed || cw.zero_threshold != cfg->zero_threshold) {
+		snprintf(why, whylen, "the source's image does not match: source has %llu pages of %u bytes, seed %llu%s; "
+			 "this destination expects %llu pages, seed %llu",
 			 (unsigned long long)cw.npages, cw.page_size, (unsigned long long)cw.seed,
-			 (unsigned long long)p->cfg.npages, PCB_PAGE_SIZE, (unsigned long long)p->cfg.seed,
-			 cw.zero_threshold != p->cfg.zero_threshold ? " (zero-page fraction differs)" : "");
+			 cw.zero_threshold != cfg->zero_threshold ? ", another --zero-pages fraction" : "",
+			 (unsigned long long)cfg->npages, (unsigned long long)cfg->seed);
 		return PCB_EXIT_USAGE;
 	}
+	if ((cfg->link_bps || cfg->link_rtt_ns) && pcb_link_send(c, cfg->link_bps, p->link_delay_ns) < 0) {
+		snprintf(why, whylen, "connection to the source lost while setting up the link: %s", strerror(errno));
+		return PCB_EXIT_SOURCE_LOST;
+	}
 	return 0;
+}
+
+static bool stop_requested(struct pcb_pager *p)
+{
+	if (atomic_load(&p->fatal))
+		return true;
+	if (p->verifying)
+		return false;
+	if (atomic_load(&p->stopping))
+		return true;
+	struct pollfd pf = { .fd = p->stop_pipe[0], .events = POLLIN };
+	return poll(&pf, 1, 0) > 0;
+}
+
+/* The owner of channel ch lost it.  Returns 0 once reconnected, -1 when
+ * recovery is off, timed out, or refused (fatal set). */
+static int chan_recover(struct pcb_pager *p, unsigned ch, const char *reason)
+{
+	static const char *const names[2] = { "demand", "background" };
+	uint64_t t0 = pcb_now_ns();
+	pthread_mutex_lock(&p->rec_lock);
+	p->st.rec.losses[ch]++;
+	snprintf(p->st.rec.last_loss, sizeof(p->st.rec.last_loss), "%s", reason);
+	pthread_mutex_unlock(&p->rec_lock);
+	if (!p->cfg.reconnect_timeout_ns) {
+		set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost: %s", reason);
+		return -1;
+	}
+	if (stop_requested(p))
+		return -1;
+	pcb_warn("connection to the source lost (%s); %s channel paused, reconnecting for up to %.1f s",
+		 reason, names[ch], pcb_ns_to_s(p->cfg.reconnect_timeout_ns));
+	char why[256] = "";
+	for (unsigned attempt = 0;; attempt++) {
+		uint64_t now = pcb_now_ns();
+		if (now - t0 >= p->cfg.reconnect_timeout_ns)
+			break;
+		uint64_t left_ms = (p->cfg.reconnect_timeout_ns - (now - t0)) / PCB_NSEC_PER_MSEC + 1;
+		int rc = chan_connect(p, ch, PCB_HELLO_RESUME, left_ms < 1000 ? (int)left_ms : 1000, why, sizeof(why));
+		if (!rc) {
+			uint64_t pause = pcb_now_ns() - t0;
+			pthread_mutex_lock(&p->rec_lock);
+			p->st.rec.reconnects[ch]++;
+			p->st.rec.pause_ns[ch] += pause;
+			if (pause > p->st.rec.pause_max_ns[ch])
+				p->st.rec.pause_max_ns[ch] = pause;
+			pthread_mutex_unlock(&p->rec_lock);
+			pcb_warn("%s channel reconnected after %.3f s (attempt %u)", names[ch], pcb_ns_to_s(pause), attempt + 1);
+			return 0;
+		}
+		if (rc != PCB_EXIT_SOURCE_LOST) {
+			/* the source answered but refused us, or serves another image: retrying cannot help */
+			set_fatal(p, rc, "reconnecting to the source failed: %s", why);
+			return -1;
+		}
+		/* wait a little before the next attempt, but not past a stop */
+		for (int i = 0; i < 10; i++) {
+			if (stop_requested(p))
+				return -1;
+			usleep(10000);
+		}
+	}
+	set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (%s) and not regained within --reconnect-timeout %.1f s (last attempt: %s)",
+		  reason, pcb_ns_to_s(p->cfg.reconnect_timeout_ns), why);
+	return -1;
+}
+
+/* Demand thread: reconnect and send every outstanding request again. */
+static int demand_recover(struct pcb_pager *p)
+{
+	for (;;) {
+		if (chan_recover(p, PCB_CHAN_DEMAND, p->loss_why) < 0)
+			return -1;
+		if (p->demand_fast) {
+			struct timeval tv = { 0, 100000 };
+			setsockopt(p->chan[PCB_CHAN_DEMAND].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		}
+		unsigned i = 0;
+		bool ok = true;
+		while (i < p->ninfl) {
+			uint64_t page = p->infl[i].page;
+			if (pcb_ps_present(&p->ps, page)) {
+				/* arrived on the background channel meanwhile (its install woke the guest) */
+				pcb_uffd_wake(p->uffd, page_addr(p, page), PCB_PAGE_SIZE);
+				p->infl[i] = p->infl[--p->ninfl];
+				continue;
+			}
+			p->infl[i].t_req = pcb_now_ns();
+			if (pcb_conn_send(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_REQ, page, NULL, 0) < 0) {
+				snprintf(p->loss_why, sizeof(p->loss_why), "re-sending demand requests failed: %s", strerror(errno));
+				ok = false;
+				break;
+			}
+			pthread_mutex_lock(&p->rec_lock);
+			p->st.rec.demand_rerequested++;
+			pthread_mutex_unlock(&p->rec_lock);
+			i++;
+		}
+		if (ok)
+			return 0;
+	}
+}
+
+static int bg_recover(struct pcb_pager *p, const char *reason)
+{
+	return chan_recover(p, PCB_CHAN_BACKGROUND, reason);
 }
 
 int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, char *why, size_t whylen)
@@ -810,6 +1059,7 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	p->in.memfd = p->in.uffd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
+	pthread_mutex_init(&p->rec_lock, NULL);
 	pcb_hist_init(&p->st.demand_rtt);
 	pcb_hist_init(&p->st.demand_service);
 	if (cfg->nvcpus > PCB_MAX_VCPUS) {
@@ -869,20 +1119,17 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		goto fail;
 	}
 	for (unsigned ch = 0; ch < 2; ch++) {
-		int s = pcb_connect_tcp(cfg->host, cfg->port, 5000);
-		if (s < 0) {
-			snprintf(why, whylen, "cannot connect to the source at %s:%u: %s", cfg->host, cfg->port, strerror(errno));
-			rc = PCB_EXIT_SOURCE_LOST;
-			goto fail;
-		}
-		if (pcb_conn_init(&p->chan[ch], s, 0, cfg->npages) < 0) {
-			close(s);
-			snprintf(why, whylen, "out of memory");
-			goto fail;
-		}
-		rc = handshake(p, ch, why, whylen);
+		rc = chan_connect(p, ch, 0, 5000, why, whylen);
 		if (rc)
 			goto fail;
+	}
+	if (cfg->link_bps || cfg->link_rtt_ns) {
+		rc = pcb_link_calibrate(&p->chan[PCB_CHAN_DEMAND], &p->chan[PCB_CHAN_BACKGROUND], cfg->link_bps,
+					cfg->link_rtt_ns, (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC), &p->st.link,
+					why, whylen);
+		if (rc)
+			goto fail;
+		p->link_delay_ns = p->st.link.delay_ns;
 	}
 	*out = p;
 	return 0;
@@ -1027,12 +1274,25 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 		uint64_t cnt_le = htole64(count);
 		struct pcb_hdr h;
 		const uint8_t *pl;
-		if (pcb_conn_send(c, PCB_MSG_DIGEST_REQ, first, &cnt_le, 8) < 0) {
-			snprintf(why, whylen, "asking the source for digests failed: %s", strerror(errno));
-			free(vec);
-			return PCB_EXIT_SOURCE_LOST;
+		int r;
+		for (;;) {   /* the pager threads have stopped: this thread owns the demand channel */
+			if (pcb_conn_send(c, PCB_MSG_DIGEST_REQ, first, &cnt_le, 8) < 0)
+				r = PCB_RX_ERR;
+			else
+				r = pcb_conn_recv(c, &h, &pl);
+			if ((r != PCB_RX_EOF && r != PCB_RX_ERR) || !p->cfg.reconnect_timeout_ns)
+				break;
+			snprintf(p->loss_why, sizeof(p->loss_why), "demand channel lost while asking for digests: %s",
+				 r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
+			p->verifying = true;
+			int rr = chan_recover(p, PCB_CHAN_DEMAND, p->loss_why);
+			p->verifying = false;
+			if (rr < 0) {
+				snprintf(why, whylen, "%s", p->fatal_msg);
+				free(vec);
+				return PCB_EXIT_SOURCE_LOST;
+			}
 		}
-		int r = pcb_conn_recv(c, &h, &pl);
 		if (r != PCB_RX_FRAME || h.type != PCB_MSG_DIGESTS || h.arg != first || h.len != count * 8) {
 			snprintf(why, whylen, "the source did not send the digests of pages %llu..%llu: %s",
 				 (unsigned long long)first, (unsigned long long)(first + count - 1),
@@ -1071,7 +1331,9 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 
 void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out)
 {
+	pthread_mutex_lock(&p->rec_lock);
 	*out = p->st;
+	pthread_mutex_unlock(&p->rec_lock);
 	out->t_complete_ns = atomic_load(&p->t_complete);
 	for (int ch = 0; ch < 2; ch++) {
 		out->chan[ch] = (struct pcb_chan_stats){ p->chan[ch].bytes_tx, p->chan[ch].bytes_rx,
@@ -1104,6 +1366,28 @@ void pcb_pager_destroy(struct pcb_pager *p)
 		munmap(p->inst_kind, p->cfg.npages);
 	free(p->fev);
 	free(p);
+}
+
+void pcb_pager_missing_summary(struct pcb_pager *p, char *buf, size_t len)
+{
+	uint64_t n = p->cfg.npages - atomic_load(&p->ps.npresent), shown = 0;
+	size_t off = (size_t)snprintf(buf, len, "%llu page%s never arrived", (unsigned long long)n, n == 1 ? "" : "s");
+	for (uint64_t pg = 0; pg < p->cfg.npages && off < len; pg++) {
+		if (pcb_ps_present(&p->ps, pg))
+			continue;
+		uint64_t end = pg;
+		while (end + 1 < p->cfg.npages && !pcb_ps_present(&p->ps, end + 1))
+			end++;
+		if (off + 48 >= len || shown == 32) {
+			snprintf(buf + off, len - off, ", ...");
+			return;
+		}
+		off += end == pg ? (size_t)snprintf(buf + off, len - off, "%s%llu", shown ? ", " : ": ", (unsigned long long)pg)
+				 : (size_t)snprintf(buf + off, len - off, "%s%llu-%llu", shown ? ", " : ": ",
+						    (unsigned long long)pg, (unsigned long long)end);
+		shown++;
+		pg = end;
+	}
 }
 
 const uint32_t *pcb_pager_install_us(struct pcb_pager *p) { return p->inst_us; }

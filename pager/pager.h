@@ -16,6 +16,8 @@
 
 #define PCB_MAX_VCPUS 256
 
+struct pcb_auth_key;
+
 struct pcb_pager_cfg {
 	uint64_t npages;
 	unsigned nvcpus;
@@ -31,6 +33,33 @@ struct pcb_pager_cfg {
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
 	unsigned pin_demand, pin_bg; /* CPU + 1 to pin the demand / background thread to; 0 = not pinned */
 	bool kernel_faults;          /* faults also come from kernel accesses (--guest=kvm: KVM's fault path) */
+	const struct pcb_auth_key *key;   /* shared secret (NULL: none) */
+	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
+	uint64_t link_bps, link_rtt_ns;   /* emulated link (0 = not emulated) */
+};
+
+/* Link emulation as configured and as measured end to end (pager/linkcal.c). */
+struct pcb_link_result {
+	bool emulated;
+	uint64_t bps, rtt_ns;             /* configured */
+	uint64_t base_rtt_ns;             /* median request round trip before any injected delay */
+	uint64_t delay_ns;                /* delay the source injects after calibration */
+	unsigned rounds;                  /* calibration rounds */
+	uint64_t rtt_median_ns, rtt_p10_ns, rtt_p90_ns;   /* achieved, measured after calibration */
+	unsigned rtt_samples;
+	double bulk_bps;                  /* achieved bulk throughput (frame bytes) */
+	uint64_t bulk_bytes, bulk_ns;
+	int cpu;                          /* CPU the measuring (destination) thread ran on */
+};
+
+/* Recovery from a lost source connection (--reconnect-timeout). */
+struct pcb_recovery_stats {
+	uint64_t losses[2];               /* connection losses detected per channel */
+	uint64_t reconnects[2];           /* successful reconnections per channel */
+	uint64_t pause_ns[2], pause_max_ns[2];   /* loss detected -> reconnected */
+	uint64_t demand_rerequested;      /* demand requests sent again after a reconnect */
+	uint64_t bg_pages_rerequested, bg_batches_resent;
+	char last_loss[160];
 };
 
 struct pcb_chan_stats {
@@ -54,9 +83,13 @@ struct pcb_pager_stats {
 	struct pcb_install_stats inst_demand, inst_bg;   /* install ioctls by each thread */
 	uint64_t bg_rx_ns;               /* background thread: time in receive (poll + read) */
 	uint64_t t_bg_first_ns, t_bg_last_ns;   /* first and last background page installed */
+	struct pcb_link_result link;
+	struct pcb_recovery_stats rec;
 };
 
 struct pcb_pager;
+struct pcb_auth_key;
+struct pcb_conn;
 
 /* Map and register the region, connect both channels, handshake.
  * Returns 0 or an exit code with the reason in why. */
@@ -100,5 +133,7 @@ struct pcb_fault_ev {
 };
 const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n);
 const struct pcb_installer *pcb_pager_installer(struct pcb_pager *p);
+/* Pages not present, as "N pages: a-b, c, ..." (at most len bytes, ranges cut with "..."). */
+void pcb_pager_missing_summary(struct pcb_pager *p, char *buf, size_t len);
 void pcb_pager_destroy(struct pcb_pager *p);
 #endif

@@ -21,6 +21,8 @@ static const char *const msg_names[PCB_MSG_MAX] = {
 	[PCB_MSG_BATCH_END] = "BATCH_END", [PCB_MSG_DIGEST_REQ] = "DIGEST_REQ",
 	[PCB_MSG_DIGESTS] = "DIGESTS", [PCB_MSG_BYE] = "BYE", [PCB_MSG_ERROR] = "ERROR",
 	[PCB_MSG_RUN] = "RUN",
+	[PCB_MSG_CHALLENGE] = "CHALLENGE", [PCB_MSG_AUTH] = "AUTH", [PCB_MSG_LINK] = "LINK",
+	[PCB_MSG_PING] = "PING", [PCB_MSG_PONG] = "PONG",
 };
 
 const char *pcb_msg_name(unsigned type)
@@ -131,7 +133,31 @@ int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size
 		if (h->len > PCB_MAX_ERRTEXT)
 			BAD("%s frame with length %u (max %d)", n, h->len, PCB_MAX_ERRTEXT);
 		break;
+	case PCB_MSG_CHALLENGE:
+		if (h->len != sizeof(struct pcb_challenge_wire))
+			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_challenge_wire));
+		break;
+	case PCB_MSG_AUTH:
+		if (h->len != PCB_MAC_BYTES)
+			BAD("%s frame with length %u (want %d)", n, h->len, PCB_MAC_BYTES);
+		break;
+	case PCB_MSG_LINK:
+		if (h->len != sizeof(struct pcb_link_wire))
+			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_link_wire));
+		break;
+	case PCB_MSG_PING:
+		if (h->len != 0)
+			BAD("%s frame with length %u (want 0)", n, h->len);
+		if (h->arg > PCB_MAX_PONG)
+			BAD("%s asks for a %llu-byte reply (max %u)", n, (unsigned long long)h->arg, PCB_MAX_PONG);
+		break;
+	case PCB_MSG_PONG:
+		if (h->len > PCB_MAX_PONG || h->arg != h->len)
+			BAD("%s frame with length %u (arg %llu, max %u)", n, h->len, (unsigned long long)h->arg, PCB_MAX_PONG);
+		break;
 	}
+	if (h->flags != 0)
+		BAD("%s frame with flags 0x%x (none are defined)", n, h->flags);
 	return 0;
 }
 

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define PCB_PROTO_MAGIC    0x31424350u  /* "PCB1" */
-#define PCB_PROTO_VERSION  1
+#define PCB_PROTO_VERSION  2             /* 2: challenge-response handshake, LINK, PING/PONG */
 #define PCB_HDR_SIZE       24
 #define PCB_MAX_RANGES     256           /* per background batch */
 #define PCB_MAX_BATCH_PAGES 4096
@@ -23,8 +23,12 @@
 #define PCB_MAX_ERRTEXT    256
 #define PCB_MAX_PAYLOAD    (PCB_MAX_DIGESTS * 8)
 #define PCB_MAX_RUN_PAGES  (PCB_MAX_PAYLOAD / 4096)  /* 128 pages per RUN frame */
+#define PCB_MAX_PONG       (256u << 10)  /* largest PING reply payload */
+#define PCB_NONCE_BYTES    16
+#define PCB_MAC_BYTES      32            /* HMAC-SHA-256 */
 
-enum pcb_channel { PCB_CHAN_DEMAND = 0, PCB_CHAN_BACKGROUND = 1 };
+enum pcb_channel { PCB_CHAN_DEMAND = 0, PCB_CHAN_BACKGROUND = 1,
+		   PCB_CHAN_QUERY = 2 /* handshake only: read the source's configuration */ };
 
 enum pcb_msg {
 	PCB_MSG_HELLO = 1,       /* d->s  payload pcb_hello */
@@ -40,6 +44,11 @@ enum pcb_msg {
 	PCB_MSG_ERROR = 11,      /* either way, payload text */
 	PCB_MSG_RUN = 12,        /* s->d  arg first page, payload count * 4096 bytes: pages first..first+count-1
 				  * (background stream: contiguous data pages land contiguously, page-aligned) */
+	PCB_MSG_CHALLENGE = 13,  /* s->d  payload pcb_challenge_wire (answers HELLO) */
+	PCB_MSG_AUTH = 14,       /* d->s  payload HMAC (only when the source requires a key) */
+	PCB_MSG_LINK = 15,       /* d->s  payload pcb_link_wire: emulate this link from now on */
+	PCB_MSG_PING = 16,       /* d->s  arg = reply payload length (<= PCB_MAX_PONG) */
+	PCB_MSG_PONG = 17,       /* s->d  arg = length, payload arg bytes */
 	PCB_MSG_MAX
 };
 
@@ -52,9 +61,23 @@ struct pcb_hdr {
 	uint64_t arg;
 };
 
+/* Handshake on every connection (pager/handshake.h):
+ *   d->s HELLO {channel, flags, nonce_d}
+ *   s->d CHALLENGE {auth_required, nonce_s}
+ *   d->s AUTH {HMAC(key, "pcbench-dest" nonce_s nonce_d channel)}     only if auth_required
+ *   s->d CONFIG {image config, HMAC(key, "pcbench-source" nonce_d nonce_s config)}  (mac zero without a key)
+ * Nothing else is accepted before CONFIG.  Payload integers are little endian. */
+#define PCB_HELLO_RESUME 1u        /* flags: reconnecting to continue a migration */
 struct pcb_hello {
 	uint32_t channel;
-	uint32_t reserved;
+	uint32_t flags;
+	uint8_t nonce[PCB_NONCE_BYTES];
+};
+
+struct pcb_challenge_wire {
+	uint32_t auth_required;    /* 0 or 1 */
+	uint32_t reserved;         /* 0 */
+	uint8_t nonce[PCB_NONCE_BYTES];
 };
 
 struct pcb_config_wire {
@@ -64,7 +87,16 @@ struct pcb_config_wire {
 	uint64_t zero_threshold;   /* pcb_image.zero_threshold */
 	uint32_t page_size;
 	uint32_t reserved;
+	uint8_t mac[PCB_MAC_BYTES];
 };
+
+/* Link emulation requested by the destination (pager/link.h). */
+struct pcb_link_wire {
+	uint64_t bits_per_sec;     /* 0 = unlimited; <= PCB_LINK_MAX_BPS */
+	uint64_t delay_ns;         /* added to every reply; <= PCB_LINK_MAX_DELAY_NS */
+};
+#define PCB_LINK_MAX_BPS       400000000000ull   /* 400 Gbit/s */
+#define PCB_LINK_MAX_DELAY_NS  10000000000ull    /* 10 s */
 
 struct pcb_range_wire {
 	uint64_t first;

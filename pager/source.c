@@ -1,4 +1,6 @@
 #include "pager/source.h"
+#include "pager/handshake.h"
+#include "pager/link.h"
 #include "pager/proto.h"
 #include "common/image.h"
 #include "common/util.h"
@@ -6,27 +8,50 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-struct src_state {
+struct pcb_source_state {
 	const struct pcb_source_cfg *cfg;
 	struct pcb_image im;
 	uint64_t npages;
+	struct pcb_config_wire cw;
+	struct pcb_link link;
 	atomic_int live_conns;
 	atomic_int finished_sessions;
-	atomic_ullong pages_sent, zero_sent, bad_frames;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	atomic_ullong pages_sent, zero_sent, bad_frames, auth_failures, resumes;
 };
 
-struct src_conn {
-	struct src_state *st;
+/* A reply waiting in the delay line: due = arrival + link delay. */
+struct item {
+	uint64_t due;
+	uint16_t type;            /* request type: REQ, RANGES, DIGEST_REQ, PING */
+	uint64_t arg;
+	uint64_t count;           /* DIGEST_REQ count */
+	struct pcb_range_wire *r; /* RANGES (host order) */
+	uint32_t nr, ri;          /* ranges, current range */
+	uint64_t off;             /* pages of range ri already sent */
+	uint64_t rel;             /* link release time of the next frame (0 = not reserved) */
+};
+
+#define MAX_ITEMS 1024        /* requests queued per connection; beyond it the socket is not read */
+#define TXBUF (1u << 20)
+
+struct sconn {
+	struct pcb_source_state *st;
 	struct pcb_conn c;
+	int channel;
+	struct item *q;
+	unsigned qhead, qlen;
+	uint8_t *tx;
+	size_t txlen;
+	bool bye;
 };
 
 static void spin_delay(uint64_t ns)
@@ -44,256 +69,487 @@ static void spin_delay(uint64_t ns)
 		__builtin_ia32_pause();
 }
 
-/* Buffered sender for the background stream. */
-struct txbuf {
-	uint8_t *buf;
-	size_t len, cap;
-};
-
-static int tx_flush(struct src_conn *sc, struct txbuf *t)
+static int tx_flush(struct sconn *sc)
 {
-	if (!t->len)
+	if (!sc->txlen)
 		return 0;
-	if (pcb_write_full(sc->c.fd, t->buf, t->len) < 0)
+	if (pcb_write_full(sc->c.fd, sc->tx, sc->txlen) < 0)
 		return -1;
-	sc->c.bytes_tx += t->len;
-	t->len = 0;
+	sc->c.bytes_tx += sc->txlen;
+	sc->txlen = 0;
 	return 0;
 }
 
-static int tx_frame(struct src_conn *sc, struct txbuf *t, uint16_t type, uint64_t arg,
-		    const struct pcb_image *im, int with_page)
+/* Append one frame; payload either `data` or, for PAGE, generated from the image. */
+static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *data, uint32_t len)
 {
-	size_t need = PCB_HDR_SIZE + (with_page ? PCB_PAGE_SIZE : 0);
-	if (t->cap - t->len < need && tx_flush(sc, t) < 0)
+	if (TXBUF - sc->txlen < PCB_HDR_SIZE + (size_t)len && tx_flush(sc) < 0)
 		return -1;
-	struct pcb_hdr h = { PCB_PROTO_MAGIC, PCB_PROTO_VERSION, type,
-			     with_page ? PCB_PAGE_SIZE : 0, 0, arg };
-	pcb_hdr_encode(&h, t->buf + t->len);
-	t->len += PCB_HDR_SIZE;
-	if (with_page) {
-		pcb_image_fill(im, arg, t->buf + t->len);
-		t->len += PCB_PAGE_SIZE;
+	if (PCB_HDR_SIZE + (size_t)len > TXBUF) {   /* large (DIGESTS): straight out */
+		if (tx_flush(sc) < 0)
+			return -1;
+		return pcb_conn_send(&sc->c, type, arg, data, len);
 	}
+	struct pcb_hdr h = { PCB_PROTO_MAGIC, PCB_PROTO_VERSION, type, len, 0, arg };
+	pcb_hdr_encode(&h, sc->tx + sc->txlen);
+	sc->txlen += PCB_HDR_SIZE;
+	if ((type == PCB_MSG_PAGE || type == PCB_MSG_RUN) && !data)
+		for (uint32_t i = 0; i < len / PCB_PAGE_SIZE; i++)
+			pcb_image_fill(&sc->st->im, arg + i, sc->tx + sc->txlen + (size_t)i * PCB_PAGE_SIZE);
+	else if (len && data)
+		memcpy(sc->tx + sc->txlen, data, len);
+	else if (len)
+		memset(sc->tx + sc->txlen, 0, len);
+	sc->txlen += len;
 	sc->c.frames_tx++;
 	return 0;
 }
 
-/* Background stream of pages first..first+count-1: each maximal run of data
- * pages (at most PCB_MAX_RUN_PAGES) as one RUN frame, so the destination can
- * receive it page-aligned into a staging area (or straight into the guest's
- * page cache) and install it with one ioctl; zero pages as ZERO frames. */
-static int tx_ranges(struct src_conn *sc, struct txbuf *t, uint64_t first, uint64_t count)
+static void send_error(struct sconn *sc, const char *msg)
 {
-	struct src_state *st = sc->st;
-	uint64_t pg = first, end = first + count;
-	while (pg < end) {
-		if (pcb_image_is_zero(&st->im, pg)) {
-			if (tx_frame(sc, t, PCB_MSG_ZERO, pg, NULL, 0) < 0)
-				return -1;
-			atomic_fetch_add_explicit(&st->zero_sent, 1, memory_order_relaxed);
-			pg++;
-			continue;
+	size_t n = strlen(msg);
+	tx_flush(sc);
+	pcb_conn_send(&sc->c, PCB_MSG_ERROR, 0, msg, (uint32_t)(n < PCB_MAX_ERRTEXT ? n : PCB_MAX_ERRTEXT));
+}
+
+static void reject(struct sconn *sc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reject(struct sconn *sc, const char *fmt, ...)
+{
+	char msg[PCB_MAX_ERRTEXT];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	atomic_fetch_add(&sc->st->bad_frames, 1);
+	pcb_err("source: rejected frame from the destination (channel %d): %s", sc->channel, msg);
+	send_error(sc, msg);
+}
+
+/* Size of the next frame the head item will produce. */
+static uint32_t item_frame_len(struct sconn *sc, const struct item *it, uint16_t *type, uint64_t *arg)
+{
+	const struct pcb_image *im = &sc->st->im;
+	switch (it->type) {
+	case PCB_MSG_REQ:
+		*arg = it->arg;
+		*type = pcb_image_is_zero(im, it->arg) ? PCB_MSG_ZERO : PCB_MSG_PAGE;
+		return *type == PCB_MSG_PAGE ? PCB_PAGE_SIZE : 0;
+	case PCB_MSG_RANGES:
+		if (it->ri == it->nr) {
+			*type = PCB_MSG_BATCH_END;
+			*arg = it->arg;
+			return 0;
 		}
-		uint64_t n = 1;
-		while (pg + n < end && n < PCB_MAX_RUN_PAGES && !pcb_image_is_zero(&st->im, pg + n))
-			n++;
-		size_t need = PCB_HDR_SIZE + n * PCB_PAGE_SIZE;
-		if (t->cap - t->len < need && tx_flush(sc, t) < 0)
-			return -1;
-		struct pcb_hdr h = { PCB_PROTO_MAGIC, PCB_PROTO_VERSION, PCB_MSG_RUN,
-				     (uint32_t)(n * PCB_PAGE_SIZE), 0, pg };
-		pcb_hdr_encode(&h, t->buf + t->len);
-		t->len += PCB_HDR_SIZE;
-		for (uint64_t i = 0; i < n; i++, t->len += PCB_PAGE_SIZE)
-			pcb_image_fill(&st->im, pg + i, t->buf + t->len);
-		sc->c.frames_tx++;
-		atomic_fetch_add_explicit(&st->pages_sent, n, memory_order_relaxed);
-		pg += n;
+		/* a zero page as ZERO; a run of data pages as one RUN frame (the destination receives it
+		 * page-aligned and installs it with one ioctl), at most PCB_MAX_RUN_PAGES, or 16 pages
+		 * (64 KiB) on an emulated link so that a demand reply never queues behind a long frame */
+		*arg = it->r[it->ri].first + it->off;
+		if (pcb_image_is_zero(im, *arg)) {
+			*type = PCB_MSG_ZERO;
+			return 0;
+		} else {
+			uint64_t left = it->r[it->ri].count - it->off, n = 1;
+			uint64_t max = atomic_load_explicit(&sc->st->link.bps, memory_order_relaxed) ? 16 : PCB_MAX_RUN_PAGES;
+			while (n < left && n < max && !pcb_image_is_zero(im, *arg + n))
+				n++;
+			*type = PCB_MSG_RUN;
+			return (uint32_t)(n * PCB_PAGE_SIZE);
+		}
+	case PCB_MSG_DIGEST_REQ:
+		*type = PCB_MSG_DIGESTS;
+		*arg = it->arg;
+		return (uint32_t)(it->count * 8);
+	case PCB_MSG_PING:
+		*type = PCB_MSG_PONG;
+		*arg = it->arg;
+		return (uint32_t)it->arg;
 	}
 	return 0;
 }
 
-static int send_error(struct src_conn *sc, const char *msg)
+/* Emit the head item's next frame.  Returns 1 when the item is finished, 0 when more frames follow, -1 on error. */
+static int item_emit(struct sconn *sc, struct item *it)
 {
-	size_t n = strlen(msg);
-	return pcb_conn_send(&sc->c, PCB_MSG_ERROR, 0, msg, (uint32_t)(n < PCB_MAX_ERRTEXT ? n : PCB_MAX_ERRTEXT));
+	struct pcb_source_state *st = sc->st;
+	uint16_t type;
+	uint64_t arg;
+	uint32_t len = item_frame_len(sc, it, &type, &arg);
+	int r;
+	switch (it->type) {
+	case PCB_MSG_REQ:
+		if (st->cfg->demand_delay_ns)
+			spin_delay(st->cfg->demand_delay_ns);
+		r = tx_frame(sc, type, arg, NULL, len);
+		atomic_fetch_add(type == PCB_MSG_ZERO ? &st->zero_sent : &st->pages_sent, 1);
+		return r < 0 ? -1 : 1;
+	case PCB_MSG_RANGES:
+		r = tx_frame(sc, type, arg, NULL, len);
+		if (r < 0)
+			return -1;
+		if (type == PCB_MSG_BATCH_END)
+			return 1;
+		if (type == PCB_MSG_ZERO)
+			atomic_fetch_add(&st->zero_sent, 1);
+		else
+			atomic_fetch_add(&st->pages_sent, len / PCB_PAGE_SIZE);
+		it->off += type == PCB_MSG_ZERO ? 1 : len / PCB_PAGE_SIZE;
+		if (it->off == it->r[it->ri].count) {
+			it->off = 0;
+			it->ri++;
+		}
+		return 0;
+	case PCB_MSG_DIGEST_REQ: {
+		uint64_t *d = malloc(it->count * 8);
+		if (!d)
+			return -1;
+		for (uint64_t i = 0; i < it->count; i++)
+			d[i] = htole64(pcb_image_digest(&st->im, it->arg + i));
+		r = tx_frame(sc, type, arg, d, len);
+		free(d);
+		return r < 0 ? -1 : 1;
+	}
+	case PCB_MSG_PING:
+		return tx_frame(sc, type, arg, NULL, len) < 0 ? -1 : 1;
+	}
+	return -1;
 }
+
+static void item_pop(struct sconn *sc)
+{
+	free(sc->q[sc->qhead].r);
+	sc->q[sc->qhead].r = NULL;
+	sc->qhead = (sc->qhead + 1) % MAX_ITEMS;
+	sc->qlen--;
+}
+
+/* Send every frame whose time has come.  Returns the time the next one is
+ * due (UINT64_MAX: nothing queued), or 0 on a send error. */
+static uint64_t run_queue(struct sconn *sc)
+{
+	struct pcb_link *l = &sc->st->link;
+	bool paced = atomic_load_explicit(&l->bps, memory_order_relaxed) != 0;
+	/* background frames may leave up to 100 µs early so the sender sleeps instead of spinning;
+	 * demand replies are released exactly */
+	uint64_t early = sc->channel == PCB_CHAN_BACKGROUND ? 100 * PCB_NSEC_PER_USEC : 0;
+	uint64_t next = UINT64_MAX;
+	while (sc->qlen) {
+		struct item *it = &sc->q[sc->qhead];
+		uint64_t now = pcb_now_ns();
+		if (it->due > now) {
+			next = it->due;
+			break;
+		}
+		if (paced && !it->rel) {
+			uint16_t type;
+			uint64_t arg;
+			uint32_t len = item_frame_len(sc, it, &type, &arg);
+			it->rel = pcb_link_reserve(l, PCB_HDR_SIZE + len, it->due);
+		}
+		if (paced && it->rel > now + early) {
+			next = it->rel - early;
+			break;
+		}
+		it->rel = 0;
+		int r = item_emit(sc, it);
+		if (r < 0)
+			return 0;
+		if (r == 1)
+			item_pop(sc);
+		if (sc->channel == PCB_CHAN_DEMAND && tx_flush(sc) < 0)
+			return 0;
+	}
+	if (tx_flush(sc) < 0)
+		return 0;
+	return next;
+}
+
+static bool enqueue(struct sconn *sc, const struct item *it)
+{
+	if (sc->qlen == MAX_ITEMS)
+		return false;
+	sc->q[(sc->qhead + sc->qlen) % MAX_ITEMS] = *it;
+	sc->qlen++;
+	return true;
+}
+
+/* Handle one received frame. 0 = go on, 1 = BYE, -1 = end the connection. */
+static int handle_frame(struct sconn *sc, const struct pcb_hdr *h, const uint8_t *p, uint64_t t_rx)
+{
+	struct pcb_source_state *st = sc->st;
+	struct item it = { .due = t_rx + atomic_load_explicit(&st->link.delay_ns, memory_order_relaxed),
+			   .type = h->type, .arg = h->arg };
+	char why[160];
+	switch (h->type) {
+	case PCB_MSG_REQ:
+	case PCB_MSG_PING:
+		break;
+	case PCB_MSG_RANGES: {
+		long n = pcb_proto_check_ranges(p, h->len, st->npages, why, sizeof(why));
+		if (n < 0) {
+			reject(sc, "bad RANGES: %s", why);
+			return -1;
+		}
+		it.nr = h->len / sizeof(struct pcb_range_wire);
+		it.r = malloc(it.nr * sizeof(*it.r));
+		if (!it.r)
+			return -1;
+		for (uint32_t i = 0; i < it.nr; i++) {
+			memcpy(&it.r[i], p + i * sizeof(struct pcb_range_wire), sizeof(struct pcb_range_wire));
+			it.r[i].first = le64toh(it.r[i].first);
+			it.r[i].count = le64toh(it.r[i].count);
+		}
+		break;
+	}
+	case PCB_MSG_DIGEST_REQ: {
+		uint64_t count;
+		memcpy(&count, p, 8);
+		count = le64toh(count);
+		if (count == 0 || count > PCB_MAX_DIGESTS || count > st->npages - h->arg) {
+			reject(sc, "bad DIGEST_REQ: %llu pages from page %llu (image has %llu pages)",
+			       (unsigned long long)count, (unsigned long long)h->arg, (unsigned long long)st->npages);
+			return -1;
+		}
+		it.count = count;
+		break;
+	}
+	case PCB_MSG_LINK: {
+		struct pcb_link_wire lw;
+		if (pcb_link_decode(p, &lw, why, sizeof(why)) < 0) {
+			reject(sc, "bad LINK: %s", why);
+			return -1;
+		}
+		pcb_link_set(&st->link, lw.bits_per_sec, lw.delay_ns);
+		pcb_log("source: link emulation %llu bit/s, reply delay %llu ns", (unsigned long long)lw.bits_per_sec,
+			(unsigned long long)lw.delay_ns);
+		return 0;
+	}
+	case PCB_MSG_BYE:
+		return 1;
+	default:
+		reject(sc, "unexpected %s frame on channel %d", pcb_msg_name(h->type), sc->channel);
+		return -1;
+	}
+	if (!enqueue(sc, &it)) {
+		free(it.r);
+		reject(sc, "more than %d requests queued", MAX_ITEMS);
+		return -1;
+	}
+	return 0;
+}
+
+/* Queue every complete frame in the receive buffer (while there is room).
+ * 0 = go on, -1 = the connection ends (BYE, bad frame, error). */
+static int parse_buffered(struct sconn *sc, uint64_t t_rx)
+{
+	struct pcb_hdr h;
+	const uint8_t *p;
+	int f = PCB_RX_MORE;
+	while (sc->qlen < MAX_ITEMS && (f = pcb_conn_parse(&sc->c, &h, &p)) == PCB_RX_FRAME) {
+		int hr = handle_frame(sc, &h, p, t_rx);
+		if (hr < 0)
+			return -1;
+		if (hr == 1) {
+			sc->bye = true;
+			run_queue(sc);
+			return -1;
+		}
+	}
+	if (f == PCB_RX_BAD) {
+		reject(sc, "%s", sc->c.err);
+		return -1;
+	}
+	return 0;
+}
+
+static void conn_loop(struct sconn *sc)
+{
+	struct pcb_conn *c = &sc->c;
+	for (;;) {
+		uint64_t next = run_queue(sc);
+		if (!next)
+			return;   /* the destination went away while we were sending */
+		if (sc->qlen < MAX_ITEMS && c->rpos != c->rlen && parse_buffered(sc, pcb_now_ns()) < 0)
+			return;
+		if (sc->qlen)
+			next = run_queue(sc);
+		if (!next)
+			return;
+		uint64_t now = pcb_now_ns();
+		struct pollfd pfd = { .fd = c->fd, .events = sc->qlen < MAX_ITEMS ? POLLIN : 0 };
+		int r;
+		if (next != UINT64_MAX && next <= now + 60 * PCB_NSEC_PER_USEC) {
+			/* due within 60 µs: keep an eye on the socket without sleeping */
+			r = poll(&pfd, 1, 0);
+			if (r == 0) {
+				__builtin_ia32_pause();
+				continue;
+			}
+		} else {
+			struct timespec ts, *tsp = NULL;
+			if (next != UINT64_MAX) {
+				uint64_t w = next - now - 50 * PCB_NSEC_PER_USEC;   /* wake early, spin the rest */
+				ts = (struct timespec){ (time_t)(w / PCB_NSEC_PER_SEC), (long)(w % PCB_NSEC_PER_SEC) };
+				tsp = &ts;
+			}
+			r = ppoll(&pfd, 1, tsp, NULL);
+		}
+		if (r < 0 && errno != EINTR) {
+			pcb_err("source: poll: %s", strerror(errno));
+			return;
+		}
+		if (r <= 0 || !pfd.revents)
+			continue;
+		int f = pcb_conn_fill(c);
+		uint64_t t_rx = pcb_now_ns();
+		if (f == PCB_RX_EOF) {
+			if (c->rlen != c->rpos)
+				pcb_log("source: connection closed inside a frame (channel %d)", sc->channel);
+			return;
+		}
+		if (f < 0) {
+			if (errno != ECONNRESET && errno != ENOBUFS)
+				pcb_err("source: receive failed: %s", strerror(errno));
+			return;
+		}
+		if (parse_buffered(sc, t_rx) < 0)
+			return;
+	}
+}
+
+int pcb_source_serve_conn(struct pcb_source_state *st, int fd)
+{
+	struct sconn *sc = calloc(1, sizeof(*sc));
+	char why[256];
+	int rc = 0;
+	if (!sc || pcb_conn_init(&sc->c, fd, 0, st->npages) < 0) {
+		free(sc);
+		close(fd);
+		return PCB_EXIT_OSERR;
+	}
+	sc->st = st;
+	sc->channel = -1;
+	prctl(PR_SET_TIMERSLACK, 1UL);   /* the delay line sleeps to the µs: no 50 µs timer slack */
+	struct pcb_hello hello;
+	rc = pcb_hs_server(&sc->c, st->cfg->key, &st->cw, st->cfg->handshake_timeout_ms, &hello, why, sizeof(why));
+	if (rc) {
+		if (rc == PCB_EXIT_NOPERM)
+			atomic_fetch_add(&st->auth_failures, 1);
+		else if (rc == PCB_EXIT_PROTOCOL)
+			atomic_fetch_add(&st->bad_frames, 1);
+		if (rc != PCB_EXIT_SOURCE_LOST || st->cfg->verbose)
+			pcb_err("source: handshake refused: %s", why);
+		goto out;
+	}
+	sc->channel = (int)hello.channel;
+	if (hello.flags & PCB_HELLO_RESUME) {
+		atomic_fetch_add(&st->resumes, 1);
+		pcb_log("source: destination resumes a migration (channel %d)", sc->channel);
+	}
+	if (sc->channel == PCB_CHAN_QUERY)
+		goto out;
+	sc->q = calloc(MAX_ITEMS, sizeof(*sc->q));
+	sc->tx = malloc(TXBUF);
+	if (!sc->q || !sc->tx) {
+		rc = PCB_EXIT_OSERR;
+		goto out;
+	}
+	conn_loop(sc);
+	if (sc->bye && sc->channel == PCB_CHAN_DEMAND)
+		atomic_fetch_add(&st->finished_sessions, 1);
+out:
+	while (sc->q && sc->qlen)
+		item_pop(sc);
+	free(sc->q);
+	free(sc->tx);
+	pcb_conn_free(&sc->c);
+	free(sc);
+	return rc;
+}
+
+struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg)
+{
+	struct pcb_source_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->cfg = cfg;
+	st->npages = cfg->mem_bytes / PCB_PAGE_SIZE;
+	pcb_image_init(&st->im, cfg->seed, st->npages, cfg->zero_fraction);
+	pcb_link_init(&st->link);
+	st->cw = (struct pcb_config_wire){ .mem_bytes = cfg->mem_bytes, .npages = st->npages, .seed = cfg->seed,
+					   .zero_threshold = st->im.zero_threshold, .page_size = PCB_PAGE_SIZE };
+	return st;
+}
+
+uint64_t pcb_source_bad_frames(const struct pcb_source_state *st)
+{
+	return st->bad_frames + st->auth_failures;
+}
+
+void pcb_source_state_free(struct pcb_source_state *st)
+{
+	free(st);
+}
+
+struct conn_arg {
+	struct pcb_source_state *st;
+	int fd;
+};
 
 static void *conn_thread(void *arg)
 {
-	struct src_conn *sc = arg;
-	struct src_state *st = sc->st;
-	struct pcb_hdr h;
-	const uint8_t *p;
-	uint64_t page[PCB_PAGE_WORDS];
-	struct txbuf tx = { .cap = 1 << 20 };
-	int channel = -1, r;
-
-	tx.buf = malloc(tx.cap);
-	if (!tx.buf)
-		goto out;
-	for (;;) {
-		r = pcb_conn_recv(&sc->c, &h, &p);
-		if (r == PCB_RX_EOF)
-			break;
-		if (r == PCB_RX_BAD) {
-			atomic_fetch_add(&st->bad_frames, 1);
-			pcb_err("source: rejected frame from destination: %s", sc->c.err);
-			send_error(sc, sc->c.err);
-			break;
-		}
-		if (r < 0) {
-			if (errno != ECONNRESET)
-				pcb_err("source: receive failed: %s", strerror(errno));
-			break;
-		}
-		if (channel < 0 && h.type != PCB_MSG_HELLO) {
-			atomic_fetch_add(&st->bad_frames, 1);
-			pcb_err("source: %s before HELLO", pcb_msg_name(h.type));
-			send_error(sc, "expected HELLO");
-			break;
-		}
-		switch (h.type) {
-		case PCB_MSG_HELLO: {
-			struct pcb_hello hello;
-			memcpy(&hello, p, sizeof(hello));
-			if (hello.channel > PCB_CHAN_BACKGROUND) {
-				atomic_fetch_add(&st->bad_frames, 1);
-				send_error(sc, "bad channel");
-				goto out;
-			}
-			channel = (int)hello.channel;
-			struct pcb_config_wire cw = {
-				.mem_bytes = st->cfg->mem_bytes, .npages = st->npages, .seed = st->cfg->seed,
-				.zero_threshold = st->im.zero_threshold, .page_size = PCB_PAGE_SIZE,
-			};
-			if (pcb_conn_send(&sc->c, PCB_MSG_CONFIG, 0, &cw, sizeof(cw)) < 0)
-				goto out;
-			break;
-		}
-		case PCB_MSG_REQ:
-			spin_delay(st->cfg->demand_delay_ns);
-			if (pcb_image_is_zero(&st->im, h.arg)) {
-				r = pcb_conn_send(&sc->c, PCB_MSG_ZERO, h.arg, NULL, 0);
-				atomic_fetch_add(&st->zero_sent, 1);
-			} else {
-				pcb_image_fill(&st->im, h.arg, page);
-				r = pcb_conn_send(&sc->c, PCB_MSG_PAGE, h.arg, page, PCB_PAGE_SIZE);
-				atomic_fetch_add(&st->pages_sent, 1);
-			}
-			if (r < 0)
-				goto out;
-			break;
-		case PCB_MSG_RANGES: {
-			char why[128];
-			uint64_t batch = h.arg;
-			if (pcb_proto_check_ranges(p, h.len, st->npages, why, sizeof(why)) < 0) {
-				atomic_fetch_add(&st->bad_frames, 1);
-				pcb_err("source: rejected RANGES: %s", why);
-				send_error(sc, why);
-				goto out;
-			}
-			/* copy out: p is invalidated by the next receive, not by sending */
-			for (uint32_t off = 0; off < h.len; off += sizeof(struct pcb_range_wire)) {
-				struct pcb_range_wire rw;
-				memcpy(&rw, p + off, sizeof(rw));
-				if (tx_ranges(sc, &tx, le64toh(rw.first), le64toh(rw.count)) < 0)
-					goto out;
-			}
-			if (tx_frame(sc, &tx, PCB_MSG_BATCH_END, batch, NULL, 0) < 0 || tx_flush(sc, &tx) < 0)
-				goto out;
-			break;
-		}
-		case PCB_MSG_DIGEST_REQ: {
-			uint64_t count;
-			memcpy(&count, p, 8);
-			if (count == 0 || count > PCB_MAX_DIGESTS || count > st->npages - h.arg) {
-				atomic_fetch_add(&st->bad_frames, 1);
-				send_error(sc, "bad digest range");
-				goto out;
-			}
-			uint64_t *d = malloc(count * 8);
-			if (!d)
-				goto out;
-			for (uint64_t i = 0; i < count; i++)
-				d[i] = pcb_image_digest(&st->im, h.arg + i);
-			r = pcb_conn_send(&sc->c, PCB_MSG_DIGESTS, h.arg, d, (uint32_t)(count * 8));
-			free(d);
-			if (r < 0)
-				goto out;
-			break;
-		}
-		case PCB_MSG_BYE:
-			goto out;
-		default:
-			atomic_fetch_add(&st->bad_frames, 1);
-			pcb_err("source: unexpected %s frame from destination", pcb_msg_name(h.type));
-			send_error(sc, "unexpected frame");
-			goto out;
-		}
-	}
-out:
-	free(tx.buf);
-	pcb_conn_free(&sc->c);
-	free(sc);
-	pthread_mutex_lock(&st->lock);
-	if (atomic_fetch_sub(&st->live_conns, 1) == 1)
-		atomic_fetch_add(&st->finished_sessions, 1);
-	pthread_cond_broadcast(&st->cond);
-	pthread_mutex_unlock(&st->lock);
+	struct conn_arg a = *(struct conn_arg *)arg;
+	free(arg);
+	pcb_source_serve_conn(a.st, a.fd);
+	atomic_fetch_sub(&a.st->live_conns, 1);
 	return NULL;
 }
 
 int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 {
-	struct src_state *st = calloc(1, sizeof(*st));
+	struct pcb_source_state *st = pcb_source_state_new(cfg);
 	if (!st)
 		return PCB_EXIT_OSERR;
-	st->cfg = cfg;
-	st->npages = cfg->mem_bytes / PCB_PAGE_SIZE;
-	pcb_image_init(&st->im, cfg->seed, st->npages, cfg->zero_fraction);
-	pthread_mutex_init(&st->lock, NULL);
-	pthread_cond_init(&st->cond, NULL);
-
+	pcb_verbose = cfg->verbose;
 	for (;;) {
-		if (cfg->sessions && atomic_load(&st->finished_sessions) >= cfg->sessions &&
-		    atomic_load(&st->live_conns) == 0)
+		/* a migration is over when its demand channel said BYE (after verification) */
+		if (cfg->sessions && atomic_load(&st->finished_sessions) >= cfg->sessions)
 			break;
 		struct pollfd pl = { .fd = lfd, .events = POLLIN };
 		if (poll(&pl, 1, 50) <= 0)
 			continue;   /* re-check whether the sessions are over */
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
+			if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
 				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
+				pcb_warn("source: accept: %s (retrying)", strerror(errno));
+				usleep(100000);
+				continue;
+			}
 			pcb_err("source: accept: %s", strerror(errno));
 			return PCB_EXIT_OSERR;
 		}
 		pcb_sock_tune(fd);
-		struct src_conn *sc = calloc(1, sizeof(*sc));
-		if (!sc || pcb_conn_init(&sc->c, fd, 0, st->npages) < 0) {
-			pcb_err("source: out of memory");
-			return PCB_EXIT_OSERR;
-		}
-		sc->st = st;
-		atomic_fetch_add(&st->live_conns, 1);
+		struct conn_arg *a = malloc(sizeof(*a));
 		pthread_t th;
-		if (pthread_create(&th, NULL, conn_thread, sc) != 0) {
-			pcb_err("source: pthread_create failed");
-			return PCB_EXIT_OSERR;
+		if (!a) {
+			close(fd);
+			continue;
+		}
+		*a = (struct conn_arg){ st, fd };
+		atomic_fetch_add(&st->live_conns, 1);
+		if (pthread_create(&th, NULL, conn_thread, a) != 0) {
+			pcb_warn("source: cannot start a connection thread; dropping the connection");
+			atomic_fetch_sub(&st->live_conns, 1);
+			close(fd);
+			free(a);
+			continue;
 		}
 		pthread_detach(th);
-		/* a session is two connections; wait for them to end before deciding to exit */
-		if (cfg->sessions) {
-			pthread_mutex_lock(&st->lock);
-			while (atomic_load(&st->live_conns) >= 2)
-				pthread_cond_wait(&st->cond, &st->lock);
-			pthread_mutex_unlock(&st->lock);
-		}
 	}
-	pcb_log("source: served %llu pages, %llu zero pages, rejected %llu frames",
+	pcb_log("source: served %llu pages, %llu zero pages, rejected %llu frames, %llu failed authentications, %llu resumed connections",
 		(unsigned long long)st->pages_sent, (unsigned long long)st->zero_sent,
-		(unsigned long long)st->bad_frames);
+		(unsigned long long)st->bad_frames, (unsigned long long)st->auth_failures,
+		(unsigned long long)st->resumes);
 	return st->bad_frames ? PCB_EXIT_PROTOCOL : PCB_EXIT_OK;
 }

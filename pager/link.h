@@ -1,0 +1,52 @@
+/* Link emulation inside the source's send path (sch_netem is not available
+ * on the kernels we target, and a user-space proxy would add its own copy and
+ * wake-up to every page).
+ *
+ * Delay line: every request is stamped when the source reads it and its reply
+ * is released no earlier than stamp + delay_ns.  The whole round-trip latency
+ * is applied on the return path (requests are tiny, so where the delay sits
+ * does not change any request/response time).  The destination calibrates
+ * delay_ns end to end (pager/linkcal.c) so that the round trip it measures
+ * matches the configured RTT, loopback costs included.
+ *
+ * Bandwidth: one token bucket per source process, shared by the demand and
+ * background connections (they share one emulated link).  A frame (header +
+ * payload) is written when its last bit would have left a link of that rate
+ * (virtual finish time). */
+#ifndef PCB_LINK_H
+#define PCB_LINK_H
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pcb_link {
+	_Atomic uint64_t bps;        /* 0 = unlimited */
+	_Atomic uint64_t delay_ns;
+	pthread_mutex_t lock;
+	uint64_t tat;                /* virtual time the link becomes free (CLOCK_MONOTONIC ns) */
+	_Atomic uint64_t bytes;      /* bytes paced through the bucket */
+};
+
+void pcb_link_init(struct pcb_link *l);
+void pcb_link_set(struct pcb_link *l, uint64_t bps, uint64_t delay_ns);
+static inline bool pcb_link_active(struct pcb_link *l)
+{
+	return atomic_load_explicit(&l->bps, memory_order_relaxed) ||
+	       atomic_load_explicit(&l->delay_ns, memory_order_relaxed);
+}
+/* Reserve the link for a frame of `bytes` that became ready to leave at
+ * `ready` (its delay-line due time); returns its virtual finish time
+ * max(link free, ready) + bytes/rate, the earliest time it may be written.
+ * The schedule is virtual: a sender the host delayed finds finish times in
+ * the past and catches up, so host hiccups do not lower the rate; a frame
+ * that was ready while the link was idle gets no credit and always pays its
+ * serialisation time. */
+uint64_t pcb_link_reserve(struct pcb_link *l, size_t bytes, uint64_t ready);
+
+/* Parse "BANDWIDTH[,RTT]": bandwidth with bit/kbit/mbit/gbit suffix (decimal,
+ * as tc writes it; "0" or "unlimited" = no limit), RTT a duration (50us, 5ms).
+ * 0 or -1 with a reason. */
+int pcb_link_parse(const char *s, uint64_t *bps, uint64_t *rtt_ns, char *why, size_t whylen);
+#endif

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Link emulation accuracy, end to end: for bandwidths up to 2 Gbit/s and RTTs
+# from 50 µs to 5 ms the achieved figures the destination measures (bulk
+# throughput of a PONG train, median header-only round trip after
+# calibration) are within 5 % of the configured ones.  Also: a bad --link is
+# refused with a one-line error naming the value, exit 64.
+set -u
+T=$(mktemp -d /tmp/pcb-netlink.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+. tests/lib/net.sh
+
+"$P" --link=10gb,50us --duration=100ms >"$T/bad.out" 2>&1
+rc=$?
+[ $rc -eq 64 ] || fail "--link=10gb,50us: exit $rc (want 64)"
+grep -q "'10gb'" "$T/bad.out" || fail "--link error does not name the value: $(cat "$T/bad.out")"
+"$P" --link=1gbit,soon --duration=100ms >"$T/bad2.out" 2>&1
+[ $? -eq 64 ] && grep -q "'soon'" "$T/bad2.out" || fail "--link=1gbit,soon not refused clearly: $(cat "$T/bad2.out")"
+
+printf '%-10s %-7s %12s %12s %8s %12s %12s %8s\n' bandwidth rtt conf_Mbit ach_Mbit err conf_us ach_us err
+bad=0
+for bw in 100mbit 1gbit 2gbit; do
+	for rtt in 50us 500us 5ms; do
+		# up to 3 attempts: on this 2-CPU machine other work can push the host's own round trip
+		# above 50 µs for a while (the JSON's calibration.base_rtt_ns shows it)
+		for attempt in 1 2 3; do
+		"$P" --link=$bw,$rtt --mem=16M --duration=100ms --policy=demand --trace=off \
+			--json "$T/l.json" >"$T/l.out" 2>&1 || fail "--link=$bw,$rtt: run failed: $(tail -2 "$T/l.out")"
+		line=$(python3 - "$T/l.json" "$bw" "$rtt" <<'PY'
+import json, sys
+l = json.load(open(sys.argv[1]))["results"]["link"]; c, a = l["configured"], l["achieved"]
+ok = abs(a["bandwidth_error"]) <= 0.05 and abs(a["rtt_error"]) <= 0.05
+print("%-10s %-7s %12.1f %12.1f %+7.2f%% %12.1f %12.1f %+7.2f%% base %.1f us %s" % (sys.argv[2], sys.argv[3],
+      c["bandwidth_bps"] / 1e6, a["bulk_bps"] / 1e6, 100 * a["bandwidth_error"],
+      c["rtt_ns"] / 1e3, a["rtt_median_ns"] / 1e3, 100 * a["rtt_error"], l["calibration"]["base_rtt_ns"] / 1e3,
+      "ok" if ok else "OUT OF RANGE"))
+PY
+)
+		echo "$line (attempt $attempt)"
+		case "$line" in *"OUT OF RANGE"*) ;; *) break;; esac
+		done
+		case "$line" in *"OUT OF RANGE"*) bad=$((bad + 1));; esac
+	done
+done
+[ $bad -eq 0 ] || fail "$bad link settings outside 5 %"
+echo PASS
