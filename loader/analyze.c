@@ -385,6 +385,20 @@ static void md_comparisons(struct exp *e, FILE *f)
 	for (unsigned l = 0; l < e->job.nlinks; l++)
 		for (unsigned w = 0; w < e->job.nworkloads; w++) {
 			fprintf(f, "- **%s / %s**\n", e->job.workloads[w], e->job.links[l].name);
+			if (e->job.baseline[0]) {
+				/* guest throughput against the all-local baseline (link 0) */
+				struct pcb_spread sb = cell_spread(e, e->job.npolicies, w, 0, "results.guest.ops_per_sec", 1);
+				if (sb.n && sb.median > 0) {
+					fprintf(f, "  - guest throughput over the whole run as a share of the all-local baseline (%s, %.3f M ops/s):",
+						e->job.baseline, sb.median / 1e6);
+					for (unsigned p = 0; p < e->job.npolicies; p++) {
+						struct pcb_spread sp = cell_spread(e, p, w, l, "results.guest.ops_per_sec", 1);
+						if (sp.n)
+							fprintf(f, "%s %s %.1f %%", p ? "," : "", e->job.policies[p], 100 * sp.median / sb.median);
+					}
+					fprintf(f, " (medians)\n");
+				}
+			}
 			for (unsigned h = 0; h < NHEADS; h++) {
 				int best;
 				bool clear;
@@ -485,9 +499,16 @@ static int write_tables(struct exp *e, char *why, size_t whylen)
 				tex_escape(tex, e->job.links[l].name);
 				fputs(" & ", tex);
 				tex_escape(tex, pol);
+				bool base = p == e->job.npolicies;
 				for (unsigned h = 0; h < NHEADS; h++) {
 					struct pcb_spread s = cell_spread(e, p, w, l, heads[h].path, heads[h].scale);
 					char c[128];
+					if (base && h != NHEADS - 1) {
+						/* no migration: only the guest's throughput means something */
+						fprintf(md, " — |");
+						fprintf(tex, " & ---");
+						continue;
+					}
 					fmt_cell(c, sizeof(c), heads[h].fmt, &s, false);
 					bool isbest = best[h] == (int)p;
 					fprintf(md, " %s%s%s |", isbest && clear[h] ? "**" : isbest ? "≈ " : "", c, isbest && clear[h] ? "**" : "");
@@ -496,7 +517,10 @@ static int write_tables(struct exp *e, char *why, size_t whylen)
 						isbest && clear[h] ? "}" : "");
 				}
 				struct pcb_hist *hh = malloc(sizeof(*hh));
-				if (hh && cell_merged_latency(e, p, w, l, hh) == 0 && hh->count) {
+				if (base) {
+					fprintf(md, " — | — |");
+					fprintf(tex, " & --- & ---");
+				} else if (hh && cell_merged_latency(e, p, w, l, hh) == 0 && hh->count) {
 					double p50 = (double)pcb_hist_percentile(hh, 50) / 1e3, p99 = (double)pcb_hist_percentile(hh, 99) / 1e3;
 					fprintf(md, " %.1f | %.1f |", p50, p99);
 					fprintf(tex, " & %.1f & %.1f", p50, p99);
@@ -513,7 +537,10 @@ static int write_tables(struct exp *e, char *why, size_t whylen)
 					if (vc && vc->type == PCB_J_ARR && vc->n && jnum(vc->kids[0], "cpu_end") == dc)
 						same++;
 				}
-				fprintf(md, " %u/%u |\n", same, n);
+				if (base)
+					fprintf(md, " — |\n");
+				else
+					fprintf(md, " %u/%u |\n", same, n);
 				fprintf(tex, " \\\\\n");
 			}
 			if (l + 1 < e->job.nlinks || w + 1 < e->job.nworkloads)
