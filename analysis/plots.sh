@@ -4,10 +4,10 @@
 # gnuplot script per figure, each to PDF (papers) and PNG (quick looks) in RESULTS_DIR/figures/.
 # `make plots RESULTS=dir` calls this.  PCBENCH overrides the pcbench binary (default ./pcbench).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 dir=${1:?usage: analysis/plots.sh RESULTS_DIR}
 [ -d "$dir" ] || { echo "plots: '$dir' is not a directory" >&2; exit 64; }
-dir=$(cd "$dir" && pwd -P)
+dir=$(cd "$dir" && pwd -P)          # absolute, before moving to the repository root
+cd "$(dirname "$0")/.."
 pcbench=${PCBENCH:-./pcbench}
 command -v gnuplot >/dev/null || { echo "plots: gnuplot is not installed (make deps)" >&2; exit 69; }
 "$pcbench" analyze "$dir"
