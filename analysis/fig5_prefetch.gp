@@ -5,6 +5,7 @@ eval termcmd(7, 2.6)
 set output outfile("fig5_prefetch")
 set multiplot layout 1, 2 title sprintf("Prefetch quality (bars: median of %d repetitions; error bars: min–max; n/a: no background pull)", nrep) font ",9"
 set boxwidth bar_width * 0.92 absolute
+cap = bar_width * 0.18      # half width of the error bar caps
 set xrange [-0.5:ncombo - 0.5]
 eval "set xtics ".combo_xtics
 set grid noxtics ytics
@@ -16,7 +17,9 @@ do for [m = 1:2] {
 	set ylabel (m == 1) ? "hit rate (% of touched pages)" : "accuracy (% of background pages)"
 	set title (m == 1) ? "first touch found the page present" : "background pages the guest used"
 	plot for [p = 1:npol] datafile(f) index (p - 1) using 2:3 with boxes lc rgb polcolor(p) title pol[p], \
-	     for [p = 1:npol] datafile(f) index (p - 1) using 2:3:4:5 with yerrorbars lc rgb "#222222" pt 7 ps 0 lw 1 notitle, \
+	     for [p = 1:npol] datafile(f) index (p - 1) using 2:4:(0):($5 - $4) with vectors nohead lc rgb "#222222" lw 1 notitle, \
+	     for [p = 1:npol] datafile(f) index (p - 1) using ($2 - cap):4:(2 * cap):(0) with vectors nohead lc rgb "#222222" lw 1 notitle, \
+	     for [p = 1:npol] datafile(f) index (p - 1) using ($2 - cap):5:(2 * cap):(0) with vectors nohead lc rgb "#222222" lw 1 notitle, \
 	     for [p = 1:npol] datafile(f) index (p - 1) using 2:(($6 == 0) ? 4 : $5 + 2):(($6 == 0) ? "n/a" : sprintf("%.0f", $3)) \
 		with labels offset 0, 0.5 font ",7" notitle
 }
