@@ -58,6 +58,7 @@ struct floor_cfg {
 	uint64_t bulk_bytes;
 	uint64_t seed;
 	unsigned batch, window;
+	unsigned bulk_reps;
 	char json[4096];
 	bool no_bulk, no_demand;
 };
@@ -515,7 +516,7 @@ static int run_bulk_bare(bool install, int recv_cpu, int send_cpu, uint64_t byte
 static void floor_help(FILE *fp)
 {
 	fprintf(fp,
-		"usage: pcbench floor [--faults=N] [--rounds=N] [--bulk=SIZE] [--batch=N] [--window=N] [--seed=N]\n"
+		"usage: pcbench floor [--faults=N] [--rounds=N] [--bulk=SIZE] [--bulk-reps=N] [--batch=N] [--window=N] [--seed=N]\n"
 		"                     [--no-bulk] [--no-demand] [--json=FILE]\n"
 		"\n"
 		"Measures the floor a pager can reach on this machine and pcbench against it, in one run:\n"
@@ -529,6 +530,7 @@ static void floor_help(FILE *fp)
 		"  --faults=N    demand faults per variant and placement [20000]\n"
 		"  --rounds=N    interleaved rounds the faults are split into [4]\n"
 		"  --bulk=SIZE   bytes pulled per bulk measurement [256M]\n"
+		"  --bulk-reps=N repetitions of every bulk measurement, interleaved; the median is reported [3]\n"
 		"  --batch=N     pcbench background request batch (pages) for the bulk runs [1024]\n"
 		"  --window=N    pcbench background batches in flight for the bulk runs [4]\n"
 		"  --seed=N      image seed [1]\n");
@@ -537,7 +539,7 @@ static void floor_help(FILE *fp)
 static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 {
 	*fc = (struct floor_cfg){ .faults = 20000, .rounds = 4, .bulk_bytes = 256ull << 20, .seed = 1,
-				  .batch = 1024, .window = 4 };
+				  .batch = 1024, .window = 4, .bulk_reps = 3 };
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *eq = strchr(a, '=');
 		char name[32];
@@ -574,6 +576,8 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 		else if (!strcmp(name, "bulk"))
 			ok = pcb_parse_size(val, &u) == 0 && u >= (1 << 20) && u <= (64ull << 30) && !(u % (1 << 20)) &&
 			     (fc->bulk_bytes = u, 1);
+		else if (!strcmp(name, "bulk-reps"))
+			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= 16 && (fc->bulk_reps = (unsigned)u, 1);
 		else if (!strcmp(name, "batch"))
 			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= PCB_MAX_BATCH_PAGES && (fc->batch = (unsigned)u, 1);
 		else if (!strcmp(name, "window"))
@@ -599,8 +603,9 @@ struct bulk_row {
 	unsigned batch;
 	double gbps;
 	uint64_t ioctls, pages;
-	uint64_t migration_ns;
+	uint64_t migration_ns;      /* mean over the repetitions */
 	bool verified;
+	double install_mpps;        /* pcbench: M pages/s inside the background install ioctls (mean) */
 };
 
 #define MAX_BULK 24
@@ -651,41 +656,67 @@ int pcb_floor_main(int argc, char **argv)
 	unsigned nrows = 0;
 	if (!fc.no_bulk) {
 		uint64_t npages = fc.bulk_bytes >> PCB_PAGE_SHIFT;
-		fprintf(stderr, "floor: bulk pull of %s per measurement\n", pcb_fmt_size(fc.bulk_bytes, why, sizeof(why)));
-		for (unsigned p = 0; p < nplace; p++) {
-			int rcpu = 0, scpu = p ? 1 : 0;
-			const char *pn = placements[p].name;
-			double g;
-			if ((rc = run_bulk_bare(false, rcpu, scpu, fc.bulk_bytes, &g, why, sizeof(why))) != 0) {
-				pcb_err("floor: bulk transport: %s", why);
-				return rc;
+		static const struct { const char *name; int mode; unsigned batch; } var[] = {
+			{ "transport", -1, 0 }, { "bare_copy", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
+			{ "pcbench", PCB_INSTALL_COPY, 1 }, { "pcbench", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
+			{ "pcbench", PCB_INSTALL_MOVE, 1 }, { "pcbench", PCB_INSTALL_MOVE, PCB_MAX_RUN_PAGES },
+			{ "pcbench", PCB_INSTALL_CONTINUE, 1 }, { "pcbench", PCB_INSTALL_CONTINUE, PCB_MAX_RUN_PAGES },
+		};
+		const unsigned nvar = sizeof(var) / sizeof(var[0]);
+		double g[2][8][16];
+		fprintf(stderr, "floor: bulk pull of %s per measurement, %u repetitions (median reported)\n",
+			pcb_fmt_size(fc.bulk_bytes, why, sizeof(why)), fc.bulk_reps);
+		for (unsigned p = 0; p < nplace; p++)
+			for (unsigned k = 0; k < nvar; k++) {
+				rows[nrows++] = (struct bulk_row){ var[k].name, placements[p].name,
+								   var[k].mode < 0 ? "-" : pcb_install_name(var[k].mode),
+								   var[k].batch, 0, 0, 0, 0, true, 0 };
 			}
-			rows[nrows++] = (struct bulk_row){ "transport", pn, "-", 0, g, 0, 0, 0, true };
-			if ((rc = run_bulk_bare(true, rcpu, scpu, fc.bulk_bytes, &g, why, sizeof(why))) != 0) {
-				pcb_err("floor: bulk bare copy: %s", why);
-				return rc;
-			}
-			rows[nrows++] = (struct bulk_row){ "bare_copy", pn, "copy", PCB_MAX_RUN_PAGES, g, npages / PCB_MAX_RUN_PAGES,
-							   npages, 0, true };
-			static const struct { int mode; unsigned batch; } inst[] = {
-				{ PCB_INSTALL_COPY, 1 }, { PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
-				{ PCB_INSTALL_MOVE, 1 }, { PCB_INSTALL_MOVE, PCB_MAX_RUN_PAGES },
-				{ PCB_INSTALL_CONTINUE, 1 }, { PCB_INSTALL_CONTINUE, PCB_MAX_RUN_PAGES },
-			};
-			for (unsigned k = 0; k < sizeof(inst) / sizeof(inst[0]); k++) {
-				struct pcb_result res;
-				rc = run_pcbench(&fc, "sequential", inst[k].mode, inst[k].batch, rcpu, rcpu, rcpu, scpu, npages, 0.0,
-						 NULL, &res, why, sizeof(why));
-				if (rc) {
-					pcb_err("floor: bulk pcbench --install=%s: %s", pcb_install_name(inst[k].mode), why);
-					return rc;
+		/* repetitions outermost: drift (and the cost of never-touched memory) spread over every variant */
+		for (unsigned rep = 0; rep < fc.bulk_reps; rep++)
+			for (unsigned p = 0; p < nplace; p++) {
+				int rcpu = 0, scpu = p ? 1 : 0;
+				for (unsigned k = 0; k < nvar; k++) {
+					struct bulk_row *row = &rows[p * nvar + k];
+					if (k < 2) {
+						rc = run_bulk_bare(k == 1, rcpu, scpu, fc.bulk_bytes, &g[p][k][rep], why, sizeof(why));
+						if (rc) {
+							pcb_err("floor: bulk %s: %s", var[k].name, why);
+							return rc;
+						}
+						if (k == 1) {
+							row->ioctls = npages / PCB_MAX_RUN_PAGES;
+							row->pages = npages;
+						}
+						continue;
+					}
+					struct pcb_result res;
+					rc = run_pcbench(&fc, "sequential", var[k].mode, var[k].batch, rcpu, rcpu, rcpu, scpu, npages, 0.0,
+							 NULL, &res, why, sizeof(why));
+					if (rc) {
+						pcb_err("floor: bulk pcbench --install=%s: %s", pcb_install_name(var[k].mode), why);
+						return rc;
+					}
+					g[p][k][rep] = res.migration_ns ? (double)(npages << PCB_PAGE_SHIFT) / (double)res.migration_ns : 0;
+					row->ioctls = res.st.inst_bg.ioctls;
+					row->pages = res.st.inst_bg.pages;
+					row->migration_ns += res.migration_ns / fc.bulk_reps;
+					row->install_mpps += res.st.inst_bg.install_ns ?
+						(double)res.st.inst_bg.pages * 1e3 / (double)res.st.inst_bg.install_ns / fc.bulk_reps : 0;
 				}
-				rows[nrows++] = (struct bulk_row){
-					"pcbench", pn, pcb_install_name(inst[k].mode), inst[k].batch,
-					res.migration_ns ? (double)(npages << PCB_PAGE_SHIFT) / (double)res.migration_ns : 0,
-					res.st.inst_bg.ioctls, res.st.inst_bg.pages, res.migration_ns, true };
 			}
-		}
+		for (unsigned p = 0; p < nplace; p++)
+			for (unsigned k = 0; k < nvar; k++) {
+				double *v = g[p][k];
+				for (unsigned i = 1; i < fc.bulk_reps; i++)   /* insertion sort, n <= 16 */
+					for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
+						double t = v[j];
+						v[j] = v[j - 1];
+						v[j - 1] = t;
+					}
+				rows[p * nvar + k].gbps = fc.bulk_reps % 2 ? v[fc.bulk_reps / 2]
+									  : (v[fc.bulk_reps / 2 - 1] + v[fc.bulk_reps / 2]) / 2;
+			}
 	}
 
 	/* ---- report ---- */
@@ -713,9 +744,10 @@ int pcb_floor_main(int argc, char **argv)
 	}
 	double best_pcb[2] = { 0, 0 }, transport[2] = { 0, 0 }, bare_copy[2] = { 0, 0 };
 	if (!fc.no_bulk) {
-		printf("\nbulk background pull (%s, no guest accesses; GB/s = 1e9 bytes/s)\n", pcb_fmt_size(fc.bulk_bytes, why, sizeof(why)));
-		printf("  %-6s %-10s %-9s %6s %8s %10s %10s %s\n", "place", "variant", "install", "batch", "GB/s",
-		       "ioctls", "pages", "vs transport");
+		printf("\nbulk background pull (%s, no guest accesses, median of %u; GB/s = 1e9 bytes/s; same = receiver and sender on CPU 0, "
+		       "cross = receiver CPU 0, sender CPU 1)\n", pcb_fmt_size(fc.bulk_bytes, why, sizeof(why)), fc.bulk_reps);
+		printf("  %-6s %-10s %-9s %6s %8s %10s %10s %12s %s\n", "place", "variant", "install", "batch", "GB/s",
+		       "ioctls", "pages", "ioctl Mpg/s", "vs transport");
 		for (unsigned i = 0; i < nrows; i++) {
 			struct bulk_row *b = &rows[i];
 			unsigned p = strcmp(b->placement, "same") ? 1 : 0;
@@ -725,8 +757,8 @@ int pcb_floor_main(int argc, char **argv)
 				bare_copy[p] = b->gbps;
 			if (!strcmp(b->name, "pcbench") && b->gbps > best_pcb[p])
 				best_pcb[p] = b->gbps;
-			printf("  %-6s %-10s %-9s %6u %8.3f %10llu %10llu %11.3f\n", b->placement, b->name, b->install, b->batch,
-			       b->gbps, (unsigned long long)b->ioctls, (unsigned long long)b->pages,
+			printf("  %-6s %-10s %-9s %6u %8.3f %10llu %10llu %12.2f %11.3f\n", b->placement, b->name, b->install, b->batch,
+			       b->gbps, (unsigned long long)b->ioctls, (unsigned long long)b->pages, b->install_mpps,
 			       transport[p] > 0 ? b->gbps / transport[p] : 0);
 		}
 		for (unsigned p = 0; p < nplace; p++) {
@@ -760,6 +792,7 @@ int pcb_floor_main(int argc, char **argv)
 		pcb_json_u64(j, "bulk_bytes", fc.bulk_bytes);
 		pcb_json_u64(j, "bulk_batch_pages", fc.batch);
 		pcb_json_u64(j, "bulk_window", fc.window);
+		pcb_json_u64(j, "bulk_reps", fc.bulk_reps);
 		pcb_json_u64(j, "seed", fc.seed);
 		pcb_json_bool(j, "demand", !fc.no_demand);
 		pcb_json_bool(j, "bulk", !fc.no_bulk);
@@ -797,7 +830,8 @@ int pcb_floor_main(int argc, char **argv)
 				pcb_json_dbl(j, "gb_per_s", rows[i].gbps);
 				pcb_json_u64(j, "install_ioctls", rows[i].ioctls);
 				pcb_json_u64(j, "pages", rows[i].pages);
-				pcb_json_u64(j, "migration_ns", rows[i].migration_ns);
+				pcb_json_u64(j, "migration_ns_mean", rows[i].migration_ns);
+				pcb_json_dbl(j, "install_ioctl_mpages_per_s", rows[i].install_mpps);
 				pcb_json_bool(j, "verified", rows[i].verified);
 				pcb_json_obj_end(j);
 			}

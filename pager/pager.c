@@ -470,13 +470,13 @@ static int bg_wait(struct pcb_pager *p, uint64_t start)
 static ssize_t bg_recvmsg(struct pcb_pager *p, struct iovec *iov, int niov)
 {
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
-	uint64_t start = pcb_now_ns(), t0 = start;
+	uint64_t start = pcb_now_ns();
 	for (;;) {
 		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
 		ssize_t r = recvmsg(c->fd, &m, MSG_DONTWAIT);
 		if (r > 0) {
 			c->bytes_rx += (uint64_t)r;
-			p->st.bg_rx_ns += pcb_now_ns() - t0;
+			p->st.bg_rx_ns += pcb_now_ns() - start;
 			return r;
 		}
 		if (r == 0) {
