@@ -51,7 +51,7 @@ HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 PROGS := pcbench $(if $(wildcard loader/pctrace.c),pctrace)
 
-.PHONY: all deps test unit integ bench clean plots fuzz bench-floor
+.PHONY: all deps test unit integ bench clean plots fuzz bench-floor bench-scale
 all: $(PROGS)
 
 # ---- dependencies (Debian 12) ---------------------------------------------
@@ -196,6 +196,14 @@ bench-floor: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)mkdir -p results && out=results/floor-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV).json && \
 		./pcbench floor --json $$out $(FLOOR_ARGS) && echo "floor: $$out"
+
+# Scale: a 16 GiB guest (needs ~13 GiB free), verified; prints the pager's RSS excluding the guest.
+SCALE_MEM ?= 16G
+bench-scale: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)mkdir -p results && out=results/scale-$(SCALE_MEM)-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV).json && \
+		./pcbench --mem=$(SCALE_MEM) --policy=sequential --workload=random --vcpus=2 --duration=5s --json $$out && \
+		echo "scale: $$out"
 
 clean:
 	rm -rf build build-san pcbench pctrace
