@@ -44,6 +44,7 @@ struct pcb_config {
 	char source[128];            /* pcbench dest: ADDRESS:PORT */
 	char listen[128];            /* pcbench source: ADDRESS:PORT */
 	unsigned sessions;           /* pcbench source */
+	uint64_t precopy_ns;         /* pre-copy phase before switch-over (0 = pure post-copy) */
 	unsigned verbose;
 };
 

@@ -1,6 +1,7 @@
 #include "loader/run.h"
 #include "loader/metrics.h"
 #include "loader/progress.h"
+#include "loader/precopy.h"
 #include "loader/trace.h"
 #include "loader/perf.h"
 #include "common/pin.h"
@@ -48,6 +49,9 @@ struct run {
 	bool local;                  /* --policy=local: no migration */
 	uint8_t *local_region;
 	struct pcb_progress prog;
+	uint8_t *precopy_src;        /* --precopy: the source's memory (shared with the source process) */
+	_Atomic uint64_t *dest_written;
+	struct pcb_precopy_stats pc;
 	struct pcb_pin pin;
 	struct pcb_mem_report mem;
 	uint64_t t_start_ns, t_end_ns;
@@ -81,6 +85,7 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
 			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
 			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
+			.mem = r->precopy_src,
 		};
 		_exit(pcb_source_serve(&sc, lfd));
 	}
@@ -212,6 +217,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "zero_background", s->zero_background);
 	pcb_json_u64(j, "zero_drain", s->zero_drain);
 	pcb_json_u64(j, "eexist_races", s->eexist_demand + s->eexist_background);
+	if (cfg->precopy_ns)
+		pcb_json_u64(j, "precopy", r->npages - r->pc.missing_at_switchover);   /* present at switch-over */
 	pcb_json_u64(j, "eexist_demand", s->eexist_demand);
 	pcb_json_u64(j, "eexist_background", s->eexist_background);
 	pcb_json_obj_end(j);
@@ -310,6 +317,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_obj_end(j);
 
 	pcb_progress_json(&r->prog, j, "progress");
+	if (cfg->precopy_ns)
+		pcb_precopy_json(&r->pc, j, "precopy");
 	pcb_prefetch_json(&r->pf, j, "prefetch");
 	if (r->trace) {
 		pcb_trace_json(r->trace, j, "bpf");
@@ -328,7 +337,12 @@ static void write_json(struct run *r, FILE *fp)
 	for (unsigned i = 0; i < r->ver.nfirst_bad; i++)
 		pcb_json_u64(j, NULL, r->ver.first_bad[i]);
 	pcb_json_arr_end(j);
-	pcb_json_str(j, "method", "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore");
+	pcb_json_str(j, "method", cfg->precopy_ns ?
+		     "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore; "
+		     "pre-copy: the write slot of every page the guest did not write after switch-over equals the source's" :
+		     "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore");
+	if (cfg->precopy_ns)
+		pcb_json_u64(j, "precopy_stale_pages", r->pc.stale_pages);
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_end(j);   /* results */
@@ -405,6 +419,16 @@ static void write_human(struct run *r, FILE *fp)
 	fmt_ns(s->t_guest_done_ns - s->t_switchover_ns, b3, sizeof(b3));
 	fprintf(fp, "  migration   %s (switch-over to last page present); guest ran %s; whole run %s\n", b1, b3, b2);
 	uint64_t zero = s->zero_demand + s->zero_background + s->zero_drain;
+	if (cfg->precopy_ns) {
+		fmt_ns(r->pc.duration_ns, b1, sizeof(b1));
+		fmt_ns(r->pc.stop_ns, b2, sizeof(b2));
+		fprintf(fp, "  precopy     %s, %llu rounds: %llu pages sent, %llu re-sent; at switch-over %llu dirty + %llu never sent "
+			"left missing; guest %llu ops (%llu writes) at the source; vCPUs stopped in %s\n", b1,
+			(unsigned long long)r->pc.rounds, (unsigned long long)r->pc.pages_sent,
+			(unsigned long long)r->pc.pages_resent, (unsigned long long)r->pc.dirty_at_switchover,
+			(unsigned long long)r->pc.never_sent, (unsigned long long)r->pc.guest_ops,
+			(unsigned long long)r->pc.guest_writes, b2);
+	}
 	fprintf(fp, "  pages       %llu: demand %llu, background %llu, drain %llu, zero %llu; EEXIST races %llu\n",
 		(unsigned long long)r->npages, (unsigned long long)s->pages_demand,
 		(unsigned long long)s->pages_background, (unsigned long long)s->pages_drain,
@@ -671,6 +695,10 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	if ((rc = pcb_net_prepare(cfg, &r->net)) != 0)
 		return rc;
 	r->local = !strcmp(cfg->policy, "local");
+	if (r->local && cfg->precopy_ns) {
+		pcb_err("invalid value for --precopy: --policy=local is not a migration");
+		return PCB_EXIT_USAGE;
+	}
 	if (r->local)
 		return run_local_only(r, &prm);
 	struct pcb_progress base = { 0 };
@@ -694,6 +722,22 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		have_base = true;
 	}
 
+	if (cfg->precopy_ns) {
+		if (r->net.remote) {
+			pcb_err("invalid value for --precopy: the guest runs at the source only when pcbench forks it (not with pcbench dest)");
+			return PCB_EXIT_USAGE;
+		}
+		if (strcmp(cfg->install, "copy")) {
+			pcb_err("invalid value for --install: '%s' (--precopy installs with copy)", cfg->install);
+			return PCB_EXIT_USAGE;
+		}
+		r->precopy_src = pcb_precopy_source_mem(&r->im, r->npages);
+		r->dest_written = calloc((r->npages + 63) / 64, sizeof(uint64_t));
+		if (!r->precopy_src || !r->dest_written) {
+			pcb_err("out of memory for the source's memory (--precopy)");
+			return PCB_EXIT_OSERR;
+		}
+	}
 	if (r->net.remote)
 		r->port = r->net.port;   /* pcbench dest: the source runs elsewhere */
 	else if ((rc = fork_source(r, why, sizeof(why))) != 0) {
@@ -732,6 +776,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		.duration_ns = cfg->duration_ns, .ops_limit = cfg->ops, .first_touch = r->first_touch,
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = cfg->record[0] != 0,
 		.kvm = !strcmp(cfg->guest, "kvm"),
+		.precopy_region = r->precopy_src, .dest_written = r->dest_written,
 	};
 	rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
 	if (rc) {
@@ -775,13 +820,26 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		snprintf(r->trace_why, sizeof(r->trace_why), "disabled with --trace=off");
 	}
 
+	if (cfg->precopy_ns) {
+		/* the guest runs at the source while pages are pre-copied; returns with the vCPUs stopped */
+		rc = pcb_precopy_run(r->pager, r->guest, r->precopy_src, r->npages, cfg->precopy_ns, &r->pc, why, sizeof(why));
+		if (rc) {
+			pcb_err("%s", why);
+			reap_source(r, true);
+			fflush(NULL);
+			_exit(rc);   /* vCPUs are parked on a gate that will not open */
+		}
+	}
 	/* switch-over */
 	if ((rc = pcb_pager_start(r->pager)) != 0) {
 		pcb_err("cannot start the pager threads");
 		return rc;
 	}
 	pcb_pager_stats(r->pager, &r->ps);
-	pcb_guest_go(r->guest, r->ps.t_switchover_ns);
+	if (cfg->precopy_ns)
+		pcb_guest_resume(r->guest, r->ps.t_switchover_ns);
+	else
+		pcb_guest_go(r->guest, r->ps.t_switchover_ns);
 	while (pcb_guest_running(r->guest)) {
 		rc = pcb_pager_poll(r->pager, 20, why, sizeof(why));
 		if (rc < 0)
@@ -789,6 +847,10 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	}
 	pcb_pager_guest_done(r->pager);
 	pcb_guest_join(r->guest);
+	for (unsigned v = 0; cfg->precopy_ns && v < cfg->vcpus; v++) {
+		r->pc.guest_ops += pcb_guest_result(r->guest, v)->precopy_ops;
+		r->pc.guest_writes += pcb_guest_result(r->guest, v)->precopy_writes;
+	}
 	if (pcb_guest_error(r->guest)) {
 		r->exit_code = PCB_EXIT_SOFTWARE;
 		snprintf(r->error, sizeof(r->error), "%s", pcb_guest_error(r->guest));
@@ -809,6 +871,14 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		snprintf(r->error, sizeof(r->error), "%s", why);
 	} else {
 		r->verified = true;
+		if (r->precopy_src) {
+			/* pages written at the source must carry the source's last write */
+			r->pc.stale_pages = pcb_precopy_check(pcb_pager_region(r->pager), r->precopy_src, r->npages, r->dest_written,
+							   r->ver.first_bad, &r->ver.nfirst_bad, 8);
+			r->ver.pages_corrupt += r->pc.stale_pages;
+			if (r->ver.pages_verified >= r->pc.stale_pages)
+				r->ver.pages_verified -= r->pc.stale_pages;
+		}
 	}
 	if (r->trace)
 		pcb_trace_stop(r->trace);

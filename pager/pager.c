@@ -1158,6 +1158,39 @@ static void stop_signal_handler(int sig)
 	(void)sig;   /* only interrupts a blocking read() (no SA_RESTART) */
 }
 
+int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data)
+{
+	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || page >= p->cfg.npages)
+		return -EINVAL;
+	if (pcb_ps_present(&p->ps, page)) {
+		/* a re-send: the page is ours and mapped; overwrite it */
+		if (data)
+			memcpy(page_addr(p, page), data, PCB_PAGE_SIZE);
+		else
+			memset(page_addr(p, page), 0, PCB_PAGE_SIZE);
+		return 0;
+	}
+	struct pcb_install_stats scratch = { 0 };
+	int r = pcb_install_one(&p->in, page, data, &scratch);
+	if (r < 0)
+		return r;
+	pcb_ps_set_present(&p->ps, page);   /* before switch-over: not a completion event */
+	return 0;
+}
+
+int pcb_pager_precopy_drop(struct pcb_pager *p, uint64_t page)
+{
+	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || page >= p->cfg.npages)
+		return -EINVAL;
+	if (!pcb_ps_present(&p->ps, page))
+		return 0;
+	/* zap it: the next access is a userfaultfd MISSING fault again */
+	if (madvise(page_addr(p, page), PCB_PAGE_SIZE, MADV_DONTNEED) < 0)
+		return -errno;
+	pcb_ps_clear_present(&p->ps, page);
+	return 0;
+}
+
 int pcb_pager_start(struct pcb_pager *p)
 {
 	static atomic_bool handler_set;
@@ -1167,6 +1200,8 @@ int pcb_pager_start(struct pcb_pager *p)
 		sigaction(PCB_STOP_SIGNAL, &sa, NULL);
 	}
 	p->st.t_switchover_ns = pcb_now_ns();
+	if (pcb_ps_complete(&p->ps))   /* pre-copy left nothing missing */
+		atomic_store(&p->t_complete, p->st.t_switchover_ns);
 	if (pthread_create(&p->demand_th, NULL, demand_thread, p) != 0)
 		return PCB_EXIT_OSERR;
 	if (pthread_create(&p->bg_th, NULL, bg_thread, p) != 0) {

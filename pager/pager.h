@@ -101,6 +101,13 @@ const struct pcb_uffd_info *pcb_pager_uffd_info(struct pcb_pager *p);
  * fault message from it is read (before the page is installed). */
 void pcb_pager_register_vcpu(struct pcb_pager *p, unsigned vcpu, pid_t tid);
 const _Atomic uint64_t *pcb_pager_vcpu_faults(struct pcb_pager *p, unsigned vcpu);
+/* Pre-copy (--precopy), only before pcb_pager_start (no pager thread runs):
+ * put a page's current content (data; NULL = all zero) into the region --
+ * installed if missing, overwritten if already there (a re-send) -- or drop
+ * a page whose copy went stale so that it is missing again at switch-over.
+ * Only with install mode copy.  0 or -errno. */
+int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data);
+int pcb_pager_precopy_drop(struct pcb_pager *p, uint64_t page);
 /* Switch-over: start the threads. */
 int pcb_pager_start(struct pcb_pager *p);
 /* The guest has stopped: pull whatever is still missing ("drain"). */

@@ -40,6 +40,15 @@ static inline bool pcb_ps_set_present(struct pcb_pagestate *ps, uint64_t page)
 	atomic_fetch_add_explicit(&ps->npresent, 1, memory_order_acq_rel);
 	return true;
 }
+/* Make a present page missing again (pre-copy, before the pager runs); true if it was present. */
+static inline bool pcb_ps_clear_present(struct pcb_pagestate *ps, uint64_t page)
+{
+	uint64_t m = 1ull << (page & 63);
+	if (!(atomic_fetch_and_explicit(&ps->present[page >> 6], ~m, memory_order_acq_rel) & m))
+		return false;
+	atomic_fetch_sub_explicit(&ps->npresent, 1, memory_order_acq_rel);
+	return true;
+}
 static inline bool pcb_ps_complete(const struct pcb_pagestate *ps)
 {
 	return atomic_load_explicit(&((struct pcb_pagestate *)ps)->npresent, memory_order_acquire) == ps->npages;

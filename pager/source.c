@@ -54,6 +54,27 @@ struct sconn {
 	bool bye;
 };
 
+/* The page as the source holds it: the guest's memory (--precopy: the guest
+ * ran at the source and wrote into it) or the image. */
+static bool src_is_zero(const struct pcb_source_state *st, uint64_t pg)
+{
+	if (!st->cfg->mem)
+		return pcb_image_is_zero(&st->im, pg);
+	const uint64_t *w = (const uint64_t *)(st->cfg->mem + (pg << PCB_PAGE_SHIFT));
+	for (unsigned i = 0; i < PCB_PAGE_WORDS; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+static void src_fill(const struct pcb_source_state *st, uint64_t pg, void *buf)
+{
+	if (st->cfg->mem)
+		memcpy(buf, st->cfg->mem + (pg << PCB_PAGE_SHIFT), PCB_PAGE_SIZE);
+	else
+		pcb_image_fill(&st->im, pg, buf);
+}
+
 static void spin_delay(uint64_t ns)
 {
 	if (!ns)
@@ -95,7 +116,7 @@ static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *d
 	sc->txlen += PCB_HDR_SIZE;
 	if ((type == PCB_MSG_PAGE || type == PCB_MSG_RUN) && !data)
 		for (uint32_t i = 0; i < len / PCB_PAGE_SIZE; i++)
-			pcb_image_fill(&sc->st->im, arg + i, sc->tx + sc->txlen + (size_t)i * PCB_PAGE_SIZE);
+			src_fill(sc->st, arg + i, sc->tx + sc->txlen + (size_t)i * PCB_PAGE_SIZE);
 	else if (len && data)
 		memcpy(sc->tx + sc->txlen, data, len);
 	else if (len)
@@ -128,11 +149,10 @@ static void reject(struct sconn *sc, const char *fmt, ...)
 /* Size of the next frame the head item will produce. */
 static uint32_t item_frame_len(struct sconn *sc, const struct item *it, uint16_t *type, uint64_t *arg)
 {
-	const struct pcb_image *im = &sc->st->im;
 	switch (it->type) {
 	case PCB_MSG_REQ:
 		*arg = it->arg;
-		*type = pcb_image_is_zero(im, it->arg) ? PCB_MSG_ZERO : PCB_MSG_PAGE;
+		*type = src_is_zero(sc->st, it->arg) ? PCB_MSG_ZERO : PCB_MSG_PAGE;
 		return *type == PCB_MSG_PAGE ? PCB_PAGE_SIZE : 0;
 	case PCB_MSG_RANGES:
 		if (it->ri == it->nr) {
@@ -144,13 +164,13 @@ static uint32_t item_frame_len(struct sconn *sc, const struct item *it, uint16_t
 		 * page-aligned and installs it with one ioctl), at most PCB_MAX_RUN_PAGES, or 16 pages
 		 * (64 KiB) on an emulated link so that a demand reply never queues behind a long frame */
 		*arg = it->r[it->ri].first + it->off;
-		if (pcb_image_is_zero(im, *arg)) {
+		if (src_is_zero(sc->st, *arg)) {
 			*type = PCB_MSG_ZERO;
 			return 0;
 		} else {
 			uint64_t left = it->r[it->ri].count - it->off, n = 1;
 			uint64_t max = atomic_load_explicit(&sc->st->link.bps, memory_order_relaxed) ? 16 : PCB_MAX_RUN_PAGES;
-			while (n < left && n < max && !pcb_image_is_zero(im, *arg + n))
+			while (n < left && n < max && !src_is_zero(sc->st, *arg + n))
 				n++;
 			*type = PCB_MSG_RUN;
 			return (uint32_t)(n * PCB_PAGE_SIZE);
@@ -203,7 +223,8 @@ static int item_emit(struct sconn *sc, struct item *it)
 		if (!d)
 			return -1;
 		for (uint64_t i = 0; i < it->count; i++)
-			d[i] = htole64(pcb_image_digest(&st->im, it->arg + i));
+			d[i] = htole64(st->cfg->mem ? pcb_page_digest(st->cfg->mem + ((it->arg + i) << PCB_PAGE_SHIFT))
+						   : pcb_image_digest(&st->im, it->arg + i));
 		r = tx_frame(sc, type, arg, d, len);
 		free(d);
 		return r < 0 ? -1 : 1;

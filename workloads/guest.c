@@ -39,6 +39,9 @@ struct pcb_guest {
 	uint64_t base_ns;
 	atomic_uint running;
 	struct pcb_kvm *kvm;
+	atomic_bool pause;           /* pre-copy: stop at the next op boundary */
+	unsigned parked;
+	bool resumed;
 	unsigned started;
 };
 
@@ -88,51 +91,59 @@ static void record_add(struct pcb_vcpu_result *r, uint64_t *cap, const struct pc
 	r->rec[r->nrec++] = *rec;
 }
 
-static void run_ops(struct vcpu *v)
+/* The loop's own state, carried from the pre-copy phase into the run at the destination. */
+struct loopst {
+	struct pcb_rng rng;
+	uint32_t seq;
+	uint64_t prev;
+};
+
+/* pre: the pre-copy phase -- the guest runs on the source's memory until
+ * pcb_guest_pause(); nothing is timed or recorded, ops are counted apart. */
+static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pre)
 {
 	struct pcb_guest *g = v->g;
 	const struct pcb_guest_cfg *c = &g->cfg;
 	struct pcb_vcpu_result *r = &v->res;
-	struct pcb_rng rng;
-	uint32_t seq = (uint32_t)v->idx << 24;
 	uint64_t wthresh = (uint64_t)(c->write_ratio * 18446744073709551616.0);
 	bool all_writes = c->write_ratio >= 1.0;
-	uint64_t bcap = 0, rcap = 0, prev = 0;
+	uint64_t bcap = 0, rcap = 0;
 	const uint64_t base = g->base_ns;
 
-	if (c->bucket_ns) {
+	if (c->bucket_ns && !pre) {
 		bcap = c->duration_ns ? c->duration_ns / c->bucket_ns + 8 : 1024;
 		r->buckets = calloc(bcap, sizeof(uint64_t));
 		if (!r->buckets)
 			bcap = 0;
 	}
-	pcb_rng_seed(&rng, c->prm.seed, 0x6775657374ull + v->idx);
-	r->t_start_ns = pcb_now_ns();
-	uint64_t deadline = c->duration_ns ? r->t_start_ns + c->duration_ns : UINT64_MAX;
-	uint64_t tlast = r->t_start_ns;
+	uint64_t t_start = pcb_now_ns();
+	if (!pre)
+		r->t_start_ns = t_start;
+	uint64_t deadline = c->duration_ns && !pre ? t_start + c->duration_ns : UINT64_MAX;
+	uint64_t tlast = t_start;
 	for (;;) {
 		uint64_t op_t0 = 0;
 		bool first = true;
 		struct pcb_access acc;
 		do {
-			acc = (struct pcb_access){ .now_ns = tlast - base, .prev = prev };
+			acc = (struct pcb_access){ .now_ns = tlast - base, .prev = ls->prev };
 			c->ops->next(v->ts, &acc);
 			if (acc.kind == PCB_ACC_STOP)
 				goto out;
 			if (acc.think_ns)
 				think(acc.think_ns);
 			uint64_t page = acc.page;
-			uint64_t rnd = pcb_rng_next(&rng);
+			uint64_t rnd = pcb_rng_next(&ls->rng);
 			bool write = acc.kind == PCB_ACC_WRITE ||
 				     (acc.kind == PCB_ACC_AUTO && (all_writes || rnd < wthresh));
 			unsigned k = 1 + (unsigned)((rnd >> 20) % (PCB_STAMP_WORD - 1));
-			volatile uint64_t *w = (volatile uint64_t *)(c->region + (page << PCB_PAGE_SHIFT));
+			volatile uint64_t *w = (volatile uint64_t *)(region + (page << PCB_PAGE_SHIFT));
 			uint64_t a = 0, b = 0;
 
 			uint64_t f0 = atomic_load_explicit(v->faults, memory_order_acquire);
 			uint64_t t0 = pcb_now_ns();
 			if (write) {
-				w[PCB_STAMP_WORD] = pcb_stamp_make(page, ++seq);
+				w[PCB_STAMP_WORD] = pcb_stamp_make(page, ++ls->seq);
 			} else {
 				a = w[0];
 				b = w[k];
@@ -143,38 +154,53 @@ static void run_ops(struct vcpu *v)
 				op_t0 = t0;
 			first = false;
 			tlast = t1;
-			r->accesses++;
+			if (!pre)
+				r->accesses++;
 
 			uint64_t lat = t1 - t0;
-			if (f1 != f0) {
+			if (f1 != f0 && !pre) {
 				r->faults += f1 - f0;
 				r->blocktime_ns += lat;
 				pcb_hist_add(&r->fault_lat, lat);
 			}
 			if (write) {
-				r->writes++;
-				prev = 0;
+				if (pre) {
+					r->precopy_writes++;
+				} else {
+					r->writes++;
+					if (c->dest_written)
+						atomic_fetch_or_explicit(&c->dest_written[page >> 6], 1ull << (page & 63),
+									 memory_order_relaxed);
+				}
+				ls->prev = 0;
 			} else {
-				r->reads++;
-				prev = a;
+				if (!pre)
+					r->reads++;
+				ls->prev = a;
 				if (a != pcb_image_word(c->im, page, 0) || b != pcb_image_word(c->im, page, k)) {
 					if (!r->read_mismatch++)
 						r->first_mismatch_page = page;
 				}
 			}
-			if (c->first_touch && !atomic_load_explicit(&c->first_touch[page], memory_order_relaxed)) {
+			if (!pre && c->first_touch && !atomic_load_explicit(&c->first_touch[page], memory_order_relaxed)) {
 				uint64_t us = (t1 - base) / 1000 + 1;
 				uint32_t val = (us > 0x7fffffff ? 0x7fffffffu : (uint32_t)us) | (f1 != f0 ? PCB_TOUCH_FAULTED : 0);
 				uint32_t zero = 0;
 				atomic_compare_exchange_strong_explicit(&c->first_touch[page], &zero, val,
 									memory_order_relaxed, memory_order_relaxed);
 			}
-			if (c->record) {
+			if (c->record && !pre) {
 				struct pcb_atrace_rec rec = { .t_ns = t1 - base, .page = page, .vcpu = v->idx,
 							     .flags = (write ? PCB_ATRACE_WRITE : 0) | (acc.more ? PCB_ATRACE_MORE : 0) };
 				record_add(r, &rcap, &rec);
 			}
 		} while (acc.more);
+		if (pre) {
+			r->precopy_ops++;
+			if (atomic_load_explicit(&g->pause, memory_order_acquire))
+				break;
+			continue;
+		}
 		pcb_hist_add(&r->op_lat, tlast - op_t0);
 		if (!r->ops++)
 			r->t_first_op_ns = tlast;
@@ -184,7 +210,26 @@ static void run_ops(struct vcpu *v)
 			break;
 	}
 out:
-	r->t_end_ns = pcb_now_ns();
+	if (!pre)
+		r->t_end_ns = pcb_now_ns();
+}
+
+static void run_ops(struct vcpu *v)
+{
+	struct pcb_guest *g = v->g;
+	struct loopst ls = { .seq = (uint32_t)v->idx << 24 };
+	pcb_rng_seed(&ls.rng, g->cfg.prm.seed, 0x6775657374ull + v->idx);
+	if (g->cfg.precopy_region) {
+		run_loop(v, &ls, g->cfg.precopy_region, true);
+		/* switch-over: park until the destination is ready */
+		pthread_mutex_lock(&g->lock);
+		g->parked++;
+		pthread_cond_broadcast(&g->cond);
+		while (!g->resumed)
+			pthread_cond_wait(&g->cond, &g->lock);
+		pthread_mutex_unlock(&g->lock);
+	}
+	run_loop(v, &ls, g->cfg.region, false);
 }
 
 static void *vcpu_main(void *arg)
@@ -251,6 +296,11 @@ int pcb_guest_create(const struct pcb_guest_cfg *cfg, const _Atomic uint64_t *co
 		}
 	}
 	if (cfg->kvm) {
+		if (cfg->precopy_region) {
+			snprintf(why, whylen, "invalid value for --precopy: the KVM guest has no pre-copy phase (use --guest=process)");
+			pcb_guest_destroy(g);
+			return PCB_EXIT_USAGE;
+		}
 		if (cfg->record) {
 			snprintf(why, whylen, "invalid value for --record: the KVM guest does not record its accesses");
 			pcb_guest_destroy(g);
@@ -308,6 +358,24 @@ void pcb_guest_go(struct pcb_guest *g, uint64_t base_ns)
 	pthread_mutex_lock(&g->lock);
 	g->base_ns = base_ns;
 	g->go = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void pcb_guest_pause(struct pcb_guest *g)
+{
+	atomic_store(&g->pause, true);
+	pthread_mutex_lock(&g->lock);
+	while (g->parked < g->n && g->parked + (g->n - atomic_load(&g->running)) < g->n)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void pcb_guest_resume(struct pcb_guest *g, uint64_t base_ns)
+{
+	pthread_mutex_lock(&g->lock);
+	g->base_ns = base_ns;
+	g->resumed = true;
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
 }

@@ -156,6 +156,10 @@ struct pcb_guest_cfg {
 	uint64_t bucket_ns;          /* progress: ops completed per bucket of this length (0: off) */
 	bool record;                 /* keep every access for --record */
 	bool kvm;                    /* run the vCPUs inside a KVM virtual machine (workloads/kvm/) */
+	/* --precopy: the guest first runs on this memory (the source's) until
+	 * pcb_guest_pause(), then on region after pcb_guest_resume() */
+	uint8_t *precopy_region;
+	_Atomic uint64_t *dest_written;  /* optional bitmap: pages written at the destination */
 	/* First touch of each page by any vCPU (optional): µs since switch-over
 	 * plus one in bits 0..30, bit 31 set if that touch faulted; 0 = never touched. */
 	_Atomic uint32_t *first_touch;
@@ -167,6 +171,7 @@ struct pcb_vcpu_result {
 	pid_t tid;
 	int cpu_start, cpu_end;      /* placement */
 	uint64_t ops, reads, writes, accesses;
+	uint64_t precopy_ops, precopy_writes;   /* while running at the source (--precopy) */
 	uint64_t faults;             /* accesses during which the pager read a fault message from this thread */
 	uint64_t blocktime_ns;       /* sum of those accesses' latency */
 	uint64_t read_mismatch;      /* reads that did not match the image */
@@ -195,6 +200,11 @@ pid_t pcb_guest_tid(struct pcb_guest *g, unsigned vcpu);   /* valid after start 
 /* Release the vCPUs; base_ns is the switch-over time (for first-touch times). */
 void pcb_guest_go(struct pcb_guest *g, uint64_t base_ns);
 unsigned pcb_guest_running(struct pcb_guest *g);          /* vCPUs not yet finished */
+/* --precopy switch-over: stop every vCPU at its next op boundary and wait
+ * until all are parked; then resume them on the destination region with
+ * base_ns = switch-over. */
+void pcb_guest_pause(struct pcb_guest *g);
+void pcb_guest_resume(struct pcb_guest *g, uint64_t base_ns);
 void pcb_guest_join(struct pcb_guest *g);
 const struct pcb_vcpu_result *pcb_guest_result(struct pcb_guest *g, unsigned vcpu);
 /* All vCPUs' recorded accesses merged in time order (after join).  0 or -errno. */

@@ -1,0 +1,343 @@
+/* Pre-copy phase (see precopy.h). */
+#include "loader/precopy.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "pager/uffd.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/userfaultfd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Debian 12's headers predate PAGEMAP_SCAN (Linux 6.7). */
+#ifndef PAGEMAP_SCAN
+#define PAGE_IS_WPALLOWED (1 << 0)
+#define PAGE_IS_WRITTEN (1 << 1)
+struct page_region {
+	__u64 start, end, categories;
+};
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+struct pm_scan_arg {
+	__u64 size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	__u64 category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+
+#define NVEC 4096
+
+struct pc {
+	struct pcb_pager *p;
+	uint8_t *src;
+	uint64_t npages;
+	int uffd, pagemap;
+	struct page_region *vec;
+	struct pcb_precopy_stats *st;
+};
+
+uint8_t *pcb_precopy_source_mem(const struct pcb_image *im, uint64_t npages)
+{
+	uint8_t *m = mmap(NULL, npages * PCB_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	for (uint64_t pg = 0; pg < npages; pg++)
+		pcb_image_fill(im, pg, m + pg * PCB_PAGE_SIZE);
+	return m;
+}
+
+/* PAGEMAP_SCAN for written pages in [first, first+count); with protect, they
+ * are write-protected again (atomically with the report).  Calls fn for every
+ * written run.  Returns pages reported or -errno. */
+static int64_t scan(struct pc *c, uint64_t first, uint64_t count, bool protect,
+		    int (*fn)(struct pc *, uint64_t, uint64_t, void *), void *arg)
+{
+	uint64_t start = (uintptr_t)(c->src + first * PCB_PAGE_SIZE), end = start + count * PCB_PAGE_SIZE;
+	int64_t total = 0;
+	uint64_t done_to = start;   /* the kernel may report a run again when a scan stops early: skip what was handled */
+	while (start < end) {
+		struct pm_scan_arg a = {
+			.size = sizeof(a), .flags = PM_SCAN_CHECK_WPASYNC | (protect ? PM_SCAN_WP_MATCHING : 0),
+			.start = start, .end = end, .vec = (uintptr_t)c->vec, .vec_len = NVEC,
+			.category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+		};
+		long n = ioctl(c->pagemap, PAGEMAP_SCAN, &a);
+		c->st->scans++;
+		if (n < 0)
+			return -errno;
+		for (long i = 0; i < n; i++) {
+			uint64_t rs = c->vec[i].start > done_to ? c->vec[i].start : done_to, re = c->vec[i].end;
+			if (re <= rs)
+				continue;
+			done_to = re;
+			uint64_t p0 = (rs - (uintptr_t)c->src) / PCB_PAGE_SIZE;
+			uint64_t pn = (re - rs) / PCB_PAGE_SIZE;
+			total += (int64_t)pn;
+			if (fn) {
+				int r = fn(c, p0, pn, arg);
+				if (r < 0)
+					return r;
+			}
+		}
+		if (a.walk_end <= start)
+			return -EIO;
+		start = a.walk_end > done_to ? a.walk_end : done_to;
+	}
+	return total;
+}
+
+static bool all_zero(const uint8_t *pg)
+{
+	const uint64_t *w = (const uint64_t *)pg;
+	for (unsigned i = 0; i < PCB_PAGE_WORDS; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* Copy pages [first, first+n): re-protect them first (a write from now on
+ * marks them written again), then put their current content. */
+static int copy_run(struct pc *c, uint64_t first, uint64_t n)
+{
+	int64_t r = scan(c, first, n, true, NULL, NULL);
+	if (r < 0)
+		return (int)r;
+	uint8_t buf[PCB_PAGE_SIZE];
+	for (uint64_t pg = first; pg < first + n; pg++) {
+		memcpy(buf, c->src + pg * PCB_PAGE_SIZE, PCB_PAGE_SIZE);
+		int e = pcb_pager_precopy_put(c->p, pg, all_zero(buf) ? NULL : buf);
+		if (e < 0)
+			return e;
+		c->st->pages_sent++;
+	}
+	return 0;
+}
+
+/* A re-send round: one scan reports the pages written since their last copy
+ * and write-protects them again in the same step; then they are copied. */
+struct runs {
+	uint64_t *first, *n;
+	size_t len, cap;
+};
+
+static int collect_cb(struct pc *c, uint64_t first, uint64_t n, void *arg)
+{
+	(void)c;
+	struct runs *r = arg;
+	if (r->len == r->cap) {
+		size_t nc = r->cap ? r->cap * 2 : 1024;
+		uint64_t *a = realloc(r->first, nc * sizeof(uint64_t)), *b = a ? realloc(r->n, nc * sizeof(uint64_t)) : NULL;
+		if (a)
+			r->first = a;
+		if (!a || !b)
+			return -ENOMEM;
+		r->n = b;
+		r->cap = nc;
+	}
+	r->first[r->len] = first;
+	r->n[r->len++] = n;
+	return 0;
+}
+
+static int64_t resend_round(struct pc *c, uint64_t npages, struct runs *rr)
+{
+	rr->len = 0;
+	int64_t r = scan(c, 0, npages, true, collect_cb, rr);
+	if (r < 0)
+		return r;
+	uint8_t buf[PCB_PAGE_SIZE];
+	for (size_t i = 0; i < rr->len; i++)
+		for (uint64_t pg = rr->first[i]; pg < rr->first[i] + rr->n[i]; pg++) {
+			memcpy(buf, c->src + pg * PCB_PAGE_SIZE, PCB_PAGE_SIZE);
+			int e = pcb_pager_precopy_put(c->p, pg, all_zero(buf) ? NULL : buf);
+			if (e < 0)
+				return e;
+			c->st->pages_resent++;
+		}
+	return r;
+}
+
+static int drop_cb(struct pc *c, uint64_t first, uint64_t n, void *arg)
+{
+	(void)arg;
+	for (uint64_t pg = first; pg < first + n; pg++) {
+		int e = pcb_pager_precopy_drop(c->p, pg);
+		if (e < 0)
+			return e;
+	}
+	return 0;
+}
+
+static int wp_setup(struct pc *c, char *why, size_t whylen)
+{
+	c->uffd = -1;
+	struct pcb_uffd_info ui;
+	int fd = pcb_uffd_open(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_WP_UNPOPULATED, &ui,
+			       why, whylen);
+	if (fd < 0)
+		return pcb_exit_for_errno(-fd);
+	c->uffd = fd;
+	uint64_t need = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	if ((ui.features_enabled & need) != need) {
+		snprintf(why, whylen, "--precopy needs userfaultfd WP_ASYNC and WP_HUGETLBFS_SHMEM (kernel 6.7+); this kernel offers %#llx",
+			 (unsigned long long)ui.features_supported);
+		return PCB_EXIT_UNAVAILABLE;
+	}
+	struct uffdio_register reg = { .range = { (uintptr_t)c->src, c->npages * PCB_PAGE_SIZE }, .mode = UFFDIO_REGISTER_MODE_WP };
+	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+		snprintf(why, whylen, "--precopy: UFFDIO_REGISTER (write-protect mode) of the source's memory: %s", strerror(errno));
+		return pcb_exit_for_errno(errno);
+	}
+	struct uffdio_writeprotect wp = { .range = reg.range, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0) {
+		snprintf(why, whylen, "--precopy: UFFDIO_WRITEPROTECT: %s", strerror(errno));
+		return pcb_exit_for_errno(errno);
+	}
+	c->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (c->pagemap < 0) {
+		snprintf(why, whylen, "--precopy: /proc/self/pagemap: %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	/* probe PAGEMAP_SCAN once */
+	int64_t r = scan(c, 0, 1, false, NULL, NULL);
+	if (r < 0) {
+		snprintf(why, whylen, "--precopy: PAGEMAP_SCAN: %s (kernel 6.7+ needed)", strerror((int)-r));
+		return PCB_EXIT_UNAVAILABLE;
+	}
+	return 0;
+}
+
+int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint64_t npages, uint64_t duration_ns,
+		    struct pcb_precopy_stats *st, char *why, size_t whylen)
+{
+	struct pc c = { .p = p, .src = src, .npages = npages, .uffd = -1, .pagemap = -1, .st = st };
+	struct runs rr = { 0 };
+	/* PCB_TEST_PRECOPY_STALE=1: fault injection for the tests -- neither
+	 * re-send nor drop written pages, so stale copies reach the guest; the
+	 * end-to-end check must catch them */
+	bool stale = getenv("PCB_TEST_PRECOPY_STALE") != NULL;
+	memset(st, 0, sizeof(*st));
+	c.vec = calloc(NVEC, sizeof(*c.vec));
+	if (!c.vec) {
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	int rc = wp_setup(&c, why, whylen);
+	if (rc)
+		goto out;
+	uint64_t t0 = pcb_now_ns(), until = t0 + duration_ns;
+	pcb_guest_go(g, t0);
+	/* pass 1: every page in address order, in chunks, as long as time allows */
+	const uint64_t chunk = 256;
+	uint64_t pg = 0;
+	st->rounds = 1;
+	while (pg < npages && pcb_now_ns() < until) {
+		uint64_t n = npages - pg < chunk ? npages - pg : chunk;
+		int e = copy_run(&c, pg, n);
+		if (e < 0) {
+			snprintf(why, whylen, "--precopy: copying pages %llu..%llu: %s", (unsigned long long)pg,
+				 (unsigned long long)(pg + n - 1), strerror(-e));
+			rc = PCB_EXIT_OSERR;
+			goto stop;
+		}
+		pg += n;
+	}
+	st->never_sent = npages - pg;
+	/* re-send rounds over what the first pass covered */
+	while (pcb_now_ns() < until) {
+		if (stale) {
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		int64_t r = resend_round(&c, pg, &rr);
+		if (r < 0) {
+			snprintf(why, whylen, "--precopy: re-send round: %s", strerror((int)-r));
+			rc = PCB_EXIT_OSERR;
+			goto stop;
+		}
+		st->rounds++;
+		if (r < 16) {   /* little dirtied: let the guest run a while before the next round */
+			uint64_t now = pcb_now_ns(), nap = until - now < 5 * PCB_NSEC_PER_MSEC ? until - now : 5 * PCB_NSEC_PER_MSEC;
+			struct timespec ts = { 0, (long)nap };
+			if (now < until)
+				nanosleep(&ts, NULL);
+		}
+	}
+stop:
+	free(rr.first);
+	free(rr.n);
+	uint64_t t_pause = pcb_now_ns();
+	pcb_guest_pause(g);
+	uint64_t t_stopped = pcb_now_ns();
+	st->stop_ns = t_stopped - t_pause;
+	st->duration_ns = t_stopped - t0;
+	if (rc)
+		goto out;
+	/* written since their last copy: stale at the destination, drop them */
+	int64_t d = scan(&c, 0, pg, false, stale ? NULL : drop_cb, NULL);
+	if (d < 0) {
+		snprintf(why, whylen, "--precopy: final scan: %s", strerror((int)-d));
+		rc = PCB_EXIT_OSERR;
+		goto out;
+	}
+	st->dirty_at_switchover = (uint64_t)d;
+	st->missing_at_switchover = st->dirty_at_switchover + st->never_sent;
+out:
+	if (c.uffd >= 0) {
+		struct uffdio_range ur = { (uintptr_t)src, npages * PCB_PAGE_SIZE };
+		ioctl(c.uffd, UFFDIO_UNREGISTER, &ur);
+		close(c.uffd);
+	}
+	if (c.pagemap >= 0)
+		close(c.pagemap);
+	free(c.vec);
+	return rc;
+}
+
+uint64_t pcb_precopy_check(const uint8_t *dst, const uint8_t *src, uint64_t npages, const _Atomic uint64_t *dest_written,
+			   uint64_t *bad, unsigned *nbad, unsigned maxbad)
+{
+	uint64_t n = 0;
+	for (uint64_t pg = 0; pg < npages; pg++) {
+		if (dest_written && ((atomic_load_explicit(&dest_written[pg >> 6], memory_order_relaxed) >> (pg & 63)) & 1))
+			continue;   /* written after switch-over: the destination's own write wins */
+		const uint64_t *a = (const uint64_t *)(dst + pg * PCB_PAGE_SIZE), *b = (const uint64_t *)(src + pg * PCB_PAGE_SIZE);
+		if (a[PCB_STAMP_WORD] != b[PCB_STAMP_WORD]) {
+			if (*nbad < maxbad)
+				bad[(*nbad)++] = pg;
+			n++;
+		}
+	}
+	return n;
+}
+
+void pcb_precopy_json(const struct pcb_precopy_stats *st, struct pcb_json *j, const char *key)
+{
+	pcb_json_obj_begin(j, key);
+	pcb_json_u64(j, "duration_ns", st->duration_ns);
+	pcb_json_u64(j, "rounds", st->rounds);
+	pcb_json_u64(j, "pages_sent", st->pages_sent);
+	pcb_json_u64(j, "pages_resent", st->pages_resent);
+	pcb_json_u64(j, "dirty_at_switchover", st->dirty_at_switchover);
+	pcb_json_u64(j, "never_sent", st->never_sent);
+	pcb_json_u64(j, "missing_at_switchover", st->missing_at_switchover);
+	pcb_json_u64(j, "pagemap_scans", st->scans);
+	pcb_json_u64(j, "vcpu_stop_ns", st->stop_ns);
+	pcb_json_u64(j, "guest_ops_at_source", st->guest_ops);
+	pcb_json_u64(j, "guest_writes_at_source", st->guest_writes);
+	pcb_json_u64(j, "stale_pages", st->stale_pages);
+	pcb_json_str(j, "dirty_tracking", "userfaultfd WP_ASYNC + PAGEMAP_SCAN on the source's memory");
+	pcb_json_str(j, "dirty_at_switchover_policy", "dropped at the destination, fetched by post-copy from the source");
+	pcb_json_str(j, "transfer", "memory to memory (UFFDIO_COPY from the source's shared mapping), not over TCP");
+	pcb_json_obj_end(j);
+}
