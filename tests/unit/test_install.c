@@ -1,0 +1,206 @@
+/* Install paths and their wire format: RUN frames are validated like every
+ * frame (length a whole number of pages, at most PCB_MAX_RUN_PAGES, inside the
+ * image); --install and --pin values parse or are refused naming the value;
+ * the install path of a real userfaultfd region installs a batched RUN
+ * (copy, move, continue) with the right contents and reports every page once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "common/image.h"
+#include "common/pin.h"
+#include "pager/install.h"
+#include "pager/pagestate.h"
+#include "pager/proto.h"
+
+static int validate(uint16_t type, uint32_t len, uint64_t arg, uint64_t npages)
+{
+	char why[256];
+	struct pcb_hdr h = { PCB_PROTO_MAGIC, PCB_PROTO_VERSION, type, len, 0, arg };
+	return pcb_proto_validate(&h, npages, why, sizeof(why));
+}
+
+static void run_frames(void **state)
+{
+	(void)state;
+	assert_int_equal(validate(PCB_MSG_RUN, 4096, 0, 10), 0);
+	assert_int_equal(validate(PCB_MSG_RUN, 10 * 4096, 0, 10), 0);             /* exactly to the end */
+	assert_int_equal(validate(PCB_MSG_RUN, PCB_MAX_RUN_PAGES * 4096, 0, 1000), 0);
+	assert_int_equal(validate(PCB_MSG_RUN, 0, 0, 10), -1);                     /* empty */
+	assert_int_equal(validate(PCB_MSG_RUN, 4095, 0, 10), -1);                  /* not whole pages */
+	assert_int_equal(validate(PCB_MSG_RUN, 4096 + 8, 0, 10), -1);
+	assert_int_equal(validate(PCB_MSG_RUN, (PCB_MAX_RUN_PAGES + 1) * 4096, 0, 1000), -1);
+	assert_int_equal(validate(PCB_MSG_RUN, 2 * 4096, 9, 10), -1);              /* runs past the image */
+	assert_int_equal(validate(PCB_MSG_RUN, 4096, 10, 10), -1);                 /* starts outside */
+	assert_int_equal(validate(PCB_MSG_RUN, 4096, UINT64_MAX, 10), -1);         /* no wrap-around */
+	assert_string_equal(pcb_msg_name(PCB_MSG_RUN), "RUN");
+}
+
+static void install_names(void **state)
+{
+	(void)state;
+	assert_int_equal(pcb_install_parse("copy"), PCB_INSTALL_COPY);
+	assert_int_equal(pcb_install_parse("move"), PCB_INSTALL_MOVE);
+	assert_int_equal(pcb_install_parse("continue"), PCB_INSTALL_CONTINUE);
+	assert_int_equal(pcb_install_parse("Copy"), -1);
+	assert_int_equal(pcb_install_parse(""), -1);
+	assert_string_equal(pcb_install_name(PCB_INSTALL_MOVE), "move");
+	assert_int_equal(pcb_install_register_mode(PCB_INSTALL_CONTINUE),
+			 UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR);
+}
+
+static void pin_parse(void **state)
+{
+	(void)state;
+	struct pcb_pin p;
+	char why[256];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	assert_int_equal(pcb_pin_parse("none", &p, why, sizeof(why)), 0);
+	for (int i = 0; i < PCB_PIN_ROLES; i++)
+		assert_int_equal(p.cpu[i], -1);
+	assert_int_equal(pcb_pin_parse("same", &p, why, sizeof(why)), 0);
+	for (int i = 0; i < PCB_PIN_ROLES; i++)
+		assert_int_equal(p.cpu[i], 0);
+	assert_int_equal(pcb_pin_parse("demand=0,guest=0", &p, why, sizeof(why)), 0);
+	assert_int_equal(p.cpu[PCB_PIN_DEMAND], 0);
+	assert_int_equal(p.cpu[PCB_PIN_GUEST], 0);
+	assert_int_equal(p.cpu[PCB_PIN_SOURCE], -1);
+	assert_int_equal(pcb_pin_parse("vcpu=0", &p, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "vcpu=0"));
+	assert_int_equal(pcb_pin_parse("guest=x", &p, why, sizeof(why)), -1);
+	assert_int_equal(pcb_pin_parse("guest", &p, why, sizeof(why)), -1);
+	char big[64];
+	snprintf(big, sizeof(big), "guest=%ld", ncpu);
+	assert_int_equal(pcb_pin_parse(big, &p, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "does not exist"));
+	if (ncpu >= 2) {
+		assert_int_equal(pcb_pin_parse("split", &p, why, sizeof(why)), 0);
+		assert_int_equal(p.cpu[PCB_PIN_BACKGROUND], 1);
+		assert_int_equal(p.cpu[PCB_PIN_DEMAND], 0);
+	}
+}
+
+/* ---- a real region: install a RUN through each path ---- */
+
+#define NP 300
+struct seen {
+	int count[NP];
+	int res[NP];
+};
+
+static void on_page(void *ctx, uint64_t page, int res)
+{
+	struct seen *s = ctx;
+	s->count[page]++;
+	s->res[page] = res;
+}
+
+static int setup_region(struct pcb_installer *in, struct pcb_pagestate *ps, int mode, unsigned batch)
+{
+	char why[256];
+	struct pcb_uffd_info ui;
+	if (pcb_install_map(in, mode, batch, NP, why, sizeof(why)) != 0)
+		return -1;
+	int fd = pcb_uffd_open(pcb_install_features(mode), &ui, why, sizeof(why));
+	if (fd < 0) {
+		pcb_install_unmap(in);
+		return -2;   /* no userfaultfd here */
+	}
+	if (pcb_uffd_register(fd, in->region, in->len, pcb_install_register_mode(mode), &ui) < 0 ||
+	    pcb_install_check(in, &ui, why, sizeof(why)) < 0) {
+		close(fd);
+		pcb_install_unmap(in);
+		return -2;   /* the kernel lacks this path */
+	}
+	in->uffd = fd;
+	assert_int_equal(pcb_ps_init(ps, NP), 0);
+	in->demanded = ps->demanded;
+	return 0;
+}
+
+static void run_path(int mode, unsigned batch)
+{
+	struct pcb_installer in;
+	struct pcb_pagestate ps;
+	struct pcb_image im;
+	struct pcb_install_stats st = { 0 };
+	static struct seen s;
+	memset(&s, 0, sizeof(s));
+	int r = setup_region(&in, &ps, mode, batch);
+	if (r == -2) {
+		printf("install path %s not available here: not exercised\n", pcb_install_name(mode));
+		return;
+	}
+	assert_int_equal(r, 0);
+	pcb_image_init(&im, 7, NP, 0.0);
+	/* page 5 installed first on the demand path: the RUN must report it as already there */
+	uint8_t one[PCB_PAGE_SIZE];
+	pcb_image_fill(&im, 5, one);
+	assert_int_equal(pcb_install_one(&in, 5, one, &st), 0);
+	/* a RUN of 100 pages at 0 and zero pages 200..249 */
+	struct iovec iov[PCB_MAX_RUN_PAGES];
+	int niov = pcb_install_rx_iov(&in, 0, 100, iov, PCB_MAX_RUN_PAGES);
+	assert_true(niov >= 1);
+	uint64_t pg = 0;
+	for (int k = 0; k < niov; k++)
+		for (size_t off = 0; off < iov[k].iov_len; off += PCB_PAGE_SIZE, pg++)
+			pcb_image_fill(&im, pg, (uint8_t *)iov[k].iov_base + off);
+	assert_int_equal(pg, 100);
+	assert_int_equal(pcb_install_run(&in, 0, 100, &st, on_page, &s), 0);
+	assert_int_equal(pcb_install_zero_run(&in, 200, 50, &st, on_page, &s), 0);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(s.count[i], 1);
+		assert_int_equal(s.res[i], i == 5 ? (mode == PCB_INSTALL_CONTINUE ? 2 : 1) : 0);
+		uint8_t want[PCB_PAGE_SIZE];
+		pcb_image_fill(&im, (uint64_t)i, want);
+		assert_memory_equal(in.region + ((size_t)i << PCB_PAGE_SHIFT), want, PCB_PAGE_SIZE);
+	}
+	for (int i = 200; i < 250; i++) {
+		assert_int_equal(s.count[i], 1);
+		assert_int_equal(s.res[i], 0);
+		const uint64_t *w = (const uint64_t *)(in.region + ((size_t)i << PCB_PAGE_SHIFT));
+		for (unsigned k = 0; k < PCB_PAGE_WORDS; k++)
+			assert_int_equal(w[k], 0);
+	}
+	for (int i = 100; i < 200; i++)
+		assert_int_equal(s.count[i], 0);
+	/* 99 + 50 pages by the batched calls, 1 by the demand install */
+	assert_int_equal(st.pages, 150);
+	if (batch == 1)
+		assert_true(st.ioctls >= 150);
+	else
+		assert_true(st.ioctls <= 8);   /* a few chunks: 0..4, 6..99 (split by the EEXIST/owned page), 200..249 */
+	close(in.uffd);
+	pcb_install_unmap(&in);
+	pcb_ps_free(&ps);
+}
+
+static void copy_batched(void **state) { (void)state; run_path(PCB_INSTALL_COPY, 128); }
+static void copy_unbatched(void **state) { (void)state; run_path(PCB_INSTALL_COPY, 1); }
+static void move_batched(void **state) { (void)state; run_path(PCB_INSTALL_MOVE, 128); }
+static void move_unbatched(void **state) { (void)state; run_path(PCB_INSTALL_MOVE, 1); }
+static void continue_batched(void **state) { (void)state; run_path(PCB_INSTALL_CONTINUE, 128); }
+static void continue_unbatched(void **state) { (void)state; run_path(PCB_INSTALL_CONTINUE, 1); }
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(run_frames),
+		cmocka_unit_test(install_names),
+		cmocka_unit_test(pin_parse),
+		cmocka_unit_test(copy_batched),
+		cmocka_unit_test(copy_unbatched),
+		cmocka_unit_test(move_batched),
+		cmocka_unit_test(move_unbatched),
+		cmocka_unit_test(continue_batched),
+		cmocka_unit_test(continue_unbatched),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
