@@ -14,7 +14,7 @@ set grid xtics ytics
 set xlabel "fault latency (µs)"
 set key bottom right
 do for [c = 1:ncombo] {
-	set title combo[c]
+	set title combo[c] noenhanced
 	if (c % gridcols(ncombo) == 1 || gridcols(ncombo) == 1) { set ylabel "fraction of faults ≤ x" } else { unset ylabel }
 	plot for [p = 1:npol] datafile("cdf.dat") index ((c - 1) * npol + p - 1) using 1:2 with steps lw 2 \
 		lc rgb polcolor(p) title sprintf("%s (%d faults)", pol[p], int(cdf_n[(c - 1) * npol + p]))

@@ -21,7 +21,7 @@ set yrange [0:*]
 set key top right
 set style fill transparent solid 0.2 noborder
 do for [c = 1:ncombo] {
-	set title combo[c]
+	set title combo[c] noenhanced
 	if (c % gridcols(ncombo) == 1 || gridcols(ncombo) == 1) { set ylabel "guest throughput (M ops/s)" } else { unset ylabel }
 	# the baseline curve only when the experiment has one (an empty gnuplot iteration still plots)
 	basecmd = have_baseline ? sprintf(", datafile('progress.dat') index %d using 1:2 with lines lw 1.2 lc rgb basecolor title '%s (all-local baseline)'", (c - 1) * npa + npol, baseline) : ""

@@ -12,7 +12,7 @@ set style fill solid 0.75 noborder
 do for [p = 1:npol] {
 	do for [c = 1:ncombo] {
 		k = (p - 1) * ncombo + c
-		set title present_title[k]
+		set title present_title[k] noenhanced
 		if (c == 1) { set ylabel "pages present (%)" } else { unset ylabel }
 		if (p == npol) { set xlabel "time after switch-over (ms)" } else { unset xlabel }
 		if (k == 1) { set key } else { unset key }

@@ -7,7 +7,8 @@ set multiplot layout 1, 2 title sprintf("Migration time and blocktime (log scale
 set boxwidth bar_width * 0.92 absolute
 cap = bar_width * 0.18      # half width of the error bar caps
 set xrange [-0.5:ncombo - 0.5]
-eval "set xtics ".combo_xtics
+eval "set xtics noenhanced ".combo_xtics
+if (xtic_lines > 1) { set bmargin 4 }
 set grid noxtics ytics
 # log y: demand paging takes ~10x longer than any background pull; a linear axis would flatten
 # the differences between the background policies

@@ -18,7 +18,7 @@ set label 104 "background pull" at screen 0.5, screen 1 offset char -14, char -2
 set label 105 "●" at screen 0.5, screen 1 offset char 0, char -2.1 left tc rgb "#999999" front
 set label 106 "drain (after the guest stopped)" at screen 0.5, screen 1 offset char 1, char -2.1 left front
 do for [p = 1:npol] {
-	set title map_title[p]
+	set title map_title[p] noenhanced
 	if (p % gridcols(npol) == 1 || gridcols(npol) == 1) { set ylabel "guest address (MiB)" } else { unset ylabel }
 	if (map_ok[p]) {
 		plot datafile("faultmap.dat") index (3 * (p - 1)) using 1:2 with points pt 7 ps 0.08 lc rgb "#56B4E9" notitle, \

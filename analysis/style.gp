@@ -17,7 +17,7 @@ set encoding utf8
 set border 3 lw 0.8
 set tics nomirror out scale 0.6
 set grid ytics lc rgb "#dddddd" lw 0.6 dt 1
-set key noopaque samplen 2 spacing 1.1
+set key noopaque samplen 2 spacing 1.1 noenhanced   # policy names may hold "_" or "^"
 set style fill solid 0.85 border lc rgb "#333333"
 # panel grid for n panels: at most 3 columns
 gridcols(n) = (n < 3 ? n : 3)

@@ -727,9 +727,13 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 	fprintf(m, "baseline = ");
 	gp_str(m, e->job.baseline);
 	fprintf(m, "\ncombo_xtics = \"(");
-	for (unsigned c = 0; c < nc; c++)
-		fprintf(m, "%s\\\"%s\\\" %u", c ? ", " : "", titles[c], c);
-	fprintf(m, ")\"\n");
+	for (unsigned c = 0; c < nc; c++) {
+		if (nl > 1)    /* workload and link on two lines: long names must not run into each other */
+			fprintf(m, "%s\\\"%s\\\\n%s\\\" %u", c ? ", " : "", e->job.workloads[c % nw], e->job.links[c / nw].name, c);
+		else
+			fprintf(m, "%s\\\"%s\\\" %u", c ? ", " : "", titles[c], c);
+	}
+	fprintf(m, ")\"\nxtic_lines = %d\n", nl > 1 ? 2 : 1);
 	fprintf(m, "spread_note = \"bars: median of %u repetitions; error bars: min–max\"\n", e->job.reps);
 
 	/* fig 1: CDF of fault latency from merged histograms: index c*np + p */

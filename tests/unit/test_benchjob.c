@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <glob.h>
 #include "common/util.h"
 #include "loader/benchjob.h"
 
@@ -189,6 +190,14 @@ static void shipped_configs_parse(void **state)
 {
 	(void)state;
 	/* every job file shipped in configs/ must be valid (tests run from the repository root) */
+	glob_t g;
+	assert_int_equal(glob("configs/*.conf", 0, NULL, &g), 0);
+	assert_true(g.gl_pathc >= 1);
+	for (size_t i = 0; i < g.gl_pathc; i++)
+		if (pcb_job_load(g.gl_pathv[i], &job, why, sizeof(why)) != 0)
+			fail_msg("%s", why);
+	globfree(&g);
+	/* the default experiment compares at least 3 policies on at least 3 workloads, 3+ reps */
 	assert_int_equal(pcb_job_load("configs/default.conf", &job, why, sizeof(why)), 0);
 	assert_true(job.npolicies >= 3);
 	assert_true(job.nworkloads >= 3);
