@@ -17,7 +17,8 @@ npa = npol + have_baseline
 set multiplot layout gridrows(ncombo), gridcols(ncombo) title \
 	sprintf("Guest throughput after switch-over (%g ms buckets; median of %d repetitions, band: min–max)", progress_bucket_ms, nrep) font ",9"
 set xlabel "time after switch-over (ms)"
-set yrange [0:*]
+set xrange [0:progress_xmax]
+set yrange [0:progress_ymax]
 set key top right
 set style fill transparent solid 0.2 noborder
 do for [c = 1:ncombo] {

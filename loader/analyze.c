@@ -970,7 +970,7 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 				snprintf(why, whylen, "out of memory");
 			return PCB_EXIT_OSERR;
 		}
-		double disp_ms = NAN;
+		double disp_ms = NAN, pxmax = 0, pymax = 0;
 		for (unsigned c = 0; c < nc; c++)
 			for (unsigned p = 0; p < npa; p++) {
 				unsigned w = c % nw, l = c / nw;
@@ -1017,7 +1017,12 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 						v[i] = sum / (disp_ms / 1e3) / 1e6;
 					}
 					struct pcb_spread s = pcb_spread_of(v, used);
-					fprintf(f, "%.3f %.6g %.6g %.6g\n", ((double)b + (double)k / 2) * bucket_ms, s.median, s.min, s.max);
+					double t = ((double)b + (double)k / 2) * bucket_ms;
+					fprintf(f, "%.3f %.6g %.6g %.6g\n", t, s.median, s.min, s.max);
+					if (t > pxmax)
+						pxmax = t;
+					if (s.n && s.max > pymax)
+						pymax = s.max;
 				}
 				fprintf(f, "\n\n");
 				ok[c * npa + p] = 1;
@@ -1027,6 +1032,8 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 		free(ok);
 		fprintf(m, "have_progress = 1\nhave_baseline = %d\nprogress_bucket_ms = %g\n", e->job.baseline[0] ? 1 : 0,
 			isnan(disp_ms) ? 0 : disp_ms);
+		/* fixed ranges: a panel whose runs all failed is drawn empty instead of failing */
+		fprintf(m, "progress_xmax = %g\nprogress_ymax = %g\n", pxmax > 0 ? pxmax : 1, pymax > 0 ? pymax * 1.05 : 1);
 	} else {
 		fprintf(m, "have_progress = 0\nhave_baseline = %d\n", e->job.baseline[0] ? 1 : 0);
 		fprintf(m, "progress_why = \"The result files of this experiment carry no results.progress (guest\\n"

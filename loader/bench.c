@@ -51,8 +51,10 @@ static void usage(FILE *f)
 		"  --fresh         always start a new directory\n"
 		"  --dry-run       print the runs and exit\n"
 		"analyze regenerates results.csv, summary.* and plotdata/ from DIR without running anything.\n"
-		"Exit codes: 0 all runs ok; the exit code of the first failed run if any failed; 64 bad\n"
-		"option; 65 bad job file; 71 I/O error; 130 interrupted (resume by running the same command).\n");
+		"Exit codes: 0 all runs ok; if a run failed, the exit code of the first failed run (124: killed\n"
+		"after run_timeout; 128+N: killed by signal N); 64 bad option; 65 bad job file; 71 I/O error;\n"
+		"130 interrupted (resume by running the same command).  A complete directory is never reused:\n"
+		"running a finished experiment again starts a new directory.\n");
 }
 
 static int mkdir_p(const char *path)
