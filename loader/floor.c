@@ -5,6 +5,8 @@
  * latency = CLOCK_MONOTONIC around the access, as in the guest):
  *   uffd      bare userfaultfd round trip: a handler thread blocked in read()
  *             on the uffd, UFFDIO_COPY of a prepared page, resume;
+ *   uffd_process  the same handler in its own process, the uffd passed to it
+ *             over a unix socket (SCM_RIGHTS): what a pager process costs;
  *   tcp/unix  bare end to end: the same handler sends the 8-byte page index
  *             to a minimal page server process and receives 4 KiB back
  *             (blocking send/recv, TCP_NODELAY), then UFFDIO_COPY;
@@ -63,9 +65,10 @@ struct floor_cfg {
 	bool no_bulk, no_demand;
 };
 
-enum { V_UFFD, V_TCP, V_UNIX, V_PCB, NV };
-static const char *const vname[NV] = { "bare_uffd", "bare_tcp", "bare_unix", "pcbench_tcp" };
-static const char *const vlabel[NV] = { "bare uffd round trip", "bare end-to-end TCP", "bare end-to-end unix",
+enum { V_UFFD, V_UFFD_PROC, V_TCP, V_UNIX, V_PCB, NV };
+static const char *const vname[NV] = { "bare_uffd", "bare_uffd_process", "bare_tcp", "bare_unix", "pcbench_tcp" };
+static const char *const vlabel[NV] = { "bare uffd round trip", "bare uffd, handler process", "bare end-to-end TCP",
+					 "bare end-to-end unix",
 					 "pcbench pager (TCP)" };
 struct placement {
 	const char *name;
@@ -275,12 +278,74 @@ static int bare_uffd(uint8_t **region, uint64_t npages, char *why, size_t whylen
 	return uffd;
 }
 
+/* The handler in its own process (Firecracker's and the original proposal's
+ * model): it receives the userfaultfd over a unix socket (SCM_RIGHTS) and
+ * installs from its own memory into the guest's.  Returns the child or -1. */
+static pid_t fork_handler_process(int cpu, uint64_t n, int *sock_out)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid > 0) {
+		close(sv[1]);
+		*sock_out = sv[0];
+		return pid;
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	prctl(PR_SET_NAME, "pcbench-floorpgr");
+	close(sv[0]);
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	uint64_t region;
+	struct iovec iov = { &region, sizeof(region) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	if (recvmsg(sv[1], &m, 0) != (ssize_t)sizeof(region))
+		_exit(PCB_EXIT_OSERR);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		_exit(PCB_EXIT_OSERR);
+	int uffd;
+	memcpy(&uffd, CMSG_DATA(c), sizeof(int));
+	static uint64_t page[PCB_PAGE_WORDS] __attribute__((aligned(4096)));
+	struct bare b = { .uffd = uffd, .sock = -1, .region = (uint8_t *)(uintptr_t)region, .n = n, .cpu = cpu,
+			  .page = (uint8_t *)page };
+	bare_handler(&b);
+	_exit(b.err ? PCB_EXIT_OSERR : 0);
+}
+
+static int send_uffd(int sock, int uffd, uint8_t *region)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	memset(cbuf, 0, sizeof(cbuf));
+	uint64_t r = (uintptr_t)region;
+	struct iovec iov = { &r, sizeof(r) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &uffd, sizeof(int));
+	return sendmsg(sock, &m, 0) == (ssize_t)sizeof(r) ? 0 : -1;
+}
+
 /* One bare demand variant: n faults.  Returns 0 or an exit code. */
 static int run_bare(int variant, const struct placement *pl, uint64_t n, struct pcb_hist *h, char *why, size_t whylen)
 {
-	int sv[2] = { -1, -1 }, lfd = -1;
-	pid_t srv = -1;
-	if (variant == V_UNIX) {
+	int sv[2] = { -1, -1 }, lfd = -1, hsock = -1;
+	pid_t srv = -1, hproc = -1;
+	if (variant == V_UFFD_PROC) {
+		hproc = fork_handler_process(pl->handler, n, &hsock);
+		if (hproc < 0) {
+			snprintf(why, whylen, "fork handler process: %s", strerror(errno));
+			return PCB_EXIT_OSERR;
+		}
+	} else if (variant == V_UNIX) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 			snprintf(why, whylen, "socketpair: %s", strerror(errno));
 			return PCB_EXIT_OSERR;
@@ -308,28 +373,50 @@ static int run_bare(int variant, const struct placement *pl, uint64_t n, struct 
 	if (uffd < 0) {
 		if (sv[0] >= 0)
 			close(sv[0]);
+		if (hsock >= 0)
+			close(hsock);
 		reap(srv);
+		if (hproc > 0)
+			kill(hproc, SIGKILL);
+		reap(hproc);
 		return pcb_exit_for_errno(-uffd);
 	}
 	static uint64_t page[PCB_PAGE_WORDS] __attribute__((aligned(4096)));
 	struct bare b = { .uffd = uffd, .sock = sv[0], .region = region, .n = n, .cpu = pl->handler, .page = (uint8_t *)page };
 	struct faulter f = { .region = region, .first = 0, .n = n, .cpu = pl->guest, .h = h };
 	pthread_t th, fh;
-	pthread_create(&th, NULL, bare_handler, &b);
-	faulter_start(&f, &fh);
-	/* uffd-only: word 0 of the installed page must be the index, as in the served page */
-	if (variant == V_UFFD) {
-		/* the one prepared page carries no index: the handler copies it as is */
-		f.bad = 0;
-	}
-	faulter_go(&f);
-	pthread_join(fh, NULL);
-	pthread_join(th, NULL);
 	int rc = 0;
-	if (b.err) {
+	if (variant == V_UFFD_PROC) {
+		if (send_uffd(hsock, uffd, region) < 0) {
+			snprintf(why, whylen, "passing the userfaultfd to the handler process: %s", strerror(errno));
+			kill(hproc, SIGKILL);
+			rc = PCB_EXIT_OSERR;
+		}
+	} else {
+		pthread_create(&th, NULL, bare_handler, &b);
+	}
+	if (!rc) {
+		faulter_start(&f, &fh);
+		faulter_go(&f);
+		pthread_join(fh, NULL);
+	}
+	if (variant == V_UFFD_PROC) {
+		int st = 0;
+		if (waitpid(hproc, &st, 0) == hproc && !rc && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+			snprintf(why, whylen, "bare %s: the handler process failed (status 0x%x)", vname[variant], st);
+			rc = PCB_EXIT_OSERR;
+		}
+		hproc = -1;
+		close(hsock);
+	} else {
+		pthread_join(th, NULL);
+	}
+	if (rc) {
+		/* reported above */
+	} else if (b.err) {
 		snprintf(why, whylen, "bare %s handler failed: %s", vname[variant], strerror(b.err));
 		rc = PCB_EXIT_OSERR;
-	} else if (variant != V_UFFD && f.bad) {
+	} else if (variant != V_UFFD && variant != V_UFFD_PROC && f.bad) {
 		snprintf(why, whylen, "bare %s: %llu pages with wrong contents", vname[variant], (unsigned long long)f.bad);
 		rc = PCB_EXIT_VERIFY;
 	}
@@ -520,7 +607,8 @@ static void floor_help(FILE *fp)
 		"                     [--no-bulk] [--no-demand] [--json=FILE]\n"
 		"\n"
 		"Measures the floor a pager can reach on this machine and pcbench against it, in one run:\n"
-		"bare userfaultfd round trip, bare end to end over TCP and a unix socket (minimal page\n"
+		"bare userfaultfd round trip (handler thread, and handler process given the uffd over a\n"
+		"unix socket), bare end to end over TCP and a unix socket (minimal page\n"
 		"server), and pcbench's pager for the same faults, each with the faulting thread, handler\n"
 		"and server on one CPU (same) and split over two (cross); then bulk background pull:\n"
 		"the TCP transport alone, a bare batched-UFFDIO_COPY receiver, and pcbench with each\n"
@@ -728,11 +816,11 @@ int pcb_floor_main(int argc, char **argv)
 		printf("\ndemand faults (%llu per row; µs as the faulting thread sees it; same = all on CPU 0, "
 		       "cross = faulting thread CPU 0, handler+server CPU 1)\n",
 		       (unsigned long long)(per_round * fc.rounds));
-		printf("  %-6s %-24s %8s %8s %8s %8s %8s\n", "place", "variant", "min", "p50", "p90", "p99", "p99.9");
+		printf("  %-6s %-27s %8s %8s %8s %8s %8s\n", "place", "variant", "min", "p50", "p90", "p99", "p99.9");
 		for (unsigned p = 0; p < nplace; p++) {
 			for (int v = 0; v < NV; v++) {
 				const struct pcb_hist *h = &hist[p][v];
-				printf("  %-6s %-24s %8.1f %8.1f %8.1f %8.1f %8.1f\n", placements[p].name, vlabel[v],
+				printf("  %-6s %-27s %8.1f %8.1f %8.1f %8.1f %8.1f\n", placements[p].name, vlabel[v],
 				       (double)h->min / 1e3, pct(h, 50), pct(h, 90), pct(h, 99), pct(h, 99.9));
 			}
 			ratio50[p] = pct(&hist[p][V_PCB], 50) / pct(&hist[p][V_TCP], 50);

@@ -28,7 +28,7 @@ dem = r["demand"]
 want = ["same", "cross"] if ncpu >= 2 else ["same"]
 if [x["placement"] for x in dem] != want: errs.append("placements %s" % [x["placement"] for x in dem])
 for x in dem:
-    for v in ("bare_uffd", "bare_tcp", "bare_unix", "pcbench_tcp"):
+    for v in ("bare_uffd", "bare_uffd_process", "bare_tcp", "bare_unix", "pcbench_tcp"):
         h = x[v]
         if h["count"] != 400: errs.append("%s/%s: %d samples, want 400" % (x["placement"], v, h["count"]))
         if not (0 < h["min_ns"] <= h["p50_ns"] <= h["p99_ns"] <= h["max_ns"] * 1.01): errs.append("%s/%s order" % (x["placement"], v))
