@@ -17,8 +17,13 @@ static int cmd_list(void)
 	for (unsigned i = 0; pcb_policies[i]; i++)
 		printf("  %-12s %s\n", pcb_policies[i]->name, pcb_policies[i]->help);
 	printf("workloads:\n");
-	for (unsigned i = 0; pcb_workloads[i]; i++)
-		printf("  %-12s %s\n", pcb_workloads[i]->name, pcb_workloads[i]->help);
+	for (unsigned i = 0; pcb_workloads[i]; i++) {
+		const struct pcb_workload_ops *w = pcb_workloads[i];
+		printf("  %-12s %s%s", w->name, w->help, w->knobs && w->knobs[0].key ? " [--workload-opt" : "");
+		for (const struct pcb_wl_knob *k = w->knobs; k && k->key; k++)
+			printf("%s%s=%s", k == w->knobs ? " " : ",", k->key, k->def[0] ? k->def : "...");
+		printf("%s%s\n", w->knobs && w->knobs[0].key ? "]" : "", w->guest_ts_size ? " (also --guest=kvm)" : "");
+	}
 	return 0;
 }
 

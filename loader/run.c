@@ -398,7 +398,9 @@ static void write_human(struct run *r, FILE *fp)
 	merged_hists(r, &fault, &op);
 
 	fprintf(fp, "pcbench %s (git %s): %s of %s, policy %s, workload %s, %u vCPU%s, seed %llu\n",
-		PCB_VERSION, PCB_GITREV, r->local ? "local baseline (no migration)" : "post-copy migration",
+		PCB_VERSION, PCB_GITREV, r->local ? (strcmp(cfg->guest, "kvm") ? "local baseline (no migration)" : "local baseline (no migration), KVM guest")
+			 : strcmp(cfg->guest, "kvm") ? (cfg->precopy_ns ? "pre-copy then post-copy migration" : "post-copy migration")
+						     : "post-copy migration of a KVM guest",
 		pcb_fmt_size(cfg->mem, b1, sizeof(b1)), cfg->policy, cfg->workload,
 		cfg->vcpus, cfg->vcpus > 1 ? "s" : "", (unsigned long long)cfg->seed);
 	fprintf(fp, "  kernel %s, %d CPUs, THP %s\n", r->sys.kernel, r->sys.cpus_online, r->sys.thp_enabled);
