@@ -662,6 +662,15 @@ static int run_local_only(struct run *r, const struct pcb_wl_params *prm)
 	return r->exit_code ? r->exit_code : erc ? erc : erc2;
 }
 
+static void free_precopy(struct run *r)
+{
+	if (r->precopy_src)
+		munmap(r->precopy_src, r->npages * PCB_PAGE_SIZE);
+	free(r->dest_written);
+	r->precopy_src = NULL;
+	r->dest_written = NULL;
+}
+
 int pcb_run_migration(const struct pcb_config *cfg)
 {
 	struct run R = { .cfg = cfg }, *r = &R;
@@ -737,6 +746,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		r->dest_written = calloc((r->npages + 63) / 64, sizeof(uint64_t));
 		if (!r->precopy_src || !r->dest_written) {
 			pcb_err("out of memory for the source's memory (--precopy)");
+			free_precopy(r);
 			return PCB_EXIT_OSERR;
 		}
 	}
@@ -744,6 +754,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		r->port = r->net.port;   /* pcbench dest: the source runs elsewhere */
 	else if ((rc = fork_source(r, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
+		free_precopy(r);
 		return rc;
 	}
 	struct pcb_pager_cfg pc = {
@@ -761,11 +772,13 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	if (rc) {
 		pcb_err("%s", why);
 		reap_source(r, true);
+		free_precopy(r);
 		return rc;
 	}
 	r->first_touch = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (r->first_touch == MAP_FAILED) {
 		pcb_err("out of memory for the first-touch record");
+		free_precopy(r);
 		return PCB_EXIT_OSERR;
 	}
 	const _Atomic uint64_t *faults[PCB_MAX_VCPUS];
@@ -785,10 +798,12 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		pcb_err("%s", why);
 		pcb_pager_destroy(r->pager);
 		reap_source(r, true);
+		free_precopy(r);
 		return rc;
 	}
 	if ((rc = pcb_guest_start(r->guest)) != 0) {
 		pcb_err("cannot start the guest threads");
+		free_precopy(r);
 		return rc;
 	}
 	for (unsigned v = 0; v < cfg->vcpus; v++) {
@@ -935,5 +950,6 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	pcb_guest_destroy(r->guest);
 	pcb_pager_destroy(r->pager);
 	munmap(r->first_touch, r->npages * 4);
+	free_precopy(r);
 	return r->exit_code ? r->exit_code : erc;
 }
