@@ -48,9 +48,9 @@ const struct pcb_option pcb_options[] = {
 	{ "bucket-ms", PCB_OPT_UINT, OFF(bucket_ms), 0, "10", 1, 60000, "guest progress: ops counted per bucket of this many ms" },
 	{ "progress-csv", PCB_OPT_STR, OFF(progress_csv), SZ(progress_csv), "", 0, 0,
 	  "write ops per bucket per vCPU as CSV t_ms,vcpu,ops (default: next to --json as NAME.progress.csv)" },
-	{ "baseline", PCB_OPT_CHOICE, OFF(baseline), SZ(baseline), "none", 0, 0,
-	  "run: first run the same guest with all memory local, then report time back to 95% and lost work against it",
-	  "none|run" },
+	{ "baseline", PCB_OPT_STR, OFF(baseline), SZ(baseline), "none", 0, 0,
+	  "report time back to 95% and lost work against a local run: `run` (run it first, in this invocation) or the "
+	  "progress CSV of an earlier --policy=local run of the same guest", NULL },
 	{ "install", PCB_OPT_CHOICE, OFF(install), SZ(install), "copy", 0, 0,
 	  "how pages enter the guest: copy (UFFDIO_COPY), move (background pages received into staging, UFFDIO_MOVE), "
 	  "continue (memfd guest, pages received into its page cache, UFFDIO_CONTINUE)", "copy|move|continue" },

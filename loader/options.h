@@ -33,7 +33,7 @@ struct pcb_config {
 	char record[4096];           /* write the guest's access sequence here */
 	unsigned bucket_ms;          /* progress bucket */
 	char progress_csv[4096];
-	char baseline[8];            /* none | run */
+	char baseline[4096];         /* none | run | FILE (progress CSV of a --policy=local run) */
 	char install[16];            /* copy|move|continue (pager/install.h) */
 	unsigned install_batch;
 	char pin[128];               /* thread placement (common/pin.h) */

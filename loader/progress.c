@@ -158,6 +158,104 @@ int pcb_progress_csv(const struct pcb_progress *p, const char *path, const char 
 	return -e;
 }
 
+int pcb_progress_load_csv(const char *path, struct pcb_progress *p, struct pcb_progress_meta *m, char *why, size_t whylen)
+{
+	memset(p, 0, sizeof(*p));
+	memset(m, 0, sizeof(*m));
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(why, whylen, "cannot read baseline '%s': %s", path, strerror(errno));
+		return errno == ENOENT || errno == EACCES ? PCB_EXIT_DATAERR : PCB_EXIT_OSERR;
+	}
+	char line[1024];
+	unsigned long long lineno = 0;
+	bool meta = false, header = false;
+	int rc = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (line[0] == '#') {
+			const char *q = strstr(line, "progress: ");
+			if (q && sscanf(q, "progress: policy=%31s workload=%31s seed=%llu vcpus=%u bucket_ms=%u complete_buckets=%llu guest=%15s",
+					m->policy, m->workload, (unsigned long long *)&m->seed, &m->vcpus, &m->bucket_ms,
+					(unsigned long long *)&m->complete_buckets, m->guest) == 7)
+				meta = true;
+			continue;
+		}
+		if (!header) {
+			if (strncmp(line, "t_ms,vcpu,ops", 13)) {
+				snprintf(why, whylen, "%s:%llu: not a pcbench progress CSV (want the header t_ms,vcpu,ops)", path, lineno);
+				rc = PCB_EXIT_DATAERR;
+				goto out;
+			}
+			header = true;
+			if (!meta || !m->vcpus || !m->bucket_ms || m->vcpus > 4096) {
+				snprintf(why, whylen, "%s: no usable '# pcbench ... progress:' line (written by an older pcbench?)", path);
+				rc = PCB_EXIT_DATAERR;
+				goto out;
+			}
+			p->bucket_ns = (uint64_t)m->bucket_ms * PCB_NSEC_PER_MSEC;
+			p->nvcpus = m->vcpus;
+			p->per_vcpu = calloc(m->vcpus, sizeof(*p->per_vcpu));
+			if (!p->per_vcpu) {
+				rc = PCB_EXIT_OSERR;
+				goto out;
+			}
+			continue;
+		}
+		double t;
+		unsigned v;
+		unsigned long long ops;
+		char tail;
+		if (sscanf(line, "%lf,%u,%llu%c", &t, &v, &ops, &tail) < 3 || v >= m->vcpus || t < 0 || t > 1e9) {
+			snprintf(why, whylen, "%s:%llu: bad row (want t_ms,vcpu,ops with vcpu < %u)", path, lineno, m->vcpus);
+			rc = PCB_EXIT_DATAERR;
+			goto out;
+		}
+		uint64_t i = (uint64_t)(t / m->bucket_ms + 0.5);
+		if (i >= p->nbuckets) {
+			uint64_t nb = i + 1;
+			for (unsigned k = 0; k < m->vcpus; k++) {
+				uint64_t *a = realloc(p->per_vcpu[k], nb * sizeof(uint64_t));
+				if (!a) {
+					rc = PCB_EXIT_OSERR;
+					goto out;
+				}
+				memset(a + p->nbuckets, 0, (nb - p->nbuckets) * sizeof(uint64_t));
+				p->per_vcpu[k] = a;
+			}
+			p->nbuckets = nb;
+		}
+		p->per_vcpu[v][i] += ops;
+	}
+	if (!header || !p->nbuckets) {
+		snprintf(why, whylen, "%s: no progress rows", path);
+		rc = PCB_EXIT_DATAERR;
+		goto out;
+	}
+	p->total = calloc(p->nbuckets, sizeof(uint64_t));
+	if (!p->total) {
+		rc = PCB_EXIT_OSERR;
+		goto out;
+	}
+	for (unsigned k = 0; k < m->vcpus; k++)
+		for (uint64_t i = 0; i < p->nbuckets; i++)
+			p->total[i] += p->per_vcpu[k][i];
+	p->ncomplete = m->complete_buckets < p->nbuckets ? m->complete_buckets : p->nbuckets;
+	double sum = 0;
+	for (uint64_t i = 0; i < p->ncomplete; i++)
+		sum += (double)p->total[i];
+	p->mean_per_bucket = p->ncomplete ? sum / (double)p->ncomplete : 0;
+	p->first_work_ns = UINT64_MAX;
+out:
+	fclose(f);
+	if (rc) {
+		if (rc == PCB_EXIT_OSERR && !why[0])
+			snprintf(why, whylen, "%s: out of memory", path);
+		pcb_progress_free(p);
+	}
+	return rc;
+}
+
 void pcb_progress_free(struct pcb_progress *p)
 {
 	for (unsigned v = 0; p->per_vcpu && v < p->nvcpus; v++)

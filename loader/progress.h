@@ -42,6 +42,19 @@ void pcb_progress_json(const struct pcb_progress *p, struct pcb_json *j, const c
 int pcb_progress_csv(const struct pcb_progress *p, const char *path, const char *comment);
 void pcb_progress_free(struct pcb_progress *p);
 
+/* What a progress CSV's '#' line says about the run that wrote it. */
+struct pcb_progress_meta {
+	char policy[32], workload[32];
+	uint64_t seed;
+	unsigned vcpus, bucket_ms;
+	uint64_t complete_buckets;
+	char guest[16];
+};
+/* Read a progress CSV written by pcbench (its '#' line and t_ms,vcpu,ops
+ * rows) into p and m.  0, or PCB_EXIT_DATAERR / PCB_EXIT_OSERR with a
+ * one-line reason naming the file (and line). */
+int pcb_progress_load_csv(const char *path, struct pcb_progress *p, struct pcb_progress_meta *m, char *why, size_t whylen);
+
 /* The local baseline's memory: an anonymous region with every page of the
  * image written in before the guest starts (NULL if out of memory). */
 uint8_t *pcb_local_region(const struct pcb_image *im, uint64_t npages);

@@ -606,9 +606,12 @@ static int write_progress_csv(struct run *r, const struct pcb_progress *p, const
 	progress_csv_path(r->cfg, path, sizeof(path), suffix);
 	if (!path[0] || !p->bucket_ns)
 		return 0;
-	snprintf(comment, sizeof(comment), "pcbench %s (git %s) progress: policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u%s",
+	/* --baseline=FILE reads this line back (pcb_progress_load_csv) */
+	snprintf(comment, sizeof(comment),
+		 "pcbench %s (git %s) progress: policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u complete_buckets=%llu guest=%s%s",
 		 PCB_VERSION, PCB_GITREV, suffix[0] ? "local" : r->cfg->policy, r->cfg->workload,
-		 (unsigned long long)r->cfg->seed, r->cfg->vcpus, r->cfg->bucket_ms, suffix[0] ? " (baseline)" : "");
+		 (unsigned long long)r->cfg->seed, r->cfg->vcpus, r->cfg->bucket_ms, (unsigned long long)p->ncomplete,
+		 r->cfg->guest, suffix[0] ? " (baseline)" : "");
 	int e = pcb_progress_csv(p, path, comment);
 	if (e < 0) {
 		pcb_err("cannot write the progress CSV '%s': %s", path, strerror(-e));
@@ -714,6 +717,25 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		return run_local_only(r, &prm);
 	struct pcb_progress base = { 0 };
 	bool have_base = false;
+	if (strcmp(cfg->baseline, "none") && strcmp(cfg->baseline, "run")) {
+		/* a progress CSV from an earlier --policy=local run of the same guest */
+		struct pcb_progress_meta m;
+		if ((rc = pcb_progress_load_csv(cfg->baseline, &base, &m, why, sizeof(why))) != 0) {
+			pcb_err("--baseline: %s", why);
+			return rc;
+		}
+		const char *bad = strcmp(m.policy, "local") ? "policy" : strcmp(m.workload, cfg->workload) ? "workload" :
+				  m.seed != cfg->seed ? "seed" : m.vcpus != cfg->vcpus ? "vcpus" :
+				  m.bucket_ms != cfg->bucket_ms ? "bucket-ms" : strcmp(m.guest, cfg->guest) ? "guest" : NULL;
+		if (bad) {
+			pcb_err("invalid value for --baseline: '%s' is not a --policy=local run of this guest (its %s differs: "
+				"policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u guest=%s)", cfg->baseline, bad, m.policy,
+				m.workload, (unsigned long long)m.seed, m.vcpus, m.bucket_ms, m.guest);
+			pcb_progress_free(&base);
+			return PCB_EXIT_USAGE;
+		}
+		have_base = true;
+	}
 	if (!strcmp(cfg->baseline, "run")) {
 		struct pcb_guest *bg = NULL;
 		struct pcb_verify bv;

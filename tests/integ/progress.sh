@@ -52,6 +52,29 @@ print("local %.0f ops/bucket; migrated first 100 ms %.0f; lost %d ops (%.1f ms o
 PY
 rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: progress checks"; exit 1; }
-"$P" --baseline=maybe --trace=off >/dev/null 2>"$T/bad.err"; rc=$?
-[ $rc -eq 64 ] && grep -q "'maybe'" "$T/bad.err" || { echo "FAIL: --baseline=maybe: exit $rc"; exit 1; }
+# --baseline=FILE: the progress CSV of the earlier local run (same workload, seed, vCPUs, bucket)
+"$P" --policy=local --workload=zipf --mem=64M --duration=500ms --progress-csv "$T/zl.csv" >/dev/null 2>&1 ||
+	{ echo "FAIL: local zipf run"; exit 1; }
+grep -q "^# .*policy=local workload=zipf seed=1 vcpus=1 bucket_ms=10 complete_buckets=" "$T/zl.csv" ||
+	{ echo "FAIL: the progress CSV does not describe its run: $(head -1 "$T/zl.csv")"; exit 1; }
+"$P" --policy=sequential --workload=zipf --mem=64M --duration=500ms --baseline="$T/zl.csv" --trace=off \
+	--json "$T/zm.json" >"$T/zm.out" 2>&1 || { echo "FAIL: --baseline=FILE run: $(tail -2 "$T/zm.out")"; exit 1; }
+python3 - "$T/zm.json" "$T/zl.csv" <<'PY' || { echo "FAIL: --baseline=FILE metrics"; exit 1; }
+import json, sys, csv
+p = json.load(open(sys.argv[1]))["results"]["progress"]
+rows = [r for r in csv.reader(l for l in open(sys.argv[2]) if not l.startswith("#"))][1:]
+base = {}
+for t, v, o in rows:
+    base[round(float(t) / 10)] = base.get(round(float(t) / 10), 0) + int(o)
+assert isinstance(p["lost_work_ops"], int) and p["baseline_mean_ops_per_bucket"] > 0
+assert p["baseline_total"] == [base[i] for i in range(len(p["baseline_total"]))], "baseline series differs from the CSV"
+print("--baseline=FILE: lost %d ops, back to 95%%: %s" % (p["lost_work_ops"], p["time_to_95pct_of_local_ns"]))
+PY
+"$P" --policy=sequential --workload=zipf --seed=2 --mem=64M --baseline="$T/zl.csv" --trace=off >/dev/null 2>"$T/bad.err"; rc=$?
+[ $rc -eq 64 ] && grep -q "seed differs" "$T/bad.err" || { echo "FAIL: a baseline of another seed: exit $rc $(cat "$T/bad.err")"; exit 1; }
+"$P" --baseline="$T/nothere.csv" --trace=off >/dev/null 2>"$T/bad.err"; rc=$?
+[ $rc -eq 65 ] && grep -q "nothere.csv" "$T/bad.err" || { echo "FAIL: --baseline=missing file: exit $rc"; exit 1; }
+printf 'x,y\n' >"$T/junk.csv"
+"$P" --baseline="$T/junk.csv" --trace=off >/dev/null 2>"$T/bad.err"; rc=$?
+[ $rc -eq 65 ] || { echo "FAIL: --baseline=junk: exit $rc"; exit 1; }
 echo "all checks passed"
