@@ -205,5 +205,22 @@ bench-scale: deps
 		./pcbench --mem=$(SCALE_MEM) --policy=sequential --workload=random --vcpus=2 --duration=5s --json $$out && \
 		echo "scale: $$out"
 
+# ---- fuzzing (libFuzzer, clang) ----------------------------------------------------
+# `make fuzz` runs the network-input fuzzer (tests/fuzz/fuzz_proto.c) for FUZZ_TIME
+# seconds on the seed corpus in tests/fuzz/corpus (new inputs go to build-fuzz/corpus).
+FUZZ_TIME  ?= 60
+FUZZ_FLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -I. -I/usr/include/$(MULTIARCH) -pthread \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SRCS  := pager/proto.c pager/handshake.c pager/source.c pager/link.c common/image.c common/util.c
+build-fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) $(HDRS)
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) -lxxhash -lcrypto -lm
+
+fuzz: build-fuzz/fuzz_proto
+	$(Q)mkdir -p build-fuzz/corpus build-fuzz/crashes
+	$(Q)build-fuzz/fuzz_proto -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 -close_fd_mask=2 \
+		-print_final_stats=1 -artifact_prefix=build-fuzz/crashes/ build-fuzz/corpus tests/fuzz/corpus
+
 clean:
-	rm -rf build build-san pcbench pctrace
+	rm -rf build build-san build-fuzz pcbench pctrace
