@@ -150,10 +150,13 @@ $(BUILD)/pctrace: $(BUILD)/loader/pctrace.o $(BUILD)/libpcb.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Always refreshed (phony): ./pcbench is the binary of the last build variant asked for, so
+# `make test SANITIZE=1` tests the sanitized one and a later `make` restores the plain one.
+.PHONY: pcbench pctrace
 pcbench: $(BUILD)/pcbench
-	$(Q)cp $< $@
+	$(Q)cp $< $@.tmp && mv -f $@.tmp $@
 pctrace: $(BUILD)/pctrace
-	$(Q)cp $< $@
+	$(Q)cp $< $@.tmp && mv -f $@.tmp $@
 
 # ---- tests -----------------------------------------------------------------------
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libpcb.a $(TESTLIB_OBJS)

@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define MAX_CONNS 256
+
 struct pcb_source_state {
 	const struct pcb_source_cfg *cfg;
 	struct pcb_image im;
@@ -24,6 +26,8 @@ struct pcb_source_state {
 	struct pcb_config_wire cw;
 	struct pcb_link link;
 	atomic_int live_conns;
+	pthread_mutex_t conns_lock;       /* fds of live connections, to end them at exit */
+	int conn_fd[MAX_CONNS];
 	atomic_int finished_sessions;
 	atomic_ullong pages_sent, zero_sent, bad_frames, auth_failures, resumes;
 };
@@ -496,6 +500,9 @@ struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg)
 	st->npages = cfg->mem_bytes / PCB_PAGE_SIZE;
 	pcb_image_init(&st->im, cfg->seed, st->npages, cfg->zero_fraction);
 	pcb_link_init(&st->link);
+	pthread_mutex_init(&st->conns_lock, NULL);
+	for (int i = 0; i < MAX_CONNS; i++)
+		st->conn_fd[i] = -1;
 	st->cw = (struct pcb_config_wire){ .mem_bytes = cfg->mem_bytes, .npages = st->npages, .seed = cfg->seed,
 					   .zero_threshold = st->im.zero_threshold, .page_size = PCB_PAGE_SIZE };
 	return st;
@@ -516,13 +523,39 @@ struct conn_arg {
 	int fd;
 };
 
+static void conn_slot(struct pcb_source_state *st, int fd, int newfd)
+{
+	pthread_mutex_lock(&st->conns_lock);
+	for (int i = 0; i < MAX_CONNS; i++)
+		if (st->conn_fd[i] == fd) {
+			st->conn_fd[i] = newfd;
+			break;
+		}
+	pthread_mutex_unlock(&st->conns_lock);
+}
+
 static void *conn_thread(void *arg)
 {
 	struct conn_arg a = *(struct conn_arg *)arg;
 	free(arg);
 	pcb_source_serve_conn(a.st, a.fd);
+	conn_slot(a.st, a.fd, -1);
 	atomic_fetch_sub(&a.st->live_conns, 1);
 	return NULL;
+}
+
+/* End every live connection (shutdown wakes its thread) and wait for the
+ * threads, so that the state can be freed. */
+static bool end_conns(struct pcb_source_state *st)
+{
+	pthread_mutex_lock(&st->conns_lock);
+	for (int i = 0; i < MAX_CONNS; i++)
+		if (st->conn_fd[i] >= 0)
+			shutdown(st->conn_fd[i], SHUT_RDWR);
+	pthread_mutex_unlock(&st->conns_lock);
+	for (int i = 0; i < 300 && atomic_load(&st->live_conns) > 0; i++)
+		usleep(10000);
+	return atomic_load(&st->live_conns) == 0;
 }
 
 int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
@@ -558,10 +591,18 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 			continue;
 		}
 		*a = (struct conn_arg){ st, fd };
+		if (atomic_load(&st->live_conns) >= MAX_CONNS) {
+			pcb_warn("source: more than %d connections; refusing one", MAX_CONNS);
+			close(fd);
+			free(a);
+			continue;
+		}
+		conn_slot(st, -1, fd);
 		atomic_fetch_add(&st->live_conns, 1);
 		if (pthread_create(&th, NULL, conn_thread, a) != 0) {
 			pcb_warn("source: cannot start a connection thread; dropping the connection");
 			atomic_fetch_sub(&st->live_conns, 1);
+			conn_slot(st, fd, -1);
 			close(fd);
 			free(a);
 			continue;
@@ -572,5 +613,8 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 		(unsigned long long)st->pages_sent, (unsigned long long)st->zero_sent,
 		(unsigned long long)st->bad_frames, (unsigned long long)st->auth_failures,
 		(unsigned long long)st->resumes);
-	return st->bad_frames ? PCB_EXIT_PROTOCOL : PCB_EXIT_OK;
+	int rc = st->bad_frames ? PCB_EXIT_PROTOCOL : PCB_EXIT_OK;
+	if (end_conns(st))
+		pcb_source_state_free(st);   /* else a thread is stuck: leave the state to the process exit */
+	return rc;
 }

@@ -287,5 +287,8 @@ int main(int argc, char **argv)
 	       (unsigned long long)pct(lat, opt.pages, 90), (unsigned long long)pct(lat, opt.pages, 99),
 	       (unsigned long long)lat[0], (unsigned long long)lat[opt.pages - 1],
 	       (unsigned long long)(sum / opt.pages));
+	free(lat);
+	free(tt);
+	free(ta);
 	return 0;
 }
