@@ -229,11 +229,16 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 void pcb_net_human(FILE *fp, const struct pcb_pager_stats *s)
 {
 	const struct pcb_link_result *l = &s->link;
-	if (l->emulated)
+	if (l->emulated && l->bps)
 		fprintf(fp, "  link        configured %.3f Gbit/s, RTT %.1f µs; achieved %.3f Gbit/s, RTT median %.1f µs "
 			"(host base RTT %.1f µs, injected %.1f µs)\n",
 			(double)l->bps / 1e9, (double)l->rtt_ns / 1e3, l->bulk_bps / 1e9, (double)l->rtt_median_ns / 1e3,
 			(double)l->base_rtt_ns / 1e3, (double)l->delay_ns / 1e3);
+	else if (l->emulated)
+		fprintf(fp, "  link        configured unlimited bandwidth, RTT %.1f µs; achieved RTT median %.1f µs "
+			"(host base RTT %.1f µs, injected %.1f µs)\n",
+			(double)l->rtt_ns / 1e3, (double)l->rtt_median_ns / 1e3, (double)l->base_rtt_ns / 1e3,
+			(double)l->delay_ns / 1e3);
 	const struct pcb_recovery_stats *r = &s->rec;
 	if (r->losses[0] || r->losses[1])
 		fprintf(fp, "  recovery    %llu+%llu connection losses, %llu+%llu reconnects (demand+background); "
