@@ -551,7 +551,15 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		snprintf(why, whylen, "cannot map %llu pages for the local run: %s", (unsigned long long)r->npages, strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
+	/* the same first-touch bookkeeping as a migrated guest, so the loops compare like for like */
+	_Atomic uint32_t *ft = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ft == MAP_FAILED) {
+		munmap(region, r->npages * PCB_PAGE_SIZE);
+		snprintf(why, whylen, "out of memory for the first-touch record");
+		return PCB_EXIT_OSERR;
+	}
 	struct pcb_guest_cfg gc = {
+		.first_touch = ft,
 		.ops = pcb_workload_find(cfg->workload), .prm = *prm, .region = region, .im = &r->im,
 		.write_ratio = cfg->write_ratio, .duration_ns = cfg->duration_ns, .ops_limit = cfg->ops,
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = record,
@@ -562,12 +570,14 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		snprintf(why, whylen, "cannot start the guest threads");
 	if (rc) {
 		munmap(region, r->npages * PCB_PAGE_SIZE);
+		munmap(ft, r->npages * 4);
 		return rc;
 	}
 	*t_go = pcb_now_ns();
 	pcb_guest_go(*gout, *t_go);
 	pcb_guest_join(*gout);
 	*t_done = pcb_now_ns();
+	munmap(ft, r->npages * 4);
 	if (pcb_guest_error(*gout)) {
 		snprintf(why, whylen, "%s", pcb_guest_error(*gout));
 		munmap(region, r->npages * PCB_PAGE_SIZE);
