@@ -323,14 +323,17 @@ struct progress {
 	double sum_wall;
 };
 
-static void progress_line(const struct progress *pg, unsigned idx, const char *id, const char *what)
+/* cur_s: how long the run in progress has been going (0 between runs). */
+static void progress_line(const struct progress *pg, unsigned idx, const char *id, const char *what, double cur_s)
 {
 	char el[32], eta[32];
 	double elapsed = (double)(pcb_now_ns() - pg->t0) / 1e9;
 	fmt_hms(elapsed, el, sizeof(el));
 	unsigned left = pg->todo - pg->done_now;
-	if (pg->done_now)
-		fmt_hms(pg->sum_wall / pg->done_now * left, eta, sizeof(eta));
+	if (pg->done_now) {
+		double rest = pg->sum_wall / pg->done_now * left - cur_s;
+		fmt_hms(rest > 0 ? rest : 0, eta, sizeof(eta));
+	}
 	else
 		snprintf(eta, sizeof(eta), "?");
 	if (pg->tty)
@@ -418,7 +421,7 @@ static int run_child(const struct pcb_job *job, const struct pcb_job_run *r, con
 		if (pg->tty && now - last > 500 * PCB_NSEC_PER_MSEC) {
 			char what[48];
 			snprintf(what, sizeof(what), "running %.0f s", (double)(now - t0) / 1e9);
-			progress_line(pg, idx, r->id, what);
+			progress_line(pg, idx, r->id, what, (double)(now - t0) / 1e9);
 			last = now;
 		}
 		usleep(20000);
@@ -580,7 +583,7 @@ int pcb_cmd_bench(int argc, char **argv)
 		struct pcb_job_run r;
 		pcb_job_run_at(&job, i, &r);
 		if (pg.tty)
-			progress_line(&pg, i, r.id, "starting");
+			progress_line(&pg, i, r.id, "starting", 0);
 		uint64_t t0 = pcb_now_ns();
 		int ec = run_child(&job, &r, exe, dir, &pg, i);
 		double wall = (double)(pcb_now_ns() - t0) / 1e9;
@@ -614,7 +617,7 @@ int pcb_cmd_bench(int argc, char **argv)
 			snprintf(what, sizeof(what), "FAILED (exit %d, %.1f s)", ec, wall);
 		else
 			snprintf(what, sizeof(what), "ok (%.1f s)", wall);
-		progress_line(&pg, i, r.id, what);
+		progress_line(&pg, i, r.id, what, 0);
 		if (ec) {
 			nfail++;
 			if (!first_fail)
