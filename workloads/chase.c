@@ -8,8 +8,10 @@
  * round the cycle. */
 #include "common/util.h"
 #include "workloads/workload.h"
+#ifndef PCB_GUEST
 #include <stdio.h>
 #include <stdlib.h>
+#endif
 
 struct chase_shared {
 	uint32_t *succ;              /* page -> next page on the cycle */
@@ -24,6 +26,7 @@ struct chase_ts {
 	bool started;
 };
 
+#ifndef PCB_GUEST
 static int chase_init(void **shared, const struct pcb_wl_params *prm, char *why, size_t whylen)
 {
 	if (prm->npages > UINT32_MAX) {
@@ -82,6 +85,25 @@ static int chase_thread_init(void **ts, void *shared, const struct pcb_wl_params
 	return 0;
 }
 
+/* --guest=kvm: the successor table and the image parameters go into guest memory */
+static int chase_export(void *ts_copy, void *shared, uint64_t (*put)(void *ctx, const void *p, size_t len), void *ctx)
+{
+	struct chase_ts *t = ts_copy;
+	const struct chase_shared *c = shared;
+	struct chase_shared g = { .n = c->n };
+	uint64_t succ = put(ctx, c->succ, c->n * sizeof(uint32_t)), im = put(ctx, c->im, sizeof(*c->im));
+	if (!succ || !im)
+		return -1;
+	g.succ = (uint32_t *)(uintptr_t)succ;
+	g.im = (const struct pcb_image *)(uintptr_t)im;
+	uint64_t gs = put(ctx, &g, sizeof(g));
+	if (!gs)
+		return -1;
+	t->c = (struct chase_shared *)(uintptr_t)gs;
+	return 0;
+}
+#endif
+
 static void chase_next(void *ts, struct pcb_access *a)
 {
 	struct chase_ts *s = ts;
@@ -96,6 +118,9 @@ static void chase_next(void *ts, struct pcb_access *a)
 	a->kind = PCB_ACC_READ;
 }
 
+#ifdef PCB_GUEST
+PCB_GUEST_NEXT(chase, chase_next)
+#else
 const struct pcb_workload_ops pcb_workload_chase = {
 	.abi = PCB_WORKLOAD_ABI,
 	.name = "chase",
@@ -105,4 +130,7 @@ const struct pcb_workload_ops pcb_workload_chase = {
 	.thread_init = chase_thread_init,
 	.thread_fini = free,
 	.next = chase_next,
+	.guest_ts_size = sizeof(struct chase_ts),
+	.guest_export = chase_export,
 };
+#endif

@@ -319,7 +319,7 @@ int pcb_guest_create(const struct pcb_guest_cfg *cfg, const _Atomic uint64_t *co
 		}
 		struct pcb_kvm_cfg kc = {
 			.ops = cfg->ops, .region = cfg->region, .npages = cfg->prm.npages, .nvcpus = g->n, .im = cfg->im,
-			.first_touch = cfg->first_touch, .faults = fc, .gen_state = st, .seed = cfg->prm.seed,
+			.first_touch = cfg->first_touch, .faults = fc, .gen_state = st, .shared = g->shared, .seed = cfg->prm.seed,
 			.write_ratio = cfg->write_ratio, .duration_ns = cfg->duration_ns, .ops_limit = cfg->ops_limit,
 			.bucket_ns = cfg->bucket_ns,
 		};

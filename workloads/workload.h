@@ -70,6 +70,11 @@ struct pcb_workload_ops {
 	/* Nonzero: the per-vCPU state is pointer-free and this many bytes, and the
 	 * generator is built into the KVM guest (workloads/kvm/kvm_abi.h list). */
 	size_t guest_ts_size;
+	/* --guest=kvm for a generator whose state points at shared tables
+	 * (optional): ts_copy is this vCPU's state about to go into the guest;
+	 * copy what next() reads with put() (which returns the guest address of
+	 * the copy, 0 on failure) and point ts_copy at the copies.  0 or -1. */
+	int (*guest_export)(void *ts_copy, void *shared, uint64_t (*put)(void *ctx, const void *p, size_t len), void *ctx);
 };
 
 /* The freestanding KVM guest build compiles a generator file with

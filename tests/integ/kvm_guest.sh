@@ -54,6 +54,23 @@ loc = load("kvm-local")["results"]
 assert loc["faults"]["count"] == 0
 print("local KVM: %d ops" % loc["guest"]["ops"])
 PY
+# the guest runs the same generators: for a seed and an op count, the same
+# reads, writes and set of touched pages as the process guest
+for w in random stride chase; do
+	for g in process kvm; do
+		"$P" --guest=$g --mem=64M --policy=demand --workload=$w --ops=5000 --duration=0 --seed=3 --trace=off \
+			--json "$T/same-$w-$g.json" >"$T/same.out" 2>&1 || { echo "FAIL: $w on $g: $(tail -2 "$T/same.out")"; exit 1; }
+	done
+	python3 - "$T/same-$w-process.json" "$T/same-$w-kvm.json" "$w" <<'PY' || { echo "FAIL: $w differs between the process and the KVM guest"; exit 1; }
+import json, sys
+a, b = (json.load(open(f))["results"] for f in sys.argv[1:3])
+ka = (a["guest"]["ops"], a["guest"]["reads"], a["guest"]["writes"], a["prefetch"]["pages_touched"], a["pages"]["demand"] + a["pages"]["zero_demand"])
+kb = (b["guest"]["ops"], b["guest"]["reads"], b["guest"]["writes"], b["prefetch"]["pages_touched"], b["pages"]["demand"] + b["pages"]["zero_demand"])
+assert ka == kb, (sys.argv[3], ka, kb)
+assert b["verify"]["pages_corrupt"] == 0 and b["verify"]["pages_missing"] == 0 and b["guest"]["read_mismatches"] == 0
+print("%s: process and KVM guest: ops, reads, writes, touched pages, demand pages = %s" % (sys.argv[3], ka))
+PY
+done
 "$P" --guest=kvm --mem=64M --workload=kv --trace=off >/dev/null 2>"$T/bad.err"; rc=$?
 [ $rc -eq 64 ] && grep -q "'kv'" "$T/bad.err" || { echo "FAIL: kv in the KVM guest: exit $rc $(cat "$T/bad.err")"; exit 1; }
 "$P" --guest=vmware --trace=off >/dev/null 2>"$T/bad2.err"; rc=$?

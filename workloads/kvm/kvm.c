@@ -42,6 +42,10 @@ struct pcb_kvm {
 	struct pcb_kvm_ctl *ctl;
 	uint64_t vcpu_off, vcpu_stride;
 	uint32_t tsc_khz;
+	uint8_t *tables;             /* guest_export copies, at PCB_KVM_TABLES_GPA */
+	size_t tables_size, tables_used;
+	struct { const void *p; size_t len; uint64_t gpa; } exported[16];
+	unsigned nexported;
 	pthread_mutex_t lock;
 	char err[256];
 };
@@ -70,6 +74,29 @@ static int set_slot(struct pcb_kvm *k, unsigned slot, uint64_t gpa, void *hva, u
 }
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+/* guest_export's put(): copy into the tables area; a large object (a table)
+ * exported again by another vCPU is copied once. */
+static uint64_t tables_put(void *ctx, const void *p, size_t len)
+{
+	struct pcb_kvm *k = ctx;
+	if (len >= 4096)
+		for (unsigned i = 0; i < k->nexported; i++)
+			if (k->exported[i].p == p && k->exported[i].len == len)
+				return k->exported[i].gpa;
+	size_t off = align_up(k->tables_used, 64);
+	if (!k->tables || off + len > k->tables_size)
+		return 0;
+	memcpy(k->tables + off, p, len);
+	k->tables_used = off + len;
+	uint64_t gpa = PCB_KVM_TABLES_GPA + off;
+	if (len >= 4096 && k->nexported < 16) {
+		k->exported[k->nexported].p = p;
+		k->exported[k->nexported].len = len;
+		k->exported[k->nexported++].gpa = gpa;
+	}
+	return gpa;
+}
 
 static int setup_vcpu(struct pcb_kvm *k, unsigned v, struct kvm_cpuid2 *cpuid, char *why, size_t whylen)
 {
@@ -243,6 +270,24 @@ int pcb_kvm_create(const struct pcb_kvm_cfg *cfg, struct pcb_kvm **out, char *wh
 		goto fail;
 	}
 	uint32_t ro = ioctl(k->kvm, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0 ? KVM_MEM_READONLY : 0;
+	if (cfg->ops->guest_export) {
+		/* room for the generator's tables: up to two words per page and some change */
+		k->tables_size = align_up(cfg->npages * 8 + (1u << 20), 1u << 21);
+		if (k->tables_size > PCB_KVM_FT_GPA - PCB_KVM_TABLES_GPA) {
+			snprintf(why, whylen, "invalid value for --mem: workload %s in the KVM guest needs tables beyond 256 MiB",
+				 cfg->ops->name);
+			rc = PCB_EXIT_USAGE;
+			goto fail;
+		}
+		k->tables = mmap(NULL, k->tables_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (k->tables == MAP_FAILED) {
+			k->tables = NULL;
+			snprintf(why, whylen, "out of memory for the KVM guest's tables");
+			goto fail;
+		}
+		if ((rc = set_slot(k, 4, PCB_KVM_TABLES_GPA, k->tables, k->tables_size, 0, why, whylen)))
+			goto fail;
+	}
 	if ((rc = set_slot(k, 0, 0, k->low, k->low_size, 0, why, whylen)) ||
 	    (rc = set_slot(k, 1, PCB_KVM_FCNT_GPA, (void *)lo, hi - lo, ro, why, whylen)) ||
 	    (cfg->first_touch && (rc = set_slot(k, 2, PCB_KVM_FT_GPA, (void *)cfg->first_touch,
@@ -275,6 +320,12 @@ int pcb_kvm_create(const struct pcb_kvm_cfg *cfg, struct pcb_kvm **out, char *wh
 		}
 		struct pcb_kvm_vcpu *a = (struct pcb_kvm_vcpu *)(k->low + k->vcpu_off + v * k->vcpu_stride);
 		memcpy(a->gen_state, cfg->gen_state[v], cfg->ops->guest_ts_size);
+		if (cfg->ops->guest_export && cfg->ops->guest_export(a->gen_state, cfg->shared, tables_put, k) < 0) {
+			free(cpuid);
+			snprintf(why, whylen, "workload %s: its tables do not fit the KVM guest", cfg->ops->name);
+			rc = PCB_EXIT_SOFTWARE;
+			goto fail;
+		}
 		pcb_rng_seed(&a->rng, cfg->seed, 0x6775657374ull + v);   /* the process guest's loop rng */
 		a->faults_gpa = PCB_KVM_FCNT_GPA + ((uintptr_t)cfg->faults[v] - lo);
 		a->buckets_gpa = k->vcpu_off + v * k->vcpu_stride + align_up(sizeof(struct pcb_kvm_vcpu), 4096);
@@ -409,6 +460,8 @@ void pcb_kvm_destroy(struct pcb_kvm *k)
 		close(k->kvm);
 	if (k->low)
 		munmap(k->low, k->low_size);
+	if (k->tables)
+		munmap(k->tables, k->tables_size);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }

@@ -20,6 +20,7 @@ struct pcb_kvm_cfg {
 	_Atomic uint32_t *first_touch;           /* NULL: none (mmap'd, page aligned) */
 	const _Atomic uint64_t *const *faults;   /* per-vCPU fault counters */
 	void *const *gen_state;                  /* per-vCPU generator state (ops->guest_ts_size bytes) */
+	void *shared;                            /* the generator's shared state (for guest_export) */
 	uint64_t seed;
 	double write_ratio;
 	uint64_t duration_ns, ops_limit, bucket_ns;

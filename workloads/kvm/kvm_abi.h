@@ -8,6 +8,8 @@
  *                            guest code at CODE_GPA, page tables, per-vCPU
  *                            areas (state, results, histograms, progress
  *                            buckets, stack)
+ *   TABLES_GPA               tables a generator's next hook reads (e.g. the
+ *                            chase cycle), copied in by its guest_export hook
  *   FCNT_GPA                 read-only: the page(s) holding the pager's
  *                            per-vCPU fault counters
  *   FT_GPA                   the first-touch record (one uint32 per page)
@@ -25,6 +27,7 @@
 #define PCB_KVM_CODE_MAX    0x30000ull          /* code + data of the guest image */
 #define PCB_KVM_PT_GPA      0x40000ull
 #define PCB_KVM_FCNT_GPA    0x3fe00000ull
+#define PCB_KVM_TABLES_GPA  0x10000000ull       /* 256 MiB: generator tables (guest_export) */
 #define PCB_KVM_FT_GPA      0x20000000ull       /* 512 MiB */
 #define PCB_KVM_REGION_GPA  0x40000000ull       /* 1 GiB */
 #define PCB_KVM_STACK       0x10000ull
@@ -33,7 +36,7 @@
 
 /* Generators the guest carries (pointer-free per-vCPU state): the
  * symbol part of pcb_workload_NAME.  Order = index in the control block. */
-#define PCB_KVM_WORKLOADS(X) X(seq) X(random) X(stride) X(phase) X(scanhot)
+#define PCB_KVM_WORKLOADS(X) X(seq) X(random) X(stride) X(phase) X(scanhot) X(chase)
 
 struct pcb_kvm_vcpu {
 	/* in (host) */
