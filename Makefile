@@ -114,7 +114,7 @@ $(BUILD)/loader/%.o: loader/%.c $(HDRS) $(BPF_SKELS)
 # The same generator files as the process guest, compiled with PCB_GUEST (only
 # their next hook), plus the guest's vCPU loop; linked at 0x10000 and
 # flattened to a binary that blob.S embeds into pcbench.
-KVM_GUEST_WL   := seq random stride phase scanhot chase
+KVM_GUEST_WL   := seq random stride phase scanhot chase idle
 KVM_GUEST_OBJS := $(BUILD)/kvm-guest/guest_entry.o $(BUILD)/kvm-guest/workloads/kvm/guest_main.o \
 	$(KVM_GUEST_WL:%=$(BUILD)/kvm-guest/workloads/%.o)
 KVM_GUEST_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Werror -ffreestanding -fno-builtin -fno-pic -fno-pie \

@@ -4,14 +4,18 @@
  * with no guest pressure. */
 #include "common/util.h"
 #include "workloads/workload.h"
+#ifndef PCB_GUEST
 #include <stdio.h>
 #include <stdlib.h>
+#endif
 
+#ifndef PCB_GUEST
 static const struct pcb_wl_knob idle_knobs[] = {
 	{ "pages", "64", "size of the working set in pages" },
 	{ "interval-us", "1000", "one access every this many microseconds" },
 	{ NULL, NULL, NULL },
 };
+#endif
 
 struct idle_cfg {
 	uint64_t pages, start, npages, interval_ns;
@@ -22,8 +26,11 @@ struct idle_ts {
 	struct pcb_rng rng;
 };
 
+#ifndef PCB_GUEST
 extern const struct pcb_workload_ops pcb_workload_idle;
+#endif
 
+#ifndef PCB_GUEST
 static int idle_init(void **shared, const struct pcb_wl_params *prm, char *why, size_t whylen)
 {
 	const struct pcb_workload_ops *o = &pcb_workload_idle;
@@ -41,7 +48,9 @@ static int idle_init(void **shared, const struct pcb_wl_params *prm, char *why, 
 	*shared = p;
 	return 0;
 }
+#endif
 
+#ifndef PCB_GUEST
 static int idle_thread_init(void **ts, void *shared, const struct pcb_wl_params *prm, unsigned vcpu)
 {
 	struct idle_ts *s = calloc(1, sizeof(*s));
@@ -52,6 +61,7 @@ static int idle_thread_init(void **ts, void *shared, const struct pcb_wl_params 
 	*ts = s;
 	return 0;
 }
+#endif
 
 static void idle_next(void *ts, struct pcb_access *a)
 {
@@ -60,6 +70,9 @@ static void idle_next(void *ts, struct pcb_access *a)
 	a->think_ns = (uint32_t)s->c.interval_ns;
 }
 
+#ifdef PCB_GUEST
+PCB_GUEST_NEXT(idle, idle_next)
+#else
 const struct pcb_workload_ops pcb_workload_idle = {
 	.abi = PCB_WORKLOAD_ABI,
 	.name = "idle",
@@ -70,4 +83,6 @@ const struct pcb_workload_ops pcb_workload_idle = {
 	.thread_init = idle_thread_init,
 	.thread_fini = free,
 	.next = idle_next,
+	.guest_ts_size = sizeof(struct idle_ts),
 };
+#endif

@@ -71,6 +71,14 @@ assert b["verify"]["pages_corrupt"] == 0 and b["verify"]["pages_missing"] == 0 a
 print("%s: process and KVM guest: ops, reads, writes, touched pages, demand pages = %s" % (sys.argv[3], ka))
 PY
 done
+# idle: the vCPU halts between accesses (an OUT the host turns into a sleep)
+"$P" --guest=kvm --mem=64M --workload=idle --workload-opt=interval-us=2000 --duration=500ms --trace=off \
+	--json "$T/idle.json" >"$T/idle.out" 2>&1 || { echo "FAIL: idle KVM guest: $(tail -2 "$T/idle.out")"; exit 1; }
+python3 -c "
+import json; r=json.load(open('$T/idle.json'))['results']; ops=r['guest']['ops']
+assert 100 <= ops <= 260, ops   # one access per 2 ms for 500 ms, sleeping in between
+assert r['verify']['pages_corrupt'] == 0 and r['verify']['pages_missing'] == 0
+print('idle KVM guest: %d ops in 500 ms at one per 2 ms' % ops)" || { echo "FAIL: idle KVM guest pacing"; exit 1; }
 "$P" --guest=kvm --mem=64M --workload=kv --trace=off >/dev/null 2>"$T/bad.err"; rc=$?
 [ $rc -eq 64 ] && grep -q "'kv'" "$T/bad.err" || { echo "FAIL: kv in the KVM guest: exit $rc $(cat "$T/bad.err")"; exit 1; }
 "$P" --guest=vmware --trace=off >/dev/null 2>"$T/bad2.err"; rc=$?

@@ -85,7 +85,11 @@ void pcb_guest_main(struct pcb_kvm_ctl *ctl, unsigned long vi)
 			next(ts, &acc);
 			if (acc.kind == PCB_ACC_STOP)
 				goto out;
-			if (acc.think_ns) {
+			if (acc.think_ns >= 50000) {
+				/* a long think is a halt: exit to the host, which sleeps (an idle vCPU) */
+				uint32_t us = acc.think_ns / 1000;
+				__asm__ volatile("outl %0, %1" : : "a"(us), "Nd"((uint16_t)PCB_KVM_PORT_SLEEP) : "memory");
+			} else if (acc.think_ns) {
 				uint64_t until = tlast + acc.think_ns;
 				while (NOW(tsc()) < until)
 					;

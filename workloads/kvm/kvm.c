@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 extern const uint8_t pcb_kvm_guest_image[], pcb_kvm_guest_image_end[];
@@ -382,6 +383,15 @@ int pcb_kvm_run_vcpu(struct pcb_kvm *k, unsigned v, uint64_t base_ns, struct pcb
 		struct kvm_run *run = c->run;
 		if (run->exit_reason == KVM_EXIT_IO && run->io.port == PCB_KVM_PORT_DONE)
 			break;
+		if (run->exit_reason == KVM_EXIT_IO && run->io.port == PCB_KVM_PORT_SLEEP && run->io.size == 4 &&
+		    run->io.direction == KVM_EXIT_IO_OUT) {
+			uint32_t us;
+			memcpy(&us, (uint8_t *)run + run->io.data_offset, 4);
+			struct timespec ts = { us / 1000000u, (long)(us % 1000000u) * 1000 };
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+			continue;
+		}
 		if (run->exit_reason == KVM_EXIT_IO)
 			continue;
 		if (run->exit_reason == KVM_EXIT_SHUTDOWN) {

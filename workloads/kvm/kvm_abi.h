@@ -32,11 +32,12 @@
 #define PCB_KVM_REGION_GPA  0x40000000ull       /* 1 GiB */
 #define PCB_KVM_STACK       0x10000ull
 #define PCB_KVM_PORT_DONE   0x5cb               /* OUT here = this vCPU finished (guest_entry.S) */
+#define PCB_KVM_PORT_SLEEP  0x5cc               /* OUTL here = halt for that many microseconds (think time) */
 #define PCB_KVM_MAGIC       0x70636b766d303031ull   /* "pckvm001" */
 
 /* Generators the guest carries (pointer-free per-vCPU state): the
  * symbol part of pcb_workload_NAME.  Order = index in the control block. */
-#define PCB_KVM_WORKLOADS(X) X(seq) X(random) X(stride) X(phase) X(scanhot) X(chase)
+#define PCB_KVM_WORKLOADS(X) X(seq) X(random) X(stride) X(phase) X(scanhot) X(chase) X(idle)
 
 struct pcb_kvm_vcpu {
 	/* in (host) */
