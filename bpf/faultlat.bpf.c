@@ -1,6 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Fault-path latency of selected threads: page fault entry -> block ->
- * wake-up -> running again.  See bpf/faultlat.h for the state machine.
+ * (wake-up) -> running again.  See bpf/faultlat.h for the state machine.
+ *
+ * Cost model (what the hot paths do):
+ *  - every page fault of the system: one helper call (pid_tgid) and a compare;
+ *  - every context switch / wake-up of the system: for each task involved one
+ *    load of slots[tid % FL_SLOTS].tid and a compare (no map lookup);
+ *  - traced threads only: per fault three clock reads (fault, switch out,
+ *    switch in), per-CPU counters and histograms (inlined array lookups), one
+ *    array lookup for the per-thread histogram.
+ * A hash map is consulted only for threads whose slot another traced thread
+ * already holds (tid collision modulo FL_SLOTS).
+ *
+ * Task storage would give the same O(1) access, but bpf_task_storage_get()
+ * takes a per-CPU "busy" guard and returns NULL when a BPF program on the
+ * same CPU is already inside task-storage code (a fault program interrupted
+ * by a wake-up from an IRQ, for instance): in the scheduler hooks such a miss
+ * loses a switch-in, hence a fault.  The .bss slot array has no such guard.
  *
  * Each hook exists twice: a tp_btf program (typed arguments, task pointers,
  * cheapest) and a classic tracepoint one.  loader/trace.c probes which kind
@@ -14,41 +30,40 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+#ifndef READ_ONCE
+#define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+#endif
+
 /* Knobs, set by user space between open and load. */
 const volatile __u32 targ_tgid = 0;             /* 0: only listed threads, of any process */
 const volatile __u64 block_window_ns = 10000000; /* on-CPU time a fault may take to block */
 const volatile bool emit_events = false;
 const volatile bool have_uffd_hook = false;     /* fentry on handle_userfault attached */
+const volatile bool track_wakeup = false;       /* a sched_wakeup program is attached */
+const volatile bool track_msgs = false;         /* the sys_exit_read program is attached */
+const volatile bool btf_switch = true;          /* tp_btf sched_switch (raw task state) */
 const volatile __u32 kvm_addr_arg = 1;          /* tp_btf arg index of the fault address */
 const volatile __u64 rb_wakeup_bytes = 65536;   /* wake the consumer past this backlog */
 
 /* Filters user space may change while running (mmapped .bss). */
-__u32 only_listed = 0;          /* 1: only threads inserted by user space */
+__u32 only_listed = 0;          /* 1: only threads whose slot user space claimed */
 __u32 addr_filter = 0;          /* 1: only faults inside ranges[0..nr_ranges) */
+__u32 accept_prot = 0;          /* 1: also protection faults (uffd write-protect ranges) */
 __u32 nr_ranges = 0;
+__u64 next_tstat = 0;           /* per-thread histograms handed out */
 struct fl_range ranges[FL_MAX_RANGES];
+struct fl_slot slots[FL_SLOTS];
 
-/* Zero value used to create per-thread entries (too big for the stack). */
-static const struct fl_thread zero_thread;
-
+/* Threads whose slot was taken by another thread (tid collision). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, FL_MAX_THREADS);
+	__uint(max_entries, FL_MAX_OVF);
 	__type(key, __u32);
-	__type(value, struct fl_state);
-} state SEC(".maps");
-
-/* Threads user space listed (pcb_trace_add_thread), used when only_listed. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, FL_MAX_THREADS);
-	__type(key, __u32);
-	__type(value, __u32);
-} listed SEC(".maps");
+	__type(value, struct fl_slot);
+} ovf SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, FL_MAX_TSTATS);
 	__type(key, __u32);
 	__type(value, struct fl_thread);
@@ -73,17 +88,25 @@ struct {
 	__uint(max_entries, 4096);      /* resized by user space when events are on */
 } events SEC(".maps");
 
-static __always_inline void count(__u32 idx)
+/* Counters and histograms: per-CPU array lookups (inlined by the verifier);
+ * atomic adds so that a program nested from an interrupt on the same CPU
+ * cannot lose an increment. */
+static __always_inline void count_n(__u32 idx, __s64 n)
 {
 	__u32 zero = 0;
 	struct fl_counters *c = bpf_map_lookup_elem(&counters, &zero);
 
 	barrier_var(idx);       /* keep the bound check for the verifier */
 	if (c && idx < FL_NCOUNTERS)
-		c->c[idx]++;
+		__sync_fetch_and_add(&c->c[idx], n);
 }
 
-static __always_inline void hist_add(__u32 id, __u64 v)
+static __always_inline void count(__u32 idx)
+{
+	count_n(idx, 1);
+}
+
+static __always_inline void hist_add_n(__u32 id, __u64 v, __s64 n)
 {
 	struct fl_hist *h = bpf_map_lookup_elem(&hists, &id);
 	__u32 b;
@@ -92,20 +115,78 @@ static __always_inline void hist_add(__u32 id, __u64 v)
 		return;
 	b = pcb_hist_bucket(v);
 	if (b < PCB_HIST_BUCKETS)
-		h->bucket[b]++;
+		__sync_fetch_and_add(&h->bucket[b], n);
 }
 
-static __always_inline struct fl_thread *thread_stats(__u32 tid)
+static __always_inline void hist_add(__u32 id, __u64 v)
 {
-	struct fl_thread *t = bpf_map_lookup_elem(&tstats, &tid);
+	hist_add_n(id, v, 1);
+}
 
-	if (t)
+/* ---- per-thread slots ------------------------------------------------------ */
+
+static __always_inline struct fl_slot *slot_find(__u32 tid)
+{
+	struct fl_slot *s = &slots[tid & FL_SLOT_MASK];
+
+	if (s->tid == tid && tid)
+		return s;
+	if (!s->collide || !tid)
+		return NULL;
+	return bpf_map_lookup_elem(&ovf, &tid);
+}
+
+static __always_inline struct fl_slot *slot_claim(__u32 tid, __u32 tgid)
+{
+	struct fl_slot *s = &slots[tid & FL_SLOT_MASK];
+	struct fl_slot fresh = {};
+
+	if (__sync_val_compare_and_swap(&s->tid, 0ull, (__u64)tid) == 0) {
+		s->flags = 0;
+		s->seq = 0;
+		s->mw = 0;
+		s->wake_seq = 0;
+		s->tstat = 0;
+		s->tgid = tgid;
+		return s;
+	}
+	/* Held by another thread: fall back to the hash map (an update that
+	 * fails leaves the lookup below to report it). */
+	fresh.tid = tid;
+	fresh.tgid = tgid;
+	bpf_map_update_elem(&ovf, &tid, &fresh, BPF_NOEXIST);
+	s->collide = 1;
+	return bpf_map_lookup_elem(&ovf, &tid);
+}
+
+static __always_inline void slot_release(struct fl_slot *s, __u32 tid)
+{
+	if (s == &slots[tid & FL_SLOT_MASK])
+		__sync_val_compare_and_swap(&s->tid, (__u64)tid, 0ull);
+	else
+		bpf_map_delete_elem(&ovf, &tid);
+}
+
+static __always_inline struct fl_thread *thread_stats(struct fl_slot *s, __u32 tid)
+{
+	struct fl_thread *t;
+	__u32 idx = s->tstat;
+
+	if (!idx) {
+		idx = (__u32)__sync_fetch_and_add(&next_tstat, 1) + 1;
+		if (idx > FL_MAX_TSTATS) {
+			count(FL_C_TSTATS_FULL);
+			return NULL;
+		}
+		s->tstat = idx;
+		idx--;
+		t = bpf_map_lookup_elem(&tstats, &idx);
+		if (t)
+			t->tid = tid;
 		return t;
-	bpf_map_update_elem(&tstats, &tid, &zero_thread, BPF_NOEXIST);
-	t = bpf_map_lookup_elem(&tstats, &tid);
-	if (!t)
-		count(FL_C_TSTATS_FULL);
-	return t;
+	}
+	idx--;
+	return bpf_map_lookup_elem(&tstats, &idx);
 }
 
 static __always_inline bool in_ranges(__u64 addr)
@@ -123,106 +204,79 @@ static __always_inline bool in_ranges(__u64 addr)
 	return false;
 }
 
-static __always_inline void close_nonblocking(struct fl_state *st, __u32 tid)
+/* ---- closing a fault -------------------------------------------------------- */
+
+/* Mark the open fault closed; returns true if its message was read. */
+static __always_inline bool close_mw(struct fl_slot *s)
 {
-	struct fl_thread *t = thread_stats(tid);
+	__u64 old = __sync_fetch_and_or(&s->mw, FL_MW_CLOSED);
+
+	return old & FL_MW_DELIVERED;
+}
+
+static __always_inline void close_nonblocking(struct fl_slot *s, __u32 tid)
+{
+	struct fl_thread *t = thread_stats(s, tid);
+	bool delivered;
 
 	count(FL_C_NONBLOCKING);
 	if (t)
-		__sync_fetch_and_add(&t->nonblocking, 1);
-	st->flags = 0;
-}
-
-/* Per-thread state, by tid.  (Task storage would save the hash lookup in
- * tp_btf programs, but its per-CPU recursion guard makes lookups fail now and
- * then from the scheduler hooks, and a missed switch-in loses a fault.) */
-static __always_inline struct fl_state *state_get(__u32 tid)
-{
-	return bpf_map_lookup_elem(&state, &tid);
-}
-
-static __always_inline struct fl_state *state_create(__u32 tid)
-{
-	struct fl_state fresh = {};
-
-	bpf_map_update_elem(&state, &tid, &fresh, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&state, &tid);
-}
-
-/* A page fault (or KVM guest page fault) by the current thread. */
-static __always_inline void on_fault(__u64 addr, bool kvm)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id, tgid = id >> 32;
-	struct fl_state *st;
-
-	if (targ_tgid && tgid != targ_tgid)
-		return;
-	if ((only_listed || !targ_tgid) && !bpf_map_lookup_elem(&listed, &tid))
-		return;
-	if (!kvm && !in_ranges(addr)) {
-		count(FL_C_OUT_OF_RANGE);
-		return;
-	}
-	st = state_get(tid);
-	if (!st) {
-		st = state_create(tid);
-		if (!st) {
-			count(FL_C_STATE_FULL);
-			return;
-		}
-	}
-	if (st->flags & FL_S_OPEN) {
-		if (st->flags & FL_S_BLOCKED)
-			count(FL_C_LOST);
-		else
-			close_nonblocking(st, tid);
-	}
-	st->fault_ns = bpf_ktime_get_ns();
-	st->addr = addr;
-	st->block_ns = 0;
-	st->wakeup_ns = 0;
-	st->preempt_ns = 0;
-	st->off_ns = 0;
-	st->flags = FL_S_OPEN | (kvm ? FL_S_KVM : 0);
-	count(kvm ? FL_C_KVM_FAULTS : FL_C_FAULTS);
+		t->nonblocking++;
+	s->last_kind = FL_K_NONBLOCK;
+	s->flags = 0;
+	delivered = close_mw(s);
+	if (track_msgs && delivered)
+		count(FL_C_DELIVERED_NOBLOCK);
 }
 
 /* The fault blocked and the thread is back on a CPU. */
-static __always_inline void finish(struct fl_state *st, __u32 tid, __u64 now)
+static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 {
-	bool kvm = st->flags & FL_S_KVM, woken = st->flags & FL_S_WOKEN;
-	__u64 f2r = now - st->fault_ns;
+	bool kvm = s->flags & FL_S_KVM, woken = track_wakeup && s->wake_seq == s->seq;
+	__u64 f2r = now - s->fault_ns, wakeup_ns = s->wakeup_ns;
+	bool delivered = true;
 	struct fl_thread *t;
 	struct fl_event *e;
 	__u32 b;
 
+	s->last_f2r = f2r;
+	s->last_kind = FL_K_BLOCKED;
+	if (!kvm && track_msgs)
+		delivered = close_mw(s);
+	else
+		close_mw(s);
 	if (kvm) {
 		count(FL_C_KVM_BLOCKING);
 		hist_add(FL_H_KVM_FAULT_TO_RUNNING, f2r);
 		if (woken)
-			hist_add(FL_H_KVM_FAULT_TO_WAKEUP, st->wakeup_ns - st->fault_ns);
+			hist_add(FL_H_KVM_FAULT_TO_WAKEUP, wakeup_ns - s->fault_ns);
 	} else {
-		count(FL_C_BLOCKING);
-		hist_add(FL_H_FAULT_TO_RUNNING, f2r);
-		hist_add(FL_H_FAULT_TO_BLOCK, st->block_ns - st->fault_ns);
+		count(FL_C_BLOCKED_ALL);
+		if (delivered) {
+			count(FL_C_BLOCKING);
+			hist_add(FL_H_FAULT_TO_RUNNING, f2r);
+		} else {
+			count(FL_C_BLOCKED_UNDELIVERED);
+			hist_add(FL_H_UNDELIVERED, f2r);
+		}
+		hist_add(FL_H_FAULT_TO_BLOCK, s->block_ns - s->fault_ns);
 		if (woken) {
-			hist_add(FL_H_FAULT_TO_WAKEUP, st->wakeup_ns - st->fault_ns);
-			hist_add(FL_H_WAKEUP_TO_RUNNING, now - st->wakeup_ns);
+			hist_add(FL_H_FAULT_TO_WAKEUP, wakeup_ns - s->fault_ns);
+			hist_add(FL_H_WAKEUP_TO_RUNNING, now - wakeup_ns);
 		}
 	}
-	if (!woken)
-		count(FL_C_NO_WAKEUP);
 
-	t = thread_stats(tid);
+	t = thread_stats(s, tid);
 	if (t) {
-		__sync_fetch_and_add(&t->blocking, 1);
-		__sync_fetch_and_add(&t->sum_ns, f2r);
+		t->blocking++;
+		if (!delivered)
+			t->undelivered++;
+		t->sum_ns += f2r;
 		if (f2r > t->max_ns)
 			t->max_ns = f2r;
 		b = pcb_hist_bucket(f2r);
 		if (b < PCB_HIST_BUCKETS)
-			__sync_fetch_and_add(&t->bucket[b], 1);
+			t->bucket[b]++;
 	}
 
 	if (emit_events) {
@@ -230,16 +284,17 @@ static __always_inline void finish(struct fl_state *st, __u32 tid, __u64 now)
 		if (!e) {
 			count(FL_C_EVENTS_DROPPED);
 		} else {
-			e->fault_ns = st->fault_ns;
-			e->block_ns = st->block_ns;
-			e->wakeup_ns = woken ? st->wakeup_ns : 0;
+			e->fault_ns = s->fault_ns;
+			e->block_ns = s->block_ns;
+			e->wakeup_ns = woken ? wakeup_ns : 0;
 			e->running_ns = now;
-			e->addr = st->addr;
+			e->addr = s->addr;
 			e->tid = tid;
-			e->tgid = bpf_get_current_pid_tgid() >> 32;
+			e->tgid = s->tgid;
 			e->cpu = bpf_get_smp_processor_id();
 			e->flags = (kvm ? FL_E_KVM : 0) | (woken ? FL_E_WOKEN : 0) |
-				   ((st->flags & FL_S_UFFD) ? FL_E_UFFD : 0);
+				   ((s->flags & FL_S_UFFD) ? FL_E_UFFD : 0) |
+				   (track_msgs && delivered ? FL_E_DELIVERED : 0);
 			/* Batch consumer wake-ups: one per rb_wakeup_bytes of backlog. */
 			if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= rb_wakeup_bytes)
 				bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
@@ -248,93 +303,68 @@ static __always_inline void finish(struct fl_state *st, __u32 tid, __u64 now)
 			count(FL_C_EVENTS);
 		}
 	}
-	st->flags = 0;
+	s->flags = 0;
 }
 
-/* prev_sleeps: TASK_INTERRUPTIBLE (1) / TASK_UNINTERRUPTIBLE (2) bits of a
- * task that switched out sleeping, 0 if preempted or running.
- * prev_dead: exiting. */
-static __always_inline void on_switch(__u32 prev, __u32 prev_sleeps, bool prev_dead,
-				      __u32 next, bool check_prev, bool check_next)
+/* ---- page faults --------------------------------------------------------------- */
+
+#define PCB_PF_PROT 0x1ul       /* x86 error code: the page was present */
+
+static __always_inline void on_fault(__u64 addr, unsigned long error_code, bool kvm)
 {
-	struct fl_state *st;
-	__u64 now = 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, tgid = id >> 32;
+	struct fl_slot *s;
 
-	if (check_prev && (st = state_get(prev))) {
-		if (prev_dead) {
-			if (st->flags & FL_S_OPEN)
-				count(FL_C_EXITED);
-			bpf_map_delete_elem(&state, &prev);
-		} else if ((st->flags & (FL_S_OPEN | FL_S_BLOCKED)) == FL_S_OPEN) {
-			now = bpf_ktime_get_ns();
-			if (!prev_sleeps) {
-				st->preempt_ns = now;
-				st->flags |= FL_S_PREEMPTED;
-				count(FL_C_PREEMPTED);
-			} else if (!(prev_sleeps & 1) && !(st->flags & FL_S_KVM)) {
-				/* TASK_(UN)INTERRUPTIBLE without INTERRUPTIBLE: userfaultfd
-				 * waits interruptibly in user faults, so this is another
-				 * wait (mmap lock, page lock, reclaim).  Keep the fault
-				 * open and its clock running; do not count it as on-CPU. */
-				st->preempt_ns = now;
-				st->flags |= FL_S_DSLEEP;
-				count(FL_C_SLEEP_OTHER);
-			} else if (have_uffd_hook ? !(st->flags & (FL_S_UFFD | FL_S_KVM)) :
-				   now - st->fault_ns - st->off_ns > block_window_ns) {
-				/* The fault completed long ago; this sleep is something else. */
-				count(FL_C_LATE_SLEEP);
-				close_nonblocking(st, prev);
-			} else {
-				st->block_ns = now;
-				st->flags |= FL_S_BLOCKED;
-			}
-		}
-	}
-	if (check_next && (st = state_get(next)) && (st->flags & FL_S_OPEN)) {
-		if (!now)
-			now = bpf_ktime_get_ns();
-		if (st->flags & FL_S_BLOCKED) {
-			finish(st, next, now);
-		} else if (st->preempt_ns) {
-			st->off_ns += now - st->preempt_ns;
-			st->preempt_ns = 0;
-			st->flags &= ~FL_S_DSLEEP;
-		}
-	}
-}
-
-static __always_inline void on_wakeup(__u32 tid)
-{
-	struct fl_state *st = state_get(tid);
-
-	if (!st || !(st->flags & FL_S_OPEN))
+	if (targ_tgid && tgid != targ_tgid)
 		return;
-	if (st->flags & FL_S_BLOCKED) {
-		if (!(st->flags & FL_S_WOKEN)) {
-			st->wakeup_ns = bpf_ktime_get_ns();
-			st->flags |= FL_S_WOKEN;
+	s = slot_find(tid);
+	if (!s) {
+		if (only_listed || !targ_tgid)
+			return;
+		s = slot_claim(tid, tgid);
+		if (!s) {
+			count(FL_C_STATE_FULL);
+			return;
 		}
-	} else if (st->flags & FL_S_DSLEEP) {
-		return;         /* the end of another wait; the fault goes on */
-	} else if (st->preempt_ns) {
-		/* Preempted inside the fault (e.g. by the handler it just woke)
-		 * and woken by its resolution before it could sleep: it waited
-		 * all the same, from the preemption on. */
-		st->block_ns = st->preempt_ns;
-		st->preempt_ns = 0;
-		st->wakeup_ns = bpf_ktime_get_ns();
-		st->flags |= FL_S_BLOCKED | FL_S_WOKEN;
-	} else {
-		count(FL_C_WAKE_BEFORE_BLOCK);
 	}
+	if (!kvm) {
+		/* userfaultfd missing/minor faults are not-present faults; a
+		 * protection fault (copy-on-write of the zero page, ...) can
+		 * only be a userfault in a write-protect range. */
+		if ((error_code & PCB_PF_PROT) && !accept_prot) {
+			count(FL_C_PROT);
+			return;
+		}
+		if (!in_ranges(addr)) {
+			count(FL_C_OUT_OF_RANGE);
+			return;
+		}
+	}
+	if (s->flags & FL_S_OPEN) {
+		if (s->flags & FL_S_BLOCKED) {
+			count(FL_C_LOST);
+			close_mw(s);
+			s->last_kind = 0;
+		} else {
+			close_nonblocking(s, tid);
+		}
+	}
+	s->fault_ns = bpf_ktime_get_ns();
+	s->addr = addr;
+	s->block_ns = 0;
+	s->preempt_ns = 0;
+	s->off_ns = 0;
+	s->seq++;
+	s->mw = (__u64)s->seq << FL_MW_SHIFT;
+	s->flags = FL_S_OPEN | (kvm ? FL_S_KVM : 0);
+	count(kvm ? FL_C_KVM_FAULTS : FL_C_FAULTS);
 }
-
-/* ---- page faults ------------------------------------------------------- */
 
 SEC("tp_btf/page_fault_user")
 int BPF_PROG(fl_fault_btf, unsigned long address, struct pt_regs *regs, unsigned long error_code)
 {
-	on_fault(address, false);
+	on_fault(address, error_code, false);
 	return 0;
 }
 
@@ -349,7 +379,7 @@ struct pcb_tp_x86_exceptions {
 SEC("tracepoint/exceptions/page_fault_user")
 int fl_fault_tp(struct pcb_tp_x86_exceptions *ctx)
 {
-	on_fault(ctx->address, false);
+	on_fault(ctx->address, ctx->error_code, false);
 	return 0;
 }
 
@@ -361,14 +391,14 @@ int BPF_PROG(fl_kvm_btf)
 
 	barrier_var(a0);
 	barrier_var(a1);
-	on_fault(kvm_addr_arg ? a1 : a0, true);
+	on_fault(kvm_addr_arg ? a1 : a0, 0, true);
 	return 0;
 }
 
 SEC("tracepoint/kvm/kvm_page_fault")
 int fl_kvm_tp(struct trace_event_raw_kvm_page_fault *ctx)
 {
-	on_fault(BPF_CORE_READ(ctx, fault_address), true);
+	on_fault(BPF_CORE_READ(ctx, fault_address), 0, true);
 	return 0;
 }
 
@@ -378,32 +408,113 @@ SEC("fentry/handle_userfault")
 int BPF_PROG(fl_uffd_fentry)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct fl_state *st = bpf_map_lookup_elem(&state, &tid);
+	struct fl_slot *s = slot_find(tid);
 
-	if (st && (st->flags & FL_S_OPEN)) {
-		st->flags |= FL_S_UFFD;
+	if (s && (s->flags & FL_S_OPEN)) {
+		s->flags |= FL_S_UFFD;
 		count(FL_C_UFFD_ENTERED);
 	}
 	return 0;
 }
 
-/* ---- scheduler ---------------------------------------------------------- */
+/* ---- scheduler ------------------------------------------------------------------ */
 
+#define PCB_TASK_INTERRUPTIBLE  0x1
+#define PCB_TASK_UNINTERRUPTIBLE 0x2
 #define PCB_TASK_RUNNING_MASK  0x3     /* TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE */
 #define PCB_TASK_DEAD          0x80    /* raw __state */
 #define PCB_REPORT_EXIT_MASK   0x30    /* EXIT_DEAD | EXIT_ZOMBIE as reported by the tracepoint */
+
+/* A traced thread with an open fault switches out.
+ * preempt: involuntary (still runnable); state: its raw task state. */
+static __always_inline void switch_out(struct fl_slot *s, __u32 tid, bool preempt, __u32 state)
+{
+	__u64 now;
+
+	if ((s->flags & (FL_S_OPEN | FL_S_BLOCKED)) != FL_S_OPEN)
+		return;
+	now = bpf_ktime_get_ns();
+	if (preempt) {
+		if (btf_switch && (state & PCB_TASK_INTERRUPTIBLE) && !(s->flags & FL_S_KVM) &&
+		    now - s->fault_ns - s->off_ns <= block_window_ns) {
+			/* Preempted between set_current_state() and schedule() in
+			 * the userfaultfd wait, typically by the handler it has just
+			 * woken: it waits from now on, whether or not it still
+			 * goes to sleep. */
+			s->block_ns = now;
+			s->flags |= FL_S_BLOCKED | FL_S_PWAIT;
+			count(FL_C_PREEMPT_WAIT);
+		} else {
+			s->preempt_ns = now;
+			s->flags |= FL_S_PREEMPTED;
+			count(FL_C_PREEMPTED);
+		}
+	} else if (!(state & PCB_TASK_INTERRUPTIBLE) && !(s->flags & FL_S_KVM)) {
+		/* TASK_(UN)INTERRUPTIBLE without INTERRUPTIBLE: userfaultfd
+		 * waits interruptibly in user faults, so this is another
+		 * wait (mmap lock, page lock, reclaim).  Keep the fault
+		 * open and its clock running; do not count it as on-CPU. */
+		s->preempt_ns = now;
+		s->flags |= FL_S_DSLEEP;
+		count(FL_C_SLEEP_OTHER);
+	} else if (have_uffd_hook ? !(s->flags & (FL_S_UFFD | FL_S_KVM)) :
+		   now - s->fault_ns - s->off_ns > block_window_ns) {
+		/* The fault completed long ago; this sleep is something else. */
+		count(FL_C_LATE_SLEEP);
+		close_nonblocking(s, tid);
+	} else {
+		s->block_ns = now;
+		s->flags |= FL_S_BLOCKED;
+	}
+}
+
+/* A traced thread with an open fault switches in.  next_state: its raw
+ * task state (btf_switch only): still TASK_INTERRUPTIBLE means it was not
+ * woken, it only runs on to finish going to sleep. */
+static __always_inline void switch_in(struct fl_slot *s, __u32 tid, __u32 next_state)
+{
+	__u64 now;
+
+	if (!(s->flags & FL_S_OPEN))
+		return;
+	if (s->flags & FL_S_BLOCKED) {
+		if ((s->flags & FL_S_PWAIT) && (next_state & PCB_TASK_INTERRUPTIBLE)) {
+			s->flags &= ~(FL_S_BLOCKED | FL_S_PWAIT);
+			count(FL_C_PREEMPT_WAIT_UNDONE);
+			return;
+		}
+		finish(s, tid, bpf_ktime_get_ns());
+	} else if (s->preempt_ns) {
+		now = bpf_ktime_get_ns();
+		s->off_ns += now - s->preempt_ns;
+		s->preempt_ns = 0;
+		s->flags &= ~(FL_S_DSLEEP | FL_S_PREEMPTED);
+	}
+}
+
+static __always_inline void on_exit(struct fl_slot *s, __u32 tid)
+{
+	if (s->flags & FL_S_OPEN)
+		count(FL_C_EXITED);
+	s->flags = 0;
+	slot_release(s, tid);
+}
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(fl_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	bool cp = !targ_tgid || prev->tgid == targ_tgid;
-	bool cn = !targ_tgid || next->tgid == targ_tgid;
+	__u32 p = prev->pid, n = next->pid;
+	struct fl_slot *s;
 
-	if (!cp && !cn)
-		return 0;
-	on_switch(prev->pid, preempt ? 0 : (prev_state & PCB_TASK_RUNNING_MASK),
-		  !preempt && (prev_state & PCB_TASK_DEAD), next->pid, cp, cn);
+	if ((s = slot_find(p))) {
+		if (!preempt && (prev_state & PCB_TASK_DEAD))
+			on_exit(s, p);
+		else
+			switch_out(s, p, preempt, prev_state);
+	}
+	if ((s = slot_find(n)))
+		switch_in(s, n, next->__state);
 	return 0;
 }
 
@@ -411,19 +522,49 @@ SEC("tracepoint/sched/sched_switch")
 int fl_switch_tp(struct trace_event_raw_sched_switch *ctx)
 {
 	/* Preempted tasks are reported as TASK_REPORT_MAX (0x100 here): the
-	 * masks below never match it. */
+	 * masks below never match it; the wake-up hook handles them. */
 	long st = BPF_CORE_READ(ctx, prev_state);
+	__u32 p = BPF_CORE_READ(ctx, prev_pid), n = BPF_CORE_READ(ctx, next_pid);
+	struct fl_slot *s;
 
-	on_switch(BPF_CORE_READ(ctx, prev_pid), st & PCB_TASK_RUNNING_MASK,
-		  st & PCB_REPORT_EXIT_MASK, BPF_CORE_READ(ctx, next_pid), true, true);
+	if ((s = slot_find(p))) {
+		if (st & PCB_REPORT_EXIT_MASK)
+			on_exit(s, p);
+		else
+			switch_out(s, p, !(st & PCB_TASK_RUNNING_MASK), st & PCB_TASK_RUNNING_MASK);
+	}
+	if ((s = slot_find(n)))
+		switch_in(s, n, 0);
 	return 0;
+}
+
+static __always_inline void on_wakeup(__u32 tid)
+{
+	struct fl_slot *s = slot_find(tid);
+	__u32 seq;
+
+	if (!s || !(s->flags & FL_S_OPEN))
+		return;
+	seq = s->seq;
+	if (s->wake_seq == seq)
+		return;
+	if (!btf_switch && !(s->flags & (FL_S_BLOCKED | FL_S_DSLEEP)) && s->preempt_ns) {
+		/* Classic tracepoints: preempted inside the fault (e.g. by the
+		 * handler it just woke) and woken by its resolution before it
+		 * could sleep: it waited all the same, from the preemption on. */
+		s->block_ns = s->preempt_ns;
+		s->preempt_ns = 0;
+		s->flags |= FL_S_BLOCKED;
+	} else if (s->flags & FL_S_DSLEEP) {
+		return;         /* the end of another wait; the fault goes on */
+	}
+	s->wakeup_ns = bpf_ktime_get_ns();
+	s->wake_seq = seq;
 }
 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(fl_wakeup_btf, struct task_struct *p)
 {
-	if (targ_tgid && p->tgid != targ_tgid)
-		return 0;
 	on_wakeup(p->pid);
 	return 0;
 }
@@ -432,5 +573,117 @@ SEC("tracepoint/sched/sched_wakeup")
 int fl_wakeup_tp(struct trace_event_raw_sched_wakeup_template *ctx)
 {
 	on_wakeup(BPF_CORE_READ(ctx, pid));
+	return 0;
+}
+
+/* ---- fault messages read by the handler ------------------------------------------ */
+
+/* struct uffd_msg, UFFD_EVENT_PAGEFAULT layout (32 bytes). */
+struct pcb_uffd_msg {
+	__u8 event;
+	__u8 reserved1;
+	__u16 reserved2;
+	__u32 reserved3;
+	__u64 flags;
+	__u64 address;
+	__u32 ptid;
+	__u32 pad;
+};
+#define PCB_UFFD_EVENT_PAGEFAULT 0x12
+
+/* A fault's message went to user space: mark the fault delivered, or if
+ * its thread closed it in the meantime, re-file it as delivered. */
+static __always_inline void deliver(__u32 ptid, __u64 address)
+{
+	struct fl_slot *s = slot_find(ptid);
+	__u64 cur, want;
+	struct fl_thread *t;
+	__u32 seq;
+
+	if (!s) {
+		count(FL_C_MSG_UNMATCHED);
+		return;
+	}
+	seq = READ_ONCE(s->seq);
+	barrier();
+	if ((READ_ONCE(s->addr) ^ address) & ~0xfffull) {
+		count(FL_C_MSG_UNMATCHED);
+		return;
+	}
+	want = (__u64)seq << FL_MW_SHIFT;
+	for (int i = 0; i < 4; i++) {
+		cur = READ_ONCE(s->mw);
+		if ((cur & ~(__u64)(FL_MW_DELIVERED | FL_MW_CLOSED)) != want || (cur & FL_MW_DELIVERED)) {
+			count(FL_C_MSG_UNMATCHED);
+			return;
+		}
+		if (__sync_val_compare_and_swap(&s->mw, cur, cur | FL_MW_DELIVERED) != cur)
+			continue;
+		count(FL_C_MSGS);
+		if (!(cur & FL_MW_CLOSED))
+			return;
+		/* Closed before we saw the message: move it to the delivered side. */
+		count(FL_C_MSG_LATE);
+		if (READ_ONCE(s->last_kind) == FL_K_BLOCKED) {
+			__u64 f2r = READ_ONCE(s->last_f2r);
+
+			count_n(FL_C_BLOCKED_UNDELIVERED, -1);
+			count(FL_C_BLOCKING);
+			hist_add_n(FL_H_UNDELIVERED, f2r, -1);
+			hist_add(FL_H_FAULT_TO_RUNNING, f2r);
+			if (s->tstat && s->tstat <= FL_MAX_TSTATS) {
+				__u32 idx = s->tstat - 1;
+				t = bpf_map_lookup_elem(&tstats, &idx);
+				if (t)
+					__sync_fetch_and_add(&t->late, 1);
+			}
+		} else if (READ_ONCE(s->last_kind) == FL_K_NONBLOCK) {
+			count(FL_C_DELIVERED_NOBLOCK);
+		}
+		return;
+	}
+	count(FL_C_MSG_UNMATCHED);
+}
+
+/* Layout of syscalls:sys_exit_<name>. */
+struct pcb_tp_sys_exit {
+	struct trace_entry ent;
+	int nr;
+	long ret;
+};
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int fl_read_exit(struct pcb_tp_sys_exit *ctx)
+{
+	struct pcb_uffd_msg m;
+	struct task_struct *task;
+	struct pt_regs *regs;
+	__u64 buf;
+	long ret;
+	int n;
+
+	if (targ_tgid && (bpf_get_current_pid_tgid() >> 32) != targ_tgid)
+		return 0;
+	ret = ctx->ret;
+	if (ret < (long)sizeof(m) || (ret % sizeof(m)))
+		return 0;
+	task = bpf_get_current_task_btf();
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	buf = regs->si;          /* read(fd, buf, count): 2nd argument */
+	n = ret / sizeof(m);
+	for (int i = 0; i < FL_MSG_BATCH; i++) {
+		if (i >= n)
+			break;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)(buf + i * sizeof(m))))
+			return 0;
+		/* Anything else than a well-formed fault message: not a userfaultfd. */
+		if (m.event != PCB_UFFD_EVENT_PAGEFAULT || m.reserved1 || m.reserved2 || m.reserved3)
+			return 0;
+		if (!m.ptid) {
+			count(FL_C_MSG_NO_TID);
+			continue;
+		}
+		deliver(m.ptid, m.address);
+	}
 	return 0;
 }

@@ -1,45 +1,63 @@
 /* Shared between bpf/faultlat.bpf.c and loader/trace.c: fixed-width types only.
  *
- * Per traced thread the kernel program keeps a small state machine:
+ * Per traced thread the kernel program keeps a small state machine in a
+ * slot of a .bss array indexed by tid (no hash lookup on the hot paths):
  *
- *   page fault (in a traced range)          -> OPEN, fault_ns
- *   sched_switch out, sleeping, not preempted -> BLOCKED, block_ns
- *   sched_wakeup                             -> WOKEN, wakeup_ns
- *   sched_switch in                          -> histograms, event, closed
+ *   page fault, not present, in a traced range  -> OPEN, fault_ns
+ *   sched_switch out, sleeping interruptibly     -> BLOCKED, block_ns
+ *     (or preempted while already TASK_INTERRUPTIBLE: it was entering the
+ *      userfaultfd wait; if it is switched in again still not woken, the
+ *      block is undone and the real sleep that follows counts)
+ *   sched_switch out, uninterruptible only       -> another wait inside the fault; stays OPEN
+ *   sched_switch in after BLOCKED                -> closed: histograms, event
+ *   next fault while OPEN, not BLOCKED           -> closed as non-blocking
  *
- * A fault that is followed by another fault of the same thread, or whose
- * thread sleeps only after more than block_window_ns of on-CPU time, did not
- * block: it is counted as non-blocking and no latency is recorded.
+ * Optional hooks:
+ *   sched_wakeup (track_wakeup): time of the wake-up, for fault -> wake-up
+ *     and wake-up -> running.  Needed only with classic tracepoints (which
+ *     hide the state of a preempted task).
+ *   syscalls:sys_exit_read (track_msgs): the handler reading a fault message
+ *     from a userfaultfd.  A fault whose message was read is "delivered": that
+ *     is what a pager counts.  A fault that blocked but was resolved before
+ *     its message was read (a background install of the same page woke it and
+ *     took the message off the queue) is counted apart.
  */
 #ifndef PCB_BPF_FAULTLAT_H
 #define PCB_BPF_FAULTLAT_H
 #include "common/hist.h"
 
 #define FL_MAX_RANGES   64      /* address ranges the fault filter accepts */
-#define FL_MAX_THREADS  8192    /* per-thread state entries */
-#define FL_MAX_TSTATS   1024    /* threads with their own histogram */
+#define FL_SLOTS        4096    /* per-thread state slots, indexed by tid % FL_SLOTS */
+#define FL_SLOT_MASK    (FL_SLOTS - 1)
+#define FL_MAX_OVF      1024    /* threads whose slot was taken (hash fallback) */
+#define FL_MAX_TSTATS   256     /* threads with their own histogram */
+#define FL_MSG_BATCH    16      /* fault messages parsed per read() */
 
 enum fl_hist_id {
 	FL_H_FAULT_TO_BLOCK = 0,    /* fault entry -> thread switched out (kernel fault path) */
-	FL_H_FAULT_TO_WAKEUP,       /* fault entry -> sched_wakeup of the thread */
-	FL_H_FAULT_TO_RUNNING,      /* fault entry -> thread on a CPU again */
+	FL_H_FAULT_TO_WAKEUP,       /* fault entry -> sched_wakeup of the thread (track_wakeup) */
+	FL_H_FAULT_TO_RUNNING,      /* fault entry -> on a CPU again; delivered faults only when
+	                             * messages are tracked, else every blocking fault */
 	FL_H_WAKEUP_TO_RUNNING,     /* sched_wakeup -> on a CPU (scheduling delay) */
 	FL_H_KVM_FAULT_TO_WAKEUP,   /* same, for faults seen at kvm:kvm_page_fault */
 	FL_H_KVM_FAULT_TO_RUNNING,
+	FL_H_UNDELIVERED,           /* fault -> running of blocking faults resolved before the
+	                             * handler read their message (track_msgs) */
 	FL_NHIST
 };
 
 enum fl_counter {
-	FL_C_FAULTS = 0,            /* faults by traced threads in a traced range */
-	FL_C_BLOCKING,              /* ... that blocked and completed (latency recorded) */
+	FL_C_FAULTS = 0,            /* not-present faults by traced threads in a traced range */
+	FL_C_BLOCKING,              /* ... that blocked and completed (latency recorded); with
+	                             * track_msgs only the delivered ones */
 	FL_C_NONBLOCKING,           /* ... that completed without sleeping */
 	FL_C_KVM_FAULTS,            /* kvm:kvm_page_fault events of traced threads */
 	FL_C_KVM_BLOCKING,
 	FL_C_OUT_OF_RANGE,          /* faults of traced threads outside the ranges */
-	FL_C_PREEMPTED,             /* traced thread preempted while its fault was open */
+	FL_C_PREEMPTED,             /* traced thread preempted (running) while its fault was open */
 	FL_C_LATE_SLEEP,            /* slept after > block_window_ns on CPU: not the fault's */
-	FL_C_WAKE_BEFORE_BLOCK,     /* woken before it switched out (no block) */
-	FL_C_NO_WAKEUP,             /* switched in after a block without a seen wake-up */
+	FL_C_PREEMPT_WAIT,          /* preempted while entering the wait (TASK_INTERRUPTIBLE) */
+	FL_C_PREEMPT_WAIT_UNDONE,   /* ... and switched in again before it was woken */
 	FL_C_LOST,                  /* fault opened while a blocked one was never closed */
 	FL_C_UFFD_ENTERED,          /* handle_userfault() entered (fentry only) */
 	FL_C_EXITED,                /* thread exited with a fault open */
@@ -49,17 +67,56 @@ enum fl_counter {
 	FL_C_TSTATS_FULL,           /* no room for a new per-thread histogram */
 	FL_C_SLEEP_OTHER,           /* uninterruptible sleep inside a fault (mmap lock, I/O, ...):
 	                             * not userfaultfd's wait, the fault stays open */
+	FL_C_PROT,                  /* protection faults skipped (no uffd-wp range) */
+	FL_C_MSGS,                  /* fault messages read by the handler, matched to a fault */
+	FL_C_MSG_UNMATCHED,         /* ... with no open fault of that thread at that page */
+	FL_C_MSG_NO_TID,            /* ... without a thread id (no UFFD_FEATURE_THREAD_ID) */
+	FL_C_BLOCKED_UNDELIVERED,   /* blocked, resolved before its message was read */
+	FL_C_DELIVERED_NOBLOCK,     /* message read, but the thread never slept (woken first) */
+	FL_C_MSG_LATE,              /* message matched after the fault was closed (re-filed) */
+	FL_C_BLOCKED_ALL,           /* every fault that blocked and completed */
 	FL_NCOUNTERS
 };
 
-/* fl_state.flags */
+/* fl_slot.flags (written only from the owner's fault and switch hooks) */
 #define FL_S_OPEN       0x02u
 #define FL_S_BLOCKED    0x04u
-#define FL_S_WOKEN      0x08u
 #define FL_S_KVM        0x10u
 #define FL_S_UFFD       0x20u
-#define FL_S_PREEMPTED  0x40u
+#define FL_S_PREEMPTED  0x40u   /* switched out running: preempt_ns valid */
 #define FL_S_DSLEEP     0x80u   /* in an uninterruptible sleep inside the fault */
+#define FL_S_PWAIT      0x100u  /* BLOCKED because preempted while TASK_INTERRUPTIBLE */
+
+/* fl_slot.mw: (seq << FL_MW_SHIFT) | bits; the owner and the read hook
+ * agree on a fault's delivery with atomic operations on it. */
+#define FL_MW_DELIVERED 0x1u
+#define FL_MW_CLOSED    0x2u
+#define FL_MW_SHIFT     2
+
+/* fl_slot.last_kind: how the owner filed the fault it closed last */
+#define FL_K_BLOCKED    1u
+#define FL_K_NONBLOCK   2u
+
+/* 64-bit fields where BPF atomics touch them (32-bit atomics need -mcpu=v3). */
+struct fl_slot {
+	pcb_u64 tid;            /* owner; 0: free */
+	pcb_u64 mw;             /* see FL_MW_* */
+	pcb_u32 collide;        /* another thread hashed here: look in the overflow map */
+	pcb_u32 flags;
+	pcb_u32 seq;            /* faults opened by this thread */
+	pcb_u32 wake_seq;       /* seq of the fault whose wake-up was seen */
+	pcb_u32 tstat;          /* 1 + index into tstats; 0: none yet */
+	pcb_u32 tgid;
+	pcb_u64 fault_ns;
+	pcb_u64 addr;
+	pcb_u64 block_ns;
+	pcb_u64 wakeup_ns;      /* written by the wake-up hook */
+	pcb_u64 preempt_ns;     /* switched out preempted (or into another wait) at */
+	pcb_u64 off_ns;         /* time spent preempted since the fault */
+	pcb_u64 last_f2r;       /* fault -> running of the fault closed last */
+	pcb_u32 last_kind;      /* FL_K_* */
+	pcb_u32 pad;
+};
 
 struct fl_hist {
 	pcb_u64 bucket[PCB_HIST_BUCKETS];
@@ -69,20 +126,12 @@ struct fl_counters {
 	pcb_u64 c[FL_NCOUNTERS];
 };
 
-struct fl_state {
-	pcb_u64 fault_ns;
-	pcb_u64 addr;
-	pcb_u64 block_ns;
-	pcb_u64 wakeup_ns;
-	pcb_u64 preempt_ns;     /* switched out preempted at */
-	pcb_u64 off_ns;         /* time spent preempted since the fault */
-	pcb_u32 flags;
-	pcb_u32 pad;
-};
-
-/* Per thread: fault -> running. */
+/* Per thread: fault -> running of every fault that blocked. */
 struct fl_thread {
-	pcb_u64 blocking;
+	pcb_u64 tid;            /* 0: unused entry */
+	pcb_u64 blocking;       /* all blocking faults (histogram below) */
+	pcb_u64 undelivered;    /* of which resolved before their message was read */
+	pcb_u64 late;           /* re-filed as delivered by a late message (read hook, atomic) */
 	pcb_u64 nonblocking;
 	pcb_u64 sum_ns;
 	pcb_u64 max_ns;
@@ -95,9 +144,10 @@ struct fl_range {
 };
 
 /* fl_event.flags */
-#define FL_E_KVM     0x1u
-#define FL_E_WOKEN   0x2u   /* wakeup_ns valid */
-#define FL_E_UFFD    0x4u   /* handle_userfault() seen (fentry) */
+#define FL_E_KVM        0x1u
+#define FL_E_WOKEN      0x2u   /* wakeup_ns valid */
+#define FL_E_UFFD       0x4u   /* handle_userfault() seen (fentry) */
+#define FL_E_DELIVERED  0x8u   /* its message was read by the handler (track_msgs) */
 
 struct fl_event {
 	pcb_u64 fault_ns;       /* CLOCK_MONOTONIC */

@@ -14,13 +14,14 @@ set -u
 BUILD=${BUILD:-build}
 VICTIM=$BUILD/tests/helpers/uffd_victim
 PCTRACE=${PCTRACE:-./pctrace}
-PAGES=20000 ROUNDS=7 CPU=0 USDT=0 JSON=
+PAGES=20000 ROUNDS=7 CPU=0 USDT=0 JSON= EXTRA=
 while [ $# -gt 0 ]; do
 	case $1 in
 	-n) PAGES=$2; shift 2 ;;
 	-r) ROUNDS=$2; shift 2 ;;
 	-c) CPU=$2; shift 2 ;;
 	--usdt) USDT=1; shift ;;
+	--modes) EXTRA=$2; shift 2 ;;
 	--json) JSON=$2; shift 2 ;;
 	-h|--help) sed -n '2,13p' "$0"; exit 0 ;;
 	*) echo "overhead.sh: unknown option $1" >&2; exit 64 ;;
@@ -40,6 +41,10 @@ one() {
 	hist) args=(--no-usdt) ;;
 	events) args=(--no-usdt --events "$tmp/events.csv") ;;
 	usdt) args=() ;;
+	msgs) args=(--no-usdt --messages) ;;
+	wakeup) args=(--no-usdt --wakeup) ;;
+	classic) args=(--no-usdt --classic) ;;
+	*) echo "overhead.sh: unknown mode $mode" >&2; exit 64 ;;
 	esac
 	rm -f "$fifo"; mkfifo "$fifo"
 	"$VICTIM" -n "$PAGES" -H "$CPU" -T "$CPU" --wait "$fifo" >"$tmp/victim.out" &
@@ -59,6 +64,7 @@ one() {
 
 modes="off hist events"
 [ "$USDT" = 1 ] && modes="$modes usdt"
+[ -n "$EXTRA" ] && modes="$modes $EXTRA"
 for m in $modes; do : >"$tmp/$m.medians"; done
 one off >/dev/null      # warm-up
 for r in $(seq "$ROUNDS"); do

@@ -850,6 +850,8 @@ int pcb_run_migration(const struct pcb_config *cfg)
 			.events_path = cfg->trace_events[0] ? cfg->trace_events : NULL,
 			.usdt = !strcmp(cfg->trace_usdt, "on"),
 			.usdt_binary = "/proc/self/exe", .verbose = (int)cfg->verbose,
+			/* which faults' messages the pager read: counts as the pager's */
+			.msgs = true,
 		};
 		rc = pcb_trace_start(&to, &r->trace, r->trace_why, sizeof(r->trace_why));
 		if (rc && !strcmp(cfg->trace, "on")) {

@@ -40,10 +40,12 @@ struct pcb_trace {
 	int ncpus;
 
 	/* attach kinds chosen */
-	const char *k_fault, *k_switch, *k_wakeup;
+	const char *k_fault, *k_switch;
+	char k_wakeup[96], k_read[96];
 	char k_kvm[96], k_uffd[96], k_usdt[160];
 	char exe[PATH_MAX];
 	int nranges;
+	bool msgs, wakeup, btf;         /* optional hooks attached; tp_btf programs */
 
 	/* events */
 	struct ring_buffer *rb;
@@ -203,6 +205,8 @@ static int read_fl(struct pcb_trace *t, struct pcb_trace_stats *s)
 			goto out;
 	}
 	err = read_percpu_counters(t->fl->maps.counters, t->ncpus, s->counter, FL_NCOUNTERS);
+	s->msgs = t->msgs;
+	s->wakeup = t->wakeup;
 	s->events_written = __atomic_load_n(&t->events_written, __ATOMIC_RELAXED);
 out:
 	free(sum);
@@ -243,16 +247,15 @@ static int read_threads(struct pcb_trace *t, struct pcb_trace_thread **out, size
 	struct fl_thread *v = malloc(sizeof(*v));
 	struct pcb_trace_thread *arr = NULL, *na;
 	size_t cnt = 0, cap = 0;
-	uint32_t key, next;
-	const void *prev = NULL;
+	uint64_t used = __atomic_load_n(&t->fl->bss->next_tstat, __ATOMIC_ACQUIRE);
 	int err = 0;
 
 	if (!v)
 		return -ENOMEM;
-	while (bpf_map__get_next_key(map, prev, &next, sizeof(next)) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map__lookup_elem(map, &key, sizeof(key), v, sizeof(*v), 0))
+	if (used > FL_MAX_TSTATS)
+		used = FL_MAX_TSTATS;
+	for (uint32_t key = 0; key < used; key++) {
+		if (bpf_map__lookup_elem(map, &key, sizeof(key), v, sizeof(*v), 0) || !v->tid)
 			continue;
 		if (cnt == cap) {
 			cap = cap ? 2 * cap : 16;
@@ -263,8 +266,9 @@ static int read_threads(struct pcb_trace *t, struct pcb_trace_thread **out, size
 			}
 			arr = na;
 		}
-		arr[cnt].tid = (pid_t)key;
+		arr[cnt].tid = (pid_t)v->tid;
 		arr[cnt].blocking = v->blocking;
+		arr[cnt].delivered = t->msgs ? v->blocking - v->undelivered + v->late : v->blocking;
 		arr[cnt].nonblocking = v->nonblocking;
 		pcb_hist_init(&arr[cnt].hist);
 		pcb_hist_add_buckets(&arr[cnt].hist, v->bucket, PCB_HIST_BUCKETS);
@@ -284,15 +288,18 @@ static int read_threads(struct pcb_trace *t, struct pcb_trace_thread **out, size
 
 /* ---- uffd ranges from /proc/PID/smaps ------------------------------------------- */
 
-static bool vmflags_uffd(const char *line)
+/* "VmFlags: rd wr mr mw me ac um " : um = missing, uw = wp, ui = minor.
+ * Returns a mask: 1 any userfaultfd mode, 2 write-protect. */
+static int vmflags_uffd(const char *line)
 {
-	/* "VmFlags: rd wr mr mw me ac um " : um = missing, uw = wp, ui = minor */
+	int m = 0;
+
 	for (const char *p = line + 8; *p; p++) {
 		if (p[0] == 'u' && (p[1] == 'm' || p[1] == 'w' || p[1] == 'i') &&
 		    (p[-1] == ' ') && (p[2] == ' ' || p[2] == '\n' || p[2] == 0))
-			return true;
+			m |= 1 | (p[1] == 'w' ? 2 : 0);
 	}
-	return false;
+	return m;
 }
 
 int pcb_trace_refresh_ranges(struct pcb_trace *t)
@@ -301,7 +308,7 @@ int pcb_trace_refresh_ranges(struct pcb_trace *t)
 	unsigned long s, e, cur_s = 0, cur_e = 0;
 	char path[64], *line = NULL;
 	size_t cap = 0;
-	int n = 0;
+	int n = 0, m, wp = 0;
 	FILE *f;
 
 	if (!t || !t->fl || !t->o.uffd_ranges)
@@ -314,7 +321,8 @@ int pcb_trace_refresh_ranges(struct pcb_trace *t)
 		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
 			cur_s = s;
 			cur_e = e;
-		} else if (!strncmp(line, "VmFlags:", 8) && cur_e > cur_s && vmflags_uffd(line)) {
+		} else if (!strncmp(line, "VmFlags:", 8) && cur_e > cur_s && (m = vmflags_uffd(line))) {
+			wp |= m & 2;
 			if (n > 0 && r[n - 1].end == cur_s) {
 				r[n - 1].end = cur_e;          /* adjacent: merge */
 			} else if (n < FL_MAX_RANGES) {
@@ -335,6 +343,9 @@ int pcb_trace_refresh_ranges(struct pcb_trace *t)
 	for (int i = 0; i < n; i++)
 		t->fl->bss->ranges[i] = r[i];
 	__atomic_store_n(&t->fl->bss->nr_ranges, (uint32_t)n, __ATOMIC_RELEASE);
+	/* Write-protect faults are protection faults: only look at those when
+	 * some range is registered for them. */
+	__atomic_store_n(&t->fl->bss->accept_prot, wp ? 1u : 0u, __ATOMIC_RELEASE);
 	t->nranges = n;
 	return n;
 }
@@ -349,13 +360,14 @@ static int on_event(void *ctx, void *data, size_t len)
 	if (len < sizeof(*e))
 		return 0;
 	if (t->events_fp && !t->events_err) {
-		if (fprintf(t->events_fp, "%u,%u,%u,%s,0x%llx,0x%llx,%llu,%llu,%llu,%llu,%lld,%llu\n",
+		if (fprintf(t->events_fp, "%u,%u,%u,%s,0x%llx,0x%llx,%llu,%llu,%llu,%llu,%lld,%llu,%s\n",
 			    e->tid, e->tgid, e->cpu, (e->flags & FL_E_KVM) ? "kvm" : "user",
 			    (unsigned long long)e->addr, (unsigned long long)(e->addr & ~0xfffull),
 			    (unsigned long long)e->fault_ns, (unsigned long long)e->block_ns,
 			    (unsigned long long)e->wakeup_ns, (unsigned long long)e->running_ns,
 			    (e->flags & FL_E_WOKEN) ? (long long)(e->wakeup_ns - e->fault_ns) : -1LL,
-			    (unsigned long long)(e->running_ns - e->fault_ns)) < 0)
+			    (unsigned long long)(e->running_ns - e->fault_ns),
+			    !t->msgs ? "" : (e->flags & FL_E_DELIVERED) ? "1" : "0") < 0)
 			t->events_err = errno ? errno : EIO;
 	}
 	__atomic_fetch_add(&t->events_written, 1, __ATOMIC_RELAXED);
@@ -412,15 +424,16 @@ static int attach_prog(struct bpf_program *p, struct bpf_link **slot)
 	return 0;
 }
 
-static void setup_faultlat_autoload(struct faultlat_bpf *fl, bool btf, bool kvm_btf, bool kvm_tp,
-				    bool uffd)
+static void setup_faultlat_autoload(struct pcb_trace *t, struct faultlat_bpf *fl, bool btf, bool kvm_btf,
+				    bool kvm_tp, bool uffd)
 {
 	bpf_program__set_autoload(fl->progs.fl_fault_btf, btf);
 	bpf_program__set_autoload(fl->progs.fl_switch_btf, btf);
-	bpf_program__set_autoload(fl->progs.fl_wakeup_btf, btf);
+	bpf_program__set_autoload(fl->progs.fl_wakeup_btf, btf && t->wakeup);
 	bpf_program__set_autoload(fl->progs.fl_fault_tp, !btf);
 	bpf_program__set_autoload(fl->progs.fl_switch_tp, !btf);
-	bpf_program__set_autoload(fl->progs.fl_wakeup_tp, !btf);
+	bpf_program__set_autoload(fl->progs.fl_wakeup_tp, !btf && t->wakeup);
+	bpf_program__set_autoload(fl->progs.fl_read_exit, t->msgs);
 	bpf_program__set_autoload(fl->progs.fl_kvm_btf, kvm_btf);
 	bpf_program__set_autoload(fl->progs.fl_kvm_tp, kvm_tp);
 	bpf_program__set_autoload(fl->progs.fl_uffd_fentry, uffd);
@@ -442,11 +455,14 @@ static int open_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm_t
 	fl->rodata->emit_events = t->o.events;
 	fl->rodata->have_uffd_hook = uffd;
 	fl->rodata->kvm_addr_arg = kvm_addr_index();
+	fl->rodata->track_wakeup = t->wakeup;
+	fl->rodata->track_msgs = t->msgs;
+	fl->rodata->btf_switch = btf;
 	if (t->o.events) {
 		bpf_map__set_max_entries(fl->maps.events, EVENTS_RB_BYTES);
 		fl->rodata->rb_wakeup_bytes = EVENTS_RB_BYTES / 8;
 	}
-	setup_faultlat_autoload(fl, btf, kvm_btf, kvm_tp, uffd);
+	setup_faultlat_autoload(t, fl, btf, kvm_btf, kvm_tp, uffd);
 	err = faultlat_bpf__load(fl);
 	if (err) {
 		faultlat_bpf__destroy(fl);
@@ -492,6 +508,52 @@ static int start_pager(struct pcb_trace *t)
 		return -1;
 	}
 	snprintf(t->k_usdt, sizeof(t->k_usdt), "usdt (%d of 6 pcbench probes)", attached);
+	return 0;
+}
+
+/* Address filter, then attach: fault and scheduler hooks are required, the
+ * rest optional (the message hook's failure makes the caller retry without). */
+static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm_tp, bool uffd,
+			   char *why, size_t whylen)
+{
+	const struct pcb_trace_opts *o = &t->o;
+	int err;
+
+	if (o->uffd_ranges) {
+		t->fl->bss->addr_filter = 1;
+		err = pcb_trace_refresh_ranges(t);
+		if (err < 0)
+			return fail(why, whylen, PCB_EXIT_UNAVAILABLE, "cannot read /proc/%d/smaps: %s",
+				    (int)o->pid, strerror(-err));
+	} else if (o->region_len) {
+		t->fl->bss->ranges[0].start = o->region_start;
+		t->fl->bss->ranges[0].end = o->region_start + o->region_len;
+		t->fl->bss->nr_ranges = 1;
+		t->fl->bss->addr_filter = 1;
+		t->nranges = 1;
+	}
+	err = btf ? attach_prog(t->fl->progs.fl_fault_btf, &t->fl->links.fl_fault_btf)
+		  : attach_prog(t->fl->progs.fl_fault_tp, &t->fl->links.fl_fault_tp);
+	if (!err)
+		err = btf ? attach_prog(t->fl->progs.fl_switch_btf, &t->fl->links.fl_switch_btf)
+			  : attach_prog(t->fl->progs.fl_switch_tp, &t->fl->links.fl_switch_tp);
+	if (!err && t->wakeup)
+		err = btf ? attach_prog(t->fl->progs.fl_wakeup_btf, &t->fl->links.fl_wakeup_btf)
+			  : attach_prog(t->fl->progs.fl_wakeup_tp, &t->fl->links.fl_wakeup_tp);
+	if (err)
+		return fail(why, whylen, exit_for_bpf_err(err), "attaching the %s programs failed: %s",
+			    btf ? "tp_btf" : "tracepoint", strerror(-err));
+	if (t->msgs && (err = attach_prog(t->fl->progs.fl_read_exit, &t->fl->links.fl_read_exit)))
+		return fail(why, whylen, exit_for_bpf_err(err), "attaching syscalls:sys_exit_read failed: %s",
+			    strerror(-err));
+	if (kvm_btf || kvm_tp) {
+		err = kvm_btf ? attach_prog(t->fl->progs.fl_kvm_btf, &t->fl->links.fl_kvm_btf)
+			      : attach_prog(t->fl->progs.fl_kvm_tp, &t->fl->links.fl_kvm_tp);
+		if (err)
+			snprintf(t->k_kvm, sizeof(t->k_kvm), "unavailable (attach: %s)", strerror(-err));
+	}
+	if (uffd && attach_prog(t->fl->progs.fl_uffd_fentry, &t->fl->links.fl_uffd_fentry))
+		snprintf(t->k_uffd, sizeof(t->k_uffd), "unavailable (attach failed)");
 	return 0;
 }
 
@@ -551,61 +613,55 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 		snprintf(t->k_uffd, sizeof(t->k_uffd), "fentry");
 	else
 		snprintf(t->k_uffd, sizeof(t->k_uffd), "unavailable (fentry: %s)", strerror(-err));
-	t->k_fault = t->k_switch = t->k_wakeup = btf ? "tp_btf" : "tracepoint";
-
-	code = open_faultlat(t, btf, kvm_btf, kvm_tp, uffd, why, whylen);
-	if (code && btf && tracefs_ready()) {
-		pcb_log("trace: tp_btf programs did not load (%s); trying classic tracepoints", why);
-		btf = false;
-		kvm_tp = kvm_btf;
-		kvm_btf = false;
-		t->k_fault = t->k_switch = t->k_wakeup = "tracepoint";
-		code = open_faultlat(t, btf, kvm_btf, kvm_tp, uffd, why, whylen);
+	/* Optional hooks.  Classic tracepoints report a preempted task without
+	 * its state, so there the wake-up hook is what recognises a fault that
+	 * was preempted on its way into the wait. */
+	t->wakeup = o->wakeup || !btf;
+	t->msgs = o->msgs;
+	if (!o->wakeup && btf)
+		snprintf(t->k_wakeup, sizeof(t->k_wakeup), "off (not requested)");
+	if (!o->msgs) {
+		snprintf(t->k_read, sizeof(t->k_read), "off (not requested)");
+	} else if (!tracefs_ready() || (access("/sys/kernel/tracing/events/syscalls/sys_exit_read", F_OK) &&
+					access("/sys/kernel/debug/tracing/events/syscalls/sys_exit_read", F_OK))) {
+		t->msgs = false;
+		snprintf(t->k_read, sizeof(t->k_read), "unavailable (no syscalls:sys_exit_read tracepoint)");
 	}
-	if (code) {
+
+	for (;;) {
+		t->btf = btf;
+		t->k_fault = t->k_switch = btf ? "tp_btf" : "tracepoint";
+		if (t->wakeup)
+			snprintf(t->k_wakeup, sizeof(t->k_wakeup), "%s", btf ? "tp_btf" : "tracepoint");
+		if (t->msgs)
+			snprintf(t->k_read, sizeof(t->k_read), "tracepoint (syscalls:sys_exit_read)");
+		code = open_faultlat(t, btf, kvm_btf, kvm_tp, uffd, why, whylen);
+		if (!code)
+			code = attach_faultlat(t, btf, kvm_btf, kvm_tp, uffd, why, whylen);
+		if (!code)
+			break;
+		faultlat_bpf__destroy(t->fl);
+		t->fl = NULL;
+		if (t->msgs) {
+			/* The message hook is optional: without it every blocking
+			 * fault counts, delivered or not. */
+			pcb_log("trace: fault-message hook unavailable (%s); continuing without it", why);
+			snprintf(t->k_read, sizeof(t->k_read), "unavailable (%s)", why);
+			t->msgs = false;
+			continue;
+		}
+		if (btf && tracefs_ready()) {
+			pcb_log("trace: tp_btf programs did not load (%s); trying classic tracepoints", why);
+			btf = false;
+			kvm_tp = kvm_btf;
+			kvm_btf = false;
+			t->wakeup = true;
+			t->msgs = o->msgs && strncmp(t->k_read, "unavailable (no", 15);
+			continue;
+		}
 		free(t);
 		return code;
 	}
-
-	/* Address filter. */
-	if (o->uffd_ranges) {
-		t->fl->bss->addr_filter = 1;
-		err = pcb_trace_refresh_ranges(t);
-		if (err < 0) {
-			code = fail(why, whylen, PCB_EXIT_UNAVAILABLE, "cannot read /proc/%d/smaps: %s",
-				    (int)o->pid, strerror(-err));
-			goto fail;
-		}
-	} else if (o->region_len) {
-		t->fl->bss->ranges[0].start = o->region_start;
-		t->fl->bss->ranges[0].end = o->region_start + o->region_len;
-		t->fl->bss->nr_ranges = 1;
-		t->fl->bss->addr_filter = 1;
-		t->nranges = 1;
-	}
-
-	/* Attach: fault and scheduler hooks are required, the rest optional. */
-	err = btf ? attach_prog(t->fl->progs.fl_fault_btf, &t->fl->links.fl_fault_btf)
-		  : attach_prog(t->fl->progs.fl_fault_tp, &t->fl->links.fl_fault_tp);
-	if (!err)
-		err = btf ? attach_prog(t->fl->progs.fl_switch_btf, &t->fl->links.fl_switch_btf)
-			  : attach_prog(t->fl->progs.fl_switch_tp, &t->fl->links.fl_switch_tp);
-	if (!err)
-		err = btf ? attach_prog(t->fl->progs.fl_wakeup_btf, &t->fl->links.fl_wakeup_btf)
-			  : attach_prog(t->fl->progs.fl_wakeup_tp, &t->fl->links.fl_wakeup_tp);
-	if (err) {
-		code = fail(why, whylen, exit_for_bpf_err(err), "attaching the %s programs failed: %s",
-			    btf ? "tp_btf" : "tracepoint", strerror(-err));
-		goto fail;
-	}
-	if (kvm_btf || kvm_tp) {
-		err = kvm_btf ? attach_prog(t->fl->progs.fl_kvm_btf, &t->fl->links.fl_kvm_btf)
-			      : attach_prog(t->fl->progs.fl_kvm_tp, &t->fl->links.fl_kvm_tp);
-		if (err)
-			snprintf(t->k_kvm, sizeof(t->k_kvm), "unavailable (attach: %s)", strerror(-err));
-	}
-	if (uffd && attach_prog(t->fl->progs.fl_uffd_fentry, &t->fl->links.fl_uffd_fentry))
-		snprintf(t->k_uffd, sizeof(t->k_uffd), "unavailable (attach failed)");
 
 	/* USDT probes of the pager. */
 	if (o->usdt) {
@@ -638,7 +694,7 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 			}
 			setvbuf(t->events_fp, NULL, _IOFBF, 1 << 20);
 			fprintf(t->events_fp, "tid,tgid,cpu,kind,addr,page,fault_ns,block_ns,wakeup_ns,"
-					      "running_ns,fault_to_wakeup_ns,fault_to_running_ns\n");
+					      "running_ns,fault_to_wakeup_ns,fault_to_running_ns,delivered\n");
 		}
 		t->rb = ring_buffer__new(bpf_map__fd(t->fl->maps.events), on_event, t, NULL);
 		if (!t->rb) {
@@ -661,13 +717,31 @@ fail:
 
 int pcb_trace_add_thread(struct pcb_trace *t, pid_t tid)
 {
-	uint32_t key = (uint32_t)tid, one = 1;
+	uint32_t key = (uint32_t)tid;
+	struct fl_slot *s;
 	pid_t *n;
 
 	if (!t || !t->fl || t->stopped || tid <= 0)
 		return -EINVAL;
-	if (bpf_map__update_elem(t->fl->maps.listed, &key, sizeof(key), &one, sizeof(one), BPF_ANY))
-		return -errno;
+	/* Claim the thread's slot as the BPF side would (tid last, so a program
+	 * never sees a half-initialised slot); a slot held by another thread
+	 * sends this one to the overflow map. */
+	s = &t->fl->bss->slots[key & FL_SLOT_MASK];
+	if (__atomic_load_n(&s->tid, __ATOMIC_ACQUIRE) != key) {
+		uint64_t expect = 0;
+
+		s->flags = 0;
+		s->tgid = (uint32_t)t->o.pid;
+		if (!__atomic_compare_exchange_n(&s->tid, &expect, (uint64_t)key, false, __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE)) {
+			struct fl_slot fresh = { .tid = key, .tgid = (uint32_t)t->o.pid };
+
+			if (bpf_map__update_elem(t->fl->maps.ovf, &key, sizeof(key), &fresh, sizeof(fresh),
+						 BPF_NOEXIST) && errno != EEXIST)
+				return -errno;
+			__atomic_store_n(&s->collide, 1, __ATOMIC_RELEASE);
+		}
+	}
 	__atomic_store_n(&t->fl->bss->only_listed, 1, __ATOMIC_RELEASE);
 	if (t->ntids == t->captids) {
 		size_t cap = t->captids ? 2 * t->captids : 16;
@@ -679,6 +753,12 @@ int pcb_trace_add_thread(struct pcb_trace *t, pid_t tid)
 	}
 	t->tids[t->ntids++] = tid;
 	return 0;
+}
+
+uint64_t pcb_trace_faults(const struct pcb_trace_stats *s)
+{
+	return s->msgs ? s->counter[FL_C_BLOCKING] + s->counter[FL_C_DELIVERED_NOBLOCK]
+		       : s->counter[FL_C_BLOCKING];
 }
 
 int pcb_trace_read(struct pcb_trace *t, struct pcb_trace_stats *s)
@@ -722,6 +802,8 @@ const char *pcb_trace_attach_kind(struct pcb_trace *t, const char *point)
 		return t->k_switch;
 	if (!strcmp(point, "sched_wakeup"))
 		return t->k_wakeup;
+	if (!strcmp(point, "read"))
+		return t->k_read;
 	if (!strcmp(point, "kvm_page_fault"))
 		return t->k_kvm;
 	if (!strcmp(point, "handle_userfault"))
@@ -888,6 +970,7 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_str(j, "page_fault", t->k_fault);
 	pcb_json_str(j, "sched_switch", t->k_switch);
 	pcb_json_str(j, "sched_wakeup", t->k_wakeup);
+	pcb_json_str(j, "read", t->k_read);
 	pcb_json_str(j, "kvm_page_fault", t->k_kvm);
 	pcb_json_str(j, "handle_userfault", t->k_uffd);
 	pcb_json_str(j, "usdt", t->pg ? t->k_usdt : t->pg_reason);
@@ -906,14 +989,33 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_u64(j, "block_window_ns", t->o.block_window_ns ? t->o.block_window_ns
 								: DEFAULT_BLOCK_WINDOW_NS);
 	pcb_json_obj_end(j);
-	pcb_json_u64(j, "faults", c[FL_C_BLOCKING]);
+	/* faults: with the message hook, the faults the handler was told about
+	 * (what a pager counts); without it, every fault that blocked. */
+	pcb_json_str(j, "faults_definition", t->msgs ? "message read by the handler (syscalls:sys_exit_read)"
+						     : "blocked in the fault (no message hook)");
+	pcb_json_u64(j, "faults", pcb_trace_faults(s));
+	pcb_json_u64(j, "faults_blocked", c[FL_C_BLOCKED_ALL]);
 	pcb_json_u64(j, "faults_seen", c[FL_C_FAULTS]);
 	pcb_json_u64(j, "faults_nonblocking", c[FL_C_NONBLOCKING]);
 	pcb_json_u64(j, "faults_out_of_range", c[FL_C_OUT_OF_RANGE]);
-	pcb_hist_json(j, "fault_to_wakeup", &s->hist[FL_H_FAULT_TO_WAKEUP], 0);
+	pcb_json_u64(j, "protection_faults_skipped", c[FL_C_PROT]);
+	pcb_json_obj_begin(j, "messages");
+	pcb_json_bool(j, "tracked", t->msgs);
+	pcb_json_u64(j, "read", c[FL_C_MSGS]);
+	pcb_json_u64(j, "unmatched", c[FL_C_MSG_UNMATCHED]);
+	pcb_json_u64(j, "without_thread_id", c[FL_C_MSG_NO_TID]);
+	pcb_json_u64(j, "read_after_close", c[FL_C_MSG_LATE]);
+	pcb_json_u64(j, "delivered_without_block", c[FL_C_DELIVERED_NOBLOCK]);
+	pcb_json_u64(j, "blocked_resolved_before_read", c[FL_C_BLOCKED_UNDELIVERED]);
+	pcb_hist_json(j, "resolved_before_read_fault_to_running", &s->hist[FL_H_UNDELIVERED], 0);
+	pcb_json_obj_end(j);
+	pcb_json_bool(j, "wakeup_tracked", t->wakeup);
+	if (t->wakeup)
+		pcb_hist_json(j, "fault_to_wakeup", &s->hist[FL_H_FAULT_TO_WAKEUP], 0);
 	pcb_hist_json(j, "fault_to_running", &s->hist[FL_H_FAULT_TO_RUNNING], 0);
 	pcb_hist_json(j, "fault_to_block", &s->hist[FL_H_FAULT_TO_BLOCK], 0);
-	pcb_hist_json(j, "wakeup_to_running", &s->hist[FL_H_WAKEUP_TO_RUNNING], 0);
+	if (t->wakeup)
+		pcb_hist_json(j, "wakeup_to_running", &s->hist[FL_H_WAKEUP_TO_RUNNING], 0);
 	pcb_json_obj_begin(j, "kvm");
 	pcb_json_u64(j, "faults_seen", c[FL_C_KVM_FAULTS]);
 	pcb_json_u64(j, "faults", c[FL_C_KVM_BLOCKING]);
@@ -922,10 +1024,10 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_obj_end(j);
 	pcb_json_obj_begin(j, "anomalies");
 	pcb_json_u64(j, "preempted_in_fault", c[FL_C_PREEMPTED]);
+	pcb_json_u64(j, "preempted_entering_wait", c[FL_C_PREEMPT_WAIT]);
+	pcb_json_u64(j, "preempted_entering_wait_not_woken", c[FL_C_PREEMPT_WAIT_UNDONE]);
 	pcb_json_u64(j, "late_sleep", c[FL_C_LATE_SLEEP]);
 	pcb_json_u64(j, "uninterruptible_sleep_in_fault", c[FL_C_SLEEP_OTHER]);
-	pcb_json_u64(j, "wake_before_block", c[FL_C_WAKE_BEFORE_BLOCK]);
-	pcb_json_u64(j, "no_wakeup_seen", c[FL_C_NO_WAKEUP]);
 	pcb_json_u64(j, "lost", c[FL_C_LOST]);
 	pcb_json_u64(j, "exited_in_fault", c[FL_C_EXITED]);
 	pcb_json_u64(j, "uffd_entered", c[FL_C_UFFD_ENTERED]);
@@ -942,7 +1044,8 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	for (size_t i = 0; i < nth; i++) {
 		pcb_json_obj_begin(j, NULL);
 		pcb_json_i64(j, "tid", th[i].tid);
-		pcb_json_u64(j, "faults", th[i].blocking);
+		pcb_json_u64(j, "faults", th[i].delivered);
+		pcb_json_u64(j, "faults_blocked", th[i].blocking);
 		pcb_json_u64(j, "faults_nonblocking", th[i].nonblocking);
 		pcb_hist_json(j, "fault_to_running", &th[i].hist, 0);
 		pcb_json_obj_end(j);

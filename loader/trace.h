@@ -37,6 +37,10 @@ struct pcb_trace_opts {
 	                             * (from /proc/PID/smaps; see pcb_trace_refresh_ranges) */
 	bool classic;               /* use classic tracepoints even if tp_btf works */
 	uint64_t block_window_ns;   /* 0: default (10 ms) */
+	/* Optional hooks (see bpf/faultlat.h). */
+	bool wakeup;                /* sched_wakeup: fault -> wake-up split (forced with classic) */
+	bool msgs;                  /* syscalls:sys_exit_read: which faults' messages the handler
+	                             * read ("delivered"), so counts match the handler's */
 };
 
 /* Load and attach.  Returns 0, or a PCB_EXIT_* code with a one-line reason in why. */
@@ -59,19 +63,27 @@ struct pcb_trace_stats {
 	struct pcb_hist hist[FL_NHIST];
 	uint64_t counter[FL_NCOUNTERS];
 	uint64_t events_written;    /* CSV lines written so far */
+	bool msgs;                  /* the message hook is attached (see pcb_trace_opts) */
+	bool wakeup;                /* the wake-up hook is attached */
 };
 int pcb_trace_read(struct pcb_trace *t, struct pcb_trace_stats *s);
+/* The fault count to compare with a handler's: faults whose message it read
+ * (message hook attached), else every fault that blocked. */
+uint64_t pcb_trace_faults(const struct pcb_trace_stats *s);
 
 struct pcb_trace_thread {
 	pid_t tid;
-	uint64_t blocking, nonblocking;
-	struct pcb_hist hist;       /* fault -> running */
+	uint64_t blocking;          /* faults that blocked (delivered or not) */
+	uint64_t delivered;         /* of which the handler read the message (= blocking
+	                             * when messages are not tracked) */
+	uint64_t nonblocking;
+	struct pcb_hist hist;       /* fault -> running of all blocking faults */
 };
 /* Per-thread totals, sorted by tid; *out is malloc'ed (free it). */
 int pcb_trace_read_threads(struct pcb_trace *t, struct pcb_trace_thread **out, size_t *n);
 /* Re-read the uffd-registered ranges (uffd_ranges mode).  Returns their number or -errno. */
 int pcb_trace_refresh_ranges(struct pcb_trace *t);
 /* "tp_btf", "tracepoint", ... for point "page_fault", "sched_switch",
- * "sched_wakeup", "kvm_page_fault", "handle_userfault", "usdt". */
+ * "sched_wakeup", "read", "kvm_page_fault", "handle_userfault", "usdt". */
 const char *pcb_trace_attach_kind(struct pcb_trace *t, const char *point);
 #endif

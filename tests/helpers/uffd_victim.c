@@ -16,6 +16,14 @@
  *
  * With --wait FIFO it prints "ready pid=N" and waits until something is
  * written to FIFO before touching, so a tracer can attach first.
+ *
+ * With --background US a third kind of thread installs pages on its own,
+ * one every US microseconds (or as fast as nanosleep allows), walking all touchers' ranges at once (page k
+ * of every range, then k+1, ...) as a post-copy pager's background pull
+ * does.  A toucher may then block on a page whose message is still queued
+ * when the background install arrives: the kernel wakes it and drops the
+ * message, so faults= (messages read) is lower than the faults that
+ * blocked.  It prints bg_installed= and bg_eexist= too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,13 +61,16 @@ static struct {
 	int sleep_delay;
 	int handler_cpu, toucher_cpu;
 	const char *wait_path;
-} opt = { .pages = 1000, .threads = 1, .handler_cpu = -1, .toucher_cpu = -1 };
+	double bg_us;           /* < 0: no background installer */
+} opt = { .pages = 1000, .threads = 1, .handler_cpu = -1, .toucher_cpu = -1, .bg_us = -1 };
 
 static char *region;
 static int uffd, stopfd;
 static uint64_t *lat;                   /* per page, by index */
 static unsigned long nfaults, neexist;
 static char *src_page;
+static unsigned long bg_installed, bg_eexist;
+static volatile int touch_done;
 
 static void die(const char *what)
 {
@@ -138,6 +149,42 @@ struct toucher_arg {
 	unsigned long first, n;
 };
 
+static struct toucher_arg *ta;
+
+static void *background(void *arg)
+{
+	unsigned long maxn = 0;
+
+	(void)arg;              /* not pinned: it runs wherever there is room */
+	for (unsigned i = 0; i < opt.threads; i++)
+		if (ta[i].n > maxn)
+			maxn = ta[i].n;
+	for (unsigned long k = 0; k < maxn && !touch_done; k++) {
+		for (unsigned i = 0; i < opt.threads && !touch_done; i++) {
+			if (k >= ta[i].n)
+				continue;
+			uint64_t t0 = now_ns();
+			struct uffdio_copy c = { .dst = (uint64_t)(uintptr_t)(region + (ta[i].first + k) * PAGE),
+						 .src = (uint64_t)(uintptr_t)src_page, .len = PAGE };
+			if (ioctl(uffd, UFFDIO_COPY, &c)) {
+				if (errno != EEXIST)
+					die("UFFDIO_COPY (background)");
+				__atomic_fetch_add(&bg_eexist, 1, __ATOMIC_RELAXED);
+			} else {
+				__atomic_fetch_add(&bg_installed, 1, __ATOMIC_RELAXED);
+			}
+			/* Sleep, not spin: it must leave the CPU to the others. */
+			uint64_t d = (uint64_t)(opt.bg_us * 1000.0), el = now_ns() - t0;
+			if (el < d) {
+				struct timespec ts = { (time_t)((d - el) / 1000000000ull), (long)((d - el) % 1000000000ull) };
+				while (nanosleep(&ts, &ts) && errno == EINTR)
+					;
+			}
+		}
+	}
+	return NULL;
+}
+
 static void *toucher(void *arg)
 {
 	struct toucher_arg *a = arg;
@@ -173,7 +220,8 @@ static void usage(int code)
 {
 	fprintf(code ? stderr : stdout,
 		"usage: uffd_victim [-n PAGES] [-t THREADS] [-d DELAY_US] [--sleep]\n"
-		"                   [--handler-cpu N] [--toucher-cpu N] [--wait FIFO]\n");
+		"                   [--handler-cpu N] [--toucher-cpu N] [--wait FIFO]\n"
+		"                   [--background US]\n");
 	exit(code);
 }
 
@@ -187,16 +235,16 @@ int main(int argc, char **argv)
 		{ "handler-cpu", required_argument, 0, 'H' },
 		{ "toucher-cpu", required_argument, 0, 'T' },
 		{ "wait", required_argument, 0, 'w' },
+		{ "background", required_argument, 0, 'b' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 }
 	};
 	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_THREAD_ID };
 	struct uffdio_register reg;
-	pthread_t ht, *tt;
-	struct toucher_arg *ta;
+	pthread_t ht, bt, *tt;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:t:d:H:T:w:sh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:t:d:H:T:w:b:sh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'n': opt.pages = strtoul(optarg, NULL, 0); break;
 		case 't': opt.threads = (unsigned)strtoul(optarg, NULL, 0); break;
@@ -205,6 +253,7 @@ int main(int argc, char **argv)
 		case 'H': opt.handler_cpu = atoi(optarg); break;
 		case 'T': opt.toucher_cpu = atoi(optarg); break;
 		case 'w': opt.wait_path = optarg; break;
+		case 'b': opt.bg_us = strtod(optarg, NULL); if (opt.bg_us < 0) usage(64); break;
 		case 'h': usage(0); break;
 		default: usage(64);
 		}
@@ -265,11 +314,17 @@ int main(int argc, char **argv)
 		unsigned long per = opt.pages / opt.threads, extra = opt.pages % opt.threads;
 		ta[i].first = i * per + (i < extra ? i : extra);
 		ta[i].n = per + (i < extra);
+	}
+	if (opt.bg_us >= 0 && (errno = pthread_create(&bt, NULL, background, NULL)))
+		die("pthread_create");
+	for (unsigned i = 0; i < opt.threads; i++)
 		if ((errno = pthread_create(&tt[i], NULL, toucher, &ta[i])))
 			die("pthread_create");
-	}
 	for (unsigned i = 0; i < opt.threads; i++)
 		pthread_join(tt[i], NULL);
+	touch_done = 1;
+	if (opt.bg_us >= 0)
+		pthread_join(bt, NULL);
 	uint64_t one = 1;
 	if (write(stopfd, &one, sizeof(one)) != sizeof(one))
 		die("eventfd write");
@@ -279,9 +334,10 @@ int main(int argc, char **argv)
 	for (unsigned long i = 0; i < opt.pages; i++)
 		sum += lat[i];
 	qsort(lat, opt.pages, sizeof(*lat), cmp_u64);
-	printf("victim pid=%d pages=%lu threads=%u faults=%lu eexist=%lu delay_ns=%llu mode=%s "
+	printf("victim pid=%d pages=%lu threads=%u faults=%lu eexist=%lu bg_installed=%lu bg_eexist=%lu "
+	       "delay_ns=%llu mode=%s "
 	       "median_ns=%llu p10_ns=%llu p90_ns=%llu p99_ns=%llu min_ns=%llu max_ns=%llu mean_ns=%llu\n",
-	       (int)getpid(), opt.pages, opt.threads, nfaults, neexist,
+	       (int)getpid(), opt.pages, opt.threads, nfaults, neexist, bg_installed, bg_eexist,
 	       (unsigned long long)opt.delay_ns, opt.sleep_delay ? "sleep" : "busy",
 	       (unsigned long long)pct(lat, opt.pages, 50), (unsigned long long)pct(lat, opt.pages, 10),
 	       (unsigned long long)pct(lat, opt.pages, 90), (unsigned long long)pct(lat, opt.pages, 99),

@@ -3,7 +3,11 @@
 # pctrace): the fault count must be exact and the median fault -> running
 # latency within 10% of (injected delay + measured floor).  Also checks the
 # classic-tracepoint fallback, multi-threaded victims (per-thread counts),
-# the CSV event stream and the USDT pager breakdown.
+# the CSV event stream, the USDT pager breakdown, and --messages on a victim
+# whose background installer resolves some blocked faults before the handler
+# reads their messages (pctrace's count must still equal the handler's).
+# No retries: counts are exact; latency medians are compared with the
+# victim's own measurement of the same faults in the same run.
 set -u
 BUILD=${BUILD:-build}
 VICTIM=$BUILD/tests/helpers/uffd_victim
@@ -30,8 +34,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+RT=
+chrt -f 10 true 2>/dev/null && RT="chrt -f 10"
+echo "victim scheduling: ${RT:-default (chrt -f not permitted)}, handler and touchers on CPU $CPU"
+
 # Floor: the same victim with no delay and no tracer.
-"$VICTIM" -n "$PAGES" -d 0 -H "$CPU" -T "$CPU" >"$tmp/floor.out" || {
+$RT "$VICTIM" -n "$PAGES" -d 0 -H "$CPU" -T "$CPU" >"$tmp/floor.out" || {
 	rc=$?; [ $rc = 77 ] && skip "userfaultfd not permitted"; die "victim failed ($rc)"; }
 floor=$(sed -n 's/.* median_ns=\([0-9]*\).*/\1/p' "$tmp/floor.out")
 echo "floor: $(cat "$tmp/floor.out")"
@@ -46,7 +54,7 @@ run() {
 	pargs=("$@")
 	local fifo=$tmp/$name.fifo
 	mkfifo "$fifo"
-	"$VICTIM" "${vargs[@]}" --wait "$fifo" >"$tmp/$name.victim" 2>&1 &
+	$RT "$VICTIM" "${vargs[@]}" --wait "$fifo" >"$tmp/$name.victim" 2>&1 &
 	vpid=$!
 	for _ in $(seq 100); do grep -q '^ready' "$tmp/$name.victim" && break; sleep 0.05; done
 	grep -q '^ready' "$tmp/$name.victim" || die "$name: victim did not start: $(cat "$tmp/$name.victim")"
@@ -74,11 +82,12 @@ run() {
 	echo "--- $name"; grep '^victim' "$tmp/$name.victim"; cat "$tmp/$name.pctrace"
 }
 
-# check NAME THREADS: count exactness and median agreement.
+# check NAME THREADS [bg]: count exactness and median agreement.
 check() {
-	python3 - "$tmp/$1.json" "$tmp/$1.victim" "$PAGES" "$2" "$DELAY_US" "$floor" <<'EOF'
+	python3 - "$tmp/$1.json" "$tmp/$1.victim" "$PAGES" "$2" "$DELAY_US" "$floor" "${3:-}" <<'EOF'
 import json, re, sys
 path, vout, pages, threads, delay_us, floor = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
+bg = sys.argv[7] == "bg"
 b = json.load(open(path))["bpf"]
 v = dict(re.findall(r"(\w+)=(\S+)", [l for l in open(vout) if l.startswith("victim")][0]))
 ok = True
@@ -87,46 +96,55 @@ def req(cond, what):
     print(("ok   " if cond else "FAIL ") + what)
     ok &= cond
 req(b["enabled"], "bpf enabled")
-req(int(v["faults"]) == pages, f"victim handled {v['faults']} faults == {pages}")
-req(b["faults"] == pages, f"pctrace blocking faults {b['faults']} == {pages}")
-req(b["faults_nonblocking"] == 0, f"non-blocking faults {b['faults_nonblocking']} == 0")
-req(b["fault_to_running"]["count"] == pages, "fault_to_running count == pages")
+vf = int(v["faults"])     # fault messages the victim's handler read
+if bg:
+    msg = b["messages"]
+    req(msg["tracked"], "fault messages tracked (--messages)")
+    req(0 < vf <= pages, f"victim handled {vf} faults, the background installed {v['bg_installed']} of {pages} pages")
+    req(b["faults"] == vf, f"pctrace faults {b['faults']} == the handler's {vf} (no slack)")
+    req(msg["read"] == vf and msg["unmatched"] == 0, f"messages read {msg['read']} == {vf}, unmatched {msg['unmatched']} == 0")
+    req(b["faults_blocked"] == b["faults"] - msg["delivered_without_block"] + msg["blocked_resolved_before_read"],
+        f"blocked {b['faults_blocked']} == delivered {b['faults']} + resolved before read {msg['blocked_resolved_before_read']}")
+    print(f"     {msg['blocked_resolved_before_read']} blocked faults were resolved by the background before the handler read them")
+else:
+    req(vf == pages, f"victim handled {vf} faults == {pages}")
+    req(b["faults"] == pages, f"pctrace blocking faults {b['faults']} == {pages}")
+    req(b["faults_nonblocking"] == 0, f"non-blocking faults {b['faults_nonblocking']} == 0")
+    req(b["fault_to_running"]["count"] == pages, "fault_to_running count == pages")
 th = [t for t in b["threads"] if t["faults"]]
 req(len(th) == threads, f"{len(th)} faulting threads == {threads}")
-req(sum(t["faults"] for t in th) == pages, "per-thread faults sum to pages")
+req(sum(t["faults"] for t in th) == b["faults"], "per-thread faults sum to the total")
 med = b["fault_to_running"]["p50_ns"]
 exp = delay_us * 1000 + floor
 err = abs(med - exp) / exp
 if threads == 1:   # with more touchers the handler serves them one after the other
     req(err <= 0.10, f"median fault->running {med} ns within 10% of delay+floor {exp:.0f} ns ({100*err:.1f}%)")
-vmed = int(v["median_ns"])
-req(abs(med - vmed) / vmed <= 0.10, f"median {med} ns within 10% of the victim's own median {vmed} ns ({100*(vmed-med)/vmed:+.1f}%)")
+if not bg:         # with background installs the victim's median mixes in non-faulting touches
+    vmed = int(v["median_ns"])
+    req(abs(med - vmed) / vmed <= 0.10, f"median {med} ns within 10% of the victim's own median {vmed} ns ({100*(vmed-med)/vmed:+.1f}%)")
 print(f"attach: {b['attach']}")
 print(f"anomalies: {b['anomalies']}")
 sys.exit(0 if ok else 1)
 EOF
 }
 
-# Latency checks compare against a floor measured in another run, so a burst
-# of load from elsewhere on the machine can fail them: one retry, logged.
+# One run per case, no retries: the counts are exact, and the victim runs
+# SCHED_FIFO (where allowed) so that other work on the machine does not
+# preempt its handler in the middle of the injected delay.
 attempt() {
-	local name=$1 threads=$2; shift 2
-	for try in 1 2; do
-		rm -f "$tmp/$name.fifo"
-		run "$name" "$@"
-		if ( check "$name" "$threads" ); then return 0; fi
-		echo "retrying $name (attempt $try failed)"
-	done
-	die "$name failed twice"
+	local name=$1 threads=$2 mode=${3:-}; shift 3
+	rm -f "$tmp/$name.fifo"
+	run "$name" "$@"
+	check "$name" "$threads" "$mode" || die "$name"
 }
 
-attempt btf 1 -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU"
+attempt btf 1 "" -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU"
 grep -q '"page_fault": "tp_btf"' "$tmp/btf.json" || echo "note: tp_btf not used"
 
-attempt classic 1 -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU" -- --classic
+attempt classic 1 "" -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU" -- --classic
 grep -q '"page_fault": "tracepoint"' "$tmp/classic.json" || die "--classic did not use classic tracepoints"
 
-attempt threads 4 -n "$PAGES" -t 4 -d "$DELAY_US" -H "$CPU" -T "$CPU" -- --events "$tmp/events.csv"
+attempt threads 4 "" -n "$PAGES" -t 4 -d "$DELAY_US" -H "$CPU" -T "$CPU" -- --events "$tmp/events.csv"
 lines=$(($(wc -l <"$tmp/events.csv") - 1))
 [ "$lines" = "$PAGES" ] || die "events.csv has $lines events, expected $PAGES"
 echo "ok   events.csv has $lines events"
@@ -136,7 +154,8 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 b = json.load(open(sys.argv[2]))["bpf"]
 pages = {r["page"] for r in rows}
 assert len(pages) == len(rows), "every event is a distinct page"
-assert all(int(r["fault_ns"]) <= int(r["block_ns"]) <= int(r["wakeup_ns"]) <= int(r["running_ns"]) for r in rows), "timestamps ordered"
+assert all(int(r["fault_ns"]) <= int(r["block_ns"]) <= int(r["running_ns"]) for r in rows), "timestamps ordered"
+assert all(int(r["wakeup_ns"]) == 0 or int(r["block_ns"]) <= int(r["wakeup_ns"]) <= int(r["running_ns"]) for r in rows), "wake-ups ordered"
 assert b["events"]["dropped"] == 0 and b["events"]["consumed"] == len(rows)
 print("ok   events: distinct pages, ordered timestamps, none dropped")
 EOF
@@ -154,4 +173,10 @@ rt = p["round_trip"]["demand"]["p50_ns"]
 assert abs(rt - delay) / delay <= 0.10, f"request->received p50 {rt} vs injected {delay}"
 print(f"ok   usdt: {pages} faults/installs, request->received p50 {rt} ns ~ injected {delay:.0f} ns")
 EOF
+# A background installer resolves some blocked faults before the handler
+# reads their messages: with --messages, pctrace's count is the handler's.
+# (Default scheduling: under SCHED_FIFO the spinning handler would starve
+# the installer; only counts are checked here.)
+RT=
+attempt bg 4 bg -n "$PAGES" -t 4 -d 200 -b 100 -H "$CPU" -T "$CPU" -- --messages --wakeup
 echo PASS
