@@ -88,9 +88,10 @@ struct {
 	__uint(max_entries, 4096);      /* resized by user space when events are on */
 } events SEC(".maps");
 
-/* Counters and histograms: per-CPU array lookups (inlined by the verifier);
- * atomic adds so that a program nested from an interrupt on the same CPU
- * cannot lose an increment. */
+/* Counters and histograms: per-CPU array lookups (inlined by the verifier)
+ * and plain increments.  Only one program at a time updates a CPU's copy:
+ * programs run with preemption off, and the only hook that can run from an
+ * interrupt on top of another (sched_wakeup) updates no counter. */
 static __always_inline void count_n(__u32 idx, __s64 n)
 {
 	__u32 zero = 0;
@@ -98,7 +99,7 @@ static __always_inline void count_n(__u32 idx, __s64 n)
 
 	barrier_var(idx);       /* keep the bound check for the verifier */
 	if (c && idx < FL_NCOUNTERS)
-		__sync_fetch_and_add(&c->c[idx], n);
+		c->c[idx] += n;
 }
 
 static __always_inline void count(__u32 idx)
@@ -115,7 +116,7 @@ static __always_inline void hist_add_n(__u32 id, __u64 v, __s64 n)
 		return;
 	b = pcb_hist_bucket(v);
 	if (b < PCB_HIST_BUCKETS)
-		__sync_fetch_and_add(&h->bucket[b], n);
+		h->bucket[b] += n;
 }
 
 static __always_inline void hist_add(__u32 id, __u64 v)
@@ -206,11 +207,15 @@ static __always_inline bool in_ranges(__u64 addr)
 
 /* ---- closing a fault -------------------------------------------------------- */
 
-/* Mark the open fault closed; returns true if its message was read. */
+/* Mark the open fault closed; returns true if its message was read.
+ * (Only the message hook looks at mw: without it, no atomic operation.) */
 static __always_inline bool close_mw(struct fl_slot *s)
 {
-	__u64 old = __sync_fetch_and_or(&s->mw, FL_MW_CLOSED);
+	__u64 old;
 
+	if (!track_msgs)
+		return false;
+	old = __sync_fetch_and_or(&s->mw, FL_MW_CLOSED);
 	return old & FL_MW_DELIVERED;
 }
 
@@ -243,7 +248,7 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 	s->last_kind = FL_K_BLOCKED;
 	if (!kvm && track_msgs)
 		delivered = close_mw(s);
-	else
+	else if (track_msgs)
 		close_mw(s);
 	if (kvm) {
 		count(FL_C_KVM_BLOCKING);
@@ -356,7 +361,8 @@ static __always_inline void on_fault(__u64 addr, unsigned long error_code, bool 
 	s->preempt_ns = 0;
 	s->off_ns = 0;
 	s->seq++;
-	s->mw = (__u64)s->seq << FL_MW_SHIFT;
+	if (track_msgs)
+		s->mw = (__u64)s->seq << FL_MW_SHIFT;
 	s->flags = FL_S_OPEN | (kvm ? FL_S_KVM : 0);
 	count(kvm ? FL_C_KVM_FAULTS : FL_C_FAULTS);
 }

@@ -50,6 +50,7 @@ enum fl_counter {
 	FL_C_FAULTS = 0,            /* not-present faults by traced threads in a traced range */
 	FL_C_BLOCKING,              /* ... that blocked and completed (latency recorded); with
 	                             * track_msgs only the delivered ones */
+	FL_C_BLOCKED_ALL,           /* every fault that blocked and completed */
 	FL_C_NONBLOCKING,           /* ... that completed without sleeping */
 	FL_C_KVM_FAULTS,            /* kvm:kvm_page_fault events of traced threads */
 	FL_C_KVM_BLOCKING,
@@ -74,7 +75,6 @@ enum fl_counter {
 	FL_C_BLOCKED_UNDELIVERED,   /* blocked, resolved before its message was read */
 	FL_C_DELIVERED_NOBLOCK,     /* message read, but the thread never slept (woken first) */
 	FL_C_MSG_LATE,              /* message matched after the fault was closed (re-filed) */
-	FL_C_BLOCKED_ALL,           /* every fault that blocked and completed */
 	FL_NCOUNTERS
 };
 
@@ -97,26 +97,29 @@ enum fl_counter {
 #define FL_K_BLOCKED    1u
 #define FL_K_NONBLOCK   2u
 
-/* 64-bit fields where BPF atomics touch them (32-bit atomics need -mcpu=v3). */
+/* 64-bit fields where BPF atomics touch them (32-bit atomics need -mcpu=v3).
+ * What every fault touches comes first: one 64-byte line; the whole slot is
+ * two lines (aligned), so a traced thread costs two cache lines. */
 struct fl_slot {
 	pcb_u64 tid;            /* owner; 0: free */
-	pcb_u64 mw;             /* see FL_MW_* */
 	pcb_u32 collide;        /* another thread hashed here: look in the overflow map */
 	pcb_u32 flags;
 	pcb_u32 seq;            /* faults opened by this thread */
-	pcb_u32 wake_seq;       /* seq of the fault whose wake-up was seen */
 	pcb_u32 tstat;          /* 1 + index into tstats; 0: none yet */
-	pcb_u32 tgid;
 	pcb_u64 fault_ns;
 	pcb_u64 addr;
 	pcb_u64 block_ns;
-	pcb_u64 wakeup_ns;      /* written by the wake-up hook */
 	pcb_u64 preempt_ns;     /* switched out preempted (or into another wait) at */
 	pcb_u64 off_ns;         /* time spent preempted since the fault */
+	/* second line: optional hooks, bookkeeping */
+	pcb_u64 mw;             /* see FL_MW_* */
+	pcb_u64 wakeup_ns;      /* written by the wake-up hook */
 	pcb_u64 last_f2r;       /* fault -> running of the fault closed last */
+	pcb_u32 wake_seq;       /* seq of the fault whose wake-up was seen */
 	pcb_u32 last_kind;      /* FL_K_* */
-	pcb_u32 pad;
-};
+	pcb_u32 tgid;
+	pcb_u32 pad[7];
+} __attribute__((aligned(64)));
 
 struct fl_hist {
 	pcb_u64 bucket[PCB_HIST_BUCKETS];
