@@ -42,6 +42,9 @@ const volatile bool have_uffd_hook = false;     /* fentry on handle_userfault at
 const volatile bool track_wakeup = false;       /* a sched_wakeup program is attached */
 const volatile bool track_msgs = false;         /* the sys_exit_read program is attached */
 const volatile bool btf_switch = true;          /* tp_btf sched_switch (raw task state) */
+const volatile bool block_times = false;        /* precise switch-out times: fault -> block
+                                                 * histogram and events (else a coarse clock
+                                                 * serves the block-window check) */
 const volatile __u32 kvm_addr_arg = 1;          /* tp_btf arg index of the fault address */
 const volatile __u64 rb_wakeup_bytes = 65536;   /* wake the consumer past this backlog */
 
@@ -240,7 +243,7 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 	bool kvm = s->flags & FL_S_KVM, woken = track_wakeup && s->wake_seq == s->seq;
 	__u64 f2r = now - s->fault_ns, wakeup_ns = s->wakeup_ns;
 	bool delivered = true;
-	struct fl_thread *t;
+	struct fl_thread *t = NULL;
 	struct fl_event *e;
 	__u32 b;
 
@@ -256,22 +259,27 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 		if (woken)
 			hist_add(FL_H_KVM_FAULT_TO_WAKEUP, wakeup_ns - s->fault_ns);
 	} else {
+		/* Per-thread histogram of user faults; without the message hook
+		 * user space sums those into the global fault -> running one, so
+		 * a fault that has a per-thread entry touches one line less. */
+		t = thread_stats(s, tid);
 		count(FL_C_BLOCKED_ALL);
 		if (delivered) {
 			count(FL_C_BLOCKING);
-			hist_add(FL_H_FAULT_TO_RUNNING, f2r);
+			if (track_msgs || !t)
+				hist_add(FL_H_FAULT_TO_RUNNING, f2r);
 		} else {
 			count(FL_C_BLOCKED_UNDELIVERED);
 			hist_add(FL_H_UNDELIVERED, f2r);
 		}
-		hist_add(FL_H_FAULT_TO_BLOCK, s->block_ns - s->fault_ns);
+		if (block_times)
+			hist_add(FL_H_FAULT_TO_BLOCK, s->block_ns - s->fault_ns);
 		if (woken) {
 			hist_add(FL_H_FAULT_TO_WAKEUP, wakeup_ns - s->fault_ns);
 			hist_add(FL_H_WAKEUP_TO_RUNNING, now - wakeup_ns);
 		}
 	}
 
-	t = thread_stats(s, tid);
 	if (t) {
 		t->blocking++;
 		if (!delivered)
@@ -435,14 +443,21 @@ int BPF_PROG(fl_uffd_fentry)
  * preempt: involuntary (still runnable); state: its raw task state. */
 static __always_inline void switch_out(struct fl_slot *s, __u32 tid, bool preempt, __u32 state)
 {
-	__u64 now;
+	bool entering_wait = btf_switch && (state & PCB_TASK_INTERRUPTIBLE) && !(s->flags & FL_S_KVM);
+	__u64 now, on;
 
 	if ((s->flags & (FL_S_OPEN | FL_S_BLOCKED)) != FL_S_OPEN)
 		return;
-	now = bpf_ktime_get_ns();
+	/* Where the time only feeds the block-window check, the coarse clock
+	 * (a load, no TSC read) does: it lags by at most a tick. */
+	if (block_times || !((preempt && entering_wait) || (!preempt && (state & PCB_TASK_INTERRUPTIBLE)) ||
+			     (s->flags & FL_S_KVM)))
+		now = bpf_ktime_get_ns();
+	else
+		now = bpf_ktime_get_coarse_ns();
+	on = now > s->fault_ns + s->off_ns ? now - s->fault_ns - s->off_ns : 0;
 	if (preempt) {
-		if (btf_switch && (state & PCB_TASK_INTERRUPTIBLE) && !(s->flags & FL_S_KVM) &&
-		    now - s->fault_ns - s->off_ns <= block_window_ns) {
+		if (entering_wait && on <= block_window_ns) {
 			/* Preempted between set_current_state() and schedule() in
 			 * the userfaultfd wait, typically by the handler it has just
 			 * woken: it waits from now on, whether or not it still
@@ -463,8 +478,7 @@ static __always_inline void switch_out(struct fl_slot *s, __u32 tid, bool preemp
 		s->preempt_ns = now;
 		s->flags |= FL_S_DSLEEP;
 		count(FL_C_SLEEP_OTHER);
-	} else if (have_uffd_hook ? !(s->flags & (FL_S_UFFD | FL_S_KVM)) :
-		   now - s->fault_ns - s->off_ns > block_window_ns) {
+	} else if (have_uffd_hook ? !(s->flags & (FL_S_UFFD | FL_S_KVM)) : on > block_window_ns) {
 		/* The fault completed long ago; this sleep is something else. */
 		count(FL_C_LATE_SLEEP);
 		close_nonblocking(s, tid);

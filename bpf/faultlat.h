@@ -129,7 +129,9 @@ struct fl_counters {
 	pcb_u64 c[FL_NCOUNTERS];
 };
 
-/* Per thread: fault -> running of every fault that blocked. */
+/* Per thread: fault -> running of every user fault that blocked.  Without
+ * the message hook the global FL_H_FAULT_TO_RUNNING per-CPU histogram only
+ * holds faults of threads without an entry here: user space adds these. */
 struct fl_thread {
 	pcb_u64 tid;            /* 0: unused entry */
 	pcb_u64 blocking;       /* all blocking faults (histogram below) */

@@ -28,11 +28,16 @@
 #include "common/util.h"
 #include "loader/trace.h"
 
-static volatile sig_atomic_t stop_sig;
+static volatile sig_atomic_t stop_sig, pause_req, resume_req;
 
 static void on_signal(int sig)
 {
-	stop_sig = sig;
+	if (sig == SIGUSR1)
+		pause_req = 1;
+	else if (sig == SIGUSR2)
+		resume_req = 1;
+	else
+		stop_sig = sig;
 }
 
 static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -185,7 +190,9 @@ static void usage(FILE *fp)
 		"      --classic        use classic tracepoints even where tp_btf works\n"
 		"      --window US      on-CPU time a fault may take before it blocks (default 10000)\n"
 		"  -v, --verbose        libbpf messages (-vv: debug)\n"
-		"  -h, --help\n");
+		"  -h, --help\n"
+		"\nSIGUSR1 detaches the fault-path programs, SIGUSR2 attaches them again\n"
+		"(prints \"paused\" / \"resumed\"; used by bpf/overhead.sh).\n");
 }
 
 struct prev_threads {
@@ -310,6 +317,8 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	cur = calloc(1, sizeof(*cur));
@@ -356,6 +365,18 @@ int main(int argc, char **argv)
 
 		if (t_end && now >= t_end)
 			break;
+		if (pause_req) {
+			pause_req = 0;
+			if (pcb_trace_pause(t) == 0)
+				msg("paused");
+		}
+		if (resume_req) {
+			resume_req = 0;
+			if (pcb_trace_resume(t, why, sizeof(why)) == 0)
+				msg("resumed");
+			else
+				msg("resuming failed: %s", why);
+		}
 		if (next_tick && now >= next_tick) {
 			struct pcb_trace_thread *th = NULL;
 			size_t nth = 0;
@@ -394,6 +415,8 @@ int main(int argc, char **argv)
 		if (t_end && t_end < wake)
 			wake = t_end;
 		timeout = wake == UINT64_MAX ? -1 : (int)((wake - now) / PCB_NSEC_PER_MSEC + 1);
+		if (timeout < 0 || timeout > 100)
+			timeout = 100;  /* a pause/resume signal between the checks and poll() waits at most this */
 		r = poll(&pfd, 1, timeout);
 		if (r > 0 && (pfd.revents & POLLIN))
 			exited = true;

@@ -46,6 +46,7 @@ struct pcb_trace {
 	char exe[PATH_MAX];
 	int nranges;
 	bool msgs, wakeup, btf;         /* optional hooks attached; tp_btf programs */
+	bool kvm_btf, kvm_tp, uffd, paused;
 
 	/* events */
 	struct ring_buffer *rb;
@@ -203,6 +204,23 @@ static int read_fl(struct pcb_trace *t, struct pcb_trace_stats *s)
 		err = read_percpu_hist(t->fl->maps.hists, h, t->ncpus, &s->hist[h], sum, buf);
 		if (err)
 			goto out;
+	}
+	if (!t->msgs) {
+		/* Delivered = blocked here; the per-thread histograms hold the
+		 * faults of threads that have one (see bpf/faultlat.h). */
+		struct fl_thread *v = malloc(sizeof(*v));
+		uint64_t used = __atomic_load_n(&t->fl->bss->next_tstat, __ATOMIC_ACQUIRE);
+
+		if (!v) {
+			err = -ENOMEM;
+			goto out;
+		}
+		for (uint32_t key = 0; key < used && key < FL_MAX_TSTATS; key++) {
+			if (bpf_map__lookup_elem(t->fl->maps.tstats, &key, sizeof(key), v, sizeof(*v), 0) || !v->tid)
+				continue;
+			pcb_hist_add_buckets(&s->hist[FL_H_FAULT_TO_RUNNING], v->bucket, PCB_HIST_BUCKETS);
+		}
+		free(v);
 	}
 	err = read_percpu_counters(t->fl->maps.counters, t->ncpus, s->counter, FL_NCOUNTERS);
 	s->msgs = t->msgs;
@@ -458,6 +476,7 @@ static int open_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm_t
 	fl->rodata->track_wakeup = t->wakeup;
 	fl->rodata->track_msgs = t->msgs;
 	fl->rodata->btf_switch = btf;
+	fl->rodata->block_times = t->o.events || t->wakeup;
 	if (t->o.events) {
 		bpf_map__set_max_entries(fl->maps.events, EVENTS_RB_BYTES);
 		fl->rodata->rb_wakeup_bytes = EVENTS_RB_BYTES / 8;
@@ -638,8 +657,12 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 		code = open_faultlat(t, btf, kvm_btf, kvm_tp, uffd, why, whylen);
 		if (!code)
 			code = attach_faultlat(t, btf, kvm_btf, kvm_tp, uffd, why, whylen);
-		if (!code)
+		if (!code) {
+			t->kvm_btf = kvm_btf;
+			t->kvm_tp = kvm_tp;
+			t->uffd = uffd;
 			break;
+		}
 		faultlat_bpf__destroy(t->fl);
 		t->fl = NULL;
 		if (t->msgs) {
@@ -811,6 +834,34 @@ const char *pcb_trace_attach_kind(struct pcb_trace *t, const char *point)
 	if (!strcmp(point, "usdt"))
 		return t->pg ? t->k_usdt : t->pg_reason;
 	return NULL;
+}
+
+int pcb_trace_pause(struct pcb_trace *t)
+{
+	if (!t || !t->fl || t->stopped)
+		return -EINVAL;
+	if (!t->paused)
+		faultlat_bpf__detach(t->fl);
+	t->paused = true;
+	return 0;
+}
+
+int pcb_trace_resume(struct pcb_trace *t, char *why, size_t whylen)
+{
+	int code;
+
+	if (!t || !t->fl || t->stopped)
+		return -EINVAL;
+	if (!t->paused)
+		return 0;
+	/* Faults opened before the pause never saw their end: forget them. */
+	for (unsigned i = 0; i < FL_SLOTS; i++)
+		t->fl->bss->slots[i].flags = 0;
+	code = attach_faultlat(t, t->btf, t->kvm_btf, t->kvm_tp, t->uffd, why, whylen);
+	if (code)
+		return code;
+	t->paused = false;
+	return 0;
 }
 
 int pcb_trace_stop(struct pcb_trace *t)
@@ -1013,7 +1064,8 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	if (t->wakeup)
 		pcb_hist_json(j, "fault_to_wakeup", &s->hist[FL_H_FAULT_TO_WAKEUP], 0);
 	pcb_hist_json(j, "fault_to_running", &s->hist[FL_H_FAULT_TO_RUNNING], 0);
-	pcb_hist_json(j, "fault_to_block", &s->hist[FL_H_FAULT_TO_BLOCK], 0);
+	if (t->o.events || t->wakeup)
+		pcb_hist_json(j, "fault_to_block", &s->hist[FL_H_FAULT_TO_BLOCK], 0);
 	if (t->wakeup)
 		pcb_hist_json(j, "wakeup_to_running", &s->hist[FL_H_WAKEUP_TO_RUNNING], 0);
 	pcb_json_obj_begin(j, "kvm");

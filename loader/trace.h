@@ -48,6 +48,12 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 /* Restrict to these threads (the guest vCPUs); may be called any time after
  * start.  Until the first call every thread of pid is traced. */
 int pcb_trace_add_thread(struct pcb_trace *t, pid_t tid);
+/* Detach the fault-path programs / attach them again (the maps keep their
+ * counts; faults open at the pause are dropped).  For benchmarks that
+ * compare traced and untraced stretches of one process.  resume returns 0
+ * or a PCB_EXIT_* code with the reason in why. */
+int pcb_trace_pause(struct pcb_trace *t);
+int pcb_trace_resume(struct pcb_trace *t, char *why, size_t whylen);
 /* Detach and collect final maps. */
 int pcb_trace_stop(struct pcb_trace *t);
 /* Write the "bpf" object (enabled, attach points chosen, histograms, counts). */

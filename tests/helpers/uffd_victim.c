@@ -17,6 +17,11 @@
  * With --wait FIFO it prints "ready pid=N" and waits until something is
  * written to FIFO before touching, so a tracer can attach first.
  *
+ * With --chunks K (and --wait FIFO, one toucher) it touches the pages in K
+ * chunks: before each it reads one byte from FIFO, after each it prints
+ * "chunk I median_ns=N" (so a benchmark can switch a tracer on or off
+ * between chunks of one process and compare them pairwise).
+ *
  * With --background US a third kind of thread installs pages on its own,
  * one every US microseconds (or as fast as nanosleep allows), walking all touchers' ranges at once (page k
  * of every range, then k+1, ...) as a post-copy pager's background pull
@@ -62,6 +67,7 @@ static struct {
 	int handler_cpu, toucher_cpu;
 	const char *wait_path;
 	double bg_us;           /* < 0: no background installer */
+	unsigned long chunks;   /* 0: one pass */
 } opt = { .pages = 1000, .threads = 1, .handler_cpu = -1, .toucher_cpu = -1, .bg_us = -1 };
 
 static char *region;
@@ -236,6 +242,7 @@ int main(int argc, char **argv)
 		{ "toucher-cpu", required_argument, 0, 'T' },
 		{ "wait", required_argument, 0, 'w' },
 		{ "background", required_argument, 0, 'b' },
+		{ "chunks", required_argument, 0, 'k' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 }
 	};
@@ -244,7 +251,7 @@ int main(int argc, char **argv)
 	pthread_t ht, bt, *tt;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:t:d:H:T:w:b:sh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:t:d:H:T:w:b:k:sh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'n': opt.pages = strtoul(optarg, NULL, 0); break;
 		case 't': opt.threads = (unsigned)strtoul(optarg, NULL, 0); break;
@@ -253,12 +260,15 @@ int main(int argc, char **argv)
 		case 'H': opt.handler_cpu = atoi(optarg); break;
 		case 'T': opt.toucher_cpu = atoi(optarg); break;
 		case 'w': opt.wait_path = optarg; break;
+		case 'k': opt.chunks = strtoul(optarg, NULL, 0); break;
 		case 'b': opt.bg_us = strtod(optarg, NULL); if (opt.bg_us < 0) usage(64); break;
 		case 'h': usage(0); break;
 		default: usage(64);
 		}
 	}
 	if (!opt.pages || !opt.threads || opt.threads > opt.pages)
+		usage(64);
+	if (opt.chunks && (!opt.wait_path || opt.threads != 1 || opt.chunks > opt.pages || opt.bg_us >= 0))
 		usage(64);
 
 	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
@@ -298,7 +308,34 @@ int main(int argc, char **argv)
 	if ((errno = pthread_create(&ht, NULL, handler, NULL)))
 		die("pthread_create");
 
-	if (opt.wait_path) {
+	if (opt.chunks) {
+		int fd;
+		char b;
+		uint64_t *tmp = calloc(opt.pages, sizeof(*tmp));
+
+		printf("ready pid=%d\n", (int)getpid());
+		fflush(stdout);
+		fd = open(opt.wait_path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || !tmp)
+			die(opt.wait_path);
+		for (unsigned long k = 0; k < opt.chunks; k++) {
+			struct toucher_arg a = { .first = k * opt.pages / opt.chunks };
+			pthread_t th;
+
+			a.n = (k + 1) * opt.pages / opt.chunks - a.first;
+			if (read(fd, &b, 1) != 1)
+				die("read fifo");
+			if ((errno = pthread_create(&th, NULL, toucher, &a)))
+				die("pthread_create");
+			pthread_join(th, NULL);
+			memcpy(tmp, lat + a.first, a.n * sizeof(*tmp));
+			qsort(tmp, a.n, sizeof(*tmp), cmp_u64);
+			printf("chunk %lu median_ns=%llu\n", k, (unsigned long long)pct(tmp, a.n, 50));
+			fflush(stdout);
+		}
+		close(fd);
+		free(tmp);
+	} else if (opt.wait_path) {
 		char b;
 		printf("ready pid=%d\n", (int)getpid());
 		fflush(stdout);
@@ -310,17 +347,17 @@ int main(int argc, char **argv)
 		close(fd);
 	}
 
-	for (unsigned i = 0; i < opt.threads; i++) {
+	for (unsigned i = 0; i < (opt.chunks ? 0 : opt.threads); i++) {
 		unsigned long per = opt.pages / opt.threads, extra = opt.pages % opt.threads;
 		ta[i].first = i * per + (i < extra ? i : extra);
 		ta[i].n = per + (i < extra);
 	}
 	if (opt.bg_us >= 0 && (errno = pthread_create(&bt, NULL, background, NULL)))
 		die("pthread_create");
-	for (unsigned i = 0; i < opt.threads; i++)
+	for (unsigned i = 0; i < (opt.chunks ? 0 : opt.threads); i++)
 		if ((errno = pthread_create(&tt[i], NULL, toucher, &ta[i])))
 			die("pthread_create");
-	for (unsigned i = 0; i < opt.threads; i++)
+	for (unsigned i = 0; i < (opt.chunks ? 0 : opt.threads); i++)
 		pthread_join(tt[i], NULL);
 	touch_done = 1;
 	if (opt.bg_us >= 0)
