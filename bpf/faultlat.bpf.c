@@ -42,9 +42,7 @@ const volatile bool have_uffd_hook = false;     /* fentry on handle_userfault at
 const volatile bool track_wakeup = false;       /* a sched_wakeup program is attached */
 const volatile bool track_msgs = false;         /* the sys_exit_read program is attached */
 const volatile bool btf_switch = true;          /* tp_btf sched_switch (raw task state) */
-const volatile bool block_times = false;        /* precise switch-out times: fault -> block
-                                                 * histogram and events (else a coarse clock
-                                                 * serves the block-window check) */
+const volatile bool block_times = false;        /* keep the fault -> block histogram */
 const volatile __u32 kvm_addr_arg = 1;          /* tp_btf arg index of the fault address */
 const volatile __u64 rb_wakeup_bytes = 65536;   /* wake the consumer past this backlog */
 
@@ -55,6 +53,10 @@ __u32 accept_prot = 0;          /* 1: also protection faults (uffd write-protect
 __u32 nr_ranges = 0;
 __u64 next_tstat = 0;           /* per-thread histograms handed out */
 struct fl_range ranges[FL_MAX_RANGES];
+/* Bit i set: some traced thread has tid % FL_SLOTS == i.  512 bytes that
+ * stay in cache: a context switch of an untraced task reads one bit per
+ * task, not a line of the 512 KiB slot array. */
+__u64 tbits[FL_SLOTS / 64];
 struct fl_slot slots[FL_SLOTS];
 
 /* Threads whose slot was taken by another thread (tid collision). */
@@ -131,8 +133,12 @@ static __always_inline void hist_add(__u32 id, __u64 v)
 
 static __always_inline struct fl_slot *slot_find(__u32 tid)
 {
-	struct fl_slot *s = &slots[tid & FL_SLOT_MASK];
+	__u32 idx = tid & FL_SLOT_MASK;
+	struct fl_slot *s;
 
+	if (!(tbits[idx / 64] & (1ull << (idx % 64))))
+		return NULL;
+	s = &slots[idx];
 	if (s->tid == tid && tid)
 		return s;
 	if (!s->collide || !tid)
@@ -142,9 +148,11 @@ static __always_inline struct fl_slot *slot_find(__u32 tid)
 
 static __always_inline struct fl_slot *slot_claim(__u32 tid, __u32 tgid)
 {
-	struct fl_slot *s = &slots[tid & FL_SLOT_MASK];
+	__u32 idx = tid & FL_SLOT_MASK;
+	struct fl_slot *s = &slots[idx];
 	struct fl_slot fresh = {};
 
+	__sync_fetch_and_or(&tbits[idx / 64], 1ull << (idx % 64));
 	if (__sync_val_compare_and_swap(&s->tid, 0ull, (__u64)tid) == 0) {
 		s->flags = 0;
 		s->seq = 0;
@@ -448,13 +456,9 @@ static __always_inline void switch_out(struct fl_slot *s, __u32 tid, bool preemp
 
 	if ((s->flags & (FL_S_OPEN | FL_S_BLOCKED)) != FL_S_OPEN)
 		return;
-	/* Where the time only feeds the block-window check, the coarse clock
-	 * (a load, no TSC read) does: it lags by at most a tick. */
-	if (block_times || !((preempt && entering_wait) || (!preempt && (state & PCB_TASK_INTERRUPTIBLE)) ||
-			     (s->flags & FL_S_KVM)))
-		now = bpf_ktime_get_ns();
-	else
-		now = bpf_ktime_get_coarse_ns();
+	/* (bpf_ktime_get_coarse_ns() would do for the window check, but
+	 * tracing programs may not call it.) */
+	now = bpf_ktime_get_ns();
 	on = now > s->fault_ns + s->off_ns ? now - s->fault_ns - s->off_ns : 0;
 	if (preempt) {
 		if (entering_wait && on <= block_window_ns) {

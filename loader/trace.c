@@ -750,6 +750,8 @@ int pcb_trace_add_thread(struct pcb_trace *t, pid_t tid)
 	 * never sees a half-initialised slot); a slot held by another thread
 	 * sends this one to the overflow map. */
 	s = &t->fl->bss->slots[key & FL_SLOT_MASK];
+	__atomic_fetch_or(&t->fl->bss->tbits[(key & FL_SLOT_MASK) / 64], 1ull << ((key & FL_SLOT_MASK) % 64),
+			  __ATOMIC_ACQ_REL);
 	if (__atomic_load_n(&s->tid, __ATOMIC_ACQUIRE) != key) {
 		uint64_t expect = 0;
 

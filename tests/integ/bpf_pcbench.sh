@@ -48,6 +48,8 @@ def req(c, what):
     global ok
     print(("ok   " if c else "FAIL ") + name + ": " + what); ok &= bool(c)
 req(b["enabled"], "bpf enabled")
+req(b["attach"]["page_fault"] == "tp_btf" and b["attach"]["sched_switch"] == "tp_btf",
+    f"tp_btf programs in use (page_fault via {b['attach']['page_fault']})")
 msg = b["messages"]
 req(msg["tracked"], f"fault messages tracked ({b['attach']['read']})")
 n, m = b["faults"], f["uffd_messages"]

@@ -139,7 +139,7 @@ attempt() {
 }
 
 attempt btf 1 "" -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU"
-grep -q '"page_fault": "tp_btf"' "$tmp/btf.json" || echo "note: tp_btf not used"
+grep -q '"page_fault": "tp_btf"' "$tmp/btf.json" || die "tp_btf programs were not used (pctrace -v shows why)"
 
 attempt classic 1 "" -n "$PAGES" -d "$DELAY_US" -H "$CPU" -T "$CPU" -- --classic
 grep -q '"page_fault": "tracepoint"' "$tmp/classic.json" || die "--classic did not use classic tracepoints"
