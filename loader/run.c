@@ -468,9 +468,11 @@ static void write_human(struct run *r, FILE *fp)
 			const struct pcb_hist *k = &ts->hist[FL_H_FAULT_TO_RUNNING];
 			fmt_ns(pcb_hist_percentile(k, 50), b1, sizeof(b1));
 			fmt_ns(pcb_hist_percentile(k, 99), b2, sizeof(b2));
-			fmt_ns(pcb_hist_percentile(&ts->hist[FL_H_FAULT_TO_WAKEUP], 50), b3, sizeof(b3));
-			fprintf(fp, "  bpf         %llu blocking faults in the kernel: fault->running p50 %s p99 %s, fault->wake-up p50 %s\n",
-				(unsigned long long)ts->counter[FL_C_BLOCKING], b1, b2, b3);
+			fmt_ns(pcb_hist_percentile(&ts->hist[FL_H_UNDELIVERED], 50), b3, sizeof(b3));
+			fprintf(fp, "  bpf         %llu faults in the kernel: fault->running p50 %s p99 %s; "
+				"%llu more blocked until a background install (p50 %s)\n",
+				(unsigned long long)pcb_trace_faults(ts), b1, b2,
+				(unsigned long long)ts->counter[FL_C_BLOCKED_UNDELIVERED], b3);
 		}
 		free(ts);
 	} else if (strcmp(cfg->trace, "off") != 0) {
