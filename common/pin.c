@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-const char *const pcb_pin_role_names[PCB_PIN_ROLES] = { "guest", "demand", "background", "source" };
+const char *const pcb_pin_role_names[PCB_PIN_ROLES] = { "guest", "demand", "background", "source", "install" };
 
 int pcb_pin_parse(const char *s, struct pcb_pin *out, char *why, size_t whylen)
 {
@@ -26,7 +26,7 @@ int pcb_pin_parse(const char *s, struct pcb_pin *out, char *why, size_t whylen)
 			snprintf(why, whylen, "invalid value for --pin: 'split' needs 2 CPUs, this machine has %ld", ncpu);
 			return -1;
 		}
-		out->cpu[PCB_PIN_GUEST] = out->cpu[PCB_PIN_DEMAND] = 0;
+		out->cpu[PCB_PIN_GUEST] = out->cpu[PCB_PIN_DEMAND] = out->cpu[PCB_PIN_INSTALL] = 0;
 		out->cpu[PCB_PIN_BACKGROUND] = out->cpu[PCB_PIN_SOURCE] = 1;
 		return 0;
 	}
@@ -44,7 +44,7 @@ int pcb_pin_parse(const char *s, struct pcb_pin *out, char *why, size_t whylen)
 		uint64_t cpu;
 		if (role < 0 || pcb_parse_u64(eq + 1, &cpu) < 0) {
 			snprintf(why, whylen, "invalid value for --pin: '%s' (want none, same, split, or ROLE=CPU,... "
-				 "with ROLE guest|demand|background|source)", s);
+				 "with ROLE guest|demand|background|source|install)", s);
 			return -1;
 		}
 		if ((long)cpu >= ncpu) {

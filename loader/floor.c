@@ -460,7 +460,7 @@ struct pcb_result {
 
 /* A pcbench migration of npages: with a faulter (demand) or without (bulk). */
 static int run_pcbench(const struct floor_cfg *fc, const char *policy, int install, unsigned ibatch,
-		       int guest_cpu, int handler_cpu, int bg_cpu, int source_cpu, uint64_t npages, double zero,
+		       int guest_cpu, int handler_cpu, int bg_cpu, int inst_cpu, int source_cpu, uint64_t npages, double zero,
 		       struct pcb_hist *h, struct pcb_result *res, char *why, size_t whylen)
 {
 	struct pcb_image im;
@@ -475,7 +475,7 @@ static int run_pcbench(const struct floor_cfg *fc, const char *policy, int insta
 		.npages = npages, .nvcpus = 1, .policy = pcb_policy_find(policy), .batch_pages = fc->batch,
 		.window = fc->window, .io_timeout_ns = 5 * PCB_NSEC_PER_SEC, .host = "127.0.0.1", .port = port,
 		.seed = fc->seed, .zero_threshold = im.zero_threshold, .install_mode = install, .install_batch = ibatch,
-		.pin_demand = (unsigned)(handler_cpu + 1), .pin_bg = (unsigned)(bg_cpu + 1),
+		.pin_demand = (unsigned)(handler_cpu + 1), .pin_bg = (unsigned)(bg_cpu + 1), .pin_install = (unsigned)(inst_cpu + 1),
 	};
 	struct pcb_pager *p;
 	int rc = pcb_pager_create(&pc, &p, why, whylen);
@@ -728,7 +728,7 @@ int pcb_floor_main(int argc, char **argv)
 					if (v == V_PCB) {
 						struct pcb_result res;
 						rc = run_pcbench(&fc, "demand", PCB_INSTALL_COPY, 0, pl->guest, pl->handler,
-								 pl->handler, pl->server, per_round, 0.0, &hist[p][v], &res,
+								 pl->handler, pl->handler, pl->server, per_round, 0.0, &hist[p][v], &res,
 								 why, sizeof(why));
 					} else {
 						rc = run_bare(v, pl, per_round, &hist[p][v], why, sizeof(why));
@@ -779,7 +779,7 @@ int pcb_floor_main(int argc, char **argv)
 						continue;
 					}
 					struct pcb_result res;
-					rc = run_pcbench(&fc, "sequential", var[k].mode, var[k].batch, rcpu, rcpu, rcpu, scpu, npages, 0.0,
+					rc = run_pcbench(&fc, "sequential", var[k].mode, var[k].batch, rcpu, rcpu, rcpu, scpu, scpu, npages, 0.0,
 							 NULL, &res, why, sizeof(why));
 					if (rc) {
 						pcb_err("floor: bulk pcbench --install=%s: %s", pcb_install_name(var[k].mode), why);
@@ -833,7 +833,7 @@ int pcb_floor_main(int argc, char **argv)
 	double best_pcb[2] = { 0, 0 }, transport[2] = { 0, 0 }, bare_copy[2] = { 0, 0 };
 	if (!fc.no_bulk) {
 		printf("\nbulk background pull (%s, no guest accesses, median of %u; GB/s = 1e9 bytes/s; same = receiver and sender on CPU 0, "
-		       "cross = receiver CPU 0, sender CPU 1)\n", pcb_fmt_size(fc.bulk_bytes, why, sizeof(why)), fc.bulk_reps);
+		       "cross = receiver CPU 0, sender (and pcbench's installer thread) CPU 1)\n", pcb_fmt_size(fc.bulk_bytes, why, sizeof(why)), fc.bulk_reps);
 		printf("  %-6s %-10s %-9s %6s %8s %10s %10s %12s %s\n", "place", "variant", "install", "batch", "GB/s",
 		       "ioctls", "pages", "ioctl Mpg/s", "vs transport");
 		for (unsigned i = 0; i < nrows; i++) {

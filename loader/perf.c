@@ -108,6 +108,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 	}
 	pcb_json_i64(j, "demand_thread_cpu", s->demand_cpu);
 	pcb_json_i64(j, "background_thread_cpu", s->background_cpu);
+	pcb_json_i64(j, "install_thread_cpu", s->install_cpu);
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "memory");
@@ -133,9 +134,10 @@ void pcb_perf_human(FILE *fp, const struct pcb_config *cfg, const struct pcb_pin
 		b->ioctls ? (double)b->pages / (double)b->ioctls : 0.0, (unsigned long long)b->wakes,
 		span ? (double)s->chan[1].bytes_rx / (double)span : 0.0);
 	fprintf(fp, "; demand %llu ioctls\n", (unsigned long long)s->inst_demand.ioctls);
-	fprintf(fp, "  placement   pin %s: guest %d, demand %d (ran on %d), background %d (ran on %d), source %d (-1 = unpinned)\n",
+	fprintf(fp, "  placement   pin %s: guest %d, demand %d (ran on %d), background %d (ran on %d), install %d (ran on %d), "
+		"source %d (-1 = unpinned)\n",
 		cfg->pin, pin->cpu[PCB_PIN_GUEST], pin->cpu[PCB_PIN_DEMAND], s->demand_cpu, pin->cpu[PCB_PIN_BACKGROUND],
-		s->background_cpu, pin->cpu[PCB_PIN_SOURCE]);
+		s->background_cpu, pin->cpu[PCB_PIN_INSTALL], s->install_cpu, pin->cpu[PCB_PIN_SOURCE]);
 	if (m->done) {
 		char b1[32], b2[32];
 		fprintf(fp, "  memory      pager RSS excluding the guest region %s (%.3f%% of the guest), first-touch record %s\n",

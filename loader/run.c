@@ -798,6 +798,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
 		.install_mode = pcb_install_parse(cfg->install), .install_batch = cfg->install_batch,
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
+		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
 		.kernel_faults = !strcmp(cfg->guest, "kvm"),
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
@@ -108,15 +109,15 @@ int pcb_install_map(struct pcb_installer *in, int mode, unsigned batch, uint64_t
 		return 0;
 	}
 	in->region = map_anon(in->len, MAP_NORESERVE);
-	in->staging = map_anon((size_t)PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, 0);
+	in->staging = map_anon((size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, 0);
 	if (!in->region || !in->staging) {
 		snprintf(why, whylen, "cannot map a %llu-byte guest region: %s", (unsigned long long)in->len, strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
 	madvise(in->region, in->len, MADV_NOHUGEPAGE);   /* 4 KiB pages: one fault per page */
 	/* UFFDIO_MOVE needs pages this process owns alone: never shared with a child */
-	madvise(in->staging, (size_t)PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, MADV_NOHUGEPAGE);
-	madvise(in->staging, (size_t)PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, MADV_DONTFORK);
+	madvise(in->staging, (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, MADV_NOHUGEPAGE);
+	madvise(in->staging, (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, MADV_DONTFORK);
 	return 0;
 }
 
@@ -127,7 +128,7 @@ void pcb_install_unmap(struct pcb_installer *in)
 	if (in->alias)
 		munmap(in->alias, in->len);
 	if (in->staging)
-		munmap(in->staging, (size_t)PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT);
+		munmap(in->staging, (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT);
 	if (in->filled)
 		munmap((void *)in->filled, ((in->npages + 63) / 64) * 8);
 	if (in->scratch)
@@ -266,20 +267,27 @@ int pcb_install_one(struct pcb_installer *in, uint64_t page, const void *src, st
 	return 0;
 }
 
-int pcb_install_rx_iov(struct pcb_installer *in, uint64_t page, unsigned n, struct iovec *iov, int max)
+static uint8_t *slot_base(const struct pcb_installer *in, unsigned slot)
+{
+	return in->staging + ((size_t)slot * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT);
+}
+
+int pcb_install_rx_iov(struct pcb_installer *in, unsigned slot, uint64_t page, unsigned n, struct iovec *iov, int max,
+		       uint64_t *owned)
 {
 	if (in->mode != PCB_INSTALL_CONTINUE) {
+		uint8_t *st = slot_base(in, slot);
 		if (in->mode == PCB_INSTALL_MOVE)   /* the last MOVE left holes: fault them in with one call */
-			madvise(in->staging, (size_t)n << PCB_PAGE_SHIFT, MADV_POPULATE_WRITE);
-		iov[0] = (struct iovec){ in->staging, (size_t)n << PCB_PAGE_SHIFT };
+			madvise(st, (size_t)n << PCB_PAGE_SHIFT, MADV_POPULATE_WRITE);
+		iov[0] = (struct iovec){ st, (size_t)n << PCB_PAGE_SHIFT };
 		return 1;
 	}
 	int k = 0;
-	memset(in->rx_owned, 0, sizeof(in->rx_owned));
+	memset(owned, 0, sizeof(uint64_t) * ((PCB_MAX_RUN_PAGES + 63) / 64));
 	for (unsigned i = 0; i < n && k < max; i++) {
 		uint64_t pg = page + i;
 		if (pcb_bit_set(in->filled, pg)) {
-			in->rx_owned[i >> 6] |= 1ull << (i & 63);
+			owned[i >> 6] |= 1ull << (i & 63);
 			uint8_t *a = in->alias + (pg << PCB_PAGE_SHIFT);
 			if (k && (uint8_t *)iov[k - 1].iov_base + iov[k - 1].iov_len == a)
 				iov[k - 1].iov_len += PCB_PAGE_SIZE;
@@ -319,21 +327,21 @@ static int continue_owned(struct pcb_installer *in, uint64_t page, unsigned n, c
 	return 0;
 }
 
-int pcb_install_run(struct pcb_installer *in, uint64_t page, unsigned n, struct pcb_install_stats *st,
-		    pcb_install_cb cb, void *ctx)
+int pcb_install_run(struct pcb_installer *in, unsigned slot, uint64_t page, unsigned n, const uint64_t *owned,
+		    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx)
 {
 	switch (in->mode) {
 	case PCB_INSTALL_COPY:
-		return install_chunks(in, 0, page, n, in->staging, st, cb, ctx);
+		return install_chunks(in, 0, page, n, slot_base(in, slot), st, cb, ctx);
 	case PCB_INSTALL_MOVE:
-		return install_chunks(in, 1, page, n, in->staging, st, cb, ctx);
+		return install_chunks(in, 1, page, n, slot_base(in, slot), st, cb, ctx);
 	default: {
 		struct iovec iov[PCB_MAX_RUN_PAGES];
 		/* rebuild the ownership map the receive used (bits already set: by us) */
 		int k = 0;
 		for (unsigned i = 0; i < n; i++) {
 			uint8_t *a = in->alias + ((page + i) << PCB_PAGE_SHIFT);
-			bool mine = in->rx_owned[i >> 6] >> (i & 63) & 1;
+			bool mine = owned[i >> 6] >> (i & 63) & 1;
 			if (mine && k && iov[k - 1].iov_base != in->scratch &&
 			    (uint8_t *)iov[k - 1].iov_base + iov[k - 1].iov_len == a)
 				iov[k - 1].iov_len += PCB_PAGE_SIZE;
@@ -377,4 +385,81 @@ int pcb_install_zero_run(struct pcb_installer *in, uint64_t page, unsigned n, st
 		i = j;
 	}
 	return 0;
+}
+
+/* ---- the receive -> install queue ---- */
+
+void pcb_iq_init(struct pcb_install_q *q)
+{
+	memset(q, 0, sizeof(*q));
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+}
+
+void pcb_iq_destroy(struct pcb_install_q *q)
+{
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->cond);
+}
+
+static void wait_100ms(struct pcb_install_q *q)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 100 * 1000 * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&q->cond, &q->lock, &ts);
+}
+
+int pcb_iq_reserve(struct pcb_install_q *q, const atomic_bool *stop, const atomic_int *fatal)
+{
+	pthread_mutex_lock(&q->lock);
+	while (q->head - q->done >= PCB_IQ_SLOTS && !atomic_load(stop) && !atomic_load(fatal))
+		wait_100ms(q);
+	int slot = q->head - q->done < PCB_IQ_SLOTS ? (int)(q->head % PCB_IQ_SLOTS) : -1;
+	pthread_mutex_unlock(&q->lock);
+	return slot;
+}
+
+void pcb_iq_push(struct pcb_install_q *q, const struct pcb_install_job *j)
+{
+	pthread_mutex_lock(&q->lock);
+	q->job[q->head % PCB_IQ_SLOTS] = *j;
+	q->head++;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+int pcb_iq_pop(struct pcb_install_q *q, struct pcb_install_job *j, const atomic_bool *stop, const atomic_int *fatal)
+{
+	pthread_mutex_lock(&q->lock);
+	while (q->tail == q->head && !q->closed && !atomic_load(stop) && !atomic_load(fatal))
+		wait_100ms(q);
+	int r = -1;
+	if (q->tail != q->head && !atomic_load(fatal)) {
+		*j = q->job[q->tail % PCB_IQ_SLOTS];
+		q->tail++;
+		r = 0;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+void pcb_iq_done(struct pcb_install_q *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->done++;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void pcb_iq_close(struct pcb_install_q *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->closed = true;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
 }

@@ -23,6 +23,7 @@
 #define PCB_INSTALL_H
 #include "pager/proto.h"
 #include "pager/uffd.h"
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -69,12 +70,40 @@ struct pcb_installer {
 	uint8_t *region;                /* the guest's mapping */
 	uint8_t *alias;                 /* continue: the pager's own mapping of the memfd */
 	int memfd;
-	uint8_t *staging;               /* copy/move: background receive area (PCB_MAX_RUN_PAGES pages) */
+	uint8_t *staging;               /* copy/move: background receive area, PCB_IQ_SLOTS slots of PCB_MAX_RUN_PAGES pages */
 	uint8_t *scratch;               /* continue: sink for a page another thread owns */
 	_Atomic uint64_t *filled;       /* continue: bit set by the thread that writes the page cache page */
 	_Atomic uint64_t *demanded;     /* the pager's demand bitmap (for wake decisions) */
-	uint64_t rx_owned[(PCB_MAX_RUN_PAGES + 63) / 64];   /* continue: pages of the current RUN this thread owns */
 };
+
+/* Background receive and install run in two threads: the receiver fills a
+ * staging slot (or the page cache) and queues a job; the installer thread
+ * issues the install ioctls.  A slot is reused only after its job is done. */
+#define PCB_IQ_SLOTS 4
+struct pcb_install_job {
+	uint64_t page;
+	unsigned n;
+	unsigned slot;
+	bool zero, drain;
+	uint64_t owned[(PCB_MAX_RUN_PAGES + 63) / 64];   /* continue: pages of the run the receiver owns */
+};
+struct pcb_install_q {
+	struct pcb_install_job job[PCB_IQ_SLOTS];
+	uint64_t head, tail;            /* head: next job pushed; tail: next job popped */
+	uint64_t done;                  /* jobs finished (slots free up to done + PCB_IQ_SLOTS) */
+	bool closed;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+};
+void pcb_iq_init(struct pcb_install_q *q);
+void pcb_iq_destroy(struct pcb_install_q *q);
+/* Producer: wait for a free slot (or until *stop); the slot number, or -1. */
+int pcb_iq_reserve(struct pcb_install_q *q, const atomic_bool *stop, const atomic_int *fatal);
+void pcb_iq_push(struct pcb_install_q *q, const struct pcb_install_job *j);
+/* Consumer: next job (0), or -1 when closed and empty / on *stop. */
+int pcb_iq_pop(struct pcb_install_q *q, struct pcb_install_job *j, const atomic_bool *stop, const atomic_int *fatal);
+void pcb_iq_done(struct pcb_install_q *q);
+void pcb_iq_close(struct pcb_install_q *q);
 
 /* Map the guest region for the mode (and the alias/staging it needs). */
 int pcb_install_map(struct pcb_installer *in, int mode, unsigned batch, uint64_t npages, char *why, size_t whylen);
@@ -93,14 +122,16 @@ typedef void (*pcb_install_cb)(void *ctx, uint64_t page, int res);
 int pcb_install_one(struct pcb_installer *in, uint64_t page, const void *src, struct pcb_install_stats *st);
 
 /* Background: where to receive the payload of a RUN of n pages starting at
- * page: fills up to max iovecs (n <= PCB_MAX_RUN_PAGES); returns the count.
- * continue: claims each page's filled bit; a page another thread owns goes
- * to the scratch page. */
-int pcb_install_rx_iov(struct pcb_installer *in, uint64_t page, unsigned n, struct iovec *iov, int max);
+ * page into staging slot `slot`: fills up to max iovecs (n <=
+ * PCB_MAX_RUN_PAGES); returns the count.  continue: claims each page's
+ * filled bit (owned[] says which it got); a page another thread owns goes to
+ * the scratch page. */
+int pcb_install_rx_iov(struct pcb_installer *in, unsigned slot, uint64_t page, unsigned n, struct iovec *iov, int max,
+		       uint64_t *owned);
 /* Background: install the RUN just received (n pages at page) in chunks of
  * `batch` pages; cb reports each page. Returns 0 or -errno. */
-int pcb_install_run(struct pcb_installer *in, uint64_t page, unsigned n, struct pcb_install_stats *st,
-		    pcb_install_cb cb, void *ctx);
+int pcb_install_run(struct pcb_installer *in, unsigned slot, uint64_t page, unsigned n, const uint64_t *owned,
+		    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx);
 /* Background: install n zero pages at page (a run of ZERO frames). */
 int pcb_install_zero_run(struct pcb_installer *in, uint64_t page, unsigned n, struct pcb_install_stats *st,
 			 pcb_install_cb cb, void *ctx);

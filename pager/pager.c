@@ -36,6 +36,9 @@ struct pcb_pager {
 	uint8_t *region;             /* == in.region (the guest's mapping) */
 	size_t region_len;
 	struct pcb_installer in;     /* install path: mapping, staging, batched ioctls (install.c) */
+	struct pcb_install_q iq;     /* background: receiver -> installer thread */
+	pthread_t inst_th;
+	bool inst_started;
 	int uffd;
 	struct pcb_uffd_info uinfo;
 	struct pcb_pagestate ps;
@@ -642,18 +645,41 @@ static void bg_installed(void *vctx, uint64_t page, int res)
 		mark_present(p, page);   /* the PTE is there; res 2: the demand thread owns it and marks it */
 }
 
+/* Queue a run of zero pages for the installer thread. */
 static int bg_flush_zero(struct pcb_pager *p, uint64_t *zfirst, unsigned *zn, bool drain)
 {
 	if (!*zn)
 		return 0;
-	struct bg_ctx x = { p, drain, true, 0 };
-	int r = pcb_install_zero_run(&p->in, *zfirst, *zn, &p->st.inst_bg, bg_installed, &x);
-	*zn = 0;
-	if (r < 0) {
-		set_fatal(p, PCB_EXIT_OSERR, "installing zero pages %llu+ failed: %s", (unsigned long long)*zfirst, strerror(-r));
+	int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
+	if (slot < 0)
 		return -1;
-	}
+	struct pcb_install_job j = { .page = *zfirst, .n = *zn, .slot = (unsigned)slot, .zero = true, .drain = drain };
+	pcb_iq_push(&p->iq, &j);
+	*zn = 0;
 	return 0;
+}
+
+/* The installer thread: issues the install ioctls of what the background
+ * thread received, so receiving the next run overlaps installing this one. */
+static void *inst_thread(void *arg)
+{
+	struct pcb_pager *p = arg;
+	if (p->cfg.pin_install)
+		pcb_pin_self((int)p->cfg.pin_install - 1);
+	struct pcb_install_job j;
+	while (pcb_iq_pop(&p->iq, &j, &p->stopping, &p->fatal) == 0) {
+		struct bg_ctx x = { p, j.drain, j.zero, 0 };
+		int r = j.zero ? pcb_install_zero_run(&p->in, j.page, j.n, &p->st.inst_bg, bg_installed, &x)
+			       : pcb_install_run(&p->in, j.slot, j.page, j.n, j.owned, &p->st.inst_bg, bg_installed, &x);
+		pcb_iq_done(&p->iq);
+		if (r < 0) {
+			set_fatal(p, PCB_EXIT_OSERR, "installing %spages %llu..%llu failed: %s", j.zero ? "zero " : "",
+				  (unsigned long long)j.page, (unsigned long long)(j.page + j.n - 1), strerror(-r));
+			break;
+		}
+	}
+	p->st.install_cpu = sched_getcpu();
+	return NULL;
 }
 
 static unsigned bg_next_batch(struct pcb_pager *p, struct pcb_batch *b, uint64_t *drain_cursor, bool *is_drain)
@@ -804,7 +830,11 @@ static void *bg_thread(void *arg)
 		case PCB_MSG_RUN: {
 			unsigned n = h.len / PCB_PAGE_SIZE;
 			struct iovec iov[PCB_MAX_RUN_PAGES];
-			int niov = pcb_install_rx_iov(&p->in, h.arg, n, iov, PCB_MAX_RUN_PAGES);
+			int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
+			if (slot < 0)
+				goto out;
+			struct pcb_install_job j = { .page = h.arg, .n = n, .slot = (unsigned)slot, .drain = drain };
+			int niov = pcb_install_rx_iov(&p->in, (unsigned)slot, h.arg, n, iov, PCB_MAX_RUN_PAGES, j.owned);
 			rr = bg_take_run(p, &h, iov, niov);
 			if (rr == -2)
 				goto lost;   /* a partly received run is not installed: it is asked for again */
@@ -812,13 +842,7 @@ static void *bg_thread(void *arg)
 				goto out;
 			for (unsigned i = 0; i < n; i++)
 				PCB_PROBE_RECEIVED(h.arg + i, PCB_CHAN_BACKGROUND, 0);
-			struct bg_ctx x = { p, drain, false, 0 };
-			int r = pcb_install_run(&p->in, h.arg, n, &p->st.inst_bg, bg_installed, &x);
-			if (r < 0) {
-				set_fatal(p, PCB_EXIT_OSERR, "installing pages %llu..%llu failed: %s", (unsigned long long)h.arg,
-					  (unsigned long long)(h.arg + n - 1), strerror(-r));
-				goto out;
-			}
+			pcb_iq_push(&p->iq, &j);
 			break;
 		}
 		case PCB_MSG_ZERO:
@@ -830,16 +854,16 @@ static void *bg_thread(void *arg)
 				zfirst = h.arg;
 			zn++;
 			break;
-		case PCB_MSG_PAGE: {
+		case PCB_MSG_PAGE: {   /* a single page (older sources): queued like a RUN of one */
 			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, 0);
-			struct bg_ctx x = { p, drain, false, 0 };
-			int r = pcb_install_one(&p->in, h.arg, pl, &p->st.inst_bg);
-			if (r < 0) {
-				set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s",
-					  (unsigned long long)h.arg, strerror(-r));
+			struct iovec iov[1];
+			int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
+			if (slot < 0)
 				goto out;
-			}
-			bg_installed(&x, h.arg, r);
+			struct pcb_install_job j = { .page = h.arg, .n = 1, .slot = (unsigned)slot, .drain = drain };
+			pcb_install_rx_iov(&p->in, (unsigned)slot, h.arg, 1, iov, 1, j.owned);
+			memcpy(iov[0].iov_base, pl, PCB_PAGE_SIZE);
+			pcb_iq_push(&p->iq, &j);
 			break;
 		}
 		case PCB_MSG_BATCH_END:
@@ -877,6 +901,7 @@ lost:
 		}
 	}
 out:
+	pcb_iq_close(&p->iq);
 	p->st.background_cpu = sched_getcpu();
 	free(ranges);
 	free(ring);
@@ -1058,6 +1083,7 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	p->chan[0].fd = p->chan[1].fd = -1;
 	p->in.memfd = p->in.uffd = -1;
 	pthread_mutex_init(&p->lock, NULL);
+	pcb_iq_init(&p->iq);
 	pthread_cond_init(&p->cond, NULL);
 	pthread_mutex_init(&p->rec_lock, NULL);
 	pcb_hist_init(&p->st.demand_rtt);
@@ -1209,6 +1235,11 @@ int pcb_pager_start(struct pcb_pager *p)
 		return PCB_EXIT_OSERR;
 	}
 	p->threads_started = true;
+	if (pthread_create(&p->inst_th, NULL, inst_thread, p) != 0) {
+		set_fatal(p, PCB_EXIT_OSERR, "pthread_create failed");
+		return PCB_EXIT_OSERR;
+	}
+	p->inst_started = true;
 	return 0;
 }
 
@@ -1270,6 +1301,11 @@ static void stop_threads(struct pcb_pager *p)
 			break;
 	}
 	pthread_join(p->bg_th, NULL);
+	if (p->inst_started) {
+		pcb_iq_close(&p->iq);
+		pthread_join(p->inst_th, NULL);
+		p->inst_started = false;
+	}
 	p->threads_started = false;
 }
 
@@ -1382,6 +1418,7 @@ void pcb_pager_destroy(struct pcb_pager *p)
 	if (!p)
 		return;
 	stop_threads(p);
+	pcb_iq_destroy(&p->iq);
 	if (p->pol.ops && p->pol.ops->fini)
 		p->pol.ops->fini(&p->pol);
 	for (int ch = 0; ch < 2; ch++)

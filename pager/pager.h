@@ -32,6 +32,7 @@ struct pcb_pager_cfg {
 	int install_mode;            /* PCB_INSTALL_COPY (0, default), _MOVE, _CONTINUE */
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
 	unsigned pin_demand, pin_bg; /* CPU + 1 to pin the demand / background thread to; 0 = not pinned */
+	unsigned pin_install;        /* CPU + 1 for the installer thread (background installs); 0 = not pinned */
 	bool kernel_faults;          /* faults also come from kernel accesses (--guest=kvm: KVM's fault path) */
 	const struct pcb_auth_key *key;   /* shared secret (NULL: none) */
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
@@ -80,6 +81,7 @@ struct pcb_pager_stats {
 	struct pcb_hist demand_rtt;      /* request sent -> page received (pager side) */
 	struct pcb_hist demand_service;  /* fault message read -> page installed */
 	int demand_cpu, background_cpu;  /* CPU the threads last ran on */
+	int install_cpu;                 /* CPU the installer thread last ran on */
 	struct pcb_install_stats inst_demand, inst_bg;   /* install ioctls by each thread */
 	uint64_t bg_rx_ns;               /* background thread: time in receive (poll + read) */
 	uint64_t t_bg_first_ns, t_bg_last_ns;   /* first and last background page installed */

@@ -72,6 +72,9 @@ static void pin_parse(void **state)
 	assert_int_equal(p.cpu[PCB_PIN_DEMAND], 0);
 	assert_int_equal(p.cpu[PCB_PIN_GUEST], 0);
 	assert_int_equal(p.cpu[PCB_PIN_SOURCE], -1);
+	assert_int_equal(pcb_pin_parse("install=0", &p, why, sizeof(why)), 0);
+	assert_int_equal(p.cpu[PCB_PIN_INSTALL], 0);
+	assert_int_equal(p.cpu[PCB_PIN_BACKGROUND], -1);
 	assert_int_equal(pcb_pin_parse("vcpu=0", &p, why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "vcpu=0"));
 	assert_int_equal(pcb_pin_parse("guest=x", &p, why, sizeof(why)), -1);
@@ -146,14 +149,15 @@ static void run_path(int mode, unsigned batch)
 	assert_int_equal(pcb_install_one(&in, 5, one, &st), 0);
 	/* a RUN of 100 pages at 0 and zero pages 200..249 */
 	struct iovec iov[PCB_MAX_RUN_PAGES];
-	int niov = pcb_install_rx_iov(&in, 0, 100, iov, PCB_MAX_RUN_PAGES);
+	uint64_t owned[(PCB_MAX_RUN_PAGES + 63) / 64];
+	int niov = pcb_install_rx_iov(&in, 2, 0, 100, iov, PCB_MAX_RUN_PAGES, owned);   /* staging slot 2 */
 	assert_true(niov >= 1);
 	uint64_t pg = 0;
 	for (int k = 0; k < niov; k++)
 		for (size_t off = 0; off < iov[k].iov_len; off += PCB_PAGE_SIZE, pg++)
 			pcb_image_fill(&im, pg, (uint8_t *)iov[k].iov_base + off);
 	assert_int_equal(pg, 100);
-	assert_int_equal(pcb_install_run(&in, 0, 100, &st, on_page, &s), 0);
+	assert_int_equal(pcb_install_run(&in, 2, 0, 100, owned, &st, on_page, &s), 0);
 	assert_int_equal(pcb_install_zero_run(&in, 200, 50, &st, on_page, &s), 0);
 	for (int i = 0; i < 100; i++) {
 		assert_int_equal(s.count[i], 1);
