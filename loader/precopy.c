@@ -95,6 +95,13 @@ static int64_t scan(struct pc *c, uint64_t first, uint64_t count, bool protect,
 	return total;
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * PCB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
 static bool all_zero(const uint8_t *pg)
 {
 	const uint64_t *w = (const uint64_t *)pg;
@@ -234,7 +241,7 @@ int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint
 	int rc = wp_setup(&c, why, whylen);
 	if (rc)
 		goto out;
-	uint64_t t0 = pcb_now_ns(), until = t0 + duration_ns;
+	uint64_t t0 = pcb_now_ns(), until = t0 + duration_ns, cpu0 = thread_cpu_ns();
 	pcb_guest_go(g, t0);
 	/* pass 1: every page in address order, in chunks, as long as time allows */
 	const uint64_t chunk = 256;
@@ -252,6 +259,8 @@ int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint
 		pg += n;
 	}
 	st->never_sent = npages - pg;
+	st->first_pass_ns = pcb_now_ns() - t0;
+	st->first_pass_cpu_ns = thread_cpu_ns() - cpu0;
 	/* re-send rounds over what the first pass covered */
 	while (pcb_now_ns() < until) {
 		if (stale) {
@@ -326,6 +335,8 @@ void pcb_precopy_json(const struct pcb_precopy_stats *st, struct pcb_json *j, co
 	pcb_json_obj_begin(j, key);
 	pcb_json_u64(j, "duration_ns", st->duration_ns);
 	pcb_json_u64(j, "rounds", st->rounds);
+	pcb_json_u64(j, "first_pass_ns", st->first_pass_ns);
+	pcb_json_u64(j, "first_pass_cpu_ns", st->first_pass_cpu_ns);
 	pcb_json_u64(j, "pages_sent", st->pages_sent);
 	pcb_json_u64(j, "pages_resent", st->pages_resent);
 	pcb_json_u64(j, "dirty_at_switchover", st->dirty_at_switchover);

@@ -28,6 +28,8 @@
 struct pcb_precopy_stats {
 	uint64_t duration_ns;            /* pre-copy phase: guest start at the source -> vCPUs stopped */
 	uint64_t rounds;                 /* passes: the first over every page, then re-send rounds */
+	uint64_t first_pass_ns;          /* time the first pass took (to the end of pre-copy if it did not finish) */
+	uint64_t first_pass_cpu_ns;      /* ... of which the pre-copy thread was on a CPU (the rest: waiting for one) */
 	uint64_t pages_sent;             /* first copies */
 	uint64_t pages_resent;           /* copies of pages written after an earlier copy */
 	uint64_t dirty_at_switchover;    /* written since their last copy: dropped, left to post-copy */

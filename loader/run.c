@@ -424,9 +424,11 @@ static void write_human(struct run *r, FILE *fp)
 	if (cfg->precopy_ns) {
 		fmt_ns(r->pc.duration_ns, b1, sizeof(b1));
 		fmt_ns(r->pc.stop_ns, b2, sizeof(b2));
-		fprintf(fp, "  precopy     %s, %llu rounds: %llu pages sent, %llu re-sent; at switch-over %llu dirty + %llu never sent "
+		fmt_ns(r->pc.first_pass_ns, b3, sizeof(b3));
+		fmt_ns(r->pc.first_pass_cpu_ns, b4, sizeof(b4));
+		fprintf(fp, "  precopy     %s, %llu rounds (first pass %s, %s on CPU): %llu pages sent, %llu re-sent; at switch-over %llu dirty + %llu never sent "
 			"left missing; guest %llu ops (%llu writes) at the source; vCPUs stopped in %s\n", b1,
-			(unsigned long long)r->pc.rounds, (unsigned long long)r->pc.pages_sent,
+			(unsigned long long)r->pc.rounds, b3, b4, (unsigned long long)r->pc.pages_sent,
 			(unsigned long long)r->pc.pages_resent, (unsigned long long)r->pc.dirty_at_switchover,
 			(unsigned long long)r->pc.never_sent, (unsigned long long)r->pc.guest_ops,
 			(unsigned long long)r->pc.guest_writes, b2);
