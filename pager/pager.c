@@ -1326,22 +1326,23 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 {
 	struct pcb_conn *c = &p->chan[PCB_CHAN_DEMAND];
 	memset(v, 0, sizeof(*v));
-	/* residency as the kernel sees it, independent of our bitmap */
-	size_t vlen = (size_t)p->cfg.npages;
-	unsigned char *vec = malloc(vlen);
+	/* residency as the kernel sees it, independent of our bitmap; asked
+	 * chunk by chunk so verification adds 64 KiB, not a byte per page, to
+	 * the pager's peak memory */
+	unsigned char *vec = malloc(PCB_MAX_DIGESTS);
 	if (!vec) {
 		snprintf(why, whylen, "out of memory");
-		return PCB_EXIT_OSERR;
-	}
-	if (mincore(p->region, p->region_len, vec) < 0) {
-		snprintf(why, whylen, "mincore: %s", strerror(errno));
-		free(vec);
 		return PCB_EXIT_OSERR;
 	}
 	for (uint64_t first = 0; first < p->cfg.npages; first += PCB_MAX_DIGESTS) {
 		uint64_t count = p->cfg.npages - first;
 		if (count > PCB_MAX_DIGESTS)
 			count = PCB_MAX_DIGESTS;
+		if (mincore(page_addr(p, first), count << PCB_PAGE_SHIFT, vec) < 0) {
+			snprintf(why, whylen, "mincore: %s", strerror(errno));
+			free(vec);
+			return PCB_EXIT_OSERR;
+		}
 		uint64_t cnt_le = htole64(count);
 		struct pcb_hdr h;
 		const uint8_t *pl;
@@ -1376,7 +1377,7 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 			memcpy(&want, pl + i * 8, 8);
 			want = le64toh(want);
 			bool bad;
-			if (!(vec[pg] & 1) || !pcb_ps_present(&p->ps, pg)) {
+			if (!(vec[i] & 1) || !pcb_ps_present(&p->ps, pg)) {
 				v->pages_missing++;
 				bad = true;
 			} else {
