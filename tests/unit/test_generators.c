@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include "common/image.h"
 #include "common/util.h"
 #include "loader/progress.h"
@@ -457,6 +458,108 @@ static void test_progress_metrics(void **state)
 	pcb_progress_free(&L);
 }
 
+/* The vCPU loop itself over a local region (no pager): op structure, progress
+ * buckets, first touches, the access record and its round trip, integrity. */
+static void test_guest_loop(void **state)
+{
+	(void)state;
+	const uint64_t N = 4096, OPS = 3000;
+	struct pcb_image im;
+	pcb_image_init(&im, 9, N, 0.25);
+	uint8_t *region = pcb_local_region(&im, N);
+	assert_non_null(region);
+	_Atomic uint32_t *ft = calloc(N, sizeof(*ft));
+	struct pcb_guest_cfg gc = {
+		.ops = pcb_workload_find("kv"),
+		.prm = { .npages = N, .seed = 9, .nvcpus = 2, .zipf_theta = 0.99, .im = &im },
+		.region = region, .im = &im, .write_ratio = 0.2, .ops_limit = OPS,
+		.bucket_ns = PCB_NSEC_PER_MSEC, .record = true, .first_touch = ft,
+	};
+	char why[256];
+	assert_int_equal(pcb_wl_parse_opts(gc.ops, "record-pages=3,get=0.5", &gc.prm, why, sizeof(why)), 0);
+	struct pcb_guest *g;
+	assert_int_equal(pcb_guest_create(&gc, NULL, &g, why, sizeof(why)), 0);
+	assert_int_equal(pcb_guest_start(g), 0);
+	uint64_t t0 = pcb_now_ns();
+	pcb_guest_go(g, t0);
+	pcb_guest_join(g);
+	uint64_t touched = 0;
+	for (uint64_t p = 0; p < N; p++)
+		touched += ft[p] != 0;
+	assert_true(touched > 0);
+	for (unsigned v = 0; v < 2; v++) {
+		const struct pcb_vcpu_result *r = pcb_guest_result(g, v);
+		assert_int_equal(r->ops, OPS);
+		assert_int_equal(r->accesses, 4 * OPS);             /* bucket read + 3 record pages */
+		assert_int_equal(r->reads + r->writes, r->accesses);
+		assert_int_equal(r->op_lat.count, OPS);
+		assert_int_equal(r->read_mismatch, 0);
+		assert_int_equal(r->faults, 0);
+		assert_true(r->writes > OPS / 4 * 3 && r->writes < OPS * 3 * 3 / 4);   /* puts write 3 pages, ~half the ops */
+		uint64_t sum = 0;
+		for (uint64_t i = 0; i < r->nbuckets; i++)
+			sum += r->buckets[i];
+		assert_int_equal(sum, OPS);
+		assert_int_equal(r->nrec, r->accesses);
+		assert_true(r->t_first_op_ns >= t0 && r->t_end_ns >= r->t_first_op_ns);
+	}
+	/* progress over both vCPUs */
+	struct pcb_progress pr;
+	assert_int_equal(pcb_progress_collect(&pr, g, 2, PCB_NSEC_PER_MSEC, t0), 0);
+	uint64_t tot = 0;
+	for (uint64_t i = 0; i < pr.nbuckets; i++)
+		tot += pr.total[i];
+	assert_int_equal(tot, 2 * OPS);
+	assert_true(pr.first_work_ns != UINT64_MAX);
+	/* the record round-trips and replays the same op structure */
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/pcb-ut-rec-%d.bin", getpid());
+	assert_int_equal(pcb_guest_record_save(g, path), 0);
+	struct pcb_atrace t;
+	assert_int_equal(pcb_atrace_load(path, &t, why, sizeof(why)), 0);
+	assert_int_equal(t.count, 2 * 4 * OPS);
+	uint64_t ends = 0, w = 0;
+	for (uint64_t i = 0; i < t.count; i++) {
+		ends += !(t.rec[i].flags & PCB_ATRACE_MORE);
+		w += t.rec[i].flags & PCB_ATRACE_WRITE;
+		if (i)
+			assert_true(t.rec[i].t_ns >= t.rec[i - 1].t_ns);   /* merged in time order */
+	}
+	assert_int_equal(ends, 2 * OPS);
+	assert_int_equal(w, pcb_guest_result(g, 0)->writes + pcb_guest_result(g, 1)->writes);
+	pcb_atrace_free(&t);
+	unlink(path);
+	/* progress CSV round trip through --baseline's reader */
+	snprintf(path, sizeof(path), "/tmp/pcb-ut-prog-%d.csv", getpid());
+	assert_int_equal(pcb_progress_csv(&pr, path,
+		"pcbench x (git y) progress: policy=local workload=kv seed=9 vcpus=2 bucket_ms=1 complete_buckets=3 guest=process"), 0);
+	struct pcb_progress back;
+	struct pcb_progress_meta m;
+	assert_int_equal(pcb_progress_load_csv(path, &back, &m, why, sizeof(why)), 0);
+	assert_string_equal(m.workload, "kv");
+	assert_int_equal(m.vcpus, 2);
+	assert_int_equal(back.nbuckets, pr.nbuckets);
+	for (uint64_t i = 0; i < pr.nbuckets; i++)
+		assert_int_equal(back.total[i], pr.total[i]);
+	assert_int_equal(back.ncomplete, pr.nbuckets < 3 ? pr.nbuckets : 3);
+	pcb_progress_free(&back);
+	unlink(path);
+	pcb_progress_free(&pr);
+	/* every page intact, every write stamp valid */
+	struct pcb_verify ver;
+	assert_int_equal(pcb_local_verify(region, &im, N, &ver, why, sizeof(why)), 0);
+	assert_int_equal(ver.pages_verified, N);
+	assert_int_equal(ver.pages_corrupt + ver.pages_missing + ver.stamps_bad, 0);
+	/* and a corrupted page is caught */
+	region[5 * PCB_PAGE_SIZE + 100] ^= 1;
+	assert_int_equal(pcb_local_verify(region, &im, N, &ver, why, sizeof(why)), 0);
+	assert_int_equal(ver.pages_corrupt, 1);
+	assert_int_equal(ver.first_bad[0], 5);
+	pcb_guest_destroy(g);
+	free(ft);
+	munmap(region, N * PCB_PAGE_SIZE);
+}
+
 int main(void)
 {
 	snprintf(trace_path, sizeof(trace_path), "/tmp/pcb-ut-gen-%d.txt", getpid());
@@ -472,7 +575,7 @@ int main(void)
 		cmocka_unit_test(test_stride), cmocka_unit_test(test_kv_ops),
 		cmocka_unit_test(test_phase_moves), cmocka_unit_test(test_scanhot),
 		cmocka_unit_test(test_idle), cmocka_unit_test(test_trace_files),
-		cmocka_unit_test(test_progress_metrics),
+		cmocka_unit_test(test_progress_metrics), cmocka_unit_test(test_guest_loop),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	unlink(trace_path);
