@@ -149,6 +149,20 @@ static int cell_merged_latency(const struct exp *e, unsigned p, unsigned w, unsi
 	return 0;
 }
 
+/* Runs of a cell in which vCPU 0 and the demand thread ended on the same CPU. */
+static unsigned same_cpu_runs(const struct exp *e, unsigned p, unsigned w, unsigned l)
+{
+	const struct runrec *rr[1024];
+	unsigned n = cell_runs(e, p, w, l, rr), same = 0;
+	for (unsigned i = 0; i < n; i++) {
+		const struct pcb_jv *vc = pcb_jv_path(rr[i]->js, "results.guest.vcpus");
+		double dc = jnum(rr[i]->js, "results.pager.demand_thread_cpu");
+		if (vc && vc->type == PCB_J_ARR && vc->n && jnum(vc->kids[0], "cpu_end") == dc)
+			same++;
+	}
+	return same;
+}
+
 /* ---- loading ------------------------------------------------------------------ */
 
 static int load(struct exp *e, const char *dir, int verbose, char *why, size_t whylen)
@@ -530,13 +544,7 @@ static int write_tables(struct exp *e, char *why, size_t whylen)
 				}
 				free(hh);
 				const struct runrec *rr[1024];
-				unsigned n = cell_runs(e, p, w, l, rr), same = 0;
-				for (unsigned i = 0; i < n; i++) {
-					const struct pcb_jv *vc = pcb_jv_path(rr[i]->js, "results.guest.vcpus");
-					double dc = jnum(rr[i]->js, "results.pager.demand_thread_cpu");
-					if (vc && vc->type == PCB_J_ARR && vc->n && jnum(vc->kids[0], "cpu_end") == dc)
-						same++;
-				}
+				unsigned n = cell_runs(e, p, w, l, rr), same = same_cpu_runs(e, p, w, l);
 				if (base)
 					fprintf(md, " — |\n");
 				else
@@ -782,6 +790,24 @@ static int write_plotdata(struct exp *e, char *why, size_t whylen)
 		return rc;
 	}
 	write_gp_array_num(m, "cdf_n", cnt, nc * np);
+	{
+		/* legend entries carry the thread placement with the latency they describe */
+		char **ct = calloc(nc * np + 1, sizeof(char *));
+		for (unsigned c = 0; ct && c < nc; c++)
+			for (unsigned p = 0; p < np; p++) {
+				const struct runrec *rr[1024];
+				unsigned n = cell_runs(e, p, c % nw, c / nw, rr);
+				char t[160];
+				snprintf(t, sizeof(t), "%s: %.0f faults, same CPU %u/%u", e->job.policies[p], cnt[c * np + p],
+					 same_cpu_runs(e, p, c % nw, c / nw), n);
+				ct[c * np + p] = strdup(t);
+			}
+		if (ct)
+			write_gp_array_str(m, "cdf_title", ct, nc * np);
+		for (unsigned k = 0; ct && k < nc * np; k++)
+			free(ct[k]);
+		free(ct);
+	}
 	free(cnt);
 	if (!isfinite(xmin) || xmax <= 0) {
 		xmin = 1;
