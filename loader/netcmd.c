@@ -1,5 +1,6 @@
 #include "loader/netcmd.h"
 #include "loader/run.h"
+#include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -199,6 +200,14 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 		pcb_json_u64(j, "injected_delay_ns", l->delay_ns);
 		pcb_json_u64(j, "rounds", l->rounds);
 		pcb_json_i64(j, "destination_cpu", l->cpu);
+		pcb_json_obj_end(j);
+		/* what page requests saw during the run: the RTT plus the page's serialisation plus the
+		 * host's own page service on CPUs the guest shares (a consistency check, not the target) */
+		pcb_json_obj_begin(j, "in_run");
+		pcb_json_u64(j, "demand_requests", s->demand_rtt.count);
+		pcb_json_u64(j, "demand_round_trip_p50_ns", s->demand_rtt.count ? pcb_hist_percentile(&s->demand_rtt, 50) : 0);
+		pcb_json_u64(j, "expected_page_round_trip_ns",
+			     l->rtt_ns + (l->bps ? (uint64_t)((PCB_HDR_SIZE + PCB_PAGE_SIZE) * 8e9 / (double)l->bps) : 0));
 		pcb_json_obj_end(j);
 		pcb_json_str(j, "method", "source-side delay line + token bucket (frame bytes); RTT = median of header-only "
 			     "PING/PONG round trips measured by the destination after calibration; bulk = pipelined PONG train "
