@@ -90,4 +90,20 @@ print("OK: link cut for 1.5 s: losses %d+%d, paused %.3f/%.3f s, %d pages re-req
       (rec["demand"]["losses"], rec["background"]["losses"], rec["demand"]["pause_ns"] / 1e9,
        rec["background"]["pause_ns"] / 1e9, rec["pages_rerequested"], v["pages_verified"]))
 PY
+# --- a real bottleneck: tbf on the source's veth; the achieved figure must see it -------------
+# (pcbench's own bucket is set far above it, so only the kernel's shaper limits the rate)
+ip netns exec $NS_S tc qdisc add dev $VS root tbf rate 200mbit burst 64kb latency 50ms ||
+	fail "tc qdisc add tbf"
+start_source src3 $SX "$P" source --listen=$A_S:7602 --mem=32M --seed=5 --auth-key-file="$T/key"
+$DX "$P" dest --source=$A_S:7602 --auth-key-file="$T/key" --duration=200ms --link=5gbit,100us \
+	--json "$T/tbf.json" >"$T/tbf.out" 2>&1 || fail "migration through tbf: $(tail -3 "$T/tbf.out")"
+wait $SRC_PID
+python3 - "$T/tbf.json" <<'PY' || exit 1
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]; a = r["link"]["achieved"]
+assert r["verify"]["pages_corrupt"] == 0 and r["verify"]["pages_missing"] == 0, r["verify"]
+# frame bytes at the destination; tbf counts IP packets (headers included), so a little under 200 Mbit/s
+assert 150e6 <= a["bulk_bps"] <= 205e6, a
+print("OK: tbf 200mbit on the veth: pcbench measured %.1f Mbit/s (its own bucket at 5 Gbit/s)" % (a["bulk_bps"] / 1e6))
+PY
 echo PASS
