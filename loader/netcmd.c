@@ -96,7 +96,7 @@ int pcb_cmd_source(int argc, char **argv, int first)
 	struct pcb_source_cfg sc = {
 		.mem_bytes = cfg.mem, .seed = cfg.seed, .zero_fraction = cfg.zero_pages,
 		.demand_delay_ns = cfg.source_delay_ns, .sessions = (int)cfg.sessions, .verbose = (int)cfg.verbose,
-		.key = key.len ? &key : NULL, .handshake_timeout_ms = 10000,
+		.key = key.len ? &key : NULL, .handshake_timeout_ms = 10000, .summary = 1,
 	};
 	char b[32];
 	printf("pcbench source: listening on %s:%u, %s image (%llu pages), seed %llu, zero pages %g, %s, %s\n",

@@ -609,6 +609,15 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 		}
 		pthread_detach(th);
 	}
+	if (cfg->summary) {
+		printf("pcbench source: %d migration%s completed; served %llu pages and %llu zero pages; rejected %llu frames, "
+		       "%llu failed authentications; %llu connections resumed a migration\n",
+		       atomic_load(&st->finished_sessions), atomic_load(&st->finished_sessions) == 1 ? "" : "s",
+		       (unsigned long long)st->pages_sent, (unsigned long long)st->zero_sent,
+		       (unsigned long long)st->bad_frames, (unsigned long long)st->auth_failures,
+		       (unsigned long long)st->resumes);
+		fflush(stdout);
+	}
 	pcb_log("source: served %llu pages, %llu zero pages, rejected %llu frames, %llu failed authentications, %llu resumed connections",
 		(unsigned long long)st->pages_sent, (unsigned long long)st->zero_sent,
 		(unsigned long long)st->bad_frames, (unsigned long long)st->auth_failures,

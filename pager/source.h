@@ -22,6 +22,7 @@ struct pcb_source_cfg {
 	int verbose;
 	const struct pcb_auth_key *key;   /* NULL or len 0: no authentication */
 	int handshake_timeout_ms;   /* a peer silent this long during the handshake is dropped */
+	int summary;                /* print a one-line summary on stdout at exit (`pcbench source`) */
 	/* NULL: serve the deterministic image.  Else serve the guest's memory as
 	 * it is now (--precopy: the guest ran at the source and wrote into this
 	 * shared mapping): pages are copied from it, zero pages detected by content. */
