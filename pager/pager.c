@@ -1045,6 +1045,7 @@ static int demand_recover(struct pcb_pager *p)
 			if (pcb_ps_present(&p->ps, page)) {
 				/* arrived on the background channel meanwhile (its install woke the guest) */
 				pcb_uffd_wake(p->uffd, page_addr(p, page), PCB_PAGE_SIZE);
+				p->blocked -= p->infl[i].waiters;
 				p->infl[i] = p->infl[--p->ninfl];
 				continue;
 			}
