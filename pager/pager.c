@@ -716,6 +716,21 @@ static int bg_send_batch(struct pcb_pager *p, uint64_t id, const struct bg_batch
 /* After a reconnection: the batches [done, next) were in flight.  Drop the
  * pages that have arrived since, renumber what is left from `done` on and send
  * it again.  Returns the new next id, or UINT64_MAX if the connection failed again. */
+/* Continue mode: the receiver claims each page-cache page it writes (the
+ * `filled` bit) so that the demand path leaves it alone.  A run cut short by a
+ * lost connection is never installed: release its claims, or the re-requested
+ * pages would be received into scratch and never installed. */
+static void bg_release_claims(struct pcb_pager *p, const struct pcb_install_job *j)
+{
+	if (p->in.mode != PCB_INSTALL_CONTINUE)
+		return;
+	for (unsigned i = 0; i < j->n; i++)
+		if (j->owned[i >> 6] >> (i & 63) & 1) {
+			uint64_t pg = j->page + i;
+			atomic_fetch_and_explicit(&p->in.filled[pg >> 6], ~(1ull << (pg & 63)), memory_order_acq_rel);
+		}
+}
+
 static uint64_t bg_resend(struct pcb_pager *p, struct bg_batch *ring, unsigned window, uint64_t done, uint64_t next)
 {
 	struct pcb_range *tmp = calloc(PCB_MAX_RANGES, sizeof(*tmp));
@@ -836,8 +851,12 @@ static void *bg_thread(void *arg)
 			struct pcb_install_job j = { .page = h.arg, .n = n, .slot = (unsigned)slot, .drain = drain };
 			int niov = pcb_install_rx_iov(&p->in, (unsigned)slot, h.arg, n, iov, PCB_MAX_RUN_PAGES, j.owned);
 			rr = bg_take_run(p, &h, iov, niov);
-			if (rr == -2)
-				goto lost;   /* a partly received run is not installed: it is asked for again */
+			if (rr == -2) {
+				/* a partly received run is not installed: it is asked for again, so give
+				 * back the pages this receive claimed (continue mode) */
+				bg_release_claims(p, &j);
+				goto lost;
+			}
 			if (rr < 0)
 				goto out;
 			for (unsigned i = 0; i < n; i++)

@@ -10,12 +10,13 @@ T=$(mktemp -d /tmp/pcb-netrec.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
 . tests/lib/net.sh
 
-# --- kill and restart (background pull and 1 vCPU; demand only, its fast path, 2 vCPUs) --------
+# --- kill and restart (background pull, 1 vCPU; demand only (its fast path), 2 vCPUs; the
+# continue install path, where the receiver claims page-cache pages) ------------------------
 kill_restart() {
-local policy=$1 vcpus=$2 tag=$1-$2
+local policy=$1 vcpus=$2 install=$3 tag=$1-$2-$3
 start_source src1-$tag "$P" source --listen=127.0.0.1:0 --mem=128M --seed=11
 PORT=$SRC_PORT
-"$P" dest --source=127.0.0.1:$PORT --policy=$policy --vcpus=$vcpus --workload=random --duration=2s \
+"$P" dest --source=127.0.0.1:$PORT --policy=$policy --vcpus=$vcpus --install=$install --workload=random --duration=2s \
 	--link=300mbit,200us --reconnect-timeout=20s --io-timeout=1s --json "$T/rec-$tag.json" >"$T/dest-$tag.out" 2>&1 &
 D=$!
 sleep 1.0
@@ -46,8 +47,9 @@ print("OK %s: source killed and restarted: paused %.3f s, %d pages re-requested,
       (sys.argv[2], rec["demand"]["pause_ns"] / 1e9, rec["pages_rerequested"], v["pages_verified"]))
 PY
 }
-kill_restart sequential 1
-kill_restart demand 2
+kill_restart sequential 1 copy
+kill_restart demand 2 copy
+kill_restart sequential 1 continue   # a run cut mid-receive gives its page-cache claims back
 
 
 # --- kill, no restart: give up after the timeout ---------------------------------------
