@@ -111,20 +111,26 @@ static bool all_zero(const uint8_t *pg)
 	return true;
 }
 
-/* Copy pages [first, first+n): re-protect them first (a write from now on
- * marks them written again), then put their current content. */
+/* First copies of pages [first, first+n): re-protect them (a write from now
+ * on marks them written again), then install each run of data pages with one
+ * UFFDIO_COPY straight from the source's memory and each run of zero pages
+ * with one UFFDIO_ZEROPAGE. */
 static int copy_run(struct pc *c, uint64_t first, uint64_t n)
 {
 	int64_t r = scan(c, first, n, true, NULL, NULL);
 	if (r < 0)
 		return (int)r;
-	uint8_t buf[PCB_PAGE_SIZE];
-	for (uint64_t pg = first; pg < first + n; pg++) {
-		memcpy(buf, c->src + pg * PCB_PAGE_SIZE, PCB_PAGE_SIZE);
-		int e = pcb_pager_precopy_put(c->p, pg, all_zero(buf) ? NULL : buf);
+	uint64_t pg = first, end = first + n;
+	while (pg < end) {
+		bool z = all_zero(c->src + pg * PCB_PAGE_SIZE);
+		uint64_t k = 1;
+		while (pg + k < end && all_zero(c->src + (pg + k) * PCB_PAGE_SIZE) == z)
+			k++;
+		int e = pcb_pager_precopy_put_run(c->p, pg, k, z ? NULL : c->src + pg * PCB_PAGE_SIZE);
 		if (e < 0)
 			return e;
-		c->st->pages_sent++;
+		c->st->pages_sent += k;
+		pg += k;
 	}
 	return 0;
 }

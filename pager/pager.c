@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1221,6 +1222,37 @@ int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data)
 	if (r < 0)
 		return r;
 	pcb_ps_set_present(&p->ps, page);   /* before switch-over: not a completion event */
+	return 0;
+}
+
+int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, const void *src)
+{
+	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || first + n > p->cfg.npages || !n)
+		return -EINVAL;
+	uint64_t done = 0;
+	while (done < n) {
+		uint64_t dst = (uintptr_t)page_addr(p, first + done), len = (n - done) * PCB_PAGE_SIZE;
+		int64_t got;
+		if (src) {
+			struct uffdio_copy c = { .dst = dst, .src = (uintptr_t)src + done * PCB_PAGE_SIZE, .len = len,
+						 .mode = UFFDIO_COPY_MODE_DONTWAKE };
+			int r = ioctl(p->uffd, UFFDIO_COPY, &c);
+			got = c.copy;
+			if (r < 0 && errno != EAGAIN)
+				return got == -EEXIST || errno == EEXIST ? -EEXIST : -errno;
+		} else {
+			struct uffdio_zeropage z = { .range = { dst, len }, .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE };
+			int r = ioctl(p->uffd, UFFDIO_ZEROPAGE, &z);
+			got = z.zeropage;
+			if (r < 0 && errno != EAGAIN)
+				return got == -EEXIST || errno == EEXIST ? -EEXIST : -errno;
+		}
+		if (got <= 0)
+			continue;   /* EAGAIN with nothing done: retry */
+		for (uint64_t i = 0; i < (uint64_t)got / PCB_PAGE_SIZE; i++)
+			pcb_ps_set_present(&p->ps, first + done + i);
+		done += (uint64_t)got / PCB_PAGE_SIZE;
+	}
 	return 0;
 }
 

@@ -110,6 +110,10 @@ const _Atomic uint64_t *pcb_pager_vcpu_faults(struct pcb_pager *p, unsigned vcpu
  * Only with install mode copy.  0 or -errno. */
 int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data);
 int pcb_pager_precopy_drop(struct pcb_pager *p, uint64_t page);
+/* Pre-copy, first copies: install n missing pages from a contiguous source
+ * (src NULL: all zero) with one UFFDIO_COPY (UFFDIO_ZEROPAGE).  0 or -errno
+ * (-EEXIST if one of them is already present). */
+int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, const void *src);
 /* Switch-over: start the threads. */
 int pcb_pager_start(struct pcb_pager *p);
 /* The guest has stopped: pull whatever is still missing ("drain"). */
