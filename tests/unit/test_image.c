@@ -1,0 +1,150 @@
+/* common/image: deterministic page contents, zero fraction, digests, stamps. */
+#include "tests/lib/testlib.h"
+#include "common/image.h"
+#include <math.h>
+
+static void test_deterministic(void **state)
+{
+	(void)state;
+	struct pcb_image a, b, c;
+	pcb_image_init(&a, 1, 1000, 0.25);
+	pcb_image_init(&b, 1, 1000, 0.25);
+	pcb_image_init(&c, 2, 1000, 0.25);
+	uint64_t pa[PCB_PAGE_WORDS], pb[PCB_PAGE_WORDS];
+	unsigned differ = 0, nonzero = 0;
+	for (uint64_t p = 0; p < 1000; p++) {
+		pcb_image_fill(&a, p, pa);
+		pcb_image_fill(&b, p, pb);
+		assert_memory_equal(pa, pb, PCB_PAGE_SIZE);
+		tl_assert_u64_eq(pcb_image_digest(&a, p), pcb_page_digest(pa));
+		tl_assert_u64_eq(pcb_image_digest(&a, p), pcb_image_digest(&b, p));
+		/* pcb_image_word agrees with the filled page, word by word */
+		for (unsigned w = 0; w < PCB_STAMP_WORD; w++)
+			if (pa[w] != pcb_image_word(&a, p, w))
+				fail_msg("page %llu word %u: fill %llx, word() %llx", (unsigned long long)p, w,
+					 (unsigned long long)pa[w], (unsigned long long)pcb_image_word(&a, p, w));
+		tl_assert_u64_eq(pa[PCB_STAMP_WORD], 0);   /* write slot starts empty */
+		if (!pcb_image_is_zero(&a, p)) {
+			nonzero++;
+			/* header: tag(seed) << 32 | page index */
+			tl_assert_u64_eq(pa[0] & 0xffffffffu, p);
+			tl_assert_u64_eq(pa[0] >> 32, a.tag);
+			if (!pcb_image_is_zero(&c, p))
+				differ += pcb_image_digest(&a, p) != pcb_image_digest(&c, p);
+		} else {
+			for (unsigned w = 0; w < PCB_PAGE_WORDS; w++)
+				tl_assert_u64_eq(pa[w], 0);
+		}
+	}
+	assert_true(nonzero > 600);
+	assert_true(a.tag != c.tag);
+	assert_true(a.tag != 0);
+	assert_true(differ > 500);   /* another seed, other contents */
+	/* two pages of one image never share data words: a misplaced page is detectable */
+	uint64_t p1[PCB_PAGE_WORDS], p2[PCB_PAGE_WORDS];
+	uint64_t x = 0, y = 1;
+	while (pcb_image_is_zero(&a, x))
+		x++;
+	y = x + 1;
+	while (pcb_image_is_zero(&a, y))
+		y++;
+	pcb_image_fill(&a, x, p1);
+	pcb_image_fill(&a, y, p2);
+	assert_true(pcb_page_digest(p1) != pcb_page_digest(p2));
+	for (unsigned w = 1; w < PCB_STAMP_WORD; w++)
+		assert_true(p1[w] != p2[w]);
+}
+
+static void test_digest_covers_data_not_stamp(void **state)
+{
+	(void)state;
+	struct pcb_image im;
+	pcb_image_init(&im, 5, 100, 0);
+	uint64_t pg[PCB_PAGE_WORDS];
+	pcb_image_fill(&im, 3, pg);
+	uint64_t d = pcb_page_digest(pg);
+	pg[PCB_STAMP_WORD] = pcb_stamp_make(3, 1);
+	tl_assert_u64_eq(pcb_page_digest(pg), d);        /* the guest's write slot is not part of the digest */
+	pg[0] ^= 1;
+	assert_true(pcb_page_digest(pg) != d);           /* header */
+	pg[0] ^= 1;
+	pg[PCB_STAMP_WORD - 1] ^= 1ull << 63;
+	assert_true(pcb_page_digest(pg) != d);           /* last data word */
+	pg[PCB_STAMP_WORD - 1] ^= 1ull << 63;
+	tl_assert_u64_eq(pcb_page_digest(pg), d);
+}
+
+static void zero_fraction(double want, uint64_t seed)
+{
+	const uint64_t N = 200000;
+	struct pcb_image im;
+	pcb_image_init(&im, seed, N, want);
+	uint64_t z = 0;
+	for (uint64_t p = 0; p < N; p++)
+		z += pcb_image_is_zero(&im, p);
+	double got = (double)z / (double)N;
+	/* binomial: 5 standard deviations of slack */
+	double tol = 5 * sqrt(want * (1 - want) / (double)N) + 1e-9;
+	if (fabs(got - want) > tol)
+		fail_msg("zero fraction %.4f for configured %.4f (seed %llu), tolerance %.4f", got, want,
+			 (unsigned long long)seed, tol);
+}
+
+static void test_zero_fraction(void **state)
+{
+	(void)state;
+	zero_fraction(0.25, 1);
+	zero_fraction(0.25, 99);
+	zero_fraction(0.5, 2);
+	zero_fraction(0.01, 3);
+	zero_fraction(0.9, 4);
+	zero_fraction(0, 5);      /* exactly none */
+	zero_fraction(1, 6);      /* exactly all */
+	struct pcb_image im;
+	pcb_image_init(&im, 1, 10, -1);
+	tl_assert_u64_eq(im.zero_threshold, 0);
+	pcb_image_init(&im, 1, 10, 2);
+	tl_assert_u64_eq(im.zero_threshold, UINT64_MAX);
+	/* the zero set is a deterministic function of (seed, page) */
+	struct pcb_image a, b;
+	pcb_image_init(&a, 77, 5000, 0.3);
+	pcb_image_init(&b, 77, 5000, 0.3);
+	for (uint64_t p = 0; p < 5000; p++)
+		assert_int_equal(pcb_image_is_zero(&a, p), pcb_image_is_zero(&b, p));
+}
+
+static void test_stamps(void **state)
+{
+	(void)state;
+	assert_true(pcb_stamp_valid(7, 0));                     /* never written */
+	for (uint32_t seq = 1; seq < 1000; seq++) {
+		uint64_t s = pcb_stamp_make(7, seq);
+		assert_true(s != 0);
+		assert_true(pcb_stamp_valid(7, s));
+		assert_false(pcb_stamp_valid(8, s));            /* bound to its page */
+		assert_false(pcb_stamp_valid(7, s ^ 1));        /* a flipped bit */
+		assert_false(pcb_stamp_valid(7, s ^ (1ull << 40)));
+		assert_int_equal(s >> 32, seq);
+	}
+	assert_false(pcb_stamp_valid(7, 1));
+	assert_false(pcb_stamp_valid(7, UINT64_MAX));
+	/* an image data word in the write slot (a stale or misplaced page) is not a valid stamp */
+	struct pcb_image im;
+	pcb_image_init(&im, 1, 64, 0);
+	unsigned valid = 0;
+	for (uint64_t p = 0; p < 64; p++)
+		for (unsigned w = 1; w < PCB_STAMP_WORD; w++)
+			valid += pcb_stamp_valid(p, pcb_image_word(&im, p, w));
+	assert_int_equal(valid, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_digest_covers_data_not_stamp),
+		cmocka_unit_test(test_zero_fraction),
+		cmocka_unit_test(test_stamps),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

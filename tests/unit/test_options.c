@@ -1,0 +1,262 @@
+/* loader/options: the one options table -> defaults, parsing, --help, JSON echo. */
+#include "tests/lib/testlib.h"
+#include "loader/options.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "pager/policy.h"
+#include "workloads/workload.h"
+
+/* Parse "pcbench ARGS" into cfg; returns the parse result, stderr text in *err. */
+static int parse(struct pcb_config *cfg, const char **err, const char *args)
+{
+	int argc;
+	char **argv = tl_argv(&argc, "pcbench %s", args);
+	pcb_config_defaults(cfg);
+	tl_stderr_begin();
+	int r = pcb_config_parse(cfg, argc, argv, 1);
+	*err = tl_stderr_end();
+	tl_argv_free(argv);
+	return r;
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct pcb_config c;
+	pcb_config_defaults(&c);
+	tl_assert_u64_eq(c.mem, 256ull << 20);
+	assert_string_equal(c.policy, "sequential");
+	assert_string_equal(c.workload, "seq");
+	assert_int_equal(c.vcpus, 1);
+	tl_assert_u64_eq(c.seed, 1);
+	assert_true(c.zero_pages == 0.25);
+	tl_assert_u64_eq(c.duration_ns, 2 * PCB_NSEC_PER_SEC);
+	tl_assert_u64_eq(c.io_timeout_ns, 3 * PCB_NSEC_PER_SEC);
+	assert_string_equal(c.json, "");
+	assert_string_equal(c.host, "127.0.0.1");
+	assert_int_equal(c.batch_pages, 64);
+	/* every default parses as its own option (pcb_config_defaults aborts otherwise) */
+	for (const struct pcb_option *o = pcb_options; o->name; o++) {
+		char why[256];
+		struct pcb_config c2 = c;
+		if (pcb_config_set(&c2, o->name, o->def, why, sizeof(why)) != 0)
+			fail_msg("default of --%s does not parse: %s", o->name, why);
+		assert_memory_equal(&c, &c2, sizeof(c));
+	}
+}
+
+static void test_good_values(void **state)
+{
+	(void)state;
+	struct pcb_config c;
+	const char *err;
+	assert_int_equal(parse(&c, &err, "--mem=256M"), 0);
+	tl_assert_u64_eq(c.mem, 256ull << 20);
+	assert_int_equal(parse(&c, &err, "--mem=4G"), 0);
+	tl_assert_u64_eq(c.mem, 4ull << 30);
+	assert_int_equal(parse(&c, &err, "--mem=1.5G"), 0);
+	tl_assert_u64_eq(c.mem, 3ull << 29);
+	assert_int_equal(parse(&c, &err, "--mem=4096"), 0);
+	tl_assert_u64_eq(c.mem, 4096);
+	assert_int_equal(parse(&c, &err, "--mem=4K"), 0);
+	tl_assert_u64_eq(c.mem, 4096);
+	assert_int_equal(parse(&c, &err, "--mem 64M --vcpus 2"), 0);    /* separate value */
+	tl_assert_u64_eq(c.mem, 64ull << 20);
+	assert_int_equal(c.vcpus, 2);
+	assert_int_equal(parse(&c, &err, "--duration=300ms --io-timeout=1s --source-delay=200us"), 0);
+	tl_assert_u64_eq(c.duration_ns, 300 * PCB_NSEC_PER_MSEC);
+	tl_assert_u64_eq(c.io_timeout_ns, PCB_NSEC_PER_SEC);
+	tl_assert_u64_eq(c.source_delay_ns, 200 * PCB_NSEC_PER_USEC);
+	assert_int_equal(parse(&c, &err, "--duration=1.5s"), 0);
+	tl_assert_u64_eq(c.duration_ns, 1500 * PCB_NSEC_PER_MSEC);
+	assert_int_equal(parse(&c, &err, "--duration=0 --ops=1000"), 0);
+	tl_assert_u64_eq(c.duration_ns, 0);
+	tl_assert_u64_eq(c.ops, 1000);
+	assert_int_equal(parse(&c, &err, "--vcpus=256 --seed=18446744073709551615"), 0);
+	assert_int_equal(c.vcpus, 256);
+	assert_true(c.seed == UINT64_MAX);
+	assert_int_equal(parse(&c, &err, "--zero-pages=0 --write-ratio=1 --zipf-theta=0.5"), 0);
+	assert_true(c.zero_pages == 0 && c.write_ratio == 1 && c.zipf_theta == 0.5);
+	assert_int_equal(parse(&c, &err, "--json=/tmp/x.json -v -v"), 0);
+	assert_string_equal(c.json, "/tmp/x.json");
+	assert_int_equal(c.verbose, 2);
+	assert_int_equal(parse(&c, &err, "--mem=64M --mem=128M"), 0);   /* last one wins */
+	tl_assert_u64_eq(c.mem, 128ull << 20);
+	/* every registered policy and workload is accepted by name */
+	for (unsigned i = 0; pcb_policies[i]; i++) {
+		char a[64];
+		snprintf(a, sizeof(a), "--policy=%s", pcb_policies[i]->name);
+		assert_int_equal(parse(&c, &err, a), 0);
+		assert_string_equal(c.policy, pcb_policies[i]->name);
+	}
+	for (unsigned i = 0; pcb_workloads[i]; i++) {
+		char a[64];
+		snprintf(a, sizeof(a), "--workload=%s", pcb_workloads[i]->name);
+		assert_int_equal(parse(&c, &err, a), 0);
+		assert_string_equal(c.workload, pcb_workloads[i]->name);
+	}
+	assert_string_equal(err, "");
+}
+
+/* A bad argument: PCB_EXIT_USAGE, exactly one line on stderr that contains every needle. */
+static void bad(const char *args, const char *needle1, const char *needle2)
+{
+	struct pcb_config c;
+	const char *err;
+	int r = parse(&c, &err, args);
+	if (r != PCB_EXIT_USAGE)
+		fail_msg("'%s': parse returned %d, want %d", args, r, PCB_EXIT_USAGE);
+	if (tl_count_lines(err) != 1)
+		fail_msg("'%s': want exactly one line on stderr, got: %s", args, err);
+	tl_assert_contains(err, "pcbench: ");
+	tl_assert_contains(err, needle1);
+	if (needle2)
+		tl_assert_contains(err, needle2);
+}
+
+static void test_bad_values(void **state)
+{
+	(void)state;
+	bad("--mem=0", "--mem", "'0'");
+	bad("--mem=abc", "--mem", "'abc'");
+	bad("--mem=1000", "--mem", "'1000'");
+	bad("--mem=4097", "--mem", "multiple of 4 KiB");
+	bad("--mem=1.3", "--mem", "'1.3'");
+	bad("--mem=-4K", "--mem", "'-4K'");
+	bad("--mem=", "--mem", "''");
+	bad("--mem=2000T", "--mem", "'2000T'");
+	bad("--policy=nope", "--policy", "'nope'");
+	bad("--policy=", "--policy", "''");
+	bad("--workload=nope", "--workload", "'nope'");
+	bad("--vcpus=0", "--vcpus", "'0'");
+	bad("--vcpus=257", "--vcpus", "'257'");
+	bad("--vcpus=-1", "--vcpus", "'-1'");
+	bad("--vcpus=1.5", "--vcpus", "'1.5'");
+	bad("--vcpus=4294967297", "--vcpus", "'4294967297'");   /* would wrap to 1 as unsigned */
+	bad("--seed=-1", "--seed", "'-1'");
+	bad("--zero-pages=1.5", "--zero-pages", "'1.5'");
+	bad("--zero-pages=nan", "--zero-pages", "'nan'");
+	bad("--write-ratio=-0.1", "--write-ratio", "'-0.1'");
+	bad("--zipf-theta=1", "--zipf-theta", "'1'");
+	bad("--zipf-theta=0", "--zipf-theta", "'0'");
+	bad("--duration=abc", "--duration", "'abc'");
+	bad("--duration=-1s", "--duration", "'-1s'");
+	bad("--duration=5h", "--duration", "'5h'");
+	bad("--io-timeout=0", "--io-timeout", "'0'");
+	bad("--io-timeout=100us", "--io-timeout", "'100us'");
+	bad("--source-delay=11s", "--source-delay", "'11s'");
+	bad("--port=65536", "--port", "'65536'");
+	bad("--batch=0", "--batch", "'0'");
+	bad("--batch=4097", "--batch", "'4097'");
+	bad("--window=0", "--window", "'0'");
+	bad("--ops=abc", "--ops", "'abc'");
+	bad("--frobnicate=7", "--frobnicate", NULL);
+	bad("--frobnicate", "--frobnicate", NULL);
+	bad("--mem", "--mem", "needs a value");
+	bad("--vcpus=2 --mem", "--mem", "needs a value");
+	bad("mem=64M", "mem=64M", NULL);
+	bad("-x", "-x", NULL);
+	/* the first bad option stops parsing */
+	bad("--mem=abc --vcpus=0", "--mem", "'abc'");
+	{
+		char longname[200];
+		memset(longname, 'a', sizeof(longname));
+		longname[sizeof(longname) - 1] = 0;
+		char a[256];
+		snprintf(a, sizeof(a), "--%s=1", longname);
+		bad(a, longname, NULL);
+	}
+	{
+		char longval[5000];
+		memset(longval, 'x', sizeof(longval));
+		memcpy(longval, "--json=", 7);
+		longval[sizeof(longval) - 1] = 0;
+		bad(longval, "--json", "too long");
+	}
+}
+
+static void test_set_by_name(void **state)
+{
+	(void)state;
+	struct pcb_config c;
+	char why[256];
+	pcb_config_defaults(&c);
+	assert_int_equal(pcb_config_set(&c, "mem", "8M", why, sizeof(why)), 0);
+	tl_assert_u64_eq(c.mem, 8 << 20);
+	assert_int_equal(pcb_config_set(&c, "nope", "1", why, sizeof(why)), -1);
+	tl_assert_contains(why, "--nope");
+	assert_int_equal(pcb_config_set(&c, "mem", "8000", why, sizeof(why)), -1);
+	tl_assert_contains(why, "--mem");
+	tl_assert_u64_eq(c.mem, 8 << 20);   /* unchanged on error */
+}
+
+static void test_help_and_version(void **state)
+{
+	(void)state;
+	struct tl_mem m;
+	tl_mem_open(&m);
+	pcb_config_help(m.fp);
+	const char *h = tl_mem_str(&m);
+	for (const struct pcb_option *o = pcb_options; o->name; o++) {
+		char want[128];
+		snprintf(want, sizeof(want), "--%s=VALUE", o->name);
+		const char *line = strstr(h, want);
+		if (!line)
+			fail_msg("--help does not list --%s", o->name);
+		const char *eol = strchr(line, '\n');
+		snprintf(want, sizeof(want), "[%s]", o->def[0] ? o->def : "none");
+		const char *d = strstr(line, want);
+		if (!d || d > eol)
+			fail_msg("--help line of --%s lacks its default %s", o->name, want);
+	}
+	tl_assert_contains(h, "--help");
+	tl_assert_contains(h, "--version");
+	tl_assert_contains(h, "Exit codes");
+	tl_mem_close(&m);
+
+	/* --help and --version are handled (return 1) and stop parsing, even after a bad option value would follow */
+	struct pcb_config c;
+	const char *err;
+	fflush(stdout);
+	assert_int_equal(parse(&c, &err, "--help --mem=abc"), 1);
+	assert_int_equal(parse(&c, &err, "-V"), 1);
+	assert_string_equal(err, "");
+}
+
+static void test_config_json(void **state)
+{
+	(void)state;
+	struct pcb_config c;
+	const char *err;
+	assert_int_equal(parse(&c, &err, "--json=a\"b\\c --seed=99 --duration=300ms"), 0);
+	struct tl_mem m;
+	tl_mem_open(&m);
+	struct pcb_json *j = pcb_json_open(m.fp);
+	pcb_config_json(&c, j, NULL);
+	assert_int_equal(pcb_json_close(j), 0);
+	const char *s = tl_mem_str(&m);
+	tl_assert_json_valid(s);
+	/* one key per option; durations as NAME_ns */
+	for (const struct pcb_option *o = pcb_options; o->name; o++) {
+		char key[80];
+		snprintf(key, sizeof(key), o->type == PCB_OPT_DURATION ? "\"%s_ns\": " : "\"%s\": ", o->name);
+		tl_assert_contains(s, key);
+	}
+	tl_assert_contains(s, "\"seed\": 99");
+	tl_assert_contains(s, "\"duration_ns\": 300000000");
+	tl_assert_contains(s, "\"json\": \"a\\\"b\\\\c\"");
+	tl_mem_close(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_good_values),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_set_by_name),
+		cmocka_unit_test(test_help_and_version),
+		cmocka_unit_test(test_config_json),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

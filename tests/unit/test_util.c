@@ -1,0 +1,222 @@
+/* common/util: size, duration and number parsing; size formatting; the RNG. */
+#include "tests/lib/testlib.h"
+#include "common/util.h"
+#include <errno.h>
+
+static void size_ok(const char *s, uint64_t want)
+{
+	uint64_t v = 12345;
+	if (pcb_parse_size(s, &v) != 0)
+		fail_msg("pcb_parse_size(\"%s\") failed, want %llu", s, (unsigned long long)want);
+	if (v != want)
+		fail_msg("pcb_parse_size(\"%s\") = %llu, want %llu", s, (unsigned long long)v, (unsigned long long)want);
+}
+
+static void size_bad(const char *s)
+{
+	uint64_t v = 12345;
+	if (pcb_parse_size(s, &v) == 0)
+		fail_msg("pcb_parse_size(\"%s\") accepted (%llu), want an error", s ? s : "NULL", (unsigned long long)v);
+	assert_int_equal(v, 12345);   /* untouched on error */
+}
+
+static void test_parse_size(void **state)
+{
+	(void)state;
+	size_ok("0", 0);
+	size_ok("4096", 4096);
+	size_ok("1", 1);
+	size_ok("64k", 64 << 10);
+	size_ok("64K", 64 << 10);
+	size_ok("256M", 256ull << 20);
+	size_ok("256m", 256ull << 20);
+	size_ok("4G", 4ull << 30);
+	size_ok("1.5G", 3ull << 29);
+	size_ok("0.5K", 512);
+	size_ok(".5K", 512);
+	size_ok("2T", 2ull << 40);
+	size_ok("1MiB", 1 << 20);
+	size_ok("1MB", 1 << 20);
+	size_ok("1Mi", 1 << 20);
+	size_ok("4096B", 4096);
+	size_ok("4096b", 4096);
+	size_ok("16384T", 16384ull << 40);          /* 2^54: still exact */
+
+	size_bad(NULL);
+	size_bad("");
+	size_bad("abc");
+	size_bad("M");
+	size_bad("-1");
+	size_bad("-4K");
+	size_bad(" 4K");
+	size_bad("4K ");
+	size_bad("4 K");
+	size_bad("4X");
+	size_bad("4KK");
+	size_bad("4KiBB");
+	size_bad("4Bi");          /* B takes no i */
+	size_bad("1.3");          /* not a whole number of bytes */
+	size_bad("0.1K");         /* 102.4 bytes */
+	size_bad("inf");
+	size_bad("nan");
+	size_bad("16777216T");    /* 2^64: overflows */
+	size_bad("99999999999999999999999");
+}
+
+static void dur_ok(const char *s, uint64_t want)
+{
+	uint64_t v = 777;
+	if (pcb_parse_duration(s, &v) != 0)
+		fail_msg("pcb_parse_duration(\"%s\") failed, want %llu", s, (unsigned long long)want);
+	if (v != want)
+		fail_msg("pcb_parse_duration(\"%s\") = %llu ns, want %llu", s, (unsigned long long)v, (unsigned long long)want);
+}
+
+static void dur_bad(const char *s)
+{
+	uint64_t v = 777;
+	if (pcb_parse_duration(s, &v) == 0)
+		fail_msg("pcb_parse_duration(\"%s\") accepted (%llu ns), want an error", s ? s : "NULL", (unsigned long long)v);
+	assert_int_equal(v, 777);
+}
+
+static void test_parse_duration(void **state)
+{
+	(void)state;
+	dur_ok("0", 0);
+	dur_ok("3", 3 * PCB_NSEC_PER_SEC);
+	dur_ok("10s", 10 * PCB_NSEC_PER_SEC);
+	dur_ok("1.5s", 1500 * PCB_NSEC_PER_MSEC);
+	dur_ok("500ms", 500 * PCB_NSEC_PER_MSEC);
+	dur_ok("300ms", 300 * PCB_NSEC_PER_MSEC);
+	dur_ok("20us", 20 * PCB_NSEC_PER_USEC);
+	dur_ok("200us", 200 * PCB_NSEC_PER_USEC);
+	dur_ok("7ns", 7);
+	dur_ok("2m", 120 * PCB_NSEC_PER_SEC);
+	dur_ok("2min", 120 * PCB_NSEC_PER_SEC);
+	dur_ok("0.001ms", 1000);
+	dur_ok(".5s", 500 * PCB_NSEC_PER_MSEC);
+	dur_ok("0.1s", 100 * PCB_NSEC_PER_MSEC);   /* rounded, not truncated to 99999999 */
+
+	dur_bad(NULL);
+	dur_bad("");
+	dur_bad("abc");
+	dur_bad("s");
+	dur_bad("-1s");
+	dur_bad("1 s");
+	dur_bad(" 1s");
+	dur_bad("1S");
+	dur_bad("1h");
+	dur_bad("1sec");
+	dur_bad("1ms5");
+	dur_bad("inf");
+	dur_bad("nan");
+	dur_bad("1e400");
+	dur_bad("1000000000000s");   /* > 2^63 ns */
+}
+
+static void test_parse_u64_double(void **state)
+{
+	(void)state;
+	uint64_t u = 5;
+	assert_int_equal(pcb_parse_u64("0", &u), 0);
+	assert_int_equal(u, 0);
+	assert_int_equal(pcb_parse_u64("18446744073709551615", &u), 0);
+	assert_true(u == UINT64_MAX);
+	assert_int_equal(pcb_parse_u64("18446744073709551616", &u), -1);
+	assert_int_equal(pcb_parse_u64("-1", &u), -1);
+	assert_int_equal(pcb_parse_u64("+1", &u), -1);
+	assert_int_equal(pcb_parse_u64(" 1", &u), -1);
+	assert_int_equal(pcb_parse_u64("1 ", &u), -1);
+	assert_int_equal(pcb_parse_u64("1.0", &u), -1);
+	assert_int_equal(pcb_parse_u64("", &u), -1);
+	assert_int_equal(pcb_parse_u64(NULL, &u), -1);
+	assert_int_equal(pcb_parse_u64("0x10", &u), -1);
+
+	double d = 0;
+	assert_int_equal(pcb_parse_double("0.25", &d), 0);
+	assert_true(d == 0.25);
+	assert_int_equal(pcb_parse_double("-1.5", &d), 0);
+	assert_true(d == -1.5);
+	assert_int_equal(pcb_parse_double("1e-3", &d), 0);
+	assert_true(d == 1e-3);
+	assert_int_equal(pcb_parse_double("", &d), -1);
+	assert_int_equal(pcb_parse_double(" 1", &d), -1);
+	assert_int_equal(pcb_parse_double("1x", &d), -1);
+	assert_int_equal(pcb_parse_double("inf", &d), -1);
+	assert_int_equal(pcb_parse_double("nan", &d), -1);
+	assert_int_equal(pcb_parse_double("1e999", &d), -1);
+	assert_int_equal(pcb_parse_double(NULL, &d), -1);
+}
+
+static void test_fmt_size(void **state)
+{
+	(void)state;
+	char b[32];
+	assert_string_equal(pcb_fmt_size(0, b, sizeof(b)), "0 B");
+	assert_string_equal(pcb_fmt_size(1023, b, sizeof(b)), "1023 B");
+	assert_string_equal(pcb_fmt_size(1024, b, sizeof(b)), "1 KiB");
+	assert_string_equal(pcb_fmt_size(64ull << 20, b, sizeof(b)), "64 MiB");
+	assert_string_equal(pcb_fmt_size(3ull << 29, b, sizeof(b)), "1.50 GiB");
+	assert_string_equal(pcb_fmt_size(5ull << 40, b, sizeof(b)), "5 TiB");
+	assert_string_equal(pcb_fmt_size(2048ull << 40, b, sizeof(b)), "2048 TiB");
+}
+
+static void test_exit_for_errno(void **state)
+{
+	(void)state;
+	assert_int_equal(pcb_exit_for_errno(EPERM), PCB_EXIT_NOPERM);
+	assert_int_equal(pcb_exit_for_errno(EACCES), PCB_EXIT_NOPERM);
+	assert_int_equal(pcb_exit_for_errno(ENOSYS), PCB_EXIT_UNAVAILABLE);
+	assert_int_equal(pcb_exit_for_errno(EINVAL), PCB_EXIT_UNAVAILABLE);
+	assert_int_equal(pcb_exit_for_errno(ENOMEM), PCB_EXIT_OSERR);
+	/* the exit codes are a documented contract */
+	assert_int_equal(PCB_EXIT_USAGE, 64);
+	assert_int_equal(PCB_EXIT_VERIFY, 1);
+	assert_int_equal(PCB_EXIT_SOURCE_LOST, 74);
+}
+
+static void test_rng(void **state)
+{
+	(void)state;
+	struct pcb_rng a, b, c;
+	pcb_rng_seed(&a, 42, 0);
+	pcb_rng_seed(&b, 42, 0);
+	pcb_rng_seed(&c, 42, 1);
+	int same_c = 0;
+	for (int i = 0; i < 1000; i++) {
+		uint64_t x = pcb_rng_next(&a);
+		assert_true(x == pcb_rng_next(&b));
+		same_c += x == pcb_rng_next(&c);
+	}
+	assert_true(same_c < 5);   /* streams are independent */
+
+	/* pcb_rng_below stays in range and hits every value of a small range */
+	unsigned seen[7] = { 0 };
+	for (int i = 0; i < 7000; i++) {
+		uint64_t v = pcb_rng_below(&a, 7);
+		assert_true(v < 7);
+		seen[v]++;
+	}
+	for (int i = 0; i < 7; i++)
+		assert_true(seen[i] > 800 && seen[i] < 1200);
+	assert_int_equal(pcb_rng_below(&a, 0), 0);
+	assert_int_equal(pcb_rng_below(&a, 1), 0);
+	for (int i = 0; i < 1000; i++) {
+		double d = pcb_rng_double(&a);
+		assert_true(d >= 0 && d < 1);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_parse_duration),
+		cmocka_unit_test(test_parse_u64_double),
+		cmocka_unit_test(test_fmt_size),
+		cmocka_unit_test(test_exit_for_errno),
+		cmocka_unit_test(test_rng),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
