@@ -80,7 +80,9 @@ int pcb_uffd_open(uint64_t want, struct pcb_uffd_info *info, char *why, size_t w
 		snprintf(why, whylen, "UFFDIO_API(features 0x%llx) failed: %s", (unsigned long long)(want & info->features_supported), strerror(e));
 		return -e;
 	}
-	info->features_enabled = api.features;
+	/* on return the kernel fills api.features with everything it supports,
+	 * not with what this fd enabled: the enabled set is what we asked for */
+	info->features_enabled = want & info->features_supported;
 	info->ioctls_api = api.ioctls;
 	info->opened_via = via;
 	return fd;
