@@ -66,6 +66,10 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 	const struct pcb_config *cfg = r->cfg;
 	int lfd = pcb_listen_tcp(cfg->host, (uint16_t)cfg->port, &r->port);
 	if (lfd < 0) {
+		if (errno == EINVAL) {   /* pcb_listen_tcp: not an IPv4 address */
+			snprintf(why, whylen, "invalid value for --host: '%s' (want an IPv4 address such as 127.0.0.1)", cfg->host);
+			return PCB_EXIT_USAGE;
+		}
 		snprintf(why, whylen, "source cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
 		return errno == EADDRINUSE ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
 	}
@@ -699,6 +703,11 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	if (pcb_policy_check(pol, why, sizeof(why)) < 0 || pcb_workload_check(wl, why, sizeof(why)) < 0) {
 		pcb_err("%s", why);
 		return PCB_EXIT_SOFTWARE;
+	}
+	/* refuse bad input before starting anything (source process, sockets, userfaultfd) */
+	if (!cfg->duration_ns && !cfg->ops) {
+		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
+		return PCB_EXIT_USAGE;
 	}
 	pcb_verbose = (int)cfg->verbose;
 	r->npages = cfg->mem / PCB_PAGE_SIZE;
