@@ -1,0 +1,103 @@
+# Shared helpers for the integration tests (tests/integ/*.sh), sourced by each:
+#   . "$(dirname "$0")/../lib/integ.sh"
+# Run from the repository root by tests/run-tests.sh with BUILD set.
+# Exit 0 = pass, 77 = skip (say why on a line containing "SKIP"), else fail.
+set -u
+
+BUILD=${BUILD:-build}
+PCBENCH=${PCBENCH:-./pcbench}
+REAPER=$BUILD/tests/helpers/reaper
+PCBJSON="python3 tests/lib/pcbjson.py"
+T=$(mktemp -d "${TMPDIR:-/tmp}/pcb-integ.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+NFAIL=0
+
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+skip() { echo "SKIP: $*"; exit 77; }
+die() { echo "FAIL: $*"; exit 1; }
+# A failed check: report and carry on, so one run shows every problem; finish() exits 1.
+fail() { echo "FAIL: $*"; NFAIL=$((NFAIL + 1)); }
+finish() {
+	if [ "$NFAIL" -ne 0 ]; then
+		echo "$NFAIL check(s) failed"
+		exit 1
+	fi
+	echo "all checks passed"
+	exit 0
+}
+
+[ -x "$PCBENCH" ] || die "$PCBENCH not built (run make)"
+[ -x "$REAPER" ] || die "$REAPER not built (make integ builds it)"
+command -v python3 >/dev/null || die "python3 is needed for the JSON checks"
+
+# pcb NAME TIMEOUT_S ARGS...: run pcbench under the reaper.  Output goes to
+# $T/NAME.{out,err,rep}; sets RC (exit code, or 128+signal), ELAPSED_MS,
+# TIMEDOUT (0/1), LEFTOVERS (processes it left behind).
+pcb() {
+	local name=$1 limit=$2
+	shift 2
+	"$REAPER" -t "$limit" -r "$T/$name.rep" -- "$PCBENCH" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
+	rep_parse "$name"
+}
+
+# pcb_bg NAME TIMEOUT_S ARGS...: the same in the background; BG_PID is the
+# reaper, PCB_PID pcbench itself.  Collect with pcb_wait NAME.
+pcb_bg() {
+	local name=$1 limit=$2 i
+	shift 2
+	"$REAPER" -t "$limit" -r "$T/$name.rep" -- "$PCBENCH" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null &
+	BG_PID=$!
+	PCB_PID=
+	for i in $(seq 500); do
+		PCB_PID=$(sed -n 's/^child=//p' "$T/$name.rep" 2>/dev/null)
+		[ -n "$PCB_PID" ] && return 0
+		sleep 0.01
+	done
+	die "$name: pcbench did not start"
+}
+pcb_wait() {
+	wait "$BG_PID"
+	rep_parse "$1"
+}
+
+rep_parse() {
+	local rep="$T/$1.rep"
+	RC=$(sed -n 's/^status=exited code=//p' "$rep")
+	[ -n "$RC" ] || RC=$((128 + $(sed -n 's/^status=signaled signal=//p' "$rep")))
+	ELAPSED_MS=$(sed -n 's/^elapsed_ms=//p' "$rep")
+	TIMEDOUT=$(sed -n 's/^timeout=//p' "$rep")
+	LEFTOVERS=$(sed -n 's/^leftovers=//p' "$rep")
+}
+
+# show NAME: the run's output, for a failure message
+show() {
+	echo "---- $1: exit $RC after ${ELAPSED_MS} ms; stderr:"
+	sed 's/^/  | /' "$T/$1.err" | tail -n 20
+	echo "---- stdout:"
+	sed 's/^/  | /' "$T/$1.out" | tail -n 20
+	grep '^leftover=' "$T/$1.rep" | sed 's/^/  | /'
+}
+
+# expect_rc NAME WANT: the run exited WANT, did not time out, left nothing behind.
+expect_rc() {
+	local ok=1
+	if [ "$TIMEDOUT" = 1 ]; then fail "$1: pcbench hung (killed after its time limit)"; ok=0
+	elif [ "$RC" != "$2" ]; then fail "$1: exit status $RC, want $2"; ok=0; fi
+	if [ "$LEFTOVERS" != 0 ]; then fail "$1: left $LEFTOVERS process(es) behind"; ok=0; fi
+	[ $ok = 1 ] || show "$1"
+	[ $ok = 1 ]
+}
+
+# need_uffd: skip the test if this kernel cannot do userfaultfd at all
+# (pcbench says so with exit 69, EX_UNAVAILABLE); anything else is for the test to judge.
+need_uffd() {
+	pcb uffd-probe 60 --mem=64K --duration=10ms --policy=demand --workload=seq
+	if [ "$RC" = 69 ]; then
+		skip "kernel lacks userfaultfd: $(head -n 1 "$T/uffd-probe.err")"
+	fi
+}
+
+# policies / workloads as `pcbench list` prints them
+list_section() {
+	"$PCBENCH" list | awk -v s="$1:" '/^[a-z]+:$/ { on = ($0 == s); next } on && NF { print $1 }'
+}
