@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """JSON checks for the integration tests (tests/integ/*.sh).
 
-  pcbjson.py get FILE PATH          print a field (a.b.c; list index as a number)
+  pcbjson.py get FILE PATH...       print fields (a.b.c; list index as a number), one per line
   pcbjson.py schema FILE            every documented field is present with its type
   pcbjson.py migration FILE         schema + a successful, fully verified migration
   pcbjson.py failed FILE CODE       a valid report of a failed run with exit code CODE
@@ -198,8 +198,12 @@ def main():
         print("FAIL: %s is not valid JSON: %s" % (fn, e))
         sys.exit(1)
     if cmd == "get":
-        v = get(d, sys.argv[3])
-        print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)
+        for path in sys.argv[3:]:
+            try:
+                v = get(d, path)
+            except (KeyError, IndexError, TypeError, ValueError):
+                v = "MISSING:" + path
+            print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)
         return
     if cmd == "schema":
         schema(d)
