@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The source goes away or stalls mid-run: pcbench must exit 74 (source
+# lost) within a bound, never hang, leave no process behind, and (with
+# --json) write a valid failure report.
+. "$(dirname "$0")/../lib/integ.sh"
+need_uffd
+
+BOUND=${PCB_SOURCE_LOSS_BOUND:-10}     # seconds from the event to pcbench's exit
+
+# source_pid: the forked source (named pcbench-source) of pcbench $PCB_PID
+source_pid() {
+	local i s
+	for i in $(seq 300); do
+		s=$(pgrep -P "$PCB_PID" -x pcbench-source)
+		[ -n "$s" ] && { echo "$s"; return 0; }
+		sleep 0.01
+	done
+	return 1
+}
+
+# check_lost NAME T_EVENT_MS: exit 74 within BOUND s of the event, one failure report
+check_lost() {
+	local name=$1 t_event=$2
+	expect_rc "$name" 74 || return
+	local after=$((ELAPSED_MS - t_event))
+	[ "$after" -le $((BOUND * 1000)) ] || fail "$name: exited ${after} ms after the source was lost, bound ${BOUND} s"
+	grep -qi 'source' "$T/$name.err" || fail "$name: stderr does not mention the source: $(cat "$T/$name.err")"
+	if [ -e "$T/$name.json" ]; then
+		$PCBJSON failed "$T/$name.json" 74 || fail "$name: bad failure report"
+	else
+		fail "$name: no JSON report written for a failed run"
+	fi
+	log "$name: exit 74, ${after} ms after the event"
+}
+
+# kill -9 the source while the guest runs (and, for demand, while pages are still missing)
+for p in $(list_section policies); do
+	for sig in KILL TERM; do
+		name=kill$sig-$p
+		pcb_bg "$name" 60 --policy="$p" --workload=random --mem=256M --duration=20s --json="$T/$name.json"
+		src=$(source_pid) || { fail "$name: no pcbench-source child of $PCB_PID"; kill "$PCB_PID"; pcb_wait "$name"; continue; }
+		sleep 0.3
+		t0=$(date +%s%N)
+		kill -"$sig" "$src"
+		pcb_wait "$name"
+		# ELAPSED_MS is from start; express the event relative to the start as well
+		start_ns=$(( $(date +%s%N) - ELAPSED_MS * 1000000 ))
+		check_lost "$name" $(( (t0 - start_ns) / 1000000 ))
+	done
+done
+
+# a stopped (not dead) source: the connections stay up but nothing arrives
+name=stopped
+pcb_bg "$name" 60 --policy=demand --workload=random --mem=256M --duration=20s --io-timeout=1s --json="$T/$name.json"
+src=$(source_pid) || die "$name: no source process"
+sleep 0.3
+t0=$(date +%s%N)
+kill -STOP "$src"
+pcb_wait "$name"
+kill -CONT "$src" 2>/dev/null
+start_ns=$(( $(date +%s%N) - ELAPSED_MS * 1000000 ))
+check_lost "$name" $(( (t0 - start_ns) / 1000000 ))
+
+# the source stalls after every page has arrived, while the guest still runs: nothing is
+# awaited until the final verification, which must not wait for the digests forever
+name=stopped-before-verify
+pcb_bg "$name" 60 --policy=sequential --workload=random --mem=64M --duration=1500ms --io-timeout=1s --json="$T/$name.json"
+src=$(source_pid) || die "$name: no source process"
+sleep 0.8
+t0=$(date +%s%N)
+kill -STOP "$src"
+pcb_wait "$name"
+kill -CONT "$src" 2>/dev/null
+start_ns=$(( $(date +%s%N) - ELAPSED_MS * 1000000 ))
+check_lost "$name" $(( (t0 - start_ns) / 1000000 ))
+
+# a slow source: every demand reply takes 5 s, the pager gives up after 1 s
+for p in $(list_section policies); do
+	name=delay-$p
+	pcb "$name" 60 --policy="$p" --workload=random --mem=64M --duration=2s --source-delay=5s --io-timeout=1s \
+		--json="$T/$name.json"
+	check_lost "$name" 0
+	# it gave up because of the timeout, not because the delayed reply came
+	[ "$ELAPSED_MS" -lt 5000 ] || fail "$name: took ${ELAPSED_MS} ms: the 1 s io-timeout did not fire before the 5 s reply"
+done
+
+finish
