@@ -75,6 +75,7 @@ bad --io-timeout "'0'" --io-timeout=0
 bad --source-delay "'1h'" --source-delay=1h
 bad --port "'70000'" --port=70000
 bad --host "'nohost'" --host=nohost
+bad --trace "'maybe'" --trace=maybe
 bad --batch "'0'" --batch=0
 bad --window "'0'" --window=0
 bad --frobnicate "" --frobnicate=1

@@ -12,7 +12,7 @@ run() {
 	local name=$1
 	shift
 	J=$T/$name.json
-	pcb "$name" 120 --json="$J" "$@"
+	pcb "$name" 120 $FAST --json="$J" "$@"
 	expect_rc "$name" 0 || return 1
 	$PCBJSON migration "$J" || { fail "$name ($*): result checks failed"; return 1; }
 	log "$name: ok"
@@ -67,7 +67,7 @@ fi
 # the default size (256 MiB) once
 run default-size --policy=sequential --workload=random --duration=300ms
 # without --json: the human summary alone, and it says OK
-pcb no-json 120 --mem=8M --duration=100ms
+pcb no-json 120 $FAST --mem=8M --duration=100ms
 expect_rc no-json 0 && { grep -q ': OK$' "$T/no-json.out" || fail "no-json: summary does not end in OK"; }
 
 finish

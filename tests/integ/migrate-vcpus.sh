@@ -9,7 +9,7 @@ for p in $(list_section policies); do
 		v=${spec%%:*} w=${spec#*:}
 		name=$p-$w-v$v
 		json=$T/$name.json
-		pcb "$name" 120 --policy="$p" --workload="$w" --vcpus="$v" --mem=64M --duration=300ms --json="$json"
+		pcb "$name" 120 $FAST --policy="$p" --workload="$w" --vcpus="$v" --mem=64M --duration=300ms --json="$json"
 		expect_rc "$name" 0 || continue
 		$PCBJSON migration "$json" || { fail "$name: result checks failed"; continue; }
 		nv=$($PCBJSON get "$json" config.vcpus)

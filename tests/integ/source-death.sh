@@ -51,7 +51,7 @@ done
 
 # a stopped (not dead) source: the connections stay up but nothing arrives
 name=stopped
-pcb_bg "$name" 60 --policy=demand --workload=random --mem=256M --duration=20s --io-timeout=1s --json="$T/$name.json"
+pcb_bg "$name" 60 $FAST --policy=demand --workload=random --mem=256M --duration=20s --io-timeout=1s --json="$T/$name.json"
 src=$(source_pid) || die "$name: no source process"
 sleep 0.3
 t0=$(date +%s%N)
@@ -64,7 +64,7 @@ check_lost "$name" $(( (t0 - start_ns) / 1000000 ))
 # the source stalls after every page has arrived, while the guest still runs: nothing is
 # awaited until the final verification, which must not wait for the digests forever
 name=stopped-before-verify
-pcb_bg "$name" 60 --policy=sequential --workload=random --mem=64M --duration=1500ms --io-timeout=1s --json="$T/$name.json"
+pcb_bg "$name" 60 $FAST --policy=sequential --workload=random --mem=64M --duration=1500ms --io-timeout=1s --json="$T/$name.json"
 src=$(source_pid) || die "$name: no source process"
 sleep 0.8
 t0=$(date +%s%N)
@@ -77,7 +77,7 @@ check_lost "$name" $(( (t0 - start_ns) / 1000000 ))
 # a slow source: every demand reply takes 5 s, the pager gives up after 1 s
 for p in $(list_section policies); do
 	name=delay-$p
-	pcb "$name" 60 --policy="$p" --workload=random --mem=64M --duration=2s --source-delay=5s --io-timeout=1s \
+	pcb "$name" 60 $FAST --policy="$p" --workload=random --mem=64M --duration=2s --source-delay=5s --io-timeout=1s \
 		--json="$T/$name.json"
 	check_lost "$name" 0
 	# it gave up because of the timeout, not because the delayed reply came

@@ -97,6 +97,12 @@ need_uffd() {
 	fi
 }
 
+# Arguments for runs that test the migration itself, not the kernel-side
+# tracing: skip attaching the BPF programs (--trace=auto costs ~1 s a run).
+# The policy x workload matrix and the source-death kills run with the defaults.
+FAST=
+"$PCBENCH" --help 2>/dev/null | grep -q -- '--trace=VALUE' && FAST=--trace=off
+
 # policies / workloads as `pcbench list` prints them
 list_section() {
 	"$PCBENCH" list | awk -v s="$1:" '/^[a-z]+:$/ { on = ($0 == s); next } on && NF { print $1 }'

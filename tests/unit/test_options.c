@@ -150,6 +150,8 @@ static void test_bad_values(void **state)
 	bad("--batch=4097", "--batch", "'4097'");
 	bad("--window=0", "--window", "'0'");
 	bad("--ops=abc", "--ops", "'abc'");
+	bad("--trace=maybe", "--trace", "'maybe'");
+	bad("--trace=", "--trace", "''");
 	bad("--frobnicate=7", "--frobnicate", NULL);
 	bad("--frobnicate", "--frobnicate", NULL);
 	bad("--mem", "--mem", "needs a value");
