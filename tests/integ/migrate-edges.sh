@@ -19,7 +19,7 @@ run() {
 }
 field() { $PCBJSON get "$J" "$1"; }
 
-for p in $(list_section policies); do
+for p in $(migrating_policies); do
 	# a single page, touched by the guest or not
 	run one-page-$p --policy="$p" --mem=4K --workload=seq --duration=50ms &&
 		[ "$(field results.pages.total)" = 1 ] || fail "one-page-$p: total != 1"
@@ -50,7 +50,7 @@ if run all-reads --mem=16M --write-ratio=0 --workload=random --duration=200ms; t
 	[ "$o" = "$r" ] || fail "all-reads: $r reads of $o ops"
 fi
 # --ops bounds the run exactly: each vCPU does exactly that many accesses
-for p in $(list_section policies); do
+for p in $(migrating_policies); do
 	if run exact-ops-$p --policy="$p" --mem=16M --duration=0 --ops=3000 --vcpus=2 --workload=random; then
 		{ read -r o; read -r a; read -r b; } < <($PCBJSON get "$J" results.guest.ops \
 			results.guest.vcpus.0.ops results.guest.vcpus.1.ops)

@@ -17,8 +17,15 @@ for p in $pols; do
 	for w in $wls; do
 		name=$p-$w
 		json=$T/$name.json
-		pcb "$name" 120 --policy="$p" --workload="$w" --mem=64M --duration="$DUR" --seed=7 --json="$json"
+		pcb "$name" 120 --policy="$p" --workload="$w" $(wl_args "$w") --mem=64M --duration="$DUR" --seed=7 \
+			--json="$json"
 		expect_rc "$name" 0 || continue
+		if [ "$p" = local ]; then
+			# the no-migration baseline: verified, but nothing moves and nothing faults
+			$PCBJSON local "$json" || fail "$name: result checks failed"
+			log "$name: ok (baseline)"
+			continue
+		fi
 		if ! $PCBJSON migration "$json"; then
 			fail "$name: result checks failed"
 			continue

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/../lib/integ.sh"
 need_uffd
 
-for p in $(list_section policies); do
+for p in $(migrating_policies); do
 	for spec in 2:random 2:seq 4:zipf; do
 		v=${spec%%:*} w=${spec#*:}
 		name=$p-$w-v$v

@@ -107,3 +107,20 @@ FAST=
 list_section() {
 	"$PCBENCH" list | awk -v s="$1:" '/^[a-z]+:$/ { on = ($0 == s); next } on && NF { print $1 }'
 }
+# the policies that migrate: all but `local` (the no-migration baseline: all
+# memory is local before the guest starts; no faults, no source afterwards)
+migrating_policies() { list_section policies | grep -vx local; }
+
+# wl_args WORKLOAD: the extra arguments a workload needs to run at all
+# (a new workload that needs some fails the matrix until it is listed here)
+wl_args() {
+	case $1 in
+	trace) # replays a recorded access sequence: record one once
+		if [ ! -s "$T/wl-trace.bin" ]; then
+			"$PCBENCH" $FAST --mem=64M --workload=random --ops=20000 --duration=0 --record "$T/wl-trace.bin" \
+				>/dev/null 2>"$T/wl-trace.err" || die "recording a trace failed: $(cat "$T/wl-trace.err")"
+		fi
+		echo "--workload-opt=file=$T/wl-trace.bin" ;;
+	scan+hot) echo "--vcpus=2" ;;   # scanners and hot-set vCPUs: needs two
+	esac
+}

@@ -4,6 +4,7 @@
   pcbjson.py get FILE PATH...       print fields (a.b.c; list index as a number), one per line
   pcbjson.py schema FILE            every documented field is present with its type
   pcbjson.py migration FILE         schema + a successful, fully verified migration
+  pcbjson.py local FILE             schema + a verified run of the no-migration baseline (--policy=local)
   pcbjson.py failed FILE CODE       a valid report of a failed run with exit code CODE
 
 Exit 0 if every check holds, else 1 after printing each failed check.
@@ -72,7 +73,7 @@ def hist(d, path, bins=False):
         pass
 
 
-def schema(d):
+def schema(d, uffd=True):
     check(d.get("schema_version") == 1, "schema_version is %r, want 1" % d.get("schema_version"))
     check(d.get("tool") == "pcbench", "tool is not pcbench")
     v = has(d, "version", str)
@@ -87,18 +88,19 @@ def schema(d):
         check(bool(has(d, "system.host." + k, str)), "system.host.%s empty" % k)
     check(has(d, "system.host.page_size", int) == 4096, "system.host.page_size is not 4096")
     has(d, "system.host.cpus_online", int)
-    u = "system.userfaultfd."
-    has(d, u + "opened_via", str)
-    sup = has(d, u + "features_supported", int)
-    en = has(d, u + "features_enabled", int)
-    names = has(d, u + "features_supported_names", list)
-    has(d, u + "ioctls_range", int)
-    if isinstance(sup, int) and isinstance(en, int) and isinstance(names, list):
-        check(en & ~sup == 0, "userfaultfd features_enabled 0x%x not a subset of supported 0x%x" % (en, sup))
-        check(len(names) == bin(sup).count("1"), "features_supported_names does not match features_supported")
-        check(en & (1 << 8), "userfaultfd THREAD_ID (bit 8) not enabled: fault attribution needs it")
-        # SIGBUS mode would turn faults into signals; the pager never asks for it
-        check(not en & (1 << 7), "userfaultfd features_enabled claims SIGBUS (0x%x): the pager does not enable it" % en)
+    if uffd:   # the no-migration baseline opens no userfaultfd
+        u = "system.userfaultfd."
+        has(d, u + "opened_via", str)
+        sup = has(d, u + "features_supported", int)
+        en = has(d, u + "features_enabled", int)
+        names = has(d, u + "features_supported_names", list)
+        has(d, u + "ioctls_range", int)
+        if isinstance(sup, int) and isinstance(en, int) and isinstance(names, list):
+            check(en & ~sup == 0, "userfaultfd features_enabled 0x%x not a subset of supported 0x%x" % (en, sup))
+            check(len(names) == bin(sup).count("1"), "features_supported_names does not match features_supported")
+            check(en & (1 << 8), "userfaultfd THREAD_ID (bit 8) not enabled: fault attribution needs it")
+            # SIGBUS mode would turn faults into signals; the pager never asks for it
+            check(not en & (1 << 7), "userfaultfd features_enabled claims SIGBUS (0x%x): the pager does not enable it" % en)
     r = "results."
     for k in ["total_migration_ns", "run_ns", "guest_ns"]:
         has(d, r + "time." + k, int)
@@ -187,6 +189,24 @@ def migration(d):
           % (r["pager"]["demand_requests"], p["demand"] + p["zero_demand"] + p["eexist_demand"]))
 
 
+def local(d):
+    """--policy=local: all memory local before the guest starts, then verified."""
+    schema(d, uffd=False)
+    if errors:
+        return
+    c, r = d["config"], d["results"]
+    p, v, g = r["pages"], r["verify"], r["guest"]
+    check(d["status"] == "ok" and d["exit_code"] == 0, "status %r exit_code %r" % (d["status"], d["exit_code"]))
+    check(v["done"] is True and v["pages_corrupt"] == 0 and v["pages_missing"] == 0 and v["bad_write_stamps"] == 0
+          and v["pages_verified"] == p["total"] == c["mem"] // 4096, "verification: %s" % v)
+    moved = p["demand"] + p["background"] + p["drain"] + p["zero"]
+    check(moved == 0, "the local baseline installed %d pages after the guest started" % moved)
+    check(r["faults"]["count"] == 0 and r["faults"]["uffd_messages"] == 0, "the local baseline saw faults: %s"
+          % {k: r["faults"][k] for k in ("count", "uffd_messages")})
+    check(r["blocktime"]["total_ns"] == 0, "the local baseline has blocktime %d" % r["blocktime"]["total_ns"])
+    check(g["ops"] > 0 and g["read_mismatches"] == 0, "guest ops %d, read mismatches %d" % (g["ops"], g["read_mismatches"]))
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -209,6 +229,8 @@ def main():
         schema(d)
     elif cmd == "migration":
         migration(d)
+    elif cmd == "local":
+        local(d)
     elif cmd == "failed":
         schema(d)
         code = int(sys.argv[3])
