@@ -20,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define MAX_INFLIGHT 1024   /* outstanding demand requests (one per blocked vCPU in practice) */
@@ -175,6 +176,13 @@ static int vcpu_of(struct pcb_pager *p, pid_t tid)
 
 static int demand_recover(struct pcb_pager *p);
 static int bg_recover(struct pcb_pager *p, const char *reason);
+
+/* SO_RCVTIMEO / SO_SNDTIMEO value for --io-timeout. */
+static struct timeval io_timeval(uint64_t ns)
+{
+	return (struct timeval){ .tv_sec = (time_t)(ns / PCB_NSEC_PER_SEC),
+				 .tv_usec = (suseconds_t)(ns % PCB_NSEC_PER_SEC / 1000) };
+}
 
 /* ---- demand thread ---------------------------------------------------------- */
 
@@ -430,8 +438,8 @@ static void *demand_thread(void *arg)
 		}
 	}
 out:
-	if (fast_ok) {   /* verification reads this socket without a deadline of ours */
-		struct timeval tv = { 0, 0 };
+	if (fast_ok) {   /* back to the --io-timeout bound chan_connect set: verification relies on it */
+		struct timeval tv = io_timeval(p->cfg.io_timeout_ns);
 		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
 	p->st.demand_cpu = sched_getcpu();
@@ -968,6 +976,13 @@ static int chan_connect(struct pcb_pager *p, unsigned ch, uint32_t flags, int ti
 	int rc = pcb_hs_client(c, ch, flags, cfg->key, hs_timeout > 0 ? hs_timeout : 1, &cw, why, whylen);
 	if (rc)
 		return rc;
+	/* The handshake leaves the socket without a receive deadline.  Bound every
+	 * blocking receive and send from now on (verification, a full send buffer)
+	 * by --io-timeout: a stalled source must not hang us.  The threads poll()
+	 * before reading, so they are unaffected. */
+	struct timeval tv = io_timeval(cfg->io_timeout_ns);
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (cw.npages != cfg->npages || cw.seed != cfg->seed || cw.zero_threshold != cfg->zero_threshold) {
 		snprintf(why, whylen, "the source's image does not match: source has %llu pages of %u bytes, seed %llu%s; "
 			 "this destination expects %llu pages, seed %llu",
@@ -1407,7 +1422,8 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 			if ((r != PCB_RX_EOF && r != PCB_RX_ERR) || !p->cfg.reconnect_timeout_ns)
 				break;
 			snprintf(p->loss_why, sizeof(p->loss_why), "demand channel lost while asking for digests: %s",
-				 r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
+				 r == PCB_RX_EOF ? "closed by the source" :
+				 errno == EAGAIN ? "no answer within --io-timeout" : strerror(errno));
 			p->verifying = true;
 			int rr = chan_recover(p, PCB_CHAN_DEMAND, p->loss_why);
 			p->verifying = false;
@@ -1420,7 +1436,8 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 		if (r != PCB_RX_FRAME || h.type != PCB_MSG_DIGESTS || h.arg != first || h.len != count * 8) {
 			snprintf(why, whylen, "the source did not send the digests of pages %llu..%llu: %s",
 				 (unsigned long long)first, (unsigned long long)(first + count - 1),
-				 r == PCB_RX_BAD ? c->err : r == PCB_RX_FRAME ? pcb_msg_name(h.type) : "connection lost");
+				 r == PCB_RX_BAD ? c->err : r == PCB_RX_FRAME ? pcb_msg_name(h.type) :
+				 r == PCB_RX_ERR && errno == EAGAIN ? "no answer within --io-timeout" : "connection lost");
 			free(vec);
 			return r == PCB_RX_BAD || r == PCB_RX_FRAME ? PCB_EXIT_PROTOCOL : PCB_EXIT_SOURCE_LOST;
 		}
