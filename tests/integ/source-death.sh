@@ -65,10 +65,13 @@ check_lost "$name" $(( (t0 - start_ns) / 1000000 ))
 # awaited until the final verification, which must not wait for the digests forever.
 # sequential has pulled 64 MiB long before 0.8 s; with demand, 16 pages scanned by the
 # guest arrive at once (no background pull: the demand thread takes its fast path)
-for spec in sequential:64M demand:64K; do
-	p=${spec%%:*} mem=${spec#*:}
-	name=stopped-before-verify-$p
-	pcb_bg "$name" 60 $FAST --policy="$p" --workload=seq --mem="$mem" --duration=1500ms --io-timeout=1s \
+# (and with --reconnect-timeout: reconnecting to a stopped source must give up in time too)
+for spec in sequential:64M:0 demand:64K:0 sequential:64M:2s; do
+	IFS=: read -r p mem rt <<<"$spec"
+	name=stopped-before-verify-$p-reconnect$rt
+	extra=
+	"$PCBENCH" --help | grep -q -- '--reconnect-timeout=' && extra=--reconnect-timeout=$rt
+	pcb_bg "$name" 60 $FAST --policy="$p" --workload=seq --mem="$mem" --duration=1500ms --io-timeout=1s $extra \
 		--json="$T/$name.json"
 	src=$(source_pid) || die "$name: no source process"
 	sleep 0.8
