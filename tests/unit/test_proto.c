@@ -44,8 +44,8 @@ static void test_hdr_roundtrip(void **state)
 	pcb_hdr_encode(&a, buf);
 	/* little endian on the wire, magic reads "PCB1" */
 	assert_memory_equal(buf, "PCB1", 4);
-	assert_int_equal(buf[4], 1);
-	assert_int_equal(buf[5], 0);
+	assert_int_equal(buf[4], PCB_PROTO_VERSION & 0xff);
+	assert_int_equal(buf[5], PCB_PROTO_VERSION >> 8);
 	assert_int_equal(buf[6], PCB_MSG_DIGESTS);
 	assert_int_equal(buf[8], 0x04);
 	assert_int_equal(buf[11], 0x01);
@@ -84,10 +84,18 @@ static void test_validate_common(void **state)
 	h.magic = 0;
 	rejected(h, "magic");
 	h = H(PCB_MSG_BYE, 0, 0);
-	h.version = 2;
+	h.version = PCB_PROTO_VERSION + 1;
+	rejected(h, "version");
+	h.version = PCB_PROTO_VERSION - 1;
 	rejected(h, "version");
 	h.version = 0;
 	rejected(h, "version");
+	h = H(PCB_MSG_BYE, 0, 0);
+	h.flags = 1;                   /* no flags are defined */
+	rejected(h, "flags");
+	h = H(PCB_MSG_PAGE, PCB_PAGE_SIZE, 0);
+	h.flags = 0x80000000u;
+	rejected(h, "flags");
 	rejected(H(0, 0, 0), "type");
 	rejected(H(PCB_MSG_MAX, 0, 0), "type");
 	rejected(H(0xffff, 0, 0), "type");
@@ -160,6 +168,39 @@ static void test_validate_each_type(void **state)
 	ok(H(PCB_MSG_ERROR, PCB_MAX_ERRTEXT, 0));
 	rejected(H(PCB_MSG_ERROR, PCB_MAX_ERRTEXT + 1, 0), "ERROR");
 	rejected(H(PCB_MSG_ERROR, 0xffffffffu, 0), "ERROR");
+	/* RUN: 1..PCB_MAX_RUN_PAGES whole pages, all inside the image */
+	ok(H(PCB_MSG_RUN, PCB_PAGE_SIZE, 0));
+	ok(H(PCB_MSG_RUN, PCB_PAGE_SIZE * 10, NPAGES - 10));
+	rejected(H(PCB_MSG_RUN, PCB_PAGE_SIZE * 11, NPAGES - 10), "outside");
+	rejected(H(PCB_MSG_RUN, PCB_PAGE_SIZE, NPAGES), "outside");
+	rejected(H(PCB_MSG_RUN, PCB_PAGE_SIZE, UINT64_MAX), "outside");
+	rejected(H(PCB_MSG_RUN, 0, 0), "RUN");
+	rejected(H(PCB_MSG_RUN, PCB_PAGE_SIZE + 1, 0), "RUN");
+	rejected(H(PCB_MSG_RUN, PCB_PAGE_SIZE * (PCB_MAX_RUN_PAGES + 1), 0), "RUN");
+	{
+		char why[256];
+		struct pcb_hdr big = H(PCB_MSG_RUN, PCB_PAGE_SIZE * PCB_MAX_RUN_PAGES, 0);
+		assert_int_equal(pcb_proto_validate(&big, 1u << 20, why, sizeof(why)), 0);
+	}
+	/* the v2 handshake and link frames: exact sizes */
+	ok(H(PCB_MSG_CHALLENGE, sizeof(struct pcb_challenge_wire), 0));
+	rejected(H(PCB_MSG_CHALLENGE, sizeof(struct pcb_challenge_wire) - 1, 0), "CHALLENGE");
+	ok(H(PCB_MSG_AUTH, PCB_MAC_BYTES, 0));
+	rejected(H(PCB_MSG_AUTH, PCB_MAC_BYTES + 1, 0), "AUTH");
+	ok(H(PCB_MSG_LINK, sizeof(struct pcb_link_wire), 0));
+	rejected(H(PCB_MSG_LINK, 0, 0), "LINK");
+	/* PING asks for up to PCB_MAX_PONG bytes; PONG carries exactly what arg says */
+	ok(H(PCB_MSG_PING, 0, 0));
+	ok(H(PCB_MSG_PING, 0, PCB_MAX_PONG));
+	rejected(H(PCB_MSG_PING, 0, PCB_MAX_PONG + 1), "PING");
+	rejected(H(PCB_MSG_PING, 8, 8), "PING");
+	ok(H(PCB_MSG_PONG, 0, 0));
+	ok(H(PCB_MSG_PONG, PCB_MAX_PONG, PCB_MAX_PONG));
+	rejected(H(PCB_MSG_PONG, 16, 15), "PONG");
+	rejected(H(PCB_MSG_PONG, PCB_MAX_PONG + 8, PCB_MAX_PONG + 8), "PONG");
+	/* every type has a name */
+	for (uint16_t t = 1; t < PCB_MSG_MAX; t++)
+		assert_string_not_equal(pcb_msg_name(t), "?");
 	/* no type may announce more than the receive buffer holds */
 	for (uint16_t t = 1; t < PCB_MSG_MAX; t++) {
 		char why[256];
