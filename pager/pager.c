@@ -1419,6 +1419,11 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 				r = PCB_RX_ERR;
 			else
 				r = pcb_conn_recv(c, &h, &pl);
+			/* a demand reply still in flight when the threads stopped (the
+			 * page arrived by the other channel first, completing the
+			 * migration) precedes the digests: it is not an answer to us */
+			while (r == PCB_RX_FRAME && (h.type == PCB_MSG_PAGE || h.type == PCB_MSG_ZERO))
+				r = pcb_conn_recv(c, &h, &pl);
 			if ((r != PCB_RX_EOF && r != PCB_RX_ERR) || !p->cfg.reconnect_timeout_ns)
 				break;
 			snprintf(p->loss_why, sizeof(p->loss_why), "demand channel lost while asking for digests: %s",
