@@ -47,6 +47,7 @@ struct pcb_trace {
 	int nranges;
 	bool msgs, wakeup, btf;         /* optional hooks attached; tp_btf programs */
 	bool kvm_btf, kvm_tp, uffd, paused;
+	uint64_t prog_misses;           /* runs the kernel skipped (recursion guard), at stop */
 
 	/* events */
 	struct ring_buffer *rb;
@@ -866,12 +867,35 @@ int pcb_trace_resume(struct pcb_trace *t, char *why, size_t whylen)
 	return 0;
 }
 
+/* Runs of our programs the kernel skipped because another BPF program was
+ * active on that CPU (bpf_prog_info.recursion_misses): each may be a missed
+ * fault, switch or message, so they are reported with the anomalies. */
+static uint64_t prog_misses(struct pcb_trace *t)
+{
+	struct bpf_program *p;
+	uint64_t n = 0;
+
+	if (!t->fl)
+		return 0;
+	bpf_object__for_each_program(p, t->fl->obj) {
+		struct bpf_prog_info info;
+		uint32_t len = sizeof(info);
+		int fd = bpf_program__fd(p);
+
+		memset(&info, 0, sizeof(info));
+		if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+			n += info.recursion_misses;
+	}
+	return n;
+}
+
 int pcb_trace_stop(struct pcb_trace *t)
 {
 	int err = 0;
 
 	if (!t || t->stopped)
 		return t ? 0 : -EINVAL;
+	t->prog_misses = prog_misses(t);
 	/* Detach first so the counts no longer move, then drain and read. */
 	if (t->fl)
 		faultlat_bpf__detach(t->fl);
@@ -1083,6 +1107,7 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_u64(j, "late_sleep", c[FL_C_LATE_SLEEP]);
 	pcb_json_u64(j, "uninterruptible_sleep_in_fault", c[FL_C_SLEEP_OTHER]);
 	pcb_json_u64(j, "lost", c[FL_C_LOST]);
+	pcb_json_u64(j, "program_runs_skipped", t->stopped ? t->prog_misses : prog_misses(t));
 	pcb_json_u64(j, "exited_in_fault", c[FL_C_EXITED]);
 	pcb_json_u64(j, "uffd_entered", c[FL_C_UFFD_ENTERED]);
 	pcb_json_u64(j, "state_map_full", c[FL_C_STATE_FULL]);

@@ -3,8 +3,9 @@
 #  - the kernel-side fault count (faults whose userfaultfd message the pager
 #    read, seen at syscalls:sys_exit_read and matched to the blocked thread)
 #    equals the pager's own count of uffd messages; the only allowed slack is
-#    an explained anomaly (a message matched to no open fault, or a fault
-#    whose switch-in was missed), printed when non-zero;
+#    an explained anomaly (a message matched to no open fault, a fault whose
+#    switch-in was missed, a program run the kernel skipped because another
+#    BPF program was active on that CPU), printed when non-zero;
 #  - faults that blocked but were resolved before their message was read
 #    (a background install woke them) are counted apart, and blocked =
 #    delivered + resolved-before-read;
@@ -54,12 +55,13 @@ msg = b["messages"]
 req(msg["tracked"], f"fault messages tracked ({b['attach']['read']})")
 n, m = b["faults"], f["uffd_messages"]
 anom = b["anomalies"]
-slack = msg["unmatched"] + anom["lost"]
+slack = msg["unmatched"] + anom["lost"] + anom["program_runs_skipped"]
 print(f"     bpf faults {n} (blocked {b['faults_blocked']}, resolved before read "
       f"{msg['blocked_resolved_before_read']}, delivered without block {msg['delivered_without_block']}, "
       f"re-filed late {msg['read_after_close']}), pager uffd messages {m}, slack {slack}")
 if slack:
-    print(f"     anomalies: unmatched messages {msg['unmatched']}, lost {anom['lost']}")
+    print(f"     anomalies: unmatched messages {msg['unmatched']}, lost {anom['lost']}, "
+          f"program runs skipped by the kernel {anom['program_runs_skipped']}")
 req(abs(n - m) <= slack and slack <= max(2, m // 200),
     f"bpf faults {n} == pager uffd messages {m} (allowed +-{slack}, explained anomalies)")
 req(msg["without_thread_id"] == 0, "every message carries its thread id")
