@@ -364,9 +364,15 @@ static __always_inline void on_fault(__u64 addr, unsigned long error_code, bool 
 	}
 	if (s->flags & FL_S_OPEN) {
 		if (s->flags & FL_S_BLOCKED) {
+			/* Its switch-in was never seen: it blocked, its end is
+			 * unknown.  Still a fault the handler counted if its
+			 * message was read (a late message re-files it). */
 			count(FL_C_LOST);
-			close_mw(s);
-			s->last_kind = 0;
+			if (s->flags & FL_S_PWAIT)
+				count(FL_C_LOST_PWAIT);
+			s->last_kind = FL_K_LOST;
+			if (close_mw(s) || !track_msgs)
+				count(FL_C_LOST_DELIVERED);
 		} else {
 			close_nonblocking(s, tid);
 		}
@@ -663,6 +669,8 @@ static __always_inline void deliver(__u32 ptid, __u64 address)
 			}
 		} else if (READ_ONCE(s->last_kind) == FL_K_NONBLOCK) {
 			count(FL_C_DELIVERED_NOBLOCK);
+		} else if (READ_ONCE(s->last_kind) == FL_K_LOST) {
+			count(FL_C_LOST_DELIVERED);
 		}
 		return;
 	}

@@ -75,6 +75,9 @@ enum fl_counter {
 	FL_C_BLOCKED_UNDELIVERED,   /* blocked, resolved before its message was read */
 	FL_C_DELIVERED_NOBLOCK,     /* message read, but the thread never slept (woken first) */
 	FL_C_MSG_LATE,              /* message matched after the fault was closed (re-filed) */
+	FL_C_LOST_PWAIT,            /* of FL_C_LOST: blocked by a preemption while entering the wait */
+	FL_C_LOST_DELIVERED,        /* of FL_C_LOST: its message was read (or messages are not
+	                             * tracked): a fault the handler counted, latency unknown */
 	FL_NCOUNTERS
 };
 
@@ -96,6 +99,7 @@ enum fl_counter {
 /* fl_slot.last_kind: how the owner filed the fault it closed last */
 #define FL_K_BLOCKED    1u
 #define FL_K_NONBLOCK   2u
+#define FL_K_LOST       3u      /* blocked, switch-in never seen */
 
 /* 64-bit fields where BPF atomics touch them (32-bit atomics need -mcpu=v3).
  * What every fault touches comes first: one 64-byte line; the whole slot is

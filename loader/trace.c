@@ -783,8 +783,11 @@ int pcb_trace_add_thread(struct pcb_trace *t, pid_t tid)
 
 uint64_t pcb_trace_faults(const struct pcb_trace_stats *s)
 {
-	return s->msgs ? s->counter[FL_C_BLOCKING] + s->counter[FL_C_DELIVERED_NOBLOCK]
-		       : s->counter[FL_C_BLOCKING];
+	/* + faults that blocked and whose switch-in was missed ("lost"): the
+	 * handler counted them; they have no latency. */
+	return s->msgs ? s->counter[FL_C_BLOCKING] + s->counter[FL_C_DELIVERED_NOBLOCK] +
+			 s->counter[FL_C_LOST_DELIVERED]
+		       : s->counter[FL_C_BLOCKING] + s->counter[FL_C_LOST_DELIVERED];
 }
 
 int pcb_trace_read(struct pcb_trace *t, struct pcb_trace_stats *s)
@@ -1107,6 +1110,8 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_u64(j, "late_sleep", c[FL_C_LATE_SLEEP]);
 	pcb_json_u64(j, "uninterruptible_sleep_in_fault", c[FL_C_SLEEP_OTHER]);
 	pcb_json_u64(j, "lost", c[FL_C_LOST]);
+	pcb_json_u64(j, "lost_after_preempted_wait", c[FL_C_LOST_PWAIT]);
+	pcb_json_u64(j, "lost_counted_as_faults", c[FL_C_LOST_DELIVERED]);
 	pcb_json_u64(j, "program_runs_skipped", t->stopped ? t->prog_misses : prog_misses(t));
 	pcb_json_u64(j, "exited_in_fault", c[FL_C_EXITED]);
 	pcb_json_u64(j, "uffd_entered", c[FL_C_UFFD_ENTERED]);
