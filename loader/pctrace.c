@@ -191,7 +191,7 @@ static void usage(FILE *fp)
 		"      --window US      on-CPU time a fault may take before it blocks (default 10000)\n"
 		"  -v, --verbose        libbpf messages (-vv: debug)\n"
 		"  -h, --help\n"
-		"\nSIGUSR1 detaches the fault-path programs, SIGUSR2 attaches them again\n"
+		"\nSIGUSR1 detaches the programs (fault path and USDT), SIGUSR2 attaches them again\n"
 		"(prints \"paused\" / \"resumed\"; used by bpf/overhead.sh).\n");
 }
 

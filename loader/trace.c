@@ -493,20 +493,16 @@ static int open_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm_t
 	return 0;
 }
 
-static int start_pager(struct pcb_trace *t)
+/* Attach the USDT programs; returns how many attached (errno of the last
+ * failure in *err). */
+static int attach_pager(struct pcb_trace *t, int *err)
 {
 	static const char *const names[] = { "fault", "request", "received", "installed",
 					     "decision", "guest_stop" };
 	struct bpf_program *progs[6];
 	struct bpf_link **links[6];
-	int attached = 0, err = 0;
+	int attached = 0;
 
-	t->pg = pager_bpf__open_and_load();
-	if (!t->pg) {
-		snprintf(t->pg_reason, sizeof(t->pg_reason), "loading the USDT programs failed: %s",
-			 strerror(errno));
-		return -1;
-	}
 	progs[0] = t->pg->progs.pg_fault;        links[0] = &t->pg->links.pg_fault;
 	progs[1] = t->pg->progs.pg_request;      links[1] = &t->pg->links.pg_request;
 	progs[2] = t->pg->progs.pg_received;     links[2] = &t->pg->links.pg_received;
@@ -518,8 +514,22 @@ static int start_pager(struct pcb_trace *t)
 		if (*links[i])
 			attached++;
 		else
-			err = -errno;
+			*err = -errno;
 	}
+	return attached;
+}
+
+static int start_pager(struct pcb_trace *t)
+{
+	int attached, err = 0;
+
+	t->pg = pager_bpf__open_and_load();
+	if (!t->pg) {
+		snprintf(t->pg_reason, sizeof(t->pg_reason), "loading the USDT programs failed: %s",
+			 strerror(errno));
+		return -1;
+	}
+	attached = attach_pager(t, &err);
 	if (!attached) {
 		snprintf(t->pg_reason, sizeof(t->pg_reason), "no pcbench:* USDT probes attachable in %s: %s",
 			 t->exe, strerror(-err));
@@ -846,8 +856,11 @@ int pcb_trace_pause(struct pcb_trace *t)
 {
 	if (!t || !t->fl || t->stopped)
 		return -EINVAL;
-	if (!t->paused)
+	if (!t->paused) {
 		faultlat_bpf__detach(t->fl);
+		if (t->pg)
+			pager_bpf__detach(t->pg);
+	}
 	t->paused = true;
 	return 0;
 }
@@ -866,6 +879,13 @@ int pcb_trace_resume(struct pcb_trace *t, char *why, size_t whylen)
 	code = attach_faultlat(t, t->btf, t->kvm_btf, t->kvm_tp, t->uffd, why, whylen);
 	if (code)
 		return code;
+	if (t->pg) {
+		int err = 0;
+
+		if (!attach_pager(t, &err))
+			return fail(why, whylen, exit_for_bpf_err(err), "re-attaching the USDT probes failed: %s",
+				    strerror(-err));
+	}
 	t->paused = false;
 	return 0;
 }
