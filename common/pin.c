@@ -26,8 +26,8 @@ int pcb_pin_parse(const char *s, struct pcb_pin *out, char *why, size_t whylen)
 			snprintf(why, whylen, "invalid value for --pin: 'split' needs 2 CPUs, this machine has %ld", ncpu);
 			return -1;
 		}
-		out->cpu[PCB_PIN_GUEST] = out->cpu[PCB_PIN_DEMAND] = out->cpu[PCB_PIN_INSTALL] = 0;
-		out->cpu[PCB_PIN_BACKGROUND] = out->cpu[PCB_PIN_SOURCE] = 1;
+		out->cpu[PCB_PIN_GUEST] = out->cpu[PCB_PIN_DEMAND] = 0;
+		out->cpu[PCB_PIN_BACKGROUND] = out->cpu[PCB_PIN_SOURCE] = out->cpu[PCB_PIN_INSTALL] = 1;
 		return 0;
 	}
 	char buf[256];

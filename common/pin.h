@@ -13,8 +13,8 @@ struct pcb_pin {
 };
 
 extern const char *const pcb_pin_role_names[PCB_PIN_ROLES];
-/* "none", "same" (every role on CPU 0), "split" (guest, demand and install on CPU 0, background
- * receive and source on CPU 1), or "guest=0,demand=0,background=1,source=1,install=0" (roles
+/* "none", "same" (every role on CPU 0), "split" (guest and demand on CPU 0; background receive,
+ * install and source on CPU 1), or "guest=0,demand=0,background=1,source=1,install=1" (roles
  * omitted stay unpinned; install = the thread issuing background install ioctls).
  * Returns 0, or -1 with a one-line reason naming the bad part. */
 int pcb_pin_parse(const char *s, struct pcb_pin *out, char *why, size_t whylen);

@@ -57,7 +57,7 @@ const struct pcb_option pcb_options[] = {
 	{ "install-batch", PCB_OPT_UINT, OFF(install_batch), 0, "128", 1, 1024,
 	  "max background pages per install ioctl (1 = one ioctl per page, each waking)", NULL },
 	{ "pin", PCB_OPT_PIN, OFF(pin), SZ(pin), "none", 0, 0,
-	  "thread placement: none, same (all on CPU 0), split (guest, demand, install CPU 0; background receive, source CPU 1), "
+	  "thread placement: none, same (all on CPU 0), split (guest, demand CPU 0; background receive, install, source CPU 1), "
 	  "or guest=C,demand=C,background=C,source=C,install=C", NULL },
 	{ "guest", PCB_OPT_CHOICE, OFF(guest), SZ(guest), "process", 0, 0,
 	  "process: vCPUs are threads of pcbench; kvm: vCPUs run the workload inside a minimal KVM VM whose memory is the region",
