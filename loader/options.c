@@ -71,6 +71,9 @@ const struct pcb_option pcb_options[] = {
 	{ "precopy", PCB_OPT_DURATION, OFF(precopy_ns), 0, "0", 0, 3.6e12,
 	  "hybrid: the guest first runs at the source this long while pages are pre-copied (written ones re-sent), then post-copy",
 	  NULL },
+	{ "precopy-transport", PCB_OPT_CHOICE, OFF(precopy_transport), SZ(precopy_transport), "tcp", 0, 0,
+	  "how pre-copy moves pages: tcp (a third connection to the source, through --link) or memory (straight from the source's memory)",
+	  "tcp|memory" },
 	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 #pragma GCC diagnostic pop

@@ -45,6 +45,7 @@ struct pcb_config {
 	char listen[128];            /* pcbench source: ADDRESS:PORT */
 	unsigned sessions;           /* pcbench source */
 	uint64_t precopy_ns;         /* pre-copy phase before switch-over (0 = pure post-copy) */
+	char precopy_transport[8];   /* tcp | memory */
 	unsigned verbose;
 };
 

@@ -3,6 +3,10 @@
 #include "common/json.h"
 #include "common/util.h"
 #include "pager/uffd.h"
+#include "pager/handshake.h"
+#include "pager/linkcal.h"
+#include "pager/proto.h"
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -37,6 +41,10 @@ struct pm_scan_arg {
 #define NVEC 4096
 
 struct pc {
+	struct pcb_conn conn;        /* pre-copy connection to the source (net) */
+	bool net;
+	uint64_t batch;
+	char err[200];
 	struct pcb_pager *p;
 	uint8_t *src;
 	uint64_t npages;
@@ -111,6 +119,88 @@ static bool all_zero(const uint8_t *pg)
 	return true;
 }
 
+static int net_open(struct pc *c, const struct pcb_precopy_net *n, char *why, size_t whylen)
+{
+	int s = pcb_connect_tcp(n->host, n->port, n->timeout_ms);
+	if (s < 0) {
+		snprintf(why, whylen, "--precopy: cannot connect to the source at %s:%u: %s", n->host, n->port, strerror(errno));
+		return PCB_EXIT_SOURCE_LOST;
+	}
+	if (pcb_conn_init(&c->conn, s, 0, c->npages) < 0) {
+		close(s);
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	c->net = true;
+	struct pcb_config_wire cw;
+	int rc = pcb_hs_client(&c->conn, PCB_CHAN_BACKGROUND, 0, n->key, n->timeout_ms, &cw, why, whylen);
+	if (rc)
+		return rc;
+	if (cw.npages != c->npages) {
+		snprintf(why, whylen, "--precopy: the source has %llu pages, this destination %llu", (unsigned long long)cw.npages,
+			 (unsigned long long)c->npages);
+		return PCB_EXIT_PROTOCOL;
+	}
+	if ((n->link_bps || n->link_delay_ns) && pcb_link_send(&c->conn, n->link_bps, n->link_delay_ns) < 0) {
+		snprintf(why, whylen, "--precopy: connection to the source lost setting up the link: %s", strerror(errno));
+		return PCB_EXIT_SOURCE_LOST;
+	}
+	return 0;
+}
+
+/* Ask the source for ranges and install what arrives: first copies as runs,
+ * re-sends (pages already here) overwrite.  0 or -errno (reason in c->err). */
+static int net_fetch(struct pc *c, const struct pcb_range_wire *r, unsigned nr, bool resend)
+{
+	struct pcb_range_wire w[PCB_MAX_RANGES];
+	for (unsigned i = 0; i < nr; i++)
+		w[i] = (struct pcb_range_wire){ htole64(r[i].first), htole64(r[i].count) };
+	uint64_t id = ++c->batch;
+	if (pcb_conn_send(&c->conn, PCB_MSG_RANGES, id, w, (uint32_t)(nr * sizeof(w[0]))) < 0) {
+		snprintf(c->err, sizeof(c->err), "the source connection failed: %s", strerror(errno));
+		return -EPIPE;
+	}
+	for (;;) {
+		struct pcb_hdr h;
+		const uint8_t *pl;
+		int rc = pcb_conn_recv(&c->conn, &h, &pl);
+		if (rc != PCB_RX_FRAME) {
+			snprintf(c->err, sizeof(c->err), "the source connection failed: %s",
+				 rc == PCB_RX_BAD ? c->conn.err : rc == PCB_RX_EOF ? "closed" : strerror(errno));
+			return rc == PCB_RX_BAD ? -EPROTO : -EPIPE;
+		}
+		c->st->frames_received++;
+		c->st->bytes_received += PCB_HDR_SIZE + h.len;
+		int e = 0;
+		if (h.type == PCB_MSG_BATCH_END && h.arg == id)
+			return 0;
+		if (h.type == PCB_MSG_RUN || h.type == PCB_MSG_PAGE) {
+			uint64_t n = h.len / PCB_PAGE_SIZE;
+			if (!resend) {
+				e = pcb_pager_precopy_put_run(c->p, h.arg, n, pl);
+				c->st->pages_sent += n;
+			} else {
+				for (uint64_t i = 0; i < n && !e; i++)
+					e = pcb_pager_precopy_put(c->p, h.arg + i, pl + i * PCB_PAGE_SIZE);
+				c->st->pages_resent += n;
+			}
+		} else if (h.type == PCB_MSG_ZERO) {
+			e = resend ? pcb_pager_precopy_put(c->p, h.arg, NULL) : pcb_pager_precopy_put_run(c->p, h.arg, 1, NULL);
+			if (resend)
+				c->st->pages_resent++;
+			else
+				c->st->pages_sent++;
+		} else {
+			snprintf(c->err, sizeof(c->err), "unexpected %s frame from the source", pcb_msg_name(h.type));
+			return -EPROTO;
+		}
+		if (e < 0) {
+			snprintf(c->err, sizeof(c->err), "installing page %llu: %s", (unsigned long long)h.arg, strerror(-e));
+			return e;
+		}
+	}
+}
+
 /* First copies of pages [first, first+n): re-protect them (a write from now
  * on marks them written again), then install each run of data pages with one
  * UFFDIO_COPY straight from the source's memory and each run of zero pages
@@ -120,6 +210,10 @@ static int copy_run(struct pc *c, uint64_t first, uint64_t n)
 	int64_t r = scan(c, first, n, true, NULL, NULL);
 	if (r < 0)
 		return (int)r;
+	if (c->net) {
+		struct pcb_range_wire w = { first, n };
+		return net_fetch(c, &w, 1, false);
+	}
 	uint64_t pg = first, end = first + n;
 	while (pg < end) {
 		bool z = all_zero(c->src + pg * PCB_PAGE_SIZE);
@@ -167,6 +261,37 @@ static int64_t resend_round(struct pc *c, uint64_t npages, struct runs *rr)
 	int64_t r = scan(c, 0, npages, true, collect_cb, rr);
 	if (r < 0)
 		return r;
+	if (c->net) {
+		/* at most PCB_MAX_RANGES ranges and PCB_MAX_BATCH_PAGES pages per request */
+		struct pcb_range_wire w[PCB_MAX_RANGES];
+		unsigned nw = 0;
+		uint64_t pages = 0;
+		for (size_t i = 0; i < rr->len; i++) {
+			uint64_t f = rr->first[i], left = rr->n[i];
+			while (left) {
+				uint64_t take = left;
+				if (take > PCB_MAX_BATCH_PAGES - pages)
+					take = PCB_MAX_BATCH_PAGES - pages;
+				w[nw++] = (struct pcb_range_wire){ f, take };
+				pages += take;
+				f += take;
+				left -= take;
+				if (nw == PCB_MAX_RANGES || pages == PCB_MAX_BATCH_PAGES) {
+					int e = net_fetch(c, w, nw, true);
+					if (e < 0)
+						return e;
+					nw = 0;
+					pages = 0;
+				}
+			}
+		}
+		if (nw) {
+			int e = net_fetch(c, w, nw, true);
+			if (e < 0)
+				return e;
+		}
+		return r;
+	}
 	uint8_t buf[PCB_PAGE_SIZE];
 	for (size_t i = 0; i < rr->len; i++)
 		for (uint64_t pg = rr->first[i]; pg < rr->first[i] + rr->n[i]; pg++) {
@@ -230,7 +355,7 @@ static int wp_setup(struct pc *c, char *why, size_t whylen)
 }
 
 int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint64_t npages, uint64_t duration_ns,
-		    struct pcb_precopy_stats *st, char *why, size_t whylen)
+		    const struct pcb_precopy_net *net, struct pcb_precopy_stats *st, char *why, size_t whylen)
 {
 	struct pc c = { .p = p, .src = src, .npages = npages, .uffd = -1, .pagemap = -1, .st = st };
 	struct runs rr = { 0 };
@@ -244,7 +369,11 @@ int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint
 		snprintf(why, whylen, "out of memory");
 		return PCB_EXIT_OSERR;
 	}
+	c.conn.fd = -1;
+	st->tcp = net != NULL;
 	int rc = wp_setup(&c, why, whylen);
+	if (!rc && net)
+		rc = net_open(&c, net, why, whylen);
 	if (rc)
 		goto out;
 	uint64_t t0 = pcb_now_ns(), until = t0 + duration_ns, cpu0 = thread_cpu_ns();
@@ -258,8 +387,8 @@ int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint
 		int e = copy_run(&c, pg, n);
 		if (e < 0) {
 			snprintf(why, whylen, "--precopy: copying pages %llu..%llu: %s", (unsigned long long)pg,
-				 (unsigned long long)(pg + n - 1), strerror(-e));
-			rc = PCB_EXIT_OSERR;
+				 (unsigned long long)(pg + n - 1), c.err[0] ? c.err : strerror(-e));
+			rc = e == -EPIPE ? PCB_EXIT_SOURCE_LOST : e == -EPROTO ? PCB_EXIT_PROTOCOL : PCB_EXIT_OSERR;
 			goto stop;
 		}
 		pg += n;
@@ -276,8 +405,8 @@ int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint
 		}
 		int64_t r = resend_round(&c, pg, &rr);
 		if (r < 0) {
-			snprintf(why, whylen, "--precopy: re-send round: %s", strerror((int)-r));
-			rc = PCB_EXIT_OSERR;
+			snprintf(why, whylen, "--precopy: re-send round: %s", c.err[0] ? c.err : strerror((int)-r));
+			rc = r == -EPIPE ? PCB_EXIT_SOURCE_LOST : r == -EPROTO ? PCB_EXIT_PROTOCOL : PCB_EXIT_OSERR;
 			goto stop;
 		}
 		st->rounds++;
@@ -315,6 +444,10 @@ out:
 	}
 	if (c.pagemap >= 0)
 		close(c.pagemap);
+	if (c.net) {
+		pcb_conn_send(&c.conn, PCB_MSG_BYE, 0, NULL, 0);
+		pcb_conn_free(&c.conn);
+	}
 	free(c.vec);
 	return rc;
 }
@@ -355,6 +488,9 @@ void pcb_precopy_json(const struct pcb_precopy_stats *st, struct pcb_json *j, co
 	pcb_json_u64(j, "stale_pages", st->stale_pages);
 	pcb_json_str(j, "dirty_tracking", "userfaultfd WP_ASYNC + PAGEMAP_SCAN on the source's memory");
 	pcb_json_str(j, "dirty_at_switchover_policy", "dropped at the destination, fetched by post-copy from the source");
-	pcb_json_str(j, "transfer", "memory to memory (UFFDIO_COPY from the source's shared mapping), not over TCP");
+	pcb_json_str(j, "transfer", st->tcp ? "tcp: a third connection to the source (RANGES requests, RUN/ZERO frames)"
+					    : "memory to memory (UFFDIO_COPY from the source's shared mapping)");
+	pcb_json_u64(j, "bytes_received", st->bytes_received);
+	pcb_json_u64(j, "frames_received", st->frames_received);
 	pcb_json_obj_end(j);
 }

@@ -17,15 +17,30 @@
  * its memory as the guest left it.  Then the pager starts and the vCPUs
  * continue at the destination.
  *
- * Copies go memory to memory (UFFDIO_COPY from the source's mapping), not over
- * the TCP connection: the pre-copy stream's bandwidth is not modelled. */
+ * Transport: with net set (the default), pages travel over a third TCP
+ * connection to the source process (background protocol: RANGES requests,
+ * RUN/ZERO frames, through --link emulation when set), so the pre-copy
+ * stream costs what the network costs; without it they are copied memory to
+ * memory from the source's mapping. */
 #ifndef PCB_PRECOPY_H
 #define PCB_PRECOPY_H
 #include "pager/pager.h"
 #include "workloads/workload.h"
 #include <stdint.h>
 
+/* The connection pre-copy uses (NULL: memory to memory). */
+struct pcb_auth_key;
+struct pcb_precopy_net {
+	const char *host;
+	uint16_t port;
+	const struct pcb_auth_key *key;
+	uint64_t link_bps, link_delay_ns;
+	int timeout_ms;
+};
+
 struct pcb_precopy_stats {
+	uint64_t bytes_received, frames_received;   /* over the pre-copy connection */
+	bool tcp;
 	uint64_t duration_ns;            /* pre-copy phase: guest start at the source -> vCPUs stopped */
 	uint64_t rounds;                 /* passes: the first over every page, then re-send rounds */
 	uint64_t first_pass_ns;          /* time the first pass took (to the end of pre-copy if it did not finish) */
@@ -49,7 +64,7 @@ uint8_t *pcb_precopy_source_mem(const struct pcb_image *im, uint64_t npages);
  * for duration_ns, stop the guest, leave the destination ready for
  * pcb_pager_start().  0 or an exit code with a one-line reason. */
 int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint64_t npages, uint64_t duration_ns,
-		    struct pcb_precopy_stats *st, char *why, size_t whylen);
+		    const struct pcb_precopy_net *net, struct pcb_precopy_stats *st, char *why, size_t whylen);
 
 /* After the migration: every page the guest did not write at the destination
  * must hold the source's last write (word 511), i.e. no pre-copied page went

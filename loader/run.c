@@ -887,7 +887,15 @@ int pcb_run_migration(const struct pcb_config *cfg)
 
 	if (cfg->precopy_ns) {
 		/* the guest runs at the source while pages are pre-copied; returns with the vCPUs stopped */
-		rc = pcb_precopy_run(r->pager, r->guest, r->precopy_src, r->npages, cfg->precopy_ns, &r->pc, why, sizeof(why));
+		struct pcb_pager_stats ps0;
+		pcb_pager_stats(r->pager, &ps0);
+		struct pcb_precopy_net net = {
+			.host = cfg->host, .port = r->port, .key = r->net.key.len ? &r->net.key : NULL,
+			.link_bps = r->net.link_bps, .link_delay_ns = ps0.link.delay_ns,
+			.timeout_ms = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC),
+		};
+		rc = pcb_precopy_run(r->pager, r->guest, r->precopy_src, r->npages, cfg->precopy_ns,
+				     strcmp(cfg->precopy_transport, "tcp") ? NULL : &net, &r->pc, why, sizeof(why));
 		if (rc) {
 			pcb_err("%s", why);
 			reap_source(r, true);
