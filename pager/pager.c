@@ -677,6 +677,12 @@ static void *inst_thread(void *arg)
 		pcb_pin_self((int)p->cfg.pin_install - 1);
 	struct pcb_install_job j;
 	while (pcb_iq_pop(&p->iq, &j, &p->stopping, &p->fatal) == 0) {
+		if (pcb_ps_complete(&p->ps)) {
+			/* every page is in (a duplicate after a re-request): nothing to
+			 * install, and the region may be unregistered any moment now */
+			pcb_iq_done(&p->iq);
+			continue;
+		}
 		struct bg_ctx x = { p, j.drain, j.zero, 0 };
 		int r = j.zero ? pcb_install_zero_run(&p->in, j.page, j.n, &p->st.inst_bg, bg_installed, &x)
 			       : pcb_install_run(&p->in, j.slot, j.page, j.n, j.owned, &p->st.inst_bg, bg_installed, &x);
