@@ -87,14 +87,31 @@ int pcb_parse_double(const char *s, double *out)
 	return 0;
 }
 
+/* A plain decimal number ("12", "1.5", ".5") at the start of s: no sign,
+ * exponent, hex or inf/nan, which strtod alone would accept. */
+static int parse_decimal(const char *s, double *v, char **rest)
+{
+	size_t n = strspn(s, "0123456789.");
+	char buf[64], *e;
+	if (!n || n >= sizeof(buf) || !strpbrk(s, "0123456789") || strpbrk(s, "0123456789") >= s + n)
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	if (strchr(buf, '.') != strrchr(buf, '.'))
+		return -1;
+	errno = 0;
+	*v = strtod(buf, &e);
+	if (errno || *e || !isfinite(*v))
+		return -1;
+	*rest = (char *)s + n;
+	return 0;
+}
+
 int pcb_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
-		return -1;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || !isfinite(v) || v < 0)
+	double v;
+	if (!s || parse_decimal(s, &v, &end) < 0)
 		return -1;
 	uint64_t mult = 1;
 	switch (toupper((unsigned char)*end)) {
@@ -125,11 +142,8 @@ done:
 int pcb_parse_duration(const char *s, uint64_t *out_ns)
 {
 	char *end;
-	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
-		return -1;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || !isfinite(v) || v < 0)
+	double v;
+	if (!s || parse_decimal(s, &v, &end) < 0)
 		return -1;
 	double mult;
 	if (!*end || !strcmp(end, "s"))

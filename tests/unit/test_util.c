@@ -61,6 +61,11 @@ static void test_parse_size(void **state)
 	size_bad("nan");
 	size_bad("16777216T");    /* 2^64: overflows */
 	size_bad("99999999999999999999999");
+	size_bad("1e3");          /* exponents, hex and dots are not sizes */
+	size_bad("1E3K");
+	size_bad("0x10");
+	size_bad("1.2.3M");
+	size_bad(".");
 }
 
 static void dur_ok(const char *s, uint64_t want)
@@ -100,6 +105,9 @@ static void test_parse_duration(void **state)
 
 	dur_bad(NULL);
 	dur_bad("");
+	dur_bad("1e3");
+	dur_bad("0x10s");
+	dur_bad("1..5s");
 	dur_bad("abc");
 	dur_bad("s");
 	dur_bad("-1s");
