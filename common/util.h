@@ -54,6 +54,10 @@ void pcb_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * EPERM/EACCES -> NOPERM, ENOSYS/EINVAL/ENOTTY/EOPNOTSUPP/ENOENT -> UNAVAILABLE, else OSERR. */
 int pcb_exit_for_errno(int err);
 
+/* 0 if path can be created or overwritten by us, else an errno (checks the
+ * file if it exists, else its directory; writes nothing). */
+int pcb_check_writable(const char *path);
+
 /* Read/write exactly n bytes (retries EINTR/short transfers). 0 ok, -1 with errno (EPIPE/ECONNRESET on EOF: errno=ECONNRESET). */
 int pcb_read_full(int fd, void *buf, size_t n);
 int pcb_write_full(int fd, const void *buf, size_t n);

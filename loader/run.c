@@ -709,6 +709,18 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
 		return PCB_EXIT_USAGE;
 	}
+	/* an output file that cannot be written is found now, not after the run */
+	const struct { const char *opt, *path; } outs[] = {
+		{ "json", cfg->json }, { "timeline", cfg->timeline }, { "progress-csv", cfg->progress_csv },
+		{ "record", cfg->record }, { "trace-events", cfg->trace_events },
+	};
+	for (unsigned i = 0; i < sizeof(outs) / sizeof(outs[0]); i++) {
+		int e = outs[i].path[0] ? pcb_check_writable(outs[i].path) : 0;
+		if (e) {
+			pcb_err("invalid value for --%s: '%s' cannot be written (%s)", outs[i].opt, outs[i].path, strerror(e));
+			return PCB_EXIT_USAGE;
+		}
+	}
 	pcb_verbose = (int)cfg->verbose;
 	r->npages = cfg->mem / PCB_PAGE_SIZE;
 	pcb_image_init(&r->im, cfg->seed, r->npages, cfg->zero_pages);
@@ -723,10 +735,6 @@ int pcb_run_migration(const struct pcb_config *cfg)
 				     .zipf_theta = cfg->zipf_theta, .im = &r->im };
 	if (pcb_wl_parse_opts(wl, cfg->workload_opt, &prm, why, sizeof(why)) < 0) {
 		pcb_err("%s", why);
-		return PCB_EXIT_USAGE;
-	}
-	if (!cfg->duration_ns && !cfg->ops) {
-		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
 		return PCB_EXIT_USAGE;
 	}
 	if ((rc = pcb_net_prepare(cfg, &r->net)) != 0)

@@ -83,5 +83,9 @@ bad --frobnicate "" --frobnicate
 bad "'extra'" "" extra                                   # a positional argument
 bad --mem "'0'" --policy=demand --mem=0 --vcpus=2        # in the middle of good ones
 bad --policy "'nope'" run --policy=nope                  # after the explicit run command
+bad --mem "'1e3'" --mem=1e3                              # no exponents or hex in sizes
+bad --mem "'0x10000'" --mem=0x10000
+bad --timeline "'/nonexistent-dir/t.csv'" --timeline=/nonexistent-dir/t.csv   # unwritable output: refused up front
+bad --progress-csv "'/'" --progress-csv=/
 
 finish
