@@ -435,6 +435,18 @@ static void *evil_source(void *a)
 	struct pcb_hdr h = hdr(PCB_MSG_PAGE, 4096, NP + 100);
 	if (e->mode == 1)
 		h = hdr(PCB_MSG_PAGE, 100, 0);
+	if (e->mode == 3) {   /* a run of two data pages starting at the last page: runs off the region */
+		uint8_t run[PCB_HDR_SIZE + 2 * 4096];
+		memset(run, 0xAA, sizeof(run));
+		h = hdr(PCB_MSG_RUN, 2 * 4096, NP - 1);
+		pcb_hdr_encode(&h, run);
+		n = write(fds[1], run, sizeof(run));
+		sleep(1);
+		close(fds[0]);
+		close(fds[1]);
+		pcb_source_state_free(ss);
+		return NULL;
+	}
 	if (e->mode == 2) {   /* a well-formed page nobody asked for, on the demand channel */
 		h = hdr(PCB_MSG_PAGE, 4096, 3);
 		pcb_hdr_encode(&h, page);
@@ -452,7 +464,7 @@ static void *evil_source(void *a)
 
 static void malicious_source(int mode, int want_code, const char *needle)
 {
-	struct evil e = { .mode = mode };
+	struct evil e = { .mode = mode };   /* 0: page outside, 1: short page, 2: unrequested, 3: run off the end */
 	uint16_t port;
 	e.lfd = pcb_listen_tcp("127.0.0.1", 0, &port);
 	assert_true(e.lfd >= 0);
@@ -506,6 +518,12 @@ static void test_pager_refuses_unrequested(void **st)
 	malicious_source(2, PCB_EXIT_PROTOCOL, "not requested");
 }
 
+static void test_pager_refuses_run_off_the_end(void **st)
+{
+	(void)st;
+	malicious_source(3, PCB_EXIT_PROTOCOL, "outside the image");
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -523,6 +541,7 @@ int main(void)
 		cmocka_unit_test(test_pager_refuses_page_outside),
 		cmocka_unit_test(test_pager_refuses_short_page),
 		cmocka_unit_test(test_pager_refuses_unrequested),
+		cmocka_unit_test(test_pager_refuses_run_off_the_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
