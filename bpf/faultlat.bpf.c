@@ -241,8 +241,11 @@ static __always_inline void close_nonblocking(struct fl_slot *s, __u32 tid)
 	s->last_kind = FL_K_NONBLOCK;
 	s->flags = 0;
 	delivered = close_mw(s);
-	if (track_msgs && delivered)
+	if (track_msgs && delivered) {
 		count(FL_C_DELIVERED_NOBLOCK);
+		if (t)
+			__sync_fetch_and_add(&t->delivered_noblock, 1);
+	}
 }
 
 /* The fault blocked and the thread is back on a CPU. */
@@ -366,13 +369,39 @@ static __always_inline void on_fault(__u64 addr, unsigned long error_code, bool 
 		if (s->flags & FL_S_BLOCKED) {
 			/* Its switch-in was never seen: it blocked, its end is
 			 * unknown.  Still a fault the handler counted if its
-			 * message was read (a late message re-files it). */
+			 * message was read (a late message re-files it).  (On
+			 * the machine this was written on, one thread of the
+			 * sandbox's agent is switched away from without a
+			 * sched_switch event, perf sees the same: a thread that
+			 * blocked while that one took the CPU is switched in
+			 * unseen.) */
 			count(FL_C_LOST);
 			if (s->flags & FL_S_PWAIT)
 				count(FL_C_LOST_PWAIT);
 			s->last_kind = FL_K_LOST;
-			if (close_mw(s) || !track_msgs)
+			if (close_mw(s) || !track_msgs) {
+				struct fl_thread *t = thread_stats(s, tid);
+
 				count(FL_C_LOST_DELIVERED);
+				if (t)
+					__sync_fetch_and_add(&t->lost, 1);
+			}
+			if (emit_events) {
+				struct fl_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+				if (e) {
+					e->fault_ns = s->fault_ns;
+					e->block_ns = s->block_ns;
+					e->wakeup_ns = 0;
+					e->running_ns = bpf_ktime_get_ns();
+					e->addr = s->addr;
+					e->tid = tid;
+					e->tgid = tgid;
+					e->cpu = bpf_get_smp_processor_id();
+					e->flags = FL_E_LOST;
+					bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+				}
+			}
 		} else {
 			close_nonblocking(s, tid);
 		}
@@ -669,8 +698,20 @@ static __always_inline void deliver(__u32 ptid, __u64 address)
 			}
 		} else if (READ_ONCE(s->last_kind) == FL_K_NONBLOCK) {
 			count(FL_C_DELIVERED_NOBLOCK);
+			if (s->tstat && s->tstat <= FL_MAX_TSTATS) {
+				__u32 idx = s->tstat - 1;
+				t = bpf_map_lookup_elem(&tstats, &idx);
+				if (t)
+					__sync_fetch_and_add(&t->delivered_noblock, 1);
+			}
 		} else if (READ_ONCE(s->last_kind) == FL_K_LOST) {
 			count(FL_C_LOST_DELIVERED);
+			if (s->tstat && s->tstat <= FL_MAX_TSTATS) {
+				__u32 idx = s->tstat - 1;
+				t = bpf_map_lookup_elem(&tstats, &idx);
+				if (t)
+					__sync_fetch_and_add(&t->lost, 1);
+			}
 		}
 		return;
 	}

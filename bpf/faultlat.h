@@ -141,6 +141,8 @@ struct fl_thread {
 	pcb_u64 blocking;       /* all blocking faults (histogram below) */
 	pcb_u64 undelivered;    /* of which resolved before their message was read */
 	pcb_u64 late;           /* re-filed as delivered by a late message (read hook, atomic) */
+	pcb_u64 lost;           /* blocked, switch-in never seen, counted as faults (no latency) */
+	pcb_u64 delivered_noblock; /* message read, thread never slept (track_msgs) */
 	pcb_u64 nonblocking;
 	pcb_u64 sum_ns;
 	pcb_u64 max_ns;
@@ -157,6 +159,9 @@ struct fl_range {
 #define FL_E_WOKEN      0x2u   /* wakeup_ns valid */
 #define FL_E_UFFD       0x4u   /* handle_userfault() seen (fentry) */
 #define FL_E_DELIVERED  0x8u   /* its message was read by the handler (track_msgs) */
+#define FL_E_LOST       0x10u  /* its switch-in was never seen: running_ns is the time of
+                                * the thread's next fault (an upper bound), cpu where
+                                * that happened */
 
 struct fl_event {
 	pcb_u64 fault_ns;       /* CLOCK_MONOTONIC */

@@ -287,7 +287,8 @@ static int read_threads(struct pcb_trace *t, struct pcb_trace_thread **out, size
 		}
 		arr[cnt].tid = (pid_t)v->tid;
 		arr[cnt].blocking = v->blocking;
-		arr[cnt].delivered = t->msgs ? v->blocking - v->undelivered + v->late : v->blocking;
+		arr[cnt].delivered = (t->msgs ? v->blocking - v->undelivered + v->late + v->delivered_noblock
+					      : v->blocking) + v->lost;
 		arr[cnt].nonblocking = v->nonblocking;
 		pcb_hist_init(&arr[cnt].hist);
 		pcb_hist_add_buckets(&arr[cnt].hist, v->bucket, PCB_HIST_BUCKETS);
@@ -380,7 +381,7 @@ static int on_event(void *ctx, void *data, size_t len)
 		return 0;
 	if (t->events_fp && !t->events_err) {
 		if (fprintf(t->events_fp, "%u,%u,%u,%s,0x%llx,0x%llx,%llu,%llu,%llu,%llu,%lld,%llu,%s\n",
-			    e->tid, e->tgid, e->cpu, (e->flags & FL_E_KVM) ? "kvm" : "user",
+			    e->tid, e->tgid, e->cpu, (e->flags & FL_E_LOST) ? "lost" : (e->flags & FL_E_KVM) ? "kvm" : "user",
 			    (unsigned long long)e->addr, (unsigned long long)(e->addr & ~0xfffull),
 			    (unsigned long long)e->fault_ns, (unsigned long long)e->block_ns,
 			    (unsigned long long)e->wakeup_ns, (unsigned long long)e->running_ns,

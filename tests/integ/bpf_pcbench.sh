@@ -74,7 +74,9 @@ req(blocked == (nl - msg["delivered_without_block"]) + msg["blocked_resolved_bef
     f"blocked {blocked} == delivered-and-blocked + resolved-before-read")
 req(b["fault_to_running"]["count"] == nl - msg["delivered_without_block"],
     "fault_to_running holds every delivered fault that blocked")
-rows = list(csv.DictReader(open(sys.argv[2])))
+allrows = list(csv.DictReader(open(sys.argv[2])))
+rows = [r for r in allrows if r["kind"] != "lost"]
+req(len(allrows) - len(rows) == anom["lost"], f"event CSV has one 'lost' row per lost fault ({anom['lost']})")
 dl = sum(1 for r in rows if r["delivered"] == "1")
 late = msg["read_after_close"]
 req(len(rows) == blocked, f"event CSV rows {len(rows)} == blocked faults {blocked}")
