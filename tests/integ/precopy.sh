@@ -38,11 +38,14 @@ for name, d in (("p0", p0), ("p1", p1), ("p2", p2)):
 assert "precopy" not in p0["results"]
 for name, d in (("p1", p1), ("p2", p2)):
     r = d["results"]; pc = r["precopy"]; pg = r["pages"]
-    assert pc["never_sent"] == 0 and pc["pages_sent"] == 16384, (name, pc)
+    # a loaded machine may not finish the first pass: what was not sent is missing
+    assert pc["pages_sent"] + pc["never_sent"] == 16384, (name, pc)
     assert pc["guest_writes_at_source"] > 500, (name, pc)      # the guest wrote while at the source
-    assert pc["pages_resent"] > 0 and pc["rounds"] > 1, (name, pc)
+    assert pc["rounds"] >= 1 and (pc["never_sent"] > 0 or pc["rounds"] > 1), (name, pc)
     assert pc["stale_pages"] == 0 and r["verify"]["precopy_stale_pages"] == 0
-    assert pc["missing_at_switchover"] == pc["dirty_at_switchover"]
+    assert pc["missing_at_switchover"] == pc["dirty_at_switchover"] + pc["never_sent"]
+    # over TCP: at least the data pages (a quarter of the image is zero pages, sent as 24-byte frames)
+    assert pc["transfer"].startswith("tcp") and pc["bytes_received"] >= 0.5 * 4096 * pc["pages_sent"], (name, pc)
     assert pg["demand"] + pg["background"] + pg["drain"] + pg["zero"] == pc["missing_at_switchover"], (name, pg, pc)
     assert pg["precopy"] + pc["missing_at_switchover"] == pg["total"]
 f0 = p0["results"]["faults"]["count"]; f1 = p1["results"]["faults"]["count"]
@@ -50,6 +53,13 @@ print("same seed: %d demand faults without pre-copy, %d with 1 s of pre-copy (%d
     f0, f1, p1["results"]["precopy"]["dirty_at_switchover"]))
 assert f1 < f0, (f0, f1)
 PY
+
+# the memory-to-memory transport
+"$P" $common --precopy=500ms --precopy-transport=memory --json "$T/pm.json" >"$T/pm.out" 2>&1 || fail "memory transport: $(tail -2 "$T/pm.out")"
+python3 -c "
+import json; r=json.load(open('$T/pm.json'))['results']; pc=r['precopy']; v=r['verify']
+assert pc['transfer'].startswith('memory') and pc['bytes_received'] == 0, pc
+assert v['pages_verified'] == 16384 and not v['pages_corrupt'] and not v['pages_missing'], v" || fail "memory transport JSON"
 
 # fault injection: keep the stale copies of pages written at the source -> the check must fail the run
 PCB_TEST_PRECOPY_STALE=1 "$P" --mem=64M --policy=sequential --workload=random --precopy=300ms --duration=300ms \
