@@ -39,6 +39,7 @@ struct pm_scan_arg {
 #endif
 
 #define NVEC 4096
+#define NET_WINDOW 4   /* pre-copy requests in flight on the first pass */
 
 struct pc {
 	struct pcb_conn conn;        /* pre-copy connection to the source (net) */
@@ -150,16 +151,31 @@ static int net_open(struct pc *c, const struct pcb_precopy_net *n, char *why, si
 
 /* Ask the source for ranges and install what arrives: first copies as runs,
  * re-sends (pages already here) overwrite.  0 or -errno (reason in c->err). */
-static int net_fetch(struct pc *c, const struct pcb_range_wire *r, unsigned nr, bool resend)
+static int net_send(struct pc *c, const struct pcb_range_wire *r, unsigned nr, uint64_t *id)
 {
 	struct pcb_range_wire w[PCB_MAX_RANGES];
 	for (unsigned i = 0; i < nr; i++)
 		w[i] = (struct pcb_range_wire){ htole64(r[i].first), htole64(r[i].count) };
-	uint64_t id = ++c->batch;
-	if (pcb_conn_send(&c->conn, PCB_MSG_RANGES, id, w, (uint32_t)(nr * sizeof(w[0]))) < 0) {
+	*id = ++c->batch;
+	if (pcb_conn_send(&c->conn, PCB_MSG_RANGES, *id, w, (uint32_t)(nr * sizeof(w[0]))) < 0) {
 		snprintf(c->err, sizeof(c->err), "the source connection failed: %s", strerror(errno));
 		return -EPIPE;
 	}
+	return 0;
+}
+
+static int net_recv(struct pc *c, uint64_t id, bool resend);
+
+static int net_fetch(struct pc *c, const struct pcb_range_wire *r, unsigned nr, bool resend)
+{
+	uint64_t id;
+	int e = net_send(c, r, nr, &id);
+	return e < 0 ? e : net_recv(c, id, resend);
+}
+
+/* Install what arrives until the end of batch id (batches end in order). */
+static int net_recv(struct pc *c, uint64_t id, bool resend)
+{
 	for (;;) {
 		struct pcb_hdr h;
 		const uint8_t *pl;
@@ -174,6 +190,8 @@ static int net_fetch(struct pc *c, const struct pcb_range_wire *r, unsigned nr, 
 		int e = 0;
 		if (h.type == PCB_MSG_BATCH_END && h.arg == id)
 			return 0;
+		if (h.type == PCB_MSG_BATCH_END)
+			continue;   /* an earlier batch of the window */
 		if (h.type == PCB_MSG_RUN || h.type == PCB_MSG_PAGE) {
 			uint64_t n = h.len / PCB_PAGE_SIZE;
 			if (!resend) {
@@ -201,8 +219,8 @@ static int net_fetch(struct pc *c, const struct pcb_range_wire *r, unsigned nr, 
 	}
 }
 
-/* First copies of pages [first, first+n): re-protect them (a write from now
- * on marks them written again), then install each run of data pages with one
+/* Memory transport, first copies of pages [first, first+n): re-protect them
+ * (a write from now on marks them written again), then install each run of data pages with one
  * UFFDIO_COPY straight from the source's memory and each run of zero pages
  * with one UFFDIO_ZEROPAGE. */
 static int copy_run(struct pc *c, uint64_t first, uint64_t n)
@@ -210,10 +228,6 @@ static int copy_run(struct pc *c, uint64_t first, uint64_t n)
 	int64_t r = scan(c, first, n, true, NULL, NULL);
 	if (r < 0)
 		return (int)r;
-	if (c->net) {
-		struct pcb_range_wire w = { first, n };
-		return net_fetch(c, &w, 1, false);
-	}
 	uint64_t pg = first, end = first + n;
 	while (pg < end) {
 		bool z = all_zero(c->src + pg * PCB_PAGE_SIZE);
@@ -382,7 +396,35 @@ int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint
 	const uint64_t chunk = 256;
 	uint64_t pg = 0;
 	st->rounds = 1;
-	while (pg < npages && pcb_now_ns() < until) {
+	if (c.net) {
+		/* over TCP: up to NET_WINDOW chunk requests in flight; each chunk is
+		 * re-protected just before it is requested */
+		uint64_t ids[NET_WINDOW], issued = 0, done = 0;
+		while (done < issued || (pg < npages && pcb_now_ns() < until)) {
+			while (issued - done < NET_WINDOW && pg < npages && pcb_now_ns() < until) {
+				uint64_t n = npages - pg < chunk ? npages - pg : chunk;
+				int64_t r = scan(&c, pg, n, true, NULL, NULL);
+				struct pcb_range_wire w = { pg, n };
+				int e = r < 0 ? (int)r : net_send(&c, &w, 1, &ids[issued % NET_WINDOW]);
+				if (e < 0) {
+					snprintf(why, whylen, "--precopy: requesting pages %llu..%llu: %s", (unsigned long long)pg,
+						 (unsigned long long)(pg + n - 1), c.err[0] ? c.err : strerror(-e));
+					rc = e == -EPIPE ? PCB_EXIT_SOURCE_LOST : PCB_EXIT_OSERR;
+					goto stop;
+				}
+				issued++;
+				pg += n;
+			}
+			int e = net_recv(&c, ids[done % NET_WINDOW], false);
+			if (e < 0) {
+				snprintf(why, whylen, "--precopy: receiving pages: %s", c.err[0] ? c.err : strerror(-e));
+				rc = e == -EPIPE ? PCB_EXIT_SOURCE_LOST : e == -EPROTO ? PCB_EXIT_PROTOCOL : PCB_EXIT_OSERR;
+				goto stop;
+			}
+			done++;
+		}
+	}
+	while (!c.net && pg < npages && pcb_now_ns() < until) {
 		uint64_t n = npages - pg < chunk ? npages - pg : chunk;
 		int e = copy_run(&c, pg, n);
 		if (e < 0) {
