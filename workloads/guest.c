@@ -366,7 +366,7 @@ void pcb_guest_pause(struct pcb_guest *g)
 {
 	atomic_store(&g->pause, true);
 	pthread_mutex_lock(&g->lock);
-	while (g->parked < g->n && g->parked + (g->n - atomic_load(&g->running)) < g->n)
+	while (g->parked < g->n)   /* every vCPU parks after its pre-copy loop, even one whose workload stopped */
 		pthread_cond_wait(&g->cond, &g->lock);
 	pthread_mutex_unlock(&g->lock);
 }

@@ -138,12 +138,6 @@ static int setup_vcpu(struct pcb_kvm *k, unsigned v, struct kvm_cpuid2 *cpuid, c
 		snprintf(why, whylen, "KVM_SET_SREGS (64-bit long mode): %s", strerror(errno));
 		return PCB_EXIT_UNAVAILABLE;
 	}
-	if (getenv("PCB_KVM_DEBUG")) {
-		struct kvm_sregs q;
-		ioctl(c->fd, KVM_GET_SREGS, &q);
-		fprintf(stderr, "vcpu %u: cr0 %#llx cr4 %#llx efer %#llx\n", v, (unsigned long long)q.cr0,
-			(unsigned long long)q.cr4, (unsigned long long)q.efer);
-	}
 	uint64_t area = k->vcpu_off + v * k->vcpu_stride;
 	struct kvm_regs rg = { .rip = PCB_KVM_CODE_GPA, .rsp = area + k->vcpu_stride - 16, .rflags = 0x3002,   /* IOPL 3 */
 			       .rdi = PCB_KVM_CTL_GPA, .rsi = v };
@@ -265,7 +259,7 @@ int pcb_kvm_create(const struct pcb_kvm_cfg *cfg, struct pcb_kvm **out, char *wh
 	}
 	lo &= ~(uintptr_t)4095;
 	hi = align_up(hi, 4096);
-	if (hi - lo > PCB_KVM_REGION_GPA - PCB_KVM_FCNT_GPA - 4096 * 0 || hi - lo > (1u << 20)) {
+	if (hi - lo > PCB_KVM_REGION_GPA - PCB_KVM_FCNT_GPA) {
 		snprintf(why, whylen, "the fault counters are spread over %zu bytes", (size_t)(hi - lo));
 		rc = PCB_EXIT_SOFTWARE;
 		goto fail;
