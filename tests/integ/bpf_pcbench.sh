@@ -94,5 +94,19 @@ sys.exit(0 if ok else 1)
 PY
 	done
 done
+# --trace-messages=off: no syscall hook; faults are the blocked ones, which
+# can only exceed the pager's count (faults a background install resolved).
+./pcbench --trace=on --trace-messages=off --mem=64M --workload=random --duration=1s \
+	--json "$tmp/nomsg.json" >"$tmp/nomsg.out" 2>&1 || { cat "$tmp/nomsg.out"; die "--trace-messages=off run failed"; }
+python3 - "$tmp/nomsg.json" <<'PY' || fails=$((fails + 1))
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["results"]; b = r["bpf"]; m = r["faults"]["uffd_messages"]
+ok = (not b["messages"]["tracked"] and b["attach"]["read"].startswith("off")
+      and b["faults"] == b["faults_blocked"] + b["anomalies"]["lost_counted_as_faults"]
+      and b["faults"] >= m - b["anomalies"]["lost"] - b["faults_nonblocking"])
+print(("ok   " if ok else "FAIL ") + f"--trace-messages=off: hook off, bpf blocked faults {b['faults']} vs pager {m}")
+sys.exit(0 if ok else 1)
+PY
 [ "$fails" = 0 ] || die "$fails configuration(s) failed"
 echo PASS
