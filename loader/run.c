@@ -873,7 +873,8 @@ int pcb_run_migration(const struct pcb_config *cfg)
 			.usdt = !strcmp(cfg->trace_usdt, "on"),
 			.usdt_binary = "/proc/self/exe", .verbose = (int)cfg->verbose,
 			/* which faults' messages the pager read: counts as the pager's */
-			.msgs = !strcmp(cfg->trace_messages, "on"),
+			.msgs = !strcmp(cfg->trace_messages, "on") ||
+				(!strcmp(cfg->trace_messages, "auto") && !strcmp(cfg->trace, "on")),
 		};
 		rc = pcb_trace_start(&to, &r->trace, r->trace_why, sizeof(r->trace_why));
 		if (rc && !strcmp(cfg->trace, "on")) {
