@@ -237,7 +237,7 @@ void pcb_config_help(FILE *fp)
 		"\nNot in this build: --page-size=2M (huge pages), --pager=process\n"
 		"(pager in its own process).  They are listed as open work in the README.\n"
 		"\nExit codes: 0 ok; 1 pages corrupt or missing; 64 bad option; 69 kernel lacks a feature;\n"
-		"70 internal error; 71 system call failed; 74 source lost; 76 protocol error; 77 no privilege.\n");
+		"70 internal error; 71 system call failed; 74 source lost; 76 protocol error; 77 no privilege or authentication refused.\n");
 }
 
 int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first)
