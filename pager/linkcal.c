@@ -161,6 +161,13 @@ int pcb_link_calibrate(struct pcb_conn *dc, struct pcb_conn *bc, uint64_t bps, u
 	res->rtt_p90_ns = s[(n * 9) / 10];
 	if (bps && (rc = bulk(bc, bps, timeout_ms, res, why, whylen)))
 		return rc;
+	if (bps && res->bulk_bps < 0.95 * (double)bps)
+		pcb_warn("achieved link bandwidth %.1f Mbit/s is %.1f%% below the --link %.1f Mbit/s: this host did not keep up "
+			 "(other load? see results.link)", res->bulk_bps / 1e6, 100 * (1 - res->bulk_bps / (double)bps),
+			 (double)bps / 1e6);
+	if (rtt_ns && (res->rtt_median_ns > rtt_ns * 105 / 100 || res->rtt_median_ns < rtt_ns * 95 / 100))
+		pcb_warn("achieved link RTT %.1f µs is more than 5%% off the --link %.1f µs", (double)res->rtt_median_ns / 1e3,
+			 (double)rtt_ns / 1e3);
 	return 0;
 lost:
 	snprintf(why, whylen, "connection to the source lost while setting up the link: %s", strerror(errno));
