@@ -76,6 +76,9 @@ const struct pcb_option pcb_options[] = {
 	{ "precopy-transport", PCB_OPT_CHOICE, OFF(precopy_transport), SZ(precopy_transport), "tcp", 0, 0,
 	  "how pre-copy moves pages: tcp (a third connection to the source, through --link) or memory (straight from the source's memory)",
 	  "tcp|memory" },
+	{ "precopy-final", PCB_OPT_CHOICE, OFF(precopy_final), SZ(precopy_final), "drop", 0, 0,
+	  "pages written since their last pre-copy at switch-over: drop (post-copy fetches them) or resend (stop-and-copy, vCPUs stopped)",
+	  "drop|resend" },
 	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 #pragma GCC diagnostic pop

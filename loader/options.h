@@ -47,6 +47,7 @@ struct pcb_config {
 	unsigned sessions;           /* pcbench source */
 	uint64_t precopy_ns;         /* pre-copy phase before switch-over (0 = pure post-copy) */
 	char precopy_transport[8];   /* tcp | memory */
+	char precopy_final[8];       /* drop | resend */
 	unsigned verbose;
 };
 

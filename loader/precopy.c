@@ -369,7 +369,7 @@ static int wp_setup(struct pc *c, char *why, size_t whylen)
 }
 
 int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint64_t npages, uint64_t duration_ns,
-		    const struct pcb_precopy_net *net, struct pcb_precopy_stats *st, char *why, size_t whylen)
+		    const struct pcb_precopy_net *net, bool final_resend, struct pcb_precopy_stats *st, char *why, size_t whylen)
 {
 	struct pc c = { .p = p, .src = src, .npages = npages, .uffd = -1, .pagemap = -1, .st = st };
 	struct runs rr = { 0 };
@@ -459,9 +459,7 @@ int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint
 				nanosleep(&ts, NULL);
 		}
 	}
-stop:
-	free(rr.first);
-	free(rr.n);
+stop:;
 	uint64_t t_pause = pcb_now_ns();
 	pcb_guest_pause(g);
 	uint64_t t_stopped = pcb_now_ns();
@@ -469,16 +467,29 @@ stop:
 	st->duration_ns = t_stopped - t0;
 	if (rc)
 		goto out;
-	/* written since their last copy: stale at the destination, drop them */
-	int64_t d = scan(&c, 0, pg, false, stale ? NULL : drop_cb, NULL);
+	st->final_resend = final_resend;
+	int64_t d;
+	if (final_resend && !stale) {
+		/* stop-and-copy of what was written since its last copy */
+		uint64_t before = st->pages_resent;
+		d = resend_round(&c, pg, &rr);
+		if (d >= 0)
+			d = (int64_t)(st->pages_resent - before);
+	} else {
+		/* written since their last copy: stale at the destination, drop them */
+		d = scan(&c, 0, pg, false, stale ? NULL : drop_cb, NULL);
+	}
 	if (d < 0) {
-		snprintf(why, whylen, "--precopy: final scan: %s", strerror((int)-d));
-		rc = PCB_EXIT_OSERR;
+		snprintf(why, whylen, "--precopy: final %s: %s", final_resend ? "re-send" : "scan", c.err[0] ? c.err : strerror((int)-d));
+		rc = d == -EPIPE ? PCB_EXIT_SOURCE_LOST : d == -EPROTO ? PCB_EXIT_PROTOCOL : PCB_EXIT_OSERR;
 		goto out;
 	}
 	st->dirty_at_switchover = (uint64_t)d;
-	st->missing_at_switchover = st->dirty_at_switchover + st->never_sent;
+	st->missing_at_switchover = (final_resend && !stale ? 0 : st->dirty_at_switchover) + st->never_sent;
+	st->final_ns = pcb_now_ns() - t_stopped;
 out:
+	free(rr.first);
+	free(rr.n);
 	if (c.uffd >= 0) {
 		struct uffdio_range ur = { (uintptr_t)src, npages * PCB_PAGE_SIZE };
 		ioctl(c.uffd, UFFDIO_UNREGISTER, &ur);
@@ -521,6 +532,8 @@ void pcb_precopy_json(const struct pcb_precopy_stats *st, struct pcb_json *j, co
 	pcb_json_u64(j, "pages_sent", st->pages_sent);
 	pcb_json_u64(j, "pages_resent", st->pages_resent);
 	pcb_json_u64(j, "dirty_at_switchover", st->dirty_at_switchover);
+	pcb_json_str(j, "final", st->final_resend ? "resend" : "drop");
+	pcb_json_u64(j, "final_ns", st->final_ns);
 	pcb_json_u64(j, "never_sent", st->never_sent);
 	pcb_json_u64(j, "missing_at_switchover", st->missing_at_switchover);
 	pcb_json_u64(j, "pagemap_scans", st->scans);
@@ -529,7 +542,8 @@ void pcb_precopy_json(const struct pcb_precopy_stats *st, struct pcb_json *j, co
 	pcb_json_u64(j, "guest_writes_at_source", st->guest_writes);
 	pcb_json_u64(j, "stale_pages", st->stale_pages);
 	pcb_json_str(j, "dirty_tracking", "userfaultfd WP_ASYNC + PAGEMAP_SCAN on the source's memory");
-	pcb_json_str(j, "dirty_at_switchover_policy", "dropped at the destination, fetched by post-copy from the source");
+	pcb_json_str(j, "dirty_at_switchover_policy", st->final_resend ? "re-sent with the vCPUs stopped (stop-and-copy)"
+									 : "dropped at the destination, fetched by post-copy from the source");
 	pcb_json_str(j, "transfer", st->tcp ? "tcp: a third connection to the source (RANGES requests, RUN/ZERO frames)"
 					    : "memory to memory (UFFDIO_COPY from the source's shared mapping)");
 	pcb_json_u64(j, "bytes_received", st->bytes_received);

@@ -14,7 +14,8 @@
  * later.  At switch-over the vCPUs stop, one last scan finds the pages
  * written since their last copy, and those are dropped at the destination
  * (made missing again): post-copy fetches them from the source, which serves
- * its memory as the guest left it.  Then the pager starts and the vCPUs
+ * its memory as the guest left it -- or, with final_resend, re-sent while
+ * the vCPUs stay stopped (a stop-and-copy of the dirty set).  Then the pager starts and the vCPUs
  * continue at the destination.
  *
  * Transport: with net set (the default), pages travel over a third TCP
@@ -47,7 +48,9 @@ struct pcb_precopy_stats {
 	uint64_t first_pass_cpu_ns;      /* ... of which the pre-copy thread was on a CPU (the rest: waiting for one) */
 	uint64_t pages_sent;             /* first copies */
 	uint64_t pages_resent;           /* copies of pages written after an earlier copy */
-	uint64_t dirty_at_switchover;    /* written since their last copy: dropped, left to post-copy */
+	uint64_t dirty_at_switchover;    /* written since their last copy: dropped (left to post-copy) or re-sent */
+	bool final_resend;               /* --precopy-final=resend: re-sent with the vCPUs stopped */
+	uint64_t final_ns;               /* vCPUs stopped -> destination ready (final scan + drop or re-send) */
 	uint64_t never_sent;             /* the first pass did not reach them */
 	uint64_t missing_at_switchover;  /* dirty + never sent */
 	uint64_t scans;                  /* PAGEMAP_SCAN calls */
@@ -64,7 +67,7 @@ uint8_t *pcb_precopy_source_mem(const struct pcb_image *im, uint64_t npages);
  * for duration_ns, stop the guest, leave the destination ready for
  * pcb_pager_start().  0 or an exit code with a one-line reason. */
 int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint64_t npages, uint64_t duration_ns,
-		    const struct pcb_precopy_net *net, struct pcb_precopy_stats *st, char *why, size_t whylen);
+		    const struct pcb_precopy_net *net, bool final_resend, struct pcb_precopy_stats *st, char *why, size_t whylen);
 
 /* After the migration: every page the guest did not write at the destination
  * must hold the source's last write (word 511), i.e. no pre-copied page went

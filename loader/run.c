@@ -430,12 +430,13 @@ static void write_human(struct run *r, FILE *fp)
 		fmt_ns(r->pc.stop_ns, b2, sizeof(b2));
 		fmt_ns(r->pc.first_pass_ns, b3, sizeof(b3));
 		fmt_ns(r->pc.first_pass_cpu_ns, b4, sizeof(b4));
+		fmt_ns(r->pc.final_ns, b5, sizeof(b5));
 		fprintf(fp, "  precopy     %s, %llu rounds (first pass %s, %s on CPU): %llu pages sent, %llu re-sent; at switch-over %llu dirty + %llu never sent "
-			"left missing; guest %llu ops (%llu writes) at the source; vCPUs stopped in %s\n", b1,
+			"%s; guest %llu ops (%llu writes) at the source; vCPUs stopped in %s, switch-over step %s\n", b1,
 			(unsigned long long)r->pc.rounds, b3, b4, (unsigned long long)r->pc.pages_sent,
 			(unsigned long long)r->pc.pages_resent, (unsigned long long)r->pc.dirty_at_switchover,
-			(unsigned long long)r->pc.never_sent, (unsigned long long)r->pc.guest_ops,
-			(unsigned long long)r->pc.guest_writes, b2);
+			(unsigned long long)r->pc.never_sent, r->pc.final_resend ? "re-sent dirty, never-sent missing" : "left missing",
+			(unsigned long long)r->pc.guest_ops, (unsigned long long)r->pc.guest_writes, b2, b5);
 	}
 	fprintf(fp, "  pages       %llu: demand %llu, background %llu, drain %llu, zero %llu; EEXIST races %llu\n",
 		(unsigned long long)r->npages, (unsigned long long)s->pages_demand,
@@ -904,7 +905,8 @@ int pcb_run_migration(const struct pcb_config *cfg)
 			.timeout_ms = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC),
 		};
 		rc = pcb_precopy_run(r->pager, r->guest, r->precopy_src, r->npages, cfg->precopy_ns,
-				     strcmp(cfg->precopy_transport, "tcp") ? NULL : &net, &r->pc, why, sizeof(why));
+				     strcmp(cfg->precopy_transport, "tcp") ? NULL : &net, !strcmp(cfg->precopy_final, "resend"),
+				     &r->pc, why, sizeof(why));
 		if (rc) {
 			pcb_err("%s", why);
 			reap_source(r, true);

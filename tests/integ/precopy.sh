@@ -54,6 +54,16 @@ print("same seed: %d demand faults without pre-copy, %d with 1 s of pre-copy (%d
 assert f1 < f0, (f0, f1)
 PY
 
+# --precopy-final=resend: stop-and-copy of the dirty set, nothing left missing but what was never sent
+"$P" $common --precopy=1s --precopy-final=resend --json "$T/pr.json" >"$T/pr.out" 2>&1 || fail "final resend: $(tail -2 "$T/pr.out")"
+python3 -c "
+import json; r=json.load(open('$T/pr.json'))['results']; pc=r['precopy']; v=r['verify']; pg=r['pages']
+assert pc['final'] == 'resend' and pc['missing_at_switchover'] == pc['never_sent'], pc
+assert pg['demand'] + pg['background'] + pg['drain'] + pg['zero'] == pc['never_sent'], (pg, pc)
+assert pc['never_sent'] > 0 or r['faults']['count'] == 0, r['faults']
+assert v['pages_verified'] == 16384 and not v['pages_corrupt'] and not v['pages_missing'] and pc['stale_pages'] == 0, v
+print('final resend: %d dirty pages re-sent with the vCPUs stopped in %.2f ms; %d faults' % (pc['dirty_at_switchover'], pc['final_ns'] / 1e6, r['faults']['count']))" || fail "final resend JSON"
+
 # the memory-to-memory transport
 "$P" $common --precopy=500ms --precopy-transport=memory --json "$T/pm.json" >"$T/pm.out" 2>&1 || fail "memory transport: $(tail -2 "$T/pm.out")"
 python3 -c "
@@ -62,7 +72,7 @@ assert pc['transfer'].startswith('memory') and pc['bytes_received'] == 0, pc
 assert v['pages_verified'] == 16384 and not v['pages_corrupt'] and not v['pages_missing'], v" || fail "memory transport JSON"
 
 # fault injection: keep the stale copies of pages written at the source -> the check must fail the run
-PCB_TEST_PRECOPY_STALE=1 "$P" --mem=64M --policy=sequential --workload=random --precopy=300ms --duration=300ms \
+PCB_TEST_PRECOPY_STALE=1 "$P" --mem=64M --policy=sequential --workload=random --precopy=300ms --duration=30ms \
 	--trace=off --json "$T/bad.json" >"$T/bad.out" 2>&1
 rc=$?
 [ $rc -eq 1 ] || fail "stale pre-copy pages not caught: exit $rc"
