@@ -208,6 +208,10 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 		pcb_json_u64(j, "demand_round_trip_p50_ns", s->demand_rtt.count ? pcb_hist_percentile(&s->demand_rtt, 50) : 0);
 		pcb_json_u64(j, "expected_page_round_trip_ns",
 			     l->rtt_ns + (l->bps ? (uint64_t)((PCB_HDR_SIZE + PCB_PAGE_SIZE) * 8e9 / (double)l->bps) : 0));
+		/* background bytes over the time from the first to the last background install: below the
+		 * link rate when the pull is window-limited (--window x --batch pages per RTT) or shares the link */
+		uint64_t bg_ns = s->t_bg_last_ns > s->t_bg_first_ns ? s->t_bg_last_ns - s->t_bg_first_ns : 0;
+		pcb_json_dbl(j, "background_bps", bg_ns ? (double)s->chan[1].bytes_rx * 8e9 / (double)bg_ns : 0);
 		pcb_json_obj_end(j);
 		pcb_json_str(j, "method", "source-side delay line + token bucket (frame bytes); RTT = median of header-only "
 			     "PING/PONG round trips measured by the destination after calibration; bulk = pipelined PONG train "

@@ -18,6 +18,12 @@
 #include <unistd.h>
 
 #define MAX_CONNS 256
+/* On an emulated link a background frame carries at most this many pages (64 KiB):
+ * a demand reply queues behind at most one such frame on the link plus the 100 µs
+ * the background sender may run ahead.  Smaller frames cut that wait but cost the
+ * host so much per page at 2 Gbit/s (61 k frames/s through receive and install)
+ * that the run got slower overall on this 2-CPU machine. */
+#define PCB_LINK_RUN_PAGES 16
 
 struct pcb_source_state {
 	const struct pcb_source_cfg *cfg;
@@ -173,7 +179,7 @@ static uint32_t item_frame_len(struct sconn *sc, const struct item *it, uint16_t
 			return 0;
 		} else {
 			uint64_t left = it->r[it->ri].count - it->off, n = 1;
-			uint64_t max = atomic_load_explicit(&sc->st->link.bps, memory_order_relaxed) ? 16 : PCB_MAX_RUN_PAGES;
+			uint64_t max = atomic_load_explicit(&sc->st->link.bps, memory_order_relaxed) ? PCB_LINK_RUN_PAGES : PCB_MAX_RUN_PAGES;
 			while (n < left && n < max && !src_is_zero(sc->st, *arg + n))
 				n++;
 			*type = PCB_MSG_RUN;
@@ -402,8 +408,12 @@ static void conn_loop(struct sconn *sc)
 		uint64_t now = pcb_now_ns();
 		struct pollfd pfd = { .fd = c->fd, .events = sc->qlen < MAX_ITEMS ? POLLIN : 0 };
 		int r;
-		if (next != UINT64_MAX && next <= now + 60 * PCB_NSEC_PER_USEC) {
-			/* due within 60 µs: keep an eye on the socket without sleeping */
+		bool bg = sc->channel == PCB_CHAN_BACKGROUND;
+		if (bg && next != UINT64_MAX && next <= now)
+			continue;
+		if (!bg && next != UINT64_MAX && next <= now + 60 * PCB_NSEC_PER_USEC) {
+			/* a demand reply due within 60 µs: keep an eye on the socket without sleeping
+			 * (the background sender never spins: it may run up to 100 µs early instead) */
 			r = poll(&pfd, 1, 0);
 			if (r == 0) {
 				__builtin_ia32_pause();
@@ -412,7 +422,7 @@ static void conn_loop(struct sconn *sc)
 		} else {
 			struct timespec ts, *tsp = NULL;
 			if (next != UINT64_MAX) {
-				uint64_t w = next - now - 50 * PCB_NSEC_PER_USEC;   /* wake early, spin the rest */
+				uint64_t w = next - now - (bg ? 0 : 50 * PCB_NSEC_PER_USEC);   /* demand: wake early, spin the rest */
 				ts = (struct timespec){ (time_t)(w / PCB_NSEC_PER_SEC), (long)(w % PCB_NSEC_PER_SEC) };
 				tsp = &ts;
 			}
