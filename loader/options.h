@@ -36,6 +36,7 @@ struct pcb_config {
 	char progress_csv[4096];
 	char baseline[4096];         /* none | run | FILE (progress CSV of a --policy=local run) */
 	char install[16];            /* copy|move|continue (pager/install.h) */
+	char page_size[4];           /* 4K | 2M (loader/hugepages.h) */
 	unsigned install_batch;
 	char pin[128];               /* thread placement (common/pin.h) */
 	char guest[8];               /* process | kvm */

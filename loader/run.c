@@ -2,6 +2,7 @@
 #include "loader/metrics.h"
 #include "loader/progress.h"
 #include "loader/precopy.h"
+#include "loader/hugepages.h"
 #include "loader/trace.h"
 #include "loader/perf.h"
 #include "common/pin.h"
@@ -212,7 +213,11 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "pages");
+	pcb_json_u64(j, "page_size", pcb_page_size_bytes(cfg));     /* the guest's pages (--page-size) */
+	pcb_json_u64(j, "unit_bytes", PCB_PAGE_SIZE);               /* every count in this object is in 4 KiB pages */
 	pcb_json_u64(j, "total", r->npages);
+	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)
+		pcb_json_u64(j, "huge_installs", s->huge_installs);   /* 2 MiB UFFDIO_COPYs */
 	pcb_json_u64(j, "demand", s->pages_demand);
 	pcb_json_u64(j, "background", s->pages_background);
 	pcb_json_u64(j, "drain", s->pages_drain);
@@ -706,6 +711,10 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		return PCB_EXIT_SOFTWARE;
 	}
 	/* refuse bad input before starting anything (source process, sockets, userfaultfd) */
+	if ((rc = pcb_huge_validate(cfg, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		return rc;
+	}
 	if (!cfg->duration_ns && !cfg->ops) {
 		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
 		return PCB_EXIT_USAGE;
@@ -804,6 +813,12 @@ int pcb_run_migration(const struct pcb_config *cfg)
 			return PCB_EXIT_OSERR;
 		}
 	}
+	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE &&
+	    (rc = pcb_huge_check_pool(PCB_HUGE_SYSDIR, r->npages * PCB_PAGE_SIZE / pcb_page_size_bytes(cfg), why, sizeof(why)))) {
+		pcb_err("%s", why);
+		free_precopy(r);
+		return rc;
+	}
 	if (r->net.remote)
 		r->port = r->net.port;   /* pcbench dest: the source runs elsewhere */
 	else if ((rc = fork_source(r, why, sizeof(why))) != 0) {
@@ -817,6 +832,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
 		.install_mode = pcb_install_parse(cfg->install), .install_batch = cfg->install_batch,
+		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE,
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
 		.kernel_faults = !strcmp(cfg->guest, "kvm"),

@@ -35,6 +35,10 @@ int pcb_install_parse(const char *s)
 	return -1;
 }
 
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << 26)
+#endif
+
 uint64_t pcb_install_features(int mode)
 {
 	switch (mode) {
@@ -121,8 +125,48 @@ int pcb_install_map(struct pcb_installer *in, int mode, unsigned batch, uint64_t
 	return 0;
 }
 
+int pcb_install_map_huge(struct pcb_installer *in, unsigned batch, uint64_t npages, char *why, size_t whylen)
+{
+	if (npages % PCB_HUGE_SUBPAGES) {
+		snprintf(why, whylen, "huge pages: %llu pages is not a whole number of 2 MiB pages", (unsigned long long)npages);
+		return PCB_EXIT_USAGE;
+	}
+	memset(in, 0, sizeof(*in));
+	in->mode = PCB_INSTALL_COPY;
+	in->memfd = in->uffd = -1;
+	in->batch = batch < 1 ? 1 : batch > PCB_INSTALL_MAX_BATCH ? PCB_INSTALL_MAX_BATCH : batch;
+	in->npages = npages;
+	in->len = npages << PCB_PAGE_SHIFT;
+	in->huge = true;
+	/* private: the huge pages are reserved at mmap time (ENOMEM when the pool is short) */
+	void *r = mmap(NULL, in->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+	if (r == MAP_FAILED) {
+		snprintf(why, whylen, "cannot map a %llu-byte guest region from 2 MiB huge pages: %s (reserve %llu: "
+			 "echo N > /proc/sys/vm/nr_hugepages)", (unsigned long long)in->len, strerror(errno),
+			 (unsigned long long)(npages / PCB_HUGE_SUBPAGES));
+		return errno == ENOMEM ? PCB_EXIT_UNAVAILABLE : PCB_EXIT_OSERR;
+	}
+	in->region = r;
+	in->asmb = map_anon(in->len, MAP_NORESERVE);
+	in->staging = map_anon((size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, 0);
+	in->filled = map_anon(((npages + 63) / 64) * 8, 0);
+	in->hfill = map_anon(npages / PCB_HUGE_SUBPAGES * sizeof(*in->hfill), 0);
+	if (!in->asmb || !in->staging || !in->filled || !in->hfill) {
+		snprintf(why, whylen, "cannot map the %llu-byte assembly buffer for huge pages: %s",
+			 (unsigned long long)in->len, strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	madvise(in->asmb, in->len, MADV_DONTFORK);
+	madvise(in->staging, (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, MADV_DONTFORK);
+	return 0;
+}
+
 void pcb_install_unmap(struct pcb_installer *in)
 {
+	if (in->asmb)
+		munmap(in->asmb, in->len);
+	if (in->hfill)
+		munmap((void *)in->hfill, in->npages / PCB_HUGE_SUBPAGES * sizeof(*in->hfill));
 	if (in->region)
 		munmap(in->region, in->len);
 	if (in->alias)
@@ -236,10 +280,64 @@ static int install_chunks(struct pcb_installer *in, int op, uint64_t page, uint6
 	return 0;
 }
 
+/* Huge pages: put one sub-page's data (src NULL: zero; the assembly buffer
+ * is zero already) into the assembly buffer; the sub-page that completes
+ * its huge page installs all of it with one waking UFFDIO_COPY.  Returns 0,
+ * 1 if the sub-page was already delivered (by another thread), <0 -errno. */
+static int huge_fill(struct pcb_installer *in, uint64_t page, const void *src, struct pcb_install_stats *st)
+{
+	if (!pcb_bit_set(in->filled, page)) {
+		st->eexist++;
+		return 1;
+	}
+	if (src)
+		memcpy(in->asmb + (page << PCB_PAGE_SHIFT), src, PCB_PAGE_SIZE);
+	uint64_t h = page / PCB_HUGE_SUBPAGES;
+	if (atomic_fetch_add_explicit(&in->hfill[h], 1, memory_order_acq_rel) + 1 != PCB_HUGE_SUBPAGES)
+		return 0;
+	/* every sub-page's writer incremented after writing (acq_rel): all 2 MiB are in */
+	uint8_t *a = in->asmb + (h << PCB_HUGE_SHIFT);
+	uint64_t t0 = pcb_now_ns();
+	struct uffdio_copy c = { .dst = (uintptr_t)in->region + (h << PCB_HUGE_SHIFT), .src = (uintptr_t)a,
+				 .len = PCB_HUGE_SIZE, .mode = 0 };
+	int r;
+	do {
+		st->ioctls++;
+		r = ioctl(in->uffd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
+	} while (r == -EAGAIN && c.copy <= 0);
+	st->install_ns += pcb_now_ns() - t0;
+	if (r < 0)
+		return r;
+	st->pages += PCB_HUGE_SUBPAGES;
+	if (in->huge_done)
+		in->huge_done(in->huge_ctx, h * PCB_HUGE_SUBPAGES);
+	madvise(a, PCB_HUGE_SIZE, MADV_DONTNEED);   /* the data lives in the huge page now */
+	return 0;
+}
+
+/* Huge pages, background: every sub-page of the run goes through huge_fill;
+ * cb gets 0 for a sub-page whose data this run delivered, 2 for one already
+ * delivered (its huge page is marked present by whoever completes it). */
+static int huge_run(struct pcb_installer *in, uint64_t page, unsigned n, const uint8_t *src,
+		    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx)
+{
+	for (unsigned i = 0; i < n; i++) {
+		int r = huge_fill(in, page + i, src ? src + ((size_t)i << PCB_PAGE_SHIFT) : NULL, st);
+		if (r < 0)
+			return r;
+		cb(ctx, page + i, r ? 2 : 0);
+	}
+	return 0;
+}
+
 int pcb_install_one(struct pcb_installer *in, uint64_t page, const void *src, struct pcb_install_stats *st)
 {
 	uint64_t done = 0;
 	int r;
+	if (in->huge) {
+		r = huge_fill(in, page, src, st);
+		return r == 1 ? 2 : r;
+	}
 	if (in->mode == PCB_INSTALL_CONTINUE) {
 		if (!pcb_bit_set(in->filled, page)) {
 			st->eexist++;
@@ -330,6 +428,8 @@ static int continue_owned(struct pcb_installer *in, uint64_t page, unsigned n, c
 int pcb_install_run(struct pcb_installer *in, unsigned slot, uint64_t page, unsigned n, const uint64_t *owned,
 		    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx)
 {
+	if (in->huge)
+		return huge_run(in, page, n, slot_base(in, slot), st, cb, ctx);
 	switch (in->mode) {
 	case PCB_INSTALL_COPY:
 		return install_chunks(in, 0, page, n, slot_base(in, slot), st, cb, ctx);
@@ -356,6 +456,8 @@ int pcb_install_run(struct pcb_installer *in, unsigned slot, uint64_t page, unsi
 int pcb_install_zero_run(struct pcb_installer *in, uint64_t page, unsigned n, struct pcb_install_stats *st,
 			 pcb_install_cb cb, void *ctx)
 {
+	if (in->huge)
+		return huge_run(in, page, n, NULL, st, cb, ctx);
 	if (in->mode != PCB_INSTALL_CONTINUE)
 		return install_chunks(in, 3, page, n, NULL, st, cb, ctx);
 	/* continue: claim each page, populate the owned ones in the page cache (zeroed), CONTINUE them */

@@ -74,7 +74,20 @@ struct pcb_installer {
 	uint8_t *scratch;               /* continue: sink for a page another thread owns */
 	_Atomic uint64_t *filled;       /* continue: bit set by the thread that writes the page cache page */
 	_Atomic uint64_t *demanded;     /* the pager's demand bitmap (for wake decisions) */
+	/* --page-size=2M (copy only): the region is hugetlb; pages stay 4 KiB
+	 * units everywhere else.  A sub-page's data is written once (its
+	 * `filled` bit decides who) into the assembly buffer `asmb`; the
+	 * thread whose sub-page completes a huge page (hfill reaches 512)
+	 * installs all 2 MiB with one UFFDIO_COPY and calls huge_done. */
+	bool huge;
+	uint8_t *asmb;                  /* private anonymous, len bytes; freed per huge page once installed */
+	_Atomic uint32_t *hfill;        /* sub-pages filled, per huge page */
+	void (*huge_done)(void *ctx, uint64_t first_page);   /* after the COPY: the 512 sub-pages are present */
+	void *huge_ctx;
 };
+#define PCB_HUGE_SHIFT 21
+#define PCB_HUGE_SIZE (1ul << PCB_HUGE_SHIFT)
+#define PCB_HUGE_SUBPAGES 512ul      /* 4 KiB sub-pages per huge page */
 
 /* Background receive and install run in two threads: the receiver fills a
  * staging slot (or the page cache) and queues a job; the installer thread
@@ -107,6 +120,9 @@ void pcb_iq_close(struct pcb_install_q *q);
 
 /* Map the guest region for the mode (and the alias/staging it needs). */
 int pcb_install_map(struct pcb_installer *in, int mode, unsigned batch, uint64_t npages, char *why, size_t whylen);
+/* --page-size=2M: map the guest region from hugetlb (2 MiB pages, copy
+ * install only; npages a multiple of 512).  As pcb_install_map otherwise. */
+int pcb_install_map_huge(struct pcb_installer *in, unsigned batch, uint64_t npages, char *why, size_t whylen);
 /* userfaultfd features and register mode the install path needs. */
 uint64_t pcb_install_features(int mode);
 uint64_t pcb_install_register_mode(int mode);
@@ -118,7 +134,10 @@ void pcb_install_unmap(struct pcb_installer *in);
 typedef void (*pcb_install_cb)(void *ctx, uint64_t page, int res);
 
 /* Demand: install one page whose data is at src (NULL = zero page), waking.
- * Returns 0 installed, 1 already there (woken), <0 -errno. */
+ * Returns 0 installed, 1 already there (woken), 2 another thread owns it
+ * (continue; huge: its data was already delivered), <0 -errno.  Huge: 0
+ * means the sub-page's data is in; it is present once huge_done reports
+ * its huge page. */
 int pcb_install_one(struct pcb_installer *in, uint64_t page, const void *src, struct pcb_install_stats *st);
 
 /* Background: where to receive the payload of a RUN of n pages starting at

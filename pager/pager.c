@@ -23,7 +23,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define MAX_INFLIGHT 1024   /* outstanding demand requests (one per blocked vCPU in practice) */
+#define MAX_INFLIGHT 16384  /* outstanding demand requests (one per blocked vCPU; 512 with huge pages) */
 #define UFFD_MSG_BATCH 64
 #define PCB_STOP_SIGNAL SIGUSR2   /* interrupts the demand thread's blocking read() at stop */
 
@@ -139,6 +139,12 @@ static int install(struct pcb_pager *p, uint64_t page, const void *data, int kin
 {
 	int r = pcb_install_one(&p->in, page, data, &p->st.inst_demand);
 	PCB_PROBE_INSTALLED(page, data ? kind : zero_kind(kind), r == 1 || r == 2 ? -EEXIST : r);
+	if (p->cfg.huge) {
+		/* the data is in; the thread completing the huge page marks it present (huge_done) */
+		if (r == 0)
+			p->inst_kind[page] = (uint8_t)(data ? kind : zero_kind(kind));
+		return r == 2 ? 1 : r;
+	}
 	if (r == 2)
 		return 1;   /* not present yet: the background thread owns it and marks it */
 	if (r == 1) {
@@ -150,6 +156,57 @@ static int install(struct pcb_pager *p, uint64_t page, const void *data, int kin
 	*now = pcb_now_ns();
 	record_install(p, page, data ? kind : zero_kind(kind), *now);
 	mark_present(p, page);
+	return 0;
+}
+
+/* Huge pages: a 2 MiB UFFDIO_COPY just made pages first..first+511 present
+ * (demand or installer thread, whichever delivered the last sub-page). */
+static void huge_done(void *ctx, uint64_t first)
+{
+	struct pcb_pager *p = ctx;
+	uint64_t us = (pcb_now_ns() - p->st.t_switchover_ns) / 1000 + 1;
+	atomic_fetch_add_explicit((_Atomic uint64_t *)&p->st.huge_installs, 1, memory_order_relaxed);
+	for (uint64_t q = first; q < first + PCB_HUGE_SUBPAGES; q++) {
+		p->inst_us[q] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+		mark_present(p, q);
+	}
+}
+
+/* Huge pages: request every sub-page of the huge page at first that no one
+ * has delivered or requested on demand yet, in one write (the page the
+ * vCPU faulted on, first, is already marked demanded by the caller). */
+static int huge_request(struct pcb_pager *p, uint64_t first, uint64_t now, bool vcpu, bool *lost)
+{
+	uint8_t buf[PCB_HUGE_SUBPAGES * PCB_HDR_SIZE];
+	size_t len = 0;
+	for (uint64_t q = first; q < first + PCB_HUGE_SUBPAGES; q++) {
+		if ((q != first && !pcb_bit_set(p->ps.demanded, q)) || pcb_bit_test(p->in.filled, q))
+			continue;
+		if (p->ninfl == MAX_INFLIGHT) {
+			set_fatal(p, PCB_EXIT_SOFTWARE, "more than %d demand requests outstanding", MAX_INFLIGHT);
+			return -1;
+		}
+		p->infl[p->ninfl++] = (struct inflight){ q, now, now, q == first && vcpu };
+		PCB_PROBE_REQUEST(q, PCB_CHAN_DEMAND, 1);
+		p->st.demand_requests++;
+		struct pcb_hdr h = { .magic = PCB_PROTO_MAGIC, .version = PCB_PROTO_VERSION, .type = PCB_MSG_REQ, .arg = q };
+		pcb_hdr_encode(&h, buf + len);
+		len += PCB_HDR_SIZE;
+	}
+	struct pcb_conn *c = &p->chan[PCB_CHAN_DEMAND];
+	for (size_t off = 0; off < len && !*lost;) {
+		ssize_t w = write(c->fd, buf + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			snprintf(p->loss_why, sizeof(p->loss_why), "sending demand requests failed: %s", strerror(errno));
+			*lost = true;   /* the requests stay in infl[]: recovery sends them again */
+			break;
+		}
+		off += (size_t)w;
+		c->bytes_tx += (uint64_t)w;
+	}
+	c->frames_tx += len / PCB_HDR_SIZE;
 	return 0;
 }
 
@@ -204,6 +261,8 @@ static int demand_handle_faults(struct pcb_pager *p)
 			continue;
 		uint64_t addr = m->arg.pagefault.address;
 		uint64_t page = (addr - (uintptr_t)p->region) >> PCB_PAGE_SHIFT;
+		if (p->cfg.huge)
+			page &= ~(uint64_t)(PCB_HUGE_SUBPAGES - 1);   /* the huge page's first sub-page */
 		pid_t tid = (pid_t)m->arg.pagefault.feat.ptid;
 		PCB_PROBE_FAULT(addr, tid, page);
 		p->st.faults++;
@@ -224,7 +283,7 @@ static int demand_handle_faults(struct pcb_pager *p)
 		if (pcb_ps_present(&p->ps, page)) {
 			log_fault(p, now, page, v, 1);
 			p->st.faults_present++;
-			pcb_uffd_wake(p->uffd, page_addr(p, page), PCB_PAGE_SIZE);
+			pcb_uffd_wake(p->uffd, page_addr(p, page), p->cfg.huge ? PCB_HUGE_SIZE : PCB_PAGE_SIZE);
 			continue;
 		}
 		if (!first) {
@@ -237,6 +296,13 @@ static int demand_handle_faults(struct pcb_pager *p)
 				}
 			log_fault(p, now, page, v, 2);
 			p->st.faults_inflight++;
+			continue;
+		}
+		if (p->cfg.huge) {
+			log_fault(p, now, page, v, 0);
+			p->blocked += v >= 0;
+			if (huge_request(p, page, now, v >= 0, &lost) < 0)
+				return -1;
 			continue;
 		}
 		if (p->ninfl == MAX_INFLIGHT) {
@@ -641,12 +707,16 @@ static void bg_installed(void *vctx, uint64_t page, int res)
 		if (!p->st.t_bg_first_ns)
 			p->st.t_bg_first_ns = x->now;
 		p->st.t_bg_last_ns = x->now;
-		record_install(p, page, kind, x->now);
+		if (p->cfg.huge)
+			p->inst_kind[page] = (uint8_t)kind;   /* present (and timed) when its huge page is installed */
+		else
+			record_install(p, page, kind, x->now);
 		if (x->zero)
 			(*(x->drain ? &p->st.zero_drain : &p->st.zero_background))++;
 		else
 			(*(x->drain ? &p->st.pages_drain : &p->st.pages_background))++;
-		mark_present(p, page);
+		if (!p->cfg.huge)
+			mark_present(p, page);
 		return;
 	}
 	p->st.eexist_background++;
@@ -1137,10 +1207,19 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	}
 
 	p->region_len = cfg->npages << PCB_PAGE_SHIFT;
-	rc = pcb_install_map(&p->in, cfg->install_mode, cfg->install_batch ? cfg->install_batch : PCB_MAX_RUN_PAGES,
-			     cfg->npages, why, whylen);
+	if (cfg->huge && cfg->install_mode != PCB_INSTALL_COPY) {
+		snprintf(why, whylen, "huge pages are installed with --install=copy only (not %s)", pcb_install_name(cfg->install_mode));
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
+	rc = cfg->huge ? pcb_install_map_huge(&p->in, cfg->install_batch ? cfg->install_batch : PCB_MAX_RUN_PAGES,
+					      cfg->npages, why, whylen)
+		       : pcb_install_map(&p->in, cfg->install_mode, cfg->install_batch ? cfg->install_batch : PCB_MAX_RUN_PAGES,
+					 cfg->npages, why, whylen);
 	if (rc)
 		goto fail;
+	p->in.huge_done = huge_done;
+	p->in.huge_ctx = p;
 	p->region = p->in.region;
 	rc = PCB_EXIT_OSERR;
 	p->inst_us = mmap(NULL, cfg->npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1156,6 +1235,7 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		goto fail;
 	}
 	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | pcb_install_features(cfg->install_mode) |
+			       (cfg->huge ? UFFD_FEATURE_MISSING_HUGETLBFS : 0) |
 			       (cfg->kernel_faults ? PCB_UFFD_KERNEL_FAULTS : 0), &p->uinfo, why, whylen);
 	if (fd < 0) {
 		rc = pcb_exit_for_errno(-fd);
@@ -1182,6 +1262,7 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	p->pol.ops = cfg->policy;
 	p->pol.ps = &p->ps;
 	p->pol.npages = cfg->npages;
+	p->pol.unit_pages = cfg->huge ? PCB_HUGE_SUBPAGES : 1;
 	if (cfg->policy->init && cfg->policy->init(&p->pol) < 0) {
 		snprintf(why, whylen, "policy %s failed to initialise", cfg->policy->name);
 		goto fail;
@@ -1228,7 +1309,7 @@ static void stop_signal_handler(int sig)
 
 int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data)
 {
-	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || page >= p->cfg.npages)
+	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || page >= p->cfg.npages)
 		return -EINVAL;
 	if (pcb_ps_present(&p->ps, page)) {
 		/* a re-send: the page is ours and mapped; overwrite it */
@@ -1248,7 +1329,7 @@ int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data)
 
 int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, const void *src)
 {
-	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || first + n > p->cfg.npages || !n)
+	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || first + n > p->cfg.npages || !n)
 		return -EINVAL;
 	uint64_t done = 0;
 	while (done < n) {
@@ -1279,7 +1360,7 @@ int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, c
 
 int pcb_pager_precopy_drop(struct pcb_pager *p, uint64_t page)
 {
-	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || page >= p->cfg.npages)
+	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || page >= p->cfg.npages)
 		return -EINVAL;
 	if (!pcb_ps_present(&p->ps, page))
 		return 0;

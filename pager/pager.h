@@ -31,6 +31,7 @@ struct pcb_pager_cfg {
 	uint64_t zero_threshold;
 	int install_mode;            /* PCB_INSTALL_COPY (0, default), _MOVE, _CONTINUE */
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
+	bool huge;                   /* --page-size=2M: hugetlb region, 2 MiB installs (copy only; npages % 512 == 0) */
 	unsigned pin_demand, pin_bg; /* CPU + 1 to pin the demand / background thread to; 0 = not pinned */
 	unsigned pin_install;        /* CPU + 1 for the installer thread (background installs); 0 = not pinned */
 	bool kernel_faults;          /* faults also come from kernel accesses (--guest=kvm: KVM's fault path) */
@@ -85,6 +86,7 @@ struct pcb_pager_stats {
 	struct pcb_install_stats inst_demand, inst_bg;   /* install ioctls by each thread */
 	uint64_t bg_rx_ns;               /* background thread: time in receive (poll + read) */
 	uint64_t t_bg_first_ns, t_bg_last_ns;   /* first and last background page installed */
+	uint64_t huge_installs;          /* --page-size=2M: 2 MiB UFFDIO_COPYs (each makes 512 pages present) */
 	struct pcb_link_result link;
 	struct pcb_recovery_stats rec;
 };

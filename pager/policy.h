@@ -30,7 +30,9 @@ int pcb_batch_add(struct pcb_pagestate *ps, struct pcb_batch *b, uint64_t page);
 struct pcb_policy {
 	const struct pcb_policy_ops *ops;
 	struct pcb_pagestate *ps;
-	uint64_t npages;
+	uint64_t npages;             /* 4 KiB pages: policies always work in 4 KiB units */
+	unsigned unit_pages;         /* pages the guest faults in at once: 1, or 512 with --page-size=2M
+				      * (a huge page is installed when all its 512 pages have arrived) */
 	void *priv;
 };
 
