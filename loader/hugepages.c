@@ -19,6 +19,7 @@ int pcb_huge_validate(const struct pcb_config *cfg, char *why, size_t whylen)
 	if (pcb_page_size_bytes(cfg) != HUGE_2M)
 		return 0;
 	const char *bad = NULL, *val = NULL;
+	char ns[32];
 	if (cfg->mem % HUGE_2M) {
 		snprintf(why, whylen, "invalid value for --mem: '%" PRIu64 "' bytes is not a multiple of 2 MiB (--page-size=2M)",
 			 cfg->mem);
@@ -29,7 +30,7 @@ int pcb_huge_validate(const struct pcb_config *cfg, char *why, size_t whylen)
 	else if (strcmp(cfg->guest, "process"))
 		bad = "guest", val = cfg->guest;
 	else if (cfg->precopy_ns)
-		bad = "precopy", val = "(any nonzero)";
+		snprintf(ns, sizeof(ns), "%" PRIu64 "ns", cfg->precopy_ns), bad = "precopy", val = ns;
 	else if (!strcmp(cfg->policy, "local"))
 		bad = "policy", val = cfg->policy;
 	else if (strcmp(cfg->baseline, "none"))

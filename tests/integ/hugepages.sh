@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# --page-size=2M: a 64 MiB migration from a hugetlb guest region, every
+# fault installing a whole 2 MiB page with one UFFDIO_COPY, for the demand
+# and sequential policies and several workloads: zero corrupt or missing
+# pages, every 4 KiB sub-page verified, the accounting (demand + background
+# + drain + zero == total, in 4 KiB pages) true, exactly 32 huge installs.
+# A pool too small exits 69 with the command that reserves it; --mem not a
+# multiple of 2M and the unsupported combinations exit 64 naming the value.
+# The test reserves the huge pages it needs and restores nr_hugepages after.
+. "$(dirname "$0")/../lib/integ.sh"
+
+SYS=/sys/kernel/mm/hugepages/hugepages-2048kB
+NR=/proc/sys/vm/nr_hugepages
+[ -d "$SYS" ] || skip "this kernel has no 2 MiB hugetlb pages ($SYS absent)"
+need_uffd
+
+# bad input first: no reservation needed (refused before anything starts)
+pcb bad-mem 30 $FAST --page-size=2M --mem=63M --duration=10ms
+expect_rc bad-mem 64 && { grep -q "66060288" "$T/bad-mem.err" || fail "bad-mem: message does not name the value: $(cat "$T/bad-mem.err")"; }
+for combo in --install=move --install=continue --guest=kvm --precopy=100ms --policy=local; do
+	pcb "bad$combo" 30 $FAST --page-size=2M --mem=64M --duration=10ms "$combo"
+	expect_rc "bad$combo" 64 && { grep -q -- "${combo%%=*}" "$T/bad$combo.err" || fail "bad$combo: message does not name the value: $(cat "$T/bad$combo.err")"; }
+done
+pcb bad-size 30 $FAST --page-size=1G --duration=10ms
+expect_rc bad-size 64 && { grep -q "'1G'" "$T/bad-size.err" || fail "bad-size: message does not name '1G'"; }
+
+# reserve 32 more than what is free now (64 MiB), restore on exit
+OLD=$(cat "$NR")
+trap 'echo "$OLD" > "$NR" 2>/dev/null; rm -rf "$T"' EXIT
+avail() { echo $(( $(cat "$SYS/free_hugepages") - $(cat "$SYS/resv_hugepages") )); }
+A0=$(avail)
+
+# too few: ask for one more 2 MiB page than is available -> 69 with the command
+pcb pool-short 30 $FAST --page-size=2M --mem=$(( (A0 + 1) * 2 ))M --duration=10ms --policy=demand
+expect_rc pool-short 69 && { grep -q "needs $((A0 + 1)) free 2 MiB huge pages.*echo [0-9]* > /proc/sys/vm/nr_hugepages" "$T/pool-short.err" ||
+	fail "pool-short: message lacks the count or the command: $(cat "$T/pool-short.err")"; }
+[ "$(cat "$NR")" = "$OLD" ] || fail "pcbench changed nr_hugepages ($OLD -> $(cat "$NR"))"
+
+WANT=$(( OLD + 32 ))
+echo "$WANT" > "$NR" 2>/dev/null || skip "cannot write $NR (not root?)"
+GOT=$(cat "$NR")
+[ "$GOT" -ge "$WANT" ] || skip "the kernel reserved only $GOT of $WANT 2 MiB pages (memory not there)"
+[ "$(avail)" -ge 32 ] || skip "only $(avail) 2 MiB pages available after reserving $WANT"
+
+check() {   # check NAME VCPUS
+	python3 - "$T/$1.json" "$1" "$2" <<'PY' || return 1
+import json, sys
+d = json.load(open(sys.argv[1])); r = d["results"]; name, vcpus = sys.argv[2], int(sys.argv[3])
+errs = []
+v = r["verify"]; pg = r["pages"]
+if d["exit_code"] != 0: errs.append("exit_code %s" % d["exit_code"])
+if not v["done"] or v["pages_corrupt"] or v["pages_missing"] or v["bad_write_stamps"]: errs.append("verify %s" % v)
+if v["pages_verified"] != 16384: errs.append("verified %d 4 KiB pages, want 16384" % v["pages_verified"])
+if r["guest"]["read_mismatches"]: errs.append("%d read mismatches" % r["guest"]["read_mismatches"])
+if d["config"]["page-size"] != "2M" or pg["page_size"] != 2097152 or pg["unit_bytes"] != 4096: errs.append("page size %s" % pg)
+if pg["total"] != 16384: errs.append("total %d" % pg["total"])
+if pg["demand"] + pg["background"] + pg["drain"] + pg["zero"] != pg["total"]: errs.append("page accounting %s" % pg)
+if pg["huge_installs"] != 32: errs.append("%d huge installs, want 32" % pg["huge_installs"])
+ins = r["pager"]["install"]
+ioctls = ins["demand"]["ioctls"] + ins["background"]["ioctls"]
+if ioctls != 32: errs.append("%d install ioctls, want 32 (one per 2 MiB page)" % ioctls)
+if r["faults"]["count"] < 1 or r["faults"]["count"] > 32 * vcpus: errs.append("%d faults (want 1..%d: at most one per huge page and vCPU)" % (r["faults"]["count"], 32 * vcpus))
+if errs:
+    print("%s: %s" % (name, "; ".join(errs))); sys.exit(1)
+print("%s: ok, %d faults (p50 %.0f us), demand %d, background %d, drain %d, zero %d, %d EEXIST" % (
+    name, r["faults"]["count"], r["faults"]["latency"]["p50_ns"] / 1e3 if "latency" in r["faults"] else -1,
+    pg["demand"], pg["background"], pg["drain"], pg["zero"], pg["eexist_races"]))
+PY
+}
+
+for run in "demand random 1" "demand seq 1" "sequential random 1" "sequential zipf 2" "demand random 2"; do
+	set -- $run
+	name=$1-$2-v$3
+	pcb "$name" 120 $FAST --page-size=2M --mem=64M --policy=$1 --workload=$2 --vcpus=$3 --duration=500ms --json "$T/$name.json"
+	expect_rc "$name" 0 && { check "$name" "$3" || fail "$name: JSON checks"; }
+	python3 tests/lib/pcbjson.py migration "$T/$name.json" >/dev/null || fail "$name: not a valid verified migration report"
+done
+[ "$(cat "$NR")" = "$WANT" ] || fail "pcbench changed nr_hugepages ($WANT -> $(cat "$NR"))"
+finish
