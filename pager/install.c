@@ -148,15 +148,24 @@ int pcb_install_map_huge(struct pcb_installer *in, unsigned batch, uint64_t npag
 	}
 	in->region = r;
 	in->asmb = map_anon(in->len, MAP_NORESERVE);
+	uint64_t nhuge = npages / PCB_HUGE_SUBPAGES;
+	in->nslots = nhuge < PCB_HUGE_SLOTS ? (unsigned)nhuge : PCB_HUGE_SLOTS;
+	/* pre-touched: a first touch of fresh memory costs ~6 us per 4 KiB page here (nested paging) */
+	in->slots = map_anon((size_t)in->nslots << PCB_HUGE_SHIFT, MAP_POPULATE);
+	in->hslot = map_anon(nhuge * sizeof(*in->hslot), 0);
+	pthread_mutex_init(&in->slot_lock, NULL);
+	for (unsigned i = 0; i < in->nslots; i++)
+		in->freel[in->nfree++] = in->nslots - 1 - i;
 	in->staging = map_anon((size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, 0);
 	in->filled = map_anon(((npages + 63) / 64) * 8, 0);
 	in->hfill = map_anon(npages / PCB_HUGE_SUBPAGES * sizeof(*in->hfill), 0);
-	if (!in->asmb || !in->staging || !in->filled || !in->hfill) {
+	if (!in->asmb || !in->staging || !in->filled || !in->hfill || !in->slots || !in->hslot) {
 		snprintf(why, whylen, "cannot map the %llu-byte assembly buffer for huge pages: %s",
 			 (unsigned long long)in->len, strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
 	madvise(in->asmb, in->len, MADV_DONTFORK);
+	madvise(in->slots, (size_t)in->nslots << PCB_HUGE_SHIFT, MADV_DONTFORK);
 	madvise(in->staging, (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, MADV_DONTFORK);
 	return 0;
 }
@@ -167,6 +176,12 @@ void pcb_install_unmap(struct pcb_installer *in)
 		munmap(in->asmb, in->len);
 	if (in->hfill)
 		munmap((void *)in->hfill, in->npages / PCB_HUGE_SUBPAGES * sizeof(*in->hfill));
+	if (in->hslot)
+		munmap((void *)in->hslot, in->npages / PCB_HUGE_SUBPAGES * sizeof(*in->hslot));
+	if (in->slots) {
+		munmap(in->slots, (size_t)in->nslots << PCB_HUGE_SHIFT);
+		pthread_mutex_destroy(&in->slot_lock);
+	}
 	if (in->region)
 		munmap(in->region, in->len);
 	if (in->alias)
@@ -284,19 +299,42 @@ static int install_chunks(struct pcb_installer *in, int op, uint64_t page, uint6
  * is zero already) into the assembly buffer; the sub-page that completes
  * its huge page installs all of it with one waking UFFDIO_COPY.  Returns 0,
  * 1 if the sub-page was already delivered (by another thread), <0 -errno. */
+/* The assembly buffer of huge page h: the one its first sub-page got (a
+ * free reusable slot, or the fallback area when all slots are taken). */
+static uint8_t *huge_buf(struct pcb_installer *in, uint64_t h)
+{
+	uint32_t v = atomic_load_explicit(&in->hslot[h], memory_order_acquire);
+	if (!v) {
+		pthread_mutex_lock(&in->slot_lock);
+		uint32_t mine = in->nfree ? in->freel[--in->nfree] + 1 : PCB_HUGE_FALLBACK;
+		pthread_mutex_unlock(&in->slot_lock);
+		if (atomic_compare_exchange_strong(&in->hslot[h], &v, mine))
+			v = mine;
+		else if (mine != PCB_HUGE_FALLBACK) {   /* another thread assigned one first: give ours back */
+			pthread_mutex_lock(&in->slot_lock);
+			in->freel[in->nfree++] = mine - 1;
+			pthread_mutex_unlock(&in->slot_lock);
+		}
+	}
+	return v == PCB_HUGE_FALLBACK ? in->asmb + (h << PCB_HUGE_SHIFT) : in->slots + ((size_t)(v - 1) << PCB_HUGE_SHIFT);
+}
+
 static int huge_fill(struct pcb_installer *in, uint64_t page, const void *src, struct pcb_install_stats *st)
 {
 	if (!pcb_bit_set(in->filled, page)) {
 		st->eexist++;
 		return 1;
 	}
-	if (src)
-		memcpy(in->asmb + (page << PCB_PAGE_SHIFT), src, PCB_PAGE_SIZE);
 	uint64_t h = page / PCB_HUGE_SUBPAGES;
+	uint8_t *a = huge_buf(in, h);
+	uint8_t *d = a + ((page % PCB_HUGE_SUBPAGES) << PCB_PAGE_SHIFT);
+	if (src)
+		memcpy(d, src, PCB_PAGE_SIZE);
+	else
+		memset(d, 0, PCB_PAGE_SIZE);   /* slots are reused */
 	if (atomic_fetch_add_explicit(&in->hfill[h], 1, memory_order_acq_rel) + 1 != PCB_HUGE_SUBPAGES)
 		return 0;
 	/* every sub-page's writer incremented after writing (acq_rel): all 2 MiB are in */
-	uint8_t *a = in->asmb + (h << PCB_HUGE_SHIFT);
 	uint64_t t0 = pcb_now_ns();
 	struct uffdio_copy c = { .dst = (uintptr_t)in->region + (h << PCB_HUGE_SHIFT), .src = (uintptr_t)a,
 				 .len = PCB_HUGE_SIZE, .mode = 0 };
@@ -311,7 +349,14 @@ static int huge_fill(struct pcb_installer *in, uint64_t page, const void *src, s
 	st->pages += PCB_HUGE_SUBPAGES;
 	if (in->huge_done)
 		in->huge_done(in->huge_ctx, h * PCB_HUGE_SUBPAGES);
-	madvise(a, PCB_HUGE_SIZE, MADV_DONTNEED);   /* the data lives in the huge page now */
+	uint32_t v = atomic_load_explicit(&in->hslot[h], memory_order_acquire);
+	if (v == PCB_HUGE_FALLBACK) {
+		madvise(a, PCB_HUGE_SIZE, MADV_DONTNEED);   /* the data lives in the huge page now */
+	} else {
+		pthread_mutex_lock(&in->slot_lock);
+		in->freel[in->nfree++] = v - 1;
+		pthread_mutex_unlock(&in->slot_lock);
+	}
 	return 0;
 }
 

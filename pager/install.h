@@ -80,7 +80,12 @@ struct pcb_installer {
 	 * thread whose sub-page completes a huge page (hfill reaches 512)
 	 * installs all 2 MiB with one UFFDIO_COPY and calls huge_done. */
 	bool huge;
-	uint8_t *asmb;                  /* private anonymous, len bytes; freed per huge page once installed */
+	uint8_t *asmb;                  /* fallback assembly area: private anonymous, len bytes, touched lazily */
+	uint8_t *slots;                 /* PCB_HUGE_SLOTS pre-touched 2 MiB assembly buffers, reused */
+	unsigned nslots, nfree;
+	unsigned freel[64];             /* free slot stack (under slot_lock) */
+	pthread_mutex_t slot_lock;
+	_Atomic uint32_t *hslot;        /* per huge page: 0 none yet, slot + 1, or PCB_HUGE_FALLBACK (asmb) */
 	_Atomic uint32_t *hfill;        /* sub-pages filled, per huge page */
 	void (*huge_done)(void *ctx, uint64_t first_page);   /* after the COPY: the 512 sub-pages are present */
 	void *huge_ctx;
@@ -88,6 +93,8 @@ struct pcb_installer {
 #define PCB_HUGE_SHIFT 21
 #define PCB_HUGE_SIZE (1ul << PCB_HUGE_SHIFT)
 #define PCB_HUGE_SUBPAGES 512ul      /* 4 KiB sub-pages per huge page */
+#define PCB_HUGE_SLOTS 32            /* reusable assembly buffers (64 MiB); more huge pages in assembly use fresh memory */
+#define PCB_HUGE_FALLBACK UINT32_MAX
 
 /* Background receive and install run in two threads: the receiver fills a
  * staging slot (or the page cache) and queues a job; the installer thread

@@ -172,41 +172,93 @@ static void huge_done(void *ctx, uint64_t first)
 	}
 }
 
-/* Huge pages: request every sub-page of the huge page at first that no one
- * has delivered or requested on demand yet, in one write (the page the
- * vCPU faulted on, first, is already marked demanded by the caller). */
+/* Huge pages: a fault requests the sub-pages of its huge page that have not
+ * arrived yet as one RANGES frame on the demand channel (arg = the huge
+ * page's first sub-page); the source answers with RUN and ZERO frames and a
+ * BATCH_END carrying the same arg.  One in-flight entry per huge page.
+ * Returns 0 sent, 1 nothing left to request (the sub-page being filled now
+ * completes the page and wakes), -1 send error. */
+static int huge_send(struct pcb_pager *p, uint64_t first)
+{
+	struct pcb_range_wire w[PCB_HUGE_SUBPAGES / 2];   /* alternating gaps: at most 256 ranges */
+	unsigned nr = 0;
+	for (uint64_t q = first, end = first + PCB_HUGE_SUBPAGES; q < end;) {
+		if (pcb_bit_test(p->in.filled, q)) {
+			q++;
+			continue;
+		}
+		uint64_t e = q + 1;
+		while (e < end && !pcb_bit_test(p->in.filled, e))
+			e++;
+		w[nr++] = (struct pcb_range_wire){ htole64(q), htole64(e - q) };
+		q = e;
+	}
+	if (!nr)
+		return 1;
+	return pcb_conn_send(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_RANGES, first, w, (uint32_t)(nr * sizeof(w[0]))) < 0 ? -1 : 0;
+}
+
 static int huge_request(struct pcb_pager *p, uint64_t first, uint64_t now, bool vcpu, bool *lost)
 {
-	uint8_t buf[PCB_HUGE_SUBPAGES * PCB_HDR_SIZE];
-	size_t len = 0;
-	for (uint64_t q = first; q < first + PCB_HUGE_SUBPAGES; q++) {
-		if ((q != first && !pcb_bit_set(p->ps.demanded, q)) || pcb_bit_test(p->in.filled, q))
-			continue;
-		if (p->ninfl == MAX_INFLIGHT) {
-			set_fatal(p, PCB_EXIT_SOFTWARE, "more than %d demand requests outstanding", MAX_INFLIGHT);
+	/* demanded: the background pull leaves these sub-pages alone from now on */
+	for (uint64_t q = first + 1; q < first + PCB_HUGE_SUBPAGES; q++)
+		pcb_bit_set(p->ps.demanded, q);
+	if (p->ninfl == MAX_INFLIGHT) {
+		set_fatal(p, PCB_EXIT_SOFTWARE, "more than %d demand requests outstanding", MAX_INFLIGHT);
+		return -1;
+	}
+	PCB_PROBE_REQUEST(first, PCB_CHAN_DEMAND, PCB_HUGE_SUBPAGES);
+	p->st.demand_requests++;
+	int r = *lost ? 0 : huge_send(p, first);
+	if (r == 1)
+		return 0;
+	p->infl[p->ninfl++] = (struct inflight){ first, now, now, vcpu };
+	if (r < 0) {
+		/* the request stays in infl[]: recovery sends it again */
+		snprintf(p->loss_why, sizeof(p->loss_why), "sending a demand request failed: %s", strerror(errno));
+		*lost = true;
+	}
+	return 0;
+}
+
+/* Huge pages: a RUN / ZERO / BATCH_END answering huge_request. */
+static int huge_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload)
+{
+	uint64_t first = h->type == PCB_MSG_BATCH_END ? h->arg : h->arg & ~(uint64_t)(PCB_HUGE_SUBPAGES - 1);
+	uint64_t n = h->type == PCB_MSG_RUN ? h->len / PCB_PAGE_SIZE : 1, now = pcb_now_ns();
+	unsigned i;
+	for (i = 0; i < p->ninfl; i++)
+		if (p->infl[i].page == first)
+			break;
+	if (i == p->ninfl || (h->type != PCB_MSG_BATCH_END && h->arg + n > first + PCB_HUGE_SUBPAGES)) {
+		p->chan[PCB_CHAN_DEMAND].bad_frames++;
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source sent %s %llu (%llu pages) that was not requested", pcb_msg_name(h->type),
+			  (unsigned long long)h->arg, (unsigned long long)n);
+		return -1;
+	}
+	if (h->type == PCB_MSG_BATCH_END) {
+		struct inflight f = p->infl[i];
+		p->infl[i] = p->infl[--p->ninfl];
+		p->blocked -= f.waiters;
+		pcb_hist_add(&p->st.demand_rtt, now - f.t_req);
+		pcb_hist_add(&p->st.demand_service, now - f.t_fault);
+		return 0;
+	}
+	PCB_PROBE_RECEIVED(h->arg, PCB_CHAN_DEMAND, h->type == PCB_MSG_ZERO);
+	for (uint64_t k = 0; k < n; k++) {
+		const uint8_t *d = h->type == PCB_MSG_RUN ? payload + (k << PCB_PAGE_SHIFT) : NULL;
+		int r = install(p, h->arg + k, d, PCB_INST_DEMAND, &now);
+		if (r < 0) {
+			set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s", (unsigned long long)(h->arg + k), strerror(-r));
 			return -1;
 		}
-		p->infl[p->ninfl++] = (struct inflight){ q, now, now, q == first && vcpu };
-		PCB_PROBE_REQUEST(q, PCB_CHAN_DEMAND, 1);
-		p->st.demand_requests++;
-		struct pcb_hdr h = { .magic = PCB_PROTO_MAGIC, .version = PCB_PROTO_VERSION, .type = PCB_MSG_REQ, .arg = q };
-		pcb_hdr_encode(&h, buf + len);
-		len += PCB_HDR_SIZE;
+		if (r == 1)
+			p->st.eexist_demand++;
+		else if (d)
+			p->st.pages_demand++;
+		else
+			p->st.zero_demand++;
 	}
-	struct pcb_conn *c = &p->chan[PCB_CHAN_DEMAND];
-	for (size_t off = 0; off < len && !*lost;) {
-		ssize_t w = write(c->fd, buf + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			snprintf(p->loss_why, sizeof(p->loss_why), "sending demand requests failed: %s", strerror(errno));
-			*lost = true;   /* the requests stay in infl[]: recovery sends them again */
-			break;
-		}
-		off += (size_t)w;
-		c->bytes_tx += (uint64_t)w;
-	}
-	c->frames_tx += len / PCB_HDR_SIZE;
 	return 0;
 }
 
@@ -337,6 +389,8 @@ static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, con
 		set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %.*s", (int)h->len, (const char *)payload);
 		return -1;
 	}
+	if (p->cfg.huge && (h->type == PCB_MSG_RUN || h->type == PCB_MSG_ZERO || h->type == PCB_MSG_BATCH_END))
+		return huge_frame(p, h, payload);
 	if (h->type != PCB_MSG_PAGE && h->type != PCB_MSG_ZERO) {
 		p->chan[PCB_CHAN_DEMAND].bad_frames++;
 		set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the demand channel", pcb_msg_name(h->type));
@@ -1153,15 +1207,16 @@ static int demand_recover(struct pcb_pager *p)
 		bool ok = true;
 		while (i < p->ninfl) {
 			uint64_t page = p->infl[i].page;
-			if (pcb_ps_present(&p->ps, page)) {
+			int hs = 0;
+			if (pcb_ps_present(&p->ps, page) || (p->cfg.huge && (hs = huge_send(p, page)) == 1)) {
 				/* arrived on the background channel meanwhile (its install woke the guest) */
-				pcb_uffd_wake(p->uffd, page_addr(p, page), PCB_PAGE_SIZE);
+				pcb_uffd_wake(p->uffd, page_addr(p, page), p->cfg.huge ? PCB_HUGE_SIZE : PCB_PAGE_SIZE);
 				p->blocked -= p->infl[i].waiters;
 				p->infl[i] = p->infl[--p->ninfl];
 				continue;
 			}
 			p->infl[i].t_req = pcb_now_ns();
-			if (pcb_conn_send(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_REQ, page, NULL, 0) < 0) {
+			if (p->cfg.huge ? hs < 0 : pcb_conn_send(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_REQ, page, NULL, 0) < 0) {
 				snprintf(p->loss_why, sizeof(p->loss_why), "re-sending demand requests failed: %s", strerror(errno));
 				ok = false;
 				break;
