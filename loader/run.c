@@ -257,6 +257,8 @@ static void write_json(struct run *r, FILE *fp)
 
 	pcb_json_obj_begin(j, "pager");
 	pcb_json_u64(j, "demand_requests", s->demand_requests);
+	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)   /* one request per huge page, several pages each */
+		pcb_json_u64(j, "demand_pages_requested", s->demand_pages_requested);
 	pcb_json_u64(j, "background_batches", s->bg_batches);
 	pcb_json_u64(j, "background_pages_requested", s->bg_pages_requested);
 	pcb_hist_json(j, "demand_round_trip", &s->demand_rtt, 0);

@@ -191,6 +191,7 @@ static int huge_send(struct pcb_pager *p, uint64_t first)
 		while (e < end && !pcb_bit_test(p->in.filled, e))
 			e++;
 		w[nr++] = (struct pcb_range_wire){ htole64(q), htole64(e - q) };
+		p->st.demand_pages_requested += e - q;
 		q = e;
 	}
 	if (!nr)

@@ -77,6 +77,7 @@ struct pcb_pager_stats {
 	uint64_t zero_demand, zero_background, zero_drain;      /* installed with UFFDIO_ZEROPAGE */
 	uint64_t eexist_demand, eexist_background;              /* install lost the race: page already there */
 	uint64_t demand_requests, bg_batches, bg_pages_requested;
+	uint64_t demand_pages_requested;  /* huge pages: 4 KiB pages asked for by the demand requests (RANGES) */
 	uint64_t t_switchover_ns, t_complete_ns, t_guest_done_ns;  /* CLOCK_MONOTONIC */
 	struct pcb_chan_stats chan[2];
 	struct pcb_hist demand_rtt;      /* request sent -> page received (pager side) */
