@@ -60,8 +60,9 @@ assert v["done"] and v["pages_corrupt"] == 0 and v["pages_missing"] == 0 and v["
 t = r["transport"]
 assert t["address"] == sys.argv[2] and t["source_forked"] is False and t["authenticated"] is True, t
 a = r["link"]["achieved"]
-# accuracy is net_link.sh's business; here: the link was emulated across the namespaces
-assert -0.25 <= a["bandwidth_error"] <= 0.05 and abs(a["rtt_error"]) <= 0.10, r["link"]
+# accuracy is net_link.sh's business (with retries); here: the link was emulated across the
+# namespaces (bounds wide enough for a loaded machine and the ASan build)
+assert -0.25 <= a["bandwidth_error"] <= 0.05 and abs(a["rtt_error"]) <= 0.30, r["link"]
 print("OK: two namespaces, authenticated, link 1gbit,200us achieved %.3f Gbit/s %.1f us" % (a["bulk_bps"] / 1e9, a["rtt_median_ns"] / 1e3))
 PY
 
