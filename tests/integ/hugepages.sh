@@ -25,6 +25,10 @@ done
 pcb bad-size 30 $FAST --page-size=1G --duration=10ms
 expect_rc bad-size 64 && { grep -q "'1G'" "$T/bad-size.err" || fail "bad-size: message does not name '1G'"; }
 
+# nr_hugepages is global: runs of this test from other worktrees must not
+# interleave their reserve/restore with ours -> one at a time, system-wide
+exec 9>/tmp/pcbench-hugepages.lock
+flock -w 600 9 || die "waited 600 s for /tmp/pcbench-hugepages.lock (another hugepages.sh run)"
 # reserve 32 more than what is free now (64 MiB), restore on exit
 OLD=$(cat "$NR")
 trap 'echo "$OLD" > "$NR" 2>/dev/null; rm -rf "$T"' EXIT
