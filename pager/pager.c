@@ -427,6 +427,35 @@ static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, con
 	return 0;
 }
 
+/* Read what the demand socket holds and handle every complete frame.
+ * Returns 1 if bytes arrived, 0 if none were available, 2 after the channel
+ * was lost and recovered, -1 when the thread must stop (fatal already set). */
+static int demand_receive(struct pcb_pager *p, struct pcb_conn *c, uint64_t *last_rx)
+{
+	int r = pcb_conn_fill(c);
+	if (r == PCB_RX_EOF || (r == PCB_RX_ERR && errno != EAGAIN && errno != EINTR)) {
+		snprintf(p->loss_why, sizeof(p->loss_why), "demand channel %s",
+			 r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
+		if (demand_recover(p) < 0)
+			return -1;
+		*last_rx = pcb_now_ns();
+		return 2;
+	}
+	if (r <= 0)
+		return 0;
+	*last_rx = pcb_now_ns();
+	struct pcb_hdr h;
+	const uint8_t *pl;
+	while ((r = pcb_conn_parse(c, &h, &pl)) == PCB_RX_FRAME)
+		if (demand_handle_frame(p, &h, pl) < 0)
+			return -1;
+	if (r == PCB_RX_BAD) {
+		set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (demand channel): %s", c->err);
+		return -1;
+	}
+	return 1;
+}
+
 static void *demand_thread(void *arg)
 {
 	struct pcb_pager *p = arg;
@@ -480,28 +509,11 @@ static void *demand_thread(void *arg)
 		}
 		if (fast_ok && p->ninfl && p->blocked >= p->cfg.nvcpus && !atomic_load_explicit(&p->drain, memory_order_relaxed) &&
 		    !atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
-			int r = pcb_conn_fill(c);
-			if (r == PCB_RX_EOF || (r == PCB_RX_ERR && errno != EAGAIN && errno != EINTR)) {
-				snprintf(p->loss_why, sizeof(p->loss_why), "demand channel %s",
-					 r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
-				if (demand_recover(p) < 0)
-					break;
-				last_rx = pcb_now_ns();
+			int rr = demand_receive(p, c, &last_rx);
+			if (rr < 0)
+				break;
+			if (rr > 0)
 				continue;
-			}
-			if (r > 0) {
-				last_rx = pcb_now_ns();
-				struct pcb_hdr h;
-				const uint8_t *pl;
-				while ((r = pcb_conn_parse(c, &h, &pl)) == PCB_RX_FRAME)
-					if (demand_handle_frame(p, &h, pl) < 0)
-						goto out;
-				if (r == PCB_RX_BAD) {
-					set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (demand channel): %s", c->err);
-					break;
-				}
-				continue;
-			}
 		}
 		int timeout = p->ninfl ? 100 : 1000;
 		pfd[1].fd = c->fd;   /* a reconnection replaces it */
@@ -524,25 +536,11 @@ static void *demand_thread(void *arg)
 			}
 		}
 		if (pfd[1].revents) {
-			int r = pcb_conn_fill(c);
-			if (r == PCB_RX_EOF || (r == PCB_RX_ERR && errno != EAGAIN && errno != EINTR)) {
-				snprintf(p->loss_why, sizeof(p->loss_why), "demand channel %s",
-					 r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
-				if (demand_recover(p) < 0)
-					break;
-				last_rx = pcb_now_ns();
-				continue;
-			}
-			last_rx = pcb_now_ns();
-			struct pcb_hdr h;
-			const uint8_t *pl;
-			while ((r = pcb_conn_parse(c, &h, &pl)) == PCB_RX_FRAME)
-				if (demand_handle_frame(p, &h, pl) < 0)
-					goto out;
-			if (r == PCB_RX_BAD) {
-				set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (demand channel): %s", c->err);
+			int rr = demand_receive(p, c, &last_rx);
+			if (rr < 0)
 				break;
-			}
+			if (rr == 2)
+				continue;
 		}
 		if (p->ninfl) {
 			uint64_t now = pcb_now_ns(), oldest = now;
@@ -558,7 +556,6 @@ static void *demand_thread(void *arg)
 			}
 		}
 	}
-out:
 	if (fast_ok) {   /* back to the --io-timeout bound chan_connect set: verification relies on it */
 		struct timeval tv = io_timeval(p->cfg.io_timeout_ns);
 		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
