@@ -17,7 +17,7 @@ grep -q "'10gb'" "$T/bad.out" || fail "--link error does not name the value: $(c
 [ $? -eq 64 ] && grep -q "'soon'" "$T/bad2.out" || fail "--link=1gbit,soon not refused clearly: $(cat "$T/bad2.out")"
 
 printf '%-10s %-7s %12s %12s %8s %12s %12s %8s\n' bandwidth rtt conf_Mbit ach_Mbit err conf_us ach_us err
-bad=0
+bad=0; slow=0
 for bw in 100mbit 1gbit 2gbit; do
 	for rtt in 50us 500us 5ms; do
 		# up to 3 attempts: on this 2-CPU machine other work can push the host's own round trip
@@ -28,18 +28,34 @@ for bw in 100mbit 1gbit 2gbit; do
 		line=$(python3 - "$T/l.json" "$bw" "$rtt" <<'PY'
 import json, sys
 l = json.load(open(sys.argv[1]))["results"]["link"]; c, a = l["configured"], l["achieved"]
-ok = abs(a["bandwidth_error"]) <= 0.05 and abs(a["rtt_error"]) <= 0.05
+bw_ok = abs(a["bandwidth_error"]) <= 0.05
+ok = bw_ok and abs(a["rtt_error"]) <= 0.05
+# A delay line can only add latency: when this host's own round trip is already
+# above the configured RTT (an idle nested VM wakes its vCPUs in 100-400 us), the
+# setting cannot be emulated here; pcbench must say so (checked by the caller).
+# Judged by what the host itself took during the measurement: achieved minus the
+# delay the emulator injected.
+host_rtt = a["rtt_median_ns"] - l["calibration"]["injected_delay_ns"]
+too_slow = bw_ok and not ok and (l["calibration"]["base_rtt_ns"] > c["rtt_ns"] or host_rtt > c["rtt_ns"])
 print("%-10s %-7s %12.1f %12.1f %+7.2f%% %12.1f %12.1f %+7.2f%% base %.1f us %s" % (sys.argv[2], sys.argv[3],
       c["bandwidth_bps"] / 1e6, a["bulk_bps"] / 1e6, 100 * a["bandwidth_error"],
       c["rtt_ns"] / 1e3, a["rtt_median_ns"] / 1e3, 100 * a["rtt_error"], l["calibration"]["base_rtt_ns"] / 1e3,
-      "ok" if ok else "OUT OF RANGE"))
+      "ok" if ok else "HOST TOO SLOW" if too_slow else "OUT OF RANGE"))
 PY
 )
 		echo "$line (attempt $attempt)"
-		case "$line" in *"OUT OF RANGE"*) ;; *) break;; esac
+		case "$line" in *"OUT OF RANGE"*|*"HOST TOO SLOW"*) ;; *) break;; esac
 		done
-		case "$line" in *"OUT OF RANGE"*) bad=$((bad + 1));; esac
+		case "$line" in
+		*"OUT OF RANGE"*) bad=$((bad + 1)) ;;
+		*"HOST TOO SLOW"*)
+			# not emulatable on this host right now: pcbench must have warned, naming both figures
+			grep -qE "exceeds the --link RTT|more than 5% off the --link" "$T/l.out" ||
+				fail "--link=$bw,$rtt: host round trip above the link RTT but pcbench did not warn"
+			slow=$((slow + 1)) ;;
+		esac
 	done
 done
 [ $bad -eq 0 ] || fail "$bad link settings outside 5 %"
+[ $slow -eq 0 ] || echo "note: $slow setting(s) below this host's own round trip could not be emulated (pcbench warned)"
 echo PASS
