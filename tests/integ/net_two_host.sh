@@ -62,9 +62,22 @@ assert t["address"] == sys.argv[2] and t["source_forked"] is False and t["authen
 a = r["link"]["achieved"]
 # accuracy is net_link.sh's business (with retries); here: the link was emulated across the
 # namespaces (bounds wide enough for a loaded machine and the ASan build)
-assert -0.25 <= a["bandwidth_error"] <= 0.05 and abs(a["rtt_error"]) <= 0.30, r["link"]
+# A delay line only adds latency: when the host's own round trip is above the link RTT
+# (an idle nested VM wakes its vCPUs in 100-400 us), the RTT cannot be emulated and the
+# achieved RTT is the host's; pcbench warns about it (checked below from its stderr).
+cal = r["link"]["calibration"]
+host_slow = cal["base_rtt_ns"] > r["link"]["configured"]["rtt_ns"] or \
+    a["rtt_median_ns"] - cal["injected_delay_ns"] > r["link"]["configured"]["rtt_ns"]
+assert -0.25 <= a["bandwidth_error"] <= 0.05 and (host_slow or abs(a["rtt_error"]) <= 0.30), r["link"]
+if host_slow:
+    print("note: this host's own round trip exceeded the 200 us link RTT; not emulatable in this run")
+    open(sys.argv[1] + ".slow", "w").close()
 print("OK: two namespaces, authenticated, link 1gbit,200us achieved %.3f Gbit/s %.1f us" % (a["bulk_bps"] / 1e9, a["rtt_median_ns"] / 1e3))
 PY
+if [ -e "$T/ok.json.slow" ]; then
+	grep -qE "exceeds the --link RTT|more than 5% off the --link" "$T/ok.out" ||
+		{ echo "FAIL: the host round trip exceeded the link RTT but pcbench did not warn"; exit 1; }
+fi
 
 # --- cut the link mid-run ---------------------------------------------------------------------
 start_source src2 $SX "$P" source --listen=$A_S:7601 --mem=128M --seed=4 --auth-key-file="$T/key"
