@@ -40,7 +40,7 @@ for wl in seq random zipf; do
 		*) cat "$tmp/$name.out"; die "pcbench --workload=$wl --vcpus=$vcpus exited $rc" ;;
 		esac
 		python3 - "$tmp/$name.json" "$tmp/$name.csv" "$name" "$usdt" <<'PY' || fails=$((fails + 1))
-import csv, json, sys
+import csv, json, os, sys
 d = json.load(open(sys.argv[1]))["results"]
 name, usdt = sys.argv[3], sys.argv[4] == "on"
 b, f = d["bpf"], d["faults"]
@@ -88,7 +88,10 @@ if usdt:
         req(p["probes"]["fault"] == m, f"USDT fault probes {p['probes']['fault']} == uffd messages {m}")
 if n >= 50 and f["latency"]["count"] >= 50:
     kb, ku = b["fault_to_running"]["p50_ns"], f["latency"]["p50_ns"]
-    req(kb <= ku * 1.02 and ku - kb <= max(0.15 * ku, 5000),
+    # the guest's own timing code sits inside its measurement: under ASan/UBSan
+    # (BUILD=build-san) that constant part is several µs larger
+    san = os.environ.get("BUILD", "").endswith("-san")
+    req(kb <= ku * 1.02 and ku - kb <= max((0.30 if san else 0.15) * ku, 15000 if san else 5000),
         f"median fault->running {kb} ns vs guest-seen {ku} ns ({100.0*(ku-kb)/ku:.1f}% lower)")
 sys.exit(0 if ok else 1)
 PY
