@@ -14,13 +14,18 @@
 static int cmd_list(void)
 {
 	printf("policies:\n");
-	for (unsigned i = 0; pcb_policies[i]; i++)
-		printf("  %-12s %s\n", pcb_policies[i]->name, pcb_policies[i]->help);
+	for (unsigned i = 0; pcb_policies[i]; i++) {
+		const struct pcb_policy_ops *o = pcb_policies[i];
+		printf("  %-12s %s%s", o->name, o->help, o->knobs && o->knobs[0].key ? " [--policy-opt" : "");
+		for (const struct pcb_knob *k = o->knobs; k && k->key; k++)
+			printf("%s%s=%s", k == o->knobs ? " " : ",", k->key, k->def[0] ? k->def : "...");
+		printf("%s\n", o->knobs && o->knobs[0].key ? "]" : "");
+	}
 	printf("workloads:\n");
 	for (unsigned i = 0; pcb_workloads[i]; i++) {
 		const struct pcb_workload_ops *w = pcb_workloads[i];
 		printf("  %-12s %s%s", w->name, w->help, w->knobs && w->knobs[0].key ? " [--workload-opt" : "");
-		for (const struct pcb_wl_knob *k = w->knobs; k && k->key; k++)
+		for (const struct pcb_knob *k = w->knobs; k && k->key; k++)
 			printf("%s%s=%s", k == w->knobs ? " " : ",", k->key, k->def[0] ? k->def : "...");
 		printf("%s%s\n", w->knobs && w->knobs[0].key ? "]" : "", w->guest_ts_size ? " (also --guest=kvm)" : "");
 	}

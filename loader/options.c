@@ -43,6 +43,8 @@ const struct pcb_option pcb_options[] = {
 	  "with tracing, also watch the pager read fault messages (syscalls:sys_exit_read) so the kernel's fault count is the pager's; it puts every syscall on the machine on the slow path (~1.3x fault latency in a one-CPU run): auto = on with --trace=on, off with --trace=auto", "auto|on|off" },
 	{ "trace-events", PCB_OPT_STR, OFF(trace_events), SZ(trace_events), "", 0, 0,
 	  "with tracing, also stream every blocked fault (column delivered: its message was read) from the kernel to this CSV file" },
+	{ "policy-opt", PCB_OPT_STR, OFF(policy_opt), SZ(policy_opt), "", 0, 0,
+	  "policy knobs key=value[,key=value] (each policy's keys: `pcbench list`)" },
 	{ "workload-opt", PCB_OPT_STR, OFF(workload_opt), SZ(workload_opt), "", 0, 0,
 	  "workload knobs key=value[,key=value] (each workload's keys: `pcbench list`)" },
 	{ "record", PCB_OPT_STR, OFF(record), SZ(record), "", 0, 0,

@@ -30,6 +30,7 @@ struct pcb_config {
 	char trace_events[4096];
 	char trace_usdt[8];          /* on | off */
 	char trace_messages[8];      /* auto | on | off */
+	char policy_opt[512];        /* key=value[,key=value] for the policy */
 	char workload_opt[512];      /* key=value[,key=value] for the workload */
 	char record[4096];           /* write the guest's access sequence here */
 	unsigned bucket_ms;          /* progress bucket */

@@ -41,6 +41,7 @@ struct run {
 	struct pcb_pager_stats ps;
 	struct pcb_verify ver;
 	_Atomic uint32_t *first_touch;
+	struct pcb_policy polopts;   /* --policy-opt, parsed before anything starts */
 	struct pcb_prefetch pf;
 	struct pcb_trace *trace;
 	char trace_why[256];
@@ -700,6 +701,23 @@ static void free_precopy(struct run *r)
 	r->dest_written = NULL;
 }
 
+/* Start the policy once on a scratch page state, so that a bad --policy-opt
+ * value (or an unreadable input file) is refused before anything starts. */
+static int policy_validate(struct run *r, const struct pcb_policy_ops *pol, char *why, size_t whylen)
+{
+	struct pcb_pagestate ps;
+	struct pcb_policy p = r->polopts;
+	if (pcb_ps_init(&ps, r->npages) < 0) {
+		snprintf(why, whylen, "out of memory for the page state of %llu pages", (unsigned long long)r->npages);
+		return PCB_EXIT_OSERR;
+	}
+	why[0] = 0;
+	int rc = pcb_policy_open(&p, pol, &ps, r->npages, 1, why, whylen) < 0 ? PCB_EXIT_USAGE : 0;
+	pcb_policy_close(&p);
+	pcb_ps_free(&ps);
+	return rc;
+}
+
 int pcb_run_migration(const struct pcb_config *cfg)
 {
 	struct run R = { .cfg = cfg }, *r = &R;
@@ -745,9 +763,14 @@ int pcb_run_migration(const struct pcb_config *cfg)
 
 	struct pcb_wl_params prm = { .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus,
 				     .zipf_theta = cfg->zipf_theta, .im = &r->im };
-	if (pcb_wl_parse_opts(wl, cfg->workload_opt, &prm, why, sizeof(why)) < 0) {
+	if (pcb_wl_parse_opts(wl, cfg->workload_opt, &prm, why, sizeof(why)) < 0 ||
+	    pcb_policy_parse_opts(&r->polopts, pol, cfg->policy_opt, why, sizeof(why)) < 0) {
 		pcb_err("%s", why);
 		return PCB_EXIT_USAGE;
+	}
+	if ((rc = policy_validate(r, pol, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		return rc;
 	}
 	if ((rc = pcb_net_prepare(cfg, &r->net)) != 0)
 		return rc;
@@ -829,7 +852,8 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		return rc;
 	}
 	struct pcb_pager_cfg pc = {
-		.npages = r->npages, .nvcpus = cfg->vcpus, .policy = pol, .batch_pages = cfg->batch_pages,
+		.npages = r->npages, .nvcpus = cfg->vcpus, .policy = pol, .policy_opts = &r->polopts,
+		.batch_pages = cfg->batch_pages,
 		.window = cfg->window, .io_timeout_ns = cfg->io_timeout_ns,
 		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
@@ -854,6 +878,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		free_precopy(r);
 		return PCB_EXIT_OSERR;
 	}
+	pcb_pager_set_first_touch(r->pager, r->first_touch);
 	const _Atomic uint64_t *faults[PCB_MAX_VCPUS];
 	for (unsigned v = 0; v < cfg->vcpus; v++)
 		faults[v] = pcb_pager_vcpu_faults(r->pager, v);

@@ -1312,12 +1312,13 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		snprintf(why, whylen, "pipe: %s", strerror(errno));
 		goto fail;
 	}
-	p->pol.ops = cfg->policy;
-	p->pol.ps = &p->ps;
-	p->pol.npages = cfg->npages;
-	p->pol.unit_pages = cfg->huge ? PCB_HUGE_SUBPAGES : 1;
-	if (cfg->policy->init && cfg->policy->init(&p->pol) < 0) {
-		snprintf(why, whylen, "policy %s failed to initialise", cfg->policy->name);
+	if (cfg->policy_opts) {
+		p->pol.nopts = cfg->policy_opts->nopts;
+		memcpy(p->pol.opts, cfg->policy_opts->opts, sizeof(p->pol.opts));
+	}
+	why[0] = 0;
+	if (pcb_policy_open(&p->pol, cfg->policy, &p->ps, cfg->npages, cfg->huge ? PCB_HUGE_SUBPAGES : 1, why, whylen) < 0) {
+		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
 	for (unsigned ch = 0; ch < 2; ch++) {
@@ -1422,6 +1423,11 @@ int pcb_pager_precopy_drop(struct pcb_pager *p, uint64_t page)
 		return -errno;
 	pcb_ps_clear_present(&p->ps, page);
 	return 0;
+}
+
+void pcb_pager_set_first_touch(struct pcb_pager *p, const _Atomic uint32_t *first_touch)
+{
+	p->pol.first_touch = first_touch;
 }
 
 int pcb_pager_start(struct pcb_pager *p)
@@ -1634,8 +1640,7 @@ void pcb_pager_destroy(struct pcb_pager *p)
 		return;
 	stop_threads(p);
 	pcb_iq_destroy(&p->iq);
-	if (p->pol.ops && p->pol.ops->fini)
-		p->pol.ops->fini(&p->pol);
+	pcb_policy_close(&p->pol);
 	for (int ch = 0; ch < 2; ch++)
 		if (p->chan[ch].rbuf || p->chan[ch].fd >= 0)
 			pcb_conn_free(&p->chan[ch]);

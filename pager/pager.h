@@ -22,6 +22,7 @@ struct pcb_pager_cfg {
 	uint64_t npages;
 	unsigned nvcpus;
 	const struct pcb_policy_ops *policy;
+	const struct pcb_policy *policy_opts;   /* its parsed --policy-opt (nopts, opts); NULL = defaults */
 	unsigned batch_pages;        /* pages per background batch */
 	unsigned window;             /* background batches in flight */
 	uint64_t io_timeout_ns;      /* a request unanswered this long = source lost */
@@ -117,6 +118,8 @@ int pcb_pager_precopy_drop(struct pcb_pager *p, uint64_t page);
  * (src NULL: all zero) with one UFFDIO_COPY (UFFDIO_ZEROPAGE).  0 or -errno
  * (-EEXIST if one of them is already present). */
 int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, const void *src);
+/* The guest's first-touch record, shown to the policy (before pcb_pager_start). */
+void pcb_pager_set_first_touch(struct pcb_pager *p, const _Atomic uint32_t *first_touch);
 /* Switch-over: start the threads. */
 int pcb_pager_start(struct pcb_pager *p);
 /* The guest has stopped: pull whatever is still missing ("drain"). */

@@ -4,12 +4,14 @@
  * wrong ABI or a missing hook at start-up. */
 #ifndef PCB_POLICY_H
 #define PCB_POLICY_H
+#include "common/knobs.h"
 #include "pager/pagestate.h"
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define PCB_POLICY_ABI 1
+#define PCB_POLICY_ABI 2
 
 struct pcb_range {
 	uint64_t first;
@@ -33,6 +35,15 @@ struct pcb_policy {
 	uint64_t npages;             /* 4 KiB pages: policies always work in 4 KiB units */
 	unsigned unit_pages;         /* pages the guest faults in at once: 1, or 512 with --page-size=2M
 				      * (a huge page is installed when all its 512 pages have arrived) */
+	/* --policy-opt key=value,... (validated against ops->knobs; read them with pcb_policy_opt_*) */
+	unsigned nopts;
+	struct pcb_kv opts[PCB_KNOBS_MAX];
+	/* The guest's first-touch record, one word per page: 0 = not touched yet,
+	 * else µs since switch-over + 1, with PCB_TOUCH_FAULTED (workloads/workload.h)
+	 * set when that touch faulted.  Written by the guest while the policy runs
+	 * (read it with relaxed atomic loads); NULL where no record is kept (a guest
+	 * that is not ours).  Lets a policy see its own hits. */
+	const _Atomic uint32_t *first_touch;
 	void *priv;
 };
 
@@ -41,7 +52,10 @@ struct pcb_policy_ops {
 	const char *name;
 	const char *help;            /* one line for `pcbench list` */
 	bool background;             /* pulls pages in the background while the guest runs */
-	int (*init)(struct pcb_policy *p);           /* optional */
+	const struct pcb_knob *knobs;   /* --policy-opt keys (NULL-key terminated); NULL = none */
+	/* Optional.  Bad knob values or an unreadable input: -1 with a one-line
+	 * reason naming the value (the run exits 64). */
+	int (*init)(struct pcb_policy *p, char *why, size_t whylen);
 	void (*fini)(struct pcb_policy *p);          /* optional */
 	/* A guest fault on page (demand thread; keep it cheap and thread-safe). Optional. */
 	void (*on_fault)(struct pcb_policy *p, uint64_t page, uint64_t now_ns);
@@ -55,6 +69,21 @@ extern const struct pcb_policy_ops *const pcb_policies[];
 const struct pcb_policy_ops *pcb_policy_find(const char *name);
 /* 0 if ops is usable, else -1 with the reason. */
 int pcb_policy_check(const struct pcb_policy_ops *ops, char *why, size_t whylen);
+
+/* Parse --policy-opt for ops into p->opts (keys checked against ops->knobs).  0 or -1 with a reason. */
+int pcb_policy_parse_opts(struct pcb_policy *p, const struct pcb_policy_ops *ops, const char *s, char *why, size_t whylen);
+/* Set up p (ops, page state, size, unit, already-parsed opts kept) and run
+ * ops->init.  The one way the pager, the simulator and the tests start a
+ * policy.  0, or -1 with the reason. */
+int pcb_policy_open(struct pcb_policy *p, const struct pcb_policy_ops *ops, struct pcb_pagestate *ps,
+		    uint64_t npages, unsigned unit_pages, char *why, size_t whylen);
+void pcb_policy_close(struct pcb_policy *p);
+/* A knob's value as typed, else its default. */
+const char *pcb_policy_opt(const struct pcb_policy *p, const char *key);
+int pcb_policy_opt_u64(const struct pcb_policy *p, const char *key, uint64_t min, uint64_t max, uint64_t *out,
+		       char *why, size_t whylen);
+int pcb_policy_opt_dbl(const struct pcb_policy *p, const char *key, double min, double max, double *out,
+		       char *why, size_t whylen);
 
 /* Shared helper: add free pages in address order from *cursor (wrapping once). */
 unsigned pcb_policy_fill_sequential(struct pcb_policy *p, struct pcb_batch *b, uint64_t *cursor);

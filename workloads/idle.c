@@ -10,7 +10,7 @@
 #endif
 
 #ifndef PCB_GUEST
-static const struct pcb_wl_knob idle_knobs[] = {
+static const struct pcb_knob idle_knobs[] = {
 	{ "pages", "64", "size of the working set in pages" },
 	{ "interval-us", "1000", "one access every this many microseconds" },
 	{ NULL, NULL, NULL },

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static const struct pcb_wl_knob kv_knobs[] = {
+static const struct pcb_knob kv_knobs[] = {
 	{ "get", "0.95", "fraction of ops that are gets (the rest are puts)" },
 	{ "record-pages", "1", "pages per record" },
 	{ "index-pages", "0", "pages of hash index at the start of the region (0: 1/64 of the region)" },

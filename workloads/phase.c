@@ -11,7 +11,7 @@
 #endif
 
 #ifndef PCB_GUEST
-static const struct pcb_wl_knob phase_knobs[] = {
+static const struct pcb_knob phase_knobs[] = {
 	{ "phase-ms", "100", "the hot set moves every this many milliseconds" },
 	{ "hot", "0.05", "hot set size as a fraction of the region" },
 	{ "hot-access", "0.9", "fraction of accesses that go to the hot set" },

@@ -10,7 +10,7 @@
 #endif
 
 #ifndef PCB_GUEST
-static const struct pcb_wl_knob scanhot_knobs[] = {
+static const struct pcb_knob scanhot_knobs[] = {
 	{ "scanners", "1", "how many vCPUs scan (the rest work the hot set)" },
 	{ "hot", "0.02", "hot set size as a fraction of the region" },
 	{ NULL, NULL, NULL },

@@ -10,7 +10,7 @@
 #endif
 
 #ifndef PCB_GUEST
-static const struct pcb_wl_knob stride_knobs[] = {
+static const struct pcb_knob stride_knobs[] = {
 	{ "stride", "16", "pages between consecutive accesses" },
 	{ "dir", "up", "up (increasing addresses) or down" },
 	{ NULL, NULL, NULL },

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static const struct pcb_wl_knob trace_knobs[] = {
+static const struct pcb_knob trace_knobs[] = {
 	{ "file", "", "the trace file (required)" },
 	{ "loop", "1", "1: start over at the end of the trace; 0: the vCPU stops" },
 	{ NULL, NULL, NULL },

@@ -9,6 +9,7 @@
 #define PCB_WORKLOAD_H
 #include "common/hist.h"
 #include "common/image.h"
+#include "common/knobs.h"
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,12 +17,7 @@
 #include <sys/types.h>
 
 #define PCB_WORKLOAD_ABI 2
-#define PCB_WL_MAX_OPTS 16
-
-struct pcb_wl_kv {
-	char key[32];
-	char val[224];
-};
+#define PCB_WL_MAX_OPTS PCB_KNOBS_MAX
 
 struct pcb_wl_params {
 	uint64_t npages;
@@ -30,15 +26,9 @@ struct pcb_wl_params {
 	double zipf_theta;
 	const struct pcb_image *im;  /* for data-dependent generators (chase) */
 	unsigned nopts;              /* parsed --workload-opt (keys validated against the knobs) */
-	struct pcb_wl_kv opts[PCB_WL_MAX_OPTS];
+	struct pcb_kv opts[PCB_WL_MAX_OPTS];
 };
 
-/* One knob: key, default (as typed), one line of help. */
-struct pcb_wl_knob {
-	const char *key;
-	const char *def;
-	const char *help;
-};
 
 enum { PCB_ACC_AUTO = 0, PCB_ACC_READ = 1, PCB_ACC_WRITE = 2, PCB_ACC_STOP = 3 };
 
@@ -57,7 +47,7 @@ struct pcb_workload_ops {
 	unsigned abi;
 	const char *name;
 	const char *help;
-	const struct pcb_wl_knob *knobs;   /* terminated by a NULL key; NULL = no knobs */
+	const struct pcb_knob *knobs;   /* terminated by a NULL key; NULL = no knobs */
 	unsigned min_vcpus;                /* 0 or 1: any */
 	/* State shared by all vCPUs (e.g. a Zipf table).  Optional.  Bad knob values: -1 with a reason. */
 	int (*init)(void **shared, const struct pcb_wl_params *prm, char *why, size_t whylen);

@@ -4,6 +4,7 @@
  * restarts the expansion; once the window covers the region (or when there
  * has been no fault yet) the rest is pulled in address order. */
 #include "pager/policy.h"
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -16,8 +17,9 @@ struct pivot_state {
 	uint64_t cursor;                 /* sequential fallback */
 };
 
-static int pivot_init(struct pcb_policy *p)
+static int pivot_init(struct pcb_policy *p, char *why, size_t whylen)
 {
+	snprintf(why, whylen, "out of memory");
 	p->priv = calloc(1, sizeof(struct pivot_state));
 	return p->priv ? 0 : -1;
 }

@@ -4,6 +4,7 @@
  * will keep going in that direction (migration/ram.c: the postcopy page
  * request moves the source's scan position). */
 #include "pager/policy.h"
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -12,8 +13,9 @@ struct qemu_state {
 	uint64_t cursor;
 };
 
-static int qemu_init(struct pcb_policy *p)
+static int qemu_init(struct pcb_policy *p, char *why, size_t whylen)
 {
+	snprintf(why, whylen, "out of memory");
 	p->priv = calloc(1, sizeof(struct qemu_state));
 	return p->priv ? 0 : -1;
 }

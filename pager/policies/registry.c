@@ -30,6 +30,10 @@ const struct pcb_policy_ops *pcb_policy_find(const char *name)
 
 int pcb_policy_check(const struct pcb_policy_ops *ops, char *why, size_t whylen)
 {
+	if (!ops) {
+		snprintf(why, whylen, "no such policy");
+		return -1;
+	}
 	if (ops->abi != PCB_POLICY_ABI) {
 		snprintf(why, whylen, "policy %s has ABI %u, this build wants %u", ops->name, ops->abi, PCB_POLICY_ABI);
 		return -1;
@@ -43,4 +47,60 @@ int pcb_policy_check(const struct pcb_policy_ops *ops, char *why, size_t whylen)
 		return -1;
 	}
 	return 0;
+}
+
+static struct pcb_knob_owner owner(const struct pcb_policy_ops *ops)
+{
+	return (struct pcb_knob_owner){ "--policy-opt", "policy", ops->name, ops->knobs };
+}
+
+int pcb_policy_parse_opts(struct pcb_policy *p, const struct pcb_policy_ops *ops, const char *s, char *why, size_t whylen)
+{
+	struct pcb_knob_owner o = owner(ops);
+	return pcb_knobs_parse(&o, s, p->opts, &p->nopts, why, whylen);
+}
+
+int pcb_policy_open(struct pcb_policy *p, const struct pcb_policy_ops *ops, struct pcb_pagestate *ps,
+		    uint64_t npages, unsigned unit_pages, char *why, size_t whylen)
+{
+	if (pcb_policy_check(ops, why, whylen) < 0)
+		return -1;
+	p->ops = ops;
+	p->ps = ps;
+	p->npages = npages;
+	p->unit_pages = unit_pages ? unit_pages : 1;
+	p->priv = NULL;
+	if (ops->init && ops->init(p, why, whylen) < 0) {
+		if (!why[0])
+			snprintf(why, whylen, "policy %s failed to initialise", ops->name);
+		p->ops = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void pcb_policy_close(struct pcb_policy *p)
+{
+	if (p->ops && p->ops->fini)
+		p->ops->fini(p);
+	p->ops = NULL;
+}
+
+const char *pcb_policy_opt(const struct pcb_policy *p, const char *key)
+{
+	return pcb_knobs_get(p->ops->knobs, p->opts, p->nopts, key);
+}
+
+int pcb_policy_opt_u64(const struct pcb_policy *p, const char *key, uint64_t min, uint64_t max, uint64_t *out,
+		       char *why, size_t whylen)
+{
+	struct pcb_knob_owner o = owner(p->ops);
+	return pcb_knobs_u64(&o, p->opts, p->nopts, key, min, max, out, why, whylen);
+}
+
+int pcb_policy_opt_dbl(const struct pcb_policy *p, const char *key, double min, double max, double *out,
+		       char *why, size_t whylen)
+{
+	struct pcb_knob_owner o = owner(p->ops);
+	return pcb_knobs_dbl(&o, p->opts, p->nopts, key, min, max, out, why, whylen);
 }

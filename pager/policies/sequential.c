@@ -1,14 +1,16 @@
 /* sequential: pull every page not yet present in address order, in the
  * background, while demand requests are served first on their own channel. */
 #include "pager/policy.h"
+#include <stdio.h>
 #include <stdlib.h>
 
 struct seq_state {
 	uint64_t cursor;
 };
 
-static int seq_init(struct pcb_policy *p)
+static int seq_init(struct pcb_policy *p, char *why, size_t whylen)
 {
+	snprintf(why, whylen, "out of memory");
 	p->priv = calloc(1, sizeof(struct seq_state));
 	return p->priv ? 0 : -1;
 }

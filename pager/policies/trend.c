@@ -5,6 +5,7 @@
  * doubles while the trend holds (like the kernel's readahead) and resets
  * when it breaks.  Without a trend, the rest is pulled in address order. */
 #include "pager/policy.h"
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -24,8 +25,9 @@ struct trend_state {
 	uint64_t cursor;                     /* address-order fallback */
 };
 
-static int trend_init(struct pcb_policy *p)
+static int trend_init(struct pcb_policy *p, char *why, size_t whylen)
 {
+	snprintf(why, whylen, "out of memory");
 	struct trend_state *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -1;

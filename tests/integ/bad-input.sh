@@ -54,6 +54,8 @@ bad() {
 }
 
 bad --mem "'0'" --mem=0
+bad --policy-opt "'depth'" --policy=sequential --policy-opt=depth=3     # the policy has no such knob
+bad --policy-opt "'nokey'" --policy-opt=nokey
 bad --mem "'abc'" --mem=abc
 bad --mem "'1000'" --mem=1000
 bad --mem "'4097'" --mem=4097

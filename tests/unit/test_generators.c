@@ -88,7 +88,7 @@ static void test_registry_and_knobs(void **state)
 		if (pcb_workload_check(pcb_workloads[i], why, sizeof(why)) != 0)
 			fail_msg("registered workload %s fails its check: %s", pcb_workloads[i]->name, why);
 		assert_ptr_equal(pcb_workload_find(pcb_workloads[i]->name), pcb_workloads[i]);
-		for (const struct pcb_wl_knob *k = pcb_workloads[i]->knobs; k && k->key; k++)
+		for (const struct pcb_knob *k = pcb_workloads[i]->knobs; k && k->key; k++)
 			assert_true(k->def && k->help && k->help[0]);
 	}
 	assert_int_equal(n, 10);

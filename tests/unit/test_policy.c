@@ -16,19 +16,14 @@ static struct fixture *fx_new(const char *policy, uint64_t npages)
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	assert_int_equal(pcb_ps_init(&f->ps, npages), 0);
-	f->pol.ops = pcb_policy_find(policy);
-	assert_non_null(f->pol.ops);
-	f->pol.ps = &f->ps;
-	f->pol.npages = npages;
-	if (f->pol.ops->init)
-		assert_int_equal(f->pol.ops->init(&f->pol), 0);
+	char why[256] = "";
+	assert_int_equal(pcb_policy_open(&f->pol, pcb_policy_find(policy), &f->ps, npages, 1, why, sizeof(why)), 0);
 	return f;
 }
 
 static void fx_free(struct fixture *f)
 {
-	if (f->pol.ops->fini)
-		f->pol.ops->fini(&f->pol);
+	pcb_policy_close(&f->pol);
 	pcb_ps_free(&f->ps);
 	free(f);
 }

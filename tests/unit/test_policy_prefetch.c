@@ -17,11 +17,7 @@ static struct pcb_policy *mk(struct pcb_pagestate *ps, struct pcb_policy *pol, c
 	assert_non_null(pol->ops);
 	char why[128];
 	assert_int_equal(pcb_policy_check(pol->ops, why, sizeof(why)), 0);
-	pol->ps = ps;
-	pol->npages = NP;
-	pol->priv = NULL;
-	if (pol->ops->init)
-		assert_int_equal(pol->ops->init(pol), 0);
+	assert_int_equal(pcb_policy_open(pol, pol->ops, ps, NP, 1, why, sizeof(why)), 0);
 	return pol;
 }
 
