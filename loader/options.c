@@ -34,6 +34,10 @@ const struct pcb_option pcb_options[] = {
 	{ "io-timeout", PCB_OPT_DURATION, OFF(io_timeout_ns), 0, "3s", 1e6, 1e12, "a source silent this long while pages are awaited = source lost" },
 	{ "batch", PCB_OPT_UINT, OFF(batch_pages), 0, "64", 1, 4096, "pages per background batch" },
 	{ "window", PCB_OPT_UINT, OFF(window), 0, "4", 1, 64, "background batches in flight" },
+	{ "channels", PCB_OPT_UINT, OFF(channels), 0, "2", 1, 2,
+	  "connections to the source: 2 = demand requests on their own connection, served before background work; "
+	  "1 = one connection carries both, demand replies queue behind background data already sent (QEMU before "
+	  "postcopy-preempt); not with --page-size=2M" },
 	{ "source-delay", PCB_OPT_DURATION, OFF(source_delay_ns), 0, "0", 0, 1e10, "delay the source adds before each demand reply (e.g. 200us)" },
 	{ "trace", PCB_OPT_CHOICE, OFF(trace), SZ(trace), "auto", 0, 0,
 	  "kernel-side BPF fault histograms (page-fault and context-switch tracepoints): auto (when root and BPF work), on (fail if not), off", "auto|on|off" },

@@ -25,6 +25,7 @@ struct pcb_config {
 	uint64_t io_timeout_ns;
 	unsigned batch_pages;
 	unsigned window;
+	unsigned channels;           /* --channels: 2 = demand on its own connection, 1 = one shared connection */
 	uint64_t source_delay_ns;
 	char trace[8];               /* auto | on | off */
 	char trace_events[4096];

@@ -270,9 +270,14 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "transport");
+	/* --channels=2: "demand" and "background"; --channels=1: "shared" (the one connection),
+	 * with the demand replies it carried */
 	static const char *const cn[2] = { "demand", "background" };
-	for (int ch = 0; ch < 2; ch++) {
-		pcb_json_obj_begin(j, cn[ch]);
+	pcb_json_u64(j, "channels", s->channels);
+	for (int ch = s->channels == 1 ? 1 : 0; ch < 2; ch++) {
+		pcb_json_obj_begin(j, s->channels == 1 ? "shared" : cn[ch]);
+		if (s->channels == 1)
+			pcb_json_u64(j, "demand_replies_received", s->shared_demand_frames);
 		pcb_json_u64(j, "bytes_sent", s->chan[ch].bytes_tx);
 		pcb_json_u64(j, "bytes_received", s->chan[ch].bytes_rx);
 		pcb_json_u64(j, "frames_sent", s->chan[ch].frames_tx);
@@ -474,9 +479,14 @@ static void write_human(struct run *r, FILE *fp)
 	double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
 	fprintf(fp, "  guest       %llu ops, %.3f M ops/s\n", (unsigned long long)ops, gs > 0 ? (double)ops / gs / 1e6 : 0.0);
 	print_progress(r, fp);
-	fprintf(fp, "  transport   demand %s in / %s out, background %s in / %s out\n",
-		pcb_fmt_size(s->chan[0].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[0].bytes_tx, b2, sizeof(b2)),
-		pcb_fmt_size(s->chan[1].bytes_rx, b3, sizeof(b3)), pcb_fmt_size(s->chan[1].bytes_tx, b4, sizeof(b4)));
+	if (s->channels == 1)
+		fprintf(fp, "  transport   1 channel: shared %s in / %s out, %llu demand replies on it behind the background stream\n",
+			pcb_fmt_size(s->chan[1].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[1].bytes_tx, b2, sizeof(b2)),
+			(unsigned long long)s->shared_demand_frames);
+	else
+		fprintf(fp, "  transport   2 channels: demand %s in / %s out, background %s in / %s out\n",
+			pcb_fmt_size(s->chan[0].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[0].bytes_tx, b2, sizeof(b2)),
+			pcb_fmt_size(s->chan[1].bytes_rx, b3, sizeof(b3)), pcb_fmt_size(s->chan[1].bytes_tx, b4, sizeof(b4)));
 	if (r->trace) {
 		struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
 		if (ts && pcb_trace_read(r->trace, ts) == 0) {
@@ -864,6 +874,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		.kernel_faults = !strcmp(cfg->guest, "kvm"),
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
+		.channels = cfg->channels,
 	};
 	rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why));
 	if (rc) {

@@ -332,7 +332,7 @@ int pcb_hs_server(struct pcb_conn *c, const struct pcb_auth_key *key, const stru
 	if (h.type != PCB_MSG_HELLO)
 		return refuse(c, PCB_EXIT_PROTOCOL, why, whylen, "expected HELLO, got %s", pcb_msg_name(h.type));
 	pcb_hello_decode(pl, hello);
-	if (hello->channel > PCB_CHAN_QUERY)
+	if (hello->channel > PCB_CHAN_SHARED)
 		return refuse(c, PCB_EXIT_PROTOCOL, why, whylen, "HELLO for unknown channel %u", hello->channel);
 	if (hello->flags & ~PCB_HELLO_RESUME)
 		return refuse(c, PCB_EXIT_PROTOCOL, why, whylen, "HELLO with unknown flags 0x%x", hello->flags);

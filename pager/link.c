@@ -19,6 +19,7 @@ void pcb_link_set(struct pcb_link *l, uint64_t bps, uint64_t delay_ns)
 	atomic_store(&l->bps, bps);
 	atomic_store(&l->delay_ns, delay_ns);
 	l->tat = 0;
+	l->utat = 0;
 	pthread_mutex_unlock(&l->lock);
 }
 
@@ -34,6 +35,28 @@ uint64_t pcb_link_reserve(struct pcb_link *l, size_t bytes, uint64_t ready)
 	uint64_t start = l->tat > ready ? l->tat : ready;
 	l->tat = start + ser;
 	uint64_t rel = l->tat;
+	pthread_mutex_unlock(&l->lock);
+	return rel;
+}
+
+uint64_t pcb_link_reserve_urgent(struct pcb_link *l, size_t bytes, uint64_t ready)
+{
+	uint64_t bps = atomic_load_explicit(&l->bps, memory_order_relaxed);
+	atomic_fetch_add_explicit(&l->bytes, bytes, memory_order_relaxed);
+	if (!bps)
+		return ready;
+	uint64_t ser = (uint64_t)(((unsigned __int128)bytes * 8 * PCB_NSEC_PER_SEC + bps - 1) / bps);
+	uint64_t mtu = (uint64_t)(((unsigned __int128)PCB_LINK_MTU * 8 * PCB_NSEC_PER_SEC + bps - 1) / bps);
+	pthread_mutex_lock(&l->lock);
+	uint64_t start = l->utat > ready ? l->utat : ready;
+	if (l->tat > start) {   /* a background packet is on the wire: it finishes first */
+		start += l->tat - start < mtu ? l->tat - start : mtu;
+		l->tat += ser;
+	}
+	l->utat = start + ser;
+	if (l->tat < l->utat)
+		l->tat = l->utat;
+	uint64_t rel = l->utat;
 	pthread_mutex_unlock(&l->lock);
 	return rel;
 }

@@ -26,6 +26,7 @@ struct pcb_link {
 	_Atomic uint64_t delay_ns;
 	pthread_mutex_t lock;
 	uint64_t tat;                /* virtual time the link becomes free (CLOCK_MONOTONIC ns) */
+	uint64_t utat;               /* ... of the urgent frames reserved with pcb_link_reserve_urgent */
 	_Atomic uint64_t bytes;      /* bytes paced through the bucket */
 };
 
@@ -44,6 +45,16 @@ static inline bool pcb_link_active(struct pcb_link *l)
  * that was ready while the link was idle gets no credit and always pays its
  * serialisation time. */
 uint64_t pcb_link_reserve(struct pcb_link *l, size_t bytes, uint64_t ready);
+/* The same for a frame of the demand connection (--channels=2).  A real link
+ * carries two connections' packets interleaved, so a demand reply waits for
+ * the packet on the wire (at most PCB_LINK_MTU bytes of a background frame)
+ * and for earlier demand replies, not for the background frames already
+ * reserved; those are pushed back by its serialisation time (the bandwidth
+ * stays shared).  Background frames reserved before it still leave at their
+ * release time, so the link may briefly carry one demand frame more than its
+ * rate. */
+#define PCB_LINK_MTU 1500
+uint64_t pcb_link_reserve_urgent(struct pcb_link *l, size_t bytes, uint64_t ready);
 
 /* Parse "BANDWIDTH[,RTT]": bandwidth with bit/kbit/mbit/gbit suffix (decimal,
  * as tc writes it; "0" or "unlimited" = no limit), RTT a duration (50us, 5ms).

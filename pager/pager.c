@@ -31,6 +31,17 @@ struct inflight {
 	uint64_t page;
 	uint64_t t_fault, t_req;
 	unsigned waiters;            /* registered vCPUs blocked on this page */
+	unsigned gen;                /* --channels=1: connection generation it was sent on (0 = not sent) */
+};
+
+/* --channels=1: what the background thread tells the demand thread about a
+ * demand reply it received and installed (or about a reconnection). */
+enum { SHARED_DATA, SHARED_ZERO, SHARED_RACE, SHARED_RECONNECTED };
+struct shared_done {
+	uint64_t page;
+	uint64_t t_rx, t_done;       /* reply received, page installed */
+	uint32_t kind;               /* SHARED_* */
+	uint32_t pad;
 };
 
 struct pcb_pager {
@@ -73,6 +84,14 @@ struct pcb_pager {
 	bool verifying;              /* the main thread owns the demand channel (threads stopped) */
 	bool demand_fast;            /* the demand thread reads its socket with a 100 ms SO_RCVTIMEO */
 	char bg_loss_why[160];       /* background thread: why its connection is considered lost */
+
+	/* --channels=1 (see "one shared connection" below) */
+	bool shared;
+	pthread_mutex_t send_lock;   /* both threads send on the shared connection */
+	int shared_pipe[2];          /* background -> demand thread: struct shared_done records */
+	unsigned shared_gen;         /* connection generation, bumped by each reconnection (send_lock) */
+	bool shared_down;            /* lost, being re-established by the background thread (send_lock) */
+	atomic_uint shared_out;      /* demand requests sent on the current connection, not yet answered */
 
 	/* per-page install record and fault log */
 	uint32_t *inst_us;
@@ -213,7 +232,7 @@ static int huge_request(struct pcb_pager *p, uint64_t first, uint64_t now, bool 
 	int r = *lost ? 0 : huge_send(p, first);
 	if (r == 1)
 		return 0;
-	p->infl[p->ninfl++] = (struct inflight){ first, now, now, vcpu };
+	p->infl[p->ninfl++] = (struct inflight){ first, now, now, vcpu, 0 };
 	if (r < 0) {
 		/* the request stays in infl[]: recovery sends it again */
 		snprintf(p->loss_why, sizeof(p->loss_why), "sending a demand request failed: %s", strerror(errno));
@@ -294,6 +313,102 @@ static struct timeval io_timeval(uint64_t ns)
 				 .tv_usec = (suseconds_t)(ns % PCB_NSEC_PER_SEC / 1000) };
 }
 
+/* ---- one shared connection (--channels=1) -----------------------------------
+ * QEMU's post-copy before its preempt channel: one connection carries the
+ * demand requests and the background batches, so a demand reply reaches the
+ * destination only after the background data already queued ahead of it (the
+ * source sends it at its next frame boundary; pager/source.c).  The
+ * connection is chan[PCB_CHAN_BACKGROUND] (HELLO channel PCB_CHAN_SHARED);
+ * chan[PCB_CHAN_DEMAND] is not opened.
+ *   - Both threads send on it, under send_lock (frames are never interleaved).
+ *   - The background thread alone receives.  A reply to a demand request is
+ *     a PAGE or ZERO frame flagged PCB_FRAME_URGENT: it installs the page at
+ *     once (UFFDIO_COPY wakes the faulting vCPU, as the demand thread does
+ *     with two channels; QEMU's listen thread does the same) and passes a
+ *     shared_done record through shared_pipe to the demand thread, which owns
+ *     the in-flight table, the counters and the latency histograms.
+ *   - A lost connection is the background thread's to re-establish (the
+ *     demand thread only notices that sending failed).  It marks the link
+ *     down, reconnects, bumps shared_gen and sends a SHARED_RECONNECTED
+ *     record: the demand thread then sends again every in-flight request not
+ *     sent on the new connection.  Replies received before the loss are
+ *     recorded ahead of that record, so none is asked for twice.
+ *   - At the end the background thread keeps receiving until every batch has
+ *     ended and every demand request is answered, even once stop is asked
+ *     (bounded by --io-timeout), so that the connection is at a frame boundary
+ *     with nothing in flight when verification asks for digests on it. */
+
+/* Demand thread: send the request of in-flight entry f.  Two channels: 0, or
+ * -1 with errno (the caller recovers).  Shared: always 0; a request that could
+ * not be sent is sent again after the reconnection the background thread
+ * makes (it counts as outstanding, so a silent source is detected). */
+static int demand_send_req(struct pcb_pager *p, struct inflight *f)
+{
+	if (!p->shared)
+		return pcb_conn_send(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_REQ, f->page, NULL, 0);
+	pthread_mutex_lock(&p->send_lock);
+	if (p->shared_down) {
+		f->gen = 0;
+	} else {
+		f->gen = p->shared_gen;
+		atomic_fetch_add(&p->shared_out, 1);
+		pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], PCB_MSG_REQ, f->page, NULL, 0);
+	}
+	pthread_mutex_unlock(&p->send_lock);
+	return 0;
+}
+
+/* Background thread: send a frame on its connection (shared: under send_lock). */
+static int bg_send(struct pcb_pager *p, uint16_t type, uint64_t arg, const void *pl, uint32_t len)
+{
+	if (!p->shared)
+		return pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], type, arg, pl, len);
+	pthread_mutex_lock(&p->send_lock);
+	int r = pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], type, arg, pl, len);
+	pthread_mutex_unlock(&p->send_lock);
+	return r;
+}
+
+static int shared_post(struct pcb_pager *p, const struct shared_done *d)
+{
+	for (;;) {
+		ssize_t w = write(p->shared_pipe[1], d, sizeof(*d));
+		if (w == (ssize_t)sizeof(*d))
+			return 0;
+		if (w < 0 && errno == EINTR)
+			continue;
+		set_fatal(p, PCB_EXIT_OSERR, "passing a demand reply to the demand thread: %s", w < 0 ? strerror(errno) : "short write");
+		return -1;
+	}
+}
+
+/* Background thread: a PAGE / ZERO flagged urgent arrived on the shared connection. */
+static int install(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint64_t *now);
+static int shared_demand_reply(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload)
+{
+	uint64_t page = h->arg, t_rx = pcb_now_ns(), now = t_rx;
+	bool zero = h->type == PCB_MSG_ZERO;
+	unsigned out = atomic_load(&p->shared_out);
+	if (!pcb_bit_test(p->ps.demanded, page) || !out) {
+		p->chan[PCB_CHAN_BACKGROUND].bad_frames++;
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source sent demand reply for page %llu that was not requested",
+			  (unsigned long long)page);
+		return -1;
+	}
+	atomic_fetch_sub(&p->shared_out, 1);
+	p->st.shared_demand_frames++;
+	PCB_PROBE_RECEIVED(page, PCB_CHAN_DEMAND, zero);
+	/* every page present: the region may be unregistered any moment now */
+	int r = pcb_ps_complete(&p->ps) ? 1 : install(p, page, zero ? NULL : payload, PCB_INST_DEMAND, &now);
+	if (r < 0) {
+		set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s", (unsigned long long)page, strerror(-r));
+		return -1;
+	}
+	struct shared_done d = { page, t_rx, r == 1 ? pcb_now_ns() : now,
+				 r == 1 ? SHARED_RACE : zero ? SHARED_ZERO : SHARED_DATA, 0 };
+	return shared_post(p, &d);
+}
+
 /* ---- demand thread ---------------------------------------------------------- */
 
 static int demand_handle_faults(struct pcb_pager *p)
@@ -363,11 +478,11 @@ static int demand_handle_faults(struct pcb_pager *p)
 			return -1;
 		}
 		log_fault(p, now, page, v, 0);
-		p->infl[p->ninfl++] = (struct inflight){ page, now, now, v >= 0 };
+		p->infl[p->ninfl++] = (struct inflight){ page, now, now, v >= 0, 0 };
 		p->blocked += v >= 0;
 		PCB_PROBE_REQUEST(page, PCB_CHAN_DEMAND, 1);
 		p->st.demand_requests++;
-		if (!lost && pcb_conn_send(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_REQ, page, NULL, 0) < 0) {
+		if (!lost && demand_send_req(p, &p->infl[p->ninfl - 1]) < 0) {
 			/* the request stays in infl[]: recovery sends it again; the other messages
 			 * of this read are still recorded (the kernel will not deliver them again) */
 			snprintf(p->loss_why, sizeof(p->loss_why), "sending a demand request failed: %s", strerror(errno));
@@ -427,6 +542,74 @@ static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, con
 	return 0;
 }
 
+/* Shared connection: after a reconnection, send again every in-flight request
+ * that was not sent on the new connection (like demand_recover). */
+static void demand_shared_resend(struct pcb_pager *p)
+{
+	pthread_mutex_lock(&p->send_lock);
+	unsigned gen = p->shared_gen;
+	pthread_mutex_unlock(&p->send_lock);
+	unsigned i = 0;
+	while (i < p->ninfl) {
+		struct inflight *f = &p->infl[i];
+		if (pcb_ps_present(&p->ps, f->page)) {
+			pcb_uffd_wake(p->uffd, page_addr(p, f->page), PCB_PAGE_SIZE);
+			p->blocked -= f->waiters;
+			*f = p->infl[--p->ninfl];
+			continue;
+		}
+		if (f->gen != gen) {
+			f->t_req = pcb_now_ns();
+			demand_send_req(p, f);
+			pthread_mutex_lock(&p->rec_lock);
+			p->st.rec.demand_rerequested++;
+			pthread_mutex_unlock(&p->rec_lock);
+		}
+		i++;
+	}
+}
+
+/* Shared connection: take the background thread's records of demand replies.
+ * Returns 1 if any arrived, 0 if none, -1 when the thread must stop. */
+static int demand_shared_done(struct pcb_pager *p, uint64_t *last_rx)
+{
+	struct shared_done d[64];
+	ssize_t n = read(p->shared_pipe[0], d, sizeof(d));
+	if (n <= 0)
+		return 0;
+	bool resend = false;
+	*last_rx = pcb_now_ns();
+	for (size_t k = 0; k < (size_t)n / sizeof(d[0]); k++) {
+		if (d[k].kind == SHARED_RECONNECTED) {
+			resend = true;
+			continue;
+		}
+		unsigned i;
+		for (i = 0; i < p->ninfl; i++)
+			if (p->infl[i].page == d[k].page)
+				break;
+		if (i == p->ninfl) {
+			set_fatal(p, PCB_EXIT_PROTOCOL, "source sent page %llu that was not requested (or twice)",
+				  (unsigned long long)d[k].page);
+			return -1;
+		}
+		struct inflight f = p->infl[i];
+		p->infl[i] = p->infl[--p->ninfl];
+		p->blocked -= f.waiters;
+		pcb_hist_add(&p->st.demand_rtt, d[k].t_rx - f.t_req);
+		pcb_hist_add(&p->st.demand_service, d[k].t_done - f.t_fault);
+		if (d[k].kind == SHARED_RACE)
+			p->st.eexist_demand++;
+		else if (d[k].kind == SHARED_DATA)
+			p->st.pages_demand++;
+		else
+			p->st.zero_demand++;
+	}
+	if (resend)
+		demand_shared_resend(p);
+	return 1;
+}
+
 /* Read what the demand socket holds and handle every complete frame.
  * Returns 1 if bytes arrived, 0 if none were available, 2 after the channel
  * was lost and recovered, -1 when the thread must stop (fatal already set). */
@@ -473,7 +656,7 @@ static void *demand_thread(void *arg)
 	 * page, no new fault can arrive before the answer: wait for it in a plain
 	 * blocking read (SO_RCVTIMEO bounds it), like the bare handler does,
 	 * instead of poll() + read(). */
-	bool fast_ok = !p->pol.ops->background && p->cfg.nvcpus > 0;
+	bool fast_ok = !p->pol.ops->background && p->cfg.nvcpus > 0 && !p->shared;
 	if (fast_ok) {
 		struct timeval tv = { 0, 100000 };
 		fast_ok = setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0;
@@ -516,7 +699,7 @@ static void *demand_thread(void *arg)
 				continue;
 		}
 		int timeout = p->ninfl ? 100 : 1000;
-		pfd[1].fd = c->fd;   /* a reconnection replaces it */
+		pfd[1].fd = p->shared ? p->shared_pipe[0] : c->fd;   /* a reconnection replaces the socket */
 		int n = poll(pfd, 3, timeout);
 		if (n < 0 && errno != EINTR) {
 			set_fatal(p, PCB_EXIT_OSERR, "poll: %s", strerror(errno));
@@ -535,14 +718,17 @@ static void *demand_thread(void *arg)
 				continue;
 			}
 		}
-		if (pfd[1].revents) {
+		if (pfd[1].revents && p->shared) {
+			if (demand_shared_done(p, &last_rx) < 0)
+				break;
+		} else if (pfd[1].revents) {
 			int rr = demand_receive(p, c, &last_rx);
 			if (rr < 0)
 				break;
 			if (rr == 2)
 				continue;
 		}
-		if (p->ninfl) {
+		if (p->ninfl && !p->shared) {   /* shared: the background thread watches the connection */
 			uint64_t now = pcb_now_ns(), oldest = now;
 			for (unsigned i = 0; i < p->ninfl; i++)
 				if (p->infl[i].t_req < oldest)
@@ -577,7 +763,11 @@ static int bg_wait(struct pcb_pager *p, uint64_t start)
 {
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
 	for (;;) {
-		struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = p->stop_pipe[0], .events = POLLIN } };
+		/* shared connection, every page present: what is still owed is received even after
+		 * stop is asked (see "one shared connection"); --io-timeout bounds it */
+		bool finishing = p->shared && pcb_ps_complete(&p->ps) && !atomic_load(&p->fatal);
+		struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN },
+					 { .fd = p->stop_pipe[0], .events = finishing ? 0 : POLLIN } };
 		int n = poll(pfd, 2, 100);
 		if (n < 0 && errno != EINTR) {
 			set_fatal(p, PCB_EXIT_OSERR, "poll: %s", strerror(errno));
@@ -847,7 +1037,7 @@ static int bg_send_batch(struct pcb_pager *p, uint64_t id, const struct bg_batch
 	struct pcb_range_wire w[PCB_MAX_RANGES];
 	for (unsigned i = 0; i < b->nr; i++)
 		w[i] = (struct pcb_range_wire){ htole64(b->r[i].first), htole64(b->r[i].count) };
-	return pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], PCB_MSG_RANGES, id, w, (uint32_t)(b->nr * sizeof(w[0])));
+	return bg_send(p, PCB_MSG_RANGES, id, w, (uint32_t)(b->nr * sizeof(w[0])));
 }
 
 /* After a reconnection: the batches [done, next) were in flight.  Drop the
@@ -927,7 +1117,10 @@ static void *bg_thread(void *arg)
 	}
 	for (unsigned i = 0; i < window; i++)
 		ring[i].r = ranges + (size_t)PCB_MAX_RANGES * i;
-	while (!atomic_load(&p->stopping) && !atomic_load(&p->fatal)) {
+	/* shared connection: once every page is present, stop only when nothing is owed */
+	while (!atomic_load(&p->fatal) &&
+	       (!atomic_load(&p->stopping) ||
+		(p->shared && pcb_ps_complete(&p->ps) && (next_id != done_id || atomic_load(&p->shared_out))))) {
 		/* keep the window full */
 		while (next_id - done_id < window && !pcb_ps_complete(&p->ps)) {
 			struct bg_batch *rb = &ring[next_id % window];
@@ -949,7 +1142,18 @@ static void *bg_thread(void *arg)
 				goto lost;
 			}
 		}
-		if (next_id == done_id) {
+		if (next_id == done_id && p->shared) {
+			/* nothing to pull now; a demand reply owed: receive it; else wait for the
+			 * connection (a reply, or its loss), a stop, or 2 ms (a fault the policy
+			 * reacts to, the drain, completion) */
+			if (pcb_ps_complete(&p->ps) && !atomic_load(&p->shared_out))
+				break;
+			if (!atomic_load(&p->shared_out)) {
+				struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = p->stop_pipe[0], .events = POLLIN } };
+				if (poll(pfd, 2, 2) <= 0 || !pfd[0].revents)
+					continue;
+			}
+		} else if (next_id == done_id) {
 			if (pcb_ps_complete(&p->ps))
 				break;
 			/* nothing to pull now: wait for a fault, the drain, or completion */
@@ -975,9 +1179,37 @@ static void *bg_thread(void *arg)
 			goto lost;
 		if (rr < 0)
 			break;
+		if (h.flags & PCB_FRAME_URGENT) {   /* a demand reply (validated: PAGE or ZERO) */
+			if (!p->shared) {
+				c->bad_frames++;
+				set_fatal(p, PCB_EXIT_PROTOCOL, "demand reply for page %llu on the background channel",
+					  (unsigned long long)h.arg);
+				goto out;
+			}
+			if (shared_demand_reply(p, &h, pl) < 0)
+				goto out;
+			continue;
+		}
 		bool drain = ring[done_id % window].drain;
+		/* shared connection after completion: what is still owed is received and dropped */
+		bool discard = p->shared && pcb_ps_complete(&p->ps);
+		if (discard)
+			zn = 0;
 		if (h.type != PCB_MSG_ZERO && bg_flush_zero(p, &zfirst, &zn, drain) < 0)
 			goto out;
+		if (discard && (h.type == PCB_MSG_RUN || h.type == PCB_MSG_ZERO || h.type == PCB_MSG_PAGE)) {
+			if (h.type == PCB_MSG_RUN) {
+				struct iovec iov[PCB_MAX_RUN_PAGES];
+				for (unsigned i = 0; i < h.len / PCB_PAGE_SIZE; i++)
+					iov[i] = (struct iovec){ p->in.scratch, PCB_PAGE_SIZE };
+				rr = bg_take_run(p, &h, iov, (int)(h.len / PCB_PAGE_SIZE));
+				if (rr == -2)
+					goto lost;
+				if (rr < 0)
+					goto out;
+			}
+			continue;
+		}
 		switch (h.type) {
 		case PCB_MSG_RUN: {
 			unsigned n = h.len / PCB_PAGE_SIZE;
@@ -1046,8 +1278,23 @@ lost:
 			goto out;
 		/* pause, reconnect, ask again for what was in flight (until the timeout) */
 		for (;;) {
+			if (p->shared) {   /* the demand thread sends nothing until the new connection is up */
+				pthread_mutex_lock(&p->send_lock);
+				p->shared_down = true;
+				pthread_mutex_unlock(&p->send_lock);
+			}
 			if (bg_recover(p, p->bg_loss_why) < 0)
 				goto out;
+			if (p->shared) {   /* demand requests first: the demand thread sends them again */
+				pthread_mutex_lock(&p->send_lock);
+				p->shared_gen++;
+				atomic_store(&p->shared_out, 0);
+				p->shared_down = false;
+				pthread_mutex_unlock(&p->send_lock);
+				struct shared_done d = { .kind = SHARED_RECONNECTED };
+				if (shared_post(p, &d) < 0)
+					goto out;
+			}
 			uint64_t n = bg_resend(p, ring, window, done_id, next_id);
 			if (n != UINT64_MAX) {
 				next_id = n;
@@ -1101,7 +1348,8 @@ static int chan_connect(struct pcb_pager *p, unsigned ch, uint32_t flags, int ti
 	}
 	struct pcb_config_wire cw;
 	int hs_timeout = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC);
-	int rc = pcb_hs_client(c, ch, flags, cfg->key, hs_timeout > 0 ? hs_timeout : 1, &cw, why, whylen);
+	unsigned hello_ch = p->shared && ch == PCB_CHAN_BACKGROUND ? PCB_CHAN_SHARED : ch;
+	int rc = pcb_hs_client(c, hello_ch, flags, cfg->key, hs_timeout > 0 ? hs_timeout : 1, &cw, why, whylen);
 	if (rc)
 		return rc;
 	/* The handshake leaves the socket without a receive deadline.  Bound every
@@ -1154,8 +1402,9 @@ static int chan_recover(struct pcb_pager *p, unsigned ch, const char *reason)
 	}
 	if (stop_requested(p))
 		return -1;
+	const char *name = p->shared ? "shared" : names[ch];
 	pcb_warn("connection to the source lost (%s); %s channel paused, reconnecting for up to %.1f s",
-		 reason, names[ch], pcb_ns_to_s(p->cfg.reconnect_timeout_ns));
+		 reason, name, pcb_ns_to_s(p->cfg.reconnect_timeout_ns));
 	char why[256] = "";
 	for (unsigned attempt = 0;; attempt++) {
 		uint64_t now = pcb_now_ns();
@@ -1171,7 +1420,7 @@ static int chan_recover(struct pcb_pager *p, unsigned ch, const char *reason)
 			if (pause > p->st.rec.pause_max_ns[ch])
 				p->st.rec.pause_max_ns[ch] = pause;
 			pthread_mutex_unlock(&p->rec_lock);
-			pcb_warn("%s channel reconnected after %.3f s (attempt %u)", names[ch], pcb_ns_to_s(pause), attempt + 1);
+			pcb_warn("%s channel reconnected after %.3f s (attempt %u)", name, pcb_ns_to_s(pause), attempt + 1);
 			return 0;
 		}
 		if (rc != PCB_EXIT_SOURCE_LOST) {
@@ -1247,6 +1496,11 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	p->stop_pipe[0] = p->stop_pipe[1] = -1;
 	p->chan[0].fd = p->chan[1].fd = -1;
 	p->in.memfd = p->in.uffd = -1;
+	p->shared_pipe[0] = p->shared_pipe[1] = -1;
+	p->shared = cfg->channels == 1;
+	p->shared_gen = 1;
+	p->st.channels = p->shared ? 1 : 2;
+	pthread_mutex_init(&p->send_lock, NULL);
 	pthread_mutex_init(&p->lock, NULL);
 	pcb_iq_init(&p->iq);
 	pthread_cond_init(&p->cond, NULL);
@@ -1260,6 +1514,17 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	}
 
 	p->region_len = cfg->npages << PCB_PAGE_SHIFT;
+	if (cfg->channels > 2) {
+		snprintf(why, whylen, "invalid value for --channels: %u (want 1 or 2)", cfg->channels);
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
+	if (cfg->huge && p->shared) {
+		snprintf(why, whylen, "--channels=1 is not available with --page-size=2M (a huge page's demand request "
+			 "is answered with RUN frames, which one connection cannot tell from background ones)");
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
 	if (cfg->huge && cfg->install_mode != PCB_INSTALL_COPY) {
 		snprintf(why, whylen, "huge pages are installed with --install=copy only (not %s)", pcb_install_name(cfg->install_mode));
 		rc = PCB_EXIT_USAGE;
@@ -1308,10 +1573,12 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		rc = PCB_EXIT_UNAVAILABLE;
 		goto fail;
 	}
-	if (pipe2(p->stop_pipe, O_CLOEXEC) < 0) {
+	if (pipe2(p->stop_pipe, O_CLOEXEC) < 0 || (p->shared && pipe2(p->shared_pipe, O_CLOEXEC) < 0)) {
 		snprintf(why, whylen, "pipe: %s", strerror(errno));
 		goto fail;
 	}
+	if (p->shared)   /* the demand thread polls it and reads without blocking */
+		fcntl(p->shared_pipe[0], F_SETFL, fcntl(p->shared_pipe[0], F_GETFL) | O_NONBLOCK);
 	if (cfg->policy_opts) {
 		p->pol.nopts = cfg->policy_opts->nopts;
 		memcpy(p->pol.opts, cfg->policy_opts->opts, sizeof(p->pol.opts));
@@ -1321,13 +1588,13 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
-	for (unsigned ch = 0; ch < 2; ch++) {
+	for (unsigned ch = p->shared ? PCB_CHAN_BACKGROUND : 0; ch < 2; ch++) {
 		rc = chan_connect(p, ch, 0, 5000, why, whylen);
 		if (rc)
 			goto fail;
 	}
 	if (cfg->link_bps || cfg->link_rtt_ns) {
-		rc = pcb_link_calibrate(&p->chan[PCB_CHAN_DEMAND], &p->chan[PCB_CHAN_BACKGROUND], cfg->link_bps,
+		rc = pcb_link_calibrate(&p->chan[p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND], &p->chan[PCB_CHAN_BACKGROUND], cfg->link_bps,
 					cfg->link_rtt_ns, (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC), &p->st.link,
 					why, whylen);
 		if (rc)
@@ -1537,7 +1804,8 @@ int pcb_pager_finish(struct pcb_pager *p)
 
 int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_t whylen)
 {
-	struct pcb_conn *c = &p->chan[PCB_CHAN_DEMAND];
+	unsigned vch = p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND;   /* the demand channel, or the shared one */
+	struct pcb_conn *c = &p->chan[vch];
 	memset(v, 0, sizeof(*v));
 	/* residency as the kernel sees it, independent of our bitmap; asked
 	 * chunk by chunk so verification adds 64 KiB, not a byte per page, to
@@ -1576,7 +1844,7 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 				 r == PCB_RX_EOF ? "closed by the source" :
 				 errno == EAGAIN ? "no answer within --io-timeout" : strerror(errno));
 			p->verifying = true;
-			int rr = chan_recover(p, PCB_CHAN_DEMAND, p->loss_why);
+			int rr = chan_recover(p, vch, p->loss_why);
 			p->verifying = false;
 			if (rr < 0) {
 				snprintf(why, whylen, "%s", p->fatal_msg);
@@ -1617,7 +1885,8 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 	}
 	free(vec);
 	pcb_conn_send(c, PCB_MSG_BYE, 0, NULL, 0);
-	pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], PCB_MSG_BYE, 0, NULL, 0);
+	if (!p->shared)
+		pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], PCB_MSG_BYE, 0, NULL, 0);
 	return 0;
 }
 
@@ -1646,9 +1915,12 @@ void pcb_pager_destroy(struct pcb_pager *p)
 			pcb_conn_free(&p->chan[ch]);
 	if (p->uffd >= 0)
 		close(p->uffd);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (p->stop_pipe[i] >= 0)
 			close(p->stop_pipe[i]);
+		if (p->shared_pipe[i] >= 0)
+			close(p->shared_pipe[i]);
+	}
 	pcb_install_unmap(&p->in);
 	p->region = NULL;
 	pcb_ps_free(&p->ps);

@@ -1,7 +1,9 @@
 /* The destination pager: the guest region registered with userfaultfd, a
  * demand thread that serves faults (and only faults), and a background
  * thread that pulls what the policy chooses.  Two connections to the source:
- * demand (urgent, one page per request) and background (batches). */
+ * demand (urgent, one page per request) and background (batches); or, with
+ * --channels=1, one connection carrying both (see "one shared connection"
+ * in pager.c). */
 #ifndef PCB_PAGER_H
 #define PCB_PAGER_H
 #include "common/hist.h"
@@ -39,6 +41,8 @@ struct pcb_pager_cfg {
 	const struct pcb_auth_key *key;   /* shared secret (NULL: none) */
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
 	uint64_t link_bps, link_rtt_ns;   /* emulated link (0 = not emulated) */
+	unsigned channels;                /* 1: one shared connection (chan[PCB_CHAN_BACKGROUND], HELLO channel
+					   * PCB_CHAN_SHARED) carries demand and background; 0 or 2: two */
 };
 
 /* Link emulation as configured and as measured end to end (pager/linkcal.c). */
@@ -80,7 +84,9 @@ struct pcb_pager_stats {
 	uint64_t demand_requests, bg_batches, bg_pages_requested;
 	uint64_t demand_pages_requested;  /* huge pages: 4 KiB pages asked for by the demand requests (RANGES) */
 	uint64_t t_switchover_ns, t_complete_ns, t_guest_done_ns;  /* CLOCK_MONOTONIC */
-	struct pcb_chan_stats chan[2];
+	struct pcb_chan_stats chan[2];   /* --channels=1: chan[1] is the shared connection, chan[0] unused */
+	unsigned channels;               /* 1 or 2 */
+	uint64_t shared_demand_frames;   /* --channels=1: demand replies received on the shared connection */
 	struct pcb_hist demand_rtt;      /* request sent -> page received (pager side) */
 	struct pcb_hist demand_service;  /* fault message read -> page installed */
 	int demand_cpu, background_cpu;  /* CPU the threads last ran on */

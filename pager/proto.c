@@ -156,8 +156,10 @@ int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size
 			BAD("%s frame with length %u (arg %llu, max %u)", n, h->len, (unsigned long long)h->arg, PCB_MAX_PONG);
 		break;
 	}
-	if (h->flags != 0)
-		BAD("%s frame with flags 0x%x (none are defined)", n, h->flags);
+	if (h->flags & ~PCB_FRAME_URGENT)
+		BAD("%s frame with flags 0x%x (only 0x%x is defined)", n, h->flags, PCB_FRAME_URGENT);
+	if (h->flags && h->type != PCB_MSG_PAGE && h->type != PCB_MSG_ZERO)
+		BAD("%s frame with flags 0x%x (only PAGE and ZERO may be urgent)", n, h->flags);
 	return 0;
 }
 

@@ -3,7 +3,9 @@
  * Every frame: a 24-byte header (little endian) followed by `len` payload bytes.
  *   magic u32 "PCB1" | version u16 | type u16 | len u32 | flags u32 | arg u64
  * Two connections per migration: channel 0 carries demand requests (urgent,
- * one page each, answered at once), channel 1 carries background batches.
+ * one page each, answered at once), channel 1 carries background batches;
+ * with --channels=1 one connection (channel 3, shared) carries both, and the
+ * replies to demand requests are flagged PCB_FRAME_URGENT.
  * Nothing received is trusted: pcb_proto_validate() checks magic, version,
  * type, the exact length the type requires and every page index against the
  * image size before a payload is used.
@@ -28,7 +30,12 @@
 #define PCB_MAC_BYTES      32            /* HMAC-SHA-256 */
 
 enum pcb_channel { PCB_CHAN_DEMAND = 0, PCB_CHAN_BACKGROUND = 1,
-		   PCB_CHAN_QUERY = 2 /* handshake only: read the source's configuration */ };
+		   PCB_CHAN_QUERY = 2, /* handshake only: read the source's configuration */
+		   PCB_CHAN_SHARED = 3 /* --channels=1: demand requests and background batches on one connection */ };
+
+/* Frame flags.  URGENT: a PAGE or ZERO answering a demand request (REQ) on a
+ * shared connection, where background ZERO frames travel too. */
+#define PCB_FRAME_URGENT 1u
 
 enum pcb_msg {
 	PCB_MSG_HELLO = 1,       /* d->s  payload pcb_hello */

@@ -24,6 +24,22 @@
  * host so much per page at 2 Gbit/s (61 k frames/s through receive and install)
  * that the run got slower overall on this 2-CPU machine. */
 #define PCB_LINK_RUN_PAGES 16
+/* A shared connection (--channels=1) cuts background RUN frames to 16 pages
+ * (64 KiB) too and hands what it has formatted to the socket every 64 KiB,
+ * checking for demand requests in between: a demand reply goes out at the
+ * next 64 KiB boundary (QEMU's source checks its page-request queue between
+ * pages), behind whatever the socket already holds -- the head-of-line
+ * blocking one connection has. */
+#define PCB_SHARED_RUN_PAGES 16
+#define PCB_SHARED_FLUSH (64u << 10)
+/* With link emulation the source paces every frame itself, so the loopback
+ * socket underneath stays nearly empty.  On a real link a sender with more
+ * background data than the link carries keeps its socket buffer full, and a
+ * demand reply written to the same connection waits until that buffer has
+ * drained: a shared connection on an emulated link delays each demand reply
+ * by min(this many bytes, background bytes queued at the source) / rate
+ * before it enters the link -- the socket buffer pcb_sock_tune() asks for. */
+#define PCB_LINK_SOCKQ_BYTES (4u << 20)
 
 struct pcb_source_state {
 	const struct pcb_source_cfg *cfg;
@@ -48,6 +64,7 @@ struct item {
 	uint32_t nr, ri;          /* ranges, current range */
 	uint64_t off;             /* pages of range ri already sent */
 	uint64_t rel;             /* link release time of the next frame (0 = not reserved) */
+	uint64_t sockq_ns;        /* shared connection on an emulated link: modelled socket-buffer wait (REQ) */
 };
 
 #define MAX_ITEMS 1024        /* requests queued per connection; beyond it the socket is not read */
@@ -59,10 +76,18 @@ struct sconn {
 	int channel;
 	struct item *q;
 	unsigned qhead, qlen;
+	struct item *uq;          /* shared connection: demand requests, served before q at frame boundaries */
+	unsigned uqhead, uqlen;
 	uint8_t *tx;
 	size_t txlen;
 	bool bye;
+	bool rx_end;              /* shared connection: the destination said BYE or went away while we sent */
 };
+
+static bool shared_conn(const struct sconn *sc)
+{
+	return sc->channel == PCB_CHAN_SHARED;
+}
 
 /* The page as the source holds it: the guest's memory (--precopy: the guest
  * ran at the source and wrote into it) or the image. */
@@ -112,7 +137,7 @@ static int tx_flush(struct sconn *sc)
 }
 
 /* Append one frame; payload either `data` or, for PAGE, generated from the image. */
-static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *data, uint32_t len)
+static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *data, uint32_t len, uint32_t flags)
 {
 	if (TXBUF - sc->txlen < PCB_HDR_SIZE + (size_t)len && tx_flush(sc) < 0)
 		return -1;
@@ -121,7 +146,7 @@ static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *d
 			return -1;
 		return pcb_conn_send(&sc->c, type, arg, data, len);
 	}
-	struct pcb_hdr h = { PCB_PROTO_MAGIC, PCB_PROTO_VERSION, type, len, 0, arg };
+	struct pcb_hdr h = { PCB_PROTO_MAGIC, PCB_PROTO_VERSION, type, len, flags, arg };
 	pcb_hdr_encode(&h, sc->tx + sc->txlen);
 	sc->txlen += PCB_HDR_SIZE;
 	if ((type == PCB_MSG_PAGE || type == PCB_MSG_RUN) && !data)
@@ -179,7 +204,8 @@ static uint32_t item_frame_len(struct sconn *sc, const struct item *it, uint16_t
 			return 0;
 		} else {
 			uint64_t left = it->r[it->ri].count - it->off, n = 1;
-			uint64_t max = atomic_load_explicit(&sc->st->link.bps, memory_order_relaxed) ? PCB_LINK_RUN_PAGES : PCB_MAX_RUN_PAGES;
+			uint64_t max = atomic_load_explicit(&sc->st->link.bps, memory_order_relaxed) ? PCB_LINK_RUN_PAGES
+				     : shared_conn(sc) ? PCB_SHARED_RUN_PAGES : PCB_MAX_RUN_PAGES;
 			while (n < left && n < max && !src_is_zero(sc->st, *arg + n))
 				n++;
 			*type = PCB_MSG_RUN;
@@ -209,11 +235,11 @@ static int item_emit(struct sconn *sc, struct item *it)
 	case PCB_MSG_REQ:
 		if (st->cfg->demand_delay_ns)
 			spin_delay(st->cfg->demand_delay_ns);
-		r = tx_frame(sc, type, arg, NULL, len);
+		r = tx_frame(sc, type, arg, NULL, len, shared_conn(sc) ? PCB_FRAME_URGENT : 0);
 		atomic_fetch_add(type == PCB_MSG_ZERO ? &st->zero_sent : &st->pages_sent, 1);
 		return r < 0 ? -1 : 1;
 	case PCB_MSG_RANGES:
-		r = tx_frame(sc, type, arg, NULL, len);
+		r = tx_frame(sc, type, arg, NULL, len, 0);
 		if (r < 0)
 			return -1;
 		if (type == PCB_MSG_BATCH_END)
@@ -235,12 +261,12 @@ static int item_emit(struct sconn *sc, struct item *it)
 		for (uint64_t i = 0; i < it->count; i++)
 			d[i] = htole64(st->cfg->mem ? pcb_page_digest(st->cfg->mem + ((it->arg + i) << PCB_PAGE_SHIFT))
 						   : pcb_image_digest(&st->im, it->arg + i));
-		r = tx_frame(sc, type, arg, d, len);
+		r = tx_frame(sc, type, arg, d, len, 0);
 		free(d);
 		return r < 0 ? -1 : 1;
 	}
 	case PCB_MSG_PING:
-		return tx_frame(sc, type, arg, NULL, len) < 0 ? -1 : 1;
+		return tx_frame(sc, type, arg, NULL, len, 0) < 0 ? -1 : 1;
 	}
 	return -1;
 }
@@ -253,49 +279,136 @@ static void item_pop(struct sconn *sc)
 	sc->qlen--;
 }
 
+static void uitem_pop(struct sconn *sc)
+{
+	sc->uqhead = (sc->uqhead + 1) % MAX_ITEMS;
+	sc->uqlen--;
+}
+
+static int parse_frames(struct sconn *sc, uint64_t t_rx);
+
+/* Shared connection, between background frames: take in what the destination
+ * has sent meanwhile (demand requests join uq) without blocking.  0, or -1
+ * when the connection ends (bad frame, error; BYE or EOF only set rx_end). */
+static int shared_peek(struct sconn *sc)
+{
+	if (sc->rx_end)
+		return 0;
+	struct pollfd pfd = { .fd = sc->c.fd, .events = POLLIN };
+	if (poll(&pfd, 1, 0) <= 0 || !pfd.revents)
+		return 0;
+	int f = pcb_conn_fill(&sc->c);
+	if (f == PCB_RX_EOF || (f < 0 && errno != EAGAIN && errno != EINTR)) {
+		sc->rx_end = true;   /* nothing more will be asked: the queue may still be sent */
+		return 0;
+	}
+	return f > 0 ? parse_frames(sc, pcb_now_ns()) : 0;
+}
+
 /* Send every frame whose time has come.  Returns the time the next one is
- * due (UINT64_MAX: nothing queued), or 0 on a send error. */
+ * due (UINT64_MAX: nothing queued), or 0 on a send error.  A shared
+ * connection sends a due demand reply (uq) before the next background frame. */
 static uint64_t run_queue(struct sconn *sc)
 {
 	struct pcb_link *l = &sc->st->link;
 	bool paced = atomic_load_explicit(&l->bps, memory_order_relaxed) != 0;
-	/* background frames may leave up to 100 µs early so the sender sleeps instead of spinning;
-	 * demand replies are released exactly */
-	uint64_t early = sc->channel == PCB_CHAN_BACKGROUND ? 100 * PCB_NSEC_PER_USEC : 0;
+	bool shared = shared_conn(sc);
 	uint64_t next = UINT64_MAX;
-	while (sc->qlen) {
-		struct item *it = &sc->q[sc->qhead];
+	for (;;) {
 		uint64_t now = pcb_now_ns();
-		if (it->due > now) {
-			next = it->due;
-			break;
+		struct item *it = NULL;
+		bool urgent = false;
+		if (sc->uqlen) {
+			struct item *u = &sc->uq[sc->uqhead];
+			if (u->due <= now) {
+				it = u;
+				urgent = true;
+			} else if (u->due < next) {
+				next = u->due;
+			}
 		}
+		if (!it && sc->qlen) {
+			struct item *b = &sc->q[sc->qhead];
+			if (b->due <= now)
+				it = b;
+			else if (b->due < next)
+				next = b->due;
+		}
+		if (!it)
+			break;
+		/* background frames may leave up to 100 µs early so the sender sleeps instead of
+		 * spinning; demand replies are released exactly */
+		bool is_demand = urgent || sc->channel == PCB_CHAN_DEMAND;
+		bool stream = sc->channel == PCB_CHAN_BACKGROUND || (shared && it->type == PCB_MSG_RANGES);
+		uint64_t early = stream ? 100 * PCB_NSEC_PER_USEC : 0;
 		if (paced && !it->rel) {
 			uint16_t type;
 			uint64_t arg;
 			uint32_t len = item_frame_len(sc, it, &type, &arg);
-			it->rel = pcb_link_reserve(l, PCB_HDR_SIZE + len, it->due);
+			/* on its own connection a demand reply overtakes background frames on the link
+			 * (pcb_link_reserve_urgent); on a shared one it queues behind them */
+			it->rel = sc->channel == PCB_CHAN_DEMAND ? pcb_link_reserve_urgent(l, PCB_HDR_SIZE + len, it->due)
+								 : pcb_link_reserve(l, PCB_HDR_SIZE + len, it->due);
 		}
 		if (paced && it->rel > now + early) {
-			next = it->rel - early;
+			if (it->rel - early < next)
+				next = it->rel - early;
 			break;
 		}
 		it->rel = 0;
 		int r = item_emit(sc, it);
 		if (r < 0)
 			return 0;
-		if (r == 1)
-			item_pop(sc);
-		if (sc->channel == PCB_CHAN_DEMAND && tx_flush(sc) < 0)
+		if (r == 1) {
+			if (urgent)
+				uitem_pop(sc);
+			else
+				item_pop(sc);
+		}
+		if ((is_demand || (shared && (!stream || sc->txlen >= PCB_SHARED_FLUSH))) && tx_flush(sc) < 0)
 			return 0;
+		if (shared && !urgent && sc->txlen == 0 && shared_peek(sc) < 0)
+			return 0;
+		next = UINT64_MAX;
 	}
 	if (tx_flush(sc) < 0)
 		return 0;
 	return next;
 }
 
+/* Shared connection on an emulated link: the modelled socket-buffer wait of a
+ * demand reply (PCB_LINK_SOCKQ_BYTES): the background bytes queued at the
+ * source, up to the buffer size, at the link rate. */
+static uint64_t shared_sockq_ns(struct sconn *sc)
+{
+	uint64_t bps = atomic_load_explicit(&sc->st->link.bps, memory_order_relaxed), bytes = 0;
+	if (!bps)
+		return 0;
+	for (unsigned k = 0; k < sc->qlen && bytes < PCB_LINK_SOCKQ_BYTES; k++) {
+		const struct item *it = &sc->q[(sc->qhead + k) % MAX_ITEMS];
+		if (it->type != PCB_MSG_RANGES)
+			continue;
+		for (uint32_t ri = it->ri; ri < it->nr && bytes < PCB_LINK_SOCKQ_BYTES; ri++)
+			for (uint64_t o = ri == it->ri ? it->off : 0; o < it->r[ri].count && bytes < PCB_LINK_SOCKQ_BYTES; o++)
+				bytes += src_is_zero(sc->st, it->r[ri].first + o) ? PCB_HDR_SIZE : PCB_PAGE_SIZE + PCB_HDR_SIZE / 16;
+	}
+	if (bytes > PCB_LINK_SOCKQ_BYTES)
+		bytes = PCB_LINK_SOCKQ_BYTES;
+	return (uint64_t)((unsigned __int128)bytes * 8 * PCB_NSEC_PER_SEC / bps);
+}
+
 static bool enqueue(struct sconn *sc, const struct item *it)
 {
+	if (shared_conn(sc) && it->type == PCB_MSG_REQ) {
+		if (sc->uqlen == MAX_ITEMS)
+			return false;
+		struct item u = *it;
+		u.sockq_ns = shared_sockq_ns(sc);
+		u.due += u.sockq_ns;
+		sc->uq[(sc->uqhead + sc->uqlen) % MAX_ITEMS] = u;
+		sc->uqlen++;
+		return true;
+	}
 	if (sc->qlen == MAX_ITEMS)
 		return false;
 	sc->q[(sc->qhead + sc->qlen) % MAX_ITEMS] = *it;
@@ -369,24 +482,36 @@ static int handle_frame(struct sconn *sc, const struct pcb_hdr *h, const uint8_t
 }
 
 /* Queue every complete frame in the receive buffer (while there is room).
- * 0 = go on, -1 = the connection ends (BYE, bad frame, error). */
-static int parse_buffered(struct sconn *sc, uint64_t t_rx)
+ * 0 = go on (BYE sets bye and rx_end), -1 = the connection ends (bad frame, error). */
+static int parse_frames(struct sconn *sc, uint64_t t_rx)
 {
 	struct pcb_hdr h;
 	const uint8_t *p;
 	int f = PCB_RX_MORE;
-	while (sc->qlen < MAX_ITEMS && (f = pcb_conn_parse(&sc->c, &h, &p)) == PCB_RX_FRAME) {
+	while (!sc->bye && sc->qlen < MAX_ITEMS && sc->uqlen < MAX_ITEMS &&
+	       (f = pcb_conn_parse(&sc->c, &h, &p)) == PCB_RX_FRAME) {
 		int hr = handle_frame(sc, &h, p, t_rx);
 		if (hr < 0)
 			return -1;
 		if (hr == 1) {
 			sc->bye = true;
-			run_queue(sc);
-			return -1;
+			sc->rx_end = true;
 		}
 	}
 	if (f == PCB_RX_BAD) {
 		reject(sc, "%s", sc->c.err);
+		return -1;
+	}
+	return 0;
+}
+
+/* parse_frames; after BYE send what is queued.  0 = go on, -1 = the connection ends. */
+static int parse_buffered(struct sconn *sc, uint64_t t_rx)
+{
+	if (parse_frames(sc, t_rx) < 0)
+		return -1;
+	if (sc->bye) {
+		run_queue(sc);
 		return -1;
 	}
 	return 0;
@@ -399,6 +524,11 @@ static void conn_loop(struct sconn *sc)
 		uint64_t next = run_queue(sc);
 		if (!next)
 			return;   /* the destination went away while we were sending */
+		if (sc->rx_end) {   /* shared connection: BYE or EOF seen between frames */
+			if (sc->bye)
+				run_queue(sc);
+			return;
+		}
 		if (sc->qlen < MAX_ITEMS && c->rpos != c->rlen && parse_buffered(sc, pcb_now_ns()) < 0)
 			return;
 		if (sc->qlen)
@@ -408,7 +538,7 @@ static void conn_loop(struct sconn *sc)
 		uint64_t now = pcb_now_ns();
 		struct pollfd pfd = { .fd = c->fd, .events = sc->qlen < MAX_ITEMS ? POLLIN : 0 };
 		int r;
-		bool bg = sc->channel == PCB_CHAN_BACKGROUND;
+		bool bg = sc->channel == PCB_CHAN_BACKGROUND || (shared_conn(sc) && !sc->uqlen);
 		if (bg && next != UINT64_MAX && next <= now)
 			continue;
 		if (!bg && next != UINT64_MAX && next <= now + 60 * PCB_NSEC_PER_USEC) {
@@ -483,18 +613,20 @@ int pcb_source_serve_conn(struct pcb_source_state *st, int fd)
 	if (sc->channel == PCB_CHAN_QUERY)
 		goto out;
 	sc->q = calloc(MAX_ITEMS, sizeof(*sc->q));
+	sc->uq = sc->channel == PCB_CHAN_SHARED ? calloc(MAX_ITEMS, sizeof(*sc->uq)) : NULL;
 	sc->tx = malloc(TXBUF);
-	if (!sc->q || !sc->tx) {
+	if (!sc->q || !sc->tx || (sc->channel == PCB_CHAN_SHARED && !sc->uq)) {
 		rc = PCB_EXIT_OSERR;
 		goto out;
 	}
 	conn_loop(sc);
-	if (sc->bye && sc->channel == PCB_CHAN_DEMAND)
+	if (sc->bye && (sc->channel == PCB_CHAN_DEMAND || sc->channel == PCB_CHAN_SHARED))
 		atomic_fetch_add(&st->finished_sessions, 1);
 out:
 	while (sc->q && sc->qlen)
 		item_pop(sc);
 	free(sc->q);
+	free(sc->uq);
 	free(sc->tx);
 	pcb_conn_free(&sc->c);
 	free(sc);

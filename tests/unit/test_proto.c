@@ -91,7 +91,18 @@ static void test_validate_common(void **state)
 	h.version = 0;
 	rejected(h, "version");
 	h = H(PCB_MSG_BYE, 0, 0);
-	h.flags = 1;                   /* no flags are defined */
+	h.flags = PCB_FRAME_URGENT;    /* only a PAGE or ZERO reply may be urgent */
+	rejected(h, "flags");
+	h = H(PCB_MSG_RUN, PCB_PAGE_SIZE, 0);
+	h.flags = PCB_FRAME_URGENT;
+	rejected(h, "flags");
+	h = H(PCB_MSG_PAGE, PCB_PAGE_SIZE, 0);
+	h.flags = PCB_FRAME_URGENT;
+	ok(h);
+	h = H(PCB_MSG_ZERO, 0, 0);
+	h.flags = PCB_FRAME_URGENT;
+	ok(h);
+	h.flags = 2;                   /* undefined flag */
 	rejected(h, "flags");
 	h = H(PCB_MSG_PAGE, PCB_PAGE_SIZE, 0);
 	h.flags = 0x80000000u;
