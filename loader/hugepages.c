@@ -35,9 +35,11 @@ int pcb_huge_validate(const struct pcb_config *cfg, char *why, size_t whylen)
 		bad = "policy", val = cfg->policy;
 	else if (strcmp(cfg->baseline, "none"))
 		bad = "baseline", val = cfg->baseline;
+	else if (cfg->channels == 1)   /* a huge page's demand reply is RUN frames: one connection cannot tell them apart */
+		bad = "channels", val = "1";
 	if (bad) {
 		snprintf(why, whylen, "invalid value for --%s: '%s' cannot be combined with --page-size=2M "
-			 "(huge pages: post-copy, --install=copy, --guest=process, no --baseline)", bad, val);
+			 "(huge pages: post-copy, --install=copy, --guest=process, no --baseline, --channels=2)", bad, val);
 		return PCB_EXIT_USAGE;
 	}
 	return 0;

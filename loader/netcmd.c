@@ -222,8 +222,8 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 	const struct pcb_recovery_stats *r = &s->rec;
 	pcb_json_obj_begin(j, "recovery");
 	static const char *const cn[2] = { "demand", "background" };
-	for (int ch = 0; ch < 2; ch++) {
-		pcb_json_obj_begin(j, cn[ch]);
+	for (int ch = s->channels == 1 ? 1 : 0; ch < 2; ch++) {   /* --channels=1: "shared" only */
+		pcb_json_obj_begin(j, s->channels == 1 ? "shared" : cn[ch]);
 		pcb_json_u64(j, "losses", r->losses[ch]);
 		pcb_json_u64(j, "reconnects", r->reconnects[ch]);
 		pcb_json_u64(j, "pause_ns", r->pause_ns[ch]);
@@ -253,7 +253,13 @@ void pcb_net_human(FILE *fp, const struct pcb_pager_stats *s)
 			(double)l->rtt_ns / 1e3, (double)l->rtt_median_ns / 1e3, (double)l->base_rtt_ns / 1e3,
 			(double)l->delay_ns / 1e3);
 	const struct pcb_recovery_stats *r = &s->rec;
-	if (r->losses[0] || r->losses[1])
+	if (s->channels == 1 && r->losses[1])
+		fprintf(fp, "  recovery    %llu connection losses, %llu reconnects (shared channel), paused %.3f s (max %.3f s); "
+			"%llu pages re-requested (%llu demand)\n",
+			(unsigned long long)r->losses[1], (unsigned long long)r->reconnects[1], pcb_ns_to_s(r->pause_ns[1]),
+			pcb_ns_to_s(r->pause_max_ns[1]), (unsigned long long)(r->demand_rerequested + r->bg_pages_rerequested),
+			(unsigned long long)r->demand_rerequested);
+	else if (r->losses[0] || r->losses[1])
 		fprintf(fp, "  recovery    %llu+%llu connection losses, %llu+%llu reconnects (demand+background); "
 			"demand paused %.3f s (max %.3f s); %llu pages re-requested\n",
 			(unsigned long long)r->losses[0], (unsigned long long)r->losses[1],

@@ -800,13 +800,13 @@ static ssize_t bg_recvmsg(struct pcb_pager *p, struct iovec *iov, int niov)
 			return r;
 		}
 		if (r == 0) {
-			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "background channel closed by the source");
+			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "%s channel closed by the source", p->shared ? "shared" : "background");
 			return -2;
 		}
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN) {
-			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "background channel %s", strerror(errno));
+			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "%s channel %s", p->shared ? "shared" : "background", strerror(errno));
 			return -2;
 		}
 		int w = bg_wait(p, start);
@@ -845,7 +845,7 @@ static int bg_next(struct pcb_pager *p, struct pcb_hdr *h, const uint8_t **pl)
 			pcb_hdr_decode(c->rbuf + c->rpos, h);
 			if (pcb_proto_validate(h, c->npages, c->err, sizeof(c->err)) < 0) {
 				c->bad_frames++;
-				set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (background channel): %s", c->err);
+				set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (%s channel): %s", p->shared ? "shared" : "background", c->err);
 				return -1;
 			}
 			if (h->type == PCB_MSG_RUN) {
@@ -1268,7 +1268,7 @@ static void *bg_thread(void *arg)
 			goto out;
 		default:
 			c->bad_frames++;
-			set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the background channel", pcb_msg_name(h.type));
+			set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the %s channel", pcb_msg_name(h.type), p->shared ? "shared" : "background");
 			goto out;
 		}
 		continue;

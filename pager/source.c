@@ -52,6 +52,7 @@ struct pcb_source_state {
 	int conn_fd[MAX_CONNS];
 	atomic_int finished_sessions;
 	atomic_ullong pages_sent, zero_sent, bad_frames, auth_failures, resumes;
+	atomic_ullong conns[PCB_CHAN_SHARED + 1];   /* connections past the handshake, per HELLO channel */
 };
 
 /* A reply waiting in the delay line: due = arrival + link delay. */
@@ -606,6 +607,7 @@ int pcb_source_serve_conn(struct pcb_source_state *st, int fd)
 		goto out;
 	}
 	sc->channel = (int)hello.channel;
+	atomic_fetch_add(&st->conns[hello.channel], 1);
 	if (hello.flags & PCB_HELLO_RESUME) {
 		atomic_fetch_add(&st->resumes, 1);
 		pcb_log("source: destination resumes a migration (channel %d)", sc->channel);
@@ -753,11 +755,13 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 	}
 	if (cfg->summary) {
 		printf("pcbench source: %d migration%s completed; served %llu pages and %llu zero pages; rejected %llu frames, "
-		       "%llu failed authentications; %llu connections resumed a migration\n",
+		       "%llu failed authentications; %llu connections resumed a migration; connections: demand %llu, "
+		       "background %llu, shared %llu\n",
 		       atomic_load(&st->finished_sessions), atomic_load(&st->finished_sessions) == 1 ? "" : "s",
 		       (unsigned long long)st->pages_sent, (unsigned long long)st->zero_sent,
 		       (unsigned long long)st->bad_frames, (unsigned long long)st->auth_failures,
-		       (unsigned long long)st->resumes);
+		       (unsigned long long)st->resumes, (unsigned long long)st->conns[PCB_CHAN_DEMAND],
+		       (unsigned long long)st->conns[PCB_CHAN_BACKGROUND], (unsigned long long)st->conns[PCB_CHAN_SHARED]);
 		fflush(stdout);
 	}
 	pcb_log("source: served %llu pages, %llu zero pages, rejected %llu frames, %llu failed authentications, %llu resumed connections",

@@ -82,6 +82,9 @@ bad --host "'nohost'" --host=nohost
 bad --trace "'maybe'" --trace=maybe
 bad --batch "'0'" --batch=0
 bad --window "'0'" --window=0
+bad --channels "'3'" --channels=3
+bad --channels "'0'" --channels=0
+bad --channels "'1'" --channels=1 --page-size=2M --mem=64M
 bad --frobnicate "" --frobnicate=1
 bad --frobnicate "" --frobnicate
 bad "'extra'" "" extra                                   # a positional argument

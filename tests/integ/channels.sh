@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# --channels=1|2: both complete with every page verified for several policies
+# and 2 vCPUs, on loopback and on an emulated link; with 1 channel the source
+# really serves everything on one connection (its own count of connections per
+# channel, and the destination's per-connection bytes: demand replies arrive
+# on the shared connection); a source killed and restarted mid-migration under
+# --reconnect-timeout is survived with 1 channel too; --channels=1 with 2 MiB
+# pages is refused with exit 64.
+set -u
+T=$(mktemp -d /tmp/pcb-channels.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
+. tests/lib/net.sh
+
+# check FILE CHANNELS TAG: verified, accounting exact, transport shape per channel count
+check() {
+python3 - "$@" <<'PY' || exit 1
+import json, sys
+f, ch, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+d = json.load(open(f)); r = d["results"]
+assert d["status"] == "ok", (tag, d.get("error"))
+assert d["config"]["channels"] == ch, (tag, d["config"]["channels"])
+v, pg, tr, pa = r["verify"], r["pages"], r["transport"], r["pager"]
+assert v["done"] and v["pages_corrupt"] == 0 and v["pages_missing"] == 0 and v["pages_verified"] == pg["total"], (tag, v)
+n = pg["demand"] + pg["background"] + pg["drain"] + pg["zero"]
+assert n == pg["total"], (tag, n, pg)
+assert tr["channels"] == ch, (tag, tr)
+if ch == 1:
+    assert "demand" not in tr and "background" not in tr, (tag, tr)
+    sh = tr["shared"]
+    # every demand request was answered on the shared connection, flagged urgent
+    assert sh["demand_replies_received"] == pa["demand_requests"], (tag, sh, pa["demand_requests"])
+    assert sh["bytes_received"] >= 4096 * (pg["demand"] + pg["background"] + pg["drain"]), (tag, sh, pg)
+else:
+    assert "shared" not in tr, (tag, tr)
+    # demand pages arrived on the demand connection, background ones on the other
+    assert tr["demand"]["bytes_received"] >= 4096 * pg["demand"], (tag, tr, pg)
+    assert tr["background"]["bytes_received"] >= 4096 * pg["background"], (tag, tr, pg)
+print("OK %-28s %d channel(s): %6d pages verified, %5d faults, fault p50 %8.1f us" %
+      (tag, ch, v["pages_verified"], r["faults"]["count"], r["faults"]["latency"]["p50_ns"] / 1e3))
+PY
+}
+
+# --- several policies x both channel counts, 2 vCPUs, forked source -----------------------
+for pol in demand sequential qemu pivot trend; do
+	for ch in 1 2; do
+		tag=$pol-$ch
+		"$P" --policy=$pol --workload=random --vcpus=2 --mem=64M --duration=500ms --channels=$ch --trace=off \
+			--json "$T/$tag.json" >"$T/$tag.out" 2>&1 || fail "$tag: exit $?: $(tail -3 "$T/$tag.out")"
+		grep -q "transport   $ch channel" "$T/$tag.out" || fail "$tag: the summary does not name $ch channel(s)"
+		check "$T/$tag.json" $ch $tag
+	done
+done
+# the continue install path (page-cache claims by the receiver, demand installs by it)
+"$P" --policy=sequential --workload=zipf --vcpus=2 --mem=64M --duration=500ms --channels=1 --install=continue --trace=off \
+	--json "$T/cont.json" >"$T/cont.out" 2>&1 || fail "continue: exit $?: $(tail -3 "$T/cont.out")"
+check "$T/cont.json" 1 continue-1
+
+# --- a saturating background pull: demand replies still arrive (and queue) on the shared connection
+"$P" --policy=sequential --workload=random --mem=256M --duration=1s --channels=1 --batch=1024 --window=8 --trace=off \
+	--json "$T/sat.json" >"$T/sat.out" 2>&1 || fail "saturating: exit $?: $(tail -3 "$T/sat.out")"
+check "$T/sat.json" 1 saturating-1
+
+# --- emulated link, both channel counts, against `pcbench source` (its connection counts) -----
+for ch in 1 2; do
+	tag=link-$ch
+	start_source src-$tag "$P" source --listen=127.0.0.1:0 --mem=64M --seed=5
+	"$P" dest --source=127.0.0.1:$SRC_PORT --policy=sequential --workload=random --vcpus=2 --duration=1s --channels=$ch \
+		--link=1gbit,200us --trace=off --json "$T/$tag.json" >"$T/$tag.out" 2>&1 || fail "$tag: exit $?: $(tail -3 "$T/$tag.out")"
+	wait $SRC_PID || fail "$tag: source exit $?"
+	check "$T/$tag.json" $ch $tag
+	line=$(grep "connections: demand" "$T/src-$tag.out") || fail "$tag: the source printed no connection counts"
+	if [ $ch = 1 ]; then want="connections: demand 0, background 0, shared 1"; else want="connections: demand 1, background 1, shared 0"; fi
+	case "$line" in *"$want"*) echo "OK $tag: source: ${line##*; }" ;; *) fail "$tag: source says '$line', want '$want'" ;; esac
+done
+
+# --- 1 channel: the source is killed mid-migration and restarted -------------------------
+for pv in "sequential 1" "demand 2"; do
+	set -- $pv
+	tag=restart-$1-$2
+	start_source src1-$tag "$P" source --listen=127.0.0.1:0 --mem=128M --seed=11
+	PORT=$SRC_PORT
+	"$P" dest --source=127.0.0.1:$PORT --policy=$1 --vcpus=$2 --workload=random --duration=2s --channels=1 \
+		--link=300mbit,200us --reconnect-timeout=20s --io-timeout=1s --json "$T/$tag.json" >"$T/$tag.out" 2>&1 &
+	D=$!
+	sleep 1.0
+	kill -0 $D 2>/dev/null || fail "$tag: destination ended before the source was killed: $(tail -3 "$T/$tag.out")"
+	kill -9 $SRC_PID; wait $SRC_PID 2>/dev/null
+	sleep 0.8
+	start_source src2-$tag "$P" source --listen=127.0.0.1:$PORT --mem=128M --seed=11
+	wait $D; rc=$?
+	[ $rc -eq 0 ] || fail "$tag: destination exit $rc after the source was restarted: $(tail -5 "$T/$tag.out")"
+	wait $SRC_PID || fail "$tag: restarted source exit $?"
+	grep -q "connections: demand 0, background 0, shared 1" "$T/src2-$tag.out" ||
+		fail "$tag: the restarted source did not see exactly one shared connection: $(tail -1 "$T/src2-$tag.out")"
+	check "$T/$tag.json" 1 $tag
+	python3 - "$T/$tag.json" $tag <<'PY' || exit 1
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]; rec = r["recovery"]
+assert "demand" not in rec and rec["shared"]["losses"] >= 1 and rec["shared"]["reconnects"] >= 1, rec
+assert rec["shared"]["pause_ns"] >= 300e6, rec      # the source was down ~0.8 s
+assert rec["pages_rerequested"] >= 1, rec
+print("OK %s: shared channel paused %.3f s, %d pages re-requested (%d demand)" %
+      (sys.argv[2], rec["shared"]["pause_ns"] / 1e9, rec["pages_rerequested"], rec["demand_pages_rerequested"]))
+PY
+done
+
+# --- refused: 2 MiB pages on one connection ---------------------------------------------
+"$P" --channels=1 --page-size=2M --mem=64M --duration=100ms >"$T/huge.out" 2>&1; rc=$?
+[ $rc -eq 64 ] || fail "--channels=1 --page-size=2M: exit $rc (want 64): $(cat "$T/huge.out")"
+[ "$(wc -l <"$T/huge.out")" -eq 1 ] && grep -q -- "--channels: '1'" "$T/huge.out" || fail "not one line naming --channels: $(cat "$T/huge.out")"
+echo "OK refused: $(cat "$T/huge.out")"
+echo "PASS"
