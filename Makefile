@@ -51,7 +51,7 @@ HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 PROGS := pcbench $(if $(wildcard loader/pctrace.c),pctrace)
 
-.PHONY: all deps test unit integ bench clean plots fuzz bench-floor bench-scale
+.PHONY: all deps test unit integ bench clean plots fuzz bench-floor bench-scale bench-channels
 all: $(PROGS)
 
 # ---- dependencies (Debian 12) ---------------------------------------------
@@ -189,6 +189,12 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)rc=0; dir=$$(./pcbench bench $(JOB) $(BENCH_ARGS)) || rc=$$?; \
 	if [ -n "$$dir" ]; then analysis/plots.sh "$$dir" || exit $$?; fi; exit $$rc
+
+# `make bench-channels`: demand fault latency under a saturating background pull, 1 vs 2
+# channels (configs/channels.conf), and the 1-vs-2 table from the same invocation.
+bench-channels: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)dir=$$(./pcbench bench configs/channels.conf $(BENCH_ARGS)) && python3 analysis/channels.py "$$dir"
 
 plots: pcbench
 	$(Q)if [ -z "$(RESULTS)" ]; then echo "usage: make plots RESULTS=results/DIR" >&2; exit 64; fi

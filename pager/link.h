@@ -47,8 +47,10 @@ static inline bool pcb_link_active(struct pcb_link *l)
 uint64_t pcb_link_reserve(struct pcb_link *l, size_t bytes, uint64_t ready);
 /* The same for a frame of the demand connection (--channels=2).  A real link
  * carries two connections' packets interleaved, so a demand reply waits for
- * the packet on the wire (at most PCB_LINK_MTU bytes of a background frame)
- * and for earlier demand replies, not for the background frames already
+ * the packet on the wire (at most PCB_LINK_MTU bytes of a background frame,
+ * once per demand frame: the link alternates between the connections, as a
+ * fair queue does) and for earlier demand replies, not for the background
+ * frames already
  * reserved; those are pushed back by its serialisation time (the bandwidth
  * stays shared).  Background frames reserved before it still leave at their
  * release time, so the link may briefly carry one demand frame more than its

@@ -196,6 +196,33 @@ static void test_link_bucket(void **st)
 	assert_int_equal(pcb_link_reserve(&l, 1 << 20, t), t);          /* unlimited */
 }
 
+/* The demand connection's frames (--channels=2) overtake background frames
+ * already reserved: they wait for at most one MTU of the background frame on
+ * the wire and for earlier demand frames; the background schedule is pushed
+ * back by their serialisation time, so the rate stays shared. */
+static void test_link_urgent(void **st)
+{
+	(void)st;
+	struct pcb_link l;
+	pcb_link_init(&l);
+	pcb_link_set(&l, 1000000000ull, 0);   /* 1 Gbit/s: 1000 bytes = 8 µs, an MTU (1500) = 12 µs */
+	uint64_t t = 1000000;
+	assert_int_equal(pcb_link_reserve(&l, 65536, t), t + 524288);   /* a 64 KiB background frame */
+	/* a 4 KiB demand reply ready meanwhile: one MTU, then its own 4120 bytes (32.96 µs) */
+	assert_int_equal(pcb_link_reserve_urgent(&l, 4120, t + 1000), t + 1000 + 12000 + 32960);
+	/* a second one queues behind the first demand reply and one more background packet (the
+	 * link alternates between the connections), not behind the whole background frame */
+	assert_int_equal(pcb_link_reserve_urgent(&l, 4120, t + 1000), t + 1000 + 2 * (12000 + 32960));
+	/* the next background frame starts after the first one plus both demand replies */
+	assert_int_equal(pcb_link_reserve(&l, 1000, t), t + 524288 + 2 * 32960 + 8000);
+	/* an idle link: a demand reply pays only its serialisation time */
+	assert_int_equal(pcb_link_reserve_urgent(&l, 1000, t + 10000000), t + 10000000 + 8000);
+	/* ... and a background frame after it queues behind it */
+	assert_int_equal(pcb_link_reserve(&l, 1000, t + 10000000), t + 10000000 + 16000);
+	pcb_link_set(&l, 0, 0);
+	assert_int_equal(pcb_link_reserve_urgent(&l, 1 << 20, t), t);   /* unlimited */
+}
+
 /* ---- handshake over a socketpair -------------------------------------------- */
 
 struct srv {
@@ -534,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_conn_parse),
 		cmocka_unit_test(test_link_parse),
 		cmocka_unit_test(test_link_bucket),
+		cmocka_unit_test(test_link_urgent),
 		cmocka_unit_test(test_handshake_auth),
 		cmocka_unit_test(test_auth_key_file),
 		cmocka_unit_test(test_source_refuses),
