@@ -53,6 +53,8 @@ const struct pcb_option pcb_options[] = {
 	  "workload knobs key=value[,key=value] (each workload's keys: `pcbench list`)" },
 	{ "record", PCB_OPT_STR, OFF(record), SZ(record), "", 0, 0,
 	  "write the guest's access sequence to this file (binary; plain text if it ends in .txt) for --workload=trace" },
+	{ "replay", PCB_OPT_STR, OFF(replay), SZ(replay), "", 0, 0,
+	  "--policy=replay: access trace written by --record whose first-touch order is pulled first" },
 	{ "bucket-ms", PCB_OPT_UINT, OFF(bucket_ms), 0, "10", 1, 60000, "guest progress: ops counted per bucket of this many ms" },
 	{ "progress-csv", PCB_OPT_STR, OFF(progress_csv), SZ(progress_csv), "", 0, 0,
 	  "write ops per bucket per vCPU as CSV t_ms,vcpu,ops (default: next to --json as NAME.progress.csv)" },

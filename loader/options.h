@@ -34,6 +34,7 @@ struct pcb_config {
 	char policy_opt[512];        /* key=value[,key=value] for the policy */
 	char workload_opt[512];      /* key=value[,key=value] for the workload */
 	char record[4096];           /* write the guest's access sequence here */
+	char replay[224];            /* --policy=replay: the access trace to replay (its `file` knob) */
 	unsigned bucket_ms;          /* progress bucket */
 	char progress_csv[4096];
 	char baseline[4096];         /* none | run | FILE (progress CSV of a --policy=local run) */

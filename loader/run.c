@@ -722,7 +722,8 @@ static int policy_validate(struct run *r, const struct pcb_policy_ops *pol, char
 		return PCB_EXIT_OSERR;
 	}
 	why[0] = 0;
-	int rc = pcb_policy_open(&p, pol, &ps, r->npages, 1, why, whylen) < 0 ? PCB_EXIT_USAGE : 0;
+	int rc = pcb_policy_open(&p, pol, &ps, r->npages, 1, why, whylen);
+	rc = rc == -1 ? PCB_EXIT_USAGE : -rc;
 	pcb_policy_close(&p);
 	pcb_ps_free(&ps);
 	return rc;
@@ -775,6 +776,10 @@ int pcb_run_migration(const struct pcb_config *cfg)
 				     .zipf_theta = cfg->zipf_theta, .im = &r->im };
 	if (pcb_wl_parse_opts(wl, cfg->workload_opt, &prm, why, sizeof(why)) < 0 ||
 	    pcb_policy_parse_opts(&r->polopts, pol, cfg->policy_opt, why, sizeof(why)) < 0) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->replay[0] && pcb_policy_replay_file(&r->polopts, pol, cfg->replay, why, sizeof(why)) < 0) {
 		pcb_err("%s", why);
 		return PCB_EXIT_USAGE;
 	}

@@ -54,7 +54,8 @@ struct pcb_policy_ops {
 	bool background;             /* pulls pages in the background while the guest runs */
 	const struct pcb_knob *knobs;   /* --policy-opt keys (NULL-key terminated); NULL = none */
 	/* Optional.  Bad knob values or an unreadable input: -1 with a one-line
-	 * reason naming the value (the run exits 64). */
+	 * reason naming the value (the run exits 64); an input file that is
+	 * readable but bad: -PCB_EXIT_DATAERR (65); other failures -PCB_EXIT_* . */
 	int (*init)(struct pcb_policy *p, char *why, size_t whylen);
 	void (*fini)(struct pcb_policy *p);          /* optional */
 	/* A guest fault on page (demand thread; keep it cheap and thread-safe). Optional. */
@@ -74,10 +75,15 @@ int pcb_policy_check(const struct pcb_policy_ops *ops, char *why, size_t whylen)
 int pcb_policy_parse_opts(struct pcb_policy *p, const struct pcb_policy_ops *ops, const char *s, char *why, size_t whylen);
 /* Set up p (ops, page state, size, unit, already-parsed opts kept) and run
  * ops->init.  The one way the pager, the simulator and the tests start a
- * policy.  0, or -1 with the reason. */
+ * policy.  0, or < 0 with the reason: -1 (bad option: exit 64) or what init
+ * returned (-PCB_EXIT_DATAERR: bad input file, exit 65). */
 int pcb_policy_open(struct pcb_policy *p, const struct pcb_policy_ops *ops, struct pcb_pagestate *ps,
 		    uint64_t npages, unsigned unit_pages, char *why, size_t whylen);
 void pcb_policy_close(struct pcb_policy *p);
+/* --replay FILE: the replay policy's `file` knob (after pcb_policy_parse_opts).
+ * -1 with a reason if ops is not replay or file= was given as well. */
+int pcb_policy_replay_file(struct pcb_policy *p, const struct pcb_policy_ops *ops, const char *file, char *why,
+			   size_t whylen);
 /* A knob's value as typed, else its default. */
 const char *pcb_policy_opt(const struct pcb_policy *p, const char *key);
 int pcb_policy_opt_u64(const struct pcb_policy *p, const char *key, uint64_t min, uint64_t max, uint64_t *out,

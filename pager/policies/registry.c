@@ -9,7 +9,9 @@
 	X(sequential)      \
 	X(qemu)            \
 	X(pivot)           \
-	X(trend)            \
+	X(trend)           \
+	X(replay)          \
+	X(criu)            \
 	X(local)
 
 #define DECLARE(n) extern const struct pcb_policy_ops pcb_policy_##n;
@@ -70,12 +72,37 @@ int pcb_policy_open(struct pcb_policy *p, const struct pcb_policy_ops *ops, stru
 	p->npages = npages;
 	p->unit_pages = unit_pages ? unit_pages : 1;
 	p->priv = NULL;
-	if (ops->init && ops->init(p, why, whylen) < 0) {
+	int rc = ops->init ? ops->init(p, why, whylen) : 0;
+	if (rc < 0) {
 		if (!why[0])
 			snprintf(why, whylen, "policy %s failed to initialise", ops->name);
 		p->ops = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+int pcb_policy_replay_file(struct pcb_policy *p, const struct pcb_policy_ops *ops, const char *file, char *why,
+			   size_t whylen)
+{
+	if (strcmp(ops->name, "replay")) {
+		snprintf(why, whylen, "invalid value for --replay: '%s' (only --policy=replay replays a trace, not %s)", file,
+			 ops->name);
 		return -1;
 	}
+	for (unsigned i = 0; i < p->nopts; i++)
+		if (!strcmp(p->opts[i].key, "file")) {
+			snprintf(why, whylen, "invalid value for --replay: '%s' (the trace is also given as --policy-opt file=%s)",
+				 file, p->opts[i].val);
+			return -1;
+		}
+	if (p->nopts == PCB_KNOBS_MAX || strlen(file) >= sizeof(p->opts[0].val)) {
+		snprintf(why, whylen, "invalid value for --replay: '%s' (path too long or too many policy options)", file);
+		return -1;
+	}
+	snprintf(p->opts[p->nopts].key, sizeof(p->opts[0].key), "file");
+	snprintf(p->opts[p->nopts].val, sizeof(p->opts[0].val), "%s", file);
+	p->nopts++;
 	return 0;
 }
 
