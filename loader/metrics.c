@@ -10,50 +10,68 @@ static bool is_bg(uint8_t k)
 	return k == PCB_INST_BACKGROUND || k == PCB_INST_ZERO_BACKGROUND;
 }
 
-void pcb_prefetch_compute(struct pcb_prefetch *pf, uint64_t npages, const _Atomic uint32_t *first_touch,
-			  const uint32_t *inst_us, const uint8_t *inst_kind)
+void pcb_prefetch_compute_until(struct pcb_prefetch *pf, uint64_t npages, const _Atomic uint32_t *first_touch,
+				const uint32_t *inst_us, const uint8_t *inst_kind, uint64_t guest_end_us)
 {
 	memset(pf, 0, sizeof(*pf));
 	pcb_hist_init(&pf->lead);
+	pf->guest_end_us = guest_end_us;
 	for (uint64_t pg = 0; pg < npages; pg++) {
 		uint32_t t = atomic_load_explicit(&first_touch[pg], memory_order_relaxed);
 		bool bg = inst_us[pg] && is_bg(inst_kind[pg]);
-		if (bg)
-			pf->bg_installed++;
+		bool before_end = bg && (!guest_end_us || inst_us[pg] <= guest_end_us);
+		pf->bg_installed += bg;
+		pf->bg_before_end += before_end;
 		if (!t) {
-			if (bg)
-				pf->bg_unused++;
+			pf->bg_unused += before_end;
 			continue;
 		}
 		pf->touched++;
 		if (t & PCB_TOUCH_FAULTED) {
 			pf->touched_faulted++;
+			pf->bg_late += before_end;
 			continue;
 		}
-		if (bg) {
-			pf->hits++;
-			uint32_t tu = t & ~PCB_TOUCH_FAULTED;
-			if (tu >= inst_us[pg])
-				pcb_hist_add(&pf->lead, (uint64_t)(tu - inst_us[pg]) * 1000);
-		}
+		pf->hits++;
+		if (!bg)
+			continue;
+		pf->hits_background++;
+		pf->bg_used += before_end;
+		uint32_t tu = t & ~PCB_TOUCH_FAULTED;
+		if (tu >= inst_us[pg])
+			pcb_hist_add(&pf->lead, (uint64_t)(tu - inst_us[pg]) * 1000);
 	}
+}
+
+void pcb_prefetch_compute(struct pcb_prefetch *pf, uint64_t npages, const _Atomic uint32_t *first_touch,
+			  const uint32_t *inst_us, const uint8_t *inst_kind)
+{
+	pcb_prefetch_compute_until(pf, npages, first_touch, inst_us, inst_kind, 0);
 }
 
 void pcb_prefetch_json(const struct pcb_prefetch *pf, struct pcb_json *j, const char *key)
 {
 	pcb_json_obj_begin(j, key);
-	pcb_json_str(j, "method", "guest first-touch record vs pager install record");
+	pcb_json_str(j, "method", "guest first-touch record vs pager install record (README: how the prefetch metrics are computed)");
 	pcb_json_u64(j, "pages_touched", pf->touched);
 	pcb_json_u64(j, "first_touch_faulted", pf->touched_faulted);
 	pcb_json_u64(j, "hits", pf->hits);
+	pcb_json_u64(j, "hits_background", pf->hits_background);
 	pcb_json_u64(j, "background_installed", pf->bg_installed);
+	pcb_json_u64(j, "background_before_guest_end", pf->bg_before_end);
+	pcb_json_u64(j, "background_used", pf->bg_used);
+	pcb_json_u64(j, "background_late", pf->bg_late);
 	pcb_json_u64(j, "background_unused", pf->bg_unused);
+	if (pf->guest_end_us)
+		pcb_json_u64(j, "guest_end_us", pf->guest_end_us - 1);
+	else
+		pcb_json_null(j, "guest_end_us");
 	if (pf->touched)
 		pcb_json_dbl(j, "hit_rate", (double)pf->hits / (double)pf->touched);
 	else
 		pcb_json_null(j, "hit_rate");
-	if (pf->bg_installed)
-		pcb_json_dbl(j, "accuracy", (double)pf->hits / (double)pf->bg_installed);
+	if (pf->bg_before_end)
+		pcb_json_dbl(j, "accuracy", (double)pf->bg_used / (double)pf->bg_before_end);
 	else
 		pcb_json_null(j, "accuracy");
 	pcb_hist_json(j, "lead_time", &pf->lead, 0);

@@ -7,15 +7,28 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Prefetch quality (README "How the prefetch metrics are computed").
+ * first_touch: the guest's record (µs since switch-over + 1, PCB_TOUCH_FAULTED
+ * when that touch faulted); inst_us/inst_kind: the pager's install record
+ * (µs + 1, PCB_INST_*). */
 struct pcb_prefetch {
-	uint64_t touched;            /* pages the guest touched */
+	uint64_t touched;            /* distinct pages the guest touched after switch-over */
 	uint64_t touched_faulted;    /* ... whose first touch faulted */
-	uint64_t hits;               /* first touch found the page already pulled in the background */
-	uint64_t bg_installed;       /* pages installed by the background pull while the guest ran or after */
-	uint64_t bg_unused;          /* background pages the guest never touched */
-	struct pcb_hist lead;        /* hits: first touch - install (timeliness) */
+	uint64_t hits;               /* ... whose first touch found the page present (hit rate = hits / touched) */
+	uint64_t hits_background;    /* hits on pages the background pull had brought */
+	uint64_t bg_installed;       /* pages installed by the background pull (any time) */
+	uint64_t bg_before_end;      /* ... of them installed before the guest finished (accuracy's denominator) */
+	uint64_t bg_used;            /* ... of those, first touched after they arrived (accuracy's numerator) */
+	uint64_t bg_late;            /* ... of those, touched first with a fault (the pull came too late) */
+	uint64_t bg_unused;          /* ... of those, never touched */
+	uint64_t guest_end_us;       /* guest finished, µs after switch-over + 1 (0: unknown, every page counts) */
+	struct pcb_hist lead;        /* bg_used pages: first touch - arrival (timeliness), ns */
 };
 
+/* guest_end_us: when the guest finished, µs after switch-over + 1 (0 = unknown). */
+void pcb_prefetch_compute_until(struct pcb_prefetch *pf, uint64_t npages, const _Atomic uint32_t *first_touch,
+				const uint32_t *inst_us, const uint8_t *inst_kind, uint64_t guest_end_us);
+/* The same with no guest end known: every background page counts for accuracy. */
 void pcb_prefetch_compute(struct pcb_prefetch *pf, uint64_t npages, const _Atomic uint32_t *first_touch,
 			  const uint32_t *inst_us, const uint8_t *inst_kind);
 struct pcb_json;

@@ -504,12 +504,17 @@ static void write_human(struct run *r, FILE *fp)
 		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
 	}
 	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
-	if (r->pf.bg_installed || r->pf.touched)
-		fprintf(fp, "  prefetch    %llu pages touched, %llu hits (hit rate %.1f%%), accuracy %.1f%% of %llu background pages\n",
+	if (r->pf.bg_installed || r->pf.touched) {
+		char lead[64] = "";
+		if (r->pf.lead.count)
+			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms", (double)pcb_hist_percentile(&r->pf.lead, 50) / 1e6);
+		fprintf(fp, "  prefetch    %llu pages touched, %llu present at first touch (hit rate %.1f%%); "
+			"accuracy %.1f%% of %llu background pages pulled before the guest stopped%s\n",
 			(unsigned long long)r->pf.touched, (unsigned long long)r->pf.hits,
 			r->pf.touched ? 100.0 * (double)r->pf.hits / (double)r->pf.touched : 0.0,
-			r->pf.bg_installed ? 100.0 * (double)r->pf.hits / (double)r->pf.bg_installed : 0.0,
-			(unsigned long long)r->pf.bg_installed);
+			r->pf.bg_before_end ? 100.0 * (double)r->pf.bg_used / (double)r->pf.bg_before_end : 0.0,
+			(unsigned long long)r->pf.bg_before_end, lead);
+	}
 	pcb_net_human(fp, s);
 	print_verify(r, fp);
 }
@@ -1047,8 +1052,10 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		struct pcb_mem_range rec = { r->first_touch, r->npages * 4 };
 		pcb_mem_measure(&r->mem, g, 2, &rec, 1, cfg->mem);
 	}
-	pcb_prefetch_compute(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
-			     pcb_pager_install_kind(r->pager));
+	pcb_prefetch_compute_until(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
+				   pcb_pager_install_kind(r->pager),
+				   r->ps.t_guest_done_ns > r->ps.t_switchover_ns
+					   ? (r->ps.t_guest_done_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0);
 	if (cfg->timeline[0]) {
 		int e = pcb_timeline_write(cfg->timeline, r->pager, r->npages, r->first_touch);
 		if (e < 0) {

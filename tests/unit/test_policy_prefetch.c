@@ -482,7 +482,7 @@ static void run_property(const char *name, const char *opts, uint64_t seed, uint
 			pcb_ps_set_present(&f.ps, page);
 			idle = 0;
 		} else if (op < 8) {
-			unsigned maxp = 1 + (unsigned)(rnd(&s) % 300);
+			unsigned maxp = 1 + (unsigned)(rnd(&s) % (rnd(&s) % 4 ? 40 : 300));
 			struct pcb_batch b = { .r = f.r, .max_ranges = 1 + (unsigned)(rnd(&s) % PCB_MAX_RANGES),
 					       .max_pages = maxp };
 			unsigned n = f.pol.ops->next_batch(&f.pol, &b);
@@ -564,7 +564,7 @@ static void test_property_exactly_once(void **st)
 		else if (!strcmp(o->name, "criu"))
 			variants[nv++] = "min-chunk=4K,max-chunk=8K";
 		for (unsigned v = 0; v < nv; v++)
-			for (uint64_t seed = 1; seed <= 12; seed++) {
+			for (uint64_t seed = 1; seed <= 40; seed++) {
 				uint64_t np = seed % 3 == 0 ? 1500 : 1 + (seed * 977) % 3000;
 				if (!strcmp(o->name, "replay") && np < 1500)
 					np = 1500;
