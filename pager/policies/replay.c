@@ -16,10 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PCB_REPLAY_MAX_BATCH 4096
+
 static const struct pcb_knob replay_knobs[] = {
 	{ "file", "", "access trace written by --record (binary or .txt); --replay FILE sets it" },
 	{ "rest", "address", "pages the trace never touched: address (pull them in address order after the working set) "
 			     "or demand (leave them to faults and the final drain, as REAP)" },
+	{ "batch-order", "address", "order inside one batch: address (the batch's pages sorted, so neighbours merge into runs) "
+				    "or trace (first-touch order kept inside the batch too)" },
 	{ NULL, NULL, NULL },
 };
 
@@ -28,6 +32,8 @@ struct replay_state {
 	uint64_t n, next;         /* working-set size, next index to offer */
 	uint64_t cursor;          /* address-order rest */
 	bool rest_address;
+	bool sort;                /* batch-order=address */
+	uint64_t *cand;           /* one batch of candidates */
 };
 
 static int replay_init(struct pcb_policy *p, char *why, size_t whylen)
@@ -60,6 +66,15 @@ static int replay_init(struct pcb_policy *p, char *why, size_t whylen)
 		return -PCB_EXIT_OSERR;
 	}
 	s->rest_address = !strcmp(rest, "address");
+	const char *bo = pcb_policy_opt(p, "batch-order");
+	if (strcmp(bo, "address") && strcmp(bo, "trace")) {
+		snprintf(why, whylen, "invalid value for --policy-opt option batch-order: '%s' (want address or trace)", bo);
+		free(seen);
+		free(s);
+		pcb_atrace_free(&t);
+		return -1;
+	}
+	s->sort = !strcmp(bo, "address");
 	for (uint64_t i = 0; i < t.count; i++) {
 		uint64_t pg = t.rec[i].page;
 		if (pg >= p->npages) {
@@ -93,6 +108,13 @@ static int replay_init(struct pcb_policy *p, char *why, size_t whylen)
 	}
 	free(seen);
 	pcb_atrace_free(&t);
+	s->cand = calloc(PCB_REPLAY_MAX_BATCH, sizeof(*s->cand));
+	if (!s->cand) {
+		free(s->order);
+		free(s);
+		snprintf(why, whylen, "out of memory");
+		return -PCB_EXIT_OSERR;
+	}
 	p->priv = s;
 	return 0;
 }
@@ -100,10 +122,23 @@ static int replay_init(struct pcb_policy *p, char *why, size_t whylen)
 static void replay_fini(struct pcb_policy *p)
 {
 	struct replay_state *s = p->priv;
-	if (s)
+	if (s) {
 		free(s->order);
+		free(s->cand);
+	}
 	free(s);
 	p->priv = NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool claimable(const struct pcb_pagestate *ps, uint64_t pg)
+{
+	return !pcb_bit_test(ps->present, pg) && !pcb_bit_test(ps->demanded, pg) && !pcb_bit_test(ps->claimed, pg);
 }
 
 static unsigned replay_next_batch(struct pcb_policy *p, struct pcb_batch *b)
@@ -114,13 +149,37 @@ static unsigned replay_next_batch(struct pcb_policy *p, struct pcb_batch *b)
 	 * faulted in (or a duplicate) is skipped, and each index is visited once
 	 * over the whole run, so the cost per call is bounded by the batch plus
 	 * the pages skipped since the last call */
-	while (s->next < s->n) {
-		int r = pcb_batch_add(p->ps, b, s->order[s->next]);
-		if (r < 0)
-			return added;
-		added += (unsigned)r;
-		s->next++;
+	if (s->sort) {
+		/* the next batch of the working set, sorted by address so that its
+		 * neighbours travel and install as runs (as few candidates as always
+		 * fit, even if none merge) */
+		unsigned room = b->max_pages - b->npages, rr = b->max_ranges - b->nr;
+		if (room > rr)
+			room = rr;
+		if (room > PCB_REPLAY_MAX_BATCH)
+			room = PCB_REPLAY_MAX_BATCH;
+		unsigned nc = 0;
+		while (s->next < s->n && nc < room) {
+			uint64_t pg = s->order[s->next++];
+			if (claimable(p->ps, pg))
+				s->cand[nc++] = pg;
+		}
+		qsort(s->cand, nc, sizeof(*s->cand), cmp_u64);
+		for (unsigned i = 0; i < nc; i++) {
+			int r = pcb_batch_add(p->ps, b, s->cand[i]);
+			added += r > 0;   /* never -1: room was bounded above; 0: raced with a fault */
+		}
+	} else {
+		while (s->next < s->n) {
+			int r = pcb_batch_add(p->ps, b, s->order[s->next]);
+			if (r < 0)
+				return added;
+			added += (unsigned)r;
+			s->next++;
+		}
 	}
+	if (s->next < s->n)
+		return added;
 	if (!s->rest_address)
 		return added;
 	return added + pcb_policy_fill_sequential(p, b, &s->cursor);

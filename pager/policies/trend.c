@@ -14,11 +14,14 @@
  * shrinking).  With a trend, that many pages are prefetched from the fault
  * along the trend delta; without one, that many pages around the fault.
  *
- * Hits: with the guest's first-touch record (p->first_touch) a prefetched
- * page is a hit when the guest touched it without faulting.  Without it
- * (a guest that is not ours) hits are inferred from faults: when the new
- * fault is k trend steps past the previous one, the k - 1 prefetched pages
- * in between were used without a fault.
+ * Hits: a prefetched page the guest then used.  With the guest's
+ * first-touch record (p->first_touch) that is any touch of it; a fault on a
+ * prefetched page still in flight counts too (Linux's swap readahead, on
+ * which Leap builds, counts a swap-cache hit whether or not its read has
+ * completed).  Without the record (a guest that is not ours) hits are
+ * inferred from faults: when the new fault is k trend steps past the
+ * previous prefetch's origin, the k - 1 prefetched pages in between were
+ * used without a fault.
  *
  * Leap prefetches and otherwise waits for the next fault; post-copy must
  * also move every page, so after the trend's pages the rest is pulled in
@@ -165,29 +168,35 @@ static uint64_t pow2_ceil(uint64_t x)
 	return r;
 }
 
-/* Prefetched pages the guest has used since the last decision. */
+/* Prefetched pages the guest has used since the last decision.  As in
+ * Linux's swap readahead (which Leap builds on), a page found among the
+ * prefetched ones counts as a hit even if its transfer had not finished
+ * when the guest reached it (a fault on a page in flight): the prediction
+ * was right, only late; timeliness is reported separately. */
 static uint64_t count_hits(struct pcb_policy *p, struct trend_state *s, uint64_t fault)
 {
 	uint64_t hits = 0;
-	if (p->first_touch) {
-		unsigned k = 0;
-		for (unsigned i = 0; i < s->npend; i++) {
-			uint32_t t = atomic_load_explicit(&p->first_touch[s->pend[i]], memory_order_relaxed);
-			if (t && !(t & PCB_TOUCH_FAULTED))
-				hits++;
-			else if (!t)
-				s->pend[k++] = s->pend[i];   /* not used yet: may still be */
-		}
-		s->npend = k;
-		return hits;
+	unsigned k = 0;
+	for (unsigned i = 0; i < s->npend; i++) {
+		uint64_t pg = s->pend[i];
+		bool used = pg == fault;
+		if (!used && p->first_touch)
+			used = atomic_load_explicit(&p->first_touch[pg], memory_order_relaxed) != 0;
+		if (used)
+			hits++;
+		else
+			s->pend[k++] = pg;           /* not used yet: may still be */
 	}
+	s->npend = k;
+	if (p->first_touch)
+		return hits;
 	/* no record: the guest went k trend steps past the prefetch's origin with
 	 * a fault only at the k-th: the k - 1 pages before it were used */
 	if (s->pf_from && s->pf_stride) {
 		int64_t dist = (int64_t)fault - (int64_t)(s->pf_from - 1);
 		if (dist % s->pf_stride == 0 && dist / s->pf_stride > 1) {
-			uint64_t k = (uint64_t)(dist / s->pf_stride) - 1;
-			hits = k < s->pf_count ? k : s->pf_count;
+			uint64_t k2 = (uint64_t)(dist / s->pf_stride) - 1;
+			hits += k2 < s->pf_count ? k2 : s->pf_count;
 		}
 	}
 	return hits;

@@ -17,7 +17,7 @@ for p in $pols; do
 	for w in $wls; do
 		name=$p-$w
 		json=$T/$name.json
-		pcb "$name" 120 --policy="$p" --workload="$w" $(wl_args "$w") --mem=64M --duration="$DUR" --seed=7 \
+		pcb "$name" 120 --policy="$p" $(pol_args "$p") --workload="$w" $(wl_args "$w") --mem=64M --duration="$DUR" --seed=7 \
 			--json="$json"
 		expect_rc "$name" 0 || continue
 		if [ "$p" = local ]; then

@@ -109,7 +109,23 @@ list_section() {
 }
 # the policies that migrate: all but `local` (the no-migration baseline: all
 # memory is local before the guest starts; no faults, no source afterwards)
-migrating_policies() { list_section policies | grep -vx local; }
+# and `replay`, which needs a recorded trace that fits the run's --mem
+# (tests/integ/policies.sh and migrate-matrix.sh cover it, with pol_args)
+migrating_policies() { list_section policies | grep -vx -e local -e replay; }
+
+# pol_args POLICY: the extra arguments a policy needs to run at all on a
+# 64 MiB guest (replay: a trace recorded once from a random guest)
+pol_args() {
+	case $1 in
+	replay)
+		if [ ! -s "$T/pol-replay.trc" ]; then
+			"$PCBENCH" $FAST --mem=64M --policy=demand --workload=random --ops=20000 --duration=0 \
+				--record "$T/pol-replay.trc" >/dev/null 2>"$T/pol-replay.err" ||
+				die "recording a trace for --policy=replay failed: $(cat "$T/pol-replay.err")"
+		fi
+		echo "--replay=$T/pol-replay.trc" ;;
+	esac
+}
 
 # wl_args WORKLOAD: the extra arguments a workload needs to run at all
 # (a new workload that needs some fails the matrix until it is listed here)

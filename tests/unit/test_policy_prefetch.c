@@ -373,7 +373,8 @@ static void test_replay_order(void **st)
 	/* first-touch order: 7 5 9 0x10 (=16) 3; repeats and writes do not matter */
 	snprintf(opts, sizeof(opts), "file=%s", write_text("a.txt", "# trace\n7\n5 w\n7\n9 r 1\n0x10\n5 +\n3\n"));
 	fx_open(&f, "replay", 20, opts);
-	EXPECT_PAGES(pg, batch(&f, 3, pg), 7, 5, 9);
+	/* the next three of the working set, sorted inside the batch (batch-order=address) */
+	EXPECT_PAGES(pg, batch(&f, 3, pg), 5, 7, 9);
 	/* a page the guest already faulted in is skipped */
 	fault(&f, 16);
 	/* then the rest in address order */
@@ -388,8 +389,23 @@ static void test_replay_order(void **st)
 	assert_int_equal(pcb_atrace_save(path, &t), 0);
 	snprintf(opts, sizeof(opts), "file=%s,rest=demand", path);
 	fx_open(&f, "replay", 8, opts);
-	EXPECT_PAGES(pg, batch(&f, 64, pg), 4, 2, 0);   /* first-touch order; rest=demand: nothing else */
+	EXPECT_PAGES(pg, batch(&f, 64, pg), 0, 2, 4);   /* one batch, sorted; rest=demand: nothing else */
 	assert_int_equal(batch(&f, 64, pg), 0);
+	fx_close(&f);
+	/* batch-order=trace keeps the first-touch order inside a batch too */
+	snprintf(opts, sizeof(opts), "file=%s,rest=demand,batch-order=trace", path);
+	fx_open(&f, "replay", 8, opts);
+	EXPECT_PAGES(pg, batch(&f, 2, pg), 4, 2);
+	EXPECT_PAGES(pg, batch(&f, 2, pg), 0);
+	fx_close(&f);
+	/* a descending trace becomes one ascending run per batch */
+	snprintf(opts, sizeof(opts), "file=%s", write_text("down.txt", "9\n8\n7\n6\n5\n4\n3\n2\n1\n0\n"));
+	fx_open(&f, "replay", 10, opts);
+	struct pcb_batch bb = { .r = f.r, .max_ranges = 8, .max_pages = 4 };
+	assert_int_equal(f.pol.ops->next_batch(&f.pol, &bb), 4);
+	assert_int_equal(bb.nr, 1);
+	tl_assert_u64_eq(f.r[0].first, 6);
+	tl_assert_u64_eq(f.r[0].count, 4);
 	fx_close(&f);
 }
 
@@ -555,8 +571,10 @@ static void test_property_exactly_once(void **st)
 			continue;
 		const char *variants[4] = { "" };
 		unsigned nv = 1;
+		char replay2[300];
+		snprintf(replay2, sizeof(replay2), "%s,batch-order=trace", replay);
 		if (!strcmp(o->name, "replay"))
-			variants[0] = replay;
+			variants[0] = replay, variants[nv++] = replay2;
 		else if (!strcmp(o->name, "pivot"))
 			variants[nv++] = "pivots=1,step=3", variants[nv++] = "pivots=8,max-radius=5";
 		else if (!strcmp(o->name, "trend"))
