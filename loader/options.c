@@ -75,6 +75,9 @@ const struct pcb_option pcb_options[] = {
 	{ "guest", PCB_OPT_CHOICE, OFF(guest), SZ(guest), "process", 0, 0,
 	  "process: vCPUs are threads of pcbench; kvm: vCPUs run the workload inside a minimal KVM VM whose memory is the region",
 	  "process|kvm" },
+	{ "pager", PCB_OPT_CHOICE, OFF(pager), SZ(pager), "thread", 0, 0,
+	  "thread: the pager threads run in pcbench's process; process: in a process of their own, given the userfaultfd "
+	  "(and the memfd) over a unix socket (SCM_RIGHTS); not with --install=move", "thread|process" },
 	{ "link", PCB_OPT_STR, OFF(link), SZ(link), "", 0, 0, "emulate a link BANDWIDTH[,RTT] on both channels, e.g. 10gbit,50us or 1gbit,500us (calibrated end to end)" },
 	{ "reconnect-timeout", PCB_OPT_DURATION, OFF(reconnect_timeout_ns), 0, "0", 0, 1e13, "when the source connection drops: pause and reconnect for this long (0 = fail at once)" },
 	{ "auth-key-file", PCB_OPT_STR, OFF(auth_key_file), SZ(auth_key_file), "", 0, 0, "shared secret (16..1024 bytes): source and destination authenticate each other with HMAC-SHA-256" },
@@ -248,8 +251,6 @@ void pcb_config_help(FILE *fp)
 		"  %-22s %s\n  %-22s %s\n  %-22s %s\n",
 		"-v, --verbose", "more log on stderr", "-h, --help", "this help", "-V, --version", "print version and exit");
 	fprintf(fp,
-		"\nNot in this build: --pager=process (pager in its own process); listed as\n"
-		"open work in the README.\n"
 		"\nExit codes: 0 ok; 1 pages corrupt or missing; 64 bad option; 69 kernel lacks a feature;\n"
 		"70 internal error; 71 system call failed; 74 source lost; 76 protocol error; 77 no privilege or authentication refused.\n");
 }

@@ -43,6 +43,7 @@ struct pcb_config {
 	unsigned install_batch;
 	char pin[128];               /* thread placement (common/pin.h) */
 	char guest[8];               /* process | kvm */
+	char pager[8];               /* thread | process (pager/pagerproc.h) */
 	char link[64];               /* BANDWIDTH[,RTT] (pager/link.h) */
 	uint64_t reconnect_timeout_ns;
 	char auth_key_file[4096];

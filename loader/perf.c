@@ -119,6 +119,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 	pcb_json_dbl(j, "pager_rss_fraction_of_guest", m->guest_region_bytes ? (double)m->pager_rss / (double)m->guest_region_bytes : 0);
 	pcb_json_u64(j, "first_touch_record_rss", m->record_rss);
 	pcb_json_u64(j, "process_vm_hwm", m->hwm);
+	pcb_json_u64(j, "pager_process_vm_hwm", m->pager_process_hwm);
 	pcb_json_str(j, "method", "/proc/self/smaps Rss after verification: guest region (and its alias mapping) apart, "
 		     "the harness's first-touch record apart, the rest is the pager (bitmaps, install record, buffers, heap, code)");
 	pcb_json_obj_end(j);
@@ -144,5 +145,8 @@ void pcb_perf_human(FILE *fp, const struct pcb_config *cfg, const struct pcb_pin
 			pcb_fmt_size(m->pager_rss, b1, sizeof(b1)),
 			m->guest_region_bytes ? 100.0 * (double)m->pager_rss / (double)m->guest_region_bytes : 0.0,
 			pcb_fmt_size(m->record_rss, b2, sizeof(b2)));
+		if (m->pager_process_hwm)
+			fprintf(fp, "              pager process (--pager=process) peak RSS %s, not included above\n",
+				pcb_fmt_size(m->pager_process_hwm, b1, sizeof(b1)));
 	}
 }

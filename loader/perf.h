@@ -24,6 +24,7 @@ struct pcb_mem_report {
 	uint64_t record_rss;             /* harness-side per-page records (guest first-touch record) */
 	uint64_t pager_rss;              /* everything else resident in the destination process */
 	uint64_t hwm;                    /* VmHWM of the destination process */
+	uint64_t pager_process_hwm;      /* --pager=process: VmHWM of the pager process (0 = thread mode) */
 };
 
 /* Read /proc/self/smaps: RSS inside guest[] (ng ranges), inside record[] (nr ranges), and the rest. */

@@ -257,6 +257,9 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "pager");
+	pcb_json_str(j, "mode", cfg->pager);   /* thread | process: where the pager threads ran */
+	pcb_json_i64(j, "pid", r->pager ? pcb_pager_pid(r->pager) : 0);
+	pcb_json_i64(j, "loader_pid", getpid());
 	pcb_json_u64(j, "demand_requests", s->demand_requests);
 	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)   /* one request per huge page, several pages each */
 		pcb_json_u64(j, "demand_pages_requested", s->demand_pages_requested);
@@ -565,6 +568,8 @@ static void die_midrun(struct run *r, int code, const char *msg)
 			fclose(fp);
 		}
 	}
+	if (r->pager)
+		pcb_pager_abort(r->pager);
 	reap_source(r, true);
 	fflush(NULL);
 	_exit(code);
@@ -751,6 +756,19 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		pcb_err("%s", why);
 		return rc;
 	}
+	if (!strcmp(cfg->pager, "process")) {
+		/* the pager threads run in another process: no UFFDIO_MOVE across
+		 * mm, and the tracer attaches to this process before that one exists */
+		const char *bad = !strcmp(cfg->install, "move") ? "install" : !strcmp(cfg->trace_usdt, "on") ? "trace-usdt" :
+				  !strcmp(cfg->trace_messages, "on") ? "trace-messages" : NULL;
+		if (bad) {
+			pcb_err("invalid value for --%s: '%s' cannot be combined with --pager=process%s", bad,
+				!strcmp(bad, "install") ? cfg->install : "on",
+				!strcmp(bad, "install") ? " (UFFDIO_MOVE cannot move pages between two processes)"
+							: " (the probes and reads would be in the pager process)");
+			return PCB_EXIT_USAGE;
+		}
+	}
 	if (!cfg->duration_ns && !cfg->ops) {
 		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
 		return PCB_EXIT_USAGE;
@@ -878,7 +896,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
 		.install_mode = pcb_install_parse(cfg->install), .install_batch = cfg->install_batch,
-		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE,
+		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = !strcmp(cfg->pager, "process"),
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
 		.kernel_faults = !strcmp(cfg->guest, "kvm"),
@@ -893,7 +911,9 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		free_precopy(r);
 		return rc;
 	}
-	r->first_touch = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* shared with the policy, which runs in the pager process with --pager=process */
+	r->first_touch = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE,
+			      (strcmp(cfg->pager, "process") ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
 	if (r->first_touch == MAP_FAILED) {
 		pcb_err("out of memory for the first-touch record");
 		free_precopy(r);
@@ -939,7 +959,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 			.usdt_binary = "/proc/self/exe", .verbose = (int)cfg->verbose,
 			/* which faults' messages the pager read: counts as the pager's */
 			.msgs = !strcmp(cfg->trace_messages, "on") ||
-				(!strcmp(cfg->trace_messages, "auto") && !strcmp(cfg->trace, "on")),
+				(!strcmp(cfg->trace_messages, "auto") && !strcmp(cfg->trace, "on") && strcmp(cfg->pager, "process")),
 		};
 		rc = pcb_trace_start(&to, &r->trace, r->trace_why, sizeof(r->trace_why));
 		if (rc && !strcmp(cfg->trace, "on")) {
@@ -1051,6 +1071,7 @@ int pcb_run_migration(const struct pcb_config *cfg)
 		struct pcb_mem_range g[2] = { { in->region, in->len }, { in->alias, in->len } };
 		struct pcb_mem_range rec = { r->first_touch, r->npages * 4 };
 		pcb_mem_measure(&r->mem, g, 2, &rec, 1, cfg->mem);
+		r->mem.pager_process_hwm = pcb_pager_process_peak_rss_kib(r->pager) * 1024;
 	}
 	pcb_prefetch_compute_until(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
 				   pcb_pager_install_kind(r->pager),

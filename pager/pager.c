@@ -3,6 +3,7 @@
 #include "pager/proto.h"
 #include "pager/handshake.h"
 #include "pager/linkcal.h"
+#include "pager/pagerproc.h"
 #include "common/image.h"
 #include "common/util.h"
 #include "common/pin.h"
@@ -102,6 +103,14 @@ struct pcb_pager {
 	/* counters written by one thread each, read after join or racily for progress */
 	struct pcb_pager_stats st;
 	_Atomic uint64_t t_complete;
+
+	/* --pager=process (pagerproc.c): this struct and everything the loader
+	 * reads are MAP_SHARED; pp is private to each process after the fork;
+	 * the loader frees what it allocated before the fork through these copies */
+	struct pcb_pp *pp;
+	struct pcb_policy pol_saved;
+	struct pcb_installer in_saved;
+	uint8_t *rbuf_saved[2];
 };
 
 static void set_fatal(struct pcb_pager *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -284,14 +293,8 @@ static int huge_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_
 
 static void log_fault(struct pcb_pager *p, uint64_t now, uint64_t page, int vcpu, uint32_t outcome)
 {
-	if (p->nfev == p->capfev) {
-		size_t cap = p->capfev ? p->capfev * 2 : 4096;
-		struct pcb_fault_ev *n = realloc(p->fev, cap * sizeof(*n));
-		if (!n)
-			return;   /* the log is best effort; counters stay exact */
-		p->fev = n;
-		p->capfev = cap;
-	}
+	if (p->nfev == p->capfev)
+		return;   /* fixed capacity (pcb_pager_create); the log is best effort, counters stay exact */
 	p->fev[p->nfev++] = (struct pcb_fault_ev){ now - p->st.t_switchover_ns, page, vcpu, outcome };
 }
 
@@ -1483,9 +1486,124 @@ static int bg_recover(struct pcb_pager *p, const char *reason)
 	return chan_recover(p, PCB_CHAN_BACKGROUND, reason);
 }
 
+/* ---- --pager=process (pagerproc.c) ------------------------------------------- */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* The fault log the demand thread appends to on every fault has a fixed
+ * capacity reserved up front: it is never reallocated on the demand path
+ * (a realloc of a growing log copied it while a vCPU waited: a tail
+ * source), and it can be shared with --pager=process.  Its first FEV_HOT
+ * entries are mapped before the first fault (a page fault on it costs
+ * several µs on this nested machine and would land on one demand fault in
+ * 170). */
+#define FEV_HOT (64u * 1024)
+static int map_records(struct pcb_pager *p, char *why, size_t whylen)
+{
+	p->capfev = p->cfg.npages * 2 + (1u << 20);
+	size_t fl = p->capfev * sizeof(*p->fev);
+	p->fev = p->cfg.process ? pcb_pp_shared_alloc(fl, true)
+				: mmap(NULL, fl, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p->fev == MAP_FAILED || !p->fev) {
+		p->fev = NULL;
+		p->capfev = 0;
+		snprintf(why, whylen, "cannot map the fault log: %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	/* best effort (Linux >= 5.14).  Not the per-page records: one of their
+	 * pages serves 1024 (install record) or 32768 (bitmaps) guest pages, so
+	 * their first touches are rare, and mapping them all up front would add
+	 * the pages of zero-page runs that are never recorded to the pager's RSS */
+	madvise(p->fev, (p->capfev < FEV_HOT ? p->capfev : FEV_HOT) * sizeof(*p->fev), MADV_POPULATE_WRITE);
+	return 0;
+}
+
+/* Before the fork: the region kept out of the pager process
+ * (MADV_DONTFORK), the shared digest buffer. */
+static int pager_process_prepare(struct pcb_pager *p, char *why, size_t whylen)
+{
+	if (madvise(p->region, p->region_len, MADV_DONTFORK) < 0) {
+		snprintf(why, whylen, "madvise(MADV_DONTFORK) on the guest region: %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	/* ... and the pager's own buffers in it (install.c keeps them from other children) */
+	const struct { void *a; size_t len; } mine[] = {
+		{ p->in.staging, (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT },
+		{ p->in.alias, p->in.len }, { p->in.asmb, p->in.len }, { p->in.slots, (size_t)p->in.nslots << PCB_HUGE_SHIFT },
+	};
+	for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+		if (mine[i].a && madvise(mine[i].a, mine[i].len, MADV_DOFORK) < 0) {
+			snprintf(why, whylen, "madvise(MADV_DOFORK) on the pager's buffers: %s", strerror(errno));
+			return PCB_EXIT_OSERR;
+		}
+	p->pp = pcb_pp_create(PCB_MAX_DIGESTS, why, whylen);
+	return p->pp ? 0 : PCB_EXIT_OSERR;
+}
+
+static int start_threads(struct pcb_pager *p);
+static void stop_threads(struct pcb_pager *p);
+static int fetch_digests(struct pcb_pager *p, uint64_t first, uint64_t count, const uint8_t **pl, char *why, size_t whylen);
+
+static int pp_start(void *arg) { return start_threads(arg); }
+static void pp_stop(void *arg) { stop_threads(arg); }
+static int pp_digests(void *arg, uint64_t first, uint64_t count, void *out, char *why, size_t whylen)
+{
+	const uint8_t *pl;
+	int rc = fetch_digests(arg, first, count, &pl, why, whylen);
+	if (!rc)
+		memcpy(out, pl, count * 8);
+	return rc;
+}
+static void pp_bye(void *arg)
+{
+	struct pcb_pager *p = arg;
+	pcb_conn_send(&p->chan[p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND], PCB_MSG_BYE, 0, NULL, 0);
+	if (!p->shared)
+		pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], PCB_MSG_BYE, 0, NULL, 0);
+}
+
+static bool in_loader(const struct pcb_pager *p)
+{
+	return p->pp && pcb_pp_is_parent(p->pp);
+}
+
+/* Switch-over in process mode: fork the pager process and hand it the uffd. */
+static int pager_process_spawn(struct pcb_pager *p)
+{
+	static const struct pcb_pp_ops ops = { pp_start, pp_stop, pp_digests, pp_bye };
+	char why[256];
+	p->pol_saved = p->pol;
+	p->in_saved = p->in;
+	for (int ch = 0; ch < 2; ch++)
+		p->rbuf_saved[ch] = p->chan[ch].rbuf;
+	int chfd[2] = { p->chan[0].fd, p->chan[1].fd };
+	int rc = pcb_pp_spawn(p->pp, p->uffd, p->in.memfd, chfd, 2, &ops, p, why, sizeof(why));
+	if (rc)
+		set_fatal(p, rc, "%s", why);
+	return rc;
+}
+
+void pcb_pager_abort(struct pcb_pager *p)
+{
+	if (in_loader(p))
+		pcb_pp_kill(p->pp);
+}
+
+int pcb_pager_pid(struct pcb_pager *p)
+{
+	return in_loader(p) ? (int)pcb_pp_pid(p->pp) : (int)getpid();
+}
+
+uint64_t pcb_pager_process_peak_rss_kib(struct pcb_pager *p)
+{
+	return in_loader(p) ? pcb_pp_peak_rss_kib(p->pp) : 0;
+}
+
 int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, char *why, size_t whylen)
 {
-	struct pcb_pager *p = calloc(1, sizeof(*p));
+	struct pcb_pager *p = cfg->process ? pcb_pp_shared_alloc(sizeof(*p), false) : calloc(1, sizeof(*p));
 	int rc = PCB_EXIT_OSERR;
 	if (!p) {
 		snprintf(why, whylen, "out of memory");
@@ -1501,10 +1619,10 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	p->shared_gen = 1;
 	p->st.channels = p->shared ? 1 : 2;
 	pthread_mutex_init(&p->send_lock, NULL);
-	pthread_mutex_init(&p->lock, NULL);
+	pcb_pp_mutex_init(&p->lock, cfg->process);
 	pcb_iq_init(&p->iq);
-	pthread_cond_init(&p->cond, NULL);
-	pthread_mutex_init(&p->rec_lock, NULL);
+	pcb_pp_cond_init(&p->cond, cfg->process);
+	pcb_pp_mutex_init(&p->rec_lock, cfg->process);
 	pcb_hist_init(&p->st.demand_rtt);
 	pcb_hist_init(&p->st.demand_service);
 	if (cfg->nvcpus > PCB_MAX_VCPUS) {
@@ -1525,6 +1643,12 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
+	if (cfg->process && cfg->install_mode == PCB_INSTALL_MOVE) {
+		snprintf(why, whylen, "invalid value for --install: 'move' cannot be combined with --pager=process "
+			 "(UFFDIO_MOVE cannot move pages between two processes)");
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
 	if (cfg->huge && cfg->install_mode != PCB_INSTALL_COPY) {
 		snprintf(why, whylen, "huge pages are installed with --install=copy only (not %s)", pcb_install_name(cfg->install_mode));
 		rc = PCB_EXIT_USAGE;
@@ -1540,18 +1664,24 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	p->in.huge_ctx = p;
 	p->region = p->in.region;
 	rc = PCB_EXIT_OSERR;
-	p->inst_us = mmap(NULL, cfg->npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	p->inst_kind = mmap(NULL, cfg->npages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int rec_map = (cfg->process ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS;
+	p->inst_us = mmap(NULL, cfg->npages * 4, PROT_READ | PROT_WRITE, rec_map, -1, 0);
+	p->inst_kind = mmap(NULL, cfg->npages, PROT_READ | PROT_WRITE, rec_map, -1, 0);
 	if (p->inst_us == MAP_FAILED || p->inst_kind == MAP_FAILED) {
 		p->inst_us = p->inst_us == MAP_FAILED ? NULL : p->inst_us;
 		p->inst_kind = p->inst_kind == MAP_FAILED ? NULL : p->inst_kind;
 		snprintf(why, whylen, "out of memory for the install record");
 		goto fail;
 	}
-	if (pcb_ps_init(&p->ps, cfg->npages) < 0) {
+	if (pcb_ps_init_shared(&p->ps, cfg->npages, cfg->process) < 0) {
 		snprintf(why, whylen, "out of memory for the page bitmaps");
 		goto fail;
 	}
+	if ((rc = map_records(p, why, whylen)) != 0)
+		goto fail;
+	if (cfg->process && (rc = pager_process_prepare(p, why, whylen)) != 0)
+		goto fail;
+	rc = PCB_EXIT_OSERR;
 	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | pcb_install_features(cfg->install_mode) |
 			       (cfg->huge ? UFFD_FEATURE_MISSING_HUGETLBFS : 0) |
 			       (cfg->kernel_faults ? PCB_UFFD_KERNEL_FAULTS : 0), &p->uinfo, why, whylen);
@@ -1708,6 +1838,11 @@ int pcb_pager_start(struct pcb_pager *p)
 	p->st.t_switchover_ns = pcb_now_ns();
 	if (pcb_ps_complete(&p->ps))   /* pre-copy left nothing missing */
 		atomic_store(&p->t_complete, p->st.t_switchover_ns);
+	return p->cfg.process ? pager_process_spawn(p) : start_threads(p);
+}
+
+static int start_threads(struct pcb_pager *p)
+{
 	if (pthread_create(&p->demand_th, NULL, demand_thread, p) != 0)
 		return PCB_EXIT_OSERR;
 	if (pthread_create(&p->bg_th, NULL, bg_thread, p) != 0) {
@@ -1735,6 +1870,8 @@ void pcb_pager_guest_done(struct pcb_pager *p)
 
 int pcb_pager_poll(struct pcb_pager *p, int timeout_ms, char *why, size_t whylen)
 {
+	if (in_loader(p) && timeout_ms > 100)
+		timeout_ms = 100;   /* notice a dead pager process within 100 ms */
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += timeout_ms / 1000;
@@ -1742,6 +1879,12 @@ int pcb_pager_poll(struct pcb_pager *p, int timeout_ms, char *why, size_t whylen
 	if (ts.tv_nsec >= 1000000000) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
+	}
+	if (in_loader(p) && !atomic_load(&p->fatal)) {
+		char pwhy[256];
+		int prc = pcb_pp_check(p->pp, pwhy, sizeof(pwhy));
+		if (prc)
+			set_fatal(p, prc, "%s", pwhy);
 	}
 	pthread_mutex_lock(&p->lock);
 	while (!atomic_load(&p->fatal) && !pcb_ps_complete(&p->ps))
@@ -1757,6 +1900,10 @@ int pcb_pager_poll(struct pcb_pager *p, int timeout_ms, char *why, size_t whylen
 
 static void stop_threads(struct pcb_pager *p)
 {
+	if (in_loader(p)) {   /* the threads are the pager process's */
+		pcb_pp_stop(p->pp);
+		return;
+	}
 	if (!p->threads_started)
 		return;
 	atomic_store(&p->stopping, true);
@@ -1802,10 +1949,50 @@ int pcb_pager_finish(struct pcb_pager *p)
 	return 0;
 }
 
-int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_t whylen)
+/* The source's digests of pages first..first+count-1 (the pager threads have
+ * stopped: this thread owns the demand channel).  0 or an exit code. */
+static int fetch_digests(struct pcb_pager *p, uint64_t first, uint64_t count, const uint8_t **pl, char *why, size_t whylen)
 {
 	unsigned vch = p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND;   /* the demand channel, or the shared one */
 	struct pcb_conn *c = &p->chan[vch];
+	uint64_t cnt_le = htole64(count);
+	struct pcb_hdr h;
+	int r;
+	for (;;) {
+		if (pcb_conn_send(c, PCB_MSG_DIGEST_REQ, first, &cnt_le, 8) < 0)
+			r = PCB_RX_ERR;
+		else
+			r = pcb_conn_recv(c, &h, pl);
+		/* a demand reply still in flight when the threads stopped (the
+		 * page arrived by the other channel first, completing the
+		 * migration) precedes the digests: it is not an answer to us */
+		while (r == PCB_RX_FRAME && (h.type == PCB_MSG_PAGE || h.type == PCB_MSG_ZERO))
+			r = pcb_conn_recv(c, &h, pl);
+		if ((r != PCB_RX_EOF && r != PCB_RX_ERR) || !p->cfg.reconnect_timeout_ns)
+			break;
+		snprintf(p->loss_why, sizeof(p->loss_why), "demand channel lost while asking for digests: %s",
+			 r == PCB_RX_EOF ? "closed by the source" :
+			 errno == EAGAIN ? "no answer within --io-timeout" : strerror(errno));
+		p->verifying = true;
+		int rr = chan_recover(p, vch, p->loss_why);
+		p->verifying = false;
+		if (rr < 0) {
+			snprintf(why, whylen, "%s", p->fatal_msg);
+			return PCB_EXIT_SOURCE_LOST;
+		}
+	}
+	if (r != PCB_RX_FRAME || h.type != PCB_MSG_DIGESTS || h.arg != first || h.len != count * 8) {
+		snprintf(why, whylen, "the source did not send the digests of pages %llu..%llu: %s",
+			 (unsigned long long)first, (unsigned long long)(first + count - 1),
+			 r == PCB_RX_BAD ? c->err : r == PCB_RX_FRAME ? pcb_msg_name(h.type) :
+			 r == PCB_RX_ERR && errno == EAGAIN ? "no answer within --io-timeout" : "connection lost");
+		return r == PCB_RX_BAD || r == PCB_RX_FRAME ? PCB_EXIT_PROTOCOL : PCB_EXIT_SOURCE_LOST;
+	}
+	return 0;
+}
+
+int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_t whylen)
+{
 	memset(v, 0, sizeof(*v));
 	/* residency as the kernel sees it, independent of our bitmap; asked
 	 * chunk by chunk so verification adds 64 KiB, not a byte per page, to
@@ -1824,42 +2011,16 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 			free(vec);
 			return PCB_EXIT_OSERR;
 		}
-		uint64_t cnt_le = htole64(count);
-		struct pcb_hdr h;
 		const uint8_t *pl;
-		int r;
-		for (;;) {   /* the pager threads have stopped: this thread owns the demand channel */
-			if (pcb_conn_send(c, PCB_MSG_DIGEST_REQ, first, &cnt_le, 8) < 0)
-				r = PCB_RX_ERR;
-			else
-				r = pcb_conn_recv(c, &h, &pl);
-			/* a demand reply still in flight when the threads stopped (the
-			 * page arrived by the other channel first, completing the
-			 * migration) precedes the digests: it is not an answer to us */
-			while (r == PCB_RX_FRAME && (h.type == PCB_MSG_PAGE || h.type == PCB_MSG_ZERO))
-				r = pcb_conn_recv(c, &h, &pl);
-			if ((r != PCB_RX_EOF && r != PCB_RX_ERR) || !p->cfg.reconnect_timeout_ns)
-				break;
-			snprintf(p->loss_why, sizeof(p->loss_why), "demand channel lost while asking for digests: %s",
-				 r == PCB_RX_EOF ? "closed by the source" :
-				 errno == EAGAIN ? "no answer within --io-timeout" : strerror(errno));
-			p->verifying = true;
-			int rr = chan_recover(p, vch, p->loss_why);
-			p->verifying = false;
-			if (rr < 0) {
-				snprintf(why, whylen, "%s", p->fatal_msg);
-				free(vec);
-				return PCB_EXIT_SOURCE_LOST;
-			}
-		}
-		if (r != PCB_RX_FRAME || h.type != PCB_MSG_DIGESTS || h.arg != first || h.len != count * 8) {
-			snprintf(why, whylen, "the source did not send the digests of pages %llu..%llu: %s",
-				 (unsigned long long)first, (unsigned long long)(first + count - 1),
-				 r == PCB_RX_BAD ? c->err : r == PCB_RX_FRAME ? pcb_msg_name(h.type) :
-				 r == PCB_RX_ERR && errno == EAGAIN ? "no answer within --io-timeout" : "connection lost");
+		const void *shared;
+		int rc = in_loader(p) ? pcb_pp_digests(p->pp, first, count, &shared, why, whylen)
+				      : fetch_digests(p, first, count, &pl, why, whylen);
+		if (rc) {
 			free(vec);
-			return r == PCB_RX_BAD || r == PCB_RX_FRAME ? PCB_EXIT_PROTOCOL : PCB_EXIT_SOURCE_LOST;
+			return rc;
 		}
+		if (in_loader(p))
+			pl = shared;
 		for (uint64_t i = 0; i < count; i++) {
 			uint64_t pg = first + i, want;
 			memcpy(&want, pl + i * 8, 8);
@@ -1884,9 +2045,13 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 		}
 	}
 	free(vec);
-	pcb_conn_send(c, PCB_MSG_BYE, 0, NULL, 0);
-	if (!p->shared)
-		pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], PCB_MSG_BYE, 0, NULL, 0);
+	if (in_loader(p)) {
+		pcb_pp_bye(p->pp);
+	} else {
+		pcb_conn_send(&p->chan[p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND], PCB_MSG_BYE, 0, NULL, 0);
+		if (!p->shared)
+			pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], PCB_MSG_BYE, 0, NULL, 0);
+	}
 	return 0;
 }
 
@@ -1908,6 +2073,22 @@ void pcb_pager_destroy(struct pcb_pager *p)
 	if (!p)
 		return;
 	stop_threads(p);
+	if (in_loader(p)) {
+		/* the pager process exits; free what the loader allocated before the
+		 * fork (the shared fields may point into the pager process's heap) */
+		pcb_pp_destroy(p->pp);
+		p->pp = NULL;
+		p->pol = p->pol_saved;
+		p->in = p->in_saved;
+		for (int ch = 0; ch < 2; ch++) {
+			free(p->rbuf_saved[ch]);   /* the fds were closed at the fork */
+			p->chan[ch].rbuf = NULL;
+			p->chan[ch].fd = -1;
+		}
+	} else if (p->pp) {
+		pcb_pp_destroy(p->pp);   /* never spawned */
+		p->pp = NULL;
+	}
 	pcb_iq_destroy(&p->iq);
 	pcb_policy_close(&p->pol);
 	for (int ch = 0; ch < 2; ch++)
@@ -1928,8 +2109,12 @@ void pcb_pager_destroy(struct pcb_pager *p)
 		munmap(p->inst_us, p->cfg.npages * 4);
 	if (p->inst_kind)
 		munmap(p->inst_kind, p->cfg.npages);
-	free(p->fev);
-	free(p);
+	if (p->fev)
+		munmap(p->fev, p->capfev * sizeof(*p->fev));
+	if (p->cfg.process)
+		pcb_pp_shared_free(p, sizeof(*p));
+	else
+		free(p);
 }
 
 void pcb_pager_missing_summary(struct pcb_pager *p, char *buf, size_t len)

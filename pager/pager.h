@@ -34,6 +34,7 @@ struct pcb_pager_cfg {
 	uint64_t zero_threshold;
 	int install_mode;            /* PCB_INSTALL_COPY (0, default), _MOVE, _CONTINUE */
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
+	bool process;                /* --pager=process: the pager threads run in a forked process (pagerproc.h) */
 	bool huge;                   /* --page-size=2M: hugetlb region, 2 MiB installs (copy only; npages % 512 == 0) */
 	unsigned pin_demand, pin_bg; /* CPU + 1 to pin the demand / background thread to; 0 = not pinned */
 	unsigned pin_install;        /* CPU + 1 for the installer thread (background installs); 0 = not pinned */
@@ -160,5 +161,12 @@ const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n
 const struct pcb_installer *pcb_pager_installer(struct pcb_pager *p);
 /* Pages not present, as "N pages: a-b, c, ..." (at most len bytes, ranges cut with "..."). */
 void pcb_pager_missing_summary(struct pcb_pager *p, char *buf, size_t len);
+/* The process whose threads serve the faults (--pager=process: the pager
+ * process, from switch-over on; else this one), and that process's peak RSS
+ * in KiB (0 when it is this process). */
+int pcb_pager_pid(struct pcb_pager *p);
+/* The run is abandoned (about to _exit): end the pager process now, if any. */
+void pcb_pager_abort(struct pcb_pager *p);
+uint64_t pcb_pager_process_peak_rss_kib(struct pcb_pager *p);
 void pcb_pager_destroy(struct pcb_pager *p);
 #endif

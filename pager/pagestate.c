@@ -3,20 +3,25 @@
 #include <string.h>
 #include <sys/mman.h>
 
-static _Atomic uint64_t *bm_alloc(uint64_t nwords)
+static _Atomic uint64_t *bm_alloc(uint64_t nwords, bool shared)
 {
-	void *p = mmap(NULL, nwords * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = mmap(NULL, nwords * 8, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
 int pcb_ps_init(struct pcb_pagestate *ps, uint64_t npages)
 {
+	return pcb_ps_init_shared(ps, npages, false);
+}
+
+int pcb_ps_init_shared(struct pcb_pagestate *ps, uint64_t npages, bool shared)
+{
 	memset(ps, 0, sizeof(*ps));
 	ps->npages = npages;
 	ps->nwords = (npages + 63) / 64;
-	ps->present = bm_alloc(ps->nwords);
-	ps->demanded = bm_alloc(ps->nwords);
-	ps->claimed = bm_alloc(ps->nwords);
+	ps->present = bm_alloc(ps->nwords, shared);
+	ps->demanded = bm_alloc(ps->nwords, shared);
+	ps->claimed = bm_alloc(ps->nwords, shared);
 	if (!ps->present || !ps->demanded || !ps->claimed) {
 		pcb_ps_free(ps);
 		return -1;

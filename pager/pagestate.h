@@ -16,6 +16,8 @@ struct pcb_pagestate {
 };
 
 int pcb_ps_init(struct pcb_pagestate *ps, uint64_t npages);
+/* The same; shared: the bitmaps are MAP_SHARED (visible to a forked pager process). */
+int pcb_ps_init_shared(struct pcb_pagestate *ps, uint64_t npages, bool shared);
 void pcb_ps_free(struct pcb_pagestate *ps);
 
 static inline bool pcb_bit_test(_Atomic uint64_t *bm, uint64_t i)

@@ -94,5 +94,8 @@ bad --mem "'1e3'" --mem=1e3                              # no exponents or hex i
 bad --mem "'0x10000'" --mem=0x10000
 bad --timeline "'/nonexistent-dir/t.csv'" --timeline=/nonexistent-dir/t.csv   # unwritable output: refused up front
 bad --progress-csv "'/'" --progress-csv=/
+bad --pager "'bogus'" --pager=bogus
+bad --install "'move'" --pager=process --install=move    # UFFDIO_MOVE cannot cross address spaces
+bad --trace-usdt "pager=process" --pager=process --trace-usdt=on
 
 finish

@@ -19,7 +19,8 @@ fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
 "$P" floor --faults=400 --rounds=2 --bulk=8M --json "$T/floor.json" >"$T/floor.out" 2>"$T/floor.err"
 rc=$?
 [ $rc -eq 0 ] || fail "floor exit $rc: $(tail -3 "$T/floor.err")"
-grep -q "pcbench/bare TCP: p50 ratio" "$T/floor.out" || fail "floor table has no ratio line"
+grep -q "pcbench/bare TCP, paired by round" "$T/floor.out" || fail "floor table has no paired ratio line"
+grep -q "floor measured" "$T/floor.out" || fail "floor table has no transport+install floor line"
 python3 - "$T/floor.json" "$(nproc)" <<'PY' || fail "floor JSON"
 import json, sys
 d = json.load(open(sys.argv[1])); ncpu = int(sys.argv[2]); r = d["results"]; errs = []
@@ -28,7 +29,7 @@ dem = r["demand"]
 want = ["same", "cross"] if ncpu >= 2 else ["same"]
 if [x["placement"] for x in dem] != want: errs.append("placements %s" % [x["placement"] for x in dem])
 for x in dem:
-    for v in ("bare_uffd", "bare_uffd_process", "bare_tcp", "bare_unix", "pcbench_tcp"):
+    for v in ("bare_uffd", "bare_uffd_process", "bare_tcp", "bare_unix", "pcbench_tcp", "pcbench_process_tcp"):
         h = x[v]
         if h["count"] != 400: errs.append("%s/%s: %d samples, want 400" % (x["placement"], v, h["count"]))
         if not (0 < h["min_ns"] <= h["p50_ns"] <= h["p99_ns"] <= h["max_ns"] * 1.01): errs.append("%s/%s order" % (x["placement"], v))
@@ -36,17 +37,32 @@ for x in dem:
     if abs(r50 - x["ratio_p50_pcbench_over_bare_tcp"]) > 1e-3 * r50: errs.append("p50 ratio inconsistent")
     # a fault served over a socket includes a uffd round trip: end to end cannot beat the bare round trip's minimum
     if x["bare_tcp"]["min_ns"] < x["bare_uffd"]["min_ns"]: errs.append("%s: TCP min below uffd min" % x["placement"])
+    for k in ("paired_ratio_p50_pcbench_over_bare_tcp", "paired_ratio_p99_pcbench_over_bare_tcp",
+              "paired_ratio_p50_process_over_threads", "paired_ratio_p99_process_over_threads"):
+        q = x[k]; pr = sorted(q["per_round"])
+        if len(pr) != 2 or not all(v > 0 for v in pr): errs.append("%s/%s: per-round ratios %s" % (x["placement"], k, pr))
+        elif abs(q["median"] - (pr[0] + pr[1]) / 2) > 1e-6 * q["median"] or abs(q["min"] - pr[0]) > 1e-6 * pr[0] or abs(q["max"] - pr[1]) > 1e-6 * pr[1]: errs.append("%s/%s: median/min/max %s" % (x["placement"], k, q))
 bulk = r["bulk"]
 kinds = {(b["variant"], b["install"], b["install_batch"]) for b in bulk}
-for k in [("transport", "-", 0), ("bare_copy", "copy", 128)] + [("pcbench", m, b) for m in ("copy", "move", "continue") for b in (1, 128)]:
+for k in [("transport", "-", 0), ("bare_copy", "copy", 128), ("bare_pipe", "copy", 128)] + \
+         [("install", m, 128) for m in ("copy", "move", "continue")] + [("pcb_proc", m, 128) for m in ("copy", "continue")] + \
+         [("pcbench", m, b) for m in ("copy", "move", "continue") for b in (1, 128)]:
     if k not in kinds: errs.append("bulk row %s missing" % (k,))
 for b in bulk:
     if b["gb_per_s"] <= 0: errs.append("bulk %s: no throughput" % b)
-    if b["variant"] == "pcbench":
+    if not (b["gb_per_s_min"] <= b["gb_per_s"] <= b["gb_per_s_max"]): errs.append("bulk %s: median outside min-max" % b)
+    if b["variant"] in ("pcbench", "pcb_proc"):
         if not b["verified"] or b["pages"] != 2048: errs.append("bulk %s/%s: %s" % (b["install"], b["install_batch"], b))
         if b["install_batch"] == 1 and b["install_ioctls"] < b["pages"]: errs.append("unbatched with fewer ioctls than pages")
         if b["install_batch"] == 128 and b["install_ioctls"] * 8 > b["pages"]: errs.append("batched %s: %d ioctls for %d pages" % (b["install"], b["install_ioctls"], b["pages"]))
 if len(r["bulk_ratio_best_pcbench_over_transport"]) != len(want): errs.append("bulk ratios")
+for sm in r["bulk_summary"]:
+    rows = [b for b in bulk if b["placement"] == sm["placement"]]
+    g = lambda v: max(b["gb_per_s"] for b in rows if b["variant"] == v)
+    if abs(sm["floor_gb_per_s"] - max(g("bare_copy"), g("bare_pipe"))) > 1e-6 * sm["floor_gb_per_s"]: errs.append("%s: floor is not the better bare receiver" % sm["placement"])
+    if abs(sm["best_pcbench_gb_per_s"] - g("pcbench")) > 1e-6 * sm["best_pcbench_gb_per_s"]: errs.append("%s: best pcbench" % sm["placement"])
+    if abs(sm["best_over_floor"] - sm["best_pcbench_gb_per_s"] / sm["floor_gb_per_s"]) > 1e-6: errs.append("%s: best/floor" % sm["placement"])
+    if abs(sm["best_process_gb_per_s"] - g("pcb_proc")) > 1e-6 * max(sm["best_process_gb_per_s"], 1e-9): errs.append("%s: best process" % sm["placement"])
 if errs: print("; ".join(errs)); sys.exit(1)
 print("floor: %d demand placements, %d bulk rows; same-CPU p50 ratio %.3f" % (len(dem), len(bulk), dem[0]["ratio_p50_pcbench_over_bare_tcp"]))
 PY
