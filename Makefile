@@ -37,7 +37,7 @@ override LDFLAGS += $(SANFLAGS)
 
 # Every .c under these rooms goes into the library; the mains are listed apart.
 MAINS      := loader/main.c loader/pctrace.c
-LIB_SRCS   := $(filter-out $(MAINS),$(wildcard common/*.c pager/*.c pager/policies/*.c workloads/*.c loader/*.c))
+LIB_SRCS   := $(filter-out $(MAINS),$(wildcard common/*.c pager/*.c pager/policies/*.c workloads/*.c loader/*.c sim/*.c))
 LIB_SRCS   += workloads/kvm/kvm.c
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/workloads/kvm/blob.o
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
@@ -93,7 +93,7 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # ---- C -------------------------------------------------------------------------
-HDRS := $(wildcard common/*.h pager/*.h pager/policies/*.h workloads/*.h workloads/kvm/*.h loader/*.h bpf/*.h tests/lib/*.h)
+HDRS := $(wildcard common/*.h pager/*.h pager/policies/*.h workloads/*.h workloads/kvm/*.h loader/*.h bpf/*.h tests/lib/*.h sim/*.h)
 $(BUILD)/%.o: %.c $(HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)

@@ -1,4 +1,4 @@
-/* pcbench: command-line entry.  Subcommands: run (default), list, bench, analyze. */
+/* pcbench: command-line entry.  Subcommands: run (default), list, bench, analyze, simulate. */
 #include "common/util.h"
 #include "loader/bench.h"
 #include "loader/floor.h"
@@ -6,6 +6,7 @@
 #include "loader/options.h"
 #include "loader/run.h"
 #include "pager/policy.h"
+#include "sim/sim.h"
 #include "workloads/workload.h"
 #include <signal.h>
 #include <stdio.h>
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
 		return pcb_cmd_bench(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "analyze"))
 		return pcb_cmd_analyze(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "simulate"))
+		return pcb_cmd_simulate(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "source"))
 		return pcb_cmd_source(argc, argv, 2);
 	if (argc > 1 && !strcmp(argv[1], "dest"))
@@ -52,7 +55,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "run"))
 		first = 2;
 	else if (argc > 1 && argv[1][0] != '-') {
-		pcb_err("unknown command '%s' (commands: run, source, dest, list, floor, bench, analyze; see --help)", argv[1]);
+		pcb_err("unknown command '%s' (commands: run, source, dest, list, floor, bench, analyze, simulate; see --help)", argv[1]);
 		return PCB_EXIT_USAGE;
 	}
 	struct pcb_config cfg;

@@ -235,6 +235,8 @@ void pcb_config_help(FILE *fp)
 		"       pcbench floor [--help]        pager floor benchmark: bare userfaultfd vs pcbench\n"
 		"       pcbench bench JOBFILE         run an experiment matrix (configs/*.conf; see bench --help)\n"
 		"       pcbench analyze DIR           tidy CSV, summary tables and plot data of a bench directory\n"
+		"       pcbench simulate --trace=FILE [--policy=P] [--link=BW,RTT] [--help]\n"
+		"                                     replay an access trace through a policy offline (modelled link)\n"
 		"       pcbench --version\n"
 		"\n"
 		"Runs a real post-copy migration on this machine: a source page server process\n"

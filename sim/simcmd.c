@@ -1,0 +1,525 @@
+/* `pcbench simulate`: options, the trace's identity, the human summary and
+ * the versioned JSON of a simulated run (model in sim/sim.c). */
+#include "sim/sim.h"
+#include "common/json.h"
+#include "common/sysinfo.h"
+#include "common/util.h"
+#include "loader/metrics.h"
+#include "pager/link.h"
+#include "pager/proto.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#define SIM_SCHEMA_VERSION 1
+
+struct simcfg {
+	char trace[4096];
+	char policy[32];
+	char policy_opt[512];
+	char link[64];
+	char think[32];
+	char json[4096];
+	uint64_t mem;
+	bool run_pages_set;
+	struct pcb_sim_params sp;
+};
+
+enum { O_STR, O_UINT, O_U64, O_DBL, O_DUR, O_SIZE };
+struct simopt {
+	const char *name;
+	int type;
+	size_t off, size;
+	const char *def, *help;
+	double min, max;
+};
+
+#define SOFF(f) offsetof(struct simcfg, f)
+#define SSZ(f) sizeof(((struct simcfg *)0)->f)
+static const struct simopt simopts[] = {
+	{ "trace", O_STR, SOFF(trace), SSZ(trace), "", "access trace to replay (from --record, binary or .txt; required)", 0, 0 },
+	{ "policy", O_STR, SOFF(policy), SSZ(policy), "sequential", "policy (see `pcbench list`; every registered one but local)", 0, 0 },
+	{ "policy-opt", O_STR, SOFF(policy_opt), SSZ(policy_opt), "", "policy knobs key=value[,key=value]", 0, 0 },
+	{ "link", O_STR, SOFF(link), SSZ(link), "",
+	  "BANDWIDTH[,RTT] as for a live run; default: this machine's loopback (21.6gbit = 2.7 GB/s, RTT 16us)", 0, 0 },
+	{ "batch", O_UINT, SOFF(sp.batch_pages), 0, "64", "pages per background batch", 1, 4096 },
+	{ "window", O_UINT, SOFF(sp.window), 0, "4", "background batches in flight", 1, 64 },
+	{ "channels", O_UINT, SOFF(sp.channels), 0, "2",
+	  "2: demand requests on their own connection; 1: they queue behind the background batches", 1, 2 },
+	{ "mem", O_SIZE, SOFF(mem), 0, "0", "guest size (0 = the trace's page count)", 0, 1e15 },
+	{ "seed", O_U64, SOFF(sp.seed), 0, "1", "image seed (which pages are zero, as the live run's --seed)", 0, 1.8446744073709552e19 },
+	{ "zero-pages", O_DBL, SOFF(sp.zero_pages), 0, "0.25", "fraction of zero pages in the image (live --zero-pages)", 0, 1 },
+	{ "think", O_STR, SOFF(think), SSZ(think), "recorded",
+	  "guest time before each access: recorded (the gap to the vCPU's previous record) or a duration", 0, 0 },
+	{ "fault-cost", O_DUR, SOFF(sp.fault_ns), 0, "0", "fault -> demand request sent (uffd message read, demand thread awake)", 0, 1e10 },
+	{ "jitter", O_DUR, SOFF(sp.jitter_ns), 0, "150us",
+	  "mean of a random (exponential, seeded) extra delay of a demand request while background batches are in flight (host contention; 0 = ideal host)", 0, 1e10 },
+	{ "demand-cost", O_DUR, SOFF(sp.demand_copy_ns), 0, "35us", "demand reply received -> vCPU running (UFFDIO_COPY, cross-CPU wake-up)", 0, 1e10 },
+	{ "demand-zero-cost", O_DUR, SOFF(sp.demand_zero_ns), 0, "33800ns", "the same for a zero page (UFFDIO_ZEROPAGE)", 0, 1e10 },
+	{ "bg-cost", O_DUR, SOFF(sp.bg_copy_ns), 0, "1030ns", "background install per data page (batched UFFDIO_COPY)", 0, 1e10 },
+	{ "bg-zero-cost", O_DUR, SOFF(sp.bg_zero_ns), 0, "90ns", "background install per zero page (batched UFFDIO_ZEROPAGE)", 0, 1e10 },
+	{ "run-pages", O_UINT, SOFF(sp.run_pages), 0, "",
+	  "data pages per RUN frame (default as the live source: 16 with a limited --link bandwidth, else 128)", 1, PCB_MAX_RUN_PAGES },
+	{ "json", O_STR, SOFF(json), SSZ(json), "", "write the versioned JSON result to this file", 0, 0 },
+	{ NULL, 0, 0, 0, NULL, NULL, 0, 0 },
+};
+
+static void sim_help(FILE *fp)
+{
+	fprintf(fp, "usage: pcbench simulate --trace=FILE [--policy=P] [--policy-opt=K=V,...] [--link=BW[,RTT]] [OPTIONS]\n"
+		    "\nReplays a recorded access trace through a registered policy with a modelled link\n"
+		    "(discrete-event simulation, no kernel in the loop) and reports the metrics of a\n"
+		    "live run: faults, fault latency, blocktime, prefetch hit rate/accuracy/lead time,\n"
+		    "migration time.  Model and measured agreement with live runs: README \"Simulator\".\n"
+		    "\nOptions (default in brackets):\n");
+	for (const struct simopt *o = simopts; o->name; o++) {
+		char lhs[64];
+		snprintf(lhs, sizeof(lhs), "--%s=VALUE", o->name);
+		fprintf(fp, "  %-22s %s [%s]\n", lhs, o->help, o->def[0] ? o->def : "none");
+	}
+	fprintf(fp, "  %-22s %s\n", "-h, --help", "this help");
+	fprintf(fp, "\nExit codes: 0 ok; 64 bad option, policy or link; 65 unreadable or invalid trace;\n"
+		    "70 internal error (the model got stuck); 71 system call failed.\n");
+}
+
+static int set_simopt(struct simcfg *c, const struct simopt *o, const char *val, char *why, size_t whylen)
+{
+	char *base = (char *)c + o->off;
+	uint64_t u;
+	double d;
+	switch (o->type) {
+	case O_STR:
+		if (strlen(val) >= o->size) {
+			snprintf(why, whylen, "invalid value for --%s: too long (max %zu characters)", o->name, o->size - 1);
+			return -1;
+		}
+		snprintf(base, o->size, "%s", val);
+		return 0;
+	case O_UINT:
+	case O_U64:
+		if (pcb_parse_u64(val, &u) < 0 || (double)u < o->min || (double)u > o->max) {
+			snprintf(why, whylen, "invalid value for --%s: '%s' (want an integer from %.0f to %.0f)", o->name, val,
+				 o->min, o->max);
+			return -1;
+		}
+		if (o->type == O_UINT)
+			*(unsigned *)base = (unsigned)u;
+		else
+			*(uint64_t *)base = u;
+		if (!strcmp(o->name, "run-pages"))
+			c->run_pages_set = true;
+		return 0;
+	case O_DBL:
+		if (pcb_parse_double(val, &d) < 0 || d < o->min || d > o->max) {
+			snprintf(why, whylen, "invalid value for --%s: '%s' (want a number from %g to %g)", o->name, val, o->min, o->max);
+			return -1;
+		}
+		*(double *)base = d;
+		return 0;
+	case O_DUR:
+		if (pcb_parse_duration(val, &u) < 0 || (double)u > o->max) {
+			snprintf(why, whylen, "invalid value for --%s: '%s' (want a duration such as 7us or 900ns)", o->name, val);
+			return -1;
+		}
+		*(uint64_t *)base = u;
+		return 0;
+	case O_SIZE:
+		if (pcb_parse_size(val, &u) < 0 || u % 4096 || (double)u > o->max) {
+			snprintf(why, whylen, "invalid value for --%s: '%s' (want a size such as 64M, a multiple of 4 KiB)", o->name, val);
+			return -1;
+		}
+		*(uint64_t *)base = u;
+		return 0;
+	}
+	return -1;
+}
+
+/* 0, 1 (help printed) or an exit code. */
+static int sim_parse(struct simcfg *c, int argc, char **argv)
+{
+	char why[512];
+	memset(c, 0, sizeof(*c));
+	pcb_sim_defaults(&c->sp);
+	for (const struct simopt *o = simopts; o->name; o++)
+		if (o->def[0] && set_simopt(c, o, o->def, why, sizeof(why)) < 0) {
+			pcb_err("internal error: default of --%s: %s", o->name, why);
+			return PCB_EXIT_SOFTWARE;
+		}
+	c->run_pages_set = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			sim_help(stdout);
+			return 1;
+		}
+		if (strncmp(a, "--", 2)) {
+			pcb_err("simulate: unexpected argument '%s' (options look like --name=value; see simulate --help)", a);
+			return PCB_EXIT_USAGE;
+		}
+		const char *eq = strchr(a + 2, '=');
+		size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+		const struct simopt *o = simopts;
+		for (; o->name; o++)
+			if (strlen(o->name) == nl && !strncmp(o->name, a + 2, nl))
+				break;
+		if (!o->name) {
+			pcb_err("simulate: unknown option %.*s (see simulate --help)", (int)(nl + 2), a);
+			return PCB_EXIT_USAGE;
+		}
+		const char *val;
+		if (eq)
+			val = eq + 1;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		else {
+			pcb_err("simulate: option --%s needs a value", o->name);
+			return PCB_EXIT_USAGE;
+		}
+		if (set_simopt(c, o, val, why, sizeof(why)) < 0) {
+			pcb_err("simulate: %s", why);
+			return PCB_EXIT_USAGE;
+		}
+	}
+	if (!c->trace[0]) {
+		pcb_err("simulate: --trace=FILE is required (an access trace written by --record)");
+		return PCB_EXIT_USAGE;
+	}
+	if (c->link[0]) {
+		if (pcb_link_parse(c->link, &c->sp.bps, &c->sp.rtt_ns, why, sizeof(why)) < 0) {
+			pcb_err("simulate: %s", why);
+			return PCB_EXIT_USAGE;
+		}
+	}
+	if (!c->run_pages_set)
+		c->sp.run_pages = c->link[0] && c->sp.bps ? 16 : PCB_MAX_RUN_PAGES;   /* pager/source.c PCB_LINK_RUN_PAGES */
+	if (!strcmp(c->think, "recorded")) {
+		c->sp.think_ns = PCB_SIM_THINK_RECORDED;
+	} else if (pcb_parse_duration(c->think, &c->sp.think_ns) < 0 || c->sp.think_ns > 10 * PCB_NSEC_PER_SEC) {
+		pcb_err("simulate: invalid value for --think: '%s' (want 'recorded' or a duration up to 10s, e.g. 200ns)", c->think);
+		return PCB_EXIT_USAGE;
+	}
+	c->sp.npages = c->mem / PCB_PAGE_SIZE;
+	return 0;
+}
+
+struct trace_id {
+	uint64_t size, xxh3;
+};
+
+static int trace_identity(const char *path, struct trace_id *id, char *why, size_t whylen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(why, whylen, "cannot open trace '%s': %s", path, strerror(errno));
+		return PCB_EXIT_DATAERR;
+	}
+	XXH3_state_t *st = XXH3_createState();
+	char *buf = malloc(1 << 20);
+	if (!st || !buf) {
+		fclose(f);
+		free(buf);
+		XXH3_freeState(st);
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	XXH3_64bits_reset(st);
+	size_t n;
+	id->size = 0;
+	while ((n = fread(buf, 1, 1 << 20, f)) > 0) {
+		XXH3_64bits_update(st, buf, n);
+		id->size += n;
+	}
+	int rc = ferror(f) ? PCB_EXIT_OSERR : 0;
+	if (rc)
+		snprintf(why, whylen, "%s: read error", path);
+	id->xxh3 = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
+static void fmt_ns(uint64_t ns, char *b, size_t n)
+{
+	if (ns >= 10 * PCB_NSEC_PER_SEC)
+		snprintf(b, n, "%.2f s", (double)ns / 1e9);
+	else if (ns >= PCB_NSEC_PER_MSEC)
+		snprintf(b, n, "%.1f ms", (double)ns / 1e6);
+	else
+		snprintf(b, n, "%.1f µs", (double)ns / 1e3);
+}
+
+static void write_human(const struct simcfg *c, const struct pcb_atrace *t, const struct pcb_sim_result *r,
+			const struct pcb_prefetch *pf, FILE *fp)
+{
+	char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
+	fprintf(fp, "pcbench %s (git %s): simulated post-copy of %s, policy %s, trace %s (%llu accesses, %u vCPU%s), seed %llu\n",
+		PCB_VERSION, PCB_GITREV, pcb_fmt_size(r->npages * PCB_PAGE_SIZE, b1, sizeof(b1)), c->policy, c->trace,
+		(unsigned long long)t->count, r->nvcpus, r->nvcpus > 1 ? "s" : "", (unsigned long long)c->sp.seed);
+	fmt_ns(c->sp.rtt_ns, b1, sizeof(b1));
+	if (c->sp.bps)
+		fprintf(fp, "  link        %.3f Gbit/s, RTT %s%s; %u channel%s; batch %u x window %u; RUN frames of %u pages\n",
+			(double)c->sp.bps / 1e9, b1, c->link[0] ? "" : " (default: this machine's loopback)", c->sp.channels,
+			c->sp.channels > 1 ? "s" : "", c->sp.batch_pages, c->sp.window, c->sp.run_pages);
+	else
+		fprintf(fp, "  link        unlimited bandwidth, RTT %s; %u channel%s; batch %u x window %u\n", b1,
+			c->sp.channels, c->sp.channels > 1 ? "s" : "", c->sp.batch_pages, c->sp.window);
+	fmt_ns(r->t_complete_ns, b1, sizeof(b1));
+	fmt_ns(r->t_guest_done_ns, b2, sizeof(b2));
+	fmt_ns(r->t_complete_ns > r->t_guest_done_ns ? r->t_complete_ns : r->t_guest_done_ns, b3, sizeof(b3));
+	fprintf(fp, "  migration   %s (switch-over to last page present); guest ran %s; whole run %s\n", b1, b2, b3);
+	fprintf(fp, "  pages       %llu: demand %llu, background %llu, drain %llu, zero %llu; arrived after present %llu\n",
+		(unsigned long long)r->npages, (unsigned long long)r->pages_demand, (unsigned long long)r->pages_background,
+		(unsigned long long)r->pages_drain,
+		(unsigned long long)(r->zero_demand + r->zero_background + r->zero_drain),
+		(unsigned long long)(r->eexist_demand + r->eexist_background));
+	const struct pcb_hist *h = &r->fault_lat;
+	fmt_ns(h->count ? h->min : 0, b1, sizeof(b1));
+	fmt_ns(pcb_hist_percentile(h, 50), b2, sizeof(b2));
+	fmt_ns(pcb_hist_percentile(h, 90), b3, sizeof(b3));
+	fmt_ns(pcb_hist_percentile(h, 99), b4, sizeof(b4));
+	fmt_ns(pcb_hist_percentile(h, 99.9), b5, sizeof(b5));
+	fmt_ns(h->max, b6, sizeof(b6));
+	fprintf(fp, "  faults      %llu: min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s; %llu demand requests, %llu on an in-flight page\n",
+		(unsigned long long)r->faults, b1, b2, b3, b4, b5, b6, (unsigned long long)r->demand_requests,
+		(unsigned long long)r->faults_inflight);
+	uint64_t bt = 0;
+	for (unsigned v = 0; v < r->nvcpus; v++)
+		bt += r->vcpu[v].blocktime_ns;
+	fmt_ns(bt, b1, sizeof(b1));
+	fprintf(fp, "  blocktime   %s total (", b1);
+	for (unsigned v = 0; v < r->nvcpus && v < 8; v++) {
+		fmt_ns(r->vcpu[v].blocktime_ns, b1, sizeof(b1));
+		fprintf(fp, "%svCPU%u %s", v ? ", " : "", v, b1);
+	}
+	fprintf(fp, "%s)\n", r->nvcpus > 8 ? ", ..." : "");
+	fmt_ns(pcb_hist_percentile(&pf->lead, 50), b1, sizeof(b1));
+	fprintf(fp, "  prefetch    %llu pages touched, %llu hits (hit rate %.1f%%), accuracy %.1f%% of %llu background pages; lead time p50 %s\n",
+		(unsigned long long)pf->touched, (unsigned long long)pf->hits,
+		pf->touched ? 100.0 * (double)pf->hits / (double)pf->touched : 0.0,
+		pf->bg_installed ? 100.0 * (double)pf->hits / (double)pf->bg_installed : 0.0,
+		(unsigned long long)pf->bg_installed, b1);
+	fmt_ns(r->wall_ns, b1, sizeof(b1));
+	fprintf(fp, "  simulator   %llu trace events in %s: %.2f M events/s (%llu model events)\n",
+		(unsigned long long)r->accesses, b1, r->wall_ns ? (double)r->accesses * 1e3 / (double)r->wall_ns : 0.0,
+		(unsigned long long)r->events);
+}
+
+static void write_json(const struct simcfg *c, const struct pcb_atrace *t, const struct trace_id *id,
+		       const struct pcb_sim_result *r, const struct pcb_prefetch *pf, FILE *fp)
+{
+	struct pcb_sysinfo sys;
+	pcb_sysinfo_read(&sys);
+	struct pcb_json *j = pcb_json_open(fp);
+	pcb_json_obj_begin(j, NULL);
+	pcb_json_u64(j, "schema_version", SIM_SCHEMA_VERSION);
+	pcb_json_str(j, "tool", "pcbench");
+	pcb_json_str(j, "kind", "simulation");
+	pcb_json_str(j, "version", PCB_VERSION);
+	pcb_json_str(j, "git_revision", PCB_GITREV);
+	pcb_json_str(j, "status", "ok");
+	pcb_json_i64(j, "exit_code", 0);
+
+	pcb_json_obj_begin(j, "config");
+	pcb_json_str(j, "trace", c->trace);
+	pcb_json_str(j, "policy", c->policy);
+	pcb_json_str(j, "policy_opt", c->policy_opt);
+	pcb_json_str(j, "link", c->link[0] ? c->link : "default (this machine's loopback)");
+	pcb_json_u64(j, "link_bps", c->sp.bps);
+	pcb_json_u64(j, "link_rtt_ns", c->sp.rtt_ns);
+	pcb_json_u64(j, "batch", c->sp.batch_pages);
+	pcb_json_u64(j, "window", c->sp.window);
+	pcb_json_u64(j, "channels", c->sp.channels);
+	pcb_json_u64(j, "mem", r->npages * PCB_PAGE_SIZE);
+	pcb_json_u64(j, "seed", c->sp.seed);
+	pcb_json_dbl(j, "zero_pages", c->sp.zero_pages);
+	pcb_json_str(j, "think", c->think);
+	if (c->sp.think_ns != PCB_SIM_THINK_RECORDED)
+		pcb_json_u64(j, "think_ns", c->sp.think_ns);
+	pcb_json_obj_begin(j, "model");
+	pcb_json_u64(j, "fault_cost_ns", c->sp.fault_ns);
+	pcb_json_u64(j, "jitter_mean_ns", c->sp.jitter_ns);
+	pcb_json_u64(j, "demand_cost_ns", c->sp.demand_copy_ns);
+	pcb_json_u64(j, "demand_zero_cost_ns", c->sp.demand_zero_ns);
+	pcb_json_u64(j, "bg_cost_ns", c->sp.bg_copy_ns);
+	pcb_json_u64(j, "bg_zero_cost_ns", c->sp.bg_zero_ns);
+	pcb_json_u64(j, "run_pages", c->sp.run_pages);
+	pcb_json_u64(j, "bg_early_ns", c->sp.early_ns);
+	pcb_json_u64(j, "bg_poll_ns", c->sp.bg_poll_ns);
+	pcb_json_u64(j, "frame_header_bytes", PCB_HDR_SIZE);
+	pcb_json_obj_end(j);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "trace");
+	pcb_json_str(j, "path", c->trace);
+	pcb_json_u64(j, "size_bytes", id->size);
+	char hx[24];
+	snprintf(hx, sizeof(hx), "%016llx", (unsigned long long)id->xxh3);
+	pcb_json_str(j, "xxh3", hx);
+	pcb_json_u64(j, "records", t->count);
+	pcb_json_u64(j, "vcpus", t->nvcpus);
+	pcb_json_u64(j, "pages", t->npages);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "system");
+	pcb_sysinfo_json(&sys, j, "host");
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "results");
+	pcb_json_obj_begin(j, "time");
+	pcb_json_u64(j, "total_migration_ns", r->t_complete_ns);
+	pcb_json_u64(j, "run_ns", r->t_complete_ns > r->t_guest_done_ns ? r->t_complete_ns : r->t_guest_done_ns);
+	pcb_json_u64(j, "guest_ns", r->t_guest_done_ns);
+	pcb_json_bool(j, "completed_while_guest_ran", r->t_complete_ns <= r->t_guest_done_ns);
+	pcb_json_str(j, "clock", "simulated (virtual ns since switch-over)");
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "pages");
+	pcb_json_u64(j, "unit_bytes", PCB_PAGE_SIZE);
+	pcb_json_u64(j, "total", r->npages);
+	pcb_json_u64(j, "demand", r->pages_demand);
+	pcb_json_u64(j, "background", r->pages_background);
+	pcb_json_u64(j, "drain", r->pages_drain);
+	pcb_json_u64(j, "zero", r->zero_demand + r->zero_background + r->zero_drain);
+	pcb_json_u64(j, "zero_demand", r->zero_demand);
+	pcb_json_u64(j, "zero_background", r->zero_background);
+	pcb_json_u64(j, "zero_drain", r->zero_drain);
+	pcb_json_u64(j, "eexist_demand", r->eexist_demand);
+	pcb_json_u64(j, "eexist_background", r->eexist_background);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "faults");
+	pcb_json_u64(j, "count", r->faults);
+	pcb_json_u64(j, "on_inflight_page", r->faults_inflight);
+	pcb_json_str(j, "latency_source", "simulated: fault to install of the page (plus nothing: wake-up is in the demand cost)");
+	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
+	pcb_hist_json(j, "latency", &r->fault_lat, 1);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "blocktime");
+	uint64_t bt = 0;
+	pcb_json_arr_begin(j, "per_vcpu_ns");
+	for (unsigned v = 0; v < r->nvcpus; v++) {
+		pcb_json_u64(j, NULL, r->vcpu[v].blocktime_ns);
+		bt += r->vcpu[v].blocktime_ns;
+	}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "total_ns", bt);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "pager");
+	pcb_json_u64(j, "demand_requests", r->demand_requests);
+	pcb_hist_json(j, "demand_round_trip", &r->demand_rtt, 0);
+	pcb_json_u64(j, "background_batches", r->bg_batches);
+	pcb_json_u64(j, "background_pages_requested", r->bg_pages_requested);
+	pcb_json_u64(j, "drain_batches", r->drain_batches);
+	pcb_json_u64(j, "link_bytes_demand", r->link_bytes[0]);
+	pcb_json_u64(j, "link_bytes_background", r->link_bytes[1]);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "guest");
+	pcb_json_arr_begin(j, "vcpus");
+	for (unsigned v = 0; v < r->nvcpus; v++) {
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_u64(j, "vcpu", v);
+		pcb_json_u64(j, "accesses", r->vcpu[v].accesses);
+		pcb_json_u64(j, "faults", r->vcpu[v].faults);
+		pcb_json_u64(j, "blocktime_ns", r->vcpu[v].blocktime_ns);
+		pcb_json_u64(j, "end_ns", r->vcpu[v].t_end_ns);
+		pcb_json_obj_end(j);
+	}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "accesses", r->accesses);
+	pcb_json_obj_end(j);
+
+	pcb_prefetch_json(pf, j, "prefetch");
+
+	pcb_json_obj_begin(j, "simulator");
+	pcb_json_u64(j, "trace_events", r->accesses);
+	pcb_json_u64(j, "model_events", r->events);
+	pcb_json_u64(j, "wall_ns", r->wall_ns);
+	pcb_json_dbl(j, "trace_events_per_sec", r->wall_ns ? (double)r->accesses * 1e9 / (double)r->wall_ns : 0);
+	pcb_json_obj_end(j);
+	pcb_json_obj_end(j);   /* results */
+	pcb_json_obj_end(j);
+	pcb_json_close(j);
+}
+
+int pcb_cmd_simulate(int argc, char **argv)
+{
+	struct simcfg c;
+	char why[512];
+	int rc = sim_parse(&c, argc, argv);
+	if (rc == 1)
+		return 0;
+	if (rc)
+		return rc;
+	const struct pcb_policy_ops *ops = pcb_policy_find(c.policy);
+	if (!ops) {
+		pcb_err("simulate: invalid value for --policy: unknown policy '%s' (see `pcbench list`)", c.policy);
+		return PCB_EXIT_USAGE;
+	}
+	struct pcb_policy opts;
+	memset(&opts, 0, sizeof(opts));
+	why[0] = 0;
+	if (pcb_policy_parse_opts(&opts, ops, c.policy_opt, why, sizeof(why)) < 0) {
+		pcb_err("simulate: %s", why);
+		return PCB_EXIT_USAGE;
+	}
+	struct pcb_atrace t;
+	rc = pcb_atrace_load(c.trace, &t, why, sizeof(why));
+	if (rc) {
+		pcb_err("simulate: %s", why);
+		return rc;
+	}
+	struct trace_id id;
+	rc = trace_identity(c.trace, &id, why, sizeof(why));
+	if (rc) {
+		pcb_err("simulate: %s", why);
+		pcb_atrace_free(&t);
+		return rc;
+	}
+	FILE *jf = NULL;
+	if (c.json[0] && !(jf = fopen(c.json, "w"))) {
+		pcb_err("simulate: cannot write --json '%s': %s", c.json, strerror(errno));
+		pcb_atrace_free(&t);
+		return PCB_EXIT_OSERR;
+	}
+	struct pcb_sim_result r;
+	rc = pcb_sim_run(&c.sp, &t, ops, &opts, &r, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		if (jf) {
+			fclose(jf);
+			remove(c.json);
+		}
+		pcb_atrace_free(&t);
+		return rc;
+	}
+	struct pcb_prefetch *pf = malloc(sizeof(*pf));
+	if (!pf) {
+		pcb_err("simulate: out of memory");
+		rc = PCB_EXIT_OSERR;
+		goto out;
+	}
+	pcb_prefetch_compute(pf, r.npages, r.first_touch, r.inst_us, r.inst_kind);
+	write_human(&c, &t, &r, pf, stdout);
+	if (jf) {
+		write_json(&c, &t, &id, &r, pf, jf);
+		if (ferror(jf) | fclose(jf)) {
+			pcb_err("simulate: writing --json '%s' failed", c.json);
+			rc = PCB_EXIT_OSERR;
+		}
+		jf = NULL;
+	}
+	free(pf);
+out:
+	if (jf)
+		fclose(jf);
+	pcb_sim_result_free(&r);
+	pcb_atrace_free(&t);
+	return rc;
+}
