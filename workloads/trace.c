@@ -3,7 +3,10 @@
  * by vCPU u % --vcpus (a trace with fewer vCPUs than the run: vCPU v replays
  * trace vCPU v % trace_vcpus).  Reads and writes as recorded (--write-ratio
  * does not apply), ops as recorded.  loop=1 starts over at the end; loop=0
- * stops the vCPU.  Every page must lie inside --mem. */
+ * stops the vCPU.  pace=1 keeps the recorded think time: before each access
+ * the vCPU computes for the gap between the record's t_ns and the previous
+ * record of the same vCPU (the model `pcbench simulate --think=recorded`
+ * uses).  Every page must lie inside --mem. */
 #include "common/util.h"
 #include "workloads/workload.h"
 #include <stdio.h>
@@ -12,6 +15,7 @@
 static const struct pcb_knob trace_knobs[] = {
 	{ "file", "", "the trace file (required)" },
 	{ "loop", "1", "1: start over at the end of the trace; 0: the vCPU stops" },
+	{ "pace", "0", "1: wait the recorded gap between a vCPU's accesses before each one; 0: as fast as possible" },
 	{ NULL, NULL, NULL },
 };
 
@@ -20,7 +24,7 @@ struct trace_shared {
 	uint64_t **idx;              /* per run vCPU: record indices to replay */
 	uint64_t *nidx;
 	unsigned nvcpus;
-	bool loop;
+	bool loop, pace;
 };
 
 struct trace_ts {
@@ -48,12 +52,13 @@ static int trace_init(void **shared, const struct pcb_wl_params *prm, char *why,
 {
 	const struct pcb_workload_ops *o = &pcb_workload_trace;
 	const char *file = pcb_wl_opt(o, prm, "file");
-	uint64_t loop;
+	uint64_t loop, pace;
 	if (!file[0]) {
 		snprintf(why, whylen, "workload trace needs --workload-opt file=PATH");
 		return -1;
 	}
-	if (pcb_wl_opt_u64(o, prm, "loop", 0, 1, &loop, why, whylen) < 0)
+	if (pcb_wl_opt_u64(o, prm, "loop", 0, 1, &loop, why, whylen) < 0 ||
+	    pcb_wl_opt_u64(o, prm, "pace", 0, 1, &pace, why, whylen) < 0)
 		return -1;
 	struct trace_shared *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -64,6 +69,7 @@ static int trace_init(void **shared, const struct pcb_wl_params *prm, char *why,
 		return -rc;
 	}
 	s->loop = loop;
+	s->pace = pace;
 	s->nvcpus = prm->nvcpus;
 	for (uint64_t i = 0; i < s->t.count; i++)
 		if (s->t.rec[i].page >= prm->npages) {
@@ -119,7 +125,13 @@ static void trace_next(void *ts, struct pcb_access *a)
 		}
 		t->pos = 0;
 	}
-	const struct pcb_atrace_rec *r = &t->s->t.rec[t->idx[t->pos++]];
+	const struct pcb_atrace_rec *r = &t->s->t.rec[t->idx[t->pos]];
+	if (t->s->pace) {
+		uint64_t prev = t->pos ? t->s->t.rec[t->idx[t->pos - 1]].t_ns : 0;
+		uint64_t gap = r->t_ns > prev ? r->t_ns - prev : 0;
+		a->think_ns = gap > UINT32_MAX ? UINT32_MAX : (uint32_t)gap;
+	}
+	t->pos++;
 	a->page = r->page;
 	a->kind = r->flags & PCB_ATRACE_WRITE ? PCB_ACC_WRITE : PCB_ACC_READ;
 	a->more = (r->flags & PCB_ATRACE_MORE) && !(t->pos == t->n && !t->s->loop);
