@@ -190,13 +190,17 @@ static inline uint64_t rec_t(const struct sim *s, const struct vc *v, uint64_t p
 	return s->t->rec[v->idx ? v->idx[pos] : pos].t_ns;
 }
 
-/* Guest time before access pos of v. */
-static inline uint64_t think(const struct sim *s, const struct vc *v, uint64_t pos)
+/* When v performs access pos, its previous access having completed at now. */
+static inline uint64_t access_at(const struct sim *s, const struct vc *v, uint64_t pos, uint64_t now)
 {
+	if (s->sp->think_ns == PCB_SIM_THINK_SCHEDULE) {
+		uint64_t at = rec_t(s, v, pos);
+		return at > now ? at : now;
+	}
 	if (s->sp->think_ns != PCB_SIM_THINK_RECORDED)
-		return s->sp->think_ns;
+		return now + s->sp->think_ns;
 	uint64_t cur = rec_t(s, v, pos), prev = pos ? rec_t(s, v, pos - 1) : 0;
-	return cur > prev ? cur - prev : 0;
+	return now + (cur > prev ? cur - prev : 0);
 }
 
 static inline uint32_t us_stamp(uint64_t t_ns)
@@ -378,7 +382,7 @@ static void vcpu_next(struct sim *s, unsigned v, uint64_t now)
 	if (c->pos == c->n)
 		vcpu_finish(s, v, now);
 	else
-		push(s, now + think(s, c, c->pos), EV_VCPU, v, 0);
+		push(s, access_at(s, c, c->pos, now), EV_VCPU, v, 0);
 }
 
 /* vCPU v performs its accesses from `now` on: hits inline while nothing else
@@ -399,7 +403,7 @@ static void ev_vcpu(struct sim *s, unsigned v, uint64_t now)
 			vcpu_finish(s, v, now);
 			return;
 		}
-		uint64_t next = now + think(s, c, c->pos);
+		uint64_t next = access_at(s, c, c->pos, now);
 		if (s->h.n && next >= s->h.e[0].t) {
 			push(s, next, EV_VCPU, v, 0);
 			return;
@@ -569,8 +573,9 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	}
 	for (uint64_t i = 0; i < t->count; i++)
 		if (t->rec[i].page >= npages) {
-			snprintf(why, whylen, "simulate: access %llu is to page %llu but the guest holds %llu pages",
-				 (unsigned long long)i, (unsigned long long)t->rec[i].page, (unsigned long long)npages);
+			snprintf(why, whylen, "simulate: access %llu is to page %llu but %s holds %llu pages",
+				 (unsigned long long)i, (unsigned long long)t->rec[i].page,
+				 sp->npages ? "--mem" : "the trace's guest", (unsigned long long)npages);
 			return PCB_EXIT_DATAERR;
 		}
 
@@ -641,7 +646,7 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	for (unsigned v = 0; v < res->nvcpus; v++) {
 		if (s->vc[v].n) {
 			s->running++;
-			push(s, think(s, &s->vc[v], 0), EV_VCPU, v, 0);
+			push(s, access_at(s, &s->vc[v], 0, 0), EV_VCPU, v, 0);
 		}
 	}
 	if (!s->running) {

@@ -5,7 +5,9 @@
  * Model (virtual time, ns since switch-over):
  *  - vCPUs: each replays its own records of the trace in order.  Before an
  *    access a vCPU computes for its "think" time: the gap between its
- *    consecutive records' t_ns (think = recorded) or a fixed duration.  An
+ *    consecutive records' t_ns (think = recorded) or a fixed duration; or
+ *    (think = schedule) it performs each access at its recorded t_ns, or as
+ *    soon as its previous access completed if a stall made it late.  An
  *    access to a present page completes at once; an access to a missing page
  *    is a fault: the policy's on_fault is called, a demand request goes out
  *    unless one is already outstanding for that page, and the vCPU stalls
@@ -41,7 +43,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PCB_SIM_THINK_RECORDED UINT64_MAX
+#define PCB_SIM_THINK_RECORDED UINT64_MAX         /* think = the gap to the vCPU's previous record */
+#define PCB_SIM_THINK_SCHEDULE (UINT64_MAX - 1)   /* access at its recorded t_ns, or as soon as the previous one completed */
 
 struct pcb_sim_params {
 	uint64_t npages;             /* 0: the trace's */
@@ -54,7 +57,7 @@ struct pcb_sim_params {
 	uint64_t early_ns;           /* a background frame may leave this early (live source: 100 us) */
 	uint64_t seed;               /* image seed: which pages are zero */
 	double zero_pages;           /* zero fraction of the image */
-	uint64_t think_ns;           /* guest time before each access; PCB_SIM_THINK_RECORDED = the trace's gaps */
+	uint64_t think_ns;           /* guest time before each access, or PCB_SIM_THINK_RECORDED / _SCHEDULE */
 	uint64_t fault_ns;           /* fault -> demand request leaves (uffd message delivered, demand thread awake, send) */
 	uint64_t demand_copy_ns;     /* demand reply received -> vCPU running again (UFFDIO_COPY and wake-up) */
 	uint64_t demand_zero_ns;     /* ... for a zero page (UFFDIO_ZEROPAGE) */

@@ -53,7 +53,8 @@ static const struct simopt simopts[] = {
 	{ "seed", O_U64, SOFF(sp.seed), 0, "1", "image seed (which pages are zero, as the live run's --seed)", 0, 1.8446744073709552e19 },
 	{ "zero-pages", O_DBL, SOFF(sp.zero_pages), 0, "0.25", "fraction of zero pages in the image (live --zero-pages)", 0, 1 },
 	{ "think", O_STR, SOFF(think), SSZ(think), "recorded",
-	  "guest time before each access: recorded (the gap to the vCPU's previous record) or a duration", 0, 0 },
+	  "guest time before each access: recorded (the gap to the vCPU's previous record), schedule (each access at its "
+	  "recorded time, or when the previous one completed if later) or a duration", 0, 0 },
 	{ "fault-cost", O_DUR, SOFF(sp.fault_ns), 0, "0", "fault -> demand request sent (uffd message read, demand thread awake)", 0, 1e10 },
 	{ "jitter", O_DUR, SOFF(sp.jitter_ns), 0, "150us",
 	  "mean of a random (exponential, seeded) extra delay of a demand request while background batches are in flight (host contention; 0 = ideal host)", 0, 1e10 },
@@ -197,8 +198,10 @@ static int sim_parse(struct simcfg *c, int argc, char **argv)
 		c->sp.run_pages = c->link[0] && c->sp.bps ? 16 : PCB_MAX_RUN_PAGES;   /* pager/source.c PCB_LINK_RUN_PAGES */
 	if (!strcmp(c->think, "recorded")) {
 		c->sp.think_ns = PCB_SIM_THINK_RECORDED;
+	} else if (!strcmp(c->think, "schedule")) {
+		c->sp.think_ns = PCB_SIM_THINK_SCHEDULE;
 	} else if (pcb_parse_duration(c->think, &c->sp.think_ns) < 0 || c->sp.think_ns > 10 * PCB_NSEC_PER_SEC) {
-		pcb_err("simulate: invalid value for --think: '%s' (want 'recorded' or a duration up to 10s, e.g. 200ns)", c->think);
+		pcb_err("simulate: invalid value for --think: '%s' (want 'recorded', 'schedule' or a duration up to 10s, e.g. 200ns)", c->think);
 		return PCB_EXIT_USAGE;
 	}
 	c->sp.npages = c->mem / PCB_PAGE_SIZE;
@@ -337,7 +340,7 @@ static void write_json(const struct simcfg *c, const struct pcb_atrace *t, const
 	pcb_json_u64(j, "seed", c->sp.seed);
 	pcb_json_dbl(j, "zero_pages", c->sp.zero_pages);
 	pcb_json_str(j, "think", c->think);
-	if (c->sp.think_ns != PCB_SIM_THINK_RECORDED)
+	if (c->sp.think_ns < PCB_SIM_THINK_SCHEDULE)
 		pcb_json_u64(j, "think_ns", c->sp.think_ns);
 	pcb_json_obj_begin(j, "model");
 	pcb_json_u64(j, "fault_cost_ns", c->sp.fault_ns);

@@ -5,8 +5,10 @@
  * does not apply), ops as recorded.  loop=1 starts over at the end; loop=0
  * stops the vCPU.  pace=1 keeps the recorded think time: before each access
  * the vCPU computes for the gap between the record's t_ns and the previous
- * record of the same vCPU (the model `pcbench simulate --think=recorded`
- * uses).  Every page must lie inside --mem. */
+ * record of the same vCPU (`pcbench simulate --think=recorded`); pace=2
+ * keeps the recorded schedule: each access at its t_ns since switch-over, or
+ * at once if a stall made the vCPU late (`simulate --think=schedule`; with
+ * loop=1 only the first pass).  Every page must lie inside --mem. */
 #include "common/util.h"
 #include "workloads/workload.h"
 #include <stdio.h>
@@ -15,7 +17,7 @@
 static const struct pcb_knob trace_knobs[] = {
 	{ "file", "", "the trace file (required)" },
 	{ "loop", "1", "1: start over at the end of the trace; 0: the vCPU stops" },
-	{ "pace", "0", "1: wait the recorded gap between a vCPU's accesses before each one; 0: as fast as possible" },
+	{ "pace", "0", "0: as fast as possible; 1: wait the recorded gap before each access; 2: each access at its recorded time (late ones at once)" },
 	{ NULL, NULL, NULL },
 };
 
@@ -24,13 +26,15 @@ struct trace_shared {
 	uint64_t **idx;              /* per run vCPU: record indices to replay */
 	uint64_t *nidx;
 	unsigned nvcpus;
-	bool loop, pace;
+	bool loop;
+	unsigned pace;
 };
 
 struct trace_ts {
 	struct trace_shared *s;
 	const uint64_t *idx;
 	uint64_t n, pos;
+	bool wrapped;
 };
 
 extern const struct pcb_workload_ops pcb_workload_trace;
@@ -58,7 +62,7 @@ static int trace_init(void **shared, const struct pcb_wl_params *prm, char *why,
 		return -1;
 	}
 	if (pcb_wl_opt_u64(o, prm, "loop", 0, 1, &loop, why, whylen) < 0 ||
-	    pcb_wl_opt_u64(o, prm, "pace", 0, 1, &pace, why, whylen) < 0)
+	    pcb_wl_opt_u64(o, prm, "pace", 0, 2, &pace, why, whylen) < 0)
 		return -1;
 	struct trace_shared *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -69,7 +73,7 @@ static int trace_init(void **shared, const struct pcb_wl_params *prm, char *why,
 		return -rc;
 	}
 	s->loop = loop;
-	s->pace = pace;
+	s->pace = (unsigned)pace;
 	s->nvcpus = prm->nvcpus;
 	for (uint64_t i = 0; i < s->t.count; i++)
 		if (s->t.rec[i].page >= prm->npages) {
@@ -124,11 +128,15 @@ static void trace_next(void *ts, struct pcb_access *a)
 			return;
 		}
 		t->pos = 0;
+		t->wrapped = true;
 	}
 	const struct pcb_atrace_rec *r = &t->s->t.rec[t->idx[t->pos]];
-	if (t->s->pace) {
+	if (t->s->pace == 1) {
 		uint64_t prev = t->pos ? t->s->t.rec[t->idx[t->pos - 1]].t_ns : 0;
 		uint64_t gap = r->t_ns > prev ? r->t_ns - prev : 0;
+		a->think_ns = gap > UINT32_MAX ? UINT32_MAX : (uint32_t)gap;
+	} else if (t->s->pace == 2 && !t->wrapped) {
+		uint64_t gap = r->t_ns > a->now_ns ? r->t_ns - a->now_ns : 0;
 		a->think_ns = gap > UINT32_MAX ? UINT32_MAX : (uint32_t)gap;
 	}
 	t->pos++;

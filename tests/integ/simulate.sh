@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# pcbench simulate: the offline simulator against live runs of the same trace.
+#  - a trace recorded from a local run (idle guest touching random pages, one
+#    access per ~1 ms) is replayed live at its recorded times
+#    (--workload=trace pace=2) and simulated with --think=schedule;
+#  - demand: simulated faults = distinct pages touched = live faults, exactly;
+#  - sequential, pivot, trend over --link=200mbit,1ms: simulated faults within
+#    10% of the median of 3 live runs (2 more live runs if not: this machine's
+#    2 CPUs are shared, a host hiccup slows one live run's background pull);
+#  - a large trace: the events/s figure is printed (not asserted);
+#  - JSON: config echo, trace identity, system block, git revision; the same
+#    input twice gives the same results;
+#  - bad input: one line naming the value, exit 64 (options, policy, link) or
+#    65 (trace).
+. "$(dirname "$0")/../lib/integ.sh"
+need_uffd
+
+LINK=200mbit,1ms
+MEM=32M
+
+# ---- record ------------------------------------------------------------------
+log "recording: local run, idle guest over all of $MEM (random pages, ~1 ms apart), 2 s"
+pcb rec 60 $FAST --policy=local --mem=$MEM --workload=idle --workload-opt=pages=8192,interval-us=1000 \
+	--duration=2s --record "$T/idle.trc"
+expect_rc rec 0 || die "recording failed"
+DISTINCT=$(python3 - "$T/idle.trc" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+magic, ver, nv, npages, count = struct.unpack_from("<8sIIQQ", b, 0)
+assert magic == b"PCBTRC1\n", magic
+pages = {struct.unpack_from("<Q", b, 32 + 24 * i + 8)[0] for i in range(count)}
+print(len(pages))
+PY
+) || die "cannot read the recorded trace"
+log "trace: $(stat -c %s "$T/idle.trc") bytes, $DISTINCT distinct pages"
+
+sim() {   # sim NAME ARGS...: simulate into $T/NAME.json
+	local name=$1
+	shift
+	pcb "$name" 120 simulate --trace="$T/idle.trc" --link=$LINK --think=schedule --json "$T/$name.json" "$@"
+}
+faults() { $PCBJSON get "$1" results.faults.count; }
+live() {   # live NAME POLICY: a live replay at the recorded times
+	pcb "$1" 120 $FAST --policy=$2 --mem=$MEM --workload=trace --workload-opt=file="$T/idle.trc",loop=0,pace=2 \
+		--duration=60s --link=$LINK --json "$T/$1.json"
+	expect_rc "$1" 0 && $PCBJSON migration "$T/$1.json" >/dev/null || { fail "$1: live run not verified"; return 1; }
+}
+
+# ---- demand: exact ---------------------------------------------------------------
+sim sim-demand --policy=demand
+if expect_rc sim-demand 0; then
+	f=$(faults "$T/sim-demand.json"); d=$($PCBJSON get "$T/sim-demand.json" results.pager.demand_requests)
+	[ "$f" = "$DISTINCT" ] || fail "demand: simulated $f faults, the trace touches $DISTINCT distinct pages"
+	[ "$d" = "$DISTINCT" ] || fail "demand: simulated $d demand requests, want $DISTINCT"
+	live live-demand demand && {
+		lf=$(faults "$T/live-demand.json")
+		[ "$lf" = "$f" ] || fail "demand: live $lf faults, simulated $f"
+		log "demand: live $lf faults, simulated $f, distinct pages $DISTINCT"
+	}
+fi
+
+# ---- background policies: within 10% of the live median ----------------------------
+for pol in sequential pivot trend; do
+	sim sim-$pol --policy=$pol
+	expect_rc sim-$pol 0 || continue
+	s=$(faults "$T/sim-$pol.json")
+	lv=()
+	for i in 1 2 3 4 5; do
+		live live-$pol-$i $pol || continue
+		lv+=("$(faults "$T/live-$pol-$i.json")")
+		[ ${#lv[@]} -ge 3 ] || continue
+		verdict=$(python3 -c '
+import statistics, sys
+s = int(sys.argv[1]); lv = [int(x) for x in sys.argv[2:]]
+m = statistics.median(lv)
+print("ok" if abs(s - m) <= 0.10 * m else "off", "%.1f%%" % (100.0 * (s - m) / m), m)' "$s" "${lv[@]}")
+		[ "${verdict%% *}" = ok ] && break
+	done
+	log "$pol: simulated $s faults; live ${lv[*]} (median ${verdict##* }): $(echo "$verdict" | cut -d' ' -f2)"
+	[ "${verdict%% *}" = ok ] || fail "$pol: simulated $s faults, live median ${verdict##* } (${lv[*]}): more than 10% apart"
+done
+
+# ---- JSON and reproducibility -----------------------------------------------------------
+$PCBJSON get "$T/sim-sequential.json" schema_version kind git_revision system.host.kernel trace.xxh3 trace.records \
+	config.policy config.link_bps results.prefetch.hit_rate results.blocktime.total_ns \
+	results.time.total_migration_ns results.simulator.trace_events_per_sec >"$T/fields" ||
+	fail "the simulation JSON lacks documented fields"
+python3 - "$T/sim-sequential.json" "$T/idle.trc" <<'PY' || fail "simulation JSON content"
+import json, os, re, sys
+d = json.load(open(sys.argv[1])); t = d["trace"]; r = d["results"]
+errs = []
+if d["kind"] != "simulation": errs.append("kind %s" % d["kind"])
+if t["size_bytes"] != os.path.getsize(sys.argv[2]): errs.append("trace size %s" % t["size_bytes"])
+if not re.fullmatch("[0-9a-f]{16}", t["xxh3"]): errs.append("xxh3 %s" % t["xxh3"])
+if t["records"] != r["guest"]["accesses"]: errs.append("records %s vs accesses %s" % (t["records"], r["guest"]["accesses"]))
+if d["config"]["link_bps"] != 200000000 or d["config"]["link_rtt_ns"] != 1000000: errs.append("link echo")
+p = r["pages"]
+if p["demand"] + p["background"] + p["drain"] + p["zero"] != p["total"]: errs.append("page accounting %s" % p)
+pf = r["prefetch"]
+if pf["pages_touched"] != pf["hits"] + pf["first_touch_faulted"]: errs.append("prefetch %s" % pf)
+if r["faults"]["count"] != r["faults"]["latency"]["count"]: errs.append("fault count vs histogram")
+if sum(r["blocktime"]["per_vcpu_ns"]) != r["blocktime"]["total_ns"]: errs.append("blocktime")
+if errs: print("; ".join(errs)); sys.exit(1)
+PY
+sim sim-sequential-again --policy=sequential
+python3 - "$T/sim-sequential.json" "$T/sim-sequential-again.json" <<'PY' || fail "the same simulation twice gave different results"
+import json, sys
+a, b = (json.load(open(f))["results"] for f in sys.argv[1:])
+for x in (a, b): del x["simulator"]
+sys.exit(a != b)
+PY
+
+# ---- speed: printed, not asserted ---------------------------------------------------------
+log "a large trace: 3M accesses of a local random run over 256M"
+pcb big-rec 120 $FAST --policy=local --mem=256M --workload=random --ops=3000000 --duration=0 --record "$T/big.trc"
+if expect_rc big-rec 0; then
+	for pol in demand sequential; do
+		pcb big-$pol 300 simulate --trace="$T/big.trc" --policy=$pol --link=10gbit,100us --json "$T/big-$pol.json"
+		expect_rc big-$pol 0 && log "speed ($pol): $(grep simulator "$T/big-$pol.out" | sed 's/^ *//')"
+	done
+	rm -f "$T/big.trc"
+fi
+
+# ---- bad input ------------------------------------------------------------------------------
+bad() {   # bad NAME WANT_RC NEEDLE ARGS...
+	local name=$1 want=$2 needle=$3
+	shift 3
+	pcb "$name" 30 simulate "$@"
+	expect_rc "$name" "$want" || return
+	[ "$(wc -l <"$T/$name.err")" = 1 ] || fail "$name: want one line on stderr, got: $(cat "$T/$name.err")"
+	grep -qF -- "$needle" "$T/$name.err" || fail "$name: stderr does not name '$needle': $(cat "$T/$name.err")"
+}
+printf 'not a trace\n' >"$T/garbage.txt"
+printf 'PCBTRC1\n\001\000\000\000' >"$T/truncated.trc"
+bad bad-missing 65 "$T/nope.trc" --trace="$T/nope.trc"
+bad bad-garbage 65 "bad page 'not'" --trace="$T/garbage.txt"
+bad bad-truncated 65 "truncated" --trace="$T/truncated.trc"
+bad bad-policy 64 "nosuch" --trace="$T/idle.trc" --policy=nosuch
+bad bad-local 64 "local" --trace="$T/idle.trc" --policy=local
+bad bad-link 64 "fastest" --trace="$T/idle.trc" --link=fastest
+bad bad-rtt 64 "soon" --trace="$T/idle.trc" --link=1gbit,soon
+bad bad-knob 64 "bogus" --trace="$T/idle.trc" --policy=sequential --policy-opt=bogus=1
+bad bad-notrace 64 "--trace" --policy=demand
+bad bad-option 64 "--frobnicate" --trace="$T/idle.trc" --frobnicate=1
+bad bad-think 64 "sometimes" --trace="$T/idle.trc" --think=sometimes
+bad bad-mem 65 "--mem" --trace="$T/idle.trc" --mem=16M
+finish
