@@ -2,6 +2,7 @@
 #include "sim/sim.h"
 #include "common/image.h"
 #include "common/util.h"
+#include "pager/link.h"
 #include "pager/pagestate.h"
 #include "pager/probes.h"
 #include "pager/proto.h"
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void pcb_sim_defaults(struct pcb_sim_params *sp)
 {
@@ -31,10 +33,7 @@ void pcb_sim_defaults(struct pcb_sim_params *sp)
 	 * (UFFDIO_ZEROPAGE 5.7 vs COPY 6.9 us same CPU). */
 	sp->demand_copy_ns = 35000;
 	sp->demand_zero_ns = 33800;
-	/* demand requests while the background pull runs: live runs with --link=200mbit,1ms on
-	 * this 2-CPU VM took 180 us longer per fault than the link model (guest-seen latency
-	 * minus the modelled one; wake-ups delayed by the background threads) */
-	sp->jitter_ns = 150000;
+	sp->jitter_ns = 0;           /* an ideal host: no contention delays (see --jitter) */
 	sp->bg_copy_ns = 1030;       /* batched COPY, 16 pages per ioctl: 0.97 M pages/s */
 	sp->bg_zero_ns = 90;         /* batched ZEROPAGE, 64..256 per ioctl: 10.7-11.5 M pages/s */
 	sp->bg_poll_ns = 2000000;    /* pager.c: an idle background thread waits 2 ms */
@@ -123,14 +122,23 @@ struct item {
 	unsigned slot;               /* batch: ring slot */
 	unsigned ri;
 	uint64_t off;
+	uint64_t rel;                /* link release time of its next frame, once reserved (0 = not yet) */
+	uint64_t t_req;              /* demand: when the pager sent it */
 };
 
-struct sender {
+struct queue {
 	struct item *q;
 	unsigned head, len, cap;
-	bool scheduled;
-	uint64_t busy_until;         /* the last frame left at this time */
-	uint64_t early;
+};
+
+/* One source connection (pager/source.c sconn): the demand one, the
+ * background one, or with --channels=1 the shared one (demand requests in uq,
+ * served before background frames at frame boundaries). */
+struct sender {
+	struct queue q, uq;
+	bool demand;                 /* the demand connection: replies overtake background frames on the link */
+	bool shared;
+	uint64_t sched_at;           /* the pending EV_SEND (UINT64_MAX: none); others are stale */
 };
 
 struct bslot {
@@ -154,7 +162,9 @@ struct sim {
 	struct bslot *ring;
 	uint64_t next_id, done_id;
 	uint64_t tat;                /* link free at */
-	uint64_t dfree, ifree;       /* demand thread / installer free at */
+	uint64_t utat;               /* ... for demand replies reserved ahead of background frames */
+	uint64_t ifree;              /* the background installer is free at */
+	uint64_t ser[PCB_MAX_RUN_PAGES + 1];   /* serialisation of a frame of n pages */
 	uint64_t zfirst;
 	unsigned zn;
 	bool zdrain;
@@ -211,108 +221,222 @@ static inline uint32_t us_stamp(uint64_t t_ns)
 
 /* ---- the source ------------------------------------------------------------------ */
 
+static uint64_t ser_calc(uint64_t bytes, uint64_t bps)
+{
+	return (uint64_t)(((unsigned __int128)bytes * 8 * PCB_NSEC_PER_SEC + bps - 1) / bps);
+}
+
+/* Serialisation time of a frame, rounded up as pager/link.c does; every frame
+ * is a header and 0..PCB_MAX_RUN_PAGES pages: from a table. */
+static uint64_t ser_ns(const struct sim *s, uint64_t bytes)
+{
+	uint64_t n = (bytes - PCB_HDR_SIZE) / PCB_PAGE_SIZE;
+	if (bytes >= PCB_HDR_SIZE && n <= PCB_MAX_RUN_PAGES && bytes == PCB_HDR_SIZE + n * PCB_PAGE_SIZE)
+		return s->ser[n];
+	return ser_calc(bytes, s->sp->bps);
+}
+
+/* pcb_link_reserve: the frame leaves when the link is free and it is due. */
 static uint64_t link_reserve(struct sim *s, uint64_t bytes, uint64_t ready)
 {
 	if (!s->sp->bps)
 		return ready;
-	uint64_t ser = (uint64_t)(((unsigned __int128)bytes * 8 * PCB_NSEC_PER_SEC + s->sp->bps - 1) / s->sp->bps);
 	uint64_t start = s->tat > ready ? s->tat : ready;
-	s->tat = start + ser;
+	s->tat = start + ser_ns(s, bytes);
 	return s->tat;
 }
 
-static void sender_kick(struct sim *s, unsigned si, uint64_t now)
+/* pcb_link_reserve_urgent: a demand reply on its own connection waits for the
+ * background packet on the wire (at most one MTU) and earlier demand replies;
+ * background frames already reserved are pushed back by its serialisation. */
+static uint64_t link_reserve_urgent(struct sim *s, uint64_t bytes, uint64_t ready)
 {
-	struct sender *S = &s->snd[si];
-	if (S->scheduled || !S->len)
-		return;
-	uint64_t due = S->q[S->head].due, t = due > S->busy_until ? due : S->busy_until;
-	S->scheduled = true;
-	push(s, t > now ? t : now, EV_SEND, si, 0);
-}
-
-static void enqueue(struct sim *s, unsigned si, const struct item *it, uint64_t now)
-{
-	struct sender *S = &s->snd[si];
-	if (S->len == S->cap) {
-		unsigned nc = S->cap ? S->cap * 2 : 16;
-		struct item *q = malloc(nc * sizeof(*q));
-		if (!q) {
-			oom(s);
-			return;
-		}
-		for (unsigned i = 0; i < S->len; i++)
-			q[i] = S->q[(S->head + i) % S->cap];
-		free(S->q);
-		S->q = q;
-		S->head = 0;
-		S->cap = nc;
+	if (!s->sp->bps)
+		return ready;
+	uint64_t ser = ser_ns(s, bytes), mtu = ser_ns(s, PCB_LINK_MTU);
+	uint64_t start = s->utat > ready ? s->utat : ready;
+	if (s->tat > start) {
+		start += s->tat - start < mtu ? s->tat - start : mtu;
+		s->tat += ser;
 	}
-	S->q[(S->head + S->len) % S->cap] = *it;
-	S->len++;
-	sender_kick(s, si, now);
+	s->utat = start + ser;
+	if (s->tat < s->utat)
+		s->tat = s->utat;
+	return s->utat;
 }
 
-/* The sender emits its head item's next frame (pager/source.c run_queue). */
+static struct item *q_head(struct queue *q)
+{
+	return &q->q[q->head];
+}
+
+static void q_pop(struct queue *q)
+{
+	q->head = (q->head + 1) % q->cap;
+	q->len--;
+}
+
+static int q_push(struct queue *q, const struct item *it)
+{
+	if (q->len == q->cap) {
+		unsigned nc = q->cap ? q->cap * 2 : 16;
+		struct item *n = malloc(nc * sizeof(*n));
+		if (!n)
+			return -1;
+		for (unsigned i = 0; i < q->len; i++)
+			n[i] = q->q[(q->head + i) % q->cap];
+		free(q->q);
+		q->q = n;
+		q->head = 0;
+		q->cap = nc;
+	}
+	q->q[(q->head + q->len) % q->cap] = *it;
+	q->len++;
+	return 0;
+}
+
+static void sender_kick(struct sim *s, unsigned si, uint64_t t)
+{
+	struct sender *S = &s->snd[si];
+	if (t < S->sched_at) {
+		S->sched_at = t;
+		push(s, t, EV_SEND, si, 0);
+	}
+}
+
+/* The shared connection's modelled socket-buffer wait for a demand reply
+ * (pager/source.c shared_sockq_ns): the background bytes queued at the
+ * source, at most PCB_SIM_SOCKQ_BYTES, at the link rate. */
+static uint64_t sockq_ns(struct sim *s, struct sender *S)
+{
+	if (!s->sp->bps)
+		return 0;
+	uint64_t bytes = 0;
+	for (unsigned k = 0; k < S->q.len && bytes < PCB_SIM_SOCKQ_BYTES; k++) {
+		const struct item *it = &S->q.q[(S->q.head + k) % S->q.cap];
+		const struct bslot *b = &s->ring[it->slot];
+		for (unsigned ri = it->ri; ri < b->nr && bytes < PCB_SIM_SOCKQ_BYTES; ri++)
+			for (uint64_t o = ri == it->ri ? it->off : 0; o < b->r[ri].count && bytes < PCB_SIM_SOCKQ_BYTES; o++)
+				bytes += pcb_image_is_zero(&s->im, b->r[ri].first + o) ? PCB_HDR_SIZE : PCB_PAGE_SIZE + PCB_HDR_SIZE / 16;
+	}
+	if (bytes > PCB_SIM_SOCKQ_BYTES)
+		bytes = PCB_SIM_SOCKQ_BYTES;
+	return (uint64_t)((unsigned __int128)bytes * 8 * PCB_NSEC_PER_SEC / s->sp->bps);
+}
+
+static void enqueue(struct sim *s, unsigned si, struct item it, uint64_t now)
+{
+	struct sender *S = &s->snd[si];
+	struct queue *q = &S->q;
+	if (S->shared && !it.batch) {
+		it.due += sockq_ns(s, S);
+		q = &S->uq;
+	}
+	if (q_push(q, &it) < 0) {
+		oom(s);
+		return;
+	}
+	sender_kick(s, si, it.due > now ? it.due : now);
+}
+
+struct frame {
+	unsigned ft;
+	uint64_t first, n, bytes;
+	bool last;                   /* the item's last frame */
+};
+
+/* The next frame of a queued request (pager/source.c item_frame_len). */
+static struct frame next_frame(const struct sim *s, const struct item *it)
+{
+	struct frame f = { .n = 1, .bytes = PCB_HDR_SIZE };
+	if (!it->batch) {
+		f.first = it->page;
+		f.ft = pcb_image_is_zero(&s->im, f.first) ? F_ZERO_DEMAND : F_PAGE;
+		f.bytes += f.ft == F_PAGE ? PCB_PAGE_SIZE : 0;
+		f.last = true;
+		return f;
+	}
+	const struct bslot *b = &s->ring[it->slot];
+	if (it->ri == b->nr) {
+		f.ft = F_END;
+		f.last = true;
+		return f;
+	}
+	f.first = b->r[it->ri].first + it->off;
+	if (pcb_image_is_zero(&s->im, f.first)) {
+		f.ft = F_ZERO_BG;
+		return f;
+	}
+	f.ft = F_RUN;
+	uint64_t left = b->r[it->ri].count - it->off;
+	while (f.n < left && f.n < s->sp->run_pages && !pcb_image_is_zero(&s->im, f.first + f.n))
+		f.n++;
+	f.bytes += f.n * PCB_PAGE_SIZE;
+	return f;
+}
+
+/* The connection sends every frame whose time has come (pager/source.c
+ * run_queue): a due demand request first, else the head background request;
+ * a frame is reserved on the link once and leaves at its release time (a
+ * background frame up to early_ns before it). */
 static void ev_send(struct sim *s, unsigned si, uint64_t now)
 {
 	struct sender *S = &s->snd[si];
-	S->scheduled = false;
-	if (!S->len)
-		return;
-	struct item *it = &S->q[S->head];
-	if (it->due > now) {
-		S->scheduled = true;
-		push(s, it->due, EV_SEND, si, 0);
-		return;
-	}
-	uint64_t bytes = PCB_HDR_SIZE, first, n = 1;
-	unsigned ft;
-	bool pop = false, drain = false;
-	if (!it->batch) {
-		first = it->page;
-		ft = pcb_image_is_zero(&s->im, first) ? F_ZERO_DEMAND : F_PAGE;
-		bytes += ft == F_PAGE ? PCB_PAGE_SIZE : 0;
-		pop = true;
-	} else {
-		struct bslot *b = &s->ring[it->slot];
-		drain = b->drain;
-		if (it->ri == b->nr) {
-			ft = F_END;
-			first = 0;
-			pop = true;
-		} else {
-			first = b->r[it->ri].first + it->off;
-			uint64_t left = b->r[it->ri].count - it->off;
-			if (pcb_image_is_zero(&s->im, first)) {
-				ft = F_ZERO_BG;
+	if (now != S->sched_at)
+		return;   /* superseded by an earlier wake-up */
+	S->sched_at = UINT64_MAX;
+	for (;;) {
+		struct item *it = NULL;
+		struct queue *q = NULL;
+		uint64_t next = UINT64_MAX;
+		if (S->uq.len) {
+			struct item *u = q_head(&S->uq);
+			if (u->due <= now) {
+				it = u;
+				q = &S->uq;
 			} else {
-				ft = F_RUN;
-				while (n < left && n < s->sp->run_pages && !pcb_image_is_zero(&s->im, first + n))
-					n++;
-				bytes += n * PCB_PAGE_SIZE;
+				next = u->due;
 			}
-			it->off += n;
-			if (it->off == b->r[it->ri].count) {
+		}
+		if (!it && S->q.len) {
+			struct item *b = q_head(&S->q);
+			if (b->due <= now) {
+				it = b;
+				q = &S->q;
+			} else if (b->due < next) {
+				next = b->due;
+			}
+		}
+		if (!it) {
+			if (next != UINT64_MAX)
+				sender_kick(s, si, next);
+			return;
+		}
+		struct frame f = next_frame(s, it);
+		uint64_t early = it->batch ? s->sp->early_ns : 0;
+		if (!it->rel)
+			it->rel = S->demand ? link_reserve_urgent(s, f.bytes, it->due) : link_reserve(s, f.bytes, it->due);
+		if (it->rel > now + early) {
+			uint64_t w = it->rel - early;
+			sender_kick(s, si, w < next ? w : next);
+			return;
+		}
+		it->rel = 0;
+		bool drain = it->batch && s->ring[it->slot].drain;
+		s->res->link_bytes[it->batch ? SND_BG : SND_DEMAND] += f.bytes;
+		if (!it->batch)
+			pcb_hist_add(&s->res->demand_rtt, now - it->t_req);
+		push(s, now, EV_FRAME, f.first, f.n | (uint64_t)f.ft << 32 | (uint64_t)drain << 40);
+		if (it->batch && !f.last) {
+			it->off += f.n;
+			if (it->off == s->ring[it->slot].r[it->ri].count) {
 				it->off = 0;
 				it->ri++;
 			}
 		}
+		if (f.last)
+			q_pop(q);
 	}
-	uint64_t rel = link_reserve(s, bytes, it->due);
-	uint64_t emit = rel > S->early ? rel - S->early : 0;
-	if (emit < now)
-		emit = now;
-	s->res->link_bytes[it->batch ? SND_BG : SND_DEMAND] += bytes;
-	if (!it->batch)
-		pcb_hist_add(&s->res->demand_rtt, emit + s->sp->rtt_ns - it->due);
-	if (pop) {
-		S->head = (S->head + 1) % S->cap;
-		S->len--;
-	}
-	S->busy_until = emit;
-	push(s, emit, EV_FRAME, first, n | (uint64_t)ft << 32 | (uint64_t)drain << 40);
-	sender_kick(s, si, now);
 }
 
 /* ---- the destination ------------------------------------------------------------ */
@@ -356,7 +480,7 @@ static void refill(struct sim *s, uint64_t now)
 		s->res->bg_batches++;
 		s->res->bg_pages_requested += n;
 		s->res->drain_batches += drain;
-		enqueue(s, SND_BG, &it, now);
+		enqueue(s, SND_BG, it, now);
 	}
 	if (!s->complete && s->next_id == s->done_id && ops->background && !s->drain && !s->poll_pending) {
 		s->poll_pending = true;
@@ -420,10 +544,10 @@ static void ev_vcpu(struct sim *s, unsigned v, uint64_t now)
 	if (pcb_bit_set(s->ps.demanded, pg)) {
 		res->demand_requests++;
 		uint64_t lag = s->sp->fault_ns;
-		if (s->sp->jitter_ns && s->snd[SND_BG].len)   /* host contention while the background pull runs */
+		if (s->sp->jitter_ns && s->snd[SND_BG].q.len)   /* host contention while the background pull runs */
 			lag += (uint64_t)(-(double)s->sp->jitter_ns * log1p(-pcb_rng_double(&s->rng)));
-		struct item it = { .batch = false, .due = now + lag + s->sp->rtt_ns, .page = pg };
-		enqueue(s, s->sp->channels == 1 ? SND_BG : SND_DEMAND, &it, now);
+		struct item it = { .batch = false, .due = now + lag + s->sp->rtt_ns, .page = pg, .t_req = now + lag };
+		enqueue(s, s->sp->channels == 1 ? SND_BG : SND_DEMAND, it, now);
 	} else {
 		res->faults_inflight++;
 	}
@@ -439,9 +563,10 @@ static void ev_frame(struct sim *s, uint64_t now, uint64_t first, uint64_t b)
 	uint64_t n = b & 0xffffffffu;
 	bool drain = (b >> 40) & 1;
 	if (ft == F_PAGE || ft == F_ZERO_DEMAND) {
-		uint64_t start = s->dfree > now ? s->dfree : now;
-		s->dfree = start + (ft == F_PAGE ? s->sp->demand_copy_ns : s->sp->demand_zero_ns);
-		push(s, s->dfree, EV_INSTALLED, first, 1 | (uint64_t)(ft == F_PAGE ? PCB_INST_DEMAND : PCB_INST_ZERO_DEMAND) << 32);
+		/* the cost is mostly the wake-ups around the ioctl, not time the demand thread is
+		 * busy: replies are not serialised behind each other */
+		uint64_t done = now + (ft == F_PAGE ? s->sp->demand_copy_ns : s->sp->demand_zero_ns);
+		push(s, done, EV_INSTALLED, first, 1 | (uint64_t)(ft == F_PAGE ? PCB_INST_DEMAND : PCB_INST_ZERO_DEMAND) << 32);
 		return;
 	}
 	if (ft == F_ZERO_BG) {
@@ -500,6 +625,13 @@ static void ev_installed(struct sim *s, uint64_t now, uint64_t first, uint64_t b
 	}
 }
 
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * PCB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
 /* ---- set-up and the loop ----------------------------------------------------------- */
 
 static int check_params(const struct pcb_sim_params *sp, char *why, size_t whylen)
@@ -534,8 +666,10 @@ static void sim_free(struct sim *s)
 	free(s->vc);
 	free(s->waiters);
 	free(s->h.e);
-	free(s->snd[0].q);
-	free(s->snd[1].q);
+	for (unsigned i = 0; i < 2; i++) {
+		free(s->snd[i].q.q);
+		free(s->snd[i].uq.q);
+	}
 	if (s->ring)
 		free(s->ring[0].r);
 	free(s->ring);
@@ -604,10 +738,13 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	for (unsigned i = 0; i < sp->window; i++)
 		s->ring[i].r = ranges + (size_t)PCB_MAX_RANGES * i;
 	memset(s->waiters, 0xff, npages * sizeof(*s->waiters));
-	s->snd[SND_DEMAND].early = 0;
-	s->snd[SND_BG].early = sp->early_ns;
+	s->snd[SND_DEMAND].demand = true;
+	s->snd[SND_BG].shared = sp->channels == 1;
+	s->snd[SND_DEMAND].sched_at = s->snd[SND_BG].sched_at = UINT64_MAX;
 	pcb_image_init(&s->im, sp->seed, npages, sp->zero_pages);
-	pcb_rng_seed(&s->rng, sp->seed, 0x53494du);   /* "SIM" */
+	pcb_rng_seed(&s->rng, sp->seed, 0x53494du);
+	for (unsigned n = 0; sp->bps && n <= PCB_MAX_RUN_PAGES; n++)
+		s->ser[n] = ser_calc(PCB_HDR_SIZE + (uint64_t)n * PCB_PAGE_SIZE, sp->bps);   /* "SIM" */
 
 	/* each vCPU's records, in trace order */
 	if (res->nvcpus == 1) {
@@ -642,7 +779,7 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	}
 	s->pol.first_touch = res->first_touch;
 
-	uint64_t w0 = pcb_now_ns();
+	uint64_t w0 = pcb_now_ns(), c0 = cpu_ns();
 	for (unsigned v = 0; v < res->nvcpus; v++) {
 		if (s->vc[v].n) {
 			s->running++;
@@ -678,6 +815,7 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 		}
 	}
 	res->wall_ns = pcb_now_ns() - w0;
+	res->cpu_ns = cpu_ns() - c0;
 	if (!s->err && !(s->complete && !s->running)) {
 		s->err = PCB_EXIT_SOFTWARE;
 		snprintf(why, whylen, "simulate: the model stopped with %llu pages missing and %u vCPUs running "

@@ -23,9 +23,9 @@
  *    makes them: a zero page (common/image.h, --seed/--zero-pages) is a
  *    24-byte ZERO frame, a run of up to run_pages data pages one RUN frame,
  *    then a BATCH_END; every frame carries a 24-byte header.
- *  - The destination, as pager/pager.c: the demand thread installs demand
- *    replies one at a time (demand_copy_ns / demand_zero_ns each, a serial
- *    server); the background thread keeps `window` batches of `batch` pages in
+ *  - The destination, as pager/pager.c: a demand reply is installed and its
+ *    vCPUs run again demand_copy_ns / demand_zero_ns after it arrived (mostly
+ *    wake-ups, so replies are not serialised); the background thread keeps `window` batches of `batch` pages in
  *    flight, asking the policy's next_batch after every background frame while
  *    the window has room, after a fault when it is idle, and every 2 ms while
  *    idle; received runs go to the installer (a serial server,
@@ -43,6 +43,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* pager/source.c PCB_LINK_SOCKQ_BYTES: a shared connection's modelled socket buffer */
+#define PCB_SIM_SOCKQ_BYTES (4u << 20)
 #define PCB_SIM_THINK_RECORDED UINT64_MAX         /* think = the gap to the vCPU's previous record */
 #define PCB_SIM_THINK_SCHEDULE (UINT64_MAX - 1)   /* access at its recorded t_ns, or as soon as the previous one completed */
 
@@ -90,6 +92,7 @@ struct pcb_sim_result {
 	uint64_t t_guest_done_ns, t_complete_ns;
 	uint64_t events;             /* simulator events processed (heap pops + inline accesses) */
 	uint64_t wall_ns;            /* host time of the simulation loop */
+	uint64_t cpu_ns;             /* CPU time of the simulation loop (the machine may be shared) */
 	struct pcb_hist fault_lat;   /* stall of each faulting access */
 	struct pcb_hist demand_rtt;  /* demand request sent -> reply received (as the pager's demand_round_trip) */
 	struct pcb_sim_vcpu *vcpu;   /* nvcpus entries */

@@ -48,7 +48,8 @@ static const struct simopt simopts[] = {
 	{ "batch", O_UINT, SOFF(sp.batch_pages), 0, "64", "pages per background batch", 1, 4096 },
 	{ "window", O_UINT, SOFF(sp.window), 0, "4", "background batches in flight", 1, 64 },
 	{ "channels", O_UINT, SOFF(sp.channels), 0, "2",
-	  "2: demand requests on their own connection; 1: they queue behind the background batches", 1, 2 },
+	  "2: demand replies on their own connection, ahead of background frames on the link; 1: one shared connection "
+	  "(replies served first at frame boundaries, behind the background bytes in the socket buffer)", 1, 2 },
 	{ "mem", O_SIZE, SOFF(mem), 0, "0", "guest size (0 = the trace's page count)", 0, 1e15 },
 	{ "seed", O_U64, SOFF(sp.seed), 0, "1", "image seed (which pages are zero, as the live run's --seed)", 0, 1.8446744073709552e19 },
 	{ "zero-pages", O_DBL, SOFF(sp.zero_pages), 0, "0.25", "fraction of zero pages in the image (live --zero-pages)", 0, 1 },
@@ -56,14 +57,14 @@ static const struct simopt simopts[] = {
 	  "guest time before each access: recorded (the gap to the vCPU's previous record), schedule (each access at its "
 	  "recorded time, or when the previous one completed if later) or a duration", 0, 0 },
 	{ "fault-cost", O_DUR, SOFF(sp.fault_ns), 0, "0", "fault -> demand request sent (uffd message read, demand thread awake)", 0, 1e10 },
-	{ "jitter", O_DUR, SOFF(sp.jitter_ns), 0, "150us",
+	{ "jitter", O_DUR, SOFF(sp.jitter_ns), 0, "0",
 	  "mean of a random (exponential, seeded) extra delay of a demand request while background batches are in flight (host contention; 0 = ideal host)", 0, 1e10 },
 	{ "demand-cost", O_DUR, SOFF(sp.demand_copy_ns), 0, "35us", "demand reply received -> vCPU running (UFFDIO_COPY, cross-CPU wake-up)", 0, 1e10 },
 	{ "demand-zero-cost", O_DUR, SOFF(sp.demand_zero_ns), 0, "33800ns", "the same for a zero page (UFFDIO_ZEROPAGE)", 0, 1e10 },
 	{ "bg-cost", O_DUR, SOFF(sp.bg_copy_ns), 0, "1030ns", "background install per data page (batched UFFDIO_COPY)", 0, 1e10 },
 	{ "bg-zero-cost", O_DUR, SOFF(sp.bg_zero_ns), 0, "90ns", "background install per zero page (batched UFFDIO_ZEROPAGE)", 0, 1e10 },
-	{ "run-pages", O_UINT, SOFF(sp.run_pages), 0, "",
-	  "data pages per RUN frame (default as the live source: 16 with a limited --link bandwidth, else 128)", 1, PCB_MAX_RUN_PAGES },
+	{ "run-pages", O_UINT, SOFF(sp.run_pages), 0, "auto",
+	  "data pages per RUN frame (default as the live source: 16 with a limited --link bandwidth or one channel, else 128)", 1, PCB_MAX_RUN_PAGES },
 	{ "json", O_STR, SOFF(json), SSZ(json), "", "write the versioned JSON result to this file", 0, 0 },
 	{ NULL, 0, 0, 0, NULL, NULL, 0, 0 },
 };
@@ -101,6 +102,10 @@ static int set_simopt(struct simcfg *c, const struct simopt *o, const char *val,
 		return 0;
 	case O_UINT:
 	case O_U64:
+		if (!strcmp(o->name, "run-pages") && !strcmp(val, "auto")) {
+			c->run_pages_set = false;
+			return 0;
+		}
 		if (pcb_parse_u64(val, &u) < 0 || (double)u < o->min || (double)u > o->max) {
 			snprintf(why, whylen, "invalid value for --%s: '%s' (want an integer from %.0f to %.0f)", o->name, val,
 				 o->min, o->max);
@@ -195,7 +200,8 @@ static int sim_parse(struct simcfg *c, int argc, char **argv)
 		}
 	}
 	if (!c->run_pages_set)
-		c->sp.run_pages = c->link[0] && c->sp.bps ? 16 : PCB_MAX_RUN_PAGES;   /* pager/source.c PCB_LINK_RUN_PAGES */
+		/* pager/source.c: PCB_LINK_RUN_PAGES on an emulated link, PCB_SHARED_RUN_PAGES on a shared connection */
+		c->sp.run_pages = (c->link[0] && c->sp.bps) || c->sp.channels == 1 ? 16 : PCB_MAX_RUN_PAGES;
 	if (!strcmp(c->think, "recorded")) {
 		c->sp.think_ns = PCB_SIM_THINK_RECORDED;
 	} else if (!strcmp(c->think, "schedule")) {
@@ -306,9 +312,10 @@ static void write_human(const struct simcfg *c, const struct pcb_atrace *t, cons
 		pf->bg_installed ? 100.0 * (double)pf->hits / (double)pf->bg_installed : 0.0,
 		(unsigned long long)pf->bg_installed, b1);
 	fmt_ns(r->wall_ns, b1, sizeof(b1));
-	fprintf(fp, "  simulator   %llu trace events in %s: %.2f M events/s (%llu model events)\n",
-		(unsigned long long)r->accesses, b1, r->wall_ns ? (double)r->accesses * 1e3 / (double)r->wall_ns : 0.0,
-		(unsigned long long)r->events);
+	fmt_ns(r->cpu_ns, b2, sizeof(b2));
+	fprintf(fp, "  simulator   %llu trace events in %s (%s CPU): %.2f M events/s, %.2f M per CPU second (%llu model events)\n",
+		(unsigned long long)r->accesses, b1, b2, r->wall_ns ? (double)r->accesses * 1e3 / (double)r->wall_ns : 0.0,
+		r->cpu_ns ? (double)r->accesses * 1e3 / (double)r->cpu_ns : 0.0, (unsigned long long)r->events);
 }
 
 static void write_json(const struct simcfg *c, const struct pcb_atrace *t, const struct trace_id *id,
@@ -444,6 +451,8 @@ static void write_json(const struct simcfg *c, const struct pcb_atrace *t, const
 	pcb_json_u64(j, "trace_events", r->accesses);
 	pcb_json_u64(j, "model_events", r->events);
 	pcb_json_u64(j, "wall_ns", r->wall_ns);
+	pcb_json_u64(j, "cpu_ns", r->cpu_ns);
+	pcb_json_dbl(j, "trace_events_per_cpu_sec", r->cpu_ns ? (double)r->accesses * 1e9 / (double)r->cpu_ns : 0);
 	pcb_json_dbl(j, "trace_events_per_sec", r->wall_ns ? (double)r->accesses * 1e9 / (double)r->wall_ns : 0);
 	pcb_json_obj_end(j);
 	pcb_json_obj_end(j);   /* results */

@@ -60,24 +60,38 @@ if expect_rc sim-demand 0; then
 fi
 
 # ---- background policies: within 10% of the live median ----------------------------
+# A live run is comparable when the host delivered the link: its migration time
+# within 5% of the simulated one (at 200 Mbit/s the pull takes ~1 s; on this
+# shared 2-CPU machine another job can slow one run's pull, and then the guest
+# finds more pages missing).  Up to 6 live runs, until 3 comparable ones.
 for pol in sequential pivot trend; do
 	sim sim-$pol --policy=$pol
 	expect_rc sim-$pol 0 || continue
 	s=$(faults "$T/sim-$pol.json")
-	lv=()
-	for i in 1 2 3 4 5; do
+	smig=$($PCBJSON get "$T/sim-$pol.json" results.time.total_migration_ns)
+	good=() slow=()
+	for i in 1 2 3 4 5 6; do
 		live live-$pol-$i $pol || continue
-		lv+=("$(faults "$T/live-$pol-$i.json")")
-		[ ${#lv[@]} -ge 3 ] || continue
-		verdict=$(python3 -c '
+		lf=$(faults "$T/live-$pol-$i.json")
+		lmig=$($PCBJSON get "$T/live-$pol-$i.json" results.time.total_migration_ns)
+		if python3 -c 'import sys; a, b = map(int, sys.argv[1:]); sys.exit(abs(a - b) > 0.05 * b)' "$lmig" "$smig"; then
+			good+=("$lf")
+		else
+			slow+=("$lf@$((lmig / 1000000))ms")
+		fi
+		[ ${#good[@]} -ge 3 ] && break
+	done
+	if [ ${#good[@]} -eq 0 ]; then
+		fail "$pol: no live run delivered the link (migration within 5% of the simulated $((smig / 1000000)) ms): ${slow[*]}"
+		continue
+	fi
+	verdict=$(python3 -c '
 import statistics, sys
 s = int(sys.argv[1]); lv = [int(x) for x in sys.argv[2:]]
 m = statistics.median(lv)
-print("ok" if abs(s - m) <= 0.10 * m else "off", "%.1f%%" % (100.0 * (s - m) / m), m)' "$s" "${lv[@]}")
-		[ "${verdict%% *}" = ok ] && break
-	done
-	log "$pol: simulated $s faults; live ${lv[*]} (median ${verdict##* }): $(echo "$verdict" | cut -d' ' -f2)"
-	[ "${verdict%% *}" = ok ] || fail "$pol: simulated $s faults, live median ${verdict##* } (${lv[*]}): more than 10% apart"
+print("ok" if abs(s - m) <= 0.10 * m else "off", "%+.1f%%" % (100.0 * (s - m) / m), m)' "$s" "${good[@]}")
+	log "$pol: simulated $s faults (migration $((smig / 1000000)) ms); live ${good[*]} (median ${verdict##* }: sim $(echo "$verdict" | cut -d" " -f2)); runs whose host fell behind the link: ${slow[*]:-none}"
+	[ "${verdict%% *}" = ok ] || fail "$pol: simulated $s faults, live median ${verdict##* } (${good[*]}): more than 10% apart"
 done
 
 # ---- JSON and reproducibility -----------------------------------------------------------
