@@ -305,12 +305,15 @@ static void write_human(const struct simcfg *c, const struct pcb_atrace *t, cons
 		fprintf(fp, "%svCPU%u %s", v ? ", " : "", v, b1);
 	}
 	fprintf(fp, "%s)\n", r->nvcpus > 8 ? ", ..." : "");
-	fmt_ns(pcb_hist_percentile(&pf->lead, 50), b1, sizeof(b1));
-	fprintf(fp, "  prefetch    %llu pages touched, %llu hits (hit rate %.1f%%), accuracy %.1f%% of %llu background pages; lead time p50 %s\n",
+	char lead[64] = "";
+	if (pf->lead.count)
+		snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms", (double)pcb_hist_percentile(&pf->lead, 50) / 1e6);
+	fprintf(fp, "  prefetch    %llu pages touched, %llu present at first touch (hit rate %.1f%%); "
+		"accuracy %.1f%% of %llu background pages pulled before the guest stopped%s\n",
 		(unsigned long long)pf->touched, (unsigned long long)pf->hits,
 		pf->touched ? 100.0 * (double)pf->hits / (double)pf->touched : 0.0,
-		pf->bg_installed ? 100.0 * (double)pf->hits / (double)pf->bg_installed : 0.0,
-		(unsigned long long)pf->bg_installed, b1);
+		pf->bg_before_end ? 100.0 * (double)pf->bg_used / (double)pf->bg_before_end : 0.0,
+		(unsigned long long)pf->bg_before_end, lead);
 	fmt_ns(r->wall_ns, b1, sizeof(b1));
 	fmt_ns(r->cpu_ns, b2, sizeof(b2));
 	fprintf(fp, "  simulator   %llu trace events in %s (%s CPU): %.2f M events/s, %.2f M per CPU second (%llu model events)\n",
@@ -517,7 +520,8 @@ int pcb_cmd_simulate(int argc, char **argv)
 		rc = PCB_EXIT_OSERR;
 		goto out;
 	}
-	pcb_prefetch_compute(pf, r.npages, r.first_touch, r.inst_us, r.inst_kind);
+	/* as a live run: accuracy counts the background pages pulled before the guest stopped */
+	pcb_prefetch_compute_until(pf, r.npages, r.first_touch, r.inst_us, r.inst_kind, r.t_guest_done_ns / 1000 + 1);
 	write_human(&c, &t, &r, pf, stdout);
 	if (jf) {
 		write_json(&c, &t, &id, &r, pf, jf);
