@@ -541,7 +541,19 @@ static void ev_vcpu(struct sim *s, unsigned v, uint64_t now)
 	c->t_fault = now;
 	if (s->pol.ops->on_fault)
 		s->pol.ops->on_fault(&s->pol, pg, now);
-	if (pcb_bit_set(s->ps.demanded, pg)) {
+	bool first = pcb_bit_set(s->ps.demanded, pg);
+	if (s->sp->keep_faults) {
+		if (!(res->nfault_ev & (res->nfault_ev + 1)) || !res->fault_ev) {   /* grow at 0, 1, 3, 7, ... */
+			void *n = realloc(res->fault_ev, (res->nfault_ev + 1) * 2 * sizeof(*res->fault_ev));
+			if (!n) {
+				oom(s);
+				return;
+			}
+			res->fault_ev = n;
+		}
+		res->fault_ev[res->nfault_ev++] = (struct pcb_sim_fault){ now, pg, v, first ? 0 : 2 };
+	}
+	if (first) {
 		res->demand_requests++;
 		uint64_t lag = s->sp->fault_ns;
 		if (s->sp->jitter_ns && s->snd[SND_BG].q.len)   /* host contention while the background pull runs */
@@ -836,6 +848,9 @@ void pcb_sim_result_free(struct pcb_sim_result *res)
 	free((void *)res->first_touch);
 	free(res->inst_us);
 	free(res->inst_kind);
+	free(res->fault_ev);
+	res->fault_ev = NULL;
+	res->nfault_ev = 0;
 	res->vcpu = NULL;
 	res->first_touch = NULL;
 	res->inst_us = NULL;

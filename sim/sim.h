@@ -67,6 +67,7 @@ struct pcb_sim_params {
 	uint64_t bg_copy_ns;         /* background install per data page (batched UFFDIO_COPY) */
 	uint64_t bg_zero_ns;         /* background install per zero page (batched UFFDIO_ZEROPAGE) */
 	uint64_t bg_poll_ns;         /* an idle background thread asks the policy again after this long (live: 2 ms) */
+	bool keep_faults;            /* record every fault (for --timeline) */
 };
 
 /* Defaults: this machine's measured costs (README "Simulator"), the live
@@ -75,6 +76,13 @@ void pcb_sim_defaults(struct pcb_sim_params *sp);
 
 struct pcb_sim_vcpu {
 	uint64_t accesses, faults, blocktime_ns, t_end_ns;
+};
+
+struct pcb_sim_fault {
+	uint64_t t_ns;
+	uint64_t page;
+	uint32_t vcpu;
+	uint32_t outcome;            /* 0 a demand request sent, 2 the page was requested already */
 };
 
 struct pcb_sim_result {
@@ -100,6 +108,9 @@ struct pcb_sim_result {
 	_Atomic uint32_t *first_touch;
 	uint32_t *inst_us;
 	uint8_t *inst_kind;
+	/* every fault in time order, when pcb_sim_params.keep_faults is set */
+	struct pcb_sim_fault *fault_ev;
+	uint64_t nfault_ev;
 };
 
 /* Run the simulation of trace t with the policy `ops` (knobs already parsed

@@ -23,6 +23,7 @@ struct simcfg {
 	char link[64];
 	char think[32];
 	char json[4096];
+	char timeline[4096];
 	uint64_t mem;
 	bool run_pages_set;
 	struct pcb_sim_params sp;
@@ -66,6 +67,8 @@ static const struct simopt simopts[] = {
 	{ "run-pages", O_UINT, SOFF(sp.run_pages), 0, "auto",
 	  "data pages per RUN frame (default as the live source: 16 with a limited --link bandwidth or one channel, else 128)", 1, PCB_MAX_RUN_PAGES },
 	{ "json", O_STR, SOFF(json), SSZ(json), "", "write the versioned JSON result to this file", 0, 0 },
+	{ "timeline", O_STR, SOFF(timeline), SSZ(timeline), "",
+	  "write every fault, install and first touch as CSV (t_us,event,page,detail), as a live run's --timeline", 0, 0 },
 	{ NULL, 0, 0, 0, NULL, NULL, 0, 0 },
 };
 
@@ -211,6 +214,7 @@ static int sim_parse(struct simcfg *c, int argc, char **argv)
 		return PCB_EXIT_USAGE;
 	}
 	c->sp.npages = c->mem / PCB_PAGE_SIZE;
+	c->sp.keep_faults = c->timeline[0] != 0;
 	return 0;
 }
 
@@ -248,6 +252,33 @@ static int trace_identity(const char *path, struct trace_id *id, char *why, size
 	XXH3_freeState(st);
 	free(buf);
 	fclose(f);
+	return rc;
+}
+
+/* The live run's --timeline format (loader/metrics.c pcb_timeline_write). */
+static int write_timeline(const char *path, const struct pcb_sim_result *r)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	static const char *const kind[] = { "demand", "background", "zero_demand", "zero_background", "drain", "zero_drain" };
+	fprintf(f, "t_us,event,page,detail\n");
+	for (uint64_t i = 0; i < r->nfault_ev; i++)
+		fprintf(f, "%.3f,fault,%llu,%s/vcpu%u\n", (double)r->fault_ev[i].t_ns / 1e3, (unsigned long long)r->fault_ev[i].page,
+			r->fault_ev[i].outcome ? "inflight" : "requested", r->fault_ev[i].vcpu);
+	for (uint64_t pg = 0; pg < r->npages; pg++)
+		if (r->inst_us[pg])
+			fprintf(f, "%u,install,%llu,%s\n", r->inst_us[pg] - 1, (unsigned long long)pg,
+				r->inst_kind[pg] < 6 ? kind[r->inst_kind[pg]] : "?");
+	for (uint64_t pg = 0; pg < r->npages; pg++) {
+		uint32_t t = atomic_load_explicit(&r->first_touch[pg], memory_order_relaxed);
+		if (t)
+			fprintf(f, "%u,touch,%llu,%s\n", (t & ~PCB_TOUCH_FAULTED) - 1, (unsigned long long)pg,
+				t & PCB_TOUCH_FAULTED ? "faulted" : "present");
+	}
+	int rc = ferror(f) ? -EIO : 0;
+	if (fclose(f) != 0 && !rc)
+		rc = -errno;
 	return rc;
 }
 
@@ -530,6 +561,13 @@ int pcb_cmd_simulate(int argc, char **argv)
 			rc = PCB_EXIT_OSERR;
 		}
 		jf = NULL;
+	}
+	if (c.timeline[0]) {
+		int e = write_timeline(c.timeline, &r);
+		if (e < 0) {
+			pcb_err("simulate: writing --timeline '%s' failed: %s", c.timeline, strerror(-e));
+			rc = PCB_EXIT_OSERR;
+		}
 	}
 	free(pf);
 out:

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # pcbench simulate: the offline simulator against live runs of the same trace.
 #  - a trace recorded from a local run (idle guest touching random pages, one
-#    access per ~1 ms) is replayed live at its recorded times
+#    access per ~4 ms: a fault stall, ~2 ms, never makes the guest fall behind
+#    for long) is replayed live at its recorded times
 #    (--workload=trace pace=2) and simulated with --think=schedule;
 #  - demand: simulated faults = distinct pages touched = live faults, exactly;
-#  - sequential, pivot, trend over --link=200mbit,1ms: simulated faults within
-#    10% of the median of 3 live runs (2 more live runs if not: this machine's
-#    2 CPUs are shared, a host hiccup slows one live run's background pull);
+#  - sequential, pivot, trend over --link=50mbit,1ms: simulated faults within
+#    10% of the median of up to 3 live runs whose host delivered the link
+#    (migration within 5% of the simulated one; up to 6 tries: this machine's
+#    2 CPUs are shared, another job can slow one live run's background pull);
 #  - a large trace: the events/s figure is printed (not asserted);
 #  - JSON: config echo, trace identity, system block, git revision; the same
 #    input twice gives the same results;
@@ -15,13 +17,13 @@
 . "$(dirname "$0")/../lib/integ.sh"
 need_uffd
 
-LINK=200mbit,1ms
-MEM=32M
+LINK=50mbit,1ms
+MEM=16M
 
 # ---- record ------------------------------------------------------------------
-log "recording: local run, idle guest over all of $MEM (random pages, ~1 ms apart), 2 s"
-pcb rec 60 $FAST --policy=local --mem=$MEM --workload=idle --workload-opt=pages=8192,interval-us=1000 \
-	--duration=2s --record "$T/idle.trc"
+log "recording: local run, idle guest over all of $MEM (random pages, ~4 ms apart), 3 s"
+pcb rec 60 $FAST --policy=local --mem=$MEM --workload=idle --workload-opt=pages=4096,interval-us=4000 \
+	--duration=3s --record "$T/idle.trc"
 expect_rc rec 0 || die "recording failed"
 DISTINCT=$(python3 - "$T/idle.trc" <<'PY'
 import struct, sys
@@ -61,7 +63,7 @@ fi
 
 # ---- background policies: within 10% of the live median ----------------------------
 # A live run is comparable when the host delivered the link: its migration time
-# within 5% of the simulated one (at 200 Mbit/s the pull takes ~1 s; on this
+# within 5% of the simulated one (at 50 Mbit/s the pull takes ~2 s; on this
 # shared 2-CPU machine another job can slow one run's pull, and then the guest
 # finds more pages missing).  Up to 6 live runs, until 3 comparable ones.
 for pol in sequential pivot trend; do
@@ -107,7 +109,7 @@ if d["kind"] != "simulation": errs.append("kind %s" % d["kind"])
 if t["size_bytes"] != os.path.getsize(sys.argv[2]): errs.append("trace size %s" % t["size_bytes"])
 if not re.fullmatch("[0-9a-f]{16}", t["xxh3"]): errs.append("xxh3 %s" % t["xxh3"])
 if t["records"] != r["guest"]["accesses"]: errs.append("records %s vs accesses %s" % (t["records"], r["guest"]["accesses"]))
-if d["config"]["link_bps"] != 200000000 or d["config"]["link_rtt_ns"] != 1000000: errs.append("link echo")
+if d["config"]["link_bps"] != 50000000 or d["config"]["link_rtt_ns"] != 1000000: errs.append("link echo")
 p = r["pages"]
 if p["demand"] + p["background"] + p["drain"] + p["zero"] != p["total"]: errs.append("page accounting %s" % p)
 pf = r["prefetch"]
@@ -157,5 +159,5 @@ bad bad-knob 64 "bogus" --trace="$T/idle.trc" --policy=sequential --policy-opt=b
 bad bad-notrace 64 "--trace" --policy=demand
 bad bad-option 64 "--frobnicate" --trace="$T/idle.trc" --frobnicate=1
 bad bad-think 64 "sometimes" --trace="$T/idle.trc" --think=sometimes
-bad bad-mem 65 "--mem" --trace="$T/idle.trc" --mem=16M
+bad bad-mem 65 "--mem" --trace="$T/idle.trc" --mem=8M
 finish
