@@ -784,10 +784,11 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 		s->pol.nopts = opts->nopts;
 		memcpy(s->pol.opts, opts->opts, sizeof(s->pol.opts));
 	}
-	if (pcb_policy_open(&s->pol, ops, &s->ps, npages, 1, why, whylen) < 0) {
+	int orc = pcb_policy_open(&s->pol, ops, &s->ps, npages, 1, why, whylen);
+	if (orc < 0) {   /* -1: a bad knob (64); else what init returned (-65: an unreadable input file) */
 		sim_free(s);
 		pcb_sim_result_free(res);
-		return PCB_EXIT_USAGE;
+		return orc == -1 ? PCB_EXIT_USAGE : -orc;
 	}
 	s->pol.first_touch = res->first_touch;
 

@@ -13,27 +13,34 @@
  *    unless one is already outstanding for that page, and the vCPU stalls
  *    until the page is installed (by the demand reply or a background batch,
  *    whichever comes first).
- *  - The source, as pager/source.c serves it: one FIFO per connection (demand
- *    and background, or a single one with channels = 1); a request is due at
- *    the source RTT after it was sent (the live link puts the whole delay on
- *    the reply); frames are reserved on one token bucket shared by both
- *    connections (pager/link.c: finish = max(link free, due) + bytes / rate);
- *    a demand reply leaves at its finish time, a background frame up to
- *    early_ns before it.  Background batches become frames as the source
- *    makes them: a zero page (common/image.h, --seed/--zero-pages) is a
- *    24-byte ZERO frame, a run of up to run_pages data pages one RUN frame,
+ *  - The source, as pager/source.c serves it: a request is due at the source
+ *    RTT after it was sent (the live link puts the whole delay on the reply);
+ *    frames are reserved on one token bucket shared by all connections
+ *    (pager/link.c: finish = max(link free, due) + bytes / rate); each
+ *    connection sends its head request's frames in order, a background frame
+ *    up to early_ns before its finish time, a demand reply at it.  With
+ *    channels = 2 a demand reply has its own connection and overtakes the
+ *    background frames on the link, waiting at most for the packet on the
+ *    wire (pcb_link_reserve_urgent); with channels = 1 it shares the
+ *    background connection, is sent first at the next frame boundary, after
+ *    the background bytes in the socket buffer (up to 4 MiB at the link rate,
+ *    as the live source models it).  Background batches become frames as the
+ *    source makes them: a zero page (common/image.h, --seed/--zero-pages) is
+ *    a 24-byte ZERO frame, a run of up to run_pages data pages one RUN frame,
  *    then a BATCH_END; every frame carries a 24-byte header.
  *  - The destination, as pager/pager.c: a demand reply is installed and its
  *    vCPUs run again demand_copy_ns / demand_zero_ns after it arrived (mostly
- *    wake-ups, so replies are not serialised); the background thread keeps `window` batches of `batch` pages in
- *    flight, asking the policy's next_batch after every background frame while
- *    the window has room, after a fault when it is idle, and every 2 ms while
- *    idle; received runs go to the installer (a serial server,
- *    bg_copy_ns / bg_zero_ns per page; zero pages are grouped into runs until
- *    the next non-zero frame, as the live receiver does).  When every vCPU has
- *    finished, the rest is pulled in address order ("drain").
+ *    wake-ups, so replies are not serialised); the background thread keeps
+ *    `window` batches of `batch` pages in flight, asking the policy's
+ *    next_batch after every background frame while the window has room,
+ *    after a fault when it is idle, and every 2 ms while idle; received runs
+ *    go to the installer (a serial server, bg_copy_ns / bg_zero_ns per page;
+ *    zero pages are grouped into runs until the next non-zero frame, as the
+ *    live receiver does).  When every vCPU has finished, the rest is pulled
+ *    in address order ("drain").
  * Not modelled: CPU contention between the threads (the live machine has 2
- * CPUs), cross-CPU wake-up variance, TCP behaviour beyond the token bucket.
+ * CPUs; --jitter adds a random delay to demand requests instead), TCP
+ * behaviour beyond the token bucket, recovery, huge pages, pre-copy.
  */
 #ifndef PCB_SIM_H
 #define PCB_SIM_H

@@ -24,6 +24,7 @@ struct simcfg {
 	char think[32];
 	char json[4096];
 	char timeline[4096];
+	char replay[4096];
 	uint64_t mem;
 	bool run_pages_set;
 	struct pcb_sim_params sp;
@@ -44,6 +45,7 @@ static const struct simopt simopts[] = {
 	{ "trace", O_STR, SOFF(trace), SSZ(trace), "", "access trace to replay (from --record, binary or .txt; required)", 0, 0 },
 	{ "policy", O_STR, SOFF(policy), SSZ(policy), "sequential", "policy (see `pcbench list`; every registered one but local)", 0, 0 },
 	{ "policy-opt", O_STR, SOFF(policy_opt), SSZ(policy_opt), "", "policy knobs key=value[,key=value]", 0, 0 },
+	{ "replay", O_STR, SOFF(replay), SSZ(replay), "", "as a live run's --replay: the trace the replay policy pulls first (its file= knob)", 0, 0 },
 	{ "link", O_STR, SOFF(link), SSZ(link), "",
 	  "BANDWIDTH[,RTT] as for a live run; default: this machine's loopback (21.6gbit = 2.7 GB/s, RTT 16us)", 0, 0 },
 	{ "batch", O_UINT, SOFF(sp.batch_pages), 0, "64", "pages per background batch", 1, 4096 },
@@ -511,7 +513,8 @@ int pcb_cmd_simulate(int argc, char **argv)
 	struct pcb_policy opts;
 	memset(&opts, 0, sizeof(opts));
 	why[0] = 0;
-	if (pcb_policy_parse_opts(&opts, ops, c.policy_opt, why, sizeof(why)) < 0) {
+	if (pcb_policy_parse_opts(&opts, ops, c.policy_opt, why, sizeof(why)) < 0 ||
+	    (c.replay[0] && pcb_policy_replay_file(&opts, ops, c.replay, why, sizeof(why)) < 0)) {   /* as loader/run.c */
 		pcb_err("simulate: %s", why);
 		return PCB_EXIT_USAGE;
 	}
