@@ -136,6 +136,20 @@ if expect_rc big-rec 0; then
 	done
 	rm -f "$T/big.trc"
 fi
+log "a trace in which every access faults: 1M accesses, each to a new page"
+python3 - "$T/allfault.trc" <<'PY' || die "cannot write a trace"
+import struct, sys
+n = 1000000
+with open(sys.argv[1], "wb") as f:
+    f.write(struct.pack("<8sIIQQ", b"PCBTRC1\n", 1, 1, n, n))
+    f.write(b"".join(struct.pack("<QQII", i * 1000, i, 0, 0) for i in range(n)))
+PY
+for pol in demand sequential; do
+	pcb allfault-$pol 300 simulate --trace="$T/allfault.trc" --policy=$pol --link=10gbit,100us --think=0 --json "$T/allfault-$pol.json"
+	expect_rc allfault-$pol 0 && log "speed ($pol, every access a fault): $(grep simulator "$T/allfault-$pol.out" | sed 's/^ *//')"
+	[ "$($PCBJSON get "$T/allfault-$pol.json" results.guest.accesses)" = 1000000 ] || fail "allfault-$pol: not every access replayed"
+done
+rm -f "$T/allfault.trc"
 
 # ---- bad input ------------------------------------------------------------------------------
 bad() {   # bad NAME WANT_RC NEEDLE ARGS...
