@@ -112,17 +112,19 @@ struct fl_slot {
 	pcb_u32 tstat;          /* 1 + index into tstats; 0: none yet */
 	pcb_u64 fault_ns;
 	pcb_u64 addr;
-	pcb_u64 block_ns;
+	pcb_u64 fault_j;        /* jiffies at the fault (cheap "same tick" test) */
 	pcb_u64 preempt_ns;     /* switched out preempted (or into another wait) at */
 	pcb_u64 off_ns;         /* time spent preempted since the fault */
-	/* second line: optional hooks, bookkeeping */
+	/* second line: optional hooks (events, wake-ups, messages), bookkeeping;
+	 * a blocking fault without them touches only the first */
 	pcb_u64 mw;             /* see FL_MW_* */
 	pcb_u64 wakeup_ns;      /* written by the wake-up hook */
-	pcb_u64 last_f2r;       /* fault -> running of the fault closed last */
+	pcb_u64 last_f2r;       /* fault -> running of the fault closed last (messages) */
+	pcb_u64 block_ns;       /* switched out blocking at (events, fault -> block) */
 	pcb_u32 wake_seq;       /* seq of the fault whose wake-up was seen */
 	pcb_u32 last_kind;      /* FL_K_* */
 	pcb_u32 tgid;
-	pcb_u32 pad[7];
+	pcb_u32 pad[5];
 } __attribute__((aligned(64)));
 
 struct fl_hist {
@@ -134,18 +136,20 @@ struct fl_counters {
 };
 
 /* Per thread: fault -> running of every user fault that blocked.  Without
- * the message hook the global FL_H_FAULT_TO_RUNNING per-CPU histogram only
- * holds faults of threads without an entry here: user space adds these. */
+ * the message hook the global FL_H_FAULT_TO_RUNNING per-CPU histogram and
+ * the FL_C_BLOCKING / FL_C_BLOCKED_ALL counters only hold faults of threads
+ * without an entry here: user space adds these (one cache line less per
+ * fault).  What every blocking fault updates comes first. */
 struct fl_thread {
 	pcb_u64 tid;            /* 0: unused entry */
 	pcb_u64 blocking;       /* all blocking faults (histogram below) */
+	pcb_u64 sum_ns;
+	pcb_u64 max_ns;
 	pcb_u64 undelivered;    /* of which resolved before their message was read */
 	pcb_u64 late;           /* re-filed as delivered by a late message (read hook, atomic) */
 	pcb_u64 lost;           /* blocked, switch-in never seen, counted as faults (no latency) */
 	pcb_u64 delivered_noblock; /* message read, thread never slept (track_msgs) */
 	pcb_u64 nonblocking;
-	pcb_u64 sum_ns;
-	pcb_u64 max_ns;
 	pcb_u64 bucket[PCB_HIST_BUCKETS];
 };
 

@@ -3,7 +3,7 @@
 # with no injected delay (the shortest, most sensitive fault).
 #
 #   bpf/overhead.sh [-n PAGES] [-r ROUNDS] [-c CPU] [--usdt] [--modes "M ..."]
-#                   [--no-rt] [--json FILE]
+#                   [--no-rt] [--seed N] [--json FILE]
 #
 # Modes:
 #   off      no tracer attached
@@ -15,27 +15,31 @@
 #   msgs     + the fault-message hook (--messages: syscalls:sys_exit_read)
 #   classic  classic tracepoints instead of tp_btf
 #
-# One victim process touches ROUNDS x modes chunks of PAGES pages; before
-# each chunk exactly one tracer (or none, for off) is attached: one pctrace
-# per mode is loaded up front and switched with SIGUSR2 (attach) / SIGUSR1
-# (detach) between chunks.  The order of the modes rotates every round.  So
-# every mode is measured in the same process, the same memory, interleaved
-# in time within a fraction of a second, which is what makes ratios of a few
-# percent measurable on a loaded machine.  Handler and toucher are pinned to
-# CPU (same CPU: the cheapest, most sensitive round trip) and, unless
-# --no-rt, run SCHED_FIFO so that other work cannot preempt them mid-fault.
+# One victim process touches its pages in chunks of PAGES faults; before each
+# chunk exactly one tracer (or none) is attached: one pctrace per mode is
+# loaded up front and switched with SIGUSR2 (attach) / SIGUSR1 (detach)
+# between chunks, by a driver that blocks on the tools' output (no polling),
+# so chunks follow each other within a millisecond or two.  Every traced
+# chunk sits between two untraced ones (off A off B off A' ...; the order of
+# the traced modes rotates every round), and its ratio is taken to the mean
+# of those two neighbours: latency on this machine drifts between levels
+# (11 vs 15 us per fault, for tens to hundreds of milliseconds), and the
+# sandwich cancels whatever is slow against a chunk's length.  Handler and
+# toucher are pinned to CPU (same CPU: the cheapest, most sensitive round
+# trip) and, unless --no-rt, run SCHED_FIFO so that other work cannot
+# preempt them mid-fault.
 #
 # Reported per mode: the median of the per-chunk median fault latencies and
-# its ratio to off; the median of the per-round paired ratios (each chunk
-# over the off chunk of the same round) with its quartiles, as the spread.
-# The JSON has every per-chunk median, the placement, the load and the
-# revision.  Needs root and a built tree (make pctrace
+# its ratio to off; the median of the ROUNDS sandwich ratios, their
+# quartiles, and a 95 % bootstrap interval of that median (fixed --seed).
+# The JSON has every per-chunk median in order, the placement, the load and
+# the revision.  Needs root and a built tree (make pctrace
 # build/tests/helpers/uffd_victim).
 set -u
 BUILD=${BUILD:-build}
 VICTIM=$BUILD/tests/helpers/uffd_victim
 PCTRACE=${PCTRACE:-./pctrace}
-PAGES=5000 ROUNDS=15 CPU=0 USDT=0 JSON= EXTRA= RT=1
+PAGES=2000 ROUNDS=41 CPU=0 USDT=0 JSON= EXTRA= RT=1 SEED=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	-n) PAGES=$2; shift 2 ;;
@@ -44,12 +48,13 @@ while [ $# -gt 0 ]; do
 	--usdt) USDT=1; shift ;;
 	--modes) EXTRA=$2; shift 2 ;;
 	--no-rt) RT=0; shift ;;
+	--seed) SEED=$2; shift 2 ;;
 	--json) JSON=$2; shift 2 ;;
-	-h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,38p' "$0"; exit 0 ;;
 	*) echo "overhead.sh: unknown option $1" >&2; exit 64 ;;
 	esac
 done
-case "$PAGES$ROUNDS$CPU" in *[!0-9]*|"") echo "overhead.sh: -n, -r and -c take numbers" >&2; exit 64 ;; esac
+case "$PAGES$ROUNDS$CPU$SEED" in *[!0-9]*|"") echo "overhead.sh: -n, -r, -c and --seed take numbers" >&2; exit 64 ;; esac
 [ "$PAGES" -gt 0 ] && [ "$ROUNDS" -gt 0 ] || { echo "overhead.sh: -n and -r must be > 0" >&2; exit 64; }
 [ -x "$VICTIM" ] && [ -x "$PCTRACE" ] || { echo "overhead.sh: build $VICTIM and $PCTRACE first" >&2; exit 69; }
 command -v python3 >/dev/null || { echo "overhead.sh: python3 is needed" >&2; exit 69; }
@@ -59,125 +64,138 @@ if [ "$RT" = 1 ]; then
 fi
 placement="handler+toucher pinned to CPU $CPU, ${SCHED[*]:-SCHED_OTHER}"
 
-modes="off hist events"
+modes="hist events"
 [ "$USDT" = 1 ] && modes="$modes usdt"
 [ -n "$EXTRA" ] && modes="$modes $EXTRA"
-read -r -a marr <<<"$modes"
-nm=${#marr[@]}
-chunks=$((ROUNDS * nm + 1))             # + one warm-up chunk
-
-tmp=$(mktemp -d)
-declare -A pid
-vpid=
-cleanup() {
-	for m in "${!pid[@]}"; do kill "${pid[$m]}" 2>/dev/null; done
-	[ -n "$vpid" ] && kill "$vpid" 2>/dev/null
-	exec 3>&- 2>/dev/null
-	wait 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-die() { echo "overhead.sh: $*" >&2; exit 70; }
-
-# wait_lines FILE PATTERN N: until FILE has N lines matching PATTERN (10 s)
-wait_lines() {
-	for _ in $(seq 2000); do
-		[ "$(grep -c -- "$2" "$1" 2>/dev/null || true)" -ge "$3" ] 2>/dev/null && return 0
-		sleep 0.005
-	done
-	return 1
-}
-
-mkfifo "$tmp/fifo"
-"${SCHED[@]}" "$VICTIM" -n $((PAGES * chunks)) -H "$CPU" -T "$CPU" --chunks "$chunks" --wait "$tmp/fifo" \
-	>"$tmp/victim.out" 2>&1 &
-vpid=$!
-wait_lines "$tmp/victim.out" '^ready' 1 || die "victim did not start: $(cat "$tmp/victim.out")"
-exec 3>"$tmp/fifo"
-
-declare -A npause nresume
-for m in "${marr[@]}"; do
-	args=()
+for m in $modes; do
 	case $m in
-	off) continue ;;
-	hist) args=(--no-usdt) ;;
-	events) args=(--no-usdt --events "$tmp/events.csv") ;;
-	usdt) args=() ;;
-	msgs) args=(--no-usdt --messages) ;;
-	wakeup) args=(--no-usdt --wakeup) ;;
-	classic) args=(--no-usdt --classic) ;;
+	hist|events|usdt|msgs|wakeup|classic) ;;
 	*) echo "overhead.sh: unknown mode $m" >&2; exit 64 ;;
 	esac
-	"$PCTRACE" -p "$vpid" -q -i 0 "${args[@]}" >/dev/null 2>"$tmp/$m.err" &
-	pid[$m]=$!
-	wait_lines "$tmp/$m.err" 'tracing pid' 1 || { cat "$tmp/$m.err" >&2; exit 69; }
-	kill -USR1 "${pid[$m]}"
-	npause[$m]=1 nresume[$m]=0
-	wait_lines "$tmp/$m.err" 'paused' 1 || die "pctrace ($m) did not pause"
 done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+python3 - "$VICTIM" "$PCTRACE" "$modes" "$PAGES" "$ROUNDS" "$CPU" "$placement" "$SEED" "$tmp" "${JSON:-}" "${SCHED[@]}" <<'PY'
+import json, os, platform, random, select, signal, statistics, subprocess, sys, time
+victim, pctrace, modes, pages, rounds, cpu, placement, seed, tmp, out = sys.argv[1:11]
+sched = sys.argv[11:]
+modes, pages, rounds, seed = modes.split(), int(pages), int(rounds), int(seed)
+nm = len(modes)
+# warm-up, then per round: off M off M ... (each traced chunk between two off chunks), final off
+order = ["off"]
+for r in range(rounds):
+    for i in range(nm):
+        order += ["off", modes[(i + r) % nm]]
+order.append("off")
+procs = []
 
-load0=$(cut -d' ' -f1-3 /proc/loadavg)
-k=0
-run_chunk() {   # MODE ROUND
-	local m=$1
-	if [ "$m" != off ]; then
-		kill -USR2 "${pid[$m]}"
-		nresume[$m]=$((nresume[$m] + 1))
-		wait_lines "$tmp/$m.err" 'resumed' "${nresume[$m]}" || die "pctrace ($m) did not resume: $(tail -2 "$tmp/$m.err")"
-	fi
-	printf x >&3
-	wait_lines "$tmp/victim.out" '^chunk ' $((k + 1)) || die "victim stalled"
-	echo "$2 $m $(sed -n "s/^chunk $k median_ns=\([0-9]*\)/\1/p" "$tmp/victim.out")" >>"$tmp/runs"
-	k=$((k + 1))
-	if [ "$m" != off ]; then
-		kill -USR1 "${pid[$m]}"
-		npause[$m]=$((npause[$m] + 1))
-		wait_lines "$tmp/$m.err" 'paused' "${npause[$m]}" || die "pctrace ($m) did not pause"
-	fi
-}
-: >"$tmp/runs"
-run_chunk off 0         # warm-up
-for r in $(seq "$ROUNDS"); do
-	for i in $(seq 0 $((nm - 1))); do
-		run_chunk "${marr[$(((i + r) % nm))]}" "$r"
-	done
-done
-load1=$(cut -d' ' -f1-3 /proc/loadavg)
-exec 3>&-
-wait "$vpid" || die "victim failed: $(tail -2 "$tmp/victim.out")"
-vpid=
+def die(msg, code=70):
+    print(f"overhead.sh: {msg}", file=sys.stderr)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+    sys.exit(code)
 
-python3 - "$tmp/runs" "$modes" "$PAGES" "$ROUNDS" "$placement" "$load0" "$load1" "${JSON:-}" <<'PY'
-import json, statistics, subprocess, sys, platform
-runs, modes, pages, rounds, placement, load0, load1, out = sys.argv[1:9]
-modes = modes.split()
-by = {}
-for line in open(runs):
-    r, m, v = line.split()
-    if r != "0":
-        by.setdefault(m, {})[int(r)] = int(v)
-def q(v, p):
-    v = sorted(v); k = (len(v) - 1) * p; i = int(k)
-    return v[i] + (v[min(i + 1, len(v) - 1)] - v[i]) * (k - i)
-base = statistics.median(by["off"].values())
-print(f"one victim, {rounds} rounds x {len(modes)} modes, {pages} faults per chunk, {placement}; "
-      f"load {load0} -> {load1}")
-print(f"{'mode':8s} {'median_ns':>10s} {'ratio':>7s} {'paired':>7s} {'p25':>6s} {'p75':>6s}   per-chunk medians (ns)")
-res = {}
+class Lines:
+    """Blocking line reader with a deadline, on a pipe."""
+    def __init__(self, proc, stream, name):
+        self.p, self.f, self.name, self.buf, self.seen = proc, stream, name, b"", []
+    def until(self, word, timeout=20.0):
+        end = time.monotonic() + timeout
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                line = line.decode(errors="replace")
+                self.seen.append(line)
+                if word in line:
+                    return line
+            left = end - time.monotonic()
+            if left <= 0:
+                die(f"{self.name}: no '{word}' within {timeout:.0f} s; last: {self.seen[-3:]}")
+            r, _, _ = select.select([self.f], [], [], left)
+            if r:
+                d = os.read(self.f.fileno(), 65536)
+                if not d:
+                    die(f"{self.name} exited (status {self.p.wait()}); last: {self.seen[-3:]}")
+                self.buf += d
+
+fifo = os.path.join(tmp, "fifo")
+os.mkfifo(fifo)
+v = subprocess.Popen(sched + [victim, "-n", str(pages * len(order)), "-H", cpu, "-T", cpu,
+                              "--chunks", str(len(order)), "--wait", fifo],
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+procs.append(v)
+vout = Lines(v, v.stdout, "victim")
+vpid = int(vout.until("ready").split("pid=")[1])
+wfd = os.open(fifo, os.O_WRONLY)
+args = {"hist": ["--no-usdt"], "events": ["--no-usdt", "--events", os.path.join(tmp, "events.csv")],
+        "usdt": [], "msgs": ["--no-usdt", "--messages"], "wakeup": ["--no-usdt", "--wakeup"],
+        "classic": ["--no-usdt", "--classic"]}
+tr = {}
 for m in modes:
-    vals = by[m]
-    med = statistics.median(vals.values())
-    paired = [vals[r] / by["off"][r] for r in vals if r in by["off"]]
-    res[m] = {"median_ns": med, "ratio": round(med / base, 4),
-              "paired_ratio_median": round(statistics.median(paired), 4),
+    p = subprocess.Popen([pctrace, "-p", str(vpid), "-q", "-i", "0"] + args[m],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    procs.append(p)
+    tr[m] = (p, Lines(p, p.stderr, f"pctrace ({m})"))
+    tr[m][1].until("tracing pid")
+    p.send_signal(signal.SIGUSR1)
+    tr[m][1].until("paused")
+
+load0 = open("/proc/loadavg").read().split()[:3]
+vals = []
+t0 = time.monotonic()
+for k, m in enumerate(order):
+    if m != "off":
+        tr[m][0].send_signal(signal.SIGUSR2)
+        tr[m][1].until("resumed")
+    os.write(wfd, b"x")
+    line = vout.until(f"chunk {k} ")
+    vals.append(int(line.split("median_ns=")[1]))
+    if m != "off":
+        tr[m][0].send_signal(signal.SIGUSR1)
+        tr[m][1].until("paused")
+elapsed = time.monotonic() - t0
+load1 = open("/proc/loadavg").read().split()[:3]
+os.close(wfd)
+if v.wait() != 0:
+    die(f"victim failed: {vout.seen[-2:]}")
+for m in modes:
+    tr[m][0].send_signal(signal.SIGINT)
+    tr[m][0].wait()
+
+def q(x, p):
+    x = sorted(x); k = (len(x) - 1) * p; i = int(k)
+    return x[i] + (x[min(i + 1, len(x) - 1)] - x[i]) * (k - i)
+rng = random.Random(seed)
+def boot_ci(x, n=2000):
+    meds = sorted(statistics.median(rng.choice(x) for _ in x) for _ in range(n))
+    return meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
+
+off = [vals[k] for k, m in enumerate(order) if m == "off" and k > 0]
+base = statistics.median(off)
+print(f"one victim, {rounds} rounds x {nm} traced modes, each chunk of {pages} faults between two "
+      f"untraced ones ({len(order)} chunks in {elapsed:.1f} s), {placement}; load {' '.join(load0)} -> {' '.join(load1)}")
+print(f"{'mode':8s} {'median_ns':>10s} {'ratio':>7s} {'paired':>7s} {'p25':>6s} {'p75':>6s} {'95% CI of paired':>17s}")
+print(f"{'off':8s} {base:10.0f} {1:7.3f}")
+res = {"off": {"median_ns": base, "chunks_ns": off}}
+for m in modes:
+    ks = [k for k, mm in enumerate(order) if mm == m]
+    mv = [vals[k] for k in ks]
+    paired = [vals[k] / ((vals[k - 1] + vals[k + 1]) / 2) for k in ks]
+    med = statistics.median(mv)
+    pm = statistics.median(paired)
+    lo, hi = boot_ci(paired)
+    res[m] = {"median_ns": med, "ratio": round(med / base, 4), "paired_ratio_median": round(pm, 4),
               "paired_ratio_p25": round(q(paired, 0.25), 4), "paired_ratio_p75": round(q(paired, 0.75), 4),
-              "chunks_ns": [vals[r] for r in sorted(vals)]}
-    print(f"{m:8s} {med:10.0f} {med/base:7.3f} {res[m]['paired_ratio_median']:7.3f} "
-          f"{res[m]['paired_ratio_p25']:6.3f} {res[m]['paired_ratio_p75']:6.3f}   "
-          + " ".join(str(vals[r]) for r in sorted(vals)))
+              "paired_ratio_ci95": [round(lo, 4), round(hi, 4)], "chunks_ns": mv,
+              "added_ns_median": round(statistics.median(vals[k] - (vals[k - 1] + vals[k + 1]) / 2 for k in ks))}
+    print(f"{m:8s} {med:10.0f} {med/base:7.3f} {pm:7.3f} {q(paired, .25):6.3f} {q(paired, .75):6.3f}"
+          f"    {lo:.3f} - {hi:.3f}")
 if out:
     rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     json.dump({"tool": "bpf/overhead.sh", "git_revision": rev, "kernel": platform.release(),
-               "pages_per_chunk": int(pages), "rounds": int(rounds), "placement": placement,
+               "pages_per_chunk": pages, "rounds": rounds, "placement": placement, "seed": seed,
+               "design": "each traced chunk between two untraced ones; paired ratio = chunk / mean(neighbours)",
+               "order": order, "chunk_medians_ns": vals, "elapsed_s": round(elapsed, 2),
                "loadavg_before": load0, "loadavg_after": load1, "modes": res}, open(out, "w"), indent=1)
 PY

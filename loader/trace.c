@@ -206,9 +206,12 @@ static int read_fl(struct pcb_trace *t, struct pcb_trace_stats *s)
 		if (err)
 			goto out;
 	}
+	err = read_percpu_counters(t->fl->maps.counters, t->ncpus, s->counter, FL_NCOUNTERS);
+	if (err)
+		goto out;
 	if (!t->msgs) {
-		/* Delivered = blocked here; the per-thread histograms hold the
-		 * faults of threads that have one (see bpf/faultlat.h). */
+		/* Delivered = blocked here; the per-thread histograms and counts
+		 * hold the faults of threads that have one (see bpf/faultlat.h). */
 		struct fl_thread *v = malloc(sizeof(*v));
 		uint64_t used = __atomic_load_n(&t->fl->bss->next_tstat, __ATOMIC_ACQUIRE);
 
@@ -220,10 +223,11 @@ static int read_fl(struct pcb_trace *t, struct pcb_trace_stats *s)
 			if (bpf_map__lookup_elem(t->fl->maps.tstats, &key, sizeof(key), v, sizeof(*v), 0) || !v->tid)
 				continue;
 			pcb_hist_add_buckets(&s->hist[FL_H_FAULT_TO_RUNNING], v->bucket, PCB_HIST_BUCKETS);
+			s->counter[FL_C_BLOCKING] += v->blocking;
+			s->counter[FL_C_BLOCKED_ALL] += v->blocking;
 		}
 		free(v);
 	}
-	err = read_percpu_counters(t->fl->maps.counters, t->ncpus, s->counter, FL_NCOUNTERS);
 	s->msgs = t->msgs;
 	s->wakeup = t->wakeup;
 	s->events_written = __atomic_load_n(&t->events_written, __ATOMIC_RELAXED);
