@@ -224,6 +224,20 @@ static __always_inline bool in_ranges(__u64 addr)
 	return false;
 }
 
+/* Page mask of the traced range holding addr (4 KiB outside any). */
+static __always_inline __u64 range_page_mask(__u64 addr)
+{
+	__u32 n = nr_ranges;
+
+	for (__u32 i = 0; i < FL_MAX_RANGES; i++) {
+		if (i >= n)
+			break;
+		if (addr >= ranges[i].start && addr < ranges[i].end)
+			return ranges[i].page_mask | 0xfffull;
+	}
+	return 0xfffull;
+}
+
 /* ---- closing a fault -------------------------------------------------------- */
 
 /* Mark the open fault closed; returns true if its message was read.
@@ -697,7 +711,9 @@ static __always_inline void deliver(__u32 ptid, __u64 address)
 	}
 	seq = READ_ONCE(s->seq);
 	barrier();
-	if ((READ_ONCE(s->addr) ^ address) & ~0xfffull) {
+	/* Same page: the message of a hugetlb fault holds the huge page's
+	 * address (without UFFD_FEATURE_EXACT_ADDRESS), the fault any byte. */
+	if ((READ_ONCE(s->addr) ^ address) & ~range_page_mask(address)) {
 		count(FL_C_MSG_UNMATCHED);
 		return;
 	}

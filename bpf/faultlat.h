@@ -156,6 +156,8 @@ struct fl_thread {
 struct fl_range {
 	pcb_u64 start;
 	pcb_u64 end;            /* exclusive */
+	pcb_u64 page_mask;      /* the mapping's page size - 1 (0: 4 KiB).  A hugetlb
+	                         * fault's message carries the huge page's address */
 };
 
 /* fl_event.flags */

@@ -45,6 +45,7 @@ struct pcb_trace {
 	char k_kvm[96], k_uffd[96], k_usdt[160];
 	char exe[PATH_MAX];
 	int nranges;
+	uint64_t region_page_mask;      /* of o.region_start's mapping (0: unknown) */
 	bool msgs, wakeup, btf;         /* optional hooks attached; tp_btf programs */
 	bool kvm_btf, kvm_tp, uffd, paused;
 	uint64_t prog_misses;           /* runs the kernel skipped (recursion guard), at stop */
@@ -326,10 +327,45 @@ static int vmflags_uffd(const char *line)
 	return m;
 }
 
+/* "KernelPageSize:     2048 kB" -> bytes - 1 (0 if the line is not that). */
+static uint64_t smaps_page_mask(const char *line)
+{
+	unsigned long kb;
+
+	if (sscanf(line, "KernelPageSize: %lu kB", &kb) != 1 || kb < 4)
+		return 0;
+	return (uint64_t)kb * 1024 - 1;
+}
+
+/* Page mask of the mapping of pid that holds addr (0: not found, 4 KiB). */
+static uint64_t vma_page_mask(pid_t pid, uint64_t addr)
+{
+	unsigned long s, e;
+	char path[64], *line = NULL;
+	size_t cap = 0;
+	bool in = false;
+	uint64_t mask = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	while (getline(&line, &cap, f) > 0) {
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = addr >= s && addr < e;
+		else if (in && (mask = smaps_page_mask(line)))
+			break;
+	}
+	free(line);
+	fclose(f);
+	return mask;
+}
+
 int pcb_trace_refresh_ranges(struct pcb_trace *t)
 {
 	struct fl_range r[FL_MAX_RANGES];
 	unsigned long s, e, cur_s = 0, cur_e = 0;
+	uint64_t cur_mask = 0, pm;
 	char path[64], *line = NULL;
 	size_t cap = 0;
 	int n = 0, m, wp = 0;
@@ -345,13 +381,17 @@ int pcb_trace_refresh_ranges(struct pcb_trace *t)
 		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
 			cur_s = s;
 			cur_e = e;
+			cur_mask = 0;
+		} else if ((pm = smaps_page_mask(line))) {
+			cur_mask = pm;
 		} else if (!strncmp(line, "VmFlags:", 8) && cur_e > cur_s && (m = vmflags_uffd(line))) {
 			wp |= m & 2;
-			if (n > 0 && r[n - 1].end == cur_s) {
-				r[n - 1].end = cur_e;          /* adjacent: merge */
+			if (n > 0 && r[n - 1].end == cur_s && r[n - 1].page_mask == cur_mask) {
+				r[n - 1].end = cur_e;          /* adjacent, same page size: merge */
 			} else if (n < FL_MAX_RANGES) {
 				r[n].start = cur_s;
 				r[n].end = cur_e;
+				r[n].page_mask = cur_mask;
 				n++;
 			} else {
 				r[n - 1].end = cur_e;          /* too many: widen the last */
@@ -563,6 +603,8 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 	} else if (o->region_len) {
 		t->fl->bss->ranges[0].start = o->region_start;
 		t->fl->bss->ranges[0].end = o->region_start + o->region_len;
+		t->region_page_mask = vma_page_mask(o->pid, o->region_start);
+		t->fl->bss->ranges[0].page_mask = t->region_page_mask;
 		t->fl->bss->nr_ranges = 1;
 		t->fl->bss->addr_filter = 1;
 		t->nranges = 1;
@@ -1090,6 +1132,7 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	if (!t->o.uffd_ranges && t->o.region_len) {
 		pcb_json_u64(j, "region_start", t->o.region_start);
 		pcb_json_u64(j, "region_len", t->o.region_len);
+		pcb_json_u64(j, "region_page_size", t->region_page_mask ? t->region_page_mask + 1 : 4096);
 	}
 	pcb_json_u64(j, "block_window_ns", t->o.block_window_ns ? t->o.block_window_ns
 								: DEFAULT_BLOCK_WINDOW_NS);
