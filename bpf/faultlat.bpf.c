@@ -254,8 +254,20 @@ static __always_inline bool close_mw(struct fl_slot *s)
 
 static __always_inline void close_nonblocking(struct fl_slot *s, __u32 tid)
 {
-	struct fl_thread *t = thread_stats(s, tid);
+	struct fl_thread *t;
 	bool delivered;
+
+	if (s->flags & FL_S_KVM) {
+		/* (most KVM faults: shadow-page-table fills of present pages) */
+		count(FL_C_KVM_NONBLOCKING);
+		s->flags = 0;
+		if (track_msgs) {
+			s->last_kind = FL_K_NONBLOCK;
+			close_mw(s);
+		}
+		return;
+	}
+	t = thread_stats(s, tid);
 
 	count(FL_C_NONBLOCKING);
 	if (t)
@@ -285,16 +297,20 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 		 * line stays untouched) */
 		s->last_f2r = f2r;
 		s->last_kind = FL_K_BLOCKED;
-		if (kvm)
-			close_mw(s);
-		else
-			delivered = close_mw(s);
+		delivered = close_mw(s);
 	}
 	if (kvm) {
-		count(FL_C_KVM_BLOCKING);
-		hist_add(FL_H_KVM_FAULT_TO_RUNNING, f2r);
-		if (woken)
-			hist_add(FL_H_KVM_FAULT_TO_WAKEUP, wakeup_ns - s->fault_ns);
+		/* With messages, a vCPU's sleep inside a KVM fault counts when
+		 * the handler read a fault message of that vCPU meanwhile:
+		 * that tells the userfaultfd wait from any other sleep. */
+		if (!delivered) {
+			count(FL_C_KVM_UNDELIVERED);
+		} else {
+			count(FL_C_KVM_BLOCKING);
+			hist_add(FL_H_KVM_FAULT_TO_RUNNING, f2r);
+			if (woken)
+				hist_add(FL_H_KVM_FAULT_TO_WAKEUP, wakeup_ns - s->fault_ns);
+		}
 	} else {
 		/* Per-thread histogram of user faults; without the message hook
 		 * user space sums those into the global fault -> running one, so
@@ -362,7 +378,9 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 
 #define PCB_PF_PROT 0x1ul       /* x86 error code: the page was present */
 
-static __always_inline void on_fault(__u64 addr, unsigned long error_code, bool kvm)
+/* kvm: 0 a user fault, FL_S_KVM a KVM page-table walk, FL_S_KVM | FL_S_KVMPF
+ * kvm:kvm_page_fault. */
+static __always_inline void on_fault(__u64 addr, unsigned long error_code, __u32 kvm)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id, tgid = id >> 32;
@@ -374,6 +392,12 @@ static __always_inline void on_fault(__u64 addr, unsigned long error_code, bool 
 	s = slot_find(tid);
 	if (!s && (only_listed || !targ_tgid))
 		return;
+	if (kvm == FL_S_KVM && s &&
+	    (s->flags & (FL_S_OPEN | FL_S_KVMPF | FL_S_BLOCKED)) == (FL_S_OPEN | FL_S_KVMPF)) {
+		/* the walk of a fault kvm_page_fault opened (shadow paging on VMX/SVM) */
+		count(FL_C_KVM_WALK_DUP);
+		return;
+	}
 	if (!kvm) {
 		/* userfaultfd missing/minor faults are not-present faults; a
 		 * protection fault (copy-on-write of the zero page, ...) can
@@ -445,16 +469,18 @@ static __always_inline void on_fault(__u64 addr, unsigned long error_code, bool 
 	s->preempt_ns = 0;
 	s->off_ns = 0;
 	s->seq++;
-	if (track_msgs)
+	if (track_msgs) {
 		s->mw = (__u64)s->seq << FL_MW_SHIFT;
-	s->flags = FL_S_OPEN | (kvm ? FL_S_KVM : 0);
+		s->kvm = kvm != 0;
+	}
+	s->flags = FL_S_OPEN | kvm;
 	count(kvm ? FL_C_KVM_FAULTS : FL_C_FAULTS);
 }
 
 SEC("tp_btf/page_fault_user")
 int BPF_PROG(fl_fault_btf, unsigned long address, struct pt_regs *regs, unsigned long error_code)
 {
-	on_fault(address, error_code, false);
+	on_fault(address, error_code, 0);
 	return 0;
 }
 
@@ -469,7 +495,7 @@ struct pcb_tp_x86_exceptions {
 SEC("tracepoint/exceptions/page_fault_user")
 int fl_fault_tp(struct pcb_tp_x86_exceptions *ctx)
 {
-	on_fault(ctx->address, ctx->error_code, false);
+	on_fault(ctx->address, ctx->error_code, 0);
 	return 0;
 }
 
@@ -481,14 +507,56 @@ int BPF_PROG(fl_kvm_btf)
 
 	barrier_var(a0);
 	barrier_var(a1);
-	on_fault(kvm_addr_arg ? a1 : a0, 0, true);
+	on_fault(kvm_addr_arg ? a1 : a0, 0, FL_S_KVM | FL_S_KVMPF);
 	return 0;
 }
 
 SEC("tracepoint/kvm/kvm_page_fault")
 int fl_kvm_tp(struct trace_event_raw_kvm_page_fault *ctx)
 {
-	on_fault(BPF_CORE_READ(ctx, fault_address), 0, true);
+	on_fault(BPF_CORE_READ(ctx, fault_address), 0, FL_S_KVM | FL_S_KVMPF);
+	return 0;
+}
+
+/* Shadow paging (also the nested PVM hypervisor, where kvm_page_fault does
+ * not fire): KVM starts handling a guest page fault by walking the guest's
+ * page tables; addr is the guest virtual address. */
+SEC("tp_btf/kvm_mmu_pagetable_walk")
+int BPF_PROG(fl_kvm_walk_btf, __u64 addr)
+{
+	on_fault(addr, 0, FL_S_KVM);
+	return 0;
+}
+
+SEC("tracepoint/kvmmmu/kvm_mmu_pagetable_walk")
+int fl_kvm_walk_tp(struct trace_event_raw_kvm_mmu_pagetable_walk *ctx)
+{
+	on_fault(BPF_CORE_READ(ctx, addr), 0, FL_S_KVM);
+	return 0;
+}
+
+/* The fault's pfn is known (after any userfaultfd wait): a KVM fault still
+ * open and not blocked was resolved without sleeping. */
+static __always_inline void on_kvm_resolved(void)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct fl_slot *s = slot_find(tid);
+
+	if (s && (s->flags & (FL_S_OPEN | FL_S_KVM | FL_S_BLOCKED)) == (FL_S_OPEN | FL_S_KVM))
+		close_nonblocking(s, tid);
+}
+
+SEC("tp_btf/kvm_mmu_spte_requested")
+int BPF_PROG(fl_kvm_spte_btf)
+{
+	on_kvm_resolved();
+	return 0;
+}
+
+SEC("tracepoint/kvmmmu/kvm_mmu_spte_requested")
+int fl_kvm_spte_tp(void *ctx)
+{
+	on_kvm_resolved();
 	return 0;
 }
 
@@ -712,8 +780,10 @@ static __always_inline void deliver(__u32 ptid, __u64 address)
 	seq = READ_ONCE(s->seq);
 	barrier();
 	/* Same page: the message of a hugetlb fault holds the huge page's
-	 * address (without UFFD_FEATURE_EXACT_ADDRESS), the fault any byte. */
-	if ((READ_ONCE(s->addr) ^ address) & ~range_page_mask(address)) {
+	 * address (without UFFD_FEATURE_EXACT_ADDRESS), the fault any byte.
+	 * A KVM fault knows only the guest's address, the message the host's:
+	 * matched by thread and sequence alone. */
+	if (!READ_ONCE(s->kvm) && ((READ_ONCE(s->addr) ^ address) & ~range_page_mask(address))) {
 		count(FL_C_MSG_UNMATCHED);
 		return;
 	}
@@ -731,7 +801,11 @@ static __always_inline void deliver(__u32 ptid, __u64 address)
 			return;
 		/* Closed before we saw the message: move it to the delivered side. */
 		count(FL_C_MSG_LATE);
-		if (READ_ONCE(s->last_kind) == FL_K_BLOCKED) {
+		if (READ_ONCE(s->last_kind) == FL_K_BLOCKED && READ_ONCE(s->kvm)) {
+			count_n(FL_C_KVM_UNDELIVERED, -1);
+			count(FL_C_KVM_BLOCKING);
+			hist_add(FL_H_KVM_FAULT_TO_RUNNING, READ_ONCE(s->last_f2r));
+		} else if (READ_ONCE(s->last_kind) == FL_K_BLOCKED) {
 			__u64 f2r = READ_ONCE(s->last_f2r);
 
 			count_n(FL_C_BLOCKED_UNDELIVERED, -1);

@@ -12,6 +12,15 @@
  *   sched_switch in after BLOCKED                -> closed: histograms, event
  *   next fault while OPEN, not BLOCKED           -> closed as non-blocking
  *
+ * KVM vCPU threads: a guest page fault that KVM resolves through
+ * get_user_pages() into userfaultfd never raises exceptions:page_fault_user;
+ * the vCPU thread sleeps inside KVM_RUN.  It opens at kvm:kvm_page_fault
+ * (VMX/SVM exits) or, where that does not fire (shadow paging, the nested
+ * PVM hypervisor), at kvmmmu:kvm_mmu_pagetable_walk, the walk of the guest's
+ * page tables that starts KVM's handling of the fault; the sleep and the
+ * switch-in are the same as above.  kvmmmu:kvm_mmu_spte_requested (the pfn
+ * was found: the fault is resolved) closes a KVM fault that did not sleep.
+ *
  * Optional hooks:
  *   sched_wakeup (track_wakeup): time of the wake-up, for fault -> wake-up
  *     and wake-up -> running.  Needed only with classic tracepoints (which
@@ -53,7 +62,8 @@ enum fl_counter {
 	FL_C_BLOCKED_ALL,           /* every fault that blocked and completed */
 	FL_C_NONBLOCKING,           /* ... that completed without sleeping */
 	FL_C_KVM_FAULTS,            /* kvm:kvm_page_fault events of traced threads */
-	FL_C_KVM_BLOCKING,
+	FL_C_KVM_BLOCKING,          /* ... that slept and completed; with track_msgs only those
+	                             * whose message the handler read */
 	FL_C_OUT_OF_RANGE,          /* faults of traced threads outside the ranges */
 	FL_C_PREEMPTED,             /* traced thread preempted (running) while its fault was open */
 	FL_C_LATE_SLEEP,            /* slept after > block_window_ns on CPU: not the fault's */
@@ -78,6 +88,12 @@ enum fl_counter {
 	FL_C_LOST_PWAIT,            /* of FL_C_LOST: blocked by a preemption while entering the wait */
 	FL_C_LOST_DELIVERED,        /* of FL_C_LOST: its message was read (or messages are not
 	                             * tracked): a fault the handler counted, latency unknown */
+	FL_C_KVM_NONBLOCKING,       /* KVM faults resolved without sleeping (kvm_mmu_spte_requested
+	                             * or the vCPU's next fault came first) */
+	FL_C_KVM_WALK_DUP,          /* guest page-table walks inside a fault kvm_page_fault opened */
+	FL_C_KVM_UNDELIVERED,       /* KVM faults that slept, but no fault message of that vCPU was
+	                             * read meanwhile (track_msgs): not the userfaultfd wait, or
+	                             * resolved before the handler read it */
 	FL_NCOUNTERS
 };
 
@@ -89,6 +105,7 @@ enum fl_counter {
 #define FL_S_PREEMPTED  0x40u   /* switched out running: preempt_ns valid */
 #define FL_S_DSLEEP     0x80u   /* in an uninterruptible sleep inside the fault */
 #define FL_S_PWAIT      0x100u  /* BLOCKED because preempted while TASK_INTERRUPTIBLE */
+#define FL_S_KVMPF      0x200u  /* KVM fault opened at kvm:kvm_page_fault (not at a walk) */
 
 /* fl_slot.mw: (seq << FL_MW_SHIFT) | bits; the owner and the read hook
  * agree on a fault's delivery with atomic operations on it. */
@@ -124,7 +141,8 @@ struct fl_slot {
 	pcb_u32 wake_seq;       /* seq of the fault whose wake-up was seen */
 	pcb_u32 last_kind;      /* FL_K_* */
 	pcb_u32 tgid;
-	pcb_u32 pad[5];
+	pcb_u32 kvm;            /* the fault opened last is a KVM one (messages only) */
+	pcb_u32 pad[4];
 } __attribute__((aligned(64)));
 
 struct fl_hist {

@@ -162,7 +162,9 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 		free(ts);
 		return;
 	}
-	const struct pcb_hist *k = &ts->hist[FL_H_FAULT_TO_RUNNING];
+	/* --guest=kvm: the vCPU threads' faults are KVM's (bpf.kvm) */
+	const struct pcb_hist *k = &ts->hist[strcmp(r->cfg->guest, "kvm") ? FL_H_FAULT_TO_RUNNING
+									  : FL_H_KVM_FAULT_TO_RUNNING];
 	pcb_json_obj_begin(j, "bpf_vs_guest");
 	pcb_json_u64(j, "guest_faults", user->count);
 	pcb_json_u64(j, "kernel_faults", k->count);
@@ -493,14 +495,19 @@ static void write_human(struct run *r, FILE *fp)
 	if (r->trace) {
 		struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
 		if (ts && pcb_trace_read(r->trace, ts) == 0) {
-			const struct pcb_hist *k = &ts->hist[FL_H_FAULT_TO_RUNNING];
+			bool kvm = !strcmp(cfg->guest, "kvm");
+			const struct pcb_hist *k = &ts->hist[kvm ? FL_H_KVM_FAULT_TO_RUNNING : FL_H_FAULT_TO_RUNNING];
 			fmt_ns(pcb_hist_percentile(k, 50), b1, sizeof(b1));
 			fmt_ns(pcb_hist_percentile(k, 99), b2, sizeof(b2));
 			fmt_ns(pcb_hist_percentile(&ts->hist[FL_H_UNDELIVERED], 50), b3, sizeof(b3));
-			fprintf(fp, "  bpf         %llu faults in the kernel: fault->running p50 %s p99 %s; "
-				"%llu more blocked until a background install (p50 %s)\n",
-				(unsigned long long)pcb_trace_faults(ts), b1, b2,
-				(unsigned long long)ts->counter[FL_C_BLOCKED_UNDELIVERED], b3);
+			if (kvm)
+				fprintf(fp, "  bpf         %llu KVM vCPU faults in the kernel: fault->running p50 %s p99 %s\n",
+					(unsigned long long)ts->counter[FL_C_KVM_BLOCKING], b1, b2);
+			else
+				fprintf(fp, "  bpf         %llu faults in the kernel: fault->running p50 %s p99 %s; "
+					"%llu more blocked until a background install (p50 %s)\n",
+					(unsigned long long)pcb_trace_faults(ts), b1, b2,
+					(unsigned long long)ts->counter[FL_C_BLOCKED_UNDELIVERED], b3);
 		}
 		free(ts);
 	} else if (strcmp(cfg->trace, "off") != 0) {

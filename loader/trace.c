@@ -42,7 +42,9 @@ struct pcb_trace {
 	/* attach kinds chosen */
 	const char *k_fault, *k_switch;
 	char k_wakeup[96], k_read[96];
-	char k_kvm[96], k_uffd[96], k_usdt[160];
+	char k_kvm[96], k_kvm_mmu[128], k_uffd[96], k_usdt[160];
+	bool mmu_btf, mmu_tp;           /* kvmmmu walk + spte_requested programs */
+	bool kvm_observable;            /* some KVM fault hook attached */
 	char exe[PATH_MAX];
 	int nranges;
 	uint64_t region_page_mask;      /* of o.region_start's mapping (0: unknown) */
@@ -135,6 +137,22 @@ static unsigned kvm_addr_index(void)
 	}
 	btf__free(btf);
 	return idx;
+}
+
+static bool kvmmmu_tracepoints(void)
+{
+	static const char *const d[] = { "/sys/kernel/tracing/events/kvmmmu", "/sys/kernel/debug/tracing/events/kvmmmu" };
+	char p[128];
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%s/kvm_mmu_pagetable_walk", d[i]);
+		if (access(p, F_OK))
+			continue;
+		snprintf(p, sizeof(p), "%s/kvm_mmu_spte_requested", d[i]);
+		if (!access(p, F_OK))
+			return true;
+	}
+	return false;
 }
 
 static bool tracefs_ready(void)
@@ -500,6 +518,10 @@ static void setup_faultlat_autoload(struct pcb_trace *t, struct faultlat_bpf *fl
 	bpf_program__set_autoload(fl->progs.fl_read_exit, t->msgs);
 	bpf_program__set_autoload(fl->progs.fl_kvm_btf, kvm_btf);
 	bpf_program__set_autoload(fl->progs.fl_kvm_tp, kvm_tp);
+	bpf_program__set_autoload(fl->progs.fl_kvm_walk_btf, t->mmu_btf);
+	bpf_program__set_autoload(fl->progs.fl_kvm_spte_btf, t->mmu_btf);
+	bpf_program__set_autoload(fl->progs.fl_kvm_walk_tp, t->mmu_tp);
+	bpf_program__set_autoload(fl->progs.fl_kvm_spte_tp, t->mmu_tp);
 	bpf_program__set_autoload(fl->progs.fl_uffd_fentry, uffd);
 }
 
@@ -623,11 +645,30 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 	if (t->msgs && (err = attach_prog(t->fl->progs.fl_read_exit, &t->fl->links.fl_read_exit)))
 		return fail(why, whylen, exit_for_bpf_err(err), "attaching syscalls:sys_exit_read failed: %s",
 			    strerror(-err));
+	t->kvm_observable = false;
 	if (kvm_btf || kvm_tp) {
 		err = kvm_btf ? attach_prog(t->fl->progs.fl_kvm_btf, &t->fl->links.fl_kvm_btf)
 			      : attach_prog(t->fl->progs.fl_kvm_tp, &t->fl->links.fl_kvm_tp);
 		if (err)
 			snprintf(t->k_kvm, sizeof(t->k_kvm), "unavailable (attach: %s)", strerror(-err));
+		else
+			t->kvm_observable = true;
+	}
+	if (t->mmu_btf || t->mmu_tp) {
+		err = t->mmu_btf ? attach_prog(t->fl->progs.fl_kvm_walk_btf, &t->fl->links.fl_kvm_walk_btf)
+				 : attach_prog(t->fl->progs.fl_kvm_walk_tp, &t->fl->links.fl_kvm_walk_tp);
+		if (!err)
+			err = t->mmu_btf ? attach_prog(t->fl->progs.fl_kvm_spte_btf, &t->fl->links.fl_kvm_spte_btf)
+					 : attach_prog(t->fl->progs.fl_kvm_spte_tp, &t->fl->links.fl_kvm_spte_tp);
+		if (err) {
+			/* without the closing hook a walk would stay open: neither */
+			bpf_link__destroy(t->fl->links.fl_kvm_walk_btf);
+			bpf_link__destroy(t->fl->links.fl_kvm_walk_tp);
+			t->fl->links.fl_kvm_walk_btf = t->fl->links.fl_kvm_walk_tp = NULL;
+			snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu), "unavailable (attach: %s)", strerror(-err));
+		} else {
+			t->kvm_observable = true;
+		}
 	}
 	if (uffd && attach_prog(t->fl->progs.fl_uffd_fentry, &t->fl->links.fl_uffd_fentry))
 		snprintf(t->k_uffd, sizeof(t->k_uffd), "unavailable (attach failed)");
@@ -684,6 +725,19 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 	} else {
 		snprintf(t->k_kvm, sizeof(t->k_kvm), "unavailable (no kvm tracepoints)");
 	}
+	/* Where kvm_page_fault does not fire (shadow paging: the nested PVM
+	 * hypervisor here), KVM's walk of the guest page tables opens a vCPU's
+	 * fault and kvm_mmu_spte_requested closes it; both or neither. */
+	if (!probe_tracing("kvm_mmu_pagetable_walk", BPF_TRACE_RAW_TP) &&
+	    !probe_tracing("kvm_mmu_spte_requested", BPF_TRACE_RAW_TP) && btf) {
+		t->mmu_btf = true;
+		snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu), "tp_btf (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
+	} else if (kvmmmu_tracepoints()) {
+		t->mmu_tp = true;
+		snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu), "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
+	} else {
+		snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu), "unavailable (no kvmmmu tracepoints)");
+	}
 	err = probe_tracing("handle_userfault", BPF_TRACE_FENTRY);
 	uffd = !err;
 	if (uffd)
@@ -736,6 +790,12 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 			btf = false;
 			kvm_tp = kvm_btf;
 			kvm_btf = false;
+			if (t->mmu_btf && kvmmmu_tracepoints()) {
+				t->mmu_tp = true;
+				snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu),
+					 "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
+			}
+			t->mmu_btf = false;
 			t->wakeup = true;
 			t->msgs = o->msgs && strncmp(t->k_read, "unavailable (no", 15);
 			continue;
@@ -892,6 +952,8 @@ const char *pcb_trace_attach_kind(struct pcb_trace *t, const char *point)
 		return t->k_read;
 	if (!strcmp(point, "kvm_page_fault"))
 		return t->k_kvm;
+	if (!strcmp(point, "kvm_mmu"))
+		return t->k_kvm_mmu;
 	if (!strcmp(point, "handle_userfault"))
 		return t->k_uffd;
 	if (!strcmp(point, "usdt"))
@@ -1119,6 +1181,7 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_str(j, "sched_wakeup", t->k_wakeup);
 	pcb_json_str(j, "read", t->k_read);
 	pcb_json_str(j, "kvm_page_fault", t->k_kvm);
+	pcb_json_str(j, "kvm_mmu", t->k_kvm_mmu);
 	pcb_json_str(j, "handle_userfault", t->k_uffd);
 	pcb_json_str(j, "usdt", t->pg ? t->k_usdt : t->pg_reason);
 	pcb_json_obj_end(j);
@@ -1166,8 +1229,23 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	if (t->wakeup)
 		pcb_hist_json(j, "wakeup_to_running", &s->hist[FL_H_WAKEUP_TO_RUNNING], 0);
 	pcb_json_obj_begin(j, "kvm");
+	/* KVM vCPU threads' faults (kernel-side, through get_user_pages): seen
+	 * at kvm_page_fault or the guest page-table walk; "faults" are those
+	 * that slept (the userfaultfd wait), the rest filled a shadow entry. */
+	if (t->kvm_observable) {
+		pcb_json_bool(j, "observable", true);
+	} else {
+		char r[256];
+		snprintf(r, sizeof(r), "not observable: kvm:kvm_page_fault %s; kvmmmu %s", t->k_kvm, t->k_kvm_mmu);
+		pcb_json_bool(j, "observable", false);
+		pcb_json_str(j, "reason", r);
+	}
 	pcb_json_u64(j, "faults_seen", c[FL_C_KVM_FAULTS]);
 	pcb_json_u64(j, "faults", c[FL_C_KVM_BLOCKING]);
+	pcb_json_u64(j, "resolved_without_sleep", c[FL_C_KVM_NONBLOCKING]);
+	if (t->msgs)
+		pcb_json_u64(j, "slept_without_message", c[FL_C_KVM_UNDELIVERED]);
+	pcb_json_u64(j, "walks_inside_kvm_page_fault", c[FL_C_KVM_WALK_DUP]);
 	pcb_hist_json(j, "fault_to_wakeup", &s->hist[FL_H_KVM_FAULT_TO_WAKEUP], 0);
 	pcb_hist_json(j, "fault_to_running", &s->hist[FL_H_KVM_FAULT_TO_RUNNING], 0);
 	pcb_json_obj_end(j);
