@@ -16,7 +16,7 @@ fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
 [ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
 [ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || { echo "SKIP: no userfaultfd access"; exit 77; }
 
-"$P" floor --faults=400 --rounds=2 --bulk=8M --json "$T/floor.json" >"$T/floor.out" 2>"$T/floor.err"
+"$P" floor --faults=400 --rounds=2 --bulk=8M --bulk-reps=2 --json "$T/floor.json" >"$T/floor.out" 2>"$T/floor.err"
 rc=$?
 [ $rc -eq 0 ] || fail "floor exit $rc: $(tail -3 "$T/floor.err")"
 grep -q "pcbench/bare TCP, paired by round" "$T/floor.out" || fail "floor table has no paired ratio line"
@@ -62,6 +62,8 @@ for sm in r["bulk_summary"]:
     if abs(sm["floor_gb_per_s"] - max(g("bare_copy"), g("bare_pipe"))) > 1e-6 * sm["floor_gb_per_s"]: errs.append("%s: floor is not the better bare receiver" % sm["placement"])
     if abs(sm["best_pcbench_gb_per_s"] - g("pcbench")) > 1e-6 * sm["best_pcbench_gb_per_s"]: errs.append("%s: best pcbench" % sm["placement"])
     if abs(sm["best_over_floor"] - sm["best_pcbench_gb_per_s"] / sm["floor_gb_per_s"]) > 1e-6: errs.append("%s: best/floor" % sm["placement"])
+    if not (sm["paired_best_over_transport_min"] <= sm["paired_best_over_transport_median"] <= sm["paired_best_over_transport_max"]): errs.append("%s: paired bulk ratio order" % sm["placement"])
+    if not (0 < sm["paired_best_over_floor_min"] <= sm["paired_best_over_floor_median"] <= sm["paired_best_over_floor_max"]): errs.append("%s: paired floor ratio order" % sm["placement"])
     if abs(sm["best_process_gb_per_s"] - g("pcb_proc")) > 1e-6 * max(sm["best_process_gb_per_s"], 1e-9): errs.append("%s: best process" % sm["placement"])
 if errs: print("; ".join(errs)); sys.exit(1)
 print("floor: %d demand placements, %d bulk rows; same-CPU p50 ratio %.3f" % (len(dem), len(bulk), dem[0]["ratio_p50_pcbench_over_bare_tcp"]))
