@@ -18,7 +18,7 @@
 
 struct simcfg {
 	char trace[4096];
-	char policy[32];
+	char policy[512];
 	char policy_opt[512];
 	char link[64];
 	char think[32];
@@ -43,7 +43,8 @@ struct simopt {
 #define SSZ(f) sizeof(((struct simcfg *)0)->f)
 static const struct simopt simopts[] = {
 	{ "trace", O_STR, SOFF(trace), SSZ(trace), "", "access trace to replay (from --record, binary or .txt; required)", 0, 0 },
-	{ "policy", O_STR, SOFF(policy), SSZ(policy), "sequential", "policy (see `pcbench list`; every registered one but local)", 0, 0 },
+	{ "policy", O_STR, SOFF(policy), SSZ(policy), "sequential",
+	  "policy (see `pcbench list`; every registered one but local), a comma list, or all: one run each, compared in a table", 0, 0 },
 	{ "policy-opt", O_STR, SOFF(policy_opt), SSZ(policy_opt), "", "policy knobs key=value[,key=value]", 0, 0 },
 	{ "replay", O_STR, SOFF(replay), SSZ(replay), "", "as a live run's --replay: the trace the replay policy pulls first (its file= knob)", 0, 0 },
 	{ "link", O_STR, SOFF(link), SSZ(link), "",
@@ -294,10 +295,9 @@ static void fmt_ns(uint64_t ns, char *b, size_t n)
 		snprintf(b, n, "%.1f µs", (double)ns / 1e3);
 }
 
-static void write_human(const struct simcfg *c, const struct pcb_atrace *t, const struct pcb_sim_result *r,
-			const struct pcb_prefetch *pf, FILE *fp)
+static void write_header(const struct simcfg *c, const struct pcb_atrace *t, const struct pcb_sim_result *r, FILE *fp)
 {
-	char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
+	char b1[32];
 	fprintf(fp, "pcbench %s (git %s): simulated post-copy of %s, policy %s, trace %s (%llu accesses, %u vCPU%s), seed %llu\n",
 		PCB_VERSION, PCB_GITREV, pcb_fmt_size(r->npages * PCB_PAGE_SIZE, b1, sizeof(b1)), c->policy, c->trace,
 		(unsigned long long)t->count, r->nvcpus, r->nvcpus > 1 ? "s" : "", (unsigned long long)c->sp.seed);
@@ -309,6 +309,11 @@ static void write_human(const struct simcfg *c, const struct pcb_atrace *t, cons
 	else
 		fprintf(fp, "  link        unlimited bandwidth, RTT %s; %u channel%s; batch %u x window %u\n", b1,
 			c->sp.channels, c->sp.channels > 1 ? "s" : "", c->sp.batch_pages, c->sp.window);
+}
+
+static void write_human(const struct pcb_sim_result *r, const struct pcb_prefetch *pf, FILE *fp)
+{
+	char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
 	fmt_ns(r->t_complete_ns, b1, sizeof(b1));
 	fmt_ns(r->t_guest_done_ns, b2, sizeof(b2));
 	fmt_ns(r->t_complete_ns > r->t_guest_done_ns ? r->t_complete_ns : r->t_guest_done_ns, b3, sizeof(b3));
@@ -354,67 +359,47 @@ static void write_human(const struct simcfg *c, const struct pcb_atrace *t, cons
 		r->cpu_ns ? (double)r->accesses * 1e3 / (double)r->cpu_ns : 0.0, (unsigned long long)r->events);
 }
 
-static void write_json(const struct simcfg *c, const struct pcb_atrace *t, const struct trace_id *id,
-		       const struct pcb_sim_result *r, const struct pcb_prefetch *pf, FILE *fp)
+static double pct(uint64_t a, uint64_t b)
 {
-	struct pcb_sysinfo sys;
-	pcb_sysinfo_read(&sys);
-	struct pcb_json *j = pcb_json_open(fp);
-	pcb_json_obj_begin(j, NULL);
-	pcb_json_u64(j, "schema_version", SIM_SCHEMA_VERSION);
-	pcb_json_str(j, "tool", "pcbench");
-	pcb_json_str(j, "kind", "simulation");
-	pcb_json_str(j, "version", PCB_VERSION);
-	pcb_json_str(j, "git_revision", PCB_GITREV);
-	pcb_json_str(j, "status", "ok");
-	pcb_json_i64(j, "exit_code", 0);
+	return b ? 100.0 * (double)a / (double)b : 0.0;
+}
 
-	pcb_json_obj_begin(j, "config");
-	pcb_json_str(j, "trace", c->trace);
-	pcb_json_str(j, "policy", c->policy);
-	pcb_json_str(j, "policy_opt", c->policy_opt);
-	pcb_json_str(j, "link", c->link[0] ? c->link : "default (this machine's loopback)");
-	pcb_json_u64(j, "link_bps", c->sp.bps);
-	pcb_json_u64(j, "link_rtt_ns", c->sp.rtt_ns);
-	pcb_json_u64(j, "batch", c->sp.batch_pages);
-	pcb_json_u64(j, "window", c->sp.window);
-	pcb_json_u64(j, "channels", c->sp.channels);
-	pcb_json_u64(j, "mem", r->npages * PCB_PAGE_SIZE);
-	pcb_json_u64(j, "seed", c->sp.seed);
-	pcb_json_dbl(j, "zero_pages", c->sp.zero_pages);
-	pcb_json_str(j, "think", c->think);
-	if (c->sp.think_ns < PCB_SIM_THINK_SCHEDULE)
-		pcb_json_u64(j, "think_ns", c->sp.think_ns);
-	pcb_json_obj_begin(j, "model");
-	pcb_json_u64(j, "fault_cost_ns", c->sp.fault_ns);
-	pcb_json_u64(j, "jitter_mean_ns", c->sp.jitter_ns);
-	pcb_json_u64(j, "demand_cost_ns", c->sp.demand_copy_ns);
-	pcb_json_u64(j, "demand_zero_cost_ns", c->sp.demand_zero_ns);
-	pcb_json_u64(j, "bg_cost_ns", c->sp.bg_copy_ns);
-	pcb_json_u64(j, "bg_zero_cost_ns", c->sp.bg_zero_ns);
-	pcb_json_u64(j, "run_pages", c->sp.run_pages);
-	pcb_json_u64(j, "bg_early_ns", c->sp.early_ns);
-	pcb_json_u64(j, "bg_poll_ns", c->sp.bg_poll_ns);
-	pcb_json_u64(j, "frame_header_bytes", PCB_HDR_SIZE);
-	pcb_json_obj_end(j);
-	pcb_json_obj_end(j);
+/* Several policies: one line each. */
+static void write_table(const char *const *names, struct pcb_sim_result *const *rs, struct pcb_prefetch *const *pfs,
+			unsigned n, FILE *fp)
+{
+	char b1[32], b2[32], b3[32], b4[32], b5[32];
+	fprintf(fp, "  %-12s %9s %9s %10s %10s %10s %8s %8s %10s %10s\n", "policy", "faults", "demand", "fault p50",
+		"fault p99", "blocktime", "hit rate", "accuracy", "migration", "guest");
+	for (unsigned i = 0; i < n; i++) {
+		const struct pcb_sim_result *r = rs[i];
+		const struct pcb_prefetch *pf = pfs[i];
+		uint64_t bt = 0;
+		for (unsigned v = 0; v < r->nvcpus; v++)
+			bt += r->vcpu[v].blocktime_ns;
+		fmt_ns(pcb_hist_percentile(&r->fault_lat, 50), b1, sizeof(b1));
+		fmt_ns(pcb_hist_percentile(&r->fault_lat, 99), b2, sizeof(b2));
+		fmt_ns(bt, b3, sizeof(b3));
+		fmt_ns(r->t_complete_ns, b4, sizeof(b4));
+		fmt_ns(r->t_guest_done_ns, b5, sizeof(b5));
+		fprintf(fp, "  %-12s %9llu %9llu %10s %10s %10s %7.1f%% %7.1f%% %10s %10s\n", names[i],
+			(unsigned long long)r->faults, (unsigned long long)r->demand_requests, b1, b2, b3, pct(pf->hits, pf->touched),
+			pct(pf->bg_used, pf->bg_before_end), b4, b5);
+	}
+	uint64_t ev = 0, wall = 0, cpu = 0;
+	for (unsigned i = 0; i < n; i++) {
+		ev += rs[i]->accesses;
+		wall += rs[i]->wall_ns;
+		cpu += rs[i]->cpu_ns;
+	}
+	fmt_ns(wall, b1, sizeof(b1));
+	fprintf(fp, "  simulator   %llu trace events in %s: %.2f M events/s, %.2f M per CPU second\n", (unsigned long long)ev, b1,
+		wall ? (double)ev * 1e3 / (double)wall : 0.0, cpu ? (double)ev * 1e3 / (double)cpu : 0.0);
+}
 
-	pcb_json_obj_begin(j, "trace");
-	pcb_json_str(j, "path", c->trace);
-	pcb_json_u64(j, "size_bytes", id->size);
-	char hx[24];
-	snprintf(hx, sizeof(hx), "%016llx", (unsigned long long)id->xxh3);
-	pcb_json_str(j, "xxh3", hx);
-	pcb_json_u64(j, "records", t->count);
-	pcb_json_u64(j, "vcpus", t->nvcpus);
-	pcb_json_u64(j, "pages", t->npages);
-	pcb_json_obj_end(j);
-
-	pcb_json_obj_begin(j, "system");
-	pcb_sysinfo_json(&sys, j, "host");
-	pcb_json_obj_end(j);
-
-	pcb_json_obj_begin(j, "results");
+static void json_results(struct pcb_json *j, const char *key, const struct pcb_sim_result *r, const struct pcb_prefetch *pf)
+{
+	pcb_json_obj_begin(j, key);
 	pcb_json_obj_begin(j, "time");
 	pcb_json_u64(j, "total_migration_ns", r->t_complete_ns);
 	pcb_json_u64(j, "run_ns", r->t_complete_ns > r->t_guest_done_ns ? r->t_complete_ns : r->t_guest_done_ns);
@@ -491,9 +476,119 @@ static void write_json(const struct simcfg *c, const struct pcb_atrace *t, const
 	pcb_json_dbl(j, "trace_events_per_cpu_sec", r->cpu_ns ? (double)r->accesses * 1e9 / (double)r->cpu_ns : 0);
 	pcb_json_dbl(j, "trace_events_per_sec", r->wall_ns ? (double)r->accesses * 1e9 / (double)r->wall_ns : 0);
 	pcb_json_obj_end(j);
-	pcb_json_obj_end(j);   /* results */
+	pcb_json_obj_end(j);
+}
+
+static void write_json(const struct simcfg *c, const struct pcb_atrace *t, const struct trace_id *id,
+		       const char *const *names, struct pcb_sim_result *const *rs, struct pcb_prefetch *const *pfs,
+		       unsigned n, FILE *fp)
+{
+	const struct pcb_sim_result *r = rs[0];
+	struct pcb_sysinfo sys;
+	pcb_sysinfo_read(&sys);
+	struct pcb_json *j = pcb_json_open(fp);
+	pcb_json_obj_begin(j, NULL);
+	pcb_json_u64(j, "schema_version", SIM_SCHEMA_VERSION);
+	pcb_json_str(j, "tool", "pcbench");
+	pcb_json_str(j, "kind", "simulation");
+	pcb_json_str(j, "version", PCB_VERSION);
+	pcb_json_str(j, "git_revision", PCB_GITREV);
+	pcb_json_str(j, "status", "ok");
+	pcb_json_i64(j, "exit_code", 0);
+
+	pcb_json_obj_begin(j, "config");
+	pcb_json_str(j, "trace", c->trace);
+	pcb_json_str(j, "policy", c->policy);
+	pcb_json_str(j, "policy_opt", c->policy_opt);
+	pcb_json_str(j, "link", c->link[0] ? c->link : "default (this machine's loopback)");
+	pcb_json_u64(j, "link_bps", c->sp.bps);
+	pcb_json_u64(j, "link_rtt_ns", c->sp.rtt_ns);
+	pcb_json_u64(j, "batch", c->sp.batch_pages);
+	pcb_json_u64(j, "window", c->sp.window);
+	pcb_json_u64(j, "channels", c->sp.channels);
+	pcb_json_u64(j, "mem", r->npages * PCB_PAGE_SIZE);
+	pcb_json_u64(j, "seed", c->sp.seed);
+	pcb_json_dbl(j, "zero_pages", c->sp.zero_pages);
+	pcb_json_str(j, "think", c->think);
+	if (c->sp.think_ns < PCB_SIM_THINK_SCHEDULE)
+		pcb_json_u64(j, "think_ns", c->sp.think_ns);
+	pcb_json_obj_begin(j, "model");
+	pcb_json_u64(j, "fault_cost_ns", c->sp.fault_ns);
+	pcb_json_u64(j, "jitter_mean_ns", c->sp.jitter_ns);
+	pcb_json_u64(j, "demand_cost_ns", c->sp.demand_copy_ns);
+	pcb_json_u64(j, "demand_zero_cost_ns", c->sp.demand_zero_ns);
+	pcb_json_u64(j, "bg_cost_ns", c->sp.bg_copy_ns);
+	pcb_json_u64(j, "bg_zero_cost_ns", c->sp.bg_zero_ns);
+	pcb_json_u64(j, "run_pages", c->sp.run_pages);
+	pcb_json_u64(j, "bg_early_ns", c->sp.early_ns);
+	pcb_json_u64(j, "bg_poll_ns", c->sp.bg_poll_ns);
+	pcb_json_u64(j, "frame_header_bytes", PCB_HDR_SIZE);
+	pcb_json_obj_end(j);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "trace");
+	pcb_json_str(j, "path", c->trace);
+	pcb_json_u64(j, "size_bytes", id->size);
+	char hx[24];
+	snprintf(hx, sizeof(hx), "%016llx", (unsigned long long)id->xxh3);
+	pcb_json_str(j, "xxh3", hx);
+	pcb_json_u64(j, "records", t->count);
+	pcb_json_u64(j, "vcpus", t->nvcpus);
+	pcb_json_u64(j, "pages", t->npages);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "system");
+	pcb_sysinfo_json(&sys, j, "host");
+	pcb_json_obj_end(j);
+
+	if (n == 1) {
+		json_results(j, "results", rs[0], pfs[0]);
+	} else {
+		pcb_json_arr_begin(j, "runs");   /* --policy with several: one run each */
+		for (unsigned i = 0; i < n; i++) {
+			pcb_json_obj_begin(j, NULL);
+			pcb_json_str(j, "policy", names[i]);
+			json_results(j, "results", rs[i], pfs[i]);
+			pcb_json_obj_end(j);
+		}
+		pcb_json_arr_end(j);
+	}
 	pcb_json_obj_end(j);
 	pcb_json_close(j);
+}
+
+#define SIM_MAX_POLICIES 32
+
+/* --policy: one name, a comma list or `all` (every registered policy but
+ * local, and replay only with --replay).  Returns the count or -1 with why. */
+static int policy_list(const struct simcfg *c, const struct pcb_policy_ops **out, char *why, size_t whylen)
+{
+	int n = 0;
+	if (!strcmp(c->policy, "all")) {
+		for (unsigned i = 0; pcb_policies[i] && n < SIM_MAX_POLICIES; i++) {
+			const char *name = pcb_policies[i]->name;
+			if (strcmp(name, "local") && (strcmp(name, "replay") || c->replay[0]))
+				out[n++] = pcb_policies[i];
+		}
+		return n;
+	}
+	char buf[sizeof(c->policy)];
+	snprintf(buf, sizeof(buf), "%s", c->policy);
+	for (char *sv, *tok = strtok_r(buf, ",", &sv); tok; tok = strtok_r(NULL, ",", &sv)) {
+		const struct pcb_policy_ops *ops = pcb_policy_find(tok);
+		if (!ops) {
+			snprintf(why, whylen, "invalid value for --policy: unknown policy '%s' (see `pcbench list`)", tok);
+			return -1;
+		}
+		if (n == SIM_MAX_POLICIES) {
+			snprintf(why, whylen, "invalid value for --policy: more than %d policies", SIM_MAX_POLICIES);
+			return -1;
+		}
+		out[n++] = ops;
+	}
+	if (!n)
+		snprintf(why, whylen, "invalid value for --policy: '%s' names no policy", c->policy);
+	return n ? n : -1;
 }
 
 int pcb_cmd_simulate(int argc, char **argv)
@@ -505,78 +600,101 @@ int pcb_cmd_simulate(int argc, char **argv)
 		return 0;
 	if (rc)
 		return rc;
-	const struct pcb_policy_ops *ops = pcb_policy_find(c.policy);
-	if (!ops) {
-		pcb_err("simulate: invalid value for --policy: unknown policy '%s' (see `pcbench list`)", c.policy);
-		return PCB_EXIT_USAGE;
-	}
-	struct pcb_policy opts;
-	memset(&opts, 0, sizeof(opts));
-	why[0] = 0;
-	if (pcb_policy_parse_opts(&opts, ops, c.policy_opt, why, sizeof(why)) < 0 ||
-	    (c.replay[0] && pcb_policy_replay_file(&opts, ops, c.replay, why, sizeof(why)) < 0)) {   /* as loader/run.c */
+	const struct pcb_policy_ops *ops[SIM_MAX_POLICIES];
+	int n = policy_list(&c, ops, why, sizeof(why));
+	if (n < 0) {
 		pcb_err("simulate: %s", why);
 		return PCB_EXIT_USAGE;
 	}
-	struct pcb_atrace t;
+	if (n > 1 && (c.policy_opt[0] || c.timeline[0])) {
+		pcb_err("simulate: --%s applies to one policy, --policy names %d", c.policy_opt[0] ? "policy-opt" : "timeline", n);
+		return PCB_EXIT_USAGE;
+	}
+	struct pcb_policy *opts = calloc((size_t)n, sizeof(*opts));
+	struct pcb_sim_result *res = calloc((size_t)n, sizeof(*res));
+	struct pcb_prefetch *pf = calloc((size_t)n, sizeof(*pf));
+	struct pcb_sim_result *rp[SIM_MAX_POLICIES];
+	struct pcb_prefetch *pp[SIM_MAX_POLICIES];
+	const char *names[SIM_MAX_POLICIES];
+	struct pcb_atrace t = { 0 };
+	FILE *jf = NULL;
+	int done = 0;
+	if (!opts || !res || !pf) {
+		pcb_err("simulate: out of memory");
+		rc = PCB_EXIT_OSERR;
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		why[0] = 0;
+		if (pcb_policy_parse_opts(&opts[i], ops[i], c.policy_opt, why, sizeof(why)) < 0 ||
+		    (c.replay[0] && (n == 1 || !strcmp(ops[i]->name, "replay")) &&   /* as loader/run.c */
+		     pcb_policy_replay_file(&opts[i], ops[i], c.replay, why, sizeof(why)) < 0)) {
+			pcb_err("simulate: %s", why);
+			rc = PCB_EXIT_USAGE;
+			goto out;
+		}
+		rp[i] = &res[i];
+		pp[i] = &pf[i];
+		names[i] = ops[i]->name;
+	}
 	rc = pcb_atrace_load(c.trace, &t, why, sizeof(why));
 	if (rc) {
 		pcb_err("simulate: %s", why);
-		return rc;
+		goto out;
 	}
 	struct trace_id id;
 	rc = trace_identity(c.trace, &id, why, sizeof(why));
 	if (rc) {
 		pcb_err("simulate: %s", why);
-		pcb_atrace_free(&t);
-		return rc;
+		goto out;
 	}
-	FILE *jf = NULL;
 	if (c.json[0] && !(jf = fopen(c.json, "w"))) {
 		pcb_err("simulate: cannot write --json '%s': %s", c.json, strerror(errno));
-		pcb_atrace_free(&t);
-		return PCB_EXIT_OSERR;
-	}
-	struct pcb_sim_result r;
-	rc = pcb_sim_run(&c.sp, &t, ops, &opts, &r, why, sizeof(why));
-	if (rc) {
-		pcb_err("%s", why);
-		if (jf) {
-			fclose(jf);
-			remove(c.json);
-		}
-		pcb_atrace_free(&t);
-		return rc;
-	}
-	struct pcb_prefetch *pf = malloc(sizeof(*pf));
-	if (!pf) {
-		pcb_err("simulate: out of memory");
 		rc = PCB_EXIT_OSERR;
 		goto out;
 	}
-	/* as a live run: accuracy counts the background pages pulled before the guest stopped */
-	pcb_prefetch_compute_until(pf, r.npages, r.first_touch, r.inst_us, r.inst_kind, r.t_guest_done_ns / 1000 + 1);
-	write_human(&c, &t, &r, pf, stdout);
+	for (int i = 0; i < n; i++) {
+		rc = pcb_sim_run(&c.sp, &t, ops[i], &opts[i], &res[i], why, sizeof(why));
+		if (rc) {
+			pcb_err("%s%s", strncmp(why, "simulate:", 9) ? "simulate: " : "", why);
+			goto out;
+		}
+		done++;
+		/* as a live run: accuracy counts the background pages pulled before the guest stopped */
+		pcb_prefetch_compute_until(&pf[i], res[i].npages, res[i].first_touch, res[i].inst_us, res[i].inst_kind,
+					   res[i].t_guest_done_ns / 1000 + 1);
+	}
+	write_header(&c, &t, &res[0], stdout);
+	if (n == 1)
+		write_human(&res[0], &pf[0], stdout);
+	else
+		write_table(names, rp, pp, (unsigned)n, stdout);
 	if (jf) {
-		write_json(&c, &t, &id, &r, pf, jf);
-		if (ferror(jf) | fclose(jf)) {
+		write_json(&c, &t, &id, names, rp, pp, (unsigned)n, jf);
+		int bad = ferror(jf);
+		if (fclose(jf) || bad) {
 			pcb_err("simulate: writing --json '%s' failed", c.json);
 			rc = PCB_EXIT_OSERR;
 		}
 		jf = NULL;
 	}
 	if (c.timeline[0]) {
-		int e = write_timeline(c.timeline, &r);
+		int e = write_timeline(c.timeline, &res[0]);
 		if (e < 0) {
 			pcb_err("simulate: writing --timeline '%s' failed: %s", c.timeline, strerror(-e));
 			rc = PCB_EXIT_OSERR;
 		}
 	}
-	free(pf);
 out:
-	if (jf)
+	if (jf) {   /* failed before the results: no half-written file */
 		fclose(jf);
-	pcb_sim_result_free(&r);
+		remove(c.json);
+	}
+	for (int i = 0; i < done; i++)
+		pcb_sim_result_free(&res[i]);
+	free(opts);
+	free(res);
+	free(pf);
 	pcb_atrace_free(&t);
 	return rc;
 }

@@ -126,6 +126,27 @@ for x in (a, b): del x["simulator"]
 sys.exit(a != b)
 PY
 
+# ---- several policies in one invocation: the same figures as one at a time ----------------
+sim sim-all --policy=all
+if expect_rc sim-all 0; then
+	python3 - "$T" <<'PY' || fail "--policy=all: runs differ from the single-policy simulations"
+import json, sys
+T = sys.argv[1]
+d = json.load(open(T + "/sim-all.json"))
+runs = {r["policy"]: r["results"] for r in d["runs"]}
+errs = []
+for pol in ("demand", "sequential", "pivot", "trend"):
+    one = json.load(open("%s/sim-%s.json" % (T, pol)))["results"]
+    if pol not in runs: errs.append("%s missing" % pol); continue
+    a, b = dict(runs[pol]), dict(one)
+    del a["simulator"], b["simulator"]
+    if a != b: errs.append("%s differs" % pol)
+if "local" in runs or "replay" in runs: errs.append("local/replay should not be in all (no --replay)")
+if errs: print("; ".join(errs)); sys.exit(1)
+PY
+	grep -q "^  policy .*faults" "$T/sim-all.out" || fail "--policy=all: no comparison table"
+fi
+
 # ---- speed: printed, not asserted ---------------------------------------------------------
 log "a large trace: 3M accesses of a local random run over 256M"
 pcb big-rec 120 $FAST --policy=local --mem=256M --workload=random --ops=3000000 --duration=0 --record "$T/big.trc"
@@ -174,4 +195,7 @@ bad bad-notrace 64 "--trace" --policy=demand
 bad bad-option 64 "--frobnicate" --trace="$T/idle.trc" --frobnicate=1
 bad bad-think 64 "sometimes" --trace="$T/idle.trc" --think=sometimes
 bad bad-mem 65 "--mem" --trace="$T/idle.trc" --mem=8M
+bad bad-list 64 "nosuch" --trace="$T/idle.trc" --policy=demand,nosuch
+bad bad-listopt 64 "--policy-opt" --trace="$T/idle.trc" --policy=demand,trend --policy-opt=history=8
+bad bad-replay 65 "$T/nope.trc" --trace="$T/idle.trc" --policy=replay --replay="$T/nope.trc"
 finish
