@@ -91,6 +91,11 @@ int pcb_policy_opt_u64(const struct pcb_policy *p, const char *key, uint64_t min
 int pcb_policy_opt_dbl(const struct pcb_policy *p, const char *key, double min, double max, double *out,
 		       char *why, size_t whylen);
 
+/* Sort a batch's ranges by address and merge neighbours: a policy that
+ * picks pages out of order (pivot's bubbles, a backward trend) sends them
+ * as runs.  The batch travels and is installed as one unit, so only the
+ * order inside it changes. */
+void pcb_batch_sort(struct pcb_batch *b);
 /* Shared helper: add free pages in address order from *cursor (wrapping once). */
 unsigned pcb_policy_fill_sequential(struct pcb_policy *p, struct pcb_batch *b, uint64_t *cursor);
 #endif

@@ -1,5 +1,6 @@
 /* Helpers shared by the policies. */
 #include "pager/policy.h"
+#include <stdlib.h>
 
 int pcb_batch_add(struct pcb_pagestate *ps, struct pcb_batch *b, uint64_t page)
 {
@@ -19,6 +20,27 @@ int pcb_batch_add(struct pcb_pagestate *ps, struct pcb_batch *b, uint64_t page)
 	}
 	b->npages++;
 	return 1;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	uint64_t x = ((const struct pcb_range *)a)->first, y = ((const struct pcb_range *)b)->first;
+	return x < y ? -1 : x > y;
+}
+
+void pcb_batch_sort(struct pcb_batch *b)
+{
+	if (b->nr < 2)
+		return;
+	qsort(b->r, b->nr, sizeof(*b->r), cmp_range);
+	unsigned k = 0;
+	for (unsigned i = 1; i < b->nr; i++) {
+		if (b->r[k].first + b->r[k].count == b->r[i].first)
+			b->r[k].count += b->r[i].count;
+		else
+			b->r[++k] = b->r[i];
+	}
+	b->nr = k + 1;
 }
 
 unsigned pcb_policy_fill_sequential(struct pcb_policy *p, struct pcb_batch *b, uint64_t *cursor)

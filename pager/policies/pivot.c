@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define PIVOT_RING 64            /* faults buffered between two background calls; older ones are stale */
 #define PIVOT_MAX 64
@@ -22,6 +23,7 @@ static const struct pcb_knob pivot_knobs[] = {
 	{ "pivots", "4", "active bubbles (1..64); a new fault replaces a finished or else the oldest one" },
 	{ "max-radius", "0", "pages a bubble grows each way from its pivot before it stops (0 = until it meets another bubble)" },
 	{ "step", "1", "pages per edge per turn (1 = strictly alternating P+1, P-1, ...; larger makes longer runs)" },
+	{ "batch-order", "address", "order inside one batch: address (sorted, neighbours merged into runs; the batch travels as one unit) or bubble (as chosen)" },
 	{ NULL, NULL, NULL },
 };
 
@@ -33,6 +35,7 @@ struct bubble {
 };
 
 struct pivot_state {
+	bool sort;                           /* batch-order=address */
 	_Atomic uint64_t ring[PIVOT_RING];   /* faulting pages, written by the demand thread */
 	_Atomic uint64_t nfaults;
 	uint64_t seen;
@@ -55,6 +58,13 @@ static int pivot_init(struct pcb_policy *p, char *why, size_t whylen)
 		return -1;
 	}
 	s->npiv = (unsigned)np;
+	const char *bo = pcb_policy_opt(p, "batch-order");
+	if (strcmp(bo, "address") && strcmp(bo, "bubble")) {
+		snprintf(why, whylen, "invalid value for --policy-opt option batch-order: '%s' (want address or bubble)", bo);
+		free(s);
+		return -1;
+	}
+	s->sort = !strcmp(bo, "address");
 	s->max_radius = mr ? mr : UINT64_MAX / 2;
 	s->step = st;
 	p->priv = s;
@@ -130,7 +140,7 @@ static int grow(struct pcb_policy *p, struct pivot_state *s, struct bubble *bb, 
 	return 0;
 }
 
-static unsigned pivot_next_batch(struct pcb_policy *p, struct pcb_batch *b)
+static unsigned pivot_fill(struct pcb_policy *p, struct pcb_batch *b)
 {
 	struct pivot_state *s = p->priv;
 	uint64_t n = atomic_load_explicit(&s->nfaults, memory_order_acquire);
@@ -152,6 +162,15 @@ static unsigned pivot_next_batch(struct pcb_policy *p, struct pcb_batch *b)
 		s->turn = (t + 1) % s->npiv;
 	}
 	return added + pcb_policy_fill_sequential(p, b, &s->cursor);
+}
+
+static unsigned pivot_next_batch(struct pcb_policy *p, struct pcb_batch *b)
+{
+	struct pivot_state *s = p->priv;
+	unsigned n = pivot_fill(p, b);
+	if (s->sort)
+		pcb_batch_sort(b);
+	return n;
 }
 
 const struct pcb_policy_ops pcb_policy_pivot = {

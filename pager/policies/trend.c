@@ -42,10 +42,12 @@ static const struct pcb_knob trend_knobs[] = {
 	{ "history", "32", "fault-address deltas kept, the largest majority window (4..1024; Leap: 32)" },
 	{ "max-depth", "64", "largest prefetch window in pages (1..4096; Leap's kernel default is 8)" },
 	{ "fill", "address", "after the trend's pages: address (pull the rest in address order) or none (only trend prefetches until the guest stops)" },
+	{ "batch-order", "address", "order inside one batch: address (sorted, neighbours merged into runs; the batch travels as one unit) or trend (as chosen)" },
 	{ NULL, NULL, NULL },
 };
 
 struct trend_state {
+	bool sort;                           /* batch-order=address */
 	_Atomic uint64_t ring[TREND_RING];   /* faulting pages, written by the demand thread */
 	_Atomic uint64_t nfaults;
 	uint64_t seen;
@@ -100,6 +102,15 @@ static int trend_init(struct pcb_policy *p, char *why, size_t whylen)
 	s->hsize = (unsigned)h;
 	s->max_depth = md;
 	s->fill_address = !strcmp(fill, "address");
+	const char *bo = pcb_policy_opt(p, "batch-order");
+	if (strcmp(bo, "address") && strcmp(bo, "trend")) {
+		snprintf(why, whylen, "invalid value for --policy-opt option batch-order: '%s' (want address or trend)", bo);
+		free(s->hist);
+		free(s->pend);
+		free(s);
+		return -1;
+	}
+	s->sort = !strcmp(bo, "address");
 	p->priv = s;
 	return 0;
 }
@@ -272,7 +283,7 @@ static void decide(struct pcb_policy *p, struct trend_state *s, uint64_t fault, 
 	}
 }
 
-static unsigned trend_next_batch(struct pcb_policy *p, struct pcb_batch *b)
+static unsigned trend_fill(struct pcb_policy *p, struct pcb_batch *b)
 {
 	struct trend_state *s = p->priv;
 	uint64_t n = atomic_load_explicit(&s->nfaults, memory_order_acquire);
@@ -301,6 +312,15 @@ static unsigned trend_next_batch(struct pcb_policy *p, struct pcb_batch *b)
 	if (!s->fill_address)
 		return added;
 	return added + pcb_policy_fill_sequential(p, b, &s->cursor);
+}
+
+static unsigned trend_next_batch(struct pcb_policy *p, struct pcb_batch *b)
+{
+	struct trend_state *s = p->priv;
+	unsigned n = trend_fill(p, b);
+	if (s->sort)
+		pcb_batch_sort(b);
+	return n;
 }
 
 const struct pcb_policy_ops pcb_policy_trend = {

@@ -123,7 +123,7 @@ static void test_pivot_expands_around_fault(void **st)
 	(void)st;
 	struct fx f;
 	uint64_t pg[64];
-	fx_open(&f, "pivot", NP, "pivots=1");
+	fx_open(&f, "pivot", NP, "pivots=1,batch-order=bubble");
 	/* no fault yet: address order */
 	EXPECT_PAGES(pg, batch(&f, 2, pg), 0, 1);
 	fault(&f, 500);
@@ -140,7 +140,7 @@ static void test_pivot_multiple_pivots(void **st)
 	(void)st;
 	struct fx f;
 	uint64_t pg[64];
-	fx_open(&f, "pivot", NP, "pivots=2");
+	fx_open(&f, "pivot", NP, "pivots=2,batch-order=bubble");
 	fault(&f, 100);
 	EXPECT_PAGES(pg, batch(&f, 2, pg), 101, 99);
 	fault(&f, 600);
@@ -157,7 +157,7 @@ static void test_pivot_bubbles_stop_at_each_other(void **st)
 	(void)st;
 	struct fx f;
 	uint64_t pg[64];
-	fx_open(&f, "pivot", 40, "pivots=2");
+	fx_open(&f, "pivot", 40, "pivots=2,batch-order=bubble");
 	fault(&f, 10);
 	fault(&f, 14);
 	/* 14 first: 15, 13; then 10: 11, 9; then 14: 16, 12 ... 10's forward
@@ -167,25 +167,66 @@ static void test_pivot_bubbles_stop_at_each_other(void **st)
 	EXPECT_PAGES(pg, batch(&f, 4, pg), 7, 18, 6, 19);
 	/* max-radius stops a bubble; the rest comes in address order */
 	fx_close(&f);
-	fx_open(&f, "pivot", 40, "pivots=1,max-radius=2");
+	fx_open(&f, "pivot", 40, "pivots=1,max-radius=2,batch-order=bubble");
 	fault(&f, 20);
 	EXPECT_PAGES(pg, batch(&f, 7, pg), 21, 19, 22, 18, 0, 1, 2);
 	fx_close(&f);
 	/* pages the guest faulted in are stepped over, the edge goes on */
-	fx_open(&f, "pivot", 40, "pivots=1");
+	fx_open(&f, "pivot", 40, "pivots=1,batch-order=bubble");
 	pcb_bit_set(f.ps.demanded, 21);
 	pcb_ps_set_present(&f.ps, 19);
 	fault(&f, 20);
 	EXPECT_PAGES(pg, batch(&f, 4, pg), 22, 18, 23, 17);
 	fx_close(&f);
 	/* region edges: page 0 has no backward edge */
-	fx_open(&f, "pivot", 40, "pivots=1,step=2");
+	fx_open(&f, "pivot", 40, "pivots=1,step=2,batch-order=bubble");
 	fault(&f, 0);
 	EXPECT_PAGES(pg, batch(&f, 4, pg), 1, 2, 3, 4);
 	fx_close(&f);
 	char why[256];
 	assert_int_equal(fx_try(&f, "pivot", 40, "pivots=0", why, sizeof(why)), -1);
 	tl_assert_contains(why, "pivots");
+	fx_close(&f);
+}
+
+static void test_batch_sorted_runs(void **st)
+{
+	(void)st;
+	struct fx f;
+	uint64_t pg[64];
+	/* default batch-order=address: pivot's P+1, P-1, P+2, ... travel as one run */
+	fx_open(&f, "pivot", NP, "pivots=1");
+	fault(&f, 500);
+	struct pcb_batch b = { .r = f.r, .max_ranges = PCB_MAX_RANGES, .max_pages = 6 };
+	assert_int_equal(f.pol.ops->next_batch(&f.pol, &b), 6);
+	assert_int_equal(b.nr, 2);                  /* 497..499 and 501..503: the fault itself is demanded */
+	tl_assert_u64_eq(f.r[0].first, 497);
+	tl_assert_u64_eq(f.r[0].count, 3);
+	tl_assert_u64_eq(f.r[1].first, 501);
+	tl_assert_u64_eq(f.r[1].count, 3);
+	fx_close(&f);
+	/* a backward trend: ascending runs too */
+	fx_open(&f, "trend", NP, "fill=none");
+	for (uint64_t x = 900; x >= 891; x--)
+		fault(&f, x);
+	/* follows, no hits: 1 page; then the guest uses it and faults on the next: 2, 4 */
+	EXPECT_PAGES(pg, batch(&f, 64, pg), 890);
+	fault(&f, 889);
+	EXPECT_PAGES(pg, batch(&f, 64, pg), 887, 888);
+	fx_close(&f);
+	/* the helper: sort and merge */
+	struct pcb_range r[5] = { { 10, 2 }, { 3, 1 }, { 12, 1 }, { 4, 2 }, { 20, 1 } };
+	struct pcb_batch bb = { .r = r, .nr = 5, .max_ranges = 5, .npages = 7, .max_pages = 7 };
+	pcb_batch_sort(&bb);
+	assert_int_equal(bb.nr, 3);
+	tl_assert_u64_eq(r[0].first, 3);
+	tl_assert_u64_eq(r[0].count, 3);
+	tl_assert_u64_eq(r[1].first, 10);
+	tl_assert_u64_eq(r[1].count, 3);
+	tl_assert_u64_eq(r[2].first, 20);
+	char why[256];
+	assert_int_equal(fx_try(&f, "pivot", NP, "batch-order=random", why, sizeof(why)), -1);
+	tl_assert_contains(why, "'random'");
 	fx_close(&f);
 }
 
@@ -196,7 +237,7 @@ static void test_trend_stride3(void **st)
 	(void)st;
 	struct fx f;
 	uint64_t pg[256];
-	fx_open(&f, "trend", NP, "fill=none");
+	fx_open(&f, "trend", NP, "fill=none,batch-order=trend");
 	/* a backward stride of 3 */
 	fault(&f, 900);
 	assert_int_equal(batch(&f, 64, pg), 0);        /* no history: nothing */
@@ -215,7 +256,7 @@ static void test_trend_stride3(void **st)
 	fx_close(&f);
 
 	/* forward stride 3 from the start, window grows to max-depth */
-	fx_open(&f, "trend", NP, "fill=none,max-depth=8");
+	fx_open(&f, "trend", NP, "fill=none,max-depth=8,batch-order=trend");
 	uint64_t x = 0;
 	for (int i = 0; i < 4; i++, x += 3)
 		fault(&f, x);
@@ -242,7 +283,7 @@ static void test_trend_majority_and_fallback(void **st)
 	struct fx f;
 	uint64_t pg[256];
 	/* a majority, not unanimity: deltas +5 +5 +90 +5 +5 (one outlier) */
-	fx_open(&f, "trend", NP, "fill=none");
+	fx_open(&f, "trend", NP, "fill=none,batch-order=trend");
 	uint64_t seq[] = { 100, 105, 110, 200, 205, 210 };
 	for (unsigned i = 0; i < 6; i++)
 		fault(&f, seq[i]);
@@ -252,7 +293,7 @@ static void test_trend_majority_and_fallback(void **st)
 
 	/* no majority (alternating +7, -2, +11, ...): window around the fault
 	 * once there have been hits, then address order with fill=address */
-	fx_open(&f, "trend", NP, "");
+	fx_open(&f, "trend", NP, "batch-order=trend");
 	uint64_t noisy[] = { 500, 507, 505, 516, 513, 530 };
 	for (unsigned i = 0; i < 6; i++)
 		fault(&f, noisy[i]);
@@ -263,7 +304,7 @@ static void test_trend_majority_and_fallback(void **st)
 	/* with the guest's first-touch record: hits are pages touched without a fault */
 	_Atomic uint32_t *ft = calloc(NP, sizeof(*ft));
 	assert_non_null(ft);
-	fx_open(&f, "trend", NP, "fill=none,max-depth=16");
+	fx_open(&f, "trend", NP, "fill=none,max-depth=16,batch-order=trend");
 	f.pol.first_touch = ft;
 	for (uint64_t p = 10; p <= 13; p++)
 		fault(&f, p);
@@ -576,9 +617,9 @@ static void test_property_exactly_once(void **st)
 		if (!strcmp(o->name, "replay"))
 			variants[0] = replay, variants[nv++] = replay2;
 		else if (!strcmp(o->name, "pivot"))
-			variants[nv++] = "pivots=1,step=3", variants[nv++] = "pivots=8,max-radius=5";
+			variants[nv++] = "pivots=1,step=3", variants[nv++] = "pivots=8,max-radius=5,batch-order=bubble";
 		else if (!strcmp(o->name, "trend"))
-			variants[nv++] = "history=4,max-depth=1";
+			variants[nv++] = "history=4,max-depth=1", variants[nv++] = "batch-order=trend";
 		else if (!strcmp(o->name, "criu"))
 			variants[nv++] = "min-chunk=4K,max-chunk=8K";
 		for (unsigned v = 0; v < nv; v++)
@@ -617,6 +658,7 @@ int main(void)
 		cmocka_unit_test(test_pivot_expands_around_fault),
 		cmocka_unit_test(test_pivot_multiple_pivots),
 		cmocka_unit_test(test_pivot_bubbles_stop_at_each_other),
+		cmocka_unit_test(test_batch_sorted_runs),
 		cmocka_unit_test(test_trend_stride3),
 		cmocka_unit_test(test_trend_majority_and_fallback),
 		cmocka_unit_test(test_criu_chunks),
