@@ -184,6 +184,8 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 		pcb_json_u64(j, "bandwidth_bps", l->bps);
 		pcb_json_u64(j, "rtt_ns", l->rtt_ns);
 		pcb_json_obj_end(j);
+		if (s->channels == 1)   /* the modelled socket buffer a demand reply waits behind (pager/link.h) */
+			pcb_json_u64(j, "shared_socket_buffer_bytes", PCB_LINK_SOCKQ_BYTES);
 		pcb_json_obj_begin(j, "achieved");
 		pcb_json_dbl(j, "bulk_bps", l->bulk_bps);
 		pcb_json_u64(j, "bulk_bytes", l->bulk_bytes);

@@ -56,6 +56,15 @@ uint64_t pcb_link_reserve(struct pcb_link *l, size_t bytes, uint64_t ready);
  * release time, so the link may briefly carry one demand frame more than its
  * rate. */
 #define PCB_LINK_MTU 1500
+/* With link emulation the source paces every frame itself, so the loopback
+ * socket underneath stays nearly empty.  On a real link a sender with more
+ * background data than the link carries keeps its socket buffer full, and a
+ * demand reply written to the same connection waits until that buffer has
+ * drained: a shared connection (--channels=1) on an emulated link delays each
+ * demand reply by min(this many bytes, background bytes queued at the source)
+ * / rate before it enters the link -- the socket buffer pcb_sock_tune() asks
+ * for.  Reported in results.link.shared_socket_buffer_bytes. */
+#define PCB_LINK_SOCKQ_BYTES (4u << 20)
 uint64_t pcb_link_reserve_urgent(struct pcb_link *l, size_t bytes, uint64_t ready);
 
 /* Parse "BANDWIDTH[,RTT]": bandwidth with bit/kbit/mbit/gbit suffix (decimal,

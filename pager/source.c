@@ -32,14 +32,6 @@
  * blocking one connection has. */
 #define PCB_SHARED_RUN_PAGES 16
 #define PCB_SHARED_FLUSH (64u << 10)
-/* With link emulation the source paces every frame itself, so the loopback
- * socket underneath stays nearly empty.  On a real link a sender with more
- * background data than the link carries keeps its socket buffer full, and a
- * demand reply written to the same connection waits until that buffer has
- * drained: a shared connection on an emulated link delays each demand reply
- * by min(this many bytes, background bytes queued at the source) / rate
- * before it enters the link -- the socket buffer pcb_sock_tune() asks for. */
-#define PCB_LINK_SOCKQ_BYTES (4u << 20)
 
 struct pcb_source_state {
 	const struct pcb_source_cfg *cfg;
