@@ -53,6 +53,8 @@ def main():
             bad.append(os.path.basename(f))
             continue
         link = cfg.get("link") or "loopback"
+        sb = cfg.get("socket-buffer", 4 << 20)
+        link += "" if sb == 4 << 20 else ", socket buffers %s" % ("autotuned" if sb == 0 else "%d KiB" % (sb >> 10))
         g = groups.setdefault((link, cfg["channels"]), {"runs": [], "bins": []})
         lat = r["faults"]["latency"]
         g["bins"] += [tuple(b) for b in lat.get("bins", [])]
@@ -66,7 +68,8 @@ def main():
     lines = ["| link | channels | runs | faults | fault p50 (pooled) | p99 (pooled) | per-run p50 range | migration ms |",
              "|---|---|---|---|---|---|---|---|"]
     stats = {}
-    for (link, ch), g in sorted(groups.items(), key=lambda kv: (kv[0][0] != "loopback", kv[0][0], -kv[0][1])):
+    order = lambda l: (not l.startswith("loopback"), l != "loopback", l)
+    for (link, ch), g in sorted(groups.items(), key=lambda kv: (order(kv[0][0]), -kv[0][1])):
         p50, p99 = pooled_percentile(g["bins"], 50), pooled_percentile(g["bins"], 99)
         n = sum(x["faults"] for x in g["runs"])
         r50 = [x["p50_ns"] for x in g["runs"]]
@@ -79,7 +82,7 @@ def main():
             "%s-%s" % (fmt(min(r50)), fmt(max(r50))), min(mig), max(mig)))
     lines.append("")
     ok = not bad
-    for link in sorted({k[0] for k in stats}, key=lambda l: (l != "loopback", l)):
+    for link in sorted({k[0] for k in stats}, key=order):
         one, two = stats.get((link, 1)), stats.get((link, 2))
         if not one or not two or not one[0] or not two[0]:
             lines.append("%s: 1 or 2 channels missing" % link)

@@ -52,7 +52,7 @@ static bool given(int argc, char **argv, int first, const char *name)
 int pcb_cmd_source(int argc, char **argv, int first)
 {
 	static const char *const allowed[] = { "mem", "seed", "zero-pages", "listen", "auth-key-file", "sessions",
-					       "source-delay", NULL };
+					       "source-delay", "socket-buffer", NULL };
 	struct pcb_config cfg;
 	pcb_config_defaults(&cfg);
 	int r = pcb_config_parse(&cfg, argc, argv, first);
@@ -66,11 +66,12 @@ int pcb_cmd_source(int argc, char **argv, int first)
 			ok |= !strcmp(allowed[i], o->name);
 		if (!ok && given(argc, argv, first, o->name)) {
 			pcb_err("option --%s does not apply to `pcbench source` (it takes --mem, --seed, --zero-pages, "
-				"--listen, --auth-key-file, --sessions, --source-delay)", o->name);
+				"--listen, --auth-key-file, --sessions, --source-delay, --socket-buffer)", o->name);
 			return PCB_EXIT_USAGE;
 		}
 	}
 	pcb_verbose = (int)cfg.verbose;
+	pcb_sock_buf_bytes = (int)cfg.socket_buffer;
 	char host[64], why[512];
 	uint16_t port;
 	if (pcb_parse_hostport(cfg.listen, host, sizeof(host), &port, 1, why, sizeof(why)) < 0) {

@@ -38,6 +38,9 @@ const struct pcb_option pcb_options[] = {
 	  "connections to the source: 2 = demand requests on their own connection, served before background work; "
 	  "1 = one connection carries both, demand replies queue behind background data already sent (QEMU before "
 	  "postcopy-preempt); not with --page-size=2M" },
+	{ "socket-buffer", PCB_OPT_SIZE, OFF(socket_buffer), 0, "4M", 0, 64 << 20,
+	  "SO_SNDBUF and SO_RCVBUF of every connection (the kernel doubles it, capped by net.core.wmem_max/rmem_max); "
+	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold" },
 	{ "source-delay", PCB_OPT_DURATION, OFF(source_delay_ns), 0, "0", 0, 1e10, "delay the source adds before each demand reply (e.g. 200us)" },
 	{ "trace", PCB_OPT_CHOICE, OFF(trace), SZ(trace), "auto", 0, 0,
 	  "kernel-side BPF fault histograms (page-fault and context-switch tracepoints): auto (when root and BPF work), on (fail if not), off", "auto|on|off" },
@@ -117,7 +120,10 @@ static int set_opt(struct pcb_config *cfg, const struct pcb_option *o, const cha
 			return -1;
 		}
 		if ((double)u < o->min || (double)u > o->max) {
-			snprintf(why, whylen, "invalid value for --%s: '%s' (must be between 4 KiB and %g bytes)", o->name, val, o->max);
+			if (o->min < 4096)
+				snprintf(why, whylen, "invalid value for --%s: '%s' (must be at most %.0f MiB)", o->name, val, o->max / 1048576);
+			else
+				snprintf(why, whylen, "invalid value for --%s: '%s' (must be between 4 KiB and %g bytes)", o->name, val, o->max);
 			return -1;
 		}
 		if (u % 4096) {

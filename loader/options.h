@@ -25,7 +25,8 @@ struct pcb_config {
 	uint64_t io_timeout_ns;
 	unsigned batch_pages;
 	unsigned window;
-	unsigned channels;           /* --channels: 2 = demand on its own connection, 1 = one shared connection */
+	unsigned channels;
+	uint64_t socket_buffer;      /* --socket-buffer: SO_SNDBUF/SO_RCVBUF asked for (0 = kernel autotuning) */           /* --channels: 2 = demand on its own connection, 1 = one shared connection */
 	uint64_t source_delay_ns;
 	char trace[8];               /* auto | on | off */
 	char trace_events[4096];

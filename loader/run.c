@@ -752,6 +752,8 @@ int pcb_run_migration(const struct pcb_config *cfg)
 	char why[512];
 	int rc;
 
+	pcb_sock_buf_bytes = (int)cfg->socket_buffer;   /* our connections, and the forked source's */
+
 	const struct pcb_policy_ops *pol = pcb_policy_find(cfg->policy);
 	const struct pcb_workload_ops *wl = pcb_workload_find(cfg->workload);
 	if (pcb_policy_check(pol, why, sizeof(why)) < 0 || pcb_workload_check(wl, why, sizeof(why)) < 0) {

@@ -306,12 +306,16 @@ int pcb_conn_send(struct pcb_conn *c, uint16_t type, uint64_t arg, const void *p
 	return 0;
 }
 
+int pcb_sock_buf_bytes = 4 << 20;
+
 void pcb_sock_tune(int fd)
 {
-	int one = 1, sz = 4 << 20;
+	int one = 1, sz = pcb_sock_buf_bytes;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (sz > 0) {
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
 }
 
 int pcb_listen_tcp(const char *host, uint16_t port, uint16_t *bound_port)

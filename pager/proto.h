@@ -150,5 +150,9 @@ int pcb_conn_send(struct pcb_conn *c, uint16_t type, uint64_t arg, const void *p
 /* Sockets. addr "HOST:PORT" or "unix:/path". */
 int pcb_listen_tcp(const char *host, uint16_t port, uint16_t *bound_port);
 int pcb_connect_tcp(const char *host, uint16_t port, int timeout_ms);
-void pcb_sock_tune(int fd);   /* TCP_NODELAY, large buffers */
+void pcb_sock_tune(int fd);   /* TCP_NODELAY, SO_SNDBUF/SO_RCVBUF of pcb_sock_buf_bytes */
+/* --socket-buffer: the send and receive buffer pcb_sock_tune() asks for (the
+ * kernel doubles it and caps it at net.core.wmem_max / rmem_max); 0 = leave
+ * the kernel's autotuning on.  Default 4 MiB. */
+extern int pcb_sock_buf_bytes;
 #endif
