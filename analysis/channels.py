@@ -63,23 +63,27 @@ def main():
                           "background_cpu": r["pager"]["background_thread_cpu"],
                           "guest_cpus": sorted({v.get("cpu_end", -1) for v in r["guest"]["vcpus"]}),
                           "migration_ms": r["time"]["total_migration_ns"] / 1e6,
+                          "loadavg_1m": js.get("system", {}).get("loadavg", [None])[0],
                           "git": js.get("git_revision", "")})
     out = {"settings": [], "ratios": [], "failed_runs": bad}
-    lines = ["| link | channels | runs | faults | fault p50 (pooled) | p99 (pooled) | per-run p50 range | migration ms |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| link | channels | runs | faults | fault p50 (pooled) | p99 (pooled) | per-run p50 range | per-run p99 range | migration ms | load avg at start |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     stats = {}
     order = lambda l: (not l.startswith("loopback"), l != "loopback", l)
     for (link, ch), g in sorted(groups.items(), key=lambda kv: (order(kv[0][0]), -kv[0][1])):
         p50, p99 = pooled_percentile(g["bins"], 50), pooled_percentile(g["bins"], 99)
         n = sum(x["faults"] for x in g["runs"])
         r50 = [x["p50_ns"] for x in g["runs"]]
+        r99 = [x["p99_ns"] for x in g["runs"]]
+        la = [x["loadavg_1m"] for x in g["runs"] if x["loadavg_1m"] is not None]
         mig = [x["migration_ms"] for x in g["runs"]]
         stats[(link, ch)] = (p50, p99)
         out["settings"].append({"link": link, "channels": ch, "runs": g["runs"], "faults": n,
                                 "p50_ns": p50, "p99_ns": p99})
-        lines.append("| %s | %d | %d | %d | %s | %s | %s | %.0f-%.0f |" % (
+        lines.append("| %s | %d | %d | %d | %s | %s | %s | %s | %.0f-%.0f | %s |" % (
             link, ch, len(g["runs"]), n, fmt(p50), fmt(p99),
-            "%s-%s" % (fmt(min(r50)), fmt(max(r50))), min(mig), max(mig)))
+            "%s-%s" % (fmt(min(r50)), fmt(max(r50))), "%s-%s" % (fmt(min(r99)), fmt(max(r99))), min(mig), max(mig),
+            "%.1f-%.1f" % (min(la), max(la)) if la else "-"))
     lines.append("")
     ok = not bad
     for link in sorted({k[0] for k in stats}, key=order):

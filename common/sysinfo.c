@@ -42,6 +42,12 @@ void pcb_sysinfo_read(struct pcb_sysinfo *s)
 		snprintf(s->machine, sizeof(s->machine), "%s", u.machine);
 		snprintf(s->hostname, sizeof(s->hostname), "%s", u.nodename);
 	}
+	FILE *la = fopen("/proc/loadavg", "r");
+	if (la) {
+		if (fscanf(la, "%lf %lf %lf", &s->loadavg[0], &s->loadavg[1], &s->loadavg[2]) != 3)
+			s->loadavg[0] = s->loadavg[1] = s->loadavg[2] = 0;
+		fclose(la);
+	}
 	FILE *f = fopen("/proc/cpuinfo", "r");
 	char line[512];
 	snprintf(s->cpu_model, sizeof(s->cpu_model), "unknown");
@@ -93,5 +99,9 @@ void pcb_sysinfo_json(const struct pcb_sysinfo *s, struct pcb_json *j, const cha
 	pcb_json_str(j, "compiler", s->compiler);
 	pcb_json_str(j, "libbpf", s->libbpf);
 	pcb_json_str(j, "libc", s->libc);
+	pcb_json_arr_begin(j, "loadavg");
+	for (int i = 0; i < 3; i++)
+		pcb_json_dbl(j, NULL, s->loadavg[i]);
+	pcb_json_arr_end(j);
 	pcb_json_obj_end(j);
 }

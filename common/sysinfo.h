@@ -19,6 +19,7 @@ struct pcb_sysinfo {
 	char libbpf[32];
 	char libc[32];
 	char clocksource[32];
+	double loadavg[3];       /* /proc/loadavg 1, 5, 15 min when read: other work sharing the CPUs */
 };
 
 void pcb_sysinfo_read(struct pcb_sysinfo *s);
