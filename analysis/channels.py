@@ -3,8 +3,9 @@
 
 Usage: analysis/channels.py RESULTS_DIR   (a `pcbench bench configs/channels.conf` directory)
 
-Reads RESULTS_DIR/runs/*.json, groups the runs by emulated link (--link, or
-loopback) and --channels, pools the guest-side fault latency histograms of the
+Reads RESULTS_DIR/runs/*.json, groups the runs by policy (sequential: a
+saturating background pull; demand: none, the reference), emulated link
+(--link, or loopback; --socket-buffer) and --channels, pools the guest-side fault latency histograms of the
 repetitions (results.faults.latency bins), and prints per setting the pooled
 median and p99, the range of the per-run medians, and the ratio of the 1-channel
 to the 2-channel median measured in the same invocation.  Also writes
@@ -55,7 +56,8 @@ def main():
         link = cfg.get("link") or "loopback"
         sb = cfg.get("socket-buffer", 4 << 20)
         link += "" if sb == 4 << 20 else ", socket buffers %s" % ("autotuned" if sb == 0 else "%d KiB" % (sb >> 10))
-        g = groups.setdefault((link, cfg["channels"]), {"runs": [], "bins": []})
+        pol = cfg["policy"]
+        g = groups.setdefault((pol, link, cfg["channels"]), {"runs": [], "bins": []})
         lat = r["faults"]["latency"]
         g["bins"] += [tuple(b) for b in lat.get("bins", [])]
         g["runs"].append({"file": os.path.basename(f), "faults": lat["count"], "p50_ns": lat["p50_ns"],
@@ -66,35 +68,37 @@ def main():
                           "loadavg_1m": js.get("system", {}).get("loadavg", [None])[0],
                           "git": js.get("git_revision", "")})
     out = {"settings": [], "ratios": [], "failed_runs": bad}
-    lines = ["| link | channels | runs | faults | fault p50 (pooled) | p99 (pooled) | per-run p50 range | per-run p99 range | migration ms | load avg at start |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| policy | link | channels | runs | faults | fault p50 (pooled) | p99 (pooled) | per-run p50 range | per-run p99 range | migration ms | load avg at start |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     stats = {}
     order = lambda l: (not l.startswith("loopback"), l != "loopback", l)
-    for (link, ch), g in sorted(groups.items(), key=lambda kv: (order(kv[0][0]), -kv[0][1])):
+    porder = lambda p: (p != "sequential", p)
+    for (pol, link, ch), g in sorted(groups.items(), key=lambda kv: (porder(kv[0][0]), order(kv[0][1]), -kv[0][2])):
         p50, p99 = pooled_percentile(g["bins"], 50), pooled_percentile(g["bins"], 99)
         n = sum(x["faults"] for x in g["runs"])
         r50 = [x["p50_ns"] for x in g["runs"]]
         r99 = [x["p99_ns"] for x in g["runs"]]
         la = [x["loadavg_1m"] for x in g["runs"] if x["loadavg_1m"] is not None]
         mig = [x["migration_ms"] for x in g["runs"]]
-        stats[(link, ch)] = (p50, p99)
-        out["settings"].append({"link": link, "channels": ch, "runs": g["runs"], "faults": n,
+        stats[(pol, link, ch)] = (p50, p99)
+        out["settings"].append({"policy": pol, "link": link, "channels": ch, "runs": g["runs"], "faults": n,
                                 "p50_ns": p50, "p99_ns": p99})
-        lines.append("| %s | %d | %d | %d | %s | %s | %s | %s | %.0f-%.0f | %s |" % (
-            link, ch, len(g["runs"]), n, fmt(p50), fmt(p99),
+        lines.append("| %s | %s | %d | %d | %d | %s | %s | %s | %s | %.0f-%.0f | %s |" % (
+            pol, link, ch, len(g["runs"]), n, fmt(p50), fmt(p99),
             "%s-%s" % (fmt(min(r50)), fmt(max(r50))), "%s-%s" % (fmt(min(r99)), fmt(max(r99))), min(mig), max(mig),
             "%.1f-%.1f" % (min(la), max(la)) if la else "-"))
     lines.append("")
     ok = not bad
-    for link in sorted({k[0] for k in stats}, key=order):
-        one, two = stats.get((link, 1)), stats.get((link, 2))
+    for link in sorted({k[1] for k in stats}, key=order):
+        one, two = stats.get(("sequential", link, 1)), stats.get(("sequential", link, 2))
+        ref = stats.get(("demand", link, 2))
         if not one or not two or not one[0] or not two[0]:
             lines.append("%s: 1 or 2 channels missing" % link)
             ok = False
             continue
         ratio = one[0] / two[0]
         rec = {"link": link, "p50_ratio_1ch_over_2ch": ratio, "p99_ratio_1ch_over_2ch": one[1] / two[1]}
-        lines.append("%s: median fault latency 1 channel / 2 channels = %.1fx (p99 %.1fx)%s" % (
+        lines.append("%s, saturating pull: median fault latency 1 channel / 2 channels = %.1fx (p99 %.1fx)%s" % (
             link, ratio, one[1] / two[1], "; target >= %.0fx: %s" % (TARGET_RATIO, "met" if ratio >= TARGET_RATIO else "NOT met")
             if link == "loopback" else ""))
         if link == "loopback":
@@ -103,6 +107,10 @@ def main():
             lines.append("loopback, 2 channels: median %s (target <= 100 us: %s), p99 %s (target <= 1 ms: %s)" % (
                 fmt(two[0]), "met" if two[0] <= TARGET_P50_NS else "NOT met",
                 fmt(two[1]), "met" if two[1] <= TARGET_P99_NS else "NOT met"))
+        if ref and ref[0]:
+            rec["no_background_2ch"] = {"p50_ns": ref[0], "p99_ns": ref[1]}
+            lines.append("%s, 2 channels, no background pull (--policy=demand, same invocation): median %s, p99 %s" % (
+                link, fmt(ref[0]), fmt(ref[1])))
         out["ratios"].append(rec)
     if bad:
         lines.append("runs that failed or did not verify: " + ", ".join(bad))
