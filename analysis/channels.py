@@ -65,7 +65,7 @@ def main():
                           "background_cpu": r["pager"]["background_thread_cpu"],
                           "guest_cpus": sorted({v.get("cpu_end", -1) for v in r["guest"]["vcpus"]}),
                           "migration_ms": r["time"]["total_migration_ns"] / 1e6,
-                          "loadavg_1m": js.get("system", {}).get("loadavg", [None])[0],
+                          "loadavg_1m": js.get("system", {}).get("host", {}).get("loadavg", [None])[0],
                           "git": js.get("git_revision", "")})
     out = {"settings": [], "ratios": [], "failed_runs": bad}
     lines = ["| policy | link | channels | runs | faults | fault p50 (pooled) | p99 (pooled) | per-run p50 range | per-run p99 range | migration ms | load avg at start |",

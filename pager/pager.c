@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -89,7 +90,8 @@ struct pcb_pager {
 	/* --channels=1 (see "one shared connection" below) */
 	bool shared;
 	pthread_mutex_t send_lock;   /* both threads send on the shared connection */
-	int shared_pipe[2];          /* background -> demand thread: struct shared_done records */
+	int shared_pipe[2];          /* background -> demand thread: struct shared_done records (not polled) */
+	int shared_kick;             /* eventfd: a reconnection, the demand thread must send again (polled) */
 	unsigned shared_gen;         /* connection generation, bumped by each reconnection (send_lock) */
 	bool shared_down;            /* lost, being re-established by the background thread (send_lock) */
 	atomic_uint shared_out;      /* demand requests sent on the current connection, not yet answered */
@@ -329,11 +331,14 @@ static struct timeval io_timeval(uint64_t ns)
  *     once (UFFDIO_COPY wakes the faulting vCPU, as the demand thread does
  *     with two channels; QEMU's listen thread does the same) and passes a
  *     shared_done record through shared_pipe to the demand thread, which owns
- *     the in-flight table, the counters and the latency histograms.
+ *     the in-flight table, the counters and the latency histograms.  The
+ *     demand thread does not poll that pipe (a wake-up per reply would cost
+ *     the vCPUs CPU time): it takes the records whenever it wakes anyway, for
+ *     the next fault or at the latest after 100 ms.
  *   - A lost connection is the background thread's to re-establish (the
  *     demand thread only notices that sending failed).  It marks the link
- *     down, reconnects, bumps shared_gen and sends a SHARED_RECONNECTED
- *     record: the demand thread then sends again every in-flight request not
+ *     down, reconnects, bumps shared_gen, sends a SHARED_RECONNECTED record
+ *     and kicks shared_kick: the demand thread then sends again every in-flight request not
  *     sent on the new connection.  Replies received before the loss are
  *     recorded ahead of that record, so none is asked for twice.
  *   - At the end the background thread keeps receiving until every batch has
@@ -376,8 +381,13 @@ static int shared_post(struct pcb_pager *p, const struct shared_done *d)
 {
 	for (;;) {
 		ssize_t w = write(p->shared_pipe[1], d, sizeof(*d));
-		if (w == (ssize_t)sizeof(*d))
+		if (w == (ssize_t)sizeof(*d)) {
+			uint64_t one = 1;
+			if (d->kind == SHARED_RECONNECTED && write(p->shared_kick, &one, sizeof(one)) < 0) {
+				/* the counter cannot overflow: it is read at each wake-up */
+			}
 			return 0;
+		}
 		if (w < 0 && errno == EINTR)
 			continue;
 		set_fatal(p, PCB_EXIT_OSERR, "passing a demand reply to the demand thread: %s", w < 0 ? strerror(errno) : "short write");
@@ -555,62 +565,70 @@ static void demand_shared_resend(struct pcb_pager *p)
 	unsigned i = 0;
 	while (i < p->ninfl) {
 		struct inflight *f = &p->infl[i];
+		if (f->gen == gen) {   /* sent on the new connection: its reply is on the way */
+			i++;
+			continue;
+		}
 		if (pcb_ps_present(&p->ps, f->page)) {
 			pcb_uffd_wake(p->uffd, page_addr(p, f->page), PCB_PAGE_SIZE);
 			p->blocked -= f->waiters;
 			*f = p->infl[--p->ninfl];
 			continue;
 		}
-		if (f->gen != gen) {
-			f->t_req = pcb_now_ns();
-			demand_send_req(p, f);
-			pthread_mutex_lock(&p->rec_lock);
-			p->st.rec.demand_rerequested++;
-			pthread_mutex_unlock(&p->rec_lock);
-		}
+		f->t_req = pcb_now_ns();
+		demand_send_req(p, f);
+		pthread_mutex_lock(&p->rec_lock);
+		p->st.rec.demand_rerequested++;
+		pthread_mutex_unlock(&p->rec_lock);
 		i++;
 	}
 }
 
-/* Shared connection: take the background thread's records of demand replies.
- * Returns 1 if any arrived, 0 if none, -1 when the thread must stop. */
-static int demand_shared_done(struct pcb_pager *p, uint64_t *last_rx)
+/* Shared connection: take the background thread's records of demand replies
+ * (and of a reconnection).  Returns 1 if any arrived, 0 if none, -1 when the
+ * thread must stop. */
+static int demand_shared_done(struct pcb_pager *p, uint64_t *last_rx, bool final)
 {
 	struct shared_done d[64];
-	ssize_t n = read(p->shared_pipe[0], d, sizeof(d));
-	if (n <= 0)
-		return 0;
-	bool resend = false;
-	*last_rx = pcb_now_ns();
-	for (size_t k = 0; k < (size_t)n / sizeof(d[0]); k++) {
-		if (d[k].kind == SHARED_RECONNECTED) {
-			resend = true;
-			continue;
-		}
-		unsigned i;
-		for (i = 0; i < p->ninfl; i++)
-			if (p->infl[i].page == d[k].page)
-				break;
-		if (i == p->ninfl) {
-			set_fatal(p, PCB_EXIT_PROTOCOL, "source sent page %llu that was not requested (or twice)",
-				  (unsigned long long)d[k].page);
-			return -1;
-		}
-		struct inflight f = p->infl[i];
-		p->infl[i] = p->infl[--p->ninfl];
-		p->blocked -= f.waiters;
-		pcb_hist_add(&p->st.demand_rtt, d[k].t_rx - f.t_req);
-		pcb_hist_add(&p->st.demand_service, d[k].t_done - f.t_fault);
-		if (d[k].kind == SHARED_RACE)
-			p->st.eexist_demand++;
-		else if (d[k].kind == SHARED_DATA)
-			p->st.pages_demand++;
-		else
-			p->st.zero_demand++;
+	uint64_t kicks;
+	if (read(p->shared_kick, &kicks, sizeof(kicks)) < 0) {
+		/* EAGAIN: no reconnection since the last call */
 	}
-	if (resend)
+	bool resend = false, any = false;
+	ssize_t n;
+	while ((n = read(p->shared_pipe[0], d, sizeof(d))) > 0) {
+		any = true;
+		*last_rx = pcb_now_ns();
+		for (size_t k = 0; k < (size_t)n / sizeof(d[0]); k++) {
+			if (d[k].kind == SHARED_RECONNECTED) {
+				resend = true;
+				continue;
+			}
+			unsigned i;
+			for (i = 0; i < p->ninfl; i++)
+				if (p->infl[i].page == d[k].page)
+					break;
+			if (i == p->ninfl) {
+				set_fatal(p, PCB_EXIT_PROTOCOL, "source sent page %llu that was not requested (or twice)",
+					  (unsigned long long)d[k].page);
+				return -1;
+			}
+			struct inflight f = p->infl[i];
+			p->infl[i] = p->infl[--p->ninfl];
+			p->blocked -= f.waiters;
+			pcb_hist_add(&p->st.demand_rtt, d[k].t_rx - f.t_req);
+			pcb_hist_add(&p->st.demand_service, d[k].t_done - f.t_fault);
+			if (d[k].kind == SHARED_RACE)
+				p->st.eexist_demand++;
+			else if (d[k].kind == SHARED_DATA)
+				p->st.pages_demand++;
+			else
+				p->st.zero_demand++;
+		}
+	}
+	if (resend && !final)
 		demand_shared_resend(p);
-	return 1;
+	return any;
 }
 
 /* Read what the demand socket holds and handle every complete frame.
@@ -709,13 +727,17 @@ static void *demand_thread(void *arg)
 			uffd_blocking = false;
 		}
 		int timeout = p->ninfl ? 100 : 1000;
-		pfd[1].fd = p->shared ? p->shared_pipe[0] : c->fd;   /* a reconnection replaces the socket */
+		pfd[1].fd = p->shared ? p->shared_kick : c->fd;   /* a reconnection replaces the socket */
 		int n = poll(pfd, 3, timeout);
 		if (n < 0 && errno != EINTR) {
 			set_fatal(p, PCB_EXIT_OSERR, "poll: %s", strerror(errno));
 			break;
 		}
 		if (pfd[2].revents)
+			break;
+		/* shared: the replies received since the last wake-up leave the in-flight table
+		 * before new faults are looked up in it */
+		if (p->shared && demand_shared_done(p, &last_rx, false) < 0)
 			break;
 		if (pfd[0].revents & POLLIN) {
 			int fr = demand_handle_faults(p);
@@ -728,10 +750,7 @@ static void *demand_thread(void *arg)
 				continue;
 			}
 		}
-		if (pfd[1].revents && p->shared) {
-			if (demand_shared_done(p, &last_rx) < 0)
-				break;
-		} else if (pfd[1].revents) {
+		if (pfd[1].revents && !p->shared) {
 			int rr = demand_receive(p, c, &last_rx);
 			if (rr < 0)
 				break;
@@ -1621,7 +1640,7 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	p->stop_pipe[0] = p->stop_pipe[1] = -1;
 	p->chan[0].fd = p->chan[1].fd = -1;
 	p->in.memfd = p->in.uffd = -1;
-	p->shared_pipe[0] = p->shared_pipe[1] = -1;
+	p->shared_pipe[0] = p->shared_pipe[1] = p->shared_kick = -1;
 	p->shared = cfg->channels == 1;
 	p->shared_gen = 1;
 	p->st.channels = p->shared ? 1 : 2;
@@ -1710,7 +1729,8 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		rc = PCB_EXIT_UNAVAILABLE;
 		goto fail;
 	}
-	if (pipe2(p->stop_pipe, O_CLOEXEC) < 0 || (p->shared && pipe2(p->shared_pipe, O_CLOEXEC) < 0)) {
+	if (pipe2(p->stop_pipe, O_CLOEXEC) < 0 || (p->shared && pipe2(p->shared_pipe, O_CLOEXEC) < 0) ||
+	    (p->shared && (p->shared_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)) {
 		snprintf(why, whylen, "pipe: %s", strerror(errno));
 		goto fail;
 	}
@@ -1935,6 +1955,10 @@ static void stop_threads(struct pcb_pager *p)
 			break;
 	}
 	pthread_join(p->bg_th, NULL);
+	if (p->shared) {   /* the records of the last demand replies (nobody else reads them now) */
+		uint64_t t;
+		demand_shared_done(p, &t, true);
+	}
 	if (p->inst_started) {
 		pcb_iq_close(&p->iq);
 		pthread_join(p->inst_th, NULL);
@@ -2109,6 +2133,8 @@ void pcb_pager_destroy(struct pcb_pager *p)
 		if (p->shared_pipe[i] >= 0)
 			close(p->shared_pipe[i]);
 	}
+	if (p->shared_kick >= 0)
+		close(p->shared_kick);
 	pcb_install_unmap(&p->in);
 	p->region = NULL;
 	pcb_ps_free(&p->ps);
