@@ -88,5 +88,13 @@ for pol in $(migrating_policies); do
 	expect_rc "$name" 0 && { check "$name" 2 || fail "$name: JSON checks"; }
 	python3 tests/lib/pcbjson.py migration "$T/$name.json" >/dev/null || fail "$name: not a valid verified migration report"
 done
+# the pager in its own process assembles and installs 2 MiB pages the same way
+if "$PCBENCH" --help | grep -q -- '--pager='; then
+	name=process-sequential-random-v2
+	pcb "$name" 120 $FAST --pager=process --page-size=2M --mem=64M --policy=sequential --workload=random --vcpus=2 \
+		--duration=500ms --json "$T/$name.json"
+	expect_rc "$name" 0 && { check "$name" 2 || fail "$name: JSON checks"; }
+	python3 tests/lib/pcbjson.py migration "$T/$name.json" >/dev/null || fail "$name: not a valid verified migration report"
+fi
 [ "$(cat "$NR")" = "$WANT" ] || fail "pcbench changed nr_hugepages ($WANT -> $(cat "$NR"))"
 finish

@@ -63,6 +63,18 @@ if "$PCBENCH" --help | grep -q -- '--channels='; then
 	expect_rc "$name" 0 && check_json "$name" copy
 fi
 
+# the vCPUs of a KVM guest fault through KVM's kernel path; the pager process serves them
+if [ -c /dev/kvm ] && "$PCBENCH" --help | grep -q -- '--guest='; then
+	name=kvm-sequential
+	pcb "$name" 120 $FAST --pager=process --guest=kvm --policy=sequential --workload=random --vcpus=2 --mem=64M \
+		--duration=500ms --json="$T/$name.json"
+	if [ "$RC" = 69 ] || [ "$RC" = 77 ]; then
+		log "note: $name: KVM unusable here (exit $RC): $(head -1 "$T/$name.err")"
+	else
+		expect_rc "$name" 0 && check_json "$name" copy
+	fi
+fi
+
 # while it runs: a separate process holds the userfaultfd (continue: and the memfd), not the guest region
 for mode in copy continue; do
 	name=live-$mode
