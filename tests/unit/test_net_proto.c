@@ -363,6 +363,80 @@ static void hostile_to_source(const void *bad, size_t len, const char *needle)
 	pcb_source_state_free(r.st);
 }
 
+/* --channels=1: on a shared connection the source answers a demand request
+ * with a PAGE flagged URGENT at its next frame boundary, ahead of the
+ * background batches already queued: only what the socket already holds (and
+ * one 64 KiB frame) precedes it, not the 64 MiB of batches asked for first.
+ * Background runs on a shared connection are at most 16 pages. */
+static void test_source_shared_priority(void **st)
+{
+	(void)st;
+	enum { PAGES = 16384, BATCH = 4096 };
+	struct pcb_source_cfg cfg = { .mem_bytes = PAGES * 4096ull, .seed = 42, .zero_fraction = 0,
+				      .handshake_timeout_ms = 2000 };
+	struct srcrun r = { .st = pcb_source_state_new(&cfg) };
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	r.fd = sv[0];
+	pthread_t th;
+	pthread_create(&th, NULL, src_thread, &r);
+	struct pcb_conn c;
+	struct pcb_config_wire got;
+	char why[256];
+	pcb_conn_init(&c, sv[1], 0, PAGES);
+	assert_int_equal(pcb_hs_client(&c, PCB_CHAN_SHARED, 0, NULL, 2000, &got, why, sizeof(why)), 0);
+	for (uint64_t id = 0; id < PAGES / BATCH; id++) {
+		struct pcb_range_wire w = { htole64(id * BATCH), htole64(BATCH) };
+		assert_int_equal(pcb_conn_send(&c, PCB_MSG_RANGES, id, &w, sizeof(w)), 0);
+	}
+	usleep(100 * 1000);   /* the source fills the socket and blocks writing */
+	int sndbuf = 0, rcvbuf = 0;
+	socklen_t sl = sizeof(int);
+	getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
+	getsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &rcvbuf, &sl);
+	const uint64_t want = PAGES - 7;   /* in the last batch */
+	assert_int_equal(pcb_conn_send(&c, PCB_MSG_REQ, want, NULL, 0), 0);
+	uint64_t before = 0, ends = 0, urgent = 0, runs = 0;
+	bool seen = false;
+	while (ends < PAGES / BATCH) {
+		struct pcb_hdr h;
+		const uint8_t *pl;
+		assert_int_equal(pcb_conn_recv(&c, &h, &pl), PCB_RX_FRAME);
+		if (h.flags & PCB_FRAME_URGENT) {
+			assert_int_equal(h.type, PCB_MSG_PAGE);
+			assert_true(h.arg == want);
+			assert_int_equal(ends, 0);   /* ahead of the first batch's end (16 MiB) */
+			seen = true;
+			urgent++;
+			continue;
+		}
+		if (h.type == PCB_MSG_BATCH_END) {
+			assert_int_equal(h.arg, ends);
+			ends++;
+			continue;
+		}
+		assert_int_equal(h.type, PCB_MSG_RUN);
+		assert_true(h.len <= 16 * 4096);
+		runs++;
+		if (!seen)
+			before += PCB_HDR_SIZE + h.len;
+	}
+	assert_true(seen);
+	assert_int_equal(urgent, 1);
+	/* behind what the two socket buffers held, plus the frame being formatted */
+	if (before > (uint64_t)sndbuf + (uint64_t)rcvbuf + 2 * (64 << 10))
+		fail_msg("%llu bytes of background data preceded the urgent reply (socket buffers %d + %d)",
+			 (unsigned long long)before, sndbuf, rcvbuf);
+	assert_true(runs >= PAGES / 16);
+	print_message("urgent reply after %llu of %u bytes of background data (socket buffers %d + %d)\n",
+		      (unsigned long long)before, PAGES * 4096, sndbuf, rcvbuf);
+	assert_int_equal(pcb_conn_send(&c, PCB_MSG_BYE, 0, NULL, 0), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(r.rc, 0);
+	pcb_conn_free(&c);
+	pcb_source_state_free(r.st);
+}
+
 static void test_source_refuses(void **st)
 {
 	(void)st;
@@ -565,6 +639,7 @@ int main(void)
 		cmocka_unit_test(test_handshake_auth),
 		cmocka_unit_test(test_auth_key_file),
 		cmocka_unit_test(test_source_refuses),
+		cmocka_unit_test(test_source_shared_priority),
 		cmocka_unit_test(test_source_wants_hello),
 		cmocka_unit_test(test_pager_refuses_page_outside),
 		cmocka_unit_test(test_pager_refuses_short_page),
