@@ -14,6 +14,10 @@
 #   wakeup   + the sched_wakeup hook (fault -> wake-up split)
 #   msgs     + the fault-message hook (--messages: syscalls:sys_exit_read)
 #   classic  classic tracepoints instead of tp_btf
+#   null     the hooks of hist with programs that return at once
+#            (pctrace --null-programs): the cost of attaching by itself
+# A mode may name another pctrace build to compare with: MODE:PATH (e.g.
+# "hist:/tmp/pctrace-before").
 #
 # One victim process touches its pages in chunks of PAGES faults; before each
 # chunk exactly one tracer (or none) is attached: one pctrace per mode is
@@ -50,7 +54,7 @@ while [ $# -gt 0 ]; do
 	--no-rt) RT=0; shift ;;
 	--seed) SEED=$2; shift 2 ;;
 	--json) JSON=$2; shift 2 ;;
-	-h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,41p' "$0"; exit 0 ;;
 	*) echo "overhead.sh: unknown option $1" >&2; exit 64 ;;
 	esac
 done
@@ -69,7 +73,9 @@ modes="hist events"
 [ -n "$EXTRA" ] && modes="$modes $EXTRA"
 for m in $modes; do
 	case $m in
-	hist|events|usdt|msgs|wakeup|classic) ;;
+	hist|events|usdt|msgs|wakeup|classic|null) ;;
+	hist:*|events:*|usdt:*|msgs:*|wakeup:*|classic:*|null:*)
+		[ -x "${m#*:}" ] || { echo "overhead.sh: $m: ${m#*:} is not an executable" >&2; exit 64; } ;;
 	*) echo "overhead.sh: unknown mode $m" >&2; exit 64 ;;
 	esac
 done
@@ -130,10 +136,11 @@ vpid = int(vout.until("ready").split("pid=")[1])
 wfd = os.open(fifo, os.O_WRONLY)
 args = {"hist": ["--no-usdt"], "events": ["--no-usdt", "--events", os.path.join(tmp, "events.csv")],
         "usdt": [], "msgs": ["--no-usdt", "--messages"], "wakeup": ["--no-usdt", "--wakeup"],
-        "classic": ["--no-usdt", "--classic"]}
+        "classic": ["--no-usdt", "--classic"], "null": ["--no-usdt", "--null-programs"]}
 tr = {}
 for m in modes:
-    p = subprocess.Popen([pctrace, "-p", str(vpid), "-q", "-i", "0"] + args[m],
+    base, _, binp = m.partition(":")
+    p = subprocess.Popen([binp or pctrace, "-p", str(vpid), "-q", "-i", "0"] + args[base],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     procs.append(p)
     tr[m] = (p, Lines(p, p.stderr, f"pctrace ({m})"))

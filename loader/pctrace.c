@@ -189,6 +189,9 @@ static void usage(FILE *fp)
 		"                       (costs every syscall on the machine ~0.2-0.6 us here)\n"
 		"      --classic        use classic tracepoints even where tp_btf works\n"
 		"      --window US      on-CPU time a fault may take before it blocks (default 10000)\n"
+		"      --null-programs  attach the same hooks with programs that return at once:\n"
+		"                       measures nothing, shows what the hooks cost by themselves\n"
+		"                       (bpf/overhead.sh mode null)\n"
 		"  -v, --verbose        libbpf messages (-vv: debug)\n"
 		"  -h, --help\n"
 		"\nSIGUSR1 detaches the programs (fault path and USDT), SIGUSR2 attaches them again\n"
@@ -237,6 +240,7 @@ int main(int argc, char **argv)
 		{ "window", required_argument, 0, 'W' },
 		{ "wakeup", no_argument, 0, 'w' },
 		{ "messages", no_argument, 0, 'm' },
+		{ "null-programs", no_argument, 0, 'N' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 }
@@ -292,6 +296,7 @@ int main(int argc, char **argv)
 		case 'C': o.classic = true; break;
 		case 'w': o.wakeup = true; break;
 		case 'm': o.msgs = true; break;
+		case 'N': o.null_progs = true; break;
 		case 'v': o.verbose++; pcb_verbose++; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return PCB_EXIT_USAGE;

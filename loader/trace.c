@@ -544,6 +544,7 @@ static int open_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm_t
 	fl->rodata->track_wakeup = t->wakeup;
 	fl->rodata->track_msgs = t->msgs;
 	fl->rodata->btf_switch = btf;
+	fl->rodata->null_progs = t->o.null_progs;
 	fl->rodata->block_times = t->o.events || t->wakeup;
 	if (t->o.events) {
 		bpf_map__set_max_entries(fl->maps.events, EVENTS_RB_BYTES);
@@ -1199,6 +1200,8 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	}
 	pcb_json_u64(j, "block_window_ns", t->o.block_window_ns ? t->o.block_window_ns
 								: DEFAULT_BLOCK_WINDOW_NS);
+	if (t->o.null_progs)
+		pcb_json_bool(j, "null_programs", true);    /* measured nothing, by request */
 	pcb_json_obj_end(j);
 	/* faults: with the message hook, the faults the handler was told about
 	 * (what a pager counts); without it, every fault that blocked. */

@@ -37,6 +37,7 @@ struct pcb_trace_opts {
 	                             * (from /proc/PID/smaps; see pcb_trace_refresh_ranges) */
 	bool classic;               /* use classic tracepoints even if tp_btf works */
 	uint64_t block_window_ns;   /* 0: default (10 ms) */
+	bool null_progs;            /* programs that return at once: the hooks' own cost */
 	/* Optional hooks (see bpf/faultlat.h). */
 	bool wakeup;                /* sched_wakeup: fault -> wake-up split (forced with classic) */
 	bool msgs;                  /* syscalls:sys_exit_read: which faults' messages the handler
