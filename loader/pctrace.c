@@ -462,8 +462,10 @@ int main(int argc, char **argv)
 			       fmt_ns(d, sizeof(d), pcb_hist_percentile(&cur->hist[FL_H_UNDELIVERED], 50)),
 			       (unsigned long long)cn[FL_C_MSG_UNMATCHED]);
 		if (cn[FL_C_KVM_FAULTS])
-			printf("kvm: %llu guest faults seen, %llu blocked, fault -> running p50 %s\n",
-			       (unsigned long long)cn[FL_C_KVM_FAULTS], (unsigned long long)cn[FL_C_KVM_BLOCKING],
+			printf("kvm: %llu guest faults seen, %llu resolved without sleeping, %llu blocked%s, "
+			       "fault -> running p50 %s\n",
+			       (unsigned long long)cn[FL_C_KVM_FAULTS], (unsigned long long)cn[FL_C_KVM_NONBLOCKING],
+			       (unsigned long long)cn[FL_C_KVM_BLOCKING], cur->msgs ? " (message read)" : "",
 			       fmt_ns(d, sizeof(d), pcb_hist_percentile(&cur->hist[FL_H_KVM_FAULT_TO_RUNNING], 50)));
 		if (o.events)
 			printf("events: %llu written, %llu dropped\n", (unsigned long long)cur->events_written,
