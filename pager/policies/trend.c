@@ -39,8 +39,8 @@
 #define TREND_MAX_DEPTH 4096
 
 static const struct pcb_knob trend_knobs[] = {
-	{ "history", "32", "fault-address deltas kept, the largest majority window (4..1024; Leap: 32)" },
-	{ "max-depth", "64", "largest prefetch window in pages (1..4096; Leap's kernel default is 8)" },
+	{ "history", "32", "fault-address deltas kept, the largest majority window (4..1024)" },
+	{ "max-depth", "64", "largest prefetch window in pages (1..4096)" },
 	{ "fill", "address", "after the trend's pages: address (pull the rest in address order) or none (only trend prefetches until the guest stops)" },
 	{ "batch-order", "address", "order inside one batch: address (sorted, neighbours merged into runs; the batch travels as one unit) or trend (as chosen)" },
 	{ NULL, NULL, NULL },
