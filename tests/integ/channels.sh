@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # --channels=1|2: both complete with every page verified for several policies
-# and 2 vCPUs, on loopback and on an emulated link; with 1 channel the source
+# and 2 vCPUs (also with --install=continue and --pager=process), on loopback
+# and on an emulated link; with 1 channel the source
 # really serves everything on one connection (its own count of connections per
 # channel, and the destination's per-connection bytes: demand replies arrive
 # on the shared connection); a source killed and restarted mid-migration under
@@ -54,6 +55,13 @@ done
 "$P" --policy=sequential --workload=zipf --vcpus=2 --mem=64M --duration=500ms --channels=1 --install=continue --trace=off \
 	--json "$T/cont.json" >"$T/cont.out" 2>&1 || fail "continue: exit $?: $(tail -3 "$T/cont.out")"
 check "$T/cont.json" 1 continue-1
+
+# the pager in its own process (--pager=process): the shared connection lives there
+for ch in 1 2; do
+	"$P" --pager=process --policy=pivot --workload=random --vcpus=2 --mem=64M --duration=500ms --channels=$ch --trace=off \
+		--json "$T/proc-$ch.json" >"$T/proc-$ch.out" 2>&1 || fail "pager=process, $ch channel(s): exit $?: $(tail -3 "$T/proc-$ch.out")"
+	check "$T/proc-$ch.json" $ch pager-process-$ch
+done
 
 # --- a saturating background pull: demand replies still arrive (and queue) on the shared connection
 "$P" --policy=sequential --workload=random --mem=256M --duration=1s --channels=1 --batch=1024 --window=8 --trace=off \
