@@ -542,6 +542,12 @@ static void conn_loop(struct sconn *sc)
 				__builtin_ia32_pause();
 				continue;
 			}
+		} else if (next == UINT64_MAX && pfd.events) {
+			/* nothing due, only a request can come: go straight to the
+			 * blocking read below (one system call instead of ppoll + read,
+			 * ~1.1 µs per demand request on this nested machine) */
+			r = 1;
+			pfd.revents = POLLIN;
 		} else {
 			struct timespec ts, *tsp = NULL;
 			if (next != UINT64_MAX) {
@@ -564,6 +570,8 @@ static void conn_loop(struct sconn *sc)
 				pcb_log("source: connection closed inside a frame (channel %d)", sc->channel);
 			return;
 		}
+		if (f < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			continue;   /* a receive timeout left on the socket: keep waiting */
 		if (f < 0) {
 			if (errno != ECONNRESET && errno != ENOBUFS)
 				pcb_err("source: receive failed: %s", strerror(errno));
