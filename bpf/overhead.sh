@@ -122,7 +122,8 @@ class Lines:
             if r:
                 d = os.read(self.f.fileno(), 65536)
                 if not d:
-                    die(f"{self.name} exited (status {self.p.wait()}); last: {self.seen[-3:]}")
+                    st = self.p.wait()      # keep "unavailable" / "no permission" apart
+                    die(f"{self.name} exited (status {st}); last: {self.seen[-3:]}", st if st in (69, 77) else 70)
                 self.buf += d
 
 fifo = os.path.join(tmp, "fifo")

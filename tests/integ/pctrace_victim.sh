@@ -183,6 +183,16 @@ rt = p["round_trip"]["demand"]["p50_ns"]
 assert abs(rt - delay) / delay <= 0.10, f"request->received p50 {rt} vs injected {delay}"
 print(f"ok   usdt: {pages} faults/installs, request->received p50 {rt} ns ~ injected {delay:.0f} ns")
 EOF
+# --null-programs (bpf/overhead.sh's floor) attaches the hooks and measures
+# nothing: zero faults, and the JSON says so.
+run null -n 200 -d 0 -H "$CPU" -T "$CPU" -- --null-programs --no-usdt
+python3 - "$tmp/null.json" <<'EOF' || exit 1
+import json, sys
+b = json.load(open(sys.argv[1]))["bpf"]
+assert b["enabled"] and b["filter"].get("null_programs") is True, b["filter"]
+assert b["faults"] == 0 and b["faults_seen"] == 0 and b["fault_to_running"]["count"] == 0, b
+print("ok   --null-programs: hooks attached, 0 faults counted, marked null_programs in the JSON")
+EOF
 # A background installer resolves some blocked faults before the handler
 # reads their messages: with --messages, pctrace's count is the handler's.
 # (Default scheduling: under SCHED_FIFO the spinning handler would starve
