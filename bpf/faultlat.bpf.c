@@ -611,8 +611,7 @@ static __always_inline void switch_out(struct fl_slot *s, __u32 tid, bool preemp
 	 * and the fault -> block histogram need the time of the block. */
 	if (!(preempt || !(state & PCB_TASK_INTERRUPTIBLE) || have_uffd_hook || block_times ||
 	      emit_events) && block_window_ns >= FL_MAX_TICK_NS && bpf_jiffies64() == s->fault_j) {
-		s->block_ns = 0;
-		s->flags |= FL_S_BLOCKED;
+		s->flags |= FL_S_BLOCKED;       /* (block_ns: read only by those two) */
 		return;
 	}
 	now = bpf_ktime_get_ns();
