@@ -531,22 +531,32 @@ static int run_pcbench(const struct floor_cfg *fc, const char *policy, int insta
 
 /* ---- bulk: transport alone, and bare batched COPY -------------------------------- */
 
-static int run_bulk_bare(bool install, int recv_cpu, int send_cpu, uint64_t bytes, double *gbps, char *why, size_t whylen)
+/* A bulk page server on send_cpu and a connection to it: the socket, or -exitcode. */
+static int bulk_connect(int send_cpu, pid_t *srv, char *why, size_t whylen)
 {
 	uint16_t port;
 	int lfd = pcb_listen_tcp("127.0.0.1", 0, &port);
 	if (lfd < 0) {
 		snprintf(why, whylen, "listen: %s", strerror(errno));
-		return PCB_EXIT_OSERR;
+		return -PCB_EXIT_OSERR;
 	}
-	pid_t srv = fork_server(-1, send_cpu, lfd, serve_bulk);
+	*srv = fork_server(-1, send_cpu, lfd, serve_bulk);
 	close(lfd);
 	int s = pcb_connect_tcp("127.0.0.1", port, 5000);
 	if (s < 0) {
 		snprintf(why, whylen, "connect: %s", strerror(errno));
-		reap(srv);
-		return PCB_EXIT_OSERR;
+		reap(*srv);
+		return -PCB_EXIT_OSERR;
 	}
+	return s;
+}
+
+static int run_bulk_bare(bool install, int recv_cpu, int send_cpu, uint64_t bytes, double *gbps, char *why, size_t whylen)
+{
+	pid_t srv;
+	int s = bulk_connect(send_cpu, &srv, why, whylen);
+	if (s < 0)
+		return -s;
 	pcb_pin_self(recv_cpu);
 	uint64_t npages = bytes >> PCB_PAGE_SHIFT;
 	uint8_t *region = NULL;
@@ -752,20 +762,10 @@ static void *pipe_installer(void *arg)
 
 static int run_bulk_pipelined(int recv_cpu, int send_cpu, int inst_cpu, uint64_t bytes, double *gbps, char *why, size_t whylen)
 {
-	uint16_t port;
-	int lfd = pcb_listen_tcp("127.0.0.1", 0, &port);
-	if (lfd < 0) {
-		snprintf(why, whylen, "listen: %s", strerror(errno));
-		return PCB_EXIT_OSERR;
-	}
-	pid_t srv = fork_server(-1, send_cpu, lfd, serve_bulk);
-	close(lfd);
-	int s = pcb_connect_tcp("127.0.0.1", port, 5000);
-	if (s < 0) {
-		snprintf(why, whylen, "connect: %s", strerror(errno));
-		reap(srv);
-		return PCB_EXIT_OSERR;
-	}
+	pid_t srv;
+	int s = bulk_connect(send_cpu, &srv, why, whylen);
+	if (s < 0)
+		return -s;
 	uint64_t npages = bytes >> PCB_PAGE_SHIFT;
 	size_t chunk = (size_t)PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT;
 	struct pipe_ring q = { .cpu = inst_cpu };

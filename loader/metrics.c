@@ -84,20 +84,17 @@ static const char *kind_name(uint8_t k)
 	return k < sizeof(n) / sizeof(n[0]) ? n[k] : "?";
 }
 
-int pcb_timeline_write(const char *path, struct pcb_pager *p, uint64_t npages, const _Atomic uint32_t *first_touch)
+int pcb_timeline_write_records(const char *path, const struct pcb_fault_ev *fe, size_t nf, uint64_t npages,
+				const uint32_t *us, const uint8_t *kind, const _Atomic uint32_t *first_touch)
 {
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return -errno;
 	static const char *const outcome[] = { "requested", "present", "inflight" };
 	fprintf(f, "t_us,event,page,detail\n");
-	size_t nf;
-	const struct pcb_fault_ev *fe = pcb_pager_fault_events(p, &nf);
 	for (size_t i = 0; i < nf; i++)
 		fprintf(f, "%.3f,fault,%llu,%s/vcpu%d\n", (double)fe[i].t_ns / 1e3, (unsigned long long)fe[i].page,
 			outcome[fe[i].outcome < 3 ? fe[i].outcome : 0], fe[i].vcpu);
-	const uint32_t *us = pcb_pager_install_us(p);
-	const uint8_t *kind = pcb_pager_install_kind(p);
 	for (uint64_t pg = 0; pg < npages; pg++)
 		if (us[pg])
 			fprintf(f, "%u,install,%llu,%s\n", us[pg] - 1, (unsigned long long)pg, kind_name(kind[pg]));
@@ -111,4 +108,12 @@ int pcb_timeline_write(const char *path, struct pcb_pager *p, uint64_t npages, c
 	if (fclose(f) != 0 && !rc)
 		rc = -errno;
 	return rc;
+}
+
+int pcb_timeline_write(const char *path, struct pcb_pager *p, uint64_t npages, const _Atomic uint32_t *first_touch)
+{
+	size_t nf;
+	const struct pcb_fault_ev *fe = pcb_pager_fault_events(p, &nf);
+	return pcb_timeline_write_records(path, fe, nf, npages, pcb_pager_install_us(p), pcb_pager_install_kind(p),
+					  first_touch);
 }

@@ -36,4 +36,9 @@ void pcb_prefetch_json(const struct pcb_prefetch *pf, struct pcb_json *j, const 
 
 /* CSV: t_us,event,page,detail  (event: fault|install|touch). Returns 0 or -errno. */
 int pcb_timeline_write(const char *path, struct pcb_pager *p, uint64_t npages, const _Atomic uint32_t *first_touch);
+/* The same CSV from records (the simulator's, or a pager's): fault events,
+ * per-page install time (µs + 1, 0 = none) and kind, first touches (may be NULL).  0 or -errno. */
+struct pcb_fault_ev;
+int pcb_timeline_write_records(const char *path, const struct pcb_fault_ev *fe, size_t nf, uint64_t npages,
+				const uint32_t *inst_us, const uint8_t *inst_kind, const _Atomic uint32_t *first_touch);
 #endif

@@ -45,6 +45,7 @@
 #ifndef PCB_SIM_H
 #define PCB_SIM_H
 #include "common/hist.h"
+#include "pager/pager.h"
 #include "pager/policy.h"
 #include "workloads/workload.h"
 #include <stdbool.h>
@@ -85,12 +86,8 @@ struct pcb_sim_vcpu {
 	uint64_t accesses, faults, blocktime_ns, t_end_ns;
 };
 
-struct pcb_sim_fault {
-	uint64_t t_ns;
-	uint64_t page;
-	uint32_t vcpu;
-	uint32_t outcome;            /* 0 a demand request sent, 2 the page was requested already */
-};
+/* Faults are recorded as the live pager records them (struct pcb_fault_ev,
+ * pager/pager.h): outcome 0 a demand request sent, 2 the page was requested already. */
 
 struct pcb_sim_result {
 	uint64_t npages;
@@ -116,7 +113,7 @@ struct pcb_sim_result {
 	uint32_t *inst_us;
 	uint8_t *inst_kind;
 	/* every fault in time order, when pcb_sim_params.keep_faults is set */
-	struct pcb_sim_fault *fault_ev;
+	struct pcb_fault_ev *fault_ev;
 	uint64_t nfault_ev;
 };
 

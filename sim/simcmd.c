@@ -258,32 +258,6 @@ static int trace_identity(const char *path, struct trace_id *id, char *why, size
 	return rc;
 }
 
-/* The live run's --timeline format (loader/metrics.c pcb_timeline_write). */
-static int write_timeline(const char *path, const struct pcb_sim_result *r)
-{
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return -errno;
-	static const char *const kind[] = { "demand", "background", "zero_demand", "zero_background", "drain", "zero_drain" };
-	fprintf(f, "t_us,event,page,detail\n");
-	for (uint64_t i = 0; i < r->nfault_ev; i++)
-		fprintf(f, "%.3f,fault,%llu,%s/vcpu%u\n", (double)r->fault_ev[i].t_ns / 1e3, (unsigned long long)r->fault_ev[i].page,
-			r->fault_ev[i].outcome ? "inflight" : "requested", r->fault_ev[i].vcpu);
-	for (uint64_t pg = 0; pg < r->npages; pg++)
-		if (r->inst_us[pg])
-			fprintf(f, "%u,install,%llu,%s\n", r->inst_us[pg] - 1, (unsigned long long)pg,
-				r->inst_kind[pg] < 6 ? kind[r->inst_kind[pg]] : "?");
-	for (uint64_t pg = 0; pg < r->npages; pg++) {
-		uint32_t t = atomic_load_explicit(&r->first_touch[pg], memory_order_relaxed);
-		if (t)
-			fprintf(f, "%u,touch,%llu,%s\n", (t & ~PCB_TOUCH_FAULTED) - 1, (unsigned long long)pg,
-				t & PCB_TOUCH_FAULTED ? "faulted" : "present");
-	}
-	int rc = ferror(f) ? -EIO : 0;
-	if (fclose(f) != 0 && !rc)
-		rc = -errno;
-	return rc;
-}
 
 static void fmt_ns(uint64_t ns, char *b, size_t n)
 {
@@ -679,7 +653,8 @@ int pcb_cmd_simulate(int argc, char **argv)
 		jf = NULL;
 	}
 	if (c.timeline[0]) {
-		int e = write_timeline(c.timeline, &res[0]);
+		int e = pcb_timeline_write_records(c.timeline, res[0].fault_ev, res[0].nfault_ev, res[0].npages, res[0].inst_us,
+						   res[0].inst_kind, res[0].first_touch);
 		if (e < 0) {
 			pcb_err("simulate: writing --timeline '%s' failed: %s", c.timeline, strerror(-e));
 			rc = PCB_EXIT_OSERR;
