@@ -329,23 +329,33 @@ static void *src_thread(void *a)
 	return NULL;
 }
 
+/* A source serving one end of a socketpair on its own thread, and a
+ * connection to it handshaken as channel ch. */
+static void src_start(struct srcrun *r, pthread_t *th, const struct pcb_source_cfg *cfg, struct pcb_conn *c,
+		      uint64_t npages, uint16_t ch)
+{
+	int sv[2];
+	struct pcb_config_wire got;
+	char why[256];
+	r->st = pcb_source_state_new(cfg);
+	assert_non_null(r->st);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	r->fd = sv[0];
+	assert_int_equal(pthread_create(th, NULL, src_thread, r), 0);
+	pcb_conn_init(c, sv[1], 0, npages);
+	assert_int_equal(pcb_hs_client(c, ch, 0, NULL, 2000, &got, why, sizeof(why)), 0);
+}
+
 /* Handshake as channel 0, send `bad` raw, expect an ERROR frame mentioning
  * `needle`, then the connection closed; the source counted one bad frame. */
 static void hostile_to_source(const void *bad, size_t len, const char *needle)
 {
 	struct pcb_source_cfg cfg = { .mem_bytes = NP * 4096ull, .seed = 42, .zero_fraction = 0.25,
 				      .handshake_timeout_ms = 2000 };
-	struct srcrun r = { .st = pcb_source_state_new(&cfg) };
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	r.fd = sv[0];
+	struct srcrun r;
 	pthread_t th;
-	pthread_create(&th, NULL, src_thread, &r);
 	struct pcb_conn c;
-	struct pcb_config_wire got;
-	char why[256];
-	pcb_conn_init(&c, sv[1], 0, NP);
-	assert_int_equal(pcb_hs_client(&c, PCB_CHAN_DEMAND, 0, NULL, 2000, &got, why, sizeof(why)), 0);
+	src_start(&r, &th, &cfg, &c, NP, PCB_CHAN_DEMAND);
 	assert_int_equal(write(c.fd, bad, len), (ssize_t)len);
 	struct pcb_hdr h;
 	const uint8_t *pl;
@@ -374,17 +384,10 @@ static void test_source_shared_priority(void **st)
 	enum { PAGES = 16384, BATCH = 4096 };
 	struct pcb_source_cfg cfg = { .mem_bytes = PAGES * 4096ull, .seed = 42, .zero_fraction = 0,
 				      .handshake_timeout_ms = 2000 };
-	struct srcrun r = { .st = pcb_source_state_new(&cfg) };
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	r.fd = sv[0];
+	struct srcrun r;
 	pthread_t th;
-	pthread_create(&th, NULL, src_thread, &r);
 	struct pcb_conn c;
-	struct pcb_config_wire got;
-	char why[256];
-	pcb_conn_init(&c, sv[1], 0, PAGES);
-	assert_int_equal(pcb_hs_client(&c, PCB_CHAN_SHARED, 0, NULL, 2000, &got, why, sizeof(why)), 0);
+	src_start(&r, &th, &cfg, &c, PAGES, PCB_CHAN_SHARED);
 	for (uint64_t id = 0; id < PAGES / BATCH; id++) {
 		struct pcb_range_wire w = { htole64(id * BATCH), htole64(BATCH) };
 		assert_int_equal(pcb_conn_send(&c, PCB_MSG_RANGES, id, &w, sizeof(w)), 0);
@@ -392,8 +395,8 @@ static void test_source_shared_priority(void **st)
 	usleep(100 * 1000);   /* the source fills the socket and blocks writing */
 	int sndbuf = 0, rcvbuf = 0;
 	socklen_t sl = sizeof(int);
-	getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
-	getsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &rcvbuf, &sl);
+	getsockopt(r.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
+	getsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &sl);
 	const uint64_t want = PAGES - 7;   /* in the last batch */
 	assert_int_equal(pcb_conn_send(&c, PCB_MSG_REQ, want, NULL, 0), 0);
 	uint64_t before = 0, ends = 0, urgent = 0, runs = 0;
