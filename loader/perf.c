@@ -31,16 +31,20 @@ int pcb_mem_measure(struct pcb_mem_report *m, const struct pcb_mem_range *guest,
 		return -1;
 	char line[512];
 	uint64_t lo = 0, hi = 0;
+	bool bpf = false;
 	while (fgets(line, sizeof(line), fp)) {
 		uint64_t a, b, kb;
 		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
 			lo = a;
 			hi = b;
+			bpf = strstr(line, "anon_inode:bpf") != NULL;   /* a BPF map of the tracer (--trace), mmapped */
 			continue;
 		}
 		if (sscanf(line, "Rss: %" SCNu64 " kB", &kb) == 1) {
 			if (inside(guest, ng, lo, hi))
 				m->guest_rss += kb * 1024;
+			else if (bpf)
+				m->bpf_rss += kb * 1024;
 			else
 				m->pager_rss += kb * 1024;
 		}
@@ -118,6 +122,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 	pcb_json_u64(j, "pager_rss_excluding_guest", m->pager_rss);
 	pcb_json_dbl(j, "pager_rss_fraction_of_guest", m->guest_region_bytes ? (double)m->pager_rss / (double)m->guest_region_bytes : 0);
 	pcb_json_u64(j, "first_touch_record_rss", m->record_rss);
+	pcb_json_u64(j, "bpf_map_rss", m->bpf_rss);
 	pcb_json_u64(j, "process_vm_hwm", m->hwm);
 	pcb_json_u64(j, "pager_process_vm_hwm", m->pager_process_hwm);
 	pcb_json_str(j, "method", "/proc/self/smaps Rss after verification: guest region (and its alias mapping) apart, "

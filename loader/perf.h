@@ -22,6 +22,7 @@ struct pcb_mem_report {
 	uint64_t guest_region_bytes;     /* --mem */
 	uint64_t guest_rss;              /* resident in the guest region (and its alias mapping, continue) */
 	uint64_t record_rss;             /* harness-side per-page records (guest first-touch record) */
+	uint64_t bpf_rss;                /* the tracer's BPF maps mapped into the process (--trace), apart */
 	uint64_t pager_rss;              /* everything else resident in the destination process */
 	uint64_t hwm;                    /* VmHWM of the destination process */
 	uint64_t pager_process_hwm;      /* --pager=process: VmHWM of the pager process (0 = thread mode) */

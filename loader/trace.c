@@ -1,6 +1,7 @@
 /* Loader for bpf/faultlat.bpf.c and bpf/pager.bpf.c: probing, attach, map
  * reading, JSON and CSV output.  See loader/trace.h. */
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -850,6 +851,10 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 		}
 		t->ev_running = true;
 	}
+	/* libbpf parsed the kernel's BTF (~5 MiB) on the heap to relocate the
+	 * programs and has freed it; give those pages back so that the pager's
+	 * memory figure (results.pager.memory) is not the tracer's scratch */
+	malloc_trim(0);
 	*out = t;
 	return 0;
 fail:
