@@ -94,6 +94,16 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 
 # ---- C -------------------------------------------------------------------------
 HDRS := $(wildcard common/*.h pager/*.h pager/policies/*.h workloads/*.h workloads/kvm/*.h loader/*.h bpf/*.h tests/lib/*.h sim/*.h)
+# The objects that embed the git revision rebuild when it changes (a commit,
+# or a tree becoming dirty or clean): results must name the code that ran.
+GITREV_STAMP := $(BUILD)/gitrev.stamp
+GITREV_USERS := $(patsubst %.c,$(BUILD)/%.o,$(shell grep -l PCB_GITREV $(LIB_SRCS) $(MAINS) 2>/dev/null))
+$(GITREV_STAMP): FORCE
+	@mkdir -p $(@D); echo '$(GITREV)' | cmp -s - $@ || echo '$(GITREV)' > $@
+.PHONY: FORCE
+FORCE:
+$(GITREV_USERS): $(GITREV_STAMP)
+
 $(BUILD)/%.o: %.c $(HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
