@@ -1603,7 +1603,7 @@ static int pager_process_spawn(struct pcb_pager *p)
 	p->pol_saved = p->pol;
 	p->in_saved = p->in;
 	for (int ch = 0; ch < 2; ch++)
-		p->rbuf_saved[ch] = p->chan[ch].rbuf;
+		p->rbuf_saved[ch] = p->chan[ch].rmem;
 	int chfd[2] = { p->chan[0].fd, p->chan[1].fd };
 	int rc = pcb_pp_spawn(p->pp, p->uffd, p->in.memfd, chfd, 2, &ops, p, why, sizeof(why));
 	if (rc)
@@ -2113,7 +2113,7 @@ void pcb_pager_destroy(struct pcb_pager *p)
 		p->in = p->in_saved;
 		for (int ch = 0; ch < 2; ch++) {
 			free(p->rbuf_saved[ch]);   /* the fds were closed at the fork */
-			p->chan[ch].rbuf = NULL;
+			p->chan[ch].rbuf = p->chan[ch].rmem = NULL;
 			p->chan[ch].fd = -1;
 		}
 	} else if (p->pp) {

@@ -191,9 +191,13 @@ int pcb_conn_init(struct pcb_conn *c, int fd, size_t rcap, uint64_t npages)
 	c->fd = fd;
 	if (rcap < 2 * (PCB_HDR_SIZE + PCB_MAX_PAYLOAD))
 		rcap = 2 * (PCB_HDR_SIZE + PCB_MAX_PAYLOAD);
-	c->rbuf = malloc(rcap);
-	if (!c->rbuf)
+	/* the payload of a frame read into an empty buffer starts page-aligned:
+	 * UFFDIO_COPY then reads one source page, not two (demand replies) */
+	void *m = NULL;
+	if (posix_memalign(&m, PCB_PAGE_SIZE, rcap + PCB_PAGE_SIZE) != 0)
 		return -1;
+	c->rmem = m;
+	c->rbuf = c->rmem + PCB_PAGE_SIZE - PCB_HDR_SIZE;
 	c->rcap = rcap;
 	c->npages = npages;
 	return 0;
@@ -201,8 +205,8 @@ int pcb_conn_init(struct pcb_conn *c, int fd, size_t rcap, uint64_t npages)
 
 void pcb_conn_free(struct pcb_conn *c)
 {
-	free(c->rbuf);
-	c->rbuf = NULL;
+	free(c->rmem);
+	c->rmem = c->rbuf = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;

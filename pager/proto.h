@@ -124,7 +124,8 @@ long pcb_proto_check_ranges(const void *payload, uint32_t len, uint64_t npages, 
  * and payloads point into it (valid until the next receive call). */
 struct pcb_conn {
 	int fd;
-	uint8_t *rbuf;
+	uint8_t *rbuf;             /* rmem + 4096 - PCB_HDR_SIZE: a frame read at the start has a page-aligned payload */
+	uint8_t *rmem;             /* the allocation (free this one) */
 	size_t rcap, rpos, rlen;
 	uint64_t npages;           /* bound for page indices */
 	uint64_t bytes_rx, bytes_tx, frames_rx, frames_tx;
