@@ -70,8 +70,9 @@ const struct pcb_option pcb_options[] = {
 	{ "page-size", PCB_OPT_CHOICE, OFF(page_size), SZ(page_size), "4K", 0, 0,
 	  "guest page size: 4K, or 2M (hugetlb region, each fault installs 2 MiB with one UFFDIO_COPY; needs reserved "
 	  "huge pages, --install=copy, --guest=process, --mem a multiple of 2M)", "4K|2M" },
-	{ "install-batch", PCB_OPT_UINT, OFF(install_batch), 0, "128", 1, 1024,
-	  "max background pages per install ioctl (1 = one ioctl per page, each waking)", NULL },
+	{ "install-batch", PCB_OPT_UINT, OFF(install_batch), 0, "0", 0, 1024,
+	  "max background pages per install ioctl (0 = the path's default: 128, move 512 = one whole 2 MiB chunk, "
+	  "which the kernel moves as one huge-page mapping; 1 = one ioctl per page, each waking)", NULL },
 	{ "pin", PCB_OPT_PIN, OFF(pin), SZ(pin), "none", 0, 0,
 	  "thread placement: none, same (all on CPU 0), split (guest, demand CPU 0; background receive, install, source CPU 1), "
 	  "or guest=C,demand=C,background=C,source=C,install=C", NULL },
@@ -311,6 +312,12 @@ int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first)
 		}
 	}
 	return 0;
+}
+
+void pcb_config_resolve(struct pcb_config *cfg)
+{
+	if (!cfg->install_batch)
+		cfg->install_batch = strcmp(cfg->install, "move") ? PCB_MAX_RUN_PAGES : PCB_CHUNK_PAGES;
 }
 
 void pcb_config_json(const struct pcb_config *cfg, struct pcb_json *j, const char *key)

@@ -83,5 +83,7 @@ int pcb_config_set(struct pcb_config *cfg, const char *name, const char *val, ch
 void pcb_config_help(FILE *fp);
 
 struct pcb_json;
+/* Fill in defaults that depend on other options (e.g. --install-batch 0 = the install path's own). */
+void pcb_config_resolve(struct pcb_config *cfg);
 void pcb_config_json(const struct pcb_config *cfg, struct pcb_json *j, const char *key);
 #endif

@@ -95,8 +95,15 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 		pcb_json_dbl(j, "install_pages_per_sec", is[i]->install_ns ? (double)is[i]->pages * 1e9 / (double)is[i]->install_ns : 0);
 		pcb_json_u64(j, "rx_direct_bytes", is[i]->rx_direct_bytes);
 		pcb_json_u64(j, "rx_copied_bytes", is[i]->rx_copied_bytes);
+		if (i == 1 && !strcmp(cfg->install, "move")) {
+			pcb_json_u64(j, "chunks_whole", is[i]->chunks_whole);
+			pcb_json_u64(j, "chunks_partial", is[i]->chunks_partial);
+			pcb_json_u64(j, "chunk_reset_ns", is[i]->reset_ns);
+		}
 		pcb_json_obj_end(j);
 	}
+	if (!strcmp(cfg->install, "move"))
+		pcb_json_u64(j, "guest_thp_bytes", s->guest_thp_bytes);
 	uint64_t span = s->t_bg_last_ns > s->t_bg_first_ns ? s->t_bg_last_ns - s->t_bg_first_ns : 0;
 	pcb_json_u64(j, "background_span_ns", span);
 	pcb_json_dbl(j, "background_bytes_per_sec", span ? (double)s->chan[1].bytes_rx * 1e9 / (double)span : 0);

@@ -746,8 +746,11 @@ static int policy_validate(struct run *r, const struct pcb_policy_ops *pol, char
 	return rc;
 }
 
-int pcb_run_migration(const struct pcb_config *cfg)
+int pcb_run_migration(const struct pcb_config *cfg_in)
 {
+	struct pcb_config resolved = *cfg_in;   /* defaults that depend on other options, made explicit (and recorded) */
+	pcb_config_resolve(&resolved);
+	const struct pcb_config *cfg = &resolved;
 	struct run R = { .cfg = cfg }, *r = &R;
 	char why[512];
 	int rc;

@@ -80,6 +80,35 @@ static void *map_anon(size_t len, int extra)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* An anonymous mapping starting on a 2 MiB boundary (the slack is unmapped). */
+static void *map_anon_aligned(size_t len, int extra)
+{
+	uint8_t *p = map_anon(len + PCB_HUGE_SIZE, extra);
+	if (!p)
+		return NULL;
+	uint8_t *a = (uint8_t *)(((uintptr_t)p + PCB_HUGE_SIZE - 1) & ~(uintptr_t)(PCB_HUGE_SIZE - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	size_t tail = (size_t)(p + len + PCB_HUGE_SIZE - (a + len));
+	if (tail)
+		munmap(a + len, tail);
+	return a;
+}
+
+/* move: fresh memory for staging chunk `slot`: a new mapping (so no page
+ * table or split THP of its last use remains), THP-eligible, never shared
+ * with a child (UFFDIO_MOVE needs pages this process owns alone), faulted in
+ * with one call (a 2 MiB page where the kernel has one, zeroed). */
+static void chunk_fresh(struct pcb_installer *in, unsigned slot)
+{
+	uint8_t *b = in->staging + ((size_t)slot << PCB_HUGE_SHIFT);
+	if (mmap(b, PCB_HUGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		madvise(b, PCB_HUGE_SIZE, MADV_DONTNEED);   /* cannot happen (same range); zero it anyway */
+	madvise(b, PCB_HUGE_SIZE, MADV_HUGEPAGE);
+	madvise(b, PCB_HUGE_SIZE, MADV_DONTFORK);
+	madvise(b, PCB_HUGE_SIZE, MADV_POPULATE_WRITE);   /* no memory now: the receive faults pages in instead */
+}
+
 int pcb_install_map(struct pcb_installer *in, int mode, unsigned batch, uint64_t npages, char *why, size_t whylen)
 {
 	memset(in, 0, sizeof(*in));
@@ -112,16 +141,23 @@ int pcb_install_map(struct pcb_installer *in, int mode, unsigned batch, uint64_t
 		madvise(in->alias, in->len, MADV_DONTFORK);
 		return 0;
 	}
-	in->region = map_anon(in->len, MAP_NORESERVE);
-	in->staging = map_anon((size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, 0);
+	/* 2 MiB-aligned: a whole chunk can then be moved as one PMD (move) */
+	in->region = map_anon_aligned(in->len, MAP_NORESERVE);
+	in->staging_len = mode == PCB_INSTALL_MOVE ? (size_t)PCB_IQ_SLOTS << PCB_HUGE_SHIFT
+						  : (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT;
+	in->staging = mode == PCB_INSTALL_MOVE ? map_anon_aligned(in->staging_len, 0) : map_anon(in->staging_len, 0);
 	if (!in->region || !in->staging) {
 		snprintf(why, whylen, "cannot map a %llu-byte guest region: %s", (unsigned long long)in->len, strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
 	madvise(in->region, in->len, MADV_NOHUGEPAGE);   /* 4 KiB pages: one fault per page */
-	/* UFFDIO_MOVE needs pages this process owns alone: never shared with a child */
-	madvise(in->staging, (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, MADV_NOHUGEPAGE);
-	madvise(in->staging, (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT, MADV_DONTFORK);
+	if (mode == PCB_INSTALL_MOVE) {
+		for (unsigned s = 0; s < PCB_IQ_SLOTS; s++)
+			chunk_fresh(in, s);
+		return 0;
+	}
+	madvise(in->staging, in->staging_len, MADV_NOHUGEPAGE);
+	madvise(in->staging, in->staging_len, MADV_DONTFORK);
 	return 0;
 }
 
@@ -187,7 +223,7 @@ void pcb_install_unmap(struct pcb_installer *in)
 	if (in->alias)
 		munmap(in->alias, in->len);
 	if (in->staging)
-		munmap(in->staging, (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT);
+		munmap(in->staging, in->staging_len ? in->staging_len : (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT);
 	if (in->filled)
 		munmap((void *)in->filled, ((in->npages + 63) / 64) * 8);
 	if (in->scratch)
@@ -262,13 +298,13 @@ static int ioctl_range(struct pcb_installer *in, int op, uint64_t page, uint64_t
 
 /* Install pages [page, page+n) with op in chunks of the batch size, src
  * advancing with them (COPY/MOVE).  Every page is reported through cb. */
-static int install_chunks(struct pcb_installer *in, int op, uint64_t page, uint64_t n, const uint8_t *src,
-			  struct pcb_install_stats *st, pcb_install_cb cb, void *ctx)
+static int install_chunks_b(struct pcb_installer *in, int op, uint64_t page, uint64_t n, const uint8_t *src,
+			    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx, uint64_t batch)
 {
-	bool batched = in->batch > 1;
+	bool batched = batch > 1;
 	uint64_t i = 0;
 	while (i < n) {
-		uint64_t c = n - i < in->batch ? n - i : in->batch, done = 0, t0 = pcb_now_ns();
+		uint64_t c = n - i < batch ? n - i : batch, done = 0, t0 = pcb_now_ns();
 		int r = ioctl_range(in, op, page + i, c, src ? src + (i << PCB_PAGE_SHIFT) : NULL, batched, &done, st);
 		st->install_ns += pcb_now_ns() - t0;   /* background only: the demand path is not timed here */
 		for (uint64_t k = 0; k < done; k++)
@@ -293,6 +329,12 @@ static int install_chunks(struct pcb_installer *in, int op, uint64_t page, uint6
 		i++;
 	}
 	return 0;
+}
+
+static int install_chunks(struct pcb_installer *in, int op, uint64_t page, uint64_t n, const uint8_t *src,
+			  struct pcb_install_stats *st, pcb_install_cb cb, void *ctx)
+{
+	return install_chunks_b(in, op, page, n, src, st, cb, ctx, in->batch);
 }
 
 /* Huge pages: put one sub-page's data (src NULL: zero; the assembly buffer
@@ -412,7 +454,75 @@ int pcb_install_one(struct pcb_installer *in, uint64_t page, const void *src, st
 
 static uint8_t *slot_base(const struct pcb_installer *in, unsigned slot)
 {
+	if (in->mode == PCB_INSTALL_MOVE)
+		return in->staging + ((size_t)slot << PCB_HUGE_SHIFT);
 	return in->staging + ((size_t)slot * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT);
+}
+
+uint8_t *pcb_install_chunk_buf(struct pcb_installer *in, unsigned slot)
+{
+	return slot_base(in, slot);
+}
+
+void pcb_install_chunk_reset(struct pcb_installer *in, unsigned slot, struct pcb_install_stats *st)
+{
+	uint64_t t0 = pcb_now_ns();
+	chunk_fresh(in, slot);
+	st->reset_ns += pcb_now_ns() - t0;
+}
+
+static bool bit_in(const uint64_t *m, unsigned i)
+{
+	return m[i >> 6] >> (i & 63) & 1;
+}
+
+int pcb_install_chunk(struct pcb_installer *in, const struct pcb_install_job *j, struct pcb_install_stats *st,
+		      pcb_install_cb cb, void *ctx)
+{
+	uint8_t *b = slot_base(in, j->slot);
+	unsigned n = j->n;
+	bool whole = n == PCB_CHUNK_PAGES;
+	for (unsigned i = 0; whole && i < PCB_CHUNK_WORDS; i++)
+		whole = j->have[i] == ~0ull;
+	int r = 0;
+	if (whole && in->batch >= PCB_CHUNK_PAGES) {
+		st->chunks_whole++;
+		r = install_chunks_b(in, 1, j->page, n, b, st, cb, ctx, PCB_CHUNK_PAGES);
+	} else {
+		st->chunks_partial++;
+		for (unsigned i = 0; i < n && !r;) {
+			if (!bit_in(j->have, i)) {
+				i++;
+				continue;
+			}
+			unsigned e = i + 1;
+			while (e < n && bit_in(j->have, e))
+				e++;
+			r = install_chunks(in, 1, j->page + i, e - i, b + ((size_t)i << PCB_PAGE_SHIFT), st, cb, ctx);
+			i = e;
+		}
+	}
+	pcb_install_chunk_reset(in, j->slot, st);
+	return r;
+}
+
+uint64_t pcb_install_region_thp_bytes(const struct pcb_installer *in)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return 0;
+	char line[256];
+	uint64_t lo = (uintptr_t)in->region, hi = lo + in->len, total = 0;
+	bool inside = false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long a, z, kb;
+		if (sscanf(line, "%llx-%llx ", &a, &z) == 2 && strchr(line, '-') < strchr(line, ' '))
+			inside = a >= lo && z <= hi;
+		else if (inside && sscanf(line, "AnonHugePages: %llu kB", &kb) == 1)
+			total += kb * 1024;
+	}
+	fclose(f);
+	return total;
 }
 
 int pcb_install_rx_iov(struct pcb_installer *in, unsigned slot, uint64_t page, unsigned n, struct iovec *iov, int max,
@@ -420,8 +530,6 @@ int pcb_install_rx_iov(struct pcb_installer *in, unsigned slot, uint64_t page, u
 {
 	if (in->mode != PCB_INSTALL_CONTINUE) {
 		uint8_t *st = slot_base(in, slot);
-		if (in->mode == PCB_INSTALL_MOVE)   /* the last MOVE left holes: fault them in with one call */
-			madvise(st, (size_t)n << PCB_PAGE_SHIFT, MADV_POPULATE_WRITE);
 		iov[0] = (struct iovec){ st, (size_t)n << PCB_PAGE_SHIFT };
 		return 1;
 	}
@@ -478,8 +586,11 @@ int pcb_install_run(struct pcb_installer *in, unsigned slot, uint64_t page, unsi
 	switch (in->mode) {
 	case PCB_INSTALL_COPY:
 		return install_chunks(in, 0, page, n, slot_base(in, slot), st, cb, ctx);
-	case PCB_INSTALL_MOVE:
-		return install_chunks(in, 1, page, n, slot_base(in, slot), st, cb, ctx);
+	case PCB_INSTALL_MOVE: {   /* a RUN received at the start of a staging chunk (pcb_install_chunk is the pager's path) */
+		int r = install_chunks(in, 1, page, n, slot_base(in, slot), st, cb, ctx);
+		pcb_install_chunk_reset(in, slot, st);
+		return r;
+	}
 	default: {
 		struct iovec iov[PCB_MAX_RUN_PAGES];
 		/* rebuild the ownership map the receive used (bits already set: by us) */
@@ -561,14 +672,19 @@ static void wait_100ms(struct pcb_install_q *q)
 	pthread_cond_timedwait(&q->cond, &q->lock, &ts);
 }
 
-int pcb_iq_reserve(struct pcb_install_q *q, const atomic_bool *stop, const atomic_int *fatal)
+int pcb_iq_reserve_ahead(struct pcb_install_q *q, unsigned ahead, const atomic_bool *stop, const atomic_int *fatal)
 {
 	pthread_mutex_lock(&q->lock);
-	while (q->head - q->done >= PCB_IQ_SLOTS && !atomic_load(stop) && !atomic_load(fatal))
+	while (q->head + ahead - q->done >= PCB_IQ_SLOTS && !atomic_load(stop) && !atomic_load(fatal))
 		wait_100ms(q);
-	int slot = q->head - q->done < PCB_IQ_SLOTS ? (int)(q->head % PCB_IQ_SLOTS) : -1;
+	int slot = q->head + ahead - q->done < PCB_IQ_SLOTS ? (int)((q->head + ahead) % PCB_IQ_SLOTS) : -1;
 	pthread_mutex_unlock(&q->lock);
 	return slot;
+}
+
+int pcb_iq_reserve(struct pcb_install_q *q, const atomic_bool *stop, const atomic_int *fatal)
+{
+	return pcb_iq_reserve_ahead(q, 0, stop, fatal);
 }
 
 void pcb_iq_push(struct pcb_install_q *q, const struct pcb_install_job *j)

@@ -59,6 +59,9 @@ struct pcb_install_stats {
 	uint64_t rx_direct_bytes; /* payload bytes received straight into staging / page cache */
 	uint64_t rx_copied_bytes; /* payload bytes that had to be copied from the receive buffer */
 	uint64_t install_ns;      /* time spent in install ioctls */
+	uint64_t chunks_whole;    /* move: 2 MiB chunks that arrived whole, moved with one ioctl (a PMD when the kernel can) */
+	uint64_t chunks_partial;  /* move: chunks installed in parts (pages missing, or --install-batch < 512) */
+	uint64_t reset_ns;        /* move: time spent giving used chunks fresh memory */
 };
 
 struct pcb_installer {
@@ -70,7 +73,9 @@ struct pcb_installer {
 	uint8_t *region;                /* the guest's mapping */
 	uint8_t *alias;                 /* continue: the pager's own mapping of the memfd */
 	int memfd;
-	uint8_t *staging;               /* copy/move: background receive area, PCB_IQ_SLOTS slots of PCB_MAX_RUN_PAGES pages */
+	uint8_t *staging;               /* copy: background receive area, PCB_IQ_SLOTS slots of PCB_MAX_RUN_PAGES pages;
+					 * move: PCB_IQ_SLOTS 2 MiB-aligned chunks (THP-backed where the kernel allows) */
+	size_t staging_len;
 	uint8_t *scratch;               /* continue: sink for a page another thread owns */
 	_Atomic uint64_t *filled;       /* continue: bit set by the thread that writes the page cache page */
 	_Atomic uint64_t *demanded;     /* the pager's demand bitmap (for wake decisions) */
@@ -100,12 +105,20 @@ struct pcb_installer {
  * staging slot (or the page cache) and queues a job; the installer thread
  * issues the install ioctls.  A slot is reused only after its job is done. */
 #define PCB_IQ_SLOTS 4
+/* move: background pages are assembled per 2 MiB-aligned chunk of the guest
+ * region in a staging chunk, zero pages included (the chunk is zero-filled
+ * memory), and a chunk that arrived whole is moved with one UFFDIO_MOVE. */
+#define PCB_CHUNK_PAGES 512u
+#define PCB_CHUNK_WORDS (PCB_CHUNK_PAGES / 64)
 struct pcb_install_job {
 	uint64_t page;
 	unsigned n;
 	unsigned slot;
 	bool zero, drain;
+	bool chunk;                     /* move: a staging chunk; page = its first page, n = its pages */
 	uint64_t owned[(PCB_MAX_RUN_PAGES + 63) / 64];   /* continue: pages of the run the receiver owns */
+	uint64_t have[PCB_CHUNK_WORDS]; /* chunk: pages received (data or zero) */
+	uint64_t zmask[PCB_CHUNK_WORDS];/* chunk: of those, the zero pages */
 };
 struct pcb_install_q {
 	struct pcb_install_job job[PCB_IQ_SLOTS];
@@ -119,6 +132,8 @@ void pcb_iq_init(struct pcb_install_q *q);
 void pcb_iq_destroy(struct pcb_install_q *q);
 /* Producer: wait for a free slot (or until *stop); the slot number, or -1. */
 int pcb_iq_reserve(struct pcb_install_q *q, const atomic_bool *stop, const atomic_int *fatal);
+/* The same for the slot `ahead` jobs after the next one pushed (0: pcb_iq_reserve). */
+int pcb_iq_reserve_ahead(struct pcb_install_q *q, unsigned ahead, const atomic_bool *stop, const atomic_int *fatal);
 void pcb_iq_push(struct pcb_install_q *q, const struct pcb_install_job *j);
 /* Consumer: next job (0), or -1 when closed and empty / on *stop. */
 int pcb_iq_pop(struct pcb_install_q *q, struct pcb_install_job *j, const atomic_bool *stop, const atomic_int *fatal);
@@ -158,6 +173,19 @@ int pcb_install_rx_iov(struct pcb_installer *in, unsigned slot, uint64_t page, u
  * `batch` pages; cb reports each page. Returns 0 or -errno. */
 int pcb_install_run(struct pcb_installer *in, unsigned slot, uint64_t page, unsigned n, const uint64_t *owned,
 		    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx);
+/* move: the staging chunk of slot `slot` (2 MiB, zero-filled until written). */
+uint8_t *pcb_install_chunk_buf(struct pcb_installer *in, unsigned slot);
+/* move: install the pages of chunk job j (its `have` pages, from its staging
+ * chunk) with UFFDIO_MOVE: one ioctl for a whole chunk (the kernel moves a
+ * THP as one PMD when the destination has no page table there yet), else
+ * one per run of received pages in --install-batch pieces; cb reports each
+ * page.  Then the chunk gets fresh zeroed memory.  Returns 0 or -errno. */
+int pcb_install_chunk(struct pcb_installer *in, const struct pcb_install_job *j, struct pcb_install_stats *st,
+		      pcb_install_cb cb, void *ctx);
+/* move: give the staging chunk fresh zeroed memory without installing it. */
+void pcb_install_chunk_reset(struct pcb_installer *in, unsigned slot, struct pcb_install_stats *st);
+/* Bytes of the guest region mapped by 2 MiB PMDs (AnonHugePages in /proc/self/smaps), or 0. */
+uint64_t pcb_install_region_thp_bytes(const struct pcb_installer *in);
 /* Background: install n zero pages at page (a run of ZERO frames). */
 int pcb_install_zero_run(struct pcb_installer *in, uint64_t page, unsigned n, struct pcb_install_stats *st,
 			 pcb_install_cb cb, void *ctx);

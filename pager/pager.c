@@ -52,6 +52,11 @@ struct pcb_pager {
 	size_t region_len;
 	struct pcb_installer in;     /* install path: mapping, staging, batched ioctls (install.c) */
 	struct pcb_install_q iq;     /* background: receiver -> installer thread */
+	/* move: the 2 MiB chunk being assembled by the background thread (and one
+	 * more while a RUN spans two chunks); pushed whole, when another chunk's
+	 * page arrives, or after the connection has been idle for 1 ms */
+	struct pcb_install_job chunk, chunk_next;
+	bool chunk_open;
 	pthread_t inst_th;
 	bool inst_started;
 	int uffd;
@@ -788,9 +793,19 @@ static void *demand_thread(void *arg)
 /* Wait until the background socket is readable; 0, -1 on stop / fatal, -2
  * when the connection is lost (source silent for io_timeout; reason in
  * bg_loss_why).  The receive helpers below pass -1 / -2 on. */
-static int bg_wait(struct pcb_pager *p, uint64_t start)
+static void chunk_push(struct pcb_pager *p);
+static int bg_wait(struct pcb_pager *p, uint64_t start, bool may_push)
 {
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	if (may_push && p->chunk_open) {
+		/* between frames with a chunk half assembled: if nothing more comes within
+		 * 1 ms, install what is there rather than hold the pages back */
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		if (poll(&pfd, 1, 1) == 0)
+			chunk_push(p);
+		else
+			return 0;
+	}
 	for (;;) {
 		/* shared connection, every page present: what is still owed is received even after
 		 * stop is asked (see "one shared connection"); --io-timeout bounds it */
@@ -816,7 +831,7 @@ static int bg_wait(struct pcb_pager *p, uint64_t start)
 
 /* One non-blocking receive of iov (waiting when nothing is there).  Returns
  * bytes (>0), -1 (fatal set, or stop) or -2 (connection lost). */
-static ssize_t bg_recvmsg(struct pcb_pager *p, struct iovec *iov, int niov)
+static ssize_t bg_recvmsg(struct pcb_pager *p, struct iovec *iov, int niov, bool may_push)
 {
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
 	uint64_t start = pcb_now_ns();
@@ -838,7 +853,7 @@ static ssize_t bg_recvmsg(struct pcb_pager *p, struct iovec *iov, int niov)
 			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "%s channel %s", p->shared ? "shared" : "background", strerror(errno));
 			return -2;
 		}
-		int w = bg_wait(p, start);
+		int w = bg_wait(p, start, may_push);
 		if (w < 0)
 			return w;
 	}
@@ -856,7 +871,7 @@ static int bg_fill(struct pcb_pager *p)
 	}
 	size_t room = c->rcap - c->rlen;
 	struct iovec v = { c->rbuf + c->rlen, room < BG_RX_CHUNK ? room : BG_RX_CHUNK };
-	ssize_t r = bg_recvmsg(p, &v, 1);
+	ssize_t r = bg_recvmsg(p, &v, 1, true);
 	if (r < 0)
 		return (int)r;
 	c->rlen += (size_t)r;
@@ -937,7 +952,7 @@ static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iove
 		size_t room = c->rcap - c->rlen;
 		if (room >= PCB_HDR_SIZE)
 			v[nv++] = (struct iovec){ c->rbuf + c->rlen, room < BG_RX_CHUNK ? room : BG_RX_CHUNK };
-		ssize_t r = bg_recvmsg(p, v, nv);
+		ssize_t r = bg_recvmsg(p, v, nv, false);
 		if (r < 0)
 			return (int)r;
 		size_t direct = (size_t)r < need ? (size_t)r : need;
@@ -961,6 +976,7 @@ struct bg_ctx {
 	struct pcb_pager *p;
 	bool drain, zero;
 	uint64_t now;
+	const struct pcb_install_job *job;   /* a chunk: which of its pages are zero */
 };
 
 /* Called by the install path for every background page it resolved. */
@@ -995,6 +1011,14 @@ static void bg_installed(void *vctx, uint64_t page, int res)
 		mark_present(p, page);   /* the PTE is there; res 2: the demand thread owns it and marks it */
 }
 
+static void bg_chunk_installed(void *vctx, uint64_t page, int res)
+{
+	struct bg_ctx *x = vctx;
+	unsigned i = (unsigned)(page - x->job->page);
+	x->zero = x->job->zmask[i >> 6] >> (i & 63) & 1;
+	bg_installed(vctx, page, res);
+}
+
 /* Queue a run of zero pages for the installer thread. */
 static int bg_flush_zero(struct pcb_pager *p, uint64_t *zfirst, unsigned *zn, bool drain)
 {
@@ -1006,6 +1030,129 @@ static int bg_flush_zero(struct pcb_pager *p, uint64_t *zfirst, unsigned *zn, bo
 	struct pcb_install_job j = { .page = *zfirst, .n = *zn, .slot = (unsigned)slot, .zero = true, .drain = drain };
 	pcb_iq_push(&p->iq, &j);
 	*zn = 0;
+	return 0;
+}
+
+/* ---- move: background pages assembled in 2 MiB chunks (see struct pcb_pager) ---- */
+
+static bool chunk_mode(const struct pcb_pager *p)
+{
+	return p->in.mode == PCB_INSTALL_MOVE && !p->cfg.huge;
+}
+
+static void chunk_push(struct pcb_pager *p)
+{
+	if (!p->chunk_open)
+		return;
+	p->chunk_open = false;
+	pcb_iq_push(&p->iq, &p->chunk);
+}
+
+/* Start chunk job j for the chunk holding page pg, in the slot `ahead` jobs
+ * after the next one pushed.  0, or -1 on stop. */
+static int chunk_start(struct pcb_pager *p, struct pcb_install_job *j, uint64_t pg, bool drain, unsigned ahead)
+{
+	int slot = pcb_iq_reserve_ahead(&p->iq, ahead, &p->stopping, &p->fatal);
+	if (slot < 0)
+		return -1;
+	uint64_t first = pg - pg % PCB_CHUNK_PAGES;
+	memset(j, 0, sizeof(*j));
+	j->page = first;
+	j->n = (unsigned)(p->cfg.npages - first < PCB_CHUNK_PAGES ? p->cfg.npages - first : PCB_CHUNK_PAGES);
+	j->slot = (unsigned)slot;
+	j->drain = drain;
+	j->chunk = true;
+	return 0;
+}
+
+/* Make the open chunk the one holding page pg (pushing another one first). */
+static int chunk_for(struct pcb_pager *p, uint64_t pg, bool drain)
+{
+	if (p->chunk_open && (pg - p->chunk.page >= PCB_CHUNK_PAGES || pg < p->chunk.page || drain != p->chunk.drain))
+		chunk_push(p);
+	if (p->chunk_open)
+		return 0;
+	if (chunk_start(p, &p->chunk, pg, drain, 0) < 0)
+		return -1;
+	p->chunk_open = true;
+	return 0;
+}
+
+static void chunk_mark(struct pcb_install_job *j, uint64_t pg, bool zero)
+{
+	unsigned i = (unsigned)(pg - j->page);
+	j->have[i >> 6] |= 1ull << (i & 63);
+	if (zero)
+		j->zmask[i >> 6] |= 1ull << (i & 63);
+}
+
+/* Push the open chunk once every page of it has arrived. */
+static void chunk_push_if_whole(struct pcb_pager *p)
+{
+	unsigned got = 0;
+	for (unsigned i = 0; i < PCB_CHUNK_WORDS; i++)
+		got += (unsigned)__builtin_popcountll(p->chunk.have[i]);
+	if (got == p->chunk.n)
+		chunk_push(p);
+}
+
+static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iovec *iov, int niov);
+
+/* A RUN frame (header at the head of the receive buffer) received straight
+ * into the staging chunk(s) of its pages: at most two, as a run has at most
+ * PCB_MAX_RUN_PAGES pages.  0, -1 (stop / fatal) or -2 (connection lost). */
+static int bg_chunk_run(struct pcb_pager *p, const struct pcb_hdr *h, bool drain)
+{
+	uint64_t first = h->arg;
+	unsigned n = h->len / PCB_PAGE_SIZE;
+	if (chunk_for(p, first, drain) < 0)
+		return -1;
+	uint64_t end0 = p->chunk.page + PCB_CHUNK_PAGES;
+	unsigned n0 = first + n <= end0 ? n : (unsigned)(end0 - first);
+	struct iovec iov[2] = { { pcb_install_chunk_buf(&p->in, p->chunk.slot) + ((first - p->chunk.page) << PCB_PAGE_SHIFT),
+				  (size_t)n0 << PCB_PAGE_SHIFT } };
+	int niov = 1;
+	if (n0 < n) {
+		if (chunk_start(p, &p->chunk_next, end0, drain, 1) < 0)
+			return -1;
+		iov[1] = (struct iovec){ pcb_install_chunk_buf(&p->in, p->chunk_next.slot), (size_t)(n - n0) << PCB_PAGE_SHIFT };
+		niov = 2;
+	}
+	int rr = bg_take_run(p, h, iov, niov);
+	if (rr == 0) {
+		for (unsigned i = 0; i < n0; i++) {
+			chunk_mark(&p->chunk, first + i, false);
+			PCB_PROBE_RECEIVED(first + i, PCB_CHAN_BACKGROUND, 0);
+		}
+		for (unsigned i = n0; i < n; i++) {
+			chunk_mark(&p->chunk_next, first + i, false);
+			PCB_PROBE_RECEIVED(first + i, PCB_CHAN_BACKGROUND, 0);
+		}
+	}
+	/* a run cut short is not marked: the pages are asked for again (the chunks
+	 * are still pushed, so their slots get fresh memory) */
+	if (niov == 2) {
+		chunk_push(p);
+		p->chunk = p->chunk_next;
+		p->chunk_open = true;
+		if (rr < 0)
+			chunk_push(p);
+	}
+	if (rr == 0)
+		chunk_push_if_whole(p);
+	return rr;
+}
+
+/* A ZERO frame (zero: data NULL) or a single PAGE in chunk mode: the
+ * chunk's memory is zero already; a data page is copied in. */
+static int bg_chunk_page(struct pcb_pager *p, uint64_t pg, const uint8_t *data, bool drain)
+{
+	if (chunk_for(p, pg, drain) < 0)
+		return -1;
+	if (data)
+		memcpy(pcb_install_chunk_buf(&p->in, p->chunk.slot) + ((pg - p->chunk.page) << PCB_PAGE_SHIFT), data, PCB_PAGE_SIZE);
+	chunk_mark(&p->chunk, pg, !data);
+	chunk_push_if_whole(p);
 	return 0;
 }
 
@@ -1021,12 +1168,15 @@ static void *inst_thread(void *arg)
 		if (pcb_ps_complete(&p->ps)) {
 			/* every page is in (a duplicate after a re-request): nothing to
 			 * install, and the region may be unregistered any moment now */
+			if (j.chunk)
+				pcb_install_chunk_reset(&p->in, j.slot, &p->st.inst_bg);
 			pcb_iq_done(&p->iq);
 			continue;
 		}
-		struct bg_ctx x = { p, j.drain, j.zero, 0 };
-		int r = j.zero ? pcb_install_zero_run(&p->in, j.page, j.n, &p->st.inst_bg, bg_installed, &x)
-			       : pcb_install_run(&p->in, j.slot, j.page, j.n, j.owned, &p->st.inst_bg, bg_installed, &x);
+		struct bg_ctx x = { p, j.drain, j.zero, 0, &j };
+		int r = j.chunk  ? pcb_install_chunk(&p->in, &j, &p->st.inst_bg, bg_chunk_installed, &x)
+			: j.zero ? pcb_install_zero_run(&p->in, j.page, j.n, &p->st.inst_bg, bg_installed, &x)
+				 : pcb_install_run(&p->in, j.slot, j.page, j.n, j.owned, &p->st.inst_bg, bg_installed, &x);
 		pcb_iq_done(&p->iq);
 		if (r < 0) {
 			set_fatal(p, PCB_EXIT_OSERR, "installing %spages %llu..%llu failed: %s", j.zero ? "zero " : "",
@@ -1171,6 +1321,8 @@ static void *bg_thread(void *arg)
 				goto lost;
 			}
 		}
+		if (next_id == done_id)
+			chunk_push(p);   /* nothing more is coming now: install what was assembled */
 		if (next_id == done_id && p->shared) {
 			/* nothing to pull now; a demand reply owed: receive it; else wait for the
 			 * connection (a reply, or its loss), a stop, or 2 ms (a fault the policy
@@ -1222,8 +1374,10 @@ static void *bg_thread(void *arg)
 		bool drain = ring[done_id % window].drain;
 		/* shared connection after completion: what is still owed is received and dropped */
 		bool discard = p->shared && pcb_ps_complete(&p->ps);
-		if (discard)
+		if (discard) {
 			zn = 0;
+			chunk_push(p);
+		}
 		if (h.type != PCB_MSG_ZERO && bg_flush_zero(p, &zfirst, &zn, drain) < 0)
 			goto out;
 		if (discard && (h.type == PCB_MSG_RUN || h.type == PCB_MSG_ZERO || h.type == PCB_MSG_PAGE)) {
@@ -1241,6 +1395,14 @@ static void *bg_thread(void *arg)
 		}
 		switch (h.type) {
 		case PCB_MSG_RUN: {
+			if (chunk_mode(p)) {
+				rr = bg_chunk_run(p, &h, drain);
+				if (rr == -2)
+					goto lost;
+				if (rr < 0)
+					goto out;
+				break;
+			}
 			unsigned n = h.len / PCB_PAGE_SIZE;
 			struct iovec iov[PCB_MAX_RUN_PAGES];
 			int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
@@ -1264,6 +1426,11 @@ static void *bg_thread(void *arg)
 		}
 		case PCB_MSG_ZERO:
 			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, 1);
+			if (chunk_mode(p)) {
+				if (bg_chunk_page(p, h.arg, NULL, drain) < 0)
+					goto out;
+				break;
+			}
 			if (zn && (zfirst + zn != h.arg || zn == PCB_MAX_RUN_PAGES) &&
 			    bg_flush_zero(p, &zfirst, &zn, drain) < 0)
 				goto out;
@@ -1273,6 +1440,11 @@ static void *bg_thread(void *arg)
 			break;
 		case PCB_MSG_PAGE: {   /* a single page (older sources): queued like a RUN of one */
 			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, 0);
+			if (chunk_mode(p)) {
+				if (bg_chunk_page(p, h.arg, pl, drain) < 0)
+					goto out;
+				break;
+			}
 			struct iovec iov[1];
 			int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
 			if (slot < 0)
@@ -1302,6 +1474,7 @@ static void *bg_thread(void *arg)
 		}
 		continue;
 lost:
+		chunk_push(p);   /* its pages came whole from the source before the loss */
 		/* zero pages announced before the loss came from the source intact: install them */
 		if (bg_flush_zero(p, &zfirst, &zn, ring[done_id % window].drain) < 0)
 			goto out;
@@ -1333,6 +1506,7 @@ lost:
 		}
 	}
 out:
+	chunk_push(p);
 	pcb_iq_close(&p->iq);
 	p->st.background_cpu = sched_getcpu();
 	free(ranges);
@@ -1682,7 +1856,9 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	}
 	rc = cfg->huge ? pcb_install_map_huge(&p->in, cfg->install_batch ? cfg->install_batch : PCB_MAX_RUN_PAGES,
 					      cfg->npages, why, whylen)
-		       : pcb_install_map(&p->in, cfg->install_mode, cfg->install_batch ? cfg->install_batch : PCB_MAX_RUN_PAGES,
+		       : pcb_install_map(&p->in, cfg->install_mode,
+					 cfg->install_batch ? cfg->install_batch
+					 : cfg->install_mode == PCB_INSTALL_MOVE ? PCB_CHUNK_PAGES : PCB_MAX_RUN_PAGES,
 					 cfg->npages, why, whylen);
 	if (rc)
 		goto fail;
@@ -1970,6 +2146,8 @@ static void stop_threads(struct pcb_pager *p)
 int pcb_pager_finish(struct pcb_pager *p)
 {
 	p->st.t_complete_ns = atomic_load(&p->t_complete);
+	if (chunk_mode(p) && !p->pp)
+		p->st.guest_thp_bytes = pcb_install_region_thp_bytes(&p->in);
 	if (!p->unregistered) {
 		int r = pcb_uffd_unregister(p->uffd, p->region, p->region_len);
 		if (r < 0)

@@ -96,6 +96,7 @@ struct pcb_pager_stats {
 	uint64_t bg_rx_ns;               /* background thread: time in receive (poll + read) */
 	uint64_t t_bg_first_ns, t_bg_last_ns;   /* first and last background page installed */
 	uint64_t huge_installs;          /* --page-size=2M: 2 MiB UFFDIO_COPYs (each makes 512 pages present) */
+	uint64_t guest_thp_bytes;        /* --install=move: guest region mapped by 2 MiB PMDs at the end (smaps AnonHugePages) */
 	struct pcb_link_result link;
 	struct pcb_recovery_stats rec;
 };

@@ -73,12 +73,37 @@ run() {   # run NAME MODE BATCH ARGS...
 for mode in copy move continue; do
 	if [ $mode = move ] && ! has $((1 << 16)); then echo "move: kernel lacks UFFD_FEATURE_MOVE, not tested here"; continue; fi
 	if [ $mode = continue ] && ! has $((1 << 10)); then echo "continue: kernel lacks MINOR_SHMEM, not tested here"; continue; fi
-	for batch in 1 128; do
+	batches="1 128"
+	[ $mode = move ] && batches="1 128 512"   # 512: whole 2 MiB chunks, moved with one ioctl each
+	for batch in $batches; do
 		run "$mode-b$batch" $mode $batch --workload=random --vcpus=2 --policy=sequential --batch=256
 	done
 	# demand only, then drain: every page goes through the demand path or the drain
 	run "$mode-demand" $mode 128 --workload=zipf --policy=demand --zero-pages=0.5
 done
+
+# move, default batch (0 = 512): a scan nobody races assembles whole 2 MiB chunks (zero
+# pages included) and moves each with one ioctl; where THP is not disabled the kernel moves
+# them as huge-page mappings, so the guest region ends up (mostly) mapped by 2 MiB PMDs
+if has $((1 << 16)); then
+	"$P" --mem=64M --duration=0 --ops=1 --workload=seq --policy=sequential --trace=off --install=move \
+		--json "$T/chunks.json" >"$T/chunks.out" 2>"$T/chunks.err" || fail "move chunks run: $(tail -1 "$T/chunks.err")"
+	python3 - "$T/chunks.json" "$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)" <<'PY' || fail "move chunks"
+import json, sys
+d = json.load(open(sys.argv[1])); r = d["results"]; ins = r["pager"]["install"]; bg = ins["background"]; v = r["verify"]
+thp_never = "[never]" in sys.argv[2]
+errs = []
+if d["config"]["install-batch"] != 512 or ins["batch_pages"] != 512: errs.append("default move batch %s, want 512" % ins["batch_pages"])
+if not v["done"] or v["pages_corrupt"] or v["pages_missing"] or v["pages_verified"] != 16384: errs.append("verify %s" % v)
+if bg["chunks_whole"] < 24: errs.append("only %d of 32 chunks moved whole" % bg["chunks_whole"])
+if bg["chunks_whole"] + bg["chunks_partial"] < 32: errs.append("chunks %d+%d < 32" % (bg["chunks_whole"], bg["chunks_partial"]))
+if r["pages"]["zero"] == 0: errs.append("no zero pages counted")
+if not thp_never and ins["guest_thp_bytes"] < 24 * 2 * 1024 * 1024: errs.append("guest THP bytes %d" % ins["guest_thp_bytes"])
+if errs: print("move chunks:", "; ".join(errs)); sys.exit(1)
+print("move chunks: %d whole, %d partial, guest region %d MiB in 2 MiB mappings" % (
+    bg["chunks_whole"], bg["chunks_partial"], ins["guest_thp_bytes"] >> 20))
+PY
+fi
 
 # placement: pinned threads run where asked
 "$P" --mem=16M --duration=200ms --trace=off --pin=guest=0,demand=0,background=0,source=0,install=0 --json "$T/pin.json" >/dev/null 2>"$T/pin.err" ||
@@ -94,7 +119,7 @@ print("pin: every thread on CPU 0")
 PY
 
 # bad values: exit 64, one line naming the value
-for bad in "--install=mmap" "--install-batch=0" "--install-batch=5000" "--pin=guest=99" "--pin=vcpu=0" "--pin=sideways"; do
+for bad in "--install=mmap" "--install-batch=lots" "--install-batch=5000" "--pin=guest=99" "--pin=vcpu=0" "--pin=sideways"; do
 	out=$("$P" --mem=16M $bad 2>&1); rc=$?
 	val=${bad#*=}
 	if [ $rc -ne 64 ]; then fail "$bad: exit $rc, want 64"; continue; fi
