@@ -661,17 +661,25 @@ static int run_install_only(int mode, int cpu, uint64_t npages, double *gbps, ch
 		*(uint64_t *)(buf + i) = pcb_mix64(i);
 	pcb_pin_self(cpu);
 	uint64_t t0 = pcb_now_ns();
-	for (uint64_t pg = 0; !rc && pg < npages; pg += PCB_MAX_RUN_PAGES) {
-		uint64_t n = npages - pg < PCB_MAX_RUN_PAGES ? npages - pg : PCB_MAX_RUN_PAGES;
+	uint64_t step = mode == PCB_INSTALL_MOVE ? PCB_CHUNK_PAGES : PCB_MAX_RUN_PAGES;
+	for (uint64_t pg = 0; !rc && pg < npages; pg += step) {
+		uint64_t n = npages - pg < step ? npages - pg : step;
 		uint64_t dst = (uintptr_t)in.region + (pg << PCB_PAGE_SHIFT), len = n << PCB_PAGE_SHIFT;
 		int e = 0;
 		if (mode == PCB_INSTALL_COPY) {
 			struct uffdio_copy c = { .dst = dst, .src = (uintptr_t)buf, .len = len, .mode = UFFDIO_COPY_MODE_DONTWAKE };
 			e = ioctl(uffd, UFFDIO_COPY, &c);
 		} else if (mode == PCB_INSTALL_MOVE) {
-			memcpy(in.staging, buf, len);
-			struct uffdio_move m = { .dst = dst, .src = (uintptr_t)in.staging, .len = len, .mode = UFFDIO_MOVE_MODE_DONTWAKE };
+			/* pcbench's move path per 2 MiB chunk: the receive writes into the staging
+			 * chunk (as any receive writes its buffer: not counted), one MOVE, then the
+			 * chunk gets fresh memory (a zeroed 2 MiB page where the kernel has one) */
+			uint8_t *cb = pcb_install_chunk_buf(&in, 0);
+			for (uint64_t k = 0; k < n; k++)
+				*(uint64_t *)(cb + (k << PCB_PAGE_SHIFT)) = pg + k;
+			struct uffdio_move m = { .dst = dst, .src = (uintptr_t)cb, .len = len, .mode = UFFDIO_MOVE_MODE_DONTWAKE };
 			e = ioctl(uffd, UFFDIO_MOVE, &m);
+			struct pcb_install_stats ist = { 0 };
+			pcb_install_chunk_reset(&in, 0, &ist);
 		} else {
 			memcpy(in.alias + (pg << PCB_PAGE_SHIFT), buf, len);
 			struct uffdio_continue c = { .range = { dst, len }, .mode = UFFDIO_CONTINUE_MODE_DONTWAKE };
@@ -856,7 +864,7 @@ static void floor_help(FILE *fp)
 		"pcbench/bare ratios and writes it as JSON with --json.\n"
 		"\n"
 		"  --faults=N    demand faults per variant and placement [40000]\n"
-		"  --rounds=N    interleaved rounds the faults are split into; ratios are paired by round [8]\n"
+		"  --rounds=N    interleaved rounds the faults are split into; ratios are paired by round [16]\n"
 		"  --bulk=SIZE   bytes pulled per bulk measurement [128M]\n"
 		"  --bulk-reps=N repetitions of every bulk measurement, interleaved; medians and ratios paired by repetition [5]\n"
 		"  --batch=N     pcbench background request batch (pages) for the bulk runs [1024]\n"
@@ -866,7 +874,7 @@ static void floor_help(FILE *fp)
 
 static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 {
-	*fc = (struct floor_cfg){ .faults = 40000, .rounds = 8, .bulk_bytes = 128ull << 20, .seed = 1,
+	*fc = (struct floor_cfg){ .faults = 40000, .rounds = 16, .bulk_bytes = 128ull << 20, .seed = 1,
 				  .batch = 1024, .window = 4, .bulk_reps = 5 };
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *eq = strchr(a, '=');
@@ -1020,12 +1028,12 @@ int pcb_floor_main(int argc, char **argv)
 		{ B_TRANSPORT, "transport", -1, 0 },
 		{ B_SRCGEN, "source_gen", -1, 0 },
 		{ B_INSTALL, "install", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
-		{ B_INSTALL, "install", PCB_INSTALL_MOVE, PCB_MAX_RUN_PAGES },
+		{ B_INSTALL, "install", PCB_INSTALL_MOVE, PCB_CHUNK_PAGES },
 		{ B_INSTALL, "install", PCB_INSTALL_CONTINUE, PCB_MAX_RUN_PAGES },
 		{ B_BARE, "bare_copy", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
 		{ B_PIPE, "bare_pipe", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
 		{ B_PCB, "pcbench", PCB_INSTALL_COPY, 1 }, { B_PCB, "pcbench", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
-		{ B_PCB, "pcbench", PCB_INSTALL_MOVE, 1 }, { B_PCB, "pcbench", PCB_INSTALL_MOVE, PCB_MAX_RUN_PAGES },
+		{ B_PCB, "pcbench", PCB_INSTALL_MOVE, 1 }, { B_PCB, "pcbench", PCB_INSTALL_MOVE, PCB_CHUNK_PAGES },
 		{ B_PCB, "pcbench", PCB_INSTALL_CONTINUE, 1 }, { B_PCB, "pcbench", PCB_INSTALL_CONTINUE, PCB_MAX_RUN_PAGES },
 		{ B_PCB_PROC, "pcb_proc", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
 		{ B_PCB_PROC, "pcb_proc", PCB_INSTALL_CONTINUE, PCB_MAX_RUN_PAGES },

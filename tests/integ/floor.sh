@@ -45,8 +45,9 @@ for x in dem:
 bulk = r["bulk"]
 kinds = {(b["variant"], b["install"], b["install_batch"]) for b in bulk}
 for k in [("transport", "-", 0), ("bare_copy", "copy", 128), ("bare_pipe", "copy", 128)] + \
-         [("install", m, 128) for m in ("copy", "move", "continue")] + [("pcb_proc", m, 128) for m in ("copy", "continue")] + \
-         [("pcbench", m, b) for m in ("copy", "move", "continue") for b in (1, 128)]:
+         [("install", m, 512 if m == "move" else 128) for m in ("copy", "move", "continue")] + \
+         [("pcb_proc", m, 128) for m in ("copy", "continue")] + \
+         [("pcbench", m, b) for m in ("copy", "move", "continue") for b in (1, 512 if m == "move" else 128)]:
     if k not in kinds: errs.append("bulk row %s missing" % (k,))
 for b in bulk:
     if b["gb_per_s"] <= 0: errs.append("bulk %s: no throughput" % b)

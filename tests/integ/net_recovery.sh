@@ -50,6 +50,7 @@ PY
 kill_restart sequential 1 copy
 kill_restart demand 2 copy
 kill_restart sequential 1 continue   # a run cut mid-receive gives its page-cache claims back
+kill_restart sequential 1 move       # chunks half assembled when the source dies: pushed, the rest asked for again
 
 
 # --- kill, no restart: give up after the timeout ---------------------------------------
