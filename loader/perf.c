@@ -99,6 +99,8 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 			pcb_json_u64(j, "chunks_whole", is[i]->chunks_whole);
 			pcb_json_u64(j, "chunks_partial", is[i]->chunks_partial);
 			pcb_json_u64(j, "chunk_reset_ns", is[i]->reset_ns);
+			pcb_json_u64(j, "chunk_resets_thp", is[i]->resets_thp);
+			pcb_json_u64(j, "chunk_resets_small", is[i]->resets_small);
 		}
 		pcb_json_obj_end(j);
 	}

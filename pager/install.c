@@ -99,14 +99,32 @@ static void *map_anon_aligned(size_t len, int extra)
  * table or split THP of its last use remains), THP-eligible, never shared
  * with a child (UFFDIO_MOVE needs pages this process owns alone), faulted in
  * with one call (a 2 MiB page where the kernel has one, zeroed). */
-static void chunk_fresh(struct pcb_installer *in, unsigned slot)
+#define PCB_CHUNK_PROBE 16
+static bool chunk_pick_huge(struct pcb_installer *in)
+{
+	uint64_t k = in->fresh_count++;
+	if (!in->fresh_ns[1])
+		return true;                   /* a huge page first */
+	if (!in->fresh_ns[0])
+		return false;                  /* then 4 KiB pages once */
+	bool huge = in->fresh_ns[1] <= in->fresh_ns[0];
+	return k % PCB_CHUNK_PROBE == PCB_CHUNK_PROBE - 1 ? !huge : huge;   /* now and then the other kind */
+}
+
+static void chunk_fresh(struct pcb_installer *in, unsigned slot, struct pcb_install_stats *st)
 {
 	uint8_t *b = in->staging + ((size_t)slot << PCB_HUGE_SHIFT);
+	bool huge = chunk_pick_huge(in);
+	uint64_t t0 = pcb_now_ns();
 	if (mmap(b, PCB_HUGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
 		madvise(b, PCB_HUGE_SIZE, MADV_DONTNEED);   /* cannot happen (same range); zero it anyway */
-	madvise(b, PCB_HUGE_SIZE, MADV_HUGEPAGE);
+	madvise(b, PCB_HUGE_SIZE, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 	madvise(b, PCB_HUGE_SIZE, MADV_DONTFORK);
 	madvise(b, PCB_HUGE_SIZE, MADV_POPULATE_WRITE);   /* no memory now: the receive faults pages in instead */
+	uint64_t dt = pcb_now_ns() - t0;
+	in->fresh_ns[huge] = in->fresh_ns[huge] ? (3 * in->fresh_ns[huge] + dt) / 4 : dt;
+	if (st)
+		(*(huge ? &st->resets_thp : &st->resets_small))++;
 }
 
 int pcb_install_map(struct pcb_installer *in, int mode, unsigned batch, uint64_t npages, char *why, size_t whylen)
@@ -153,7 +171,7 @@ int pcb_install_map(struct pcb_installer *in, int mode, unsigned batch, uint64_t
 	madvise(in->region, in->len, MADV_NOHUGEPAGE);   /* 4 KiB pages: one fault per page */
 	if (mode == PCB_INSTALL_MOVE) {
 		for (unsigned s = 0; s < PCB_IQ_SLOTS; s++)
-			chunk_fresh(in, s);
+			chunk_fresh(in, s, NULL);
 		return 0;
 	}
 	madvise(in->staging, in->staging_len, MADV_NOHUGEPAGE);
@@ -467,7 +485,7 @@ uint8_t *pcb_install_chunk_buf(struct pcb_installer *in, unsigned slot)
 void pcb_install_chunk_reset(struct pcb_installer *in, unsigned slot, struct pcb_install_stats *st)
 {
 	uint64_t t0 = pcb_now_ns();
-	chunk_fresh(in, slot);
+	chunk_fresh(in, slot, st);
 	st->reset_ns += pcb_now_ns() - t0;
 }
 

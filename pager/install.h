@@ -62,6 +62,7 @@ struct pcb_install_stats {
 	uint64_t chunks_whole;    /* move: 2 MiB chunks that arrived whole, moved with one ioctl (a PMD when the kernel can) */
 	uint64_t chunks_partial;  /* move: chunks installed in parts (pages missing, or --install-batch < 512) */
 	uint64_t reset_ns;        /* move: time spent giving used chunks fresh memory */
+	uint64_t resets_thp, resets_small;   /* move: fresh chunks backed by a 2 MiB page / by 4 KiB pages */
 };
 
 struct pcb_installer {
@@ -76,6 +77,14 @@ struct pcb_installer {
 	uint8_t *staging;               /* copy: background receive area, PCB_IQ_SLOTS slots of PCB_MAX_RUN_PAGES pages;
 					 * move: PCB_IQ_SLOTS 2 MiB-aligned chunks (THP-backed where the kernel allows) */
 	size_t staging_len;
+	/* move: how a fresh staging chunk is backed, chosen by measured cost:
+	 * a transparent huge page (one page-table update per MOVE) or 4 KiB pages
+	 * (on a VM whose host reclaims freed 2 MiB blocks, a huge page is often
+	 * host-cold memory and costs ~10x more to fault in).  Running averages of
+	 * the time to fault a chunk in, per kind; the other kind is probed every
+	 * PCB_CHUNK_PROBE resets.  Installer thread only (and pcb_install_map). */
+	uint64_t fresh_ns[2];            /* [0] 4 KiB pages, [1] huge page; 0 = not measured yet */
+	uint64_t fresh_count;
 	uint8_t *scratch;               /* continue: sink for a page another thread owns */
 	_Atomic uint64_t *filled;       /* continue: bit set by the thread that writes the page cache page */
 	_Atomic uint64_t *demanded;     /* the pager's demand bitmap (for wake decisions) */
