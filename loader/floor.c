@@ -673,7 +673,7 @@ static int run_install_only(int mode, int cpu, uint64_t npages, double *gbps, ch
 			/* pcbench's move path per 2 MiB chunk: the receive writes into the staging
 			 * chunk (as any receive writes its buffer: not counted), one MOVE, then the
 			 * chunk gets fresh memory (a zeroed 2 MiB page where the kernel has one) */
-			uint8_t *cb = pcb_install_chunk_buf(&in, 0);
+			uint8_t *cb = pcb_install_slot_buf(&in, 0);
 			for (uint64_t k = 0; k < n; k++)
 				*(uint64_t *)(cb + (k << PCB_PAGE_SHIFT)) = pg + k;
 			struct uffdio_move m = { .dst = dst, .src = (uintptr_t)cb, .len = len, .mode = UFFDIO_MOVE_MODE_DONTWAKE };

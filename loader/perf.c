@@ -95,6 +95,10 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 		pcb_json_dbl(j, "install_pages_per_sec", is[i]->install_ns ? (double)is[i]->pages * 1e9 / (double)is[i]->install_ns : 0);
 		pcb_json_u64(j, "rx_direct_bytes", is[i]->rx_direct_bytes);
 		pcb_json_u64(j, "rx_copied_bytes", is[i]->rx_copied_bytes);
+		if (i == 1) {
+			pcb_json_u64(j, "installer_jobs", is[i]->jobs);
+			pcb_json_u64(j, "installer_job_segments", is[i]->jobs_segs);
+		}
 		if (i == 1 && !strcmp(cfg->install, "move")) {
 			pcb_json_u64(j, "chunks_whole", is[i]->chunks_whole);
 			pcb_json_u64(j, "chunks_partial", is[i]->chunks_partial);

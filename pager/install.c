@@ -477,9 +477,15 @@ static uint8_t *slot_base(const struct pcb_installer *in, unsigned slot)
 	return in->staging + ((size_t)slot * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT);
 }
 
-uint8_t *pcb_install_chunk_buf(struct pcb_installer *in, unsigned slot)
+uint8_t *pcb_install_slot_buf(struct pcb_installer *in, unsigned slot)
 {
 	return slot_base(in, slot);
+}
+
+int pcb_install_run_at(struct pcb_installer *in, unsigned slot, unsigned off, uint64_t page, unsigned n,
+		       struct pcb_install_stats *st, pcb_install_cb cb, void *ctx)
+{
+	return install_chunks(in, 0, page, n, slot_base(in, slot) + ((size_t)off << PCB_PAGE_SHIFT), st, cb, ctx);
 }
 
 void pcb_install_chunk_reset(struct pcb_installer *in, unsigned slot, struct pcb_install_stats *st)

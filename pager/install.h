@@ -63,6 +63,8 @@ struct pcb_install_stats {
 	uint64_t chunks_partial;  /* move: chunks installed in parts (pages missing, or --install-batch < 512) */
 	uint64_t reset_ns;        /* move: time spent giving used chunks fresh memory */
 	uint64_t resets_thp, resets_small;   /* move: fresh chunks backed by a 2 MiB page / by 4 KiB pages */
+	uint64_t jobs;            /* background: jobs handed to the installer thread */
+	uint64_t jobs_segs;       /* copy: segments (runs of data or zero pages) in those jobs */
 };
 
 struct pcb_installer {
@@ -119,7 +121,19 @@ struct pcb_installer {
  * memory), and a chunk that arrived whole is moved with one UFFDIO_MOVE. */
 #define PCB_CHUNK_PAGES 512u
 #define PCB_CHUNK_WORDS (PCB_CHUNK_PAGES / 64)
+/* copy: a job gathers every RUN, ZERO and PAGE frame received back to back
+ * (until its staging slot is full or the socket has nothing more): scattered
+ * single pages then cost one hand-off to the installer per slot, not per page. */
+#define PCB_JOB_SEGS 64
+struct pcb_install_seg {
+	uint64_t page;
+	uint32_t off;                   /* data: first staging page of the segment in the slot */
+	uint32_t n;
+	bool zero;
+};
 struct pcb_install_job {
+	unsigned nseg;                  /* copy: segments (0: page/n/zero describe the job) */
+	struct pcb_install_seg seg[PCB_JOB_SEGS];
 	uint64_t page;
 	unsigned n;
 	unsigned slot;
@@ -182,8 +196,13 @@ int pcb_install_rx_iov(struct pcb_installer *in, unsigned slot, uint64_t page, u
  * `batch` pages; cb reports each page. Returns 0 or -errno. */
 int pcb_install_run(struct pcb_installer *in, unsigned slot, uint64_t page, unsigned n, const uint64_t *owned,
 		    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx);
-/* move: the staging chunk of slot `slot` (2 MiB, zero-filled until written). */
-uint8_t *pcb_install_chunk_buf(struct pcb_installer *in, unsigned slot);
+/* copy/move: the staging area of slot `slot` (copy: PCB_MAX_RUN_PAGES pages;
+ * move: a 2 MiB chunk, zero-filled until written). */
+uint8_t *pcb_install_slot_buf(struct pcb_installer *in, unsigned slot);
+/* copy: install n pages at page whose data sits at page `off` of staging slot
+ * `slot` (one segment of a job), in --install-batch pieces. */
+int pcb_install_run_at(struct pcb_installer *in, unsigned slot, unsigned off, uint64_t page, unsigned n,
+		       struct pcb_install_stats *st, pcb_install_cb cb, void *ctx);
 /* move: install the pages of chunk job j (its `have` pages, from its staging
  * chunk) with UFFDIO_MOVE: one ioctl for a whole chunk (the kernel moves a
  * THP as one PMD when the destination has no page table there yet), else

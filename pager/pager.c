@@ -57,6 +57,11 @@ struct pcb_pager {
 	 * page arrives, or after the connection has been idle for 1 ms */
 	struct pcb_install_job chunk, chunk_next;
 	bool chunk_open;
+	/* copy: the job gathering back-to-back frames (segments), pushed when its
+	 * slot is full or before the background thread would wait for data */
+	struct pcb_install_job sj;
+	bool sj_open;
+	unsigned sj_used;            /* staging pages its data segments use */
 	pthread_t inst_th;
 	bool inst_started;
 	int uffd;
@@ -794,9 +799,12 @@ static void *demand_thread(void *arg)
  * when the connection is lost (source silent for io_timeout; reason in
  * bg_loss_why).  The receive helpers below pass -1 / -2 on. */
 static void chunk_push(struct pcb_pager *p);
+static void seg_push(struct pcb_pager *p);
 static int bg_wait(struct pcb_pager *p, uint64_t start, bool may_push)
 {
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	if (may_push)
+		seg_push(p);   /* copy: nothing more to read now: install what was gathered */
 	if (may_push && p->chunk_open) {
 		/* between frames with a chunk half assembled: if nothing more comes within
 		 * 1 ms, install what is there rather than hold the pages back */
@@ -1033,6 +1041,78 @@ static int bg_flush_zero(struct pcb_pager *p, uint64_t *zfirst, unsigned *zn, bo
 	return 0;
 }
 
+/* ---- copy: back-to-back frames gathered into one installer job (see struct pcb_pager) ---- */
+
+static bool seg_mode(const struct pcb_pager *p)
+{
+	return p->in.mode == PCB_INSTALL_COPY && !p->cfg.huge;
+}
+
+static void seg_push(struct pcb_pager *p)
+{
+	if (!p->sj_open)
+		return;
+	p->sj_open = false;
+	pcb_iq_push(&p->iq, &p->sj);
+}
+
+/* Make room in the open job for a segment of `data` staging pages (pushing
+ * the job first when it is full or for another kind of batch).  0, or -1 on stop. */
+static int seg_room(struct pcb_pager *p, unsigned data, bool drain)
+{
+	if (p->sj_open && (p->sj.nseg == PCB_JOB_SEGS || p->sj_used + data > PCB_MAX_RUN_PAGES || p->sj.drain != drain))
+		seg_push(p);
+	if (p->sj_open)
+		return 0;
+	int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
+	if (slot < 0)
+		return -1;
+	p->sj.nseg = 0;
+	p->sj.slot = (unsigned)slot;
+	p->sj.drain = drain;
+	p->sj.chunk = p->sj.zero = false;
+	p->sj_used = 0;
+	p->sj_open = true;
+	return 0;
+}
+
+static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iovec *iov, int niov);
+
+/* A RUN frame received straight into the open job's staging slot. 0, -1, -2 (lost). */
+static int bg_seg_run(struct pcb_pager *p, const struct pcb_hdr *h, bool drain)
+{
+	unsigned n = h->len / PCB_PAGE_SIZE;
+	if (seg_room(p, n, drain) < 0)
+		return -1;
+	struct iovec iov = { pcb_install_slot_buf(&p->in, p->sj.slot) + ((size_t)p->sj_used << PCB_PAGE_SHIFT),
+			     (size_t)n << PCB_PAGE_SHIFT };
+	int rr = bg_take_run(p, h, &iov, 1);
+	if (rr < 0)
+		return rr;   /* a run cut short is not installed: it is asked for again */
+	p->sj.seg[p->sj.nseg++] = (struct pcb_install_seg){ h->arg, p->sj_used, n, false };
+	p->sj_used += n;
+	for (unsigned i = 0; i < n; i++)
+		PCB_PROBE_RECEIVED(h->arg + i, PCB_CHAN_BACKGROUND, 0);
+	return 0;
+}
+
+/* A ZERO frame (data NULL) or a single PAGE. 0, or -1 on stop. */
+static int bg_seg_page(struct pcb_pager *p, uint64_t pg, const uint8_t *data, bool drain)
+{
+	struct pcb_install_seg *last = p->sj_open && p->sj.nseg ? &p->sj.seg[p->sj.nseg - 1] : NULL;
+	if (!data && last && last->zero && last->page + last->n == pg && p->sj.drain == drain) {
+		last->n++;   /* a run of ZERO frames: one ZEROPAGE call */
+		return 0;
+	}
+	if (seg_room(p, data ? 1 : 0, drain) < 0)
+		return -1;
+	if (data)
+		memcpy(pcb_install_slot_buf(&p->in, p->sj.slot) + ((size_t)p->sj_used << PCB_PAGE_SHIFT), data, PCB_PAGE_SIZE);
+	p->sj.seg[p->sj.nseg++] = (struct pcb_install_seg){ pg, data ? p->sj_used : 0, 1, !data };
+	p->sj_used += data ? 1 : 0;
+	return 0;
+}
+
 /* ---- move: background pages assembled in 2 MiB chunks (see struct pcb_pager) ---- */
 
 static bool chunk_mode(const struct pcb_pager *p)
@@ -1109,13 +1189,13 @@ static int bg_chunk_run(struct pcb_pager *p, const struct pcb_hdr *h, bool drain
 		return -1;
 	uint64_t end0 = p->chunk.page + PCB_CHUNK_PAGES;
 	unsigned n0 = first + n <= end0 ? n : (unsigned)(end0 - first);
-	struct iovec iov[2] = { { pcb_install_chunk_buf(&p->in, p->chunk.slot) + ((first - p->chunk.page) << PCB_PAGE_SHIFT),
+	struct iovec iov[2] = { { pcb_install_slot_buf(&p->in, p->chunk.slot) + ((first - p->chunk.page) << PCB_PAGE_SHIFT),
 				  (size_t)n0 << PCB_PAGE_SHIFT } };
 	int niov = 1;
 	if (n0 < n) {
 		if (chunk_start(p, &p->chunk_next, end0, drain, 1) < 0)
 			return -1;
-		iov[1] = (struct iovec){ pcb_install_chunk_buf(&p->in, p->chunk_next.slot), (size_t)(n - n0) << PCB_PAGE_SHIFT };
+		iov[1] = (struct iovec){ pcb_install_slot_buf(&p->in, p->chunk_next.slot), (size_t)(n - n0) << PCB_PAGE_SHIFT };
 		niov = 2;
 	}
 	int rr = bg_take_run(p, h, iov, niov);
@@ -1150,7 +1230,7 @@ static int bg_chunk_page(struct pcb_pager *p, uint64_t pg, const uint8_t *data, 
 	if (chunk_for(p, pg, drain) < 0)
 		return -1;
 	if (data)
-		memcpy(pcb_install_chunk_buf(&p->in, p->chunk.slot) + ((pg - p->chunk.page) << PCB_PAGE_SHIFT), data, PCB_PAGE_SIZE);
+		memcpy(pcb_install_slot_buf(&p->in, p->chunk.slot) + ((pg - p->chunk.page) << PCB_PAGE_SHIFT), data, PCB_PAGE_SIZE);
 	chunk_mark(&p->chunk, pg, !data);
 	chunk_push_if_whole(p);
 	return 0;
@@ -1174,9 +1254,21 @@ static void *inst_thread(void *arg)
 			continue;
 		}
 		struct bg_ctx x = { p, j.drain, j.zero, 0, &j };
-		int r = j.chunk  ? pcb_install_chunk(&p->in, &j, &p->st.inst_bg, bg_chunk_installed, &x)
-			: j.zero ? pcb_install_zero_run(&p->in, j.page, j.n, &p->st.inst_bg, bg_installed, &x)
-				 : pcb_install_run(&p->in, j.slot, j.page, j.n, j.owned, &p->st.inst_bg, bg_installed, &x);
+		int r = 0;
+		if (j.nseg) {
+			for (unsigned k = 0; k < j.nseg && !r; k++) {
+				const struct pcb_install_seg *g = &j.seg[k];
+				x.zero = g->zero;
+				r = g->zero ? pcb_install_zero_run(&p->in, g->page, g->n, &p->st.inst_bg, bg_installed, &x)
+					    : pcb_install_run_at(&p->in, j.slot, g->off, g->page, g->n, &p->st.inst_bg, bg_installed, &x);
+			}
+			p->st.inst_bg.jobs_segs += j.nseg;
+		} else {
+			r = j.chunk  ? pcb_install_chunk(&p->in, &j, &p->st.inst_bg, bg_chunk_installed, &x)
+			    : j.zero ? pcb_install_zero_run(&p->in, j.page, j.n, &p->st.inst_bg, bg_installed, &x)
+				     : pcb_install_run(&p->in, j.slot, j.page, j.n, j.owned, &p->st.inst_bg, bg_installed, &x);
+		}
+		p->st.inst_bg.jobs++;
 		pcb_iq_done(&p->iq);
 		if (r < 0) {
 			set_fatal(p, PCB_EXIT_OSERR, "installing %spages %llu..%llu failed: %s", j.zero ? "zero " : "",
@@ -1321,8 +1413,10 @@ static void *bg_thread(void *arg)
 				goto lost;
 			}
 		}
-		if (next_id == done_id)
-			chunk_push(p);   /* nothing more is coming now: install what was assembled */
+		if (next_id == done_id) {   /* nothing more is coming now: install what was assembled */
+			chunk_push(p);
+			seg_push(p);
+		}
 		if (next_id == done_id && p->shared) {
 			/* nothing to pull now; a demand reply owed: receive it; else wait for the
 			 * connection (a reply, or its loss), a stop, or 2 ms (a fault the policy
@@ -1377,6 +1471,7 @@ static void *bg_thread(void *arg)
 		if (discard) {
 			zn = 0;
 			chunk_push(p);
+			seg_push(p);
 		}
 		if (h.type != PCB_MSG_ZERO && bg_flush_zero(p, &zfirst, &zn, drain) < 0)
 			goto out;
@@ -1395,8 +1490,8 @@ static void *bg_thread(void *arg)
 		}
 		switch (h.type) {
 		case PCB_MSG_RUN: {
-			if (chunk_mode(p)) {
-				rr = bg_chunk_run(p, &h, drain);
+			if (chunk_mode(p) || seg_mode(p)) {
+				rr = chunk_mode(p) ? bg_chunk_run(p, &h, drain) : bg_seg_run(p, &h, drain);
 				if (rr == -2)
 					goto lost;
 				if (rr < 0)
@@ -1426,8 +1521,8 @@ static void *bg_thread(void *arg)
 		}
 		case PCB_MSG_ZERO:
 			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, 1);
-			if (chunk_mode(p)) {
-				if (bg_chunk_page(p, h.arg, NULL, drain) < 0)
+			if (chunk_mode(p) || seg_mode(p)) {
+				if ((chunk_mode(p) ? bg_chunk_page(p, h.arg, NULL, drain) : bg_seg_page(p, h.arg, NULL, drain)) < 0)
 					goto out;
 				break;
 			}
@@ -1440,8 +1535,8 @@ static void *bg_thread(void *arg)
 			break;
 		case PCB_MSG_PAGE: {   /* a single page (older sources): queued like a RUN of one */
 			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, 0);
-			if (chunk_mode(p)) {
-				if (bg_chunk_page(p, h.arg, pl, drain) < 0)
+			if (chunk_mode(p) || seg_mode(p)) {
+				if ((chunk_mode(p) ? bg_chunk_page(p, h.arg, pl, drain) : bg_seg_page(p, h.arg, pl, drain)) < 0)
 					goto out;
 				break;
 			}
@@ -1475,6 +1570,7 @@ static void *bg_thread(void *arg)
 		continue;
 lost:
 		chunk_push(p);   /* its pages came whole from the source before the loss */
+		seg_push(p);
 		/* zero pages announced before the loss came from the source intact: install them */
 		if (bg_flush_zero(p, &zfirst, &zn, ring[done_id % window].drain) < 0)
 			goto out;
@@ -1507,6 +1603,7 @@ lost:
 	}
 out:
 	chunk_push(p);
+	seg_push(p);
 	pcb_iq_close(&p->iq);
 	p->st.background_cpu = sched_getcpu();
 	free(ranges);

@@ -109,6 +109,23 @@ print("move chunks: %d whole, %d partial (fresh chunks: %d huge, %d small pages)
 PY
 fi
 
+# copy: frames received back to back go to the installer as one job (segments of data and
+# zero pages), not one job per frame: with 25% zero pages scattered through the image a
+# RUN carries ~3 pages, so one job per frame would be ~8000 jobs for 64 MiB
+"$P" --mem=64M --duration=0 --ops=1 --workload=seq --policy=sequential --trace=off --install=copy \
+	--json "$T/gather.json" >"$T/gather.out" 2>"$T/gather.err" || fail "copy gather run: $(tail -1 "$T/gather.err")"
+python3 - "$T/gather.json" <<'PY' || fail "copy gather"
+import json, sys
+d = json.load(open(sys.argv[1])); r = d["results"]; bg = r["pager"]["install"]["background"]; v = r["verify"]
+errs = []
+if not v["done"] or v["pages_corrupt"] or v["pages_missing"] or v["pages_verified"] != 16384: errs.append("verify %s" % v)
+jobs, segs = bg["installer_jobs"], bg["installer_job_segments"]
+if not jobs or segs < 4 * jobs: errs.append("%d jobs for %d segments: frames not gathered" % (jobs, segs))
+if jobs > 2000: errs.append("%d installer jobs for 16384 pages" % jobs)
+if errs: print("copy gather:", "; ".join(errs)); sys.exit(1)
+print("copy gather: %d segments in %d installer jobs (%.1f per job)" % (segs, jobs, segs / jobs))
+PY
+
 # placement: pinned threads run where asked
 "$P" --mem=16M --duration=200ms --trace=off --pin=guest=0,demand=0,background=0,source=0,install=0 --json "$T/pin.json" >/dev/null 2>"$T/pin.err" ||
 	fail "pin run: $(tail -1 "$T/pin.err")"

@@ -245,7 +245,7 @@ static void move_chunks(void **state)
 	in.fresh_count = 0;
 	pcb_install_chunk_reset(&in, 0, &st);
 	assert_int_equal(st.resets_thp, 1);
-	uint8_t *cb = pcb_install_chunk_buf(&in, 0);
+	uint8_t *cb = pcb_install_slot_buf(&in, 0);
 	struct pcb_installer probe = { .region = cb, .len = PCB_HUGE_SIZE };
 	uint64_t staging_thp = pcb_install_region_thp_bytes(&probe);
 	struct pcb_install_job j = { .page = 0, .n = PCB_CHUNK_PAGES, .slot = 0, .chunk = true };
@@ -280,7 +280,7 @@ static void move_chunks(void **state)
 	pcb_image_fill(&im, 522, one);
 	assert_int_equal(pcb_install_one(&in, 522, one, &st), 0);
 	struct pcb_install_stats st2 = { 0 };
-	cb = pcb_install_chunk_buf(&in, 1);
+	cb = pcb_install_slot_buf(&in, 1);
 	struct pcb_install_job k = { .page = 512, .n = PCB_CHUNK_PAGES, .slot = 1, .chunk = true };
 	for (unsigned i = 0; i < PCB_CHUNK_PAGES; i++) {
 		if (i >= 100 && i < 200)
