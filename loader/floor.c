@@ -34,10 +34,12 @@
 #include "common/sysinfo.h"
 #include "common/util.h"
 #include "pager/install.h"
+#include "pager/link.h"
 #include "pager/pager.h"
 #include "pager/policy.h"
 #include "pager/proto.h"
 #include "pager/source.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -54,6 +56,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define FLOOR_MAX_LINKS 8
+
 struct floor_cfg {
 	uint64_t faults;
 	unsigned rounds;
@@ -63,6 +67,12 @@ struct floor_cfg {
 	unsigned bulk_reps;
 	char json[4096];
 	bool no_bulk, no_demand;
+	/* bulk over an emulated link (--link-rates, --link-rtt, --no-link) */
+	bool no_link;
+	unsigned nlink;
+	uint64_t link_bps[FLOOR_MAX_LINKS];
+	char link_name[FLOOR_MAX_LINKS][24];
+	uint64_t link_rtt_ns;
 };
 
 enum { V_UFFD, V_UFFD_PROC, V_TCP, V_UNIX, V_PCB, V_PCB_PROC, NV };
@@ -846,13 +856,379 @@ static int run_bulk_pipelined(int recv_cpu, int send_cpu, int inst_cpu, uint64_t
 	return rc;
 }
 
+/* ---- bulk over an emulated link ---------------------------------------------------- */
+
+/* A pull of npages with pcbench's pager and source over the emulated link
+ * (--link=bps,rtt; bps 0 = delay line only, no rate limit), no guest accesses,
+ * sequential policy, every page verified.  The link counts frame bytes (the
+ * 24-byte pcbench header + payload, pager/link.h), so besides the pages the
+ * pull reports the frame bytes it received between switch-over and the last
+ * page present (the link calibration's traffic before switch-over excluded). */
+struct link_pull {
+	uint64_t ns;                 /* switch-over -> last page present */
+	uint64_t frame_bytes, frames;   /* received by the destination over that time (both channels) */
+	uint64_t ioctls;
+	uint64_t cpu_ns;             /* CPU time of the pager (this process) and the source, switch-over to last page */
+	struct pcb_link_result link;  /* calibration and achieved RTT (pager/linkcal.c) */
+	struct pcb_verify ver;
+};
+
+/* Time on CPU of every thread of process pid (/proc/PID/task/TID/schedstat, ns). */
+static uint64_t proc_cpu_ns(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	uint64_t ns = 0;
+	if (!d)
+		return 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		char f[96];
+		snprintf(f, sizeof(f), "/proc/%d/task/%.16s/schedstat", (int)pid, e->d_name);
+		FILE *fp = fopen(f, "r");
+		unsigned long long t;
+		if (fp && fscanf(fp, "%llu", &t) == 1)
+			ns += t;
+		if (fp)
+			fclose(fp);
+	}
+	closedir(d);
+	return ns;
+}
+
+static int run_link_pull(const struct floor_cfg *fc, uint64_t bps, uint64_t rtt_ns, int rcpu, int scpu, int icpu, uint64_t npages,
+			 struct link_pull *out, char *why, size_t whylen)
+{
+	struct pcb_image im;
+	pcb_image_init(&im, fc->seed, npages, 0.0);
+	struct pcb_source_cfg sc = { .mem_bytes = npages << PCB_PAGE_SHIFT, .seed = fc->seed, .zero_fraction = 0.0,
+				     .sessions = 1 };
+	uint16_t port;
+	pid_t src = fork_source(&sc, scpu, &port, why, whylen);
+	if (src < 0)
+		return PCB_EXIT_OSERR;
+	struct pcb_pager_cfg pc = {
+		.npages = npages, .nvcpus = 1, .policy = pcb_policy_find("sequential"), .batch_pages = fc->batch,
+		.window = fc->window, .io_timeout_ns = 5 * PCB_NSEC_PER_SEC, .host = "127.0.0.1", .port = port,
+		.seed = fc->seed, .zero_threshold = im.zero_threshold, .install_mode = PCB_INSTALL_COPY,
+		.install_batch = PCB_MAX_RUN_PAGES, .pin_demand = (unsigned)(rcpu + 1), .pin_bg = (unsigned)(rcpu + 1),
+		.pin_install = (unsigned)(icpu + 1), .link_bps = bps, .link_rtt_ns = rtt_ns,
+	};
+	struct pcb_pager *p;
+	int rc = pcb_pager_create(&pc, &p, why, whylen);   /* connects, handshakes, calibrates the link */
+	if (rc) {
+		kill(src, SIGKILL);
+		reap(src);
+		return rc;
+	}
+	struct pcb_pager_stats s0, s1;
+	pcb_pager_stats(p, &s0);
+	uint64_t cpu0 = proc_cpu_ns(getpid()) + proc_cpu_ns(src);
+	pcb_pager_start(p);
+	pcb_pager_guest_done(p);
+	for (;;) {
+		rc = pcb_pager_poll(p, 100, why, whylen);
+		if (rc < 0) {
+			kill(src, SIGKILL);
+			reap(src);
+			pcb_pager_destroy(p);
+			return -rc;
+		}
+		if (rc == 1)
+			break;
+	}
+	pcb_pager_stats(p, &s1);   /* before verification's digest traffic */
+	out->cpu_ns = proc_cpu_ns(getpid()) + proc_cpu_ns(src) - cpu0;
+	pcb_pager_finish(p);
+	rc = pcb_pager_verify(p, &out->ver, why, whylen);
+	out->ns = s1.t_complete_ns - s1.t_switchover_ns;
+	out->frame_bytes = out->frames = 0;
+	for (int ch = 0; ch < 2; ch++) {
+		out->frame_bytes += s1.chan[ch].bytes_rx - s0.chan[ch].bytes_rx;
+		out->frames += s1.chan[ch].frames_rx - s0.chan[ch].frames_rx;
+	}
+	out->ioctls = s1.inst_bg.ioctls;
+	out->link = s1.link;
+	pcb_pager_destroy(p);
+	reap(src);
+	if (!rc && (out->ver.pages_corrupt || out->ver.pages_missing || out->ver.pages_verified != npages)) {
+		snprintf(why, whylen, "pcbench pager over the emulated link: %llu verified, %llu corrupt, %llu missing pages",
+			 (unsigned long long)out->ver.pages_verified, (unsigned long long)out->ver.pages_corrupt,
+			 (unsigned long long)out->ver.pages_missing);
+		rc = PCB_EXIT_VERIFY;
+	}
+	return rc;
+}
+
+#define LINK_MAX_REPS 16
+/* One row: no emulation at all (loopback TCP: what this host carries), the
+ * delay line alone (bps 0, "unlimited": the same with the RTT), or one
+ * configured rate. */
+struct link_row {
+	const char *name;
+	uint64_t bps, rtt_ns_cfg;
+	double gbps[LINK_MAX_REPS];     /* page payload, 1e9 bytes/s */
+	double wire[LINK_MAX_REPS];     /* frame bytes, 1e9 bytes/s */
+	double ratio[LINK_MAX_REPS];    /* frame bits/s over the configured rate */
+	double vs_loop[LINK_MAX_REPS];  /* frame bytes/s over the same repetition's loopback row */
+	double cpu[LINK_MAX_REPS];      /* CPU seconds (pager + source, switch-over to last page) per GB of pages */
+	uint64_t rtt_ns[LINK_MAX_REPS]; /* achieved (calibrated) RTT median */
+	uint64_t base_rtt_ns[LINK_MAX_REPS];
+	uint64_t pages, frame_bytes, frames, ioctls;   /* last repetition */
+	bool verified;
+	/* summaries: median, min, max */
+	double g_med, g_min, g_max, w_med, c_med, r_med, r_min, r_max, u_med, u_min, u_max;
+	uint64_t rtt_med;
+	bool host_limited;              /* the loopback pull (no emulation) carried less than this rate */
+};
+
+struct link_sum {
+	unsigned nrows;                 /* rows[0] = loopback, rows[1] = unlimited */
+	struct link_row rows[FLOOR_MAX_LINKS + 2];
+	int recv_cpu, source_cpu;
+	bool met, any_judged;
+};
+
+static double med3(const double *v, unsigned n, double *mn, double *mx)
+{
+	double t[LINK_MAX_REPS];
+	memcpy(t, v, n * sizeof(*t));
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && t[j - 1] > t[j]; j--) {
+			double x = t[j];
+			t[j] = t[j - 1];
+			t[j - 1] = x;
+		}
+	*mn = t[0];
+	*mx = t[n - 1];
+	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+/* Every rate and the unlimited reference, repetitions outermost (drift hits all alike). */
+static int link_measure(const struct floor_cfg *fc, unsigned nplace, struct link_sum *ls, char *why, size_t whylen)
+{
+	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
+	memset(ls, 0, sizeof(*ls));
+	/* receiver (demand and background threads) on CPU 0, source on CPU 1, installer unpinned:
+	 * the placement the bulk section finds best on two CPUs */
+	ls->recv_cpu = 0;
+	ls->source_cpu = nplace > 1 ? 1 : 0;
+	int icpu = nplace > 1 ? -1 : 0;
+	ls->nrows = fc->nlink + 2;
+	ls->rows[0] = (struct link_row){ .name = "loopback", .verified = true };
+	ls->rows[1] = (struct link_row){ .name = "unlimited", .rtt_ns_cfg = fc->link_rtt_ns, .verified = true };
+	for (unsigned k = 0; k < fc->nlink; k++)
+		ls->rows[k + 2] = (struct link_row){ .name = fc->link_name[k], .bps = fc->link_bps[k],
+						     .rtt_ns_cfg = fc->link_rtt_ns, .verified = true };
+	char sz[32];
+	fprintf(stderr, "floor: bulk over an emulated link: %s per pull, RTT %.0f µs, %u rates + loopback + unlimited, "
+		"%u repetitions\n",
+		pcb_fmt_size(fc->bulk_bytes, sz, sizeof(sz)), (double)fc->link_rtt_ns / 1e3, fc->nlink, fc->bulk_reps);
+	for (unsigned rep = 0; rep < fc->bulk_reps; rep++)
+		for (unsigned k = 0; k < ls->nrows; k++) {
+			struct link_row *r = &ls->rows[k];
+			struct link_pull lp;
+			int rc = run_link_pull(fc, r->bps, r->rtt_ns_cfg, ls->recv_cpu, ls->source_cpu, icpu, npages, &lp, why, whylen);
+			if (rc) {
+				char w2[600];
+				snprintf(w2, sizeof(w2), "%s", why);
+				snprintf(why, whylen, "link %s: %s", r->name, w2);
+				return rc;
+			}
+			double ns = lp.ns ? (double)lp.ns : 1;
+			r->gbps[rep] = (double)(npages << PCB_PAGE_SHIFT) / ns;
+			r->wire[rep] = (double)lp.frame_bytes / ns;
+			r->ratio[rep] = r->bps ? r->wire[rep] * 8e9 / (double)r->bps : 0;
+			r->vs_loop[rep] = ls->rows[0].wire[rep] > 0 ? r->wire[rep] / ls->rows[0].wire[rep] : 0;
+			r->rtt_ns[rep] = lp.link.rtt_median_ns;
+			r->cpu[rep] = (double)lp.cpu_ns / (double)(npages << PCB_PAGE_SHIFT);
+			r->base_rtt_ns[rep] = lp.link.base_rtt_ns;
+			r->pages = lp.ver.pages_verified;
+			r->frame_bytes = lp.frame_bytes;
+			r->frames = lp.frames;
+			r->ioctls = lp.ioctls;
+			r->verified = r->verified && lp.ver.pages_verified == npages && !lp.ver.pages_corrupt &&
+				      !lp.ver.pages_missing;
+		}
+	unsigned n = fc->bulk_reps;
+	ls->met = true;
+	for (unsigned k = 0; k < ls->nrows; k++) {
+		struct link_row *r = &ls->rows[k];
+		double mn, mx;
+		r->g_med = med3(r->gbps, n, &r->g_min, &r->g_max);
+		r->w_med = med3(r->wire, n, &mn, &mx);
+		r->c_med = med3(r->cpu, n, &mn, &mx);
+		r->r_med = med3(r->ratio, n, &r->r_min, &r->r_max);
+		r->u_med = med3(r->vs_loop, n, &r->u_min, &r->u_max);
+		double rt[LINK_MAX_REPS];
+		for (unsigned i = 0; i < n; i++)
+			rt[i] = (double)r->rtt_ns[i];
+		r->rtt_med = (uint64_t)med3(rt, n, &mn, &mx);
+		if (!r->bps)
+			continue;
+		r->host_limited = ls->rows[0].w_med * 8e9 < (double)r->bps;
+		if (!r->host_limited) {
+			ls->any_judged = true;
+			ls->met = ls->met && r->r_med >= 0.9;
+		}
+	}
+	ls->met = ls->met && ls->any_judged;
+	return 0;
+}
+
+static void link_print(const struct floor_cfg *fc, const struct link_sum *ls)
+{
+	char sz[32], sz2[32];
+	uint64_t fastest = 0;
+	for (unsigned k = 0; k < ls->nrows; k++)
+		if (ls->rows[k].bps > fastest)
+			fastest = ls->rows[k].bps;
+	double bdp = (double)fastest / 8 * (double)fc->link_rtt_ns / 1e9;
+	uint64_t inflight = (uint64_t)fc->window * fc->batch * PCB_PAGE_SIZE;
+	printf("\nbulk over an emulated link (--link=RATE,%.0fus; pcbench, sequential policy, no guest accesses, %s, "
+	       "median [min-max] of %u;\n"
+	       "  receiver CPU %d, source CPU %d, installer %s; --install=copy --install-batch=%u; every page verified)\n"
+	       "  the link rate counts frame bytes: pcbench's 24-byte header + payload (TCP/IP/Ethernet framing is not\n"
+	       "  modelled); wire = frame bytes/s received from switch-over to the last page present; /link = wire bits/s\n"
+	       "  over the configured rate (target >= 0.9; above 1 the emulation let more through than configured);\n"
+	       "  GB/s = page payload (1e9 bytes/s); loopback = no emulation (what this host carries), unlimited = the\n"
+	       "  delay line alone; /loop = wire over the same repetition's loopback pull; cpu = pager + source CPU\n"
+	       "  seconds per GB pulled; frame = pages per background frame (pager/link.h)\n"
+	       "  in flight %u batches x %u pages = %s %s bandwidth x RTT at the fastest rate (%.0f KiB): %s\n",
+	       (double)fc->link_rtt_ns / 1e3, pcb_fmt_size(fc->bulk_bytes, sz, sizeof(sz)), fc->bulk_reps, ls->recv_cpu,
+	       ls->source_cpu, ls->source_cpu != ls->recv_cpu ? "unpinned" : "CPU 0", PCB_MAX_RUN_PAGES, fc->window, fc->batch,
+	       pcb_fmt_size(inflight, sz2, sizeof(sz2)), (double)inflight >= bdp ? ">=" : "<", bdp / 1024,
+	       (double)inflight >= bdp ? "not window-limited" : "WINDOW-LIMITED (raise --window or --batch)");
+	printf("  %-10s %7s %5s %7s %7s %15s %8s %7s %15s %6s %5s  %s\n", "link", "Gbit/s", "frame", "RTT µs", "GB/s",
+	       "[min-max]", "wire Gb/s", "/link", "[min-max]", "/loop", "cpu", "verdict");
+	for (unsigned k = 0; k < ls->nrows; k++) {
+		const struct link_row *r = &ls->rows[k];
+		char mm[40], rr[40], rate[24], rl[16];
+		snprintf(mm, sizeof(mm), "[%.3f-%.3f]", r->g_min, r->g_max);
+		snprintf(rr, sizeof(rr), "-");
+		snprintf(rate, sizeof(rate), "-");
+		snprintf(rl, sizeof(rl), "-");
+		if (r->bps) {
+			snprintf(rr, sizeof(rr), "[%.3f-%.3f]", r->r_min, r->r_max);
+			snprintf(rate, sizeof(rate), "%.3f", (double)r->bps / 1e9);
+			snprintf(rl, sizeof(rl), "%.3f", r->r_med);
+		}
+		char verdict[96];
+		if (!r->verified)
+			snprintf(verdict, sizeof(verdict), "NOT VERIFIED");
+		else if (!r->bps)
+			snprintf(verdict, sizeof(verdict), "reference");
+		else if (r->r_med > 1.02)
+			snprintf(verdict, sizeof(verdict), "ABOVE the link: the emulation let too much through");
+		else if (r->host_limited)
+			snprintf(verdict, sizeof(verdict), "above this host (loopback %.2f Gbit/s), not judged",
+				 ls->rows[0].w_med * 8);
+		else
+			snprintf(verdict, sizeof(verdict), "%s", r->r_med >= 0.9 ? "met" : "NOT met");
+		printf("  %-10s %7s %5u %7.1f %7.3f %15s %9.3f %7s %15s %6.3f %5.2f  %s\n", r->name, rate,
+		       r->bps ? pcb_link_run_pages(r->bps) : PCB_MAX_RUN_PAGES, (double)r->rtt_med / 1e3, r->g_med, mm,
+		       r->w_med * 8, rl, rr, k ? r->u_med : 1.0, r->c_med, verdict);
+	}
+}
+
+static void link_verdict(const struct link_sum *ls)
+{
+	printf("link target (median pull >= 0.9 x configured link, every rate this host carries): %s",
+	       ls->met ? "met" : ls->any_judged ? "NOT met" : "not judged (every rate is above this host)");
+	bool first = true;
+	for (unsigned k = 0; k < ls->nrows; k++)
+		if (ls->rows[k].bps && ls->rows[k].host_limited) {
+			printf("%s%s", first ? "; above this host's loopback pull (" : ", ", ls->rows[k].name);
+			first = false;
+		}
+	if (!first)
+		printf(" > %.2f Gbit/s): reported, not judged", ls->rows[0].w_med * 8);
+	printf("\n");
+}
+
+static void link_json(struct pcb_json *j, const struct floor_cfg *fc, const struct link_sum *ls)
+{
+	pcb_json_obj_begin(j, "link_bulk_config");
+	pcb_json_u64(j, "rtt_ns", fc->link_rtt_ns);
+	pcb_json_u64(j, "bulk_bytes", fc->bulk_bytes);
+	pcb_json_u64(j, "reps", fc->bulk_reps);
+	pcb_json_u64(j, "window", fc->window);
+	pcb_json_u64(j, "batch_pages", fc->batch);
+	pcb_json_u64(j, "in_flight_bytes", (uint64_t)fc->window * fc->batch * PCB_PAGE_SIZE);
+	pcb_json_str(j, "policy", "sequential");
+	pcb_json_str(j, "install", "copy");
+	pcb_json_u64(j, "install_batch", PCB_MAX_RUN_PAGES);
+	pcb_json_i64(j, "receiver_cpu", ls->recv_cpu);
+	pcb_json_i64(j, "source_cpu", ls->source_cpu);
+	pcb_json_str(j, "installer_cpu", ls->source_cpu != ls->recv_cpu ? "unpinned" : "0");
+	pcb_json_str(j, "rate_counts", "frame bytes: 24-byte pcbench header + payload; TCP/IP framing not modelled");
+	pcb_json_str(j, "throughput", "switch-over to last page present; wire = frame bytes received by the destination "
+		     "over that time, gb_per_s = page payload");
+	pcb_json_obj_end(j);
+	pcb_json_arr_begin(j, "link_bulk");
+	for (unsigned k = 0; k < ls->nrows; k++) {
+		const struct link_row *r = &ls->rows[k];
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_str(j, "link", r->name);
+		pcb_json_u64(j, "link_bps", r->bps);
+		pcb_json_u64(j, "rtt_ns_configured", fc->link_rtt_ns);
+		pcb_json_u64(j, "rtt_ns_achieved_median", r->rtt_med);
+		pcb_json_u64(j, "pages", r->pages);
+		pcb_json_bool(j, "verified", r->verified);
+		pcb_json_u64(j, "frame_bytes", r->frame_bytes);
+		pcb_json_u64(j, "frames", r->frames);
+		pcb_json_u64(j, "install_ioctls", r->ioctls);
+		pcb_json_u64(j, "frame_pages", r->bps ? pcb_link_run_pages(r->bps) : PCB_MAX_RUN_PAGES);
+		pcb_json_dbl(j, "gb_per_s", r->g_med);
+		pcb_json_dbl(j, "gb_per_s_min", r->g_min);
+		pcb_json_dbl(j, "gb_per_s_max", r->g_max);
+		pcb_json_dbl(j, "wire_bps", r->w_med * 8e9);
+		pcb_json_dbl(j, "cpu_s_per_gb", r->c_med);
+		if (k) {
+			pcb_json_dbl(j, "paired_ratio_to_loopback", r->u_med);
+			pcb_json_dbl(j, "paired_ratio_to_loopback_min", r->u_min);
+			pcb_json_dbl(j, "paired_ratio_to_loopback_max", r->u_max);
+		}
+		if (r->bps) {
+			pcb_json_dbl(j, "ratio_to_link", r->r_med);
+			pcb_json_dbl(j, "ratio_to_link_min", r->r_min);
+			pcb_json_dbl(j, "ratio_to_link_max", r->r_max);
+
+			pcb_json_bool(j, "host_limited", r->host_limited);
+			pcb_json_bool(j, "target_met", !r->host_limited && r->r_med >= 0.9);
+		}
+		pcb_json_arr_begin(j, "per_rep");
+		for (unsigned i = 0; i < fc->bulk_reps; i++) {
+			pcb_json_obj_begin(j, NULL);
+			pcb_json_dbl(j, "gb_per_s", r->gbps[i]);
+			pcb_json_dbl(j, "wire_bps", r->wire[i] * 8e9);
+			if (r->bps) {
+				pcb_json_dbl(j, "ratio_to_link", r->ratio[i]);
+			}
+			if (k)
+				pcb_json_dbl(j, "ratio_to_loopback", r->vs_loop[i]);
+			pcb_json_u64(j, "rtt_ns_achieved", r->rtt_ns[i]);
+			pcb_json_u64(j, "base_rtt_ns", r->base_rtt_ns[i]);
+			pcb_json_dbl(j, "cpu_s_per_gb", r->cpu[i]);
+			pcb_json_obj_end(j);
+		}
+		pcb_json_arr_end(j);
+		pcb_json_obj_end(j);
+	}
+	pcb_json_arr_end(j);
+	pcb_json_bool(j, "link_target_met", ls->met);
+}
+
 /* ---- options, report ------------------------------------------------------------- */
 
 static void floor_help(FILE *fp)
 {
 	fprintf(fp,
 		"usage: pcbench floor [--faults=N] [--rounds=N] [--bulk=SIZE] [--bulk-reps=N] [--batch=N] [--window=N] [--seed=N]\n"
-		"                     [--no-bulk] [--no-demand] [--json=FILE]\n"
+		"                     [--link-rates=LIST] [--link-rtt=DURATION] [--no-bulk] [--no-demand] [--no-link]\n"
+		"                     [--json=FILE]\n"
 		"\n"
 		"Measures the floor a pager can reach on this machine and pcbench against it, in one run:\n"
 		"bare userfaultfd round trip (handler thread, and handler process given the uffd over a\n"
@@ -860,8 +1236,11 @@ static void floor_help(FILE *fp)
 		"server), and pcbench's pager for the same faults, each with the faulting thread, handler\n"
 		"and server on one CPU (same) and split over two (cross); then bulk background pull:\n"
 		"the TCP transport alone, a bare batched-UFFDIO_COPY receiver, and pcbench with each\n"
-		"install path (copy, move, continue; batched and unbatched).  Prints a table with the\n"
-		"pcbench/bare ratios and writes it as JSON with --json.\n"
+		"install path (copy, move, continue; batched and unbatched); then the same pcbench pull\n"
+		"over an emulated link (--link=RATE,RTT: the source's token bucket and delay line) at each\n"
+		"of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
+		"payload), next to the delay line alone (unlimited).  Prints a table with the\n"
+		"pcbench/bare and pcbench/link ratios and writes it as JSON with --json.\n"
 		"\n"
 		"  --faults=N    demand faults per variant and placement [40000]\n"
 		"  --rounds=N    interleaved rounds the faults are split into; ratios are paired by round [16]\n"
@@ -869,13 +1248,56 @@ static void floor_help(FILE *fp)
 		"  --bulk-reps=N repetitions of every bulk measurement, interleaved; medians and ratios paired by repetition [5]\n"
 		"  --batch=N     pcbench background request batch (pages) for the bulk runs [1024]\n"
 		"  --window=N    pcbench background batches in flight for the bulk runs [4]\n"
-		"  --seed=N      image seed [1]\n");
+		"  --seed=N      image seed [1]\n"
+		"  --link-rates=LIST  link rates for the emulated-link pull, comma-separated, e.g. 1gbit,2.5gbit,500mbit\n"
+		"                (10kbit..400gbit; up to %d) [1gbit,2.5gbit,5gbit,10gbit]\n"
+		"  --link-rtt=D  round-trip time of the emulated link (up to 1s; calibrated end to end) [200us]\n"
+		"  --no-link     skip the emulated-link pull (--no-bulk skips only the loopback bulk section)\n", FLOOR_MAX_LINKS);
+}
+
+/* "RATE[,RATE...]" with pcb_link_parse's bandwidth syntax; a finite rate each
+ * (the unlimited row is always measured).  0 or -1 (fc unchanged). */
+static int floor_parse_rates(struct floor_cfg *fc, const char *list)
+{
+	uint64_t bps[FLOOR_MAX_LINKS];
+	char names[FLOOR_MAX_LINKS][24];
+	unsigned n = 0;
+	for (const char *s = list;;) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		char why[256];
+		uint64_t rtt;
+		bool ok = n < FLOOR_MAX_LINKS && len > 0 && len < sizeof(names[0]);
+		if (ok) {
+			memcpy(names[n], s, len);
+			names[n][len] = 0;
+			ok = pcb_link_parse(names[n], &bps[n], &rtt, why, sizeof(why)) == 0 && bps[n] != 0;
+		}
+		if (!ok) {
+			if (n == FLOOR_MAX_LINKS)
+				pcb_err("floor: invalid value for --link-rates: '%s' has more than %d rates", list, FLOOR_MAX_LINKS);
+			else
+				pcb_err("floor: invalid value for --link-rates: '%.*s' in '%s' (want rates such as 1gbit,2.5gbit,500mbit, "
+					"each 10kbit..400gbit; the unlimited row is always measured)", (int)(len < 64 ? len : 64), s, list);
+			return -1;
+		}
+		n++;
+		if (!comma)
+			break;
+		s = comma + 1;
+	}
+	memcpy(fc->link_bps, bps, n * sizeof(bps[0]));
+	memcpy(fc->link_name, names, n * sizeof(names[0]));
+	fc->nlink = n;
+	return 0;
 }
 
 static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 {
 	*fc = (struct floor_cfg){ .faults = 40000, .rounds = 16, .bulk_bytes = 128ull << 20, .seed = 1,
-				  .batch = 1024, .window = 4, .bulk_reps = 5 };
+				  .batch = 1024, .window = 4, .bulk_reps = 5, .link_rtt_ns = 200 * PCB_NSEC_PER_USEC };
+	if (floor_parse_rates(fc, "1gbit,2.5gbit,5gbit,10gbit") < 0)
+		return PCB_EXIT_SOFTWARE;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *eq = strchr(a, '=');
 		char name[32];
@@ -890,6 +1312,10 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 		}
 		if (!strcmp(a, "--no-demand")) {
 			fc->no_demand = true;
+			continue;
+		}
+		if (!strcmp(a, "--no-link")) {
+			fc->no_link = true;
 			continue;
 		}
 		if (strncmp(a, "--", 2) || nl >= sizeof(name)) {
@@ -920,6 +1346,12 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= 64 && (fc->window = (unsigned)u, 1);
 		else if (!strcmp(name, "seed"))
 			ok = pcb_parse_u64(val, &u) == 0 && (fc->seed = u, 1);
+		else if (!strcmp(name, "link-rates")) {
+			if (floor_parse_rates(fc, val) < 0)
+				return PCB_EXIT_USAGE;
+		}
+		else if (!strcmp(name, "link-rtt"))
+			ok = pcb_parse_duration(val, &u) == 0 && u <= PCB_NSEC_PER_SEC && (fc->link_rtt_ns = u, 1);
 		else if (!strcmp(name, "json"))
 			ok = strlen(val) < sizeof(fc->json) && snprintf(fc->json, sizeof(fc->json), "%s", val) > 0;
 		else {
@@ -1131,6 +1563,13 @@ int pcb_floor_main(int argc, char **argv)
 			}
 	}
 
+	static struct link_sum ls;
+	bool do_link = !fc.no_link;
+	if (do_link && (rc = link_measure(&fc, nplace, &ls, why, sizeof(why)))) {
+		pcb_err("floor: bulk over an emulated link: %s", why);
+		return rc;
+	}
+
 	/* ---- report ---- */
 	printf("pcbench floor %s (git %s): kernel %s, %d CPUs, %s\n", PCB_VERSION, PCB_GITREV, sys.kernel, sys.cpus_online,
 	       sys.cpu_model);
@@ -1247,6 +1686,8 @@ int pcb_floor_main(int argc, char **argv)
 			       "source %s (%.3f GB/s)\n", bs[bp].best_row->install, bs[bp].best_row->batch,
 			       bp ? "on different CPUs (--pin=split or unpinned)" : "on one CPU", bs[bp].best);
 	}
+	if (do_link)
+		link_print(&fc, &ls);
 	if (!fc.no_demand)
 		printf("\ndemand target (paired median p50 <= 1.15, p99 <= 1.3 x bare TCP, every placement): %s\n",
 		       met_demand ? "met" : "NOT met");
@@ -1256,6 +1697,8 @@ int pcb_floor_main(int argc, char **argv)
 		printf("bulk against the transport+install floor (paired median: best pcbench >= 0.9 x floor, every placement): %s\n",
 		       met_bulk_floor ? "met" : "NOT met");
 	}
+	if (do_link)
+		link_verdict(&ls);
 
 	if (fc.json[0]) {
 		FILE *fp = fopen(fc.json, "w");
@@ -1280,6 +1723,7 @@ int pcb_floor_main(int argc, char **argv)
 		pcb_json_u64(j, "seed", fc.seed);
 		pcb_json_bool(j, "demand", !fc.no_demand);
 		pcb_json_bool(j, "bulk", !fc.no_bulk);
+		pcb_json_bool(j, "link_bulk", do_link);
 		pcb_json_obj_end(j);
 		pcb_json_obj_begin(j, "system");
 		pcb_sysinfo_json(&sys, j, "host");
@@ -1374,6 +1818,8 @@ int pcb_floor_main(int argc, char **argv)
 			pcb_json_bool(j, "bulk_target_met", met_bulk);
 			pcb_json_bool(j, "bulk_floor_target_met", met_bulk_floor);
 		}
+		if (do_link)
+			link_json(j, &fc, &ls);
 		pcb_json_obj_end(j);
 		pcb_json_obj_end(j);
 		if (pcb_json_close(j) < 0 || fclose(fp) != 0) {

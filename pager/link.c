@@ -1,5 +1,6 @@
 #include "pager/link.h"
 #include "common/util.h"
+#include "pager/proto.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -59,6 +60,15 @@ uint64_t pcb_link_reserve_urgent(struct pcb_link *l, size_t bytes, uint64_t read
 	uint64_t rel = l->utat;
 	pthread_mutex_unlock(&l->lock);
 	return rel;
+}
+
+unsigned pcb_link_run_pages(uint64_t bps)
+{
+	/* bytes the link carries in PCB_LINK_FRAME_NS, in whole pages */
+	uint64_t pages = (uint64_t)((unsigned __int128)bps * PCB_LINK_FRAME_NS / 8 / PCB_NSEC_PER_SEC) / 4096;
+	if (pages < PCB_LINK_MIN_RUN_PAGES)
+		return PCB_LINK_MIN_RUN_PAGES;
+	return pages > PCB_MAX_RUN_PAGES ? PCB_MAX_RUN_PAGES : (unsigned)pages;
 }
 
 int pcb_link_parse(const char *s, uint64_t *bps, uint64_t *rtt_ns, char *why, size_t whylen)

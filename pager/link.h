@@ -67,6 +67,19 @@ uint64_t pcb_link_reserve(struct pcb_link *l, size_t bytes, uint64_t ready);
 #define PCB_LINK_SOCKQ_BYTES (4u << 20)
 uint64_t pcb_link_reserve_urgent(struct pcb_link *l, size_t bytes, uint64_t ready);
 
+/* Pages per background RUN frame on an emulated link of rate bps: a frame
+ * occupies the link for about PCB_LINK_FRAME_NS (so pages still arrive in
+ * small steps on a slow link), at least PCB_LINK_MIN_RUN_PAGES (per-frame
+ * costs: receive, one install ioctl, hand-off to the installer) and at most
+ * PCB_MAX_RUN_PAGES.  1gbit: 16 pages, 2.5gbit: 30, 5gbit: 61, 10gbit: 122,
+ * >= 10.5gbit: 128.  A demand reply on its own connection does not wait for the frame
+ * (pcb_link_reserve_urgent), so the size only sets the pull's granularity;
+ * with 16-page frames at every rate, 10gbit pulls measured 5-7 Gbit/s here
+ * (pcbench floor), with 128-page frames 8.5-9.8. */
+#define PCB_LINK_FRAME_NS 400000u
+#define PCB_LINK_MIN_RUN_PAGES 16u
+unsigned pcb_link_run_pages(uint64_t bps);
+
 /* Parse "BANDWIDTH[,RTT]": bandwidth with bit/kbit/mbit/gbit suffix (decimal,
  * as tc writes it; "0" or "unlimited" = no limit), RTT a duration (50us, 5ms).
  * 0 or -1 with a reason. */

@@ -18,12 +18,12 @@
 #include <unistd.h>
 
 #define MAX_CONNS 256
-/* On an emulated link a background frame carries at most this many pages (64 KiB):
- * a demand reply queues behind at most one such frame on the link plus the 100 µs
- * the background sender may run ahead.  Smaller frames cut that wait but cost the
- * host so much per page at 2 Gbit/s (61 k frames/s through receive and install)
- * that the run got slower overall on this 2-CPU machine. */
-#define PCB_LINK_RUN_PAGES 16
+/* On an emulated link a background frame carries pcb_link_run_pages(rate) pages
+ * (16..128: about 400 µs of the link; pager/link.h).  A demand reply on its own
+ * connection does not queue behind it (pcb_link_reserve_urgent); smaller frames
+ * cost the host so much per page at high rates (61 k frames/s at 2 Gbit/s with
+ * 4 KiB frames; 16-page frames held a 10gbit pull to 5-7 Gbit/s here) that the
+ * pull falls short of the link. */
 /* A shared connection (--channels=1) cuts background RUN frames to 16 pages
  * (64 KiB) too and hands what it has formatted to the socket every 64 KiB,
  * checking for demand requests in between: a demand reply goes out at the
@@ -189,16 +189,16 @@ static uint32_t item_frame_len(struct sconn *sc, const struct item *it, uint16_t
 			return 0;
 		}
 		/* a zero page as ZERO; a run of data pages as one RUN frame (the destination receives it
-		 * page-aligned and installs it with one ioctl), at most PCB_MAX_RUN_PAGES, or 16 pages
-		 * (64 KiB) on an emulated link so that a demand reply never queues behind a long frame */
+		 * page-aligned and installs it with one ioctl), at most PCB_MAX_RUN_PAGES; on an emulated
+		 * link about 400 µs of the link (pcb_link_run_pages), on a shared connection 16 pages */
 		*arg = it->r[it->ri].first + it->off;
 		if (src_is_zero(sc->st, *arg)) {
 			*type = PCB_MSG_ZERO;
 			return 0;
 		} else {
 			uint64_t left = it->r[it->ri].count - it->off, n = 1;
-			uint64_t max = atomic_load_explicit(&sc->st->link.bps, memory_order_relaxed) ? PCB_LINK_RUN_PAGES
-				     : shared_conn(sc) ? PCB_SHARED_RUN_PAGES : PCB_MAX_RUN_PAGES;
+			uint64_t bps = atomic_load_explicit(&sc->st->link.bps, memory_order_relaxed);
+			uint64_t max = shared_conn(sc) ? PCB_SHARED_RUN_PAGES : bps ? pcb_link_run_pages(bps) : PCB_MAX_RUN_PAGES;
 			while (n < left && n < max && !src_is_zero(sc->st, *arg + n))
 				n++;
 			*type = PCB_MSG_RUN;
