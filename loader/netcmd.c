@@ -214,7 +214,9 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 		/* background bytes over the time from the first to the last background install: below the
 		 * link rate when the pull is window-limited (--window x --batch pages per RTT) or shares the link */
 		uint64_t bg_ns = s->t_bg_last_ns > s->t_bg_first_ns ? s->t_bg_last_ns - s->t_bg_first_ns : 0;
-		pcb_json_dbl(j, "background_bps", bg_ns ? (double)s->chan[1].bytes_rx * 8e9 / (double)bg_ns : 0);
+		/* the calibration's PONG train (~150 ms of the link) went over the same connection before switch-over */
+		uint64_t bg_bytes = s->chan[1].bytes_rx > l->bg_setup_rx_bytes ? s->chan[1].bytes_rx - l->bg_setup_rx_bytes : 0;
+		pcb_json_dbl(j, "background_bps", bg_ns ? (double)bg_bytes * 8e9 / (double)bg_ns : 0);
 		pcb_json_obj_end(j);
 		pcb_json_str(j, "method", "source-side delay line + token bucket (frame bytes); RTT = median of header-only "
 			     "PING/PONG round trips measured by the destination after calibration; bulk = pipelined PONG train "

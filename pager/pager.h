@@ -58,6 +58,8 @@ struct pcb_link_result {
 	double bulk_bps;                  /* achieved bulk throughput (frame bytes) */
 	uint64_t bulk_bytes, bulk_ns;
 	int cpu;                          /* CPU the measuring (destination) thread ran on */
+	uint64_t bg_setup_rx_bytes;       /* bytes received on the background connection by the end of the
+					   * calibration (handshake, PONG train): not part of the migration */
 };
 
 /* Recovery from a lost source connection (--reconnect-timeout). */
