@@ -49,7 +49,7 @@ for x in rows:
         q = x["ratio_to_link"]
         if not (0 < q <= 1.1): errs.append("%s: ratio to the link %.3f (the emulation let through more than configured?)" % (n, q))
         if abs(q - x["wire_bps"] / x["link_bps"]) > 1e-6 * q: errs.append("%s: ratio inconsistent with wire_bps" % n)
-        if x["host_limited"] != (rows[0]["wire_bps_max"] < x["link_bps"]): errs.append("%s: host_limited" % n)
+        if x["host_limited"] != (rows[0]["wire_bps"] < x["link_bps"]): errs.append("%s: host_limited" % n)
         if x["target_met"] != (not x["host_limited"] and q >= 0.9): errs.append("%s: target_met" % n)
         if abs(x["paired_ratio_to_loopback"] - x["wire_bps"] / rows[0]["wire_bps"]) > 1e-6: errs.append("%s: ratio to loopback" % n)
     if n != "loopback" and not (0.5 * 200000 < x["rtt_ns_achieved_median"] < 20 * 200000): errs.append("%s: achieved RTT %d ns" % (n, x["rtt_ns_achieved_median"]))
