@@ -74,8 +74,8 @@ uint64_t pcb_link_reserve_urgent(struct pcb_link *l, size_t bytes, uint64_t read
  * PCB_MAX_RUN_PAGES.  1gbit: 16 pages, 2.5gbit: 30, 5gbit: 61, 10gbit: 122,
  * >= 10.5gbit: 128.  A demand reply on its own connection does not wait for the frame
  * (pcb_link_reserve_urgent), so the size only sets the pull's granularity;
- * with 16-page frames at every rate, 10gbit pulls measured 5-7 Gbit/s here
- * (pcbench floor), with 128-page frames 8.5-9.8. */
+ * with 16-page frames at every rate, 10gbit pulls measured 1.6-7.7 Gbit/s
+ * here (mean 5.3; pcbench floor), with 128-page frames 6.5-9.8 (mean 8.6). */
 #define PCB_LINK_FRAME_NS 400000u
 #define PCB_LINK_MIN_RUN_PAGES 16u
 unsigned pcb_link_run_pages(uint64_t bps);

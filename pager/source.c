@@ -22,7 +22,7 @@
  * (16..128: about 400 µs of the link; pager/link.h).  A demand reply on its own
  * connection does not queue behind it (pcb_link_reserve_urgent); smaller frames
  * cost the host so much per page at high rates (61 k frames/s at 2 Gbit/s with
- * 4 KiB frames; 16-page frames held a 10gbit pull to 5-7 Gbit/s here) that the
+ * 4 KiB frames; 16-page frames held a 10gbit pull to a mean 5.3 Gbit/s here) that the
  * pull falls short of the link. */
 /* A shared connection (--channels=1) cuts background RUN frames to 16 pages
  * (64 KiB) too and hands what it has formatted to the socket every 64 KiB,
