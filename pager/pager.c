@@ -1045,8 +1045,27 @@ static int bg_flush_zero(struct pcb_pager *p, uint64_t *zfirst, unsigned *zn, bo
 
 static bool seg_mode(const struct pcb_pager *p)
 {
-	return p->in.mode == PCB_INSTALL_COPY && !p->cfg.huge;
+	return (p->in.mode == PCB_INSTALL_COPY || p->in.mode == PCB_INSTALL_CONTINUE) && !p->cfg.huge;
 }
+
+/* continue: the ownership bits of a run (bit 0 = its first page) into / out
+ * of the job's bits, which number the job's data pages in order */
+static void owned_put(uint64_t *job, unsigned at, const uint64_t *run, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (run[i >> 6] >> (i & 63) & 1)
+			job[(at + i) >> 6] |= 1ull << ((at + i) & 63);
+}
+
+static void owned_get(uint64_t *run, const uint64_t *job, unsigned at, unsigned n)
+{
+	memset(run, 0, sizeof(uint64_t) * ((PCB_MAX_RUN_PAGES + 63) / 64));
+	for (unsigned i = 0; i < n; i++)
+		if (job[(at + i) >> 6] >> ((at + i) & 63) & 1)
+			run[i >> 6] |= 1ull << (i & 63);
+}
+
+static void bg_release_claims(struct pcb_pager *p, const struct pcb_install_job *j);
 
 static void seg_push(struct pcb_pager *p)
 {
@@ -1068,6 +1087,7 @@ static int seg_room(struct pcb_pager *p, unsigned data, bool drain)
 	if (slot < 0)
 		return -1;
 	p->sj.nseg = 0;
+	memset(p->sj.owned, 0, sizeof(p->sj.owned));
 	p->sj.slot = (unsigned)slot;
 	p->sj.drain = drain;
 	p->sj.chunk = p->sj.zero = false;
@@ -1084,11 +1104,26 @@ static int bg_seg_run(struct pcb_pager *p, const struct pcb_hdr *h, bool drain)
 	unsigned n = h->len / PCB_PAGE_SIZE;
 	if (seg_room(p, n, drain) < 0)
 		return -1;
-	struct iovec iov = { pcb_install_slot_buf(&p->in, p->sj.slot) + ((size_t)p->sj_used << PCB_PAGE_SHIFT),
-			     (size_t)n << PCB_PAGE_SHIFT };
-	int rr = bg_take_run(p, h, &iov, 1);
-	if (rr < 0)
-		return rr;   /* a run cut short is not installed: it is asked for again */
+	int rr;
+	if (p->in.mode == PCB_INSTALL_CONTINUE) {
+		/* straight into the page cache, claiming each page (a page the demand
+		 * thread owns goes to scratch) */
+		struct pcb_install_job run = { .page = h->arg, .n = n };
+		struct iovec iov[PCB_MAX_RUN_PAGES];
+		int niov = pcb_install_rx_iov(&p->in, p->sj.slot, h->arg, n, iov, PCB_MAX_RUN_PAGES, run.owned);
+		rr = bg_take_run(p, h, iov, niov);
+		if (rr < 0) {
+			bg_release_claims(p, &run);   /* asked for again: give the claims back */
+			return rr;
+		}
+		owned_put(p->sj.owned, p->sj_used, run.owned, n);
+	} else {
+		struct iovec iov = { pcb_install_slot_buf(&p->in, p->sj.slot) + ((size_t)p->sj_used << PCB_PAGE_SHIFT),
+				     (size_t)n << PCB_PAGE_SHIFT };
+		rr = bg_take_run(p, h, &iov, 1);
+		if (rr < 0)
+			return rr;   /* a run cut short is not installed: it is asked for again */
+	}
 	p->sj.seg[p->sj.nseg++] = (struct pcb_install_seg){ h->arg, p->sj_used, n, false };
 	p->sj_used += n;
 	for (unsigned i = 0; i < n; i++)
@@ -1106,8 +1141,15 @@ static int bg_seg_page(struct pcb_pager *p, uint64_t pg, const uint8_t *data, bo
 	}
 	if (seg_room(p, data ? 1 : 0, drain) < 0)
 		return -1;
-	if (data)
+	if (data && p->in.mode == PCB_INSTALL_CONTINUE) {
+		struct iovec iov[1];
+		uint64_t own[(PCB_MAX_RUN_PAGES + 63) / 64];
+		pcb_install_rx_iov(&p->in, p->sj.slot, pg, 1, iov, 1, own);
+		memcpy(iov[0].iov_base, data, PCB_PAGE_SIZE);
+		owned_put(p->sj.owned, p->sj_used, own, 1);
+	} else if (data) {
 		memcpy(pcb_install_slot_buf(&p->in, p->sj.slot) + ((size_t)p->sj_used << PCB_PAGE_SHIFT), data, PCB_PAGE_SIZE);
+	}
 	p->sj.seg[p->sj.nseg++] = (struct pcb_install_seg){ pg, data ? p->sj_used : 0, 1, !data };
 	p->sj_used += data ? 1 : 0;
 	return 0;
@@ -1259,8 +1301,15 @@ static void *inst_thread(void *arg)
 			for (unsigned k = 0; k < j.nseg && !r; k++) {
 				const struct pcb_install_seg *g = &j.seg[k];
 				x.zero = g->zero;
-				r = g->zero ? pcb_install_zero_run(&p->in, g->page, g->n, &p->st.inst_bg, bg_installed, &x)
-					    : pcb_install_run_at(&p->in, j.slot, g->off, g->page, g->n, &p->st.inst_bg, bg_installed, &x);
+				if (g->zero) {
+					r = pcb_install_zero_run(&p->in, g->page, g->n, &p->st.inst_bg, bg_installed, &x);
+				} else if (p->in.mode == PCB_INSTALL_CONTINUE) {
+					uint64_t own[(PCB_MAX_RUN_PAGES + 63) / 64];
+					owned_get(own, j.owned, g->off, g->n);
+					r = pcb_install_run(&p->in, j.slot, g->page, g->n, own, &p->st.inst_bg, bg_installed, &x);
+				} else {
+					r = pcb_install_run_at(&p->in, j.slot, g->off, g->page, g->n, &p->st.inst_bg, bg_installed, &x);
+				}
 			}
 			p->st.inst_bg.jobs_segs += j.nseg;
 		} else {
