@@ -1096,8 +1096,6 @@ static int seg_room(struct pcb_pager *p, unsigned data, bool drain)
 	return 0;
 }
 
-static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iovec *iov, int niov);
-
 /* A RUN frame received straight into the open job's staging slot. 0, -1, -2 (lost). */
 static int bg_seg_run(struct pcb_pager *p, const struct pcb_hdr *h, bool drain)
 {
@@ -1217,8 +1215,6 @@ static void chunk_push_if_whole(struct pcb_pager *p)
 	if (got == p->chunk.n)
 		chunk_push(p);
 }
-
-static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iovec *iov, int niov);
 
 /* A RUN frame (header at the head of the receive buffer) received straight
  * into the staging chunk(s) of its pages: at most two, as a run has at most
