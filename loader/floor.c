@@ -1250,8 +1250,9 @@ static void floor_help(FILE *fp)
 		"install path (copy, move, continue; batched and unbatched); then the same pcbench pull\n"
 		"over an emulated link (--link=RATE,RTT: the source's token bucket and delay line) at each\n"
 		"of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
-		"payload), next to the delay line alone (unlimited).  Prints a table with the\n"
-		"pcbench/bare and pcbench/link ratios and writes it as JSON with --json.\n"
+		"payload), next to a loopback pull (no emulation) and the delay line alone (unlimited).\n"
+		"Prints a table with the pcbench/bare and pcbench/link ratios and writes it as JSON with\n"
+		"--json.\n"
 		"\n"
 		"  --faults=N    demand faults per variant and placement [40000]\n"
 		"  --rounds=N    interleaved rounds the faults are split into; ratios are paired by round [16]\n"
@@ -1289,7 +1290,8 @@ static int floor_parse_rates(struct floor_cfg *fc, const char *list)
 				pcb_err("floor: invalid value for --link-rates: '%s' has more than %d rates", list, FLOOR_MAX_LINKS);
 			else
 				pcb_err("floor: invalid value for --link-rates: '%.*s' in '%s' (want rates such as 1gbit,2.5gbit,500mbit, "
-					"each 10kbit..400gbit; the unlimited row is always measured)", (int)(len < 64 ? len : 64), s, list);
+					"each 10kbit..400gbit; the loopback and unlimited rows are always measured)",
+					(int)(len < 64 ? len : 64), s, list);
 			return -1;
 		}
 		n++;
@@ -1371,6 +1373,16 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 		}
 		if (!ok) {
 			pcb_err("floor: invalid value for --%s: '%s' (see pcbench floor --help)", name, val);
+			return PCB_EXIT_USAGE;
+		}
+	}
+	/* a pull at the slowest rate must end in reasonable time (every rate runs --bulk-reps times) */
+	for (unsigned k = 0; !fc->no_link && k < fc->nlink; k++) {
+		double secs = (double)fc->bulk_bytes * 8 / (double)fc->link_bps[k];
+		if (secs > 600) {
+			char sz[32];
+			pcb_err("floor: invalid value for --link-rates: '%s' would take %.0f s per %s pull (at most 600 s: a faster "
+				"rate or a smaller --bulk)", fc->link_name[k], secs, pcb_fmt_size(fc->bulk_bytes, sz, sizeof(sz)));
 			return PCB_EXIT_USAGE;
 		}
 	}

@@ -60,7 +60,8 @@ print("floor link: " + ", ".join("%s %.3f Gbit/s%s" % (x["link"], x["wire_bps"] 
 PY
 
 for bad in "--link-rates=3foo" "--link-rates=1gbit,unlimited" "--link-rates=" "--link-rates=1gbit,,2gbit" \
-	   "--link-rates=1,2,3,4,5,6,7,8,9" "--link-rtt=soon" "--link-rtt=2s"; do
+	   "--link-rates=1gbit,2gbit,3gbit,4gbit,5gbit,6gbit,7gbit,8gbit,9gbit" "--link-rates=1mbit" \
+	   "--link-rtt=soon" "--link-rtt=2s"; do
 	out=$("$P" floor --no-demand --no-bulk $bad 2>&1); rc=$?
 	[ $rc -eq 64 ] || fail "floor $bad: exit $rc, want 64"
 	[ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] || fail "floor $bad: not a one-line error: $out"
@@ -68,6 +69,12 @@ for bad in "--link-rates=3foo" "--link-rates=1gbit,unlimited" "--link-rates=" "-
 done
 out=$("$P" floor --no-demand --no-bulk --link-rates=1gbit,3foo 2>&1)
 printf '%s' "$out" | grep -qF "'3foo'" || fail "--link-rates error does not name the bad rate: $out"
+out=$("$P" floor --no-demand --no-bulk --link-rates=1gbit,2gbit,3gbit,4gbit,5gbit,6gbit,7gbit,8gbit,9gbit 2>&1)
+printf '%s' "$out" | grep -qF "more than 8 rates" || fail "9 rates: $out"
+# 128 MiB at 1mbit would take 18 min per pull: refused, naming the rate; a small --bulk makes it fine
+out=$("$P" floor --no-demand --no-bulk --link-rates=1mbit 2>&1)
+printf '%s' "$out" | grep -qF "'1mbit'" || fail "1mbit with 128 MiB: $out"
+"$P" floor --no-demand --no-bulk --no-link --link-rates=1mbit --json "$T/x.json" >/dev/null 2>&1 || fail "--no-link still checks the link rates' duration"
 
 "$P" floor --faults=100 --rounds=1 --no-bulk --no-link --json "$T/nolink.json" >/dev/null 2>&1 || fail "floor --no-link failed"
 python3 -c "
