@@ -1747,6 +1747,11 @@ int pcb_floor_main(int argc, char **argv)
 		pcb_json_bool(j, "demand", !fc.no_demand);
 		pcb_json_bool(j, "bulk", !fc.no_bulk);
 		pcb_json_bool(j, "link_bulk", do_link);
+		pcb_json_arr_begin(j, "link_rates");
+		for (unsigned k = 0; k < fc.nlink; k++)
+			pcb_json_str(j, NULL, fc.link_name[k]);
+		pcb_json_arr_end(j);
+		pcb_json_u64(j, "link_rtt_ns", fc.link_rtt_ns);
 		pcb_json_obj_end(j);
 		pcb_json_obj_begin(j, "system");
 		pcb_sysinfo_json(&sys, j, "host");

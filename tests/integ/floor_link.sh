@@ -29,6 +29,7 @@ python3 - "$T/fl.json" <<'PY' || fail "floor link JSON"
 import json, sys
 d = json.load(open(sys.argv[1])); r = d["results"]; errs = []
 if d["kind"] != "floor" or not d["config"].get("link_bulk"): errs.append("config.link_bulk")
+if d["config"].get("link_rates") != ["500mbit", "1gbit"] or d["config"].get("link_rtt_ns") != 200000: errs.append("config link echo")
 if "bulk" in r or "demand" in r: errs.append("--no-bulk/--no-demand sections present")
 rows = r.get("link_bulk", [])
 names = [x["link"] for x in rows]
