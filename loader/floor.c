@@ -470,6 +470,23 @@ struct pcb_result {
 	struct pcb_pager_stats st;
 };
 
+/* Poll the pager until every page is present: 0, or an exit code after
+ * killing the source and destroying the pager (reason in why). */
+static int wait_complete(struct pcb_pager *p, pid_t src, char *why, size_t whylen)
+{
+	for (;;) {
+		int rc = pcb_pager_poll(p, 100, why, whylen);
+		if (rc == 1)
+			return 0;
+		if (rc < 0) {
+			kill(src, SIGKILL);
+			reap(src);
+			pcb_pager_destroy(p);
+			return -rc;
+		}
+	}
+}
+
 /* A pcbench migration of npages: with a faulter (demand) or without (bulk). */
 static int run_pcbench(const struct floor_cfg *fc, const char *policy, int install, unsigned ibatch, bool process,
 		       int guest_cpu, int handler_cpu, int bg_cpu, int inst_cpu, int source_cpu, uint64_t npages, double zero,
@@ -510,18 +527,10 @@ static int run_pcbench(const struct floor_cfg *fc, const char *policy, int insta
 		pthread_join(fh, NULL);
 	}
 	pcb_pager_guest_done(p);
-	for (;;) {
-		rc = pcb_pager_poll(p, 100, why, whylen);
-		if (rc < 0) {
-			/* a blocked faulter cannot exist here (joined above): safe to tear down */
-			kill(src, SIGKILL);
-			reap(src);
-			pcb_pager_destroy(p);
-			return -rc;
-		}
-		if (rc == 1)
-			break;
-	}
+	/* a blocked faulter cannot exist here (joined above): safe to tear down on failure */
+	rc = wait_complete(p, src, why, whylen);
+	if (rc)
+		return rc;
 	pcb_pager_finish(p);
 	rc = pcb_pager_verify(p, &res->ver, why, whylen);
 	pcb_pager_stats(p, &res->st);
@@ -928,17 +937,9 @@ static int run_link_pull(const struct floor_cfg *fc, uint64_t bps, uint64_t rtt_
 	uint64_t cpu0 = proc_cpu_ns(getpid()) + proc_cpu_ns(src);
 	pcb_pager_start(p);
 	pcb_pager_guest_done(p);
-	for (;;) {
-		rc = pcb_pager_poll(p, 100, why, whylen);
-		if (rc < 0) {
-			kill(src, SIGKILL);
-			reap(src);
-			pcb_pager_destroy(p);
-			return -rc;
-		}
-		if (rc == 1)
-			break;
-	}
+	rc = wait_complete(p, src, why, whylen);
+	if (rc)
+		return rc;
 	pcb_pager_stats(p, &s1);   /* before verification's digest traffic */
 	out->cpu_ns = proc_cpu_ns(getpid()) + proc_cpu_ns(src) - cpu0;
 	pcb_pager_finish(p);
