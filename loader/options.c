@@ -65,7 +65,7 @@ const struct pcb_option pcb_options[] = {
 	  "report time back to 95% and lost work against a local run: `run` (run it first, in this invocation) or the "
 	  "progress CSV of an earlier --policy=local run of the same guest", NULL },
 	{ "install", PCB_OPT_CHOICE, OFF(install), SZ(install), "copy", 0, 0,
-	  "how pages enter the guest: copy (UFFDIO_COPY), move (background pages received into staging, UFFDIO_MOVE), "
+	  "how pages enter the guest: copy (UFFDIO_COPY), move (background pages assembled in 2 MiB staging chunks, zero pages included, UFFDIO_MOVE of whole chunks), "
 	  "continue (memfd guest, pages received into its page cache, UFFDIO_CONTINUE)", "copy|move|continue" },
 	{ "page-size", PCB_OPT_CHOICE, OFF(page_size), SZ(page_size), "4K", 0, 0,
 	  "guest page size: 4K, or 2M (hugetlb region, each fault installs 2 MiB with one UFFDIO_COPY; needs reserved "
