@@ -1100,6 +1100,11 @@ static int seg_room(struct pcb_pager *p, unsigned data, bool drain)
 static int bg_seg_run(struct pcb_pager *p, const struct pcb_hdr *h, bool drain)
 {
 	unsigned n = h->len / PCB_PAGE_SIZE;
+	const struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	/* on an emulated link a frame's payload arrives at the link's pace: install what
+	 * was gathered before waiting for it (on loopback the next frame is already there) */
+	if (p->sj_open && p->cfg.link_bps && c->rlen - c->rpos < PCB_HDR_SIZE + (size_t)h->len)
+		seg_push(p);
 	if (seg_room(p, n, drain) < 0)
 		return -1;
 	int rr;
