@@ -487,33 +487,53 @@ static int wait_complete(struct pcb_pager *p, pid_t src, char *why, size_t whyle
 	}
 }
 
+/* Fork pcbench's source for an image of npages (zero: fraction of zero pages)
+ * on source_cpu and create a pager for it: pc holds the caller's choices
+ * (policy, install path, placement, link); the rest is filled in here.  0, or
+ * an exit code with nothing left running. */
+static int start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc, uint64_t npages, double zero,
+			   int source_cpu, struct pcb_image *im, pid_t *src, struct pcb_pager **p, char *why, size_t whylen)
+{
+	pcb_image_init(im, fc->seed, npages, zero);
+	struct pcb_source_cfg sc = { .mem_bytes = npages << PCB_PAGE_SHIFT, .seed = fc->seed, .zero_fraction = zero,
+				     .sessions = 1 };
+	uint16_t port;
+	*src = fork_source(&sc, source_cpu, &port, why, whylen);
+	if (*src < 0)
+		return PCB_EXIT_OSERR;
+	pc->npages = npages;
+	pc->nvcpus = 1;
+	pc->batch_pages = fc->batch;
+	pc->window = fc->window;
+	pc->io_timeout_ns = 5 * PCB_NSEC_PER_SEC;
+	pc->host = "127.0.0.1";
+	pc->port = port;
+	pc->seed = fc->seed;
+	pc->zero_threshold = im->zero_threshold;
+	int rc = pcb_pager_create(pc, p, why, whylen);
+	if (rc) {
+		kill(*src, SIGKILL);
+		reap(*src);
+	}
+	return rc;
+}
+
 /* A pcbench migration of npages: with a faulter (demand) or without (bulk). */
 static int run_pcbench(const struct floor_cfg *fc, const char *policy, int install, unsigned ibatch, bool process,
 		       int guest_cpu, int handler_cpu, int bg_cpu, int inst_cpu, int source_cpu, uint64_t npages, double zero,
 		       struct pcb_hist *h, struct pcb_result *res, char *why, size_t whylen)
 {
 	struct pcb_image im;
-	pcb_image_init(&im, fc->seed, npages, zero);
-	struct pcb_source_cfg sc = { .mem_bytes = npages << PCB_PAGE_SHIFT, .seed = fc->seed, .zero_fraction = zero,
-				     .sessions = 1 };
-	uint16_t port;
-	pid_t src = fork_source(&sc, source_cpu, &port, why, whylen);
-	if (src < 0)
-		return PCB_EXIT_OSERR;
 	struct pcb_pager_cfg pc = {
-		.npages = npages, .nvcpus = 1, .policy = pcb_policy_find(policy), .batch_pages = fc->batch,
-		.window = fc->window, .io_timeout_ns = 5 * PCB_NSEC_PER_SEC, .host = "127.0.0.1", .port = port,
-		.seed = fc->seed, .zero_threshold = im.zero_threshold, .install_mode = install, .install_batch = ibatch,
+		.policy = pcb_policy_find(policy), .install_mode = install, .install_batch = ibatch,
 		.pin_demand = (unsigned)(handler_cpu + 1), .pin_bg = (unsigned)(bg_cpu + 1), .pin_install = (unsigned)(inst_cpu + 1),
 		.process = process,
 	};
 	struct pcb_pager *p;
-	int rc = pcb_pager_create(&pc, &p, why, whylen);
-	if (rc) {
-		kill(src, SIGKILL);
-		reap(src);
+	pid_t src;
+	int rc = start_migration(fc, &pc, npages, zero, source_cpu, &im, &src, &p, why, whylen);
+	if (rc)
 		return rc;
-	}
 	struct faulter f = { .region = pcb_pager_region(p), .first = 0, .n = h ? npages : 0, .cpu = guest_cpu,
 			     .im = &im, .h = h };
 	pthread_t fh;
@@ -911,27 +931,17 @@ static int run_link_pull(const struct floor_cfg *fc, uint64_t bps, uint64_t rtt_
 			 struct link_pull *out, char *why, size_t whylen)
 {
 	struct pcb_image im;
-	pcb_image_init(&im, fc->seed, npages, 0.0);
-	struct pcb_source_cfg sc = { .mem_bytes = npages << PCB_PAGE_SHIFT, .seed = fc->seed, .zero_fraction = 0.0,
-				     .sessions = 1 };
-	uint16_t port;
-	pid_t src = fork_source(&sc, scpu, &port, why, whylen);
-	if (src < 0)
-		return PCB_EXIT_OSERR;
 	struct pcb_pager_cfg pc = {
-		.npages = npages, .nvcpus = 1, .policy = pcb_policy_find("sequential"), .batch_pages = fc->batch,
-		.window = fc->window, .io_timeout_ns = 5 * PCB_NSEC_PER_SEC, .host = "127.0.0.1", .port = port,
-		.seed = fc->seed, .zero_threshold = im.zero_threshold, .install_mode = PCB_INSTALL_COPY,
+		.policy = pcb_policy_find("sequential"), .install_mode = PCB_INSTALL_COPY,
 		.install_batch = PCB_MAX_RUN_PAGES, .pin_demand = (unsigned)(rcpu + 1), .pin_bg = (unsigned)(rcpu + 1),
 		.pin_install = (unsigned)(icpu + 1), .link_bps = bps, .link_rtt_ns = rtt_ns,
 	};
 	struct pcb_pager *p;
-	int rc = pcb_pager_create(&pc, &p, why, whylen);   /* connects, handshakes, calibrates the link */
-	if (rc) {
-		kill(src, SIGKILL);
-		reap(src);
+	pid_t src;
+	/* pcb_pager_create connects, handshakes and calibrates the link */
+	int rc = start_migration(fc, &pc, npages, 0.0, scpu, &im, &src, &p, why, whylen);
+	if (rc)
 		return rc;
-	}
 	struct pcb_pager_stats s0, s1;
 	pcb_pager_stats(p, &s0);
 	uint64_t cpu0 = proc_cpu_ns(getpid()) + proc_cpu_ns(src);

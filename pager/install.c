@@ -610,11 +610,8 @@ int pcb_install_run(struct pcb_installer *in, unsigned slot, uint64_t page, unsi
 	switch (in->mode) {
 	case PCB_INSTALL_COPY:
 		return install_chunks(in, 0, page, n, slot_base(in, slot), st, cb, ctx);
-	case PCB_INSTALL_MOVE: {   /* a RUN received at the start of a staging chunk (pcb_install_chunk is the pager's path) */
-		int r = install_chunks(in, 1, page, n, slot_base(in, slot), st, cb, ctx);
-		pcb_install_chunk_reset(in, slot, st);
-		return r;
-	}
+	case PCB_INSTALL_MOVE:
+		return -EINVAL;   /* move installs whole chunks: pcb_install_chunk */
 	default: {
 		struct iovec iov[PCB_MAX_RUN_PAGES];
 		/* rebuild the ownership map the receive used (bits already set: by us) */

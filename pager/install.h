@@ -192,8 +192,9 @@ int pcb_install_one(struct pcb_installer *in, uint64_t page, const void *src, st
  * the scratch page. */
 int pcb_install_rx_iov(struct pcb_installer *in, unsigned slot, uint64_t page, unsigned n, struct iovec *iov, int max,
 		       uint64_t *owned);
-/* Background: install the RUN just received (n pages at page) in chunks of
- * `batch` pages; cb reports each page. Returns 0 or -errno. */
+/* Background (copy, continue): install the RUN just received (n pages at
+ * page) in chunks of `batch` pages; cb reports each page. Returns 0 or
+ * -errno (-EINVAL for move, which installs chunks: pcb_install_chunk). */
 int pcb_install_run(struct pcb_installer *in, unsigned slot, uint64_t page, unsigned n, const uint64_t *owned,
 		    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx);
 /* copy/move: the staging area of slot `slot` (copy: PCB_MAX_RUN_PAGES pages;

@@ -148,17 +148,34 @@ static void run_path(int mode, unsigned batch)
 	pcb_image_fill(&im, 5, one);
 	assert_int_equal(pcb_install_one(&in, 5, one, &st), 0);
 	/* a RUN of 100 pages at 0 and zero pages 200..249 */
-	struct iovec iov[PCB_MAX_RUN_PAGES];
-	uint64_t owned[(PCB_MAX_RUN_PAGES + 63) / 64];
-	int niov = pcb_install_rx_iov(&in, 2, 0, 100, iov, PCB_MAX_RUN_PAGES, owned);   /* staging slot 2 */
-	assert_true(niov >= 1);
-	uint64_t pg = 0;
-	for (int k = 0; k < niov; k++)
-		for (size_t off = 0; off < iov[k].iov_len; off += PCB_PAGE_SIZE, pg++)
-			pcb_image_fill(&im, pg, (uint8_t *)iov[k].iov_base + off);
-	assert_int_equal(pg, 100);
-	assert_int_equal(pcb_install_run(&in, 2, 0, 100, owned, &st, on_page, &s), 0);
-	assert_int_equal(pcb_install_zero_run(&in, 200, 50, &st, on_page, &s), 0);
+	if (mode == PCB_INSTALL_MOVE) {
+		/* move's path: both land in the staging chunk of slot 2 (the zero pages as its
+		 * zeros), installed as one partial chunk */
+		struct pcb_install_job j = { .page = 0, .n = NP, .slot = 2, .chunk = true };
+		uint8_t *cb = pcb_install_slot_buf(&in, 2);
+		for (unsigned i = 0; i < 250; i++) {
+			if (i >= 100 && i < 200)
+				continue;
+			j.have[i / 64] |= 1ull << (i % 64);
+			if (i >= 200)
+				j.zmask[i / 64] |= 1ull << (i % 64);
+			else
+				pcb_image_fill(&im, i, cb + ((size_t)i << PCB_PAGE_SHIFT));
+		}
+		assert_int_equal(pcb_install_chunk(&in, &j, &st, on_page, &s), 0);
+	} else {
+		struct iovec iov[PCB_MAX_RUN_PAGES];
+		uint64_t owned[(PCB_MAX_RUN_PAGES + 63) / 64];
+		int niov = pcb_install_rx_iov(&in, 2, 0, 100, iov, PCB_MAX_RUN_PAGES, owned);   /* staging slot 2 */
+		assert_true(niov >= 1);
+		uint64_t pg = 0;
+		for (int k = 0; k < niov; k++)
+			for (size_t off = 0; off < iov[k].iov_len; off += PCB_PAGE_SIZE, pg++)
+				pcb_image_fill(&im, pg, (uint8_t *)iov[k].iov_base + off);
+		assert_int_equal(pg, 100);
+		assert_int_equal(pcb_install_run(&in, 2, 0, 100, owned, &st, on_page, &s), 0);
+		assert_int_equal(pcb_install_zero_run(&in, 200, 50, &st, on_page, &s), 0);
+	}
 	for (int i = 0; i < 100; i++) {
 		assert_int_equal(s.count[i], 1);
 		assert_int_equal(s.res[i], i == 5 ? (mode == PCB_INSTALL_CONTINUE ? 2 : 1) : 0);
