@@ -36,10 +36,12 @@ LDLIBS  := -lbpf -lelf -lz -lxxhash -lcrypto -lm -pthread
 override LDFLAGS += $(SANFLAGS)
 
 # Every .c under these rooms goes into the library; the mains are listed apart.
-MAINS      := loader/main.c loader/pctrace.c
-LIB_SRCS   := $(filter-out $(MAINS),$(wildcard common/*.c pager/*.c pager/policies/*.c workloads/*.c loader/*.c sim/*.c))
-LIB_SRCS   += workloads/kvm/kvm.c
-LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/workloads/kvm/blob.o
+# The rooms (docs/design.md has the map).
+ROOMS      := common cli run bench floor trace wire source pager install policies workloads guest sim
+MAINS      := cli/main.c tools/pctrace/pctrace.c
+LIB_SRCS   := $(filter-out $(MAINS),$(wildcard $(addsuffix /*.c,$(ROOMS))))
+LIB_SRCS   += guest/kvm/kvm.c
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/guest/kvm/blob.o
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_SKELS  := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/bpf/%.skel.h)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
@@ -49,7 +51,7 @@ TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/%.o)
 HELPER_SRCS := $(wildcard tests/helpers/*.c)
 HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
-PROGS := pcbench $(if $(wildcard loader/pctrace.c),pctrace)
+PROGS := pcbench pctrace
 
 .PHONY: all deps test unit integ bench clean plots fuzz bench-floor bench-scale bench-channels
 all: $(PROGS)
@@ -93,7 +95,7 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # ---- C -------------------------------------------------------------------------
-HDRS := $(wildcard common/*.h pager/*.h pager/policies/*.h workloads/*.h workloads/kvm/*.h loader/*.h bpf/*.h tests/lib/*.h sim/*.h)
+HDRS := $(wildcard $(addsuffix /*.h,$(ROOMS)) guest/kvm/*.h bpf/*.h tests/lib/*.h)
 # The objects that embed the git revision rebuild when it changes (a commit,
 # or a tree becoming dirty or clean): results must name the code that ran.
 GITREV_STAMP := $(BUILD)/gitrev.stamp
@@ -109,13 +111,13 @@ $(BUILD)/%.o: %.c $(HDRS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-# Only the loader includes BPF skeletons.  They are named here as explicit
+# Only the tracer (trace/) includes BPF skeletons.  They are named here as explicit
 # prerequisites too: a pattern rule whose prerequisite neither exists nor is
 # mentioned explicitly loses to the generic rule above, so on a clean tree
-# loader/trace.c was compiled before its skeletons were generated.
-LOADER_OBJS := $(patsubst loader/%.c,$(BUILD)/loader/%.o,$(wildcard loader/*.c))
-$(LOADER_OBJS): $(BPF_SKELS)
-$(BUILD)/loader/%.o: loader/%.c $(HDRS) $(BPF_SKELS)
+# trace/trace.c was compiled before its skeletons were generated.
+TRACE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard trace/*.c))
+$(TRACE_OBJS): $(BPF_SKELS)
+$(BUILD)/trace/%.o: trace/%.c $(HDRS) $(BPF_SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -125,7 +127,7 @@ $(BUILD)/loader/%.o: loader/%.c $(HDRS) $(BPF_SKELS)
 # their next hook), plus the guest's vCPU loop; linked at 0x10000 and
 # flattened to a binary that blob.S embeds into pcbench.
 KVM_GUEST_WL   := seq random stride phase scanhot chase idle
-KVM_GUEST_OBJS := $(BUILD)/kvm-guest/guest_entry.o $(BUILD)/kvm-guest/workloads/kvm/guest_main.o \
+KVM_GUEST_OBJS := $(BUILD)/kvm-guest/guest_entry.o $(BUILD)/kvm-guest/guest/kvm/guest_main.o \
 	$(KVM_GUEST_WL:%=$(BUILD)/kvm-guest/workloads/%.o)
 KVM_GUEST_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Werror -ffreestanding -fno-builtin -fno-pic -fno-pie \
 	-fno-stack-protector -mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables -fcf-protection=none \
@@ -134,16 +136,16 @@ $(BUILD)/kvm-guest/%.o: %.c $(HDRS) Makefile
 	$(call msg,GUESTCC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(KVM_GUEST_CFLAGS) -c $< -o $@
-$(BUILD)/kvm-guest/guest_entry.o: workloads/kvm/guest_entry.S
+$(BUILD)/kvm-guest/guest_entry.o: guest/kvm/guest_entry.S
 	$(call msg,GUESTAS,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -c $< -o $@
-$(BUILD)/kvm-guest/guest.elf: $(KVM_GUEST_OBJS) workloads/kvm/guest.lds
+$(BUILD)/kvm-guest/guest.elf: $(KVM_GUEST_OBJS) guest/kvm/guest.lds
 	$(call msg,GUESTLD,$@)
-	$(Q)$(LD) -nostdlib -static -no-pie -z noexecstack -T workloads/kvm/guest.lds -o $@ $(KVM_GUEST_OBJS)
+	$(Q)$(LD) -nostdlib -static -no-pie -z noexecstack -T guest/kvm/guest.lds -o $@ $(KVM_GUEST_OBJS)
 $(BUILD)/kvm-guest/guest.bin: $(BUILD)/kvm-guest/guest.elf
 	$(Q)objcopy -O binary $< $@
-$(BUILD)/workloads/kvm/blob.o: workloads/kvm/blob.S $(BUILD)/kvm-guest/guest.bin
+$(BUILD)/guest/kvm/blob.o: guest/kvm/blob.S $(BUILD)/kvm-guest/guest.bin
 	$(call msg,AS,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -c -DPCB_KVM_GUEST_BIN='"$(BUILD)/kvm-guest/guest.bin"' $< -o $@
@@ -152,11 +154,11 @@ $(BUILD)/libpcb.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/pcbench: $(BUILD)/loader/main.o $(BUILD)/libpcb.a
+$(BUILD)/pcbench: $(BUILD)/cli/main.o $(BUILD)/libpcb.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/pctrace: $(BUILD)/loader/pctrace.o $(BUILD)/libpcb.a
+$(BUILD)/pctrace: $(BUILD)/tools/pctrace/pctrace.o $(BUILD)/libpcb.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -230,7 +232,7 @@ bench-scale: deps
 FUZZ_TIME  ?= 60
 FUZZ_FLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -I. -I/usr/include/$(MULTIARCH) -pthread \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_SRCS  := pager/proto.c pager/handshake.c pager/source.c pager/link.c common/image.c common/util.c
+FUZZ_SRCS  := wire/proto.c wire/handshake.c source/source.c wire/link.c common/image.c common/util.c
 build-fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) $(HDRS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)

@@ -27,7 +27,7 @@
  * loses a switch-in, hence a fault.  The .bss slot array has no such guard.
  *
  * Each hook exists twice: a tp_btf program (typed arguments, task pointers,
- * cheapest) and a classic tracepoint one.  loader/trace.c probes which kind
+ * cheapest) and a classic tracepoint one.  trace/trace.c probes which kind
  * the kernel accepts and disables the others with set_autoload(false).
  */
 #include "vmlinux.h"

@@ -1,8 +1,8 @@
 #include "pager/pager.h"
 #include "pager/probes.h"
-#include "pager/proto.h"
-#include "pager/handshake.h"
-#include "pager/linkcal.h"
+#include "wire/proto.h"
+#include "wire/handshake.h"
+#include "wire/linkcal.h"
 #include "pager/pagerproc.h"
 #include "common/image.h"
 #include "common/util.h"
@@ -332,7 +332,7 @@ static struct timeval io_timeval(uint64_t ns)
  * QEMU's post-copy before its preempt channel: one connection carries the
  * demand requests and the background batches, so a demand reply reaches the
  * destination only after the background data already queued ahead of it (the
- * source sends it at its next frame boundary; pager/source.c).  The
+ * source sends it at its next frame boundary; source/source.c).  The
  * connection is chan[PCB_CHAN_BACKGROUND] (HELLO channel PCB_CHAN_SHARED);
  * chan[PCB_CHAN_DEMAND] is not opened.
  *   - Both threads send on it, under send_lock (frames are never interleaved).

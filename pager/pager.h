@@ -7,9 +7,9 @@
 #ifndef PCB_PAGER_H
 #define PCB_PAGER_H
 #include "common/hist.h"
-#include "pager/install.h"
+#include "install/install.h"
 #include "pager/pagestate.h"
-#include "pager/policy.h"
+#include "policies/policy.h"
 #include "pager/uffd.h"
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -46,7 +46,7 @@ struct pcb_pager_cfg {
 					   * PCB_CHAN_SHARED) carries demand and background; 0 or 2: two */
 };
 
-/* Link emulation as configured and as measured end to end (pager/linkcal.c). */
+/* Link emulation as configured and as measured end to end (wire/linkcal.c). */
 struct pcb_link_result {
 	bool emulated;
 	uint64_t bps, rtt_ns;             /* configured */

@@ -2,10 +2,10 @@
 #include "sim/sim.h"
 #include "common/image.h"
 #include "common/util.h"
-#include "pager/link.h"
+#include "wire/link.h"
 #include "pager/pagestate.h"
 #include "pager/probes.h"
-#include "pager/proto.h"
+#include "wire/proto.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,7 +131,7 @@ struct queue {
 	unsigned head, len, cap;
 };
 
-/* One source connection (pager/source.c sconn): the demand one, the
+/* One source connection (source/source.c sconn): the demand one, the
  * background one, or with --channels=1 the shared one (demand requests in uq,
  * served before background frames at frame boundaries). */
 struct sender {
@@ -226,7 +226,7 @@ static uint64_t ser_calc(uint64_t bytes, uint64_t bps)
 	return (uint64_t)(((unsigned __int128)bytes * 8 * PCB_NSEC_PER_SEC + bps - 1) / bps);
 }
 
-/* Serialisation time of a frame, rounded up as pager/link.c does; every frame
+/* Serialisation time of a frame, rounded up as wire/link.c does; every frame
  * is a header and 0..PCB_MAX_RUN_PAGES pages: from a table. */
 static uint64_t ser_ns(const struct sim *s, uint64_t bytes)
 {
@@ -305,7 +305,7 @@ static void sender_kick(struct sim *s, unsigned si, uint64_t t)
 }
 
 /* The shared connection's modelled socket-buffer wait for a demand reply
- * (pager/source.c shared_sockq_ns): the background bytes queued at the
+ * (source/source.c shared_sockq_ns): the background bytes queued at the
  * source, at most PCB_SIM_SOCKQ_BYTES, at the link rate. */
 static uint64_t sockq_ns(struct sim *s, struct sender *S)
 {
@@ -345,7 +345,7 @@ struct frame {
 	bool last;                   /* the item's last frame */
 };
 
-/* The next frame of a queued request (pager/source.c item_frame_len). */
+/* The next frame of a queued request (source/source.c item_frame_len). */
 static struct frame next_frame(const struct sim *s, const struct item *it)
 {
 	struct frame f = { .n = 1, .bytes = PCB_HDR_SIZE };
@@ -375,7 +375,7 @@ static struct frame next_frame(const struct sim *s, const struct item *it)
 	return f;
 }
 
-/* The connection sends every frame whose time has come (pager/source.c
+/* The connection sends every frame whose time has come (source/source.c
  * run_queue): a due demand request first, else the head background request;
  * a frame is reserved on the link once and leaves at its release time (a
  * background frame up to early_ns before it). */

@@ -1,6 +1,6 @@
 /* The offline policy simulator (`pcbench simulate`): a discrete-event model
  * of a post-copy migration driven by a recorded access trace, running the
- * registered policies through pager/policy.h exactly as the live pager does.
+ * registered policies through policies/policy.h exactly as the live pager does.
  *
  * Model (virtual time, ns since switch-over):
  *  - vCPUs: each replays its own records of the trace in order.  Before an
@@ -13,10 +13,10 @@
  *    unless one is already outstanding for that page, and the vCPU stalls
  *    until the page is installed (by the demand reply or a background batch,
  *    whichever comes first).
- *  - The source, as pager/source.c serves it: a request is due at the source
+ *  - The source, as source/source.c serves it: a request is due at the source
  *    RTT after it was sent (the live link puts the whole delay on the reply);
  *    frames are reserved on one token bucket shared by all connections
- *    (pager/link.c: finish = max(link free, due) + bytes / rate); each
+ *    (wire/link.c: finish = max(link free, due) + bytes / rate); each
  *    connection sends its head request's frames in order, a background frame
  *    up to early_ns before its finish time, a demand reply at it.  With
  *    channels = 2 a demand reply has its own connection and overtakes the
@@ -46,12 +46,12 @@
 #define PCB_SIM_H
 #include "common/hist.h"
 #include "pager/pager.h"
-#include "pager/policy.h"
+#include "policies/policy.h"
 #include "workloads/workload.h"
 #include <stdbool.h>
 #include <stdint.h>
 
-/* pager/source.c PCB_LINK_SOCKQ_BYTES: a shared connection's modelled socket buffer */
+/* source/source.c PCB_LINK_SOCKQ_BYTES: a shared connection's modelled socket buffer */
 #define PCB_SIM_SOCKQ_BYTES (4u << 20)
 #define PCB_SIM_THINK_RECORDED UINT64_MAX         /* think = the gap to the vCPU's previous record */
 #define PCB_SIM_THINK_SCHEDULE (UINT64_MAX - 1)   /* access at its recorded t_ns, or as soon as the previous one completed */

@@ -4,9 +4,9 @@
 #include "common/json.h"
 #include "common/sysinfo.h"
 #include "common/util.h"
-#include "loader/metrics.h"
-#include "pager/link.h"
-#include "pager/proto.h"
+#include "run/metrics.h"
+#include "wire/link.h"
+#include "wire/proto.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,7 +206,7 @@ static int sim_parse(struct simcfg *c, int argc, char **argv)
 		}
 	}
 	if (!c->run_pages_set)
-		/* pager/source.c: PCB_LINK_RUN_PAGES on an emulated link, PCB_SHARED_RUN_PAGES on a shared connection */
+		/* source/source.c: PCB_LINK_RUN_PAGES on an emulated link, PCB_SHARED_RUN_PAGES on a shared connection */
 		c->sp.run_pages = (c->link[0] && c->sp.bps) || c->sp.channels == 1 ? 16 : PCB_MAX_RUN_PAGES;
 	if (!strcmp(c->think, "recorded")) {
 		c->sp.think_ns = PCB_SIM_THINK_RECORDED;
@@ -601,7 +601,7 @@ int pcb_cmd_simulate(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		why[0] = 0;
 		if (pcb_policy_parse_opts(&opts[i], ops[i], c.policy_opt, why, sizeof(why)) < 0 ||
-		    (c.replay[0] && (n == 1 || !strcmp(ops[i]->name, "replay")) &&   /* as loader/run.c */
+		    (c.replay[0] && (n == 1 || !strcmp(ops[i]->name, "replay")) &&   /* as run/run.c */
 		     pcb_policy_replay_file(&opts[i], ops[i], c.replay, why, sizeof(why)) < 0)) {
 			pcb_err("simulate: %s", why);
 			rc = PCB_EXIT_USAGE;

@@ -58,7 +58,7 @@ struct pcb_workload_ops {
 	/* Next access. */
 	void (*next)(void *ts, struct pcb_access *a);
 	/* Nonzero: the per-vCPU state is pointer-free and this many bytes, and the
-	 * generator is built into the KVM guest (workloads/kvm/kvm_abi.h list). */
+	 * generator is built into the KVM guest (guest/kvm/kvm_abi.h list). */
 	size_t guest_ts_size;
 	/* --guest=kvm for a generator whose state points at shared tables
 	 * (optional): ts_copy is this vCPU's state about to go into the guest;
@@ -150,7 +150,7 @@ struct pcb_guest_cfg {
 	uint64_t ops_limit;          /* stop after this many ops per vCPU (0: no limit) */
 	uint64_t bucket_ns;          /* progress: ops completed per bucket of this length (0: off) */
 	bool record;                 /* keep every access for --record */
-	bool kvm;                    /* run the vCPUs inside a KVM virtual machine (workloads/kvm/) */
+	bool kvm;                    /* run the vCPUs inside a KVM virtual machine (guest/kvm/) */
 	/* --precopy: the guest first runs on this memory (the source's) until
 	 * pcb_guest_pause(), then on region after pcb_guest_resume() */
 	uint8_t *precopy_region;

@@ -9,10 +9,10 @@
  *      link settings) against a hostile "destination" (second byte: bit 0 =
  *      the source requires a key); its replies are read and parsed too.
  * Build and run: make fuzz [FUZZ_TIME=seconds]; corpus in tests/fuzz/corpus. */
-#include "pager/handshake.h"
-#include "pager/link.h"
-#include "pager/proto.h"
-#include "pager/source.h"
+#include "wire/handshake.h"
+#include "wire/link.h"
+#include "wire/proto.h"
+#include "source/source.h"
 #include "common/image.h"
 #include "common/util.h"
 #include <pthread.h>

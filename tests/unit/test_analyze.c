@@ -15,7 +15,7 @@
 #include "common/hist.h"
 #include "common/json.h"
 #include "common/util.h"
-#include "loader/analyze.h"
+#include "bench/analyze.h"
 
 static char dir[64];
 

@@ -1,4 +1,4 @@
-/* Job-file parser of `pcbench bench` (loader/benchjob.c): good files parse to
+/* Job-file parser of `pcbench bench` (bench/benchjob.c): good files parse to
  * the matrix they describe; every bad file is refused with exit 65 and a
  * message naming the file, the line and the key. */
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <glob.h>
 #include "common/util.h"
-#include "loader/benchjob.h"
+#include "bench/benchjob.h"
 
 static struct pcb_job job;
 static char why[1024];

@@ -13,7 +13,7 @@
 #include <sys/mman.h>
 #include "common/image.h"
 #include "common/util.h"
-#include "loader/progress.h"
+#include "run/progress.h"
 #include "workloads/workload.h"
 
 static char trace_path[64];

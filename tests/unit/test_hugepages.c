@@ -1,9 +1,9 @@
-/* loader/hugepages: --page-size=2M validation (exit 64 naming the value)
+/* run/hugepages: --page-size=2M validation (exit 64 naming the value)
  * and the hugetlb pool check against a fake sysfs directory (exit 69 with
  * the count and the reserve command). */
 #include "tests/lib/testlib.h"
-#include "loader/hugepages.h"
-#include "loader/options.h"
+#include "run/hugepages.h"
+#include "cli/options.h"
 #include "common/util.h"
 #include <stdio.h>
 #include <stdlib.h>

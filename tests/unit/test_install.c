@@ -16,9 +16,9 @@
 #include <unistd.h>
 #include "common/image.h"
 #include "common/pin.h"
-#include "pager/install.h"
+#include "install/install.h"
 #include "pager/pagestate.h"
-#include "pager/proto.h"
+#include "wire/proto.h"
 
 static int validate(uint16_t type, uint32_t len, uint64_t arg, uint64_t npages)
 {

@@ -1,4 +1,4 @@
-/* Link emulation (pager/link.c): the background frame size on an emulated
+/* Link emulation (wire/link.c): the background frame size on an emulated
  * link, and the token bucket over a long pull (the rate it lets through,
  * counted in frame bytes, is the configured rate -- never more). */
 #include <stdarg.h>
@@ -7,8 +7,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "common/util.h"
-#include "pager/link.h"
-#include "pager/proto.h"
+#include "wire/link.h"
+#include "wire/proto.h"
 
 /* about 400 µs of the link per frame, 16..128 pages */
 static void test_run_pages(void **st)

@@ -19,11 +19,11 @@
 #include <unistd.h>
 #include "common/image.h"
 #include "common/util.h"
-#include "pager/handshake.h"
-#include "pager/link.h"
+#include "wire/handshake.h"
+#include "wire/link.h"
 #include "pager/pager.h"
-#include "pager/proto.h"
-#include "pager/source.h"
+#include "wire/proto.h"
+#include "source/source.h"
 
 #define NP 1024
 

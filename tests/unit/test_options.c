@@ -1,9 +1,9 @@
-/* loader/options: the one options table -> defaults, parsing, --help, JSON echo. */
+/* cli/options: the one options table -> defaults, parsing, --help, JSON echo. */
 #include "tests/lib/testlib.h"
-#include "loader/options.h"
+#include "cli/options.h"
 #include "common/json.h"
 #include "common/util.h"
-#include "pager/policy.h"
+#include "policies/policy.h"
 #include "workloads/workload.h"
 
 /* Parse "pcbench ARGS" into cfg; returns the parse result, stderr text in *err. */

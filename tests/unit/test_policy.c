@@ -1,8 +1,8 @@
-/* pager/policies: the registry, pcb_batch_add, pcb_policy_fill_sequential and
+/* policies: the registry, pcb_batch_add, pcb_policy_fill_sequential and
  * each policy's next-batch order. */
 #include "tests/lib/testlib.h"
-#include "pager/policy.h"
-#include "pager/proto.h"
+#include "policies/policy.h"
+#include "wire/proto.h"
 #include <stdlib.h>
 
 struct fixture {

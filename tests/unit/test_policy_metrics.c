@@ -1,8 +1,8 @@
-/* loader/metrics.c: hit rate, accuracy and lead time from a hand-made
+/* run/metrics.c: hit rate, accuracy and lead time from a hand-made
  * first-touch record and install record (README: how the prefetch metrics
  * are computed). */
 #include "tests/lib/testlib.h"
-#include "loader/metrics.h"
+#include "run/metrics.h"
 #include "common/json.h"
 #include "pager/probes.h"
 #include "workloads/workload.h"

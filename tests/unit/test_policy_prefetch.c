@@ -5,8 +5,8 @@
  * demanded pages: every page covered, none twice). */
 #include "tests/lib/testlib.h"
 #include "common/util.h"
-#include "pager/policy.h"
-#include "pager/proto.h"
+#include "policies/policy.h"
+#include "wire/proto.h"
 #include "workloads/workload.h"
 #include <stdlib.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
-/* pager/proto: header encoding, pcb_proto_validate for every type,
+/* wire/proto: header encoding, pcb_proto_validate for every type,
  * pcb_proto_check_ranges, and pcb_conn framing (partial, oversized, EOF). */
 #include "tests/lib/testlib.h"
-#include "pager/proto.h"
+#include "wire/proto.h"
 #include "common/image.h"
 #include <endian.h>
 #include <pthread.h>

@@ -3,10 +3,10 @@
 #include "tests/lib/testlib.h"
 #include "sim/sim.h"
 #include "common/util.h"
-#include "loader/metrics.h"
-#include "pager/link.h"
+#include "run/metrics.h"
+#include "wire/link.h"
 #include "pager/probes.h"
-#include "pager/proto.h"
+#include "wire/proto.h"
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -186,11 +186,11 @@ static void test_channels(void **state)
 	tl_assert_u64_eq(r2.faults, 1);
 	tl_assert_u64_eq(r1.faults, 1);
 	/* two channels: the reply overtakes the background frames, waiting at most for the
-	 * packet on the wire (pager/link.c pcb_link_reserve_urgent) */
+	 * packet on the wire (wire/link.c pcb_link_reserve_urgent) */
 	uint64_t one = sp.rtt_ns + ser(PCB_PAGE_SIZE + PCB_HDR_SIZE, sp.bps) + sp.demand_copy_ns;
 	assert_true(r2.fault_lat.max >= one);
 	assert_true(r2.fault_lat.max <= one + ser(PCB_LINK_MTU, sp.bps));
-	/* one channel: behind the background bytes queued at the source (pager/source.c
+	/* one channel: behind the background bytes queued at the source (source/source.c
 	 * shared_sockq_ns: most of 4 batches of 64 pages, up to 84 ms at 100 Mbit/s) */
 	assert_true(r1.fault_lat.max > one + 50 * PCB_NSEC_PER_MSEC);
 	assert_true(r1.fault_lat.max < one + 90 * PCB_NSEC_PER_MSEC);

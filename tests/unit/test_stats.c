@@ -1,5 +1,5 @@
 /* Statistics, tidy CSV writer and JSON reader of `pcbench bench`/`analyze`
- * (loader/stats.c, common/jsonread.c). */
+ * (bench/stats.c, common/jsonread.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +13,7 @@
 #include "common/json.h"
 #include "common/jsonread.h"
 #include "common/util.h"
-#include "loader/stats.h"
+#include "bench/stats.h"
 
 static void spread_basic(void **state)
 {

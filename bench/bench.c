@@ -1,0 +1,710 @@
+/* pcbench bench: the experiment runner.  Each run is a child process
+ * (/proc/self/exe run ...) so that a crash or a hang in one run cannot take
+ * the matrix down; its JSON is written to runs/ID.json.tmp and renamed to
+ * runs/ID.json only when the run exited 0 and the file parses with status
+ * "ok" -- so "runs/ID.json exists" means "done" and a resumed experiment
+ * skips exactly the completed runs. */
+#include "bench/bench.h"
+#include "bench/analyze.h"
+#include "bench/benchjob.h"
+#include "common/json.h"
+#include "common/jsonread.h"
+#include "common/sysinfo.h"
+#include "common/util.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: pcbench bench JOBFILE [--out=DIR] [--results=PARENT] [--fresh] [--dry-run] [-v]\n"
+		"       pcbench analyze DIR [-v]\n"
+		"\n"
+		"bench runs the experiment matrix of JOBFILE (format: configs/README.md): policies x workloads\n"
+		"x links x repetitions, one `pcbench run` child per run, each verified end to end.  Results go\n"
+		"to PARENT/<name>-<UTC date>-<git revision>/ (PARENT: results): job.conf, system.json,\n"
+		"manifest.json, runs/<run>.json, .timeline.csv and .log, then results.csv (tidy), summary.csv,\n"
+		"summary.md, summary.tex and plotdata/ for `make plots RESULTS=DIR`.\n"
+		"An interrupted experiment is resumed by running the same command again: the most recent\n"
+		"incomplete directory with the same job file and git revision is reused and runs already\n"
+		"completed are skipped.\n"
+		"  --out=DIR       use (or resume) exactly this directory\n"
+		"  --results=DIR   parent directory of new result directories [results]\n"
+		"  --fresh         always start a new directory\n"
+		"  --dry-run       print the runs and exit\n"
+		"analyze regenerates results.csv, summary.* and plotdata/ from DIR without running anything.\n"
+		"Exit codes: 0 all runs ok; if a run failed, the exit code of the first failed run (124: killed\n"
+		"after run_timeout; 128+N: killed by signal N); 64 bad option; 65 bad job file; 71 I/O error;\n"
+		"130 interrupted (resume by running the same command).  A complete directory is never reused:\n"
+		"running a finished experiment again starts a new directory.\n");
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, n = 0;
+	char *b = malloc(cap);
+	while (b) {
+		n += fread(b + n, 1, cap - n, f);
+		if (n < cap)
+			break;
+		char *nb = realloc(b, cap * 2);
+		if (!nb) {
+			free(b);
+			b = NULL;
+			break;
+		}
+		b = nb;
+		cap *= 2;
+	}
+	fclose(f);
+	if (b)
+		*len = n;
+	return b;
+}
+
+static bool same_file_content(const char *a, const char *b)
+{
+	size_t la, lb;
+	char *x = read_all(a, &la), *y = read_all(b, &lb);
+	bool same = x && y && la == lb && !memcmp(x, y, la);
+	free(x);
+	free(y);
+	return same;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	size_t n;
+	char *b = read_all(from, &n);
+	if (!b)
+		return -1;
+	FILE *f = fopen(to, "wb");
+	int rc = f && fwrite(b, 1, n, f) == n ? 0 : -1;
+	if (f && fclose(f) != 0)
+		rc = -1;
+	free(b);
+	return rc;
+}
+
+/* A finished run: runs/ID.json parses and says status ok. */
+static bool run_done(const char *dir, const char *id)
+{
+	char path[4600], err[128];
+	snprintf(path, sizeof(path), "%s/runs/%s.json", dir, id);
+	if (access(path, F_OK) != 0)
+		return false;
+	struct pcb_jv *v = pcb_jv_parse_file(path, err, sizeof(err));
+	const char *st = pcb_jv_str(pcb_jv_get(v, "status"));
+	bool ok = st && !strcmp(st, "ok");
+	pcb_jv_free(v);
+	return ok;
+}
+
+/* Most recent PARENT/<name>-*-<rev> with an identical job.conf and no COMPLETE marker. */
+static bool find_resumable(const char *parent, const struct pcb_job *job, char *out, size_t outlen)
+{
+	DIR *d = opendir(parent);
+	if (!d)
+		return false;
+	char best[512] = "", prefix[128], suffix[96];
+	snprintf(prefix, sizeof(prefix), "%s-", job->name);
+	snprintf(suffix, sizeof(suffix), "-%s", PCB_GITREV);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name), ls = strlen(suffix);
+		if (strncmp(de->d_name, prefix, strlen(prefix)) || n < ls || strcmp(de->d_name + n - ls, suffix))
+			continue;
+		char p[4600];
+		snprintf(p, sizeof(p), "%s/%s/COMPLETE", parent, de->d_name);
+		if (access(p, F_OK) == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/job.conf", parent, de->d_name);
+		if (!same_file_content(p, job->path))
+			continue;
+		if (strcmp(de->d_name, best) > 0)    /* names carry a sortable UTC date */
+			snprintf(best, sizeof(best), "%s", de->d_name);
+	}
+	closedir(d);
+	if (!best[0])
+		return false;
+	snprintf(out, outlen, "%s/%s", parent, best);
+	return true;
+}
+
+static void fmt_hms(double s, char *buf, size_t len)
+{
+	if (s < 0 || s != s)
+		s = 0;
+	unsigned t = (unsigned)(s + 0.5);
+	if (t >= 3600)
+		snprintf(buf, len, "%u:%02u:%02u", t / 3600, t / 60 % 60, t % 60);
+	else
+		snprintf(buf, len, "%u:%02u", t / 60, t % 60);
+}
+
+struct runstat {
+	int status;                  /* -1 not run, 0 ok, else exit code */
+	bool resumed;
+	double wall_s;
+	uint64_t seed;
+};
+
+static int write_system_json(const char *dir, const struct pcb_job *job, const char *started, int argc, char **argv)
+{
+	char path[4600];
+	snprintf(path, sizeof(path), "%s/system.json", dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	struct pcb_sysinfo si;
+	pcb_sysinfo_read(&si);
+	struct pcb_json *j = pcb_json_open(f);
+	pcb_json_obj_begin(j, NULL);
+	pcb_json_str(j, "tool", "pcbench");
+	pcb_json_str(j, "version", PCB_VERSION);
+	pcb_json_str(j, "git_revision", PCB_GITREV);
+	pcb_json_str(j, "experiment", job->name);
+	pcb_json_str(j, "job_file", job->path);
+	pcb_json_str(j, "started_utc", started);
+	pcb_json_arr_begin(j, "command");
+	for (int i = 0; i < argc; i++)
+		pcb_json_str(j, NULL, argv[i]);
+	pcb_json_arr_end(j);
+	pcb_sysinfo_json(&si, j, "host");
+	pcb_json_obj_end(j);
+	int rc = pcb_json_close(j);
+	if (fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
+
+static int write_manifest(const char *dir, const struct pcb_job *job, const struct runstat *st, const char *started,
+			  bool complete)
+{
+	char path[4600], tmp[4700];
+	snprintf(path, sizeof(path), "%s/manifest.json", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	struct pcb_json *j = pcb_json_open(f);
+	pcb_json_obj_begin(j, NULL);
+	pcb_json_str(j, "experiment", job->name);
+	pcb_json_str(j, "git_revision", PCB_GITREV);
+	pcb_json_str(j, "started_utc", started);
+	pcb_json_bool(j, "complete", complete);
+	pcb_json_u64(j, "repetitions", job->reps);
+	pcb_json_arr_begin(j, "runs");
+	unsigned n = pcb_job_nruns(job);
+	for (unsigned i = 0; i < n; i++) {
+		struct pcb_job_run r;
+		pcb_job_run_at(job, i, &r);
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_str(j, "id", r.id);
+		pcb_json_str(j, "policy", pcb_job_policy_name(job, r.policy));
+		pcb_json_str(j, "workload", job->workloads[r.workload]);
+		pcb_json_str(j, "link", job->links[r.link].name);
+		pcb_json_u64(j, "rep", r.rep + 1);
+		pcb_json_u64(j, "seed", st[i].seed);
+		pcb_json_str(j, "status", st[i].status < 0 ? "not run" : st[i].status == 0 ? "ok" : "failed");
+		if (st[i].status > 0)
+			pcb_json_i64(j, "exit_code", st[i].status);
+		pcb_json_bool(j, "from_earlier_session", st[i].resumed);
+		if (st[i].wall_s > 0)
+			pcb_json_dbl(j, "wall_s", st[i].wall_s);
+		pcb_json_obj_end(j);
+	}
+	pcb_json_arr_end(j);
+	pcb_json_obj_end(j);
+	int rc = pcb_json_close(j);
+	if (fclose(f) != 0)
+		rc = -1;
+	if (!rc && rename(tmp, path) < 0)
+		rc = -1;
+	return rc;
+}
+
+static bool has_option(const char *name)
+{
+	for (const struct pcb_option *o = pcb_options; o->name; o++)
+		if (!strcmp(o->name, name))
+			return true;
+	return false;
+}
+
+/* argv for one run (strings live in store). */
+static void build_argv(const struct pcb_job *job, const struct pcb_job_run *r, const char *exe, const char *dir,
+		       char store[][4200], char **av)
+{
+	unsigned k = 0, a = 0;
+	av[a++] = (char *)exe;
+	av[a++] = "run";
+	snprintf(store[k], sizeof(store[0]), "--policy=%s", pcb_job_policy_name(job, r->policy));
+	av[a++] = store[k++];
+	snprintf(store[k], sizeof(store[0]), "--workload=%s", job->workloads[r->workload]);
+	av[a++] = store[k++];
+	for (unsigned i = 0; i < job->nopts; i++) {
+		if (!strcmp(job->opts[i].key, "seed"))
+			continue;
+		snprintf(store[k], sizeof(store[0]), "--%s=%s", job->opts[i].key, job->opts[i].val);
+		av[a++] = store[k++];
+	}
+	const struct pcb_job_link *l = &job->links[r->link];
+	for (unsigned i = 0; i < l->nopts; i++) {
+		snprintf(store[k], sizeof(store[0]), "--%s=%s", l->opts[i].key, l->opts[i].val);
+		av[a++] = store[k++];
+	}
+	snprintf(store[k], sizeof(store[0]), "--seed=%llu", (unsigned long long)pcb_job_seed(job, r));
+	av[a++] = store[k++];
+	snprintf(store[k], sizeof(store[0]), "--json=%s/runs/%s.json.tmp", dir, r->id);
+	av[a++] = store[k++];
+	if (has_option("progress-csv")) {     /* guest progress per bucket (also in the JSON) */
+		snprintf(store[k], sizeof(store[0]), "--progress-csv=%s/runs/%s.progress.csv", dir, r->id);
+		av[a++] = store[k++];
+	}
+	if (!strcmp(job->timeline, "all")) {
+		snprintf(store[k], sizeof(store[0]), "--timeline=%s/runs/%s.timeline.csv", dir, r->id);
+		av[a++] = store[k++];
+	}
+	av[a] = NULL;
+}
+
+static uint64_t run_timeout(const struct pcb_job *job, const struct pcb_job_run *r)
+{
+	if (job->run_timeout_ns)
+		return job->run_timeout_ns;
+	/* auto: 10x the guest duration plus a minute (drain, verification, start-up) */
+	uint64_t d = job->base.duration_ns;
+	for (unsigned i = 0; i < job->links[r->link].nopts; i++)
+		if (!strcmp(job->links[r->link].opts[i].key, "duration"))
+			pcb_parse_duration(job->links[r->link].opts[i].val, &d);
+	return 10 * d + 60 * PCB_NSEC_PER_SEC;
+}
+
+struct progress {
+	bool tty;
+	unsigned total, todo, done_now;
+	uint64_t t0;
+	double sum_wall;
+};
+
+/* cur_s: how long the run in progress has been going (0 between runs). */
+static void progress_line(const struct progress *pg, unsigned idx, const char *id, const char *what, double cur_s)
+{
+	char el[32], eta[32];
+	double elapsed = (double)(pcb_now_ns() - pg->t0) / 1e9;
+	fmt_hms(elapsed, el, sizeof(el));
+	unsigned left = pg->todo - pg->done_now;
+	if (pg->done_now) {
+		double rest = pg->sum_wall / pg->done_now * left - cur_s;
+		fmt_hms(rest > 0 ? rest : 0, eta, sizeof(eta));
+	}
+	else
+		snprintf(eta, sizeof(eta), "?");
+	if (pg->tty)
+		fprintf(stderr, "\r\033[K[%u/%u] %s %s | %u left | elapsed %s | ETA %s", idx + 1, pg->total, id, what,
+			left, el, eta);
+	else
+		fprintf(stderr, "bench: [%u/%u] %s %s; %u left, elapsed %s, ETA %s\n", idx + 1, pg->total, id, what, left,
+			el, eta);
+	fflush(stderr);
+}
+
+static void log_tail(const char *dir, const char *id)
+{
+	char path[4600], line[512], last[3][512] = { "", "", "" };
+	snprintf(path, sizeof(path), "%s/runs/%s.log", dir, id);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	unsigned n = 0;
+	while (fgets(line, sizeof(line), f))
+		snprintf(last[n++ % 3], sizeof(last[0]), "%s", line);
+	fclose(f);
+	for (unsigned i = n > 3 ? n - 3 : 0; i < n; i++)
+		fprintf(stderr, "    | %s", last[i % 3]);
+}
+
+/* Run one child; returns its exit status (0 ok; 128+sig on a signal; 124 on timeout). */
+static int run_child(const struct pcb_job *job, const struct pcb_job_run *r, const char *exe, const char *dir,
+		     struct progress *pg, unsigned idx)
+{
+	static char store[PCB_JOB_MAX_OPTS * 2 + 8][4200];
+	char *av[PCB_JOB_MAX_OPTS * 2 + 10];
+	char logp[4600];
+	build_argv(job, r, exe, dir, store, av);
+	snprintf(logp, sizeof(logp), "%s/runs/%s.log", dir, r->id);
+	int lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (lfd < 0)
+		return PCB_EXIT_OSERR;
+	{
+		FILE *lf = fdopen(dup(lfd), "w");
+		if (lf) {
+			fprintf(lf, "#");
+			for (char **a = av; *a; a++)
+				fprintf(lf, " %s", *a);
+			fprintf(lf, "\n");
+			fclose(lf);
+		}
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(lfd);
+		return PCB_EXIT_OSERR;
+	}
+	if (pid == 0) {
+		dup2(lfd, 1);
+		dup2(lfd, 2);
+		signal(SIGINT, SIG_DFL);
+		/* the running binary itself, even if the file at exe was replaced meanwhile:
+		 * every run of an experiment uses the same pcbench */
+		execv("/proc/self/exe", av);
+		fprintf(stderr, "pcbench bench: exec %s: %s\n", exe, strerror(errno));
+		_exit(PCB_EXIT_OSERR);
+	}
+	close(lfd);
+	uint64_t t0 = pcb_now_ns(), limit = run_timeout(job, r), last = 0;
+	int st;
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR)
+			return PCB_EXIT_OSERR;
+		uint64_t now = pcb_now_ns();
+		if (now - t0 > limit) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			FILE *lf = fopen(logp, "a");
+			if (lf) {
+				fprintf(lf, "pcbench bench: killed after %.0f s (run_timeout)\n", (double)limit / 1e9);
+				fclose(lf);
+			}
+			return 124;
+		}
+		if (pg->tty && now - last > 500 * PCB_NSEC_PER_MSEC) {
+			char what[48];
+			snprintf(what, sizeof(what), "running %.0f s", (double)(now - t0) / 1e9);
+			progress_line(pg, idx, r->id, what, (double)(now - t0) / 1e9);
+			last = now;
+		}
+		usleep(20000);
+	}
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
+
+static const char *exe_path(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	return buf;
+}
+
+int pcb_cmd_bench(int argc, char **argv)
+{
+	const char *jobpath = NULL, *out = NULL, *parent = "results";
+	bool fresh = false, dry = false;
+	int verbose = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strncmp(a, "--out=", 6) && a[6]) {
+			out = a + 6;
+		} else if (!strncmp(a, "--results=", 10) && a[10]) {
+			parent = a + 10;
+		} else if (!strcmp(a, "--fresh")) {
+			fresh = true;
+		} else if (!strcmp(a, "--dry-run")) {
+			dry = true;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			verbose++;
+		} else if (a[0] == '-') {
+			pcb_err("bench: unknown option '%s' (see pcbench bench --help)", a);
+			return PCB_EXIT_USAGE;
+		} else if (!jobpath) {
+			jobpath = a;
+		} else {
+			pcb_err("bench: unexpected argument '%s' (one job file)", a);
+			return PCB_EXIT_USAGE;
+		}
+	}
+	if (!jobpath) {
+		pcb_err("bench: missing job file (e.g. pcbench bench configs/default.conf)");
+		return PCB_EXIT_USAGE;
+	}
+	if (out && fresh) {
+		pcb_err("bench: --out and --fresh cannot be combined");
+		return PCB_EXIT_USAGE;
+	}
+	static struct pcb_job job;
+	char why[1024];
+	int rc = pcb_job_load(jobpath, &job, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	unsigned n = pcb_job_nruns(&job);
+	if (dry) {
+		printf("experiment %s: %u runs (%u policies%s x %u workloads x %u links x %u reps)\n", job.name, n,
+		       job.npolicies, job.baseline[0] ? " + baseline" : "", job.nworkloads, job.nlinks, job.reps);
+		static char store[PCB_JOB_MAX_OPTS * 2 + 8][4200];
+		char *av[PCB_JOB_MAX_OPTS * 2 + 10];
+		for (unsigned i = 0; i < n; i++) {
+			struct pcb_job_run r;
+			pcb_job_run_at(&job, i, &r);
+			build_argv(&job, &r, "pcbench", "DIR", store, av);
+			printf("%-40s", r.id);
+			for (char **a = av + 1; *a; a++)
+				printf(" %s", *a);
+			printf("\n");
+		}
+		return 0;
+	}
+	char exe[4096];
+	if (!exe_path(exe, sizeof(exe))) {
+		pcb_err("bench: cannot find my own executable (/proc/self/exe): %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+
+	/* the results directory: explicit, resumed, or new */
+	char dir[4096];
+	char started[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	bool resuming = false;
+	if (out) {
+		snprintf(dir, sizeof(dir), "%s", out);
+	} else if (!fresh && find_resumable(parent, &job, dir, sizeof(dir))) {
+		resuming = true;
+	} else {
+		char stamp[32];
+		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+		snprintf(dir, sizeof(dir), "%s/%s-%s-%s", parent, job.name, stamp, PCB_GITREV);
+	}
+	char p[4600];
+	snprintf(p, sizeof(p), "%s/job.conf", dir);
+	if (access(p, F_OK) == 0) {
+		if (!same_file_content(p, job.path)) {
+			pcb_err("bench: %s holds a different job file; use another --out or --fresh", dir);
+			return PCB_EXIT_USAGE;
+		}
+		resuming = true;
+	}
+	snprintf(p, sizeof(p), "%s/runs", dir);
+	if (mkdir_p(p) < 0) {
+		pcb_err("bench: cannot create '%s': %s", p, strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	snprintf(p, sizeof(p), "%s/job.conf", dir);
+	if (!resuming && copy_file(job.path, p) < 0) {
+		pcb_err("bench: cannot write '%s': %s", p, strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	if (!resuming && write_system_json(dir, &job, started, argc, argv) < 0) {
+		pcb_err("bench: cannot write '%s/system.json'", dir);
+		return PCB_EXIT_OSERR;
+	}
+
+	struct runstat *st = calloc(n, sizeof(*st));
+	if (!st) {
+		pcb_err("out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	struct progress pg = { .tty = isatty(2), .total = n, .t0 = pcb_now_ns() };
+	for (unsigned i = 0; i < n; i++) {
+		struct pcb_job_run r;
+		pcb_job_run_at(&job, i, &r);
+		st[i].status = -1;
+		st[i].seed = pcb_job_seed(&job, &r);
+		if (run_done(dir, r.id)) {
+			st[i].status = 0;
+			st[i].resumed = true;
+		} else {
+			pg.todo++;
+		}
+	}
+	fprintf(stderr, "bench: experiment %s: %u runs, %u to do%s; results in %s\n", job.name, n, pg.todo,
+		resuming ? " (resuming: completed runs are skipped)" : "", dir);
+
+	struct sigaction sa = { .sa_handler = on_sigint };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	int first_fail = 0;
+	unsigned nfail = 0;
+	for (unsigned i = 0; i < n && !interrupted; i++) {
+		if (st[i].status == 0)
+			continue;
+		struct pcb_job_run r;
+		pcb_job_run_at(&job, i, &r);
+		if (pg.tty)
+			progress_line(&pg, i, r.id, "starting", 0);
+		uint64_t t0 = pcb_now_ns();
+		int ec = run_child(&job, &r, exe, dir, &pg, i);
+		double wall = (double)(pcb_now_ns() - t0) / 1e9;
+		char tmp[4600], fin[4600];
+		snprintf(tmp, sizeof(tmp), "%s/runs/%s.json.tmp", dir, r.id);
+		snprintf(fin, sizeof(fin), "%s/runs/%s.json", dir, r.id);
+		if (ec == 0) {
+			char err[256];
+			struct pcb_jv *v = pcb_jv_parse_file(tmp, err, sizeof(err));
+			const char *s = pcb_jv_str(pcb_jv_get(v, "status"));
+			if (!s || strcmp(s, "ok"))
+				ec = PCB_EXIT_SOFTWARE;   /* exit 0 but no valid result: count as failed */
+			pcb_jv_free(v);
+		}
+		if (ec == 0 && rename(tmp, fin) < 0)
+			ec = PCB_EXIT_OSERR;
+		if (ec != 0) {
+			snprintf(fin, sizeof(fin), "%s/runs/%s.failed.json", dir, r.id);
+			rename(tmp, fin);   /* keep what the failed run reported, if anything */
+		}
+		if (interrupted && ec != 0) {
+			st[i].status = -1;   /* cut short by the user: not a failure, rerun on resume */
+			break;
+		}
+		st[i].status = ec;
+		st[i].wall_s = wall;
+		pg.done_now++;
+		pg.sum_wall += wall;
+		char what[96];
+		if (ec)
+			snprintf(what, sizeof(what), "FAILED (exit %d, %.1f s)", ec, wall);
+		else
+			snprintf(what, sizeof(what), "ok (%.1f s)", wall);
+		progress_line(&pg, i, r.id, what, 0);
+		if (ec) {
+			nfail++;
+			if (!first_fail)
+				first_fail = ec;
+			if (pg.tty)
+				fputc('\n', stderr);
+			fprintf(stderr, "bench: run %s failed with exit %d; log %s/runs/%s.log:\n", r.id, ec, dir, r.id);
+			log_tail(dir, r.id);
+		}
+		if (write_manifest(dir, &job, st, started, false) < 0)
+			pcb_warn("bench: cannot write %s/manifest.json", dir);
+	}
+	if (pg.tty)
+		fputc('\n', stderr);
+	unsigned ok = 0;
+	for (unsigned i = 0; i < n; i++)
+		ok += st[i].status == 0;
+	bool complete = ok == n;
+	write_manifest(dir, &job, st, started, complete);
+	free(st);
+	if (complete) {
+		snprintf(p, sizeof(p), "%s/COMPLETE", dir);
+		FILE *f = fopen(p, "w");
+		if (f)
+			fclose(f);
+	}
+	double total = (double)(pcb_now_ns() - pg.t0) / 1e9;
+	char el[32];
+	fmt_hms(total, el, sizeof(el));
+	fprintf(stderr, "bench: %u of %u runs ok, %u failed, %u not run; this session %s\n", ok, n, nfail, n - ok - nfail, el);
+	/* latest pointer: PARENT/<name>-latest -> dir's base name (only for directories under PARENT) */
+	if (!out) {
+		char link[4600];
+		const char *base = strrchr(dir, '/');
+		snprintf(link, sizeof(link), "%s/%s-latest", parent, job.name);
+		unlink(link);
+		if (symlink(base ? base + 1 : dir, link) < 0)
+			pcb_warn("bench: cannot create %s: %s", link, strerror(errno));
+	}
+	if (ok) {
+		rc = pcb_analyze(dir, verbose, why, sizeof(why));
+		if (rc) {
+			pcb_err("analyze: %s", why);
+			return rc;
+		}
+		fprintf(stderr, "bench: tidy data %s/results.csv, summary %s/summary.md; figures: make plots RESULTS=%s\n", dir,
+			dir, dir);
+	}
+	if (interrupted) {
+		fprintf(stderr, "bench: interrupted; run the same command again to resume (completed runs are kept)\n");
+		return 130;
+	}
+	printf("%s\n", dir);
+	return first_fail;
+}
+
+int pcb_cmd_analyze(int argc, char **argv)
+{
+	const char *dir = NULL;
+	int verbose = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		}
+		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+			verbose++;
+			continue;
+		}
+		if (argv[i][0] == '-' || dir) {
+			pcb_err("analyze: unexpected argument '%s' (usage: pcbench analyze DIR)", argv[i]);
+			return PCB_EXIT_USAGE;
+		}
+		dir = argv[i];
+	}
+	if (!dir) {
+		pcb_err("analyze: missing results directory (usage: pcbench analyze DIR)");
+		return PCB_EXIT_USAGE;
+	}
+	struct stat sb;
+	if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		pcb_err("analyze: '%s' is not a directory", dir);
+		return PCB_EXIT_USAGE;
+	}
+	char why[1024];
+	int rc = pcb_analyze(dir, verbose, why, sizeof(why));
+	if (rc)
+		pcb_err("analyze: %s", why);
+	return rc;
+}

@@ -1,0 +1,468 @@
+#include "bench/benchjob.h"
+#include "common/util.h"
+#include "policies/policy.h"
+#include "workloads/workload.h"
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Options the runner sets itself for every run: not allowed in a job file. */
+static const char *const reserved_opts[] = { "json", "timeline", "progress-csv", "policy", "workload", NULL };
+
+static int fail(char *why, size_t whylen, const char *path, unsigned line, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+static int fail(char *why, size_t whylen, const char *path, unsigned line, const char *key, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line && key)
+		snprintf(why, whylen, "%s:%u: key '%s': %s", path, line, key, msg);
+	else if (line)
+		snprintf(why, whylen, "%s:%u: %s", path, line, msg);
+	else
+		snprintf(why, whylen, "%s: %s", path, msg);
+	return PCB_EXIT_DATAERR;
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		s[--n] = 0;
+	return s;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.' && *s != '+')
+			return false;
+	return true;
+}
+
+/* Split a comma/space separated list into out[]; returns count or -1 (too many / too long). */
+static int split_list(const char *val, char out[][32], unsigned max, char *bad, size_t badlen)
+{
+	unsigned n = 0;
+	const char *p = val;
+	while (*p) {
+		while (*p && (isspace((unsigned char)*p) || *p == ','))
+			p++;
+		if (!*p)
+			break;
+		const char *s = p;
+		while (*p && !isspace((unsigned char)*p) && *p != ',')
+			p++;
+		size_t len = (size_t)(p - s);
+		if (n >= max) {
+			snprintf(bad, badlen, "more than %u entries", max);
+			return -1;
+		}
+		if (len >= 32) {
+			snprintf(bad, badlen, "entry '%.*s' is too long", (int)len, s);
+			return -1;
+		}
+		memcpy(out[n], s, len);
+		out[n][len] = 0;
+		for (unsigned k = 0; k < n; k++)
+			if (!strcmp(out[k], out[n])) {
+				snprintf(bad, badlen, "'%s' is listed twice", out[n]);
+				return -1;
+			}
+		n++;
+	}
+	return (int)n;
+}
+
+static bool is_option(const char *key)
+{
+	for (const struct pcb_option *o = pcb_options; o->name; o++)
+		if (!strcmp(o->name, key))
+			return true;
+	return false;
+}
+
+static int add_opt(struct pcb_job_opt *opts, unsigned *n, const char *key, const char *val, struct pcb_config *check,
+		   const char *path, unsigned line, char *why, size_t whylen)
+{
+	for (const char *const *r = reserved_opts; *r; r++)
+		if (!strcmp(*r, key))
+			return fail(why, whylen, path, line, key,
+				    "set by the bench runner for every run%s",
+				    !strcmp(key, "policy") ? " (use 'policies = ...' in [experiment])"
+				    : !strcmp(key, "workload") ? " (use 'workloads = ...' in [experiment])" : "");
+	if (!is_option(key))
+		return fail(why, whylen, path, line, key,
+			    "unknown key (matrix keys in [experiment]: name, description, policies, workloads, reps, "
+			    "baseline_policy, vary_seed, run_timeout, timeline, faultmap_workload; any other key must be a "
+			    "pcbench option, see `pcbench --help`)");
+	for (unsigned i = 0; i < *n; i++)
+		if (!strcmp(opts[i].key, key))
+			return fail(why, whylen, path, line, key, "set twice in the same section");
+	if (*n >= PCB_JOB_MAX_OPTS)
+		return fail(why, whylen, path, line, key, "too many options in one section (max %d)", PCB_JOB_MAX_OPTS);
+	if (strlen(val) >= sizeof(opts[0].val))
+		return fail(why, whylen, path, line, key, "value too long");
+	char reason[512];
+	if (pcb_config_set(check, key, val, reason, sizeof(reason)) < 0)
+		return fail(why, whylen, path, line, key, "%s", reason);
+	snprintf(opts[*n].key, sizeof(opts[0].key), "%s", key);
+	snprintf(opts[*n].val, sizeof(opts[0].val), "%s", val);
+	(*n)++;
+	return 0;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on")) {
+		*out = true;
+		return true;
+	}
+	if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "off")) {
+		*out = false;
+		return true;
+	}
+	return false;
+}
+
+enum section { SEC_NONE, SEC_EXPERIMENT, SEC_LINK };
+
+int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char *why, size_t whylen)
+{
+	memset(job, 0, sizeof(*job));
+	snprintf(job->path, sizeof(job->path), "%s", path);
+	pcb_config_defaults(&job->base);
+	job->reps = 3;
+	snprintf(job->timeline, sizeof(job->timeline), "all");
+	{
+		/* default name: base name of the file without its extension */
+		const char *b = strrchr(path, '/');
+		b = b ? b + 1 : path;
+		snprintf(job->name, sizeof(job->name), "%s", b);
+		char *dot = strrchr(job->name, '.');
+		if (dot && dot != job->name)
+			*dot = 0;
+	}
+	bool seen_exp = false, seen_pol = false, seen_wl = false, seen[16] = { 0 };
+	enum section sec = SEC_NONE;
+	unsigned lineno = 0;
+	const char *p = text;
+	char linebuf[1024];
+	/* Link options are validated against a scratch config built on the shared one. */
+	struct pcb_config *scratch = malloc(sizeof(*scratch));
+	if (!scratch)
+		return fail(why, whylen, path, 0, NULL, "out of memory");
+	int rc = 0;
+	while (*p) {
+		lineno++;
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		if (len >= sizeof(linebuf)) {
+			rc = fail(why, whylen, path, lineno, NULL, "line too long (max %zu characters)", sizeof(linebuf) - 1);
+			goto out;
+		}
+		memcpy(linebuf, p, len);
+		linebuf[len] = 0;
+		p += len + (nl ? 1 : 0);
+		/* comments: '#' or ';' at the start, or '#' after whitespace */
+		for (char *c = linebuf; *c; c++)
+			if (*c == '#' && (c == linebuf || isspace((unsigned char)c[-1]))) {
+				*c = 0;
+				break;
+			}
+		char *s = trim(linebuf);
+		if (!*s || *s == ';')
+			continue;
+		if (*s == '[') {
+			char *end = strchr(s, ']');
+			if (!end || trim(end + 1)[0]) {
+				rc = fail(why, whylen, path, lineno, NULL, "malformed section header '%s' (want [experiment] or [link NAME])", s);
+				goto out;
+			}
+			*end = 0;
+			char *hdr = trim(s + 1);
+			if (!strcmp(hdr, "experiment")) {
+				if (seen_exp) {
+					rc = fail(why, whylen, path, lineno, NULL, "[experiment] appears twice");
+					goto out;
+				}
+				seen_exp = true;
+				sec = SEC_EXPERIMENT;
+			} else if (!strncmp(hdr, "link", 4) && isspace((unsigned char)hdr[4])) {
+				char *name = trim(hdr + 4);
+				if (!valid_name(name) || strlen(name) >= PCB_JOB_NAME) {
+					rc = fail(why, whylen, path, lineno, NULL, "bad link name '%s' (letters, digits, - _ . +; up to %d characters)", name, PCB_JOB_NAME - 1);
+					goto out;
+				}
+				for (unsigned i = 0; i < job->nlinks; i++)
+					if (!strcmp(job->links[i].name, name)) {
+						rc = fail(why, whylen, path, lineno, NULL, "[link %s] appears twice", name);
+						goto out;
+					}
+				if (job->nlinks >= PCB_JOB_MAX_LIST) {
+					rc = fail(why, whylen, path, lineno, NULL, "too many [link] sections (max %d)", PCB_JOB_MAX_LIST);
+					goto out;
+				}
+				snprintf(job->links[job->nlinks++].name, PCB_JOB_NAME, "%s", name);
+				sec = SEC_LINK;
+			} else {
+				rc = fail(why, whylen, path, lineno, NULL, "unknown section [%s] (want [experiment] or [link NAME])", hdr);
+				goto out;
+			}
+			continue;
+		}
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			rc = fail(why, whylen, path, lineno, NULL, "expected 'key = value', got '%s'", s);
+			goto out;
+		}
+		*eq = 0;
+		char *key = trim(s), *val = trim(eq + 1);
+		if (!*key) {
+			rc = fail(why, whylen, path, lineno, NULL, "missing key before '='");
+			goto out;
+		}
+		if (!*val) {
+			rc = fail(why, whylen, path, lineno, key, "empty value");
+			goto out;
+		}
+		if (sec == SEC_NONE) {
+			rc = fail(why, whylen, path, lineno, key, "outside any section (start the file with [experiment])");
+			goto out;
+		}
+		if (sec == SEC_LINK) {
+			struct pcb_job_link *l = &job->links[job->nlinks - 1];
+			*scratch = job->base;
+			if ((rc = add_opt(l->opts, &l->nopts, key, val, scratch, path, lineno, why, whylen)) != 0)
+				goto out;
+			continue;
+		}
+		/* [experiment] */
+		static const char *const mkeys[] = { "name", "description", "policies", "workloads", "reps", "baseline_policy",
+						     "vary_seed", "run_timeout", "timeline", "faultmap_workload", NULL };
+		int mk = -1;
+		for (int i = 0; mkeys[i]; i++)
+			if (!strcmp(mkeys[i], key))
+				mk = i;
+		if (mk < 0) {
+			if ((rc = add_opt(job->opts, &job->nopts, key, val, &job->base, path, lineno, why, whylen)) != 0)
+				goto out;
+			continue;
+		}
+		if (seen[mk]) {
+			rc = fail(why, whylen, path, lineno, key, "set twice in [experiment]");
+			goto out;
+		}
+		seen[mk] = true;
+		char bad[160];
+		int n;
+		uint64_t u;
+		switch (mk) {
+		case 0:
+			if (!valid_name(val) || strlen(val) >= PCB_JOB_NAME) {
+				rc = fail(why, whylen, path, lineno, key, "bad name '%s' (letters, digits, - _ . +; up to %d characters)", val, PCB_JOB_NAME - 1);
+				goto out;
+			}
+			snprintf(job->name, sizeof(job->name), "%s", val);
+			break;
+		case 1:
+			snprintf(job->description, sizeof(job->description), "%s", val);
+			break;
+		case 2:
+		case 3: {
+			bool pol = mk == 2;
+			n = split_list(val, pol ? job->policies : job->workloads, PCB_JOB_MAX_LIST, bad, sizeof(bad));
+			if (n < 0) {
+				rc = fail(why, whylen, path, lineno, key, "%s", bad);
+				goto out;
+			}
+			for (int i = 0; i < n; i++) {
+				const char *nm = pol ? job->policies[i] : job->workloads[i];
+				if (pol ? !pcb_policy_find(nm) : !pcb_workload_find(nm)) {
+					rc = fail(why, whylen, path, lineno, key, "unknown %s '%s' (see `pcbench list`)", pol ? "policy" : "workload", nm);
+					goto out;
+				}
+			}
+			if (pol) {
+				job->npolicies = (unsigned)n;
+				seen_pol = true;
+			} else {
+				job->nworkloads = (unsigned)n;
+				seen_wl = true;
+			}
+			break;
+		}
+		case 4:
+			if (pcb_parse_u64(val, &u) < 0 || u < 1 || u > 1000) {
+				rc = fail(why, whylen, path, lineno, key, "invalid value '%s' (want an integer from 1 to 1000)", val);
+				goto out;
+			}
+			job->reps = (unsigned)u;
+			break;
+		case 5:
+			if (!pcb_policy_find(val)) {
+				rc = fail(why, whylen, path, lineno, key, "unknown policy '%s' (see `pcbench list`)", val);
+				goto out;
+			}
+			snprintf(job->baseline, sizeof(job->baseline), "%s", val);
+			break;
+		case 6:
+			if (!parse_bool(val, &job->vary_seed)) {
+				rc = fail(why, whylen, path, lineno, key, "invalid value '%s' (want yes or no)", val);
+				goto out;
+			}
+			break;
+		case 7:
+			if (pcb_parse_duration(val, &u) < 0 || u < PCB_NSEC_PER_SEC || u > 86400 * PCB_NSEC_PER_SEC) {
+				rc = fail(why, whylen, path, lineno, key, "invalid value '%s' (want a duration from 1s to 24h, e.g. 120s)", val);
+				goto out;
+			}
+			job->run_timeout_ns = u;
+			break;
+		case 8:
+			if (strcmp(val, "all") && strcmp(val, "none")) {
+				rc = fail(why, whylen, path, lineno, key, "invalid value '%s' (want all or none)", val);
+				goto out;
+			}
+			snprintf(job->timeline, sizeof(job->timeline), "%s", val);
+			break;
+		case 9:
+			if (!pcb_workload_find(val)) {
+				rc = fail(why, whylen, path, lineno, key, "unknown workload '%s' (see `pcbench list`)", val);
+				goto out;
+			}
+			snprintf(job->faultmap_workload, sizeof(job->faultmap_workload), "%s", val);
+			break;
+		}
+	}
+	if (!seen_exp) {
+		rc = fail(why, whylen, path, 0, NULL, "no [experiment] section");
+		goto out;
+	}
+	if (!seen_pol || !job->npolicies) {
+		rc = fail(why, whylen, path, 0, NULL, "[experiment] needs 'policies = ...' (see `pcbench list`)");
+		goto out;
+	}
+	if (!seen_wl || !job->nworkloads) {
+		rc = fail(why, whylen, path, 0, NULL, "[experiment] needs 'workloads = ...' (see `pcbench list`)");
+		goto out;
+	}
+	for (unsigned i = 0; i < job->npolicies; i++)
+		if (job->baseline[0] && !strcmp(job->policies[i], job->baseline)) {
+			rc = fail(why, whylen, path, 0, NULL, "baseline_policy '%s' is also listed in policies", job->baseline);
+			goto out;
+		}
+	if (job->faultmap_workload[0]) {
+		bool found = false;
+		for (unsigned i = 0; i < job->nworkloads; i++)
+			found |= !strcmp(job->workloads[i], job->faultmap_workload);
+		if (!found) {
+			rc = fail(why, whylen, path, 0, NULL, "faultmap_workload '%s' is not one of the workloads", job->faultmap_workload);
+			goto out;
+		}
+	}
+	if (!job->nlinks) {
+		snprintf(job->links[0].name, PCB_JOB_NAME, "loopback");
+		job->nlinks = 1;
+	}
+	/* a link option that was checked against an earlier base: re-check against the final one */
+	for (unsigned l = 0; l < job->nlinks; l++) {
+		*scratch = job->base;
+		for (unsigned k = 0; k < job->links[l].nopts; k++) {
+			char reason[512];
+			if (pcb_config_set(scratch, job->links[l].opts[k].key, job->links[l].opts[k].val, reason, sizeof(reason)) < 0) {
+				rc = fail(why, whylen, path, 0, NULL, "[link %s] %s", job->links[l].name, reason);
+				goto out;
+			}
+		}
+		if (!scratch->duration_ns && !scratch->ops) {
+			rc = fail(why, whylen, path, 0, NULL, "[link %s]: duration 0 needs ops to bound each run", job->links[l].name);
+			goto out;
+		}
+	}
+out:
+	free(scratch);
+	return rc;
+}
+
+int pcb_job_load(const char *path, struct pcb_job *job, char *why, size_t whylen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(why, whylen, "cannot read job file '%s': %s", path, strerror(errno));
+		return errno == ENOENT ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
+	}
+	char *buf = malloc(1 << 20);
+	if (!buf) {
+		fclose(f);
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	size_t n = fread(buf, 1, (1 << 20) - 1, f);
+	bool big = !feof(f) && !ferror(f);
+	bool err = ferror(f);
+	fclose(f);
+	if (err || big) {
+		free(buf);
+		snprintf(why, whylen, "%s: %s", path, err ? "read error" : "larger than 1 MiB");
+		return err ? PCB_EXIT_OSERR : PCB_EXIT_DATAERR;
+	}
+	buf[n] = 0;
+	if (strlen(buf) != n) {
+		free(buf);
+		snprintf(why, whylen, "%s: contains a NUL byte (not a text file)", path);
+		return PCB_EXIT_DATAERR;
+	}
+	int rc = pcb_job_parse(path, buf, job, why, whylen);
+	free(buf);
+	return rc;
+}
+
+unsigned pcb_job_nruns(const struct pcb_job *job)
+{
+	unsigned cells = job->nlinks * job->nworkloads * job->npolicies;
+	if (job->baseline[0])
+		cells += job->nworkloads;
+	return cells * job->reps;
+}
+
+const char *pcb_job_policy_name(const struct pcb_job *job, unsigned p)
+{
+	return p < job->npolicies ? job->policies[p] : job->baseline;
+}
+
+void pcb_job_run_at(const struct pcb_job *job, unsigned i, struct pcb_job_run *r)
+{
+	unsigned per_rep = pcb_job_nruns(job) / job->reps;
+	unsigned per_link = job->nworkloads * job->npolicies;
+	memset(r, 0, sizeof(*r));
+	r->rep = i / per_rep;
+	unsigned k = i % per_rep;
+	if (k < job->nlinks * per_link) {
+		r->link = k / per_link;
+		r->workload = (k % per_link) / job->npolicies;
+		r->policy = k % job->npolicies;
+	} else {
+		k -= job->nlinks * per_link;     /* baseline: link 0, one per workload */
+		r->link = 0;
+		r->workload = k;
+		r->policy = job->npolicies;
+	}
+	snprintf(r->id, sizeof(r->id), "%s-%s-%s-r%u", pcb_job_policy_name(job, r->policy), job->workloads[r->workload],
+		 job->links[r->link].name, r->rep + 1);
+}
+
+uint64_t pcb_job_seed(const struct pcb_job *job, const struct pcb_job_run *r)
+{
+	return job->base.seed + (job->vary_seed ? r->rep : 0);
+}

@@ -1,0 +1,274 @@
+#include "cli/netcmd.h"
+#include "run/run.h"
+#include "common/hist.h"
+#include "common/image.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "wire/link.h"
+#include "wire/proto.h"
+#include "source/source.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int pcb_net_prepare(const struct pcb_config *cfg, struct pcb_net *net)
+{
+	char why[512];
+	memset(net, 0, sizeof(*net));
+	if (cfg->link[0] && pcb_link_parse(cfg->link, &net->link_bps, &net->link_rtt_ns, why, sizeof(why)) < 0) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->auth_key_file[0]) {
+		int rc = pcb_auth_key_load(cfg->auth_key_file, &net->key, why, sizeof(why));
+		if (rc) {
+			pcb_err("%s", why);
+			return rc;
+		}
+	}
+	if (cfg->source[0]) {
+		if (pcb_parse_hostport(cfg->source, net->host, sizeof(net->host), &net->port, 0, why, sizeof(why)) < 0) {
+			pcb_err("invalid value for --source: %s", why);
+			return PCB_EXIT_USAGE;
+		}
+		net->remote = true;
+	}
+	return 0;
+}
+
+/* Was --name given on the command line? */
+static bool given(int argc, char **argv, int first, const char *name)
+{
+	size_t n = strlen(name);
+	for (int i = first; i < argc; i++)
+		if (!strncmp(argv[i], "--", 2) && !strncmp(argv[i] + 2, name, n) && (argv[i][2 + n] == 0 || argv[i][2 + n] == '='))
+			return true;
+	return false;
+}
+
+int pcb_cmd_source(int argc, char **argv, int first)
+{
+	static const char *const allowed[] = { "mem", "seed", "zero-pages", "listen", "auth-key-file", "sessions",
+					       "source-delay", "socket-buffer", NULL };
+	struct pcb_config cfg;
+	pcb_config_defaults(&cfg);
+	int r = pcb_config_parse(&cfg, argc, argv, first);
+	if (r == 1)
+		return 0;
+	if (r)
+		return r;
+	for (const struct pcb_option *o = pcb_options; o->name; o++) {
+		bool ok = false;
+		for (unsigned i = 0; allowed[i]; i++)
+			ok |= !strcmp(allowed[i], o->name);
+		if (!ok && given(argc, argv, first, o->name)) {
+			pcb_err("option --%s does not apply to `pcbench source` (it takes --mem, --seed, --zero-pages, "
+				"--listen, --auth-key-file, --sessions, --source-delay, --socket-buffer)", o->name);
+			return PCB_EXIT_USAGE;
+		}
+	}
+	pcb_verbose = (int)cfg.verbose;
+	pcb_sock_buf_bytes = (int)cfg.socket_buffer;
+	char host[64], why[512];
+	uint16_t port;
+	if (pcb_parse_hostport(cfg.listen, host, sizeof(host), &port, 1, why, sizeof(why)) < 0) {
+		pcb_err("invalid value for --listen: %s", why);
+		return PCB_EXIT_USAGE;
+	}
+	struct pcb_auth_key key = { 0 };
+	if (cfg.auth_key_file[0]) {
+		int rc = pcb_auth_key_load(cfg.auth_key_file, &key, why, sizeof(why));
+		if (rc) {
+			pcb_err("%s", why);
+			return rc;
+		}
+	} else if (strcmp(host, "127.0.0.1") != 0) {
+		pcb_warn("listening on %s without --auth-key-file: anyone who can reach it can read the image", host);
+	}
+	uint16_t bound;
+	int lfd = pcb_listen_tcp(host, port, &bound);
+	if (lfd < 0) {
+		pcb_err("cannot listen on %s:%u: %s", host, port, strerror(errno));
+		return errno == EADDRINUSE || errno == EADDRNOTAVAIL || errno == EINVAL ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
+	}
+	struct pcb_source_cfg sc = {
+		.mem_bytes = cfg.mem, .seed = cfg.seed, .zero_fraction = cfg.zero_pages,
+		.demand_delay_ns = cfg.source_delay_ns, .sessions = (int)cfg.sessions, .verbose = (int)cfg.verbose,
+		.key = key.len ? &key : NULL, .handshake_timeout_ms = 10000, .summary = 1,
+	};
+	char b[32];
+	printf("pcbench source: listening on %s:%u, %s image (%llu pages), seed %llu, zero pages %g, %s, %s\n",
+	       host, bound, pcb_fmt_size(cfg.mem, b, sizeof(b)), (unsigned long long)(cfg.mem / PCB_PAGE_SIZE),
+	       (unsigned long long)cfg.seed, cfg.zero_pages, key.len ? "authentication required" : "no authentication",
+	       cfg.sessions ? "exits after the migration" : "serves until killed");
+	fflush(stdout);
+	return pcb_source_serve(&sc, lfd);
+}
+
+int pcb_cmd_dest(int argc, char **argv, int first)
+{
+	struct pcb_config cfg;
+	struct pcb_net net;
+	char why[512];
+	pcb_config_defaults(&cfg);
+	int r = pcb_config_parse(&cfg, argc, argv, first);
+	if (r == 1)
+		return 0;
+	if (r)
+		return r;
+	if (!cfg.source[0]) {
+		pcb_err("`pcbench dest` needs --source=ADDRESS:PORT (of a running `pcbench source`)");
+		return PCB_EXIT_USAGE;
+	}
+	if ((r = pcb_net_prepare(&cfg, &net)) != 0)
+		return r;
+	/* fetch the source's configuration: what the user left unset is taken from it, what the user set must match */
+	int fd = pcb_connect_tcp(net.host, net.port, 5000);
+	if (fd < 0) {
+		pcb_err("cannot connect to the source at %s: %s", cfg.source, strerror(errno));
+		return PCB_EXIT_SOURCE_LOST;
+	}
+	struct pcb_conn c;
+	if (pcb_conn_init(&c, fd, 0, UINT64_MAX) < 0) {
+		close(fd);
+		return PCB_EXIT_OSERR;
+	}
+	struct pcb_config_wire cw;
+	r = pcb_hs_client(&c, PCB_CHAN_QUERY, 0, net.key.len ? &net.key : NULL,
+			  (int)(cfg.io_timeout_ns / PCB_NSEC_PER_MSEC), &cw, why, sizeof(why));
+	pcb_conn_free(&c);
+	if (r) {
+		pcb_err("%s", why);
+		return r;
+	}
+	double zf = cw.zero_threshold == UINT64_MAX ? 1.0 : ldexp((double)cw.zero_threshold, -64);
+	struct pcb_image probe;
+	pcb_image_init(&probe, cw.seed, cw.npages, zf);
+	char mine[160] = "", b1[32], b2[32];
+	if (given(argc, argv, first, "mem") && cfg.mem != cw.mem_bytes)
+		snprintf(mine, sizeof(mine), "--mem %s but the source serves %s", pcb_fmt_size(cfg.mem, b1, sizeof(b1)),
+			 pcb_fmt_size(cw.mem_bytes, b2, sizeof(b2)));
+	else if (given(argc, argv, first, "seed") && cfg.seed != cw.seed)
+		snprintf(mine, sizeof(mine), "--seed %llu but the source serves seed %llu", (unsigned long long)cfg.seed,
+			 (unsigned long long)cw.seed);
+	else if (given(argc, argv, first, "zero-pages")) {
+		struct pcb_image want;
+		pcb_image_init(&want, cw.seed, cw.npages, cfg.zero_pages);
+		if (want.zero_threshold != cw.zero_threshold)
+			snprintf(mine, sizeof(mine), "--zero-pages %g but the source serves %g", cfg.zero_pages, zf);
+	}
+	if (mine[0]) {
+		pcb_err("configuration mismatch with the source at %s: %s", cfg.source, mine);
+		return PCB_EXIT_USAGE;
+	}
+	if (probe.zero_threshold != cw.zero_threshold) {
+		pcb_err("the source's zero-page threshold %llu has no exact --zero-pages fraction; start both with the same --zero-pages",
+			(unsigned long long)cw.zero_threshold);
+		return PCB_EXIT_USAGE;
+	}
+	cfg.mem = cw.mem_bytes;
+	cfg.seed = cw.seed;
+	cfg.zero_pages = zf;
+	return pcb_run_migration(&cfg);
+}
+
+void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
+{
+	const struct pcb_link_result *l = &s->link;
+	pcb_json_obj_begin(j, "link");
+	pcb_json_bool(j, "emulated", l->emulated);
+	if (l->emulated) {
+		pcb_json_obj_begin(j, "configured");
+		pcb_json_u64(j, "bandwidth_bps", l->bps);
+		pcb_json_u64(j, "rtt_ns", l->rtt_ns);
+		pcb_json_obj_end(j);
+		if (s->channels == 1)   /* the modelled socket buffer a demand reply waits behind (wire/link.h) */
+			pcb_json_u64(j, "shared_socket_buffer_bytes", PCB_LINK_SOCKQ_BYTES);
+		pcb_json_obj_begin(j, "achieved");
+		pcb_json_dbl(j, "bulk_bps", l->bulk_bps);
+		pcb_json_u64(j, "bulk_bytes", l->bulk_bytes);
+		pcb_json_u64(j, "bulk_ns", l->bulk_ns);
+		pcb_json_u64(j, "rtt_median_ns", l->rtt_median_ns);
+		pcb_json_u64(j, "rtt_p10_ns", l->rtt_p10_ns);
+		pcb_json_u64(j, "rtt_p90_ns", l->rtt_p90_ns);
+		pcb_json_u64(j, "rtt_samples", l->rtt_samples);
+		pcb_json_dbl(j, "bandwidth_error", l->bps ? l->bulk_bps / (double)l->bps - 1 : 0);
+		pcb_json_dbl(j, "rtt_error", l->rtt_ns ? (double)l->rtt_median_ns / (double)l->rtt_ns - 1 : 0);
+		pcb_json_obj_end(j);
+		pcb_json_obj_begin(j, "calibration");
+		pcb_json_u64(j, "base_rtt_ns", l->base_rtt_ns);
+		pcb_json_u64(j, "injected_delay_ns", l->delay_ns);
+		pcb_json_u64(j, "rounds", l->rounds);
+		pcb_json_i64(j, "destination_cpu", l->cpu);
+		pcb_json_obj_end(j);
+		/* what page requests saw during the run: the RTT plus the page's serialisation plus the
+		 * host's own page service on CPUs the guest shares (a consistency check, not the target) */
+		pcb_json_obj_begin(j, "in_run");
+		pcb_json_u64(j, "demand_requests", s->demand_rtt.count);
+		pcb_json_u64(j, "demand_round_trip_p50_ns", s->demand_rtt.count ? pcb_hist_percentile(&s->demand_rtt, 50) : 0);
+		pcb_json_u64(j, "expected_page_round_trip_ns",
+			     l->rtt_ns + (l->bps ? (uint64_t)((PCB_HDR_SIZE + PCB_PAGE_SIZE) * 8e9 / (double)l->bps) : 0));
+		/* background bytes over the time from the first to the last background install: below the
+		 * link rate when the pull is window-limited (--window x --batch pages per RTT) or shares the link */
+		uint64_t bg_ns = s->t_bg_last_ns > s->t_bg_first_ns ? s->t_bg_last_ns - s->t_bg_first_ns : 0;
+		/* the calibration's PONG train (~150 ms of the link) went over the same connection before switch-over */
+		uint64_t bg_bytes = s->chan[1].bytes_rx > l->bg_setup_rx_bytes ? s->chan[1].bytes_rx - l->bg_setup_rx_bytes : 0;
+		pcb_json_dbl(j, "background_bps", bg_ns ? (double)bg_bytes * 8e9 / (double)bg_ns : 0);
+		pcb_json_obj_end(j);
+		pcb_json_str(j, "method", "source-side delay line + token bucket (frame bytes); RTT = median of header-only "
+			     "PING/PONG round trips measured by the destination after calibration; bulk = pipelined PONG train "
+			     "on the background connection");
+	}
+	pcb_json_obj_end(j);
+
+	const struct pcb_recovery_stats *r = &s->rec;
+	pcb_json_obj_begin(j, "recovery");
+	static const char *const cn[2] = { "demand", "background" };
+	for (int ch = s->channels == 1 ? 1 : 0; ch < 2; ch++) {   /* --channels=1: "shared" only */
+		pcb_json_obj_begin(j, s->channels == 1 ? "shared" : cn[ch]);
+		pcb_json_u64(j, "losses", r->losses[ch]);
+		pcb_json_u64(j, "reconnects", r->reconnects[ch]);
+		pcb_json_u64(j, "pause_ns", r->pause_ns[ch]);
+		pcb_json_u64(j, "pause_max_ns", r->pause_max_ns[ch]);
+		pcb_json_obj_end(j);
+	}
+	pcb_json_u64(j, "demand_pages_rerequested", r->demand_rerequested);
+	pcb_json_u64(j, "background_pages_rerequested", r->bg_pages_rerequested);
+	pcb_json_u64(j, "background_batches_resent", r->bg_batches_resent);
+	pcb_json_u64(j, "pages_rerequested", r->demand_rerequested + r->bg_pages_rerequested);
+	if (r->last_loss[0])
+		pcb_json_str(j, "last_loss", r->last_loss);
+	pcb_json_obj_end(j);
+}
+
+void pcb_net_human(FILE *fp, const struct pcb_pager_stats *s)
+{
+	const struct pcb_link_result *l = &s->link;
+	if (l->emulated && l->bps)
+		fprintf(fp, "  link        configured %.3f Gbit/s, RTT %.1f µs; achieved %.3f Gbit/s, RTT median %.1f µs "
+			"(host base RTT %.1f µs, injected %.1f µs)\n",
+			(double)l->bps / 1e9, (double)l->rtt_ns / 1e3, l->bulk_bps / 1e9, (double)l->rtt_median_ns / 1e3,
+			(double)l->base_rtt_ns / 1e3, (double)l->delay_ns / 1e3);
+	else if (l->emulated)
+		fprintf(fp, "  link        configured unlimited bandwidth, RTT %.1f µs; achieved RTT median %.1f µs "
+			"(host base RTT %.1f µs, injected %.1f µs)\n",
+			(double)l->rtt_ns / 1e3, (double)l->rtt_median_ns / 1e3, (double)l->base_rtt_ns / 1e3,
+			(double)l->delay_ns / 1e3);
+	const struct pcb_recovery_stats *r = &s->rec;
+	if (s->channels == 1 && r->losses[1])
+		fprintf(fp, "  recovery    %llu connection losses, %llu reconnects (shared channel), paused %.3f s (max %.3f s); "
+			"%llu pages re-requested (%llu demand)\n",
+			(unsigned long long)r->losses[1], (unsigned long long)r->reconnects[1], pcb_ns_to_s(r->pause_ns[1]),
+			pcb_ns_to_s(r->pause_max_ns[1]), (unsigned long long)(r->demand_rerequested + r->bg_pages_rerequested),
+			(unsigned long long)r->demand_rerequested);
+	else if (r->losses[0] || r->losses[1])
+		fprintf(fp, "  recovery    %llu+%llu connection losses, %llu+%llu reconnects (demand+background); "
+			"demand paused %.3f s (max %.3f s); %llu pages re-requested\n",
+			(unsigned long long)r->losses[0], (unsigned long long)r->losses[1],
+			(unsigned long long)r->reconnects[0], (unsigned long long)r->reconnects[1],
+			pcb_ns_to_s(r->pause_ns[0]), pcb_ns_to_s(r->pause_max_ns[0]),
+			(unsigned long long)(r->demand_rerequested + r->bg_pages_rerequested));
+}

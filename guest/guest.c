@@ -1,0 +1,437 @@
+/* The vCPU loop: run a workload's accesses over the guest region, check
+ * every read against the image, and time each access.  An access during
+ * which the pager read a fault message from this thread is a fault: its
+ * latency as this thread saw it goes into fault_lat and blocktime. */
+#include "common/util.h"
+#include "pager/probes.h"
+#include "workloads/workload.h"
+#include "guest/kvm/kvm.h"
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct vcpu {
+	struct pcb_guest *g;
+	unsigned idx;
+	pthread_t th;
+	void *ts;
+	const _Atomic uint64_t *faults;
+	struct pcb_vcpu_result res;
+};
+
+#define PCB_MAX_VCPUS_GUEST 256
+static _Atomic uint64_t no_faults;   /* no pager (local baseline): never a fault */
+
+struct pcb_guest {
+	struct pcb_guest_cfg cfg;
+	void *shared;
+	struct vcpu *v;
+	unsigned n;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned ready;
+	bool go;
+	uint64_t base_ns;
+	atomic_uint running;
+	struct pcb_kvm *kvm;
+	atomic_bool pause;           /* pre-copy: stop at the next op boundary */
+	unsigned parked;
+	bool resumed;
+	unsigned started;
+};
+
+static void think(uint32_t ns)
+{
+	/* a halted vCPU sleeps; a short compute phase spins */
+	if (ns >= 50000) {
+		struct timespec ts = { .tv_sec = ns / 1000000000u, .tv_nsec = ns % 1000000000u };
+		while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+			;
+		return;
+	}
+	uint64_t until = pcb_now_ns() + ns;
+	while (pcb_now_ns() < until)
+		;
+}
+
+static void bucket_add(struct pcb_vcpu_result *r, uint64_t bucket_ns, uint64_t since_base, uint64_t *cap)
+{
+	uint64_t i = since_base / bucket_ns;
+	if (i >= *cap) {
+		uint64_t nc = *cap ? *cap : 64;
+		while (nc <= i)
+			nc *= 2;
+		uint64_t *p = realloc(r->buckets, nc * sizeof(*p));
+		if (!p)
+			return;   /* out of memory: progress is incomplete, counts elsewhere are not */
+		memset(p + *cap, 0, (nc - *cap) * sizeof(*p));
+		r->buckets = p;
+		*cap = nc;
+	}
+	r->buckets[i]++;
+	if (i + 1 > r->nbuckets)
+		r->nbuckets = i + 1;
+}
+
+static void record_add(struct pcb_vcpu_result *r, uint64_t *cap, const struct pcb_atrace_rec *rec)
+{
+	if (r->nrec == *cap) {
+		uint64_t nc = *cap ? *cap * 2 : 65536;
+		void *p = realloc(r->rec, nc * sizeof(*r->rec));
+		if (!p)
+			return;
+		r->rec = p;
+		*cap = nc;
+	}
+	r->rec[r->nrec++] = *rec;
+}
+
+/* The loop's own state, carried from the pre-copy phase into the run at the destination. */
+struct loopst {
+	struct pcb_rng rng;
+	uint32_t seq;
+	uint64_t prev;
+};
+
+/* pre: the pre-copy phase -- the guest runs on the source's memory until
+ * pcb_guest_pause(); nothing is timed or recorded, ops are counted apart. */
+static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pre)
+{
+	struct pcb_guest *g = v->g;
+	const struct pcb_guest_cfg *c = &g->cfg;
+	struct pcb_vcpu_result *r = &v->res;
+	uint64_t wthresh = (uint64_t)(c->write_ratio * 18446744073709551616.0);
+	bool all_writes = c->write_ratio >= 1.0;
+	uint64_t bcap = 0, rcap = 0;
+	const uint64_t base = g->base_ns;
+
+	if (c->bucket_ns && !pre) {
+		bcap = c->duration_ns ? c->duration_ns / c->bucket_ns + 8 : 1024;
+		r->buckets = calloc(bcap, sizeof(uint64_t));
+		if (!r->buckets)
+			bcap = 0;
+	}
+	uint64_t t_start = pcb_now_ns();
+	if (!pre)
+		r->t_start_ns = t_start;
+	uint64_t deadline = c->duration_ns && !pre ? t_start + c->duration_ns : UINT64_MAX;
+	uint64_t tlast = t_start;
+	for (;;) {
+		uint64_t op_t0 = 0;
+		bool first = true;
+		struct pcb_access acc;
+		do {
+			acc = (struct pcb_access){ .now_ns = tlast - base, .prev = ls->prev };
+			c->ops->next(v->ts, &acc);
+			if (acc.kind == PCB_ACC_STOP)
+				goto out;
+			if (acc.think_ns)
+				think(acc.think_ns);
+			uint64_t page = acc.page;
+			uint64_t rnd = pcb_rng_next(&ls->rng);
+			bool write = acc.kind == PCB_ACC_WRITE ||
+				     (acc.kind == PCB_ACC_AUTO && (all_writes || rnd < wthresh));
+			unsigned k = 1 + (unsigned)((rnd >> 20) % (PCB_STAMP_WORD - 1));
+			volatile uint64_t *w = (volatile uint64_t *)(region + (page << PCB_PAGE_SHIFT));
+			uint64_t a = 0, b = 0;
+
+			uint64_t f0 = atomic_load_explicit(v->faults, memory_order_acquire);
+			uint64_t t0 = pcb_now_ns();
+			if (write) {
+				w[PCB_STAMP_WORD] = pcb_stamp_make(page, ++ls->seq);
+			} else {
+				a = w[0];
+				b = w[k];
+			}
+			uint64_t t1 = pcb_now_ns();
+			uint64_t f1 = atomic_load_explicit(v->faults, memory_order_acquire);
+			if (first)
+				op_t0 = t0;
+			first = false;
+			tlast = t1;
+			if (!pre)
+				r->accesses++;
+
+			uint64_t lat = t1 - t0;
+			if (f1 != f0 && !pre) {
+				r->faults += f1 - f0;
+				r->blocktime_ns += lat;
+				pcb_hist_add(&r->fault_lat, lat);
+			}
+			if (write) {
+				if (pre) {
+					r->precopy_writes++;
+				} else {
+					r->writes++;
+					if (c->dest_written)
+						atomic_fetch_or_explicit(&c->dest_written[page >> 6], 1ull << (page & 63),
+									 memory_order_relaxed);
+				}
+				ls->prev = 0;
+			} else {
+				if (!pre)
+					r->reads++;
+				ls->prev = a;
+				if (a != pcb_image_word(c->im, page, 0) || b != pcb_image_word(c->im, page, k)) {
+					if (!r->read_mismatch++)
+						r->first_mismatch_page = page;
+				}
+			}
+			if (!pre && c->first_touch && !atomic_load_explicit(&c->first_touch[page], memory_order_relaxed)) {
+				uint64_t us = (t1 - base) / 1000 + 1;
+				uint32_t val = (us > 0x7fffffff ? 0x7fffffffu : (uint32_t)us) | (f1 != f0 ? PCB_TOUCH_FAULTED : 0);
+				uint32_t zero = 0;
+				atomic_compare_exchange_strong_explicit(&c->first_touch[page], &zero, val,
+									memory_order_relaxed, memory_order_relaxed);
+			}
+			if (c->record && !pre) {
+				struct pcb_atrace_rec rec = { .t_ns = t1 - base, .page = page, .vcpu = v->idx,
+							     .flags = (write ? PCB_ATRACE_WRITE : 0) | (acc.more ? PCB_ATRACE_MORE : 0) };
+				record_add(r, &rcap, &rec);
+			}
+		} while (acc.more);
+		if (pre) {
+			r->precopy_ops++;
+			if (atomic_load_explicit(&g->pause, memory_order_acquire))
+				break;
+			continue;
+		}
+		pcb_hist_add(&r->op_lat, tlast - op_t0);
+		if (!r->ops++)
+			r->t_first_op_ns = tlast;
+		if (bcap)
+			bucket_add(r, c->bucket_ns, tlast - base, &bcap);
+		if (tlast >= deadline || (c->ops_limit && r->ops >= c->ops_limit))
+			break;
+	}
+out:
+	if (!pre)
+		r->t_end_ns = pcb_now_ns();
+}
+
+static void run_ops(struct vcpu *v)
+{
+	struct pcb_guest *g = v->g;
+	struct loopst ls = { .seq = (uint32_t)v->idx << 24 };
+	pcb_rng_seed(&ls.rng, g->cfg.prm.seed, 0x6775657374ull + v->idx);
+	if (g->cfg.precopy_region) {
+		run_loop(v, &ls, g->cfg.precopy_region, true);
+		/* switch-over: park until the destination is ready */
+		pthread_mutex_lock(&g->lock);
+		g->parked++;
+		pthread_cond_broadcast(&g->cond);
+		while (!g->resumed)
+			pthread_cond_wait(&g->cond, &g->lock);
+		pthread_mutex_unlock(&g->lock);
+	}
+	run_loop(v, &ls, g->cfg.region, false);
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct vcpu *v = arg;
+	struct pcb_guest *g = v->g;
+	v->res.tid = gettid();
+	v->res.cpu_start = sched_getcpu();
+	pthread_mutex_lock(&g->lock);
+	g->ready++;
+	pthread_cond_broadcast(&g->cond);
+	while (!g->go)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+	if (g->go && g->kvm)
+		pcb_kvm_run_vcpu(g->kvm, v->idx, g->base_ns, &v->res);
+	else if (g->go)
+		run_ops(v);
+	v->res.cpu_end = sched_getcpu();
+	PCB_PROBE_GUEST_STOP(v->idx);
+	atomic_fetch_sub(&g->running, 1);
+	return NULL;
+}
+
+int pcb_guest_create(const struct pcb_guest_cfg *cfg, const _Atomic uint64_t *const *faults,
+		     struct pcb_guest **out, char *why, size_t whylen)
+{
+	struct pcb_guest *g = calloc(1, sizeof(*g));
+	if (!g) {
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	g->cfg = *cfg;
+	g->n = cfg->prm.nvcpus;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	g->v = calloc(g->n, sizeof(*g->v));
+	if (!g->v) {
+		free(g);
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	why[0] = 0;
+	int irc = cfg->ops->init ? cfg->ops->init(&g->shared, &cfg->prm, why, whylen) : 0;
+	if (irc < 0) {
+		if (irc < -1 && !why[0])
+			snprintf(why, whylen, "workload %s: initialisation failed (out of memory?)", cfg->ops->name);
+		free(g->v);
+		free(g);
+		return irc == -1 ? PCB_EXIT_USAGE : -irc;
+	}
+	for (unsigned i = 0; i < g->n; i++) {
+		struct vcpu *v = &g->v[i];
+		v->g = g;
+		v->idx = i;
+		v->faults = faults && faults[i] ? faults[i] : &no_faults;
+		v->res.vcpu = i;
+		pcb_hist_init(&v->res.fault_lat);
+		pcb_hist_init(&v->res.op_lat);
+		if (cfg->ops->thread_init(&v->ts, g->shared, &cfg->prm, i) < 0) {
+			snprintf(why, whylen, "workload %s: vCPU %u failed to initialise", cfg->ops->name, i);
+			pcb_guest_destroy(g);
+			return PCB_EXIT_OSERR;
+		}
+	}
+	if (cfg->kvm) {
+		if (cfg->precopy_region) {
+			snprintf(why, whylen, "invalid value for --precopy: the KVM guest has no pre-copy phase (use --guest=process)");
+			pcb_guest_destroy(g);
+			return PCB_EXIT_USAGE;
+		}
+		if (cfg->record) {
+			snprintf(why, whylen, "invalid value for --record: the KVM guest does not record its accesses");
+			pcb_guest_destroy(g);
+			return PCB_EXIT_USAGE;
+		}
+		void *st[PCB_MAX_VCPUS_GUEST];
+		const _Atomic uint64_t *fc[PCB_MAX_VCPUS_GUEST];
+		if (g->n > PCB_MAX_VCPUS_GUEST) {
+			snprintf(why, whylen, "invalid value for --vcpus: '%u' (the KVM guest has at most %d)", g->n, PCB_MAX_VCPUS_GUEST);
+			pcb_guest_destroy(g);
+			return PCB_EXIT_USAGE;
+		}
+		for (unsigned i = 0; i < g->n; i++) {
+			st[i] = g->v[i].ts;
+			fc[i] = g->v[i].faults;
+		}
+		struct pcb_kvm_cfg kc = {
+			.ops = cfg->ops, .region = cfg->region, .npages = cfg->prm.npages, .nvcpus = g->n, .im = cfg->im,
+			.first_touch = cfg->first_touch, .faults = fc, .gen_state = st, .shared = g->shared, .seed = cfg->prm.seed,
+			.write_ratio = cfg->write_ratio, .duration_ns = cfg->duration_ns, .ops_limit = cfg->ops_limit,
+			.bucket_ns = cfg->bucket_ns,
+		};
+		int rc = pcb_kvm_create(&kc, &g->kvm, why, whylen);
+		if (rc) {
+			pcb_guest_destroy(g);
+			return rc;
+		}
+	}
+	*out = g;
+	return 0;
+}
+
+const char *pcb_guest_error(struct pcb_guest *g) { return g->kvm ? pcb_kvm_error(g->kvm) : NULL; }
+uint32_t pcb_guest_kvm_tsc_khz(struct pcb_guest *g) { return g->kvm ? pcb_kvm_tsc_khz(g->kvm) : 0; }
+
+int pcb_guest_start(struct pcb_guest *g)
+{
+	atomic_store(&g->running, g->n);
+	for (unsigned i = 0; i < g->n; i++) {
+		if (pthread_create(&g->v[i].th, NULL, vcpu_main, &g->v[i]) != 0)
+			return PCB_EXIT_OSERR;
+		g->started++;
+	}
+	pthread_mutex_lock(&g->lock);
+	while (g->ready < g->n)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+pid_t pcb_guest_tid(struct pcb_guest *g, unsigned vcpu) { return g->v[vcpu].res.tid; }
+
+void pcb_guest_go(struct pcb_guest *g, uint64_t base_ns)
+{
+	pthread_mutex_lock(&g->lock);
+	g->base_ns = base_ns;
+	g->go = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void pcb_guest_pause(struct pcb_guest *g)
+{
+	atomic_store(&g->pause, true);
+	pthread_mutex_lock(&g->lock);
+	while (g->parked < g->n)   /* every vCPU parks after its pre-copy loop, even one whose workload stopped */
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void pcb_guest_resume(struct pcb_guest *g, uint64_t base_ns)
+{
+	pthread_mutex_lock(&g->lock);
+	g->base_ns = base_ns;
+	g->resumed = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+unsigned pcb_guest_running(struct pcb_guest *g) { return atomic_load(&g->running); }
+
+void pcb_guest_join(struct pcb_guest *g)
+{
+	for (unsigned i = 0; i < g->started; i++)
+		pthread_join(g->v[i].th, NULL);
+	g->started = 0;
+}
+
+const struct pcb_vcpu_result *pcb_guest_result(struct pcb_guest *g, unsigned vcpu) { return &g->v[vcpu].res; }
+
+int pcb_guest_record_save(struct pcb_guest *g, const char *path)
+{
+	struct pcb_atrace t = { .nvcpus = g->n, .npages = g->cfg.prm.npages };
+	for (unsigned i = 0; i < g->n; i++)
+		t.count += g->v[i].res.nrec;
+	t.rec = malloc((t.count ? t.count : 1) * sizeof(*t.rec));
+	if (!t.rec)
+		return -ENOMEM;
+	/* merge the vCPUs' streams in time order (each is already in order) */
+	uint64_t *head = calloc(g->n, sizeof(*head));
+	if (!head) {
+		free(t.rec);
+		return -ENOMEM;
+	}
+	for (uint64_t n = 0; n < t.count; n++) {
+		unsigned best = g->n;
+		for (unsigned i = 0; i < g->n; i++)
+			if (head[i] < g->v[i].res.nrec &&
+			    (best == g->n || g->v[i].res.rec[head[i]].t_ns < g->v[best].res.rec[head[best]].t_ns))
+				best = i;
+		t.rec[n] = g->v[best].res.rec[head[best]++];
+	}
+	free(head);
+	int rc = pcb_atrace_save(path, &t);
+	free(t.rec);
+	return rc;
+}
+
+void pcb_guest_destroy(struct pcb_guest *g)
+{
+	if (!g)
+		return;
+	pcb_kvm_destroy(g->kvm);
+	for (unsigned i = 0; i < g->n; i++) {
+		if (g->v[i].ts && g->cfg.ops->thread_fini)
+			g->cfg.ops->thread_fini(g->v[i].ts);
+		free(g->v[i].res.buckets);
+		free(g->v[i].res.rec);
+	}
+	if (g->cfg.ops->fini)
+		g->cfg.ops->fini(g->shared);
+	free(g->v);
+	free(g);
+}

@@ -1,9 +1,0 @@
-/* One post-copy migration, end to end: fork the source, create the pager
- * and the guest, switch over, wait, verify, report. */
-#ifndef PCB_RUN_H
-#define PCB_RUN_H
-#include "loader/options.h"
-
-/* Returns the process exit code. */
-int pcb_run_migration(const struct pcb_config *cfg);
-#endif

@@ -1,0 +1,133 @@
+/* The policy registry: add a policy by writing policies/NAME.c that
+ * defines `const struct pcb_policy_ops pcb_policy_NAME` and listing it here. */
+#include "policies/policy.h"
+#include <stdio.h>
+#include <string.h>
+
+#define PCB_POLICY_LIST(X) \
+	X(demand)          \
+	X(sequential)      \
+	X(qemu)            \
+	X(pivot)           \
+	X(trend)           \
+	X(replay)          \
+	X(criu)            \
+	X(local)
+
+#define DECLARE(n) extern const struct pcb_policy_ops pcb_policy_##n;
+PCB_POLICY_LIST(DECLARE)
+#undef DECLARE
+
+#define ENTRY(n) &pcb_policy_##n,
+const struct pcb_policy_ops *const pcb_policies[] = { PCB_POLICY_LIST(ENTRY) NULL };
+#undef ENTRY
+
+const struct pcb_policy_ops *pcb_policy_find(const char *name)
+{
+	for (unsigned i = 0; pcb_policies[i]; i++)
+		if (!strcmp(pcb_policies[i]->name, name))
+			return pcb_policies[i];
+	return NULL;
+}
+
+int pcb_policy_check(const struct pcb_policy_ops *ops, char *why, size_t whylen)
+{
+	if (!ops) {
+		snprintf(why, whylen, "no such policy");
+		return -1;
+	}
+	if (ops->abi != PCB_POLICY_ABI) {
+		snprintf(why, whylen, "policy %s has ABI %u, this build wants %u", ops->name, ops->abi, PCB_POLICY_ABI);
+		return -1;
+	}
+	if (!ops->name || !ops->help) {
+		snprintf(why, whylen, "policy without a name or help line");
+		return -1;
+	}
+	if (ops->background && !ops->next_batch) {
+		snprintf(why, whylen, "policy %s pulls in the background but has no next_batch hook", ops->name);
+		return -1;
+	}
+	return 0;
+}
+
+static struct pcb_knob_owner owner(const struct pcb_policy_ops *ops)
+{
+	return (struct pcb_knob_owner){ "--policy-opt", "policy", ops->name, ops->knobs };
+}
+
+int pcb_policy_parse_opts(struct pcb_policy *p, const struct pcb_policy_ops *ops, const char *s, char *why, size_t whylen)
+{
+	struct pcb_knob_owner o = owner(ops);
+	return pcb_knobs_parse(&o, s, p->opts, &p->nopts, why, whylen);
+}
+
+int pcb_policy_open(struct pcb_policy *p, const struct pcb_policy_ops *ops, struct pcb_pagestate *ps,
+		    uint64_t npages, unsigned unit_pages, char *why, size_t whylen)
+{
+	if (pcb_policy_check(ops, why, whylen) < 0)
+		return -1;
+	p->ops = ops;
+	p->ps = ps;
+	p->npages = npages;
+	p->unit_pages = unit_pages ? unit_pages : 1;
+	p->priv = NULL;
+	int rc = ops->init ? ops->init(p, why, whylen) : 0;
+	if (rc < 0) {
+		if (!why[0])
+			snprintf(why, whylen, "policy %s failed to initialise", ops->name);
+		p->ops = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+int pcb_policy_replay_file(struct pcb_policy *p, const struct pcb_policy_ops *ops, const char *file, char *why,
+			   size_t whylen)
+{
+	if (strcmp(ops->name, "replay")) {
+		snprintf(why, whylen, "invalid value for --replay: '%s' (only --policy=replay replays a trace, not %s)", file,
+			 ops->name);
+		return -1;
+	}
+	for (unsigned i = 0; i < p->nopts; i++)
+		if (!strcmp(p->opts[i].key, "file")) {
+			snprintf(why, whylen, "invalid value for --replay: '%s' (the trace is also given as --policy-opt file=%s)",
+				 file, p->opts[i].val);
+			return -1;
+		}
+	if (p->nopts == PCB_KNOBS_MAX || strlen(file) >= sizeof(p->opts[0].val)) {
+		snprintf(why, whylen, "invalid value for --replay: '%s' (path too long or too many policy options)", file);
+		return -1;
+	}
+	snprintf(p->opts[p->nopts].key, sizeof(p->opts[0].key), "file");
+	snprintf(p->opts[p->nopts].val, sizeof(p->opts[0].val), "%s", file);
+	p->nopts++;
+	return 0;
+}
+
+void pcb_policy_close(struct pcb_policy *p)
+{
+	if (p->ops && p->ops->fini)
+		p->ops->fini(p);
+	p->ops = NULL;
+}
+
+const char *pcb_policy_opt(const struct pcb_policy *p, const char *key)
+{
+	return pcb_knobs_get(p->ops->knobs, p->opts, p->nopts, key);
+}
+
+int pcb_policy_opt_u64(const struct pcb_policy *p, const char *key, uint64_t min, uint64_t max, uint64_t *out,
+		       char *why, size_t whylen)
+{
+	struct pcb_knob_owner o = owner(p->ops);
+	return pcb_knobs_u64(&o, p->opts, p->nopts, key, min, max, out, why, whylen);
+}
+
+int pcb_policy_opt_dbl(const struct pcb_policy *p, const char *key, double min, double max, double *out,
+		       char *why, size_t whylen)
+{
+	struct pcb_knob_owner o = owner(p->ops);
+	return pcb_knobs_dbl(&o, p->opts, p->nopts, key, min, max, out, why, whylen);
+}

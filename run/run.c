@@ -1,0 +1,1121 @@
+#include "run/run.h"
+#include "run/metrics.h"
+#include "run/progress.h"
+#include "run/precopy.h"
+#include "run/hugepages.h"
+#include "trace/trace.h"
+#include "run/perf.h"
+#include "common/pin.h"
+#include "cli/netcmd.h"
+#include "common/hist.h"
+#include "common/image.h"
+#include "common/json.h"
+#include "common/sysinfo.h"
+#include "common/util.h"
+#include "pager/pager.h"
+#include "wire/proto.h"
+#include "source/source.h"
+#include "workloads/workload.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PCB_SCHEMA_VERSION 1
+
+struct run {
+	const struct pcb_config *cfg;
+	struct pcb_sysinfo sys;
+	struct pcb_image im;
+	uint64_t npages;
+	pid_t source_pid;
+	uint16_t port;
+	struct pcb_pager *pager;
+	struct pcb_guest *guest;
+	struct pcb_pager_stats ps;
+	struct pcb_verify ver;
+	_Atomic uint32_t *first_touch;
+	struct pcb_policy polopts;   /* --policy-opt, parsed before anything starts */
+	struct pcb_prefetch pf;
+	struct pcb_trace *trace;
+	char trace_why[256];
+	struct pcb_net net;
+	char missing[1024];          /* pages that never arrived (fatal mid-run) */
+	bool verified;
+	bool local;                  /* --policy=local: no migration */
+	uint8_t *local_region;
+	struct pcb_progress prog;
+	uint8_t *precopy_src;        /* --precopy: the source's memory (shared with the source process) */
+	_Atomic uint64_t *dest_written;
+	struct pcb_precopy_stats pc;
+	struct pcb_pin pin;
+	struct pcb_mem_report mem;
+	uint64_t t_start_ns, t_end_ns;
+	int exit_code;
+	char error[512];
+};
+
+/* ---- source process ---------------------------------------------------------- */
+
+static int fork_source(struct run *r, char *why, size_t whylen)
+{
+	const struct pcb_config *cfg = r->cfg;
+	int lfd = pcb_listen_tcp(cfg->host, (uint16_t)cfg->port, &r->port);
+	if (lfd < 0) {
+		if (errno == EINVAL) {   /* pcb_listen_tcp: not an IPv4 address */
+			snprintf(why, whylen, "invalid value for --host: '%s' (want an IPv4 address such as 127.0.0.1)", cfg->host);
+			return PCB_EXIT_USAGE;
+		}
+		snprintf(why, whylen, "source cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
+		return errno == EADDRINUSE ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(why, whylen, "fork: %s", strerror(errno));
+		close(lfd);
+		return PCB_EXIT_OSERR;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_NAME, "pcbench-source");
+		if (r->pin.cpu[PCB_PIN_SOURCE] >= 0)
+			pcb_pin_self(r->pin.cpu[PCB_PIN_SOURCE]);
+		struct pcb_source_cfg sc = {
+			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
+			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
+			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
+			.mem = r->precopy_src,
+		};
+		_exit(pcb_source_serve(&sc, lfd));
+	}
+	close(lfd);
+	r->source_pid = pid;
+	return 0;
+}
+
+static void reap_source(struct run *r, bool kill_it)
+{
+	if (r->source_pid <= 0)
+		return;
+	if (kill_it)
+		kill(r->source_pid, SIGKILL);
+	for (int i = 0; i < 200; i++) {   /* up to 2 s, then force */
+		int st;
+		pid_t w = waitpid(r->source_pid, &st, WNOHANG);
+		if (w == r->source_pid || (w < 0 && errno == ECHILD)) {
+			r->source_pid = 0;
+			return;
+		}
+		usleep(10000);
+	}
+	kill(r->source_pid, SIGKILL);
+	waitpid(r->source_pid, NULL, 0);
+	r->source_pid = 0;
+}
+
+/* ---- reports ------------------------------------------------------------------------ */
+
+static void uffd_json(struct pcb_json *j, const struct pcb_uffd_info *u)
+{
+	pcb_json_obj_begin(j, "userfaultfd");
+	pcb_json_str(j, "opened_via", u->opened_via);
+	pcb_json_u64(j, "features_supported", u->features_supported);
+	pcb_json_arr_begin(j, "features_supported_names");
+	for (unsigned b = 0; b < 64; b++)
+		if (u->features_supported & (1ull << b)) {
+			const char *n = pcb_uffd_feature_name(b);
+			char tmp[24];
+			snprintf(tmp, sizeof(tmp), "bit%u", b);
+			pcb_json_str(j, NULL, n ? n : tmp);
+		}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "features_enabled", u->features_enabled);
+	pcb_json_u64(j, "ioctls_range", u->ioctls_range);
+	pcb_json_obj_end(j);
+}
+
+static void merged_hists(struct run *r, struct pcb_hist *fault, struct pcb_hist *op)
+{
+	pcb_hist_init(fault);
+	pcb_hist_init(op);
+	for (unsigned v = 0; v < r->cfg->vcpus; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		pcb_hist_merge(fault, &vr->fault_lat);
+		pcb_hist_merge(op, &vr->op_lat);
+	}
+}
+
+/* How far the kernel's fault->running latency agrees with the guest's own
+ * measurement of the same faults: a constant offset (exception entry, return
+ * to user, clock reads) is expected; the ratios after removing it should be ~1. */
+static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct pcb_hist *user)
+{
+	struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
+	if (!ts || pcb_trace_read(r->trace, ts) < 0) {
+		free(ts);
+		return;
+	}
+	/* --guest=kvm: the vCPU threads' faults are KVM's (bpf.kvm) */
+	const struct pcb_hist *k = &ts->hist[strcmp(r->cfg->guest, "kvm") ? FL_H_FAULT_TO_RUNNING
+									  : FL_H_KVM_FAULT_TO_RUNNING];
+	pcb_json_obj_begin(j, "bpf_vs_guest");
+	pcb_json_u64(j, "guest_faults", user->count);
+	pcb_json_u64(j, "kernel_faults", k->count);
+	if (user->count && k->count) {
+		double off = (double)pcb_hist_percentile(user, 50) - (double)pcb_hist_percentile(k, 50);
+		pcb_json_dbl(j, "p50_offset_ns", off);
+		static const double pcts[] = { 90, 99 };
+		static const char *const names[] = { "p90_ratio_after_offset", "p99_ratio_after_offset" };
+		for (int i = 0; i < 2; i++) {
+			double kv = (double)pcb_hist_percentile(k, pcts[i]);
+			pcb_json_dbl(j, names[i], kv > 0 ? ((double)pcb_hist_percentile(user, pcts[i]) - off) / kv : 0);
+		}
+	}
+	pcb_json_obj_end(j);
+	free(ts);
+}
+
+static void write_json(struct run *r, FILE *fp)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
+	struct pcb_json *j = pcb_json_open(fp);
+	struct pcb_hist fault, op;
+	merged_hists(r, &fault, &op);
+
+	pcb_json_obj_begin(j, NULL);
+	pcb_json_u64(j, "schema_version", PCB_SCHEMA_VERSION);
+	pcb_json_str(j, "tool", "pcbench");
+	pcb_json_str(j, "version", PCB_VERSION);
+	pcb_json_str(j, "git_revision", PCB_GITREV);
+	pcb_json_str(j, "status", r->exit_code ? "failed" : "ok");
+	pcb_json_i64(j, "exit_code", r->exit_code);
+	if (r->error[0])
+		pcb_json_str(j, "error", r->error);
+	pcb_config_json(cfg, j, "config");
+	pcb_json_obj_begin(j, "system");
+	pcb_sysinfo_json(&r->sys, j, "host");
+	if (r->pager)
+		uffd_json(j, pcb_pager_uffd_info(r->pager));
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "results");
+	uint64_t mig = s->t_complete_ns ? s->t_complete_ns - s->t_switchover_ns : 0;
+	pcb_json_obj_begin(j, "time");
+	pcb_json_u64(j, "total_migration_ns", mig);
+	pcb_json_u64(j, "run_ns", r->t_end_ns - r->t_start_ns);
+	pcb_json_u64(j, "guest_ns", s->t_guest_done_ns ? s->t_guest_done_ns - s->t_switchover_ns : 0);
+	pcb_json_bool(j, "completed_while_guest_ran", s->t_complete_ns && s->t_complete_ns <= s->t_guest_done_ns);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "pages");
+	pcb_json_u64(j, "page_size", pcb_page_size_bytes(cfg));     /* the guest's pages (--page-size) */
+	pcb_json_u64(j, "unit_bytes", PCB_PAGE_SIZE);               /* every count in this object is in 4 KiB pages */
+	pcb_json_u64(j, "total", r->npages);
+	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)
+		pcb_json_u64(j, "huge_installs", s->huge_installs);   /* 2 MiB UFFDIO_COPYs */
+	pcb_json_u64(j, "demand", s->pages_demand);
+	pcb_json_u64(j, "background", s->pages_background);
+	pcb_json_u64(j, "drain", s->pages_drain);
+	pcb_json_u64(j, "zero", s->zero_demand + s->zero_background + s->zero_drain);
+	pcb_json_u64(j, "zero_demand", s->zero_demand);
+	pcb_json_u64(j, "zero_background", s->zero_background);
+	pcb_json_u64(j, "zero_drain", s->zero_drain);
+	pcb_json_u64(j, "eexist_races", s->eexist_demand + s->eexist_background);
+	if (cfg->precopy_ns)
+		pcb_json_u64(j, "precopy", r->npages - r->pc.missing_at_switchover);   /* present at switch-over */
+	pcb_json_u64(j, "eexist_demand", s->eexist_demand);
+	pcb_json_u64(j, "eexist_background", s->eexist_background);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "faults");
+	pcb_json_u64(j, "count", fault.count);
+	pcb_json_u64(j, "uffd_messages", s->faults);
+	pcb_json_u64(j, "on_present_page", s->faults_present);
+	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
+	pcb_json_u64(j, "unattributed", s->faults_unattributed);
+	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
+	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
+	pcb_hist_json(j, "latency", &fault, 1);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "blocktime");
+	uint64_t total_bt = 0;
+	pcb_json_arr_begin(j, "per_vcpu_ns");
+	for (unsigned v = 0; v < cfg->vcpus; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		pcb_json_u64(j, NULL, vr->blocktime_ns);
+		total_bt += vr->blocktime_ns;
+	}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "total_ns", total_bt);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "pager");
+	pcb_json_str(j, "mode", cfg->pager);   /* thread | process: where the pager threads ran */
+	pcb_json_i64(j, "pid", r->pager ? pcb_pager_pid(r->pager) : 0);
+	pcb_json_i64(j, "loader_pid", getpid());
+	pcb_json_u64(j, "demand_requests", s->demand_requests);
+	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)   /* one request per huge page, several pages each */
+		pcb_json_u64(j, "demand_pages_requested", s->demand_pages_requested);
+	pcb_json_u64(j, "background_batches", s->bg_batches);
+	pcb_json_u64(j, "background_pages_requested", s->bg_pages_requested);
+	pcb_hist_json(j, "demand_round_trip", &s->demand_rtt, 0);
+	pcb_hist_json(j, "demand_service", &s->demand_service, 0);
+	pcb_json_i64(j, "demand_thread_cpu", s->demand_cpu);
+	pcb_json_i64(j, "background_thread_cpu", s->background_cpu);
+	pcb_perf_json(j, cfg, &r->pin, s, &r->mem);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_begin(j, "transport");
+	/* --channels=2: "demand" and "background"; --channels=1: "shared" (the one connection),
+	 * with the demand replies it carried */
+	static const char *const cn[2] = { "demand", "background" };
+	pcb_json_u64(j, "channels", s->channels);
+	for (int ch = s->channels == 1 ? 1 : 0; ch < 2; ch++) {
+		pcb_json_obj_begin(j, s->channels == 1 ? "shared" : cn[ch]);
+		if (s->channels == 1)
+			pcb_json_u64(j, "demand_replies_received", s->shared_demand_frames);
+		pcb_json_u64(j, "bytes_sent", s->chan[ch].bytes_tx);
+		pcb_json_u64(j, "bytes_received", s->chan[ch].bytes_rx);
+		pcb_json_u64(j, "frames_sent", s->chan[ch].frames_tx);
+		pcb_json_u64(j, "frames_received", s->chan[ch].frames_rx);
+		pcb_json_u64(j, "frames_rejected", s->chan[ch].bad_frames);
+		pcb_json_obj_end(j);
+	}
+	pcb_json_str(j, "kind", "tcp");
+	pcb_json_str(j, "address", r->net.remote ? r->net.host : cfg->host);
+	pcb_json_u64(j, "port", r->port);
+	pcb_json_bool(j, "source_forked", !r->net.remote);
+	pcb_json_bool(j, "authenticated", r->net.key.len > 0);
+	pcb_json_obj_end(j);
+
+	pcb_net_json(j, s);
+	if (r->missing[0])
+		pcb_json_str(j, "pages_never_arrived", r->missing);
+
+	pcb_json_obj_begin(j, "guest");
+	pcb_json_str(j, "kind", cfg->guest);
+	if (r->guest && pcb_guest_kvm_tsc_khz(r->guest))
+		pcb_json_u64(j, "kvm_tsc_khz", pcb_guest_kvm_tsc_khz(r->guest));
+	uint64_t ops = 0, reads = 0, writes = 0, mism = 0;
+	pcb_json_arr_begin(j, "vcpus");
+	for (unsigned v = 0; v < cfg->vcpus; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_u64(j, "vcpu", v);
+		pcb_json_i64(j, "tid", vr->tid);
+		pcb_json_i64(j, "cpu_start", vr->cpu_start);
+		pcb_json_i64(j, "cpu_end", vr->cpu_end);
+		pcb_json_u64(j, "ops", vr->ops);
+		pcb_json_u64(j, "faults", vr->faults);
+		pcb_json_u64(j, "blocktime_ns", vr->blocktime_ns);
+		pcb_json_u64(j, "read_mismatches", vr->read_mismatch);
+		if (vr->kvm_wall_ns) {   /* the guest's TSC-timed run vs the host's clock around KVM_RUN */
+			pcb_json_u64(j, "kvm_guest_tsc_ns", vr->kvm_tsc_ns);
+			pcb_json_u64(j, "kvm_host_wall_ns", vr->kvm_wall_ns);
+		}
+		pcb_json_obj_end(j);
+		ops += vr->ops;
+		reads += vr->reads;
+		writes += vr->writes;
+		mism += vr->read_mismatch;
+	}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "ops", ops);
+	pcb_json_u64(j, "reads", reads);
+	pcb_json_u64(j, "writes", writes);
+	pcb_json_u64(j, "read_mismatches", mism);
+	double gs = s->t_guest_done_ns ? pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns) : 0;
+	pcb_json_dbl(j, "ops_per_sec", gs > 0 ? (double)ops / gs : 0);
+	pcb_hist_json(j, "op_latency", &op, 0);
+	pcb_json_obj_end(j);
+
+	pcb_progress_json(&r->prog, j, "progress");
+	if (cfg->precopy_ns)
+		pcb_precopy_json(&r->pc, j, "precopy");
+	pcb_prefetch_json(&r->pf, j, "prefetch");
+	if (r->trace) {
+		pcb_trace_json(r->trace, j, "bpf");
+		trace_agreement_json(r, j, &fault);
+	} else {
+		pcb_trace_json_disabled(j, "bpf", r->trace_why);
+	}
+
+	pcb_json_obj_begin(j, "verify");
+	pcb_json_bool(j, "done", r->verified);
+	pcb_json_u64(j, "pages_verified", r->ver.pages_verified);
+	pcb_json_u64(j, "pages_corrupt", r->ver.pages_corrupt);
+	pcb_json_u64(j, "pages_missing", r->ver.pages_missing);
+	pcb_json_u64(j, "bad_write_stamps", r->ver.stamps_bad);
+	pcb_json_arr_begin(j, "first_bad_pages");
+	for (unsigned i = 0; i < r->ver.nfirst_bad; i++)
+		pcb_json_u64(j, NULL, r->ver.first_bad[i]);
+	pcb_json_arr_end(j);
+	pcb_json_str(j, "method", cfg->precopy_ns ?
+		     "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore; "
+		     "pre-copy: the write slot of every page the guest did not write after switch-over equals the source's" :
+		     "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore");
+	if (cfg->precopy_ns)
+		pcb_json_u64(j, "precopy_stale_pages", r->pc.stale_pages);
+	pcb_json_obj_end(j);
+
+	pcb_json_obj_end(j);   /* results */
+	pcb_json_obj_end(j);
+	if (pcb_json_close(j) < 0)
+		pcb_warn("error writing JSON");
+}
+
+static void fmt_ns(uint64_t ns, char *buf, size_t len)
+{
+	if (ns < 10000)
+		snprintf(buf, len, "%.2f µs", (double)ns / 1e3);
+	else if (ns < 10000000)
+		snprintf(buf, len, "%.1f µs", (double)ns / 1e3);
+	else if (ns < 10000000000ull)
+		snprintf(buf, len, "%.1f ms", (double)ns / 1e6);
+	else
+		snprintf(buf, len, "%.2f s", (double)ns / 1e9);
+}
+
+static void print_progress(struct run *r, FILE *fp)
+{
+	char b1[32], b2[32];
+	if (r->prog.bucket_ns) {
+		fmt_ns(r->prog.first_work_ns == UINT64_MAX ? 0 : r->prog.first_work_ns, b1, sizeof(b1));
+		fprintf(fp, "  progress    first op after %s; %.0f ops per %llu ms bucket", b1, r->prog.mean_per_bucket,
+			(unsigned long long)(r->prog.bucket_ns / PCB_NSEC_PER_MSEC));
+		if (r->prog.have_baseline) {
+			fmt_ns(r->prog.t95_ns, b2, sizeof(b2));
+			fprintf(fp, " (local %.0f); back within 5%% of local after %s; lost work %lld ops (%.1f ms of local)",
+				r->prog.base_mean_per_bucket, r->prog.recovered ? b2 : "never",
+				(long long)r->prog.lost_ops, r->prog.lost_s * 1e3);
+		}
+		fprintf(fp, "\n");
+	}
+}
+
+static void print_verify(struct run *r, FILE *fp)
+{
+	if (r->verified)
+		fprintf(fp, "  verify      %llu pages verified, %llu corrupt, %llu missing: %s\n",
+			(unsigned long long)r->ver.pages_verified, (unsigned long long)r->ver.pages_corrupt,
+			(unsigned long long)r->ver.pages_missing,
+			r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK");
+}
+
+static void write_human(struct run *r, FILE *fp)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
+	struct pcb_hist fault, op;
+	char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
+	merged_hists(r, &fault, &op);
+
+	fprintf(fp, "pcbench %s (git %s): %s of %s, policy %s, workload %s, %u vCPU%s, seed %llu\n",
+		PCB_VERSION, PCB_GITREV, r->local ? (strcmp(cfg->guest, "kvm") ? "local baseline (no migration)" : "local baseline (no migration), KVM guest")
+			 : strcmp(cfg->guest, "kvm") ? (cfg->precopy_ns ? "pre-copy then post-copy migration" : "post-copy migration")
+						     : "post-copy migration of a KVM guest",
+		pcb_fmt_size(cfg->mem, b1, sizeof(b1)), cfg->policy, cfg->workload,
+		cfg->vcpus, cfg->vcpus > 1 ? "s" : "", (unsigned long long)cfg->seed);
+	fprintf(fp, "  kernel %s, %d CPUs, THP %s\n", r->sys.kernel, r->sys.cpus_online, r->sys.thp_enabled);
+	if (r->local) {
+		uint64_t ops = 0;
+		for (unsigned v = 0; v < cfg->vcpus; v++)
+			ops += pcb_guest_result(r->guest, v)->ops;
+		double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
+		fprintf(fp, "  guest       %llu ops, %.3f M ops/s (all memory local)\n", (unsigned long long)ops,
+			gs > 0 ? (double)ops / gs / 1e6 : 0.0);
+		print_progress(r, fp);
+		print_verify(r, fp);
+		return;
+	}
+	uint64_t mig = s->t_complete_ns ? s->t_complete_ns - s->t_switchover_ns : 0;
+	fmt_ns(mig, b1, sizeof(b1));
+	fmt_ns(r->t_end_ns - r->t_start_ns, b2, sizeof(b2));
+	fmt_ns(s->t_guest_done_ns - s->t_switchover_ns, b3, sizeof(b3));
+	fprintf(fp, "  migration   %s (switch-over to last page present); guest ran %s; whole run %s\n", b1, b3, b2);
+	uint64_t zero = s->zero_demand + s->zero_background + s->zero_drain;
+	if (cfg->precopy_ns) {
+		fmt_ns(r->pc.duration_ns, b1, sizeof(b1));
+		fmt_ns(r->pc.stop_ns, b2, sizeof(b2));
+		fmt_ns(r->pc.first_pass_ns, b3, sizeof(b3));
+		fmt_ns(r->pc.first_pass_cpu_ns, b4, sizeof(b4));
+		fmt_ns(r->pc.final_ns, b5, sizeof(b5));
+		fprintf(fp, "  precopy     %s, %llu rounds (first pass %s, %s on CPU): %llu pages sent, %llu re-sent; at switch-over %llu dirty + %llu never sent "
+			"%s; guest %llu ops (%llu writes) at the source; vCPUs stopped in %s, switch-over step %s\n", b1,
+			(unsigned long long)r->pc.rounds, b3, b4, (unsigned long long)r->pc.pages_sent,
+			(unsigned long long)r->pc.pages_resent, (unsigned long long)r->pc.dirty_at_switchover,
+			(unsigned long long)r->pc.never_sent, r->pc.final_resend ? "re-sent dirty, never-sent missing" : "left missing",
+			(unsigned long long)r->pc.guest_ops, (unsigned long long)r->pc.guest_writes, b2, b5);
+	}
+	fprintf(fp, "  pages       %llu: demand %llu, background %llu, drain %llu, zero %llu; EEXIST races %llu\n",
+		(unsigned long long)r->npages, (unsigned long long)s->pages_demand,
+		(unsigned long long)s->pages_background, (unsigned long long)s->pages_drain,
+		(unsigned long long)zero, (unsigned long long)(s->eexist_demand + s->eexist_background));
+	fmt_ns(pcb_hist_percentile(&fault, 50), b1, sizeof(b1));
+	fmt_ns(pcb_hist_percentile(&fault, 90), b2, sizeof(b2));
+	fmt_ns(pcb_hist_percentile(&fault, 99), b3, sizeof(b3));
+	fmt_ns(pcb_hist_percentile(&fault, 99.9), b4, sizeof(b4));
+	fmt_ns(fault.count ? fault.max : 0, b5, sizeof(b5));
+	fmt_ns(fault.count ? fault.min : 0, b6, sizeof(b6));
+	fprintf(fp, "  faults      %llu seen by the guest: min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+		(unsigned long long)fault.count, b6, b1, b2, b3, b4, b5);
+	uint64_t bt = 0;
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		bt += pcb_guest_result(r->guest, v)->blocktime_ns;
+	fmt_ns(bt, b1, sizeof(b1));
+	fprintf(fp, "  blocktime   %s total", b1);
+	for (unsigned v = 0; v < cfg->vcpus && v < 8; v++) {
+		fmt_ns(pcb_guest_result(r->guest, v)->blocktime_ns, b1, sizeof(b1));
+		fprintf(fp, "%svCPU%u %s", v ? ", " : " (", v, b1);
+	}
+	fprintf(fp, "%s)\n", cfg->vcpus > 8 ? ", ..." : "");
+	uint64_t ops = 0;
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		ops += pcb_guest_result(r->guest, v)->ops;
+	double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
+	fprintf(fp, "  guest       %llu ops, %.3f M ops/s\n", (unsigned long long)ops, gs > 0 ? (double)ops / gs / 1e6 : 0.0);
+	print_progress(r, fp);
+	if (s->channels == 1)
+		fprintf(fp, "  transport   1 channel: shared %s in / %s out, %llu demand replies on it behind the background stream\n",
+			pcb_fmt_size(s->chan[1].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[1].bytes_tx, b2, sizeof(b2)),
+			(unsigned long long)s->shared_demand_frames);
+	else
+		fprintf(fp, "  transport   2 channels: demand %s in / %s out, background %s in / %s out\n",
+			pcb_fmt_size(s->chan[0].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[0].bytes_tx, b2, sizeof(b2)),
+			pcb_fmt_size(s->chan[1].bytes_rx, b3, sizeof(b3)), pcb_fmt_size(s->chan[1].bytes_tx, b4, sizeof(b4)));
+	if (r->trace) {
+		struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
+		if (ts && pcb_trace_read(r->trace, ts) == 0) {
+			bool kvm = !strcmp(cfg->guest, "kvm");
+			const struct pcb_hist *k = &ts->hist[kvm ? FL_H_KVM_FAULT_TO_RUNNING : FL_H_FAULT_TO_RUNNING];
+			fmt_ns(pcb_hist_percentile(k, 50), b1, sizeof(b1));
+			fmt_ns(pcb_hist_percentile(k, 99), b2, sizeof(b2));
+			fmt_ns(pcb_hist_percentile(&ts->hist[FL_H_UNDELIVERED], 50), b3, sizeof(b3));
+			if (kvm)
+				fprintf(fp, "  bpf         %llu KVM vCPU faults in the kernel: fault->running p50 %s p99 %s\n",
+					(unsigned long long)ts->counter[FL_C_KVM_BLOCKING], b1, b2);
+			else
+				fprintf(fp, "  bpf         %llu faults in the kernel: fault->running p50 %s p99 %s; "
+					"%llu more blocked until a background install (p50 %s)\n",
+					(unsigned long long)pcb_trace_faults(ts), b1, b2,
+					(unsigned long long)ts->counter[FL_C_BLOCKED_UNDELIVERED], b3);
+		}
+		free(ts);
+	} else if (strcmp(cfg->trace, "off") != 0) {
+		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
+	}
+	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
+	if (r->pf.bg_installed || r->pf.touched) {
+		char lead[64] = "";
+		if (r->pf.lead.count)
+			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms", (double)pcb_hist_percentile(&r->pf.lead, 50) / 1e6);
+		fprintf(fp, "  prefetch    %llu pages touched, %llu present at first touch (hit rate %.1f%%); "
+			"accuracy %.1f%% of %llu background pages pulled before the guest stopped%s\n",
+			(unsigned long long)r->pf.touched, (unsigned long long)r->pf.hits,
+			r->pf.touched ? 100.0 * (double)r->pf.hits / (double)r->pf.touched : 0.0,
+			r->pf.bg_before_end ? 100.0 * (double)r->pf.bg_used / (double)r->pf.bg_before_end : 0.0,
+			(unsigned long long)r->pf.bg_before_end, lead);
+	}
+	pcb_net_human(fp, s);
+	print_verify(r, fp);
+}
+
+static int emit_reports(struct run *r)
+{
+	if (r->guest)
+		write_human(r, stdout);
+	if (r->cfg->json[0]) {
+		FILE *fp = fopen(r->cfg->json, "w");
+		if (!fp) {
+			pcb_err("cannot write --json file '%s': %s", r->cfg->json, strerror(errno));
+			return PCB_EXIT_OSERR;
+		}
+		write_json(r, fp);
+		if (fclose(fp) != 0) {
+			pcb_err("cannot write --json file '%s': %s", r->cfg->json, strerror(errno));
+			return PCB_EXIT_OSERR;
+		}
+	}
+	fflush(stdout);
+	return 0;
+}
+
+/* A fatal error while vCPUs may be blocked in faults that can never be
+ * served: they cannot be joined, and the region must not be unregistered
+ * (that would hand them zero pages).  Report and leave. */
+static void die_midrun(struct run *r, int code, const char *msg)
+{
+	pcb_err("%s", msg);
+	snprintf(r->error, sizeof(r->error), "%s", msg);
+	r->exit_code = code;
+	r->t_end_ns = pcb_now_ns();
+	if (r->pager)
+		pcb_pager_stats(r->pager, &r->ps);
+	struct pcb_pagestate *ps = r->pager ? pcb_pager_pagestate(r->pager) : NULL;
+	if (ps) {
+		pcb_err("%llu of %llu pages had arrived; the guest was stopped before reading any other page",
+			(unsigned long long)atomic_load(&ps->npresent), (unsigned long long)ps->npages);
+		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
+		pcb_err("%s", r->missing);
+	}
+	if (r->cfg->json[0]) {
+		FILE *fp = fopen(r->cfg->json, "w");
+		if (fp) {
+			if (r->guest && r->pager)
+				write_json(r, fp);
+			fclose(fp);
+		}
+	}
+	if (r->pager)
+		pcb_pager_abort(r->pager);
+	reap_source(r, true);
+	fflush(NULL);
+	_exit(code);
+}
+
+/* The same guest over a region fully populated before it starts: the
+ * --policy=local run itself, or the --baseline=run reference.  Fills
+ * *gout (joined), the progress series and the verification. */
+static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool record, struct pcb_guest **gout,
+			   struct pcb_progress *prog, struct pcb_verify *ver, uint64_t *t_go, uint64_t *t_done,
+			   char *why, size_t whylen)
+{
+	const struct pcb_config *cfg = r->cfg;
+	uint8_t *region = pcb_local_region(&r->im, r->npages);
+	if (!region) {
+		snprintf(why, whylen, "cannot map %llu pages for the local run: %s", (unsigned long long)r->npages, strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	/* the same first-touch bookkeeping as a migrated guest, so the loops compare like for like */
+	_Atomic uint32_t *ft = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ft == MAP_FAILED) {
+		munmap(region, r->npages * PCB_PAGE_SIZE);
+		snprintf(why, whylen, "out of memory for the first-touch record");
+		return PCB_EXIT_OSERR;
+	}
+	struct pcb_guest_cfg gc = {
+		.first_touch = ft,
+		.ops = pcb_workload_find(cfg->workload), .prm = *prm, .region = region, .im = &r->im,
+		.write_ratio = cfg->write_ratio, .duration_ns = cfg->duration_ns, .ops_limit = cfg->ops,
+		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = record,
+		.kvm = !strcmp(cfg->guest, "kvm"),
+	};
+	int rc = pcb_guest_create(&gc, NULL, gout, why, whylen);
+	if (!rc && (rc = pcb_guest_start(*gout)) != 0)
+		snprintf(why, whylen, "cannot start the guest threads");
+	if (rc) {
+		munmap(region, r->npages * PCB_PAGE_SIZE);
+		munmap(ft, r->npages * 4);
+		return rc;
+	}
+	*t_go = pcb_now_ns();
+	pcb_guest_go(*gout, *t_go);
+	pcb_guest_join(*gout);
+	*t_done = pcb_now_ns();
+	munmap(ft, r->npages * 4);
+	if (pcb_guest_error(*gout)) {
+		snprintf(why, whylen, "%s", pcb_guest_error(*gout));
+		munmap(region, r->npages * PCB_PAGE_SIZE);
+		return PCB_EXIT_SOFTWARE;
+	}
+	rc = pcb_local_verify(region, &r->im, r->npages, ver, why, whylen);
+	munmap(region, r->npages * PCB_PAGE_SIZE);
+	if (!rc && pcb_progress_collect(prog, *gout, cfg->vcpus, gc.bucket_ns, *t_go) < 0) {
+		snprintf(why, whylen, "out of memory for the progress series");
+		rc = PCB_EXIT_OSERR;
+	}
+	return rc;
+}
+
+/* --progress-csv, or NAME.progress.csv next to --json NAME.json; "" = none. */
+static void progress_csv_path(const struct pcb_config *cfg, char *out, size_t len, const char *suffix)
+{
+	out[0] = 0;
+	if (cfg->progress_csv[0]) {
+		size_t n = strlen(cfg->progress_csv);
+		if (suffix[0] && n > 4 && !strcmp(cfg->progress_csv + n - 4, ".csv"))
+			snprintf(out, len, "%.*s%s.csv", (int)(n - 4), cfg->progress_csv, suffix);
+		else
+			snprintf(out, len, "%s%s", cfg->progress_csv, suffix);
+	} else if (cfg->json[0]) {
+		size_t n = strlen(cfg->json);
+		if (n > 5 && !strcmp(cfg->json + n - 5, ".json"))
+			n -= 5;
+		snprintf(out, len, "%.*s.progress%s.csv", (int)n, cfg->json, suffix);
+	}
+}
+
+static int write_progress_csv(struct run *r, const struct pcb_progress *p, const char *suffix)
+{
+	char path[4200], comment[512];
+	progress_csv_path(r->cfg, path, sizeof(path), suffix);
+	if (!path[0] || !p->bucket_ns)
+		return 0;
+	/* --baseline=FILE reads this line back (pcb_progress_load_csv) */
+	snprintf(comment, sizeof(comment),
+		 "pcbench %s (git %s) progress: policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u complete_buckets=%llu guest=%s%s",
+		 PCB_VERSION, PCB_GITREV, suffix[0] ? "local" : r->cfg->policy, r->cfg->workload,
+		 (unsigned long long)r->cfg->seed, r->cfg->vcpus, r->cfg->bucket_ms, (unsigned long long)p->ncomplete,
+		 r->cfg->guest, suffix[0] ? " (baseline)" : "");
+	int e = pcb_progress_csv(p, path, comment);
+	if (e < 0) {
+		pcb_err("cannot write the progress CSV '%s': %s", path, strerror(-e));
+		return PCB_EXIT_OSERR;
+	}
+	return 0;
+}
+
+/* --policy=local: no source, no pager; the guest over a populated region. */
+static int run_local_only(struct run *r, const struct pcb_wl_params *prm)
+{
+	char why[512];
+	uint64_t t_go, t_done;
+	int rc = run_local_guest(r, prm, r->cfg->record[0] != 0, &r->guest, &r->prog, &r->ver, &t_go, &t_done, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		if (r->guest)
+			pcb_guest_destroy(r->guest);
+		return rc;
+	}
+	snprintf(r->trace_why, sizeof(r->trace_why), "no migration (--policy=local)");
+	r->verified = true;
+	r->ps.t_switchover_ns = r->ps.t_complete_ns = t_go;
+	r->ps.t_guest_done_ns = t_done;
+	r->ps.demand_cpu = r->ps.background_cpu = -1;
+	pcb_hist_init(&r->ps.demand_rtt);
+	pcb_hist_init(&r->ps.demand_service);
+	if (r->cfg->record[0]) {
+		int e = pcb_guest_record_save(r->guest, r->cfg->record);
+		if (e < 0) {
+			pcb_err("cannot write --record file '%s': %s", r->cfg->record, strerror(-e));
+			r->exit_code = PCB_EXIT_OSERR;
+		}
+	}
+	r->t_end_ns = pcb_now_ns();
+	uint64_t mism = 0;
+	for (unsigned v = 0; v < r->cfg->vcpus; v++)
+		mism += pcb_guest_result(r->guest, v)->read_mismatch;
+	if (!r->exit_code && (r->ver.pages_corrupt || r->ver.pages_missing || mism)) {
+		r->exit_code = PCB_EXIT_VERIFY;
+		snprintf(r->error, sizeof(r->error), "integrity check failed: %llu corrupt, %llu missing pages, %llu reads did not match the image",
+			 (unsigned long long)r->ver.pages_corrupt, (unsigned long long)r->ver.pages_missing,
+			 (unsigned long long)mism);
+	}
+	int erc = write_progress_csv(r, &r->prog, "");
+	int erc2 = emit_reports(r);
+	if (r->exit_code == PCB_EXIT_VERIFY)
+		pcb_err("%s", r->error);
+	pcb_progress_free(&r->prog);
+	pcb_guest_destroy(r->guest);
+	return r->exit_code ? r->exit_code : erc ? erc : erc2;
+}
+
+static void free_precopy(struct run *r)
+{
+	if (r->precopy_src)
+		munmap(r->precopy_src, r->npages * PCB_PAGE_SIZE);
+	free(r->dest_written);
+	r->precopy_src = NULL;
+	r->dest_written = NULL;
+}
+
+/* Start the policy once on a scratch page state, so that a bad --policy-opt
+ * value (or an unreadable input file) is refused before anything starts. */
+static int policy_validate(struct run *r, const struct pcb_policy_ops *pol, char *why, size_t whylen)
+{
+	struct pcb_pagestate ps;
+	struct pcb_policy p = r->polopts;
+	if (pcb_ps_init(&ps, r->npages) < 0) {
+		snprintf(why, whylen, "out of memory for the page state of %llu pages", (unsigned long long)r->npages);
+		return PCB_EXIT_OSERR;
+	}
+	why[0] = 0;
+	int rc = pcb_policy_open(&p, pol, &ps, r->npages, 1, why, whylen);
+	rc = rc == -1 ? PCB_EXIT_USAGE : -rc;
+	pcb_policy_close(&p);
+	pcb_ps_free(&ps);
+	return rc;
+}
+
+int pcb_run_migration(const struct pcb_config *cfg_in)
+{
+	struct pcb_config resolved = *cfg_in;   /* defaults that depend on other options, made explicit (and recorded) */
+	pcb_config_resolve(&resolved);
+	const struct pcb_config *cfg = &resolved;
+	struct run R = { .cfg = cfg }, *r = &R;
+	char why[512];
+	int rc;
+
+	pcb_sock_buf_bytes = (int)cfg->socket_buffer;   /* our connections, and the forked source's */
+
+	const struct pcb_policy_ops *pol = pcb_policy_find(cfg->policy);
+	const struct pcb_workload_ops *wl = pcb_workload_find(cfg->workload);
+	if (pcb_policy_check(pol, why, sizeof(why)) < 0 || pcb_workload_check(wl, why, sizeof(why)) < 0) {
+		pcb_err("%s", why);
+		return PCB_EXIT_SOFTWARE;
+	}
+	/* refuse bad input before starting anything (source process, sockets, userfaultfd) */
+	if ((rc = pcb_huge_validate(cfg, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	if (!strcmp(cfg->pager, "process")) {
+		/* the pager threads run in another process: no UFFDIO_MOVE across
+		 * mm, and the tracer attaches to this process before that one exists */
+		const char *bad = !strcmp(cfg->install, "move") ? "install" : !strcmp(cfg->trace_usdt, "on") ? "trace-usdt" :
+				  !strcmp(cfg->trace_messages, "on") ? "trace-messages" : NULL;
+		if (bad) {
+			pcb_err("invalid value for --%s: '%s' cannot be combined with --pager=process%s", bad,
+				!strcmp(bad, "install") ? cfg->install : "on",
+				!strcmp(bad, "install") ? " (UFFDIO_MOVE cannot move pages between two processes)"
+							: " (the probes and reads would be in the pager process)");
+			return PCB_EXIT_USAGE;
+		}
+	}
+	if (!cfg->duration_ns && !cfg->ops) {
+		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
+		return PCB_EXIT_USAGE;
+	}
+	/* an output file that cannot be written is found now, not after the run */
+	const struct { const char *opt, *path; } outs[] = {
+		{ "json", cfg->json }, { "timeline", cfg->timeline }, { "progress-csv", cfg->progress_csv },
+		{ "record", cfg->record }, { "trace-events", cfg->trace_events },
+	};
+	for (unsigned i = 0; i < sizeof(outs) / sizeof(outs[0]); i++) {
+		int e = outs[i].path[0] ? pcb_check_writable(outs[i].path) : 0;
+		if (e) {
+			pcb_err("invalid value for --%s: '%s' cannot be written (%s)", outs[i].opt, outs[i].path, strerror(e));
+			return PCB_EXIT_USAGE;
+		}
+	}
+	pcb_verbose = (int)cfg->verbose;
+	r->npages = cfg->mem / PCB_PAGE_SIZE;
+	pcb_image_init(&r->im, cfg->seed, r->npages, cfg->zero_pages);
+	pcb_sysinfo_read(&r->sys);
+	if (pcb_pin_parse(cfg->pin, &r->pin, why, sizeof(why)) < 0) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
+	r->t_start_ns = pcb_now_ns();
+
+	struct pcb_wl_params prm = { .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus,
+				     .zipf_theta = cfg->zipf_theta, .im = &r->im };
+	if (pcb_wl_parse_opts(wl, cfg->workload_opt, &prm, why, sizeof(why)) < 0 ||
+	    pcb_policy_parse_opts(&r->polopts, pol, cfg->policy_opt, why, sizeof(why)) < 0) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->replay[0] && pcb_policy_replay_file(&r->polopts, pol, cfg->replay, why, sizeof(why)) < 0) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
+	if ((rc = policy_validate(r, pol, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	if ((rc = pcb_net_prepare(cfg, &r->net)) != 0)
+		return rc;
+	r->local = !strcmp(cfg->policy, "local");
+	if (r->local && cfg->precopy_ns) {
+		pcb_err("invalid value for --precopy: --policy=local is not a migration");
+		return PCB_EXIT_USAGE;
+	}
+	if (r->local)
+		return run_local_only(r, &prm);
+	struct pcb_progress base = { 0 };
+	bool have_base = false;
+	if (strcmp(cfg->baseline, "none") && strcmp(cfg->baseline, "run")) {
+		/* a progress CSV from an earlier --policy=local run of the same guest */
+		struct pcb_progress_meta m;
+		if ((rc = pcb_progress_load_csv(cfg->baseline, &base, &m, why, sizeof(why))) != 0) {
+			pcb_err("--baseline: %s", why);
+			return rc;
+		}
+		const char *bad = strcmp(m.policy, "local") ? "policy" : strcmp(m.workload, cfg->workload) ? "workload" :
+				  m.seed != cfg->seed ? "seed" : m.vcpus != cfg->vcpus ? "vcpus" :
+				  m.bucket_ms != cfg->bucket_ms ? "bucket-ms" : strcmp(m.guest, cfg->guest) ? "guest" : NULL;
+		if (bad) {
+			pcb_err("invalid value for --baseline: '%s' is not a --policy=local run of this guest (its %s differs: "
+				"policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u guest=%s)", cfg->baseline, bad, m.policy,
+				m.workload, (unsigned long long)m.seed, m.vcpus, m.bucket_ms, m.guest);
+			pcb_progress_free(&base);
+			return PCB_EXIT_USAGE;
+		}
+		have_base = true;
+	}
+	if (!strcmp(cfg->baseline, "run")) {
+		struct pcb_guest *bg = NULL;
+		struct pcb_verify bv;
+		uint64_t t0, t1;
+		rc = run_local_guest(r, &prm, false, &bg, &base, &bv, &t0, &t1, why, sizeof(why));
+		if (!rc && (bv.pages_corrupt || bv.pages_missing)) {
+			snprintf(why, sizeof(why), "the local baseline run failed its integrity check: %llu corrupt, %llu missing pages",
+				 (unsigned long long)bv.pages_corrupt, (unsigned long long)bv.pages_missing);
+			rc = PCB_EXIT_VERIFY;
+		}
+		if (bg)
+			pcb_guest_destroy(bg);
+		if (rc) {
+			pcb_err("%s", why);
+			return rc;
+		}
+		have_base = true;
+	}
+
+	if (cfg->precopy_ns) {
+		if (r->net.remote) {
+			pcb_err("invalid value for --precopy: the guest runs at the source only when pcbench forks it (not with pcbench dest)");
+			return PCB_EXIT_USAGE;
+		}
+		if (strcmp(cfg->install, "copy")) {
+			pcb_err("invalid value for --install: '%s' (--precopy installs with copy)", cfg->install);
+			return PCB_EXIT_USAGE;
+		}
+		r->precopy_src = pcb_precopy_source_mem(&r->im, r->npages);
+		r->dest_written = calloc((r->npages + 63) / 64, sizeof(uint64_t));
+		if (!r->precopy_src || !r->dest_written) {
+			pcb_err("out of memory for the source's memory (--precopy)");
+			free_precopy(r);
+			return PCB_EXIT_OSERR;
+		}
+	}
+	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE &&
+	    (rc = pcb_huge_check_pool(PCB_HUGE_SYSDIR, r->npages * PCB_PAGE_SIZE / pcb_page_size_bytes(cfg), why, sizeof(why)))) {
+		pcb_err("%s", why);
+		free_precopy(r);
+		return rc;
+	}
+	if (r->net.remote)
+		r->port = r->net.port;   /* pcbench dest: the source runs elsewhere */
+	else if ((rc = fork_source(r, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		free_precopy(r);
+		return rc;
+	}
+	struct pcb_pager_cfg pc = {
+		.npages = r->npages, .nvcpus = cfg->vcpus, .policy = pol, .policy_opts = &r->polopts,
+		.batch_pages = cfg->batch_pages,
+		.window = cfg->window, .io_timeout_ns = cfg->io_timeout_ns,
+		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
+		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
+		.install_mode = pcb_install_parse(cfg->install), .install_batch = cfg->install_batch,
+		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = !strcmp(cfg->pager, "process"),
+		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
+		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
+		.kernel_faults = !strcmp(cfg->guest, "kvm"),
+		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
+		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
+		.channels = cfg->channels,
+	};
+	rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		reap_source(r, true);
+		free_precopy(r);
+		return rc;
+	}
+	/* shared with the policy, which runs in the pager process with --pager=process */
+	r->first_touch = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE,
+			      (strcmp(cfg->pager, "process") ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
+	if (r->first_touch == MAP_FAILED) {
+		pcb_err("out of memory for the first-touch record");
+		free_precopy(r);
+		return PCB_EXIT_OSERR;
+	}
+	pcb_pager_set_first_touch(r->pager, r->first_touch);
+	const _Atomic uint64_t *faults[PCB_MAX_VCPUS];
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		faults[v] = pcb_pager_vcpu_faults(r->pager, v);
+	struct pcb_guest_cfg gc = {
+		.ops = wl,
+		.prm = prm,
+		.region = pcb_pager_region(r->pager), .im = &r->im, .write_ratio = cfg->write_ratio,
+		.duration_ns = cfg->duration_ns, .ops_limit = cfg->ops, .first_touch = r->first_touch,
+		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = cfg->record[0] != 0,
+		.kvm = !strcmp(cfg->guest, "kvm"),
+		.precopy_region = r->precopy_src, .dest_written = r->dest_written,
+	};
+	rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		pcb_pager_destroy(r->pager);
+		reap_source(r, true);
+		free_precopy(r);
+		return rc;
+	}
+	if ((rc = pcb_guest_start(r->guest)) != 0) {
+		pcb_err("cannot start the guest threads");
+		free_precopy(r);
+		return rc;
+	}
+	for (unsigned v = 0; v < cfg->vcpus; v++) {
+		pcb_pager_register_vcpu(r->pager, v, pcb_guest_tid(r->guest, v));
+		if (r->pin.cpu[PCB_PIN_GUEST] >= 0)
+			pcb_pin_tid(pcb_guest_tid(r->guest, v), r->pin.cpu[PCB_PIN_GUEST]);
+	}
+	if (strcmp(cfg->trace, "off") != 0) {
+		struct pcb_trace_opts to = {
+			.pid = getpid(), .region_start = (uintptr_t)pcb_pager_region(r->pager),
+			.region_len = r->npages * PCB_PAGE_SIZE, .events = cfg->trace_events[0] != 0,
+			.events_path = cfg->trace_events[0] ? cfg->trace_events : NULL,
+			.usdt = !strcmp(cfg->trace_usdt, "on"),
+			.usdt_binary = "/proc/self/exe", .verbose = (int)cfg->verbose,
+			/* which faults' messages the pager read: counts as the pager's */
+			.msgs = !strcmp(cfg->trace_messages, "on") ||
+				(!strcmp(cfg->trace_messages, "auto") && !strcmp(cfg->trace, "on") && strcmp(cfg->pager, "process")),
+		};
+		rc = pcb_trace_start(&to, &r->trace, r->trace_why, sizeof(r->trace_why));
+		if (rc && !strcmp(cfg->trace, "on")) {
+			pcb_err("--trace=on: %s", r->trace_why);
+			pcb_guest_go(r->guest, 0);   /* release nothing: exit below */
+			reap_source(r, true);
+			fflush(NULL);
+			_exit(rc);
+		}
+		if (rc) {
+			pcb_log("tracing off: %s", r->trace_why);
+			r->trace = NULL;
+		}
+		for (unsigned v = 0; r->trace && v < cfg->vcpus; v++)
+			pcb_trace_add_thread(r->trace, pcb_guest_tid(r->guest, v));
+	} else {
+		snprintf(r->trace_why, sizeof(r->trace_why), "disabled with --trace=off");
+	}
+
+	if (cfg->precopy_ns) {
+		/* the guest runs at the source while pages are pre-copied; returns with the vCPUs stopped */
+		struct pcb_pager_stats ps0;
+		pcb_pager_stats(r->pager, &ps0);
+		struct pcb_precopy_net net = {
+			.host = cfg->host, .port = r->port, .key = r->net.key.len ? &r->net.key : NULL,
+			.link_bps = r->net.link_bps, .link_delay_ns = ps0.link.delay_ns,
+			.timeout_ms = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC),
+		};
+		rc = pcb_precopy_run(r->pager, r->guest, r->precopy_src, r->npages, cfg->precopy_ns,
+				     strcmp(cfg->precopy_transport, "tcp") ? NULL : &net, !strcmp(cfg->precopy_final, "resend"),
+				     &r->pc, why, sizeof(why));
+		if (rc) {
+			pcb_err("%s", why);
+			reap_source(r, true);
+			fflush(NULL);
+			_exit(rc);   /* vCPUs are parked on a gate that will not open */
+		}
+	}
+	/* switch-over */
+	if ((rc = pcb_pager_start(r->pager)) != 0) {
+		pcb_err("cannot start the pager threads");
+		return rc;
+	}
+	pcb_pager_stats(r->pager, &r->ps);
+	if (cfg->precopy_ns)
+		pcb_guest_resume(r->guest, r->ps.t_switchover_ns);
+	else
+		pcb_guest_go(r->guest, r->ps.t_switchover_ns);
+	while (pcb_guest_running(r->guest)) {
+		rc = pcb_pager_poll(r->pager, 20, why, sizeof(why));
+		if (rc < 0)
+			die_midrun(r, -rc, why);
+	}
+	pcb_pager_guest_done(r->pager);
+	pcb_guest_join(r->guest);
+	for (unsigned v = 0; cfg->precopy_ns && v < cfg->vcpus; v++) {
+		r->pc.guest_ops += pcb_guest_result(r->guest, v)->precopy_ops;
+		r->pc.guest_writes += pcb_guest_result(r->guest, v)->precopy_writes;
+	}
+	if (pcb_guest_error(r->guest)) {
+		r->exit_code = PCB_EXIT_SOFTWARE;
+		snprintf(r->error, sizeof(r->error), "%s", pcb_guest_error(r->guest));
+		pcb_err("%s", r->error);
+	}
+	for (;;) {
+		rc = pcb_pager_poll(r->pager, 100, why, sizeof(why));
+		if (rc < 0)
+			die_midrun(r, -rc, why);
+		if (rc == 1)
+			break;
+	}
+	pcb_pager_finish(r->pager);
+	rc = pcb_pager_verify(r->pager, &r->ver, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		r->exit_code = rc;
+		snprintf(r->error, sizeof(r->error), "%s", why);
+	} else {
+		r->verified = true;
+		if (r->precopy_src) {
+			/* pages written at the source must carry the source's last write */
+			r->pc.stale_pages = pcb_precopy_check(pcb_pager_region(r->pager), r->precopy_src, r->npages, r->dest_written,
+							   r->ver.first_bad, &r->ver.nfirst_bad, 8);
+			r->ver.pages_corrupt += r->pc.stale_pages;
+			if (r->ver.pages_verified >= r->pc.stale_pages)
+				r->ver.pages_verified -= r->pc.stale_pages;
+		}
+	}
+	if (r->trace)
+		pcb_trace_stop(r->trace);
+	pcb_pager_stats(r->pager, &r->ps);
+	if (pcb_progress_collect(&r->prog, r->guest, cfg->vcpus, gc.bucket_ns, r->ps.t_switchover_ns) < 0 ||
+	    (have_base && pcb_progress_compare(&r->prog, &base) < 0)) {
+		pcb_err("out of memory for the progress series");
+		r->exit_code = PCB_EXIT_OSERR;
+	}
+	if (write_progress_csv(r, &r->prog, "") || (have_base && write_progress_csv(r, &base, "-local")))
+		r->exit_code = PCB_EXIT_OSERR;
+	pcb_progress_free(&base);
+	if (cfg->record[0]) {
+		int e = pcb_guest_record_save(r->guest, cfg->record);
+		if (e < 0) {
+			pcb_err("cannot write --record file '%s': %s", cfg->record, strerror(-e));
+			r->exit_code = PCB_EXIT_OSERR;
+		}
+	}
+	{
+		const struct pcb_installer *in = pcb_pager_installer(r->pager);
+		struct pcb_mem_range g[2] = { { in->region, in->len }, { in->alias, in->len } };
+		struct pcb_mem_range rec = { r->first_touch, r->npages * 4 };
+		pcb_mem_measure(&r->mem, g, 2, &rec, 1, cfg->mem);
+		r->mem.pager_process_hwm = pcb_pager_process_peak_rss_kib(r->pager) * 1024;
+	}
+	pcb_prefetch_compute_until(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
+				   pcb_pager_install_kind(r->pager),
+				   r->ps.t_guest_done_ns > r->ps.t_switchover_ns
+					   ? (r->ps.t_guest_done_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0);
+	if (cfg->timeline[0]) {
+		int e = pcb_timeline_write(cfg->timeline, r->pager, r->npages, r->first_touch);
+		if (e < 0) {
+			pcb_err("cannot write --timeline file '%s': %s", cfg->timeline, strerror(-e));
+			r->exit_code = PCB_EXIT_OSERR;
+		}
+	}
+	reap_source(r, false);
+	r->t_end_ns = pcb_now_ns();
+
+	uint64_t mism = 0;
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		mism += pcb_guest_result(r->guest, v)->read_mismatch;
+	if (!r->exit_code && (r->ver.pages_corrupt || r->ver.pages_missing || mism)) {
+		r->exit_code = PCB_EXIT_VERIFY;
+		snprintf(r->error, sizeof(r->error), "integrity check failed: %llu corrupt, %llu missing pages, %llu reads did not match the image",
+			 (unsigned long long)r->ver.pages_corrupt, (unsigned long long)r->ver.pages_missing,
+			 (unsigned long long)mism);
+	}
+	int erc = emit_reports(r);
+	if (r->exit_code == PCB_EXIT_VERIFY)
+		pcb_err("%s", r->error);
+	pcb_trace_free(r->trace);
+	pcb_progress_free(&r->prog);
+	pcb_guest_destroy(r->guest);
+	pcb_pager_destroy(r->pager);
+	munmap(r->first_touch, r->npages * 4);
+	free_precopy(r);
+	return r->exit_code ? r->exit_code : erc;
+}

@@ -1,0 +1,43 @@
+/* The source page server: holds the guest's memory image and serves it.
+ * Demand requests (channel 0) are answered one page at a time at once;
+ * background batches (channel 1) are streamed.  Runs in its own process
+ * (forked by `pcbench`, or `pcbench source` on another host).
+ *
+ * Every connection starts with the handshake of wire/handshake.h; frames
+ * are validated before use and a malformed one ends that connection with an
+ * ERROR frame (counted).  The image is a pure function of (seed, size), so a
+ * restarted source serves a resumed migration exactly as the first one did. */
+#ifndef PCB_SOURCE_H
+#define PCB_SOURCE_H
+#include <stdint.h>
+
+struct pcb_auth_key;
+
+struct pcb_source_cfg {
+	uint64_t mem_bytes;
+	uint64_t seed;
+	double zero_fraction;
+	uint64_t demand_delay_ns;   /* --source-delay: injected before each demand reply */
+	int sessions;               /* exit after this many migrations ended with BYE (0 = serve forever) */
+	int verbose;
+	const struct pcb_auth_key *key;   /* NULL or len 0: no authentication */
+	int handshake_timeout_ms;   /* a peer silent this long during the handshake is dropped */
+	int summary;                /* print a one-line summary on stdout at exit (`pcbench source`) */
+	/* NULL: serve the deterministic image.  Else serve the guest's memory as
+	 * it is now (--precopy: the guest ran at the source and wrote into this
+	 * shared mapping): pages are copied from it, zero pages detected by content. */
+	const uint8_t *mem;
+};
+
+/* Serve on an already listening socket.  Returns an exit code. */
+int pcb_source_serve(const struct pcb_source_cfg *cfg, int listen_fd);
+
+/* Serve one already accepted connection on the calling thread until it ends
+ * (the handshake included).  Used by the fuzzer; the state comes from
+ * pcb_source_state_new().  Returns 0 or an exit code. */
+struct pcb_source_state;
+struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg);
+int pcb_source_serve_conn(struct pcb_source_state *st, int fd);
+uint64_t pcb_source_bad_frames(const struct pcb_source_state *st);
+void pcb_source_state_free(struct pcb_source_state *st);
+#endif

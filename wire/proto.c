@@ -1,0 +1,385 @@
+#include "wire/proto.h"
+#include "common/image.h"
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static const char *const msg_names[PCB_MSG_MAX] = {
+	[PCB_MSG_HELLO] = "HELLO", [PCB_MSG_CONFIG] = "CONFIG", [PCB_MSG_REQ] = "REQ",
+	[PCB_MSG_RANGES] = "RANGES", [PCB_MSG_PAGE] = "PAGE", [PCB_MSG_ZERO] = "ZERO",
+	[PCB_MSG_BATCH_END] = "BATCH_END", [PCB_MSG_DIGEST_REQ] = "DIGEST_REQ",
+	[PCB_MSG_DIGESTS] = "DIGESTS", [PCB_MSG_BYE] = "BYE", [PCB_MSG_ERROR] = "ERROR",
+	[PCB_MSG_RUN] = "RUN",
+	[PCB_MSG_CHALLENGE] = "CHALLENGE", [PCB_MSG_AUTH] = "AUTH", [PCB_MSG_LINK] = "LINK",
+	[PCB_MSG_PING] = "PING", [PCB_MSG_PONG] = "PONG",
+};
+
+const char *pcb_msg_name(unsigned type)
+{
+	if (type < PCB_MSG_MAX && msg_names[type])
+		return msg_names[type];
+	return "?";
+}
+
+void pcb_hdr_encode(const struct pcb_hdr *h, uint8_t out[PCB_HDR_SIZE])
+{
+	uint32_t m = htole32(h->magic), l = htole32(h->len), f = htole32(h->flags);
+	uint16_t v = htole16(h->version), t = htole16(h->type);
+	uint64_t a = htole64(h->arg);
+	memcpy(out, &m, 4);
+	memcpy(out + 4, &v, 2);
+	memcpy(out + 6, &t, 2);
+	memcpy(out + 8, &l, 4);
+	memcpy(out + 12, &f, 4);
+	memcpy(out + 16, &a, 8);
+}
+
+void pcb_hdr_decode(const uint8_t in[PCB_HDR_SIZE], struct pcb_hdr *h)
+{
+	uint32_t m, l, f;
+	uint16_t v, t;
+	uint64_t a;
+	memcpy(&m, in, 4);
+	memcpy(&v, in + 4, 2);
+	memcpy(&t, in + 6, 2);
+	memcpy(&l, in + 8, 4);
+	memcpy(&f, in + 12, 4);
+	memcpy(&a, in + 16, 8);
+	h->magic = le32toh(m);
+	h->version = le16toh(v);
+	h->type = le16toh(t);
+	h->len = le32toh(l);
+	h->flags = le32toh(f);
+	h->arg = le64toh(a);
+}
+
+#define BAD(...) do { snprintf(why, whylen, __VA_ARGS__); return -1; } while (0)
+
+int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size_t whylen)
+{
+	if (h->magic != PCB_PROTO_MAGIC)
+		BAD("bad magic 0x%08x", h->magic);
+	if (h->version != PCB_PROTO_VERSION)
+		BAD("unsupported protocol version %u (this build speaks %u)", h->version, PCB_PROTO_VERSION);
+	if (h->type == 0 || h->type >= PCB_MSG_MAX)
+		BAD("unknown frame type %u", h->type);
+	const char *n = pcb_msg_name(h->type);
+	switch (h->type) {
+	case PCB_MSG_HELLO:
+		if (h->len != sizeof(struct pcb_hello))
+			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_hello));
+		break;
+	case PCB_MSG_CONFIG:
+		if (h->len != sizeof(struct pcb_config_wire))
+			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_config_wire));
+		break;
+	case PCB_MSG_REQ:
+	case PCB_MSG_ZERO:
+		if (h->len != 0)
+			BAD("%s frame with length %u (want 0)", n, h->len);
+		if (h->arg >= npages)
+			BAD("%s for page %llu outside the image (%llu pages)", n,
+			    (unsigned long long)h->arg, (unsigned long long)npages);
+		break;
+	case PCB_MSG_PAGE:
+		if (h->len != PCB_PAGE_SIZE)
+			BAD("%s frame with length %u (want %u)", n, h->len, PCB_PAGE_SIZE);
+		if (h->arg >= npages)
+			BAD("%s for page %llu outside the image (%llu pages)", n,
+			    (unsigned long long)h->arg, (unsigned long long)npages);
+		break;
+	case PCB_MSG_RUN:
+		if (h->len == 0 || h->len % PCB_PAGE_SIZE || h->len / PCB_PAGE_SIZE > PCB_MAX_RUN_PAGES)
+			BAD("%s frame with length %u (want 1..%d pages of %u bytes)", n, h->len, PCB_MAX_RUN_PAGES, PCB_PAGE_SIZE);
+		if (h->arg >= npages || h->len / PCB_PAGE_SIZE > npages - h->arg)
+			BAD("%s for pages %llu+%u outside the image (%llu pages)", n, (unsigned long long)h->arg,
+			    h->len / PCB_PAGE_SIZE, (unsigned long long)npages);
+		break;
+	case PCB_MSG_RANGES:
+		if (h->len == 0 || h->len % sizeof(struct pcb_range_wire) ||
+		    h->len / sizeof(struct pcb_range_wire) > PCB_MAX_RANGES)
+			BAD("%s frame with length %u (want 1..%d ranges of %zu bytes)", n, h->len,
+			    PCB_MAX_RANGES, sizeof(struct pcb_range_wire));
+		break;
+	case PCB_MSG_BATCH_END:
+	case PCB_MSG_BYE:
+		if (h->len != 0)
+			BAD("%s frame with length %u (want 0)", n, h->len);
+		break;
+	case PCB_MSG_DIGEST_REQ:
+		if (h->len != 8)
+			BAD("%s frame with length %u (want 8)", n, h->len);
+		if (h->arg >= npages)
+			BAD("%s from page %llu outside the image", n, (unsigned long long)h->arg);
+		break;
+	case PCB_MSG_DIGESTS:
+		if (h->len == 0 || h->len % 8 || h->len / 8 > PCB_MAX_DIGESTS)
+			BAD("%s frame with length %u", n, h->len);
+		if (h->arg >= npages || h->len / 8 > npages - h->arg)
+			BAD("%s for pages %llu+%u outside the image", n, (unsigned long long)h->arg, h->len / 8);
+		break;
+	case PCB_MSG_ERROR:
+		if (h->len > PCB_MAX_ERRTEXT)
+			BAD("%s frame with length %u (max %d)", n, h->len, PCB_MAX_ERRTEXT);
+		break;
+	case PCB_MSG_CHALLENGE:
+		if (h->len != sizeof(struct pcb_challenge_wire))
+			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_challenge_wire));
+		break;
+	case PCB_MSG_AUTH:
+		if (h->len != PCB_MAC_BYTES)
+			BAD("%s frame with length %u (want %d)", n, h->len, PCB_MAC_BYTES);
+		break;
+	case PCB_MSG_LINK:
+		if (h->len != sizeof(struct pcb_link_wire))
+			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_link_wire));
+		break;
+	case PCB_MSG_PING:
+		if (h->len != 0)
+			BAD("%s frame with length %u (want 0)", n, h->len);
+		if (h->arg > PCB_MAX_PONG)
+			BAD("%s asks for a %llu-byte reply (max %u)", n, (unsigned long long)h->arg, PCB_MAX_PONG);
+		break;
+	case PCB_MSG_PONG:
+		if (h->len > PCB_MAX_PONG || h->arg != h->len)
+			BAD("%s frame with length %u (arg %llu, max %u)", n, h->len, (unsigned long long)h->arg, PCB_MAX_PONG);
+		break;
+	}
+	if (h->flags & ~PCB_FRAME_URGENT)
+		BAD("%s frame with flags 0x%x (only 0x%x is defined)", n, h->flags, PCB_FRAME_URGENT);
+	if (h->flags && h->type != PCB_MSG_PAGE && h->type != PCB_MSG_ZERO)
+		BAD("%s frame with flags 0x%x (only PAGE and ZERO may be urgent)", n, h->flags);
+	return 0;
+}
+
+long pcb_proto_check_ranges(const void *payload, uint32_t len, uint64_t npages, char *why, size_t whylen)
+{
+	const uint8_t *p = payload;
+	uint64_t total = 0;
+	for (uint32_t off = 0; off + sizeof(struct pcb_range_wire) <= len; off += sizeof(struct pcb_range_wire)) {
+		uint64_t first, count;
+		memcpy(&first, p + off, 8);
+		memcpy(&count, p + off + 8, 8);
+		first = le64toh(first);
+		count = le64toh(count);
+		if (count == 0)
+			BAD("empty range at page %llu", (unsigned long long)first);
+		if (first >= npages || count > npages - first)
+			BAD("range %llu+%llu outside the image (%llu pages)", (unsigned long long)first,
+			    (unsigned long long)count, (unsigned long long)npages);
+		total += count;
+		if (total > PCB_MAX_BATCH_PAGES)
+			BAD("batch of more than %d pages", PCB_MAX_BATCH_PAGES);
+	}
+	return (long)total;
+}
+
+int pcb_conn_init(struct pcb_conn *c, int fd, size_t rcap, uint64_t npages)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	if (rcap < 2 * (PCB_HDR_SIZE + PCB_MAX_PAYLOAD))
+		rcap = 2 * (PCB_HDR_SIZE + PCB_MAX_PAYLOAD);
+	/* the payload of a frame read into an empty buffer starts page-aligned:
+	 * UFFDIO_COPY then reads one source page, not two (demand replies) */
+	void *m = NULL;
+	if (posix_memalign(&m, PCB_PAGE_SIZE, rcap + PCB_PAGE_SIZE) != 0)
+		return -1;
+	c->rmem = m;
+	c->rbuf = c->rmem + PCB_PAGE_SIZE - PCB_HDR_SIZE;
+	c->rcap = rcap;
+	c->npages = npages;
+	return 0;
+}
+
+void pcb_conn_free(struct pcb_conn *c)
+{
+	free(c->rmem);
+	c->rmem = c->rbuf = NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+int pcb_conn_parse(struct pcb_conn *c, struct pcb_hdr *h, const uint8_t **payload)
+{
+	size_t avail = c->rlen - c->rpos;
+	if (avail < PCB_HDR_SIZE)
+		return PCB_RX_MORE;
+	pcb_hdr_decode(c->rbuf + c->rpos, h);
+	if (pcb_proto_validate(h, c->npages, c->err, sizeof(c->err)) < 0) {
+		c->bad_frames++;
+		return PCB_RX_BAD;
+	}
+	if (avail < PCB_HDR_SIZE + (size_t)h->len)
+		return PCB_RX_MORE;
+	*payload = c->rbuf + c->rpos + PCB_HDR_SIZE;
+	c->rpos += PCB_HDR_SIZE + h->len;
+	c->frames_rx++;
+	return PCB_RX_FRAME;
+}
+
+int pcb_conn_fill(struct pcb_conn *c)
+{
+	if (c->rpos == c->rlen) {
+		c->rpos = c->rlen = 0;
+	} else if (c->rpos > 0 && c->rcap - c->rpos < PCB_HDR_SIZE + PCB_MAX_PAYLOAD) {
+		/* the frame at rpos might not fit before the end: move the unparsed tail down */
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+		c->rpos = 0;
+	}
+	if (c->rlen == c->rcap) {
+		errno = ENOBUFS;
+		return PCB_RX_ERR;
+	}
+	for (;;) {
+		ssize_t r = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return PCB_RX_ERR;
+		if (r == 0)
+			return PCB_RX_EOF;
+		c->rlen += (size_t)r;
+		c->bytes_rx += (uint64_t)r;
+		return (int)(r > 0x7fffffff ? 0x7fffffff : r);
+	}
+}
+
+int pcb_conn_recv(struct pcb_conn *c, struct pcb_hdr *h, const uint8_t **payload)
+{
+	for (;;) {
+		int r = pcb_conn_parse(c, h, payload);
+		if (r != PCB_RX_MORE)
+			return r;
+		r = pcb_conn_fill(c);
+		if (r == PCB_RX_EOF) {
+			if (c->rlen != c->rpos) {
+				snprintf(c->err, sizeof(c->err), "connection closed inside a frame");
+				c->bad_frames++;
+				return PCB_RX_BAD;
+			}
+			return PCB_RX_EOF;
+		}
+		if (r < 0)
+			return r;
+	}
+}
+
+int pcb_conn_send(struct pcb_conn *c, uint16_t type, uint64_t arg, const void *payload, uint32_t len)
+{
+	uint8_t hb[PCB_HDR_SIZE];
+	struct pcb_hdr h = { .magic = PCB_PROTO_MAGIC, .version = PCB_PROTO_VERSION,
+			     .type = type, .len = len, .flags = 0, .arg = arg };
+	pcb_hdr_encode(&h, hb);
+	struct iovec iov[2] = { { hb, PCB_HDR_SIZE }, { (void *)payload, len } };
+	size_t total = PCB_HDR_SIZE + len;
+	int n = len ? 2 : 1;
+	size_t done = 0;
+	while (done < total) {
+		ssize_t w = writev(c->fd, iov, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		done += (size_t)w;
+		c->bytes_tx += (uint64_t)w;
+		/* advance iovecs past what was written */
+		size_t adv = (size_t)w;
+		for (int i = 0; i < n && adv; i++) {
+			size_t k = adv < iov[i].iov_len ? adv : iov[i].iov_len;
+			iov[i].iov_base = (char *)iov[i].iov_base + k;
+			iov[i].iov_len -= k;
+			adv -= k;
+		}
+	}
+	c->frames_tx++;
+	return 0;
+}
+
+int pcb_sock_buf_bytes = 4 << 20;
+
+void pcb_sock_tune(int fd)
+{
+	int one = 1, sz = pcb_sock_buf_bytes;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (sz > 0) {
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
+}
+
+int pcb_listen_tcp(const char *host, uint16_t port, uint16_t *bound_port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 16) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	socklen_t l = sizeof(a);
+	getsockname(fd, (struct sockaddr *)&a, &l);
+	if (bound_port)
+		*bound_port = ntohs(a.sin_port);
+	return fd;
+}
+
+int pcb_connect_tcp(const char *host, uint16_t port, int timeout_ms)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		if (errno != EINPROGRESS)
+			goto fail;
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		int r = poll(&p, 1, timeout_ms);
+		if (r == 0) {
+			errno = ETIMEDOUT;
+			goto fail;
+		}
+		int err = 0;
+		socklen_t l = sizeof(err);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+		if (r < 0 || err) {
+			errno = err ? err : errno;
+			goto fail;
+		}
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	pcb_sock_tune(fd);
+	return fd;
+fail:;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}

@@ -1,0 +1,159 @@
+/* Wire protocol between the destination (pager) and the source page server.
+ *
+ * Every frame: a 24-byte header (little endian) followed by `len` payload bytes.
+ *   magic u32 "PCB1" | version u16 | type u16 | len u32 | flags u32 | arg u64
+ * Two connections per migration: channel 0 carries demand requests (urgent,
+ * one page each, answered at once), channel 1 carries background batches;
+ * with --channels=1 one connection (channel 3, shared) carries both, and the
+ * replies to demand requests are flagged PCB_FRAME_URGENT.
+ * Nothing received is trusted: pcb_proto_validate() checks magic, version,
+ * type, the exact length the type requires and every page index against the
+ * image size before a payload is used.
+ */
+#ifndef PCB_PROTO_H
+#define PCB_PROTO_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PCB_PROTO_MAGIC    0x31424350u  /* "PCB1" */
+#define PCB_PROTO_VERSION  2             /* 2: challenge-response handshake, LINK, PING/PONG */
+#define PCB_HDR_SIZE       24
+#define PCB_MAX_RANGES     256           /* per background batch */
+#define PCB_MAX_BATCH_PAGES 4096
+#define PCB_MAX_DIGESTS    65536         /* per digest request */
+#define PCB_MAX_ERRTEXT    256
+#define PCB_MAX_PAYLOAD    (PCB_MAX_DIGESTS * 8)
+#define PCB_MAX_RUN_PAGES  (PCB_MAX_PAYLOAD / 4096)  /* 128 pages per RUN frame */
+#define PCB_MAX_PONG       (256u << 10)  /* largest PING reply payload */
+#define PCB_NONCE_BYTES    16
+#define PCB_MAC_BYTES      32            /* HMAC-SHA-256 */
+
+enum pcb_channel { PCB_CHAN_DEMAND = 0, PCB_CHAN_BACKGROUND = 1,
+		   PCB_CHAN_QUERY = 2, /* handshake only: read the source's configuration */
+		   PCB_CHAN_SHARED = 3 /* --channels=1: demand requests and background batches on one connection */ };
+
+/* Frame flags.  URGENT: a PAGE or ZERO answering a demand request (REQ) on a
+ * shared connection, where background ZERO frames travel too. */
+#define PCB_FRAME_URGENT 1u
+
+enum pcb_msg {
+	PCB_MSG_HELLO = 1,       /* d->s  payload pcb_hello */
+	PCB_MSG_CONFIG = 2,      /* s->d  payload pcb_config_wire */
+	PCB_MSG_REQ = 3,         /* d->s  arg page */
+	PCB_MSG_RANGES = 4,      /* d->s  arg batch id, payload n * pcb_range_wire */
+	PCB_MSG_PAGE = 5,        /* s->d  arg page, payload 4096 bytes */
+	PCB_MSG_ZERO = 6,        /* s->d  arg page: the page is all zero */
+	PCB_MSG_BATCH_END = 7,   /* s->d  arg batch id */
+	PCB_MSG_DIGEST_REQ = 8,  /* d->s  arg first page, payload u64 count */
+	PCB_MSG_DIGESTS = 9,     /* s->d  arg first page, payload count * u64 */
+	PCB_MSG_BYE = 10,        /* d->s */
+	PCB_MSG_ERROR = 11,      /* either way, payload text */
+	PCB_MSG_RUN = 12,        /* s->d  arg first page, payload count * 4096 bytes: pages first..first+count-1
+				  * (background stream: contiguous data pages land contiguously, page-aligned) */
+	PCB_MSG_CHALLENGE = 13,  /* s->d  payload pcb_challenge_wire (answers HELLO) */
+	PCB_MSG_AUTH = 14,       /* d->s  payload HMAC (only when the source requires a key) */
+	PCB_MSG_LINK = 15,       /* d->s  payload pcb_link_wire: emulate this link from now on */
+	PCB_MSG_PING = 16,       /* d->s  arg = reply payload length (<= PCB_MAX_PONG) */
+	PCB_MSG_PONG = 17,       /* s->d  arg = length, payload arg bytes */
+	PCB_MSG_MAX
+};
+
+struct pcb_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	uint32_t len;
+	uint32_t flags;
+	uint64_t arg;
+};
+
+/* Handshake on every connection (wire/handshake.h):
+ *   d->s HELLO {channel, flags, nonce_d}
+ *   s->d CHALLENGE {auth_required, nonce_s}
+ *   d->s AUTH {HMAC(key, "pcbench-dest" nonce_s nonce_d channel)}     only if auth_required
+ *   s->d CONFIG {image config, HMAC(key, "pcbench-source" nonce_d nonce_s config)}  (mac zero without a key)
+ * Nothing else is accepted before CONFIG.  Payload integers are little endian. */
+#define PCB_HELLO_RESUME 1u        /* flags: reconnecting to continue a migration */
+struct pcb_hello {
+	uint32_t channel;
+	uint32_t flags;
+	uint8_t nonce[PCB_NONCE_BYTES];
+};
+
+struct pcb_challenge_wire {
+	uint32_t auth_required;    /* 0 or 1 */
+	uint32_t reserved;         /* 0 */
+	uint8_t nonce[PCB_NONCE_BYTES];
+};
+
+struct pcb_config_wire {
+	uint64_t mem_bytes;
+	uint64_t npages;
+	uint64_t seed;
+	uint64_t zero_threshold;   /* pcb_image.zero_threshold */
+	uint32_t page_size;
+	uint32_t reserved;
+	uint8_t mac[PCB_MAC_BYTES];
+};
+
+/* Link emulation requested by the destination (wire/link.h). */
+struct pcb_link_wire {
+	uint64_t bits_per_sec;     /* 0 = unlimited; <= PCB_LINK_MAX_BPS */
+	uint64_t delay_ns;         /* added to every reply; <= PCB_LINK_MAX_DELAY_NS */
+};
+#define PCB_LINK_MAX_BPS       400000000000ull   /* 400 Gbit/s */
+#define PCB_LINK_MAX_DELAY_NS  10000000000ull    /* 10 s */
+
+struct pcb_range_wire {
+	uint64_t first;
+	uint64_t count;
+};
+
+const char *pcb_msg_name(unsigned type);
+void pcb_hdr_encode(const struct pcb_hdr *h, uint8_t out[PCB_HDR_SIZE]);
+void pcb_hdr_decode(const uint8_t in[PCB_HDR_SIZE], struct pcb_hdr *h);
+/* Check a decoded header against the rules of its type; npages bounds every
+ * page index.  Returns 0, or -1 with a one-line reason in why. */
+int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size_t whylen);
+/* Check a RANGES payload: every range non-empty, inside the image, total
+ * pages <= PCB_MAX_BATCH_PAGES.  Returns total pages or -1 with reason. */
+long pcb_proto_check_ranges(const void *payload, uint32_t len, uint64_t npages, char *why, size_t whylen);
+
+/* A connection with a receive buffer: frames are parsed out of the buffer
+ * and payloads point into it (valid until the next receive call). */
+struct pcb_conn {
+	int fd;
+	uint8_t *rbuf;             /* rmem + 4096 - PCB_HDR_SIZE: a frame read at the start has a page-aligned payload */
+	uint8_t *rmem;             /* the allocation (free this one) */
+	size_t rcap, rpos, rlen;
+	uint64_t npages;           /* bound for page indices */
+	uint64_t bytes_rx, bytes_tx, frames_rx, frames_tx;
+	uint64_t bad_frames;
+	char err[160];
+};
+
+int pcb_conn_init(struct pcb_conn *c, int fd, size_t rcap, uint64_t npages);
+void pcb_conn_free(struct pcb_conn *c);
+
+enum { PCB_RX_FRAME = 1, PCB_RX_MORE = 0, PCB_RX_EOF = -1, PCB_RX_ERR = -2, PCB_RX_BAD = -3 };
+/* Parse the next complete frame from the buffer without reading the socket.
+ * PCB_RX_FRAME: *h and *payload set.  PCB_RX_MORE: need more bytes.
+ * PCB_RX_BAD: the frame is malformed (counted in bad_frames, reason in c->err). */
+int pcb_conn_parse(struct pcb_conn *c, struct pcb_hdr *h, const uint8_t **payload);
+/* One read() into the buffer.  Returns bytes read (>0), PCB_RX_EOF or PCB_RX_ERR (errno). */
+int pcb_conn_fill(struct pcb_conn *c);
+/* Blocking: parse, filling as needed. */
+int pcb_conn_recv(struct pcb_conn *c, struct pcb_hdr *h, const uint8_t **payload);
+/* Send one frame (header + payload with one writev). 0 or -1 (errno). */
+int pcb_conn_send(struct pcb_conn *c, uint16_t type, uint64_t arg, const void *payload, uint32_t len);
+
+/* Sockets. addr "HOST:PORT" or "unix:/path". */
+int pcb_listen_tcp(const char *host, uint16_t port, uint16_t *bound_port);
+int pcb_connect_tcp(const char *host, uint16_t port, int timeout_ms);
+void pcb_sock_tune(int fd);   /* TCP_NODELAY, SO_SNDBUF/SO_RCVBUF of pcb_sock_buf_bytes */
+/* --socket-buffer: the send and receive buffer pcb_sock_tune() asks for (the
+ * kernel doubles it and caps it at net.core.wmem_max / rmem_max); 0 = leave
+ * the kernel's autotuning on.  Default 4 MiB. */
+extern int pcb_sock_buf_bytes;
+#endif
