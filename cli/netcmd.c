@@ -52,7 +52,7 @@ static bool given(int argc, char **argv, int first, const char *name)
 int pcb_cmd_source(int argc, char **argv, int first)
 {
 	static const char *const allowed[] = { "mem", "seed", "zero-pages", "listen", "auth-key-file", "sessions",
-					       "source-delay", "socket-buffer", NULL };
+					       "source-delay", "socket-buffer", "io-timeout", NULL };
 	struct pcb_config cfg;
 	pcb_config_defaults(&cfg);
 	int r = pcb_config_parse(&cfg, argc, argv, first);
@@ -66,7 +66,7 @@ int pcb_cmd_source(int argc, char **argv, int first)
 			ok |= !strcmp(allowed[i], o->name);
 		if (!ok && given(argc, argv, first, o->name)) {
 			pcb_err("option --%s does not apply to `pcbench source` (it takes --mem, --seed, --zero-pages, "
-				"--listen, --auth-key-file, --sessions, --source-delay, --socket-buffer)", o->name);
+				"--listen, --auth-key-file, --sessions, --source-delay, --socket-buffer, --io-timeout)", o->name);
 			return PCB_EXIT_USAGE;
 		}
 	}
@@ -85,8 +85,9 @@ int pcb_cmd_source(int argc, char **argv, int first)
 			pcb_err("%s", why);
 			return rc;
 		}
-	} else if (strcmp(host, "127.0.0.1") != 0) {
-		pcb_warn("listening on %s without --auth-key-file: anyone who can reach it can read the image", host);
+	} else {
+		pcb_warn("no --auth-key-file: anyone who can reach %s:%u can pull the image, and disturb or end the "
+			 "migration (a BYE, a LINK, garbage); give both ends a key (docs/security.md)", host, port);
 	}
 	uint16_t bound;
 	int lfd = pcb_listen_tcp(host, port, &bound);
@@ -97,12 +98,15 @@ int pcb_cmd_source(int argc, char **argv, int first)
 	struct pcb_source_cfg sc = {
 		.mem_bytes = cfg.mem, .seed = cfg.seed, .zero_fraction = cfg.zero_pages,
 		.demand_delay_ns = cfg.source_delay_ns, .sessions = (int)cfg.sessions, .verbose = (int)cfg.verbose,
-		.key = key.len ? &key : NULL, .handshake_timeout_ms = 10000, .summary = 1,
+		.key = key.len ? &key : NULL, .summary = 1,
+		/* --io-timeout bounds the whole handshake and every blocked send (10 s unless given) */
+		.handshake_timeout_ms = given(argc, argv, first, "io-timeout") ? (int)(cfg.io_timeout_ns / PCB_NSEC_PER_MSEC) : 10000,
 	};
+	sc.send_timeout_ms = sc.handshake_timeout_ms;
 	char b[32];
 	printf("pcbench source: listening on %s:%u, %s image (%llu pages), seed %llu, zero pages %g, %s, %s\n",
 	       host, bound, pcb_fmt_size(cfg.mem, b, sizeof(b)), (unsigned long long)(cfg.mem / PCB_PAGE_SIZE),
-	       (unsigned long long)cfg.seed, cfg.zero_pages, key.len ? "authentication required" : "no authentication",
+	       (unsigned long long)cfg.seed, cfg.zero_pages, key.len ? "every frame authenticated" : "NO AUTHENTICATION",
 	       cfg.sessions ? "exits after the migration" : "serves until killed");
 	fflush(stdout);
 	return pcb_source_serve(&sc, lfd);

@@ -75,7 +75,16 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		snprintf(why, whylen, "source cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
 		return errno == EADDRINUSE ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
 	}
+	/* without a key file, a per-run secret known only to this process and its
+	 * child: the forked source serves its own destination and nobody else
+	 * (handshake only: the frames after it are those of an unkeyed run) */
+	if (!r->net.key.len && pcb_auth_key_random(&r->net.key, true) < 0) {
+		snprintf(why, whylen, "no per-run secret for the forked source: getrandom: %s", strerror(errno));
+		close(lfd);
+		return PCB_EXIT_OSERR;
+	}
 	fflush(NULL);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		snprintf(why, whylen, "fork: %s", strerror(errno));
@@ -84,13 +93,15 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)   /* the parent died before the line above */
+			_exit(PCB_EXIT_SOFTWARE);
 		prctl(PR_SET_NAME, "pcbench-source");
 		if (r->pin.cpu[PCB_PIN_SOURCE] >= 0)
 			pcb_pin_self(r->pin.cpu[PCB_PIN_SOURCE]);
 		struct pcb_source_cfg sc = {
 			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
 			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
-			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
+			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
 			.mem = r->precopy_src,
 		};
 		_exit(pcb_source_serve(&sc, lfd));
@@ -294,7 +305,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_str(j, "address", r->net.remote ? r->net.host : cfg->host);
 	pcb_json_u64(j, "port", r->port);
 	pcb_json_bool(j, "source_forked", !r->net.remote);
-	pcb_json_bool(j, "authenticated", r->net.key.len > 0);
+	pcb_json_bool(j, "authenticated", r->net.key.len > 0 && !r->net.key.handshake_only);
+	pcb_json_bool(j, "per_run_secret", r->net.key.handshake_only);
 	pcb_json_obj_end(j);
 
 	pcb_net_json(j, s);
