@@ -225,6 +225,7 @@ static void *gcm_new(const uint8_t key[PCB_STREAM_KEY_BYTES])
 
 int pcb_conn_mac_on(struct pcb_conn *c, const uint8_t ktx[PCB_STREAM_KEY_BYTES], const uint8_t krx[PCB_STREAM_KEY_BYTES])
 {
+	pcb_conn_free_mac(c);   /* a reconnection: the old connection's keys are done */
 	c->mac_tx = gcm_new(ktx);
 	c->mac_rx = gcm_new(krx);
 	c->seq_tx = c->seq_rx = 0;
@@ -236,22 +237,28 @@ int pcb_conn_mac_on(struct pcb_conn *c, const uint8_t ktx[PCB_STREAM_KEY_BYTES],
 	return -1;
 }
 
-/* The tag of hdr + iov under ctx with sequence number seq; -1 if libcrypto failed. */
-static int gmac(void *ctx, uint64_t seq, const uint8_t hdr[PCB_HDR_SIZE], const struct iovec *iov, int niov,
-		uint8_t tag[PCB_TAG_BYTES])
+static int gmac_begin(void *ctx, uint64_t seq, const uint8_t hdr[PCB_HDR_SIZE])
 {
-	EVP_CIPHER_CTX *x = ctx;
 	uint8_t iv[12] = { 0 };
 	uint64_t s = htole64(seq);
 	int l;
 	memcpy(iv, &s, 8);
-	if (EVP_EncryptInit_ex(x, NULL, NULL, NULL, iv) != 1 || EVP_EncryptUpdate(x, NULL, &l, hdr, PCB_HDR_SIZE) != 1)
+	if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv) != 1 || EVP_EncryptUpdate(ctx, NULL, &l, hdr, PCB_HDR_SIZE) != 1)
 		return -1;
-	for (int i = 0; i < niov; i++)
-		if (iov[i].iov_len && EVP_EncryptUpdate(x, NULL, &l, iov[i].iov_base, (int)iov[i].iov_len) != 1)
-			return -1;
+	return 0;
+}
+
+static int gmac_update(void *ctx, const void *p, size_t n)
+{
+	int l;
+	return n && EVP_EncryptUpdate(ctx, NULL, &l, p, (int)n) != 1 ? -1 : 0;
+}
+
+static int gmac_final(void *ctx, uint8_t tag[PCB_TAG_BYTES])
+{
 	uint8_t none[16];
-	if (EVP_EncryptFinal_ex(x, none, &l) != 1 || EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_GET_TAG, PCB_TAG_BYTES, tag) != 1)
+	int l;
+	if (EVP_EncryptFinal_ex(ctx, none, &l) != 1 || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, PCB_TAG_BYTES, tag) != 1)
 		return -1;
 	return 0;
 }
@@ -259,25 +266,46 @@ static int gmac(void *ctx, uint64_t seq, const uint8_t hdr[PCB_HDR_SIZE], const 
 void pcb_conn_tag(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const struct iovec *iov, int niov,
 		  uint8_t tag[PCB_TAG_BYTES])
 {
-	if (gmac(c->mac_tx, c->seq_tx++, hdr, iov, niov, tag) < 0)
+	int bad = gmac_begin(c->mac_tx, c->seq_tx++, hdr);
+	for (int i = 0; i < niov && !bad; i++)
+		bad = gmac_update(c->mac_tx, iov[i].iov_base, iov[i].iov_len);
+	if (bad || gmac_final(c->mac_tx, tag) < 0)
 		memset(tag, 0, PCB_TAG_BYTES);   /* the peer refuses it: fails closed */
+}
+
+void pcb_conn_rx_begin(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE])
+{
+	c->rx_mac_err = gmac_begin(c->mac_rx, c->seq_rx++, hdr) < 0;
+}
+
+void pcb_conn_rx_update(struct pcb_conn *c, const void *p, size_t n)
+{
+	if (!c->rx_mac_err && gmac_update(c->mac_rx, p, n) < 0)
+		c->rx_mac_err = true;
+}
+
+int pcb_conn_rx_end(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const uint8_t tag[PCB_TAG_BYTES])
+{
+	uint8_t want[PCB_TAG_BYTES];
+	if (!c->rx_mac_err && gmac_final(c->mac_rx, want) == 0 && CRYPTO_memcmp(want, tag, PCB_TAG_BYTES) == 0)
+		return 0;
+	struct pcb_hdr h;
+	pcb_hdr_decode(hdr, &h);
+	snprintf(c->err, sizeof(c->err), "%s frame %llu (arg %llu) failed authentication (altered, lost or replayed on the way)",
+		 pcb_msg_name(h.type), (unsigned long long)(c->seq_rx - 1), (unsigned long long)h.arg);
+	c->forged = true;
+	c->forged_frames++;
+	c->bad_frames++;
+	return -1;
 }
 
 int pcb_conn_check(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const struct iovec *iov, int niov,
 		   const uint8_t tag[PCB_TAG_BYTES])
 {
-	uint8_t want[PCB_TAG_BYTES];
-	uint64_t seq = c->seq_rx++;
-	if (gmac(c->mac_rx, seq, hdr, iov, niov, want) == 0 && CRYPTO_memcmp(want, tag, PCB_TAG_BYTES) == 0)
-		return 0;
-	struct pcb_hdr h;
-	pcb_hdr_decode(hdr, &h);
-	snprintf(c->err, sizeof(c->err), "%s frame %llu (arg %llu) failed authentication (altered, lost or replayed on the way)",
-		 pcb_msg_name(h.type), (unsigned long long)seq, (unsigned long long)h.arg);
-	c->forged = true;
-	c->forged_frames++;
-	c->bad_frames++;
-	return -1;
+	pcb_conn_rx_begin(c, hdr);
+	for (int i = 0; i < niov; i++)
+		pcb_conn_rx_update(c, iov[i].iov_base, iov[i].iov_len);
+	return pcb_conn_rx_end(c, hdr, tag);
 }
 
 int pcb_conn_check_flags(struct pcb_conn *c, const struct pcb_hdr *h)
@@ -294,11 +322,16 @@ int pcb_conn_check_flags(struct pcb_conn *c, const struct pcb_hdr *h)
 	return -1;
 }
 
-void pcb_conn_free(struct pcb_conn *c)
+void pcb_conn_free_mac(struct pcb_conn *c)
 {
 	EVP_CIPHER_CTX_free(c->mac_tx);
 	EVP_CIPHER_CTX_free(c->mac_rx);
 	c->mac_tx = c->mac_rx = NULL;
+}
+
+void pcb_conn_free(struct pcb_conn *c)
+{
+	pcb_conn_free_mac(c);
 	free(c->rmem);
 	c->rmem = c->rbuf = NULL;
 	if (c->fd >= 0)

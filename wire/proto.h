@@ -149,6 +149,7 @@ struct pcb_conn {
 	uint64_t seq_tx, seq_rx;
 	uint64_t forged_frames;
 	bool forged;
+	bool rx_mac_err;                /* libcrypto failed during pcb_conn_rx_*: the frame is refused */
 	char err[160];
 };
 
@@ -166,10 +167,17 @@ void pcb_conn_tag(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const str
  * with c->forged set, c->forged_frames counted and the reason in c->err. */
 int pcb_conn_check(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const struct iovec *iov, int niov,
 		   const uint8_t tag[PCB_TAG_BYTES]);
+/* The same, for a payload received in pieces (each piece passed to update
+ * as soon as it is read, before anything may overwrite it). */
+void pcb_conn_rx_begin(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE]);
+void pcb_conn_rx_update(struct pcb_conn *c, const void *p, size_t n);
+int pcb_conn_rx_end(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const uint8_t tag[PCB_TAG_BYTES]);
 /* Header flags check against the connection's authentication state: a
  * keyed connection wants MAC on every frame, an unkeyed one refuses it. */
 int pcb_conn_check_flags(struct pcb_conn *c, const struct pcb_hdr *h);
 void pcb_conn_free(struct pcb_conn *c);
+/* Only the stream MAC contexts (pcb_conn_free does it too). */
+void pcb_conn_free_mac(struct pcb_conn *c);
 
 enum { PCB_RX_FRAME = 1, PCB_RX_MORE = 0, PCB_RX_EOF = -1, PCB_RX_ERR = -2, PCB_RX_BAD = -3 };
 /* Parse the next complete frame from the buffer without reading the socket.
