@@ -243,6 +243,8 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 	pcb_json_u64(j, "background_pages_rerequested", r->bg_pages_rerequested);
 	pcb_json_u64(j, "background_batches_resent", r->bg_batches_resent);
 	pcb_json_u64(j, "pages_rerequested", r->demand_rerequested + r->bg_pages_rerequested);
+	pcb_json_u64(j, "frames_refused", r->frames_refused);
+	pcb_json_u64(j, "batches_incomplete", r->batches_incomplete);
 	if (r->last_loss[0])
 		pcb_json_str(j, "last_loss", r->last_loss);
 	pcb_json_obj_end(j);
@@ -262,6 +264,10 @@ void pcb_net_human(FILE *fp, const struct pcb_pager_stats *s)
 			(double)l->rtt_ns / 1e3, (double)l->rtt_median_ns / 1e3, (double)l->base_rtt_ns / 1e3,
 			(double)l->delay_ns / 1e3);
 	const struct pcb_recovery_stats *r = &s->rec;
+	if (r->frames_refused || r->batches_incomplete)
+		fprintf(fp, "  integrity   %llu frames refused (failed authentication; asked for again), %llu background batches "
+			"ended without all their pages (asked for again)\n",
+			(unsigned long long)r->frames_refused, (unsigned long long)r->batches_incomplete);
 	if (s->channels == 1 && r->losses[1])
 		fprintf(fp, "  recovery    %llu connection losses, %llu reconnects (shared channel), paused %.3f s (max %.3f s); "
 			"%llu pages re-requested (%llu demand)\n",
