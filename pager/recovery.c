@@ -90,6 +90,14 @@ int chan_recover(struct pcb_pager *p, unsigned ch, const char *reason)
 	uint64_t nref = p->st.rec.frames_refused += refused;
 	snprintf(p->st.rec.last_loss, sizeof(p->st.rec.last_loss), "%s", reason);
 	pthread_mutex_unlock(&p->rec_lock);
+	if (pcb_ps_complete(&p->ps) && !p->verifying) {
+		/* every page is in: the migration is done and the guest runs on without
+		 * the source; only verification needs it (it will say if it cannot) */
+		if (!atomic_exchange(&p->source_gone, true))
+			pcb_warn("connection to the source lost (%s) after every page had arrived: the migration is complete; "
+				 "the pages cannot be verified unless the source comes back", reason);
+		return -1;
+	}
 	if (refused && nref > MAX_REFUSED) {
 		set_fatal(p, PCB_EXIT_PROTOCOL, "%llu frames from the source failed authentication (the last: %s): "
 			  "something between us alters the stream; giving up", (unsigned long long)nref, reason);

@@ -58,8 +58,28 @@ struct run {
 	struct pcb_mem_report mem;
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
+	bool interrupted;            /* SIGINT / SIGTERM: the report holds what was measured so far */
 	char error[512];
 };
+
+/* ---- SIGINT / SIGTERM ----------------------------------------------------------
+ * The handler only records the signal; the run's waiting loops look at it
+ * every 20-100 ms and end the run with a report marked incomplete
+ * (interrupt_run), every child reaped, exit 128 + the signal (130, 143). */
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop_signal(int sig)
+{
+	stop_sig = sig;
+}
+
+static void catch_stop_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
 
 /* ---- source process ---------------------------------------------------------- */
 
@@ -206,7 +226,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_str(j, "tool", "pcbench");
 	pcb_json_str(j, "version", PCB_VERSION);
 	pcb_json_str(j, "git_revision", PCB_GITREV);
-	pcb_json_str(j, "status", r->exit_code ? "failed" : "ok");
+	pcb_json_str(j, "status", r->interrupted ? "interrupted" : r->exit_code ? "failed" : "ok");
+	pcb_json_bool(j, "complete", !r->interrupted);
 	pcb_json_i64(j, "exit_code", r->exit_code);
 	if (r->error[0])
 		pcb_json_str(j, "error", r->error);
@@ -421,6 +442,12 @@ static void print_verify(struct run *r, FILE *fp)
 			(unsigned long long)r->ver.pages_verified, (unsigned long long)r->ver.pages_corrupt,
 			(unsigned long long)r->ver.pages_missing,
 			r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK");
+	else if (r->interrupted)
+		fprintf(fp, "  verify      not done: the run was interrupted (this report is incomplete)\n");
+	else if (r->error[0])
+		fprintf(fp, "  verify      NOT DONE (%llu of %llu pages had arrived): %s\n",
+			(unsigned long long)(r->pager ? atomic_load(&pcb_pager_pagestate(r->pager)->npresent) : 0),
+			(unsigned long long)r->npages, r->error);
 }
 
 static void write_human(struct run *r, FILE *fp)
@@ -592,6 +619,34 @@ static void die_midrun(struct run *r, int code, const char *msg)
 	reap_source(r, true);
 	fflush(NULL);
 	_exit(code);
+}
+
+/* SIGINT / SIGTERM during the migration: the vCPUs may be blocked in faults
+ * that will not be served now, so they are not joined; the counters so far
+ * are reported (human and JSON, marked interrupted and incomplete), the
+ * source and the pager process are reaped, and we exit 128 + signal. */
+static void interrupt_run(struct run *r, int sig)
+{
+	char msg[160];
+	snprintf(msg, sizeof(msg), "interrupted by %s %.1f s into the run: the report holds what was measured so far "
+		 "(incomplete, not verified)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+		 pcb_ns_to_s(pcb_now_ns() - r->t_start_ns));
+	pcb_err("%s", msg);
+	r->interrupted = true;
+	r->exit_code = 128 + sig;
+	snprintf(r->error, sizeof(r->error), "%s", msg);
+	r->t_end_ns = pcb_now_ns();
+	if (r->pager) {
+		pcb_pager_stats(r->pager, &r->ps);
+		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
+	}
+	if (r->guest && r->pager)
+		emit_reports(r);
+	if (r->pager)
+		pcb_pager_abort(r->pager);
+	reap_source(r, true);
+	fflush(NULL);
+	_exit(128 + sig);
 }
 
 /* The same guest over a region fully populated before it starts: the
@@ -818,6 +873,7 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		return PCB_EXIT_USAGE;
 	}
 	r->t_start_ns = pcb_now_ns();
+	catch_stop_signals();
 
 	struct pcb_wl_params prm = { .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus,
 				     .zipf_theta = cfg->zipf_theta, .im = &r->im };
@@ -1034,6 +1090,8 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		pcb_guest_go(r->guest, r->ps.t_switchover_ns);
 	while (pcb_guest_running(r->guest)) {
 		rc = pcb_pager_poll(r->pager, 20, why, sizeof(why));
+		if (stop_sig)
+			interrupt_run(r, stop_sig);
 		if (rc < 0)
 			die_midrun(r, -rc, why);
 	}
@@ -1048,12 +1106,28 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		snprintf(r->error, sizeof(r->error), "%s", pcb_guest_error(r->guest));
 		pcb_err("%s", r->error);
 	}
+	/* the rest arrives (drain): every wait has a deadline.  No page for
+	 * --io-timeout + --reconnect-timeout + 1 s (a lost connection is detected
+	 * and recovered within that) is a stall: a clear error naming what is missing */
+	uint64_t deadline_ns = cfg->io_timeout_ns + cfg->reconnect_timeout_ns + PCB_NSEC_PER_SEC;
+	uint64_t last_n = atomic_load(&pcb_pager_pagestate(r->pager)->npresent), t_last = pcb_now_ns();
 	for (;;) {
 		rc = pcb_pager_poll(r->pager, 100, why, sizeof(why));
+		if (stop_sig)
+			interrupt_run(r, stop_sig);
 		if (rc < 0)
 			die_midrun(r, -rc, why);
 		if (rc == 1)
 			break;
+		uint64_t n = atomic_load(&pcb_pager_pagestate(r->pager)->npresent), now = pcb_now_ns();
+		if (n != last_n) {
+			last_n = n;
+			t_last = now;
+		} else if (now - t_last > deadline_ns) {
+			snprintf(why, sizeof(why), "no page arrived for %.1f s after the guest stopped (progress deadline: "
+				 "--io-timeout + --reconnect-timeout + 1 s); the migration stalled", pcb_ns_to_s(now - t_last));
+			die_midrun(r, PCB_EXIT_SOURCE_LOST, why);
+		}
 	}
 	pcb_pager_finish(r->pager);
 	rc = pcb_pager_verify(r->pager, &r->ver, why, sizeof(why));
