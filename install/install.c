@@ -273,10 +273,43 @@ static bool any_demanded(const struct pcb_installer *in, uint64_t page, uint64_t
 	return false;
 }
 
+/* Arrival digests of the n pages an install ioctl is about to map: the
+ * source bytes (COPY, MOVE), the page cache pages (CONTINUE), zeros. */
+static void arrival_digests(const struct pcb_installer *in, int op, uint64_t page, uint64_t n, const void *src,
+			    uint64_t *out)
+{
+	static const uint8_t zero[PCB_PAGE_SIZE];
+	for (uint64_t i = 0; i < n; i++) {
+		const uint8_t *b = op == 3 ? zero : op == 2 ? in->alias + ((page + i) << PCB_PAGE_SHIFT)
+				 : (const uint8_t *)src + (i << PCB_PAGE_SHIFT);
+		out[i] = pcb_page_digest_full(b);
+	}
+}
+
+static int ioctl_range_raw(struct pcb_installer *in, int op, uint64_t page, uint64_t n, const void *src, bool dontwake,
+			   uint64_t *done, struct pcb_install_stats *st);
+
 /* One install ioctl over n pages at page; *done = pages it installed.
- * Returns 0, or -errno of the first page it could not install. */
+ * With arrival digests on, the pages it installed get theirs. */
 static int ioctl_range(struct pcb_installer *in, int op, uint64_t page, uint64_t n, const void *src, bool dontwake,
 		       uint64_t *done, struct pcb_install_stats *st)
+{
+	if (!in->arrival)
+		return ioctl_range_raw(in, op, page, n, src, dontwake, done, st);
+	uint64_t dg[PCB_INSTALL_MAX_BATCH > PCB_CHUNK_PAGES ? PCB_INSTALL_MAX_BATCH : PCB_CHUNK_PAGES];
+	if (n > sizeof(dg) / sizeof(dg[0]))
+		n = sizeof(dg) / sizeof(dg[0]);   /* callers go on with the rest (*done) */
+	arrival_digests(in, op, page, n, src, dg);
+	int r = ioctl_range_raw(in, op, page, n, src, dontwake, done, st);
+	for (uint64_t i = 0; i < *done; i++)
+		in->arrival[page + i] = dg[i];
+	return r;
+}
+
+/* One install ioctl over n pages at page; *done = pages it installed.
+ * Returns 0, or -errno of the first page it could not install. */
+static int ioctl_range_raw(struct pcb_installer *in, int op, uint64_t page, uint64_t n, const void *src, bool dontwake,
+			   uint64_t *done, struct pcb_install_stats *st)
 {
 	uint64_t dst = addr_of(in, page), len = n << PCB_PAGE_SHIFT;
 	int r = 0;
@@ -392,6 +425,8 @@ static int huge_fill(struct pcb_installer *in, uint64_t page, const void *src, s
 		memcpy(d, src, PCB_PAGE_SIZE);
 	else
 		memset(d, 0, PCB_PAGE_SIZE);   /* slots are reused */
+	if (in->arrival)
+		in->arrival[page] = pcb_page_digest_full(d);
 	if (atomic_fetch_add_explicit(&in->hfill[h], 1, memory_order_acq_rel) + 1 != PCB_HUGE_SUBPAGES)
 		return 0;
 	/* every sub-page's writer incremented after writing (acq_rel): all 2 MiB are in */
