@@ -443,6 +443,8 @@ int pcb_conn_send(struct pcb_conn *c, uint16_t type, uint64_t arg, const void *p
 		size_t adv = (size_t)w;
 		for (int i = 0; i < n && adv; i++) {
 			size_t k = adv < iov[i].iov_len ? adv : iov[i].iov_len;
+			if (!k)
+				continue;   /* an empty payload (NULL): nothing to advance */
 			iov[i].iov_base = (char *)iov[i].iov_base + k;
 			iov[i].iov_len -= k;
 			adv -= k;
