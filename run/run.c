@@ -728,6 +728,37 @@ static void free_precopy(struct run *r)
 	r->dest_written = NULL;
 }
 
+/* --policy-end and --channels as the policy's system has them, unless given:
+ * both made explicit in the resolved configuration (and so in the JSON). */
+static int policy_resolve_transport(struct run *r, const struct pcb_policy_ops *pol, struct pcb_config *cfg, char *why,
+				    size_t whylen)
+{
+	enum pcb_policy_end end;
+	if (pcb_policy_end_parse(pol, strcmp(cfg->policy_end, "auto") ? cfg->policy_end : "", &end, why, whylen) < 0)
+		return PCB_EXIT_USAGE;
+	snprintf(cfg->policy_end, sizeof(cfg->policy_end), "%s", pcb_policy_end_name(end));
+	unsigned want = 0;
+	if (pol->channels) {
+		struct pcb_policy p = r->polopts;
+		p.ops = pol;
+		want = pol->channels(&p);
+	}
+	if (!cfg->channels) {
+		cfg->channels = want ? want : 2;
+	} else if (want && want != cfg->channels) {
+		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with --policy-opt '%s' uses %u connection%s; "
+			 "leave --channels out, or change the policy's knobs)", cfg->channels, pol->name, cfg->policy_opt, want,
+			 want == 1 ? "" : "s");
+		return PCB_EXIT_USAGE;
+	}
+	if (end == PCB_POLICY_SOURCE && cfg->reconnect_timeout_ns) {
+		snprintf(why, whylen, "invalid value for --reconnect-timeout: a policy at the source (--policy-end=source) "
+			 "does not resume a lost connection yet");
+		return PCB_EXIT_USAGE;
+	}
+	return pcb_huge_validate(cfg, why, whylen);
+}
+
 /* Start the policy once on a scratch page state, so that a bad --policy-opt
  * value (or an unreadable input file) is refused before anything starts. */
 static int policy_validate(struct run *r, const struct pcb_policy_ops *pol, char *why, size_t whylen)
@@ -757,7 +788,11 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 
 	pcb_sock_buf_bytes = (int)cfg->socket_buffer;   /* our connections, and the forked source's */
 
-	const struct pcb_policy_ops *pol = pcb_policy_find(cfg->policy);
+	const struct pcb_policy_ops *pol = pcb_policy_resolve(cfg->policy, why, sizeof(why));
+	if (!pol) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
 	const struct pcb_workload_ops *wl = pcb_workload_find(cfg->workload);
 	if (pcb_policy_check(pol, why, sizeof(why)) < 0 || pcb_workload_check(wl, why, sizeof(why)) < 0) {
 		pcb_err("%s", why);
@@ -819,6 +854,10 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		return PCB_EXIT_USAGE;
 	}
 	if ((rc = policy_validate(r, pol, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	if ((rc = policy_resolve_transport(r, pol, &resolved, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
 		return rc;
 	}

@@ -549,11 +549,9 @@ static int policy_list(const struct simcfg *c, const struct pcb_policy_ops **out
 	char buf[sizeof(c->policy)];
 	snprintf(buf, sizeof(buf), "%s", c->policy);
 	for (char *sv, *tok = strtok_r(buf, ",", &sv); tok; tok = strtok_r(NULL, ",", &sv)) {
-		const struct pcb_policy_ops *ops = pcb_policy_find(tok);
-		if (!ops) {
-			snprintf(why, whylen, "invalid value for --policy: unknown policy '%s' (see `pcbench list`)", tok);
+		const struct pcb_policy_ops *ops = pcb_policy_resolve(tok, why, whylen);   /* a name or ./x.so */
+		if (!ops)
 			return -1;
-		}
 		if (n == SIM_MAX_POLICIES) {
 			snprintf(why, whylen, "invalid value for --policy: more than %d policies", SIM_MAX_POLICIES);
 			return -1;
