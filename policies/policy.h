@@ -78,7 +78,11 @@ struct pcb_policy_ops {
 	enum pcb_policy_end end;     /* where it runs unless --policy-end says otherwise */
 	unsigned max_inflight;       /* pull: background batches in flight at most (0 = --window) */
 	bool fault_waits_queued;     /* pull: a fault on a page of a batch in flight waits for that
-				      * batch (no demand request; CRIU's is_page_queued) */
+				      * batch (no demand request; CRIU's is_page_queued); with
+				      * max_inflight = 1 no batch starts while a demand request is
+				      * outstanding either (CRIU: one request outstanding) */
+	/* Optional, after init: pages per background batch the policy wants (0 = --batch). */
+	unsigned (*batch_pages)(const struct pcb_policy *p);
 	/* Optional: the connections the policy's system uses with these knobs
 	 * (1 or 2; 0 = either).  A run without --channels uses it; a conflicting
 	 * --channels is refused. */

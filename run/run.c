@@ -235,11 +235,24 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "eexist_background", s->eexist_background);
 	pcb_json_obj_end(j);
 
+	/* where the policy ran; pushing: what the source reported at the end of its stream */
+	pcb_json_obj_begin(j, "policy");
+	pcb_json_str(j, "end", cfg->policy_end);
+	if (!strcmp(cfg->policy_end, "source")) {
+		pcb_json_bool(j, "push_ended", s->push_ended);
+		pcb_json_u64(j, "pushed_pages", s->push_pages);
+		pcb_json_u64(j, "pushed_batches", s->push_batches);
+		pcb_json_u64(j, "source_sendq_max_bytes", s->push_sendq_max);   /* SIOCOUTQ high-water mark */
+		pcb_json_u64(j, "source_sndbuf_bytes", s->push_sndbuf);         /* SO_SNDBUF as the kernel set it */
+	}
+	pcb_json_obj_end(j);
+
 	pcb_json_obj_begin(j, "faults");
 	pcb_json_u64(j, "count", fault.count);
 	pcb_json_u64(j, "uffd_messages", s->faults);
 	pcb_json_u64(j, "on_present_page", s->faults_present);
 	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
+	pcb_json_u64(j, "on_queued_page", s->faults_queued);   /* in a batch in flight, not requested (criu) */
 	pcb_json_u64(j, "unattributed", s->faults_unattributed);
 	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
 	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
@@ -954,6 +967,7 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
 		.channels = cfg->channels,
+		.push = !strcmp(cfg->policy_end, "source"), .policy_spec = cfg->policy, .policy_opt_str = cfg->policy_opt,
 	};
 	rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why));
 	if (rc) {
