@@ -191,10 +191,16 @@ $(BUILD)/examples/%.so: examples/%.c policies/policy.h
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 
-unit: $(UNIT_BINS) $(EXAMPLE_SOS)
+# tests: a policy object built against another ABI (refused)
+$(BUILD)/tests/bad_abi_policy.so: tests/unit/bad_abi_policy.c policies/policy.h
+	$(call msg,SO,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+
+unit: $(UNIT_BINS) $(EXAMPLE_SOS) $(BUILD)/tests/bad_abi_policy.so
 	$(Q)BUILD=$(BUILD) tests/run-tests.sh unit $(UNIT_BINS)
 
-integ: $(PROGS) $(HELPER_BINS) $(EXAMPLE_SOS)
+integ: $(PROGS) $(HELPER_BINS) $(EXAMPLE_SOS) $(BUILD)/tests/bad_abi_policy.so
 	$(Q)BUILD=$(BUILD) tests/run-tests.sh integ $(sort $(wildcard tests/integ/*.sh))
 
 test: deps
