@@ -667,7 +667,9 @@ static unsigned bg_window(const struct pcb_pager *p)
 static bool bg_held_back(const struct pcb_pager *p)
 {
 	const struct pcb_policy_ops *o = p->pol.ops;
-	return o->max_inflight == 1 && o->fault_waits_queued && atomic_load(&p->infl_count) > 0;
+	/* shared connection: this thread receives the replies (shared_out); two: the demand thread's table */
+	return o->max_inflight == 1 && o->fault_waits_queued &&
+	       (p->shared ? atomic_load(&p->shared_out) : atomic_load(&p->infl_count)) > 0;
 }
 
 void *bg_thread(void *arg)

@@ -138,6 +138,14 @@ static unsigned criu_next_batch(struct pcb_policy *p, struct pcb_batch *b)
 	return added;
 }
 
+/* CRIU's lazy-pages daemon talks to the page server over one TCP connection
+ * (page-read with PR_REMOTE): a fault's request queues behind a transfer. */
+static unsigned criu_channels(const struct pcb_policy *p)
+{
+	(void)p;
+	return 1;
+}
+
 /* max-chunk pages: the pager's batches are as long as CRIU's longest request. */
 static unsigned criu_batch_pages(const struct pcb_policy *p)
 {
@@ -168,4 +176,5 @@ const struct pcb_policy_ops pcb_policy_criu = {
 	.max_inflight = 1,
 	.fault_waits_queued = true,
 	.batch_pages = criu_batch_pages,
+	.channels = criu_channels,
 };
