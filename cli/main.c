@@ -65,5 +65,5 @@ int main(int argc, char **argv)
 		return 0;
 	if (r)
 		return r;
-	return pcb_run_migration(&cfg);
+	return pcb_cli_migrate(&cfg);
 }

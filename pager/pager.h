@@ -32,7 +32,7 @@ struct pcb_pager_cfg {
 	uint16_t port;
 	uint64_t seed;               /* expected from the source's CONFIG */
 	uint64_t zero_threshold;
-	int install_mode;            /* PCB_INSTALL_COPY (0, default), _MOVE, _CONTINUE */
+	const char *install;         /* --install path name (NULL: copy); with huge, the hugetlb variant (install/registry.c) */
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
 	bool process;                /* --pager=process: the pager threads run in a forked process (pagerproc.h) */
 	bool huge;                   /* --page-size=2M: hugetlb region, 2 MiB installs (copy only; npages % 512 == 0) */
@@ -42,6 +42,9 @@ struct pcb_pager_cfg {
 	const struct pcb_auth_key *key;   /* shared secret (NULL: none) */
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
 	uint64_t link_bps, link_rtt_ns;   /* emulated link (0 = not emulated) */
+	bool bytes_image;                 /* the source must serve a bytes image (PCB_CFG_BYTES_IMAGE): pages are
+					   * verified by the digest of the bytes they arrived with (install/install.h
+					   * arrival), since the guest may write anywhere in them afterwards */
 	unsigned channels;                /* 1: one shared connection (chan[PCB_CHAN_BACKGROUND], HELLO channel
 					   * PCB_CHAN_SHARED) carries demand and background; 0 or 2: two */
 	bool push;                        /* the policy runs at the source (--policy-end=source): the pager
