@@ -207,7 +207,7 @@ static int load(struct exp *e, const char *dir, int verbose, char *why, size_t w
 		const char *st = pcb_jv_str(pcb_jv_get(rr->js, "status"));
 		const char *pol = pcb_jv_str(pcb_jv_path(rr->js, "config.policy"));
 		const char *wl = pcb_jv_str(pcb_jv_path(rr->js, "config.workload"));
-		if (!pol || !wl || strcmp(pol, pcb_job_policy_name(&e->job, rr->r.policy)) ||
+		if (!pol || !wl || strcmp(pol, pcb_job_policy_real(&e->job, rr->r.policy)) ||
 		    strcmp(wl, e->job.workloads[rr->r.workload])) {
 			snprintf(why, whylen, "%s: config.policy/workload do not match run '%s' of job.conf", path, rr->r.id);
 			return PCB_EXIT_DATAERR;

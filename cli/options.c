@@ -102,6 +102,10 @@ const struct pcb_option pcb_options[] = {
 	{ "precopy-final", PCB_OPT_CHOICE, OFF(precopy_final), SZ(precopy_final), "drop", 0, 0,
 	  "pages written since their last pre-copy at switch-over: drop (post-copy fetches them) or resend (stop-and-copy, vCPUs stopped)",
 	  "drop|resend" },
+	{ "image", PCB_OPT_STR, OFF(image), SZ(image), "", 0, 0,
+	  "serve this raw memory image file (a process dump from `pcbench image dump`, a VM snapshot's memory file) "
+	  "instead of the generated image: --mem is its size; pages are verified by the bytes they arrived with "
+	  "(pcbench run: the forked source; pcbench source)" },
 	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 #pragma GCC diagnostic pop

@@ -56,6 +56,8 @@ struct pcb_config {
 	char precopy_transport[8];   /* tcp | memory */
 	char precopy_final[8];       /* drop | resend */
 	unsigned verbose;
+	char image[4096];            /* --image: a raw memory image file the source serves */
+	bool bytes_image_remote;     /* not an option: pcbench dest found the source serving a bytes image */
 };
 
 enum pcb_opt_type { PCB_OPT_SIZE, PCB_OPT_UINT, PCB_OPT_U64, PCB_OPT_DOUBLE, PCB_OPT_STR,
