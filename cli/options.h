@@ -9,7 +9,8 @@
 
 struct pcb_config {
 	uint64_t mem;                /* bytes */
-	char policy[32];
+	char policy[256];            /* a registered name or ./path/to/policy.so */
+	char policy_end[16];         /* auto | source | destination (resolved before the run) */
 	char workload[32];
 	unsigned vcpus;
 	uint64_t seed;

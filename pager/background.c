@@ -675,11 +675,50 @@ static uint64_t bg_resend(struct pcb_pager *p, struct bg_batch *ring, unsigned w
 	return out;
 }
 
+/* --policy-end=source: ask the source to run the policy and push its stream. */
+static int bg_send_push(struct pcb_pager *p)
+{
+	struct pcb_push_wire w = { .batch_pages = htole32(p->cfg.batch_pages) };
+	snprintf(w.policy, sizeof(w.policy), "%s", p->cfg.policy_spec ? p->cfg.policy_spec : p->cfg.policy->name);
+	snprintf(w.opts, sizeof(w.opts), "%s", p->cfg.policy_opt_str ? p->cfg.policy_opt_str : "");
+	return bg_send(p, PCB_MSG_PUSH, 0, &w, sizeof(w));
+}
+
+/* PUSH_END: the source has sent every page; what it measured while pushing. */
+static void bg_push_end(struct pcb_pager *p, const uint8_t *pl)
+{
+	struct pcb_push_end_wire w;
+	memcpy(&w, pl, sizeof(w));
+	p->st.push_pages = le64toh(w.pages);
+	p->st.push_batches = le64toh(w.batches);
+	p->st.push_sendq_max = le64toh(w.sendq_max);
+	p->st.push_sndbuf = le64toh(w.sndbuf);
+	p->st.push_ended = true;
+}
+
+/* Pull: batches in flight at most (the policy may ask for fewer than --window). */
+static unsigned bg_window(const struct pcb_pager *p)
+{
+	unsigned w = p->cfg.window ? p->cfg.window : 1, m = p->pol.ops->max_inflight;
+	return m && m < w ? m : w;
+}
+
+/* A policy with one transfer outstanding (max_inflight = 1 and faults that wait
+ * for queued pages: CRIU) starts no batch while a demand request is outstanding. */
+static bool bg_held_back(const struct pcb_pager *p)
+{
+	const struct pcb_policy_ops *o = p->pol.ops;
+	/* shared connection: this thread receives the replies (shared_out); two: the demand thread's table */
+	return o->max_inflight == 1 && o->fault_waits_queued &&
+	       (p->shared ? atomic_load(&p->shared_out) : atomic_load(&p->infl_count)) > 0;
+}
+
 void *bg_thread(void *arg)
 {
 	struct pcb_pager *p = arg;
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
-	unsigned window = p->cfg.window ? p->cfg.window : 1;
+	unsigned window = bg_window(p);
+	bool push = p->cfg.push;
 	struct pcb_range *ranges = calloc((size_t)PCB_MAX_RANGES * window, sizeof(*ranges));
 	struct bg_batch *ring = calloc(window, sizeof(*ring));   /* batches in flight, indexed by batch id % window */
 	uint64_t next_id = 0, done_id = 0, drain_cursor = 0, zfirst = 0;
@@ -692,12 +731,29 @@ void *bg_thread(void *arg)
 	}
 	for (unsigned i = 0; i < window; i++)
 		ring[i].r = ranges + (size_t)PCB_MAX_RANGES * i;
-	/* shared connection: once every page is present, stop only when nothing is owed */
+	if (push && bg_send_push(p) < 0) {
+		set_fatal(p, PCB_EXIT_SOURCE_LOST, "asking the source to push failed: %s", strerror(errno));
+		goto out;
+	}
+	/* shared connection: once every page is present, stop only when nothing is owed
+	 * (pulling: batches not ended; pushing: the stream not ended) */
 	while (!atomic_load(&p->fatal) &&
 	       (!atomic_load(&p->stopping) ||
-		(p->shared && pcb_ps_complete(&p->ps) && (next_id != done_id || atomic_load(&p->shared_out))))) {
-		/* keep the window full */
-		while (next_id - done_id < window && !pcb_ps_complete(&p->ps)) {
+		(p->shared && pcb_ps_complete(&p->ps) &&
+		 ((push ? !p->st.push_ended : next_id != done_id) || atomic_load(&p->shared_out))))) {
+		if (push && p->st.push_ended && !atomic_load(&p->shared_out)) {
+			/* the stream has ended and no demand reply is owed: nothing more will
+			 * come unless the guest faults on a page still being installed */
+			chunk_push(p);
+			seg_push(p);
+			if (pcb_ps_complete(&p->ps))
+				break;
+			struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = p->stop_pipe[0], .events = POLLIN } };
+			if (poll(pfd, 2, 2) <= 0 || !pfd[0].revents)
+				continue;
+		}
+		/* keep the window full (pulling) */
+		while (!push && next_id - done_id < window && !pcb_ps_complete(&p->ps) && !bg_held_back(p)) {
 			struct bg_batch *rb = &ring[next_id % window];
 			struct pcb_batch b = { .r = rb->r, .max_ranges = PCB_MAX_RANGES,
 					       .max_pages = p->cfg.batch_pages };
@@ -717,11 +773,13 @@ void *bg_thread(void *arg)
 				goto lost;
 			}
 		}
-		if (next_id == done_id) {   /* nothing more is coming now: install what was assembled */
+		if (!push && next_id == done_id) {   /* nothing more is coming now: install what was assembled */
 			chunk_push(p);
 			seg_push(p);
 		}
-		if (next_id == done_id && p->shared) {
+		if (push) {
+			/* the source sends without being asked: receive */
+		} else if (next_id == done_id && p->shared) {
 			/* nothing to pull now; a demand reply owed: receive it; else wait for the
 			 * connection (a reply, or its loss), a stop, or 2 ms (a fault the policy
 			 * reacts to, the drain, completion) */
@@ -854,6 +912,14 @@ void *bg_thread(void *arg)
 			pcb_iq_push(&p->iq, &j);
 			break;
 		}
+		case PCB_MSG_PUSH_END:
+			if (!push) {
+				c->bad_frames++;
+				set_fatal(p, PCB_EXIT_PROTOCOL, "the source ended a pushed stream that was not asked for");
+				goto out;
+			}
+			bg_push_end(p, pl);
+			break;
 		case PCB_MSG_BATCH_END:
 			if (h.arg != done_id) {
 				c->bad_frames++;
@@ -862,6 +928,8 @@ void *bg_thread(void *arg)
 				goto out;
 			}
 			done_id++;
+			if (push)
+				next_id = done_id;   /* the source numbers the pushed batches */
 			break;
 		case PCB_MSG_ERROR:
 			set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %.*s", (int)h.len, (const char *)pl);

@@ -243,6 +243,16 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
+	if (cfg->policy->batch_pages) {   /* the policy sizes its transfers (criu: a chunk is one batch) */
+		unsigned bp = cfg->policy->batch_pages(&p->pol);
+		p->cfg.batch_pages = bp && bp <= PCB_MAX_BATCH_PAGES ? bp : p->cfg.batch_pages;
+	}
+	if (cfg->push && (cfg->huge || cfg->reconnect_timeout_ns)) {
+		snprintf(why, whylen, "invalid value for --policy-end: 'source' is not available with %s",
+			 cfg->huge ? "--page-size=2M" : "--reconnect-timeout");
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
 	for (unsigned ch = p->shared ? PCB_CHAN_BACKGROUND : 0; ch < 2; ch++) {
 		rc = chan_connect(p, ch, 0, 5000, why, whylen);
 		if (rc)

@@ -52,6 +52,10 @@ struct pcb_pager_cfg {
 					   * arrival), since the guest may write anywhere in them afterwards */
 	unsigned channels;                /* 1: one shared connection (chan[PCB_CHAN_BACKGROUND], HELLO channel
 					   * PCB_CHAN_SHARED) carries demand and background; 0 or 2: two */
+	bool push;                        /* the policy runs at the source (--policy-end=source): the pager
+					   * sends PUSH and receives the stream (wire/proto.h) */
+	const char *policy_spec;          /* push: --policy as given (a name or a .so path); NULL = policy->name */
+	const char *policy_opt_str;       /* push: --policy-opt as given */
 };
 
 /* Link emulation as configured and as measured end to end (wire/linkcal.c). */
@@ -88,6 +92,7 @@ struct pcb_pager_stats {
 	uint64_t faults;             /* fault messages read from the uffd */
 	uint64_t faults_present;     /* ... for a page already installed (woken at once) */
 	uint64_t faults_inflight;    /* ... for a page already requested (waits for it) */
+	uint64_t faults_queued;      /* ... of those, in a background batch in flight, not requested (fault_waits_queued) */
 	uint64_t faults_unattributed;/* thread not a registered vCPU */
 	uint64_t pages_demand, pages_background, pages_drain;   /* 4 KiB pages installed with UFFDIO_COPY */
 	uint64_t zero_demand, zero_background, zero_drain;      /* installed with UFFDIO_ZEROPAGE */
@@ -109,6 +114,10 @@ struct pcb_pager_stats {
 	uint64_t guest_thp_bytes;        /* --install=move: guest region mapped by 2 MiB PMDs at the end (smaps AnonHugePages) */
 	struct pcb_link_result link;
 	struct pcb_recovery_stats rec;
+	/* --policy-end=source: what the source reported in PUSH_END */
+	bool push_ended;
+	uint64_t push_pages, push_batches;
+	uint64_t push_sendq_max, push_sndbuf;   /* bytes: most queued in its socket; its SO_SNDBUF */
 };
 
 struct pcb_pager;
