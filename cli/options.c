@@ -18,7 +18,11 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 const struct pcb_option pcb_options[] = {
 	{ "mem", PCB_OPT_SIZE, OFF(mem), 0, "256M", 4096, 1e15, "guest memory size (K/M/G/T suffixes; multiple of 4 KiB)" },
-	{ "policy", PCB_OPT_POLICY, OFF(policy), SZ(policy), "sequential", 0, 0, "pre-paging policy (see `pcbench list`)" },
+	{ "policy", PCB_OPT_POLICY, OFF(policy), SZ(policy), "sequential", 0, 0, "pre-paging policy (see `pcbench list`), or a policy built as a shared object: ./path/to/policy.so (docs/writing-a-policy.md)" },
+	{ "policy-end", PCB_OPT_CHOICE, OFF(policy_end), SZ(policy_end), "auto", 0, 0,
+	  "where the policy runs: destination (the pager pulls batches it chooses), source (the source pushes the stream "
+	  "it chooses, paced by the connection, told of each demand request), auto = the policy's own (`pcbench list`)",
+	  "auto|source|destination" },
 	{ "workload", PCB_OPT_WORKLOAD, OFF(workload), SZ(workload), "seq", 0, 0, "guest access pattern (see `pcbench list`)" },
 	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)" },
 	{ "seed", PCB_OPT_U64, OFF(seed), 0, "1", 0, 1.8446744073709552e19, "seed of the memory image and of the workload" },
@@ -34,10 +38,11 @@ const struct pcb_option pcb_options[] = {
 	{ "io-timeout", PCB_OPT_DURATION, OFF(io_timeout_ns), 0, "3s", 1e6, 1e12, "a source silent this long while pages are awaited = source lost" },
 	{ "batch", PCB_OPT_UINT, OFF(batch_pages), 0, "64", 1, 4096, "pages per background batch" },
 	{ "window", PCB_OPT_UINT, OFF(window), 0, "4", 1, 64, "background batches in flight" },
-	{ "channels", PCB_OPT_UINT, OFF(channels), 0, "2", 1, 2,
+	{ "channels", PCB_OPT_UINT, OFF(channels), 0, "0", 0, 2,
 	  "connections to the source: 2 = demand requests on their own connection, served before background work; "
 	  "1 = one connection carries both, demand replies queue behind background data already sent (QEMU before "
-	  "postcopy-preempt); not with --page-size=2M" },
+	  "postcopy-preempt); 0 = what the policy's system uses (qemu: 1, or 2 with preempt=on; others 2); "
+	  "not 1 with --page-size=2M" },
 	{ "socket-buffer", PCB_OPT_SIZE, OFF(socket_buffer), 0, "4M", 0, 64 << 20,
 	  "SO_SNDBUF and SO_RCVBUF of every connection (the kernel doubles it, capped by net.core.wmem_max/rmem_max); "
 	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold" },
@@ -73,6 +78,11 @@ const struct pcb_option pcb_options[] = {
 	{ "install-batch", PCB_OPT_UINT, OFF(install_batch), 0, "0", 0, 1024,
 	  "max background pages per install ioctl (0 = the path's default: 128, move 512 = one whole 2 MiB chunk, "
 	  "which the kernel moves as one huge-page mapping; 1 = one ioctl per page, each waking)", NULL },
+	{ "zero-inline", PCB_OPT_UINT, OFF(zero_inline), 0, "16", 0, PCB_MAX_RUN_PAGES,
+	  "--install=copy: a run of up to this many zero pages between data pages is installed with the data by one "
+	  "UFFDIO_COPY from zeroed staging pages (each allocates 4 KiB in the guest); a longer run with UFFDIO_ZEROPAGE "
+	  "(the shared zero page); 0 = every zero page with UFFDIO_ZEROPAGE.  continue puts zero pages in the page cache "
+	  "either way and always installs them with the data; move's chunks hold them", NULL },
 	{ "pin", PCB_OPT_PIN, OFF(pin), SZ(pin), "none", 0, 0,
 	  "thread placement: none, same (all on CPU 0), split (guest, demand CPU 0; background receive, install, source CPU 1), "
 	  "or guest=C,demand=C,background=C,source=C,install=C", NULL },
@@ -170,10 +180,12 @@ static int set_opt(struct pcb_config *cfg, const struct pcb_option *o, const cha
 		snprintf(base, o->size, "%s", val);
 		return 0;
 	case PCB_OPT_POLICY:
-		if (!pcb_policy_find(val)) {
-			snprintf(why, whylen, "invalid value for --%s: unknown policy '%s' (see `pcbench list`)", o->name, val);
+		if (strlen(val) >= o->size) {
+			snprintf(why, whylen, "invalid value for --%s: too long (max %zu characters)", o->name, o->size - 1);
 			return -1;
 		}
+		if (!pcb_policy_resolve(val, why, whylen))
+			return -1;
 		snprintf(base, o->size, "%s", val);
 		return 0;
 	case PCB_OPT_CHOICE: {
@@ -238,10 +250,12 @@ void pcb_config_help(FILE *fp)
 {
 	fprintf(fp,
 		"usage: pcbench [run] [OPTIONS]       run one post-copy migration (source forked locally)\n"
-		"       pcbench source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions]\n"
-		"                                     serve an image to destinations on other hosts\n"
+		"       pcbench source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions --image=FILE]\n"
+		"                                     serve an image (generated, or a raw memory image file) to destinations on other hosts\n"
 		"       pcbench dest --source=ADDR:PORT [OPTIONS]\n"
 		"                                     migrate from a running source (image config fetched from it)\n"
+		"       pcbench image stats FILE | dump --pid=PID --out=FILE [--help]\n"
+		"                                     a raw memory image's zero pages, runs, compressibility; dump a process's memory\n"
 		"       pcbench list                  list policies and workloads\n"
 		"       pcbench floor [--help]        pager floor benchmark: bare userfaultfd vs pcbench\n"
 		"       pcbench bench JOBFILE         run an experiment matrix (configs/*.conf; see bench --help)\n"
@@ -320,8 +334,9 @@ int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first)
 
 void pcb_config_resolve(struct pcb_config *cfg)
 {
-	if (!cfg->install_batch)
-		cfg->install_batch = strcmp(cfg->install, "move") ? PCB_MAX_RUN_PAGES : PCB_CHUNK_PAGES;
+	const struct pcb_install_ops *ops = pcb_install_find(cfg->install, false);
+	if (!cfg->install_batch && ops)
+		cfg->install_batch = ops->default_batch;
 }
 
 void pcb_config_json(const struct pcb_config *cfg, struct pcb_json *j, const char *key)

@@ -9,7 +9,8 @@
 
 struct pcb_config {
 	uint64_t mem;                /* bytes */
-	char policy[32];
+	char policy[256];            /* a registered name or ./path/to/policy.so */
+	char policy_end[16];         /* auto | source | destination (resolved before the run) */
 	char workload[32];
 	unsigned vcpus;
 	uint64_t seed;
@@ -42,6 +43,7 @@ struct pcb_config {
 	char install[16];            /* copy|move|continue (install/install.h) */
 	char page_size[4];           /* 4K | 2M (run/hugepages.h) */
 	unsigned install_batch;
+	unsigned zero_inline;        /* --zero-inline: longest zero run copied in with the data (copy) */
 	char pin[128];               /* thread placement (common/pin.h) */
 	char guest[8];               /* process | kvm */
 	char pager[8];               /* thread | process (pager/pagerproc.h) */

@@ -129,6 +129,8 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)   /* the parent died before the line above */
 			_exit(PCB_EXIT_SOFTWARE);
+		signal(SIGINT, SIG_DFL);   /* the run's report-and-exit handlers are the parent's */
+		signal(SIGTERM, SIG_DFL);
 		prctl(PR_SET_NAME, "pcbench-source");
 		if (r->pin.cpu[PCB_PIN_SOURCE] >= 0)
 			pcb_pin_self(r->pin.cpu[PCB_PIN_SOURCE]);
@@ -239,6 +241,10 @@ static int image_prepare(struct run *r)
 	if (pcb_wl_is_app(wl) && (cfg->image[0] || cfg->bytes_image_remote)) {
 		pcb_err("invalid value for --%s: workload %s builds its own database image from --seed (pcbench run forks "
 			"the source that serves it)", cfg->image[0] ? "image" : "source", wl->name);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->image[0] && r->net.remote) {
+		pcb_err("invalid value for --image: '%s' (the source serves an image; `pcbench source --image`)", cfg->image);
 		return PCB_EXIT_USAGE;
 	}
 	if (cfg->bytes_image_remote) {
@@ -392,11 +398,24 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "eexist_background", s->eexist_background);
 	pcb_json_obj_end(j);
 
+	/* where the policy ran; pushing: what the source reported at the end of its stream */
+	pcb_json_obj_begin(j, "policy");
+	pcb_json_str(j, "end", cfg->policy_end);
+	if (!strcmp(cfg->policy_end, "source")) {
+		pcb_json_bool(j, "push_ended", s->push_ended);
+		pcb_json_u64(j, "pushed_pages", s->push_pages);
+		pcb_json_u64(j, "pushed_batches", s->push_batches);
+		pcb_json_u64(j, "source_sendq_max_bytes", s->push_sendq_max);   /* SIOCOUTQ high-water mark */
+		pcb_json_u64(j, "source_sndbuf_bytes", s->push_sndbuf);         /* SO_SNDBUF as the kernel set it */
+	}
+	pcb_json_obj_end(j);
+
 	pcb_json_obj_begin(j, "faults");
 	pcb_json_u64(j, "count", fault.count);
 	pcb_json_u64(j, "uffd_messages", s->faults);
 	pcb_json_u64(j, "on_present_page", s->faults_present);
 	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
+	pcb_json_u64(j, "on_queued_page", s->faults_queued);   /* in a batch in flight, not requested (criu) */
 	pcb_json_u64(j, "unattributed", s->faults_unattributed);
 	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
 	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
@@ -1020,13 +1039,48 @@ static int check_outputs(const struct pcb_config *cfg)
 	return 0;
 }
 
+/* --policy-end and --channels as the policy's system has them, unless given:
+ * both made explicit in the resolved configuration (and so in the JSON). */
+static int policy_resolve_transport(struct run *r, const struct pcb_policy_ops *pol, struct pcb_config *cfg, char *why,
+				    size_t whylen)
+{
+	enum pcb_policy_end end;
+	if (pcb_policy_end_parse(pol, strcmp(cfg->policy_end, "auto") ? cfg->policy_end : "", &end, why, whylen) < 0)
+		return PCB_EXIT_USAGE;
+	snprintf(cfg->policy_end, sizeof(cfg->policy_end), "%s", pcb_policy_end_name(end));
+	unsigned want = 0;
+	if (pol->channels) {
+		struct pcb_policy p = r->polopts;
+		p.ops = pol;
+		want = pol->channels(&p);
+	}
+	if (!cfg->channels) {
+		cfg->channels = want ? want : 2;
+	} else if (want && want != cfg->channels) {
+		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with --policy-opt '%s' uses %u connection%s; "
+			 "leave --channels out, or change the policy's knobs)", cfg->channels, pol->name, cfg->policy_opt, want,
+			 want == 1 ? "" : "s");
+		return PCB_EXIT_USAGE;
+	}
+	if (end == PCB_POLICY_SOURCE && cfg->reconnect_timeout_ns) {
+		snprintf(why, whylen, "invalid value for --reconnect-timeout: a policy at the source (--policy-end=source) "
+			 "does not resume a lost connection yet");
+		return PCB_EXIT_USAGE;
+	}
+	return pcb_huge_validate(cfg, why, whylen);
+}
+
 /* Bad input is refused before anything starts (source process, sockets, userfaultfd). */
 static int setup_check(struct run *r)
 {
 	const struct pcb_config *cfg = r->cfg;
 	char why[512];
 	int rc;
-	r->pol = pcb_policy_find(cfg->policy);
+	r->pol = pcb_policy_resolve(cfg->policy, why, sizeof(why));   /* a name or ./x.so */
+	if (!r->pol) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
 	r->wl = pcb_workload_find(cfg->workload);
 	if (pcb_policy_check(r->pol, why, sizeof(why)) < 0 || pcb_workload_check(r->wl, why, sizeof(why)) < 0) {
 		pcb_err("%s", why);
@@ -1070,6 +1124,11 @@ static int setup_params(struct run *r)
 		return PCB_EXIT_USAGE;
 	}
 	if ((rc = policy_validate(r, r->pol, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	/* the resolved configuration is this run's own copy (pcb_run_migration) */
+	if ((rc = policy_resolve_transport(r, r->pol, (struct pcb_config *)cfg, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
 		return rc;
 	}
@@ -1186,12 +1245,14 @@ static int setup_source_and_pager(struct run *r)
 		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
 		.install = cfg->install, .install_batch = cfg->install_batch,
+		.zero_inline = cfg->zero_inline ? (int)cfg->zero_inline : -1,
 		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = !strcmp(cfg->pager, "process"),
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
 		.kernel_faults = !strcmp(cfg->guest, "kvm"),
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
+		.push = !strcmp(cfg->policy_end, "source"), .policy_spec = cfg->policy, .policy_opt_str = cfg->policy_opt,
 		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
 	};
 	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
