@@ -251,18 +251,19 @@ bench-scale: deps
 FUZZ_TIME  ?= 60
 FUZZ_FLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -I. -I/usr/include/$(MULTIARCH) -pthread \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_SRCS  := wire/proto.c wire/handshake.c source/source.c wire/link.c common/image.c common/util.c
-FUZZ_PAGER_SRCS := $(filter-out common/sysinfo.c,$(wildcard pager/*.c install/*.c policies/*.c wire/*.c common/*.c)) \
-	source/source.c workloads/tracefile.c
+# the source pushes policies (source/push.c): both fuzzers link the rooms the pager needs
+FUZZ_SRCS  := $(filter-out common/sysinfo.c,$(wildcard pager/*.c install/*.c policies/*.c wire/*.c common/*.c source/*.c)) \
+	workloads/tracefile.c
+FUZZ_PAGER_SRCS := $(FUZZ_SRCS)
 build-fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) $(HDRS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) -lxxhash -lcrypto -lm
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) -lxxhash -lcrypto -lz -lm
 
 build-fuzz/fuzz_pager: tests/fuzz/fuzz_pager.c $(FUZZ_PAGER_SRCS) $(HDRS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_pager.c $(FUZZ_PAGER_SRCS) -lxxhash -lcrypto -lm
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_pager.c $(FUZZ_PAGER_SRCS) -lxxhash -lcrypto -lz -lm
 
 fuzz: build-fuzz/fuzz_proto build-fuzz/fuzz_pager
 	$(Q)mkdir -p build-fuzz/corpus build-fuzz/corpus-pager build-fuzz/crashes

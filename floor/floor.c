@@ -27,6 +27,7 @@
  *              last page present), every page verified.
  */
 #include "floor/floor.h"
+#include "wire/handshake.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
@@ -73,6 +74,7 @@ struct floor_cfg {
 	uint64_t link_bps[FLOOR_MAX_LINKS];
 	char link_name[FLOOR_MAX_LINKS][24];
 	uint64_t link_rtt_ns;
+	const struct pcb_auth_key *key;   /* pcb_mac rows: a key on both ends (every frame authenticated) */
 };
 
 enum { V_UFFD, V_UFFD_PROC, V_TCP, V_UNIX, V_PCB, V_PCB_PROC, NV };
@@ -496,7 +498,7 @@ static int start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc,
 {
 	pcb_image_init(im, fc->seed, npages, zero);
 	struct pcb_source_cfg sc = { .mem_bytes = npages << PCB_PAGE_SHIFT, .seed = fc->seed, .zero_fraction = zero,
-				     .sessions = 1 };
+				     .sessions = 1, .key = fc->key, .handshake_timeout_ms = 10000 };
 	uint16_t port;
 	*src = fork_source(&sc, source_cpu, &port, why, whylen);
 	if (*src < 0)
@@ -510,6 +512,7 @@ static int start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc,
 	pc->port = port;
 	pc->seed = fc->seed;
 	pc->zero_threshold = im->zero_threshold;
+	pc->key = fc->key;
 	int rc = pcb_pager_create(pc, p, why, whylen);
 	if (rc) {
 		kill(*src, SIGKILL);
@@ -1386,7 +1389,7 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 
 /* bulk rows: the transport alone; installs alone (no network); the bare
  * receiver installing serially and pipelined; pcbench (threads, process) */
-enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO };
+enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC };
 struct bulk_var {
 	int kind;
 	const char *name;
@@ -1535,7 +1538,16 @@ int pcb_floor_main(int argc, char **argv)
 		{ B_PCB_PROC, "pcb_proc", "continue", PCB_MAX_RUN_PAGES },
 		{ B_PCB_ZERO, "pcb_zero", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_ZERO, "pcb_zero", "move", PCB_CHUNK_PAGES },
 		{ B_PCB_ZERO, "pcb_zero", "continue", PCB_MAX_RUN_PAGES },
+		/* the same pull with a key on both ends: every frame authenticated (docs/security.md) */
+		{ B_PCB_MAC, "pcb_mac", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_MAC, "pcb_mac", "continue", PCB_MAX_RUN_PAGES },
 	};
+	static struct pcb_auth_key mac_key;
+	if (!mac_key.len && pcb_auth_key_random(&mac_key, false) < 0) {
+		pcb_err("floor: no random key for the pcb_mac rows: %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	struct floor_cfg fc_mac = fc;
+	fc_mac.key = &mac_key;
 	if (!fc.no_bulk) {
 		uint64_t npages = fc.bulk_bytes >> PCB_PAGE_SHIFT;
 		nvar = sizeof(var) / sizeof(var[0]);
@@ -1554,7 +1566,7 @@ int pcb_floor_main(int argc, char **argv)
 				for (unsigned k = 0; k < nvar; k++) {
 					struct bulk_row *row = &rows[p * nvar + k];
 					const struct bulk_var *bv = &var[k];
-					if (bv->kind != B_PCB && bv->kind != B_PCB_PROC && bv->kind != B_PCB_ZERO) {
+					if (bv->kind != B_PCB && bv->kind != B_PCB_PROC && bv->kind != B_PCB_ZERO && bv->kind != B_PCB_MAC) {
 						if (bv->kind == B_TRANSPORT || bv->kind == B_BARE)
 							rc = run_bulk_bare(bv->kind == B_BARE, rcpu, scpu, fc.bulk_bytes, &g[p][k][rep], why,
 									   sizeof(why));
@@ -1580,7 +1592,7 @@ int pcb_floor_main(int argc, char **argv)
 					struct pcb_result res;
 					/* installer: with everything in `same`; unpinned in `cross` (on the
 					 * source's CPU it is slowest, see README) */
-					rc = run_pcbench(&fc, "sequential", bv->install, bv->batch, bv->kind == B_PCB_PROC, rcpu, rcpu, rcpu,
+					rc = run_pcbench(bv->kind == B_PCB_MAC ? &fc_mac : &fc, "sequential", bv->install, bv->batch, bv->kind == B_PCB_PROC, rcpu, rcpu, rcpu,
 							 p ? -1 : rcpu, scpu, npages, bv->kind == B_PCB_ZERO ? FLOOR_ZERO_FRACTION : 0.0, NULL, &res,
 							 why, sizeof(why));
 					if (rc) {

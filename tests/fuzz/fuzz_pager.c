@@ -15,7 +15,9 @@
  * source re-frames the bytes and tags every frame (stream MAC, so the frames
  * get past the tag check and reach the state machine; bit 4 also flips one
  * bit of a tagged frame); bit 5 a vCPU-like thread touches 2 pages (byte 1
- * picks them).  Then records: [u8 channel 0 demand / 1 background][u16 len
+ * picks them); bit 6 --reconnect-timeout 50 ms (the fake source accepts up
+ * to three connections an input); bit 7 an emulated link (1gbit, 200us): the
+ * pager's link calibration (LINK, PING/PONG train) reads the bytes first.  Then records: [u8 channel 0 demand / 1 background][u16 len
  * LE][len bytes], written in order to that channel's connection (both go to
  * the shared one).  Build and run: make fuzz (FUZZ_TARGETS), corpus in
  * tests/fuzz/corpus-pager. */
@@ -220,7 +222,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 				    .reconnect_timeout_ns = f.mode & 64 ? 50 * PCB_NSEC_PER_MSEC : 0,
 				    .host = "127.0.0.1", .port = port, .seed = SEED, .zero_threshold = im.zero_threshold,
 				    .install = inst[(f.mode >> 1) & 3], .channels = f.mode & 1 ? 1 : 2,
-				    .key = f.mode & 8 ? &key : NULL };
+				    .key = f.mode & 8 ? &key : NULL,
+				    .link_bps = f.mode & 128 ? 1000000000ull : 0, .link_rtt_ns = f.mode & 128 ? 200000 : 0 };
 	struct pcb_pager *p = NULL;
 	char why[256];
 	struct toucher t = { 0 };
