@@ -263,6 +263,7 @@ static int hs(const struct pcb_auth_key *skey, const struct pcb_auth_key *ckey, 
 
 static void key(struct pcb_auth_key *k, uint8_t v)
 {
+	memset(k, 0, sizeof(*k));   /* handshake_only false: a key file's stream authentication */
 	k->len = 32;
 	memset(k->key, v, 32);
 }
