@@ -38,7 +38,9 @@ static int bg_wait(struct pcb_pager *p, uint64_t start, bool may_push)
 			set_fatal(p, PCB_EXIT_OSERR, "poll: %s", strerror(errno));
 			return -1;
 		}
-		if (pfd[1].revents)
+		/* a stop asked for because the last page was installed while this thread
+		 * waited: on a shared connection what is owed is still received */
+		if (pfd[1].revents && !(p->shared && pcb_ps_complete(&p->ps) && !atomic_load(&p->fatal)))
 			return -1;
 		if (pfd[0].revents)
 			return 0;

@@ -6,7 +6,8 @@
 #    socket holds at least the socket buffer asked for (--socket-buffer, 4 MiB)
 #    at some point of the push -- more than a pull's window of batches
 #    (--window x --batch pages) could ever queue -- and the end is recorded;
-#  - qemu preempt=on uses two channels; sequential pushed; qemu pulled at the
+#  - qemu preempt=on uses two channels; sequential pushed; qemu over an
+#    emulated link (the source paces the stream); qemu pulled at the
 #    destination (--policy-end=destination) records that end;
 #  - qemu with --channels=2 but preempt=off, and --policy-end=sideways, are
 #    refused with one line and exit 64.
@@ -56,6 +57,10 @@ pcb qemu2 120 run --policy=qemu --policy-opt=preempt=on --mem=64M --workload=ran
 pcb seqpush 120 run --policy=sequential --policy-end=source --channels=1 --mem=64M --workload=zipf --duration=300ms \
 	--vcpus=2 --trace=off --json="$T/seqpush.json"
 [ "$RC" = 0 ] && check seqpush source 1 || { show seqpush; fail "sequential pushed: exit $RC"; }
+# on an emulated link the source paces the stream itself; its end arrives after the last page
+pcb qemulink 120 run --policy=qemu --link=1gbit,200us --vcpus=2 --mem=64M --workload=random --duration=300ms \
+	--trace=off --json="$T/qemulink.json"
+[ "$RC" = 0 ] && check qemulink source 1 || { show qemulink; fail "qemu on an emulated link: exit $RC"; }
 pcb qemudst 120 run --policy=qemu --policy-end=destination --mem=64M --workload=random --duration=300ms --trace=off \
 	--json="$T/qemudst.json"
 [ "$RC" = 0 ] && check qemudst destination 1 || { show qemudst; fail "qemu at the destination: exit $RC"; }
