@@ -690,6 +690,8 @@ void *bg_thread(void *arg)
 			rb->drain = is_drain;
 			PCB_PROBE_REQUEST(rb->r[0].first, PCB_CHAN_BACKGROUND, n);
 			next_id++;
+			if (next_id - done_id > p->st.bg_inflight_max)
+				p->st.bg_inflight_max = next_id - done_id;
 			p->st.bg_batches++;
 			p->st.bg_pages_requested += n;
 			if (bg_send_batch(p, next_id - 1, rb) < 0) {
