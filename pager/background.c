@@ -605,7 +605,15 @@ static int bg_send_push(struct pcb_pager *p)
 {
 	struct pcb_push_wire w = { .batch_pages = htole32(p->cfg.batch_pages) };
 	snprintf(w.policy, sizeof(w.policy), "%s", p->cfg.policy_spec ? p->cfg.policy_spec : p->cfg.policy->name);
-	snprintf(w.opts, sizeof(w.opts), "%s", p->cfg.policy_opt_str ? p->cfg.policy_opt_str : "");
+	/* the parsed knobs (--policy-opt, and --replay's file=) */
+	size_t off = 0;
+	for (unsigned i = 0; i < p->pol.nopts && off < sizeof(w.opts); i++)
+		off += (size_t)snprintf(w.opts + off, sizeof(w.opts) - off, "%s%s=%s", i ? "," : "", p->pol.opts[i].key,
+					p->pol.opts[i].val);
+	if (off >= sizeof(w.opts)) {
+		errno = E2BIG;
+		return -1;
+	}
 	return bg_send(p, PCB_MSG_PUSH, 0, &w, sizeof(w));
 }
 

@@ -50,7 +50,6 @@ struct pcb_pager_cfg {
 	bool push;                        /* the policy runs at the source (--policy-end=source): the pager
 					   * sends PUSH and receives the stream (wire/proto.h) */
 	const char *policy_spec;          /* push: --policy as given (a name or a .so path); NULL = policy->name */
-	const char *policy_opt_str;       /* push: --policy-opt as given */
 };
 
 /* Link emulation as configured and as measured end to end (wire/linkcal.c). */

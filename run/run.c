@@ -106,6 +106,7 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
 			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
 			.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
+			.push_local_files = true,   /* the destination is this run */
 		};
 		_exit(pcb_source_serve(&sc, lfd));
 	}
@@ -1180,7 +1181,7 @@ static int setup_source_and_pager(struct run *r)
 		.kernel_faults = !strcmp(cfg->guest, "kvm"),
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
-		.push = !strcmp(cfg->policy_end, "source"), .policy_spec = cfg->policy, .policy_opt_str = cfg->policy_opt,
+		.push = !strcmp(cfg->policy_end, "source"), .policy_spec = cfg->policy,
 		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
 	};
 	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
