@@ -78,6 +78,11 @@ const struct pcb_option pcb_options[] = {
 	{ "install-batch", PCB_OPT_UINT, OFF(install_batch), 0, "0", 0, 1024,
 	  "max background pages per install ioctl (0 = the path's default: 128, move 512 = one whole 2 MiB chunk, "
 	  "which the kernel moves as one huge-page mapping; 1 = one ioctl per page, each waking)", NULL },
+	{ "zero-inline", PCB_OPT_UINT, OFF(zero_inline), 0, "16", 0, PCB_MAX_RUN_PAGES,
+	  "--install=copy: a run of up to this many zero pages between data pages is installed with the data by one "
+	  "UFFDIO_COPY from zeroed staging pages (each allocates 4 KiB in the guest); a longer run with UFFDIO_ZEROPAGE "
+	  "(the shared zero page); 0 = every zero page with UFFDIO_ZEROPAGE.  continue puts zero pages in the page cache "
+	  "either way and always installs them with the data; move's chunks hold them", NULL },
 	{ "pin", PCB_OPT_PIN, OFF(pin), SZ(pin), "none", 0, 0,
 	  "thread placement: none, same (all on CPU 0), split (guest, demand CPU 0; background receive, install, source CPU 1), "
 	  "or guest=C,demand=C,background=C,source=C,install=C", NULL },
@@ -245,10 +250,12 @@ void pcb_config_help(FILE *fp)
 {
 	fprintf(fp,
 		"usage: pcbench [run] [OPTIONS]       run one post-copy migration (source forked locally)\n"
-		"       pcbench source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions]\n"
-		"                                     serve an image to destinations on other hosts\n"
+		"       pcbench source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions --image=FILE]\n"
+		"                                     serve an image (generated, or a raw memory image file) to destinations on other hosts\n"
 		"       pcbench dest --source=ADDR:PORT [OPTIONS]\n"
 		"                                     migrate from a running source (image config fetched from it)\n"
+		"       pcbench image stats FILE | dump --pid=PID --out=FILE [--help]\n"
+		"                                     a raw memory image's zero pages, runs, compressibility; dump a process's memory\n"
 		"       pcbench list                  list policies and workloads\n"
 		"       pcbench floor [--help]        pager floor benchmark: bare userfaultfd vs pcbench\n"
 		"       pcbench bench JOBFILE         run an experiment matrix (configs/*.conf; see bench --help)\n"
@@ -327,8 +334,9 @@ int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first)
 
 void pcb_config_resolve(struct pcb_config *cfg)
 {
-	if (!cfg->install_batch)
-		cfg->install_batch = strcmp(cfg->install, "move") ? PCB_MAX_RUN_PAGES : PCB_CHUNK_PAGES;
+	const struct pcb_install_ops *ops = pcb_install_find(cfg->install, false);
+	if (!cfg->install_batch && ops)
+		cfg->install_batch = ops->default_batch;
 }
 
 void pcb_config_json(const struct pcb_config *cfg, struct pcb_json *j, const char *key)

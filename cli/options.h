@@ -43,6 +43,7 @@ struct pcb_config {
 	char install[16];            /* copy|move|continue (install/install.h) */
 	char page_size[4];           /* 4K | 2M (run/hugepages.h) */
 	unsigned install_batch;
+	unsigned zero_inline;        /* --zero-inline: longest zero run copied in with the data (copy) */
 	char pin[128];               /* thread placement (common/pin.h) */
 	char guest[8];               /* process | kvm */
 	char pager[8];               /* thread | process (pager/pagerproc.h) */

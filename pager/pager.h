@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #define PCB_MAX_VCPUS 256
+#define PCB_ZERO_INLINE_DEFAULT 16   /* --zero-inline's default */
 
 struct pcb_auth_key;
 
@@ -34,6 +35,10 @@ struct pcb_pager_cfg {
 	uint64_t zero_threshold;
 	const char *install;         /* --install path name (NULL: copy); with huge, the hugetlb variant (install/registry.c) */
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
+	int zero_inline;             /* copy: zero runs up to this many pages between data pages are installed with
+				      * the data (zeroed staging pages, one COPY; 4 KiB allocated each); longer ones
+				      * with UFFDIO_ZEROPAGE (the shared zero page); -1: never; 0: the default
+				      * (PCB_ZERO_INLINE_DEFAULT).  continue: always (a page-cache page either way) */
 	bool process;                /* --pager=process: the pager threads run in a forked process (pagerproc.h) */
 	bool huge;                   /* --page-size=2M: hugetlb region, 2 MiB installs (copy only; npages % 512 == 0) */
 	unsigned pin_demand, pin_bg; /* CPU + 1 to pin the demand / background thread to; 0 = not pinned */

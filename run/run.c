@@ -211,6 +211,10 @@ static int image_prepare(struct run *r)
 			"the source that serves it)", cfg->image[0] ? "image" : "source", wl->name);
 		return PCB_EXIT_USAGE;
 	}
+	if (cfg->image[0] && r->net.remote) {
+		pcb_err("invalid value for --image: '%s' (the source serves an image; `pcbench source --image`)", cfg->image);
+		return PCB_EXIT_USAGE;
+	}
 	if (cfg->bytes_image_remote) {
 		r->im.opaque = true;   /* its bytes are the source's: pages verified as they arrive, reads not checked */
 		return 0;
@@ -1175,6 +1179,7 @@ static int setup_source_and_pager(struct run *r)
 		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
 		.install = cfg->install, .install_batch = cfg->install_batch,
+		.zero_inline = cfg->zero_inline ? (int)cfg->zero_inline : -1,
 		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = !strcmp(cfg->pager, "process"),
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
