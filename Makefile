@@ -59,7 +59,8 @@ all: $(PROGS)
 # ---- dependencies (Debian 12) ---------------------------------------------
 DEPS_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
 	libcmocka-dev systemtap-sdt-dev libxxhash-dev gnuplot-nox pkg-config \
-	iproute2 procps util-linux python3 libssl-dev
+	iproute2 procps util-linux python3 libssl-dev \
+	python3-numpy python3-scipy
 deps:
 	$(Q)missing=""; for p in $(DEPS_PKGS); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \

@@ -274,7 +274,7 @@ static void build_argv(const struct pcb_job *job, const struct pcb_job_run *r, c
 	unsigned k = 0, a = 0;
 	av[a++] = (char *)exe;
 	av[a++] = "run";
-	snprintf(store[k], sizeof(store[0]), "--policy=%s", pcb_job_policy_name(job, r->policy));
+	snprintf(store[k], sizeof(store[0]), "--policy=%s", pcb_job_policy_real(job, r->policy));
 	av[a++] = store[k++];
 	snprintf(store[k], sizeof(store[0]), "--workload=%s", job->workloads[r->workload]);
 	av[a++] = store[k++];
@@ -287,6 +287,17 @@ static void build_argv(const struct pcb_job *job, const struct pcb_job_run *r, c
 	const struct pcb_job_link *l = &job->links[r->link];
 	for (unsigned i = 0; i < l->nopts; i++) {
 		snprintf(store[k], sizeof(store[0]), "--%s=%s", l->opts[i].key, l->opts[i].val);
+		av[a++] = store[k++];
+	}
+	const struct pcb_job_variant *v = pcb_job_variant_of(job, r->policy);
+	for (unsigned i = 0; v && i < v->nopts; i++) {
+		snprintf(store[k], sizeof(store[0]), "--%s=%s", v->opts[i].key, v->opts[i].val);
+		av[a++] = store[k++];
+	}
+	if (v && v->record) {
+		char tp[4096];
+		pcb_job_trace_path(job, v, r->workload, dir, tp, sizeof(tp));
+		snprintf(store[k], sizeof(store[0]), "--replay=%s", tp);
 		av[a++] = store[k++];
 	}
 	snprintf(store[k], sizeof(store[0]), "--seed=%llu", (unsigned long long)pcb_job_seed(job, r));
@@ -361,14 +372,25 @@ static void log_tail(const char *dir, const char *id)
 }
 
 /* Run one child; returns its exit status (0 ok; 128+sig on a signal; 124 on timeout). */
+static int spawn_logged(char **av, const char *exe, const char *logp, uint64_t limit, struct progress *pg, unsigned idx,
+			const char *id);
+
 static int run_child(const struct pcb_job *job, const struct pcb_job_run *r, const char *exe, const char *dir,
 		     struct progress *pg, unsigned idx)
 {
-	static char store[PCB_JOB_MAX_OPTS * 2 + 8][4200];
-	char *av[PCB_JOB_MAX_OPTS * 2 + 10];
+	static char store[PCB_JOB_MAX_OPTS * 3 + 10][4200];
+	char *av[PCB_JOB_MAX_OPTS * 3 + 12];
 	char logp[4600];
 	build_argv(job, r, exe, dir, store, av);
 	snprintf(logp, sizeof(logp), "%s/runs/%s.log", dir, r->id);
+	return spawn_logged(av, exe, logp, run_timeout(job, r), pg, idx, r->id);
+}
+
+/* Run av as a child (the running binary itself) with stdout/stderr to logp; its exit status
+ * (0 ok; 128+sig on a signal; 124 killed after limit).  pg: progress display (or NULL). */
+static int spawn_logged(char **av, const char *exe, const char *logp, uint64_t limit, struct progress *pg, unsigned idx,
+			const char *id)
+{
 	int lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (lfd < 0)
 		return PCB_EXIT_OSERR;
@@ -399,7 +421,7 @@ static int run_child(const struct pcb_job *job, const struct pcb_job_run *r, con
 		_exit(PCB_EXIT_OSERR);
 	}
 	close(lfd);
-	uint64_t t0 = pcb_now_ns(), limit = run_timeout(job, r), last = 0;
+	uint64_t t0 = pcb_now_ns(), last = 0;
 	int st;
 	for (;;) {
 		pid_t w = waitpid(pid, &st, WNOHANG);
@@ -418,10 +440,10 @@ static int run_child(const struct pcb_job *job, const struct pcb_job_run *r, con
 			}
 			return 124;
 		}
-		if (pg->tty && now - last > 500 * PCB_NSEC_PER_MSEC) {
+		if (pg && pg->tty && now - last > 500 * PCB_NSEC_PER_MSEC) {
 			char what[48];
 			snprintf(what, sizeof(what), "running %.0f s", (double)(now - t0) / 1e9);
-			progress_line(pg, idx, r->id, what, (double)(now - t0) / 1e9);
+			progress_line(pg, idx, id, what, (double)(now - t0) / 1e9);
 			last = now;
 		}
 		usleep(20000);
@@ -429,6 +451,78 @@ static int run_child(const struct pcb_job *job, const struct pcb_job_run *r, con
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);
 	return WEXITSTATUS(st);
+}
+
+/* argv of the recording run of a record_seed variant for workload w: the guest of the job
+ * (shared options) with all memory local, seed N, --record to the trace path (.tmp). */
+static void record_argv(const struct pcb_job *job, const struct pcb_job_variant *v, unsigned w, const char *exe,
+			const char *dir, char store[][4200], char **av)
+{
+	unsigned k = 0, a = 0;
+	char tp[4096];
+	pcb_job_trace_path(job, v, w, dir, tp, sizeof(tp));
+	av[a++] = (char *)exe;
+	av[a++] = "run";
+	av[a++] = "--policy=local";
+	snprintf(store[k], sizeof(store[0]), "--workload=%s", job->workloads[w]);
+	av[a++] = store[k++];
+	for (unsigned i = 0; i < job->nopts; i++) {
+		if (!strcmp(job->opts[i].key, "seed") || (v->record_duration[0] && !strcmp(job->opts[i].key, "duration")))
+			continue;
+		snprintf(store[k], sizeof(store[0]), "--%s=%s", job->opts[i].key, job->opts[i].val);
+		av[a++] = store[k++];
+	}
+	if (v->record_duration[0]) {
+		snprintf(store[k], sizeof(store[0]), "--duration=%s", v->record_duration);
+		av[a++] = store[k++];
+	}
+	snprintf(store[k], sizeof(store[0]), "--seed=%llu", (unsigned long long)v->record_seed);
+	av[a++] = store[k++];
+	snprintf(store[k], sizeof(store[0]), "--record=%s.tmp", tp);
+	av[a++] = store[k++];
+	snprintf(store[k], sizeof(store[0]), "--json=%.4090s.json", tp);
+	av[a++] = store[k++];
+	av[a] = NULL;
+}
+
+/* Record the traces that record_seed variants replay (once per variant seed and workload;
+ * kept across resumes).  0 or the failing child's exit code. */
+static int record_traces(const struct pcb_job *job, const char *exe, const char *dir, bool dry)
+{
+	static char store[PCB_JOB_MAX_OPTS + 8][4200];
+	char *av[PCB_JOB_MAX_OPTS + 10];
+	char p[4600], tp[4096], logp[4600];
+	snprintf(p, sizeof(p), "%s/traces", dir);
+	if (!dry && mkdir_p(p) < 0)
+		return PCB_EXIT_OSERR;
+	for (unsigned k = 0; k < job->nvariants; k++) {
+		const struct pcb_job_variant *v = &job->variants[k];
+		for (unsigned w = 0; v->record && w < job->nworkloads; w++) {
+			pcb_job_trace_path(job, v, w, dir, tp, sizeof(tp));
+			if (!dry && access(tp, F_OK) == 0)
+				continue;
+			record_argv(job, v, w, exe, dir, store, av);
+			if (dry) {
+				printf("%-40s", "record");
+				for (char **a = av + 1; *a; a++)
+					printf(" %s", *a);
+				printf("\n");
+				continue;
+			}
+			fprintf(stderr, "bench: recording %s (trace for %s, seed %llu)\n", tp, v->name,
+				(unsigned long long)v->record_seed);
+			snprintf(logp, sizeof(logp), "%s.log", tp);
+			int ec = spawn_logged(av, exe, logp, 10 * job->base.duration_ns + 60 * PCB_NSEC_PER_SEC, NULL, 0, "record");
+			snprintf(p, sizeof(p), "%s.tmp", tp);
+			if (ec == 0 && rename(p, tp) < 0)
+				ec = PCB_EXIT_OSERR;
+			if (ec) {
+				fprintf(stderr, "bench: recording %s failed with exit %d; log %s\n", tp, ec, logp);
+				return ec;
+			}
+		}
+	}
+	return 0;
 }
 
 static const char *exe_path(char *buf, size_t len)
@@ -489,8 +583,9 @@ int pcb_cmd_bench(int argc, char **argv)
 	if (dry) {
 		printf("experiment %s: %u runs (%u policies%s x %u workloads x %u links x %u reps)\n", job.name, n,
 		       job.npolicies, job.baseline[0] ? " + baseline" : "", job.nworkloads, job.nlinks, job.reps);
-		static char store[PCB_JOB_MAX_OPTS * 2 + 8][4200];
-		char *av[PCB_JOB_MAX_OPTS * 2 + 10];
+		static char store[PCB_JOB_MAX_OPTS * 3 + 10][4200];
+		char *av[PCB_JOB_MAX_OPTS * 3 + 12];
+		record_traces(&job, "pcbench", "DIR", true);
 		for (unsigned i = 0; i < n; i++) {
 			struct pcb_job_run r;
 			pcb_job_run_at(&job, i, &r);
@@ -577,6 +672,10 @@ int pcb_cmd_bench(int argc, char **argv)
 
 	int first_fail = 0;
 	unsigned nfail = 0;
+	if (pg.todo && (rc = record_traces(&job, exe, dir, false)) != 0) {
+		free(st);
+		return rc;
+	}
 	for (unsigned i = 0; i < n && !interrupted; i++) {
 		if (st[i].status == 0)
 			continue;

@@ -30,9 +30,6 @@ static const char *const category_titles[] = {
 
 static const struct pcb_choice ch_auto_on_off[] = { { "auto", PCB_AUTO }, { "on", PCB_ON }, { "off", PCB_OFF }, { NULL, 0 } };
 static const struct pcb_choice ch_on_off[] = { { "on", PCB_ON }, { "off", PCB_OFF }, { NULL, 0 } };
-static const struct pcb_choice ch_install[] = {
-	{ "copy", PCB_INSTALL_COPY }, { "move", PCB_INSTALL_MOVE }, { "continue", PCB_INSTALL_CONTINUE }, { NULL, 0 },
-};
 static const struct pcb_choice ch_page_size[] = { { "4K", PCB_PAGE_4K }, { "2M", PCB_PAGE_2M }, { NULL, 0 } };
 static const struct pcb_choice ch_guest[] = { { "process", PCB_GUEST_PROCESS }, { "kvm", PCB_GUEST_KVM }, { NULL, 0 } };
 static const struct pcb_choice ch_pager[] = { { "thread", PCB_PAGER_THREAD }, { "process", PCB_PAGER_PROCESS }, { NULL, 0 } };
@@ -88,9 +85,9 @@ const struct pcb_option pcb_options[] = {
 	{ "baseline", PCB_OPT_STR, OFF(baseline), SZ(baseline), "none", 0, 0,
 	  "report time back to 95% and lost work against a local run: `run` (run it first, in this invocation) or the "
 	  "progress CSV of an earlier --policy=local run of the same guest", NULL, MIG, "output" },
-	{ "install", PCB_OPT_CHOICE, OFF(install), 0, "copy", 0, 0,
+	{ "install", PCB_OPT_INSTALL, OFF(install), SZ(install), "copy", 0, 0,
 	  "how pages enter the guest: copy (UFFDIO_COPY), move (background pages assembled in 2 MiB staging chunks, zero pages included, UFFDIO_MOVE of whole chunks), "
-	  "continue (memfd guest, pages received into its page cache, UFFDIO_CONTINUE)", ch_install, MIG, "pager" },
+	  "continue (memfd guest, pages received into its page cache, UFFDIO_CONTINUE)", NULL, MIG, "pager" },
 	{ "page-size", PCB_OPT_CHOICE, OFF(page_size), 0, "4K", 0, 0,
 	  "guest page size: 4K, or 2M (hugetlb region, each fault installs 2 MiB with one UFFDIO_COPY; needs reserved "
 	  "huge pages, --install=copy, --guest=process, --mem a multiple of 2M)", ch_page_size, MIG, "guest" },
@@ -345,6 +342,16 @@ static int set_choice(const struct pcb_option *o, const char *val, char *base, c
 	return -1;
 }
 
+/* "copy|move|continue": the registered install paths */
+static void install_names(char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = 0;
+	for (unsigned i = 0; pcb_install_paths[i] && n < len; i++)
+		if (pcb_install_find(pcb_install_paths[i]->name, false) == pcb_install_paths[i])
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "|" : "", pcb_install_paths[i]->name);
+}
+
 /* strings, and names checked against a registry */
 static int set_string(const struct pcb_option *o, const char *val, char *base, char *why, size_t whylen)
 {
@@ -365,6 +372,12 @@ static int set_string(const struct pcb_option *o, const char *val, char *base, c
 		snprintf(why, whylen, "invalid value for --%s: unknown workload '%s' (see `pcbench list`)", o->name, val);
 		return -1;
 	}
+	if (o->type == PCB_OPT_INSTALL && !pcb_install_find(val, false)) {
+		char list[128];
+		install_names(list, sizeof(list));
+		snprintf(why, whylen, "invalid value for --%s: '%s' (want one of %s)", o->name, val, list);
+		return -1;
+	}
 	if (o->type == PCB_OPT_PIN && pcb_pin_parse(val, &pin, why, whylen) < 0)
 		return -1;
 	snprintf(base, o->size, "%s", val);
@@ -379,6 +392,7 @@ static int set_opt(struct pcb_config *cfg, const struct pcb_option *o, const cha
 	case PCB_OPT_POLICY:
 	case PCB_OPT_WORKLOAD:
 	case PCB_OPT_PIN:
+	case PCB_OPT_INSTALL:
 		return set_string(o, val, base, why, whylen);
 	case PCB_OPT_CHOICE:
 		return set_choice(o, val, base, why, whylen);
@@ -638,7 +652,7 @@ int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first)
 void pcb_config_resolve(struct pcb_config *cfg)
 {
 	if (!cfg->install_batch)
-		cfg->install_batch = cfg->install == PCB_INSTALL_MOVE ? PCB_CHUNK_PAGES : PCB_MAX_RUN_PAGES;
+		cfg->install_batch = strcmp(cfg->install, "move") ? PCB_MAX_RUN_PAGES : PCB_CHUNK_PAGES;
 }
 
 void pcb_cmd_json(enum pcb_cmd cmd, const struct pcb_config *cfg, struct pcb_json *j, const char *key)

@@ -55,7 +55,7 @@ struct pcb_config {
 	unsigned bucket_ms;          /* progress bucket */
 	char progress_csv[4096];
 	char baseline[4096];         /* none | run | FILE (progress CSV of a --policy=local run) */
-	unsigned install;            /* enum pcb_install_mode (install/install.h): copy|move|continue */
+	char install[16];            /* an install path's name (install/registry.c) */
 	enum pcb_page_kind page_size;    /* 4K | 2M (run/hugepages.h) */
 	unsigned install_batch;
 	char pin[128];               /* thread placement (common/pin.h) */
@@ -94,7 +94,7 @@ struct pcb_config {
 };
 
 enum pcb_opt_type { PCB_OPT_SIZE, PCB_OPT_UINT, PCB_OPT_U64, PCB_OPT_DOUBLE, PCB_OPT_STR,
-		    PCB_OPT_DURATION, PCB_OPT_POLICY, PCB_OPT_WORKLOAD, PCB_OPT_CHOICE, PCB_OPT_PIN,
+		    PCB_OPT_DURATION, PCB_OPT_POLICY, PCB_OPT_WORKLOAD, PCB_OPT_CHOICE, PCB_OPT_PIN, PCB_OPT_INSTALL,
 		    PCB_OPT_FLAG,         /* --name alone sets a bool; takes no value */
 		    PCB_OPT_UINT_AUTO };  /* an integer, or "auto" = 0 */
 

@@ -195,18 +195,17 @@ static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iove
 
 struct bg_ctx {
 	struct pcb_pager *p;
-	bool drain, zero;
+	bool drain;
 	uint64_t now;
-	const struct pcb_install_job *job;   /* a chunk: which of its pages are zero */
 };
 
 /* Called by the install path for every background page it resolved. */
-static void bg_installed(void *vctx, uint64_t page, int res)
+static void bg_installed(void *vctx, uint64_t page, int res, bool zero)
 {
 	struct bg_ctx *x = vctx;
 	struct pcb_pager *p = x->p;
 	int kind = x->drain ? PCB_INST_DRAIN : PCB_INST_BACKGROUND;
-	if (x->zero)
+	if (zero)
 		kind = zero_kind(kind);
 	PCB_PROBE_INSTALLED(page, kind, res ? -EEXIST : 0);
 	if (res == 0) {
@@ -219,7 +218,7 @@ static void bg_installed(void *vctx, uint64_t page, int res)
 			p->inst_kind[page] = (uint8_t)kind;   /* present (and timed) when its huge page is installed */
 		else
 			record_install(p, page, kind, x->now);
-		if (x->zero)
+		if (zero)
 			(*(x->drain ? &p->st.zero_drain : &p->st.zero_background))++;
 		else
 			(*(x->drain ? &p->st.pages_drain : &p->st.pages_background))++;
@@ -230,14 +229,6 @@ static void bg_installed(void *vctx, uint64_t page, int res)
 	p->st.eexist_background++;
 	if (res == 1)
 		mark_present(p, page);   /* the PTE is there; res 2: the demand thread owns it and marks it */
-}
-
-static void bg_chunk_installed(void *vctx, uint64_t page, int res)
-{
-	struct bg_ctx *x = vctx;
-	unsigned i = (unsigned)(page - x->job->page);
-	x->zero = x->job->zmask[i >> 6] >> (i & 63) & 1;
-	bg_installed(vctx, page, res);
 }
 
 /* Queue a run of zero pages for the installer thread. */
@@ -258,11 +249,11 @@ static int bg_flush_zero(struct pcb_pager *p, uint64_t *zfirst, unsigned *zn, bo
 
 static bool seg_mode(const struct pcb_pager *p)
 {
-	return (p->in.mode == PCB_INSTALL_COPY || p->in.mode == PCB_INSTALL_CONTINUE) && !p->cfg.huge;
+	return p->in.ops->rx == PCB_INRX_GATHER || p->in.ops->rx == PCB_INRX_PAGECACHE;
 }
 
-/* continue: the ownership bits of a run (bit 0 = its first page) into / out
- * of the job's bits, which number the job's data pages in order */
+/* continue: the ownership bits of a run (bit 0 = its first page) into
+ * the job's bits, which number the job's data pages in order */
 static void owned_put(uint64_t *job, unsigned at, const uint64_t *run, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
@@ -270,13 +261,6 @@ static void owned_put(uint64_t *job, unsigned at, const uint64_t *run, unsigned 
 			job[(at + i) >> 6] |= 1ull << ((at + i) & 63);
 }
 
-static void owned_get(uint64_t *run, const uint64_t *job, unsigned at, unsigned n)
-{
-	memset(run, 0, sizeof(uint64_t) * ((PCB_MAX_RUN_PAGES + 63) / 64));
-	for (unsigned i = 0; i < n; i++)
-		if (job[(at + i) >> 6] >> ((at + i) & 63) & 1)
-			run[i >> 6] |= 1ull << (i & 63);
-}
 
 static void bg_release_claims(struct pcb_pager *p, const struct pcb_install_job *j);
 
@@ -321,7 +305,7 @@ static int bg_seg_run(struct pcb_pager *p, const struct pcb_hdr *h, bool drain)
 	if (seg_room(p, n, drain) < 0)
 		return -1;
 	int rr;
-	if (p->in.mode == PCB_INSTALL_CONTINUE) {
+	if (p->in.ops->rx == PCB_INRX_PAGECACHE) {
 		/* straight into the page cache, claiming each page (a page the demand
 		 * thread owns goes to scratch) */
 		struct pcb_install_job run = { .page = h->arg, .n = n };
@@ -357,7 +341,7 @@ static int bg_seg_page(struct pcb_pager *p, uint64_t pg, const uint8_t *data, bo
 	}
 	if (seg_room(p, data ? 1 : 0, drain) < 0)
 		return -1;
-	if (data && p->in.mode == PCB_INSTALL_CONTINUE) {
+	if (data && p->in.ops->rx == PCB_INRX_PAGECACHE) {
 		struct iovec iov[1];
 		uint64_t own[(PCB_MAX_RUN_PAGES + 63) / 64];
 		pcb_install_rx_iov(&p->in, p->sj.slot, pg, 1, iov, 1, own);
@@ -375,7 +359,7 @@ static int bg_seg_page(struct pcb_pager *p, uint64_t pg, const uint8_t *data, bo
 
 bool chunk_mode(const struct pcb_pager *p)
 {
-	return p->in.mode == PCB_INSTALL_MOVE && !p->cfg.huge;
+	return p->in.ops->rx == PCB_INRX_CHUNK;
 }
 
 static void chunk_push(struct pcb_pager *p)
@@ -509,28 +493,8 @@ void *inst_thread(void *arg)
 			pcb_iq_done(&p->iq);
 			continue;
 		}
-		struct bg_ctx x = { p, j.drain, j.zero, 0, &j };
-		int r = 0;
-		if (j.nseg) {
-			for (unsigned k = 0; k < j.nseg && !r; k++) {
-				const struct pcb_install_seg *g = &j.seg[k];
-				x.zero = g->zero;
-				if (g->zero) {
-					r = pcb_install_zero_run(&p->in, g->page, g->n, &p->st.inst_bg, bg_installed, &x);
-				} else if (p->in.mode == PCB_INSTALL_CONTINUE) {
-					uint64_t own[(PCB_MAX_RUN_PAGES + 63) / 64];
-					owned_get(own, j.owned, g->off, g->n);
-					r = pcb_install_run(&p->in, j.slot, g->page, g->n, own, &p->st.inst_bg, bg_installed, &x);
-				} else {
-					r = pcb_install_run_at(&p->in, j.slot, g->off, g->page, g->n, &p->st.inst_bg, bg_installed, &x);
-				}
-			}
-			p->st.inst_bg.jobs_segs += j.nseg;
-		} else {
-			r = j.chunk  ? pcb_install_chunk(&p->in, &j, &p->st.inst_bg, bg_chunk_installed, &x)
-			    : j.zero ? pcb_install_zero_run(&p->in, j.page, j.n, &p->st.inst_bg, bg_installed, &x)
-				     : pcb_install_run(&p->in, j.slot, j.page, j.n, j.owned, &p->st.inst_bg, bg_installed, &x);
-		}
+		struct bg_ctx x = { p, j.drain, 0 };
+		int r = pcb_install_job(&p->in, &j, &p->st.inst_bg, bg_installed, &x);
 		p->st.inst_bg.jobs++;
 		pcb_iq_done(&p->iq);
 		if (r < 0) {
@@ -583,7 +547,7 @@ static int bg_send_batch(struct pcb_pager *p, uint64_t id, const struct bg_batch
  * pages would be received into scratch and never installed. */
 static void bg_release_claims(struct pcb_pager *p, const struct pcb_install_job *j)
 {
-	if (p->in.mode != PCB_INSTALL_CONTINUE)
+	if (p->in.ops->rx != PCB_INRX_PAGECACHE)
 		return;
 	for (unsigned i = 0; i < j->n; i++)
 		if (j->owned[i >> 6] >> (i & 63) & 1) {

@@ -159,24 +159,20 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
-	if (cfg->process && cfg->install_mode == PCB_INSTALL_MOVE) {
-		snprintf(why, whylen, "invalid value for --install: 'move' cannot be combined with --pager=process "
-			 "(UFFDIO_MOVE cannot move pages between two processes)");
+	const struct pcb_install_ops *ops = pcb_install_find(cfg->install ? cfg->install : "copy", cfg->huge);
+	if (!ops) {
+		snprintf(why, whylen, "invalid value for --install: '%s' (%s)", cfg->install,
+			 cfg->huge ? "huge pages are installed with --install=copy only" : "want " PCB_INSTALL_CHOICES);
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
-	if (cfg->huge && cfg->install_mode != PCB_INSTALL_COPY) {
-		snprintf(why, whylen, "huge pages are installed with --install=copy only (not %s)", pcb_install_name(cfg->install_mode));
+	if (cfg->process && !ops->forkable) {
+		snprintf(why, whylen, "invalid value for --install: '%s' cannot be combined with --pager=process "
+			 "(UFFDIO_MOVE cannot move pages between two processes)", ops->name);
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
-	rc = cfg->huge ? pcb_install_map_huge(&p->in, cfg->install_batch ? cfg->install_batch : PCB_MAX_RUN_PAGES,
-					      cfg->npages, why, whylen)
-		       : pcb_install_map(&p->in, cfg->install_mode,
-					 cfg->install_batch ? cfg->install_batch
-					 : cfg->install_mode == PCB_INSTALL_MOVE ? PCB_CHUNK_PAGES : PCB_MAX_RUN_PAGES,
-					 cfg->npages, why, whylen);
-	if (rc)
+	if ((rc = pcb_install_map(&p->in, ops, cfg->install_batch, cfg->npages, why, whylen)) != 0)
 		goto fail;
 	p->in.huge_done = huge_done;
 	p->in.huge_ctx = p;
@@ -200,18 +196,17 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	if (cfg->process && (rc = pager_process_prepare(p, why, whylen)) != 0)
 		goto fail;
 	rc = PCB_EXIT_OSERR;
-	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | pcb_install_features(cfg->install_mode) |
-			       (cfg->huge ? UFFD_FEATURE_MISSING_HUGETLBFS : 0) |
+	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | ops->uffd_features |
 			       (cfg->kernel_faults ? PCB_UFFD_KERNEL_FAULTS : 0), &p->uinfo, why, whylen);
 	if (fd < 0) {
 		rc = pcb_exit_for_errno(-fd);
 		goto fail;
 	}
 	p->uffd = fd;
-	int r = pcb_uffd_register(p->uffd, p->region, p->region_len, pcb_install_register_mode(cfg->install_mode), &p->uinfo);
+	int r = pcb_uffd_register(p->uffd, p->region, p->region_len, ops->register_mode, &p->uinfo);
 	if (r < 0) {
 		snprintf(why, whylen, "UFFDIO_REGISTER (%s) on the guest region failed: %s",
-			 cfg->install_mode == PCB_INSTALL_CONTINUE ? "MISSING|MINOR" : "MISSING", strerror(-r));
+			 ops->register_name, strerror(-r));
 		rc = pcb_exit_for_errno(-r);
 		goto fail;
 	}
@@ -279,7 +274,7 @@ static void stop_signal_handler(int sig)
 
 int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data)
 {
-	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || page >= p->cfg.npages)
+	if (p->threads_started || !p->in.ops->per_run_api || page >= p->cfg.npages)
 		return -EINVAL;
 	if (pcb_ps_present(&p->ps, page)) {
 		/* a re-send: the page is ours and mapped; overwrite it */
@@ -299,7 +294,7 @@ int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data)
 
 int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, const void *src)
 {
-	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || first + n > p->cfg.npages || !n)
+	if (p->threads_started || !p->in.ops->per_run_api || first + n > p->cfg.npages || !n)
 		return -EINVAL;
 	uint64_t done = 0;
 	while (done < n) {
@@ -330,7 +325,7 @@ int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, c
 
 int pcb_pager_precopy_drop(struct pcb_pager *p, uint64_t page)
 {
-	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || page >= p->cfg.npages)
+	if (p->threads_started || !p->in.ops->per_run_api || page >= p->cfg.npages)
 		return -EINVAL;
 	if (!pcb_ps_present(&p->ps, page))
 		return 0;

@@ -32,7 +32,7 @@ struct pcb_pager_cfg {
 	uint16_t port;
 	uint64_t seed;               /* expected from the source's CONFIG */
 	uint64_t zero_threshold;
-	int install_mode;            /* PCB_INSTALL_COPY (0, default), _MOVE, _CONTINUE */
+	const char *install;         /* --install path name (NULL: copy); with huge, the hugetlb variant (install/registry.c) */
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
 	bool process;                /* --pager=process: the pager threads run in a forked process (pagerproc.h) */
 	bool huge;                   /* --page-size=2M: hugetlb region, 2 MiB installs (copy only; npages % 512 == 0) */

@@ -2,7 +2,6 @@
 #include "run/hugepages.h"
 #include "cli/options.h"
 #include "common/util.h"
-#include "install/install.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,8 +25,8 @@ int pcb_huge_validate(const struct pcb_config *cfg, char *why, size_t whylen)
 			 cfg->mem);
 		return PCB_EXIT_USAGE;
 	}
-	if (cfg->install != PCB_INSTALL_COPY)
-		bad = "install", val = pcb_choice_name("install", (int)cfg->install);
+	if (strcmp(cfg->install, "copy"))
+		bad = "install", val = cfg->install;
 	else if (cfg->guest != PCB_GUEST_PROCESS)
 		bad = "guest", val = pcb_choice_name("guest", cfg->guest);
 	else if (cfg->precopy_ns)

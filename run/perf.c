@@ -80,7 +80,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 		   const struct pcb_pager_stats *s, const struct pcb_mem_report *m)
 {
 	pcb_json_obj_begin(j, "install");
-	pcb_json_str(j, "mode", pcb_choice_name("install", (int)cfg->install));
+	pcb_json_str(j, "mode", cfg->install);
 	pcb_json_u64(j, "batch_pages", cfg->install_batch);
 	const struct pcb_install_stats *is[2] = { &s->inst_demand, &s->inst_bg };
 	static const char *const nm[2] = { "demand", "background" };
@@ -99,7 +99,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 			pcb_json_u64(j, "installer_jobs", is[i]->jobs);
 			pcb_json_u64(j, "installer_job_segments", is[i]->jobs_segs);
 		}
-		if (i == 1 && cfg->install == PCB_INSTALL_MOVE) {
+		if (i == 1 && !strcmp(cfg->install, "move")) {
 			pcb_json_u64(j, "chunks_whole", is[i]->chunks_whole);
 			pcb_json_u64(j, "chunks_partial", is[i]->chunks_partial);
 			pcb_json_u64(j, "chunk_reset_ns", is[i]->reset_ns);
@@ -108,7 +108,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 		}
 		pcb_json_obj_end(j);
 	}
-	if (cfg->install == PCB_INSTALL_MOVE)
+	if (!strcmp(cfg->install, "move"))
 		pcb_json_u64(j, "guest_thp_bytes", s->guest_thp_bytes);
 	uint64_t span = s->t_bg_last_ns > s->t_bg_first_ns ? s->t_bg_last_ns - s->t_bg_first_ns : 0;
 	pcb_json_u64(j, "background_span_ns", span);
@@ -149,7 +149,7 @@ void pcb_perf_human(FILE *fp, const struct pcb_config *cfg, const struct pcb_pin
 	const struct pcb_install_stats *b = &s->inst_bg;
 	uint64_t span = s->t_bg_last_ns > s->t_bg_first_ns ? s->t_bg_last_ns - s->t_bg_first_ns : 0;
 	fprintf(fp, "  install     %s, batch %u: background %llu pages in %llu ioctls (%.1f/ioctl, %llu wakes), %.2f GB/s pulled",
-		pcb_choice_name("install", (int)cfg->install), cfg->install_batch, (unsigned long long)b->pages, (unsigned long long)b->ioctls,
+		cfg->install, cfg->install_batch, (unsigned long long)b->pages, (unsigned long long)b->ioctls,
 		b->ioctls ? (double)b->pages / (double)b->ioctls : 0.0, (unsigned long long)b->wakes,
 		span ? (double)s->chan[1].bytes_rx / (double)span : 0.0);
 	fprintf(fp, "; demand %llu ioctls\n", (unsigned long long)s->inst_demand.ioctls);

@@ -778,7 +778,7 @@ static int check_pager_process(const struct pcb_config *cfg)
 {
 	if (cfg->pager != PCB_PAGER_PROCESS)
 		return 0;
-	const char *bad = cfg->install == PCB_INSTALL_MOVE ? "install" : cfg->trace_usdt == PCB_ON ? "trace-usdt" :
+	const char *bad = !strcmp(cfg->install, "move") ? "install" : cfg->trace_usdt == PCB_ON ? "trace-usdt" :
 			  cfg->trace_messages == PCB_ON ? "trace-messages" : NULL;
 	if (!bad)
 		return 0;
@@ -934,8 +934,8 @@ static int setup_precopy(struct run *r)
 		pcb_err("invalid value for --precopy: the guest runs at the source only when pcbench forks it (not with pcbench dest)");
 		return PCB_EXIT_USAGE;
 	}
-	if (cfg->install != PCB_INSTALL_COPY) {
-		pcb_err("invalid value for --install: '%s' (--precopy installs with copy)", pcb_choice_name("install", (int)cfg->install));
+	if (strcmp(cfg->install, "copy")) {
+		pcb_err("invalid value for --install: '%s' (--precopy installs with copy)", cfg->install);
 		return PCB_EXIT_USAGE;
 	}
 	r->precopy_src = pcb_precopy_source_mem(&r->im, r->npages);
@@ -970,7 +970,7 @@ static int setup_source_and_pager(struct run *r)
 		.window = cfg->window, .io_timeout_ns = cfg->io_timeout_ns,
 		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
-		.install_mode = (enum pcb_install_mode)cfg->install, .install_batch = cfg->install_batch,
+		.install = cfg->install, .install_batch = cfg->install_batch,
 		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = cfg->pager == PCB_PAGER_PROCESS,
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
