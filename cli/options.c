@@ -154,6 +154,12 @@ const struct pcb_option pcb_options[] = {
 	/* pcbench bench (bench/bench.c) */
 	{ "out", PCB_OPT_STR, OFF(bench.out), SZ(bench.out), "", 1, 0, "use (or resume) exactly this directory", NULL, PCB_CMD_BENCH, "bench" },
 	{ "results", PCB_OPT_STR, OFF(bench.results), SZ(bench.results), "results", 1, 0, "parent directory of new result directories", NULL, PCB_CMD_BENCH, "bench" },
+	{ "shard", PCB_OPT_STR, OFF(bench.shard), SZ(bench.shard), "", 0, 0,
+	  "I/N: run only share I of N (the runs whose index is I-1 modulo N; run ids unchanged), in "
+	  "PARENT/<name>-shardIofN-<date>-<rev>/; for job arrays (docs/bench.md)", NULL, PCB_CMD_BENCH, "bench" },
+	{ "out", PCB_OPT_STR, OFF(bench.out), SZ(bench.out), "", 1, 0,
+	  "merge the result directories of the shards of one experiment (same job file; every run from exactly one "
+	  "of them) into this directory, then analyse it", NULL, PCB_CMD_ANALYZE, "bench" },
 	{ "fresh", PCB_OPT_FLAG, OFF(bench.fresh), 0, "", 0, 0, "always start a new directory", NULL, PCB_CMD_BENCH, "bench" },
 	{ "dry-run", PCB_OPT_FLAG, OFF(bench.dry_run), 0, "", 0, 0, "print the runs and exit", NULL, PCB_CMD_BENCH, "bench" },
 	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL },
@@ -198,19 +204,23 @@ const struct pcb_command pcb_commands[] = {
 	  "Runs the experiment matrix of JOBFILE (format: configs/README.md): policies x workloads\n"
 	  "x links x repetitions, one `pcbench run` child per run, each verified end to end.  Results go\n"
 	  "to PARENT/<name>-<UTC date>-<git revision>/ (PARENT: --results), job.conf, system.json,\n"
-	  "manifest.json, runs/<run>.json, .timeline.csv and .log, then results.csv (tidy), summary.csv,\n"
-	  "summary.md, summary.tex and plotdata/ for `make plots RESULTS=DIR`.\n"
+	  "manifest.json, runs/<run>.json, .timeline.csv and .log, then results.csv (tidy), summary.csv\n"
+	  "and plotdata/; `make plots RESULTS=DIR` adds summary.md, summary.tex, stats.csv, figures/.\n"
 	  "An interrupted experiment is resumed by running the same command again: the most recent\n"
 	  "incomplete directory with the same job file and git revision is reused and runs already\n"
 	  "completed are skipped.  A complete directory is never reused: running a finished\n"
-	  "experiment again starts a new directory.",
+	  "experiment again starts a new directory.\n"
+	  "A job whose options name `source = HOST:PORT` migrates every run from that long-running\n"
+	  "`pcbench source` (this host is the destination: `pcbench dest`).",
 	  1, "0 all runs ok; if a run failed, the exit code of the first failed run (124: killed after "
 	  "run_timeout; 128+N: killed by signal N); 64 bad option; 65 bad job file; 71 I/O error; "
 	  "130 interrupted (resume by running the same command)." },
-	{ "analyze", PCB_CMD_ANALYZE, "analyze DIR", "tidy CSV, summary tables and plot data of a bench directory",
-	  "Regenerates results.csv, summary.* and plotdata/ from the results directory DIR of\n"
-	  "`pcbench bench` without running anything.",
-	  1, "0 ok; 64 bad option or not a directory; 65 a result file is not as pcbench writes it; 71 I/O error." },
+	{ "analyze", PCB_CMD_ANALYZE, "analyze DIR | --out=DIR SHARD_DIR...", "tidy CSV, summary tables and plot data of a bench directory",
+	  "Regenerates results.csv, summary.csv and plotdata/ from the results directory DIR of\n"
+	  "`pcbench bench` without running anything; with --out=DIR it first merges the result\n"
+	  "directories of the shards of one experiment into DIR.  summary.md, summary.tex, stats.csv\n"
+	  "and the figures: analysis/plots.sh DIR (make plots RESULTS=DIR).",
+	  256, "0 ok; 64 bad option or not a directory; 65 a result file is not as pcbench writes it; 71 I/O error." },
 	{ "simulate", PCB_CMD_SIMULATE, "simulate --trace=FILE [--policy=P] [--policy-opt=K=V,...] [--link=BW[,RTT]] [OPTIONS]",
 	  "replay an access trace through a policy offline (modelled link)",
 	  "Replays a recorded access trace through a registered policy with a modelled link\n"
@@ -587,8 +597,8 @@ static int parse_arg(const struct pcb_command *c, struct pcb_config *cfg, int ar
 		cfg->verbose++;
 		return 0;
 	}
-	if (a[0] != '-' && cfg->nargs < c->max_args) {
-		cfg->args[cfg->nargs++] = a;
+	if (a[0] != '-' && cfg->nargs < c->max_args && cfg->nargs < sizeof(cfg->args) / sizeof(cfg->args[0])) {
+		cfg->args[cfg->nargs++] = argv[*i];
 		return 0;
 	}
 	if (strncmp(a, "--", 2) != 0) {

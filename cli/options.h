@@ -86,10 +86,10 @@ struct pcb_config {
 		bool no_bulk, no_demand, no_link;
 	} floor;
 	struct pcb_bench_opts {      /* pcbench bench and analyze */
-		char out[4096], results[4096];
+		char out[4096], results[4096], shard[32];
 		bool fresh, dry_run;
 	} bench;
-	const char *args[2];         /* positional arguments (bench JOBFILE, analyze DIR) */
+	char *args[256];             /* positional arguments (bench JOBFILE, analyze DIR...), into argv */
 	unsigned nargs;
 };
 
