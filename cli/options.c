@@ -118,6 +118,10 @@ const struct pcb_option pcb_options[] = {
 	{ "precopy-final", PCB_OPT_CHOICE, OFF(precopy_final), 0, "drop", 0, 0,
 	  "pages written since their last pre-copy at switch-over: drop (post-copy fetches them) or resend (stop-and-copy, vCPUs stopped)",
 	  ch_final, MIG, "pager" },
+	{ "image", PCB_OPT_STR, OFF(image), SZ(image), "", 0, 0,
+	  "serve this raw memory image file (a process dump from `pcbench image dump`, a VM snapshot's memory file) "
+	  "instead of the generated image: --mem is its size; pages are verified by the bytes they arrived with "
+	  "(pcbench run: the forked source; pcbench source)", NULL, MIG | SRC, "guest" },
 
 	/* pcbench simulate (sim/simcmd.c; model in sim/sim.c) */
 	{ "trace", PCB_OPT_STR, OFF(sim.trace), SZ(sim.trace), "", 1, 0, "access trace to replay (from --record, binary or .txt; required)", NULL, SIM, "guest" },

@@ -71,6 +71,8 @@ struct pcb_config {
 	enum pcb_precopy_transport precopy_transport;   /* tcp | memory */
 	enum pcb_precopy_final precopy_final;           /* drop | resend */
 	unsigned verbose;
+	char image[4096];            /* --image: a raw memory image file the source serves */
+	bool bytes_image_remote;     /* not an option: pcbench dest found the source serving a bytes image */
 	struct pcb_sim_opts {        /* pcbench simulate */
 		char trace[4096];    /* the access trace to replay */
 		char policy[512];    /* a policy, a comma list or all */

@@ -154,6 +154,11 @@ struct pcb_installer {
 	_Atomic uint32_t *hfill;        /* sub-pages filled, per huge page */
 	void (*huge_done)(void *ctx, uint64_t first_page);   /* after the COPY: the 512 sub-pages are present */
 	void *huge_ctx;
+	/* Optional (bytes images, application guests): the digest
+	 * (pcb_page_digest_full) of the bytes each page was installed with,
+	 * taken just before its install ioctl -- what arrived, whatever the
+	 * guest writes afterwards.  Shared memory (--pager=process). */
+	uint64_t *arrival;
 };
 #define PCB_HUGE_SHIFT 21
 #define PCB_HUGE_SIZE (1ul << PCB_HUGE_SHIFT)

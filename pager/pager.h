@@ -42,6 +42,9 @@ struct pcb_pager_cfg {
 	const struct pcb_auth_key *key;   /* shared secret (NULL: none) */
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
 	uint64_t link_bps, link_rtt_ns;   /* emulated link (0 = not emulated) */
+	bool bytes_image;                 /* the source must serve a bytes image (PCB_CFG_BYTES_IMAGE): pages are
+					   * verified by the digest of the bytes they arrived with (install/install.h
+					   * arrival), since the guest may write anywhere in them afterwards */
 	unsigned channels;                /* 1: one shared connection (chan[PCB_CHAN_BACKGROUND], HELLO channel
 					   * PCB_CHAN_SHARED) carries demand and background; 0 or 2: two */
 };

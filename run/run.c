@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +66,13 @@ struct run {
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
 	char error[512];
+	/* bytes images: an application guest's database image, or --image=FILE */
+	uint8_t *img;
+	size_t img_len;
+	bool img_file;
+	uint64_t img_build_ns;
+	struct pcb_app_report app;
+	bool app_checked;
 };
 
 /* ---- source process ---------------------------------------------------------- */
@@ -97,7 +105,7 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
 			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
 			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
-			.mem = r->precopy_src,
+			.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
 		};
 		_exit(pcb_source_serve(&sc, lfd));
 	}
@@ -186,6 +194,117 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 	}
 	pcb_json_obj_end(j);
 	free(ts);
+}
+
+/* Bytes images: --image=FILE, or an application guest's database image
+ * built from the seed (before the source is forked: not part of the run's
+ * time).  0 or an exit code (reported). */
+static int image_prepare(struct run *r)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_workload_ops *wl = r->wl;
+	char why[512];
+	int rc = 0;
+	if (pcb_wl_is_app(wl) && (cfg->image[0] || cfg->bytes_image_remote)) {
+		pcb_err("invalid value for --%s: workload %s builds its own database image from --seed (pcbench run forks "
+			"the source that serves it)", cfg->image[0] ? "image" : "source", wl->name);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->bytes_image_remote) {
+		r->im.opaque = true;   /* its bytes are the source's: pages verified as they arrive, reads not checked */
+		return 0;
+	}
+	if (cfg->image[0]) {
+		rc = pcb_image_map_file(cfg->image, &r->img, &r->img_len, why, sizeof(why));
+		r->img_file = true;
+	} else if (pcb_wl_is_app(wl)) {
+		r->img_len = r->npages * PCB_PAGE_SIZE;
+		r->img = mmap(NULL, r->img_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (r->img == MAP_FAILED) {
+			r->img = NULL;
+			snprintf(why, sizeof(why), "out of memory for the database image (%zu bytes)", r->img_len);
+			rc = PCB_EXIT_OSERR;
+		} else {
+			uint64_t t0 = pcb_now_ns();
+			why[0] = 0;
+			rc = wl->image_build(&r->prm, r->img, why, sizeof(why));
+			rc = rc == -1 ? PCB_EXIT_USAGE : -rc;
+			r->img_build_ns = pcb_now_ns() - t0;
+			pcb_log("%s: database image built in %.3f s", wl->name, (double)r->img_build_ns / 1e9);
+		}
+	} else {
+		return 0;
+	}
+	if (!rc && pcb_image_set_bytes(&r->im, r->img, r->npages) < 0) {
+		snprintf(why, sizeof(why), "out of memory for the image's zero-page map");
+		rc = PCB_EXIT_OSERR;
+	}
+	if (rc)
+		pcb_err("%s", why);
+	return rc;
+}
+
+static void image_release(struct run *r)
+{
+	pcb_image_free_bytes(&r->im);
+	if (r->img)
+		munmap(r->img, r->img_len);
+	r->img = NULL;
+}
+
+/* Updates the guest made, at the source (--precopy) and here. */
+static uint64_t app_updates(const struct run *r)
+{
+	uint64_t n = 0;
+	for (unsigned v = 0; v < r->cfg->vcpus; v++)
+		n += pcb_guest_result(r->guest, v)->writes + pcb_guest_result(r->guest, v)->precopy_writes;
+	return n;
+}
+
+static void app_json(struct run *r, struct pcb_json *j)
+{
+	if (!r->img || r->img_file)
+		return;
+	const struct pcb_app_report *a = &r->app;
+	pcb_json_obj_begin(j, "application");
+	pcb_json_bool(j, "checked", r->app_checked);
+	pcb_json_str(j, "engine", a->engine);
+	pcb_json_str(j, "integrity_check", a->integrity);
+	pcb_json_u64(j, "rows", a->rows);
+	pcb_json_u64(j, "rows_bad", a->rows_bad);
+	pcb_json_u64(j, "versions", a->versions);
+	pcb_json_u64(j, "updates_done", app_updates(r));
+	char d[24];
+	snprintf(d, sizeof(d), "%016llx", (unsigned long long)a->rows_digest);
+	pcb_json_str(j, "rows_digest", d);
+	pcb_json_u64(j, "db_area_bytes", a->db_bytes);
+	pcb_json_u64(j, "db_used_bytes", a->db_used_bytes);
+	pcb_json_u64(j, "heap_bytes", a->heap_bytes);
+	pcb_json_u64(j, "heap_peak_bytes", a->heap_peak_bytes);
+	pcb_json_u64(j, "image_build_ns", r->img_build_ns);
+	pcb_json_str(j, "method", "the engine's own check (PRAGMA integrity_check), then every row read back in key order: "
+		     "its value must be the one its key and version give, the versions must sum to the updates the guest "
+		     "made, rows_digest (xxh3-64 of key, version, value) equals a local run's after the same ops");
+	pcb_json_obj_end(j);
+}
+
+/* Application guests: the engine's check of the database as the guest left
+ * it; a failure is a verification failure. */
+static void app_check(struct run *r, struct pcb_guest *g)
+{
+	char why[512];
+	int rc = pcb_guest_app_check(g, &r->app, why, sizeof(why));
+	r->app_checked = rc == 0;
+	if (!r->exit_code && rc) {
+		r->exit_code = rc;
+		snprintf(r->error, sizeof(r->error), "%s", why);
+		pcb_err("%s", why);
+	} else if (!r->exit_code && (strcmp(r->app.integrity, "ok") || r->app.rows_bad || r->app.versions != app_updates(r))) {
+		r->exit_code = PCB_EXIT_VERIFY;
+		snprintf(r->error, sizeof(r->error), "database check failed: integrity_check '%s', %llu bad rows, versions %llu "
+			 "for %llu updates", r->app.integrity, (unsigned long long)r->app.rows_bad,
+			 (unsigned long long)r->app.versions, (unsigned long long)app_updates(r));
+	}
 }
 
 static void write_json(struct run *r, FILE *fp)
@@ -347,7 +466,15 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_progress_json(&r->prog, j, "progress");
 	if (cfg->precopy_ns)
 		pcb_precopy_json(&r->pc, j, "precopy");
-	pcb_prefetch_json(&r->pf, j, "prefetch");
+	if (pcb_wl_is_app(r->wl)) {
+		pcb_json_obj_begin(j, "prefetch");
+		pcb_json_bool(j, "measured", false);
+		pcb_json_str(j, "why", "an application guest's loads and stores are not seen: no first touches, so no hit rate, "
+			     "accuracy or lead time (faults, blocktime and progress are measured)");
+		pcb_json_obj_end(j);
+	} else {
+		pcb_prefetch_json(&r->pf, j, "prefetch");
+	}
 	if (r->trace) {
 		pcb_trace_json(r->trace, j, "bpf");
 		trace_agreement_json(r, j, &fault);
@@ -365,13 +492,18 @@ static void write_json(struct run *r, FILE *fp)
 	for (unsigned i = 0; i < r->ver.nfirst_bad; i++)
 		pcb_json_u64(j, NULL, r->ver.first_bad[i]);
 	pcb_json_arr_end(j);
-	pcb_json_str(j, "method", cfg->precopy_ns ?
+	if (r->im.mem || r->im.opaque)
+		pcb_json_str(j, "method", "bytes image: xxh3-64 of all 4096 bytes each page was installed with (taken before its "
+			     "install ioctl) against the source's digest of its page at the end; residency by mincore; "
+			     "what the guest wrote afterwards is the guest's");
+	else pcb_json_str(j, "method", cfg->precopy_ns ?
 		     "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore; "
 		     "pre-copy: the write slot of every page the guest did not write after switch-over equals the source's" :
 		     "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore");
 	if (cfg->precopy_ns)
 		pcb_json_u64(j, "precopy_stale_pages", r->pc.stale_pages);
 	pcb_json_obj_end(j);
+	app_json(r, j);
 
 	pcb_json_obj_end(j);   /* results */
 	pcb_json_obj_end(j);
@@ -410,11 +542,23 @@ static void print_progress(struct run *r, FILE *fp)
 
 static void print_verify(struct run *r, FILE *fp)
 {
-	if (r->verified)
-		fprintf(fp, "  verify      %llu pages verified, %llu corrupt, %llu missing: %s\n",
-			(unsigned long long)r->ver.pages_verified, (unsigned long long)r->ver.pages_corrupt,
-			(unsigned long long)r->ver.pages_missing,
+	if (r->verified && r->local && r->im.mem)
+		fprintf(fp, "  verify      no pages checked (a local run of a bytes image: nothing migrated)\n");
+	else if (r->verified)
+		fprintf(fp, "  verify      %llu pages verified%s, %llu corrupt, %llu missing: %s\n",
+			(unsigned long long)r->ver.pages_verified, r->im.mem || r->im.opaque ? " as they arrived" : "",
+			(unsigned long long)r->ver.pages_corrupt, (unsigned long long)r->ver.pages_missing,
 			r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK");
+	if (r->app_checked) {
+		const struct pcb_app_report *a = &r->app;
+		char b1[32], b2[32], b3[32];
+		fprintf(fp, "  database    %s: integrity_check %s; %llu rows read back, %llu bad; versions %llu (updates done %llu); "
+			"rows digest %016llx; database %s of %s, heap peak %s\n", a->engine, a->integrity,
+			(unsigned long long)a->rows, (unsigned long long)a->rows_bad, (unsigned long long)a->versions,
+			(unsigned long long)app_updates(r), (unsigned long long)a->rows_digest,
+			pcb_fmt_size(a->db_used_bytes, b1, sizeof(b1)), pcb_fmt_size(a->db_bytes, b2, sizeof(b2)),
+			pcb_fmt_size(a->heap_peak_bytes, b3, sizeof(b3)));
+	}
 }
 
 static void write_human(struct run *r, FILE *fp)
@@ -520,7 +664,9 @@ static void write_human(struct run *r, FILE *fp)
 		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
 	}
 	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
-	if (r->pf.bg_installed || r->pf.touched) {
+	if (pcb_wl_is_app(r->wl))
+		fprintf(fp, "  prefetch    not measured: an application guest's first touches are not seen\n");
+	else if (r->pf.bg_installed || r->pf.touched) {
 		char lead[64] = "";
 		if (r->pf.lead.count)
 			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms", (double)pcb_hist_percentile(&r->pf.lead, 50) / 1e6);
@@ -594,7 +740,7 @@ static int fail_midrun(struct run *r, int code, const char *msg)
  * *gout (joined), the progress series and the verification. */
 static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool record, struct pcb_guest **gout,
 			   struct pcb_progress *prog, struct pcb_verify *ver, uint64_t *t_go, uint64_t *t_done,
-			   char *why, size_t whylen)
+			   bool check_app, char *why, size_t whylen)
 {
 	const struct pcb_config *cfg = r->cfg;
 	uint8_t *region = pcb_local_region(&r->im, r->npages);
@@ -634,7 +780,10 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		munmap(region, r->npages * PCB_PAGE_SIZE);
 		return PCB_EXIT_SOFTWARE;
 	}
-	rc = pcb_local_verify(region, &r->im, r->npages, ver, why, whylen);
+	rc = r->im.mem ? (memset(ver, 0, sizeof(*ver)), 0)   /* a bytes image: nothing migrated, nothing to check */
+		       : pcb_local_verify(region, &r->im, r->npages, ver, why, whylen);
+	if (!rc && check_app && pcb_wl_is_app(gc.ops))
+		app_check(r, *gout);
 	munmap(region, r->npages * PCB_PAGE_SIZE);
 	if (!rc && pcb_progress_collect(prog, *gout, cfg->vcpus, gc.bucket_ns, *t_go) < 0) {
 		snprintf(why, whylen, "out of memory for the progress series");
@@ -723,7 +872,7 @@ static int run_local_only(struct run *r)
 {
 	char why[512];
 	uint64_t t_go, t_done;
-	int rc = run_local_guest(r, &r->prm, r->cfg->record[0] != 0, &r->guest, &r->prog, &r->ver, &t_go, &t_done, why, sizeof(why));
+	int rc = run_local_guest(r, &r->prm, r->cfg->record[0] != 0, &r->guest, &r->prog, &r->ver, &t_go, &t_done, true, why, sizeof(why));
 	if (rc) {
 		pcb_err("%s", why);
 		return rc;
@@ -858,7 +1007,7 @@ static int setup_params(struct run *r)
 		pcb_err("%s", why);
 		return rc;
 	}
-	if ((rc = pcb_net_prepare(cfg, &r->net)) != 0)
+	if ((rc = pcb_net_prepare(cfg, &r->net)) != 0 || (rc = image_prepare(r)) != 0)
 		return rc;
 	r->local = !strcmp(cfg->policy, "local");
 	if (r->local && cfg->precopy_ns) {
@@ -898,7 +1047,7 @@ static int run_baseline(struct run *r)
 	struct pcb_verify bv;
 	uint64_t t0, t1;
 	char why[512];
-	int rc = run_local_guest(r, &r->prm, false, &bg, &r->base, &bv, &t0, &t1, why, sizeof(why));
+	int rc = run_local_guest(r, &r->prm, false, &bg, &r->base, &bv, &t0, &t1, false, why, sizeof(why));
 	if (!rc && (bv.pages_corrupt || bv.pages_missing)) {
 		snprintf(why, sizeof(why), "the local baseline run failed its integrity check: %llu corrupt, %llu missing pages",
 			 (unsigned long long)bv.pages_corrupt, (unsigned long long)bv.pages_missing);
@@ -977,7 +1126,7 @@ static int setup_source_and_pager(struct run *r)
 		.kernel_faults = cfg->guest == PCB_GUEST_KVM,
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
-		.channels = cfg->channels,
+		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
 	};
 	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
@@ -1146,7 +1295,9 @@ static void verify_pages(struct run *r)
 		return;
 	}
 	r->verified = true;
-	if (r->precopy_src) {
+	if (pcb_wl_is_app(r->wl) && !pcb_guest_error(r->guest))
+		app_check(r, r->guest);
+	if (r->precopy_src && !r->im.mem) {   /* a bytes image: the arrival digests already judge staleness */
 		/* pages written at the source must carry the source's last write */
 		r->pc.stale_pages = pcb_precopy_check(pcb_pager_region(r->pager), r->precopy_src, r->npages, r->dest_written,
 						   r->ver.first_bad, &r->ver.nfirst_bad, 8);
@@ -1239,6 +1390,7 @@ static int run_cleanup(struct run *r, int rc)
 		munmap(r->first_touch, r->npages * 4);
 	reap_source(r, true);
 	free_precopy(r);
+	image_release(r);
 	return rc;
 }
 
@@ -1246,6 +1398,9 @@ int pcb_run_migration(const struct pcb_config *cfg_in, bool *stranded)
 {
 	struct pcb_config resolved = *cfg_in;   /* defaults that depend on other options, made explicit (and recorded) */
 	pcb_config_resolve(&resolved);
+	struct stat isb;
+	if (resolved.image[0] && stat(resolved.image, &isb) == 0 && S_ISREG(isb.st_mode))
+		resolved.mem = (uint64_t)isb.st_size;   /* --mem is the image's size (checked when it is mapped) */
 	struct run R = { .cfg = &resolved }, *r = &R;
 	pcb_sock_buf_bytes = (int)resolved.socket_buffer;   /* our connections, and the forked source's */
 	int rc = setup_check(r);

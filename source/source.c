@@ -45,6 +45,7 @@ struct pcb_source_state {
 	atomic_int finished_sessions;
 	atomic_ullong pages_sent, zero_sent, bad_frames, auth_failures, resumes;
 	atomic_ullong conns[PCB_CHAN_SHARED + 1];   /* connections past the handshake, per HELLO channel */
+	uint64_t corrupt_page;            /* tests only (PCB_TEST_CORRUPT_PAGE): serve this page with a byte flipped */
 };
 
 /* A reply waiting in the delay line: due = arrival + link delay. */
@@ -101,6 +102,8 @@ static void src_fill(const struct pcb_source_state *st, uint64_t pg, void *buf)
 		memcpy(buf, st->cfg->mem + (pg << PCB_PAGE_SHIFT), PCB_PAGE_SIZE);
 	else
 		pcb_image_fill(&st->im, pg, buf);
+	if (pg == st->corrupt_page)
+		((uint8_t *)buf)[100] ^= 1;   /* its digest stays the true one: verification must catch it */
 }
 
 static void spin_delay(uint64_t ns)
@@ -252,8 +255,9 @@ static int item_emit(struct sconn *sc, struct item *it)
 		if (!d)
 			return -1;
 		for (uint64_t i = 0; i < it->count; i++)
-			d[i] = htole64(st->cfg->mem ? pcb_page_digest(st->cfg->mem + ((it->arg + i) << PCB_PAGE_SHIFT))
-						   : pcb_image_digest(&st->im, it->arg + i));
+			d[i] = htole64(st->cfg->bytes_image ? pcb_page_digest_full(st->cfg->mem + ((it->arg + i) << PCB_PAGE_SHIFT))
+				       : st->cfg->mem ? pcb_page_digest(st->cfg->mem + ((it->arg + i) << PCB_PAGE_SHIFT))
+						      : pcb_image_digest(&st->im, it->arg + i));
 		r = tx_frame(sc, type, arg, d, len, 0);
 		free(d);
 		return r < 0 ? -1 : 1;
@@ -643,12 +647,15 @@ struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg)
 	st->cfg = cfg;
 	st->npages = cfg->mem_bytes / PCB_PAGE_SIZE;
 	pcb_image_init(&st->im, cfg->seed, st->npages, cfg->zero_fraction);
+	const char *cp = getenv("PCB_TEST_CORRUPT_PAGE");
+	st->corrupt_page = cp ? strtoull(cp, NULL, 0) : UINT64_MAX;
 	pcb_link_init(&st->link);
 	pthread_mutex_init(&st->conns_lock, NULL);
 	for (int i = 0; i < MAX_CONNS; i++)
 		st->conn_fd[i] = -1;
 	st->cw = (struct pcb_config_wire){ .mem_bytes = cfg->mem_bytes, .npages = st->npages, .seed = cfg->seed,
-					   .zero_threshold = st->im.zero_threshold, .page_size = PCB_PAGE_SIZE };
+					   .zero_threshold = st->im.zero_threshold, .page_size = PCB_PAGE_SIZE,
+					   .reserved = cfg->bytes_image && cfg->mem ? PCB_CFG_BYTES_IMAGE : 0 };
 	return st;
 }
 

@@ -93,9 +93,14 @@ struct pcb_config_wire {
 	uint64_t seed;
 	uint64_t zero_threshold;   /* pcb_image.zero_threshold */
 	uint32_t page_size;
-	uint32_t reserved;
+	uint32_t reserved;         /* flags: PCB_CFG_BYTES_IMAGE; other bits 0 */
 	uint8_t mac[PCB_MAC_BYTES];
 };
+
+/* pcb_config_wire.reserved bit 0: the source serves a bytes image (a file, an
+ * application's database image), not the seed's generated one: its pages'
+ * digests cover all 4096 bytes (pcb_page_digest_full). */
+#define PCB_CFG_BYTES_IMAGE 1u
 
 /* Link emulation requested by the destination (wire/link.h). */
 struct pcb_link_wire {
