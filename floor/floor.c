@@ -1022,7 +1022,7 @@ static int link_measure(const struct floor_cfg *fc, unsigned nplace, struct link
 		"%u repetitions\n",
 		pcb_fmt_size(fc->bulk_bytes, sz, sizeof(sz)), (double)fc->link_rtt_ns / 1e3, fc->nlink, fc->bulk_reps);
 	/* one loopback pull first, not recorded: the first pull of a process pays for memory and
-	 * connections never used before (measured here: 2.7 Gbit/s cold vs 6-12 warm) */
+	 * connections never used before (docs/results/2026-11-26-performance.md) */
 	struct link_pull warm;
 	int wrc = run_link_pull(fc, 0, 0, ls->recv_cpu, ls->source_cpu, icpu, npages, &warm, why, whylen);
 	if (wrc)
@@ -1452,7 +1452,7 @@ int pcb_floor_main(int argc, char **argv)
 					}
 					struct pcb_result res;
 					/* installer: with everything in `same`; unpinned in `cross` (on the
-					 * source's CPU it is slowest, see README) */
+					 * source's CPU it is slowest: docs/results/2026-11-26-performance.md) */
 					rc = run_pcbench(&fc, "sequential", bv->install, bv->batch, bv->kind == B_PCB_PROC, rcpu, rcpu, rcpu,
 							 p ? -1 : rcpu, scpu, npages, 0.0, NULL, &res, why, sizeof(why));
 					if (rc) {

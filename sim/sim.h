@@ -78,7 +78,7 @@ struct pcb_sim_params {
 	bool keep_faults;            /* record every fault (for --timeline) */
 };
 
-/* Defaults: this machine's measured costs (README "Simulator"), the live
+/* Defaults: this machine's measured costs (docs/results/2026-11-26-simulator-costs.md; model: docs/design.md "Offline policy simulator"), the live
  * --batch/--window defaults, the loopback link of this machine. */
 void pcb_sim_defaults(struct pcb_sim_params *sp);
 
