@@ -53,7 +53,7 @@ HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 PROGS := pcbench pctrace
 
-.PHONY: all deps test unit integ bench clean plots fuzz bench-floor bench-scale bench-channels man
+.PHONY: all deps test unit integ bench clean plots fuzz bench-floor bench-scale bench-channels examples man
 all: $(PROGS)
 
 # ---- dependencies (Debian 12) ---------------------------------------------
@@ -155,9 +155,10 @@ $(BUILD)/libpcb.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# -rdynamic: a policy loaded with --policy=./x.so calls pcbench's helpers (pcb_batch_add, ...)
 $(BUILD)/pcbench: $(BUILD)/cli/main.o $(BUILD)/libpcb.a
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
 
 $(BUILD)/pctrace: $(BUILD)/tools/pctrace/pctrace.o $(BUILD)/libpcb.a
 	$(call msg,LD,$@)
@@ -175,17 +176,32 @@ pctrace: $(BUILD)/pctrace
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libpcb.a $(TESTLIB_OBJS)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TESTLIB_OBJS) $(BUILD)/libpcb.a -lcmocka $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(TESTLIB_OBJS) $(BUILD)/libpcb.a -lcmocka $(LDLIBS)
 
 $(BUILD)/tests/helpers/%: tests/helpers/%.c $(TESTLIB_OBJS)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TESTLIB_OBJS) $(LDLIBS)
 
-unit: $(UNIT_BINS)
+# ---- example policies (docs/writing-a-policy.md): one shared object each ------
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLE_SOS  := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%.so)
+examples: $(EXAMPLE_SOS)
+$(BUILD)/examples/%.so: examples/%.c policies/policy.h
+	$(call msg,SO,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+
+# tests: a policy object built against another ABI (refused)
+$(BUILD)/tests/bad_abi_policy.so: tests/unit/bad_abi_policy.c policies/policy.h
+	$(call msg,SO,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+
+unit: $(UNIT_BINS) $(EXAMPLE_SOS) $(BUILD)/tests/bad_abi_policy.so
 	$(Q)BUILD=$(BUILD) tests/run-tests.sh unit $(UNIT_BINS)
 
-integ: $(PROGS) $(HELPER_BINS)
+integ: $(PROGS) $(HELPER_BINS) $(EXAMPLE_SOS) $(BUILD)/tests/bad_abi_policy.so
 	$(Q)BUILD=$(BUILD) tests/run-tests.sh integ $(sort $(wildcard tests/integ/*.sh))
 
 test: deps

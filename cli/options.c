@@ -34,12 +34,20 @@ static const struct pcb_choice ch_page_size[] = { { "4K", PCB_PAGE_4K }, { "2M",
 static const struct pcb_choice ch_guest[] = { { "process", PCB_GUEST_PROCESS }, { "kvm", PCB_GUEST_KVM }, { NULL, 0 } };
 static const struct pcb_choice ch_pager[] = { { "thread", PCB_PAGER_THREAD }, { "process", PCB_PAGER_PROCESS }, { NULL, 0 } };
 static const struct pcb_choice ch_transport[] = { { "tcp", PCB_PRECOPY_TCP }, { "memory", PCB_PRECOPY_MEMORY }, { NULL, 0 } };
+static const struct pcb_choice ch_policy_end[] = {
+	{ "auto", PCB_END_AUTO }, { "source", PCB_POLICY_SOURCE }, { "destination", PCB_POLICY_DEST }, { NULL, 0 },
+};
 static const struct pcb_choice ch_final[] = { { "drop", PCB_PRECOPY_DROP }, { "resend", PCB_PRECOPY_RESEND }, { NULL, 0 } };
 
 /* Entries list their fields in order: name, type, offset, size, default, min, max, help, choices, scope, category. */
 const struct pcb_option pcb_options[] = {
 	{ "mem", PCB_OPT_SIZE, OFF(mem), 0, "256M", 4096, 1e15, "guest memory size (K/M/G/T suffixes; multiple of 4 KiB)", NULL, MIG | SRC, "guest" },
-	{ "policy", PCB_OPT_POLICY, OFF(policy), SZ(policy), "sequential", 0, 0, "pre-paging policy (see `pcbench list`)", NULL, MIG, "guest" },
+	{ "policy", PCB_OPT_POLICY, OFF(policy), SZ(policy), "sequential", 0, 0, "pre-paging policy (see `pcbench list`), or a policy built as a shared object: ./path/to/policy.so (docs/writing-a-policy.md)", NULL, MIG, "guest" },
+	{ "policy-end", PCB_OPT_CHOICE, OFF(policy_end), 0, "auto", 0, 0,
+	  "where the policy runs: destination (the pager pulls batches it chooses), source (the source pushes the stream "
+	  "it chooses, paced by the connection, told of each demand request), auto = the policy's own (`pcbench list`); "
+	  "simulate: the same, modelled (source: batches pushed without a request, as many queued as fill the socket buffer)",
+	  ch_policy_end, MIG | SIM, "guest" },
 	{ "workload", PCB_OPT_WORKLOAD, OFF(workload), SZ(workload), "seq", 0, 0, "guest access pattern (see `pcbench list`)", NULL, MIG, "guest" },
 	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)", NULL, MIG, "guest" },
 	{ "seed", PCB_OPT_U64, OFF(seed), 0, "1", 0, 1.8446744073709552e19, "seed of the memory image and of the workload", NULL, MIG | SRC | SIM | FLOOR, "guest" },
@@ -55,10 +63,11 @@ const struct pcb_option pcb_options[] = {
 	{ "io-timeout", PCB_OPT_DURATION, OFF(io_timeout_ns), 0, "3s", 1e6, 1e12, "a source silent this long while pages are awaited = source lost", NULL, MIG, "network" },
 	{ "batch", PCB_OPT_UINT, OFF(batch_pages), 0, "64", 1, 4096, "pages per background batch", NULL, MIG | SIM, "pager" },
 	{ "window", PCB_OPT_UINT, OFF(window), 0, "4", 1, 64, "background batches in flight", NULL, MIG | SIM, "pager" },
-	{ "channels", PCB_OPT_UINT, OFF(channels), 0, "2", 1, 2,
+	{ "channels", PCB_OPT_UINT, OFF(channels), 0, "0", 0, 2,
 	  "connections to the source: 2 = demand requests on their own connection, served before background work; "
 	  "1 = one connection carries both, demand replies queue behind background data already sent (QEMU before "
-	  "postcopy-preempt); not with --page-size=2M", NULL, MIG | SIM, "pager" },
+	  "postcopy-preempt); 0 = what the policy's system uses (qemu: 1, or 2 with preempt=on; others 2); "
+	  "not 1 with --page-size=2M", NULL, MIG | SIM, "pager" },
 	{ "socket-buffer", PCB_OPT_SIZE, OFF(socket_buffer), 0, "4M", 0, 64 << 20,
 	  "SO_SNDBUF and SO_RCVBUF of every connection (the kernel doubles it, capped by net.core.wmem_max/rmem_max); "
 	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold", NULL, MIG | SRC, "network" },
@@ -94,6 +103,11 @@ const struct pcb_option pcb_options[] = {
 	{ "install-batch", PCB_OPT_UINT, OFF(install_batch), 0, "0", 0, 1024,
 	  "max background pages per install ioctl (0 = the path's default: 128, move 512 = one whole 2 MiB chunk, "
 	  "which the kernel moves as one huge-page mapping; 1 = one ioctl per page, each waking)", NULL, MIG, "pager" },
+	{ "zero-inline", PCB_OPT_UINT, OFF(zero_inline), 0, "16", 0, PCB_MAX_RUN_PAGES,
+	  "--install=copy: a run of up to this many zero pages between data pages is installed with the data by one "
+	  "UFFDIO_COPY from zeroed staging pages (each allocates 4 KiB in the guest); a longer run with UFFDIO_ZEROPAGE "
+	  "(the shared zero page); 0 = every zero page with UFFDIO_ZEROPAGE.  continue puts zero pages in the page cache "
+	  "either way and always installs them with the data; move's chunks hold them", NULL, MIG, "pager" },
 	{ "pin", PCB_OPT_PIN, OFF(pin), SZ(pin), "none", 0, 0,
 	  "thread placement: none, same (all on CPU 0), split (guest, demand CPU 0; background receive, install, source CPU 1), "
 	  "or guest=C,demand=C,background=C,source=C,install=C", NULL, MIG, "pager" },
@@ -196,7 +210,8 @@ const struct pcb_command pcb_commands[] = {
 	  "server), and pcbench's pager for the same faults, each with the faulting thread, handler\n"
 	  "and server on one CPU (same) and split over two (cross); then bulk background pull:\n"
 	  "the TCP transport alone, a bare batched-UFFDIO_COPY receiver, and pcbench with each\n"
-	  "install path (copy, move, continue; batched and unbatched); then the same pcbench pull\n"
+	  "install path (copy, move, continue; batched and unbatched), and again pulling the\n"
+	  "default image (25% zero pages: pcb_zero), paired with the zero-free pull; then the same pcbench pull\n"
 	  "over an emulated link (--link=RATE,RTT: the source's token bucket and delay line) at each\n"
 	  "of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
 	  "payload), next to a loopback pull (no emulation) and the delay line alone (unlimited).\n"
@@ -378,10 +393,8 @@ static int set_string(const struct pcb_option *o, const char *val, char *base, c
 		snprintf(why, whylen, "invalid value for --%s: '' (must not be empty)", o->name);
 		return -1;
 	}
-	if (o->type == PCB_OPT_POLICY && !pcb_policy_find(val)) {
-		snprintf(why, whylen, "invalid value for --%s: unknown policy '%s' (see `pcbench list`)", o->name, val);
+	if (o->type == PCB_OPT_POLICY && !pcb_policy_resolve(val, why, whylen))
 		return -1;
-	}
 	if (o->type == PCB_OPT_WORKLOAD && !pcb_workload_find(val)) {
 		snprintf(why, whylen, "invalid value for --%s: unknown workload '%s' (see `pcbench list`)", o->name, val);
 		return -1;
@@ -665,8 +678,9 @@ int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first)
 
 void pcb_config_resolve(struct pcb_config *cfg)
 {
-	if (!cfg->install_batch)
-		cfg->install_batch = strcmp(cfg->install, "move") ? PCB_MAX_RUN_PAGES : PCB_CHUNK_PAGES;
+	const struct pcb_install_ops *ops = pcb_install_find(cfg->install, false);
+	if (!cfg->install_batch && ops)
+		cfg->install_batch = ops->default_batch;
 }
 
 void pcb_cmd_json(enum pcb_cmd cmd, const struct pcb_config *cfg, struct pcb_json *j, const char *key)

@@ -16,6 +16,7 @@ enum pcb_guest_kind { PCB_GUEST_PROCESS, PCB_GUEST_KVM };
 enum pcb_pager_mode { PCB_PAGER_THREAD, PCB_PAGER_PROCESS };
 enum pcb_precopy_transport { PCB_PRECOPY_TCP, PCB_PRECOPY_MEMORY };
 enum pcb_precopy_final { PCB_PRECOPY_DROP, PCB_PRECOPY_RESEND };
+#define PCB_END_AUTO (-1)            /* --policy-end=auto: the policy's own end */
 
 /* The commands; an option's scope is the set of commands that accept it. */
 enum pcb_cmd {
@@ -25,7 +26,8 @@ enum pcb_cmd {
 
 struct pcb_config {
 	uint64_t mem;                /* bytes */
-	char policy[32];
+	char policy[256];            /* a registered name or ./path/to/policy.so */
+	int policy_end;              /* enum pcb_policy_end (policies/policy.h), or PCB_END_AUTO; resolved before the run */
 	char workload[32];
 	unsigned vcpus;
 	uint64_t seed;
@@ -58,6 +60,7 @@ struct pcb_config {
 	char install[16];            /* an install path's name (install/registry.c) */
 	enum pcb_page_kind page_size;    /* 4K | 2M (run/hugepages.h) */
 	unsigned install_batch;
+	unsigned zero_inline;        /* --zero-inline: longest zero run copied in with the data (copy) */
 	char pin[128];               /* thread placement (common/pin.h) */
 	enum pcb_guest_kind guest;   /* process | kvm */
 	enum pcb_pager_mode pager;   /* thread | process (pager/pagerproc.h) */

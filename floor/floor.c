@@ -1306,7 +1306,7 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 
 /* bulk rows: the transport alone; installs alone (no network); the bare
  * receiver installing serially and pipelined; pcbench (threads, process) */
-enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC };
+enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO };
 struct bulk_var {
 	int kind;
 	const char *name;
@@ -1326,7 +1326,8 @@ struct bulk_row {
 	double gmin, gmax;          /* over the repetitions */
 };
 
-#define MAX_BULK 32
+#define MAX_BULK 40
+#define FLOOR_ZERO_FRACTION 0.25   /* pcb_zero rows: pcbench's default image (--zero-pages) */
 
 static double median(double *v, unsigned n)
 {
@@ -1338,6 +1339,48 @@ static double median(double *v, unsigned n)
 		}
 	return !n ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
+
+/* Zero pages: each pcb_zero row (the default image, FLOOR_ZERO_FRACTION zero
+ * pages) over the pcbench row of the same path and batch pulling a
+ * zero-free image, paired by repetition (g: GB/s per row and repetition,
+ * before any sorting); zr[] gets median, min, max per path. */
+struct zero_ratio {
+	const char *install;
+	double med, min, max;
+};
+
+static void zero_ratios(const struct bulk_var *var, unsigned nvar, double (*g)[16], unsigned reps,
+			struct zero_ratio *zr, unsigned *nzr)
+{
+	*nzr = 0;
+	for (unsigned k = 0; k < nvar; k++) {
+		if (var[k].kind != B_PCB_ZERO)
+			continue;
+		for (unsigned b = 0; b < nvar; b++) {
+			if (var[b].kind != B_PCB || strcmp(var[b].install, var[k].install) || var[b].batch != var[k].batch)
+				continue;
+			double r[16];
+			for (unsigned i = 0; i < reps; i++)
+				r[i] = g[b][i] > 0 ? g[k][i] / g[b][i] : 0;
+			struct zero_ratio *z = &zr[(*nzr)++];
+			z->install = var[k].install;
+			z->med = median(r, reps), z->min = r[0], z->max = r[reps - 1];
+		}
+	}
+}
+
+static bool zero_print(const struct zero_ratio *zr, unsigned nzr, const char *place)
+{
+	bool met = true;
+	for (unsigned i = 0; i < nzr; i++) {
+		printf("  %-6s zero pages, --install=%s: default image (%.0f%% zero pages) / zero-free image, paired by "
+		       "repetition: %.3f [%.3f-%.3f] (target >= 0.9)\n", place, zr[i].install, FLOOR_ZERO_FRACTION * 100,
+		       zr[i].med, zr[i].min, zr[i].max);
+		met = met && zr[i].med >= 0.9;
+	}
+	return met;
+}
+
 
 static double pct(const struct pcb_hist *h, double p) { return (double)pcb_hist_percentile(h, p) / 1e3; }
 
@@ -1392,6 +1435,9 @@ int pcb_floor_main(int argc, char **argv)
 	}
 
 	struct bulk_row rows[MAX_BULK];
+	static double g[2][MAX_BULK / 2][16];   /* GB/s per placement, row and repetition */
+	static struct zero_ratio zr[2][4];
+	unsigned nzr[2] = { 0, 0 };
 	unsigned nrows = 0, nvar = 0;
 	static double bpt[2][16], bpf[2][16];   /* per repetition: best pcbench / transport, / floor */
 	static const struct bulk_var var[] = {
@@ -1407,11 +1453,12 @@ int pcb_floor_main(int argc, char **argv)
 		{ B_PCB, "pcbench", "continue", 1 }, { B_PCB, "pcbench", "continue", PCB_MAX_RUN_PAGES },
 		{ B_PCB_PROC, "pcb_proc", "copy", PCB_MAX_RUN_PAGES },
 		{ B_PCB_PROC, "pcb_proc", "continue", PCB_MAX_RUN_PAGES },
+		{ B_PCB_ZERO, "pcb_zero", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_ZERO, "pcb_zero", "move", PCB_CHUNK_PAGES },
+		{ B_PCB_ZERO, "pcb_zero", "continue", PCB_MAX_RUN_PAGES },
 	};
 	if (!fc.no_bulk) {
 		uint64_t npages = fc.bulk_bytes >> PCB_PAGE_SHIFT;
 		nvar = sizeof(var) / sizeof(var[0]);
-		static double g[2][MAX_BULK / 2][16];
 		fprintf(stderr, "floor: bulk pull of %s per measurement, %u repetitions (median reported)\n",
 			pcb_fmt_size(fc.bulk_bytes, why, sizeof(why)), fc.bulk_reps);
 		for (unsigned p = 0; p < nplace; p++)
@@ -1427,7 +1474,7 @@ int pcb_floor_main(int argc, char **argv)
 				for (unsigned k = 0; k < nvar; k++) {
 					struct bulk_row *row = &rows[p * nvar + k];
 					const struct bulk_var *bv = &var[k];
-					if (bv->kind != B_PCB && bv->kind != B_PCB_PROC) {
+					if (bv->kind != B_PCB && bv->kind != B_PCB_PROC && bv->kind != B_PCB_ZERO) {
 						if (bv->kind == B_TRANSPORT || bv->kind == B_BARE)
 							rc = run_bulk_bare(bv->kind == B_BARE, rcpu, scpu, fc.bulk_bytes, &g[p][k][rep], why,
 									   sizeof(why));
@@ -1454,7 +1501,8 @@ int pcb_floor_main(int argc, char **argv)
 					/* installer: with everything in `same`; unpinned in `cross` (on the
 					 * source's CPU it is slowest: docs/results/2026-11-26-performance.md) */
 					rc = run_pcbench(&fc, "sequential", bv->install, bv->batch, bv->kind == B_PCB_PROC, rcpu, rcpu, rcpu,
-							 p ? -1 : rcpu, scpu, npages, 0.0, NULL, &res, why, sizeof(why));
+							 p ? -1 : rcpu, scpu, npages, bv->kind == B_PCB_ZERO ? FLOOR_ZERO_FRACTION : 0.0, NULL, &res,
+							 why, sizeof(why));
 					if (rc) {
 						pcb_err("floor: bulk pcbench --install=%s%s: %s", bv->install,
 							bv->kind == B_PCB_PROC ? " --pager=process" : "", why);
@@ -1486,6 +1534,8 @@ int pcb_floor_main(int argc, char **argv)
 				bpf[p][rep] = fl > 0 ? best / fl : 0;
 			}
 		for (unsigned p = 0; p < nplace; p++)
+			zero_ratios(var, nvar, g[p], fc.bulk_reps, zr[p], &nzr[p]);
+		for (unsigned p = 0; p < nplace; p++)
 			for (unsigned k = 0; k < nvar; k++) {
 				double *v = g[p][k];
 				for (unsigned i = 1; i < fc.bulk_reps; i++)   /* insertion sort, n <= 16 */
@@ -1511,7 +1561,7 @@ int pcb_floor_main(int argc, char **argv)
 	/* ---- report ---- */
 	printf("pcbench floor %s (git %s): kernel %s, %d CPUs, %s\n", PCB_VERSION, PCB_GITREV, sys.kernel, sys.cpus_online,
 	       sys.cpu_model);
-	bool met_demand = true, met_bulk = true, met_bulk_floor = true;
+	bool met_demand = true, met_bulk = true, met_bulk_floor = true, met_zero = true;
 	double ratio50[2] = { 0, 0 }, ratio99[2] = { 0, 0 };
 	struct { double med, min, max; } q50[2], q99[2], qp50[2], qp99[2];
 	memset(q50, 0, sizeof(q50)), memset(q99, 0, sizeof(q99)), memset(qp50, 0, sizeof(qp50)), memset(qp99, 0, sizeof(qp99));
@@ -1617,6 +1667,7 @@ int pcb_floor_main(int argc, char **argv)
 			       m->paired_t_min, m->paired_t_max, m->paired_f, m->paired_f_min, m->paired_f_max);
 			met_bulk = met_bulk && m->paired_t >= 0.9;
 			met_bulk_floor = met_bulk_floor && m->paired_f >= 0.9;
+			met_zero = zero_print(zr[p], nzr[p], placements[p].name) && met_zero;
 		}
 		unsigned bp = nplace > 1 && bs[1].best > bs[0].best ? 1 : 0;
 		if (bs[bp].best_row)
@@ -1634,6 +1685,8 @@ int pcb_floor_main(int argc, char **argv)
 		       met_bulk ? "met" : "NOT met");
 		printf("bulk against the transport+install floor (paired median: best pcbench >= 0.9 x floor, every placement): %s\n",
 		       met_bulk_floor ? "met" : "NOT met");
+		printf("zero-page target (paired median: default image >= 0.9 x zero-free image, every install path and placement): %s\n",
+		       met_zero ? "met" : "NOT met");
 	}
 	if (do_link)
 		link_verdict(&ls);
@@ -1760,6 +1813,20 @@ int pcb_floor_main(int argc, char **argv)
 			pcb_json_arr_end(j);
 			pcb_json_bool(j, "bulk_target_met", met_bulk);
 			pcb_json_bool(j, "bulk_floor_target_met", met_bulk_floor);
+			pcb_json_arr_begin(j, "zero_pages_paired_ratio");   /* default image / zero-free image, per path */
+			for (unsigned p = 0; p < nplace; p++)
+				for (unsigned i = 0; i < nzr[p]; i++) {
+					pcb_json_obj_begin(j, NULL);
+					pcb_json_str(j, "placement", placements[p].name);
+					pcb_json_str(j, "install", zr[p][i].install);
+					pcb_json_dbl(j, "zero_fraction", FLOOR_ZERO_FRACTION);
+					pcb_json_dbl(j, "median", zr[p][i].med);
+					pcb_json_dbl(j, "min", zr[p][i].min);
+					pcb_json_dbl(j, "max", zr[p][i].max);
+					pcb_json_obj_end(j);
+				}
+			pcb_json_arr_end(j);
+			pcb_json_bool(j, "zero_target_met", met_zero);
 		}
 		if (do_link)
 			link_json(j, &fc, &ls);

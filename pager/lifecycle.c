@@ -174,6 +174,8 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	}
 	if ((rc = pcb_install_map(&p->in, ops, cfg->install_batch, cfg->npages, why, whylen)) != 0)
 		goto fail;
+	p->zero_inline = ops->rx == PCB_INRX_PAGECACHE ? PCB_MAX_RUN_PAGES
+			 : cfg->zero_inline < 0 ? 0 : cfg->zero_inline ? (unsigned)cfg->zero_inline : PCB_ZERO_INLINE_DEFAULT;
 	p->in.huge_done = huge_done;
 	p->in.huge_ctx = p;
 	if (cfg->bytes_image) {
@@ -238,6 +240,16 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	}
 	why[0] = 0;
 	if (pcb_policy_open(&p->pol, cfg->policy, &p->ps, cfg->npages, cfg->huge ? PCB_HUGE_SUBPAGES : 1, why, whylen) < 0) {
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
+	if (cfg->policy->batch_pages) {   /* the policy sizes its transfers (criu: a chunk is one batch) */
+		unsigned bp = cfg->policy->batch_pages(&p->pol);
+		p->cfg.batch_pages = bp && bp <= PCB_MAX_BATCH_PAGES ? bp : p->cfg.batch_pages;
+	}
+	if (cfg->push && (cfg->huge || cfg->reconnect_timeout_ns)) {
+		snprintf(why, whylen, "invalid value for --policy-end: 'source' is not available with %s",
+			 cfg->huge ? "--page-size=2M" : "--reconnect-timeout");
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}

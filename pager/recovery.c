@@ -155,6 +155,7 @@ int demand_recover(struct pcb_pager *p)
 				pcb_uffd_wake(p->uffd, page_addr(p, page), p->cfg.huge ? PCB_HUGE_SIZE : PCB_PAGE_SIZE);
 				p->blocked -= p->infl[i].waiters;
 				p->infl[i] = p->infl[--p->ninfl];
+				infl_sync(p);
 				continue;
 			}
 			p->infl[i].t_req = pcb_now_ns();

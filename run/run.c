@@ -360,11 +360,24 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "eexist_background", s->eexist_background);
 	pcb_json_obj_end(j);
 
+	/* where the policy ran; pushing: what the source reported at the end of its stream */
+	pcb_json_obj_begin(j, "policy");
+	pcb_json_str(j, "end", pcb_choice_name("policy-end", cfg->policy_end));
+	if (cfg->policy_end == PCB_POLICY_SOURCE) {
+		pcb_json_bool(j, "push_ended", s->push_ended);
+		pcb_json_u64(j, "pushed_pages", s->push_pages);
+		pcb_json_u64(j, "pushed_batches", s->push_batches);
+		pcb_json_u64(j, "source_sendq_max_bytes", s->push_sendq_max);   /* SIOCOUTQ high-water mark */
+		pcb_json_u64(j, "source_sndbuf_bytes", s->push_sndbuf);         /* SO_SNDBUF as the kernel set it */
+	}
+	pcb_json_obj_end(j);
+
 	pcb_json_obj_begin(j, "faults");
 	pcb_json_u64(j, "count", fault.count);
 	pcb_json_u64(j, "uffd_messages", s->faults);
 	pcb_json_u64(j, "on_present_page", s->faults_present);
 	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
+	pcb_json_u64(j, "on_queued_page", s->faults_queued);   /* in a batch in flight, not requested (criu) */
 	pcb_json_u64(j, "unattributed", s->faults_unattributed);
 	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
 	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
@@ -955,13 +968,48 @@ static int check_outputs(const struct pcb_config *cfg)
 	return 0;
 }
 
+/* --policy-end and --channels as the policy's system has them, unless given:
+ * both made explicit in the resolved configuration (and so in the JSON). */
+static int policy_resolve_transport(struct run *r, const struct pcb_policy_ops *pol, struct pcb_config *cfg, char *why,
+				    size_t whylen)
+{
+	enum pcb_policy_end end;
+	if (pcb_policy_end_parse(pol, cfg->policy_end == PCB_END_AUTO ? "" : pcb_choice_name("policy-end", cfg->policy_end), &end, why, whylen) < 0)
+		return PCB_EXIT_USAGE;
+	cfg->policy_end = (int)end;
+	unsigned want = 0;
+	if (pol->channels) {
+		struct pcb_policy p = r->polopts;
+		p.ops = pol;
+		want = pol->channels(&p);
+	}
+	if (!cfg->channels) {
+		cfg->channels = want ? want : 2;
+	} else if (want && want != cfg->channels) {
+		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with --policy-opt '%s' uses %u connection%s; "
+			 "leave --channels out, or change the policy's knobs)", cfg->channels, pol->name, cfg->policy_opt, want,
+			 want == 1 ? "" : "s");
+		return PCB_EXIT_USAGE;
+	}
+	if (end == PCB_POLICY_SOURCE && cfg->reconnect_timeout_ns) {
+		snprintf(why, whylen, "invalid value for --reconnect-timeout: a policy at the source (--policy-end=source) "
+			 "does not resume a lost connection yet");
+		return PCB_EXIT_USAGE;
+	}
+	return pcb_huge_validate(cfg, why, whylen);
+}
+
 /* Bad input is refused before anything starts (source process, sockets, userfaultfd). */
 static int setup_check(struct run *r)
 {
 	const struct pcb_config *cfg = r->cfg;
 	char why[512];
 	int rc;
-	r->pol = pcb_policy_find(cfg->policy);
+	r->pol = pcb_policy_resolve(cfg->policy, why, sizeof(why));   /* a name or ./x.so */
+	if (!r->pol) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
 	r->wl = pcb_workload_find(cfg->workload);
 	if (pcb_policy_check(r->pol, why, sizeof(why)) < 0 || pcb_workload_check(r->wl, why, sizeof(why)) < 0) {
 		pcb_err("%s", why);
@@ -1004,6 +1052,11 @@ static int setup_params(struct run *r)
 		return PCB_EXIT_USAGE;
 	}
 	if ((rc = policy_validate(r, r->pol, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	/* the resolved configuration is this run's own copy (pcb_run_migration) */
+	if ((rc = policy_resolve_transport(r, r->pol, (struct pcb_config *)cfg, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
 		return rc;
 	}
@@ -1120,12 +1173,14 @@ static int setup_source_and_pager(struct run *r)
 		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
 		.install = cfg->install, .install_batch = cfg->install_batch,
+		.zero_inline = cfg->zero_inline ? (int)cfg->zero_inline : -1,
 		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = cfg->pager == PCB_PAGER_PROCESS,
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
 		.kernel_faults = cfg->guest == PCB_GUEST_KVM,
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
+		.push = cfg->policy_end == PCB_POLICY_SOURCE, .policy_spec = cfg->policy, .policy_opt_str = cfg->policy_opt,
 		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
 	};
 	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
