@@ -194,9 +194,10 @@ const struct pcb_command pcb_commands[] = {
 	  "userfaultfd, serves faults on demand and pulls the rest in the background as the\n"
 	  "policy decides; every page is verified against the source at the end.",
 	  0, exit_codes_run },
-	{ "source", PCB_CMD_SOURCE, "source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions]",
-	  "serve an image to destinations on other hosts",
-	  "Serves the guest image of --mem, --seed and --zero-pages to `pcbench dest` on another host.",
+	{ "source", PCB_CMD_SOURCE, "source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions --image=FILE]",
+	  "serve an image (generated, or a raw memory image file) to destinations on other hosts",
+	  "Serves the guest image of --mem, --seed and --zero-pages (or the raw memory image file of --image)\n"
+	  "to `pcbench dest` on another host.",
 	  0, exit_codes_run },
 	{ "dest", PCB_CMD_DEST, "dest --source=ADDR:PORT [OPTIONS]",
 	  "migrate from a running source (image config fetched from it)",
@@ -485,6 +486,8 @@ static void usage_lines(FILE *fp, enum pcb_cmd only)
 		first = false;
 	}
 	if (!only) {
+		fprintf(fp, "       pcbench image stats FILE | dump --pid=PID --out=FILE [--help]\n"
+			    "                                     a raw memory image's zero pages, runs, compressibility; dump a process's memory\n");
 		fprintf(fp, "       pcbench list\n                                     list policies and workloads\n");
 		fprintf(fp, "       pcbench --man\n                                     print the man page pcbench(1)\n");
 		fprintf(fp, "       pcbench --version\n");
@@ -566,7 +569,8 @@ void pcb_man_page(FILE *fp)
 		roff(fp, c->usage);
 		fputs("\n", fp);
 	}
-	fputs("pcbench list\npcbench \\-\\-man\npcbench \\-\\-version\n.fi\n.SH COMMANDS\n", fp);
+	fputs("pcbench image stats FILE | dump \\-\\-pid=PID \\-\\-out=FILE\npcbench list\npcbench \\-\\-man\n"
+	      "pcbench \\-\\-version\n.fi\n.SH COMMANDS\n", fp);
 	for (const struct pcb_command *c = pcb_commands; c->name; c++) {
 		fprintf(fp, ".SS %s\n", c->name);
 		roff(fp, c->description);
@@ -574,7 +578,9 @@ void pcb_man_page(FILE *fp)
 		roff(fp, c->exit_codes);
 		fputs("\n", fp);
 	}
-	fputs(".SS list\nLists the registered pre\\-paging policies and workloads with their knobs.\n"
+	fputs(".SS image\nStatistics of a raw memory image (zero pages, runs, compressibility) and a dump of a process's\n"
+	      "memory into one (see \\fBpcbench image \\-\\-help\\fR; its options are not in this table yet).\n"
+	      ".SS list\nLists the registered pre\\-paging policies and workloads with their knobs.\n"
 	      ".SH OPTIONS\nOptions take a value as \\fB\\-\\-name=value\\fR or \\fB\\-\\-name value\\fR; "
 	      "the last one given wins.  Durations take units (ns, us, ms, s), sizes K/M/G/T suffixes.  "
 	      "Each option lists the commands that accept it; an option name used by two commands with "
