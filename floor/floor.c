@@ -27,6 +27,7 @@
  *              last page present), every page verified.
  */
 #include "floor/floor.h"
+#include "floor/kvmfloor.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
@@ -73,6 +74,9 @@ struct floor_cfg {
 	uint64_t link_bps[FLOOR_MAX_LINKS];
 	char link_name[FLOOR_MAX_LINKS][24];
 	uint64_t link_rtt_ns;
+	/* KVM demand paging, bare and pcbench (--kvm-vcpus, --kvm-mem, --kvm-reps, --no-kvm; kvm.c) */
+	bool no_kvm;
+	struct pcb_floor_kvm_cfg kvm;
 };
 
 enum { V_UFFD, V_UFFD_PROC, V_TCP, V_UNIX, V_PCB, V_PCB_PROC, NV };
@@ -1233,7 +1237,7 @@ static void floor_help(FILE *fp)
 	fprintf(fp,
 		"usage: pcbench floor [--faults=N] [--rounds=N] [--bulk=SIZE] [--bulk-reps=N] [--batch=N] [--window=N] [--seed=N]\n"
 		"                     [--link-rates=LIST] [--link-rtt=DURATION] [--no-bulk] [--no-demand] [--no-link]\n"
-		"                     [--json=FILE]\n"
+		"                     [--kvm-vcpus=LIST] [--kvm-mem=SIZE] [--kvm-reps=N] [--no-kvm] [--json=FILE]\n"
 		"\n"
 		"Measures the floor a pager can reach on this machine and pcbench against it, in one run:\n"
 		"bare userfaultfd round trip (handler thread, and handler process given the uffd over a\n"
@@ -1245,7 +1249,9 @@ static void floor_help(FILE *fp)
 "default image (25%% zero pages: pcb_zero), paired with the zero-free pull; then the same pcbench pull\n"
 		"over an emulated link (--link=RATE,RTT: the source's token bucket and delay line) at each\n"
 		"of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
-		"payload), next to a loopback pull (no emulation) and the delay line alone (unlimited).\n"
+		"payload), next to a loopback pull (no emulation) and the delay line alone (unlimited);\n"
+		"then KVM demand paging: pcbench's KVM guest faulting every page in over TCP against a bare\n"
+		"handler per vCPU copying from local memory (as Linux's KVM selftest demand_paging_test).\n"
 		"Prints a table with the pcbench/bare and pcbench/link ratios and writes it as JSON with\n"
 		"--json.\n"
 		"\n"
@@ -1259,7 +1265,11 @@ static void floor_help(FILE *fp)
 		"  --link-rates=LIST  link rates for the emulated-link pull, comma-separated, e.g. 1gbit,2.5gbit,500mbit\n"
 		"                (10kbit..400gbit; up to %d) [1gbit,2.5gbit,5gbit,10gbit]\n"
 		"  --link-rtt=D  round-trip time of the emulated link (up to 1s; calibrated end to end) [200us]\n"
-		"  --no-link     skip the emulated-link pull (--no-bulk skips only the loopback bulk section)\n", FLOOR_MAX_LINKS);
+		"  --no-link     skip the emulated-link pull (--no-bulk skips only the loopback bulk section)\n"
+		"  --kvm-vcpus=LIST  vCPU counts for KVM demand paging, comma-separated (1..%d, up to 4) [1,2]\n"
+		"  --kvm-mem=SIZE    memory each vCPU faults in [64M]\n"
+		"  --kvm-reps=N  repetitions of each KVM measurement, bare and pcbench back to back [3]\n"
+		"  --no-kvm      skip KVM demand paging\n", FLOOR_MAX_LINKS, PCB_FLOOR_KVM_MAX_VCPUS);
 }
 
 /* "RATE[,RATE...]" with pcb_link_parse's bandwidth syntax; a finite rate each
@@ -1300,10 +1310,29 @@ static int floor_parse_rates(struct floor_cfg *fc, const char *list)
 	return 0;
 }
 
+/* --kvm-vcpus=1,2,4: 0, or -1 for a bad list */
+static int floor_parse_vcpus(struct pcb_floor_kvm_cfg *k, const char *val)
+{
+	unsigned n = 0;
+	for (const char *p = val; *p;) {
+		char *e;
+		unsigned long v = strtoul(p, &e, 10);
+		if (e == p || v < 1 || v > PCB_FLOOR_KVM_MAX_VCPUS || n == 4 || (*e && *e != ','))
+			return -1;
+		k->vcpus[n++] = (unsigned)v;
+		p = *e ? e + 1 : e;
+	}
+	if (!n)
+		return -1;
+	k->nv = n;
+	return 0;
+}
+
 static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 {
 	*fc = (struct floor_cfg){ .faults = 40000, .rounds = 16, .bulk_bytes = 128ull << 20, .seed = 1,
-				  .batch = 1024, .window = 4, .bulk_reps = 5, .link_rtt_ns = 200 * PCB_NSEC_PER_USEC };
+				  .batch = 1024, .window = 4, .bulk_reps = 5, .link_rtt_ns = 200 * PCB_NSEC_PER_USEC,
+				  .kvm = { .vcpus = { 1, 2 }, .nv = 2, .mem_per_vcpu = 64ull << 20, .reps = 3 } };
 	if (floor_parse_rates(fc, "1gbit,2.5gbit,5gbit,10gbit") < 0)
 		return PCB_EXIT_SOFTWARE;
 	for (int i = 2; i < argc; i++) {
@@ -1324,6 +1353,10 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 		}
 		if (!strcmp(a, "--no-link")) {
 			fc->no_link = true;
+			continue;
+		}
+		if (!strcmp(a, "--no-kvm")) {
+			fc->no_kvm = true;
 			continue;
 		}
 		if (strncmp(a, "--", 2) || nl >= sizeof(name)) {
@@ -1360,6 +1393,13 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 		}
 		else if (!strcmp(name, "link-rtt"))
 			ok = pcb_parse_duration(val, &u) == 0 && u <= PCB_NSEC_PER_SEC && (fc->link_rtt_ns = u, 1);
+		else if (!strcmp(name, "kvm-vcpus"))
+			ok = floor_parse_vcpus(&fc->kvm, val) == 0;
+		else if (!strcmp(name, "kvm-mem"))
+			ok = pcb_parse_size(val, &u) == 0 && u >= (1 << 20) && u <= (16ull << 30) && !(u % PCB_PAGE_SIZE) &&
+			     (fc->kvm.mem_per_vcpu = u, 1);
+		else if (!strcmp(name, "kvm-reps"))
+			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= PCB_FLOOR_KVM_MAX_REPS && (fc->kvm.reps = (unsigned)u, 1);
 		else if (!strcmp(name, "json"))
 			ok = strlen(val) < sizeof(fc->json) && snprintf(fc->json, sizeof(fc->json), "%s", val) > 0;
 		else {
@@ -1637,6 +1677,14 @@ int pcb_floor_main(int argc, char **argv)
 		pcb_err("floor: bulk over an emulated link: %s", why);
 		return rc;
 	}
+	static struct pcb_floor_kvm_row kvm_rows[4];
+	if (!fc.no_kvm) {
+		fprintf(stderr, "floor: KVM demand paging, %u vCPU counts, %u repetitions\n", fc.kvm.nv, fc.kvm.reps);
+		if ((rc = pcb_floor_kvm(&fc.kvm, kvm_rows, why, sizeof(why)))) {
+			pcb_err("floor: KVM demand paging: %s", why);
+			return rc;
+		}
+	}
 
 	/* ---- report ---- */
 	printf("pcbench floor %s (git %s): kernel %s, %d CPUs, %s\n", PCB_VERSION, PCB_GITREV, sys.kernel, sys.cpus_online,
@@ -1757,6 +1805,7 @@ int pcb_floor_main(int argc, char **argv)
 	}
 	if (do_link)
 		link_print(&fc, &ls);
+	bool met_kvm = fc.no_kvm || pcb_floor_kvm_print(&fc.kvm, kvm_rows);
 	if (!fc.no_demand)
 		printf("\ndemand target (paired median p50 <= 1.15, p99 <= 1.3 x bare TCP, every placement): %s\n",
 		       met_demand ? "met" : "NOT met");
@@ -1770,6 +1819,9 @@ int pcb_floor_main(int argc, char **argv)
 	}
 	if (do_link)
 		link_verdict(&ls);
+	if (!fc.no_kvm)
+		printf("KVM demand paging target (paired median: pcbench >= bare with 1 vCPU, >= 0.7 x with more): %s\n",
+		       met_kvm ? "met" : "NOT met");
 
 	if (fc.json[0]) {
 		FILE *fp = fopen(fc.json, "w");
@@ -1910,6 +1962,10 @@ int pcb_floor_main(int argc, char **argv)
 		}
 		if (do_link)
 			link_json(j, &fc, &ls);
+		if (!fc.no_kvm) {
+			pcb_floor_kvm_json(j, &fc.kvm, kvm_rows);
+			pcb_json_bool(j, "kvm_target_met", met_kvm);
+		}
 		pcb_json_obj_end(j);
 		pcb_json_obj_end(j);
 		if (pcb_json_close(j) < 0 || fclose(fp) != 0) {
