@@ -52,7 +52,7 @@ static bool given(int argc, char **argv, int first, const char *name)
 int pcb_cmd_source(int argc, char **argv, int first)
 {
 	static const char *const allowed[] = { "mem", "seed", "zero-pages", "listen", "auth-key-file", "sessions",
-					       "source-delay", "socket-buffer", NULL };
+					       "source-delay", "socket-buffer", "image", NULL };
 	struct pcb_config cfg;
 	pcb_config_defaults(&cfg);
 	int r = pcb_config_parse(&cfg, argc, argv, first);
@@ -66,7 +66,7 @@ int pcb_cmd_source(int argc, char **argv, int first)
 			ok |= !strcmp(allowed[i], o->name);
 		if (!ok && given(argc, argv, first, o->name)) {
 			pcb_err("option --%s does not apply to `pcbench source` (it takes --mem, --seed, --zero-pages, "
-				"--listen, --auth-key-file, --sessions, --source-delay, --socket-buffer)", o->name);
+				"--listen, --auth-key-file, --sessions, --source-delay, --socket-buffer, --image)", o->name);
 			return PCB_EXIT_USAGE;
 		}
 	}
@@ -94,16 +94,37 @@ int pcb_cmd_source(int argc, char **argv, int first)
 		pcb_err("cannot listen on %s:%u: %s", host, port, strerror(errno));
 		return errno == EADDRINUSE || errno == EADDRNOTAVAIL || errno == EINVAL ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
 	}
+	uint8_t *img = NULL;
+	size_t img_len = 0;
+	if (cfg.image[0]) {
+		if (given(argc, argv, first, "mem")) {
+			pcb_err("invalid value for --mem: --image '%s' sets the size", cfg.image);
+			return PCB_EXIT_USAGE;
+		}
+		int rc = pcb_image_map_file(cfg.image, &img, &img_len, why, sizeof(why));
+		if (rc) {
+			pcb_err("%s", why);
+			return rc;
+		}
+		cfg.mem = img_len;
+	}
 	struct pcb_source_cfg sc = {
+		.mem = img, .bytes_image = img != NULL,
 		.mem_bytes = cfg.mem, .seed = cfg.seed, .zero_fraction = cfg.zero_pages,
 		.demand_delay_ns = cfg.source_delay_ns, .sessions = (int)cfg.sessions, .verbose = (int)cfg.verbose,
 		.key = key.len ? &key : NULL, .handshake_timeout_ms = 10000, .summary = 1,
 	};
 	char b[32];
-	printf("pcbench source: listening on %s:%u, %s image (%llu pages), seed %llu, zero pages %g, %s, %s\n",
-	       host, bound, pcb_fmt_size(cfg.mem, b, sizeof(b)), (unsigned long long)(cfg.mem / PCB_PAGE_SIZE),
-	       (unsigned long long)cfg.seed, cfg.zero_pages, key.len ? "authentication required" : "no authentication",
-	       cfg.sessions ? "exits after the migration" : "serves until killed");
+	if (img)
+		printf("pcbench source: listening on %s:%u, image file %s (%s, %llu pages), %s, %s\n", host, bound, cfg.image,
+		       pcb_fmt_size(cfg.mem, b, sizeof(b)), (unsigned long long)(cfg.mem / PCB_PAGE_SIZE),
+		       key.len ? "authentication required" : "no authentication",
+		       cfg.sessions ? "exits after the migration" : "serves until killed");
+	else
+		printf("pcbench source: listening on %s:%u, %s image (%llu pages), seed %llu, zero pages %g, %s, %s\n",
+		       host, bound, pcb_fmt_size(cfg.mem, b, sizeof(b)), (unsigned long long)(cfg.mem / PCB_PAGE_SIZE),
+		       (unsigned long long)cfg.seed, cfg.zero_pages, key.len ? "authentication required" : "no authentication",
+		       cfg.sessions ? "exits after the migration" : "serves until killed");
 	fflush(stdout);
 	return pcb_source_serve(&sc, lfd);
 }
@@ -172,6 +193,7 @@ int pcb_cmd_dest(int argc, char **argv, int first)
 	cfg.mem = cw.mem_bytes;
 	cfg.seed = cw.seed;
 	cfg.zero_pages = zf;
+	cfg.bytes_image_remote = (cw.reserved & PCB_CFG_BYTES_IMAGE) != 0;   /* a file: nothing but its size is needed here */
 	return pcb_cli_migrate(&cfg);
 }
 

@@ -250,10 +250,12 @@ void pcb_config_help(FILE *fp)
 {
 	fprintf(fp,
 		"usage: pcbench [run] [OPTIONS]       run one post-copy migration (source forked locally)\n"
-		"       pcbench source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions]\n"
-		"                                     serve an image to destinations on other hosts\n"
+		"       pcbench source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions --image=FILE]\n"
+		"                                     serve an image (generated, or a raw memory image file) to destinations on other hosts\n"
 		"       pcbench dest --source=ADDR:PORT [OPTIONS]\n"
 		"                                     migrate from a running source (image config fetched from it)\n"
+		"       pcbench image stats FILE | dump --pid=PID --out=FILE [--help]\n"
+		"                                     a raw memory image's zero pages, runs, compressibility; dump a process's memory\n"
 		"       pcbench list                  list policies and workloads\n"
 		"       pcbench floor [--help]        pager floor benchmark: bare userfaultfd vs pcbench\n"
 		"       pcbench bench JOBFILE         run an experiment matrix (configs/*.conf; see bench --help)\n"

@@ -210,6 +210,10 @@ static int image_prepare(struct run *r)
 			"the source that serves it)", cfg->image[0] ? "image" : "source", wl->name);
 		return PCB_EXIT_USAGE;
 	}
+	if (cfg->image[0] && r->net.remote) {
+		pcb_err("invalid value for --image: '%s' (the source serves an image; `pcbench source --image`)", cfg->image);
+		return PCB_EXIT_USAGE;
+	}
 	if (cfg->bytes_image_remote) {
 		r->im.opaque = true;   /* its bytes are the source's: pages verified as they arrive, reads not checked */
 		return 0;
