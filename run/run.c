@@ -106,6 +106,7 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
 			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
 			.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
+			.push_local_files = true,   /* the destination is this run */
 		};
 		_exit(pcb_source_serve(&sc, lfd));
 	}
@@ -408,6 +409,7 @@ static void write_json(struct run *r, FILE *fp)
 	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)   /* one request per huge page, several pages each */
 		pcb_json_u64(j, "demand_pages_requested", s->demand_pages_requested);
 	pcb_json_u64(j, "background_batches", s->bg_batches);
+	pcb_json_u64(j, "background_inflight_max", s->bg_inflight_max);   /* most batches asked for and not ended */
 	pcb_json_u64(j, "background_pages_requested", s->bg_pages_requested);
 	pcb_hist_json(j, "demand_round_trip", &s->demand_rtt, 0);
 	pcb_hist_json(j, "demand_service", &s->demand_service, 0);
@@ -1184,7 +1186,7 @@ static int setup_source_and_pager(struct run *r)
 		.kernel_faults = !strcmp(cfg->guest, "kvm"),
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
-		.push = !strcmp(cfg->policy_end, "source"), .policy_spec = cfg->policy, .policy_opt_str = cfg->policy_opt,
+		.push = !strcmp(cfg->policy_end, "source"), .policy_spec = cfg->policy,
 		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
 	};
 	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
