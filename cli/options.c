@@ -168,6 +168,11 @@ const struct pcb_option pcb_options[] = {
 	{ "no-bulk", PCB_OPT_FLAG, OFF(floor.no_bulk), 0, "", 0, 0, "skip the loopback bulk section", NULL, FLOOR, "floor" },
 	{ "no-demand", PCB_OPT_FLAG, OFF(floor.no_demand), 0, "", 0, 0, "skip the demand-fault section", NULL, FLOOR, "floor" },
 	{ "no-link", PCB_OPT_FLAG, OFF(floor.no_link), 0, "", 0, 0, "skip the emulated-link pull", NULL, FLOOR, "floor" },
+	{ "kvm-vcpus", PCB_OPT_STR, OFF(floor.kvm_vcpus), SZ(floor.kvm_vcpus), "1,2", 1, 0,
+	  "vCPU counts for KVM demand paging, comma-separated (each 1..8, up to 4 counts)", NULL, FLOOR, "floor" },
+	{ "kvm-mem", PCB_OPT_SIZE, OFF(floor.kvm_mem), 0, "64M", 1 << 20, 16.0 * (1 << 30), "memory each vCPU faults in (KVM demand paging)", NULL, FLOOR, "floor" },
+	{ "kvm-reps", PCB_OPT_UINT, OFF(floor.kvm_reps), 0, "3", 1, 16, "repetitions of each KVM measurement, bare and pcbench back to back", NULL, FLOOR, "floor" },
+	{ "no-kvm", PCB_OPT_FLAG, OFF(floor.no_kvm), 0, "", 0, 0, "skip KVM demand paging", NULL, FLOOR, "floor" },
 
 	/* pcbench bench (bench/bench.c) */
 	{ "out", PCB_OPT_STR, OFF(bench.out), SZ(bench.out), "", 1, 0, "use (or resume) exactly this directory", NULL, PCB_CMD_BENCH, "bench" },
@@ -216,7 +221,9 @@ const struct pcb_command pcb_commands[] = {
 	  "default image (25% zero pages: pcb_zero), paired with the zero-free pull; then the same pcbench pull\n"
 	  "over an emulated link (--link=RATE,RTT: the source's token bucket and delay line) at each\n"
 	  "of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
-	  "payload), next to a loopback pull (no emulation) and the delay line alone (unlimited).\n"
+	  "payload), next to a loopback pull (no emulation) and the delay line alone (unlimited);\n"
+	  "then KVM demand paging: pcbench's KVM guest faulting every page in over TCP against a bare\n"
+	  "handler per vCPU copying from local memory (as Linux's KVM selftest demand_paging_test).\n"
 	  "Prints a table with the pcbench/bare and pcbench/link ratios and writes it as JSON with\n"
 	  "--json.",
 	  0, "0 ok (a missed target is reported, not an error); 1 a pcbench run failed its page verification; 64 bad option; "

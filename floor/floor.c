@@ -27,6 +27,7 @@
  *              last page present), every page verified.
  */
 #include "floor/floor.h"
+#include "floor/kvmfloor.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
@@ -74,6 +75,9 @@ struct floor_cfg {
 	uint64_t link_bps[FLOOR_MAX_LINKS];
 	char link_name[FLOOR_MAX_LINKS][24];
 	uint64_t link_rtt_ns;
+	/* KVM demand paging, bare and pcbench (--kvm-vcpus, --kvm-mem, --kvm-reps, --no-kvm; kvm.c) */
+	bool no_kvm;
+	struct pcb_floor_kvm_cfg kvm;
 };
 
 enum { V_UFFD, V_UFFD_PROC, V_TCP, V_UNIX, V_PCB, V_PCB_PROC, NV };
@@ -1267,6 +1271,24 @@ static int floor_parse_rates(struct floor_cfg *fc, const char *list)
 	return 0;
 }
 
+/* --kvm-vcpus=1,2,4: 0, or -1 for a bad list */
+static int floor_parse_vcpus(struct pcb_floor_kvm_cfg *k, const char *val)
+{
+	unsigned n = 0;
+	for (const char *p = val; *p;) {
+		char *e;
+		unsigned long v = strtoul(p, &e, 10);
+		if (e == p || v < 1 || v > PCB_FLOOR_KVM_MAX_VCPUS || n == 4 || (*e && *e != ','))
+			return -1;
+		k->vcpus[n++] = (unsigned)v;
+		p = *e ? e + 1 : e;
+	}
+	if (!n)
+		return -1;
+	k->nv = n;
+	return 0;
+}
+
 /* 0, 1 (help printed) or an exit code.  The options are the table's (cli/options.c, scope floor). */
 static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 {
@@ -1280,7 +1302,10 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 	*fc = (struct floor_cfg){ .faults = o->floor.faults, .rounds = o->floor.rounds, .bulk_bytes = o->floor.bulk,
 				  .seed = o->seed, .batch = o->floor.batch, .window = o->floor.window,
 				  .bulk_reps = o->floor.bulk_reps, .link_rtt_ns = o->floor.link_rtt_ns,
-				  .no_bulk = o->floor.no_bulk, .no_demand = o->floor.no_demand, .no_link = o->floor.no_link };
+				  .no_bulk = o->floor.no_bulk, .no_demand = o->floor.no_demand, .no_link = o->floor.no_link,
+				  .no_kvm = o->floor.no_kvm,
+				  .kvm = { .mem_per_vcpu = o->floor.kvm_mem & ~(uint64_t)(PCB_PAGE_SIZE - 1), .reps = o->floor.kvm_reps,
+					   .seed = o->seed } };
 	snprintf(fc->json, sizeof(fc->json), "%s", o->json);
 	if (!rc && o->floor.bulk % (1 << 20)) {
 		pcb_err("floor: invalid value for --bulk: '%llu' bytes is not a multiple of 1 MiB", (unsigned long long)o->floor.bulk);
@@ -1288,6 +1313,11 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 	}
 	if (!rc && floor_parse_rates(fc, o->floor.link_rates) < 0)
 		rc = PCB_EXIT_USAGE;
+	if (!rc && floor_parse_vcpus(&fc->kvm, o->floor.kvm_vcpus) < 0) {
+		pcb_err("floor: invalid value for --kvm-vcpus: '%s' (want counts 1..%d, comma-separated, up to 4)",
+			o->floor.kvm_vcpus, PCB_FLOOR_KVM_MAX_VCPUS);
+		rc = PCB_EXIT_USAGE;
+	}
 	free(o);
 	if (rc)
 		return rc;
@@ -1557,6 +1587,14 @@ int pcb_floor_main(int argc, char **argv)
 		pcb_err("floor: bulk over an emulated link: %s", why);
 		return rc;
 	}
+	static struct pcb_floor_kvm_row kvm_rows[4];
+	if (!fc.no_kvm) {
+		fprintf(stderr, "floor: KVM demand paging, %u vCPU counts, %u repetitions\n", fc.kvm.nv, fc.kvm.reps);
+		if ((rc = pcb_floor_kvm(&fc.kvm, kvm_rows, why, sizeof(why)))) {
+			pcb_err("floor: KVM demand paging: %s", why);
+			return rc;
+		}
+	}
 
 	/* ---- report ---- */
 	printf("pcbench floor %s (git %s): kernel %s, %d CPUs, %s\n", PCB_VERSION, PCB_GITREV, sys.kernel, sys.cpus_online,
@@ -1677,6 +1715,7 @@ int pcb_floor_main(int argc, char **argv)
 	}
 	if (do_link)
 		link_print(&fc, &ls);
+	bool met_kvm = fc.no_kvm || pcb_floor_kvm_print(&fc.kvm, kvm_rows);
 	if (!fc.no_demand)
 		printf("\ndemand target (paired median p50 <= 1.15, p99 <= 1.3 x bare TCP, every placement): %s\n",
 		       met_demand ? "met" : "NOT met");
@@ -1690,6 +1729,9 @@ int pcb_floor_main(int argc, char **argv)
 	}
 	if (do_link)
 		link_verdict(&ls);
+	if (!fc.no_kvm)
+		printf("KVM demand paging target (paired median: pcbench >= bare with 1 vCPU, >= 0.7 x with more): %s\n",
+		       met_kvm ? "met" : "NOT met");
 
 	if (fc.json[0]) {
 		FILE *fp = fopen(fc.json, "w");
@@ -1830,6 +1872,10 @@ int pcb_floor_main(int argc, char **argv)
 		}
 		if (do_link)
 			link_json(j, &fc, &ls);
+		if (!fc.no_kvm) {
+			pcb_floor_kvm_json(j, &fc.kvm, kvm_rows);
+			pcb_json_bool(j, "kvm_target_met", met_kvm);
+		}
 		pcb_json_obj_end(j);
 		pcb_json_obj_end(j);
 		if (pcb_json_close(j) < 0 || fclose(fp) != 0) {
