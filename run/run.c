@@ -980,23 +980,9 @@ static int policy_resolve_transport(struct run *r, const struct pcb_policy_ops *
 				    size_t whylen)
 {
 	enum pcb_policy_end end;
-	if (pcb_policy_end_parse(pol, strcmp(cfg->policy_end, "auto") ? cfg->policy_end : "", &end, why, whylen) < 0)
+	if (pcb_policy_transport(pol, &r->polopts, cfg->policy_end, &end, &cfg->channels, why, whylen) < 0)
 		return PCB_EXIT_USAGE;
 	snprintf(cfg->policy_end, sizeof(cfg->policy_end), "%s", pcb_policy_end_name(end));
-	unsigned want = 0;
-	if (pol->channels) {
-		struct pcb_policy p = r->polopts;
-		p.ops = pol;
-		want = pol->channels(&p);
-	}
-	if (!cfg->channels) {
-		cfg->channels = want ? want : 2;
-	} else if (want && want != cfg->channels) {
-		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with --policy-opt '%s' uses %u connection%s; "
-			 "leave --channels out, or change the policy's knobs)", cfg->channels, pol->name, cfg->policy_opt, want,
-			 want == 1 ? "" : "s");
-		return PCB_EXIT_USAGE;
-	}
 	if (end == PCB_POLICY_SOURCE && cfg->reconnect_timeout_ns) {
 		snprintf(why, whylen, "invalid value for --reconnect-timeout: a policy at the source (--policy-end=source) "
 			 "does not resume a lost connection yet");
