@@ -53,7 +53,7 @@ HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 PROGS := pcbench pctrace
 
-.PHONY: all deps test unit integ bench clean plots fuzz bench-floor bench-scale bench-channels examples
+.PHONY: all deps test unit integ bench clean plots fuzz bench-floor bench-scale bench-channels examples man
 all: $(PROGS)
 
 # ---- dependencies (Debian 12) ---------------------------------------------
@@ -262,3 +262,7 @@ fuzz: build-fuzz/fuzz_proto
 
 clean:
 	rm -rf build build-san build-fuzz pcbench pctrace
+
+# docs/pcbench.1 is generated from the options table (cli/options.c); cli.sh checks it is current
+man: $(BUILD)/pcbench
+	$(BUILD)/pcbench --man > docs/pcbench.1

@@ -51,25 +51,13 @@ static bool given(int argc, char **argv, int first, const char *name)
 
 int pcb_cmd_source(int argc, char **argv, int first)
 {
-	static const char *const allowed[] = { "mem", "seed", "zero-pages", "listen", "auth-key-file", "sessions",
-					       "source-delay", "socket-buffer", "image", NULL };
 	struct pcb_config cfg;
-	pcb_config_defaults(&cfg);
-	int r = pcb_config_parse(&cfg, argc, argv, first);
+	pcb_cmd_defaults(PCB_CMD_SOURCE, &cfg);
+	int r = pcb_cmd_parse(PCB_CMD_SOURCE, &cfg, argc, argv, first);
 	if (r == 1)
 		return 0;
 	if (r)
 		return r;
-	for (const struct pcb_option *o = pcb_options; o->name; o++) {
-		bool ok = false;
-		for (unsigned i = 0; allowed[i]; i++)
-			ok |= !strcmp(allowed[i], o->name);
-		if (!ok && given(argc, argv, first, o->name)) {
-			pcb_err("option --%s does not apply to `pcbench source` (it takes --mem, --seed, --zero-pages, "
-				"--listen, --auth-key-file, --sessions, --source-delay, --socket-buffer, --image)", o->name);
-			return PCB_EXIT_USAGE;
-		}
-	}
 	pcb_verbose = (int)cfg.verbose;
 	pcb_sock_buf_bytes = (int)cfg.socket_buffer;
 	char host[64], why[512];
@@ -134,8 +122,8 @@ int pcb_cmd_dest(int argc, char **argv, int first)
 	struct pcb_config cfg;
 	struct pcb_net net;
 	char why[512];
-	pcb_config_defaults(&cfg);
-	int r = pcb_config_parse(&cfg, argc, argv, first);
+	pcb_cmd_defaults(PCB_CMD_DEST, &cfg);
+	int r = pcb_cmd_parse(PCB_CMD_DEST, &cfg, argc, argv, first);
 	if (r == 1)
 		return 0;
 	if (r)

@@ -178,7 +178,7 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 		return;
 	}
 	/* --guest=kvm: the vCPU threads' faults are KVM's (bpf.kvm) */
-	const struct pcb_hist *k = &ts->hist[strcmp(r->cfg->guest, "kvm") ? FL_H_FAULT_TO_RUNNING
+	const struct pcb_hist *k = &ts->hist[r->cfg->guest != PCB_GUEST_KVM ? FL_H_FAULT_TO_RUNNING
 									  : FL_H_KVM_FAULT_TO_RUNNING];
 	pcb_json_obj_begin(j, "bpf_vs_guest");
 	pcb_json_u64(j, "guest_faults", user->count);
@@ -367,8 +367,8 @@ static void write_json(struct run *r, FILE *fp)
 
 	/* where the policy ran; pushing: what the source reported at the end of its stream */
 	pcb_json_obj_begin(j, "policy");
-	pcb_json_str(j, "end", cfg->policy_end);
-	if (!strcmp(cfg->policy_end, "source")) {
+	pcb_json_str(j, "end", pcb_choice_name("policy-end", cfg->policy_end));
+	if (cfg->policy_end == PCB_POLICY_SOURCE) {
 		pcb_json_bool(j, "push_ended", s->push_ended);
 		pcb_json_u64(j, "pushed_pages", s->push_pages);
 		pcb_json_u64(j, "pushed_batches", s->push_batches);
@@ -402,7 +402,7 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "pager");
-	pcb_json_str(j, "mode", cfg->pager);   /* thread | process: where the pager threads ran */
+	pcb_json_str(j, "mode", pcb_choice_name("pager", cfg->pager));   /* thread | process: where the pager threads ran */
 	pcb_json_i64(j, "pid", r->pager ? pcb_pager_pid(r->pager) : 0);
 	pcb_json_i64(j, "loader_pid", getpid());
 	pcb_json_u64(j, "demand_requests", s->demand_requests);
@@ -446,7 +446,7 @@ static void write_json(struct run *r, FILE *fp)
 		pcb_json_str(j, "pages_never_arrived", r->missing);
 
 	pcb_json_obj_begin(j, "guest");
-	pcb_json_str(j, "kind", cfg->guest);
+	pcb_json_str(j, "kind", pcb_choice_name("guest", cfg->guest));
 	if (r->guest && pcb_guest_kvm_tsc_khz(r->guest))
 		pcb_json_u64(j, "kvm_tsc_khz", pcb_guest_kvm_tsc_khz(r->guest));
 	uint64_t ops = 0, reads = 0, writes = 0, mism = 0;
@@ -589,8 +589,8 @@ static void write_human(struct run *r, FILE *fp)
 	merged_hists(r, &fault, &op);
 
 	fprintf(fp, "pcbench %s (git %s): %s of %s, policy %s, workload %s, %u vCPU%s, seed %llu\n",
-		PCB_VERSION, PCB_GITREV, r->local ? (strcmp(cfg->guest, "kvm") ? "local baseline (no migration)" : "local baseline (no migration), KVM guest")
-			 : strcmp(cfg->guest, "kvm") ? (cfg->precopy_ns ? "pre-copy then post-copy migration" : "post-copy migration")
+		PCB_VERSION, PCB_GITREV, r->local ? (cfg->guest != PCB_GUEST_KVM ? "local baseline (no migration)" : "local baseline (no migration), KVM guest")
+			 : cfg->guest != PCB_GUEST_KVM ? (cfg->precopy_ns ? "pre-copy then post-copy migration" : "post-copy migration")
 						     : "post-copy migration of a KVM guest",
 		pcb_fmt_size(cfg->mem, b1, sizeof(b1)), cfg->policy, cfg->workload,
 		cfg->vcpus, cfg->vcpus > 1 ? "s" : "", (unsigned long long)cfg->seed);
@@ -664,7 +664,7 @@ static void write_human(struct run *r, FILE *fp)
 	if (r->trace) {
 		struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
 		if (ts && pcb_trace_read(r->trace, ts) == 0) {
-			bool kvm = !strcmp(cfg->guest, "kvm");
+			bool kvm = cfg->guest == PCB_GUEST_KVM;
 			const struct pcb_hist *k = &ts->hist[kvm ? FL_H_KVM_FAULT_TO_RUNNING : FL_H_FAULT_TO_RUNNING];
 			fmt_ns(pcb_hist_percentile(k, 50), b1, sizeof(b1));
 			fmt_ns(pcb_hist_percentile(k, 99), b2, sizeof(b2));
@@ -679,7 +679,7 @@ static void write_human(struct run *r, FILE *fp)
 					(unsigned long long)ts->counter[FL_C_BLOCKED_UNDELIVERED], b3);
 		}
 		free(ts);
-	} else if (strcmp(cfg->trace, "off") != 0) {
+	} else if (cfg->trace != PCB_OFF) {
 		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
 	}
 	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
@@ -779,7 +779,7 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		.ops = pcb_workload_find(cfg->workload), .prm = *prm, .region = region, .im = &r->im,
 		.write_ratio = cfg->write_ratio, .duration_ns = cfg->duration_ns, .ops_limit = cfg->ops,
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = record,
-		.kvm = !strcmp(cfg->guest, "kvm"),
+		.kvm = cfg->guest == PCB_GUEST_KVM,
 	};
 	int rc = pcb_guest_create(&gc, NULL, gout, why, whylen);
 	if (!rc && (rc = pcb_guest_start(*gout)) != 0)
@@ -840,7 +840,7 @@ static int write_progress_csv(struct run *r, const struct pcb_progress *p, const
 		 "pcbench %s (git %s) progress: policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u complete_buckets=%llu guest=%s%s",
 		 PCB_VERSION, PCB_GITREV, suffix[0] ? "local" : r->cfg->policy, r->cfg->workload,
 		 (unsigned long long)r->cfg->seed, r->cfg->vcpus, r->cfg->bucket_ms, (unsigned long long)p->ncomplete,
-		 r->cfg->guest, suffix[0] ? " (baseline)" : "");
+		 pcb_choice_name("guest", r->cfg->guest), suffix[0] ? " (baseline)" : "");
 	int e = pcb_progress_csv(p, path, comment);
 	if (e < 0) {
 		pcb_err("cannot write the progress CSV '%s': %s", path, strerror(-e));
@@ -944,14 +944,14 @@ static int policy_validate(struct run *r, const struct pcb_policy_ops *pol, char
  * across mm, and the tracer attaches to this process before that one exists */
 static int check_pager_process(const struct pcb_config *cfg)
 {
-	if (strcmp(cfg->pager, "process"))
+	if (cfg->pager != PCB_PAGER_PROCESS)
 		return 0;
-	const char *bad = !strcmp(cfg->install, "move") ? "install" : !strcmp(cfg->trace_usdt, "on") ? "trace-usdt" :
-			  !strcmp(cfg->trace_messages, "on") ? "trace-messages" : NULL;
+	const char *bad = !strcmp(cfg->install, "move") ? "install" : cfg->trace_usdt == PCB_ON ? "trace-usdt" :
+			  cfg->trace_messages == PCB_ON ? "trace-messages" : NULL;
 	if (!bad)
 		return 0;
 	pcb_err("invalid value for --%s: '%s' cannot be combined with --pager=process%s", bad,
-		!strcmp(bad, "install") ? cfg->install : "on",
+		!strcmp(bad, "install") ? "move" : "on",
 		!strcmp(bad, "install") ? " (UFFDIO_MOVE cannot move pages between two processes)"
 					: " (the probes and reads would be in the pager process)");
 	return PCB_EXIT_USAGE;
@@ -980,9 +980,10 @@ static int policy_resolve_transport(struct run *r, const struct pcb_policy_ops *
 				    size_t whylen)
 {
 	enum pcb_policy_end end;
-	if (pcb_policy_transport(pol, &r->polopts, cfg->policy_end, &end, &cfg->channels, why, whylen) < 0)
+	const char *eo = cfg->policy_end == PCB_END_AUTO ? "auto" : pcb_choice_name("policy-end", cfg->policy_end);
+	if (pcb_policy_transport(pol, &r->polopts, eo, &end, &cfg->channels, why, whylen) < 0)
 		return PCB_EXIT_USAGE;
-	snprintf(cfg->policy_end, sizeof(cfg->policy_end), "%s", pcb_policy_end_name(end));
+	cfg->policy_end = (int)end;
 	if (end == PCB_POLICY_SOURCE && cfg->reconnect_timeout_ns) {
 		snprintf(why, whylen, "invalid value for --reconnect-timeout: a policy at the source (--policy-end=source) "
 			 "does not resume a lost connection yet");
@@ -1075,7 +1076,7 @@ static int load_baseline(struct run *r)
 	}
 	const char *bad = strcmp(m.policy, "local") ? "policy" : strcmp(m.workload, cfg->workload) ? "workload" :
 			  m.seed != cfg->seed ? "seed" : m.vcpus != cfg->vcpus ? "vcpus" :
-			  m.bucket_ms != cfg->bucket_ms ? "bucket-ms" : strcmp(m.guest, cfg->guest) ? "guest" : NULL;
+			  m.bucket_ms != cfg->bucket_ms ? "bucket-ms" : strcmp(m.guest, pcb_choice_name("guest", cfg->guest)) ? "guest" : NULL;
 	if (bad) {
 		pcb_err("invalid value for --baseline: '%s' is not a --policy=local run of this guest (its %s differs: "
 			"policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u guest=%s)", cfg->baseline, bad, m.policy,
@@ -1166,13 +1167,13 @@ static int setup_source_and_pager(struct run *r)
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
 		.install = cfg->install, .install_batch = cfg->install_batch,
 		.zero_inline = cfg->zero_inline ? (int)cfg->zero_inline : -1,
-		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = !strcmp(cfg->pager, "process"),
+		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = cfg->pager == PCB_PAGER_PROCESS,
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
-		.kernel_faults = !strcmp(cfg->guest, "kvm"),
+		.kernel_faults = cfg->guest == PCB_GUEST_KVM,
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
-		.push = !strcmp(cfg->policy_end, "source"), .policy_spec = cfg->policy,
+		.push = cfg->policy_end == PCB_POLICY_SOURCE, .policy_spec = cfg->policy,
 		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
 	};
 	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
@@ -1181,7 +1182,7 @@ static int setup_source_and_pager(struct run *r)
 	}
 	/* shared with the policy, which runs in the pager process with --pager=process */
 	void *ft = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE,
-			(strcmp(cfg->pager, "process") ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
+			(cfg->pager != PCB_PAGER_PROCESS ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
 	if (ft == MAP_FAILED) {
 		pcb_err("out of memory for the first-touch record");
 		return PCB_EXIT_OSERR;
@@ -1205,7 +1206,7 @@ static int setup_guest(struct run *r)
 		.region = pcb_pager_region(r->pager), .im = &r->im, .write_ratio = cfg->write_ratio,
 		.duration_ns = cfg->duration_ns, .ops_limit = cfg->ops, .first_touch = r->first_touch,
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = cfg->record[0] != 0,
-		.kvm = !strcmp(cfg->guest, "kvm"),
+		.kvm = cfg->guest == PCB_GUEST_KVM,
 		.precopy_region = r->precopy_src, .dest_written = r->dest_written,
 	};
 	int rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
@@ -1230,7 +1231,7 @@ static int setup_guest(struct run *r)
 static int setup_trace(struct run *r)
 {
 	const struct pcb_config *cfg = r->cfg;
-	if (!strcmp(cfg->trace, "off")) {
+	if (cfg->trace == PCB_OFF) {
 		snprintf(r->trace_why, sizeof(r->trace_why), "disabled with --trace=off");
 		return 0;
 	}
@@ -1238,14 +1239,14 @@ static int setup_trace(struct run *r)
 		.pid = getpid(), .region_start = (uintptr_t)pcb_pager_region(r->pager),
 		.region_len = r->npages * PCB_PAGE_SIZE, .events = cfg->trace_events[0] != 0,
 		.events_path = cfg->trace_events[0] ? cfg->trace_events : NULL,
-		.usdt = !strcmp(cfg->trace_usdt, "on"),
+		.usdt = cfg->trace_usdt == PCB_ON,
 		.usdt_binary = "/proc/self/exe", .verbose = (int)cfg->verbose,
 		/* which faults' messages the pager read: counts as the pager's */
-		.msgs = !strcmp(cfg->trace_messages, "on") ||
-			(!strcmp(cfg->trace_messages, "auto") && !strcmp(cfg->trace, "on") && strcmp(cfg->pager, "process")),
+		.msgs = cfg->trace_messages == PCB_ON ||
+			(cfg->trace_messages == PCB_AUTO && cfg->trace == PCB_ON && cfg->pager != PCB_PAGER_PROCESS),
 	};
 	int rc = pcb_trace_start(&to, &r->trace, r->trace_why, sizeof(r->trace_why));
-	if (rc && !strcmp(cfg->trace, "on")) {
+	if (rc && cfg->trace == PCB_ON) {
 		pcb_err("--trace=on: %s", r->trace_why);
 		return rc;   /* the vCPUs stay parked: the run is stranded */
 	}
@@ -1273,7 +1274,7 @@ static int run_precopy(struct run *r)
 		.timeout_ms = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC),
 	};
 	int rc = pcb_precopy_run(r->pager, r->guest, r->precopy_src, r->npages, cfg->precopy_ns,
-				 strcmp(cfg->precopy_transport, "tcp") ? NULL : &net, !strcmp(cfg->precopy_final, "resend"),
+				 cfg->precopy_transport == PCB_PRECOPY_TCP ? &net : NULL, cfg->precopy_final == PCB_PRECOPY_RESEND,
 				 &r->pc, why, sizeof(why));
 	if (rc)
 		pcb_err("%s", why);   /* vCPUs are parked on a gate that will not open: stranded */
