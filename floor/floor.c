@@ -28,12 +28,14 @@
  */
 #include "floor/floor.h"
 #include "wire/handshake.h"
+#include "floor/kvmfloor.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
 #include "common/pin.h"
 #include "common/sysinfo.h"
 #include "common/util.h"
+#include "cli/options.h"
 #include "install/install.h"
 #include "wire/link.h"
 #include "pager/pager.h"
@@ -75,6 +77,9 @@ struct floor_cfg {
 	char link_name[FLOOR_MAX_LINKS][24];
 	uint64_t link_rtt_ns;
 	const struct pcb_auth_key *key;   /* pcb_mac rows: a key on both ends (every frame authenticated) */
+	/* KVM demand paging, bare and pcbench (--kvm-vcpus, --kvm-mem, --kvm-reps, --no-kvm; kvm.c) */
+	bool no_kvm;
+	struct pcb_floor_kvm_cfg kvm;
 };
 
 enum { V_UFFD, V_UFFD_PROC, V_TCP, V_UNIX, V_PCB, V_PCB_PROC, NV };
@@ -1024,7 +1029,7 @@ static int link_measure(const struct floor_cfg *fc, unsigned nplace, struct link
 		"%u repetitions\n",
 		pcb_fmt_size(fc->bulk_bytes, sz, sizeof(sz)), (double)fc->link_rtt_ns / 1e3, fc->nlink, fc->bulk_reps);
 	/* one loopback pull first, not recorded: the first pull of a process pays for memory and
-	 * connections never used before (measured here: 2.7 Gbit/s cold vs 6-12 warm) */
+	 * connections never used before (docs/results/2026-11-26-performance.md) */
 	struct link_pull warm;
 	int wrc = run_link_pull(fc, 0, 0, ls->recv_cpu, ls->source_cpu, icpu, npages, &warm, why, whylen);
 	if (wrc)
@@ -1231,40 +1236,6 @@ static void link_json(struct pcb_json *j, const struct floor_cfg *fc, const stru
 
 /* ---- options, report ------------------------------------------------------------- */
 
-static void floor_help(FILE *fp)
-{
-	fprintf(fp,
-		"usage: pcbench floor [--faults=N] [--rounds=N] [--bulk=SIZE] [--bulk-reps=N] [--batch=N] [--window=N] [--seed=N]\n"
-		"                     [--link-rates=LIST] [--link-rtt=DURATION] [--no-bulk] [--no-demand] [--no-link]\n"
-		"                     [--json=FILE]\n"
-		"\n"
-		"Measures the floor a pager can reach on this machine and pcbench against it, in one run:\n"
-		"bare userfaultfd round trip (handler thread, and handler process given the uffd over a\n"
-		"unix socket), bare end to end over TCP and a unix socket (minimal page\n"
-		"server), and pcbench's pager for the same faults, each with the faulting thread, handler\n"
-		"and server on one CPU (same) and split over two (cross); then bulk background pull:\n"
-		"the TCP transport alone, a bare batched-UFFDIO_COPY receiver, and pcbench with each\n"
-		"install path (copy, move, continue; batched and unbatched), and again pulling the\n"
-"default image (25%% zero pages: pcb_zero), paired with the zero-free pull; then the same pcbench pull\n"
-		"over an emulated link (--link=RATE,RTT: the source's token bucket and delay line) at each\n"
-		"of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
-		"payload), next to a loopback pull (no emulation) and the delay line alone (unlimited).\n"
-		"Prints a table with the pcbench/bare and pcbench/link ratios and writes it as JSON with\n"
-		"--json.\n"
-		"\n"
-		"  --faults=N    demand faults per variant and placement [40000]\n"
-		"  --rounds=N    interleaved rounds the faults are split into; ratios are paired by round [16]\n"
-		"  --bulk=SIZE   bytes pulled per bulk measurement [128M]\n"
-		"  --bulk-reps=N repetitions of every bulk measurement, interleaved; medians and ratios paired by repetition [5]\n"
-		"  --batch=N     pcbench background request batch (pages) for the bulk runs [1024]\n"
-		"  --window=N    pcbench background batches in flight for the bulk runs [4]\n"
-		"  --seed=N      image seed [1]\n"
-		"  --link-rates=LIST  link rates for the emulated-link pull, comma-separated, e.g. 1gbit,2.5gbit,500mbit\n"
-		"                (10kbit..400gbit; up to %d) [1gbit,2.5gbit,5gbit,10gbit]\n"
-		"  --link-rtt=D  round-trip time of the emulated link (up to 1s; calibrated end to end) [200us]\n"
-		"  --no-link     skip the emulated-link pull (--no-bulk skips only the loopback bulk section)\n", FLOOR_MAX_LINKS);
-}
-
 /* "RATE[,RATE...]" with pcb_link_parse's bandwidth syntax; a finite rate each
  * (the unlimited row is always measured).  0 or -1 (fc unchanged). */
 static int floor_parse_rates(struct floor_cfg *fc, const char *list)
@@ -1303,77 +1274,56 @@ static int floor_parse_rates(struct floor_cfg *fc, const char *list)
 	return 0;
 }
 
+/* --kvm-vcpus=1,2,4: 0, or -1 for a bad list */
+static int floor_parse_vcpus(struct pcb_floor_kvm_cfg *k, const char *val)
+{
+	unsigned n = 0;
+	for (const char *p = val; *p;) {
+		char *e;
+		unsigned long v = strtoul(p, &e, 10);
+		if (e == p || v < 1 || v > PCB_FLOOR_KVM_MAX_VCPUS || n == 4 || (*e && *e != ','))
+			return -1;
+		k->vcpus[n++] = (unsigned)v;
+		p = *e ? e + 1 : e;
+	}
+	if (!n)
+		return -1;
+	k->nv = n;
+	return 0;
+}
+
+/* 0, 1 (help printed) or an exit code.  The options are the table's (cli/options.c, scope floor). */
 static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 {
-	*fc = (struct floor_cfg){ .faults = 40000, .rounds = 16, .bulk_bytes = 128ull << 20, .seed = 1,
-				  .batch = 1024, .window = 4, .bulk_reps = 5, .link_rtt_ns = 200 * PCB_NSEC_PER_USEC };
-	if (floor_parse_rates(fc, "1gbit,2.5gbit,5gbit,10gbit") < 0)
-		return PCB_EXIT_SOFTWARE;
-	for (int i = 2; i < argc; i++) {
-		const char *a = argv[i], *eq = strchr(a, '=');
-		char name[32];
-		size_t nl = eq ? (size_t)(eq - a) : strlen(a);
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			floor_help(stdout);
-			return 1;
-		}
-		if (!strcmp(a, "--no-bulk")) {
-			fc->no_bulk = true;
-			continue;
-		}
-		if (!strcmp(a, "--no-demand")) {
-			fc->no_demand = true;
-			continue;
-		}
-		if (!strcmp(a, "--no-link")) {
-			fc->no_link = true;
-			continue;
-		}
-		if (strncmp(a, "--", 2) || nl >= sizeof(name)) {
-			pcb_err("floor: unexpected argument '%s' (see pcbench floor --help)", a);
-			return PCB_EXIT_USAGE;
-		}
-		memcpy(name, a + 2, nl - 2);
-		name[nl - 2] = 0;
-		const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-		if (!val) {
-			pcb_err("floor: option --%s needs a value", name);
-			return PCB_EXIT_USAGE;
-		}
-		uint64_t u;
-		bool ok = true;
-		if (!strcmp(name, "faults"))
-			ok = pcb_parse_u64(val, &u) == 0 && u >= 100 && u <= 10000000 && (fc->faults = u, 1);
-		else if (!strcmp(name, "rounds"))
-			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= 100 && (fc->rounds = (unsigned)u, 1);
-		else if (!strcmp(name, "bulk"))
-			ok = pcb_parse_size(val, &u) == 0 && u >= (1 << 20) && u <= (64ull << 30) && !(u % (1 << 20)) &&
-			     (fc->bulk_bytes = u, 1);
-		else if (!strcmp(name, "bulk-reps"))
-			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= 16 && (fc->bulk_reps = (unsigned)u, 1);
-		else if (!strcmp(name, "batch"))
-			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= PCB_MAX_BATCH_PAGES && (fc->batch = (unsigned)u, 1);
-		else if (!strcmp(name, "window"))
-			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= 64 && (fc->window = (unsigned)u, 1);
-		else if (!strcmp(name, "seed"))
-			ok = pcb_parse_u64(val, &u) == 0 && (fc->seed = u, 1);
-		else if (!strcmp(name, "link-rates")) {
-			if (floor_parse_rates(fc, val) < 0)
-				return PCB_EXIT_USAGE;
-		}
-		else if (!strcmp(name, "link-rtt"))
-			ok = pcb_parse_duration(val, &u) == 0 && u <= PCB_NSEC_PER_SEC && (fc->link_rtt_ns = u, 1);
-		else if (!strcmp(name, "json"))
-			ok = strlen(val) < sizeof(fc->json) && snprintf(fc->json, sizeof(fc->json), "%s", val) > 0;
-		else {
-			pcb_err("floor: unknown option --%s (see pcbench floor --help)", name);
-			return PCB_EXIT_USAGE;
-		}
-		if (!ok) {
-			pcb_err("floor: invalid value for --%s: '%s' (see pcbench floor --help)", name, val);
-			return PCB_EXIT_USAGE;
-		}
+	struct pcb_config *o = malloc(sizeof(*o));
+	if (!o) {
+		pcb_err("floor: out of memory");
+		return PCB_EXIT_OSERR;
 	}
+	pcb_cmd_defaults(PCB_CMD_FLOOR, o);
+	int rc = pcb_cmd_parse(PCB_CMD_FLOOR, o, argc, argv, 2);
+	*fc = (struct floor_cfg){ .faults = o->floor.faults, .rounds = o->floor.rounds, .bulk_bytes = o->floor.bulk,
+				  .seed = o->seed, .batch = o->floor.batch, .window = o->floor.window,
+				  .bulk_reps = o->floor.bulk_reps, .link_rtt_ns = o->floor.link_rtt_ns,
+				  .no_bulk = o->floor.no_bulk, .no_demand = o->floor.no_demand, .no_link = o->floor.no_link,
+				  .no_kvm = o->floor.no_kvm,
+				  .kvm = { .mem_per_vcpu = o->floor.kvm_mem & ~(uint64_t)(PCB_PAGE_SIZE - 1), .reps = o->floor.kvm_reps,
+					   .seed = o->seed } };
+	snprintf(fc->json, sizeof(fc->json), "%s", o->json);
+	if (!rc && o->floor.bulk % (1 << 20)) {
+		pcb_err("floor: invalid value for --bulk: '%llu' bytes is not a multiple of 1 MiB", (unsigned long long)o->floor.bulk);
+		rc = PCB_EXIT_USAGE;
+	}
+	if (!rc && floor_parse_rates(fc, o->floor.link_rates) < 0)
+		rc = PCB_EXIT_USAGE;
+	if (!rc && floor_parse_vcpus(&fc->kvm, o->floor.kvm_vcpus) < 0) {
+		pcb_err("floor: invalid value for --kvm-vcpus: '%s' (want counts 1..%d, comma-separated, up to 4)",
+			o->floor.kvm_vcpus, PCB_FLOOR_KVM_MAX_VCPUS);
+		rc = PCB_EXIT_USAGE;
+	}
+	free(o);
+	if (rc)
+		return rc;
 	/* a pull at the slowest rate must end in reasonable time (every rate runs --bulk-reps times) */
 	for (unsigned k = 0; !fc->no_link && k < fc->nlink; k++) {
 		double secs = (double)fc->bulk_bytes * 8 / (double)fc->link_bps[k];
@@ -1591,7 +1541,7 @@ int pcb_floor_main(int argc, char **argv)
 					}
 					struct pcb_result res;
 					/* installer: with everything in `same`; unpinned in `cross` (on the
-					 * source's CPU it is slowest, see README) */
+					 * source's CPU it is slowest: docs/results/2026-11-26-performance.md) */
 					rc = run_pcbench(bv->kind == B_PCB_MAC ? &fc_mac : &fc, "sequential", bv->install, bv->batch, bv->kind == B_PCB_PROC, rcpu, rcpu, rcpu,
 							 p ? -1 : rcpu, scpu, npages, bv->kind == B_PCB_ZERO ? FLOOR_ZERO_FRACTION : 0.0, NULL, &res,
 							 why, sizeof(why));
@@ -1648,6 +1598,14 @@ int pcb_floor_main(int argc, char **argv)
 	if (do_link && (rc = link_measure(&fc, nplace, &ls, why, sizeof(why)))) {
 		pcb_err("floor: bulk over an emulated link: %s", why);
 		return rc;
+	}
+	static struct pcb_floor_kvm_row kvm_rows[4];
+	if (!fc.no_kvm) {
+		fprintf(stderr, "floor: KVM demand paging, %u vCPU counts, %u repetitions\n", fc.kvm.nv, fc.kvm.reps);
+		if ((rc = pcb_floor_kvm(&fc.kvm, kvm_rows, why, sizeof(why)))) {
+			pcb_err("floor: KVM demand paging: %s", why);
+			return rc;
+		}
 	}
 
 	/* ---- report ---- */
@@ -1769,6 +1727,7 @@ int pcb_floor_main(int argc, char **argv)
 	}
 	if (do_link)
 		link_print(&fc, &ls);
+	bool met_kvm = fc.no_kvm || pcb_floor_kvm_print(&fc.kvm, kvm_rows);
 	if (!fc.no_demand)
 		printf("\ndemand target (paired median p50 <= 1.15, p99 <= 1.3 x bare TCP, every placement): %s\n",
 		       met_demand ? "met" : "NOT met");
@@ -1782,6 +1741,9 @@ int pcb_floor_main(int argc, char **argv)
 	}
 	if (do_link)
 		link_verdict(&ls);
+	if (!fc.no_kvm)
+		printf("KVM demand paging target (paired median: pcbench >= bare with 1 vCPU, >= 0.7 x with more): %s\n",
+		       met_kvm ? "met" : "NOT met");
 
 	if (fc.json[0]) {
 		FILE *fp = fopen(fc.json, "w");
@@ -1922,6 +1884,10 @@ int pcb_floor_main(int argc, char **argv)
 		}
 		if (do_link)
 			link_json(j, &fc, &ls);
+		if (!fc.no_kvm) {
+			pcb_floor_kvm_json(j, &fc.kvm, kvm_rows);
+			pcb_json_bool(j, "kvm_target_met", met_kvm);
+		}
 		pcb_json_obj_end(j);
 		pcb_json_obj_end(j);
 		if (pcb_json_close(j) < 0 || fclose(fp) != 0) {

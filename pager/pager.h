@@ -55,7 +55,6 @@ struct pcb_pager_cfg {
 	bool push;                        /* the policy runs at the source (--policy-end=source): the pager
 					   * sends PUSH and receives the stream (wire/proto.h) */
 	const char *policy_spec;          /* push: --policy as given (a name or a .so path); NULL = policy->name */
-	const char *policy_opt_str;       /* push: --policy-opt as given */
 };
 
 /* Link emulation as configured and as measured end to end (wire/linkcal.c). */
@@ -100,6 +99,7 @@ struct pcb_pager_stats {
 	uint64_t zero_demand, zero_background, zero_drain;      /* installed with UFFDIO_ZEROPAGE */
 	uint64_t eexist_demand, eexist_background;              /* install lost the race: page already there */
 	uint64_t demand_requests, bg_batches, bg_pages_requested;
+	uint64_t bg_inflight_max;         /* pulling: most background batches in flight at once */
 	uint64_t demand_pages_requested;  /* huge pages: 4 KiB pages asked for by the demand requests (RANGES) */
 	uint64_t t_switchover_ns, t_complete_ns, t_guest_done_ns;  /* CLOCK_MONOTONIC */
 	struct pcb_chan_stats chan[2];   /* --channels=1: chan[1] is the shared connection, chan[0] unused */
