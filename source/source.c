@@ -36,6 +36,7 @@
 struct slot {
 	int fd;                  /* -1: free */
 	bool authed;             /* past the handshake */
+	bool hello;              /* a well-formed HELLO came (evicted after those without) */
 	bool ended;              /* shut down to make room */
 	uint32_t peer;           /* IPv4 address, network order */
 	uint64_t t_accept;
@@ -736,6 +737,19 @@ static void conn_loop(struct sconn *sc)
 	}
 }
 
+struct hello_hook {
+	struct pcb_source_state *st;
+	int slot;
+};
+
+static void slot_hello(void *arg)
+{
+	struct hello_hook *h = arg;
+	pthread_mutex_lock(&h->st->conns_lock);
+	h->st->slot[h->slot].hello = true;
+	pthread_mutex_unlock(&h->st->conns_lock);
+}
+
 static void slot_authed(struct pcb_source_state *st, int i)
 {
 	if (i < 0)
@@ -792,6 +806,11 @@ static int serve_conn(struct pcb_source_state *st, int fd, int slot)
 	sc->slot = slot;
 	sc->channel = -1;
 	prctl(PR_SET_TIMERSLACK, 1UL);   /* the delay line sleeps to the µs: no 50 µs timer slack */
+	struct hello_hook hook = { st, slot };
+	if (slot >= 0) {
+		sc->c.on_hello = slot_hello;
+		sc->c.hook_arg = &hook;
+	}
 	struct pcb_hello hello;
 	rc = pcb_hs_server(&sc->c, st->cfg->key, &st->cw, st->cfg->handshake_timeout_ms, &hello, why, sizeof(why));
 	if (rc) {
@@ -881,7 +900,11 @@ static void *conn_thread(void *arg)
 }
 
 /* End the oldest unauthenticated connection (of peer, or of anyone when
- * any_peer): shutdown wakes its thread, which frees the slot.  Under conns_lock. */
+ * any_peer) that has not sent its HELLO yet, else the oldest that has:
+ * a destination sends HELLO at once and is then behind everyone still
+ * trickling theirs; to be ended before that, it would have to become the
+ * oldest of its class while its HELLO is on the way.  shutdown wakes the
+ * connection's thread, which frees the slot.  Under conns_lock. */
 static void evict_oldest(struct pcb_source_state *st, uint32_t peer, bool any_peer)
 {
 	int v = -1;
@@ -889,7 +912,8 @@ static void evict_oldest(struct pcb_source_state *st, uint32_t peer, bool any_pe
 		const struct slot *s = &st->slot[i];
 		if (s->fd < 0 || s->authed || s->ended || (!any_peer && s->peer != peer))
 			continue;
-		if (v < 0 || s->t_accept < st->slot[v].t_accept)
+		if (v < 0 || (!s->hello && st->slot[v].hello) ||
+		    (s->hello == st->slot[v].hello && s->t_accept < st->slot[v].t_accept))
 			v = i;
 	}
 	if (v < 0)

@@ -408,6 +408,8 @@ int pcb_hs_server(struct pcb_conn *c, const struct pcb_auth_key *key, const stru
 		return refuse(c, PCB_EXIT_PROTOCOL, why, whylen, "HELLO for unknown channel %u", hello->channel);
 	if (hello->flags & ~PCB_HELLO_RESUME)
 		return refuse(c, PCB_EXIT_PROTOCOL, why, whylen, "HELLO with unknown flags 0x%x", hello->flags);
+	if (c->on_hello)
+		c->on_hello(c->hook_arg);
 
 	struct pcb_challenge_wire ch = { .auth_required = have_key };
 	if (pcb_random_bytes(ch.nonce, PCB_NONCE_BYTES) < 0) {

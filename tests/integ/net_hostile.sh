@@ -67,7 +67,9 @@ relay_run() {
 	timeout 60 "$P" dest --source=127.0.0.1:$RELAY_PORT --mem=32M --seed=5 --workload=random --vcpus=1 --duration=1s \
 		--channels=$ch --io-timeout=2s $keyargs --json "$T/$name.json" >"$T/$name.out" 2>&1
 	DEST_RC=$?
-	kill $RELAY_PID 2>/dev/null; wait $SRC_PID 2>/dev/null; SRC_RC=$?
+	kill $RELAY_PID 2>/dev/null
+	for _ in $(seq 100); do kill -0 $SRC_PID 2>/dev/null || break; sleep 0.1; done
+	kill $SRC_PID 2>/dev/null; wait $SRC_PID 2>/dev/null; SRC_RC=$?
 	grep -q "relay: " "$T/$name.relay" || bad "$name: the relay's rule never fired ($rule)"
 }
 relay_run omitted "" "s2d:RUN:5:drop" 2
@@ -105,7 +107,9 @@ timeout 90 "$P" dest --source=127.0.0.1:$RELAY_PORT --mem=32M --seed=5 --workloa
 	--reconnect-timeout=20s --io-timeout=2s --auth-key-file="$T/key" --link=200mbit --json "$T/flood.json" >"$T/flood.out" 2>&1
 rc=$?
 kill $HOLD $RELAY_PID 2>/dev/null
-wait $SRC_PID 2>/dev/null
+# the source exits after the migration's BYE; if the destination never got in, end it
+for _ in $(seq 100); do kill -0 $SRC_PID 2>/dev/null || break; sleep 0.1; done
+kill $SRC_PID 2>/dev/null; wait $SRC_PID 2>/dev/null
 tail -1 "$T/hold.out"
 [ $rc -eq 0 ] || bad "flood: destination exit $rc while 256 connections were held: $(tail -3 "$T/flood.out")"
 check_ok flood "$T/flood.json"
