@@ -4,6 +4,7 @@
  * its huge page; the thread whose sub-page completes the huge page installs
  * all 2 MiB with one UFFDIO_COPY and calls huge_done. */
 #include "install/internal.h"
+#include "common/image.h"
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,6 +88,8 @@ static int huge_fill(struct pcb_installer *in, uint64_t page, const void *src, s
 		memcpy(d, src, PCB_PAGE_SIZE);
 	else
 		memset(d, 0, PCB_PAGE_SIZE);   /* slots are reused */
+	if (in->arrival)
+		in->arrival[page] = pcb_page_digest_full(d);
 	if (atomic_fetch_add_explicit(&in->hfill[h], 1, memory_order_acq_rel) + 1 != PCB_HUGE_SUBPAGES)
 		return 0;
 	/* every sub-page's writer incremented after writing (acq_rel): all 2 MiB are in */

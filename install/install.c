@@ -2,6 +2,7 @@
  * wake-ups, and the entry points that call a path's hooks; see install.h.
  * The paths themselves: copy.c, move.c, continue.c, huge.c. */
 #include "install/internal.h"
+#include "common/image.h"
 #include "pager/pagestate.h"
 #include "common/util.h"
 #include <errno.h>
@@ -126,8 +127,8 @@ static bool any_demanded(const struct pcb_installer *in, uint64_t page, uint64_t
 	return false;
 }
 
-int pcb_inst_ioctl(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page, uint64_t n, const void *src,
-		   bool dontwake, uint64_t *done, struct pcb_install_stats *st)
+static int inst_ioctl_raw(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page, uint64_t n, const void *src,
+			  bool dontwake, uint64_t *done, struct pcb_install_stats *st)
 {
 	uint64_t dst = pcb_inst_addr(in, page), len = n << PCB_PAGE_SHIFT;
 	int r = 0;
@@ -165,6 +166,36 @@ int pcb_inst_ioctl(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page,
 	return r;
 }
 
+/* Arrival digests of the n pages an install ioctl is about to map: the
+ * source bytes (COPY, MOVE), the page cache pages (CONTINUE), zeros. */
+static void arrival_digests(const struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page, uint64_t n,
+			    const void *src, uint64_t *out)
+{
+	static const uint8_t zero[PCB_PAGE_SIZE];
+	for (uint64_t i = 0; i < n; i++) {
+		const uint8_t *b = op == PCB_OP_ZEROPAGE ? zero : op == PCB_OP_CONTINUE ? in->alias + ((page + i) << PCB_PAGE_SHIFT)
+				 : (const uint8_t *)src + (i << PCB_PAGE_SHIFT);
+		out[i] = pcb_page_digest_full(b);
+	}
+}
+
+/* One install ioctl; with arrival digests on (bytes images), the pages it
+ * installed get the digest of the bytes they were installed with. */
+int pcb_inst_ioctl(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page, uint64_t n, const void *src,
+		   bool dontwake, uint64_t *done, struct pcb_install_stats *st)
+{
+	if (!in->arrival)
+		return inst_ioctl_raw(in, op, page, n, src, dontwake, done, st);
+	uint64_t dg[PCB_INSTALL_MAX_BATCH > PCB_CHUNK_PAGES ? PCB_INSTALL_MAX_BATCH : PCB_CHUNK_PAGES];
+	if (n > sizeof(dg) / sizeof(dg[0]))
+		n = sizeof(dg) / sizeof(dg[0]);   /* callers go on with the rest (*done) */
+	arrival_digests(in, op, page, n, src, dg);
+	int r = inst_ioctl_raw(in, op, page, n, src, dontwake, done, st);
+	for (uint64_t i = 0; i < *done; i++)
+		in->arrival[page + i] = dg[i];
+	return r;
+}
+
 int pcb_inst_chunks(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page, uint64_t n, const uint8_t *src,
 		    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx, uint64_t batch, bool zero)
 {
@@ -196,6 +227,17 @@ int pcb_inst_chunks(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page
 		i++;
 	}
 	return 0;
+}
+
+void pcb_inst_zcb_page(void *vctx, uint64_t page, int res, bool zero)
+{
+	struct pcb_inst_zcb *z = vctx;
+	unsigned i = z->off0 + (unsigned)(page - z->page0);
+	(void)zero;
+	zero = z->zmask[i >> 6] >> (i & 63) & 1;
+	if (zero && !res && z->st)
+		z->st->zero_inline++;
+	z->cb(z->ctx, page, res, zero);
 }
 
 int pcb_inst_one_op(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page, const void *src,

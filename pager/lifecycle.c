@@ -174,8 +174,19 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	}
 	if ((rc = pcb_install_map(&p->in, ops, cfg->install_batch, cfg->npages, why, whylen)) != 0)
 		goto fail;
+	p->zero_inline = ops->rx == PCB_INRX_PAGECACHE ? PCB_MAX_RUN_PAGES
+			 : cfg->zero_inline < 0 ? 0 : cfg->zero_inline ? (unsigned)cfg->zero_inline : PCB_ZERO_INLINE_DEFAULT;
 	p->in.huge_done = huge_done;
 	p->in.huge_ctx = p;
+	if (cfg->bytes_image) {
+		p->in.arrival = mmap(NULL, cfg->npages * 8, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (p->in.arrival == MAP_FAILED) {
+			p->in.arrival = NULL;
+			snprintf(why, whylen, "out of memory for the arrival digests");
+			rc = PCB_EXIT_OSERR;
+			goto fail;
+		}
+	}
 	p->region = p->in.region;
 	rc = PCB_EXIT_OSERR;
 	int rec_map = (cfg->process ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS;
@@ -232,6 +243,16 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
+	if (cfg->policy->batch_pages) {   /* the policy sizes its transfers (criu: a chunk is one batch) */
+		unsigned bp = cfg->policy->batch_pages(&p->pol);
+		p->cfg.batch_pages = bp && bp <= PCB_MAX_BATCH_PAGES ? bp : p->cfg.batch_pages;
+	}
+	if (cfg->push && (cfg->huge || cfg->reconnect_timeout_ns)) {
+		snprintf(why, whylen, "invalid value for --policy-end: 'source' is not available with %s",
+			 cfg->huge ? "--page-size=2M" : "--reconnect-timeout");
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
 	for (unsigned ch = p->shared ? PCB_CHAN_BACKGROUND : 0; ch < 2; ch++) {
 		rc = chan_connect(p, ch, 0, 5000, why, whylen);
 		if (rc)
@@ -272,12 +293,16 @@ static void stop_signal_handler(int sig)
 	(void)sig;   /* only interrupts a blocking read() (no SA_RESTART) */
 }
 
+static const uint8_t zero_page[PCB_PAGE_SIZE];
+
 int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data)
 {
 	if (p->threads_started || !p->in.ops->per_run_api || page >= p->cfg.npages)
 		return -EINVAL;
 	if (pcb_ps_present(&p->ps, page)) {
 		/* a re-send: the page is ours and mapped; overwrite it */
+		if (p->in.arrival)
+			p->in.arrival[page] = data ? pcb_page_digest_full(data) : pcb_page_digest_full(zero_page);
 		if (data)
 			memcpy(page_addr(p, page), data, PCB_PAGE_SIZE);
 		else
@@ -296,6 +321,8 @@ int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, c
 {
 	if (p->threads_started || !p->in.ops->per_run_api || first + n > p->cfg.npages || !n)
 		return -EINVAL;
+	for (uint64_t i = 0; p->in.arrival && i < n; i++)   /* what these pages arrive with (install/install.h) */
+		p->in.arrival[first + i] = pcb_page_digest_full(src ? (const uint8_t *)src + i * PCB_PAGE_SIZE : zero_page);
 	uint64_t done = 0;
 	while (done < n) {
 		uint64_t dst = (uintptr_t)page_addr(p, first + done), len = (n - done) * PCB_PAGE_SIZE;
@@ -549,6 +576,13 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 			if (!(vec[i] & 1) || !pcb_ps_present(&p->ps, pg)) {
 				v->pages_missing++;
 				bad = true;
+			} else if (p->in.arrival) {
+				/* a bytes image: the bytes the page arrived with (the guest may have written since) */
+				bad = p->in.arrival[pg] != want;
+				if (bad)
+					v->pages_corrupt++;
+				else
+					v->pages_verified++;
 			} else {
 				const uint64_t *w = (const uint64_t *)page_addr(p, pg);
 				bool stamp_ok = pcb_stamp_valid(pg, w[PCB_STAMP_WORD]);
@@ -624,6 +658,9 @@ void pcb_pager_destroy(struct pcb_pager *p)
 	}
 	if (p->shared_kick >= 0)
 		close(p->shared_kick);
+	if (p->in.arrival)
+		munmap(p->in.arrival, p->cfg.npages * 8);
+	p->in.arrival = NULL;
 	pcb_install_unmap(&p->in);
 	p->region = NULL;
 	pcb_ps_free(&p->ps);

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #define PCB_MAX_VCPUS 256
+#define PCB_ZERO_INLINE_DEFAULT 16   /* --zero-inline's default */
 
 struct pcb_auth_key;
 
@@ -34,6 +35,10 @@ struct pcb_pager_cfg {
 	uint64_t zero_threshold;
 	const char *install;         /* --install path name (NULL: copy); with huge, the hugetlb variant (install/registry.c) */
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
+	int zero_inline;             /* copy: zero runs up to this many pages between data pages are installed with
+				      * the data (zeroed staging pages, one COPY; 4 KiB allocated each); longer ones
+				      * with UFFDIO_ZEROPAGE (the shared zero page); -1: never; 0: the default
+				      * (PCB_ZERO_INLINE_DEFAULT).  continue: always (a page-cache page either way) */
 	bool process;                /* --pager=process: the pager threads run in a forked process (pagerproc.h) */
 	bool huge;                   /* --page-size=2M: hugetlb region, 2 MiB installs (copy only; npages % 512 == 0) */
 	unsigned pin_demand, pin_bg; /* CPU + 1 to pin the demand / background thread to; 0 = not pinned */
@@ -42,8 +47,14 @@ struct pcb_pager_cfg {
 	const struct pcb_auth_key *key;   /* shared secret (NULL: none) */
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
 	uint64_t link_bps, link_rtt_ns;   /* emulated link (0 = not emulated) */
+	bool bytes_image;                 /* the source must serve a bytes image (PCB_CFG_BYTES_IMAGE): pages are
+					   * verified by the digest of the bytes they arrived with (install/install.h
+					   * arrival), since the guest may write anywhere in them afterwards */
 	unsigned channels;                /* 1: one shared connection (chan[PCB_CHAN_BACKGROUND], HELLO channel
 					   * PCB_CHAN_SHARED) carries demand and background; 0 or 2: two */
+	bool push;                        /* the policy runs at the source (--policy-end=source): the pager
+					   * sends PUSH and receives the stream (wire/proto.h) */
+	const char *policy_spec;          /* push: --policy as given (a name or a .so path); NULL = policy->name */
 };
 
 /* Link emulation as configured and as measured end to end (wire/linkcal.c). */
@@ -80,11 +91,13 @@ struct pcb_pager_stats {
 	uint64_t faults;             /* fault messages read from the uffd */
 	uint64_t faults_present;     /* ... for a page already installed (woken at once) */
 	uint64_t faults_inflight;    /* ... for a page already requested (waits for it) */
+	uint64_t faults_queued;      /* ... of those, in a background batch in flight, not requested (fault_waits_queued) */
 	uint64_t faults_unattributed;/* thread not a registered vCPU */
 	uint64_t pages_demand, pages_background, pages_drain;   /* 4 KiB pages installed with UFFDIO_COPY */
 	uint64_t zero_demand, zero_background, zero_drain;      /* installed with UFFDIO_ZEROPAGE */
 	uint64_t eexist_demand, eexist_background;              /* install lost the race: page already there */
 	uint64_t demand_requests, bg_batches, bg_pages_requested;
+	uint64_t bg_inflight_max;         /* pulling: most background batches in flight at once */
 	uint64_t demand_pages_requested;  /* huge pages: 4 KiB pages asked for by the demand requests (RANGES) */
 	uint64_t t_switchover_ns, t_complete_ns, t_guest_done_ns;  /* CLOCK_MONOTONIC */
 	struct pcb_chan_stats chan[2];   /* --channels=1: chan[1] is the shared connection, chan[0] unused */
@@ -101,6 +114,10 @@ struct pcb_pager_stats {
 	uint64_t guest_thp_bytes;        /* --install=move: guest region mapped by 2 MiB PMDs at the end (smaps AnonHugePages) */
 	struct pcb_link_result link;
 	struct pcb_recovery_stats rec;
+	/* --policy-end=source: what the source reported in PUSH_END */
+	bool push_ended;
+	uint64_t push_pages, push_batches;
+	uint64_t push_sendq_max, push_sndbuf;   /* bytes: most queued in its socket; its SO_SNDBUF */
 };
 
 struct pcb_pager;

@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +66,13 @@ struct run {
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
 	char error[512];
+	/* bytes images: an application guest's database image, or --image=FILE */
+	uint8_t *img;
+	size_t img_len;
+	bool img_file;
+	uint64_t img_build_ns;
+	struct pcb_app_report app;
+	bool app_checked;
 };
 
 /* ---- source process ---------------------------------------------------------- */
@@ -97,7 +105,8 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
 			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
 			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
-			.mem = r->precopy_src,
+			.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
+			.push_local_files = true,   /* the destination is this run */
 		};
 		_exit(pcb_source_serve(&sc, lfd));
 	}
@@ -169,7 +178,7 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 		return;
 	}
 	/* --guest=kvm: the vCPU threads' faults are KVM's (bpf.kvm) */
-	const struct pcb_hist *k = &ts->hist[strcmp(r->cfg->guest, "kvm") ? FL_H_FAULT_TO_RUNNING
+	const struct pcb_hist *k = &ts->hist[r->cfg->guest != PCB_GUEST_KVM ? FL_H_FAULT_TO_RUNNING
 									  : FL_H_KVM_FAULT_TO_RUNNING];
 	pcb_json_obj_begin(j, "bpf_vs_guest");
 	pcb_json_u64(j, "guest_faults", user->count);
@@ -186,6 +195,120 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 	}
 	pcb_json_obj_end(j);
 	free(ts);
+}
+
+/* Bytes images: --image=FILE, or an application guest's database image
+ * built from the seed (before the source is forked: not part of the run's
+ * time).  0 or an exit code (reported). */
+static int image_prepare(struct run *r)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_workload_ops *wl = r->wl;
+	char why[512];
+	int rc = 0;
+	if (pcb_wl_is_app(wl) && cfg->image[0]) {
+		pcb_err("invalid value for --image: workload %s builds its own database image from --seed", wl->name);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->bytes_image_remote && !strcmp(cfg->baseline, "run")) {
+		pcb_err("invalid value for --baseline: 'run' (the source serves a bytes image this destination does not have)");
+		return PCB_EXIT_USAGE;
+	}
+	if (pcb_wl_is_app(wl) && r->net.remote && !cfg->bytes_image_remote) {
+		pcb_err("invalid value for --workload: '%s' needs its database image at the source "
+			"(pcbench source --workload=%s with the same --seed, --mem and --workload-opt)", wl->name, wl->name);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->image[0] && r->net.remote) {
+		pcb_err("invalid value for --image: '%s' (the source serves an image; `pcbench source --image`)", cfg->image);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->bytes_image_remote) {
+		r->im.opaque = true;   /* its bytes are the source's: pages verified as they arrive, reads not checked */
+		return 0;
+	}
+	if (cfg->image[0]) {
+		rc = pcb_image_map_file(cfg->image, &r->img, &r->img_len, why, sizeof(why));
+		r->img_file = true;
+	} else if (pcb_wl_is_app(wl)) {
+		uint64_t t0 = pcb_now_ns();
+		rc = pcb_wl_build_image(wl, &r->prm, &r->img, why, sizeof(why));
+		r->img_len = r->npages * PCB_PAGE_SIZE;
+		r->img_build_ns = pcb_now_ns() - t0;
+		pcb_log("%s: database image built in %.3f s", wl->name, (double)r->img_build_ns / 1e9);
+	} else {
+		return 0;
+	}
+	if (!rc && pcb_image_set_bytes(&r->im, r->img, r->npages) < 0) {
+		snprintf(why, sizeof(why), "out of memory for the image's zero-page map");
+		rc = PCB_EXIT_OSERR;
+	}
+	if (rc)
+		pcb_err("%s", why);
+	return rc;
+}
+
+static void image_release(struct run *r)
+{
+	pcb_image_free_bytes(&r->im);
+	if (r->img)
+		munmap(r->img, r->img_len);
+	r->img = NULL;
+}
+
+/* Updates the guest made, at the source (--precopy) and here. */
+static uint64_t app_updates(const struct run *r)
+{
+	uint64_t n = 0;
+	for (unsigned v = 0; v < r->cfg->vcpus; v++)
+		n += pcb_guest_result(r->guest, v)->writes + pcb_guest_result(r->guest, v)->precopy_writes;
+	return n;
+}
+
+static void app_json(struct run *r, struct pcb_json *j)
+{
+	if (!pcb_wl_is_app(r->wl))
+		return;
+	const struct pcb_app_report *a = &r->app;
+	pcb_json_obj_begin(j, "application");
+	pcb_json_bool(j, "checked", r->app_checked);
+	pcb_json_str(j, "engine", a->engine);
+	pcb_json_str(j, "integrity_check", a->integrity);
+	pcb_json_u64(j, "rows", a->rows);
+	pcb_json_u64(j, "rows_bad", a->rows_bad);
+	pcb_json_u64(j, "versions", a->versions);
+	pcb_json_u64(j, "updates_done", app_updates(r));
+	char d[24];
+	snprintf(d, sizeof(d), "%016llx", (unsigned long long)a->rows_digest);
+	pcb_json_str(j, "rows_digest", d);
+	pcb_json_u64(j, "db_area_bytes", a->db_bytes);
+	pcb_json_u64(j, "db_used_bytes", a->db_used_bytes);
+	pcb_json_u64(j, "heap_bytes", a->heap_bytes);
+	pcb_json_u64(j, "heap_peak_bytes", a->heap_peak_bytes);
+	pcb_json_u64(j, "image_build_ns", r->img_build_ns);
+	pcb_json_str(j, "method", "the engine's own check (PRAGMA integrity_check), then every row read back in key order: "
+		     "its value must be the one its key and version give, the versions must sum to the updates the guest "
+		     "made, rows_digest (xxh3-64 of key, version, value) equals a local run's after the same ops");
+	pcb_json_obj_end(j);
+}
+
+/* Application guests: the engine's check of the database as the guest left
+ * it; a failure is a verification failure. */
+static void app_check(struct run *r, struct pcb_guest *g)
+{
+	char why[512];
+	int rc = pcb_guest_app_check(g, &r->app, why, sizeof(why));
+	r->app_checked = rc == 0;
+	if (!r->exit_code && rc) {
+		r->exit_code = rc;
+		snprintf(r->error, sizeof(r->error), "%s", why);
+		pcb_err("%s", why);
+	} else if (!r->exit_code && (strcmp(r->app.integrity, "ok") || r->app.rows_bad || r->app.versions != app_updates(r))) {
+		r->exit_code = PCB_EXIT_VERIFY;
+		snprintf(r->error, sizeof(r->error), "database check failed: integrity_check '%s', %llu bad rows, versions %llu "
+			 "for %llu updates", r->app.integrity, (unsigned long long)r->app.rows_bad,
+			 (unsigned long long)r->app.versions, (unsigned long long)app_updates(r));
+	}
 }
 
 static void write_json(struct run *r, FILE *fp)
@@ -241,11 +364,24 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "eexist_background", s->eexist_background);
 	pcb_json_obj_end(j);
 
+	/* where the policy ran; pushing: what the source reported at the end of its stream */
+	pcb_json_obj_begin(j, "policy");
+	pcb_json_str(j, "end", pcb_choice_name("policy-end", cfg->policy_end));
+	if (cfg->policy_end == PCB_POLICY_SOURCE) {
+		pcb_json_bool(j, "push_ended", s->push_ended);
+		pcb_json_u64(j, "pushed_pages", s->push_pages);
+		pcb_json_u64(j, "pushed_batches", s->push_batches);
+		pcb_json_u64(j, "source_sendq_max_bytes", s->push_sendq_max);   /* SIOCOUTQ high-water mark */
+		pcb_json_u64(j, "source_sndbuf_bytes", s->push_sndbuf);         /* SO_SNDBUF as the kernel set it */
+	}
+	pcb_json_obj_end(j);
+
 	pcb_json_obj_begin(j, "faults");
 	pcb_json_u64(j, "count", fault.count);
 	pcb_json_u64(j, "uffd_messages", s->faults);
 	pcb_json_u64(j, "on_present_page", s->faults_present);
 	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
+	pcb_json_u64(j, "on_queued_page", s->faults_queued);   /* in a batch in flight, not requested (criu) */
 	pcb_json_u64(j, "unattributed", s->faults_unattributed);
 	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
 	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
@@ -265,13 +401,14 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "pager");
-	pcb_json_str(j, "mode", cfg->pager);   /* thread | process: where the pager threads ran */
+	pcb_json_str(j, "mode", pcb_choice_name("pager", cfg->pager));   /* thread | process: where the pager threads ran */
 	pcb_json_i64(j, "pid", r->pager ? pcb_pager_pid(r->pager) : 0);
 	pcb_json_i64(j, "loader_pid", getpid());
 	pcb_json_u64(j, "demand_requests", s->demand_requests);
 	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)   /* one request per huge page, several pages each */
 		pcb_json_u64(j, "demand_pages_requested", s->demand_pages_requested);
 	pcb_json_u64(j, "background_batches", s->bg_batches);
+	pcb_json_u64(j, "background_inflight_max", s->bg_inflight_max);   /* most batches asked for and not ended */
 	pcb_json_u64(j, "background_pages_requested", s->bg_pages_requested);
 	pcb_hist_json(j, "demand_round_trip", &s->demand_rtt, 0);
 	pcb_hist_json(j, "demand_service", &s->demand_service, 0);
@@ -308,7 +445,7 @@ static void write_json(struct run *r, FILE *fp)
 		pcb_json_str(j, "pages_never_arrived", r->missing);
 
 	pcb_json_obj_begin(j, "guest");
-	pcb_json_str(j, "kind", cfg->guest);
+	pcb_json_str(j, "kind", pcb_choice_name("guest", cfg->guest));
 	if (r->guest && pcb_guest_kvm_tsc_khz(r->guest))
 		pcb_json_u64(j, "kvm_tsc_khz", pcb_guest_kvm_tsc_khz(r->guest));
 	uint64_t ops = 0, reads = 0, writes = 0, mism = 0;
@@ -347,7 +484,15 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_progress_json(&r->prog, j, "progress");
 	if (cfg->precopy_ns)
 		pcb_precopy_json(&r->pc, j, "precopy");
-	pcb_prefetch_json(&r->pf, j, "prefetch");
+	if (pcb_wl_is_app(r->wl)) {
+		pcb_json_obj_begin(j, "prefetch");
+		pcb_json_bool(j, "measured", false);
+		pcb_json_str(j, "why", "an application guest's loads and stores are not seen: no first touches, so no hit rate, "
+			     "accuracy or lead time (faults, blocktime and progress are measured)");
+		pcb_json_obj_end(j);
+	} else {
+		pcb_prefetch_json(&r->pf, j, "prefetch");
+	}
 	if (r->trace) {
 		pcb_trace_json(r->trace, j, "bpf");
 		trace_agreement_json(r, j, &fault);
@@ -365,13 +510,18 @@ static void write_json(struct run *r, FILE *fp)
 	for (unsigned i = 0; i < r->ver.nfirst_bad; i++)
 		pcb_json_u64(j, NULL, r->ver.first_bad[i]);
 	pcb_json_arr_end(j);
-	pcb_json_str(j, "method", cfg->precopy_ns ?
+	if (r->im.mem || r->im.opaque)
+		pcb_json_str(j, "method", "bytes image: xxh3-64 of all 4096 bytes each page was installed with (taken before its "
+			     "install ioctl) against the source's digest of its page at the end; residency by mincore; "
+			     "what the guest wrote afterwards is the guest's");
+	else pcb_json_str(j, "method", cfg->precopy_ns ?
 		     "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore; "
 		     "pre-copy: the write slot of every page the guest did not write after switch-over equals the source's" :
 		     "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore");
 	if (cfg->precopy_ns)
 		pcb_json_u64(j, "precopy_stale_pages", r->pc.stale_pages);
 	pcb_json_obj_end(j);
+	app_json(r, j);
 
 	pcb_json_obj_end(j);   /* results */
 	pcb_json_obj_end(j);
@@ -410,11 +560,23 @@ static void print_progress(struct run *r, FILE *fp)
 
 static void print_verify(struct run *r, FILE *fp)
 {
-	if (r->verified)
-		fprintf(fp, "  verify      %llu pages verified, %llu corrupt, %llu missing: %s\n",
-			(unsigned long long)r->ver.pages_verified, (unsigned long long)r->ver.pages_corrupt,
-			(unsigned long long)r->ver.pages_missing,
+	if (r->verified && r->local && r->im.mem)
+		fprintf(fp, "  verify      no pages checked (a local run of a bytes image: nothing migrated)\n");
+	else if (r->verified)
+		fprintf(fp, "  verify      %llu pages verified%s, %llu corrupt, %llu missing: %s\n",
+			(unsigned long long)r->ver.pages_verified, r->im.mem || r->im.opaque ? " as they arrived" : "",
+			(unsigned long long)r->ver.pages_corrupt, (unsigned long long)r->ver.pages_missing,
 			r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK");
+	if (r->app_checked) {
+		const struct pcb_app_report *a = &r->app;
+		char b1[32], b2[32], b3[32];
+		fprintf(fp, "  database    %s: integrity_check %s; %llu rows read back, %llu bad; versions %llu (updates done %llu); "
+			"rows digest %016llx; database %s of %s, heap peak %s\n", a->engine, a->integrity,
+			(unsigned long long)a->rows, (unsigned long long)a->rows_bad, (unsigned long long)a->versions,
+			(unsigned long long)app_updates(r), (unsigned long long)a->rows_digest,
+			pcb_fmt_size(a->db_used_bytes, b1, sizeof(b1)), pcb_fmt_size(a->db_bytes, b2, sizeof(b2)),
+			pcb_fmt_size(a->heap_peak_bytes, b3, sizeof(b3)));
+	}
 }
 
 static void write_human(struct run *r, FILE *fp)
@@ -426,8 +588,8 @@ static void write_human(struct run *r, FILE *fp)
 	merged_hists(r, &fault, &op);
 
 	fprintf(fp, "pcbench %s (git %s): %s of %s, policy %s, workload %s, %u vCPU%s, seed %llu\n",
-		PCB_VERSION, PCB_GITREV, r->local ? (strcmp(cfg->guest, "kvm") ? "local baseline (no migration)" : "local baseline (no migration), KVM guest")
-			 : strcmp(cfg->guest, "kvm") ? (cfg->precopy_ns ? "pre-copy then post-copy migration" : "post-copy migration")
+		PCB_VERSION, PCB_GITREV, r->local ? (cfg->guest != PCB_GUEST_KVM ? "local baseline (no migration)" : "local baseline (no migration), KVM guest")
+			 : cfg->guest != PCB_GUEST_KVM ? (cfg->precopy_ns ? "pre-copy then post-copy migration" : "post-copy migration")
 						     : "post-copy migration of a KVM guest",
 		pcb_fmt_size(cfg->mem, b1, sizeof(b1)), cfg->policy, cfg->workload,
 		cfg->vcpus, cfg->vcpus > 1 ? "s" : "", (unsigned long long)cfg->seed);
@@ -501,7 +663,7 @@ static void write_human(struct run *r, FILE *fp)
 	if (r->trace) {
 		struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
 		if (ts && pcb_trace_read(r->trace, ts) == 0) {
-			bool kvm = !strcmp(cfg->guest, "kvm");
+			bool kvm = cfg->guest == PCB_GUEST_KVM;
 			const struct pcb_hist *k = &ts->hist[kvm ? FL_H_KVM_FAULT_TO_RUNNING : FL_H_FAULT_TO_RUNNING];
 			fmt_ns(pcb_hist_percentile(k, 50), b1, sizeof(b1));
 			fmt_ns(pcb_hist_percentile(k, 99), b2, sizeof(b2));
@@ -516,11 +678,13 @@ static void write_human(struct run *r, FILE *fp)
 					(unsigned long long)ts->counter[FL_C_BLOCKED_UNDELIVERED], b3);
 		}
 		free(ts);
-	} else if (strcmp(cfg->trace, "off") != 0) {
+	} else if (cfg->trace != PCB_OFF) {
 		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
 	}
 	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
-	if (r->pf.bg_installed || r->pf.touched) {
+	if (pcb_wl_is_app(r->wl))
+		fprintf(fp, "  prefetch    not measured: an application guest's first touches are not seen\n");
+	else if (r->pf.bg_installed || r->pf.touched) {
 		char lead[64] = "";
 		if (r->pf.lead.count)
 			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms", (double)pcb_hist_percentile(&r->pf.lead, 50) / 1e6);
@@ -594,7 +758,7 @@ static int fail_midrun(struct run *r, int code, const char *msg)
  * *gout (joined), the progress series and the verification. */
 static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool record, struct pcb_guest **gout,
 			   struct pcb_progress *prog, struct pcb_verify *ver, uint64_t *t_go, uint64_t *t_done,
-			   char *why, size_t whylen)
+			   bool check_app, char *why, size_t whylen)
 {
 	const struct pcb_config *cfg = r->cfg;
 	uint8_t *region = pcb_local_region(&r->im, r->npages);
@@ -614,7 +778,7 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		.ops = pcb_workload_find(cfg->workload), .prm = *prm, .region = region, .im = &r->im,
 		.write_ratio = cfg->write_ratio, .duration_ns = cfg->duration_ns, .ops_limit = cfg->ops,
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = record,
-		.kvm = !strcmp(cfg->guest, "kvm"),
+		.kvm = cfg->guest == PCB_GUEST_KVM,
 	};
 	int rc = pcb_guest_create(&gc, NULL, gout, why, whylen);
 	if (!rc && (rc = pcb_guest_start(*gout)) != 0)
@@ -634,7 +798,10 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		munmap(region, r->npages * PCB_PAGE_SIZE);
 		return PCB_EXIT_SOFTWARE;
 	}
-	rc = pcb_local_verify(region, &r->im, r->npages, ver, why, whylen);
+	rc = r->im.mem ? (memset(ver, 0, sizeof(*ver)), 0)   /* a bytes image: nothing migrated, nothing to check */
+		       : pcb_local_verify(region, &r->im, r->npages, ver, why, whylen);
+	if (!rc && check_app && pcb_wl_is_app(gc.ops))
+		app_check(r, *gout);
 	munmap(region, r->npages * PCB_PAGE_SIZE);
 	if (!rc && pcb_progress_collect(prog, *gout, cfg->vcpus, gc.bucket_ns, *t_go) < 0) {
 		snprintf(why, whylen, "out of memory for the progress series");
@@ -672,7 +839,7 @@ static int write_progress_csv(struct run *r, const struct pcb_progress *p, const
 		 "pcbench %s (git %s) progress: policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u complete_buckets=%llu guest=%s%s",
 		 PCB_VERSION, PCB_GITREV, suffix[0] ? "local" : r->cfg->policy, r->cfg->workload,
 		 (unsigned long long)r->cfg->seed, r->cfg->vcpus, r->cfg->bucket_ms, (unsigned long long)p->ncomplete,
-		 r->cfg->guest, suffix[0] ? " (baseline)" : "");
+		 pcb_choice_name("guest", r->cfg->guest), suffix[0] ? " (baseline)" : "");
 	int e = pcb_progress_csv(p, path, comment);
 	if (e < 0) {
 		pcb_err("cannot write the progress CSV '%s': %s", path, strerror(-e));
@@ -723,7 +890,7 @@ static int run_local_only(struct run *r)
 {
 	char why[512];
 	uint64_t t_go, t_done;
-	int rc = run_local_guest(r, &r->prm, r->cfg->record[0] != 0, &r->guest, &r->prog, &r->ver, &t_go, &t_done, why, sizeof(why));
+	int rc = run_local_guest(r, &r->prm, r->cfg->record[0] != 0, &r->guest, &r->prog, &r->ver, &t_go, &t_done, true, why, sizeof(why));
 	if (rc) {
 		pcb_err("%s", why);
 		return rc;
@@ -776,14 +943,14 @@ static int policy_validate(struct run *r, const struct pcb_policy_ops *pol, char
  * across mm, and the tracer attaches to this process before that one exists */
 static int check_pager_process(const struct pcb_config *cfg)
 {
-	if (strcmp(cfg->pager, "process"))
+	if (cfg->pager != PCB_PAGER_PROCESS)
 		return 0;
-	const char *bad = !strcmp(cfg->install, "move") ? "install" : !strcmp(cfg->trace_usdt, "on") ? "trace-usdt" :
-			  !strcmp(cfg->trace_messages, "on") ? "trace-messages" : NULL;
+	const char *bad = !strcmp(cfg->install, "move") ? "install" : cfg->trace_usdt == PCB_ON ? "trace-usdt" :
+			  cfg->trace_messages == PCB_ON ? "trace-messages" : NULL;
 	if (!bad)
 		return 0;
 	pcb_err("invalid value for --%s: '%s' cannot be combined with --pager=process%s", bad,
-		!strcmp(bad, "install") ? cfg->install : "on",
+		!strcmp(bad, "install") ? "move" : "on",
 		!strcmp(bad, "install") ? " (UFFDIO_MOVE cannot move pages between two processes)"
 					: " (the probes and reads would be in the pager process)");
 	return PCB_EXIT_USAGE;
@@ -806,13 +973,48 @@ static int check_outputs(const struct pcb_config *cfg)
 	return 0;
 }
 
+/* --policy-end and --channels as the policy's system has them, unless given:
+ * both made explicit in the resolved configuration (and so in the JSON). */
+static int policy_resolve_transport(struct run *r, const struct pcb_policy_ops *pol, struct pcb_config *cfg, char *why,
+				    size_t whylen)
+{
+	enum pcb_policy_end end;
+	if (pcb_policy_end_parse(pol, cfg->policy_end == PCB_END_AUTO ? "" : pcb_choice_name("policy-end", cfg->policy_end), &end, why, whylen) < 0)
+		return PCB_EXIT_USAGE;
+	cfg->policy_end = (int)end;
+	unsigned want = 0;
+	if (pol->channels) {
+		struct pcb_policy p = r->polopts;
+		p.ops = pol;
+		want = pol->channels(&p);
+	}
+	if (!cfg->channels) {
+		cfg->channels = want ? want : 2;
+	} else if (want && want != cfg->channels) {
+		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with --policy-opt '%s' uses %u connection%s; "
+			 "leave --channels out, or change the policy's knobs)", cfg->channels, pol->name, cfg->policy_opt, want,
+			 want == 1 ? "" : "s");
+		return PCB_EXIT_USAGE;
+	}
+	if (end == PCB_POLICY_SOURCE && cfg->reconnect_timeout_ns) {
+		snprintf(why, whylen, "invalid value for --reconnect-timeout: a policy at the source (--policy-end=source) "
+			 "does not resume a lost connection yet");
+		return PCB_EXIT_USAGE;
+	}
+	return pcb_huge_validate(cfg, why, whylen);
+}
+
 /* Bad input is refused before anything starts (source process, sockets, userfaultfd). */
 static int setup_check(struct run *r)
 {
 	const struct pcb_config *cfg = r->cfg;
 	char why[512];
 	int rc;
-	r->pol = pcb_policy_find(cfg->policy);
+	r->pol = pcb_policy_resolve(cfg->policy, why, sizeof(why));   /* a name or ./x.so */
+	if (!r->pol) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
 	r->wl = pcb_workload_find(cfg->workload);
 	if (pcb_policy_check(r->pol, why, sizeof(why)) < 0 || pcb_workload_check(r->wl, why, sizeof(why)) < 0) {
 		pcb_err("%s", why);
@@ -858,7 +1060,12 @@ static int setup_params(struct run *r)
 		pcb_err("%s", why);
 		return rc;
 	}
-	if ((rc = pcb_net_prepare(cfg, &r->net)) != 0)
+	/* the resolved configuration is this run's own copy (pcb_run_migration) */
+	if ((rc = policy_resolve_transport(r, r->pol, (struct pcb_config *)cfg, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	if ((rc = pcb_net_prepare(cfg, &r->net)) != 0 || (rc = image_prepare(r)) != 0)
 		return rc;
 	r->local = !strcmp(cfg->policy, "local");
 	if (r->local && cfg->precopy_ns) {
@@ -881,7 +1088,7 @@ static int load_baseline(struct run *r)
 	}
 	const char *bad = strcmp(m.policy, "local") ? "policy" : strcmp(m.workload, cfg->workload) ? "workload" :
 			  m.seed != cfg->seed ? "seed" : m.vcpus != cfg->vcpus ? "vcpus" :
-			  m.bucket_ms != cfg->bucket_ms ? "bucket-ms" : strcmp(m.guest, cfg->guest) ? "guest" : NULL;
+			  m.bucket_ms != cfg->bucket_ms ? "bucket-ms" : strcmp(m.guest, pcb_choice_name("guest", cfg->guest)) ? "guest" : NULL;
 	if (bad) {
 		pcb_err("invalid value for --baseline: '%s' is not a --policy=local run of this guest (its %s differs: "
 			"policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u guest=%s)", cfg->baseline, bad, m.policy,
@@ -898,7 +1105,7 @@ static int run_baseline(struct run *r)
 	struct pcb_verify bv;
 	uint64_t t0, t1;
 	char why[512];
-	int rc = run_local_guest(r, &r->prm, false, &bg, &r->base, &bv, &t0, &t1, why, sizeof(why));
+	int rc = run_local_guest(r, &r->prm, false, &bg, &r->base, &bv, &t0, &t1, false, why, sizeof(why));
 	if (!rc && (bv.pages_corrupt || bv.pages_missing)) {
 		snprintf(why, sizeof(why), "the local baseline run failed its integrity check: %llu corrupt, %llu missing pages",
 			 (unsigned long long)bv.pages_corrupt, (unsigned long long)bv.pages_missing);
@@ -971,13 +1178,15 @@ static int setup_source_and_pager(struct run *r)
 		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
 		.install = cfg->install, .install_batch = cfg->install_batch,
-		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = !strcmp(cfg->pager, "process"),
+		.zero_inline = cfg->zero_inline ? (int)cfg->zero_inline : -1,
+		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = cfg->pager == PCB_PAGER_PROCESS,
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
-		.kernel_faults = !strcmp(cfg->guest, "kvm"),
+		.kernel_faults = cfg->guest == PCB_GUEST_KVM,
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
-		.channels = cfg->channels,
+		.push = cfg->policy_end == PCB_POLICY_SOURCE, .policy_spec = cfg->policy,
+		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
 	};
 	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
@@ -985,7 +1194,7 @@ static int setup_source_and_pager(struct run *r)
 	}
 	/* shared with the policy, which runs in the pager process with --pager=process */
 	void *ft = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE,
-			(strcmp(cfg->pager, "process") ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
+			(cfg->pager != PCB_PAGER_PROCESS ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
 	if (ft == MAP_FAILED) {
 		pcb_err("out of memory for the first-touch record");
 		return PCB_EXIT_OSERR;
@@ -1009,7 +1218,7 @@ static int setup_guest(struct run *r)
 		.region = pcb_pager_region(r->pager), .im = &r->im, .write_ratio = cfg->write_ratio,
 		.duration_ns = cfg->duration_ns, .ops_limit = cfg->ops, .first_touch = r->first_touch,
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = cfg->record[0] != 0,
-		.kvm = !strcmp(cfg->guest, "kvm"),
+		.kvm = cfg->guest == PCB_GUEST_KVM,
 		.precopy_region = r->precopy_src, .dest_written = r->dest_written,
 	};
 	int rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
@@ -1034,7 +1243,7 @@ static int setup_guest(struct run *r)
 static int setup_trace(struct run *r)
 {
 	const struct pcb_config *cfg = r->cfg;
-	if (!strcmp(cfg->trace, "off")) {
+	if (cfg->trace == PCB_OFF) {
 		snprintf(r->trace_why, sizeof(r->trace_why), "disabled with --trace=off");
 		return 0;
 	}
@@ -1042,14 +1251,14 @@ static int setup_trace(struct run *r)
 		.pid = getpid(), .region_start = (uintptr_t)pcb_pager_region(r->pager),
 		.region_len = r->npages * PCB_PAGE_SIZE, .events = cfg->trace_events[0] != 0,
 		.events_path = cfg->trace_events[0] ? cfg->trace_events : NULL,
-		.usdt = !strcmp(cfg->trace_usdt, "on"),
+		.usdt = cfg->trace_usdt == PCB_ON,
 		.usdt_binary = "/proc/self/exe", .verbose = (int)cfg->verbose,
 		/* which faults' messages the pager read: counts as the pager's */
-		.msgs = !strcmp(cfg->trace_messages, "on") ||
-			(!strcmp(cfg->trace_messages, "auto") && !strcmp(cfg->trace, "on") && strcmp(cfg->pager, "process")),
+		.msgs = cfg->trace_messages == PCB_ON ||
+			(cfg->trace_messages == PCB_AUTO && cfg->trace == PCB_ON && cfg->pager != PCB_PAGER_PROCESS),
 	};
 	int rc = pcb_trace_start(&to, &r->trace, r->trace_why, sizeof(r->trace_why));
-	if (rc && !strcmp(cfg->trace, "on")) {
+	if (rc && cfg->trace == PCB_ON) {
 		pcb_err("--trace=on: %s", r->trace_why);
 		return rc;   /* the vCPUs stay parked: the run is stranded */
 	}
@@ -1077,7 +1286,7 @@ static int run_precopy(struct run *r)
 		.timeout_ms = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC),
 	};
 	int rc = pcb_precopy_run(r->pager, r->guest, r->precopy_src, r->npages, cfg->precopy_ns,
-				 strcmp(cfg->precopy_transport, "tcp") ? NULL : &net, !strcmp(cfg->precopy_final, "resend"),
+				 cfg->precopy_transport == PCB_PRECOPY_TCP ? &net : NULL, cfg->precopy_final == PCB_PRECOPY_RESEND,
 				 &r->pc, why, sizeof(why));
 	if (rc)
 		pcb_err("%s", why);   /* vCPUs are parked on a gate that will not open: stranded */
@@ -1146,7 +1355,9 @@ static void verify_pages(struct run *r)
 		return;
 	}
 	r->verified = true;
-	if (r->precopy_src) {
+	if (pcb_wl_is_app(r->wl) && !pcb_guest_error(r->guest))
+		app_check(r, r->guest);
+	if (r->precopy_src && !r->im.mem) {   /* a bytes image: the arrival digests already judge staleness */
 		/* pages written at the source must carry the source's last write */
 		r->pc.stale_pages = pcb_precopy_check(pcb_pager_region(r->pager), r->precopy_src, r->npages, r->dest_written,
 						   r->ver.first_bad, &r->ver.nfirst_bad, 8);
@@ -1239,6 +1450,7 @@ static int run_cleanup(struct run *r, int rc)
 		munmap(r->first_touch, r->npages * 4);
 	reap_source(r, true);
 	free_precopy(r);
+	image_release(r);
 	return rc;
 }
 
@@ -1246,6 +1458,9 @@ int pcb_run_migration(const struct pcb_config *cfg_in, bool *stranded)
 {
 	struct pcb_config resolved = *cfg_in;   /* defaults that depend on other options, made explicit (and recorded) */
 	pcb_config_resolve(&resolved);
+	struct stat isb;
+	if (resolved.image[0] && stat(resolved.image, &isb) == 0 && S_ISREG(isb.st_mode))
+		resolved.mem = (uint64_t)isb.st_size;   /* --mem is the image's size (checked when it is mapped) */
 	struct run R = { .cfg = &resolved }, *r = &R;
 	pcb_sock_buf_bytes = (int)resolved.socket_buffer;   /* our connections, and the forked source's */
 	int rc = setup_check(r);

@@ -15,8 +15,7 @@
 void pcb_sim_defaults(struct pcb_sim_params *sp)
 {
 	memset(sp, 0, sizeof(*sp));
-	/* loopback on this machine (README "Machine"): bulk TCP 2.7 GB/s same CPU; a 4 KiB
-	 * request/response over TCP 14-18 us, so 16 us round trip */
+	/* the development machine's loopback (docs/results/2026-11-26-simulator-costs.md) */
 	sp->bps = 21600000000ull;
 	sp->rtt_ns = 16000;
 	sp->batch_pages = 64;        /* live --batch default */
@@ -27,15 +26,13 @@ void pcb_sim_defaults(struct pcb_sim_params *sp)
 	sp->seed = 1;
 	sp->zero_pages = 0.25;
 	sp->think_ns = PCB_SIM_THINK_RECORDED;
-	/* fault -> UFFDIO_COPY -> wake round trip across CPUs (the unpinned default placement):
-	 * 35-67 us measured here (same CPU 6.9 us); a live demand-only run showed guest-seen
-	 * fault latency 33 us above the pager's request round trip.  Zero pages: 1.2 us less
-	 * (UFFDIO_ZEROPAGE 5.7 vs COPY 6.9 us same CPU). */
+	/* fault -> UFFDIO_COPY -> wake across CPUs, and the zero-page variant: measured costs of
+	 * the development machine (docs/results/2026-11-26-simulator-costs.md); --demand-cost etc. */
 	sp->demand_copy_ns = 35000;
 	sp->demand_zero_ns = 33800;
 	sp->jitter_ns = 0;           /* an ideal host: no contention delays (see --jitter) */
-	sp->bg_copy_ns = 1030;       /* batched COPY, 16 pages per ioctl: 0.97 M pages/s */
-	sp->bg_zero_ns = 90;         /* batched ZEROPAGE, 64..256 per ioctl: 10.7-11.5 M pages/s */
+	sp->bg_copy_ns = 1030;       /* batched COPY (the note above) */
+	sp->bg_zero_ns = 90;         /* batched ZEROPAGE (the note above) */
 	sp->bg_poll_ns = 2000000;    /* pager/background.c: an idle background thread waits 2 ms */
 }
 
@@ -160,6 +157,8 @@ struct sim {
 	int32_t *waiters;            /* per page: first waiting vCPU, -1 = none */
 	struct sender snd[2];
 	struct bslot *ring;
+	unsigned wsize;              /* batches in flight: --window, or (push) enough to fill the socket buffer */
+	unsigned batch_pages;        /* --batch, or what the policy asks for (ops->batch_pages) */
 	uint64_t next_id, done_id;
 	uint64_t tat;                /* link free at */
 	uint64_t utat;               /* ... for demand replies reserved ahead of background frames */
@@ -460,13 +459,15 @@ static void flush_zero(struct sim *s, uint64_t now)
 static void refill(struct sim *s, uint64_t now)
 {
 	const struct pcb_policy_ops *ops = s->pol.ops;
-	while (!s->complete && s->next_id - s->done_id < s->sp->window) {
-		struct bslot *rb = &s->ring[s->next_id % s->sp->window];
-		struct pcb_batch b = { .r = rb->r, .max_ranges = PCB_MAX_RANGES, .max_pages = s->sp->batch_pages };
+	while (!s->complete && s->next_id - s->done_id < s->wsize) {
+		struct bslot *rb = &s->ring[s->next_id % s->wsize];
+		struct pcb_batch b = { .r = rb->r, .max_ranges = PCB_MAX_RANGES, .max_pages = s->batch_pages };
 		unsigned n = 0;
 		bool drain = false;
 		if (ops->background)
 			n = ops->next_batch(&s->pol, &b);
+		if (!n && s->sp->push)   /* the source moves every page (source/push.c) */
+			n = pcb_policy_fill_sequential(&s->pol, &b, &s->drain_cursor);
 		if (!n && s->drain) {
 			n = pcb_policy_fill_sequential(&s->pol, &b, &s->drain_cursor);
 			drain = n > 0;
@@ -475,7 +476,9 @@ static void refill(struct sim *s, uint64_t now)
 			break;
 		rb->nr = b.nr;
 		rb->drain = drain;
-		struct item it = { .batch = true, .due = now + s->sp->rtt_ns, .slot = (unsigned)(s->next_id % s->sp->window) };
+		/* pulled: due at the source a round trip later; pushed: the source decides it now */
+		struct item it = { .batch = true, .due = now + (s->sp->push ? 0 : s->sp->rtt_ns),
+				   .slot = (unsigned)(s->next_id % s->wsize) };
 		s->next_id++;
 		s->res->bg_batches++;
 		s->res->bg_pages_requested += n;
@@ -542,6 +545,10 @@ static void ev_vcpu(struct sim *s, unsigned v, uint64_t now)
 	if (s->pol.ops->on_fault)
 		s->pol.ops->on_fault(&s->pol, pg, now);
 	bool first = pcb_bit_set(s->ps.demanded, pg);
+	/* a page of a batch in flight is not asked for again (fault_waits_queued: CRIU) */
+	bool queued = first && !s->sp->push && s->pol.ops->fault_waits_queued && pcb_bit_test(s->ps.claimed, pg);
+	if (queued)
+		first = false;
 	if (s->sp->keep_faults) {
 		if (!(res->nfault_ev & (res->nfault_ev + 1)) || !res->fault_ev) {   /* grow at 0, 1, 3, 7, ... */
 			void *n = realloc(res->fault_ev, (res->nfault_ev + 1) * 2 * sizeof(*res->fault_ev));
@@ -737,8 +744,13 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	res->inst_kind = calloc(npages, sizeof(*res->inst_kind));
 	s->vc = calloc(res->nvcpus, sizeof(*s->vc));
 	s->waiters = malloc(npages * sizeof(*s->waiters));
-	s->ring = calloc(sp->window, sizeof(*s->ring));
-	struct pcb_range *ranges = s->ring ? calloc((size_t)PCB_MAX_RANGES * sp->window, sizeof(*ranges)) : NULL;
+	s->wsize = sp->window;
+	if (sp->push) {   /* a pushing source keeps its socket buffer full: that many batches queued */
+		uint64_t w = PCB_SIM_SOCKQ_BYTES / ((uint64_t)sp->batch_pages * PCB_PAGE_SIZE) + 1;
+		s->wsize = w > 64 ? 64 : w < sp->window ? sp->window : (unsigned)w;
+	}
+	s->ring = calloc(s->wsize, sizeof(*s->ring));
+	struct pcb_range *ranges = s->ring ? calloc((size_t)PCB_MAX_RANGES * s->wsize, sizeof(*ranges)) : NULL;
 	if (!res->vcpu || !res->first_touch || !res->inst_us || !res->inst_kind || !s->vc || !s->waiters || !ranges ||
 	    pcb_ps_init(&s->ps, npages) < 0) {
 		free(ranges);
@@ -747,7 +759,7 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 		snprintf(why, whylen, "simulate: out of memory for %llu pages", (unsigned long long)npages);
 		return PCB_EXIT_OSERR;
 	}
-	for (unsigned i = 0; i < sp->window; i++)
+	for (unsigned i = 0; i < s->wsize; i++)
 		s->ring[i].r = ranges + (size_t)PCB_MAX_RANGES * i;
 	memset(s->waiters, 0xff, npages * sizeof(*s->waiters));
 	s->snd[SND_DEMAND].demand = true;
@@ -791,6 +803,14 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 		return orc == -1 ? PCB_EXIT_USAGE : -orc;
 	}
 	s->pol.first_touch = res->first_touch;
+	/* as the pager (pager/lifecycle.c, background.c bg_window): the policy's batch size and in-flight limit */
+	s->batch_pages = sp->batch_pages;
+	if (ops->batch_pages) {
+		unsigned bp = ops->batch_pages(&s->pol);
+		s->batch_pages = bp && bp <= PCB_MAX_BATCH_PAGES ? bp : s->batch_pages;
+	}
+	if (!sp->push && ops->max_inflight && ops->max_inflight < s->wsize)
+		s->wsize = ops->max_inflight;
 
 	uint64_t w0 = pcb_now_ns(), c0 = cpu_ns();
 	for (unsigned v = 0; v < res->nvcpus; v++) {

@@ -9,6 +9,7 @@
  * restarted source serves a resumed migration exactly as the first one did. */
 #ifndef PCB_SOURCE_H
 #define PCB_SOURCE_H
+#include <stdbool.h>
 #include <stdint.h>
 
 struct pcb_auth_key;
@@ -27,6 +28,15 @@ struct pcb_source_cfg {
 	 * it is now (--precopy: the guest ran at the source and wrote into this
 	 * shared mapping): pages are copied from it, zero pages detected by content. */
 	const uint8_t *mem;
+	/* mem is a bytes image (a file: --image, an application guest's
+	 * database image), not the seed's image: the handshake says so
+	 * (PCB_CFG_BYTES_IMAGE) and digests cover all 4096 bytes of a page. */
+	int bytes_image;
+	/* The destination is this same run (the source pcbench forks): a pushed
+	 * policy may name files on this host (a .so path, replay's trace).  A
+	 * network source (`pcbench source`) runs built-in policies only, or a
+	 * peer could make it load or read any file. */
+	bool push_local_files;
 };
 
 /* Serve on an already listening socket.  Returns an exit code. */

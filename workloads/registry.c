@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define PCB_WORKLOAD_LIST(X) \
 	X(seq)               \
@@ -18,7 +19,8 @@
 	X(phase)             \
 	X(scanhot)           \
 	X(idle)              \
-	X(trace)
+	X(trace)             \
+	X(sqlite)
 
 #define DECLARE(n) extern const struct pcb_workload_ops pcb_workload_##n;
 PCB_WORKLOAD_LIST(DECLARE)
@@ -46,10 +48,34 @@ int pcb_workload_check(const struct pcb_workload_ops *ops, char *why, size_t why
 		snprintf(why, whylen, "workload %s has ABI %u, this build wants %u", ops->name, ops->abi, PCB_WORKLOAD_ABI);
 		return -1;
 	}
-	if (!ops->name || !ops->help || !ops->thread_init || !ops->next) {
-		snprintf(why, whylen, "workload %s lacks a name, help, thread_init or next hook", ops->name ? ops->name : "?");
+	if (!ops->name || !ops->help || !ops->thread_init || (!ops->next == !ops->app_op)) {
+		snprintf(why, whylen, "workload %s lacks a name, help, thread_init or exactly one of next and app_op",
+			 ops->name ? ops->name : "?");
 		return -1;
 	}
+	if (ops->app_op && (!ops->image_build || !ops->app_check)) {
+		snprintf(why, whylen, "application workload %s lacks image_build or app_check", ops->name);
+		return -1;
+	}
+	return 0;
+}
+
+int pcb_wl_build_image(const struct pcb_workload_ops *ops, const struct pcb_wl_params *prm, uint8_t **mem,
+		       char *why, size_t whylen)
+{
+	size_t len = prm->npages * PCB_PAGE_SIZE;
+	uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		snprintf(why, whylen, "out of memory for the %s image (%zu bytes)", ops->name, len);
+		return PCB_EXIT_OSERR;
+	}
+	why[0] = 0;
+	int rc = ops->image_build(prm, m, why, whylen);
+	if (rc) {
+		munmap(m, len);
+		return rc == -1 ? PCB_EXIT_USAGE : -rc;
+	}
+	*mem = m;
 	return 0;
 }
 

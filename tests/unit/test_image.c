@@ -1,7 +1,13 @@
 /* common/image: deterministic page contents, zero fraction, digests, stamps. */
 #include "tests/lib/testlib.h"
 #include "common/image.h"
+#include "common/util.h"
+#include "common/imagefile.h"
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static void test_deterministic(void **state)
 {
@@ -138,6 +144,86 @@ static void test_stamps(void **state)
 	assert_int_equal(valid, 0);
 }
 
+/* A bytes image: contents, zero pages and digests are those of the bytes. */
+static void test_bytes_image(void **state)
+{
+	(void)state;
+	enum { N = 8 };
+	static uint8_t mem[N * PCB_PAGE_SIZE];
+	memset(mem, 0, sizeof(mem));
+	mem[1 * PCB_PAGE_SIZE + 5] = 7;
+	mem[3 * PCB_PAGE_SIZE + PCB_PAGE_SIZE - 1] = 1;   /* only the last byte: a page is zero only if all 4096 are */
+	struct pcb_image im;
+	pcb_image_init(&im, 1, N, 0.5);
+	assert_int_equal(pcb_image_set_bytes(&im, mem, N), 0);
+	for (uint64_t p = 0; p < N; p++)
+		assert_int_equal(pcb_image_is_zero(&im, p), p != 1 && p != 3);
+	uint8_t buf[PCB_PAGE_SIZE];
+	pcb_image_fill(&im, 3, buf);
+	assert_memory_equal(buf, mem + 3 * PCB_PAGE_SIZE, PCB_PAGE_SIZE);
+	tl_assert_u64_eq(pcb_image_word(&im, 1, 0), 7ull << 40);
+	/* the digest of a bytes image covers the whole page, the last word too */
+	tl_assert_u64_eq(pcb_image_digest(&im, 3), pcb_page_digest_full(mem + 3 * PCB_PAGE_SIZE));
+	assert_true(pcb_page_digest_full(mem + 3 * PCB_PAGE_SIZE) != pcb_page_digest_full(mem + 2 * PCB_PAGE_SIZE));
+	assert_true(pcb_page_digest(mem + 3 * PCB_PAGE_SIZE) == pcb_page_digest(mem + 2 * PCB_PAGE_SIZE));
+	pcb_image_free_bytes(&im);
+	assert_null(im.zero_map);
+}
+
+static void test_map_file(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/pcb-test-image-XXXXXX", why[512];
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	uint8_t *m;
+	size_t len;
+	assert_int_equal(pcb_image_map_file(path, &m, &len, why, sizeof(why)), PCB_EXIT_DATAERR);   /* empty */
+	tl_assert_contains(why, path);
+	assert_int_equal(write(fd, "x", 1), 1);
+	assert_int_equal(pcb_image_map_file(path, &m, &len, why, sizeof(why)), PCB_EXIT_DATAERR);   /* not whole pages */
+	tl_assert_contains(why, "multiple of 4096");
+	assert_int_equal(ftruncate(fd, 2 * PCB_PAGE_SIZE), 0);
+	assert_int_equal(pcb_image_map_file(path, &m, &len, why, sizeof(why)), 0);
+	assert_int_equal(len, 2 * PCB_PAGE_SIZE);
+	assert_int_equal(m[0], 'x');
+	munmap(m, len);
+	close(fd);
+	unlink(path);
+	assert_int_equal(pcb_image_map_file(path, &m, &len, why, sizeof(why)), PCB_EXIT_USAGE);   /* gone */
+}
+
+/* stats: pages Z Z D D D Z Z D(dup of page 2) Z -- runs, duplicates, zlib */
+static void test_stats(void **state)
+{
+	(void)state;
+	enum { N = 9 };
+	static uint8_t mem[N * PCB_PAGE_SIZE];
+	memset(mem, 0, sizeof(mem));
+	struct pcb_rng r;
+	pcb_rng_seed(&r, 3, 0);
+	for (unsigned i = 0; i < PCB_PAGE_SIZE; i++)
+		mem[2 * PCB_PAGE_SIZE + i] = (uint8_t)pcb_rng_next(&r);   /* random: incompressible */
+	memset(mem + 3 * PCB_PAGE_SIZE, 'a', PCB_PAGE_SIZE);
+	memset(mem + 4 * PCB_PAGE_SIZE, 'b', PCB_PAGE_SIZE);
+	memcpy(mem + 7 * PCB_PAGE_SIZE, mem + 2 * PCB_PAGE_SIZE, PCB_PAGE_SIZE);
+	struct pcb_image_stats st;
+	assert_int_equal(pcb_image_stats(mem, N, 0, &st), 0);
+	tl_assert_u64_eq(st.zero_pages, 5);
+	tl_assert_u64_eq(st.dup_pages, 1);
+	tl_assert_u64_eq(st.zero_runs[0], 1);        /* page 8 */
+	tl_assert_u64_eq(st.zero_runs[1], 2);        /* pages 0-1, 5-6 */
+	tl_assert_u64_eq(st.data_runs[1], 1);        /* pages 2-4 */
+	tl_assert_u64_eq(st.data_runs[0], 1);        /* page 7 */
+	tl_assert_u64_eq(st.longest_data_run, 3);
+	tl_assert_u64_eq(st.sampled_pages, 4);
+	tl_assert_u64_eq(st.pages_under_half, 2);     /* 'a' and 'b' pages */
+	assert_int_equal(pcb_image_stats(mem, N, 2, &st), 0);
+	tl_assert_u64_eq(st.sampled_pages, 2);        /* every second non-zero page */
+	tl_assert_u64_eq(st.stream_in_bytes, N * PCB_PAGE_SIZE);
+	assert_true(st.stream_out_bytes < 3 * PCB_PAGE_SIZE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +231,9 @@ int main(void)
 		cmocka_unit_test(test_digest_covers_data_not_stamp),
 		cmocka_unit_test(test_zero_fraction),
 		cmocka_unit_test(test_stamps),
+		cmocka_unit_test(test_bytes_image),
+		cmocka_unit_test(test_map_file),
+		cmocka_unit_test(test_stats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
