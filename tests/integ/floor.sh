@@ -7,14 +7,9 @@
 # for consistency with the histograms, not against targets.  Bad options
 # exit 64.  Also: 8 vCPU threads on this machine's cores all make progress
 # and the migration completes verified (no deadlock in the demand fast path).
-set -u
-P=${PCBENCH:-./pcbench}
-T=$(mktemp -d /tmp/pcb-floor.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-nfail=0
-fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
-[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || { echo "SKIP: no userfaultfd access"; exit 77; }
+. "$(dirname "$0")/../lib/integ.sh"
+P=$PCBENCH
+[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || skip "no userfaultfd access"
 
 "$P" floor --faults=400 --rounds=2 --bulk=8M --bulk-reps=2 --json "$T/floor.json" >"$T/floor.out" 2>"$T/floor.err"
 rc=$?
@@ -94,5 +89,4 @@ print("%s: 8 vCPUs, ops per vCPU %s, verified" % (sys.argv[2], [x["ops"] for x i
 PY
 done
 
-[ $nfail -eq 0 ] && echo "floor: all checks passed"
-exit $(( nfail > 0 ))
+finish
