@@ -235,13 +235,12 @@ bench-floor: deps
 	$(Q)mkdir -p results && out=results/floor-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV).json && \
 		./pcbench floor --json $$out $(FLOOR_ARGS) && echo "floor: $$out"
 
-# Scale: a 16 GiB guest (needs ~13 GiB free), verified; prints the pager's RSS excluding the guest.
-SCALE_MEM ?= 16G
+# Scale: pull throughput, migration time and pager memory for SCALE_SIZES (idle and running
+# guest), table + figure in results/scale-TIME-REV/ (bench/scale.sh; 16 GiB needs ~13 GiB free).
+SCALE_SIZES ?= 256M 1G 4G 16G
 bench-scale: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)mkdir -p results && out=results/scale-$(SCALE_MEM)-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV).json && \
-		./pcbench --mem=$(SCALE_MEM) --policy=sequential --workload=random --vcpus=2 --duration=5s --json $$out && \
-		echo "scale: $$out"
+	$(Q)mkdir -p results && SCALE_SIZES="$(SCALE_SIZES)" bench/scale.sh results/scale-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV) ./pcbench
 
 # ---- fuzzing (libFuzzer, clang) ----------------------------------------------------
 # `make fuzz` runs the network-input fuzzer (tests/fuzz/fuzz_proto.c) for FUZZ_TIME

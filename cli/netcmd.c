@@ -7,6 +7,7 @@
 #include "wire/link.h"
 #include "wire/proto.h"
 #include "source/source.h"
+#include "workloads/workload.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -49,6 +50,27 @@ static bool given(int argc, char **argv, int first, const char *name)
 	return false;
 }
 
+/* pcbench source --workload=APP: serve the application's database image,
+ * built from --seed, --mem and --workload-opt as pcbench run builds it. */
+static int source_app_image(const struct pcb_config *cfg, bool given_wl, uint8_t **img, char *why, size_t whylen)
+{
+	*img = NULL;
+	if (!given_wl)
+		return 0;
+	const struct pcb_workload_ops *wl = pcb_workload_find(cfg->workload);
+	if (!pcb_wl_is_app(wl) || cfg->image[0]) {
+		pcb_err("invalid value for --workload: '%s' (pcbench source builds the image of an application workload "
+			"such as sqlite, without --image)", cfg->workload);
+		return PCB_EXIT_USAGE;
+	}
+	struct pcb_wl_params prm = { .npages = cfg->mem / PCB_PAGE_SIZE, .seed = cfg->seed, .nvcpus = 1 };
+	int rc = pcb_wl_parse_opts(wl, cfg->workload_opt, &prm, why, whylen) < 0 ? PCB_EXIT_USAGE
+		 : pcb_wl_build_image(wl, &prm, img, why, whylen);
+	if (rc)
+		pcb_err("%s", why);
+	return rc;
+}
+
 int pcb_cmd_source(int argc, char **argv, int first)
 {
 	struct pcb_config cfg;
@@ -84,12 +106,17 @@ int pcb_cmd_source(int argc, char **argv, int first)
 	}
 	uint8_t *img = NULL;
 	size_t img_len = 0;
-	if (cfg.image[0]) {
+	int rc = source_app_image(&cfg, given(argc, argv, first, "workload"), &img, why, sizeof(why));
+	if (rc)
+		return rc;
+	if (img)
+		img_len = cfg.mem;
+	else if (cfg.image[0]) {
 		if (given(argc, argv, first, "mem")) {
 			pcb_err("invalid value for --mem: --image '%s' sets the size", cfg.image);
 			return PCB_EXIT_USAGE;
 		}
-		int rc = pcb_image_map_file(cfg.image, &img, &img_len, why, sizeof(why));
+		rc = pcb_image_map_file(cfg.image, &img, &img_len, why, sizeof(why));
 		if (rc) {
 			pcb_err("%s", why);
 			return rc;
@@ -104,7 +131,8 @@ int pcb_cmd_source(int argc, char **argv, int first)
 	};
 	char b[32];
 	if (img)
-		printf("pcbench source: listening on %s:%u, image file %s (%s, %llu pages), %s, %s\n", host, bound, cfg.image,
+		printf("pcbench source: listening on %s:%u, %s %s (%s, %llu pages), %s, %s\n", host, bound,
+		       cfg.image[0] ? "image file" : "database image of workload", cfg.image[0] ? cfg.image : cfg.workload,
 		       pcb_fmt_size(cfg.mem, b, sizeof(b)), (unsigned long long)(cfg.mem / PCB_PAGE_SIZE),
 		       key.len ? "authentication required" : "no authentication",
 		       cfg.sessions ? "exits after the migration" : "serves until killed");

@@ -48,7 +48,7 @@ const struct pcb_option pcb_options[] = {
 	  "it chooses, paced by the connection, told of each demand request), auto = the policy's own (`pcbench list`); "
 	  "simulate: the same, modelled (source: batches pushed without a request, as many queued as fill the socket buffer)",
 	  ch_policy_end, MIG | SIM, "guest" },
-	{ "workload", PCB_OPT_WORKLOAD, OFF(workload), SZ(workload), "seq", 0, 0, "guest access pattern (see `pcbench list`)", NULL, MIG, "guest" },
+	{ "workload", PCB_OPT_WORKLOAD, OFF(workload), SZ(workload), "seq", 0, 0, "guest access pattern (see `pcbench list`); pcbench source: an application workload (sqlite) whose database image it builds and serves", NULL, MIG | SRC, "guest" },
 	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)", NULL, MIG, "guest" },
 	{ "seed", PCB_OPT_U64, OFF(seed), 0, "1", 0, 1.8446744073709552e19, "seed of the memory image and of the workload", NULL, MIG | SRC | SIM | FLOOR, "guest" },
 	{ "zero-pages", PCB_OPT_DOUBLE, OFF(zero_pages), 0, "0.25", 0, 1, "fraction of all-zero pages in the image", NULL, MIG | SRC | SIM, "guest" },
@@ -83,7 +83,7 @@ const struct pcb_option pcb_options[] = {
 	{ "policy-opt", PCB_OPT_STR, OFF(policy_opt), SZ(policy_opt), "", 0, 0,
 	  "policy knobs key=value[,key=value] (each policy's keys: `pcbench list`)", NULL, MIG | SIM, "guest" },
 	{ "workload-opt", PCB_OPT_STR, OFF(workload_opt), SZ(workload_opt), "", 0, 0,
-	  "workload knobs key=value[,key=value] (each workload's keys: `pcbench list`)", NULL, MIG, "guest" },
+	  "workload knobs key=value[,key=value] (each workload's keys: `pcbench list`)", NULL, MIG | SRC, "guest" },
 	{ "record", PCB_OPT_STR, OFF(record), SZ(record), "", 0, 0,
 	  "write the guest's access sequence to this file (binary; plain text if it ends in .txt) for --workload=trace", NULL, MIG, "output" },
 	{ "replay", PCB_OPT_STR, OFF(replay), SZ(replay), "", 0, 0,
@@ -168,6 +168,11 @@ const struct pcb_option pcb_options[] = {
 	{ "no-bulk", PCB_OPT_FLAG, OFF(floor.no_bulk), 0, "", 0, 0, "skip the loopback bulk section", NULL, FLOOR, "floor" },
 	{ "no-demand", PCB_OPT_FLAG, OFF(floor.no_demand), 0, "", 0, 0, "skip the demand-fault section", NULL, FLOOR, "floor" },
 	{ "no-link", PCB_OPT_FLAG, OFF(floor.no_link), 0, "", 0, 0, "skip the emulated-link pull", NULL, FLOOR, "floor" },
+	{ "kvm-vcpus", PCB_OPT_STR, OFF(floor.kvm_vcpus), SZ(floor.kvm_vcpus), "1,2", 1, 0,
+	  "vCPU counts for KVM demand paging, comma-separated (each 1..8, up to 4 counts)", NULL, FLOOR, "floor" },
+	{ "kvm-mem", PCB_OPT_SIZE, OFF(floor.kvm_mem), 0, "64M", 1 << 20, 16.0 * (1 << 30), "memory each vCPU faults in (KVM demand paging)", NULL, FLOOR, "floor" },
+	{ "kvm-reps", PCB_OPT_UINT, OFF(floor.kvm_reps), 0, "3", 1, 16, "repetitions of each KVM measurement, bare and pcbench back to back", NULL, FLOOR, "floor" },
+	{ "no-kvm", PCB_OPT_FLAG, OFF(floor.no_kvm), 0, "", 0, 0, "skip KVM demand paging", NULL, FLOOR, "floor" },
 
 	/* pcbench bench (bench/bench.c) */
 	{ "out", PCB_OPT_STR, OFF(bench.out), SZ(bench.out), "", 1, 0, "use (or resume) exactly this directory", NULL, PCB_CMD_BENCH, "bench" },
@@ -194,9 +199,10 @@ const struct pcb_command pcb_commands[] = {
 	  "userfaultfd, serves faults on demand and pulls the rest in the background as the\n"
 	  "policy decides; every page is verified against the source at the end.",
 	  0, exit_codes_run },
-	{ "source", PCB_CMD_SOURCE, "source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions --image=FILE]",
+	{ "source", PCB_CMD_SOURCE, "source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions --image=FILE | --workload=sqlite]",
 	  "serve an image (generated, or a raw memory image file) to destinations on other hosts",
-	  "Serves the guest image of --mem, --seed and --zero-pages (or the raw memory image file of --image)\n"
+	  "Serves the guest image of --mem, --seed and --zero-pages (or the raw memory image file of --image,\n"
+	  "or the database image an application workload builds from --mem, --seed and --workload-opt)\n"
 	  "to `pcbench dest` on another host.",
 	  0, exit_codes_run },
 	{ "dest", PCB_CMD_DEST, "dest --source=ADDR:PORT [OPTIONS]",
@@ -215,7 +221,9 @@ const struct pcb_command pcb_commands[] = {
 	  "default image (25% zero pages: pcb_zero), paired with the zero-free pull; then the same pcbench pull\n"
 	  "over an emulated link (--link=RATE,RTT: the source's token bucket and delay line) at each\n"
 	  "of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
-	  "payload), next to a loopback pull (no emulation) and the delay line alone (unlimited).\n"
+	  "payload), next to a loopback pull (no emulation) and the delay line alone (unlimited);\n"
+	  "then KVM demand paging: pcbench's KVM guest faulting every page in over TCP against a bare\n"
+	  "handler per vCPU copying from local memory (as Linux's KVM selftest demand_paging_test).\n"
 	  "Prints a table with the pcbench/bare and pcbench/link ratios and writes it as JSON with\n"
 	  "--json.",
 	  0, "0 ok (a missed target is reported, not an error); 1 a pcbench run failed its page verification; 64 bad option; "

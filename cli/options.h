@@ -89,6 +89,10 @@ struct pcb_config {
 		unsigned rounds, bulk_reps, batch, window;
 		char link_rates[512];
 		bool no_bulk, no_demand, no_link;
+		char kvm_vcpus[64];      /* KVM demand paging (floor/kvm.c) */
+		uint64_t kvm_mem;
+		unsigned kvm_reps;
+		bool no_kvm;
 	} floor;
 	struct pcb_bench_opts {      /* pcbench bench and analyze */
 		char out[4096], results[4096], shard[32];

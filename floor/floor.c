@@ -27,6 +27,7 @@
  *              last page present), every page verified.
  */
 #include "floor/floor.h"
+#include "floor/kvmfloor.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
@@ -74,6 +75,9 @@ struct floor_cfg {
 	uint64_t link_bps[FLOOR_MAX_LINKS];
 	char link_name[FLOOR_MAX_LINKS][24];
 	uint64_t link_rtt_ns;
+	/* KVM demand paging, bare and pcbench (--kvm-vcpus, --kvm-mem, --kvm-reps, --no-kvm; kvm.c) */
+	bool no_kvm;
+	struct pcb_floor_kvm_cfg kvm;
 };
 
 enum { V_UFFD, V_UFFD_PROC, V_TCP, V_UNIX, V_PCB, V_PCB_PROC, NV };
@@ -1267,6 +1271,24 @@ static int floor_parse_rates(struct floor_cfg *fc, const char *list)
 	return 0;
 }
 
+/* --kvm-vcpus=1,2,4: 0, or -1 for a bad list */
+static int floor_parse_vcpus(struct pcb_floor_kvm_cfg *k, const char *val)
+{
+	unsigned n = 0;
+	for (const char *p = val; *p;) {
+		char *e;
+		unsigned long v = strtoul(p, &e, 10);
+		if (e == p || v < 1 || v > PCB_FLOOR_KVM_MAX_VCPUS || n == 4 || (*e && *e != ','))
+			return -1;
+		k->vcpus[n++] = (unsigned)v;
+		p = *e ? e + 1 : e;
+	}
+	if (!n)
+		return -1;
+	k->nv = n;
+	return 0;
+}
+
 /* 0, 1 (help printed) or an exit code.  The options are the table's (cli/options.c, scope floor). */
 static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 {
@@ -1280,7 +1302,10 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 	*fc = (struct floor_cfg){ .faults = o->floor.faults, .rounds = o->floor.rounds, .bulk_bytes = o->floor.bulk,
 				  .seed = o->seed, .batch = o->floor.batch, .window = o->floor.window,
 				  .bulk_reps = o->floor.bulk_reps, .link_rtt_ns = o->floor.link_rtt_ns,
-				  .no_bulk = o->floor.no_bulk, .no_demand = o->floor.no_demand, .no_link = o->floor.no_link };
+				  .no_bulk = o->floor.no_bulk, .no_demand = o->floor.no_demand, .no_link = o->floor.no_link,
+				  .no_kvm = o->floor.no_kvm,
+				  .kvm = { .mem_per_vcpu = o->floor.kvm_mem & ~(uint64_t)(PCB_PAGE_SIZE - 1), .reps = o->floor.kvm_reps,
+					   .seed = o->seed } };
 	snprintf(fc->json, sizeof(fc->json), "%s", o->json);
 	if (!rc && o->floor.bulk % (1 << 20)) {
 		pcb_err("floor: invalid value for --bulk: '%llu' bytes is not a multiple of 1 MiB", (unsigned long long)o->floor.bulk);
@@ -1288,6 +1313,11 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 	}
 	if (!rc && floor_parse_rates(fc, o->floor.link_rates) < 0)
 		rc = PCB_EXIT_USAGE;
+	if (!rc && floor_parse_vcpus(&fc->kvm, o->floor.kvm_vcpus) < 0) {
+		pcb_err("floor: invalid value for --kvm-vcpus: '%s' (want counts 1..%d, comma-separated, up to 4)",
+			o->floor.kvm_vcpus, PCB_FLOOR_KVM_MAX_VCPUS);
+		rc = PCB_EXIT_USAGE;
+	}
 	free(o);
 	if (rc)
 		return rc;
@@ -1438,7 +1468,9 @@ struct floor_run {
 	/* link */
 	struct link_sum ls;
 	bool do_link;
-	bool met_demand, met_bulk, met_bulk_floor, met_zero;
+	/* KVM demand paging (floor/kvm.c) */
+	struct pcb_floor_kvm_row kvm_rows[4];
+	bool met_demand, met_bulk, met_bulk_floor, met_zero, met_kvm;
 };
 
 /* ---- demand faults ---------------------------------------------------------------- */
@@ -1760,6 +1792,9 @@ static void print_verdicts(const struct floor_run *F)
 	}
 	if (F->do_link)
 		link_verdict(&F->ls);
+	if (!F->fc.no_kvm)
+		printf("KVM demand paging target (paired median: pcbench >= bare with 1 vCPU, >= 0.7 x with more): %s\n",
+		       F->met_kvm ? "met" : "NOT met");
 }
 
 static void report(struct floor_run *F)
@@ -1770,6 +1805,7 @@ static void report(struct floor_run *F)
 	print_bulk(F);
 	if (F->do_link)
 		link_print(&F->fc, &F->ls);
+	F->met_kvm = F->fc.no_kvm || pcb_floor_kvm_print(&F->fc.kvm, F->kvm_rows);
 	print_verdicts(F);
 }
 
@@ -1942,6 +1978,10 @@ static int write_floor_json(const struct floor_run *F)
 		json_bulk(F, j);
 	if (F->do_link)
 		link_json(j, fc, &F->ls);
+	if (!fc->no_kvm) {
+		pcb_floor_kvm_json(j, &fc->kvm, F->kvm_rows);
+		pcb_json_bool(j, "kvm_target_met", F->met_kvm);
+	}
 	pcb_json_obj_end(j);
 	pcb_json_obj_end(j);
 	if (pcb_json_close(j) < 0 || fclose(fp) != 0) {
@@ -1951,7 +1991,7 @@ static int write_floor_json(const struct floor_run *F)
 	return 0;
 }
 
-/* Phases: parse, demand faults, bulk pull, emulated link, report, JSON. */
+/* Phases: parse, demand faults, bulk pull, emulated link, KVM demand paging, report, JSON. */
 int pcb_floor_main(int argc, char **argv)
 {
 	static struct floor_run F;   /* large (histograms, per-repetition tables) */
@@ -1970,6 +2010,13 @@ int pcb_floor_main(int argc, char **argv)
 	if (F.do_link && (rc = link_measure(&F.fc, F.nplace, &F.ls, why, sizeof(why)))) {
 		pcb_err("floor: bulk over an emulated link: %s", why);
 		return rc;
+	}
+	if (!F.fc.no_kvm) {
+		fprintf(stderr, "floor: KVM demand paging, %u vCPU counts, %u repetitions\n", F.fc.kvm.nv, F.fc.kvm.reps);
+		if ((rc = pcb_floor_kvm(&F.fc.kvm, F.kvm_rows, why, sizeof(why)))) {
+			pcb_err("floor: KVM demand paging: %s", why);
+			return rc;
+		}
 	}
 	report(&F);
 	return F.fc.json[0] ? write_floor_json(&F) : 0;

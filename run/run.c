@@ -206,9 +206,17 @@ static int image_prepare(struct run *r)
 	const struct pcb_workload_ops *wl = r->wl;
 	char why[512];
 	int rc = 0;
-	if (pcb_wl_is_app(wl) && (cfg->image[0] || cfg->bytes_image_remote)) {
-		pcb_err("invalid value for --%s: workload %s builds its own database image from --seed (pcbench run forks "
-			"the source that serves it)", cfg->image[0] ? "image" : "source", wl->name);
+	if (pcb_wl_is_app(wl) && cfg->image[0]) {
+		pcb_err("invalid value for --image: workload %s builds its own database image from --seed", wl->name);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->bytes_image_remote && !strcmp(cfg->baseline, "run")) {
+		pcb_err("invalid value for --baseline: 'run' (the source serves a bytes image this destination does not have)");
+		return PCB_EXIT_USAGE;
+	}
+	if (pcb_wl_is_app(wl) && r->net.remote && !cfg->bytes_image_remote) {
+		pcb_err("invalid value for --workload: '%s' needs its database image at the source "
+			"(pcbench source --workload=%s with the same --seed, --mem and --workload-opt)", wl->name, wl->name);
 		return PCB_EXIT_USAGE;
 	}
 	if (cfg->image[0] && r->net.remote) {
@@ -223,20 +231,11 @@ static int image_prepare(struct run *r)
 		rc = pcb_image_map_file(cfg->image, &r->img, &r->img_len, why, sizeof(why));
 		r->img_file = true;
 	} else if (pcb_wl_is_app(wl)) {
+		uint64_t t0 = pcb_now_ns();
+		rc = pcb_wl_build_image(wl, &r->prm, &r->img, why, sizeof(why));
 		r->img_len = r->npages * PCB_PAGE_SIZE;
-		r->img = mmap(NULL, r->img_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (r->img == MAP_FAILED) {
-			r->img = NULL;
-			snprintf(why, sizeof(why), "out of memory for the database image (%zu bytes)", r->img_len);
-			rc = PCB_EXIT_OSERR;
-		} else {
-			uint64_t t0 = pcb_now_ns();
-			why[0] = 0;
-			rc = wl->image_build(&r->prm, r->img, why, sizeof(why));
-			rc = rc == -1 ? PCB_EXIT_USAGE : -rc;
-			r->img_build_ns = pcb_now_ns() - t0;
-			pcb_log("%s: database image built in %.3f s", wl->name, (double)r->img_build_ns / 1e9);
-		}
+		r->img_build_ns = pcb_now_ns() - t0;
+		pcb_log("%s: database image built in %.3f s", wl->name, (double)r->img_build_ns / 1e9);
 	} else {
 		return 0;
 	}
@@ -268,7 +267,7 @@ static uint64_t app_updates(const struct run *r)
 
 static void app_json(struct run *r, struct pcb_json *j)
 {
-	if (!r->img || r->img_file)
+	if (!pcb_wl_is_app(r->wl))
 		return;
 	const struct pcb_app_report *a = &r->app;
 	pcb_json_obj_begin(j, "application");
@@ -980,23 +979,10 @@ static int policy_resolve_transport(struct run *r, const struct pcb_policy_ops *
 				    size_t whylen)
 {
 	enum pcb_policy_end end;
-	if (pcb_policy_end_parse(pol, cfg->policy_end == PCB_END_AUTO ? "" : pcb_choice_name("policy-end", cfg->policy_end), &end, why, whylen) < 0)
+	const char *eo = cfg->policy_end == PCB_END_AUTO ? "auto" : pcb_choice_name("policy-end", cfg->policy_end);
+	if (pcb_policy_transport(pol, &r->polopts, eo, &end, &cfg->channels, why, whylen) < 0)
 		return PCB_EXIT_USAGE;
 	cfg->policy_end = (int)end;
-	unsigned want = 0;
-	if (pol->channels) {
-		struct pcb_policy p = r->polopts;
-		p.ops = pol;
-		want = pol->channels(&p);
-	}
-	if (!cfg->channels) {
-		cfg->channels = want ? want : 2;
-	} else if (want && want != cfg->channels) {
-		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with --policy-opt '%s' uses %u connection%s; "
-			 "leave --channels out, or change the policy's knobs)", cfg->channels, pol->name, cfg->policy_opt, want,
-			 want == 1 ? "" : "s");
-		return PCB_EXIT_USAGE;
-	}
 	if (end == PCB_POLICY_SOURCE && cfg->reconnect_timeout_ns) {
 		snprintf(why, whylen, "invalid value for --reconnect-timeout: a policy at the source (--policy-end=source) "
 			 "does not resume a lost connection yet");
