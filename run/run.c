@@ -979,23 +979,10 @@ static int policy_resolve_transport(struct run *r, const struct pcb_policy_ops *
 				    size_t whylen)
 {
 	enum pcb_policy_end end;
-	if (pcb_policy_end_parse(pol, cfg->policy_end == PCB_END_AUTO ? "" : pcb_choice_name("policy-end", cfg->policy_end), &end, why, whylen) < 0)
+	const char *eo = cfg->policy_end == PCB_END_AUTO ? "auto" : pcb_choice_name("policy-end", cfg->policy_end);
+	if (pcb_policy_transport(pol, &r->polopts, eo, &end, &cfg->channels, why, whylen) < 0)
 		return PCB_EXIT_USAGE;
 	cfg->policy_end = (int)end;
-	unsigned want = 0;
-	if (pol->channels) {
-		struct pcb_policy p = r->polopts;
-		p.ops = pol;
-		want = pol->channels(&p);
-	}
-	if (!cfg->channels) {
-		cfg->channels = want ? want : 2;
-	} else if (want && want != cfg->channels) {
-		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with --policy-opt '%s' uses %u connection%s; "
-			 "leave --channels out, or change the policy's knobs)", cfg->channels, pol->name, cfg->policy_opt, want,
-			 want == 1 ? "" : "s");
-		return PCB_EXIT_USAGE;
-	}
 	if (end == PCB_POLICY_SOURCE && cfg->reconnect_timeout_ns) {
 		snprintf(why, whylen, "invalid value for --reconnect-timeout: a policy at the source (--policy-end=source) "
 			 "does not resume a lost connection yet");

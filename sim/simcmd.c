@@ -153,23 +153,10 @@ static int run_params(const struct simcfg *c, const struct pcb_policy_ops *ops, 
 {
 	enum pcb_policy_end end;
 	*sp = c->sp;
-	if (pcb_policy_end_parse(ops, strcmp(c->policy_end, "auto") ? c->policy_end : "", &end, why, whylen) < 0)
+	if (pcb_policy_transport(ops, opts, c->policy_end, &end, &sp->channels, why, whylen) < 0)
 		return PCB_EXIT_USAGE;
 	*end_name = pcb_policy_end_name(end);
 	sp->push = end == PCB_POLICY_SOURCE;
-	unsigned want = 0;
-	if (ops->channels) {
-		struct pcb_policy p = *opts;
-		p.ops = ops;
-		want = ops->channels(&p);
-	}
-	if (!sp->channels)
-		sp->channels = want ? want : 2;
-	else if (want && want != sp->channels) {
-		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with these knobs uses %u)", sp->channels,
-			 ops->name, want);
-		return PCB_EXIT_USAGE;
-	}
 	if (!c->run_pages_set)
 		sp->run_pages = (c->link[0] && sp->bps) || sp->channels == 1 ? 16 : PCB_MAX_RUN_PAGES;
 	return 0;
