@@ -3,7 +3,7 @@
  * thread that pulls what the policy chooses.  Two connections to the source:
  * demand (urgent, one page per request) and background (batches); or, with
  * --channels=1, one connection carrying both (see "one shared connection"
- * in pager.c). */
+ * in pager/shared.c). */
 #ifndef PCB_PAGER_H
 #define PCB_PAGER_H
 #include "common/hist.h"

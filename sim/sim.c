@@ -36,7 +36,7 @@ void pcb_sim_defaults(struct pcb_sim_params *sp)
 	sp->jitter_ns = 0;           /* an ideal host: no contention delays (see --jitter) */
 	sp->bg_copy_ns = 1030;       /* batched COPY, 16 pages per ioctl: 0.97 M pages/s */
 	sp->bg_zero_ns = 90;         /* batched ZEROPAGE, 64..256 per ioctl: 10.7-11.5 M pages/s */
-	sp->bg_poll_ns = 2000000;    /* pager.c: an idle background thread waits 2 ms */
+	sp->bg_poll_ns = 2000000;    /* pager/background.c: an idle background thread waits 2 ms */
 }
 
 /* ---- events ------------------------------------------------------------------ */
@@ -456,7 +456,7 @@ static void flush_zero(struct sim *s, uint64_t now)
 	s->zn = 0;
 }
 
-/* The background thread fills its window (pager.c bg_thread / bg_next_batch). */
+/* The background thread fills its window (pager/background.c bg_thread / bg_next_batch). */
 static void refill(struct sim *s, uint64_t now)
 {
 	const struct pcb_policy_ops *ops = s->pol.ops;

@@ -28,7 +28,7 @@
  *    source makes them: a zero page (common/image.h, --seed/--zero-pages) is
  *    a 24-byte ZERO frame, a run of up to run_pages data pages one RUN frame,
  *    then a BATCH_END; every frame carries a 24-byte header.
- *  - The destination, as pager/pager.c: a demand reply is installed and its
+ *  - The destination, as the pager (pager/demand.c, background.c): a demand reply is installed and its
  *    vCPUs run again demand_copy_ns / demand_zero_ns after it arrived (mostly
  *    wake-ups, so replies are not serialised); the background thread keeps
  *    `window` batches of `batch` pages in flight, asking the policy's

@@ -1,0 +1,875 @@
+/* The background thread and the installer thread: the policy's batches are
+ * requested, received (copy segments, move chunks) and installed. */
+#include "pager/internal.h"
+
+/* ---- background thread ---------------------------------------------------- */
+
+/* ---- background receive: RUN payloads land straight in staging / page cache --- */
+
+#define BG_RX_CHUNK 8192   /* receive-buffer reads outside a RUN payload: keeps what must be copied small */
+
+/* Wait until the background socket is readable; 0, -1 on stop / fatal, -2
+ * when the connection is lost (source silent for io_timeout; reason in
+ * bg_loss_why).  The receive helpers below pass -1 / -2 on. */
+static void chunk_push(struct pcb_pager *p);
+static void seg_push(struct pcb_pager *p);
+static int bg_wait(struct pcb_pager *p, uint64_t start, bool may_push)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	if (may_push)
+		seg_push(p);   /* copy: nothing more to read now: install what was gathered */
+	if (may_push && p->chunk_open) {
+		/* between frames with a chunk half assembled: if nothing more comes within
+		 * 1 ms, install what is there rather than hold the pages back */
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		if (poll(&pfd, 1, 1) == 0)
+			chunk_push(p);
+		else
+			return 0;
+	}
+	for (;;) {
+		/* shared connection, every page present: what is still owed is received even after
+		 * stop is asked (see "one shared connection"); --io-timeout bounds it */
+		bool finishing = p->shared && pcb_ps_complete(&p->ps) && !atomic_load(&p->fatal);
+		struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN },
+					 { .fd = p->stop_pipe[0], .events = finishing ? 0 : POLLIN } };
+		int n = poll(pfd, 2, 100);
+		if (n < 0 && errno != EINTR) {
+			set_fatal(p, PCB_EXIT_OSERR, "poll: %s", strerror(errno));
+			return -1;
+		}
+		if (pfd[1].revents)
+			return -1;
+		if (pfd[0].revents)
+			return 0;
+		if (pcb_now_ns() - start > p->cfg.io_timeout_ns) {
+			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "the source has not sent a background page for %.1f s",
+				 pcb_ns_to_s(pcb_now_ns() - start));
+			return -2;
+		}
+	}
+}
+
+/* One non-blocking receive of iov (waiting when nothing is there).  Returns
+ * bytes (>0), -1 (fatal set, or stop) or -2 (connection lost). */
+static ssize_t bg_recvmsg(struct pcb_pager *p, struct iovec *iov, int niov, bool may_push)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	uint64_t start = pcb_now_ns();
+	for (;;) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
+		ssize_t r = recvmsg(c->fd, &m, MSG_DONTWAIT);
+		if (r > 0) {
+			c->bytes_rx += (uint64_t)r;
+			p->st.bg_rx_ns += pcb_now_ns() - start;
+			return r;
+		}
+		if (r == 0) {
+			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "%s channel closed by the source", p->shared ? "shared" : "background");
+			return -2;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN) {
+			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "%s channel %s", p->shared ? "shared" : "background", strerror(errno));
+			return -2;
+		}
+		int w = bg_wait(p, start, may_push);
+		if (w < 0)
+			return w;
+	}
+}
+
+static int bg_fill(struct pcb_pager *p)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	if (c->rpos == c->rlen) {
+		c->rpos = c->rlen = 0;
+	} else if (c->rcap - c->rlen < BG_RX_CHUNK) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+		c->rpos = 0;
+	}
+	size_t room = c->rcap - c->rlen;
+	struct iovec v = { c->rbuf + c->rlen, room < BG_RX_CHUNK ? room : BG_RX_CHUNK };
+	ssize_t r = bg_recvmsg(p, &v, 1, true);
+	if (r < 0)
+		return (int)r;
+	c->rlen += (size_t)r;
+	return 0;
+}
+
+/* Next frame on the background channel.  A RUN frame is returned with its
+ * header NOT consumed and *pl NULL: bg_take_run() receives its payload. */
+static int bg_next(struct pcb_pager *p, struct pcb_hdr *h, const uint8_t **pl)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	for (;;) {
+		size_t avail = c->rlen - c->rpos;
+		if (avail >= PCB_HDR_SIZE) {
+			pcb_hdr_decode(c->rbuf + c->rpos, h);
+			if (pcb_proto_validate(h, c->npages, c->err, sizeof(c->err)) < 0) {
+				c->bad_frames++;
+				set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (%s channel): %s", p->shared ? "shared" : "background", c->err);
+				return -1;
+			}
+			if (h->type == PCB_MSG_RUN) {
+				*pl = NULL;
+				return 0;
+			}
+			if (avail >= PCB_HDR_SIZE + (size_t)h->len) {
+				*pl = c->rbuf + c->rpos + PCB_HDR_SIZE;
+				c->rpos += PCB_HDR_SIZE + h->len;
+				c->frames_rx++;
+				return 0;
+			}
+		}
+		int f = bg_fill(p);
+		if (f < 0)
+			return f;
+	}
+}
+
+/* Receive the payload of the RUN frame at the head of the buffer into iov:
+ * bytes already buffered are copied, the rest is read straight into iov
+ * (with the following bytes of the stream into the receive buffer). */
+static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iovec *iov, int niov)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	struct pcb_install_stats *st = &p->st.inst_bg;
+	size_t need = h->len;
+	int k = 0;
+	size_t off = 0;
+	c->rpos += PCB_HDR_SIZE;
+	c->frames_rx++;
+	size_t have = c->rlen - c->rpos < need ? c->rlen - c->rpos : need;
+	const uint8_t *src = c->rbuf + c->rpos;
+	st->rx_copied_bytes += have;
+	c->rpos += have;
+	need -= have;
+	while (have) {
+		size_t n = iov[k].iov_len - off < have ? iov[k].iov_len - off : have;
+		memcpy((uint8_t *)iov[k].iov_base + off, src, n);
+		src += n;
+		have -= n;
+		off += n;
+		if (off == iov[k].iov_len) {
+			k++;
+			off = 0;
+		}
+	}
+	while (need) {
+		if (c->rpos == c->rlen)
+			c->rpos = c->rlen = 0;
+		struct iovec v[PCB_MAX_RUN_PAGES + 1];
+		int nv = 0;
+		size_t left = need;
+		for (int i = k; i < niov && left; i++) {
+			size_t o = i == k ? off : 0;
+			size_t n = iov[i].iov_len - o < left ? iov[i].iov_len - o : left;
+			v[nv++] = (struct iovec){ (uint8_t *)iov[i].iov_base + o, n };
+			left -= n;
+		}
+		size_t room = c->rcap - c->rlen;
+		if (room >= PCB_HDR_SIZE)
+			v[nv++] = (struct iovec){ c->rbuf + c->rlen, room < BG_RX_CHUNK ? room : BG_RX_CHUNK };
+		ssize_t r = bg_recvmsg(p, v, nv, false);
+		if (r < 0)
+			return (int)r;
+		size_t direct = (size_t)r < need ? (size_t)r : need;
+		st->rx_direct_bytes += direct;
+		need -= direct;
+		c->rlen += (size_t)r - direct;
+		while (direct) {
+			size_t n = iov[k].iov_len - off < direct ? iov[k].iov_len - off : direct;
+			direct -= n;
+			off += n;
+			if (off == iov[k].iov_len) {
+				k++;
+				off = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+struct bg_ctx {
+	struct pcb_pager *p;
+	bool drain, zero;
+	uint64_t now;
+	const struct pcb_install_job *job;   /* a chunk: which of its pages are zero */
+};
+
+/* Called by the install path for every background page it resolved. */
+static void bg_installed(void *vctx, uint64_t page, int res)
+{
+	struct bg_ctx *x = vctx;
+	struct pcb_pager *p = x->p;
+	int kind = x->drain ? PCB_INST_DRAIN : PCB_INST_BACKGROUND;
+	if (x->zero)
+		kind = zero_kind(kind);
+	PCB_PROBE_INSTALLED(page, kind, res ? -EEXIST : 0);
+	if (res == 0) {
+		if (!x->now || !(page & 15))
+			x->now = pcb_now_ns();
+		if (!p->st.t_bg_first_ns)
+			p->st.t_bg_first_ns = x->now;
+		p->st.t_bg_last_ns = x->now;
+		if (p->cfg.huge)
+			p->inst_kind[page] = (uint8_t)kind;   /* present (and timed) when its huge page is installed */
+		else
+			record_install(p, page, kind, x->now);
+		if (x->zero)
+			(*(x->drain ? &p->st.zero_drain : &p->st.zero_background))++;
+		else
+			(*(x->drain ? &p->st.pages_drain : &p->st.pages_background))++;
+		if (!p->cfg.huge)
+			mark_present(p, page);
+		return;
+	}
+	p->st.eexist_background++;
+	if (res == 1)
+		mark_present(p, page);   /* the PTE is there; res 2: the demand thread owns it and marks it */
+}
+
+static void bg_chunk_installed(void *vctx, uint64_t page, int res)
+{
+	struct bg_ctx *x = vctx;
+	unsigned i = (unsigned)(page - x->job->page);
+	x->zero = x->job->zmask[i >> 6] >> (i & 63) & 1;
+	bg_installed(vctx, page, res);
+}
+
+/* Queue a run of zero pages for the installer thread. */
+static int bg_flush_zero(struct pcb_pager *p, uint64_t *zfirst, unsigned *zn, bool drain)
+{
+	if (!*zn)
+		return 0;
+	int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
+	if (slot < 0)
+		return -1;
+	struct pcb_install_job j = { .page = *zfirst, .n = *zn, .slot = (unsigned)slot, .zero = true, .drain = drain };
+	pcb_iq_push(&p->iq, &j);
+	*zn = 0;
+	return 0;
+}
+
+/* ---- copy: back-to-back frames gathered into one installer job (see struct pcb_pager) ---- */
+
+static bool seg_mode(const struct pcb_pager *p)
+{
+	return (p->in.mode == PCB_INSTALL_COPY || p->in.mode == PCB_INSTALL_CONTINUE) && !p->cfg.huge;
+}
+
+/* continue: the ownership bits of a run (bit 0 = its first page) into / out
+ * of the job's bits, which number the job's data pages in order */
+static void owned_put(uint64_t *job, unsigned at, const uint64_t *run, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (run[i >> 6] >> (i & 63) & 1)
+			job[(at + i) >> 6] |= 1ull << ((at + i) & 63);
+}
+
+static void owned_get(uint64_t *run, const uint64_t *job, unsigned at, unsigned n)
+{
+	memset(run, 0, sizeof(uint64_t) * ((PCB_MAX_RUN_PAGES + 63) / 64));
+	for (unsigned i = 0; i < n; i++)
+		if (job[(at + i) >> 6] >> ((at + i) & 63) & 1)
+			run[i >> 6] |= 1ull << (i & 63);
+}
+
+static void bg_release_claims(struct pcb_pager *p, const struct pcb_install_job *j);
+
+static void seg_push(struct pcb_pager *p)
+{
+	if (!p->sj_open)
+		return;
+	p->sj_open = false;
+	pcb_iq_push(&p->iq, &p->sj);
+}
+
+/* Make room in the open job for a segment of `data` staging pages (pushing
+ * the job first when it is full or for another kind of batch).  0, or -1 on stop. */
+static int seg_room(struct pcb_pager *p, unsigned data, bool drain)
+{
+	if (p->sj_open && (p->sj.nseg == PCB_JOB_SEGS || p->sj_used + data > PCB_MAX_RUN_PAGES || p->sj.drain != drain))
+		seg_push(p);
+	if (p->sj_open)
+		return 0;
+	int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
+	if (slot < 0)
+		return -1;
+	p->sj.nseg = 0;
+	memset(p->sj.owned, 0, sizeof(p->sj.owned));
+	p->sj.slot = (unsigned)slot;
+	p->sj.drain = drain;
+	p->sj.chunk = p->sj.zero = false;
+	p->sj_used = 0;
+	p->sj_open = true;
+	return 0;
+}
+
+/* A RUN frame received straight into the open job's staging slot. 0, -1, -2 (lost). */
+static int bg_seg_run(struct pcb_pager *p, const struct pcb_hdr *h, bool drain)
+{
+	unsigned n = h->len / PCB_PAGE_SIZE;
+	const struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	/* on an emulated link a frame's payload arrives at the link's pace: install what
+	 * was gathered before waiting for it (on loopback the next frame is already there) */
+	if (p->sj_open && p->cfg.link_bps && c->rlen - c->rpos < PCB_HDR_SIZE + (size_t)h->len)
+		seg_push(p);
+	if (seg_room(p, n, drain) < 0)
+		return -1;
+	int rr;
+	if (p->in.mode == PCB_INSTALL_CONTINUE) {
+		/* straight into the page cache, claiming each page (a page the demand
+		 * thread owns goes to scratch) */
+		struct pcb_install_job run = { .page = h->arg, .n = n };
+		struct iovec iov[PCB_MAX_RUN_PAGES];
+		int niov = pcb_install_rx_iov(&p->in, p->sj.slot, h->arg, n, iov, PCB_MAX_RUN_PAGES, run.owned);
+		rr = bg_take_run(p, h, iov, niov);
+		if (rr < 0) {
+			bg_release_claims(p, &run);   /* asked for again: give the claims back */
+			return rr;
+		}
+		owned_put(p->sj.owned, p->sj_used, run.owned, n);
+	} else {
+		struct iovec iov = { pcb_install_slot_buf(&p->in, p->sj.slot) + ((size_t)p->sj_used << PCB_PAGE_SHIFT),
+				     (size_t)n << PCB_PAGE_SHIFT };
+		rr = bg_take_run(p, h, &iov, 1);
+		if (rr < 0)
+			return rr;   /* a run cut short is not installed: it is asked for again */
+	}
+	p->sj.seg[p->sj.nseg++] = (struct pcb_install_seg){ h->arg, p->sj_used, n, false };
+	p->sj_used += n;
+	for (unsigned i = 0; i < n; i++)
+		PCB_PROBE_RECEIVED(h->arg + i, PCB_CHAN_BACKGROUND, 0);
+	return 0;
+}
+
+/* A ZERO frame (data NULL) or a single PAGE. 0, or -1 on stop. */
+static int bg_seg_page(struct pcb_pager *p, uint64_t pg, const uint8_t *data, bool drain)
+{
+	struct pcb_install_seg *last = p->sj_open && p->sj.nseg ? &p->sj.seg[p->sj.nseg - 1] : NULL;
+	if (!data && last && last->zero && last->page + last->n == pg && p->sj.drain == drain) {
+		last->n++;   /* a run of ZERO frames: one ZEROPAGE call */
+		return 0;
+	}
+	if (seg_room(p, data ? 1 : 0, drain) < 0)
+		return -1;
+	if (data && p->in.mode == PCB_INSTALL_CONTINUE) {
+		struct iovec iov[1];
+		uint64_t own[(PCB_MAX_RUN_PAGES + 63) / 64];
+		pcb_install_rx_iov(&p->in, p->sj.slot, pg, 1, iov, 1, own);
+		memcpy(iov[0].iov_base, data, PCB_PAGE_SIZE);
+		owned_put(p->sj.owned, p->sj_used, own, 1);
+	} else if (data) {
+		memcpy(pcb_install_slot_buf(&p->in, p->sj.slot) + ((size_t)p->sj_used << PCB_PAGE_SHIFT), data, PCB_PAGE_SIZE);
+	}
+	p->sj.seg[p->sj.nseg++] = (struct pcb_install_seg){ pg, data ? p->sj_used : 0, 1, !data };
+	p->sj_used += data ? 1 : 0;
+	return 0;
+}
+
+/* ---- move: background pages assembled in 2 MiB chunks (see struct pcb_pager) ---- */
+
+bool chunk_mode(const struct pcb_pager *p)
+{
+	return p->in.mode == PCB_INSTALL_MOVE && !p->cfg.huge;
+}
+
+static void chunk_push(struct pcb_pager *p)
+{
+	if (!p->chunk_open)
+		return;
+	p->chunk_open = false;
+	pcb_iq_push(&p->iq, &p->chunk);
+}
+
+/* Start chunk job j for the chunk holding page pg, in the slot `ahead` jobs
+ * after the next one pushed.  0, or -1 on stop. */
+static int chunk_start(struct pcb_pager *p, struct pcb_install_job *j, uint64_t pg, bool drain, unsigned ahead)
+{
+	int slot = pcb_iq_reserve_ahead(&p->iq, ahead, &p->stopping, &p->fatal);
+	if (slot < 0)
+		return -1;
+	uint64_t first = pg - pg % PCB_CHUNK_PAGES;
+	memset(j, 0, sizeof(*j));
+	j->page = first;
+	j->n = (unsigned)(p->cfg.npages - first < PCB_CHUNK_PAGES ? p->cfg.npages - first : PCB_CHUNK_PAGES);
+	j->slot = (unsigned)slot;
+	j->drain = drain;
+	j->chunk = true;
+	return 0;
+}
+
+/* Make the open chunk the one holding page pg (pushing another one first). */
+static int chunk_for(struct pcb_pager *p, uint64_t pg, bool drain)
+{
+	if (p->chunk_open && (pg - p->chunk.page >= PCB_CHUNK_PAGES || pg < p->chunk.page || drain != p->chunk.drain))
+		chunk_push(p);
+	if (p->chunk_open)
+		return 0;
+	if (chunk_start(p, &p->chunk, pg, drain, 0) < 0)
+		return -1;
+	p->chunk_open = true;
+	return 0;
+}
+
+static void chunk_mark(struct pcb_install_job *j, uint64_t pg, bool zero)
+{
+	unsigned i = (unsigned)(pg - j->page);
+	j->have[i >> 6] |= 1ull << (i & 63);
+	if (zero)
+		j->zmask[i >> 6] |= 1ull << (i & 63);
+}
+
+/* Push the open chunk once every page of it has arrived. */
+static void chunk_push_if_whole(struct pcb_pager *p)
+{
+	unsigned got = 0;
+	for (unsigned i = 0; i < PCB_CHUNK_WORDS; i++)
+		got += (unsigned)__builtin_popcountll(p->chunk.have[i]);
+	if (got == p->chunk.n)
+		chunk_push(p);
+}
+
+/* A RUN frame (header at the head of the receive buffer) received straight
+ * into the staging chunk(s) of its pages: at most two, as a run has at most
+ * PCB_MAX_RUN_PAGES pages.  0, -1 (stop / fatal) or -2 (connection lost). */
+static int bg_chunk_run(struct pcb_pager *p, const struct pcb_hdr *h, bool drain)
+{
+	uint64_t first = h->arg;
+	unsigned n = h->len / PCB_PAGE_SIZE;
+	if (chunk_for(p, first, drain) < 0)
+		return -1;
+	uint64_t end0 = p->chunk.page + PCB_CHUNK_PAGES;
+	unsigned n0 = first + n <= end0 ? n : (unsigned)(end0 - first);
+	struct iovec iov[2] = { { pcb_install_slot_buf(&p->in, p->chunk.slot) + ((first - p->chunk.page) << PCB_PAGE_SHIFT),
+				  (size_t)n0 << PCB_PAGE_SHIFT } };
+	int niov = 1;
+	if (n0 < n) {
+		if (chunk_start(p, &p->chunk_next, end0, drain, 1) < 0)
+			return -1;
+		iov[1] = (struct iovec){ pcb_install_slot_buf(&p->in, p->chunk_next.slot), (size_t)(n - n0) << PCB_PAGE_SHIFT };
+		niov = 2;
+	}
+	int rr = bg_take_run(p, h, iov, niov);
+	if (rr == 0) {
+		for (unsigned i = 0; i < n0; i++) {
+			chunk_mark(&p->chunk, first + i, false);
+			PCB_PROBE_RECEIVED(first + i, PCB_CHAN_BACKGROUND, 0);
+		}
+		for (unsigned i = n0; i < n; i++) {
+			chunk_mark(&p->chunk_next, first + i, false);
+			PCB_PROBE_RECEIVED(first + i, PCB_CHAN_BACKGROUND, 0);
+		}
+	}
+	/* a run cut short is not marked: the pages are asked for again (the chunks
+	 * are still pushed, so their slots get fresh memory) */
+	if (niov == 2) {
+		chunk_push(p);
+		p->chunk = p->chunk_next;
+		p->chunk_open = true;
+		if (rr < 0)
+			chunk_push(p);
+	}
+	if (rr == 0)
+		chunk_push_if_whole(p);
+	return rr;
+}
+
+/* A ZERO frame (zero: data NULL) or a single PAGE in chunk mode: the
+ * chunk's memory is zero already; a data page is copied in. */
+static int bg_chunk_page(struct pcb_pager *p, uint64_t pg, const uint8_t *data, bool drain)
+{
+	if (chunk_for(p, pg, drain) < 0)
+		return -1;
+	if (data)
+		memcpy(pcb_install_slot_buf(&p->in, p->chunk.slot) + ((pg - p->chunk.page) << PCB_PAGE_SHIFT), data, PCB_PAGE_SIZE);
+	chunk_mark(&p->chunk, pg, !data);
+	chunk_push_if_whole(p);
+	return 0;
+}
+
+/* The installer thread: issues the install ioctls of what the background
+ * thread received, so receiving the next run overlaps installing this one. */
+void *inst_thread(void *arg)
+{
+	struct pcb_pager *p = arg;
+	if (p->cfg.pin_install)
+		pcb_pin_self((int)p->cfg.pin_install - 1);
+	struct pcb_install_job j;
+	while (pcb_iq_pop(&p->iq, &j, &p->stopping, &p->fatal) == 0) {
+		if (pcb_ps_complete(&p->ps)) {
+			/* every page is in (a duplicate after a re-request): nothing to
+			 * install, and the region may be unregistered any moment now */
+			if (j.chunk)
+				pcb_install_chunk_reset(&p->in, j.slot, &p->st.inst_bg);
+			pcb_iq_done(&p->iq);
+			continue;
+		}
+		struct bg_ctx x = { p, j.drain, j.zero, 0, &j };
+		int r = 0;
+		if (j.nseg) {
+			for (unsigned k = 0; k < j.nseg && !r; k++) {
+				const struct pcb_install_seg *g = &j.seg[k];
+				x.zero = g->zero;
+				if (g->zero) {
+					r = pcb_install_zero_run(&p->in, g->page, g->n, &p->st.inst_bg, bg_installed, &x);
+				} else if (p->in.mode == PCB_INSTALL_CONTINUE) {
+					uint64_t own[(PCB_MAX_RUN_PAGES + 63) / 64];
+					owned_get(own, j.owned, g->off, g->n);
+					r = pcb_install_run(&p->in, j.slot, g->page, g->n, own, &p->st.inst_bg, bg_installed, &x);
+				} else {
+					r = pcb_install_run_at(&p->in, j.slot, g->off, g->page, g->n, &p->st.inst_bg, bg_installed, &x);
+				}
+			}
+			p->st.inst_bg.jobs_segs += j.nseg;
+		} else {
+			r = j.chunk  ? pcb_install_chunk(&p->in, &j, &p->st.inst_bg, bg_chunk_installed, &x)
+			    : j.zero ? pcb_install_zero_run(&p->in, j.page, j.n, &p->st.inst_bg, bg_installed, &x)
+				     : pcb_install_run(&p->in, j.slot, j.page, j.n, j.owned, &p->st.inst_bg, bg_installed, &x);
+		}
+		p->st.inst_bg.jobs++;
+		pcb_iq_done(&p->iq);
+		if (r < 0) {
+			set_fatal(p, PCB_EXIT_OSERR, "installing %spages %llu..%llu failed: %s", j.zero ? "zero " : "",
+				  (unsigned long long)j.page, (unsigned long long)(j.page + j.n - 1), strerror(-r));
+			break;
+		}
+	}
+	p->st.install_cpu = sched_getcpu();
+	return NULL;
+}
+
+static unsigned bg_next_batch(struct pcb_pager *p, struct pcb_batch *b, uint64_t *drain_cursor, bool *is_drain)
+{
+	unsigned n = 0;
+	*is_drain = false;
+	if (p->pol.ops->background)
+		n = p->pol.ops->next_batch(&p->pol, b);
+	if (!n && atomic_load(&p->drain)) {
+		n = pcb_policy_fill_sequential(&p->pol, b, drain_cursor);
+		*is_drain = n > 0;
+	}
+	if (n)
+		PCB_PROBE_DECISION(b->r[0].first, n, b->nr);
+	return n;
+}
+
+/* Background batches in flight, kept until their BATCH_END so that a lost
+ * connection can ask for them again. */
+struct bg_batch {
+	struct pcb_range *r;
+	unsigned nr;
+	bool drain;
+};
+
+static int bg_send_batch(struct pcb_pager *p, uint64_t id, const struct bg_batch *b)
+{
+	struct pcb_range_wire w[PCB_MAX_RANGES];
+	for (unsigned i = 0; i < b->nr; i++)
+		w[i] = (struct pcb_range_wire){ htole64(b->r[i].first), htole64(b->r[i].count) };
+	return bg_send(p, PCB_MSG_RANGES, id, w, (uint32_t)(b->nr * sizeof(w[0])));
+}
+
+/* After a reconnection: the batches [done, next) were in flight.  Drop the
+ * pages that have arrived since, renumber what is left from `done` on and send
+ * it again.  Returns the new next id, or UINT64_MAX if the connection failed again. */
+/* Continue mode: the receiver claims each page-cache page it writes (the
+ * `filled` bit) so that the demand path leaves it alone.  A run cut short by a
+ * lost connection is never installed: release its claims, or the re-requested
+ * pages would be received into scratch and never installed. */
+static void bg_release_claims(struct pcb_pager *p, const struct pcb_install_job *j)
+{
+	if (p->in.mode != PCB_INSTALL_CONTINUE)
+		return;
+	for (unsigned i = 0; i < j->n; i++)
+		if (j->owned[i >> 6] >> (i & 63) & 1) {
+			uint64_t pg = j->page + i;
+			atomic_fetch_and_explicit(&p->in.filled[pg >> 6], ~(1ull << (pg & 63)), memory_order_acq_rel);
+		}
+}
+
+static uint64_t bg_resend(struct pcb_pager *p, struct bg_batch *ring, unsigned window, uint64_t done, uint64_t next)
+{
+	struct pcb_range *tmp = calloc(PCB_MAX_RANGES, sizeof(*tmp));
+	uint64_t out = done;
+	if (!tmp)
+		return UINT64_MAX;
+	for (uint64_t id = done; id < next; id++) {
+		struct bg_batch *b = &ring[id % window];
+		unsigned nr = 0;
+		uint64_t pages = 0;
+		for (unsigned i = 0; i < b->nr; i++)
+			for (uint64_t pg = b->r[i].first; pg < b->r[i].first + b->r[i].count; pg++) {
+				if (pcb_ps_present(&p->ps, pg))
+					continue;
+				if (nr && tmp[nr - 1].first + tmp[nr - 1].count == pg)
+					tmp[nr - 1].count++;
+				else if (nr < PCB_MAX_RANGES)
+					tmp[nr++] = (struct pcb_range){ pg, 1 };
+				else
+					continue;   /* cannot happen: a subset of a batch has no more ranges than pages allow */
+				pages++;
+			}
+		if (!nr)
+			continue;
+		struct bg_batch *o = &ring[out % window];
+		memcpy(o->r, tmp, nr * sizeof(*tmp));
+		o->nr = nr;
+		o->drain = b->drain;
+		if (bg_send_batch(p, out, o) < 0) {
+			free(tmp);
+			return UINT64_MAX;
+		}
+		pthread_mutex_lock(&p->rec_lock);
+		p->st.rec.bg_pages_rerequested += pages;
+		p->st.rec.bg_batches_resent++;
+		pthread_mutex_unlock(&p->rec_lock);
+		out++;
+	}
+	free(tmp);
+	return out;
+}
+
+void *bg_thread(void *arg)
+{
+	struct pcb_pager *p = arg;
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	unsigned window = p->cfg.window ? p->cfg.window : 1;
+	struct pcb_range *ranges = calloc((size_t)PCB_MAX_RANGES * window, sizeof(*ranges));
+	struct bg_batch *ring = calloc(window, sizeof(*ring));   /* batches in flight, indexed by batch id % window */
+	uint64_t next_id = 0, done_id = 0, drain_cursor = 0, zfirst = 0;
+	unsigned zn = 0;   /* pending run of ZERO frames, installed with one batched call */
+	if (p->cfg.pin_bg)
+		pcb_pin_self((int)p->cfg.pin_bg - 1);
+	if (!ranges || !ring) {
+		set_fatal(p, PCB_EXIT_OSERR, "out of memory");
+		goto out;
+	}
+	for (unsigned i = 0; i < window; i++)
+		ring[i].r = ranges + (size_t)PCB_MAX_RANGES * i;
+	/* shared connection: once every page is present, stop only when nothing is owed */
+	while (!atomic_load(&p->fatal) &&
+	       (!atomic_load(&p->stopping) ||
+		(p->shared && pcb_ps_complete(&p->ps) && (next_id != done_id || atomic_load(&p->shared_out))))) {
+		/* keep the window full */
+		while (next_id - done_id < window && !pcb_ps_complete(&p->ps)) {
+			struct bg_batch *rb = &ring[next_id % window];
+			struct pcb_batch b = { .r = rb->r, .max_ranges = PCB_MAX_RANGES,
+					       .max_pages = p->cfg.batch_pages };
+			bool is_drain;
+			unsigned n = bg_next_batch(p, &b, &drain_cursor, &is_drain);
+			if (!n)
+				break;
+			rb->nr = b.nr;
+			rb->drain = is_drain;
+			PCB_PROBE_REQUEST(rb->r[0].first, PCB_CHAN_BACKGROUND, n);
+			next_id++;
+			p->st.bg_batches++;
+			p->st.bg_pages_requested += n;
+			if (bg_send_batch(p, next_id - 1, rb) < 0) {
+				snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "sending a background batch failed: %s",
+					 strerror(errno));
+				goto lost;
+			}
+		}
+		if (next_id == done_id) {   /* nothing more is coming now: install what was assembled */
+			chunk_push(p);
+			seg_push(p);
+		}
+		if (next_id == done_id && p->shared) {
+			/* nothing to pull now; a demand reply owed: receive it; else wait for the
+			 * connection (a reply, or its loss), a stop, or 2 ms (a fault the policy
+			 * reacts to, the drain, completion) */
+			if (pcb_ps_complete(&p->ps) && !atomic_load(&p->shared_out))
+				break;
+			if (!atomic_load(&p->shared_out)) {
+				struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = p->stop_pipe[0], .events = POLLIN } };
+				if (poll(pfd, 2, 2) <= 0 || !pfd[0].revents)
+					continue;
+			}
+		} else if (next_id == done_id) {
+			if (pcb_ps_complete(&p->ps))
+				break;
+			/* nothing to pull now: wait for a fault, the drain, or completion */
+			pthread_mutex_lock(&p->lock);
+			atomic_store(&p->bg_waiting, true);
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (p->pol.ops->background ? 2 : 50) * 1000 * 1000;   /* drain/stop broadcast anyway */
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (!atomic_load(&p->stopping) && !atomic_load(&p->fatal) && !pcb_ps_complete(&p->ps))
+				pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+			atomic_store(&p->bg_waiting, false);
+			pthread_mutex_unlock(&p->lock);
+			continue;
+		}
+		struct pcb_hdr h;
+		const uint8_t *pl;
+		int rr = bg_next(p, &h, &pl);
+		if (rr == -2)
+			goto lost;
+		if (rr < 0)
+			break;
+		if (h.flags & PCB_FRAME_URGENT) {   /* a demand reply (validated: PAGE or ZERO) */
+			if (!p->shared) {
+				c->bad_frames++;
+				set_fatal(p, PCB_EXIT_PROTOCOL, "demand reply for page %llu on the background channel",
+					  (unsigned long long)h.arg);
+				goto out;
+			}
+			if (shared_demand_reply(p, &h, pl) < 0)
+				goto out;
+			continue;
+		}
+		bool drain = ring[done_id % window].drain;
+		/* shared connection after completion: what is still owed is received and dropped */
+		bool discard = p->shared && pcb_ps_complete(&p->ps);
+		if (discard) {
+			zn = 0;
+			chunk_push(p);
+			seg_push(p);
+		}
+		if (h.type != PCB_MSG_ZERO && bg_flush_zero(p, &zfirst, &zn, drain) < 0)
+			goto out;
+		if (discard && (h.type == PCB_MSG_RUN || h.type == PCB_MSG_ZERO || h.type == PCB_MSG_PAGE)) {
+			if (h.type == PCB_MSG_RUN) {
+				struct iovec iov[PCB_MAX_RUN_PAGES];
+				for (unsigned i = 0; i < h.len / PCB_PAGE_SIZE; i++)
+					iov[i] = (struct iovec){ p->in.scratch, PCB_PAGE_SIZE };
+				rr = bg_take_run(p, &h, iov, (int)(h.len / PCB_PAGE_SIZE));
+				if (rr == -2)
+					goto lost;
+				if (rr < 0)
+					goto out;
+			}
+			continue;
+		}
+		switch (h.type) {
+		case PCB_MSG_RUN: {
+			if (chunk_mode(p) || seg_mode(p)) {
+				rr = chunk_mode(p) ? bg_chunk_run(p, &h, drain) : bg_seg_run(p, &h, drain);
+				if (rr == -2)
+					goto lost;
+				if (rr < 0)
+					goto out;
+				break;
+			}
+			unsigned n = h.len / PCB_PAGE_SIZE;
+			struct iovec iov[PCB_MAX_RUN_PAGES];
+			int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
+			if (slot < 0)
+				goto out;
+			struct pcb_install_job j = { .page = h.arg, .n = n, .slot = (unsigned)slot, .drain = drain };
+			int niov = pcb_install_rx_iov(&p->in, (unsigned)slot, h.arg, n, iov, PCB_MAX_RUN_PAGES, j.owned);
+			rr = bg_take_run(p, &h, iov, niov);
+			if (rr == -2) {
+				/* a partly received run is not installed: it is asked for again, so give
+				 * back the pages this receive claimed (continue mode) */
+				bg_release_claims(p, &j);
+				goto lost;
+			}
+			if (rr < 0)
+				goto out;
+			for (unsigned i = 0; i < n; i++)
+				PCB_PROBE_RECEIVED(h.arg + i, PCB_CHAN_BACKGROUND, 0);
+			pcb_iq_push(&p->iq, &j);
+			break;
+		}
+		case PCB_MSG_ZERO:
+			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, 1);
+			if (chunk_mode(p) || seg_mode(p)) {
+				if ((chunk_mode(p) ? bg_chunk_page(p, h.arg, NULL, drain) : bg_seg_page(p, h.arg, NULL, drain)) < 0)
+					goto out;
+				break;
+			}
+			if (zn && (zfirst + zn != h.arg || zn == PCB_MAX_RUN_PAGES) &&
+			    bg_flush_zero(p, &zfirst, &zn, drain) < 0)
+				goto out;
+			if (!zn)
+				zfirst = h.arg;
+			zn++;
+			break;
+		case PCB_MSG_PAGE: {   /* a single page (older sources): queued like a RUN of one */
+			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, 0);
+			if (chunk_mode(p) || seg_mode(p)) {
+				if ((chunk_mode(p) ? bg_chunk_page(p, h.arg, pl, drain) : bg_seg_page(p, h.arg, pl, drain)) < 0)
+					goto out;
+				break;
+			}
+			struct iovec iov[1];
+			int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
+			if (slot < 0)
+				goto out;
+			struct pcb_install_job j = { .page = h.arg, .n = 1, .slot = (unsigned)slot, .drain = drain };
+			pcb_install_rx_iov(&p->in, (unsigned)slot, h.arg, 1, iov, 1, j.owned);
+			memcpy(iov[0].iov_base, pl, PCB_PAGE_SIZE);
+			pcb_iq_push(&p->iq, &j);
+			break;
+		}
+		case PCB_MSG_BATCH_END:
+			if (h.arg != done_id) {
+				c->bad_frames++;
+				set_fatal(p, PCB_EXIT_PROTOCOL, "source ended batch %llu, expected %llu",
+					  (unsigned long long)h.arg, (unsigned long long)done_id);
+				goto out;
+			}
+			done_id++;
+			break;
+		case PCB_MSG_ERROR:
+			set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %.*s", (int)h.len, (const char *)pl);
+			goto out;
+		default:
+			c->bad_frames++;
+			set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the %s channel", pcb_msg_name(h.type), p->shared ? "shared" : "background");
+			goto out;
+		}
+		continue;
+lost:
+		chunk_push(p);   /* its pages came whole from the source before the loss */
+		seg_push(p);
+		/* zero pages announced before the loss came from the source intact: install them */
+		if (bg_flush_zero(p, &zfirst, &zn, ring[done_id % window].drain) < 0)
+			goto out;
+		/* pause, reconnect, ask again for what was in flight (until the timeout) */
+		for (;;) {
+			if (p->shared) {   /* the demand thread sends nothing until the new connection is up */
+				pthread_mutex_lock(&p->send_lock);
+				p->shared_down = true;
+				pthread_mutex_unlock(&p->send_lock);
+			}
+			if (bg_recover(p, p->bg_loss_why) < 0)
+				goto out;
+			if (p->shared) {   /* demand requests first: the demand thread sends them again */
+				pthread_mutex_lock(&p->send_lock);
+				p->shared_gen++;
+				atomic_store(&p->shared_out, 0);
+				p->shared_down = false;
+				pthread_mutex_unlock(&p->send_lock);
+				struct shared_done d = { .kind = SHARED_RECONNECTED };
+				if (shared_post(p, &d) < 0)
+					goto out;
+			}
+			uint64_t n = bg_resend(p, ring, window, done_id, next_id);
+			if (n != UINT64_MAX) {
+				next_id = n;
+				break;
+			}
+			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "re-sending background batches failed: %s", strerror(errno));
+		}
+	}
+out:
+	chunk_push(p);
+	seg_push(p);
+	pcb_iq_close(&p->iq);
+	p->st.background_cpu = sched_getcpu();
+	free(ranges);
+	free(ring);
+	return NULL;
+}

@@ -1,0 +1,197 @@
+/* Helpers every pager thread uses: fatal errors, the present bitmap, the
+ * per-page install record, 2 MiB pages, the fault log and vCPU attribution. */
+#include "pager/internal.h"
+
+void set_fatal(struct pcb_pager *p, int code, const char *fmt, ...)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!atomic_load(&p->fatal)) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(p->fatal_msg, sizeof(p->fatal_msg), fmt, ap);
+		va_end(ap);
+		atomic_store(&p->fatal, code);
+	}
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void mark_present(struct pcb_pager *p, uint64_t page)
+{
+	if (pcb_ps_set_present(&p->ps, page) && pcb_ps_complete(&p->ps)) {
+		pthread_mutex_lock(&p->lock);
+		atomic_store(&p->t_complete, pcb_now_ns());
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+}
+
+void *page_addr(struct pcb_pager *p, uint64_t page)
+{
+	return p->region + (page << PCB_PAGE_SHIFT);
+}
+
+/* Install one page (data == NULL: zero page).  kind is the PCB_INST_* for a
+ * data page; the zero variant is kind + 2.  Returns 0, 1 on a lost race, <0 on error. */
+
+void record_install(struct pcb_pager *p, uint64_t page, int kind, uint64_t now)
+{
+	uint64_t us = (now - p->st.t_switchover_ns) / 1000 + 1;
+	p->inst_us[page] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	p->inst_kind[page] = (uint8_t)kind;
+}
+
+/* Install one page (data == NULL: zero page) through the install path
+ * (demand thread).  kind is the PCB_INST_* for a data page; the zero variant
+ * is kind + 2.  Returns 0, 1 on a lost race (page already there, or being
+ * installed by the background thread, which wakes), <0 on error. */
+int install(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint64_t *now)
+{
+	int r = pcb_install_one(&p->in, page, data, &p->st.inst_demand);
+	PCB_PROBE_INSTALLED(page, data ? kind : zero_kind(kind), r == 1 || r == 2 ? -EEXIST : r);
+	if (p->cfg.huge) {
+		/* the data is in; the thread completing the huge page marks it present (huge_done) */
+		if (r == 0)
+			p->inst_kind[page] = (uint8_t)(data ? kind : zero_kind(kind));
+		return r == 2 ? 1 : r;
+	}
+	if (r == 2)
+		return 1;   /* not present yet: the background thread owns it and marks it */
+	if (r == 1) {
+		mark_present(p, page);
+		return 1;
+	}
+	if (r < 0)
+		return r;
+	*now = pcb_now_ns();
+	record_install(p, page, data ? kind : zero_kind(kind), *now);
+	mark_present(p, page);
+	return 0;
+}
+
+/* Huge pages: a 2 MiB UFFDIO_COPY just made pages first..first+511 present
+ * (demand or installer thread, whichever delivered the last sub-page). */
+void huge_done(void *ctx, uint64_t first)
+{
+	struct pcb_pager *p = ctx;
+	uint64_t us = (pcb_now_ns() - p->st.t_switchover_ns) / 1000 + 1;
+	atomic_fetch_add_explicit((_Atomic uint64_t *)&p->st.huge_installs, 1, memory_order_relaxed);
+	for (uint64_t q = first; q < first + PCB_HUGE_SUBPAGES; q++) {
+		p->inst_us[q] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+		mark_present(p, q);
+	}
+}
+
+/* Huge pages: a fault requests the sub-pages of its huge page that have not
+ * arrived yet as one RANGES frame on the demand channel (arg = the huge
+ * page's first sub-page); the source answers with RUN and ZERO frames and a
+ * BATCH_END carrying the same arg.  One in-flight entry per huge page.
+ * Returns 0 sent, 1 nothing left to request (the sub-page being filled now
+ * completes the page and wakes), -1 send error. */
+int huge_send(struct pcb_pager *p, uint64_t first)
+{
+	struct pcb_range_wire w[PCB_HUGE_SUBPAGES / 2];   /* alternating gaps: at most 256 ranges */
+	unsigned nr = 0;
+	for (uint64_t q = first, end = first + PCB_HUGE_SUBPAGES; q < end;) {
+		if (pcb_bit_test(p->in.filled, q)) {
+			q++;
+			continue;
+		}
+		uint64_t e = q + 1;
+		while (e < end && !pcb_bit_test(p->in.filled, e))
+			e++;
+		w[nr++] = (struct pcb_range_wire){ htole64(q), htole64(e - q) };
+		p->st.demand_pages_requested += e - q;
+		q = e;
+	}
+	if (!nr)
+		return 1;
+	return pcb_conn_send(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_RANGES, first, w, (uint32_t)(nr * sizeof(w[0]))) < 0 ? -1 : 0;
+}
+
+int huge_request(struct pcb_pager *p, uint64_t first, uint64_t now, bool vcpu, bool *lost)
+{
+	/* demanded: the background pull leaves these sub-pages alone from now on */
+	for (uint64_t q = first + 1; q < first + PCB_HUGE_SUBPAGES; q++)
+		pcb_bit_set(p->ps.demanded, q);
+	if (p->ninfl == MAX_INFLIGHT) {
+		set_fatal(p, PCB_EXIT_SOFTWARE, "more than %d demand requests outstanding", MAX_INFLIGHT);
+		return -1;
+	}
+	PCB_PROBE_REQUEST(first, PCB_CHAN_DEMAND, PCB_HUGE_SUBPAGES);
+	p->st.demand_requests++;
+	int r = *lost ? 0 : huge_send(p, first);
+	if (r == 1)
+		return 0;
+	p->infl[p->ninfl++] = (struct inflight){ first, now, now, vcpu, 0 };
+	if (r < 0) {
+		/* the request stays in infl[]: recovery sends it again */
+		snprintf(p->loss_why, sizeof(p->loss_why), "sending a demand request failed: %s", strerror(errno));
+		*lost = true;
+	}
+	return 0;
+}
+
+/* Huge pages: a RUN / ZERO / BATCH_END answering huge_request. */
+int huge_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload)
+{
+	uint64_t first = h->type == PCB_MSG_BATCH_END ? h->arg : h->arg & ~(uint64_t)(PCB_HUGE_SUBPAGES - 1);
+	uint64_t n = h->type == PCB_MSG_RUN ? h->len / PCB_PAGE_SIZE : 1, now = pcb_now_ns();
+	unsigned i;
+	for (i = 0; i < p->ninfl; i++)
+		if (p->infl[i].page == first)
+			break;
+	if (i == p->ninfl || (h->type != PCB_MSG_BATCH_END && h->arg + n > first + PCB_HUGE_SUBPAGES)) {
+		p->chan[PCB_CHAN_DEMAND].bad_frames++;
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source sent %s %llu (%llu pages) that was not requested", pcb_msg_name(h->type),
+			  (unsigned long long)h->arg, (unsigned long long)n);
+		return -1;
+	}
+	if (h->type == PCB_MSG_BATCH_END) {
+		struct inflight f = p->infl[i];
+		p->infl[i] = p->infl[--p->ninfl];
+		p->blocked -= f.waiters;
+		pcb_hist_add(&p->st.demand_rtt, now - f.t_req);
+		pcb_hist_add(&p->st.demand_service, now - f.t_fault);
+		return 0;
+	}
+	PCB_PROBE_RECEIVED(h->arg, PCB_CHAN_DEMAND, h->type == PCB_MSG_ZERO);
+	for (uint64_t k = 0; k < n; k++) {
+		const uint8_t *d = h->type == PCB_MSG_RUN ? payload + (k << PCB_PAGE_SHIFT) : NULL;
+		int r = install(p, h->arg + k, d, PCB_INST_DEMAND, &now);
+		if (r < 0) {
+			set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s", (unsigned long long)(h->arg + k), strerror(-r));
+			return -1;
+		}
+		if (r == 1)
+			p->st.eexist_demand++;
+		else if (d)
+			p->st.pages_demand++;
+		else
+			p->st.zero_demand++;
+	}
+	return 0;
+}
+
+void log_fault(struct pcb_pager *p, uint64_t now, uint64_t page, int vcpu, uint32_t outcome)
+{
+	if (p->nfev == p->capfev)
+		return;   /* fixed capacity (pcb_pager_create); the log is best effort, counters stay exact */
+	p->fev[p->nfev++] = (struct pcb_fault_ev){ now - p->st.t_switchover_ns, page, vcpu, outcome };
+}
+
+int vcpu_of(struct pcb_pager *p, pid_t tid)
+{
+	for (unsigned i = 0; i < p->cfg.nvcpus; i++)
+		if (p->vcpu_tid[i] == tid)
+			return (int)i;
+	return -1;
+}
+
+
+/* SO_RCVTIMEO / SO_SNDTIMEO value for --io-timeout. */
+struct timeval io_timeval(uint64_t ns)
+{
+	return (struct timeval){ .tv_sec = (time_t)(ns / PCB_NSEC_PER_SEC),
+				 .tv_usec = (suseconds_t)(ns % PCB_NSEC_PER_SEC / 1000) };
+}

@@ -1,0 +1,360 @@
+/* The demand thread: reads userfaultfd messages, requests the faulting
+ * pages, installs the replies and wakes the vCPUs. */
+#include "pager/internal.h"
+
+/* ---- demand thread ---------------------------------------------------------- */
+
+static int demand_handle_faults(struct pcb_pager *p)
+{
+	struct uffd_msg msgs[UFFD_MSG_BATCH];
+	ssize_t n = read(p->uffd, msgs, sizeof(msgs));
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		set_fatal(p, PCB_EXIT_OSERR, "read(userfaultfd): %s", strerror(errno));
+		return -1;
+	}
+	uint64_t now = pcb_now_ns();
+	bool lost = false;
+	for (ssize_t i = 0; i < n / (ssize_t)sizeof(struct uffd_msg); i++) {
+		struct uffd_msg *m = &msgs[i];
+		if (m->event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		uint64_t addr = m->arg.pagefault.address;
+		uint64_t page = (addr - (uintptr_t)p->region) >> PCB_PAGE_SHIFT;
+		if (p->cfg.huge)
+			page &= ~(uint64_t)(PCB_HUGE_SUBPAGES - 1);   /* the huge page's first sub-page */
+		pid_t tid = (pid_t)m->arg.pagefault.feat.ptid;
+		PCB_PROBE_FAULT(addr, tid, page);
+		p->st.faults++;
+		int v = vcpu_of(p, tid);
+		if (v >= 0)
+			atomic_fetch_add_explicit(&p->vcpu_faults[v], 1, memory_order_release);
+		else
+			p->st.faults_unattributed++;
+		if (page >= p->cfg.npages)
+			continue;   /* cannot happen: only the region is registered */
+		if (p->pol.ops->on_fault)
+			p->pol.ops->on_fault(&p->pol, page, now);
+		/* demanded before present (fence between): a background install that
+		 * did not wake (batched, DONTWAKE) tests demanded after marking the
+		 * page present, so one of the two sides always wakes the vCPU */
+		bool first = pcb_bit_set(p->ps.demanded, page);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (pcb_ps_present(&p->ps, page)) {
+			log_fault(p, now, page, v, 1);
+			p->st.faults_present++;
+			pcb_uffd_wake(p->uffd, page_addr(p, page), p->cfg.huge ? PCB_HUGE_SIZE : PCB_PAGE_SIZE);
+			continue;
+		}
+		if (!first) {
+			/* already requested by another vCPU's fault: the install wakes everyone */
+			for (unsigned k = 0; v >= 0 && k < p->ninfl; k++)
+				if (p->infl[k].page == page) {
+					p->infl[k].waiters++;
+					p->blocked++;
+					break;
+				}
+			log_fault(p, now, page, v, 2);
+			p->st.faults_inflight++;
+			continue;
+		}
+		if (p->cfg.huge) {
+			log_fault(p, now, page, v, 0);
+			p->blocked += v >= 0;
+			if (huge_request(p, page, now, v >= 0, &lost) < 0)
+				return -1;
+			continue;
+		}
+		if (p->ninfl == MAX_INFLIGHT) {
+			set_fatal(p, PCB_EXIT_SOFTWARE, "more than %d demand requests outstanding", MAX_INFLIGHT);
+			return -1;
+		}
+		log_fault(p, now, page, v, 0);
+		p->infl[p->ninfl++] = (struct inflight){ page, now, now, v >= 0, 0 };
+		p->blocked += v >= 0;
+		PCB_PROBE_REQUEST(page, PCB_CHAN_DEMAND, 1);
+		p->st.demand_requests++;
+		if (!lost && demand_send_req(p, &p->infl[p->ninfl - 1]) < 0) {
+			/* the request stays in infl[]: recovery sends it again; the other messages
+			 * of this read are still recorded (the kernel will not deliver them again) */
+			snprintf(p->loss_why, sizeof(p->loss_why), "sending a demand request failed: %s", strerror(errno));
+			lost = true;
+		}
+	}
+	/* a background policy may want to react to the faults; otherwise waking
+	 * the idle background thread would only cost the vCPU a context switch */
+	if (p->pol.ops->background && atomic_load_explicit(&p->bg_waiting, memory_order_relaxed)) {
+		pthread_mutex_lock(&p->lock);
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return lost ? 1 : 0;
+}
+
+static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload)
+{
+	if (h->type == PCB_MSG_ERROR) {
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %.*s", (int)h->len, (const char *)payload);
+		return -1;
+	}
+	if (p->cfg.huge && (h->type == PCB_MSG_RUN || h->type == PCB_MSG_ZERO || h->type == PCB_MSG_BATCH_END))
+		return huge_frame(p, h, payload);
+	if (h->type != PCB_MSG_PAGE && h->type != PCB_MSG_ZERO) {
+		p->chan[PCB_CHAN_DEMAND].bad_frames++;
+		set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the demand channel", pcb_msg_name(h->type));
+		return -1;
+	}
+	uint64_t page = h->arg, now = pcb_now_ns();
+	unsigned i;
+	for (i = 0; i < p->ninfl; i++)
+		if (p->infl[i].page == page)
+			break;
+	if (i == p->ninfl) {
+		p->chan[PCB_CHAN_DEMAND].bad_frames++;
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source sent page %llu that was not requested", (unsigned long long)page);
+		return -1;
+	}
+	struct inflight f = p->infl[i];
+	p->infl[i] = p->infl[--p->ninfl];
+	p->blocked -= f.waiters;
+	PCB_PROBE_RECEIVED(page, PCB_CHAN_DEMAND, h->type == PCB_MSG_ZERO);
+	pcb_hist_add(&p->st.demand_rtt, now - f.t_req);
+	int r = install(p, page, h->type == PCB_MSG_PAGE ? payload : NULL, PCB_INST_DEMAND, &now);
+	if (r < 0) {
+		set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s", (unsigned long long)page, strerror(-r));
+		return -1;
+	}
+	if (r == 1)
+		p->st.eexist_demand++;
+	else if (h->type == PCB_MSG_PAGE)
+		p->st.pages_demand++;
+	else
+		p->st.zero_demand++;
+	pcb_hist_add(&p->st.demand_service, now - f.t_fault);
+	return 0;
+}
+
+/* Shared connection: after a reconnection, send again every in-flight request
+ * that was not sent on the new connection (like demand_recover). */
+static void demand_shared_resend(struct pcb_pager *p)
+{
+	pthread_mutex_lock(&p->send_lock);
+	unsigned gen = p->shared_gen;
+	pthread_mutex_unlock(&p->send_lock);
+	unsigned i = 0;
+	while (i < p->ninfl) {
+		struct inflight *f = &p->infl[i];
+		if (f->gen == gen) {   /* sent on the new connection: its reply is on the way */
+			i++;
+			continue;
+		}
+		if (pcb_ps_present(&p->ps, f->page)) {
+			pcb_uffd_wake(p->uffd, page_addr(p, f->page), PCB_PAGE_SIZE);
+			p->blocked -= f->waiters;
+			*f = p->infl[--p->ninfl];
+			continue;
+		}
+		f->t_req = pcb_now_ns();
+		demand_send_req(p, f);
+		pthread_mutex_lock(&p->rec_lock);
+		p->st.rec.demand_rerequested++;
+		pthread_mutex_unlock(&p->rec_lock);
+		i++;
+	}
+}
+
+/* Shared connection: take the background thread's records of demand replies
+ * (and of a reconnection).  Returns 1 if any arrived, 0 if none, -1 when the
+ * thread must stop. */
+int demand_shared_done(struct pcb_pager *p, uint64_t *last_rx, bool final)
+{
+	struct shared_done d[64];
+	uint64_t kicks;
+	if (read(p->shared_kick, &kicks, sizeof(kicks)) < 0) {
+		/* EAGAIN: no reconnection since the last call */
+	}
+	bool resend = false, any = false;
+	ssize_t n;
+	while ((n = read(p->shared_pipe[0], d, sizeof(d))) > 0) {
+		any = true;
+		*last_rx = pcb_now_ns();
+		for (size_t k = 0; k < (size_t)n / sizeof(d[0]); k++) {
+			if (d[k].kind == SHARED_RECONNECTED) {
+				resend = true;
+				continue;
+			}
+			unsigned i;
+			for (i = 0; i < p->ninfl; i++)
+				if (p->infl[i].page == d[k].page)
+					break;
+			if (i == p->ninfl) {
+				set_fatal(p, PCB_EXIT_PROTOCOL, "source sent page %llu that was not requested (or twice)",
+					  (unsigned long long)d[k].page);
+				return -1;
+			}
+			struct inflight f = p->infl[i];
+			p->infl[i] = p->infl[--p->ninfl];
+			p->blocked -= f.waiters;
+			pcb_hist_add(&p->st.demand_rtt, d[k].t_rx - f.t_req);
+			pcb_hist_add(&p->st.demand_service, d[k].t_done - f.t_fault);
+			if (d[k].kind == SHARED_RACE)
+				p->st.eexist_demand++;
+			else if (d[k].kind == SHARED_DATA)
+				p->st.pages_demand++;
+			else
+				p->st.zero_demand++;
+		}
+	}
+	if (resend && !final)
+		demand_shared_resend(p);
+	return any;
+}
+
+/* Read what the demand socket holds and handle every complete frame.
+ * Returns 1 if bytes arrived, 0 if none were available, 2 after the channel
+ * was lost and recovered, -1 when the thread must stop (fatal already set). */
+static int demand_receive(struct pcb_pager *p, struct pcb_conn *c, uint64_t *last_rx)
+{
+	int r = pcb_conn_fill(c);
+	if (r == PCB_RX_EOF || (r == PCB_RX_ERR && errno != EAGAIN && errno != EINTR)) {
+		snprintf(p->loss_why, sizeof(p->loss_why), "demand channel %s",
+			 r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
+		if (demand_recover(p) < 0)
+			return -1;
+		*last_rx = pcb_now_ns();
+		return 2;
+	}
+	if (r <= 0)
+		return 0;
+	*last_rx = pcb_now_ns();
+	struct pcb_hdr h;
+	const uint8_t *pl;
+	while ((r = pcb_conn_parse(c, &h, &pl)) == PCB_RX_FRAME)
+		if (demand_handle_frame(p, &h, pl) < 0)
+			return -1;
+	if (r == PCB_RX_BAD) {
+		set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (demand channel): %s", c->err);
+		return -1;
+	}
+	return 1;
+}
+
+void *demand_thread(void *arg)
+{
+	struct pcb_pager *p = arg;
+	struct pcb_conn *c = &p->chan[PCB_CHAN_DEMAND];
+	struct pollfd pfd[3] = {
+		{ .fd = p->uffd, .events = POLLIN },
+		{ .fd = c->fd, .events = POLLIN },
+		{ .fd = p->stop_pipe[0], .events = POLLIN },
+	};
+	uint64_t last_rx = pcb_now_ns();
+	if (p->cfg.pin_demand)
+		pcb_pin_self((int)p->cfg.pin_demand - 1);
+	/* Fast path: when nothing but demand faults can resolve a fault (no
+	 * background pull, no drain) and every vCPU is blocked on an in-flight
+	 * page, no new fault can arrive before the answer: wait for it in a plain
+	 * blocking read (SO_RCVTIMEO bounds it), like the bare handler does,
+	 * instead of poll() + read(). */
+	bool fast_ok = !p->pol.ops->background && p->cfg.nvcpus > 0 && !p->shared;
+	if (fast_ok) {
+		struct timeval tv = { 0, 100000 };
+		fast_ok = setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0;
+	}
+	p->demand_fast = fast_ok;   /* a reconnection sets the timeout on the new socket */
+	/* the uffd's file status flags, kept here: each fcntl() is a system call
+	 * (~1.1 µs on this nested machine), and the fast path must not pay for
+	 * switching the uffd between blocking and not on every fault */
+	int uffd_fl = fcntl(p->uffd, F_GETFL);
+	bool uffd_blocking = !(uffd_fl & O_NONBLOCK);
+	for (;;) {
+		if (atomic_load_explicit(&p->stopping, memory_order_relaxed))
+			break;
+		if (fast_ok && !p->ninfl) {
+			/* nothing in flight: nothing can arrive on the demand socket but a
+			 * reply, so wait for the next fault in a blocking read() of the
+			 * uffd (stop_threads interrupts it with PCB_STOP_SIGNAL) */
+			if (!uffd_blocking) {
+				uffd_fl &= ~O_NONBLOCK;
+				fcntl(p->uffd, F_SETFL, uffd_fl);
+				uffd_blocking = true;
+			}
+			int fr = demand_handle_faults(p);
+			if (fr < 0)
+				break;
+			if (fr == 1) {
+				if (demand_recover(p) < 0)
+					break;
+				last_rx = pcb_now_ns();
+			}
+			continue;
+		}
+		if (fast_ok && p->ninfl && p->blocked >= p->cfg.nvcpus && !atomic_load_explicit(&p->drain, memory_order_relaxed) &&
+		    !atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+			int rr = demand_receive(p, c, &last_rx);
+			if (rr < 0)
+				break;
+			if (rr > 0)
+				continue;
+		}
+		if (uffd_blocking) {
+			/* poll() may report a fault that a concurrent install resolves
+			 * before we read it: the read below must not block (the fast
+			 * receive above does not read the uffd: it switches only here) */
+			uffd_fl |= O_NONBLOCK;
+			fcntl(p->uffd, F_SETFL, uffd_fl);
+			uffd_blocking = false;
+		}
+		int timeout = p->ninfl ? 100 : 1000;
+		pfd[1].fd = p->shared ? p->shared_kick : c->fd;   /* a reconnection replaces the socket */
+		int n = poll(pfd, 3, timeout);
+		if (n < 0 && errno != EINTR) {
+			set_fatal(p, PCB_EXIT_OSERR, "poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[2].revents)
+			break;
+		/* shared: the replies received since the last wake-up leave the in-flight table
+		 * before new faults are looked up in it */
+		if (p->shared && demand_shared_done(p, &last_rx, false) < 0)
+			break;
+		if (pfd[0].revents & POLLIN) {
+			int fr = demand_handle_faults(p);
+			if (fr < 0)
+				break;
+			if (fr == 1) {
+				if (demand_recover(p) < 0)
+					break;
+				last_rx = pcb_now_ns();
+				continue;
+			}
+		}
+		if (pfd[1].revents && !p->shared) {
+			int rr = demand_receive(p, c, &last_rx);
+			if (rr < 0)
+				break;
+			if (rr == 2)
+				continue;
+		}
+		if (p->ninfl && !p->shared) {   /* shared: the background thread watches the connection */
+			uint64_t now = pcb_now_ns(), oldest = now;
+			for (unsigned i = 0; i < p->ninfl; i++)
+				if (p->infl[i].t_req < oldest)
+					oldest = p->infl[i].t_req;
+			if (now - oldest > p->cfg.io_timeout_ns && now - last_rx > p->cfg.io_timeout_ns) {
+				snprintf(p->loss_why, sizeof(p->loss_why), "the source has not answered a demand request for %.1f s",
+					 pcb_ns_to_s(now - oldest));
+				if (demand_recover(p) < 0)
+					break;
+				last_rx = pcb_now_ns();
+			}
+		}
+	}
+	if (fast_ok) {   /* back to the --io-timeout bound chan_connect set: verification relies on it */
+		struct timeval tv = io_timeval(p->cfg.io_timeout_ns);
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	p->st.demand_cpu = sched_getcpu();
+	return NULL;
+}

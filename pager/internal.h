@@ -1,0 +1,168 @@
+/* The pager's private state, shared by its files (one per thread: demand.c,
+ * background.c, shared.c, recovery.c, lifecycle.c; common.c for helpers).
+ * Nothing outside pager/ includes this header; pager/pager.h is the API. */
+#ifndef PCB_PAGER_INTERNAL_H
+#define PCB_PAGER_INTERNAL_H
+
+#include "pager/pager.h"
+#include "pager/probes.h"
+#include "wire/proto.h"
+#include "wire/handshake.h"
+#include "wire/linkcal.h"
+#include "pager/pagerproc.h"
+#include "common/image.h"
+#include "common/util.h"
+#include "common/pin.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <endian.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define MAX_INFLIGHT 16384  /* outstanding demand requests (one per blocked vCPU; 512 with huge pages) */
+#define UFFD_MSG_BATCH 64
+#define PCB_STOP_SIGNAL SIGUSR2   /* interrupts the demand thread's blocking read() at stop */
+
+struct inflight {
+	uint64_t page;
+	uint64_t t_fault, t_req;
+	unsigned waiters;            /* registered vCPUs blocked on this page */
+	unsigned gen;                /* --channels=1: connection generation it was sent on (0 = not sent) */
+};
+
+/* --channels=1: what the background thread tells the demand thread about a
+ * demand reply it received and installed (or about a reconnection). */
+enum { SHARED_DATA, SHARED_ZERO, SHARED_RACE, SHARED_RECONNECTED };
+struct shared_done {
+	uint64_t page;
+	uint64_t t_rx, t_done;       /* reply received, page installed */
+	uint32_t kind;               /* SHARED_* */
+	uint32_t pad;
+};
+
+struct pcb_pager {
+	struct pcb_pager_cfg cfg;
+	uint8_t *region;             /* == in.region (the guest's mapping) */
+	size_t region_len;
+	struct pcb_installer in;     /* install path: mapping, staging, batched ioctls (install.c) */
+	struct pcb_install_q iq;     /* background: receiver -> installer thread */
+	/* move: the 2 MiB chunk being assembled by the background thread (and one
+	 * more while a RUN spans two chunks); pushed whole, when another chunk's
+	 * page arrives, or after the connection has been idle for 1 ms */
+	struct pcb_install_job chunk, chunk_next;
+	bool chunk_open;
+	/* copy: the job gathering back-to-back frames (segments), pushed when its
+	 * slot is full or before the background thread would wait for data */
+	struct pcb_install_job sj;
+	bool sj_open;
+	unsigned sj_used;            /* staging pages its data segments use */
+	pthread_t inst_th;
+	bool inst_started;
+	int uffd;
+	struct pcb_uffd_info uinfo;
+	struct pcb_pagestate ps;
+	struct pcb_policy pol;
+	struct pcb_conn chan[2];
+	int stop_pipe[2];
+	pthread_t demand_th, bg_th;
+	bool threads_started, unregistered;
+
+	/* vCPU attribution */
+	pid_t vcpu_tid[PCB_MAX_VCPUS];
+	_Atomic uint64_t vcpu_faults[PCB_MAX_VCPUS];
+
+	/* demand thread private */
+	struct inflight infl[MAX_INFLIGHT];
+	unsigned ninfl;
+	unsigned blocked;            /* registered vCPUs known to wait for an in-flight demand page */
+
+	/* coordination */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;         /* completion / fatal / work for the bg thread */
+	atomic_bool drain, stopping, bg_waiting;
+	atomic_int fatal;            /* exit code, 0 = fine */
+	char fatal_msg[256];
+
+	/* connection management (see "connections and recovery" below) */
+	uint64_t link_delay_ns;      /* calibrated delay the source injects */
+	pthread_mutex_t rec_lock;    /* guards st.rec */
+	char loss_why[160];          /* demand thread: why the connection is considered lost */
+	bool verifying;              /* the main thread owns the demand channel (threads stopped) */
+	bool demand_fast;            /* the demand thread reads its socket with a 100 ms SO_RCVTIMEO */
+	char bg_loss_why[160];       /* background thread: why its connection is considered lost */
+
+	/* --channels=1 (see "one shared connection" below) */
+	bool shared;
+	pthread_mutex_t send_lock;   /* both threads send on the shared connection */
+	int shared_pipe[2];          /* background -> demand thread: struct shared_done records (not polled) */
+	int shared_kick;             /* eventfd: a reconnection, the demand thread must send again (polled) */
+	unsigned shared_gen;         /* connection generation, bumped by each reconnection (send_lock) */
+	bool shared_down;            /* lost, being re-established by the background thread (send_lock) */
+	atomic_uint shared_out;      /* demand requests sent on the current connection, not yet answered */
+
+	/* per-page install record and fault log */
+	uint32_t *inst_us;
+	uint8_t *inst_kind;
+	struct pcb_fault_ev *fev;
+	size_t nfev, capfev;
+
+	/* counters written by one thread each, read after join or racily for progress */
+	struct pcb_pager_stats st;
+	_Atomic uint64_t t_complete;
+
+	/* --pager=process (pagerproc.c): this struct and everything the loader
+	 * reads are MAP_SHARED; pp is private to each process after the fork;
+	 * the loader frees what it allocated before the fork through these copies */
+	struct pcb_pp *pp;
+	struct pcb_policy pol_saved;
+	struct pcb_installer in_saved;
+	uint8_t *rbuf_saved[2];
+};
+
+
+/* The zero-page variant of an install kind: ZERO_DEMAND, ZERO_BACKGROUND, ZERO_DRAIN
+ * (not simply kind + 2: DRAIN + 2 is past the end of the list). */
+static inline int zero_kind(int kind)
+{
+	return kind == PCB_INST_DRAIN ? PCB_INST_ZERO_DRAIN : kind + 2;
+}
+
+void set_fatal(struct pcb_pager *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void mark_present(struct pcb_pager *p, uint64_t page);
+void *page_addr(struct pcb_pager *p, uint64_t page);
+void record_install(struct pcb_pager *p, uint64_t page, int kind, uint64_t now);
+int install(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint64_t *now);
+void huge_done(void *ctx, uint64_t first);
+int huge_send(struct pcb_pager *p, uint64_t first);
+int huge_request(struct pcb_pager *p, uint64_t first, uint64_t now, bool vcpu, bool *lost);
+int huge_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload);
+void log_fault(struct pcb_pager *p, uint64_t now, uint64_t page, int vcpu, uint32_t outcome);
+int vcpu_of(struct pcb_pager *p, pid_t tid);
+struct timeval io_timeval(uint64_t ns);
+int demand_send_req(struct pcb_pager *p, struct inflight *f);
+int bg_send(struct pcb_pager *p, uint16_t type, uint64_t arg, const void *pl, uint32_t len);
+int shared_post(struct pcb_pager *p, const struct shared_done *d);
+int shared_demand_reply(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload);
+int demand_shared_done(struct pcb_pager *p, uint64_t *last_rx, bool final);
+void *demand_thread(void *arg);
+bool chunk_mode(const struct pcb_pager *p);
+void *inst_thread(void *arg);
+void *bg_thread(void *arg);
+int chan_connect(struct pcb_pager *p, unsigned ch, uint32_t flags, int timeout_ms, char *why, size_t whylen);
+int chan_recover(struct pcb_pager *p, unsigned ch, const char *reason);
+int demand_recover(struct pcb_pager *p);
+int bg_recover(struct pcb_pager *p, const char *reason);
+
+#endif

@@ -1,0 +1,676 @@
+/* The pager's life: create (and --pager=process), start, poll, stop,
+ * verify, statistics and destroy. */
+#include "pager/internal.h"
+
+/* ---- --pager=process (pagerproc.c) ------------------------------------------- */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* The fault log the demand thread appends to on every fault has a fixed
+ * capacity reserved up front: it is never reallocated on the demand path
+ * (a realloc of a growing log copied it while a vCPU waited: a tail
+ * source), and it can be shared with --pager=process.  Its first FEV_HOT
+ * entries are mapped before the first fault (a page fault on it costs
+ * several µs on this nested machine and would land on one demand fault in
+ * 170). */
+#define FEV_HOT (64u * 1024)
+static int map_records(struct pcb_pager *p, char *why, size_t whylen)
+{
+	p->capfev = p->cfg.npages * 2 + (1u << 20);
+	size_t fl = p->capfev * sizeof(*p->fev);
+	p->fev = p->cfg.process ? pcb_pp_shared_alloc(fl, true)
+				: mmap(NULL, fl, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p->fev == MAP_FAILED || !p->fev) {
+		p->fev = NULL;
+		p->capfev = 0;
+		snprintf(why, whylen, "cannot map the fault log: %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	/* best effort (Linux >= 5.14).  Not the per-page records: one of their
+	 * pages serves 1024 (install record) or 32768 (bitmaps) guest pages, so
+	 * their first touches are rare, and mapping them all up front would add
+	 * the pages of zero-page runs that are never recorded to the pager's RSS */
+	madvise(p->fev, (p->capfev < FEV_HOT ? p->capfev : FEV_HOT) * sizeof(*p->fev), MADV_POPULATE_WRITE);
+	return 0;
+}
+
+/* Before the fork: the region kept out of the pager process
+ * (MADV_DONTFORK), the shared digest buffer. */
+static int pager_process_prepare(struct pcb_pager *p, char *why, size_t whylen)
+{
+	if (madvise(p->region, p->region_len, MADV_DONTFORK) < 0) {
+		snprintf(why, whylen, "madvise(MADV_DONTFORK) on the guest region: %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	/* ... and the pager's own buffers in it (install.c keeps them from other children) */
+	const struct { void *a; size_t len; } mine[] = {
+		{ p->in.staging, (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT },
+		{ p->in.alias, p->in.len }, { p->in.asmb, p->in.len }, { p->in.slots, (size_t)p->in.nslots << PCB_HUGE_SHIFT },
+	};
+	for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+		if (mine[i].a && madvise(mine[i].a, mine[i].len, MADV_DOFORK) < 0) {
+			snprintf(why, whylen, "madvise(MADV_DOFORK) on the pager's buffers: %s", strerror(errno));
+			return PCB_EXIT_OSERR;
+		}
+	p->pp = pcb_pp_create(PCB_MAX_DIGESTS, why, whylen);
+	return p->pp ? 0 : PCB_EXIT_OSERR;
+}
+
+static int start_threads(struct pcb_pager *p);
+static void stop_threads(struct pcb_pager *p);
+static int fetch_digests(struct pcb_pager *p, uint64_t first, uint64_t count, const uint8_t **pl, char *why, size_t whylen);
+
+static int pp_start(void *arg) { return start_threads(arg); }
+static void pp_stop(void *arg) { stop_threads(arg); }
+static int pp_digests(void *arg, uint64_t first, uint64_t count, void *out, char *why, size_t whylen)
+{
+	const uint8_t *pl;
+	int rc = fetch_digests(arg, first, count, &pl, why, whylen);
+	if (!rc)
+		memcpy(out, pl, count * 8);
+	return rc;
+}
+static void pp_bye(void *arg)
+{
+	struct pcb_pager *p = arg;
+	pcb_conn_send(&p->chan[p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND], PCB_MSG_BYE, 0, NULL, 0);
+	if (!p->shared)
+		pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], PCB_MSG_BYE, 0, NULL, 0);
+}
+
+static bool in_loader(const struct pcb_pager *p)
+{
+	return p->pp && pcb_pp_is_parent(p->pp);
+}
+
+/* Switch-over in process mode: fork the pager process and hand it the uffd. */
+static int pager_process_spawn(struct pcb_pager *p)
+{
+	static const struct pcb_pp_ops ops = { pp_start, pp_stop, pp_digests, pp_bye };
+	char why[256];
+	p->pol_saved = p->pol;
+	p->in_saved = p->in;
+	for (int ch = 0; ch < 2; ch++)
+		p->rbuf_saved[ch] = p->chan[ch].rmem;
+	int chfd[2] = { p->chan[0].fd, p->chan[1].fd };
+	int rc = pcb_pp_spawn(p->pp, p->uffd, p->in.memfd, chfd, 2, &ops, p, why, sizeof(why));
+	if (rc)
+		set_fatal(p, rc, "%s", why);
+	return rc;
+}
+
+void pcb_pager_abort(struct pcb_pager *p)
+{
+	if (in_loader(p))
+		pcb_pp_kill(p->pp);
+}
+
+int pcb_pager_pid(struct pcb_pager *p)
+{
+	return in_loader(p) ? (int)pcb_pp_pid(p->pp) : (int)getpid();
+}
+
+uint64_t pcb_pager_process_peak_rss_kib(struct pcb_pager *p)
+{
+	return in_loader(p) ? pcb_pp_peak_rss_kib(p->pp) : 0;
+}
+
+int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, char *why, size_t whylen)
+{
+	struct pcb_pager *p = cfg->process ? pcb_pp_shared_alloc(sizeof(*p), false) : calloc(1, sizeof(*p));
+	int rc = PCB_EXIT_OSERR;
+	if (!p) {
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	p->cfg = *cfg;
+	p->uffd = -1;
+	p->stop_pipe[0] = p->stop_pipe[1] = -1;
+	p->chan[0].fd = p->chan[1].fd = -1;
+	p->in.memfd = p->in.uffd = -1;
+	p->shared_pipe[0] = p->shared_pipe[1] = p->shared_kick = -1;
+	p->shared = cfg->channels == 1;
+	p->shared_gen = 1;
+	p->st.channels = p->shared ? 1 : 2;
+	pthread_mutex_init(&p->send_lock, NULL);
+	pcb_pp_mutex_init(&p->lock, cfg->process);
+	pcb_iq_init(&p->iq);
+	pcb_pp_cond_init(&p->cond, cfg->process);
+	pcb_pp_mutex_init(&p->rec_lock, cfg->process);
+	pcb_hist_init(&p->st.demand_rtt);
+	pcb_hist_init(&p->st.demand_service);
+	if (cfg->nvcpus > PCB_MAX_VCPUS) {
+		snprintf(why, whylen, "at most %d vCPUs", PCB_MAX_VCPUS);
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
+
+	p->region_len = cfg->npages << PCB_PAGE_SHIFT;
+	if (cfg->channels > 2) {
+		snprintf(why, whylen, "invalid value for --channels: %u (want 1 or 2)", cfg->channels);
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
+	if (cfg->huge && p->shared) {
+		snprintf(why, whylen, "--channels=1 is not available with --page-size=2M (a huge page's demand request "
+			 "is answered with RUN frames, which one connection cannot tell from background ones)");
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
+	if (cfg->process && cfg->install_mode == PCB_INSTALL_MOVE) {
+		snprintf(why, whylen, "invalid value for --install: 'move' cannot be combined with --pager=process "
+			 "(UFFDIO_MOVE cannot move pages between two processes)");
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
+	if (cfg->huge && cfg->install_mode != PCB_INSTALL_COPY) {
+		snprintf(why, whylen, "huge pages are installed with --install=copy only (not %s)", pcb_install_name(cfg->install_mode));
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
+	rc = cfg->huge ? pcb_install_map_huge(&p->in, cfg->install_batch ? cfg->install_batch : PCB_MAX_RUN_PAGES,
+					      cfg->npages, why, whylen)
+		       : pcb_install_map(&p->in, cfg->install_mode,
+					 cfg->install_batch ? cfg->install_batch
+					 : cfg->install_mode == PCB_INSTALL_MOVE ? PCB_CHUNK_PAGES : PCB_MAX_RUN_PAGES,
+					 cfg->npages, why, whylen);
+	if (rc)
+		goto fail;
+	p->in.huge_done = huge_done;
+	p->in.huge_ctx = p;
+	p->region = p->in.region;
+	rc = PCB_EXIT_OSERR;
+	int rec_map = (cfg->process ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS;
+	p->inst_us = mmap(NULL, cfg->npages * 4, PROT_READ | PROT_WRITE, rec_map, -1, 0);
+	p->inst_kind = mmap(NULL, cfg->npages, PROT_READ | PROT_WRITE, rec_map, -1, 0);
+	if (p->inst_us == MAP_FAILED || p->inst_kind == MAP_FAILED) {
+		p->inst_us = p->inst_us == MAP_FAILED ? NULL : p->inst_us;
+		p->inst_kind = p->inst_kind == MAP_FAILED ? NULL : p->inst_kind;
+		snprintf(why, whylen, "out of memory for the install record");
+		goto fail;
+	}
+	if (pcb_ps_init_shared(&p->ps, cfg->npages, cfg->process) < 0) {
+		snprintf(why, whylen, "out of memory for the page bitmaps");
+		goto fail;
+	}
+	if ((rc = map_records(p, why, whylen)) != 0)
+		goto fail;
+	if (cfg->process && (rc = pager_process_prepare(p, why, whylen)) != 0)
+		goto fail;
+	rc = PCB_EXIT_OSERR;
+	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | pcb_install_features(cfg->install_mode) |
+			       (cfg->huge ? UFFD_FEATURE_MISSING_HUGETLBFS : 0) |
+			       (cfg->kernel_faults ? PCB_UFFD_KERNEL_FAULTS : 0), &p->uinfo, why, whylen);
+	if (fd < 0) {
+		rc = pcb_exit_for_errno(-fd);
+		goto fail;
+	}
+	p->uffd = fd;
+	int r = pcb_uffd_register(p->uffd, p->region, p->region_len, pcb_install_register_mode(cfg->install_mode), &p->uinfo);
+	if (r < 0) {
+		snprintf(why, whylen, "UFFDIO_REGISTER (%s) on the guest region failed: %s",
+			 cfg->install_mode == PCB_INSTALL_CONTINUE ? "MISSING|MINOR" : "MISSING", strerror(-r));
+		rc = pcb_exit_for_errno(-r);
+		goto fail;
+	}
+	p->in.uffd = p->uffd;
+	p->in.demanded = p->ps.demanded;
+	if (pcb_install_check(&p->in, &p->uinfo, why, whylen) < 0) {
+		rc = PCB_EXIT_UNAVAILABLE;
+		goto fail;
+	}
+	if (pipe2(p->stop_pipe, O_CLOEXEC) < 0 || (p->shared && pipe2(p->shared_pipe, O_CLOEXEC) < 0) ||
+	    (p->shared && (p->shared_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)) {
+		snprintf(why, whylen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if (p->shared)   /* the demand thread polls it and reads without blocking */
+		fcntl(p->shared_pipe[0], F_SETFL, fcntl(p->shared_pipe[0], F_GETFL) | O_NONBLOCK);
+	if (cfg->policy_opts) {
+		p->pol.nopts = cfg->policy_opts->nopts;
+		memcpy(p->pol.opts, cfg->policy_opts->opts, sizeof(p->pol.opts));
+	}
+	why[0] = 0;
+	if (pcb_policy_open(&p->pol, cfg->policy, &p->ps, cfg->npages, cfg->huge ? PCB_HUGE_SUBPAGES : 1, why, whylen) < 0) {
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
+	for (unsigned ch = p->shared ? PCB_CHAN_BACKGROUND : 0; ch < 2; ch++) {
+		rc = chan_connect(p, ch, 0, 5000, why, whylen);
+		if (rc)
+			goto fail;
+	}
+	if (cfg->link_bps || cfg->link_rtt_ns) {
+		rc = pcb_link_calibrate(&p->chan[p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND], &p->chan[PCB_CHAN_BACKGROUND], cfg->link_bps,
+					cfg->link_rtt_ns, (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC), &p->st.link,
+					why, whylen);
+		if (rc)
+			goto fail;
+		p->link_delay_ns = p->st.link.delay_ns;
+	}
+	*out = p;
+	return 0;
+fail:
+	pcb_pager_destroy(p);
+	return rc;
+}
+
+uint8_t *pcb_pager_region(struct pcb_pager *p) { return p->region; }
+struct pcb_pagestate *pcb_pager_pagestate(struct pcb_pager *p) { return &p->ps; }
+const struct pcb_uffd_info *pcb_pager_uffd_info(struct pcb_pager *p) { return &p->uinfo; }
+
+void pcb_pager_register_vcpu(struct pcb_pager *p, unsigned vcpu, pid_t tid)
+{
+	if (vcpu < PCB_MAX_VCPUS)
+		p->vcpu_tid[vcpu] = tid;
+}
+
+const _Atomic uint64_t *pcb_pager_vcpu_faults(struct pcb_pager *p, unsigned vcpu)
+{
+	return &p->vcpu_faults[vcpu < PCB_MAX_VCPUS ? vcpu : 0];
+}
+
+static void stop_signal_handler(int sig)
+{
+	(void)sig;   /* only interrupts a blocking read() (no SA_RESTART) */
+}
+
+int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data)
+{
+	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || page >= p->cfg.npages)
+		return -EINVAL;
+	if (pcb_ps_present(&p->ps, page)) {
+		/* a re-send: the page is ours and mapped; overwrite it */
+		if (data)
+			memcpy(page_addr(p, page), data, PCB_PAGE_SIZE);
+		else
+			memset(page_addr(p, page), 0, PCB_PAGE_SIZE);
+		return 0;
+	}
+	struct pcb_install_stats scratch = { 0 };
+	int r = pcb_install_one(&p->in, page, data, &scratch);
+	if (r < 0)
+		return r;
+	pcb_ps_set_present(&p->ps, page);   /* before switch-over: not a completion event */
+	return 0;
+}
+
+int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, const void *src)
+{
+	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || first + n > p->cfg.npages || !n)
+		return -EINVAL;
+	uint64_t done = 0;
+	while (done < n) {
+		uint64_t dst = (uintptr_t)page_addr(p, first + done), len = (n - done) * PCB_PAGE_SIZE;
+		int64_t got;
+		if (src) {
+			struct uffdio_copy c = { .dst = dst, .src = (uintptr_t)src + done * PCB_PAGE_SIZE, .len = len,
+						 .mode = UFFDIO_COPY_MODE_DONTWAKE };
+			int r = ioctl(p->uffd, UFFDIO_COPY, &c);
+			got = c.copy;
+			if (r < 0 && errno != EAGAIN)
+				return got == -EEXIST || errno == EEXIST ? -EEXIST : -errno;
+		} else {
+			struct uffdio_zeropage z = { .range = { dst, len }, .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE };
+			int r = ioctl(p->uffd, UFFDIO_ZEROPAGE, &z);
+			got = z.zeropage;
+			if (r < 0 && errno != EAGAIN)
+				return got == -EEXIST || errno == EEXIST ? -EEXIST : -errno;
+		}
+		if (got <= 0)
+			continue;   /* EAGAIN with nothing done: retry */
+		for (uint64_t i = 0; i < (uint64_t)got / PCB_PAGE_SIZE; i++)
+			pcb_ps_set_present(&p->ps, first + done + i);
+		done += (uint64_t)got / PCB_PAGE_SIZE;
+	}
+	return 0;
+}
+
+int pcb_pager_precopy_drop(struct pcb_pager *p, uint64_t page)
+{
+	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || page >= p->cfg.npages)
+		return -EINVAL;
+	if (!pcb_ps_present(&p->ps, page))
+		return 0;
+	/* zap it: the next access is a userfaultfd MISSING fault again */
+	if (madvise(page_addr(p, page), PCB_PAGE_SIZE, MADV_DONTNEED) < 0)
+		return -errno;
+	pcb_ps_clear_present(&p->ps, page);
+	return 0;
+}
+
+void pcb_pager_set_first_touch(struct pcb_pager *p, const _Atomic uint32_t *first_touch)
+{
+	p->pol.first_touch = first_touch;
+}
+
+int pcb_pager_start(struct pcb_pager *p)
+{
+	static atomic_bool handler_set;
+	if (!atomic_exchange(&handler_set, true)) {
+		struct sigaction sa = { .sa_handler = stop_signal_handler };
+		sigemptyset(&sa.sa_mask);
+		sigaction(PCB_STOP_SIGNAL, &sa, NULL);
+	}
+	p->st.t_switchover_ns = pcb_now_ns();
+	if (pcb_ps_complete(&p->ps))   /* pre-copy left nothing missing */
+		atomic_store(&p->t_complete, p->st.t_switchover_ns);
+	return p->cfg.process ? pager_process_spawn(p) : start_threads(p);
+}
+
+static int start_threads(struct pcb_pager *p)
+{
+	if (pthread_create(&p->demand_th, NULL, demand_thread, p) != 0)
+		return PCB_EXIT_OSERR;
+	if (pthread_create(&p->bg_th, NULL, bg_thread, p) != 0) {
+		set_fatal(p, PCB_EXIT_OSERR, "pthread_create failed");
+		return PCB_EXIT_OSERR;
+	}
+	p->threads_started = true;
+	if (pthread_create(&p->inst_th, NULL, inst_thread, p) != 0) {
+		set_fatal(p, PCB_EXIT_OSERR, "pthread_create failed");
+		return PCB_EXIT_OSERR;
+	}
+	p->inst_started = true;
+	return 0;
+}
+
+void pcb_pager_guest_done(struct pcb_pager *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!p->st.t_guest_done_ns)
+		p->st.t_guest_done_ns = pcb_now_ns();
+	atomic_store(&p->drain, true);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+int pcb_pager_poll(struct pcb_pager *p, int timeout_ms, char *why, size_t whylen)
+{
+	if (in_loader(p) && timeout_ms > 100)
+		timeout_ms = 100;   /* notice a dead pager process within 100 ms */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	if (in_loader(p) && !atomic_load(&p->fatal)) {
+		char pwhy[256];
+		int prc = pcb_pp_check(p->pp, pwhy, sizeof(pwhy));
+		if (prc)
+			set_fatal(p, prc, "%s", pwhy);
+	}
+	pthread_mutex_lock(&p->lock);
+	while (!atomic_load(&p->fatal) && !pcb_ps_complete(&p->ps))
+		if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT)
+			break;
+	int f = atomic_load(&p->fatal);
+	int rc = f ? -f : pcb_ps_complete(&p->ps) ? 1 : 0;
+	if (f)
+		snprintf(why, whylen, "%s", p->fatal_msg);
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+static void stop_threads(struct pcb_pager *p)
+{
+	if (in_loader(p)) {   /* the threads are the pager process's */
+		pcb_pp_stop(p->pp);
+		return;
+	}
+	if (!p->threads_started)
+		return;
+	atomic_store(&p->stopping, true);
+	if (write(p->stop_pipe[1], "x", 1) < 0) {
+		/* the pipe is ours and empty; nothing sensible to do */
+	}
+	pthread_mutex_lock(&p->lock);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	/* the demand thread may sit in a blocking read() of the uffd: interrupt
+	 * it (again, in case the signal landed just before the read) */
+	for (;;) {
+		pthread_kill(p->demand_th, PCB_STOP_SIGNAL);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (pthread_timedjoin_np(p->demand_th, NULL, &ts) == 0)
+			break;
+	}
+	pthread_join(p->bg_th, NULL);
+	if (p->shared) {   /* the records of the last demand replies (nobody else reads them now) */
+		uint64_t t;
+		demand_shared_done(p, &t, true);
+	}
+	if (p->inst_started) {
+		pcb_iq_close(&p->iq);
+		pthread_join(p->inst_th, NULL);
+		p->inst_started = false;
+	}
+	p->threads_started = false;
+}
+
+int pcb_pager_finish(struct pcb_pager *p)
+{
+	p->st.t_complete_ns = atomic_load(&p->t_complete);
+	if (chunk_mode(p) && !p->pp)
+		p->st.guest_thp_bytes = pcb_install_region_thp_bytes(&p->in);
+	if (!p->unregistered) {
+		int r = pcb_uffd_unregister(p->uffd, p->region, p->region_len);
+		if (r < 0)
+			pcb_warn("UFFDIO_UNREGISTER: %s", strerror(-r));
+		p->unregistered = true;
+	}
+	stop_threads(p);
+	return 0;
+}
+
+/* The source's digests of pages first..first+count-1 (the pager threads have
+ * stopped: this thread owns the demand channel).  0 or an exit code. */
+static int fetch_digests(struct pcb_pager *p, uint64_t first, uint64_t count, const uint8_t **pl, char *why, size_t whylen)
+{
+	unsigned vch = p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND;   /* the demand channel, or the shared one */
+	struct pcb_conn *c = &p->chan[vch];
+	uint64_t cnt_le = htole64(count);
+	struct pcb_hdr h;
+	int r;
+	for (;;) {
+		if (pcb_conn_send(c, PCB_MSG_DIGEST_REQ, first, &cnt_le, 8) < 0)
+			r = PCB_RX_ERR;
+		else
+			r = pcb_conn_recv(c, &h, pl);
+		/* a demand reply still in flight when the threads stopped (the
+		 * page arrived by the other channel first, completing the
+		 * migration) precedes the digests: it is not an answer to us */
+		while (r == PCB_RX_FRAME && (h.type == PCB_MSG_PAGE || h.type == PCB_MSG_ZERO))
+			r = pcb_conn_recv(c, &h, pl);
+		if ((r != PCB_RX_EOF && r != PCB_RX_ERR) || !p->cfg.reconnect_timeout_ns)
+			break;
+		snprintf(p->loss_why, sizeof(p->loss_why), "demand channel lost while asking for digests: %s",
+			 r == PCB_RX_EOF ? "closed by the source" :
+			 errno == EAGAIN ? "no answer within --io-timeout" : strerror(errno));
+		p->verifying = true;
+		int rr = chan_recover(p, vch, p->loss_why);
+		p->verifying = false;
+		if (rr < 0) {
+			snprintf(why, whylen, "%s", p->fatal_msg);
+			return PCB_EXIT_SOURCE_LOST;
+		}
+	}
+	if (r != PCB_RX_FRAME || h.type != PCB_MSG_DIGESTS || h.arg != first || h.len != count * 8) {
+		snprintf(why, whylen, "the source did not send the digests of pages %llu..%llu: %s",
+			 (unsigned long long)first, (unsigned long long)(first + count - 1),
+			 r == PCB_RX_BAD ? c->err : r == PCB_RX_FRAME ? pcb_msg_name(h.type) :
+			 r == PCB_RX_ERR && errno == EAGAIN ? "no answer within --io-timeout" : "connection lost");
+		return r == PCB_RX_BAD || r == PCB_RX_FRAME ? PCB_EXIT_PROTOCOL : PCB_EXIT_SOURCE_LOST;
+	}
+	return 0;
+}
+
+int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_t whylen)
+{
+	memset(v, 0, sizeof(*v));
+	/* residency as the kernel sees it, independent of our bitmap; asked
+	 * chunk by chunk so verification adds 64 KiB, not a byte per page, to
+	 * the pager's peak memory */
+	unsigned char *vec = malloc(PCB_MAX_DIGESTS);
+	if (!vec) {
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	for (uint64_t first = 0; first < p->cfg.npages; first += PCB_MAX_DIGESTS) {
+		uint64_t count = p->cfg.npages - first;
+		if (count > PCB_MAX_DIGESTS)
+			count = PCB_MAX_DIGESTS;
+		if (mincore(page_addr(p, first), count << PCB_PAGE_SHIFT, vec) < 0) {
+			snprintf(why, whylen, "mincore: %s", strerror(errno));
+			free(vec);
+			return PCB_EXIT_OSERR;
+		}
+		const uint8_t *pl;
+		const void *shared;
+		int rc = in_loader(p) ? pcb_pp_digests(p->pp, first, count, &shared, why, whylen)
+				      : fetch_digests(p, first, count, &pl, why, whylen);
+		if (rc) {
+			free(vec);
+			return rc;
+		}
+		if (in_loader(p))
+			pl = shared;
+		for (uint64_t i = 0; i < count; i++) {
+			uint64_t pg = first + i, want;
+			memcpy(&want, pl + i * 8, 8);
+			want = le64toh(want);
+			bool bad;
+			if (!(vec[i] & 1) || !pcb_ps_present(&p->ps, pg)) {
+				v->pages_missing++;
+				bad = true;
+			} else {
+				const uint64_t *w = (const uint64_t *)page_addr(p, pg);
+				bool stamp_ok = pcb_stamp_valid(pg, w[PCB_STAMP_WORD]);
+				if (!stamp_ok)
+					v->stamps_bad++;
+				bad = !stamp_ok || pcb_page_digest(w) != want;
+				if (bad)
+					v->pages_corrupt++;
+				else
+					v->pages_verified++;
+			}
+			if (bad && v->nfirst_bad < 8)
+				v->first_bad[v->nfirst_bad++] = pg;
+		}
+	}
+	free(vec);
+	if (in_loader(p)) {
+		pcb_pp_bye(p->pp);
+	} else {
+		pcb_conn_send(&p->chan[p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND], PCB_MSG_BYE, 0, NULL, 0);
+		if (!p->shared)
+			pcb_conn_send(&p->chan[PCB_CHAN_BACKGROUND], PCB_MSG_BYE, 0, NULL, 0);
+	}
+	return 0;
+}
+
+void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out)
+{
+	pthread_mutex_lock(&p->rec_lock);
+	*out = p->st;
+	pthread_mutex_unlock(&p->rec_lock);
+	out->t_complete_ns = atomic_load(&p->t_complete);
+	for (int ch = 0; ch < 2; ch++) {
+		out->chan[ch] = (struct pcb_chan_stats){ p->chan[ch].bytes_tx, p->chan[ch].bytes_rx,
+							 p->chan[ch].frames_tx, p->chan[ch].frames_rx,
+							 p->chan[ch].bad_frames };
+	}
+}
+
+void pcb_pager_destroy(struct pcb_pager *p)
+{
+	if (!p)
+		return;
+	stop_threads(p);
+	if (in_loader(p)) {
+		/* the pager process exits; free what the loader allocated before the
+		 * fork (the shared fields may point into the pager process's heap) */
+		pcb_pp_destroy(p->pp);
+		p->pp = NULL;
+		p->pol = p->pol_saved;
+		p->in = p->in_saved;
+		for (int ch = 0; ch < 2; ch++) {
+			free(p->rbuf_saved[ch]);   /* the fds were closed at the fork */
+			p->chan[ch].rbuf = p->chan[ch].rmem = NULL;
+			p->chan[ch].fd = -1;
+		}
+	} else if (p->pp) {
+		pcb_pp_destroy(p->pp);   /* never spawned */
+		p->pp = NULL;
+	}
+	pcb_iq_destroy(&p->iq);
+	pcb_policy_close(&p->pol);
+	for (int ch = 0; ch < 2; ch++)
+		if (p->chan[ch].rbuf || p->chan[ch].fd >= 0)
+			pcb_conn_free(&p->chan[ch]);
+	if (p->uffd >= 0)
+		close(p->uffd);
+	for (int i = 0; i < 2; i++) {
+		if (p->stop_pipe[i] >= 0)
+			close(p->stop_pipe[i]);
+		if (p->shared_pipe[i] >= 0)
+			close(p->shared_pipe[i]);
+	}
+	if (p->shared_kick >= 0)
+		close(p->shared_kick);
+	pcb_install_unmap(&p->in);
+	p->region = NULL;
+	pcb_ps_free(&p->ps);
+	if (p->inst_us)
+		munmap(p->inst_us, p->cfg.npages * 4);
+	if (p->inst_kind)
+		munmap(p->inst_kind, p->cfg.npages);
+	if (p->fev)
+		munmap(p->fev, p->capfev * sizeof(*p->fev));
+	if (p->cfg.process)
+		pcb_pp_shared_free(p, sizeof(*p));
+	else
+		free(p);
+}
+
+void pcb_pager_missing_summary(struct pcb_pager *p, char *buf, size_t len)
+{
+	uint64_t n = p->cfg.npages - atomic_load(&p->ps.npresent), shown = 0;
+	size_t off = (size_t)snprintf(buf, len, "%llu page%s never arrived", (unsigned long long)n, n == 1 ? "" : "s");
+	for (uint64_t pg = 0; pg < p->cfg.npages && off < len; pg++) {
+		if (pcb_ps_present(&p->ps, pg))
+			continue;
+		uint64_t end = pg;
+		while (end + 1 < p->cfg.npages && !pcb_ps_present(&p->ps, end + 1))
+			end++;
+		if (off + 48 >= len || shown == 32) {
+			snprintf(buf + off, len - off, ", ...");
+			return;
+		}
+		off += end == pg ? (size_t)snprintf(buf + off, len - off, "%s%llu", shown ? ", " : ": ", (unsigned long long)pg)
+				 : (size_t)snprintf(buf + off, len - off, "%s%llu-%llu", shown ? ", " : ": ",
+						    (unsigned long long)pg, (unsigned long long)end);
+		shown++;
+		pg = end;
+	}
+}
+
+const uint32_t *pcb_pager_install_us(struct pcb_pager *p) { return p->inst_us; }
+const struct pcb_installer *pcb_pager_installer(struct pcb_pager *p) { return &p->in; }
+const uint8_t *pcb_pager_install_kind(struct pcb_pager *p) { return p->inst_kind; }
+const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n)
+{
+	*n = p->nfev;
+	return p->fev;
+}
