@@ -342,9 +342,7 @@ static void *vcpu_main(void *arg)
 	else if (g->go)
 		run_ops(v);
 	v->res.cpu_end = sched_getcpu();
-	struct timespec cts;
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cts) == 0)
-		v->res.cpu_ns = (uint64_t)cts.tv_sec * 1000000000ull + (uint64_t)cts.tv_nsec;
+	v->res.cpu_ns = pcb_thread_cpu_ns();
 	PCB_PROBE_GUEST_STOP(v->idx);
 	vcpu_finished(g, v->res.t_end_ns ? v->res.t_end_ns : pcb_now_ns());
 	return NULL;

@@ -356,5 +356,6 @@ void *demand_thread(void *arg)
 		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
 	p->st.demand_cpu = sched_getcpu();
+	p->st.demand_cpu_ns = pcb_thread_cpu_ns();
 	return NULL;
 }

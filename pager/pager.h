@@ -94,6 +94,8 @@ struct pcb_pager_stats {
 	struct pcb_hist demand_service;  /* fault message read -> page installed */
 	int demand_cpu, background_cpu;  /* CPU the threads last ran on */
 	int install_cpu;                 /* CPU the installer thread last ran on */
+	/* CPU time each thread used (CLOCK_THREAD_CPUTIME_ID when it ends) */
+	uint64_t demand_cpu_ns, background_cpu_ns, install_cpu_ns;
 	struct pcb_install_stats inst_demand, inst_bg;   /* install ioctls by each thread */
 	uint64_t bg_rx_ns;               /* background thread: time in receive (poll + read) */
 	uint64_t t_bg_first_ns, t_bg_last_ns;   /* first and last background page installed */

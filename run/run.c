@@ -56,10 +56,20 @@ struct run {
 	struct pcb_precopy_stats pc;
 	struct pcb_pin pin;
 	struct pcb_mem_report mem;
+	struct pcb_cpu_report cpu;
+	bool oracle_first_touch;
+	int64_t baseline_cpu_ns;     /* --baseline=run: the reference run's CPU time (not in results.cpu) */     /* the policy's oracle=first-touch knob: it reads the guest's record */
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
 	char error[512];
 };
+
+/* The last vCPU has finished (it calls this): start the drain now, not at the main thread's next poll. */
+static void guest_ended(void *arg, uint64_t t_end_ns)
+{
+	(void)t_end_ns;   /* the report takes the vCPUs' own end times (pcb_guest_end_ns) */
+	pcb_pager_guest_done(arg);
+}
 
 /* ---- source process ---------------------------------------------------------- */
 
@@ -100,24 +110,56 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 	return 0;
 }
 
+static int64_t rusage_ns(const struct rusage *ru)
+{
+	return ((int64_t)ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000000000ll +
+	       ((int64_t)ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) * 1000ll;
+}
+
+/* Reap the source; its CPU time (wait4's rusage) goes to r->cpu.source_ns. */
 static void reap_source(struct run *r, bool kill_it)
 {
 	if (r->source_pid <= 0)
 		return;
 	if (kill_it)
 		kill(r->source_pid, SIGKILL);
+	struct rusage ru;
 	for (int i = 0; i < 200; i++) {   /* up to 2 s, then force */
 		int st;
-		pid_t w = waitpid(r->source_pid, &st, WNOHANG);
+		pid_t w = wait4(r->source_pid, &st, WNOHANG, &ru);
 		if (w == r->source_pid || (w < 0 && errno == ECHILD)) {
+			if (w == r->source_pid)
+				r->cpu.source_ns = rusage_ns(&ru);
 			r->source_pid = 0;
 			return;
 		}
 		usleep(10000);
 	}
 	kill(r->source_pid, SIGKILL);
-	waitpid(r->source_pid, NULL, 0);
+	if (wait4(r->source_pid, NULL, 0, &ru) == r->source_pid)
+		r->cpu.source_ns = rusage_ns(&ru);
 	r->source_pid = 0;
+}
+
+/* results.cpu: what the process, its threads and the source used (after the joins). */
+static void measure_cpu(struct run *r)
+{
+	struct pcb_cpu_report *c = &r->cpu;
+	struct rusage ru;
+	c->process_ns = getrusage(RUSAGE_SELF, &ru) == 0 ? rusage_ns(&ru) - r->baseline_cpu_ns : -1;
+	c->main_ns = (int64_t)pcb_thread_cpu_ns();
+	c->vcpus_ns = 0;
+	for (unsigned v = 0; r->guest && v < r->cfg->vcpus; v++)
+		c->vcpus_ns += (int64_t)pcb_guest_result(r->guest, v)->cpu_ns;
+	c->demand_ns = c->background_ns = c->installer_ns = c->pager_process_ns = -1;
+	if (r->pager) {
+		c->demand_ns = (int64_t)r->ps.demand_cpu_ns;
+		c->background_ns = (int64_t)r->ps.background_cpu_ns;
+		c->installer_ns = (int64_t)r->ps.install_cpu_ns;
+		if (!strcmp(r->cfg->pager, "process") && getrusage(RUSAGE_CHILDREN, &ru) == 0)
+			c->pager_process_ns = rusage_ns(&ru) - (c->source_ns > 0 ? c->source_ns : 0);
+	}
+	c->wall_ns = pcb_now_ns() - r->ps.t_switchover_ns;
 }
 
 /* ---- reports ------------------------------------------------------------------------ */
@@ -182,6 +224,46 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 	free(ts);
 }
 
+/* Stall intervals of every vCPU, for the all-vCPUs blocktime; false if a vCPU has none recorded (KVM guest). */
+static uint64_t blocktime_all(struct run *r, bool *known)
+{
+	const struct pcb_stall *st[PCB_MAX_VCPUS];
+	uint64_t n[PCB_MAX_VCPUS];
+	*known = true;
+	for (unsigned v = 0; v < r->cfg->vcpus && v < PCB_MAX_VCPUS; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		st[v] = vr->stalls;
+		n[v] = vr->nstalls;
+		if (vr->faults && !vr->stalls)
+			*known = false;
+	}
+	return *known ? pcb_blocktime_all(st, n, r->cfg->vcpus) : 0;
+}
+
+static void blocktime_json(struct run *r, struct pcb_json *j)
+{
+	uint64_t sum = 0;
+	bool known;
+	pcb_json_obj_begin(j, "blocktime");
+	pcb_json_arr_begin(j, "per_vcpu_ns");
+	for (unsigned v = 0; v < r->cfg->vcpus; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		pcb_json_u64(j, NULL, vr->blocktime_ns);
+		sum += vr->blocktime_ns;
+	}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "sum_vcpus_ns", sum);   /* every vCPU's stalls added up */
+	uint64_t all = blocktime_all(r, &known);
+	if (known)   /* QEMU's postcopy-blocktime: every vCPU blocked at once */
+		pcb_json_u64(j, "all_vcpus_ns", all);
+	else
+		pcb_json_null(j, "all_vcpus_ns");
+	pcb_json_u64(j, "total_ns", sum);       /* = sum_vcpus_ns (the name before both existed) */
+	pcb_json_str(j, "definitions", "sum_vcpus_ns: the vCPUs' stalls added up; all_vcpus_ns: time during which every "
+				       "vCPU was stalled at once (QEMU postcopy-blocktime); docs/metrics.md");
+	pcb_json_obj_end(j);
+}
+
 static void write_json(struct run *r, FILE *fp)
 {
 	const struct pcb_config *cfg = r->cfg;
@@ -236,7 +318,11 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "faults");
-	pcb_json_u64(j, "count", fault.count);
+	pcb_json_u64(j, "count", fault.count);   /* accesses that blocked (docs/metrics.md) */
+	uint64_t undelivered = 0;
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		undelivered += pcb_guest_result(r->guest, v)->faults_undelivered;
+	pcb_json_u64(j, "undelivered", undelivered);   /* ... during which the pager read no message of that vCPU */
 	pcb_json_u64(j, "uffd_messages", s->faults);
 	pcb_json_u64(j, "on_present_page", s->faults_present);
 	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
@@ -246,20 +332,12 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_hist_json(j, "latency", &fault, 1);
 	pcb_json_obj_end(j);
 
-	pcb_json_obj_begin(j, "blocktime");
-	uint64_t total_bt = 0;
-	pcb_json_arr_begin(j, "per_vcpu_ns");
-	for (unsigned v = 0; v < cfg->vcpus; v++) {
-		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
-		pcb_json_u64(j, NULL, vr->blocktime_ns);
-		total_bt += vr->blocktime_ns;
-	}
-	pcb_json_arr_end(j);
-	pcb_json_u64(j, "total_ns", total_bt);
-	pcb_json_obj_end(j);
+	blocktime_json(r, j);
 
 	pcb_json_obj_begin(j, "pager");
 	pcb_json_str(j, "mode", cfg->pager);   /* thread | process: where the pager threads ran */
+	/* what the policy could see: faults and its own installs, or also the guest's first-touch record */
+	pcb_json_str(j, "policy_oracle", r->oracle_first_touch ? "first-touch" : "none");
 	pcb_json_i64(j, "pid", r->pager ? pcb_pager_pid(r->pager) : 0);
 	pcb_json_i64(j, "loader_pid", getpid());
 	pcb_json_u64(j, "demand_requests", s->demand_requests);
@@ -316,7 +394,9 @@ static void write_json(struct run *r, FILE *fp)
 		pcb_json_i64(j, "cpu_end", vr->cpu_end);
 		pcb_json_u64(j, "ops", vr->ops);
 		pcb_json_u64(j, "faults", vr->faults);
+		pcb_json_u64(j, "faults_undelivered", vr->faults_undelivered);
 		pcb_json_u64(j, "blocktime_ns", vr->blocktime_ns);
+		pcb_json_u64(j, "cpu_ns", vr->cpu_ns);
 		pcb_json_u64(j, "read_mismatches", vr->read_mismatch);
 		if (vr->kvm_wall_ns) {   /* the guest's TSC-timed run vs the host's clock around KVM_RUN */
 			pcb_json_u64(j, "kvm_guest_tsc_ns", vr->kvm_tsc_ns);
@@ -338,6 +418,7 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_hist_json(j, "op_latency", &op, 0);
 	pcb_json_obj_end(j);
 
+	pcb_cpu_json(&r->cpu, j, "cpu");
 	pcb_progress_json(&r->prog, j, "progress");
 	if (cfg->precopy_ns)
 		pcb_precopy_json(&r->pc, j, "precopy");
@@ -433,6 +514,8 @@ static void write_human(struct run *r, FILE *fp)
 		double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
 		fprintf(fp, "  guest       %llu ops, %.3f M ops/s (all memory local)\n", (unsigned long long)ops,
 			gs > 0 ? (double)ops / gs / 1e6 : 0.0);
+		fprintf(fp, "  cpu         process %.3f s: vCPUs %.3f, main %.3f\n", (double)r->cpu.process_ns / 1e9,
+			(double)r->cpu.vcpus_ns / 1e9, (double)r->cpu.main_ns / 1e9);
 		print_progress(r, fp);
 		print_verify(r, fp);
 		return;
@@ -472,7 +555,10 @@ static void write_human(struct run *r, FILE *fp)
 	for (unsigned v = 0; v < cfg->vcpus; v++)
 		bt += pcb_guest_result(r->guest, v)->blocktime_ns;
 	fmt_ns(bt, b1, sizeof(b1));
-	fprintf(fp, "  blocktime   %s total", b1);
+	bool bt_known;
+	uint64_t bt_all = blocktime_all(r, &bt_known);
+	fmt_ns(bt_all, b2, sizeof(b2));
+	fprintf(fp, "  blocktime   %s summed over vCPUs, %s all vCPUs at once", b1, bt_known ? b2 : "n/a");
 	for (unsigned v = 0; v < cfg->vcpus && v < 8; v++) {
 		fmt_ns(pcb_guest_result(r->guest, v)->blocktime_ns, b1, sizeof(b1));
 		fprintf(fp, "%svCPU%u %s", v ? ", " : " (", v, b1);
@@ -514,17 +600,23 @@ static void write_human(struct run *r, FILE *fp)
 		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
 	}
 	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
-	if (r->pf.bg_installed || r->pf.touched) {
-		char lead[64] = "";
-		if (r->pf.lead.count)
-			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms", (double)pcb_hist_percentile(&r->pf.lead, 50) / 1e6);
-		fprintf(fp, "  prefetch    %llu pages touched, %llu present at first touch (hit rate %.1f%%); "
-			"accuracy %.1f%% of %llu background pages pulled before the guest stopped%s\n",
-			(unsigned long long)r->pf.touched, (unsigned long long)r->pf.hits,
-			r->pf.touched ? 100.0 * (double)r->pf.hits / (double)r->pf.touched : 0.0,
-			r->pf.bg_before_end ? 100.0 * (double)r->pf.bg_used / (double)r->pf.bg_before_end : 0.0,
-			(unsigned long long)r->pf.bg_before_end, lead);
+	const struct pcb_prefetch_window *w = &r->pf.win;
+	if (w->bg_installed || w->touched) {
+		char lead[96] = "";
+		if (w->lead.count)
+			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms; %llu late", (double)pcb_hist_percentile(&w->lead, 50) / 1e6,
+				 (unsigned long long)w->bg_late);
+		fprintf(fp, "  prefetch    during the migration: %llu data pages touched, %llu present at first touch (hit rate %.1f%%); "
+			"accuracy %.1f%% of %llu background data pages%s; zero pages apart: %llu touched\n",
+			(unsigned long long)w->touched, (unsigned long long)w->hits,
+			w->touched ? 100.0 * (double)w->hits / (double)w->touched : 0.0,
+			w->bg_installed ? 100.0 * (double)w->bg_used / (double)w->bg_installed : 0.0,
+			(unsigned long long)w->bg_installed, lead, (unsigned long long)w->zero_touched);
 	}
+	fprintf(fp, "  cpu         process %.3f s: vCPUs %.3f, demand %.3f, background %.3f, installer %.3f, main %.3f; source %.3f\n",
+		(double)r->cpu.process_ns / 1e9, (double)r->cpu.vcpus_ns / 1e9, (double)r->cpu.demand_ns / 1e9,
+		(double)r->cpu.background_ns / 1e9, (double)r->cpu.installer_ns / 1e9, (double)r->cpu.main_ns / 1e9,
+		(double)r->cpu.source_ns / 1e9);
 	pcb_net_human(fp, s);
 	print_verify(r, fp);
 }
@@ -691,6 +783,8 @@ static int run_local_only(struct run *r, const struct pcb_wl_params *prm)
 	r->ps.t_switchover_ns = r->ps.t_complete_ns = t_go;
 	r->ps.t_guest_done_ns = t_done;
 	r->ps.demand_cpu = r->ps.background_cpu = -1;
+	measure_cpu(r);
+	r->cpu.source_ns = -1;
 	pcb_hist_init(&r->ps.demand_rtt);
 	pcb_hist_init(&r->ps.demand_service);
 	if (r->cfg->record[0]) {
@@ -751,7 +845,7 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 	struct pcb_config resolved = *cfg_in;   /* defaults that depend on other options, made explicit (and recorded) */
 	pcb_config_resolve(&resolved);
 	const struct pcb_config *cfg = &resolved;
-	struct run R = { .cfg = cfg }, *r = &R;
+	struct run R = { .cfg = cfg, .cpu.source_ns = -1 }, *r = &R;
 	char why[512];
 	int rc;
 
@@ -856,7 +950,11 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		struct pcb_guest *bg = NULL;
 		struct pcb_verify bv;
 		uint64_t t0, t1;
+		struct rusage ru0, ru1;
+		getrusage(RUSAGE_SELF, &ru0);
 		rc = run_local_guest(r, &prm, false, &bg, &base, &bv, &t0, &t1, why, sizeof(why));
+		getrusage(RUSAGE_SELF, &ru1);
+		r->baseline_cpu_ns = rusage_ns(&ru1) - rusage_ns(&ru0);   /* not the migration's */
 		if (!rc && (bv.pages_corrupt || bv.pages_missing)) {
 			snprintf(why, sizeof(why), "the local baseline run failed its integrity check: %llu corrupt, %llu missing pages",
 				 (unsigned long long)bv.pages_corrupt, (unsigned long long)bv.pages_missing);
@@ -931,7 +1029,11 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		free_precopy(r);
 		return PCB_EXIT_OSERR;
 	}
-	pcb_pager_set_first_touch(r->pager, r->first_touch);
+	/* a real destination has no first-touch record: the policy sees it only with its oracle knob */
+	const char *orc = pcb_knobs_get(pol->knobs, r->polopts.opts, r->polopts.nopts, "oracle");
+	r->oracle_first_touch = orc && !strcmp(orc, "first-touch");
+	if (r->oracle_first_touch)
+		pcb_pager_set_first_touch(r->pager, r->first_touch);
 	const _Atomic uint64_t *faults[PCB_MAX_VCPUS];
 	for (unsigned v = 0; v < cfg->vcpus; v++)
 		faults[v] = pcb_pager_vcpu_faults(r->pager, v);
@@ -943,6 +1045,7 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = cfg->record[0] != 0,
 		.kvm = !strcmp(cfg->guest, "kvm"),
 		.precopy_region = r->precopy_src, .dest_written = r->dest_written,
+		.on_end = guest_ended, .on_end_arg = r->pager,
 	};
 	rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
 	if (rc) {
@@ -1020,13 +1123,20 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		pcb_guest_resume(r->guest, r->ps.t_switchover_ns);
 	else
 		pcb_guest_go(r->guest, r->ps.t_switchover_ns);
+	/* Wait for the guest without spinning: the pager's poll until every page
+	 * is present (it returns at once after that), then the guest's own end.
+	 * The last vCPU starts the drain itself (guest_ended). */
 	while (pcb_guest_running(r->guest)) {
 		rc = pcb_pager_poll(r->pager, 20, why, sizeof(why));
 		if (rc < 0)
 			die_midrun(r, -rc, why);
+		if (rc == 1) {
+			pcb_guest_wait(r->guest);
+			break;
+		}
 	}
-	pcb_pager_guest_done(r->pager);
 	pcb_guest_join(r->guest);
+	pcb_pager_guest_done(r->pager);   /* no-op unless the guest ended before on_end was set up */
 	for (unsigned v = 0; cfg->precopy_ns && v < cfg->vcpus; v++) {
 		r->pc.guest_ops += pcb_guest_result(r->guest, v)->precopy_ops;
 		r->pc.guest_writes += pcb_guest_result(r->guest, v)->precopy_writes;
@@ -1063,6 +1173,8 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 	if (r->trace)
 		pcb_trace_stop(r->trace);
 	pcb_pager_stats(r->pager, &r->ps);
+	if (pcb_guest_end_ns(r->guest))   /* the vCPUs' own end, not when the pager was told */
+		r->ps.t_guest_done_ns = pcb_guest_end_ns(r->guest);
 	if (pcb_progress_collect(&r->prog, r->guest, cfg->vcpus, gc.bucket_ns, r->ps.t_switchover_ns) < 0 ||
 	    (have_base && pcb_progress_compare(&r->prog, &base) < 0)) {
 		pcb_err("out of memory for the progress series");
@@ -1085,10 +1197,12 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		pcb_mem_measure(&r->mem, g, 2, &rec, 1, cfg->mem);
 		r->mem.pager_process_hwm = pcb_pager_process_peak_rss_kib(r->pager) * 1024;
 	}
-	pcb_prefetch_compute_until(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
-				   pcb_pager_install_kind(r->pager),
-				   r->ps.t_guest_done_ns > r->ps.t_switchover_ns
-					   ? (r->ps.t_guest_done_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0);
+	pcb_prefetch_compute_window(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
+				    pcb_pager_install_kind(r->pager),
+				    r->ps.t_guest_done_ns > r->ps.t_switchover_ns
+					    ? (r->ps.t_guest_done_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0,
+				    r->ps.t_complete_ns >= r->ps.t_switchover_ns
+					    ? (r->ps.t_complete_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0);
 	if (cfg->timeline[0]) {
 		int e = pcb_timeline_write(cfg->timeline, r->pager, r->npages, r->first_touch);
 		if (e < 0) {
@@ -1097,6 +1211,7 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		}
 	}
 	reap_source(r, false);
+	measure_cpu(r);
 	r->t_end_ns = pcb_now_ns();
 
 	uint64_t mism = 0;
