@@ -38,6 +38,10 @@ const struct pcb_option pcb_options[] = {
 	  "connections to the source: 2 = demand requests on their own connection, served before background work; "
 	  "1 = one connection carries both, demand replies queue behind background data already sent (QEMU before "
 	  "postcopy-preempt); not with --page-size=2M" },
+	{ "inflight", PCB_OPT_CHOICE, OFF(inflight), SZ(inflight), "wait", 0, 0,
+	  "a fault on a page already in flight in a background batch: wait (for the batch; every page crosses the wire "
+	  "once, as QEMU and CRIU) or resend (ask for it again on the demand channel, whose reply may overtake the batch: "
+	  "pages sent twice, results.pages.sent_twice)", "wait|resend" },
 	{ "socket-buffer", PCB_OPT_SIZE, OFF(socket_buffer), 0, "4M", 0, 64 << 20,
 	  "SO_SNDBUF and SO_RCVBUF of every connection (the kernel doubles it, capped by net.core.wmem_max/rmem_max); "
 	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold" },

@@ -26,6 +26,7 @@ struct pcb_config {
 	unsigned batch_pages;
 	unsigned window;
 	unsigned channels;
+	char inflight[8];            /* --inflight: wait | resend */
 	uint64_t socket_buffer;      /* --socket-buffer: SO_SNDBUF/SO_RCVBUF asked for (0 = kernel autotuning) */           /* --channels: 2 = demand on its own connection, 1 = one shared connection */
 	uint64_t source_delay_ns;
 	char trace[8];               /* auto | on | off */

@@ -42,6 +42,7 @@ struct pcb_pager_cfg {
 	const struct pcb_auth_key *key;   /* shared secret (NULL: none) */
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
 	uint64_t link_bps, link_rtt_ns;   /* emulated link (0 = not emulated) */
+	bool resend_inflight;             /* --inflight=resend: a fault on a page in a background batch asks for it again */
 	unsigned channels;                /* 1: one shared connection (chan[PCB_CHAN_BACKGROUND], HELLO channel
 					   * PCB_CHAN_SHARED) carries demand and background; 0 or 2: two */
 };
@@ -80,6 +81,7 @@ struct pcb_pager_stats {
 	uint64_t faults;             /* fault messages read from the uffd */
 	uint64_t faults_present;     /* ... for a page already installed (woken at once) */
 	uint64_t faults_inflight;    /* ... for a page already requested (waits for it) */
+	uint64_t faults_inflight_bg; /* ... for a page in flight in a background batch (waits for it; --inflight=wait) */
 	uint64_t faults_unattributed;/* thread not a registered vCPU */
 	uint64_t pages_demand, pages_background, pages_drain;   /* 4 KiB pages installed with UFFDIO_COPY */
 	uint64_t zero_demand, zero_background, zero_drain;      /* installed with UFFDIO_ZEROPAGE */
@@ -160,7 +162,8 @@ struct pcb_fault_ev {
 	uint64_t t_ns;               /* since switch-over */
 	uint64_t page;
 	int32_t vcpu;                /* -1: not a registered vCPU */
-	uint32_t outcome;            /* 0 requested, 1 page already present, 2 already in flight */
+	uint32_t outcome;            /* 0 requested, 1 page already present, 2 already in flight (demand),
+				      * 3 in flight in a background batch (waited for) */
 };
 const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n);
 const struct pcb_installer *pcb_pager_installer(struct pcb_pager *p);

@@ -58,7 +58,8 @@ struct run {
 	struct pcb_mem_report mem;
 	struct pcb_cpu_report cpu;
 	bool oracle_first_touch;
-	int64_t baseline_cpu_ns;     /* --baseline=run: the reference run's CPU time (not in results.cpu) */     /* the policy's oracle=first-touch knob: it reads the guest's record */
+	int64_t baseline_cpu_ns;
+	uint64_t t_drain_start_ns;   /* the pager was told the guest ended */     /* --baseline=run: the reference run's CPU time (not in results.cpu) */     /* the policy's oracle=first-touch knob: it reads the guest's record */
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
 	char error[512];
@@ -295,6 +296,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "run_ns", r->t_end_ns - r->t_start_ns);
 	pcb_json_u64(j, "guest_ns", s->t_guest_done_ns ? s->t_guest_done_ns - s->t_switchover_ns : 0);
 	pcb_json_bool(j, "completed_while_guest_ran", s->t_complete_ns && s->t_complete_ns <= s->t_guest_done_ns);
+	if (!r->local && r->t_drain_start_ns >= s->t_guest_done_ns)   /* guest end (the last vCPU's) -> drain asked for */
+		pcb_json_u64(j, "drain_start_after_guest_end_ns", r->t_drain_start_ns - s->t_guest_done_ns);
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "pages");
@@ -311,6 +314,9 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "zero_background", s->zero_background);
 	pcb_json_u64(j, "zero_drain", s->zero_drain);
 	pcb_json_u64(j, "eexist_races", s->eexist_demand + s->eexist_background);
+	/* pages received twice: each second arrival is an install that found the page there (docs/metrics.md) */
+	pcb_json_u64(j, "sent_twice", s->eexist_demand + s->eexist_background);
+	pcb_json_str(j, "inflight", cfg->inflight);
 	if (cfg->precopy_ns)
 		pcb_json_u64(j, "precopy", r->npages - r->pc.missing_at_switchover);   /* present at switch-over */
 	pcb_json_u64(j, "eexist_demand", s->eexist_demand);
@@ -326,6 +332,7 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "uffd_messages", s->faults);
 	pcb_json_u64(j, "on_present_page", s->faults_present);
 	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
+	pcb_json_u64(j, "waited_on_background_batch", s->faults_inflight_bg);   /* --inflight=wait */
 	pcb_json_u64(j, "unattributed", s->faults_unattributed);
 	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
 	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
@@ -1012,7 +1019,7 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		.kernel_faults = !strcmp(cfg->guest, "kvm"),
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
-		.channels = cfg->channels,
+		.channels = cfg->channels, .resend_inflight = !strcmp(cfg->inflight, "resend"),
 	};
 	rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why));
 	if (rc) {
@@ -1030,8 +1037,7 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		return PCB_EXIT_OSERR;
 	}
 	/* a real destination has no first-touch record: the policy sees it only with its oracle knob */
-	const char *orc = pcb_knobs_get(pol->knobs, r->polopts.opts, r->polopts.nopts, "oracle");
-	r->oracle_first_touch = orc && !strcmp(orc, "first-touch");
+	r->oracle_first_touch = pcb_policy_oracle_first_touch(pol, &r->polopts);
 	if (r->oracle_first_touch)
 		pcb_pager_set_first_touch(r->pager, r->first_touch);
 	const _Atomic uint64_t *faults[PCB_MAX_VCPUS];
@@ -1173,6 +1179,7 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 	if (r->trace)
 		pcb_trace_stop(r->trace);
 	pcb_pager_stats(r->pager, &r->ps);
+	r->t_drain_start_ns = r->ps.t_guest_done_ns;   /* when the pager was told (the drain began) */
 	if (pcb_guest_end_ns(r->guest))   /* the vCPUs' own end, not when the pager was told */
 		r->ps.t_guest_done_ns = pcb_guest_end_ns(r->guest);
 	if (pcb_progress_collect(&r->prog, r->guest, cfg->vcpus, gc.bucket_ns, r->ps.t_switchover_ns) < 0 ||

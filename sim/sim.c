@@ -790,7 +790,8 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 		pcb_sim_result_free(res);
 		return orc == -1 ? PCB_EXIT_USAGE : -orc;
 	}
-	s->pol.first_touch = res->first_touch;
+	/* a real destination has no first-touch record: only with the policy's oracle knob */
+	s->pol.first_touch = pcb_policy_oracle_first_touch(ops, &s->pol) ? res->first_touch : NULL;
 
 	uint64_t w0 = pcb_now_ns(), c0 = cpu_ns();
 	for (unsigned v = 0; v < res->nvcpus; v++) {
