@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# analysis/plots.sh RESULTS_DIR: regenerate the figures of a `pcbench bench` results directory
-# without re-running anything: `pcbench analyze` (tidy CSV, summary tables, plot data), then one
-# gnuplot script per figure, each to PDF (papers) and PNG (quick looks) in RESULTS_DIR/figures/.
-# `make plots RESULTS=dir` calls this.  PCBENCH overrides the pcbench binary (default ./pcbench).
+# analysis/plots.sh RESULTS_DIR: regenerate the summary and figures of a `pcbench bench` results
+# directory without re-running anything: `pcbench analyze` (tidy CSV, descriptive summary.csv, plot
+# data), analysis/stats.py (SciPy: intervals, tests, findings -> summary.md, summary.tex, stats.csv,
+# headline plot data), then one gnuplot script per figure, each to PDF (papers) and PNG (quick looks)
+# in RESULTS_DIR/figures/.  `make plots RESULTS=dir` calls this.  PCBENCH overrides the pcbench
+# binary (default ./pcbench); PYTHON the interpreter with SciPy (default Debian's /usr/bin/python3).
 set -euo pipefail
 dir=${1:?usage: analysis/plots.sh RESULTS_DIR}
 [ -d "$dir" ] || { echo "plots: '$dir' is not a directory" >&2; exit 64; }
@@ -11,6 +13,8 @@ cd "$(dirname "$0")/.."
 pcbench=${PCBENCH:-./pcbench}
 command -v gnuplot >/dev/null || { echo "plots: gnuplot is not installed (make deps)" >&2; exit 69; }
 "$pcbench" analyze "$dir"
+python=${PYTHON:-/usr/bin/python3}
+"$python" analysis/stats.py "$dir" || { echo "plots: analysis/stats.py failed (python3-scipy: make deps)" >&2; exit 70; }
 mkdir -p "$dir/figures"
 n=0
 for script in analysis/fig[0-9]*.gp; do

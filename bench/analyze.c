@@ -23,6 +23,13 @@ struct scalar_metric {
 static const struct scalar_metric scalars[] = {
 	{ "migration_time_ms", "results.time.total_migration_ns", 1e-6 },
 	{ "blocktime_ms", "results.blocktime.total_ns", 1e-6 },
+	/* the two definitions of issue 13.3 and the windowed prefetch figures of 13.2, when the
+	 * build that ran records them (absent fields give no rows) */
+	{ "blocktime_sum_vcpus_ms", "results.blocktime.sum_vcpus_ns", 1e-6 },
+	{ "blocktime_all_vcpus_ms", "results.blocktime.all_vcpus_ns", 1e-6 },
+	{ "hit_rate_migration", "results.prefetch.during_migration.hit_rate", 1 },
+	{ "accuracy_migration", "results.prefetch.during_migration.accuracy", 1 },
+	{ "faults_migration", "results.prefetch.during_migration.faults", 1 },
 	{ "guest_time_ms", "results.time.guest_ns", 1e-6 },
 	{ "run_time_ms", "results.time.run_ns", 1e-6 },
 	{ "faults", "results.faults.count", 1 },
@@ -200,7 +207,7 @@ static int load(struct exp *e, const char *dir, int verbose, char *why, size_t w
 		const char *st = pcb_jv_str(pcb_jv_get(rr->js, "status"));
 		const char *pol = pcb_jv_str(pcb_jv_path(rr->js, "config.policy"));
 		const char *wl = pcb_jv_str(pcb_jv_path(rr->js, "config.workload"));
-		if (!pol || !wl || strcmp(pol, pcb_job_policy_name(&e->job, rr->r.policy)) ||
+		if (!pol || !wl || strcmp(pol, pcb_job_policy_real(&e->job, rr->r.policy)) ||
 		    strcmp(wl, e->job.workloads[rr->r.workload])) {
 			snprintf(why, whylen, "%s: config.policy/workload do not match run '%s' of job.conf", path, rr->r.id);
 			return PCB_EXIT_DATAERR;
@@ -309,151 +316,25 @@ static int write_summary_csv(struct exp *e, char *why, size_t whylen)
 					pcb_csv_tidy_row(f, id, pol, wl, ln, "all", "fault_latency_us", "merged_max", (double)h->max / 1e3);
 				}
 				free(h);
+				const struct runrec *rr[1024];
+				unsigned n = cell_runs(e, p, w, l, rr);
+				if (n && p < e->job.npolicies)   /* placement goes with every latency figure */
+					pcb_csv_tidy_row(f, id, pol, wl, ln, "all", "vcpu0_demand_same_cpu", "runs",
+							 same_cpu_runs(e, p, w, l));
 			}
 	return close_out(f, e, "summary.csv", why, whylen);
 }
 
 /* ---- summary.md / summary.tex ------------------------------------------------------- */
 
-struct headline {
-	const char *title_md, *title_tex;
-	const char *path;
-	double scale;
-	int better;                  /* -1 lower is better, +1 higher is better, 0 not ranked */
-	const char *fmt;
-};
-static const struct headline heads[] = {
-	{ "migration time (ms)", "migration (ms)", "results.time.total_migration_ns", 1e-6, -1, "%.0f" },
-	{ "blocktime (ms)", "blocktime (ms)", "results.blocktime.total_ns", 1e-6, -1, "%.1f" },
-	{ "faults", "faults", "results.faults.count", 1, -1, "%.0f" },
-	{ "hit rate (%)", "hit rate (\\%)", "results.prefetch.hit_rate", 100, +1, "%.1f" },
-	{ "accuracy (%)", "accuracy (\\%)", "results.prefetch.accuracy", 100, +1, "%.1f" },
-	{ "guest (M ops/s)", "guest (Mops/s)", "results.guest.ops_per_sec", 1e-6, +1, "%.3f" },
-};
-#define NHEADS (sizeof(heads) / sizeof(heads[0]))
-
-/* Rank a headline metric among the (non-baseline) policies of one group.
- * best: index of the best median (or -1); clear: its range overlaps nobody's. */
-static void rank(struct exp *e, unsigned h, unsigned w, unsigned l, int *best, bool *clear)
+/* The descriptive head of summary.md (experiment, revision, host, runs ok), written to
+ * plotdata/summary_head.md: analysis/stats.py puts it above the findings, tables and tests it
+ * computes with SciPy (intervals and hypothesis tests are not computed here; docs/design.md). */
+static int write_summary_head(struct exp *e, char *why, size_t whylen)
 {
-	struct pcb_spread s[PCB_JOB_MAX_LIST];
-	*best = -1;
-	*clear = false;
-	if (!heads[h].better)
-		return;
-	for (unsigned p = 0; p < e->job.npolicies; p++) {
-		s[p] = cell_spread(e, p, w, l, heads[h].path, heads[h].scale);
-		if (!s[p].n)
-			continue;
-		if (*best < 0 || (heads[h].better < 0 ? s[p].median < s[*best].median : s[p].median > s[*best].median))
-			*best = (int)p;
-	}
-	if (*best < 0)
-		return;
-	unsigned others = 0;
-	*clear = true;
-	for (unsigned p = 0; p < e->job.npolicies; p++) {
-		if ((int)p == *best || !s[p].n)
-			continue;
-		others++;
-		if (pcb_spread_overlap(&s[*best], &s[p]))
-			*clear = false;
-	}
-	if (!others)
-		*best = -1;     /* nothing to compare with */
-}
-
-static void fmt_cell(char *buf, size_t len, const char *fmt, const struct pcb_spread *s, bool tex)
-{
-	char a[32], b[32], c[32];
-	if (!s->n) {
-		snprintf(buf, len, "n/a");
-		return;
-	}
-	snprintf(a, sizeof(a), fmt, s->median);
-	snprintf(b, sizeof(b), fmt, s->min);
-	snprintf(c, sizeof(c), fmt, s->max);
-	if (s->n == 1)
-		snprintf(buf, len, "%s", a);
-	else if (tex)
-		snprintf(buf, len, "%s {\\scriptsize [%s--%s]}", a, b, c);
-	else
-		snprintf(buf, len, "%s [%s–%s]", a, b, c);
-}
-
-static void tex_escape(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		if (strchr("&%$#_{}", *s))
-			fputc('\\', f);
-		fputc(*s, f);
-	}
-}
-
-static void md_comparisons(struct exp *e, FILE *f)
-{
-	fprintf(f, "\n## Comparisons\n\n"
-		   "For each workload/link and metric: the best policy (by median) against each other policy, as the\n"
-		   "ratio of medians.  \"cannot tell apart\" means the min–max ranges over repetitions overlap:\n"
-		   "the repetitions do not support a claim that one is better.\n\n");
-	for (unsigned l = 0; l < e->job.nlinks; l++)
-		for (unsigned w = 0; w < e->job.nworkloads; w++) {
-			fprintf(f, "- **%s / %s**\n", e->job.workloads[w], e->job.links[l].name);
-			if (e->job.baseline[0]) {
-				/* guest throughput against the all-local baseline (link 0) */
-				struct pcb_spread sb = cell_spread(e, e->job.npolicies, w, 0, "results.guest.ops_per_sec", 1);
-				if (sb.n && sb.median > 0) {
-					fprintf(f, "  - guest throughput over the whole run as a share of the all-local baseline (%s, %.3f M ops/s):",
-						e->job.baseline, sb.median / 1e6);
-					for (unsigned p = 0; p < e->job.npolicies; p++) {
-						struct pcb_spread sp = cell_spread(e, p, w, l, "results.guest.ops_per_sec", 1);
-						if (sp.n)
-							fprintf(f, "%s %s %.1f %%", p ? "," : "", e->job.policies[p], 100 * sp.median / sb.median);
-					}
-					fprintf(f, " (medians)\n");
-				}
-			}
-			for (unsigned h = 0; h < NHEADS; h++) {
-				int best;
-				bool clear;
-				if (h == 2 || h == 4)
-					continue;            /* faults and accuracy: shown in the table, not ranked here */
-				rank(e, h, w, l, &best, &clear);
-				if (best < 0)
-					continue;
-				struct pcb_spread sb = cell_spread(e, (unsigned)best, w, l, heads[h].path, heads[h].scale);
-				for (unsigned p = 0; p < e->job.npolicies; p++) {
-					if ((int)p == best)
-						continue;
-					struct pcb_spread sp = cell_spread(e, p, w, l, heads[h].path, heads[h].scale);
-					if (!sp.n)
-						continue;
-					char vb[32], vp[32], ratio[64];
-					snprintf(vb, sizeof(vb), heads[h].fmt, sb.median);
-					snprintf(vp, sizeof(vp), heads[h].fmt, sp.median);
-					if (sp.median != 0 && isfinite(sb.median / sp.median))
-						snprintf(ratio, sizeof(ratio), "%.3g×", sb.median / sp.median);
-					else
-						snprintf(ratio, sizeof(ratio), "ratio undefined");
-					bool ov = pcb_spread_overlap(&sb, &sp);
-					fprintf(f, "  - %s: %s %s vs %s %s (%s): %s\n", heads[h].title_md, e->job.policies[best], vb,
-						e->job.policies[p], vp, ratio,
-						ov ? "cannot tell apart (ranges overlap)" : (heads[h].better < 0 ? "lower, ranges disjoint" : "higher, ranges disjoint"));
-				}
-			}
-		}
-}
-
-static int write_tables(struct exp *e, char *why, size_t whylen)
-{
-	FILE *md = open_out(e, "summary.md", why, whylen);
+	FILE *md = open_out(e, "plotdata/summary_head.md", why, whylen);
 	if (!md)
 		return PCB_EXIT_OSERR;
-	FILE *tex = open_out(e, "summary.tex", why, whylen);
-	if (!tex) {
-		fclose(md);
-		return PCB_EXIT_OSERR;
-	}
 	const struct runrec *any = NULL;
 	for (unsigned i = 0; i < e->nruns && !any; i++)
 		if (e->runs[i].js)
@@ -462,104 +343,15 @@ static int write_tables(struct exp *e, char *why, size_t whylen)
 	const char *kernel = any ? pcb_jv_str(pcb_jv_path(any->js, "system.host.kernel")) : NULL;
 	char mem[32];
 	pcb_fmt_size(e->job.base.mem, mem, sizeof(mem));
-
 	fprintf(md, "# Experiment `%s`: summary\n\n", e->job.name);
 	if (e->job.description[0])
 		fprintf(md, "%s\n\n", e->job.description);
 	fprintf(md, "pcbench git %s, kernel %s; %s guest, %u vCPU(s), duration %.3g s, seed %llu%s; %u repetitions per cell.\n"
-		    "Runs: %u planned, %u ok, %u failed, %u missing.\n\n",
+		    "Runs: %u planned, %u ok, %u failed, %u missing.\n",
 		rev ? rev : "?", kernel ? kernel : "?", mem, e->job.base.vcpus, (double)e->job.base.duration_ns / 1e9,
 		(unsigned long long)e->job.base.seed, e->job.vary_seed ? " (+ repetition index)" : " (same for every repetition)",
 		e->job.reps, e->nruns, e->ok, e->failed, e->missing);
-	fprintf(md, "Each cell: **median [min–max] over the repetitions**.  Fault latency percentiles (µs) come from the\n"
-		    "fault-latency histograms of all repetitions merged bin by bin (relative error ≤ 0.78 %%), never from\n"
-		    "averaged percentiles.  **Bold**: best median of its workload/link whose min–max range overlaps no other\n"
-		    "policy's; ≈ marks a best median whose range overlaps another policy's (the repetitions cannot tell them apart).\n"
-		    "`same CPU` counts the repetitions in which vCPU 0 and the demand thread ended on the same CPU\n"
-		    "(a cross-CPU wake-up costs 15–60 µs on this kind of machine, so placement explains latency modes).\n\n");
-	fprintf(md, "| workload | link | policy |");
-	for (unsigned h = 0; h < NHEADS; h++)
-		fprintf(md, " %s |", heads[h].title_md);
-	fprintf(md, " fault p50 (µs) | fault p99 (µs) | same CPU |\n|---|---|---|");
-	for (unsigned h = 0; h < NHEADS + 3; h++)
-		fprintf(md, "---:|");
-	fprintf(md, "\n");
-
-	fprintf(tex, "%% pcbench experiment %s (git %s): median [min--max] over %u repetitions.\n"
-		     "%% Fault latency percentiles from merged histograms.  Needs \\usepackage{booktabs}.\n",
-		e->job.name, rev ? rev : "?", e->job.reps);
-	fprintf(tex, "\\begin{tabular}{lll");
-	for (unsigned h = 0; h < NHEADS + 2; h++)
-		fprintf(tex, "r");
-	fprintf(tex, "}\n\\toprule\nworkload & link & policy");
-	for (unsigned h = 0; h < NHEADS; h++)
-		fprintf(tex, " & %s", heads[h].title_tex);
-	fprintf(tex, " & p50 ($\\mu$s) & p99 ($\\mu$s) \\\\\n\\midrule\n");
-
-	for (unsigned l = 0; l < e->job.nlinks; l++)
-		for (unsigned w = 0; w < e->job.nworkloads; w++) {
-			int best[NHEADS];
-			bool clear[NHEADS];
-			for (unsigned h = 0; h < NHEADS; h++)
-				rank(e, h, w, l, &best[h], &clear[h]);
-			for (unsigned p = 0; p < e->npol_all; p++) {
-				if (!cell_exists(e, p, l))
-					continue;
-				const char *pol = pcb_job_policy_name(&e->job, p);
-				fprintf(md, "| %s | %s | %s%s |", e->job.workloads[w], e->job.links[l].name, pol,
-					p == e->job.npolicies ? " (baseline)" : "");
-				tex_escape(tex, e->job.workloads[w]);
-				fputs(" & ", tex);
-				tex_escape(tex, e->job.links[l].name);
-				fputs(" & ", tex);
-				tex_escape(tex, pol);
-				bool base = p == e->job.npolicies;
-				for (unsigned h = 0; h < NHEADS; h++) {
-					struct pcb_spread s = cell_spread(e, p, w, l, heads[h].path, heads[h].scale);
-					char c[128];
-					if (base && h != NHEADS - 1) {
-						/* no migration: only the guest's throughput means something */
-						fprintf(md, " — |");
-						fprintf(tex, " & ---");
-						continue;
-					}
-					fmt_cell(c, sizeof(c), heads[h].fmt, &s, false);
-					bool isbest = best[h] == (int)p;
-					fprintf(md, " %s%s%s |", isbest && clear[h] ? "**" : isbest ? "≈ " : "", c, isbest && clear[h] ? "**" : "");
-					fmt_cell(c, sizeof(c), heads[h].fmt, &s, true);
-					fprintf(tex, " & %s%s%s", isbest && clear[h] ? "\\textbf{" : isbest ? "$\\approx$" : "", c,
-						isbest && clear[h] ? "}" : "");
-				}
-				struct pcb_hist *hh = malloc(sizeof(*hh));
-				if (base) {
-					fprintf(md, " — | — |");
-					fprintf(tex, " & --- & ---");
-				} else if (hh && cell_merged_latency(e, p, w, l, hh) == 0 && hh->count) {
-					double p50 = (double)pcb_hist_percentile(hh, 50) / 1e3, p99 = (double)pcb_hist_percentile(hh, 99) / 1e3;
-					fprintf(md, " %.1f | %.1f |", p50, p99);
-					fprintf(tex, " & %.1f & %.1f", p50, p99);
-				} else {
-					fprintf(md, " n/a | n/a |");
-					fprintf(tex, " & n/a & n/a");
-				}
-				free(hh);
-				const struct runrec *rr[1024];
-				unsigned n = cell_runs(e, p, w, l, rr), same = same_cpu_runs(e, p, w, l);
-				if (base)
-					fprintf(md, " — |\n");
-				else
-					fprintf(md, " %u/%u |\n", same, n);
-				fprintf(tex, " \\\\\n");
-			}
-			if (l + 1 < e->job.nlinks || w + 1 < e->job.nworkloads)
-				fprintf(tex, "\\midrule\n");
-		}
-	fprintf(tex, "\\bottomrule\n\\end{tabular}\n");
-	md_comparisons(e, md);
-	fprintf(md, "\nData: `results.csv` (tidy, one row per run × metric × statistic), `summary.csv` (per cell).\n");
-	int rc = close_out(md, e, "summary.md", why, whylen);
-	int rc2 = close_out(tex, e, "summary.tex", why, whylen);
-	return rc ? rc : rc2;
+	return close_out(md, e, "plotdata/summary_head.md", why, whylen);
 }
 
 /* ---- plot data ------------------------------------------------------------------------ */
@@ -1088,9 +880,9 @@ int pcb_analyze(const char *dir, int verbose, char *why, size_t whylen)
 	if (!rc)
 		rc = write_summary_csv(e, why, whylen);
 	if (!rc)
-		rc = write_tables(e, why, whylen);
-	if (!rc)
 		rc = write_plotdata(e, why, whylen);
+	if (!rc)
+		rc = write_summary_head(e, why, whylen);
 	for (unsigned i = 0; e->runs && i < e->nruns; i++)
 		pcb_jv_free(e->runs[i].js);
 	free(e->runs);

@@ -26,6 +26,34 @@
 
 static volatile sig_atomic_t interrupted;
 
+/* --shard=I/N: this invocation runs the runs whose index (execution order) is I-1 modulo N.
+ * A shard's directory holds a `shard` file ("I/N") and only its share in the manifest. */
+static unsigned shard_i = 1, shard_n = 1;
+
+static bool in_share(unsigned run_index)
+{
+	return run_index % shard_n == shard_i - 1;
+}
+
+/* The shard a results directory belongs to ("" unsharded) equals this invocation's. */
+static bool same_shard(const char *dir)
+{
+	char p[4600], want[32], got[32] = "";
+	snprintf(p, sizeof(p), "%s/shard", dir);
+	FILE *f = fopen(p, "r");
+	if (f) {
+		if (!fgets(got, sizeof(got), f))
+			got[0] = 0;
+		fclose(f);
+		got[strcspn(got, "\n")] = 0;
+	}
+	if (shard_n > 1)
+		snprintf(want, sizeof(want), "%u/%u", shard_i, shard_n);
+	else
+		want[0] = 0;
+	return !strcmp(got, want);
+}
+
 static void on_sigint(int sig)
 {
 	(void)sig;
@@ -35,22 +63,30 @@ static void on_sigint(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: pcbench bench JOBFILE [--out=DIR] [--results=PARENT] [--fresh] [--dry-run] [-v]\n"
+		"usage: pcbench bench JOBFILE [--out=DIR] [--results=PARENT] [--fresh] [--shard=I/N] [--dry-run] [-v]\n"
 		"       pcbench analyze DIR [-v]\n"
+		"       pcbench analyze --out=DIR SHARD_DIR... [-v]\n"
 		"\n"
 		"bench runs the experiment matrix of JOBFILE (format: configs/README.md): policies x workloads\n"
 		"x links x repetitions, one `pcbench run` child per run, each verified end to end.  Results go\n"
 		"to PARENT/<name>-<UTC date>-<git revision>/ (PARENT: results): job.conf, system.json,\n"
-		"manifest.json, runs/<run>.json, .timeline.csv and .log, then results.csv (tidy), summary.csv,\n"
-		"summary.md, summary.tex and plotdata/ for `make plots RESULTS=DIR`.\n"
+		"manifest.json, runs/<run>.json, .timeline.csv and .log, then results.csv (tidy), summary.csv\n"
+		"and plotdata/; `make plots RESULTS=DIR` adds summary.md, summary.tex, stats.csv, figures/.\n"
 		"An interrupted experiment is resumed by running the same command again: the most recent\n"
 		"incomplete directory with the same job file and git revision is reused and runs already\n"
 		"completed are skipped.\n"
 		"  --out=DIR       use (or resume) exactly this directory\n"
 		"  --results=DIR   parent directory of new result directories [results]\n"
 		"  --fresh         always start a new directory\n"
+		"  --shard=I/N     run only share I of N (the runs whose index is I-1 modulo N; run ids unchanged),\n"
+		"                  in PARENT/<name>-shardIofN-<date>-<rev>/; for job arrays (docs/bench.md)\n"
 		"  --dry-run       print the runs and exit\n"
-		"analyze regenerates results.csv, summary.* and plotdata/ from DIR without running anything.\n"
+		"A job whose options name `source = HOST:PORT` migrates every run from that long-running\n"
+		"`pcbench source` (this host is the destination: `pcbench dest`).\n"
+		"analyze regenerates results.csv, summary.csv and plotdata/ from DIR without running anything;\n"
+		"with --out=DIR it first merges the result directories of the shards of one experiment (same\n"
+		"job file; every run from exactly one of them) into DIR.  summary.md, summary.tex, stats.csv\n"
+		"and the figures: analysis/plots.sh DIR (make plots RESULTS=DIR).\n"
 		"Exit codes: 0 all runs ok; if a run failed, the exit code of the first failed run (124: killed\n"
 		"after run_timeout; 128+N: killed by signal N); 64 bad option; 65 bad job file; 71 I/O error;\n"
 		"130 interrupted (resume by running the same command).  A complete directory is never reused:\n"
@@ -156,6 +192,9 @@ static bool find_resumable(const char *parent, const struct pcb_job *job, char *
 		snprintf(p, sizeof(p), "%s/%s/job.conf", parent, de->d_name);
 		if (!same_file_content(p, job->path))
 			continue;
+		snprintf(p, sizeof(p), "%s/%s", parent, de->d_name);
+		if (!same_shard(p))
+			continue;
 		if (strcmp(de->d_name, best) > 0)    /* names carry a sortable UTC date */
 			snprintf(best, sizeof(best), "%s", de->d_name);
 	}
@@ -229,9 +268,16 @@ static int write_manifest(const char *dir, const struct pcb_job *job, const stru
 	pcb_json_str(j, "started_utc", started);
 	pcb_json_bool(j, "complete", complete);
 	pcb_json_u64(j, "repetitions", job->reps);
+	if (shard_n > 1) {
+		char sh[32];
+		snprintf(sh, sizeof(sh), "%u/%u", shard_i, shard_n);
+		pcb_json_str(j, "shard", sh);
+	}
 	pcb_json_arr_begin(j, "runs");
 	unsigned n = pcb_job_nruns(job);
 	for (unsigned i = 0; i < n; i++) {
+		if (!in_share(i))
+			continue;
 		struct pcb_job_run r;
 		pcb_job_run_at(job, i, &r);
 		pcb_json_obj_begin(j, NULL);
@@ -267,14 +313,27 @@ static bool has_option(const char *name)
 	return false;
 }
 
+static bool job_uses_source(const struct pcb_job *job, const struct pcb_job_run *r)
+{
+	for (unsigned i = 0; i < job->nopts; i++)
+		if (!strcmp(job->opts[i].key, "source"))
+			return true;
+	for (unsigned i = 0; i < job->links[r->link].nopts; i++)
+		if (!strcmp(job->links[r->link].opts[i].key, "source"))
+			return true;
+	return false;
+}
+
 /* argv for one run (strings live in store). */
 static void build_argv(const struct pcb_job *job, const struct pcb_job_run *r, const char *exe, const char *dir,
 		       char store[][4200], char **av)
 {
 	unsigned k = 0, a = 0;
 	av[a++] = (char *)exe;
-	av[a++] = "run";
-	snprintf(store[k], sizeof(store[0]), "--policy=%s", pcb_job_policy_name(job, r->policy));
+	/* a job that names a long-running `pcbench source` (source = HOST:PORT, in [experiment] or a
+	 * [link]) migrates from it: this host is the destination (`pcbench dest`) */
+	av[a++] = job_uses_source(job, r) ? "dest" : "run";
+	snprintf(store[k], sizeof(store[0]), "--policy=%s", pcb_job_policy_real(job, r->policy));
 	av[a++] = store[k++];
 	snprintf(store[k], sizeof(store[0]), "--workload=%s", job->workloads[r->workload]);
 	av[a++] = store[k++];
@@ -287,6 +346,17 @@ static void build_argv(const struct pcb_job *job, const struct pcb_job_run *r, c
 	const struct pcb_job_link *l = &job->links[r->link];
 	for (unsigned i = 0; i < l->nopts; i++) {
 		snprintf(store[k], sizeof(store[0]), "--%s=%s", l->opts[i].key, l->opts[i].val);
+		av[a++] = store[k++];
+	}
+	const struct pcb_job_variant *v = pcb_job_variant_of(job, r->policy);
+	for (unsigned i = 0; v && i < v->nopts; i++) {
+		snprintf(store[k], sizeof(store[0]), "--%s=%s", v->opts[i].key, v->opts[i].val);
+		av[a++] = store[k++];
+	}
+	if (v && v->record) {
+		char tp[4096];
+		pcb_job_trace_path(job, v, r->workload, dir, tp, sizeof(tp));
+		snprintf(store[k], sizeof(store[0]), "--replay=%s", tp);
 		av[a++] = store[k++];
 	}
 	snprintf(store[k], sizeof(store[0]), "--seed=%llu", (unsigned long long)pcb_job_seed(job, r));
@@ -361,14 +431,25 @@ static void log_tail(const char *dir, const char *id)
 }
 
 /* Run one child; returns its exit status (0 ok; 128+sig on a signal; 124 on timeout). */
+static int spawn_logged(char **av, const char *exe, const char *logp, uint64_t limit, struct progress *pg, unsigned idx,
+			const char *id);
+
 static int run_child(const struct pcb_job *job, const struct pcb_job_run *r, const char *exe, const char *dir,
 		     struct progress *pg, unsigned idx)
 {
-	static char store[PCB_JOB_MAX_OPTS * 2 + 8][4200];
-	char *av[PCB_JOB_MAX_OPTS * 2 + 10];
+	static char store[PCB_JOB_MAX_OPTS * 3 + 10][4200];
+	char *av[PCB_JOB_MAX_OPTS * 3 + 12];
 	char logp[4600];
 	build_argv(job, r, exe, dir, store, av);
 	snprintf(logp, sizeof(logp), "%s/runs/%s.log", dir, r->id);
+	return spawn_logged(av, exe, logp, run_timeout(job, r), pg, idx, r->id);
+}
+
+/* Run av as a child (the running binary itself) with stdout/stderr to logp; its exit status
+ * (0 ok; 128+sig on a signal; 124 killed after limit).  pg: progress display (or NULL). */
+static int spawn_logged(char **av, const char *exe, const char *logp, uint64_t limit, struct progress *pg, unsigned idx,
+			const char *id)
+{
 	int lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (lfd < 0)
 		return PCB_EXIT_OSERR;
@@ -399,7 +480,7 @@ static int run_child(const struct pcb_job *job, const struct pcb_job_run *r, con
 		_exit(PCB_EXIT_OSERR);
 	}
 	close(lfd);
-	uint64_t t0 = pcb_now_ns(), limit = run_timeout(job, r), last = 0;
+	uint64_t t0 = pcb_now_ns(), last = 0;
 	int st;
 	for (;;) {
 		pid_t w = waitpid(pid, &st, WNOHANG);
@@ -418,10 +499,10 @@ static int run_child(const struct pcb_job *job, const struct pcb_job_run *r, con
 			}
 			return 124;
 		}
-		if (pg->tty && now - last > 500 * PCB_NSEC_PER_MSEC) {
+		if (pg && pg->tty && now - last > 500 * PCB_NSEC_PER_MSEC) {
 			char what[48];
 			snprintf(what, sizeof(what), "running %.0f s", (double)(now - t0) / 1e9);
-			progress_line(pg, idx, r->id, what, (double)(now - t0) / 1e9);
+			progress_line(pg, idx, id, what, (double)(now - t0) / 1e9);
 			last = now;
 		}
 		usleep(20000);
@@ -429,6 +510,78 @@ static int run_child(const struct pcb_job *job, const struct pcb_job_run *r, con
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);
 	return WEXITSTATUS(st);
+}
+
+/* argv of the recording run of a record_seed variant for workload w: the guest of the job
+ * (shared options) with all memory local, seed N, --record to the trace path (.tmp). */
+static void record_argv(const struct pcb_job *job, const struct pcb_job_variant *v, unsigned w, const char *exe,
+			const char *dir, char store[][4200], char **av)
+{
+	unsigned k = 0, a = 0;
+	char tp[4096];
+	pcb_job_trace_path(job, v, w, dir, tp, sizeof(tp));
+	av[a++] = (char *)exe;
+	av[a++] = "run";
+	av[a++] = "--policy=local";
+	snprintf(store[k], sizeof(store[0]), "--workload=%s", job->workloads[w]);
+	av[a++] = store[k++];
+	for (unsigned i = 0; i < job->nopts; i++) {
+		if (!strcmp(job->opts[i].key, "seed") || (v->record_duration[0] && !strcmp(job->opts[i].key, "duration")))
+			continue;
+		snprintf(store[k], sizeof(store[0]), "--%s=%s", job->opts[i].key, job->opts[i].val);
+		av[a++] = store[k++];
+	}
+	if (v->record_duration[0]) {
+		snprintf(store[k], sizeof(store[0]), "--duration=%s", v->record_duration);
+		av[a++] = store[k++];
+	}
+	snprintf(store[k], sizeof(store[0]), "--seed=%llu", (unsigned long long)v->record_seed);
+	av[a++] = store[k++];
+	snprintf(store[k], sizeof(store[0]), "--record=%s.tmp", tp);
+	av[a++] = store[k++];
+	snprintf(store[k], sizeof(store[0]), "--json=%.4090s.json", tp);
+	av[a++] = store[k++];
+	av[a] = NULL;
+}
+
+/* Record the traces that record_seed variants replay (once per variant seed and workload;
+ * kept across resumes).  0 or the failing child's exit code. */
+static int record_traces(const struct pcb_job *job, const char *exe, const char *dir, bool dry)
+{
+	static char store[PCB_JOB_MAX_OPTS + 8][4200];
+	char *av[PCB_JOB_MAX_OPTS + 10];
+	char p[4600], tp[4096], logp[4600];
+	snprintf(p, sizeof(p), "%s/traces", dir);
+	if (!dry && mkdir_p(p) < 0)
+		return PCB_EXIT_OSERR;
+	for (unsigned k = 0; k < job->nvariants; k++) {
+		const struct pcb_job_variant *v = &job->variants[k];
+		for (unsigned w = 0; v->record && w < job->nworkloads; w++) {
+			pcb_job_trace_path(job, v, w, dir, tp, sizeof(tp));
+			if (!dry && access(tp, F_OK) == 0)
+				continue;
+			record_argv(job, v, w, exe, dir, store, av);
+			if (dry) {
+				printf("%-40s", "record");
+				for (char **a = av + 1; *a; a++)
+					printf(" %s", *a);
+				printf("\n");
+				continue;
+			}
+			fprintf(stderr, "bench: recording %s (trace for %s, seed %llu)\n", tp, v->name,
+				(unsigned long long)v->record_seed);
+			snprintf(logp, sizeof(logp), "%s.log", tp);
+			int ec = spawn_logged(av, exe, logp, 10 * job->base.duration_ns + 60 * PCB_NSEC_PER_SEC, NULL, 0, "record");
+			snprintf(p, sizeof(p), "%s.tmp", tp);
+			if (ec == 0 && rename(p, tp) < 0)
+				ec = PCB_EXIT_OSERR;
+			if (ec) {
+				fprintf(stderr, "bench: recording %s failed with exit %d; log %s\n", tp, ec, logp);
+				return ec;
+			}
+		}
+	}
+	return 0;
 }
 
 static const char *exe_path(char *buf, size_t len)
@@ -454,6 +607,15 @@ int pcb_cmd_bench(int argc, char **argv)
 			out = a + 6;
 		} else if (!strncmp(a, "--results=", 10) && a[10]) {
 			parent = a + 10;
+		} else if (!strncmp(a, "--shard=", 8)) {
+			char *end;
+			unsigned long si = strtoul(a + 8, &end, 10), sn = *end == '/' ? strtoul(end + 1, &end, 10) : 0;
+			if (*end || si < 1 || sn < 1 || si > sn || sn > 100000) {
+				pcb_err("bench: invalid value for --shard: '%s' (want I/N with 1 <= I <= N, e.g. 2/4)", a + 8);
+				return PCB_EXIT_USAGE;
+			}
+			shard_i = (unsigned)si;
+			shard_n = (unsigned)sn;
 		} else if (!strcmp(a, "--fresh")) {
 			fresh = true;
 		} else if (!strcmp(a, "--dry-run")) {
@@ -489,9 +651,12 @@ int pcb_cmd_bench(int argc, char **argv)
 	if (dry) {
 		printf("experiment %s: %u runs (%u policies%s x %u workloads x %u links x %u reps)\n", job.name, n,
 		       job.npolicies, job.baseline[0] ? " + baseline" : "", job.nworkloads, job.nlinks, job.reps);
-		static char store[PCB_JOB_MAX_OPTS * 2 + 8][4200];
-		char *av[PCB_JOB_MAX_OPTS * 2 + 10];
+		static char store[PCB_JOB_MAX_OPTS * 3 + 10][4200];
+		char *av[PCB_JOB_MAX_OPTS * 3 + 12];
+		record_traces(&job, "pcbench", "DIR", true);
 		for (unsigned i = 0; i < n; i++) {
+			if (!in_share(i))
+				continue;
 			struct pcb_job_run r;
 			pcb_job_run_at(&job, i, &r);
 			build_argv(&job, &r, "pcbench", "DIR", store, av);
@@ -523,13 +688,20 @@ int pcb_cmd_bench(int argc, char **argv)
 	} else {
 		char stamp[32];
 		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-		snprintf(dir, sizeof(dir), "%s/%s-%s-%s", parent, job.name, stamp, PCB_GITREV);
+		if (shard_n > 1)
+			snprintf(dir, sizeof(dir), "%s/%s-shard%uof%u-%s-%s", parent, job.name, shard_i, shard_n, stamp, PCB_GITREV);
+		else
+			snprintf(dir, sizeof(dir), "%s/%s-%s-%s", parent, job.name, stamp, PCB_GITREV);
 	}
 	char p[4600];
 	snprintf(p, sizeof(p), "%s/job.conf", dir);
 	if (access(p, F_OK) == 0) {
 		if (!same_file_content(p, job.path)) {
 			pcb_err("bench: %s holds a different job file; use another --out or --fresh", dir);
+			return PCB_EXIT_USAGE;
+		}
+		if (!same_shard(dir)) {
+			pcb_err("bench: %s belongs to another --shard (see its 'shard' file); use another --out", dir);
 			return PCB_EXIT_USAGE;
 		}
 		resuming = true;
@@ -548,6 +720,14 @@ int pcb_cmd_bench(int argc, char **argv)
 		pcb_err("bench: cannot write '%s/system.json'", dir);
 		return PCB_EXIT_OSERR;
 	}
+	if (!resuming && shard_n > 1) {
+		snprintf(p, sizeof(p), "%s/shard", dir);
+		FILE *sf = fopen(p, "w");
+		if (!sf || fprintf(sf, "%u/%u\n", shard_i, shard_n) < 0 || fclose(sf) != 0) {
+			pcb_err("bench: cannot write '%s'", p);
+			return PCB_EXIT_OSERR;
+		}
+	}
 
 	struct runstat *st = calloc(n, sizeof(*st));
 	if (!st) {
@@ -555,10 +735,16 @@ int pcb_cmd_bench(int argc, char **argv)
 		return PCB_EXIT_OSERR;
 	}
 	struct progress pg = { .tty = isatty(2), .total = n, .t0 = pcb_now_ns() };
+	unsigned nshare = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct pcb_job_run r;
 		pcb_job_run_at(&job, i, &r);
 		st[i].status = -1;
+		if (!in_share(i)) {
+			st[i].status = -2;           /* another shard's */
+			continue;
+		}
+		nshare++;
 		st[i].seed = pcb_job_seed(&job, &r);
 		if (run_done(dir, r.id)) {
 			st[i].status = 0;
@@ -567,8 +753,12 @@ int pcb_cmd_bench(int argc, char **argv)
 			pg.todo++;
 		}
 	}
-	fprintf(stderr, "bench: experiment %s: %u runs, %u to do%s; results in %s\n", job.name, n, pg.todo,
-		resuming ? " (resuming: completed runs are skipped)" : "", dir);
+	if (shard_n > 1)
+		fprintf(stderr, "bench: experiment %s, shard %u/%u: %u of its %u runs, %u to do%s; results in %s\n", job.name,
+			shard_i, shard_n, nshare, n, pg.todo, resuming ? " (resuming: completed runs are skipped)" : "", dir);
+	else
+		fprintf(stderr, "bench: experiment %s: %u runs, %u to do%s; results in %s\n", job.name, n, pg.todo,
+			resuming ? " (resuming: completed runs are skipped)" : "", dir);
 
 	struct sigaction sa = { .sa_handler = on_sigint };
 	sigemptyset(&sa.sa_mask);
@@ -577,8 +767,12 @@ int pcb_cmd_bench(int argc, char **argv)
 
 	int first_fail = 0;
 	unsigned nfail = 0;
+	if (pg.todo && (rc = record_traces(&job, exe, dir, false)) != 0) {
+		free(st);
+		return rc;
+	}
 	for (unsigned i = 0; i < n && !interrupted; i++) {
-		if (st[i].status == 0)
+		if (st[i].status == 0 || st[i].status == -2)
 			continue;
 		struct pcb_job_run r;
 		pcb_job_run_at(&job, i, &r);
@@ -635,7 +829,7 @@ int pcb_cmd_bench(int argc, char **argv)
 	unsigned ok = 0;
 	for (unsigned i = 0; i < n; i++)
 		ok += st[i].status == 0;
-	bool complete = ok == n;
+	bool complete = ok == nshare;
 	write_manifest(dir, &job, st, started, complete);
 	free(st);
 	if (complete) {
@@ -647,12 +841,16 @@ int pcb_cmd_bench(int argc, char **argv)
 	double total = (double)(pcb_now_ns() - pg.t0) / 1e9;
 	char el[32];
 	fmt_hms(total, el, sizeof(el));
-	fprintf(stderr, "bench: %u of %u runs ok, %u failed, %u not run; this session %s\n", ok, n, nfail, n - ok - nfail, el);
+	fprintf(stderr, "bench: %u of %u runs ok, %u failed, %u not run; this session %s\n", ok, nshare, nfail,
+		nshare - ok - nfail, el);
 	/* latest pointer: PARENT/<name>-latest -> dir's base name (only for directories under PARENT) */
 	if (!out) {
 		char link[4600];
 		const char *base = strrchr(dir, '/');
-		snprintf(link, sizeof(link), "%s/%s-latest", parent, job.name);
+		if (shard_n > 1)
+			snprintf(link, sizeof(link), "%s/%s-shard%uof%u-latest", parent, job.name, shard_i, shard_n);
+		else
+			snprintf(link, sizeof(link), "%s/%s-latest", parent, job.name);
 		unlink(link);
 		if (symlink(base ? base + 1 : dir, link) < 0)
 			pcb_warn("bench: cannot create %s: %s", link, strerror(errno));
@@ -663,8 +861,8 @@ int pcb_cmd_bench(int argc, char **argv)
 			pcb_err("analyze: %s", why);
 			return rc;
 		}
-		fprintf(stderr, "bench: tidy data %s/results.csv, summary %s/summary.md; figures: make plots RESULTS=%s\n", dir,
-			dir, dir);
+		fprintf(stderr, "bench: tidy data %s/results.csv; summary, statistics and figures: make plots RESULTS=%s\n", dir,
+			dir);
 	}
 	if (interrupted) {
 		fprintf(stderr, "bench: interrupted; run the same command again to resume (completed runs are kept)\n");
@@ -674,10 +872,133 @@ int pcb_cmd_bench(int argc, char **argv)
 	return first_fail;
 }
 
+/* Copy (hard link when possible) every file of src/runs into out/runs.  A finished run
+ * (ID.json) already in out/runs came from another directory: refused (exit 65). */
+static int merge_runs(const char *src, const char *out, char *why, size_t whylen)
+{
+	char sp[4600], op[4600];
+	snprintf(sp, sizeof(sp), "%s/runs", src);
+	DIR *d = opendir(sp);
+	if (!d) {
+		snprintf(why, whylen, "cannot read '%s': %s", sp, strerror(errno));
+		return PCB_EXIT_DATAERR;
+	}
+	int rc = 0;
+	struct dirent *de;
+	while (!rc && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (de->d_name[0] == '.' || (n > 4 && !strcmp(de->d_name + n - 4, ".tmp")))
+			continue;
+		snprintf(sp, sizeof(sp), "%s/runs/%s", src, de->d_name);
+		snprintf(op, sizeof(op), "%s/runs/%s", out, de->d_name);
+		bool run_json = n > 5 && !strcmp(de->d_name + n - 5, ".json") &&
+				!(n > 12 && !strcmp(de->d_name + n - 12, ".failed.json"));
+		if (access(op, F_OK) == 0) {
+			if (run_json) {
+				snprintf(why, whylen, "run %.*s is in more than one of the directories (%s and an earlier one): "
+					 "shards must not overlap", (int)(n - 5), de->d_name, src);
+				rc = PCB_EXIT_DATAERR;
+			}
+			continue;
+		}
+		if (link(sp, op) < 0 && copy_file(sp, op) < 0) {
+			snprintf(why, whylen, "cannot copy '%s' to '%s': %s", sp, op, strerror(errno));
+			rc = PCB_EXIT_OSERR;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+/* pcbench analyze --out=OUT SRC...: the shards of one experiment (same job file) merged into
+ * OUT (job.conf, the first shard's system.json, runs/, a manifest of the whole matrix, COMPLETE
+ * when every run is there, merged_from listing the sources), then analysed as one. */
+static int merge_dirs(const char *out, char **srcs, int nsrc, int verbose, char *why, size_t whylen)
+{
+	char p[4600], q[4600];
+	static struct pcb_job job;
+	snprintf(p, sizeof(p), "%s/job.conf", srcs[0]);
+	int rc = pcb_job_load(p, &job, why, whylen);
+	if (rc)
+		return rc == PCB_EXIT_USAGE ? PCB_EXIT_DATAERR : rc;
+	for (int k = 1; k < nsrc; k++) {
+		snprintf(q, sizeof(q), "%s/job.conf", srcs[k]);
+		if (!same_file_content(p, q)) {
+			snprintf(why, whylen, "%s and %s hold different job files: not shards of one experiment", srcs[0], srcs[k]);
+			return PCB_EXIT_DATAERR;
+		}
+	}
+	snprintf(q, sizeof(q), "%s/job.conf", out);
+	if (access(q, F_OK) == 0 && !same_file_content(p, q)) {
+		snprintf(why, whylen, "%s already holds another experiment", out);
+		return PCB_EXIT_DATAERR;
+	}
+	snprintf(q, sizeof(q), "%s/runs", out);
+	if (access(q, F_OK) == 0) {
+		snprintf(why, whylen, "%s already has runs/: merge into a new directory", out);
+		return PCB_EXIT_DATAERR;
+	}
+	if (mkdir_p(q) < 0) {
+		snprintf(why, whylen, "cannot create '%s': %s", q, strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	snprintf(q, sizeof(q), "%s/job.conf", out);
+	if (copy_file(p, q) < 0) {
+		snprintf(why, whylen, "cannot write '%s'", q);
+		return PCB_EXIT_OSERR;
+	}
+	snprintf(p, sizeof(p), "%s/system.json", srcs[0]);
+	snprintf(q, sizeof(q), "%s/system.json", out);
+	copy_file(p, q);
+	snprintf(q, sizeof(q), "%s/merged_from", out);
+	FILE *mf = fopen(q, "w");
+	for (int k = 0; mf && k < nsrc; k++)
+		fprintf(mf, "%s\n", srcs[k]);
+	if (!mf || fclose(mf) != 0) {
+		snprintf(why, whylen, "cannot write '%s'", q);
+		return PCB_EXIT_OSERR;
+	}
+	for (int k = 0; k < nsrc && !rc; k++)
+		rc = merge_runs(srcs[k], out, why, whylen);
+	if (rc)
+		return rc;
+	unsigned n = pcb_job_nruns(&job), ok = 0;
+	struct runstat *st = calloc(n ? n : 1, sizeof(*st));
+	if (!st) {
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct pcb_job_run r;
+		pcb_job_run_at(&job, i, &r);
+		st[i].seed = pcb_job_seed(&job, &r);
+		st[i].status = run_done(out, r.id) ? 0 : -1;
+		st[i].resumed = true;
+		ok += st[i].status == 0;
+	}
+	char started[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	rc = write_manifest(out, &job, st, started, ok == n) < 0 ? PCB_EXIT_OSERR : 0;
+	free(st);
+	if (!rc && ok == n) {
+		snprintf(q, sizeof(q), "%s/COMPLETE", out);
+		FILE *f = fopen(q, "w");
+		if (f)
+			fclose(f);
+	}
+	if (verbose)
+		fprintf(stderr, "analyze: merged %d directories into %s: %u of %u runs\n", nsrc, out, ok, n);
+	return rc ? rc : pcb_analyze(out, verbose, why, whylen);
+}
+
 int pcb_cmd_analyze(int argc, char **argv)
 {
-	const char *dir = NULL;
-	int verbose = 0;
+	const char *dir = NULL, *out = NULL;
+	char *srcs[256];
+	int nsrc = 0, verbose = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
@@ -687,24 +1008,37 @@ int pcb_cmd_analyze(int argc, char **argv)
 			verbose++;
 			continue;
 		}
-		if (argv[i][0] == '-' || dir) {
-			pcb_err("analyze: unexpected argument '%s' (usage: pcbench analyze DIR)", argv[i]);
+		if (!strncmp(argv[i], "--out=", 6) && argv[i][6]) {
+			out = argv[i] + 6;
+			continue;
+		}
+		if (argv[i][0] == '-' || nsrc == 256) {
+			pcb_err("analyze: unexpected argument '%s' (usage: pcbench analyze DIR | --out=DIR SHARD_DIR...)", argv[i]);
 			return PCB_EXIT_USAGE;
 		}
-		dir = argv[i];
+		srcs[nsrc++] = argv[i];
 	}
-	if (!dir) {
-		pcb_err("analyze: missing results directory (usage: pcbench analyze DIR)");
+	if (!nsrc) {
+		pcb_err("analyze: missing results directory (usage: pcbench analyze DIR | --out=DIR SHARD_DIR...)");
 		return PCB_EXIT_USAGE;
 	}
-	struct stat sb;
-	if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-		pcb_err("analyze: '%s' is not a directory", dir);
+	if (nsrc > 1 && !out) {
+		pcb_err("analyze: several directories are merged into --out=DIR (usage: pcbench analyze --out=DIR SHARD_DIR...)");
 		return PCB_EXIT_USAGE;
 	}
+	for (int k = 0; k < nsrc; k++) {
+		struct stat sb;
+		if (stat(srcs[k], &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+			pcb_err("analyze: '%s' is not a directory", srcs[k]);
+			return PCB_EXIT_USAGE;
+		}
+	}
+	dir = srcs[0];
 	char why[1024];
-	int rc = pcb_analyze(dir, verbose, why, sizeof(why));
+	int rc = out ? merge_dirs(out, srcs, nsrc, verbose, why, sizeof(why)) : pcb_analyze(dir, verbose, why, sizeof(why));
 	if (rc)
 		pcb_err("analyze: %s", why);
+	else if (out)
+		printf("%s\n", out);
 	return rc;
 }

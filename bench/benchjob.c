@@ -135,7 +135,68 @@ static bool parse_bool(const char *v, bool *out)
 	return false;
 }
 
-enum section { SEC_NONE, SEC_EXPERIMENT, SEC_LINK };
+enum section { SEC_NONE, SEC_EXPERIMENT, SEC_LINK, SEC_POLICY };
+
+/* A key of a [policy NAME] section. */
+static int variant_key(struct pcb_job *job, struct pcb_config *scratch, const char *key, const char *val,
+		       const char *path, unsigned line, char *why, size_t whylen)
+{
+	struct pcb_job_variant *v = &job->variants[job->nvariants - 1];
+	if (!strcmp(key, "policy")) {
+		if (!pcb_policy_find(val) || !strcmp(val, "local"))
+			return fail(why, whylen, path, line, key, "unknown policy '%s' (see `pcbench list`; not local)", val);
+		snprintf(v->policy, sizeof(v->policy), "%s", val);
+		return 0;
+	}
+	if (!strcmp(key, "record_seed")) {
+		if (pcb_parse_u64(val, &v->record_seed) < 0)
+			return fail(why, whylen, path, line, key, "invalid value '%s' (want a seed, e.g. 2)", val);
+		v->record = true;
+		return 0;
+	}
+	if (!strcmp(key, "record_duration")) {
+		uint64_t d;
+		if (pcb_parse_duration(val, &d) < 0 || !d || strlen(val) >= sizeof(v->record_duration))
+			return fail(why, whylen, path, line, key, "invalid value '%s' (want a duration such as 1s)", val);
+		snprintf(v->record_duration, sizeof(v->record_duration), "%s", val);
+		return 0;
+	}
+	*scratch = job->base;
+	return add_opt(v->opts, &v->nopts, key, val, scratch, path, line, why, whylen);
+}
+
+/* After the whole file: every listed policy is registered or a [policy] section; every
+ * section is listed; a replay variant has a trace to replay. */
+static int check_policies(struct pcb_job *job, const char *path, unsigned pol_line, char *why, size_t whylen)
+{
+	for (unsigned i = 0; i < job->npolicies; i++)
+		if (!pcb_job_variant_of(job, i) && !pcb_policy_find(job->policies[i]))
+			return fail(why, whylen, path, pol_line, "policies",
+				    "unknown policy '%s' (see `pcbench list`, or define it in a [policy %s] section)",
+				    job->policies[i], job->policies[i]);
+	for (unsigned k = 0; k < job->nvariants; k++) {
+		struct pcb_job_variant *v = &job->variants[k];
+		bool listed = false;
+		for (unsigned i = 0; i < job->npolicies; i++)
+			listed |= !strcmp(job->policies[i], v->name);
+		if (!listed)
+			return fail(why, whylen, path, 0, NULL, "[policy %s] is not listed in policies", v->name);
+		if (!v->policy[0]) {
+			if (!pcb_policy_find(v->name))
+				return fail(why, whylen, path, 0, NULL, "[policy %s] needs 'policy = ...' (a registered policy)", v->name);
+			snprintf(v->policy, sizeof(v->policy), "%s", v->name);
+		}
+		bool has_replay = false;
+		for (unsigned o = 0; o < v->nopts; o++)
+			has_replay |= !strcmp(v->opts[o].key, "replay");
+		if (v->record && strcmp(v->policy, "replay"))
+			return fail(why, whylen, path, 0, NULL, "[policy %s]: record_seed is for policy = replay", v->name);
+		if (!strcmp(v->policy, "replay") && v->record == has_replay)
+			return fail(why, whylen, path, 0, NULL, "[policy %s]: replay needs exactly one of record_seed = N or replay = FILE",
+				    v->name);
+	}
+	return 0;
+}
 
 int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char *why, size_t whylen)
 {
@@ -154,6 +215,7 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 			*dot = 0;
 	}
 	bool seen_exp = false, seen_pol = false, seen_wl = false, seen[16] = { 0 };
+	unsigned pol_line = 0;
 	enum section sec = SEC_NONE;
 	unsigned lineno = 0;
 	const char *p = text;
@@ -186,7 +248,7 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 		if (*s == '[') {
 			char *end = strchr(s, ']');
 			if (!end || trim(end + 1)[0]) {
-				rc = fail(why, whylen, path, lineno, NULL, "malformed section header '%s' (want [experiment] or [link NAME])", s);
+				rc = fail(why, whylen, path, lineno, NULL, "malformed section header '%s' (want [experiment], [link NAME] or [policy NAME])", s);
 				goto out;
 			}
 			*end = 0;
@@ -215,8 +277,25 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 				}
 				snprintf(job->links[job->nlinks++].name, PCB_JOB_NAME, "%s", name);
 				sec = SEC_LINK;
+			} else if (!strncmp(hdr, "policy", 6) && isspace((unsigned char)hdr[6])) {
+				char *name = trim(hdr + 6);
+				if (!valid_name(name) || strlen(name) >= sizeof(job->variants[0].name)) {
+					rc = fail(why, whylen, path, lineno, NULL, "bad policy name '%s' (letters, digits, - _ . +; up to 31 characters)", name);
+					goto out;
+				}
+				for (unsigned i = 0; i < job->nvariants; i++)
+					if (!strcmp(job->variants[i].name, name)) {
+						rc = fail(why, whylen, path, lineno, NULL, "[policy %s] appears twice", name);
+						goto out;
+					}
+				if (job->nvariants >= PCB_JOB_MAX_LIST) {
+					rc = fail(why, whylen, path, lineno, NULL, "too many [policy] sections (max %d)", PCB_JOB_MAX_LIST);
+					goto out;
+				}
+				snprintf(job->variants[job->nvariants++].name, sizeof(job->variants[0].name), "%s", name);
+				sec = SEC_POLICY;
 			} else {
-				rc = fail(why, whylen, path, lineno, NULL, "unknown section [%s] (want [experiment] or [link NAME])", hdr);
+				rc = fail(why, whylen, path, lineno, NULL, "unknown section [%s] (want [experiment], [link NAME] or [policy NAME])", hdr);
 				goto out;
 			}
 			continue;
@@ -239,6 +318,11 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 		if (sec == SEC_NONE) {
 			rc = fail(why, whylen, path, lineno, key, "outside any section (start the file with [experiment])");
 			goto out;
+		}
+		if (sec == SEC_POLICY) {
+			if ((rc = variant_key(job, scratch, key, val, path, lineno, why, whylen)) != 0)
+				goto out;
+			continue;
 		}
 		if (sec == SEC_LINK) {
 			struct pcb_job_link *l = &job->links[job->nlinks - 1];
@@ -288,12 +372,13 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 			}
 			for (int i = 0; i < n; i++) {
 				const char *nm = pol ? job->policies[i] : job->workloads[i];
-				if (pol ? !pcb_policy_find(nm) : !pcb_workload_find(nm)) {
-					rc = fail(why, whylen, path, lineno, key, "unknown %s '%s' (see `pcbench list`)", pol ? "policy" : "workload", nm);
+				if (!pol && !pcb_workload_find(nm)) {      /* policies: after the file (a [policy] may define one) */
+					rc = fail(why, whylen, path, lineno, key, "unknown workload '%s' (see `pcbench list`)", nm);
 					goto out;
 				}
 			}
 			if (pol) {
+				pol_line = lineno;
 				job->npolicies = (unsigned)n;
 				seen_pol = true;
 			} else {
@@ -357,6 +442,8 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 		rc = fail(why, whylen, path, 0, NULL, "[experiment] needs 'workloads = ...' (see `pcbench list`)");
 		goto out;
 	}
+	if ((rc = check_policies(job, path, pol_line, why, whylen)) != 0)
+		goto out;
 	for (unsigned i = 0; i < job->npolicies; i++)
 		if (job->baseline[0] && !strcmp(job->policies[i], job->baseline)) {
 			rc = fail(why, whylen, path, 0, NULL, "baseline_policy '%s' is also listed in policies", job->baseline);
@@ -439,6 +526,26 @@ unsigned pcb_job_nruns(const struct pcb_job *job)
 const char *pcb_job_policy_name(const struct pcb_job *job, unsigned p)
 {
 	return p < job->npolicies ? job->policies[p] : job->baseline;
+}
+
+const struct pcb_job_variant *pcb_job_variant_of(const struct pcb_job *job, unsigned p)
+{
+	for (unsigned k = 0; p < job->npolicies && k < job->nvariants; k++)
+		if (!strcmp(job->variants[k].name, job->policies[p]))
+			return &job->variants[k];
+	return NULL;
+}
+
+const char *pcb_job_policy_real(const struct pcb_job *job, unsigned p)
+{
+	const struct pcb_job_variant *v = pcb_job_variant_of(job, p);
+	return v ? v->policy : pcb_job_policy_name(job, p);
+}
+
+void pcb_job_trace_path(const struct pcb_job *job, const struct pcb_job_variant *v, unsigned w, const char *dir,
+			char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/traces/%s-seed%llu.trace", dir, job->workloads[w], (unsigned long long)v->record_seed);
 }
 
 void pcb_job_run_at(const struct pcb_job *job, unsigned i, struct pcb_job_run *r)

@@ -37,6 +37,21 @@ struct pcb_job_link {
 	struct pcb_job_opt opts[PCB_JOB_MAX_OPTS];
 };
 
+/* [policy NAME]: a policy variant listed by NAME in `policies`: a registered policy (key
+ * `policy`, default NAME) with pcbench options of its own; `record_seed = N` (replay only): the
+ * runner first records each workload's access trace with seed N (a local run, --record) into
+ * DIR/traces/ and passes it as --replay (`record_duration = D` shortens that run: a trace
+ * holds every access, ~130 MB per guest second on this machine). */
+struct pcb_job_variant {
+	char name[32];
+	char policy[32];
+	unsigned nopts;
+	struct pcb_job_opt opts[PCB_JOB_MAX_OPTS];
+	bool record;
+	uint64_t record_seed;
+	char record_duration[32];    /* record_duration = D: the recording run's --duration ("" = the job's) */
+};
+
 struct pcb_job {
 	char path[4096];
 	char name[PCB_JOB_NAME];
@@ -45,6 +60,8 @@ struct pcb_job {
 	char policies[PCB_JOB_MAX_LIST][32];
 	char workloads[PCB_JOB_MAX_LIST][32];
 	struct pcb_job_link links[PCB_JOB_MAX_LIST];
+	unsigned nvariants;
+	struct pcb_job_variant variants[PCB_JOB_MAX_LIST];
 	char baseline[32];           /* baseline_policy: run once per workload as the all-local baseline ("" = none) */
 	unsigned reps;
 	bool vary_seed;              /* rep r uses seed + r (default: every rep uses the same seed) */
@@ -73,6 +90,13 @@ unsigned pcb_job_nruns(const struct pcb_job *job);
  * so an interrupted experiment has data for every cell), then link, workload, policy. */
 void pcb_job_run_at(const struct pcb_job *job, unsigned i, struct pcb_job_run *r);
 const char *pcb_job_policy_name(const struct pcb_job *job, unsigned p);
+/* The [policy] section of policy p (NULL: a plain registered policy or the baseline). */
+const struct pcb_job_variant *pcb_job_variant_of(const struct pcb_job *job, unsigned p);
+/* The registered policy run for policy p (a variant's `policy`, else its name). */
+const char *pcb_job_policy_real(const struct pcb_job *job, unsigned p);
+/* The trace a record_seed variant replays for workload w: DIR/traces/<workload>-seed<N>.trace. */
+void pcb_job_trace_path(const struct pcb_job *job, const struct pcb_job_variant *v, unsigned w, const char *dir,
+			char *buf, size_t len);
 /* The seed of a run. */
 uint64_t pcb_job_seed(const struct pcb_job *job, const struct pcb_job_run *r);
 #endif

@@ -31,13 +31,6 @@ struct pcb_spread pcb_spread_of(const double *v, size_t n)
 	return s;
 }
 
-bool pcb_spread_overlap(const struct pcb_spread *a, const struct pcb_spread *b)
-{
-	if (!a->n || !b->n)
-		return true;
-	return !(a->max < b->min || b->max < a->min);
-}
-
 int pcb_hist_from_json(struct pcb_hist *h, const struct pcb_jv *obj)
 {
 	double count, mn, mx, sum;

@@ -1,11 +1,11 @@
 /* Statistics over repetitions for `pcbench bench` / `pcbench analyze`, and
  * the tidy CSV writer.
  *
- * Policy (stated in every summary): a cell is reported as the median over its
- * repetitions with the min-max range; two cells are "distinguishable" only if
- * their min-max ranges do not overlap.  Latency percentiles of a cell come
- * from the histograms of its repetitions merged bin by bin, never from
- * averaging per-run percentiles.
+ * Descriptive only: the median/min/max of a cell (summary.csv, plot data) and
+ * latency percentiles from the histograms of its repetitions merged bin by bin,
+ * never from averaging per-run percentiles.  Confidence intervals and tests are
+ * computed from the tidy CSV by analysis/stats.py with SciPy (docs/design.md:
+ * why they are not written here).
  */
 #ifndef PCB_STATS_H
 #define PCB_STATS_H
@@ -22,9 +22,6 @@ struct pcb_spread {
 /* Median (mean of the two middle values for even n), min, max of v[0..n).
  * NaN entries are ignored (counted out of n).  n == 0 -> all NaN. v is not modified. */
 struct pcb_spread pcb_spread_of(const double *v, size_t n);
-/* True if the [min, max] ranges of a and b overlap (ties overlap).  A spread
- * with n == 0 overlaps everything (nothing can be told). */
-bool pcb_spread_overlap(const struct pcb_spread *a, const struct pcb_spread *b);
 
 struct pcb_jv;
 /* Add the bins of a result JSON histogram object ({"count","min_ns","max_ns",

@@ -57,14 +57,22 @@ const volatile __u64 rb_wakeup_bytes = 65536;   /* wake the consumer past this b
  * hooks costs by itself on this kernel.  Read-only data: the verifier drops
  * the test from the real programs. */
 const volatile bool null_progs = false;
+const volatile bool any_reader = false;         /* messages read by any process (f_op test) */
+const volatile __u32 self_tgid = 0;             /* the tracer (learns the userfaultfd f_op) */
 
 /* Filters user space may change while running (mmapped .bss). */
 __u32 only_listed = 0;          /* 1: only threads whose slot user space claimed */
-__u32 addr_filter = 0;          /* 1: only faults inside ranges[0..nr_ranges) */
+__u32 addr_filter = 0;          /* 1: only faults inside the ranges of range_bits */
 __u32 accept_prot = 0;          /* 1: also protection faults (uffd write-protect ranges) */
-__u32 nr_ranges = 0;
 __u64 next_tstat = 0;           /* per-thread histograms handed out */
+/* Bit i set: ranges[i] may be in use (a slot whose end <= start is empty).
+ * User space fills it before attaching; afterwards only the registration
+ * hooks change it (claim a bit, then write start, then end). */
+__u64 range_bits = 0;
 struct fl_range ranges[FL_MAX_RANGES];
+__s64 learn_fd = -1;            /* the tracer's own userfaultfd, read once to learn its f_op */
+__u64 uffd_fops = 0;            /* learned: file->f_op of every userfaultfd */
+__u64 msg_tgids[8];             /* processes that read messages of the target's faults */
 /* Bit i set: some traced thread has tid % FL_SLOTS == i.  512 bytes that
  * stay in cache: a context switch of an untraced task reads one bit per
  * task, not a line of the 512 KiB slot array. */
@@ -78,6 +86,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct fl_slot);
 } ovf SEC(".maps");
+
+/* Page (4 KiB) -> thread that faulted there last (track_msgs): matches
+ * messages that carry no thread id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+} fault_pages SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -172,12 +189,14 @@ static __always_inline struct fl_slot *slot_claim(__u32 tid, __u32 tgid)
 		s->wake_seq = 0;
 		s->tstat = 0;
 		s->tgid = tgid;
+		bpf_get_current_comm(s->comm, sizeof(s->comm));
 		return s;
 	}
 	/* Held by another thread: fall back to the hash map (an update that
 	 * fails leaves the lookup below to report it). */
 	fresh.tid = tid;
 	fresh.tgid = tgid;
+	bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
 	bpf_map_update_elem(&ovf, &tid, &fresh, BPF_NOEXIST);
 	s->collide = 1;
 	return bpf_map_lookup_elem(&ovf, &tid);
@@ -205,8 +224,10 @@ static __always_inline struct fl_thread *thread_stats(struct fl_slot *s, __u32 t
 		s->tstat = idx;
 		idx--;
 		t = bpf_map_lookup_elem(&tstats, &idx);
-		if (t)
+		if (t) {
+			__builtin_memcpy(t->comm, s->comm, sizeof(t->comm));
 			t->tid = tid;
+		}
 		return t;
 	}
 	idx--;
@@ -215,34 +236,94 @@ static __always_inline struct fl_thread *thread_stats(struct fl_slot *s, __u32 t
 
 static __always_inline bool in_ranges(__u64 addr)
 {
-	__u32 n = nr_ranges;
+	__u64 b = READ_ONCE(range_bits);
 
 	if (!addr_filter)
 		return true;
 	for (__u32 i = 0; i < FL_MAX_RANGES; i++) {
-		if (i >= n)
+		if (!(b >> i))
 			break;
-		if (addr >= ranges[i].start && addr < ranges[i].end)
+		if (((b >> i) & 1) && addr >= READ_ONCE(ranges[i].start) && addr < READ_ONCE(ranges[i].end))
 			return true;
 	}
 	return false;
 }
 
-/* Page mask of the traced range holding addr (4 KiB outside any). */
-static __always_inline __u64 range_page_mask(__u64 addr)
+/* A registration [start, end) of the target: claim a free slot (bit),
+ * write start, then end (readers skip a slot whose end <= start). */
+static __always_inline void range_add(__u64 start, __u64 end)
 {
-	__u32 n = nr_ranges;
+	__u64 b = READ_ONCE(range_bits), bit, old;
+
+	if (end <= start)
+		return;
+	for (__u32 i = 0; i < FL_MAX_RANGES; i++) {
+		if (((b >> i) & 1) && READ_ONCE(ranges[i].start) <= start && end <= READ_ONCE(ranges[i].end))
+			return;         /* already covered */
+	}
+	for (__u32 i = 0; i < FL_MAX_RANGES; i++) {
+		bit = 1ull << i;
+		if (READ_ONCE(range_bits) & bit)
+			continue;
+		old = __sync_fetch_and_or(&range_bits, bit);
+		if (old & bit)
+			continue;
+		ranges[i].end = 0;
+		barrier();
+		ranges[i].start = start;
+		ranges[i].page_mask = 0;
+		barrier();
+		ranges[i].end = end;
+		return;
+	}
+	count(FL_C_RANGES_FULL);
+	addr_filter = 0;
+}
+
+/* [start, end) is no longer registered (unregister, munmap, the old place
+ * of an mremap): drop the ranges inside it, trim those it cuts at one end.
+ * One it cuts in the middle stays whole (a wider filter only costs time:
+ * faults count by their messages). */
+static __always_inline void range_remove(__u64 start, __u64 end)
+{
+	__u64 b = READ_ONCE(range_bits), rs, re;
 
 	for (__u32 i = 0; i < FL_MAX_RANGES; i++) {
-		if (i >= n)
-			break;
-		if (addr >= ranges[i].start && addr < ranges[i].end)
-			return ranges[i].page_mask | 0xfffull;
+		if (!((b >> i) & 1))
+			continue;
+		rs = READ_ONCE(ranges[i].start);
+		re = READ_ONCE(ranges[i].end);
+		if (re <= rs || re <= start || rs >= end)
+			continue;
+		if (start <= rs && re <= end) {
+			ranges[i].end = 0;
+			barrier();
+			__sync_fetch_and_and(&range_bits, ~(1ull << i));
+		} else if (start <= rs) {
+			ranges[i].start = end;
+		} else if (re <= end) {
+			ranges[i].end = start;
+		} else {
+			continue;
+		}
+		count(FL_C_UNREGISTER);
 	}
-	return 0xfffull;
 }
 
 /* ---- closing a fault -------------------------------------------------------- */
+
+/* A delivered fault's fault -> running into its thread's histogram (also
+ * from the read hook, for a fault filed late: atomic). */
+static __always_inline void thread_hist_add(struct fl_thread *t, __u64 f2r)
+{
+	__u32 b = pcb_hist_bucket(f2r);
+
+	__sync_fetch_and_add(&t->sum_ns, f2r);
+	if (f2r > t->max_ns)
+		t->max_ns = f2r;
+	if (b < PCB_HIST_BUCKETS)
+		__sync_fetch_and_add(&t->bucket[b], 1);
+}
 
 /* Mark the open fault closed; returns true if its message was read.
  * (Only the message hook looks at mw: without it, no atomic operation.) */
@@ -294,7 +375,6 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 	bool delivered = true;
 	struct fl_thread *t = NULL;
 	struct fl_event *e;
-	__u32 b;
 
 	if (track_msgs) {
 		/* (read by deliver() only: without messages the slot's second
@@ -314,6 +394,13 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 			hist_add(FL_H_KVM_FAULT_TO_RUNNING, f2r);
 			if (woken)
 				hist_add(FL_H_KVM_FAULT_TO_WAKEUP, wakeup_ns - s->fault_ns);
+			/* per-vCPU table (with messages only: without, user space
+			 * sums the per-thread histograms into the user faults') */
+			if (track_msgs) {
+				t = thread_stats(s, tid);
+				if (t)
+					__sync_fetch_and_add(&t->kvm, 1);
+			}
 		}
 	} else {
 		/* Per-thread histogram of user faults; without the message hook
@@ -343,12 +430,8 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 		t->blocking++;
 		if (!delivered)
 			t->undelivered++;
-		t->sum_ns += f2r;
-		if (f2r > t->max_ns)
-			t->max_ns = f2r;
-		b = pcb_hist_bucket(f2r);
-		if (b < PCB_HIST_BUCKETS)
-			t->bucket[b]++;
+		else
+			thread_hist_add(t, f2r);
 	}
 
 	if (emit_events) {
@@ -384,7 +467,7 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 
 /* kvm: 0 a user fault, FL_S_KVM a KVM page-table walk, FL_S_KVM | FL_S_KVMPF
  * kvm:kvm_page_fault. */
-static __always_inline void on_fault(__u64 addr, unsigned long error_code, __u32 kvm)
+static __always_inline void on_fault(__u64 addr, unsigned long error_code, __u32 kvm, bool kern)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id, tgid = id >> 32;
@@ -479,6 +562,14 @@ static __always_inline void on_fault(__u64 addr, unsigned long error_code, __u32
 	}
 	s->flags = FL_S_OPEN | kvm;
 	count(kvm ? FL_C_KVM_FAULTS : FL_C_FAULTS);
+	if (kern)
+		count(FL_C_KERNEL_FAULTS);
+	if (track_msgs && !kvm) {
+		/* for messages without a thread id (no UFFD_FEATURE_THREAD_ID) */
+		__u64 page = addr & ~0xfffull;
+
+		bpf_map_update_elem(&fault_pages, &page, &tid, BPF_ANY);
+	}
 }
 
 SEC("tp_btf/page_fault_user")
@@ -486,7 +577,7 @@ int BPF_PROG(fl_fault_btf, unsigned long address, struct pt_regs *regs, unsigned
 {
 	if (null_progs)
 		return 0;
-	on_fault(address, error_code, 0);
+	on_fault(address, error_code, 0, false);
 	return 0;
 }
 
@@ -503,7 +594,27 @@ int fl_fault_tp(struct pcb_tp_x86_exceptions *ctx)
 {
 	if (null_progs)
 		return 0;
-	on_fault(ctx->address, ctx->error_code, 0);
+	on_fault(ctx->address, ctx->error_code, 0, false);
+	return 0;
+}
+
+/* Faults raised in kernel mode: a system call (read(), write(), ...)
+ * copying to or from registered memory waits in userfaultfd as well. */
+SEC("tp_btf/page_fault_kernel")
+int BPF_PROG(fl_kfault_btf, unsigned long address, struct pt_regs *regs, unsigned long error_code)
+{
+	if (null_progs)
+		return 0;
+	on_fault(address, error_code, 0, true);
+	return 0;
+}
+
+SEC("tracepoint/exceptions/page_fault_kernel")
+int fl_kfault_tp(struct pcb_tp_x86_exceptions *ctx)
+{
+	if (null_progs)
+		return 0;
+	on_fault(ctx->address, ctx->error_code, 0, true);
 	return 0;
 }
 
@@ -515,14 +626,14 @@ int BPF_PROG(fl_kvm_btf)
 
 	barrier_var(a0);
 	barrier_var(a1);
-	on_fault(kvm_addr_arg ? a1 : a0, 0, FL_S_KVM | FL_S_KVMPF);
+	on_fault(kvm_addr_arg ? a1 : a0, 0, FL_S_KVM | FL_S_KVMPF, false);
 	return 0;
 }
 
 SEC("tracepoint/kvm/kvm_page_fault")
 int fl_kvm_tp(struct trace_event_raw_kvm_page_fault *ctx)
 {
-	on_fault(BPF_CORE_READ(ctx, fault_address), 0, FL_S_KVM | FL_S_KVMPF);
+	on_fault(BPF_CORE_READ(ctx, fault_address), 0, FL_S_KVM | FL_S_KVMPF, false);
 	return 0;
 }
 
@@ -532,14 +643,14 @@ int fl_kvm_tp(struct trace_event_raw_kvm_page_fault *ctx)
 SEC("tp_btf/kvm_mmu_pagetable_walk")
 int BPF_PROG(fl_kvm_walk_btf, __u64 addr)
 {
-	on_fault(addr, 0, FL_S_KVM);
+	on_fault(addr, 0, FL_S_KVM, false);
 	return 0;
 }
 
 SEC("tracepoint/kvmmmu/kvm_mmu_pagetable_walk")
 int fl_kvm_walk_tp(struct trace_event_raw_kvm_mmu_pagetable_walk *ctx)
 {
-	on_fault(BPF_CORE_READ(ctx, addr), 0, FL_S_KVM);
+	on_fault(BPF_CORE_READ(ctx, addr), 0, FL_S_KVM, false);
 	return 0;
 }
 
@@ -779,80 +890,142 @@ struct pcb_uffd_msg {
 };
 #define PCB_UFFD_EVENT_PAGEFAULT 0x12
 
-/* A fault's message went to user space: mark the fault delivered, or if
- * its thread closed it in the meantime, re-file it as delivered. */
-static __always_inline void deliver(__u32 ptid, __u64 address)
+/* The fault at fault_addr raised the message for msg_addr: the same 4 KiB
+ * page, or (hugetlb without UFFD_FEATURE_EXACT_ADDRESS) the 2 MiB or 1 GiB
+ * page the message names. */
+static __always_inline bool same_page(__u64 fault_addr, __u64 msg_addr)
 {
-	struct fl_slot *s = slot_find(ptid);
-	__u64 cur, want;
-	struct fl_thread *t;
-	__u32 seq;
+	if (!((fault_addr ^ msg_addr) & ~0xfffull))
+		return true;
+	if (!(msg_addr & 0x1fffffull) && fault_addr - msg_addr < 0x200000ull)
+		return true;
+	return !(msg_addr & 0x3fffffffull) && fault_addr - msg_addr < 0x40000000ull;
+}
 
-	if (!s) {
-		count(FL_C_MSG_UNMATCHED);
+/* Bookkeeping of a per-thread entry for a fault filed before its message. */
+static __always_inline void late_thread(struct fl_slot *s, __u32 kind, bool kvm)
+{
+	struct fl_thread *t;
+	__u32 idx;
+
+	if (!s->tstat || s->tstat > FL_MAX_TSTATS)
 		return;
+	idx = s->tstat - 1;
+	t = bpf_map_lookup_elem(&tstats, &idx);
+	if (!t)
+		return;
+	if (kind == FL_K_BLOCKED && kvm) {
+		__sync_fetch_and_add(&t->blocking, 1);
+		__sync_fetch_and_add(&t->kvm, 1);
+		thread_hist_add(t, READ_ONCE(s->last_f2r));
+	} else if (kind == FL_K_BLOCKED) {
+		__sync_fetch_and_add(&t->late, 1);
+		thread_hist_add(t, READ_ONCE(s->last_f2r));
+	} else if (kind == FL_K_NONBLOCK) {
+		__sync_fetch_and_add(&t->delivered_noblock, 1);
+	} else if (kind == FL_K_LOST) {
+		__sync_fetch_and_add(&t->lost, 1);
+	}
+}
+
+/* A fault's message went to user space: mark the fault delivered, or if
+ * its thread closed it in the meantime, re-file it as delivered.  Returns
+ * whether it matched an open (or just closed) fault of a traced thread. */
+static __always_inline bool deliver(__u32 ptid, __u64 address)
+{
+	struct fl_slot *s;
+	__u64 cur, want;
+	__u32 seq, kind;
+
+	if (!ptid) {
+		/* No UFFD_FEATURE_THREAD_ID: the thread that faulted on that page last. */
+		__u64 page = address & ~0xfffull;
+		__u32 *tp = bpf_map_lookup_elem(&fault_pages, &page);
+
+		if (!tp) {
+			count(FL_C_MSG_NO_TID);
+			return false;
+		}
+		ptid = *tp;
+	}
+	s = slot_find(ptid);
+	if (!s) {
+		/* another process's fault (any_reader) or a thread never seen */
+		count(any_reader ? FL_C_MSG_OTHER : FL_C_MSG_UNMATCHED);
+		return false;
 	}
 	seq = READ_ONCE(s->seq);
 	barrier();
-	/* Same page: the message of a hugetlb fault holds the huge page's
-	 * address (without UFFD_FEATURE_EXACT_ADDRESS), the fault any byte.
-	 * A KVM fault knows only the guest's address, the message the host's:
+	/* A KVM fault knows only the guest's address, the message the host's:
 	 * matched by thread and sequence alone. */
-	if (!READ_ONCE(s->kvm) && ((READ_ONCE(s->addr) ^ address) & ~range_page_mask(address))) {
+	if (!READ_ONCE(s->kvm) && !same_page(READ_ONCE(s->addr), address)) {
 		count(FL_C_MSG_UNMATCHED);
-		return;
+		return false;
 	}
 	want = (__u64)seq << FL_MW_SHIFT;
 	for (int i = 0; i < 4; i++) {
 		cur = READ_ONCE(s->mw);
 		if ((cur & ~(__u64)(FL_MW_DELIVERED | FL_MW_CLOSED)) != want || (cur & FL_MW_DELIVERED)) {
 			count(FL_C_MSG_UNMATCHED);
-			return;
+			return false;
 		}
 		if (__sync_val_compare_and_swap(&s->mw, cur, cur | FL_MW_DELIVERED) != cur)
 			continue;
 		count(FL_C_MSGS);
 		if (!(cur & FL_MW_CLOSED))
-			return;
+			return true;
 		/* Closed before we saw the message: move it to the delivered side. */
 		count(FL_C_MSG_LATE);
-		if (READ_ONCE(s->last_kind) == FL_K_BLOCKED && READ_ONCE(s->kvm)) {
+		kind = READ_ONCE(s->last_kind);
+		if (kind == FL_K_BLOCKED && READ_ONCE(s->kvm)) {
 			count_n(FL_C_KVM_UNDELIVERED, -1);
 			count(FL_C_KVM_BLOCKING);
 			hist_add(FL_H_KVM_FAULT_TO_RUNNING, READ_ONCE(s->last_f2r));
-		} else if (READ_ONCE(s->last_kind) == FL_K_BLOCKED) {
+		} else if (kind == FL_K_BLOCKED) {
 			__u64 f2r = READ_ONCE(s->last_f2r);
 
 			count_n(FL_C_BLOCKED_UNDELIVERED, -1);
 			count(FL_C_BLOCKING);
 			hist_add_n(FL_H_UNDELIVERED, f2r, -1);
 			hist_add(FL_H_FAULT_TO_RUNNING, f2r);
-			if (s->tstat && s->tstat <= FL_MAX_TSTATS) {
-				__u32 idx = s->tstat - 1;
-				t = bpf_map_lookup_elem(&tstats, &idx);
-				if (t)
-					__sync_fetch_and_add(&t->late, 1);
-			}
-		} else if (READ_ONCE(s->last_kind) == FL_K_NONBLOCK) {
+		} else if (kind == FL_K_NONBLOCK) {
 			count(FL_C_DELIVERED_NOBLOCK);
-			if (s->tstat && s->tstat <= FL_MAX_TSTATS) {
-				__u32 idx = s->tstat - 1;
-				t = bpf_map_lookup_elem(&tstats, &idx);
-				if (t)
-					__sync_fetch_and_add(&t->delivered_noblock, 1);
-			}
-		} else if (READ_ONCE(s->last_kind) == FL_K_LOST) {
+		} else if (kind == FL_K_LOST) {
 			count(FL_C_LOST_DELIVERED);
-			if (s->tstat && s->tstat <= FL_MAX_TSTATS) {
-				__u32 idx = s->tstat - 1;
-				t = bpf_map_lookup_elem(&tstats, &idx);
-				if (t)
-					__sync_fetch_and_add(&t->lost, 1);
-			}
 		}
-		return;
+		late_thread(s, kind, READ_ONCE(s->kvm));
+		return true;
 	}
 	count(FL_C_MSG_UNMATCHED);
+	return false;
+}
+
+/* Remember (up to 8) processes that read the target's fault messages. */
+static __always_inline void note_reader(__u64 tgid)
+{
+	for (int i = 0; i < 8; i++) {
+		__u64 v = READ_ONCE(msg_tgids[i]);
+
+		if (v == tgid)
+			return;
+		if (!v && __sync_val_compare_and_swap(&msg_tgids[i], 0ull, tgid) == 0)
+			return;
+	}
+}
+
+/* file->f_op of descriptor fd of the current task (0: none). */
+static __always_inline __u64 fd_fops(struct task_struct *task, __u64 fd)
+{
+	struct files_struct *files = BPF_CORE_READ(task, files);
+	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
+	struct file **arr = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+
+	if (fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]) || !f)
+		return 0;
+	return (__u64)BPF_CORE_READ(f, f_op);
 }
 
 /* Layout of syscalls:sys_exit_<name>. */
@@ -865,35 +1038,132 @@ struct pcb_tp_sys_exit {
 SEC("tracepoint/syscalls/sys_exit_read")
 int fl_read_exit(struct pcb_tp_sys_exit *ctx)
 {
+	__u64 id = bpf_get_current_pid_tgid(), buf, fd;
 	struct pcb_uffd_msg m;
 	struct task_struct *task;
 	struct pt_regs *regs;
-	__u64 buf;
 	long ret;
 	int n;
 
-	if (targ_tgid && (bpf_get_current_pid_tgid() >> 32) != targ_tgid)
+	if (!any_reader && targ_tgid && (id >> 32) != targ_tgid)
 		return 0;
 	ret = ctx->ret;
-	if (ret < (long)sizeof(m) || (ret % sizeof(m)))
-		return 0;
 	task = bpf_get_current_task_btf();
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	buf = regs->si;          /* read(fd, buf, count): 2nd argument */
+	fd = regs->di;           /* read(fd, buf, count) */
+	if (any_reader && (id >> 32) == self_tgid && (__s64)fd == READ_ONCE(learn_fd)) {
+		uffd_fops = fd_fops(task, fd);      /* the tracer's own userfaultfd */
+		return 0;
+	}
+	if (ret < (long)sizeof(m) || (ret % sizeof(m)))
+		return 0;
+	if (any_reader && (!uffd_fops || fd_fops(task, fd) != uffd_fops))
+		return 0;
+	buf = regs->si;
 	n = ret / sizeof(m);
 	for (int i = 0; i < FL_MSG_BATCH; i++) {
 		if (i >= n)
 			break;
 		if (bpf_probe_read_user(&m, sizeof(m), (void *)(buf + i * sizeof(m))))
 			return 0;
-		/* Anything else than a well-formed fault message: not a userfaultfd. */
-		if (m.event != PCB_UFFD_EVENT_PAGEFAULT || m.reserved1 || m.reserved2 || m.reserved3)
-			return 0;
-		if (!m.ptid) {
-			count(FL_C_MSG_NO_TID);
+		/* Other events (fork, remap, remove, unmap) carry no fault. */
+		if (m.event != PCB_UFFD_EVENT_PAGEFAULT)
 			continue;
+		if (m.reserved1 || m.reserved2 || m.reserved3)
+			return 0;       /* not a userfaultfd */
+		if (deliver(m.ptid, m.address)) {
+			if (!m.ptid)
+				count(FL_C_MSG_BY_ADDR);
+			note_reader(id >> 32);
 		}
-		deliver(m.ptid, m.address);
 	}
+	return 0;
+}
+
+/* ---- registrations and mapping changes of the target (follow_ranges) ------- */
+
+#define PCB_UFFDIO_REGISTER     0xc020aa00u     /* _IOWR(0xAA, 0x00, struct uffdio_register) */
+#define PCB_UFFDIO_UNREGISTER   0x8010aa01u     /* _IOR(0xAA, 0x01, struct uffdio_range) */
+#define PCB_UFFDIO_REGISTER_MODE_WP 0x2ull
+#define PCB_MAX_ERRNO 4095ul
+
+/* Layout of syscalls:sys_enter_<name>. */
+struct pcb_tp_sys_enter {
+	struct trace_entry ent;
+	int nr;
+	unsigned long args[6];
+};
+
+struct pcb_uffdio_register {
+	__u64 start, len, mode, ioctls;
+};
+
+/* At entry: faults may reach the range before the ioctl returns. */
+SEC("tracepoint/syscalls/sys_enter_ioctl")
+int fl_ioctl_enter(struct pcb_tp_sys_enter *ctx)
+{
+	struct pcb_uffdio_register r;
+
+	if ((bpf_get_current_pid_tgid() >> 32) != targ_tgid || (__u32)ctx->args[1] != PCB_UFFDIO_REGISTER)
+		return 0;
+	if (bpf_probe_read_user(&r, sizeof(r), (void *)ctx->args[2]))
+		return 0;
+	count(FL_C_REGISTER);
+	if (r.mode & PCB_UFFDIO_REGISTER_MODE_WP)
+		accept_prot = 1;
+	range_add(r.start, r.start + r.len);
+	return 0;
+}
+
+/* Removals once they succeeded (the arguments are still in the saved registers). */
+SEC("tracepoint/syscalls/sys_exit_ioctl")
+int fl_ioctl_exit(struct pcb_tp_sys_exit *ctx)
+{
+	struct pt_regs *regs;
+	__u64 r[2];
+
+	if ((bpf_get_current_pid_tgid() >> 32) != targ_tgid || ctx->ret)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if ((__u32)regs->si != PCB_UFFDIO_UNREGISTER || bpf_probe_read_user(r, sizeof(r), (void *)regs->dx))
+		return 0;
+	range_remove(r[0], r[0] + r[1]);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_munmap")
+int fl_munmap_exit(struct pcb_tp_sys_exit *ctx)
+{
+	struct pt_regs *regs;
+
+	if ((bpf_get_current_pid_tgid() >> 32) != targ_tgid || ctx->ret)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	range_remove(regs->di, regs->di + regs->si);
+	return 0;
+}
+
+/* mremap(old, old_len, new_len, ...) = new: a traced range moves (with
+ * UFFD_FEATURE_EVENT_REMAP it stays registered; without, the wider filter
+ * costs only time). */
+SEC("tracepoint/syscalls/sys_exit_mremap")
+int fl_mremap_exit(struct pcb_tp_sys_exit *ctx)
+{
+	unsigned long ret = (unsigned long)ctx->ret;
+	struct pt_regs *regs;
+	__u64 old, old_len, new_len;
+
+	if ((bpf_get_current_pid_tgid() >> 32) != targ_tgid || ret >= -PCB_MAX_ERRNO)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	old = regs->di;
+	old_len = regs->si;
+	new_len = regs->dx;
+	if (!addr_filter || !in_ranges(old))
+		return 0;
+	count(FL_C_REMAP);
+	range_add(ret, ret + new_len);
+	if (ret != old)
+		range_remove(old, old + old_len);
 	return 0;
 }

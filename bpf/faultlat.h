@@ -26,16 +26,23 @@
  *     and wake-up -> running.  Needed only with classic tracepoints (which
  *     hide the state of a preempted task).
  *   syscalls:sys_exit_read (track_msgs): the handler reading a fault message
- *     from a userfaultfd.  A fault whose message was read is "delivered": that
+ *     from a userfaultfd.  With any_reader, whatever process reads it: the
+ *     file read is recognised as a userfaultfd by its f_op, learned from a
+ *     userfaultfd of the tracer's own (learn_fd).  A fault whose message was read is "delivered": that
  *     is what a pager counts.  A fault that blocked but was resolved before
  *     its message was read (a background install of the same page woke it and
  *     took the message off the queue) is counted apart.
+ *   exceptions:page_fault_kernel (kernel_faults): faults raised inside system
+ *     calls (read() into registered memory), same state machine.
+ *   syscalls:sys_{enter,exit}_ioctl, sys_exit_munmap, sys_exit_mremap
+ *     (follow_ranges): UFFDIO_REGISTER / UNREGISTER and mapping changes of the
+ *     target update ranges[] at once (no /proc/PID/smaps rescans).
  */
 #ifndef PCB_BPF_FAULTLAT_H
 #define PCB_BPF_FAULTLAT_H
 #include "common/hist.h"
 
-#define FL_MAX_RANGES   64      /* address ranges the fault filter accepts */
+#define FL_MAX_RANGES   64      /* address ranges the fault filter accepts (bits of range_bits) */
 #define FL_SLOTS        4096    /* per-thread state slots, indexed by tid % FL_SLOTS */
 #define FL_SLOT_MASK    (FL_SLOTS - 1)
 #define FL_MAX_OVF      1024    /* threads whose slot was taken (hash fallback) */
@@ -94,6 +101,17 @@ enum fl_counter {
 	FL_C_KVM_UNDELIVERED,       /* KVM faults that slept, but no fault message of that vCPU was
 	                             * read meanwhile (track_msgs): not the userfaultfd wait, or
 	                             * resolved before the handler read it */
+	FL_C_KERNEL_FAULTS,         /* of FL_C_FAULTS: raised in kernel mode (a system call touching
+	                             * registered memory: exceptions:page_fault_kernel) */
+	FL_C_MSG_OTHER,             /* fault messages of threads that are not traced (another
+	                             * process's userfaultfd; any_reader) */
+	FL_C_MSG_BY_ADDR,           /* of FL_C_MSGS: matched by page (no thread id in the message) */
+	FL_C_REGISTER,              /* UFFDIO_REGISTER ioctls of the target followed */
+	FL_C_UNREGISTER,            /* UFFDIO_UNREGISTER / munmap / mremap that removed or trimmed
+	                             * a traced range */
+	FL_C_REMAP,                 /* mremap of a traced range followed to its new place */
+	FL_C_RANGES_FULL,           /* a registration found no free range slot: the address
+	                             * filter is turned off (every fault of the target opens) */
 	FL_NCOUNTERS
 };
 
@@ -142,7 +160,7 @@ struct fl_slot {
 	pcb_u32 last_kind;      /* FL_K_* */
 	pcb_u32 tgid;
 	pcb_u32 kvm;            /* the fault opened last is a KVM one (messages only) */
-	pcb_u32 pad[4];
+	char comm[16];          /* thread name at its first fault (TASK_COMM_LEN) */
 } __attribute__((aligned(64)));
 
 struct fl_hist {
@@ -168,7 +186,10 @@ struct fl_thread {
 	pcb_u64 lost;           /* blocked, switch-in never seen, counted as faults (no latency) */
 	pcb_u64 delivered_noblock; /* message read, thread never slept (track_msgs) */
 	pcb_u64 nonblocking;
-	pcb_u64 bucket[PCB_HIST_BUCKETS];
+	pcb_u64 kvm;            /* of blocking (delivered): KVM vCPU faults */
+	char comm[16];          /* thread name at its first fault */
+	pcb_u64 bucket[PCB_HIST_BUCKETS]; /* fault -> running of delivered faults (with track_msgs;
+	                                   * of every blocking user fault without) */
 };
 
 struct fl_range {

@@ -17,7 +17,7 @@ static int cmd_list(void)
 	printf("policies:\n");
 	for (unsigned i = 0; pcb_policies[i]; i++) {
 		const struct pcb_policy_ops *o = pcb_policies[i];
-		printf("  %-12s %s%s", o->name, o->help, o->knobs && o->knobs[0].key ? " [--policy-opt" : "");
+		printf("  %-12s [at the %s] %s%s", o->name, pcb_policy_end_name(o->end), o->help, o->knobs && o->knobs[0].key ? " [--policy-opt" : "");
 		for (const struct pcb_knob *k = o->knobs; k && k->key; k++)
 			printf("%s%s=%s", k == o->knobs ? " " : ",", k->key, k->def[0] ? k->def : "...");
 		printf("%s\n", o->knobs && o->knobs[0].key ? "]" : "");
@@ -65,5 +65,5 @@ int main(int argc, char **argv)
 		return 0;
 	if (r)
 		return r;
-	return pcb_run_migration(&cfg);
+	return pcb_cli_migrate(&cfg);
 }

@@ -172,7 +172,20 @@ int pcb_cmd_dest(int argc, char **argv, int first)
 	cfg.mem = cw.mem_bytes;
 	cfg.seed = cw.seed;
 	cfg.zero_pages = zf;
-	return pcb_run_migration(&cfg);
+	return pcb_cli_migrate(&cfg);
+}
+
+int pcb_cli_migrate(const struct pcb_config *cfg)
+{
+	bool stranded = false;
+	int rc = pcb_run_migration(cfg, &stranded);
+	if (stranded) {
+		/* vCPU threads are blocked in faults nobody will serve: leave without
+		 * exit handlers (a leak checker would stop those threads to scan them) */
+		fflush(NULL);
+		_exit(rc);
+	}
+	return rc;
 }
 
 void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)

@@ -19,6 +19,8 @@ struct pcb_net {
 
 /* Parse --link, --source, load --auth-key-file.  0 or an exit code (message printed). */
 int pcb_net_prepare(const struct pcb_config *cfg, struct pcb_net *net);
+/* pcb_run_migration, then the end of the process for a stranded run.  Returns the exit code. */
+int pcb_cli_migrate(const struct pcb_config *cfg);
 int pcb_cmd_source(int argc, char **argv, int first);
 int pcb_cmd_dest(int argc, char **argv, int first);
 struct pcb_json;

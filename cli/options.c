@@ -18,7 +18,11 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 const struct pcb_option pcb_options[] = {
 	{ "mem", PCB_OPT_SIZE, OFF(mem), 0, "256M", 4096, 1e15, "guest memory size (K/M/G/T suffixes; multiple of 4 KiB)" },
-	{ "policy", PCB_OPT_POLICY, OFF(policy), SZ(policy), "sequential", 0, 0, "pre-paging policy (see `pcbench list`)" },
+	{ "policy", PCB_OPT_POLICY, OFF(policy), SZ(policy), "sequential", 0, 0, "pre-paging policy (see `pcbench list`), or a policy built as a shared object: ./path/to/policy.so (docs/writing-a-policy.md)" },
+	{ "policy-end", PCB_OPT_CHOICE, OFF(policy_end), SZ(policy_end), "auto", 0, 0,
+	  "where the policy runs: destination (the pager pulls batches it chooses), source (the source pushes the stream "
+	  "it chooses, paced by the connection, told of each demand request), auto = the policy's own (`pcbench list`)",
+	  "auto|source|destination" },
 	{ "workload", PCB_OPT_WORKLOAD, OFF(workload), SZ(workload), "seq", 0, 0, "guest access pattern (see `pcbench list`)" },
 	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)" },
 	{ "seed", PCB_OPT_U64, OFF(seed), 0, "1", 0, 1.8446744073709552e19, "seed of the memory image and of the workload" },
@@ -34,10 +38,11 @@ const struct pcb_option pcb_options[] = {
 	{ "io-timeout", PCB_OPT_DURATION, OFF(io_timeout_ns), 0, "3s", 1e6, 1e12, "a source silent this long while pages are awaited = source lost" },
 	{ "batch", PCB_OPT_UINT, OFF(batch_pages), 0, "64", 1, 4096, "pages per background batch" },
 	{ "window", PCB_OPT_UINT, OFF(window), 0, "4", 1, 64, "background batches in flight" },
-	{ "channels", PCB_OPT_UINT, OFF(channels), 0, "2", 1, 2,
+	{ "channels", PCB_OPT_UINT, OFF(channels), 0, "0", 0, 2,
 	  "connections to the source: 2 = demand requests on their own connection, served before background work; "
 	  "1 = one connection carries both, demand replies queue behind background data already sent (QEMU before "
-	  "postcopy-preempt); not with --page-size=2M" },
+	  "postcopy-preempt); 0 = what the policy's system uses (qemu: 1, or 2 with preempt=on; others 2); "
+	  "not 1 with --page-size=2M" },
 	{ "inflight", PCB_OPT_CHOICE, OFF(inflight), SZ(inflight), "wait", 0, 0,
 	  "a fault on a page already in flight in a background batch: wait (for the batch; every page crosses the wire "
 	  "once, as QEMU and CRIU) or resend (ask for it again on the demand channel, whose reply may overtake the batch: "
@@ -101,6 +106,10 @@ const struct pcb_option pcb_options[] = {
 	{ "precopy-final", PCB_OPT_CHOICE, OFF(precopy_final), SZ(precopy_final), "drop", 0, 0,
 	  "pages written since their last pre-copy at switch-over: drop (post-copy fetches them) or resend (stop-and-copy, vCPUs stopped)",
 	  "drop|resend" },
+	{ "image", PCB_OPT_STR, OFF(image), SZ(image), "", 0, 0,
+	  "serve this raw memory image file (a process dump from `pcbench image dump`, a VM snapshot's memory file) "
+	  "instead of the generated image: --mem is its size; pages are verified by the bytes they arrived with "
+	  "(pcbench run: the forked source; pcbench source)" },
 	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 #pragma GCC diagnostic pop
@@ -170,10 +179,12 @@ static int set_opt(struct pcb_config *cfg, const struct pcb_option *o, const cha
 		snprintf(base, o->size, "%s", val);
 		return 0;
 	case PCB_OPT_POLICY:
-		if (!pcb_policy_find(val)) {
-			snprintf(why, whylen, "invalid value for --%s: unknown policy '%s' (see `pcbench list`)", o->name, val);
+		if (strlen(val) >= o->size) {
+			snprintf(why, whylen, "invalid value for --%s: too long (max %zu characters)", o->name, o->size - 1);
 			return -1;
 		}
+		if (!pcb_policy_resolve(val, why, whylen))
+			return -1;
 		snprintf(base, o->size, "%s", val);
 		return 0;
 	case PCB_OPT_CHOICE: {

@@ -9,7 +9,8 @@
 
 struct pcb_config {
 	uint64_t mem;                /* bytes */
-	char policy[32];
+	char policy[256];            /* a registered name or ./path/to/policy.so */
+	char policy_end[16];         /* auto | source | destination (resolved before the run) */
 	char workload[32];
 	unsigned vcpus;
 	uint64_t seed;
@@ -56,6 +57,8 @@ struct pcb_config {
 	char precopy_transport[8];   /* tcp | memory */
 	char precopy_final[8];       /* drop | resend */
 	unsigned verbose;
+	char image[4096];            /* --image: a raw memory image file the source serves */
+	bool bytes_image_remote;     /* not an option: pcbench dest found the source serving a bytes image */
 };
 
 enum pcb_opt_type { PCB_OPT_SIZE, PCB_OPT_UINT, PCB_OPT_U64, PCB_OPT_DOUBLE, PCB_OPT_STR,

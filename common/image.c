@@ -1,6 +1,13 @@
 #include "common/image.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 void pcb_image_init(struct pcb_image *im, uint64_t seed, uint64_t npages, double zero_fraction)
@@ -15,6 +22,66 @@ void pcb_image_init(struct pcb_image *im, uint64_t seed, uint64_t npages, double
 		im->zero_threshold = (uint64_t)ldexp(zero_fraction, 64);
 	im->tag = (pcb_mix64(seed ^ 0x7063626e63680000ull) & 0x7fffffffull) | 0x1;
 	im->dseed = pcb_mix64(seed + 0x1234567ull);
+	im->mem = NULL;
+	im->zero_map = NULL;
+	im->opaque = false;
+}
+
+bool pcb_page_is_zero(const void *page)
+{
+	const uint64_t *w = page;
+	for (unsigned i = 0; i < PCB_PAGE_WORDS; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+int pcb_image_set_bytes(struct pcb_image *im, const uint8_t *mem, uint64_t npages)
+{
+	uint64_t *zm = calloc((npages + 63) / 64 + 1, sizeof(uint64_t));
+	if (!zm)
+		return -ENOMEM;
+	for (uint64_t pg = 0; pg < npages; pg++)
+		if (pcb_page_is_zero(mem + (pg << PCB_PAGE_SHIFT)))
+			zm[pg >> 6] |= 1ull << (pg & 63);
+	im->mem = mem;
+	im->zero_map = zm;
+	im->npages = npages;
+	return 0;
+}
+
+int pcb_image_map_file(const char *path, uint8_t **mem, size_t *len, char *why, size_t whylen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		snprintf(why, whylen, "invalid value for --image: '%s' (%s)", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return errno == ENOENT || errno == EACCES ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
+	}
+	if (!S_ISREG(sb.st_mode) || sb.st_size <= 0 || sb.st_size % PCB_PAGE_SIZE) {
+		snprintf(why, whylen, "invalid value for --image: '%s' (%s %lld bytes: want a regular file of a positive "
+			 "multiple of 4096 bytes)", path, S_ISREG(sb.st_mode) ? "a file of" : "not a regular file,", (long long)sb.st_size);
+		close(fd);
+		return PCB_EXIT_DATAERR;
+	}
+	void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED) {
+		snprintf(why, whylen, "cannot map --image '%s': %s", path, strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	*mem = m;
+	*len = (size_t)sb.st_size;
+	return 0;
+}
+
+void pcb_image_free_bytes(struct pcb_image *im)
+{
+	free((void *)im->zero_map);
+	im->zero_map = NULL;
+	im->mem = NULL;
 }
 
 /* The source generates every page it serves: vectorised where the CPU has
@@ -25,6 +92,10 @@ __attribute__((target_clones("avx2", "default"), optimize("O3")))
 void pcb_image_fill(const struct pcb_image *im, uint64_t page, void *buf)
 {
 	uint64_t *w = buf;
+	if (im->mem) {
+		memcpy(buf, im->mem + (page << PCB_PAGE_SHIFT), PCB_PAGE_SIZE);
+		return;
+	}
 	if (pcb_image_is_zero(im, page)) {
 		memset(buf, 0, PCB_PAGE_SIZE);
 		return;
@@ -41,8 +112,15 @@ uint64_t pcb_page_digest(const void *page)
 	return XXH3_64bits(page, PCB_DIGEST_BYTES);
 }
 
+uint64_t pcb_page_digest_full(const void *page)
+{
+	return XXH3_64bits(page, PCB_PAGE_SIZE);
+}
+
 uint64_t pcb_image_digest(const struct pcb_image *im, uint64_t page)
 {
+	if (im->mem)
+		return pcb_page_digest_full(im->mem + (page << PCB_PAGE_SHIFT));
 	uint64_t buf[PCB_PAGE_WORDS];
 	pcb_image_fill(im, page, buf);
 	return pcb_page_digest(buf);

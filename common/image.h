@@ -6,6 +6,12 @@
  *   word 511      guest write slot: 0 in the image; guest writes store a self-checking stamp here
  * A fraction of pages (chosen by hash, so also deterministic) are entirely zero, as real guests have many.
  * The digest of a page covers words 0..510 (the write slot is checked separately with pcb_stamp_valid).
+ *
+ * A bytes image instead holds explicit contents (mem != NULL): a database
+ * image an application guest built from the seed, or a memory image read
+ * from a file (pcbench source --image).  Its zero pages are those of the
+ * bytes; its pages are verified whole (pcb_page_digest_full) as they arrive,
+ * since the guest may write anywhere in them afterwards.
  */
 #ifndef PCB_IMAGE_H
 #define PCB_IMAGE_H
@@ -25,18 +31,35 @@ struct pcb_image {
 	uint64_t zero_threshold;   /* page is zero iff hash < threshold */
 	uint64_t tag;              /* per-seed tag in header words */
 	uint64_t dseed;            /* per-seed data key */
+	const uint8_t *mem;        /* bytes image: npages * 4 KiB of contents (NULL: generated from the seed) */
+	const uint64_t *zero_map;  /* bytes image: bit per page, set = the page is all zero */
+	bool opaque;               /* contents unknown here (a remote source's bytes image): no read checks */
 };
 
 void pcb_image_init(struct pcb_image *im, uint64_t seed, uint64_t npages, double zero_fraction);
 
+/* Make im a bytes image over mem (npages pages; kept, not copied): computes
+ * the zero-page map.  0 or -ENOMEM. */
+int pcb_image_set_bytes(struct pcb_image *im, const uint8_t *mem, uint64_t npages);
+void pcb_image_free_bytes(struct pcb_image *im);   /* the zero map (mem is the caller's) */
+bool pcb_page_is_zero(const void *page);
+/* Map a raw memory image file read-only (private).  Its size must be a
+ * positive multiple of 4 KiB.  0, or PCB_EXIT_DATAERR / PCB_EXIT_OSERR /
+ * PCB_EXIT_USAGE (no such file) with a one-line reason naming the file. */
+int pcb_image_map_file(const char *path, uint8_t **mem, size_t *len, char *why, size_t whylen);
+
 static inline bool pcb_image_is_zero(const struct pcb_image *im, uint64_t page)
 {
+	if (im->zero_map)
+		return (im->zero_map[page >> 6] >> (page & 63)) & 1;
 	return pcb_mix64(im->seed ^ (page * 0xd6e8feb86659fd93ull)) < im->zero_threshold;
 }
 
 /* Expected value of word w (0..510) of page. */
 static inline uint64_t pcb_image_word(const struct pcb_image *im, uint64_t page, unsigned w)
 {
+	if (im->mem)
+		return ((const uint64_t *)(im->mem + (page << PCB_PAGE_SHIFT)))[w];
 	if (pcb_image_is_zero(im, page))
 		return 0;
 	if (w == 0)
@@ -48,6 +71,8 @@ static inline uint64_t pcb_image_word(const struct pcb_image *im, uint64_t page,
 void pcb_image_fill(const struct pcb_image *im, uint64_t page, void *buf);
 /* Digest of a page as held in memory (words 0..510). */
 uint64_t pcb_page_digest(const void *page);
+/* Digest of all 4096 bytes of a page (bytes images, arrival checks). */
+uint64_t pcb_page_digest_full(const void *page);
 /* Digest of the image's page (what the source holds). */
 uint64_t pcb_image_digest(const struct pcb_image *im, uint64_t page);
 

@@ -519,13 +519,13 @@ static int start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc,
 }
 
 /* A pcbench migration of npages: with a faulter (demand) or without (bulk). */
-static int run_pcbench(const struct floor_cfg *fc, const char *policy, int install, unsigned ibatch, bool process,
+static int run_pcbench(const struct floor_cfg *fc, const char *policy, const char *install, unsigned ibatch, bool process,
 		       int guest_cpu, int handler_cpu, int bg_cpu, int inst_cpu, int source_cpu, uint64_t npages, double zero,
 		       struct pcb_hist *h, struct pcb_result *res, char *why, size_t whylen)
 {
 	struct pcb_image im;
 	struct pcb_pager_cfg pc = {
-		.policy = pcb_policy_find(policy), .install_mode = install, .install_batch = ibatch,
+		.policy = pcb_policy_find(policy), .install = install, .install_batch = ibatch,
 		.pin_demand = (unsigned)(handler_cpu + 1), .pin_bg = (unsigned)(bg_cpu + 1), .pin_install = (unsigned)(inst_cpu + 1),
 		.process = process,
 	};
@@ -660,34 +660,37 @@ static void unpin_self(void)
 }
 
 /* Install alone, no network: batched installs of npages from data already in
- * memory into a fresh registered region, the way each path does it --
+ * memory into a fresh registered region, the way each path does it (its
+ * `bare` hook, install/):
  *   copy      UFFDIO_COPY from one hot 128-page buffer;
- *   move      the data written into a 128-page staging area (whose pages
- *             UFFDIO_MOVE took away last time: fresh pages again), UFFDIO_MOVE;
+ *   move      a 2 MiB staging chunk (fresh memory after each MOVE took its
+ *             pages), written one word per page, UFFDIO_MOVE;
  *   continue  the data written into the page cache through the pager's own
  *             mapping of the memfd, UFFDIO_CONTINUE.
  * The ceiling any receiver can reach with that path on this machine. */
-static int run_install_only(int mode, int cpu, uint64_t npages, double *gbps, char *why, size_t whylen)
+static int run_install_only(const char *install, int cpu, uint64_t npages, double *gbps, char *why, size_t whylen)
 {
 	struct pcb_installer in;
-	int rc = pcb_install_map(&in, mode, PCB_MAX_RUN_PAGES, npages, why, whylen);
+	const struct pcb_install_ops *ops = pcb_install_find(install, false);
+	int rc = pcb_install_map(&in, ops, PCB_MAX_RUN_PAGES, npages, why, whylen);
 	if (rc) {
 		pcb_install_unmap(&in);
 		return rc;
 	}
 	struct pcb_uffd_info ui;
-	int uffd = pcb_uffd_open(pcb_install_features(mode), &ui, why, whylen);
+	int uffd = pcb_uffd_open(ops->uffd_features, &ui, why, whylen);
 	if (uffd < 0) {
 		pcb_install_unmap(&in);
 		return pcb_exit_for_errno(-uffd);
 	}
-	int r = pcb_uffd_register(uffd, in.region, in.len, pcb_install_register_mode(mode), &ui);
+	int r = pcb_uffd_register(uffd, in.region, in.len, ops->register_mode, &ui);
 	if (r < 0) {
 		snprintf(why, whylen, "UFFDIO_REGISTER: %s", strerror(-r));
 		close(uffd);
 		pcb_install_unmap(&in);
 		return pcb_exit_for_errno(-r);
 	}
+	in.uffd = uffd;
 	size_t chunk = (size_t)PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT;
 	uint8_t *buf = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (buf == MAP_FAILED) {
@@ -700,32 +703,12 @@ static int run_install_only(int mode, int cpu, uint64_t npages, double *gbps, ch
 		*(uint64_t *)(buf + i) = pcb_mix64(i);
 	pcb_pin_self(cpu);
 	uint64_t t0 = pcb_now_ns();
-	uint64_t step = mode == PCB_INSTALL_MOVE ? PCB_CHUNK_PAGES : PCB_MAX_RUN_PAGES;
+	uint64_t step = ops->default_batch;   /* copy, continue: a RUN frame; move: a 2 MiB chunk */
 	for (uint64_t pg = 0; !rc && pg < npages; pg += step) {
 		uint64_t n = npages - pg < step ? npages - pg : step;
-		uint64_t dst = (uintptr_t)in.region + (pg << PCB_PAGE_SHIFT), len = n << PCB_PAGE_SHIFT;
-		int e = 0;
-		if (mode == PCB_INSTALL_COPY) {
-			struct uffdio_copy c = { .dst = dst, .src = (uintptr_t)buf, .len = len, .mode = UFFDIO_COPY_MODE_DONTWAKE };
-			e = ioctl(uffd, UFFDIO_COPY, &c);
-		} else if (mode == PCB_INSTALL_MOVE) {
-			/* pcbench's move path per 2 MiB chunk: the receive writes into the staging
-			 * chunk (as any receive writes its buffer: not counted), one MOVE, then the
-			 * chunk gets fresh memory (a zeroed 2 MiB page where the kernel has one) */
-			uint8_t *cb = pcb_install_slot_buf(&in, 0);
-			for (uint64_t k = 0; k < n; k++)
-				*(uint64_t *)(cb + (k << PCB_PAGE_SHIFT)) = pg + k;
-			struct uffdio_move m = { .dst = dst, .src = (uintptr_t)cb, .len = len, .mode = UFFDIO_MOVE_MODE_DONTWAKE };
-			e = ioctl(uffd, UFFDIO_MOVE, &m);
-			struct pcb_install_stats ist = { 0 };
-			pcb_install_chunk_reset(&in, 0, &ist);
-		} else {
-			memcpy(in.alias + (pg << PCB_PAGE_SHIFT), buf, len);
-			struct uffdio_continue c = { .range = { dst, len }, .mode = UFFDIO_CONTINUE_MODE_DONTWAKE };
-			e = ioctl(uffd, UFFDIO_CONTINUE, &c);
-		}
+		int e = ops->bare(&in, pg, n, buf);
 		if (e < 0) {
-			snprintf(why, whylen, "install-only %s: %s", pcb_install_name(mode), strerror(errno));
+			snprintf(why, whylen, "install-only %s: %s", ops->name, strerror(-e));
 			rc = PCB_EXIT_OSERR;
 		}
 	}
@@ -932,7 +915,7 @@ static int run_link_pull(const struct floor_cfg *fc, uint64_t bps, uint64_t rtt_
 {
 	struct pcb_image im;
 	struct pcb_pager_cfg pc = {
-		.policy = pcb_policy_find("sequential"), .install_mode = PCB_INSTALL_COPY,
+		.policy = pcb_policy_find("sequential"), .install = "copy",
 		.install_batch = PCB_MAX_RUN_PAGES, .pin_demand = (unsigned)(rcpu + 1), .pin_bg = (unsigned)(rcpu + 1),
 		.pin_install = (unsigned)(icpu + 1), .link_bps = bps, .link_rtt_ns = rtt_ns,
 	};
@@ -1406,7 +1389,7 @@ enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC };
 struct bulk_var {
 	int kind;
 	const char *name;
-	int mode;
+	const char *install;   /* --install path, NULL: none */
 	unsigned batch;
 };
 
@@ -1468,7 +1451,7 @@ int pcb_floor_main(int argc, char **argv)
 					pcb_hist_init(&rh[v]);
 					if (v == V_PCB || v == V_PCB_PROC) {
 						struct pcb_result res;
-						rc = run_pcbench(&fc, "demand", PCB_INSTALL_COPY, 0, v == V_PCB_PROC, pl->guest, pl->handler,
+						rc = run_pcbench(&fc, "demand", "copy", 0, v == V_PCB_PROC, pl->guest, pl->handler,
 								 pl->handler, pl->handler, pl->server, per_round, 0.0, &rh[v], &res,
 								 why, sizeof(why));
 					} else {
@@ -1491,18 +1474,18 @@ int pcb_floor_main(int argc, char **argv)
 	unsigned nrows = 0, nvar = 0;
 	static double bpt[2][16], bpf[2][16];   /* per repetition: best pcbench / transport, / floor */
 	static const struct bulk_var var[] = {
-		{ B_TRANSPORT, "transport", -1, 0 },
-		{ B_SRCGEN, "source_gen", -1, 0 },
-		{ B_INSTALL, "install", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
-		{ B_INSTALL, "install", PCB_INSTALL_MOVE, PCB_CHUNK_PAGES },
-		{ B_INSTALL, "install", PCB_INSTALL_CONTINUE, PCB_MAX_RUN_PAGES },
-		{ B_BARE, "bare_copy", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
-		{ B_PIPE, "bare_pipe", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
-		{ B_PCB, "pcbench", PCB_INSTALL_COPY, 1 }, { B_PCB, "pcbench", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
-		{ B_PCB, "pcbench", PCB_INSTALL_MOVE, 1 }, { B_PCB, "pcbench", PCB_INSTALL_MOVE, PCB_CHUNK_PAGES },
-		{ B_PCB, "pcbench", PCB_INSTALL_CONTINUE, 1 }, { B_PCB, "pcbench", PCB_INSTALL_CONTINUE, PCB_MAX_RUN_PAGES },
-		{ B_PCB_PROC, "pcb_proc", PCB_INSTALL_COPY, PCB_MAX_RUN_PAGES },
-		{ B_PCB_PROC, "pcb_proc", PCB_INSTALL_CONTINUE, PCB_MAX_RUN_PAGES },
+		{ B_TRANSPORT, "transport", NULL, 0 },
+		{ B_SRCGEN, "source_gen", NULL, 0 },
+		{ B_INSTALL, "install", "copy", PCB_MAX_RUN_PAGES },
+		{ B_INSTALL, "install", "move", PCB_CHUNK_PAGES },
+		{ B_INSTALL, "install", "continue", PCB_MAX_RUN_PAGES },
+		{ B_BARE, "bare_copy", "copy", PCB_MAX_RUN_PAGES },
+		{ B_PIPE, "bare_pipe", "copy", PCB_MAX_RUN_PAGES },
+		{ B_PCB, "pcbench", "copy", 1 }, { B_PCB, "pcbench", "copy", PCB_MAX_RUN_PAGES },
+		{ B_PCB, "pcbench", "move", 1 }, { B_PCB, "pcbench", "move", PCB_CHUNK_PAGES },
+		{ B_PCB, "pcbench", "continue", 1 }, { B_PCB, "pcbench", "continue", PCB_MAX_RUN_PAGES },
+		{ B_PCB_PROC, "pcb_proc", "copy", PCB_MAX_RUN_PAGES },
+		{ B_PCB_PROC, "pcb_proc", "continue", PCB_MAX_RUN_PAGES },
 	};
 	if (!fc.no_bulk) {
 		uint64_t npages = fc.bulk_bytes >> PCB_PAGE_SHIFT;
@@ -1513,7 +1496,7 @@ int pcb_floor_main(int argc, char **argv)
 		for (unsigned p = 0; p < nplace; p++)
 			for (unsigned k = 0; k < nvar; k++) {
 				rows[nrows++] = (struct bulk_row){ var[k].name, placements[p].name,
-								   var[k].mode < 0 ? "-" : pcb_install_name(var[k].mode),
+								   var[k].install ? var[k].install : "-",
 								   var[k].batch, 0, 0, 0, 0, true, 0, var[k].kind, 0, 0 };
 			}
 		/* repetitions outermost: drift (and the cost of never-touched memory) spread over every variant */
@@ -1533,7 +1516,7 @@ int pcb_floor_main(int argc, char **argv)
 							rc = run_bulk_pipelined(rcpu, scpu, p ? -1 : rcpu, fc.bulk_bytes, &g[p][k][rep], why,
 										sizeof(why));
 						else
-							rc = run_install_only(bv->mode, rcpu, npages, &g[p][k][rep], why, sizeof(why));
+							rc = run_install_only(bv->install, rcpu, npages, &g[p][k][rep], why, sizeof(why));
 						if (rc) {
 							pcb_err("floor: bulk %s %s: %s", bv->name, row->install, why);
 							return rc;
@@ -1549,10 +1532,10 @@ int pcb_floor_main(int argc, char **argv)
 					struct pcb_result res;
 					/* installer: with everything in `same`; unpinned in `cross` (on the
 					 * source's CPU it is slowest, see README) */
-					rc = run_pcbench(&fc, "sequential", bv->mode, bv->batch, bv->kind == B_PCB_PROC, rcpu, rcpu, rcpu,
+					rc = run_pcbench(&fc, "sequential", bv->install, bv->batch, bv->kind == B_PCB_PROC, rcpu, rcpu, rcpu,
 							 p ? -1 : rcpu, scpu, npages, 0.0, NULL, &res, why, sizeof(why));
 					if (rc) {
-						pcb_err("floor: bulk pcbench --install=%s%s: %s", pcb_install_name(bv->mode),
+						pcb_err("floor: bulk pcbench --install=%s%s: %s", bv->install,
 							bv->kind == B_PCB_PROC ? " --pager=process" : "", why);
 						return rc;
 					}

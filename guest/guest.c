@@ -55,6 +55,8 @@ struct pcb_guest {
 	unsigned started;
 	_Atomic uint64_t t_end_max;  /* latest vCPU end so far */
 	uint64_t t_end;              /* set when the last vCPU has finished (lock) */
+	pthread_mutex_t err_lock;
+	char app_err[256];           /* the first failed application op */
 };
 
 static long nvcsw_now(void)
@@ -260,7 +262,7 @@ static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pr
 				if (!pre)
 					r->reads++;
 				ls->prev = a;
-				if (a != pcb_image_word(c->im, page, 0) || b != pcb_image_word(c->im, page, k)) {
+				if (!c->im->opaque && (a != pcb_image_word(c->im, page, 0) || b != pcb_image_word(c->im, page, k))) {
 					if (!r->read_mismatch++)
 						r->first_mismatch_page = page;
 				}
@@ -290,13 +292,86 @@ out:
 		r->t_end_ns = pcb_now_ns();
 }
 
+/* An application guest: the engine runs whole ops on the region; the loop
+ * sees ops, not accesses.  An op during which the pager read a fault
+ * message from this thread is a faulting op: its latency goes into
+ * fault_lat and blocktime (an upper bound of the time blocked: the op also
+ * computes, and may fault more than once -- docs/metrics.md). */
+static void run_app_loop(struct vcpu *v, uint8_t *region, bool pre)
+{
+	struct pcb_guest *g = v->g;
+	const struct pcb_guest_cfg *c = &g->cfg;
+	struct pcb_vcpu_result *r = &v->res;
+	uint64_t bcap = 0;
+	const uint64_t base = g->base_ns;
+	if (c->bucket_ns && !pre) {
+		bcap = c->duration_ns ? c->duration_ns / c->bucket_ns + 8 : 1024;
+		r->buckets = calloc(bcap, sizeof(uint64_t));
+		if (!r->buckets)
+			bcap = 0;
+	}
+	uint64_t t_start = pcb_now_ns();
+	if (!pre)
+		r->t_start_ns = t_start;
+	uint64_t deadline = c->duration_ns && !pre ? t_start + c->duration_ns : UINT64_MAX;
+	for (;;) {
+		struct pcb_app_op op = { 0 };
+		uint64_t f0 = atomic_load_explicit(v->faults, memory_order_acquire);
+		uint64_t t0 = pcb_now_ns();
+		int rc = c->ops->app_op(v->ts, region, &op);
+		uint64_t t1 = pcb_now_ns();
+		uint64_t f1 = atomic_load_explicit(v->faults, memory_order_acquire);
+		if (rc == PCB_APP_STOP)
+			break;
+		if (rc != PCB_APP_OK) {
+			pthread_mutex_lock(&g->err_lock);
+			if (!g->app_err[0])
+				snprintf(g->app_err, sizeof(g->app_err), "vCPU %u: %s", v->idx, op.why[0] ? op.why : "application op failed");
+			pthread_mutex_unlock(&g->err_lock);
+			break;
+		}
+		bool write = op.kind == PCB_ACC_WRITE;
+		if (pre) {
+			r->precopy_ops++;
+			r->precopy_writes += write;
+			if (atomic_load_explicit(&g->pause, memory_order_acquire))
+				break;
+			continue;
+		}
+		r->accesses++;
+		r->writes += write;
+		r->reads += !write;
+		if (op.mismatch && !r->read_mismatch)
+			r->first_mismatch_page = UINT64_MAX;   /* a row, not a page: see the application check */
+		r->read_mismatch += op.mismatch;
+		if (f1 != f0) {
+			r->faults += f1 - f0;
+			r->blocktime_ns += t1 - t0;
+			pcb_hist_add(&r->fault_lat, t1 - t0);
+		}
+		pcb_hist_add(&r->op_lat, t1 - t0);
+		if (!r->ops++)
+			r->t_first_op_ns = t1;
+		if (bcap)
+			bucket_add(r, c->bucket_ns, t1 - base, &bcap);
+		if (t1 >= deadline || (c->ops_limit && r->ops >= c->ops_limit))
+			break;
+	}
+	if (!pre)
+		r->t_end_ns = pcb_now_ns();
+}
+
 static void run_ops(struct vcpu *v)
 {
 	struct pcb_guest *g = v->g;
 	struct loopst ls = { .seq = (uint32_t)v->idx << 24, .detect = v->faults != &no_faults };
 	pcb_rng_seed(&ls.rng, g->cfg.prm.seed, 0x6775657374ull + v->idx);
+	bool app = pcb_wl_is_app(g->cfg.ops);
 	if (g->cfg.precopy_region) {
-		run_loop(v, &ls, g->cfg.precopy_region, true);
+		if (app)
+			run_app_loop(v, g->cfg.precopy_region, true);
+		else
+			run_loop(v, &ls, g->cfg.precopy_region, true);
 		/* switch-over: park until the destination is ready */
 		pthread_mutex_lock(&g->lock);
 		g->parked++;
@@ -305,7 +380,10 @@ static void run_ops(struct vcpu *v)
 			pthread_cond_wait(&g->cond, &g->lock);
 		pthread_mutex_unlock(&g->lock);
 	}
-	run_loop(v, &ls, g->cfg.region, false);
+	if (app)
+		run_app_loop(v, g->cfg.region, false);
+	else
+		run_loop(v, &ls, g->cfg.region, false);
 }
 
 /* This vCPU is done at t_end: the last one tells on_end and pcb_guest_wait. */
@@ -359,6 +437,7 @@ int pcb_guest_create(const struct pcb_guest_cfg *cfg, const _Atomic uint64_t *co
 	g->cfg = *cfg;
 	g->n = cfg->prm.nvcpus;
 	pthread_mutex_init(&g->lock, NULL);
+	pthread_mutex_init(&g->err_lock, NULL);
 	pthread_cond_init(&g->cond, NULL);
 	g->v = calloc(g->n, sizeof(*g->v));
 	if (!g->v) {
@@ -388,6 +467,24 @@ int pcb_guest_create(const struct pcb_guest_cfg *cfg, const _Atomic uint64_t *co
 			pcb_guest_destroy(g);
 			return PCB_EXIT_OSERR;
 		}
+	}
+	if (cfg->record && pcb_wl_is_app(cfg->ops)) {
+		snprintf(why, whylen, "invalid value for --record: workload %s is application code whose loads and stores "
+			 "pcbench does not see", cfg->ops->name);
+		pcb_guest_destroy(g);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->kvm && !pcb_wl_is_app(cfg->ops) && (cfg->im->mem || cfg->im->opaque)) {
+		snprintf(why, whylen, "invalid value for --guest: 'kvm' (the KVM guest checks its reads against the generated "
+			 "image; this run serves a bytes image)");
+		pcb_guest_destroy(g);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->kvm && pcb_wl_is_app(cfg->ops)) {
+		snprintf(why, whylen, "invalid value for --guest: 'kvm' (workload %s is application code that runs in the "
+			 "process guest only)", cfg->ops->name);
+		pcb_guest_destroy(g);
+		return PCB_EXIT_USAGE;
 	}
 	if (cfg->kvm) {
 		if (cfg->precopy_region) {
@@ -427,7 +524,21 @@ int pcb_guest_create(const struct pcb_guest_cfg *cfg, const _Atomic uint64_t *co
 	return 0;
 }
 
-const char *pcb_guest_error(struct pcb_guest *g) { return g->kvm ? pcb_kvm_error(g->kvm) : NULL; }
+const char *pcb_guest_error(struct pcb_guest *g)
+{
+	if (g->kvm)
+		return pcb_kvm_error(g->kvm);
+	return g->app_err[0] ? g->app_err : NULL;
+}
+
+int pcb_guest_app_check(struct pcb_guest *g, struct pcb_app_report *rep, char *why, size_t whylen)
+{
+	if (!pcb_wl_is_app(g->cfg.ops)) {
+		snprintf(why, whylen, "workload %s is not an application guest", g->cfg.ops->name);
+		return PCB_EXIT_SOFTWARE;
+	}
+	return g->cfg.ops->app_check(g->shared, rep, why, whylen);
+}
 uint32_t pcb_guest_kvm_tsc_khz(struct pcb_guest *g) { return g->kvm ? pcb_kvm_tsc_khz(g->kvm) : 0; }
 
 int pcb_guest_start(struct pcb_guest *g)

@@ -1,5 +1,9 @@
 /* Install paths: how a page that arrived from the source enters the guest
- * region (--install=copy|move|continue), with batched ioctls.
+ * region (--install=copy|move|continue; huge for --page-size=2M), with
+ * batched ioctls.  Each path is a const ops table (struct pcb_install_ops) in
+ * its own file (copy.c, move.c, continue.c, huge.c), listed in registry.c
+ * and checked by pcb_install_check_ops() before use, as policies are; the
+ * pager and the floor call its hooks and read its properties, never its name.
  *
  *   copy      anonymous private region, MISSING mode.  Background runs are
  *             received into a staging area and installed with UFFDIO_COPY,
@@ -10,6 +14,8 @@
  *             the pager has its own mapping of the same memfd ("alias") and
  *             receives page data straight into the page cache through it, then
  *             maps the page into the guest with UFFDIO_CONTINUE.
+ *   huge      --page-size=2M: a hugetlb region; sub-pages are assembled and
+ *             each 2 MiB page installed with one UFFDIO_COPY (huge.c).
  *
  * Demand pages (one at a time) are installed from the receive buffer with
  * UFFDIO_COPY (copy, move) or written through the alias and CONTINUEd.
@@ -44,12 +50,54 @@ struct uffdio_move {
 #define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
 #endif
 
-enum pcb_install_mode { PCB_INSTALL_COPY = 0, PCB_INSTALL_MOVE = 1, PCB_INSTALL_CONTINUE = 2 };
-#define PCB_INSTALL_MODES "copy|move|continue"
 #define PCB_INSTALL_MAX_BATCH 1024
 
-const char *pcb_install_name(int mode);
-int pcb_install_parse(const char *s);           /* mode or -1 */
+struct pcb_installer;
+struct pcb_install_stats;
+struct pcb_install_job;
+/* Called for every page an install call resolved: res 0 installed, 1 already
+ * there, 2 another thread owns it; zero: the page is a zero page. */
+typedef void (*pcb_install_cb)(void *ctx, uint64_t page, int res, bool zero);
+
+/* How the background thread receives what it hands to the installer. */
+enum pcb_install_rx {
+	PCB_INRX_GATHER,      /* frames gathered into segment jobs in a staging slot (copy) */
+	PCB_INRX_PAGECACHE,   /* as GATHER, but data goes straight into the page cache, claiming each page (continue) */
+	PCB_INRX_CHUNK,       /* pages assembled per 2 MiB chunk of the guest in a staging chunk (move) */
+	PCB_INRX_FRAME,     /* one job per frame, each sub-page assembled into its huge page (huge) */
+};
+
+/* An install path: registered in install/registry.c, checked by
+ * pcb_install_check_ops() before use (as policies are). */
+struct pcb_install_ops {
+	const char *name;               /* --install value; "huge" is chosen by --page-size=2M (copy on hugetlb) */
+	const char *help;
+	uint64_t uffd_features;         /* userfaultfd features the path needs */
+	uint64_t register_mode;         /* UFFDIO_REGISTER_MODE_* */
+	const char *register_name;      /* the same, for messages */
+	unsigned default_batch;         /* --install-batch=0 */
+	enum pcb_install_rx rx;
+	bool forkable;                  /* --pager=process can install from another process */
+	bool per_run_api;               /* pcb_pager_stage_*: the one-run API (copy) */
+	/* map the guest region (and the staging / alias it needs); 0 or an exit code */
+	int (*map)(struct pcb_installer *in, unsigned batch, uint64_t npages, char *why, size_t whylen);
+	/* after UFFDIO_API/REGISTER: 0, or -1 with the reason (NULL: nothing more to check) */
+	int (*check)(const struct pcb_installer *in, const struct pcb_uffd_info *u, char *why, size_t whylen);
+	/* demand: one page (see pcb_install_one) */
+	int (*one)(struct pcb_installer *in, uint64_t page, const void *src, struct pcb_install_stats *st);
+	/* background: one installer job (see pcb_install_job) */
+	int (*job)(struct pcb_installer *in, const struct pcb_install_job *j, struct pcb_install_stats *st,
+		   pcb_install_cb cb, void *ctx);
+	/* the floor's install-only measurement: n pages at page whose data is at
+	 * data, the path's way, one ioctl, not waking; 0 or -errno */
+	int (*bare)(struct pcb_installer *in, uint64_t page, uint64_t n, const uint8_t *data);
+};
+extern const struct pcb_install_ops *const pcb_install_paths[];   /* NULL-terminated */
+#define PCB_INSTALL_CHOICES "copy|move|continue"
+/* By --install name (huge: the hugetlb variant of copy); NULL if none. */
+const struct pcb_install_ops *pcb_install_find(const char *name, bool huge);
+/* 0, or -1 with the reason: an ops table missing a name, help or hook. */
+int pcb_install_check_ops(const struct pcb_install_ops *ops, char *why, size_t whylen);
 
 struct pcb_install_stats {
 	uint64_t ioctls;          /* install ioctls (COPY/MOVE/CONTINUE/ZEROPAGE) */
@@ -68,7 +116,7 @@ struct pcb_install_stats {
 };
 
 struct pcb_installer {
-	int mode;
+	const struct pcb_install_ops *ops;
 	unsigned batch;                 /* max pages per install ioctl (1 = unbatched) */
 	int uffd;
 	uint64_t npages;
@@ -79,6 +127,7 @@ struct pcb_installer {
 	uint8_t *staging;               /* copy: background receive area, PCB_IQ_SLOTS slots of PCB_MAX_RUN_PAGES pages;
 					 * move: PCB_IQ_SLOTS 2 MiB-aligned chunks (THP-backed where the kernel allows) */
 	size_t staging_len;
+	size_t slot_bytes;              /* bytes per staging slot */
 	/* move: how a fresh staging chunk is backed, chosen by measured cost:
 	 * a transparent huge page (one page-table update per MOVE) or 4 KiB pages
 	 * (on a VM whose host reclaims freed 2 MiB blocks, a huge page is often
@@ -105,6 +154,11 @@ struct pcb_installer {
 	_Atomic uint32_t *hfill;        /* sub-pages filled, per huge page */
 	void (*huge_done)(void *ctx, uint64_t first_page);   /* after the COPY: the 512 sub-pages are present */
 	void *huge_ctx;
+	/* Optional (bytes images, application guests): the digest
+	 * (pcb_page_digest_full) of the bytes each page was installed with,
+	 * taken just before its install ioctl -- what arrived, whatever the
+	 * guest writes afterwards.  Shared memory (--pager=process). */
+	uint64_t *arrival;
 };
 #define PCB_HUGE_SHIFT 21
 #define PCB_HUGE_SIZE (1ul << PCB_HUGE_SHIFT)
@@ -163,20 +217,14 @@ int pcb_iq_pop(struct pcb_install_q *q, struct pcb_install_job *j, const atomic_
 void pcb_iq_done(struct pcb_install_q *q);
 void pcb_iq_close(struct pcb_install_q *q);
 
-/* Map the guest region for the mode (and the alias/staging it needs). */
-int pcb_install_map(struct pcb_installer *in, int mode, unsigned batch, uint64_t npages, char *why, size_t whylen);
-/* --page-size=2M: map the guest region from hugetlb (2 MiB pages, copy
- * install only; npages a multiple of 512).  As pcb_install_map otherwise. */
-int pcb_install_map_huge(struct pcb_installer *in, unsigned batch, uint64_t npages, char *why, size_t whylen);
-/* userfaultfd features and register mode the install path needs. */
-uint64_t pcb_install_features(int mode);
-uint64_t pcb_install_register_mode(int mode);
-/* After UFFDIO_API/REGISTER: 0, or -1 with the reason (the kernel lacks what the mode needs). */
+/* Map the guest region for the path (and the alias/staging it needs); batch
+ * 0 = the path's default.  huge (--page-size=2M): the region is hugetlb
+ * (npages a multiple of 512).  0 or an exit code with the reason. */
+int pcb_install_map(struct pcb_installer *in, const struct pcb_install_ops *ops, unsigned batch, uint64_t npages,
+		    char *why, size_t whylen);
+/* After UFFDIO_API/REGISTER: 0, or -1 with the reason (the kernel lacks what the path needs). */
 int pcb_install_check(const struct pcb_installer *in, const struct pcb_uffd_info *u, char *why, size_t whylen);
 void pcb_install_unmap(struct pcb_installer *in);
-
-/* Called for every page an install call resolved: res 0 installed, 1 already there. */
-typedef void (*pcb_install_cb)(void *ctx, uint64_t page, int res);
 
 /* Demand: install one page whose data is at src (NULL = zero page), waking.
  * Returns 0 installed, 1 already there (woken), 2 another thread owns it
@@ -192,6 +240,13 @@ int pcb_install_one(struct pcb_installer *in, uint64_t page, const void *src, st
  * the scratch page. */
 int pcb_install_rx_iov(struct pcb_installer *in, unsigned slot, uint64_t page, unsigned n, struct iovec *iov, int max,
 		       uint64_t *owned);
+/* Background: install installer job j (its segments, its chunk, or its
+ * run / zero run) the path's way; cb reports each page.  0 or -errno. */
+int pcb_install_job(struct pcb_installer *in, const struct pcb_install_job *j, struct pcb_install_stats *st,
+		    pcb_install_cb cb, void *ctx);
+/* continue: the ownership bits of n pages of job bits starting at `at` (bit 0 = the run's first page) */
+void pcb_install_owned_get(uint64_t *run, const uint64_t *job, unsigned at, unsigned n);
+
 /* Background (copy, continue): install the RUN just received (n pages at
  * page) in chunks of `batch` pages; cb reports each page. Returns 0 or
  * -errno (-EINVAL for move, which installs chunks: pcb_install_chunk). */

@@ -195,18 +195,17 @@ static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iove
 
 struct bg_ctx {
 	struct pcb_pager *p;
-	bool drain, zero;
+	bool drain;
 	uint64_t now;
-	const struct pcb_install_job *job;   /* a chunk: which of its pages are zero */
 };
 
 /* Called by the install path for every background page it resolved. */
-static void bg_installed(void *vctx, uint64_t page, int res)
+static void bg_installed(void *vctx, uint64_t page, int res, bool zero)
 {
 	struct bg_ctx *x = vctx;
 	struct pcb_pager *p = x->p;
 	int kind = x->drain ? PCB_INST_DRAIN : PCB_INST_BACKGROUND;
-	if (x->zero)
+	if (zero)
 		kind = zero_kind(kind);
 	PCB_PROBE_INSTALLED(page, kind, res ? -EEXIST : 0);
 	if (res == 0) {
@@ -219,7 +218,7 @@ static void bg_installed(void *vctx, uint64_t page, int res)
 			p->inst_kind[page] = (uint8_t)kind;   /* present (and timed) when its huge page is installed */
 		else
 			record_install(p, page, kind, x->now);
-		if (x->zero)
+		if (zero)
 			(*(x->drain ? &p->st.zero_drain : &p->st.zero_background))++;
 		else
 			(*(x->drain ? &p->st.pages_drain : &p->st.pages_background))++;
@@ -230,14 +229,6 @@ static void bg_installed(void *vctx, uint64_t page, int res)
 	p->st.eexist_background++;
 	if (res == 1)
 		mark_present(p, page);   /* the PTE is there; res 2: the demand thread owns it and marks it */
-}
-
-static void bg_chunk_installed(void *vctx, uint64_t page, int res)
-{
-	struct bg_ctx *x = vctx;
-	unsigned i = (unsigned)(page - x->job->page);
-	x->zero = x->job->zmask[i >> 6] >> (i & 63) & 1;
-	bg_installed(vctx, page, res);
 }
 
 /* Queue a run of zero pages for the installer thread. */
@@ -258,11 +249,11 @@ static int bg_flush_zero(struct pcb_pager *p, uint64_t *zfirst, unsigned *zn, bo
 
 static bool seg_mode(const struct pcb_pager *p)
 {
-	return (p->in.mode == PCB_INSTALL_COPY || p->in.mode == PCB_INSTALL_CONTINUE) && !p->cfg.huge;
+	return p->in.ops->rx == PCB_INRX_GATHER || p->in.ops->rx == PCB_INRX_PAGECACHE;
 }
 
-/* continue: the ownership bits of a run (bit 0 = its first page) into / out
- * of the job's bits, which number the job's data pages in order */
+/* continue: the ownership bits of a run (bit 0 = its first page) into
+ * the job's bits, which number the job's data pages in order */
 static void owned_put(uint64_t *job, unsigned at, const uint64_t *run, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
@@ -270,13 +261,6 @@ static void owned_put(uint64_t *job, unsigned at, const uint64_t *run, unsigned 
 			job[(at + i) >> 6] |= 1ull << ((at + i) & 63);
 }
 
-static void owned_get(uint64_t *run, const uint64_t *job, unsigned at, unsigned n)
-{
-	memset(run, 0, sizeof(uint64_t) * ((PCB_MAX_RUN_PAGES + 63) / 64));
-	for (unsigned i = 0; i < n; i++)
-		if (job[(at + i) >> 6] >> ((at + i) & 63) & 1)
-			run[i >> 6] |= 1ull << (i & 63);
-}
 
 static void bg_release_claims(struct pcb_pager *p, const struct pcb_install_job *j);
 
@@ -321,7 +305,7 @@ static int bg_seg_run(struct pcb_pager *p, const struct pcb_hdr *h, bool drain)
 	if (seg_room(p, n, drain) < 0)
 		return -1;
 	int rr;
-	if (p->in.mode == PCB_INSTALL_CONTINUE) {
+	if (p->in.ops->rx == PCB_INRX_PAGECACHE) {
 		/* straight into the page cache, claiming each page (a page the demand
 		 * thread owns goes to scratch) */
 		struct pcb_install_job run = { .page = h->arg, .n = n };
@@ -357,7 +341,7 @@ static int bg_seg_page(struct pcb_pager *p, uint64_t pg, const uint8_t *data, bo
 	}
 	if (seg_room(p, data ? 1 : 0, drain) < 0)
 		return -1;
-	if (data && p->in.mode == PCB_INSTALL_CONTINUE) {
+	if (data && p->in.ops->rx == PCB_INRX_PAGECACHE) {
 		struct iovec iov[1];
 		uint64_t own[(PCB_MAX_RUN_PAGES + 63) / 64];
 		pcb_install_rx_iov(&p->in, p->sj.slot, pg, 1, iov, 1, own);
@@ -375,7 +359,7 @@ static int bg_seg_page(struct pcb_pager *p, uint64_t pg, const uint8_t *data, bo
 
 bool chunk_mode(const struct pcb_pager *p)
 {
-	return p->in.mode == PCB_INSTALL_MOVE && !p->cfg.huge;
+	return p->in.ops->rx == PCB_INRX_CHUNK;
 }
 
 static void chunk_push(struct pcb_pager *p)
@@ -509,28 +493,8 @@ void *inst_thread(void *arg)
 			pcb_iq_done(&p->iq);
 			continue;
 		}
-		struct bg_ctx x = { p, j.drain, j.zero, 0, &j };
-		int r = 0;
-		if (j.nseg) {
-			for (unsigned k = 0; k < j.nseg && !r; k++) {
-				const struct pcb_install_seg *g = &j.seg[k];
-				x.zero = g->zero;
-				if (g->zero) {
-					r = pcb_install_zero_run(&p->in, g->page, g->n, &p->st.inst_bg, bg_installed, &x);
-				} else if (p->in.mode == PCB_INSTALL_CONTINUE) {
-					uint64_t own[(PCB_MAX_RUN_PAGES + 63) / 64];
-					owned_get(own, j.owned, g->off, g->n);
-					r = pcb_install_run(&p->in, j.slot, g->page, g->n, own, &p->st.inst_bg, bg_installed, &x);
-				} else {
-					r = pcb_install_run_at(&p->in, j.slot, g->off, g->page, g->n, &p->st.inst_bg, bg_installed, &x);
-				}
-			}
-			p->st.inst_bg.jobs_segs += j.nseg;
-		} else {
-			r = j.chunk  ? pcb_install_chunk(&p->in, &j, &p->st.inst_bg, bg_chunk_installed, &x)
-			    : j.zero ? pcb_install_zero_run(&p->in, j.page, j.n, &p->st.inst_bg, bg_installed, &x)
-				     : pcb_install_run(&p->in, j.slot, j.page, j.n, j.owned, &p->st.inst_bg, bg_installed, &x);
-		}
+		struct bg_ctx x = { p, j.drain, 0 };
+		int r = pcb_install_job(&p->in, &j, &p->st.inst_bg, bg_installed, &x);
 		p->st.inst_bg.jobs++;
 		pcb_iq_done(&p->iq);
 		if (r < 0) {
@@ -584,7 +548,7 @@ static int bg_send_batch(struct pcb_pager *p, uint64_t id, const struct bg_batch
  * pages would be received into scratch and never installed. */
 static void bg_release_claims(struct pcb_pager *p, const struct pcb_install_job *j)
 {
-	if (p->in.mode != PCB_INSTALL_CONTINUE)
+	if (p->in.ops->rx != PCB_INRX_PAGECACHE)
 		return;
 	for (unsigned i = 0; i < j->n; i++)
 		if (j->owned[i >> 6] >> (i & 63) & 1) {
@@ -635,11 +599,50 @@ static uint64_t bg_resend(struct pcb_pager *p, struct bg_batch *ring, unsigned w
 	return out;
 }
 
+/* --policy-end=source: ask the source to run the policy and push its stream. */
+static int bg_send_push(struct pcb_pager *p)
+{
+	struct pcb_push_wire w = { .batch_pages = htole32(p->cfg.batch_pages) };
+	snprintf(w.policy, sizeof(w.policy), "%s", p->cfg.policy_spec ? p->cfg.policy_spec : p->cfg.policy->name);
+	snprintf(w.opts, sizeof(w.opts), "%s", p->cfg.policy_opt_str ? p->cfg.policy_opt_str : "");
+	return bg_send(p, PCB_MSG_PUSH, 0, &w, sizeof(w));
+}
+
+/* PUSH_END: the source has sent every page; what it measured while pushing. */
+static void bg_push_end(struct pcb_pager *p, const uint8_t *pl)
+{
+	struct pcb_push_end_wire w;
+	memcpy(&w, pl, sizeof(w));
+	p->st.push_pages = le64toh(w.pages);
+	p->st.push_batches = le64toh(w.batches);
+	p->st.push_sendq_max = le64toh(w.sendq_max);
+	p->st.push_sndbuf = le64toh(w.sndbuf);
+	p->st.push_ended = true;
+}
+
+/* Pull: batches in flight at most (the policy may ask for fewer than --window). */
+static unsigned bg_window(const struct pcb_pager *p)
+{
+	unsigned w = p->cfg.window ? p->cfg.window : 1, m = p->pol.ops->max_inflight;
+	return m && m < w ? m : w;
+}
+
+/* A policy with one transfer outstanding (max_inflight = 1 and faults that wait
+ * for queued pages: CRIU) starts no batch while a demand request is outstanding. */
+static bool bg_held_back(const struct pcb_pager *p)
+{
+	const struct pcb_policy_ops *o = p->pol.ops;
+	/* shared connection: this thread receives the replies (shared_out); two: the demand thread's table */
+	return o->max_inflight == 1 && o->fault_waits_queued &&
+	       (p->shared ? atomic_load(&p->shared_out) : atomic_load(&p->infl_count)) > 0;
+}
+
 void *bg_thread(void *arg)
 {
 	struct pcb_pager *p = arg;
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
-	unsigned window = p->cfg.window ? p->cfg.window : 1;
+	unsigned window = bg_window(p);
+	bool push = p->cfg.push;
 	struct pcb_range *ranges = calloc((size_t)PCB_MAX_RANGES * window, sizeof(*ranges));
 	struct bg_batch *ring = calloc(window, sizeof(*ring));   /* batches in flight, indexed by batch id % window */
 	uint64_t next_id = 0, done_id = 0, drain_cursor = 0, zfirst = 0;
@@ -652,12 +655,29 @@ void *bg_thread(void *arg)
 	}
 	for (unsigned i = 0; i < window; i++)
 		ring[i].r = ranges + (size_t)PCB_MAX_RANGES * i;
-	/* shared connection: once every page is present, stop only when nothing is owed */
+	if (push && bg_send_push(p) < 0) {
+		set_fatal(p, PCB_EXIT_SOURCE_LOST, "asking the source to push failed: %s", strerror(errno));
+		goto out;
+	}
+	/* shared connection: once every page is present, stop only when nothing is owed
+	 * (pulling: batches not ended; pushing: the stream not ended) */
 	while (!atomic_load(&p->fatal) &&
 	       (!atomic_load(&p->stopping) ||
-		(p->shared && pcb_ps_complete(&p->ps) && (next_id != done_id || atomic_load(&p->shared_out))))) {
-		/* keep the window full */
-		while (next_id - done_id < window && !pcb_ps_complete(&p->ps)) {
+		(p->shared && pcb_ps_complete(&p->ps) &&
+		 ((push ? !p->st.push_ended : next_id != done_id) || atomic_load(&p->shared_out))))) {
+		if (push && p->st.push_ended && !atomic_load(&p->shared_out)) {
+			/* the stream has ended and no demand reply is owed: nothing more will
+			 * come unless the guest faults on a page still being installed */
+			chunk_push(p);
+			seg_push(p);
+			if (pcb_ps_complete(&p->ps))
+				break;
+			struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = p->stop_pipe[0], .events = POLLIN } };
+			if (poll(pfd, 2, 2) <= 0 || !pfd[0].revents)
+				continue;
+		}
+		/* keep the window full (pulling) */
+		while (!push && next_id - done_id < window && !pcb_ps_complete(&p->ps) && !bg_held_back(p)) {
 			struct bg_batch *rb = &ring[next_id % window];
 			struct pcb_batch b = { .r = rb->r, .max_ranges = PCB_MAX_RANGES,
 					       .max_pages = p->cfg.batch_pages };
@@ -677,11 +697,13 @@ void *bg_thread(void *arg)
 				goto lost;
 			}
 		}
-		if (next_id == done_id) {   /* nothing more is coming now: install what was assembled */
+		if (!push && next_id == done_id) {   /* nothing more is coming now: install what was assembled */
 			chunk_push(p);
 			seg_push(p);
 		}
-		if (next_id == done_id && p->shared) {
+		if (push) {
+			/* the source sends without being asked: receive */
+		} else if (next_id == done_id && p->shared) {
 			/* nothing to pull now; a demand reply owed: receive it; else wait for the
 			 * connection (a reply, or its loss), a stop, or 2 ms (a fault the policy
 			 * reacts to, the drain, completion) */
@@ -814,6 +836,14 @@ void *bg_thread(void *arg)
 			pcb_iq_push(&p->iq, &j);
 			break;
 		}
+		case PCB_MSG_PUSH_END:
+			if (!push) {
+				c->bad_frames++;
+				set_fatal(p, PCB_EXIT_PROTOCOL, "the source ended a pushed stream that was not asked for");
+				goto out;
+			}
+			bg_push_end(p, pl);
+			break;
 		case PCB_MSG_BATCH_END:
 			if (h.arg != done_id) {
 				c->bad_frames++;
@@ -822,6 +852,8 @@ void *bg_thread(void *arg)
 				goto out;
 			}
 			done_id++;
+			if (push)
+				next_id = done_id;   /* the source numbers the pushed batches */
 			break;
 		case PCB_MSG_ERROR:
 			set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %.*s", (int)h.len, (const char *)pl);

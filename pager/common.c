@@ -124,6 +124,7 @@ int huge_request(struct pcb_pager *p, uint64_t first, uint64_t now, bool vcpu, b
 	if (r == 1)
 		return 0;
 	p->infl[p->ninfl++] = (struct inflight){ first, now, now, vcpu, 0 };
+	infl_sync(p);
 	if (r < 0) {
 		/* the request stays in infl[]: recovery sends it again */
 		snprintf(p->loss_why, sizeof(p->loss_why), "sending a demand request failed: %s", strerror(errno));
@@ -150,6 +151,7 @@ int huge_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payl
 	if (h->type == PCB_MSG_BATCH_END) {
 		struct inflight f = p->infl[i];
 		p->infl[i] = p->infl[--p->ninfl];
+		infl_sync(p);
 		p->blocked -= f.waiters;
 		pcb_hist_add(&p->st.demand_rtt, now - f.t_req);
 		pcb_hist_add(&p->st.demand_service, now - f.t_fault);

@@ -34,7 +34,7 @@ static int demand_handle_faults(struct pcb_pager *p)
 			p->st.faults_unattributed++;
 		if (page >= p->cfg.npages)
 			continue;   /* cannot happen: only the region is registered */
-		if (p->pol.ops->on_fault)
+		if (p->pol.ops->on_fault && !p->cfg.push)   /* pushing: the source's policy hears of the request */
 			p->pol.ops->on_fault(&p->pol, page, now);
 		/* demanded before present (fence between): a background install that
 		 * did not wake (batched, DONTWAKE) tests demanded after marking the
@@ -45,6 +45,14 @@ static int demand_handle_faults(struct pcb_pager *p)
 			log_fault(p, now, page, v, 1);
 			p->st.faults_present++;
 			pcb_uffd_wake(p->uffd, page_addr(p, page), p->cfg.huge ? PCB_HUGE_SIZE : PCB_PAGE_SIZE);
+			continue;
+		}
+		if (first && p->pol.ops->fault_waits_queued && !p->cfg.push && pcb_bit_test(p->ps.claimed, page)) {
+			/* part of a background batch in flight: not asked for again (CRIU's
+			 * is_page_queued); its install sees the page demanded and wakes */
+			log_fault(p, now, page, v, 2);
+			p->st.faults_inflight++;
+			p->st.faults_queued++;
 			continue;
 		}
 		if (!first) {
@@ -63,9 +71,10 @@ static int demand_handle_faults(struct pcb_pager *p)
 		 * as QEMU (a page sent once) and CRIU (is_page_queued) do; the claim bit
 		 * decides who sends it, so the demand thread and the pull never both do.
 		 * --inflight=resend asks for it again (the reply may overtake the batch). */
-		if (!p->cfg.huge && !p->cfg.resend_inflight && !pcb_bit_set(p->ps.claimed, page)) {
-			log_fault(p, now, page, v, 3);
-			p->st.faults_inflight_bg++;
+		if (!p->cfg.huge && !p->cfg.resend_inflight && !p->cfg.push && !pcb_bit_set(p->ps.claimed, page)) {
+			log_fault(p, now, page, v, 2);
+			p->st.faults_inflight++;
+			p->st.faults_queued++;
 			continue;
 		}
 		if (p->cfg.huge) {
@@ -81,6 +90,7 @@ static int demand_handle_faults(struct pcb_pager *p)
 		}
 		log_fault(p, now, page, v, 0);
 		p->infl[p->ninfl++] = (struct inflight){ page, now, now, v >= 0, 0 };
+		infl_sync(p);
 		p->blocked += v >= 0;
 		PCB_PROBE_REQUEST(page, PCB_CHAN_DEMAND, 1);
 		p->st.demand_requests++;
@@ -93,7 +103,7 @@ static int demand_handle_faults(struct pcb_pager *p)
 	}
 	/* a background policy may want to react to the faults; otherwise waking
 	 * the idle background thread would only cost the vCPU a context switch */
-	if (p->pol.ops->background && atomic_load_explicit(&p->bg_waiting, memory_order_relaxed)) {
+	if (p->pol.ops->background && !p->cfg.push && atomic_load_explicit(&p->bg_waiting, memory_order_relaxed)) {
 		pthread_mutex_lock(&p->lock);
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
@@ -126,6 +136,7 @@ static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, con
 	}
 	struct inflight f = p->infl[i];
 	p->infl[i] = p->infl[--p->ninfl];
+	infl_sync(p);
 	p->blocked -= f.waiters;
 	PCB_PROBE_RECEIVED(page, PCB_CHAN_DEMAND, h->type == PCB_MSG_ZERO);
 	pcb_hist_add(&p->st.demand_rtt, now - f.t_req);
@@ -162,6 +173,7 @@ static void demand_shared_resend(struct pcb_pager *p)
 			pcb_uffd_wake(p->uffd, page_addr(p, f->page), PCB_PAGE_SIZE);
 			p->blocked -= f->waiters;
 			*f = p->infl[--p->ninfl];
+			infl_sync(p);
 			continue;
 		}
 		f->t_req = pcb_now_ns();
@@ -204,6 +216,7 @@ int demand_shared_done(struct pcb_pager *p, uint64_t *last_rx, bool final)
 			}
 			struct inflight f = p->infl[i];
 			p->infl[i] = p->infl[--p->ninfl];
+			infl_sync(p);
 			p->blocked -= f.waiters;
 			pcb_hist_add(&p->st.demand_rtt, d[k].t_rx - f.t_req);
 			pcb_hist_add(&p->st.demand_service, d[k].t_done - f.t_fault);

@@ -86,6 +86,7 @@ struct pcb_pager {
 	/* demand thread private */
 	struct inflight infl[MAX_INFLIGHT];
 	unsigned ninfl;
+	atomic_uint infl_count;      /* ninfl, for the background thread (CRIU: one request outstanding) */
 	unsigned blocked;            /* registered vCPUs known to wait for an in-flight demand page */
 
 	/* coordination */
@@ -165,4 +166,17 @@ int chan_recover(struct pcb_pager *p, unsigned ch, const char *reason);
 int demand_recover(struct pcb_pager *p);
 int bg_recover(struct pcb_pager *p, const char *reason);
 
+/* After ninfl changed (demand thread): publish it; when the last demand
+ * request is answered, wake a background thread held back by it (a policy
+ * with one transfer outstanding, background.c bg_held_back). */
+static inline void infl_sync(struct pcb_pager *p)
+{
+	atomic_store_explicit(&p->infl_count, p->ninfl, memory_order_release);
+	if (!p->ninfl && p->pol.ops->max_inflight == 1 && p->pol.ops->fault_waits_queued &&
+	    atomic_load_explicit(&p->bg_waiting, memory_order_relaxed)) {
+		pthread_mutex_lock(&p->lock);
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+}
 #endif

@@ -159,27 +159,32 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
-	if (cfg->process && cfg->install_mode == PCB_INSTALL_MOVE) {
-		snprintf(why, whylen, "invalid value for --install: 'move' cannot be combined with --pager=process "
-			 "(UFFDIO_MOVE cannot move pages between two processes)");
+	const struct pcb_install_ops *ops = pcb_install_find(cfg->install ? cfg->install : "copy", cfg->huge);
+	if (!ops) {
+		snprintf(why, whylen, "invalid value for --install: '%s' (%s)", cfg->install,
+			 cfg->huge ? "huge pages are installed with --install=copy only" : "want " PCB_INSTALL_CHOICES);
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
-	if (cfg->huge && cfg->install_mode != PCB_INSTALL_COPY) {
-		snprintf(why, whylen, "huge pages are installed with --install=copy only (not %s)", pcb_install_name(cfg->install_mode));
+	if (cfg->process && !ops->forkable) {
+		snprintf(why, whylen, "invalid value for --install: '%s' cannot be combined with --pager=process "
+			 "(UFFDIO_MOVE cannot move pages between two processes)", ops->name);
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
-	rc = cfg->huge ? pcb_install_map_huge(&p->in, cfg->install_batch ? cfg->install_batch : PCB_MAX_RUN_PAGES,
-					      cfg->npages, why, whylen)
-		       : pcb_install_map(&p->in, cfg->install_mode,
-					 cfg->install_batch ? cfg->install_batch
-					 : cfg->install_mode == PCB_INSTALL_MOVE ? PCB_CHUNK_PAGES : PCB_MAX_RUN_PAGES,
-					 cfg->npages, why, whylen);
-	if (rc)
+	if ((rc = pcb_install_map(&p->in, ops, cfg->install_batch, cfg->npages, why, whylen)) != 0)
 		goto fail;
 	p->in.huge_done = huge_done;
 	p->in.huge_ctx = p;
+	if (cfg->bytes_image) {
+		p->in.arrival = mmap(NULL, cfg->npages * 8, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (p->in.arrival == MAP_FAILED) {
+			p->in.arrival = NULL;
+			snprintf(why, whylen, "out of memory for the arrival digests");
+			rc = PCB_EXIT_OSERR;
+			goto fail;
+		}
+	}
 	p->region = p->in.region;
 	rc = PCB_EXIT_OSERR;
 	int rec_map = (cfg->process ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS;
@@ -200,18 +205,17 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	if (cfg->process && (rc = pager_process_prepare(p, why, whylen)) != 0)
 		goto fail;
 	rc = PCB_EXIT_OSERR;
-	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | pcb_install_features(cfg->install_mode) |
-			       (cfg->huge ? UFFD_FEATURE_MISSING_HUGETLBFS : 0) |
+	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | ops->uffd_features |
 			       (cfg->kernel_faults ? PCB_UFFD_KERNEL_FAULTS : 0), &p->uinfo, why, whylen);
 	if (fd < 0) {
 		rc = pcb_exit_for_errno(-fd);
 		goto fail;
 	}
 	p->uffd = fd;
-	int r = pcb_uffd_register(p->uffd, p->region, p->region_len, pcb_install_register_mode(cfg->install_mode), &p->uinfo);
+	int r = pcb_uffd_register(p->uffd, p->region, p->region_len, ops->register_mode, &p->uinfo);
 	if (r < 0) {
 		snprintf(why, whylen, "UFFDIO_REGISTER (%s) on the guest region failed: %s",
-			 cfg->install_mode == PCB_INSTALL_CONTINUE ? "MISSING|MINOR" : "MISSING", strerror(-r));
+			 ops->register_name, strerror(-r));
 		rc = pcb_exit_for_errno(-r);
 		goto fail;
 	}
@@ -234,6 +238,16 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	}
 	why[0] = 0;
 	if (pcb_policy_open(&p->pol, cfg->policy, &p->ps, cfg->npages, cfg->huge ? PCB_HUGE_SUBPAGES : 1, why, whylen) < 0) {
+		rc = PCB_EXIT_USAGE;
+		goto fail;
+	}
+	if (cfg->policy->batch_pages) {   /* the policy sizes its transfers (criu: a chunk is one batch) */
+		unsigned bp = cfg->policy->batch_pages(&p->pol);
+		p->cfg.batch_pages = bp && bp <= PCB_MAX_BATCH_PAGES ? bp : p->cfg.batch_pages;
+	}
+	if (cfg->push && (cfg->huge || cfg->reconnect_timeout_ns)) {
+		snprintf(why, whylen, "invalid value for --policy-end: 'source' is not available with %s",
+			 cfg->huge ? "--page-size=2M" : "--reconnect-timeout");
 		rc = PCB_EXIT_USAGE;
 		goto fail;
 	}
@@ -277,12 +291,16 @@ static void stop_signal_handler(int sig)
 	(void)sig;   /* only interrupts a blocking read() (no SA_RESTART) */
 }
 
+static const uint8_t zero_page[PCB_PAGE_SIZE];
+
 int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data)
 {
-	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || page >= p->cfg.npages)
+	if (p->threads_started || !p->in.ops->per_run_api || page >= p->cfg.npages)
 		return -EINVAL;
 	if (pcb_ps_present(&p->ps, page)) {
 		/* a re-send: the page is ours and mapped; overwrite it */
+		if (p->in.arrival)
+			p->in.arrival[page] = data ? pcb_page_digest_full(data) : pcb_page_digest_full(zero_page);
 		if (data)
 			memcpy(page_addr(p, page), data, PCB_PAGE_SIZE);
 		else
@@ -299,8 +317,10 @@ int pcb_pager_precopy_put(struct pcb_pager *p, uint64_t page, const void *data)
 
 int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, const void *src)
 {
-	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || first + n > p->cfg.npages || !n)
+	if (p->threads_started || !p->in.ops->per_run_api || first + n > p->cfg.npages || !n)
 		return -EINVAL;
+	for (uint64_t i = 0; p->in.arrival && i < n; i++)   /* what these pages arrive with (install/install.h) */
+		p->in.arrival[first + i] = pcb_page_digest_full(src ? (const uint8_t *)src + i * PCB_PAGE_SIZE : zero_page);
 	uint64_t done = 0;
 	while (done < n) {
 		uint64_t dst = (uintptr_t)page_addr(p, first + done), len = (n - done) * PCB_PAGE_SIZE;
@@ -330,7 +350,7 @@ int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, c
 
 int pcb_pager_precopy_drop(struct pcb_pager *p, uint64_t page)
 {
-	if (p->threads_started || p->cfg.install_mode != PCB_INSTALL_COPY || p->cfg.huge || page >= p->cfg.npages)
+	if (p->threads_started || !p->in.ops->per_run_api || page >= p->cfg.npages)
 		return -EINVAL;
 	if (!pcb_ps_present(&p->ps, page))
 		return 0;
@@ -554,6 +574,13 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 			if (!(vec[i] & 1) || !pcb_ps_present(&p->ps, pg)) {
 				v->pages_missing++;
 				bad = true;
+			} else if (p->in.arrival) {
+				/* a bytes image: the bytes the page arrived with (the guest may have written since) */
+				bad = p->in.arrival[pg] != want;
+				if (bad)
+					v->pages_corrupt++;
+				else
+					v->pages_verified++;
 			} else {
 				const uint64_t *w = (const uint64_t *)page_addr(p, pg);
 				bool stamp_ok = pcb_stamp_valid(pg, w[PCB_STAMP_WORD]);
@@ -629,6 +656,9 @@ void pcb_pager_destroy(struct pcb_pager *p)
 	}
 	if (p->shared_kick >= 0)
 		close(p->shared_kick);
+	if (p->in.arrival)
+		munmap(p->in.arrival, p->cfg.npages * 8);
+	p->in.arrival = NULL;
 	pcb_install_unmap(&p->in);
 	p->region = NULL;
 	pcb_ps_free(&p->ps);

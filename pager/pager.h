@@ -32,7 +32,7 @@ struct pcb_pager_cfg {
 	uint16_t port;
 	uint64_t seed;               /* expected from the source's CONFIG */
 	uint64_t zero_threshold;
-	int install_mode;            /* PCB_INSTALL_COPY (0, default), _MOVE, _CONTINUE */
+	const char *install;         /* --install path name (NULL: copy); with huge, the hugetlb variant (install/registry.c) */
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
 	bool process;                /* --pager=process: the pager threads run in a forked process (pagerproc.h) */
 	bool huge;                   /* --page-size=2M: hugetlb region, 2 MiB installs (copy only; npages % 512 == 0) */
@@ -43,8 +43,15 @@ struct pcb_pager_cfg {
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
 	uint64_t link_bps, link_rtt_ns;   /* emulated link (0 = not emulated) */
 	bool resend_inflight;             /* --inflight=resend: a fault on a page in a background batch asks for it again */
+	bool bytes_image;                 /* the source must serve a bytes image (PCB_CFG_BYTES_IMAGE): pages are
+					   * verified by the digest of the bytes they arrived with (install/install.h
+					   * arrival), since the guest may write anywhere in them afterwards */
 	unsigned channels;                /* 1: one shared connection (chan[PCB_CHAN_BACKGROUND], HELLO channel
 					   * PCB_CHAN_SHARED) carries demand and background; 0 or 2: two */
+	bool push;                        /* the policy runs at the source (--policy-end=source): the pager
+					   * sends PUSH and receives the stream (wire/proto.h) */
+	const char *policy_spec;          /* push: --policy as given (a name or a .so path); NULL = policy->name */
+	const char *policy_opt_str;       /* push: --policy-opt as given */
 };
 
 /* Link emulation as configured and as measured end to end (wire/linkcal.c). */
@@ -81,7 +88,7 @@ struct pcb_pager_stats {
 	uint64_t faults;             /* fault messages read from the uffd */
 	uint64_t faults_present;     /* ... for a page already installed (woken at once) */
 	uint64_t faults_inflight;    /* ... for a page already requested (waits for it) */
-	uint64_t faults_inflight_bg; /* ... for a page in flight in a background batch (waits for it; --inflight=wait) */
+	uint64_t faults_queued;      /* ... of those, in a background batch in flight, not requested (fault_waits_queued) */
 	uint64_t faults_unattributed;/* thread not a registered vCPU */
 	uint64_t pages_demand, pages_background, pages_drain;   /* 4 KiB pages installed with UFFDIO_COPY */
 	uint64_t zero_demand, zero_background, zero_drain;      /* installed with UFFDIO_ZEROPAGE */
@@ -105,6 +112,10 @@ struct pcb_pager_stats {
 	uint64_t guest_thp_bytes;        /* --install=move: guest region mapped by 2 MiB PMDs at the end (smaps AnonHugePages) */
 	struct pcb_link_result link;
 	struct pcb_recovery_stats rec;
+	/* --policy-end=source: what the source reported in PUSH_END */
+	bool push_ended;
+	uint64_t push_pages, push_batches;
+	uint64_t push_sendq_max, push_sndbuf;   /* bytes: most queued in its socket; its SO_SNDBUF */
 };
 
 struct pcb_pager;
@@ -162,8 +173,7 @@ struct pcb_fault_ev {
 	uint64_t t_ns;               /* since switch-over */
 	uint64_t page;
 	int32_t vcpu;                /* -1: not a registered vCPU */
-	uint32_t outcome;            /* 0 requested, 1 page already present, 2 already in flight (demand),
-				      * 3 in flight in a background batch (waited for) */
+	uint32_t outcome;            /* 0 requested, 1 page already present, 2 already in flight */
 };
 const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n);
 const struct pcb_installer *pcb_pager_installer(struct pcb_pager *p);

@@ -49,6 +49,11 @@ int chan_connect(struct pcb_pager *p, unsigned ch, uint32_t flags, int timeout_m
 	struct timeval tv = io_timeval(cfg->io_timeout_ns);
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (!(cw.reserved & PCB_CFG_BYTES_IMAGE) != !cfg->bytes_image) {
+		snprintf(why, whylen, "the source serves %s image, this destination expects %s one",
+			 cfg->bytes_image ? "the generated" : "a bytes (file or application)", cfg->bytes_image ? "a bytes" : "the generated");
+		return PCB_EXIT_USAGE;
+	}
 	if (cw.npages != cfg->npages || cw.seed != cfg->seed || cw.zero_threshold != cfg->zero_threshold) {
 		snprintf(why, whylen, "the source's image does not match: source has %llu pages of %u bytes, seed %llu%s; "
 			 "this destination expects %llu pages, seed %llu",
@@ -150,6 +155,7 @@ int demand_recover(struct pcb_pager *p)
 				pcb_uffd_wake(p->uffd, page_addr(p, page), p->cfg.huge ? PCB_HUGE_SIZE : PCB_PAGE_SIZE);
 				p->blocked -= p->infl[i].waiters;
 				p->infl[i] = p->infl[--p->ninfl];
+				infl_sync(p);
 				continue;
 			}
 			p->infl[i].t_req = pcb_now_ns();

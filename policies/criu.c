@@ -1,25 +1,33 @@
-/* criu: what CRIU's lazy-pages daemon does (criu/uffd.c).  A fault brings
- * exactly its own page (no fault-driven prefetch).  In the background the
- * daemon transfers the remaining pages from the lowest missing address, in
- * chunks: a chunk is the run of contiguous missing pages starting there,
- * capped at the current transfer length, which starts at 64 KiB, doubles
- * after every chunk up to 4 MiB, and falls back to 64 KiB on each fault.
+/* criu: what CRIU's lazy-pages daemon does (criu/uffd.c, CRIU 3.x-4.x;
+ * read at checkpoint-restore/criu 50d9615).
+ *   handle_page_fault: a fault brings exactly its own page; a fault on a page
+ *     that is already part of a queued request (is_page_queued) is not asked
+ *     for again: it waits for that request (fault_waits_queued below);
+ *   xfer_pages: in the background, the first remaining range (the lowest
+ *     missing address), cut to the current transfer length; one request per
+ *     chunk, and handle_requests starts one only while no request at all is
+ *     outstanding (list_empty(&lpi->reqs)): one transfer in flight
+ *     (max_inflight = 1 below; the pager also holds the next chunk back while
+ *     a demand request is outstanding);
+ *   update_xfer_len: the length starts at DEFAULT_XFER_LEN (64 KiB), grows by
+ *     64 KiB after every chunk (additive) up to MAX_XFER_LEN (4 MiB), and
+ *     falls back to 64 KiB on every fault.
+ * So the chunks between two faults are 16, 32, 48, ... pages (4 KiB pages).
  *
- * Here the chunk is the policy's unit of work: next_batch returns at most
- * the pager's batch capacity (--batch, default 64 pages = 256 KiB), so one
- * chunk may span several successive batches; a chunk is decided at its
- * start (as CRIU sends one request per chunk) and a fault shrinks the next
- * chunk, not the one being sent.  Pages of a chunk that the guest faults in
- * meanwhile are skipped. */
+ * A chunk is one batch here: the policy asks the pager for batches of up to
+ * max-chunk pages (batch_pages) and never puts two chunks in one batch.  A
+ * fault shrinks the next chunk, not the one in flight; pages of a chunk that
+ * the guest faulted in meanwhile are skipped. */
 #include "policies/policy.h"
 #include "common/util.h"
+#include "wire/proto.h"
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 static const struct pcb_knob criu_knobs[] = {
-	{ "min-chunk", "64K", "first and post-fault transfer length (bytes, multiple of 4K; CRIU DEFAULT_XFER_LEN)" },
-	{ "max-chunk", "4M", "largest transfer length (bytes, multiple of 4K; CRIU MAX_XFER_LEN)" },
+	{ "min-chunk", "64K", "first and post-fault transfer length, and the step it grows by (bytes, multiple of 4K; CRIU DEFAULT_XFER_LEN)" },
+	{ "max-chunk", "4M", "largest transfer length (bytes, multiple of 4K, at most 16M; CRIU MAX_XFER_LEN)" },
 	{ NULL, NULL, NULL },
 };
 
@@ -51,6 +59,11 @@ static int criu_init(struct pcb_policy *p, char *why, size_t whylen)
 	uint64_t mn, mx;
 	if (chunk_knob(p, "min-chunk", &mn, why, whylen) < 0 || chunk_knob(p, "max-chunk", &mx, why, whylen) < 0)
 		return -1;
+	if (mx > PCB_MAX_BATCH_PAGES) {
+		snprintf(why, whylen, "invalid value for --policy-opt option max-chunk: '%s' (at most 16M: one chunk is one batch)",
+			 pcb_policy_opt(p, "max-chunk"));
+		return -1;
+	}
 	if (mx < mn) {
 		snprintf(why, whylen, "invalid value for --policy-opt option max-chunk: '%s' is below min-chunk '%s'",
 			 pcb_policy_opt(p, "max-chunk"), pcb_policy_opt(p, "min-chunk"));
@@ -101,17 +114,18 @@ static bool start_chunk(struct pcb_policy *p, struct criu_state *s)
 	s->left = end - s->low;
 	s->last_len = s->left;
 	s->chunks++;
-	s->xfer = s->xfer * 2 > s->max ? s->max : s->xfer * 2;
+	s->xfer = s->xfer + s->min > s->max ? s->max : s->xfer + s->min;   /* update_xfer_len(lpi, false) */
 	return true;
 }
 
+/* One chunk per batch (one CRIU request); a chunk longer than the batch the
+ * pager offers goes on in the next one. */
 static unsigned criu_next_batch(struct pcb_policy *p, struct pcb_batch *b)
 {
 	struct criu_state *s = p->priv;
 	unsigned added = 0;
-	for (;;) {
-		if (!s->left && (b->npages >= b->max_pages || !start_chunk(p, s)))
-			return added;
+	/* a chunk whose pages were all faulted in meanwhile sends nothing: the next one then */
+	while (!added && (s->left || start_chunk(p, s))) {
 		while (s->left) {
 			int r = pcb_batch_add(p->ps, b, s->next);
 			if (r < 0)
@@ -121,6 +135,22 @@ static unsigned criu_next_batch(struct pcb_policy *p, struct pcb_batch *b)
 			s->left--;
 		}
 	}
+	return added;
+}
+
+/* CRIU's lazy-pages daemon talks to the page server over one TCP connection
+ * (page-read with PR_REMOTE): a fault's request queues behind a transfer. */
+static unsigned criu_channels(const struct pcb_policy *p)
+{
+	(void)p;
+	return 1;
+}
+
+/* max-chunk pages: the pager's batches are as long as CRIU's longest request. */
+static unsigned criu_batch_pages(const struct pcb_policy *p)
+{
+	const struct criu_state *s = p->priv;
+	return (unsigned)s->max;
 }
 
 /* For tests: the length in pages of the last chunk started, and how many were started. */
@@ -135,11 +165,16 @@ void pcb_policy_criu_chunk(const struct pcb_policy *p, uint64_t *last_len, uint6
 const struct pcb_policy_ops pcb_policy_criu = {
 	.abi = PCB_POLICY_ABI,
 	.name = "criu",
-	.help = "CRIU lazy-pages: one page per fault; background chunks from the lowest missing page, 64K doubling to 4M, back to 64K on a fault",
+	.help = "CRIU lazy-pages: one page per fault, none for a page already queued; background chunks from the lowest missing page, one in flight, 64K growing by 64K to 4M, back to 64K on a fault",
 	.background = true,
 	.knobs = criu_knobs,
 	.init = criu_init,
 	.fini = criu_fini,
 	.on_fault = criu_on_fault,
 	.next_batch = criu_next_batch,
+	.end = PCB_POLICY_DEST,
+	.max_inflight = 1,
+	.fault_waits_queued = true,
+	.batch_pages = criu_batch_pages,
+	.channels = criu_channels,
 };

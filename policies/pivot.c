@@ -183,4 +183,5 @@ const struct pcb_policy_ops pcb_policy_pivot = {
 	.fini = pivot_fini,
 	.on_fault = pivot_on_fault,
 	.next_batch = pivot_next_batch,
+	.end = PCB_POLICY_SOURCE,       /* Hines & Gopalan: the source pushes actively */
 };

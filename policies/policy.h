@@ -11,7 +11,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PCB_POLICY_ABI 2
+/* 3: where the policy runs (end), max_inflight, fault_waits_queued,
+ * channels(); policies loaded from a shared object (--policy=./x.so). */
+#define PCB_POLICY_ABI 3
+
+/* Where a policy runs.  At the destination (pull) the pager's background
+ * thread calls next_batch and asks the source for the batch.  At the source
+ * (push) the source page server calls next_batch and streams the pages as
+ * fast as the connection takes them (paced by the socket or the emulated
+ * link, not by a window of requests); on_fault is then called when the
+ * source receives a demand request, and the page state is the source's view:
+ * a page is `present` once the source has sent it. */
+enum pcb_policy_end { PCB_POLICY_DEST = 0, PCB_POLICY_SOURCE = 1 };
 
 struct pcb_range {
 	uint64_t first;
@@ -66,10 +77,34 @@ struct pcb_policy_ops {
 	 * number of pages added; 0 when nothing is worth pulling now.  Required
 	 * when background is true. */
 	unsigned (*next_batch)(struct pcb_policy *p, struct pcb_batch *b);
+	enum pcb_policy_end end;     /* where it runs unless --policy-end says otherwise */
+	unsigned max_inflight;       /* pull: background batches in flight at most (0 = --window) */
+	bool fault_waits_queued;     /* pull: a fault on a page of a batch in flight waits for that
+				      * batch (no demand request; CRIU's is_page_queued); with
+				      * max_inflight = 1 no batch starts while a demand request is
+				      * outstanding either (CRIU: one request outstanding) */
+	/* Optional, after init: pages per background batch the policy wants (0 = --batch). */
+	unsigned (*batch_pages)(const struct pcb_policy *p);
+	/* Optional: the connections the policy's system uses with these knobs
+	 * (1 or 2; 0 = either).  A run without --channels uses it; a conflicting
+	 * --channels is refused. */
+	unsigned (*channels)(const struct pcb_policy *p);
 };
+
+/* A policy in a shared object exports these two symbols (examples/). */
+#define PCB_POLICY_SO_ABI "pcb_policy_abi"     /* const unsigned = PCB_POLICY_ABI */
+#define PCB_POLICY_SO_OPS "pcb_policy_ops"     /* const struct pcb_policy_ops */
 
 extern const struct pcb_policy_ops *const pcb_policies[];
 const struct pcb_policy_ops *pcb_policy_find(const char *name);
+/* A registered name, or a path to a shared object (contains '/'): dlopen'd
+ * and checked (ABI symbol, then pcb_policy_check).  NULL with a one-line
+ * reason naming the value. */
+const struct pcb_policy_ops *pcb_policy_resolve(const char *name, char *why, size_t whylen);
+/* --policy-end: "" (the policy's own), "source" or "destination".  -1 with a reason. */
+int pcb_policy_end_parse(const struct pcb_policy_ops *ops, const char *s, enum pcb_policy_end *out, char *why,
+			 size_t whylen);
+const char *pcb_policy_end_name(enum pcb_policy_end e);
 /* 0 if ops is usable, else -1 with the reason. */
 int pcb_policy_check(const struct pcb_policy_ops *ops, char *why, size_t whylen);
 

@@ -1,6 +1,7 @@
 /* The policy registry: add a policy by writing policies/NAME.c that
  * defines `const struct pcb_policy_ops pcb_policy_NAME` and listing it here. */
 #include "policies/policy.h"
+#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,8 +45,88 @@ int pcb_policy_check(const struct pcb_policy_ops *ops, char *why, size_t whylen)
 		snprintf(why, whylen, "policy without a name or help line");
 		return -1;
 	}
+	if (ops->end != PCB_POLICY_DEST && ops->end != PCB_POLICY_SOURCE) {
+		snprintf(why, whylen, "policy %s has an invalid end %d (want PCB_POLICY_DEST or PCB_POLICY_SOURCE)", ops->name,
+			 (int)ops->end);
+		return -1;
+	}
 	if (ops->background && !ops->next_batch) {
 		snprintf(why, whylen, "policy %s pulls in the background but has no next_batch hook", ops->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* Shared objects stay loaded for the life of the process (a forked pager
+ * process keeps the mapping). */
+static const struct pcb_policy_ops *policy_dlopen(const char *path, char *why, size_t whylen)
+{
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(why, whylen, "invalid value for --policy: '%s' cannot be loaded: %s", path, dlerror());
+		return NULL;
+	}
+	const unsigned *abi = dlsym(h, PCB_POLICY_SO_ABI);
+	const struct pcb_policy_ops *ops = dlsym(h, PCB_POLICY_SO_OPS);
+	if (!abi || !ops) {
+		snprintf(why, whylen, "invalid value for --policy: '%s' does not export %s and %s (see docs/writing-a-policy.md)",
+			 path, PCB_POLICY_SO_ABI, PCB_POLICY_SO_OPS);
+		dlclose(h);
+		return NULL;
+	}
+	if (*abi != PCB_POLICY_ABI || ops->abi != PCB_POLICY_ABI) {
+		snprintf(why, whylen, "invalid value for --policy: '%s' was built for policy ABI %u, this pcbench wants %u "
+			 "(rebuild it against policies/policy.h)", path, *abi != PCB_POLICY_ABI ? *abi : ops->abi, PCB_POLICY_ABI);
+		dlclose(h);
+		return NULL;
+	}
+	char w[256];
+	if (pcb_policy_check(ops, w, sizeof(w)) < 0) {
+		snprintf(why, whylen, "invalid value for --policy: '%s': %s", path, w);
+		dlclose(h);
+		return NULL;
+	}
+	if (pcb_policy_find(ops->name) || !strcmp(ops->name, "all")) {
+		snprintf(why, whylen, "invalid value for --policy: '%s' calls itself '%s', a built-in policy's name", path,
+			 ops->name);
+		dlclose(h);
+		return NULL;
+	}
+	return ops;
+}
+
+const struct pcb_policy_ops *pcb_policy_resolve(const char *name, char *why, size_t whylen)
+{
+	if (strchr(name, '/'))
+		return policy_dlopen(name, why, whylen);
+	const struct pcb_policy_ops *ops = pcb_policy_find(name);
+	if (!ops)
+		snprintf(why, whylen, "invalid value for --policy: unknown policy '%s' (see `pcbench list`, or give ./path/to/policy.so)",
+			 name);
+	return ops;
+}
+
+const char *pcb_policy_end_name(enum pcb_policy_end e)
+{
+	return e == PCB_POLICY_SOURCE ? "source" : "destination";
+}
+
+int pcb_policy_end_parse(const struct pcb_policy_ops *ops, const char *s, enum pcb_policy_end *out, char *why,
+			 size_t whylen)
+{
+	if (!s || !s[0])
+		*out = ops->end;
+	else if (!strcmp(s, "source"))
+		*out = PCB_POLICY_SOURCE;
+	else if (!strcmp(s, "destination"))
+		*out = PCB_POLICY_DEST;
+	else {
+		snprintf(why, whylen, "invalid value for --policy-end: '%s' (want source or destination)", s);
+		return -1;
+	}
+	if (*out == PCB_POLICY_SOURCE && !ops->background) {
+		snprintf(why, whylen, "invalid value for --policy-end: 'source' (policy %s pulls nothing in the background)",
+			 ops->name);
 		return -1;
 	}
 	return 0;

@@ -1,16 +1,24 @@
 /* replay: working-set record and replay, as REAP (Ustiugov et al., ASPLOS
- * 2021) does for snapshots.  A run with --record FILE writes every guest
- * access (workloads/workload.h "access traces"); the order in which pages
- * first appear in that trace is the recorded working set.  A later run with
- * --policy=replay --replay FILE pulls those pages in that order first — one
- * stream, as REAP fetches its working-set file eagerly — then the rest in
- * address order (rest=address) or not at all until the guest stops
- * (rest=demand: what REAP itself does; the pager drains the remainder).
+ * 2021, "Benchmarking, Analysis, and Optimization of Serverless Function
+ * Snapshots") does for snapshots.  A run with --record FILE writes every
+ * guest access (workloads/workload.h "access traces"); the pages in the
+ * order they first appear there are the recorded working set.  A later run
+ * with --policy=replay --replay FILE fetches that whole set eagerly when the
+ * guest resumes -- REAP reads its working-set file with one large read and
+ * installs it while the function starts -- here in batches as large as the
+ * protocol carries (4096 pages, 256 runs each, sorted into runs), then
+ * leaves the rest to faults and the final drain (rest=demand, REAP) or pulls
+ * it in address order (rest=address).
+ *
+ * Replaying a trace recorded with the same seed and workload is an oracle:
+ * the working set is then exactly the pages this run will touch.  A fair
+ * comparison records with one seed and replays with another.
  *
  * The trace is read and checked in init, so a missing, unreadable or bad
  * file, or a page beyond --mem, is refused before the migration starts. */
 #include "policies/policy.h"
 #include "common/util.h"
+#include "wire/proto.h"
 #include "workloads/workload.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +28,8 @@
 
 static const struct pcb_knob replay_knobs[] = {
 	{ "file", "", "access trace written by --record (binary or .txt); --replay FILE sets it" },
-	{ "rest", "address", "pages the trace never touched: address (pull them in address order after the working set) "
-			     "or demand (leave them to faults and the final drain, as REAP)" },
+	{ "rest", "demand", "pages the trace never touched: demand (leave them to faults and the final drain, as REAP) "
+			    "or address (pull them in address order after the working set)" },
 	{ "batch-order", "address", "order inside one batch: address (the batch's pages sorted, so neighbours merge into runs) "
 				    "or trace (first-touch order kept inside the batch too)" },
 	{ NULL, NULL, NULL },
@@ -185,6 +193,14 @@ static unsigned replay_next_batch(struct pcb_policy *p, struct pcb_batch *b)
 	return added + pcb_policy_fill_sequential(p, b, &s->cursor);
 }
 
+/* REAP reads the whole working-set file in one go: batches as large as the
+ * protocol carries (PCB_MAX_BATCH_PAGES pages, PCB_MAX_RANGES runs). */
+static unsigned replay_batch_pages(const struct pcb_policy *p)
+{
+	(void)p;
+	return PCB_MAX_BATCH_PAGES;
+}
+
 const struct pcb_policy_ops pcb_policy_replay = {
 	.abi = PCB_POLICY_ABI,
 	.name = "replay",
@@ -194,4 +210,6 @@ const struct pcb_policy_ops pcb_policy_replay = {
 	.init = replay_init,
 	.fini = replay_fini,
 	.next_batch = replay_next_batch,
+	.end = PCB_POLICY_DEST,
+	.batch_pages = replay_batch_pages,
 };

@@ -1,34 +1,36 @@
-/* trend: majority-trend prefetching as Leap (Al Maruf & Chowdhury, USENIX
- * ATC 2020, section 4).
+/* trend: Leap's majority-trend prefetcher (Al Maruf & Chowdhury, USENIX
+ * ATC 2020), as released: SymbioticLab/Leap mm/swap_state.c (read at commit
+ * 7764030): log_swap_trend, find_trend / find_trend_in_region,
+ * swapin_nr_pages, swapin_readahead.
  *
- * History: the deltas between successive faulting pages (faults on missing
- * pages, in the order the demand thread sees them), the last `history` of
- * them.  FindTrend: Boyer-Moore majority vote over the newest w deltas,
- * w = 4, 8, 16, ... up to `history`; the first window with a true majority
- * (more than w/2 of its deltas, and at least 2) gives the trend delta.
- * Prefetch window (Leap's GetPrefetchWindowSize): with H = prefetched pages
- * the guest hit since the last prefetch decision, the depth is
- *   H = 0: 1 if the fault follows the current trend, else 0 (suspend);
- *   H > 0: H + 1 rounded up to a power of two;
- * capped at `max-depth`, and never below half the previous depth (smooth
- * shrinking).  With a trend, that many pages are prefetched from the fault
- * along the trend delta; without one, that many pages around the fault.
+ * History (log_swap_trend): the deltas between successive accesses Leap
+ * sees, the last `history` (32 in Leap's module set-up) of them.  Leap logs
+ * every swap-in lookup, hits included; here a hit does not fault, so the
+ * history holds the faults on missing pages plus, for each prefetched page
+ * the guest is inferred to have used (below), one step along the trend.
+ * FindTrend (find_trend): Boyer-Moore majority over the newest w deltas for
+ * w = history/4, history/2, history; a trend when the candidate holds more
+ * than w/2 of them (a delta of 0 is no trend).
+ * Window (swapin_nr_pages with the custom prefetcher on): pages = hits + 2,
+ * rounded up to a power of two starting at 4, capped at 1 << page_cluster
+ * (`max-depth`, 8 pages with Linux's default page_cluster 3), and never
+ * below half the previous window.  With a trend, the pages fault + k*delta,
+ * k = 1 .. pages-1 (swapin_readahead's loop starts at the fault itself);
+ * without, the rest of the pages-aligned block around the fault.
  *
- * Hits: a prefetched page the guest then used.  With the guest's
- * first-touch record (p->first_touch) that is any touch of it; a fault on a
- * prefetched page still in flight counts too (Linux's swap readahead, on
- * which Leap builds, counts a swap-cache hit whether or not its read has
- * completed).  Without the record (a guest that is not ours) hits are
- * inferred from faults: when the new fault is k trend steps past the
- * previous prefetch's origin, the k - 1 prefetched pages in between were
- * used without a fault.
+ * Hits (Leap: swap-cache lookups that find a readahead page) are counted
+ * from faults only, never from an oracle of the guest's accesses: a fault
+ * on a prefetched page still in flight is a hit (Linux counts a swap-cache
+ * hit whether or not its read has completed), and when the guest faults k
+ * trend steps past the last trend prefetch's origin the k - 1 prefetched
+ * pages in between were used without a fault.  A hit on a block prefetched
+ * without a trend cannot be seen from faults and is not counted.
  *
  * Leap prefetches and otherwise waits for the next fault; post-copy must
  * also move every page, so after the trend's pages the rest is pulled in
  * address order (fill=address, the default), or not until the guest stops
  * (fill=none: Leap alone; the pager drains the rest). */
 #include "policies/policy.h"
-#include "workloads/workload.h"
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +41,8 @@
 #define TREND_MAX_DEPTH 4096
 
 static const struct pcb_knob trend_knobs[] = {
-	{ "history", "32", "fault-address deltas kept, the largest majority window (4..1024)" },
-	{ "max-depth", "64", "largest prefetch window in pages (1..4096)" },
+	{ "history", "32", "access deltas kept, the largest majority window; the search starts at a quarter of it (4..1024)" },
+	{ "max-depth", "8", "largest prefetch window in pages, Leap's 1 << page_cluster (1..4096)" },
 	{ "fill", "address", "after the trend's pages: address (pull the rest in address order) or none (only trend prefetches until the guest stops)" },
 	{ "oracle", "none", "first-touch: count hits from the guest's instrumented first-touch record (an upper bound: a real destination learns only from faults); none" },
 	{ "batch-order", "address", "order inside one batch: address (sorted, neighbours merged into runs; the batch travels as one unit) or trend (as chosen)" },
@@ -80,6 +82,11 @@ static int trend_init(struct pcb_policy *p, char *why, size_t whylen)
 	if (pcb_policy_opt_u64(p, "history", 4, TREND_MAX_HISTORY, &h, why, whylen) < 0 ||
 	    pcb_policy_opt_u64(p, "max-depth", 1, TREND_MAX_DEPTH, &md, why, whylen) < 0)
 		return -1;
+	if (md & (md - 1)) {
+		snprintf(why, whylen, "invalid value for --policy-opt option max-depth: '%s' (want a power of two: Leap's 1 << page_cluster)",
+			 pcb_policy_opt(p, "max-depth"));
+		return -1;
+	}
 	const char *fill = pcb_policy_opt(p, "fill");
 	if (strcmp(fill, "address") && strcmp(fill, "none")) {
 		snprintf(why, whylen, "invalid value for --policy-opt option fill: '%s' (want address or none)", fill);
@@ -138,13 +145,14 @@ static void trend_on_fault(struct pcb_policy *p, uint64_t page, uint64_t now_ns)
 	atomic_store_explicit(&s->nfaults, n + 1, memory_order_release);
 }
 
-/* Boyer-Moore majority over the newest w deltas: the candidate if it has
- * more than w/2 votes (and at least 2), else 0. */
+/* Boyer-Moore majority over the newest w deltas (fewer while the history
+ * fills): the candidate if it holds more than w/2 of them, else 0. */
 static int64_t majority(const struct trend_state *s, unsigned w)
 {
+	unsigned n = w < s->hn ? w : s->hn;
 	int64_t cand = 0;
 	unsigned votes = 0;
-	for (unsigned i = 0; i < w; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		int64_t d = s->hist[(s->hhead + s->hsize - 1 - i) % s->hsize];
 		if (!votes) {
 			cand = d;
@@ -154,61 +162,55 @@ static int64_t majority(const struct trend_state *s, unsigned w)
 		}
 	}
 	unsigned cnt = 0;
-	for (unsigned i = 0; i < w; i++)
+	for (unsigned i = 0; i < n; i++)
 		cnt += s->hist[(s->hhead + s->hsize - 1 - i) % s->hsize] == cand;
-	return cnt * 2 > w && cnt >= 2 ? cand : 0;
+	return cnt * 2 > w ? cand : 0;
 }
 
-/* Leap's FindTrend: growing windows from the newest delta. */
+/* Leap's find_trend: windows of a quarter, a half and all of the history. */
 static int64_t find_trend(const struct trend_state *s)
 {
-	for (unsigned w = s->hsize < 4 ? s->hsize : 4;; w *= 2) {
-		unsigned ww = w < s->hn ? w : s->hn;
-		int64_t d = ww ? majority(s, ww) : 0;
+	for (unsigned w = s->hsize / 4 ? s->hsize / 4 : 1; w <= s->hsize; w *= 2) {
+		int64_t d = majority(s, w);
 		if (d)
 			return d;
-		if (w >= s->hsize || w >= s->hn)
-			return 0;
 	}
+	return 0;
 }
 
-static uint64_t pow2_ceil(uint64_t x)
+/* swapin_nr_pages: hits + 2 rounded up to a power of two, at least 4. */
+static uint64_t leap_pages(uint64_t hits)
 {
-	uint64_t r = 1;
-	while (r < x)
+	uint64_t want = hits + 2, r = 4;
+	while (r < want)
 		r <<= 1;
 	return r;
 }
 
-/* Prefetched pages the guest has used since the last decision.  As in
- * Linux's swap readahead (which Leap builds on), a page found among the
- * prefetched ones counts as a hit even if its transfer had not finished
- * when the guest reached it (a fault on a page in flight): the prediction
- * was right, only late; timeliness is reported separately. */
-static uint64_t count_hits(struct pcb_policy *p, struct trend_state *s, uint64_t fault)
+/* Prefetched pages the guest has used since the last decision, seen from
+ * faults: a fault on a prefetched page (in flight), and the trend steps the
+ * guest took without faulting. */
+static uint64_t count_hits(struct trend_state *s, uint64_t fault)
 {
 	uint64_t hits = 0;
 	unsigned k = 0;
 	for (unsigned i = 0; i < s->npend; i++) {
 		uint64_t pg = s->pend[i];
-		bool used = pg == fault;
-		if (!used && p->first_touch)
-			used = atomic_load_explicit(&p->first_touch[pg], memory_order_relaxed) != 0;
-		if (used)
+		if (pg == fault)
 			hits++;
 		else
 			s->pend[k++] = pg;           /* not used yet: may still be */
 	}
 	s->npend = k;
-	if (p->first_touch)
-		return hits;
 	/* no record: the guest went k trend steps past the prefetch's origin with
 	 * a fault only at the k-th: the k - 1 pages before it were used */
 	if (s->pf_from && s->pf_stride) {
 		int64_t dist = (int64_t)fault - (int64_t)(s->pf_from - 1);
+		/* k steps past the origin, k <= prefetched + 1: the k - 1 before it were used
+		 * (a fault further away is a jump: nothing can be inferred) */
 		if (dist % s->pf_stride == 0 && dist / s->pf_stride > 1) {
 			uint64_t k2 = (uint64_t)(dist / s->pf_stride) - 1;
-			hits += k2 < s->pf_count ? k2 : s->pf_count;
+			hits += k2 <= s->pf_count ? k2 : 0;
 		}
 	}
 	return hits;
@@ -232,11 +234,11 @@ static void push_delta(struct trend_state *s, int64_t d)
 
 /* A fault (every one, in order): Leap's window size, history update and
  * trend; the newest fault of a call also sets up the prefetch. */
-static void decide(struct pcb_policy *p, struct trend_state *s, uint64_t fault, bool latest)
+static void decide(struct trend_state *s, uint64_t fault, bool latest)
 {
 	if (s->last_fault && fault == s->last_fault - 1)
 		return;                              /* the same page again (another vCPU): no information */
-	uint64_t hits = count_hits(p, s, fault);
+	uint64_t hits = count_hits(s, fault);
 	s->hits_total += hits;
 	/* Leap sees the hits as accesses too (in Linux a swap-cache hit still
 	 * traps); here a hit does not fault, so the used pages of a trend
@@ -246,19 +248,17 @@ static void decide(struct pcb_policy *p, struct trend_state *s, uint64_t fault, 
 			push_delta(s, s->pf_stride);
 		s->last_fault = (uint64_t)((int64_t)(s->pf_from - 1) + (int64_t)hits * s->pf_stride) + 1;
 	}
-	bool follows = false;
 	if (s->last_fault) {
 		int64_t d = (int64_t)fault - (int64_t)(s->last_fault - 1);
-		follows = s->trend && d == s->trend;
 		if (d)
 			push_delta(s, d);
 	}
 	s->last_fault = fault + 1;
-	uint64_t w = hits ? pow2_ceil(hits + 1) : follows ? 1 : 0;
+	uint64_t w = leap_pages(hits);
 	if (w > s->max_depth)
 		w = s->max_depth;
 	if (w < s->depth / 2)
-		w = s->depth / 2;                    /* shrink smoothly */
+		w = s->depth / 2;                    /* "don't shrink readahead too fast" */
 	s->depth = w;
 	s->last_depth = w;
 	s->decisions++;
@@ -267,20 +267,21 @@ static void decide(struct pcb_policy *p, struct trend_state *s, uint64_t fault, 
 	if (!latest)
 		return;                              /* only the newest fault prefetches */
 	s->left = 0;
-	if (!w)
+	if (w <= 1)
 		return;
 	if (s->trend) {
 		s->stride = s->trend;
 		s->next = fault;                     /* first page: fault + trend */
-		s->left = w;
+		s->left = w - 1;
 		s->pf_from = fault + 1;
 		s->pf_stride = s->trend;
-		s->pf_count = w;
+		s->pf_count = w - 1;
 	} else {
-		/* around the fault: fault - w/2 .. fault + w/2, upward */
+		/* the w-aligned block around the fault (Leap's "usual" path) */
+		uint64_t start = fault & ~(w - 1);
 		s->stride = 1;
-		s->next = fault > w / 2 ? fault - w / 2 - 1 : UINT64_MAX;   /* UINT64_MAX + 1 = page 0 */
-		s->left = w + 1;
+		s->next = start ? start - 1 : UINT64_MAX;   /* UINT64_MAX + 1 = page 0 */
+		s->left = w;
 	}
 }
 
@@ -291,7 +292,7 @@ static unsigned trend_fill(struct pcb_policy *p, struct pcb_batch *b)
 	if (n != s->seen) {
 		uint64_t from = n - s->seen > TREND_RING ? n - TREND_RING : s->seen;
 		for (uint64_t i = from; i < n; i++)
-			decide(p, s, atomic_load_explicit(&s->ring[i % TREND_RING], memory_order_relaxed), i + 1 == n);
+			decide(s, atomic_load_explicit(&s->ring[i % TREND_RING], memory_order_relaxed), i + 1 == n);
 		s->seen = n;
 	}
 	unsigned added = 0;
@@ -327,11 +328,12 @@ static unsigned trend_next_batch(struct pcb_policy *p, struct pcb_batch *b)
 const struct pcb_policy_ops pcb_policy_trend = {
 	.abi = PCB_POLICY_ABI,
 	.name = "trend",
-	.help = "Leap: majority fault-address delta (Boyer-Moore over growing windows) and a hit-sized prefetch window along it, else around the fault; then address order",
+	.help = "Leap (mm/swap_state.c): majority delta over 8/16/32 accesses, window hits+2 rounded to a power of two (4..8 pages), along the trend or the aligned block; hits from faults only; then address order",
 	.background = true,
 	.knobs = trend_knobs,
 	.init = trend_init,
 	.fini = trend_fini,
 	.on_fault = trend_on_fault,
 	.next_batch = trend_next_batch,
+	.end = PCB_POLICY_DEST,
 };

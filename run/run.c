@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,13 +57,26 @@ struct run {
 	struct pcb_precopy_stats pc;
 	struct pcb_pin pin;
 	struct pcb_mem_report mem;
+	const struct pcb_policy_ops *pol;
+	const struct pcb_workload_ops *wl;
+	struct pcb_wl_params prm;
+	struct pcb_progress base;    /* --baseline: the local run's progress */
+	bool have_base;
+	bool stranded;               /* vCPU threads not joined, or the pager failed mid-run: nothing is torn down */
 	struct pcb_cpu_report cpu;
-	bool oracle_first_touch;
-	int64_t baseline_cpu_ns;
-	uint64_t t_drain_start_ns;   /* the pager was told the guest ended */     /* --baseline=run: the reference run's CPU time (not in results.cpu) */     /* the policy's oracle=first-touch knob: it reads the guest's record */
+	bool oracle_first_touch;     /* the policy's oracle=first-touch knob: it reads the guest's record */
+	int64_t baseline_cpu_ns;     /* --baseline=run: the reference run's CPU time (not in results.cpu) */
+	uint64_t t_drain_start_ns;   /* the pager was told the guest ended */
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
 	char error[512];
+	/* bytes images: an application guest's database image, or --image=FILE */
+	uint8_t *img;
+	size_t img_len;
+	bool img_file;
+	uint64_t img_build_ns;
+	struct pcb_app_report app;
+	bool app_checked;
 };
 
 /* The last vCPU has finished (it calls this): start the drain now, not at the main thread's next poll. */
@@ -102,7 +116,7 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
 			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
 			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
-			.mem = r->precopy_src,
+			.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
 		};
 		_exit(pcb_source_serve(&sc, lfd));
 	}
@@ -225,6 +239,117 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 	free(ts);
 }
 
+/* Bytes images: --image=FILE, or an application guest's database image
+ * built from the seed (before the source is forked: not part of the run's
+ * time).  0 or an exit code (reported). */
+static int image_prepare(struct run *r)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_workload_ops *wl = r->wl;
+	char why[512];
+	int rc = 0;
+	if (pcb_wl_is_app(wl) && (cfg->image[0] || cfg->bytes_image_remote)) {
+		pcb_err("invalid value for --%s: workload %s builds its own database image from --seed (pcbench run forks "
+			"the source that serves it)", cfg->image[0] ? "image" : "source", wl->name);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->bytes_image_remote) {
+		r->im.opaque = true;   /* its bytes are the source's: pages verified as they arrive, reads not checked */
+		return 0;
+	}
+	if (cfg->image[0]) {
+		rc = pcb_image_map_file(cfg->image, &r->img, &r->img_len, why, sizeof(why));
+		r->img_file = true;
+	} else if (pcb_wl_is_app(wl)) {
+		r->img_len = r->npages * PCB_PAGE_SIZE;
+		r->img = mmap(NULL, r->img_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (r->img == MAP_FAILED) {
+			r->img = NULL;
+			snprintf(why, sizeof(why), "out of memory for the database image (%zu bytes)", r->img_len);
+			rc = PCB_EXIT_OSERR;
+		} else {
+			uint64_t t0 = pcb_now_ns();
+			why[0] = 0;
+			rc = wl->image_build(&r->prm, r->img, why, sizeof(why));
+			rc = rc == -1 ? PCB_EXIT_USAGE : -rc;
+			r->img_build_ns = pcb_now_ns() - t0;
+			pcb_log("%s: database image built in %.3f s", wl->name, (double)r->img_build_ns / 1e9);
+		}
+	} else {
+		return 0;
+	}
+	if (!rc && pcb_image_set_bytes(&r->im, r->img, r->npages) < 0) {
+		snprintf(why, sizeof(why), "out of memory for the image's zero-page map");
+		rc = PCB_EXIT_OSERR;
+	}
+	if (rc)
+		pcb_err("%s", why);
+	return rc;
+}
+
+static void image_release(struct run *r)
+{
+	pcb_image_free_bytes(&r->im);
+	if (r->img)
+		munmap(r->img, r->img_len);
+	r->img = NULL;
+}
+
+/* Updates the guest made, at the source (--precopy) and here. */
+static uint64_t app_updates(const struct run *r)
+{
+	uint64_t n = 0;
+	for (unsigned v = 0; v < r->cfg->vcpus; v++)
+		n += pcb_guest_result(r->guest, v)->writes + pcb_guest_result(r->guest, v)->precopy_writes;
+	return n;
+}
+
+static void app_json(struct run *r, struct pcb_json *j)
+{
+	if (!r->img || r->img_file)
+		return;
+	const struct pcb_app_report *a = &r->app;
+	pcb_json_obj_begin(j, "application");
+	pcb_json_bool(j, "checked", r->app_checked);
+	pcb_json_str(j, "engine", a->engine);
+	pcb_json_str(j, "integrity_check", a->integrity);
+	pcb_json_u64(j, "rows", a->rows);
+	pcb_json_u64(j, "rows_bad", a->rows_bad);
+	pcb_json_u64(j, "versions", a->versions);
+	pcb_json_u64(j, "updates_done", app_updates(r));
+	char d[24];
+	snprintf(d, sizeof(d), "%016llx", (unsigned long long)a->rows_digest);
+	pcb_json_str(j, "rows_digest", d);
+	pcb_json_u64(j, "db_area_bytes", a->db_bytes);
+	pcb_json_u64(j, "db_used_bytes", a->db_used_bytes);
+	pcb_json_u64(j, "heap_bytes", a->heap_bytes);
+	pcb_json_u64(j, "heap_peak_bytes", a->heap_peak_bytes);
+	pcb_json_u64(j, "image_build_ns", r->img_build_ns);
+	pcb_json_str(j, "method", "the engine's own check (PRAGMA integrity_check), then every row read back in key order: "
+		     "its value must be the one its key and version give, the versions must sum to the updates the guest "
+		     "made, rows_digest (xxh3-64 of key, version, value) equals a local run's after the same ops");
+	pcb_json_obj_end(j);
+}
+
+/* Application guests: the engine's check of the database as the guest left
+ * it; a failure is a verification failure. */
+static void app_check(struct run *r, struct pcb_guest *g)
+{
+	char why[512];
+	int rc = pcb_guest_app_check(g, &r->app, why, sizeof(why));
+	r->app_checked = rc == 0;
+	if (!r->exit_code && rc) {
+		r->exit_code = rc;
+		snprintf(r->error, sizeof(r->error), "%s", why);
+		pcb_err("%s", why);
+	} else if (!r->exit_code && (strcmp(r->app.integrity, "ok") || r->app.rows_bad || r->app.versions != app_updates(r))) {
+		r->exit_code = PCB_EXIT_VERIFY;
+		snprintf(r->error, sizeof(r->error), "database check failed: integrity_check '%s', %llu bad rows, versions %llu "
+			 "for %llu updates", r->app.integrity, (unsigned long long)r->app.rows_bad,
+			 (unsigned long long)r->app.versions, (unsigned long long)app_updates(r));
+	}
+}
+
 /* Stall intervals of every vCPU, for the all-vCPUs blocktime; false if a vCPU has none recorded (KVM guest). */
 static uint64_t blocktime_all(struct run *r, bool *known)
 {
@@ -323,6 +448,18 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "eexist_background", s->eexist_background);
 	pcb_json_obj_end(j);
 
+	/* where the policy ran; pushing: what the source reported at the end of its stream */
+	pcb_json_obj_begin(j, "policy");
+	pcb_json_str(j, "end", cfg->policy_end);
+	if (!strcmp(cfg->policy_end, "source")) {
+		pcb_json_bool(j, "push_ended", s->push_ended);
+		pcb_json_u64(j, "pushed_pages", s->push_pages);
+		pcb_json_u64(j, "pushed_batches", s->push_batches);
+		pcb_json_u64(j, "source_sendq_max_bytes", s->push_sendq_max);   /* SIOCOUTQ high-water mark */
+		pcb_json_u64(j, "source_sndbuf_bytes", s->push_sndbuf);         /* SO_SNDBUF as the kernel set it */
+	}
+	pcb_json_obj_end(j);
+
 	pcb_json_obj_begin(j, "faults");
 	pcb_json_u64(j, "count", fault.count);   /* accesses that blocked (docs/metrics.md) */
 	uint64_t undelivered = 0;
@@ -332,7 +469,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "uffd_messages", s->faults);
 	pcb_json_u64(j, "on_present_page", s->faults_present);
 	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
-	pcb_json_u64(j, "waited_on_background_batch", s->faults_inflight_bg);   /* --inflight=wait */
+	/* in a background batch in flight, not requested: waited for (--inflight=wait, or criu) */
+	pcb_json_u64(j, "on_queued_page", s->faults_queued);
 	pcb_json_u64(j, "unattributed", s->faults_unattributed);
 	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
 	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
@@ -429,7 +567,15 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_progress_json(&r->prog, j, "progress");
 	if (cfg->precopy_ns)
 		pcb_precopy_json(&r->pc, j, "precopy");
-	pcb_prefetch_json(&r->pf, j, "prefetch");
+	if (pcb_wl_is_app(r->wl)) {
+		pcb_json_obj_begin(j, "prefetch");
+		pcb_json_bool(j, "measured", false);
+		pcb_json_str(j, "why", "an application guest's loads and stores are not seen: no first touches, so no hit rate, "
+			     "accuracy or lead time (faults, blocktime and progress are measured)");
+		pcb_json_obj_end(j);
+	} else {
+		pcb_prefetch_json(&r->pf, j, "prefetch");
+	}
 	if (r->trace) {
 		pcb_trace_json(r->trace, j, "bpf");
 		trace_agreement_json(r, j, &fault);
@@ -447,13 +593,18 @@ static void write_json(struct run *r, FILE *fp)
 	for (unsigned i = 0; i < r->ver.nfirst_bad; i++)
 		pcb_json_u64(j, NULL, r->ver.first_bad[i]);
 	pcb_json_arr_end(j);
-	pcb_json_str(j, "method", cfg->precopy_ns ?
+	if (r->im.mem || r->im.opaque)
+		pcb_json_str(j, "method", "bytes image: xxh3-64 of all 4096 bytes each page was installed with (taken before its "
+			     "install ioctl) against the source's digest of its page at the end; residency by mincore; "
+			     "what the guest wrote afterwards is the guest's");
+	else pcb_json_str(j, "method", cfg->precopy_ns ?
 		     "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore; "
 		     "pre-copy: the write slot of every page the guest did not write after switch-over equals the source's" :
 		     "xxh3-64 of every page (write slot excluded) against the source's digest; residency by mincore");
 	if (cfg->precopy_ns)
 		pcb_json_u64(j, "precopy_stale_pages", r->pc.stale_pages);
 	pcb_json_obj_end(j);
+	app_json(r, j);
 
 	pcb_json_obj_end(j);   /* results */
 	pcb_json_obj_end(j);
@@ -492,11 +643,23 @@ static void print_progress(struct run *r, FILE *fp)
 
 static void print_verify(struct run *r, FILE *fp)
 {
-	if (r->verified)
-		fprintf(fp, "  verify      %llu pages verified, %llu corrupt, %llu missing: %s\n",
-			(unsigned long long)r->ver.pages_verified, (unsigned long long)r->ver.pages_corrupt,
-			(unsigned long long)r->ver.pages_missing,
+	if (r->verified && r->local && r->im.mem)
+		fprintf(fp, "  verify      no pages checked (a local run of a bytes image: nothing migrated)\n");
+	else if (r->verified)
+		fprintf(fp, "  verify      %llu pages verified%s, %llu corrupt, %llu missing: %s\n",
+			(unsigned long long)r->ver.pages_verified, r->im.mem || r->im.opaque ? " as they arrived" : "",
+			(unsigned long long)r->ver.pages_corrupt, (unsigned long long)r->ver.pages_missing,
 			r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK");
+	if (r->app_checked) {
+		const struct pcb_app_report *a = &r->app;
+		char b1[32], b2[32], b3[32];
+		fprintf(fp, "  database    %s: integrity_check %s; %llu rows read back, %llu bad; versions %llu (updates done %llu); "
+			"rows digest %016llx; database %s of %s, heap peak %s\n", a->engine, a->integrity,
+			(unsigned long long)a->rows, (unsigned long long)a->rows_bad, (unsigned long long)a->versions,
+			(unsigned long long)app_updates(r), (unsigned long long)a->rows_digest,
+			pcb_fmt_size(a->db_used_bytes, b1, sizeof(b1)), pcb_fmt_size(a->db_bytes, b2, sizeof(b2)),
+			pcb_fmt_size(a->heap_peak_bytes, b3, sizeof(b3)));
+	}
 }
 
 static void write_human(struct run *r, FILE *fp)
@@ -607,8 +770,10 @@ static void write_human(struct run *r, FILE *fp)
 		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
 	}
 	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
-	const struct pcb_prefetch_window *w = &r->pf.win;
-	if (w->bg_installed || w->touched) {
+	if (pcb_wl_is_app(r->wl))
+		fprintf(fp, "  prefetch    not measured: an application guest's first touches are not seen\n");
+	else if (r->pf.win.bg_installed || r->pf.win.touched) {
+		const struct pcb_prefetch_window *w = &r->pf.win;
 		char lead[96] = "";
 		if (w->lead.count)
 			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms; %llu late", (double)pcb_hist_percentile(&w->lead, 50) / 1e6,
@@ -648,14 +813,18 @@ static int emit_reports(struct run *r)
 	return 0;
 }
 
+
 /* A fatal error while vCPUs may be blocked in faults that can never be
  * served: they cannot be joined, and the region must not be unregistered
- * (that would hand them zero pages).  Report and leave. */
-static void die_midrun(struct run *r, int code, const char *msg)
+ * (that would hand them zero pages).  Report it (stderr, --json); the run
+ * is left stranded: the cleanup path tears nothing down and the caller
+ * ends the process. */
+static int fail_midrun(struct run *r, int code, const char *msg)
 {
 	pcb_err("%s", msg);
 	snprintf(r->error, sizeof(r->error), "%s", msg);
 	r->exit_code = code;
+	r->stranded = true;
 	r->t_end_ns = pcb_now_ns();
 	if (r->pager)
 		pcb_pager_stats(r->pager, &r->ps);
@@ -674,19 +843,16 @@ static void die_midrun(struct run *r, int code, const char *msg)
 			fclose(fp);
 		}
 	}
-	if (r->pager)
-		pcb_pager_abort(r->pager);
-	reap_source(r, true);
-	fflush(NULL);
-	_exit(code);
+	return code;
 }
+
 
 /* The same guest over a region fully populated before it starts: the
  * --policy=local run itself, or the --baseline=run reference.  Fills
  * *gout (joined), the progress series and the verification. */
 static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool record, struct pcb_guest **gout,
 			   struct pcb_progress *prog, struct pcb_verify *ver, uint64_t *t_go, uint64_t *t_done,
-			   char *why, size_t whylen)
+			   bool check_app, char *why, size_t whylen)
 {
 	const struct pcb_config *cfg = r->cfg;
 	uint8_t *region = pcb_local_region(&r->im, r->npages);
@@ -726,7 +892,10 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		munmap(region, r->npages * PCB_PAGE_SIZE);
 		return PCB_EXIT_SOFTWARE;
 	}
-	rc = pcb_local_verify(region, &r->im, r->npages, ver, why, whylen);
+	rc = r->im.mem ? (memset(ver, 0, sizeof(*ver)), 0)   /* a bytes image: nothing migrated, nothing to check */
+		       : pcb_local_verify(region, &r->im, r->npages, ver, why, whylen);
+	if (!rc && check_app && pcb_wl_is_app(gc.ops))
+		app_check(r, *gout);
 	munmap(region, r->npages * PCB_PAGE_SIZE);
 	if (!rc && pcb_progress_collect(prog, *gout, cfg->vcpus, gc.bucket_ns, *t_go) < 0) {
 		snprintf(why, whylen, "out of memory for the progress series");
@@ -773,35 +942,23 @@ static int write_progress_csv(struct run *r, const struct pcb_progress *p, const
 	return 0;
 }
 
-/* --policy=local: no source, no pager; the guest over a populated region. */
-static int run_local_only(struct run *r, const struct pcb_wl_params *prm)
+
+/* --record: the guest's access trace */
+static void save_record(struct run *r)
 {
-	char why[512];
-	uint64_t t_go, t_done;
-	int rc = run_local_guest(r, prm, r->cfg->record[0] != 0, &r->guest, &r->prog, &r->ver, &t_go, &t_done, why, sizeof(why));
-	if (rc) {
-		pcb_err("%s", why);
-		if (r->guest)
-			pcb_guest_destroy(r->guest);
-		return rc;
+	if (!r->cfg->record[0])
+		return;
+	int e = pcb_guest_record_save(r->guest, r->cfg->record);
+	if (e < 0) {
+		pcb_err("cannot write --record file '%s': %s", r->cfg->record, strerror(-e));
+		r->exit_code = PCB_EXIT_OSERR;
 	}
-	snprintf(r->trace_why, sizeof(r->trace_why), "no migration (--policy=local)");
-	r->verified = true;
-	r->ps.t_switchover_ns = r->ps.t_complete_ns = t_go;
-	r->ps.t_guest_done_ns = t_done;
-	r->ps.demand_cpu = r->ps.background_cpu = -1;
-	measure_cpu(r);
-	r->cpu.source_ns = -1;
-	pcb_hist_init(&r->ps.demand_rtt);
-	pcb_hist_init(&r->ps.demand_service);
-	if (r->cfg->record[0]) {
-		int e = pcb_guest_record_save(r->guest, r->cfg->record);
-		if (e < 0) {
-			pcb_err("cannot write --record file '%s': %s", r->cfg->record, strerror(-e));
-			r->exit_code = PCB_EXIT_OSERR;
-		}
-	}
-	r->t_end_ns = pcb_now_ns();
+}
+
+/* The run's integrity verdict (unless it already failed): a page corrupt or
+ * missing at the end, or a guest read that did not match the image. */
+static void integrity_verdict(struct run *r)
+{
 	uint64_t mism = 0;
 	for (unsigned v = 0; v < r->cfg->vcpus; v++)
 		mism += pcb_guest_result(r->guest, v)->read_mismatch;
@@ -811,12 +968,40 @@ static int run_local_only(struct run *r, const struct pcb_wl_params *prm)
 			 (unsigned long long)r->ver.pages_corrupt, (unsigned long long)r->ver.pages_missing,
 			 (unsigned long long)mism);
 	}
-	int erc = write_progress_csv(r, &r->prog, "");
-	int erc2 = emit_reports(r);
+}
+
+/* stdout and --json; a failed integrity check is also the last line on stderr */
+static int report(struct run *r)
+{
+	int erc = emit_reports(r);
 	if (r->exit_code == PCB_EXIT_VERIFY)
 		pcb_err("%s", r->error);
-	pcb_progress_free(&r->prog);
-	pcb_guest_destroy(r->guest);
+	return erc;
+}
+
+/* --policy=local: no source, no pager; the guest over a populated region. */
+static int run_local_only(struct run *r)
+{
+	char why[512];
+	uint64_t t_go, t_done;
+	int rc = run_local_guest(r, &r->prm, r->cfg->record[0] != 0, &r->guest, &r->prog, &r->ver, &t_go, &t_done, true, why, sizeof(why));
+	if (rc) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	snprintf(r->trace_why, sizeof(r->trace_why), "no migration (--policy=local)");
+	r->verified = true;
+	r->ps.t_switchover_ns = r->ps.t_complete_ns = t_go;
+	r->ps.t_guest_done_ns = t_done;
+	r->ps.demand_cpu = r->ps.background_cpu = -1;
+	measure_cpu(r);
+	pcb_hist_init(&r->ps.demand_rtt);
+	pcb_hist_init(&r->ps.demand_service);
+	save_record(r);
+	r->t_end_ns = pcb_now_ns();
+	integrity_verdict(r);
+	int erc = write_progress_csv(r, &r->prog, "");
+	int erc2 = report(r);
 	return r->exit_code ? r->exit_code : erc ? erc : erc2;
 }
 
@@ -847,46 +1032,28 @@ static int policy_validate(struct run *r, const struct pcb_policy_ops *pol, char
 	return rc;
 }
 
-int pcb_run_migration(const struct pcb_config *cfg_in)
+/* ---- phase 1: set up ------------------------------------------------------------------ */
+
+/* --pager=process: the pager threads run in another process: no UFFDIO_MOVE
+ * across mm, and the tracer attaches to this process before that one exists */
+static int check_pager_process(const struct pcb_config *cfg)
 {
-	struct pcb_config resolved = *cfg_in;   /* defaults that depend on other options, made explicit (and recorded) */
-	pcb_config_resolve(&resolved);
-	const struct pcb_config *cfg = &resolved;
-	struct run R = { .cfg = cfg, .cpu.source_ns = -1 }, *r = &R;
-	char why[512];
-	int rc;
+	if (strcmp(cfg->pager, "process"))
+		return 0;
+	const char *bad = !strcmp(cfg->install, "move") ? "install" : !strcmp(cfg->trace_usdt, "on") ? "trace-usdt" :
+			  !strcmp(cfg->trace_messages, "on") ? "trace-messages" : NULL;
+	if (!bad)
+		return 0;
+	pcb_err("invalid value for --%s: '%s' cannot be combined with --pager=process%s", bad,
+		!strcmp(bad, "install") ? cfg->install : "on",
+		!strcmp(bad, "install") ? " (UFFDIO_MOVE cannot move pages between two processes)"
+					: " (the probes and reads would be in the pager process)");
+	return PCB_EXIT_USAGE;
+}
 
-	pcb_sock_buf_bytes = (int)cfg->socket_buffer;   /* our connections, and the forked source's */
-
-	const struct pcb_policy_ops *pol = pcb_policy_find(cfg->policy);
-	const struct pcb_workload_ops *wl = pcb_workload_find(cfg->workload);
-	if (pcb_policy_check(pol, why, sizeof(why)) < 0 || pcb_workload_check(wl, why, sizeof(why)) < 0) {
-		pcb_err("%s", why);
-		return PCB_EXIT_SOFTWARE;
-	}
-	/* refuse bad input before starting anything (source process, sockets, userfaultfd) */
-	if ((rc = pcb_huge_validate(cfg, why, sizeof(why))) != 0) {
-		pcb_err("%s", why);
-		return rc;
-	}
-	if (!strcmp(cfg->pager, "process")) {
-		/* the pager threads run in another process: no UFFDIO_MOVE across
-		 * mm, and the tracer attaches to this process before that one exists */
-		const char *bad = !strcmp(cfg->install, "move") ? "install" : !strcmp(cfg->trace_usdt, "on") ? "trace-usdt" :
-				  !strcmp(cfg->trace_messages, "on") ? "trace-messages" : NULL;
-		if (bad) {
-			pcb_err("invalid value for --%s: '%s' cannot be combined with --pager=process%s", bad,
-				!strcmp(bad, "install") ? cfg->install : "on",
-				!strcmp(bad, "install") ? " (UFFDIO_MOVE cannot move pages between two processes)"
-							: " (the probes and reads would be in the pager process)");
-			return PCB_EXIT_USAGE;
-		}
-	}
-	if (!cfg->duration_ns && !cfg->ops) {
-		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
-		return PCB_EXIT_USAGE;
-	}
-	/* an output file that cannot be written is found now, not after the run */
+/* an output file that cannot be written is found now, not after the run */
+static int check_outputs(const struct pcb_config *cfg)
+{
 	const struct { const char *opt, *path; } outs[] = {
 		{ "json", cfg->json }, { "timeline", cfg->timeline }, { "progress-csv", cfg->progress_csv },
 		{ "record", cfg->record }, { "trace-events", cfg->trace_events },
@@ -898,6 +1065,75 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 			return PCB_EXIT_USAGE;
 		}
 	}
+	return 0;
+}
+
+/* --policy-end and --channels as the policy's system has them, unless given:
+ * both made explicit in the resolved configuration (and so in the JSON). */
+static int policy_resolve_transport(struct run *r, const struct pcb_policy_ops *pol, struct pcb_config *cfg, char *why,
+				    size_t whylen)
+{
+	enum pcb_policy_end end;
+	if (pcb_policy_end_parse(pol, strcmp(cfg->policy_end, "auto") ? cfg->policy_end : "", &end, why, whylen) < 0)
+		return PCB_EXIT_USAGE;
+	snprintf(cfg->policy_end, sizeof(cfg->policy_end), "%s", pcb_policy_end_name(end));
+	unsigned want = 0;
+	if (pol->channels) {
+		struct pcb_policy p = r->polopts;
+		p.ops = pol;
+		want = pol->channels(&p);
+	}
+	if (!cfg->channels) {
+		cfg->channels = want ? want : 2;
+	} else if (want && want != cfg->channels) {
+		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with --policy-opt '%s' uses %u connection%s; "
+			 "leave --channels out, or change the policy's knobs)", cfg->channels, pol->name, cfg->policy_opt, want,
+			 want == 1 ? "" : "s");
+		return PCB_EXIT_USAGE;
+	}
+	if (end == PCB_POLICY_SOURCE && cfg->reconnect_timeout_ns) {
+		snprintf(why, whylen, "invalid value for --reconnect-timeout: a policy at the source (--policy-end=source) "
+			 "does not resume a lost connection yet");
+		return PCB_EXIT_USAGE;
+	}
+	return pcb_huge_validate(cfg, why, whylen);
+}
+
+/* Bad input is refused before anything starts (source process, sockets, userfaultfd). */
+static int setup_check(struct run *r)
+{
+	const struct pcb_config *cfg = r->cfg;
+	char why[512];
+	int rc;
+	r->pol = pcb_policy_resolve(cfg->policy, why, sizeof(why));   /* a name or ./x.so */
+	if (!r->pol) {
+		pcb_err("%s", why);
+		return PCB_EXIT_USAGE;
+	}
+	r->wl = pcb_workload_find(cfg->workload);
+	if (pcb_policy_check(r->pol, why, sizeof(why)) < 0 || pcb_workload_check(r->wl, why, sizeof(why)) < 0) {
+		pcb_err("%s", why);
+		return PCB_EXIT_SOFTWARE;
+	}
+	if ((rc = pcb_huge_validate(cfg, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	if ((rc = check_pager_process(cfg)) != 0)
+		return rc;
+	if (!cfg->duration_ns && !cfg->ops) {
+		pcb_err("invalid value for --duration: '0' needs --ops to bound the run");
+		return PCB_EXIT_USAGE;
+	}
+	return check_outputs(cfg);
+}
+
+/* The image, the host, pinning, the workload's and policy's options, the network. */
+static int setup_params(struct run *r)
+{
+	const struct pcb_config *cfg = r->cfg;
+	char why[512];
+	int rc;
 	pcb_verbose = (int)cfg->verbose;
 	r->npages = cfg->mem / PCB_PAGE_SIZE;
 	pcb_image_init(&r->im, cfg->seed, r->npages, cfg->zero_pages);
@@ -907,145 +1143,180 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		return PCB_EXIT_USAGE;
 	}
 	r->t_start_ns = pcb_now_ns();
-
-	struct pcb_wl_params prm = { .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus,
-				     .zipf_theta = cfg->zipf_theta, .im = &r->im };
-	if (pcb_wl_parse_opts(wl, cfg->workload_opt, &prm, why, sizeof(why)) < 0 ||
-	    pcb_policy_parse_opts(&r->polopts, pol, cfg->policy_opt, why, sizeof(why)) < 0) {
+	r->prm = (struct pcb_wl_params){ .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus,
+					 .zipf_theta = cfg->zipf_theta, .im = &r->im };
+	if (pcb_wl_parse_opts(r->wl, cfg->workload_opt, &r->prm, why, sizeof(why)) < 0 ||
+	    pcb_policy_parse_opts(&r->polopts, r->pol, cfg->policy_opt, why, sizeof(why)) < 0 ||
+	    (cfg->replay[0] && pcb_policy_replay_file(&r->polopts, r->pol, cfg->replay, why, sizeof(why)) < 0)) {
 		pcb_err("%s", why);
 		return PCB_EXIT_USAGE;
 	}
-	if (cfg->replay[0] && pcb_policy_replay_file(&r->polopts, pol, cfg->replay, why, sizeof(why)) < 0) {
-		pcb_err("%s", why);
-		return PCB_EXIT_USAGE;
-	}
-	if ((rc = policy_validate(r, pol, why, sizeof(why))) != 0) {
+	if ((rc = policy_validate(r, r->pol, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
 		return rc;
 	}
-	if ((rc = pcb_net_prepare(cfg, &r->net)) != 0)
+	/* the resolved configuration is this run's own copy (pcb_run_migration) */
+	if ((rc = policy_resolve_transport(r, r->pol, (struct pcb_config *)cfg, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	if ((rc = pcb_net_prepare(cfg, &r->net)) != 0 || (rc = image_prepare(r)) != 0)
 		return rc;
 	r->local = !strcmp(cfg->policy, "local");
 	if (r->local && cfg->precopy_ns) {
 		pcb_err("invalid value for --precopy: --policy=local is not a migration");
 		return PCB_EXIT_USAGE;
 	}
-	if (r->local)
-		return run_local_only(r, &prm);
-	struct pcb_progress base = { 0 };
-	bool have_base = false;
-	if (strcmp(cfg->baseline, "none") && strcmp(cfg->baseline, "run")) {
-		/* a progress CSV from an earlier --policy=local run of the same guest */
-		struct pcb_progress_meta m;
-		if ((rc = pcb_progress_load_csv(cfg->baseline, &base, &m, why, sizeof(why))) != 0) {
-			pcb_err("--baseline: %s", why);
-			return rc;
-		}
-		const char *bad = strcmp(m.policy, "local") ? "policy" : strcmp(m.workload, cfg->workload) ? "workload" :
-				  m.seed != cfg->seed ? "seed" : m.vcpus != cfg->vcpus ? "vcpus" :
-				  m.bucket_ms != cfg->bucket_ms ? "bucket-ms" : strcmp(m.guest, cfg->guest) ? "guest" : NULL;
-		if (bad) {
-			pcb_err("invalid value for --baseline: '%s' is not a --policy=local run of this guest (its %s differs: "
-				"policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u guest=%s)", cfg->baseline, bad, m.policy,
-				m.workload, (unsigned long long)m.seed, m.vcpus, m.bucket_ms, m.guest);
-			pcb_progress_free(&base);
-			return PCB_EXIT_USAGE;
-		}
-		have_base = true;
-	}
-	if (!strcmp(cfg->baseline, "run")) {
-		struct pcb_guest *bg = NULL;
-		struct pcb_verify bv;
-		uint64_t t0, t1;
-		struct rusage ru0, ru1;
-		getrusage(RUSAGE_SELF, &ru0);
-		rc = run_local_guest(r, &prm, false, &bg, &base, &bv, &t0, &t1, why, sizeof(why));
-		getrusage(RUSAGE_SELF, &ru1);
-		r->baseline_cpu_ns = rusage_ns(&ru1) - rusage_ns(&ru0);   /* not the migration's */
-		if (!rc && (bv.pages_corrupt || bv.pages_missing)) {
-			snprintf(why, sizeof(why), "the local baseline run failed its integrity check: %llu corrupt, %llu missing pages",
-				 (unsigned long long)bv.pages_corrupt, (unsigned long long)bv.pages_missing);
-			rc = PCB_EXIT_VERIFY;
-		}
-		if (bg)
-			pcb_guest_destroy(bg);
-		if (rc) {
-			pcb_err("%s", why);
-			return rc;
-		}
-		have_base = true;
-	}
+	return 0;
+}
 
-	if (cfg->precopy_ns) {
-		if (r->net.remote) {
-			pcb_err("invalid value for --precopy: the guest runs at the source only when pcbench forks it (not with pcbench dest)");
-			return PCB_EXIT_USAGE;
-		}
-		if (strcmp(cfg->install, "copy")) {
-			pcb_err("invalid value for --install: '%s' (--precopy installs with copy)", cfg->install);
-			return PCB_EXIT_USAGE;
-		}
-		r->precopy_src = pcb_precopy_source_mem(&r->im, r->npages);
-		r->dest_written = calloc((r->npages + 63) / 64, sizeof(uint64_t));
-		if (!r->precopy_src || !r->dest_written) {
-			pcb_err("out of memory for the source's memory (--precopy)");
-			free_precopy(r);
-			return PCB_EXIT_OSERR;
-		}
+/* --baseline=FILE: a progress CSV from an earlier --policy=local run of the same guest */
+static int load_baseline(struct run *r)
+{
+	const struct pcb_config *cfg = r->cfg;
+	struct pcb_progress_meta m;
+	char why[512];
+	int rc = pcb_progress_load_csv(cfg->baseline, &r->base, &m, why, sizeof(why));
+	if (rc) {
+		pcb_err("--baseline: %s", why);
+		return rc;
 	}
+	const char *bad = strcmp(m.policy, "local") ? "policy" : strcmp(m.workload, cfg->workload) ? "workload" :
+			  m.seed != cfg->seed ? "seed" : m.vcpus != cfg->vcpus ? "vcpus" :
+			  m.bucket_ms != cfg->bucket_ms ? "bucket-ms" : strcmp(m.guest, cfg->guest) ? "guest" : NULL;
+	if (bad) {
+		pcb_err("invalid value for --baseline: '%s' is not a --policy=local run of this guest (its %s differs: "
+			"policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u guest=%s)", cfg->baseline, bad, m.policy,
+			m.workload, (unsigned long long)m.seed, m.vcpus, m.bucket_ms, m.guest);
+		return PCB_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* --baseline=run: the same guest over a local region first */
+static int run_baseline(struct run *r)
+{
+	struct pcb_guest *bg = NULL;
+	struct pcb_verify bv;
+	uint64_t t0, t1;
+	char why[512];
+	struct rusage ru0, ru1;
+	getrusage(RUSAGE_SELF, &ru0);
+	int rc = run_local_guest(r, &r->prm, false, &bg, &r->base, &bv, &t0, &t1, false, why, sizeof(why));
+	getrusage(RUSAGE_SELF, &ru1);
+	r->baseline_cpu_ns = rusage_ns(&ru1) - rusage_ns(&ru0);   /* not the migration's (results.cpu) */
+	if (!rc && (bv.pages_corrupt || bv.pages_missing)) {
+		snprintf(why, sizeof(why), "the local baseline run failed its integrity check: %llu corrupt, %llu missing pages",
+			 (unsigned long long)bv.pages_corrupt, (unsigned long long)bv.pages_missing);
+		rc = PCB_EXIT_VERIFY;
+	}
+	if (bg)
+		pcb_guest_destroy(bg);
+	if (rc)
+		pcb_err("%s", why);
+	return rc;
+}
+
+static int setup_baseline(struct run *r)
+{
+	int rc = 0;
+	if (!strcmp(r->cfg->baseline, "run"))
+		rc = run_baseline(r);
+	else if (strcmp(r->cfg->baseline, "none"))
+		rc = load_baseline(r);
+	else
+		return 0;
+	r->have_base = rc == 0;
+	return rc;
+}
+
+/* --precopy: the source's memory, shared with the forked source */
+static int setup_precopy(struct run *r)
+{
+	const struct pcb_config *cfg = r->cfg;
+	if (!cfg->precopy_ns)
+		return 0;
+	if (r->net.remote) {
+		pcb_err("invalid value for --precopy: the guest runs at the source only when pcbench forks it (not with pcbench dest)");
+		return PCB_EXIT_USAGE;
+	}
+	if (strcmp(cfg->install, "copy")) {
+		pcb_err("invalid value for --install: '%s' (--precopy installs with copy)", cfg->install);
+		return PCB_EXIT_USAGE;
+	}
+	r->precopy_src = pcb_precopy_source_mem(&r->im, r->npages);
+	r->dest_written = calloc((r->npages + 63) / 64, sizeof(uint64_t));
+	if (!r->precopy_src || !r->dest_written) {
+		pcb_err("out of memory for the source's memory (--precopy)");
+		return PCB_EXIT_OSERR;
+	}
+	return 0;
+}
+
+/* the huge-page pool, the source (forked, or pcbench dest's remote one), the pager */
+static int setup_source_and_pager(struct run *r)
+{
+	const struct pcb_config *cfg = r->cfg;
+	char why[512];
+	int rc;
 	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE &&
 	    (rc = pcb_huge_check_pool(PCB_HUGE_SYSDIR, r->npages * PCB_PAGE_SIZE / pcb_page_size_bytes(cfg), why, sizeof(why)))) {
 		pcb_err("%s", why);
-		free_precopy(r);
 		return rc;
 	}
 	if (r->net.remote)
 		r->port = r->net.port;   /* pcbench dest: the source runs elsewhere */
 	else if ((rc = fork_source(r, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
-		free_precopy(r);
 		return rc;
 	}
 	struct pcb_pager_cfg pc = {
-		.npages = r->npages, .nvcpus = cfg->vcpus, .policy = pol, .policy_opts = &r->polopts,
+		.npages = r->npages, .nvcpus = cfg->vcpus, .policy = r->pol, .policy_opts = &r->polopts,
 		.batch_pages = cfg->batch_pages,
 		.window = cfg->window, .io_timeout_ns = cfg->io_timeout_ns,
 		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
-		.install_mode = pcb_install_parse(cfg->install), .install_batch = cfg->install_batch,
+		.install = cfg->install, .install_batch = cfg->install_batch,
 		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = !strcmp(cfg->pager, "process"),
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
 		.kernel_faults = !strcmp(cfg->guest, "kvm"),
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
-		.channels = cfg->channels, .resend_inflight = !strcmp(cfg->inflight, "resend"),
+		.push = !strcmp(cfg->policy_end, "source"), .policy_spec = cfg->policy, .policy_opt_str = cfg->policy_opt,
+		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
+		.resend_inflight = !strcmp(cfg->inflight, "resend"),
 	};
-	rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why));
-	if (rc) {
+	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
-		reap_source(r, true);
-		free_precopy(r);
 		return rc;
 	}
 	/* shared with the policy, which runs in the pager process with --pager=process */
-	r->first_touch = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE,
-			      (strcmp(cfg->pager, "process") ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
-	if (r->first_touch == MAP_FAILED) {
+	void *ft = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE,
+			(strcmp(cfg->pager, "process") ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
+	if (ft == MAP_FAILED) {
 		pcb_err("out of memory for the first-touch record");
-		free_precopy(r);
 		return PCB_EXIT_OSERR;
 	}
+	r->first_touch = ft;
 	/* a real destination has no first-touch record: the policy sees it only with its oracle knob */
-	r->oracle_first_touch = pcb_policy_oracle_first_touch(pol, &r->polopts);
+	r->oracle_first_touch = pcb_policy_oracle_first_touch(r->pol, &r->polopts);
 	if (r->oracle_first_touch)
 		pcb_pager_set_first_touch(r->pager, r->first_touch);
+	return 0;
+}
+
+/* the vCPU threads, started and parked until the switch-over */
+static int setup_guest(struct run *r)
+{
+	const struct pcb_config *cfg = r->cfg;
+	char why[512];
 	const _Atomic uint64_t *faults[PCB_MAX_VCPUS];
 	for (unsigned v = 0; v < cfg->vcpus; v++)
 		faults[v] = pcb_pager_vcpu_faults(r->pager, v);
 	struct pcb_guest_cfg gc = {
-		.ops = wl,
-		.prm = prm,
+		.ops = r->wl,
+		.prm = r->prm,
 		.region = pcb_pager_region(r->pager), .im = &r->im, .write_ratio = cfg->write_ratio,
 		.duration_ns = cfg->duration_ns, .ops_limit = cfg->ops, .first_touch = r->first_touch,
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = cfg->record[0] != 0,
@@ -1053,17 +1324,14 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		.precopy_region = r->precopy_src, .dest_written = r->dest_written,
 		.on_end = guest_ended, .on_end_arg = r->pager,
 	};
-	rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
+	int rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
 	if (rc) {
 		pcb_err("%s", why);
-		pcb_pager_destroy(r->pager);
-		reap_source(r, true);
-		free_precopy(r);
 		return rc;
 	}
+	r->stranded = true;   /* vCPU threads exist from here until they are joined */
 	if ((rc = pcb_guest_start(r->guest)) != 0) {
 		pcb_err("cannot start the guest threads");
-		free_precopy(r);
 		return rc;
 	}
 	for (unsigned v = 0; v < cfg->vcpus; v++) {
@@ -1071,79 +1339,102 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		if (r->pin.cpu[PCB_PIN_GUEST] >= 0)
 			pcb_pin_tid(pcb_guest_tid(r->guest, v), r->pin.cpu[PCB_PIN_GUEST]);
 	}
-	if (strcmp(cfg->trace, "off") != 0) {
-		struct pcb_trace_opts to = {
-			.pid = getpid(), .region_start = (uintptr_t)pcb_pager_region(r->pager),
-			.region_len = r->npages * PCB_PAGE_SIZE, .events = cfg->trace_events[0] != 0,
-			.events_path = cfg->trace_events[0] ? cfg->trace_events : NULL,
-			.usdt = !strcmp(cfg->trace_usdt, "on"),
-			.usdt_binary = "/proc/self/exe", .verbose = (int)cfg->verbose,
-			/* which faults' messages the pager read: counts as the pager's */
-			.msgs = !strcmp(cfg->trace_messages, "on") ||
-				(!strcmp(cfg->trace_messages, "auto") && !strcmp(cfg->trace, "on") && strcmp(cfg->pager, "process")),
-		};
-		rc = pcb_trace_start(&to, &r->trace, r->trace_why, sizeof(r->trace_why));
-		if (rc && !strcmp(cfg->trace, "on")) {
-			pcb_err("--trace=on: %s", r->trace_why);
-			pcb_guest_go(r->guest, 0);   /* release nothing: exit below */
-			reap_source(r, true);
-			fflush(NULL);
-			_exit(rc);
-		}
-		if (rc) {
-			pcb_log("tracing off: %s", r->trace_why);
-			r->trace = NULL;
-		}
-		for (unsigned v = 0; r->trace && v < cfg->vcpus; v++)
-			pcb_trace_add_thread(r->trace, pcb_guest_tid(r->guest, v));
-	} else {
-		snprintf(r->trace_why, sizeof(r->trace_why), "disabled with --trace=off");
-	}
+	return 0;
+}
 
-	if (cfg->precopy_ns) {
-		/* the guest runs at the source while pages are pre-copied; returns with the vCPUs stopped */
-		struct pcb_pager_stats ps0;
-		pcb_pager_stats(r->pager, &ps0);
-		struct pcb_precopy_net net = {
-			.host = cfg->host, .port = r->port, .key = r->net.key.len ? &r->net.key : NULL,
-			.link_bps = r->net.link_bps, .link_delay_ns = ps0.link.delay_ns,
-			.timeout_ms = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC),
-		};
-		rc = pcb_precopy_run(r->pager, r->guest, r->precopy_src, r->npages, cfg->precopy_ns,
-				     strcmp(cfg->precopy_transport, "tcp") ? NULL : &net, !strcmp(cfg->precopy_final, "resend"),
-				     &r->pc, why, sizeof(why));
-		if (rc) {
-			pcb_err("%s", why);
-			reap_source(r, true);
-			fflush(NULL);
-			_exit(rc);   /* vCPUs are parked on a gate that will not open */
-		}
+/* --trace: the BPF programs, attached to this process and the vCPU threads */
+static int setup_trace(struct run *r)
+{
+	const struct pcb_config *cfg = r->cfg;
+	if (!strcmp(cfg->trace, "off")) {
+		snprintf(r->trace_why, sizeof(r->trace_why), "disabled with --trace=off");
+		return 0;
 	}
-	/* switch-over */
+	struct pcb_trace_opts to = {
+		.pid = getpid(), .region_start = (uintptr_t)pcb_pager_region(r->pager),
+		.region_len = r->npages * PCB_PAGE_SIZE, .events = cfg->trace_events[0] != 0,
+		.events_path = cfg->trace_events[0] ? cfg->trace_events : NULL,
+		.usdt = !strcmp(cfg->trace_usdt, "on"),
+		.usdt_binary = "/proc/self/exe", .verbose = (int)cfg->verbose,
+		/* which faults' messages the pager read: counts as the pager's */
+		.msgs = !strcmp(cfg->trace_messages, "on") ||
+			(!strcmp(cfg->trace_messages, "auto") && !strcmp(cfg->trace, "on") && strcmp(cfg->pager, "process")),
+	};
+	int rc = pcb_trace_start(&to, &r->trace, r->trace_why, sizeof(r->trace_why));
+	if (rc && !strcmp(cfg->trace, "on")) {
+		pcb_err("--trace=on: %s", r->trace_why);
+		return rc;   /* the vCPUs stay parked: the run is stranded */
+	}
+	if (rc) {
+		pcb_log("tracing off: %s", r->trace_why);
+		r->trace = NULL;
+	}
+	for (unsigned v = 0; r->trace && v < cfg->vcpus; v++)
+		pcb_trace_add_thread(r->trace, pcb_guest_tid(r->guest, v));
+	return 0;
+}
+
+/* ---- phase 2: switch-over ---------------------------------------------------------------- */
+
+/* the guest runs at the source while pages are pre-copied; returns with the vCPUs stopped */
+static int run_precopy(struct run *r)
+{
+	const struct pcb_config *cfg = r->cfg;
+	char why[512];
+	struct pcb_pager_stats ps0;
+	pcb_pager_stats(r->pager, &ps0);
+	struct pcb_precopy_net net = {
+		.host = cfg->host, .port = r->port, .key = r->net.key.len ? &r->net.key : NULL,
+		.link_bps = r->net.link_bps, .link_delay_ns = ps0.link.delay_ns,
+		.timeout_ms = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC),
+	};
+	int rc = pcb_precopy_run(r->pager, r->guest, r->precopy_src, r->npages, cfg->precopy_ns,
+				 strcmp(cfg->precopy_transport, "tcp") ? NULL : &net, !strcmp(cfg->precopy_final, "resend"),
+				 &r->pc, why, sizeof(why));
+	if (rc)
+		pcb_err("%s", why);   /* vCPUs are parked on a gate that will not open: stranded */
+	return rc;
+}
+
+static int switch_over(struct run *r)
+{
+	int rc;
+	if (r->cfg->precopy_ns && (rc = run_precopy(r)) != 0)
+		return rc;
 	if ((rc = pcb_pager_start(r->pager)) != 0) {
 		pcb_err("cannot start the pager threads");
 		return rc;
 	}
 	pcb_pager_stats(r->pager, &r->ps);
-	if (cfg->precopy_ns)
+	if (r->cfg->precopy_ns)
 		pcb_guest_resume(r->guest, r->ps.t_switchover_ns);
 	else
 		pcb_guest_go(r->guest, r->ps.t_switchover_ns);
+	return 0;
+}
+
+/* ---- phase 3: wait (for the guest, then for the last page) -------------------------------- */
+
+static int wait_for_completion(struct run *r)
+{
+	char why[512];
+	int rc;
 	/* Wait for the guest without spinning: the pager's poll until every page
 	 * is present (it returns at once after that), then the guest's own end.
 	 * The last vCPU starts the drain itself (guest_ended). */
 	while (pcb_guest_running(r->guest)) {
 		rc = pcb_pager_poll(r->pager, 20, why, sizeof(why));
 		if (rc < 0)
-			die_midrun(r, -rc, why);
+			return fail_midrun(r, -rc, why);
 		if (rc == 1) {
 			pcb_guest_wait(r->guest);
 			break;
 		}
 	}
 	pcb_guest_join(r->guest);
-	pcb_pager_guest_done(r->pager);   /* no-op unless the guest ended before on_end was set up */
-	for (unsigned v = 0; cfg->precopy_ns && v < cfg->vcpus; v++) {
+	pcb_pager_guest_done(r->pager);   /* done already by the last vCPU (guest_ended); a no-op then */
+	r->stranded = false;
+	for (unsigned v = 0; r->cfg->precopy_ns && v < r->cfg->vcpus; v++) {
 		r->pc.guest_ops += pcb_guest_result(r->guest, v)->precopy_ops;
 		r->pc.guest_writes += pcb_guest_result(r->guest, v)->precopy_writes;
 	}
@@ -1152,92 +1443,147 @@ int pcb_run_migration(const struct pcb_config *cfg_in)
 		snprintf(r->error, sizeof(r->error), "%s", pcb_guest_error(r->guest));
 		pcb_err("%s", r->error);
 	}
-	for (;;) {
+	do {
 		rc = pcb_pager_poll(r->pager, 100, why, sizeof(why));
 		if (rc < 0)
-			die_midrun(r, -rc, why);
-		if (rc == 1)
-			break;
-	}
+			return fail_midrun(r, -rc, why);
+	} while (rc != 1);
+	return 0;
+}
+
+/* ---- phase 4: verify ---------------------------------------------------------------------- */
+
+static void verify_pages(struct run *r)
+{
+	char why[512];
 	pcb_pager_finish(r->pager);
-	rc = pcb_pager_verify(r->pager, &r->ver, why, sizeof(why));
+	int rc = pcb_pager_verify(r->pager, &r->ver, why, sizeof(why));
 	if (rc) {
 		pcb_err("%s", why);
 		r->exit_code = rc;
 		snprintf(r->error, sizeof(r->error), "%s", why);
-	} else {
-		r->verified = true;
-		if (r->precopy_src) {
-			/* pages written at the source must carry the source's last write */
-			r->pc.stale_pages = pcb_precopy_check(pcb_pager_region(r->pager), r->precopy_src, r->npages, r->dest_written,
-							   r->ver.first_bad, &r->ver.nfirst_bad, 8);
-			r->ver.pages_corrupt += r->pc.stale_pages;
-			if (r->ver.pages_verified >= r->pc.stale_pages)
-				r->ver.pages_verified -= r->pc.stale_pages;
-		}
+		return;
 	}
-	if (r->trace)
-		pcb_trace_stop(r->trace);
-	pcb_pager_stats(r->pager, &r->ps);
-	r->t_drain_start_ns = r->ps.t_guest_done_ns;   /* when the pager was told (the drain began) */
-	if (pcb_guest_end_ns(r->guest))   /* the vCPUs' own end, not when the pager was told */
-		r->ps.t_guest_done_ns = pcb_guest_end_ns(r->guest);
-	if (pcb_progress_collect(&r->prog, r->guest, cfg->vcpus, gc.bucket_ns, r->ps.t_switchover_ns) < 0 ||
-	    (have_base && pcb_progress_compare(&r->prog, &base) < 0)) {
+	r->verified = true;
+	if (pcb_wl_is_app(r->wl) && !pcb_guest_error(r->guest))
+		app_check(r, r->guest);
+	if (r->precopy_src && !r->im.mem) {   /* a bytes image: the arrival digests already judge staleness */
+		/* pages written at the source must carry the source's last write */
+		r->pc.stale_pages = pcb_precopy_check(pcb_pager_region(r->pager), r->precopy_src, r->npages, r->dest_written,
+						   r->ver.first_bad, &r->ver.nfirst_bad, 8);
+		r->ver.pages_corrupt += r->pc.stale_pages;
+		if (r->ver.pages_verified >= r->pc.stale_pages)
+			r->ver.pages_verified -= r->pc.stale_pages;
+	}
+}
+
+/* ---- phase 5: report ---------------------------------------------------------------------- */
+
+/* the progress series (and the baseline's) with their CSVs */
+static void collect_progress(struct run *r)
+{
+	uint64_t bucket_ns = (uint64_t)r->cfg->bucket_ms * PCB_NSEC_PER_MSEC;
+	if (pcb_progress_collect(&r->prog, r->guest, r->cfg->vcpus, bucket_ns, r->ps.t_switchover_ns) < 0 ||
+	    (r->have_base && pcb_progress_compare(&r->prog, &r->base) < 0)) {
 		pcb_err("out of memory for the progress series");
 		r->exit_code = PCB_EXIT_OSERR;
 	}
-	if (write_progress_csv(r, &r->prog, "") || (have_base && write_progress_csv(r, &base, "-local")))
+	if (write_progress_csv(r, &r->prog, "") || (r->have_base && write_progress_csv(r, &r->base, "-local")))
 		r->exit_code = PCB_EXIT_OSERR;
-	pcb_progress_free(&base);
-	if (cfg->record[0]) {
-		int e = pcb_guest_record_save(r->guest, cfg->record);
-		if (e < 0) {
-			pcb_err("cannot write --record file '%s': %s", cfg->record, strerror(-e));
-			r->exit_code = PCB_EXIT_OSERR;
-		}
-	}
-	{
-		const struct pcb_installer *in = pcb_pager_installer(r->pager);
-		struct pcb_mem_range g[2] = { { in->region, in->len }, { in->alias, in->len } };
-		struct pcb_mem_range rec = { r->first_touch, r->npages * 4 };
-		pcb_mem_measure(&r->mem, g, 2, &rec, 1, cfg->mem);
-		r->mem.pager_process_hwm = pcb_pager_process_peak_rss_kib(r->pager) * 1024;
-	}
+}
+
+/* memory, prefetch and --timeline, from the pager's records */
+static void collect_placement(struct run *r)
+{
+	const struct pcb_installer *in = pcb_pager_installer(r->pager);
+	struct pcb_mem_range g[2] = { { in->region, in->len }, { in->alias, in->len } };
+	struct pcb_mem_range rec = { r->first_touch, r->npages * 4 };
+	pcb_mem_measure(&r->mem, g, 2, &rec, 1, r->cfg->mem);
+	r->mem.pager_process_hwm = pcb_pager_process_peak_rss_kib(r->pager) * 1024;
 	pcb_prefetch_compute_window(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
 				    pcb_pager_install_kind(r->pager),
 				    r->ps.t_guest_done_ns > r->ps.t_switchover_ns
 					    ? (r->ps.t_guest_done_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0,
 				    r->ps.t_complete_ns >= r->ps.t_switchover_ns
 					    ? (r->ps.t_complete_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0);
-	if (cfg->timeline[0]) {
-		int e = pcb_timeline_write(cfg->timeline, r->pager, r->npages, r->first_touch);
+	if (r->cfg->timeline[0]) {
+		int e = pcb_timeline_write(r->cfg->timeline, r->pager, r->npages, r->first_touch);
 		if (e < 0) {
-			pcb_err("cannot write --timeline file '%s': %s", cfg->timeline, strerror(-e));
+			pcb_err("cannot write --timeline file '%s': %s", r->cfg->timeline, strerror(-e));
 			r->exit_code = PCB_EXIT_OSERR;
 		}
 	}
+}
+
+static int collect_and_report(struct run *r)
+{
+	if (r->trace)
+		pcb_trace_stop(r->trace);
+	pcb_pager_stats(r->pager, &r->ps);
+	r->t_drain_start_ns = r->ps.t_guest_done_ns;   /* when the pager was told (the drain began) */
+	if (pcb_guest_end_ns(r->guest))   /* the vCPUs' own end, not when the pager was told */
+		r->ps.t_guest_done_ns = pcb_guest_end_ns(r->guest);
+	collect_progress(r);
+	save_record(r);
+	collect_placement(r);
 	reap_source(r, false);
 	measure_cpu(r);
 	r->t_end_ns = pcb_now_ns();
+	integrity_verdict(r);
+	int erc = report(r);
+	return r->exit_code ? r->exit_code : erc;
+}
 
-	uint64_t mism = 0;
-	for (unsigned v = 0; v < cfg->vcpus; v++)
-		mism += pcb_guest_result(r->guest, v)->read_mismatch;
-	if (!r->exit_code && (r->ver.pages_corrupt || r->ver.pages_missing || mism)) {
-		r->exit_code = PCB_EXIT_VERIFY;
-		snprintf(r->error, sizeof(r->error), "integrity check failed: %llu corrupt, %llu missing pages, %llu reads did not match the image",
-			 (unsigned long long)r->ver.pages_corrupt, (unsigned long long)r->ver.pages_missing,
-			 (unsigned long long)mism);
+static int run_postcopy(struct run *r)
+{
+	int rc;
+	if ((rc = setup_baseline(r)) || (rc = setup_precopy(r)) || (rc = setup_source_and_pager(r)) ||
+	    (rc = setup_guest(r)) || (rc = setup_trace(r)))
+		return rc;
+	if ((rc = switch_over(r)) || (rc = wait_for_completion(r)))
+		return rc;
+	verify_pages(r);
+	return collect_and_report(r);
+}
+
+/* The one cleanup path.  A stranded run (vCPU threads never joined, or the
+ * pager failed mid-run) keeps everything the threads may still touch: the
+ * pager process and the source are killed, and the caller ends the process. */
+static int run_cleanup(struct run *r, int rc)
+{
+	if (r->stranded) {
+		if (r->pager)
+			pcb_pager_abort(r->pager);
+		reap_source(r, true);
+		return rc;
 	}
-	int erc = emit_reports(r);
-	if (r->exit_code == PCB_EXIT_VERIFY)
-		pcb_err("%s", r->error);
 	pcb_trace_free(r->trace);
 	pcb_progress_free(&r->prog);
+	pcb_progress_free(&r->base);
 	pcb_guest_destroy(r->guest);
 	pcb_pager_destroy(r->pager);
-	munmap(r->first_touch, r->npages * 4);
+	if (r->first_touch)
+		munmap(r->first_touch, r->npages * 4);
+	reap_source(r, true);
 	free_precopy(r);
-	return r->exit_code ? r->exit_code : erc;
+	image_release(r);
+	return rc;
+}
+
+int pcb_run_migration(const struct pcb_config *cfg_in, bool *stranded)
+{
+	struct pcb_config resolved = *cfg_in;   /* defaults that depend on other options, made explicit (and recorded) */
+	pcb_config_resolve(&resolved);
+	struct stat isb;
+	if (resolved.image[0] && stat(resolved.image, &isb) == 0 && S_ISREG(isb.st_mode))
+		resolved.mem = (uint64_t)isb.st_size;   /* --mem is the image's size (checked when it is mapped) */
+	struct run R = { .cfg = &resolved, .cpu.source_ns = -1 }, *r = &R;
+	pcb_sock_buf_bytes = (int)resolved.socket_buffer;   /* our connections, and the forked source's */
+	int rc = setup_check(r);
+	if (!rc)
+		rc = setup_params(r);
+	if (!rc)
+		rc = r->local ? run_local_only(r) : run_postcopy(r);
+	*stranded = r->stranded;
+	return run_cleanup(r, rc);
 }

@@ -160,6 +160,8 @@ struct sim {
 	int32_t *waiters;            /* per page: first waiting vCPU, -1 = none */
 	struct sender snd[2];
 	struct bslot *ring;
+	unsigned wsize;              /* batches in flight: --window, or (push) enough to fill the socket buffer */
+	unsigned batch_pages;        /* --batch, or what the policy asks for (ops->batch_pages) */
 	uint64_t next_id, done_id;
 	uint64_t tat;                /* link free at */
 	uint64_t utat;               /* ... for demand replies reserved ahead of background frames */
@@ -460,13 +462,15 @@ static void flush_zero(struct sim *s, uint64_t now)
 static void refill(struct sim *s, uint64_t now)
 {
 	const struct pcb_policy_ops *ops = s->pol.ops;
-	while (!s->complete && s->next_id - s->done_id < s->sp->window) {
-		struct bslot *rb = &s->ring[s->next_id % s->sp->window];
-		struct pcb_batch b = { .r = rb->r, .max_ranges = PCB_MAX_RANGES, .max_pages = s->sp->batch_pages };
+	while (!s->complete && s->next_id - s->done_id < s->wsize) {
+		struct bslot *rb = &s->ring[s->next_id % s->wsize];
+		struct pcb_batch b = { .r = rb->r, .max_ranges = PCB_MAX_RANGES, .max_pages = s->batch_pages };
 		unsigned n = 0;
 		bool drain = false;
 		if (ops->background)
 			n = ops->next_batch(&s->pol, &b);
+		if (!n && s->sp->push)   /* the source moves every page (source/push.c) */
+			n = pcb_policy_fill_sequential(&s->pol, &b, &s->drain_cursor);
 		if (!n && s->drain) {
 			n = pcb_policy_fill_sequential(&s->pol, &b, &s->drain_cursor);
 			drain = n > 0;
@@ -475,7 +479,9 @@ static void refill(struct sim *s, uint64_t now)
 			break;
 		rb->nr = b.nr;
 		rb->drain = drain;
-		struct item it = { .batch = true, .due = now + s->sp->rtt_ns, .slot = (unsigned)(s->next_id % s->sp->window) };
+		/* pulled: due at the source a round trip later; pushed: the source decides it now */
+		struct item it = { .batch = true, .due = now + (s->sp->push ? 0 : s->sp->rtt_ns),
+				   .slot = (unsigned)(s->next_id % s->wsize) };
 		s->next_id++;
 		s->res->bg_batches++;
 		s->res->bg_pages_requested += n;
@@ -542,6 +548,10 @@ static void ev_vcpu(struct sim *s, unsigned v, uint64_t now)
 	if (s->pol.ops->on_fault)
 		s->pol.ops->on_fault(&s->pol, pg, now);
 	bool first = pcb_bit_set(s->ps.demanded, pg);
+	/* a page of a batch in flight is not asked for again (fault_waits_queued: CRIU) */
+	bool queued = first && !s->sp->push && s->pol.ops->fault_waits_queued && pcb_bit_test(s->ps.claimed, pg);
+	if (queued)
+		first = false;
 	if (s->sp->keep_faults) {
 		if (!(res->nfault_ev & (res->nfault_ev + 1)) || !res->fault_ev) {   /* grow at 0, 1, 3, 7, ... */
 			void *n = realloc(res->fault_ev, (res->nfault_ev + 1) * 2 * sizeof(*res->fault_ev));
@@ -737,8 +747,13 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	res->inst_kind = calloc(npages, sizeof(*res->inst_kind));
 	s->vc = calloc(res->nvcpus, sizeof(*s->vc));
 	s->waiters = malloc(npages * sizeof(*s->waiters));
-	s->ring = calloc(sp->window, sizeof(*s->ring));
-	struct pcb_range *ranges = s->ring ? calloc((size_t)PCB_MAX_RANGES * sp->window, sizeof(*ranges)) : NULL;
+	s->wsize = sp->window;
+	if (sp->push) {   /* a pushing source keeps its socket buffer full: that many batches queued */
+		uint64_t w = PCB_SIM_SOCKQ_BYTES / ((uint64_t)sp->batch_pages * PCB_PAGE_SIZE) + 1;
+		s->wsize = w > 64 ? 64 : w < sp->window ? sp->window : (unsigned)w;
+	}
+	s->ring = calloc(s->wsize, sizeof(*s->ring));
+	struct pcb_range *ranges = s->ring ? calloc((size_t)PCB_MAX_RANGES * s->wsize, sizeof(*ranges)) : NULL;
 	if (!res->vcpu || !res->first_touch || !res->inst_us || !res->inst_kind || !s->vc || !s->waiters || !ranges ||
 	    pcb_ps_init(&s->ps, npages) < 0) {
 		free(ranges);
@@ -747,7 +762,7 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 		snprintf(why, whylen, "simulate: out of memory for %llu pages", (unsigned long long)npages);
 		return PCB_EXIT_OSERR;
 	}
-	for (unsigned i = 0; i < sp->window; i++)
+	for (unsigned i = 0; i < s->wsize; i++)
 		s->ring[i].r = ranges + (size_t)PCB_MAX_RANGES * i;
 	memset(s->waiters, 0xff, npages * sizeof(*s->waiters));
 	s->snd[SND_DEMAND].demand = true;
@@ -792,6 +807,14 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	}
 	/* a real destination has no first-touch record: only with the policy's oracle knob */
 	s->pol.first_touch = pcb_policy_oracle_first_touch(ops, &s->pol) ? res->first_touch : NULL;
+	/* as the pager (pager/lifecycle.c, background.c bg_window): the policy's batch size and in-flight limit */
+	s->batch_pages = sp->batch_pages;
+	if (ops->batch_pages) {
+		unsigned bp = ops->batch_pages(&s->pol);
+		s->batch_pages = bp && bp <= PCB_MAX_BATCH_PAGES ? bp : s->batch_pages;
+	}
+	if (!sp->push && ops->max_inflight && ops->max_inflight < s->wsize)
+		s->wsize = ops->max_inflight;
 
 	uint64_t w0 = pcb_now_ns(), c0 = cpu_ns();
 	for (unsigned v = 0; v < res->nvcpus; v++) {

@@ -76,6 +76,9 @@ struct pcb_sim_params {
 	uint64_t bg_zero_ns;         /* background install per zero page (batched UFFDIO_ZEROPAGE) */
 	uint64_t bg_poll_ns;         /* an idle background thread asks the policy again after this long (live: 2 ms) */
 	bool keep_faults;            /* record every fault (for --timeline) */
+	bool push;                   /* the policy runs at the source (--policy-end=source): its batches
+				      * leave without a request, as many queued as fill the socket buffer
+				      * (PCB_SIM_SOCKQ_BYTES); on_fault is the request's arrival there */
 };
 
 /* Defaults: this machine's measured costs (README "Simulator"), the live

@@ -20,6 +20,7 @@ struct simcfg {
 	char trace[4096];
 	char policy[512];
 	char policy_opt[512];
+	char policy_end[16];
 	char link[64];
 	char think[32];
 	char json[4096];
@@ -46,14 +47,18 @@ static const struct simopt simopts[] = {
 	{ "policy", O_STR, SOFF(policy), SSZ(policy), "sequential",
 	  "policy (see `pcbench list`; every registered one but local), a comma list, or all: one run each, compared in a table", 0, 0 },
 	{ "policy-opt", O_STR, SOFF(policy_opt), SSZ(policy_opt), "", "policy knobs key=value[,key=value]", 0, 0 },
+	{ "policy-end", O_STR, SOFF(policy_end), SSZ(policy_end), "auto",
+	  "where the policy runs, as a live run's --policy-end: auto (the policy's own), source (its batches are pushed "
+	  "without a request, as many queued as fill the socket buffer) or destination (pulled, --window batches in flight)", 0, 0 },
 	{ "replay", O_STR, SOFF(replay), SSZ(replay), "", "as a live run's --replay: the trace the replay policy pulls first (its file= knob)", 0, 0 },
 	{ "link", O_STR, SOFF(link), SSZ(link), "",
 	  "BANDWIDTH[,RTT] as for a live run; default: this machine's loopback (21.6gbit = 2.7 GB/s, RTT 16us)", 0, 0 },
 	{ "batch", O_UINT, SOFF(sp.batch_pages), 0, "64", "pages per background batch", 1, 4096 },
 	{ "window", O_UINT, SOFF(sp.window), 0, "4", "background batches in flight", 1, 64 },
-	{ "channels", O_UINT, SOFF(sp.channels), 0, "2",
+	{ "channels", O_UINT, SOFF(sp.channels), 0, "0",
 	  "2: demand replies on their own connection, ahead of background frames on the link; 1: one shared connection "
-	  "(replies served first at frame boundaries, behind the background bytes in the socket buffer)", 1, 2 },
+	  "(replies served first at frame boundaries, behind the background bytes in the socket buffer); 0: as a live "
+	  "run, what the policy's system uses (qemu: 1, or 2 with preempt=on; others 2)", 0, 2 },
 	{ "mem", O_SIZE, SOFF(mem), 0, "0", "guest size (0 = the trace's page count)", 0, 1e15 },
 	{ "seed", O_U64, SOFF(sp.seed), 0, "1", "image seed (which pages are zero, as the live run's --seed)", 0, 1.8446744073709552e19 },
 	{ "zero-pages", O_DBL, SOFF(sp.zero_pages), 0, "0.25", "fraction of zero pages in the image (live --zero-pages)", 0, 1 },
@@ -206,7 +211,8 @@ static int sim_parse(struct simcfg *c, int argc, char **argv)
 		}
 	}
 	if (!c->run_pages_set)
-		/* source/source.c: PCB_LINK_RUN_PAGES on an emulated link, PCB_SHARED_RUN_PAGES on a shared connection */
+		/* source/source.c: PCB_LINK_RUN_PAGES on an emulated link, PCB_SHARED_RUN_PAGES on a shared connection
+		 * (set again per policy once its channels are known: run_for) */
 		c->sp.run_pages = (c->link[0] && c->sp.bps) || c->sp.channels == 1 ? 16 : PCB_MAX_RUN_PAGES;
 	if (!strcmp(c->think, "recorded")) {
 		c->sp.think_ns = PCB_SIM_THINK_RECORDED;
@@ -267,6 +273,35 @@ static void fmt_ns(uint64_t ns, char *b, size_t n)
 		snprintf(b, n, "%.1f ms", (double)ns / 1e6);
 	else
 		snprintf(b, n, "%.1f µs", (double)ns / 1e3);
+}
+
+/* The parameters of one policy's run: where it runs and the connections its
+ * system uses, resolved as a live run does (run/run.c policy_resolve_transport). */
+static int run_params(const struct simcfg *c, const struct pcb_policy_ops *ops, const struct pcb_policy *opts,
+		      struct pcb_sim_params *sp, const char **end_name, char *why, size_t whylen)
+{
+	enum pcb_policy_end end;
+	*sp = c->sp;
+	if (pcb_policy_end_parse(ops, strcmp(c->policy_end, "auto") ? c->policy_end : "", &end, why, whylen) < 0)
+		return PCB_EXIT_USAGE;
+	*end_name = pcb_policy_end_name(end);
+	sp->push = end == PCB_POLICY_SOURCE;
+	unsigned want = 0;
+	if (ops->channels) {
+		struct pcb_policy p = *opts;
+		p.ops = ops;
+		want = ops->channels(&p);
+	}
+	if (!sp->channels)
+		sp->channels = want ? want : 2;
+	else if (want && want != sp->channels) {
+		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with these knobs uses %u)", sp->channels,
+			 ops->name, want);
+		return PCB_EXIT_USAGE;
+	}
+	if (!c->run_pages_set)
+		sp->run_pages = (c->link[0] && sp->bps) || sp->channels == 1 ? 16 : PCB_MAX_RUN_PAGES;
+	return 0;
 }
 
 static void write_header(const struct simcfg *c, const struct pcb_atrace *t, const struct pcb_sim_result *r, FILE *fp)
@@ -474,6 +509,7 @@ static void write_json(const struct simcfg *c, const struct pcb_atrace *t, const
 	pcb_json_str(j, "trace", c->trace);
 	pcb_json_str(j, "policy", c->policy);
 	pcb_json_str(j, "policy_opt", c->policy_opt);
+	pcb_json_str(j, "policy_end", c->policy_end);
 	pcb_json_str(j, "link", c->link[0] ? c->link : "default (this machine's loopback)");
 	pcb_json_u64(j, "link_bps", c->sp.bps);
 	pcb_json_u64(j, "link_rtt_ns", c->sp.rtt_ns);
@@ -549,11 +585,9 @@ static int policy_list(const struct simcfg *c, const struct pcb_policy_ops **out
 	char buf[sizeof(c->policy)];
 	snprintf(buf, sizeof(buf), "%s", c->policy);
 	for (char *sv, *tok = strtok_r(buf, ",", &sv); tok; tok = strtok_r(NULL, ",", &sv)) {
-		const struct pcb_policy_ops *ops = pcb_policy_find(tok);
-		if (!ops) {
-			snprintf(why, whylen, "invalid value for --policy: unknown policy '%s' (see `pcbench list`)", tok);
+		const struct pcb_policy_ops *ops = pcb_policy_resolve(tok, why, whylen);   /* a name or ./x.so */
+		if (!ops)
 			return -1;
-		}
 		if (n == SIM_MAX_POLICIES) {
 			snprintf(why, whylen, "invalid value for --policy: more than %d policies", SIM_MAX_POLICIES);
 			return -1;
@@ -628,7 +662,15 @@ int pcb_cmd_simulate(int argc, char **argv)
 		goto out;
 	}
 	for (int i = 0; i < n; i++) {
-		rc = pcb_sim_run(&c.sp, &t, ops[i], &opts[i], &res[i], why, sizeof(why));
+		struct pcb_sim_params sp;
+		const char *end_name;
+		rc = run_params(&c, ops[i], &opts[i], &sp, &end_name, why, sizeof(why));
+		if (!rc && n == 1) {   /* one policy: the header and the JSON show what it ran with */
+			c.sp = sp;
+			snprintf(c.policy_end, sizeof(c.policy_end), "%s", end_name);
+		}
+		if (!rc)
+			rc = pcb_sim_run(&sp, &t, ops[i], &opts[i], &res[i], why, sizeof(why));
 		if (rc) {
 			pcb_err("%s%s", strncmp(why, "simulate:", 9) ? "simulate: " : "", why);
 			goto out;

@@ -1,4 +1,5 @@
 #include "source/source.h"
+#include "source/push.h"
 #include "wire/handshake.h"
 #include "wire/link.h"
 #include "wire/proto.h"
@@ -13,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #define MAX_CONNS 256
@@ -45,12 +48,17 @@ struct pcb_source_state {
 	atomic_int finished_sessions;
 	atomic_ullong pages_sent, zero_sent, bad_frames, auth_failures, resumes;
 	atomic_ullong conns[PCB_CHAN_SHARED + 1];   /* connections past the handshake, per HELLO channel */
+	/* --policy-end=source: the engine of the current migration (set by the
+	 * connection that received PUSH; the demand connection tells it of requests) */
+	_Atomic(struct pcb_push *) push;
+	pthread_mutex_t push_lock;        /* replacing the engine */
+	uint64_t corrupt_page;            /* tests only (PCB_TEST_CORRUPT_PAGE): serve this page with a byte flipped */
 };
 
 /* A reply waiting in the delay line: due = arrival + link delay. */
 struct item {
 	uint64_t due;
-	uint16_t type;            /* request type: REQ, RANGES, DIGEST_REQ, PING */
+	uint16_t type;            /* request type: REQ, RANGES, DIGEST_REQ, PING; PUSH_END (end of a pushed stream) */
 	uint64_t arg;
 	uint64_t count;           /* DIGEST_REQ count */
 	struct pcb_range_wire *r; /* RANGES (host order) */
@@ -75,7 +83,13 @@ struct sconn {
 	size_t txlen;
 	bool bye;
 	bool rx_end;              /* shared connection: the destination said BYE or went away while we sent */
+	struct pcb_push *push;    /* this connection carries the pushed stream (PUSH received) */
 };
+
+/* Pushed batches queued ahead of the socket: enough that the sender never
+ * waits for the policy, few enough that a demand request still steers the
+ * next batch (QEMU's sender picks each page when it is about to send it). */
+#define PUSH_QUEUED 2
 
 static bool shared_conn(const struct sconn *sc)
 {
@@ -101,6 +115,8 @@ static void src_fill(const struct pcb_source_state *st, uint64_t pg, void *buf)
 		memcpy(buf, st->cfg->mem + (pg << PCB_PAGE_SHIFT), PCB_PAGE_SIZE);
 	else
 		pcb_image_fill(&st->im, pg, buf);
+	if (pg == st->corrupt_page)
+		((uint8_t *)buf)[100] ^= 1;   /* its digest stays the true one: verification must catch it */
 }
 
 static void spin_delay(uint64_t ns)
@@ -212,6 +228,10 @@ static uint32_t item_frame_len(struct sconn *sc, const struct item *it, uint16_t
 		*type = PCB_MSG_PONG;
 		*arg = it->arg;
 		return (uint32_t)it->arg;
+	case PCB_MSG_PUSH_END:
+		*type = PCB_MSG_PUSH_END;
+		*arg = 0;
+		return sizeof(struct pcb_push_end_wire);
 	}
 	return 0;
 }
@@ -230,6 +250,9 @@ static int item_emit(struct sconn *sc, struct item *it)
 			spin_delay(st->cfg->demand_delay_ns);
 		r = tx_frame(sc, type, arg, NULL, len, shared_conn(sc) ? PCB_FRAME_URGENT : 0);
 		atomic_fetch_add(type == PCB_MSG_ZERO ? &st->zero_sent : &st->pages_sent, 1);
+		struct pcb_push *e = atomic_load(&st->push);
+		if (e)
+			pcb_push_sent(e, arg, 1);
 		return r < 0 ? -1 : 1;
 	case PCB_MSG_RANGES:
 		r = tx_frame(sc, type, arg, NULL, len, 0);
@@ -241,6 +264,11 @@ static int item_emit(struct sconn *sc, struct item *it)
 			atomic_fetch_add(&st->zero_sent, 1);
 		else
 			atomic_fetch_add(&st->pages_sent, len / PCB_PAGE_SIZE);
+		if (sc->push) {
+			uint64_t n = type == PCB_MSG_ZERO ? 1 : len / PCB_PAGE_SIZE;
+			pcb_push_sent(sc->push, arg, n);
+			sc->push->pages += n;
+		}
 		it->off += type == PCB_MSG_ZERO ? 1 : len / PCB_PAGE_SIZE;
 		if (it->off == it->r[it->ri].count) {
 			it->off = 0;
@@ -252,14 +280,20 @@ static int item_emit(struct sconn *sc, struct item *it)
 		if (!d)
 			return -1;
 		for (uint64_t i = 0; i < it->count; i++)
-			d[i] = htole64(st->cfg->mem ? pcb_page_digest(st->cfg->mem + ((it->arg + i) << PCB_PAGE_SHIFT))
-						   : pcb_image_digest(&st->im, it->arg + i));
+			d[i] = htole64(st->cfg->bytes_image ? pcb_page_digest_full(st->cfg->mem + ((it->arg + i) << PCB_PAGE_SHIFT))
+				       : st->cfg->mem ? pcb_page_digest(st->cfg->mem + ((it->arg + i) << PCB_PAGE_SHIFT))
+						      : pcb_image_digest(&st->im, it->arg + i));
 		r = tx_frame(sc, type, arg, d, len, 0);
 		free(d);
 		return r < 0 ? -1 : 1;
 	}
 	case PCB_MSG_PING:
 		return tx_frame(sc, type, arg, NULL, len, 0) < 0 ? -1 : 1;
+	case PCB_MSG_PUSH_END: {
+		struct pcb_push_end_wire w = { htole64(sc->push->pages), htole64(sc->push->batches),
+					       htole64(sc->push->sendq_max), htole64((uint64_t)sc->push->sndbuf) };
+		return tx_frame(sc, type, arg, &w, len, 0) < 0 ? -1 : 1;
+	}
 	}
 	return -1;
 }
@@ -279,6 +313,42 @@ static void uitem_pop(struct sconn *sc)
 }
 
 static int parse_frames(struct sconn *sc, uint64_t t_rx);
+static bool enqueue(struct sconn *sc, const struct item *it);
+
+/* The pushed stream: keep PUSH_QUEUED batches queued; once the policy and the
+ * address-order fill have nothing left, queue PUSH_END.  -1: out of memory. */
+static int push_refill(struct sconn *sc)
+{
+	struct pcb_push *e = sc->push;
+	struct pcb_range r[PCB_MAX_RANGES];
+	while (!e->ended && sc->qlen < PUSH_QUEUED) {
+		unsigned nr = 0;
+		unsigned n = pcb_push_next(e, r, &nr);
+		struct item it = { .due = pcb_now_ns(), .type = n ? PCB_MSG_RANGES : PCB_MSG_PUSH_END };
+		if (n) {
+			it.arg = e->next_id++;
+			it.nr = nr;
+			it.r = malloc(nr * sizeof(*it.r));
+			if (!it.r)
+				return -1;
+			for (unsigned i = 0; i < nr; i++)
+				it.r[i] = (struct pcb_range_wire){ r[i].first, r[i].count };
+			e->batches++;
+		} else {
+			e->ended = true;
+		}
+		enqueue(sc, &it);   /* room: qlen < PUSH_QUEUED */
+	}
+	return 0;
+}
+
+/* The pushed stream's socket: how much it holds unsent or unacknowledged. */
+static void push_sample_sendq(struct sconn *sc)
+{
+	int q = 0;
+	if (ioctl(sc->c.fd, SIOCOUTQ, &q) == 0 && (uint64_t)q > sc->push->sendq_max)
+		sc->push->sendq_max = (uint64_t)q;
+}
 
 /* Shared connection, between background frames: take in what the destination
  * has sent meanwhile (demand requests join uq) without blocking.  0, or -1
@@ -308,6 +378,8 @@ static uint64_t run_queue(struct sconn *sc)
 	bool shared = shared_conn(sc);
 	uint64_t next = UINT64_MAX;
 	for (;;) {
+		if (sc->push && push_refill(sc) < 0)
+			return 0;
 		uint64_t now = pcb_now_ns();
 		struct item *it = NULL;
 		bool urgent = false;
@@ -333,6 +405,7 @@ static uint64_t run_queue(struct sconn *sc)
 		 * spinning; demand replies are released exactly */
 		bool is_demand = urgent || sc->channel == PCB_CHAN_DEMAND;
 		bool stream = sc->channel == PCB_CHAN_BACKGROUND || (shared && it->type == PCB_MSG_RANGES);
+		bool chunked = shared || sc->push;   /* flushed every 64 KiB, requests read in between */
 		uint64_t early = stream ? 100 * PCB_NSEC_PER_USEC : 0;
 		if (paced && !it->rel) {
 			uint16_t type;
@@ -358,9 +431,12 @@ static uint64_t run_queue(struct sconn *sc)
 			else
 				item_pop(sc);
 		}
-		if ((is_demand || (shared && (!stream || sc->txlen >= PCB_SHARED_FLUSH))) && tx_flush(sc) < 0)
+		bool flush = is_demand || (chunked && (!stream || sc->txlen >= PCB_SHARED_FLUSH));
+		if (flush && tx_flush(sc) < 0)
 			return 0;
-		if (shared && !urgent && sc->txlen == 0 && shared_peek(sc) < 0)
+		if (flush && sc->push)
+			push_sample_sendq(sc);
+		if (chunked && !urgent && sc->txlen == 0 && shared_peek(sc) < 0)
 			return 0;
 		next = UINT64_MAX;
 	}
@@ -377,6 +453,8 @@ static uint64_t shared_sockq_ns(struct sconn *sc)
 	uint64_t bps = atomic_load_explicit(&sc->st->link.bps, memory_order_relaxed), bytes = 0;
 	if (!bps)
 		return 0;
+	if (sc->push && !sc->push->ended)   /* a pushing sender keeps the socket buffer full */
+		return (uint64_t)((unsigned __int128)PCB_LINK_SOCKQ_BYTES * 8 * PCB_NSEC_PER_SEC / bps);
 	for (unsigned k = 0; k < sc->qlen && bytes < PCB_LINK_SOCKQ_BYTES; k++) {
 		const struct item *it = &sc->q[(sc->qhead + k) % MAX_ITEMS];
 		if (it->type != PCB_MSG_RANGES)
@@ -409,6 +487,38 @@ static bool enqueue(struct sconn *sc, const struct item *it)
 	return true;
 }
 
+/* PUSH: open the policy at the source; this connection carries its stream.
+ * 0, or -1 (refused: the reason goes back in an ERROR frame). */
+static int push_start(struct sconn *sc, const uint8_t *payload)
+{
+	struct pcb_source_state *st = sc->st;
+	struct pcb_push_wire w;
+	char why[200];
+	memcpy(&w, payload, sizeof(w));
+	w.batch_pages = le32toh(w.batch_pages);
+	w.reserved = le32toh(w.reserved);
+	if (sc->push || (sc->channel != PCB_CHAN_BACKGROUND && sc->channel != PCB_CHAN_SHARED)) {
+		reject(sc, "PUSH on channel %d (only once, on the background or shared connection)", sc->channel);
+		return -1;
+	}
+	struct pcb_push *e;
+	if (pcb_push_open(&e, &w, st->npages, why, sizeof(why)) < 0) {
+		reject(sc, "PUSH refused: %s", why);
+		return -1;
+	}
+	int one = 0;
+	socklen_t sl = sizeof(one);
+	if (getsockopt(sc->c.fd, SOL_SOCKET, SO_SNDBUF, &one, &sl) == 0)
+		e->sndbuf = one;
+	pthread_mutex_lock(&st->push_lock);
+	e->older = atomic_load(&st->push);   /* an earlier session's engine: freed with the state */
+	atomic_store(&st->push, e);
+	pthread_mutex_unlock(&st->push_lock);
+	sc->push = e;
+	pcb_log("source: pushing with policy %s (batches of %u pages)", e->pol.ops->name, e->batch_pages);
+	return 0;
+}
+
 /* Handle one received frame. 0 = go on, 1 = BYE, -1 = end the connection. */
 static int handle_frame(struct sconn *sc, const struct pcb_hdr *h, const uint8_t *p, uint64_t t_rx)
 {
@@ -417,9 +527,16 @@ static int handle_frame(struct sconn *sc, const struct pcb_hdr *h, const uint8_t
 			   .type = h->type, .arg = h->arg };
 	char why[160];
 	switch (h->type) {
-	case PCB_MSG_REQ:
+	case PCB_MSG_REQ: {
+		struct pcb_push *e = atomic_load(&st->push);
+		if (e)
+			pcb_push_request(e, h->arg);   /* the policy hears of it as the source receives it */
+		break;
+	}
 	case PCB_MSG_PING:
 		break;
+	case PCB_MSG_PUSH:
+		return push_start(sc, p) < 0 ? -1 : 0;
 	case PCB_MSG_RANGES: {
 		long n = pcb_proto_check_ranges(p, h->len, st->npages, why, sizeof(why));
 		if (n < 0) {
@@ -643,12 +760,16 @@ struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg)
 	st->cfg = cfg;
 	st->npages = cfg->mem_bytes / PCB_PAGE_SIZE;
 	pcb_image_init(&st->im, cfg->seed, st->npages, cfg->zero_fraction);
+	const char *cp = getenv("PCB_TEST_CORRUPT_PAGE");
+	st->corrupt_page = cp ? strtoull(cp, NULL, 0) : UINT64_MAX;
 	pcb_link_init(&st->link);
 	pthread_mutex_init(&st->conns_lock, NULL);
+	pthread_mutex_init(&st->push_lock, NULL);
 	for (int i = 0; i < MAX_CONNS; i++)
 		st->conn_fd[i] = -1;
 	st->cw = (struct pcb_config_wire){ .mem_bytes = cfg->mem_bytes, .npages = st->npages, .seed = cfg->seed,
-					   .zero_threshold = st->im.zero_threshold, .page_size = PCB_PAGE_SIZE };
+					   .zero_threshold = st->im.zero_threshold, .page_size = PCB_PAGE_SIZE,
+					   .reserved = cfg->bytes_image && cfg->mem ? PCB_CFG_BYTES_IMAGE : 0 };
 	return st;
 }
 
@@ -659,6 +780,7 @@ uint64_t pcb_source_bad_frames(const struct pcb_source_state *st)
 
 void pcb_source_state_free(struct pcb_source_state *st)
 {
+	pcb_push_free(atomic_load(&st->push));
 	free(st);
 }
 

@@ -27,6 +27,10 @@ struct pcb_source_cfg {
 	 * it is now (--precopy: the guest ran at the source and wrote into this
 	 * shared mapping): pages are copied from it, zero pages detected by content. */
 	const uint8_t *mem;
+	/* mem is a bytes image (a file: --image, an application guest's
+	 * database image), not the seed's image: the handshake says so
+	 * (PCB_CFG_BYTES_IMAGE) and digests cover all 4096 bytes of a page. */
+	int bytes_image;
 };
 
 /* Serve on an already listening socket.  Returns an exit code. */

@@ -10,8 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/userfaultfd.h>
 #include <unistd.h>
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -44,6 +47,8 @@ struct pcb_trace {
 	const char *k_fault, *k_switch;
 	char k_wakeup[96], k_read[96];
 	char k_kvm[96], k_kvm_mmu[128], k_uffd[96], k_usdt[160];
+	char k_kfault[96], k_ranges[160], method_why[256];
+	bool kfault, follow;            /* kernel-fault and registration hooks attached */
 	bool mmu_btf, mmu_tp;           /* kvmmmu walk + spte_requested programs */
 	bool kvm_observable;            /* some KVM fault hook attached */
 	char exe[PATH_MAX];
@@ -250,6 +255,9 @@ static int read_fl(struct pcb_trace *t, struct pcb_trace_stats *s)
 	}
 	s->msgs = t->msgs;
 	s->wakeup = t->wakeup;
+	s->ranges = (uint64_t)__builtin_popcountll(__atomic_load_n(&t->fl->bss->range_bits, __ATOMIC_ACQUIRE));
+	for (int i = 0; i < 8; i++)
+		s->readers[i] = (pid_t)__atomic_load_n(&t->fl->bss->msg_tgids[i], __ATOMIC_ACQUIRE);
 	s->events_written = __atomic_load_n(&t->events_written, __ATOMIC_RELAXED);
 out:
 	free(sum);
@@ -314,6 +322,9 @@ static int read_threads(struct pcb_trace *t, struct pcb_trace_thread **out, size
 		arr[cnt].delivered = (t->msgs ? v->blocking - v->undelivered + v->late + v->delivered_noblock
 					      : v->blocking) + v->lost;
 		arr[cnt].nonblocking = v->nonblocking;
+		arr[cnt].kvm = v->kvm;
+		memcpy(arr[cnt].comm, v->comm, sizeof(arr[cnt].comm));
+		arr[cnt].comm[sizeof(arr[cnt].comm) - 1] = 0;
 		pcb_hist_init(&arr[cnt].hist);
 		pcb_hist_add_buckets(&arr[cnt].hist, v->bucket, PCB_HIST_BUCKETS);
 		cnt++;
@@ -420,12 +431,11 @@ int pcb_trace_refresh_ranges(struct pcb_trace *t)
 	}
 	free(line);
 	fclose(f);
-	/* Grow: ranges first, count last.  Shrink: count first. */
-	if (n < t->nranges)
-		__atomic_store_n(&t->fl->bss->nr_ranges, (uint32_t)n, __ATOMIC_RELEASE);
+	/* Before the programs are attached (afterwards the registration
+	 * hooks own the ranges): ranges first, their bits last. */
 	for (int i = 0; i < n; i++)
 		t->fl->bss->ranges[i] = r[i];
-	__atomic_store_n(&t->fl->bss->nr_ranges, (uint32_t)n, __ATOMIC_RELEASE);
+	__atomic_store_n(&t->fl->bss->range_bits, n >= 64 ? ~0ull : (1ull << n) - 1, __ATOMIC_RELEASE);
 	/* Write-protect faults are protection faults: only look at those when
 	 * some range is registered for them. */
 	__atomic_store_n(&t->fl->bss->accept_prot, wp ? 1u : 0u, __ATOMIC_RELEASE);
@@ -517,6 +527,12 @@ static void setup_faultlat_autoload(struct pcb_trace *t, struct faultlat_bpf *fl
 	bpf_program__set_autoload(fl->progs.fl_switch_tp, !btf);
 	bpf_program__set_autoload(fl->progs.fl_wakeup_tp, !btf && t->wakeup);
 	bpf_program__set_autoload(fl->progs.fl_read_exit, t->msgs);
+	bpf_program__set_autoload(fl->progs.fl_kfault_btf, btf && t->kfault);
+	bpf_program__set_autoload(fl->progs.fl_kfault_tp, !btf && t->kfault);
+	bpf_program__set_autoload(fl->progs.fl_ioctl_enter, t->follow);
+	bpf_program__set_autoload(fl->progs.fl_ioctl_exit, t->follow);
+	bpf_program__set_autoload(fl->progs.fl_munmap_exit, t->follow);
+	bpf_program__set_autoload(fl->progs.fl_mremap_exit, t->follow);
 	bpf_program__set_autoload(fl->progs.fl_kvm_btf, kvm_btf);
 	bpf_program__set_autoload(fl->progs.fl_kvm_tp, kvm_tp);
 	bpf_program__set_autoload(fl->progs.fl_kvm_walk_btf, t->mmu_btf);
@@ -546,6 +562,8 @@ static int open_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm_t
 	fl->rodata->track_msgs = t->msgs;
 	fl->rodata->btf_switch = btf;
 	fl->rodata->null_progs = t->o.null_progs;
+	fl->rodata->any_reader = t->msgs && t->o.any_reader;
+	fl->rodata->self_tgid = (uint32_t)getpid();
 	fl->rodata->block_times = t->o.events || t->wakeup;
 	if (t->o.events) {
 		bpf_map__set_max_entries(fl->maps.events, EVENTS_RB_BYTES);
@@ -610,6 +628,32 @@ static int start_pager(struct pcb_trace *t)
 	return 0;
 }
 
+/* The read hook recognises a userfaultfd by its file's f_op: read our own
+ * (not initialised: EINVAL) once so that the hook learns it. */
+static int learn_uffd_fops(struct pcb_trace *t)
+{
+	char buf[32];
+	int fd, err = 0;
+
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (fd < 0) {
+		fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+		if (fd >= 0) {
+			int u = ioctl(fd, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+			close(fd);
+			fd = u;
+		}
+	}
+	if (fd < 0)
+		return -errno;
+	__atomic_store_n(&t->fl->data->learn_fd, fd, __ATOMIC_RELEASE);
+	if (read(fd, buf, sizeof(buf)) >= 0 || !__atomic_load_n(&t->fl->bss->uffd_fops, __ATOMIC_ACQUIRE))
+		err = -ENOENT;
+	__atomic_store_n(&t->fl->data->learn_fd, -1, __ATOMIC_RELEASE);
+	close(fd);
+	return err;
+}
+
 /* Address filter, then attach: fault and scheduler hooks are required, the
  * rest optional (the message hook's failure makes the caller retry without). */
 static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm_tp, bool uffd,
@@ -629,7 +673,7 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 		t->fl->bss->ranges[0].end = o->region_start + o->region_len;
 		t->region_page_mask = vma_page_mask(o->pid, o->region_start);
 		t->fl->bss->ranges[0].page_mask = t->region_page_mask;
-		t->fl->bss->nr_ranges = 1;
+		t->fl->bss->range_bits = 1;
 		t->fl->bss->addr_filter = 1;
 		t->nranges = 1;
 	}
@@ -647,6 +691,34 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 	if (t->msgs && (err = attach_prog(t->fl->progs.fl_read_exit, &t->fl->links.fl_read_exit)))
 		return fail(why, whylen, exit_for_bpf_err(err), "attaching syscalls:sys_exit_read failed: %s",
 			    strerror(-err));
+	if (t->msgs && o->any_reader && (err = learn_uffd_fops(t)))
+		return fail(why, whylen, PCB_EXIT_UNAVAILABLE,
+			    "cannot recognise userfaultfd reads (own userfaultfd: %s)", strerror(-err));
+	/* Optional: without them, faults inside system calls are not seen /
+	 * the ranges are rescanned (the caller says so). */
+	if (t->kfault && (err = btf ? attach_prog(t->fl->progs.fl_kfault_btf, &t->fl->links.fl_kfault_btf)
+				    : attach_prog(t->fl->progs.fl_kfault_tp, &t->fl->links.fl_kfault_tp))) {
+		pcb_warn("trace: exceptions:page_fault_kernel: %s: faults inside system calls are not seen",
+			 strerror(-err));
+		snprintf(t->k_kfault, sizeof(t->k_kfault), "unavailable (attach: %s)", strerror(-err));
+		t->kfault = false;
+	}
+	if (t->follow && ((err = attach_prog(t->fl->progs.fl_ioctl_enter, &t->fl->links.fl_ioctl_enter)) ||
+			  (err = attach_prog(t->fl->progs.fl_ioctl_exit, &t->fl->links.fl_ioctl_exit)) ||
+			  (err = attach_prog(t->fl->progs.fl_munmap_exit, &t->fl->links.fl_munmap_exit)) ||
+			  (err = attach_prog(t->fl->progs.fl_mremap_exit, &t->fl->links.fl_mremap_exit)))) {
+		pcb_warn("trace: syscalls:*ioctl/munmap/mremap: %s: registrations are found by rescanning "
+			 "/proc/%d/smaps", strerror(-err), (int)o->pid);
+		bpf_link__destroy(t->fl->links.fl_ioctl_enter);
+		bpf_link__destroy(t->fl->links.fl_ioctl_exit);
+		bpf_link__destroy(t->fl->links.fl_munmap_exit);
+		bpf_link__destroy(t->fl->links.fl_mremap_exit);
+		t->fl->links.fl_ioctl_enter = t->fl->links.fl_ioctl_exit = NULL;
+		t->fl->links.fl_munmap_exit = t->fl->links.fl_mremap_exit = NULL;
+		snprintf(t->k_ranges, sizeof(t->k_ranges), "rescans of /proc/PID/smaps (tracepoints: %s)",
+			 strerror(-err));
+		t->follow = false;
+	}
 	t->kvm_observable = false;
 	if (kvm_btf || kvm_tp) {
 		err = kvm_btf ? attach_prog(t->fl->progs.fl_kvm_btf, &t->fl->links.fl_kvm_btf)
@@ -751,6 +823,13 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 	 * was preempted on its way into the wait. */
 	t->wakeup = o->wakeup || !btf;
 	t->msgs = o->msgs;
+	t->kfault = o->kernel_faults;
+	t->follow = o->uffd_ranges && o->follow_ranges;
+	snprintf(t->k_kfault, sizeof(t->k_kfault), "%s", o->kernel_faults ? "" : "off (not requested)");
+	snprintf(t->k_ranges, sizeof(t->k_ranges), "%s",
+		 !o->uffd_ranges ? (o->region_len ? "fixed region" : "any address")
+				 : t->follow ? "tracepoints (syscalls:sys_{enter,exit}_ioctl, sys_exit_munmap, "
+					       "sys_exit_mremap)" : "rescans of /proc/PID/smaps (not requested)");
 	if (!o->wakeup && btf)
 		snprintf(t->k_wakeup, sizeof(t->k_wakeup), "off (not requested)");
 	if (!o->msgs) {
@@ -767,7 +846,10 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 		if (t->wakeup)
 			snprintf(t->k_wakeup, sizeof(t->k_wakeup), "%s", btf ? "tp_btf" : "tracepoint");
 		if (t->msgs)
-			snprintf(t->k_read, sizeof(t->k_read), "tracepoint (syscalls:sys_exit_read)");
+			snprintf(t->k_read, sizeof(t->k_read), "tracepoint (syscalls:sys_exit_read%s)",
+				 o->any_reader ? ", any process" : "");
+		if (t->kfault)
+			snprintf(t->k_kfault, sizeof(t->k_kfault), "%s", btf ? "tp_btf" : "tracepoint");
 		code = open_faultlat(t, btf, kvm_btf, kvm_tp, uffd, why, whylen);
 		if (!code)
 			code = attach_faultlat(t, btf, kvm_btf, kvm_tp, uffd, why, whylen);
@@ -782,7 +864,8 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 		if (t->msgs) {
 			/* The message hook is optional: without it every blocking
 			 * fault counts, delivered or not. */
-			pcb_log("trace: fault-message hook unavailable (%s); continuing without it", why);
+			pcb_warn("trace: fault-message hook unavailable (%s); counting by the scheduler "
+				 "heuristic instead (a fault counts when it blocks)", why);
 			snprintf(t->k_read, sizeof(t->k_read), "unavailable (%s)", why);
 			t->msgs = false;
 			continue;
@@ -944,10 +1027,26 @@ int pcb_trace_read_threads(struct pcb_trace *t, struct pcb_trace_thread **out, s
 	return read_threads(t, out, n);
 }
 
+bool pcb_trace_follows_ranges(struct pcb_trace *t)
+{
+	return t && t->follow;
+}
+
+const char *pcb_trace_method(struct pcb_trace *t, const char **why)
+{
+	if (why)
+		*why = t && !t->msgs ? t->k_read : NULL;
+	return t && t->msgs ? "uffd_messages" : "scheduler_heuristic";
+}
+
 const char *pcb_trace_attach_kind(struct pcb_trace *t, const char *point)
 {
 	if (!t)
 		return NULL;
+	if (!strcmp(point, "page_fault_kernel"))
+		return t->k_kfault;
+	if (!strcmp(point, "ranges"))
+		return t->k_ranges;
 	if (!strcmp(point, "page_fault"))
 		return t->k_fault;
 	if (!strcmp(point, "sched_switch"))
@@ -1189,15 +1288,24 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_str(j, "kvm_page_fault", t->k_kvm);
 	pcb_json_str(j, "kvm_mmu", t->k_kvm_mmu);
 	pcb_json_str(j, "handle_userfault", t->k_uffd);
+	pcb_json_str(j, "page_fault_kernel", t->k_kfault);
+	pcb_json_str(j, "ranges", t->k_ranges);
 	pcb_json_str(j, "usdt", t->pg ? t->k_usdt : t->pg_reason);
 	pcb_json_obj_end(j);
+	pcb_json_str(j, "method", pcb_trace_method(t, NULL));
+	if (!t->msgs)
+		pcb_json_str(j, "method_reason", t->k_read);
 	pcb_json_obj_begin(j, "filter");
 	pcb_json_i64(j, "pid", t->o.pid);
 	pcb_json_arr_begin(j, "tids");
 	for (size_t i = 0; i < t->ntids; i++)
 		pcb_json_i64(j, NULL, t->tids[i]);
 	pcb_json_arr_end(j);
-	pcb_json_u64(j, "ranges", (uint64_t)t->nranges);
+	pcb_json_u64(j, "ranges", s->ranges);
+	pcb_json_arr_begin(j, "message_readers");
+	for (int i = 0; i < 8 && s->readers[i]; i++)
+		pcb_json_i64(j, NULL, s->readers[i]);
+	pcb_json_arr_end(j);
 	if (!t->o.uffd_ranges && t->o.region_len) {
 		pcb_json_u64(j, "region_start", t->o.region_start);
 		pcb_json_u64(j, "region_len", t->o.region_len);
@@ -1213,16 +1321,28 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_str(j, "faults_definition", t->msgs ? "message read by the handler (syscalls:sys_exit_read)"
 						     : "blocked in the fault (no message hook)");
 	pcb_json_u64(j, "faults", pcb_trace_faults(s));
+	/* every fault whose message the handler read: user, kernel-mode and KVM */
+	if (t->msgs)
+		pcb_json_u64(j, "uffd_faults", c[FL_C_MSGS]);
 	pcb_json_u64(j, "faults_blocked", c[FL_C_BLOCKED_ALL]);
 	pcb_json_u64(j, "faults_seen", c[FL_C_FAULTS]);
 	pcb_json_u64(j, "faults_nonblocking", c[FL_C_NONBLOCKING]);
 	pcb_json_u64(j, "faults_out_of_range", c[FL_C_OUT_OF_RANGE]);
+	pcb_json_u64(j, "faults_seen_kernel_mode", c[FL_C_KERNEL_FAULTS]);
+	pcb_json_obj_begin(j, "registrations");
+	pcb_json_u64(j, "registered", c[FL_C_REGISTER]);
+	pcb_json_u64(j, "ranges_removed_or_trimmed", c[FL_C_UNREGISTER]);
+	pcb_json_u64(j, "remapped", c[FL_C_REMAP]);
+	pcb_json_u64(j, "ranges_full", c[FL_C_RANGES_FULL]);
+	pcb_json_obj_end(j);
 	pcb_json_u64(j, "protection_faults_skipped", c[FL_C_PROT]);
 	pcb_json_obj_begin(j, "messages");
 	pcb_json_bool(j, "tracked", t->msgs);
 	pcb_json_u64(j, "read", c[FL_C_MSGS]);
 	pcb_json_u64(j, "unmatched", c[FL_C_MSG_UNMATCHED]);
 	pcb_json_u64(j, "without_thread_id", c[FL_C_MSG_NO_TID]);
+	pcb_json_u64(j, "matched_by_page", c[FL_C_MSG_BY_ADDR]);
+	pcb_json_u64(j, "other_processes", c[FL_C_MSG_OTHER]);
 	pcb_json_u64(j, "read_after_close", c[FL_C_MSG_LATE]);
 	pcb_json_u64(j, "delivered_without_block", c[FL_C_DELIVERED_NOBLOCK]);
 	pcb_json_u64(j, "blocked_resolved_before_read", c[FL_C_BLOCKED_UNDELIVERED]);
@@ -1282,7 +1402,9 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	for (size_t i = 0; i < nth; i++) {
 		pcb_json_obj_begin(j, NULL);
 		pcb_json_i64(j, "tid", th[i].tid);
+		pcb_json_str(j, "comm", th[i].comm);
 		pcb_json_u64(j, "faults", th[i].delivered);
+		pcb_json_u64(j, "kvm_faults", th[i].kvm);
 		pcb_json_u64(j, "faults_blocked", th[i].blocking);
 		pcb_json_u64(j, "faults_nonblocking", th[i].nonblocking);
 		pcb_hist_json(j, "fault_to_running", &th[i].hist, 0);

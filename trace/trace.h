@@ -42,6 +42,11 @@ struct pcb_trace_opts {
 	bool wakeup;                /* sched_wakeup: fault -> wake-up split (forced with classic) */
 	bool msgs;                  /* syscalls:sys_exit_read: which faults' messages the handler
 	                             * read ("delivered"), so counts match the handler's */
+	bool any_reader;            /* msgs: read by any process (a userfaultfd recognised by its
+	                             * f_op), not only by pid */
+	bool kernel_faults;         /* exceptions:page_fault_kernel: faults inside system calls */
+	bool follow_ranges;         /* uffd_ranges: follow UFFDIO_(UN)REGISTER, munmap, mremap of
+	                             * pid as they happen (else: pcb_trace_refresh_ranges) */
 };
 
 /* Load and attach.  Returns 0, or a PCB_EXIT_* code with a one-line reason in why. */
@@ -72,6 +77,8 @@ struct pcb_trace_stats {
 	uint64_t events_written;    /* CSV lines written so far */
 	bool msgs;                  /* the message hook is attached (see pcb_trace_opts) */
 	bool wakeup;                /* the wake-up hook is attached */
+	uint64_t ranges;            /* traced address ranges now */
+	pid_t readers[8];           /* processes that read the target's fault messages (0: none) */
 };
 int pcb_trace_read(struct pcb_trace *t, struct pcb_trace_stats *s);
 /* The fault count to compare with a handler's: faults whose message it read
@@ -84,13 +91,24 @@ struct pcb_trace_thread {
 	uint64_t delivered;         /* of which the handler read the message (= blocking
 	                             * when messages are not tracked) */
 	uint64_t nonblocking;
-	struct pcb_hist hist;       /* fault -> running of all blocking faults */
+	uint64_t kvm;               /* of delivered: KVM vCPU faults (with messages) */
+	char comm[16];              /* thread name at its first fault */
+	struct pcb_hist hist;       /* fault -> running of the delivered faults (with messages;
+	                             * of all blocking faults without) */
 };
 /* Per-thread totals, sorted by tid; *out is malloc'ed (free it). */
 int pcb_trace_read_threads(struct pcb_trace *t, struct pcb_trace_thread **out, size_t *n);
-/* Re-read the uffd-registered ranges (uffd_ranges mode).  Returns their number or -errno. */
+/* Re-read the uffd-registered ranges from /proc/PID/smaps (uffd_ranges mode
+ * where registrations cannot be followed: pcb_trace_follows_ranges() false).
+ * Returns their number or -errno. */
 int pcb_trace_refresh_ranges(struct pcb_trace *t);
+bool pcb_trace_follows_ranges(struct pcb_trace *t);
+/* How faults are counted: "uffd_messages" (a fault counts when the handler
+ * read its message) or "scheduler_heuristic" (a fault counts when it
+ * blocked); why, for the latter. */
+const char *pcb_trace_method(struct pcb_trace *t, const char **why);
 /* "tp_btf", "tracepoint", ... for point "page_fault", "sched_switch",
- * "sched_wakeup", "read", "kvm_page_fault", "handle_userfault", "usdt". */
+ * "sched_wakeup", "read", "kvm_page_fault", "handle_userfault", "usdt",
+ * "page_fault_kernel", "ranges". */
 const char *pcb_trace_attach_kind(struct pcb_trace *t, const char *point);
 #endif

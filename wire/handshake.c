@@ -291,7 +291,7 @@ int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const st
 			return PCB_EXIT_NOPERM;
 		}
 	}
-	if (cfg->page_size != PCB_PAGE_SIZE || cfg->npages == 0 || cfg->reserved ||
+	if (cfg->page_size != PCB_PAGE_SIZE || cfg->npages == 0 || (cfg->reserved & ~PCB_CFG_BYTES_IMAGE) ||
 	    cfg->mem_bytes / PCB_PAGE_SIZE != cfg->npages || cfg->mem_bytes % PCB_PAGE_SIZE) {
 		snprintf(why, whylen, "the source announced an impossible image: %llu bytes, %llu pages of %u bytes",
 			 (unsigned long long)cfg->mem_bytes, (unsigned long long)cfg->npages, cfg->page_size);
@@ -361,7 +361,7 @@ int pcb_hs_server(struct pcb_conn *c, const struct pcb_auth_key *key, const stru
 	}
 	struct pcb_config_wire cw = *cfg;
 	memset(cw.mac, 0, PCB_MAC_BYTES);
-	cw.reserved = 0;
+	cw.reserved &= PCB_CFG_BYTES_IMAGE;
 	pcb_config_encode(&cw, buf);
 	if (have_key) {
 		pcb_auth_mac(key, "pcbench-source", hello->nonce, ch.nonce, buf, sizeof(cw), cw.mac);

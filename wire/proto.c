@@ -22,7 +22,7 @@ static const char *const msg_names[PCB_MSG_MAX] = {
 	[PCB_MSG_DIGESTS] = "DIGESTS", [PCB_MSG_BYE] = "BYE", [PCB_MSG_ERROR] = "ERROR",
 	[PCB_MSG_RUN] = "RUN",
 	[PCB_MSG_CHALLENGE] = "CHALLENGE", [PCB_MSG_AUTH] = "AUTH", [PCB_MSG_LINK] = "LINK",
-	[PCB_MSG_PING] = "PING", [PCB_MSG_PONG] = "PONG",
+	[PCB_MSG_PING] = "PING", [PCB_MSG_PONG] = "PONG", [PCB_MSG_PUSH] = "PUSH", [PCB_MSG_PUSH_END] = "PUSH_END",
 };
 
 const char *pcb_msg_name(unsigned type)
@@ -154,6 +154,14 @@ int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size
 	case PCB_MSG_PONG:
 		if (h->len > PCB_MAX_PONG || h->arg != h->len)
 			BAD("%s frame with length %u (arg %llu, max %u)", n, h->len, (unsigned long long)h->arg, PCB_MAX_PONG);
+		break;
+	case PCB_MSG_PUSH:
+		if (h->len != sizeof(struct pcb_push_wire))
+			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_push_wire));
+		break;
+	case PCB_MSG_PUSH_END:
+		if (h->len != sizeof(struct pcb_push_end_wire))
+			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_push_end_wire));
 		break;
 	}
 	if (h->flags & ~PCB_FRAME_URGENT)

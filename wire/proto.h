@@ -56,6 +56,9 @@ enum pcb_msg {
 	PCB_MSG_LINK = 15,       /* d->s  payload pcb_link_wire: emulate this link from now on */
 	PCB_MSG_PING = 16,       /* d->s  arg = reply payload length (<= PCB_MAX_PONG) */
 	PCB_MSG_PONG = 17,       /* s->d  arg = length, payload arg bytes */
+	PCB_MSG_PUSH = 18,       /* d->s  payload pcb_push_wire: run this policy at the source and stream
+				  * its pages on this (background or shared) connection from now on */
+	PCB_MSG_PUSH_END = 19,   /* s->d  payload pcb_push_end_wire: every page has been sent */
 	PCB_MSG_MAX
 };
 
@@ -93,9 +96,14 @@ struct pcb_config_wire {
 	uint64_t seed;
 	uint64_t zero_threshold;   /* pcb_image.zero_threshold */
 	uint32_t page_size;
-	uint32_t reserved;
+	uint32_t reserved;         /* flags: PCB_CFG_BYTES_IMAGE; other bits 0 */
 	uint8_t mac[PCB_MAC_BYTES];
 };
+
+/* pcb_config_wire.reserved bit 0: the source serves a bytes image (a file, an
+ * application's database image), not the seed's generated one: its pages'
+ * digests cover all 4096 bytes (pcb_page_digest_full). */
+#define PCB_CFG_BYTES_IMAGE 1u
 
 /* Link emulation requested by the destination (wire/link.h). */
 struct pcb_link_wire {
@@ -104,6 +112,25 @@ struct pcb_link_wire {
 };
 #define PCB_LINK_MAX_BPS       400000000000ull   /* 400 Gbit/s */
 #define PCB_LINK_MAX_DELAY_NS  10000000000ull    /* 10 s */
+
+/* PUSH: the policy at the source (policies/policy.h PCB_POLICY_SOURCE).  The
+ * stream is RUN / ZERO frames grouped into batches numbered from 0 by the
+ * source, each closed by BATCH_END, and finally PUSH_END. */
+#define PCB_PUSH_NAME 256
+#define PCB_PUSH_OPTS 512
+struct pcb_push_wire {
+	uint32_t batch_pages;      /* pages per pushed batch, 1..PCB_MAX_BATCH_PAGES */
+	uint32_t reserved;         /* 0 */
+	char policy[PCB_PUSH_NAME];   /* NUL-terminated: a registered name or a .so path on the source host */
+	char opts[PCB_PUSH_OPTS];     /* NUL-terminated --policy-opt */
+};
+
+struct pcb_push_end_wire {
+	uint64_t pages;            /* pages the stream carried (demand replies not counted) */
+	uint64_t batches;
+	uint64_t sendq_max;        /* most bytes seen queued in the source's socket (SIOCOUTQ) while pushing */
+	uint64_t sndbuf;           /* the socket's SO_SNDBUF as the kernel set it (twice what was asked) */
+};
 
 struct pcb_range_wire {
 	uint64_t first;

@@ -18,7 +18,8 @@
 	X(phase)             \
 	X(scanhot)           \
 	X(idle)              \
-	X(trace)
+	X(trace)             \
+	X(sqlite)
 
 #define DECLARE(n) extern const struct pcb_workload_ops pcb_workload_##n;
 PCB_WORKLOAD_LIST(DECLARE)
@@ -46,8 +47,13 @@ int pcb_workload_check(const struct pcb_workload_ops *ops, char *why, size_t why
 		snprintf(why, whylen, "workload %s has ABI %u, this build wants %u", ops->name, ops->abi, PCB_WORKLOAD_ABI);
 		return -1;
 	}
-	if (!ops->name || !ops->help || !ops->thread_init || !ops->next) {
-		snprintf(why, whylen, "workload %s lacks a name, help, thread_init or next hook", ops->name ? ops->name : "?");
+	if (!ops->name || !ops->help || !ops->thread_init || (!ops->next == !ops->app_op)) {
+		snprintf(why, whylen, "workload %s lacks a name, help, thread_init or exactly one of next and app_op",
+			 ops->name ? ops->name : "?");
+		return -1;
+	}
+	if (ops->app_op && (!ops->image_build || !ops->app_check)) {
+		snprintf(why, whylen, "application workload %s lacks image_build or app_check", ops->name);
 		return -1;
 	}
 	return 0;

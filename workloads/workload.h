@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PCB_WORKLOAD_ABI 2
+#define PCB_WORKLOAD_ABI 3
 #define PCB_WL_MAX_OPTS PCB_KNOBS_MAX
 
 struct pcb_wl_params {
@@ -43,6 +43,29 @@ struct pcb_access {
 	uint64_t prev;       /* word 1 of the previous page this vCPU read (0 after a write or at start) */
 };
 
+/* ---- application guests ----
+ * Real code (an embedded database engine) that runs over the region itself:
+ * the loop cannot see its loads and stores, only its ops.  Its memory image
+ * is built from the seed by image_build (the source serves those bytes, a
+ * bytes image); app_op runs one op on the region it is given (a different
+ * region after a --precopy switch-over); app_check runs the engine's own
+ * integrity check at the end. */
+enum { PCB_APP_OK = 0, PCB_APP_STOP = 1, PCB_APP_ERR = -1 };
+struct pcb_app_op {
+	uint8_t kind;                /* PCB_ACC_READ (read, scan) or PCB_ACC_WRITE (update) */
+	uint32_t rows;               /* rows read or written */
+	uint32_t mismatch;           /* rows read whose value is not the one its key and version give */
+	char why[200];               /* PCB_APP_ERR: what failed (the engine's message) */
+};
+struct pcb_app_report {
+	char engine[48];             /* e.g. "SQLite 3.40.1" */
+	char integrity[160];         /* the engine's own check: "ok", or its first complaint */
+	uint64_t rows, rows_bad;     /* rows read back; values that are not the one their key and version give */
+	uint64_t versions;           /* sum of the rows' versions = updates applied since the image was built */
+	uint64_t rows_digest;        /* XXH3-64 over every (key, version, value) in key order */
+	uint64_t db_bytes, db_used_bytes, heap_bytes, heap_peak_bytes;
+};
+
 struct pcb_workload_ops {
 	unsigned abi;
 	const char *name;
@@ -65,6 +88,12 @@ struct pcb_workload_ops {
 	 * copy what next() reads with put() (which returns the guest address of
 	 * the copy, 0 on failure) and point ts_copy at the copies.  0 or -1. */
 	int (*guest_export)(void *ts_copy, void *shared, uint64_t (*put)(void *ctx, const void *p, size_t len), void *ctx);
+	/* Application guests (instead of next; see above).  image_build writes
+	 * the image of npages pages into mem (zeroed): the same bytes for the
+	 * same parameters, wherever mem is.  0, -1 (bad knob) or -exit code, with a reason. */
+	int (*image_build)(const struct pcb_wl_params *prm, uint8_t *mem, char *why, size_t whylen);
+	int (*app_op)(void *ts, uint8_t *region, struct pcb_app_op *op);
+	int (*app_check)(void *shared, struct pcb_app_report *rep, char *why, size_t whylen);
 };
 
 /* The freestanding KVM guest build compiles a generator file with
@@ -72,6 +101,8 @@ struct pcb_workload_ops {
 #define PCB_GUEST_NEXT(sym, fn) \
 	void pcb_gnext_##sym(void *ts, struct pcb_access *a); \
 	void pcb_gnext_##sym(void *ts, struct pcb_access *a) { fn(ts, a); }
+
+static inline bool pcb_wl_is_app(const struct pcb_workload_ops *ops) { return ops->app_op != NULL; }
 
 /* Convenience for tests and tools: the next access's page of a generator that
  * does not depend on loaded values or time (every workload but chase, phase). */
@@ -229,7 +260,11 @@ void pcb_guest_join(struct pcb_guest *g);
 const struct pcb_vcpu_result *pcb_guest_result(struct pcb_guest *g, unsigned vcpu);
 /* All vCPUs' recorded accesses merged in time order (after join).  0 or -errno. */
 int pcb_guest_record_save(struct pcb_guest *g, const char *path);
-/* A vCPU failed (KVM exit it could not handle): the reason, else NULL. */
+/* Application guests: the engine's check of the region the guest last ran on
+ * (after join, region still mapped).  0 or an exit code with a reason. */
+int pcb_guest_app_check(struct pcb_guest *g, struct pcb_app_report *rep, char *why, size_t whylen);
+/* A vCPU failed (KVM exit it could not handle, an application op that
+ * failed): the reason, else NULL. */
 const char *pcb_guest_error(struct pcb_guest *g);
 /* --guest=kvm: the guest TSC frequency in kHz (0 for the process guest). */
 uint32_t pcb_guest_kvm_tsc_khz(struct pcb_guest *g);

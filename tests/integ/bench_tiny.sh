@@ -2,7 +2,7 @@
 # pcbench bench end to end on the real kernel: a tiny experiment (2 policies x 1 workload x
 # 2 reps, 32 MiB) must leave a JSON per run (every page verified), a tidy CSV with exactly
 # the expected rows and values equal to the JSON, a summary with merged percentiles, and six
-# figures as valid PDF and PNG.  Then: a resumed experiment re-runs nothing; a deleted run is
+# figures (and the headline) as valid PDF and PNG.  Then: a resumed experiment re-runs nothing; a deleted run is
 # re-run alone; an interrupted experiment (SIGINT) exits 130 and resumes where it stopped;
 # a bad job file is refused naming file, line and key.
 set -u
@@ -36,13 +36,14 @@ case "$(basename "$dir")" in tiny-20[0-9][0-9][0-1][0-9][0-3][0-9]T*Z-*) ;; *) d
 grep -q "4 runs, 4 to do" "$tmp/bench.err" || die "progress does not announce 4 runs: $(head -1 "$tmp/bench.err")"
 [ "$(grep -c '^bench: \[[1-4]/4\] .* ok (' "$tmp/bench.err")" = 4 ] || { cat "$tmp/bench.err"; die "expected 4 plain progress lines (stderr is not a terminal)"; }
 grep -q 'ETA' "$tmp/bench.err" || die "progress lines lack an ETA"
-for f in job.conf system.json manifest.json COMPLETE results.csv summary.csv summary.md summary.tex; do
+for f in job.conf system.json manifest.json COMPLETE results.csv summary.csv; do
 	[ -e "$dir/$f" ] || die "missing $dir/$f"
 done
 cmp -s "$tmp/tiny.conf" "$dir/job.conf" || die "job.conf is not a copy of the job file"
 
 # make plots RESULTS=dir draws the figures from the directory alone
 make --no-print-directory plots RESULTS="$dir" >"$tmp/plots.out" 2>&1 || { cat "$tmp/plots.out"; die "make plots failed"; }
+for f in summary.md summary.tex stats.csv; do [ -s "$dir/$f" ] || die "make plots wrote no $dir/$f"; done
 
 python3 - "$dir" <<'PY' || exit 1
 import csv, json, os, sys
@@ -133,14 +134,16 @@ for pol in ("demand", "sequential"):
     p50 = sval("fault_latency_us", "merged_p50") * 1e3
     if not (lo <= p50 <= lo * (1 + 1 / 64) + 1): fail.append(f"{cell}: merged p50 {p50} ns not in the bucket at {lo} ns")
 md = open(f"{d}/summary.md").read()
-for s in ("median [min–max]", "| random | loopback | demand |", "| random | loopback | sequential |", "## Comparisons"):
+for s in ("## Findings", "median [bootstrap 95 % CI of the median]", "Mann–Whitney", "Holm", "Power: with n = 2",
+          "| random | loopback | demand |", "| random | loopback | sequential |", "## Comparisons", "Runs: 4 planned, 4 ok"):
     if s not in md: fail.append(f"summary.md lacks '{s}'")
 tex = open(f"{d}/summary.tex").read()
 if "\\begin{tabular}" not in tex or "\\end{tabular}" not in tex or tex.count("\\\\\n") != 3:
     fail.append("summary.tex is not a tabular with a header and 2 rows")
 
 # figures: six, each a valid PDF and PNG
-figs = ["fig1_latency_cdf", "fig2_throughput", "fig3_pages_present", "fig4_time_bars", "fig5_prefetch", "fig6_fault_map"]
+figs = ["fig1_latency_cdf", "fig2_throughput", "fig3_pages_present", "fig4_time_bars", "fig5_prefetch", "fig6_fault_map",
+        "fig7_headline"]
 for f in figs:
     pdf = open(f"{d}/figures/{f}.pdf", "rb").read()
     if not pdf.startswith(b"%PDF-") or b"%%EOF" not in pdf[-64:] or len(pdf) < 2000:
@@ -163,7 +166,7 @@ extra = sorted(set(os.listdir(f"{d}/figures")) - {f + e for f in figs for e in (
 if extra: fail.append(f"unexpected files in figures/ (gnuplot warnings?): {extra}")
 if fail:
     print("FAIL:\n  " + "\n  ".join(fail)); sys.exit(1)
-print(f"ok: {len(body)} tidy rows for 4 runs, summary and 12 figure files valid")
+print(f"ok: {len(body)} tidy rows for 4 runs, summary and 14 figure files valid")
 PY
 
 # resume: nothing to re-run

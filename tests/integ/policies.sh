@@ -28,7 +28,7 @@ field() { $PCBJSON get "$J" "$@"; }
 
 # ---- 1. every policy and knob variants, 64 MiB, verified -------------------------
 REPLAY=$(pol_args replay)     # a trace recorded from a random 64 MiB guest
-for spec in "sequential" "qemu" "qemu restart=none" "pivot" "pivot pivots=1,step=8" "pivot pivots=16,max-radius=64" \
+for spec in "sequential" "qemu" "qemu preempt=on" "pivot" "pivot pivots=1,step=8" "pivot pivots=16,max-radius=64" \
 	"trend" "trend history=8,max-depth=8" "criu" "criu min-chunk=4K,max-chunk=64K" \
 	"replay" "replay batch-order=trace" "replay rest=demand"; do
 	set -- $spec

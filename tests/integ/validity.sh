@@ -125,10 +125,10 @@ import json, sys
 W = json.load(open(sys.argv[1]))["results"]; R = json.load(open(sys.argv[2]))["results"]
 bad = []
 print("wait: sent twice %d, faults that waited on a batch %d; resend: sent twice %d"
-      % (W["pages"]["sent_twice"], W["faults"]["waited_on_background_batch"], R["pages"]["sent_twice"]))
+      % (W["pages"]["sent_twice"], W["faults"]["on_queued_page"], R["pages"]["sent_twice"]))
 if W["pages"]["sent_twice"] != 0: bad.append("--inflight=wait sent %d pages twice" % W["pages"]["sent_twice"])
 if W["pages"]["inflight"] != "wait" or R["pages"]["inflight"] != "resend": bad.append("pages.inflight not recorded")
-if R["faults"]["waited_on_background_batch"] != 0: bad.append("--inflight=resend waited on a batch")
+if R["faults"]["on_queued_page"] != 0: bad.append("--inflight=resend waited on a batch")
 if R["pages"]["sent_twice"] == 0: bad.append("--inflight=resend sent no page twice (a random guest behind a sequential pull)")
 for x in bad: print("FAIL:", x)
 sys.exit(1 if bad else 0)

@@ -118,6 +118,34 @@ static void good_baseline(void **state)
 	assert_string_equal(r.id, "sequential-seq-a-r2");
 }
 
+static void good_variants(void **state)
+{
+	(void)state;
+	/* [policy NAME]: a variant of a registered policy with options of its own; replay recorded
+	 * with another seed */
+	assert_int_equal(parse("[experiment]\npolicies=qemu, qemu-1ch, replay-s2\nworkloads=phase\nreps=1\n"
+			       "[policy qemu-1ch]\npolicy=qemu\nchannels=1\n"
+			       "[policy replay-s2]\npolicy=replay\nrecord_seed=2\nrecord_duration=1s\n"), 0);
+	assert_int_equal(job.nvariants, 2);
+	assert_null(pcb_job_variant_of(&job, 0));
+	assert_string_equal(pcb_job_policy_real(&job, 0), "qemu");
+	assert_string_equal(pcb_job_policy_real(&job, 1), "qemu");
+	assert_string_equal(pcb_job_policy_name(&job, 1), "qemu-1ch");
+	const struct pcb_job_variant *v = pcb_job_variant_of(&job, 1);
+	assert_non_null(v);
+	assert_int_equal(v->nopts, 1);
+	assert_string_equal(v->opts[0].key, "channels");
+	v = pcb_job_variant_of(&job, 2);
+	assert_true(v->record && v->record_seed == 2);
+	assert_string_equal(v->record_duration, "1s");
+	char tp[256];
+	pcb_job_trace_path(&job, v, 0, "D", tp, sizeof(tp));
+	assert_string_equal(tp, "D/traces/phase-seed2.trace");
+	struct pcb_job_run r;
+	pcb_job_run_at(&job, 1, &r);
+	assert_string_equal(r.id, "qemu-1ch-phase-loopback-r1");
+}
+
 struct bad {
 	const char *text, *expect;   /* expect: substring of the message */
 };
@@ -158,6 +186,13 @@ static void bad_files(void **state)
 		{ "[experiment]\npolicies=demand\n", "configs/t.conf: [experiment] needs 'workloads = ...'" },
 		{ "# nothing\n", "configs/t.conf: no [experiment] section" },
 		{ "[experiment]\npolicies=demand\nworkloads=seq\nduration=0\n", "duration 0 needs ops" },
+		{ "[experiment]\npolicies=q1\nworkloads=seq\n[policy q1]\nchannels=1\n", "[policy q1] needs 'policy = ...'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[policy q1]\npolicy=qemu\n", "[policy q1] is not listed in policies" },
+		{ "[experiment]\npolicies=q1\nworkloads=seq\n[policy q1]\npolicy=nosuch\n", "configs/t.conf:5: key 'policy': unknown policy 'nosuch'" },
+		{ "[experiment]\npolicies=q1\nworkloads=seq\n[policy q1]\npolicy=qemu\nchannels=9\n", "configs/t.conf:6: key 'channels'" },
+		{ "[experiment]\npolicies=r\nworkloads=seq\n[policy r]\npolicy=replay\n", "replay needs exactly one of record_seed" },
+		{ "[experiment]\npolicies=r\nworkloads=seq\n[policy r]\npolicy=qemu\nrecord_seed=2\n", "record_seed is for policy = replay" },
+		{ "[experiment]\npolicies=r\nworkloads=seq\n[policy r]\npolicy=replay\nrecord_seed=x\n", "configs/t.conf:6: key 'record_seed'" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rc = parse(bad[i].text);
@@ -210,6 +245,7 @@ int main(void)
 		cmocka_unit_test(good_full),
 		cmocka_unit_test(good_defaults),
 		cmocka_unit_test(good_baseline),
+		cmocka_unit_test(good_variants),
 		cmocka_unit_test(bad_files),
 		cmocka_unit_test(load_file),
 		cmocka_unit_test(shipped_configs_parse),

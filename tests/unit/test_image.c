@@ -1,7 +1,12 @@
 /* common/image: deterministic page contents, zero fraction, digests, stamps. */
 #include "tests/lib/testlib.h"
 #include "common/image.h"
+#include "common/util.h"
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static void test_deterministic(void **state)
 {
@@ -138,6 +143,55 @@ static void test_stamps(void **state)
 	assert_int_equal(valid, 0);
 }
 
+/* A bytes image: contents, zero pages and digests are those of the bytes. */
+static void test_bytes_image(void **state)
+{
+	(void)state;
+	enum { N = 8 };
+	static uint8_t mem[N * PCB_PAGE_SIZE];
+	memset(mem, 0, sizeof(mem));
+	mem[1 * PCB_PAGE_SIZE + 5] = 7;
+	mem[3 * PCB_PAGE_SIZE + PCB_PAGE_SIZE - 1] = 1;   /* only the last byte: a page is zero only if all 4096 are */
+	struct pcb_image im;
+	pcb_image_init(&im, 1, N, 0.5);
+	assert_int_equal(pcb_image_set_bytes(&im, mem, N), 0);
+	for (uint64_t p = 0; p < N; p++)
+		assert_int_equal(pcb_image_is_zero(&im, p), p != 1 && p != 3);
+	uint8_t buf[PCB_PAGE_SIZE];
+	pcb_image_fill(&im, 3, buf);
+	assert_memory_equal(buf, mem + 3 * PCB_PAGE_SIZE, PCB_PAGE_SIZE);
+	tl_assert_u64_eq(pcb_image_word(&im, 1, 0), 7ull << 40);
+	/* the digest of a bytes image covers the whole page, the last word too */
+	tl_assert_u64_eq(pcb_image_digest(&im, 3), pcb_page_digest_full(mem + 3 * PCB_PAGE_SIZE));
+	assert_true(pcb_page_digest_full(mem + 3 * PCB_PAGE_SIZE) != pcb_page_digest_full(mem + 2 * PCB_PAGE_SIZE));
+	assert_true(pcb_page_digest(mem + 3 * PCB_PAGE_SIZE) == pcb_page_digest(mem + 2 * PCB_PAGE_SIZE));
+	pcb_image_free_bytes(&im);
+	assert_null(im.zero_map);
+}
+
+static void test_map_file(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/pcb-test-image-XXXXXX", why[512];
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	uint8_t *m;
+	size_t len;
+	assert_int_equal(pcb_image_map_file(path, &m, &len, why, sizeof(why)), PCB_EXIT_DATAERR);   /* empty */
+	tl_assert_contains(why, path);
+	assert_int_equal(write(fd, "x", 1), 1);
+	assert_int_equal(pcb_image_map_file(path, &m, &len, why, sizeof(why)), PCB_EXIT_DATAERR);   /* not whole pages */
+	tl_assert_contains(why, "multiple of 4096");
+	assert_int_equal(ftruncate(fd, 2 * PCB_PAGE_SIZE), 0);
+	assert_int_equal(pcb_image_map_file(path, &m, &len, why, sizeof(why)), 0);
+	assert_int_equal(len, 2 * PCB_PAGE_SIZE);
+	assert_int_equal(m[0], 'x');
+	munmap(m, len);
+	close(fd);
+	unlink(path);
+	assert_int_equal(pcb_image_map_file(path, &m, &len, why, sizeof(why)), PCB_EXIT_USAGE);   /* gone */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +199,8 @@ int main(void)
 		cmocka_unit_test(test_digest_covers_data_not_stamp),
 		cmocka_unit_test(test_zero_fraction),
 		cmocka_unit_test(test_stamps),
+		cmocka_unit_test(test_bytes_image),
+		cmocka_unit_test(test_map_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,14 +46,34 @@ static void run_frames(void **state)
 static void install_names(void **state)
 {
 	(void)state;
-	assert_int_equal(pcb_install_parse("copy"), PCB_INSTALL_COPY);
-	assert_int_equal(pcb_install_parse("move"), PCB_INSTALL_MOVE);
-	assert_int_equal(pcb_install_parse("continue"), PCB_INSTALL_CONTINUE);
-	assert_int_equal(pcb_install_parse("Copy"), -1);
-	assert_int_equal(pcb_install_parse(""), -1);
-	assert_string_equal(pcb_install_name(PCB_INSTALL_MOVE), "move");
-	assert_int_equal(pcb_install_register_mode(PCB_INSTALL_CONTINUE),
+	char why[256];
+	assert_string_equal(pcb_install_find("copy", false)->name, "copy");
+	assert_string_equal(pcb_install_find("move", false)->name, "move");
+	assert_string_equal(pcb_install_find("continue", false)->name, "continue");
+	assert_null(pcb_install_find("Copy", false));
+	assert_null(pcb_install_find("", false));
+	assert_null(pcb_install_find("huge", false));           /* chosen by --page-size=2M, not by name */
+	assert_string_equal(pcb_install_find("copy", true)->name, "huge");
+	assert_null(pcb_install_find("move", true));            /* huge pages: copy only */
+	assert_int_equal(pcb_install_find("continue", false)->register_mode,
 			 UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR);
+	assert_false(pcb_install_find("move", false)->forkable);
+	/* every registered path passes the start-up check; a table lacking a hook does not */
+	unsigned n = 0;
+	for (unsigned i = 0; pcb_install_paths[i]; i++, n++)
+		assert_int_equal(pcb_install_check_ops(pcb_install_paths[i], why, sizeof(why)), 0);
+	assert_int_equal(n, 4);
+	struct pcb_install_ops bad = *pcb_install_find("copy", false);
+	bad.job = NULL;
+	assert_int_equal(pcb_install_check_ops(&bad, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "copy"));
+	bad = *pcb_install_find("copy", false);
+	bad.default_batch = 0;
+	assert_int_equal(pcb_install_check_ops(&bad, why, sizeof(why)), -1);
+	assert_int_equal(pcb_install_check_ops(NULL, why, sizeof(why)), -1);
+	struct pcb_installer in;
+	assert_int_equal(pcb_install_map(&in, &bad, 0, 16, why, sizeof(why)), PCB_EXIT_SOFTWARE);   /* refused before mapping */
+	pcb_install_unmap(&in);
 }
 
 static void pin_parse(void **state)
@@ -96,27 +116,30 @@ static void pin_parse(void **state)
 struct seen {
 	int count[NP];
 	int res[NP];
+	bool zero[NP];
 };
 
-static void on_page(void *ctx, uint64_t page, int res)
+static void on_page(void *ctx, uint64_t page, int res, bool zero)
 {
 	struct seen *s = ctx;
+	s->zero[page] = zero;
 	s->count[page]++;
 	s->res[page] = res;
 }
 
-static int setup_region(struct pcb_installer *in, struct pcb_pagestate *ps, int mode, unsigned batch)
+static int setup_region(struct pcb_installer *in, struct pcb_pagestate *ps, const struct pcb_install_ops *ops,
+			unsigned batch)
 {
 	char why[256];
 	struct pcb_uffd_info ui;
-	if (pcb_install_map(in, mode, batch, NP, why, sizeof(why)) != 0)
+	if (pcb_install_map(in, ops, batch, NP, why, sizeof(why)) != 0)
 		return -1;
-	int fd = pcb_uffd_open(pcb_install_features(mode), &ui, why, sizeof(why));
+	int fd = pcb_uffd_open(ops->uffd_features, &ui, why, sizeof(why));
 	if (fd < 0) {
 		pcb_install_unmap(in);
 		return -2;   /* no userfaultfd here */
 	}
-	if (pcb_uffd_register(fd, in->region, in->len, pcb_install_register_mode(mode), &ui) < 0 ||
+	if (pcb_uffd_register(fd, in->region, in->len, ops->register_mode, &ui) < 0 ||
 	    pcb_install_check(in, &ui, why, sizeof(why)) < 0) {
 		close(fd);
 		pcb_install_unmap(in);
@@ -128,17 +151,18 @@ static int setup_region(struct pcb_installer *in, struct pcb_pagestate *ps, int 
 	return 0;
 }
 
-static void run_path(int mode, unsigned batch)
+static void run_path(const char *name, unsigned batch)
 {
+	const struct pcb_install_ops *ops = pcb_install_find(name, false);
 	struct pcb_installer in;
 	struct pcb_pagestate ps;
 	struct pcb_image im;
 	struct pcb_install_stats st = { 0 };
 	static struct seen s;
 	memset(&s, 0, sizeof(s));
-	int r = setup_region(&in, &ps, mode, batch);
+	int r = setup_region(&in, &ps, ops, batch);
 	if (r == -2) {
-		printf("install path %s not available here: not exercised\n", pcb_install_name(mode));
+		printf("install path %s not available here: not exercised\n", name);
 		return;
 	}
 	assert_int_equal(r, 0);
@@ -148,7 +172,7 @@ static void run_path(int mode, unsigned batch)
 	pcb_image_fill(&im, 5, one);
 	assert_int_equal(pcb_install_one(&in, 5, one, &st), 0);
 	/* a RUN of 100 pages at 0 and zero pages 200..249 */
-	if (mode == PCB_INSTALL_MOVE) {
+	if (ops->rx == PCB_INRX_CHUNK) {
 		/* move's path: both land in the staging chunk of slot 2 (the zero pages as its
 		 * zeros), installed as one partial chunk */
 		struct pcb_install_job j = { .page = 0, .n = NP, .slot = 2, .chunk = true };
@@ -178,7 +202,8 @@ static void run_path(int mode, unsigned batch)
 	}
 	for (int i = 0; i < 100; i++) {
 		assert_int_equal(s.count[i], 1);
-		assert_int_equal(s.res[i], i == 5 ? (mode == PCB_INSTALL_CONTINUE ? 2 : 1) : 0);
+		assert_int_equal(s.res[i], i == 5 ? (ops->rx == PCB_INRX_PAGECACHE ? 2 : 1) : 0);
+		assert_false(s.zero[i]);
 		uint8_t want[PCB_PAGE_SIZE];
 		pcb_image_fill(&im, (uint64_t)i, want);
 		assert_memory_equal(in.region + ((size_t)i << PCB_PAGE_SHIFT), want, PCB_PAGE_SIZE);
@@ -186,6 +211,7 @@ static void run_path(int mode, unsigned batch)
 	for (int i = 200; i < 250; i++) {
 		assert_int_equal(s.count[i], 1);
 		assert_int_equal(s.res[i], 0);
+		assert_true(s.zero[i]);   /* reported as zero pages */
 		const uint64_t *w = (const uint64_t *)(in.region + ((size_t)i << PCB_PAGE_SHIFT));
 		for (unsigned k = 0; k < PCB_PAGE_WORDS; k++)
 			assert_int_equal(w[k], 0);
@@ -203,12 +229,12 @@ static void run_path(int mode, unsigned batch)
 	pcb_ps_free(&ps);
 }
 
-static void copy_batched(void **state) { (void)state; run_path(PCB_INSTALL_COPY, 128); }
-static void copy_unbatched(void **state) { (void)state; run_path(PCB_INSTALL_COPY, 1); }
-static void move_batched(void **state) { (void)state; run_path(PCB_INSTALL_MOVE, 128); }
-static void move_unbatched(void **state) { (void)state; run_path(PCB_INSTALL_MOVE, 1); }
-static void continue_batched(void **state) { (void)state; run_path(PCB_INSTALL_CONTINUE, 128); }
-static void continue_unbatched(void **state) { (void)state; run_path(PCB_INSTALL_CONTINUE, 1); }
+static void copy_batched(void **state) { (void)state; run_path("copy", 128); }
+static void copy_unbatched(void **state) { (void)state; run_path("copy", 1); }
+static void move_batched(void **state) { (void)state; run_path("move", 128); }
+static void move_unbatched(void **state) { (void)state; run_path("move", 1); }
+static void continue_batched(void **state) { (void)state; run_path("continue", 128); }
+static void continue_unbatched(void **state) { (void)state; run_path("continue", 1); }
 
 /* ---- move: 2 MiB chunks ---- */
 
@@ -218,8 +244,9 @@ struct cseen {
 	int res[CP];
 };
 
-static void on_cpage(void *ctx, uint64_t page, int res)
+static void on_cpage(void *ctx, uint64_t page, int res, bool zero)
 {
+	(void)zero;
 	struct cseen *s = ctx;
 	s->count[page]++;
 	s->res[page] = res;
@@ -237,9 +264,10 @@ static void move_chunks(void **state)
 	struct pcb_uffd_info ui;
 	struct pcb_pagestate ps;
 	struct pcb_image im;
-	assert_int_equal(pcb_install_map(&in, PCB_INSTALL_MOVE, PCB_CHUNK_PAGES, CP, why, sizeof(why)), 0);
+	const struct pcb_install_ops *move = pcb_install_find("move", false);
+	assert_int_equal(pcb_install_map(&in, move, PCB_CHUNK_PAGES, CP, why, sizeof(why)), 0);
 	assert_int_equal((uintptr_t)in.region % PCB_HUGE_SIZE, 0);
-	int fd = pcb_uffd_open(pcb_install_features(PCB_INSTALL_MOVE), &ui, why, sizeof(why));
+	int fd = pcb_uffd_open(move->uffd_features, &ui, why, sizeof(why));
 	if (fd < 0 || pcb_uffd_register(fd, in.region, in.len, UFFDIO_REGISTER_MODE_MISSING, &ui) < 0 ||
 	    pcb_install_check(&in, &ui, why, sizeof(why)) < 0) {
 		printf("UFFDIO_MOVE not available here: not exercised\n");

@@ -63,6 +63,54 @@ static void test_registry(void **state)
 	assert_int_equal(pcb_policy_check(&bad, why, sizeof(why)), -1);
 }
 
+/* --policy=./x.so: the example loads and runs like a built-in policy; a
+ * missing file, a stale ABI and a built-in's name are refused with one line. */
+static void test_shared_object(void **state)
+{
+	(void)state;
+	char why[512] = "", path[512];
+	const char *b = getenv("BUILD") ? getenv("BUILD") : "build";
+	snprintf(path, sizeof(path), "./%s/examples/ahead.so", b);
+	const struct pcb_policy_ops *o = pcb_policy_resolve(path, why, sizeof(why));
+	if (!o)
+		fail_msg("loading %s: %s", path, why);
+	assert_string_equal(o->name, "ahead");
+	assert_ptr_equal(pcb_policy_resolve(path, why, sizeof(why)), o);   /* loaded once */
+	assert_null(pcb_policy_find("ahead"));                               /* not registered */
+	struct pcb_pagestate ps;
+	struct pcb_policy pol = { 0 };
+	assert_int_equal(pcb_ps_init(&ps, 100), 0);
+	assert_int_equal(pcb_policy_parse_opts(&pol, o, "ahead=3", why, sizeof(why)), 0);
+	assert_int_equal(pcb_policy_open(&pol, o, &ps, 100, 1, why, sizeof(why)), 0);
+	struct pcb_range r[PCB_MAX_RANGES];
+	struct pcb_batch bt = { .r = r, .max_ranges = PCB_MAX_RANGES, .max_pages = 5 };
+	o->on_fault(&pol, 50, 0);
+	pcb_bit_set(ps.demanded, 50);
+	assert_int_equal(o->next_batch(&pol, &bt), 5);    /* 51, 52, 53 after the fault, then 0, 1 */
+	tl_assert_u64_eq(r[0].first, 51);
+	tl_assert_u64_eq(r[0].count, 3);
+	tl_assert_u64_eq(r[1].first, 0);
+	pcb_policy_close(&pol);
+	pcb_ps_free(&ps);
+	assert_int_equal(pcb_policy_parse_opts(&pol, o, "ahead=0", why, sizeof(why)), 0);
+	assert_int_equal(pcb_ps_init(&ps, 100), 0);
+	assert_true(pcb_policy_open(&pol, o, &ps, 100, 1, why, sizeof(why)) < 0);
+	tl_assert_contains(why, "ahead");
+	pcb_ps_free(&ps);
+
+	snprintf(path, sizeof(path), "./%s/tests/bad_abi_policy.so", b);
+	assert_null(pcb_policy_resolve(path, why, sizeof(why)));
+	char want[64];
+	snprintf(want, sizeof(want), "ABI %u, this pcbench wants %u", PCB_POLICY_ABI + 7, PCB_POLICY_ABI);
+	tl_assert_contains(why, want);
+	tl_assert_contains(why, path);
+	assert_null(strchr(why, '\n'));
+	assert_null(pcb_policy_resolve("./no/such.so", why, sizeof(why)));
+	tl_assert_contains(why, "cannot be loaded");
+	assert_null(pcb_policy_resolve("nosuch", why, sizeof(why)));
+	tl_assert_contains(why, "unknown policy 'nosuch'");
+}
+
 static void test_demand(void **state)
 {
 	(void)state;
@@ -258,6 +306,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_registry),
+		cmocka_unit_test(test_shared_object),
 		cmocka_unit_test(test_demand),
 		cmocka_unit_test(test_batch_add),
 		cmocka_unit_test(test_sequential_order),

@@ -14,6 +14,7 @@
 #define NP 1000
 
 void pcb_policy_criu_chunk(const struct pcb_policy *p, uint64_t *last_len, uint64_t *chunks);
+uint64_t pcb_policy_qemu_cursor(const struct pcb_policy *p);
 
 struct fx {
 	struct pcb_pagestate ps;
@@ -82,36 +83,49 @@ static unsigned batch(struct fx *f, unsigned max_pages, uint64_t *pg)
 
 /* ---- qemu ------------------------------------------------------------------ */
 
+/* QEMU migration/ram.c: one channel -- after a request for page p the
+ * background stream continues right after p (last_seen_block / last_page
+ * follow the queued page); a page already sent is skipped (unqueue_page's
+ * dirty test) and does not move the stream.  Preempt: the stream keeps its
+ * place whatever is requested. */
 static void test_qemu_restarts_at_fault(void **st)
 {
 	(void)st;
 	struct fx f;
 	uint64_t pg[64];
 	fx_open(&f, "qemu", NP, "");
+	assert_int_equal(f.pol.ops->end, PCB_POLICY_SOURCE);
+	assert_int_equal(f.pol.ops->channels(&f.pol), 1);
 	EXPECT_PAGES(pg, batch(&f, 4, pg), 0, 1, 2, 3);
 	fault(&f, 700);
-	/* the scan restarts at the faulting page (itself demanded) and continues forward */
+	/* the next background frame starts right after the requested page */
 	EXPECT_PAGES(pg, batch(&f, 4, pg), 701, 702, 703, 704);
 	EXPECT_PAGES(pg, batch(&f, 2, pg), 705, 706);
-	/* a fault on a present page does not move the scan */
+	/* a request for a page already sent (present, or claimed by a batch) does not move it */
 	pcb_ps_set_present(&f.ps, 100);
 	fault(&f, 100);
 	EXPECT_PAGES(pg, batch(&f, 1, pg), 707);
-	/* a fault behind the scan moves it back; claimed pages are skipped */
 	fault(&f, 2);
-	EXPECT_PAGES(pg, batch(&f, 3, pg), 4, 5, 6);
+	EXPECT_PAGES(pg, batch(&f, 3, pg), 708, 709, 710);
+	/* a request behind the stream moves it back */
+	fault(&f, 50);
+	EXPECT_PAGES(pg, batch(&f, 3, pg), 51, 52, 53);
 	/* at the end it wraps to what is left */
 	fault(&f, 998);
-	EXPECT_PAGES(pg, batch(&f, 3, pg), 999, 7, 8);
+	EXPECT_PAGES(pg, batch(&f, 3, pg), 999, 4, 5);
 	fx_close(&f);
-	/* restart=none: the ablation keeps its place */
-	fx_open(&f, "qemu", NP, "restart=none");
+	/* preempt=on: the stream keeps its place; the urgent page goes on the other channel */
+	fx_open(&f, "qemu", NP, "preempt=on");
+	assert_int_equal(f.pol.ops->channels(&f.pol), 2);
 	EXPECT_PAGES(pg, batch(&f, 2, pg), 0, 1);
-	fault(&f, 500);
+	uint64_t pos = pcb_policy_qemu_cursor(&f.pol);
+	for (uint64_t x = 500; x < 900; x += 37)
+		fault(&f, x);
 	EXPECT_PAGES(pg, batch(&f, 2, pg), 2, 3);
+	tl_assert_u64_eq(pos + 2, pcb_policy_qemu_cursor(&f.pol));
 	fx_close(&f);
 	char why[256];
-	assert_int_equal(fx_try(&f, "qemu", NP, "restart=maybe", why, sizeof(why)), -1);
+	assert_int_equal(fx_try(&f, "qemu", NP, "preempt=maybe", why, sizeof(why)), -1);
 	tl_assert_contains(why, "'maybe'");
 	fx_close(&f);
 }
@@ -209,10 +223,11 @@ static void test_batch_sorted_runs(void **st)
 	fx_open(&f, "trend", NP, "fill=none");
 	for (uint64_t x = 900; x >= 891; x--)
 		fault(&f, x);
-	/* follows, no hits: 1 page; then the guest uses it and faults on the next: 2, 4 */
-	EXPECT_PAGES(pg, batch(&f, 64, pg), 890);
+	/* trend -1, no hits: a window of 4 from the fault (3 pages), sorted into one run */
+	EXPECT_PAGES(pg, batch(&f, 64, pg), 888, 889, 890);
+	/* the guest used 890 and faults on 889 (in flight): 2 hits -> 4 again, 888 already sent */
 	fault(&f, 889);
-	EXPECT_PAGES(pg, batch(&f, 64, pg), 887, 888);
+	EXPECT_PAGES(pg, batch(&f, 64, pg), 886, 887);
 	fx_close(&f);
 	/* the helper: sort and merge */
 	struct pcb_range r[5] = { { 10, 2 }, { 3, 1 }, { 12, 1 }, { 4, 2 }, { 20, 1 } };
@@ -232,48 +247,69 @@ static void test_batch_sorted_runs(void **st)
 
 /* ---- trend ----------------------------------------------------------------- */
 
+/* The guest walks pages from..to by `stride`: a page the policy prefetched is
+ * used without a fault (installed at once), any other faults, and the policy
+ * then decides.  Returns the windows (pages prefetched after each fault). */
+static unsigned walk(struct fx *f, uint64_t from, uint64_t to, uint64_t stride, unsigned *win, unsigned maxwin)
+{
+	uint64_t pg[256];
+	unsigned nw = 0;
+	for (uint64_t x = from; x < to; x += stride) {
+		if (pcb_bit_test(f->ps.claimed, x)) {
+			pcb_ps_set_present(&f->ps, x);       /* a hit: no fault */
+			continue;
+		}
+		fault(f, x);
+		pcb_ps_set_present(&f->ps, x);
+		unsigned n = batch(f, 256, pg);
+		for (unsigned i = 0; i < n; i++)
+			pcb_ps_set_present(&f->ps, pg[i]);
+		if (nw < maxwin)
+			win[nw++] = n;
+	}
+	return nw;
+}
+
+/* Leap (mm/swap_state.c): trend over windows of 8, 16, 32 deltas (more than
+ * half), window hits + 2 rounded up to a power of two from 4, capped at
+ * 1 << page_cluster = 8; hits inferred from faults. */
 static void test_trend_stride3(void **st)
 {
 	(void)st;
 	struct fx f;
 	uint64_t pg[256];
+	unsigned win[64];
+	/* stride 5 forward: before a trend, the 4-aligned block around each fault (3 pages);
+	 * 5 equal deltas of the newest 8 make the trend (6th fault); then 3 pages along it
+	 * (no hits: 0 + 2 -> 4), the guest uses all 3 -> 5 -> 8 (7 pages), then capped at 8 */
 	fx_open(&f, "trend", NP, "fill=none,batch-order=trend");
-	/* a backward stride of 3 */
-	fault(&f, 900);
-	assert_int_equal(batch(&f, 64, pg), 0);        /* no history: nothing */
-	fault(&f, 897);
-	fault(&f, 894);
-	assert_int_equal(batch(&f, 64, pg), 0);        /* trend found now, no hits yet: nothing */
-	fault(&f, 891);
-	/* follows the trend, no hits: Leap prefetches one page along it */
-	EXPECT_PAGES(pg, batch(&f, 64, pg), 888);
-	/* the guest used 888 (no fault) and faults on 885: 1 hit -> window 2 */
-	fault(&f, 885);
-	EXPECT_PAGES(pg, batch(&f, 64, pg), 882, 879);
-	/* 2 hits -> window 4 (the next power of two above hits + 1) */
-	fault(&f, 876);
-	EXPECT_PAGES(pg, batch(&f, 64, pg), 873, 870, 867, 864);
+	unsigned nw = walk(&f, 0, 200, 5, win, 64);
+	assert_true(nw >= 8);
+	for (unsigned i = 0; i < 5; i++)
+		assert_int_equal(win[i], 3);          /* block 4k..4k+3 minus the fault */
+	assert_int_equal(win[5], 3);                  /* trend found: 4 pages from the fault along +5 */
+	assert_int_equal(win[6], 7);                  /* 3 hits: 5 -> 8 */
+	assert_int_equal(win[7], 7);                  /* 7 hits: 9 -> 16, capped at 8 */
 	fx_close(&f);
 
-	/* forward stride 3 from the start, window grows to max-depth */
-	fx_open(&f, "trend", NP, "fill=none,max-depth=8,batch-order=trend");
-	uint64_t x = 0;
-	for (int i = 0; i < 4; i++, x += 3)
-		fault(&f, x);
-	unsigned n = batch(&f, 64, pg);
-	unsigned total = n;
-	for (int round = 0; round < 6; round++) {
-		/* the guest runs through everything prefetched and faults on the next stride page */
-		x = pg[n - 1] + 3;
-		for (unsigned i = 0; i < n; i++)
-			assert_true(pg[i] % 3 == 0);   /* along the stride only */
-		fault(&f, x);
-		n = batch(&f, 64, pg);
-		assert_true(n >= 1 && n <= 8);
-		total += n;
-	}
-	assert_int_equal(n, 8);                      /* capped at max-depth */
-	assert_true(total > 6);
+	/* the same with page_cluster 6 (max-depth=64): 4, 8, 16, 32, 64 */
+	fx_open(&f, "trend", NP, "fill=none,max-depth=64,batch-order=trend");
+	nw = walk(&f, 0, NP, 5, win, 64);
+	assert_true(nw >= 10);
+	unsigned want[] = { 3, 7, 15, 31, 63 };
+	for (unsigned i = 0; i < 5; i++)
+		assert_int_equal(win[5 + i], want[i]);
+	fx_close(&f);
+
+	/* backward stride 3: prefetch along -3 */
+	fx_open(&f, "trend", NP, "fill=none,batch-order=trend");
+	for (uint64_t x = 900; x > 880; x -= 3)
+		fault(&f, x);                          /* 900 ... 882: 7 faults, 6 deltas of -3 */
+	EXPECT_PAGES(pg, batch(&f, 64, pg), 879, 876, 873);
+	fx_close(&f);
+	char why[256];
+	assert_int_equal(fx_try(&f, "trend", NP, "max-depth=12", why, sizeof(why)), -1);
+	tl_assert_contains(why, "'12'");
 	fx_close(&f);
 }
 
@@ -282,44 +318,34 @@ static void test_trend_majority_and_fallback(void **st)
 	(void)st;
 	struct fx f;
 	uint64_t pg[256];
-	/* a majority, not unanimity: deltas +5 +5 +90 +5 +5 (one outlier) */
+	/* a majority, not unanimity: deltas +5 x5, +90, +5 (6 of 7 > 8/2) */
 	fx_open(&f, "trend", NP, "fill=none,batch-order=trend");
-	uint64_t seq[] = { 100, 105, 110, 200, 205, 210 };
-	for (unsigned i = 0; i < 6; i++)
+	uint64_t seq[] = { 100, 105, 110, 115, 120, 210, 215, 220 };
+	for (unsigned i = 0; i < 8; i++)
 		fault(&f, seq[i]);
-	/* follows (+5), no hits: 1 page along +5 */
-	EXPECT_PAGES(pg, batch(&f, 64, pg), 215);
+	EXPECT_PAGES(pg, batch(&f, 64, pg), 225, 230, 235);
 	fx_close(&f);
 
-	/* no majority (alternating +7, -2, +11, ...): window around the fault
-	 * once there have been hits, then address order with fill=address */
+	/* no majority: the aligned block of 4 around the fault, then address order */
 	fx_open(&f, "trend", NP, "batch-order=trend");
 	uint64_t noisy[] = { 500, 507, 505, 516, 513, 530 };
 	for (unsigned i = 0; i < 6; i++)
 		fault(&f, noisy[i]);
-	/* nothing to prefetch (no trend, no hits): address order */
-	EXPECT_PAGES(pg, batch(&f, 3, pg), 0, 1, 2);
+	EXPECT_PAGES(pg, batch(&f, 6, pg), 528, 529, 531, 0, 1, 2);
 	fx_close(&f);
 
-	/* with the guest's first-touch record: hits are pages touched without a fault */
+	/* the guest's first-touch record is not a hit source (faults only): touched
+	 * prefetched pages do not grow the window */
 	_Atomic uint32_t *ft = calloc(NP, sizeof(*ft));
 	assert_non_null(ft);
-	fx_open(&f, "trend", NP, "fill=none,max-depth=16,batch-order=trend");
+	fx_open(&f, "trend", NP, "fill=none,batch-order=trend");
 	f.pol.first_touch = ft;
-	for (uint64_t p = 10; p <= 13; p++)
+	for (uint64_t p = 10; p <= 15; p++)
 		fault(&f, p);
-	EXPECT_PAGES(pg, batch(&f, 64, pg), 14);
-	atomic_store(&ft[14], 5);                     /* touched, no fault: a hit */
-	fault(&f, 15);
-	EXPECT_PAGES(pg, batch(&f, 64, pg), 16, 17);  /* 1 hit -> 2 */
-	atomic_store(&ft[16], 7);
-	atomic_store(&ft[17], 8);
-	fault(&f, 18);
-	EXPECT_PAGES(pg, batch(&f, 64, pg), 19, 20, 21, 22);  /* 2 hits -> 4 */
-	/* a jump elsewhere, nothing used: the window shrinks to half (not 0),
-	 * and the majority of the history is still +1 */
-	fault(&f, 700);
-	EXPECT_PAGES(pg, batch(&f, 64, pg), 701, 702);
+	EXPECT_PAGES(pg, batch(&f, 64, pg), 16, 17, 18);
+	atomic_store(&ft[16], 5);
+	fault(&f, 100);                               /* elsewhere: no fault-visible hit */
+	assert_int_equal(batch(&f, 64, pg), 3);       /* still 4 (not 4 from a hit-grown 8) */
 	fx_close(&f);
 	free((void *)ft);
 	char why[256];
@@ -330,55 +356,58 @@ static void test_trend_majority_and_fallback(void **st)
 
 /* ---- criu ------------------------------------------------------------------ */
 
+/* CRIU criu/uffd.c update_xfer_len: 64 KiB, +64 KiB per chunk (additive) to
+ * 4 MiB, back to 64 KiB on a fault; one chunk = one batch (xfer_pages sends
+ * one request per chunk); the policy declares one transfer in flight and
+ * faults on queued pages not re-requested (handle_page_fault, is_page_queued). */
 static void test_criu_chunks(void **st)
 {
 	(void)st;
 	struct fx f;
-	uint64_t *pg = calloc(8192, sizeof(*pg));
+	uint64_t *pg = calloc(70000, sizeof(*pg));
 	uint64_t len, chunks;
-	fx_open(&f, "criu", 8192, "");
-	/* 64 KiB = 16 pages, doubling to 4 MiB = 1024 pages; a chunk spans batches */
-	uint64_t want[] = { 16, 32, 64, 128, 256, 512, 1024, 1024 };
+	fx_open(&f, "criu", 70000, "");
+	assert_int_equal(f.pol.ops->max_inflight, 1);
+	assert_true(f.pol.ops->fault_waits_queued);
+	assert_int_equal(f.pol.ops->batch_pages(&f.pol), 1024);   /* 4 MiB: the longest request */
 	uint64_t next = 0;
-	for (unsigned c = 0; c < 8; c++) {
-		uint64_t got = 0;
-		while (got < want[c]) {
-			unsigned n = batch(&f, 64 < want[c] - got ? 64 : (unsigned)(want[c] - got), pg);
-			assert_true(n > 0);
-			for (unsigned i = 0; i < n; i++)
-				assert_int_equal(pg[i], next + got + i);   /* lowest missing first */
-			got += n;
-		}
+	for (unsigned c = 0; c < 70; c++) {
+		uint64_t want = 16u * (c + 1) < 1024 ? 16u * (c + 1) : 1024;   /* 16, 32, 48, ... 1024, 1024 */
+		unsigned n = batch(&f, 1024, pg);
+		tl_assert_u64_eq(n, want);                          /* one chunk per batch, never two */
+		for (unsigned i = 0; i < n; i++)
+			tl_assert_u64_eq(pg[i], next + i);          /* lowest missing first */
 		pcb_policy_criu_chunk(&f.pol, &len, &chunks);
-		tl_assert_u64_eq(len, want[c]);
+		tl_assert_u64_eq(len, want);
 		tl_assert_u64_eq(chunks, c + 1);
-		next += want[c];
+		next += want;
+		if (next > 60000)
+			break;
 	}
-	/* a fault: one page (the policy adds nothing for it), the next chunk is 64 KiB again */
-	fault(&f, 8000);
-	assert_int_equal(batch(&f, 16, pg), 16);
-	pcb_policy_criu_chunk(&f.pol, &len, &chunks);
-	tl_assert_u64_eq(len, 16);
-	tl_assert_u64_eq(pg[0], next);
-	assert_int_equal(batch(&f, 64, pg), 64);   /* the 32-page chunk, then the next (64) starts */
-	pcb_policy_criu_chunk(&f.pol, &len, &chunks);
-	tl_assert_u64_eq(len, 64);
-	tl_assert_u64_eq(pg[0], next + 16);
-	tl_assert_u64_eq(pg[63], next + 16 + 63);
+	/* a fault: one page (the policy adds nothing for it), the chunks restart at 64 KiB, additively */
+	fault(&f, 69000);
+	for (unsigned c = 1; c <= 3; c++) {
+		unsigned n = batch(&f, 1024, pg);
+		tl_assert_u64_eq(n, 16u * c);
+		tl_assert_u64_eq(pg[0], next);
+		next += n;
+	}
 	fx_close(&f);
 
 	/* a chunk ends at a page already present (CRIU: the end of the iov) */
 	fx_open(&f, "criu", 100, "min-chunk=32K,max-chunk=64K");
 	pcb_ps_set_present(&f.ps, 5);
-	assert_int_equal(batch(&f, 8, pg), 8);       /* 0..4 (chunk 1: 5 pages), then 6..8 of chunk 2 */
-	EXPECT_PAGES(pg, 8, 0, 1, 2, 3, 4, 6, 7, 8);
-	pcb_policy_criu_chunk(&f.pol, &len, &chunks);
-	tl_assert_u64_eq(len, 16);                    /* 32K -> 64K (capped) */
-	/* a fault inside the chunk being sent: skipped, the chunk goes on */
-	fault(&f, 10);
-	assert_int_equal(batch(&f, 64, pg), 64);
-	assert_int_equal(pg[0], 9);
-	assert_int_equal(pg[1], 11);
+	assert_int_equal(batch(&f, 64, pg), 5);       /* 0..4: chunk 1 ends at page 5 */
+	EXPECT_PAGES(pg, 5, 0, 1, 2, 3, 4);
+	assert_int_equal(batch(&f, 64, pg), 16);      /* chunk 2: 32K + 32K = 64K (the cap) */
+	tl_assert_u64_eq(pg[0], 6);
+	/* a smaller batch than the chunk: the chunk goes on in the next batch, and a fault
+	 * inside it is skipped */
+	assert_int_equal(batch(&f, 4, pg), 4);        /* 22..25 of the 16-page chunk 22..37 */
+	fault(&f, 27);
+	assert_int_equal(batch(&f, 64, pg), 11);      /* the rest of that chunk: 26, 28..37 */
+	assert_int_equal(pg[0], 26);
+	assert_int_equal(pg[1], 28);
 	fx_close(&f);
 	char why[256];
 	assert_int_equal(fx_try(&f, "criu", 100, "min-chunk=5000", why, sizeof(why)), -1);
@@ -386,6 +415,9 @@ static void test_criu_chunks(void **st)
 	fx_close(&f);
 	assert_int_equal(fx_try(&f, "criu", 100, "min-chunk=1M,max-chunk=64K", why, sizeof(why)), -1);
 	tl_assert_contains(why, "max-chunk");
+	fx_close(&f);
+	assert_int_equal(fx_try(&f, "criu", 100, "max-chunk=32M", why, sizeof(why)), -1);
+	tl_assert_contains(why, "'32M'");
 	fx_close(&f);
 	free(pg);
 }
@@ -412,7 +444,7 @@ static void test_replay_order(void **st)
 	uint64_t pg[64];
 	char opts[256];
 	/* first-touch order: 7 5 9 0x10 (=16) 3; repeats and writes do not matter */
-	snprintf(opts, sizeof(opts), "file=%s", write_text("a.txt", "# trace\n7\n5 w\n7\n9 r 1\n0x10\n5 +\n3\n"));
+	snprintf(opts, sizeof(opts), "file=%s,rest=address", write_text("a.txt", "# trace\n7\n5 w\n7\n9 r 1\n0x10\n5 +\n3\n"));
 	fx_open(&f, "replay", 20, opts);
 	/* the next three of the working set, sorted inside the batch (batch-order=address) */
 	EXPECT_PAGES(pg, batch(&f, 3, pg), 5, 7, 9);
@@ -603,7 +635,7 @@ static void test_property_exactly_once(void **st)
 	assert_non_null(text);
 	for (unsigned i = 0, k = 0; i < 3000; i++)
 		k += (unsigned)snprintf(text + k, 64 * 1024 - k, "%u\n", (i * 7919u) % 1500u);
-	snprintf(replay, sizeof(replay), "file=%s", write_text("prop.txt", text));
+	snprintf(replay, sizeof(replay), "file=%s,rest=address", write_text("prop.txt", text));
 	free(text);
 	unsigned tested = 0;
 	for (unsigned i = 0; pcb_policies[i]; i++) {

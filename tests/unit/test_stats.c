@@ -40,20 +40,6 @@ static void spread_basic(void **state)
 	assert_true(s.n == 1 && s.median == 42 && s.min == 42 && s.max == 42);
 }
 
-static void spread_overlap(void **state)
-{
-	(void)state;
-	double a[] = { 10, 11, 12 }, b[] = { 13, 14, 15 }, c[] = { 12, 20, 30 }, d[] = { 1, 100, 50 };
-	struct pcb_spread sa = pcb_spread_of(a, 3), sb = pcb_spread_of(b, 3), sc = pcb_spread_of(c, 3),
-			  sd = pcb_spread_of(d, 3), empty = pcb_spread_of(NULL, 0);
-	assert_false(pcb_spread_overlap(&sa, &sb));      /* disjoint: distinguishable */
-	assert_false(pcb_spread_overlap(&sb, &sa));
-	assert_true(pcb_spread_overlap(&sa, &sc));       /* touching at 12: cannot tell apart */
-	assert_true(pcb_spread_overlap(&sb, &sd));       /* contained */
-	assert_true(pcb_spread_overlap(&sd, &sb));
-	assert_true(pcb_spread_overlap(&sa, &empty));    /* no data: never claim a difference */
-}
-
 static char *csv_of(void (*fn)(FILE *))
 {
 	char *buf = NULL;
@@ -246,7 +232,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(spread_basic),
-		cmocka_unit_test(spread_overlap),
 		cmocka_unit_test(csv_writer),
 		cmocka_unit_test(json_reader),
 		cmocka_unit_test(json_roundtrip),

@@ -245,7 +245,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 }
 	};
-	struct pcb_trace_opts o = { .usdt = true, .uffd_ranges = true };
+	struct pcb_trace_opts o = { .usdt = true, .uffd_ranges = true, .msgs = true, .any_reader = true,
+				    .kernel_faults = true, .follow_ranges = true };
 	double interval = 1.0, duration = 0, window_us = 0;
 	const char *json_path = NULL;
 	bool quiet = false, per_thread = false;
@@ -346,7 +347,8 @@ int main(int argc, char **argv)
 	if (duration > 0)
 		t_end = t_start + (uint64_t)(duration * 1e9);
 	{
-		int nr = o.uffd_ranges ? pcb_trace_refresh_ranges(t) : -1;
+		struct pcb_trace_stats *st0 = cur;
+		int nr = o.uffd_ranges && pcb_trace_read(t, st0) == 0 ? (int)st0->ranges : -1;
 		char rng[64];
 
 		if (nr >= 0)
@@ -389,7 +391,7 @@ int main(int argc, char **argv)
 			struct tm tm;
 			char ts[16];
 
-			if (o.uffd_ranges)
+			if (o.uffd_ranges && !pcb_trace_follows_ranges(t))
 				pcb_trace_refresh_ranges(t);
 			if (!quiet && pcb_trace_read(t, cur) == 0) {
 				localtime_r(&wall, &tm);

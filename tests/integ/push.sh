@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Policies at the source (--policy-end=source, source/push.c): the source runs
+# the policy and pushes its stream, paced by the connection, not by a window
+# of requests.  Checked live on loopback, every page verified:
+#  - qemu (at the source by default, one channel without preempt): the source's
+#    socket holds at least the socket buffer asked for (--socket-buffer, 4 MiB)
+#    at some point of the push -- more than a pull's window of batches
+#    (--window x --batch pages) could ever queue -- and the end is recorded;
+#  - qemu preempt=on uses two channels; sequential pushed; qemu pulled at the
+#    destination (--policy-end=destination) records that end;
+#  - qemu with --channels=2 but preempt=off, and --policy-end=sideways, are
+#    refused with one line and exit 64.
+. "$(dirname "$0")/../lib/integ.sh"
+
+# check NAME END CHANNELS: verified, and where the policy ran
+check() {
+	$PCBJSON migration "$T/$1.json" || { fail "$1: result checks failed"; return 1; }
+	python3 - "$T/$1.json" "$1" "$2" "$3" <<'PY' || { fail "$1: push checks failed"; return 1; }
+import json, sys
+f, name, end, ch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+d = json.load(open(f)); c = d["config"]; r = d["results"]
+assert c["policy-end"] == end and r["policy"]["end"] == end, (name, c["policy-end"], r["policy"])
+assert c["channels"] == ch and r["transport"]["channels"] == ch, (name, c["channels"])
+v = r["verify"]
+assert v["pages_corrupt"] == 0 and v["pages_missing"] == 0 and v["pages_verified"] == r["pages"]["total"], (name, v)
+if end == "source":
+    p = r["policy"]
+    assert p["push_ended"], (name, p)
+    # the stream carried every page the demand replies did not
+    assert 0 < p["pushed_pages"] <= r["pages"]["total"], (name, p)
+    assert r["pager"]["background_batches"] == 0, (name, "a pushed run asked for batches", r["pager"])
+print("OK %-14s at the %s, %d channel(s): %d pages verified, %d pushed" % (name, end, ch, v["pages_verified"],
+      r["policy"].get("pushed_pages", 0)))
+PY
+}
+
+# 1. qemu: pushed at the source over one channel; the socket is kept full
+pcb qemu1 120 run --policy=qemu --mem=256M --workload=random --duration=400ms --seed=3 --trace=off \
+	--socket-buffer=4M --window=4 --batch=64 --json="$T/qemu1.json"
+if [ "$RC" != 0 ]; then
+	show qemu1
+	fail "qemu one channel: exit $RC"
+elif check qemu1 source 1; then
+	read -r q sb < <($PCBJSON get "$T/qemu1.json" results.policy.source_sendq_max_bytes \
+		results.policy.source_sndbuf_bytes | tr '\n' ' ')
+	pull=$((4 * 64 * 4096))   # the most a pull keeps in flight: --window x --batch pages
+	log "qemu one channel: the source's socket held up to $q bytes (SO_SNDBUF $sb; asked 4194304; a pull's window: $pull)"
+	[ "$q" -ge 4194304 ] || fail "pushing, the source's socket never held the 4 MiB socket buffer (max $q bytes)"
+	[ "$q" -gt "$pull" ] || fail "pushing queued no more than a pull's window ($q <= $pull bytes)"
+fi
+
+# 2. preempt: two channels; other policies at the source; qemu pulled at the destination
+pcb qemu2 120 run --policy=qemu --policy-opt=preempt=on --mem=64M --workload=random --duration=300ms --trace=off \
+	--json="$T/qemu2.json"
+[ "$RC" = 0 ] && check qemu2 source 2 || { show qemu2; fail "qemu preempt=on: exit $RC"; }
+pcb seqpush 120 run --policy=sequential --policy-end=source --channels=1 --mem=64M --workload=zipf --duration=300ms \
+	--vcpus=2 --trace=off --json="$T/seqpush.json"
+[ "$RC" = 0 ] && check seqpush source 1 || { show seqpush; fail "sequential pushed: exit $RC"; }
+pcb qemudst 120 run --policy=qemu --policy-end=destination --mem=64M --workload=random --duration=300ms --trace=off \
+	--json="$T/qemudst.json"
+[ "$RC" = 0 ] && check qemudst destination 1 || { show qemudst; fail "qemu at the destination: exit $RC"; }
+
+# 3. refused: preempt=off on two channels; an unknown end
+pcb badch 30 run --policy=qemu --channels=2 --mem=16M --duration=100ms
+[ "$RC" = 64 ] || { show badch; fail "qemu --channels=2 without preempt: exit $RC, want 64"; }
+[ "$(wc -l <"$T/badch.err")" = 1 ] && grep -q "policy qemu .* uses 1 connection" "$T/badch.err" || { show badch; fail "qemu --channels=2: not one line naming the policy and its connections"; }
+pcb badend 30 run --policy=qemu --policy-end=sideways --mem=16M --duration=100ms
+[ "$RC" = 64 ] && grep -q "'sideways'" "$T/badend.err" || { show badend; fail "--policy-end=sideways: exit $RC, want 64 naming it"; }
+finish
