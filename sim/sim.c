@@ -548,8 +548,9 @@ static void ev_vcpu(struct sim *s, unsigned v, uint64_t now)
 	if (s->pol.ops->on_fault)
 		s->pol.ops->on_fault(&s->pol, pg, now);
 	bool first = pcb_bit_set(s->ps.demanded, pg);
-	/* a page of a batch in flight is not asked for again (fault_waits_queued: CRIU) */
-	bool queued = first && !s->sp->push && s->pol.ops->fault_waits_queued && pcb_bit_test(s->ps.claimed, pg);
+	/* a page of a batch in flight is not asked for again: the live pager's
+	 * default (--inflight=wait, pager/demand.c), and CRIU's is_page_queued */
+	bool queued = first && !s->sp->push && pcb_bit_test(s->ps.claimed, pg);
 	if (queued)
 		first = false;
 	if (s->sp->keep_faults) {
