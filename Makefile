@@ -53,7 +53,7 @@ HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 PROGS := pcbench pctrace
 
-.PHONY: all deps test unit integ bench clean plots fuzz bench-floor bench-scale bench-channels examples
+.PHONY: all deps test unit integ bench clean plots fuzz bench-floor bench-scale bench-channels examples man
 all: $(PROGS)
 
 # ---- dependencies (Debian 12) ---------------------------------------------
@@ -235,13 +235,12 @@ bench-floor: deps
 	$(Q)mkdir -p results && out=results/floor-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV).json && \
 		./pcbench floor --json $$out $(FLOOR_ARGS) && echo "floor: $$out"
 
-# Scale: a 16 GiB guest (needs ~13 GiB free), verified; prints the pager's RSS excluding the guest.
-SCALE_MEM ?= 16G
+# Scale: pull throughput, migration time and pager memory for SCALE_SIZES (idle and running
+# guest), table + figure in results/scale-TIME-REV/ (bench/scale.sh; 16 GiB needs ~13 GiB free).
+SCALE_SIZES ?= 256M 1G 4G 16G
 bench-scale: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)mkdir -p results && out=results/scale-$(SCALE_MEM)-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV).json && \
-		./pcbench --mem=$(SCALE_MEM) --policy=sequential --workload=random --vcpus=2 --duration=5s --json $$out && \
-		echo "scale: $$out"
+	$(Q)mkdir -p results && SCALE_SIZES="$(SCALE_SIZES)" bench/scale.sh results/scale-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV) ./pcbench
 
 # ---- fuzzing (libFuzzer, clang) ----------------------------------------------------
 # `make fuzz` runs the network-input fuzzer (tests/fuzz/fuzz_proto.c) for FUZZ_TIME
@@ -262,3 +261,7 @@ fuzz: build-fuzz/fuzz_proto
 
 clean:
 	rm -rf build build-san build-fuzz pcbench pctrace
+
+# docs/pcbench.1 is generated from the options table (cli/options.c); cli.sh checks it is current
+man: $(BUILD)/pcbench
+	$(BUILD)/pcbench --man > docs/pcbench.1

@@ -184,7 +184,8 @@ static int check_policies(struct pcb_job *job, const char *path, unsigned pol_li
 		if (!v->policy[0]) {
 			if (!pcb_policy_find(v->name))
 				return fail(why, whylen, path, 0, NULL, "[policy %s] needs 'policy = ...' (a registered policy)", v->name);
-			snprintf(v->policy, sizeof(v->policy), "%s", v->name);
+			_Static_assert(sizeof(v->policy) == sizeof(v->name), "variant name and policy fields differ");
+			memcpy(v->policy, v->name, sizeof(v->policy));
 		}
 		bool has_replay = false;
 		for (unsigned o = 0; o < v->nopts; o++)

@@ -41,7 +41,7 @@ struct pcb_job_link {
  * `policy`, default NAME) with pcbench options of its own; `record_seed = N` (replay only): the
  * runner first records each workload's access trace with seed N (a local run, --record) into
  * DIR/traces/ and passes it as --replay (`record_duration = D` shortens that run: a trace
- * holds every access, ~130 MB per guest second on this machine). */
+ * holds every access, so it grows with the guest time recorded). */
 struct pcb_job_variant {
 	char name[32];
 	char policy[32];

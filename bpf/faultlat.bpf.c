@@ -348,7 +348,12 @@ static __always_inline void close_nonblocking(struct fl_slot *s, __u32 tid)
 		s->flags = 0;
 		if (track_msgs) {
 			s->last_kind = FL_K_NONBLOCK;
-			close_mw(s);
+			if (close_mw(s)) {
+				count(FL_C_KVM_DELIVERED_NOBLOCK);
+				t = thread_stats(s, tid);
+				if (t)
+					__sync_fetch_and_add(&t->delivered_noblock, 1);
+			}
 		}
 		return;
 	}
@@ -989,7 +994,7 @@ static __always_inline bool deliver(__u32 ptid, __u64 address)
 			hist_add_n(FL_H_UNDELIVERED, f2r, -1);
 			hist_add(FL_H_FAULT_TO_RUNNING, f2r);
 		} else if (kind == FL_K_NONBLOCK) {
-			count(FL_C_DELIVERED_NOBLOCK);
+			count(READ_ONCE(s->kvm) ? FL_C_KVM_DELIVERED_NOBLOCK : FL_C_DELIVERED_NOBLOCK);
 		} else if (kind == FL_K_LOST) {
 			count(FL_C_LOST_DELIVERED);
 		}
@@ -1055,6 +1060,8 @@ int fl_read_exit(struct pcb_tp_sys_exit *ctx)
 		uffd_fops = fd_fops(task, fd);      /* the tracer's own userfaultfd */
 		return 0;
 	}
+	if (null_progs)
+		return 0;
 	if (ret < (long)sizeof(m) || (ret % sizeof(m)))
 		return 0;
 	if (any_reader && (!uffd_fops || fd_fops(task, fd) != uffd_fops))
@@ -1104,6 +1111,9 @@ int fl_ioctl_enter(struct pcb_tp_sys_enter *ctx)
 {
 	struct pcb_uffdio_register r;
 
+	if (null_progs)
+		return 0;
+
 	if ((bpf_get_current_pid_tgid() >> 32) != targ_tgid || (__u32)ctx->args[1] != PCB_UFFDIO_REGISTER)
 		return 0;
 	if (bpf_probe_read_user(&r, sizeof(r), (void *)ctx->args[2]))
@@ -1122,6 +1132,9 @@ int fl_ioctl_exit(struct pcb_tp_sys_exit *ctx)
 	struct pt_regs *regs;
 	__u64 r[2];
 
+	if (null_progs)
+		return 0;
+
 	if ((bpf_get_current_pid_tgid() >> 32) != targ_tgid || ctx->ret)
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
@@ -1135,6 +1148,9 @@ SEC("tracepoint/syscalls/sys_exit_munmap")
 int fl_munmap_exit(struct pcb_tp_sys_exit *ctx)
 {
 	struct pt_regs *regs;
+
+	if (null_progs)
+		return 0;
 
 	if ((bpf_get_current_pid_tgid() >> 32) != targ_tgid || ctx->ret)
 		return 0;
@@ -1152,6 +1168,9 @@ int fl_mremap_exit(struct pcb_tp_sys_exit *ctx)
 	unsigned long ret = (unsigned long)ctx->ret;
 	struct pt_regs *regs;
 	__u64 old, old_len, new_len;
+
+	if (null_progs)
+		return 0;
 
 	if ((bpf_get_current_pid_tgid() >> 32) != targ_tgid || ret >= -PCB_MAX_ERRNO)
 		return 0;

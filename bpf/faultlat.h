@@ -110,6 +110,7 @@ enum fl_counter {
 	FL_C_UNREGISTER,            /* UFFDIO_UNREGISTER / munmap / mremap that removed or trimmed
 	                             * a traced range */
 	FL_C_REMAP,                 /* mremap of a traced range followed to its new place */
+	FL_C_KVM_DELIVERED_NOBLOCK, /* KVM faults whose message was read, resolved without sleeping */
 	FL_C_RANGES_FULL,           /* a registration found no free range slot: the address
 	                             * filter is turned off (every fault of the target opens) */
 	FL_NCOUNTERS

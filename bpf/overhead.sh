@@ -7,12 +7,15 @@
 #
 # Modes:
 #   off      no tracer attached
-#   hist     pctrace, histograms only (its default: page fault + sched_switch)
+#   hist     pctrace's default: user- and kernel-mode page faults, sched_switch,
+#            the fault-message hook (syscalls:sys_exit_read, any process) and
+#            the registration hooks (syscalls:*ioctl, munmap, mremap)
 #   events   histograms + CSV event stream
 #   usdt     (--usdt) histograms + the pcbench:* USDT probes the victim fires
 # and, with --modes, any of:
 #   wakeup   + the sched_wakeup hook (fault -> wake-up split)
-#   msgs     + the fault-message hook (--messages: syscalls:sys_exit_read)
+#   heuristic  pctrace --heuristic: page fault + sched_switch only (a fault
+#            counts when it blocks; what the default was before 2026-12-04)
 #   classic  classic tracepoints instead of tp_btf
 #   null     the hooks of hist with programs that return at once
 #            (pctrace --null-programs): the cost of attaching by itself
@@ -73,8 +76,8 @@ modes="hist events"
 [ -n "$EXTRA" ] && modes="$modes $EXTRA"
 for m in $modes; do
 	case $m in
-	hist|events|usdt|msgs|wakeup|classic|null) ;;
-	hist:*|events:*|usdt:*|msgs:*|wakeup:*|classic:*|null:*)
+	hist|events|usdt|heuristic|wakeup|classic|null) ;;
+	hist:*|events:*|usdt:*|heuristic:*|wakeup:*|classic:*|null:*)
 		[ -x "${m#*:}" ] || { echo "overhead.sh: $m: ${m#*:} is not an executable" >&2; exit 64; } ;;
 	*) echo "overhead.sh: unknown mode $m" >&2; exit 64 ;;
 	esac
@@ -136,7 +139,7 @@ vout = Lines(v, v.stdout, "victim")
 vpid = int(vout.until("ready").split("pid=")[1])
 wfd = os.open(fifo, os.O_WRONLY)
 args = {"hist": ["--no-usdt"], "events": ["--no-usdt", "--events", os.path.join(tmp, "events.csv")],
-        "usdt": [], "msgs": ["--no-usdt", "--messages"], "wakeup": ["--no-usdt", "--wakeup"],
+        "usdt": [], "heuristic": ["--no-usdt", "--heuristic"], "wakeup": ["--no-usdt", "--wakeup"],
         "classic": ["--no-usdt", "--classic"], "null": ["--no-usdt", "--null-programs"]}
 tr = {}
 for m in modes:

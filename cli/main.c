@@ -3,6 +3,7 @@
 #include "bench/bench.h"
 #include "floor/floor.h"
 #include "cli/netcmd.h"
+#include "cli/imagecmd.h"
 #include "cli/options.h"
 #include "run/run.h"
 #include "policies/policy.h"
@@ -38,6 +39,10 @@ int main(int argc, char **argv)
 	int first = 1;
 	/* a peer that goes away must be an error return (EPIPE), not a silent death */
 	signal(SIGPIPE, SIG_IGN);
+	if (argc == 2 && !strcmp(argv[1], "--man")) {   /* docs/pcbench.1 (make man) */
+		pcb_man_page(stdout);
+		return 0;
+	}
 	if (argc > 1 && !strcmp(argv[1], "list"))
 		return cmd_list();
 	if (argc > 1 && !strcmp(argv[1], "floor"))
@@ -48,6 +53,8 @@ int main(int argc, char **argv)
 		return pcb_cmd_analyze(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "simulate"))
 		return pcb_cmd_simulate(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "image"))
+		return pcb_cmd_image(argc, argv);
 	if (argc > 1 && !strcmp(argv[1], "source"))
 		return pcb_cmd_source(argc, argv, 2);
 	if (argc > 1 && !strcmp(argv[1], "dest"))
@@ -55,7 +62,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "run"))
 		first = 2;
 	else if (argc > 1 && argv[1][0] != '-') {
-		pcb_err("unknown command '%s' (commands: run, source, dest, list, floor, bench, analyze, simulate; see --help)", argv[1]);
+		pcb_err("unknown command '%s' (commands: run, source, dest, image, list, floor, bench, analyze, simulate; see --help)", argv[1]);
 		return PCB_EXIT_USAGE;
 	}
 	struct pcb_config cfg;

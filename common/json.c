@@ -11,6 +11,7 @@ struct pcb_json {
 	int depth;
 	bool first[PCB_JSON_MAX_DEPTH];
 	bool err;
+	bool compact;           /* one line (JSON lines) */
 };
 
 struct pcb_json *pcb_json_open(FILE *fp)
@@ -20,6 +21,15 @@ struct pcb_json *pcb_json_open(FILE *fp)
 		return NULL;
 	j->fp = fp;
 	j->first[0] = true;
+	return j;
+}
+
+struct pcb_json *pcb_json_open_compact(FILE *fp)
+{
+	struct pcb_json *j = pcb_json_open(fp);
+
+	if (j)
+		j->compact = true;
 	return j;
 }
 
@@ -59,14 +69,14 @@ static void prefix(struct pcb_json *j, const char *key)
 	if (!j->first[j->depth])
 		fputc(',', j->fp);
 	j->first[j->depth] = false;
-	if (j->depth > 0) {
+	if (j->depth > 0 && !j->compact) {
 		fputc('\n', j->fp);
 		for (int i = 0; i < j->depth; i++)
 			fputs("  ", j->fp);
 	}
 	if (key) {
 		put_str(j->fp, key);
-		fputs(": ", j->fp);
+		fputs(j->compact ? ":" : ": ", j->fp);
 	}
 }
 
@@ -90,7 +100,7 @@ static void close_(struct pcb_json *j, char c)
 	}
 	bool empty = j->first[j->depth];
 	j->depth--;
-	if (!empty) {
+	if (!empty && !j->compact) {
 		fputc('\n', j->fp);
 		for (int i = 0; i < j->depth; i++)
 			fputs("  ", j->fp);

@@ -19,6 +19,8 @@
 struct pcb_json;
 
 struct pcb_json *pcb_json_open(FILE *fp);
+/* The same on one line (JSON lines: one value per line). */
+struct pcb_json *pcb_json_open_compact(FILE *fp);
 int pcb_json_close(struct pcb_json *j);
 
 void pcb_json_obj_begin(struct pcb_json *j, const char *key);

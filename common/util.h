@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <time.h>
 
-/* Exit codes (sysexits.h style), one per failure class. Documented in README. */
+/* Exit codes (sysexits.h style), one per failure class. Documented in README.md and docs/pcbench.1 (cli/options.c). */
 enum pcb_exit {
 	PCB_EXIT_OK          = 0,
 	PCB_EXIT_VERIFY      = 1,   /* run finished but pages corrupt or missing */

@@ -27,12 +27,14 @@
  *              last page present), every page verified.
  */
 #include "floor/floor.h"
+#include "floor/kvmfloor.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
 #include "common/pin.h"
 #include "common/sysinfo.h"
 #include "common/util.h"
+#include "cli/options.h"
 #include "install/install.h"
 #include "wire/link.h"
 #include "pager/pager.h"
@@ -73,6 +75,9 @@ struct floor_cfg {
 	uint64_t link_bps[FLOOR_MAX_LINKS];
 	char link_name[FLOOR_MAX_LINKS][24];
 	uint64_t link_rtt_ns;
+	/* KVM demand paging, bare and pcbench (--kvm-vcpus, --kvm-mem, --kvm-reps, --no-kvm; kvm.c) */
+	bool no_kvm;
+	struct pcb_floor_kvm_cfg kvm;
 };
 
 enum { V_UFFD, V_UFFD_PROC, V_TCP, V_UNIX, V_PCB, V_PCB_PROC, NV };
@@ -1021,7 +1026,7 @@ static int link_measure(const struct floor_cfg *fc, unsigned nplace, struct link
 		"%u repetitions\n",
 		pcb_fmt_size(fc->bulk_bytes, sz, sizeof(sz)), (double)fc->link_rtt_ns / 1e3, fc->nlink, fc->bulk_reps);
 	/* one loopback pull first, not recorded: the first pull of a process pays for memory and
-	 * connections never used before (measured here: 2.7 Gbit/s cold vs 6-12 warm) */
+	 * connections never used before (docs/results/2026-11-26-performance.md) */
 	struct link_pull warm;
 	int wrc = run_link_pull(fc, 0, 0, ls->recv_cpu, ls->source_cpu, icpu, npages, &warm, why, whylen);
 	if (wrc)
@@ -1228,39 +1233,6 @@ static void link_json(struct pcb_json *j, const struct floor_cfg *fc, const stru
 
 /* ---- options, report ------------------------------------------------------------- */
 
-static void floor_help(FILE *fp)
-{
-	fprintf(fp,
-		"usage: pcbench floor [--faults=N] [--rounds=N] [--bulk=SIZE] [--bulk-reps=N] [--batch=N] [--window=N] [--seed=N]\n"
-		"                     [--link-rates=LIST] [--link-rtt=DURATION] [--no-bulk] [--no-demand] [--no-link]\n"
-		"                     [--json=FILE]\n"
-		"\n"
-		"Measures the floor a pager can reach on this machine and pcbench against it, in one run:\n"
-		"bare userfaultfd round trip (handler thread, and handler process given the uffd over a\n"
-		"unix socket), bare end to end over TCP and a unix socket (minimal page\n"
-		"server), and pcbench's pager for the same faults, each with the faulting thread, handler\n"
-		"and server on one CPU (same) and split over two (cross); then bulk background pull:\n"
-		"the TCP transport alone, a bare batched-UFFDIO_COPY receiver, and pcbench with each\n"
-		"install path (copy, move, continue; batched and unbatched); then the same pcbench pull\n"
-		"over an emulated link (--link=RATE,RTT: the source's token bucket and delay line) at each\n"
-		"of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
-		"payload), next to a loopback pull (no emulation) and the delay line alone (unlimited).\n"
-		"Prints a table with the pcbench/bare and pcbench/link ratios and writes it as JSON with\n"
-		"--json.\n"
-		"\n"
-		"  --faults=N    demand faults per variant and placement [40000]\n"
-		"  --rounds=N    interleaved rounds the faults are split into; ratios are paired by round [16]\n"
-		"  --bulk=SIZE   bytes pulled per bulk measurement [128M]\n"
-		"  --bulk-reps=N repetitions of every bulk measurement, interleaved; medians and ratios paired by repetition [5]\n"
-		"  --batch=N     pcbench background request batch (pages) for the bulk runs [1024]\n"
-		"  --window=N    pcbench background batches in flight for the bulk runs [4]\n"
-		"  --seed=N      image seed [1]\n"
-		"  --link-rates=LIST  link rates for the emulated-link pull, comma-separated, e.g. 1gbit,2.5gbit,500mbit\n"
-		"                (10kbit..400gbit; up to %d) [1gbit,2.5gbit,5gbit,10gbit]\n"
-		"  --link-rtt=D  round-trip time of the emulated link (up to 1s; calibrated end to end) [200us]\n"
-		"  --no-link     skip the emulated-link pull (--no-bulk skips only the loopback bulk section)\n", FLOOR_MAX_LINKS);
-}
-
 /* "RATE[,RATE...]" with pcb_link_parse's bandwidth syntax; a finite rate each
  * (the unlimited row is always measured).  0 or -1 (fc unchanged). */
 static int floor_parse_rates(struct floor_cfg *fc, const char *list)
@@ -1299,77 +1271,56 @@ static int floor_parse_rates(struct floor_cfg *fc, const char *list)
 	return 0;
 }
 
+/* --kvm-vcpus=1,2,4: 0, or -1 for a bad list */
+static int floor_parse_vcpus(struct pcb_floor_kvm_cfg *k, const char *val)
+{
+	unsigned n = 0;
+	for (const char *p = val; *p;) {
+		char *e;
+		unsigned long v = strtoul(p, &e, 10);
+		if (e == p || v < 1 || v > PCB_FLOOR_KVM_MAX_VCPUS || n == 4 || (*e && *e != ','))
+			return -1;
+		k->vcpus[n++] = (unsigned)v;
+		p = *e ? e + 1 : e;
+	}
+	if (!n)
+		return -1;
+	k->nv = n;
+	return 0;
+}
+
+/* 0, 1 (help printed) or an exit code.  The options are the table's (cli/options.c, scope floor). */
 static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 {
-	*fc = (struct floor_cfg){ .faults = 40000, .rounds = 16, .bulk_bytes = 128ull << 20, .seed = 1,
-				  .batch = 1024, .window = 4, .bulk_reps = 5, .link_rtt_ns = 200 * PCB_NSEC_PER_USEC };
-	if (floor_parse_rates(fc, "1gbit,2.5gbit,5gbit,10gbit") < 0)
-		return PCB_EXIT_SOFTWARE;
-	for (int i = 2; i < argc; i++) {
-		const char *a = argv[i], *eq = strchr(a, '=');
-		char name[32];
-		size_t nl = eq ? (size_t)(eq - a) : strlen(a);
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			floor_help(stdout);
-			return 1;
-		}
-		if (!strcmp(a, "--no-bulk")) {
-			fc->no_bulk = true;
-			continue;
-		}
-		if (!strcmp(a, "--no-demand")) {
-			fc->no_demand = true;
-			continue;
-		}
-		if (!strcmp(a, "--no-link")) {
-			fc->no_link = true;
-			continue;
-		}
-		if (strncmp(a, "--", 2) || nl >= sizeof(name)) {
-			pcb_err("floor: unexpected argument '%s' (see pcbench floor --help)", a);
-			return PCB_EXIT_USAGE;
-		}
-		memcpy(name, a + 2, nl - 2);
-		name[nl - 2] = 0;
-		const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-		if (!val) {
-			pcb_err("floor: option --%s needs a value", name);
-			return PCB_EXIT_USAGE;
-		}
-		uint64_t u;
-		bool ok = true;
-		if (!strcmp(name, "faults"))
-			ok = pcb_parse_u64(val, &u) == 0 && u >= 100 && u <= 10000000 && (fc->faults = u, 1);
-		else if (!strcmp(name, "rounds"))
-			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= 100 && (fc->rounds = (unsigned)u, 1);
-		else if (!strcmp(name, "bulk"))
-			ok = pcb_parse_size(val, &u) == 0 && u >= (1 << 20) && u <= (64ull << 30) && !(u % (1 << 20)) &&
-			     (fc->bulk_bytes = u, 1);
-		else if (!strcmp(name, "bulk-reps"))
-			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= 16 && (fc->bulk_reps = (unsigned)u, 1);
-		else if (!strcmp(name, "batch"))
-			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= PCB_MAX_BATCH_PAGES && (fc->batch = (unsigned)u, 1);
-		else if (!strcmp(name, "window"))
-			ok = pcb_parse_u64(val, &u) == 0 && u >= 1 && u <= 64 && (fc->window = (unsigned)u, 1);
-		else if (!strcmp(name, "seed"))
-			ok = pcb_parse_u64(val, &u) == 0 && (fc->seed = u, 1);
-		else if (!strcmp(name, "link-rates")) {
-			if (floor_parse_rates(fc, val) < 0)
-				return PCB_EXIT_USAGE;
-		}
-		else if (!strcmp(name, "link-rtt"))
-			ok = pcb_parse_duration(val, &u) == 0 && u <= PCB_NSEC_PER_SEC && (fc->link_rtt_ns = u, 1);
-		else if (!strcmp(name, "json"))
-			ok = strlen(val) < sizeof(fc->json) && snprintf(fc->json, sizeof(fc->json), "%s", val) > 0;
-		else {
-			pcb_err("floor: unknown option --%s (see pcbench floor --help)", name);
-			return PCB_EXIT_USAGE;
-		}
-		if (!ok) {
-			pcb_err("floor: invalid value for --%s: '%s' (see pcbench floor --help)", name, val);
-			return PCB_EXIT_USAGE;
-		}
+	struct pcb_config *o = malloc(sizeof(*o));
+	if (!o) {
+		pcb_err("floor: out of memory");
+		return PCB_EXIT_OSERR;
 	}
+	pcb_cmd_defaults(PCB_CMD_FLOOR, o);
+	int rc = pcb_cmd_parse(PCB_CMD_FLOOR, o, argc, argv, 2);
+	*fc = (struct floor_cfg){ .faults = o->floor.faults, .rounds = o->floor.rounds, .bulk_bytes = o->floor.bulk,
+				  .seed = o->seed, .batch = o->floor.batch, .window = o->floor.window,
+				  .bulk_reps = o->floor.bulk_reps, .link_rtt_ns = o->floor.link_rtt_ns,
+				  .no_bulk = o->floor.no_bulk, .no_demand = o->floor.no_demand, .no_link = o->floor.no_link,
+				  .no_kvm = o->floor.no_kvm,
+				  .kvm = { .mem_per_vcpu = o->floor.kvm_mem & ~(uint64_t)(PCB_PAGE_SIZE - 1), .reps = o->floor.kvm_reps,
+					   .seed = o->seed } };
+	snprintf(fc->json, sizeof(fc->json), "%s", o->json);
+	if (!rc && o->floor.bulk % (1 << 20)) {
+		pcb_err("floor: invalid value for --bulk: '%llu' bytes is not a multiple of 1 MiB", (unsigned long long)o->floor.bulk);
+		rc = PCB_EXIT_USAGE;
+	}
+	if (!rc && floor_parse_rates(fc, o->floor.link_rates) < 0)
+		rc = PCB_EXIT_USAGE;
+	if (!rc && floor_parse_vcpus(&fc->kvm, o->floor.kvm_vcpus) < 0) {
+		pcb_err("floor: invalid value for --kvm-vcpus: '%s' (want counts 1..%d, comma-separated, up to 4)",
+			o->floor.kvm_vcpus, PCB_FLOOR_KVM_MAX_VCPUS);
+		rc = PCB_EXIT_USAGE;
+	}
+	free(o);
+	if (rc)
+		return rc;
 	/* a pull at the slowest rate must end in reasonable time (every rate runs --bulk-reps times) */
 	for (unsigned k = 0; !fc->no_link && k < fc->nlink; k++) {
 		double secs = (double)fc->bulk_bytes * 8 / (double)fc->link_bps[k];
@@ -1385,7 +1336,7 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 
 /* bulk rows: the transport alone; installs alone (no network); the bare
  * receiver installing serially and pipelined; pcbench (threads, process) */
-enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC };
+enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO };
 struct bulk_var {
 	int kind;
 	const char *name;
@@ -1405,7 +1356,8 @@ struct bulk_row {
 	double gmin, gmax;          /* over the repetitions */
 };
 
-#define MAX_BULK 32
+#define MAX_BULK 40
+#define FLOOR_ZERO_FRACTION 0.25   /* pcb_zero rows: pcbench's default image (--zero-pages) */
 
 static double median(double *v, unsigned n)
 {
@@ -1417,6 +1369,48 @@ static double median(double *v, unsigned n)
 		}
 	return !n ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
+
+/* Zero pages: each pcb_zero row (the default image, FLOOR_ZERO_FRACTION zero
+ * pages) over the pcbench row of the same path and batch pulling a
+ * zero-free image, paired by repetition (g: GB/s per row and repetition,
+ * before any sorting); zr[] gets median, min, max per path. */
+struct zero_ratio {
+	const char *install;
+	double med, min, max;
+};
+
+static void zero_ratios(const struct bulk_var *var, unsigned nvar, double (*g)[16], unsigned reps,
+			struct zero_ratio *zr, unsigned *nzr)
+{
+	*nzr = 0;
+	for (unsigned k = 0; k < nvar; k++) {
+		if (var[k].kind != B_PCB_ZERO)
+			continue;
+		for (unsigned b = 0; b < nvar; b++) {
+			if (var[b].kind != B_PCB || strcmp(var[b].install, var[k].install) || var[b].batch != var[k].batch)
+				continue;
+			double r[16];
+			for (unsigned i = 0; i < reps; i++)
+				r[i] = g[b][i] > 0 ? g[k][i] / g[b][i] : 0;
+			struct zero_ratio *z = &zr[(*nzr)++];
+			z->install = var[k].install;
+			z->med = median(r, reps), z->min = r[0], z->max = r[reps - 1];
+		}
+	}
+}
+
+static bool zero_print(const struct zero_ratio *zr, unsigned nzr, const char *place)
+{
+	bool met = true;
+	for (unsigned i = 0; i < nzr; i++) {
+		printf("  %-6s zero pages, --install=%s: default image (%.0f%% zero pages) / zero-free image, paired by "
+		       "repetition: %.3f [%.3f-%.3f] (target >= 0.9)\n", place, zr[i].install, FLOOR_ZERO_FRACTION * 100,
+		       zr[i].med, zr[i].min, zr[i].max);
+		met = met && zr[i].med >= 0.9;
+	}
+	return met;
+}
+
 
 static double pct(const struct pcb_hist *h, double p) { return (double)pcb_hist_percentile(h, p) / 1e3; }
 
@@ -1471,6 +1465,9 @@ int pcb_floor_main(int argc, char **argv)
 	}
 
 	struct bulk_row rows[MAX_BULK];
+	static double g[2][MAX_BULK / 2][16];   /* GB/s per placement, row and repetition */
+	static struct zero_ratio zr[2][4];
+	unsigned nzr[2] = { 0, 0 };
 	unsigned nrows = 0, nvar = 0;
 	static double bpt[2][16], bpf[2][16];   /* per repetition: best pcbench / transport, / floor */
 	static const struct bulk_var var[] = {
@@ -1486,11 +1483,12 @@ int pcb_floor_main(int argc, char **argv)
 		{ B_PCB, "pcbench", "continue", 1 }, { B_PCB, "pcbench", "continue", PCB_MAX_RUN_PAGES },
 		{ B_PCB_PROC, "pcb_proc", "copy", PCB_MAX_RUN_PAGES },
 		{ B_PCB_PROC, "pcb_proc", "continue", PCB_MAX_RUN_PAGES },
+		{ B_PCB_ZERO, "pcb_zero", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_ZERO, "pcb_zero", "move", PCB_CHUNK_PAGES },
+		{ B_PCB_ZERO, "pcb_zero", "continue", PCB_MAX_RUN_PAGES },
 	};
 	if (!fc.no_bulk) {
 		uint64_t npages = fc.bulk_bytes >> PCB_PAGE_SHIFT;
 		nvar = sizeof(var) / sizeof(var[0]);
-		static double g[2][MAX_BULK / 2][16];
 		fprintf(stderr, "floor: bulk pull of %s per measurement, %u repetitions (median reported)\n",
 			pcb_fmt_size(fc.bulk_bytes, why, sizeof(why)), fc.bulk_reps);
 		for (unsigned p = 0; p < nplace; p++)
@@ -1506,7 +1504,7 @@ int pcb_floor_main(int argc, char **argv)
 				for (unsigned k = 0; k < nvar; k++) {
 					struct bulk_row *row = &rows[p * nvar + k];
 					const struct bulk_var *bv = &var[k];
-					if (bv->kind != B_PCB && bv->kind != B_PCB_PROC) {
+					if (bv->kind != B_PCB && bv->kind != B_PCB_PROC && bv->kind != B_PCB_ZERO) {
 						if (bv->kind == B_TRANSPORT || bv->kind == B_BARE)
 							rc = run_bulk_bare(bv->kind == B_BARE, rcpu, scpu, fc.bulk_bytes, &g[p][k][rep], why,
 									   sizeof(why));
@@ -1531,9 +1529,10 @@ int pcb_floor_main(int argc, char **argv)
 					}
 					struct pcb_result res;
 					/* installer: with everything in `same`; unpinned in `cross` (on the
-					 * source's CPU it is slowest, see README) */
+					 * source's CPU it is slowest: docs/results/2026-11-26-performance.md) */
 					rc = run_pcbench(&fc, "sequential", bv->install, bv->batch, bv->kind == B_PCB_PROC, rcpu, rcpu, rcpu,
-							 p ? -1 : rcpu, scpu, npages, 0.0, NULL, &res, why, sizeof(why));
+							 p ? -1 : rcpu, scpu, npages, bv->kind == B_PCB_ZERO ? FLOOR_ZERO_FRACTION : 0.0, NULL, &res,
+							 why, sizeof(why));
 					if (rc) {
 						pcb_err("floor: bulk pcbench --install=%s%s: %s", bv->install,
 							bv->kind == B_PCB_PROC ? " --pager=process" : "", why);
@@ -1565,6 +1564,8 @@ int pcb_floor_main(int argc, char **argv)
 				bpf[p][rep] = fl > 0 ? best / fl : 0;
 			}
 		for (unsigned p = 0; p < nplace; p++)
+			zero_ratios(var, nvar, g[p], fc.bulk_reps, zr[p], &nzr[p]);
+		for (unsigned p = 0; p < nplace; p++)
 			for (unsigned k = 0; k < nvar; k++) {
 				double *v = g[p][k];
 				for (unsigned i = 1; i < fc.bulk_reps; i++)   /* insertion sort, n <= 16 */
@@ -1586,11 +1587,19 @@ int pcb_floor_main(int argc, char **argv)
 		pcb_err("floor: bulk over an emulated link: %s", why);
 		return rc;
 	}
+	static struct pcb_floor_kvm_row kvm_rows[4];
+	if (!fc.no_kvm) {
+		fprintf(stderr, "floor: KVM demand paging, %u vCPU counts, %u repetitions\n", fc.kvm.nv, fc.kvm.reps);
+		if ((rc = pcb_floor_kvm(&fc.kvm, kvm_rows, why, sizeof(why)))) {
+			pcb_err("floor: KVM demand paging: %s", why);
+			return rc;
+		}
+	}
 
 	/* ---- report ---- */
 	printf("pcbench floor %s (git %s): kernel %s, %d CPUs, %s\n", PCB_VERSION, PCB_GITREV, sys.kernel, sys.cpus_online,
 	       sys.cpu_model);
-	bool met_demand = true, met_bulk = true, met_bulk_floor = true;
+	bool met_demand = true, met_bulk = true, met_bulk_floor = true, met_zero = true;
 	double ratio50[2] = { 0, 0 }, ratio99[2] = { 0, 0 };
 	struct { double med, min, max; } q50[2], q99[2], qp50[2], qp99[2];
 	memset(q50, 0, sizeof(q50)), memset(q99, 0, sizeof(q99)), memset(qp50, 0, sizeof(qp50)), memset(qp99, 0, sizeof(qp99));
@@ -1696,6 +1705,7 @@ int pcb_floor_main(int argc, char **argv)
 			       m->paired_t_min, m->paired_t_max, m->paired_f, m->paired_f_min, m->paired_f_max);
 			met_bulk = met_bulk && m->paired_t >= 0.9;
 			met_bulk_floor = met_bulk_floor && m->paired_f >= 0.9;
+			met_zero = zero_print(zr[p], nzr[p], placements[p].name) && met_zero;
 		}
 		unsigned bp = nplace > 1 && bs[1].best > bs[0].best ? 1 : 0;
 		if (bs[bp].best_row)
@@ -1705,6 +1715,7 @@ int pcb_floor_main(int argc, char **argv)
 	}
 	if (do_link)
 		link_print(&fc, &ls);
+	bool met_kvm = fc.no_kvm || pcb_floor_kvm_print(&fc.kvm, kvm_rows);
 	if (!fc.no_demand)
 		printf("\ndemand target (paired median p50 <= 1.15, p99 <= 1.3 x bare TCP, every placement): %s\n",
 		       met_demand ? "met" : "NOT met");
@@ -1713,9 +1724,14 @@ int pcb_floor_main(int argc, char **argv)
 		       met_bulk ? "met" : "NOT met");
 		printf("bulk against the transport+install floor (paired median: best pcbench >= 0.9 x floor, every placement): %s\n",
 		       met_bulk_floor ? "met" : "NOT met");
+		printf("zero-page target (paired median: default image >= 0.9 x zero-free image, every install path and placement): %s\n",
+		       met_zero ? "met" : "NOT met");
 	}
 	if (do_link)
 		link_verdict(&ls);
+	if (!fc.no_kvm)
+		printf("KVM demand paging target (paired median: pcbench >= bare with 1 vCPU, >= 0.7 x with more): %s\n",
+		       met_kvm ? "met" : "NOT met");
 
 	if (fc.json[0]) {
 		FILE *fp = fopen(fc.json, "w");
@@ -1839,9 +1855,27 @@ int pcb_floor_main(int argc, char **argv)
 			pcb_json_arr_end(j);
 			pcb_json_bool(j, "bulk_target_met", met_bulk);
 			pcb_json_bool(j, "bulk_floor_target_met", met_bulk_floor);
+			pcb_json_arr_begin(j, "zero_pages_paired_ratio");   /* default image / zero-free image, per path */
+			for (unsigned p = 0; p < nplace; p++)
+				for (unsigned i = 0; i < nzr[p]; i++) {
+					pcb_json_obj_begin(j, NULL);
+					pcb_json_str(j, "placement", placements[p].name);
+					pcb_json_str(j, "install", zr[p][i].install);
+					pcb_json_dbl(j, "zero_fraction", FLOOR_ZERO_FRACTION);
+					pcb_json_dbl(j, "median", zr[p][i].med);
+					pcb_json_dbl(j, "min", zr[p][i].min);
+					pcb_json_dbl(j, "max", zr[p][i].max);
+					pcb_json_obj_end(j);
+				}
+			pcb_json_arr_end(j);
+			pcb_json_bool(j, "zero_target_met", met_zero);
 		}
 		if (do_link)
 			link_json(j, &fc, &ls);
+		if (!fc.no_kvm) {
+			pcb_floor_kvm_json(j, &fc.kvm, kvm_rows);
+			pcb_json_bool(j, "kvm_target_met", met_kvm);
+		}
 		pcb_json_obj_end(j);
 		pcb_json_obj_end(j);
 		if (pcb_json_close(j) < 0 || fclose(fp) != 0) {

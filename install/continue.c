@@ -89,23 +89,46 @@ int pcb_inst_continue_rx_iov(struct pcb_installer *in, uint64_t page, unsigned n
 	return k;
 }
 
+void pcb_install_claim_zero(struct pcb_installer *in, uint64_t page, unsigned n, uint64_t *owned)
+{
+	memset(owned, 0, sizeof(uint64_t) * ((PCB_MAX_RUN_PAGES + 63) / 64));
+	for (unsigned i = 0; i < n; i++)
+		if (pcb_bit_set(in->filled, page + i))
+			owned[i >> 6] |= 1ull << (i & 63);
+}
+
+static bool any_zero_slot(const uint64_t *zmask, unsigned from, unsigned n)
+{
+	for (unsigned i = from; i < from + n; i++)
+		if (zmask[i >> 6] >> (i & 63) & 1)
+			return true;
+	return false;
+}
+
 /* A data run the receiver wrote into the page cache: its owned pages are
  * CONTINUEd in ranges, the others reported 2 (the demand thread owns them). */
 static int cont_run(struct pcb_installer *in, uint64_t page, unsigned n, const uint64_t *owned,
-		    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx)
+		    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx, const uint64_t *zmask, unsigned off0)
 {
+	static const uint64_t none[PCB_CHUNK_WORDS];
+	struct pcb_inst_zcb z = { cb, ctx, zmask ? zmask : none, page, off0, st };
 	unsigned i = 0;
 	while (i < n) {
 		if (!(owned[i >> 6] >> (i & 63) & 1)) {
 			st->eexist++;
-			cb(ctx, page + i, 2, false);
+			pcb_inst_zcb_page(&z, page + i, 2, false);
 			i++;
 			continue;
 		}
 		unsigned e = i + 1;
 		while (e < n && owned[e >> 6] >> (e & 63) & 1)
 			e++;
-		int r = pcb_inst_chunks(in, PCB_OP_CONTINUE, page + i, e - i, NULL, st, cb, ctx, in->batch, false);
+		/* zero slots were claimed, not written: one call puts zeroed pages in the
+		 * page cache where none is yet (the data pages are there already) */
+		if (zmask && any_zero_slot(zmask, off0 + i, e - i) &&
+		    madvise(in->alias + ((page + i) << PCB_PAGE_SHIFT), (size_t)(e - i) << PCB_PAGE_SHIFT, MADV_POPULATE_WRITE) < 0)
+			return -errno;
+		int r = pcb_inst_chunks(in, PCB_OP_CONTINUE, page + i, e - i, NULL, st, pcb_inst_zcb_page, &z, in->batch, false);
 		if (r < 0)
 			return r;
 		i = e;
@@ -150,7 +173,7 @@ static int cont_job(struct pcb_installer *in, const struct pcb_install_job *j, s
 		    pcb_install_cb cb, void *ctx)
 {
 	if (!j->nseg)
-		return j->zero ? cont_zero_run(in, j->page, j->n, st, cb, ctx) : cont_run(in, j->page, j->n, j->owned, st, cb, ctx);
+		return j->zero ? cont_zero_run(in, j->page, j->n, st, cb, ctx) : cont_run(in, j->page, j->n, j->owned, st, cb, ctx, NULL, 0);
 	int r = 0;
 	for (unsigned k = 0; k < j->nseg && !r; k++) {
 		const struct pcb_install_seg *g = &j->seg[k];
@@ -159,7 +182,7 @@ static int cont_job(struct pcb_installer *in, const struct pcb_install_job *j, s
 		} else {
 			uint64_t own[(PCB_MAX_RUN_PAGES + 63) / 64];
 			pcb_install_owned_get(own, j->owned, g->off, g->n);
-			r = cont_run(in, g->page, g->n, own, st, cb, ctx);
+			r = cont_run(in, g->page, g->n, own, st, cb, ctx, j->zmask, g->off);
 		}
 	}
 	st->jobs_segs += j->nseg;

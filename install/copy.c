@@ -25,6 +25,15 @@ int pcb_install_run_at(struct pcb_installer *in, unsigned slot, unsigned off, ui
 			       cb, ctx, in->batch, false);
 }
 
+/* a data segment of a job: one COPY per --install-batch pages, zero slots included */
+static int copy_seg(struct pcb_installer *in, const struct pcb_install_job *j, const struct pcb_install_seg *g,
+		    struct pcb_install_stats *st, pcb_install_cb cb, void *ctx)
+{
+	struct pcb_inst_zcb z = { cb, ctx, j->zmask, g->page, g->off, st };
+	return pcb_inst_chunks(in, PCB_OP_COPY, g->page, g->n, pcb_inst_run_slot(in, j->slot) + ((size_t)g->off << PCB_PAGE_SHIFT),
+			       st, pcb_inst_zcb_page, &z, in->batch, false);
+}
+
 static int copy_job(struct pcb_installer *in, const struct pcb_install_job *j, struct pcb_install_stats *st,
 		    pcb_install_cb cb, void *ctx)
 {
@@ -35,7 +44,7 @@ static int copy_job(struct pcb_installer *in, const struct pcb_install_job *j, s
 	for (unsigned k = 0; k < j->nseg && !r; k++) {
 		const struct pcb_install_seg *g = &j->seg[k];
 		r = g->zero ? pcb_inst_chunks(in, PCB_OP_ZEROPAGE, g->page, g->n, NULL, st, cb, ctx, in->batch, true)
-			    : pcb_install_run_at(in, j->slot, g->off, g->page, g->n, st, cb, ctx);
+			    : copy_seg(in, j, g, st, cb, ctx);
 	}
 	st->jobs_segs += j->nseg;
 	return r;

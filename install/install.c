@@ -229,6 +229,17 @@ int pcb_inst_chunks(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page
 	return 0;
 }
 
+void pcb_inst_zcb_page(void *vctx, uint64_t page, int res, bool zero)
+{
+	struct pcb_inst_zcb *z = vctx;
+	unsigned i = z->off0 + (unsigned)(page - z->page0);
+	(void)zero;
+	zero = z->zmask[i >> 6] >> (i & 63) & 1;
+	if (zero && !res && z->st)
+		z->st->zero_inline++;
+	z->cb(z->ctx, page, res, zero);
+}
+
 int pcb_inst_one_op(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page, const void *src,
 		    struct pcb_install_stats *st)
 {

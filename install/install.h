@@ -113,6 +113,8 @@ struct pcb_install_stats {
 	uint64_t resets_thp, resets_small;   /* move: fresh chunks backed by a 2 MiB page / by 4 KiB pages */
 	uint64_t jobs;            /* background: jobs handed to the installer thread */
 	uint64_t jobs_segs;       /* copy: segments (runs of data or zero pages) in those jobs */
+	uint64_t zero_inline;     /* zero pages installed inside a data run (copy: a zeroed staging page
+				   * copied, 4 KiB allocated; continue: a zeroed page-cache page) */
 };
 
 struct pcb_installer {
@@ -181,7 +183,9 @@ struct pcb_installer {
 #define PCB_JOB_SEGS 64
 struct pcb_install_seg {
 	uint64_t page;
-	uint32_t off;                   /* data: first staging page of the segment in the slot */
+	uint32_t off;                   /* data: first staging page of the segment in the slot; a data
+					 * segment may hold zero slots (zero pages copied in with the
+					 * data: the job's zmask) */
 	uint32_t n;
 	bool zero;
 };
@@ -195,7 +199,8 @@ struct pcb_install_job {
 	bool chunk;                     /* move: a staging chunk; page = its first page, n = its pages */
 	uint64_t owned[(PCB_MAX_RUN_PAGES + 63) / 64];   /* continue: pages of the run the receiver owns */
 	uint64_t have[PCB_CHUNK_WORDS]; /* chunk: pages received (data or zero) */
-	uint64_t zmask[PCB_CHUNK_WORDS];/* chunk: of those, the zero pages */
+	uint64_t zmask[PCB_CHUNK_WORDS];/* chunk: of those, the zero pages; segments: the staging pages
+					 * (numbered as `off`) that are zero slots of a data segment */
 };
 struct pcb_install_q {
 	struct pcb_install_job job[PCB_IQ_SLOTS];
@@ -244,6 +249,10 @@ int pcb_install_rx_iov(struct pcb_installer *in, unsigned slot, uint64_t page, u
  * run / zero run) the path's way; cb reports each page.  0 or -errno. */
 int pcb_install_job(struct pcb_installer *in, const struct pcb_install_job *j, struct pcb_install_stats *st,
 		    pcb_install_cb cb, void *ctx);
+/* continue: claim n zero pages at page for the background thread (their
+ * `filled` bits; owned[] says which it got), to be installed as zero slots
+ * of a data segment: the installer puts them in the page cache. */
+void pcb_install_claim_zero(struct pcb_installer *in, uint64_t page, unsigned n, uint64_t *owned);
 /* continue: the ownership bits of n pages of job bits starting at `at` (bit 0 = the run's first page) */
 void pcb_install_owned_get(uint64_t *run, const uint64_t *job, unsigned at, unsigned n);
 

@@ -48,5 +48,17 @@ int pcb_inst_map_private(struct pcb_installer *in, char *why, size_t whylen);
 int pcb_inst_copy_one(struct pcb_installer *in, uint64_t page, const void *src, struct pcb_install_stats *st);
 int pcb_inst_continue_rx_iov(struct pcb_installer *in, uint64_t page, unsigned n, struct iovec *iov, int max, uint64_t *owned);
 
+/* Reports each page of a data segment whose zero slots are marked in zmask
+ * (bit off0 + page - page0) as a zero page: cb context for pcb_inst_chunks. */
+struct pcb_inst_zcb {
+	pcb_install_cb cb;
+	void *ctx;
+	const uint64_t *zmask;
+	uint64_t page0;
+	unsigned off0;
+	struct pcb_install_stats *st;   /* counts zero_inline (NULL: not counted) */
+};
+void pcb_inst_zcb_page(void *vctx, uint64_t page, int res, bool zero);
+
 extern const struct pcb_install_ops pcb_install_copy, pcb_install_move, pcb_install_continue, pcb_install_huge;
 #endif

@@ -83,25 +83,11 @@ static bool bit_in(const uint64_t *m, unsigned i)
 	return m[i >> 6] >> (i & 63) & 1;
 }
 
-/* cb context of a chunk: each page reported as zero or data from the job's zmask */
-struct chunk_cb {
-	const struct pcb_install_job *j;
-	pcb_install_cb cb;
-	void *ctx;
-};
-
-static void chunk_page(void *vctx, uint64_t page, int res, bool zero)
-{
-	struct chunk_cb *c = vctx;
-	(void)zero;
-	c->cb(c->ctx, page, res, bit_in(c->j->zmask, (unsigned)(page - c->j->page)));
-}
-
 int pcb_install_chunk(struct pcb_installer *in, const struct pcb_install_job *j, struct pcb_install_stats *st,
 		      pcb_install_cb cb, void *ctx)
 {
 	uint8_t *b = pcb_inst_run_slot(in, j->slot);
-	struct chunk_cb c = { j, cb, ctx };
+	struct pcb_inst_zcb c = { cb, ctx, j->zmask, j->page, 0, NULL };   /* a chunk's zero pages are in it anyway */
 	unsigned n = j->n;
 	bool whole = n == PCB_CHUNK_PAGES;
 	for (unsigned i = 0; whole && i < PCB_CHUNK_WORDS; i++)
@@ -109,7 +95,7 @@ int pcb_install_chunk(struct pcb_installer *in, const struct pcb_install_job *j,
 	int r = 0;
 	if (whole && in->batch >= PCB_CHUNK_PAGES) {
 		st->chunks_whole++;
-		r = pcb_inst_chunks(in, PCB_OP_MOVE, j->page, n, b, st, chunk_page, &c, PCB_CHUNK_PAGES, false);
+		r = pcb_inst_chunks(in, PCB_OP_MOVE, j->page, n, b, st, pcb_inst_zcb_page, &c, PCB_CHUNK_PAGES, false);
 	} else {
 		st->chunks_partial++;
 		for (unsigned i = 0; i < n && !r;) {
@@ -121,7 +107,7 @@ int pcb_install_chunk(struct pcb_installer *in, const struct pcb_install_job *j,
 			while (e < n && bit_in(j->have, e))
 				e++;
 			r = pcb_inst_chunks(in, PCB_OP_MOVE, j->page + i, e - i, b + ((size_t)i << PCB_PAGE_SHIFT), st,
-					    chunk_page, &c, in->batch, false);
+					    pcb_inst_zcb_page, &c, in->batch, false);
 			i = e;
 		}
 	}

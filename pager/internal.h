@@ -68,6 +68,8 @@ struct pcb_pager {
 	struct pcb_install_job sj;
 	bool sj_open;
 	unsigned sj_used;            /* staging pages its data segments use */
+	unsigned sj_ztail;           /* zero slots ending its last data segment */
+	unsigned zero_inline;        /* zero runs up to this long are copied in with the data (zero slots) */
 	pthread_t inst_th;
 	bool inst_started;
 	int uffd;

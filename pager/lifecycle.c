@@ -174,6 +174,8 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	}
 	if ((rc = pcb_install_map(&p->in, ops, cfg->install_batch, cfg->npages, why, whylen)) != 0)
 		goto fail;
+	p->zero_inline = ops->rx == PCB_INRX_PAGECACHE ? PCB_MAX_RUN_PAGES
+			 : cfg->zero_inline < 0 ? 0 : cfg->zero_inline ? (unsigned)cfg->zero_inline : PCB_ZERO_INLINE_DEFAULT;
 	p->in.huge_done = huge_done;
 	p->in.huge_ctx = p;
 	if (cfg->bytes_image) {

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #define PCB_MAX_VCPUS 256
+#define PCB_ZERO_INLINE_DEFAULT 16   /* --zero-inline's default */
 
 struct pcb_auth_key;
 
@@ -34,6 +35,10 @@ struct pcb_pager_cfg {
 	uint64_t zero_threshold;
 	const char *install;         /* --install path name (NULL: copy); with huge, the hugetlb variant (install/registry.c) */
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
+	int zero_inline;             /* copy: zero runs up to this many pages between data pages are installed with
+				      * the data (zeroed staging pages, one COPY; 4 KiB allocated each); longer ones
+				      * with UFFDIO_ZEROPAGE (the shared zero page); -1: never; 0: the default
+				      * (PCB_ZERO_INLINE_DEFAULT).  continue: always (a page-cache page either way) */
 	bool process;                /* --pager=process: the pager threads run in a forked process (pagerproc.h) */
 	bool huge;                   /* --page-size=2M: hugetlb region, 2 MiB installs (copy only; npages % 512 == 0) */
 	unsigned pin_demand, pin_bg; /* CPU + 1 to pin the demand / background thread to; 0 = not pinned */
@@ -51,7 +56,6 @@ struct pcb_pager_cfg {
 	bool push;                        /* the policy runs at the source (--policy-end=source): the pager
 					   * sends PUSH and receives the stream (wire/proto.h) */
 	const char *policy_spec;          /* push: --policy as given (a name or a .so path); NULL = policy->name */
-	const char *policy_opt_str;       /* push: --policy-opt as given */
 };
 
 /* Link emulation as configured and as measured end to end (wire/linkcal.c). */
@@ -94,6 +98,7 @@ struct pcb_pager_stats {
 	uint64_t zero_demand, zero_background, zero_drain;      /* installed with UFFDIO_ZEROPAGE */
 	uint64_t eexist_demand, eexist_background;              /* install lost the race: page already there */
 	uint64_t demand_requests, bg_batches, bg_pages_requested;
+	uint64_t bg_inflight_max;         /* pulling: most background batches in flight at once */
 	uint64_t demand_pages_requested;  /* huge pages: 4 KiB pages asked for by the demand requests (RANGES) */
 	uint64_t t_switchover_ns, t_complete_ns, t_guest_done_ns;  /* CLOCK_MONOTONIC */
 	struct pcb_chan_stats chan[2];   /* --channels=1: chan[1] is the shared connection, chan[0] unused */

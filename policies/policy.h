@@ -105,6 +105,12 @@ const struct pcb_policy_ops *pcb_policy_resolve(const char *name, char *why, siz
 int pcb_policy_end_parse(const struct pcb_policy_ops *ops, const char *s, enum pcb_policy_end *out, char *why,
 			 size_t whylen);
 const char *pcb_policy_end_name(enum pcb_policy_end e);
+/* Where the policy runs and over how many connections, as its system does
+ * unless given: end_opt = --policy-end ("auto", "source", "destination");
+ * *channels = --channels (0 = the policy's, else 2) in, resolved out.  opts
+ * holds the parsed knobs.  0, or -1 with a one-line reason (exit 64). */
+int pcb_policy_transport(const struct pcb_policy_ops *ops, const struct pcb_policy *opts, const char *end_opt,
+			 enum pcb_policy_end *end, unsigned *channels, char *why, size_t whylen);
 /* 0 if ops is usable, else -1 with the reason. */
 int pcb_policy_check(const struct pcb_policy_ops *ops, char *why, size_t whylen);
 

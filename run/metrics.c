@@ -140,7 +140,7 @@ void pcb_prefetch_compute(struct pcb_prefetch *pf, uint64_t npages, const _Atomi
 void pcb_prefetch_json(const struct pcb_prefetch *pf, struct pcb_json *j, const char *key)
 {
 	pcb_json_obj_begin(j, key);
-	pcb_json_str(j, "method", "guest first-touch record vs pager install record (README: how the prefetch metrics are computed)");
+	pcb_json_str(j, "method", "guest first-touch record vs pager install record (docs/metrics.md: how the prefetch metrics are computed)");
 	pcb_json_u64(j, "pages_touched", pf->touched);
 	pcb_json_u64(j, "first_touch_faulted", pf->touched_faulted);
 	pcb_json_u64(j, "hits", pf->hits);

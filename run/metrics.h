@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Prefetch quality (README "How the prefetch metrics are computed").
+/* Prefetch quality (docs/metrics.md "How the prefetch metrics are computed").
  * first_touch: the guest's record (µs since switch-over + 1, PCB_TOUCH_FAULTED
  * when that touch faulted); inst_us/inst_kind: the pager's install record
  * (µs + 1, PCB_INST_*). */

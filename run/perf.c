@@ -82,6 +82,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 	pcb_json_obj_begin(j, "install");
 	pcb_json_str(j, "mode", cfg->install);
 	pcb_json_u64(j, "batch_pages", cfg->install_batch);
+	pcb_json_u64(j, "zero_inline", cfg->zero_inline);
 	const struct pcb_install_stats *is[2] = { &s->inst_demand, &s->inst_bg };
 	static const char *const nm[2] = { "demand", "background" };
 	for (int i = 0; i < 2; i++) {
@@ -98,6 +99,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 		if (i == 1) {
 			pcb_json_u64(j, "installer_jobs", is[i]->jobs);
 			pcb_json_u64(j, "installer_job_segments", is[i]->jobs_segs);
+			pcb_json_u64(j, "zero_inline_pages", is[i]->zero_inline);
 		}
 		if (i == 1 && !strcmp(cfg->install, "move")) {
 			pcb_json_u64(j, "chunks_whole", is[i]->chunks_whole);
@@ -152,6 +154,8 @@ void pcb_perf_human(FILE *fp, const struct pcb_config *cfg, const struct pcb_pin
 		cfg->install, cfg->install_batch, (unsigned long long)b->pages, (unsigned long long)b->ioctls,
 		b->ioctls ? (double)b->pages / (double)b->ioctls : 0.0, (unsigned long long)b->wakes,
 		span ? (double)s->chan[1].bytes_rx / (double)span : 0.0);
+	if (b->zero_inline)
+		fprintf(fp, ", %llu zero pages inside data runs", (unsigned long long)b->zero_inline);
 	fprintf(fp, "; demand %llu ioctls\n", (unsigned long long)s->inst_demand.ioctls);
 	fprintf(fp, "  placement   pin %s: guest %d, demand %d (ran on %d), background %d (ran on %d), install %d (ran on %d), "
 		"source %d (-1 = unpinned)\n",

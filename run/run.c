@@ -117,6 +117,7 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
 			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
 			.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
+			.push_local_files = true,   /* the destination is this run */
 		};
 		_exit(pcb_source_serve(&sc, lfd));
 	}
@@ -171,7 +172,7 @@ static void measure_cpu(struct run *r)
 		c->demand_ns = (int64_t)r->ps.demand_cpu_ns;
 		c->background_ns = (int64_t)r->ps.background_cpu_ns;
 		c->installer_ns = (int64_t)r->ps.install_cpu_ns;
-		if (!strcmp(r->cfg->pager, "process") && getrusage(RUSAGE_CHILDREN, &ru) == 0)
+		if (r->cfg->pager == PCB_PAGER_PROCESS && getrusage(RUSAGE_CHILDREN, &ru) == 0)
 			c->pager_process_ns = rusage_ns(&ru) - (c->source_ns > 0 ? c->source_ns : 0);
 	}
 	c->wall_ns = pcb_now_ns() - r->ps.t_switchover_ns;
@@ -220,7 +221,7 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 		return;
 	}
 	/* --guest=kvm: the vCPU threads' faults are KVM's (bpf.kvm) */
-	const struct pcb_hist *k = &ts->hist[strcmp(r->cfg->guest, "kvm") ? FL_H_FAULT_TO_RUNNING
+	const struct pcb_hist *k = &ts->hist[r->cfg->guest != PCB_GUEST_KVM ? FL_H_FAULT_TO_RUNNING
 									  : FL_H_KVM_FAULT_TO_RUNNING];
 	pcb_json_obj_begin(j, "bpf_vs_guest");
 	pcb_json_u64(j, "guest_faults", user->count);
@@ -248,9 +249,21 @@ static int image_prepare(struct run *r)
 	const struct pcb_workload_ops *wl = r->wl;
 	char why[512];
 	int rc = 0;
-	if (pcb_wl_is_app(wl) && (cfg->image[0] || cfg->bytes_image_remote)) {
-		pcb_err("invalid value for --%s: workload %s builds its own database image from --seed (pcbench run forks "
-			"the source that serves it)", cfg->image[0] ? "image" : "source", wl->name);
+	if (pcb_wl_is_app(wl) && cfg->image[0]) {
+		pcb_err("invalid value for --image: workload %s builds its own database image from --seed", wl->name);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->bytes_image_remote && !strcmp(cfg->baseline, "run")) {
+		pcb_err("invalid value for --baseline: 'run' (the source serves a bytes image this destination does not have)");
+		return PCB_EXIT_USAGE;
+	}
+	if (pcb_wl_is_app(wl) && r->net.remote && !cfg->bytes_image_remote) {
+		pcb_err("invalid value for --workload: '%s' needs its database image at the source "
+			"(pcbench source --workload=%s with the same --seed, --mem and --workload-opt)", wl->name, wl->name);
+		return PCB_EXIT_USAGE;
+	}
+	if (cfg->image[0] && r->net.remote) {
+		pcb_err("invalid value for --image: '%s' (the source serves an image; `pcbench source --image`)", cfg->image);
 		return PCB_EXIT_USAGE;
 	}
 	if (cfg->bytes_image_remote) {
@@ -261,20 +274,11 @@ static int image_prepare(struct run *r)
 		rc = pcb_image_map_file(cfg->image, &r->img, &r->img_len, why, sizeof(why));
 		r->img_file = true;
 	} else if (pcb_wl_is_app(wl)) {
+		uint64_t t0 = pcb_now_ns();
+		rc = pcb_wl_build_image(wl, &r->prm, &r->img, why, sizeof(why));
 		r->img_len = r->npages * PCB_PAGE_SIZE;
-		r->img = mmap(NULL, r->img_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (r->img == MAP_FAILED) {
-			r->img = NULL;
-			snprintf(why, sizeof(why), "out of memory for the database image (%zu bytes)", r->img_len);
-			rc = PCB_EXIT_OSERR;
-		} else {
-			uint64_t t0 = pcb_now_ns();
-			why[0] = 0;
-			rc = wl->image_build(&r->prm, r->img, why, sizeof(why));
-			rc = rc == -1 ? PCB_EXIT_USAGE : -rc;
-			r->img_build_ns = pcb_now_ns() - t0;
-			pcb_log("%s: database image built in %.3f s", wl->name, (double)r->img_build_ns / 1e9);
-		}
+		r->img_build_ns = pcb_now_ns() - t0;
+		pcb_log("%s: database image built in %.3f s", wl->name, (double)r->img_build_ns / 1e9);
 	} else {
 		return 0;
 	}
@@ -306,7 +310,7 @@ static uint64_t app_updates(const struct run *r)
 
 static void app_json(struct run *r, struct pcb_json *j)
 {
-	if (!r->img || r->img_file)
+	if (!pcb_wl_is_app(r->wl))
 		return;
 	const struct pcb_app_report *a = &r->app;
 	pcb_json_obj_begin(j, "application");
@@ -441,7 +445,7 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "eexist_races", s->eexist_demand + s->eexist_background);
 	/* pages received twice: each second arrival is an install that found the page there (docs/metrics.md) */
 	pcb_json_u64(j, "sent_twice", s->eexist_demand + s->eexist_background);
-	pcb_json_str(j, "inflight", cfg->inflight);
+	pcb_json_str(j, "inflight", pcb_choice_name("inflight", cfg->inflight));
 	if (cfg->precopy_ns)
 		pcb_json_u64(j, "precopy", r->npages - r->pc.missing_at_switchover);   /* present at switch-over */
 	pcb_json_u64(j, "eexist_demand", s->eexist_demand);
@@ -450,8 +454,8 @@ static void write_json(struct run *r, FILE *fp)
 
 	/* where the policy ran; pushing: what the source reported at the end of its stream */
 	pcb_json_obj_begin(j, "policy");
-	pcb_json_str(j, "end", cfg->policy_end);
-	if (!strcmp(cfg->policy_end, "source")) {
+	pcb_json_str(j, "end", pcb_choice_name("policy-end", cfg->policy_end));
+	if (cfg->policy_end == PCB_POLICY_SOURCE) {
 		pcb_json_bool(j, "push_ended", s->push_ended);
 		pcb_json_u64(j, "pushed_pages", s->push_pages);
 		pcb_json_u64(j, "pushed_batches", s->push_batches);
@@ -480,7 +484,7 @@ static void write_json(struct run *r, FILE *fp)
 	blocktime_json(r, j);
 
 	pcb_json_obj_begin(j, "pager");
-	pcb_json_str(j, "mode", cfg->pager);   /* thread | process: where the pager threads ran */
+	pcb_json_str(j, "mode", pcb_choice_name("pager", cfg->pager));   /* thread | process: where the pager threads ran */
 	/* what the policy could see: faults and its own installs, or also the guest's first-touch record */
 	pcb_json_str(j, "policy_oracle", r->oracle_first_touch ? "first-touch" : "none");
 	pcb_json_i64(j, "pid", r->pager ? pcb_pager_pid(r->pager) : 0);
@@ -489,6 +493,7 @@ static void write_json(struct run *r, FILE *fp)
 	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)   /* one request per huge page, several pages each */
 		pcb_json_u64(j, "demand_pages_requested", s->demand_pages_requested);
 	pcb_json_u64(j, "background_batches", s->bg_batches);
+	pcb_json_u64(j, "background_inflight_max", s->bg_inflight_max);   /* most batches asked for and not ended */
 	pcb_json_u64(j, "background_pages_requested", s->bg_pages_requested);
 	pcb_hist_json(j, "demand_round_trip", &s->demand_rtt, 0);
 	pcb_hist_json(j, "demand_service", &s->demand_service, 0);
@@ -525,7 +530,7 @@ static void write_json(struct run *r, FILE *fp)
 		pcb_json_str(j, "pages_never_arrived", r->missing);
 
 	pcb_json_obj_begin(j, "guest");
-	pcb_json_str(j, "kind", cfg->guest);
+	pcb_json_str(j, "kind", pcb_choice_name("guest", cfg->guest));
 	if (r->guest && pcb_guest_kvm_tsc_khz(r->guest))
 		pcb_json_u64(j, "kvm_tsc_khz", pcb_guest_kvm_tsc_khz(r->guest));
 	uint64_t ops = 0, reads = 0, writes = 0, mism = 0;
@@ -671,8 +676,8 @@ static void write_human(struct run *r, FILE *fp)
 	merged_hists(r, &fault, &op);
 
 	fprintf(fp, "pcbench %s (git %s): %s of %s, policy %s, workload %s, %u vCPU%s, seed %llu\n",
-		PCB_VERSION, PCB_GITREV, r->local ? (strcmp(cfg->guest, "kvm") ? "local baseline (no migration)" : "local baseline (no migration), KVM guest")
-			 : strcmp(cfg->guest, "kvm") ? (cfg->precopy_ns ? "pre-copy then post-copy migration" : "post-copy migration")
+		PCB_VERSION, PCB_GITREV, r->local ? (cfg->guest != PCB_GUEST_KVM ? "local baseline (no migration)" : "local baseline (no migration), KVM guest")
+			 : cfg->guest != PCB_GUEST_KVM ? (cfg->precopy_ns ? "pre-copy then post-copy migration" : "post-copy migration")
 						     : "post-copy migration of a KVM guest",
 		pcb_fmt_size(cfg->mem, b1, sizeof(b1)), cfg->policy, cfg->workload,
 		cfg->vcpus, cfg->vcpus > 1 ? "s" : "", (unsigned long long)cfg->seed);
@@ -751,7 +756,7 @@ static void write_human(struct run *r, FILE *fp)
 	if (r->trace) {
 		struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
 		if (ts && pcb_trace_read(r->trace, ts) == 0) {
-			bool kvm = !strcmp(cfg->guest, "kvm");
+			bool kvm = cfg->guest == PCB_GUEST_KVM;
 			const struct pcb_hist *k = &ts->hist[kvm ? FL_H_KVM_FAULT_TO_RUNNING : FL_H_FAULT_TO_RUNNING];
 			fmt_ns(pcb_hist_percentile(k, 50), b1, sizeof(b1));
 			fmt_ns(pcb_hist_percentile(k, 99), b2, sizeof(b2));
@@ -766,7 +771,7 @@ static void write_human(struct run *r, FILE *fp)
 					(unsigned long long)ts->counter[FL_C_BLOCKED_UNDELIVERED], b3);
 		}
 		free(ts);
-	} else if (strcmp(cfg->trace, "off") != 0) {
+	} else if (cfg->trace != PCB_OFF) {
 		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
 	}
 	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
@@ -872,7 +877,7 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		.ops = pcb_workload_find(cfg->workload), .prm = *prm, .region = region, .im = &r->im,
 		.write_ratio = cfg->write_ratio, .duration_ns = cfg->duration_ns, .ops_limit = cfg->ops,
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = record,
-		.kvm = !strcmp(cfg->guest, "kvm"),
+		.kvm = cfg->guest == PCB_GUEST_KVM,
 	};
 	int rc = pcb_guest_create(&gc, NULL, gout, why, whylen);
 	if (!rc && (rc = pcb_guest_start(*gout)) != 0)
@@ -933,7 +938,7 @@ static int write_progress_csv(struct run *r, const struct pcb_progress *p, const
 		 "pcbench %s (git %s) progress: policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u complete_buckets=%llu guest=%s%s",
 		 PCB_VERSION, PCB_GITREV, suffix[0] ? "local" : r->cfg->policy, r->cfg->workload,
 		 (unsigned long long)r->cfg->seed, r->cfg->vcpus, r->cfg->bucket_ms, (unsigned long long)p->ncomplete,
-		 r->cfg->guest, suffix[0] ? " (baseline)" : "");
+		 pcb_choice_name("guest", r->cfg->guest), suffix[0] ? " (baseline)" : "");
 	int e = pcb_progress_csv(p, path, comment);
 	if (e < 0) {
 		pcb_err("cannot write the progress CSV '%s': %s", path, strerror(-e));
@@ -1038,14 +1043,14 @@ static int policy_validate(struct run *r, const struct pcb_policy_ops *pol, char
  * across mm, and the tracer attaches to this process before that one exists */
 static int check_pager_process(const struct pcb_config *cfg)
 {
-	if (strcmp(cfg->pager, "process"))
+	if (cfg->pager != PCB_PAGER_PROCESS)
 		return 0;
-	const char *bad = !strcmp(cfg->install, "move") ? "install" : !strcmp(cfg->trace_usdt, "on") ? "trace-usdt" :
-			  !strcmp(cfg->trace_messages, "on") ? "trace-messages" : NULL;
+	const char *bad = !strcmp(cfg->install, "move") ? "install" : cfg->trace_usdt == PCB_ON ? "trace-usdt" :
+			  cfg->trace_messages == PCB_ON ? "trace-messages" : NULL;
 	if (!bad)
 		return 0;
 	pcb_err("invalid value for --%s: '%s' cannot be combined with --pager=process%s", bad,
-		!strcmp(bad, "install") ? cfg->install : "on",
+		!strcmp(bad, "install") ? "move" : "on",
 		!strcmp(bad, "install") ? " (UFFDIO_MOVE cannot move pages between two processes)"
 					: " (the probes and reads would be in the pager process)");
 	return PCB_EXIT_USAGE;
@@ -1074,23 +1079,10 @@ static int policy_resolve_transport(struct run *r, const struct pcb_policy_ops *
 				    size_t whylen)
 {
 	enum pcb_policy_end end;
-	if (pcb_policy_end_parse(pol, strcmp(cfg->policy_end, "auto") ? cfg->policy_end : "", &end, why, whylen) < 0)
+	const char *eo = cfg->policy_end == PCB_END_AUTO ? "auto" : pcb_choice_name("policy-end", cfg->policy_end);
+	if (pcb_policy_transport(pol, &r->polopts, eo, &end, &cfg->channels, why, whylen) < 0)
 		return PCB_EXIT_USAGE;
-	snprintf(cfg->policy_end, sizeof(cfg->policy_end), "%s", pcb_policy_end_name(end));
-	unsigned want = 0;
-	if (pol->channels) {
-		struct pcb_policy p = r->polopts;
-		p.ops = pol;
-		want = pol->channels(&p);
-	}
-	if (!cfg->channels) {
-		cfg->channels = want ? want : 2;
-	} else if (want && want != cfg->channels) {
-		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with --policy-opt '%s' uses %u connection%s; "
-			 "leave --channels out, or change the policy's knobs)", cfg->channels, pol->name, cfg->policy_opt, want,
-			 want == 1 ? "" : "s");
-		return PCB_EXIT_USAGE;
-	}
+	cfg->policy_end = (int)end;
 	if (end == PCB_POLICY_SOURCE && cfg->reconnect_timeout_ns) {
 		snprintf(why, whylen, "invalid value for --reconnect-timeout: a policy at the source (--policy-end=source) "
 			 "does not resume a lost connection yet");
@@ -1183,7 +1175,7 @@ static int load_baseline(struct run *r)
 	}
 	const char *bad = strcmp(m.policy, "local") ? "policy" : strcmp(m.workload, cfg->workload) ? "workload" :
 			  m.seed != cfg->seed ? "seed" : m.vcpus != cfg->vcpus ? "vcpus" :
-			  m.bucket_ms != cfg->bucket_ms ? "bucket-ms" : strcmp(m.guest, cfg->guest) ? "guest" : NULL;
+			  m.bucket_ms != cfg->bucket_ms ? "bucket-ms" : strcmp(m.guest, pcb_choice_name("guest", cfg->guest)) ? "guest" : NULL;
 	if (bad) {
 		pcb_err("invalid value for --baseline: '%s' is not a --policy=local run of this guest (its %s differs: "
 			"policy=%s workload=%s seed=%llu vcpus=%u bucket_ms=%u guest=%s)", cfg->baseline, bad, m.policy,
@@ -1277,15 +1269,16 @@ static int setup_source_and_pager(struct run *r)
 		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
 		.install = cfg->install, .install_batch = cfg->install_batch,
-		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = !strcmp(cfg->pager, "process"),
+		.zero_inline = cfg->zero_inline ? (int)cfg->zero_inline : -1,
+		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = cfg->pager == PCB_PAGER_PROCESS,
 		.pin_demand = (unsigned)(r->pin.cpu[PCB_PIN_DEMAND] + 1), .pin_bg = (unsigned)(r->pin.cpu[PCB_PIN_BACKGROUND] + 1),
 		.pin_install = (unsigned)(r->pin.cpu[PCB_PIN_INSTALL] + 1),
-		.kernel_faults = !strcmp(cfg->guest, "kvm"),
+		.kernel_faults = cfg->guest == PCB_GUEST_KVM,
 		.key = r->net.key.len ? &r->net.key : NULL, .reconnect_timeout_ns = cfg->reconnect_timeout_ns,
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
-		.push = !strcmp(cfg->policy_end, "source"), .policy_spec = cfg->policy, .policy_opt_str = cfg->policy_opt,
+		.push = cfg->policy_end == PCB_POLICY_SOURCE, .policy_spec = cfg->policy,
 		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
-		.resend_inflight = !strcmp(cfg->inflight, "resend"),
+		.resend_inflight = cfg->inflight == PCB_INFLIGHT_RESEND,
 	};
 	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
@@ -1293,7 +1286,7 @@ static int setup_source_and_pager(struct run *r)
 	}
 	/* shared with the policy, which runs in the pager process with --pager=process */
 	void *ft = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE,
-			(strcmp(cfg->pager, "process") ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
+			(cfg->pager != PCB_PAGER_PROCESS ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
 	if (ft == MAP_FAILED) {
 		pcb_err("out of memory for the first-touch record");
 		return PCB_EXIT_OSERR;
@@ -1320,7 +1313,7 @@ static int setup_guest(struct run *r)
 		.region = pcb_pager_region(r->pager), .im = &r->im, .write_ratio = cfg->write_ratio,
 		.duration_ns = cfg->duration_ns, .ops_limit = cfg->ops, .first_touch = r->first_touch,
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = cfg->record[0] != 0,
-		.kvm = !strcmp(cfg->guest, "kvm"),
+		.kvm = cfg->guest == PCB_GUEST_KVM,
 		.precopy_region = r->precopy_src, .dest_written = r->dest_written,
 		.on_end = guest_ended, .on_end_arg = r->pager,
 	};
@@ -1346,7 +1339,7 @@ static int setup_guest(struct run *r)
 static int setup_trace(struct run *r)
 {
 	const struct pcb_config *cfg = r->cfg;
-	if (!strcmp(cfg->trace, "off")) {
+	if (cfg->trace == PCB_OFF) {
 		snprintf(r->trace_why, sizeof(r->trace_why), "disabled with --trace=off");
 		return 0;
 	}
@@ -1354,14 +1347,14 @@ static int setup_trace(struct run *r)
 		.pid = getpid(), .region_start = (uintptr_t)pcb_pager_region(r->pager),
 		.region_len = r->npages * PCB_PAGE_SIZE, .events = cfg->trace_events[0] != 0,
 		.events_path = cfg->trace_events[0] ? cfg->trace_events : NULL,
-		.usdt = !strcmp(cfg->trace_usdt, "on"),
+		.usdt = cfg->trace_usdt == PCB_ON,
 		.usdt_binary = "/proc/self/exe", .verbose = (int)cfg->verbose,
 		/* which faults' messages the pager read: counts as the pager's */
-		.msgs = !strcmp(cfg->trace_messages, "on") ||
-			(!strcmp(cfg->trace_messages, "auto") && !strcmp(cfg->trace, "on") && strcmp(cfg->pager, "process")),
+		.msgs = cfg->trace_messages == PCB_ON ||
+			(cfg->trace_messages == PCB_AUTO && cfg->trace == PCB_ON && cfg->pager != PCB_PAGER_PROCESS),
 	};
 	int rc = pcb_trace_start(&to, &r->trace, r->trace_why, sizeof(r->trace_why));
-	if (rc && !strcmp(cfg->trace, "on")) {
+	if (rc && cfg->trace == PCB_ON) {
 		pcb_err("--trace=on: %s", r->trace_why);
 		return rc;   /* the vCPUs stay parked: the run is stranded */
 	}
@@ -1389,7 +1382,7 @@ static int run_precopy(struct run *r)
 		.timeout_ms = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC),
 	};
 	int rc = pcb_precopy_run(r->pager, r->guest, r->precopy_src, r->npages, cfg->precopy_ns,
-				 strcmp(cfg->precopy_transport, "tcp") ? NULL : &net, !strcmp(cfg->precopy_final, "resend"),
+				 cfg->precopy_transport == PCB_PRECOPY_TCP ? &net : NULL, cfg->precopy_final == PCB_PRECOPY_RESEND,
 				 &r->pc, why, sizeof(why));
 	if (rc)
 		pcb_err("%s", why);   /* vCPUs are parked on a gate that will not open: stranded */

@@ -501,6 +501,13 @@ static int push_start(struct sconn *sc, const uint8_t *payload)
 		reject(sc, "PUSH on channel %d (only once, on the background or shared connection)", sc->channel);
 		return -1;
 	}
+	w.policy[sizeof(w.policy) - 1] = 0;   /* for the checks below; pcb_push_open refuses it unterminated anyway */
+	w.opts[sizeof(w.opts) - 1] = 0;
+	if (!st->cfg->push_local_files && (strchr(w.policy, '/') || strstr(w.opts, "file="))) {
+		reject(sc, "PUSH refused: this source runs only built-in policies without input files (policy '%.64s')",
+		       w.policy);
+		return -1;
+	}
 	struct pcb_push *e;
 	if (pcb_push_open(&e, &w, st->npages, why, sizeof(why)) < 0) {
 		reject(sc, "PUSH refused: %s", why);

@@ -82,12 +82,14 @@ struct pcb_trace {
 /* ---- libbpf log ------------------------------------------------------------ */
 
 static int trace_verbose;
+static bool usdt_probing;       /* attach_pager: the reason is reported in one line */
 
+/* libbpf-tools' rule: warnings always, information with -v, debug with -vv. */
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG && trace_verbose < 2)
 		return 0;
-	if (!trace_verbose)
+	if ((level == LIBBPF_INFO || usdt_probing) && trace_verbose < 1)
 		return 0;
 	return vfprintf(stderr, fmt, ap);
 }
@@ -596,6 +598,7 @@ static int attach_pager(struct pcb_trace *t, int *err)
 	progs[3] = t->pg->progs.pg_installed;    links[3] = &t->pg->links.pg_installed;
 	progs[4] = t->pg->progs.pg_decision;     links[4] = &t->pg->links.pg_decision;
 	progs[5] = t->pg->progs.pg_guest_stop;   links[5] = &t->pg->links.pg_guest_stop;
+	usdt_probing = true;    /* a binary without pcbench's probes is no news per probe */
 	for (int i = 0; i < 6; i++) {
 		*links[i] = bpf_program__attach_usdt(progs[i], t->o.pid, t->exe, "pcbench", names[i], NULL);
 		if (*links[i])
@@ -603,6 +606,7 @@ static int attach_pager(struct pcb_trace *t, int *err)
 		else
 			*err = -errno;
 	}
+	usdt_probing = false;
 	return attached;
 }
 
@@ -1346,16 +1350,16 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_u64(j, "read_after_close", c[FL_C_MSG_LATE]);
 	pcb_json_u64(j, "delivered_without_block", c[FL_C_DELIVERED_NOBLOCK]);
 	pcb_json_u64(j, "blocked_resolved_before_read", c[FL_C_BLOCKED_UNDELIVERED]);
-	pcb_hist_json(j, "resolved_before_read_fault_to_running", &s->hist[FL_H_UNDELIVERED], 0);
+	pcb_hist_json(j, "resolved_before_read_fault_to_running", &s->hist[FL_H_UNDELIVERED], t->o.json_bins);
 	pcb_json_obj_end(j);
 	pcb_json_bool(j, "wakeup_tracked", t->wakeup);
 	if (t->wakeup)
-		pcb_hist_json(j, "fault_to_wakeup", &s->hist[FL_H_FAULT_TO_WAKEUP], 0);
-	pcb_hist_json(j, "fault_to_running", &s->hist[FL_H_FAULT_TO_RUNNING], 0);
+		pcb_hist_json(j, "fault_to_wakeup", &s->hist[FL_H_FAULT_TO_WAKEUP], t->o.json_bins);
+	pcb_hist_json(j, "fault_to_running", &s->hist[FL_H_FAULT_TO_RUNNING], t->o.json_bins);
 	if (t->o.events || t->wakeup)
-		pcb_hist_json(j, "fault_to_block", &s->hist[FL_H_FAULT_TO_BLOCK], 0);
+		pcb_hist_json(j, "fault_to_block", &s->hist[FL_H_FAULT_TO_BLOCK], t->o.json_bins);
 	if (t->wakeup)
-		pcb_hist_json(j, "wakeup_to_running", &s->hist[FL_H_WAKEUP_TO_RUNNING], 0);
+		pcb_hist_json(j, "wakeup_to_running", &s->hist[FL_H_WAKEUP_TO_RUNNING], t->o.json_bins);
 	pcb_json_obj_begin(j, "kvm");
 	/* KVM vCPU threads' faults (kernel-side, through get_user_pages): seen
 	 * at kvm_page_fault or the guest page-table walk; "faults" are those
@@ -1372,10 +1376,12 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_u64(j, "faults", c[FL_C_KVM_BLOCKING]);
 	pcb_json_u64(j, "resolved_without_sleep", c[FL_C_KVM_NONBLOCKING]);
 	if (t->msgs)
+		pcb_json_u64(j, "message_read_without_sleep", c[FL_C_KVM_DELIVERED_NOBLOCK]);
+	if (t->msgs)
 		pcb_json_u64(j, "slept_without_message", c[FL_C_KVM_UNDELIVERED]);
 	pcb_json_u64(j, "walks_inside_kvm_page_fault", c[FL_C_KVM_WALK_DUP]);
-	pcb_hist_json(j, "fault_to_wakeup", &s->hist[FL_H_KVM_FAULT_TO_WAKEUP], 0);
-	pcb_hist_json(j, "fault_to_running", &s->hist[FL_H_KVM_FAULT_TO_RUNNING], 0);
+	pcb_hist_json(j, "fault_to_wakeup", &s->hist[FL_H_KVM_FAULT_TO_WAKEUP], t->o.json_bins);
+	pcb_hist_json(j, "fault_to_running", &s->hist[FL_H_KVM_FAULT_TO_RUNNING], t->o.json_bins);
 	pcb_json_obj_end(j);
 	pcb_json_obj_begin(j, "anomalies");
 	pcb_json_u64(j, "preempted_in_fault", c[FL_C_PREEMPTED]);
@@ -1407,7 +1413,7 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 		pcb_json_u64(j, "kvm_faults", th[i].kvm);
 		pcb_json_u64(j, "faults_blocked", th[i].blocking);
 		pcb_json_u64(j, "faults_nonblocking", th[i].nonblocking);
-		pcb_hist_json(j, "fault_to_running", &th[i].hist, 0);
+		pcb_hist_json(j, "fault_to_running", &th[i].hist, t->o.json_bins);
 		pcb_json_obj_end(j);
 	}
 	pcb_json_arr_end(j);

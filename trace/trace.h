@@ -45,6 +45,7 @@ struct pcb_trace_opts {
 	bool any_reader;            /* msgs: read by any process (a userfaultfd recognised by its
 	                             * f_op), not only by pid */
 	bool kernel_faults;         /* exceptions:page_fault_kernel: faults inside system calls */
+	bool json_bins;             /* histograms in the JSON with their bins (mergeable) */
 	bool follow_ranges;         /* uffd_ranges: follow UFFDIO_(UN)REGISTER, munmap, mremap of
 	                             * pid as they happen (else: pcb_trace_refresh_ranges) */
 };

@@ -103,6 +103,10 @@ struct pcb_workload_ops {
 	void pcb_gnext_##sym(void *ts, struct pcb_access *a) { fn(ts, a); }
 
 static inline bool pcb_wl_is_app(const struct pcb_workload_ops *ops) { return ops->app_op != NULL; }
+/* An application workload's image of prm->npages pages in a fresh private
+ * mapping (*mem, munmap prm->npages * 4 KiB).  0 or an exit code with a reason. */
+int pcb_wl_build_image(const struct pcb_workload_ops *ops, const struct pcb_wl_params *prm, uint8_t **mem,
+		       char *why, size_t whylen);
 
 /* Convenience for tests and tools: the next access's page of a generator that
  * does not depend on loaded values or time (every workload but chase, phase). */

@@ -4,7 +4,7 @@
 # order, the JSON holds one median per chunk and per mode the paired ratio
 # with its quartiles and bootstrap interval, and the figures are sane (a
 # same-CPU fault of 2-1000 us, ratios between 0.5 and 3).  Timing targets
-# are not asserted here: they are measured with the full-size run (README).
+# are not asserted here: they are measured with the full-size run (docs/results/).
 set -u
 BUILD=${BUILD:-build}
 skip() { echo "SKIP: $*"; exit 77; }

@@ -31,17 +31,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# run NAME CASE_ARGS...: start the program waiting on a fifo, attach
-# pctrace, release the program, collect both outputs.
+# run NAME CASE_ARGS... [-- PCTRACE_ARGS...]: start the program waiting on
+# a fifo, attach pctrace, release the program, collect both outputs.
 run() {
 	local name=$1; shift
-	local fifo=$T/$name.fifo
+	local fifo=$T/$name.fifo cargs=() pargs=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do cargs+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	pargs=("$@")
 	mkfifo "$fifo"
-	"$CASES" "$@" --wait "$fifo" >"$T/$name.out" 2>&1 &
+	"$CASES" "${cargs[@]}" --wait "$fifo" >"$T/$name.out" 2>&1 &
 	vpid=$!
 	for _ in $(seq 100); do grep -q '^ready' "$T/$name.out" && break; sleep 0.05; done
 	grep -q '^ready' "$T/$name.out" || die "$name: program did not start: $(cat "$T/$name.out")"
-	"$PCTRACE" -p "$vpid" -i 0 --json "$T/$name.json" >"$T/$name.pctrace" 2>"$T/$name.err" &
+	"$PCTRACE" -p "$vpid" -i 0 --json "$T/$name.json" "${pargs[@]}" >"$T/$name.pctrace" 2>"$T/$name.err" &
 	ppid=$!
 	for _ in $(seq 200); do
 		grep -q 'tracing pid' "$T/$name.err" && break
@@ -105,4 +108,50 @@ for c in "missing -m missing" "notid -m missing --no-tid" "pagecache -m pagecach
 	run "$name" "$@" -n "$n" -t 2 -d 300
 	check "$name"
 done
+
+# JSON lines: interval records (30 ms) whose faults and per-thread rows add
+# up, histogram bins that add up to their counts, a total record equal to
+# the truth, and the --json document as the last line.
+run jsonl -m missing -n 800 -t 2 -d 300 -- -i 30ms -q -J "$T/jsonl.jsonl"
+python3 - "$T/jsonl.jsonl" "$T/jsonl.out" <<'EOF' || fail "json-lines"
+import json, re, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+truth = int(re.search(r"faults=(\d+)", open(sys.argv[2]).read()).group(1))
+iv = [r for r in recs if r.get("record") == "interval"]
+tot = [r for r in recs if r.get("record") == "total"]
+doc = recs[-1]
+assert all(r["schema_version"] == 1 for r in recs), "schema_version on every record"
+assert len(iv) >= 2 and len(tot) == 1, f"{len(iv)} interval records, {len(tot)} total"
+assert sum(r["faults"] for r in iv) <= truth and tot[0]["faults"] == truth, (sum(r["faults"] for r in iv), tot[0]["faults"], truth)
+for r in iv + tot:
+    h = r["fault_to_running"]
+    assert sum(c for _, c in h.get("bins", [])) == h["count"], "bins add up to the count"
+    assert sum(t["faults"] for t in r["threads"]) == r["faults"], "per-thread rows add up"
+    assert all(t["comm"] for t in r["threads"])
+assert doc["tool"] == "pctrace" and doc["schema_version"] == 1 and doc["faults"] == truth
+assert doc["bpf"]["fault_to_running"]["bins"], "the document's histograms have bins"
+print(f"ok   json-lines: {len(iv)} interval records, total {tot[0]['faults']} == {truth}, bins add up, document last")
+EOF
+
+# The scheduler heuristic (--heuristic) is what pctrace counted before: on
+# page-cache hits followed by a sleep it counts faults that never reached
+# userfaultfd (so the pagecache case above can catch that); it must say
+# which method it used, in the JSON and on stderr.
+run heuristic -m pagecache -n 400 -t 2 -- --heuristic -i 20ms
+python3 - "$T/heuristic.json" <<'EOF' || fail "heuristic"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["method"] == "scheduler_heuristic" and d["bpf"]["method"] == "scheduler_heuristic", d["method"]
+# (its ranges come from smaps rescans every interval: the hits after the first rescan count)
+assert d["faults"] > 0, "the heuristic counts page-cache hits followed by a sleep: the case can catch it"
+print(f"ok   --heuristic: method {d['method']} declared; it counted {d['faults']} page-cache hits as faults (truth 0)")
+EOF
+grep -q "counting by the scheduler heuristic" "$T/heuristic.err" || fail "--heuristic: no warning on stderr"
+
+# Bad durations: one line naming the value, exit 64.
+"$PCTRACE" -p $$ --interval 5x >"$T/bad.out" 2>&1; rc=$?
+[ $rc = 64 ] && grep -q "'5x'" "$T/bad.out" || fail "--interval 5x: exit $rc, $(cat "$T/bad.out")"
+"$PCTRACE" -p $$ --block-window 0 >"$T/bad.out" 2>&1; rc=$?
+[ $rc = 64 ] || fail "--block-window 0: exit $rc"
 finish
+

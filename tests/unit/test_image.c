@@ -2,6 +2,7 @@
 #include "tests/lib/testlib.h"
 #include "common/image.h"
 #include "common/util.h"
+#include "common/imagefile.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,37 @@ static void test_map_file(void **state)
 	assert_int_equal(pcb_image_map_file(path, &m, &len, why, sizeof(why)), PCB_EXIT_USAGE);   /* gone */
 }
 
+/* stats: pages Z Z D D D Z Z D(dup of page 2) Z -- runs, duplicates, zlib */
+static void test_stats(void **state)
+{
+	(void)state;
+	enum { N = 9 };
+	static uint8_t mem[N * PCB_PAGE_SIZE];
+	memset(mem, 0, sizeof(mem));
+	struct pcb_rng r;
+	pcb_rng_seed(&r, 3, 0);
+	for (unsigned i = 0; i < PCB_PAGE_SIZE; i++)
+		mem[2 * PCB_PAGE_SIZE + i] = (uint8_t)pcb_rng_next(&r);   /* random: incompressible */
+	memset(mem + 3 * PCB_PAGE_SIZE, 'a', PCB_PAGE_SIZE);
+	memset(mem + 4 * PCB_PAGE_SIZE, 'b', PCB_PAGE_SIZE);
+	memcpy(mem + 7 * PCB_PAGE_SIZE, mem + 2 * PCB_PAGE_SIZE, PCB_PAGE_SIZE);
+	struct pcb_image_stats st;
+	assert_int_equal(pcb_image_stats(mem, N, 0, &st), 0);
+	tl_assert_u64_eq(st.zero_pages, 5);
+	tl_assert_u64_eq(st.dup_pages, 1);
+	tl_assert_u64_eq(st.zero_runs[0], 1);        /* page 8 */
+	tl_assert_u64_eq(st.zero_runs[1], 2);        /* pages 0-1, 5-6 */
+	tl_assert_u64_eq(st.data_runs[1], 1);        /* pages 2-4 */
+	tl_assert_u64_eq(st.data_runs[0], 1);        /* page 7 */
+	tl_assert_u64_eq(st.longest_data_run, 3);
+	tl_assert_u64_eq(st.sampled_pages, 4);
+	tl_assert_u64_eq(st.pages_under_half, 2);     /* 'a' and 'b' pages */
+	assert_int_equal(pcb_image_stats(mem, N, 2, &st), 0);
+	tl_assert_u64_eq(st.sampled_pages, 2);        /* every second non-zero page */
+	tl_assert_u64_eq(st.stream_in_bytes, N * PCB_PAGE_SIZE);
+	assert_true(st.stream_out_bytes < 3 * PCB_PAGE_SIZE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +233,7 @@ int main(void)
 		cmocka_unit_test(test_stamps),
 		cmocka_unit_test(test_bytes_image),
 		cmocka_unit_test(test_map_file),
+		cmocka_unit_test(test_stats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -236,6 +236,78 @@ static void move_unbatched(void **state) { (void)state; run_path("move", 1); }
 static void continue_batched(void **state) { (void)state; run_path("continue", 128); }
 static void continue_unbatched(void **state) { (void)state; run_path("continue", 1); }
 
+/* Zero slots: a job whose one data segment holds data pages 10..12, zero
+ * pages 13..14 (zero slots) and data 15..17 is installed with one ioctl
+ * (copy, continue); the zero pages read zero and are reported as zero
+ * pages, counted in zero_inline; a zero segment after it (ZEROPAGE for copy)
+ * stays apart. */
+static void zero_slots_path(const char *name)
+{
+	const struct pcb_install_ops *ops = pcb_install_find(name, false);
+	struct pcb_installer in;
+	struct pcb_pagestate ps;
+	struct pcb_image im;
+	struct pcb_install_stats st = { 0 };
+	static struct seen s;
+	memset(&s, 0, sizeof(s));
+	int r = setup_region(&in, &ps, ops, 128);
+	if (r == -2) {
+		printf("install path %s not available here: not exercised\n", name);
+		return;
+	}
+	assert_int_equal(r, 0);
+	pcb_image_init(&im, 9, NP, 0.0);
+	struct pcb_install_job j = { .slot = 1, .nseg = 2 };
+	j.seg[0] = (struct pcb_install_seg){ 10, 0, 8, false };
+	j.seg[1] = (struct pcb_install_seg){ 18, 0, 4, true };
+	j.zmask[0] = 3ull << 3;   /* staging pages 3, 4 = guest pages 13, 14 */
+	uint8_t *buf = pcb_install_slot_buf(&in, 1);
+	for (unsigned i = 0; i < 8; i++) {
+		bool zero = i == 3 || i == 4;
+		uint64_t own[(PCB_MAX_RUN_PAGES + 63) / 64];
+		if (ops->rx == PCB_INRX_PAGECACHE) {
+			if (zero) {
+				pcb_install_claim_zero(&in, 10 + i, 1, own);
+			} else {
+				struct iovec iov[1];
+				assert_int_equal(pcb_install_rx_iov(&in, 1, 10 + i, 1, iov, 1, own), 1);
+				pcb_image_fill(&im, 10 + i, iov[0].iov_base);
+			}
+			assert_int_equal(own[0], 1);
+			j.owned[0] |= 1ull << i;
+		} else if (zero) {
+			memset(buf + ((size_t)i << PCB_PAGE_SHIFT), 0, PCB_PAGE_SIZE);
+		} else {
+			pcb_image_fill(&im, 10 + i, buf + ((size_t)i << PCB_PAGE_SHIFT));
+		}
+	}
+	assert_int_equal(pcb_install_job(&in, &j, &st, on_page, &s), 0);
+	assert_int_equal(st.zero_inline, 2);
+	assert_int_equal(st.pages, 12);
+	assert_int_equal(st.jobs_segs, 2);
+	for (int pg = 10; pg < 22; pg++) {
+		bool zero = pg == 13 || pg == 14 || pg >= 18;
+		assert_int_equal(s.count[pg], 1);
+		assert_int_equal(s.res[pg], 0);
+		assert_int_equal(s.zero[pg], zero);
+		uint8_t want[PCB_PAGE_SIZE];
+		if (zero)
+			memset(want, 0, sizeof(want));
+		else
+			pcb_image_fill(&im, (uint64_t)pg, want);
+		assert_memory_equal(in.region + ((size_t)pg << PCB_PAGE_SHIFT), want, PCB_PAGE_SIZE);
+	}
+	/* one ioctl for the eight pages of the data segment, one (copy: ZEROPAGE) or
+	 * one per owned range (continue) for the zero segment */
+	assert_true(st.ioctls <= 2);
+	close(in.uffd);
+	pcb_install_unmap(&in);
+	pcb_ps_free(&ps);
+}
+
+static void zero_slots_copy(void **state) { (void)state; zero_slots_path("copy"); }
+static void zero_slots_continue(void **state) { (void)state; zero_slots_path("continue"); }
+
 /* ---- move: 2 MiB chunks ---- */
 
 #define CP 1024   /* two chunks */
@@ -370,6 +442,8 @@ int main(void)
 		cmocka_unit_test(continue_batched),
 		cmocka_unit_test(continue_unbatched),
 		cmocka_unit_test(move_chunks),
+		cmocka_unit_test(zero_slots_copy),
+		cmocka_unit_test(zero_slots_continue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

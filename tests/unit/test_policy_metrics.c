@@ -1,5 +1,5 @@
 /* run/metrics.c: hit rate, accuracy and lead time from a hand-made
- * first-touch record and install record (README: how the prefetch metrics
+ * first-touch record and install record (docs/metrics.md: how the prefetch metrics
  * are computed). */
 #include "tests/lib/testlib.h"
 #include "run/metrics.h"

@@ -1,0 +1,239 @@
+/* `pcbench image`: raw memory image files (common/imagefile.h).
+ *   pcbench image stats FILE [--json=OUT] [--sample=PAGES]
+ *   pcbench image dump --pid=PID --out=FILE [--no-stop] [--max=SIZE]
+ * A FILE serves as the source's memory with `pcbench source --image=FILE`
+ * or `pcbench run --image=FILE`. */
+#include "cli/imagecmd.h"
+#include "common/image.h"
+#include "common/imagefile.h"
+#include "common/json.h"
+#include "common/util.h"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static void image_help(FILE *fp)
+{
+	fprintf(fp,
+		"usage: pcbench image stats FILE [--json=OUT] [--sample=PAGES]\n"
+		"       pcbench image dump --pid=PID --out=FILE [--no-stop] [--max=SIZE]\n"
+		"\n"
+		"stats: what decides how migrating a raw memory image behaves -- zero pages and the\n"
+		"  lengths of zero and data runs (a zero page costs a header; a run of data pages one\n"
+		"  frame), pages duplicating an earlier page (xxh3-64), and compressibility: zlib level 1\n"
+		"  of each non-zero page on its own (--sample bounds the pages compressed, evenly spaced;\n"
+		"  default 262144, 0 = all) and of the first 256 MiB as one stream.\n"
+		"dump: write the anonymous private writable memory of a running process (heap, stack,\n"
+		"  anonymous mappings, from /proc/PID/maps, read through /proc/PID/mem; root or ptrace\n"
+		"  rights) to FILE, regions back to back, and their list to FILE.maps.  The process is\n"
+		"  stopped (SIGSTOP) for the copy and continued after unless --no-stop.  Pages that\n"
+		"  cannot be read are written as zero and counted.  --max refuses larger processes\n"
+		"  (default 4G).\n");
+}
+
+struct image_args {
+	const char *file, *json, *out;
+	uint64_t sample, max, pid;
+	int stop;
+	bool have_pid;
+};
+
+static int image_parse(int argc, char **argv, bool dump, struct image_args *a)
+{
+	*a = (struct image_args){ .sample = 262144, .max = 4ull << 30, .stop = 1 };
+	for (int i = 3; i < argc; i++) {
+		const char *s = argv[i], *eq = strchr(s, '=');
+		if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+			image_help(stdout);
+			return 1;
+		}
+		if (dump && !strcmp(s, "--no-stop")) {
+			a->stop = 0;
+			continue;
+		}
+		if (strncmp(s, "--", 2)) {
+			if (dump || a->file) {
+				pcb_err("image: unexpected argument '%s' (see pcbench image --help)", s);
+				return PCB_EXIT_USAGE;
+			}
+			a->file = s;
+			continue;
+		}
+		size_t nl = eq ? (size_t)(eq - s) : strlen(s);
+		const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+		bool ok = val != NULL;
+		if (ok && !dump && nl == 6 && !strncmp(s, "--json", nl))
+			a->json = val;
+		else if (ok && !dump && nl == 8 && !strncmp(s, "--sample", nl))
+			ok = pcb_parse_u64(val, &a->sample) == 0;
+		else if (ok && dump && nl == 5 && !strncmp(s, "--pid", nl))
+			ok = pcb_parse_u64(val, &a->pid) == 0 && a->pid > 0 && a->pid < (1u << 22) && (a->have_pid = true);
+		else if (ok && dump && nl == 5 && !strncmp(s, "--out", nl))
+			a->out = val;
+		else if (ok && dump && nl == 5 && !strncmp(s, "--max", nl))
+			ok = pcb_parse_size(val, &a->max) == 0 && a->max > 0;
+		else {
+			pcb_err("image %s: unknown option '%.*s' (see pcbench image --help)", dump ? "dump" : "stats", (int)nl, s);
+			return PCB_EXIT_USAGE;
+		}
+		if (!ok) {
+			pcb_err("invalid value for %.*s: '%s'", (int)nl, s, val ? val : "(missing)");
+			return PCB_EXIT_USAGE;
+		}
+	}
+	if (!dump && !a->file) {
+		pcb_err("image stats needs a FILE (pcbench image stats FILE)");
+		return PCB_EXIT_USAGE;
+	}
+	if (dump && (!a->have_pid || !a->out)) {
+		pcb_err("image dump needs --pid=PID and --out=FILE");
+		return PCB_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static void stats_human(const char *file, const struct pcb_image_stats *st)
+{
+	char b[32];
+	printf("image %s: %s, %llu pages\n", file, pcb_fmt_size(st->pages * PCB_PAGE_SIZE, b, sizeof(b)),
+	       (unsigned long long)st->pages);
+	printf("  zero pages    %llu (%.2f%%); duplicates of an earlier non-zero page %llu (%.2f%%)\n",
+	       (unsigned long long)st->zero_pages, 100.0 * (double)st->zero_pages / (double)st->pages,
+	       (unsigned long long)st->dup_pages, 100.0 * (double)st->dup_pages / (double)st->pages);
+	printf("  runs          length   zero runs (pages)        data runs (pages)\n");
+	for (unsigned i = 0; i < PCB_RUN_BUCKETS; i++) {
+		if (!st->zero_runs[i] && !st->data_runs[i])
+			continue;
+		char len[32];
+		if (i == 0)
+			snprintf(len, sizeof(len), "1");
+		else
+			snprintf(len, sizeof(len), "%llu-%llu", 1ull << i, (2ull << i) - 1);
+		printf("                %-8s %9llu (%9llu)    %9llu (%9llu)\n", len, (unsigned long long)st->zero_runs[i],
+		       (unsigned long long)st->zero_run_pages[i], (unsigned long long)st->data_runs[i],
+		       (unsigned long long)st->data_run_pages[i]);
+	}
+	printf("  longest       zero run %llu pages, data run %llu pages\n", (unsigned long long)st->longest_zero_run,
+	       (unsigned long long)st->longest_data_run);
+	if (st->sampled_pages)
+		printf("  zlib -1/page  %.3f of %llu non-zero pages' bytes (%.1f%% of them under half a page)\n",
+		       (double)st->compressed_bytes / (double)st->sampled_bytes, (unsigned long long)st->sampled_pages,
+		       100.0 * (double)st->pages_under_half / (double)st->sampled_pages);
+	if (st->stream_in_bytes)
+		printf("  zlib -1 whole %.4f of the first %s as one stream\n",
+		       (double)st->stream_out_bytes / (double)st->stream_in_bytes,
+		       pcb_fmt_size(st->stream_in_bytes, b, sizeof(b)));
+}
+
+static int stats_json(const char *path, const char *file, const struct pcb_image_stats *st)
+{
+	FILE *fp = fopen(path, "w");
+	if (!fp) {
+		pcb_err("invalid value for --json: '%s' cannot be written (%s)", path, strerror(errno));
+		return PCB_EXIT_USAGE;
+	}
+	struct pcb_json *j = pcb_json_open(fp);
+	pcb_json_obj_begin(j, NULL);
+	pcb_json_str(j, "tool", "pcbench image stats");
+	pcb_json_str(j, "version", PCB_VERSION);
+	pcb_json_str(j, "git_revision", PCB_GITREV);
+	pcb_json_str(j, "file", file);
+	pcb_json_u64(j, "page_size", PCB_PAGE_SIZE);
+	pcb_json_u64(j, "pages", st->pages);
+	pcb_json_u64(j, "zero_pages", st->zero_pages);
+	pcb_json_dbl(j, "zero_share", (double)st->zero_pages / (double)st->pages);
+	pcb_json_u64(j, "duplicate_pages", st->dup_pages);
+	pcb_json_arr_begin(j, "runs");   /* bucket i: lengths 2^i .. 2^(i+1)-1 */
+	for (unsigned i = 0; i < PCB_RUN_BUCKETS; i++) {
+		if (!st->zero_runs[i] && !st->data_runs[i])
+			continue;
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_u64(j, "min_len", 1ull << i);
+		pcb_json_u64(j, "max_len", (2ull << i) - 1);
+		pcb_json_u64(j, "zero_runs", st->zero_runs[i]);
+		pcb_json_u64(j, "zero_run_pages", st->zero_run_pages[i]);
+		pcb_json_u64(j, "data_runs", st->data_runs[i]);
+		pcb_json_u64(j, "data_run_pages", st->data_run_pages[i]);
+		pcb_json_obj_end(j);
+	}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "longest_zero_run", st->longest_zero_run);
+	pcb_json_u64(j, "longest_data_run", st->longest_data_run);
+	pcb_json_obj_begin(j, "zlib_per_page");
+	pcb_json_str(j, "method", "zlib level 1 (compress2) of each non-zero 4 KiB page on its own; an evenly spaced sample "
+		     "when there are more than --sample");
+	pcb_json_u64(j, "pages", st->sampled_pages);
+	pcb_json_dbl(j, "ratio", st->sampled_bytes ? (double)st->compressed_bytes / (double)st->sampled_bytes : 0);
+	pcb_json_u64(j, "pages_under_half", st->pages_under_half);
+	pcb_json_obj_end(j);
+	pcb_json_obj_begin(j, "zlib_stream");
+	pcb_json_u64(j, "in_bytes", st->stream_in_bytes);
+	pcb_json_u64(j, "out_bytes", st->stream_out_bytes);
+	pcb_json_obj_end(j);
+	pcb_json_obj_end(j);
+	int rc = pcb_json_close(j) < 0;
+	rc |= fclose(fp) != 0;
+	if (rc) {
+		pcb_err("cannot write --json file '%s'", path);
+		return PCB_EXIT_OSERR;
+	}
+	return 0;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	struct image_args a;
+	int rc = image_parse(argc, argv, false, &a);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	uint8_t *mem;
+	size_t len;
+	char why[512];
+	if ((rc = pcb_image_map_file(a.file, &mem, &len, why, sizeof(why))) != 0) {
+		pcb_err("%s", why + (strncmp(why, "invalid value for --image: ", 27) ? 0 : 27));
+		return rc;
+	}
+	struct pcb_image_stats st;
+	if (pcb_image_stats(mem, len / PCB_PAGE_SIZE, a.sample, &st) < 0) {
+		munmap(mem, len);
+		pcb_err("out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	munmap(mem, len);
+	stats_human(a.file, &st);
+	return a.json ? stats_json(a.json, a.file, &st) : 0;
+}
+
+static int cmd_dump(int argc, char **argv)
+{
+	struct image_args a;
+	int rc = image_parse(argc, argv, true, &a);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	struct pcb_dump_result res;
+	char why[512], b[32];
+	if ((rc = pcb_image_dump((pid_t)a.pid, a.out, a.stop, a.max, &res, why, sizeof(why))) != 0) {
+		pcb_err("%s", why);
+		return rc;
+	}
+	printf("pcbench image dump: pid %llu, %u regions, %s (%llu pages, %llu unreadable written as zero) to %s "
+	       "(regions: %s.maps)%s\n", (unsigned long long)a.pid, res.regions, pcb_fmt_size(res.bytes, b, sizeof(b)),
+	       (unsigned long long)(res.bytes / PCB_PAGE_SIZE), (unsigned long long)res.unreadable_pages, a.out, a.out,
+	       a.stop ? "; the process was stopped for the copy" : "");
+	return 0;
+}
+
+int pcb_cmd_image(int argc, char **argv)
+{
+	if (argc > 2 && !strcmp(argv[2], "stats"))
+		return cmd_stats(argc, argv);
+	if (argc > 2 && !strcmp(argv[2], "dump"))
+		return cmd_dump(argc, argv);
+	if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+		image_help(stdout);
+		return 0;
+	}
+	pcb_err("image: want a subcommand: stats or dump (see pcbench image --help)");
+	return PCB_EXIT_USAGE;
+}
