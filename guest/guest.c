@@ -181,6 +181,24 @@ static void access_account(struct vcpu *v, struct loopst *ls, uint64_t page, uin
 		touch_note(&c->first_touch[page], t0 > v->g->base_ns ? t0 - v->g->base_ns : 0, fault);
 }
 
+/* A loop's start: the progress buckets (not while at the source), its start
+ * time and the --duration deadline. */
+static void loop_begin(struct vcpu *v, bool pre, uint64_t *bcap, uint64_t *t_start, uint64_t *deadline)
+{
+	const struct pcb_guest_cfg *c = &v->g->cfg;
+	struct pcb_vcpu_result *r = &v->res;
+	if (c->bucket_ns && !pre) {
+		*bcap = c->duration_ns ? c->duration_ns / c->bucket_ns + 8 : 1024;
+		r->buckets = calloc(*bcap, sizeof(uint64_t));
+		if (!r->buckets)
+			*bcap = 0;
+	}
+	*t_start = pcb_now_ns();
+	if (!pre)
+		r->t_start_ns = *t_start;
+	*deadline = c->duration_ns && !pre ? *t_start + c->duration_ns : UINT64_MAX;
+}
+
 /* pre: the pre-copy phase -- the guest runs on the source's memory until
  * pcb_guest_pause(); nothing is timed or recorded, ops are counted apart. */
 static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pre)
@@ -193,18 +211,10 @@ static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pr
 	uint64_t bcap = 0, rcap = 0;
 	const uint64_t base = g->base_ns;
 
-	if (c->bucket_ns && !pre) {
-		bcap = c->duration_ns ? c->duration_ns / c->bucket_ns + 8 : 1024;
-		r->buckets = calloc(bcap, sizeof(uint64_t));
-		if (!r->buckets)
-			bcap = 0;
-	}
+	uint64_t t_start, deadline;
+	loop_begin(v, pre, &bcap, &t_start, &deadline);
 	if (ls->detect)
 		ls->nvcsw = nvcsw_now();
-	uint64_t t_start = pcb_now_ns();
-	if (!pre)
-		r->t_start_ns = t_start;
-	uint64_t deadline = c->duration_ns && !pre ? t_start + c->duration_ns : UINT64_MAX;
 	uint64_t tlast = t_start;
 	for (;;) {
 		uint64_t op_t0 = 0;
@@ -304,16 +314,8 @@ static void run_app_loop(struct vcpu *v, uint8_t *region, bool pre)
 	struct pcb_vcpu_result *r = &v->res;
 	uint64_t bcap = 0;
 	const uint64_t base = g->base_ns;
-	if (c->bucket_ns && !pre) {
-		bcap = c->duration_ns ? c->duration_ns / c->bucket_ns + 8 : 1024;
-		r->buckets = calloc(bcap, sizeof(uint64_t));
-		if (!r->buckets)
-			bcap = 0;
-	}
-	uint64_t t_start = pcb_now_ns();
-	if (!pre)
-		r->t_start_ns = t_start;
-	uint64_t deadline = c->duration_ns && !pre ? t_start + c->duration_ns : UINT64_MAX;
+	uint64_t t_start, deadline;
+	loop_begin(v, pre, &bcap, &t_start, &deadline);
 	for (;;) {
 		struct pcb_app_op op = { 0 };
 		uint64_t f0 = atomic_load_explicit(v->faults, memory_order_acquire);
