@@ -2,7 +2,7 @@
 # Numbers a reviewer would accept (issue 13; definitions in docs/metrics.md):
 #  1. nothing spins after completion: results.cpu per thread role; a migrated
 #     run's process CPU time is within 20 % + 150 ms of the local baseline's
-#     plus the pager threads' own; guest ops/s after completion ~ local's;
+#     plus the pager threads' own; guest ops/s after completion >= 0.7 x local's;
 #  2. prefetch.during_migration: its hit rate does not move with --duration
 #     (1 s vs 3 s), the whole-run one does;
 #  3. blocktime under both definitions (sum over vCPUs, all vCPUs at once);
@@ -43,7 +43,9 @@ if len(after) < 20: bad.append("only %d buckets after completion" % len(after))
 else:
     ratio = (sum(after) / len(after)) / p["baseline_mean_ops_per_bucket"]
     print("ops per bucket after completion: %.0f vs local %.0f (%.2f)" % (sum(after) / len(after), p["baseline_mean_ops_per_bucket"], ratio))
-    if not 0.7 <= ratio <= 1.4: bad.append("ops/s after completion %.2f of local's" % ratio)
+    # one-sided: a spinning thread would slow the guest; a busier machine during the
+    # local half can make the migrated guest look faster (1.5x seen at load 10)
+    if ratio < 0.7: bad.append("ops/s after completion %.2f of local's" % ratio)
 for x in bad: print("FAIL:", x)
 sys.exit(1 if bad else 0)
 PY
