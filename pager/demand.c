@@ -67,6 +67,16 @@ static int demand_handle_faults(struct pcb_pager *p)
 			p->st.faults_inflight++;
 			continue;
 		}
+		/* the page travels in a background batch already (claimed): wait for it,
+		 * as QEMU (a page sent once) and CRIU (is_page_queued) do; the claim bit
+		 * decides who sends it, so the demand thread and the pull never both do.
+		 * --inflight=resend asks for it again (the reply may overtake the batch). */
+		if (!p->cfg.huge && !p->cfg.resend_inflight && !p->cfg.push && !pcb_bit_set(p->ps.claimed, page)) {
+			log_fault(p, now, page, v, 2);
+			p->st.faults_inflight++;
+			p->st.faults_queued++;
+			continue;
+		}
 		if (p->cfg.huge) {
 			log_fault(p, now, page, v, 0);
 			p->blocked += v >= 0;
@@ -395,5 +405,6 @@ void *demand_thread(void *arg)
 		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
 	p->st.demand_cpu = sched_getcpu();
+	p->st.demand_cpu_ns = pcb_thread_cpu_ns();
 	return NULL;
 }
