@@ -17,10 +17,9 @@
 #   slowloris  a peer trickling its HELLO is dropped at the handshake deadline
 #   noread     a peer that asks for pages and never reads is dropped at the send
 #              timeout; the source serves a migration afterwards
-set -u
-T=$(mktemp -d /tmp/pcb-hostile.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
+. "$(dirname "$0")/../lib/integ.sh"
 . tests/lib/net.sh
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
 H="python3 tests/helpers/hostile_peer.py"
 head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
 NF=0
