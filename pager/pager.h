@@ -100,6 +100,7 @@ struct pcb_pager_stats {
 	uint64_t demand_requests, bg_batches, bg_pages_requested;
 	uint64_t bg_inflight_max;         /* pulling: most background batches in flight at once */
 	uint64_t demand_pages_requested;  /* huge pages: 4 KiB pages asked for by the demand requests (RANGES) */
+	uint64_t demand_in_stream;   /* pushing: requests the source answered SENT (the page comes in its stream) */
 	uint64_t t_switchover_ns, t_complete_ns, t_guest_done_ns;  /* CLOCK_MONOTONIC */
 	struct pcb_chan_stats chan[2];   /* --channels=1: chan[1] is the shared connection, chan[0] unused */
 	unsigned channels;               /* 1 or 2 */

@@ -493,7 +493,8 @@ static void write_json(struct run *r, FILE *fp)
 	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)   /* one request per huge page, several pages each */
 		pcb_json_u64(j, "demand_pages_requested", s->demand_pages_requested);
 	pcb_json_u64(j, "background_batches", s->bg_batches);
-	pcb_json_u64(j, "background_inflight_max", s->bg_inflight_max);   /* most batches asked for and not ended */
+	pcb_json_u64(j, "background_inflight_max", s->bg_inflight_max);
+	pcb_json_u64(j, "demand_answered_in_stream", s->demand_in_stream);   /* pushing: SENT, the page came in the stream */   /* most batches asked for and not ended */
 	pcb_json_u64(j, "background_pages_requested", s->bg_pages_requested);
 	pcb_hist_json(j, "demand_round_trip", &s->demand_rtt, 0);
 	pcb_hist_json(j, "demand_service", &s->demand_service, 0);
