@@ -5,6 +5,7 @@
  * "ok" -- so "runs/ID.json exists" means "done" and a resumed experiment
  * skips exactly the completed runs. */
 #include "bench/bench.h"
+#include "cli/options.h"
 #include "bench/analyze.h"
 #include "bench/benchjob.h"
 #include "common/json.h"
@@ -58,39 +59,6 @@ static void on_sigint(int sig)
 {
 	(void)sig;
 	interrupted = 1;
-}
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: pcbench bench JOBFILE [--out=DIR] [--results=PARENT] [--fresh] [--shard=I/N] [--dry-run] [-v]\n"
-		"       pcbench analyze DIR [-v]\n"
-		"       pcbench analyze --out=DIR SHARD_DIR... [-v]\n"
-		"\n"
-		"bench runs the experiment matrix of JOBFILE (format: configs/README.md): policies x workloads\n"
-		"x links x repetitions, one `pcbench run` child per run, each verified end to end.  Results go\n"
-		"to PARENT/<name>-<UTC date>-<git revision>/ (PARENT: results): job.conf, system.json,\n"
-		"manifest.json, runs/<run>.json, .timeline.csv and .log, then results.csv (tidy), summary.csv\n"
-		"and plotdata/; `make plots RESULTS=DIR` adds summary.md, summary.tex, stats.csv, figures/.\n"
-		"An interrupted experiment is resumed by running the same command again: the most recent\n"
-		"incomplete directory with the same job file and git revision is reused and runs already\n"
-		"completed are skipped.\n"
-		"  --out=DIR       use (or resume) exactly this directory\n"
-		"  --results=DIR   parent directory of new result directories [results]\n"
-		"  --fresh         always start a new directory\n"
-		"  --shard=I/N     run only share I of N (the runs whose index is I-1 modulo N; run ids unchanged),\n"
-		"                  in PARENT/<name>-shardIofN-<date>-<rev>/; for job arrays (docs/bench.md)\n"
-		"  --dry-run       print the runs and exit\n"
-		"A job whose options name `source = HOST:PORT` migrates every run from that long-running\n"
-		"`pcbench source` (this host is the destination: `pcbench dest`).\n"
-		"analyze regenerates results.csv, summary.csv and plotdata/ from DIR without running anything;\n"
-		"with --out=DIR it first merges the result directories of the shards of one experiment (same\n"
-		"job file; every run from exactly one of them) into DIR.  summary.md, summary.tex, stats.csv\n"
-		"and the figures: analysis/plots.sh DIR (make plots RESULTS=DIR).\n"
-		"Exit codes: 0 all runs ok; if a run failed, the exit code of the first failed run (124: killed\n"
-		"after run_timeout; 128+N: killed by signal N); 64 bad option; 65 bad job file; 71 I/O error;\n"
-		"130 interrupted (resume by running the same command).  A complete directory is never reused:\n"
-		"running a finished experiment again starts a new directory.\n");
 }
 
 static int mkdir_p(const char *path)
@@ -367,7 +335,7 @@ static void build_argv(const struct pcb_job *job, const struct pcb_job_run *r, c
 		snprintf(store[k], sizeof(store[0]), "--progress-csv=%s/runs/%s.progress.csv", dir, r->id);
 		av[a++] = store[k++];
 	}
-	if (!strcmp(job->timeline, "all")) {
+	if (!strcmp(job->timeline, "all") || (!strcmp(job->timeline, "first") && r->rep == 0)) {
 		snprintf(store[k], sizeof(store[0]), "--timeline=%s/runs/%s.timeline.csv", dir, r->id);
 		av[a++] = store[k++];
 	}
@@ -595,42 +563,24 @@ static const char *exe_path(char *buf, size_t len)
 
 int pcb_cmd_bench(int argc, char **argv)
 {
-	const char *jobpath = NULL, *out = NULL, *parent = "results";
-	bool fresh = false, dry = false;
-	int verbose = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		} else if (!strncmp(a, "--out=", 6) && a[6]) {
-			out = a + 6;
-		} else if (!strncmp(a, "--results=", 10) && a[10]) {
-			parent = a + 10;
-		} else if (!strncmp(a, "--shard=", 8)) {
-			char *end;
-			unsigned long si = strtoul(a + 8, &end, 10), sn = *end == '/' ? strtoul(end + 1, &end, 10) : 0;
-			if (*end || si < 1 || sn < 1 || si > sn || sn > 100000) {
-				pcb_err("bench: invalid value for --shard: '%s' (want I/N with 1 <= I <= N, e.g. 2/4)", a + 8);
-				return PCB_EXIT_USAGE;
-			}
-			shard_i = (unsigned)si;
-			shard_n = (unsigned)sn;
-		} else if (!strcmp(a, "--fresh")) {
-			fresh = true;
-		} else if (!strcmp(a, "--dry-run")) {
-			dry = true;
-		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-			verbose++;
-		} else if (a[0] == '-') {
-			pcb_err("bench: unknown option '%s' (see pcbench bench --help)", a);
-			return PCB_EXIT_USAGE;
-		} else if (!jobpath) {
-			jobpath = a;
-		} else {
-			pcb_err("bench: unexpected argument '%s' (one job file)", a);
+	static struct pcb_config opt;   /* the table's options of scope bench (cli/options.c) */
+	pcb_cmd_defaults(PCB_CMD_BENCH, &opt);
+	int prc = pcb_cmd_parse(PCB_CMD_BENCH, &opt, argc, argv, 1);
+	if (prc)
+		return prc == 1 ? 0 : prc;
+	const char *jobpath = opt.nargs ? opt.args[0] : NULL, *out = opt.bench.out[0] ? opt.bench.out : NULL;
+	const char *parent = opt.bench.results;
+	bool fresh = opt.bench.fresh, dry = opt.bench.dry_run;
+	int verbose = (int)opt.verbose;
+	if (opt.bench.shard[0]) {
+		char *end;
+		unsigned long si = strtoul(opt.bench.shard, &end, 10), sn = *end == '/' ? strtoul(end + 1, &end, 10) : 0;
+		if (*end || si < 1 || sn < 1 || si > sn || sn > 100000) {
+			pcb_err("bench: invalid value for --shard: '%s' (want I/N with 1 <= I <= N, e.g. 2/4)", opt.bench.shard);
 			return PCB_EXIT_USAGE;
 		}
+		shard_i = (unsigned)si;
+		shard_n = (unsigned)sn;
 	}
 	if (!jobpath) {
 		pcb_err("bench: missing job file (e.g. pcbench bench configs/default.conf)");
@@ -996,28 +946,14 @@ static int merge_dirs(const char *out, char **srcs, int nsrc, int verbose, char 
 
 int pcb_cmd_analyze(int argc, char **argv)
 {
-	const char *dir = NULL, *out = NULL;
-	char *srcs[256];
-	int nsrc = 0, verbose = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			usage(stdout);
-			return 0;
-		}
-		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
-			verbose++;
-			continue;
-		}
-		if (!strncmp(argv[i], "--out=", 6) && argv[i][6]) {
-			out = argv[i] + 6;
-			continue;
-		}
-		if (argv[i][0] == '-' || nsrc == 256) {
-			pcb_err("analyze: unexpected argument '%s' (usage: pcbench analyze DIR | --out=DIR SHARD_DIR...)", argv[i]);
-			return PCB_EXIT_USAGE;
-		}
-		srcs[nsrc++] = argv[i];
-	}
+	static struct pcb_config opt;   /* the table's options of scope analyze (cli/options.c) */
+	pcb_cmd_defaults(PCB_CMD_ANALYZE, &opt);
+	int prc = pcb_cmd_parse(PCB_CMD_ANALYZE, &opt, argc, argv, 1);
+	if (prc)
+		return prc == 1 ? 0 : prc;
+	char **srcs = opt.args;
+	int nsrc = (int)opt.nargs, verbose = (int)opt.verbose;
+	const char *dir, *out = opt.bench.out[0] ? opt.bench.out : NULL;
 	if (!nsrc) {
 		pcb_err("analyze: missing results directory (usage: pcbench analyze DIR | --out=DIR SHARD_DIR...)");
 		return PCB_EXIT_USAGE;

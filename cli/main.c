@@ -39,6 +39,10 @@ int main(int argc, char **argv)
 	int first = 1;
 	/* a peer that goes away must be an error return (EPIPE), not a silent death */
 	signal(SIGPIPE, SIG_IGN);
+	if (argc == 2 && !strcmp(argv[1], "--man")) {   /* docs/pcbench.1 (make man) */
+		pcb_man_page(stdout);
+		return 0;
+	}
 	if (argc > 1 && !strcmp(argv[1], "list"))
 		return cmd_list();
 	if (argc > 1 && !strcmp(argv[1], "floor"))

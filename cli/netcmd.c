@@ -7,6 +7,7 @@
 #include "wire/link.h"
 #include "wire/proto.h"
 #include "source/source.h"
+#include "workloads/workload.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -49,27 +50,36 @@ static bool given(int argc, char **argv, int first, const char *name)
 	return false;
 }
 
+/* pcbench source --workload=APP: serve the application's database image,
+ * built from --seed, --mem and --workload-opt as pcbench run builds it. */
+static int source_app_image(const struct pcb_config *cfg, bool given_wl, uint8_t **img, char *why, size_t whylen)
+{
+	*img = NULL;
+	if (!given_wl)
+		return 0;
+	const struct pcb_workload_ops *wl = pcb_workload_find(cfg->workload);
+	if (!pcb_wl_is_app(wl) || cfg->image[0]) {
+		pcb_err("invalid value for --workload: '%s' (pcbench source builds the image of an application workload "
+			"such as sqlite, without --image)", cfg->workload);
+		return PCB_EXIT_USAGE;
+	}
+	struct pcb_wl_params prm = { .npages = cfg->mem / PCB_PAGE_SIZE, .seed = cfg->seed, .nvcpus = 1 };
+	int rc = pcb_wl_parse_opts(wl, cfg->workload_opt, &prm, why, whylen) < 0 ? PCB_EXIT_USAGE
+		 : pcb_wl_build_image(wl, &prm, img, why, whylen);
+	if (rc)
+		pcb_err("%s", why);
+	return rc;
+}
+
 int pcb_cmd_source(int argc, char **argv, int first)
 {
-	static const char *const allowed[] = { "mem", "seed", "zero-pages", "listen", "auth-key-file", "sessions",
-					       "source-delay", "socket-buffer", "image", NULL };
 	struct pcb_config cfg;
-	pcb_config_defaults(&cfg);
-	int r = pcb_config_parse(&cfg, argc, argv, first);
+	pcb_cmd_defaults(PCB_CMD_SOURCE, &cfg);
+	int r = pcb_cmd_parse(PCB_CMD_SOURCE, &cfg, argc, argv, first);
 	if (r == 1)
 		return 0;
 	if (r)
 		return r;
-	for (const struct pcb_option *o = pcb_options; o->name; o++) {
-		bool ok = false;
-		for (unsigned i = 0; allowed[i]; i++)
-			ok |= !strcmp(allowed[i], o->name);
-		if (!ok && given(argc, argv, first, o->name)) {
-			pcb_err("option --%s does not apply to `pcbench source` (it takes --mem, --seed, --zero-pages, "
-				"--listen, --auth-key-file, --sessions, --source-delay, --socket-buffer, --image)", o->name);
-			return PCB_EXIT_USAGE;
-		}
-	}
 	pcb_verbose = (int)cfg.verbose;
 	pcb_sock_buf_bytes = (int)cfg.socket_buffer;
 	char host[64], why[512];
@@ -96,12 +106,17 @@ int pcb_cmd_source(int argc, char **argv, int first)
 	}
 	uint8_t *img = NULL;
 	size_t img_len = 0;
-	if (cfg.image[0]) {
+	int rc = source_app_image(&cfg, given(argc, argv, first, "workload"), &img, why, sizeof(why));
+	if (rc)
+		return rc;
+	if (img)
+		img_len = cfg.mem;
+	else if (cfg.image[0]) {
 		if (given(argc, argv, first, "mem")) {
 			pcb_err("invalid value for --mem: --image '%s' sets the size", cfg.image);
 			return PCB_EXIT_USAGE;
 		}
-		int rc = pcb_image_map_file(cfg.image, &img, &img_len, why, sizeof(why));
+		rc = pcb_image_map_file(cfg.image, &img, &img_len, why, sizeof(why));
 		if (rc) {
 			pcb_err("%s", why);
 			return rc;
@@ -116,7 +131,8 @@ int pcb_cmd_source(int argc, char **argv, int first)
 	};
 	char b[32];
 	if (img)
-		printf("pcbench source: listening on %s:%u, image file %s (%s, %llu pages), %s, %s\n", host, bound, cfg.image,
+		printf("pcbench source: listening on %s:%u, %s %s (%s, %llu pages), %s, %s\n", host, bound,
+		       cfg.image[0] ? "image file" : "database image of workload", cfg.image[0] ? cfg.image : cfg.workload,
 		       pcb_fmt_size(cfg.mem, b, sizeof(b)), (unsigned long long)(cfg.mem / PCB_PAGE_SIZE),
 		       key.len ? "authentication required" : "no authentication",
 		       cfg.sessions ? "exits after the migration" : "serves until killed");
@@ -134,8 +150,8 @@ int pcb_cmd_dest(int argc, char **argv, int first)
 	struct pcb_config cfg;
 	struct pcb_net net;
 	char why[512];
-	pcb_config_defaults(&cfg);
-	int r = pcb_config_parse(&cfg, argc, argv, first);
+	pcb_cmd_defaults(PCB_CMD_DEST, &cfg);
+	int r = pcb_cmd_parse(PCB_CMD_DEST, &cfg, argc, argv, first);
 	if (r == 1)
 		return 0;
 	if (r)

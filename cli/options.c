@@ -5,158 +5,351 @@
 #include "install/install.h"
 #include "policies/policy.h"
 #include "workloads/workload.h"
+#include "wire/proto.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define OFF(f) offsetof(struct pcb_config, f)
-#define SZ(f) sizeof(((struct pcb_config *)0)->f)
-
-/* Entries list their fields in order; `choices` is only given where used. */
+/* One table for every command (fio's model): parsing, --help, the man page and the JSON echo. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#define OFF(f) offsetof(struct pcb_config, f)
+#define SZ(f) sizeof(((struct pcb_config *)0)->f)
+#define MIG (PCB_CMD_RUN | PCB_CMD_DEST)
+#define SRC PCB_CMD_SOURCE
+#define SIM PCB_CMD_SIMULATE
+#define FLOOR PCB_CMD_FLOOR
+
+/* categories, in the order --help and the man page list them */
+static const char *const categories[] = { "guest", "pager", "network", "trace", "output", "model", "floor", "bench", NULL };
+static const char *const category_titles[] = {
+	"Guest and workload", "Pager", "Source and network", "Tracing", "Output", "Simulator model",
+	"Floor benchmark", "Experiments", NULL,
+};
+
+static const struct pcb_choice ch_auto_on_off[] = { { "auto", PCB_AUTO }, { "on", PCB_ON }, { "off", PCB_OFF }, { NULL, 0 } };
+static const struct pcb_choice ch_on_off[] = { { "on", PCB_ON }, { "off", PCB_OFF }, { NULL, 0 } };
+static const struct pcb_choice ch_page_size[] = { { "4K", PCB_PAGE_4K }, { "2M", PCB_PAGE_2M }, { NULL, 0 } };
+static const struct pcb_choice ch_guest[] = { { "process", PCB_GUEST_PROCESS }, { "kvm", PCB_GUEST_KVM }, { NULL, 0 } };
+static const struct pcb_choice ch_pager[] = { { "thread", PCB_PAGER_THREAD }, { "process", PCB_PAGER_PROCESS }, { NULL, 0 } };
+static const struct pcb_choice ch_transport[] = { { "tcp", PCB_PRECOPY_TCP }, { "memory", PCB_PRECOPY_MEMORY }, { NULL, 0 } };
+static const struct pcb_choice ch_policy_end[] = {
+	{ "auto", PCB_END_AUTO }, { "source", PCB_POLICY_SOURCE }, { "destination", PCB_POLICY_DEST }, { NULL, 0 },
+};
+static const struct pcb_choice ch_inflight[] = { { "wait", PCB_INFLIGHT_WAIT }, { "resend", PCB_INFLIGHT_RESEND }, { NULL, 0 } };
+static const struct pcb_choice ch_final[] = { { "drop", PCB_PRECOPY_DROP }, { "resend", PCB_PRECOPY_RESEND }, { NULL, 0 } };
+
+/* Entries list their fields in order: name, type, offset, size, default, min, max, help, choices, scope, category. */
 const struct pcb_option pcb_options[] = {
-	{ "mem", PCB_OPT_SIZE, OFF(mem), 0, "256M", 4096, 1e15, "guest memory size (K/M/G/T suffixes; multiple of 4 KiB)" },
-	{ "policy", PCB_OPT_POLICY, OFF(policy), SZ(policy), "sequential", 0, 0, "pre-paging policy (see `pcbench list`), or a policy built as a shared object: ./path/to/policy.so (docs/writing-a-policy.md)" },
-	{ "policy-end", PCB_OPT_CHOICE, OFF(policy_end), SZ(policy_end), "auto", 0, 0,
+	{ "mem", PCB_OPT_SIZE, OFF(mem), 0, "256M", 4096, 1e15, "guest memory size (K/M/G/T suffixes; multiple of 4 KiB)", NULL, MIG | SRC, "guest" },
+	{ "policy", PCB_OPT_POLICY, OFF(policy), SZ(policy), "sequential", 0, 0, "pre-paging policy (see `pcbench list`), or a policy built as a shared object: ./path/to/policy.so (docs/writing-a-policy.md)", NULL, MIG, "guest" },
+	{ "policy-end", PCB_OPT_CHOICE, OFF(policy_end), 0, "auto", 0, 0,
 	  "where the policy runs: destination (the pager pulls batches it chooses), source (the source pushes the stream "
-	  "it chooses, paced by the connection, told of each demand request), auto = the policy's own (`pcbench list`)",
-	  "auto|source|destination" },
-	{ "workload", PCB_OPT_WORKLOAD, OFF(workload), SZ(workload), "seq", 0, 0, "guest access pattern (see `pcbench list`)" },
-	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)" },
-	{ "seed", PCB_OPT_U64, OFF(seed), 0, "1", 0, 1.8446744073709552e19, "seed of the memory image and of the workload" },
-	{ "zero-pages", PCB_OPT_DOUBLE, OFF(zero_pages), 0, "0.25", 0, 1, "fraction of all-zero pages in the image" },
-	{ "write-ratio", PCB_OPT_DOUBLE, OFF(write_ratio), 0, "0.2", 0, 1, "fraction of guest accesses that are writes" },
-	{ "zipf-theta", PCB_OPT_DOUBLE, OFF(zipf_theta), 0, "0.99", 0.01, 0.999, "skew of the zipf workload" },
-	{ "duration", PCB_OPT_DURATION, OFF(duration_ns), 0, "2s", 0, 1e13, "how long the guest runs (e.g. 500ms, 10s; 0 = until --ops)" },
-	{ "ops", PCB_OPT_U64, OFF(ops), 0, "0", 0, 1e18, "stop each vCPU after this many accesses (0 = until --duration)" },
-	{ "json", PCB_OPT_STR, OFF(json), SZ(json), "", 0, 0, "write the versioned JSON result to this file" },
-	{ "timeline", PCB_OPT_STR, OFF(timeline), SZ(timeline), "", 0, 0, "write every fault, install and first touch as CSV (t_us,event,page,detail)" },
-	{ "host", PCB_OPT_STR, OFF(host), SZ(host), "127.0.0.1", 0, 0, "address the forked source listens on" },
-	{ "port", PCB_OPT_UINT, OFF(port), 0, "0", 0, 65535, "source TCP port (0 = ephemeral)" },
-	{ "io-timeout", PCB_OPT_DURATION, OFF(io_timeout_ns), 0, "3s", 1e6, 1e12, "a source silent this long while pages are awaited = source lost" },
-	{ "batch", PCB_OPT_UINT, OFF(batch_pages), 0, "64", 1, 4096, "pages per background batch" },
-	{ "window", PCB_OPT_UINT, OFF(window), 0, "4", 1, 64, "background batches in flight" },
+	  "it chooses, paced by the connection, told of each demand request), auto = the policy's own (`pcbench list`); "
+	  "simulate: the same, modelled (source: batches pushed without a request, as many queued as fill the socket buffer)",
+	  ch_policy_end, MIG | SIM, "guest" },
+	{ "workload", PCB_OPT_WORKLOAD, OFF(workload), SZ(workload), "seq", 0, 0, "guest access pattern (see `pcbench list`); pcbench source: an application workload (sqlite) whose database image it builds and serves", NULL, MIG | SRC, "guest" },
+	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)", NULL, MIG, "guest" },
+	{ "seed", PCB_OPT_U64, OFF(seed), 0, "1", 0, 1.8446744073709552e19, "seed of the memory image and of the workload", NULL, MIG | SRC | SIM | FLOOR, "guest" },
+	{ "zero-pages", PCB_OPT_DOUBLE, OFF(zero_pages), 0, "0.25", 0, 1, "fraction of all-zero pages in the image", NULL, MIG | SRC | SIM, "guest" },
+	{ "write-ratio", PCB_OPT_DOUBLE, OFF(write_ratio), 0, "0.2", 0, 1, "fraction of guest accesses that are writes", NULL, MIG, "guest" },
+	{ "zipf-theta", PCB_OPT_DOUBLE, OFF(zipf_theta), 0, "0.99", 0.01, 0.999, "skew of the zipf workload", NULL, MIG, "guest" },
+	{ "duration", PCB_OPT_DURATION, OFF(duration_ns), 0, "2s", 0, 1e13, "how long the guest runs (e.g. 500ms, 10s; 0 = until --ops)", NULL, MIG, "guest" },
+	{ "ops", PCB_OPT_U64, OFF(ops), 0, "0", 0, 1e18, "stop each vCPU after this many accesses (0 = until --duration)", NULL, MIG, "guest" },
+	{ "json", PCB_OPT_STR, OFF(json), SZ(json), "", 0, 0, "write the versioned JSON result to this file", NULL, MIG | SIM | FLOOR, "output" },
+	{ "timeline", PCB_OPT_STR, OFF(timeline), SZ(timeline), "", 0, 0, "write every fault, install and first touch as CSV (t_us,event,page,detail)", NULL, MIG | SIM, "output" },
+	{ "host", PCB_OPT_STR, OFF(host), SZ(host), "127.0.0.1", 0, 0, "address the forked source listens on", NULL, MIG, "network" },
+	{ "port", PCB_OPT_UINT, OFF(port), 0, "0", 0, 65535, "source TCP port (0 = ephemeral)", NULL, MIG, "network" },
+	{ "io-timeout", PCB_OPT_DURATION, OFF(io_timeout_ns), 0, "3s", 1e6, 1e12, "a source silent this long while pages are awaited = source lost", NULL, MIG, "network" },
+	{ "batch", PCB_OPT_UINT, OFF(batch_pages), 0, "64", 1, 4096, "pages per background batch", NULL, MIG | SIM, "pager" },
+	{ "window", PCB_OPT_UINT, OFF(window), 0, "4", 1, 64, "background batches in flight", NULL, MIG | SIM, "pager" },
 	{ "channels", PCB_OPT_UINT, OFF(channels), 0, "0", 0, 2,
 	  "connections to the source: 2 = demand requests on their own connection, served before background work; "
 	  "1 = one connection carries both, demand replies queue behind background data already sent (QEMU before "
 	  "postcopy-preempt); 0 = what the policy's system uses (qemu: 1, or 2 with preempt=on; others 2); "
-	  "not 1 with --page-size=2M" },
+	  "not 1 with --page-size=2M", NULL, MIG | SIM, "pager" },
+	{ "inflight", PCB_OPT_CHOICE, OFF(inflight), 0, "wait", 0, 0,
+	  "a fault on a page already in flight in a background batch: wait (for the batch; every page crosses the wire "
+	  "once, as QEMU and CRIU) or resend (ask for it again on the demand channel, whose reply may overtake the batch: "
+	  "pages sent twice, results.pages.sent_twice)", ch_inflight, MIG, "pager" },
 	{ "socket-buffer", PCB_OPT_SIZE, OFF(socket_buffer), 0, "4M", 0, 64 << 20,
 	  "SO_SNDBUF and SO_RCVBUF of every connection (the kernel doubles it, capped by net.core.wmem_max/rmem_max); "
-	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold" },
-	{ "source-delay", PCB_OPT_DURATION, OFF(source_delay_ns), 0, "0", 0, 1e10, "delay the source adds before each demand reply (e.g. 200us)" },
-	{ "trace", PCB_OPT_CHOICE, OFF(trace), SZ(trace), "auto", 0, 0,
-	  "kernel-side BPF fault histograms (page-fault and context-switch tracepoints): auto (when root and BPF work), on (fail if not), off", "auto|on|off" },
-	{ "trace-usdt", PCB_OPT_CHOICE, OFF(trace_usdt), SZ(trace_usdt), "off", 0, 0,
-	  "with tracing, also attach the pager's USDT probes (queueing / round trip / install breakdown; adds ~1 us per probe)", "on|off" },
-	{ "trace-messages", PCB_OPT_CHOICE, OFF(trace_messages), SZ(trace_messages), "auto", 0, 0,
-	  "with tracing, also watch the pager read fault messages (syscalls:sys_exit_read) so the kernel's fault count is the pager's; it puts every syscall on the machine on the slow path (~1.3x fault latency in a one-CPU run): auto = on with --trace=on, off with --trace=auto", "auto|on|off" },
+	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold", NULL, MIG | SRC, "network" },
+	{ "source-delay", PCB_OPT_DURATION, OFF(source_delay_ns), 0, "0", 0, 1e10, "delay the source adds before each demand reply (e.g. 200us)", NULL, MIG | SRC, "network" },
+	{ "trace", PCB_OPT_CHOICE, OFF(trace), 0, "auto", 0, 0,
+	  "kernel-side BPF fault histograms (page-fault and context-switch tracepoints): auto (when root and BPF work), on (fail if not), off", ch_auto_on_off, MIG, "trace" },
+	{ "trace-usdt", PCB_OPT_CHOICE, OFF(trace_usdt), 0, "off", 0, 0,
+	  "with tracing, also attach the pager's USDT probes (queueing / round trip / install breakdown; adds ~1 us per probe)", ch_on_off, MIG, "trace" },
+	{ "trace-messages", PCB_OPT_CHOICE, OFF(trace_messages), 0, "auto", 0, 0,
+	  "with tracing, also watch the pager read fault messages (syscalls:sys_exit_read) so the kernel's fault count is the pager's; it puts every syscall on the machine on the slow path (~1.3x fault latency in a one-CPU run): auto = on with --trace=on, off with --trace=auto", ch_auto_on_off, MIG, "trace" },
 	{ "trace-events", PCB_OPT_STR, OFF(trace_events), SZ(trace_events), "", 0, 0,
-	  "with tracing, also stream every blocked fault (column delivered: its message was read) from the kernel to this CSV file" },
+	  "with tracing, also stream every blocked fault (column delivered: its message was read) from the kernel to this CSV file", NULL, MIG, "trace" },
 	{ "policy-opt", PCB_OPT_STR, OFF(policy_opt), SZ(policy_opt), "", 0, 0,
-	  "policy knobs key=value[,key=value] (each policy's keys: `pcbench list`)" },
+	  "policy knobs key=value[,key=value] (each policy's keys: `pcbench list`)", NULL, MIG | SIM, "guest" },
 	{ "workload-opt", PCB_OPT_STR, OFF(workload_opt), SZ(workload_opt), "", 0, 0,
-	  "workload knobs key=value[,key=value] (each workload's keys: `pcbench list`)" },
+	  "workload knobs key=value[,key=value] (each workload's keys: `pcbench list`)", NULL, MIG | SRC, "guest" },
 	{ "record", PCB_OPT_STR, OFF(record), SZ(record), "", 0, 0,
-	  "write the guest's access sequence to this file (binary; plain text if it ends in .txt) for --workload=trace" },
+	  "write the guest's access sequence to this file (binary; plain text if it ends in .txt) for --workload=trace", NULL, MIG, "output" },
 	{ "replay", PCB_OPT_STR, OFF(replay), SZ(replay), "", 0, 0,
-	  "--policy=replay: access trace written by --record whose first-touch order is pulled first" },
-	{ "bucket-ms", PCB_OPT_UINT, OFF(bucket_ms), 0, "10", 1, 60000, "guest progress: ops counted per bucket of this many ms" },
+	  "--policy=replay: access trace written by --record whose first-touch order is pulled first", NULL, MIG | SIM, "guest" },
+	{ "bucket-ms", PCB_OPT_UINT, OFF(bucket_ms), 0, "10", 1, 60000, "guest progress: ops counted per bucket of this many ms", NULL, MIG, "output" },
 	{ "progress-csv", PCB_OPT_STR, OFF(progress_csv), SZ(progress_csv), "", 0, 0,
-	  "write ops per bucket per vCPU as CSV t_ms,vcpu,ops (default: next to --json as NAME.progress.csv)" },
+	  "write ops per bucket per vCPU as CSV t_ms,vcpu,ops (default: next to --json as NAME.progress.csv)", NULL, MIG, "output" },
 	{ "baseline", PCB_OPT_STR, OFF(baseline), SZ(baseline), "none", 0, 0,
 	  "report time back to 95% and lost work against a local run: `run` (run it first, in this invocation) or the "
-	  "progress CSV of an earlier --policy=local run of the same guest", NULL },
-	{ "install", PCB_OPT_CHOICE, OFF(install), SZ(install), "copy", 0, 0,
+	  "progress CSV of an earlier --policy=local run of the same guest", NULL, MIG, "output" },
+	{ "install", PCB_OPT_INSTALL, OFF(install), SZ(install), "copy", 0, 0,
 	  "how pages enter the guest: copy (UFFDIO_COPY), move (background pages assembled in 2 MiB staging chunks, zero pages included, UFFDIO_MOVE of whole chunks), "
-	  "continue (memfd guest, pages received into its page cache, UFFDIO_CONTINUE)", "copy|move|continue" },
-	{ "page-size", PCB_OPT_CHOICE, OFF(page_size), SZ(page_size), "4K", 0, 0,
+	  "continue (memfd guest, pages received into its page cache, UFFDIO_CONTINUE)", NULL, MIG, "pager" },
+	{ "page-size", PCB_OPT_CHOICE, OFF(page_size), 0, "4K", 0, 0,
 	  "guest page size: 4K, or 2M (hugetlb region, each fault installs 2 MiB with one UFFDIO_COPY; needs reserved "
-	  "huge pages, --install=copy, --guest=process, --mem a multiple of 2M)", "4K|2M" },
+	  "huge pages, --install=copy, --guest=process, --mem a multiple of 2M)", ch_page_size, MIG, "guest" },
 	{ "install-batch", PCB_OPT_UINT, OFF(install_batch), 0, "0", 0, 1024,
 	  "max background pages per install ioctl (0 = the path's default: 128, move 512 = one whole 2 MiB chunk, "
-	  "which the kernel moves as one huge-page mapping; 1 = one ioctl per page, each waking)", NULL },
+	  "which the kernel moves as one huge-page mapping; 1 = one ioctl per page, each waking)", NULL, MIG, "pager" },
 	{ "zero-inline", PCB_OPT_UINT, OFF(zero_inline), 0, "16", 0, PCB_MAX_RUN_PAGES,
 	  "--install=copy: a run of up to this many zero pages between data pages is installed with the data by one "
 	  "UFFDIO_COPY from zeroed staging pages (each allocates 4 KiB in the guest); a longer run with UFFDIO_ZEROPAGE "
 	  "(the shared zero page); 0 = every zero page with UFFDIO_ZEROPAGE.  continue puts zero pages in the page cache "
-	  "either way and always installs them with the data; move's chunks hold them", NULL },
+	  "either way and always installs them with the data; move's chunks hold them", NULL, MIG, "pager" },
 	{ "pin", PCB_OPT_PIN, OFF(pin), SZ(pin), "none", 0, 0,
 	  "thread placement: none, same (all on CPU 0), split (guest, demand CPU 0; background receive, install, source CPU 1), "
-	  "or guest=C,demand=C,background=C,source=C,install=C", NULL },
-	{ "guest", PCB_OPT_CHOICE, OFF(guest), SZ(guest), "process", 0, 0,
+	  "or guest=C,demand=C,background=C,source=C,install=C", NULL, MIG, "pager" },
+	{ "guest", PCB_OPT_CHOICE, OFF(guest), 0, "process", 0, 0,
 	  "process: vCPUs are threads of pcbench; kvm: vCPUs run the workload inside a minimal KVM VM whose memory is the region",
-	  "process|kvm" },
-	{ "pager", PCB_OPT_CHOICE, OFF(pager), SZ(pager), "thread", 0, 0,
+	  ch_guest, MIG, "guest" },
+	{ "pager", PCB_OPT_CHOICE, OFF(pager), 0, "thread", 0, 0,
 	  "thread: the pager threads run in pcbench's process; process: in a process of their own, given the userfaultfd "
-	  "(and the memfd) over a unix socket (SCM_RIGHTS); not with --install=move", "thread|process" },
-	{ "link", PCB_OPT_STR, OFF(link), SZ(link), "", 0, 0, "emulate a link BANDWIDTH[,RTT] on both channels, e.g. 10gbit,50us or 1gbit,500us (calibrated end to end)" },
-	{ "reconnect-timeout", PCB_OPT_DURATION, OFF(reconnect_timeout_ns), 0, "0", 0, 1e13, "when the source connection drops: pause and reconnect for this long (0 = fail at once)" },
-	{ "auth-key-file", PCB_OPT_STR, OFF(auth_key_file), SZ(auth_key_file), "", 0, 0, "shared secret (16..1024 bytes): source and destination authenticate each other with HMAC-SHA-256" },
-	{ "source", PCB_OPT_STR, OFF(source), SZ(source), "", 0, 0, "pcbench dest: ADDRESS:PORT of a running `pcbench source`" },
-	{ "listen", PCB_OPT_STR, OFF(listen), SZ(listen), "127.0.0.1:7600", 0, 0, "pcbench source: ADDRESS:PORT to listen on (port 0 = ephemeral, printed)" },
-	{ "sessions", PCB_OPT_UINT, OFF(sessions), 0, "1", 0, 1000000, "pcbench source: exit after this many completed migrations (0 = serve until killed)" },
+	  "(and the memfd) over a unix socket (SCM_RIGHTS); not with --install=move", ch_pager, MIG, "pager" },
+	{ "link", PCB_OPT_STR, OFF(link), SZ(link), "", 0, 0, "emulate a link BANDWIDTH[,RTT] on both channels, e.g. 10gbit,50us or 1gbit,500us (calibrated end to end; simulate: the modelled link, default this machine's loopback)", NULL, MIG | SIM, "network" },
+	{ "reconnect-timeout", PCB_OPT_DURATION, OFF(reconnect_timeout_ns), 0, "0", 0, 1e13, "when the source connection drops: pause and reconnect for this long (0 = fail at once)", NULL, MIG, "network" },
+	{ "auth-key-file", PCB_OPT_STR, OFF(auth_key_file), SZ(auth_key_file), "", 0, 0, "shared secret (16..1024 bytes): source and destination authenticate each other with HMAC-SHA-256", NULL, MIG | SRC, "network" },
+	{ "source", PCB_OPT_STR, OFF(source), SZ(source), "", 0, 0, "pcbench dest: ADDRESS:PORT of a running `pcbench source`", NULL, MIG, "network" },
+	{ "listen", PCB_OPT_STR, OFF(listen), SZ(listen), "127.0.0.1:7600", 0, 0, "pcbench source: ADDRESS:PORT to listen on (port 0 = ephemeral, printed)", NULL, MIG | SRC, "network" },
+	{ "sessions", PCB_OPT_UINT, OFF(sessions), 0, "1", 0, 1000000, "pcbench source: exit after this many completed migrations (0 = serve until killed)", NULL, MIG | SRC, "network" },
 	{ "precopy", PCB_OPT_DURATION, OFF(precopy_ns), 0, "0", 0, 3.6e12,
 	  "hybrid: the guest first runs at the source this long while pages are pre-copied (written ones re-sent), then post-copy",
-	  NULL },
-	{ "precopy-transport", PCB_OPT_CHOICE, OFF(precopy_transport), SZ(precopy_transport), "tcp", 0, 0,
+	  NULL, MIG, "pager" },
+	{ "precopy-transport", PCB_OPT_CHOICE, OFF(precopy_transport), 0, "tcp", 0, 0,
 	  "how pre-copy moves pages: tcp (a third connection to the source, through --link) or memory (straight from the source's memory)",
-	  "tcp|memory" },
-	{ "precopy-final", PCB_OPT_CHOICE, OFF(precopy_final), SZ(precopy_final), "drop", 0, 0,
+	  ch_transport, MIG, "pager" },
+	{ "precopy-final", PCB_OPT_CHOICE, OFF(precopy_final), 0, "drop", 0, 0,
 	  "pages written since their last pre-copy at switch-over: drop (post-copy fetches them) or resend (stop-and-copy, vCPUs stopped)",
-	  "drop|resend" },
+	  ch_final, MIG, "pager" },
 	{ "image", PCB_OPT_STR, OFF(image), SZ(image), "", 0, 0,
 	  "serve this raw memory image file (a process dump from `pcbench image dump`, a VM snapshot's memory file) "
 	  "instead of the generated image: --mem is its size; pages are verified by the bytes they arrived with "
-	  "(pcbench run: the forked source; pcbench source)" },
-	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL },
+	  "(pcbench run: the forked source; pcbench source)", NULL, MIG | SRC, "guest" },
+
+	/* pcbench simulate (sim/simcmd.c; model in sim/sim.c) */
+	{ "trace", PCB_OPT_STR, OFF(sim.trace), SZ(sim.trace), "", 1, 0, "access trace to replay (from --record, binary or .txt; required)", NULL, SIM, "guest" },
+	{ "policy", PCB_OPT_STR, OFF(sim.policy), SZ(sim.policy), "sequential", 0, 0,
+	  "policy (see `pcbench list`; every registered one but local), a comma list, or all: one run each, compared in a table", NULL, SIM, "guest" },
+	{ "mem", PCB_OPT_SIZE, OFF(sim.mem), 0, "0", 0, 1e15, "guest size (0 = the trace's page count)", NULL, SIM, "guest" },
+	{ "think", PCB_OPT_STR, OFF(sim.think), SZ(sim.think), "recorded", 0, 0,
+	  "guest time before each access: recorded (the gap to the vCPU's previous record), schedule (each access at its "
+	  "recorded time, or when the previous one completed if later) or a duration", NULL, SIM, "model" },
+	{ "fault-cost", PCB_OPT_DURATION, OFF(sim.fault_ns), 0, "0", 0, 1e10, "fault -> demand request sent (uffd message read, demand thread awake)", NULL, SIM, "model" },
+	{ "jitter", PCB_OPT_DURATION, OFF(sim.jitter_ns), 0, "0", 0, 1e10,
+	  "mean of a random (exponential, seeded) extra delay of a demand request while background batches are in flight (host contention; 0 = ideal host)", NULL, SIM, "model" },
+	{ "demand-cost", PCB_OPT_DURATION, OFF(sim.demand_ns), 0, "35us", 0, 1e10, "demand reply received -> vCPU running (UFFDIO_COPY, cross-CPU wake-up)", NULL, SIM, "model" },
+	{ "demand-zero-cost", PCB_OPT_DURATION, OFF(sim.demand_zero_ns), 0, "33800ns", 0, 1e10, "the same for a zero page (UFFDIO_ZEROPAGE)", NULL, SIM, "model" },
+	{ "bg-cost", PCB_OPT_DURATION, OFF(sim.bg_ns), 0, "1030ns", 0, 1e10, "background install per data page (batched UFFDIO_COPY)", NULL, SIM, "model" },
+	{ "bg-zero-cost", PCB_OPT_DURATION, OFF(sim.bg_zero_ns), 0, "90ns", 0, 1e10, "background install per zero page (batched UFFDIO_ZEROPAGE)", NULL, SIM, "model" },
+	{ "run-pages", PCB_OPT_UINT_AUTO, OFF(sim.run_pages), 0, "auto", 1, PCB_MAX_RUN_PAGES,
+	  "data pages per RUN frame (default as the live source: 16 with a limited --link bandwidth or one channel, else 128)", NULL, SIM, "model" },
+
+	/* pcbench floor (floor/floor.c) */
+	{ "faults", PCB_OPT_U64, OFF(floor.faults), 0, "40000", 100, 10000000, "demand faults per variant and placement", NULL, FLOOR, "floor" },
+	{ "rounds", PCB_OPT_UINT, OFF(floor.rounds), 0, "16", 1, 100, "interleaved rounds the faults are split into; ratios are paired by round", NULL, FLOOR, "floor" },
+	{ "bulk", PCB_OPT_SIZE, OFF(floor.bulk), 0, "128M", 1 << 20, 64.0 * (1 << 30), "bytes pulled per bulk measurement (a multiple of 1 MiB)", NULL, FLOOR, "floor" },
+	{ "bulk-reps", PCB_OPT_UINT, OFF(floor.bulk_reps), 0, "5", 1, 16, "repetitions of every bulk measurement, interleaved; medians and ratios paired by repetition", NULL, FLOOR, "floor" },
+	{ "batch", PCB_OPT_UINT, OFF(floor.batch), 0, "1024", 1, PCB_MAX_BATCH_PAGES, "pcbench background request batch (pages) for the bulk runs", NULL, FLOOR, "floor" },
+	{ "window", PCB_OPT_UINT, OFF(floor.window), 0, "4", 1, 64, "pcbench background batches in flight for the bulk runs", NULL, FLOOR, "floor" },
+	{ "link-rates", PCB_OPT_STR, OFF(floor.link_rates), SZ(floor.link_rates), "1gbit,2.5gbit,5gbit,10gbit", 1, 0,
+	  "link rates for the emulated-link pull, comma-separated, e.g. 1gbit,2.5gbit,500mbit (10kbit..400gbit; up to 8)", NULL, FLOOR, "floor" },
+	{ "link-rtt", PCB_OPT_DURATION, OFF(floor.link_rtt_ns), 0, "200us", 0, 1e9, "round-trip time of the emulated link (up to 1s; calibrated end to end)", NULL, FLOOR, "floor" },
+	{ "no-bulk", PCB_OPT_FLAG, OFF(floor.no_bulk), 0, "", 0, 0, "skip the loopback bulk section", NULL, FLOOR, "floor" },
+	{ "no-demand", PCB_OPT_FLAG, OFF(floor.no_demand), 0, "", 0, 0, "skip the demand-fault section", NULL, FLOOR, "floor" },
+	{ "no-link", PCB_OPT_FLAG, OFF(floor.no_link), 0, "", 0, 0, "skip the emulated-link pull", NULL, FLOOR, "floor" },
+	{ "kvm-vcpus", PCB_OPT_STR, OFF(floor.kvm_vcpus), SZ(floor.kvm_vcpus), "1,2", 1, 0,
+	  "vCPU counts for KVM demand paging, comma-separated (each 1..8, up to 4 counts)", NULL, FLOOR, "floor" },
+	{ "kvm-mem", PCB_OPT_SIZE, OFF(floor.kvm_mem), 0, "64M", 1 << 20, 16.0 * (1 << 30), "memory each vCPU faults in (KVM demand paging)", NULL, FLOOR, "floor" },
+	{ "kvm-reps", PCB_OPT_UINT, OFF(floor.kvm_reps), 0, "3", 1, 16, "repetitions of each KVM measurement, bare and pcbench back to back", NULL, FLOOR, "floor" },
+	{ "no-kvm", PCB_OPT_FLAG, OFF(floor.no_kvm), 0, "", 0, 0, "skip KVM demand paging", NULL, FLOOR, "floor" },
+
+	/* pcbench bench (bench/bench.c) */
+	{ "out", PCB_OPT_STR, OFF(bench.out), SZ(bench.out), "", 1, 0, "use (or resume) exactly this directory", NULL, PCB_CMD_BENCH, "bench" },
+	{ "results", PCB_OPT_STR, OFF(bench.results), SZ(bench.results), "results", 1, 0, "parent directory of new result directories", NULL, PCB_CMD_BENCH, "bench" },
+	{ "shard", PCB_OPT_STR, OFF(bench.shard), SZ(bench.shard), "", 0, 0,
+	  "I/N: run only share I of N (the runs whose index is I-1 modulo N; run ids unchanged), in "
+	  "PARENT/<name>-shardIofN-<date>-<rev>/; for job arrays (docs/bench.md)", NULL, PCB_CMD_BENCH, "bench" },
+	{ "out", PCB_OPT_STR, OFF(bench.out), SZ(bench.out), "", 1, 0,
+	  "merge the result directories of the shards of one experiment (same job file; every run from exactly one "
+	  "of them) into this directory, then analyse it", NULL, PCB_CMD_ANALYZE, "bench" },
+	{ "fresh", PCB_OPT_FLAG, OFF(bench.fresh), 0, "", 0, 0, "always start a new directory", NULL, PCB_CMD_BENCH, "bench" },
+	{ "dry-run", PCB_OPT_FLAG, OFF(bench.dry_run), 0, "", 0, 0, "print the runs and exit", NULL, PCB_CMD_BENCH, "bench" },
+	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL },
+};
+
+static const char exit_codes_run[] =
+	"0 ok; 1 pages corrupt or missing; 64 bad option; 69 kernel lacks a feature; 70 internal error; "
+	"71 system call failed; 74 source lost; 76 protocol error; 77 no privilege or authentication refused.";
+
+const struct pcb_command pcb_commands[] = {
+	{ "run", PCB_CMD_RUN, "[run] [OPTIONS]", "run one post-copy migration (source forked locally)",
+	  "Runs a real post-copy migration on this machine: a source page server process\n"
+	  "serves the guest image over TCP; the destination registers the guest region with\n"
+	  "userfaultfd, serves faults on demand and pulls the rest in the background as the\n"
+	  "policy decides; every page is verified against the source at the end.",
+	  0, exit_codes_run },
+	{ "source", PCB_CMD_SOURCE, "source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions --image=FILE | --workload=sqlite]",
+	  "serve an image (generated, or a raw memory image file) to destinations on other hosts",
+	  "Serves the guest image of --mem, --seed and --zero-pages (or the raw memory image file of --image,\n"
+	  "or the database image an application workload builds from --mem, --seed and --workload-opt)\n"
+	  "to `pcbench dest` on another host.",
+	  0, exit_codes_run },
+	{ "dest", PCB_CMD_DEST, "dest --source=ADDR:PORT [OPTIONS]",
+	  "migrate from a running source (image config fetched from it)",
+	  "Runs the destination side of a migration from a running `pcbench source`; the image's\n"
+	  "size, seed and zero fraction are fetched from it (a different value given here is refused).",
+	  0, exit_codes_run },
+	{ "floor", PCB_CMD_FLOOR, "floor [OPTIONS]", "pager floor benchmark: bare userfaultfd vs pcbench",
+	  "Measures the floor a pager can reach on this machine and pcbench against it, in one run:\n"
+	  "bare userfaultfd round trip (handler thread, and handler process given the uffd over a\n"
+	  "unix socket), bare end to end over TCP and a unix socket (minimal page\n"
+	  "server), and pcbench's pager for the same faults, each with the faulting thread, handler\n"
+	  "and server on one CPU (same) and split over two (cross); then bulk background pull:\n"
+	  "the TCP transport alone, a bare batched-UFFDIO_COPY receiver, and pcbench with each\n"
+	  "install path (copy, move, continue; batched and unbatched), and again pulling the\n"
+	  "default image (25% zero pages: pcb_zero), paired with the zero-free pull; then the same pcbench pull\n"
+	  "over an emulated link (--link=RATE,RTT: the source's token bucket and delay line) at each\n"
+	  "of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
+	  "payload), next to a loopback pull (no emulation) and the delay line alone (unlimited);\n"
+	  "then KVM demand paging: pcbench's KVM guest faulting every page in over TCP against a bare\n"
+	  "handler per vCPU copying from local memory (as Linux's KVM selftest demand_paging_test).\n"
+	  "Prints a table with the pcbench/bare and pcbench/link ratios and writes it as JSON with\n"
+	  "--json.",
+	  0, "0 ok (a missed target is reported, not an error); 1 a pcbench run failed its page verification; 64 bad option; "
+	  "70 internal error; 71 system call failed." },
+	{ "bench", PCB_CMD_BENCH, "bench JOBFILE [OPTIONS]", "run an experiment matrix (configs/*.conf)",
+	  "Runs the experiment matrix of JOBFILE (format: configs/README.md): policies x workloads\n"
+	  "x links x repetitions, one `pcbench run` child per run, each verified end to end.  Results go\n"
+	  "to PARENT/<name>-<UTC date>-<git revision>/ (PARENT: --results), job.conf, system.json,\n"
+	  "manifest.json, runs/<run>.json, .timeline.csv and .log, then results.csv (tidy), summary.csv\n"
+	  "and plotdata/; `make plots RESULTS=DIR` adds summary.md, summary.tex, stats.csv, figures/.\n"
+	  "An interrupted experiment is resumed by running the same command again: the most recent\n"
+	  "incomplete directory with the same job file and git revision is reused and runs already\n"
+	  "completed are skipped.  A complete directory is never reused: running a finished\n"
+	  "experiment again starts a new directory.\n"
+	  "A job whose options name `source = HOST:PORT` migrates every run from that long-running\n"
+	  "`pcbench source` (this host is the destination: `pcbench dest`).",
+	  1, "0 all runs ok; if a run failed, the exit code of the first failed run (124: killed after "
+	  "run_timeout; 128+N: killed by signal N); 64 bad option; 65 bad job file; 71 I/O error; "
+	  "130 interrupted (resume by running the same command)." },
+	{ "analyze", PCB_CMD_ANALYZE, "analyze DIR | --out=DIR SHARD_DIR...", "tidy CSV, summary tables and plot data of a bench directory",
+	  "Regenerates results.csv, summary.csv and plotdata/ from the results directory DIR of\n"
+	  "`pcbench bench` without running anything; with --out=DIR it first merges the result\n"
+	  "directories of the shards of one experiment into DIR.  summary.md, summary.tex, stats.csv\n"
+	  "and the figures: analysis/plots.sh DIR (make plots RESULTS=DIR).",
+	  256, "0 ok; 64 bad option or not a directory; 65 a result file is not as pcbench writes it; 71 I/O error." },
+	{ "simulate", PCB_CMD_SIMULATE, "simulate --trace=FILE [--policy=P] [--policy-opt=K=V,...] [--link=BW[,RTT]] [OPTIONS]",
+	  "replay an access trace through a policy offline (modelled link)",
+	  "Replays a recorded access trace through a registered policy with a modelled link\n"
+	  "(discrete-event simulation, no kernel in the loop) and reports the metrics of a\n"
+	  "live run: faults, fault latency, blocktime, prefetch hit rate/accuracy/lead time,\n"
+	  "migration time.  Model and measured agreement with live runs: docs/design.md \"Simulator\".",
+	  0, "0 ok; 64 bad option, policy or link; 65 unreadable or invalid trace; "
+	  "70 internal error (the model got stuck); 71 system call failed." },
+	{ NULL, 0, NULL, NULL, NULL, 0, NULL },
 };
 #pragma GCC diagnostic pop
 
-static const struct pcb_option *find_opt(const char *name)
+static bool in_scope(const struct pcb_option *o, enum pcb_cmd cmd) { return (o->scope & (unsigned)cmd) != 0; }
+
+const struct pcb_command *pcb_command_find(enum pcb_cmd cmd)
+{
+	for (const struct pcb_command *c = pcb_commands; c->name; c++)
+		if (c->cmd == cmd)
+			return c;
+	return NULL;
+}
+
+static const struct pcb_option *find_opt(enum pcb_cmd cmd, const char *name)
 {
 	for (const struct pcb_option *o = pcb_options; o->name; o++)
-		if (!strcmp(o->name, name))
+		if (in_scope(o, cmd) && !strcmp(o->name, name))
 			return o;
 	return NULL;
 }
 
-static int set_opt(struct pcb_config *cfg, const struct pcb_option *o, const char *val, char *why, size_t whylen)
+/* "a|b|c" */
+static void choice_list(const struct pcb_choice *ch, char *buf, size_t len)
 {
-	char *base = (char *)cfg + o->off;
+	size_t n = 0;
+	buf[0] = 0;
+	for (; ch && ch->name && n < len; ch++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "|" : "", ch->name);
+}
+
+static const char *choice_name(const struct pcb_option *o, int value)
+{
+	for (const struct pcb_choice *c = o->choices; c && c->name; c++)
+		if (c->value == value)
+			return c->name;
+	return "?";
+}
+
+const char *pcb_choice_name(const char *option, int value)
+{
+	const struct pcb_option *o = find_opt(PCB_CMD_RUN, option);
+	return o && o->type == PCB_OPT_CHOICE ? choice_name(o, value) : "?";
+}
+
+static int set_size(const struct pcb_option *o, const char *val, uint64_t *out, char *why, size_t whylen)
+{
+	uint64_t u;
+	char lo[32], hi[32];
+	if (pcb_parse_size(val, &u) < 0) {
+		snprintf(why, whylen, "invalid value for --%s: '%s' (want a size such as 256M or 4G)", o->name, val);
+		return -1;
+	}
+	if ((double)u < o->min || (double)u > o->max) {
+		snprintf(why, whylen, "invalid value for --%s: '%s' (must be from %s to %s)", o->name, val,
+			 pcb_fmt_size((uint64_t)o->min, lo, sizeof(lo)), pcb_fmt_size((uint64_t)o->max, hi, sizeof(hi)));
+		return -1;
+	}
+	if (u % 4096) {
+		snprintf(why, whylen, "invalid value for --%s: '%s' (must be a multiple of 4 KiB)", o->name, val);
+		return -1;
+	}
+	*out = u;
+	return 0;
+}
+
+static int set_number(const struct pcb_option *o, const char *val, char *base, char *why, size_t whylen)
+{
 	uint64_t u;
 	double d;
 	switch (o->type) {
-	case PCB_OPT_SIZE:
-		if (pcb_parse_size(val, &u) < 0) {
-			snprintf(why, whylen, "invalid value for --%s: '%s' (want a size such as 256M or 4G)", o->name, val);
-			return -1;
+	case PCB_OPT_UINT_AUTO:
+		if (!strcmp(val, "auto")) {
+			*(unsigned *)base = 0;
+			return 0;
 		}
-		if ((double)u < o->min || (double)u > o->max) {
-			if (o->min < 4096)
-				snprintf(why, whylen, "invalid value for --%s: '%s' (must be at most %.0f MiB)", o->name, val, o->max / 1048576);
-			else
-				snprintf(why, whylen, "invalid value for --%s: '%s' (must be between 4 KiB and %g bytes)", o->name, val, o->max);
-			return -1;
-		}
-		if (u % 4096) {
-			snprintf(why, whylen, "invalid value for --%s: '%s' (must be a multiple of 4 KiB)", o->name, val);
-			return -1;
-		}
-		*(uint64_t *)base = u;
-		return 0;
+		/* fall through */
 	case PCB_OPT_UINT:
 	case PCB_OPT_U64:
 		if (pcb_parse_u64(val, &u) < 0 || (double)u < o->min || (double)u > o->max) {
-			snprintf(why, whylen, "invalid value for --%s: '%s' (want an integer from %.0f to %.0f)", o->name, val, o->min, o->max);
+			snprintf(why, whylen, "invalid value for --%s: '%s' (want %san integer from %.0f to %.0f)", o->name, val,
+				 o->type == PCB_OPT_UINT_AUTO ? "auto or " : "", o->min, o->max);
 			return -1;
 		}
-		if (o->type == PCB_OPT_UINT)
-			*(unsigned *)base = (unsigned)u;
-		else
+		if (o->type == PCB_OPT_U64)
 			*(uint64_t *)base = u;
+		else
+			*(unsigned *)base = (unsigned)u;
 		return 0;
 	case PCB_OPT_DOUBLE:
 		if (pcb_parse_double(val, &d) < 0 || d < o->min || d > o->max) {
@@ -172,61 +365,89 @@ static int set_opt(struct pcb_config *cfg, const struct pcb_option *o, const cha
 		}
 		*(uint64_t *)base = u;
 		return 0;
-	case PCB_OPT_STR:
-		if (strlen(val) >= o->size) {
-			snprintf(why, whylen, "invalid value for --%s: too long (max %zu characters)", o->name, o->size - 1);
-			return -1;
-		}
-		snprintf(base, o->size, "%s", val);
-		return 0;
-	case PCB_OPT_POLICY:
-		if (strlen(val) >= o->size) {
-			snprintf(why, whylen, "invalid value for --%s: too long (max %zu characters)", o->name, o->size - 1);
-			return -1;
-		}
-		if (!pcb_policy_resolve(val, why, whylen))
-			return -1;
-		snprintf(base, o->size, "%s", val);
-		return 0;
-	case PCB_OPT_CHOICE: {
-		size_t vl = strlen(val);
-		for (const char *c = o->choices; c && *c;) {
-			const char *e = strchr(c, '|');
-			size_t cl = e ? (size_t)(e - c) : strlen(c);
-			if (cl == vl && !strncmp(c, val, vl) && vl < o->size) {
-				snprintf(base, o->size, "%s", val);
-				return 0;
-			}
-			c = e ? e + 1 : c + cl;
-		}
-		snprintf(why, whylen, "invalid value for --%s: '%s' (want one of %s)", o->name, val, o->choices);
+	case PCB_OPT_SIZE:
+		return set_size(o, val, (uint64_t *)base, why, whylen);
+	default:
 		return -1;
 	}
-	case PCB_OPT_PIN: {
-		struct pcb_pin pin;
-		if (strlen(val) >= o->size) {
-			snprintf(why, whylen, "invalid value for --%s: too long (max %zu characters)", o->name, o->size - 1);
-			return -1;
+}
+
+static int set_choice(const struct pcb_option *o, const char *val, char *base, char *why, size_t whylen)
+{
+	for (const struct pcb_choice *c = o->choices; c && c->name; c++)
+		if (!strcmp(c->name, val)) {
+			*(int *)base = c->value;
+			return 0;
 		}
-		if (pcb_pin_parse(val, &pin, why, whylen) < 0)
-			return -1;
-		snprintf(base, o->size, "%s", val);
-		return 0;
-	}
-	case PCB_OPT_WORKLOAD:
-		if (!pcb_workload_find(val)) {
-			snprintf(why, whylen, "invalid value for --%s: unknown workload '%s' (see `pcbench list`)", o->name, val);
-			return -1;
-		}
-		snprintf(base, o->size, "%s", val);
-		return 0;
-	}
+	char list[128];
+	choice_list(o->choices, list, sizeof(list));
+	snprintf(why, whylen, "invalid value for --%s: '%s' (want one of %s)", o->name, val, list);
 	return -1;
 }
 
-int pcb_config_set(struct pcb_config *cfg, const char *name, const char *val, char *why, size_t whylen)
+/* "copy|move|continue": the registered install paths */
+static void install_names(char *buf, size_t len)
 {
-	const struct pcb_option *o = find_opt(name);
+	size_t n = 0;
+	buf[0] = 0;
+	for (unsigned i = 0; pcb_install_paths[i] && n < len; i++)
+		if (pcb_install_find(pcb_install_paths[i]->name, false) == pcb_install_paths[i])
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "|" : "", pcb_install_paths[i]->name);
+}
+
+/* strings, and names checked against a registry */
+static int set_string(const struct pcb_option *o, const char *val, char *base, char *why, size_t whylen)
+{
+	struct pcb_pin pin;
+	if (strlen(val) >= o->size) {
+		snprintf(why, whylen, "invalid value for --%s: too long (max %zu characters)", o->name, o->size - 1);
+		return -1;
+	}
+	if (o->min > 0 && !val[0]) {
+		snprintf(why, whylen, "invalid value for --%s: '' (must not be empty)", o->name);
+		return -1;
+	}
+	if (o->type == PCB_OPT_POLICY && !pcb_policy_resolve(val, why, whylen))
+		return -1;
+	if (o->type == PCB_OPT_WORKLOAD && !pcb_workload_find(val)) {
+		snprintf(why, whylen, "invalid value for --%s: unknown workload '%s' (see `pcbench list`)", o->name, val);
+		return -1;
+	}
+	if (o->type == PCB_OPT_INSTALL && !pcb_install_find(val, false)) {
+		char list[128];
+		install_names(list, sizeof(list));
+		snprintf(why, whylen, "invalid value for --%s: '%s' (want one of %s)", o->name, val, list);
+		return -1;
+	}
+	if (o->type == PCB_OPT_PIN && pcb_pin_parse(val, &pin, why, whylen) < 0)
+		return -1;
+	snprintf(base, o->size, "%s", val);
+	return 0;
+}
+
+static int set_opt(struct pcb_config *cfg, const struct pcb_option *o, const char *val, char *why, size_t whylen)
+{
+	char *base = (char *)cfg + o->off;
+	switch (o->type) {
+	case PCB_OPT_STR:
+	case PCB_OPT_POLICY:
+	case PCB_OPT_WORKLOAD:
+	case PCB_OPT_PIN:
+	case PCB_OPT_INSTALL:
+		return set_string(o, val, base, why, whylen);
+	case PCB_OPT_CHOICE:
+		return set_choice(o, val, base, why, whylen);
+	case PCB_OPT_FLAG:
+		*(bool *)base = val[0] != 0;
+		return 0;
+	default:
+		return set_number(o, val, base, why, whylen);
+	}
+}
+
+int pcb_cmd_set(enum pcb_cmd cmd, struct pcb_config *cfg, const char *name, const char *val, char *why, size_t whylen)
+{
+	const struct pcb_option *o = find_opt(cmd, name);
 	if (!o) {
 		snprintf(why, whylen, "unknown option --%s (see --help)", name);
 		return -1;
@@ -234,102 +455,244 @@ int pcb_config_set(struct pcb_config *cfg, const char *name, const char *val, ch
 	return set_opt(cfg, o, val, why, whylen);
 }
 
-void pcb_config_defaults(struct pcb_config *cfg)
+int pcb_config_set(struct pcb_config *cfg, const char *name, const char *val, char *why, size_t whylen)
+{
+	return pcb_cmd_set(PCB_CMD_RUN, cfg, name, val, why, whylen);
+}
+
+void pcb_cmd_defaults(enum pcb_cmd cmd, struct pcb_config *cfg)
 {
 	char why[256];
 	memset(cfg, 0, sizeof(*cfg));
 	for (const struct pcb_option *o = pcb_options; o->name; o++)
-		if (set_opt(cfg, o, o->def, why, sizeof(why)) < 0) {
+		if (in_scope(o, cmd) && o->type != PCB_OPT_FLAG && (o->type != PCB_OPT_STR || o->def[0]) &&
+		    set_opt(cfg, o, o->def, why, sizeof(why)) < 0) {
 			/* a broken default is a programming error: fail loudly */
 			fprintf(stderr, "pcbench: internal error: default of --%s: %s\n", o->name, why);
 			abort();
 		}
 }
 
-void pcb_config_help(FILE *fp)
+void pcb_config_defaults(struct pcb_config *cfg) { pcb_cmd_defaults(PCB_CMD_RUN, cfg); }
+
+/* ---- --help and the man page ------------------------------------------------------------ */
+
+static const char *shown_default(const struct pcb_option *o)
 {
-	fprintf(fp,
-		"usage: pcbench [run] [OPTIONS]       run one post-copy migration (source forked locally)\n"
-		"       pcbench source [--listen=ADDR:PORT] [--mem --seed --zero-pages --auth-key-file --sessions --image=FILE]\n"
-		"                                     serve an image (generated, or a raw memory image file) to destinations on other hosts\n"
-		"       pcbench dest --source=ADDR:PORT [OPTIONS]\n"
-		"                                     migrate from a running source (image config fetched from it)\n"
-		"       pcbench image stats FILE | dump --pid=PID --out=FILE [--help]\n"
-		"                                     a raw memory image's zero pages, runs, compressibility; dump a process's memory\n"
-		"       pcbench list                  list policies and workloads\n"
-		"       pcbench floor [--help]        pager floor benchmark: bare userfaultfd vs pcbench\n"
-		"       pcbench bench JOBFILE         run an experiment matrix (configs/*.conf; see bench --help)\n"
-		"       pcbench analyze DIR           tidy CSV, summary tables and plot data of a bench directory\n"
-		"       pcbench simulate --trace=FILE [--policy=P] [--link=BW,RTT] [--help]\n"
-		"                                     replay an access trace through a policy offline (modelled link)\n"
-		"       pcbench --version\n"
-		"\n"
-		"Runs a real post-copy migration on this machine: a source page server process\n"
-		"serves the guest image over TCP; the destination registers the guest region with\n"
-		"userfaultfd, serves faults on demand and pulls the rest in the background as the\n"
-		"policy decides; every page is verified against the source at the end.\n"
-		"\nOptions (default in brackets):\n");
-	for (const struct pcb_option *o = pcb_options; o->name; o++) {
-		char lhs[64];
-		snprintf(lhs, sizeof(lhs), "--%s=VALUE", o->name);
-		fprintf(fp, "  %-22s %s [%s]\n", lhs, o->help, o->def[0] ? o->def : "none");
+	return o->type == PCB_OPT_FLAG ? "off" : o->def[0] ? o->def : "none";
+}
+
+static void option_lhs(const struct pcb_option *o, char *buf, size_t len)
+{
+	snprintf(buf, len, o->type == PCB_OPT_FLAG ? "--%s" : "--%s=VALUE", o->name);
+}
+
+static void usage_lines(FILE *fp, enum pcb_cmd only)
+{
+	bool first = true;
+	for (const struct pcb_command *c = pcb_commands; c->name; c++) {
+		if (only && c->cmd != only)
+			continue;
+		fprintf(fp, "%s pcbench %s\n", first ? "usage:" : "      ", c->usage);
+		if (!only)
+			fprintf(fp, "                                     %s\n", c->summary);
+		first = false;
 	}
-	fprintf(fp,
-		"  %-22s %s\n  %-22s %s\n  %-22s %s\n",
+	if (!only) {
+		fprintf(fp, "       pcbench image stats FILE | dump --pid=PID --out=FILE [--help]\n"
+			    "                                     a raw memory image's zero pages, runs, compressibility; dump a process's memory\n");
+		fprintf(fp, "       pcbench list\n                                     list policies and workloads\n");
+		fprintf(fp, "       pcbench --man\n                                     print the man page pcbench(1)\n");
+		fprintf(fp, "       pcbench --version\n");
+	}
+}
+
+void pcb_cmd_help(enum pcb_cmd cmd, FILE *fp)
+{
+	const struct pcb_command *c = pcb_command_find(cmd);
+	usage_lines(fp, cmd == PCB_CMD_RUN ? 0 : cmd);
+	fprintf(fp, "\n%s\n\nOptions (default in brackets):\n", c->description);
+	for (unsigned k = 0; categories[k]; k++) {
+		bool titled = false;
+		for (const struct pcb_option *o = pcb_options; o->name; o++) {
+			char lhs[64];
+			if (!in_scope(o, cmd) || strcmp(o->category, categories[k]))
+				continue;
+			if (!titled)
+				fprintf(fp, " %s:\n", category_titles[k]);
+			titled = true;
+			option_lhs(o, lhs, sizeof(lhs));
+			fprintf(fp, "  %-22s %s [%s]\n", lhs, o->help, shown_default(o));
+		}
+	}
+	fprintf(fp, "  %-22s %s\n  %-22s %s\n  %-22s %s\n",
 		"-v, --verbose", "more log on stderr", "-h, --help", "this help", "-V, --version", "print version and exit");
-	fprintf(fp,
-		"\nExit codes: 0 ok; 1 pages corrupt or missing; 64 bad option; 69 kernel lacks a feature;\n"
-		"70 internal error; 71 system call failed; 74 source lost; 76 protocol error; 77 no privilege or authentication refused.\n");
+	fprintf(fp, "\nExit codes: %s\n", c->exit_codes);
+}
+
+void pcb_config_help(FILE *fp) { pcb_cmd_help(PCB_CMD_RUN, fp); }
+
+/* roff text: a leading '.' or '\'' would be a request; '-' is a hyphen, '\-' a minus */
+static void roff(FILE *fp, const char *s)
+{
+	for (bool bol = true; *s; s++) {
+		if (bol && (*s == '.' || *s == '\''))
+			fputs("\\&", fp);
+		if (*s == '\\')
+			fputs("\\e", fp);
+		else if (*s == '-')
+			fputs("\\-", fp);
+		else
+			fputc(*s, fp);
+		bol = *s == '\n';
+	}
+}
+
+static void man_options(FILE *fp)
+{
+	for (unsigned k = 0; categories[k]; k++) {
+		fprintf(fp, ".SS %s\n", category_titles[k]);
+		for (const struct pcb_option *o = pcb_options; o->name; o++) {
+			char lhs[64];
+			if (strcmp(o->category, categories[k]))
+				continue;
+			option_lhs(o, lhs, sizeof(lhs));
+			fputs(".TP\n.B ", fp);
+			roff(fp, lhs);
+			fputs("\n", fp);
+			roff(fp, o->help);
+			fputs(" [", fp);
+			roff(fp, shown_default(o));
+			fputs("]\n.br\nCommands:", fp);
+			for (const struct pcb_command *c = pcb_commands; c->name; c++)
+				if (in_scope(o, c->cmd))
+					fprintf(fp, " %s", c->name);
+			fputs(".\n", fp);
+		}
+	}
+}
+
+void pcb_man_page(FILE *fp)
+{
+	fputs(".\\\" Generated by `pcbench --man` from cli/options.c; do not edit (make man).\n"
+	      ".TH PCBENCH 1 \"\" \"pcbench\" \"User Commands\"\n.SH NAME\npcbench \\- post\\-copy live migration "
+	      "benchmark with userfaultfd and eBPF\n.SH SYNOPSIS\n.nf\n", fp);
+	for (const struct pcb_command *c = pcb_commands; c->name; c++) {
+		fputs("pcbench ", fp);
+		roff(fp, c->usage);
+		fputs("\n", fp);
+	}
+	fputs("pcbench image stats FILE | dump \\-\\-pid=PID \\-\\-out=FILE\npcbench list\npcbench \\-\\-man\n"
+	      "pcbench \\-\\-version\n.fi\n.SH COMMANDS\n", fp);
+	for (const struct pcb_command *c = pcb_commands; c->name; c++) {
+		fprintf(fp, ".SS %s\n", c->name);
+		roff(fp, c->description);
+		fputs("\n.PP\nExit status: ", fp);
+		roff(fp, c->exit_codes);
+		fputs("\n", fp);
+	}
+	fputs(".SS image\nStatistics of a raw memory image (zero pages, runs, compressibility) and a dump of a process's\n"
+	      "memory into one (see \\fBpcbench image \\-\\-help\\fR; its options are not in this table yet).\n"
+	      ".SS list\nLists the registered pre\\-paging policies and workloads with their knobs.\n"
+	      ".SH OPTIONS\nOptions take a value as \\fB\\-\\-name=value\\fR or \\fB\\-\\-name value\\fR; "
+	      "the last one given wins.  Durations take units (ns, us, ms, s), sizes K/M/G/T suffixes.  "
+	      "Each option lists the commands that accept it; an option name used by two commands with "
+	      "different meanings is listed twice.\n", fp);
+	man_options(fp);
+	fputs(".SS Common\n.TP\n.B \\-v, \\-\\-verbose\nmore log on stderr\n.TP\n.B \\-h, \\-\\-help\n"
+	      "the command's help\n.TP\n.B \\-V, \\-\\-version\nprint version and exit\n"
+	      ".SH FILES\n.TP\n.I configs/*.conf\njob files for \\fBpcbench bench\\fR (format: configs/README.md)\n"
+	      ".TP\n.I results/\nwhere \\fBpcbench bench\\fR writes result directories\n"
+	      ".SH SEE ALSO\n.BR pctrace (8),\ndocs/design.md, docs/metrics.md\n", fp);
+}
+
+/* ---- parsing ---------------------------------------------------------------------------- */
+
+static bool any_scope(const char *name)
+{
+	for (const struct pcb_option *o = pcb_options; o->name; o++)
+		if (!strcmp(o->name, name))
+			return true;
+	return false;
+}
+
+/* one argv entry at *i (consuming the next for a separate value); 0, 1 or an exit code */
+static int parse_arg(const struct pcb_command *c, struct pcb_config *cfg, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i], *pfx = c->cmd == PCB_CMD_RUN ? "" : c->name, *sep = pfx[0] ? ": " : "";
+	char why[512], name[64];
+	if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+		pcb_cmd_help(c->cmd, stdout);
+		return 1;
+	}
+	if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+		printf("pcbench %s (git %s)\n", PCB_VERSION, PCB_GITREV);
+		return 1;
+	}
+	if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+		cfg->verbose++;
+		return 0;
+	}
+	if (a[0] != '-' && cfg->nargs < c->max_args && cfg->nargs < sizeof(cfg->args) / sizeof(cfg->args[0])) {
+		cfg->args[cfg->nargs++] = argv[*i];
+		return 0;
+	}
+	if (strncmp(a, "--", 2) != 0) {
+		pcb_err("%s%sunexpected argument '%s' (options look like --name=value; see --help)", pfx, sep, a);
+		return PCB_EXIT_USAGE;
+	}
+	const char *eq = strchr(a + 2, '='), *val;
+	size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+	const struct pcb_option *o = NULL;
+	if (nl < sizeof(name)) {
+		memcpy(name, a + 2, nl);
+		name[nl] = 0;
+		o = find_opt(c->cmd, name);
+	}
+	if (!o) {
+		if (nl < sizeof(name) && any_scope(name))
+			pcb_err("%s%soption --%s does not apply to `pcbench %s` (see pcbench %s --help)", pfx, sep, name, c->name, c->name);
+		else if (nl < sizeof(name))
+			pcb_err("%s%sunknown option --%s (see --help)", pfx, sep, name);
+		else
+			pcb_err("%s%sunknown option %s (see --help)", pfx, sep, a);
+		return PCB_EXIT_USAGE;
+	}
+	if (o->type == PCB_OPT_FLAG) {
+		if (eq) {
+			pcb_err("%s%soption --%s takes no value", pfx, sep, name);
+			return PCB_EXIT_USAGE;
+		}
+		val = "1";
+	} else if (eq) {
+		val = eq + 1;
+	} else if (*i + 1 < argc) {
+		val = argv[++*i];
+	} else {
+		pcb_err("%s%soption --%s needs a value", pfx, sep, name);
+		return PCB_EXIT_USAGE;
+	}
+	if (set_opt(cfg, o, val, why, sizeof(why)) < 0) {
+		pcb_err("%s%s%s", pfx, sep, why);
+		return PCB_EXIT_USAGE;
+	}
+	return 0;
+}
+
+int pcb_cmd_parse(enum pcb_cmd cmd, struct pcb_config *cfg, int argc, char **argv, int first)
+{
+	const struct pcb_command *c = pcb_command_find(cmd);
+	for (int i = first; i < argc; i++) {
+		int r = parse_arg(c, cfg, argc, argv, &i);
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first)
 {
-	char why[512];
-	for (int i = first; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			pcb_config_help(stdout);
-			return 1;
-		}
-		if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-			printf("pcbench %s (git %s)\n", PCB_VERSION, PCB_GITREV);
-			return 1;
-		}
-		if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-			cfg->verbose++;
-			continue;
-		}
-		if (strncmp(a, "--", 2) != 0) {
-			pcb_err("unexpected argument '%s' (options look like --name=value; see --help)", a);
-			return PCB_EXIT_USAGE;
-		}
-		char name[64];
-		const char *eq = strchr(a + 2, '='), *val;
-		size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-		if (nl >= sizeof(name)) {
-			pcb_err("unknown option %s (see --help)", a);
-			return PCB_EXIT_USAGE;
-		}
-		memcpy(name, a + 2, nl);
-		name[nl] = 0;
-		if (!find_opt(name)) {
-			pcb_err("unknown option --%s (see --help)", name);
-			return PCB_EXIT_USAGE;
-		}
-		if (eq) {
-			val = eq + 1;
-		} else if (i + 1 < argc) {
-			val = argv[++i];
-		} else {
-			pcb_err("option --%s needs a value", name);
-			return PCB_EXIT_USAGE;
-		}
-		if (pcb_config_set(cfg, name, val, why, sizeof(why)) < 0) {
-			pcb_err("%s", why);
-			return PCB_EXIT_USAGE;
-		}
-	}
-	return 0;
+	return pcb_cmd_parse(PCB_CMD_RUN, cfg, argc, argv, first);
 }
 
 void pcb_config_resolve(struct pcb_config *cfg)
@@ -339,37 +702,46 @@ void pcb_config_resolve(struct pcb_config *cfg)
 		cfg->install_batch = ops->default_batch;
 }
 
-void pcb_config_json(const struct pcb_config *cfg, struct pcb_json *j, const char *key)
+void pcb_cmd_json(enum pcb_cmd cmd, const struct pcb_config *cfg, struct pcb_json *j, const char *key)
 {
 	pcb_json_obj_begin(j, key);
 	for (const struct pcb_option *o = pcb_options; o->name; o++) {
 		const char *base = (const char *)cfg + o->off;
+		char k[80];
+		if (!in_scope(o, cmd))
+			continue;
 		switch (o->type) {
 		case PCB_OPT_SIZE:
 		case PCB_OPT_U64:
 			pcb_json_u64(j, o->name, *(const uint64_t *)base);
 			break;
-		case PCB_OPT_DURATION: {
-			char k[80];
+		case PCB_OPT_DURATION:
 			snprintf(k, sizeof(k), "%s_ns", o->name);
 			pcb_json_u64(j, k, *(const uint64_t *)base);
 			break;
-		}
 		case PCB_OPT_UINT:
+		case PCB_OPT_UINT_AUTO:
 			pcb_json_u64(j, o->name, *(const unsigned *)base);
 			break;
 		case PCB_OPT_DOUBLE:
 			pcb_json_dbl(j, o->name, *(const double *)base);
 			break;
-		case PCB_OPT_STR:
 		case PCB_OPT_CHOICE:
-		case PCB_OPT_POLICY:
-		case PCB_OPT_WORKLOAD:
-		case PCB_OPT_PIN:
+			pcb_json_str(j, o->name, choice_name(o, *(const int *)base));
+			break;
+		case PCB_OPT_FLAG:
+			pcb_json_bool(j, o->name, *(const bool *)base);
+			break;
+		default:
 			pcb_json_str(j, o->name, base);
 			break;
 		}
 	}
 	pcb_json_u64(j, "verbose", cfg->verbose);
 	pcb_json_obj_end(j);
+}
+
+void pcb_config_json(const struct pcb_config *cfg, struct pcb_json *j, const char *key)
+{
+	pcb_cmd_json(PCB_CMD_RUN, cfg, j, key);
 }

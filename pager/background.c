@@ -38,7 +38,9 @@ static int bg_wait(struct pcb_pager *p, uint64_t start, bool may_push)
 			set_fatal(p, PCB_EXIT_OSERR, "poll: %s", strerror(errno));
 			return -1;
 		}
-		if (pfd[1].revents)
+		/* a stop asked for because the last page was installed while this thread
+		 * waited: on a shared connection what is owed is still received */
+		if (pfd[1].revents && !(p->shared && pcb_ps_complete(&p->ps) && !atomic_load(&p->fatal)))
 			return -1;
 		if (pfd[0].revents)
 			return 0;
@@ -581,6 +583,7 @@ void *inst_thread(void *arg)
 		}
 	}
 	p->st.install_cpu = sched_getcpu();
+	p->st.install_cpu_ns = pcb_thread_cpu_ns();
 	return NULL;
 }
 
@@ -680,7 +683,15 @@ static int bg_send_push(struct pcb_pager *p)
 {
 	struct pcb_push_wire w = { .batch_pages = htole32(p->cfg.batch_pages) };
 	snprintf(w.policy, sizeof(w.policy), "%s", p->cfg.policy_spec ? p->cfg.policy_spec : p->cfg.policy->name);
-	snprintf(w.opts, sizeof(w.opts), "%s", p->cfg.policy_opt_str ? p->cfg.policy_opt_str : "");
+	/* the parsed knobs (--policy-opt, and --replay's file=) */
+	size_t off = 0;
+	for (unsigned i = 0; i < p->pol.nopts && off < sizeof(w.opts); i++)
+		off += (size_t)snprintf(w.opts + off, sizeof(w.opts) - off, "%s%s=%s", i ? "," : "", p->pol.opts[i].key,
+					p->pol.opts[i].val);
+	if (off >= sizeof(w.opts)) {
+		errno = E2BIG;
+		return -1;
+	}
 	return bg_send(p, PCB_MSG_PUSH, 0, &w, sizeof(w));
 }
 
@@ -765,6 +776,8 @@ void *bg_thread(void *arg)
 			rb->drain = is_drain;
 			PCB_PROBE_REQUEST(rb->r[0].first, PCB_CHAN_BACKGROUND, n);
 			next_id++;
+			if (next_id - done_id > p->st.bg_inflight_max)
+				p->st.bg_inflight_max = next_id - done_id;
 			p->st.bg_batches++;
 			p->st.bg_pages_requested += n;
 			if (bg_send_batch(p, next_id - 1, rb) < 0) {
@@ -978,6 +991,7 @@ out:
 	seg_push(p);
 	pcb_iq_close(&p->iq);
 	p->st.background_cpu = sched_getcpu();
+	p->st.background_cpu_ns = pcb_thread_cpu_ns();
 	free(ranges);
 	free(ring);
 	return NULL;

@@ -132,6 +132,32 @@ int pcb_policy_end_parse(const struct pcb_policy_ops *ops, const char *s, enum p
 	return 0;
 }
 
+int pcb_policy_transport(const struct pcb_policy_ops *ops, const struct pcb_policy *opts, const char *end_opt,
+			 enum pcb_policy_end *end, unsigned *channels, char *why, size_t whylen)
+{
+	if (pcb_policy_end_parse(ops, strcmp(end_opt, "auto") ? end_opt : "", end, why, whylen) < 0)
+		return -1;
+	unsigned want = 0;
+	if (ops->channels) {
+		struct pcb_policy p = *opts;
+		p.ops = ops;
+		want = ops->channels(&p);
+	}
+	if (!*channels) {
+		*channels = want ? want : 2;
+	} else if (want && want != *channels) {
+		char kv[128] = "";
+		for (unsigned i = 0, off = 0; i < opts->nopts && off < sizeof(kv); i++)
+			off += (unsigned)snprintf(kv + off, sizeof(kv) - off, "%s%s=%s", i ? "," : "", opts->opts[i].key,
+						  opts->opts[i].val);
+		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with --policy-opt '%s' uses %u connection%s; "
+			 "leave --channels out, or change the policy's knobs)", *channels, ops->name, kv, want,
+			 want == 1 ? "" : "s");
+		return -1;
+	}
+	return 0;
+}
+
 static struct pcb_knob_owner owner(const struct pcb_policy_ops *ops)
 {
 	return (struct pcb_knob_owner){ "--policy-opt", "policy", ops->name, ops->knobs };
@@ -153,6 +179,12 @@ int pcb_policy_open(struct pcb_policy *p, const struct pcb_policy_ops *ops, stru
 	p->npages = npages;
 	p->unit_pages = unit_pages ? unit_pages : 1;
 	p->priv = NULL;
+	const char *orc = pcb_knobs_get(ops->knobs, p->opts, p->nopts, "oracle");
+	if (orc && strcmp(orc, "none") && strcmp(orc, "first-touch")) {
+		snprintf(why, whylen, "invalid value for policy option oracle: '%s' (want none or first-touch)", orc);
+		p->ops = NULL;
+		return -1;
+	}
 	int rc = ops->init ? ops->init(p, why, whylen) : 0;
 	if (rc < 0) {
 		if (!why[0])
@@ -192,6 +224,12 @@ void pcb_policy_close(struct pcb_policy *p)
 	if (p->ops && p->ops->fini)
 		p->ops->fini(p);
 	p->ops = NULL;
+}
+
+bool pcb_policy_oracle_first_touch(const struct pcb_policy_ops *ops, const struct pcb_policy *p)
+{
+	const char *v = pcb_knobs_get(ops->knobs, p->opts, p->nopts, "oracle");
+	return v && !strcmp(v, "first-touch");
 }
 
 const char *pcb_policy_opt(const struct pcb_policy *p, const char *key)

@@ -11,7 +11,7 @@
 
 uint64_t pcb_page_size_bytes(const struct pcb_config *cfg)
 {
-	return strcmp(cfg->page_size, "2M") ? 4096 : HUGE_2M;
+	return cfg->page_size == PCB_PAGE_2M ? HUGE_2M : 4096;
 }
 
 int pcb_huge_validate(const struct pcb_config *cfg, char *why, size_t whylen)
@@ -27,8 +27,8 @@ int pcb_huge_validate(const struct pcb_config *cfg, char *why, size_t whylen)
 	}
 	if (strcmp(cfg->install, "copy"))
 		bad = "install", val = cfg->install;
-	else if (strcmp(cfg->guest, "process"))
-		bad = "guest", val = cfg->guest;
+	else if (cfg->guest != PCB_GUEST_PROCESS)
+		bad = "guest", val = pcb_choice_name("guest", cfg->guest);
 	else if (cfg->precopy_ns)
 		snprintf(ns, sizeof(ns), "%" PRIu64 "ns", cfg->precopy_ns), bad = "precopy", val = ns;
 	else if (!strcmp(cfg->policy, "local"))

@@ -15,8 +15,7 @@
 void pcb_sim_defaults(struct pcb_sim_params *sp)
 {
 	memset(sp, 0, sizeof(*sp));
-	/* loopback on this machine (README "Machine"): bulk TCP 2.7 GB/s same CPU; a 4 KiB
-	 * request/response over TCP 14-18 us, so 16 us round trip */
+	/* the development machine's loopback (docs/results/2026-11-26-simulator-costs.md) */
 	sp->bps = 21600000000ull;
 	sp->rtt_ns = 16000;
 	sp->batch_pages = 64;        /* live --batch default */
@@ -27,15 +26,13 @@ void pcb_sim_defaults(struct pcb_sim_params *sp)
 	sp->seed = 1;
 	sp->zero_pages = 0.25;
 	sp->think_ns = PCB_SIM_THINK_RECORDED;
-	/* fault -> UFFDIO_COPY -> wake round trip across CPUs (the unpinned default placement):
-	 * 35-67 us measured here (same CPU 6.9 us); a live demand-only run showed guest-seen
-	 * fault latency 33 us above the pager's request round trip.  Zero pages: 1.2 us less
-	 * (UFFDIO_ZEROPAGE 5.7 vs COPY 6.9 us same CPU). */
+	/* fault -> UFFDIO_COPY -> wake across CPUs, and the zero-page variant: measured costs of
+	 * the development machine (docs/results/2026-11-26-simulator-costs.md); --demand-cost etc. */
 	sp->demand_copy_ns = 35000;
 	sp->demand_zero_ns = 33800;
 	sp->jitter_ns = 0;           /* an ideal host: no contention delays (see --jitter) */
-	sp->bg_copy_ns = 1030;       /* batched COPY, 16 pages per ioctl: 0.97 M pages/s */
-	sp->bg_zero_ns = 90;         /* batched ZEROPAGE, 64..256 per ioctl: 10.7-11.5 M pages/s */
+	sp->bg_copy_ns = 1030;       /* batched COPY (the note above) */
+	sp->bg_zero_ns = 90;         /* batched ZEROPAGE (the note above) */
 	sp->bg_poll_ns = 2000000;    /* pager/background.c: an idle background thread waits 2 ms */
 }
 
@@ -548,8 +545,9 @@ static void ev_vcpu(struct sim *s, unsigned v, uint64_t now)
 	if (s->pol.ops->on_fault)
 		s->pol.ops->on_fault(&s->pol, pg, now);
 	bool first = pcb_bit_set(s->ps.demanded, pg);
-	/* a page of a batch in flight is not asked for again (fault_waits_queued: CRIU) */
-	bool queued = first && !s->sp->push && s->pol.ops->fault_waits_queued && pcb_bit_test(s->ps.claimed, pg);
+	/* a page of a batch in flight is not asked for again: the live pager's
+	 * default (--inflight=wait, pager/demand.c), and CRIU's is_page_queued */
+	bool queued = first && !s->sp->push && pcb_bit_test(s->ps.claimed, pg);
 	if (queued)
 		first = false;
 	if (s->sp->keep_faults) {
@@ -805,7 +803,8 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 		pcb_sim_result_free(res);
 		return orc == -1 ? PCB_EXIT_USAGE : -orc;
 	}
-	s->pol.first_touch = res->first_touch;
+	/* a real destination has no first-touch record: only with the policy's oracle knob */
+	s->pol.first_touch = pcb_policy_oracle_first_touch(ops, &s->pol) ? res->first_touch : NULL;
 	/* as the pager (pager/lifecycle.c, background.c bg_window): the policy's batch size and in-flight limit */
 	s->batch_pages = sp->batch_pages;
 	if (ops->batch_pages) {

@@ -81,7 +81,7 @@ struct pcb_sim_params {
 				      * (PCB_SIM_SOCKQ_BYTES); on_fault is the request's arrival there */
 };
 
-/* Defaults: this machine's measured costs (README "Simulator"), the live
+/* Defaults: this machine's measured costs (docs/results/2026-11-26-simulator-costs.md; model: docs/design.md "Offline policy simulator"), the live
  * --batch/--window defaults, the loopback link of this machine. */
 void pcb_sim_defaults(struct pcb_sim_params *sp);
 

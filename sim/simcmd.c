@@ -5,6 +5,7 @@
 #include "common/sysinfo.h"
 #include "common/util.h"
 #include "run/metrics.h"
+#include "cli/options.h"
 #include "wire/link.h"
 #include "wire/proto.h"
 #include <errno.h>
@@ -31,175 +32,45 @@ struct simcfg {
 	struct pcb_sim_params sp;
 };
 
-enum { O_STR, O_UINT, O_U64, O_DBL, O_DUR, O_SIZE };
-struct simopt {
-	const char *name;
-	int type;
-	size_t off, size;
-	const char *def, *help;
-	double min, max;
-};
-
-#define SOFF(f) offsetof(struct simcfg, f)
-#define SSZ(f) sizeof(((struct simcfg *)0)->f)
-static const struct simopt simopts[] = {
-	{ "trace", O_STR, SOFF(trace), SSZ(trace), "", "access trace to replay (from --record, binary or .txt; required)", 0, 0 },
-	{ "policy", O_STR, SOFF(policy), SSZ(policy), "sequential",
-	  "policy (see `pcbench list`; every registered one but local), a comma list, or all: one run each, compared in a table", 0, 0 },
-	{ "policy-opt", O_STR, SOFF(policy_opt), SSZ(policy_opt), "", "policy knobs key=value[,key=value]", 0, 0 },
-	{ "policy-end", O_STR, SOFF(policy_end), SSZ(policy_end), "auto",
-	  "where the policy runs, as a live run's --policy-end: auto (the policy's own), source (its batches are pushed "
-	  "without a request, as many queued as fill the socket buffer) or destination (pulled, --window batches in flight)", 0, 0 },
-	{ "replay", O_STR, SOFF(replay), SSZ(replay), "", "as a live run's --replay: the trace the replay policy pulls first (its file= knob)", 0, 0 },
-	{ "link", O_STR, SOFF(link), SSZ(link), "",
-	  "BANDWIDTH[,RTT] as for a live run; default: this machine's loopback (21.6gbit = 2.7 GB/s, RTT 16us)", 0, 0 },
-	{ "batch", O_UINT, SOFF(sp.batch_pages), 0, "64", "pages per background batch", 1, 4096 },
-	{ "window", O_UINT, SOFF(sp.window), 0, "4", "background batches in flight", 1, 64 },
-	{ "channels", O_UINT, SOFF(sp.channels), 0, "0",
-	  "2: demand replies on their own connection, ahead of background frames on the link; 1: one shared connection "
-	  "(replies served first at frame boundaries, behind the background bytes in the socket buffer); 0: as a live "
-	  "run, what the policy's system uses (qemu: 1, or 2 with preempt=on; others 2)", 0, 2 },
-	{ "mem", O_SIZE, SOFF(mem), 0, "0", "guest size (0 = the trace's page count)", 0, 1e15 },
-	{ "seed", O_U64, SOFF(sp.seed), 0, "1", "image seed (which pages are zero, as the live run's --seed)", 0, 1.8446744073709552e19 },
-	{ "zero-pages", O_DBL, SOFF(sp.zero_pages), 0, "0.25", "fraction of zero pages in the image (live --zero-pages)", 0, 1 },
-	{ "think", O_STR, SOFF(think), SSZ(think), "recorded",
-	  "guest time before each access: recorded (the gap to the vCPU's previous record), schedule (each access at its "
-	  "recorded time, or when the previous one completed if later) or a duration", 0, 0 },
-	{ "fault-cost", O_DUR, SOFF(sp.fault_ns), 0, "0", "fault -> demand request sent (uffd message read, demand thread awake)", 0, 1e10 },
-	{ "jitter", O_DUR, SOFF(sp.jitter_ns), 0, "0",
-	  "mean of a random (exponential, seeded) extra delay of a demand request while background batches are in flight (host contention; 0 = ideal host)", 0, 1e10 },
-	{ "demand-cost", O_DUR, SOFF(sp.demand_copy_ns), 0, "35us", "demand reply received -> vCPU running (UFFDIO_COPY, cross-CPU wake-up)", 0, 1e10 },
-	{ "demand-zero-cost", O_DUR, SOFF(sp.demand_zero_ns), 0, "33800ns", "the same for a zero page (UFFDIO_ZEROPAGE)", 0, 1e10 },
-	{ "bg-cost", O_DUR, SOFF(sp.bg_copy_ns), 0, "1030ns", "background install per data page (batched UFFDIO_COPY)", 0, 1e10 },
-	{ "bg-zero-cost", O_DUR, SOFF(sp.bg_zero_ns), 0, "90ns", "background install per zero page (batched UFFDIO_ZEROPAGE)", 0, 1e10 },
-	{ "run-pages", O_UINT, SOFF(sp.run_pages), 0, "auto",
-	  "data pages per RUN frame (default as the live source: 16 with a limited --link bandwidth or one channel, else 128)", 1, PCB_MAX_RUN_PAGES },
-	{ "json", O_STR, SOFF(json), SSZ(json), "", "write the versioned JSON result to this file", 0, 0 },
-	{ "timeline", O_STR, SOFF(timeline), SSZ(timeline), "",
-	  "write every fault, install and first touch as CSV (t_us,event,page,detail), as a live run's --timeline", 0, 0 },
-	{ NULL, 0, 0, 0, NULL, NULL, 0, 0 },
-};
-
-static void sim_help(FILE *fp)
-{
-	fprintf(fp, "usage: pcbench simulate --trace=FILE [--policy=P] [--policy-opt=K=V,...] [--link=BW[,RTT]] [OPTIONS]\n"
-		    "\nReplays a recorded access trace through a registered policy with a modelled link\n"
-		    "(discrete-event simulation, no kernel in the loop) and reports the metrics of a\n"
-		    "live run: faults, fault latency, blocktime, prefetch hit rate/accuracy/lead time,\n"
-		    "migration time.  Model and measured agreement with live runs: README \"Simulator\".\n"
-		    "\nOptions (default in brackets):\n");
-	for (const struct simopt *o = simopts; o->name; o++) {
-		char lhs[64];
-		snprintf(lhs, sizeof(lhs), "--%s=VALUE", o->name);
-		fprintf(fp, "  %-22s %s [%s]\n", lhs, o->help, o->def[0] ? o->def : "none");
-	}
-	fprintf(fp, "  %-22s %s\n", "-h, --help", "this help");
-	fprintf(fp, "\nExit codes: 0 ok; 64 bad option, policy or link; 65 unreadable or invalid trace;\n"
-		    "70 internal error (the model got stuck); 71 system call failed.\n");
-}
-
-static int set_simopt(struct simcfg *c, const struct simopt *o, const char *val, char *why, size_t whylen)
-{
-	char *base = (char *)c + o->off;
-	uint64_t u;
-	double d;
-	switch (o->type) {
-	case O_STR:
-		if (strlen(val) >= o->size) {
-			snprintf(why, whylen, "invalid value for --%s: too long (max %zu characters)", o->name, o->size - 1);
-			return -1;
-		}
-		snprintf(base, o->size, "%s", val);
-		return 0;
-	case O_UINT:
-	case O_U64:
-		if (!strcmp(o->name, "run-pages") && !strcmp(val, "auto")) {
-			c->run_pages_set = false;
-			return 0;
-		}
-		if (pcb_parse_u64(val, &u) < 0 || (double)u < o->min || (double)u > o->max) {
-			snprintf(why, whylen, "invalid value for --%s: '%s' (want an integer from %.0f to %.0f)", o->name, val,
-				 o->min, o->max);
-			return -1;
-		}
-		if (o->type == O_UINT)
-			*(unsigned *)base = (unsigned)u;
-		else
-			*(uint64_t *)base = u;
-		if (!strcmp(o->name, "run-pages"))
-			c->run_pages_set = true;
-		return 0;
-	case O_DBL:
-		if (pcb_parse_double(val, &d) < 0 || d < o->min || d > o->max) {
-			snprintf(why, whylen, "invalid value for --%s: '%s' (want a number from %g to %g)", o->name, val, o->min, o->max);
-			return -1;
-		}
-		*(double *)base = d;
-		return 0;
-	case O_DUR:
-		if (pcb_parse_duration(val, &u) < 0 || (double)u > o->max) {
-			snprintf(why, whylen, "invalid value for --%s: '%s' (want a duration such as 7us or 900ns)", o->name, val);
-			return -1;
-		}
-		*(uint64_t *)base = u;
-		return 0;
-	case O_SIZE:
-		if (pcb_parse_size(val, &u) < 0 || u % 4096 || (double)u > o->max) {
-			snprintf(why, whylen, "invalid value for --%s: '%s' (want a size such as 64M, a multiple of 4 KiB)", o->name, val);
-			return -1;
-		}
-		*(uint64_t *)base = u;
-		return 0;
-	}
-	return -1;
-}
-
-/* 0, 1 (help printed) or an exit code. */
+/* 0, 1 (help printed) or an exit code.  The options are the table's (cli/options.c, scope simulate). */
 static int sim_parse(struct simcfg *c, int argc, char **argv)
 {
 	char why[512];
+	struct pcb_config *o = malloc(sizeof(*o));
+	if (!o) {
+		pcb_err("simulate: out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	pcb_cmd_defaults(PCB_CMD_SIMULATE, o);
+	int rc = pcb_cmd_parse(PCB_CMD_SIMULATE, o, argc, argv, 1);
 	memset(c, 0, sizeof(*c));
 	pcb_sim_defaults(&c->sp);
-	for (const struct simopt *o = simopts; o->name; o++)
-		if (o->def[0] && set_simopt(c, o, o->def, why, sizeof(why)) < 0) {
-			pcb_err("internal error: default of --%s: %s", o->name, why);
-			return PCB_EXIT_SOFTWARE;
-		}
-	c->run_pages_set = false;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			sim_help(stdout);
-			return 1;
-		}
-		if (strncmp(a, "--", 2)) {
-			pcb_err("simulate: unexpected argument '%s' (options look like --name=value; see simulate --help)", a);
-			return PCB_EXIT_USAGE;
-		}
-		const char *eq = strchr(a + 2, '=');
-		size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-		const struct simopt *o = simopts;
-		for (; o->name; o++)
-			if (strlen(o->name) == nl && !strncmp(o->name, a + 2, nl))
-				break;
-		if (!o->name) {
-			pcb_err("simulate: unknown option %.*s (see simulate --help)", (int)(nl + 2), a);
-			return PCB_EXIT_USAGE;
-		}
-		const char *val;
-		if (eq)
-			val = eq + 1;
-		else if (i + 1 < argc)
-			val = argv[++i];
-		else {
-			pcb_err("simulate: option --%s needs a value", o->name);
-			return PCB_EXIT_USAGE;
-		}
-		if (set_simopt(c, o, val, why, sizeof(why)) < 0) {
-			pcb_err("simulate: %s", why);
-			return PCB_EXIT_USAGE;
-		}
-	}
+	snprintf(c->trace, sizeof(c->trace), "%s", o->sim.trace);
+	snprintf(c->policy, sizeof(c->policy), "%s", o->sim.policy);
+	snprintf(c->policy_opt, sizeof(c->policy_opt), "%s", o->policy_opt);
+	snprintf(c->policy_end, sizeof(c->policy_end), "%s", pcb_choice_name("policy-end", o->policy_end));
+	snprintf(c->replay, sizeof(c->replay), "%s", o->replay);
+	snprintf(c->link, sizeof(c->link), "%s", o->link);
+	snprintf(c->think, sizeof(c->think), "%s", o->sim.think);
+	snprintf(c->json, sizeof(c->json), "%s", o->json);
+	snprintf(c->timeline, sizeof(c->timeline), "%s", o->timeline);
+	c->mem = o->sim.mem;
+	c->run_pages_set = o->sim.run_pages != 0;
+	c->sp.run_pages = o->sim.run_pages;
+	c->sp.batch_pages = o->batch_pages;
+	c->sp.window = o->window;
+	c->sp.channels = o->channels;
+	c->sp.seed = o->seed;
+	c->sp.zero_pages = o->zero_pages;
+	c->sp.fault_ns = o->sim.fault_ns;
+	c->sp.jitter_ns = o->sim.jitter_ns;
+	c->sp.demand_copy_ns = o->sim.demand_ns;
+	c->sp.demand_zero_ns = o->sim.demand_zero_ns;
+	c->sp.bg_copy_ns = o->sim.bg_ns;
+	c->sp.bg_zero_ns = o->sim.bg_zero_ns;
+	free(o);
+	if (rc)
+		return rc;
 	if (!c->trace[0]) {
 		pcb_err("simulate: --trace=FILE is required (an access trace written by --record)");
 		return PCB_EXIT_USAGE;
@@ -282,23 +153,10 @@ static int run_params(const struct simcfg *c, const struct pcb_policy_ops *ops, 
 {
 	enum pcb_policy_end end;
 	*sp = c->sp;
-	if (pcb_policy_end_parse(ops, strcmp(c->policy_end, "auto") ? c->policy_end : "", &end, why, whylen) < 0)
+	if (pcb_policy_transport(ops, opts, c->policy_end, &end, &sp->channels, why, whylen) < 0)
 		return PCB_EXIT_USAGE;
 	*end_name = pcb_policy_end_name(end);
 	sp->push = end == PCB_POLICY_SOURCE;
-	unsigned want = 0;
-	if (ops->channels) {
-		struct pcb_policy p = *opts;
-		p.ops = ops;
-		want = ops->channels(&p);
-	}
-	if (!sp->channels)
-		sp->channels = want ? want : 2;
-	else if (want && want != sp->channels) {
-		snprintf(why, whylen, "invalid value for --channels: %u (policy %s with these knobs uses %u)", sp->channels,
-			 ops->name, want);
-		return PCB_EXIT_USAGE;
-	}
 	if (!c->run_pages_set)
 		sp->run_pages = (c->link[0] && sp->bps) || sp->channels == 1 ? 16 : PCB_MAX_RUN_PAGES;
 	return 0;

@@ -9,6 +9,7 @@
  * restarted source serves a resumed migration exactly as the first one did. */
 #ifndef PCB_SOURCE_H
 #define PCB_SOURCE_H
+#include <stdbool.h>
 #include <stdint.h>
 
 struct pcb_auth_key;
@@ -31,6 +32,11 @@ struct pcb_source_cfg {
 	 * database image), not the seed's image: the handshake says so
 	 * (PCB_CFG_BYTES_IMAGE) and digests cover all 4096 bytes of a page. */
 	int bytes_image;
+	/* The destination is this same run (the source pcbench forks): a pushed
+	 * policy may name files on this host (a .so path, replay's trace).  A
+	 * network source (`pcbench source`) runs built-in policies only, or a
+	 * peer could make it load or read any file. */
+	bool push_local_files;
 };
 
 /* Serve on an already listening socket.  Returns an exit code. */

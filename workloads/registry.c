@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define PCB_WORKLOAD_LIST(X) \
 	X(seq)               \
@@ -56,6 +57,25 @@ int pcb_workload_check(const struct pcb_workload_ops *ops, char *why, size_t why
 		snprintf(why, whylen, "application workload %s lacks image_build or app_check", ops->name);
 		return -1;
 	}
+	return 0;
+}
+
+int pcb_wl_build_image(const struct pcb_workload_ops *ops, const struct pcb_wl_params *prm, uint8_t **mem,
+		       char *why, size_t whylen)
+{
+	size_t len = prm->npages * PCB_PAGE_SIZE;
+	uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		snprintf(why, whylen, "out of memory for the %s image (%zu bytes)", ops->name, len);
+		return PCB_EXIT_OSERR;
+	}
+	why[0] = 0;
+	int rc = ops->image_build(prm, m, why, whylen);
+	if (rc) {
+		munmap(m, len);
+		return rc == -1 ? PCB_EXIT_USAGE : -rc;
+	}
+	*mem = m;
 	return 0;
 }
 

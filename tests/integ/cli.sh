@@ -50,6 +50,24 @@ awk '/^  / && NF < 3 { bad = 1 } END { exit bad }' "$T/list.out" || fail "a list
 for p in $pols; do pcb lp 10 --policy="$p" --help; [ "$RC" = 0 ] || fail "listed policy $p rejected"; done
 for w in $wls; do pcb lw 10 --workload="$w" --help; [ "$RC" = 0 ] || fail "listed workload $w rejected"; done
 
+# every command's --help comes from the one table: usage line, options with [default], exit codes
+for c in source dest floor bench analyze simulate; do
+	pcb "h-$c" 10 "$c" --help
+	expect_rc "h-$c" 0
+	grep -q "^usage: pcbench $c" "$T/h-$c.out" || fail "$c --help has no usage line"
+	grep -q '^Exit codes: ' "$T/h-$c.out" || fail "$c --help has no exit codes"
+	awk '/^  --[a-z-]+(=VALUE)? / && !/\[[^]]+\]$/ { bad = 1 } END { exit bad }' "$T/h-$c.out" ||
+		fail "$c --help: an option line has no [default]"
+done
+# an option of another command: one line naming it and the command, exit 64
+pcb wrongcmd 10 source --policy=demand
+expect_rc wrongcmd 64
+grep -q -- "--policy does not apply to .pcbench source" "$T/wrongcmd.err" || fail "source --policy: $(cat "$T/wrongcmd.err")"
+# the committed man page is the one the table generates (make man)
+pcb man 10 --man
+expect_rc man 0
+cmp -s "$T/man.out" docs/pcbench.1 || fail "docs/pcbench.1 differs from pcbench --man (run make man)"
+
 # unknown command: usage error, one line
 pcb cmd 10 frobnicate
 expect_rc cmd 64

@@ -7,7 +7,7 @@
 # the updates the guest made (at the source too, with --precopy); after the
 # same ops a migrated run's table equals a local run's (rows digest), another
 # seed's differs; --channels=1, the install paths, the pager process, two
-# vCPUs and pre-copy verify too; a page served corrupt is caught even though
+# vCPUs, pre-copy and two-host mode (pcbench source --workload=sqlite) verify too; a page served corrupt is caught even though
 # the application overwrites pages; --guest=kvm, --record and bad knobs exit 64.
 . "$(dirname "$0")/../lib/integ.sh"
 need_uffd
@@ -59,6 +59,21 @@ dig() { $PCBJSON get "$T/$1.json" results.application.rows_digest; }
 [ "$(dig local)" != "$(dig seed2)" ] || fail "seeds 1 and 2 give the same table"
 [ "$($PCBJSON get "$T/local.json" results.application.integrity_check)" = ok ] || fail "local run: integrity_check"
 
+# two-host mode: pcbench source builds the same image; the destination opens the database from the pages it receives
+pcb_bg rsrc 120 source --workload=sqlite --mem=64M --listen=127.0.0.1:0 --sessions=1
+for i in $(seq 300); do grep -q 'listening on' "$T/rsrc.out" && break; sleep 0.05; done
+PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/rsrc.out")
+if [ -n "$PORT" ]; then
+	pcb rdest 120 dest --source=127.0.0.1:$PORT --workload=sqlite $FAST --policy=demand --ops=3000 --duration=0 \
+		--json "$T/rdest.json"
+	expect_rc rdest 0 && check rdest
+	[ "$(dig local)" = "$(dig rdest)" ] || fail "rows digest after 3000 ops: local $(dig local), from a remote source $(dig rdest)"
+	pcb_wait rsrc
+	expect_rc rsrc 0
+else
+	fail "source --workload=sqlite did not start: $(cat "$T/rsrc.out" "$T/rsrc.err")"
+fi
+
 # install paths, pager process, two vCPUs on one serialized connection, pre-copy
 i=0
 for extra in "--install=continue" "--install=move" "--pager=process" "--vcpus=2 --workload-opt=scan=0.1" \
@@ -87,4 +102,6 @@ pcb knob 30 $common --workload-opt=records=99999999
 expect_rc knob 64 && { grep -q "records" "$T/knob.err" || fail "knob: $(cat "$T/knob.err")"; }
 pcb small 30 --workload=sqlite --mem=4M
 expect_rc small 64
+pcb srcseq 30 source --workload=seq
+expect_rc srcseq 64
 finish

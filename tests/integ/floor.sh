@@ -7,16 +7,14 @@
 # for consistency with the histograms, not against targets.  Bad options
 # exit 64.  Also: 8 vCPU threads on this machine's cores all make progress
 # and the migration completes verified (no deadlock in the demand fast path).
-set -u
-P=${PCBENCH:-./pcbench}
-T=$(mktemp -d /tmp/pcb-floor.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-nfail=0
-fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
-[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || { echo "SKIP: no userfaultfd access"; exit 77; }
+. "$(dirname "$0")/../lib/integ.sh"
+P=$PCBENCH
+[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || skip "no userfaultfd access"
 
-"$P" floor --faults=400 --rounds=2 --bulk=8M --bulk-reps=2 --json "$T/floor.json" >"$T/floor.out" 2>"$T/floor.err"
+# KVM demand paging (bare handlers vs pcbench's KVM guest) where /dev/kvm can be used
+KVM="--kvm-vcpus=1,2 --kvm-mem=4M --kvm-reps=1"
+[ -r /dev/kvm ] && [ -w /dev/kvm ] || { KVM=--no-kvm; echo "floor: /dev/kvm not usable here: KVM rows not exercised"; }
+"$P" floor --faults=400 --rounds=2 --bulk=8M --bulk-reps=2 $KVM --json "$T/floor.json" >"$T/floor.out" 2>"$T/floor.err"
 rc=$?
 [ $rc -eq 0 ] || fail "floor exit $rc: $(tail -3 "$T/floor.err")"
 grep -q "pcbench/bare TCP, paired by round" "$T/floor.out" || fail "floor table has no paired ratio line"
@@ -66,11 +64,24 @@ for sm in r["bulk_summary"]:
     if not (sm["paired_best_over_transport_min"] <= sm["paired_best_over_transport_median"] <= sm["paired_best_over_transport_max"]): errs.append("%s: paired bulk ratio order" % sm["placement"])
     if not (0 < sm["paired_best_over_floor_min"] <= sm["paired_best_over_floor_median"] <= sm["paired_best_over_floor_max"]): errs.append("%s: paired floor ratio order" % sm["placement"])
     if abs(sm["best_process_gb_per_s"] - g("pcb_proc")) > 1e-6 * max(sm["best_process_gb_per_s"], 1e-9): errs.append("%s: best process" % sm["placement"])
+# zero pages: a pcb_zero row per install path and placement, paired with the zero-free pull
+zr = r["zero_pages_paired_ratio"]
+if len(zr) != 3 * len(dem) or sorted(set(z["install"] for z in zr)) != ["continue", "copy", "move"]: errs.append("zero ratios %s" % zr)
+if any(not (0 < z["min"] <= z["median"] <= z["max"]) for z in zr): errs.append("zero ratio order")
+if len([b for b in bulk if b["variant"] == "pcb_zero"]) != 3 * len(dem): errs.append("pcb_zero rows")
+# KVM demand paging rows: both rates measured, the ratio is theirs
+kv = r.get("kvm_demand_paging")
+if kv is not None:
+    if [x["vcpus"] for x in kv["rows"]] != [1, 2]: errs.append("kvm rows %s" % kv["rows"])
+    for x in kv["rows"]:
+        b, p, q = x["bare_pages_per_s"]["per_rep"][0], x["pcbench_pages_per_s"]["per_rep"][0], x["paired_ratio"]["per_rep"][0]
+        if b <= 0 or p <= 0 or abs(q - p / b) > 1e-6 * q: errs.append("kvm %d vCPUs: %s %s %s" % (x["vcpus"], b, p, q))
+    if "kvm_target_met" not in r: errs.append("no kvm verdict")
 if errs: print("; ".join(errs)); sys.exit(1)
 print("floor: %d demand placements, %d bulk rows; same-CPU p50 ratio %.3f" % (len(dem), len(bulk), dem[0]["ratio_p50_pcbench_over_bare_tcp"]))
 PY
 
-for bad in "--faults=abc" "--bulk=3" "--rounds=0" "--frobnicate=1"; do
+for bad in "--faults=abc" "--bulk=3" "--rounds=0" "--frobnicate=1" "--kvm-vcpus=0" "--kvm-vcpus=1,x" "--kvm-mem=1"; do
 	out=$("$P" floor $bad 2>&1); rc=$?
 	[ $rc -eq 64 ] || fail "floor $bad: exit $rc, want 64"
 	printf '%s' "$out" | grep -qF -- "${bad%%=*}" || fail "floor $bad: message does not name the option: $out"
@@ -94,5 +105,4 @@ print("%s: 8 vCPUs, ops per vCPU %s, verified" % (sys.argv[2], [x["ops"] for x i
 PY
 done
 
-[ $nfail -eq 0 ] && echo "floor: all checks passed"
-exit $(( nfail > 0 ))
+finish

@@ -30,7 +30,7 @@ field() { $PCBJSON get "$J" "$@"; }
 REPLAY=$(pol_args replay)     # a trace recorded from a random 64 MiB guest
 for spec in "sequential" "qemu" "qemu preempt=on" "pivot" "pivot pivots=1,step=8" "pivot pivots=16,max-radius=64" \
 	"trend" "trend history=8,max-depth=8" "criu" "criu min-chunk=4K,max-chunk=64K" \
-	"replay" "replay batch-order=trace" "replay rest=demand"; do
+	"replay" "replay batch-order=trace" "replay rest=address"; do
 	set -- $spec
 	p=$1 opt=${2:-}
 	for w in random zipf; do
@@ -43,7 +43,12 @@ for spec in "sequential" "qemu" "qemu preempt=on" "pivot" "pivot pivots=1,step=8
 			results.pages.zero_background results.pages.drain results.pages.zero results.faults.count | tr '\n' ' ')
 		[ $((bg + zbg)) -gt 0 ] || fail "$name: no page pulled in the background"
 		case "$spec" in
-		"replay rest=demand")
+		criu*)
+			# CRIU: one transfer outstanding
+			im=$(field results.pager.background_inflight_max)
+			[ "$im" = 1 ] || fail "$name: $im background batches in flight at once (CRIU keeps one)"
+			;;
+		"replay"|"replay batch-order=trace")
 			# REAP: the working set only; the rest waits for faults or the final drain
 			[ "$drain" -gt 0 ] || fail "$name: rest=demand but nothing was drained (working set = whole region?)"
 			;;

@@ -6,10 +6,13 @@
 #    socket holds at least the socket buffer asked for (--socket-buffer, 4 MiB)
 #    at some point of the push -- more than a pull's window of batches
 #    (--window x --batch pages) could ever queue -- and the end is recorded;
-#  - qemu preempt=on uses two channels; sequential pushed; qemu pulled at the
+#  - qemu preempt=on uses two channels; sequential pushed; qemu over an
+#    emulated link (the source paces the stream); qemu pulled at the
 #    destination (--policy-end=destination) records that end;
 #  - qemu with --channels=2 but preempt=off, and --policy-end=sideways, are
-#    refused with one line and exit 64.
+#    refused with one line and exit 64;
+#  - a network source (`pcbench source`) pushes qemu for `pcbench dest`, and
+#    refuses to load a policy object its peer names.
 . "$(dirname "$0")/../lib/integ.sh"
 
 # check NAME END CHANNELS: verified, and where the policy ran
@@ -29,8 +32,11 @@ if end == "source":
     # the stream carried every page the demand replies did not
     assert 0 < p["pushed_pages"] <= r["pages"]["total"], (name, p)
     assert r["pager"]["background_batches"] == 0, (name, "a pushed run asked for batches", r["pager"])
-print("OK %-14s at the %s, %d channel(s): %d pages verified, %d pushed" % (name, end, ch, v["pages_verified"],
-      r["policy"].get("pushed_pages", 0)))
+    # a request for a page the stream had already sent was answered SENT, not sent again
+    assert r["pager"]["demand_answered_in_stream"] <= r["pager"]["demand_requests"], (name, r["pager"])
+print("OK %-14s at the %s, %d channel(s): %d pages verified, %d pushed; %d of %d requests answered in the stream" %
+      (name, end, ch, v["pages_verified"], r["policy"].get("pushed_pages", 0), r["pager"]["demand_answered_in_stream"],
+       r["pager"]["demand_requests"]))
 PY
 }
 
@@ -56,6 +62,10 @@ pcb qemu2 120 run --policy=qemu --policy-opt=preempt=on --mem=64M --workload=ran
 pcb seqpush 120 run --policy=sequential --policy-end=source --channels=1 --mem=64M --workload=zipf --duration=300ms \
 	--vcpus=2 --trace=off --json="$T/seqpush.json"
 [ "$RC" = 0 ] && check seqpush source 1 || { show seqpush; fail "sequential pushed: exit $RC"; }
+# on an emulated link the source paces the stream itself; its end arrives after the last page
+pcb qemulink 120 run --policy=qemu --link=1gbit,200us --vcpus=2 --mem=64M --workload=random --duration=300ms \
+	--trace=off --json="$T/qemulink.json"
+[ "$RC" = 0 ] && check qemulink source 1 || { show qemulink; fail "qemu on an emulated link: exit $RC"; }
 pcb qemudst 120 run --policy=qemu --policy-end=destination --mem=64M --workload=random --duration=300ms --trace=off \
 	--json="$T/qemudst.json"
 [ "$RC" = 0 ] && check qemudst destination 1 || { show qemudst; fail "qemu at the destination: exit $RC"; }
@@ -66,4 +76,27 @@ pcb badch 30 run --policy=qemu --channels=2 --mem=16M --duration=100ms
 [ "$(wc -l <"$T/badch.err")" = 1 ] && grep -q "policy qemu .* uses 1 connection" "$T/badch.err" || { show badch; fail "qemu --channels=2: not one line naming the policy and its connections"; }
 pcb badend 30 run --policy=qemu --policy-end=sideways --mem=16M --duration=100ms
 [ "$RC" = 64 ] && grep -q "'sideways'" "$T/badend.err" || { show badend; fail "--policy-end=sideways: exit $RC, want 64 naming it"; }
+
+# 4. a network source (`pcbench source`) pushes built-in policies, but does not
+#    load a shared object or read a file named by its peer
+"$PCBENCH" source --listen=127.0.0.1:0 --mem=64M --seed=5 --sessions=0 >"$T/src.out" 2>&1 &
+SRC=$!
+for _ in $(seq 100); do
+	PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$T/src.out")
+	[ -n "$PORT" ] && break
+	sleep 0.05
+done
+if [ -z "${PORT:-}" ]; then
+	fail "pcbench source did not start: $(cat "$T/src.out")"
+else
+	pcb netq 60 dest --source=127.0.0.1:$PORT --policy=qemu --workload=random --duration=300ms --trace=off \
+		--json="$T/netq.json"
+	[ "$RC" = 0 ] && check netq source 1 || { show netq; fail "qemu pushed by a network source: exit $RC"; }
+	pcb netso 60 dest --source=127.0.0.1:$PORT --policy=./$BUILD/examples/ahead.so --policy-end=source \
+		--workload=random --duration=300ms --trace=off
+	[ "$RC" != 0 ] && grep -q "only built-in policies" "$T/netso.err" ||
+		{ show netso; fail "a network source loaded a policy object named by its peer (exit $RC)"; }
+fi
+kill $SRC 2>/dev/null
+wait $SRC 2>/dev/null
 finish

@@ -36,7 +36,7 @@ static void test_page_size_option(void **state)
 	(void)state;
 	struct pcb_config c;
 	assert_int_equal(cfg_from(&c, "--mem=64M"), 0);
-	assert_string_equal(c.page_size, "4K");
+	assert_int_equal(c.page_size, PCB_PAGE_4K);
 	tl_assert_u64_eq(pcb_page_size_bytes(&c), 4096);
 	assert_int_equal(cfg_from(&c, "--page-size=2M --mem=64M"), 0);
 	tl_assert_u64_eq(pcb_page_size_bytes(&c), 2u << 20);

@@ -5,6 +5,7 @@
 #include "common/util.h"
 #include "policies/policy.h"
 #include "workloads/workload.h"
+#include <stdlib.h>
 
 /* Parse "pcbench ARGS" into cfg; returns the parse result, stderr text in *err. */
 static int parse(struct pcb_config *cfg, const char **err, const char *args)
@@ -37,6 +38,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.batch_pages, 64);
 	/* every default parses as its own option (pcb_config_defaults aborts otherwise) */
 	for (const struct pcb_option *o = pcb_options; o->name; o++) {
+		if (!(o->scope & PCB_CMD_RUN))
+			continue;
 		char why[256];
 		struct pcb_config c2 = c;
 		if (pcb_config_set(&c2, o->name, o->def, why, sizeof(why)) != 0)
@@ -200,6 +203,8 @@ static void test_help_and_version(void **state)
 	pcb_config_help(m.fp);
 	const char *h = tl_mem_str(&m);
 	for (const struct pcb_option *o = pcb_options; o->name; o++) {
+		if (!(o->scope & PCB_CMD_RUN))
+			continue;
 		char want[128];
 		snprintf(want, sizeof(want), "--%s=VALUE", o->name);
 		const char *line = strstr(h, want);
@@ -240,6 +245,8 @@ static void test_config_json(void **state)
 	tl_assert_json_valid(s);
 	/* one key per option; durations as NAME_ns */
 	for (const struct pcb_option *o = pcb_options; o->name; o++) {
+		if (!(o->scope & PCB_CMD_RUN))
+			continue;
 		char key[80];
 		snprintf(key, sizeof(key), o->type == PCB_OPT_DURATION ? "\"%s_ns\": " : "\"%s\": ", o->name);
 		tl_assert_contains(s, key);
@@ -250,6 +257,101 @@ static void test_config_json(void **state)
 	tl_mem_close(&m);
 }
 
+/* The same table for every command: scopes, choices as enums, flags, positional arguments, the man page. */
+static int cmd_parse(enum pcb_cmd cmd, struct pcb_config *cfg, const char **err, const char *args)
+{
+	static char **argv;   /* kept until the next call: cfg->args point into it */
+	int argc;
+	if (argv)
+		tl_argv_free(argv);
+	argv = tl_argv(&argc, "pcbench %s", args);
+	pcb_cmd_defaults(cmd, cfg);
+	tl_stderr_begin();
+	int r = pcb_cmd_parse(cmd, cfg, argc, argv, 1);
+	*err = tl_stderr_end();
+	return r;
+}
+
+static void test_commands(void **state)
+{
+	(void)state;
+	struct pcb_config *c = malloc(sizeof(*c));
+	const char *err;
+	assert_non_null(c);
+	/* choices are parsed once into enums */
+	assert_int_equal(cmd_parse(PCB_CMD_RUN, c, &err, "--trace=off --guest=kvm --pager=process --page-size=2M"), 0);
+	assert_int_equal(c->trace, PCB_OFF);
+	assert_int_equal(c->guest, PCB_GUEST_KVM);
+	assert_int_equal(c->pager, PCB_PAGER_PROCESS);
+	assert_int_equal(c->page_size, PCB_PAGE_2M);
+	assert_string_equal(pcb_choice_name("trace", c->trace), "off");
+	assert_int_equal(cmd_parse(PCB_CMD_RUN, c, &err, ""), 0);
+	assert_int_equal(c->trace, PCB_AUTO);
+	assert_int_equal(c->trace_usdt, PCB_OFF);
+	assert_int_equal(c->precopy_final, PCB_PRECOPY_DROP);
+	/* one name, two commands, two meanings: simulate's --trace is a file */
+	assert_int_equal(cmd_parse(PCB_CMD_SIMULATE, c, &err, "--trace=/tmp/x.trc --run-pages=auto --mem=8M"), 0);
+	assert_string_equal(c->sim.trace, "/tmp/x.trc");
+	assert_int_equal(c->sim.run_pages, 0);
+	tl_assert_u64_eq(c->sim.mem, 8 << 20);
+	assert_int_equal(cmd_parse(PCB_CMD_SIMULATE, c, &err, "--run-pages=16"), 0);
+	assert_int_equal(c->sim.run_pages, 16);
+	/* an option of another command names it and the command */
+	assert_int_equal(cmd_parse(PCB_CMD_SOURCE, c, &err, "--policy=demand"), PCB_EXIT_USAGE);
+	tl_assert_contains(err, "--policy does not apply to `pcbench source`");
+	assert_int_equal(cmd_parse(PCB_CMD_SOURCE, c, &err, "--mem=64M --listen=0.0.0.0:0"), 0);
+	/* flags take no value; positional arguments up to the command's count */
+	assert_int_equal(cmd_parse(PCB_CMD_FLOOR, c, &err, "--no-link --rounds=4"), 0);
+	assert_true(c->floor.no_link && !c->floor.no_bulk);
+	assert_int_equal(c->floor.rounds, 4);
+	tl_assert_u64_eq(c->floor.faults, 40000);
+	assert_int_equal(cmd_parse(PCB_CMD_FLOOR, c, &err, "--no-link=1"), PCB_EXIT_USAGE);
+	tl_assert_contains(err, "--no-link");
+	assert_int_equal(cmd_parse(PCB_CMD_BENCH, c, &err, "job.conf --dry-run -v"), 0);
+	assert_int_equal(c->nargs, 1);
+	assert_string_equal(c->args[0], "job.conf");
+	assert_true(c->bench.dry_run);
+	assert_string_equal(c->bench.results, "results");
+	assert_int_equal(cmd_parse(PCB_CMD_BENCH, c, &err, "a.conf b.conf"), PCB_EXIT_USAGE);
+	tl_assert_contains(err, "b.conf");
+	assert_int_equal(cmd_parse(PCB_CMD_RUN, c, &err, "job.conf"), PCB_EXIT_USAGE);
+	/* every command's defaults parse (pcb_cmd_defaults aborts otherwise) and its help lists its options */
+	for (const struct pcb_command *cmd = pcb_commands; cmd->name; cmd++) {
+		struct tl_mem m;
+		pcb_cmd_defaults(cmd->cmd, c);
+		tl_mem_open(&m);
+		pcb_cmd_help(cmd->cmd, m.fp);
+		const char *h = tl_mem_str(&m);
+		for (const struct pcb_option *o = pcb_options; o->name; o++) {
+			char want[80];
+			snprintf(want, sizeof(want), o->type == PCB_OPT_FLAG ? "  --%s " : "  --%s=VALUE ", o->name);
+			if ((o->scope & cmd->cmd) && !strstr(h, want))
+				fail_msg("%s --help does not list --%s", cmd->name, o->name);
+		}
+		tl_mem_close(&m);
+	}
+	/* the man page lists every option of every command */
+	struct tl_mem m;
+	tl_mem_open(&m);
+	pcb_man_page(m.fp);
+	const char *man = tl_mem_str(&m);
+	for (const struct pcb_option *o = pcb_options; o->name; o++) {
+		char want[80], name[64];
+		size_t n = 0;
+		for (const char *p = o->name; *p && n + 2 < sizeof(name); p++) {
+			if (*p == '-')
+				name[n++] = '\\';
+			name[n++] = *p;
+		}
+		name[n] = 0;
+		snprintf(want, sizeof(want), ".B \\-\\-%s", name);
+		if (!strstr(man, want))
+			fail_msg("the man page does not list --%s (%s)", o->name, want);
+	}
+	tl_mem_close(&m);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +360,7 @@ int main(void)
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_set_by_name),
 		cmocka_unit_test(test_help_and_version),
+		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_config_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -83,7 +83,6 @@ bad --trace "'maybe'" --trace=maybe
 bad --batch "'0'" --batch=0
 bad --window "'0'" --window=0
 bad --channels "'3'" --channels=3
-bad --channels "'0'" --channels=0
 bad --channels "'1'" --channels=1 --page-size=2M --mem=64M
 bad --frobnicate "" --frobnicate=1
 bad --frobnicate "" --frobnicate

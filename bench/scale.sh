@@ -1,0 +1,106 @@
+#!/bin/bash
+# How cost grows with the guest (make bench-scale): pull throughput, migration
+# time and pager memory for each size in SCALE_SIZES, with an idle guest (one
+# access, then the background pull alone) and a running one (2 vCPUs of random
+# accesses for the whole migration), as a table (table.txt, scale.csv) and a
+# figure (scale.png).  Every run is verified page by page (exit 0 required).
+#
+#   usage: bench/scale.sh OUTDIR [PCBENCH]
+#   SCALE_SIZES (default "256M 1G 4G 16G"), SCALE_ARGS (extra pcbench options)
+#
+# Definitions (docs/metrics.md): pull throughput = guest bytes / migration time
+# (switch-over to last page present); pager memory = the pager's RSS excluding
+# the guest region, as a fraction of the guest.  Targets (issue 17): throughput
+# flat within 10 % from 1 GiB to the largest size; pager memory <= 0.2 % of the
+# guest at 16 GiB.  16 GiB needs ~13 GiB free: a size the machine cannot hold
+# (MemAvailable < size + 1 GiB) is skipped and says so.
+set -u
+out=${1:?usage: bench/scale.sh OUTDIR [PCBENCH]}
+P=${2:-./pcbench}
+sizes=${SCALE_SIZES:-256M 1G 4G 16G}
+mkdir -p "$out" || exit 71
+csv=$out/scale.csv
+echo "size_bytes,guest,migration_ms,pull_gbps,pager_rss_bytes,pager_fraction,completed_while_guest_ran,exit" >"$csv"
+bytes() { numfmt --from=iec "$1"; }
+for s in $sizes; do
+	b=$(bytes "$s")
+	avail=$(( $(awk '/MemAvailable/ {print $2}' /proc/meminfo) * 1024 ))
+	if [ "$avail" -lt $((b + (1 << 30))) ]; then
+		echo "scale: $s skipped: $((avail >> 20)) MiB available, needs $(((b >> 20) + 1024)) MiB" | tee -a "$out/skipped.txt"
+		continue
+	fi
+	# the running guest runs for about as long as the idle pull took (or 2 s)
+	run_s=2
+	for g in idle running; do
+		if [ $g = idle ]; then
+			wl="--workload=idle --vcpus=1 --duration=0 --ops=1"
+		else
+			wl="--workload=random --vcpus=2 --duration=${run_s}s"
+		fi
+		j=$out/$s-$g.json
+		# shellcheck disable=SC2086
+		"$P" run --mem="$s" --policy=sequential --batch=1024 --trace=off $wl ${SCALE_ARGS:-} --json "$j" \
+			>"$out/$s-$g.out" 2>"$out/$s-$g.err"
+		rc=$?
+		python3 - "$j" "$b" "$g" "$rc" >>"$csv" <<'PY'
+import json, sys
+f, b, g, rc = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+try:
+    r = json.load(open(f))["results"]
+except (OSError, ValueError, KeyError):
+    print("%d,%s,,,,,,%d" % (b, g, rc)); sys.exit(0)
+mig = r["time"]["total_migration_ns"]; m = r["pager"]["memory"]
+print("%d,%s,%.1f,%.4f,%d,%.6f,%s,%d" % (b, g, mig / 1e6, b / mig if mig else 0, m["pager_rss_excluding_guest"],
+      m["pager_rss_fraction_of_guest"], str(r["time"]["completed_while_guest_ran"]).lower(), rc))
+PY
+		if [ $g = idle ]; then
+			ms=$(tail -1 "$csv" | cut -d, -f3)
+			run_s=$(awk -v ms="${ms:-0}" 'BEGIN { s = int(ms / 1000 + 1); print s < 2 ? 2 : s }')
+		fi
+		[ $rc -eq 0 ] || echo "scale: $s $g exit $rc: $(tail -1 "$out/$s-$g.err")" >&2
+	done
+done
+python3 - "$csv" >"$out/table.txt" <<'PY'
+import csv, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1]))]
+print("%-8s %-8s %12s %10s %14s %10s %s" % ("size", "guest", "migration ms", "pull GB/s", "pager RSS MiB", "% of guest", "exit"))
+for r in rows:
+    sz = int(r["size_bytes"])
+    name = "%dG" % (sz >> 30) if sz >= 1 << 30 else "%dM" % (sz >> 20)
+    if not r["migration_ms"]:
+        print("%-8s %-8s %12s %10s %14s %10s %s" % (name, r["guest"], "-", "-", "-", "-", r["exit"])); continue
+    print("%-8s %-8s %12.1f %10.3f %14.2f %10.3f %s" % (name, r["guest"], float(r["migration_ms"]), float(r["pull_gbps"]),
+          int(r["pager_rss_bytes"]) / 2**20, 100 * float(r["pager_fraction"]), r["exit"]))
+for g in ("idle", "running"):
+    ok = [r for r in rows if r["guest"] == g and r["migration_ms"] and int(r["size_bytes"]) >= 1 << 30]
+    if len(ok) >= 2:
+        t = [float(r["pull_gbps"]) for r in ok]
+        print("%s: pull throughput from 1 GiB to %s: min/max %.3f (target >= 0.9: flat within 10 %%)" %
+              (g, ok[-1]["size_bytes"], min(t) / max(t)))
+big = [r for r in rows if int(r["size_bytes"]) >= 16 << 30 and r["migration_ms"]]
+for r in big:
+    print("%s at 16 GiB: pager memory %.3f %% of the guest (target <= 0.2 %%)" % (r["guest"], 100 * float(r["pager_fraction"])))
+PY
+cat "$out/table.txt"
+gnuplot -e "csv='$csv'; out='$out/scale.png'" - <<'GP' 2>"$out/gnuplot.err" || echo "scale: no figure ($(head -1 "$out/gnuplot.err"))"
+set terminal pngcairo enhanced font 'Helvetica,9' size 900,360
+set output out
+set datafile separator ","
+set multiplot layout 1,2 title "pcbench: cost against guest size (sequential pull, 1024-page batches)"
+set logscale x 2
+set xlabel "guest memory (GiB)"
+set key top left
+set grid ytics lc rgb "#dddddd"
+set ylabel "pull throughput (GB/s)"
+set yrange [0:*]
+idle = "< grep ',idle,' ".csv
+running = "< grep ',running,' ".csv
+plot idle using ($1/2**30):4 with linespoints lw 1.5 pt 7 lc rgb "#0072B2" title "idle guest", \
+     running using ($1/2**30):4 with linespoints lw 1.5 pt 5 lc rgb "#D55E00" title "running guest (2 vCPUs)"
+set ylabel "pager RSS (% of the guest)"
+plot idle using ($1/2**30):(100*$6) with linespoints lw 1.5 pt 7 lc rgb "#0072B2" title "idle guest", \
+     running using ($1/2**30):(100*$6) with linespoints lw 1.5 pt 5 lc rgb "#D55E00" title "running guest", \
+     0.2 with lines dt 2 lc rgb "#999999" title "target 0.2 %"
+unset multiplot
+GP
+echo "scale: $out (table.txt, scale.csv, scale.png)"

@@ -1,0 +1,341 @@
+/* pcbench floor, KVM demand paging: the bare figure as Linux's KVM selftest
+ * measures it, and pcbench's KVM guest for the same work, in one run.
+ *
+ * The bare figure follows tools/testing/selftests/kvm/demand_paging_test.c
+ * (Linux 6.x, run_test / vcpu_worker with -u MISSING): every vCPU touches
+ * each page of its own slice of guest memory once; each slice has its own
+ * userfaultfd and one handler thread (lib/userfaultfd_util.c,
+ * uffd_handler_thread_fn) that answers a fault with a waking UFFDIO_COPY of
+ * the page from local memory (handle_uffd_page_request); the rate is all
+ * pages over the time from releasing the vCPUs to the last one finishing.
+ * Here the guest is pcbench's own minimal KVM guest (guest/kvm/, workload
+ * seq: vCPU v starts at v/N of the region), so both sides run the same guest
+ * code, and the local memory holds the image's pages (generated before the
+ * clock starts), so the guest's read checks hold.
+ *
+ * pcbench's figure is `pcbench run --guest=kvm --policy=demand` of the same
+ * guest (every page fetched from the forked source over TCP), run as a child
+ * process; pages per second over the guest's run time (results.time.guest_ns). */
+#include "floor/floor.h"
+#include "floor/kvmfloor.h"
+#include "common/image.h"
+#include "common/json.h"
+#include "common/jsonread.h"
+#include "common/util.h"
+#include "pager/uffd.h"
+#include "workloads/workload.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct handler {
+	pthread_t th;
+	int uffd, stopfd;
+	bool started;
+	uint8_t *region, *local;
+	uint64_t faults;
+	int err;
+};
+
+/* One vCPU's handler: each fault answered by a waking UFFDIO_COPY from local memory. */
+static void *handler_thread(void *arg)
+{
+	struct handler *h = arg;
+	struct pollfd pf[2] = { { h->uffd, POLLIN, 0 }, { h->stopfd, POLLIN, 0 } };
+	for (;;) {
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			h->err = errno;
+			return NULL;
+		}
+		if (pf[1].revents)
+			return NULL;
+		struct uffd_msg m;
+		if (read(h->uffd, &m, sizeof(m)) != sizeof(m)) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			h->err = errno;
+			return NULL;
+		}
+		if (m.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		uint64_t off = (m.arg.pagefault.address - (uintptr_t)h->region) & ~(uint64_t)(PCB_PAGE_SIZE - 1);
+		int r = pcb_uffd_copy(h->uffd, h->region + off, h->local + off, PCB_PAGE_SIZE, 0);
+		if (r == -EEXIST)
+			r = pcb_uffd_wake(h->uffd, h->region + off, PCB_PAGE_SIZE);
+		if (r < 0) {
+			h->err = -r;
+			return NULL;
+		}
+		h->faults++;
+	}
+}
+
+static int run_guest(const struct pcb_image *im, uint8_t *region, unsigned nvcpus, uint64_t per, uint64_t seed,
+		     uint64_t *ns, char *why, size_t whylen)
+{
+	struct pcb_guest_cfg gc = {
+		.ops = pcb_workload_find("seq"), .prm = { .npages = per * nvcpus, .seed = seed, .nvcpus = nvcpus, .im = im },
+		.region = region, .im = im, .ops_limit = per, .kvm = true,
+	};
+	struct pcb_guest *g;
+	int rc = pcb_guest_create(&gc, NULL, &g, why, whylen);
+	if (rc)
+		return rc;
+	if (pcb_guest_start(g) < 0) {
+		snprintf(why, whylen, "cannot start the vCPU threads");
+		pcb_guest_destroy(g);
+		return PCB_EXIT_OSERR;
+	}
+	uint64_t t0 = pcb_now_ns();
+	pcb_guest_go(g, t0);
+	pcb_guest_join(g);
+	*ns = pcb_now_ns() - t0;
+	const char *err = pcb_guest_error(g);
+	for (unsigned v = 0; !err && v < nvcpus; v++) {
+		const struct pcb_vcpu_result *r = pcb_guest_result(g, v);
+		if (r->read_mismatch || r->ops != per) {
+			snprintf(why, whylen, "bare KVM guest: vCPU %u did %llu of %llu ops, %llu reads mismatched", v,
+				 (unsigned long long)r->ops, (unsigned long long)per, (unsigned long long)r->read_mismatch);
+			rc = PCB_EXIT_SOFTWARE;
+		}
+	}
+	if (err) {
+		snprintf(why, whylen, "bare KVM guest: %s", err);
+		rc = PCB_EXIT_SOFTWARE;
+	}
+	pcb_guest_destroy(g);
+	return rc;
+}
+
+/* Handlers: one userfaultfd per vCPU slice, each with its thread. */
+static int start_handlers(struct handler *h, unsigned nvcpus, uint8_t *region, uint8_t *local, uint64_t per, int stopfd,
+			  char *why, size_t whylen)
+{
+	size_t slice = per << PCB_PAGE_SHIFT;
+	for (unsigned v = 0; v < nvcpus; v++) {
+		struct pcb_uffd_info ui;
+		h[v].stopfd = stopfd, h[v].region = region, h[v].local = local;
+		int fd = pcb_uffd_open(PCB_UFFD_KERNEL_FAULTS, &ui, why, whylen);
+		if (fd < 0)
+			return pcb_exit_for_errno(-fd);
+		h[v].uffd = fd;
+		int r = pcb_uffd_register(fd, region + v * slice, slice, UFFDIO_REGISTER_MODE_MISSING, &ui);
+		if (r < 0) {
+			snprintf(why, whylen, "UFFDIO_REGISTER: %s", strerror(-r));
+			return pcb_exit_for_errno(-r);
+		}
+		if (pthread_create(&h[v].th, NULL, handler_thread, &h[v]) != 0) {
+			snprintf(why, whylen, "cannot start a handler thread");
+			return PCB_EXIT_OSERR;
+		}
+		h[v].started = true;
+	}
+	return 0;
+}
+
+static int bare_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, char *why, size_t whylen)
+{
+	uint64_t npages = per * nvcpus;
+	size_t len = npages << PCB_PAGE_SHIFT;
+	struct pcb_image im;
+	pcb_image_init(&im, seed, npages, 0.0);
+	uint8_t *local = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *region = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int stop[2] = { -1, -1 };
+	struct handler h[PCB_FLOOR_KVM_MAX_VCPUS];
+	for (unsigned v = 0; v < PCB_FLOOR_KVM_MAX_VCPUS; v++)
+		h[v] = (struct handler){ .uffd = -1 };
+	uint64_t ns = 0, faults = 0;
+	int rc = PCB_EXIT_OSERR;
+	if (local == MAP_FAILED || region == MAP_FAILED || pipe(stop) < 0) {
+		snprintf(why, whylen, "cannot map %llu bytes twice: %s", (unsigned long long)len, strerror(errno));
+		goto out;
+	}
+	madvise(region, len, MADV_NOHUGEPAGE);   /* 4 KiB faults, as pcbench's region */
+	for (uint64_t pg = 0; pg < npages; pg++)   /* the local copy: not timed */
+		pcb_image_fill(&im, pg, local + (pg << PCB_PAGE_SHIFT));
+	rc = start_handlers(h, nvcpus, region, local, per, stop[0], why, whylen);
+	if (!rc)
+		rc = run_guest(&im, region, nvcpus, per, seed, &ns, why, whylen);
+	if (write(stop[1], "x", 1) < 0) {
+		/* cannot happen: a pipe with room */
+	}
+	for (unsigned v = 0; v < nvcpus; v++) {
+		if (!h[v].started)
+			continue;
+		pthread_join(h[v].th, NULL);
+		faults += h[v].faults;
+		if (!rc && h[v].err) {
+			snprintf(why, whylen, "bare KVM handler %u: %s", v, strerror(h[v].err));
+			rc = PCB_EXIT_OSERR;
+		}
+	}
+	if (!rc && faults != npages) {
+		snprintf(why, whylen, "bare KVM: %llu faults for %llu pages", (unsigned long long)faults,
+			 (unsigned long long)npages);
+		rc = PCB_EXIT_SOFTWARE;
+	}
+	*pps = ns ? (double)npages * 1e9 / (double)ns : 0;
+out:
+	for (unsigned v = 0; v < PCB_FLOOR_KVM_MAX_VCPUS; v++)
+		if (h[v].uffd >= 0)
+			close(h[v].uffd);
+	if (stop[0] >= 0)
+		close(stop[0]), close(stop[1]);
+	if (local != MAP_FAILED)
+		munmap(local, len);
+	if (region != MAP_FAILED)
+		munmap(region, len);
+	return rc;
+}
+
+/* pcbench's KVM guest, demand paging only, in a child `pcbench run`. */
+static int pcbench_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, char *why, size_t whylen)
+{
+	char json[] = "/tmp/pcbench-floor-kvm-XXXXXX";
+	int fd = mkstemp(json);
+	if (fd < 0) {
+		snprintf(why, whylen, "mkstemp: %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	close(fd);
+	char mem[32], vc[16], ops[32], sd[32], js[sizeof(json) + 8];
+	snprintf(mem, sizeof(mem), "--mem=%llu", (unsigned long long)(per * nvcpus) << PCB_PAGE_SHIFT);
+	snprintf(vc, sizeof(vc), "--vcpus=%u", nvcpus);
+	snprintf(ops, sizeof(ops), "--ops=%llu", (unsigned long long)per);
+	snprintf(sd, sizeof(sd), "--seed=%llu", (unsigned long long)seed);
+	snprintf(js, sizeof(js), "--json=%s", json);
+	char *const argv[] = { "pcbench", "run", "--guest=kvm", "--policy=demand", "--workload=seq", "--duration=0",
+			       "--zero-pages=0", "--trace=off", mem, vc, ops, sd, js, NULL };
+	pid_t pid = fork();
+	if (pid == 0) {
+		int dn = open("/dev/null", O_WRONLY);
+		if (dn >= 0)
+			dup2(dn, 1);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		snprintf(why, whylen, "pcbench run --guest=kvm %s %s failed (status %d)", vc, mem, st);
+		unlink(json);
+		return PCB_EXIT_SOFTWARE;
+	}
+	char err[256];
+	err[0] = 0;
+	struct pcb_jv *root = pcb_jv_parse_file(json, err, sizeof(err));
+	unlink(json);
+	double ns = 0;
+	if (!root || pcb_jv_num(pcb_jv_path(root, "results.time.guest_ns"), &ns) < 0 || ns <= 0) {
+		snprintf(why, whylen, "pcbench run --guest=kvm: no results.time.guest_ns in its JSON %s", err);
+		pcb_jv_free(root);
+		return PCB_EXIT_SOFTWARE;
+	}
+	pcb_jv_free(root);
+	*pps = (double)(per * nvcpus) * 1e9 / ns;
+	return 0;
+}
+
+int pcb_floor_kvm(const struct pcb_floor_kvm_cfg *c, struct pcb_floor_kvm_row *rows, char *why, size_t whylen)
+{
+	uint64_t per = c->mem_per_vcpu >> PCB_PAGE_SHIFT;
+	for (unsigned k = 0; k < c->nv; k++)
+		rows[k] = (struct pcb_floor_kvm_row){ .vcpus = c->vcpus[k] };
+	/* repetitions outermost, bare and pcbench back to back: paired by repetition */
+	for (unsigned rep = 0; rep < c->reps; rep++)
+		for (unsigned k = 0; k < c->nv; k++) {
+			struct pcb_floor_kvm_row *r = &rows[k];
+			int rc = bare_rate(r->vcpus, per, c->seed, &r->bare[rep], why, whylen);
+			if (!rc)
+				rc = pcbench_rate(r->vcpus, per, c->seed, &r->pcb[rep], why, whylen);
+			if (rc)
+				return rc;
+			r->ratio[rep] = r->bare[rep] > 0 ? r->pcb[rep] / r->bare[rep] : 0;
+		}
+	return 0;
+}
+
+static double med3(const double *v, unsigned n, double *lo, double *hi)
+{
+	double t[PCB_FLOOR_KVM_MAX_REPS];
+	memcpy(t, v, n * sizeof(double));
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && t[j - 1] > t[j]; j--) {
+			double x = t[j];
+			t[j] = t[j - 1];
+			t[j - 1] = x;
+		}
+	*lo = t[0], *hi = t[n - 1];
+	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+/* The target: pcbench >= the bare rate with 1 vCPU, >= 0.7 x with more. */
+static double kvm_target(unsigned vcpus)
+{
+	return vcpus == 1 ? 1.0 : 0.7;
+}
+
+bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows)
+{
+	bool met = true;
+	printf("\nKVM demand paging (%llu MiB per vCPU, every page faulted once, median [min-max] of %u, pages/s): bare = "
+	       "one userfaultfd and handler thread per vCPU copying from local memory, as Linux's KVM selftest "
+	       "demand_paging_test -u MISSING; pcbench = --guest=kvm --policy=demand, every page over TCP\n",
+	       (unsigned long long)(c->mem_per_vcpu >> 20), c->reps);
+	for (unsigned k = 0; k < c->nv; k++) {
+		const struct pcb_floor_kvm_row *r = &rows[k];
+		double bl, bh, pl, ph, rl, rh;
+		double b = med3(r->bare, c->reps, &bl, &bh), p = med3(r->pcb, c->reps, &pl, &ph);
+		double q = med3(r->ratio, c->reps, &rl, &rh);
+		printf("  %u vCPU%s: bare %.0f [%.0f-%.0f], pcbench %.0f [%.0f-%.0f]; pcbench/bare paired %.3f [%.3f-%.3f] "
+		       "(target >= %.1f)\n", r->vcpus, r->vcpus > 1 ? "s" : "", b, bl, bh, p, pl, ph, q, rl, rh,
+		       kvm_target(r->vcpus));
+		met = met && q >= kvm_target(r->vcpus);
+	}
+	return met;
+}
+
+void pcb_floor_kvm_json(struct pcb_json *j, const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows)
+{
+	pcb_json_obj_begin(j, "kvm_demand_paging");
+	pcb_json_u64(j, "mem_per_vcpu", c->mem_per_vcpu);
+	pcb_json_u64(j, "reps", c->reps);
+	pcb_json_str(j, "bare_method", "one userfaultfd + handler thread per vCPU slice, waking UFFDIO_COPY from local memory "
+		     "(Linux tools/testing/selftests/kvm/demand_paging_test.c -u MISSING), pcbench's KVM guest, workload seq");
+	pcb_json_arr_begin(j, "rows");
+	for (unsigned k = 0; k < c->nv; k++) {
+		const struct pcb_floor_kvm_row *r = &rows[k];
+		double lo, hi;
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_u64(j, "vcpus", r->vcpus);
+		const struct { const char *k; const double *v; } s[3] = { { "bare_pages_per_s", r->bare },
+									  { "pcbench_pages_per_s", r->pcb },
+									  { "paired_ratio", r->ratio } };
+		for (int i = 0; i < 3; i++) {
+			pcb_json_obj_begin(j, s[i].k);
+			pcb_json_arr_begin(j, "per_rep");
+			for (unsigned x = 0; x < c->reps; x++)
+				pcb_json_dbl(j, NULL, s[i].v[x]);
+			pcb_json_arr_end(j);
+			pcb_json_dbl(j, "median", med3(s[i].v, c->reps, &lo, &hi));
+			pcb_json_dbl(j, "min", lo);
+			pcb_json_dbl(j, "max", hi);
+			pcb_json_obj_end(j);
+		}
+		pcb_json_dbl(j, "target", kvm_target(r->vcpus));
+		pcb_json_obj_end(j);
+	}
+	pcb_json_arr_end(j);
+	pcb_json_obj_end(j);
+}

@@ -1,0 +1,31 @@
+/* pcbench floor: KVM demand paging, bare (as Linux's KVM selftest
+ * demand_paging_test.c) and pcbench, paired by repetition (floor/kvm.c). */
+#ifndef PCB_FLOOR_KVM_H
+#define PCB_FLOOR_KVM_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PCB_FLOOR_KVM_MAX_VCPUS 8
+#define PCB_FLOOR_KVM_MAX_REPS 16
+
+struct pcb_floor_kvm_cfg {
+	unsigned vcpus[4], nv;       /* vCPU counts measured */
+	uint64_t mem_per_vcpu;       /* bytes each vCPU faults in */
+	unsigned reps;
+	uint64_t seed;
+};
+
+struct pcb_floor_kvm_row {
+	unsigned vcpus;
+	double bare[PCB_FLOOR_KVM_MAX_REPS], pcb[PCB_FLOOR_KVM_MAX_REPS];   /* pages/s */
+	double ratio[PCB_FLOOR_KVM_MAX_REPS];                              /* pcb / bare, per repetition */
+};
+
+/* Measure every vCPU count, reps times.  0 or an exit code with the reason. */
+int pcb_floor_kvm(const struct pcb_floor_kvm_cfg *c, struct pcb_floor_kvm_row *rows, char *why, size_t whylen);
+/* Print the rows with the target; true when every vCPU count meets it. */
+bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows);
+struct pcb_json;
+void pcb_floor_kvm_json(struct pcb_json *j, const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows);
+#endif
