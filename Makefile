@@ -32,7 +32,7 @@ CFLAGS  ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -pthread -D_GNU_SOURCE \
 	-I. -I$(BUILD) -I/usr/include/$(MULTIARCH) $(SANFLAGS) \
 	-DPCB_VERSION='"$(VERSION)"' -DPCB_GITREV='"$(GITREV)"'
-LDLIBS  := -lbpf -lelf -lz -lxxhash -lcrypto -lsqlite3 -lm -pthread
+LDLIBS  := -lbpf -lelf -lz -lxxhash -lcrypto -lsqlite3 -ljansson -lm -pthread
 override LDFLAGS += $(SANFLAGS)
 
 # Every .c under these rooms goes into the library; the mains are listed apart.
@@ -54,11 +54,13 @@ HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 PROGS := pcbench pctrace
 
 .PHONY: all deps test unit integ bench clean plots fuzz bench-floor bench-scale bench-channels examples man
+# Debian's interpreter: python3-scipy/numpy are installed for it (a pyenv python3 first in PATH lacks them)
+PYTHON ?= /usr/bin/python3
 all: $(PROGS)
 
 # ---- dependencies (Debian 12) ---------------------------------------------
 DEPS_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
-	libcmocka-dev systemtap-sdt-dev libxxhash-dev gnuplot-nox pkg-config \
+	libcmocka-dev systemtap-sdt-dev libxxhash-dev libjansson-dev gnuplot-nox pkg-config \
 	iproute2 procps util-linux python3 libssl-dev libsqlite3-dev \
 	python3-numpy python3-scipy
 deps:
@@ -211,13 +213,15 @@ test: deps
 
 # ---- benchmarks and figures ----------------------------------------------------
 # `make bench`: run the experiment JOB (default configs/default.conf) with `pcbench bench`
-# (resumes an interrupted one), then draw its figures; `make plots RESULTS=dir` redraws the
+# (resumes an interrupted one), then the `pcbench simulate` sweep of its [sweep] section
+# (analysis/sweep.py), its statistics and figures; `make plots RESULTS=dir` redraws the
 # figures of a results directory without running anything.
 JOB ?= configs/default.conf
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)rc=0; dir=$$(./pcbench bench $(JOB) $(BENCH_ARGS)) || rc=$$?; \
-	if [ -n "$$dir" ]; then analysis/plots.sh "$$dir" || exit $$?; fi; exit $$rc
+	if [ -n "$$dir" ] && [ $$rc = 0 ]; then $(PYTHON) analysis/sweep.py "$$dir" || exit $$?; fi; \
+	if [ -n "$$dir" ]; then PYTHON=$(PYTHON) analysis/plots.sh "$$dir" || exit $$?; fi; exit $$rc
 
 # `make bench-channels`: demand fault latency under a saturating background pull, 1 vs 2
 # channels (configs/channels.conf), and the 1-vs-2 table from the same invocation.

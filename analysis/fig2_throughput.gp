@@ -19,7 +19,8 @@ set multiplot layout gridrows(ncombo), gridcols(ncombo) title \
 set xlabel "time after switch-over (ms)"
 set xrange [0:progress_xmax]
 set yrange [0:progress_ymax]
-set key top right
+# the legend sits above each panel's plot area, never over the curves
+set key outside top center horizontal maxrows 2 samplen 1.5 font ",7"
 set style fill transparent solid 0.2 noborder
 do for [c = 1:ncombo] {
 	set title combo[c] noenhanced

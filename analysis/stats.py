@@ -33,17 +33,19 @@ SEED = 20261204
 # (metric in results.csv, title, scale, better: -1 lower, +1 higher); the first present of each
 # alternative list is used (newer pcbench builds carry the windowed/two-definition fields).
 METRICS = [
-    (["work_vs_local_pct"], "guest work (% of local)", 1, +1),
+    (["stall_pct"], "stalled (% of run)", 1, -1),
     (["blocktime_sum_vcpus_ms", "blocktime_ms"], "blocktime (ms)", 1, -1),
+    (["work_vs_local_pct"], "guest work (% of local)", 1, +1),
     (["migration_time_ms"], "migration time (ms)", 1, -1),
     (["faults_migration", "faults"], "faults", 1, -1),
     (["hit_rate_migration", "hit_rate"], "hit rate (%)", 100, +1),
     (["ops_per_sec"], "guest (M ops/s)", 1e-6, +1),
 ]
 HEADLINE = 0             # index into METRICS: the metric of the headline figure and the findings
-FORMATS = {"guest work (% of local)": "%.1f", "blocktime (ms)": "%.0f", "migration time (ms)": "%.0f", "faults": "%.0f",
+FORMATS = {"guest work (% of local)": "%.1f", "stalled (% of run)": "%.2g", "blocktime (ms)": "%.0f", "migration time (ms)": "%.0f", "faults": "%.0f",
            "hit rate (%)": "%.1f", "guest (M ops/s)": "%.3g"}
-REFERENCES = ("demand", "sequential")   # every policy is also compared with these
+REFERENCES = ("demand", "sequential")
+NOUNS = {"stalled (% of run)": "time stalled", "guest work (% of local)": "guest work"}   # every policy is also compared with these
 
 
 def holm(pvals):
@@ -129,6 +131,7 @@ class Analysis:
         self.baseline = "local" if any(k[2] == "local" for k in self.cells) else None
         self.migrated = [p for p in self.policies if p != self.baseline]
         self.add_work_vs_local()
+        self.add_stall_pct()
         self.metrics = []
         for names, title, scale, better in METRICS:
             m = pick_metric(self.cells, names)
@@ -137,6 +140,16 @@ class Analysis:
         self.cellstats = {}      # (link, wl, pol, metric) -> (n, median, lo, hi)
         self.comps = []          # dicts, see compare()
         self.best = {}           # (link, wl, metric) -> (policy or None, significant vs all)
+        self.tier = {}           # (link, wl, metric) -> the best group ([] if the tests do not separate one)
+
+    def add_stall_pct(self):
+        """stall_pct of a run: its blocktime (sum over vCPUs) over its guest time x vCPUs, x 100:
+        the share of the guest's run its vCPUs spent stalled on faults (the headline metric)."""
+        for ms in self.cells.values():
+            blk = ms.get("blocktime_sum_vcpus_ms") or ms.get("blocktime_ms")
+            gt, nv = ms.get("guest_time_ms"), ms.get("vcpus")
+            if blk and gt and len(blk) == len(gt):
+                ms["stall_pct"] = [100 * b / g / (nv[i] if nv and i < len(nv) else 1) for i, (b, g) in enumerate(zip(blk, gt)) if g > 0]
 
     def add_work_vs_local(self):
         """work_vs_local_pct of a run: its guest ops over the median guest ops of the local
@@ -199,6 +212,11 @@ class Analysis:
         self.comps += rows
         vs_best = [r for r in rows if r["b"] == best or r["a"] == best]
         self.best[(link, wl, metric)] = (best, bool(vs_best) and all(r["significant"] for r in vs_best))
+        # the best group: the best and the policies not significantly different from it; it is
+        # reported only when every policy outside it is significantly different from the best
+        tier = [best] + [p for p in pols if p != best and not self.comp(link, wl, metric, p, best)["significant"]] \
+            if vs_best else [best]
+        self.tier[(link, wl, metric)] = tier if len(tier) < len(pols) else []
 
     def comp(self, link, wl, metric, a, b):
         for r in self.comps:
@@ -246,6 +264,12 @@ def fmt(v, f="%.3g"):
     return "n/a" if v is None or not math.isfinite(v) else f % v
 
 
+def could_reject(r):
+    """Whether a comparison could have been significant at all: the smallest two-sided exact
+    Mann-Whitney p for its sample sizes, 2 / C(na + nb, na), is below its Holm threshold alpha/m."""
+    return r["na"] >= 1 and r["nb"] >= 1 and 2 / math.comb(r["na"] + r["nb"], r["na"]) < ALPHA / r["family"]
+
+
 def pct(r):
     return "%.0f %%" % (100 * r) if math.isfinite(r) else "n/a"
 
@@ -264,7 +288,7 @@ def findings(A):
     if not A.metrics:
         return ["No metric of the headline table is present in results.csv."]
     metric, title, scale, better = A.metrics[0]
-    what = title.split(" (")[0]
+    what = NOUNS.get(title, title.split(" (")[0])
     out = []
     for link in A.links:
         parts = []
@@ -285,7 +309,12 @@ def findings(A):
                 parts.append("%s's %s on `%s` is %s of `%s`'s (ratio of medians %.2f, 95 %% CI %s, Holm-adjusted %s)"
                              % (p, what, wl, pct(r["ratio"]), ref, r["ratio"], ci_txt(r["lo"], r["hi"]), pv(r["p_holm"])))
             elif ref in A.migrated:
-                parts.append("no policy differs significantly from `%s` on any workload" % ref)
+                rs = [A.comp(link, wl, metric, p, ref) for wl in A.workloads for p in A.migrated if p != ref]
+                if any(r and could_reject(r) for r in rs):
+                    parts.append("no policy differs significantly from `%s` on any workload" % ref)
+                else:
+                    parts.append("no comparison with `%s` can reach significance with this few repetitions "
+                                 "(smallest possible p = 2/C(2n, n) above α/m)" % ref)
         if parts:
             out.append("On link `%s`, %s." % (link, "; ".join(parts)))
     # where the choice does not matter: groups in which no background policy differs from sequential
@@ -294,11 +323,26 @@ def findings(A):
         for wl in A.workloads:
             rs = [A.comp(link, wl, metric, p, "sequential") for p in A.migrated if p not in ("sequential", "demand")]
             rs = [r for r in rs if r]
-            if rs and not any(r["significant"] for r in rs):
+            if rs and not any(r["significant"] for r in rs) and all(could_reject(r) for r in rs):
                 same.append("`%s`/`%s` (smallest Holm-adjusted p %.2f)" % (wl, link, min(r["p_holm"] for r in rs)))
     if same:
         out.append("The background policies cannot be told apart from `sequential` on %s: there the choice of policy "
                    "does not measurably matter for %s." % (", ".join(same), what))
+    unit = " %" if "%" in title else ""
+    tiers = []
+    for link in A.links:
+        for wl in A.workloads:
+            tier = A.tier.get((link, wl, metric), [])
+            if len(tier) > 1:
+                b = tier[0]
+                others = [p for p in A.migrated if p not in tier and A.comp(link, wl, metric, p, b)]
+                worst_p = max((A.comp(link, wl, metric, p, b)["p_holm"] for p in others), default=math.nan)
+                tiers.append("on `%s`/`%s` %s (Holm-adjusted p ≤ %.3f against each other policy)" % (
+                    wl, link, ", ".join("`%s` %s%s" % (p, fmt(A.cellstats[(link, wl, p, metric)][1] * scale, FORMATS.get(title, "%.3g")), unit)
+                                        for p in tier), worst_p))
+    if tiers:
+        out.append("Best groups by %s (no significant difference within, every other policy significantly %s): %s."
+                   % (what, "higher" if better < 0 else "lower", "; ".join(tiers)))
     winners = defaultdict(list)
     for (link, wl, m), (b, sig) in A.best.items():
         if m == metric and sig:
@@ -424,7 +468,7 @@ def write_headline(A):
     if not A.metrics:
         return
     metric, title, scale, better = A.metrics[HEADLINE]
-    direct = metric == "work_vs_local_pct"
+    direct = metric in ("work_vs_local_pct", "stall_pct")
     ref = None if direct else "demand" if "demand" in A.migrated else A.migrated[0]
     pd = os.path.join(A.dir, "plotdata")
     os.makedirs(pd, exist_ok=True)
@@ -445,8 +489,8 @@ def write_headline(A):
                     f.write("%d %d NaN NaN NaN 0 \"\"\n" % (gi, pi))
                     continue
                 b, sig = A.best.get((l, w, metric), (None, False))
-                win = int(b == p and sig)
-                lab = ("%.0f" % v if abs(v) >= 10 else "%.1f" % v) + ("*" if win else "")
+                win = 1 if b == p and sig else 2 if p in A.tier.get((l, w, metric), []) else 0
+                lab = ("%.0f" % v if abs(v) >= 10 else "%.1f" % v) + ("*" if win == 1 else "")
                 f.write("%d %d %.6g %.6g %.6g %d \"%s\"\n" % (gi, pi, v, lo, hi, win, lab))
             f.write("\n")
     what = title if direct else "%s, %% of %s's" % (title.split(" (")[0], ref)
@@ -456,6 +500,98 @@ def write_headline(A):
                 % (what, better, len(groups), len(A.migrated), A.reps()))
         f.write("hl_xtics = \"(%s)\"\n" % ", ".join("\\\"%s\\\\n%s\\\" %d" % (w, l, i) for i, (l, w) in enumerate(groups)))
         f.write("hl_ytics = \"(%s)\"\n" % ", ".join("\\\"%s\\\" %d" % (p, i) for i, p in enumerate(A.migrated)))
+
+
+def write_sensitivity(A):
+    """plotdata/sens_bw.dat, sens_rtt.dat (simulated curves), sens_live.dat (live medians with CI) and
+    sens_simlive.dat (simulated at the live links), blocks per (workload, policy); sens.gp: labels.
+    From RESULTS_DIR/sweep/sweep.csv (analysis/sweep.py); the metric is blocktime (ms)."""
+    path = os.path.join(A.dir, "sweep", "sweep.csv")
+    pd = os.path.join(A.dir, "plotdata")
+    if not os.path.exists(path):
+        with open(os.path.join(pd, "sens.gp"), "w") as f:
+            f.write("have_sweep = 0\n")
+        return None
+    rows = list(csv.DictReader(open(path)))
+    wls = list(OrderedDict((r["workload"], 1) for r in rows))
+    pols = [p for p in A.migrated if any(r["policy"] == p for r in rows)]
+    sweep = [r for r in rows if "," in r["link"]]          # sweep points are specs; live ones are link names
+    rtts = defaultdict(set)
+    bws = defaultdict(set)
+    for r in sweep:
+        rtts[float(r["rtt_us"])].add(float(r["bandwidth_bps"]))
+        bws[float(r["bandwidth_bps"])].add(float(r["rtt_us"]))
+    curve_rtt = max(rtts, key=lambda k: len(rtts[k])) if rtts else 0
+    curve_bw = max(bws, key=lambda k: len(bws[k])) if bws else 0
+    blk = A.metrics[[m[1] for m in A.metrics].index("blocktime (ms)")][0] if any(m[1] == "blocktime (ms)" for m in A.metrics) else None
+    live_bw = {}
+    for r in rows:
+        if "," not in r["link"]:
+            live_bw[r["link"]] = (float(r["bandwidth_bps"]), float(r["rtt_us"]))
+    floor = 0.1                                            # a zero blocktime is drawn at 0.1 ms (log axis)
+    with open(os.path.join(pd, "sens_bw.dat"), "w") as fb, open(os.path.join(pd, "sens_rtt.dat"), "w") as fr, \
+            open(os.path.join(pd, "sens_live.dat"), "w") as fl, open(os.path.join(pd, "sens_simlive.dat"), "w") as fs:
+        for w in wls:
+            for p in pols:
+                pts = sorted((float(r["bandwidth_bps"]) / 1e9, max(floor, float(r["blocktime_ms"]))) for r in sweep
+                             if r["workload"] == w and r["policy"] == p and float(r["rtt_us"]) == curve_rtt)
+                fb.write("# %s %s: bandwidth_gbit blocktime_ms (RTT %g us)\n" % (w, p, curve_rtt))
+                fb.write("".join("%g %g\n" % x for x in pts) or "NaN NaN\n")
+                fb.write("\n\n")
+                pts = sorted((float(r["rtt_us"]), max(floor, float(r["blocktime_ms"]))) for r in sweep
+                             if r["workload"] == w and r["policy"] == p and float(r["bandwidth_bps"]) == curve_bw)
+                fr.write("# %s %s: rtt_us blocktime_ms (%g gbit)\n" % (w, p, curve_bw / 1e9))
+                fr.write("".join("%g %g\n" % x for x in pts) or "NaN NaN\n")
+                fr.write("\n\n")
+                fl.write("# %s %s: live bandwidth_gbit median lo hi rtt_us\n" % (w, p))
+                fs.write("# %s %s: simulated at the live links: bandwidth_gbit blocktime_ms rtt_us\n" % (w, p))
+                nl = ns = 0
+                for ln, (bw, rtt) in live_bw.items():
+                    st = A.cellstats.get((ln, w, p, blk)) if blk else None
+                    if st:
+                        fl.write("%g %g %g %g %g\n" % (bw / 1e9, max(floor, st[1]), max(floor, st[2] if math.isfinite(st[2]) else st[1]),
+                                                       max(floor, st[3] if math.isfinite(st[3]) else st[1]), rtt))
+                        nl += 1
+                    for r in rows:
+                        if r["link"] == ln and r["workload"] == w and r["policy"] == p:
+                            fs.write("%g %g %g\n" % (bw / 1e9, max(floor, float(r["blocktime_ms"])), rtt))
+                            ns += 1
+                fl.write("" if nl else "NaN NaN NaN NaN NaN\n")
+                fs.write("" if ns else "NaN NaN NaN\n")
+                fl.write("\n\n")
+                fs.write("\n\n")
+    with open(os.path.join(pd, "sens.gp"), "w") as f:
+        f.write("have_sweep = 1\nsens_nwl = %d\nsens_npol = %d\nsens_rtt = %g\nsens_bw = %g\n" % (len(wls), len(pols), curve_rtt, curve_bw / 1e9))
+        f.write("array sens_wl[%d] = [%s]\n" % (len(wls), ", ".join('"%s"' % w for w in wls)))
+        f.write("array sens_pol[%d] = [%s]\n" % (len(pols), ", ".join('"%s"' % p for p in pols)))
+    return rows
+
+
+def sweep_sentence(rows, A):
+    """One sentence from the sweep: per workload, the spread of the background policies' simulated
+    blocktime at the slowest swept link (where the choice of policy matters, where it does not)."""
+    if not rows:
+        return None
+    sweep = [r for r in rows if "," in r["link"] and r["policy"] != "demand"]
+    if not sweep:
+        return None
+    parts = []
+    for w in OrderedDict((r["workload"], 1) for r in sweep):
+        rs = [r for r in sweep if r["workload"] == w]
+        slow = min(float(r["bandwidth_bps"]) for r in rs)
+        rtt = max(float(r["rtt_us"]) for r in rs if float(r["bandwidth_bps"]) == slow)
+        at = {r["policy"]: float(r["blocktime_ms"]) for r in rs if float(r["bandwidth_bps"]) == slow and float(r["rtt_us"]) == rtt}
+        if len(at) < 2:
+            continue
+        best, worst = min(at, key=at.get), max(at, key=at.get)
+        ratio = at[worst] / at[best] if at[best] > 0 else math.inf
+        parts.append("`%s` %s (%s %.0f ms vs %s %.0f ms)" % (w, "×%.1f" % ratio if math.isfinite(ratio) else "from 0", best,
+                                                         at[best], worst, at[worst]))
+    if not parts:
+        return None
+    return ("In the simulated sweep (figure 8; one recorded trace per workload, no repetitions) the spread between the best and "
+            "worst background policy's blocktime at the slowest swept link (%.3g Gbit/s) is: %s; where it is near ×1 the "
+            "choice of background policy does not matter." % (slow / 1e9, "; ".join(parts)))
 
 
 def main():
@@ -469,11 +605,16 @@ def main():
     write_stats_csv(A, os.path.join(d, "stats.csv"))
     write_tex(A, os.path.join(d, "summary.tex"))
     write_headline(A)
+    sweep_rows = write_sensitivity(A)
     hp = os.path.join(d, "plotdata", "summary_head.md")
     head = open(hp).read() if os.path.exists(hp) else ""
     with open(os.path.join(d, "summary.md"), "w") as f:
         f.write(head.rstrip("\n") + "\n\n" if head else "# Summary\n\n")
-        f.write("## Findings\n\n" + " ".join(findings(A)) + "\n\n")
+        fs = findings(A)
+        sw = sweep_sentence(sweep_rows, A)
+        if sw:
+            fs.insert(len(fs) - 1, sw)
+        f.write("## Findings\n\n" + " ".join(fs) + "\n\n")
         md_tables(A, f)
         md_comparisons(A, f)
         f.write("\nData: `results.csv` (tidy, one row per run × metric × statistic), `summary.csv` (per cell, "

@@ -1,10 +1,14 @@
 # analysis/style.gp: shared look of every pcbench figure (loaded by analysis/fig*.gp).
 # Variables set by the caller (analysis/plots.sh): dir (results directory), term ("pdf" or "png").
-# Palette: Okabe-Ito (colour-blind safe), one colour per policy in job-file order; the all-local
-# baseline is black.  Font: Helvetica (Nimbus Sans where Helvetica is absent), 9 pt in PDF.
+# Palette: one fixed colour per policy name in every figure of every experiment (Okabe-Ito and
+# Tol's muted colours, colour-blind safe); a name not in the table (a job's own variant) takes a
+# colour by its position.  The all-local baseline is black.  Font: Helvetica (Nimbus Sans where Helvetica is absent), 9 pt in PDF.
 if (!exists("term")) term = "pdf"
 if (!exists("dir")) print "usage: gnuplot -e \"dir='RESULTS'; term='pdf'\" SCRIPT"; exit
-polcolor(p) = word("#0072B2 #D55E00 #009E73 #CC79A7 #E69F00 #56B4E9 #999933 #882255", (p - 1) % 8 + 1)
+polnames = "demand sequential qemu qemu-nopreempt criu pivot trend replay local"
+polcolors = "#D55E00 #0072B2 #009E73 #56B4E9 #CC79A7 #E69F00 #999933 #882255 #000000"
+polidx(name) = sum [k = 1:words(polnames)] (word(polnames, k) eq name ? k : 0)
+colour_of(name, p) = polidx(name) > 0 ? word(polcolors, polidx(name)) : word("#332288 #44AA99 #AA4499 #DDCC77 #117733 #88CCEE", (p - 1) % 6 + 1)
 basecolor = "#000000"
 # size in inches: PDF at that size, PNG at 150 dpi
 termcmd(w, h) = (term eq "pdf") ? \
@@ -13,6 +17,7 @@ termcmd(w, h) = (term eq "pdf") ? \
 outfile(name) = sprintf("%s/figures/%s.%s", dir, name, term)
 datafile(name) = sprintf("%s/plotdata/%s", dir, name)
 load datafile("meta.gp")
+polcolor(p) = colour_of(pol[p], p)
 set encoding utf8
 set border 3 lw 0.8
 set tics nomirror out scale 0.6

@@ -31,6 +31,7 @@ static const struct scalar_metric scalars[] = {
 	{ "accuracy_migration", "results.prefetch.during_migration.accuracy", 1 },
 	{ "faults_migration", "results.prefetch.during_migration.faults", 1 },
 	{ "guest_time_ms", "results.time.guest_ns", 1e-6 },
+	{ "vcpus", "config.vcpus", 1 },
 	{ "run_time_ms", "results.time.run_ns", 1e-6 },
 	{ "faults", "results.faults.count", 1 },
 	{ "guest_ops", "results.guest.ops", 1 },

@@ -335,7 +335,7 @@ static void build_argv(const struct pcb_job *job, const struct pcb_job_run *r, c
 		snprintf(store[k], sizeof(store[0]), "--progress-csv=%s/runs/%s.progress.csv", dir, r->id);
 		av[a++] = store[k++];
 	}
-	if (!strcmp(job->timeline, "all")) {
+	if (!strcmp(job->timeline, "all") || (!strcmp(job->timeline, "first") && r->rep == 0)) {
 		snprintf(store[k], sizeof(store[0]), "--timeline=%s/runs/%s.timeline.csv", dir, r->id);
 		av[a++] = store[k++];
 	}

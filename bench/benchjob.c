@@ -1,6 +1,7 @@
 #include "bench/benchjob.h"
 #include "common/util.h"
 #include "policies/policy.h"
+#include "wire/link.h"
 #include "workloads/workload.h"
 #include <ctype.h>
 #include <errno.h>
@@ -135,7 +136,41 @@ static bool parse_bool(const char *v, bool *out)
 	return false;
 }
 
-enum section { SEC_NONE, SEC_EXPERIMENT, SEC_LINK, SEC_POLICY };
+enum section { SEC_NONE, SEC_EXPERIMENT, SEC_LINK, SEC_POLICY, SEC_SWEEP };
+
+/* A key of the [sweep] section: links = BW,RTT ... (whitespace separated); workloads = NAME or
+ * NAME:KNOBS ... (whitespace separated; KNOBS is that workload's --workload-opt). */
+static int sweep_key(struct pcb_job *job, const char *key, const char *val, const char *path, unsigned line, char *why,
+		     size_t whylen)
+{
+	struct pcb_job_sweep *sw = &job->sweep;
+	bool links = !strcmp(key, "links");
+	if (!links && strcmp(key, "workloads"))
+		return fail(why, whylen, path, line, key, "unknown key in [sweep] (links, workloads)");
+	if (links ? sw->nlinks : sw->nworkloads)
+		return fail(why, whylen, path, line, key, "set twice in [sweep]");
+	char buf[1024];
+	snprintf(buf, sizeof(buf), "%s", val);
+	for (char *save = NULL, *t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+		unsigned *n = links ? &sw->nlinks : &sw->nworkloads;
+		if (*n >= PCB_JOB_MAX_SWEEP || strlen(t) >= (links ? sizeof(sw->links[0]) : sizeof(sw->workloads[0])))
+			return fail(why, whylen, path, line, key, "too many or too long entries (max %d)", PCB_JOB_MAX_SWEEP);
+		if (links) {
+			uint64_t bps, rtt;
+			char reason[256];
+			if (pcb_link_parse(t, &bps, &rtt, reason, sizeof(reason)) < 0)
+				return fail(why, whylen, path, line, key, "%s", reason);
+			snprintf(sw->links[(*n)++], sizeof(sw->links[0]), "%s", t);
+		} else {
+			char name[64];
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(t, ":"), t);
+			if (!pcb_workload_find(name))
+				return fail(why, whylen, path, line, key, "unknown workload '%s' (see `pcbench list`)", name);
+			snprintf(sw->workloads[(*n)++], sizeof(sw->workloads[0]), "%s", t);
+		}
+	}
+	return 0;
+}
 
 /* A key of a [policy NAME] section. */
 static int variant_key(struct pcb_job *job, struct pcb_config *scratch, const char *key, const char *val,
@@ -249,7 +284,7 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 		if (*s == '[') {
 			char *end = strchr(s, ']');
 			if (!end || trim(end + 1)[0]) {
-				rc = fail(why, whylen, path, lineno, NULL, "malformed section header '%s' (want [experiment], [link NAME] or [policy NAME])", s);
+				rc = fail(why, whylen, path, lineno, NULL, "malformed section header '%s' (want [experiment], [link NAME], [policy NAME] or [sweep])", s);
 				goto out;
 			}
 			*end = 0;
@@ -295,8 +330,14 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 				}
 				snprintf(job->variants[job->nvariants++].name, sizeof(job->variants[0].name), "%s", name);
 				sec = SEC_POLICY;
+			} else if (!strcmp(hdr, "sweep")) {
+				if (sec == SEC_SWEEP || job->sweep.nlinks || job->sweep.nworkloads) {
+					rc = fail(why, whylen, path, lineno, NULL, "[sweep] appears twice");
+					goto out;
+				}
+				sec = SEC_SWEEP;
 			} else {
-				rc = fail(why, whylen, path, lineno, NULL, "unknown section [%s] (want [experiment], [link NAME] or [policy NAME])", hdr);
+				rc = fail(why, whylen, path, lineno, NULL, "unknown section [%s] (want [experiment], [link NAME], [policy NAME] or [sweep])", hdr);
 				goto out;
 			}
 			continue;
@@ -319,6 +360,11 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 		if (sec == SEC_NONE) {
 			rc = fail(why, whylen, path, lineno, key, "outside any section (start the file with [experiment])");
 			goto out;
+		}
+		if (sec == SEC_SWEEP) {
+			if ((rc = sweep_key(job, key, val, path, lineno, why, whylen)) != 0)
+				goto out;
+			continue;
 		}
 		if (sec == SEC_POLICY) {
 			if ((rc = variant_key(job, scratch, key, val, path, lineno, why, whylen)) != 0)
@@ -416,8 +462,8 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 			job->run_timeout_ns = u;
 			break;
 		case 8:
-			if (strcmp(val, "all") && strcmp(val, "none")) {
-				rc = fail(why, whylen, path, lineno, key, "invalid value '%s' (want all or none)", val);
+			if (strcmp(val, "all") && strcmp(val, "first") && strcmp(val, "none")) {
+				rc = fail(why, whylen, path, lineno, key, "invalid value '%s' (want all, first or none)", val);
 				goto out;
 			}
 			snprintf(job->timeline, sizeof(job->timeline), "%s", val);
@@ -458,6 +504,10 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 			rc = fail(why, whylen, path, 0, NULL, "faultmap_workload '%s' is not one of the workloads", job->faultmap_workload);
 			goto out;
 		}
+	}
+	if (!!job->sweep.nlinks != !!job->sweep.nworkloads) {
+		rc = fail(why, whylen, path, 0, NULL, "[sweep] needs both links = ... and workloads = ...");
+		goto out;
 	}
 	if (!job->nlinks) {
 		snprintf(job->links[0].name, PCB_JOB_NAME, "loopback");

@@ -52,6 +52,16 @@ struct pcb_job_variant {
 	char record_duration[32];    /* record_duration = D: the recording run's --duration ("" = the job's) */
 };
 
+/* [sweep]: a `pcbench simulate` sweep run after the live matrix (analysis/sweep.py): each
+ * workload's access trace is recorded once (a local run with the job's options), then replayed
+ * through every policy of the job over each link of `links`.  Stored as written; checked here. */
+#define PCB_JOB_MAX_SWEEP 32
+struct pcb_job_sweep {
+	unsigned nlinks, nworkloads;
+	char links[PCB_JOB_MAX_SWEEP][64];          /* BANDWIDTH,RTT as for --link */
+	char workloads[PCB_JOB_MAX_SWEEP][160];     /* NAME or NAME:KNOBS (its --workload-opt) */
+};
+
 struct pcb_job {
 	char path[4096];
 	char name[PCB_JOB_NAME];
@@ -62,11 +72,12 @@ struct pcb_job {
 	struct pcb_job_link links[PCB_JOB_MAX_LIST];
 	unsigned nvariants;
 	struct pcb_job_variant variants[PCB_JOB_MAX_LIST];
+	struct pcb_job_sweep sweep;
 	char baseline[32];           /* baseline_policy: run once per workload as the all-local baseline ("" = none) */
 	unsigned reps;
 	bool vary_seed;              /* rep r uses seed + r (default: every rep uses the same seed) */
 	uint64_t run_timeout_ns;     /* a run taking longer is killed and counted failed (0 = auto) */
-	char timeline[16];           /* "all" or "none": which runs write --timeline */
+	char timeline[16];           /* "all", "first" (repetition 1 only) or "none": which runs write --timeline */
 	char faultmap_workload[32];  /* workload shown in the fault map ("" = first) */
 	unsigned nopts;              /* pcbench options shared by every run */
 	struct pcb_job_opt opts[PCB_JOB_MAX_OPTS];

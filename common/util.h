@@ -31,6 +31,14 @@ static inline uint64_t pcb_now_ns(void)
 	return (uint64_t)ts.tv_sec * PCB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 static inline double pcb_ns_to_s(uint64_t ns) { return (double)ns / 1e9; }
+/* CPU time the calling thread has used (the kernel's per-thread accounting). */
+static inline uint64_t pcb_thread_cpu_ns(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * PCB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
 
 /* "256M", "4G", "4096", "64k", "1.5G" (binary units K/M/G/T, optional B/iB).
  * Returns 0 and *out on success, -1 on bad syntax, zero is allowed (caller checks). */

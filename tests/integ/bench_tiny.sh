@@ -143,7 +143,7 @@ if "\\begin{tabular}" not in tex or "\\end{tabular}" not in tex or tex.count("\\
 
 # figures: six, each a valid PDF and PNG
 figs = ["fig1_latency_cdf", "fig2_throughput", "fig3_pages_present", "fig4_time_bars", "fig5_prefetch", "fig6_fault_map",
-        "fig7_headline"]
+        "fig7_headline", "fig8_sensitivity"]
 for f in figs:
     pdf = open(f"{d}/figures/{f}.pdf", "rb").read()
     if not pdf.startswith(b"%PDF-") or b"%%EOF" not in pdf[-64:] or len(pdf) < 2000:
@@ -166,7 +166,7 @@ extra = sorted(set(os.listdir(f"{d}/figures")) - {f + e for f in figs for e in (
 if extra: fail.append(f"unexpected files in figures/ (gnuplot warnings?): {extra}")
 if fail:
     print("FAIL:\n  " + "\n  ".join(fail)); sys.exit(1)
-print(f"ok: {len(body)} tidy rows for 4 runs, summary and 14 figure files valid")
+print(f"ok: {len(body)} tidy rows for 4 runs, summary and 16 figure files valid")
 PY
 
 # resume: nothing to re-run

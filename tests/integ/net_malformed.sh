@@ -5,9 +5,7 @@
 # naming the problem, logged, and the source keeps serving (a real migration
 # from it succeeds afterwards).  A fake source sends the real `pcbench dest` a
 # page outside the image: the destination exits 76 naming it, installs nothing.
-set -u
-T=$(mktemp -d /tmp/pcb-netbad.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
+. "$(dirname "$0")/../lib/integ.sh"
 . tests/lib/net.sh
 head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,10 @@ static void bad_files(void **state)
 		{ "[experiment]\npolicies=r\nworkloads=seq\n[policy r]\npolicy=replay\n", "replay needs exactly one of record_seed" },
 		{ "[experiment]\npolicies=r\nworkloads=seq\n[policy r]\npolicy=qemu\nrecord_seed=2\n", "record_seed is for policy = replay" },
 		{ "[experiment]\npolicies=r\nworkloads=seq\n[policy r]\npolicy=replay\nrecord_seed=x\n", "configs/t.conf:6: key 'record_seed'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[sweep]\nlinks=1gbit,100us fast\nworkloads=seq\n", "configs/t.conf:5: key 'links'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[sweep]\nlinks=1gbit\nworkloads=walk\n", "configs/t.conf:6: key 'workloads': unknown workload 'walk'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[sweep]\nlinks=1gbit\n", "[sweep] needs both" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[sweep]\nbandwidth=1gbit\n", "configs/t.conf:5: key 'bandwidth': unknown key in [sweep]" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rc = parse(bad[i].text);
@@ -232,11 +237,26 @@ static void shipped_configs_parse(void **state)
 		if (pcb_job_load(g.gl_pathv[i], &job, why, sizeof(why)) != 0)
 			fail_msg("%s", why);
 	globfree(&g);
-	/* the default experiment compares at least 3 policies on at least 3 workloads, 3+ reps */
+	/* the default experiment (issue 20): every baseline live on two links, enough repetitions
+	 * that a Holm-corrected Mann-Whitney win is possible at all (n >= 6 for 7 comparisons), the
+	 * local baseline, and a simulate sweep over seq, random, zipf, kv and phase */
 	assert_int_equal(pcb_job_load("configs/default.conf", &job, why, sizeof(why)), 0);
-	assert_true(job.npolicies >= 3);
-	assert_true(job.nworkloads >= 3);
-	assert_true(job.reps >= 3);
+	static const char *const want[] = { "demand", "sequential", "qemu", "criu", "pivot", "trend", "replay" };
+	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+		bool found = false;
+		for (unsigned p = 0; p < job.npolicies; p++)
+			found |= !strcmp(pcb_job_policy_real(&job, p), want[k]);
+		if (!found)
+			fail_msg("configs/default.conf lacks policy %s", want[k]);
+	}
+	unsigned qemus = 0;
+	for (unsigned p = 0; p < job.npolicies; p++)
+		qemus += !strcmp(pcb_job_policy_real(&job, p), "qemu");
+	assert_int_equal(qemus, 2);                      /* with and without postcopy-preempt */
+	assert_string_equal(job.baseline, "local");
+	assert_true(job.nlinks >= 2);
+	assert_true(job.reps >= 6);
+	assert_true(job.sweep.nworkloads >= 5 && job.sweep.nlinks >= 6);
 }
 
 int main(void)
