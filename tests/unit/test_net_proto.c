@@ -87,7 +87,7 @@ static void test_validate_rejects(void **st)
 	check(hdr(PCB_MSG_PING, 0, PCB_MAX_PONG + 1), "reply");
 	check(hdr(PCB_MSG_PONG, 16, 15), "PONG");
 	h = hdr(PCB_MSG_BYE, 0, 0);
-	h.flags = 2;
+	h.flags = 4;
 	check(h, "flags");
 }
 
@@ -263,6 +263,7 @@ static int hs(const struct pcb_auth_key *skey, const struct pcb_auth_key *ckey, 
 
 static void key(struct pcb_auth_key *k, uint8_t v)
 {
+	memset(k, 0, sizeof(*k));   /* handshake_only false: a key file's stream authentication */
 	k->len = 32;
 	memset(k->key, v, 32);
 }
