@@ -896,6 +896,32 @@ static int fail_midrun(struct run *r, int code, const char *msg)
 }
 
 
+/* SIGINT / SIGTERM during the migration: the vCPUs may be blocked in faults
+ * that will not be served now, so the run is left stranded (not joined, not
+ * torn down); the counters so far are reported (human and JSON, marked
+ * interrupted and incomplete); the cleanup path reaps the source and the
+ * pager process and the caller exits 128 + signal. */
+static int interrupt_midrun(struct run *r, int sig)
+{
+	char msg[160];
+	snprintf(msg, sizeof(msg), "interrupted by %s %.1f s into the run: the report holds what was measured so far "
+		 "(incomplete, not verified)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+		 pcb_ns_to_s(pcb_now_ns() - r->t_start_ns));
+	pcb_err("%s", msg);
+	r->interrupted = true;
+	r->stranded = true;
+	r->exit_code = 128 + sig;
+	snprintf(r->error, sizeof(r->error), "%s", msg);
+	r->t_end_ns = pcb_now_ns();
+	if (r->pager) {
+		pcb_pager_stats(r->pager, &r->ps);
+		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
+	}
+	if (r->guest && r->pager)
+		emit_reports(r);
+	return 128 + sig;
+}
+
 /* A bytes image's pages as the local region holds them before the guest
  * runs (the guest may write anywhere afterwards): the local counterpart of
  * verifying pages as they arrive. */
@@ -911,12 +937,6 @@ static void local_fill_check(struct run *r, const uint8_t *region, struct pcb_ve
 				ver->first_bad[ver->nfirst_bad++] = pg;
 		}
 	}
-	else if (r->interrupted)
-		fprintf(fp, "  verify      not done: the run was interrupted (this report is incomplete)\n");
-	else if (r->error[0] && !r->local)
-		fprintf(fp, "  verify      NOT DONE (%llu of %llu pages had arrived): %s\n",
-			(unsigned long long)(r->pager ? atomic_load(&pcb_pager_pagestate(r->pager)->npresent) : 0),
-			(unsigned long long)r->npages, r->error);
 }
 
 /* The same guest over a region fully populated before it starts: the
