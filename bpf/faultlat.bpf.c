@@ -26,9 +26,11 @@
  * by a wake-up from an IRQ, for instance): in the scheduler hooks such a miss
  * loses a switch-in, hence a fault.  The .bss slot array has no such guard.
  *
- * Each hook exists twice: a tp_btf program (typed arguments, task pointers,
- * cheapest) and a classic tracepoint one.  trace/trace.c probes which kind
- * the kernel accepts and disables the others with set_autoload(false).
+ * The core hooks exist three times: a tp_btf program (typed arguments, task
+ * pointers, cheapest), a raw_tp twin (the same raw arguments, read with
+ * CO-RE: where tp_btf is refused) and a classic tracepoint one (the KVM
+ * hooks: tp_btf and classic).  trace/trace.c probes which kind the kernel
+ * accepts and disables the others with set_autoload(false).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -87,14 +89,12 @@ struct {
 	__type(value, struct fl_slot);
 } ovf SEC(".maps");
 
-/* Page (4 KiB) -> thread that faulted there last (track_msgs): matches
- * messages that carry no thread id. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u32);
-} fault_pages SEC(".maps");
+/* The last FL_RECENT faults opened (track_msgs): page | tid, to match the
+ * messages that carry no thread id (no UFFD_FEATURE_THREAD_ID).  A ring in
+ * .bss: two stores per fault where a hash update cost ~0.3 us; searched only
+ * for such a message. */
+struct fl_recent recent[FL_RECENT];
+__u64 recent_seq = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -570,10 +570,10 @@ static __always_inline void on_fault(__u64 addr, unsigned long error_code, __u32
 	if (kern)
 		count(FL_C_KERNEL_FAULTS);
 	if (track_msgs && !kvm) {
-		/* for messages without a thread id (no UFFD_FEATURE_THREAD_ID) */
-		__u64 page = addr & ~0xfffull;
+		__u32 i = (__u32)__sync_fetch_and_add(&recent_seq, 1) & (FL_RECENT - 1);
 
-		bpf_map_update_elem(&fault_pages, &page, &tid, BPF_ANY);
+		recent[i].tid = tid;
+		recent[i].page = addr & ~0xfffull;
 	}
 }
 
@@ -620,6 +620,26 @@ int fl_kfault_tp(struct pcb_tp_x86_exceptions *ctx)
 	if (null_progs)
 		return 0;
 	on_fault(ctx->address, ctx->error_code, 0, true);
+	return 0;
+}
+
+/* raw_tp twins, where tp_btf is refused: the same raw arguments
+ * (address, regs, error_code), untyped. */
+SEC("raw_tp/page_fault_user")
+int fl_fault_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (null_progs)
+		return 0;
+	on_fault(ctx->args[0], ctx->args[2], 0, false);
+	return 0;
+}
+
+SEC("raw_tp/page_fault_kernel")
+int fl_kfault_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (null_progs)
+		return 0;
+	on_fault(ctx->args[0], ctx->args[2], 0, true);
 	return 0;
 }
 
@@ -838,6 +858,32 @@ int fl_switch_tp(struct trace_event_raw_sched_switch *ctx)
 	return 0;
 }
 
+/* raw_tp twin: (preempt, prev, next, prev_state), task fields read with
+ * CO-RE; the raw prev_state and next's state as with tp_btf (no 0x100
+ * report mask to work around, unlike the classic tracepoint). */
+SEC("raw_tp/sched_switch")
+int fl_switch_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *prev = (struct task_struct *)ctx->args[1], *next = (struct task_struct *)ctx->args[2];
+	bool preempt = ctx->args[0];
+	__u32 prev_state = (__u32)ctx->args[3], p, n;
+	struct fl_slot *s;
+
+	if (null_progs)
+		return 0;
+	p = BPF_CORE_READ(prev, pid);
+	n = BPF_CORE_READ(next, pid);
+	if ((s = slot_find(p))) {
+		if (!preempt && (prev_state & PCB_TASK_DEAD))
+			on_exit(s, p);
+		else
+			switch_out(s, p, preempt, prev_state);
+	}
+	if ((s = slot_find(n)))
+		switch_in(s, n, BPF_CORE_READ(next, __state));
+	return 0;
+}
+
 static __always_inline void on_wakeup(__u32 tid)
 {
 	struct fl_slot *s = slot_find(tid);
@@ -868,6 +914,15 @@ int BPF_PROG(fl_wakeup_btf, struct task_struct *p)
 	if (null_progs)
 		return 0;
 	on_wakeup(p->pid);
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup")
+int fl_wakeup_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (null_progs)
+		return 0;
+	on_wakeup(BPF_CORE_READ((struct task_struct *)ctx->args[0], pid));
 	return 0;
 }
 
@@ -933,6 +988,22 @@ static __always_inline void late_thread(struct fl_slot *s, __u32 kind, bool kvm)
 	}
 }
 
+struct recent_find {
+	__u64 page, top;
+	__u32 tid;
+};
+
+static long recent_find_cb(__u32 k, void *ctx)
+{
+	struct recent_find *f = ctx;
+	__u32 i = (__u32)(f->top - 1 - k) & (FL_RECENT - 1);
+
+	if (READ_ONCE(recent[i].page) != f->page)
+		return 0;
+	f->tid = (__u32)READ_ONCE(recent[i].tid);
+	return 1;
+}
+
 /* A fault's message went to user space: mark the fault delivered, or if
  * its thread closed it in the meantime, re-file it as delivered.  Returns
  * whether it matched an open (or just closed) fault of a traced thread. */
@@ -943,15 +1014,16 @@ static __always_inline bool deliver(__u32 ptid, __u64 address)
 	__u32 seq, kind;
 
 	if (!ptid) {
-		/* No UFFD_FEATURE_THREAD_ID: the thread that faulted on that page last. */
-		__u64 page = address & ~0xfffull;
-		__u32 *tp = bpf_map_lookup_elem(&fault_pages, &page);
+		/* No UFFD_FEATURE_THREAD_ID: the thread that faulted on that page
+		 * last (newest first; bpf_loop keeps the verifier's work flat). */
+		struct recent_find f = { .page = address & ~0xfffull, .top = READ_ONCE(recent_seq) };
 
-		if (!tp) {
+		bpf_loop(FL_RECENT, recent_find_cb, &f, 0);
+		ptid = f.tid;
+		if (!ptid) {
 			count(FL_C_MSG_NO_TID);
 			return false;
 		}
-		ptid = *tp;
 	}
 	s = slot_find(ptid);
 	if (!s) {
@@ -1021,12 +1093,12 @@ static __always_inline void note_reader(__u64 tgid)
 /* file->f_op of descriptor fd of the current task (0: none). */
 static __always_inline __u64 fd_fops(struct task_struct *task, __u64 fd)
 {
-	struct files_struct *files = BPF_CORE_READ(task, files);
-	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
-	struct file **arr = BPF_CORE_READ(fdt, fd);
+	/* direct (BTF) loads down to the table, helper reads after it */
+	struct fdtable *fdt = task->files->fdt;
+	struct file **arr = fdt->fd;
 	struct file *f = NULL;
 
-	if (fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd >= fdt->max_fds)
 		return 0;
 	if (bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]) || !f)
 		return 0;

@@ -81,6 +81,8 @@ struct pcb_recovery_stats {
 	uint64_t pause_ns[2], pause_max_ns[2];   /* loss detected -> reconnected */
 	uint64_t demand_rerequested;      /* demand requests sent again after a reconnect */
 	uint64_t bg_pages_rerequested, bg_batches_resent;
+	uint64_t frames_refused;          /* frames that failed authentication (refused, never installed; asked for again) */
+	uint64_t batches_incomplete;      /* background batches that ended without all their pages (asked for again) */
 	char last_loss[160];
 };
 
@@ -100,6 +102,7 @@ struct pcb_pager_stats {
 	uint64_t demand_requests, bg_batches, bg_pages_requested;
 	uint64_t bg_inflight_max;         /* pulling: most background batches in flight at once */
 	uint64_t demand_pages_requested;  /* huge pages: 4 KiB pages asked for by the demand requests (RANGES) */
+	uint64_t demand_in_stream;   /* pushing: requests the source answered SENT (the page comes in its stream) */
 	uint64_t t_switchover_ns, t_complete_ns, t_guest_done_ns;  /* CLOCK_MONOTONIC */
 	struct pcb_chan_stats chan[2];   /* --channels=1: chan[1] is the shared connection, chan[0] unused */
 	unsigned channels;               /* 1 or 2 */
