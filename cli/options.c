@@ -37,6 +37,7 @@ static const struct pcb_choice ch_transport[] = { { "tcp", PCB_PRECOPY_TCP }, { 
 static const struct pcb_choice ch_policy_end[] = {
 	{ "auto", PCB_END_AUTO }, { "source", PCB_POLICY_SOURCE }, { "destination", PCB_POLICY_DEST }, { NULL, 0 },
 };
+static const struct pcb_choice ch_inflight[] = { { "wait", PCB_INFLIGHT_WAIT }, { "resend", PCB_INFLIGHT_RESEND }, { NULL, 0 } };
 static const struct pcb_choice ch_final[] = { { "drop", PCB_PRECOPY_DROP }, { "resend", PCB_PRECOPY_RESEND }, { NULL, 0 } };
 
 /* Entries list their fields in order: name, type, offset, size, default, min, max, help, choices, scope, category. */
@@ -60,7 +61,7 @@ const struct pcb_option pcb_options[] = {
 	{ "timeline", PCB_OPT_STR, OFF(timeline), SZ(timeline), "", 0, 0, "write every fault, install and first touch as CSV (t_us,event,page,detail)", NULL, MIG | SIM, "output" },
 	{ "host", PCB_OPT_STR, OFF(host), SZ(host), "127.0.0.1", 0, 0, "address the forked source listens on", NULL, MIG, "network" },
 	{ "port", PCB_OPT_UINT, OFF(port), 0, "0", 0, 65535, "source TCP port (0 = ephemeral)", NULL, MIG, "network" },
-	{ "io-timeout", PCB_OPT_DURATION, OFF(io_timeout_ns), 0, "3s", 1e6, 1e12, "a source silent this long while pages are awaited = source lost", NULL, MIG, "network" },
+	{ "io-timeout", PCB_OPT_DURATION, OFF(io_timeout_ns), 0, "3s", 1e6, 1e12, "a source silent this long while pages are awaited = source lost (pcbench source: the whole-handshake deadline and the send timeout, 10s unless given)", NULL, MIG | SRC, "network" },
 	{ "batch", PCB_OPT_UINT, OFF(batch_pages), 0, "64", 1, 4096, "pages per background batch", NULL, MIG | SIM, "pager" },
 	{ "window", PCB_OPT_UINT, OFF(window), 0, "4", 1, 64, "background batches in flight", NULL, MIG | SIM, "pager" },
 	{ "channels", PCB_OPT_UINT, OFF(channels), 0, "0", 0, 2,
@@ -68,6 +69,10 @@ const struct pcb_option pcb_options[] = {
 	  "1 = one connection carries both, demand replies queue behind background data already sent (QEMU before "
 	  "postcopy-preempt); 0 = what the policy's system uses (qemu: 1, or 2 with preempt=on; others 2); "
 	  "not 1 with --page-size=2M", NULL, MIG | SIM, "pager" },
+	{ "inflight", PCB_OPT_CHOICE, OFF(inflight), 0, "wait", 0, 0,
+	  "a fault on a page already in flight in a background batch: wait (for the batch; every page crosses the wire "
+	  "once, as QEMU and CRIU) or resend (ask for it again on the demand channel, whose reply may overtake the batch: "
+	  "pages sent twice, results.pages.sent_twice)", ch_inflight, MIG, "pager" },
 	{ "socket-buffer", PCB_OPT_SIZE, OFF(socket_buffer), 0, "4M", 0, 64 << 20,
 	  "SO_SNDBUF and SO_RCVBUF of every connection (the kernel doubles it, capped by net.core.wmem_max/rmem_max); "
 	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold", NULL, MIG | SRC, "network" },
@@ -119,7 +124,7 @@ const struct pcb_option pcb_options[] = {
 	  "(and the memfd) over a unix socket (SCM_RIGHTS); not with --install=move", ch_pager, MIG, "pager" },
 	{ "link", PCB_OPT_STR, OFF(link), SZ(link), "", 0, 0, "emulate a link BANDWIDTH[,RTT] on both channels, e.g. 10gbit,50us or 1gbit,500us (calibrated end to end; simulate: the modelled link, default this machine's loopback)", NULL, MIG | SIM, "network" },
 	{ "reconnect-timeout", PCB_OPT_DURATION, OFF(reconnect_timeout_ns), 0, "0", 0, 1e13, "when the source connection drops: pause and reconnect for this long (0 = fail at once)", NULL, MIG, "network" },
-	{ "auth-key-file", PCB_OPT_STR, OFF(auth_key_file), SZ(auth_key_file), "", 0, 0, "shared secret (16..1024 bytes): source and destination authenticate each other with HMAC-SHA-256", NULL, MIG | SRC, "network" },
+	{ "auth-key-file", PCB_OPT_STR, OFF(auth_key_file), SZ(auth_key_file), "", 0, 0, "shared secret (16..1024 bytes): source and destination authenticate each other (HMAC-SHA-256) and every frame (AES-GCM tag; docs/security.md)", NULL, MIG | SRC, "network" },
 	{ "source", PCB_OPT_STR, OFF(source), SZ(source), "", 0, 0, "pcbench dest: ADDRESS:PORT of a running `pcbench source`", NULL, MIG, "network" },
 	{ "listen", PCB_OPT_STR, OFF(listen), SZ(listen), "127.0.0.1:7600", 0, 0, "pcbench source: ADDRESS:PORT to listen on (port 0 = ephemeral, printed)", NULL, MIG | SRC, "network" },
 	{ "sessions", PCB_OPT_UINT, OFF(sessions), 0, "1", 0, 1000000, "pcbench source: exit after this many completed migrations (0 = serve until killed)", NULL, MIG | SRC, "network" },

@@ -31,6 +31,14 @@ static inline uint64_t pcb_now_ns(void)
 	return (uint64_t)ts.tv_sec * PCB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 static inline double pcb_ns_to_s(uint64_t ns) { return (double)ns / 1e9; }
+/* CPU time the calling thread has used (the kernel's per-thread accounting). */
+static inline uint64_t pcb_thread_cpu_ns(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * PCB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
 
 /* "256M", "4G", "4096", "64k", "1.5G" (binary units K/M/G/T, optional B/iB).
  * Returns 0 and *out on success, -1 on bad syntax, zero is allowed (caller checks). */
@@ -60,6 +68,10 @@ int pcb_check_writable(const char *path);
 
 /* Read/write exactly n bytes (retries EINTR/short transfers). 0 ok, -1 with errno (EPIPE/ECONNRESET on EOF: errno=ECONNRESET). */
 int pcb_read_full(int fd, void *buf, size_t n);
+/* Copy n bytes of peer text into dst (NUL-terminated, truncated to fit),
+ * printable ASCII only: anything else becomes '?' (no terminal escapes or
+ * newlines from the network reach a log). */
+void pcb_sanitize(char *dst, size_t dstlen, const void *src, size_t n);
 int pcb_write_full(int fd, const void *buf, size_t n);
 
 /* 64-bit mixing (splitmix64 finaliser); deterministic RNG helpers. */

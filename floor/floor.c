@@ -28,6 +28,7 @@
  */
 #include "floor/floor.h"
 #include "floor/kvmfloor.h"
+#include "wire/handshake.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
@@ -75,6 +76,7 @@ struct floor_cfg {
 	uint64_t link_bps[FLOOR_MAX_LINKS];
 	char link_name[FLOOR_MAX_LINKS][24];
 	uint64_t link_rtt_ns;
+	const struct pcb_auth_key *key;   /* pcb_mac rows: a key on both ends (every frame authenticated) */
 	/* KVM demand paging, bare and pcbench (--kvm-vcpus, --kvm-mem, --kvm-reps, --no-kvm; kvm.c) */
 	bool no_kvm;
 	struct pcb_floor_kvm_cfg kvm;
@@ -501,7 +503,7 @@ static int start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc,
 {
 	pcb_image_init(im, fc->seed, npages, zero);
 	struct pcb_source_cfg sc = { .mem_bytes = npages << PCB_PAGE_SHIFT, .seed = fc->seed, .zero_fraction = zero,
-				     .sessions = 1 };
+				     .sessions = 1, .key = fc->key, .handshake_timeout_ms = 10000 };
 	uint16_t port;
 	*src = fork_source(&sc, source_cpu, &port, why, whylen);
 	if (*src < 0)
@@ -515,6 +517,7 @@ static int start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc,
 	pc->port = port;
 	pc->seed = fc->seed;
 	pc->zero_threshold = im->zero_threshold;
+	pc->key = fc->key;
 	int rc = pcb_pager_create(pc, p, why, whylen);
 	if (rc) {
 		kill(*src, SIGKILL);
@@ -1336,7 +1339,7 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 
 /* bulk rows: the transport alone; installs alone (no network); the bare
  * receiver installing serially and pipelined; pcbench (threads, process) */
-enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO };
+enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC };
 struct bulk_var {
 	int kind;
 	const char *name;
@@ -1414,474 +1417,619 @@ static bool zero_print(const struct zero_ratio *zr, unsigned nzr, const char *pl
 
 static double pct(const struct pcb_hist *h, double p) { return (double)pcb_hist_percentile(h, p) / 1e3; }
 
-int pcb_floor_main(int argc, char **argv)
-{
-	struct floor_cfg fc;
-	int rc = floor_parse(&fc, argc, argv);
-	if (rc)
-		return rc == 1 ? 0 : rc;
-	char why[512];
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned nplace = ncpu >= 2 ? 2 : 1;
-	struct pcb_sysinfo sys;
-	pcb_sysinfo_read(&sys);
-	uint64_t t_start = pcb_now_ns();
+/* The bulk variants, in the order of the table: repetitions outermost, then placement, then these. */
+static const struct bulk_var bulk_vars[] = {
+	{ B_TRANSPORT, "transport", NULL, 0 },
+	{ B_SRCGEN, "source_gen", NULL, 0 },
+	{ B_INSTALL, "install", "copy", PCB_MAX_RUN_PAGES },
+	{ B_INSTALL, "install", "move", PCB_CHUNK_PAGES },
+	{ B_INSTALL, "install", "continue", PCB_MAX_RUN_PAGES },
+	{ B_BARE, "bare_copy", "copy", PCB_MAX_RUN_PAGES },
+	{ B_PIPE, "bare_pipe", "copy", PCB_MAX_RUN_PAGES },
+	{ B_PCB, "pcbench", "copy", 1 }, { B_PCB, "pcbench", "copy", PCB_MAX_RUN_PAGES },
+	{ B_PCB, "pcbench", "move", 1 }, { B_PCB, "pcbench", "move", PCB_CHUNK_PAGES },
+	{ B_PCB, "pcbench", "continue", 1 }, { B_PCB, "pcbench", "continue", PCB_MAX_RUN_PAGES },
+	{ B_PCB_PROC, "pcb_proc", "copy", PCB_MAX_RUN_PAGES },
+	{ B_PCB_PROC, "pcb_proc", "continue", PCB_MAX_RUN_PAGES },
+	{ B_PCB_ZERO, "pcb_zero", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_ZERO, "pcb_zero", "move", PCB_CHUNK_PAGES },
+	{ B_PCB_ZERO, "pcb_zero", "continue", PCB_MAX_RUN_PAGES },
+	/* the same pull with a key on both ends: every frame authenticated (docs/security.md) */
+	{ B_PCB_MAC, "pcb_mac", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_MAC, "pcb_mac", "continue", PCB_MAX_RUN_PAGES },
+};
+#define NBULK_VARS (unsigned)(sizeof(bulk_vars) / sizeof(bulk_vars[0]))
+_Static_assert(sizeof(bulk_vars) / sizeof(bulk_vars[0]) <= MAX_BULK / 2, "rows[] and g[][] hold every variant at two placements");
 
-	static struct pcb_hist hist[2][NV], rh[NV];
-	for (unsigned p = 0; p < 2; p++)
-		for (int v = 0; v < NV; v++)
-			pcb_hist_init(&hist[p][v]);
+struct spread {
+	double med, min, max;
+};
+
+struct bulk_sum {
+	double transport, install_copy, serial_model, floor, best, best_proc, best_proc_ratio, srcgen, floor_gen;
+	double paired_t, paired_t_min, paired_t_max, paired_f, paired_f_min, paired_f_max;
+	const struct bulk_row *best_row, *floor_row;
+};
+
+/* One `pcbench floor` run: what each phase measured, and the verdicts. */
+struct floor_run {
+	struct floor_cfg fc;
+	struct pcb_sysinfo sys;
+	uint64_t t_start, per_round;
+	unsigned nplace;
+	/* demand */
+	struct pcb_hist hist[2][NV], rh[NV];
 	/* paired ratios: each round's pcbench row over the same round's bare TCP row
 	 * (and --pager=process over pcbench's threads), so drift between rounds cancels */
-	static double pr50[2][MAX_ROUNDS], pr99[2][MAX_ROUNDS], pp50[2][MAX_ROUNDS], pp99[2][MAX_ROUNDS];
-	uint64_t per_round = fc.faults / fc.rounds;
-	if (!fc.no_demand) {
-		fprintf(stderr, "floor: demand faults: %llu per variant and placement, %u rounds\n",
-			(unsigned long long)(per_round * fc.rounds), fc.rounds);
-		for (unsigned r = 0; r < fc.rounds; r++)
-			for (unsigned p = 0; p < nplace; p++) {
-				for (int v = 0; v < NV; v++) {
-					const struct placement *pl = &placements[p];
-					pcb_hist_init(&rh[v]);
-					if (v == V_PCB || v == V_PCB_PROC) {
-						struct pcb_result res;
-						rc = run_pcbench(&fc, "demand", "copy", 0, v == V_PCB_PROC, pl->guest, pl->handler,
-								 pl->handler, pl->handler, pl->server, per_round, 0.0, &rh[v], &res,
-								 why, sizeof(why));
-					} else {
-						rc = run_bare(v, pl, per_round, &rh[v], why, sizeof(why));
-					}
-					if (rc) {
-						pcb_err("floor: %s (%s): %s", vname[v], pl->name, why);
-						return rc;
-					}
-					pcb_hist_merge(&hist[p][v], &rh[v]);
-				}
-				pr50[p][r] = pct(&rh[V_PCB], 50) / pct(&rh[V_TCP], 50);
-				pr99[p][r] = pct(&rh[V_PCB], 99) / pct(&rh[V_TCP], 99);
-				pp50[p][r] = pct(&rh[V_PCB_PROC], 50) / pct(&rh[V_PCB], 50);
-				pp99[p][r] = pct(&rh[V_PCB_PROC], 99) / pct(&rh[V_PCB], 99);
-			}
-	}
-
+	double pr50[2][MAX_ROUNDS], pr99[2][MAX_ROUNDS], pp50[2][MAX_ROUNDS], pp99[2][MAX_ROUNDS];
+	double ratio50[2], ratio99[2];
+	struct spread q50[2], q99[2], qp50[2], qp99[2];
+	/* bulk */
 	struct bulk_row rows[MAX_BULK];
-	static double g[2][MAX_BULK / 2][16];   /* GB/s per placement, row and repetition */
-	static struct zero_ratio zr[2][4];
-	unsigned nzr[2] = { 0, 0 };
-	unsigned nrows = 0, nvar = 0;
-	static double bpt[2][16], bpf[2][16];   /* per repetition: best pcbench / transport, / floor */
-	static const struct bulk_var var[] = {
-		{ B_TRANSPORT, "transport", NULL, 0 },
-		{ B_SRCGEN, "source_gen", NULL, 0 },
-		{ B_INSTALL, "install", "copy", PCB_MAX_RUN_PAGES },
-		{ B_INSTALL, "install", "move", PCB_CHUNK_PAGES },
-		{ B_INSTALL, "install", "continue", PCB_MAX_RUN_PAGES },
-		{ B_BARE, "bare_copy", "copy", PCB_MAX_RUN_PAGES },
-		{ B_PIPE, "bare_pipe", "copy", PCB_MAX_RUN_PAGES },
-		{ B_PCB, "pcbench", "copy", 1 }, { B_PCB, "pcbench", "copy", PCB_MAX_RUN_PAGES },
-		{ B_PCB, "pcbench", "move", 1 }, { B_PCB, "pcbench", "move", PCB_CHUNK_PAGES },
-		{ B_PCB, "pcbench", "continue", 1 }, { B_PCB, "pcbench", "continue", PCB_MAX_RUN_PAGES },
-		{ B_PCB_PROC, "pcb_proc", "copy", PCB_MAX_RUN_PAGES },
-		{ B_PCB_PROC, "pcb_proc", "continue", PCB_MAX_RUN_PAGES },
-		{ B_PCB_ZERO, "pcb_zero", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_ZERO, "pcb_zero", "move", PCB_CHUNK_PAGES },
-		{ B_PCB_ZERO, "pcb_zero", "continue", PCB_MAX_RUN_PAGES },
-	};
-	if (!fc.no_bulk) {
-		uint64_t npages = fc.bulk_bytes >> PCB_PAGE_SHIFT;
-		nvar = sizeof(var) / sizeof(var[0]);
-		fprintf(stderr, "floor: bulk pull of %s per measurement, %u repetitions (median reported)\n",
-			pcb_fmt_size(fc.bulk_bytes, why, sizeof(why)), fc.bulk_reps);
-		for (unsigned p = 0; p < nplace; p++)
-			for (unsigned k = 0; k < nvar; k++) {
-				rows[nrows++] = (struct bulk_row){ var[k].name, placements[p].name,
-								   var[k].install ? var[k].install : "-",
-								   var[k].batch, 0, 0, 0, 0, true, 0, var[k].kind, 0, 0 };
-			}
-		/* repetitions outermost: drift (and the cost of never-touched memory) spread over every variant */
-		for (unsigned rep = 0; rep < fc.bulk_reps; rep++)
-			for (unsigned p = 0; p < nplace; p++) {
-				int rcpu = 0, scpu = p ? 1 : 0;
-				for (unsigned k = 0; k < nvar; k++) {
-					struct bulk_row *row = &rows[p * nvar + k];
-					const struct bulk_var *bv = &var[k];
-					if (bv->kind != B_PCB && bv->kind != B_PCB_PROC && bv->kind != B_PCB_ZERO) {
-						if (bv->kind == B_TRANSPORT || bv->kind == B_BARE)
-							rc = run_bulk_bare(bv->kind == B_BARE, rcpu, scpu, fc.bulk_bytes, &g[p][k][rep], why,
-									   sizeof(why));
-						else if (bv->kind == B_SRCGEN)   /* on the source's CPU */
-							rc = run_source_gen(scpu, fc.seed, npages, &g[p][k][rep], why, sizeof(why));
-						else if (bv->kind == B_PIPE)   /* installer: with everything (same), unpinned (cross) */
-							rc = run_bulk_pipelined(rcpu, scpu, p ? -1 : rcpu, fc.bulk_bytes, &g[p][k][rep], why,
-										sizeof(why));
-						else
-							rc = run_install_only(bv->install, rcpu, npages, &g[p][k][rep], why, sizeof(why));
-						if (rc) {
-							pcb_err("floor: bulk %s %s: %s", bv->name, row->install, why);
-							return rc;
-						}
-						if (bv->kind != B_TRANSPORT && bv->kind != B_SRCGEN) {
-							row->ioctls = npages / PCB_MAX_RUN_PAGES;
-							row->pages = npages;
-						}
-						if (bv->kind == B_INSTALL)   /* the loop is all install: pages per second of it */
-							row->install_mpps += g[p][k][rep] * 1e3 / PCB_PAGE_SIZE / fc.bulk_reps;
-						continue;
-					}
-					struct pcb_result res;
-					/* installer: with everything in `same`; unpinned in `cross` (on the
-					 * source's CPU it is slowest: docs/results/2026-11-26-performance.md) */
-					rc = run_pcbench(&fc, "sequential", bv->install, bv->batch, bv->kind == B_PCB_PROC, rcpu, rcpu, rcpu,
-							 p ? -1 : rcpu, scpu, npages, bv->kind == B_PCB_ZERO ? FLOOR_ZERO_FRACTION : 0.0, NULL, &res,
-							 why, sizeof(why));
-					if (rc) {
-						pcb_err("floor: bulk pcbench --install=%s%s: %s", bv->install,
-							bv->kind == B_PCB_PROC ? " --pager=process" : "", why);
-						return rc;
-					}
-					g[p][k][rep] = res.migration_ns ? (double)(npages << PCB_PAGE_SHIFT) / (double)res.migration_ns : 0;
-					row->ioctls = res.st.inst_bg.ioctls;
-					row->pages = res.st.inst_bg.pages;
-					row->migration_ns += res.migration_ns / fc.bulk_reps;
-					row->install_mpps += res.st.inst_bg.install_ns ?
-						(double)res.st.inst_bg.pages * 1e3 / (double)res.st.inst_bg.install_ns / fc.bulk_reps : 0;
-				}
-			}
-		/* paired by repetition: the best pcbench row over the transport, and over
-		 * the floor, of the same repetition (load that comes and goes hits both) */
-		for (unsigned p = 0; p < nplace; p++)
-			for (unsigned rep = 0; rep < fc.bulk_reps; rep++) {
-				double t = 0, fl = 0, best = 0;
-				for (unsigned k = 0; k < nvar; k++) {
-					double x = g[p][k][rep];
-					if (var[k].kind == B_TRANSPORT)
-						t = x;
-					if ((var[k].kind == B_BARE || var[k].kind == B_PIPE) && x > fl)
-						fl = x;
-					if (var[k].kind == B_PCB && x > best)
-						best = x;
-				}
-				bpt[p][rep] = t > 0 ? best / t : 0;
-				bpf[p][rep] = fl > 0 ? best / fl : 0;
-			}
-		for (unsigned p = 0; p < nplace; p++)
-			zero_ratios(var, nvar, g[p], fc.bulk_reps, zr[p], &nzr[p]);
-		for (unsigned p = 0; p < nplace; p++)
-			for (unsigned k = 0; k < nvar; k++) {
-				double *v = g[p][k];
-				for (unsigned i = 1; i < fc.bulk_reps; i++)   /* insertion sort, n <= 16 */
-					for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
-						double t = v[j];
-						v[j] = v[j - 1];
-						v[j - 1] = t;
-					}
-				rows[p * nvar + k].gbps = fc.bulk_reps % 2 ? v[fc.bulk_reps / 2]
-									  : (v[fc.bulk_reps / 2 - 1] + v[fc.bulk_reps / 2]) / 2;
-				rows[p * nvar + k].gmin = v[0];
-				rows[p * nvar + k].gmax = v[fc.bulk_reps - 1];
-			}
-	}
+	unsigned nrows;
+	double g[2][MAX_BULK / 2][16];   /* GB/s per placement, row and repetition */
+	double bpt[2][16], bpf[2][16];   /* per repetition: best pcbench / transport, / floor */
+	struct zero_ratio zr[2][4];
+	unsigned nzr[2];
+	struct bulk_sum bs[2];
+	/* link */
+	struct link_sum ls;
+	bool do_link;
+	/* KVM demand paging (floor/kvm.c) */
+	struct pcb_floor_kvm_row kvm_rows[4];
+	bool met_demand, met_bulk, met_bulk_floor, met_zero, met_kvm;
+};
 
-	static struct link_sum ls;
-	bool do_link = !fc.no_link;
-	if (do_link && (rc = link_measure(&fc, nplace, &ls, why, sizeof(why)))) {
+/* ---- demand faults ---------------------------------------------------------------- */
+
+/* one round at one placement: every variant, then the round's paired ratios */
+static int demand_round(struct floor_run *F, unsigned r, unsigned p, char *why, size_t whylen)
+{
+	const struct placement *pl = &placements[p];
+	for (int v = 0; v < NV; v++) {
+		int rc;
+		pcb_hist_init(&F->rh[v]);
+		if (v == V_PCB || v == V_PCB_PROC) {
+			struct pcb_result res;
+			rc = run_pcbench(&F->fc, "demand", "copy", 0, v == V_PCB_PROC, pl->guest, pl->handler, pl->handler,
+					 pl->handler, pl->server, F->per_round, 0.0, &F->rh[v], &res, why, whylen);
+		} else {
+			rc = run_bare(v, pl, F->per_round, &F->rh[v], why, whylen);
+		}
+		if (rc) {
+			pcb_err("floor: %s (%s): %s", vname[v], pl->name, why);
+			return rc;
+		}
+		pcb_hist_merge(&F->hist[p][v], &F->rh[v]);
+	}
+	F->pr50[p][r] = pct(&F->rh[V_PCB], 50) / pct(&F->rh[V_TCP], 50);
+	F->pr99[p][r] = pct(&F->rh[V_PCB], 99) / pct(&F->rh[V_TCP], 99);
+	F->pp50[p][r] = pct(&F->rh[V_PCB_PROC], 50) / pct(&F->rh[V_PCB], 50);
+	F->pp99[p][r] = pct(&F->rh[V_PCB_PROC], 99) / pct(&F->rh[V_PCB], 99);
+	return 0;
+}
+
+static int measure_demand(struct floor_run *F, char *why, size_t whylen)
+{
+	for (unsigned p = 0; p < 2; p++)
+		for (int v = 0; v < NV; v++)
+			pcb_hist_init(&F->hist[p][v]);
+	if (F->fc.no_demand)
+		return 0;
+	fprintf(stderr, "floor: demand faults: %llu per variant and placement, %u rounds\n",
+		(unsigned long long)(F->per_round * F->fc.rounds), F->fc.rounds);
+	for (unsigned r = 0; r < F->fc.rounds; r++)
+		for (unsigned p = 0; p < F->nplace; p++) {
+			int rc = demand_round(F, r, p, why, whylen);
+			if (rc)
+				return rc;
+		}
+	return 0;
+}
+
+/* ---- bulk pull ------------------------------------------------------------------------ */
+
+/* a row that is not pcbench: the transport, the source's generation, installs alone, bare receivers */
+static int bulk_bare_row(struct floor_run *F, unsigned p, unsigned k, unsigned rep, char *why, size_t whylen)
+{
+	const struct floor_cfg *fc = &F->fc;
+	const struct bulk_var *bv = &bulk_vars[k];
+	struct bulk_row *row = &F->rows[p * NBULK_VARS + k];
+	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
+	int rcpu = 0, scpu = p ? 1 : 0, rc;
+	double *gb = &F->g[p][k][rep];
+	if (bv->kind == B_TRANSPORT || bv->kind == B_BARE)
+		rc = run_bulk_bare(bv->kind == B_BARE, rcpu, scpu, fc->bulk_bytes, gb, why, whylen);
+	else if (bv->kind == B_SRCGEN)   /* on the source's CPU */
+		rc = run_source_gen(scpu, fc->seed, npages, gb, why, whylen);
+	else if (bv->kind == B_PIPE)   /* installer: with everything (same), unpinned (cross) */
+		rc = run_bulk_pipelined(rcpu, scpu, p ? -1 : rcpu, fc->bulk_bytes, gb, why, whylen);
+	else
+		rc = run_install_only(bv->install, rcpu, npages, gb, why, whylen);
+	if (rc) {
+		pcb_err("floor: bulk %s %s: %s", bv->name, row->install, why);
+		return rc;
+	}
+	if (bv->kind != B_TRANSPORT && bv->kind != B_SRCGEN) {
+		row->ioctls = npages / PCB_MAX_RUN_PAGES;
+		row->pages = npages;
+	}
+	if (bv->kind == B_INSTALL)   /* the loop is all install: pages per second of it */
+		row->install_mpps += *gb * 1e3 / PCB_PAGE_SIZE / fc->bulk_reps;
+	return 0;
+}
+
+/* a pcbench row: the pager's pull with one install path (threads, process, the default image) */
+static int bulk_pcbench_row(struct floor_run *F, unsigned p, unsigned k, unsigned rep, char *why, size_t whylen)
+{
+	const struct bulk_var *bv = &bulk_vars[k];
+	static struct pcb_auth_key mac_key;
+	if (bv->kind == B_PCB_MAC && !mac_key.len && pcb_auth_key_random(&mac_key, false) < 0) {
+		snprintf(why, whylen, "no random key for the pcb_mac rows: %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	struct floor_cfg fc_mac = F->fc;
+	fc_mac.key = &mac_key;
+	const struct floor_cfg *fc = bv->kind == B_PCB_MAC ? &fc_mac : &F->fc;
+	struct bulk_row *row = &F->rows[p * NBULK_VARS + k];
+	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
+	int rcpu = 0, scpu = p ? 1 : 0;
+	struct pcb_result res;
+	/* installer: with everything in `same`; unpinned in `cross` (on the
+	 * source's CPU it is slowest: docs/results/2026-11-26-performance.md) */
+	int rc = run_pcbench(fc, "sequential", bv->install, bv->batch, bv->kind == B_PCB_PROC, rcpu, rcpu, rcpu,
+			     p ? -1 : rcpu, scpu, npages, bv->kind == B_PCB_ZERO ? FLOOR_ZERO_FRACTION : 0.0, NULL, &res,
+			     why, whylen);
+	if (rc) {
+		pcb_err("floor: bulk pcbench --install=%s%s: %s", bv->install, bv->kind == B_PCB_PROC ? " --pager=process" : "",
+			why);
+		return rc;
+	}
+	F->g[p][k][rep] = res.migration_ns ? (double)(npages << PCB_PAGE_SHIFT) / (double)res.migration_ns : 0;
+	row->ioctls = res.st.inst_bg.ioctls;
+	row->pages = res.st.inst_bg.pages;
+	row->migration_ns += res.migration_ns / fc->bulk_reps;
+	row->install_mpps += res.st.inst_bg.install_ns ?
+		(double)res.st.inst_bg.pages * 1e3 / (double)res.st.inst_bg.install_ns / fc->bulk_reps : 0;
+	return 0;
+}
+
+/* paired by repetition: the best pcbench row over the transport, and over the floor,
+ * of the same repetition (load that comes and goes hits both); then each row's median */
+static void bulk_summarise(struct floor_run *F)
+{
+	unsigned reps = F->fc.bulk_reps;
+	for (unsigned p = 0; p < F->nplace; p++)
+		for (unsigned rep = 0; rep < reps; rep++) {
+			double t = 0, fl = 0, best = 0;
+			for (unsigned k = 0; k < NBULK_VARS; k++) {
+				double x = F->g[p][k][rep];
+				if (bulk_vars[k].kind == B_TRANSPORT)
+					t = x;
+				if ((bulk_vars[k].kind == B_BARE || bulk_vars[k].kind == B_PIPE) && x > fl)
+					fl = x;
+				if (bulk_vars[k].kind == B_PCB && x > best)
+					best = x;
+			}
+			F->bpt[p][rep] = t > 0 ? best / t : 0;
+			F->bpf[p][rep] = fl > 0 ? best / fl : 0;
+		}
+	for (unsigned p = 0; p < F->nplace; p++)
+		zero_ratios(bulk_vars, NBULK_VARS, F->g[p], reps, F->zr[p], &F->nzr[p]);
+	for (unsigned p = 0; p < F->nplace; p++)
+		for (unsigned k = 0; k < NBULK_VARS; k++) {
+			double *v = F->g[p][k];
+			struct bulk_row *row = &F->rows[p * NBULK_VARS + k];
+			row->gbps = median(v, reps);   /* sorts v */
+			row->gmin = v[0];
+			row->gmax = v[reps - 1];
+		}
+}
+
+static int measure_bulk(struct floor_run *F, char *why, size_t whylen)
+{
+	const struct floor_cfg *fc = &F->fc;
+	if (fc->no_bulk)
+		return 0;
+	fprintf(stderr, "floor: bulk pull of %s per measurement, %u repetitions (median reported)\n",
+		pcb_fmt_size(fc->bulk_bytes, why, whylen), fc->bulk_reps);
+	for (unsigned p = 0; p < F->nplace; p++)
+		for (unsigned k = 0; k < NBULK_VARS; k++) {
+			const struct bulk_var *v = &bulk_vars[k];
+			F->rows[F->nrows++] = (struct bulk_row){ v->name, placements[p].name, v->install ? v->install : "-",
+								  v->batch, 0, 0, 0, 0, true, 0, v->kind, 0, 0 };
+		}
+	/* repetitions outermost: drift (and the cost of never-touched memory) spread over every variant */
+	for (unsigned rep = 0; rep < fc->bulk_reps; rep++)
+		for (unsigned p = 0; p < F->nplace; p++)
+			for (unsigned k = 0; k < NBULK_VARS; k++) {
+				int kind = bulk_vars[k].kind;
+				int rc = kind == B_PCB || kind == B_PCB_PROC || kind == B_PCB_ZERO || kind == B_PCB_MAC
+						 ? bulk_pcbench_row(F, p, k, rep, why, whylen)
+						 : bulk_bare_row(F, p, k, rep, why, whylen);
+				if (rc)
+					return rc;
+			}
+	bulk_summarise(F);
+	return 0;
+}
+
+/* ---- report ---------------------------------------------------------------------------- */
+
+static void spread_of(const double *src, unsigned n, struct spread *out)
+{
+	double tmp[MAX_ROUNDS];
+	memcpy(tmp, src, n * sizeof(double));
+	out->med = median(tmp, n);
+	out->min = tmp[0];
+	out->max = tmp[n - 1];
+}
+
+static void print_demand(struct floor_run *F)
+{
+	const struct floor_cfg *fc = &F->fc;
+	F->met_demand = true;
+	if (fc->no_demand)
+		return;
+	printf("\ndemand faults (%llu per row in %u interleaved rounds; µs as the faulting thread sees it; same = all on CPU 0, "
+	       "cross = faulting thread CPU 0, handler+server CPU 1)\n",
+	       (unsigned long long)(F->per_round * fc->rounds), fc->rounds);
+	printf("  %-6s %-27s %8s %8s %8s %8s %8s\n", "place", "variant", "min", "p50", "p90", "p99", "p99.9");
+	for (unsigned p = 0; p < F->nplace; p++) {
+		const char *pn = placements[p].name;
+		for (int v = 0; v < NV; v++) {
+			const struct pcb_hist *h = &F->hist[p][v];
+			printf("  %-6s %-27s %8.1f %8.1f %8.1f %8.1f %8.1f\n", pn, vlabel[v], (double)h->min / 1e3, pct(h, 50),
+			       pct(h, 90), pct(h, 99), pct(h, 99.9));
+		}
+		F->ratio50[p] = pct(&F->hist[p][V_PCB], 50) / pct(&F->hist[p][V_TCP], 50);
+		F->ratio99[p] = pct(&F->hist[p][V_PCB], 99) / pct(&F->hist[p][V_TCP], 99);
+		spread_of(F->pr50[p], fc->rounds, &F->q50[p]);
+		spread_of(F->pr99[p], fc->rounds, &F->q99[p]);
+		spread_of(F->pp50[p], fc->rounds, &F->qp50[p]);
+		spread_of(F->pp99[p], fc->rounds, &F->qp99[p]);
+		const struct spread *a = &F->q50[p], *b = &F->q99[p], *c = &F->qp50[p], *d = &F->qp99[p];
+		printf("  %-6s pcbench/bare TCP, all faults pooled: p50 ratio %.3f, p99 ratio %.3f\n", pn, F->ratio50[p],
+		       F->ratio99[p]);
+		printf("  %-6s pcbench/bare TCP, paired by round (median [min-max] of %u): p50 %.3f [%.3f-%.3f] (target <= 1.15), "
+		       "p99 %.3f [%.3f-%.3f] (target <= 1.3)\n", pn, fc->rounds, a->med, a->min, a->max, b->med, b->min, b->max);
+		printf("  %-6s --pager=process / threads, paired: p50 %.3f [%.3f-%.3f], p99 %.3f [%.3f-%.3f]\n", pn, c->med,
+		       c->min, c->max, d->med, d->min, d->max);
+		F->met_demand = F->met_demand && a->med <= 1.15 && b->med <= 1.3;
+	}
+}
+
+/* one placement's transport, floors and best pcbench rows */
+static void bulk_sum_of(struct floor_run *F, unsigned p)
+{
+	struct bulk_sum *m = &F->bs[p];
+	for (unsigned k = 0; k < NBULK_VARS; k++) {
+		const struct bulk_row *b = &F->rows[p * NBULK_VARS + k];
+		if (b->kind == B_TRANSPORT)
+			m->transport = b->gbps;
+		if (b->kind == B_SRCGEN)
+			m->srcgen = b->gbps;
+		if (b->kind == B_INSTALL && !strcmp(b->install, "copy"))
+			m->install_copy = b->gbps;
+		if ((b->kind == B_BARE || b->kind == B_PIPE) && b->gbps > m->floor)
+			m->floor = b->gbps, m->floor_row = b;
+		if (b->kind == B_PCB && b->gbps > m->best)
+			m->best = b->gbps, m->best_row = b;
+		if (b->kind == B_PCB_PROC && b->gbps > m->best_proc)
+			m->best_proc = b->gbps;
+	}
+	m->serial_model = m->transport > 0 && m->install_copy > 0 ? 1 / (1 / m->transport + 1 / m->install_copy) : 0;
+	/* same CPU: the source's page generation adds to the one CPU's work; cross: it runs beside the receiver */
+	m->floor_gen = !m->floor || !m->srcgen ? 0 : p == 0 ? 1 / (1 / m->floor + 1 / m->srcgen)
+						     : (m->floor < m->srcgen ? m->floor : m->srcgen);
+	double tmp[16];
+	memcpy(tmp, F->bpt[p], sizeof(tmp));
+	m->paired_t = median(tmp, F->fc.bulk_reps), m->paired_t_min = tmp[0], m->paired_t_max = tmp[F->fc.bulk_reps - 1];
+	memcpy(tmp, F->bpf[p], sizeof(tmp));
+	m->paired_f = median(tmp, F->fc.bulk_reps), m->paired_f_min = tmp[0], m->paired_f_max = tmp[F->fc.bulk_reps - 1];
+}
+
+static void print_bulk_table(struct floor_run *F)
+{
+	char sz[32];
+	printf("\nbulk background pull (%s, no guest accesses, median [min-max] of %u; GB/s = 1e9 bytes/s; same = receiver "
+	       "and sender on CPU 0, cross = receiver CPU 0, sender CPU 1, installer thread unpinned)\n"
+	       "  transport = TCP alone; install = that path's installs alone, no network (ceiling of any receiver);\n"
+	       "  bare_copy = receive then batched UFFDIO_COPY in one thread; bare_pipe = receive and install in two threads;\n"
+	       "  floor = the better bare receiver (transport + install); source_gen = pcbench's source generating pages\n"
+	       "  from the seed, alone (on the sender's CPU); pcb_proc = pcbench --pager=process\n",
+	       pcb_fmt_size(F->fc.bulk_bytes, sz, sizeof(sz)), F->fc.bulk_reps);
+	printf("  %-6s %-10s %-9s %5s %7s %15s %8s %8s %8s %8s\n", "place", "variant", "install", "batch", "GB/s", "[min-max]",
+	       "ioctls", "iMpg/s", "/transp", "/floor");
+	for (unsigned p = 0; p < F->nplace; p++) {
+		const struct bulk_sum *m = &F->bs[p];
+		for (unsigned k = 0; k < NBULK_VARS; k++) {
+			const struct bulk_row *b = &F->rows[p * NBULK_VARS + k];
+			char mm[32];
+			snprintf(mm, sizeof(mm), "[%.3f-%.3f]", b->gmin, b->gmax);
+			printf("  %-6s %-10s %-9s %5u %7.3f %15s %8llu %8.2f %8.3f %8.3f\n", b->placement, b->name, b->install,
+			       b->batch, b->gbps, mm, (unsigned long long)b->ioctls, b->install_mpps,
+			       m->transport > 0 ? b->gbps / m->transport : 0, m->floor > 0 ? b->gbps / m->floor : 0);
+		}
+	}
+}
+
+static void print_bulk(struct floor_run *F)
+{
+	F->met_bulk = F->met_bulk_floor = F->met_zero = true;
+	if (F->fc.no_bulk)
+		return;
+	for (unsigned p = 0; p < F->nplace; p++)
+		bulk_sum_of(F, p);
+	print_bulk_table(F);
+	for (unsigned p = 0; p < F->nplace; p++) {
+		const struct bulk_sum *m = &F->bs[p];
+		const char *pn = placements[p].name;
+		printf("  %-6s transport %.3f GB/s; copy install alone %.3f; both in one thread (model 1/(1/T+1/I)) %.3f; "
+		       "floor measured %.3f (%s) = %.3f of the transport\n", pn, m->transport, m->install_copy,
+		       m->serial_model, m->floor, m->floor_row ? m->floor_row->name : "-",
+		       m->transport > 0 ? m->floor / m->transport : 0);
+		printf("  %-6s pcbench's source generates pages at %.3f GB/s; floor with that generation %s %.3f\n",
+		       pn, m->srcgen, p == 0 ? "on the same CPU (1/(1/floor+1/G))" : "beside it (min)", m->floor_gen);
+		printf("  %-6s best pcbench pull %.3f GB/s (--install=%s --install-batch=%u): %.3f of the transport "
+		       "(target >= 0.9), %.3f of the floor, %.3f of the floor with generation; --pager=process best %.3f = "
+		       "%.3f of threads\n",
+		       pn, m->best, m->best_row ? m->best_row->install : "-", m->best_row ? m->best_row->batch : 0,
+		       m->transport > 0 ? m->best / m->transport : 0, m->floor > 0 ? m->best / m->floor : 0,
+		       m->floor_gen > 0 ? m->best / m->floor_gen : 0, m->best_proc, m->best > 0 ? m->best_proc / m->best : 0);
+		printf("  %-6s paired by repetition (median [min-max] of %u): best pcbench / transport %.3f [%.3f-%.3f] "
+		       "(target >= 0.9), / floor %.3f [%.3f-%.3f]\n", pn, F->fc.bulk_reps, m->paired_t,
+		       m->paired_t_min, m->paired_t_max, m->paired_f, m->paired_f_min, m->paired_f_max);
+		F->met_bulk = F->met_bulk && m->paired_t >= 0.9;
+		F->met_bulk_floor = F->met_bulk_floor && m->paired_f >= 0.9;
+		F->met_zero = zero_print(F->zr[p], F->nzr[p], pn) && F->met_zero;
+	}
+	unsigned bp = F->nplace > 1 && F->bs[1].best > F->bs[0].best ? 1 : 0;
+	if (F->bs[bp].best_row)
+		printf("  bulk configuration to use on this machine: --install=%s --install-batch=%u with the receiver and the "
+		       "source %s (%.3f GB/s)\n", F->bs[bp].best_row->install, F->bs[bp].best_row->batch,
+		       bp ? "on different CPUs (--pin=split or unpinned)" : "on one CPU", F->bs[bp].best);
+}
+
+static void print_verdicts(const struct floor_run *F)
+{
+	if (!F->fc.no_demand)
+		printf("\ndemand target (paired median p50 <= 1.15, p99 <= 1.3 x bare TCP, every placement): %s\n",
+		       F->met_demand ? "met" : "NOT met");
+	if (!F->fc.no_bulk) {
+		printf("bulk target (paired median: best pcbench pull >= 0.9 x transport, every placement): %s\n",
+		       F->met_bulk ? "met" : "NOT met");
+		printf("bulk against the transport+install floor (paired median: best pcbench >= 0.9 x floor, every placement): %s\n",
+		       F->met_bulk_floor ? "met" : "NOT met");
+		printf("zero-page target (paired median: default image >= 0.9 x zero-free image, every install path and placement): %s\n",
+		       F->met_zero ? "met" : "NOT met");
+	}
+	if (F->do_link)
+		link_verdict(&F->ls);
+	if (!F->fc.no_kvm)
+		printf("KVM demand paging target (paired median: pcbench >= bare with 1 vCPU, >= 0.7 x with more): %s\n",
+		       F->met_kvm ? "met" : "NOT met");
+}
+
+static void report(struct floor_run *F)
+{
+	printf("pcbench floor %s (git %s): kernel %s, %d CPUs, %s\n", PCB_VERSION, PCB_GITREV, F->sys.kernel,
+	       F->sys.cpus_online, F->sys.cpu_model);
+	print_demand(F);
+	print_bulk(F);
+	if (F->do_link)
+		link_print(&F->fc, &F->ls);
+	F->met_kvm = F->fc.no_kvm || pcb_floor_kvm_print(&F->fc.kvm, F->kvm_rows);
+	print_verdicts(F);
+}
+
+/* ---- --json ------------------------------------------------------------------------------ */
+
+static void json_config(const struct floor_run *F, struct pcb_json *j)
+{
+	const struct floor_cfg *fc = &F->fc;
+	pcb_json_obj_begin(j, "config");
+	pcb_json_u64(j, "faults", F->per_round * fc->rounds);
+	pcb_json_u64(j, "rounds", fc->rounds);
+	pcb_json_u64(j, "bulk_bytes", fc->bulk_bytes);
+	pcb_json_u64(j, "bulk_batch_pages", fc->batch);
+	pcb_json_u64(j, "bulk_window", fc->window);
+	pcb_json_u64(j, "bulk_reps", fc->bulk_reps);
+	pcb_json_u64(j, "seed", fc->seed);
+	pcb_json_bool(j, "demand", !fc->no_demand);
+	pcb_json_bool(j, "bulk", !fc->no_bulk);
+	pcb_json_bool(j, "link_bulk", F->do_link);
+	pcb_json_arr_begin(j, "link_rates");
+	for (unsigned k = 0; k < fc->nlink; k++)
+		pcb_json_str(j, NULL, fc->link_name[k]);
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "link_rtt_ns", fc->link_rtt_ns);
+	pcb_json_obj_end(j);
+}
+
+static void json_demand(const struct floor_run *F, struct pcb_json *j)
+{
+	unsigned rounds = F->fc.rounds;
+	pcb_json_arr_begin(j, "demand");
+	for (unsigned p = 0; p < F->nplace; p++) {
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_str(j, "placement", placements[p].name);
+		pcb_json_i64(j, "guest_cpu", placements[p].guest);
+		pcb_json_i64(j, "handler_cpu", placements[p].handler);
+		pcb_json_i64(j, "server_cpu", placements[p].server);
+		for (int v = 0; v < NV; v++)
+			pcb_hist_json(j, vname[v], &F->hist[p][v], 0);
+		pcb_json_dbl(j, "ratio_p50_pcbench_over_bare_tcp", F->ratio50[p]);
+		pcb_json_dbl(j, "ratio_p99_pcbench_over_bare_tcp", F->ratio99[p]);
+		const struct { const char *k; const double *v; } pr[4] = {
+			{ "paired_ratio_p50_pcbench_over_bare_tcp", F->pr50[p] }, { "paired_ratio_p99_pcbench_over_bare_tcp", F->pr99[p] },
+			{ "paired_ratio_p50_process_over_threads", F->pp50[p] }, { "paired_ratio_p99_process_over_threads", F->pp99[p] },
+		};
+		for (int i = 0; i < 4; i++) {
+			struct spread s;
+			spread_of(pr[i].v, rounds, &s);
+			pcb_json_obj_begin(j, pr[i].k);
+			pcb_json_arr_begin(j, "per_round");
+			for (unsigned r = 0; r < rounds; r++)
+				pcb_json_dbl(j, NULL, pr[i].v[r]);
+			pcb_json_arr_end(j);
+			pcb_json_dbl(j, "median", s.med);
+			pcb_json_dbl(j, "min", s.min);
+			pcb_json_dbl(j, "max", s.max);
+			pcb_json_obj_end(j);
+		}
+		pcb_json_obj_end(j);
+	}
+	pcb_json_arr_end(j);
+	pcb_json_bool(j, "demand_target_met", F->met_demand);
+}
+
+static void json_bulk_rows(const struct floor_run *F, struct pcb_json *j)
+{
+	pcb_json_arr_begin(j, "bulk");
+	for (unsigned i = 0; i < F->nrows; i++) {
+		const struct bulk_row *r = &F->rows[i];
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_str(j, "variant", r->name);
+		pcb_json_str(j, "placement", r->placement);
+		pcb_json_str(j, "install", r->install);
+		pcb_json_u64(j, "install_batch", r->batch);
+		pcb_json_dbl(j, "gb_per_s", r->gbps);
+		pcb_json_dbl(j, "gb_per_s_min", r->gmin);
+		pcb_json_dbl(j, "gb_per_s_max", r->gmax);
+		pcb_json_u64(j, "install_ioctls", r->ioctls);
+		pcb_json_u64(j, "pages", r->pages);
+		pcb_json_u64(j, "migration_ns_mean", r->migration_ns);
+		pcb_json_dbl(j, "install_ioctl_mpages_per_s", r->install_mpps);
+		pcb_json_bool(j, "verified", r->verified);
+		pcb_json_obj_end(j);
+	}
+	pcb_json_arr_end(j);
+}
+
+static void json_bulk_summary(const struct floor_run *F, struct pcb_json *j)
+{
+	pcb_json_arr_begin(j, "bulk_summary");
+	for (unsigned p = 0; p < F->nplace; p++) {
+		const struct bulk_sum *m = &F->bs[p];
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_str(j, "placement", placements[p].name);
+		pcb_json_dbl(j, "transport_gb_per_s", m->transport);
+		pcb_json_dbl(j, "install_only_copy_gb_per_s", m->install_copy);
+		pcb_json_dbl(j, "serial_model_gb_per_s", m->serial_model);
+		pcb_json_dbl(j, "floor_gb_per_s", m->floor);
+		pcb_json_str(j, "floor_variant", m->floor_row ? m->floor_row->name : "");
+		pcb_json_dbl(j, "source_generation_gb_per_s", m->srcgen);
+		pcb_json_dbl(j, "floor_with_source_generation_gb_per_s", m->floor_gen);
+		pcb_json_dbl(j, "best_over_floor_with_source_generation", m->floor_gen > 0 ? m->best / m->floor_gen : 0);
+		pcb_json_dbl(j, "best_pcbench_gb_per_s", m->best);
+		pcb_json_str(j, "best_pcbench_install", m->best_row ? m->best_row->install : "");
+		pcb_json_u64(j, "best_pcbench_install_batch", m->best_row ? m->best_row->batch : 0);
+		pcb_json_dbl(j, "best_over_transport", m->transport > 0 ? m->best / m->transport : 0);
+		pcb_json_dbl(j, "best_over_floor", m->floor > 0 ? m->best / m->floor : 0);
+		pcb_json_dbl(j, "best_process_gb_per_s", m->best_proc);
+		pcb_json_dbl(j, "paired_best_over_transport_median", m->paired_t);
+		pcb_json_dbl(j, "paired_best_over_transport_min", m->paired_t_min);
+		pcb_json_dbl(j, "paired_best_over_transport_max", m->paired_t_max);
+		pcb_json_dbl(j, "paired_best_over_floor_median", m->paired_f);
+		pcb_json_dbl(j, "paired_best_over_floor_min", m->paired_f_min);
+		pcb_json_dbl(j, "paired_best_over_floor_max", m->paired_f_max);
+		pcb_json_obj_end(j);
+	}
+	pcb_json_arr_end(j);
+}
+
+static void json_bulk(const struct floor_run *F, struct pcb_json *j)
+{
+	json_bulk_rows(F, j);
+	pcb_json_arr_begin(j, "bulk_ratio_best_pcbench_over_transport");
+	for (unsigned p = 0; p < F->nplace; p++)
+		pcb_json_dbl(j, NULL, F->bs[p].transport > 0 ? F->bs[p].best / F->bs[p].transport : 0);
+	pcb_json_arr_end(j);
+	json_bulk_summary(F, j);
+	pcb_json_bool(j, "bulk_target_met", F->met_bulk);
+	pcb_json_bool(j, "bulk_floor_target_met", F->met_bulk_floor);
+	pcb_json_arr_begin(j, "zero_pages_paired_ratio");   /* default image / zero-free image, per path */
+	for (unsigned p = 0; p < F->nplace; p++)
+		for (unsigned i = 0; i < F->nzr[p]; i++) {
+			pcb_json_obj_begin(j, NULL);
+			pcb_json_str(j, "placement", placements[p].name);
+			pcb_json_str(j, "install", F->zr[p][i].install);
+			pcb_json_dbl(j, "zero_fraction", FLOOR_ZERO_FRACTION);
+			pcb_json_dbl(j, "median", F->zr[p][i].med);
+			pcb_json_dbl(j, "min", F->zr[p][i].min);
+			pcb_json_dbl(j, "max", F->zr[p][i].max);
+			pcb_json_obj_end(j);
+		}
+	pcb_json_arr_end(j);
+	pcb_json_bool(j, "zero_target_met", F->met_zero);
+}
+
+static int write_floor_json(const struct floor_run *F)
+{
+	const struct floor_cfg *fc = &F->fc;
+	FILE *fp = fopen(fc->json, "w");
+	if (!fp) {
+		pcb_err("floor: cannot write --json file '%s': %s", fc->json, strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	struct pcb_json *j = pcb_json_open(fp);
+	pcb_json_obj_begin(j, NULL);
+	pcb_json_u64(j, "schema_version", 1);
+	pcb_json_str(j, "tool", "pcbench");
+	pcb_json_str(j, "kind", "floor");
+	pcb_json_str(j, "version", PCB_VERSION);
+	pcb_json_str(j, "git_revision", PCB_GITREV);
+	json_config(F, j);
+	pcb_json_obj_begin(j, "system");
+	pcb_sysinfo_json(&F->sys, j, "host");
+	pcb_json_obj_end(j);
+	pcb_json_obj_begin(j, "results");
+	pcb_json_u64(j, "run_ns", pcb_now_ns() - F->t_start);
+	if (!fc->no_demand)
+		json_demand(F, j);
+	if (!fc->no_bulk)
+		json_bulk(F, j);
+	if (F->do_link)
+		link_json(j, fc, &F->ls);
+	if (!fc->no_kvm) {
+		pcb_floor_kvm_json(j, &fc->kvm, F->kvm_rows);
+		pcb_json_bool(j, "kvm_target_met", F->met_kvm);
+	}
+	pcb_json_obj_end(j);
+	pcb_json_obj_end(j);
+	if (pcb_json_close(j) < 0 || fclose(fp) != 0) {
+		pcb_err("floor: error writing '%s'", fc->json);
+		return PCB_EXIT_OSERR;
+	}
+	return 0;
+}
+
+/* Phases: parse, demand faults, bulk pull, emulated link, KVM demand paging, report, JSON. */
+int pcb_floor_main(int argc, char **argv)
+{
+	static struct floor_run F;   /* large (histograms, per-repetition tables) */
+	char why[512];
+	memset(&F, 0, sizeof(F));
+	int rc = floor_parse(&F.fc, argc, argv);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	F.nplace = sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1;
+	pcb_sysinfo_read(&F.sys);
+	F.t_start = pcb_now_ns();
+	F.per_round = F.fc.faults / F.fc.rounds;
+	F.do_link = !F.fc.no_link;
+	if ((rc = measure_demand(&F, why, sizeof(why))) || (rc = measure_bulk(&F, why, sizeof(why))))
+		return rc;
+	if (F.do_link && (rc = link_measure(&F.fc, F.nplace, &F.ls, why, sizeof(why)))) {
 		pcb_err("floor: bulk over an emulated link: %s", why);
 		return rc;
 	}
-	static struct pcb_floor_kvm_row kvm_rows[4];
-	if (!fc.no_kvm) {
-		fprintf(stderr, "floor: KVM demand paging, %u vCPU counts, %u repetitions\n", fc.kvm.nv, fc.kvm.reps);
-		if ((rc = pcb_floor_kvm(&fc.kvm, kvm_rows, why, sizeof(why)))) {
+	if (!F.fc.no_kvm) {
+		fprintf(stderr, "floor: KVM demand paging, %u vCPU counts, %u repetitions\n", F.fc.kvm.nv, F.fc.kvm.reps);
+		if ((rc = pcb_floor_kvm(&F.fc.kvm, F.kvm_rows, why, sizeof(why)))) {
 			pcb_err("floor: KVM demand paging: %s", why);
 			return rc;
 		}
 	}
-
-	/* ---- report ---- */
-	printf("pcbench floor %s (git %s): kernel %s, %d CPUs, %s\n", PCB_VERSION, PCB_GITREV, sys.kernel, sys.cpus_online,
-	       sys.cpu_model);
-	bool met_demand = true, met_bulk = true, met_bulk_floor = true, met_zero = true;
-	double ratio50[2] = { 0, 0 }, ratio99[2] = { 0, 0 };
-	struct { double med, min, max; } q50[2], q99[2], qp50[2], qp99[2];
-	memset(q50, 0, sizeof(q50)), memset(q99, 0, sizeof(q99)), memset(qp50, 0, sizeof(qp50)), memset(qp99, 0, sizeof(qp99));
-	if (!fc.no_demand) {
-		printf("\ndemand faults (%llu per row in %u interleaved rounds; µs as the faulting thread sees it; same = all on CPU 0, "
-		       "cross = faulting thread CPU 0, handler+server CPU 1)\n",
-		       (unsigned long long)(per_round * fc.rounds), fc.rounds);
-		printf("  %-6s %-27s %8s %8s %8s %8s %8s\n", "place", "variant", "min", "p50", "p90", "p99", "p99.9");
-		for (unsigned p = 0; p < nplace; p++) {
-			for (int v = 0; v < NV; v++) {
-				const struct pcb_hist *h = &hist[p][v];
-				printf("  %-6s %-27s %8.1f %8.1f %8.1f %8.1f %8.1f\n", placements[p].name, vlabel[v],
-				       (double)h->min / 1e3, pct(h, 50), pct(h, 90), pct(h, 99), pct(h, 99.9));
-			}
-			ratio50[p] = pct(&hist[p][V_PCB], 50) / pct(&hist[p][V_TCP], 50);
-			ratio99[p] = pct(&hist[p][V_PCB], 99) / pct(&hist[p][V_TCP], 99);
-			double *src[4] = { pr50[p], pr99[p], pp50[p], pp99[p] };
-			typeof(&q50[0]) dst[4] = { &q50[p], &q99[p], &qp50[p], &qp99[p] };
-			for (int i = 0; i < 4; i++) {
-				double tmp[MAX_ROUNDS];
-				memcpy(tmp, src[i], fc.rounds * sizeof(double));
-				dst[i]->med = median(tmp, fc.rounds);
-				dst[i]->min = tmp[0];
-				dst[i]->max = tmp[fc.rounds - 1];
-			}
-			printf("  %-6s pcbench/bare TCP, all faults pooled: p50 ratio %.3f, p99 ratio %.3f\n", placements[p].name,
-			       ratio50[p], ratio99[p]);
-			printf("  %-6s pcbench/bare TCP, paired by round (median [min-max] of %u): p50 %.3f [%.3f-%.3f] (target <= 1.15), "
-			       "p99 %.3f [%.3f-%.3f] (target <= 1.3)\n", placements[p].name, fc.rounds, q50[p].med, q50[p].min,
-			       q50[p].max, q99[p].med, q99[p].min, q99[p].max);
-			printf("  %-6s --pager=process / threads, paired: p50 %.3f [%.3f-%.3f], p99 %.3f [%.3f-%.3f]\n",
-			       placements[p].name, qp50[p].med, qp50[p].min, qp50[p].max, qp99[p].med, qp99[p].min, qp99[p].max);
-			met_demand = met_demand && q50[p].med <= 1.15 && q99[p].med <= 1.3;
-		}
-	}
-	struct bulk_sum {
-		double transport, install_copy, serial_model, floor, best, best_proc, best_proc_ratio, srcgen, floor_gen;
-		double paired_t, paired_t_min, paired_t_max, paired_f, paired_f_min, paired_f_max;
-		const struct bulk_row *best_row, *floor_row;
-	} bs[2];
-	memset(bs, 0, sizeof(bs));
-	if (!fc.no_bulk) {
-		printf("\nbulk background pull (%s, no guest accesses, median [min-max] of %u; GB/s = 1e9 bytes/s; same = receiver "
-		       "and sender on CPU 0, cross = receiver CPU 0, sender CPU 1, installer thread unpinned)\n"
-		       "  transport = TCP alone; install = that path's installs alone, no network (ceiling of any receiver);\n"
-		       "  bare_copy = receive then batched UFFDIO_COPY in one thread; bare_pipe = receive and install in two threads;\n"
-		       "  floor = the better bare receiver (transport + install); source_gen = pcbench's source generating pages\n"
-		       "  from the seed, alone (on the sender's CPU); pcb_proc = pcbench --pager=process\n",
-		       pcb_fmt_size(fc.bulk_bytes, why, sizeof(why)), fc.bulk_reps);
-		printf("  %-6s %-10s %-9s %5s %7s %15s %8s %8s %8s %8s\n", "place", "variant", "install", "batch", "GB/s", "[min-max]",
-		       "ioctls", "iMpg/s", "/transp", "/floor");
-		for (unsigned p = 0; p < nplace; p++) {
-			struct bulk_sum *m = &bs[p];
-			for (unsigned k = 0; k < nvar; k++) {
-				const struct bulk_row *b = &rows[p * nvar + k];
-				if (b->kind == B_TRANSPORT)
-					m->transport = b->gbps;
-				if (b->kind == B_SRCGEN)
-					m->srcgen = b->gbps;
-				if (b->kind == B_INSTALL && !strcmp(b->install, "copy"))
-					m->install_copy = b->gbps;
-				if ((b->kind == B_BARE || b->kind == B_PIPE) && b->gbps > m->floor)
-					m->floor = b->gbps, m->floor_row = b;
-				if (b->kind == B_PCB && b->gbps > m->best)
-					m->best = b->gbps, m->best_row = b;
-				if (b->kind == B_PCB_PROC && b->gbps > m->best_proc)
-					m->best_proc = b->gbps;
-			}
-			m->serial_model = m->transport > 0 && m->install_copy > 0 ? 1 / (1 / m->transport + 1 / m->install_copy) : 0;
-			/* same CPU: the source's page generation adds to the one CPU's work; cross: it runs beside the receiver */
-			m->floor_gen = !m->floor || !m->srcgen ? 0 : p == 0 ? 1 / (1 / m->floor + 1 / m->srcgen)
-							     : (m->floor < m->srcgen ? m->floor : m->srcgen);
-			for (unsigned k = 0; k < nvar; k++) {
-				const struct bulk_row *b = &rows[p * nvar + k];
-				char mm[32];
-				snprintf(mm, sizeof(mm), "[%.3f-%.3f]", b->gmin, b->gmax);
-				printf("  %-6s %-10s %-9s %5u %7.3f %15s %8llu %8.2f %8.3f %8.3f\n", b->placement, b->name, b->install,
-				       b->batch, b->gbps, mm, (unsigned long long)b->ioctls, b->install_mpps,
-				       m->transport > 0 ? b->gbps / m->transport : 0, m->floor > 0 ? b->gbps / m->floor : 0);
-			}
-		}
-		for (unsigned p = 0; p < nplace; p++) {
-			struct bulk_sum *m = &bs[p];
-			printf("  %-6s transport %.3f GB/s; copy install alone %.3f; both in one thread (model 1/(1/T+1/I)) %.3f; "
-			       "floor measured %.3f (%s) = %.3f of the transport\n", placements[p].name, m->transport, m->install_copy,
-			       m->serial_model, m->floor, m->floor_row ? m->floor_row->name : "-",
-			       m->transport > 0 ? m->floor / m->transport : 0);
-			printf("  %-6s pcbench's source generates pages at %.3f GB/s; floor with that generation %s %.3f\n",
-			       placements[p].name, m->srcgen, p == 0 ? "on the same CPU (1/(1/floor+1/G))" : "beside it (min)", m->floor_gen);
-			printf("  %-6s best pcbench pull %.3f GB/s (--install=%s --install-batch=%u): %.3f of the transport "
-			       "(target >= 0.9), %.3f of the floor, %.3f of the floor with generation; --pager=process best %.3f = "
-			       "%.3f of threads\n",
-			       placements[p].name, m->best, m->best_row ? m->best_row->install : "-", m->best_row ? m->best_row->batch : 0,
-			       m->transport > 0 ? m->best / m->transport : 0, m->floor > 0 ? m->best / m->floor : 0,
-			       m->floor_gen > 0 ? m->best / m->floor_gen : 0, m->best_proc, m->best > 0 ? m->best_proc / m->best : 0);
-			double tmp[16];
-			memcpy(tmp, bpt[p], sizeof(tmp));
-			m->paired_t = median(tmp, fc.bulk_reps), m->paired_t_min = tmp[0], m->paired_t_max = tmp[fc.bulk_reps - 1];
-			memcpy(tmp, bpf[p], sizeof(tmp));
-			m->paired_f = median(tmp, fc.bulk_reps), m->paired_f_min = tmp[0], m->paired_f_max = tmp[fc.bulk_reps - 1];
-			printf("  %-6s paired by repetition (median [min-max] of %u): best pcbench / transport %.3f [%.3f-%.3f] "
-			       "(target >= 0.9), / floor %.3f [%.3f-%.3f]\n", placements[p].name, fc.bulk_reps, m->paired_t,
-			       m->paired_t_min, m->paired_t_max, m->paired_f, m->paired_f_min, m->paired_f_max);
-			met_bulk = met_bulk && m->paired_t >= 0.9;
-			met_bulk_floor = met_bulk_floor && m->paired_f >= 0.9;
-			met_zero = zero_print(zr[p], nzr[p], placements[p].name) && met_zero;
-		}
-		unsigned bp = nplace > 1 && bs[1].best > bs[0].best ? 1 : 0;
-		if (bs[bp].best_row)
-			printf("  bulk configuration to use on this machine: --install=%s --install-batch=%u with the receiver and the "
-			       "source %s (%.3f GB/s)\n", bs[bp].best_row->install, bs[bp].best_row->batch,
-			       bp ? "on different CPUs (--pin=split or unpinned)" : "on one CPU", bs[bp].best);
-	}
-	if (do_link)
-		link_print(&fc, &ls);
-	bool met_kvm = fc.no_kvm || pcb_floor_kvm_print(&fc.kvm, kvm_rows);
-	if (!fc.no_demand)
-		printf("\ndemand target (paired median p50 <= 1.15, p99 <= 1.3 x bare TCP, every placement): %s\n",
-		       met_demand ? "met" : "NOT met");
-	if (!fc.no_bulk) {
-		printf("bulk target (paired median: best pcbench pull >= 0.9 x transport, every placement): %s\n",
-		       met_bulk ? "met" : "NOT met");
-		printf("bulk against the transport+install floor (paired median: best pcbench >= 0.9 x floor, every placement): %s\n",
-		       met_bulk_floor ? "met" : "NOT met");
-		printf("zero-page target (paired median: default image >= 0.9 x zero-free image, every install path and placement): %s\n",
-		       met_zero ? "met" : "NOT met");
-	}
-	if (do_link)
-		link_verdict(&ls);
-	if (!fc.no_kvm)
-		printf("KVM demand paging target (paired median: pcbench >= bare with 1 vCPU, >= 0.7 x with more): %s\n",
-		       met_kvm ? "met" : "NOT met");
-
-	if (fc.json[0]) {
-		FILE *fp = fopen(fc.json, "w");
-		if (!fp) {
-			pcb_err("floor: cannot write --json file '%s': %s", fc.json, strerror(errno));
-			return PCB_EXIT_OSERR;
-		}
-		struct pcb_json *j = pcb_json_open(fp);
-		pcb_json_obj_begin(j, NULL);
-		pcb_json_u64(j, "schema_version", 1);
-		pcb_json_str(j, "tool", "pcbench");
-		pcb_json_str(j, "kind", "floor");
-		pcb_json_str(j, "version", PCB_VERSION);
-		pcb_json_str(j, "git_revision", PCB_GITREV);
-		pcb_json_obj_begin(j, "config");
-		pcb_json_u64(j, "faults", per_round * fc.rounds);
-		pcb_json_u64(j, "rounds", fc.rounds);
-		pcb_json_u64(j, "bulk_bytes", fc.bulk_bytes);
-		pcb_json_u64(j, "bulk_batch_pages", fc.batch);
-		pcb_json_u64(j, "bulk_window", fc.window);
-		pcb_json_u64(j, "bulk_reps", fc.bulk_reps);
-		pcb_json_u64(j, "seed", fc.seed);
-		pcb_json_bool(j, "demand", !fc.no_demand);
-		pcb_json_bool(j, "bulk", !fc.no_bulk);
-		pcb_json_bool(j, "link_bulk", do_link);
-		pcb_json_arr_begin(j, "link_rates");
-		for (unsigned k = 0; k < fc.nlink; k++)
-			pcb_json_str(j, NULL, fc.link_name[k]);
-		pcb_json_arr_end(j);
-		pcb_json_u64(j, "link_rtt_ns", fc.link_rtt_ns);
-		pcb_json_obj_end(j);
-		pcb_json_obj_begin(j, "system");
-		pcb_sysinfo_json(&sys, j, "host");
-		pcb_json_obj_end(j);
-		pcb_json_obj_begin(j, "results");
-		pcb_json_u64(j, "run_ns", pcb_now_ns() - t_start);
-		if (!fc.no_demand) {
-			pcb_json_arr_begin(j, "demand");
-			for (unsigned p = 0; p < nplace; p++) {
-				pcb_json_obj_begin(j, NULL);
-				pcb_json_str(j, "placement", placements[p].name);
-				pcb_json_i64(j, "guest_cpu", placements[p].guest);
-				pcb_json_i64(j, "handler_cpu", placements[p].handler);
-				pcb_json_i64(j, "server_cpu", placements[p].server);
-				for (int v = 0; v < NV; v++)
-					pcb_hist_json(j, vname[v], &hist[p][v], 0);
-				pcb_json_dbl(j, "ratio_p50_pcbench_over_bare_tcp", ratio50[p]);
-				pcb_json_dbl(j, "ratio_p99_pcbench_over_bare_tcp", ratio99[p]);
-				const struct { const char *k; double *v; } pr[4] = {
-					{ "paired_ratio_p50_pcbench_over_bare_tcp", pr50[p] }, { "paired_ratio_p99_pcbench_over_bare_tcp", pr99[p] },
-					{ "paired_ratio_p50_process_over_threads", pp50[p] }, { "paired_ratio_p99_process_over_threads", pp99[p] },
-				};
-				for (int i = 0; i < 4; i++) {
-					double tmp[MAX_ROUNDS];
-					memcpy(tmp, pr[i].v, fc.rounds * sizeof(double));
-					pcb_json_obj_begin(j, pr[i].k);
-					pcb_json_arr_begin(j, "per_round");
-					for (unsigned r = 0; r < fc.rounds; r++)
-						pcb_json_dbl(j, NULL, pr[i].v[r]);
-					pcb_json_arr_end(j);
-					pcb_json_dbl(j, "median", median(tmp, fc.rounds));
-					pcb_json_dbl(j, "min", tmp[0]);
-					pcb_json_dbl(j, "max", tmp[fc.rounds - 1]);
-					pcb_json_obj_end(j);
-				}
-				pcb_json_obj_end(j);
-			}
-			pcb_json_arr_end(j);
-			pcb_json_bool(j, "demand_target_met", met_demand);
-		}
-		if (!fc.no_bulk) {
-			pcb_json_arr_begin(j, "bulk");
-			for (unsigned i = 0; i < nrows; i++) {
-				pcb_json_obj_begin(j, NULL);
-				pcb_json_str(j, "variant", rows[i].name);
-				pcb_json_str(j, "placement", rows[i].placement);
-				pcb_json_str(j, "install", rows[i].install);
-				pcb_json_u64(j, "install_batch", rows[i].batch);
-				pcb_json_dbl(j, "gb_per_s", rows[i].gbps);
-				pcb_json_dbl(j, "gb_per_s_min", rows[i].gmin);
-				pcb_json_dbl(j, "gb_per_s_max", rows[i].gmax);
-				pcb_json_u64(j, "install_ioctls", rows[i].ioctls);
-				pcb_json_u64(j, "pages", rows[i].pages);
-				pcb_json_u64(j, "migration_ns_mean", rows[i].migration_ns);
-				pcb_json_dbl(j, "install_ioctl_mpages_per_s", rows[i].install_mpps);
-				pcb_json_bool(j, "verified", rows[i].verified);
-				pcb_json_obj_end(j);
-			}
-			pcb_json_arr_end(j);
-			pcb_json_arr_begin(j, "bulk_ratio_best_pcbench_over_transport");
-			for (unsigned p = 0; p < nplace; p++)
-				pcb_json_dbl(j, NULL, bs[p].transport > 0 ? bs[p].best / bs[p].transport : 0);
-			pcb_json_arr_end(j);
-			pcb_json_arr_begin(j, "bulk_summary");
-			for (unsigned p = 0; p < nplace; p++) {
-				const struct bulk_sum *m = &bs[p];
-				pcb_json_obj_begin(j, NULL);
-				pcb_json_str(j, "placement", placements[p].name);
-				pcb_json_dbl(j, "transport_gb_per_s", m->transport);
-				pcb_json_dbl(j, "install_only_copy_gb_per_s", m->install_copy);
-				pcb_json_dbl(j, "serial_model_gb_per_s", m->serial_model);
-				pcb_json_dbl(j, "floor_gb_per_s", m->floor);
-				pcb_json_str(j, "floor_variant", m->floor_row ? m->floor_row->name : "");
-				pcb_json_dbl(j, "source_generation_gb_per_s", m->srcgen);
-				pcb_json_dbl(j, "floor_with_source_generation_gb_per_s", m->floor_gen);
-				pcb_json_dbl(j, "best_over_floor_with_source_generation", m->floor_gen > 0 ? m->best / m->floor_gen : 0);
-				pcb_json_dbl(j, "best_pcbench_gb_per_s", m->best);
-				pcb_json_str(j, "best_pcbench_install", m->best_row ? m->best_row->install : "");
-				pcb_json_u64(j, "best_pcbench_install_batch", m->best_row ? m->best_row->batch : 0);
-				pcb_json_dbl(j, "best_over_transport", m->transport > 0 ? m->best / m->transport : 0);
-				pcb_json_dbl(j, "best_over_floor", m->floor > 0 ? m->best / m->floor : 0);
-				pcb_json_dbl(j, "best_process_gb_per_s", m->best_proc);
-				pcb_json_dbl(j, "paired_best_over_transport_median", m->paired_t);
-				pcb_json_dbl(j, "paired_best_over_transport_min", m->paired_t_min);
-				pcb_json_dbl(j, "paired_best_over_transport_max", m->paired_t_max);
-				pcb_json_dbl(j, "paired_best_over_floor_median", m->paired_f);
-				pcb_json_dbl(j, "paired_best_over_floor_min", m->paired_f_min);
-				pcb_json_dbl(j, "paired_best_over_floor_max", m->paired_f_max);
-				pcb_json_obj_end(j);
-			}
-			pcb_json_arr_end(j);
-			pcb_json_bool(j, "bulk_target_met", met_bulk);
-			pcb_json_bool(j, "bulk_floor_target_met", met_bulk_floor);
-			pcb_json_arr_begin(j, "zero_pages_paired_ratio");   /* default image / zero-free image, per path */
-			for (unsigned p = 0; p < nplace; p++)
-				for (unsigned i = 0; i < nzr[p]; i++) {
-					pcb_json_obj_begin(j, NULL);
-					pcb_json_str(j, "placement", placements[p].name);
-					pcb_json_str(j, "install", zr[p][i].install);
-					pcb_json_dbl(j, "zero_fraction", FLOOR_ZERO_FRACTION);
-					pcb_json_dbl(j, "median", zr[p][i].med);
-					pcb_json_dbl(j, "min", zr[p][i].min);
-					pcb_json_dbl(j, "max", zr[p][i].max);
-					pcb_json_obj_end(j);
-				}
-			pcb_json_arr_end(j);
-			pcb_json_bool(j, "zero_target_met", met_zero);
-		}
-		if (do_link)
-			link_json(j, &fc, &ls);
-		if (!fc.no_kvm) {
-			pcb_floor_kvm_json(j, &fc.kvm, kvm_rows);
-			pcb_json_bool(j, "kvm_target_met", met_kvm);
-		}
-		pcb_json_obj_end(j);
-		pcb_json_obj_end(j);
-		if (pcb_json_close(j) < 0 || fclose(fp) != 0) {
-			pcb_err("floor: error writing '%s'", fc.json);
-			return PCB_EXIT_OSERR;
-		}
-	}
-	return 0;
+	report(&F);
+	return F.fc.json[0] ? write_floor_json(&F) : 0;
 }

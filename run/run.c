@@ -63,8 +63,13 @@ struct run {
 	struct pcb_progress base;    /* --baseline: the local run's progress */
 	bool have_base;
 	bool stranded;               /* vCPU threads not joined, or the pager failed mid-run: nothing is torn down */
+	struct pcb_cpu_report cpu;
+	bool oracle_first_touch;     /* the policy's oracle=first-touch knob: it reads the guest's record */
+	int64_t baseline_cpu_ns;     /* --baseline=run: the reference run's CPU time (not in results.cpu) */
+	uint64_t t_drain_start_ns;   /* the pager was told the guest ended */
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
+	bool interrupted;            /* SIGINT / SIGTERM: the report holds what was measured so far */
 	char error[512];
 	/* bytes images: an application guest's database image, or --image=FILE */
 	uint8_t *img;
@@ -74,6 +79,32 @@ struct run {
 	struct pcb_app_report app;
 	bool app_checked;
 };
+
+/* ---- SIGINT / SIGTERM ----------------------------------------------------------
+ * The handler only records the signal; the run's waiting loops look at it
+ * every 20-100 ms and end the run with a report marked incomplete
+ * (interrupt_midrun), every child reaped, exit 128 + the signal (130, 143). */
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop_signal(int sig)
+{
+	stop_sig = sig;
+}
+
+static void catch_stop_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The last vCPU has finished (it calls this): start the drain now, not at the main thread's next poll. */
+static void guest_ended(void *arg, uint64_t t_end_ns)
+{
+	(void)t_end_ns;   /* the report takes the vCPUs' own end times (pcb_guest_end_ns) */
+	pcb_pager_guest_done(arg);
+}
 
 /* ---- source process ---------------------------------------------------------- */
 
@@ -89,7 +120,16 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		snprintf(why, whylen, "source cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
 		return errno == EADDRINUSE ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
 	}
+	/* without a key file, a per-run secret known only to this process and its
+	 * child: the forked source serves its own destination and nobody else
+	 * (handshake only: the frames after it are those of an unkeyed run) */
+	if (!r->net.key.len && pcb_auth_key_random(&r->net.key, true) < 0) {
+		snprintf(why, whylen, "no per-run secret for the forked source: getrandom: %s", strerror(errno));
+		close(lfd);
+		return PCB_EXIT_OSERR;
+	}
 	fflush(NULL);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		snprintf(why, whylen, "fork: %s", strerror(errno));
@@ -98,13 +138,17 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)   /* the parent died before the line above */
+			_exit(PCB_EXIT_SOFTWARE);
+		signal(SIGINT, SIG_DFL);   /* the run's report-and-exit handlers are the parent's */
+		signal(SIGTERM, SIG_DFL);
 		prctl(PR_SET_NAME, "pcbench-source");
 		if (r->pin.cpu[PCB_PIN_SOURCE] >= 0)
 			pcb_pin_self(r->pin.cpu[PCB_PIN_SOURCE]);
 		struct pcb_source_cfg sc = {
 			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
 			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
-			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
+			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
 			.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
 			.push_local_files = true,   /* the destination is this run */
 		};
@@ -115,24 +159,56 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 	return 0;
 }
 
+static int64_t rusage_ns(const struct rusage *ru)
+{
+	return ((int64_t)ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000000000ll +
+	       ((int64_t)ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) * 1000ll;
+}
+
+/* Reap the source; its CPU time (wait4's rusage) goes to r->cpu.source_ns. */
 static void reap_source(struct run *r, bool kill_it)
 {
 	if (r->source_pid <= 0)
 		return;
 	if (kill_it)
 		kill(r->source_pid, SIGKILL);
+	struct rusage ru;
 	for (int i = 0; i < 200; i++) {   /* up to 2 s, then force */
 		int st;
-		pid_t w = waitpid(r->source_pid, &st, WNOHANG);
+		pid_t w = wait4(r->source_pid, &st, WNOHANG, &ru);
 		if (w == r->source_pid || (w < 0 && errno == ECHILD)) {
+			if (w == r->source_pid)
+				r->cpu.source_ns = rusage_ns(&ru);
 			r->source_pid = 0;
 			return;
 		}
 		usleep(10000);
 	}
 	kill(r->source_pid, SIGKILL);
-	waitpid(r->source_pid, NULL, 0);
+	if (wait4(r->source_pid, NULL, 0, &ru) == r->source_pid)
+		r->cpu.source_ns = rusage_ns(&ru);
 	r->source_pid = 0;
+}
+
+/* results.cpu: what the process, its threads and the source used (after the joins). */
+static void measure_cpu(struct run *r)
+{
+	struct pcb_cpu_report *c = &r->cpu;
+	struct rusage ru;
+	c->process_ns = getrusage(RUSAGE_SELF, &ru) == 0 ? rusage_ns(&ru) - r->baseline_cpu_ns : -1;
+	c->main_ns = (int64_t)pcb_thread_cpu_ns();
+	c->vcpus_ns = 0;
+	for (unsigned v = 0; r->guest && v < r->cfg->vcpus; v++)
+		c->vcpus_ns += (int64_t)pcb_guest_result(r->guest, v)->cpu_ns;
+	c->demand_ns = c->background_ns = c->installer_ns = c->pager_process_ns = -1;
+	if (r->pager) {
+		c->demand_ns = (int64_t)r->ps.demand_cpu_ns;
+		c->background_ns = (int64_t)r->ps.background_cpu_ns;
+		c->installer_ns = (int64_t)r->ps.install_cpu_ns;
+		if (r->cfg->pager == PCB_PAGER_PROCESS && getrusage(RUSAGE_CHILDREN, &ru) == 0)
+			c->pager_process_ns = rusage_ns(&ru) - (c->source_ns > 0 ? c->source_ns : 0);
+	}
+	c->wall_ns = pcb_now_ns() - r->ps.t_switchover_ns;
 }
 
 /* ---- reports ------------------------------------------------------------------------ */
@@ -311,6 +387,46 @@ static void app_check(struct run *r, struct pcb_guest *g)
 	}
 }
 
+/* Stall intervals of every vCPU, for the all-vCPUs blocktime; false if a vCPU has none recorded (KVM guest). */
+static uint64_t blocktime_all(struct run *r, bool *known)
+{
+	const struct pcb_stall *st[PCB_MAX_VCPUS];
+	uint64_t n[PCB_MAX_VCPUS];
+	*known = true;
+	for (unsigned v = 0; v < r->cfg->vcpus && v < PCB_MAX_VCPUS; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		st[v] = vr->stalls;
+		n[v] = vr->nstalls;
+		if (vr->faults && !vr->stalls)
+			*known = false;
+	}
+	return *known ? pcb_blocktime_all(st, n, r->cfg->vcpus) : 0;
+}
+
+static void blocktime_json(struct run *r, struct pcb_json *j)
+{
+	uint64_t sum = 0;
+	bool known;
+	pcb_json_obj_begin(j, "blocktime");
+	pcb_json_arr_begin(j, "per_vcpu_ns");
+	for (unsigned v = 0; v < r->cfg->vcpus; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		pcb_json_u64(j, NULL, vr->blocktime_ns);
+		sum += vr->blocktime_ns;
+	}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "sum_vcpus_ns", sum);   /* every vCPU's stalls added up */
+	uint64_t all = blocktime_all(r, &known);
+	if (known)   /* QEMU's postcopy-blocktime: every vCPU blocked at once */
+		pcb_json_u64(j, "all_vcpus_ns", all);
+	else
+		pcb_json_null(j, "all_vcpus_ns");
+	pcb_json_u64(j, "total_ns", sum);       /* = sum_vcpus_ns (the name before both existed) */
+	pcb_json_str(j, "definitions", "sum_vcpus_ns: the vCPUs' stalls added up; all_vcpus_ns: time during which every "
+				       "vCPU was stalled at once (QEMU postcopy-blocktime); docs/metrics.md");
+	pcb_json_obj_end(j);
+}
+
 static void write_json(struct run *r, FILE *fp)
 {
 	const struct pcb_config *cfg = r->cfg;
@@ -324,7 +440,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_str(j, "tool", "pcbench");
 	pcb_json_str(j, "version", PCB_VERSION);
 	pcb_json_str(j, "git_revision", PCB_GITREV);
-	pcb_json_str(j, "status", r->exit_code ? "failed" : "ok");
+	pcb_json_str(j, "status", r->interrupted ? "interrupted" : r->exit_code ? "failed" : "ok");
+	pcb_json_bool(j, "complete", !r->interrupted);
 	pcb_json_i64(j, "exit_code", r->exit_code);
 	if (r->error[0])
 		pcb_json_str(j, "error", r->error);
@@ -342,6 +459,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "run_ns", r->t_end_ns - r->t_start_ns);
 	pcb_json_u64(j, "guest_ns", s->t_guest_done_ns ? s->t_guest_done_ns - s->t_switchover_ns : 0);
 	pcb_json_bool(j, "completed_while_guest_ran", s->t_complete_ns && s->t_complete_ns <= s->t_guest_done_ns);
+	if (!r->local && r->t_drain_start_ns >= s->t_guest_done_ns)   /* guest end (the last vCPU's) -> drain asked for */
+		pcb_json_u64(j, "drain_start_after_guest_end_ns", r->t_drain_start_ns - s->t_guest_done_ns);
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "pages");
@@ -358,6 +477,9 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "zero_background", s->zero_background);
 	pcb_json_u64(j, "zero_drain", s->zero_drain);
 	pcb_json_u64(j, "eexist_races", s->eexist_demand + s->eexist_background);
+	/* pages received twice: each second arrival is an install that found the page there (docs/metrics.md) */
+	pcb_json_u64(j, "sent_twice", s->eexist_demand + s->eexist_background);
+	pcb_json_str(j, "inflight", pcb_choice_name("inflight", cfg->inflight));
 	if (cfg->precopy_ns)
 		pcb_json_u64(j, "precopy", r->npages - r->pc.missing_at_switchover);   /* present at switch-over */
 	pcb_json_u64(j, "eexist_demand", s->eexist_demand);
@@ -377,38 +499,36 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "faults");
-	pcb_json_u64(j, "count", fault.count);
+	pcb_json_u64(j, "count", fault.count);   /* accesses that blocked (docs/metrics.md) */
+	uint64_t undelivered = 0;
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		undelivered += pcb_guest_result(r->guest, v)->faults_undelivered;
+	pcb_json_u64(j, "undelivered", undelivered);   /* ... during which the pager read no message of that vCPU */
 	pcb_json_u64(j, "uffd_messages", s->faults);
 	pcb_json_u64(j, "on_present_page", s->faults_present);
 	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
-	pcb_json_u64(j, "on_queued_page", s->faults_queued);   /* in a batch in flight, not requested (criu) */
+	/* in a background batch in flight, not requested: waited for (--inflight=wait, or criu) */
+	pcb_json_u64(j, "on_queued_page", s->faults_queued);
 	pcb_json_u64(j, "unattributed", s->faults_unattributed);
 	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
 	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
 	pcb_hist_json(j, "latency", &fault, 1);
 	pcb_json_obj_end(j);
 
-	pcb_json_obj_begin(j, "blocktime");
-	uint64_t total_bt = 0;
-	pcb_json_arr_begin(j, "per_vcpu_ns");
-	for (unsigned v = 0; v < cfg->vcpus; v++) {
-		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
-		pcb_json_u64(j, NULL, vr->blocktime_ns);
-		total_bt += vr->blocktime_ns;
-	}
-	pcb_json_arr_end(j);
-	pcb_json_u64(j, "total_ns", total_bt);
-	pcb_json_obj_end(j);
+	blocktime_json(r, j);
 
 	pcb_json_obj_begin(j, "pager");
 	pcb_json_str(j, "mode", pcb_choice_name("pager", cfg->pager));   /* thread | process: where the pager threads ran */
+	/* what the policy could see: faults and its own installs, or also the guest's first-touch record */
+	pcb_json_str(j, "policy_oracle", r->oracle_first_touch ? "first-touch" : "none");
 	pcb_json_i64(j, "pid", r->pager ? pcb_pager_pid(r->pager) : 0);
 	pcb_json_i64(j, "loader_pid", getpid());
 	pcb_json_u64(j, "demand_requests", s->demand_requests);
 	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)   /* one request per huge page, several pages each */
 		pcb_json_u64(j, "demand_pages_requested", s->demand_pages_requested);
 	pcb_json_u64(j, "background_batches", s->bg_batches);
-	pcb_json_u64(j, "background_inflight_max", s->bg_inflight_max);   /* most batches asked for and not ended */
+	pcb_json_u64(j, "background_inflight_max", s->bg_inflight_max);
+	pcb_json_u64(j, "demand_answered_in_stream", s->demand_in_stream);   /* pushing: SENT, the page came in the stream */   /* most batches asked for and not ended */
 	pcb_json_u64(j, "background_pages_requested", s->bg_pages_requested);
 	pcb_hist_json(j, "demand_round_trip", &s->demand_rtt, 0);
 	pcb_hist_json(j, "demand_service", &s->demand_service, 0);
@@ -437,7 +557,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_str(j, "address", r->net.remote ? r->net.host : cfg->host);
 	pcb_json_u64(j, "port", r->port);
 	pcb_json_bool(j, "source_forked", !r->net.remote);
-	pcb_json_bool(j, "authenticated", r->net.key.len > 0);
+	pcb_json_bool(j, "authenticated", r->net.key.len > 0 && !r->net.key.handshake_only);
+	pcb_json_bool(j, "per_run_secret", r->net.key.handshake_only);
 	pcb_json_obj_end(j);
 
 	pcb_net_json(j, s);
@@ -459,7 +580,9 @@ static void write_json(struct run *r, FILE *fp)
 		pcb_json_i64(j, "cpu_end", vr->cpu_end);
 		pcb_json_u64(j, "ops", vr->ops);
 		pcb_json_u64(j, "faults", vr->faults);
+		pcb_json_u64(j, "faults_undelivered", vr->faults_undelivered);
 		pcb_json_u64(j, "blocktime_ns", vr->blocktime_ns);
+		pcb_json_u64(j, "cpu_ns", vr->cpu_ns);
 		pcb_json_u64(j, "read_mismatches", vr->read_mismatch);
 		if (vr->kvm_wall_ns) {   /* the guest's TSC-timed run vs the host's clock around KVM_RUN */
 			pcb_json_u64(j, "kvm_guest_tsc_ns", vr->kvm_tsc_ns);
@@ -481,6 +604,7 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_hist_json(j, "op_latency", &op, 0);
 	pcb_json_obj_end(j);
 
+	pcb_cpu_json(&r->cpu, j, "cpu");
 	pcb_progress_json(&r->prog, j, "progress");
 	if (cfg->precopy_ns)
 		pcb_precopy_json(&r->pc, j, "precopy");
@@ -510,7 +634,10 @@ static void write_json(struct run *r, FILE *fp)
 	for (unsigned i = 0; i < r->ver.nfirst_bad; i++)
 		pcb_json_u64(j, NULL, r->ver.first_bad[i]);
 	pcb_json_arr_end(j);
-	if (r->im.mem || r->im.opaque)
+	if (r->local && r->im.mem)
+		pcb_json_str(j, "method", "bytes image, local run: xxh3-64 of all 4096 bytes of each page as the local region "
+			     "was filled in (before the guest ran) against the image's");
+	else if (r->im.mem || r->im.opaque)
 		pcb_json_str(j, "method", "bytes image: xxh3-64 of all 4096 bytes each page was installed with (taken before its "
 			     "install ioctl) against the source's digest of its page at the end; residency by mincore; "
 			     "what the guest wrote afterwards is the guest's");
@@ -560,13 +687,18 @@ static void print_progress(struct run *r, FILE *fp)
 
 static void print_verify(struct run *r, FILE *fp)
 {
-	if (r->verified && r->local && r->im.mem)
-		fprintf(fp, "  verify      no pages checked (a local run of a bytes image: nothing migrated)\n");
-	else if (r->verified)
-		fprintf(fp, "  verify      %llu pages verified%s, %llu corrupt, %llu missing: %s\n",
-			(unsigned long long)r->ver.pages_verified, r->im.mem || r->im.opaque ? " as they arrived" : "",
-			(unsigned long long)r->ver.pages_corrupt, (unsigned long long)r->ver.pages_missing,
-			r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK");
+	if (r->verified)
+		fprintf(fp, "  verify      %llu pages verified, %llu corrupt, %llu missing: %s%s\n",
+			(unsigned long long)r->ver.pages_verified, (unsigned long long)r->ver.pages_corrupt,
+			(unsigned long long)r->ver.pages_missing, r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK",
+			r->local && r->im.mem ? " (bytes image: each page as it was filled in, before the guest ran)"
+			: r->im.mem || r->im.opaque ? " (bytes image: each page by the bytes it arrived with)" : "");
+	else if (r->interrupted)
+		fprintf(fp, "  verify      not done: the run was interrupted (this report is incomplete)\n");
+	else if (r->error[0] && !r->local)
+		fprintf(fp, "  verify      NOT DONE (%llu of %llu pages had arrived): %s\n",
+			(unsigned long long)(r->pager ? atomic_load(&pcb_pager_pagestate(r->pager)->npresent) : 0),
+			(unsigned long long)r->npages, r->error);
 	if (r->app_checked) {
 		const struct pcb_app_report *a = &r->app;
 		char b1[32], b2[32], b3[32];
@@ -601,6 +733,8 @@ static void write_human(struct run *r, FILE *fp)
 		double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
 		fprintf(fp, "  guest       %llu ops, %.3f M ops/s (all memory local)\n", (unsigned long long)ops,
 			gs > 0 ? (double)ops / gs / 1e6 : 0.0);
+		fprintf(fp, "  cpu         process %.3f s: vCPUs %.3f, main %.3f\n", (double)r->cpu.process_ns / 1e9,
+			(double)r->cpu.vcpus_ns / 1e9, (double)r->cpu.main_ns / 1e9);
 		print_progress(r, fp);
 		print_verify(r, fp);
 		return;
@@ -640,7 +774,10 @@ static void write_human(struct run *r, FILE *fp)
 	for (unsigned v = 0; v < cfg->vcpus; v++)
 		bt += pcb_guest_result(r->guest, v)->blocktime_ns;
 	fmt_ns(bt, b1, sizeof(b1));
-	fprintf(fp, "  blocktime   %s total", b1);
+	bool bt_known;
+	uint64_t bt_all = blocktime_all(r, &bt_known);
+	fmt_ns(bt_all, b2, sizeof(b2));
+	fprintf(fp, "  blocktime   %s summed over vCPUs, %s all vCPUs at once", b1, bt_known ? b2 : "n/a");
 	for (unsigned v = 0; v < cfg->vcpus && v < 8; v++) {
 		fmt_ns(pcb_guest_result(r->guest, v)->blocktime_ns, b1, sizeof(b1));
 		fprintf(fp, "%svCPU%u %s", v ? ", " : " (", v, b1);
@@ -684,17 +821,23 @@ static void write_human(struct run *r, FILE *fp)
 	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
 	if (pcb_wl_is_app(r->wl))
 		fprintf(fp, "  prefetch    not measured: an application guest's first touches are not seen\n");
-	else if (r->pf.bg_installed || r->pf.touched) {
-		char lead[64] = "";
-		if (r->pf.lead.count)
-			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms", (double)pcb_hist_percentile(&r->pf.lead, 50) / 1e6);
-		fprintf(fp, "  prefetch    %llu pages touched, %llu present at first touch (hit rate %.1f%%); "
-			"accuracy %.1f%% of %llu background pages pulled before the guest stopped%s\n",
-			(unsigned long long)r->pf.touched, (unsigned long long)r->pf.hits,
-			r->pf.touched ? 100.0 * (double)r->pf.hits / (double)r->pf.touched : 0.0,
-			r->pf.bg_before_end ? 100.0 * (double)r->pf.bg_used / (double)r->pf.bg_before_end : 0.0,
-			(unsigned long long)r->pf.bg_before_end, lead);
+	else if (r->pf.win.bg_installed || r->pf.win.touched) {
+		const struct pcb_prefetch_window *w = &r->pf.win;
+		char lead[96] = "";
+		if (w->lead.count)
+			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms; %llu late", (double)pcb_hist_percentile(&w->lead, 50) / 1e6,
+				 (unsigned long long)w->bg_late);
+		fprintf(fp, "  prefetch    during the migration: %llu data pages touched, %llu present at first touch (hit rate %.1f%%); "
+			"accuracy %.1f%% of %llu background data pages%s; zero pages apart: %llu touched\n",
+			(unsigned long long)w->touched, (unsigned long long)w->hits,
+			w->touched ? 100.0 * (double)w->hits / (double)w->touched : 0.0,
+			w->bg_installed ? 100.0 * (double)w->bg_used / (double)w->bg_installed : 0.0,
+			(unsigned long long)w->bg_installed, lead, (unsigned long long)w->zero_touched);
 	}
+	fprintf(fp, "  cpu         process %.3f s: vCPUs %.3f, demand %.3f, background %.3f, installer %.3f, main %.3f; source %.3f\n",
+		(double)r->cpu.process_ns / 1e9, (double)r->cpu.vcpus_ns / 1e9, (double)r->cpu.demand_ns / 1e9,
+		(double)r->cpu.background_ns / 1e9, (double)r->cpu.installer_ns / 1e9, (double)r->cpu.main_ns / 1e9,
+		(double)r->cpu.source_ns / 1e9);
 	pcb_net_human(fp, s);
 	print_verify(r, fp);
 }
@@ -753,6 +896,49 @@ static int fail_midrun(struct run *r, int code, const char *msg)
 }
 
 
+/* SIGINT / SIGTERM during the migration: the vCPUs may be blocked in faults
+ * that will not be served now, so the run is left stranded (not joined, not
+ * torn down); the counters so far are reported (human and JSON, marked
+ * interrupted and incomplete); the cleanup path reaps the source and the
+ * pager process and the caller exits 128 + signal. */
+static int interrupt_midrun(struct run *r, int sig)
+{
+	char msg[160];
+	snprintf(msg, sizeof(msg), "interrupted by %s %.1f s into the run: the report holds what was measured so far "
+		 "(incomplete, not verified)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+		 pcb_ns_to_s(pcb_now_ns() - r->t_start_ns));
+	pcb_err("%s", msg);
+	r->interrupted = true;
+	r->stranded = true;
+	r->exit_code = 128 + sig;
+	snprintf(r->error, sizeof(r->error), "%s", msg);
+	r->t_end_ns = pcb_now_ns();
+	if (r->pager) {
+		pcb_pager_stats(r->pager, &r->ps);
+		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
+	}
+	if (r->guest && r->pager)
+		emit_reports(r);
+	return 128 + sig;
+}
+
+/* A bytes image's pages as the local region holds them before the guest
+ * runs (the guest may write anywhere afterwards): the local counterpart of
+ * verifying pages as they arrive. */
+static void local_fill_check(struct run *r, const uint8_t *region, struct pcb_verify *ver)
+{
+	memset(ver, 0, sizeof(*ver));
+	for (uint64_t pg = 0; pg < r->npages; pg++) {
+		if (pcb_page_digest_full(region + pg * PCB_PAGE_SIZE) == pcb_image_digest(&r->im, pg)) {
+			ver->pages_verified++;
+		} else {
+			ver->pages_corrupt++;
+			if (ver->nfirst_bad < 8)
+				ver->first_bad[ver->nfirst_bad++] = pg;
+		}
+	}
+}
+
 /* The same guest over a region fully populated before it starts: the
  * --policy=local run itself, or the --baseline=run reference.  Fills
  * *gout (joined), the progress series and the verification. */
@@ -766,6 +952,8 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		snprintf(why, whylen, "cannot map %llu pages for the local run: %s", (unsigned long long)r->npages, strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
+	if (r->im.mem)
+		local_fill_check(r, region, ver);
 	/* the same first-touch bookkeeping as a migrated guest, so the loops compare like for like */
 	_Atomic uint32_t *ft = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (ft == MAP_FAILED) {
@@ -798,7 +986,7 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		munmap(region, r->npages * PCB_PAGE_SIZE);
 		return PCB_EXIT_SOFTWARE;
 	}
-	rc = r->im.mem ? (memset(ver, 0, sizeof(*ver)), 0)   /* a bytes image: nothing migrated, nothing to check */
+	rc = r->im.mem ? 0   /* a bytes image: checked as it was filled in, before the guest ran */
 		       : pcb_local_verify(region, &r->im, r->npages, ver, why, whylen);
 	if (!rc && check_app && pcb_wl_is_app(gc.ops))
 		app_check(r, *gout);
@@ -900,6 +1088,7 @@ static int run_local_only(struct run *r)
 	r->ps.t_switchover_ns = r->ps.t_complete_ns = t_go;
 	r->ps.t_guest_done_ns = t_done;
 	r->ps.demand_cpu = r->ps.background_cpu = -1;
+	measure_cpu(r);
 	pcb_hist_init(&r->ps.demand_rtt);
 	pcb_hist_init(&r->ps.demand_service);
 	save_record(r);
@@ -1035,6 +1224,7 @@ static int setup_params(struct run *r)
 		return PCB_EXIT_USAGE;
 	}
 	r->t_start_ns = pcb_now_ns();
+	catch_stop_signals();
 	r->prm = (struct pcb_wl_params){ .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus,
 					 .zipf_theta = cfg->zipf_theta, .im = &r->im };
 	if (pcb_wl_parse_opts(r->wl, cfg->workload_opt, &r->prm, why, sizeof(why)) < 0 ||
@@ -1092,7 +1282,11 @@ static int run_baseline(struct run *r)
 	struct pcb_verify bv;
 	uint64_t t0, t1;
 	char why[512];
+	struct rusage ru0, ru1;
+	getrusage(RUSAGE_SELF, &ru0);
 	int rc = run_local_guest(r, &r->prm, false, &bg, &r->base, &bv, &t0, &t1, false, why, sizeof(why));
+	getrusage(RUSAGE_SELF, &ru1);
+	r->baseline_cpu_ns = rusage_ns(&ru1) - rusage_ns(&ru0);   /* not the migration's (results.cpu) */
 	if (!rc && (bv.pages_corrupt || bv.pages_missing)) {
 		snprintf(why, sizeof(why), "the local baseline run failed its integrity check: %llu corrupt, %llu missing pages",
 			 (unsigned long long)bv.pages_corrupt, (unsigned long long)bv.pages_missing);
@@ -1174,6 +1368,7 @@ static int setup_source_and_pager(struct run *r)
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
 		.push = cfg->policy_end == PCB_POLICY_SOURCE, .policy_spec = cfg->policy,
 		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
+		.resend_inflight = cfg->inflight == PCB_INFLIGHT_RESEND,
 	};
 	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
@@ -1187,7 +1382,10 @@ static int setup_source_and_pager(struct run *r)
 		return PCB_EXIT_OSERR;
 	}
 	r->first_touch = ft;
-	pcb_pager_set_first_touch(r->pager, r->first_touch);
+	/* a real destination has no first-touch record: the policy sees it only with its oracle knob */
+	r->oracle_first_touch = pcb_policy_oracle_first_touch(r->pol, &r->polopts);
+	if (r->oracle_first_touch)
+		pcb_pager_set_first_touch(r->pager, r->first_touch);
 	return 0;
 }
 
@@ -1207,6 +1405,7 @@ static int setup_guest(struct run *r)
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = cfg->record[0] != 0,
 		.kvm = cfg->guest == PCB_GUEST_KVM,
 		.precopy_region = r->precopy_src, .dest_written = r->dest_written,
+		.on_end = guest_ended, .on_end_arg = r->pager,
 	};
 	int rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
 	if (rc) {
@@ -1303,13 +1502,22 @@ static int wait_for_completion(struct run *r)
 {
 	char why[512];
 	int rc;
+	/* Wait for the guest without spinning: the pager's poll until every page
+	 * is present (it returns at once after that), then the guest's own end.
+	 * The last vCPU starts the drain itself (guest_ended). */
 	while (pcb_guest_running(r->guest)) {
 		rc = pcb_pager_poll(r->pager, 20, why, sizeof(why));
+		if (stop_sig)
+			return interrupt_midrun(r, stop_sig);
 		if (rc < 0)
 			return fail_midrun(r, -rc, why);
+		if (rc == 1) {
+			pcb_guest_wait(r->guest);
+			break;
+		}
 	}
-	pcb_pager_guest_done(r->pager);
 	pcb_guest_join(r->guest);
+	pcb_pager_guest_done(r->pager);   /* done already by the last vCPU (guest_ended); a no-op then */
 	r->stranded = false;
 	for (unsigned v = 0; r->cfg->precopy_ns && v < r->cfg->vcpus; v++) {
 		r->pc.guest_ops += pcb_guest_result(r->guest, v)->precopy_ops;
@@ -1320,10 +1528,26 @@ static int wait_for_completion(struct run *r)
 		snprintf(r->error, sizeof(r->error), "%s", pcb_guest_error(r->guest));
 		pcb_err("%s", r->error);
 	}
+	/* the rest arrives (drain): every wait has a deadline.  No page for
+	 * --io-timeout + --reconnect-timeout + 1 s (a lost connection is detected
+	 * and recovered within that) is a stall: a clear error naming what is missing */
+	uint64_t deadline_ns = r->cfg->io_timeout_ns + r->cfg->reconnect_timeout_ns + PCB_NSEC_PER_SEC;
+	uint64_t last_n = atomic_load(&pcb_pager_pagestate(r->pager)->npresent), t_last = pcb_now_ns();
 	do {
 		rc = pcb_pager_poll(r->pager, 100, why, sizeof(why));
+		if (stop_sig)
+			return interrupt_midrun(r, stop_sig);
 		if (rc < 0)
 			return fail_midrun(r, -rc, why);
+		uint64_t n = atomic_load(&pcb_pager_pagestate(r->pager)->npresent), now = pcb_now_ns();
+		if (n != last_n) {
+			last_n = n;
+			t_last = now;
+		} else if (rc != 1 && now - t_last > deadline_ns) {
+			snprintf(why, sizeof(why), "no page arrived for %.1f s after the guest stopped (progress deadline: "
+				 "--io-timeout + --reconnect-timeout + 1 s); the migration stalled", pcb_ns_to_s(now - t_last));
+			return fail_midrun(r, PCB_EXIT_SOURCE_LOST, why);
+		}
 	} while (rc != 1);
 	return 0;
 }
@@ -1377,10 +1601,12 @@ static void collect_placement(struct run *r)
 	struct pcb_mem_range rec = { r->first_touch, r->npages * 4 };
 	pcb_mem_measure(&r->mem, g, 2, &rec, 1, r->cfg->mem);
 	r->mem.pager_process_hwm = pcb_pager_process_peak_rss_kib(r->pager) * 1024;
-	pcb_prefetch_compute_until(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
-				   pcb_pager_install_kind(r->pager),
-				   r->ps.t_guest_done_ns > r->ps.t_switchover_ns
-					   ? (r->ps.t_guest_done_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0);
+	pcb_prefetch_compute_window(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
+				    pcb_pager_install_kind(r->pager),
+				    r->ps.t_guest_done_ns > r->ps.t_switchover_ns
+					    ? (r->ps.t_guest_done_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0,
+				    r->ps.t_complete_ns >= r->ps.t_switchover_ns
+					    ? (r->ps.t_complete_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0);
 	if (r->cfg->timeline[0]) {
 		int e = pcb_timeline_write(r->cfg->timeline, r->pager, r->npages, r->first_touch);
 		if (e < 0) {
@@ -1395,10 +1621,14 @@ static int collect_and_report(struct run *r)
 	if (r->trace)
 		pcb_trace_stop(r->trace);
 	pcb_pager_stats(r->pager, &r->ps);
+	r->t_drain_start_ns = r->ps.t_guest_done_ns;   /* when the pager was told (the drain began) */
+	if (pcb_guest_end_ns(r->guest))   /* the vCPUs' own end, not when the pager was told */
+		r->ps.t_guest_done_ns = pcb_guest_end_ns(r->guest);
 	collect_progress(r);
 	save_record(r);
 	collect_placement(r);
 	reap_source(r, false);
+	measure_cpu(r);
 	r->t_end_ns = pcb_now_ns();
 	integrity_verdict(r);
 	int erc = report(r);
@@ -1448,7 +1678,7 @@ int pcb_run_migration(const struct pcb_config *cfg_in, bool *stranded)
 	struct stat isb;
 	if (resolved.image[0] && stat(resolved.image, &isb) == 0 && S_ISREG(isb.st_mode))
 		resolved.mem = (uint64_t)isb.st_size;   /* --mem is the image's size (checked when it is mapped) */
-	struct run R = { .cfg = &resolved }, *r = &R;
+	struct run R = { .cfg = &resolved, .cpu.source_ns = -1 }, *r = &R;
 	pcb_sock_buf_bytes = (int)resolved.socket_buffer;   /* our connections, and the forked source's */
 	int rc = setup_check(r);
 	if (!rc)

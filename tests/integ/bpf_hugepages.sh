@@ -10,17 +10,15 @@
 # read) and random on 1, and checks the kernel median against the guest's.
 # Reserves the huge pages it needs (the lock hugepages.sh takes) and
 # restores nr_hugepages after.
-set -u
+. "$(dirname "$0")/../lib/integ.sh"
 BUILD=${BUILD:-build}
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*"; exit 1; }
 [ -x ./pcbench ] || die "./pcbench not built"
 command -v python3 >/dev/null || skip "python3 is needed to read the JSON"
 [ "$(id -u)" = 0 ] || skip "--trace=on needs root (BPF)"
 SYS=/sys/kernel/mm/hugepages/hugepages-2048kB
 NR=/proc/sys/vm/nr_hugepages
 [ -d "$SYS" ] || skip "this kernel has no 2 MiB hugetlb pages ($SYS absent)"
-tmp=$(mktemp -d)
+tmp=$T
 
 exec 9>/tmp/pcbench-hugepages.lock
 flock -w 600 9 || die "waited 600 s for /tmp/pcbench-hugepages.lock (another hugepages test)"

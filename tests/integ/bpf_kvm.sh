@@ -15,16 +15,14 @@
 #    measurement: the kernel median is below the guest's (the guest also sees
 #    the VM exit and entry: tens of µs on this nested hypervisor) and not
 #    implausibly far below it.
-set -u
+. "$(dirname "$0")/../lib/integ.sh"
 BUILD=${BUILD:-build}
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*"; exit 1; }
 [ -x ./pcbench ] || die "./pcbench not built"
 command -v python3 >/dev/null || skip "python3 is needed to read the JSON"
 [ "$(id -u)" = 0 ] || skip "--trace=on needs root (BPF)"
 [ -e /dev/kvm ] || skip "/dev/kvm is absent (no KVM on this machine)"
 [ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "no permission on /dev/kvm"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp=$T
 
 fails=0
 for c in "random 1 demand" "seq 2 sequential"; do

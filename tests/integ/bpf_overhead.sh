@@ -5,14 +5,12 @@
 # with its quartiles and bootstrap interval, and the figures are sane (a
 # same-CPU fault of 2-1000 us, ratios between 0.5 and 3).  Timing targets
 # are not asserted here: they are measured with the full-size run (docs/results/).
-set -u
+. "$(dirname "$0")/../lib/integ.sh"
 BUILD=${BUILD:-build}
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*"; exit 1; }
 [ -x ./pctrace ] && [ -x "$BUILD/tests/helpers/uffd_victim" ] || die "build pctrace and $BUILD/tests/helpers/uffd_victim first"
 command -v python3 >/dev/null || skip "python3 is needed"
 [ "$(id -u)" = 0 ] || skip "pctrace needs root (BPF)"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp=$T
 
 BUILD=$BUILD bpf/overhead.sh -n 300 -r 3 --modes null --json "$tmp/oh.json" >"$tmp/oh.out" 2>&1
 rc=$?

@@ -15,15 +15,13 @@
 #    guest sees ~2-3 us more: exception entry/exit and its clock reads);
 #  - with --trace-usdt=on (one configuration) the USDT fault probe count
 #    equals the uffd messages.
-set -u
+. "$(dirname "$0")/../lib/integ.sh"
 BUILD=${BUILD:-build}
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*"; exit 1; }
 [ -x ./pcbench ] || die "./pcbench not built"
 ./pcbench --help 2>&1 | grep -q -- '--trace' || skip "this pcbench has no --trace option"
 command -v python3 >/dev/null || skip "python3 is needed to read the JSON"
 [ "$(id -u)" = 0 ] || skip "--trace=on needs root (BPF)"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp=$T
 
 fails=0
 for wl in seq random zipf; do

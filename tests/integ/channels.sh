@@ -7,9 +7,7 @@
 # on the shared connection); a source killed and restarted mid-migration under
 # --reconnect-timeout is survived with 1 channel too; --channels=1 with 2 MiB
 # pages is refused with exit 64.
-set -u
-T=$(mktemp -d /tmp/pcb-channels.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
+. "$(dirname "$0")/../lib/integ.sh"
 . tests/lib/net.sh
 
 # check FILE CHANNELS TAG: verified, accounting exact, transport shape per channel count

@@ -7,14 +7,9 @@
 # for consistency with the histograms, not against targets.  Bad options
 # exit 64.  Also: 8 vCPU threads on this machine's cores all make progress
 # and the migration completes verified (no deadlock in the demand fast path).
-set -u
-P=${PCBENCH:-./pcbench}
-T=$(mktemp -d /tmp/pcb-floor.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-nfail=0
-fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
-[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || { echo "SKIP: no userfaultfd access"; exit 77; }
+. "$(dirname "$0")/../lib/integ.sh"
+P=$PCBENCH
+[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || skip "no userfaultfd access"
 
 # KVM demand paging (bare handlers vs pcbench's KVM guest) where /dev/kvm can be used
 KVM="--kvm-vcpus=1,2 --kvm-mem=4M --kvm-reps=1"
@@ -110,5 +105,4 @@ print("%s: 8 vCPUs, ops per vCPU %s, verified" % (sys.argv[2], [x["ops"] for x i
 PY
 done
 
-[ $nfail -eq 0 ] && echo "floor: all checks passed"
-exit $(( nfail > 0 ))
+finish

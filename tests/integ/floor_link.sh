@@ -9,14 +9,9 @@
 # through than configured -- a real check of the emulation, not a speed
 # target); the ratios are consistent with the rates.  Bad --link-rates and
 # --link-rtt values exit 64 naming the value; --no-link leaves the section out.
-set -u
-P=${PCBENCH:-./pcbench}
-T=$(mktemp -d /tmp/pcb-floorlink.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-nfail=0
-fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
-[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || { echo "SKIP: no userfaultfd access"; exit 77; }
+. "$(dirname "$0")/../lib/integ.sh"
+P=$PCBENCH
+[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || skip "no userfaultfd access"
 
 "$P" floor --no-demand --no-bulk --bulk=16M --bulk-reps=1 --link-rates=500mbit,1gbit --link-rtt=200us \
 	--json "$T/fl.json" >"$T/fl.out" 2>"$T/fl.err"
@@ -82,5 +77,4 @@ python3 -c "
 import json, sys; d = json.load(open('$T/nolink.json'))
 sys.exit(0 if 'link_bulk' not in d['results'] and d['config']['link_bulk'] is False else 1)" || fail "--no-link: link_bulk present"
 
-[ $nfail -eq 0 ] && echo "floor_link: all checks passed"
-exit $(( nfail > 0 ))
+finish

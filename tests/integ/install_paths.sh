@@ -6,14 +6,9 @@
 # background installs must carry more than one page per ioctl on average,
 # unbatched exactly one).  Bad --install / --install-batch / --pin values
 # exit 64 naming the value.  --pin places the threads where asked.
-set -u
-P=${PCBENCH:-./pcbench}
-T=$(mktemp -d /tmp/pcb-inst.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-nfail=0
-fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
-[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || { echo "SKIP: no userfaultfd access"; exit 77; }
+. "$(dirname "$0")/../lib/integ.sh"
+P=$PCBENCH
+[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || skip "no userfaultfd access"
 feat=$(python3 - <<'PY'
 import ctypes, fcntl, os, struct
 # UFFDIO_API on a fresh userfaultfd: which features does this kernel offer?
@@ -166,5 +161,4 @@ for bad in "--install=mmap" "--zero-inline=129" "--install-batch=lots" "--instal
 	printf '%s' "$out" | grep -qF -- "$val" || fail "$bad: message does not name '$val': $out"
 done
 
-[ $nfail -eq 0 ] && echo "install paths: all checks passed"
-exit $(( nfail > 0 ))
+finish

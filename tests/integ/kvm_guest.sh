@@ -4,13 +4,10 @@
 # pages until the pager installs them.  64 MiB, 2 vCPUs: integrity verified,
 # faults and blocktime attributed per vCPU, the guest's TSC agrees with the
 # host clock; a local KVM run; a workload the guest lacks exits 64.
-set -u
-P=${PCBENCH:-./pcbench}
-T=$(mktemp -d /tmp/pcb-kvm.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
-[ -e /dev/kvm ] || { echo "SKIP: /dev/kvm is absent (no KVM on this machine)"; exit 77; }
-[ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "SKIP: no permission on /dev/kvm"; exit 77; }
+. "$(dirname "$0")/../lib/integ.sh"
+P=$PCBENCH
+[ -e /dev/kvm ] || skip "/dev/kvm is absent (no KVM on this machine)"
+[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "no permission on /dev/kvm"
 
 "$P" --guest=kvm --vcpus=2 --mem=64M --policy=sequential --workload=random --duration=1s --trace=off \
 	--json "$T/kvm.json" >"$T/kvm.out" 2>"$T/kvm.err"

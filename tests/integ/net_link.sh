@@ -4,9 +4,7 @@
 # throughput of a PONG train, median header-only round trip after
 # calibration) are within 5 % of the configured ones.  Also: a bad --link is
 # refused with a one-line error naming the value, exit 64.
-set -u
-T=$(mktemp -d /tmp/pcb-netlink.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/../lib/integ.sh"
 . tests/lib/net.sh
 
 "$P" --link=10gb,50us --duration=100ms >"$T/bad.out" 2>&1

@@ -5,9 +5,7 @@
 # (zero corrupt, zero missing).  Then the same with no restart: the
 # destination gives up after --reconnect-timeout with exit 74 and names the
 # pages that never arrived.
-set -u
-T=$(mktemp -d /tmp/pcb-netrec.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
+. "$(dirname "$0")/../lib/integ.sh"
 . tests/lib/net.sh
 
 # --- kill and restart (background pull, 1 vCPU; demand only (its fast path), 2 vCPUs; the

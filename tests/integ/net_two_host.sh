@@ -6,8 +6,7 @@
 # refused (exit 77) and the source keeps serving; the link is cut with
 # `ip link set down` in the middle of a migration and restored: the
 # destination pauses, reconnects and completes with zero corrupt/missing.
-set -u
-T=$(mktemp -d /tmp/pcb-net2.XXXXXX)
+. "$(dirname "$0")/../lib/integ.sh"
 N=$(( ($$ % 200) + 20 ))
 NS_S=pcbt-src-$$ NS_D=pcbt-dst-$$ VS=pcbs$$ VD=pcbd$$
 A_S=10.200.$N.1 A_D=10.200.$N.2
@@ -22,7 +21,7 @@ trap cleanup EXIT
 P=$(readlink -f "$P")
 
 if ! ip netns add $NS_S 2>"$T/err"; then
-	echo "SKIP: cannot create a network namespace: $(cat "$T/err")"; exit 77
+	skip "cannot create a network namespace: $(cat "$T/err")"
 fi
 ip netns add $NS_D || fail "ip netns add $NS_D"
 ip link add $VS type veth peer name $VD || fail "cannot create a veth pair"

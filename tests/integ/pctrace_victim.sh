@@ -9,7 +9,7 @@
 # reads their messages (pctrace's count must still equal the handler's).
 # No retries: counts are exact; latency medians are compared with the
 # victim's own measurement of the same faults in the same run.
-set -u
+. "$(dirname "$0")/../lib/integ.sh"
 BUILD=${BUILD:-build}
 VICTIM=$BUILD/tests/helpers/uffd_victim
 PCTRACE=./pctrace
@@ -17,15 +17,13 @@ PAGES=${PAGES:-1000}
 DELAY_US=${DELAY_US:-200}
 CPU=${CPU:-0}
 
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*"; exit 1; }
 
 [ -x "$VICTIM" ] || die "$VICTIM not built"
 [ -x "$PCTRACE" ] || die "$PCTRACE not built"
 command -v python3 >/dev/null || skip "python3 is needed to read the JSON"
 [ "$(id -u)" = 0 ] || skip "pctrace needs root (BPF)"
 
-tmp=$(mktemp -d)
+tmp=$T
 vpid=; ppid=
 cleanup() {
 	[ -n "$ppid" ] && kill "$ppid" 2>/dev/null

@@ -6,19 +6,14 @@
 # page the guest wrote (at the source or the destination) arrives correct;
 # the page accounting adds up; a pre-copy that keeps stale copies (fault
 # injection) is caught by the integrity check; bad combinations exit 64.
-set -u
-P=${PCBENCH:-./pcbench}
-T=$(mktemp -d /tmp/pcb-pc.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-nfail=0
-fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
+. "$(dirname "$0")/../lib/integ.sh"
+P=$PCBENCH
 
 common="--mem=64M --policy=demand --workload=random --write-ratio=0.05 --seed=7 --duration=500ms --trace=off"
 "$P" $common --precopy=0 --json "$T/p0.json" >"$T/p0.out" 2>&1 || fail "precopy=0: $(tail -2 "$T/p0.out")"
 "$P" $common --precopy=1s --json "$T/p1.json" >"$T/p1.out" 2>&1 || fail "precopy=1s: $(tail -2 "$T/p1.out")"
 if grep -q "WP_ASYNC\|PAGEMAP_SCAN" "$T/p1.out"; then
-	echo "SKIP: $(grep -m1 'WP_ASYNC\|PAGEMAP_SCAN' "$T/p1.out")"; exit 77
+	skip "$(grep -m1 'WP_ASYNC\|PAGEMAP_SCAN' "$T/p1.out")"
 fi
 cat "$T/p1.out"
 # the first full round must fit in the pre-copy; ASan+UBSan (make test SANITIZE=1) run it several times slower
@@ -85,5 +80,4 @@ for bad in "--precopy=soon" "--precopy=1s --install=move" "--precopy=1s --policy
 	"$P" --mem=64M --trace=off $bad >/dev/null 2>"$T/e.err"; rc=$?
 	[ $rc -eq 64 ] || fail "$bad: exit $rc, want 64 ($(cat "$T/e.err"))"
 done
-[ $nfail -eq 0 ] || { echo "$nfail check(s) failed"; exit 1; }
-echo "all checks passed"
+finish

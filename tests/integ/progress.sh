@@ -3,11 +3,8 @@
 # first, still verified) and --baseline=run (local reference run first, then
 # the migration): the JSON carries the per-bucket series, time to first work,
 # time back within 5 % and lost work; the CSVs exist and add up.
-set -u
-P=${PCBENCH:-./pcbench}
-T=$(mktemp -d /tmp/pcb-prog.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
+. "$(dirname "$0")/../lib/integ.sh"
+P=$PCBENCH
 
 "$P" --policy=local --workload=random --mem=64M --duration=500ms --bucket-ms=20 --json "$T/local.json" >"$T/local.out" 2>&1 ||
 	{ echo "FAIL: local run: $(tail -2 "$T/local.out")"; exit 1; }

@@ -5,12 +5,9 @@
 # 0.002 — so a 16 GiB guest stays under the 0.2% budget (the fixed part, a few
 # MiB of buffers and code, is amortised there; `make bench-scale` runs the
 # 16 GiB migration itself).  Also checks the memory block of the JSON.
-set -u
-P=${PCBENCH:-./pcbench}
-T=$(mktemp -d /tmp/pcb-scale.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
-[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || { echo "SKIP: no userfaultfd access"; exit 77; }
+. "$(dirname "$0")/../lib/integ.sh"
+P=$PCBENCH
+[ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || skip "no userfaultfd access"
 for m in 256M 1G; do
 	"$P" --mem=$m --policy=sequential --workload=seq --ops=2000 --duration=0 --trace=off --json "$T/$m.json" >/dev/null 2>"$T/$m.err" ||
 		{ echo "FAIL: --mem=$m: $(tail -2 "$T/$m.err")"; exit 1; }

@@ -3,16 +3,11 @@
 # zero corrupt or missing pages; --record then --workload=trace replays the
 # same accesses; bad knobs exit 64 naming the key; the progress series (JSON
 # and CSV) is present and consistent with the op count.
-set -u
+. "$(dirname "$0")/../lib/integ.sh"
+P=$PCBENCH
 BUILD=${BUILD:-build}
-P=${PCBENCH:-./pcbench}
-T=$(mktemp -d /tmp/pcb-wl.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-nfail=0
-fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
 [ -e /dev/userfaultfd ] || grep -q 1 /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null || [ "$(id -u)" = 0 ] ||
-	{ echo "SKIP: no userfaultfd access"; exit 77; }
+	skip "no userfaultfd access"
 
 # check JSON NAME: exit 0, verified, nothing corrupt/missing, ops > 0, progress sums to ops, CSV too
 check() {
@@ -104,5 +99,4 @@ grep -q "bad.txt:2" "$T/bad3.err" || fail "bad trace line not named: $(cat "$T/b
 "$P" --mem=64M --workload=scan+hot --vcpus=1 --trace=off >/dev/null 2>"$T/bad4.err"
 rc=$?; [ $rc -eq 64 ] || fail "scan+hot with 1 vCPU: exit $rc, want 64"
 
-[ $nfail -eq 0 ] || { echo "$nfail check(s) failed"; exit 1; }
-echo "all checks passed"
+finish

@@ -9,7 +9,7 @@ PCBENCH=${PCBENCH:-./pcbench}
 REAPER=$BUILD/tests/helpers/reaper
 PCBJSON="python3 tests/lib/pcbjson.py"
 T=$(mktemp -d "${TMPDIR:-/tmp}/pcb-integ.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT   # background sources and runs too
 NFAIL=0
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
@@ -99,7 +99,7 @@ need_uffd() {
 
 # Arguments for runs that test the migration itself, not the kernel-side
 # tracing: skip attaching the BPF programs (--trace=auto costs ~1 s a run).
-# The policy x workload matrix and the source-death kills run with the defaults.
+# The policy x workload matrix and the source_death kills run with the defaults.
 FAST=
 "$PCBENCH" --help 2>/dev/null | grep -q -- '--trace=VALUE' && FAST=--trace=off
 
@@ -110,7 +110,7 @@ list_section() {
 # the policies that migrate: all but `local` (the no-migration baseline: all
 # memory is local before the guest starts; no faults, no source afterwards)
 # and `replay`, which needs a recorded trace that fits the run's --mem
-# (tests/integ/policies.sh and migrate-matrix.sh cover it, with pol_args)
+# (tests/integ/policies.sh and migrate_matrix.sh cover it, with pol_args)
 migrating_policies() { list_section policies | grep -vx -e local -e replay; }
 
 # pol_args POLICY: the extra arguments a policy needs to run at all on a

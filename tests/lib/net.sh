@@ -1,8 +1,7 @@
 # Shared helpers for the network integration tests (tests/integ/net_*.sh).
-# Source it after setting T (a scratch directory).
-P=${PCBENCH:-${BUILD:-build}/pcbench}
-[ -x "$P" ] || P=./pcbench
-
+# Source it after tests/lib/integ.sh (which sets T and PCBENCH).  Here a failed
+# check stops the test at once: the steps of a network test depend on each other.
+P=$PCBENCH
 fail() { echo "FAIL: $*"; exit 1; }
 
 # start_source NAME ARGS...: run `pcbench source` in the background (stdout/stderr
