@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int pcb_verbose;
@@ -254,4 +256,20 @@ int pcb_check_writable(const char *path)
 	if (!S_ISDIR(st.st_mode))
 		return ENOTDIR;
 	return access(dir, W_OK | X_OK) == 0 ? 0 : errno;
+}
+
+void pcb_reap_child(int pid, bool kill_first, unsigned timeout_ms)
+{
+	if (pid <= 0)
+		return;
+	if (kill_first)
+		kill(pid, SIGKILL);
+	for (unsigned t = 0; t < timeout_ms; t += 10) {
+		pid_t w = waitpid(pid, NULL, WNOHANG);
+		if (w == pid || (w < 0 && errno == ECHILD))
+			return;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
 }

@@ -96,6 +96,9 @@ static inline uint64_t pcb_rng_below(struct pcb_rng *r, uint64_t n)
 	}
 	return (uint64_t)(m >> 64);
 }
+/* Wait for child pid to exit: up to timeout_ms (SIGKILL first with kill_first), then SIGKILL
+ * and wait.  A child already reaped (ECHILD) is fine; pid <= 0 does nothing. */
+void pcb_reap_child(int pid, bool kill_first, unsigned timeout_ms);
 /* Uniform double in [0,1). */
 static inline double pcb_rng_double(struct pcb_rng *r) { return (double)(pcb_rng_next(r) >> 11) * 0x1.0p-53; }
 

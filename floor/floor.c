@@ -211,18 +211,7 @@ static void serve_bulk(int fd)
 	free(buf);
 }
 
-static void reap(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	for (int i = 0; i < 300; i++) {
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-}
+static void reap(pid_t pid) { pcb_reap_child(pid, false, 3000); }
 
 /* ---- bare handler ------------------------------------------------------------------- */
 
@@ -454,16 +443,7 @@ static pid_t fork_source(const struct pcb_source_cfg *sc, int cpu, uint16_t *por
 		snprintf(why, whylen, "source cannot listen: %s", strerror(errno));
 		return -1;
 	}
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		prctl(PR_SET_NAME, "pcbench-source");
-		if (cpu >= 0)
-			pcb_pin_self(cpu);
-		_exit(pcb_source_serve(sc, lfd));
-	}
-	close(lfd);
+	pid_t pid = pcb_source_fork(sc, lfd, cpu);
 	if (pid < 0)
 		snprintf(why, whylen, "fork: %s", strerror(errno));
 	return pid;

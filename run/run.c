@@ -89,49 +89,25 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		snprintf(why, whylen, "source cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
 		return errno == EADDRINUSE ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
 	}
-	fflush(NULL);
-	pid_t pid = fork();
+	struct pcb_source_cfg sc = {
+		.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
+		.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
+		.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
+		.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
+		.push_local_files = true,   /* the destination is this run */
+	};
+	pid_t pid = pcb_source_fork(&sc, lfd, r->pin.cpu[PCB_PIN_SOURCE]);
 	if (pid < 0) {
 		snprintf(why, whylen, "fork: %s", strerror(errno));
-		close(lfd);
 		return PCB_EXIT_OSERR;
 	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		prctl(PR_SET_NAME, "pcbench-source");
-		if (r->pin.cpu[PCB_PIN_SOURCE] >= 0)
-			pcb_pin_self(r->pin.cpu[PCB_PIN_SOURCE]);
-		struct pcb_source_cfg sc = {
-			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
-			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
-			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
-			.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
-			.push_local_files = true,   /* the destination is this run */
-		};
-		_exit(pcb_source_serve(&sc, lfd));
-	}
-	close(lfd);
 	r->source_pid = pid;
 	return 0;
 }
 
 static void reap_source(struct run *r, bool kill_it)
 {
-	if (r->source_pid <= 0)
-		return;
-	if (kill_it)
-		kill(r->source_pid, SIGKILL);
-	for (int i = 0; i < 200; i++) {   /* up to 2 s, then force */
-		int st;
-		pid_t w = waitpid(r->source_pid, &st, WNOHANG);
-		if (w == r->source_pid || (w < 0 && errno == ECHILD)) {
-			r->source_pid = 0;
-			return;
-		}
-		usleep(10000);
-	}
-	kill(r->source_pid, SIGKILL);
-	waitpid(r->source_pid, NULL, 0);
+	pcb_reap_child(r->source_pid, kill_it, 2000);   /* up to 2 s, then force */
 	r->source_pid = 0;
 }
 

@@ -5,6 +5,7 @@
 #include "wire/proto.h"
 #include "common/image.h"
 #include "common/util.h"
+#include "common/pin.h"
 #include <endian.h>
 #include <errno.h>
 #include <poll.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <linux/sockios.h>
@@ -901,4 +903,21 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 	if (end_conns(st))
 		pcb_source_state_free(st);   /* else a thread is stuck: leave the state to the process exit */
 	return rc;
+}
+
+int pcb_source_fork(const struct pcb_source_cfg *cfg, int listen_fd, int cpu)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_NAME, "pcbench-source");
+		if (cpu >= 0)
+			pcb_pin_self(cpu);
+		_exit(pcb_source_serve(cfg, listen_fd));   /* the forked child ends here */
+	}
+	int e = errno;
+	close(listen_fd);
+	errno = e;
+	return pid;
 }
