@@ -37,6 +37,7 @@ static const struct pcb_choice ch_transport[] = { { "tcp", PCB_PRECOPY_TCP }, { 
 static const struct pcb_choice ch_policy_end[] = {
 	{ "auto", PCB_END_AUTO }, { "source", PCB_POLICY_SOURCE }, { "destination", PCB_POLICY_DEST }, { NULL, 0 },
 };
+static const struct pcb_choice ch_inflight[] = { { "wait", PCB_INFLIGHT_WAIT }, { "resend", PCB_INFLIGHT_RESEND }, { NULL, 0 } };
 static const struct pcb_choice ch_final[] = { { "drop", PCB_PRECOPY_DROP }, { "resend", PCB_PRECOPY_RESEND }, { NULL, 0 } };
 
 /* Entries list their fields in order: name, type, offset, size, default, min, max, help, choices, scope, category. */
@@ -68,6 +69,10 @@ const struct pcb_option pcb_options[] = {
 	  "1 = one connection carries both, demand replies queue behind background data already sent (QEMU before "
 	  "postcopy-preempt); 0 = what the policy's system uses (qemu: 1, or 2 with preempt=on; others 2); "
 	  "not 1 with --page-size=2M", NULL, MIG | SIM, "pager" },
+	{ "inflight", PCB_OPT_CHOICE, OFF(inflight), 0, "wait", 0, 0,
+	  "a fault on a page already in flight in a background batch: wait (for the batch; every page crosses the wire "
+	  "once, as QEMU and CRIU) or resend (ask for it again on the demand channel, whose reply may overtake the batch: "
+	  "pages sent twice, results.pages.sent_twice)", ch_inflight, MIG, "pager" },
 	{ "socket-buffer", PCB_OPT_SIZE, OFF(socket_buffer), 0, "4M", 0, 64 << 20,
 	  "SO_SNDBUF and SO_RCVBUF of every connection (the kernel doubles it, capped by net.core.wmem_max/rmem_max); "
 	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold", NULL, MIG | SRC, "network" },

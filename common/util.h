@@ -31,6 +31,14 @@ static inline uint64_t pcb_now_ns(void)
 	return (uint64_t)ts.tv_sec * PCB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 static inline double pcb_ns_to_s(uint64_t ns) { return (double)ns / 1e9; }
+/* CPU time the calling thread has used (the kernel's per-thread accounting). */
+static inline uint64_t pcb_thread_cpu_ns(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * PCB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
 
 /* "256M", "4G", "4096", "64k", "1.5G" (binary units K/M/G/T, optional B/iB).
  * Returns 0 and *out on success, -1 on bad syntax, zero is allowed (caller checks). */
@@ -97,8 +105,10 @@ static inline uint64_t pcb_rng_below(struct pcb_rng *r, uint64_t n)
 	return (uint64_t)(m >> 64);
 }
 /* Wait for child pid to exit: up to timeout_ms (SIGKILL first with kill_first), then SIGKILL
- * and wait.  A child already reaped (ECHILD) is fine; pid <= 0 does nothing. */
-void pcb_reap_child(int pid, bool kill_first, unsigned timeout_ms);
+ * and wait.  True when this call reaped it (*ru, if given, holds its resource usage); a child
+ * already reaped (ECHILD) or pid <= 0: false. */
+struct rusage;
+bool pcb_reap_child(int pid, bool kill_first, unsigned timeout_ms, struct rusage *ru);
 /* Uniform double in [0,1). */
 static inline double pcb_rng_double(struct pcb_rng *r) { return (double)(pcb_rng_next(r) >> 11) * 0x1.0p-53; }
 

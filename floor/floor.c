@@ -211,7 +211,7 @@ static void serve_bulk(int fd)
 	free(buf);
 }
 
-static void reap(pid_t pid) { pcb_reap_child(pid, false, 3000); }
+static void reap(pid_t pid) { pcb_reap_child(pid, false, 3000, NULL); }
 
 /* ---- bare handler ------------------------------------------------------------------- */
 

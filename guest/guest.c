@@ -1,7 +1,12 @@
 /* The vCPU loop: run a workload's accesses over the guest region, check
- * every read against the image, and time each access.  An access during
- * which the pager read a fault message from this thread is a fault: its
- * latency as this thread saw it goes into fault_lat and blocktime. */
+ * every read against the image, and time each access.  An access that
+ * blocked is a fault (docs/metrics.md): after an access slower than
+ * BLOCK_MIN_NS the thread reads its voluntary context switch count
+ * (getrusage RUSAGE_THREAD, the kernel's per-thread count); a rise means it
+ * slept in the access -- in a userfaultfd wait whether or not the pager read
+ * its fault message (a batched install can wake it first, and the kernel
+ * then never delivers that message).  Its latency as this thread saw it goes
+ * into fault_lat, blocktime and the stall intervals. */
 #include "common/util.h"
 #include "pager/probes.h"
 #include "workloads/workload.h"
@@ -12,8 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+/* An access faster than this did not sleep (a userfaultfd wait is a switch
+ * out and a wake-up: several µs at least); slower ones check nvcsw. */
+#define BLOCK_MIN_NS 1000
 
 struct vcpu {
 	struct pcb_guest *g;
@@ -43,9 +53,43 @@ struct pcb_guest {
 	unsigned parked;
 	bool resumed;
 	unsigned started;
+	_Atomic uint64_t t_end_max;  /* latest vCPU end so far */
+	uint64_t t_end;              /* set when the last vCPU has finished (lock) */
 	pthread_mutex_t err_lock;
 	char app_err[256];           /* the first failed application op */
 };
+
+static long nvcsw_now(void)
+{
+	struct rusage ru;
+	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : 0;
+}
+
+/* first_touch: keep the earliest access (by its start); at the same µs, a faulted one. */
+static void touch_note(_Atomic uint32_t *w, uint64_t since_base_ns, bool faulted)
+{
+	uint64_t us = since_base_ns / 1000 + 1;
+	uint32_t t = us > 0x7fffffff ? 0x7fffffffu : (uint32_t)us;
+	uint32_t val = t | (faulted ? PCB_TOUCH_FAULTED : 0);
+	uint32_t cur = atomic_load_explicit(w, memory_order_relaxed);
+	while (!cur || (cur & ~PCB_TOUCH_FAULTED) > t ||
+	       ((cur & ~PCB_TOUCH_FAULTED) == t && faulted && !(cur & PCB_TOUCH_FAULTED)))
+		if (atomic_compare_exchange_weak_explicit(w, &cur, val, memory_order_relaxed, memory_order_relaxed))
+			break;
+}
+
+static void stall_add(struct pcb_vcpu_result *r, uint64_t *cap, uint64_t t0, uint64_t t1)
+{
+	if (r->nstalls == *cap) {
+		uint64_t nc = *cap ? *cap * 2 : 4096;
+		void *p = realloc(r->stalls, nc * sizeof(*r->stalls));
+		if (!p)
+			return;   /* out of memory: all_vcpus blocktime incomplete (counts elsewhere are not) */
+		r->stalls = p;
+		*cap = nc;
+	}
+	r->stalls[r->nstalls++] = (struct pcb_stall){ t0, t1 };
+}
 
 static void think(uint32_t ns)
 {
@@ -61,16 +105,18 @@ static void think(uint32_t ns)
 		;
 }
 
-static void bucket_add(struct pcb_vcpu_result *r, uint64_t bucket_ns, uint64_t since_base, uint64_t *cap)
+/* true if it grew the array (an allocation, which may have slept) */
+static bool bucket_add(struct pcb_vcpu_result *r, uint64_t bucket_ns, uint64_t since_base, uint64_t *cap)
 {
 	uint64_t i = since_base / bucket_ns;
-	if (i >= *cap) {
+	bool grew = i >= *cap;
+	if (grew) {
 		uint64_t nc = *cap ? *cap : 64;
 		while (nc <= i)
 			nc *= 2;
 		uint64_t *p = realloc(r->buckets, nc * sizeof(*p));
 		if (!p)
-			return;   /* out of memory: progress is incomplete, counts elsewhere are not */
+			return true;   /* out of memory: progress is incomplete, counts elsewhere are not */
 		memset(p + *cap, 0, (nc - *cap) * sizeof(*p));
 		r->buckets = p;
 		*cap = nc;
@@ -78,19 +124,22 @@ static void bucket_add(struct pcb_vcpu_result *r, uint64_t bucket_ns, uint64_t s
 	r->buckets[i]++;
 	if (i + 1 > r->nbuckets)
 		r->nbuckets = i + 1;
+	return grew;
 }
 
-static void record_add(struct pcb_vcpu_result *r, uint64_t *cap, const struct pcb_atrace_rec *rec)
+static bool record_add(struct pcb_vcpu_result *r, uint64_t *cap, const struct pcb_atrace_rec *rec)
 {
-	if (r->nrec == *cap) {
+	bool grew = r->nrec == *cap;
+	if (grew) {
 		uint64_t nc = *cap ? *cap * 2 : 65536;
 		void *p = realloc(r->rec, nc * sizeof(*r->rec));
 		if (!p)
-			return;
+			return true;
 		r->rec = p;
 		*cap = nc;
 	}
 	r->rec[r->nrec++] = *rec;
+	return grew;
 }
 
 /* The loop's own state, carried from the pre-copy phase into the run at the destination. */
@@ -98,7 +147,39 @@ struct loopst {
 	struct pcb_rng rng;
 	uint32_t seq;
 	uint64_t prev;
+	bool detect;                 /* a pager serves this region: find the accesses that blocked */
+	long nvcsw;                  /* voluntary context switches at the last check */
+	uint64_t scap;               /* capacity of res.stalls */
 };
+
+/* One access done (not in the pre-copy phase): was it a fault, and the
+ * first-touch record.  f: fault messages the pager read from this thread
+ * during it. */
+static void access_account(struct vcpu *v, struct loopst *ls, uint64_t page, uint64_t t0, uint64_t t1, uint64_t f)
+{
+	struct pcb_vcpu_result *r = &v->res;
+	const struct pcb_guest_cfg *c = &v->g->cfg;
+	uint64_t lat = t1 - t0;
+	bool fault = f != 0;
+	r->faults_delivered += f;
+	if (ls->detect) {
+		fault = false;
+		if (lat >= BLOCK_MIN_NS) {
+			long n = nvcsw_now();
+			fault = n != ls->nvcsw;
+			ls->nvcsw = n;
+		}
+		r->faults_undelivered += fault && !f;
+	}
+	if (fault) {
+		r->faults++;
+		r->blocktime_ns += lat;
+		pcb_hist_add(&r->fault_lat, lat);
+		stall_add(r, &ls->scap, t0, t1);
+	}
+	if (c->first_touch)
+		touch_note(&c->first_touch[page], t0 > v->g->base_ns ? t0 - v->g->base_ns : 0, fault);
+}
 
 /* A loop's start: the progress buckets (not while at the source), its start
  * time and the --duration deadline. */
@@ -132,18 +213,25 @@ static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pr
 
 	uint64_t t_start, deadline;
 	loop_begin(v, pre, &bcap, &t_start, &deadline);
+	if (ls->detect)
+		ls->nvcsw = nvcsw_now();
 	uint64_t tlast = t_start;
 	for (;;) {
 		uint64_t op_t0 = 0;
-		bool first = true;
+		bool first = true, slept = false;
 		struct pcb_access acc;
 		do {
 			acc = (struct pcb_access){ .now_ns = tlast - base, .prev = ls->prev };
 			c->ops->next(v->ts, &acc);
 			if (acc.kind == PCB_ACC_STOP)
 				goto out;
-			if (acc.think_ns)
+			if (acc.think_ns) {
 				think(acc.think_ns);
+				slept |= acc.think_ns >= 50000;   /* think() slept: not an access's switch */
+			}
+			if (slept && ls->detect)
+				ls->nvcsw = nvcsw_now();
+			slept = false;
 			uint64_t page = acc.page;
 			uint64_t rnd = pcb_rng_next(&ls->rng);
 			bool write = acc.kind == PCB_ACC_WRITE ||
@@ -166,14 +254,9 @@ static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pr
 				op_t0 = t0;
 			first = false;
 			tlast = t1;
-			if (!pre)
+			if (!pre) {
 				r->accesses++;
-
-			uint64_t lat = t1 - t0;
-			if (f1 != f0 && !pre) {
-				r->faults += f1 - f0;
-				r->blocktime_ns += lat;
-				pcb_hist_add(&r->fault_lat, lat);
+				access_account(v, ls, page, t0, t1, f1 - f0);
 			}
 			if (write) {
 				if (pre) {
@@ -194,17 +277,10 @@ static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pr
 						r->first_mismatch_page = page;
 				}
 			}
-			if (!pre && c->first_touch && !atomic_load_explicit(&c->first_touch[page], memory_order_relaxed)) {
-				uint64_t us = (t1 - base) / 1000 + 1;
-				uint32_t val = (us > 0x7fffffff ? 0x7fffffffu : (uint32_t)us) | (f1 != f0 ? PCB_TOUCH_FAULTED : 0);
-				uint32_t zero = 0;
-				atomic_compare_exchange_strong_explicit(&c->first_touch[page], &zero, val,
-									memory_order_relaxed, memory_order_relaxed);
-			}
 			if (c->record && !pre) {
 				struct pcb_atrace_rec rec = { .t_ns = t1 - base, .page = page, .vcpu = v->idx,
 							     .flags = (write ? PCB_ATRACE_WRITE : 0) | (acc.more ? PCB_ATRACE_MORE : 0) };
-				record_add(r, &rcap, &rec);
+				slept |= record_add(r, &rcap, &rec);
 			}
 		} while (acc.more);
 		if (pre) {
@@ -216,8 +292,8 @@ static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pr
 		pcb_hist_add(&r->op_lat, tlast - op_t0);
 		if (!r->ops++)
 			r->t_first_op_ns = tlast;
-		if (bcap)
-			bucket_add(r, c->bucket_ns, tlast - base, &bcap);
+		if (bcap && bucket_add(r, c->bucket_ns, tlast - base, &bcap) && ls->detect)
+			ls->nvcsw = nvcsw_now();   /* the allocation may have slept */
 		if (tlast >= deadline || (c->ops_limit && r->ops >= c->ops_limit))
 			break;
 	}
@@ -290,7 +366,7 @@ static void run_app_loop(struct vcpu *v, uint8_t *region, bool pre)
 static void run_ops(struct vcpu *v)
 {
 	struct pcb_guest *g = v->g;
-	struct loopst ls = { .seq = (uint32_t)v->idx << 24 };
+	struct loopst ls = { .seq = (uint32_t)v->idx << 24, .detect = v->faults != &no_faults };
 	pcb_rng_seed(&ls.rng, g->cfg.prm.seed, 0x6775657374ull + v->idx);
 	bool app = pcb_wl_is_app(g->cfg.ops);
 	if (g->cfg.precopy_region) {
@@ -312,6 +388,23 @@ static void run_ops(struct vcpu *v)
 		run_loop(v, &ls, g->cfg.region, false);
 }
 
+/* This vCPU is done at t_end: the last one tells on_end and pcb_guest_wait. */
+static void vcpu_finished(struct pcb_guest *g, uint64_t t_end)
+{
+	uint64_t cur = atomic_load(&g->t_end_max);
+	while (cur < t_end && !atomic_compare_exchange_weak(&g->t_end_max, &cur, t_end))
+		;
+	if (atomic_fetch_sub(&g->running, 1) != 1)
+		return;
+	uint64_t end = atomic_load(&g->t_end_max);
+	if (g->cfg.on_end)
+		g->cfg.on_end(g->cfg.on_end_arg, end);
+	pthread_mutex_lock(&g->lock);
+	g->t_end = end;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
 static void *vcpu_main(void *arg)
 {
 	struct vcpu *v = arg;
@@ -329,8 +422,9 @@ static void *vcpu_main(void *arg)
 	else if (g->go)
 		run_ops(v);
 	v->res.cpu_end = sched_getcpu();
+	v->res.cpu_ns = pcb_thread_cpu_ns();
 	PCB_PROBE_GUEST_STOP(v->idx);
-	atomic_fetch_sub(&g->running, 1);
+	vcpu_finished(g, v->res.t_end_ns ? v->res.t_end_ns : pcb_now_ns());
 	return NULL;
 }
 
@@ -495,6 +589,22 @@ void pcb_guest_resume(struct pcb_guest *g, uint64_t base_ns)
 
 unsigned pcb_guest_running(struct pcb_guest *g) { return atomic_load(&g->running); }
 
+void pcb_guest_wait(struct pcb_guest *g)
+{
+	pthread_mutex_lock(&g->lock);
+	while (!g->t_end)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+uint64_t pcb_guest_end_ns(struct pcb_guest *g)
+{
+	pthread_mutex_lock(&g->lock);
+	uint64_t t = g->t_end;
+	pthread_mutex_unlock(&g->lock);
+	return t;
+}
+
 void pcb_guest_join(struct pcb_guest *g)
 {
 	for (unsigned i = 0; i < g->started; i++)
@@ -542,6 +652,7 @@ void pcb_guest_destroy(struct pcb_guest *g)
 			g->cfg.ops->thread_fini(g->v[i].ts);
 		free(g->v[i].res.buckets);
 		free(g->v[i].res.rec);
+		free(g->v[i].res.stalls);
 	}
 	if (g->cfg.ops->fini)
 		g->cfg.ops->fini(g->shared);

@@ -583,6 +583,7 @@ void *inst_thread(void *arg)
 		}
 	}
 	p->st.install_cpu = sched_getcpu();
+	p->st.install_cpu_ns = pcb_thread_cpu_ns();
 	return NULL;
 }
 
@@ -990,6 +991,7 @@ out:
 	seg_push(p);
 	pcb_iq_close(&p->iq);
 	p->st.background_cpu = sched_getcpu();
+	p->st.background_cpu_ns = pcb_thread_cpu_ns();
 	free(ranges);
 	free(ring);
 	return NULL;

@@ -67,6 +67,16 @@ static int demand_handle_faults(struct pcb_pager *p)
 			p->st.faults_inflight++;
 			continue;
 		}
+		/* the page travels in a background batch already (claimed): wait for it,
+		 * as QEMU (a page sent once) and CRIU (is_page_queued) do; the claim bit
+		 * decides who sends it, so the demand thread and the pull never both do.
+		 * --inflight=resend asks for it again (the reply may overtake the batch). */
+		if (!p->cfg.huge && !p->cfg.resend_inflight && !p->cfg.push && !pcb_bit_set(p->ps.claimed, page)) {
+			log_fault(p, now, page, v, 2);
+			p->st.faults_inflight++;
+			p->st.faults_queued++;
+			continue;
+		}
 		if (p->cfg.huge) {
 			log_fault(p, now, page, v, 0);
 			p->blocked += v >= 0;
@@ -101,6 +111,26 @@ static int demand_handle_faults(struct pcb_pager *p)
 	return lost ? 1 : 0;
 }
 
+/* Pushing: the source answered a request SENT -- the page is in its stream,
+ * whose install wakes the vCPUs (the page is demanded).  The request is done. */
+static int demand_in_stream(struct pcb_pager *p, uint64_t page)
+{
+	unsigned i;
+	for (i = 0; i < p->ninfl; i++)
+		if (p->infl[i].page == page)
+			break;
+	if (i == p->ninfl) {
+		p->chan[p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND].bad_frames++;
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source answered SENT for page %llu that was not requested", (unsigned long long)page);
+		return -1;
+	}
+	p->blocked -= p->infl[i].waiters;
+	p->infl[i] = p->infl[--p->ninfl];
+	infl_sync(p);
+	p->st.demand_in_stream++;
+	return 0;
+}
+
 static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload)
 {
 	if (h->type == PCB_MSG_ERROR) {
@@ -109,6 +139,8 @@ static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, con
 	}
 	if (p->cfg.huge && (h->type == PCB_MSG_RUN || h->type == PCB_MSG_ZERO || h->type == PCB_MSG_BATCH_END))
 		return huge_frame(p, h, payload);
+	if (h->type == PCB_MSG_SENT && p->cfg.push)
+		return demand_in_stream(p, h->arg);
 	if (h->type != PCB_MSG_PAGE && h->type != PCB_MSG_ZERO) {
 		p->chan[PCB_CHAN_DEMAND].bad_frames++;
 		set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the demand channel", pcb_msg_name(h->type));
@@ -193,6 +225,11 @@ int demand_shared_done(struct pcb_pager *p, uint64_t *last_rx, bool final)
 		for (size_t k = 0; k < (size_t)n / sizeof(d[0]); k++) {
 			if (d[k].kind == SHARED_RECONNECTED) {
 				resend = true;
+				continue;
+			}
+			if (d[k].kind == SHARED_IN_STREAM) {
+				if (demand_in_stream(p, d[k].page) < 0)
+					return -1;
 				continue;
 			}
 			unsigned i;
@@ -368,5 +405,6 @@ void *demand_thread(void *arg)
 		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
 	p->st.demand_cpu = sched_getcpu();
+	p->st.demand_cpu_ns = pcb_thread_cpu_ns();
 	return NULL;
 }

@@ -44,7 +44,7 @@ struct inflight {
 
 /* --channels=1: what the background thread tells the demand thread about a
  * demand reply it received and installed (or about a reconnection). */
-enum { SHARED_DATA, SHARED_ZERO, SHARED_RACE, SHARED_RECONNECTED };
+enum { SHARED_DATA, SHARED_ZERO, SHARED_RACE, SHARED_RECONNECTED, SHARED_IN_STREAM };
 struct shared_done {
 	uint64_t page;
 	uint64_t t_rx, t_done;       /* reply received, page installed */

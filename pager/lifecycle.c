@@ -513,7 +513,7 @@ static int fetch_digests(struct pcb_pager *p, uint64_t first, uint64_t count, co
 		/* a demand reply still in flight when the threads stopped (the
 		 * page arrived by the other channel first, completing the
 		 * migration) precedes the digests: it is not an answer to us */
-		while (r == PCB_RX_FRAME && (h.type == PCB_MSG_PAGE || h.type == PCB_MSG_ZERO))
+		while (r == PCB_RX_FRAME && (h.type == PCB_MSG_PAGE || h.type == PCB_MSG_ZERO || h.type == PCB_MSG_SENT))
 			r = pcb_conn_recv(c, &h, pl);
 		if ((r != PCB_RX_EOF && r != PCB_RX_ERR) || !p->cfg.reconnect_timeout_ns)
 			break;

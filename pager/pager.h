@@ -47,6 +47,7 @@ struct pcb_pager_cfg {
 	const struct pcb_auth_key *key;   /* shared secret (NULL: none) */
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
 	uint64_t link_bps, link_rtt_ns;   /* emulated link (0 = not emulated) */
+	bool resend_inflight;             /* --inflight=resend: a fault on a page in a background batch asks for it again */
 	bool bytes_image;                 /* the source must serve a bytes image (PCB_CFG_BYTES_IMAGE): pages are
 					   * verified by the digest of the bytes they arrived with (install/install.h
 					   * arrival), since the guest may write anywhere in them afterwards */
@@ -99,6 +100,7 @@ struct pcb_pager_stats {
 	uint64_t demand_requests, bg_batches, bg_pages_requested;
 	uint64_t bg_inflight_max;         /* pulling: most background batches in flight at once */
 	uint64_t demand_pages_requested;  /* huge pages: 4 KiB pages asked for by the demand requests (RANGES) */
+	uint64_t demand_in_stream;   /* pushing: requests the source answered SENT (the page comes in its stream) */
 	uint64_t t_switchover_ns, t_complete_ns, t_guest_done_ns;  /* CLOCK_MONOTONIC */
 	struct pcb_chan_stats chan[2];   /* --channels=1: chan[1] is the shared connection, chan[0] unused */
 	unsigned channels;               /* 1 or 2 */
@@ -107,6 +109,8 @@ struct pcb_pager_stats {
 	struct pcb_hist demand_service;  /* fault message read -> page installed */
 	int demand_cpu, background_cpu;  /* CPU the threads last ran on */
 	int install_cpu;                 /* CPU the installer thread last ran on */
+	/* CPU time each thread used (CLOCK_THREAD_CPUTIME_ID when it ends) */
+	uint64_t demand_cpu_ns, background_cpu_ns, install_cpu_ns;
 	struct pcb_install_stats inst_demand, inst_bg;   /* install ioctls by each thread */
 	uint64_t bg_rx_ns;               /* background thread: time in receive (poll + read) */
 	uint64_t t_bg_first_ns, t_bg_last_ns;   /* first and last background page installed */

@@ -11,7 +11,8 @@ struct pcb_pagestate {
 	uint64_t nwords;
 	_Atomic uint64_t *present;     /* installed in the guest region */
 	_Atomic uint64_t *demanded;    /* a demand request is (or was) outstanding */
-	_Atomic uint64_t *claimed;     /* a background batch has taken it */
+	_Atomic uint64_t *claimed;     /* a background batch has taken it (or, when a fault found it
+					* unclaimed, the demand thread: --inflight=wait) */
 	_Atomic uint64_t npresent;
 };
 

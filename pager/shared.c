@@ -93,6 +93,10 @@ int shared_demand_reply(struct pcb_pager *p, const struct pcb_hdr *h, const uint
 	}
 	atomic_fetch_sub(&p->shared_out, 1);
 	p->st.shared_demand_frames++;
+	if (h->type == PCB_MSG_SENT) {   /* pushing: the page is in the stream; the demand thread closes the request */
+		struct shared_done d = { page, t_rx, t_rx, SHARED_IN_STREAM, 0 };
+		return shared_post(p, &d);
+	}
 	PCB_PROBE_RECEIVED(page, PCB_CHAN_DEMAND, zero);
 	/* every page present: the region may be unregistered any moment now */
 	int r = pcb_ps_complete(&p->ps) ? 1 : install(p, page, zero ? NULL : payload, PCB_INST_DEMAND, &now);

@@ -53,7 +53,9 @@ struct pcb_policy {
 	 * else µs since switch-over + 1, with PCB_TOUCH_FAULTED (workloads/workload.h)
 	 * set when that touch faulted.  Written by the guest while the policy runs
 	 * (read it with relaxed atomic loads); NULL where no record is kept (a guest
-	 * that is not ours).  Lets a policy see its own hits. */
+	 * that is not ours).  A real destination has no such record: the pager and
+	 * the simulator set it only for a policy whose `oracle` knob is
+	 * `first-touch` (pcb_policy_oracle_first_touch; the JSON says so), else NULL. */
 	const _Atomic uint32_t *first_touch;
 	void *priv;
 };
@@ -125,6 +127,8 @@ void pcb_policy_close(struct pcb_policy *p);
  * -1 with a reason if ops is not replay or file= was given as well. */
 int pcb_policy_replay_file(struct pcb_policy *p, const struct pcb_policy_ops *ops, const char *file, char *why,
 			   size_t whylen);
+/* The policy's `oracle` knob asks for the guest's first-touch record (ops: its table; opts as parsed). */
+bool pcb_policy_oracle_first_touch(const struct pcb_policy_ops *ops, const struct pcb_policy *p);
 /* A knob's value as typed, else its default. */
 const char *pcb_policy_opt(const struct pcb_policy *p, const char *key);
 int pcb_policy_opt_u64(const struct pcb_policy *p, const char *key, uint64_t min, uint64_t max, uint64_t *out,

@@ -179,6 +179,12 @@ int pcb_policy_open(struct pcb_policy *p, const struct pcb_policy_ops *ops, stru
 	p->npages = npages;
 	p->unit_pages = unit_pages ? unit_pages : 1;
 	p->priv = NULL;
+	const char *orc = pcb_knobs_get(ops->knobs, p->opts, p->nopts, "oracle");
+	if (orc && strcmp(orc, "none") && strcmp(orc, "first-touch")) {
+		snprintf(why, whylen, "invalid value for policy option oracle: '%s' (want none or first-touch)", orc);
+		p->ops = NULL;
+		return -1;
+	}
 	int rc = ops->init ? ops->init(p, why, whylen) : 0;
 	if (rc < 0) {
 		if (!why[0])
@@ -218,6 +224,12 @@ void pcb_policy_close(struct pcb_policy *p)
 	if (p->ops && p->ops->fini)
 		p->ops->fini(p);
 	p->ops = NULL;
+}
+
+bool pcb_policy_oracle_first_touch(const struct pcb_policy_ops *ops, const struct pcb_policy *p)
+{
+	const char *v = pcb_knobs_get(ops->knobs, p->opts, p->nopts, "oracle");
+	return v && !strcmp(v, "first-touch");
 }
 
 const char *pcb_policy_opt(const struct pcb_policy *p, const char *key)

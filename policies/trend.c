@@ -44,6 +44,7 @@ static const struct pcb_knob trend_knobs[] = {
 	{ "history", "32", "access deltas kept, the largest majority window; the search starts at a quarter of it (4..1024)" },
 	{ "max-depth", "8", "largest prefetch window in pages, Leap's 1 << page_cluster (1..4096)" },
 	{ "fill", "address", "after the trend's pages: address (pull the rest in address order) or none (only trend prefetches until the guest stops)" },
+	{ "oracle", "none", "first-touch: count hits from the guest's instrumented first-touch record (an upper bound: a real destination learns only from faults); none" },
 	{ "batch-order", "address", "order inside one batch: address (sorted, neighbours merged into runs; the batch travels as one unit) or trend (as chosen)" },
 	{ NULL, NULL, NULL },
 };

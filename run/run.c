@@ -63,6 +63,10 @@ struct run {
 	struct pcb_progress base;    /* --baseline: the local run's progress */
 	bool have_base;
 	bool stranded;               /* vCPU threads not joined, or the pager failed mid-run: nothing is torn down */
+	struct pcb_cpu_report cpu;
+	bool oracle_first_touch;     /* the policy's oracle=first-touch knob: it reads the guest's record */
+	int64_t baseline_cpu_ns;     /* --baseline=run: the reference run's CPU time (not in results.cpu) */
+	uint64_t t_drain_start_ns;   /* the pager was told the guest ended */
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
 	char error[512];
@@ -74,6 +78,13 @@ struct run {
 	struct pcb_app_report app;
 	bool app_checked;
 };
+
+/* The last vCPU has finished (it calls this): start the drain now, not at the main thread's next poll. */
+static void guest_ended(void *arg, uint64_t t_end_ns)
+{
+	(void)t_end_ns;   /* the report takes the vCPUs' own end times (pcb_guest_end_ns) */
+	pcb_pager_guest_done(arg);
+}
 
 /* ---- source process ---------------------------------------------------------- */
 
@@ -105,10 +116,40 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 	return 0;
 }
 
+static int64_t rusage_ns(const struct rusage *ru)
+{
+	return ((int64_t)ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000000000ll +
+	       ((int64_t)ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) * 1000ll;
+}
+
+/* Reap the source; its CPU time (wait4's rusage) goes to r->cpu.source_ns. */
 static void reap_source(struct run *r, bool kill_it)
 {
-	pcb_reap_child(r->source_pid, kill_it, 2000);   /* up to 2 s, then force */
+	struct rusage ru;
+	if (pcb_reap_child(r->source_pid, kill_it, 2000, &ru))   /* up to 2 s, then force */
+		r->cpu.source_ns = rusage_ns(&ru);
 	r->source_pid = 0;
+}
+
+/* results.cpu: what the process, its threads and the source used (after the joins). */
+static void measure_cpu(struct run *r)
+{
+	struct pcb_cpu_report *c = &r->cpu;
+	struct rusage ru;
+	c->process_ns = getrusage(RUSAGE_SELF, &ru) == 0 ? rusage_ns(&ru) - r->baseline_cpu_ns : -1;
+	c->main_ns = (int64_t)pcb_thread_cpu_ns();
+	c->vcpus_ns = 0;
+	for (unsigned v = 0; r->guest && v < r->cfg->vcpus; v++)
+		c->vcpus_ns += (int64_t)pcb_guest_result(r->guest, v)->cpu_ns;
+	c->demand_ns = c->background_ns = c->installer_ns = c->pager_process_ns = -1;
+	if (r->pager) {
+		c->demand_ns = (int64_t)r->ps.demand_cpu_ns;
+		c->background_ns = (int64_t)r->ps.background_cpu_ns;
+		c->installer_ns = (int64_t)r->ps.install_cpu_ns;
+		if (r->cfg->pager == PCB_PAGER_PROCESS && getrusage(RUSAGE_CHILDREN, &ru) == 0)
+			c->pager_process_ns = rusage_ns(&ru) - (c->source_ns > 0 ? c->source_ns : 0);
+	}
+	c->wall_ns = pcb_now_ns() - r->ps.t_switchover_ns;
 }
 
 /* ---- reports ------------------------------------------------------------------------ */
@@ -287,6 +328,46 @@ static void app_check(struct run *r, struct pcb_guest *g)
 	}
 }
 
+/* Stall intervals of every vCPU, for the all-vCPUs blocktime; false if a vCPU has none recorded (KVM guest). */
+static uint64_t blocktime_all(struct run *r, bool *known)
+{
+	const struct pcb_stall *st[PCB_MAX_VCPUS];
+	uint64_t n[PCB_MAX_VCPUS];
+	*known = true;
+	for (unsigned v = 0; v < r->cfg->vcpus && v < PCB_MAX_VCPUS; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		st[v] = vr->stalls;
+		n[v] = vr->nstalls;
+		if (vr->faults && !vr->stalls)
+			*known = false;
+	}
+	return *known ? pcb_blocktime_all(st, n, r->cfg->vcpus) : 0;
+}
+
+static void blocktime_json(struct run *r, struct pcb_json *j)
+{
+	uint64_t sum = 0;
+	bool known;
+	pcb_json_obj_begin(j, "blocktime");
+	pcb_json_arr_begin(j, "per_vcpu_ns");
+	for (unsigned v = 0; v < r->cfg->vcpus; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		pcb_json_u64(j, NULL, vr->blocktime_ns);
+		sum += vr->blocktime_ns;
+	}
+	pcb_json_arr_end(j);
+	pcb_json_u64(j, "sum_vcpus_ns", sum);   /* every vCPU's stalls added up */
+	uint64_t all = blocktime_all(r, &known);
+	if (known)   /* QEMU's postcopy-blocktime: every vCPU blocked at once */
+		pcb_json_u64(j, "all_vcpus_ns", all);
+	else
+		pcb_json_null(j, "all_vcpus_ns");
+	pcb_json_u64(j, "total_ns", sum);       /* = sum_vcpus_ns (the name before both existed) */
+	pcb_json_str(j, "definitions", "sum_vcpus_ns: the vCPUs' stalls added up; all_vcpus_ns: time during which every "
+				       "vCPU was stalled at once (QEMU postcopy-blocktime); docs/metrics.md");
+	pcb_json_obj_end(j);
+}
+
 static void write_json(struct run *r, FILE *fp)
 {
 	const struct pcb_config *cfg = r->cfg;
@@ -318,6 +399,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "run_ns", r->t_end_ns - r->t_start_ns);
 	pcb_json_u64(j, "guest_ns", s->t_guest_done_ns ? s->t_guest_done_ns - s->t_switchover_ns : 0);
 	pcb_json_bool(j, "completed_while_guest_ran", s->t_complete_ns && s->t_complete_ns <= s->t_guest_done_ns);
+	if (!r->local && r->t_drain_start_ns >= s->t_guest_done_ns)   /* guest end (the last vCPU's) -> drain asked for */
+		pcb_json_u64(j, "drain_start_after_guest_end_ns", r->t_drain_start_ns - s->t_guest_done_ns);
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "pages");
@@ -334,6 +417,9 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "zero_background", s->zero_background);
 	pcb_json_u64(j, "zero_drain", s->zero_drain);
 	pcb_json_u64(j, "eexist_races", s->eexist_demand + s->eexist_background);
+	/* pages received twice: each second arrival is an install that found the page there (docs/metrics.md) */
+	pcb_json_u64(j, "sent_twice", s->eexist_demand + s->eexist_background);
+	pcb_json_str(j, "inflight", pcb_choice_name("inflight", cfg->inflight));
 	if (cfg->precopy_ns)
 		pcb_json_u64(j, "precopy", r->npages - r->pc.missing_at_switchover);   /* present at switch-over */
 	pcb_json_u64(j, "eexist_demand", s->eexist_demand);
@@ -353,38 +439,36 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "faults");
-	pcb_json_u64(j, "count", fault.count);
+	pcb_json_u64(j, "count", fault.count);   /* accesses that blocked (docs/metrics.md) */
+	uint64_t undelivered = 0;
+	for (unsigned v = 0; v < cfg->vcpus; v++)
+		undelivered += pcb_guest_result(r->guest, v)->faults_undelivered;
+	pcb_json_u64(j, "undelivered", undelivered);   /* ... during which the pager read no message of that vCPU */
 	pcb_json_u64(j, "uffd_messages", s->faults);
 	pcb_json_u64(j, "on_present_page", s->faults_present);
 	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
-	pcb_json_u64(j, "on_queued_page", s->faults_queued);   /* in a batch in flight, not requested (criu) */
+	/* in a background batch in flight, not requested: waited for (--inflight=wait, or criu) */
+	pcb_json_u64(j, "on_queued_page", s->faults_queued);
 	pcb_json_u64(j, "unattributed", s->faults_unattributed);
 	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
 	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
 	pcb_hist_json(j, "latency", &fault, 1);
 	pcb_json_obj_end(j);
 
-	pcb_json_obj_begin(j, "blocktime");
-	uint64_t total_bt = 0;
-	pcb_json_arr_begin(j, "per_vcpu_ns");
-	for (unsigned v = 0; v < cfg->vcpus; v++) {
-		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
-		pcb_json_u64(j, NULL, vr->blocktime_ns);
-		total_bt += vr->blocktime_ns;
-	}
-	pcb_json_arr_end(j);
-	pcb_json_u64(j, "total_ns", total_bt);
-	pcb_json_obj_end(j);
+	blocktime_json(r, j);
 
 	pcb_json_obj_begin(j, "pager");
 	pcb_json_str(j, "mode", pcb_choice_name("pager", cfg->pager));   /* thread | process: where the pager threads ran */
+	/* what the policy could see: faults and its own installs, or also the guest's first-touch record */
+	pcb_json_str(j, "policy_oracle", r->oracle_first_touch ? "first-touch" : "none");
 	pcb_json_i64(j, "pid", r->pager ? pcb_pager_pid(r->pager) : 0);
 	pcb_json_i64(j, "loader_pid", getpid());
 	pcb_json_u64(j, "demand_requests", s->demand_requests);
 	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)   /* one request per huge page, several pages each */
 		pcb_json_u64(j, "demand_pages_requested", s->demand_pages_requested);
 	pcb_json_u64(j, "background_batches", s->bg_batches);
-	pcb_json_u64(j, "background_inflight_max", s->bg_inflight_max);   /* most batches asked for and not ended */
+	pcb_json_u64(j, "background_inflight_max", s->bg_inflight_max);
+	pcb_json_u64(j, "demand_answered_in_stream", s->demand_in_stream);   /* pushing: SENT, the page came in the stream */   /* most batches asked for and not ended */
 	pcb_json_u64(j, "background_pages_requested", s->bg_pages_requested);
 	pcb_hist_json(j, "demand_round_trip", &s->demand_rtt, 0);
 	pcb_hist_json(j, "demand_service", &s->demand_service, 0);
@@ -435,7 +519,9 @@ static void write_json(struct run *r, FILE *fp)
 		pcb_json_i64(j, "cpu_end", vr->cpu_end);
 		pcb_json_u64(j, "ops", vr->ops);
 		pcb_json_u64(j, "faults", vr->faults);
+		pcb_json_u64(j, "faults_undelivered", vr->faults_undelivered);
 		pcb_json_u64(j, "blocktime_ns", vr->blocktime_ns);
+		pcb_json_u64(j, "cpu_ns", vr->cpu_ns);
 		pcb_json_u64(j, "read_mismatches", vr->read_mismatch);
 		if (vr->kvm_wall_ns) {   /* the guest's TSC-timed run vs the host's clock around KVM_RUN */
 			pcb_json_u64(j, "kvm_guest_tsc_ns", vr->kvm_tsc_ns);
@@ -457,6 +543,7 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_hist_json(j, "op_latency", &op, 0);
 	pcb_json_obj_end(j);
 
+	pcb_cpu_json(&r->cpu, j, "cpu");
 	pcb_progress_json(&r->prog, j, "progress");
 	if (cfg->precopy_ns)
 		pcb_precopy_json(&r->pc, j, "precopy");
@@ -577,6 +664,8 @@ static void write_human(struct run *r, FILE *fp)
 		double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
 		fprintf(fp, "  guest       %llu ops, %.3f M ops/s (all memory local)\n", (unsigned long long)ops,
 			gs > 0 ? (double)ops / gs / 1e6 : 0.0);
+		fprintf(fp, "  cpu         process %.3f s: vCPUs %.3f, main %.3f\n", (double)r->cpu.process_ns / 1e9,
+			(double)r->cpu.vcpus_ns / 1e9, (double)r->cpu.main_ns / 1e9);
 		print_progress(r, fp);
 		print_verify(r, fp);
 		return;
@@ -616,7 +705,10 @@ static void write_human(struct run *r, FILE *fp)
 	for (unsigned v = 0; v < cfg->vcpus; v++)
 		bt += pcb_guest_result(r->guest, v)->blocktime_ns;
 	fmt_ns(bt, b1, sizeof(b1));
-	fprintf(fp, "  blocktime   %s total", b1);
+	bool bt_known;
+	uint64_t bt_all = blocktime_all(r, &bt_known);
+	fmt_ns(bt_all, b2, sizeof(b2));
+	fprintf(fp, "  blocktime   %s summed over vCPUs, %s all vCPUs at once", b1, bt_known ? b2 : "n/a");
 	for (unsigned v = 0; v < cfg->vcpus && v < 8; v++) {
 		fmt_ns(pcb_guest_result(r->guest, v)->blocktime_ns, b1, sizeof(b1));
 		fprintf(fp, "%svCPU%u %s", v ? ", " : " (", v, b1);
@@ -660,17 +752,23 @@ static void write_human(struct run *r, FILE *fp)
 	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
 	if (pcb_wl_is_app(r->wl))
 		fprintf(fp, "  prefetch    not measured: an application guest's first touches are not seen\n");
-	else if (r->pf.bg_installed || r->pf.touched) {
-		char lead[64] = "";
-		if (r->pf.lead.count)
-			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms", (double)pcb_hist_percentile(&r->pf.lead, 50) / 1e6);
-		fprintf(fp, "  prefetch    %llu pages touched, %llu present at first touch (hit rate %.1f%%); "
-			"accuracy %.1f%% of %llu background pages pulled before the guest stopped%s\n",
-			(unsigned long long)r->pf.touched, (unsigned long long)r->pf.hits,
-			r->pf.touched ? 100.0 * (double)r->pf.hits / (double)r->pf.touched : 0.0,
-			r->pf.bg_before_end ? 100.0 * (double)r->pf.bg_used / (double)r->pf.bg_before_end : 0.0,
-			(unsigned long long)r->pf.bg_before_end, lead);
+	else if (r->pf.win.bg_installed || r->pf.win.touched) {
+		const struct pcb_prefetch_window *w = &r->pf.win;
+		char lead[96] = "";
+		if (w->lead.count)
+			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms; %llu late", (double)pcb_hist_percentile(&w->lead, 50) / 1e6,
+				 (unsigned long long)w->bg_late);
+		fprintf(fp, "  prefetch    during the migration: %llu data pages touched, %llu present at first touch (hit rate %.1f%%); "
+			"accuracy %.1f%% of %llu background data pages%s; zero pages apart: %llu touched\n",
+			(unsigned long long)w->touched, (unsigned long long)w->hits,
+			w->touched ? 100.0 * (double)w->hits / (double)w->touched : 0.0,
+			w->bg_installed ? 100.0 * (double)w->bg_used / (double)w->bg_installed : 0.0,
+			(unsigned long long)w->bg_installed, lead, (unsigned long long)w->zero_touched);
 	}
+	fprintf(fp, "  cpu         process %.3f s: vCPUs %.3f, demand %.3f, background %.3f, installer %.3f, main %.3f; source %.3f\n",
+		(double)r->cpu.process_ns / 1e9, (double)r->cpu.vcpus_ns / 1e9, (double)r->cpu.demand_ns / 1e9,
+		(double)r->cpu.background_ns / 1e9, (double)r->cpu.installer_ns / 1e9, (double)r->cpu.main_ns / 1e9,
+		(double)r->cpu.source_ns / 1e9);
 	pcb_net_human(fp, s);
 	print_verify(r, fp);
 }
@@ -876,6 +974,7 @@ static int run_local_only(struct run *r)
 	r->ps.t_switchover_ns = r->ps.t_complete_ns = t_go;
 	r->ps.t_guest_done_ns = t_done;
 	r->ps.demand_cpu = r->ps.background_cpu = -1;
+	measure_cpu(r);
 	pcb_hist_init(&r->ps.demand_rtt);
 	pcb_hist_init(&r->ps.demand_service);
 	save_record(r);
@@ -1068,7 +1167,11 @@ static int run_baseline(struct run *r)
 	struct pcb_verify bv;
 	uint64_t t0, t1;
 	char why[512];
+	struct rusage ru0, ru1;
+	getrusage(RUSAGE_SELF, &ru0);
 	int rc = run_local_guest(r, &r->prm, false, &bg, &r->base, &bv, &t0, &t1, false, why, sizeof(why));
+	getrusage(RUSAGE_SELF, &ru1);
+	r->baseline_cpu_ns = rusage_ns(&ru1) - rusage_ns(&ru0);   /* not the migration's (results.cpu) */
 	if (!rc && (bv.pages_corrupt || bv.pages_missing)) {
 		snprintf(why, sizeof(why), "the local baseline run failed its integrity check: %llu corrupt, %llu missing pages",
 			 (unsigned long long)bv.pages_corrupt, (unsigned long long)bv.pages_missing);
@@ -1150,6 +1253,7 @@ static int setup_source_and_pager(struct run *r)
 		.link_bps = r->net.link_bps, .link_rtt_ns = r->net.link_rtt_ns,
 		.push = cfg->policy_end == PCB_POLICY_SOURCE, .policy_spec = cfg->policy,
 		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
+		.resend_inflight = cfg->inflight == PCB_INFLIGHT_RESEND,
 	};
 	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
@@ -1163,7 +1267,10 @@ static int setup_source_and_pager(struct run *r)
 		return PCB_EXIT_OSERR;
 	}
 	r->first_touch = ft;
-	pcb_pager_set_first_touch(r->pager, r->first_touch);
+	/* a real destination has no first-touch record: the policy sees it only with its oracle knob */
+	r->oracle_first_touch = pcb_policy_oracle_first_touch(r->pol, &r->polopts);
+	if (r->oracle_first_touch)
+		pcb_pager_set_first_touch(r->pager, r->first_touch);
 	return 0;
 }
 
@@ -1183,6 +1290,7 @@ static int setup_guest(struct run *r)
 		.bucket_ns = (uint64_t)cfg->bucket_ms * PCB_NSEC_PER_MSEC, .record = cfg->record[0] != 0,
 		.kvm = cfg->guest == PCB_GUEST_KVM,
 		.precopy_region = r->precopy_src, .dest_written = r->dest_written,
+		.on_end = guest_ended, .on_end_arg = r->pager,
 	};
 	int rc = pcb_guest_create(&gc, faults, &r->guest, why, sizeof(why));
 	if (rc) {
@@ -1279,13 +1387,20 @@ static int wait_for_completion(struct run *r)
 {
 	char why[512];
 	int rc;
+	/* Wait for the guest without spinning: the pager's poll until every page
+	 * is present (it returns at once after that), then the guest's own end.
+	 * The last vCPU starts the drain itself (guest_ended). */
 	while (pcb_guest_running(r->guest)) {
 		rc = pcb_pager_poll(r->pager, 20, why, sizeof(why));
 		if (rc < 0)
 			return fail_midrun(r, -rc, why);
+		if (rc == 1) {
+			pcb_guest_wait(r->guest);
+			break;
+		}
 	}
-	pcb_pager_guest_done(r->pager);
 	pcb_guest_join(r->guest);
+	pcb_pager_guest_done(r->pager);   /* done already by the last vCPU (guest_ended); a no-op then */
 	r->stranded = false;
 	for (unsigned v = 0; r->cfg->precopy_ns && v < r->cfg->vcpus; v++) {
 		r->pc.guest_ops += pcb_guest_result(r->guest, v)->precopy_ops;
@@ -1353,10 +1468,12 @@ static void collect_placement(struct run *r)
 	struct pcb_mem_range rec = { r->first_touch, r->npages * 4 };
 	pcb_mem_measure(&r->mem, g, 2, &rec, 1, r->cfg->mem);
 	r->mem.pager_process_hwm = pcb_pager_process_peak_rss_kib(r->pager) * 1024;
-	pcb_prefetch_compute_until(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
-				   pcb_pager_install_kind(r->pager),
-				   r->ps.t_guest_done_ns > r->ps.t_switchover_ns
-					   ? (r->ps.t_guest_done_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0);
+	pcb_prefetch_compute_window(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
+				    pcb_pager_install_kind(r->pager),
+				    r->ps.t_guest_done_ns > r->ps.t_switchover_ns
+					    ? (r->ps.t_guest_done_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0,
+				    r->ps.t_complete_ns >= r->ps.t_switchover_ns
+					    ? (r->ps.t_complete_ns - r->ps.t_switchover_ns) / 1000 + 1 : 0);
 	if (r->cfg->timeline[0]) {
 		int e = pcb_timeline_write(r->cfg->timeline, r->pager, r->npages, r->first_touch);
 		if (e < 0) {
@@ -1371,10 +1488,14 @@ static int collect_and_report(struct run *r)
 	if (r->trace)
 		pcb_trace_stop(r->trace);
 	pcb_pager_stats(r->pager, &r->ps);
+	r->t_drain_start_ns = r->ps.t_guest_done_ns;   /* when the pager was told (the drain began) */
+	if (pcb_guest_end_ns(r->guest))   /* the vCPUs' own end, not when the pager was told */
+		r->ps.t_guest_done_ns = pcb_guest_end_ns(r->guest);
 	collect_progress(r);
 	save_record(r);
 	collect_placement(r);
 	reap_source(r, false);
+	measure_cpu(r);
 	r->t_end_ns = pcb_now_ns();
 	integrity_verdict(r);
 	int erc = report(r);
@@ -1424,7 +1545,7 @@ int pcb_run_migration(const struct pcb_config *cfg_in, bool *stranded)
 	struct stat isb;
 	if (resolved.image[0] && stat(resolved.image, &isb) == 0 && S_ISREG(isb.st_mode))
 		resolved.mem = (uint64_t)isb.st_size;   /* --mem is the image's size (checked when it is mapped) */
-	struct run R = { .cfg = &resolved }, *r = &R;
+	struct run R = { .cfg = &resolved, .cpu.source_ns = -1 }, *r = &R;
 	pcb_sock_buf_bytes = (int)resolved.socket_buffer;   /* our connections, and the forked source's */
 	int rc = setup_check(r);
 	if (!rc)

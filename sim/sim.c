@@ -545,8 +545,9 @@ static void ev_vcpu(struct sim *s, unsigned v, uint64_t now)
 	if (s->pol.ops->on_fault)
 		s->pol.ops->on_fault(&s->pol, pg, now);
 	bool first = pcb_bit_set(s->ps.demanded, pg);
-	/* a page of a batch in flight is not asked for again (fault_waits_queued: CRIU) */
-	bool queued = first && !s->sp->push && s->pol.ops->fault_waits_queued && pcb_bit_test(s->ps.claimed, pg);
+	/* a page of a batch in flight is not asked for again: the live pager's
+	 * default (--inflight=wait, pager/demand.c), and CRIU's is_page_queued */
+	bool queued = first && !s->sp->push && pcb_bit_test(s->ps.claimed, pg);
 	if (queued)
 		first = false;
 	if (s->sp->keep_faults) {
@@ -802,7 +803,8 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 		pcb_sim_result_free(res);
 		return orc == -1 ? PCB_EXIT_USAGE : -orc;
 	}
-	s->pol.first_touch = res->first_touch;
+	/* a real destination has no first-touch record: only with the policy's oracle knob */
+	s->pol.first_touch = pcb_policy_oracle_first_touch(ops, &s->pol) ? res->first_touch : NULL;
 	/* as the pager (pager/lifecycle.c, background.c bg_window): the policy's batch size and in-flight limit */
 	s->batch_pages = sp->batch_pages;
 	if (ops->batch_pages) {

@@ -56,6 +56,11 @@ void pcb_push_request(struct pcb_push *e, uint64_t page)
 		e->pol.ops->on_fault(&e->pol, page, pcb_now_ns());
 }
 
+bool pcb_push_in_stream(struct pcb_push *e, uint64_t page)
+{
+	return page < e->ps.npages && (pcb_ps_present(&e->ps, page) || pcb_bit_test(e->ps.claimed, page));
+}
+
 void pcb_push_sent(struct pcb_push *e, uint64_t first, uint64_t n)
 {
 	for (uint64_t i = 0; i < n && first + i < e->ps.npages; i++)

@@ -29,6 +29,8 @@ int pcb_push_open(struct pcb_push **out, const struct pcb_push_wire *w, uint64_t
 void pcb_push_free(struct pcb_push *e);
 /* A demand request for page arrived (any connection). */
 void pcb_push_request(struct pcb_push *e, uint64_t page);
+/* The stream has sent page, or holds it in a batch queued for sending. */
+bool pcb_push_in_stream(struct pcb_push *e, uint64_t page);
 /* pages first..first+n-1 were written to a socket (stream or demand reply). */
 void pcb_push_sent(struct pcb_push *e, uint64_t first, uint64_t n);
 /* The next batch into r (up to PCB_MAX_RANGES ranges): its page count, 0 when

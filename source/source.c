@@ -68,6 +68,7 @@ struct item {
 	uint64_t off;             /* pages of range ri already sent */
 	uint64_t rel;             /* link release time of the next frame (0 = not reserved) */
 	uint64_t sockq_ns;        /* shared connection on an emulated link: modelled socket-buffer wait (REQ) */
+	bool in_stream;           /* REQ for a page the pushed stream already sent or queued: answered SENT */
 };
 
 #define MAX_ITEMS 1024        /* requests queued per connection; beyond it the socket is not read */
@@ -198,6 +199,10 @@ static uint32_t item_frame_len(struct sconn *sc, const struct item *it, uint16_t
 	switch (it->type) {
 	case PCB_MSG_REQ:
 		*arg = it->arg;
+		if (it->in_stream) {
+			*type = PCB_MSG_SENT;
+			return 0;
+		}
 		*type = src_is_zero(sc->st, it->arg) ? PCB_MSG_ZERO : PCB_MSG_PAGE;
 		return *type == PCB_MSG_PAGE ? PCB_PAGE_SIZE : 0;
 	case PCB_MSG_RANGES:
@@ -251,6 +256,8 @@ static int item_emit(struct sconn *sc, struct item *it)
 		if (st->cfg->demand_delay_ns)
 			spin_delay(st->cfg->demand_delay_ns);
 		r = tx_frame(sc, type, arg, NULL, len, shared_conn(sc) ? PCB_FRAME_URGENT : 0);
+		if (type == PCB_MSG_SENT)
+			return r < 0 ? -1 : 1;
 		atomic_fetch_add(type == PCB_MSG_ZERO ? &st->zero_sent : &st->pages_sent, 1);
 		struct pcb_push *e = atomic_load(&st->push);
 		if (e)
@@ -538,8 +545,12 @@ static int handle_frame(struct sconn *sc, const struct pcb_hdr *h, const uint8_t
 	switch (h->type) {
 	case PCB_MSG_REQ: {
 		struct pcb_push *e = atomic_load(&st->push);
-		if (e)
+		if (e) {
+			/* a page the stream has sent or queued is not sent again: the
+			 * destination gets it there (QEMU: unqueue_page's dirty test) */
+			it.in_stream = pcb_push_in_stream(e, h->arg);
 			pcb_push_request(e, h->arg);   /* the policy hears of it as the source receives it */
+		}
 		break;
 	}
 	case PCB_MSG_PING:

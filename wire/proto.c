@@ -23,6 +23,7 @@ static const char *const msg_names[PCB_MSG_MAX] = {
 	[PCB_MSG_RUN] = "RUN",
 	[PCB_MSG_CHALLENGE] = "CHALLENGE", [PCB_MSG_AUTH] = "AUTH", [PCB_MSG_LINK] = "LINK",
 	[PCB_MSG_PING] = "PING", [PCB_MSG_PONG] = "PONG", [PCB_MSG_PUSH] = "PUSH", [PCB_MSG_PUSH_END] = "PUSH_END",
+	[PCB_MSG_SENT] = "SENT",
 };
 
 const char *pcb_msg_name(unsigned type)
@@ -159,6 +160,13 @@ int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size
 		if (h->len != sizeof(struct pcb_push_wire))
 			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_push_wire));
 		break;
+	case PCB_MSG_SENT:
+		if (h->len != 0)
+			BAD("%s frame with length %u (want 0)", n, h->len);
+		if (h->arg >= npages)
+			BAD("%s frame for page %llu (image has %llu pages)", n, (unsigned long long)h->arg,
+			    (unsigned long long)npages);
+		break;
 	case PCB_MSG_PUSH_END:
 		if (h->len != sizeof(struct pcb_push_end_wire))
 			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_push_end_wire));
@@ -166,8 +174,8 @@ int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size
 	}
 	if (h->flags & ~PCB_FRAME_URGENT)
 		BAD("%s frame with flags 0x%x (only 0x%x is defined)", n, h->flags, PCB_FRAME_URGENT);
-	if (h->flags && h->type != PCB_MSG_PAGE && h->type != PCB_MSG_ZERO)
-		BAD("%s frame with flags 0x%x (only PAGE and ZERO may be urgent)", n, h->flags);
+	if (h->flags && h->type != PCB_MSG_PAGE && h->type != PCB_MSG_ZERO && h->type != PCB_MSG_SENT)
+		BAD("%s frame with flags 0x%x (only PAGE, ZERO and SENT may be urgent)", n, h->flags);
 	return 0;
 }
 

@@ -33,8 +33,8 @@ enum pcb_channel { PCB_CHAN_DEMAND = 0, PCB_CHAN_BACKGROUND = 1,
 		   PCB_CHAN_QUERY = 2, /* handshake only: read the source's configuration */
 		   PCB_CHAN_SHARED = 3 /* --channels=1: demand requests and background batches on one connection */ };
 
-/* Frame flags.  URGENT: a PAGE or ZERO answering a demand request (REQ) on a
- * shared connection, where background ZERO frames travel too. */
+/* Frame flags.  URGENT: a PAGE, ZERO or SENT answering a demand request (REQ)
+ * on a shared connection, where background ZERO frames travel too. */
 #define PCB_FRAME_URGENT 1u
 
 enum pcb_msg {
@@ -59,6 +59,8 @@ enum pcb_msg {
 	PCB_MSG_PUSH = 18,       /* d->s  payload pcb_push_wire: run this policy at the source and stream
 				  * its pages on this (background or shared) connection from now on */
 	PCB_MSG_PUSH_END = 19,   /* s->d  payload pcb_push_end_wire: every page has been sent */
+	PCB_MSG_SENT = 20,       /* s->d  arg page: answers a REQ for a page the pushed stream has already
+				  * sent (or queued): it arrives there, not again (QEMU's unqueue_page) */
 	PCB_MSG_MAX
 };
 

@@ -193,8 +193,18 @@ struct pcb_guest_cfg {
 	/* First touch of each page by any vCPU (optional): µs since switch-over
 	 * plus one in bits 0..30, bit 31 set if that touch faulted; 0 = never touched. */
 	_Atomic uint32_t *first_touch;
+	/* Called once, by the last vCPU to finish, with the latest of the vCPUs'
+	 * own end times (CLOCK_MONOTONIC): the guest's end without polling. Optional. */
+	void (*on_end)(void *arg, uint64_t t_end_ns);
+	void *on_end_arg;
 };
+/* first_touch: the earliest access to the page (its start), and whether that access blocked */
 #define PCB_TOUCH_FAULTED 0x80000000u
+
+/* An access that blocked: [t0, t1] CLOCK_MONOTONIC ns. */
+struct pcb_stall {
+	uint64_t t0, t1;
+};
 
 struct pcb_vcpu_result {
 	unsigned vcpu;
@@ -202,8 +212,19 @@ struct pcb_vcpu_result {
 	int cpu_start, cpu_end;      /* placement */
 	uint64_t ops, reads, writes, accesses;
 	uint64_t precopy_ops, precopy_writes;   /* while running at the source (--precopy) */
-	uint64_t faults;             /* accesses during which the pager read a fault message from this thread */
-	uint64_t blocktime_ns;       /* sum of those accesses' latency */
+	/* faults: accesses that blocked (docs/metrics.md "faults"): with a pager, an
+	 * access during which this thread's voluntary context switches (the
+	 * kernel's per-thread count) went up -- whether or not the pager read its
+	 * fault message; the KVM guest: accesses during which the pager read a
+	 * fault message from this vCPU */
+	uint64_t faults;
+	uint64_t faults_delivered;   /* fault messages the pager read from this thread */
+	uint64_t faults_undelivered; /* faults during which no message of this thread was read (woken by
+				      * an install before the pager read it) */
+	uint64_t blocktime_ns;       /* sum of the faults' latency */
+	struct pcb_stall *stalls;    /* every fault's interval (process guest; NULL for the KVM guest) */
+	uint64_t nstalls;
+	uint64_t cpu_ns;             /* the thread's CPU time (CLOCK_THREAD_CPUTIME_ID at its end) */
 	uint64_t read_mismatch;      /* reads that did not match the image */
 	uint64_t first_mismatch_page;
 	uint64_t t_start_ns, t_end_ns;
@@ -230,6 +251,10 @@ pid_t pcb_guest_tid(struct pcb_guest *g, unsigned vcpu);   /* valid after start 
 /* Release the vCPUs; base_ns is the switch-over time (for first-touch times). */
 void pcb_guest_go(struct pcb_guest *g, uint64_t base_ns);
 unsigned pcb_guest_running(struct pcb_guest *g);          /* vCPUs not yet finished */
+/* Block until every vCPU has finished (no polling). */
+void pcb_guest_wait(struct pcb_guest *g);
+/* The latest of the vCPUs' own end times (0 while one still runs). */
+uint64_t pcb_guest_end_ns(struct pcb_guest *g);
 /* --precopy switch-over: stop every vCPU at its next op boundary and wait
  * until all are parked; then resume them on the destination region with
  * base_ns = switch-over. */

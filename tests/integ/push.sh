@@ -32,8 +32,11 @@ if end == "source":
     # the stream carried every page the demand replies did not
     assert 0 < p["pushed_pages"] <= r["pages"]["total"], (name, p)
     assert r["pager"]["background_batches"] == 0, (name, "a pushed run asked for batches", r["pager"])
-print("OK %-14s at the %s, %d channel(s): %d pages verified, %d pushed" % (name, end, ch, v["pages_verified"],
-      r["policy"].get("pushed_pages", 0)))
+    # a request for a page the stream had already sent was answered SENT, not sent again
+    assert r["pager"]["demand_answered_in_stream"] <= r["pager"]["demand_requests"], (name, r["pager"])
+print("OK %-14s at the %s, %d channel(s): %d pages verified, %d pushed; %d of %d requests answered in the stream" %
+      (name, end, ch, v["pages_verified"], r["policy"].get("pushed_pages", 0), r["pager"]["demand_answered_in_stream"],
+       r["pager"]["demand_requests"]))
 PY
 }
 

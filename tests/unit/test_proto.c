@@ -209,6 +209,18 @@ static void test_validate_each_type(void **state)
 	ok(H(PCB_MSG_PONG, PCB_MAX_PONG, PCB_MAX_PONG));
 	rejected(H(PCB_MSG_PONG, 16, 15), "PONG");
 	rejected(H(PCB_MSG_PONG, PCB_MAX_PONG + 8, PCB_MAX_PONG + 8), "PONG");
+	/* pushing (source/push.c): PUSH carries the policy, PUSH_END the source's figures, SENT answers a
+	 * request for a page already in the stream (urgent on a shared connection) */
+	ok(H(PCB_MSG_PUSH, sizeof(struct pcb_push_wire), 0));
+	rejected(H(PCB_MSG_PUSH, sizeof(struct pcb_push_wire) - 1, 0), "PUSH");
+	ok(H(PCB_MSG_PUSH_END, sizeof(struct pcb_push_end_wire), 0));
+	rejected(H(PCB_MSG_PUSH_END, 0, 0), "PUSH_END");
+	ok(H(PCB_MSG_SENT, 0, NPAGES - 1));
+	rejected(H(PCB_MSG_SENT, 0, NPAGES), "SENT");
+	rejected(H(PCB_MSG_SENT, 8, 0), "SENT");
+	struct pcb_hdr hs = H(PCB_MSG_SENT, 0, 3);
+	hs.flags = PCB_FRAME_URGENT;
+	ok(hs);
 	/* every type has a name */
 	for (uint16_t t = 1; t < PCB_MSG_MAX; t++)
 		assert_string_not_equal(pcb_msg_name(t), "?");
