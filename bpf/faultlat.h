@@ -164,6 +164,12 @@ struct fl_slot {
 	char comm[16];          /* thread name at its first fault (TASK_COMM_LEN) */
 } __attribute__((aligned(64)));
 
+#define FL_RECENT       256     /* faults remembered for messages without a thread id */
+struct fl_recent {
+	pcb_u64 page;
+	pcb_u64 tid;
+};
+
 struct fl_hist {
 	pcb_u64 bucket[PCB_HIST_BUCKETS];
 };

@@ -38,8 +38,9 @@
 #
 # Reported per mode: the median of the per-chunk median fault latencies and
 # its ratio to off; the median of the ROUNDS sandwich ratios, their
-# quartiles, and a 95 % bootstrap interval of that median (fixed --seed).
-# The JSON has every per-chunk median in order, the placement, the load and
+# quartiles, and a 95 % bootstrap interval of that median (fixed --seed);
+# for the tail, the median of the per-chunk p99 latencies and of their
+# sandwich ratios.  The JSON has every per-chunk median and p99 in order, the placement, the load and
 # the revision.  Needs root and a built tree (make pctrace
 # build/tests/helpers/uffd_victim).
 set -u
@@ -153,7 +154,7 @@ for m in modes:
     tr[m][1].until("paused")
 
 load0 = open("/proc/loadavg").read().split()[:3]
-vals = []
+vals, p99s = [], []
 t0 = time.monotonic()
 for k, m in enumerate(order):
     if m != "off":
@@ -161,7 +162,8 @@ for k, m in enumerate(order):
         tr[m][1].until("resumed")
     os.write(wfd, b"x")
     line = vout.until(f"chunk {k} ")
-    vals.append(int(line.split("median_ns=")[1]))
+    vals.append(int(line.split("median_ns=")[1].split()[0]))
+    p99s.append(int(line.split("p99_ns=")[1].split()[0]))
     if m != "off":
         tr[m][0].send_signal(signal.SIGUSR1)
         tr[m][1].until("paused")
@@ -184,11 +186,13 @@ def boot_ci(x, n=2000):
 
 off = [vals[k] for k, m in enumerate(order) if m == "off" and k > 0]
 base = statistics.median(off)
+base99 = statistics.median(p99s[k] for k, m in enumerate(order) if m == "off" and k > 0)
 print(f"one victim, {rounds} rounds x {nm} traced modes, each chunk of {pages} faults between two "
       f"untraced ones ({len(order)} chunks in {elapsed:.1f} s), {placement}; load {' '.join(load0)} -> {' '.join(load1)}")
-print(f"{'mode':8s} {'median_ns':>10s} {'ratio':>7s} {'paired':>7s} {'p25':>6s} {'p75':>6s} {'95% CI of paired':>17s}")
-print(f"{'off':8s} {base:10.0f} {1:7.3f}")
-res = {"off": {"median_ns": base, "chunks_ns": off}}
+print(f"{'mode':9s} {'median_ns':>10s} {'ratio':>7s} {'paired':>7s} {'p25':>6s} {'p75':>6s} {'95% CI of paired':>17s}"
+      f" {'p99_ns':>8s} {'p99 paired':>10s}")
+print(f"{'off':9s} {base:10.0f} {1:7.3f} {'':37s} {base99:8.0f}")
+res = {"off": {"median_ns": base, "chunks_ns": off, "p99_median_ns": base99}}
 for m in modes:
     ks = [k for k, mm in enumerate(order) if mm == m]
     mv = [vals[k] for k in ks]
@@ -196,17 +200,19 @@ for m in modes:
     med = statistics.median(mv)
     pm = statistics.median(paired)
     lo, hi = boot_ci(paired)
-    res[m] = {"median_ns": med, "ratio": round(med / base, 4), "paired_ratio_median": round(pm, 4),
+    p99 = statistics.median(p99s[k] for k in ks)
+    p99_paired = statistics.median(p99s[k] / ((p99s[k - 1] + p99s[k + 1]) / 2) for k in ks)
+    res[m] = {"p99_median_ns": p99, "p99_paired_ratio_median": round(p99_paired, 4), "median_ns": med, "ratio": round(med / base, 4), "paired_ratio_median": round(pm, 4),
               "paired_ratio_p25": round(q(paired, 0.25), 4), "paired_ratio_p75": round(q(paired, 0.75), 4),
               "paired_ratio_ci95": [round(lo, 4), round(hi, 4)], "chunks_ns": mv,
               "added_ns_median": round(statistics.median(vals[k] - (vals[k - 1] + vals[k + 1]) / 2 for k in ks))}
-    print(f"{m:8s} {med:10.0f} {med/base:7.3f} {pm:7.3f} {q(paired, .25):6.3f} {q(paired, .75):6.3f}"
-          f"    {lo:.3f} - {hi:.3f}")
+    print(f"{m:9s} {med:10.0f} {med/base:7.3f} {pm:7.3f} {q(paired, .25):6.3f} {q(paired, .75):6.3f}"
+          f"    {lo:.3f} - {hi:.3f} {p99:8.0f} {p99_paired:10.3f}")
 if out:
     rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     json.dump({"tool": "bpf/overhead.sh", "git_revision": rev, "kernel": platform.release(),
                "pages_per_chunk": pages, "rounds": rounds, "placement": placement, "seed": seed,
                "design": "each traced chunk between two untraced ones; paired ratio = chunk / mean(neighbours)",
-               "order": order, "chunk_medians_ns": vals, "elapsed_s": round(elapsed, 2),
+               "order": order, "chunk_medians_ns": vals, "chunk_p99_ns": p99s, "elapsed_s": round(elapsed, 2),
                "loadavg_before": load0, "loadavg_after": load1, "modes": res}, open(out, "w"), indent=1)
 PY

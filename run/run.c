@@ -573,7 +573,10 @@ static void write_json(struct run *r, FILE *fp)
 	for (unsigned i = 0; i < r->ver.nfirst_bad; i++)
 		pcb_json_u64(j, NULL, r->ver.first_bad[i]);
 	pcb_json_arr_end(j);
-	if (r->im.mem || r->im.opaque)
+	if (r->local && r->im.mem)
+		pcb_json_str(j, "method", "bytes image, local run: xxh3-64 of all 4096 bytes of each page as the local region "
+			     "was filled in (before the guest ran) against the image's");
+	else if (r->im.mem || r->im.opaque)
 		pcb_json_str(j, "method", "bytes image: xxh3-64 of all 4096 bytes each page was installed with (taken before its "
 			     "install ioctl) against the source's digest of its page at the end; residency by mincore; "
 			     "what the guest wrote afterwards is the guest's");
@@ -623,13 +626,12 @@ static void print_progress(struct run *r, FILE *fp)
 
 static void print_verify(struct run *r, FILE *fp)
 {
-	if (r->verified && r->local && r->im.mem)
-		fprintf(fp, "  verify      no pages checked (a local run of a bytes image: nothing migrated)\n");
-	else if (r->verified)
-		fprintf(fp, "  verify      %llu pages verified%s, %llu corrupt, %llu missing: %s\n",
-			(unsigned long long)r->ver.pages_verified, r->im.mem || r->im.opaque ? " as they arrived" : "",
-			(unsigned long long)r->ver.pages_corrupt, (unsigned long long)r->ver.pages_missing,
-			r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK");
+	if (r->verified)
+		fprintf(fp, "  verify      %llu pages verified, %llu corrupt, %llu missing: %s%s\n",
+			(unsigned long long)r->ver.pages_verified, (unsigned long long)r->ver.pages_corrupt,
+			(unsigned long long)r->ver.pages_missing, r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK",
+			r->local && r->im.mem ? " (bytes image: each page as it was filled in, before the guest ran)"
+			: r->im.mem || r->im.opaque ? " (bytes image: each page by the bytes it arrived with)" : "");
 	if (r->app_checked) {
 		const struct pcb_app_report *a = &r->app;
 		char b1[32], b2[32], b3[32];
@@ -827,6 +829,23 @@ static int fail_midrun(struct run *r, int code, const char *msg)
 }
 
 
+/* A bytes image's pages as the local region holds them before the guest
+ * runs (the guest may write anywhere afterwards): the local counterpart of
+ * verifying pages as they arrive. */
+static void local_fill_check(struct run *r, const uint8_t *region, struct pcb_verify *ver)
+{
+	memset(ver, 0, sizeof(*ver));
+	for (uint64_t pg = 0; pg < r->npages; pg++) {
+		if (pcb_page_digest_full(region + pg * PCB_PAGE_SIZE) == pcb_image_digest(&r->im, pg)) {
+			ver->pages_verified++;
+		} else {
+			ver->pages_corrupt++;
+			if (ver->nfirst_bad < 8)
+				ver->first_bad[ver->nfirst_bad++] = pg;
+		}
+	}
+}
+
 /* The same guest over a region fully populated before it starts: the
  * --policy=local run itself, or the --baseline=run reference.  Fills
  * *gout (joined), the progress series and the verification. */
@@ -840,6 +859,8 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		snprintf(why, whylen, "cannot map %llu pages for the local run: %s", (unsigned long long)r->npages, strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
+	if (r->im.mem)
+		local_fill_check(r, region, ver);
 	/* the same first-touch bookkeeping as a migrated guest, so the loops compare like for like */
 	_Atomic uint32_t *ft = mmap(NULL, r->npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (ft == MAP_FAILED) {
@@ -872,7 +893,7 @@ static int run_local_guest(struct run *r, const struct pcb_wl_params *prm, bool 
 		munmap(region, r->npages * PCB_PAGE_SIZE);
 		return PCB_EXIT_SOFTWARE;
 	}
-	rc = r->im.mem ? (memset(ver, 0, sizeof(*ver)), 0)   /* a bytes image: nothing migrated, nothing to check */
+	rc = r->im.mem ? 0   /* a bytes image: checked as it was filled in, before the guest ran */
 		       : pcb_local_verify(region, &r->im, r->npages, ver, why, whylen);
 	if (!rc && check_app && pcb_wl_is_app(gc.ops))
 		app_check(r, *gout);

@@ -19,7 +19,7 @@
  *
  * With --chunks K (and --wait FIFO, one toucher) it touches the pages in K
  * chunks: before each it reads one byte from FIFO, after each it prints
- * "chunk I median_ns=N" (so a benchmark can switch a tracer on or off
+ * "chunk I median_ns=N p99_ns=M" (so a benchmark can switch a tracer on or off
  * between chunks of one process and compare them pairwise).
  *
  * With --background US a third kind of thread installs pages on its own,
@@ -330,7 +330,8 @@ int main(int argc, char **argv)
 			pthread_join(th, NULL);
 			memcpy(tmp, lat + a.first, a.n * sizeof(*tmp));
 			qsort(tmp, a.n, sizeof(*tmp), cmp_u64);
-			printf("chunk %lu median_ns=%llu\n", k, (unsigned long long)pct(tmp, a.n, 50));
+			printf("chunk %lu median_ns=%llu p99_ns=%llu\n", k, (unsigned long long)pct(tmp, a.n, 50),
+			       (unsigned long long)pct(tmp, a.n, 99));
 			fflush(stdout);
 		}
 		close(fd);
