@@ -1272,13 +1272,10 @@ static int floor_parse_vcpus(struct pcb_floor_kvm_cfg *k, const char *val)
 /* 0, 1 (help printed) or an exit code.  The options are the table's (cli/options.c, scope floor). */
 static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 {
-	struct pcb_config *o = malloc(sizeof(*o));
-	if (!o) {
-		pcb_err("floor: out of memory");
-		return PCB_EXIT_OSERR;
-	}
-	pcb_cmd_defaults(PCB_CMD_FLOOR, o);
-	int rc = pcb_cmd_parse(PCB_CMD_FLOOR, o, argc, argv, 2);
+	int rc;
+	struct pcb_config *o = pcb_cmd_config(PCB_CMD_FLOOR, argc, argv, 2, &rc);
+	if (!o)
+		return rc;
 	*fc = (struct floor_cfg){ .faults = o->floor.faults, .rounds = o->floor.rounds, .bulk_bytes = o->floor.bulk,
 				  .seed = o->seed, .batch = o->floor.batch, .window = o->floor.window,
 				  .bulk_reps = o->floor.bulk_reps, .link_rtt_ns = o->floor.link_rtt_ns,
