@@ -247,21 +247,33 @@ bench-scale: deps
 	$(Q)mkdir -p results && SCALE_SIZES="$(SCALE_SIZES)" bench/scale.sh results/scale-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV) ./pcbench
 
 # ---- fuzzing (libFuzzer, clang) ----------------------------------------------------
-# `make fuzz` runs the network-input fuzzer (tests/fuzz/fuzz_proto.c) for FUZZ_TIME
-# seconds on the seed corpus in tests/fuzz/corpus (new inputs go to build-fuzz/corpus).
+# `make fuzz` runs each fuzzer for FUZZ_TIME seconds on its seed corpus (new inputs
+# go to build-fuzz/corpus*): fuzz_proto (tests/fuzz/fuzz_proto.c: frame parser,
+# handshake, a whole source connection) and fuzz_pager (tests/fuzz/fuzz_pager.c:
+# the destination's receive state machine, a real pager against a hostile source).
 FUZZ_TIME  ?= 60
 FUZZ_FLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -I. -I/usr/include/$(MULTIARCH) -pthread \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_SRCS  := wire/proto.c wire/handshake.c source/source.c wire/link.c common/image.c common/util.c
+# the source pushes policies (source/push.c): both fuzzers link the rooms the pager needs
+FUZZ_SRCS  := $(filter-out common/sysinfo.c,$(wildcard pager/*.c install/*.c policies/*.c wire/*.c common/*.c source/*.c)) \
+	workloads/tracefile.c
+FUZZ_PAGER_SRCS := $(FUZZ_SRCS)
 build-fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) $(HDRS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) -lxxhash -lcrypto -lm
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) -lxxhash -lcrypto -lz -lm
 
-fuzz: build-fuzz/fuzz_proto
-	$(Q)mkdir -p build-fuzz/corpus build-fuzz/crashes
+build-fuzz/fuzz_pager: tests/fuzz/fuzz_pager.c $(FUZZ_PAGER_SRCS) $(HDRS)
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_pager.c $(FUZZ_PAGER_SRCS) -lxxhash -lcrypto -lz -lm
+
+fuzz: build-fuzz/fuzz_proto build-fuzz/fuzz_pager
+	$(Q)mkdir -p build-fuzz/corpus build-fuzz/corpus-pager build-fuzz/crashes
 	$(Q)build-fuzz/fuzz_proto -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 -close_fd_mask=2 \
 		-print_final_stats=1 -artifact_prefix=build-fuzz/crashes/ build-fuzz/corpus tests/fuzz/corpus
+	$(Q)build-fuzz/fuzz_pager -max_total_time=$(FUZZ_TIME) -max_len=300000 -timeout=20 -close_fd_mask=2 \
+		-print_final_stats=1 -artifact_prefix=build-fuzz/crashes/pager- build-fuzz/corpus-pager tests/fuzz/corpus-pager
 
 clean:
 	rm -rf build build-san build-fuzz pcbench pctrace

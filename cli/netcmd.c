@@ -95,8 +95,6 @@ int pcb_cmd_source(int argc, char **argv, int first)
 			pcb_err("%s", why);
 			return rc;
 		}
-	} else if (strcmp(host, "127.0.0.1") != 0) {
-		pcb_warn("listening on %s without --auth-key-file: anyone who can reach it can read the image", host);
 	}
 	uint16_t bound;
 	int lfd = pcb_listen_tcp(host, port, &bound);
@@ -104,6 +102,9 @@ int pcb_cmd_source(int argc, char **argv, int first)
 		pcb_err("cannot listen on %s:%u: %s", host, port, strerror(errno));
 		return errno == EADDRINUSE || errno == EADDRNOTAVAIL || errno == EINVAL ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
 	}
+	if (!key.len)
+		pcb_warn("no --auth-key-file: anyone who can reach %s:%u can pull the image, and disturb or end the "
+			 "migration (a BYE, a LINK, garbage); give both ends a key (docs/security.md)", host, bound);
 	uint8_t *img = NULL;
 	size_t img_len = 0;
 	int rc = source_app_image(&cfg, given(argc, argv, first, "workload"), &img, why, sizeof(why));
@@ -127,20 +128,22 @@ int pcb_cmd_source(int argc, char **argv, int first)
 		.mem = img, .bytes_image = img != NULL,
 		.mem_bytes = cfg.mem, .seed = cfg.seed, .zero_fraction = cfg.zero_pages,
 		.demand_delay_ns = cfg.source_delay_ns, .sessions = (int)cfg.sessions, .verbose = (int)cfg.verbose,
-		.key = key.len ? &key : NULL, .handshake_timeout_ms = 10000, .summary = 1,
+		.key = key.len ? &key : NULL, .summary = 1,
+		/* --io-timeout bounds the whole handshake and every blocked send (10 s unless given) */
+		.handshake_timeout_ms = given(argc, argv, first, "io-timeout") ? (int)(cfg.io_timeout_ns / PCB_NSEC_PER_MSEC) : 10000,
 	};
+	sc.send_timeout_ms = sc.handshake_timeout_ms;
 	char b[32];
+	const char *auth = key.len ? "every frame authenticated" : "NO AUTHENTICATION";
 	if (img)
 		printf("pcbench source: listening on %s:%u, %s %s (%s, %llu pages), %s, %s\n", host, bound,
 		       cfg.image[0] ? "image file" : "database image of workload", cfg.image[0] ? cfg.image : cfg.workload,
-		       pcb_fmt_size(cfg.mem, b, sizeof(b)), (unsigned long long)(cfg.mem / PCB_PAGE_SIZE),
-		       key.len ? "authentication required" : "no authentication",
+		       pcb_fmt_size(cfg.mem, b, sizeof(b)), (unsigned long long)(cfg.mem / PCB_PAGE_SIZE), auth,
 		       cfg.sessions ? "exits after the migration" : "serves until killed");
 	else
 		printf("pcbench source: listening on %s:%u, %s image (%llu pages), seed %llu, zero pages %g, %s, %s\n",
 		       host, bound, pcb_fmt_size(cfg.mem, b, sizeof(b)), (unsigned long long)(cfg.mem / PCB_PAGE_SIZE),
-		       (unsigned long long)cfg.seed, cfg.zero_pages, key.len ? "authentication required" : "no authentication",
-		       cfg.sessions ? "exits after the migration" : "serves until killed");
+		       (unsigned long long)cfg.seed, cfg.zero_pages, auth, cfg.sessions ? "exits after the migration" : "serves until killed");
 	fflush(stdout);
 	return pcb_source_serve(&sc, lfd);
 }
@@ -290,6 +293,8 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 	pcb_json_u64(j, "background_pages_rerequested", r->bg_pages_rerequested);
 	pcb_json_u64(j, "background_batches_resent", r->bg_batches_resent);
 	pcb_json_u64(j, "pages_rerequested", r->demand_rerequested + r->bg_pages_rerequested);
+	pcb_json_u64(j, "frames_refused", r->frames_refused);
+	pcb_json_u64(j, "batches_incomplete", r->batches_incomplete);
 	if (r->last_loss[0])
 		pcb_json_str(j, "last_loss", r->last_loss);
 	pcb_json_obj_end(j);
@@ -309,6 +314,10 @@ void pcb_net_human(FILE *fp, const struct pcb_pager_stats *s)
 			(double)l->rtt_ns / 1e3, (double)l->rtt_median_ns / 1e3, (double)l->base_rtt_ns / 1e3,
 			(double)l->delay_ns / 1e3);
 	const struct pcb_recovery_stats *r = &s->rec;
+	if (r->frames_refused || r->batches_incomplete)
+		fprintf(fp, "  integrity   %llu frames refused (failed authentication; asked for again), %llu background batches "
+			"ended without all their pages (asked for again)\n",
+			(unsigned long long)r->frames_refused, (unsigned long long)r->batches_incomplete);
 	if (s->channels == 1 && r->losses[1])
 		fprintf(fp, "  recovery    %llu connection losses, %llu reconnects (shared channel), paused %.3f s (max %.3f s); "
 			"%llu pages re-requested (%llu demand)\n",

@@ -205,6 +205,17 @@ int pcb_read_full(int fd, void *buf, size_t n)
 	return 0;
 }
 
+void pcb_sanitize(char *dst, size_t dstlen, const void *src, size_t n)
+{
+	const unsigned char *p = src;
+	size_t i;
+	if (!dstlen)
+		return;
+	for (i = 0; i < n && i + 1 < dstlen; i++)
+		dst[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+	dst[i] = 0;
+}
+
 int pcb_write_full(int fd, const void *buf, size_t n)
 {
 	const char *p = buf;

@@ -68,6 +68,10 @@ int pcb_check_writable(const char *path);
 
 /* Read/write exactly n bytes (retries EINTR/short transfers). 0 ok, -1 with errno (EPIPE/ECONNRESET on EOF: errno=ECONNRESET). */
 int pcb_read_full(int fd, void *buf, size_t n);
+/* Copy n bytes of peer text into dst (NUL-terminated, truncated to fit),
+ * printable ASCII only: anything else becomes '?' (no terminal escapes or
+ * newlines from the network reach a log). */
+void pcb_sanitize(char *dst, size_t dstlen, const void *src, size_t n);
 int pcb_write_full(int fd, const void *buf, size_t n);
 
 /* 64-bit mixing (splitmix64 finaliser); deterministic RNG helpers. */

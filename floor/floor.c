@@ -28,6 +28,7 @@
  */
 #include "floor/floor.h"
 #include "floor/kvmfloor.h"
+#include "wire/handshake.h"
 #include "common/hist.h"
 #include "common/image.h"
 #include "common/json.h"
@@ -75,6 +76,7 @@ struct floor_cfg {
 	uint64_t link_bps[FLOOR_MAX_LINKS];
 	char link_name[FLOOR_MAX_LINKS][24];
 	uint64_t link_rtt_ns;
+	const struct pcb_auth_key *key;   /* pcb_mac rows: a key on both ends (every frame authenticated) */
 	/* KVM demand paging, bare and pcbench (--kvm-vcpus, --kvm-mem, --kvm-reps, --no-kvm; kvm.c) */
 	bool no_kvm;
 	struct pcb_floor_kvm_cfg kvm;
@@ -481,7 +483,7 @@ static int start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc,
 {
 	pcb_image_init(im, fc->seed, npages, zero);
 	struct pcb_source_cfg sc = { .mem_bytes = npages << PCB_PAGE_SHIFT, .seed = fc->seed, .zero_fraction = zero,
-				     .sessions = 1 };
+				     .sessions = 1, .key = fc->key, .handshake_timeout_ms = 10000 };
 	uint16_t port;
 	*src = fork_source(&sc, source_cpu, &port, why, whylen);
 	if (*src < 0)
@@ -495,6 +497,7 @@ static int start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc,
 	pc->port = port;
 	pc->seed = fc->seed;
 	pc->zero_threshold = im->zero_threshold;
+	pc->key = fc->key;
 	int rc = pcb_pager_create(pc, p, why, whylen);
 	if (rc) {
 		kill(*src, SIGKILL);
@@ -1313,7 +1316,7 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 
 /* bulk rows: the transport alone; installs alone (no network); the bare
  * receiver installing serially and pipelined; pcbench (threads, process) */
-enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO };
+enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC };
 struct bulk_var {
 	int kind;
 	const char *name;
@@ -1407,6 +1410,8 @@ static const struct bulk_var bulk_vars[] = {
 	{ B_PCB_PROC, "pcb_proc", "continue", PCB_MAX_RUN_PAGES },
 	{ B_PCB_ZERO, "pcb_zero", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_ZERO, "pcb_zero", "move", PCB_CHUNK_PAGES },
 	{ B_PCB_ZERO, "pcb_zero", "continue", PCB_MAX_RUN_PAGES },
+	/* the same pull with a key on both ends: every frame authenticated (docs/security.md) */
+	{ B_PCB_MAC, "pcb_mac", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_MAC, "pcb_mac", "continue", PCB_MAX_RUN_PAGES },
 };
 #define NBULK_VARS (unsigned)(sizeof(bulk_vars) / sizeof(bulk_vars[0]))
 _Static_assert(sizeof(bulk_vars) / sizeof(bulk_vars[0]) <= MAX_BULK / 2, "rows[] and g[][] hold every variant at two placements");
@@ -1532,8 +1537,15 @@ static int bulk_bare_row(struct floor_run *F, unsigned p, unsigned k, unsigned r
 /* a pcbench row: the pager's pull with one install path (threads, process, the default image) */
 static int bulk_pcbench_row(struct floor_run *F, unsigned p, unsigned k, unsigned rep, char *why, size_t whylen)
 {
-	const struct floor_cfg *fc = &F->fc;
 	const struct bulk_var *bv = &bulk_vars[k];
+	static struct pcb_auth_key mac_key;
+	if (bv->kind == B_PCB_MAC && !mac_key.len && pcb_auth_key_random(&mac_key, false) < 0) {
+		snprintf(why, whylen, "no random key for the pcb_mac rows: %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	struct floor_cfg fc_mac = F->fc;
+	fc_mac.key = &mac_key;
+	const struct floor_cfg *fc = bv->kind == B_PCB_MAC ? &fc_mac : &F->fc;
 	struct bulk_row *row = &F->rows[p * NBULK_VARS + k];
 	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
 	int rcpu = 0, scpu = p ? 1 : 0;
@@ -1607,7 +1619,7 @@ static int measure_bulk(struct floor_run *F, char *why, size_t whylen)
 		for (unsigned p = 0; p < F->nplace; p++)
 			for (unsigned k = 0; k < NBULK_VARS; k++) {
 				int kind = bulk_vars[k].kind;
-				int rc = kind == B_PCB || kind == B_PCB_PROC || kind == B_PCB_ZERO
+				int rc = kind == B_PCB || kind == B_PCB_PROC || kind == B_PCB_ZERO || kind == B_PCB_MAC
 						 ? bulk_pcbench_row(F, p, k, rep, why, whylen)
 						 : bulk_bare_row(F, p, k, rep, why, whylen);
 				if (rc)

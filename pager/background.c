@@ -82,7 +82,9 @@ static ssize_t bg_recvmsg(struct pcb_pager *p, struct iovec *iov, int niov, bool
 	}
 }
 
-static int bg_fill(struct pcb_pager *p)
+/* One read into the receive buffer (may_push: the open job may be handed to
+ * the installer while waiting; never in the middle of a RUN frame). */
+static int bg_fill(struct pcb_pager *p, bool may_push)
 {
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
 	if (c->rpos == c->rlen) {
@@ -94,11 +96,22 @@ static int bg_fill(struct pcb_pager *p)
 	}
 	size_t room = c->rcap - c->rlen;
 	struct iovec v = { c->rbuf + c->rlen, room < BG_RX_CHUNK ? room : BG_RX_CHUNK };
-	ssize_t r = bg_recvmsg(p, &v, 1, true);
+	ssize_t r = bg_recvmsg(p, &v, 1, may_push);
 	if (r < 0)
 		return (int)r;
 	c->rlen += (size_t)r;
 	return 0;
+}
+
+/* A frame failed authentication (or lacks its tag on a keyed connection):
+ * refused, never installed; the connection is replaced and what was in
+ * flight asked for again (the lost path, -2). */
+static int bg_refused(struct pcb_pager *p)
+{
+	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
+	snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "%s", c->err);
+	p->refused[PCB_CHAN_BACKGROUND] = true;
+	return -2;
 }
 
 /* Next frame on the background channel.  A RUN frame is returned with its
@@ -115,18 +128,27 @@ static int bg_next(struct pcb_pager *p, struct pcb_hdr *h, const uint8_t **pl)
 				set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (%s channel): %s", p->shared ? "shared" : "background", c->err);
 				return -1;
 			}
+			if (pcb_conn_check_flags(c, h) < 0)
+				return bg_refused(p);
 			if (h->type == PCB_MSG_RUN) {
 				*pl = NULL;
 				return 0;
 			}
-			if (avail >= PCB_HDR_SIZE + (size_t)h->len) {
-				*pl = c->rbuf + c->rpos + PCB_HDR_SIZE;
-				c->rpos += PCB_HDR_SIZE + h->len;
+			size_t tl = pcb_frame_trailer(h->flags);
+			if (avail >= PCB_HDR_SIZE + (size_t)h->len + tl) {
+				const uint8_t *f = c->rbuf + c->rpos;
+				if (tl) {
+					struct iovec v = { (void *)(f + PCB_HDR_SIZE), h->len };
+					if (pcb_conn_check(c, f, &v, 1, f + PCB_HDR_SIZE + h->len) < 0)
+						return bg_refused(p);
+				}
+				*pl = f + PCB_HDR_SIZE;
+				c->rpos += PCB_HDR_SIZE + h->len + tl;
 				c->frames_rx++;
 				return 0;
 			}
 		}
-		int f = bg_fill(p);
+		int f = bg_fill(p, true);
 		if (f < 0)
 			return f;
 	}
@@ -134,7 +156,10 @@ static int bg_next(struct pcb_pager *p, struct pcb_hdr *h, const uint8_t **pl)
 
 /* Receive the payload of the RUN frame at the head of the buffer into iov:
  * bytes already buffered are copied, the rest is read straight into iov
- * (with the following bytes of the stream into the receive buffer). */
+ * (with the following bytes of the stream into the receive buffer).  On a
+ * keyed connection every piece is authenticated as soon as it is read (iov
+ * may name one scratch page many times) and the tag that follows is checked
+ * before returning: 0 only for a frame that came from the source unaltered. */
 static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iovec *iov, int niov)
 {
 	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
@@ -142,10 +167,25 @@ static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iove
 	size_t need = h->len;
 	int k = 0;
 	size_t off = 0;
+	bool mac = h->flags & PCB_FRAME_MAC;
+	if (mac) {
+		/* a sink page named many times (continue: pages the demand thread owns)
+		 * would be overwritten before it is authenticated: one sink page each */
+		unsigned k2 = 0;
+		for (int i = 0; i < niov; i++)
+			if (iov[i].iov_base == p->in.scratch && iov[i].iov_len == PCB_PAGE_SIZE)
+				iov[i].iov_base = p->discard + ((size_t)k2++ << PCB_PAGE_SHIFT);
+	}
+	uint8_t hb[PCB_HDR_SIZE];
+	memcpy(hb, c->rbuf + c->rpos, PCB_HDR_SIZE);
+	if (mac)
+		pcb_conn_rx_begin(c, hb);
 	c->rpos += PCB_HDR_SIZE;
 	c->frames_rx++;
 	size_t have = c->rlen - c->rpos < need ? c->rlen - c->rpos : need;
 	const uint8_t *src = c->rbuf + c->rpos;
+	if (mac)
+		pcb_conn_rx_update(c, src, have);
 	st->rx_copied_bytes += have;
 	c->rpos += have;
 	need -= have;
@@ -184,6 +224,8 @@ static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iove
 		c->rlen += (size_t)r - direct;
 		while (direct) {
 			size_t n = iov[k].iov_len - off < direct ? iov[k].iov_len - off : direct;
+			if (mac)
+				pcb_conn_rx_update(c, (uint8_t *)iov[k].iov_base + off, n);
 			direct -= n;
 			off += n;
 			if (off == iov[k].iov_len) {
@@ -192,7 +234,16 @@ static int bg_take_run(struct pcb_pager *p, const struct pcb_hdr *h, struct iove
 			}
 		}
 	}
-	return 0;
+	if (!mac)
+		return 0;
+	while (c->rlen - c->rpos < PCB_TAG_BYTES) {   /* the tag: usually read with the payload */
+		int f = bg_fill(p, false);
+		if (f < 0)
+			return f;
+	}
+	const uint8_t *tag = c->rbuf + c->rpos;
+	c->rpos += PCB_TAG_BYTES;
+	return pcb_conn_rx_end(c, hb, tag) < 0 ? bg_refused(p) : 0;
 }
 
 struct bg_ctx {
@@ -613,8 +664,11 @@ struct bg_batch {
 static int bg_send_batch(struct pcb_pager *p, uint64_t id, const struct bg_batch *b)
 {
 	struct pcb_range_wire w[PCB_MAX_RANGES];
-	for (unsigned i = 0; i < b->nr; i++)
+	for (unsigned i = 0; i < b->nr; i++) {
 		w[i] = (struct pcb_range_wire){ htole64(b->r[i].first), htole64(b->r[i].count) };
+		for (uint64_t pg = b->r[i].first; pg < b->r[i].first + b->r[i].count; pg++)
+			p->bg_want[pg >> 6] |= 1ull << (pg & 63);
+	}
 	return bg_send(p, PCB_MSG_RANGES, id, w, (uint32_t)(b->nr * sizeof(w[0])));
 }
 
@@ -676,6 +730,97 @@ static uint64_t bg_resend(struct pcb_pager *p, struct bg_batch *ring, unsigned w
 	}
 	free(tmp);
 	return out;
+}
+
+/* Pages first..first+n-1 arrived on the background channel: each must have
+ * been asked for in a batch in flight (a source does not get to install pages
+ * nobody asked for).  0, or -1 with fatal set. */
+static int bg_received(struct pcb_pager *p, uint64_t first, uint64_t n)
+{
+	for (uint64_t pg = first; pg < first + n; pg++) {
+		uint64_t m = 1ull << (pg & 63);
+		if (!(p->bg_want[pg >> 6] & m)) {
+			p->chan[PCB_CHAN_BACKGROUND].bad_frames++;
+			set_fatal(p, PCB_EXIT_PROTOCOL, "the source sent page %llu on the %s channel without being asked for it",
+				  (unsigned long long)pg, p->shared ? "shared" : "background");
+			return -1;
+		}
+		p->bg_want[pg >> 6] &= ~m;
+	}
+	return 0;
+}
+
+/* BATCH_END of batch b: the pages it asked for that did not arrive (a frame
+ * lost or left out by the source or by anything between us) are gathered
+ * into out, to be asked for again at once; those beyond PCB_MAX_RANGES
+ * ranges have their claim given back (the policy or the drain takes them
+ * again).  Returns how many are missing; *first_missing names one. */
+static uint64_t bg_batch_missing(struct pcb_pager *p, const struct bg_batch *b, struct bg_batch *out, uint64_t *first_missing)
+{
+	uint64_t missing = 0;
+	out->nr = 0;
+	out->drain = b->drain;
+	for (unsigned i = 0; i < b->nr; i++)
+		for (uint64_t pg = b->r[i].first; pg < b->r[i].first + b->r[i].count; pg++) {
+			uint64_t m = 1ull << (pg & 63);
+			if (!(p->bg_want[pg >> 6] & m))
+				continue;
+			p->bg_want[pg >> 6] &= ~m;
+			if (pcb_ps_present(&p->ps, pg))
+				continue;   /* arrived on the demand channel meanwhile */
+			if (!missing++)
+				*first_missing = pg;
+			if (out->nr && out->r[out->nr - 1].first + out->r[out->nr - 1].count == pg)
+				out->r[out->nr - 1].count++;
+			else if (out->nr < PCB_MAX_RANGES)
+				out->r[out->nr++] = (struct pcb_range){ pg, 1 };
+			else
+				atomic_fetch_and_explicit(&p->ps.claimed[pg >> 6], ~m, memory_order_acq_rel);
+		}
+	return missing;
+}
+
+/* BATCH_END of batch *done (checked in order): what it left out is asked
+ * for again as a new batch, in the slot the ended batch frees.  0, or -1:
+ * fatal set (too many incomplete batches), or sending failed (bg_loss_why). */
+static int bg_batch_end(struct pcb_pager *p, struct bg_batch *ring, unsigned window, uint64_t *done, uint64_t *next)
+{
+	struct bg_batch *b = &ring[*done % window];
+	struct pcb_range tmp[PCB_MAX_RANGES];
+	struct bg_batch again = { .r = tmp };
+	uint64_t first = 0, missing = bg_batch_missing(p, b, &again, &first);
+	++*done;
+	if (!missing)
+		return 0;
+	pthread_mutex_lock(&p->rec_lock);
+	uint64_t n = ++p->st.rec.batches_incomplete;
+	p->st.rec.bg_pages_rerequested += missing;
+	snprintf(p->st.rec.last_loss, sizeof(p->st.rec.last_loss), "batch %llu ended without %llu of its pages (page %llu first)",
+		 (unsigned long long)(*done - 1), (unsigned long long)missing, (unsigned long long)first);
+	pthread_mutex_unlock(&p->rec_lock);
+	if (n > MAX_INCOMPLETE) {
+		char miss[200];
+		pcb_pager_missing_summary(p, miss, sizeof(miss));
+		set_fatal(p, PCB_EXIT_PROTOCOL, "the source ended %llu background batches without all their pages "
+			  "(the last: batch %llu without %llu pages, page %llu first); %s", (unsigned long long)n,
+			  (unsigned long long)(*done - 1), (unsigned long long)missing, (unsigned long long)first, miss);
+		return -1;
+	}
+	if (n == 1)
+		pcb_warn("background batch %llu ended without %llu of its pages (page %llu first): asking for them again",
+			 (unsigned long long)(*done - 1), (unsigned long long)missing, (unsigned long long)first);
+	if (!again.nr)
+		return 0;
+	struct bg_batch *o = &ring[*next % window];   /* free: *done just moved past one */
+	memcpy(o->r, tmp, again.nr * sizeof(tmp[0]));
+	o->nr = again.nr;
+	o->drain = again.drain;
+	p->st.bg_batches++;
+	if (bg_send_batch(p, (*next)++, o) < 0) {
+		snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "sending a background batch failed: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* --policy-end=source: ask the source to run the policy and push its stream. */
@@ -854,7 +999,7 @@ void *bg_thread(void *arg)
 			if (h.type == PCB_MSG_RUN) {
 				struct iovec iov[PCB_MAX_RUN_PAGES];
 				for (unsigned i = 0; i < h.len / PCB_PAGE_SIZE; i++)
-					iov[i] = (struct iovec){ p->in.scratch, PCB_PAGE_SIZE };
+					iov[i] = (struct iovec){ p->discard + ((size_t)i << PCB_PAGE_SHIFT), PCB_PAGE_SIZE };
 				rr = bg_take_run(p, &h, iov, (int)(h.len / PCB_PAGE_SIZE));
 				if (rr == -2)
 					goto lost;
@@ -863,6 +1008,10 @@ void *bg_thread(void *arg)
 			}
 			continue;
 		}
+		/* pull: every page must have been asked for (push: the source chooses) */
+		if (!push && (h.type == PCB_MSG_RUN || h.type == PCB_MSG_ZERO || h.type == PCB_MSG_PAGE) &&
+		    bg_received(p, h.arg, h.type == PCB_MSG_RUN ? h.len / PCB_PAGE_SIZE : 1) < 0)
+			goto out;
 		switch (h.type) {
 		case PCB_MSG_RUN: {
 			if (chunk_mode(p) || seg_mode(p)) {
@@ -940,13 +1089,21 @@ void *bg_thread(void *arg)
 					  (unsigned long long)h.arg, (unsigned long long)done_id);
 				goto out;
 			}
-			done_id++;
-			if (push)
+			if (push) {
+				done_id++;
 				next_id = done_id;   /* the source numbers the pushed batches */
+			} else if (bg_batch_end(p, ring, window, &done_id, &next_id) < 0) {
+				if (atomic_load(&p->fatal))
+					goto out;
+				goto lost;
+			}
 			break;
-		case PCB_MSG_ERROR:
-			set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %.*s", (int)h.len, (const char *)pl);
+		case PCB_MSG_ERROR: {
+			char text[PCB_MAX_ERRTEXT + 1];
+			pcb_sanitize(text, sizeof(text), pl, h.len);
+			set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %s", text);
 			goto out;
+		}
 		default:
 			c->bad_frames++;
 			set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the %s channel", pcb_msg_name(h.type), p->shared ? "shared" : "background");

@@ -149,6 +149,27 @@ int huge_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payl
 		return -1;
 	}
 	if (h->type == PCB_MSG_BATCH_END) {
+		/* every sub-page asked for must have come: else ask again for the rest
+		 * (the fault stays in flight; a source that keeps leaving pages out is
+		 * given up on after MAX_INCOMPLETE batches) */
+		int hs = huge_send(p, first);
+		if (hs < 0) {
+			set_fatal(p, PCB_EXIT_SOURCE_LOST, "asking again for huge page %llu failed: %s", (unsigned long long)first,
+				  strerror(errno));
+			return -1;
+		}
+		if (hs == 0) {
+			pthread_mutex_lock(&p->rec_lock);
+			uint64_t nb = ++p->st.rec.batches_incomplete;
+			pthread_mutex_unlock(&p->rec_lock);
+			if (nb > MAX_INCOMPLETE) {
+				set_fatal(p, PCB_EXIT_PROTOCOL, "the source ended %llu batches without all their pages (the last: huge page %llu)",
+					  (unsigned long long)nb, (unsigned long long)first);
+				return -1;
+			}
+			p->infl[i].t_req = now;
+			return 0;
+		}
 		struct inflight f = p->infl[i];
 		p->infl[i] = p->infl[--p->ninfl];
 		infl_sync(p);

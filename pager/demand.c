@@ -134,7 +134,9 @@ static int demand_in_stream(struct pcb_pager *p, uint64_t page)
 static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload)
 {
 	if (h->type == PCB_MSG_ERROR) {
-		set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %.*s", (int)h->len, (const char *)payload);
+		char text[PCB_MAX_ERRTEXT + 1];
+		pcb_sanitize(text, sizeof(text), payload, h->len);
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %s", text);
 		return -1;
 	}
 	if (p->cfg.huge && (h->type == PCB_MSG_RUN || h->type == PCB_MSG_ZERO || h->type == PCB_MSG_BATCH_END))
@@ -282,6 +284,16 @@ static int demand_receive(struct pcb_pager *p, struct pcb_conn *c, uint64_t *las
 	while ((r = pcb_conn_parse(c, &h, &pl)) == PCB_RX_FRAME)
 		if (demand_handle_frame(p, &h, pl) < 0)
 			return -1;
+	if (r == PCB_RX_BAD && c->forged) {
+		/* failed authentication: refused, never installed; a new connection,
+		 * and every request in flight is sent again */
+		snprintf(p->loss_why, sizeof(p->loss_why), "%s", c->err);
+		p->refused[PCB_CHAN_DEMAND] = true;
+		if (demand_recover(p) < 0)
+			return -1;
+		*last_rx = pcb_now_ns();
+		return 2;
+	}
 	if (r == PCB_RX_BAD) {
 		set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (demand channel): %s", c->err);
 		return -1;

@@ -33,7 +33,9 @@
 
 #define MAX_INFLIGHT 16384  /* outstanding demand requests (one per blocked vCPU; 512 with huge pages) */
 #define UFFD_MSG_BATCH 64
-#define PCB_STOP_SIGNAL SIGUSR2   /* interrupts the demand thread's blocking read() at stop */
+#define PCB_STOP_SIGNAL SIGUSR2
+#define MAX_REFUSED 64            /* frames failing authentication a run survives (each costs a reconnection) */
+#define MAX_INCOMPLETE 64         /* background batches ended without all their pages a run survives */   /* interrupts the demand thread's blocking read() at stop */
 
 struct inflight {
 	uint64_t page;
@@ -105,6 +107,14 @@ struct pcb_pager {
 	bool verifying;              /* the main thread owns the demand channel (threads stopped) */
 	bool demand_fast;            /* the demand thread reads its socket with a 100 ms SO_RCVTIMEO */
 	char bg_loss_why[160];       /* background thread: why its connection is considered lost */
+	/* a channel is being recovered because a frame failed authentication (set by
+	 * its owner before chan_recover): the connection is replaced even with
+	 * --reconnect-timeout=0, at most MAX_REFUSED times a run */
+	bool refused[2];
+	atomic_bool source_gone;     /* a connection was lost after completion (not fatal: verification will tell) */
+	uint8_t *discard;            /* PCB_MAX_RUN_PAGES sink pages: what is owed after completion is received into them and
+				      * dropped; on a keyed connection also the pages continue mode receives for nobody */
+	uint64_t *bg_want;           /* background thread: pages asked for in a batch, not received yet (BATCH_END checks them) */
 
 	/* --channels=1 (see "one shared connection" below) */
 	bool shared;
@@ -132,6 +142,7 @@ struct pcb_pager {
 	struct pcb_policy pol_saved;
 	struct pcb_installer in_saved;
 	uint8_t *rbuf_saved[2];
+	void *mac_saved[2][2];        /* the connections' stream MAC contexts (loader heap) */
 };
 
 

@@ -92,8 +92,11 @@ static int pager_process_spawn(struct pcb_pager *p)
 	char why[256];
 	p->pol_saved = p->pol;
 	p->in_saved = p->in;
-	for (int ch = 0; ch < 2; ch++)
+	for (int ch = 0; ch < 2; ch++) {
 		p->rbuf_saved[ch] = p->chan[ch].rmem;
+		p->mac_saved[ch][0] = p->chan[ch].mac_tx;
+		p->mac_saved[ch][1] = p->chan[ch].mac_rx;
+	}
 	int chfd[2] = { p->chan[0].fd, p->chan[1].fd };
 	int rc = pcb_pp_spawn(p->pp, p->uffd, p->in.memfd, chfd, 2, &ops, p, why, sizeof(why));
 	if (rc)
@@ -200,6 +203,12 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	}
 	if (pcb_ps_init_shared(&p->ps, cfg->npages, cfg->process) < 0) {
 		snprintf(why, whylen, "out of memory for the page bitmaps");
+		goto fail;
+	}
+	p->bg_want = calloc((cfg->npages + 63) / 64, sizeof(uint64_t));
+	p->discard = aligned_alloc(PCB_PAGE_SIZE, (size_t)PCB_MAX_RUN_PAGES * PCB_PAGE_SIZE);
+	if (!p->bg_want || !p->discard) {
+		snprintf(why, whylen, "out of memory for the background bitmap");
 		goto fail;
 	}
 	if ((rc = map_records(p, why, whylen)) != 0)
@@ -637,6 +646,9 @@ void pcb_pager_destroy(struct pcb_pager *p)
 		for (int ch = 0; ch < 2; ch++) {
 			free(p->rbuf_saved[ch]);   /* the fds were closed at the fork */
 			p->chan[ch].rbuf = p->chan[ch].rmem = NULL;
+			p->chan[ch].mac_tx = p->mac_saved[ch][0];
+			p->chan[ch].mac_rx = p->mac_saved[ch][1];
+			pcb_conn_free_mac(&p->chan[ch]);
 			p->chan[ch].fd = -1;
 		}
 	} else if (p->pp) {
@@ -664,6 +676,8 @@ void pcb_pager_destroy(struct pcb_pager *p)
 	pcb_install_unmap(&p->in);
 	p->region = NULL;
 	pcb_ps_free(&p->ps);
+	free(p->bg_want);
+	free(p->discard);
 	if (p->inst_us)
 		munmap(p->inst_us, p->cfg.npages * 4);
 	if (p->inst_kind)

@@ -81,6 +81,8 @@ struct pcb_recovery_stats {
 	uint64_t pause_ns[2], pause_max_ns[2];   /* loss detected -> reconnected */
 	uint64_t demand_rerequested;      /* demand requests sent again after a reconnect */
 	uint64_t bg_pages_rerequested, bg_batches_resent;
+	uint64_t frames_refused;          /* frames that failed authentication (refused, never installed; asked for again) */
+	uint64_t batches_incomplete;      /* background batches that ended without all their pages (asked for again) */
 	char last_loss[160];
 };
 

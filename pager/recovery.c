@@ -35,6 +35,7 @@ int chan_connect(struct pcb_pager *p, unsigned ch, uint32_t flags, int timeout_m
 			close(c->fd);
 		c->fd = s;
 		c->rpos = c->rlen = 0;   /* a partial frame of the old connection is dropped: it is asked for again */
+		pcb_conn_free_mac(c);    /* its stream keys too: the handshake derives new ones */
 	}
 	struct pcb_config_wire cw;
 	int hs_timeout = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC);
@@ -86,26 +87,46 @@ static bool stop_requested(struct pcb_pager *p)
 int chan_recover(struct pcb_pager *p, unsigned ch, const char *reason)
 {
 	static const char *const names[2] = { "demand", "background" };
-	uint64_t t0 = pcb_now_ns();
+	uint64_t t0 = pcb_now_ns(), limit = p->cfg.reconnect_timeout_ns;
+	bool refused = p->refused[ch];
+	p->refused[ch] = false;
 	pthread_mutex_lock(&p->rec_lock);
 	p->st.rec.losses[ch]++;
+	uint64_t nref = p->st.rec.frames_refused += refused;
 	snprintf(p->st.rec.last_loss, sizeof(p->st.rec.last_loss), "%s", reason);
 	pthread_mutex_unlock(&p->rec_lock);
-	if (!p->cfg.reconnect_timeout_ns) {
+	if (pcb_ps_complete(&p->ps) && !p->verifying) {
+		/* every page is in: the migration is done and the guest runs on without
+		 * the source; only verification needs it (it will say if it cannot) */
+		if (!atomic_exchange(&p->source_gone, true))
+			pcb_warn("connection to the source lost (%s) after every page had arrived: the migration is complete; "
+				 "the pages cannot be verified unless the source comes back", reason);
+		return -1;
+	}
+	if (refused && nref > MAX_REFUSED) {
+		set_fatal(p, PCB_EXIT_PROTOCOL, "%llu frames from the source failed authentication (the last: %s): "
+			  "something between us alters the stream; giving up", (unsigned long long)nref, reason);
+		return -1;
+	}
+	/* a refused frame is not a lost source: replace the connection (its
+	 * sequence numbers are spent) within --io-timeout even without --reconnect-timeout */
+	if (refused && limit < p->cfg.io_timeout_ns)
+		limit = p->cfg.io_timeout_ns;
+	if (!limit) {
 		set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost: %s", reason);
 		return -1;
 	}
 	if (stop_requested(p))
 		return -1;
 	const char *name = p->shared ? "shared" : names[ch];
-	pcb_warn("connection to the source lost (%s); %s channel paused, reconnecting for up to %.1f s",
-		 reason, name, pcb_ns_to_s(p->cfg.reconnect_timeout_ns));
+	pcb_warn("%s (%s); %s channel paused, reconnecting for up to %.1f s",
+		 refused ? "frame refused" : "connection to the source lost", reason, name, pcb_ns_to_s(limit));
 	char why[256] = "";
 	for (unsigned attempt = 0;; attempt++) {
 		uint64_t now = pcb_now_ns();
-		if (now - t0 >= p->cfg.reconnect_timeout_ns)
+		if (now - t0 >= limit)
 			break;
-		uint64_t left_ms = (p->cfg.reconnect_timeout_ns - (now - t0)) / PCB_NSEC_PER_MSEC + 1;
+		uint64_t left_ms = (limit - (now - t0)) / PCB_NSEC_PER_MSEC + 1;
 		int rc = chan_connect(p, ch, PCB_HELLO_RESUME, left_ms < 1000 ? (int)left_ms : 1000, why, sizeof(why));
 		if (!rc) {
 			uint64_t pause = pcb_now_ns() - t0;
@@ -131,7 +152,7 @@ int chan_recover(struct pcb_pager *p, unsigned ch, const char *reason)
 		}
 	}
 	set_fatal(p, PCB_EXIT_SOURCE_LOST, "connection to the source lost (%s) and not regained within --reconnect-timeout %.1f s (last attempt: %s)",
-		  reason, pcb_ns_to_s(p->cfg.reconnect_timeout_ns), why);
+		  reason, pcb_ns_to_s(limit), why);
 	return -1;
 }
 

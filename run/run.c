@@ -69,6 +69,7 @@ struct run {
 	uint64_t t_drain_start_ns;   /* the pager was told the guest ended */
 	uint64_t t_start_ns, t_end_ns;
 	int exit_code;
+	bool interrupted;            /* SIGINT / SIGTERM: the report holds what was measured so far */
 	char error[512];
 	/* bytes images: an application guest's database image, or --image=FILE */
 	uint8_t *img;
@@ -78,6 +79,25 @@ struct run {
 	struct pcb_app_report app;
 	bool app_checked;
 };
+
+/* ---- SIGINT / SIGTERM ----------------------------------------------------------
+ * The handler only records the signal; the run's waiting loops look at it
+ * every 20-100 ms and end the run with a report marked incomplete
+ * (interrupt_midrun), every child reaped, exit 128 + the signal (130, 143). */
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop_signal(int sig)
+{
+	stop_sig = sig;
+}
+
+static void catch_stop_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
 
 /* The last vCPU has finished (it calls this): start the drain now, not at the main thread's next poll. */
 static void guest_ended(void *arg, uint64_t t_end_ns)
@@ -100,10 +120,18 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		snprintf(why, whylen, "source cannot listen on %s:%u: %s", cfg->host, cfg->port, strerror(errno));
 		return errno == EADDRINUSE ? PCB_EXIT_USAGE : PCB_EXIT_OSERR;
 	}
+	/* without a key file, a per-run secret known only to this process and its
+	 * child: the forked source serves its own destination and nobody else
+	 * (handshake only: the frames after it are those of an unkeyed run) */
+	if (!r->net.key.len && pcb_auth_key_random(&r->net.key, true) < 0) {
+		snprintf(why, whylen, "no per-run secret for the forked source: getrandom: %s", strerror(errno));
+		close(lfd);
+		return PCB_EXIT_OSERR;
+	}
 	struct pcb_source_cfg sc = {
 		.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
 		.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
-		.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000,
+		.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
 		.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
 		.push_local_files = true,   /* the destination is this run */
 	};
@@ -381,7 +409,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_str(j, "tool", "pcbench");
 	pcb_json_str(j, "version", PCB_VERSION);
 	pcb_json_str(j, "git_revision", PCB_GITREV);
-	pcb_json_str(j, "status", r->exit_code ? "failed" : "ok");
+	pcb_json_str(j, "status", r->interrupted ? "interrupted" : r->exit_code ? "failed" : "ok");
+	pcb_json_bool(j, "complete", !r->interrupted);
 	pcb_json_i64(j, "exit_code", r->exit_code);
 	if (r->error[0])
 		pcb_json_str(j, "error", r->error);
@@ -497,7 +526,8 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_str(j, "address", r->net.remote ? r->net.host : cfg->host);
 	pcb_json_u64(j, "port", r->port);
 	pcb_json_bool(j, "source_forked", !r->net.remote);
-	pcb_json_bool(j, "authenticated", r->net.key.len > 0);
+	pcb_json_bool(j, "authenticated", r->net.key.len > 0 && !r->net.key.handshake_only);
+	pcb_json_bool(j, "per_run_secret", r->net.key.handshake_only);
 	pcb_json_obj_end(j);
 
 	pcb_net_json(j, s);
@@ -632,6 +662,12 @@ static void print_verify(struct run *r, FILE *fp)
 			(unsigned long long)r->ver.pages_missing, r->ver.pages_corrupt || r->ver.pages_missing ? "FAILED" : "OK",
 			r->local && r->im.mem ? " (bytes image: each page as it was filled in, before the guest ran)"
 			: r->im.mem || r->im.opaque ? " (bytes image: each page by the bytes it arrived with)" : "");
+	else if (r->interrupted)
+		fprintf(fp, "  verify      not done: the run was interrupted (this report is incomplete)\n");
+	else if (r->error[0] && !r->local)
+		fprintf(fp, "  verify      NOT DONE (%llu of %llu pages had arrived): %s\n",
+			(unsigned long long)(r->pager ? atomic_load(&pcb_pager_pagestate(r->pager)->npresent) : 0),
+			(unsigned long long)r->npages, r->error);
 	if (r->app_checked) {
 		const struct pcb_app_report *a = &r->app;
 		char b1[32], b2[32], b3[32];
@@ -828,6 +864,32 @@ static int fail_midrun(struct run *r, int code, const char *msg)
 	return code;
 }
 
+
+/* SIGINT / SIGTERM during the migration: the vCPUs may be blocked in faults
+ * that will not be served now, so the run is left stranded (not joined, not
+ * torn down); the counters so far are reported (human and JSON, marked
+ * interrupted and incomplete); the cleanup path reaps the source and the
+ * pager process and the caller exits 128 + signal. */
+static int interrupt_midrun(struct run *r, int sig)
+{
+	char msg[160];
+	snprintf(msg, sizeof(msg), "interrupted by %s %.1f s into the run: the report holds what was measured so far "
+		 "(incomplete, not verified)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+		 pcb_ns_to_s(pcb_now_ns() - r->t_start_ns));
+	pcb_err("%s", msg);
+	r->interrupted = true;
+	r->stranded = true;
+	r->exit_code = 128 + sig;
+	snprintf(r->error, sizeof(r->error), "%s", msg);
+	r->t_end_ns = pcb_now_ns();
+	if (r->pager) {
+		pcb_pager_stats(r->pager, &r->ps);
+		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
+	}
+	if (r->guest && r->pager)
+		emit_reports(r);
+	return 128 + sig;
+}
 
 /* A bytes image's pages as the local region holds them before the guest
  * runs (the guest may write anywhere afterwards): the local counterpart of
@@ -1131,6 +1193,7 @@ static int setup_params(struct run *r)
 		return PCB_EXIT_USAGE;
 	}
 	r->t_start_ns = pcb_now_ns();
+	catch_stop_signals();
 	r->prm = (struct pcb_wl_params){ .npages = r->npages, .seed = cfg->seed, .nvcpus = cfg->vcpus,
 					 .zipf_theta = cfg->zipf_theta, .im = &r->im };
 	if (pcb_wl_parse_opts(r->wl, cfg->workload_opt, &r->prm, why, sizeof(why)) < 0 ||
@@ -1413,6 +1476,8 @@ static int wait_for_completion(struct run *r)
 	 * The last vCPU starts the drain itself (guest_ended). */
 	while (pcb_guest_running(r->guest)) {
 		rc = pcb_pager_poll(r->pager, 20, why, sizeof(why));
+		if (stop_sig)
+			return interrupt_midrun(r, stop_sig);
 		if (rc < 0)
 			return fail_midrun(r, -rc, why);
 		if (rc == 1) {
@@ -1432,10 +1497,26 @@ static int wait_for_completion(struct run *r)
 		snprintf(r->error, sizeof(r->error), "%s", pcb_guest_error(r->guest));
 		pcb_err("%s", r->error);
 	}
+	/* the rest arrives (drain): every wait has a deadline.  No page for
+	 * --io-timeout + --reconnect-timeout + 1 s (a lost connection is detected
+	 * and recovered within that) is a stall: a clear error naming what is missing */
+	uint64_t deadline_ns = r->cfg->io_timeout_ns + r->cfg->reconnect_timeout_ns + PCB_NSEC_PER_SEC;
+	uint64_t last_n = atomic_load(&pcb_pager_pagestate(r->pager)->npresent), t_last = pcb_now_ns();
 	do {
 		rc = pcb_pager_poll(r->pager, 100, why, sizeof(why));
+		if (stop_sig)
+			return interrupt_midrun(r, stop_sig);
 		if (rc < 0)
 			return fail_midrun(r, -rc, why);
+		uint64_t n = atomic_load(&pcb_pager_pagestate(r->pager)->npresent), now = pcb_now_ns();
+		if (n != last_n) {
+			last_n = n;
+			t_last = now;
+		} else if (rc != 1 && now - t_last > deadline_ns) {
+			snprintf(why, sizeof(why), "no page arrived for %.1f s after the guest stopped (progress deadline: "
+				 "--io-timeout + --reconnect-timeout + 1 s); the migration stalled", pcb_ns_to_s(now - t_last));
+			return fail_midrun(r, PCB_EXIT_SOURCE_LOST, why);
+		}
 	} while (rc != 1);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -23,6 +24,25 @@
 #include <unistd.h>
 
 #define MAX_CONNS 256
+/* Connections still in their handshake (unauthenticated) are limited in all
+ * and per peer address: a new connection over a limit ends the oldest
+ * unauthenticated one (of that peer, or of all), so holding connections open
+ * cannot lock the destination out: its handshake takes about a round trip,
+ * an attacker's connections are ended in turn, and each is also bounded by the
+ * whole-handshake deadline.  Connections past the handshake are not affected. */
+#define MAX_UNAUTH 64
+#define MAX_UNAUTH_PER_PEER 16
+/* Handshake refusals logged one line each; after that only every 10th power. */
+#define HS_LOG_FIRST 10
+
+struct slot {
+	int fd;                  /* -1: free */
+	bool authed;             /* past the handshake */
+	bool hello;              /* a well-formed HELLO came (evicted after those without) */
+	bool ended;              /* shut down to make room */
+	uint32_t peer;           /* IPv4 address, network order */
+	uint64_t t_accept;
+};
 /* On an emulated link a background frame carries pcb_link_run_pages(rate) pages
  * (16..128: about 400 µs of the link; wire/link.h).  A demand reply on its own
  * connection does not queue behind it (pcb_link_reserve_urgent); smaller frames
@@ -45,10 +65,11 @@ struct pcb_source_state {
 	struct pcb_config_wire cw;
 	struct pcb_link link;
 	atomic_int live_conns;
-	pthread_mutex_t conns_lock;       /* fds of live connections, to end them at exit */
-	int conn_fd[MAX_CONNS];
+	pthread_mutex_t conns_lock;       /* live connections, to limit the unauthenticated and end them at exit */
+	struct slot slot[MAX_CONNS];
 	atomic_int finished_sessions;
 	atomic_ullong pages_sent, zero_sent, bad_frames, auth_failures, resumes;
+	atomic_ullong hs_refused, hs_timeouts, evicted, refused_full;
 	atomic_ullong conns[PCB_CHAN_SHARED + 1];   /* connections past the handshake, per HELLO channel */
 	/* --policy-end=source: the engine of the current migration (set by the
 	 * connection that received PUSH; the demand connection tells it of requests) */
@@ -77,6 +98,7 @@ struct item {
 struct sconn {
 	struct pcb_source_state *st;
 	struct pcb_conn c;
+	int slot;                 /* in st->slot, -1 (fuzzer) */
 	int channel;
 	struct item *q;
 	unsigned qhead, qlen;
@@ -151,15 +173,19 @@ static int tx_flush(struct sconn *sc)
 /* Append one frame; payload either `data` or, for PAGE, generated from the image. */
 static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *data, uint32_t len, uint32_t flags)
 {
-	if (TXBUF - sc->txlen < PCB_HDR_SIZE + (size_t)len && tx_flush(sc) < 0)
+	size_t tl = sc->c.mac_tx ? PCB_TAG_BYTES : 0;
+	if (TXBUF - sc->txlen < PCB_HDR_SIZE + (size_t)len + tl && tx_flush(sc) < 0)
 		return -1;
-	if (PCB_HDR_SIZE + (size_t)len > TXBUF) {   /* large (DIGESTS): straight out */
+	if (PCB_HDR_SIZE + (size_t)len + tl > TXBUF) {   /* large (DIGESTS): straight out */
 		if (tx_flush(sc) < 0)
 			return -1;
 		return pcb_conn_send(&sc->c, type, arg, data, len);
 	}
+	if (tl)
+		flags |= PCB_FRAME_MAC;
 	struct pcb_hdr h = { PCB_PROTO_MAGIC, PCB_PROTO_VERSION, type, len, flags, arg };
-	pcb_hdr_encode(&h, sc->tx + sc->txlen);
+	uint8_t *hdr = sc->tx + sc->txlen;
+	pcb_hdr_encode(&h, hdr);
 	sc->txlen += PCB_HDR_SIZE;
 	if ((type == PCB_MSG_PAGE || type == PCB_MSG_RUN) && !data)
 		for (uint32_t i = 0; i < len / PCB_PAGE_SIZE; i++)
@@ -169,6 +195,11 @@ static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *d
 	else if (len)
 		memset(sc->tx + sc->txlen, 0, len);
 	sc->txlen += len;
+	if (tl) {
+		struct iovec v = { hdr + PCB_HDR_SIZE, len };
+		pcb_conn_tag(&sc->c, hdr, &v, 1, sc->tx + sc->txlen);
+		sc->txlen += tl;
+	}
 	sc->c.frames_tx++;
 	return 0;
 }
@@ -719,30 +750,87 @@ static void conn_loop(struct sconn *sc)
 	}
 }
 
-int pcb_source_serve_conn(struct pcb_source_state *st, int fd)
+struct hello_hook {
+	struct pcb_source_state *st;
+	int slot;
+};
+
+static void slot_hello(void *arg)
+{
+	struct hello_hook *h = arg;
+	pthread_mutex_lock(&h->st->conns_lock);
+	h->st->slot[h->slot].hello = true;
+	pthread_mutex_unlock(&h->st->conns_lock);
+}
+
+static void slot_authed(struct pcb_source_state *st, int i)
+{
+	if (i < 0)
+		return;
+	pthread_mutex_lock(&st->conns_lock);
+	st->slot[i].authed = true;
+	pthread_mutex_unlock(&st->conns_lock);
+}
+
+/* Free slot i before its fd is closed (the number may be reused at once). */
+static void slot_free(struct pcb_source_state *st, int i)
+{
+	if (i < 0)
+		return;
+	pthread_mutex_lock(&st->conns_lock);
+	st->slot[i] = (struct slot){ .fd = -1 };
+	pthread_mutex_unlock(&st->conns_lock);
+}
+
+/* A handshake that failed: counted; logged, but not one line per connection
+ * of a flood (the first HS_LOG_FIRST, then the 100th, 1000th, ...). */
+static void hs_refused(struct pcb_source_state *st, int rc, const char *why)
+{
+	unsigned long long n = atomic_fetch_add(&st->hs_refused, 1) + 1;
+	if (rc == PCB_EXIT_NOPERM)
+		atomic_fetch_add(&st->auth_failures, 1);
+	if (rc == PCB_EXIT_SOURCE_LOST) {
+		atomic_fetch_add(&st->hs_timeouts, 1);
+		if (!st->cfg->verbose)
+			return;
+	}
+	bool pow10 = n >= 100;
+	for (unsigned long long k = n; pow10 && k > 1; k /= 10)
+		pow10 = k % 10 == 0;
+	if (n <= HS_LOG_FIRST || st->cfg->verbose)
+		pcb_err("source: handshake refused: %s%s", why,
+			n == HS_LOG_FIRST && !st->cfg->verbose ? " (further refusals are counted, logged at 100, 1000, ...)" : "");
+	else if (pow10)
+		pcb_err("source: %llu handshakes refused so far; the last: %s", n, why);
+}
+
+static int serve_conn(struct pcb_source_state *st, int fd, int slot)
 {
 	struct sconn *sc = calloc(1, sizeof(*sc));
 	char why[256];
 	int rc = 0;
 	if (!sc || pcb_conn_init(&sc->c, fd, 0, st->npages) < 0) {
 		free(sc);
+		slot_free(st, slot);
 		close(fd);
 		return PCB_EXIT_OSERR;
 	}
 	sc->st = st;
+	sc->slot = slot;
 	sc->channel = -1;
 	prctl(PR_SET_TIMERSLACK, 1UL);   /* the delay line sleeps to the µs: no 50 µs timer slack */
+	struct hello_hook hook = { st, slot };
+	if (slot >= 0) {
+		sc->c.on_hello = slot_hello;
+		sc->c.hook_arg = &hook;
+	}
 	struct pcb_hello hello;
 	rc = pcb_hs_server(&sc->c, st->cfg->key, &st->cw, st->cfg->handshake_timeout_ms, &hello, why, sizeof(why));
 	if (rc) {
-		if (rc == PCB_EXIT_NOPERM)
-			atomic_fetch_add(&st->auth_failures, 1);
-		else if (rc == PCB_EXIT_PROTOCOL)
-			atomic_fetch_add(&st->bad_frames, 1);
-		if (rc != PCB_EXIT_SOURCE_LOST || st->cfg->verbose)
-			pcb_err("source: handshake refused: %s", why);
+		hs_refused(st, rc, why);
 		goto out;
 	}
+	slot_authed(st, slot);
 	sc->channel = (int)hello.channel;
 	atomic_fetch_add(&st->conns[hello.channel], 1);
 	if (hello.flags & PCB_HELLO_RESUME) {
@@ -767,9 +855,15 @@ out:
 	free(sc->q);
 	free(sc->uq);
 	free(sc->tx);
+	slot_free(st, sc->slot);
 	pcb_conn_free(&sc->c);
 	free(sc);
 	return rc;
+}
+
+int pcb_source_serve_conn(struct pcb_source_state *st, int fd)
+{
+	return serve_conn(st, fd, -1);
 }
 
 struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg)
@@ -786,7 +880,7 @@ struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg)
 	pthread_mutex_init(&st->conns_lock, NULL);
 	pthread_mutex_init(&st->push_lock, NULL);
 	for (int i = 0; i < MAX_CONNS; i++)
-		st->conn_fd[i] = -1;
+		st->slot[i].fd = -1;
 	st->cw = (struct pcb_config_wire){ .mem_bytes = cfg->mem_bytes, .npages = st->npages, .seed = cfg->seed,
 					   .zero_threshold = st->im.zero_threshold, .page_size = PCB_PAGE_SIZE,
 					   .reserved = cfg->bytes_image && cfg->mem ? PCB_CFG_BYTES_IMAGE : 0 };
@@ -806,28 +900,70 @@ void pcb_source_state_free(struct pcb_source_state *st)
 
 struct conn_arg {
 	struct pcb_source_state *st;
-	int fd;
+	int fd, slot;
 };
-
-static void conn_slot(struct pcb_source_state *st, int fd, int newfd)
-{
-	pthread_mutex_lock(&st->conns_lock);
-	for (int i = 0; i < MAX_CONNS; i++)
-		if (st->conn_fd[i] == fd) {
-			st->conn_fd[i] = newfd;
-			break;
-		}
-	pthread_mutex_unlock(&st->conns_lock);
-}
 
 static void *conn_thread(void *arg)
 {
 	struct conn_arg a = *(struct conn_arg *)arg;
 	free(arg);
-	pcb_source_serve_conn(a.st, a.fd);
-	conn_slot(a.st, a.fd, -1);
+	serve_conn(a.st, a.fd, a.slot);
 	atomic_fetch_sub(&a.st->live_conns, 1);
 	return NULL;
+}
+
+/* End the oldest unauthenticated connection (of peer, or of anyone when
+ * any_peer) that has not sent its HELLO yet, else the oldest that has:
+ * a destination sends HELLO at once and is then behind everyone still
+ * trickling theirs; to be ended before that, it would have to become the
+ * oldest of its class while its HELLO is on the way.  shutdown wakes the
+ * connection's thread, which frees the slot.  Under conns_lock. */
+static void evict_oldest(struct pcb_source_state *st, uint32_t peer, bool any_peer)
+{
+	int v = -1;
+	for (int i = 0; i < MAX_CONNS; i++) {
+		const struct slot *s = &st->slot[i];
+		if (s->fd < 0 || s->authed || s->ended || (!any_peer && s->peer != peer))
+			continue;
+		if (v < 0 || (!s->hello && st->slot[v].hello) ||
+		    (s->hello == st->slot[v].hello && s->t_accept < st->slot[v].t_accept))
+			v = i;
+	}
+	if (v < 0)
+		return;
+	shutdown(st->slot[v].fd, SHUT_RDWR);
+	st->slot[v].ended = true;
+	atomic_fetch_add(&st->evicted, 1);
+}
+
+/* A slot for a new connection from peer, making room among the
+ * unauthenticated ones first.  The slot index, or -1 (every slot is taken by
+ * connections past the handshake, or by ended ones not yet gone). */
+static int slot_take(struct pcb_source_state *st, int fd, uint32_t peer)
+{
+	int freei = -1;
+	pthread_mutex_lock(&st->conns_lock);
+	unsigned unauth = 0, mine = 0;
+	for (int i = 0; i < MAX_CONNS; i++) {
+		const struct slot *s = &st->slot[i];
+		if (s->fd < 0) {
+			if (freei < 0)
+				freei = i;
+			continue;
+		}
+		if (s->authed || s->ended)
+			continue;
+		unauth++;
+		mine += s->peer == peer;
+	}
+	if (mine >= MAX_UNAUTH_PER_PEER)
+		evict_oldest(st, peer, false);
+	else if (unauth >= MAX_UNAUTH || freei < 0)
+		evict_oldest(st, peer, true);
+	if (freei >= 0)
+		st->slot[freei] = (struct slot){ .fd = fd, .peer = peer, .t_accept = pcb_now_ns() };
+	pthread_mutex_unlock(&st->conns_lock);
+	return freei;
 }
 
 /* End every live connection (shutdown wakes its thread) and wait for the
@@ -836,8 +972,8 @@ static bool end_conns(struct pcb_source_state *st)
 {
 	pthread_mutex_lock(&st->conns_lock);
 	for (int i = 0; i < MAX_CONNS; i++)
-		if (st->conn_fd[i] >= 0)
-			shutdown(st->conn_fd[i], SHUT_RDWR);
+		if (st->slot[i].fd >= 0)
+			shutdown(st->slot[i].fd, SHUT_RDWR);
 	pthread_mutex_unlock(&st->conns_lock);
 	for (int i = 0; i < 300 && atomic_load(&st->live_conns) > 0; i++)
 		usleep(10000);
@@ -857,7 +993,9 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 		struct pollfd pl = { .fd = lfd, .events = POLLIN };
 		if (poll(&pl, 1, 50) <= 0)
 			continue;   /* re-check whether the sessions are over */
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		struct sockaddr_in sa = { 0 };
+		socklen_t sl = sizeof(sa);
+		int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
 				continue;
@@ -870,25 +1008,26 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 			return PCB_EXIT_OSERR;
 		}
 		pcb_sock_tune(fd);
+		if (cfg->send_timeout_ms > 0) {   /* a peer that stops reading does not hold a thread forever */
+			struct timeval tv = { cfg->send_timeout_ms / 1000, (cfg->send_timeout_ms % 1000) * 1000 };
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		}
 		struct conn_arg *a = malloc(sizeof(*a));
 		pthread_t th;
-		if (!a) {
-			close(fd);
-			continue;
-		}
-		*a = (struct conn_arg){ st, fd };
-		if (atomic_load(&st->live_conns) >= MAX_CONNS) {
-			pcb_warn("source: more than %d connections; refusing one", MAX_CONNS);
+		int slot = a ? slot_take(st, fd, sa.sin_addr.s_addr) : -1;
+		if (slot < 0) {
+			if (a && !atomic_fetch_add(&st->refused_full, 1))
+				pcb_warn("source: %d connections past the handshake; refusing more", MAX_CONNS);
 			close(fd);
 			free(a);
 			continue;
 		}
-		conn_slot(st, -1, fd);
+		*a = (struct conn_arg){ st, fd, slot };
 		atomic_fetch_add(&st->live_conns, 1);
 		if (pthread_create(&th, NULL, conn_thread, a) != 0) {
 			pcb_warn("source: cannot start a connection thread; dropping the connection");
 			atomic_fetch_sub(&st->live_conns, 1);
-			conn_slot(st, fd, -1);
+			slot_free(st, slot);
 			close(fd);
 			free(a);
 			continue;
@@ -897,11 +1036,14 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 	}
 	if (cfg->summary) {
 		printf("pcbench source: %d migration%s completed; served %llu pages and %llu zero pages; rejected %llu frames, "
-		       "%llu failed authentications; %llu connections resumed a migration; connections: demand %llu, "
+		       "%llu failed authentications, %llu refused handshakes (%llu timed out), %llu unauthenticated "
+		       "connections ended to make room; %llu connections resumed a migration; connections: demand %llu, "
 		       "background %llu, shared %llu\n",
 		       atomic_load(&st->finished_sessions), atomic_load(&st->finished_sessions) == 1 ? "" : "s",
 		       (unsigned long long)st->pages_sent, (unsigned long long)st->zero_sent,
 		       (unsigned long long)st->bad_frames, (unsigned long long)st->auth_failures,
+		       (unsigned long long)st->hs_refused, (unsigned long long)st->hs_timeouts,
+		       (unsigned long long)st->evicted,
 		       (unsigned long long)st->resumes, (unsigned long long)st->conns[PCB_CHAN_DEMAND],
 		       (unsigned long long)st->conns[PCB_CHAN_BACKGROUND], (unsigned long long)st->conns[PCB_CHAN_SHARED]);
 		fflush(stdout);
@@ -910,7 +1052,10 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 		(unsigned long long)st->pages_sent, (unsigned long long)st->zero_sent,
 		(unsigned long long)st->bad_frames, (unsigned long long)st->auth_failures,
 		(unsigned long long)st->resumes);
-	int rc = st->bad_frames ? PCB_EXIT_PROTOCOL : PCB_EXIT_OK;
+	/* a malformed frame from an authenticated destination is a failure of the
+	 * migration; without a key anyone gets past the handshake, and what a
+	 * stranger sends is counted and logged but does not decide the exit status */
+	int rc = st->bad_frames && cfg->key && cfg->key->len ? PCB_EXIT_PROTOCOL : PCB_EXIT_OK;
 	if (end_conns(st))
 		pcb_source_state_free(st);   /* else a thread is stuck: leave the state to the process exit */
 	return rc;
@@ -919,9 +1064,14 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 int pcb_source_fork(const struct pcb_source_cfg *cfg, int listen_fd, int cpu)
 {
 	fflush(NULL);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)   /* the parent died before the line above */
+			_exit(PCB_EXIT_SOFTWARE);
+		signal(SIGINT, SIG_DFL);   /* the parent's report-and-exit handlers are not the source's */
+		signal(SIGTERM, SIG_DFL);
 		prctl(PR_SET_NAME, "pcbench-source");
 		if (cpu >= 0)
 			pcb_pin_self(cpu);

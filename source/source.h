@@ -22,7 +22,8 @@ struct pcb_source_cfg {
 	int sessions;               /* exit after this many migrations ended with BYE (0 = serve forever) */
 	int verbose;
 	const struct pcb_auth_key *key;   /* NULL or len 0: no authentication */
-	int handshake_timeout_ms;   /* a peer silent this long during the handshake is dropped */
+	int handshake_timeout_ms;   /* deadline of the whole handshake: a peer not through it by then is dropped */
+	int send_timeout_ms;        /* a send blocked this long (the peer stopped reading) ends the connection; 0 = none */
 	int summary;                /* print a one-line summary on stdout at exit (`pcbench source`) */
 	/* NULL: serve the deterministic image.  Else serve the guest's memory as
 	 * it is now (--precopy: the guest ran at the source and wrote into this

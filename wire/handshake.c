@@ -86,22 +86,57 @@ void pcb_auth_mac(const struct pcb_auth_key *k, const char *label, const uint8_t
 		memset(mac, 0xff, PCB_MAC_BYTES);   /* cannot match a real MAC: authentication fails closed */
 }
 
-static void nonce(uint8_t out[PCB_NONCE_BYTES])
+int pcb_random_bytes(void *out, size_t len)
 {
 	size_t n = 0;
-	while (n < PCB_NONCE_BYTES) {
-		ssize_t r = getrandom(out + n, PCB_NONCE_BYTES - n, 0);
+	while (n < len) {
+		ssize_t r = getrandom((uint8_t *)out + n, len - n, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0) {
-			/* no entropy source: fail closed with a nonce that differs every call */
-			uint64_t t = pcb_mix64(pcb_now_ns() ^ ((uint64_t)getpid() << 32));
-			for (; n < PCB_NONCE_BYTES; n++, t = pcb_mix64(t))
-				out[n] = (uint8_t)t;
-			return;
-		}
+		if (r < 0)
+			return -1;   /* fail closed: no nonce made up from the time or the pid */
 		n += (size_t)r;
 	}
+	return 0;
+}
+
+int pcb_auth_key_random(struct pcb_auth_key *k, bool handshake_only)
+{
+	memset(k, 0, sizeof(*k));
+	if (pcb_random_bytes(k->key, 32) < 0)
+		return -1;
+	k->len = 32;
+	k->handshake_only = handshake_only;
+	return 0;
+}
+
+void pcb_stream_keys(const struct pcb_auth_key *k, const uint8_t nonce_d[PCB_NONCE_BYTES],
+		     const uint8_t nonce_s[PCB_NONCE_BYTES], uint32_t channel, uint8_t d2s[PCB_STREAM_KEY_BYTES],
+		     uint8_t s2d[PCB_STREAM_KEY_BYTES])
+{
+	uint8_t ch[4];
+	uint32_t v = htole32(channel);
+	memcpy(ch, &v, 4);
+	pcb_auth_mac(k, "pcbench-stream-d2s", nonce_d, nonce_s, ch, 4, d2s);
+	pcb_auth_mac(k, "pcbench-stream-s2d", nonce_d, nonce_s, ch, 4, s2d);
+}
+
+/* After a keyed handshake: authenticate every frame from now on. */
+static int stream_on(struct pcb_conn *c, const struct pcb_auth_key *k, const uint8_t nd[PCB_NONCE_BYTES],
+		     const uint8_t ns[PCB_NONCE_BYTES], uint32_t channel, bool dest, char *why, size_t whylen)
+{
+	if (!k || !k->len || k->handshake_only)
+		return 0;
+	uint8_t d2s[PCB_STREAM_KEY_BYTES], s2d[PCB_STREAM_KEY_BYTES];
+	pcb_stream_keys(k, nd, ns, channel, d2s, s2d);
+	int r = dest ? pcb_conn_mac_on(c, d2s, s2d) : pcb_conn_mac_on(c, s2d, d2s);
+	OPENSSL_cleanse(d2s, sizeof(d2s));
+	OPENSSL_cleanse(s2d, sizeof(s2d));
+	if (r < 0) {
+		snprintf(why, whylen, "cannot set up stream authentication (libcrypto AES-256-GCM)");
+		return PCB_EXIT_SOFTWARE;
+	}
+	return 0;
 }
 
 /* ---- payload codecs ------------------------------------------------------------ */
@@ -171,8 +206,9 @@ int pcb_link_decode(const uint8_t *in, struct pcb_link_wire *l, char *why, size_
 {
 	l->bits_per_sec = get64(in);
 	l->delay_ns = get64(in + 8);
-	if (l->bits_per_sec > PCB_LINK_MAX_BPS) {
-		snprintf(why, whylen, "LINK bandwidth %llu bit/s above the maximum %llu", (unsigned long long)l->bits_per_sec,
+	if (l->bits_per_sec > PCB_LINK_MAX_BPS || (l->bits_per_sec && l->bits_per_sec < PCB_LINK_MIN_BPS)) {
+		snprintf(why, whylen, "LINK bandwidth %llu bit/s outside %llu..%llu (or 0, unlimited), the range --link takes",
+			 (unsigned long long)l->bits_per_sec, (unsigned long long)PCB_LINK_MIN_BPS,
 			 (unsigned long long)PCB_LINK_MAX_BPS);
 		return -1;
 	}
@@ -192,10 +228,30 @@ static void set_rcvtimeo(int fd, int ms)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-/* Receive one frame; map failures to exit codes. */
-static int hs_recv(struct pcb_conn *c, struct pcb_hdr *h, const uint8_t **pl, const char *peer, char *why, size_t whylen)
+/* Receive one frame before the handshake's deadline (each read waits at most
+ * what is left of it); map failures to exit codes. */
+static int hs_recv(struct pcb_conn *c, uint64_t deadline, struct pcb_hdr *h, const uint8_t **pl, const char *peer,
+		   char *why, size_t whylen)
 {
-	int r = pcb_conn_recv(c, h, pl);
+	int r;
+	while ((r = pcb_conn_parse(c, h, pl)) == PCB_RX_MORE) {
+		uint64_t now = pcb_now_ns();
+		if (now >= deadline) {
+			errno = EAGAIN;
+			r = PCB_RX_ERR;
+			break;
+		}
+		uint64_t left_ms = (deadline - now + PCB_NSEC_PER_MSEC - 1) / PCB_NSEC_PER_MSEC;
+		set_rcvtimeo(c->fd, (int)(left_ms < 1 ? 1 : left_ms));
+		r = pcb_conn_fill(c);
+		if (r == PCB_RX_EOF && c->rlen != c->rpos) {
+			snprintf(c->err, sizeof(c->err), "connection closed inside a frame");
+			c->bad_frames++;
+			r = PCB_RX_BAD;
+		}
+		if (r < 0)
+			break;
+	}
 	if (r == PCB_RX_FRAME)
 		return 0;
 	if (r == PCB_RX_BAD) {
@@ -214,10 +270,7 @@ static int hs_recv(struct pcb_conn *c, struct pcb_hdr *h, const uint8_t **pl, co
 static int peer_error(const struct pcb_hdr *h, const uint8_t *pl, char *why, size_t whylen)
 {
 	char text[PCB_MAX_ERRTEXT + 1];
-	size_t n = h->len;
-	for (size_t i = 0; i < n; i++)   /* print only what is printable */
-		text[i] = pl[i] >= 0x20 && pl[i] < 0x7f ? (char)pl[i] : '?';
-	text[n] = 0;
+	pcb_sanitize(text, sizeof(text), pl, h->len);
 	snprintf(why, whylen, "the source refused the connection: %s", text);
 	return strstr(text, "authentication") ? PCB_EXIT_NOPERM : PCB_EXIT_PROTOCOL;
 }
@@ -231,14 +284,17 @@ int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const st
 	const uint8_t *pl;
 	int rc;
 
-	nonce(hello.nonce);
+	uint64_t deadline = pcb_now_ns() + (uint64_t)timeout_ms * PCB_NSEC_PER_MSEC;
+	if (pcb_random_bytes(hello.nonce, PCB_NONCE_BYTES) < 0) {
+		snprintf(why, whylen, "no random nonce for the handshake: getrandom: %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
 	pcb_hello_encode(&hello, buf);
-	set_rcvtimeo(c->fd, timeout_ms);
 	if (pcb_conn_send(c, PCB_MSG_HELLO, 0, buf, sizeof(struct pcb_hello)) < 0) {
 		snprintf(why, whylen, "handshake with the source failed: %s", strerror(errno));
 		return PCB_EXIT_SOURCE_LOST;
 	}
-	if ((rc = hs_recv(c, &h, &pl, "source", why, whylen)) != 0)
+	if ((rc = hs_recv(c, deadline, &h, &pl, "source", why, whylen)) != 0)
 		return rc;
 	if (h.type == PCB_MSG_ERROR)
 		return peer_error(&h, pl, why, whylen);
@@ -272,7 +328,7 @@ int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const st
 			return PCB_EXIT_SOURCE_LOST;
 		}
 	}
-	if ((rc = hs_recv(c, &h, &pl, "source", why, whylen)) != 0)
+	if ((rc = hs_recv(c, deadline, &h, &pl, "source", why, whylen)) != 0)
 		return rc;
 	if (h.type == PCB_MSG_ERROR)
 		return peer_error(&h, pl, why, whylen);
@@ -298,7 +354,7 @@ int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const st
 		return PCB_EXIT_PROTOCOL;
 	}
 	set_rcvtimeo(c->fd, 0);
-	return 0;
+	return stream_on(c, key, hello.nonce, ch.nonce, channel, true, why, whylen);
 }
 
 static int refuse(struct pcb_conn *c, int code, char *why, size_t whylen, const char *fmt, ...)
@@ -314,6 +370,22 @@ static int refuse(struct pcb_conn *c, int code, char *why, size_t whylen, const 
 	return code;
 }
 
+/* Refuse with a fixed text (the reason stays in why, for our log). */
+static int refuse_text(struct pcb_conn *c, int code, const char *text)
+{
+	pcb_conn_send(c, PCB_MSG_ERROR, 0, text, (uint32_t)strlen(text));
+	return code;
+}
+
+/* A malformed frame during the handshake: the peer is told only that (the
+ * validator's reason may name the image size, which an unauthenticated peer
+ * must not learn); our log gets the reason. */
+static int refuse_bad(struct pcb_conn *c, char *why, size_t whylen)
+{
+	snprintf(why, whylen, "bad frame during the handshake: %s", c->err);
+	return refuse_text(c, PCB_EXIT_PROTOCOL, "bad frame during the handshake");
+}
+
 int pcb_hs_server(struct pcb_conn *c, const struct pcb_auth_key *key, const struct pcb_config_wire *cfg,
 		  int timeout_ms, struct pcb_hello *hello, char *why, size_t whylen)
 {
@@ -322,11 +394,11 @@ int pcb_hs_server(struct pcb_conn *c, const struct pcb_auth_key *key, const stru
 	uint8_t buf[sizeof(struct pcb_config_wire)];
 	bool have_key = key && key->len;
 	int rc;
+	uint64_t deadline = pcb_now_ns() + (uint64_t)timeout_ms * PCB_NSEC_PER_MSEC;
 
-	set_rcvtimeo(c->fd, timeout_ms);
-	rc = hs_recv(c, &h, &pl, "destination", why, whylen);
+	rc = hs_recv(c, deadline, &h, &pl, "destination", why, whylen);
 	if (rc == PCB_EXIT_PROTOCOL)
-		return refuse(c, rc, why, whylen, "%s", c->err);
+		return refuse_bad(c, why, whylen);
 	if (rc)
 		return rc;
 	if (h.type != PCB_MSG_HELLO)
@@ -336,18 +408,23 @@ int pcb_hs_server(struct pcb_conn *c, const struct pcb_auth_key *key, const stru
 		return refuse(c, PCB_EXIT_PROTOCOL, why, whylen, "HELLO for unknown channel %u", hello->channel);
 	if (hello->flags & ~PCB_HELLO_RESUME)
 		return refuse(c, PCB_EXIT_PROTOCOL, why, whylen, "HELLO with unknown flags 0x%x", hello->flags);
+	if (c->on_hello)
+		c->on_hello(c->hook_arg);
 
 	struct pcb_challenge_wire ch = { .auth_required = have_key };
-	nonce(ch.nonce);
+	if (pcb_random_bytes(ch.nonce, PCB_NONCE_BYTES) < 0) {
+		snprintf(why, whylen, "no random nonce for the handshake: getrandom: %s", strerror(errno));
+		return refuse_text(c, PCB_EXIT_OSERR, "the source has no random nonce");
+	}
 	challenge_encode(&ch, buf);
 	if (pcb_conn_send(c, PCB_MSG_CHALLENGE, 0, buf, sizeof(ch)) < 0) {
 		snprintf(why, whylen, "sending CHALLENGE failed: %s", strerror(errno));
 		return PCB_EXIT_SOURCE_LOST;
 	}
 	if (have_key) {
-		rc = hs_recv(c, &h, &pl, "destination", why, whylen);
+		rc = hs_recv(c, deadline, &h, &pl, "destination", why, whylen);
 		if (rc == PCB_EXIT_PROTOCOL)
-			return refuse(c, rc, why, whylen, "%s", c->err);
+			return refuse_bad(c, why, whylen);
 		if (rc)
 			return rc;
 		if (h.type != PCB_MSG_AUTH)
@@ -372,7 +449,7 @@ int pcb_hs_server(struct pcb_conn *c, const struct pcb_auth_key *key, const stru
 		return PCB_EXIT_SOURCE_LOST;
 	}
 	set_rcvtimeo(c->fd, 0);
-	return 0;
+	return stream_on(c, key, hello->nonce, ch.nonce, hello->channel, false, why, whylen);
 }
 
 int pcb_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, int allow_port0,

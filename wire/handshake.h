@@ -11,10 +11,16 @@
  * (a rogue server cannot feed it pages).  Without a key on the source, the
  * handshake carries no MAC; a destination that has a key refuses such a
  * source.  The source sends nothing about the image before authentication.
+ * Each wait is bounded by one deadline for the whole handshake (timeout_ms),
+ * not per read: a peer trickling a byte at a time is dropped on time.  With
+ * a key file, the handshake also derives one stream key per direction
+ * (HMAC-SHA-256 over both nonces and the channel) and turns on the
+ * authentication of every following frame (PCB_FRAME_MAC, wire/proto.h).
  */
 #ifndef PCB_HANDSHAKE_H
 #define PCB_HANDSHAKE_H
 #include "wire/proto.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,8 +29,19 @@
 
 struct pcb_auth_key {
 	size_t len;                 /* 0 = no key */
+	/* true: a per-run secret of a forked source (pcb_auth_key_random): it
+	 * authenticates the handshake only (no other process gets in), the frames
+	 * after it carry no tag (the run's numbers are those of an unkeyed link).
+	 * false (a key file): every frame is authenticated (PCB_FRAME_MAC). */
+	bool handshake_only;
 	uint8_t key[PCB_KEY_MAX];
 };
+
+/* A fresh 32-byte random key (getrandom; fails closed): 0, or -1 with errno. */
+int pcb_auth_key_random(struct pcb_auth_key *k, bool handshake_only);
+/* Fresh random bytes from getrandom(); -1 (errno) when the kernel has none to
+ * give: nonces and keys are never made up from the time or the pid. */
+int pcb_random_bytes(void *out, size_t n);
 
 /* Read a key file (raw bytes, 16..1024; one trailing newline is dropped).
  * Returns 0, or an exit code with a one-line reason in why. */
@@ -48,6 +65,12 @@ int pcb_link_decode(const uint8_t *in, struct pcb_link_wire *l, char *why, size_
  * each wait (timeout_ms).  Returns 0, or PCB_EXIT_SOURCE_LOST (connection
  * closed / timed out), PCB_EXIT_PROTOCOL (malformed or unexpected frame,
  * ERROR from the source), PCB_EXIT_NOPERM (authentication refused or failed). */
+/* The per-direction stream keys of a connection ("d2s": destination to
+ * source).  Exposed for the tests. */
+void pcb_stream_keys(const struct pcb_auth_key *k, const uint8_t nonce_d[PCB_NONCE_BYTES],
+		     const uint8_t nonce_s[PCB_NONCE_BYTES], uint32_t channel, uint8_t d2s[PCB_STREAM_KEY_BYTES],
+		     uint8_t s2d[PCB_STREAM_KEY_BYTES]);
+
 int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const struct pcb_auth_key *key,
 		  int timeout_ms, struct pcb_config_wire *cfg, char *why, size_t whylen);
 

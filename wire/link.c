@@ -99,7 +99,7 @@ int pcb_link_parse(const char *s, uint64_t *bps, uint64_t *rtt_ns, char *why, si
 			mul = 1e6;
 		else if (!strcasecmp(end, "gbit"))
 			mul = 1e9;
-		if (mul == 0 || v * mul < 1e4 || v * mul > (double)400e9) {
+		if (mul == 0 || v * mul < (double)PCB_LINK_MIN_BPS || v * mul > (double)PCB_LINK_MAX_BPS) {
 			snprintf(why, whylen, "invalid value for --link: bandwidth '%s' (want e.g. 100mbit, 10gbit; "
 				 "10kbit to 400gbit, or 'unlimited')", bw);
 			return -1;
@@ -108,7 +108,7 @@ int pcb_link_parse(const char *s, uint64_t *bps, uint64_t *rtt_ns, char *why, si
 	}
 	if (comma) {
 		uint64_t d;
-		if (pcb_parse_duration(comma + 1, &d) < 0 || d > 10 * PCB_NSEC_PER_SEC) {
+		if (pcb_parse_duration(comma + 1, &d) < 0 || d > PCB_LINK_MAX_DELAY_NS) {
 			snprintf(why, whylen, "invalid value for --link: RTT '%s' (want a duration up to 10s, e.g. 50us, 5ms)",
 				 comma + 1);
 			return -1;

@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 static const char *const msg_names[PCB_MSG_MAX] = {
 	[PCB_MSG_HELLO] = "HELLO", [PCB_MSG_CONFIG] = "CONFIG", [PCB_MSG_REQ] = "REQ",
@@ -172,9 +174,9 @@ int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size
 			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_push_end_wire));
 		break;
 	}
-	if (h->flags & ~PCB_FRAME_URGENT)
-		BAD("%s frame with flags 0x%x (only 0x%x is defined)", n, h->flags, PCB_FRAME_URGENT);
-	if (h->flags && h->type != PCB_MSG_PAGE && h->type != PCB_MSG_ZERO && h->type != PCB_MSG_SENT)
+	if (h->flags & ~(PCB_FRAME_URGENT | PCB_FRAME_MAC))
+		BAD("%s frame with flags 0x%x (only 0x%x is defined)", n, h->flags, PCB_FRAME_URGENT | PCB_FRAME_MAC);
+	if ((h->flags & PCB_FRAME_URGENT) && h->type != PCB_MSG_PAGE && h->type != PCB_MSG_ZERO && h->type != PCB_MSG_SENT)
 		BAD("%s frame with flags 0x%x (only PAGE, ZERO and SENT may be urgent)", n, h->flags);
 	return 0;
 }
@@ -219,8 +221,133 @@ int pcb_conn_init(struct pcb_conn *c, int fd, size_t rcap, uint64_t npages)
 	return 0;
 }
 
+/* ---- stream authentication (PCB_FRAME_MAC) ------------------------------------
+ * AES-256-GCM used as a MAC (GMAC): header and payload are additional data,
+ * nothing is encrypted (pages stay readable on the wire, as without a key; the
+ * threat is alteration, not disclosure: docs/security.md).  The nonce is the
+ * frame's 64-bit sequence number in its direction, so a dropped, replayed,
+ * reordered or duplicated frame fails as surely as an altered one; each
+ * direction of each connection has its own key (wire/handshake.c), so a
+ * nonce is never used twice under one key. */
+
+static void *gcm_new(const uint8_t key[PCB_STREAM_KEY_BYTES])
+{
+	EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+	if (x && EVP_EncryptInit_ex(x, EVP_aes_256_gcm(), NULL, key, NULL) == 1)
+		return x;
+	EVP_CIPHER_CTX_free(x);
+	return NULL;
+}
+
+int pcb_conn_mac_on(struct pcb_conn *c, const uint8_t ktx[PCB_STREAM_KEY_BYTES], const uint8_t krx[PCB_STREAM_KEY_BYTES])
+{
+	pcb_conn_free_mac(c);   /* a reconnection: the old connection's keys are done */
+	c->mac_tx = gcm_new(ktx);
+	c->mac_rx = gcm_new(krx);
+	c->seq_tx = c->seq_rx = 0;
+	if (c->mac_tx && c->mac_rx)
+		return 0;
+	EVP_CIPHER_CTX_free(c->mac_tx);
+	EVP_CIPHER_CTX_free(c->mac_rx);
+	c->mac_tx = c->mac_rx = NULL;
+	return -1;
+}
+
+static int gmac_begin(void *ctx, uint64_t seq, const uint8_t hdr[PCB_HDR_SIZE])
+{
+	uint8_t iv[12] = { 0 };
+	uint64_t s = htole64(seq);
+	int l;
+	memcpy(iv, &s, 8);
+	if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv) != 1 || EVP_EncryptUpdate(ctx, NULL, &l, hdr, PCB_HDR_SIZE) != 1)
+		return -1;
+	return 0;
+}
+
+static int gmac_update(void *ctx, const void *p, size_t n)
+{
+	int l;
+	return n && EVP_EncryptUpdate(ctx, NULL, &l, p, (int)n) != 1 ? -1 : 0;
+}
+
+static int gmac_final(void *ctx, uint8_t tag[PCB_TAG_BYTES])
+{
+	uint8_t none[16];
+	int l;
+	if (EVP_EncryptFinal_ex(ctx, none, &l) != 1 || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, PCB_TAG_BYTES, tag) != 1)
+		return -1;
+	return 0;
+}
+
+void pcb_conn_tag(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const struct iovec *iov, int niov,
+		  uint8_t tag[PCB_TAG_BYTES])
+{
+	int bad = gmac_begin(c->mac_tx, c->seq_tx++, hdr);
+	for (int i = 0; i < niov && !bad; i++)
+		bad = gmac_update(c->mac_tx, iov[i].iov_base, iov[i].iov_len);
+	if (bad || gmac_final(c->mac_tx, tag) < 0)
+		memset(tag, 0, PCB_TAG_BYTES);   /* the peer refuses it: fails closed */
+}
+
+void pcb_conn_rx_begin(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE])
+{
+	c->rx_mac_err = gmac_begin(c->mac_rx, c->seq_rx++, hdr) < 0;
+}
+
+void pcb_conn_rx_update(struct pcb_conn *c, const void *p, size_t n)
+{
+	if (!c->rx_mac_err && gmac_update(c->mac_rx, p, n) < 0)
+		c->rx_mac_err = true;
+}
+
+int pcb_conn_rx_end(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const uint8_t tag[PCB_TAG_BYTES])
+{
+	uint8_t want[PCB_TAG_BYTES];
+	if (!c->rx_mac_err && gmac_final(c->mac_rx, want) == 0 && CRYPTO_memcmp(want, tag, PCB_TAG_BYTES) == 0)
+		return 0;
+	struct pcb_hdr h;
+	pcb_hdr_decode(hdr, &h);
+	snprintf(c->err, sizeof(c->err), "%s frame %llu (arg %llu) failed authentication (altered, lost or replayed on the way)",
+		 pcb_msg_name(h.type), (unsigned long long)(c->seq_rx - 1), (unsigned long long)h.arg);
+	c->forged = true;
+	c->forged_frames++;
+	c->bad_frames++;
+	return -1;
+}
+
+int pcb_conn_check(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const struct iovec *iov, int niov,
+		   const uint8_t tag[PCB_TAG_BYTES])
+{
+	pcb_conn_rx_begin(c, hdr);
+	for (int i = 0; i < niov; i++)
+		pcb_conn_rx_update(c, iov[i].iov_base, iov[i].iov_len);
+	return pcb_conn_rx_end(c, hdr, tag);
+}
+
+int pcb_conn_check_flags(struct pcb_conn *c, const struct pcb_hdr *h)
+{
+	bool want = c->mac_rx != NULL, has = h->flags & PCB_FRAME_MAC;
+	if (want == has)
+		return 0;
+	snprintf(c->err, sizeof(c->err), want ? "%s frame without an authentication tag on an authenticated connection"
+					      : "%s frame with an authentication tag on a connection without a key",
+		 pcb_msg_name(h->type));
+	c->forged = want;
+	c->forged_frames += want;
+	c->bad_frames++;
+	return -1;
+}
+
+void pcb_conn_free_mac(struct pcb_conn *c)
+{
+	EVP_CIPHER_CTX_free(c->mac_tx);
+	EVP_CIPHER_CTX_free(c->mac_rx);
+	c->mac_tx = c->mac_rx = NULL;
+}
+
 void pcb_conn_free(struct pcb_conn *c)
 {
+	pcb_conn_free_mac(c);
 	free(c->rmem);
 	c->rmem = c->rbuf = NULL;
 	if (c->fd >= 0)
@@ -234,14 +361,24 @@ int pcb_conn_parse(struct pcb_conn *c, struct pcb_hdr *h, const uint8_t **payloa
 	if (avail < PCB_HDR_SIZE)
 		return PCB_RX_MORE;
 	pcb_hdr_decode(c->rbuf + c->rpos, h);
+	c->forged = false;
 	if (pcb_proto_validate(h, c->npages, c->err, sizeof(c->err)) < 0) {
 		c->bad_frames++;
 		return PCB_RX_BAD;
 	}
-	if (avail < PCB_HDR_SIZE + (size_t)h->len)
+	if (pcb_conn_check_flags(c, h) < 0)
+		return PCB_RX_BAD;
+	size_t tl = pcb_frame_trailer(h->flags);
+	if (avail < PCB_HDR_SIZE + (size_t)h->len + tl)
 		return PCB_RX_MORE;
-	*payload = c->rbuf + c->rpos + PCB_HDR_SIZE;
-	c->rpos += PCB_HDR_SIZE + h->len;
+	const uint8_t *f = c->rbuf + c->rpos;
+	if (tl) {
+		struct iovec v = { (void *)(f + PCB_HDR_SIZE), h->len };
+		if (pcb_conn_check(c, f, &v, 1, f + PCB_HDR_SIZE + h->len) < 0)
+			return PCB_RX_BAD;
+	}
+	*payload = f + PCB_HDR_SIZE;
+	c->rpos += PCB_HDR_SIZE + h->len + tl;
 	c->frames_rx++;
 	return PCB_RX_FRAME;
 }
@@ -296,13 +433,18 @@ int pcb_conn_recv(struct pcb_conn *c, struct pcb_hdr *h, const uint8_t **payload
 
 int pcb_conn_send(struct pcb_conn *c, uint16_t type, uint64_t arg, const void *payload, uint32_t len)
 {
-	uint8_t hb[PCB_HDR_SIZE];
+	uint8_t hb[PCB_HDR_SIZE], tag[PCB_TAG_BYTES];
 	struct pcb_hdr h = { .magic = PCB_PROTO_MAGIC, .version = PCB_PROTO_VERSION,
-			     .type = type, .len = len, .flags = 0, .arg = arg };
+			     .type = type, .len = len, .flags = c->mac_tx ? PCB_FRAME_MAC : 0, .arg = arg };
 	pcb_hdr_encode(&h, hb);
-	struct iovec iov[2] = { { hb, PCB_HDR_SIZE }, { (void *)payload, len } };
+	struct iovec iov[3] = { { hb, PCB_HDR_SIZE }, { (void *)payload, len }, { tag, PCB_TAG_BYTES } };
 	size_t total = PCB_HDR_SIZE + len;
-	int n = len ? 2 : 1;
+	int n = 2;
+	if (c->mac_tx) {
+		pcb_conn_tag(c, hb, &iov[1], 1, tag);
+		total += PCB_TAG_BYTES;
+		n = 3;
+	}
 	size_t done = 0;
 	while (done < total) {
 		ssize_t w = writev(c->fd, iov, n);
@@ -317,6 +459,8 @@ int pcb_conn_send(struct pcb_conn *c, uint16_t type, uint64_t arg, const void *p
 		size_t adv = (size_t)w;
 		for (int i = 0; i < n && adv; i++) {
 			size_t k = adv < iov[i].iov_len ? adv : iov[i].iov_len;
+			if (!k)
+				continue;   /* an empty payload (NULL): nothing to advance */
 			iov[i].iov_base = (char *)iov[i].iov_base + k;
 			iov[i].iov_len -= k;
 			adv -= k;
@@ -350,7 +494,7 @@ int pcb_listen_tcp(const char *host, uint16_t port, uint16_t *bound_port)
 		return -1;
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 16) < 0) {
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 512) < 0) {
 		int e = errno;
 		close(fd);
 		errno = e;

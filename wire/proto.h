@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define PCB_PROTO_MAGIC    0x31424350u  /* "PCB1" */
 #define PCB_PROTO_VERSION  2             /* 2: challenge-response handshake, LINK, PING/PONG */
@@ -33,9 +34,18 @@ enum pcb_channel { PCB_CHAN_DEMAND = 0, PCB_CHAN_BACKGROUND = 1,
 		   PCB_CHAN_QUERY = 2, /* handshake only: read the source's configuration */
 		   PCB_CHAN_SHARED = 3 /* --channels=1: demand requests and background batches on one connection */ };
 
-/* Frame flags.  URGENT: a PAGE, ZERO or SENT answering a demand request (REQ)
- * on a shared connection, where background ZERO frames travel too. */
+/* Frame flags.  URGENT: a PAGE, ZERO or SENT answering a demand request (REQ) on a
+ * shared connection, where background ZERO frames travel too.  MAC: a
+ * PCB_TAG_BYTES authentication tag follows the payload (not counted in len):
+ * AES-256-GCM over header and payload with nothing encrypted (GMAC), the
+ * frame's sequence number on its connection and direction as the nonce, under
+ * a key derived from the handshake (both nonces; wire/handshake.h).  On a
+ * connection whose handshake used a stream key every frame carries it and a
+ * frame without it, or with a wrong tag, is refused (docs/security.md). */
 #define PCB_FRAME_URGENT 1u
+#define PCB_FRAME_MAC    2u
+#define PCB_TAG_BYTES    16
+#define PCB_STREAM_KEY_BYTES 32
 
 enum pcb_msg {
 	PCB_MSG_HELLO = 1,       /* d->s  payload pcb_hello */
@@ -112,6 +122,7 @@ struct pcb_link_wire {
 	uint64_t bits_per_sec;     /* 0 = unlimited; <= PCB_LINK_MAX_BPS */
 	uint64_t delay_ns;         /* added to every reply; <= PCB_LINK_MAX_DELAY_NS */
 };
+#define PCB_LINK_MIN_BPS       10000ull          /* 10 kbit/s (as --link): 0 = unlimited */
 #define PCB_LINK_MAX_BPS       400000000000ull   /* 400 Gbit/s */
 #define PCB_LINK_MAX_DELAY_NS  10000000000ull    /* 10 s */
 
@@ -159,11 +170,47 @@ struct pcb_conn {
 	uint64_t npages;           /* bound for page indices */
 	uint64_t bytes_rx, bytes_tx, frames_rx, frames_tx;
 	uint64_t bad_frames;
+	/* Stream authentication (NULL: none).  mac_tx tags every frame sent
+	 * (seq_tx), mac_rx checks every frame received (seq_rx).  forged: the
+	 * last PCB_RX_BAD was a frame failing authentication (a page altered on
+	 * the way: the receiver may reconnect and ask again instead of giving up). */
+	void *mac_tx, *mac_rx;          /* EVP_CIPHER_CTX */
+	uint64_t seq_tx, seq_rx;
+	uint64_t forged_frames;
+	bool forged;
+	bool rx_mac_err;                /* libcrypto failed during pcb_conn_rx_*: the frame is refused */
+	/* source side: called by pcb_hs_server once a well-formed HELLO has come
+	 * (the peer is past the first step; source/source.c protects it) */
+	void (*on_hello)(void *arg);
+	void *hook_arg;
 	char err[160];
 };
 
 int pcb_conn_init(struct pcb_conn *c, int fd, size_t rcap, uint64_t npages);
+/* Turn stream authentication on (after the handshake): every frame sent from
+ * now on is tagged with ktx, every frame received must carry a tag made with
+ * krx.  0 or -1 (libcrypto failed). */
+int pcb_conn_mac_on(struct pcb_conn *c, const uint8_t ktx[PCB_STREAM_KEY_BYTES], const uint8_t krx[PCB_STREAM_KEY_BYTES]);
+/* Extra bytes a frame with these flags occupies after its payload. */
+static inline size_t pcb_frame_trailer(uint32_t flags) { return flags & PCB_FRAME_MAC ? PCB_TAG_BYTES : 0; }
+/* Tag the frame hdr (encoded) + payload pieces with the next send sequence number. */
+void pcb_conn_tag(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const struct iovec *iov, int niov,
+		  uint8_t tag[PCB_TAG_BYTES]);
+/* Check a received frame's tag (next receive sequence number).  0, or -1
+ * with c->forged set, c->forged_frames counted and the reason in c->err. */
+int pcb_conn_check(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const struct iovec *iov, int niov,
+		   const uint8_t tag[PCB_TAG_BYTES]);
+/* The same, for a payload received in pieces (each piece passed to update
+ * as soon as it is read, before anything may overwrite it). */
+void pcb_conn_rx_begin(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE]);
+void pcb_conn_rx_update(struct pcb_conn *c, const void *p, size_t n);
+int pcb_conn_rx_end(struct pcb_conn *c, const uint8_t hdr[PCB_HDR_SIZE], const uint8_t tag[PCB_TAG_BYTES]);
+/* Header flags check against the connection's authentication state: a
+ * keyed connection wants MAC on every frame, an unkeyed one refuses it. */
+int pcb_conn_check_flags(struct pcb_conn *c, const struct pcb_hdr *h);
 void pcb_conn_free(struct pcb_conn *c);
+/* Only the stream MAC contexts (pcb_conn_free does it too). */
+void pcb_conn_free_mac(struct pcb_conn *c);
 
 enum { PCB_RX_FRAME = 1, PCB_RX_MORE = 0, PCB_RX_EOF = -1, PCB_RX_ERR = -2, PCB_RX_BAD = -3 };
 /* Parse the next complete frame from the buffer without reading the socket.

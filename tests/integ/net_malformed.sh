@@ -9,10 +9,15 @@
 . tests/lib/net.sh
 head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
 
+# malformed frames go to an unkeyed source (with a key every frame after the
+# handshake must carry a tag this script cannot make: an untagged one is refused
+# as such, checked below); the wrong key and the untagged frame to a keyed one
+start_source src2 "$P" source --listen=127.0.0.1:0 --mem=16M --seed=9 --sessions=0
+OPEN_PORT=$SRC_PORT OPEN_PID=$SRC_PID
 start_source src "$P" source --listen=127.0.0.1:0 --mem=16M --seed=9 --sessions=0 --auth-key-file="$T/key"
-python3 - "$SRC_PORT" "$T/key" <<'PY' || exit 1
+python3 - "$SRC_PORT" "$T/key" "$OPEN_PORT" <<'PY' || exit 1
 import hashlib, hmac, os, socket, struct, sys
-port, key = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+port, key, open_port = int(sys.argv[1]), open(sys.argv[2], "rb").read(), int(sys.argv[3])
 if key.endswith(b"\n"):   # the documented rule: one trailing newline is not part of the key
     key = key[:-1]        # (a random key ends in 0x0a once in 256 files)
 MAGIC, VER = 0x31424350, 2
@@ -32,12 +37,15 @@ def recv_frame(s):
         if not c: break
         p += c
     return t, p
-def session(good_key=True):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+def session(good_key=True, keyed=True):
+    s = socket.create_connection(("127.0.0.1", port if keyed else open_port), timeout=5)
     nd = os.urandom(16)
     s.sendall(fr(HELLO, struct.pack("<II", 0, 0) + nd))
     t, p = recv_frame(s)
     assert t == CHALLENGE, t
+    if not keyed:
+        assert struct.unpack("<I", p[:4])[0] == 0, "the open source asks for a key"
+        return (s,) + recv_frame(s)
     ns = p[8:24]
     k = key if good_key else b"x" * 32
     s.sendall(fr(AUTH, hmac.new(k, b"pcbench-dest\0" + ns + nd + struct.pack("<I", 0), hashlib.sha256).digest()))
@@ -49,6 +57,7 @@ assert t == CONFIG, (t, p)
 s.close()
 cases = {
     "wrong key": (None, "authentication failed"),
+    "untagged (keyed)": ("keyed", "without an authentication tag"),
     "truncated": (fr(REQ, ln=0, arg=1)[:10], None),   # then EOF mid-header: no reply expected
     "oversized length": (fr(RANGES, ln=0x7fffffff), "length 2147483647"),
     "out-of-range page": (fr(REQ, arg=4096), "outside the image"),
@@ -60,8 +69,13 @@ cases = {
 for name, (data, want) in cases.items():
     if data is None:
         s, t, p = session(good_key=False)
-    else:
+    elif data == "keyed":
         s, t, p = session()
+        assert t == CONFIG, (name, t)
+        s.sendall(fr(REQ, arg=1))
+        t, p = recv_frame(s)
+    else:
+        s, t, p = session(keyed=False)
         assert t == CONFIG, (name, t)
         s.sendall(data)
         if want is None:
@@ -81,10 +95,13 @@ kill -0 $SRC_PID || fail "the source died"
 "$P" dest --source=127.0.0.1:$SRC_PORT --auth-key-file="$T/key" --duration=200ms >"$T/ok.out" 2>&1 ||
 	fail "migration after the hostile frames: $(tail -3 "$T/ok.out")"
 grep -q "0 corrupt, 0 missing: OK" "$T/ok.out" || fail "migration after the hostile frames did not verify"
-for w in "authentication failed" "length 2147483647" "outside the image" "version 1" "magic" "DIGEST_REQ"; do
-	grep -q "$w" "$T/src.out" || fail "the source did not log '$w'"
+for w in "authentication failed" "without an authentication tag"; do
+	grep -q "$w" "$T/src.out" || fail "the keyed source did not log '$w'"
 done
-kill $SRC_PID; wait $SRC_PID 2>/dev/null
+for w in "length 2147483647" "outside the image" "version 1" "magic" "DIGEST_REQ"; do
+	grep -q "$w" "$T/src2.out" || fail "the source did not log '$w'"
+done
+kill $SRC_PID $OPEN_PID; wait $SRC_PID 2>/dev/null
 echo "OK: the source refused every hostile frame, survived, and served a verified migration"
 
 # --- a hostile source against the real destination ------------------------------------------

@@ -90,8 +90,15 @@ for p in $(migrating_policies); do
 	pcb "$name" 60 $FAST --policy="$p" --workload=random --mem=64M --duration=2s --source-delay=5s --io-timeout=1s \
 		--json="$T/$name.json"
 	check_lost "$name" 0
-	# it gave up because of the timeout, not because the delayed reply came
-	[ "$ELAPSED_MS" -lt 5000 ] || fail "$name: took ${ELAPSED_MS} ms: the 1 s io-timeout did not fire before the 5 s reply"
+	# it gave up because of the timeout, not because the delayed reply came -- unless the
+	# background pull had brought every page first: then the migration is complete, the run
+	# goes on, and only the verification (which needs the source) fails (docs/security.md)
+	if grep -q "after every page had arrived" "$T/$name.err"; then
+		grep -q "verify      NOT DONE" "$T/$name.out" || fail "$name: complete migration, but the report does not say verification was not done"
+		log "$name: every page had arrived before the timeout; verification not done, reported"
+	else
+		[ "$ELAPSED_MS" -lt 5000 ] || fail "$name: took ${ELAPSED_MS} ms: the 1 s io-timeout did not fire before the 5 s reply"
+	fi
 done
 
 finish

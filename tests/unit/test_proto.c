@@ -102,7 +102,7 @@ static void test_validate_common(void **state)
 	h = H(PCB_MSG_ZERO, 0, 0);
 	h.flags = PCB_FRAME_URGENT;
 	ok(h);
-	h.flags = 2;                   /* undefined flag */
+	h.flags = 4;                   /* undefined flag */
 	rejected(h, "flags");
 	h = H(PCB_MSG_PAGE, PCB_PAGE_SIZE, 0);
 	h.flags = 0x80000000u;
@@ -491,6 +491,123 @@ static void test_conn_eof(void **state)
 	pcb_conn_free(&d);
 }
 
+/* Stream authentication: a tagged frame passes; one flipped bit anywhere
+ * (header, payload, tag), a replayed or reordered frame, a frame without its
+ * tag and a tagged frame on an unkeyed connection are each refused, with
+ * forged set (the pager asks again instead of giving up). */
+static void mac_pair(int sv[2], struct pcb_conn *tx, struct pcb_conn *rx)
+{
+	uint8_t k1[PCB_STREAM_KEY_BYTES], k2[PCB_STREAM_KEY_BYTES];
+	memset(k1, 0x11, sizeof(k1));
+	memset(k2, 0x22, sizeof(k2));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	int big = 4 << 20;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	assert_int_equal(pcb_conn_init(tx, sv[0], 0, NPAGES), 0);
+	assert_int_equal(pcb_conn_init(rx, sv[1], 0, NPAGES), 0);
+	assert_int_equal(pcb_conn_mac_on(tx, k1, k2), 0);
+	assert_int_equal(pcb_conn_mac_on(rx, k2, k1), 0);
+}
+
+/* Send one PAGE frame through tx, read its raw bytes back off the socket. */
+static size_t mac_frame(struct pcb_conn *tx, int rd, uint64_t pg, uint8_t *raw)
+{
+	uint8_t page[PCB_PAGE_SIZE];
+	memset(page, (int)pg, sizeof(page));
+	assert_int_equal(pcb_conn_send(tx, PCB_MSG_PAGE, pg, page, PCB_PAGE_SIZE), 0);
+	size_t want = PCB_HDR_SIZE + PCB_PAGE_SIZE + PCB_TAG_BYTES, got = 0;
+	while (got < want) {
+		ssize_t r = read(rd, raw + got, want - got);
+		assert_true(r > 0);
+		got += (size_t)r;
+	}
+	return got;
+}
+
+static void test_conn_mac(void **state)
+{
+	(void)state;
+	static const size_t flips[] = { 7, 16, PCB_HDR_SIZE + 100, PCB_HDR_SIZE + PCB_PAGE_SIZE + 3 };
+	uint8_t raw[3][PCB_HDR_SIZE + PCB_PAGE_SIZE + PCB_TAG_BYTES];
+	struct pcb_conn tx, rx, gen;
+	struct pcb_hdr h;
+	const uint8_t *pl;
+	int sv[2], pv[2];
+	/* frames as the sender makes them, captured raw (gen's tx keys = tx's) */
+	mac_pair(pv, &gen, &rx);
+	size_t n = 0;
+	for (int i = 0; i < 3; i++)
+		n = mac_frame(&gen, pv[1], (uint64_t)i + 1, raw[i]);
+	pcb_conn_free(&gen);
+	pcb_conn_free(&rx);
+
+	/* in order: accepted */
+	mac_pair(sv, &tx, &rx);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(write(sv[0], raw[i], n), (ssize_t)n);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pcb_conn_recv(&rx, &h, &pl), PCB_RX_FRAME);
+		tl_assert_u64_eq(h.arg, (uint64_t)i + 1);
+		assert_int_equal(pl[0], i + 1);
+	}
+	pcb_conn_free(&tx);
+	pcb_conn_free(&rx);
+
+	/* one bit flipped (header flags/arg, payload, tag): refused */
+	for (unsigned f = 0; f < sizeof(flips) / sizeof(flips[0]); f++) {
+		mac_pair(sv, &tx, &rx);
+		uint8_t bad[sizeof(raw[0])];
+		memcpy(bad, raw[0], n);
+		bad[flips[f]] ^= f == 0 ? 0x01 : 0x10;
+		assert_int_equal(write(sv[0], bad, n), (ssize_t)n);
+		int r = pcb_conn_recv(&rx, &h, &pl);
+		if (flips[f] == 16) {   /* arg (page 1 -> 17): still a valid header, the tag catches it */
+			assert_int_equal(r, PCB_RX_BAD);
+			tl_assert_contains(rx.err, "failed authentication");
+		} else {
+			assert_int_equal(r, PCB_RX_BAD);
+		}
+		assert_true(rx.forged || flips[f] == 7);   /* byte 7: the type: the validator's refusal */
+		pcb_conn_free(&tx);
+		pcb_conn_free(&rx);
+	}
+
+	/* replayed (frame 0 twice) and reordered (frame 1 before 0): refused */
+	mac_pair(sv, &tx, &rx);
+	assert_int_equal(write(sv[0], raw[0], n), (ssize_t)n);
+	assert_int_equal(write(sv[0], raw[0], n), (ssize_t)n);
+	assert_int_equal(pcb_conn_recv(&rx, &h, &pl), PCB_RX_FRAME);
+	assert_int_equal(pcb_conn_recv(&rx, &h, &pl), PCB_RX_BAD);
+	assert_true(rx.forged);
+	pcb_conn_free(&tx);
+	pcb_conn_free(&rx);
+	mac_pair(sv, &tx, &rx);
+	assert_int_equal(write(sv[0], raw[1], n), (ssize_t)n);
+	assert_int_equal(pcb_conn_recv(&rx, &h, &pl), PCB_RX_BAD);
+	assert_true(rx.forged);
+	tl_assert_u64_eq(rx.forged_frames, 1);
+	pcb_conn_free(&tx);
+	pcb_conn_free(&rx);
+
+	/* untagged frame on a keyed connection; tagged frame on an unkeyed one */
+	mac_pair(sv, &tx, &rx);
+	uint8_t plain[PCB_HDR_SIZE + PCB_PAGE_SIZE] = { 0 };
+	size_t pn = frame(plain, PCB_MSG_PAGE, 1, plain + PCB_HDR_SIZE, PCB_PAGE_SIZE);
+	assert_int_equal(write(sv[0], plain, pn), (ssize_t)pn);
+	assert_int_equal(pcb_conn_recv(&rx, &h, &pl), PCB_RX_BAD);
+	tl_assert_contains(rx.err, "without an authentication tag");
+	assert_true(rx.forged);
+	pcb_conn_free(&tx);
+	pcb_conn_free(&rx);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(pcb_conn_init(&rx, sv[1], 0, NPAGES), 0);
+	assert_int_equal(write(sv[0], raw[0], n), (ssize_t)n);
+	assert_int_equal(pcb_conn_recv(&rx, &h, &pl), PCB_RX_BAD);
+	tl_assert_contains(rx.err, "connection without a key");
+	close(sv[0]);
+	pcb_conn_free(&rx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -502,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_conn_parse_bad),
 		cmocka_unit_test(test_conn_stream),
 		cmocka_unit_test(test_conn_eof),
+		cmocka_unit_test(test_conn_mac),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Hostile and unlucky peers (issue 16), each a reproduction that failed before
+# the fix, driven through tests/helpers/hostile_peer.py:
+#   crash      --channels=1 on a slow link: background bytes owed after completion
+#              are received and dropped (was SIGSEGV, exit 139)
+#   omitted    a relay drops one RUN frame of a background batch: the batch's
+#              BATCH_END finds the pages missing and asks again (was a silent hang)
+#   forged     with a key, a relay flips one bit of a background page: the frame
+#              is refused on arrival, never installed, asked for again; the
+#              migration completes verified (was installed into the guest)
+#   flood      256 unauthenticated connections held open (re-opened as the source
+#              ends them): a keyed destination still gets in, also while it
+#              recovers a connection the relay cut (was locked out)
+#   stranger   a forked source (no key file) refuses another process's BYE and
+#              LINK at the handshake (per-run secret); `pcbench source` without a
+#              key warns; a LINK outside --link's range is refused on the wire
+#   slowloris  a peer trickling its HELLO is dropped at the handshake deadline
+#   noread     a peer that asks for pages and never reads is dropped at the send
+#              timeout; the source serves a migration afterwards
+. "$(dirname "$0")/../lib/integ.sh"
+. tests/lib/net.sh
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
+H="python3 tests/helpers/hostile_peer.py"
+head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
+NF=0
+bad() { echo "FAIL: $*"; NF=$((NF + 1)); }
+
+# start_relay NAME SRCPORT RULES...: sets RELAY_PID, RELAY_PORT
+start_relay() {
+	local name=$1 sp=$2; shift 2
+	local args=()
+	for r in "$@"; do args+=(--rule "$r"); done
+	$H relay --to 127.0.0.1:$sp --port-file "$T/$name.port" "${args[@]}" >"$T/$name.relay" 2>&1 &
+	RELAY_PID=$!
+	for _ in $(seq 100); do [ -s "$T/$name.port" ] && break; sleep 0.05; done
+	RELAY_PORT=$(cat "$T/$name.port" 2>/dev/null) || fail "relay $name did not start: $(cat "$T/$name.relay")"
+}
+
+# check_ok NAME JSON: a completed, fully verified migration
+check_ok() {
+	python3 - "$2" "$1" <<'PY' || bad "$1: $(tail -3 "$T/$1.out")"
+import json, sys
+d = json.load(open(sys.argv[1])); r = d["results"]; v = r["verify"]
+assert d["status"] == "ok", d.get("error")
+assert v["done"] and v["pages_corrupt"] == 0 and v["pages_missing"] == 0 and v["pages_verified"] == r["pages"]["total"], v
+print("OK  %-10s verified %d pages; recovery %s" % (sys.argv[2], v["pages_verified"],
+      {k: r["recovery"][k] for k in ("frames_refused", "batches_incomplete", "pages_rerequested")}))
+PY
+}
+
+# --- crash ----------------------------------------------------------------------------
+for i in 1 2 3; do
+	timeout 60 "$P" run --channels=1 --mem=1M --workload=random --vcpus=2 --link=20mbit,1ms --duration=2s \
+		--json "$T/crash$i.json" >"$T/crash$i.out" 2>&1
+	rc=$?
+	[ $rc -eq 0 ] || bad "crash run $i: exit $rc (139 = the SIGSEGV): $(tail -3 "$T/crash$i.out")"
+done
+[ $NF -eq 0 ] && echo "OK  crash      --channels=1 on a 20mbit link: 3 runs exit 0"
+
+# --- omitted and forged pages through a relay -----------------------------------------
+# relay_run NAME KEYARGS RULE CHECK: one migration through a relay applying RULE
+relay_run() {
+	local name=$1 keyargs=$2 rule=$3 ch=$4
+	start_source src-$name "$P" source --listen=127.0.0.1:0 --mem=32M --seed=5 $keyargs
+	start_relay $name $SRC_PORT "$rule"
+	timeout 60 "$P" dest --source=127.0.0.1:$RELAY_PORT --mem=32M --seed=5 --workload=random --vcpus=1 --duration=1s \
+		--channels=$ch --io-timeout=2s $keyargs --json "$T/$name.json" >"$T/$name.out" 2>&1
+	DEST_RC=$?
+	kill $RELAY_PID 2>/dev/null
+	for _ in $(seq 100); do kill -0 $SRC_PID 2>/dev/null || break; sleep 0.1; done
+	kill $SRC_PID 2>/dev/null; wait $SRC_PID 2>/dev/null; SRC_RC=$?
+	grep -q "relay: " "$T/$name.relay" || bad "$name: the relay's rule never fired ($rule)"
+}
+relay_run omitted "" "s2d:RUN:5:drop" 2
+[ $DEST_RC -eq 0 ] || bad "omitted: destination exit $DEST_RC (124 = hung until timeout)"
+check_ok omitted "$T/omitted.json"
+grep -q "ended without" "$T/omitted.out" || bad "omitted: no warning naming the incomplete batch"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']['recovery']; assert r['batches_incomplete']>=1, r" \
+	"$T/omitted.json" || bad "omitted: batches_incomplete not counted"
+
+for ch in 2 1; do
+	relay_run forged$ch "--auth-key-file=$T/key" "s2d:RUN:5:corrupt" $ch
+	[ $DEST_RC -eq 0 ] || bad "forged$ch: destination exit $DEST_RC"
+	check_ok forged$ch "$T/forged$ch.json"
+	python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']['recovery']; assert r['frames_refused']>=1, r" \
+		"$T/forged$ch.json" || bad "forged$ch: the altered frame was not refused"
+done
+# the same flipped bit without a key goes through (what the key is for), and the final
+# digest comparison catches it
+relay_run forged-nokey "" "s2d:RUN:5:corrupt" 2
+[ $DEST_RC -ne 0 ] && grep -q "corrupt" "$T/forged-nokey.out" && echo "OK  forged     without a key the altered page is caught only by verification (exit $DEST_RC)" \
+	|| bad "forged-nokey: exit $DEST_RC, expected a verification failure: $(tail -3 "$T/forged-nokey.out")"
+# a demand reply altered on the demand channel
+relay_run forged-demand "--auth-key-file=$T/key" "s2d:PAGE:3:corrupt" 2
+[ $DEST_RC -eq 0 ] || bad "forged-demand: destination exit $DEST_RC"
+check_ok forged-demand "$T/forged-demand.json"
+
+# --- flood: 256 unauthenticated connections ------------------------------------------
+start_source src-flood "$P" source --listen=127.0.0.1:0 --mem=32M --seed=5 --auth-key-file="$T/key"
+FP=$SRC_PORT
+$H hold --to 127.0.0.1:$FP -n 256 --trickle 2 --reopen --seconds 60 >"$T/hold.out" 2>&1 &
+HOLD=$!
+sleep 2
+start_relay flood $FP "s2d:RUN:40:close"
+timeout 90 "$P" dest --source=127.0.0.1:$RELAY_PORT --mem=32M --seed=5 --workload=random --vcpus=1 --duration=1s \
+	--reconnect-timeout=20s --io-timeout=2s --auth-key-file="$T/key" --link=200mbit --json "$T/flood.json" >"$T/flood.out" 2>&1
+rc=$?
+kill $HOLD $RELAY_PID 2>/dev/null
+# the source exits after the migration's BYE; if the destination never got in, end it
+for _ in $(seq 100); do kill -0 $SRC_PID 2>/dev/null || break; sleep 0.1; done
+kill $SRC_PID 2>/dev/null; wait $SRC_PID 2>/dev/null
+tail -1 "$T/hold.out"
+[ $rc -eq 0 ] || bad "flood: destination exit $rc while 256 connections were held: $(tail -3 "$T/flood.out")"
+check_ok flood "$T/flood.json"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']['recovery']; assert r['background']['reconnects']>=1, r" \
+	"$T/flood.json" || bad "flood: the relay's cut did not make the destination reconnect"
+grep -q "unauthenticated connections ended to make room" "$T/src-flood.out" || bad "flood: no source summary"
+
+# --- a stranger's BYE and LINK --------------------------------------------------------
+SP=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+timeout 60 "$P" run --mem=32M --workload=random --vcpus=1 --duration=4s --port=$SP --json "$T/stranger.json" \
+	>"$T/stranger.out" 2>&1 &
+RUN=$!
+for _ in $(seq 200); do ss -ltn | grep -q "127.0.0.1:$SP " && break; sleep 0.05; done
+sleep 0.5
+$H bye --to 127.0.0.1:$SP >"$T/bye.out" 2>&1; bye_rc=$?
+$H link --to 127.0.0.1:$SP >"$T/link.out" 2>&1; link_rc=$?
+wait $RUN; rc=$?
+[ $rc -eq 0 ] || bad "stranger: the run exit $rc: $(tail -3 "$T/stranger.out")"
+check_ok stranger "$T/stranger.json"
+grep -q "authentication required" "$T/bye.out" && [ $bye_rc -eq 3 ] || bad "stranger: BYE got through: $(cat "$T/bye.out")"
+grep -q "authentication required" "$T/link.out" && [ $link_rc -eq 3 ] || bad "stranger: LINK got through: $(cat "$T/link.out")"
+python3 -c "import json,sys; n=json.load(open(sys.argv[1]))['results']['transport']; assert n['per_run_secret'] and not n['authenticated'], n" \
+	"$T/stranger.json" || bad "stranger: results.transport does not say per_run_secret"
+echo "OK  stranger   BYE and LINK of another process refused at the handshake ($(cat "$T/bye.out"))"
+
+start_source src-open "$P" source --listen=127.0.0.1:0 --mem=16M --seed=5 --sessions=0 --io-timeout=1s
+grep -q "anyone who can reach" "$T/src-open.out" || bad "pcbench source without a key gave no warning"
+$H link --to 127.0.0.1:$SRC_PORT --bps 1 --delay-ns 100 >"$T/link1.out" 2>&1
+grep -q "ERROR .*LINK bandwidth 1 bit/s outside" "$T/link1.out" || bad "LINK of 1 bit/s accepted on the wire: $(cat "$T/link1.out")"
+
+# --- slow-loris and no-read against --io-timeout=1s ----------------------------------
+$H slowloris --to 127.0.0.1:$SRC_PORT --trickle 0.3 --seconds 20 >"$T/sl.out" 2>&1
+s=$(sed -n 's/.*closed after \([0-9.]*\) s.*/\1/p' "$T/sl.out")
+python3 -c "import sys; sys.exit(0 if 0.8 <= float(sys.argv[1]) <= 4 else 1)" "${s:-99}" \
+	&& echo "OK  slowloris dropped after $s s (handshake deadline 1 s)" || bad "slowloris: $(cat "$T/sl.out")"
+$H noread --to 127.0.0.1:$SRC_PORT --seconds 30 >"$T/nr.out" 2>&1
+grep -q "noread: closed" "$T/nr.out" && echo "OK  noread    $(cat "$T/nr.out")" || bad "noread: $(cat "$T/nr.out")"
+timeout 60 "$P" dest --source=127.0.0.1:$SRC_PORT --mem=16M --seed=5 --workload=random --vcpus=1 --duration=1s \
+	--json "$T/after.json" >"$T/after.out" 2>&1 || bad "a migration after the hostile peers failed: $(tail -3 "$T/after.out")"
+check_ok after "$T/after.json"
+kill $SRC_PID 2>/dev/null
+
+[ $NF -eq 0 ] || { echo "$NF check(s) failed"; exit 1; }
+echo "all checks passed"
