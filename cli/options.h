@@ -13,6 +13,7 @@ struct pcb_json;
 enum pcb_switch { PCB_AUTO, PCB_ON, PCB_OFF };
 enum pcb_page_kind { PCB_PAGE_4K, PCB_PAGE_2M };
 enum pcb_guest_kind { PCB_GUEST_PROCESS, PCB_GUEST_KVM };
+enum pcb_zero_model { PCB_ZERO_UNIFORM, PCB_ZERO_RUNS };
 enum pcb_pager_mode { PCB_PAGER_THREAD, PCB_PAGER_PROCESS };
 enum pcb_precopy_transport { PCB_PRECOPY_TCP, PCB_PRECOPY_MEMORY };
 enum pcb_precopy_final { PCB_PRECOPY_DROP, PCB_PRECOPY_RESEND };
@@ -33,6 +34,8 @@ struct pcb_config {
 	unsigned vcpus;
 	uint64_t seed;
 	double zero_pages;
+	enum pcb_zero_model zero_model;  /* --zero-model: uniform | runs */
+	unsigned zero_run_max;       /* --zero-run-max: longest zero run (pages, a power of two) */
 	double write_ratio;
 	double zipf_theta;
 	uint64_t duration_ns;

@@ -130,6 +130,7 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 	}
 	struct pcb_source_cfg sc = {
 		.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
+		.zero_run_max = cfg->zero_model == PCB_ZERO_RUNS ? cfg->zero_run_max : 0,
 		.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
 		.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
 		.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
@@ -436,6 +437,10 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "page_size", pcb_page_size_bytes(cfg));     /* the guest's pages (--page-size) */
 	pcb_json_u64(j, "unit_bytes", PCB_PAGE_SIZE);               /* every count in this object is in 4 KiB pages */
 	pcb_json_u64(j, "total", r->npages);
+	/* the image: where its zero pages lie (--zero-model) and how many it has */
+	pcb_json_str(j, "image_zero_model", r->im.mem || r->im.opaque ? "bytes" : pcb_choice_name("zero-model", cfg->zero_model));
+	if (!r->im.opaque)
+		pcb_json_u64(j, "image_zero_pages", pcb_image_zero_count(&r->im));
 	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)
 		pcb_json_u64(j, "huge_installs", s->huge_installs);   /* 2 MiB UFFDIO_COPYs */
 	pcb_json_u64(j, "demand", s->pages_demand);
@@ -1187,6 +1192,10 @@ static int setup_params(struct run *r)
 	pcb_verbose = (int)cfg->verbose;
 	r->npages = cfg->mem / PCB_PAGE_SIZE;
 	pcb_image_init(&r->im, cfg->seed, r->npages, cfg->zero_pages);
+	if (cfg->zero_model == PCB_ZERO_RUNS && pcb_image_zero_runs(&r->im, cfg->zero_run_max) < 0) {
+		pcb_err("out of memory for the image's zero-page map");
+		return PCB_EXIT_OSERR;
+	}
 	pcb_sysinfo_read(&r->sys);
 	if (pcb_pin_parse(cfg->pin, &r->pin, why, sizeof(why)) < 0) {
 		pcb_err("%s", why);

@@ -25,6 +25,7 @@ void pcb_sim_defaults(struct pcb_sim_params *sp)
 	sp->early_ns = 100000;
 	sp->seed = 1;
 	sp->zero_pages = 0.25;
+	sp->zero_run_max = 0;        /* live --zero-model default: uniform (1024 with runs) */
 	sp->think_ns = PCB_SIM_THINK_RECORDED;
 	/* fault -> UFFDIO_COPY -> wake across CPUs, and the zero-page variant: measured costs of
 	 * the development machine (docs/results/2026-11-26-simulator-costs.md); --demand-cost etc. */
@@ -681,6 +682,7 @@ static int check_params(const struct pcb_sim_params *sp, char *why, size_t whyle
 
 static void sim_free(struct sim *s)
 {
+	pcb_image_free_bytes(&s->im);
 	for (unsigned v = 0; s->vc && v < s->res->nvcpus; v++)
 		free((void *)s->vc[v].idx);
 	free(s->vc);
@@ -767,6 +769,8 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	s->snd[SND_BG].shared = sp->channels == 1;
 	s->snd[SND_DEMAND].sched_at = s->snd[SND_BG].sched_at = UINT64_MAX;
 	pcb_image_init(&s->im, sp->seed, npages, sp->zero_pages);
+	if (sp->zero_run_max && pcb_image_zero_runs(&s->im, sp->zero_run_max) < 0)
+		oom(s);
 	pcb_rng_seed(&s->rng, sp->seed, 0x53494du);
 	for (unsigned n = 0; sp->bps && n <= PCB_MAX_RUN_PAGES; n++)
 		s->ser[n] = ser_calc(PCB_HDR_SIZE + (uint64_t)n * PCB_PAGE_SIZE, sp->bps);   /* "SIM" */

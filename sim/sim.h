@@ -67,6 +67,7 @@ struct pcb_sim_params {
 	uint64_t early_ns;           /* a background frame may leave this early (live source: 100 us) */
 	uint64_t seed;               /* image seed: which pages are zero */
 	double zero_pages;           /* zero fraction of the image */
+	unsigned zero_run_max;       /* zero pages in runs up to this long (common/image.h); 0 = uniform */
 	uint64_t think_ns;           /* guest time before each access, or PCB_SIM_THINK_RECORDED / _SCHEDULE */
 	uint64_t fault_ns;           /* fault -> demand request leaves (uffd message delivered, demand thread awake, send) */
 	uint64_t demand_copy_ns;     /* demand reply received -> vCPU running again (UFFDIO_COPY and wake-up) */

@@ -59,6 +59,7 @@ static int sim_parse(struct simcfg *c, int argc, char **argv)
 	c->sp.channels = o->channels;
 	c->sp.seed = o->seed;
 	c->sp.zero_pages = o->zero_pages;
+	c->sp.zero_run_max = o->zero_model == PCB_ZERO_RUNS ? o->zero_run_max : 0;
 	c->sp.fault_ns = o->sim.fault_ns;
 	c->sp.jitter_ns = o->sim.jitter_ns;
 	c->sp.demand_copy_ns = o->sim.demand_ns;

@@ -874,6 +874,10 @@ struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg)
 	st->cfg = cfg;
 	st->npages = cfg->mem_bytes / PCB_PAGE_SIZE;
 	pcb_image_init(&st->im, cfg->seed, st->npages, cfg->zero_fraction);
+	if (cfg->zero_run_max && !cfg->mem && pcb_image_zero_runs(&st->im, cfg->zero_run_max) < 0) {
+		free(st);
+		return NULL;
+	}
 	const char *cp = getenv("PCB_TEST_CORRUPT_PAGE");
 	st->corrupt_page = cp ? strtoull(cp, NULL, 0) : UINT64_MAX;
 	pcb_link_init(&st->link);
@@ -894,6 +898,8 @@ uint64_t pcb_source_bad_frames(const struct pcb_source_state *st)
 
 void pcb_source_state_free(struct pcb_source_state *st)
 {
+	if (!st->cfg->mem)
+		pcb_image_free_bytes(&st->im);   /* the runs model's zero map */
 	pcb_push_free(atomic_load(&st->push));
 	free(st);
 }

@@ -18,6 +18,7 @@ struct pcb_source_cfg {
 	uint64_t mem_bytes;
 	uint64_t seed;
 	double zero_fraction;
+	unsigned zero_run_max;      /* zero pages in runs up to this long (pcb_image_zero_runs); 0 = uniform */
 	uint64_t demand_delay_ns;   /* --source-delay: injected before each demand reply */
 	int sessions;               /* exit after this many migrations ended with BYE (0 = serve forever) */
 	int verbose;

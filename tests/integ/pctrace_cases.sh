@@ -109,6 +109,13 @@ for c in "missing -m missing" "notid -m missing --no-tid" "pagecache -m pagecach
 	check "$name"
 done
 
+# raw_tp twins of the fault and scheduler hooks (what is used where tp_btf
+# is refused): the same exact count.
+run raw -m missing -n "$PAGES" -t 2 -d 300 -- --raw-tp
+check raw
+grep -q '"page_fault": "raw_tp"' "$T/raw.json" && grep -q '"sched_switch": "raw_tp"' "$T/raw.json" &&
+	grep -q '"page_fault_kernel": "raw_tp"' "$T/raw.json" || fail "--raw-tp: raw_tp programs not used"
+
 # JSON lines: interval records (30 ms) whose faults and per-thread rows add
 # up, histogram bins that add up to their counts, a total record equal to
 # the truth, and the --json document as the last line.
