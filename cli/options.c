@@ -48,7 +48,7 @@ const struct pcb_option pcb_options[] = {
 	{ "policy-end", PCB_OPT_CHOICE, OFF(policy_end), 0, "auto", 0, 0,
 	  "where the policy runs: destination (the pager pulls batches it chooses), source (the source pushes the stream "
 	  "it chooses, paced by the connection, told of each demand request), auto = the policy's own (`pcbench list`); "
-	  "simulate: the same, modelled (source: batches pushed without a request, as many queued as fill the socket buffer)",
+	  "simulate: the same, modelled (source: batches pushed without a request, two queued at the source, paced by the link)",
 	  ch_policy_end, MIG | SIM, "guest" },
 	{ "workload", PCB_OPT_WORKLOAD, OFF(workload), SZ(workload), "seq", 0, 0, "guest access pattern (see `pcbench list`); pcbench source: an application workload (sqlite) whose database image it builds and serves", NULL, MIG | SRC, "guest" },
 	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)", NULL, MIG, "guest" },

@@ -284,7 +284,7 @@ static int item_emit(struct sconn *sc, struct item *it)
 	int r;
 	switch (it->type) {
 	case PCB_MSG_REQ:
-		if (st->cfg->demand_delay_ns)
+		if (st->cfg->demand_delay_ns && type != PCB_MSG_SENT)   /* --source-delay delays a page's reply */
 			spin_delay(st->cfg->demand_delay_ns);
 		r = tx_frame(sc, type, arg, NULL, len, shared_conn(sc) ? PCB_FRAME_URGENT : 0);
 		if (type == PCB_MSG_SENT)
