@@ -48,7 +48,7 @@ const struct pcb_option pcb_options[] = {
 	{ "policy-end", PCB_OPT_CHOICE, OFF(policy_end), 0, "auto", 0, 0,
 	  "where the policy runs: destination (the pager pulls batches it chooses), source (the source pushes the stream "
 	  "it chooses, paced by the connection, told of each demand request), auto = the policy's own (`pcbench list`); "
-	  "simulate: the same, modelled (source: batches pushed without a request, as many queued as fill the socket buffer)",
+	  "simulate: the same, modelled (source: batches pushed without a request, two queued at the source, paced by the link)",
 	  ch_policy_end, MIG | SIM, "guest" },
 	{ "workload", PCB_OPT_WORKLOAD, OFF(workload), SZ(workload), "seq", 0, 0, "guest access pattern (see `pcbench list`); pcbench source: an application workload (sqlite) whose database image it builds and serves", NULL, MIG | SRC, "guest" },
 	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)", NULL, MIG, "guest" },
@@ -703,6 +703,19 @@ int pcb_cmd_parse(enum pcb_cmd cmd, struct pcb_config *cfg, int argc, char **arg
 			return r;
 	}
 	return 0;
+}
+
+struct pcb_config *pcb_cmd_config(enum pcb_cmd cmd, int argc, char **argv, int first, int *rc)
+{
+	struct pcb_config *cfg = malloc(sizeof(*cfg));
+	if (!cfg) {
+		pcb_err("%s: out of memory", pcb_command_find(cmd)->name);
+		*rc = PCB_EXIT_OSERR;
+		return NULL;
+	}
+	pcb_cmd_defaults(cmd, cfg);
+	*rc = pcb_cmd_parse(cmd, cfg, argc, argv, first);
+	return cfg;
 }
 
 int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first)

@@ -311,6 +311,8 @@ static uint64_t sockq_ns(struct sim *s, struct sender *S)
 {
 	if (!s->sp->bps)
 		return 0;
+	if (s->sp->push && S->q.len)   /* a pushing sender keeps the socket buffer full (as the live source models it) */
+		return (uint64_t)((unsigned __int128)PCB_SIM_SOCKQ_BYTES * 8 * PCB_NSEC_PER_SEC / s->sp->bps);
 	uint64_t bytes = 0;
 	for (unsigned k = 0; k < S->q.len && bytes < PCB_SIM_SOCKQ_BYTES; k++) {
 		const struct item *it = &S->q.q[(S->q.head + k) % S->q.cap];
@@ -547,8 +549,10 @@ static void ev_vcpu(struct sim *s, unsigned v, uint64_t now)
 		s->pol.ops->on_fault(&s->pol, pg, now);
 	bool first = pcb_bit_set(s->ps.demanded, pg);
 	/* a page of a batch in flight is not asked for again: the live pager's
-	 * default (--inflight=wait, pager/demand.c), and CRIU's is_page_queued */
-	bool queued = first && !s->sp->push && pcb_bit_test(s->ps.claimed, pg);
+	 * default (--inflight=wait, pager/demand.c), and CRIU's is_page_queued;
+	 * pushing, the live source answers a request for a page its stream
+	 * carries SENT (source/source.c): the same wait */
+	bool queued = first && pcb_bit_test(s->ps.claimed, pg);
 	if (queued)
 		first = false;
 	if (s->sp->keep_faults) {
@@ -748,10 +752,8 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	s->vc = calloc(res->nvcpus, sizeof(*s->vc));
 	s->waiters = malloc(npages * sizeof(*s->waiters));
 	s->wsize = sp->window;
-	if (sp->push) {   /* a pushing source keeps its socket buffer full: that many batches queued */
-		uint64_t w = PCB_SIM_SOCKQ_BYTES / ((uint64_t)sp->batch_pages * PCB_PAGE_SIZE) + 1;
-		s->wsize = w > 64 ? 64 : w < sp->window ? sp->window : (unsigned)w;
-	}
+	if (sp->push)   /* the live source keeps PUSH_QUEUED batches queued and paces them on the link */
+		s->wsize = PCB_SIM_PUSH_QUEUED;
 	s->ring = calloc(s->wsize, sizeof(*s->ring));
 	struct pcb_range *ranges = s->ring ? calloc((size_t)PCB_MAX_RANGES * s->wsize, sizeof(*ranges)) : NULL;
 	if (!res->vcpu || !res->first_touch || !res->inst_us || !res->inst_kind || !s->vc || !s->waiters || !ranges ||
