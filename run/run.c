@@ -128,33 +128,19 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		close(lfd);
 		return PCB_EXIT_OSERR;
 	}
-	fflush(NULL);
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	struct pcb_source_cfg sc = {
+		.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
+		.zero_run_max = cfg->zero_model == PCB_ZERO_RUNS ? cfg->zero_run_max : 0,
+		.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
+		.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
+		.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
+		.push_local_files = true,   /* the destination is this run */
+	};
+	pid_t pid = pcb_source_fork(&sc, lfd, r->pin.cpu[PCB_PIN_SOURCE]);
 	if (pid < 0) {
 		snprintf(why, whylen, "fork: %s", strerror(errno));
-		close(lfd);
 		return PCB_EXIT_OSERR;
 	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)   /* the parent died before the line above */
-			_exit(PCB_EXIT_SOFTWARE);
-		signal(SIGINT, SIG_DFL);   /* the run's report-and-exit handlers are the parent's */
-		signal(SIGTERM, SIG_DFL);
-		prctl(PR_SET_NAME, "pcbench-source");
-		if (r->pin.cpu[PCB_PIN_SOURCE] >= 0)
-			pcb_pin_self(r->pin.cpu[PCB_PIN_SOURCE]);
-		struct pcb_source_cfg sc = {
-			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
-			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
-			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
-			.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
-			.push_local_files = true,   /* the destination is this run */
-		};
-		_exit(pcb_source_serve(&sc, lfd));
-	}
-	close(lfd);
 	r->source_pid = pid;
 	return 0;
 }
@@ -168,24 +154,8 @@ static int64_t rusage_ns(const struct rusage *ru)
 /* Reap the source; its CPU time (wait4's rusage) goes to r->cpu.source_ns. */
 static void reap_source(struct run *r, bool kill_it)
 {
-	if (r->source_pid <= 0)
-		return;
-	if (kill_it)
-		kill(r->source_pid, SIGKILL);
 	struct rusage ru;
-	for (int i = 0; i < 200; i++) {   /* up to 2 s, then force */
-		int st;
-		pid_t w = wait4(r->source_pid, &st, WNOHANG, &ru);
-		if (w == r->source_pid || (w < 0 && errno == ECHILD)) {
-			if (w == r->source_pid)
-				r->cpu.source_ns = rusage_ns(&ru);
-			r->source_pid = 0;
-			return;
-		}
-		usleep(10000);
-	}
-	kill(r->source_pid, SIGKILL);
-	if (wait4(r->source_pid, NULL, 0, &ru) == r->source_pid)
+	if (pcb_reap_child(r->source_pid, kill_it, 2000, &ru))   /* up to 2 s, then force */
 		r->cpu.source_ns = rusage_ns(&ru);
 	r->source_pid = 0;
 }
@@ -467,6 +437,10 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "page_size", pcb_page_size_bytes(cfg));     /* the guest's pages (--page-size) */
 	pcb_json_u64(j, "unit_bytes", PCB_PAGE_SIZE);               /* every count in this object is in 4 KiB pages */
 	pcb_json_u64(j, "total", r->npages);
+	/* the image: where its zero pages lie (--zero-model) and how many it has */
+	pcb_json_str(j, "image_zero_model", r->im.mem || r->im.opaque ? "bytes" : pcb_choice_name("zero-model", cfg->zero_model));
+	if (!r->im.opaque)
+		pcb_json_u64(j, "image_zero_pages", pcb_image_zero_count(&r->im));
 	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)
 		pcb_json_u64(j, "huge_installs", s->huge_installs);   /* 2 MiB UFFDIO_COPYs */
 	pcb_json_u64(j, "demand", s->pages_demand);
@@ -1218,6 +1192,10 @@ static int setup_params(struct run *r)
 	pcb_verbose = (int)cfg->verbose;
 	r->npages = cfg->mem / PCB_PAGE_SIZE;
 	pcb_image_init(&r->im, cfg->seed, r->npages, cfg->zero_pages);
+	if (cfg->zero_model == PCB_ZERO_RUNS && pcb_image_zero_runs(&r->im, cfg->zero_run_max) < 0) {
+		pcb_err("out of memory for the image's zero-page map");
+		return PCB_EXIT_OSERR;
+	}
 	pcb_sysinfo_read(&r->sys);
 	if (pcb_pin_parse(cfg->pin, &r->pin, why, sizeof(why)) < 0) {
 		pcb_err("%s", why);

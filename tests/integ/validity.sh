@@ -11,6 +11,7 @@
 #     kernel's fault->running sum within 5 % (needs BPF; skipped without);
 #  5. no page crosses the wire twice by default (--inflight=resend does);
 #  6. the policy sees the first-touch record only with its oracle knob;
+#  7. --zero-model=runs: exactly --zero-pages zero pages, verified end to end;
 #  9. the drain starts from the vCPUs' own end, not a 20 ms poll later.
 . "$(dirname "$0")/../lib/integ.sh"
 need_uffd
@@ -155,4 +156,17 @@ t = json.load(open(sys.argv[1]))["results"]["time"]
 print("drain asked for %.3f ms after the last vCPU ended" % (t["drain_start_after_guest_end_ns"] / 1e6))
 sys.exit(0 if t["drain_start_after_guest_end_ns"] < 5e6 else 1)
 PY
+
+# ---- 7: the runs image model: exactly --zero-pages of the pages zero, in runs; verified end to end
+pcb runs 120 $FAST --zero-model=runs --policy=sequential --workload=random --mem=64M --duration=300ms --json="$T/runs.json"
+expect_rc runs 0 && python3 - "$T/runs.json" <<'PY' || fail "7: --zero-model=runs"
+import json, sys
+d = json.load(open(sys.argv[1])); p = d["results"]["pages"]
+ok = (d["config"]["zero-model"] == "runs" and d["config"]["zero-run-max"] == 1024 and p["image_zero_model"] == "runs"
+      and p["image_zero_pages"] == 4096 and p["zero"] == 4096 and d["results"]["verify"]["pages_corrupt"] == 0)
+print("runs model: %d zero pages of %d, %d installed as zero pages" % (p["image_zero_pages"], p["total"], p["zero"]))
+sys.exit(0 if ok else 1)
+PY
+pcb runsbad 60 $FAST --zero-run-max=1000 --mem=4M --duration=10ms
+expect_rc runsbad 64 && grep -q "zero-run-max: '1000'" "$T/runsbad.err" || fail "7: --zero-run-max=1000 not refused"
 finish
