@@ -705,6 +705,19 @@ int pcb_cmd_parse(enum pcb_cmd cmd, struct pcb_config *cfg, int argc, char **arg
 	return 0;
 }
 
+struct pcb_config *pcb_cmd_config(enum pcb_cmd cmd, int argc, char **argv, int first, int *rc)
+{
+	struct pcb_config *cfg = malloc(sizeof(*cfg));
+	if (!cfg) {
+		pcb_err("%s: out of memory", pcb_command_find(cmd)->name);
+		*rc = PCB_EXIT_OSERR;
+		return NULL;
+	}
+	pcb_cmd_defaults(cmd, cfg);
+	*rc = pcb_cmd_parse(cmd, cfg, argc, argv, first);
+	return cfg;
+}
+
 int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first)
 {
 	return pcb_cmd_parse(PCB_CMD_RUN, cfg, argc, argv, first);

@@ -153,6 +153,9 @@ void pcb_cmd_defaults(enum pcb_cmd cmd, struct pcb_config *cfg);
 /* Parse argv[first..argc) for cmd.  Returns 0; 1 if --help/--version was handled
  * (printed); or PCB_EXIT_USAGE after printing one line naming the option and value. */
 int pcb_cmd_parse(enum pcb_cmd cmd, struct pcb_config *cfg, int argc, char **argv, int first);
+/* A heap config (the struct is large) with cmd's defaults and argv parsed: *rc as pcb_cmd_parse.
+ * NULL only when out of memory (*rc = PCB_EXIT_OSERR, message printed).  free() it. */
+struct pcb_config *pcb_cmd_config(enum pcb_cmd cmd, int argc, char **argv, int first, int *rc);
 int pcb_cmd_set(enum pcb_cmd cmd, struct pcb_config *cfg, const char *name, const char *val, char *why, size_t whylen);
 void pcb_cmd_help(enum pcb_cmd cmd, FILE *fp);
 /* The man page pcbench(1), generated from the table (docs/pcbench.1). */

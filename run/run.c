@@ -128,34 +128,19 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		close(lfd);
 		return PCB_EXIT_OSERR;
 	}
-	fflush(NULL);
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	struct pcb_source_cfg sc = {
+		.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
+		.zero_run_max = cfg->zero_model == PCB_ZERO_RUNS ? cfg->zero_run_max : 0,
+		.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
+		.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
+		.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
+		.push_local_files = true,   /* the destination is this run */
+	};
+	pid_t pid = pcb_source_fork(&sc, lfd, r->pin.cpu[PCB_PIN_SOURCE]);
 	if (pid < 0) {
 		snprintf(why, whylen, "fork: %s", strerror(errno));
-		close(lfd);
 		return PCB_EXIT_OSERR;
 	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)   /* the parent died before the line above */
-			_exit(PCB_EXIT_SOFTWARE);
-		signal(SIGINT, SIG_DFL);   /* the run's report-and-exit handlers are the parent's */
-		signal(SIGTERM, SIG_DFL);
-		prctl(PR_SET_NAME, "pcbench-source");
-		if (r->pin.cpu[PCB_PIN_SOURCE] >= 0)
-			pcb_pin_self(r->pin.cpu[PCB_PIN_SOURCE]);
-		struct pcb_source_cfg sc = {
-			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
-			.zero_run_max = cfg->zero_model == PCB_ZERO_RUNS ? cfg->zero_run_max : 0,
-			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
-			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
-			.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
-			.push_local_files = true,   /* the destination is this run */
-		};
-		_exit(pcb_source_serve(&sc, lfd));
-	}
-	close(lfd);
 	r->source_pid = pid;
 	return 0;
 }
@@ -169,24 +154,8 @@ static int64_t rusage_ns(const struct rusage *ru)
 /* Reap the source; its CPU time (wait4's rusage) goes to r->cpu.source_ns. */
 static void reap_source(struct run *r, bool kill_it)
 {
-	if (r->source_pid <= 0)
-		return;
-	if (kill_it)
-		kill(r->source_pid, SIGKILL);
 	struct rusage ru;
-	for (int i = 0; i < 200; i++) {   /* up to 2 s, then force */
-		int st;
-		pid_t w = wait4(r->source_pid, &st, WNOHANG, &ru);
-		if (w == r->source_pid || (w < 0 && errno == ECHILD)) {
-			if (w == r->source_pid)
-				r->cpu.source_ns = rusage_ns(&ru);
-			r->source_pid = 0;
-			return;
-		}
-		usleep(10000);
-	}
-	kill(r->source_pid, SIGKILL);
-	if (wait4(r->source_pid, NULL, 0, &ru) == r->source_pid)
+	if (pcb_reap_child(r->source_pid, kill_it, 2000, &ru))   /* up to 2 s, then force */
 		r->cpu.source_ns = rusage_ns(&ru);
 	r->source_pid = 0;
 }

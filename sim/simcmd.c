@@ -36,13 +36,10 @@ struct simcfg {
 static int sim_parse(struct simcfg *c, int argc, char **argv)
 {
 	char why[512];
-	struct pcb_config *o = malloc(sizeof(*o));
-	if (!o) {
-		pcb_err("simulate: out of memory");
-		return PCB_EXIT_OSERR;
-	}
-	pcb_cmd_defaults(PCB_CMD_SIMULATE, o);
-	int rc = pcb_cmd_parse(PCB_CMD_SIMULATE, o, argc, argv, 1);
+	int rc;
+	struct pcb_config *o = pcb_cmd_config(PCB_CMD_SIMULATE, argc, argv, 1, &rc);
+	if (!o)
+		return rc;
 	memset(c, 0, sizeof(*c));
 	pcb_sim_defaults(&c->sp);
 	snprintf(c->trace, sizeof(c->trace), "%s", o->sim.trace);

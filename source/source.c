@@ -5,6 +5,7 @@
 #include "wire/proto.h"
 #include "common/image.h"
 #include "common/util.h"
+#include "common/pin.h"
 #include <endian.h>
 #include <errno.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <linux/sockios.h>
@@ -1063,4 +1065,26 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 	if (end_conns(st))
 		pcb_source_state_free(st);   /* else a thread is stuck: leave the state to the process exit */
 	return rc;
+}
+
+int pcb_source_fork(const struct pcb_source_cfg *cfg, int listen_fd, int cpu)
+{
+	fflush(NULL);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)   /* the parent died before the line above */
+			_exit(PCB_EXIT_SOFTWARE);
+		signal(SIGINT, SIG_DFL);   /* the parent's report-and-exit handlers are not the source's */
+		signal(SIGTERM, SIG_DFL);
+		prctl(PR_SET_NAME, "pcbench-source");
+		if (cpu >= 0)
+			pcb_pin_self(cpu);
+		_exit(pcb_source_serve(cfg, listen_fd));   /* the forked child ends here */
+	}
+	int e = errno;
+	close(listen_fd);
+	errno = e;
+	return pid;
 }

@@ -43,6 +43,10 @@ struct pcb_source_cfg {
 
 /* Serve on an already listening socket.  Returns an exit code. */
 int pcb_source_serve(const struct pcb_source_cfg *cfg, int listen_fd);
+/* A child process (named pcbench-source, killed with its parent, pinned to cpu if
+ * >= 0) that serves cfg on listen_fd and exits with pcb_source_serve's code; the
+ * parent's listen_fd is closed.  The child's pid, or -1 with errno (fork). */
+int pcb_source_fork(const struct pcb_source_cfg *cfg, int listen_fd, int cpu);
 
 /* Serve one already accepted connection on the calling thread until it ends
  * (the handshake included).  Used by the fuzzer; the state comes from
