@@ -42,9 +42,14 @@ METRICS = [
     (["ops_per_sec"], "guest (M ops/s)", 1e-6, +1),
 ]
 HEADLINE = 0             # index into METRICS: the metric of the headline figure and the findings
-FORMATS = {"guest work (% of local)": "%.1f", "stalled (% of run)": "%.2g", "blocktime (ms)": "%.0f", "migration time (ms)": "%.0f", "faults": "%.0f",
+FORMATS = {"hit rate, whole run (%)": "%.1f", "hit rate, migration window (%)": "%.1f", "faults, migration window": "%.0f",
+           "guest work (% of local)": "%.1f", "stalled (% of run)": "%.2g", "blocktime (ms)": "%.0f", "migration time (ms)": "%.0f", "faults": "%.0f",
            "hit rate (%)": "%.1f", "guest (M ops/s)": "%.3g"}
 REFERENCES = ("demand", "sequential")
+# which definition a column shows, when a build's JSON lacks the newer field (fallback named)
+TITLES = {"hit_rate": "hit rate, whole run (%)", "hit_rate_migration": "hit rate, migration window (%)",
+          "faults": "faults", "faults_migration": "faults, migration window",
+          "blocktime_ms": "blocktime (ms)", "blocktime_sum_vcpus_ms": "blocktime (ms)"}
 NOUNS = {"stalled (% of run)": "time stalled", "guest work (% of local)": "guest work"}   # every policy is also compared with these
 
 
@@ -138,7 +143,7 @@ class Analysis:
         for names, title, scale, better in METRICS:
             m = pick_metric(self.cells, names)
             if m:
-                self.metrics.append((m, title, scale, better))
+                self.metrics.append((m, TITLES.get(m, title), scale, better))
         self.cellstats = {}      # (link, wl, pol, metric) -> (n, median, lo, hi)
         self.comps = []          # dicts, see compare()
         self.best = {}           # (link, wl, metric) -> (policy or None, significant vs all)
@@ -371,7 +376,11 @@ def md_tables(A, f):
             "`stats.csv`).  **Bold**: the best median of its workload × link group, and only when it differs from "
             "every other policy by a two-sided Mann–Whitney U test, Holm-adjusted over the group's comparisons of "
             "that metric, p < 0.05.  Unmarked best medians are not significantly better.  "
-            "Fault latency percentiles: `summary.csv` (`merged_*`, from the histograms of all repetitions merged).\n\n")
+            "Fault latency percentiles: `summary.csv` (`merged_*`, from the histograms of all repetitions merged).  "
+            "Blocktime is the sum over the vCPUs of their stalls (`results.blocktime.sum_vcpus_ns`; `total_ns`, the same "
+            "sum, from builds without it); the hit rate is {}.\n\n".format(
+                "over the migration window (`results.prefetch.during_migration`)" if any(m == "hit_rate_migration" for m, _, _, _ in A.metrics)
+                else "over the whole run (this build records no `results.prefetch.during_migration`)"))
     f.write("| workload | link | policy | " + " | ".join(t for _, t, _, _ in A.metrics) + " |\n")
     f.write("|---|---|---|" + "---:|" * len(A.metrics) + "\n")
     for link in A.links:

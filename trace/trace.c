@@ -97,36 +97,10 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 /* ---- probing ------------------------------------------------------------------ */
 
-/* Load a two-instruction BPF_PROG_TYPE_TRACING program for name and attach
- * it: 0 if this kernel accepts that attach type there, else -errno. */
-static int probe_tracing(const char *name, enum bpf_attach_type type)
-{
-	struct bpf_insn insns[2];
-	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = type);
-	int id, fd, lfd, err = 0;
-
-	memset(insns, 0, sizeof(insns));
-	insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;    /* r0 = 0 */
-	insns[0].dst_reg = BPF_REG_0;
-	insns[1].code = BPF_JMP | BPF_EXIT;
-	id = libbpf_find_vmlinux_btf_id(name, type);
-	if (id < 0)
-		return id;
-	opts.attach_btf_id = id;
-	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, 2, &opts);
-	if (fd < 0)
-		return -errno;
-	lfd = bpf_raw_tracepoint_open(NULL, fd);
-	if (lfd < 0)
-		err = -errno;
-	else
-		close(lfd);
-	close(fd);
-	return err;
-}
-
-/* 0 if a raw_tp program attaches to tracepoint name, else -errno. */
-static int probe_raw(const char *name)
+/* Load "return 0" as a program of type ptype and attach it (tp_name for a
+ * raw tracepoint, NULL for a BTF-typed one): 0 if the kernel accepts it
+ * there, else -errno. */
+static int probe_attach(enum bpf_prog_type ptype, const char *tp_name, const struct bpf_prog_load_opts *opts)
 {
 	struct bpf_insn insns[2];
 	int fd, lfd, err = 0;
@@ -135,16 +109,35 @@ static int probe_raw(const char *name)
 	insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;    /* r0 = 0 */
 	insns[0].dst_reg = BPF_REG_0;
 	insns[1].code = BPF_JMP | BPF_EXIT;
-	fd = bpf_prog_load(BPF_PROG_TYPE_RAW_TRACEPOINT, NULL, "GPL", insns, 2, NULL);
+	fd = bpf_prog_load(ptype, NULL, "GPL", insns, 2, opts);
 	if (fd < 0)
 		return -errno;
-	lfd = bpf_raw_tracepoint_open(name, fd);
+	lfd = bpf_raw_tracepoint_open(tp_name, fd);
 	if (lfd < 0)
 		err = -errno;
 	else
 		close(lfd);
 	close(fd);
 	return err;
+}
+
+/* 0 if this kernel accepts a BPF_PROG_TYPE_TRACING program of attach type
+ * type at name (tp_btf: BPF_TRACE_RAW_TP, fentry: BPF_TRACE_FENTRY). */
+static int probe_tracing(const char *name, enum bpf_attach_type type)
+{
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = type);
+	int id = libbpf_find_vmlinux_btf_id(name, type);
+
+	if (id < 0)
+		return id;
+	opts.attach_btf_id = id;
+	return probe_attach(BPF_PROG_TYPE_TRACING, NULL, &opts);
+}
+
+/* 0 if a raw_tp program attaches to tracepoint name, else -errno. */
+static int probe_raw(const char *name)
+{
+	return probe_attach(BPF_PROG_TYPE_RAW_TRACEPOINT, name, NULL);
 }
 
 /* Index (after ctx) of the fault address in the kvm_page_fault prototype:
