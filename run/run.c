@@ -228,7 +228,9 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 									  : FL_H_KVM_FAULT_TO_RUNNING];
 	pcb_json_obj_begin(j, "bpf_vs_guest");
 	pcb_json_u64(j, "guest_faults", user->count);
-	pcb_json_u64(j, "kernel_faults", k->count);
+	pcb_json_u64(j, "kernel_faults", k->count);   /* delivered faults that blocked (fault_to_running) */
+	if (r->cfg->guest != PCB_GUEST_KVM)   /* every fault that blocked: the guest's definition of a fault */
+		pcb_json_u64(j, "kernel_faults_blocked", ts->counter[FL_C_BLOCKED_ALL]);
 	if (user->count && k->count) {
 		double off = (double)pcb_hist_percentile(user, 50) - (double)pcb_hist_percentile(k, 50);
 		pcb_json_dbl(j, "p50_offset_ns", off);
