@@ -42,6 +42,11 @@ def link_of(spec):
     return float(m.group(1)) * RATE[m.group(2)], float(m.group(3)) * DUR[m.group(4)] if m.group(3) else 0.0
 
 
+def knobs_differ(exp, knobs):
+    """The sweep workload's knobs are not the live runs' --workload-opt."""
+    return knobs != exp.get("workload-opt", "")
+
+
 def live_command(d):
     """The option list of the first live run (its log's first line), without what a run varies."""
     for f in sorted(os.listdir(os.path.join(d, "runs"))):
@@ -89,6 +94,10 @@ def main():
         seeds = {seed} | {v["record_seed"] for v in variants.values() if "record_seed" in v}
         for s in sorted(seeds):
             t = os.path.join(out, f"{wl}-seed{s}.trace")
+            live = os.path.join(d, "traces", f"{wl}-seed{s}.trace")   # the live replay's own recording
+            if not knobs_differ(exp, knobs) and os.path.exists(live) and s != seed:
+                traces[s] = live
+                continue
             if run([pcbench, "run", "--policy=local", "--workload=" + wl] + wopt + base +
                    ["--seed=" + s, "--record=" + t, "--json=" + t + ".json"], os.path.join(out, f"{wl}-seed{s}.log")):
                 sys.exit(f"sweep: recording {t} failed (log {out}/{wl}-seed{s}.log)")
@@ -131,7 +140,8 @@ def main():
                                  "%.3f" % (res["time"].get("guest_ns", 0) / 1e6)])
             done[(bps, rtt)] = rows[start:]
         for t in traces.values():
-            os.unlink(t)
+            if os.path.dirname(t) == out:
+                os.unlink(t)
         print(f"sweep: {wl}: {len(links)} links x {len(policies)} policies simulated", file=sys.stderr)
     with open(os.path.join(out, "sweep.csv"), "w", newline="") as f:
         w = csv.writer(f)

@@ -26,9 +26,11 @@
  * by a wake-up from an IRQ, for instance): in the scheduler hooks such a miss
  * loses a switch-in, hence a fault.  The .bss slot array has no such guard.
  *
- * Each hook exists twice: a tp_btf program (typed arguments, task pointers,
- * cheapest) and a classic tracepoint one.  trace/trace.c probes which kind
- * the kernel accepts and disables the others with set_autoload(false).
+ * The core hooks exist three times: a tp_btf program (typed arguments, task
+ * pointers, cheapest), a raw_tp twin (the same raw arguments, read with
+ * CO-RE: where tp_btf is refused) and a classic tracepoint one (the KVM
+ * hooks: tp_btf and classic).  trace/trace.c probes which kind the kernel
+ * accepts and disables the others with set_autoload(false).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -621,6 +623,26 @@ int fl_kfault_tp(struct pcb_tp_x86_exceptions *ctx)
 	return 0;
 }
 
+/* raw_tp twins, where tp_btf is refused: the same raw arguments
+ * (address, regs, error_code), untyped. */
+SEC("raw_tp/page_fault_user")
+int fl_fault_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (null_progs)
+		return 0;
+	on_fault(ctx->args[0], ctx->args[2], 0, false);
+	return 0;
+}
+
+SEC("raw_tp/page_fault_kernel")
+int fl_kfault_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (null_progs)
+		return 0;
+	on_fault(ctx->args[0], ctx->args[2], 0, true);
+	return 0;
+}
+
 SEC("tp_btf/kvm_page_fault")
 int BPF_PROG(fl_kvm_btf)
 {
@@ -836,6 +858,32 @@ int fl_switch_tp(struct trace_event_raw_sched_switch *ctx)
 	return 0;
 }
 
+/* raw_tp twin: (preempt, prev, next, prev_state), task fields read with
+ * CO-RE; the raw prev_state and next's state as with tp_btf (no 0x100
+ * report mask to work around, unlike the classic tracepoint). */
+SEC("raw_tp/sched_switch")
+int fl_switch_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *prev = (struct task_struct *)ctx->args[1], *next = (struct task_struct *)ctx->args[2];
+	bool preempt = ctx->args[0];
+	__u32 prev_state = (__u32)ctx->args[3], p, n;
+	struct fl_slot *s;
+
+	if (null_progs)
+		return 0;
+	p = BPF_CORE_READ(prev, pid);
+	n = BPF_CORE_READ(next, pid);
+	if ((s = slot_find(p))) {
+		if (!preempt && (prev_state & PCB_TASK_DEAD))
+			on_exit(s, p);
+		else
+			switch_out(s, p, preempt, prev_state);
+	}
+	if ((s = slot_find(n)))
+		switch_in(s, n, BPF_CORE_READ(next, __state));
+	return 0;
+}
+
 static __always_inline void on_wakeup(__u32 tid)
 {
 	struct fl_slot *s = slot_find(tid);
@@ -866,6 +914,15 @@ int BPF_PROG(fl_wakeup_btf, struct task_struct *p)
 	if (null_progs)
 		return 0;
 	on_wakeup(p->pid);
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup")
+int fl_wakeup_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (null_progs)
+		return 0;
+	on_wakeup(BPF_CORE_READ((struct task_struct *)ctx->args[0], pid));
 	return 0;
 }
 

@@ -31,6 +31,7 @@ static const char *const category_titles[] = {
 static const struct pcb_choice ch_auto_on_off[] = { { "auto", PCB_AUTO }, { "on", PCB_ON }, { "off", PCB_OFF }, { NULL, 0 } };
 static const struct pcb_choice ch_on_off[] = { { "on", PCB_ON }, { "off", PCB_OFF }, { NULL, 0 } };
 static const struct pcb_choice ch_page_size[] = { { "4K", PCB_PAGE_4K }, { "2M", PCB_PAGE_2M }, { NULL, 0 } };
+static const struct pcb_choice ch_zero_model[] = { { "uniform", PCB_ZERO_UNIFORM }, { "runs", PCB_ZERO_RUNS }, { NULL, 0 } };
 static const struct pcb_choice ch_guest[] = { { "process", PCB_GUEST_PROCESS }, { "kvm", PCB_GUEST_KVM }, { NULL, 0 } };
 static const struct pcb_choice ch_pager[] = { { "thread", PCB_PAGER_THREAD }, { "process", PCB_PAGER_PROCESS }, { NULL, 0 } };
 static const struct pcb_choice ch_transport[] = { { "tcp", PCB_PRECOPY_TCP }, { "memory", PCB_PRECOPY_MEMORY }, { NULL, 0 } };
@@ -47,12 +48,20 @@ const struct pcb_option pcb_options[] = {
 	{ "policy-end", PCB_OPT_CHOICE, OFF(policy_end), 0, "auto", 0, 0,
 	  "where the policy runs: destination (the pager pulls batches it chooses), source (the source pushes the stream "
 	  "it chooses, paced by the connection, told of each demand request), auto = the policy's own (`pcbench list`); "
-	  "simulate: the same, modelled (source: batches pushed without a request, as many queued as fill the socket buffer)",
+	  "simulate: the same, modelled (source: batches pushed without a request, two queued at the source, paced by the link)",
 	  ch_policy_end, MIG | SIM, "guest" },
 	{ "workload", PCB_OPT_WORKLOAD, OFF(workload), SZ(workload), "seq", 0, 0, "guest access pattern (see `pcbench list`); pcbench source: an application workload (sqlite) whose database image it builds and serves", NULL, MIG | SRC, "guest" },
 	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)", NULL, MIG, "guest" },
 	{ "seed", PCB_OPT_U64, OFF(seed), 0, "1", 0, 1.8446744073709552e19, "seed of the memory image and of the workload", NULL, MIG | SRC | SIM | FLOOR, "guest" },
 	{ "zero-pages", PCB_OPT_DOUBLE, OFF(zero_pages), 0, "0.25", 0, 1, "fraction of all-zero pages in the image", NULL, MIG | SRC | SIM, "guest" },
+	{ "zero-model", PCB_OPT_CHOICE, OFF(zero_model), 0, "uniform", 0, 0,
+	  "where the zero pages lie: uniform (each page zero by a hash, independently) or runs (zero runs of 2^k pages, "
+	  "k uniform up to --zero-run-max, as the free blocks of Linux's buddy allocator, between data runs; exactly "
+	  "--zero-pages of the pages; docs/metrics.md); source and destination must be given the same", ch_zero_model,
+	  MIG | SRC | SIM, "guest" },
+	{ "zero-run-max", PCB_OPT_UINT, OFF(zero_run_max), 0, "1024", 1, 1u << 20,
+	  "--zero-model=runs: the longest zero run in pages, a power of two (1024 = 4 MiB, Linux's largest buddy block)",
+	  NULL, MIG | SRC | SIM, "guest" },
 	{ "write-ratio", PCB_OPT_DOUBLE, OFF(write_ratio), 0, "0.2", 0, 1, "fraction of guest accesses that are writes", NULL, MIG, "guest" },
 	{ "zipf-theta", PCB_OPT_DOUBLE, OFF(zipf_theta), 0, "0.99", 0.01, 0.999, "skew of the zipf workload", NULL, MIG, "guest" },
 	{ "duration", PCB_OPT_DURATION, OFF(duration_ns), 0, "2s", 0, 1e13, "how long the guest runs (e.g. 500ms, 10s; 0 = until --ops)", NULL, MIG, "guest" },
@@ -441,7 +450,13 @@ static int set_opt(struct pcb_config *cfg, const struct pcb_option *o, const cha
 		*(bool *)base = val[0] != 0;
 		return 0;
 	default:
-		return set_number(o, val, base, why, whylen);
+		if (set_number(o, val, base, why, whylen) < 0)
+			return -1;
+		if (base == (char *)&cfg->zero_run_max && (cfg->zero_run_max & (cfg->zero_run_max - 1))) {
+			snprintf(why, whylen, "invalid value for --%s: '%s' (want a power of two)", o->name, val);
+			return -1;
+		}
+		return 0;
 	}
 }
 
@@ -688,6 +703,19 @@ int pcb_cmd_parse(enum pcb_cmd cmd, struct pcb_config *cfg, int argc, char **arg
 			return r;
 	}
 	return 0;
+}
+
+struct pcb_config *pcb_cmd_config(enum pcb_cmd cmd, int argc, char **argv, int first, int *rc)
+{
+	struct pcb_config *cfg = malloc(sizeof(*cfg));
+	if (!cfg) {
+		pcb_err("%s: out of memory", pcb_command_find(cmd)->name);
+		*rc = PCB_EXIT_OSERR;
+		return NULL;
+	}
+	pcb_cmd_defaults(cmd, cfg);
+	*rc = pcb_cmd_parse(cmd, cfg, argc, argv, first);
+	return cfg;
 }
 
 int pcb_config_parse(struct pcb_config *cfg, int argc, char **argv, int first)

@@ -13,6 +13,7 @@ struct pcb_json;
 enum pcb_switch { PCB_AUTO, PCB_ON, PCB_OFF };
 enum pcb_page_kind { PCB_PAGE_4K, PCB_PAGE_2M };
 enum pcb_guest_kind { PCB_GUEST_PROCESS, PCB_GUEST_KVM };
+enum pcb_zero_model { PCB_ZERO_UNIFORM, PCB_ZERO_RUNS };
 enum pcb_pager_mode { PCB_PAGER_THREAD, PCB_PAGER_PROCESS };
 enum pcb_precopy_transport { PCB_PRECOPY_TCP, PCB_PRECOPY_MEMORY };
 enum pcb_precopy_final { PCB_PRECOPY_DROP, PCB_PRECOPY_RESEND };
@@ -33,6 +34,8 @@ struct pcb_config {
 	unsigned vcpus;
 	uint64_t seed;
 	double zero_pages;
+	enum pcb_zero_model zero_model;  /* --zero-model: uniform | runs */
+	unsigned zero_run_max;       /* --zero-run-max: longest zero run (pages, a power of two) */
 	double write_ratio;
 	double zipf_theta;
 	uint64_t duration_ns;
@@ -150,6 +153,9 @@ void pcb_cmd_defaults(enum pcb_cmd cmd, struct pcb_config *cfg);
 /* Parse argv[first..argc) for cmd.  Returns 0; 1 if --help/--version was handled
  * (printed); or PCB_EXIT_USAGE after printing one line naming the option and value. */
 int pcb_cmd_parse(enum pcb_cmd cmd, struct pcb_config *cfg, int argc, char **argv, int first);
+/* A heap config (the struct is large) with cmd's defaults and argv parsed: *rc as pcb_cmd_parse.
+ * NULL only when out of memory (*rc = PCB_EXIT_OSERR, message printed).  free() it. */
+struct pcb_config *pcb_cmd_config(enum pcb_cmd cmd, int argc, char **argv, int first, int *rc);
 int pcb_cmd_set(enum pcb_cmd cmd, struct pcb_config *cfg, const char *name, const char *val, char *why, size_t whylen);
 void pcb_cmd_help(enum pcb_cmd cmd, FILE *fp);
 /* The man page pcbench(1), generated from the table (docs/pcbench.1). */

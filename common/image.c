@@ -27,6 +27,61 @@ void pcb_image_init(struct pcb_image *im, uint64_t seed, uint64_t npages, double
 	im->opaque = false;
 }
 
+int pcb_image_zero_runs(struct pcb_image *im, unsigned max_run_pages)
+{
+	double f = im->zero_threshold == UINT64_MAX ? 1.0 : ldexp((double)im->zero_threshold, -64);
+	uint64_t n = im->npages, z = (uint64_t)llround(f * (double)n);
+	unsigned orders = 1;
+	while ((1ull << orders) <= max_run_pages && orders < 31)
+		orders++;   /* run lengths 2^k, k in 0..orders-1 */
+	uint64_t *zm = calloc((n + 63) / 64 + 1, sizeof(uint64_t));
+	uint64_t *len = malloc((z ? z : 1) * sizeof(uint64_t));
+	double *gap = malloc((z + 1) * sizeof(double));
+	if (!zm || !len || !gap) {
+		free(zm);
+		free(len);
+		free(gap);
+		return -ENOMEM;
+	}
+	struct pcb_rng rng;
+	pcb_rng_seed(&rng, im->seed, 0x7a65726f72756e73ull);
+	/* zero runs until they hold exactly z pages (the last one cut short) */
+	uint64_t m = 0, sum = 0;
+	while (sum < z) {
+		uint64_t l = 1ull << pcb_rng_below(&rng, orders);
+		len[m++] = l < z - sum ? l : z - sum;
+		sum += len[m - 1];
+	}
+	/* the n - z data pages split into m + 1 gaps (before, between, after the
+	 * zero runs) in random proportions (exponential weights: a uniform composition) */
+	double wsum = 0;
+	for (uint64_t i = 0; i <= m; i++)
+		wsum += gap[i] = -log1p(-pcb_rng_double(&rng));
+	uint64_t data = n - z, placed = 0, pg = 0;
+	for (uint64_t i = 0; i <= m; i++) {
+		uint64_t g = i == m ? data - placed : (uint64_t)((double)data * gap[i] / wsum);
+		if (placed + g > data)
+			g = data - placed;
+		placed += g;
+		pg += g;
+		for (uint64_t e = i < m ? pg + len[i] : pg; pg < e; pg++)
+			zm[pg >> 6] |= 1ull << (pg & 63);
+	}
+	free(len);
+	free(gap);
+	free((void *)im->zero_map);
+	im->zero_map = zm;
+	return 0;
+}
+
+uint64_t pcb_image_zero_count(const struct pcb_image *im)
+{
+	uint64_t n = 0;
+	for (uint64_t pg = 0; pg < im->npages; pg++)
+		n += pcb_image_is_zero(im, pg);
+	return n;
+}
+
 bool pcb_page_is_zero(const void *page)
 {
 	const uint64_t *w = page;
@@ -44,6 +99,7 @@ int pcb_image_set_bytes(struct pcb_image *im, const uint8_t *mem, uint64_t npage
 	for (uint64_t pg = 0; pg < npages; pg++)
 		if (pcb_page_is_zero(mem + (pg << PCB_PAGE_SHIFT)))
 			zm[pg >> 6] |= 1ull << (pg & 63);
+	free((void *)im->zero_map);   /* a zero-runs map made for the generated image */
 	im->mem = mem;
 	im->zero_map = zm;
 	im->npages = npages;

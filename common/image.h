@@ -37,6 +37,17 @@ struct pcb_image {
 };
 
 void pcb_image_init(struct pcb_image *im, uint64_t seed, uint64_t npages, double zero_fraction);
+/* The "runs" zero-page model (docs/metrics.md, "Guest memory image"):
+ * instead of hashing each page (uniform), the zero pages lie in runs of 2^k
+ * pages, k uniform in 0..log2(max_run_pages) (the block sizes of Linux's
+ * buddy allocator, whose free memory is what a guest's zero pages mostly
+ * are), separated by data runs: the data pages split at random proportions
+ * into the gaps.  Exactly round(fraction * npages) pages are zero (the
+ * fraction pcb_image_init was given); all from the seed.  Builds
+ * im->zero_map (freed by pcb_image_free_bytes).  0 or -ENOMEM. */
+int pcb_image_zero_runs(struct pcb_image *im, unsigned max_run_pages);
+/* Pages of im that are zero (for the JSON: the model's achieved fraction). */
+uint64_t pcb_image_zero_count(const struct pcb_image *im);
 
 /* Make im a bytes image over mem (npages pages; kept, not copied): computes
  * the zero-page map.  0 or -ENOMEM. */

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int pcb_verbose;
@@ -265,4 +268,23 @@ int pcb_check_writable(const char *path)
 	if (!S_ISDIR(st.st_mode))
 		return ENOTDIR;
 	return access(dir, W_OK | X_OK) == 0 ? 0 : errno;
+}
+
+bool pcb_reap_child(int pid, bool kill_first, unsigned timeout_ms, struct rusage *ru)
+{
+	struct rusage scratch;
+	if (pid <= 0)
+		return false;
+	if (!ru)
+		ru = &scratch;
+	if (kill_first)
+		kill(pid, SIGKILL);
+	for (unsigned t = 0; t < timeout_ms; t += 10) {
+		pid_t w = wait4(pid, NULL, WNOHANG, ru);
+		if (w == pid || (w < 0 && errno == ECHILD))
+			return w == pid;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	return wait4(pid, NULL, 0, ru) == pid;
 }

@@ -108,6 +108,11 @@ static inline uint64_t pcb_rng_below(struct pcb_rng *r, uint64_t n)
 	}
 	return (uint64_t)(m >> 64);
 }
+/* Wait for child pid to exit: up to timeout_ms (SIGKILL first with kill_first), then SIGKILL
+ * and wait.  True when this call reaped it (*ru, if given, holds its resource usage); a child
+ * already reaped (ECHILD) or pid <= 0: false. */
+struct rusage;
+bool pcb_reap_child(int pid, bool kill_first, unsigned timeout_ms, struct rusage *ru);
 /* Uniform double in [0,1). */
 static inline double pcb_rng_double(struct pcb_rng *r) { return (double)(pcb_rng_next(r) >> 11) * 0x1.0p-53; }
 

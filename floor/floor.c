@@ -213,18 +213,7 @@ static void serve_bulk(int fd)
 	free(buf);
 }
 
-static void reap(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	for (int i = 0; i < 300; i++) {
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-}
+static void reap(pid_t pid) { pcb_reap_child(pid, false, 3000, NULL); }
 
 /* ---- bare handler ------------------------------------------------------------------- */
 
@@ -456,16 +445,7 @@ static pid_t fork_source(const struct pcb_source_cfg *sc, int cpu, uint16_t *por
 		snprintf(why, whylen, "source cannot listen: %s", strerror(errno));
 		return -1;
 	}
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		prctl(PR_SET_NAME, "pcbench-source");
-		if (cpu >= 0)
-			pcb_pin_self(cpu);
-		_exit(pcb_source_serve(sc, lfd));
-	}
-	close(lfd);
+	pid_t pid = pcb_source_fork(sc, lfd, cpu);
 	if (pid < 0)
 		snprintf(why, whylen, "fork: %s", strerror(errno));
 	return pid;
@@ -1295,13 +1275,10 @@ static int floor_parse_vcpus(struct pcb_floor_kvm_cfg *k, const char *val)
 /* 0, 1 (help printed) or an exit code.  The options are the table's (cli/options.c, scope floor). */
 static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 {
-	struct pcb_config *o = malloc(sizeof(*o));
-	if (!o) {
-		pcb_err("floor: out of memory");
-		return PCB_EXIT_OSERR;
-	}
-	pcb_cmd_defaults(PCB_CMD_FLOOR, o);
-	int rc = pcb_cmd_parse(PCB_CMD_FLOOR, o, argc, argv, 2);
+	int rc;
+	struct pcb_config *o = pcb_cmd_config(PCB_CMD_FLOOR, argc, argv, 2, &rc);
+	if (!o)
+		return rc;
 	*fc = (struct floor_cfg){ .faults = o->floor.faults, .rounds = o->floor.rounds, .bulk_bytes = o->floor.bulk,
 				  .seed = o->seed, .batch = o->floor.batch, .window = o->floor.window,
 				  .bulk_reps = o->floor.bulk_reps, .link_rtt_ns = o->floor.link_rtt_ns,

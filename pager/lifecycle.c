@@ -46,7 +46,7 @@ static int pager_process_prepare(struct pcb_pager *p, char *why, size_t whylen)
 	}
 	/* ... and the pager's own buffers in it (install.c keeps them from other children) */
 	const struct { void *a; size_t len; } mine[] = {
-		{ p->in.staging, (size_t)PCB_IQ_SLOTS * PCB_MAX_RUN_PAGES << PCB_PAGE_SHIFT },
+		{ p->in.staging, p->in.staging_len },
 		{ p->in.alias, p->in.len }, { p->in.asmb, p->in.len }, { p->in.slots, (size_t)p->in.nslots << PCB_HUGE_SHIFT },
 	};
 	for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)

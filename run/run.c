@@ -128,33 +128,19 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		close(lfd);
 		return PCB_EXIT_OSERR;
 	}
-	fflush(NULL);
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	struct pcb_source_cfg sc = {
+		.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
+		.zero_run_max = cfg->zero_model == PCB_ZERO_RUNS ? cfg->zero_run_max : 0,
+		.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
+		.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
+		.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
+		.push_local_files = true,   /* the destination is this run */
+	};
+	pid_t pid = pcb_source_fork(&sc, lfd, r->pin.cpu[PCB_PIN_SOURCE]);
 	if (pid < 0) {
 		snprintf(why, whylen, "fork: %s", strerror(errno));
-		close(lfd);
 		return PCB_EXIT_OSERR;
 	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)   /* the parent died before the line above */
-			_exit(PCB_EXIT_SOFTWARE);
-		signal(SIGINT, SIG_DFL);   /* the run's report-and-exit handlers are the parent's */
-		signal(SIGTERM, SIG_DFL);
-		prctl(PR_SET_NAME, "pcbench-source");
-		if (r->pin.cpu[PCB_PIN_SOURCE] >= 0)
-			pcb_pin_self(r->pin.cpu[PCB_PIN_SOURCE]);
-		struct pcb_source_cfg sc = {
-			.mem_bytes = cfg->mem, .seed = cfg->seed, .zero_fraction = cfg->zero_pages,
-			.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
-			.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
-			.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
-			.push_local_files = true,   /* the destination is this run */
-		};
-		_exit(pcb_source_serve(&sc, lfd));
-	}
-	close(lfd);
 	r->source_pid = pid;
 	return 0;
 }
@@ -168,24 +154,8 @@ static int64_t rusage_ns(const struct rusage *ru)
 /* Reap the source; its CPU time (wait4's rusage) goes to r->cpu.source_ns. */
 static void reap_source(struct run *r, bool kill_it)
 {
-	if (r->source_pid <= 0)
-		return;
-	if (kill_it)
-		kill(r->source_pid, SIGKILL);
 	struct rusage ru;
-	for (int i = 0; i < 200; i++) {   /* up to 2 s, then force */
-		int st;
-		pid_t w = wait4(r->source_pid, &st, WNOHANG, &ru);
-		if (w == r->source_pid || (w < 0 && errno == ECHILD)) {
-			if (w == r->source_pid)
-				r->cpu.source_ns = rusage_ns(&ru);
-			r->source_pid = 0;
-			return;
-		}
-		usleep(10000);
-	}
-	kill(r->source_pid, SIGKILL);
-	if (wait4(r->source_pid, NULL, 0, &ru) == r->source_pid)
+	if (pcb_reap_child(r->source_pid, kill_it, 2000, &ru))   /* up to 2 s, then force */
 		r->cpu.source_ns = rusage_ns(&ru);
 	r->source_pid = 0;
 }
@@ -258,7 +228,9 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 									  : FL_H_KVM_FAULT_TO_RUNNING];
 	pcb_json_obj_begin(j, "bpf_vs_guest");
 	pcb_json_u64(j, "guest_faults", user->count);
-	pcb_json_u64(j, "kernel_faults", k->count);
+	pcb_json_u64(j, "kernel_faults", k->count);   /* delivered faults that blocked (fault_to_running) */
+	if (r->cfg->guest != PCB_GUEST_KVM)   /* every fault that blocked: the guest's definition of a fault */
+		pcb_json_u64(j, "kernel_faults_blocked", ts->counter[FL_C_BLOCKED_ALL]);
 	if (user->count && k->count) {
 		double off = (double)pcb_hist_percentile(user, 50) - (double)pcb_hist_percentile(k, 50);
 		pcb_json_dbl(j, "p50_offset_ns", off);
@@ -427,14 +399,9 @@ static void blocktime_json(struct run *r, struct pcb_json *j)
 	pcb_json_obj_end(j);
 }
 
-static void write_json(struct run *r, FILE *fp)
+static void json_header(struct run *r, struct pcb_json *j)
 {
 	const struct pcb_config *cfg = r->cfg;
-	const struct pcb_pager_stats *s = &r->ps;
-	struct pcb_json *j = pcb_json_open(fp);
-	struct pcb_hist fault, op;
-	merged_hists(r, &fault, &op);
-
 	pcb_json_obj_begin(j, NULL);
 	pcb_json_u64(j, "schema_version", PCB_SCHEMA_VERSION);
 	pcb_json_str(j, "tool", "pcbench");
@@ -452,7 +419,11 @@ static void write_json(struct run *r, FILE *fp)
 		uffd_json(j, pcb_pager_uffd_info(r->pager));
 	pcb_json_obj_end(j);
 
-	pcb_json_obj_begin(j, "results");
+}
+
+static void json_time(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_pager_stats *s = &r->ps;
 	uint64_t mig = s->t_complete_ns ? s->t_complete_ns - s->t_switchover_ns : 0;
 	pcb_json_obj_begin(j, "time");
 	pcb_json_u64(j, "total_migration_ns", mig);
@@ -463,10 +434,20 @@ static void write_json(struct run *r, FILE *fp)
 		pcb_json_u64(j, "drain_start_after_guest_end_ns", r->t_drain_start_ns - s->t_guest_done_ns);
 	pcb_json_obj_end(j);
 
+}
+
+static void json_pages(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	pcb_json_obj_begin(j, "pages");
 	pcb_json_u64(j, "page_size", pcb_page_size_bytes(cfg));     /* the guest's pages (--page-size) */
 	pcb_json_u64(j, "unit_bytes", PCB_PAGE_SIZE);               /* every count in this object is in 4 KiB pages */
 	pcb_json_u64(j, "total", r->npages);
+	/* the image: where its zero pages lie (--zero-model) and how many it has */
+	pcb_json_str(j, "image_zero_model", r->im.mem || r->im.opaque ? "bytes" : pcb_choice_name("zero-model", cfg->zero_model));
+	if (!r->im.opaque)
+		pcb_json_u64(j, "image_zero_pages", pcb_image_zero_count(&r->im));
 	if (pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE)
 		pcb_json_u64(j, "huge_installs", s->huge_installs);   /* 2 MiB UFFDIO_COPYs */
 	pcb_json_u64(j, "demand", s->pages_demand);
@@ -486,6 +467,12 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "eexist_background", s->eexist_background);
 	pcb_json_obj_end(j);
 
+}
+
+static void json_policy(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	/* where the policy ran; pushing: what the source reported at the end of its stream */
 	pcb_json_obj_begin(j, "policy");
 	pcb_json_str(j, "end", pcb_choice_name("policy-end", cfg->policy_end));
@@ -498,8 +485,14 @@ static void write_json(struct run *r, FILE *fp)
 	}
 	pcb_json_obj_end(j);
 
+}
+
+static void json_faults(struct run *r, struct pcb_json *j, const struct pcb_hist *fault)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	pcb_json_obj_begin(j, "faults");
-	pcb_json_u64(j, "count", fault.count);   /* accesses that blocked (docs/metrics.md) */
+	pcb_json_u64(j, "count", fault->count);   /* accesses that blocked (docs/metrics.md) */
 	uint64_t undelivered = 0;
 	for (unsigned v = 0; v < cfg->vcpus; v++)
 		undelivered += pcb_guest_result(r->guest, v)->faults_undelivered;
@@ -512,11 +505,15 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "unattributed", s->faults_unattributed);
 	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
 	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
-	pcb_hist_json(j, "latency", &fault, 1);
+	pcb_hist_json(j, "latency", fault, 1);
 	pcb_json_obj_end(j);
 
-	blocktime_json(r, j);
+}
 
+static void json_pager(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	pcb_json_obj_begin(j, "pager");
 	pcb_json_str(j, "mode", pcb_choice_name("pager", cfg->pager));   /* thread | process: where the pager threads ran */
 	/* what the policy could see: faults and its own installs, or also the guest's first-touch record */
@@ -537,6 +534,12 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_perf_json(j, cfg, &r->pin, s, &r->mem);
 	pcb_json_obj_end(j);
 
+}
+
+static void json_transport(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	pcb_json_obj_begin(j, "transport");
 	/* --channels=2: "demand" and "background"; --channels=1: "shared" (the one connection),
 	 * with the demand replies it carried */
@@ -561,10 +564,12 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_bool(j, "per_run_secret", r->net.key.handshake_only);
 	pcb_json_obj_end(j);
 
-	pcb_net_json(j, s);
-	if (r->missing[0])
-		pcb_json_str(j, "pages_never_arrived", r->missing);
+}
 
+static void json_guest(struct run *r, struct pcb_json *j, const struct pcb_hist *op)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	pcb_json_obj_begin(j, "guest");
 	pcb_json_str(j, "kind", pcb_choice_name("guest", cfg->guest));
 	if (r->guest && pcb_guest_kvm_tsc_khz(r->guest))
@@ -601,13 +606,13 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "read_mismatches", mism);
 	double gs = s->t_guest_done_ns ? pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns) : 0;
 	pcb_json_dbl(j, "ops_per_sec", gs > 0 ? (double)ops / gs : 0);
-	pcb_hist_json(j, "op_latency", &op, 0);
+	pcb_hist_json(j, "op_latency", op, 0);
 	pcb_json_obj_end(j);
 
-	pcb_cpu_json(&r->cpu, j, "cpu");
-	pcb_progress_json(&r->prog, j, "progress");
-	if (cfg->precopy_ns)
-		pcb_precopy_json(&r->pc, j, "precopy");
+}
+
+static void json_prefetch(struct run *r, struct pcb_json *j)
+{
 	if (pcb_wl_is_app(r->wl)) {
 		pcb_json_obj_begin(j, "prefetch");
 		pcb_json_bool(j, "measured", false);
@@ -617,13 +622,11 @@ static void write_json(struct run *r, FILE *fp)
 	} else {
 		pcb_prefetch_json(&r->pf, j, "prefetch");
 	}
-	if (r->trace) {
-		pcb_trace_json(r->trace, j, "bpf");
-		trace_agreement_json(r, j, &fault);
-	} else {
-		pcb_trace_json_disabled(j, "bpf", r->trace_why);
-	}
+}
 
+static void json_verify(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_config *cfg = r->cfg;
 	pcb_json_obj_begin(j, "verify");
 	pcb_json_bool(j, "done", r->verified);
 	pcb_json_u64(j, "pages_verified", r->ver.pages_verified);
@@ -648,6 +651,44 @@ static void write_json(struct run *r, FILE *fp)
 	if (cfg->precopy_ns)
 		pcb_json_u64(j, "precopy_stale_pages", r->pc.stale_pages);
 	pcb_json_obj_end(j);
+}
+
+static void write_json(struct run *r, FILE *fp)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
+	struct pcb_json *j = pcb_json_open(fp);
+	struct pcb_hist fault, op;
+	merged_hists(r, &fault, &op);
+
+	json_header(r, j);
+	pcb_json_obj_begin(j, "results");
+	json_time(r, j);
+	json_pages(r, j);
+	json_policy(r, j);
+	json_faults(r, j, &fault);
+	blocktime_json(r, j);
+
+	json_pager(r, j);
+	json_transport(r, j);
+	pcb_net_json(j, s);
+	if (r->missing[0])
+		pcb_json_str(j, "pages_never_arrived", r->missing);
+
+	json_guest(r, j, &op);
+	pcb_cpu_json(&r->cpu, j, "cpu");
+	pcb_progress_json(&r->prog, j, "progress");
+	if (cfg->precopy_ns)
+		pcb_precopy_json(&r->pc, j, "precopy");
+	json_prefetch(r, j);
+	if (r->trace) {
+		pcb_trace_json(r->trace, j, "bpf");
+		trace_agreement_json(r, j, &fault);
+	} else {
+		pcb_trace_json_disabled(j, "bpf", r->trace_why);
+	}
+
+	json_verify(r, j);
 	app_json(r, j);
 
 	pcb_json_obj_end(j);   /* results */
@@ -1218,6 +1259,10 @@ static int setup_params(struct run *r)
 	pcb_verbose = (int)cfg->verbose;
 	r->npages = cfg->mem / PCB_PAGE_SIZE;
 	pcb_image_init(&r->im, cfg->seed, r->npages, cfg->zero_pages);
+	if (cfg->zero_model == PCB_ZERO_RUNS && pcb_image_zero_runs(&r->im, cfg->zero_run_max) < 0) {
+		pcb_err("out of memory for the image's zero-page map");
+		return PCB_EXIT_OSERR;
+	}
 	pcb_sysinfo_read(&r->sys);
 	if (pcb_pin_parse(cfg->pin, &r->pin, why, sizeof(why)) < 0) {
 		pcb_err("%s", why);

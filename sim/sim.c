@@ -25,6 +25,7 @@ void pcb_sim_defaults(struct pcb_sim_params *sp)
 	sp->early_ns = 100000;
 	sp->seed = 1;
 	sp->zero_pages = 0.25;
+	sp->zero_run_max = 0;        /* live --zero-model default: uniform (1024 with runs) */
 	sp->think_ns = PCB_SIM_THINK_RECORDED;
 	/* fault -> UFFDIO_COPY -> wake across CPUs, and the zero-page variant: measured costs of
 	 * the development machine (docs/results/2026-11-26-simulator-costs.md); --demand-cost etc. */
@@ -310,6 +311,8 @@ static uint64_t sockq_ns(struct sim *s, struct sender *S)
 {
 	if (!s->sp->bps)
 		return 0;
+	if (s->sp->push && S->q.len)   /* a pushing sender keeps the socket buffer full (as the live source models it) */
+		return (uint64_t)((unsigned __int128)PCB_SIM_SOCKQ_BYTES * 8 * PCB_NSEC_PER_SEC / s->sp->bps);
 	uint64_t bytes = 0;
 	for (unsigned k = 0; k < S->q.len && bytes < PCB_SIM_SOCKQ_BYTES; k++) {
 		const struct item *it = &S->q.q[(S->q.head + k) % S->q.cap];
@@ -546,8 +549,10 @@ static void ev_vcpu(struct sim *s, unsigned v, uint64_t now)
 		s->pol.ops->on_fault(&s->pol, pg, now);
 	bool first = pcb_bit_set(s->ps.demanded, pg);
 	/* a page of a batch in flight is not asked for again: the live pager's
-	 * default (--inflight=wait, pager/demand.c), and CRIU's is_page_queued */
-	bool queued = first && !s->sp->push && pcb_bit_test(s->ps.claimed, pg);
+	 * default (--inflight=wait, pager/demand.c), and CRIU's is_page_queued;
+	 * pushing, the live source answers a request for a page its stream
+	 * carries SENT (source/source.c): the same wait */
+	bool queued = first && pcb_bit_test(s->ps.claimed, pg);
 	if (queued)
 		first = false;
 	if (s->sp->keep_faults) {
@@ -681,6 +686,7 @@ static int check_params(const struct pcb_sim_params *sp, char *why, size_t whyle
 
 static void sim_free(struct sim *s)
 {
+	pcb_image_free_bytes(&s->im);
 	for (unsigned v = 0; s->vc && v < s->res->nvcpus; v++)
 		free((void *)s->vc[v].idx);
 	free(s->vc);
@@ -746,10 +752,8 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	s->vc = calloc(res->nvcpus, sizeof(*s->vc));
 	s->waiters = malloc(npages * sizeof(*s->waiters));
 	s->wsize = sp->window;
-	if (sp->push) {   /* a pushing source keeps its socket buffer full: that many batches queued */
-		uint64_t w = PCB_SIM_SOCKQ_BYTES / ((uint64_t)sp->batch_pages * PCB_PAGE_SIZE) + 1;
-		s->wsize = w > 64 ? 64 : w < sp->window ? sp->window : (unsigned)w;
-	}
+	if (sp->push)   /* the live source keeps PUSH_QUEUED batches queued and paces them on the link */
+		s->wsize = PCB_SIM_PUSH_QUEUED;
 	s->ring = calloc(s->wsize, sizeof(*s->ring));
 	struct pcb_range *ranges = s->ring ? calloc((size_t)PCB_MAX_RANGES * s->wsize, sizeof(*ranges)) : NULL;
 	if (!res->vcpu || !res->first_touch || !res->inst_us || !res->inst_kind || !s->vc || !s->waiters || !ranges ||
@@ -767,6 +771,8 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	s->snd[SND_BG].shared = sp->channels == 1;
 	s->snd[SND_DEMAND].sched_at = s->snd[SND_BG].sched_at = UINT64_MAX;
 	pcb_image_init(&s->im, sp->seed, npages, sp->zero_pages);
+	if (sp->zero_run_max && pcb_image_zero_runs(&s->im, sp->zero_run_max) < 0)
+		oom(s);
 	pcb_rng_seed(&s->rng, sp->seed, 0x53494du);
 	for (unsigned n = 0; sp->bps && n <= PCB_MAX_RUN_PAGES; n++)
 		s->ser[n] = ser_calc(PCB_HDR_SIZE + (uint64_t)n * PCB_PAGE_SIZE, sp->bps);   /* "SIM" */

@@ -38,6 +38,16 @@
  *    zero pages are grouped into runs until the next non-zero frame, as the
  *    live receiver does).  When every vCPU has finished, the rest is pulled
  *    in address order ("drain").
+ *  - A policy at the source (push = true, --policy-end=source): its batches
+ *    leave without a request (due at once), two queued at a time as the live
+ *    source keeps them, paced by the link; a demand reply on a shared
+ *    connection waits for the full 4 MiB socket buffer while the stream runs
+ *    (as the live source models it on an emulated link); a fault on a page
+ *    the stream already carries waits for it (the live source answers SENT);
+ *    on_fault is called at the fault, not when the request reaches the source.  A policy's own
+ *    transfer discipline is applied as live: batch_pages, max_inflight
+ *    (criu); criu's hold-back of the next chunk while a demand request is
+ *    outstanding is not modelled.
  * Not modelled: CPU contention between the threads (the live machine has 2
  * CPUs; --jitter adds a random delay to demand requests instead), TCP
  * behaviour beyond the token bucket, recovery, huge pages, pre-copy.
@@ -53,6 +63,8 @@
 
 /* source/source.c PCB_LINK_SOCKQ_BYTES: a shared connection's modelled socket buffer */
 #define PCB_SIM_SOCKQ_BYTES (4u << 20)
+/* source/source.c PUSH_QUEUED: batches a pushing source keeps queued ahead of its socket */
+#define PCB_SIM_PUSH_QUEUED 2
 #define PCB_SIM_THINK_RECORDED UINT64_MAX         /* think = the gap to the vCPU's previous record */
 #define PCB_SIM_THINK_SCHEDULE (UINT64_MAX - 1)   /* access at its recorded t_ns, or as soon as the previous one completed */
 
@@ -67,6 +79,7 @@ struct pcb_sim_params {
 	uint64_t early_ns;           /* a background frame may leave this early (live source: 100 us) */
 	uint64_t seed;               /* image seed: which pages are zero */
 	double zero_pages;           /* zero fraction of the image */
+	unsigned zero_run_max;       /* zero pages in runs up to this long (common/image.h); 0 = uniform */
 	uint64_t think_ns;           /* guest time before each access, or PCB_SIM_THINK_RECORDED / _SCHEDULE */
 	uint64_t fault_ns;           /* fault -> demand request leaves (uffd message delivered, demand thread awake, send) */
 	uint64_t demand_copy_ns;     /* demand reply received -> vCPU running again (UFFDIO_COPY and wake-up) */
@@ -77,8 +90,7 @@ struct pcb_sim_params {
 	uint64_t bg_poll_ns;         /* an idle background thread asks the policy again after this long (live: 2 ms) */
 	bool keep_faults;            /* record every fault (for --timeline) */
 	bool push;                   /* the policy runs at the source (--policy-end=source): its batches
-				      * leave without a request, as many queued as fill the socket buffer
-				      * (PCB_SIM_SOCKQ_BYTES); on_fault is the request's arrival there */
+				      * leave without a request, PCB_SIM_PUSH_QUEUED queued at a time */
 };
 
 /* Defaults: this machine's measured costs (docs/results/2026-11-26-simulator-costs.md; model: docs/design.md "Offline policy simulator"), the live

@@ -36,13 +36,10 @@ struct simcfg {
 static int sim_parse(struct simcfg *c, int argc, char **argv)
 {
 	char why[512];
-	struct pcb_config *o = malloc(sizeof(*o));
-	if (!o) {
-		pcb_err("simulate: out of memory");
-		return PCB_EXIT_OSERR;
-	}
-	pcb_cmd_defaults(PCB_CMD_SIMULATE, o);
-	int rc = pcb_cmd_parse(PCB_CMD_SIMULATE, o, argc, argv, 1);
+	int rc;
+	struct pcb_config *o = pcb_cmd_config(PCB_CMD_SIMULATE, argc, argv, 1, &rc);
+	if (!o)
+		return rc;
 	memset(c, 0, sizeof(*c));
 	pcb_sim_defaults(&c->sp);
 	snprintf(c->trace, sizeof(c->trace), "%s", o->sim.trace);
@@ -62,6 +59,7 @@ static int sim_parse(struct simcfg *c, int argc, char **argv)
 	c->sp.channels = o->channels;
 	c->sp.seed = o->seed;
 	c->sp.zero_pages = o->zero_pages;
+	c->sp.zero_run_max = o->zero_model == PCB_ZERO_RUNS ? o->zero_run_max : 0;
 	c->sp.fault_ns = o->sim.fault_ns;
 	c->sp.jitter_ns = o->sim.jitter_ns;
 	c->sp.demand_copy_ns = o->sim.demand_ns;

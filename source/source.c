@@ -5,6 +5,7 @@
 #include "wire/proto.h"
 #include "common/image.h"
 #include "common/util.h"
+#include "common/pin.h"
 #include <endian.h>
 #include <errno.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <linux/sockios.h>
@@ -282,7 +284,7 @@ static int item_emit(struct sconn *sc, struct item *it)
 	int r;
 	switch (it->type) {
 	case PCB_MSG_REQ:
-		if (st->cfg->demand_delay_ns)
+		if (st->cfg->demand_delay_ns && type != PCB_MSG_SENT)   /* --source-delay delays a page's reply */
 			spin_delay(st->cfg->demand_delay_ns);
 		r = tx_frame(sc, type, arg, NULL, len, shared_conn(sc) ? PCB_FRAME_URGENT : 0);
 		if (type == PCB_MSG_SENT)
@@ -872,6 +874,10 @@ struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg)
 	st->cfg = cfg;
 	st->npages = cfg->mem_bytes / PCB_PAGE_SIZE;
 	pcb_image_init(&st->im, cfg->seed, st->npages, cfg->zero_fraction);
+	if (cfg->zero_run_max && !cfg->mem && pcb_image_zero_runs(&st->im, cfg->zero_run_max) < 0) {
+		free(st);
+		return NULL;
+	}
 	const char *cp = getenv("PCB_TEST_CORRUPT_PAGE");
 	st->corrupt_page = cp ? strtoull(cp, NULL, 0) : UINT64_MAX;
 	pcb_link_init(&st->link);
@@ -892,6 +898,8 @@ uint64_t pcb_source_bad_frames(const struct pcb_source_state *st)
 
 void pcb_source_state_free(struct pcb_source_state *st)
 {
+	if (!st->cfg->mem)
+		pcb_image_free_bytes(&st->im);   /* the runs model's zero map */
 	pcb_push_free(atomic_load(&st->push));
 	free(st);
 }
@@ -1057,4 +1065,26 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 	if (end_conns(st))
 		pcb_source_state_free(st);   /* else a thread is stuck: leave the state to the process exit */
 	return rc;
+}
+
+int pcb_source_fork(const struct pcb_source_cfg *cfg, int listen_fd, int cpu)
+{
+	fflush(NULL);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)   /* the parent died before the line above */
+			_exit(PCB_EXIT_SOFTWARE);
+		signal(SIGINT, SIG_DFL);   /* the parent's report-and-exit handlers are not the source's */
+		signal(SIGTERM, SIG_DFL);
+		prctl(PR_SET_NAME, "pcbench-source");
+		if (cpu >= 0)
+			pcb_pin_self(cpu);
+		_exit(pcb_source_serve(cfg, listen_fd));   /* the forked child ends here */
+	}
+	int e = errno;
+	close(listen_fd);
+	errno = e;
+	return pid;
 }

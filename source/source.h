@@ -18,6 +18,7 @@ struct pcb_source_cfg {
 	uint64_t mem_bytes;
 	uint64_t seed;
 	double zero_fraction;
+	unsigned zero_run_max;      /* zero pages in runs up to this long (pcb_image_zero_runs); 0 = uniform */
 	uint64_t demand_delay_ns;   /* --source-delay: injected before each demand reply */
 	int sessions;               /* exit after this many migrations ended with BYE (0 = serve forever) */
 	int verbose;
@@ -42,6 +43,10 @@ struct pcb_source_cfg {
 
 /* Serve on an already listening socket.  Returns an exit code. */
 int pcb_source_serve(const struct pcb_source_cfg *cfg, int listen_fd);
+/* A child process (named pcbench-source, killed with its parent, pinned to cpu if
+ * >= 0) that serves cfg on listen_fd and exits with pcb_source_serve's code; the
+ * parent's listen_fd is closed.  The child's pid, or -1 with errno (fork). */
+int pcb_source_fork(const struct pcb_source_cfg *cfg, int listen_fd, int cpu);
 
 /* Serve one already accepted connection on the calling thread until it ends
  * (the handshake included).  Used by the fuzzer; the state comes from

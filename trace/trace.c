@@ -54,7 +54,8 @@ struct pcb_trace {
 	char exe[PATH_MAX];
 	int nranges;
 	uint64_t region_page_mask;      /* of o.region_start's mapping (0: unknown) */
-	bool msgs, wakeup, btf;         /* optional hooks attached; tp_btf programs */
+	bool msgs, wakeup, btf;         /* optional hooks attached; typed programs (tp_btf or raw_tp) */
+	bool raw;                       /* ... raw_tp twins of the core hooks (tp_btf refused) */
 	bool kvm_btf, kvm_tp, uffd, paused;
 	uint64_t prog_misses;           /* runs the kernel skipped (recursion guard), at stop */
 
@@ -96,32 +97,47 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 /* ---- probing ------------------------------------------------------------------ */
 
-/* Load a two-instruction BPF_PROG_TYPE_TRACING program for name and attach
- * it: 0 if this kernel accepts that attach type there, else -errno. */
-static int probe_tracing(const char *name, enum bpf_attach_type type)
+/* Load "return 0" as a program of type ptype and attach it (tp_name for a
+ * raw tracepoint, NULL for a BTF-typed one): 0 if the kernel accepts it
+ * there, else -errno. */
+static int probe_attach(enum bpf_prog_type ptype, const char *tp_name, const struct bpf_prog_load_opts *opts)
 {
 	struct bpf_insn insns[2];
-	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = type);
-	int id, fd, lfd, err = 0;
+	int fd, lfd, err = 0;
 
 	memset(insns, 0, sizeof(insns));
 	insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;    /* r0 = 0 */
 	insns[0].dst_reg = BPF_REG_0;
 	insns[1].code = BPF_JMP | BPF_EXIT;
-	id = libbpf_find_vmlinux_btf_id(name, type);
-	if (id < 0)
-		return id;
-	opts.attach_btf_id = id;
-	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, 2, &opts);
+	fd = bpf_prog_load(ptype, NULL, "GPL", insns, 2, opts);
 	if (fd < 0)
 		return -errno;
-	lfd = bpf_raw_tracepoint_open(NULL, fd);
+	lfd = bpf_raw_tracepoint_open(tp_name, fd);
 	if (lfd < 0)
 		err = -errno;
 	else
 		close(lfd);
 	close(fd);
 	return err;
+}
+
+/* 0 if this kernel accepts a BPF_PROG_TYPE_TRACING program of attach type
+ * type at name (tp_btf: BPF_TRACE_RAW_TP, fentry: BPF_TRACE_FENTRY). */
+static int probe_tracing(const char *name, enum bpf_attach_type type)
+{
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = type);
+	int id = libbpf_find_vmlinux_btf_id(name, type);
+
+	if (id < 0)
+		return id;
+	opts.attach_btf_id = id;
+	return probe_attach(BPF_PROG_TYPE_TRACING, NULL, &opts);
+}
+
+/* 0 if a raw_tp program attaches to tracepoint name, else -errno. */
+static int probe_raw(const char *name)
+{
+	return probe_attach(BPF_PROG_TYPE_RAW_TRACEPOINT, name, NULL);
 }
 
 /* Index (after ctx) of the fault address in the kvm_page_fault prototype:
@@ -522,15 +538,22 @@ static int attach_prog(struct bpf_program *p, struct bpf_link **slot)
 static void setup_faultlat_autoload(struct pcb_trace *t, struct faultlat_bpf *fl, bool btf, bool kvm_btf,
 				    bool kvm_tp, bool uffd)
 {
+	bool raw = btf && t->raw;
+
+	btf = btf && !raw;
 	bpf_program__set_autoload(fl->progs.fl_fault_btf, btf);
 	bpf_program__set_autoload(fl->progs.fl_switch_btf, btf);
 	bpf_program__set_autoload(fl->progs.fl_wakeup_btf, btf && t->wakeup);
-	bpf_program__set_autoload(fl->progs.fl_fault_tp, !btf);
-	bpf_program__set_autoload(fl->progs.fl_switch_tp, !btf);
-	bpf_program__set_autoload(fl->progs.fl_wakeup_tp, !btf && t->wakeup);
+	bpf_program__set_autoload(fl->progs.fl_fault_raw, raw);
+	bpf_program__set_autoload(fl->progs.fl_switch_raw, raw);
+	bpf_program__set_autoload(fl->progs.fl_wakeup_raw, raw && t->wakeup);
+	bpf_program__set_autoload(fl->progs.fl_kfault_raw, raw && t->kfault);
+	bpf_program__set_autoload(fl->progs.fl_fault_tp, !btf && !raw);
+	bpf_program__set_autoload(fl->progs.fl_switch_tp, !btf && !raw);
+	bpf_program__set_autoload(fl->progs.fl_wakeup_tp, !btf && !raw && t->wakeup);
 	bpf_program__set_autoload(fl->progs.fl_read_exit, t->msgs);
 	bpf_program__set_autoload(fl->progs.fl_kfault_btf, btf && t->kfault);
-	bpf_program__set_autoload(fl->progs.fl_kfault_tp, !btf && t->kfault);
+	bpf_program__set_autoload(fl->progs.fl_kfault_tp, !btf && !raw && t->kfault);
 	bpf_program__set_autoload(fl->progs.fl_ioctl_enter, t->follow);
 	bpf_program__set_autoload(fl->progs.fl_ioctl_exit, t->follow);
 	bpf_program__set_autoload(fl->progs.fl_munmap_exit, t->follow);
@@ -681,17 +704,17 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 		t->fl->bss->addr_filter = 1;
 		t->nranges = 1;
 	}
-	err = btf ? attach_prog(t->fl->progs.fl_fault_btf, &t->fl->links.fl_fault_btf)
-		  : attach_prog(t->fl->progs.fl_fault_tp, &t->fl->links.fl_fault_tp);
+#define CORE(name) (!btf ? attach_prog(t->fl->progs.name##_tp, &t->fl->links.name##_tp) \
+		    : t->raw ? attach_prog(t->fl->progs.name##_raw, &t->fl->links.name##_raw) \
+		    : attach_prog(t->fl->progs.name##_btf, &t->fl->links.name##_btf))
+	err = CORE(fl_fault);
 	if (!err)
-		err = btf ? attach_prog(t->fl->progs.fl_switch_btf, &t->fl->links.fl_switch_btf)
-			  : attach_prog(t->fl->progs.fl_switch_tp, &t->fl->links.fl_switch_tp);
+		err = CORE(fl_switch);
 	if (!err && t->wakeup)
-		err = btf ? attach_prog(t->fl->progs.fl_wakeup_btf, &t->fl->links.fl_wakeup_btf)
-			  : attach_prog(t->fl->progs.fl_wakeup_tp, &t->fl->links.fl_wakeup_tp);
+		err = CORE(fl_wakeup);
 	if (err)
 		return fail(why, whylen, exit_for_bpf_err(err), "attaching the %s programs failed: %s",
-			    btf ? "tp_btf" : "tracepoint", strerror(-err));
+			    t->k_fault, strerror(-err));
 	if (t->msgs && (err = attach_prog(t->fl->progs.fl_read_exit, &t->fl->links.fl_read_exit)))
 		return fail(why, whylen, exit_for_bpf_err(err), "attaching syscalls:sys_exit_read failed: %s",
 			    strerror(-err));
@@ -700,8 +723,7 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 			    "cannot recognise userfaultfd reads (own userfaultfd: %s)", strerror(-err));
 	/* Optional: without them, faults inside system calls are not seen /
 	 * the ranges are rescanned (the caller says so). */
-	if (t->kfault && (err = btf ? attach_prog(t->fl->progs.fl_kfault_btf, &t->fl->links.fl_kfault_btf)
-				    : attach_prog(t->fl->progs.fl_kfault_tp, &t->fl->links.fl_kfault_tp))) {
+	if (t->kfault && (err = CORE(fl_kfault))) {
 		pcb_warn("trace: exceptions:page_fault_kernel: %s: faults inside system calls are not seen",
 			 strerror(-err));
 		snprintf(t->k_kfault, sizeof(t->k_kfault), "unavailable (attach: %s)", strerror(-err));
@@ -723,6 +745,7 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 			 strerror(-err));
 		t->follow = false;
 	}
+#undef CORE
 	t->kvm_observable = false;
 	if (kvm_btf || kvm_tp) {
 		err = kvm_btf ? attach_prog(t->fl->progs.fl_kvm_btf, &t->fl->links.fl_kvm_btf)
@@ -780,20 +803,24 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 	/* Pick program kinds: tp_btf where the kernel accepts it, else classic
 	 * tracepoints; fentry on handle_userfault only if it really attaches. */
 	err = probe_tracing("page_fault_user", BPF_TRACE_RAW_TP);
-	btf = !o->classic && !err &&
+	btf = !o->classic && !o->raw_tp && !err &&
 	      !probe_tracing("sched_switch", BPF_TRACE_RAW_TP) &&
 	      !probe_tracing("sched_wakeup", BPF_TRACE_RAW_TP);
-	if (err == -EPERM || err == -EACCES) {
+	if ((err == -EPERM || err == -EACCES) && !o->raw_tp && !o->classic) {
 		free(t);
 		return fail(why, whylen, PCB_EXIT_NOPERM, "BPF not permitted: %s", strerror(-err));
 	}
+	/* tp_btf refused: raw_tp twins (the same raw arguments, untyped). */
+	if (!btf && !o->classic && !probe_raw("page_fault_user") && !probe_raw("sched_switch") &&
+	    !probe_raw("sched_wakeup"))
+		btf = t->raw = true;
 	if (!btf && !tracefs_ready()) {
 		free(t);
 		return fail(why, whylen, PCB_EXIT_UNAVAILABLE,
 			    "tp_btf unavailable and tracefs cannot be mounted at /sys/kernel/tracing");
 	}
 	err = probe_tracing("kvm_page_fault", BPF_TRACE_RAW_TP);
-	if (!err && btf) {
+	if (!err && btf && !t->raw) {
 		kvm_btf = true;
 		snprintf(t->k_kvm, sizeof(t->k_kvm), "tp_btf");
 	} else if (access("/sys/kernel/tracing/events/kvm/kvm_page_fault", F_OK) == 0 ||
@@ -807,7 +834,7 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 	 * hypervisor here), KVM's walk of the guest page tables opens a vCPU's
 	 * fault and kvm_mmu_spte_requested closes it; both or neither. */
 	if (!probe_tracing("kvm_mmu_pagetable_walk", BPF_TRACE_RAW_TP) &&
-	    !probe_tracing("kvm_mmu_spte_requested", BPF_TRACE_RAW_TP) && btf) {
+	    !probe_tracing("kvm_mmu_spte_requested", BPF_TRACE_RAW_TP) && btf && !t->raw) {
 		t->mmu_btf = true;
 		snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu), "tp_btf (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
 	} else if (kvmmmu_tracepoints()) {
@@ -846,14 +873,14 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 
 	for (;;) {
 		t->btf = btf;
-		t->k_fault = t->k_switch = btf ? "tp_btf" : "tracepoint";
+		t->k_fault = t->k_switch = !btf ? "tracepoint" : t->raw ? "raw_tp" : "tp_btf";
 		if (t->wakeup)
-			snprintf(t->k_wakeup, sizeof(t->k_wakeup), "%s", btf ? "tp_btf" : "tracepoint");
+			snprintf(t->k_wakeup, sizeof(t->k_wakeup), "%s", t->k_fault);
 		if (t->msgs)
 			snprintf(t->k_read, sizeof(t->k_read), "tracepoint (syscalls:sys_exit_read%s)",
 				 o->any_reader ? ", any process" : "");
 		if (t->kfault)
-			snprintf(t->k_kfault, sizeof(t->k_kfault), "%s", btf ? "tp_btf" : "tracepoint");
+			snprintf(t->k_kfault, sizeof(t->k_kfault), "%s", t->k_fault);
 		code = open_faultlat(t, btf, kvm_btf, kvm_tp, uffd, why, whylen);
 		if (!code)
 			code = attach_faultlat(t, btf, kvm_btf, kvm_tp, uffd, why, whylen);
@@ -874,9 +901,23 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 			t->msgs = false;
 			continue;
 		}
+		if (btf && !t->raw && !o->classic && !probe_raw("page_fault_user") && !probe_raw("sched_switch")) {
+			pcb_log("trace: tp_btf programs did not load (%s); trying raw_tp", why);
+			t->raw = true;
+			kvm_tp = kvm_btf;
+			kvm_btf = false;
+			if (t->mmu_btf && kvmmmu_tracepoints()) {
+				t->mmu_tp = true;
+				snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu),
+					 "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
+			}
+			t->mmu_btf = false;
+			continue;
+		}
 		if (btf && tracefs_ready()) {
-			pcb_log("trace: tp_btf programs did not load (%s); trying classic tracepoints", why);
+			pcb_log("trace: %s programs did not load (%s); trying classic tracepoints", t->k_fault, why);
 			btf = false;
+			t->raw = false;
 			kvm_tp = kvm_btf;
 			kvm_btf = false;
 			if (t->mmu_btf && kvmmmu_tracepoints()) {

@@ -36,6 +36,7 @@ struct pcb_trace_opts {
 	bool uffd_ranges;           /* trace faults in the pid's userfaultfd-registered VMAs
 	                             * (from /proc/PID/smaps; see pcb_trace_refresh_ranges) */
 	bool classic;               /* use classic tracepoints even if tp_btf works */
+	bool raw_tp;                /* use the raw_tp twins even if tp_btf works */
 	uint64_t block_window_ns;   /* 0: default (10 ms) */
 	bool null_progs;            /* programs that return at once: the hooks' own cost */
 	/* Optional hooks (see bpf/faultlat.h). */

@@ -5,7 +5,7 @@
 #    for long) is replayed live at its recorded times
 #    (--workload=trace pace=2) and simulated with --think=schedule;
 #  - demand: simulated faults = distinct pages touched = live faults, exactly;
-#  - sequential, pivot, trend over --link=50mbit,1ms: simulated faults within
+#  - sequential, pivot, trend, qemu (pushed) over --link=50mbit,1ms: simulated faults within
 #    10% of the median of up to 3 live runs whose host delivered the link
 #    (migration within 5% of the simulated one; up to 6 tries: this machine's
 #    2 CPUs are shared, another job can slow one live run's background pull);
@@ -66,7 +66,7 @@ fi
 # within 5% of the simulated one (at 50 Mbit/s the pull takes ~2 s; on this
 # shared 2-CPU machine another job can slow one run's pull, and then the guest
 # finds more pages missing).  Up to 6 live runs, until 3 comparable ones.
-for pol in sequential pivot trend; do
+for pol in sequential pivot trend qemu; do   # pivot and qemu push at the source (qemu: one channel)
 	sim sim-$pol --policy=$pol
 	expect_rc sim-$pol 0 || continue
 	s=$(faults "$T/sim-$pol.json")

@@ -11,6 +11,7 @@
 #     kernel's fault->running sum within 5 % (needs BPF; skipped without);
 #  5. no page crosses the wire twice by default (--inflight=resend does);
 #  6. the policy sees the first-touch record only with its oracle knob;
+#  7. --zero-model=runs: exactly --zero-pages zero pages, verified end to end;
 #  9. the drain starts from the vCPUs' own end, not a 20 ms poll later.
 . "$(dirname "$0")/../lib/integ.sh"
 need_uffd
@@ -50,9 +51,9 @@ for x in bad: print("FAIL:", x)
 sys.exit(1 if bad else 0)
 PY
 
-# ---- 2: the windowed hit rate does not depend on --duration (two runs of each; medians)
+# ---- 2: the windowed hit rate does not depend on --duration (three runs of each; medians)
 for d in 1s 3s; do
-	for i in 1 2; do
+	for i in 1 2 3; do
 		pcb "win-$d-$i" 120 $FAST --policy=sequential --workload=idle --workload-opt=pages=65536,interval-us=50 \
 			--mem=256M --duration=$d --json="$T/win-$d-$i.json"
 		expect_rc "win-$d-$i" 0
@@ -61,7 +62,7 @@ done
 python3 - "$T" <<'PY' || fail "2: prefetch during the migration"
 import json, sys, statistics
 T = sys.argv[1]
-def load(d): return [json.load(open("%s/win-%s-%d.json" % (T, d, i)))["results"] for i in (1, 2)]
+def load(d): return [json.load(open("%s/win-%s-%d.json" % (T, d, i)))["results"] for i in (1, 2, 3)]
 bad = []
 res = {}
 for d in ("1s", "3s"):
@@ -155,4 +156,17 @@ t = json.load(open(sys.argv[1]))["results"]["time"]
 print("drain asked for %.3f ms after the last vCPU ended" % (t["drain_start_after_guest_end_ns"] / 1e6))
 sys.exit(0 if t["drain_start_after_guest_end_ns"] < 5e6 else 1)
 PY
+
+# ---- 7: the runs image model: exactly --zero-pages of the pages zero, in runs; verified end to end
+pcb runs 120 $FAST --zero-model=runs --policy=sequential --workload=random --mem=64M --duration=300ms --json="$T/runs.json"
+expect_rc runs 0 && python3 - "$T/runs.json" <<'PY' || fail "7: --zero-model=runs"
+import json, sys
+d = json.load(open(sys.argv[1])); p = d["results"]["pages"]
+ok = (d["config"]["zero-model"] == "runs" and d["config"]["zero-run-max"] == 1024 and p["image_zero_model"] == "runs"
+      and p["image_zero_pages"] == 4096 and p["zero"] == 4096 and d["results"]["verify"]["pages_corrupt"] == 0)
+print("runs model: %d zero pages of %d, %d installed as zero pages" % (p["image_zero_pages"], p["total"], p["zero"]))
+sys.exit(0 if ok else 1)
+PY
+pcb runsbad 60 $FAST --zero-run-max=1000 --mem=4M --duration=10ms
+expect_rc runsbad 64 && grep -q "zero-run-max: '1000'" "$T/runsbad.err" || fail "7: --zero-run-max=1000 not refused"
 finish

@@ -170,6 +170,50 @@ static void test_bytes_image(void **state)
 	assert_null(im.zero_map);
 }
 
+/* The runs model: exactly round(f * n) zero pages, in few long runs, the same for a seed. */
+static void test_zero_runs(void **state)
+{
+	(void)state;
+	enum { N = 65536 };
+	struct pcb_image u, a, b, c;
+	pcb_image_init(&u, 5, N, 0.25);
+	pcb_image_init(&a, 5, N, 0.25);
+	pcb_image_init(&b, 5, N, 0.25);
+	pcb_image_init(&c, 6, N, 0.25);
+	assert_int_equal(pcb_image_zero_runs(&a, 1024), 0);
+	assert_int_equal(pcb_image_zero_runs(&b, 1024), 0);
+	assert_int_equal(pcb_image_zero_runs(&c, 1024), 0);
+	tl_assert_u64_eq(pcb_image_zero_count(&a), N / 4);
+	tl_assert_u64_eq(pcb_image_zero_count(&c), N / 4);
+	uint64_t runs_a = 0, runs_u = 0, differ = 0, longest = 0, cur = 0;
+	for (uint64_t p = 0; p < N; p++) {
+		bool za = pcb_image_is_zero(&a, p), zu = pcb_image_is_zero(&u, p);
+		assert_int_equal(za, pcb_image_is_zero(&b, p));   /* deterministic */
+		differ += za != pcb_image_is_zero(&c, p);
+		runs_a += za && (p == 0 || !pcb_image_is_zero(&a, p - 1));
+		runs_u += zu && (p == 0 || !pcb_image_is_zero(&u, p - 1));
+		cur = za ? cur + 1 : 0;
+		longest = cur > longest ? cur : longest;
+		/* a zero page of the model is all zero, a data page carries its header */
+		tl_assert_u64_eq(pcb_image_word(&a, p, 0), za ? 0 : pcb_image_word(&u, p, 0) | (zu ? (a.tag << 32) | p : 0));
+	}
+	assert_true(differ > N / 8);                 /* another seed, another layout */
+	assert_true(runs_a * 20 < runs_u);            /* runs, not scattered pages (~90 vs ~12000) */
+	assert_true(longest >= 256);
+	/* every fraction exactly, the extremes too */
+	pcb_image_free_bytes(&c);
+	pcb_image_init(&c, 6, 1000, 1.0);
+	assert_int_equal(pcb_image_zero_runs(&c, 64), 0);
+	tl_assert_u64_eq(pcb_image_zero_count(&c), 1000);
+	pcb_image_free_bytes(&c);
+	pcb_image_init(&c, 6, 1000, 0.0);
+	assert_int_equal(pcb_image_zero_runs(&c, 64), 0);
+	tl_assert_u64_eq(pcb_image_zero_count(&c), 0);
+	pcb_image_free_bytes(&c);
+	pcb_image_free_bytes(&a);
+	pcb_image_free_bytes(&b);
+}
+
 static void test_map_file(void **state)
 {
 	(void)state;
@@ -232,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_zero_fraction),
 		cmocka_unit_test(test_stamps),
 		cmocka_unit_test(test_bytes_image),
+		cmocka_unit_test(test_zero_runs),
 		cmocka_unit_test(test_map_file),
 		cmocka_unit_test(test_stats),
 	};

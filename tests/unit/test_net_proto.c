@@ -232,7 +232,7 @@ struct srv {
 	char why[256];
 };
 
-static const struct pcb_config_wire cfgw = { 4 * NP * 1024ull, NP, 42, 0, PCB_PAGE_SIZE, 0, { 0 } };
+static struct pcb_config_wire cfgw = { 4 * NP * 1024ull, NP, 42, 0, PCB_PAGE_SIZE, 0, { 0 } };
 
 static void *srv_thread(void *a)
 {
@@ -295,6 +295,29 @@ static void test_handshake_auth(void **st)
 	/* a destination with a key refuses a source without one */
 	assert_int_equal(hs(NULL, &k1, &s, why, sizeof(why), &got), PCB_EXIT_NOPERM);
 	assert_non_null(strstr(why, "does not authenticate"));
+}
+
+/* A bytes image (a file, an application's database image) is announced in
+ * CONFIG, signed with the rest; other bits of the field are never sent. */
+static void test_handshake_bytes_image(void **st)
+{
+	(void)st;
+	struct pcb_auth_key k1;
+	struct pcb_config_wire got;
+	struct srv s;
+	char why[256];
+	key(&k1, 1);
+	cfgw.reserved = PCB_CFG_BYTES_IMAGE;
+	assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), 0);
+	assert_int_equal(got.reserved, PCB_CFG_BYTES_IMAGE);
+	assert_int_equal(hs(&k1, &k1, &s, why, sizeof(why), &got), 0);
+	assert_int_equal(got.reserved, PCB_CFG_BYTES_IMAGE);
+	cfgw.reserved = PCB_CFG_BYTES_IMAGE | 0x100;
+	assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), 0);
+	assert_int_equal(got.reserved, PCB_CFG_BYTES_IMAGE);
+	cfgw.reserved = 0;
+	assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), 0);
+	assert_int_equal(got.reserved, 0);
 }
 
 static void test_auth_key_file(void **st)
@@ -641,6 +664,7 @@ int main(void)
 		cmocka_unit_test(test_link_bucket),
 		cmocka_unit_test(test_link_urgent),
 		cmocka_unit_test(test_handshake_auth),
+		cmocka_unit_test(test_handshake_bytes_image),
 		cmocka_unit_test(test_auth_key_file),
 		cmocka_unit_test(test_source_refuses),
 		cmocka_unit_test(test_source_shared_priority),

@@ -407,6 +407,8 @@ static void usage(FILE *fp)
 		"                            its userfaultfd message; no kernel-mode, message or registration\n"
 		"                            hooks; registrations found by rescanning /proc/PID/smaps\n"
 		"      --classic             classic tracepoints even where tp_btf works\n"
+		"      --raw-tp              raw_tp twins of the fault and scheduler hooks even where tp_btf\n"
+		"                            works (they are used by themselves where tp_btf is refused)\n"
 		"      --block-window DURATION  on-CPU time a fault may take before it blocks (default 10ms)\n"
 		"      --null-programs       attach the same hooks with programs that return at once: measures\n"
 		"                            nothing, shows what the hooks cost by themselves (bpf/overhead.sh)\n"
@@ -425,6 +427,7 @@ static int parse_args(struct pctrace *p, int argc, char **argv)
 		{ "json-lines", required_argument, 0, 'J' }, { "events", required_argument, 0, 'e' },
 		{ "all-faults", no_argument, 0, 'a' },      { "quiet", no_argument, 0, 'q' },
 		{ "no-usdt", no_argument, 0, 'U' },         { "classic", no_argument, 0, 'C' },
+		{ "raw-tp", no_argument, 0, 'R' },
 		{ "block-window", required_argument, 0, 'W' }, { "wakeup", no_argument, 0, 'w' },
 		{ "heuristic", no_argument, 0, 'H' },       { "null-programs", no_argument, 0, 'N' },
 		{ "verbose", no_argument, 0, 'v' },         { "help", no_argument, 0, 'h' },
@@ -458,6 +461,7 @@ static int parse_args(struct pctrace *p, int argc, char **argv)
 		case 'q': p->quiet = true; break;
 		case 'U': p->o.usdt = false; break;
 		case 'C': p->o.classic = true; break;
+		case 'R': p->o.raw_tp = true; break;
 		case 'w': p->o.wakeup = true; break;
 		case 'H': p->o.msgs = p->o.any_reader = p->o.kernel_faults = p->o.follow_ranges = false; break;
 		case 'N': p->o.null_progs = true; break;
