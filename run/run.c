@@ -1573,23 +1573,24 @@ static int wait_for_completion(struct run *r)
 		snprintf(r->error, sizeof(r->error), "%s", pcb_guest_error(r->guest));
 		pcb_err("%s", r->error);
 	}
-	/* the rest arrives (drain): every wait has a deadline.  No page for
-	 * --io-timeout + --reconnect-timeout + 1 s (a lost connection is detected
-	 * and recovered within that) is a stall: a clear error naming what is missing */
+	/* the rest arrives (drain): every wait has a deadline.  Nothing received
+	 * (no page, no byte) for --io-timeout + --reconnect-timeout + 1 s (a lost
+	 * connection is detected and recovered within that) is a stall: a clear
+	 * error naming what is missing */
 	uint64_t deadline_ns = r->cfg->io_timeout_ns + r->cfg->reconnect_timeout_ns + PCB_NSEC_PER_SEC;
-	uint64_t last_n = atomic_load(&pcb_pager_pagestate(r->pager)->npresent), t_last = pcb_now_ns();
+	uint64_t last_n = pcb_pager_progress(r->pager), t_last = pcb_now_ns();
 	do {
 		rc = pcb_pager_poll(r->pager, 100, why, sizeof(why));
 		if (stop_sig)
 			return interrupt_midrun(r, stop_sig);
 		if (rc < 0)
 			return fail_midrun(r, -rc, why);
-		uint64_t n = atomic_load(&pcb_pager_pagestate(r->pager)->npresent), now = pcb_now_ns();
+		uint64_t n = pcb_pager_progress(r->pager), now = pcb_now_ns();
 		if (n != last_n) {
 			last_n = n;
 			t_last = now;
 		} else if (rc != 1 && now - t_last > deadline_ns) {
-			snprintf(why, sizeof(why), "no page arrived for %.1f s after the guest stopped (progress deadline: "
+			snprintf(why, sizeof(why), "nothing arrived for %.1f s after the guest stopped (progress deadline: "
 				 "--io-timeout + --reconnect-timeout + 1 s); the migration stalled", pcb_ns_to_s(now - t_last));
 			return fail_midrun(r, PCB_EXIT_SOURCE_LOST, why);
 		}
