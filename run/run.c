@@ -1175,12 +1175,12 @@ static int check_pager_process(const struct pcb_config *cfg)
 {
 	if (cfg->pager != PCB_PAGER_PROCESS)
 		return 0;
-	const char *bad = !strcmp(cfg->install, "move") ? "install" : cfg->trace_usdt == PCB_ON ? "trace-usdt" :
+	const char *bad = !pcb_install_find(cfg->install, false)->forkable ? "install" : cfg->trace_usdt == PCB_ON ? "trace-usdt" :
 			  cfg->trace_messages == PCB_ON ? "trace-messages" : NULL;
 	if (!bad)
 		return 0;
 	pcb_err("invalid value for --%s: '%s' cannot be combined with --pager=process%s", bad,
-		!strcmp(bad, "install") ? "move" : "on",
+		!strcmp(bad, "install") ? cfg->install : "on",
 		!strcmp(bad, "install") ? " (UFFDIO_MOVE cannot move pages between two processes)"
 					: " (the probes and reads would be in the pager process)");
 	return PCB_EXIT_USAGE;
@@ -1367,7 +1367,7 @@ static int setup_precopy(struct run *r)
 		pcb_err("invalid value for --precopy: the guest runs at the source only when pcbench forks it (not with pcbench dest)");
 		return PCB_EXIT_USAGE;
 	}
-	if (strcmp(cfg->install, "copy")) {
+	if (!pcb_install_find(cfg->install, false)->per_run_api) {   /* pre-copy installs through the per-run API */
 		pcb_err("invalid value for --install: '%s' (--precopy installs with copy)", cfg->install);
 		return PCB_EXIT_USAGE;
 	}
