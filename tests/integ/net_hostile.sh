@@ -9,8 +9,10 @@
 #              is refused on arrival, never installed, asked for again; the
 #              migration completes verified (was installed into the guest)
 #   flood      256 unauthenticated connections held open (re-opened as the source
-#              ends them): a keyed destination still gets in, also while it
-#              recovers a connection the relay cut (was locked out)
+#              ends them, up to 100 a second): a keyed destination still gets in,
+#              also while it recovers a connection the relay cut (was locked out).
+#              A flood of new connections faster than a handshake is out of
+#              scope (docs/security.md)
 #   stranger   a forked source (no key file) refuses another process's BYE and
 #              LINK at the handshake (per-run secret); `pcbench source` without a
 #              key warns; a LINK outside --link's range is refused on the wire
