@@ -786,6 +786,22 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 	return 0;
 }
 
+/* The KVM hooks as classic tracepoints (when the typed ones did not load). */
+static void kvm_to_classic(struct pcb_trace *t, bool *kvm_btf, bool *kvm_tp)
+{
+	if (*kvm_btf) {
+		*kvm_tp = true;
+		snprintf(t->k_kvm, sizeof(t->k_kvm), "tracepoint");
+	}
+	*kvm_btf = false;
+	if (t->mmu_btf && kvmmmu_tracepoints()) {
+		t->mmu_tp = true;
+		snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu),
+			 "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
+	}
+	t->mmu_btf = false;
+}
+
 int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char *why, size_t whylen)
 {
 	struct pcb_trace *t;
@@ -914,28 +930,15 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 		if (btf && !t->raw && !o->classic && !probe_raw("page_fault_user") && !probe_raw("sched_switch")) {
 			pcb_log("trace: tp_btf programs did not load (%s); trying raw_tp", why);
 			t->raw = true;
-			kvm_tp = kvm_btf;
-			kvm_btf = false;
-			if (t->mmu_btf && kvmmmu_tracepoints()) {
-				t->mmu_tp = true;
-				snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu),
-					 "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
-			}
-			t->mmu_btf = false;
+			kvm_to_classic(t, &kvm_btf, &kvm_tp);
+			t->msgs = o->msgs && strncmp(t->k_read, "unavailable (no", 15);
 			continue;
 		}
 		if (btf && tracefs_ready()) {
 			pcb_log("trace: %s programs did not load (%s); trying classic tracepoints", t->k_fault, why);
 			btf = false;
 			t->raw = false;
-			kvm_tp = kvm_btf;
-			kvm_btf = false;
-			if (t->mmu_btf && kvmmmu_tracepoints()) {
-				t->mmu_tp = true;
-				snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu),
-					 "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
-			}
-			t->mmu_btf = false;
+			kvm_to_classic(t, &kvm_btf, &kvm_tp);
 			t->wakeup = true;
 			t->msgs = o->msgs && strncmp(t->k_read, "unavailable (no", 15);
 			continue;
