@@ -258,15 +258,16 @@ FUZZ_FLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -I. -I/usr/include/$(MULTIARCH) -p
 FUZZ_SRCS  := $(filter-out common/sysinfo.c,$(wildcard pager/*.c install/*.c policies/*.c wire/*.c common/*.c source/*.c)) \
 	workloads/tracefile.c
 FUZZ_PAGER_SRCS := $(FUZZ_SRCS)
+FUZZ_LIBS  := $(filter-out -lbpf -lelf,$(LDLIBS))
 build-fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) $(HDRS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) -lxxhash -lcrypto -lz -lm
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_proto.c $(FUZZ_SRCS) $(FUZZ_LIBS)
 
 build-fuzz/fuzz_pager: tests/fuzz/fuzz_pager.c $(FUZZ_PAGER_SRCS) $(HDRS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_pager.c $(FUZZ_PAGER_SRCS) -lxxhash -lcrypto -lz -lm
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_pager.c $(FUZZ_PAGER_SRCS) $(FUZZ_LIBS)
 
 fuzz: build-fuzz/fuzz_proto build-fuzz/fuzz_pager
 	$(Q)mkdir -p build-fuzz/corpus build-fuzz/corpus-pager build-fuzz/crashes

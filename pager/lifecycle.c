@@ -690,6 +690,14 @@ void pcb_pager_destroy(struct pcb_pager *p)
 		free(p);
 }
 
+uint64_t pcb_pager_progress(struct pcb_pager *p)
+{
+	uint64_t n = atomic_load(&p->ps.npresent);
+	for (int ch = 0; ch < 2; ch++)
+		n += __atomic_load_n(&p->chan[ch].bytes_rx, __ATOMIC_RELAXED);
+	return n;
+}
+
 void pcb_pager_missing_summary(struct pcb_pager *p, char *buf, size_t len)
 {
 	uint64_t n = p->cfg.npages - atomic_load(&p->ps.npresent), shown = 0;

@@ -187,6 +187,10 @@ const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n
 const struct pcb_installer *pcb_pager_installer(struct pcb_pager *p);
 /* Pages not present, as "N pages: a-b, c, ..." (at most len bytes, ranges cut with "..."). */
 void pcb_pager_missing_summary(struct pcb_pager *p, char *buf, size_t len);
+/* A number that grows whenever the migration makes progress: pages present
+ * plus bytes received on the source connections (read racily, for the
+ * caller's progress deadline: a slow link moves bytes long before a page). */
+uint64_t pcb_pager_progress(struct pcb_pager *p);
 /* The process whose threads serve the faults (--pager=process: the pager
  * process, from switch-over on; else this one), and that process's peak RSS
  * in KiB (0 when it is this process). */

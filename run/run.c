@@ -228,7 +228,9 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 									  : FL_H_KVM_FAULT_TO_RUNNING];
 	pcb_json_obj_begin(j, "bpf_vs_guest");
 	pcb_json_u64(j, "guest_faults", user->count);
-	pcb_json_u64(j, "kernel_faults", k->count);
+	pcb_json_u64(j, "kernel_faults", k->count);   /* delivered faults that blocked (fault_to_running) */
+	if (r->cfg->guest != PCB_GUEST_KVM)   /* every fault that blocked: the guest's definition of a fault */
+		pcb_json_u64(j, "kernel_faults_blocked", ts->counter[FL_C_BLOCKED_ALL]);
 	if (user->count && k->count) {
 		double off = (double)pcb_hist_percentile(user, 50) - (double)pcb_hist_percentile(k, 50);
 		pcb_json_dbl(j, "p50_offset_ns", off);
@@ -397,14 +399,9 @@ static void blocktime_json(struct run *r, struct pcb_json *j)
 	pcb_json_obj_end(j);
 }
 
-static void write_json(struct run *r, FILE *fp)
+static void json_header(struct run *r, struct pcb_json *j)
 {
 	const struct pcb_config *cfg = r->cfg;
-	const struct pcb_pager_stats *s = &r->ps;
-	struct pcb_json *j = pcb_json_open(fp);
-	struct pcb_hist fault, op;
-	merged_hists(r, &fault, &op);
-
 	pcb_json_obj_begin(j, NULL);
 	pcb_json_u64(j, "schema_version", PCB_SCHEMA_VERSION);
 	pcb_json_str(j, "tool", "pcbench");
@@ -422,7 +419,11 @@ static void write_json(struct run *r, FILE *fp)
 		uffd_json(j, pcb_pager_uffd_info(r->pager));
 	pcb_json_obj_end(j);
 
-	pcb_json_obj_begin(j, "results");
+}
+
+static void json_time(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_pager_stats *s = &r->ps;
 	uint64_t mig = s->t_complete_ns ? s->t_complete_ns - s->t_switchover_ns : 0;
 	pcb_json_obj_begin(j, "time");
 	pcb_json_u64(j, "total_migration_ns", mig);
@@ -433,6 +434,12 @@ static void write_json(struct run *r, FILE *fp)
 		pcb_json_u64(j, "drain_start_after_guest_end_ns", r->t_drain_start_ns - s->t_guest_done_ns);
 	pcb_json_obj_end(j);
 
+}
+
+static void json_pages(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	pcb_json_obj_begin(j, "pages");
 	pcb_json_u64(j, "page_size", pcb_page_size_bytes(cfg));     /* the guest's pages (--page-size) */
 	pcb_json_u64(j, "unit_bytes", PCB_PAGE_SIZE);               /* every count in this object is in 4 KiB pages */
@@ -460,6 +467,12 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "eexist_background", s->eexist_background);
 	pcb_json_obj_end(j);
 
+}
+
+static void json_policy(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	/* where the policy ran; pushing: what the source reported at the end of its stream */
 	pcb_json_obj_begin(j, "policy");
 	pcb_json_str(j, "end", pcb_choice_name("policy-end", cfg->policy_end));
@@ -472,8 +485,14 @@ static void write_json(struct run *r, FILE *fp)
 	}
 	pcb_json_obj_end(j);
 
+}
+
+static void json_faults(struct run *r, struct pcb_json *j, const struct pcb_hist *fault)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	pcb_json_obj_begin(j, "faults");
-	pcb_json_u64(j, "count", fault.count);   /* accesses that blocked (docs/metrics.md) */
+	pcb_json_u64(j, "count", fault->count);   /* accesses that blocked (docs/metrics.md) */
 	uint64_t undelivered = 0;
 	for (unsigned v = 0; v < cfg->vcpus; v++)
 		undelivered += pcb_guest_result(r->guest, v)->faults_undelivered;
@@ -486,11 +505,15 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "unattributed", s->faults_unattributed);
 	pcb_json_str(j, "latency_source", "guest thread: CLOCK_MONOTONIC around the faulting access");
 	pcb_json_dbl(j, "histogram_relative_error", pcb_hist_error_bound());
-	pcb_hist_json(j, "latency", &fault, 1);
+	pcb_hist_json(j, "latency", fault, 1);
 	pcb_json_obj_end(j);
 
-	blocktime_json(r, j);
+}
 
+static void json_pager(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	pcb_json_obj_begin(j, "pager");
 	pcb_json_str(j, "mode", pcb_choice_name("pager", cfg->pager));   /* thread | process: where the pager threads ran */
 	/* what the policy could see: faults and its own installs, or also the guest's first-touch record */
@@ -511,6 +534,12 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_perf_json(j, cfg, &r->pin, s, &r->mem);
 	pcb_json_obj_end(j);
 
+}
+
+static void json_transport(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	pcb_json_obj_begin(j, "transport");
 	/* --channels=2: "demand" and "background"; --channels=1: "shared" (the one connection),
 	 * with the demand replies it carried */
@@ -535,10 +564,12 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_bool(j, "per_run_secret", r->net.key.handshake_only);
 	pcb_json_obj_end(j);
 
-	pcb_net_json(j, s);
-	if (r->missing[0])
-		pcb_json_str(j, "pages_never_arrived", r->missing);
+}
 
+static void json_guest(struct run *r, struct pcb_json *j, const struct pcb_hist *op)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
 	pcb_json_obj_begin(j, "guest");
 	pcb_json_str(j, "kind", pcb_choice_name("guest", cfg->guest));
 	if (r->guest && pcb_guest_kvm_tsc_khz(r->guest))
@@ -575,13 +606,13 @@ static void write_json(struct run *r, FILE *fp)
 	pcb_json_u64(j, "read_mismatches", mism);
 	double gs = s->t_guest_done_ns ? pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns) : 0;
 	pcb_json_dbl(j, "ops_per_sec", gs > 0 ? (double)ops / gs : 0);
-	pcb_hist_json(j, "op_latency", &op, 0);
+	pcb_hist_json(j, "op_latency", op, 0);
 	pcb_json_obj_end(j);
 
-	pcb_cpu_json(&r->cpu, j, "cpu");
-	pcb_progress_json(&r->prog, j, "progress");
-	if (cfg->precopy_ns)
-		pcb_precopy_json(&r->pc, j, "precopy");
+}
+
+static void json_prefetch(struct run *r, struct pcb_json *j)
+{
 	if (pcb_wl_is_app(r->wl)) {
 		pcb_json_obj_begin(j, "prefetch");
 		pcb_json_bool(j, "measured", false);
@@ -591,13 +622,11 @@ static void write_json(struct run *r, FILE *fp)
 	} else {
 		pcb_prefetch_json(&r->pf, j, "prefetch");
 	}
-	if (r->trace) {
-		pcb_trace_json(r->trace, j, "bpf");
-		trace_agreement_json(r, j, &fault);
-	} else {
-		pcb_trace_json_disabled(j, "bpf", r->trace_why);
-	}
+}
 
+static void json_verify(struct run *r, struct pcb_json *j)
+{
+	const struct pcb_config *cfg = r->cfg;
 	pcb_json_obj_begin(j, "verify");
 	pcb_json_bool(j, "done", r->verified);
 	pcb_json_u64(j, "pages_verified", r->ver.pages_verified);
@@ -622,6 +651,44 @@ static void write_json(struct run *r, FILE *fp)
 	if (cfg->precopy_ns)
 		pcb_json_u64(j, "precopy_stale_pages", r->pc.stale_pages);
 	pcb_json_obj_end(j);
+}
+
+static void write_json(struct run *r, FILE *fp)
+{
+	const struct pcb_config *cfg = r->cfg;
+	const struct pcb_pager_stats *s = &r->ps;
+	struct pcb_json *j = pcb_json_open(fp);
+	struct pcb_hist fault, op;
+	merged_hists(r, &fault, &op);
+
+	json_header(r, j);
+	pcb_json_obj_begin(j, "results");
+	json_time(r, j);
+	json_pages(r, j);
+	json_policy(r, j);
+	json_faults(r, j, &fault);
+	blocktime_json(r, j);
+
+	json_pager(r, j);
+	json_transport(r, j);
+	pcb_net_json(j, s);
+	if (r->missing[0])
+		pcb_json_str(j, "pages_never_arrived", r->missing);
+
+	json_guest(r, j, &op);
+	pcb_cpu_json(&r->cpu, j, "cpu");
+	pcb_progress_json(&r->prog, j, "progress");
+	if (cfg->precopy_ns)
+		pcb_precopy_json(&r->pc, j, "precopy");
+	json_prefetch(r, j);
+	if (r->trace) {
+		pcb_trace_json(r->trace, j, "bpf");
+		trace_agreement_json(r, j, &fault);
+	} else {
+		pcb_trace_json_disabled(j, "bpf", r->trace_why);
+	}
+
+	json_verify(r, j);
 	app_json(r, j);
 
 	pcb_json_obj_end(j);   /* results */
@@ -682,6 +749,66 @@ static void print_verify(struct run *r, FILE *fp)
 			(unsigned long long)app_updates(r), (unsigned long long)a->rows_digest,
 			pcb_fmt_size(a->db_used_bytes, b1, sizeof(b1)), pcb_fmt_size(a->db_bytes, b2, sizeof(b2)),
 			pcb_fmt_size(a->heap_peak_bytes, b3, sizeof(b3)));
+	}
+}
+
+static void print_transport(struct run *r, FILE *fp)
+{
+	const struct pcb_pager_stats *s = &r->ps;
+	char b1[32], b2[32], b3[32], b4[32];
+	if (s->channels == 1)
+		fprintf(fp, "  transport   1 channel: shared %s in / %s out, %llu demand replies on it behind the background stream\n",
+			pcb_fmt_size(s->chan[1].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[1].bytes_tx, b2, sizeof(b2)),
+			(unsigned long long)s->shared_demand_frames);
+	else
+		fprintf(fp, "  transport   2 channels: demand %s in / %s out, background %s in / %s out\n",
+			pcb_fmt_size(s->chan[0].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[0].bytes_tx, b2, sizeof(b2)),
+			pcb_fmt_size(s->chan[1].bytes_rx, b3, sizeof(b3)), pcb_fmt_size(s->chan[1].bytes_tx, b4, sizeof(b4)));
+}
+
+static void print_bpf(struct run *r, FILE *fp)
+{
+	const struct pcb_config *cfg = r->cfg;
+	char b1[32], b2[32], b3[32];
+	if (r->trace) {
+		struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
+		if (ts && pcb_trace_read(r->trace, ts) == 0) {
+			bool kvm = cfg->guest == PCB_GUEST_KVM;
+			const struct pcb_hist *k = &ts->hist[kvm ? FL_H_KVM_FAULT_TO_RUNNING : FL_H_FAULT_TO_RUNNING];
+			fmt_ns(pcb_hist_percentile(k, 50), b1, sizeof(b1));
+			fmt_ns(pcb_hist_percentile(k, 99), b2, sizeof(b2));
+			fmt_ns(pcb_hist_percentile(&ts->hist[FL_H_UNDELIVERED], 50), b3, sizeof(b3));
+			if (kvm)
+				fprintf(fp, "  bpf         %llu KVM vCPU faults in the kernel: fault->running p50 %s p99 %s\n",
+					(unsigned long long)ts->counter[FL_C_KVM_BLOCKING], b1, b2);
+			else
+				fprintf(fp, "  bpf         %llu faults in the kernel: fault->running p50 %s p99 %s; "
+					"%llu more blocked until a background install (p50 %s)\n",
+					(unsigned long long)pcb_trace_faults(ts), b1, b2,
+					(unsigned long long)ts->counter[FL_C_BLOCKED_UNDELIVERED], b3);
+		}
+		free(ts);
+	} else if (cfg->trace != PCB_OFF) {
+		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
+	}
+}
+
+static void print_prefetch(struct run *r, FILE *fp)
+{
+	if (pcb_wl_is_app(r->wl))
+		fprintf(fp, "  prefetch    not measured: an application guest's first touches are not seen\n");
+	else if (r->pf.win.bg_installed || r->pf.win.touched) {
+		const struct pcb_prefetch_window *w = &r->pf.win;
+		char lead[96] = "";
+		if (w->lead.count)
+			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms; %llu late", (double)pcb_hist_percentile(&w->lead, 50) / 1e6,
+				 (unsigned long long)w->bg_late);
+		fprintf(fp, "  prefetch    during the migration: %llu data pages touched, %llu present at first touch (hit rate %.1f%%); "
+			"accuracy %.1f%% of %llu background data pages%s; zero pages apart: %llu touched\n",
+			(unsigned long long)w->touched, (unsigned long long)w->hits,
+			w->touched ? 100.0 * (double)w->hits / (double)w->touched : 0.0,
+			w->bg_installed ? 100.0 * (double)w->bg_used / (double)w->bg_installed : 0.0,
+			(unsigned long long)w->bg_installed, lead, (unsigned long long)w->zero_touched);
 	}
 }
 
@@ -763,51 +890,10 @@ static void write_human(struct run *r, FILE *fp)
 	double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
 	fprintf(fp, "  guest       %llu ops, %.3f M ops/s\n", (unsigned long long)ops, gs > 0 ? (double)ops / gs / 1e6 : 0.0);
 	print_progress(r, fp);
-	if (s->channels == 1)
-		fprintf(fp, "  transport   1 channel: shared %s in / %s out, %llu demand replies on it behind the background stream\n",
-			pcb_fmt_size(s->chan[1].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[1].bytes_tx, b2, sizeof(b2)),
-			(unsigned long long)s->shared_demand_frames);
-	else
-		fprintf(fp, "  transport   2 channels: demand %s in / %s out, background %s in / %s out\n",
-			pcb_fmt_size(s->chan[0].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[0].bytes_tx, b2, sizeof(b2)),
-			pcb_fmt_size(s->chan[1].bytes_rx, b3, sizeof(b3)), pcb_fmt_size(s->chan[1].bytes_tx, b4, sizeof(b4)));
-	if (r->trace) {
-		struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
-		if (ts && pcb_trace_read(r->trace, ts) == 0) {
-			bool kvm = cfg->guest == PCB_GUEST_KVM;
-			const struct pcb_hist *k = &ts->hist[kvm ? FL_H_KVM_FAULT_TO_RUNNING : FL_H_FAULT_TO_RUNNING];
-			fmt_ns(pcb_hist_percentile(k, 50), b1, sizeof(b1));
-			fmt_ns(pcb_hist_percentile(k, 99), b2, sizeof(b2));
-			fmt_ns(pcb_hist_percentile(&ts->hist[FL_H_UNDELIVERED], 50), b3, sizeof(b3));
-			if (kvm)
-				fprintf(fp, "  bpf         %llu KVM vCPU faults in the kernel: fault->running p50 %s p99 %s\n",
-					(unsigned long long)ts->counter[FL_C_KVM_BLOCKING], b1, b2);
-			else
-				fprintf(fp, "  bpf         %llu faults in the kernel: fault->running p50 %s p99 %s; "
-					"%llu more blocked until a background install (p50 %s)\n",
-					(unsigned long long)pcb_trace_faults(ts), b1, b2,
-					(unsigned long long)ts->counter[FL_C_BLOCKED_UNDELIVERED], b3);
-		}
-		free(ts);
-	} else if (cfg->trace != PCB_OFF) {
-		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
-	}
+	print_transport(r, fp);
+	print_bpf(r, fp);
 	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
-	if (pcb_wl_is_app(r->wl))
-		fprintf(fp, "  prefetch    not measured: an application guest's first touches are not seen\n");
-	else if (r->pf.win.bg_installed || r->pf.win.touched) {
-		const struct pcb_prefetch_window *w = &r->pf.win;
-		char lead[96] = "";
-		if (w->lead.count)
-			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms; %llu late", (double)pcb_hist_percentile(&w->lead, 50) / 1e6,
-				 (unsigned long long)w->bg_late);
-		fprintf(fp, "  prefetch    during the migration: %llu data pages touched, %llu present at first touch (hit rate %.1f%%); "
-			"accuracy %.1f%% of %llu background data pages%s; zero pages apart: %llu touched\n",
-			(unsigned long long)w->touched, (unsigned long long)w->hits,
-			w->touched ? 100.0 * (double)w->hits / (double)w->touched : 0.0,
-			w->bg_installed ? 100.0 * (double)w->bg_used / (double)w->bg_installed : 0.0,
-			(unsigned long long)w->bg_installed, lead, (unsigned long long)w->zero_touched);
-	}
+	print_prefetch(r, fp);
 	fprintf(fp, "  cpu         process %.3f s: vCPUs %.3f, demand %.3f, background %.3f, installer %.3f, main %.3f; source %.3f\n",
 		(double)r->cpu.process_ns / 1e9, (double)r->cpu.vcpus_ns / 1e9, (double)r->cpu.demand_ns / 1e9,
 		(double)r->cpu.background_ns / 1e9, (double)r->cpu.installer_ns / 1e9, (double)r->cpu.main_ns / 1e9,
@@ -1108,12 +1194,12 @@ static int check_pager_process(const struct pcb_config *cfg)
 {
 	if (cfg->pager != PCB_PAGER_PROCESS)
 		return 0;
-	const char *bad = !strcmp(cfg->install, "move") ? "install" : cfg->trace_usdt == PCB_ON ? "trace-usdt" :
+	const char *bad = !pcb_install_find(cfg->install, false)->forkable ? "install" : cfg->trace_usdt == PCB_ON ? "trace-usdt" :
 			  cfg->trace_messages == PCB_ON ? "trace-messages" : NULL;
 	if (!bad)
 		return 0;
 	pcb_err("invalid value for --%s: '%s' cannot be combined with --pager=process%s", bad,
-		!strcmp(bad, "install") ? "move" : "on",
+		!strcmp(bad, "install") ? cfg->install : "on",
 		!strcmp(bad, "install") ? " (UFFDIO_MOVE cannot move pages between two processes)"
 					: " (the probes and reads would be in the pager process)");
 	return PCB_EXIT_USAGE;
@@ -1300,7 +1386,7 @@ static int setup_precopy(struct run *r)
 		pcb_err("invalid value for --precopy: the guest runs at the source only when pcbench forks it (not with pcbench dest)");
 		return PCB_EXIT_USAGE;
 	}
-	if (strcmp(cfg->install, "copy")) {
+	if (!pcb_install_find(cfg->install, false)->per_run_api) {   /* pre-copy installs through the per-run API */
 		pcb_err("invalid value for --install: '%s' (--precopy installs with copy)", cfg->install);
 		return PCB_EXIT_USAGE;
 	}
@@ -1506,23 +1592,24 @@ static int wait_for_completion(struct run *r)
 		snprintf(r->error, sizeof(r->error), "%s", pcb_guest_error(r->guest));
 		pcb_err("%s", r->error);
 	}
-	/* the rest arrives (drain): every wait has a deadline.  No page for
-	 * --io-timeout + --reconnect-timeout + 1 s (a lost connection is detected
-	 * and recovered within that) is a stall: a clear error naming what is missing */
+	/* the rest arrives (drain): every wait has a deadline.  Nothing received
+	 * (no page, no byte) for --io-timeout + --reconnect-timeout + 1 s (a lost
+	 * connection is detected and recovered within that) is a stall: a clear
+	 * error naming what is missing */
 	uint64_t deadline_ns = r->cfg->io_timeout_ns + r->cfg->reconnect_timeout_ns + PCB_NSEC_PER_SEC;
-	uint64_t last_n = atomic_load(&pcb_pager_pagestate(r->pager)->npresent), t_last = pcb_now_ns();
+	uint64_t last_n = pcb_pager_progress(r->pager), t_last = pcb_now_ns();
 	do {
 		rc = pcb_pager_poll(r->pager, 100, why, sizeof(why));
 		if (stop_sig)
 			return interrupt_midrun(r, stop_sig);
 		if (rc < 0)
 			return fail_midrun(r, -rc, why);
-		uint64_t n = atomic_load(&pcb_pager_pagestate(r->pager)->npresent), now = pcb_now_ns();
+		uint64_t n = pcb_pager_progress(r->pager), now = pcb_now_ns();
 		if (n != last_n) {
 			last_n = n;
 			t_last = now;
 		} else if (rc != 1 && now - t_last > deadline_ns) {
-			snprintf(why, sizeof(why), "no page arrived for %.1f s after the guest stopped (progress deadline: "
+			snprintf(why, sizeof(why), "nothing arrived for %.1f s after the guest stopped (progress deadline: "
 				 "--io-timeout + --reconnect-timeout + 1 s); the migration stalled", pcb_ns_to_s(now - t_last));
 			return fail_midrun(r, PCB_EXIT_SOURCE_LOST, why);
 		}

@@ -47,8 +47,8 @@ struct pcb_trace {
 	const char *k_fault, *k_switch;
 	char k_wakeup[96], k_read[96];
 	char k_kvm[96], k_kvm_mmu[128], k_uffd[96], k_usdt[160];
-	char k_kfault[96], k_ranges[160], method_why[256];
-	bool kfault, follow;            /* kernel-fault and registration hooks attached */
+	char k_kfault[96], k_ranges[160], k_resolve[96], method_why[256];
+	bool kfault, follow, resolve;   /* kernel-fault, registration, resolving-ioctl hooks attached */
 	bool mmu_btf, mmu_tp;           /* kvmmmu walk + spte_requested programs */
 	bool kvm_observable;            /* some KVM fault hook attached */
 	char exe[PATH_MAX];
@@ -97,36 +97,10 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 /* ---- probing ------------------------------------------------------------------ */
 
-/* Load a two-instruction BPF_PROG_TYPE_TRACING program for name and attach
- * it: 0 if this kernel accepts that attach type there, else -errno. */
-static int probe_tracing(const char *name, enum bpf_attach_type type)
-{
-	struct bpf_insn insns[2];
-	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = type);
-	int id, fd, lfd, err = 0;
-
-	memset(insns, 0, sizeof(insns));
-	insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;    /* r0 = 0 */
-	insns[0].dst_reg = BPF_REG_0;
-	insns[1].code = BPF_JMP | BPF_EXIT;
-	id = libbpf_find_vmlinux_btf_id(name, type);
-	if (id < 0)
-		return id;
-	opts.attach_btf_id = id;
-	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, 2, &opts);
-	if (fd < 0)
-		return -errno;
-	lfd = bpf_raw_tracepoint_open(NULL, fd);
-	if (lfd < 0)
-		err = -errno;
-	else
-		close(lfd);
-	close(fd);
-	return err;
-}
-
-/* 0 if a raw_tp program attaches to tracepoint name, else -errno. */
-static int probe_raw(const char *name)
+/* Load "return 0" as a program of type ptype and attach it (tp_name for a
+ * raw tracepoint, NULL for a BTF-typed one): 0 if the kernel accepts it
+ * there, else -errno. */
+static int probe_attach(enum bpf_prog_type ptype, const char *tp_name, const struct bpf_prog_load_opts *opts)
 {
 	struct bpf_insn insns[2];
 	int fd, lfd, err = 0;
@@ -135,16 +109,35 @@ static int probe_raw(const char *name)
 	insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;    /* r0 = 0 */
 	insns[0].dst_reg = BPF_REG_0;
 	insns[1].code = BPF_JMP | BPF_EXIT;
-	fd = bpf_prog_load(BPF_PROG_TYPE_RAW_TRACEPOINT, NULL, "GPL", insns, 2, NULL);
+	fd = bpf_prog_load(ptype, NULL, "GPL", insns, 2, opts);
 	if (fd < 0)
 		return -errno;
-	lfd = bpf_raw_tracepoint_open(name, fd);
+	lfd = bpf_raw_tracepoint_open(tp_name, fd);
 	if (lfd < 0)
 		err = -errno;
 	else
 		close(lfd);
 	close(fd);
 	return err;
+}
+
+/* 0 if this kernel accepts a BPF_PROG_TYPE_TRACING program of attach type
+ * type at name (tp_btf: BPF_TRACE_RAW_TP, fentry: BPF_TRACE_FENTRY). */
+static int probe_tracing(const char *name, enum bpf_attach_type type)
+{
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = type);
+	int id = libbpf_find_vmlinux_btf_id(name, type);
+
+	if (id < 0)
+		return id;
+	opts.attach_btf_id = id;
+	return probe_attach(BPF_PROG_TYPE_TRACING, NULL, &opts);
+}
+
+/* 0 if a raw_tp program attaches to tracepoint name, else -errno. */
+static int probe_raw(const char *name)
+{
+	return probe_attach(BPF_PROG_TYPE_RAW_TRACEPOINT, name, NULL);
 }
 
 /* Index (after ctx) of the fault address in the kvm_page_fault prototype:
@@ -559,6 +552,7 @@ static void setup_faultlat_autoload(struct pcb_trace *t, struct faultlat_bpf *fl
 	bpf_program__set_autoload(fl->progs.fl_switch_tp, !btf && !raw);
 	bpf_program__set_autoload(fl->progs.fl_wakeup_tp, !btf && !raw && t->wakeup);
 	bpf_program__set_autoload(fl->progs.fl_read_exit, t->msgs);
+	bpf_program__set_autoload(fl->progs.fl_resolve_exit, t->msgs && t->o.resolve);
 	bpf_program__set_autoload(fl->progs.fl_kfault_btf, btf && t->kfault);
 	bpf_program__set_autoload(fl->progs.fl_kfault_tp, !btf && !raw && t->kfault);
 	bpf_program__set_autoload(fl->progs.fl_ioctl_enter, t->follow);
@@ -595,6 +589,7 @@ static int open_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm_t
 	fl->rodata->btf_switch = btf;
 	fl->rodata->null_progs = t->o.null_progs;
 	fl->rodata->any_reader = t->msgs && t->o.any_reader;
+	fl->rodata->track_resolve = t->msgs && t->o.resolve;
 	fl->rodata->self_tgid = (uint32_t)getpid();
 	fl->rodata->block_times = t->o.events || t->wakeup;
 	if (t->o.events) {
@@ -728,6 +723,14 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 	if (t->msgs && o->any_reader && (err = learn_uffd_fops(t)))
 		return fail(why, whylen, PCB_EXIT_UNAVAILABLE,
 			    "cannot recognise userfaultfd reads (own userfaultfd: %s)", strerror(-err));
+	snprintf(t->k_resolve, sizeof(t->k_resolve), "%s", !o->resolve ? "off (not requested)"
+		 : !t->msgs ? "off (needs the message hook)" : "tracepoint (syscalls:sys_exit_ioctl, any process)");
+	t->resolve = t->msgs && o->resolve;
+	if (t->resolve && (err = attach_prog(t->fl->progs.fl_resolve_exit, &t->fl->links.fl_resolve_exit))) {
+		pcb_warn("trace: syscalls:sys_exit_ioctl (resolving ioctls): %s", strerror(-err));
+		snprintf(t->k_resolve, sizeof(t->k_resolve), "unavailable (attach: %s)", strerror(-err));
+		t->resolve = false;
+	}
 	/* Optional: without them, faults inside system calls are not seen /
 	 * the ranges are rescanned (the caller says so). */
 	if (t->kfault && (err = CORE(fl_kfault))) {
@@ -1342,6 +1345,7 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_str(j, "handle_userfault", t->k_uffd);
 	pcb_json_str(j, "page_fault_kernel", t->k_kfault);
 	pcb_json_str(j, "ranges", t->k_ranges);
+	pcb_json_str(j, "resolve", t->k_resolve);
 	pcb_json_str(j, "usdt", t->pg ? t->k_usdt : t->pg_reason);
 	pcb_json_obj_end(j);
 	pcb_json_str(j, "method", pcb_trace_method(t, NULL));
@@ -1399,6 +1403,13 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_u64(j, "delivered_without_block", c[FL_C_DELIVERED_NOBLOCK]);
 	pcb_json_u64(j, "blocked_resolved_before_read", c[FL_C_BLOCKED_UNDELIVERED]);
 	pcb_hist_json(j, "resolved_before_read_fault_to_running", &s->hist[FL_H_UNDELIVERED], t->o.json_bins);
+	pcb_json_obj_end(j);
+	pcb_json_obj_begin(j, "resolve");
+	pcb_json_bool(j, "tracked", t->resolve);
+	pcb_json_u64(j, "resolved", c[FL_C_RESOLVED]);
+	pcb_json_u64(j, "untracked", c[FL_C_RESOLVE_UNTRACKED]);
+	pcb_hist_json(j, "fault_to_resolve", &s->hist[FL_H_FAULT_TO_RESOLVE], t->o.json_bins);
+	pcb_hist_json(j, "resolve_to_running", &s->hist[FL_H_RESOLVE_TO_RUNNING], t->o.json_bins);
 	pcb_json_obj_end(j);
 	pcb_json_bool(j, "wakeup_tracked", t->wakeup);
 	if (t->wakeup)

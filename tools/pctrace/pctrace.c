@@ -338,6 +338,11 @@ static void final_report(struct pctrace *p)
 		       "read; %llu unmatched; faults raised in system calls %llu\n",
 		       (unsigned long long)cn[FL_C_MSGS], (unsigned long long)cn[FL_C_BLOCKED_UNDELIVERED],
 		       (unsigned long long)cn[FL_C_MSG_UNMATCHED], (unsigned long long)cn[FL_C_KERNEL_FAULTS]);
+	if (cn[FL_C_RESOLVED])
+		printf("resolve: %llu faults followed to their resolving ioctl: fault -> resolve p50 %s, "
+		       "resolve -> running p50 %s\n", (unsigned long long)cn[FL_C_RESOLVED],
+		       fmt_ns(d, sizeof(d), pcb_hist_percentile(&p->cur->hist[FL_H_FAULT_TO_RESOLVE], 50)),
+		       fmt_ns(e, sizeof(e), pcb_hist_percentile(&p->cur->hist[FL_H_RESOLVE_TO_RUNNING], 50)));
 	if (cn[FL_C_KVM_FAULTS])
 		printf("kvm: %llu guest faults seen, %llu resolved without sleeping, %llu counted\n",
 		       (unsigned long long)cn[FL_C_KVM_FAULTS], (unsigned long long)cn[FL_C_KVM_NONBLOCKING],
@@ -403,6 +408,9 @@ static void usage(FILE *fp)
 		"  -q, --quiet               no interval reports on stdout\n"
 		"      --no-usdt             do not attach the pcbench:* USDT probes\n"
 		"  -w, --wakeup              also trace wake-ups: fault -> wake-up and wake-up -> running\n"
+		"  -r, --resolve             also follow each fault to the resolving ioctl (UFFDIO_COPY, ZEROPAGE,\n"
+		"                            CONTINUE, MOVE, WAKE) covering its page: fault -> resolve and\n"
+		"                            resolve -> running histograms\n"
 		"      --heuristic           count a fault when it blocks (scheduler heuristic) instead of by\n"
 		"                            its userfaultfd message; no kernel-mode, message or registration\n"
 		"                            hooks; registrations found by rescanning /proc/PID/smaps\n"
@@ -427,7 +435,7 @@ static int parse_args(struct pctrace *p, int argc, char **argv)
 		{ "json-lines", required_argument, 0, 'J' }, { "events", required_argument, 0, 'e' },
 		{ "all-faults", no_argument, 0, 'a' },      { "quiet", no_argument, 0, 'q' },
 		{ "no-usdt", no_argument, 0, 'U' },         { "classic", no_argument, 0, 'C' },
-		{ "raw-tp", no_argument, 0, 'R' },
+		{ "raw-tp", no_argument, 0, 'R' },          { "resolve", no_argument, 0, 'r' },
 		{ "block-window", required_argument, 0, 'W' }, { "wakeup", no_argument, 0, 'w' },
 		{ "heuristic", no_argument, 0, 'H' },       { "null-programs", no_argument, 0, 'N' },
 		{ "verbose", no_argument, 0, 'v' },         { "help", no_argument, 0, 'h' },
@@ -436,7 +444,7 @@ static int parse_args(struct pctrace *p, int argc, char **argv)
 	uint64_t v, *dur;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "p:i:d:j:J:e:aqwvh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:i:d:j:J:e:aqrwvh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (pcb_parse_u64(optarg, &v) || !v || v > INT_MAX) {
@@ -462,6 +470,7 @@ static int parse_args(struct pctrace *p, int argc, char **argv)
 		case 'U': p->o.usdt = false; break;
 		case 'C': p->o.classic = true; break;
 		case 'R': p->o.raw_tp = true; break;
+		case 'r': p->o.resolve = true; break;
 		case 'w': p->o.wakeup = true; break;
 		case 'H': p->o.msgs = p->o.any_reader = p->o.kernel_faults = p->o.follow_ranges = false; break;
 		case 'N': p->o.null_progs = true; break;
