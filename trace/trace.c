@@ -552,7 +552,7 @@ static void setup_faultlat_autoload(struct pcb_trace *t, struct faultlat_bpf *fl
 	bpf_program__set_autoload(fl->progs.fl_switch_tp, !btf && !raw);
 	bpf_program__set_autoload(fl->progs.fl_wakeup_tp, !btf && !raw && t->wakeup);
 	bpf_program__set_autoload(fl->progs.fl_read_exit, t->msgs);
-	bpf_program__set_autoload(fl->progs.fl_resolve_exit, t->msgs && t->o.resolve);
+	bpf_program__set_autoload(fl->progs.fl_resolve_enter, t->msgs && t->o.resolve);
 	bpf_program__set_autoload(fl->progs.fl_kfault_btf, btf && t->kfault);
 	bpf_program__set_autoload(fl->progs.fl_kfault_tp, !btf && !raw && t->kfault);
 	bpf_program__set_autoload(fl->progs.fl_ioctl_enter, t->follow);
@@ -724,10 +724,10 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 		return fail(why, whylen, PCB_EXIT_UNAVAILABLE,
 			    "cannot recognise userfaultfd reads (own userfaultfd: %s)", strerror(-err));
 	snprintf(t->k_resolve, sizeof(t->k_resolve), "%s", !o->resolve ? "off (not requested)"
-		 : !t->msgs ? "off (needs the message hook)" : "tracepoint (syscalls:sys_exit_ioctl, any process)");
+		 : !t->msgs ? "off (needs the message hook)" : "tracepoint (syscalls:sys_enter_ioctl, any process)");
 	t->resolve = t->msgs && o->resolve;
-	if (t->resolve && (err = attach_prog(t->fl->progs.fl_resolve_exit, &t->fl->links.fl_resolve_exit))) {
-		pcb_warn("trace: syscalls:sys_exit_ioctl (resolving ioctls): %s", strerror(-err));
+	if (t->resolve && (err = attach_prog(t->fl->progs.fl_resolve_enter, &t->fl->links.fl_resolve_enter))) {
+		pcb_warn("trace: syscalls:sys_enter_ioctl (resolving ioctls): %s", strerror(-err));
 		snprintf(t->k_resolve, sizeof(t->k_resolve), "unavailable (attach: %s)", strerror(-err));
 		t->resolve = false;
 	}
