@@ -43,6 +43,9 @@ char LICENSE[] SEC("license") = "GPL";
 #ifndef READ_ONCE
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 #endif
+#ifndef WRITE_ONCE
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+#endif
 
 /* Knobs, set by user space between open and load. */
 const volatile __u32 targ_tgid = 0;             /* 0: only listed threads, of any process */
@@ -60,6 +63,7 @@ const volatile __u64 rb_wakeup_bytes = 65536;   /* wake the consumer past this b
  * the test from the real programs. */
 const volatile bool null_progs = false;
 const volatile bool any_reader = false;         /* messages read by any process (f_op test) */
+const volatile bool track_resolve = false;      /* follow delivered faults to their resolving ioctl */
 const volatile __u32 self_tgid = 0;             /* the tracer (learns the userfaultfd f_op) */
 
 /* Filters user space may change while running (mmapped .bss). */
@@ -95,6 +99,15 @@ struct {
  * for such a message. */
 struct fl_recent recent[FL_RECENT];
 __u64 recent_seq = 0;
+
+/* Delivered faults waiting for their resolving ioctl (track_resolve): the
+ * message's page -> (seq << 32) | tid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, __u64);
+} pending SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -188,6 +201,7 @@ static __always_inline struct fl_slot *slot_claim(__u32 tid, __u32 tgid)
 		s->mw = 0;
 		s->wake_seq = 0;
 		s->tstat = 0;
+		s->resolve_seq = 0;
 		s->tgid = tgid;
 		bpf_get_current_comm(s->comm, sizeof(s->comm));
 		return s;
@@ -387,6 +401,10 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 		s->last_f2r = f2r;
 		s->last_kind = FL_K_BLOCKED;
 		delivered = close_mw(s);
+	}
+	if (track_resolve && delivered && s->resolve_seq == s->seq && s->resolve_ns >= s->fault_ns) {
+		hist_add(FL_H_FAULT_TO_RESOLVE, s->resolve_ns - s->fault_ns);
+		hist_add(FL_H_RESOLVE_TO_RUNNING, now > s->resolve_ns ? now - s->resolve_ns : 0);
 	}
 	if (kvm) {
 		/* With messages, a vCPU's sleep inside a KVM fault counts when
@@ -1049,8 +1067,15 @@ static __always_inline bool deliver(__u32 ptid, __u64 address)
 		if (__sync_val_compare_and_swap(&s->mw, cur, cur | FL_MW_DELIVERED) != cur)
 			continue;
 		count(FL_C_MSGS);
-		if (!(cur & FL_MW_CLOSED))
+		if (!(cur & FL_MW_CLOSED)) {
+			if (track_resolve) {
+				__u64 page = address & ~0xfffull, v = ((__u64)seq << 32) | ptid;
+
+				if (bpf_map_update_elem(&pending, &page, &v, BPF_ANY))
+					count(FL_C_RESOLVE_UNTRACKED);
+			}
 			return true;
+		}
 		/* Closed before we saw the message: move it to the delivered side. */
 		count(FL_C_MSG_LATE);
 		kind = READ_ONCE(s->last_kind);
@@ -1112,6 +1137,32 @@ struct pcb_tp_sys_exit {
 	long ret;
 };
 
+struct msg_loop {
+	__u64 buf, tgid;
+	bool stop;
+};
+
+/* Message i of a read() from a userfaultfd. */
+static long msg_cb(__u32 i, void *ctx)
+{
+	struct msg_loop *l = ctx;
+	struct pcb_uffd_msg m;
+
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)(l->buf + (__u64)i * sizeof(m))))
+		return 1;
+	/* Other events (fork, remap, remove, unmap) carry no fault. */
+	if (m.event != PCB_UFFD_EVENT_PAGEFAULT)
+		return 0;
+	if (m.reserved1 || m.reserved2 || m.reserved3)
+		return 1;       /* not a userfaultfd */
+	if (deliver(m.ptid, m.address)) {
+		if (!m.ptid)
+			count(FL_C_MSG_BY_ADDR);
+		note_reader(l->tgid);
+	}
+	return 0;
+}
+
 SEC("tracepoint/syscalls/sys_exit_read")
 int fl_read_exit(struct pcb_tp_sys_exit *ctx)
 {
@@ -1140,21 +1191,11 @@ int fl_read_exit(struct pcb_tp_sys_exit *ctx)
 		return 0;
 	buf = regs->si;
 	n = ret / sizeof(m);
-	for (int i = 0; i < FL_MSG_BATCH; i++) {
-		if (i >= n)
-			break;
-		if (bpf_probe_read_user(&m, sizeof(m), (void *)(buf + i * sizeof(m))))
-			return 0;
-		/* Other events (fork, remap, remove, unmap) carry no fault. */
-		if (m.event != PCB_UFFD_EVENT_PAGEFAULT)
-			continue;
-		if (m.reserved1 || m.reserved2 || m.reserved3)
-			return 0;       /* not a userfaultfd */
-		if (deliver(m.ptid, m.address)) {
-			if (!m.ptid)
-				count(FL_C_MSG_BY_ADDR);
-			note_reader(id >> 32);
-		}
+	{
+		struct msg_loop l = { .buf = buf, .tgid = id >> 32 };
+
+		/* one callback verified once, not FL_MSG_BATCH inlined copies */
+		bpf_loop(n < FL_MSG_BATCH ? n : FL_MSG_BATCH, msg_cb, &l, 0);
 	}
 	return 0;
 }
@@ -1213,6 +1254,53 @@ int fl_ioctl_exit(struct pcb_tp_sys_exit *ctx)
 	if ((__u32)regs->si != PCB_UFFDIO_UNREGISTER || bpf_probe_read_user(r, sizeof(r), (void *)regs->dx))
 		return 0;
 	range_remove(r[0], r[0] + r[1]);
+	return 0;
+}
+
+#define PCB_UFFDIO_WAKE         0x8010aa02u     /* struct uffdio_range {start, len} */
+#define PCB_UFFDIO_COPY         0xc028aa03u     /* struct uffdio_copy {dst, src, len, ...} */
+#define PCB_UFFDIO_ZEROPAGE     0xc020aa04u     /* {range {start, len}, mode, zeropage} */
+#define PCB_UFFDIO_MOVE         0xc028aa05u     /* {dst, src, len, ...} */
+#define PCB_UFFDIO_CONTINUE     0xc020aa07u     /* {range {start, len}, mode, mapped} */
+
+/* A resolving ioctl is entered (any process, track_resolve): the delivered
+ * faults waiting on pages it covers (up to 16 pages from its start; a huge
+ * page's fault is named by its first) are being resolved now.  At entry:
+ * the ioctl wakes the faulting thread before it returns, and that thread
+ * may run and fault again before the exit is traced. */
+SEC("tracepoint/syscalls/sys_enter_ioctl")
+int fl_resolve_enter(struct pcb_tp_sys_enter *ctx)
+{
+	__u64 a[3], start, len, now;
+	__u32 cmd = (__u32)ctx->args[1];
+
+	if (null_progs)
+		return 0;
+	if (cmd != PCB_UFFDIO_COPY && cmd != PCB_UFFDIO_ZEROPAGE && cmd != PCB_UFFDIO_WAKE &&
+	    cmd != PCB_UFFDIO_CONTINUE && cmd != PCB_UFFDIO_MOVE)
+		return 0;
+	if (bpf_probe_read_user(a, sizeof(a), (void *)ctx->args[2]))
+		return 0;
+	start = a[0] & ~0xfffull;
+	len = cmd == PCB_UFFDIO_COPY || cmd == PCB_UFFDIO_MOVE ? a[2] : a[1];
+	now = bpf_ktime_get_ns();
+	for (__u32 i = 0; i < 16; i++) {
+		__u64 page = start + (__u64)i * 4096, *v;
+		struct fl_slot *s;
+
+		if (i && page >= a[0] + len)
+			break;
+		v = bpf_map_lookup_elem(&pending, &page);
+		if (!v)
+			continue;
+		s = slot_find((__u32)*v);
+		if (s && READ_ONCE(s->seq) == (__u32)(*v >> 32)) {
+			s->resolve_ns = now;
+			WRITE_ONCE(s->resolve_seq, (__u32)(*v >> 32));
+			count(FL_C_RESOLVED);
+		}
+		bpf_map_delete_elem(&pending, &page);
+	}
 	return 0;
 }
 

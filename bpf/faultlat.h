@@ -59,6 +59,10 @@ enum fl_hist_id {
 	FL_H_KVM_FAULT_TO_RUNNING,
 	FL_H_UNDELIVERED,           /* fault -> running of blocking faults resolved before the
 	                             * handler read their message (track_msgs) */
+	FL_H_FAULT_TO_RESOLVE,      /* fault -> exit of the first resolving ioctl (UFFDIO_COPY,
+	                             * ZEROPAGE, CONTINUE, MOVE, WAKE) covering its page, of
+	                             * faults whose message was read (track_resolve) */
+	FL_H_RESOLVE_TO_RUNNING,    /* ... -> the thread on a CPU again */
 	FL_NHIST
 };
 
@@ -111,6 +115,8 @@ enum fl_counter {
 	                             * a traced range */
 	FL_C_REMAP,                 /* mremap of a traced range followed to its new place */
 	FL_C_KVM_DELIVERED_NOBLOCK, /* KVM faults whose message was read, resolved without sleeping */
+	FL_C_RESOLVED,              /* delivered faults whose resolving ioctl was seen (track_resolve) */
+	FL_C_RESOLVE_UNTRACKED,     /* pending map full: a delivered fault not followed to its ioctl */
 	FL_C_RANGES_FULL,           /* a registration found no free range slot: the address
 	                             * filter is turned off (every fault of the target opens) */
 	FL_NCOUNTERS
@@ -138,8 +144,8 @@ enum fl_counter {
 #define FL_K_LOST       3u      /* blocked, switch-in never seen */
 
 /* 64-bit fields where BPF atomics touch them (32-bit atomics need -mcpu=v3).
- * What every fault touches comes first: one 64-byte line; the whole slot is
- * two lines (aligned), so a traced thread costs two cache lines. */
+ * What every fault touches comes first: one 64-byte line; the optional hooks
+ * use the second, track_resolve the third (aligned lines). */
 struct fl_slot {
 	pcb_u64 tid;            /* owner; 0: free */
 	pcb_u32 collide;        /* another thread hashed here: look in the overflow map */
@@ -162,6 +168,10 @@ struct fl_slot {
 	pcb_u32 tgid;
 	pcb_u32 kvm;            /* the fault opened last is a KVM one (messages only) */
 	char comm[16];          /* thread name at its first fault (TASK_COMM_LEN) */
+	/* third line: track_resolve only */
+	pcb_u64 resolve_ns;     /* exit of the ioctl that resolved fault resolve_seq */
+	pcb_u32 resolve_seq;
+	pcb_u32 pad[13];
 } __attribute__((aligned(64)));
 
 #define FL_RECENT       256     /* faults remembered for messages without a thread id */

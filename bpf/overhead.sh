@@ -16,6 +16,7 @@
 #   wakeup   + the sched_wakeup hook (fault -> wake-up split)
 #   heuristic  pctrace --heuristic: page fault + sched_switch only (a fault
 #            counts when it blocks; what the default was before 2026-12-04)
+#   resolve  + pctrace --resolve (the resolving-ioctl hook)
 #   classic  classic tracepoints instead of tp_btf
 #   null     the hooks of hist with programs that return at once
 #            (pctrace --null-programs): the cost of attaching by itself
@@ -77,8 +78,8 @@ modes="hist events"
 [ -n "$EXTRA" ] && modes="$modes $EXTRA"
 for m in $modes; do
 	case $m in
-	hist|events|usdt|heuristic|wakeup|classic|null) ;;
-	hist:*|events:*|usdt:*|heuristic:*|wakeup:*|classic:*|null:*)
+	hist|events|usdt|heuristic|resolve|wakeup|classic|null) ;;
+	hist:*|events:*|usdt:*|heuristic:*|resolve:*|wakeup:*|classic:*|null:*)
 		[ -x "${m#*:}" ] || { echo "overhead.sh: $m: ${m#*:} is not an executable" >&2; exit 64; } ;;
 	*) echo "overhead.sh: unknown mode $m" >&2; exit 64 ;;
 	esac
@@ -140,7 +141,7 @@ vout = Lines(v, v.stdout, "victim")
 vpid = int(vout.until("ready").split("pid=")[1])
 wfd = os.open(fifo, os.O_WRONLY)
 args = {"hist": ["--no-usdt"], "events": ["--no-usdt", "--events", os.path.join(tmp, "events.csv")],
-        "usdt": [], "heuristic": ["--no-usdt", "--heuristic"], "wakeup": ["--no-usdt", "--wakeup"],
+        "usdt": [], "heuristic": ["--no-usdt", "--heuristic"], "resolve": ["--no-usdt", "--resolve"], "wakeup": ["--no-usdt", "--wakeup"],
         "classic": ["--no-usdt", "--classic"], "null": ["--no-usdt", "--null-programs"]}
 tr = {}
 for m in modes:

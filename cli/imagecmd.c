@@ -8,85 +8,35 @@
 #include "common/imagefile.h"
 #include "common/json.h"
 #include "common/util.h"
+#include "cli/options.h"
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
-static void image_help(FILE *fp)
-{
-	fprintf(fp,
-		"usage: pcbench image stats FILE [--json=OUT] [--sample=PAGES]\n"
-		"       pcbench image dump --pid=PID --out=FILE [--no-stop] [--max=SIZE]\n"
-		"\n"
-		"stats: what decides how migrating a raw memory image behaves -- zero pages and the\n"
-		"  lengths of zero and data runs (a zero page costs a header; a run of data pages one\n"
-		"  frame), pages duplicating an earlier page (xxh3-64), and compressibility: zlib level 1\n"
-		"  of each non-zero page on its own (--sample bounds the pages compressed, evenly spaced;\n"
-		"  default 262144, 0 = all) and of the first 256 MiB as one stream.\n"
-		"dump: write the anonymous private writable memory of a running process (heap, stack,\n"
-		"  anonymous mappings, from /proc/PID/maps, read through /proc/PID/mem; root or ptrace\n"
-		"  rights) to FILE, regions back to back, and their list to FILE.maps.  The process is\n"
-		"  stopped (SIGSTOP) for the copy and continued after unless --no-stop.  Pages that\n"
-		"  cannot be read are written as zero and counted.  --max refuses larger processes\n"
-		"  (default 4G).\n");
-}
-
 struct image_args {
 	const char *file, *json, *out;
 	uint64_t sample, max, pid;
 	int stop;
-	bool have_pid;
 };
 
+/* 0, 1 (help printed) or an exit code.  The options are the table's (cli/options.c, scope image stats | dump). */
 static int image_parse(int argc, char **argv, bool dump, struct image_args *a)
 {
-	*a = (struct image_args){ .sample = 262144, .max = 4ull << 30, .stop = 1 };
-	for (int i = 3; i < argc; i++) {
-		const char *s = argv[i], *eq = strchr(s, '=');
-		if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
-			image_help(stdout);
-			return 1;
-		}
-		if (dump && !strcmp(s, "--no-stop")) {
-			a->stop = 0;
-			continue;
-		}
-		if (strncmp(s, "--", 2)) {
-			if (dump || a->file) {
-				pcb_err("image: unexpected argument '%s' (see pcbench image --help)", s);
-				return PCB_EXIT_USAGE;
-			}
-			a->file = s;
-			continue;
-		}
-		size_t nl = eq ? (size_t)(eq - s) : strlen(s);
-		const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-		bool ok = val != NULL;
-		if (ok && !dump && nl == 6 && !strncmp(s, "--json", nl))
-			a->json = val;
-		else if (ok && !dump && nl == 8 && !strncmp(s, "--sample", nl))
-			ok = pcb_parse_u64(val, &a->sample) == 0;
-		else if (ok && dump && nl == 5 && !strncmp(s, "--pid", nl))
-			ok = pcb_parse_u64(val, &a->pid) == 0 && a->pid > 0 && a->pid < (1u << 22) && (a->have_pid = true);
-		else if (ok && dump && nl == 5 && !strncmp(s, "--out", nl))
-			a->out = val;
-		else if (ok && dump && nl == 5 && !strncmp(s, "--max", nl))
-			ok = pcb_parse_size(val, &a->max) == 0 && a->max > 0;
-		else {
-			pcb_err("image %s: unknown option '%.*s' (see pcbench image --help)", dump ? "dump" : "stats", (int)nl, s);
-			return PCB_EXIT_USAGE;
-		}
-		if (!ok) {
-			pcb_err("invalid value for %.*s: '%s'", (int)nl, s, val ? val : "(missing)");
-			return PCB_EXIT_USAGE;
-		}
-	}
+	static struct pcb_config o;   /* a's strings point into it (one command per process) */
+	enum pcb_cmd cmd = dump ? PCB_CMD_IMAGE_DUMP : PCB_CMD_IMAGE_STATS;
+	pcb_cmd_defaults(cmd, &o);
+	int rc = pcb_cmd_parse(cmd, &o, argc, argv, 3);
+	if (rc)
+		return rc;
+	*a = (struct image_args){ .file = o.nargs ? o.args[0] : NULL, .json = o.json[0] ? o.json : NULL,
+				  .out = o.image_cmd.out[0] ? o.image_cmd.out : NULL, .sample = o.image_cmd.sample,
+				  .max = o.image_cmd.max, .pid = o.image_cmd.pid, .stop = !o.image_cmd.no_stop };
 	if (!dump && !a->file) {
 		pcb_err("image stats needs a FILE (pcbench image stats FILE)");
 		return PCB_EXIT_USAGE;
 	}
-	if (dump && (!a->have_pid || !a->out)) {
+	if (dump && (!a->pid || !a->out)) {
 		pcb_err("image dump needs --pid=PID and --out=FILE");
 		return PCB_EXIT_USAGE;
 	}
@@ -231,7 +181,9 @@ int pcb_cmd_image(int argc, char **argv)
 	if (argc > 2 && !strcmp(argv[2], "dump"))
 		return cmd_dump(argc, argv);
 	if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
-		image_help(stdout);
+		pcb_cmd_help(PCB_CMD_IMAGE_STATS, stdout);
+		printf("\n");
+		pcb_cmd_help(PCB_CMD_IMAGE_DUMP, stdout);
 		return 0;
 	}
 	pcb_err("image: want a subcommand: stats or dump (see pcbench image --help)");

@@ -20,12 +20,13 @@
 #define SRC PCB_CMD_SOURCE
 #define SIM PCB_CMD_SIMULATE
 #define FLOOR PCB_CMD_FLOOR
+#define IMG (PCB_CMD_IMAGE_STATS | PCB_CMD_IMAGE_DUMP)
 
 /* categories, in the order --help and the man page list them */
-static const char *const categories[] = { "guest", "pager", "network", "trace", "output", "model", "floor", "bench", NULL };
+static const char *const categories[] = { "guest", "pager", "network", "trace", "output", "model", "floor", "bench", "image", NULL };
 static const char *const category_titles[] = {
 	"Guest and workload", "Pager", "Source and network", "Tracing", "Output", "Simulator model",
-	"Floor benchmark", "Experiments", NULL,
+	"Floor benchmark", "Experiments", "Memory image files", NULL,
 };
 
 static const struct pcb_choice ch_auto_on_off[] = { { "auto", PCB_AUTO }, { "on", PCB_ON }, { "off", PCB_OFF }, { NULL, 0 } };
@@ -66,7 +67,7 @@ const struct pcb_option pcb_options[] = {
 	{ "zipf-theta", PCB_OPT_DOUBLE, OFF(zipf_theta), 0, "0.99", 0.01, 0.999, "skew of the zipf workload", NULL, MIG, "guest" },
 	{ "duration", PCB_OPT_DURATION, OFF(duration_ns), 0, "2s", 0, 1e13, "how long the guest runs (e.g. 500ms, 10s; 0 = until --ops)", NULL, MIG, "guest" },
 	{ "ops", PCB_OPT_U64, OFF(ops), 0, "0", 0, 1e18, "stop each vCPU after this many accesses (0 = until --duration)", NULL, MIG, "guest" },
-	{ "json", PCB_OPT_STR, OFF(json), SZ(json), "", 0, 0, "write the versioned JSON result to this file", NULL, MIG | SIM | FLOOR, "output" },
+	{ "json", PCB_OPT_STR, OFF(json), SZ(json), "", 0, 0, "write the versioned JSON result to this file", NULL, MIG | SIM | FLOOR | PCB_CMD_IMAGE_STATS, "output" },
 	{ "timeline", PCB_OPT_STR, OFF(timeline), SZ(timeline), "", 0, 0, "write every fault, install and first touch as CSV (t_us,event,page,detail)", NULL, MIG | SIM, "output" },
 	{ "host", PCB_OPT_STR, OFF(host), SZ(host), "127.0.0.1", 0, 0, "address the forked source listens on", NULL, MIG, "network" },
 	{ "port", PCB_OPT_UINT, OFF(port), 0, "0", 0, 65535, "source TCP port (0 = ephemeral)", NULL, MIG, "network" },
@@ -199,6 +200,18 @@ const struct pcb_option pcb_options[] = {
 	  "of them) into this directory, then analyse it", NULL, PCB_CMD_ANALYZE, "bench" },
 	{ "fresh", PCB_OPT_FLAG, OFF(bench.fresh), 0, "", 0, 0, "always start a new directory", NULL, PCB_CMD_BENCH, "bench" },
 	{ "dry-run", PCB_OPT_FLAG, OFF(bench.dry_run), 0, "", 0, 0, "print the runs and exit", NULL, PCB_CMD_BENCH, "bench" },
+
+	/* pcbench image stats | dump (cli/imagecmd.c) */
+	{ "sample", PCB_OPT_U64, OFF(image_cmd.sample), 0, "262144", 0, 1e15,
+	  "pages compressed one by one for the per-page zlib figure, evenly spaced (0 = all)", NULL, PCB_CMD_IMAGE_STATS, "image" },
+	{ "pid", PCB_OPT_U64, OFF(image_cmd.pid), 0, "", 1, 4194303, "the process whose memory is dumped (required)", NULL,
+	  PCB_CMD_IMAGE_DUMP, "image" },
+	{ "out", PCB_OPT_STR, OFF(image_cmd.out), SZ(image_cmd.out), "", 1, 0,
+	  "the image file to write (required); the list of regions goes to FILE.maps", NULL, PCB_CMD_IMAGE_DUMP, "image" },
+	{ "max", PCB_OPT_SIZE, OFF(image_cmd.max), 0, "4G", 4096, 1e15, "refuse a process with more memory than this", NULL,
+	  PCB_CMD_IMAGE_DUMP, "image" },
+	{ "no-stop", PCB_OPT_FLAG, OFF(image_cmd.no_stop), 0, "", 0, 0,
+	  "do not stop the process (SIGSTOP) for the copy: it keeps running, so the image may be inconsistent", NULL, PCB_CMD_IMAGE_DUMP, "image" },
 	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL },
 };
 
@@ -271,6 +284,24 @@ const struct pcb_command pcb_commands[] = {
 	  "migration time.  Model and measured agreement with live runs: docs/design.md \"Simulator\".",
 	  0, "0 ok; 64 bad option, policy or link; 65 unreadable or invalid trace; "
 	  "70 internal error (the model got stuck); 71 system call failed." },
+	{ "image stats", PCB_CMD_IMAGE_STATS, "image stats FILE [--json=OUT] [--sample=PAGES]",
+	  "a raw memory image's zero pages, runs, duplicates and compressibility",
+	  "What decides how migrating a raw memory image behaves: zero pages and the lengths of zero\n"
+	  "and data runs (a zero page costs a header; a run of data pages one frame), pages duplicating\n"
+	  "an earlier page (xxh3-64), and compressibility: zlib level 1 of each non-zero page on its own\n"
+	  "(--sample bounds the pages compressed) and of the first 256 MiB as one stream.  A FILE serves\n"
+	  "as the source's memory with `pcbench source --image=FILE` or `pcbench run --image=FILE`.",
+	  1, "0 ok; 64 bad option, no FILE, or FILE cannot be opened; 65 FILE is not a whole number of pages; "
+	  "71 I/O error or out of memory." },
+	{ "image dump", PCB_CMD_IMAGE_DUMP, "image dump --pid=PID --out=FILE [--no-stop] [--max=SIZE]",
+	  "dump a running process's memory into an image file",
+	  "Writes the anonymous private writable memory of a running process (heap, stack, anonymous\n"
+	  "mappings, from /proc/PID/maps, read through /proc/PID/mem; root or ptrace rights) to FILE,\n"
+	  "regions back to back, and their list to FILE.maps.  The process is stopped (SIGSTOP) for the\n"
+	  "copy and continued after unless --no-stop.  Pages that cannot be read are written as zero\n"
+	  "and counted.",
+	  0, "0 ok; 64 bad option or no such process; 65 the process is larger than --max; 71 the file cannot be "
+	  "written; 77 no permission to read the process." },
 	{ NULL, 0, NULL, NULL, NULL, 0, NULL },
 };
 #pragma GCC diagnostic pop
@@ -480,8 +511,7 @@ void pcb_cmd_defaults(enum pcb_cmd cmd, struct pcb_config *cfg)
 	char why[256];
 	memset(cfg, 0, sizeof(*cfg));
 	for (const struct pcb_option *o = pcb_options; o->name; o++)
-		if (in_scope(o, cmd) && o->type != PCB_OPT_FLAG && (o->type != PCB_OPT_STR || o->def[0]) &&
-		    set_opt(cfg, o, o->def, why, sizeof(why)) < 0) {
+		if (in_scope(o, cmd) && o->def[0] && set_opt(cfg, o, o->def, why, sizeof(why)) < 0) {   /* "": zero */
 			/* a broken default is a programming error: fail loudly */
 			fprintf(stderr, "pcbench: internal error: default of --%s: %s\n", o->name, why);
 			abort();
@@ -514,8 +544,6 @@ static void usage_lines(FILE *fp, enum pcb_cmd only)
 		first = false;
 	}
 	if (!only) {
-		fprintf(fp, "       pcbench image stats FILE | dump --pid=PID --out=FILE [--help]\n"
-			    "                                     a raw memory image's zero pages, runs, compressibility; dump a process's memory\n");
 		fprintf(fp, "       pcbench list\n                                     list policies and workloads\n");
 		fprintf(fp, "       pcbench --man\n                                     print the man page pcbench(1)\n");
 		fprintf(fp, "       pcbench --version\n");
@@ -597,8 +625,7 @@ void pcb_man_page(FILE *fp)
 		roff(fp, c->usage);
 		fputs("\n", fp);
 	}
-	fputs("pcbench image stats FILE | dump \\-\\-pid=PID \\-\\-out=FILE\npcbench list\npcbench \\-\\-man\n"
-	      "pcbench \\-\\-version\n.fi\n.SH COMMANDS\n", fp);
+	fputs("pcbench list\npcbench \\-\\-man\npcbench \\-\\-version\n.fi\n.SH COMMANDS\n", fp);
 	for (const struct pcb_command *c = pcb_commands; c->name; c++) {
 		fprintf(fp, ".SS %s\n", c->name);
 		roff(fp, c->description);
@@ -606,9 +633,7 @@ void pcb_man_page(FILE *fp)
 		roff(fp, c->exit_codes);
 		fputs("\n", fp);
 	}
-	fputs(".SS image\nStatistics of a raw memory image (zero pages, runs, compressibility) and a dump of a process's\n"
-	      "memory into one (see \\fBpcbench image \\-\\-help\\fR; its options are not in this table yet).\n"
-	      ".SS list\nLists the registered pre\\-paging policies and workloads with their knobs.\n"
+	fputs(".SS list\nLists the registered pre\\-paging policies and workloads with their knobs.\n"
 	      ".SH OPTIONS\nOptions take a value as \\fB\\-\\-name=value\\fR or \\fB\\-\\-name value\\fR; "
 	      "the last one given wins.  Durations take units (ns, us, ms, s), sizes K/M/G/T suffixes.  "
 	      "Each option lists the commands that accept it; an option name used by two commands with "

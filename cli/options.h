@@ -24,6 +24,7 @@ enum pcb_inflight { PCB_INFLIGHT_WAIT, PCB_INFLIGHT_RESEND };
 enum pcb_cmd {
 	PCB_CMD_RUN = 1u << 0, PCB_CMD_SOURCE = 1u << 1, PCB_CMD_DEST = 1u << 2, PCB_CMD_SIMULATE = 1u << 3,
 	PCB_CMD_FLOOR = 1u << 4, PCB_CMD_BENCH = 1u << 5, PCB_CMD_ANALYZE = 1u << 6,
+	PCB_CMD_IMAGE_STATS = 1u << 7, PCB_CMD_IMAGE_DUMP = 1u << 8,
 };
 
 struct pcb_config {
@@ -99,6 +100,11 @@ struct pcb_config {
 		unsigned kvm_reps;
 		bool no_kvm;
 	} floor;
+	struct pcb_image_opts {      /* pcbench image stats | dump */
+		uint64_t sample, max, pid;
+		char out[4096];
+		bool no_stop;
+	} image_cmd;
 	struct pcb_bench_opts {      /* pcbench bench and analyze */
 		char out[4096], results[4096], shard[32];
 		bool fresh, dry_run;

@@ -2,6 +2,7 @@
 #include "run/hugepages.h"
 #include "cli/options.h"
 #include "common/util.h"
+#include "install/install.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@ int pcb_huge_validate(const struct pcb_config *cfg, char *why, size_t whylen)
 			 cfg->mem);
 		return PCB_EXIT_USAGE;
 	}
-	if (strcmp(cfg->install, "copy"))
+	if (!pcb_install_find(cfg->install, true))   /* a hugetlb variant of this path (copy's only) */
 		bad = "install", val = cfg->install;
 	else if (cfg->guest != PCB_GUEST_PROCESS)
 		bad = "guest", val = pcb_choice_name("guest", cfg->guest);

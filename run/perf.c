@@ -79,6 +79,9 @@ int pcb_mem_measure(struct pcb_mem_report *m, const struct pcb_mem_range *guest,
 void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struct pcb_pin *pin,
 		   const struct pcb_pager_stats *s, const struct pcb_mem_report *m)
 {
+	/* a path that assembles 2 MiB chunks (move) reports them */
+	const struct pcb_install_ops *ops = pcb_install_find(cfg->install, false);
+	bool chunked = ops && ops->rx == PCB_INRX_CHUNK;
 	pcb_json_obj_begin(j, "install");
 	pcb_json_str(j, "mode", cfg->install);
 	pcb_json_u64(j, "batch_pages", cfg->install_batch);
@@ -101,7 +104,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 			pcb_json_u64(j, "installer_job_segments", is[i]->jobs_segs);
 			pcb_json_u64(j, "zero_inline_pages", is[i]->zero_inline);
 		}
-		if (i == 1 && !strcmp(cfg->install, "move")) {
+		if (i == 1 && chunked) {
 			pcb_json_u64(j, "chunks_whole", is[i]->chunks_whole);
 			pcb_json_u64(j, "chunks_partial", is[i]->chunks_partial);
 			pcb_json_u64(j, "chunk_reset_ns", is[i]->reset_ns);
@@ -110,7 +113,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 		}
 		pcb_json_obj_end(j);
 	}
-	if (!strcmp(cfg->install, "move"))
+	if (chunked)
 		pcb_json_u64(j, "guest_thp_bytes", s->guest_thp_bytes);
 	uint64_t span = s->t_bg_last_ns > s->t_bg_first_ns ? s->t_bg_last_ns - s->t_bg_first_ns : 0;
 	pcb_json_u64(j, "background_span_ns", span);

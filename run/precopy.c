@@ -368,6 +368,138 @@ static int wp_setup(struct pc *c, char *why, size_t whylen)
 	return 0;
 }
 
+/* an errno from the connection or the copy as the run's exit code */
+static int precopy_exit(int64_t e)
+{
+	return e == -EPIPE ? PCB_EXIT_SOURCE_LOST : e == -EPROTO ? PCB_EXIT_PROTOCOL : PCB_EXIT_OSERR;
+}
+
+#define PRECOPY_CHUNK 256   /* pages per first-pass request or copy */
+
+/* pass 1 over TCP: every page in address order, up to NET_WINDOW chunk requests in
+ * flight, as long as time allows; each chunk is re-protected just before it is requested */
+static int first_pass_tcp(struct pc *c, uint64_t until, uint64_t *pgp, char *why, size_t whylen)
+{
+	uint64_t ids[NET_WINDOW], issued = 0, done = 0, pg = *pgp, npages = c->npages;
+	int rc = 0;
+	while (!rc && (done < issued || (pg < npages && pcb_now_ns() < until))) {
+		while (issued - done < NET_WINDOW && pg < npages && pcb_now_ns() < until) {
+			uint64_t n = npages - pg < PRECOPY_CHUNK ? npages - pg : PRECOPY_CHUNK;
+			int64_t r = scan(c, pg, n, true, NULL, NULL);
+			struct pcb_range_wire w = { pg, n };
+			int e = r < 0 ? (int)r : net_send(c, &w, 1, &ids[issued % NET_WINDOW]);
+			if (e < 0) {
+				snprintf(why, whylen, "--precopy: requesting pages %llu..%llu: %s", (unsigned long long)pg,
+					 (unsigned long long)(pg + n - 1), c->err[0] ? c->err : strerror(-e));
+				*pgp = pg;
+				return e == -EPIPE ? PCB_EXIT_SOURCE_LOST : PCB_EXIT_OSERR;
+			}
+			issued++;
+			pg += n;
+		}
+		int e = net_recv(c, ids[done % NET_WINDOW], false);
+		if (e < 0) {
+			snprintf(why, whylen, "--precopy: receiving pages: %s", c->err[0] ? c->err : strerror(-e));
+			rc = precopy_exit(e);
+		}
+		done++;
+	}
+	*pgp = pg;
+	return rc;
+}
+
+/* pass 1 from the source's memory: the same, one chunk at a time */
+static int first_pass_memory(struct pc *c, uint64_t until, uint64_t *pgp, char *why, size_t whylen)
+{
+	uint64_t pg = *pgp, npages = c->npages;
+	int rc = 0;
+	while (pg < npages && pcb_now_ns() < until) {
+		uint64_t n = npages - pg < PRECOPY_CHUNK ? npages - pg : PRECOPY_CHUNK;
+		int e = copy_run(c, pg, n);
+		if (e < 0) {
+			snprintf(why, whylen, "--precopy: copying pages %llu..%llu: %s", (unsigned long long)pg,
+				 (unsigned long long)(pg + n - 1), c->err[0] ? c->err : strerror(-e));
+			rc = precopy_exit(e);
+			break;
+		}
+		pg += n;
+	}
+	*pgp = pg;
+	return rc;
+}
+
+/* re-send rounds over what the first pass covered (pages [0, pg)) until the deadline */
+static int resend_rounds(struct pc *c, struct runs *rr, uint64_t pg, uint64_t until, bool stale, char *why, size_t whylen)
+{
+	while (pcb_now_ns() < until) {
+		if (stale) {
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		int64_t r = resend_round(c, pg, rr);
+		if (r < 0) {
+			snprintf(why, whylen, "--precopy: re-send round: %s", c->err[0] ? c->err : strerror((int)-r));
+			return precopy_exit(r);
+		}
+		c->st->rounds++;
+		if (r < 16) {   /* little dirtied: let the guest run a while before the next round */
+			uint64_t now = pcb_now_ns(), nap = until - now < 5 * PCB_NSEC_PER_MSEC ? until - now : 5 * PCB_NSEC_PER_MSEC;
+			struct timespec ts = { 0, (long)nap };
+			if (now < until)
+				nanosleep(&ts, NULL);
+		}
+	}
+	return 0;
+}
+
+/* with the vCPUs stopped: re-send (stop-and-copy) or drop what was written since its last copy */
+static int switchover_step(struct pc *c, struct runs *rr, uint64_t pg, bool final_resend, bool stale, char *why,
+			   size_t whylen)
+{
+	struct pcb_precopy_stats *st = c->st;
+	uint64_t t_stopped = pcb_now_ns();
+	int64_t d;
+	st->final_resend = final_resend;
+	if (final_resend && !stale) {
+		uint64_t before = st->pages_resent;
+		d = resend_round(c, pg, rr);
+		if (d >= 0)
+			d = (int64_t)(st->pages_resent - before);
+	} else {
+		/* written since their last copy: stale at the destination, drop them */
+		d = scan(c, 0, pg, false, stale ? NULL : drop_cb, NULL);
+	}
+	if (d < 0) {
+		snprintf(why, whylen, "--precopy: final %s: %s", final_resend ? "re-send" : "scan", c->err[0] ? c->err : strerror((int)-d));
+		return precopy_exit(d);
+	}
+	st->dirty_at_switchover = (uint64_t)d;
+	st->missing_at_switchover = (final_resend && !stale ? 0 : st->dirty_at_switchover) + st->never_sent;
+	st->final_ns = pcb_now_ns() - t_stopped;
+	return 0;
+}
+
+static void precopy_cleanup(struct pc *c, struct runs *rr)
+{
+	free(rr->first);
+	free(rr->n);
+	if (c->uffd >= 0) {
+		struct uffdio_range ur = { (uintptr_t)c->src, c->npages * PCB_PAGE_SIZE };
+		ioctl(c->uffd, UFFDIO_UNREGISTER, &ur);
+		close(c->uffd);
+	}
+	if (c->pagemap >= 0)
+		close(c->pagemap);
+	if (c->net) {
+		pcb_conn_send(&c->conn, PCB_MSG_BYE, 0, NULL, 0);
+		pcb_conn_free(&c->conn);
+	}
+	free(c->vec);
+}
+
+/* Phases: set up write protection (and the connection), pass 1, re-send rounds, stop the
+ * vCPUs, the switch-over step; one cleanup. */
 int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint64_t npages, uint64_t duration_ns,
 		    const struct pcb_precopy_net *net, bool final_resend, struct pcb_precopy_stats *st, char *why, size_t whylen)
 {
@@ -388,120 +520,28 @@ int pcb_precopy_run(struct pcb_pager *p, struct pcb_guest *g, uint8_t *src, uint
 	int rc = wp_setup(&c, why, whylen);
 	if (!rc && net)
 		rc = net_open(&c, net, why, whylen);
-	if (rc)
-		goto out;
-	uint64_t t0 = pcb_now_ns(), until = t0 + duration_ns, cpu0 = thread_cpu_ns();
+	if (rc) {
+		precopy_cleanup(&c, &rr);
+		return rc;
+	}
+	uint64_t t0 = pcb_now_ns(), until = t0 + duration_ns, cpu0 = thread_cpu_ns(), pg = 0;
 	pcb_guest_go(g, t0);
-	/* pass 1: every page in address order, in chunks, as long as time allows */
-	const uint64_t chunk = 256;
-	uint64_t pg = 0;
 	st->rounds = 1;
-	if (c.net) {
-		/* over TCP: up to NET_WINDOW chunk requests in flight; each chunk is
-		 * re-protected just before it is requested */
-		uint64_t ids[NET_WINDOW], issued = 0, done = 0;
-		while (done < issued || (pg < npages && pcb_now_ns() < until)) {
-			while (issued - done < NET_WINDOW && pg < npages && pcb_now_ns() < until) {
-				uint64_t n = npages - pg < chunk ? npages - pg : chunk;
-				int64_t r = scan(&c, pg, n, true, NULL, NULL);
-				struct pcb_range_wire w = { pg, n };
-				int e = r < 0 ? (int)r : net_send(&c, &w, 1, &ids[issued % NET_WINDOW]);
-				if (e < 0) {
-					snprintf(why, whylen, "--precopy: requesting pages %llu..%llu: %s", (unsigned long long)pg,
-						 (unsigned long long)(pg + n - 1), c.err[0] ? c.err : strerror(-e));
-					rc = e == -EPIPE ? PCB_EXIT_SOURCE_LOST : PCB_EXIT_OSERR;
-					goto stop;
-				}
-				issued++;
-				pg += n;
-			}
-			int e = net_recv(&c, ids[done % NET_WINDOW], false);
-			if (e < 0) {
-				snprintf(why, whylen, "--precopy: receiving pages: %s", c.err[0] ? c.err : strerror(-e));
-				rc = e == -EPIPE ? PCB_EXIT_SOURCE_LOST : e == -EPROTO ? PCB_EXIT_PROTOCOL : PCB_EXIT_OSERR;
-				goto stop;
-			}
-			done++;
-		}
+	rc = c.net ? first_pass_tcp(&c, until, &pg, why, whylen) : first_pass_memory(&c, until, &pg, why, whylen);
+	if (!rc) {
+		st->never_sent = npages - pg;
+		st->first_pass_ns = pcb_now_ns() - t0;
+		st->first_pass_cpu_ns = thread_cpu_ns() - cpu0;
+		rc = resend_rounds(&c, &rr, pg, until, stale, why, whylen);
 	}
-	while (!c.net && pg < npages && pcb_now_ns() < until) {
-		uint64_t n = npages - pg < chunk ? npages - pg : chunk;
-		int e = copy_run(&c, pg, n);
-		if (e < 0) {
-			snprintf(why, whylen, "--precopy: copying pages %llu..%llu: %s", (unsigned long long)pg,
-				 (unsigned long long)(pg + n - 1), c.err[0] ? c.err : strerror(-e));
-			rc = e == -EPIPE ? PCB_EXIT_SOURCE_LOST : e == -EPROTO ? PCB_EXIT_PROTOCOL : PCB_EXIT_OSERR;
-			goto stop;
-		}
-		pg += n;
-	}
-	st->never_sent = npages - pg;
-	st->first_pass_ns = pcb_now_ns() - t0;
-	st->first_pass_cpu_ns = thread_cpu_ns() - cpu0;
-	/* re-send rounds over what the first pass covered */
-	while (pcb_now_ns() < until) {
-		if (stale) {
-			struct timespec ts = { 0, 1000000 };
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		int64_t r = resend_round(&c, pg, &rr);
-		if (r < 0) {
-			snprintf(why, whylen, "--precopy: re-send round: %s", c.err[0] ? c.err : strerror((int)-r));
-			rc = r == -EPIPE ? PCB_EXIT_SOURCE_LOST : r == -EPROTO ? PCB_EXIT_PROTOCOL : PCB_EXIT_OSERR;
-			goto stop;
-		}
-		st->rounds++;
-		if (r < 16) {   /* little dirtied: let the guest run a while before the next round */
-			uint64_t now = pcb_now_ns(), nap = until - now < 5 * PCB_NSEC_PER_MSEC ? until - now : 5 * PCB_NSEC_PER_MSEC;
-			struct timespec ts = { 0, (long)nap };
-			if (now < until)
-				nanosleep(&ts, NULL);
-		}
-	}
-stop:;
 	uint64_t t_pause = pcb_now_ns();
 	pcb_guest_pause(g);
 	uint64_t t_stopped = pcb_now_ns();
 	st->stop_ns = t_stopped - t_pause;
 	st->duration_ns = t_stopped - t0;
-	if (rc)
-		goto out;
-	st->final_resend = final_resend;
-	int64_t d;
-	if (final_resend && !stale) {
-		/* stop-and-copy of what was written since its last copy */
-		uint64_t before = st->pages_resent;
-		d = resend_round(&c, pg, &rr);
-		if (d >= 0)
-			d = (int64_t)(st->pages_resent - before);
-	} else {
-		/* written since their last copy: stale at the destination, drop them */
-		d = scan(&c, 0, pg, false, stale ? NULL : drop_cb, NULL);
-	}
-	if (d < 0) {
-		snprintf(why, whylen, "--precopy: final %s: %s", final_resend ? "re-send" : "scan", c.err[0] ? c.err : strerror((int)-d));
-		rc = d == -EPIPE ? PCB_EXIT_SOURCE_LOST : d == -EPROTO ? PCB_EXIT_PROTOCOL : PCB_EXIT_OSERR;
-		goto out;
-	}
-	st->dirty_at_switchover = (uint64_t)d;
-	st->missing_at_switchover = (final_resend && !stale ? 0 : st->dirty_at_switchover) + st->never_sent;
-	st->final_ns = pcb_now_ns() - t_stopped;
-out:
-	free(rr.first);
-	free(rr.n);
-	if (c.uffd >= 0) {
-		struct uffdio_range ur = { (uintptr_t)src, npages * PCB_PAGE_SIZE };
-		ioctl(c.uffd, UFFDIO_UNREGISTER, &ur);
-		close(c.uffd);
-	}
-	if (c.pagemap >= 0)
-		close(c.pagemap);
-	if (c.net) {
-		pcb_conn_send(&c.conn, PCB_MSG_BYE, 0, NULL, 0);
-		pcb_conn_free(&c.conn);
-	}
-	free(c.vec);
+	if (!rc)
+		rc = switchover_step(&c, &rr, pg, final_resend, stale, why, whylen);
+	precopy_cleanup(&c, &rr);
 	return rc;
 }
 

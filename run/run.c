@@ -752,6 +752,66 @@ static void print_verify(struct run *r, FILE *fp)
 	}
 }
 
+static void print_transport(struct run *r, FILE *fp)
+{
+	const struct pcb_pager_stats *s = &r->ps;
+	char b1[32], b2[32], b3[32], b4[32];
+	if (s->channels == 1)
+		fprintf(fp, "  transport   1 channel: shared %s in / %s out, %llu demand replies on it behind the background stream\n",
+			pcb_fmt_size(s->chan[1].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[1].bytes_tx, b2, sizeof(b2)),
+			(unsigned long long)s->shared_demand_frames);
+	else
+		fprintf(fp, "  transport   2 channels: demand %s in / %s out, background %s in / %s out\n",
+			pcb_fmt_size(s->chan[0].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[0].bytes_tx, b2, sizeof(b2)),
+			pcb_fmt_size(s->chan[1].bytes_rx, b3, sizeof(b3)), pcb_fmt_size(s->chan[1].bytes_tx, b4, sizeof(b4)));
+}
+
+static void print_bpf(struct run *r, FILE *fp)
+{
+	const struct pcb_config *cfg = r->cfg;
+	char b1[32], b2[32], b3[32];
+	if (r->trace) {
+		struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
+		if (ts && pcb_trace_read(r->trace, ts) == 0) {
+			bool kvm = cfg->guest == PCB_GUEST_KVM;
+			const struct pcb_hist *k = &ts->hist[kvm ? FL_H_KVM_FAULT_TO_RUNNING : FL_H_FAULT_TO_RUNNING];
+			fmt_ns(pcb_hist_percentile(k, 50), b1, sizeof(b1));
+			fmt_ns(pcb_hist_percentile(k, 99), b2, sizeof(b2));
+			fmt_ns(pcb_hist_percentile(&ts->hist[FL_H_UNDELIVERED], 50), b3, sizeof(b3));
+			if (kvm)
+				fprintf(fp, "  bpf         %llu KVM vCPU faults in the kernel: fault->running p50 %s p99 %s\n",
+					(unsigned long long)ts->counter[FL_C_KVM_BLOCKING], b1, b2);
+			else
+				fprintf(fp, "  bpf         %llu faults in the kernel: fault->running p50 %s p99 %s; "
+					"%llu more blocked until a background install (p50 %s)\n",
+					(unsigned long long)pcb_trace_faults(ts), b1, b2,
+					(unsigned long long)ts->counter[FL_C_BLOCKED_UNDELIVERED], b3);
+		}
+		free(ts);
+	} else if (cfg->trace != PCB_OFF) {
+		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
+	}
+}
+
+static void print_prefetch(struct run *r, FILE *fp)
+{
+	if (pcb_wl_is_app(r->wl))
+		fprintf(fp, "  prefetch    not measured: an application guest's first touches are not seen\n");
+	else if (r->pf.win.bg_installed || r->pf.win.touched) {
+		const struct pcb_prefetch_window *w = &r->pf.win;
+		char lead[96] = "";
+		if (w->lead.count)
+			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms; %llu late", (double)pcb_hist_percentile(&w->lead, 50) / 1e6,
+				 (unsigned long long)w->bg_late);
+		fprintf(fp, "  prefetch    during the migration: %llu data pages touched, %llu present at first touch (hit rate %.1f%%); "
+			"accuracy %.1f%% of %llu background data pages%s; zero pages apart: %llu touched\n",
+			(unsigned long long)w->touched, (unsigned long long)w->hits,
+			w->touched ? 100.0 * (double)w->hits / (double)w->touched : 0.0,
+			w->bg_installed ? 100.0 * (double)w->bg_used / (double)w->bg_installed : 0.0,
+			(unsigned long long)w->bg_installed, lead, (unsigned long long)w->zero_touched);
+	}
+}
+
 static void write_human(struct run *r, FILE *fp)
 {
 	const struct pcb_config *cfg = r->cfg;
@@ -830,51 +890,10 @@ static void write_human(struct run *r, FILE *fp)
 	double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
 	fprintf(fp, "  guest       %llu ops, %.3f M ops/s\n", (unsigned long long)ops, gs > 0 ? (double)ops / gs / 1e6 : 0.0);
 	print_progress(r, fp);
-	if (s->channels == 1)
-		fprintf(fp, "  transport   1 channel: shared %s in / %s out, %llu demand replies on it behind the background stream\n",
-			pcb_fmt_size(s->chan[1].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[1].bytes_tx, b2, sizeof(b2)),
-			(unsigned long long)s->shared_demand_frames);
-	else
-		fprintf(fp, "  transport   2 channels: demand %s in / %s out, background %s in / %s out\n",
-			pcb_fmt_size(s->chan[0].bytes_rx, b1, sizeof(b1)), pcb_fmt_size(s->chan[0].bytes_tx, b2, sizeof(b2)),
-			pcb_fmt_size(s->chan[1].bytes_rx, b3, sizeof(b3)), pcb_fmt_size(s->chan[1].bytes_tx, b4, sizeof(b4)));
-	if (r->trace) {
-		struct pcb_trace_stats *ts = calloc(1, sizeof(*ts));
-		if (ts && pcb_trace_read(r->trace, ts) == 0) {
-			bool kvm = cfg->guest == PCB_GUEST_KVM;
-			const struct pcb_hist *k = &ts->hist[kvm ? FL_H_KVM_FAULT_TO_RUNNING : FL_H_FAULT_TO_RUNNING];
-			fmt_ns(pcb_hist_percentile(k, 50), b1, sizeof(b1));
-			fmt_ns(pcb_hist_percentile(k, 99), b2, sizeof(b2));
-			fmt_ns(pcb_hist_percentile(&ts->hist[FL_H_UNDELIVERED], 50), b3, sizeof(b3));
-			if (kvm)
-				fprintf(fp, "  bpf         %llu KVM vCPU faults in the kernel: fault->running p50 %s p99 %s\n",
-					(unsigned long long)ts->counter[FL_C_KVM_BLOCKING], b1, b2);
-			else
-				fprintf(fp, "  bpf         %llu faults in the kernel: fault->running p50 %s p99 %s; "
-					"%llu more blocked until a background install (p50 %s)\n",
-					(unsigned long long)pcb_trace_faults(ts), b1, b2,
-					(unsigned long long)ts->counter[FL_C_BLOCKED_UNDELIVERED], b3);
-		}
-		free(ts);
-	} else if (cfg->trace != PCB_OFF) {
-		fprintf(fp, "  bpf         off: %s\n", r->trace_why);
-	}
+	print_transport(r, fp);
+	print_bpf(r, fp);
 	pcb_perf_human(fp, cfg, &r->pin, s, &r->mem);
-	if (pcb_wl_is_app(r->wl))
-		fprintf(fp, "  prefetch    not measured: an application guest's first touches are not seen\n");
-	else if (r->pf.win.bg_installed || r->pf.win.touched) {
-		const struct pcb_prefetch_window *w = &r->pf.win;
-		char lead[96] = "";
-		if (w->lead.count)
-			snprintf(lead, sizeof(lead), "; lead time p50 %.2f ms; %llu late", (double)pcb_hist_percentile(&w->lead, 50) / 1e6,
-				 (unsigned long long)w->bg_late);
-		fprintf(fp, "  prefetch    during the migration: %llu data pages touched, %llu present at first touch (hit rate %.1f%%); "
-			"accuracy %.1f%% of %llu background data pages%s; zero pages apart: %llu touched\n",
-			(unsigned long long)w->touched, (unsigned long long)w->hits,
-			w->touched ? 100.0 * (double)w->hits / (double)w->touched : 0.0,
-			w->bg_installed ? 100.0 * (double)w->bg_used / (double)w->bg_installed : 0.0,
-			(unsigned long long)w->bg_installed, lead, (unsigned long long)w->zero_touched);
-	}
+	print_prefetch(r, fp);
 	fprintf(fp, "  cpu         process %.3f s: vCPUs %.3f, demand %.3f, background %.3f, installer %.3f, main %.3f; source %.3f\n",
 		(double)r->cpu.process_ns / 1e9, (double)r->cpu.vcpus_ns / 1e9, (double)r->cpu.demand_ns / 1e9,
 		(double)r->cpu.background_ns / 1e9, (double)r->cpu.installer_ns / 1e9, (double)r->cpu.main_ns / 1e9,
@@ -1175,12 +1194,12 @@ static int check_pager_process(const struct pcb_config *cfg)
 {
 	if (cfg->pager != PCB_PAGER_PROCESS)
 		return 0;
-	const char *bad = !strcmp(cfg->install, "move") ? "install" : cfg->trace_usdt == PCB_ON ? "trace-usdt" :
+	const char *bad = !pcb_install_find(cfg->install, false)->forkable ? "install" : cfg->trace_usdt == PCB_ON ? "trace-usdt" :
 			  cfg->trace_messages == PCB_ON ? "trace-messages" : NULL;
 	if (!bad)
 		return 0;
 	pcb_err("invalid value for --%s: '%s' cannot be combined with --pager=process%s", bad,
-		!strcmp(bad, "install") ? "move" : "on",
+		!strcmp(bad, "install") ? cfg->install : "on",
 		!strcmp(bad, "install") ? " (UFFDIO_MOVE cannot move pages between two processes)"
 					: " (the probes and reads would be in the pager process)");
 	return PCB_EXIT_USAGE;
@@ -1367,7 +1386,7 @@ static int setup_precopy(struct run *r)
 		pcb_err("invalid value for --precopy: the guest runs at the source only when pcbench forks it (not with pcbench dest)");
 		return PCB_EXIT_USAGE;
 	}
-	if (strcmp(cfg->install, "copy")) {
+	if (!pcb_install_find(cfg->install, false)->per_run_api) {   /* pre-copy installs through the per-run API */
 		pcb_err("invalid value for --install: '%s' (--precopy installs with copy)", cfg->install);
 		return PCB_EXIT_USAGE;
 	}

@@ -919,22 +919,36 @@ static void *conn_thread(void *arg)
 	return NULL;
 }
 
-/* End the oldest unauthenticated connection (of peer, or of anyone when
- * any_peer) that has not sent its HELLO yet, else the oldest that has:
- * a destination sends HELLO at once and is then behind everyone still
- * trickling theirs; to be ended before that, it would have to become the
- * oldest of its class while its HELLO is on the way.  shutdown wakes the
- * connection's thread, which frees the slot.  Under conns_lock. */
+/* Which unauthenticated connection to end for room: the lowest class, the
+ * oldest within it.  Classes: 0 no HELLO yet and older than EVICT_GRACE_NS
+ * (a peer trickling its HELLO), 1 a HELLO but no AUTH and older than that,
+ * 2 and 3 the same within their first EVICT_GRACE_NS.  A destination sends
+ * its HELLO at once and authenticates within a round trip: while the
+ * connections held against it are older than the grace, it is never the one
+ * ended; only a flood of fresh connections faster than its handshake can end
+ * it (docs/security.md). */
+#define EVICT_GRACE_NS (50 * PCB_NSEC_PER_MSEC)
+
+static int evict_class(const struct slot *s, uint64_t now)
+{
+	return (now - s->t_accept < EVICT_GRACE_NS ? 2 : 0) + (s->hello ? 1 : 0);
+}
+
+/* End the chosen unauthenticated connection (of peer, or of anyone when
+ * any_peer): shutdown wakes its thread, which frees the slot.  Under conns_lock. */
 static void evict_oldest(struct pcb_source_state *st, uint32_t peer, bool any_peer)
 {
-	int v = -1;
+	int v = -1, vc = 0;
+	uint64_t now = pcb_now_ns();
 	for (int i = 0; i < MAX_CONNS; i++) {
 		const struct slot *s = &st->slot[i];
 		if (s->fd < 0 || s->authed || s->ended || (!any_peer && s->peer != peer))
 			continue;
-		if (v < 0 || (!s->hello && st->slot[v].hello) ||
-		    (s->hello == st->slot[v].hello && s->t_accept < st->slot[v].t_accept))
+		int c = evict_class(s, now);
+		if (v < 0 || c < vc || (c == vc && s->t_accept < st->slot[v].t_accept)) {
 			v = i;
+			vc = c;
+		}
 	}
 	if (v < 0)
 		return;

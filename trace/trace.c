@@ -47,8 +47,8 @@ struct pcb_trace {
 	const char *k_fault, *k_switch;
 	char k_wakeup[96], k_read[96];
 	char k_kvm[96], k_kvm_mmu[128], k_uffd[96], k_usdt[160];
-	char k_kfault[96], k_ranges[160], method_why[256];
-	bool kfault, follow;            /* kernel-fault and registration hooks attached */
+	char k_kfault[96], k_ranges[160], k_resolve[96], method_why[256];
+	bool kfault, follow, resolve;   /* kernel-fault, registration, resolving-ioctl hooks attached */
 	bool mmu_btf, mmu_tp;           /* kvmmmu walk + spte_requested programs */
 	bool kvm_observable;            /* some KVM fault hook attached */
 	char exe[PATH_MAX];
@@ -552,6 +552,7 @@ static void setup_faultlat_autoload(struct pcb_trace *t, struct faultlat_bpf *fl
 	bpf_program__set_autoload(fl->progs.fl_switch_tp, !btf && !raw);
 	bpf_program__set_autoload(fl->progs.fl_wakeup_tp, !btf && !raw && t->wakeup);
 	bpf_program__set_autoload(fl->progs.fl_read_exit, t->msgs);
+	bpf_program__set_autoload(fl->progs.fl_resolve_enter, t->msgs && t->o.resolve);
 	bpf_program__set_autoload(fl->progs.fl_kfault_btf, btf && t->kfault);
 	bpf_program__set_autoload(fl->progs.fl_kfault_tp, !btf && !raw && t->kfault);
 	bpf_program__set_autoload(fl->progs.fl_ioctl_enter, t->follow);
@@ -588,6 +589,7 @@ static int open_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm_t
 	fl->rodata->btf_switch = btf;
 	fl->rodata->null_progs = t->o.null_progs;
 	fl->rodata->any_reader = t->msgs && t->o.any_reader;
+	fl->rodata->track_resolve = t->msgs && t->o.resolve;
 	fl->rodata->self_tgid = (uint32_t)getpid();
 	fl->rodata->block_times = t->o.events || t->wakeup;
 	if (t->o.events) {
@@ -721,6 +723,14 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 	if (t->msgs && o->any_reader && (err = learn_uffd_fops(t)))
 		return fail(why, whylen, PCB_EXIT_UNAVAILABLE,
 			    "cannot recognise userfaultfd reads (own userfaultfd: %s)", strerror(-err));
+	snprintf(t->k_resolve, sizeof(t->k_resolve), "%s", !o->resolve ? "off (not requested)"
+		 : !t->msgs ? "off (needs the message hook)" : "tracepoint (syscalls:sys_enter_ioctl, any process)");
+	t->resolve = t->msgs && o->resolve;
+	if (t->resolve && (err = attach_prog(t->fl->progs.fl_resolve_enter, &t->fl->links.fl_resolve_enter))) {
+		pcb_warn("trace: syscalls:sys_enter_ioctl (resolving ioctls): %s", strerror(-err));
+		snprintf(t->k_resolve, sizeof(t->k_resolve), "unavailable (attach: %s)", strerror(-err));
+		t->resolve = false;
+	}
 	/* Optional: without them, faults inside system calls are not seen /
 	 * the ranges are rescanned (the caller says so). */
 	if (t->kfault && (err = CORE(fl_kfault))) {
@@ -774,6 +784,22 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 	if (uffd && attach_prog(t->fl->progs.fl_uffd_fentry, &t->fl->links.fl_uffd_fentry))
 		snprintf(t->k_uffd, sizeof(t->k_uffd), "unavailable (attach failed)");
 	return 0;
+}
+
+/* The KVM hooks as classic tracepoints (when the typed ones did not load). */
+static void kvm_to_classic(struct pcb_trace *t, bool *kvm_btf, bool *kvm_tp)
+{
+	if (*kvm_btf) {
+		*kvm_tp = true;
+		snprintf(t->k_kvm, sizeof(t->k_kvm), "tracepoint");
+	}
+	*kvm_btf = false;
+	if (t->mmu_btf && kvmmmu_tracepoints()) {
+		t->mmu_tp = true;
+		snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu),
+			 "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
+	}
+	t->mmu_btf = false;
 }
 
 int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char *why, size_t whylen)
@@ -904,28 +930,15 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 		if (btf && !t->raw && !o->classic && !probe_raw("page_fault_user") && !probe_raw("sched_switch")) {
 			pcb_log("trace: tp_btf programs did not load (%s); trying raw_tp", why);
 			t->raw = true;
-			kvm_tp = kvm_btf;
-			kvm_btf = false;
-			if (t->mmu_btf && kvmmmu_tracepoints()) {
-				t->mmu_tp = true;
-				snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu),
-					 "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
-			}
-			t->mmu_btf = false;
+			kvm_to_classic(t, &kvm_btf, &kvm_tp);
+			t->msgs = o->msgs && strncmp(t->k_read, "unavailable (no", 15);
 			continue;
 		}
 		if (btf && tracefs_ready()) {
 			pcb_log("trace: %s programs did not load (%s); trying classic tracepoints", t->k_fault, why);
 			btf = false;
 			t->raw = false;
-			kvm_tp = kvm_btf;
-			kvm_btf = false;
-			if (t->mmu_btf && kvmmmu_tracepoints()) {
-				t->mmu_tp = true;
-				snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu),
-					 "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
-			}
-			t->mmu_btf = false;
+			kvm_to_classic(t, &kvm_btf, &kvm_tp);
 			t->wakeup = true;
 			t->msgs = o->msgs && strncmp(t->k_read, "unavailable (no", 15);
 			continue;
@@ -1335,6 +1348,7 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_str(j, "handle_userfault", t->k_uffd);
 	pcb_json_str(j, "page_fault_kernel", t->k_kfault);
 	pcb_json_str(j, "ranges", t->k_ranges);
+	pcb_json_str(j, "resolve", t->k_resolve);
 	pcb_json_str(j, "usdt", t->pg ? t->k_usdt : t->pg_reason);
 	pcb_json_obj_end(j);
 	pcb_json_str(j, "method", pcb_trace_method(t, NULL));
@@ -1392,6 +1406,13 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_u64(j, "delivered_without_block", c[FL_C_DELIVERED_NOBLOCK]);
 	pcb_json_u64(j, "blocked_resolved_before_read", c[FL_C_BLOCKED_UNDELIVERED]);
 	pcb_hist_json(j, "resolved_before_read_fault_to_running", &s->hist[FL_H_UNDELIVERED], t->o.json_bins);
+	pcb_json_obj_end(j);
+	pcb_json_obj_begin(j, "resolve");
+	pcb_json_bool(j, "tracked", t->resolve);
+	pcb_json_u64(j, "resolved", c[FL_C_RESOLVED]);
+	pcb_json_u64(j, "untracked", c[FL_C_RESOLVE_UNTRACKED]);
+	pcb_hist_json(j, "fault_to_resolve", &s->hist[FL_H_FAULT_TO_RESOLVE], t->o.json_bins);
+	pcb_hist_json(j, "resolve_to_running", &s->hist[FL_H_RESOLVE_TO_RUNNING], t->o.json_bins);
 	pcb_json_obj_end(j);
 	pcb_json_bool(j, "wakeup_tracked", t->wakeup);
 	if (t->wakeup)

@@ -43,6 +43,8 @@ struct pcb_trace_opts {
 	bool wakeup;                /* sched_wakeup: fault -> wake-up split (forced with classic) */
 	bool msgs;                  /* syscalls:sys_exit_read: which faults' messages the handler
 	                             * read ("delivered"), so counts match the handler's */
+	bool resolve;               /* msgs: follow delivered faults to their resolving ioctl
+	                             * (fault -> resolve, resolve -> running) */
 	bool any_reader;            /* msgs: read by any process (a userfaultfd recognised by its
 	                             * f_op), not only by pid */
 	bool kernel_faults;         /* exceptions:page_fault_kernel: faults inside system calls */

@@ -16,7 +16,8 @@ relay   a frame-aware relay between a destination and a source: every frame
         Each rule fires once; a line "relay: ACTION DIR TYPE #NTH arg=ARG" goes to stdout.
         --port-file F: the relay's port is written there once it listens.
 hold    N connections held unauthenticated (a partial HELLO, one more byte every
-        --trickle seconds); --reopen opens a new one when the source ends one.
+        --trickle seconds); --reopen opens new ones when the source ends some
+        (at most --reopen-rate a second: holding, not a connection flood).
         Prints "hold: opened X ended Y" every second.
 bye     handshake on the demand channel (no key), then BYE; prints what came back.
 link    handshake on the demand channel (no key), then LINK --bps/--delay-ns.
@@ -211,6 +212,7 @@ def main():
     ap.add_argument("-n", type=int, default=256)
     ap.add_argument("--trickle", type=float, default=2.0)
     ap.add_argument("--reopen", action="store_true")
+    ap.add_argument("--reopen-rate", type=float, default=100.0)
     ap.add_argument("--bps", type=int, default=1)
     ap.add_argument("--delay-ns", type=int, default=10 ** 10)
     ap.add_argument("--seconds", type=float, default=30.0)
@@ -229,9 +231,14 @@ def main():
     elif a.mode == "hold":
         hello = frame(1, struct.pack("<II", 0, 0) + os.urandom(16))
         conns, opened, ended, t_end = [], 0, 0, time.time() + a.seconds
-        next_print = 0
+        next_print, budget, t_prev = 0, float(a.n), time.time()
         while time.time() < t_end:
-            while len(conns) < a.n and (a.reopen or opened < a.n):
+            now = time.time()
+            budget = min(float(a.n), budget + (now - t_prev) * a.reopen_rate)
+            t_prev = now
+            while len(conns) < a.n and (opened < a.n or (a.reopen and budget >= 1)):
+                if opened >= a.n:
+                    budget -= 1
                 try:
                     s = socket.create_connection(to, timeout=2)
                     s.setblocking(False)

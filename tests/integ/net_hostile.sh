@@ -9,8 +9,10 @@
 #              is refused on arrival, never installed, asked for again; the
 #              migration completes verified (was installed into the guest)
 #   flood      256 unauthenticated connections held open (re-opened as the source
-#              ends them): a keyed destination still gets in, also while it
-#              recovers a connection the relay cut (was locked out)
+#              ends them, up to 100 a second): a keyed destination still gets in,
+#              also while it recovers a connection the relay cut (was locked out).
+#              A flood of new connections faster than a handshake is out of
+#              scope (docs/security.md)
 #   stranger   a forked source (no key file) refuses another process's BYE and
 #              LINK at the handshake (per-run secret); `pcbench source` without a
 #              key warns; a LINK outside --link's range is refused on the wire
@@ -59,11 +61,12 @@ done
 
 # --- omitted and forged pages through a relay -----------------------------------------
 # relay_run NAME KEYARGS RULE CHECK: one migration through a relay applying RULE
+# (guest: --workload=random --duration=1s unless GUEST is set)
 relay_run() {
 	local name=$1 keyargs=$2 rule=$3 ch=$4
 	start_source src-$name "$P" source --listen=127.0.0.1:0 --mem=32M --seed=5 $keyargs
 	start_relay $name $SRC_PORT "$rule"
-	timeout 60 "$P" dest --source=127.0.0.1:$RELAY_PORT --mem=32M --seed=5 --workload=random --vcpus=1 --duration=1s \
+	timeout 60 "$P" dest --source=127.0.0.1:$RELAY_PORT --mem=32M --seed=5 --vcpus=1 ${GUEST:---workload=random --duration=1s} \
 		--channels=$ch --io-timeout=2s $keyargs --json "$T/$name.json" >"$T/$name.out" 2>&1
 	DEST_RC=$?
 	kill $RELAY_PID 2>/dev/null
@@ -71,7 +74,9 @@ relay_run() {
 	kill $SRC_PID 2>/dev/null; wait $SRC_PID 2>/dev/null; SRC_RC=$?
 	grep -q "relay: " "$T/$name.relay" || bad "$name: the relay's rule never fired ($rule)"
 }
-relay_run omitted "" "s2d:RUN:5:drop" 2
+# a guest that reads 20 pages: the left-out ones are not demanded, only the drain can
+# bring them (before the fix the claimed pages were skipped and the run hung silently)
+GUEST="--workload=random --duration=0 --ops=20" relay_run omitted "" "s2d:RUN:5:drop" 2
 [ $DEST_RC -eq 0 ] || bad "omitted: destination exit $DEST_RC (124 = hung until timeout)"
 check_ok omitted "$T/omitted.json"
 grep -q "ended without" "$T/omitted.out" || bad "omitted: no warning naming the incomplete batch"

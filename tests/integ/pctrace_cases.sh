@@ -109,6 +109,28 @@ for c in "missing -m missing" "notid -m missing --no-tid" "pagecache -m pagecach
 	check "$name"
 done
 
+# --resolve: each fault followed to the UFFDIO_COPY that resolved its page,
+# in the process itself and from an external handler: every fault resolved,
+# fault -> resolve at least the handler's 300 us delay and below fault ->
+# running (which adds the wake-up).
+for c in "resolve -m missing" "resolve_ext -m external --no-tid"; do
+	set -- $c
+	name=$1; shift
+	run "$name" "$@" -n "$PAGES" -t 2 -d 300 -- --resolve
+	check "$name"
+	python3 - "$T/$name.json" "$T/$name.out" "$name" <<'EOF' || fail "$name"
+import json, re, sys
+b = json.load(open(sys.argv[1]))["bpf"]
+truth = int(re.search(r"faults=(\d+)", open(sys.argv[2]).read()).group(1))
+r, name = b["resolve"], sys.argv[3]
+fr, f2r = r["fault_to_resolve"], b["fault_to_running"]
+assert r["tracked"] and r["resolved"] == truth, f"{name}: resolved {r['resolved']} of {truth}"
+assert fr["count"] == f2r["count"], f"{name}: fault_to_resolve count {fr['count']} vs fault_to_running {f2r['count']}"
+assert 300000 <= fr["p50_ns"] <= f2r["p50_ns"], f"{name}: fault->resolve p50 {fr['p50_ns']} vs delay 300 us and fault->running {f2r['p50_ns']}"
+print(f"ok   {name}: {r['resolved']} faults resolved; fault->resolve p50 {fr['p50_ns']} ns, resolve->running p50 {r['resolve_to_running']['p50_ns']} ns, fault->running p50 {f2r['p50_ns']} ns")
+EOF
+done
+
 # raw_tp twins of the fault and scheduler hooks (what is used where tp_btf
 # is refused): the same exact count.
 run raw -m missing -n "$PAGES" -t 2 -d 300 -- --raw-tp

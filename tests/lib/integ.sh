@@ -2,6 +2,10 @@
 #   . "$(dirname "$0")/../lib/integ.sh"
 # Run from the repository root by tests/run-tests.sh with BUILD set.
 # Exit 0 = pass, 77 = skip (say why on a line containing "SKIP"), else fail.
+# Conventions: every script sources this file first (scratch dir $T, removed with any
+# background job at exit; skip/die/fail/finish); names are lower_case_with_underscores.sh;
+# JSON checks are named checks in tests/lib/pcbjson.py ($PCBJSON NAME ARGS), not inline
+# heredocs (older scripts still have some: move them when you touch them).
 set -u
 
 BUILD=${BUILD:-build}
