@@ -55,7 +55,7 @@ const struct pcb_option pcb_options[] = {
 	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)", NULL, MIG, "guest" },
 	{ "seed", PCB_OPT_U64, OFF(seed), 0, "1", 0, 1.8446744073709552e19, "seed of the memory image and of the workload", NULL, MIG | SRC | SIM | FLOOR, "guest" },
 	{ "zero-pages", PCB_OPT_DOUBLE, OFF(zero_pages), 0, "0.25", 0, 1, "fraction of all-zero pages in the image", NULL, MIG | SRC | SIM, "guest" },
-	{ "zero-model", PCB_OPT_CHOICE, OFF(zero_model), 0, "uniform", 0, 0,
+	{ "zero-model", PCB_OPT_CHOICE, OFF(zero_model), 0, "runs", 0, 0,
 	  "where the zero pages lie: uniform (each page zero by a hash, independently) or runs (zero runs of 2^k pages, "
 	  "k uniform up to --zero-run-max, as the free blocks of Linux's buddy allocator, between data runs; exactly "
 	  "--zero-pages of the pages; docs/metrics.md); source and destination must be given the same", ch_zero_model,
