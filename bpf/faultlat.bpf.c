@@ -1263,26 +1263,23 @@ int fl_ioctl_exit(struct pcb_tp_sys_exit *ctx)
 #define PCB_UFFDIO_MOVE         0xc028aa05u     /* {dst, src, len, ...} */
 #define PCB_UFFDIO_CONTINUE     0xc020aa07u     /* {range {start, len}, mode, mapped} */
 
-/* A resolving ioctl returned (any process, track_resolve): the delivered
+/* A resolving ioctl is entered (any process, track_resolve): the delivered
  * faults waiting on pages it covers (up to 16 pages from its start; a huge
- * page's fault is named by its first) are resolved now.  An ioctl that
- * failed (EEXIST: another one resolved the page first) or copied only part
- * does not count. */
-SEC("tracepoint/syscalls/sys_exit_ioctl")
-int fl_resolve_exit(struct pcb_tp_sys_exit *ctx)
+ * page's fault is named by its first) are being resolved now.  At entry:
+ * the ioctl wakes the faulting thread before it returns, and that thread
+ * may run and fault again before the exit is traced. */
+SEC("tracepoint/syscalls/sys_enter_ioctl")
+int fl_resolve_enter(struct pcb_tp_sys_enter *ctx)
 {
-	struct pt_regs *regs;
 	__u64 a[3], start, len, now;
-	__u32 cmd;
+	__u32 cmd = (__u32)ctx->args[1];
 
-	if (null_progs || ctx->ret)
+	if (null_progs)
 		return 0;
-	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	cmd = (__u32)regs->si;
 	if (cmd != PCB_UFFDIO_COPY && cmd != PCB_UFFDIO_ZEROPAGE && cmd != PCB_UFFDIO_WAKE &&
 	    cmd != PCB_UFFDIO_CONTINUE && cmd != PCB_UFFDIO_MOVE)
 		return 0;
-	if (bpf_probe_read_user(a, sizeof(a), (void *)regs->dx))
+	if (bpf_probe_read_user(a, sizeof(a), (void *)ctx->args[2]))
 		return 0;
 	start = a[0] & ~0xfffull;
 	len = cmd == PCB_UFFDIO_COPY || cmd == PCB_UFFDIO_MOVE ? a[2] : a[1];

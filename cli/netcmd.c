@@ -149,6 +149,21 @@ int pcb_cmd_source(int argc, char **argv, int first)
 	return pcb_source_serve(&sc, lfd);
 }
 
+/* --zero-model / --zero-run-max given to `pcbench dest` must match what the
+ * source announced in CONFIG (run_max 0 = uniform); a mismatch is written to mine. */
+static void zero_model_mismatch(const struct pcb_config *cfg, int argc, char **argv, int first, unsigned run_max,
+				char *mine, size_t len)
+{
+	const char *theirs = run_max ? "runs" : "uniform";
+	if (given(argc, argv, first, "zero-model") && (cfg->zero_model == PCB_ZERO_RUNS) != (run_max != 0))
+		snprintf(mine, len, "--zero-model %s but the source serves %s", pcb_choice_name("zero-model", cfg->zero_model),
+			 theirs);
+	else if (given(argc, argv, first, "zero-run-max") && run_max && cfg->zero_run_max != run_max)
+		snprintf(mine, len, "--zero-run-max %u but the source serves %u", cfg->zero_run_max, run_max);
+	else if (given(argc, argv, first, "zero-run-max") && !run_max && !given(argc, argv, first, "zero-model"))
+		snprintf(mine, len, "--zero-run-max %u but the source serves --zero-model=uniform", cfg->zero_run_max);
+}
+
 int pcb_cmd_dest(int argc, char **argv, int first)
 {
 	struct pcb_config cfg;
@@ -201,6 +216,8 @@ int pcb_cmd_dest(int argc, char **argv, int first)
 		if (want.zero_threshold != cw.zero_threshold)
 			snprintf(mine, sizeof(mine), "--zero-pages %g but the source serves %g", cfg.zero_pages, zf);
 	}
+	else if (!(cw.reserved & PCB_CFG_BYTES_IMAGE))
+		zero_model_mismatch(&cfg, argc, argv, first, pcb_cfg_zero_run_max(cw.reserved), mine, sizeof(mine));
 	if (mine[0]) {
 		pcb_err("configuration mismatch with the source at %s: %s", cfg.source, mine);
 		return PCB_EXIT_USAGE;
@@ -213,6 +230,12 @@ int pcb_cmd_dest(int argc, char **argv, int first)
 	cfg.mem = cw.mem_bytes;
 	cfg.seed = cw.seed;
 	cfg.zero_pages = zf;
+	if (!(cw.reserved & PCB_CFG_BYTES_IMAGE)) {   /* the zero model too: the destination builds the same image */
+		unsigned run_max = pcb_cfg_zero_run_max(cw.reserved);
+		cfg.zero_model = run_max ? PCB_ZERO_RUNS : PCB_ZERO_UNIFORM;
+		if (run_max)
+			cfg.zero_run_max = run_max;
+	}
 	cfg.bytes_image_remote = (cw.reserved & PCB_CFG_BYTES_IMAGE) != 0;   /* a file: nothing but its size is needed here */
 	return pcb_cli_migrate(&cfg);
 }

@@ -120,14 +120,9 @@ uint64_t pcb_pager_process_peak_rss_kib(struct pcb_pager *p)
 	return in_loader(p) ? pcb_pp_peak_rss_kib(p->pp) : 0;
 }
 
-int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, char *why, size_t whylen)
+/* the fields whose zero is not "none", the locks, the queues and the histograms */
+static void pager_init(struct pcb_pager *p, const struct pcb_pager_cfg *cfg)
 {
-	struct pcb_pager *p = cfg->process ? pcb_pp_shared_alloc(sizeof(*p), false) : calloc(1, sizeof(*p));
-	int rc = PCB_EXIT_OSERR;
-	if (!p) {
-		snprintf(why, whylen, "out of memory");
-		return PCB_EXIT_OSERR;
-	}
 	p->cfg = *cfg;
 	p->uffd = -1;
 	p->stop_pipe[0] = p->stop_pipe[1] = -1;
@@ -144,39 +139,48 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	pcb_pp_mutex_init(&p->rec_lock, cfg->process);
 	pcb_hist_init(&p->st.demand_rtt);
 	pcb_hist_init(&p->st.demand_service);
+	p->region_len = cfg->npages << PCB_PAGE_SHIFT;
+}
+
+/* vCPUs, channels and the install path against the page size and the pager's kind */
+static int check_cfg(const struct pcb_pager_cfg *cfg, bool shared, const struct pcb_install_ops **out,
+		     char *why, size_t whylen)
+{
 	if (cfg->nvcpus > PCB_MAX_VCPUS) {
 		snprintf(why, whylen, "at most %d vCPUs", PCB_MAX_VCPUS);
-		rc = PCB_EXIT_USAGE;
-		goto fail;
+		return PCB_EXIT_USAGE;
 	}
-
-	p->region_len = cfg->npages << PCB_PAGE_SHIFT;
 	if (cfg->channels > 2) {
 		snprintf(why, whylen, "invalid value for --channels: %u (want 1 or 2)", cfg->channels);
-		rc = PCB_EXIT_USAGE;
-		goto fail;
+		return PCB_EXIT_USAGE;
 	}
-	if (cfg->huge && p->shared) {
+	if (cfg->huge && shared) {
 		snprintf(why, whylen, "--channels=1 is not available with --page-size=2M (a huge page's demand request "
 			 "is answered with RUN frames, which one connection cannot tell from background ones)");
-		rc = PCB_EXIT_USAGE;
-		goto fail;
+		return PCB_EXIT_USAGE;
 	}
 	const struct pcb_install_ops *ops = pcb_install_find(cfg->install ? cfg->install : "copy", cfg->huge);
 	if (!ops) {
 		snprintf(why, whylen, "invalid value for --install: '%s' (%s)", cfg->install,
 			 cfg->huge ? "huge pages are installed with --install=copy only" : "want " PCB_INSTALL_CHOICES);
-		rc = PCB_EXIT_USAGE;
-		goto fail;
+		return PCB_EXIT_USAGE;
 	}
 	if (cfg->process && !ops->forkable) {
 		snprintf(why, whylen, "invalid value for --install: '%s' cannot be combined with --pager=process "
 			 "(UFFDIO_MOVE cannot move pages between two processes)", ops->name);
-		rc = PCB_EXIT_USAGE;
-		goto fail;
+		return PCB_EXIT_USAGE;
 	}
-	if ((rc = pcb_install_map(&p->in, ops, cfg->install_batch, cfg->npages, why, whylen)) != 0)
-		goto fail;
+	*out = ops;
+	return 0;
+}
+
+/* the install path's region and buffers, the arrival digests */
+static int map_install(struct pcb_pager *p, const struct pcb_install_ops *ops, char *why, size_t whylen)
+{
+	const struct pcb_pager_cfg *cfg = &p->cfg;
+	int rc = pcb_install_map(&p->in, ops, cfg->install_batch, cfg->npages, why, whylen);
+	if (rc)
+		return rc;
 	p->zero_inline = ops->rx == PCB_INRX_PAGECACHE ? PCB_MAX_RUN_PAGES
 			 : cfg->zero_inline < 0 ? 0 : cfg->zero_inline ? (unsigned)cfg->zero_inline : PCB_ZERO_INLINE_DEFAULT;
 	p->in.huge_done = huge_done;
@@ -186,12 +190,18 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		if (p->in.arrival == MAP_FAILED) {
 			p->in.arrival = NULL;
 			snprintf(why, whylen, "out of memory for the arrival digests");
-			rc = PCB_EXIT_OSERR;
-			goto fail;
+			return PCB_EXIT_OSERR;
 		}
 	}
 	p->region = p->in.region;
-	rc = PCB_EXIT_OSERR;
+	return 0;
+}
+
+/* the install record, the page bitmaps, the background bitmap, the records;
+ * shared with the pager process when there is one */
+static int alloc_state(struct pcb_pager *p, char *why, size_t whylen)
+{
+	const struct pcb_pager_cfg *cfg = &p->cfg;
 	int rec_map = (cfg->process ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS;
 	p->inst_us = mmap(NULL, cfg->npages * 4, PROT_READ | PROT_WRITE, rec_map, -1, 0);
 	p->inst_kind = mmap(NULL, cfg->npages, PROT_READ | PROT_WRITE, rec_map, -1, 0);
@@ -199,59 +209,64 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 		p->inst_us = p->inst_us == MAP_FAILED ? NULL : p->inst_us;
 		p->inst_kind = p->inst_kind == MAP_FAILED ? NULL : p->inst_kind;
 		snprintf(why, whylen, "out of memory for the install record");
-		goto fail;
+		return PCB_EXIT_OSERR;
 	}
 	if (pcb_ps_init_shared(&p->ps, cfg->npages, cfg->process) < 0) {
 		snprintf(why, whylen, "out of memory for the page bitmaps");
-		goto fail;
+		return PCB_EXIT_OSERR;
 	}
 	p->bg_want = calloc((cfg->npages + 63) / 64, sizeof(uint64_t));
 	p->discard = aligned_alloc(PCB_PAGE_SIZE, (size_t)PCB_MAX_RUN_PAGES * PCB_PAGE_SIZE);
 	if (!p->bg_want || !p->discard) {
 		snprintf(why, whylen, "out of memory for the background bitmap");
-		goto fail;
+		return PCB_EXIT_OSERR;
 	}
-	if ((rc = map_records(p, why, whylen)) != 0)
-		goto fail;
-	if (cfg->process && (rc = pager_process_prepare(p, why, whylen)) != 0)
-		goto fail;
-	rc = PCB_EXIT_OSERR;
+	int rc = map_records(p, why, whylen);
+	if (!rc && cfg->process)
+		rc = pager_process_prepare(p, why, whylen);
+	return rc;
+}
+
+/* userfaultfd on the region, checked for the install path; the stop pipe and
+ * the shared connection's pipe and eventfd */
+static int open_uffd(struct pcb_pager *p, const struct pcb_install_ops *ops, char *why, size_t whylen)
+{
 	int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | ops->uffd_features |
-			       (cfg->kernel_faults ? PCB_UFFD_KERNEL_FAULTS : 0), &p->uinfo, why, whylen);
-	if (fd < 0) {
-		rc = pcb_exit_for_errno(-fd);
-		goto fail;
-	}
+			       (p->cfg.kernel_faults ? PCB_UFFD_KERNEL_FAULTS : 0), &p->uinfo, why, whylen);
+	if (fd < 0)
+		return pcb_exit_for_errno(-fd);
 	p->uffd = fd;
 	int r = pcb_uffd_register(p->uffd, p->region, p->region_len, ops->register_mode, &p->uinfo);
 	if (r < 0) {
 		snprintf(why, whylen, "UFFDIO_REGISTER (%s) on the guest region failed: %s",
 			 ops->register_name, strerror(-r));
-		rc = pcb_exit_for_errno(-r);
-		goto fail;
+		return pcb_exit_for_errno(-r);
 	}
 	p->in.uffd = p->uffd;
 	p->in.demanded = p->ps.demanded;
-	if (pcb_install_check(&p->in, &p->uinfo, why, whylen) < 0) {
-		rc = PCB_EXIT_UNAVAILABLE;
-		goto fail;
-	}
+	if (pcb_install_check(&p->in, &p->uinfo, why, whylen) < 0)
+		return PCB_EXIT_UNAVAILABLE;
 	if (pipe2(p->stop_pipe, O_CLOEXEC) < 0 || (p->shared && pipe2(p->shared_pipe, O_CLOEXEC) < 0) ||
 	    (p->shared && (p->shared_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)) {
 		snprintf(why, whylen, "pipe: %s", strerror(errno));
-		goto fail;
+		return PCB_EXIT_OSERR;
 	}
 	if (p->shared)   /* the demand thread polls it and reads without blocking */
 		fcntl(p->shared_pipe[0], F_SETFL, fcntl(p->shared_pipe[0], F_GETFL) | O_NONBLOCK);
+	return 0;
+}
+
+/* the policy with its knobs and its batch size; push mode's limits */
+static int open_policy(struct pcb_pager *p, char *why, size_t whylen)
+{
+	const struct pcb_pager_cfg *cfg = &p->cfg;
 	if (cfg->policy_opts) {
 		p->pol.nopts = cfg->policy_opts->nopts;
 		memcpy(p->pol.opts, cfg->policy_opts->opts, sizeof(p->pol.opts));
 	}
 	why[0] = 0;
-	if (pcb_policy_open(&p->pol, cfg->policy, &p->ps, cfg->npages, cfg->huge ? PCB_HUGE_SUBPAGES : 1, why, whylen) < 0) {
-		rc = PCB_EXIT_USAGE;
-		goto fail;
-	}
+	if (pcb_policy_open(&p->pol, cfg->policy, &p->ps, cfg->npages, cfg->huge ? PCB_HUGE_SUBPAGES : 1, why, whylen) < 0)
+		return PCB_EXIT_USAGE;
 	if (cfg->policy->batch_pages) {   /* the policy sizes its transfers (criu: a chunk is one batch) */
 		unsigned bp = cfg->policy->batch_pages(&p->pol);
 		p->cfg.batch_pages = bp && bp <= PCB_MAX_BATCH_PAGES ? bp : p->cfg.batch_pages;
@@ -259,27 +274,49 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	if (cfg->push && (cfg->huge || cfg->reconnect_timeout_ns)) {
 		snprintf(why, whylen, "invalid value for --policy-end: 'source' is not available with %s",
 			 cfg->huge ? "--page-size=2M" : "--reconnect-timeout");
-		rc = PCB_EXIT_USAGE;
-		goto fail;
+		return PCB_EXIT_USAGE;
 	}
+	return 0;
+}
+
+/* the connections to the source, and the emulated link's calibration */
+static int connect_source(struct pcb_pager *p, char *why, size_t whylen)
+{
+	const struct pcb_pager_cfg *cfg = &p->cfg;
 	for (unsigned ch = p->shared ? PCB_CHAN_BACKGROUND : 0; ch < 2; ch++) {
-		rc = chan_connect(p, ch, 0, 5000, why, whylen);
+		int rc = chan_connect(p, ch, 0, 5000, why, whylen);
 		if (rc)
-			goto fail;
+			return rc;
 	}
 	if (cfg->link_bps || cfg->link_rtt_ns) {
-		rc = pcb_link_calibrate(&p->chan[p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND], &p->chan[PCB_CHAN_BACKGROUND], cfg->link_bps,
-					cfg->link_rtt_ns, (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC), &p->st.link,
-					why, whylen);
+		int rc = pcb_link_calibrate(&p->chan[p->shared ? PCB_CHAN_BACKGROUND : PCB_CHAN_DEMAND],
+					    &p->chan[PCB_CHAN_BACKGROUND], cfg->link_bps, cfg->link_rtt_ns,
+					    (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC), &p->st.link, why, whylen);
 		if (rc)
-			goto fail;
+			return rc;
 		p->link_delay_ns = p->st.link.delay_ns;
+	}
+	return 0;
+}
+
+int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, char *why, size_t whylen)
+{
+	struct pcb_pager *p = cfg->process ? pcb_pp_shared_alloc(sizeof(*p), false) : calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	pager_init(p, cfg);
+	const struct pcb_install_ops *ops = NULL;
+	int rc;
+	if ((rc = check_cfg(cfg, p->shared, &ops, why, whylen)) || (rc = map_install(p, ops, why, whylen)) ||
+	    (rc = alloc_state(p, why, whylen)) || (rc = open_uffd(p, ops, why, whylen)) ||
+	    (rc = open_policy(p, why, whylen)) || (rc = connect_source(p, why, whylen))) {
+		pcb_pager_destroy(p);
+		return rc;
 	}
 	*out = p;
 	return 0;
-fail:
-	pcb_pager_destroy(p);
-	return rc;
 }
 
 uint8_t *pcb_pager_region(struct pcb_pager *p) { return p->region; }

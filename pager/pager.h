@@ -33,6 +33,7 @@ struct pcb_pager_cfg {
 	uint16_t port;
 	uint64_t seed;               /* expected from the source's CONFIG */
 	uint64_t zero_threshold;
+	unsigned zero_run_max;       /* expected zero model: 0 uniform, else runs up to this long (PCB_CFG_ZERO_RUNS) */
 	const char *install;         /* --install path name (NULL: copy); with huge, the hugetlb variant (install/registry.c) */
 	unsigned install_batch;      /* max pages per background install ioctl (0 = default 128; 1 = unbatched) */
 	int zero_inline;             /* copy: zero runs up to this many pages between data pages are installed with

@@ -55,11 +55,13 @@ int chan_connect(struct pcb_pager *p, unsigned ch, uint32_t flags, int timeout_m
 			 cfg->bytes_image ? "the generated" : "a bytes (file or application)", cfg->bytes_image ? "a bytes" : "the generated");
 		return PCB_EXIT_USAGE;
 	}
-	if (cw.npages != cfg->npages || cw.seed != cfg->seed || cw.zero_threshold != cfg->zero_threshold) {
-		snprintf(why, whylen, "the source's image does not match: source has %llu pages of %u bytes, seed %llu%s; "
+	bool model_differs = !cfg->bytes_image && pcb_cfg_zero_run_max(cw.reserved) != cfg->zero_run_max;
+	if (cw.npages != cfg->npages || cw.seed != cfg->seed || cw.zero_threshold != cfg->zero_threshold || model_differs) {
+		snprintf(why, whylen, "the source's image does not match: source has %llu pages of %u bytes, seed %llu%s%s; "
 			 "this destination expects %llu pages, seed %llu",
 			 (unsigned long long)cw.npages, cw.page_size, (unsigned long long)cw.seed,
 			 cw.zero_threshold != cfg->zero_threshold ? ", another --zero-pages fraction" : "",
+			 model_differs ? ", another --zero-model/--zero-run-max" : "",
 			 (unsigned long long)cfg->npages, (unsigned long long)cfg->seed);
 		return PCB_EXIT_USAGE;
 	}

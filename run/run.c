@@ -1422,6 +1422,7 @@ static int setup_source_and_pager(struct run *r)
 		.window = cfg->window, .io_timeout_ns = cfg->io_timeout_ns,
 		.host = r->net.remote ? r->net.host : cfg->host, .port = r->port,
 		.seed = cfg->seed, .zero_threshold = r->im.zero_threshold,
+		.zero_run_max = cfg->zero_model == PCB_ZERO_RUNS ? cfg->zero_run_max : 0,
 		.install = cfg->install, .install_batch = cfg->install_batch,
 		.zero_inline = cfg->zero_inline ? (int)cfg->zero_inline : -1,
 		.huge = pcb_page_size_bytes(cfg) > PCB_PAGE_SIZE, .process = cfg->pager == PCB_PAGER_PROCESS,

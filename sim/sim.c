@@ -702,14 +702,10 @@ static void sim_free(struct sim *s)
 	pcb_ps_free(&s->ps);
 }
 
-int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, const struct pcb_policy_ops *ops,
-		const struct pcb_policy *opts, struct pcb_sim_result *res, char *why, size_t whylen)
+/* the policy, the trace and the guest size; 0 or an exit code */
+static int check_input(const struct pcb_sim_params *sp, const struct pcb_atrace *t, const struct pcb_policy_ops *ops,
+		       uint64_t *npages_out, char *why, size_t whylen)
 {
-	memset(res, 0, sizeof(*res));
-	why[0] = 0;
-	int rc = check_params(sp, why, whylen);
-	if (rc)
-		return rc;
 	if (!ops) {
 		snprintf(why, whylen, "simulate: no policy");
 		return PCB_EXIT_USAGE;
@@ -738,11 +734,17 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 				 sp->npages ? "--mem" : "the trace's guest", (unsigned long long)npages);
 			return PCB_EXIT_DATAERR;
 		}
+	*npages_out = npages;
+	return 0;
+}
 
-	struct sim S = { .sp = sp, .t = t, .res = res, .why = why, .whylen = whylen };
-	struct sim *s = &S;
+/* the result's and the model's arrays, the page image, the senders and the serialisation times */
+static int sim_setup(struct sim *s, uint64_t npages)
+{
+	const struct pcb_sim_params *sp = s->sp;
+	struct pcb_sim_result *res = s->res;
 	res->npages = npages;
-	res->nvcpus = t->nvcpus ? t->nvcpus : 1;
+	res->nvcpus = s->t->nvcpus ? s->t->nvcpus : 1;
 	pcb_hist_init(&res->fault_lat);
 	pcb_hist_init(&res->demand_rtt);
 	res->vcpu = calloc(res->nvcpus, sizeof(*res->vcpu));
@@ -759,9 +761,7 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	if (!res->vcpu || !res->first_touch || !res->inst_us || !res->inst_kind || !s->vc || !s->waiters || !ranges ||
 	    pcb_ps_init(&s->ps, npages) < 0) {
 		free(ranges);
-		sim_free(s);
-		pcb_sim_result_free(res);
-		snprintf(why, whylen, "simulate: out of memory for %llu pages", (unsigned long long)npages);
+		snprintf(s->why, s->whylen, "simulate: out of memory for %llu pages", (unsigned long long)npages);
 		return PCB_EXIT_OSERR;
 	}
 	for (unsigned i = 0; i < s->wsize; i++)
@@ -776,50 +776,62 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	pcb_rng_seed(&s->rng, sp->seed, 0x53494du);
 	for (unsigned n = 0; sp->bps && n <= PCB_MAX_RUN_PAGES; n++)
 		s->ser[n] = ser_calc(PCB_HDR_SIZE + (uint64_t)n * PCB_PAGE_SIZE, sp->bps);   /* "SIM" */
+	return 0;
+}
 
-	/* each vCPU's records, in trace order */
-	if (res->nvcpus == 1) {
+/* each vCPU's records, in trace order */
+static int split_by_vcpu(struct sim *s)
+{
+	const struct pcb_atrace *t = s->t;
+	if (s->res->nvcpus == 1) {
 		s->vc[0].n = t->count;
-	} else {
-		for (uint64_t i = 0; i < t->count; i++)
-			s->vc[t->rec[i].vcpu].n++;
-		for (unsigned v = 0; v < res->nvcpus; v++) {
-			s->vc[v].idx = malloc((s->vc[v].n ? s->vc[v].n : 1) * sizeof(uint64_t));
-			if (!s->vc[v].idx) {
-				sim_free(s);
-				pcb_sim_result_free(res);
-				snprintf(why, whylen, "simulate: out of memory");
-				return PCB_EXIT_OSERR;
-			}
-			s->vc[v].n = 0;
-		}
-		for (uint64_t i = 0; i < t->count; i++) {
-			struct vc *c = &s->vc[t->rec[i].vcpu];
-			((uint64_t *)c->idx)[c->n++] = i;
-		}
+		return 0;
 	}
+	for (uint64_t i = 0; i < t->count; i++)
+		s->vc[t->rec[i].vcpu].n++;
+	for (unsigned v = 0; v < s->res->nvcpus; v++) {
+		s->vc[v].idx = malloc((s->vc[v].n ? s->vc[v].n : 1) * sizeof(uint64_t));
+		if (!s->vc[v].idx) {
+			snprintf(s->why, s->whylen, "simulate: out of memory");
+			return PCB_EXIT_OSERR;
+		}
+		s->vc[v].n = 0;
+	}
+	for (uint64_t i = 0; i < t->count; i++) {
+		struct vc *c = &s->vc[t->rec[i].vcpu];
+		((uint64_t *)c->idx)[c->n++] = i;
+	}
+	return 0;
+}
 
+/* the policy with its knobs; its batch size and in-flight limit as the pager
+ * takes them (pager/lifecycle.c, background.c bg_window) */
+static int open_policy(struct sim *s, const struct pcb_policy_ops *ops, const struct pcb_policy *opts)
+{
 	if (opts) {
 		s->pol.nopts = opts->nopts;
 		memcpy(s->pol.opts, opts->opts, sizeof(s->pol.opts));
 	}
-	int orc = pcb_policy_open(&s->pol, ops, &s->ps, npages, 1, why, whylen);
-	if (orc < 0) {   /* -1: a bad knob (64); else what init returned (-65: an unreadable input file) */
-		sim_free(s);
-		pcb_sim_result_free(res);
+	int orc = pcb_policy_open(&s->pol, ops, &s->ps, s->res->npages, 1, s->why, s->whylen);
+	if (orc < 0)   /* -1: a bad knob (64); else what init returned (-65: an unreadable input file) */
 		return orc == -1 ? PCB_EXIT_USAGE : -orc;
-	}
 	/* a real destination has no first-touch record: only with the policy's oracle knob */
-	s->pol.first_touch = pcb_policy_oracle_first_touch(ops, &s->pol) ? res->first_touch : NULL;
-	/* as the pager (pager/lifecycle.c, background.c bg_window): the policy's batch size and in-flight limit */
-	s->batch_pages = sp->batch_pages;
+	s->pol.first_touch = pcb_policy_oracle_first_touch(ops, &s->pol) ? s->res->first_touch : NULL;
+	s->batch_pages = s->sp->batch_pages;
 	if (ops->batch_pages) {
 		unsigned bp = ops->batch_pages(&s->pol);
 		s->batch_pages = bp && bp <= PCB_MAX_BATCH_PAGES ? bp : s->batch_pages;
 	}
-	if (!sp->push && ops->max_inflight && ops->max_inflight < s->wsize)
+	if (!s->sp->push && ops->max_inflight && ops->max_inflight < s->wsize)
 		s->wsize = ops->max_inflight;
+	return 0;
+}
 
+/* switch-over, then events in time order until every page is present and
+ * every vCPU done; the wall and CPU time the model took */
+static void run_events(struct sim *s, const struct pcb_policy_ops *ops)
+{
+	struct pcb_sim_result *res = s->res;
 	uint64_t w0 = pcb_now_ns(), c0 = cpu_ns();
 	for (unsigned v = 0; v < res->nvcpus; v++) {
 		if (s->vc[v].n) {
@@ -859,12 +871,30 @@ int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, con
 	res->cpu_ns = cpu_ns() - c0;
 	if (!s->err && !(s->complete && !s->running)) {
 		s->err = PCB_EXIT_SOFTWARE;
-		snprintf(why, whylen, "simulate: the model stopped with %llu pages missing and %u vCPUs running "
+		snprintf(s->why, s->whylen, "simulate: the model stopped with %llu pages missing and %u vCPUs running "
 			 "(policy %s returned no batch and nothing was in flight)",
-			 (unsigned long long)(npages - s->ps.npresent), s->running, ops->name);
+			 (unsigned long long)(res->npages - s->ps.npresent), s->running, ops->name);
 	}
-	rc = s->err;
-	pcb_policy_close(&s->pol);
+}
+
+int pcb_sim_run(const struct pcb_sim_params *sp, const struct pcb_atrace *t, const struct pcb_policy_ops *ops,
+		const struct pcb_policy *opts, struct pcb_sim_result *res, char *why, size_t whylen)
+{
+	memset(res, 0, sizeof(*res));
+	why[0] = 0;
+	uint64_t npages = 0;
+	int rc = check_params(sp, why, whylen);
+	if (!rc)
+		rc = check_input(sp, t, ops, &npages, why, whylen);
+	if (rc)
+		return rc;
+	struct sim S = { .sp = sp, .t = t, .res = res, .why = why, .whylen = whylen };
+	struct sim *s = &S;
+	if (!(rc = sim_setup(s, npages)) && !(rc = split_by_vcpu(s)) && !(rc = open_policy(s, ops, opts))) {
+		run_events(s, ops);
+		rc = s->err;
+		pcb_policy_close(&s->pol);
+	}
 	sim_free(s);
 	if (rc)
 		pcb_sim_result_free(res);

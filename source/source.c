@@ -887,7 +887,8 @@ struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg)
 		st->slot[i].fd = -1;
 	st->cw = (struct pcb_config_wire){ .mem_bytes = cfg->mem_bytes, .npages = st->npages, .seed = cfg->seed,
 					   .zero_threshold = st->im.zero_threshold, .page_size = PCB_PAGE_SIZE,
-					   .reserved = cfg->bytes_image && cfg->mem ? PCB_CFG_BYTES_IMAGE : 0 };
+					   .reserved = cfg->bytes_image && cfg->mem ? PCB_CFG_BYTES_IMAGE
+										       : pcb_cfg_zero_flags(cfg->zero_run_max) };
 	return st;
 }
 

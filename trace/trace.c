@@ -552,7 +552,7 @@ static void setup_faultlat_autoload(struct pcb_trace *t, struct faultlat_bpf *fl
 	bpf_program__set_autoload(fl->progs.fl_switch_tp, !btf && !raw);
 	bpf_program__set_autoload(fl->progs.fl_wakeup_tp, !btf && !raw && t->wakeup);
 	bpf_program__set_autoload(fl->progs.fl_read_exit, t->msgs);
-	bpf_program__set_autoload(fl->progs.fl_resolve_exit, t->msgs && t->o.resolve);
+	bpf_program__set_autoload(fl->progs.fl_resolve_enter, t->msgs && t->o.resolve);
 	bpf_program__set_autoload(fl->progs.fl_kfault_btf, btf && t->kfault);
 	bpf_program__set_autoload(fl->progs.fl_kfault_tp, !btf && !raw && t->kfault);
 	bpf_program__set_autoload(fl->progs.fl_ioctl_enter, t->follow);
@@ -724,10 +724,10 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 		return fail(why, whylen, PCB_EXIT_UNAVAILABLE,
 			    "cannot recognise userfaultfd reads (own userfaultfd: %s)", strerror(-err));
 	snprintf(t->k_resolve, sizeof(t->k_resolve), "%s", !o->resolve ? "off (not requested)"
-		 : !t->msgs ? "off (needs the message hook)" : "tracepoint (syscalls:sys_exit_ioctl, any process)");
+		 : !t->msgs ? "off (needs the message hook)" : "tracepoint (syscalls:sys_enter_ioctl, any process)");
 	t->resolve = t->msgs && o->resolve;
-	if (t->resolve && (err = attach_prog(t->fl->progs.fl_resolve_exit, &t->fl->links.fl_resolve_exit))) {
-		pcb_warn("trace: syscalls:sys_exit_ioctl (resolving ioctls): %s", strerror(-err));
+	if (t->resolve && (err = attach_prog(t->fl->progs.fl_resolve_enter, &t->fl->links.fl_resolve_enter))) {
+		pcb_warn("trace: syscalls:sys_enter_ioctl (resolving ioctls): %s", strerror(-err));
 		snprintf(t->k_resolve, sizeof(t->k_resolve), "unavailable (attach: %s)", strerror(-err));
 		t->resolve = false;
 	}
@@ -784,6 +784,22 @@ static int attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm
 	if (uffd && attach_prog(t->fl->progs.fl_uffd_fentry, &t->fl->links.fl_uffd_fentry))
 		snprintf(t->k_uffd, sizeof(t->k_uffd), "unavailable (attach failed)");
 	return 0;
+}
+
+/* The KVM hooks as classic tracepoints (when the typed ones did not load). */
+static void kvm_to_classic(struct pcb_trace *t, bool *kvm_btf, bool *kvm_tp)
+{
+	if (*kvm_btf) {
+		*kvm_tp = true;
+		snprintf(t->k_kvm, sizeof(t->k_kvm), "tracepoint");
+	}
+	*kvm_btf = false;
+	if (t->mmu_btf && kvmmmu_tracepoints()) {
+		t->mmu_tp = true;
+		snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu),
+			 "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
+	}
+	t->mmu_btf = false;
 }
 
 int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char *why, size_t whylen)
@@ -914,28 +930,15 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 		if (btf && !t->raw && !o->classic && !probe_raw("page_fault_user") && !probe_raw("sched_switch")) {
 			pcb_log("trace: tp_btf programs did not load (%s); trying raw_tp", why);
 			t->raw = true;
-			kvm_tp = kvm_btf;
-			kvm_btf = false;
-			if (t->mmu_btf && kvmmmu_tracepoints()) {
-				t->mmu_tp = true;
-				snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu),
-					 "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
-			}
-			t->mmu_btf = false;
+			kvm_to_classic(t, &kvm_btf, &kvm_tp);
+			t->msgs = o->msgs && strncmp(t->k_read, "unavailable (no", 15);
 			continue;
 		}
 		if (btf && tracefs_ready()) {
 			pcb_log("trace: %s programs did not load (%s); trying classic tracepoints", t->k_fault, why);
 			btf = false;
 			t->raw = false;
-			kvm_tp = kvm_btf;
-			kvm_btf = false;
-			if (t->mmu_btf && kvmmmu_tracepoints()) {
-				t->mmu_tp = true;
-				snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu),
-					 "tracepoint (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
-			}
-			t->mmu_btf = false;
+			kvm_to_classic(t, &kvm_btf, &kvm_tp);
 			t->wakeup = true;
 			t->msgs = o->msgs && strncmp(t->k_read, "unavailable (no", 15);
 			continue;

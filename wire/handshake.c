@@ -347,10 +347,12 @@ int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const st
 			return PCB_EXIT_NOPERM;
 		}
 	}
-	if (cfg->page_size != PCB_PAGE_SIZE || cfg->npages == 0 || (cfg->reserved & ~PCB_CFG_BYTES_IMAGE) ||
+	uint32_t run_lg = (cfg->reserved >> PCB_CFG_RUN_SHIFT) & 0xffu;
+	if (cfg->page_size != PCB_PAGE_SIZE || cfg->npages == 0 || (cfg->reserved & ~PCB_CFG_KNOWN) ||
+	    (!(cfg->reserved & PCB_CFG_ZERO_RUNS) && run_lg) || run_lg > PCB_CFG_RUN_MAXLOG ||
 	    cfg->mem_bytes / PCB_PAGE_SIZE != cfg->npages || cfg->mem_bytes % PCB_PAGE_SIZE) {
-		snprintf(why, whylen, "the source announced an impossible image: %llu bytes, %llu pages of %u bytes",
-			 (unsigned long long)cfg->mem_bytes, (unsigned long long)cfg->npages, cfg->page_size);
+		snprintf(why, whylen, "the source announced an impossible image: %llu bytes, %llu pages of %u bytes, flags 0x%x",
+			 (unsigned long long)cfg->mem_bytes, (unsigned long long)cfg->npages, cfg->page_size, cfg->reserved);
 		return PCB_EXIT_PROTOCOL;
 	}
 	set_rcvtimeo(c->fd, 0);
@@ -438,7 +440,7 @@ int pcb_hs_server(struct pcb_conn *c, const struct pcb_auth_key *key, const stru
 	}
 	struct pcb_config_wire cw = *cfg;
 	memset(cw.mac, 0, PCB_MAC_BYTES);
-	cw.reserved &= PCB_CFG_BYTES_IMAGE;
+	cw.reserved &= PCB_CFG_KNOWN;
 	pcb_config_encode(&cw, buf);
 	if (have_key) {
 		pcb_auth_mac(key, "pcbench-source", hello->nonce, ch.nonce, buf, sizeof(cw), cw.mac);

@@ -108,7 +108,7 @@ struct pcb_config_wire {
 	uint64_t seed;
 	uint64_t zero_threshold;   /* pcb_image.zero_threshold */
 	uint32_t page_size;
-	uint32_t reserved;         /* flags: PCB_CFG_BYTES_IMAGE; other bits 0 */
+	uint32_t reserved;         /* flags: PCB_CFG_BYTES_IMAGE, PCB_CFG_ZERO_RUNS + run order; other bits 0 */
 	uint8_t mac[PCB_MAC_BYTES];
 };
 
@@ -116,6 +116,32 @@ struct pcb_config_wire {
  * application's database image), not the seed's generated one: its pages'
  * digests cover all 4096 bytes (pcb_page_digest_full). */
 #define PCB_CFG_BYTES_IMAGE 1u
+/* bit 1: the generated image's zero pages lie in runs (--zero-model=runs,
+ * common/image.h pcb_image_zero_runs), bits 8..15 holding log2 of the longest
+ * run (--zero-run-max); clear (and bits 8..15 zero): uniform.  The destination
+ * builds the same image from it (seed, fraction, model), as it does from the
+ * zero-page threshold. */
+#define PCB_CFG_ZERO_RUNS   2u
+#define PCB_CFG_RUN_SHIFT   8
+#define PCB_CFG_RUN_MAXLOG  20u     /* --zero-run-max <= 2^20 */
+#define PCB_CFG_KNOWN       (PCB_CFG_BYTES_IMAGE | PCB_CFG_ZERO_RUNS | (0xffu << PCB_CFG_RUN_SHIFT))
+
+/* The CONFIG flags for a zero model: run_max 0 = uniform, else a power of two. */
+static inline uint32_t pcb_cfg_zero_flags(unsigned run_max)
+{
+	uint32_t lg = 0;
+	if (!run_max)
+		return 0;
+	while ((1u << lg) < run_max)
+		lg++;
+	return PCB_CFG_ZERO_RUNS | (lg << PCB_CFG_RUN_SHIFT);
+}
+
+/* The longest zero run CONFIG flags announce (0 = uniform). */
+static inline unsigned pcb_cfg_zero_run_max(uint32_t flags)
+{
+	return flags & PCB_CFG_ZERO_RUNS ? 1u << ((flags >> PCB_CFG_RUN_SHIFT) & 0xffu) : 0;
+}
 
 /* Link emulation requested by the destination (wire/link.h). */
 struct pcb_link_wire {

@@ -148,13 +148,14 @@ static int setup_vcpu(struct pcb_kvm *k, unsigned v, struct kvm_cpuid2 *cpuid, c
 	return 0;
 }
 
-int pcb_kvm_create(const struct pcb_kvm_cfg *cfg, struct pcb_kvm **out, char *why, size_t whylen)
+/* the workload's index in kvm_wl and the limits of the guest; 0 or an exit code */
+static int check_cfg(const struct pcb_kvm_cfg *cfg, unsigned *gen, char *why, size_t whylen)
 {
-	unsigned gen = NWL;
+	*gen = NWL;
 	for (unsigned i = 0; i < NWL; i++)
 		if (kvm_wl[i] == cfg->ops)
-			gen = i;
-	if (gen == NWL || !cfg->ops->guest_ts_size || cfg->ops->guest_ts_size > sizeof(((struct pcb_kvm_vcpu *)0)->gen_state)) {
+			*gen = i;
+	if (*gen == NWL || !cfg->ops->guest_ts_size || cfg->ops->guest_ts_size > sizeof(((struct pcb_kvm_vcpu *)0)->gen_state)) {
 		snprintf(why, whylen, "invalid value for --workload: '%s' does not run in the KVM guest (it runs: %s)",
 			 cfg->ops->name, pcb_kvm_workload_names());
 		return PCB_EXIT_USAGE;
@@ -165,65 +166,69 @@ int pcb_kvm_create(const struct pcb_kvm_cfg *cfg, struct pcb_kvm **out, char *wh
 			 (unsigned long long)PCB_KVM_CODE_MAX);
 		return PCB_EXIT_SOFTWARE;
 	}
-	uint64_t region_len = cfg->npages * PCB_PAGE_SIZE;
-	if (cfg->npages * 4 > PCB_KVM_REGION_GPA - PCB_KVM_FT_GPA || region_len > (1ull << 38)) {
+	if (cfg->npages * 4 > PCB_KVM_REGION_GPA - PCB_KVM_FT_GPA || cfg->npages * PCB_PAGE_SIZE > (1ull << 38)) {
 		snprintf(why, whylen, "invalid value for --mem: the KVM guest maps at most 256 GiB");
 		return PCB_EXIT_USAGE;
 	}
-	struct pcb_kvm *k = calloc(1, sizeof(*k));
-	if (!k) {
-		snprintf(why, whylen, "out of memory");
-		return PCB_EXIT_OSERR;
-	}
-	k->kvm = k->vm = -1;
-	k->nvcpus = cfg->nvcpus;
-	pthread_mutex_init(&k->lock, NULL);
-	int rc = PCB_EXIT_OSERR;
+	return 0;
+}
+
+/* /dev/kvm, the VM and the size of a vCPU's run area */
+static int open_vm(struct pcb_kvm *k, char *why, size_t whylen)
+{
 	k->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (k->kvm < 0) {
 		int e = errno;
 		snprintf(why, whylen, "--guest=kvm needs KVM: cannot open /dev/kvm: %s", strerror(e));
-		rc = e == EACCES || e == EPERM ? PCB_EXIT_NOPERM : PCB_EXIT_UNAVAILABLE;
-		goto fail;
+		return e == EACCES || e == EPERM ? PCB_EXIT_NOPERM : PCB_EXIT_UNAVAILABLE;
 	}
 	if (ioctl(k->kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
 		snprintf(why, whylen, "--guest=kvm: unexpected KVM API version");
-		rc = PCB_EXIT_UNAVAILABLE;
-		goto fail;
+		return PCB_EXIT_UNAVAILABLE;
 	}
 	k->vm = ioctl(k->kvm, KVM_CREATE_VM, 0);
 	if (k->vm < 0) {
 		snprintf(why, whylen, "--guest=kvm: KVM_CREATE_VM: %s", strerror(errno));
-		rc = PCB_EXIT_UNAVAILABLE;
-		goto fail;
+		return PCB_EXIT_UNAVAILABLE;
 	}
 	int rs = ioctl(k->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (rs <= 0) {
 		snprintf(why, whylen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
-		goto fail;
+		return PCB_EXIT_OSERR;
 	}
 	k->run_size = (size_t)rs;
+	return 0;
+}
 
-	/* low memory: control, code, page tables, vCPU areas */
-	uint64_t map_end = PCB_KVM_REGION_GPA + region_len;
+/* progress buckets per vCPU: the run's length in buckets, or a fixed cap for a run without a time limit */
+static uint64_t bucket_cap(const struct pcb_kvm_cfg *cfg)
+{
+	if (!cfg->bucket_ns)
+		return 0;
+	return cfg->duration_ns ? cfg->duration_ns / cfg->bucket_ns + 16 : 1u << 16;
+}
+
+/* low memory: control, code, page tables, vCPU areas */
+static int build_low_memory(struct pcb_kvm *k, const struct pcb_kvm_cfg *cfg, unsigned gen, uint64_t cap,
+			    char *why, size_t whylen)
+{
+	uint64_t map_end = PCB_KVM_REGION_GPA + cfg->npages * PCB_PAGE_SIZE;
 	uint64_t npd = align_up(map_end, 1ull << 30) >> 30;   /* page directories, 1 GiB each */
 	uint64_t pt_end = PCB_KVM_PT_GPA + (2 + npd) * 4096;
-	uint64_t cap = cfg->bucket_ns ? (cfg->duration_ns ? cfg->duration_ns / cfg->bucket_ns + 16 : 1u << 16) : 0;
 	k->vcpu_stride = align_up(sizeof(struct pcb_kvm_vcpu), 4096) + align_up(cap * 8, 4096) + PCB_KVM_STACK;
 	k->vcpu_off = align_up(pt_end, 4096);
 	k->low_size = align_up(k->vcpu_off + cfg->nvcpus * k->vcpu_stride, 1u << 21);
 	if (k->low_size > PCB_KVM_FCNT_GPA) {
 		snprintf(why, whylen, "invalid value for --bucket-ms: the KVM guest's progress buckets do not fit (use a longer bucket)");
-		rc = PCB_EXIT_USAGE;
-		goto fail;
+		return PCB_EXIT_USAGE;
 	}
 	k->low = mmap(NULL, k->low_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (k->low == MAP_FAILED) {
 		k->low = NULL;
 		snprintf(why, whylen, "out of memory for the VM's low memory");
-		goto fail;
+		return PCB_EXIT_OSERR;
 	}
-	memcpy(k->low + PCB_KVM_CODE_GPA, pcb_kvm_guest_image, img);
+	memcpy(k->low + PCB_KVM_CODE_GPA, pcb_kvm_guest_image, (size_t)(pcb_kvm_guest_image_end - pcb_kvm_guest_image));
 	uint64_t *pml4 = (uint64_t *)(k->low + PCB_KVM_PT_GPA), *pdpt = pml4 + 512;
 	pml4[0] = (PCB_KVM_PT_GPA + 4096) | 7;   /* present, writable, user */
 	for (uint64_t i = 0; i < npd; i++) {
@@ -249,8 +254,13 @@ int pcb_kvm_create(const struct pcb_kvm_cfg *cfg, struct pcb_kvm **out, char *wh
 	ctl->gen = gen;
 	ctl->nvcpus = cfg->nvcpus;
 	ctl->im = *cfg->im;
+	return 0;
+}
 
-	/* fault counters: the host pages holding them, read-only */
+/* the memory slots: low memory, the fault counters (read-only, the host
+ * pages holding them, from *lo), first-touch, the region, the generator's tables */
+static int map_slots(struct pcb_kvm *k, const struct pcb_kvm_cfg *cfg, uintptr_t *lo_out, char *why, size_t whylen)
+{
 	uintptr_t lo = UINTPTR_MAX, hi = 0;
 	for (unsigned v = 0; v < cfg->nvcpus; v++) {
 		uintptr_t p = (uintptr_t)cfg->faults[v];
@@ -259,11 +269,12 @@ int pcb_kvm_create(const struct pcb_kvm_cfg *cfg, struct pcb_kvm **out, char *wh
 	}
 	lo &= ~(uintptr_t)4095;
 	hi = align_up(hi, 4096);
+	*lo_out = lo;
 	if (hi - lo > PCB_KVM_REGION_GPA - PCB_KVM_FCNT_GPA) {
 		snprintf(why, whylen, "the fault counters are spread over %zu bytes", (size_t)(hi - lo));
-		rc = PCB_EXIT_SOFTWARE;
-		goto fail;
+		return PCB_EXIT_SOFTWARE;
 	}
+	int rc;
 	uint32_t ro = ioctl(k->kvm, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0 ? KVM_MEM_READONLY : 0;
 	if (cfg->ops->guest_export) {
 		/* room for the generator's tables: up to two words per page and some change */
@@ -271,26 +282,31 @@ int pcb_kvm_create(const struct pcb_kvm_cfg *cfg, struct pcb_kvm **out, char *wh
 		if (k->tables_size > PCB_KVM_FT_GPA - PCB_KVM_TABLES_GPA) {
 			snprintf(why, whylen, "invalid value for --mem: workload %s in the KVM guest needs tables beyond 256 MiB",
 				 cfg->ops->name);
-			rc = PCB_EXIT_USAGE;
-			goto fail;
+			return PCB_EXIT_USAGE;
 		}
 		k->tables = mmap(NULL, k->tables_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (k->tables == MAP_FAILED) {
 			k->tables = NULL;
 			snprintf(why, whylen, "out of memory for the KVM guest's tables");
-			goto fail;
+			return PCB_EXIT_OSERR;
 		}
 		if ((rc = set_slot(k, 4, PCB_KVM_TABLES_GPA, k->tables, k->tables_size, 0, why, whylen)))
-			goto fail;
+			return rc;
 	}
 	if ((rc = set_slot(k, 0, 0, k->low, k->low_size, 0, why, whylen)) ||
 	    (rc = set_slot(k, 1, PCB_KVM_FCNT_GPA, (void *)lo, hi - lo, ro, why, whylen)) ||
 	    (cfg->first_touch && (rc = set_slot(k, 2, PCB_KVM_FT_GPA, (void *)cfg->first_touch,
 						align_up(cfg->npages * 4, 4096), 0, why, whylen))) ||
-	    (rc = set_slot(k, 3, PCB_KVM_REGION_GPA, cfg->region, region_len, 0, why, whylen)))
-		goto fail;
+	    (rc = set_slot(k, 3, PCB_KVM_REGION_GPA, cfg->region, cfg->npages * PCB_PAGE_SIZE, 0, why, whylen)))
+		return rc;
+	return 0;
+}
 
-	/* CPUID as KVM supports it */
+/* the vCPUs and their areas in low memory (generator state, rng, fault
+ * counter, progress buckets, histograms); CPUID as KVM supports it */
+static int setup_vcpus(struct pcb_kvm *k, const struct pcb_kvm_cfg *cfg, uintptr_t lo, uint64_t cap,
+		       char *why, size_t whylen)
+{
 	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + 256 * sizeof(struct kvm_cpuid_entry2));
 	if (cpuid) {
 		cpuid->nent = 256;
@@ -299,27 +315,24 @@ int pcb_kvm_create(const struct pcb_kvm_cfg *cfg, struct pcb_kvm **out, char *wh
 			cpuid = NULL;
 		}
 	}
+	int rc = 0;
 	k->vc = calloc(cfg->nvcpus, sizeof(*k->vc));
 	if (!k->vc) {
-		free(cpuid);
 		snprintf(why, whylen, "out of memory");
 		rc = PCB_EXIT_OSERR;
-		goto fail;
+		goto out;
 	}
 	for (unsigned v = 0; v < cfg->nvcpus; v++)
 		k->vc[v].fd = -1;
 	for (unsigned v = 0; v < cfg->nvcpus; v++) {
-		if ((rc = setup_vcpu(k, v, cpuid, why, whylen)) != 0) {
-			free(cpuid);
-			goto fail;
-		}
+		if ((rc = setup_vcpu(k, v, cpuid, why, whylen)) != 0)
+			goto out;
 		struct pcb_kvm_vcpu *a = (struct pcb_kvm_vcpu *)(k->low + k->vcpu_off + v * k->vcpu_stride);
 		memcpy(a->gen_state, cfg->gen_state[v], cfg->ops->guest_ts_size);
 		if (cfg->ops->guest_export && cfg->ops->guest_export(a->gen_state, cfg->shared, tables_put, k) < 0) {
-			free(cpuid);
 			snprintf(why, whylen, "workload %s: its tables do not fit the KVM guest", cfg->ops->name);
 			rc = PCB_EXIT_SOFTWARE;
-			goto fail;
+			goto out;
 		}
 		pcb_rng_seed(&a->rng, cfg->seed, 0x6775657374ull + v);   /* the process guest's loop rng */
 		a->faults_gpa = PCB_KVM_FCNT_GPA + ((uintptr_t)cfg->faults[v] - lo);
@@ -328,20 +341,48 @@ int pcb_kvm_create(const struct pcb_kvm_cfg *cfg, struct pcb_kvm **out, char *wh
 		pcb_hist_init(&a->fault_lat);
 		pcb_hist_init(&a->op_lat);
 	}
+out:
 	free(cpuid);
+	return rc;
+}
+
+/* the guest times itself with the TSC: its rate, as ns per tick << 32 */
+static int set_tsc_rate(struct pcb_kvm *k, char *why, size_t whylen)
+{
 	int khz = ioctl(k->vc[0].fd, KVM_GET_TSC_KHZ, 0);
 	if (khz <= 0) {
 		snprintf(why, whylen, "--guest=kvm: KVM_GET_TSC_KHZ: %s (the guest times itself with the TSC)", strerror(errno));
-		rc = PCB_EXIT_UNAVAILABLE;
-		goto fail;
+		return PCB_EXIT_UNAVAILABLE;
 	}
 	k->tsc_khz = (uint32_t)khz;
-	ctl->tsc_mult = (uint64_t)(((unsigned __int128)1000000ull << 32) / (unsigned)khz);   /* ns per tick << 32 */
+	k->ctl->tsc_mult = (uint64_t)(((unsigned __int128)1000000ull << 32) / (unsigned)khz);
+	return 0;
+}
+
+int pcb_kvm_create(const struct pcb_kvm_cfg *cfg, struct pcb_kvm **out, char *why, size_t whylen)
+{
+	unsigned gen;
+	int rc = check_cfg(cfg, &gen, why, whylen);
+	if (rc)
+		return rc;
+	struct pcb_kvm *k = calloc(1, sizeof(*k));
+	if (!k) {
+		snprintf(why, whylen, "out of memory");
+		return PCB_EXIT_OSERR;
+	}
+	k->kvm = k->vm = -1;
+	k->nvcpus = cfg->nvcpus;
+	pthread_mutex_init(&k->lock, NULL);
+	uint64_t cap = bucket_cap(cfg);
+	uintptr_t lo = 0;
+	if ((rc = open_vm(k, why, whylen)) || (rc = build_low_memory(k, cfg, gen, cap, why, whylen)) ||
+	    (rc = map_slots(k, cfg, &lo, why, whylen)) || (rc = setup_vcpus(k, cfg, lo, cap, why, whylen)) ||
+	    (rc = set_tsc_rate(k, why, whylen))) {
+		pcb_kvm_destroy(k);
+		return rc;
+	}
 	*out = k;
 	return 0;
-fail:
-	pcb_kvm_destroy(k);
-	return rc;
 }
 
 static int vfail(struct pcb_kvm *k, unsigned v, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -231,7 +231,7 @@ static void usage(int code)
 	exit(code);
 }
 
-int main(int argc, char **argv)
+static void parse_args(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "pages", required_argument, 0, 'n' },
@@ -246,9 +246,6 @@ int main(int argc, char **argv)
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 }
 	};
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_THREAD_ID };
-	struct uffdio_register reg;
-	pthread_t ht, bt, *tt;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "n:t:d:H:T:w:b:k:sh", lo, NULL)) != -1) {
@@ -270,6 +267,13 @@ int main(int argc, char **argv)
 		usage(64);
 	if (opt.chunks && (!opt.wait_path || opt.threads != 1 || opt.chunks > opt.pages || opt.bg_us >= 0))
 		usage(64);
+}
+
+/* uffd (the syscall, else /dev/userfaultfd) and the region registered in missing mode */
+static void setup_uffd_region(void)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_THREAD_ID };
+	struct uffdio_register reg;
 
 	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	if (uffd < 0) {
@@ -292,61 +296,58 @@ int main(int argc, char **argv)
 	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
 	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
 		die("UFFDIO_REGISTER");
+}
 
-	/* Everything the touchers use outside the region is faulted in now. */
-	lat = calloc(opt.pages, sizeof(*lat));
-	src_page = aligned_alloc(PAGE, PAGE);
-	tt = calloc(opt.threads, sizeof(*tt));
-	ta = calloc(opt.threads, sizeof(*ta));
-	if (!lat || !src_page || !tt || !ta)
-		die("calloc");
-	memset(lat, 0, opt.pages * sizeof(*lat));
-	memset(src_page, 0x5a, PAGE);
-	stopfd = eventfd(0, EFD_CLOEXEC);
-	if (stopfd < 0)
-		die("eventfd");
-	if ((errno = pthread_create(&ht, NULL, handler, NULL)))
-		die("pthread_create");
+/* --chunks: one toucher per chunk, each started by a byte from the FIFO */
+static void touch_in_chunks(void)
+{
+	int fd;
+	char b;
+	uint64_t *tmp = calloc(opt.pages, sizeof(*tmp));
 
-	if (opt.chunks) {
-		int fd;
-		char b;
-		uint64_t *tmp = calloc(opt.pages, sizeof(*tmp));
+	printf("ready pid=%d\n", (int)getpid());
+	fflush(stdout);
+	fd = open(opt.wait_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || !tmp)
+		die(opt.wait_path);
+	for (unsigned long k = 0; k < opt.chunks; k++) {
+		struct toucher_arg a = { .first = k * opt.pages / opt.chunks };
+		pthread_t th;
 
-		printf("ready pid=%d\n", (int)getpid());
-		fflush(stdout);
-		fd = open(opt.wait_path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || !tmp)
-			die(opt.wait_path);
-		for (unsigned long k = 0; k < opt.chunks; k++) {
-			struct toucher_arg a = { .first = k * opt.pages / opt.chunks };
-			pthread_t th;
-
-			a.n = (k + 1) * opt.pages / opt.chunks - a.first;
-			if (read(fd, &b, 1) != 1)
-				die("read fifo");
-			if ((errno = pthread_create(&th, NULL, toucher, &a)))
-				die("pthread_create");
-			pthread_join(th, NULL);
-			memcpy(tmp, lat + a.first, a.n * sizeof(*tmp));
-			qsort(tmp, a.n, sizeof(*tmp), cmp_u64);
-			printf("chunk %lu median_ns=%llu p99_ns=%llu\n", k, (unsigned long long)pct(tmp, a.n, 50),
-			       (unsigned long long)pct(tmp, a.n, 99));
-			fflush(stdout);
-		}
-		close(fd);
-		free(tmp);
-	} else if (opt.wait_path) {
-		char b;
-		printf("ready pid=%d\n", (int)getpid());
-		fflush(stdout);
-		int fd = open(opt.wait_path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			die(opt.wait_path);
-		if (read(fd, &b, 1) < 0)
+		a.n = (k + 1) * opt.pages / opt.chunks - a.first;
+		if (read(fd, &b, 1) != 1)
 			die("read fifo");
-		close(fd);
+		if ((errno = pthread_create(&th, NULL, toucher, &a)))
+			die("pthread_create");
+		pthread_join(th, NULL);
+		memcpy(tmp, lat + a.first, a.n * sizeof(*tmp));
+		qsort(tmp, a.n, sizeof(*tmp), cmp_u64);
+		printf("chunk %lu median_ns=%llu p99_ns=%llu\n", k, (unsigned long long)pct(tmp, a.n, 50),
+		       (unsigned long long)pct(tmp, a.n, 99));
+		fflush(stdout);
 	}
+	close(fd);
+	free(tmp);
+}
+
+/* --wait: until something is written to the FIFO */
+static void wait_fifo(void)
+{
+	char b;
+	printf("ready pid=%d\n", (int)getpid());
+	fflush(stdout);
+	int fd = open(opt.wait_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(opt.wait_path);
+	if (read(fd, &b, 1) < 0)
+		die("read fifo");
+	close(fd);
+}
+
+/* the touchers (none after --chunks) over equal shares, and the background installer */
+static void touch_all(pthread_t *tt)
+{
+	pthread_t bt;
 
 	for (unsigned i = 0; i < (opt.chunks ? 0 : opt.threads); i++) {
 		unsigned long per = opt.pages / opt.threads, extra = opt.pages % opt.threads;
@@ -363,11 +364,10 @@ int main(int argc, char **argv)
 	touch_done = 1;
 	if (opt.bg_us >= 0)
 		pthread_join(bt, NULL);
-	uint64_t one = 1;
-	if (write(stopfd, &one, sizeof(one)) != sizeof(one))
-		die("eventfd write");
-	pthread_join(ht, NULL);
+}
 
+static void print_summary(void)
+{
 	uint64_t sum = 0;
 	for (unsigned long i = 0; i < opt.pages; i++)
 		sum += lat[i];
@@ -381,6 +381,41 @@ int main(int argc, char **argv)
 	       (unsigned long long)pct(lat, opt.pages, 90), (unsigned long long)pct(lat, opt.pages, 99),
 	       (unsigned long long)lat[0], (unsigned long long)lat[opt.pages - 1],
 	       (unsigned long long)(sum / opt.pages));
+}
+
+int main(int argc, char **argv)
+{
+	pthread_t ht, *tt;
+
+	parse_args(argc, argv);
+	setup_uffd_region();
+
+	/* Everything the touchers use outside the region is faulted in now. */
+	lat = calloc(opt.pages, sizeof(*lat));
+	src_page = aligned_alloc(PAGE, PAGE);
+	tt = calloc(opt.threads, sizeof(*tt));
+	ta = calloc(opt.threads, sizeof(*ta));
+	if (!lat || !src_page || !tt || !ta)
+		die("calloc");
+	memset(lat, 0, opt.pages * sizeof(*lat));
+	memset(src_page, 0x5a, PAGE);
+	stopfd = eventfd(0, EFD_CLOEXEC);
+	if (stopfd < 0)
+		die("eventfd");
+	if ((errno = pthread_create(&ht, NULL, handler, NULL)))
+		die("pthread_create");
+
+	if (opt.chunks)
+		touch_in_chunks();
+	else if (opt.wait_path)
+		wait_fifo();
+	touch_all(tt);
+	uint64_t one = 1;
+	if (write(stopfd, &one, sizeof(one)) != sizeof(one))
+		die("eventfd write");
+	pthread_join(ht, NULL);
+
+	print_summary();
 	free(lat);
 	free(tt);
 	free(ta);

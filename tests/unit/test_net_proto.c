@@ -312,12 +312,42 @@ static void test_handshake_bytes_image(void **st)
 	assert_int_equal(got.reserved, PCB_CFG_BYTES_IMAGE);
 	assert_int_equal(hs(&k1, &k1, &s, why, sizeof(why), &got), 0);
 	assert_int_equal(got.reserved, PCB_CFG_BYTES_IMAGE);
-	cfgw.reserved = PCB_CFG_BYTES_IMAGE | 0x100;
+	cfgw.reserved = PCB_CFG_BYTES_IMAGE | 0x10000;
 	assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), 0);
 	assert_int_equal(got.reserved, PCB_CFG_BYTES_IMAGE);
 	cfgw.reserved = 0;
 	assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), 0);
 	assert_int_equal(got.reserved, 0);
+}
+
+/* The zero-page model crosses the handshake (signed with the rest), so a
+ * destination builds the image the source serves without being told. */
+static void test_handshake_zero_model(void **st)
+{
+	(void)st;
+	struct pcb_auth_key k1;
+	struct pcb_config_wire got;
+	struct srv s;
+	char why[256];
+	key(&k1, 1);
+	assert_int_equal(pcb_cfg_zero_flags(0), 0);
+	assert_int_equal(pcb_cfg_zero_run_max(pcb_cfg_zero_flags(1)), 1);
+	assert_int_equal(pcb_cfg_zero_run_max(pcb_cfg_zero_flags(1u << 20)), 1u << 20);
+	unsigned maxes[] = { 0, 1, 64, 1024, 1u << 20 };
+	for (unsigned i = 0; i < sizeof(maxes) / sizeof(maxes[0]); i++) {
+		cfgw.reserved = pcb_cfg_zero_flags(maxes[i]);
+		assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), 0);
+		assert_int_equal(pcb_cfg_zero_run_max(got.reserved), maxes[i]);
+		assert_int_equal(hs(&k1, &k1, &s, why, sizeof(why), &got), 0);
+		assert_int_equal(pcb_cfg_zero_run_max(got.reserved), maxes[i]);
+	}
+	/* a run order with the model bit clear, or beyond 2^20: refused as impossible */
+	cfgw.reserved = 10u << PCB_CFG_RUN_SHIFT;
+	assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), PCB_EXIT_PROTOCOL);
+	assert_non_null(strstr(why, "impossible image"));
+	cfgw.reserved = PCB_CFG_ZERO_RUNS | (21u << PCB_CFG_RUN_SHIFT);
+	assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), PCB_EXIT_PROTOCOL);
+	cfgw.reserved = 0;
 }
 
 static void test_auth_key_file(void **st)
@@ -665,6 +695,7 @@ int main(void)
 		cmocka_unit_test(test_link_urgent),
 		cmocka_unit_test(test_handshake_auth),
 		cmocka_unit_test(test_handshake_bytes_image),
+		cmocka_unit_test(test_handshake_zero_model),
 		cmocka_unit_test(test_auth_key_file),
 		cmocka_unit_test(test_source_refuses),
 		cmocka_unit_test(test_source_shared_priority),

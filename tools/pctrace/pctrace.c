@@ -29,12 +29,14 @@
 
 #include "common/hist.h"
 #include "common/json.h"
+#include "common/sysinfo.h"
 #include "common/util.h"
 #include "trace/trace.h"
 
 #define PCTRACE_SCHEMA_VERSION 1
 
 static volatile sig_atomic_t stop_sig, pause_req, resume_req;
+static FILE *txt;       /* text reports: stdout, or stderr when the JSON goes to stdout */
 
 static void on_signal(int sig)
 {
@@ -158,7 +160,7 @@ static void print_line(const char *label, const char *name, uint64_t faults, uin
 
 	if (kvm)
 		snprintf(k, sizeof(k), " (kvm %llu)", (unsigned long long)kvm);
-	printf("%-14s %-16s faults %-8llu%-12s p50 %-9s p90 %-9s p99 %-9s max %s\n", label, name,
+	fprintf(txt, "%-14s %-16s faults %-8llu%-12s p50 %-9s p90 %-9s p99 %-9s max %s\n", label, name,
 	       (unsigned long long)faults, k, fmt_ns(a, sizeof(a), pcb_hist_percentile(h, 50)),
 	       fmt_ns(b, sizeof(b), pcb_hist_percentile(h, 90)), fmt_ns(c, sizeof(c), pcb_hist_percentile(h, 99)),
 	       fmt_ns(d, sizeof(d), h->count ? h->max : 0));
@@ -184,12 +186,12 @@ static void print_ascii(const struct pcb_hist *h)
 	}
 	for (int s = lo; s <= hi; s++)
 		maxc = slot[s] > maxc ? slot[s] : maxc;
-	printf("%24s : %-8s %s\n", "usecs", "count", "distribution");
+	fprintf(txt, "%24s : %-8s %s\n", "usecs", "count", "distribution");
 	for (int s = lo; s <= hi; s++) {
 		unsigned long long from = s ? 1ull << (s - 1) : 0, to = s ? (1ull << s) - 1 : 0;
 		int stars = maxc ? (int)(slot[s] * 40 / maxc) : 0;
 
-		printf("%10llu -> %-10llu : %-8llu |%.*s%*s|\n", from, to, (unsigned long long)slot[s], stars,
+		fprintf(txt, "%10llu -> %-10llu : %-8llu |%.*s%*s|\n", from, to, (unsigned long long)slot[s], stars,
 		       "****************************************", 40 - stars, "");
 	}
 }
@@ -286,7 +288,7 @@ static void report(struct pctrace *p, uint64_t now, bool final)
 	}
 	if (!p->quiet || final)
 		print_ascii(p->h);
-	fflush(stdout);
+	fflush(txt);
 }
 
 /* Snapshot the maps, report the interval, keep the snapshot for the next one. */
@@ -326,31 +328,31 @@ static void final_report(struct pctrace *p)
 	p->th = NULL;
 	if (pcb_trace_read(p->t, p->cur) || pcb_trace_read_threads(p->t, &p->th, &p->nth))
 		return;
-	printf("\nTotal over %.1fs: fault -> running of %s (%d), counted by %s:\n",
+	fprintf(txt, "\nTotal over %.1fs: fault -> running of %s (%d), counted by %s:\n",
 	       (double)(pcb_now_ns() - p->t_start) / 1e9, p->comm, (int)p->o.pid, pcb_trace_method(p->t, NULL));
 	report(p, pcb_now_ns(), true);
 	if (p->cur->wakeup)
-		printf("fault -> wake-up p50 %s, wake-up -> running p50 %s\n",
+		fprintf(txt, "fault -> wake-up p50 %s, wake-up -> running p50 %s\n",
 		       fmt_ns(d, sizeof(d), pcb_hist_percentile(&p->cur->hist[FL_H_FAULT_TO_WAKEUP], 50)),
 		       fmt_ns(e, sizeof(e), pcb_hist_percentile(&p->cur->hist[FL_H_WAKEUP_TO_RUNNING], 50)));
 	if (anchored(p->cur))
-		printf("messages: %llu read and matched; %llu faults blocked but were resolved before theirs was "
+		fprintf(txt, "messages: %llu read and matched; %llu faults blocked but were resolved before theirs was "
 		       "read; %llu unmatched; faults raised in system calls %llu\n",
 		       (unsigned long long)cn[FL_C_MSGS], (unsigned long long)cn[FL_C_BLOCKED_UNDELIVERED],
 		       (unsigned long long)cn[FL_C_MSG_UNMATCHED], (unsigned long long)cn[FL_C_KERNEL_FAULTS]);
 	if (cn[FL_C_RESOLVED])
-		printf("resolve: %llu faults followed to their resolving ioctl: fault -> resolve p50 %s, "
+		fprintf(txt, "resolve: %llu faults followed to their resolving ioctl: fault -> resolve p50 %s, "
 		       "resolve -> running p50 %s\n", (unsigned long long)cn[FL_C_RESOLVED],
 		       fmt_ns(d, sizeof(d), pcb_hist_percentile(&p->cur->hist[FL_H_FAULT_TO_RESOLVE], 50)),
 		       fmt_ns(e, sizeof(e), pcb_hist_percentile(&p->cur->hist[FL_H_RESOLVE_TO_RUNNING], 50)));
 	if (cn[FL_C_KVM_FAULTS])
-		printf("kvm: %llu guest faults seen, %llu resolved without sleeping, %llu counted\n",
+		fprintf(txt, "kvm: %llu guest faults seen, %llu resolved without sleeping, %llu counted\n",
 		       (unsigned long long)cn[FL_C_KVM_FAULTS], (unsigned long long)cn[FL_C_KVM_NONBLOCKING],
 		       (unsigned long long)cn[FL_C_KVM_BLOCKING]);
 	if (p->o.events)
-		printf("events: %llu written, %llu dropped\n", (unsigned long long)p->cur->events_written,
+		fprintf(txt, "events: %llu written, %llu dropped\n", (unsigned long long)p->cur->events_written,
 		       (unsigned long long)cn[FL_C_EVENTS_DROPPED]);
-	fflush(stdout);
+	fflush(txt);
 }
 
 static void json_doc(struct pctrace *p, struct pcb_json *j, uint64_t now)
@@ -368,6 +370,23 @@ static void json_doc(struct pctrace *p, struct pcb_json *j, uint64_t now)
 	pcb_json_u64(j, "faults", faults_of(p->cur));
 	pcb_json_str(j, "histogram_bins", "[lower_ns, count] of common/hist.h's log-linear buckets; "
 		     "equal lower_ns = the same bucket, so histograms merge by adding counts");
+	pcb_json_obj_begin(j, "config");        /* the options as resolved */
+	pcb_json_u64(j, "interval_ns", p->interval_ns);
+	pcb_json_u64(j, "duration_ns", p->duration_ns);
+	pcb_json_bool(j, "userfaultfd_ranges_only", p->o.uffd_ranges);
+	pcb_json_bool(j, "heuristic", !p->o.msgs);
+	pcb_json_bool(j, "resolve", p->o.resolve);
+	pcb_json_bool(j, "wakeup", p->o.wakeup);
+	pcb_json_bool(j, "events", p->o.events);
+	pcb_json_bool(j, "usdt", p->o.usdt);
+	pcb_json_str(j, "hooks", p->o.classic ? "classic" : p->o.raw_tp ? "raw_tp" : "auto");
+	pcb_json_obj_end(j);
+	{
+		struct pcb_sysinfo si;
+
+		pcb_sysinfo_read(&si);
+		pcb_sysinfo_json(&si, j, "host");
+	}
 	pcb_trace_json(p->t, j, "bpf");
 	pcb_json_obj_end(j);
 }
@@ -622,6 +641,7 @@ int main(int argc, char **argv)
 
 	if (ret >= 0)
 		return ret;
+	txt = p.json_path && !strcmp(p.json_path, "-") ? stderr : stdout;
 	ret = setup(&p);
 	if (!ret) {
 		run_loop(&p);
