@@ -212,16 +212,20 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory integ
 
 # ---- benchmarks and figures ----------------------------------------------------
-# `make bench`: run the experiment JOB (default configs/default.conf) with `pcbench bench`
-# (resumes an interrupted one), then the `pcbench simulate` sweep of its [sweep] section
-# (analysis/sweep.py), its statistics and figures; `make plots RESULTS=dir` redraws the
-# figures of a results directory without running anything.
-JOB ?= configs/default.conf
+# `make bench`: run the experiments JOB (default: configs/default.conf, the synthetic matrix, then
+# configs/sqlite.conf, the same question on real application code) with `pcbench bench` (resumes
+# an interrupted one), then the `pcbench simulate` sweep of a job's [sweep] section
+# (analysis/sweep.py), its statistics and figures; each results directory is printed.
+# `make plots RESULTS=dir` redraws the figures of a results directory without running anything.
+JOB ?= configs/default.conf configs/sqlite.conf
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)rc=0; dir=$$(./pcbench bench $(JOB) $(BENCH_ARGS)) || rc=$$?; \
-	if [ -n "$$dir" ] && [ $$rc = 0 ]; then $(PYTHON) analysis/sweep.py "$$dir" || exit $$?; fi; \
-	if [ -n "$$dir" ]; then PYTHON=$(PYTHON) analysis/plots.sh "$$dir" || exit $$?; fi; exit $$rc
+	$(Q)rc=0; for job in $(JOB); do \
+		jrc=0; dir=$$(./pcbench bench $$job $(BENCH_ARGS)) || jrc=$$?; \
+		if [ -n "$$dir" ] && [ $$jrc = 0 ]; then $(PYTHON) analysis/sweep.py "$$dir" || exit $$?; fi; \
+		if [ -n "$$dir" ]; then PYTHON=$(PYTHON) analysis/plots.sh "$$dir" || exit $$?; echo "bench: $$job -> $$dir"; fi; \
+		[ $$jrc = 0 ] || rc=$$jrc; \
+	done; exit $$rc
 
 # `make bench-channels`: demand fault latency under a saturating background pull, 1 vs 2
 # channels (configs/channels.conf), and the 1-vs-2 table from the same invocation.

@@ -43,7 +43,7 @@ METRICS = [
 ]
 HEADLINE = 0             # index into METRICS: the metric of the headline figure and the findings
 FORMATS = {"hit rate, whole run (%)": "%.1f", "hit rate, migration window (%)": "%.1f", "faults, migration window": "%.0f",
-           "guest work (% of local)": "%.1f", "stalled (% of run)": "%.2g", "blocktime (ms)": "%.0f", "migration time (ms)": "%.0f", "faults": "%.0f",
+           "guest work (% of local)": "%.1f", "stalled (% of run)": "%.3g", "blocktime (ms)": "%.0f", "migration time (ms)": "%.0f", "faults": "%.0f",
            "hit rate (%)": "%.1f", "guest (M ops/s)": "%.3g"}
 REFERENCES = ("demand", "sequential")
 # which definition a column shows, when a build's JSON lacks the newer field (fallback named)

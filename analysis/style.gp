@@ -5,7 +5,7 @@
 # colour by its position.  The all-local baseline is black.  Font: Helvetica (Nimbus Sans where Helvetica is absent), 9 pt in PDF.
 if (!exists("term")) term = "pdf"
 if (!exists("dir")) print "usage: gnuplot -e \"dir='RESULTS'; term='pdf'\" SCRIPT"; exit
-polnames = "demand sequential qemu qemu-nopreempt criu pivot trend replay local"
+polnames = "demand sequential qemu qemu-preempt criu pivot trend replay local"
 polcolors = "#D55E00 #0072B2 #009E73 #56B4E9 #CC79A7 #E69F00 #999933 #882255 #000000"
 polidx(name) = sum [k = 1:words(polnames)] (word(polnames, k) eq name ? k : 0)
 colour_of(name, p) = polidx(name) > 0 ? word(polcolors, polidx(name)) : word("#332288 #44AA99 #AA4499 #DDCC77 #117733 #88CCEE", (p - 1) % 6 + 1)

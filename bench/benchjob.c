@@ -234,32 +234,258 @@ static int check_policies(struct pcb_job *job, const char *path, unsigned pol_li
 	return 0;
 }
 
-int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char *why, size_t whylen)
+/* What pcb_job_parse carries from line to line. */
+struct parse_state {
+	struct pcb_job *job;
+	const char *path;
+	char *why;
+	size_t whylen;
+	enum section sec;
+	bool seen_exp, seen_pol, seen_wl, seen[16];
+	unsigned pol_line;
+	struct pcb_config *scratch;     /* link options are validated against a scratch config built on the shared one */
+};
+
+static void job_defaults(struct pcb_job *job, const char *path)
 {
 	memset(job, 0, sizeof(*job));
 	snprintf(job->path, sizeof(job->path), "%s", path);
 	pcb_config_defaults(&job->base);
 	job->reps = 3;
 	snprintf(job->timeline, sizeof(job->timeline), "all");
-	{
-		/* default name: base name of the file without its extension */
-		const char *b = strrchr(path, '/');
-		b = b ? b + 1 : path;
-		snprintf(job->name, sizeof(job->name), "%s", b);
-		char *dot = strrchr(job->name, '.');
-		if (dot && dot != job->name)
-			*dot = 0;
+	/* default name: base name of the file without its extension */
+	const char *b = strrchr(path, '/');
+	b = b ? b + 1 : path;
+	snprintf(job->name, sizeof(job->name), "%s", b);
+	char *dot = strrchr(job->name, '.');
+	if (dot && dot != job->name)
+		*dot = 0;
+}
+
+/* A "[...]" line (s starts at '['): opens [experiment], [link NAME], [policy NAME] or [sweep]. */
+static int section_header(struct parse_state *st, char *s, unsigned lineno)
+{
+	struct pcb_job *job = st->job;
+	const char *path = st->path;
+	char *why = st->why;
+	size_t whylen = st->whylen;
+	char *end = strchr(s, ']');
+	if (!end || trim(end + 1)[0])
+		return fail(why, whylen, path, lineno, NULL, "malformed section header '%s' (want [experiment], [link NAME], [policy NAME] or [sweep])", s);
+	*end = 0;
+	char *hdr = trim(s + 1);
+	if (!strcmp(hdr, "experiment")) {
+		if (st->seen_exp)
+			return fail(why, whylen, path, lineno, NULL, "[experiment] appears twice");
+		st->seen_exp = true;
+		st->sec = SEC_EXPERIMENT;
+	} else if (!strncmp(hdr, "link", 4) && isspace((unsigned char)hdr[4])) {
+		char *name = trim(hdr + 4);
+		if (!valid_name(name) || strlen(name) >= PCB_JOB_NAME)
+			return fail(why, whylen, path, lineno, NULL, "bad link name '%s' (letters, digits, - _ . +; up to %d characters)", name, PCB_JOB_NAME - 1);
+		for (unsigned i = 0; i < job->nlinks; i++)
+			if (!strcmp(job->links[i].name, name))
+				return fail(why, whylen, path, lineno, NULL, "[link %s] appears twice", name);
+		if (job->nlinks >= PCB_JOB_MAX_LIST)
+			return fail(why, whylen, path, lineno, NULL, "too many [link] sections (max %d)", PCB_JOB_MAX_LIST);
+		snprintf(job->links[job->nlinks++].name, PCB_JOB_NAME, "%s", name);
+		st->sec = SEC_LINK;
+	} else if (!strncmp(hdr, "policy", 6) && isspace((unsigned char)hdr[6])) {
+		char *name = trim(hdr + 6);
+		if (!valid_name(name) || strlen(name) >= sizeof(job->variants[0].name))
+			return fail(why, whylen, path, lineno, NULL, "bad policy name '%s' (letters, digits, - _ . +; up to 31 characters)", name);
+		for (unsigned i = 0; i < job->nvariants; i++)
+			if (!strcmp(job->variants[i].name, name))
+				return fail(why, whylen, path, lineno, NULL, "[policy %s] appears twice", name);
+		if (job->nvariants >= PCB_JOB_MAX_LIST)
+			return fail(why, whylen, path, lineno, NULL, "too many [policy] sections (max %d)", PCB_JOB_MAX_LIST);
+		snprintf(job->variants[job->nvariants++].name, sizeof(job->variants[0].name), "%s", name);
+		st->sec = SEC_POLICY;
+	} else if (!strcmp(hdr, "sweep")) {
+		if (st->sec == SEC_SWEEP || job->sweep.nlinks || job->sweep.nworkloads)
+			return fail(why, whylen, path, lineno, NULL, "[sweep] appears twice");
+		st->sec = SEC_SWEEP;
+	} else {
+		return fail(why, whylen, path, lineno, NULL, "unknown section [%s] (want [experiment], [link NAME], [policy NAME] or [sweep])", hdr);
 	}
-	bool seen_exp = false, seen_pol = false, seen_wl = false, seen[16] = { 0 };
-	unsigned pol_line = 0;
-	enum section sec = SEC_NONE;
+	return 0;
+}
+
+/* policies = ... or workloads = ... in [experiment]. */
+static int experiment_list(struct parse_state *st, bool pol, const char *key, const char *val, unsigned lineno)
+{
+	struct pcb_job *job = st->job;
+	char bad[160];
+	int n = split_list(val, pol ? job->policies : job->workloads, PCB_JOB_MAX_LIST, bad, sizeof(bad));
+	if (n < 0)
+		return fail(st->why, st->whylen, st->path, lineno, key, "%s", bad);
+	for (int i = 0; i < n; i++) {
+		const char *nm = pol ? job->policies[i] : job->workloads[i];
+		if (!pol && !pcb_workload_find(nm))      /* policies: after the file (a [policy] may define one) */
+			return fail(st->why, st->whylen, st->path, lineno, key, "unknown workload '%s' (see `pcbench list`)", nm);
+	}
+	if (pol) {
+		st->pol_line = lineno;
+		job->npolicies = (unsigned)n;
+		st->seen_pol = true;
+	} else {
+		job->nworkloads = (unsigned)n;
+		st->seen_wl = true;
+	}
+	return 0;
+}
+
+/* A key of [experiment]: a matrix key, or else a pcbench option shared by every run. */
+static int experiment_key(struct parse_state *st, const char *key, const char *val, unsigned lineno)
+{
+	struct pcb_job *job = st->job;
+	const char *path = st->path;
+	char *why = st->why;
+	size_t whylen = st->whylen;
+	static const char *const mkeys[] = { "name", "description", "policies", "workloads", "reps", "baseline_policy",
+					     "vary_seed", "run_timeout", "timeline", "faultmap_workload", NULL };
+	int mk = -1;
+	for (int i = 0; mkeys[i]; i++)
+		if (!strcmp(mkeys[i], key))
+			mk = i;
+	if (mk < 0)
+		return add_opt(job->opts, &job->nopts, key, val, &job->base, path, lineno, why, whylen);
+	if (st->seen[mk])
+		return fail(why, whylen, path, lineno, key, "set twice in [experiment]");
+	st->seen[mk] = true;
+	uint64_t u;
+	switch (mk) {
+	case 0:
+		if (!valid_name(val) || strlen(val) >= PCB_JOB_NAME)
+			return fail(why, whylen, path, lineno, key, "bad name '%s' (letters, digits, - _ . +; up to %d characters)", val, PCB_JOB_NAME - 1);
+		snprintf(job->name, sizeof(job->name), "%s", val);
+		break;
+	case 1:
+		snprintf(job->description, sizeof(job->description), "%s", val);
+		break;
+	case 2:
+	case 3:
+		return experiment_list(st, mk == 2, key, val, lineno);
+	case 4:
+		if (pcb_parse_u64(val, &u) < 0 || u < 1 || u > 1000)
+			return fail(why, whylen, path, lineno, key, "invalid value '%s' (want an integer from 1 to 1000)", val);
+		job->reps = (unsigned)u;
+		break;
+	case 5:
+		if (!pcb_policy_find(val))
+			return fail(why, whylen, path, lineno, key, "unknown policy '%s' (see `pcbench list`)", val);
+		snprintf(job->baseline, sizeof(job->baseline), "%s", val);
+		break;
+	case 6:
+		if (!parse_bool(val, &job->vary_seed))
+			return fail(why, whylen, path, lineno, key, "invalid value '%s' (want yes or no)", val);
+		break;
+	case 7:
+		if (pcb_parse_duration(val, &u) < 0 || u < PCB_NSEC_PER_SEC || u > 86400 * PCB_NSEC_PER_SEC)
+			return fail(why, whylen, path, lineno, key, "invalid value '%s' (want a duration from 1s to 24h, e.g. 120s)", val);
+		job->run_timeout_ns = u;
+		break;
+	case 8:
+		if (strcmp(val, "all") && strcmp(val, "first") && strcmp(val, "none"))
+			return fail(why, whylen, path, lineno, key, "invalid value '%s' (want all, first or none)", val);
+		snprintf(job->timeline, sizeof(job->timeline), "%s", val);
+		break;
+	case 9:
+		if (!pcb_workload_find(val))
+			return fail(why, whylen, path, lineno, key, "unknown workload '%s' (see `pcbench list`)", val);
+		snprintf(job->faultmap_workload, sizeof(job->faultmap_workload), "%s", val);
+		break;
+	}
+	return 0;
+}
+
+/* A "key = value" line (comments and blanks already removed), routed to the open section. */
+static int key_line(struct parse_state *st, char *s, unsigned lineno)
+{
+	char *eq = strchr(s, '=');
+	if (!eq)
+		return fail(st->why, st->whylen, st->path, lineno, NULL, "expected 'key = value', got '%s'", s);
+	*eq = 0;
+	char *key = trim(s), *val = trim(eq + 1);
+	if (!*key)
+		return fail(st->why, st->whylen, st->path, lineno, NULL, "missing key before '='");
+	if (!*val)
+		return fail(st->why, st->whylen, st->path, lineno, key, "empty value");
+	switch (st->sec) {
+	case SEC_NONE:
+		return fail(st->why, st->whylen, st->path, lineno, key, "outside any section (start the file with [experiment])");
+	case SEC_SWEEP:
+		return sweep_key(st->job, key, val, st->path, lineno, st->why, st->whylen);
+	case SEC_POLICY:
+		return variant_key(st->job, st->scratch, key, val, st->path, lineno, st->why, st->whylen);
+	case SEC_LINK: {
+		struct pcb_job_link *l = &st->job->links[st->job->nlinks - 1];
+		*st->scratch = st->job->base;
+		return add_opt(l->opts, &l->nopts, key, val, st->scratch, st->path, lineno, st->why, st->whylen);
+	}
+	case SEC_EXPERIMENT:
+		break;
+	}
+	return experiment_key(st, key, val, lineno);
+}
+
+/* After the whole file: required keys, cross-references, the default link, and every link's
+ * options re-checked against the final shared options. */
+static int check_job(struct parse_state *st)
+{
+	struct pcb_job *job = st->job;
+	const char *path = st->path;
+	char *why = st->why;
+	size_t whylen = st->whylen;
+	int rc;
+	if (!st->seen_exp)
+		return fail(why, whylen, path, 0, NULL, "no [experiment] section");
+	if (!st->seen_pol || !job->npolicies)
+		return fail(why, whylen, path, 0, NULL, "[experiment] needs 'policies = ...' (see `pcbench list`)");
+	if (!st->seen_wl || !job->nworkloads)
+		return fail(why, whylen, path, 0, NULL, "[experiment] needs 'workloads = ...' (see `pcbench list`)");
+	if ((rc = check_policies(job, path, st->pol_line, why, whylen)) != 0)
+		return rc;
+	for (unsigned i = 0; i < job->npolicies; i++)
+		if (job->baseline[0] && !strcmp(job->policies[i], job->baseline))
+			return fail(why, whylen, path, 0, NULL, "baseline_policy '%s' is also listed in policies", job->baseline);
+	if (job->faultmap_workload[0]) {
+		bool found = false;
+		for (unsigned i = 0; i < job->nworkloads; i++)
+			found |= !strcmp(job->workloads[i], job->faultmap_workload);
+		if (!found)
+			return fail(why, whylen, path, 0, NULL, "faultmap_workload '%s' is not one of the workloads", job->faultmap_workload);
+	}
+	if (!!job->sweep.nlinks != !!job->sweep.nworkloads)
+		return fail(why, whylen, path, 0, NULL, "[sweep] needs both links = ... and workloads = ...");
+	if (!job->nlinks) {
+		snprintf(job->links[0].name, PCB_JOB_NAME, "loopback");
+		job->nlinks = 1;
+	}
+	/* a link option that was checked against an earlier base: re-check against the final one */
+	for (unsigned l = 0; l < job->nlinks; l++) {
+		*st->scratch = job->base;
+		for (unsigned k = 0; k < job->links[l].nopts; k++) {
+			char reason[512];
+			if (pcb_config_set(st->scratch, job->links[l].opts[k].key, job->links[l].opts[k].val, reason, sizeof(reason)) < 0)
+				return fail(why, whylen, path, 0, NULL, "[link %s] %s", job->links[l].name, reason);
+		}
+		if (!st->scratch->duration_ns && !st->scratch->ops)
+			return fail(why, whylen, path, 0, NULL, "[link %s]: duration 0 needs ops to bound each run", job->links[l].name);
+	}
+	return 0;
+}
+
+int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char *why, size_t whylen)
+{
+	job_defaults(job, path);
+	struct parse_state st = { .job = job, .path = path, .why = why, .whylen = whylen, .sec = SEC_NONE };
+	st.scratch = malloc(sizeof(*st.scratch));
+	if (!st.scratch)
+		return fail(why, whylen, path, 0, NULL, "out of memory");
 	unsigned lineno = 0;
 	const char *p = text;
 	char linebuf[1024];
-	/* Link options are validated against a scratch config built on the shared one. */
-	struct pcb_config *scratch = malloc(sizeof(*scratch));
-	if (!scratch)
-		return fail(why, whylen, path, 0, NULL, "out of memory");
 	int rc = 0;
 	while (*p) {
 		lineno++;
@@ -281,255 +507,13 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 		char *s = trim(linebuf);
 		if (!*s || *s == ';')
 			continue;
-		if (*s == '[') {
-			char *end = strchr(s, ']');
-			if (!end || trim(end + 1)[0]) {
-				rc = fail(why, whylen, path, lineno, NULL, "malformed section header '%s' (want [experiment], [link NAME], [policy NAME] or [sweep])", s);
-				goto out;
-			}
-			*end = 0;
-			char *hdr = trim(s + 1);
-			if (!strcmp(hdr, "experiment")) {
-				if (seen_exp) {
-					rc = fail(why, whylen, path, lineno, NULL, "[experiment] appears twice");
-					goto out;
-				}
-				seen_exp = true;
-				sec = SEC_EXPERIMENT;
-			} else if (!strncmp(hdr, "link", 4) && isspace((unsigned char)hdr[4])) {
-				char *name = trim(hdr + 4);
-				if (!valid_name(name) || strlen(name) >= PCB_JOB_NAME) {
-					rc = fail(why, whylen, path, lineno, NULL, "bad link name '%s' (letters, digits, - _ . +; up to %d characters)", name, PCB_JOB_NAME - 1);
-					goto out;
-				}
-				for (unsigned i = 0; i < job->nlinks; i++)
-					if (!strcmp(job->links[i].name, name)) {
-						rc = fail(why, whylen, path, lineno, NULL, "[link %s] appears twice", name);
-						goto out;
-					}
-				if (job->nlinks >= PCB_JOB_MAX_LIST) {
-					rc = fail(why, whylen, path, lineno, NULL, "too many [link] sections (max %d)", PCB_JOB_MAX_LIST);
-					goto out;
-				}
-				snprintf(job->links[job->nlinks++].name, PCB_JOB_NAME, "%s", name);
-				sec = SEC_LINK;
-			} else if (!strncmp(hdr, "policy", 6) && isspace((unsigned char)hdr[6])) {
-				char *name = trim(hdr + 6);
-				if (!valid_name(name) || strlen(name) >= sizeof(job->variants[0].name)) {
-					rc = fail(why, whylen, path, lineno, NULL, "bad policy name '%s' (letters, digits, - _ . +; up to 31 characters)", name);
-					goto out;
-				}
-				for (unsigned i = 0; i < job->nvariants; i++)
-					if (!strcmp(job->variants[i].name, name)) {
-						rc = fail(why, whylen, path, lineno, NULL, "[policy %s] appears twice", name);
-						goto out;
-					}
-				if (job->nvariants >= PCB_JOB_MAX_LIST) {
-					rc = fail(why, whylen, path, lineno, NULL, "too many [policy] sections (max %d)", PCB_JOB_MAX_LIST);
-					goto out;
-				}
-				snprintf(job->variants[job->nvariants++].name, sizeof(job->variants[0].name), "%s", name);
-				sec = SEC_POLICY;
-			} else if (!strcmp(hdr, "sweep")) {
-				if (sec == SEC_SWEEP || job->sweep.nlinks || job->sweep.nworkloads) {
-					rc = fail(why, whylen, path, lineno, NULL, "[sweep] appears twice");
-					goto out;
-				}
-				sec = SEC_SWEEP;
-			} else {
-				rc = fail(why, whylen, path, lineno, NULL, "unknown section [%s] (want [experiment], [link NAME], [policy NAME] or [sweep])", hdr);
-				goto out;
-			}
-			continue;
-		}
-		char *eq = strchr(s, '=');
-		if (!eq) {
-			rc = fail(why, whylen, path, lineno, NULL, "expected 'key = value', got '%s'", s);
+		rc = *s == '[' ? section_header(&st, s, lineno) : key_line(&st, s, lineno);
+		if (rc != 0)
 			goto out;
-		}
-		*eq = 0;
-		char *key = trim(s), *val = trim(eq + 1);
-		if (!*key) {
-			rc = fail(why, whylen, path, lineno, NULL, "missing key before '='");
-			goto out;
-		}
-		if (!*val) {
-			rc = fail(why, whylen, path, lineno, key, "empty value");
-			goto out;
-		}
-		if (sec == SEC_NONE) {
-			rc = fail(why, whylen, path, lineno, key, "outside any section (start the file with [experiment])");
-			goto out;
-		}
-		if (sec == SEC_SWEEP) {
-			if ((rc = sweep_key(job, key, val, path, lineno, why, whylen)) != 0)
-				goto out;
-			continue;
-		}
-		if (sec == SEC_POLICY) {
-			if ((rc = variant_key(job, scratch, key, val, path, lineno, why, whylen)) != 0)
-				goto out;
-			continue;
-		}
-		if (sec == SEC_LINK) {
-			struct pcb_job_link *l = &job->links[job->nlinks - 1];
-			*scratch = job->base;
-			if ((rc = add_opt(l->opts, &l->nopts, key, val, scratch, path, lineno, why, whylen)) != 0)
-				goto out;
-			continue;
-		}
-		/* [experiment] */
-		static const char *const mkeys[] = { "name", "description", "policies", "workloads", "reps", "baseline_policy",
-						     "vary_seed", "run_timeout", "timeline", "faultmap_workload", NULL };
-		int mk = -1;
-		for (int i = 0; mkeys[i]; i++)
-			if (!strcmp(mkeys[i], key))
-				mk = i;
-		if (mk < 0) {
-			if ((rc = add_opt(job->opts, &job->nopts, key, val, &job->base, path, lineno, why, whylen)) != 0)
-				goto out;
-			continue;
-		}
-		if (seen[mk]) {
-			rc = fail(why, whylen, path, lineno, key, "set twice in [experiment]");
-			goto out;
-		}
-		seen[mk] = true;
-		char bad[160];
-		int n;
-		uint64_t u;
-		switch (mk) {
-		case 0:
-			if (!valid_name(val) || strlen(val) >= PCB_JOB_NAME) {
-				rc = fail(why, whylen, path, lineno, key, "bad name '%s' (letters, digits, - _ . +; up to %d characters)", val, PCB_JOB_NAME - 1);
-				goto out;
-			}
-			snprintf(job->name, sizeof(job->name), "%s", val);
-			break;
-		case 1:
-			snprintf(job->description, sizeof(job->description), "%s", val);
-			break;
-		case 2:
-		case 3: {
-			bool pol = mk == 2;
-			n = split_list(val, pol ? job->policies : job->workloads, PCB_JOB_MAX_LIST, bad, sizeof(bad));
-			if (n < 0) {
-				rc = fail(why, whylen, path, lineno, key, "%s", bad);
-				goto out;
-			}
-			for (int i = 0; i < n; i++) {
-				const char *nm = pol ? job->policies[i] : job->workloads[i];
-				if (!pol && !pcb_workload_find(nm)) {      /* policies: after the file (a [policy] may define one) */
-					rc = fail(why, whylen, path, lineno, key, "unknown workload '%s' (see `pcbench list`)", nm);
-					goto out;
-				}
-			}
-			if (pol) {
-				pol_line = lineno;
-				job->npolicies = (unsigned)n;
-				seen_pol = true;
-			} else {
-				job->nworkloads = (unsigned)n;
-				seen_wl = true;
-			}
-			break;
-		}
-		case 4:
-			if (pcb_parse_u64(val, &u) < 0 || u < 1 || u > 1000) {
-				rc = fail(why, whylen, path, lineno, key, "invalid value '%s' (want an integer from 1 to 1000)", val);
-				goto out;
-			}
-			job->reps = (unsigned)u;
-			break;
-		case 5:
-			if (!pcb_policy_find(val)) {
-				rc = fail(why, whylen, path, lineno, key, "unknown policy '%s' (see `pcbench list`)", val);
-				goto out;
-			}
-			snprintf(job->baseline, sizeof(job->baseline), "%s", val);
-			break;
-		case 6:
-			if (!parse_bool(val, &job->vary_seed)) {
-				rc = fail(why, whylen, path, lineno, key, "invalid value '%s' (want yes or no)", val);
-				goto out;
-			}
-			break;
-		case 7:
-			if (pcb_parse_duration(val, &u) < 0 || u < PCB_NSEC_PER_SEC || u > 86400 * PCB_NSEC_PER_SEC) {
-				rc = fail(why, whylen, path, lineno, key, "invalid value '%s' (want a duration from 1s to 24h, e.g. 120s)", val);
-				goto out;
-			}
-			job->run_timeout_ns = u;
-			break;
-		case 8:
-			if (strcmp(val, "all") && strcmp(val, "first") && strcmp(val, "none")) {
-				rc = fail(why, whylen, path, lineno, key, "invalid value '%s' (want all, first or none)", val);
-				goto out;
-			}
-			snprintf(job->timeline, sizeof(job->timeline), "%s", val);
-			break;
-		case 9:
-			if (!pcb_workload_find(val)) {
-				rc = fail(why, whylen, path, lineno, key, "unknown workload '%s' (see `pcbench list`)", val);
-				goto out;
-			}
-			snprintf(job->faultmap_workload, sizeof(job->faultmap_workload), "%s", val);
-			break;
-		}
 	}
-	if (!seen_exp) {
-		rc = fail(why, whylen, path, 0, NULL, "no [experiment] section");
-		goto out;
-	}
-	if (!seen_pol || !job->npolicies) {
-		rc = fail(why, whylen, path, 0, NULL, "[experiment] needs 'policies = ...' (see `pcbench list`)");
-		goto out;
-	}
-	if (!seen_wl || !job->nworkloads) {
-		rc = fail(why, whylen, path, 0, NULL, "[experiment] needs 'workloads = ...' (see `pcbench list`)");
-		goto out;
-	}
-	if ((rc = check_policies(job, path, pol_line, why, whylen)) != 0)
-		goto out;
-	for (unsigned i = 0; i < job->npolicies; i++)
-		if (job->baseline[0] && !strcmp(job->policies[i], job->baseline)) {
-			rc = fail(why, whylen, path, 0, NULL, "baseline_policy '%s' is also listed in policies", job->baseline);
-			goto out;
-		}
-	if (job->faultmap_workload[0]) {
-		bool found = false;
-		for (unsigned i = 0; i < job->nworkloads; i++)
-			found |= !strcmp(job->workloads[i], job->faultmap_workload);
-		if (!found) {
-			rc = fail(why, whylen, path, 0, NULL, "faultmap_workload '%s' is not one of the workloads", job->faultmap_workload);
-			goto out;
-		}
-	}
-	if (!!job->sweep.nlinks != !!job->sweep.nworkloads) {
-		rc = fail(why, whylen, path, 0, NULL, "[sweep] needs both links = ... and workloads = ...");
-		goto out;
-	}
-	if (!job->nlinks) {
-		snprintf(job->links[0].name, PCB_JOB_NAME, "loopback");
-		job->nlinks = 1;
-	}
-	/* a link option that was checked against an earlier base: re-check against the final one */
-	for (unsigned l = 0; l < job->nlinks; l++) {
-		*scratch = job->base;
-		for (unsigned k = 0; k < job->links[l].nopts; k++) {
-			char reason[512];
-			if (pcb_config_set(scratch, job->links[l].opts[k].key, job->links[l].opts[k].val, reason, sizeof(reason)) < 0) {
-				rc = fail(why, whylen, path, 0, NULL, "[link %s] %s", job->links[l].name, reason);
-				goto out;
-			}
-		}
-		if (!scratch->duration_ns && !scratch->ops) {
-			rc = fail(why, whylen, path, 0, NULL, "[link %s]: duration 0 needs ops to bound each run", job->links[l].name);
-			goto out;
-		}
-	}
+	rc = check_job(&st);
 out:
-	free(scratch);
+	free(st.scratch);
 	return rc;
 }
 

@@ -55,10 +55,10 @@ const struct pcb_option pcb_options[] = {
 	{ "vcpus", PCB_OPT_UINT, OFF(vcpus), 0, "1", 1, 256, "guest threads (vCPUs)", NULL, MIG, "guest" },
 	{ "seed", PCB_OPT_U64, OFF(seed), 0, "1", 0, 1.8446744073709552e19, "seed of the memory image and of the workload", NULL, MIG | SRC | SIM | FLOOR, "guest" },
 	{ "zero-pages", PCB_OPT_DOUBLE, OFF(zero_pages), 0, "0.25", 0, 1, "fraction of all-zero pages in the image", NULL, MIG | SRC | SIM, "guest" },
-	{ "zero-model", PCB_OPT_CHOICE, OFF(zero_model), 0, "uniform", 0, 0,
-	  "where the zero pages lie: uniform (each page zero by a hash, independently) or runs (zero runs of 2^k pages, "
-	  "k uniform up to --zero-run-max, as the free blocks of Linux's buddy allocator, between data runs; exactly "
-	  "--zero-pages of the pages; docs/metrics.md); source and destination must be given the same", ch_zero_model,
+	{ "zero-model", PCB_OPT_CHOICE, OFF(zero_model), 0, "runs", 0, 0,
+	  "where the zero pages lie: runs (zero runs of 2^k pages, k uniform up to --zero-run-max, as the free blocks "
+	  "of Linux's buddy allocator, between data runs; exactly --zero-pages of the pages) or uniform (each page zero "
+	  "by a hash, independently); docs/metrics.md.  `pcbench dest` learns it from the source", ch_zero_model,
 	  MIG | SRC | SIM, "guest" },
 	{ "zero-run-max", PCB_OPT_UINT, OFF(zero_run_max), 0, "1024", 1, 1u << 20,
 	  "--zero-model=runs: the longest zero run in pages, a power of two (1024 = 4 MiB, Linux's largest buddy block)",

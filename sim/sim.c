@@ -25,7 +25,7 @@ void pcb_sim_defaults(struct pcb_sim_params *sp)
 	sp->early_ns = 100000;
 	sp->seed = 1;
 	sp->zero_pages = 0.25;
-	sp->zero_run_max = 0;        /* live --zero-model default: uniform (1024 with runs) */
+	sp->zero_run_max = 1024;     /* the live --zero-model default: runs up to 1024 pages (0 = uniform) */
 	sp->think_ns = PCB_SIM_THINK_RECORDED;
 	/* fault -> UFFDIO_COPY -> wake across CPUs, and the zero-page variant: measured costs of
 	 * the development machine (docs/results/2026-11-26-simulator-costs.md); --demand-cost etc. */

@@ -91,7 +91,14 @@ static int chase_export(void *ts_copy, void *shared, uint64_t (*put)(void *ctx, 
 	struct chase_ts *t = ts_copy;
 	const struct chase_shared *c = shared;
 	struct chase_shared g = { .n = c->n };
-	uint64_t succ = put(ctx, c->succ, c->n * sizeof(uint32_t)), im = put(ctx, c->im, sizeof(*c->im));
+	struct pcb_image gim = *c->im;   /* its zero-page map (--zero-model=runs) goes too, at a guest address */
+	if (gim.zero_map) {
+		uint64_t zm = put(ctx, gim.zero_map, ((gim.npages + 63) / 64 + 1) * sizeof(uint64_t));
+		if (!zm)
+			return -1;
+		gim.zero_map = (const uint64_t *)(uintptr_t)zm;
+	}
+	uint64_t succ = put(ctx, c->succ, c->n * sizeof(uint32_t)), im = put(ctx, &gim, sizeof(gim));
 	if (!succ || !im)
 		return -1;
 	g.succ = (uint32_t *)(uintptr_t)succ;

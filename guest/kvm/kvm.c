@@ -217,9 +217,14 @@ static int build_low_memory(struct pcb_kvm *k, const struct pcb_kvm_cfg *cfg, un
 	uint64_t pt_end = PCB_KVM_PT_GPA + (2 + npd) * 4096;
 	k->vcpu_stride = align_up(sizeof(struct pcb_kvm_vcpu), 4096) + align_up(cap * 8, 4096) + PCB_KVM_STACK;
 	k->vcpu_off = align_up(pt_end, 4096);
-	k->low_size = align_up(k->vcpu_off + cfg->nvcpus * k->vcpu_stride, 1u << 21);
+	/* the image's zero-page map (--zero-model=runs) after the vCPU areas: the
+	 * guest checks its reads against the image, and a host pointer means nothing there */
+	uint64_t zmap_off = align_up(k->vcpu_off + cfg->nvcpus * k->vcpu_stride, 4096);
+	uint64_t zmap_bytes = cfg->im->zero_map ? ((cfg->npages + 63) / 64 + 1) * 8 : 0;
+	k->low_size = align_up(zmap_off + zmap_bytes, 1u << 21);
 	if (k->low_size > PCB_KVM_FCNT_GPA) {
-		snprintf(why, whylen, "invalid value for --bucket-ms: the KVM guest's progress buckets do not fit (use a longer bucket)");
+		snprintf(why, whylen, "invalid value for --bucket-ms: the KVM guest's progress buckets%s do not fit (use a longer bucket)",
+			 zmap_bytes ? " and zero-page map" : "");
 		return PCB_EXIT_USAGE;
 	}
 	k->low = mmap(NULL, k->low_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -254,6 +259,10 @@ static int build_low_memory(struct pcb_kvm *k, const struct pcb_kvm_cfg *cfg, un
 	ctl->gen = gen;
 	ctl->nvcpus = cfg->nvcpus;
 	ctl->im = *cfg->im;
+	if (zmap_bytes) {   /* identity-mapped low memory: the guest reads the map at its GPA */
+		memcpy(k->low + zmap_off, cfg->im->zero_map, zmap_bytes);
+		ctl->im.zero_map = (const uint64_t *)(uintptr_t)zmap_off;
+	}
 	return 0;
 }
 

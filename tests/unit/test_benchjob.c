@@ -249,10 +249,18 @@ static void shipped_configs_parse(void **state)
 		if (!found)
 			fail_msg("configs/default.conf lacks policy %s", want[k]);
 	}
-	unsigned qemus = 0;
-	for (unsigned p = 0; p < job.npolicies; p++)
-		qemus += !strcmp(pcb_job_policy_real(&job, p), "qemu");
-	assert_int_equal(qemus, 2);                      /* with and without postcopy-preempt */
+	/* qemu twice: QEMU's default (no preempt) and postcopy-preempt (a variant asking for it) */
+	unsigned qemus = 0, preempt = 0;
+	for (unsigned p = 0; p < job.npolicies; p++) {
+		if (strcmp(pcb_job_policy_real(&job, p), "qemu"))
+			continue;
+		qemus++;
+		const struct pcb_job_variant *v = pcb_job_variant_of(&job, p);
+		for (unsigned o = 0; v && o < v->nopts; o++)
+			preempt += !strcmp(v->opts[o].key, "policy-opt") && strstr(v->opts[o].val, "preempt=on");
+	}
+	assert_int_equal(qemus, 2);
+	assert_int_equal(preempt, 1);
 	assert_string_equal(job.baseline, "local");
 	assert_true(job.nlinks >= 2);
 	assert_true(job.reps >= 6);
