@@ -356,7 +356,7 @@ static uint64_t run_timeout(const struct pcb_job *job, const struct pcb_job_run 
 
 struct progress {
 	bool tty;
-	unsigned total, todo, done_now;
+	unsigned total, pending, done_now;
 	uint64_t t0;
 	double sum_wall;
 };
@@ -367,7 +367,7 @@ static void progress_line(const struct progress *pg, unsigned idx, const char *i
 	char el[32], eta[32];
 	double elapsed = (double)(pcb_now_ns() - pg->t0) / 1e9;
 	fmt_hms(elapsed, el, sizeof(el));
-	unsigned left = pg->todo - pg->done_now;
+	unsigned left = pg->pending - pg->done_now;
 	if (pg->done_now) {
 		double rest = pg->sum_wall / pg->done_now * left - cur_s;
 		fmt_hms(rest > 0 ? rest : 0, eta, sizeof(eta));
@@ -561,6 +561,212 @@ static const char *exe_path(char *buf, size_t len)
 	return buf;
 }
 
+/* --shard I/N into shard_i, shard_n. */
+static int parse_shard(const char *shard)
+{
+	char *end;
+	unsigned long si = strtoul(shard, &end, 10), sn = *end == '/' ? strtoul(end + 1, &end, 10) : 0;
+	if (*end || si < 1 || sn < 1 || si > sn || sn > 100000) {
+		pcb_err("bench: invalid value for --shard: '%s' (want I/N with 1 <= I <= N, e.g. 2/4)", shard);
+		return PCB_EXIT_USAGE;
+	}
+	shard_i = (unsigned)si;
+	shard_n = (unsigned)sn;
+	return 0;
+}
+
+/* --dry-run: the matrix and every command line this shard would run, nothing started. */
+static void print_dry_run(const struct pcb_job *job, unsigned n)
+{
+	printf("experiment %s: %u runs (%u policies%s x %u workloads x %u links x %u reps)\n", job->name, n,
+	       job->npolicies, job->baseline[0] ? " + baseline" : "", job->nworkloads, job->nlinks, job->reps);
+	static char store[PCB_JOB_MAX_OPTS * 3 + 10][4200];
+	char *av[PCB_JOB_MAX_OPTS * 3 + 12];
+	record_traces(job, "pcbench", "DIR", true);
+	for (unsigned i = 0; i < n; i++) {
+		if (!in_share(i))
+			continue;
+		struct pcb_job_run r;
+		pcb_job_run_at(job, i, &r);
+		build_argv(job, &r, "pcbench", "DIR", store, av);
+		printf("%-40s", r.id);
+		for (char **a = av + 1; *a; a++)
+			printf(" %s", *a);
+		printf("\n");
+	}
+}
+
+/* The results directory: explicit (--out), resumed (same job file and shard), or new under
+ * parent.  Creates DIR/runs and, when new, job.conf, system.json and shard. */
+static int open_results_dir(const struct pcb_job *job, const char *out, bool fresh, const char *parent,
+			    const char *started, const struct tm *tm, int argc, char **argv, char *dir, size_t dirlen,
+			    bool *resuming)
+{
+	*resuming = false;
+	if (out) {
+		snprintf(dir, dirlen, "%s", out);
+	} else if (!fresh && find_resumable(parent, job, dir, dirlen)) {
+		*resuming = true;
+	} else {
+		char stamp[32];
+		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", tm);
+		if (shard_n > 1)
+			snprintf(dir, dirlen, "%s/%s-shard%uof%u-%s-%s", parent, job->name, shard_i, shard_n, stamp, PCB_GITREV);
+		else
+			snprintf(dir, dirlen, "%s/%s-%s-%s", parent, job->name, stamp, PCB_GITREV);
+	}
+	char p[4600];
+	snprintf(p, sizeof(p), "%s/job.conf", dir);
+	if (access(p, F_OK) == 0) {
+		if (!same_file_content(p, job->path)) {
+			pcb_err("bench: %s holds a different job file; use another --out or --fresh", dir);
+			return PCB_EXIT_USAGE;
+		}
+		if (!same_shard(dir)) {
+			pcb_err("bench: %s belongs to another --shard (see its 'shard' file); use another --out", dir);
+			return PCB_EXIT_USAGE;
+		}
+		*resuming = true;
+	}
+	snprintf(p, sizeof(p), "%s/runs", dir);
+	if (mkdir_p(p) < 0) {
+		pcb_err("bench: cannot create '%s': %s", p, strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	if (*resuming)
+		return 0;
+	snprintf(p, sizeof(p), "%s/job.conf", dir);
+	if (copy_file(job->path, p) < 0) {
+		pcb_err("bench: cannot write '%s': %s", p, strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	if (write_system_json(dir, job, started, argc, argv) < 0) {
+		pcb_err("bench: cannot write '%s/system.json'", dir);
+		return PCB_EXIT_OSERR;
+	}
+	if (shard_n > 1) {
+		snprintf(p, sizeof(p), "%s/shard", dir);
+		FILE *sf = fopen(p, "w");
+		if (!sf || fprintf(sf, "%u/%u\n", shard_i, shard_n) < 0 || fclose(sf) != 0) {
+			pcb_err("bench: cannot write '%s'", p);
+			return PCB_EXIT_OSERR;
+		}
+	}
+	return 0;
+}
+
+/* Mark every run: another shard's (-2), already done (0, resumed) or pending (-1, counted in
+ * pg->pending).  Returns how many runs are this shard's. */
+static unsigned plan_runs(const struct pcb_job *job, const char *dir, struct runstat *st, unsigned n, struct progress *pg)
+{
+	unsigned nshare = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct pcb_job_run r;
+		pcb_job_run_at(job, i, &r);
+		st[i].status = -1;
+		if (!in_share(i)) {
+			st[i].status = -2;           /* another shard's */
+			continue;
+		}
+		nshare++;
+		st[i].seed = pcb_job_seed(job, &r);
+		if (run_done(dir, r.id)) {
+			st[i].status = 0;
+			st[i].resumed = true;
+		} else {
+			pg->pending++;
+		}
+	}
+	return nshare;
+}
+
+/* Run #i in a child; its result file becomes runs/ID.json only when it says status ok, else
+ * runs/ID.failed.json.  Returns the run's exit code (0 ok). */
+static int run_one(const struct pcb_job *job, const struct pcb_job_run *r, unsigned i, const char *exe, const char *dir,
+		   struct progress *pg, double *wall_s)
+{
+	if (pg->tty)
+		progress_line(pg, i, r->id, "starting", 0);
+	uint64_t t0 = pcb_now_ns();
+	int ec = run_child(job, r, exe, dir, pg, i);
+	*wall_s = (double)(pcb_now_ns() - t0) / 1e9;
+	char tmp[4600], fin[4600];
+	snprintf(tmp, sizeof(tmp), "%s/runs/%s.json.tmp", dir, r->id);
+	snprintf(fin, sizeof(fin), "%s/runs/%s.json", dir, r->id);
+	if (ec == 0) {
+		char err[256];
+		struct pcb_jv *v = pcb_jv_parse_file(tmp, err, sizeof(err));
+		const char *s = pcb_jv_str(pcb_jv_get(v, "status"));
+		if (!s || strcmp(s, "ok"))
+			ec = PCB_EXIT_SOFTWARE;   /* exit 0 but no valid result: count as failed */
+		pcb_jv_free(v);
+	}
+	if (ec == 0 && rename(tmp, fin) < 0)
+		ec = PCB_EXIT_OSERR;
+	if (ec != 0) {
+		snprintf(fin, sizeof(fin), "%s/runs/%s.failed.json", dir, r->id);
+		rename(tmp, fin);   /* keep what the failed run reported, if anything */
+	}
+	return ec;
+}
+
+/* Every pending run of this shard, in order, until done or interrupted; the manifest is
+ * rewritten after each.  Returns the first failure's exit code (0 none); *nfail counts them. */
+static int run_pending(const struct pcb_job *job, const char *exe, const char *dir, struct runstat *st, unsigned n,
+		       struct progress *pg, const char *started, unsigned *nfail)
+{
+	int first_fail = 0;
+	for (unsigned i = 0; i < n && !interrupted; i++) {
+		if (st[i].status == 0 || st[i].status == -2)
+			continue;
+		struct pcb_job_run r;
+		pcb_job_run_at(job, i, &r);
+		const char *id = r.id;
+		double wall;
+		int ec = run_one(job, &r, i, exe, dir, pg, &wall);
+		if (interrupted && ec != 0) {
+			st[i].status = -1;   /* cut short by the user: not a failure, rerun on resume */
+			break;
+		}
+		st[i].status = ec;
+		st[i].wall_s = wall;
+		pg->done_now++;
+		pg->sum_wall += wall;
+		char what[96];
+		if (ec)
+			snprintf(what, sizeof(what), "FAILED (exit %d, %.1f s)", ec, wall);
+		else
+			snprintf(what, sizeof(what), "ok (%.1f s)", wall);
+		progress_line(pg, i, id, what, 0);
+		if (ec) {
+			(*nfail)++;
+			if (!first_fail)
+				first_fail = ec;
+			if (pg->tty)
+				fputc('\n', stderr);
+			fprintf(stderr, "bench: run %s failed with exit %d; log %s/runs/%s.log:\n", id, ec, dir, id);
+			log_tail(dir, id);
+		}
+		if (write_manifest(dir, job, st, started, false) < 0)
+			pcb_warn("bench: cannot write %s/manifest.json", dir);
+	}
+	return first_fail;
+}
+
+/* latest pointer: PARENT/<name>-latest -> dir's base name (only for directories under PARENT) */
+static void link_latest(const struct pcb_job *job, const char *parent, const char *dir)
+{
+	char link[4600];
+	const char *base = strrchr(dir, '/');
+	if (shard_n > 1)
+		snprintf(link, sizeof(link), "%s/%s-shard%uof%u-latest", parent, job->name, shard_i, shard_n);
+	else
+		snprintf(link, sizeof(link), "%s/%s-latest", parent, job->name);
+	unlink(link);
+	if (symlink(base ? base + 1 : dir, link) < 0)
+		pcb_warn("bench: cannot create %s: %s", link, strerror(errno));
+}
+
 int pcb_cmd_bench(int argc, char **argv)
 {
 	static struct pcb_config opt;   /* the table's options of scope bench (cli/options.c) */
@@ -570,18 +776,10 @@ int pcb_cmd_bench(int argc, char **argv)
 		return prc == 1 ? 0 : prc;
 	const char *jobpath = opt.nargs ? opt.args[0] : NULL, *out = opt.bench.out[0] ? opt.bench.out : NULL;
 	const char *parent = opt.bench.results;
-	bool fresh = opt.bench.fresh, dry = opt.bench.dry_run;
-	int verbose = (int)opt.verbose;
-	if (opt.bench.shard[0]) {
-		char *end;
-		unsigned long si = strtoul(opt.bench.shard, &end, 10), sn = *end == '/' ? strtoul(end + 1, &end, 10) : 0;
-		if (*end || si < 1 || sn < 1 || si > sn || sn > 100000) {
-			pcb_err("bench: invalid value for --shard: '%s' (want I/N with 1 <= I <= N, e.g. 2/4)", opt.bench.shard);
-			return PCB_EXIT_USAGE;
-		}
-		shard_i = (unsigned)si;
-		shard_n = (unsigned)sn;
-	}
+	bool fresh = opt.bench.fresh;
+	int rc;
+	if (opt.bench.shard[0] && (rc = parse_shard(opt.bench.shard)) != 0)
+		return rc;
 	if (!jobpath) {
 		pcb_err("bench: missing job file (e.g. pcbench bench configs/default.conf)");
 		return PCB_EXIT_USAGE;
@@ -592,29 +790,13 @@ int pcb_cmd_bench(int argc, char **argv)
 	}
 	static struct pcb_job job;
 	char why[1024];
-	int rc = pcb_job_load(jobpath, &job, why, sizeof(why));
-	if (rc) {
+	if ((rc = pcb_job_load(jobpath, &job, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);
 		return rc;
 	}
 	unsigned n = pcb_job_nruns(&job);
-	if (dry) {
-		printf("experiment %s: %u runs (%u policies%s x %u workloads x %u links x %u reps)\n", job.name, n,
-		       job.npolicies, job.baseline[0] ? " + baseline" : "", job.nworkloads, job.nlinks, job.reps);
-		static char store[PCB_JOB_MAX_OPTS * 3 + 10][4200];
-		char *av[PCB_JOB_MAX_OPTS * 3 + 12];
-		record_traces(&job, "pcbench", "DIR", true);
-		for (unsigned i = 0; i < n; i++) {
-			if (!in_share(i))
-				continue;
-			struct pcb_job_run r;
-			pcb_job_run_at(&job, i, &r);
-			build_argv(&job, &r, "pcbench", "DIR", store, av);
-			printf("%-40s", r.id);
-			for (char **a = av + 1; *a; a++)
-				printf(" %s", *a);
-			printf("\n");
-		}
+	if (opt.bench.dry_run) {
+		print_dry_run(&job, n);
 		return 0;
 	}
 	char exe[4096];
@@ -622,62 +804,14 @@ int pcb_cmd_bench(int argc, char **argv)
 		pcb_err("bench: cannot find my own executable (/proc/self/exe): %s", strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
-
-	/* the results directory: explicit, resumed, or new */
-	char dir[4096];
-	char started[32];
+	char dir[4096], started[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	gmtime_r(&now, &tm);
 	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	bool resuming = false;
-	if (out) {
-		snprintf(dir, sizeof(dir), "%s", out);
-	} else if (!fresh && find_resumable(parent, &job, dir, sizeof(dir))) {
-		resuming = true;
-	} else {
-		char stamp[32];
-		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-		if (shard_n > 1)
-			snprintf(dir, sizeof(dir), "%s/%s-shard%uof%u-%s-%s", parent, job.name, shard_i, shard_n, stamp, PCB_GITREV);
-		else
-			snprintf(dir, sizeof(dir), "%s/%s-%s-%s", parent, job.name, stamp, PCB_GITREV);
-	}
-	char p[4600];
-	snprintf(p, sizeof(p), "%s/job.conf", dir);
-	if (access(p, F_OK) == 0) {
-		if (!same_file_content(p, job.path)) {
-			pcb_err("bench: %s holds a different job file; use another --out or --fresh", dir);
-			return PCB_EXIT_USAGE;
-		}
-		if (!same_shard(dir)) {
-			pcb_err("bench: %s belongs to another --shard (see its 'shard' file); use another --out", dir);
-			return PCB_EXIT_USAGE;
-		}
-		resuming = true;
-	}
-	snprintf(p, sizeof(p), "%s/runs", dir);
-	if (mkdir_p(p) < 0) {
-		pcb_err("bench: cannot create '%s': %s", p, strerror(errno));
-		return PCB_EXIT_OSERR;
-	}
-	snprintf(p, sizeof(p), "%s/job.conf", dir);
-	if (!resuming && copy_file(job.path, p) < 0) {
-		pcb_err("bench: cannot write '%s': %s", p, strerror(errno));
-		return PCB_EXIT_OSERR;
-	}
-	if (!resuming && write_system_json(dir, &job, started, argc, argv) < 0) {
-		pcb_err("bench: cannot write '%s/system.json'", dir);
-		return PCB_EXIT_OSERR;
-	}
-	if (!resuming && shard_n > 1) {
-		snprintf(p, sizeof(p), "%s/shard", dir);
-		FILE *sf = fopen(p, "w");
-		if (!sf || fprintf(sf, "%u/%u\n", shard_i, shard_n) < 0 || fclose(sf) != 0) {
-			pcb_err("bench: cannot write '%s'", p);
-			return PCB_EXIT_OSERR;
-		}
-	}
+	bool resuming;
+	if ((rc = open_results_dir(&job, out, fresh, parent, started, &tm, argc, argv, dir, sizeof(dir), &resuming)) != 0)
+		return rc;
 
 	struct runstat *st = calloc(n, sizeof(*st));
 	if (!st) {
@@ -685,29 +819,12 @@ int pcb_cmd_bench(int argc, char **argv)
 		return PCB_EXIT_OSERR;
 	}
 	struct progress pg = { .tty = isatty(2), .total = n, .t0 = pcb_now_ns() };
-	unsigned nshare = 0;
-	for (unsigned i = 0; i < n; i++) {
-		struct pcb_job_run r;
-		pcb_job_run_at(&job, i, &r);
-		st[i].status = -1;
-		if (!in_share(i)) {
-			st[i].status = -2;           /* another shard's */
-			continue;
-		}
-		nshare++;
-		st[i].seed = pcb_job_seed(&job, &r);
-		if (run_done(dir, r.id)) {
-			st[i].status = 0;
-			st[i].resumed = true;
-		} else {
-			pg.todo++;
-		}
-	}
+	unsigned nshare = plan_runs(&job, dir, st, n, &pg);
 	if (shard_n > 1)
 		fprintf(stderr, "bench: experiment %s, shard %u/%u: %u of its %u runs, %u to do%s; results in %s\n", job.name,
-			shard_i, shard_n, nshare, n, pg.todo, resuming ? " (resuming: completed runs are skipped)" : "", dir);
+			shard_i, shard_n, nshare, n, pg.pending, resuming ? " (resuming: completed runs are skipped)" : "", dir);
 	else
-		fprintf(stderr, "bench: experiment %s: %u runs, %u to do%s; results in %s\n", job.name, n, pg.todo,
+		fprintf(stderr, "bench: experiment %s: %u runs, %u to do%s; results in %s\n", job.name, n, pg.pending,
 			resuming ? " (resuming: completed runs are skipped)" : "", dir);
 
 	struct sigaction sa = { .sa_handler = on_sigint };
@@ -715,65 +832,12 @@ int pcb_cmd_bench(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	int first_fail = 0;
 	unsigned nfail = 0;
-	if (pg.todo && (rc = record_traces(&job, exe, dir, false)) != 0) {
+	if (pg.pending && (rc = record_traces(&job, exe, dir, false)) != 0) {
 		free(st);
 		return rc;
 	}
-	for (unsigned i = 0; i < n && !interrupted; i++) {
-		if (st[i].status == 0 || st[i].status == -2)
-			continue;
-		struct pcb_job_run r;
-		pcb_job_run_at(&job, i, &r);
-		if (pg.tty)
-			progress_line(&pg, i, r.id, "starting", 0);
-		uint64_t t0 = pcb_now_ns();
-		int ec = run_child(&job, &r, exe, dir, &pg, i);
-		double wall = (double)(pcb_now_ns() - t0) / 1e9;
-		char tmp[4600], fin[4600];
-		snprintf(tmp, sizeof(tmp), "%s/runs/%s.json.tmp", dir, r.id);
-		snprintf(fin, sizeof(fin), "%s/runs/%s.json", dir, r.id);
-		if (ec == 0) {
-			char err[256];
-			struct pcb_jv *v = pcb_jv_parse_file(tmp, err, sizeof(err));
-			const char *s = pcb_jv_str(pcb_jv_get(v, "status"));
-			if (!s || strcmp(s, "ok"))
-				ec = PCB_EXIT_SOFTWARE;   /* exit 0 but no valid result: count as failed */
-			pcb_jv_free(v);
-		}
-		if (ec == 0 && rename(tmp, fin) < 0)
-			ec = PCB_EXIT_OSERR;
-		if (ec != 0) {
-			snprintf(fin, sizeof(fin), "%s/runs/%s.failed.json", dir, r.id);
-			rename(tmp, fin);   /* keep what the failed run reported, if anything */
-		}
-		if (interrupted && ec != 0) {
-			st[i].status = -1;   /* cut short by the user: not a failure, rerun on resume */
-			break;
-		}
-		st[i].status = ec;
-		st[i].wall_s = wall;
-		pg.done_now++;
-		pg.sum_wall += wall;
-		char what[96];
-		if (ec)
-			snprintf(what, sizeof(what), "FAILED (exit %d, %.1f s)", ec, wall);
-		else
-			snprintf(what, sizeof(what), "ok (%.1f s)", wall);
-		progress_line(&pg, i, r.id, what, 0);
-		if (ec) {
-			nfail++;
-			if (!first_fail)
-				first_fail = ec;
-			if (pg.tty)
-				fputc('\n', stderr);
-			fprintf(stderr, "bench: run %s failed with exit %d; log %s/runs/%s.log:\n", r.id, ec, dir, r.id);
-			log_tail(dir, r.id);
-		}
-		if (write_manifest(dir, &job, st, started, false) < 0)
-			pcb_warn("bench: cannot write %s/manifest.json", dir);
-	}
+	int first_fail = run_pending(&job, exe, dir, st, n, &pg, started, &nfail);
 	if (pg.tty)
 		fputc('\n', stderr);
 	unsigned ok = 0;
@@ -783,6 +847,7 @@ int pcb_cmd_bench(int argc, char **argv)
 	write_manifest(dir, &job, st, started, complete);
 	free(st);
 	if (complete) {
+		char p[4600];
 		snprintf(p, sizeof(p), "%s/COMPLETE", dir);
 		FILE *f = fopen(p, "w");
 		if (f)
@@ -793,20 +858,10 @@ int pcb_cmd_bench(int argc, char **argv)
 	fmt_hms(total, el, sizeof(el));
 	fprintf(stderr, "bench: %u of %u runs ok, %u failed, %u not run; this session %s\n", ok, nshare, nfail,
 		nshare - ok - nfail, el);
-	/* latest pointer: PARENT/<name>-latest -> dir's base name (only for directories under PARENT) */
-	if (!out) {
-		char link[4600];
-		const char *base = strrchr(dir, '/');
-		if (shard_n > 1)
-			snprintf(link, sizeof(link), "%s/%s-shard%uof%u-latest", parent, job.name, shard_i, shard_n);
-		else
-			snprintf(link, sizeof(link), "%s/%s-latest", parent, job.name);
-		unlink(link);
-		if (symlink(base ? base + 1 : dir, link) < 0)
-			pcb_warn("bench: cannot create %s: %s", link, strerror(errno));
-	}
+	if (!out)
+		link_latest(&job, parent, dir);
 	if (ok) {
-		rc = pcb_analyze(dir, verbose, why, sizeof(why));
+		rc = pcb_analyze(dir, (int)opt.verbose, why, sizeof(why));
 		if (rc) {
 			pcb_err("analyze: %s", why);
 			return rc;

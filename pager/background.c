@@ -869,287 +869,370 @@ static bool bg_held_back(const struct pcb_pager *p)
 	       (p->shared ? atomic_load(&p->shared_out) : atomic_load(&p->infl_count)) > 0;
 }
 
-void *bg_thread(void *arg)
+/* The background thread's state: the batches in flight (pulling), the drain
+ * cursor and the pending run of ZERO frames. */
+struct bg_state {
+	struct pcb_pager *p;
+	struct pcb_conn *c;
+	unsigned window;
+	bool push;
+	struct pcb_range *ranges;
+	struct bg_batch *ring;   /* batches in flight, indexed by batch id % window */
+	uint64_t next_id, done_id, drain_cursor, zfirst;
+	unsigned zn;             /* pending run of ZERO frames, installed with one batched call */
+};
+
+/* what a step of the loop leads to */
+enum bg_next { BG_AGAIN, BG_RECEIVE, BG_OUT, BG_LOST };
+
+/* shared connection: once every page is present, stop only when nothing is owed
+ * (pulling: batches not ended; pushing: the stream not ended) */
+static bool bg_keep_going(const struct bg_state *s)
 {
-	struct pcb_pager *p = arg;
-	struct pcb_conn *c = &p->chan[PCB_CHAN_BACKGROUND];
-	unsigned window = bg_window(p);
-	bool push = p->cfg.push;
-	struct pcb_range *ranges = calloc((size_t)PCB_MAX_RANGES * window, sizeof(*ranges));
-	struct bg_batch *ring = calloc(window, sizeof(*ring));   /* batches in flight, indexed by batch id % window */
-	uint64_t next_id = 0, done_id = 0, drain_cursor = 0, zfirst = 0;
-	unsigned zn = 0;   /* pending run of ZERO frames, installed with one batched call */
-	if (p->cfg.pin_bg)
-		pcb_pin_self((int)p->cfg.pin_bg - 1);
-	if (!ranges || !ring) {
-		set_fatal(p, PCB_EXIT_OSERR, "out of memory");
-		goto out;
-	}
-	for (unsigned i = 0; i < window; i++)
-		ring[i].r = ranges + (size_t)PCB_MAX_RANGES * i;
-	if (push && bg_send_push(p) < 0) {
-		set_fatal(p, PCB_EXIT_SOURCE_LOST, "asking the source to push failed: %s", strerror(errno));
-		goto out;
-	}
-	/* shared connection: once every page is present, stop only when nothing is owed
-	 * (pulling: batches not ended; pushing: the stream not ended) */
-	while (!atomic_load(&p->fatal) &&
+	struct pcb_pager *p = s->p;
+	return !atomic_load(&p->fatal) &&
 	       (!atomic_load(&p->stopping) ||
 		(p->shared && pcb_ps_complete(&p->ps) &&
-		 ((push ? !p->st.push_ended : next_id != done_id) || atomic_load(&p->shared_out))))) {
-		if (push && p->st.push_ended && !atomic_load(&p->shared_out)) {
+		 ((s->push ? !p->st.push_ended : s->next_id != s->done_id) || atomic_load(&p->shared_out))));
+}
+
+/* a frame on the connection (BG_RECEIVE) or a stop within 2 ms, else BG_AGAIN */
+static enum bg_next bg_poll_conn(struct bg_state *s)
+{
+	struct pollfd pfd[2] = { { .fd = s->c->fd, .events = POLLIN }, { .fd = s->p->stop_pipe[0], .events = POLLIN } };
+	if (poll(pfd, 2, 2) <= 0 || !pfd[0].revents)
+		return BG_AGAIN;
+	return BG_RECEIVE;
+}
+
+/* keep the window full (pulling) */
+static enum bg_next bg_fill_window(struct bg_state *s)
+{
+	struct pcb_pager *p = s->p;
+	while (s->next_id - s->done_id < s->window && !pcb_ps_complete(&p->ps) && !bg_held_back(p)) {
+		struct bg_batch *rb = &s->ring[s->next_id % s->window];
+		struct pcb_batch b = { .r = rb->r, .max_ranges = PCB_MAX_RANGES, .max_pages = p->cfg.batch_pages };
+		bool is_drain;
+		unsigned n = bg_next_batch(p, &b, &s->drain_cursor, &is_drain);
+		if (!n)
+			break;
+		rb->nr = b.nr;
+		rb->drain = is_drain;
+		PCB_PROBE_REQUEST(rb->r[0].first, PCB_CHAN_BACKGROUND, n);
+		s->next_id++;
+		if (s->next_id - s->done_id > p->st.bg_inflight_max)
+			p->st.bg_inflight_max = s->next_id - s->done_id;
+		p->st.bg_batches++;
+		p->st.bg_pages_requested += n;
+		if (bg_send_batch(p, s->next_id - 1, rb) < 0) {
+			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "sending a background batch failed: %s",
+				 strerror(errno));
+			return BG_LOST;
+		}
+	}
+	return BG_RECEIVE;
+}
+
+/* two connections, nothing to pull now: wait for a fault, the drain, or completion */
+static void bg_wait_for_work(struct pcb_pager *p)
+{
+	pthread_mutex_lock(&p->lock);
+	atomic_store(&p->bg_waiting, true);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (p->pol.ops->background ? 2 : 50) * 1000 * 1000;   /* drain/stop broadcast anyway */
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	if (!atomic_load(&p->stopping) && !atomic_load(&p->fatal) && !pcb_ps_complete(&p->ps))
+		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+	atomic_store(&p->bg_waiting, false);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* before receiving: pushing, the end of the stream; pulling, a full window,
+ * and with nothing in flight the assembled pages installed and a wait */
+static enum bg_next bg_prepare(struct bg_state *s)
+{
+	struct pcb_pager *p = s->p;
+	if (s->push) {
+		if (p->st.push_ended && !atomic_load(&p->shared_out)) {
 			/* the stream has ended and no demand reply is owed: nothing more will
 			 * come unless the guest faults on a page still being installed */
 			chunk_push(p);
 			seg_push(p);
 			if (pcb_ps_complete(&p->ps))
-				break;
-			struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = p->stop_pipe[0], .events = POLLIN } };
-			if (poll(pfd, 2, 2) <= 0 || !pfd[0].revents)
-				continue;
+				return BG_OUT;
+			return bg_poll_conn(s);
 		}
-		/* keep the window full (pulling) */
-		while (!push && next_id - done_id < window && !pcb_ps_complete(&p->ps) && !bg_held_back(p)) {
-			struct bg_batch *rb = &ring[next_id % window];
-			struct pcb_batch b = { .r = rb->r, .max_ranges = PCB_MAX_RANGES,
-					       .max_pages = p->cfg.batch_pages };
-			bool is_drain;
-			unsigned n = bg_next_batch(p, &b, &drain_cursor, &is_drain);
-			if (!n)
-				break;
-			rb->nr = b.nr;
-			rb->drain = is_drain;
-			PCB_PROBE_REQUEST(rb->r[0].first, PCB_CHAN_BACKGROUND, n);
-			next_id++;
-			if (next_id - done_id > p->st.bg_inflight_max)
-				p->st.bg_inflight_max = next_id - done_id;
-			p->st.bg_batches++;
-			p->st.bg_pages_requested += n;
-			if (bg_send_batch(p, next_id - 1, rb) < 0) {
-				snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "sending a background batch failed: %s",
-					 strerror(errno));
-				goto lost;
-			}
-		}
-		if (!push && next_id == done_id) {   /* nothing more is coming now: install what was assembled */
-			chunk_push(p);
-			seg_push(p);
-		}
-		if (push) {
-			/* the source sends without being asked: receive */
-		} else if (next_id == done_id && p->shared) {
-			/* nothing to pull now; a demand reply owed: receive it; else wait for the
-			 * connection (a reply, or its loss), a stop, or 2 ms (a fault the policy
-			 * reacts to, the drain, completion) */
-			if (pcb_ps_complete(&p->ps) && !atomic_load(&p->shared_out))
-				break;
-			if (!atomic_load(&p->shared_out)) {
-				struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = p->stop_pipe[0], .events = POLLIN } };
-				if (poll(pfd, 2, 2) <= 0 || !pfd[0].revents)
-					continue;
-			}
-		} else if (next_id == done_id) {
-			if (pcb_ps_complete(&p->ps))
-				break;
-			/* nothing to pull now: wait for a fault, the drain, or completion */
-			pthread_mutex_lock(&p->lock);
-			atomic_store(&p->bg_waiting, true);
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (p->pol.ops->background ? 2 : 50) * 1000 * 1000;   /* drain/stop broadcast anyway */
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			if (!atomic_load(&p->stopping) && !atomic_load(&p->fatal) && !pcb_ps_complete(&p->ps))
-				pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-			atomic_store(&p->bg_waiting, false);
-			pthread_mutex_unlock(&p->lock);
-			continue;
-		}
-		struct pcb_hdr h;
-		const uint8_t *pl;
-		int rr = bg_next(p, &h, &pl);
-		if (rr == -2)
-			goto lost;
-		if (rr < 0)
-			break;
-		if (h.flags & PCB_FRAME_URGENT) {   /* a demand reply (validated: PAGE or ZERO) */
-			if (!p->shared) {
-				c->bad_frames++;
-				set_fatal(p, PCB_EXIT_PROTOCOL, "demand reply for page %llu on the background channel",
-					  (unsigned long long)h.arg);
-				goto out;
-			}
-			if (shared_demand_reply(p, &h, pl) < 0)
-				goto out;
-			continue;
-		}
-		bool drain = ring[done_id % window].drain;
-		/* shared connection after completion: what is still owed is received and dropped */
-		bool discard = p->shared && pcb_ps_complete(&p->ps);
-		if (discard) {
-			zn = 0;
-			chunk_push(p);
-			seg_push(p);
-		}
-		if (h.type != PCB_MSG_ZERO && bg_flush_zero(p, &zfirst, &zn, drain) < 0)
-			goto out;
-		if (discard && (h.type == PCB_MSG_RUN || h.type == PCB_MSG_ZERO || h.type == PCB_MSG_PAGE)) {
-			if (h.type == PCB_MSG_RUN) {
-				struct iovec iov[PCB_MAX_RUN_PAGES];
-				for (unsigned i = 0; i < h.len / PCB_PAGE_SIZE; i++)
-					iov[i] = (struct iovec){ p->discard + ((size_t)i << PCB_PAGE_SHIFT), PCB_PAGE_SIZE };
-				rr = bg_take_run(p, &h, iov, (int)(h.len / PCB_PAGE_SIZE));
-				if (rr == -2)
-					goto lost;
-				if (rr < 0)
-					goto out;
-			}
-			continue;
-		}
-		/* pull: every page must have been asked for (push: the source chooses) */
-		if (!push && (h.type == PCB_MSG_RUN || h.type == PCB_MSG_ZERO || h.type == PCB_MSG_PAGE) &&
-		    bg_received(p, h.arg, h.type == PCB_MSG_RUN ? h.len / PCB_PAGE_SIZE : 1) < 0)
-			goto out;
-		switch (h.type) {
-		case PCB_MSG_RUN: {
-			if (chunk_mode(p) || seg_mode(p)) {
-				rr = chunk_mode(p) ? bg_chunk_run(p, &h, drain) : bg_seg_run(p, &h, drain);
-				if (rr == -2)
-					goto lost;
-				if (rr < 0)
-					goto out;
-				break;
-			}
-			unsigned n = h.len / PCB_PAGE_SIZE;
-			struct iovec iov[PCB_MAX_RUN_PAGES];
-			int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
-			if (slot < 0)
-				goto out;
-			struct pcb_install_job j = { .page = h.arg, .n = n, .slot = (unsigned)slot, .drain = drain };
-			int niov = pcb_install_rx_iov(&p->in, (unsigned)slot, h.arg, n, iov, PCB_MAX_RUN_PAGES, j.owned);
-			rr = bg_take_run(p, &h, iov, niov);
-			if (rr == -2) {
-				/* a partly received run is not installed: it is asked for again, so give
-				 * back the pages this receive claimed (continue mode) */
-				bg_release_claims(p, &j);
-				goto lost;
-			}
-			if (rr < 0)
-				goto out;
-			for (unsigned i = 0; i < n; i++)
-				PCB_PROBE_RECEIVED(h.arg + i, PCB_CHAN_BACKGROUND, 0);
-			pcb_iq_push(&p->iq, &j);
-			break;
-		}
-		case PCB_MSG_ZERO:
-			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, 1);
-			if (chunk_mode(p) || seg_mode(p)) {
-				if ((chunk_mode(p) ? bg_chunk_page(p, h.arg, NULL, drain) : bg_seg_page(p, h.arg, NULL, drain)) < 0)
-					goto out;
-				break;
-			}
-			if (zn && (zfirst + zn != h.arg || zn == PCB_MAX_RUN_PAGES) &&
-			    bg_flush_zero(p, &zfirst, &zn, drain) < 0)
-				goto out;
-			if (!zn)
-				zfirst = h.arg;
-			zn++;
-			break;
-		case PCB_MSG_PAGE: {   /* a single page (older sources): queued like a RUN of one */
-			PCB_PROBE_RECEIVED(h.arg, PCB_CHAN_BACKGROUND, 0);
-			if (chunk_mode(p) || seg_mode(p)) {
-				if ((chunk_mode(p) ? bg_chunk_page(p, h.arg, pl, drain) : bg_seg_page(p, h.arg, pl, drain)) < 0)
-					goto out;
-				break;
-			}
-			struct iovec iov[1];
-			int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
-			if (slot < 0)
-				goto out;
-			struct pcb_install_job j = { .page = h.arg, .n = 1, .slot = (unsigned)slot, .drain = drain };
-			pcb_install_rx_iov(&p->in, (unsigned)slot, h.arg, 1, iov, 1, j.owned);
-			memcpy(iov[0].iov_base, pl, PCB_PAGE_SIZE);
-			pcb_iq_push(&p->iq, &j);
-			break;
-		}
-		case PCB_MSG_PUSH_END:
-			if (!push) {
-				c->bad_frames++;
-				set_fatal(p, PCB_EXIT_PROTOCOL, "the source ended a pushed stream that was not asked for");
-				goto out;
-			}
-			bg_push_end(p, pl);
-			break;
-		case PCB_MSG_BATCH_END:
-			if (h.arg != done_id) {
-				c->bad_frames++;
-				set_fatal(p, PCB_EXIT_PROTOCOL, "source ended batch %llu, expected %llu",
-					  (unsigned long long)h.arg, (unsigned long long)done_id);
-				goto out;
-			}
-			if (push) {
-				done_id++;
-				next_id = done_id;   /* the source numbers the pushed batches */
-			} else if (bg_batch_end(p, ring, window, &done_id, &next_id) < 0) {
-				if (atomic_load(&p->fatal))
-					goto out;
-				goto lost;
-			}
-			break;
-		case PCB_MSG_ERROR: {
-			char text[PCB_MAX_ERRTEXT + 1];
-			pcb_sanitize(text, sizeof(text), pl, h.len);
-			set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %s", text);
-			goto out;
-		}
-		default:
-			c->bad_frames++;
-			set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the %s channel", pcb_msg_name(h.type), p->shared ? "shared" : "background");
-			goto out;
-		}
-		continue;
-lost:
-		chunk_push(p);   /* its pages came whole from the source before the loss */
-		seg_push(p);
-		/* zero pages announced before the loss came from the source intact: install them */
-		if (bg_flush_zero(p, &zfirst, &zn, ring[done_id % window].drain) < 0)
-			goto out;
-		/* pause, reconnect, ask again for what was in flight (until the timeout) */
-		for (;;) {
-			if (p->shared) {   /* the demand thread sends nothing until the new connection is up */
-				pthread_mutex_lock(&p->send_lock);
-				p->shared_down = true;
-				pthread_mutex_unlock(&p->send_lock);
-			}
-			if (bg_recover(p, p->bg_loss_why) < 0)
-				goto out;
-			if (p->shared) {   /* demand requests first: the demand thread sends them again */
-				pthread_mutex_lock(&p->send_lock);
-				p->shared_gen++;
-				atomic_store(&p->shared_out, 0);
-				p->shared_down = false;
-				pthread_mutex_unlock(&p->send_lock);
-				struct shared_done d = { .kind = SHARED_RECONNECTED };
-				if (shared_post(p, &d) < 0)
-					goto out;
-			}
-			uint64_t n = bg_resend(p, ring, window, done_id, next_id);
-			if (n != UINT64_MAX) {
-				next_id = n;
-				break;
-			}
-			snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "re-sending background batches failed: %s", strerror(errno));
-		}
+		return BG_RECEIVE;   /* the source sends without being asked: receive */
 	}
-out:
+	if (bg_fill_window(s) == BG_LOST)
+		return BG_LOST;
+	if (s->next_id != s->done_id)
+		return BG_RECEIVE;
+	chunk_push(p);   /* nothing more is coming now: install what was assembled */
+	seg_push(p);
+	if (p->shared) {
+		/* nothing to pull now; a demand reply owed: receive it; else wait for the
+		 * connection (a reply, or its loss), a stop, or 2 ms (a fault the policy
+		 * reacts to, the drain, completion) */
+		if (pcb_ps_complete(&p->ps) && !atomic_load(&p->shared_out))
+			return BG_OUT;
+		return atomic_load(&p->shared_out) ? BG_RECEIVE : bg_poll_conn(s);
+	}
+	if (pcb_ps_complete(&p->ps))
+		return BG_OUT;
+	bg_wait_for_work(p);
+	return BG_AGAIN;
+}
+
+static enum bg_next bg_rr(int rr)
+{
+	return rr == -2 ? BG_LOST : rr < 0 ? BG_OUT : BG_AGAIN;
+}
+
+/* shared connection after completion: what is still owed is received and dropped */
+static enum bg_next bg_discard(struct bg_state *s, const struct pcb_hdr *h)
+{
+	struct pcb_pager *p = s->p;
+	if (h->type != PCB_MSG_RUN)
+		return BG_AGAIN;
+	struct iovec iov[PCB_MAX_RUN_PAGES];
+	for (unsigned i = 0; i < h->len / PCB_PAGE_SIZE; i++)
+		iov[i] = (struct iovec){ p->discard + ((size_t)i << PCB_PAGE_SHIFT), PCB_PAGE_SIZE };
+	return bg_rr(bg_take_run(p, h, iov, (int)(h->len / PCB_PAGE_SIZE)));
+}
+
+static enum bg_next bg_frame_run(struct bg_state *s, const struct pcb_hdr *h, bool drain)
+{
+	struct pcb_pager *p = s->p;
+	if (chunk_mode(p) || seg_mode(p))
+		return bg_rr(chunk_mode(p) ? bg_chunk_run(p, h, drain) : bg_seg_run(p, h, drain));
+	unsigned n = h->len / PCB_PAGE_SIZE;
+	struct iovec iov[PCB_MAX_RUN_PAGES];
+	int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
+	if (slot < 0)
+		return BG_OUT;
+	struct pcb_install_job j = { .page = h->arg, .n = n, .slot = (unsigned)slot, .drain = drain };
+	int niov = pcb_install_rx_iov(&p->in, (unsigned)slot, h->arg, n, iov, PCB_MAX_RUN_PAGES, j.owned);
+	int rr = bg_take_run(p, h, iov, niov);
+	if (rr == -2) {
+		/* a partly received run is not installed: it is asked for again, so give
+		 * back the pages this receive claimed (continue mode) */
+		bg_release_claims(p, &j);
+		return BG_LOST;
+	}
+	if (rr < 0)
+		return BG_OUT;
+	for (unsigned i = 0; i < n; i++)
+		PCB_PROBE_RECEIVED(h->arg + i, PCB_CHAN_BACKGROUND, 0);
+	pcb_iq_push(&p->iq, &j);
+	return BG_AGAIN;
+}
+
+static enum bg_next bg_frame_zero(struct bg_state *s, const struct pcb_hdr *h, bool drain)
+{
+	struct pcb_pager *p = s->p;
+	PCB_PROBE_RECEIVED(h->arg, PCB_CHAN_BACKGROUND, 1);
+	if (chunk_mode(p) || seg_mode(p))
+		return (chunk_mode(p) ? bg_chunk_page(p, h->arg, NULL, drain) : bg_seg_page(p, h->arg, NULL, drain)) < 0
+			       ? BG_OUT : BG_AGAIN;
+	if (s->zn && (s->zfirst + s->zn != h->arg || s->zn == PCB_MAX_RUN_PAGES) &&
+	    bg_flush_zero(p, &s->zfirst, &s->zn, drain) < 0)
+		return BG_OUT;
+	if (!s->zn)
+		s->zfirst = h->arg;
+	s->zn++;
+	return BG_AGAIN;
+}
+
+/* a single page (older sources): queued like a RUN of one */
+static enum bg_next bg_frame_page(struct bg_state *s, const struct pcb_hdr *h, const uint8_t *pl, bool drain)
+{
+	struct pcb_pager *p = s->p;
+	PCB_PROBE_RECEIVED(h->arg, PCB_CHAN_BACKGROUND, 0);
+	if (chunk_mode(p) || seg_mode(p))
+		return (chunk_mode(p) ? bg_chunk_page(p, h->arg, pl, drain) : bg_seg_page(p, h->arg, pl, drain)) < 0
+			       ? BG_OUT : BG_AGAIN;
+	struct iovec iov[1];
+	int slot = pcb_iq_reserve(&p->iq, &p->stopping, &p->fatal);
+	if (slot < 0)
+		return BG_OUT;
+	struct pcb_install_job j = { .page = h->arg, .n = 1, .slot = (unsigned)slot, .drain = drain };
+	pcb_install_rx_iov(&p->in, (unsigned)slot, h->arg, 1, iov, 1, j.owned);
+	memcpy(iov[0].iov_base, pl, PCB_PAGE_SIZE);
+	pcb_iq_push(&p->iq, &j);
+	return BG_AGAIN;
+}
+
+static enum bg_next bg_frame_batch_end(struct bg_state *s, const struct pcb_hdr *h)
+{
+	struct pcb_pager *p = s->p;
+	if (h->arg != s->done_id) {
+		s->c->bad_frames++;
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source ended batch %llu, expected %llu",
+			  (unsigned long long)h->arg, (unsigned long long)s->done_id);
+		return BG_OUT;
+	}
+	if (s->push) {
+		s->done_id++;
+		s->next_id = s->done_id;   /* the source numbers the pushed batches */
+	} else if (bg_batch_end(p, s->ring, s->window, &s->done_id, &s->next_id) < 0) {
+		return atomic_load(&p->fatal) ? BG_OUT : BG_LOST;
+	}
+	return BG_AGAIN;
+}
+
+/* one frame from the connection: a demand reply (shared), data, or control */
+static enum bg_next bg_frame(struct bg_state *s, const struct pcb_hdr *h, const uint8_t *pl)
+{
+	struct pcb_pager *p = s->p;
+	if (h->flags & PCB_FRAME_URGENT) {   /* a demand reply (validated: PAGE or ZERO) */
+		if (!p->shared) {
+			s->c->bad_frames++;
+			set_fatal(p, PCB_EXIT_PROTOCOL, "demand reply for page %llu on the background channel",
+				  (unsigned long long)h->arg);
+			return BG_OUT;
+		}
+		return shared_demand_reply(p, h, pl) < 0 ? BG_OUT : BG_AGAIN;
+	}
+	bool drain = s->ring[s->done_id % s->window].drain;
+	bool data = h->type == PCB_MSG_RUN || h->type == PCB_MSG_ZERO || h->type == PCB_MSG_PAGE;
+	/* shared connection after completion: what is still owed is received and dropped */
+	bool discard = p->shared && pcb_ps_complete(&p->ps);
+	if (discard) {
+		s->zn = 0;
+		chunk_push(p);
+		seg_push(p);
+	}
+	if (h->type != PCB_MSG_ZERO && bg_flush_zero(p, &s->zfirst, &s->zn, drain) < 0)
+		return BG_OUT;
+	if (discard && data)
+		return bg_discard(s, h);
+	/* pull: every page must have been asked for (push: the source chooses) */
+	if (!s->push && data && bg_received(p, h->arg, h->type == PCB_MSG_RUN ? h->len / PCB_PAGE_SIZE : 1) < 0)
+		return BG_OUT;
+	switch (h->type) {
+	case PCB_MSG_RUN:
+		return bg_frame_run(s, h, drain);
+	case PCB_MSG_ZERO:
+		return bg_frame_zero(s, h, drain);
+	case PCB_MSG_PAGE:
+		return bg_frame_page(s, h, pl, drain);
+	case PCB_MSG_PUSH_END:
+		if (!s->push) {
+			s->c->bad_frames++;
+			set_fatal(p, PCB_EXIT_PROTOCOL, "the source ended a pushed stream that was not asked for");
+			return BG_OUT;
+		}
+		bg_push_end(p, pl);
+		return BG_AGAIN;
+	case PCB_MSG_BATCH_END:
+		return bg_frame_batch_end(s, h);
+	case PCB_MSG_ERROR: {
+		char text[PCB_MAX_ERRTEXT + 1];
+		pcb_sanitize(text, sizeof(text), pl, h->len);
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %s", text);
+		return BG_OUT;
+	}
+	default:
+		s->c->bad_frames++;
+		set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the %s channel", pcb_msg_name(h->type),
+			  p->shared ? "shared" : "background");
+		return BG_OUT;
+	}
+}
+
+/* the connection was lost: install what came whole, pause, reconnect and ask
+ * again for what was in flight (until the timeout); BG_AGAIN or BG_OUT */
+static enum bg_next bg_reconnect(struct bg_state *s)
+{
+	struct pcb_pager *p = s->p;
+	chunk_push(p);   /* its pages came whole from the source before the loss */
+	seg_push(p);
+	/* zero pages announced before the loss came from the source intact: install them */
+	if (bg_flush_zero(p, &s->zfirst, &s->zn, s->ring[s->done_id % s->window].drain) < 0)
+		return BG_OUT;
+	for (;;) {
+		if (p->shared) {   /* the demand thread sends nothing until the new connection is up */
+			pthread_mutex_lock(&p->send_lock);
+			p->shared_down = true;
+			pthread_mutex_unlock(&p->send_lock);
+		}
+		if (bg_recover(p, p->bg_loss_why) < 0)
+			return BG_OUT;
+		if (p->shared) {   /* demand requests first: the demand thread sends them again */
+			pthread_mutex_lock(&p->send_lock);
+			p->shared_gen++;
+			atomic_store(&p->shared_out, 0);
+			p->shared_down = false;
+			pthread_mutex_unlock(&p->send_lock);
+			struct shared_done d = { .kind = SHARED_RECONNECTED };
+			if (shared_post(p, &d) < 0)
+				return BG_OUT;
+		}
+		uint64_t n = bg_resend(p, s->ring, s->window, s->done_id, s->next_id);
+		if (n != UINT64_MAX) {
+			s->next_id = n;
+			return BG_AGAIN;
+		}
+		snprintf(p->bg_loss_why, sizeof(p->bg_loss_why), "re-sending background batches failed: %s", strerror(errno));
+	}
+}
+
+/* one turn of the loop: prepare, receive a frame, handle it */
+static enum bg_next bg_step(struct bg_state *s)
+{
+	enum bg_next n = bg_prepare(s);
+	if (n != BG_RECEIVE)
+		return n;
+	struct pcb_hdr h;
+	const uint8_t *pl;
+	int rr = bg_next(s->p, &h, &pl);
+	if (rr < 0)
+		return rr == -2 ? BG_LOST : BG_OUT;
+	return bg_frame(s, &h, pl);
+}
+
+/* the ring of batches in flight; pushing, the request to push */
+static enum bg_next bg_start(struct bg_state *s)
+{
+	struct pcb_pager *p = s->p;
+	s->ranges = calloc((size_t)PCB_MAX_RANGES * s->window, sizeof(*s->ranges));
+	s->ring = calloc(s->window, sizeof(*s->ring));
+	if (!s->ranges || !s->ring) {
+		set_fatal(p, PCB_EXIT_OSERR, "out of memory");
+		return BG_OUT;
+	}
+	for (unsigned i = 0; i < s->window; i++)
+		s->ring[i].r = s->ranges + (size_t)PCB_MAX_RANGES * i;
+	if (s->push && bg_send_push(p) < 0) {
+		set_fatal(p, PCB_EXIT_SOURCE_LOST, "asking the source to push failed: %s", strerror(errno));
+		return BG_OUT;
+	}
+	return BG_AGAIN;
+}
+
+void *bg_thread(void *arg)
+{
+	struct pcb_pager *p = arg;
+	struct bg_state s = { .p = p, .c = &p->chan[PCB_CHAN_BACKGROUND], .window = bg_window(p), .push = p->cfg.push };
+	if (p->cfg.pin_bg)
+		pcb_pin_self((int)p->cfg.pin_bg - 1);
+	enum bg_next n = bg_start(&s);
+	while (n == BG_AGAIN && bg_keep_going(&s)) {
+		n = bg_step(&s);
+		if (n == BG_LOST)
+			n = bg_reconnect(&s);
+	}
 	chunk_push(p);
 	seg_push(p);
 	pcb_iq_close(&p->iq);
 	p->st.background_cpu = sched_getcpu();
 	p->st.background_cpu_ns = pcb_thread_cpu_ns();
-	free(ranges);
-	free(ring);
+	free(s.ranges);
+	free(s.ring);
 	return NULL;
 }
