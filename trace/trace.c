@@ -1318,26 +1318,9 @@ void pcb_trace_json_disabled(struct pcb_json *j, const char *key, const char *wh
 	pcb_json_obj_end(j);
 }
 
-void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
+/* trace.attach: how each hook attached, or why not. */
+static void json_attach(const struct pcb_trace *t, struct pcb_json *j)
 {
-	struct pcb_trace_stats *s = NULL;
-	struct pcb_trace_thread *th = NULL;
-	size_t nth = 0;
-	const uint64_t *c;
-
-	if (!t) {
-		pcb_trace_json_disabled(j, key, "tracing was not started");
-		return;
-	}
-	s = calloc(1, sizeof(*s));
-	if (!s || pcb_trace_read(t, s) || pcb_trace_read_threads(t, &th, &nth)) {
-		pcb_trace_json_disabled(j, key, "reading the BPF maps failed");
-		free(s);
-		return;
-	}
-	c = s->counter;
-	pcb_json_obj_begin(j, key);
-	pcb_json_bool(j, "enabled", true);
 	pcb_json_obj_begin(j, "attach");
 	pcb_json_str(j, "page_fault", t->k_fault);
 	pcb_json_str(j, "sched_switch", t->k_switch);
@@ -1351,9 +1334,11 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_str(j, "resolve", t->k_resolve);
 	pcb_json_str(j, "usdt", t->pg ? t->k_usdt : t->pg_reason);
 	pcb_json_obj_end(j);
-	pcb_json_str(j, "method", pcb_trace_method(t, NULL));
-	if (!t->msgs)
-		pcb_json_str(j, "method_reason", t->k_read);
+}
+
+/* trace.filter: which process, threads, ranges and readers were traced. */
+static void json_filter(const struct pcb_trace *t, const struct pcb_trace_stats *s, struct pcb_json *j)
+{
 	pcb_json_obj_begin(j, "filter");
 	pcb_json_i64(j, "pid", t->o.pid);
 	pcb_json_arr_begin(j, "tids");
@@ -1375,6 +1360,12 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	if (t->o.null_progs)
 		pcb_json_bool(j, "null_programs", true);    /* measured nothing, by request */
 	pcb_json_obj_end(j);
+}
+
+/* The fault counts, message and resolve tracking, and the latency histograms. */
+static void json_faults(const struct pcb_trace *t, const struct pcb_trace_stats *s, struct pcb_json *j)
+{
+	const uint64_t *c = s->counter;
 	/* faults: with the message hook, the faults the handler was told about
 	 * (what a pager counts); without it, every fault that blocked. */
 	pcb_json_str(j, "faults_definition", t->msgs ? "message read by the handler (syscalls:sys_exit_read)"
@@ -1422,6 +1413,12 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 		pcb_hist_json(j, "fault_to_block", &s->hist[FL_H_FAULT_TO_BLOCK], t->o.json_bins);
 	if (t->wakeup)
 		pcb_hist_json(j, "wakeup_to_running", &s->hist[FL_H_WAKEUP_TO_RUNNING], t->o.json_bins);
+}
+
+/* trace.kvm: vCPU threads' faults. */
+static void json_kvm(const struct pcb_trace *t, const struct pcb_trace_stats *s, struct pcb_json *j)
+{
+	const uint64_t *c = s->counter;
 	pcb_json_obj_begin(j, "kvm");
 	/* KVM vCPU threads' faults (kernel-side, through get_user_pages): seen
 	 * at kvm_page_fault or the guest page-table walk; "faults" are those
@@ -1445,6 +1442,13 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_hist_json(j, "fault_to_wakeup", &s->hist[FL_H_KVM_FAULT_TO_WAKEUP], t->o.json_bins);
 	pcb_hist_json(j, "fault_to_running", &s->hist[FL_H_KVM_FAULT_TO_RUNNING], t->o.json_bins);
 	pcb_json_obj_end(j);
+}
+
+/* trace.anomalies, trace.events and trace.threads. */
+static void json_anomalies_threads(struct pcb_trace *t, const struct pcb_trace_stats *s, const struct pcb_trace_thread *th,
+				   size_t nth, struct pcb_json *j)
+{
+	const uint64_t *c = s->counter;
 	pcb_json_obj_begin(j, "anomalies");
 	pcb_json_u64(j, "preempted_in_fault", c[FL_C_PREEMPTED]);
 	pcb_json_u64(j, "preempted_entering_wait", c[FL_C_PREEMPT_WAIT]);
@@ -1479,6 +1483,34 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 		pcb_json_obj_end(j);
 	}
 	pcb_json_arr_end(j);
+}
+
+void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
+{
+	struct pcb_trace_stats *s = NULL;
+	struct pcb_trace_thread *th = NULL;
+	size_t nth = 0;
+
+	if (!t) {
+		pcb_trace_json_disabled(j, key, "tracing was not started");
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s || pcb_trace_read(t, s) || pcb_trace_read_threads(t, &th, &nth)) {
+		pcb_trace_json_disabled(j, key, "reading the BPF maps failed");
+		free(s);
+		return;
+	}
+	pcb_json_obj_begin(j, key);
+	pcb_json_bool(j, "enabled", true);
+	json_attach(t, j);
+	pcb_json_str(j, "method", pcb_trace_method(t, NULL));
+	if (!t->msgs)
+		pcb_json_str(j, "method_reason", t->k_read);
+	json_filter(t, s, j);
+	json_faults(t, s, j);
+	json_kvm(t, s, j);
+	json_anomalies_threads(t, s, th, nth, j);
 	pager_json(t, j);
 	pcb_json_obj_end(j);
 	free(th);
