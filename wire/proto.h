@@ -18,7 +18,7 @@
 #include <sys/uio.h>
 
 #define PCB_PROTO_MAGIC    0x31424350u  /* "PCB1" */
-#define PCB_PROTO_VERSION  2             /* 2: challenge-response handshake, LINK, PING/PONG */
+#define PCB_PROTO_VERSION  3             /* 2: challenge-response handshake, LINK, PING/PONG; 3: per-frame tags, PUSH, zero model in CONFIG */
 #define PCB_HDR_SIZE       24
 #define PCB_MAX_RANGES     256           /* per background batch */
 #define PCB_MAX_BATCH_PAGES 4096

@@ -4,7 +4,7 @@ parser, 1 destination handshake, 2 source connection; see the target)."""
 import os, struct, sys
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus")
 os.makedirs(out, exist_ok=True)
-MAGIC, VER = 0x31424350, 2
+MAGIC, VER = 0x31424350, 3
 HELLO, CONFIG, REQ, RANGES, PAGE, ZERO, BATCH_END, DIGEST_REQ, DIGESTS, BYE, ERROR, RUN, CHALLENGE, AUTH, LINK, PING, PONG = range(1, 18)
 NP = 64
 def fr(t, payload=b"", arg=0, ln=None):

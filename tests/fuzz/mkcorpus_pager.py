@@ -8,7 +8,7 @@ reads).  Run from the repository root; writes tests/fuzz/corpus-pager/."""
 import os
 import struct
 
-MAGIC, VER = 0x31424350, 2
+MAGIC, VER = 0x31424350, 3
 PAGE, ZERO, BATCH_END, RUN = 5, 6, 7, 12
 URGENT = 1
 

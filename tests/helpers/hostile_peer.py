@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 
-MAGIC, VER, HDR, TAG = 0x31424350, 2, 24, 16
+MAGIC, VER, HDR, TAG = 0x31424350, 3, 24, 16
 FLAG_MAC = 2
 NAMES = {1: "HELLO", 2: "CONFIG", 3: "REQ", 4: "RANGES", 5: "PAGE", 6: "ZERO", 7: "BATCH_END",
          8: "DIGEST_REQ", 9: "DIGESTS", 10: "BYE", 11: "ERROR", 12: "RUN", 13: "CHALLENGE",

@@ -20,7 +20,7 @@ import hashlib, hmac, os, socket, struct, sys
 port, key, open_port = int(sys.argv[1]), open(sys.argv[2], "rb").read(), int(sys.argv[3])
 if key.endswith(b"\n"):   # the documented rule: one trailing newline is not part of the key
     key = key[:-1]        # (a random key ends in 0x0a once in 256 files)
-MAGIC, VER = 0x31424350, 2
+MAGIC, VER = 0x31424350, 3
 HELLO, CONFIG, REQ, RANGES, DIGEST_REQ, ERROR, CHALLENGE, AUTH = 1, 2, 3, 4, 8, 11, 13, 14
 def fr(t, p=b"", arg=0, ln=None, ver=VER, magic=MAGIC):
     return struct.pack("<IHHIIQ", magic, ver, t, len(p) if ln is None else ln, 0, arg) + p
@@ -107,7 +107,7 @@ echo "OK: the source refused every hostile frame, survived, and served a verifie
 # --- a hostile source against the real destination ------------------------------------------
 python3 - "$T/port" <<'PY' &
 import os, socket, struct, sys, time
-MAGIC, VER = 0x31424350, 2
+MAGIC, VER = 0x31424350, 3
 HELLO, CONFIG, RANGES, PAGE, CHALLENGE = 1, 2, 4, 5, 13
 def fr(t, p=b"", arg=0): return struct.pack("<IHHIIQ", MAGIC, VER, t, len(p), 0, arg) + p
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
