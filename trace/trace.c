@@ -802,56 +802,38 @@ static void kvm_to_classic(struct pcb_trace *t, bool *kvm_btf, bool *kvm_tp)
 	t->mmu_btf = false;
 }
 
-int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char *why, size_t whylen)
-{
-	struct pcb_trace *t;
-	bool btf, kvm_btf = false, kvm_tp = false, uffd = false;
-	int err, code;
+/* The program kind of each hook: tp_btf where the kernel accepts it, raw_tp twins, else classic
+ * tracepoints; the KVM hooks; fentry on handle_userfault only if it really attaches. */
+struct hook_kinds {
+	bool btf, kvm_btf, kvm_tp, uffd;
+};
 
-	*out = NULL;
-	if (!o || o->pid <= 0)
-		return fail(why, whylen, PCB_EXIT_USAGE, "tracing needs a process id");
-	if (kill(o->pid, 0) && errno == ESRCH)
-		return fail(why, whylen, PCB_EXIT_USAGE, "no process %d", (int)o->pid);
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return fail(why, whylen, PCB_EXIT_OSERR, "out of memory");
-	t->o = *o;
-	t->o.events_path = NULL;
-	trace_verbose = o->verbose;
-	libbpf_set_print(libbpf_print);
-	t->ncpus = libbpf_num_possible_cpus();
-	if (t->ncpus <= 0) {
-		free(t);
-		return fail(why, whylen, PCB_EXIT_UNAVAILABLE, "cannot count the possible CPUs");
-	}
+static int pick_kinds(struct pcb_trace *t, const struct pcb_trace_opts *o, struct hook_kinds *k, char *why, size_t whylen)
+{
+	int err;
 
 	/* Pick program kinds: tp_btf where the kernel accepts it, else classic
 	 * tracepoints; fentry on handle_userfault only if it really attaches. */
 	err = probe_tracing("page_fault_user", BPF_TRACE_RAW_TP);
-	btf = !o->classic && !o->raw_tp && !err &&
+	k->btf = !o->classic && !o->raw_tp && !err &&
 	      !probe_tracing("sched_switch", BPF_TRACE_RAW_TP) &&
 	      !probe_tracing("sched_wakeup", BPF_TRACE_RAW_TP);
-	if ((err == -EPERM || err == -EACCES) && !o->raw_tp && !o->classic) {
-		free(t);
+	if ((err == -EPERM || err == -EACCES) && !o->raw_tp && !o->classic)
 		return fail(why, whylen, PCB_EXIT_NOPERM, "BPF not permitted: %s", strerror(-err));
-	}
 	/* tp_btf refused: raw_tp twins (the same raw arguments, untyped). */
-	if (!btf && !o->classic && !probe_raw("page_fault_user") && !probe_raw("sched_switch") &&
+	if (!k->btf && !o->classic && !probe_raw("page_fault_user") && !probe_raw("sched_switch") &&
 	    !probe_raw("sched_wakeup"))
-		btf = t->raw = true;
-	if (!btf && !tracefs_ready()) {
-		free(t);
+		k->btf = t->raw = true;
+	if (!k->btf && !tracefs_ready())
 		return fail(why, whylen, PCB_EXIT_UNAVAILABLE,
 			    "tp_btf unavailable and tracefs cannot be mounted at /sys/kernel/tracing");
-	}
 	err = probe_tracing("kvm_page_fault", BPF_TRACE_RAW_TP);
-	if (!err && btf && !t->raw) {
-		kvm_btf = true;
+	if (!err && k->btf && !t->raw) {
+		k->kvm_btf = true;
 		snprintf(t->k_kvm, sizeof(t->k_kvm), "tp_btf");
 	} else if (access("/sys/kernel/tracing/events/kvm/kvm_page_fault", F_OK) == 0 ||
 		   access("/sys/kernel/debug/tracing/events/kvm/kvm_page_fault", F_OK) == 0) {
-		kvm_tp = true;
+		k->kvm_tp = true;
 		snprintf(t->k_kvm, sizeof(t->k_kvm), "tracepoint");
 	} else {
 		snprintf(t->k_kvm, sizeof(t->k_kvm), "unavailable (no kvm tracepoints)");
@@ -860,7 +842,7 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 	 * hypervisor here), KVM's walk of the guest page tables opens a vCPU's
 	 * fault and kvm_mmu_spte_requested closes it; both or neither. */
 	if (!probe_tracing("kvm_mmu_pagetable_walk", BPF_TRACE_RAW_TP) &&
-	    !probe_tracing("kvm_mmu_spte_requested", BPF_TRACE_RAW_TP) && btf && !t->raw) {
+	    !probe_tracing("kvm_mmu_spte_requested", BPF_TRACE_RAW_TP) && k->btf && !t->raw) {
 		t->mmu_btf = true;
 		snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu), "tp_btf (kvmmmu:kvm_mmu_pagetable_walk, kvm_mmu_spte_requested)");
 	} else if (kvmmmu_tracepoints()) {
@@ -870,11 +852,17 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 		snprintf(t->k_kvm_mmu, sizeof(t->k_kvm_mmu), "unavailable (no kvmmmu tracepoints)");
 	}
 	err = probe_tracing("handle_userfault", BPF_TRACE_FENTRY);
-	uffd = !err;
-	if (uffd)
+	k->uffd = !err;
+	if (k->uffd)
 		snprintf(t->k_uffd, sizeof(t->k_uffd), "fentry");
 	else
 		snprintf(t->k_uffd, sizeof(t->k_uffd), "unavailable (fentry: %s)", strerror(-err));
+	return 0;
+}
+
+/* What the optional hooks (wake-up, message, kernel-mode faults, range tracking) will be. */
+static void plan_optional_hooks(struct pcb_trace *t, const struct pcb_trace_opts *o, bool btf)
+{
 	/* Optional hooks.  Classic tracepoints report a preempted task without
 	 * its state, so there the wake-up hook is what recognises a fault that
 	 * was preempted on its way into the wait. */
@@ -896,6 +884,14 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 		t->msgs = false;
 		snprintf(t->k_read, sizeof(t->k_read), "unavailable (no syscalls:sys_exit_read tracepoint)");
 	}
+}
+
+/* Open and attach the programs, falling back (without the message hook, then raw_tp, then
+ * classic tracepoints) while a kind is refused.  0, or the last failure's exit code. */
+static int load_programs(struct pcb_trace *t, const struct pcb_trace_opts *o, struct hook_kinds k, char *why, size_t whylen)
+{
+	bool btf = k.btf, kvm_btf = k.kvm_btf, kvm_tp = k.kvm_tp, uffd = k.uffd;
+	int code;
 
 	for (;;) {
 		t->btf = btf;
@@ -914,7 +910,7 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 			t->kvm_btf = kvm_btf;
 			t->kvm_tp = kvm_tp;
 			t->uffd = uffd;
-			break;
+			return 0;
 		}
 		faultlat_bpf__destroy(t->fl);
 		t->fl = NULL;
@@ -943,11 +939,13 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 			t->msgs = o->msgs && strncmp(t->k_read, "unavailable (no", 15);
 			continue;
 		}
-		free(t);
 		return code;
 	}
+}
 
-	/* USDT probes of the pager. */
+/* USDT probes of the pager (the pager breakdown), when asked for. */
+static void start_usdt(struct pcb_trace *t, const struct pcb_trace_opts *o)
+{
 	if (o->usdt) {
 		ssize_t n;
 		char link[64];
@@ -966,15 +964,19 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 	}
 	if (!t->pg && !t->k_usdt[0])
 		snprintf(t->k_usdt, sizeof(t->k_usdt), "off");
+}
 
-	/* Event stream. */
+/* Event stream: the CSV file and the ring-buffer thread, when asked for. */
+static int start_events(struct pcb_trace *t, const struct pcb_trace_opts *o, char *why, size_t whylen)
+{
+	int err;
+
 	if (o->events) {
 		if (o->events_path) {
 			t->events_fp = fopen(o->events_path, "we");
 			if (!t->events_fp) {
-				code = fail(why, whylen, PCB_EXIT_OSERR, "cannot open %s: %s", o->events_path,
+				return fail(why, whylen, PCB_EXIT_OSERR, "cannot open %s: %s", o->events_path,
 					    strerror(errno));
-				goto fail;
 			}
 			setvbuf(t->events_fp, NULL, _IOFBF, 1 << 20);
 			fprintf(t->events_fp, "tid,tgid,cpu,kind,addr,page,fault_ns,block_ns,wakeup_ns,"
@@ -982,16 +984,53 @@ int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char
 		}
 		t->rb = ring_buffer__new(bpf_map__fd(t->fl->maps.events), on_event, t, NULL);
 		if (!t->rb) {
-			code = fail(why, whylen, PCB_EXIT_UNAVAILABLE, "ring buffer: %s", strerror(errno));
-			goto fail;
+			return fail(why, whylen, PCB_EXIT_UNAVAILABLE, "ring buffer: %s", strerror(errno));
 		}
 		err = pthread_create(&t->ev_thread, NULL, events_main, t);
 		if (err) {
-			code = fail(why, whylen, PCB_EXIT_OSERR, "event thread: %s", strerror(err));
-			goto fail;
+			return fail(why, whylen, PCB_EXIT_OSERR, "event thread: %s", strerror(err));
 		}
 		t->ev_running = true;
 	}
+	return 0;
+}
+
+int pcb_trace_start(const struct pcb_trace_opts *o, struct pcb_trace **out, char *why, size_t whylen)
+{
+	struct pcb_trace *t;
+	struct hook_kinds k = { 0 };
+	int code;
+
+	*out = NULL;
+	if (!o || o->pid <= 0)
+		return fail(why, whylen, PCB_EXIT_USAGE, "tracing needs a process id");
+	if (kill(o->pid, 0) && errno == ESRCH)
+		return fail(why, whylen, PCB_EXIT_USAGE, "no process %d", (int)o->pid);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return fail(why, whylen, PCB_EXIT_OSERR, "out of memory");
+	t->o = *o;
+	t->o.events_path = NULL;
+	trace_verbose = o->verbose;
+	libbpf_set_print(libbpf_print);
+	t->ncpus = libbpf_num_possible_cpus();
+	if (t->ncpus <= 0) {
+		free(t);
+		return fail(why, whylen, PCB_EXIT_UNAVAILABLE, "cannot count the possible CPUs");
+	}
+
+	if ((code = pick_kinds(t, o, &k, why, whylen)) != 0) {
+		free(t);
+		return code;
+	}
+	plan_optional_hooks(t, o, k.btf);
+	if ((code = load_programs(t, o, k, why, whylen)) != 0) {
+		free(t);
+		return code;
+	}
+	start_usdt(t, o);
+	if ((code = start_events(t, o, why, whylen)) != 0)
+		goto fail;
 	/* libbpf parsed the kernel's BTF (~5 MiB) on the heap to relocate the
 	 * programs and has freed it; give those pages back so that the pager's
 	 * memory figure (results.pager.memory) is not the tracer's scratch */
@@ -1318,26 +1357,9 @@ void pcb_trace_json_disabled(struct pcb_json *j, const char *key, const char *wh
 	pcb_json_obj_end(j);
 }
 
-void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
+/* trace.attach: how each hook attached, or why not. */
+static void json_attach(const struct pcb_trace *t, struct pcb_json *j)
 {
-	struct pcb_trace_stats *s = NULL;
-	struct pcb_trace_thread *th = NULL;
-	size_t nth = 0;
-	const uint64_t *c;
-
-	if (!t) {
-		pcb_trace_json_disabled(j, key, "tracing was not started");
-		return;
-	}
-	s = calloc(1, sizeof(*s));
-	if (!s || pcb_trace_read(t, s) || pcb_trace_read_threads(t, &th, &nth)) {
-		pcb_trace_json_disabled(j, key, "reading the BPF maps failed");
-		free(s);
-		return;
-	}
-	c = s->counter;
-	pcb_json_obj_begin(j, key);
-	pcb_json_bool(j, "enabled", true);
 	pcb_json_obj_begin(j, "attach");
 	pcb_json_str(j, "page_fault", t->k_fault);
 	pcb_json_str(j, "sched_switch", t->k_switch);
@@ -1351,9 +1373,11 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_json_str(j, "resolve", t->k_resolve);
 	pcb_json_str(j, "usdt", t->pg ? t->k_usdt : t->pg_reason);
 	pcb_json_obj_end(j);
-	pcb_json_str(j, "method", pcb_trace_method(t, NULL));
-	if (!t->msgs)
-		pcb_json_str(j, "method_reason", t->k_read);
+}
+
+/* trace.filter: which process, threads, ranges and readers were traced. */
+static void json_filter(const struct pcb_trace *t, const struct pcb_trace_stats *s, struct pcb_json *j)
+{
 	pcb_json_obj_begin(j, "filter");
 	pcb_json_i64(j, "pid", t->o.pid);
 	pcb_json_arr_begin(j, "tids");
@@ -1375,6 +1399,12 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	if (t->o.null_progs)
 		pcb_json_bool(j, "null_programs", true);    /* measured nothing, by request */
 	pcb_json_obj_end(j);
+}
+
+/* The fault counts, message and resolve tracking, and the latency histograms. */
+static void json_faults(const struct pcb_trace *t, const struct pcb_trace_stats *s, struct pcb_json *j)
+{
+	const uint64_t *c = s->counter;
 	/* faults: with the message hook, the faults the handler was told about
 	 * (what a pager counts); without it, every fault that blocked. */
 	pcb_json_str(j, "faults_definition", t->msgs ? "message read by the handler (syscalls:sys_exit_read)"
@@ -1422,6 +1452,12 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 		pcb_hist_json(j, "fault_to_block", &s->hist[FL_H_FAULT_TO_BLOCK], t->o.json_bins);
 	if (t->wakeup)
 		pcb_hist_json(j, "wakeup_to_running", &s->hist[FL_H_WAKEUP_TO_RUNNING], t->o.json_bins);
+}
+
+/* trace.kvm: vCPU threads' faults. */
+static void json_kvm(const struct pcb_trace *t, const struct pcb_trace_stats *s, struct pcb_json *j)
+{
+	const uint64_t *c = s->counter;
 	pcb_json_obj_begin(j, "kvm");
 	/* KVM vCPU threads' faults (kernel-side, through get_user_pages): seen
 	 * at kvm_page_fault or the guest page-table walk; "faults" are those
@@ -1445,6 +1481,13 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 	pcb_hist_json(j, "fault_to_wakeup", &s->hist[FL_H_KVM_FAULT_TO_WAKEUP], t->o.json_bins);
 	pcb_hist_json(j, "fault_to_running", &s->hist[FL_H_KVM_FAULT_TO_RUNNING], t->o.json_bins);
 	pcb_json_obj_end(j);
+}
+
+/* trace.anomalies, trace.events and trace.threads. */
+static void json_anomalies_threads(struct pcb_trace *t, const struct pcb_trace_stats *s, const struct pcb_trace_thread *th,
+				   size_t nth, struct pcb_json *j)
+{
+	const uint64_t *c = s->counter;
 	pcb_json_obj_begin(j, "anomalies");
 	pcb_json_u64(j, "preempted_in_fault", c[FL_C_PREEMPTED]);
 	pcb_json_u64(j, "preempted_entering_wait", c[FL_C_PREEMPT_WAIT]);
@@ -1479,6 +1522,34 @@ void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
 		pcb_json_obj_end(j);
 	}
 	pcb_json_arr_end(j);
+}
+
+void pcb_trace_json(struct pcb_trace *t, struct pcb_json *j, const char *key)
+{
+	struct pcb_trace_stats *s = NULL;
+	struct pcb_trace_thread *th = NULL;
+	size_t nth = 0;
+
+	if (!t) {
+		pcb_trace_json_disabled(j, key, "tracing was not started");
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s || pcb_trace_read(t, s) || pcb_trace_read_threads(t, &th, &nth)) {
+		pcb_trace_json_disabled(j, key, "reading the BPF maps failed");
+		free(s);
+		return;
+	}
+	pcb_json_obj_begin(j, key);
+	pcb_json_bool(j, "enabled", true);
+	json_attach(t, j);
+	pcb_json_str(j, "method", pcb_trace_method(t, NULL));
+	if (!t->msgs)
+		pcb_json_str(j, "method_reason", t->k_read);
+	json_filter(t, s, j);
+	json_faults(t, s, j);
+	json_kvm(t, s, j);
+	json_anomalies_threads(t, s, th, nth, j);
 	pager_json(t, j);
 	pcb_json_obj_end(j);
 	free(th);
