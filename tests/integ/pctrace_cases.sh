@@ -44,27 +44,12 @@ run() {
 	vpid=$!
 	for _ in $(seq 100); do grep -q '^ready' "$T/$name.out" && break; sleep 0.05; done
 	grep -q '^ready' "$T/$name.out" || die "$name: program did not start: $(cat "$T/$name.out")"
-	"$PCTRACE" -p "$vpid" -i 0 --json "$T/$name.json" "${pargs[@]}" >"$T/$name.pctrace" 2>"$T/$name.err" &
-	ppid=$!
-	for _ in $(seq 200); do
-		grep -q 'tracing pid' "$T/$name.err" && break
-		kill -0 "$ppid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if ! grep -q 'tracing pid' "$T/$name.err"; then
-		wait "$ppid"; local rc=$?; ppid=
-		cat "$T/$name.err"
-		{ [ $rc = 77 ] || [ $rc = 69 ]; } && skip "BPF unavailable: $(tail -1 "$T/$name.err")"
-		die "$name: pctrace did not attach (exit $rc)"
-	fi
+	pctrace_attach "$T" "$name" "$vpid" "${pargs[@]}"
 	echo go >"$fifo"
 	wait "$vpid"; local rc=$?; vpid=
 	[ $rc = 77 ] && skip "userfaultfd not permitted: $(cat "$T/$name.out")"
 	[ $rc = 0 ] || die "$name: program failed ($rc): $(cat "$T/$name.out")"
-	for _ in $(seq 100); do kill -0 "$ppid" 2>/dev/null || break; sleep 0.05; done
-	kill -0 "$ppid" 2>/dev/null && die "$name: pctrace did not exit after the program"
-	wait "$ppid" || die "$name: pctrace exited with $?: $(cat "$T/$name.err")"
-	ppid=
+	pctrace_finish "$T" "$name"
 	echo "--- $name: $(grep '^cases' "$T/$name.out")"
 	cat "$T/$name.err" "$T/$name.pctrace"
 }

@@ -57,27 +57,11 @@ run() {
 	vpid=$!
 	for _ in $(seq 100); do grep -q '^ready' "$tmp/$name.victim" && break; sleep 0.05; done
 	grep -q '^ready' "$tmp/$name.victim" || die "$name: victim did not start: $(cat "$tmp/$name.victim")"
-	"$PCTRACE" -p "$vpid" -i 0 --json "$tmp/$name.json" "${pargs[@]}" >"$tmp/$name.pctrace" 2>"$tmp/$name.err" &
-	ppid=$!
-	for _ in $(seq 200); do
-		grep -q 'tracing pid' "$tmp/$name.err" && break
-		kill -0 "$ppid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if ! grep -q 'tracing pid' "$tmp/$name.err"; then
-		wait "$ppid"; rc=$?; ppid=
-		cat "$tmp/$name.err"
-		[ $rc = 77 ] || [ $rc = 69 ] && skip "BPF unavailable: $(tail -1 "$tmp/$name.err")"
-		die "$name: pctrace did not attach (exit $rc)"
-	fi
+	pctrace_attach "$tmp" "$name" "$vpid" "${pargs[@]}"
 	echo go >"$fifo"
 	wait "$vpid" || die "$name: victim failed: $(cat "$tmp/$name.victim")"
 	vpid=
-	# pctrace notices the exit by itself.
-	for _ in $(seq 100); do kill -0 "$ppid" 2>/dev/null || break; sleep 0.05; done
-	kill -0 "$ppid" 2>/dev/null && die "$name: pctrace did not exit after the victim"
-	wait "$ppid" || die "$name: pctrace exited with $?: $(cat "$tmp/$name.err")"
-	ppid=
+	pctrace_finish "$tmp" "$name"
 	echo "--- $name"; grep '^victim' "$tmp/$name.victim"; cat "$tmp/$name.pctrace"
 }
 

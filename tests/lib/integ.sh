@@ -144,3 +144,32 @@ wl_args() {
 	scan+hot) echo "--vcpus=2" ;;   # scanners and hot-set vCPUs: needs two
 	esac
 }
+
+# pctrace_attach DIR NAME PID [PCTRACE ARGS...]: start pctrace on PID (JSON to DIR/NAME.json,
+# reports to DIR/NAME.pctrace, stderr to DIR/NAME.err), its pid in $ppid, and wait until it
+# is attached; skip when BPF is unavailable (exit 77/69), die when it does not attach.
+pctrace_attach() {
+	local dir=$1 name=$2 pid=$3 rc
+	shift 3
+	"$PCTRACE" -p "$pid" -i 0 --json "$dir/$name.json" "$@" >"$dir/$name.pctrace" 2>"$dir/$name.err" &
+	ppid=$!
+	for _ in $(seq 200); do
+		grep -q 'tracing pid' "$dir/$name.err" && break
+		kill -0 "$ppid" 2>/dev/null || break
+		sleep 0.05
+	done
+	grep -q 'tracing pid' "$dir/$name.err" && return 0
+	wait "$ppid"; rc=$?; ppid=
+	cat "$dir/$name.err"
+	{ [ $rc = 77 ] || [ $rc = 69 ]; } && skip "BPF unavailable: $(tail -1 "$dir/$name.err")"
+	die "$name: pctrace did not attach (exit $rc)"
+}
+
+# pctrace_finish DIR NAME: pctrace notices its target's exit by itself; it must exit 0 soon.
+pctrace_finish() {
+	local dir=$1 name=$2
+	for _ in $(seq 100); do kill -0 "$ppid" 2>/dev/null || break; sleep 0.05; done
+	kill -0 "$ppid" 2>/dev/null && die "$name: pctrace did not exit after its target"
+	wait "$ppid" || die "$name: pctrace exited with $?: $(cat "$dir/$name.err")"
+	ppid=
+}
