@@ -89,8 +89,9 @@ const struct pcb_option pcb_options[] = {
 	  "who receives and installs demand replies: inline (the demand thread, between faults: poll() on the userfaultfd and "
 	  "the demand socket), thread (a reply thread blocks on the demand socket and installs each reply as it arrives while "
 	  "the demand thread blocks on the userfaultfd and sends requests: several requests outstanding, pipelined); auto = "
-	  "thread with 2 or more vCPUs when only demand faults fill pages while the guest runs (no background pull, two "
-	  "connections, 4 KiB pages, no --policy-end=source), else inline; results.pager.demand_replies", ch_replies, MIG, "pager" },
+	  "thread for --guest=kvm with 2 or more vCPUs when only demand faults fill pages while the guest runs (no "
+	  "background pull, two connections, 4 KiB pages, no --policy-end=source), else inline; thread applies under the "
+	  "same conditions; results.pager.demand_replies", ch_replies, MIG, "pager" },
 	{ "socket-buffer", PCB_OPT_SIZE, OFF(socket_buffer), 0, "4M", 0, 64 << 20,
 	  "SO_SNDBUF and SO_RCVBUF of every connection (the kernel doubles it, capped by net.core.wmem_max/rmem_max); "
 	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold", NULL, MIG | SRC, "network" },

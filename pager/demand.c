@@ -443,12 +443,15 @@ static int demand_with_reply_thread(struct pcb_pager *p)
 	return lost ? 1 : 0;
 }
 
-/* --demand-replies: a reply thread where it is asked for (auto: two or more vCPUs). */
+/* --demand-replies: a reply thread where it is asked for; auto: the KVM guest
+ * (faults from KVM_RUN) with two or more vCPUs, where it was measured faster
+ * (docs/results/2026-12-05-kvm-demand-scaling.md); the process guest's
+ * faults cost the vCPU far less and its extra wake-ups made it slower. */
 static bool want_reply_thread(const struct pcb_pager *p, bool fast_ok)
 {
 	if (!fast_ok || p->cfg.huge || p->cfg.push || p->cfg.demand_replies == 1)
 		return false;
-	return p->cfg.demand_replies == 2 || p->cfg.nvcpus >= 2;
+	return p->cfg.demand_replies == 2 || (p->cfg.kernel_faults && p->cfg.nvcpus >= 2);
 }
 
 void *demand_thread(void *arg)

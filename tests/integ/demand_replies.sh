@@ -9,10 +9,12 @@
 #  - the same guest work (ops, reads, writes, touched pages, demand pages) for
 #    a seed with the reply thread and inline;
 #  - fault accounting: userfaultfd messages == requests + faults on in-flight
-#    or present pages; KVM: faults == messages; process guest: requests <=
-#    faults that blocked <= messages; requests == pages installed on demand;
+#    or present pages; KVM: faults == messages; process guest: faults that
+#    blocked <= messages and >= requests - max(2, 1 %) (an access preempted
+#    before it slept); requests == pages installed on demand;
 #    the per-vCPU counts add up (none unattributed);
-#  - auto picks the thread with 2+ vCPUs and inline with 1 (results.pager.demand_replies);
+#  - auto picks the thread for the KVM guest with 2+ vCPUs, inline for the
+#    process guest and for 1 vCPU (results.pager.demand_replies);
 #  - with --trace=on (root, KVM): the kernel's count of KVM faults (bpf.kvm)
 #    equals the pager's userfaultfd messages, with bpf_kvm.sh's tolerance.
 . "$(dirname "$0")/../lib/integ.sh"
@@ -35,15 +37,20 @@ work = {}
 for m, d in runs.items():
     r = d["results"]; v, f, pg, gu = r["verify"], r["faults"], r["pages"], r["guest"]
     assert d["exit_code"] == 0, (m, d.get("error"))
-    assert r["pager"]["demand_replies"] == ("inline" if m == "inline" else "thread"), (m, r["pager"]["demand_replies"])
+    want = "thread" if m == "thread" or (m == "auto" and g == "kvm") else "inline"   # auto: KVM with 2+ vCPUs
+    assert r["pager"]["demand_replies"] == want, (m, r["pager"]["demand_replies"])
     assert v["done"] and v["pages_verified"] == pg["total"] and not v["pages_corrupt"] and not v["pages_missing"], (m, v)
     assert gu["read_mismatches"] == 0, m
     req = r["pager"]["demand_requests"]
     assert f["uffd_messages"] == req + f["on_inflight_page"] + f["on_present_page"], (m, f, req)
     if g == "kvm":   # a fault: a message of that vCPU read during the access (docs/metrics.md)
         assert f["count"] == f["uffd_messages"], (m, f["count"], f["uffd_messages"])
-    else:            # an access that slept: a vCPU meeting a page as its reply lands reads a message, need not sleep
-        assert req <= f["count"] - f["undelivered"] <= f["uffd_messages"], (m, f, req)
+    else:            # an access that slept (nvcsw rose): a vCPU meeting a page as its reply lands has its
+        # message read and need not sleep; one preempted (involuntarily) between queuing its fault and
+        # sleeping may find its page installed when it runs again: up to max(2, 1 %) of the requests
+        # (the tolerance docs/metrics.md pins against the kernel's bpf.faults_blocked)
+        assert f["count"] - f["undelivered"] <= f["uffd_messages"], (m, f)
+        assert f["count"] >= req - max(2, req // 100), (m, f["count"], req)
     assert f["on_queued_page"] == 0 and f["unattributed"] == 0, (m, f)
     assert pg.get("eexist_races", 0) == 0, (m, pg)   # nothing but demand replies installs while the guest runs
     assert req == pg["demand"] + pg["zero_demand"], (m, pg, req)
@@ -59,8 +66,9 @@ PY
 	done
 done
 
-# auto with one vCPU stays inline
-"$P" --vcpus=1 --mem=8M --policy=demand --workload=seq --ops=500 --duration=0 --trace=off --json "$T/one.json" >"$T/out" 2>&1 ||
+# auto with one vCPU stays inline (the KVM guest where it can run: the process guest is inline anyway)
+G1=process; [[ " $GUESTS " == *" kvm "* ]] && G1=kvm
+"$P" --guest=$G1 --vcpus=1 --mem=8M --policy=demand --workload=seq --ops=500 --duration=0 --trace=off --json "$T/one.json" >"$T/out" 2>&1 ||
 	fail "1 vCPU: $(tail -3 "$T/out")"
 python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; assert r['pager']['demand_replies'] == 'inline', r['pager']['demand_replies']" \
 	"$T/one.json" || fail "1 vCPU: auto did not stay inline"
