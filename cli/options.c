@@ -60,11 +60,12 @@ const struct pcb_option pcb_options[] = {
 	{ "zero-model", PCB_OPT_CHOICE, OFF(zero_model), 0, "runs", 0, 0,
 	  "where the zero pages lie: runs (zero runs of 2^k pages, k uniform up to --zero-run-max, as the free blocks "
 	  "of Linux's buddy allocator, between data runs; exactly --zero-pages of the pages) or uniform (each page zero "
-	  "by a hash, independently); docs/metrics.md.  `pcbench dest` learns it from the source", ch_zero_model,
-	  MIG | SRC | SIM, "guest" },
+	  "by a hash, independently); docs/metrics.md.  `pcbench dest` learns it from the source; `pcbench floor`: the image "
+	  "of its pcb_zero rows", ch_zero_model,
+	  MIG | SRC | SIM | FLOOR, "guest" },
 	{ "zero-run-max", PCB_OPT_UINT, OFF(zero_run_max), 0, "1024", 1, 1u << 20,
 	  "--zero-model=runs: the longest zero run in pages, a power of two (1024 = 4 MiB, Linux's largest buddy block)",
-	  NULL, MIG | SRC | SIM, "guest" },
+	  NULL, MIG | SRC | SIM | FLOOR, "guest" },
 	{ "write-ratio", PCB_OPT_DOUBLE, OFF(write_ratio), 0, "0.2", 0, 1, "fraction of guest accesses that are writes", NULL, MIG, "guest" },
 	{ "zipf-theta", PCB_OPT_DOUBLE, OFF(zipf_theta), 0, "0.99", 0.01, 0.999, "skew of the zipf workload", NULL, MIG, "guest" },
 	{ "duration", PCB_OPT_DURATION, OFF(duration_ns), 0, "2s", 0, 1e13, "how long the guest runs (e.g. 500ms, 10s; 0 = until --ops)", NULL, MIG, "guest" },
@@ -251,7 +252,7 @@ const struct pcb_command pcb_commands[] = {
 	  "and server on one CPU (same) and split over two (cross); then bulk background pull:\n"
 	  "the TCP transport alone, a bare batched-UFFDIO_COPY receiver, and pcbench with each\n"
 	  "install path (copy, move, continue; batched and unbatched), and again pulling the\n"
-	  "default image (25% zero pages: pcb_zero), paired with the zero-free pull; then the same pcbench pull\n"
+	  "default image (25% zero pages placed by --zero-model: pcb_zero), paired with the zero-free pull; then the same pcbench pull\n"
 	  "over an emulated link (--link=RATE,RTT: the source's token bucket and delay line) at each\n"
 	  "of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
 	  "payload), next to a loopback pull (no emulation) and the delay line alone (unlimited);\n"
