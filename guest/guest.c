@@ -176,6 +176,8 @@ static void access_account(struct vcpu *v, struct loopst *ls, uint64_t page, uin
 		r->blocktime_ns += lat;
 		pcb_hist_add(&r->fault_lat, lat);
 		stall_add(r, &ls->scap, t0, t1);
+		if (ls->detect)
+			ls->nvcsw = nvcsw_now();   /* stall_add may sleep (brk/mmap wait for the mmap lock) */
 	}
 	if (c->first_touch)
 		touch_note(&c->first_touch[page], t0 > v->g->base_ns ? t0 - v->g->base_ns : 0, fault);

@@ -103,7 +103,10 @@ for i in ids:
         if got is not None and abs(float(got) - want) > 1e-9 * max(1, abs(want)):
             fail.append(f"{i} {m}/{s}: csv {got} json {want}")
     hr = val(i, "hit_rate")
-    if pol == "demand" and hr is not None and float(hr) != 0: fail.append(f"{i}: demand hit rate {hr}")
+    # demand pulls nothing ahead, so its hits are only accesses that started first, were
+    # preempted before reaching the page, and found it brought by another vCPU's fault
+    # (first touch = the earliest-starting access, docs/metrics.md): a few per run
+    if pol == "demand" and hr is not None and float(hr) > 0.005: fail.append(f"{i}: demand hit rate {hr} > 0.005")
     acc = val(i, "accuracy")
     if pol == "demand" and acc != "NA": fail.append(f"{i}: demand accuracy should be NA (no background pages), is {acc}")
 

@@ -7,7 +7,8 @@
 # Before that, every fault off the first 4 KiB of its huge page went
 # unmatched and the count was 0 on random workloads.  Runs zipf on 2 vCPUs
 # (two vCPUs in one huge page: one message, one fault resolved before it was
-# read) and random on 1, and checks the kernel median against the guest's.
+# read) and random on 1, and checks the kernel median against the guest's
+# (the sums when some guest faults had no delivered message).
 # Reserves the huge pages it needs (the lock hugepages.sh takes) and
 # restores nr_hugepages after.
 . "$(dirname "$0")/../lib/integ.sh"
@@ -63,8 +64,18 @@ nl = n - anom["lost_counted_as_faults"]
 req(b["faults_blocked"] == (nl - msg["delivered_without_block"]) + msg["blocked_resolved_before_read"],
     "blocked == delivered-and-blocked + resolved-before-read")
 kb, ku = b["fault_to_running"]["p50_ns"], f["latency"]["p50_ns"]
-req(b["fault_to_running"]["count"] > 0 and 0.85 * ku <= kb <= 1.02 * ku,
-    f"median fault->running {kb} ns vs guest-seen {ku} ns")
+if f["undelivered"] == 0 and msg["blocked_resolved_before_read"] == 0:
+    # same faults on both sides: the kernel's median omits only the return to user space
+    req(b["fault_to_running"]["count"] > 0 and 0.85 * ku <= kb <= 1.02 * ku,
+        f"median fault->running {kb} ns vs guest-seen {ku} ns")
+else:
+    # a vCPU that blocked on a huge page another vCPU's fault was already bringing is
+    # a guest fault (short wait) without a delivered message: the medians are of
+    # different sets, so compare the sums (docs/metrics.md, blocktime.sum_vcpus_ns)
+    ks = b["fault_to_running"]["sum_ns"] + msg["resolved_before_read_fault_to_running"]["sum_ns"]
+    gs = r["blocktime"]["sum_vcpus_ns"]
+    req(b["fault_to_running"]["count"] > 0 and 0.90 * gs <= ks <= 1.02 * gs,
+        f"fault->running sum {ks} ns vs guest blocktime sum {gs} ns ({f['undelivered']} undelivered guest faults)")
 sys.exit(0 if ok else 1)
 PY
 done
