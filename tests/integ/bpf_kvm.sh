@@ -16,9 +16,7 @@
 #    the VM exit and entry: tens of µs on this nested hypervisor) and not
 #    implausibly far below it.
 . "$(dirname "$0")/../lib/integ.sh"
-BUILD=${BUILD:-build}
 [ -x ./pcbench ] || die "./pcbench not built"
-command -v python3 >/dev/null || skip "python3 is needed to read the JSON"
 [ "$(id -u)" = 0 ] || skip "--trace=on needs root (BPF)"
 [ -e /dev/kvm ] || skip "/dev/kvm is absent (no KVM on this machine)"
 [ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "no permission on /dev/kvm"

@@ -6,9 +6,7 @@
 # same-CPU fault of 2-1000 us, ratios between 0.5 and 3).  Timing targets
 # are not asserted here: they are measured with the full-size run (docs/results/).
 . "$(dirname "$0")/../lib/integ.sh"
-BUILD=${BUILD:-build}
 [ -x ./pctrace ] && [ -x "$BUILD/tests/helpers/uffd_victim" ] || die "build pctrace and $BUILD/tests/helpers/uffd_victim first"
-command -v python3 >/dev/null || skip "python3 is needed"
 [ "$(id -u)" = 0 ] || skip "pctrace needs root (BPF)"
 
 BUILD=$BUILD bpf/overhead.sh -n 300 -r 3 --modes null --json "$T/oh.json" >"$T/oh.out" 2>&1

@@ -16,10 +16,8 @@
 #  - with --trace-usdt=on (one configuration) the USDT fault probe count
 #    equals the uffd messages.
 . "$(dirname "$0")/../lib/integ.sh"
-BUILD=${BUILD:-build}
 [ -x ./pcbench ] || die "./pcbench not built"
 ./pcbench --help 2>&1 | grep -q -- '--trace' || skip "this pcbench has no --trace option"
-command -v python3 >/dev/null || skip "python3 is needed to read the JSON"
 [ "$(id -u)" = 0 ] || skip "--trace=on needs root (BPF)"
 
 fails=0

@@ -1,6 +1,5 @@
 """Checks of tests/integ/channels.sh: --channels=1|2."""
 import json
-import sys
 
 
 def connections(f, ch, tag):

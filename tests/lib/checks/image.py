@@ -1,7 +1,6 @@
 """Checks of tests/integ/image_file.sh: `pcbench image` and --image files."""
 import json
 import random
-import sys
 
 
 def write_pattern(path):

@@ -1,6 +1,5 @@
 """Checks of tests/integ/kvm_guest.sh: the minimal KVM guest (--guest=kvm)."""
 import json
-import sys
 
 
 def guest_runs(T):
