@@ -32,7 +32,7 @@ CFLAGS  ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -pthread -D_GNU_SOURCE \
 	-I. -I$(BUILD) -I/usr/include/$(MULTIARCH) $(SANFLAGS) \
 	-DPCB_VERSION='"$(VERSION)"' -DPCB_GITREV='"$(GITREV)"'
-LDLIBS  := -lbpf -lelf -lz -lxxhash -lcrypto -lsqlite3 -ljansson -lm -pthread
+LDLIBS  := -lbpf -lelf -lz -lxxhash -lcrypto -lsqlite3 -ljansson -linih -lm -pthread
 override LDFLAGS += $(SANFLAGS)
 
 # Every .c under these rooms goes into the library; the mains are listed apart.
@@ -60,7 +60,7 @@ all: $(PROGS)
 
 # ---- dependencies (Debian 12) ---------------------------------------------
 DEPS_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
-	libcmocka-dev systemtap-sdt-dev libxxhash-dev libjansson-dev gnuplot-nox pkg-config \
+	libcmocka-dev systemtap-sdt-dev libxxhash-dev libjansson-dev libinih-dev gnuplot-nox pkg-config \
 	iproute2 procps util-linux python3 libssl-dev libsqlite3-dev \
 	python3-numpy python3-scipy
 deps:

@@ -275,6 +275,24 @@ static int peer_error(const struct pcb_hdr *h, const uint8_t *pl, char *why, siz
 	return strstr(text, "authentication") ? PCB_EXIT_NOPERM : PCB_EXIT_PROTOCOL;
 }
 
+/* Destination: the source's next handshake frame, which must be of type want
+ * (an ERROR names the source's reason).  0 or an exit code. */
+static int hs_expect(struct pcb_conn *c, uint64_t deadline, uint16_t want, struct pcb_hdr *h, const uint8_t **pl,
+		     char *why, size_t whylen)
+{
+	int rc = hs_recv(c, deadline, h, pl, "source", why, whylen);
+	if (rc)
+		return rc;
+	if (h->type == PCB_MSG_ERROR)
+		return peer_error(h, *pl, why, whylen);
+	if (h->type != want) {
+		snprintf(why, whylen, "the source sent %s during the handshake (want %s)", pcb_msg_name(h->type),
+			 pcb_msg_name(want));
+		return PCB_EXIT_PROTOCOL;
+	}
+	return 0;
+}
+
 int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const struct pcb_auth_key *key,
 		  int timeout_ms, struct pcb_config_wire *cfg, char *why, size_t whylen)
 {
@@ -294,14 +312,8 @@ int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const st
 		snprintf(why, whylen, "handshake with the source failed: %s", strerror(errno));
 		return PCB_EXIT_SOURCE_LOST;
 	}
-	if ((rc = hs_recv(c, deadline, &h, &pl, "source", why, whylen)) != 0)
+	if ((rc = hs_expect(c, deadline, PCB_MSG_CHALLENGE, &h, &pl, why, whylen)) != 0)
 		return rc;
-	if (h.type == PCB_MSG_ERROR)
-		return peer_error(&h, pl, why, whylen);
-	if (h.type != PCB_MSG_CHALLENGE) {
-		snprintf(why, whylen, "the source answered HELLO with %s (want CHALLENGE)", pcb_msg_name(h.type));
-		return PCB_EXIT_PROTOCOL;
-	}
 	struct pcb_challenge_wire ch;
 	challenge_decode(pl, &ch);
 	if (ch.auth_required > 1 || ch.reserved) {
@@ -328,14 +340,8 @@ int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const st
 			return PCB_EXIT_SOURCE_LOST;
 		}
 	}
-	if ((rc = hs_recv(c, deadline, &h, &pl, "source", why, whylen)) != 0)
+	if ((rc = hs_expect(c, deadline, PCB_MSG_CONFIG, &h, &pl, why, whylen)) != 0)
 		return rc;
-	if (h.type == PCB_MSG_ERROR)
-		return peer_error(&h, pl, why, whylen);
-	if (h.type != PCB_MSG_CONFIG) {
-		snprintf(why, whylen, "the source sent %s during the handshake (want CONFIG)", pcb_msg_name(h.type));
-		return PCB_EXIT_PROTOCOL;
-	}
 	pcb_config_decode(pl, cfg);
 	if (have_key) {
 		uint8_t want[PCB_MAC_BYTES];
@@ -388,6 +394,15 @@ static int refuse_bad(struct pcb_conn *c, char *why, size_t whylen)
 	return refuse_text(c, PCB_EXIT_PROTOCOL, "bad frame during the handshake");
 }
 
+/* Source: the destination's next handshake frame; a malformed one is
+ * refused (refuse_bad).  0 or an exit code. */
+static int hs_server_recv(struct pcb_conn *c, uint64_t deadline, struct pcb_hdr *h, const uint8_t **pl, char *why,
+			  size_t whylen)
+{
+	int rc = hs_recv(c, deadline, h, pl, "destination", why, whylen);
+	return rc == PCB_EXIT_PROTOCOL ? refuse_bad(c, why, whylen) : rc;
+}
+
 int pcb_hs_server(struct pcb_conn *c, const struct pcb_auth_key *key, const struct pcb_config_wire *cfg,
 		  int timeout_ms, struct pcb_hello *hello, char *why, size_t whylen)
 {
@@ -398,10 +413,7 @@ int pcb_hs_server(struct pcb_conn *c, const struct pcb_auth_key *key, const stru
 	int rc;
 	uint64_t deadline = pcb_now_ns() + (uint64_t)timeout_ms * PCB_NSEC_PER_MSEC;
 
-	rc = hs_recv(c, deadline, &h, &pl, "destination", why, whylen);
-	if (rc == PCB_EXIT_PROTOCOL)
-		return refuse_bad(c, why, whylen);
-	if (rc)
+	if ((rc = hs_server_recv(c, deadline, &h, &pl, why, whylen)) != 0)
 		return rc;
 	if (h.type != PCB_MSG_HELLO)
 		return refuse(c, PCB_EXIT_PROTOCOL, why, whylen, "expected HELLO, got %s", pcb_msg_name(h.type));
@@ -424,10 +436,7 @@ int pcb_hs_server(struct pcb_conn *c, const struct pcb_auth_key *key, const stru
 		return PCB_EXIT_SOURCE_LOST;
 	}
 	if (have_key) {
-		rc = hs_recv(c, deadline, &h, &pl, "destination", why, whylen);
-		if (rc == PCB_EXIT_PROTOCOL)
-			return refuse_bad(c, why, whylen);
-		if (rc)
+		if ((rc = hs_server_recv(c, deadline, &h, &pl, why, whylen)) != 0)
 			return rc;
 		if (h.type != PCB_MSG_AUTH)
 			return refuse(c, PCB_EXIT_NOPERM, why, whylen, "authentication required: got %s instead of AUTH",

@@ -24,14 +24,19 @@ void pcb_link_set(struct pcb_link *l, uint64_t bps, uint64_t delay_ns)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* serialisation time of bytes at bps, in ns, rounded up */
+static uint64_t ser_ns(size_t bytes, uint64_t bps)
+{
+	return (uint64_t)(((unsigned __int128)bytes * 8 * PCB_NSEC_PER_SEC + bps - 1) / bps);
+}
+
 uint64_t pcb_link_reserve(struct pcb_link *l, size_t bytes, uint64_t ready)
 {
 	uint64_t bps = atomic_load_explicit(&l->bps, memory_order_relaxed);
 	atomic_fetch_add_explicit(&l->bytes, bytes, memory_order_relaxed);
 	if (!bps)
 		return ready;
-	/* serialisation time in ns, rounded up */
-	uint64_t ser = (uint64_t)(((unsigned __int128)bytes * 8 * PCB_NSEC_PER_SEC + bps - 1) / bps);
+	uint64_t ser = ser_ns(bytes, bps);
 	pthread_mutex_lock(&l->lock);
 	uint64_t start = l->tat > ready ? l->tat : ready;
 	l->tat = start + ser;
@@ -46,8 +51,7 @@ uint64_t pcb_link_reserve_urgent(struct pcb_link *l, size_t bytes, uint64_t read
 	atomic_fetch_add_explicit(&l->bytes, bytes, memory_order_relaxed);
 	if (!bps)
 		return ready;
-	uint64_t ser = (uint64_t)(((unsigned __int128)bytes * 8 * PCB_NSEC_PER_SEC + bps - 1) / bps);
-	uint64_t mtu = (uint64_t)(((unsigned __int128)PCB_LINK_MTU * 8 * PCB_NSEC_PER_SEC + bps - 1) / bps);
+	uint64_t ser = ser_ns(bytes, bps), mtu = ser_ns(PCB_LINK_MTU, bps);
 	pthread_mutex_lock(&l->lock);
 	uint64_t start = l->utat > ready ? l->utat : ready;
 	if (l->tat > start) {   /* a background packet is on the wire: it finishes first */

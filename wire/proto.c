@@ -69,6 +69,18 @@ void pcb_hdr_decode(const uint8_t in[PCB_HDR_SIZE], struct pcb_hdr *h)
 
 #define BAD(...) do { snprintf(why, whylen, __VA_ARGS__); return -1; } while (0)
 
+/* Frames of one fixed payload length (LEN_VAR: checked below, by type). */
+#define LEN_VAR UINT32_MAX
+static const uint32_t fixed_len[PCB_MSG_MAX] = {
+	[PCB_MSG_HELLO] = sizeof(struct pcb_hello), [PCB_MSG_CONFIG] = sizeof(struct pcb_config_wire),
+	[PCB_MSG_REQ] = 0, [PCB_MSG_RANGES] = LEN_VAR, [PCB_MSG_PAGE] = PCB_PAGE_SIZE, [PCB_MSG_ZERO] = 0,
+	[PCB_MSG_BATCH_END] = 0, [PCB_MSG_DIGEST_REQ] = 8, [PCB_MSG_DIGESTS] = LEN_VAR, [PCB_MSG_BYE] = 0,
+	[PCB_MSG_ERROR] = LEN_VAR, [PCB_MSG_RUN] = LEN_VAR, [PCB_MSG_CHALLENGE] = sizeof(struct pcb_challenge_wire),
+	[PCB_MSG_AUTH] = PCB_MAC_BYTES, [PCB_MSG_LINK] = sizeof(struct pcb_link_wire), [PCB_MSG_PING] = 0,
+	[PCB_MSG_PONG] = LEN_VAR, [PCB_MSG_PUSH] = sizeof(struct pcb_push_wire), [PCB_MSG_SENT] = 0,
+	[PCB_MSG_PUSH_END] = sizeof(struct pcb_push_end_wire),
+};
+
 int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size_t whylen)
 {
 	if (h->magic != PCB_PROTO_MAGIC)
@@ -78,26 +90,13 @@ int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size
 	if (h->type == 0 || h->type >= PCB_MSG_MAX)
 		BAD("unknown frame type %u", h->type);
 	const char *n = pcb_msg_name(h->type);
+	if (fixed_len[h->type] != LEN_VAR && h->len != fixed_len[h->type])
+		BAD("%s frame with length %u (want %u)", n, h->len, fixed_len[h->type]);
 	switch (h->type) {
-	case PCB_MSG_HELLO:
-		if (h->len != sizeof(struct pcb_hello))
-			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_hello));
-		break;
-	case PCB_MSG_CONFIG:
-		if (h->len != sizeof(struct pcb_config_wire))
-			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_config_wire));
-		break;
 	case PCB_MSG_REQ:
 	case PCB_MSG_ZERO:
-		if (h->len != 0)
-			BAD("%s frame with length %u (want 0)", n, h->len);
-		if (h->arg >= npages)
-			BAD("%s for page %llu outside the image (%llu pages)", n,
-			    (unsigned long long)h->arg, (unsigned long long)npages);
-		break;
 	case PCB_MSG_PAGE:
-		if (h->len != PCB_PAGE_SIZE)
-			BAD("%s frame with length %u (want %u)", n, h->len, PCB_PAGE_SIZE);
+	case PCB_MSG_SENT:
 		if (h->arg >= npages)
 			BAD("%s for page %llu outside the image (%llu pages)", n,
 			    (unsigned long long)h->arg, (unsigned long long)npages);
@@ -115,14 +114,7 @@ int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size
 			BAD("%s frame with length %u (want 1..%d ranges of %zu bytes)", n, h->len,
 			    PCB_MAX_RANGES, sizeof(struct pcb_range_wire));
 		break;
-	case PCB_MSG_BATCH_END:
-	case PCB_MSG_BYE:
-		if (h->len != 0)
-			BAD("%s frame with length %u (want 0)", n, h->len);
-		break;
 	case PCB_MSG_DIGEST_REQ:
-		if (h->len != 8)
-			BAD("%s frame with length %u (want 8)", n, h->len);
 		if (h->arg >= npages)
 			BAD("%s from page %llu outside the image", n, (unsigned long long)h->arg);
 		break;
@@ -136,42 +128,13 @@ int pcb_proto_validate(const struct pcb_hdr *h, uint64_t npages, char *why, size
 		if (h->len > PCB_MAX_ERRTEXT)
 			BAD("%s frame with length %u (max %d)", n, h->len, PCB_MAX_ERRTEXT);
 		break;
-	case PCB_MSG_CHALLENGE:
-		if (h->len != sizeof(struct pcb_challenge_wire))
-			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_challenge_wire));
-		break;
-	case PCB_MSG_AUTH:
-		if (h->len != PCB_MAC_BYTES)
-			BAD("%s frame with length %u (want %d)", n, h->len, PCB_MAC_BYTES);
-		break;
-	case PCB_MSG_LINK:
-		if (h->len != sizeof(struct pcb_link_wire))
-			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_link_wire));
-		break;
 	case PCB_MSG_PING:
-		if (h->len != 0)
-			BAD("%s frame with length %u (want 0)", n, h->len);
 		if (h->arg > PCB_MAX_PONG)
 			BAD("%s asks for a %llu-byte reply (max %u)", n, (unsigned long long)h->arg, PCB_MAX_PONG);
 		break;
 	case PCB_MSG_PONG:
 		if (h->len > PCB_MAX_PONG || h->arg != h->len)
 			BAD("%s frame with length %u (arg %llu, max %u)", n, h->len, (unsigned long long)h->arg, PCB_MAX_PONG);
-		break;
-	case PCB_MSG_PUSH:
-		if (h->len != sizeof(struct pcb_push_wire))
-			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_push_wire));
-		break;
-	case PCB_MSG_SENT:
-		if (h->len != 0)
-			BAD("%s frame with length %u (want 0)", n, h->len);
-		if (h->arg >= npages)
-			BAD("%s frame for page %llu (image has %llu pages)", n, (unsigned long long)h->arg,
-			    (unsigned long long)npages);
-		break;
-	case PCB_MSG_PUSH_END:
-		if (h->len != sizeof(struct pcb_push_end_wire))
-			BAD("%s frame with length %u (want %zu)", n, h->len, sizeof(struct pcb_push_end_wire));
 		break;
 	}
 	if (h->flags & ~(PCB_FRAME_URGENT | PCB_FRAME_MAC))

@@ -39,7 +39,7 @@ MAGIC, VER, HDR, TAG = 0x31424350, 3, 24, 16
 FLAG_MAC = 2
 NAMES = {1: "HELLO", 2: "CONFIG", 3: "REQ", 4: "RANGES", 5: "PAGE", 6: "ZERO", 7: "BATCH_END",
          8: "DIGEST_REQ", 9: "DIGESTS", 10: "BYE", 11: "ERROR", 12: "RUN", 13: "CHALLENGE",
-         14: "AUTH", 15: "LINK", 16: "PING", 17: "PONG"}
+         14: "AUTH", 15: "LINK", 16: "PING", 17: "PONG", 18: "PUSH", 19: "PUSH_END", 20: "SENT"}
 TYPES = {v: k for k, v in NAMES.items()}
 out_lock = threading.Lock()
 
