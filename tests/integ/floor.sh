@@ -21,7 +21,13 @@ grep -q "pcbench/bare TCP, paired by round" "$T/floor.out" || fail "floor table 
 grep -q "floor measured" "$T/floor.out" || fail "floor table has no transport+install floor line"
 $CHECK floor.report "$T/floor.json" "$(nproc)" || fail "floor JSON"
 
-for bad in "--faults=abc" "--bulk=3" "--rounds=0" "--frobnicate=1" "--kvm-vcpus=0" "--kvm-vcpus=1,x" "--kvm-mem=1"; do
+# --zero-model=uniform: the pcb_zero rows pull the uniform image (each page zero by a hash), every page verified
+"$P" floor --no-demand --no-link --no-kvm --bulk=4M --bulk-reps=1 --zero-model=uniform --json "$T/floor-u.json" >"$T/floor-u.out" 2>"$T/floor-u.err" ||
+	fail "floor --zero-model=uniform: $(tail -3 "$T/floor-u.err")"
+grep -q -- "--zero-model=uniform) / zero-free image" "$T/floor-u.out" || fail "floor --zero-model=uniform: the zero-page line does not name the model"
+$CHECK floor.zero_uniform "$T/floor-u.json" || fail "floor --zero-model=uniform JSON"
+
+for bad in "--zero-model=bogus" "--faults=abc" "--bulk=3" "--rounds=0" "--frobnicate=1" "--kvm-vcpus=0" "--kvm-vcpus=1,x" "--kvm-mem=1"; do
 	out=$("$P" floor $bad 2>&1); rc=$?
 	[ $rc -eq 64 ] || fail "floor $bad: exit $rc, want 64"
 	printf '%s' "$out" | grep -qF -- "${bad%%=*}" || fail "floor $bad: message does not name the option: $out"
