@@ -3,8 +3,6 @@ import json
 import sys
 
 
-
-
 def link(path):
     """`pcbench floor --no-demand --no-bulk --link-rates=500mbit,1gbit --link-rtt=200us`: the
     config echoes the link options; rows loopback, unlimited, 500mbit, 1gbit in order, each
