@@ -22,13 +22,13 @@ static void zero_ratios(const struct bulk_var *var, unsigned nvar, double (*g)[1
 	}
 }
 
-static bool zero_print(const struct zero_ratio *zr, unsigned nzr, const char *place)
+static bool zero_print(const struct zero_ratio *zr, unsigned nzr, const char *place, const char *model)
 {
 	bool met = true;
 	for (unsigned i = 0; i < nzr; i++) {
-		printf("  %-6s zero pages, --install=%s: default image (%.0f%% zero pages) / zero-free image, paired by "
-		       "repetition: %.3f [%.3f-%.3f] (target >= 0.9)\n", place, zr[i].install, FLOOR_ZERO_FRACTION * 100,
-		       zr[i].med, zr[i].min, zr[i].max);
+		printf("  %-6s zero pages, --install=%s: default image (%.0f%% zero pages, --zero-model=%s) / zero-free image, "
+		       "paired by repetition: %.3f [%.3f-%.3f] (target >= 0.9)\n", place, zr[i].install, FLOOR_ZERO_FRACTION * 100,
+		       model, zr[i].med, zr[i].min, zr[i].max);
 		met = met && zr[i].med >= 0.9;
 	}
 	return met;
@@ -261,7 +261,7 @@ void floor_print_bulk(struct floor_run *F)
 		       m->paired_t_min, m->paired_t_max, m->paired_f, m->paired_f_min, m->paired_f_max);
 		F->met_bulk = F->met_bulk && m->paired_t >= 0.9;
 		F->met_bulk_floor = F->met_bulk_floor && m->paired_f >= 0.9;
-		F->met_zero = zero_print(F->zr[p], F->nzr[p], pn) && F->met_zero;
+		F->met_zero = zero_print(F->zr[p], F->nzr[p], pn, floor_zero_model(&F->fc)) && F->met_zero;
 	}
 	unsigned bp = F->nplace > 1 && F->bs[1].best > F->bs[0].best ? 1 : 0;
 	if (F->bs[bp].best_row)
@@ -336,6 +336,7 @@ void floor_json_bulk(const struct floor_run *F, struct pcb_json *j)
 			pcb_json_str(j, "placement", floor_places[p].name);
 			pcb_json_str(j, "install", F->zr[p][i].install);
 			pcb_json_dbl(j, "zero_fraction", FLOOR_ZERO_FRACTION);
+			pcb_json_str(j, "zero_model", floor_zero_model(&F->fc));
 			floor_json_spread(j, "", "median", F->zr[p][i].med, F->zr[p][i].min, F->zr[p][i].max);
 			pcb_json_obj_end(j);
 		}

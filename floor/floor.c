@@ -94,7 +94,8 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 	if (!o)
 		return rc;
 	*fc = (struct floor_cfg){ .faults = o->floor.faults, .rounds = o->floor.rounds, .bulk_bytes = o->floor.bulk,
-				  .seed = o->seed, .batch = o->floor.batch, .window = o->floor.window,
+				  .seed = o->seed, .zero_run_max = o->zero_model == PCB_ZERO_RUNS ? o->zero_run_max : 0,
+				  .batch = o->floor.batch, .window = o->floor.window,
 				  .bulk_reps = o->floor.bulk_reps, .link_rtt_ns = o->floor.link_rtt_ns,
 				  .no_bulk = o->floor.no_bulk, .no_demand = o->floor.no_demand, .no_link = o->floor.no_link,
 				  .no_kvm = o->floor.no_kvm,
@@ -173,6 +174,8 @@ static void json_config(const struct floor_run *F, struct pcb_json *j)
 	pcb_json_u64(j, "bulk_window", fc->window);
 	pcb_json_u64(j, "bulk_reps", fc->bulk_reps);
 	pcb_json_u64(j, "seed", fc->seed);
+	pcb_json_str(j, "zero_model", floor_zero_model(fc));
+	pcb_json_u64(j, "zero_run_max", fc->zero_run_max);
 	pcb_json_bool(j, "demand", !fc->no_demand);
 	pcb_json_bool(j, "bulk", !fc->no_bulk);
 	pcb_json_bool(j, "link_bulk", F->do_link);

@@ -43,6 +43,7 @@ struct floor_cfg {
 	unsigned rounds;
 	uint64_t bulk_bytes;
 	uint64_t seed;
+	unsigned zero_run_max;   /* --zero-model of the pcb_zero rows: 0 uniform, else runs up to this long */
 	unsigned batch, window;
 	unsigned bulk_reps;
 	char json[4096];
@@ -68,6 +69,8 @@ struct placement {
 };
 /* same: everything on CPU 0; cross: faulting thread CPU 0, handler and server CPU 1 */
 extern const struct placement floor_places[2];
+/* --zero-model of the pcb_zero rows, as the option spells it */
+static inline const char *floor_zero_model(const struct floor_cfg *fc) { return fc->zero_run_max ? "runs" : "uniform"; }
 
 /* ---- the faulting thread (harness.c; identical for every variant) ---- */
 
