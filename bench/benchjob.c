@@ -4,6 +4,7 @@
 #include "wire/link.h"
 #include "workloads/workload.h"
 #include <ctype.h>
+#include <ini.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -85,10 +86,11 @@ static int split_list(const char *val, char out[][32], unsigned max, char *bad, 
 	return (int)n;
 }
 
+/* A pcbench option that takes a value (-v and the flags are not job-file keys). */
 static bool is_option(const char *key)
 {
 	for (const struct pcb_option *o = pcb_options; o->name; o++)
-		if (!strcmp(o->name, key))
+		if (!strcmp(o->name, key) && o->type != PCB_OPT_FLAG && o->type != PCB_OPT_COUNT)
 			return true;
 	return false;
 }
@@ -234,12 +236,34 @@ static int check_policies(struct pcb_job *job, const char *path, unsigned pol_li
 	return 0;
 }
 
+/* The longest physical line of a job file; the length at which libinih may have cut a "[...]"
+ * text: r55 copies a section name into a 50-byte buffer (MAX_SECTION in ini.c) and silently
+ * truncates a longer one, so a name that long is refused rather than taken cut. */
+#define JOB_MAX_LINE 1023
+#define INIH_MAX_SECTION 49
+#define JOB_LINK_NAME_MAX (INIH_MAX_SECTION - 1 - 5)     /* "[link NAME]" within that */
+
+/* The line source libinih pulls from (its ini_reader): numbers the physical lines, refuses one
+ * longer than JOB_MAX_LINE, and after every "[...]" line feeds one synthetic "open = section"
+ * line.  Debian's libinih (r55) neither calls the handler at a new section nor passes line
+ * numbers, so this is how the handler learns of each section (even one without keys) and of the
+ * line a message names. */
+struct feed {
+	const char *p;                 /* the text not yet read */
+	unsigned lineno;               /* number of the physical line last read */
+	bool open_next;                /* the line last read was a "[...]" header */
+	bool synthetic;                /* the line libinih is parsing is the synthetic one */
+	char line[JOB_MAX_LINE + 1];   /* the physical line last read, as written (for messages) */
+};
+
 /* What pcb_job_parse carries from line to line. */
 struct parse_state {
 	struct pcb_job *job;
 	const char *path;
 	char *why;
 	size_t whylen;
+	int rc;                        /* the first error (PCB_EXIT_DATAERR) or 0 */
+	struct feed feed;
 	enum section sec;
 	bool seen_exp, seen_pol, seen_wl, seen[16];
 	unsigned pol_line;
@@ -262,18 +286,67 @@ static void job_defaults(struct pcb_job *job, const char *path)
 		*dot = 0;
 }
 
-/* A "[...]" line (s starts at '['): opens [experiment], [link NAME], [policy NAME] or [sweep]. */
-static int section_header(struct parse_state *st, char *s, unsigned lineno)
+/* The physical line last read, without surrounding whitespace (for messages). */
+static const char *feed_text(struct feed *f)
+{
+	return trim(f->line);
+}
+
+static char *feed_line(char *buf, int size, void *user)
+{
+	struct parse_state *st = user;
+	struct feed *f = &st->feed;
+	f->synthetic = f->open_next;
+	if (f->open_next) {
+		f->open_next = false;
+		snprintf(buf, (size_t)size, "open = section\n");
+		return buf;
+	}
+	if (!*f->p)
+		return NULL;
+	f->lineno++;
+	size_t len = strcspn(f->p, "\n");
+	if (len > JOB_MAX_LINE || len + 2 > (size_t)size) {     /* the second: libinih's buffer (inih_settings) */
+		st->rc = fail(st->why, st->whylen, st->path, f->lineno, NULL, "line too long (max %d characters)", JOB_MAX_LINE);
+		return NULL;
+	}
+	memcpy(f->line, f->p, len);
+	f->line[len] = 0;
+	f->p += len + (f->p[len] == '\n');
+	const char *s = f->line;
+	while (isspace((unsigned char)*s))
+		s++;
+	f->open_next = *s == '[';      /* libinih's own test for a section line */
+	snprintf(buf, (size_t)size, "%s\n", f->line);
+	return buf;
+}
+
+/* libinih ignores text after a header's ']'; pcbench refuses it unless it is a '#' comment. */
+static bool header_tail_ok(const char *line)
+{
+	const char *t = strchr(line, ']') + 1;
+	while (isspace((unsigned char)*t))
+		t++;
+	return !*t || (*t == '#' && isspace((unsigned char)t[-1]));
+}
+
+/* A "[...]" line as libinih parsed it: opens [experiment], [link NAME], [policy NAME] or [sweep]. */
+static int section_header(struct parse_state *st, const char *section)
 {
 	struct pcb_job *job = st->job;
 	const char *path = st->path;
 	char *why = st->why;
 	size_t whylen = st->whylen;
-	char *end = strchr(s, ']');
-	if (!end || trim(end + 1)[0])
-		return fail(why, whylen, path, lineno, NULL, "malformed section header '%s' (want [experiment], [link NAME], [policy NAME] or [sweep])", s);
-	*end = 0;
-	char *hdr = trim(s + 1);
+	unsigned lineno = st->feed.lineno;
+	if (!header_tail_ok(st->feed.line))
+		return fail(why, whylen, path, lineno, NULL, "malformed section header '%s' (want [experiment], [link NAME], [policy NAME] or [sweep])",
+			    feed_text(&st->feed));
+	if (strlen(section) >= INIH_MAX_SECTION)
+		return fail(why, whylen, path, lineno, NULL, "section header '%s' too long (at most %d characters between [ and ])",
+			    feed_text(&st->feed), INIH_MAX_SECTION - 1);
+	char buf[INIH_MAX_SECTION + 1];
+	snprintf(buf, sizeof(buf), "%s", section);
+	char *hdr = trim(buf);
 	if (!strcmp(hdr, "experiment")) {
 		if (st->seen_exp)
 			return fail(why, whylen, path, lineno, NULL, "[experiment] appears twice");
@@ -281,8 +354,8 @@ static int section_header(struct parse_state *st, char *s, unsigned lineno)
 		st->sec = SEC_EXPERIMENT;
 	} else if (!strncmp(hdr, "link", 4) && isspace((unsigned char)hdr[4])) {
 		char *name = trim(hdr + 4);
-		if (!valid_name(name) || strlen(name) >= PCB_JOB_NAME)
-			return fail(why, whylen, path, lineno, NULL, "bad link name '%s' (letters, digits, - _ . +; up to %d characters)", name, PCB_JOB_NAME - 1);
+		if (!valid_name(name) || strlen(name) > JOB_LINK_NAME_MAX)
+			return fail(why, whylen, path, lineno, NULL, "bad link name '%s' (letters, digits, - _ . +; up to %d characters)", name, JOB_LINK_NAME_MAX);
 		for (unsigned i = 0; i < job->nlinks; i++)
 			if (!strcmp(job->links[i].name, name))
 				return fail(why, whylen, path, lineno, NULL, "[link %s] appears twice", name);
@@ -399,14 +472,13 @@ static int experiment_key(struct parse_state *st, const char *key, const char *v
 	return 0;
 }
 
-/* A "key = value" line (comments and blanks already removed), routed to the open section. */
-static int key_line(struct parse_state *st, char *s, unsigned lineno)
+/* A "key = value" pair as libinih split it (trimmed, '#' comment removed), routed to the open section. */
+static int key_line(struct parse_state *st, const char *key, const char *val)
 {
-	char *eq = strchr(s, '=');
-	if (!eq)
-		return fail(st->why, st->whylen, st->path, lineno, NULL, "expected 'key = value', got '%s'", s);
-	*eq = 0;
-	char *key = trim(s), *val = trim(eq + 1);
+	unsigned lineno = st->feed.lineno;
+	const char *text = feed_text(&st->feed);
+	if (text[strcspn(text, "=:")] == ':')      /* libinih also splits "key: value"; pcbench wants '=' */
+		return fail(st->why, st->whylen, st->path, lineno, NULL, "expected 'key = value', got '%s'", text);
 	if (!*key)
 		return fail(st->why, st->whylen, st->path, lineno, NULL, "missing key before '='");
 	if (!*val)
@@ -427,6 +499,61 @@ static int key_line(struct parse_state *st, char *s, unsigned lineno)
 		break;
 	}
 	return experiment_key(st, key, val, lineno);
+}
+
+/* libinih's handler: a synthetic line opens the section libinih just parsed, any other is a key. */
+static int on_pair(void *user, const char *section, const char *key, const char *val)
+{
+	struct parse_state *st = user;
+	if (!st->rc)
+		st->rc = st->feed.synthetic ? section_header(st, section) : key_line(st, key, val);
+	return !st->rc;
+}
+
+/* A line libinih refused: a "[" line without its ']', or a line with neither '=' nor ':'. */
+static int syntax_error(struct parse_state *st)
+{
+	const char *text = feed_text(&st->feed);
+	if (*text == '[')
+		return fail(st->why, st->whylen, st->path, st->feed.lineno, NULL,
+			    "malformed section header '%s' (want [experiment], [link NAME], [policy NAME] or [sweep])", text);
+	return fail(st->why, st->whylen, st->path, st->feed.lineno, NULL, "expected 'key = value', got '%s'", text);
+}
+
+/* libinih's syntax, set for pcbench's job files (Debian builds libinih with these as run-time
+ * settings): '#' and ';' comment lines, '#' after whitespace ends a line (';' does not: values
+ * may hold it), no continuation lines, no byte-order mark, stop at the first error. */
+static void inih_settings(void)
+{
+	static char start_comments[] = ";#", inline_comments[] = "#";
+	ini_start_comment_prefixes = start_comments;
+	ini_allow_inline_comments = true;
+	ini_inline_comment_prefixes = inline_comments;
+	ini_allow_multiline = false;
+	ini_allow_bom = false;
+	ini_allow_no_value = false;
+	ini_stop_on_first_error = true;
+	ini_use_stack = true;
+	ini_max_line = JOB_MAX_LINE + 3;     /* the line, '\n' and '\0' (ini.h: 3 more than the longest) */
+}
+
+/* The runs on a link naming a long-running source (source = HOST:PORT) are `pcbench dest`
+ * runs: every option they get must be one `pcbench dest` takes. */
+static int check_dest(struct parse_state *st, const struct pcb_job_link *l)
+{
+	const struct pcb_job *job = st->job;
+	const struct { unsigned n; const struct pcb_job_opt *o; } sets[] = { { job->nopts, job->opts }, { l->nopts, l->opts } };
+	char reason[512];
+	for (unsigned s = 0; s < 2 + job->nvariants; s++) {
+		unsigned n = s < 2 ? sets[s].n : job->variants[s - 2].nopts;
+		const struct pcb_job_opt *o = s < 2 ? sets[s].o : job->variants[s - 2].opts;
+		for (unsigned k = 0; k < n; k++)
+			if (pcb_cmd_set(PCB_CMD_DEST, st->scratch, o[k].key, o[k].val, reason, sizeof(reason)) < 0)
+				return fail(st->why, st->whylen, st->path, 0, NULL,
+					    "[link %s]: key '%s': does not apply to `pcbench dest`, which the runs on a link with "
+					    "source = HOST:PORT are (see pcbench dest --help)", l->name, o[k].key);
+	}
+	return 0;
 }
 
 /* After the whole file: required keys, cross-references, the default link, and every link's
@@ -472,6 +599,8 @@ static int check_job(struct parse_state *st)
 		}
 		if (!st->scratch->duration_ns && !st->scratch->ops)
 			return fail(why, whylen, path, 0, NULL, "[link %s]: duration 0 needs ops to bound each run", job->links[l].name);
+		if (st->scratch->source[0] && (rc = check_dest(st, &job->links[l])) != 0)
+			return rc;
 	}
 	return 0;
 }
@@ -480,41 +609,20 @@ int pcb_job_parse(const char *path, const char *text, struct pcb_job *job, char 
 {
 	job_defaults(job, path);
 	struct parse_state st = { .job = job, .path = path, .why = why, .whylen = whylen, .sec = SEC_NONE };
+	st.feed.p = text;
 	st.scratch = malloc(sizeof(*st.scratch));
 	if (!st.scratch)
 		return fail(why, whylen, path, 0, NULL, "out of memory");
-	unsigned lineno = 0;
-	const char *p = text;
-	char linebuf[1024];
-	int rc = 0;
-	while (*p) {
-		lineno++;
-		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		if (len >= sizeof(linebuf)) {
-			rc = fail(why, whylen, path, lineno, NULL, "line too long (max %zu characters)", sizeof(linebuf) - 1);
-			goto out;
-		}
-		memcpy(linebuf, p, len);
-		linebuf[len] = 0;
-		p += len + (nl ? 1 : 0);
-		/* comments: '#' or ';' at the start, or '#' after whitespace */
-		for (char *c = linebuf; *c; c++)
-			if (*c == '#' && (c == linebuf || isspace((unsigned char)c[-1]))) {
-				*c = 0;
-				break;
-			}
-		char *s = trim(linebuf);
-		if (!*s || *s == ';')
-			continue;
-		rc = *s == '[' ? section_header(&st, s, lineno) : key_line(&st, s, lineno);
-		if (rc != 0)
-			goto out;
-	}
-	rc = check_job(&st);
-out:
+	inih_settings();
+	int line = ini_parse_stream(feed_line, &st, on_pair, &st);
+	if (!st.rc && line > 0)
+		st.rc = syntax_error(&st);
+	else if (!st.rc && line < 0)
+		st.rc = fail(why, whylen, path, 0, NULL, "libinih failed (%d)", line);
+	if (!st.rc)
+		st.rc = check_job(&st);
 	free(st.scratch);
-	return rc;
+	return st.rc;
 }
 
 int pcb_job_load(const char *path, struct pcb_job *job, char *why, size_t whylen)

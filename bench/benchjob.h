@@ -1,6 +1,6 @@
 /* Experiment job files for `pcbench bench` (configs/NAME.conf).
  *
- * Format (documented in configs/README.md): INI-style lines.
+ * Format (documented in configs/README.md): INI-style lines, read with libinih.
  *
  *   # comment (also after a value, preceded by whitespace)
  *   [experiment]

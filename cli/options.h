@@ -116,6 +116,7 @@ struct pcb_config {
 enum pcb_opt_type { PCB_OPT_SIZE, PCB_OPT_UINT, PCB_OPT_U64, PCB_OPT_DOUBLE, PCB_OPT_STR,
 		    PCB_OPT_DURATION, PCB_OPT_POLICY, PCB_OPT_WORKLOAD, PCB_OPT_CHOICE, PCB_OPT_PIN, PCB_OPT_INSTALL,
 		    PCB_OPT_FLAG,         /* --name alone sets a bool; takes no value */
+		    PCB_OPT_COUNT,        /* --name alone adds one to an unsigned (-v -v); takes no value */
 		    PCB_OPT_UINT_AUTO };  /* an integer, or "auto" = 0 */
 
 struct pcb_choice {
@@ -134,6 +135,7 @@ struct pcb_option {
 	const struct pcb_choice *choices;   /* PCB_OPT_CHOICE: name -> enum value, NULL-terminated */
 	unsigned scope;              /* enum pcb_cmd bits: the commands that accept it */
 	const char *category;        /* the --help and man page section it is listed under */
+	char short_name;             /* a one-letter alias (-v), or 0 */
 };
 
 /* One table for every command: the same name may appear twice with disjoint scopes. */

@@ -1,6 +1,6 @@
 /* local: not a migration.  The guest runs over a region fully populated
  * before it starts (no source, no userfaultfd): the baseline that guest
- * progress after switch-over is compared with.  run/run.c recognises
+ * progress after switch-over is compared with.  run/setup.c recognises
  * it; the pager never runs with it. */
 #include "policies/policy.h"
 

@@ -145,7 +145,7 @@ static void fmt_ns(uint64_t ns, char *b, size_t n)
 }
 
 /* The parameters of one policy's run: where it runs and the connections its
- * system uses, resolved as a live run does (run/run.c policy_resolve_transport). */
+ * system uses, resolved as a live run does (run/setup.c policy_resolve_transport). */
 static int run_params(const struct simcfg *c, const struct pcb_policy_ops *ops, const struct pcb_policy *opts,
 		      struct pcb_sim_params *sp, const char **end_name, char *why, size_t whylen)
 {
@@ -491,7 +491,7 @@ int pcb_cmd_simulate(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		why[0] = 0;
 		if (pcb_policy_parse_opts(&opts[i], ops[i], c.policy_opt, why, sizeof(why)) < 0 ||
-		    (c.replay[0] && (n == 1 || !strcmp(ops[i]->name, "replay")) &&   /* as run/run.c */
+		    (c.replay[0] && (n == 1 || !strcmp(ops[i]->name, "replay")) &&   /* as run/setup.c */
 		     pcb_policy_replay_file(&opts[i], ops[i], c.replay, why, sizeof(why)) < 0)) {
 			pcb_err("simulate: %s", why);
 			rc = PCB_EXIT_USAGE;

@@ -1,4 +1,4 @@
-/* Kernel-side tracing of a migration (bpf/faultlat.bpf.c, bpf/pager.bpf.c).
+/* Kernel-side tracing of a migration (bpf/faultlat/, bpf/pager.bpf.c).
  * Used by pcbench (--trace) and by pctrace.
  *
  * pcbench calls, in this order:
@@ -113,6 +113,6 @@ bool pcb_trace_follows_ranges(struct pcb_trace *t);
 const char *pcb_trace_method(struct pcb_trace *t, const char **why);
 /* "tp_btf", "tracepoint", ... for point "page_fault", "sched_switch",
  * "sched_wakeup", "read", "kvm_page_fault", "handle_userfault", "usdt",
- * "page_fault_kernel", "ranges". */
+ * "page_fault_kernel", "ranges", "resolve". */
 const char *pcb_trace_attach_kind(struct pcb_trace *t, const char *point);
 #endif

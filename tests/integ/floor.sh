@@ -69,6 +69,8 @@ zr = r["zero_pages_paired_ratio"]
 if len(zr) != 3 * len(dem) or sorted(set(z["install"] for z in zr)) != ["continue", "copy", "move"]: errs.append("zero ratios %s" % zr)
 if any(not (0 < z["min"] <= z["median"] <= z["max"]) for z in zr): errs.append("zero ratio order")
 if len([b for b in bulk if b["variant"] == "pcb_zero"]) != 3 * len(dem): errs.append("pcb_zero rows")
+# the image of the pcb_zero rows: --zero-model's default, as for `pcbench run`
+if d["config"]["zero_model"] != "runs" or d["config"]["zero_run_max"] != 1024 or any(z["zero_model"] != "runs" for z in zr): errs.append("zero model %s" % d["config"])
 # KVM demand paging rows: both rates measured, the ratio is theirs
 kv = r.get("kvm_demand_paging")
 if kv is not None:
@@ -81,7 +83,23 @@ if errs: print("; ".join(errs)); sys.exit(1)
 print("floor: %d demand placements, %d bulk rows; same-CPU p50 ratio %.3f" % (len(dem), len(bulk), dem[0]["ratio_p50_pcbench_over_bare_tcp"]))
 PY
 
-for bad in "--faults=abc" "--bulk=3" "--rounds=0" "--frobnicate=1" "--kvm-vcpus=0" "--kvm-vcpus=1,x" "--kvm-mem=1"; do
+# --zero-model=uniform: the pcb_zero rows pull the uniform image (each page zero by a hash), every page verified
+"$P" floor --no-demand --no-link --no-kvm --bulk=4M --bulk-reps=1 --zero-model=uniform --json "$T/floor-u.json" >"$T/floor-u.out" 2>"$T/floor-u.err" ||
+	fail "floor --zero-model=uniform: $(tail -3 "$T/floor-u.err")"
+grep -q -- "--zero-model=uniform) / zero-free image" "$T/floor-u.out" || fail "floor --zero-model=uniform: the zero-page line does not name the model"
+python3 - "$T/floor-u.json" <<'PY' || fail "floor --zero-model=uniform JSON"
+import json, sys
+d = json.load(open(sys.argv[1])); r = d["results"]
+zb = [b for b in r["bulk"] if b["variant"] == "pcb_zero"]
+errs = []
+if d["config"]["zero_model"] != "uniform" or d["config"]["zero_run_max"] != 0: errs.append("config %s" % d["config"])
+if not zb or any(not b["verified"] or b["pages"] <= 0 for b in zb): errs.append("pcb_zero rows %s" % zb)
+if any(z["zero_model"] != "uniform" for z in r["zero_pages_paired_ratio"]): errs.append("zero ratios %s" % r["zero_pages_paired_ratio"])
+if errs: print("; ".join(errs)); sys.exit(1)
+print("floor --zero-model=uniform: %d pcb_zero rows verified" % len(zb))
+PY
+
+for bad in "--zero-model=bogus" "--faults=abc" "--bulk=3" "--rounds=0" "--frobnicate=1" "--kvm-vcpus=0" "--kvm-vcpus=1,x" "--kvm-mem=1"; do
 	out=$("$P" floor $bad 2>&1); rc=$?
 	[ $rc -eq 64 ] || fail "floor $bad: exit $rc, want 64"
 	printf '%s' "$out" | grep -qF -- "${bad%%=*}" || fail "floor $bad: message does not name the option: $out"

@@ -117,6 +117,9 @@ static void good_baseline(void **state)
 	assert_string_equal(r.id, "demand-zipf-a-r1");
 	pcb_job_run_at(&job, 6, &r);
 	assert_string_equal(r.id, "sequential-seq-a-r2");
+	/* a link with a long-running source: options `pcbench dest` takes are fine */
+	assert_int_equal(parse("[experiment]\npolicies=demand\nworkloads=seq\nmem=16M\n[link r]\nsource=127.0.0.1:7600\n"
+			       "link=1gbit,1ms\n[link local]\nsource-delay=1ms\n"), 0);
 }
 
 static void good_variants(void **state)
@@ -145,6 +148,60 @@ static void good_variants(void **state)
 	struct pcb_job_run r;
 	pcb_job_run_at(&job, 1, &r);
 	assert_string_equal(r.id, "qemu-1ch-phase-loopback-r1");
+}
+
+#define LONG43 "abcdefghijabcdefghijabcdefghijabcdefghijabc"   /* 43 characters */
+#define LONG44 LONG43 "d"
+
+/* The syntax of the hand-written parser libinih replaced, kept: indented keys (no continuation
+ * lines), ';' and '#' comment lines, '#' after whitespace ends a line, ';' inside a value,
+ * CRLF line ends, a last line without '\n', a section without keys, a 43-character link name. */
+static void good_syntax(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("  [ experiment ]  # comment\r\n"
+			       "\tpolicies = demand ,sequential\r\n"
+			       "    ; a comment line\r\n"
+			       "  # another\r\n"
+			       "description = a;b ;c # not this\r\n"
+			       "policy-opt=x#y\r\n"
+			       "  workloads=seq\n"
+			       "[link " LONG43 "]\n"
+			       "[link b] # no keys\n"
+			       "link = 1gbit,1ms"), 0);
+	assert_int_equal(job.npolicies, 2);
+	assert_string_equal(job.policies[1], "sequential");
+	assert_string_equal(job.description, "a;b ;c");
+	assert_int_equal(job.nopts, 1);
+	assert_string_equal(job.opts[0].val, "x#y");
+	assert_int_equal(job.nworkloads, 1);
+	assert_int_equal(job.nlinks, 2);
+	assert_string_equal(job.links[0].name, LONG43);
+	assert_int_equal(job.links[0].nopts, 0);
+	assert_string_equal(job.links[1].name, "b");
+	assert_int_equal(job.links[1].nopts, 1);
+	assert_string_equal(job.links[1].opts[0].val, "1gbit,1ms");
+}
+
+
+/* A line of 1023 characters is read whole (libinih's own limit, 200, is raised to it: a cut line
+ * would go on as a bad line of its own); a longer one is refused naming its line. */
+static void line_limits(void **state)
+{
+	(void)state;
+	static char text[4096];
+	int n = snprintf(text, sizeof(text), "[experiment]\npolicies=demand\nworkloads=seq\ndescription = d #");
+	memset(text + n, 'x', 1023 - 17);
+	snprintf(text + n + 1023 - 17, sizeof(text) - (size_t)n - 1023 + 17, "\n[link a]\n");
+	assert_int_equal(parse(text), 0);
+	assert_string_equal(job.description, "d");
+	assert_int_equal(job.nlinks, 1);
+	assert_string_equal(job.links[0].name, "a");
+	n = snprintf(text, sizeof(text), "[experiment]\npolicies=demand\nworkloads=seq\ndescription = ");
+	memset(text + n, 'x', 1024 - 14);
+	snprintf(text + n + 1024 - 14, sizeof(text) - (size_t)n - 1024 + 14, "\n[link a]\n");
+	assert_int_equal(parse(text), PCB_EXIT_DATAERR);
+	assert_string_equal(why, "configs/t.conf:4: line too long (max 1023 characters)");
 }
 
 struct bad {
@@ -198,6 +255,24 @@ static void bad_files(void **state)
 		{ "[experiment]\npolicies=demand\nworkloads=seq\n[sweep]\nlinks=1gbit\nworkloads=walk\n", "configs/t.conf:6: key 'workloads': unknown workload 'walk'" },
 		{ "[experiment]\npolicies=demand\nworkloads=seq\n[sweep]\nlinks=1gbit\n", "[sweep] needs both" },
 		{ "[experiment]\npolicies=demand\nworkloads=seq\n[sweep]\nbandwidth=1gbit\n", "configs/t.conf:5: key 'bandwidth': unknown key in [sweep]" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nverbose=1\n", "configs/t.conf:4: key 'verbose': unknown key" },
+		/* a link with a long-running source runs `pcbench dest`: options of run only are refused */
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nsource-delay=1ms\n[link r]\nsource=127.0.0.1:7600\n",
+		  "configs/t.conf: [link r]: key 'source-delay': does not apply to `pcbench dest`" },
+		{ "[experiment]\npolicies=q1\nworkloads=seq\nsource=127.0.0.1:7600\n[policy q1]\npolicy=demand\nport=7\n",
+		  "configs/t.conf: [link loopback]: key 'port': does not apply to `pcbench dest`" },
+		/* the syntax libinih accepts and pcbench does not (libinih is set up for the old format) */
+		{ "[experiment]\npolicies=demand\nworkloads: seq\n", "configs/t.conf:3: expected 'key = value', got 'workloads: seq'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[link a] x\n", "configs/t.conf:4: malformed section header '[link a] x'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[link a]#x\n", "configs/t.conf:4: malformed section header '[link a]#x'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[link a] ; x\n", "configs/t.conf:4: malformed section header" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[link a #x]\n", "configs/t.conf:4: malformed section header '[link a #x]'" },
+		{ "\xef\xbb\xbf[experiment]\npolicies=demand\nworkloads=seq\n", "configs/t.conf:1: expected 'key = value'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nmem = # 64M\n", "configs/t.conf:4: key 'mem': empty value" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nmem # = 64M\n", "configs/t.conf:4: expected 'key = value', got 'mem # = 64M'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n= 64M\n", "configs/t.conf:4: missing key before '='" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nmem=64M\n  64M\n", "configs/t.conf:5: expected 'key = value', got '64M'" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\n[link " LONG44 "]\n", "configs/t.conf:4: section header '[link " LONG44 "]' too long (at most 48 characters" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rc = parse(bad[i].text);
@@ -274,6 +349,8 @@ int main(void)
 		cmocka_unit_test(good_defaults),
 		cmocka_unit_test(good_baseline),
 		cmocka_unit_test(good_variants),
+		cmocka_unit_test(good_syntax),
+		cmocka_unit_test(line_limits),
 		cmocka_unit_test(bad_files),
 		cmocka_unit_test(load_file),
 		cmocka_unit_test(shipped_configs_parse),

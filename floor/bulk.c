@@ -1,0 +1,345 @@
+/* `pcbench floor`, the bulk pull: its rows (bare floors and pcbench on every
+ * install path, placement and image), paired ratios, report and JSON. */
+#include "floor/internal.h"
+
+static void zero_ratios(const struct bulk_var *var, unsigned nvar, double (*g)[16], unsigned reps,
+			struct zero_ratio *zr, unsigned *nzr)
+{
+	*nzr = 0;
+	for (unsigned k = 0; k < nvar; k++) {
+		if (var[k].kind != B_PCB_ZERO)
+			continue;
+		for (unsigned b = 0; b < nvar; b++) {
+			if (var[b].kind != B_PCB || strcmp(var[b].install, var[k].install) || var[b].batch != var[k].batch)
+				continue;
+			double r[16];
+			for (unsigned i = 0; i < reps; i++)
+				r[i] = g[b][i] > 0 ? g[k][i] / g[b][i] : 0;
+			struct zero_ratio *z = &zr[(*nzr)++];
+			z->install = var[k].install;
+			z->med = floor_median(r, reps, &z->min, &z->max);
+		}
+	}
+}
+
+static bool zero_print(const struct zero_ratio *zr, unsigned nzr, const char *place, const char *model)
+{
+	bool met = true;
+	for (unsigned i = 0; i < nzr; i++) {
+		printf("  %-6s zero pages, --install=%s: default image (%.0f%% zero pages, --zero-model=%s) / zero-free image, "
+		       "paired by repetition: %.3f [%.3f-%.3f] (target >= 0.9)\n", place, zr[i].install, FLOOR_ZERO_FRACTION * 100,
+		       model, zr[i].med, zr[i].min, zr[i].max);
+		met = met && zr[i].med >= 0.9;
+	}
+	return met;
+}
+
+
+/* The bulk variants, in the order of the table: repetitions outermost, then placement, then these. */
+static const struct bulk_var bulk_vars[] = {
+	{ B_TRANSPORT, "transport", NULL, 0 },
+	{ B_SRCGEN, "source_gen", NULL, 0 },
+	{ B_INSTALL, "install", "copy", PCB_MAX_RUN_PAGES },
+	{ B_INSTALL, "install", "move", PCB_CHUNK_PAGES },
+	{ B_INSTALL, "install", "continue", PCB_MAX_RUN_PAGES },
+	{ B_BARE, "bare_copy", "copy", PCB_MAX_RUN_PAGES },
+	{ B_PIPE, "bare_pipe", "copy", PCB_MAX_RUN_PAGES },
+	{ B_PCB, "pcbench", "copy", 1 }, { B_PCB, "pcbench", "copy", PCB_MAX_RUN_PAGES },
+	{ B_PCB, "pcbench", "move", 1 }, { B_PCB, "pcbench", "move", PCB_CHUNK_PAGES },
+	{ B_PCB, "pcbench", "continue", 1 }, { B_PCB, "pcbench", "continue", PCB_MAX_RUN_PAGES },
+	{ B_PCB_PROC, "pcb_proc", "copy", PCB_MAX_RUN_PAGES },
+	{ B_PCB_PROC, "pcb_proc", "continue", PCB_MAX_RUN_PAGES },
+	{ B_PCB_ZERO, "pcb_zero", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_ZERO, "pcb_zero", "move", PCB_CHUNK_PAGES },
+	{ B_PCB_ZERO, "pcb_zero", "continue", PCB_MAX_RUN_PAGES },
+	/* the same pull with a key on both ends: every frame authenticated (docs/security.md) */
+	{ B_PCB_MAC, "pcb_mac", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_MAC, "pcb_mac", "continue", PCB_MAX_RUN_PAGES },
+};
+#define NBULK_VARS (unsigned)(sizeof(bulk_vars) / sizeof(bulk_vars[0]))
+_Static_assert(sizeof(bulk_vars) / sizeof(bulk_vars[0]) <= MAX_BULK / 2, "rows[] and g[][] hold every variant at two placements");
+
+/* ---- bulk pull ------------------------------------------------------------------------ */
+
+/* a row that is not pcbench: the transport, the source's generation, installs alone, bare receivers */
+static int bulk_bare_row(struct floor_run *F, unsigned p, unsigned k, unsigned rep, char *why, size_t whylen)
+{
+	const struct floor_cfg *fc = &F->fc;
+	const struct bulk_var *bv = &bulk_vars[k];
+	struct bulk_row *row = &F->rows[p * NBULK_VARS + k];
+	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
+	int rcpu = 0, scpu = p ? 1 : 0, rc;
+	double *gb = &F->g[p][k][rep];
+	if (bv->kind == B_TRANSPORT || bv->kind == B_BARE)
+		rc = floor_run_bulk_bare(bv->kind == B_BARE, rcpu, scpu, fc->bulk_bytes, gb, why, whylen);
+	else if (bv->kind == B_SRCGEN)   /* on the source's CPU */
+		rc = floor_run_source_gen(scpu, fc->seed, npages, gb, why, whylen);
+	else if (bv->kind == B_PIPE)   /* installer: with everything (same), unpinned (cross) */
+		rc = floor_run_bulk_pipelined(rcpu, scpu, p ? -1 : rcpu, fc->bulk_bytes, gb, why, whylen);
+	else
+		rc = floor_run_install_only(bv->install, rcpu, npages, gb, why, whylen);
+	if (rc) {
+		pcb_err("floor: bulk %s %s: %s", bv->name, row->install, why);
+		return rc;
+	}
+	if (bv->kind != B_TRANSPORT && bv->kind != B_SRCGEN) {
+		row->ioctls = npages / PCB_MAX_RUN_PAGES;
+		row->pages = npages;
+	}
+	if (bv->kind == B_INSTALL)   /* the loop is all install: pages per second of it */
+		row->install_mpps += *gb * 1e3 / PCB_PAGE_SIZE / fc->bulk_reps;
+	return 0;
+}
+
+/* a pcbench row: the pager's pull with one install path (threads, process, the default image) */
+static int bulk_pcbench_row(struct floor_run *F, unsigned p, unsigned k, unsigned rep, char *why, size_t whylen)
+{
+	const struct bulk_var *bv = &bulk_vars[k];
+	static struct pcb_auth_key mac_key;
+	if (bv->kind == B_PCB_MAC && !mac_key.len && pcb_auth_key_random(&mac_key, false) < 0) {
+		snprintf(why, whylen, "no random key for the pcb_mac rows: %s", strerror(errno));
+		return PCB_EXIT_OSERR;
+	}
+	struct floor_cfg fc_mac = F->fc;
+	fc_mac.key = &mac_key;
+	const struct floor_cfg *fc = bv->kind == B_PCB_MAC ? &fc_mac : &F->fc;
+	struct bulk_row *row = &F->rows[p * NBULK_VARS + k];
+	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
+	int rcpu = 0, scpu = p ? 1 : 0;
+	struct pcb_result res;
+	/* installer: with everything in `same`; unpinned in `cross` (on the
+	 * source's CPU it is slowest: docs/results/2026-11-26-performance.md) */
+	int rc = floor_run_pcbench(fc, "sequential", bv->install, bv->batch, bv->kind == B_PCB_PROC, rcpu, rcpu, rcpu,
+			     p ? -1 : rcpu, scpu, npages, bv->kind == B_PCB_ZERO ? FLOOR_ZERO_FRACTION : 0.0, NULL, &res,
+			     why, whylen);
+	if (rc) {
+		pcb_err("floor: bulk pcbench --install=%s%s: %s", bv->install, bv->kind == B_PCB_PROC ? " --pager=process" : "",
+			why);
+		return rc;
+	}
+	F->g[p][k][rep] = res.migration_ns ? (double)(npages << PCB_PAGE_SHIFT) / (double)res.migration_ns : 0;
+	row->ioctls = res.st.inst_bg.ioctls;
+	row->pages = res.st.inst_bg.pages;
+	row->migration_ns += res.migration_ns / fc->bulk_reps;
+	row->install_mpps += res.st.inst_bg.install_ns ?
+		(double)res.st.inst_bg.pages * 1e3 / (double)res.st.inst_bg.install_ns / fc->bulk_reps : 0;
+	return 0;
+}
+
+/* paired by repetition: the best pcbench row over the transport, and over the floor,
+ * of the same repetition (load that comes and goes hits both); then each row's median */
+static void bulk_summarise(struct floor_run *F)
+{
+	unsigned reps = F->fc.bulk_reps;
+	for (unsigned p = 0; p < F->nplace; p++)
+		for (unsigned rep = 0; rep < reps; rep++) {
+			double t = 0, fl = 0, best = 0;
+			for (unsigned k = 0; k < NBULK_VARS; k++) {
+				double x = F->g[p][k][rep];
+				if (bulk_vars[k].kind == B_TRANSPORT)
+					t = x;
+				if ((bulk_vars[k].kind == B_BARE || bulk_vars[k].kind == B_PIPE) && x > fl)
+					fl = x;
+				if (bulk_vars[k].kind == B_PCB && x > best)
+					best = x;
+			}
+			F->bpt[p][rep] = t > 0 ? best / t : 0;
+			F->bpf[p][rep] = fl > 0 ? best / fl : 0;
+		}
+	for (unsigned p = 0; p < F->nplace; p++)
+		zero_ratios(bulk_vars, NBULK_VARS, F->g[p], reps, F->zr[p], &F->nzr[p]);
+	for (unsigned p = 0; p < F->nplace; p++)
+		for (unsigned k = 0; k < NBULK_VARS; k++) {
+			struct bulk_row *row = &F->rows[p * NBULK_VARS + k];
+			row->gbps = floor_median(F->g[p][k], reps, &row->gmin, &row->gmax);
+		}
+}
+
+int floor_measure_bulk(struct floor_run *F, char *why, size_t whylen)
+{
+	const struct floor_cfg *fc = &F->fc;
+	if (fc->no_bulk)
+		return 0;
+	fprintf(stderr, "floor: bulk pull of %s per measurement, %u repetitions (median reported)\n",
+		pcb_fmt_size(fc->bulk_bytes, why, whylen), fc->bulk_reps);
+	for (unsigned p = 0; p < F->nplace; p++)
+		for (unsigned k = 0; k < NBULK_VARS; k++) {
+			const struct bulk_var *v = &bulk_vars[k];
+			F->rows[F->nrows++] = (struct bulk_row){ v->name, floor_places[p].name, v->install ? v->install : "-",
+								  v->batch, 0, 0, 0, 0, true, 0, v->kind, 0, 0 };
+		}
+	/* repetitions outermost: drift (and the cost of never-touched memory) spread over every variant */
+	for (unsigned rep = 0; rep < fc->bulk_reps; rep++)
+		for (unsigned p = 0; p < F->nplace; p++)
+			for (unsigned k = 0; k < NBULK_VARS; k++) {
+				int kind = bulk_vars[k].kind;
+				int rc = kind == B_PCB || kind == B_PCB_PROC || kind == B_PCB_ZERO || kind == B_PCB_MAC
+						 ? bulk_pcbench_row(F, p, k, rep, why, whylen)
+						 : bulk_bare_row(F, p, k, rep, why, whylen);
+				if (rc)
+					return rc;
+			}
+	bulk_summarise(F);
+	return 0;
+}
+
+/* one placement's transport, floors and best pcbench rows */
+static void bulk_sum_of(struct floor_run *F, unsigned p)
+{
+	struct bulk_sum *m = &F->bs[p];
+	for (unsigned k = 0; k < NBULK_VARS; k++) {
+		const struct bulk_row *b = &F->rows[p * NBULK_VARS + k];
+		if (b->kind == B_TRANSPORT)
+			m->transport = b->gbps;
+		if (b->kind == B_SRCGEN)
+			m->srcgen = b->gbps;
+		if (b->kind == B_INSTALL && !strcmp(b->install, "copy"))
+			m->install_copy = b->gbps;
+		if ((b->kind == B_BARE || b->kind == B_PIPE) && b->gbps > m->floor)
+			m->floor = b->gbps, m->floor_row = b;
+		if (b->kind == B_PCB && b->gbps > m->best)
+			m->best = b->gbps, m->best_row = b;
+		if (b->kind == B_PCB_PROC && b->gbps > m->best_proc)
+			m->best_proc = b->gbps;
+	}
+	m->serial_model = m->transport > 0 && m->install_copy > 0 ? 1 / (1 / m->transport + 1 / m->install_copy) : 0;
+	/* same CPU: the source's page generation adds to the one CPU's work; cross: it runs beside the receiver */
+	m->floor_gen = !m->floor || !m->srcgen ? 0 : p == 0 ? 1 / (1 / m->floor + 1 / m->srcgen)
+						     : (m->floor < m->srcgen ? m->floor : m->srcgen);
+	m->paired_t = floor_median(F->bpt[p], F->fc.bulk_reps, &m->paired_t_min, &m->paired_t_max);
+	m->paired_f = floor_median(F->bpf[p], F->fc.bulk_reps, &m->paired_f_min, &m->paired_f_max);
+}
+
+static void print_bulk_table(struct floor_run *F)
+{
+	char sz[32];
+	printf("\nbulk background pull (%s, no guest accesses, median [min-max] of %u; GB/s = 1e9 bytes/s; same = receiver "
+	       "and sender on CPU 0, cross = receiver CPU 0, sender CPU 1, installer thread unpinned)\n"
+	       "  transport = TCP alone; install = that path's installs alone, no network (ceiling of any receiver);\n"
+	       "  bare_copy = receive then batched UFFDIO_COPY in one thread; bare_pipe = receive and install in two threads;\n"
+	       "  floor = the better bare receiver (transport + install); source_gen = pcbench's source generating pages\n"
+	       "  from the seed, alone (on the sender's CPU); pcb_proc = pcbench --pager=process\n",
+	       pcb_fmt_size(F->fc.bulk_bytes, sz, sizeof(sz)), F->fc.bulk_reps);
+	printf("  %-6s %-10s %-9s %5s %7s %15s %8s %8s %8s %8s\n", "place", "variant", "install", "batch", "GB/s", "[min-max]",
+	       "ioctls", "iMpg/s", "/transp", "/floor");
+	for (unsigned p = 0; p < F->nplace; p++) {
+		const struct bulk_sum *m = &F->bs[p];
+		for (unsigned k = 0; k < NBULK_VARS; k++) {
+			const struct bulk_row *b = &F->rows[p * NBULK_VARS + k];
+			char mm[32];
+			snprintf(mm, sizeof(mm), "[%.3f-%.3f]", b->gmin, b->gmax);
+			printf("  %-6s %-10s %-9s %5u %7.3f %15s %8llu %8.2f %8.3f %8.3f\n", b->placement, b->name, b->install,
+			       b->batch, b->gbps, mm, (unsigned long long)b->ioctls, b->install_mpps,
+			       m->transport > 0 ? b->gbps / m->transport : 0, m->floor > 0 ? b->gbps / m->floor : 0);
+		}
+	}
+}
+
+void floor_print_bulk(struct floor_run *F)
+{
+	F->met_bulk = F->met_bulk_floor = F->met_zero = true;
+	if (F->fc.no_bulk)
+		return;
+	for (unsigned p = 0; p < F->nplace; p++)
+		bulk_sum_of(F, p);
+	print_bulk_table(F);
+	for (unsigned p = 0; p < F->nplace; p++) {
+		const struct bulk_sum *m = &F->bs[p];
+		const char *pn = floor_places[p].name;
+		printf("  %-6s transport %.3f GB/s; copy install alone %.3f; both in one thread (model 1/(1/T+1/I)) %.3f; "
+		       "floor measured %.3f (%s) = %.3f of the transport\n", pn, m->transport, m->install_copy,
+		       m->serial_model, m->floor, m->floor_row ? m->floor_row->name : "-",
+		       m->transport > 0 ? m->floor / m->transport : 0);
+		printf("  %-6s pcbench's source generates pages at %.3f GB/s; floor with that generation %s %.3f\n",
+		       pn, m->srcgen, p == 0 ? "on the same CPU (1/(1/floor+1/G))" : "beside it (min)", m->floor_gen);
+		printf("  %-6s best pcbench pull %.3f GB/s (--install=%s --install-batch=%u): %.3f of the transport "
+		       "(target >= 0.9), %.3f of the floor, %.3f of the floor with generation; --pager=process best %.3f = "
+		       "%.3f of threads\n",
+		       pn, m->best, m->best_row ? m->best_row->install : "-", m->best_row ? m->best_row->batch : 0,
+		       m->transport > 0 ? m->best / m->transport : 0, m->floor > 0 ? m->best / m->floor : 0,
+		       m->floor_gen > 0 ? m->best / m->floor_gen : 0, m->best_proc, m->best > 0 ? m->best_proc / m->best : 0);
+		printf("  %-6s paired by repetition (median [min-max] of %u): best pcbench / transport %.3f [%.3f-%.3f] "
+		       "(target >= 0.9), / floor %.3f [%.3f-%.3f]\n", pn, F->fc.bulk_reps, m->paired_t,
+		       m->paired_t_min, m->paired_t_max, m->paired_f, m->paired_f_min, m->paired_f_max);
+		F->met_bulk = F->met_bulk && m->paired_t >= 0.9;
+		F->met_bulk_floor = F->met_bulk_floor && m->paired_f >= 0.9;
+		F->met_zero = zero_print(F->zr[p], F->nzr[p], pn, floor_zero_model(&F->fc)) && F->met_zero;
+	}
+	unsigned bp = F->nplace > 1 && F->bs[1].best > F->bs[0].best ? 1 : 0;
+	if (F->bs[bp].best_row)
+		printf("  bulk configuration to use on this machine: --install=%s --install-batch=%u with the receiver and the "
+		       "source %s (%.3f GB/s)\n", F->bs[bp].best_row->install, F->bs[bp].best_row->batch,
+		       bp ? "on different CPUs (--pin=split or unpinned)" : "on one CPU", F->bs[bp].best);
+}
+
+static void json_bulk_rows(const struct floor_run *F, struct pcb_json *j)
+{
+	pcb_json_arr_begin(j, "bulk");
+	for (unsigned i = 0; i < F->nrows; i++) {
+		const struct bulk_row *r = &F->rows[i];
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_str(j, "variant", r->name);
+		pcb_json_str(j, "placement", r->placement);
+		pcb_json_str(j, "install", r->install);
+		pcb_json_u64(j, "install_batch", r->batch);
+		floor_json_spread(j, "gb_per_s", "", r->gbps, r->gmin, r->gmax);
+		pcb_json_u64(j, "install_ioctls", r->ioctls);
+		pcb_json_u64(j, "pages", r->pages);
+		pcb_json_u64(j, "migration_ns_mean", r->migration_ns);
+		pcb_json_dbl(j, "install_ioctl_mpages_per_s", r->install_mpps);
+		pcb_json_bool(j, "verified", r->verified);
+		pcb_json_obj_end(j);
+	}
+	pcb_json_arr_end(j);
+}
+
+static void json_bulk_summary(const struct floor_run *F, struct pcb_json *j)
+{
+	pcb_json_arr_begin(j, "bulk_summary");
+	for (unsigned p = 0; p < F->nplace; p++) {
+		const struct bulk_sum *m = &F->bs[p];
+		pcb_json_obj_begin(j, NULL);
+		pcb_json_str(j, "placement", floor_places[p].name);
+		pcb_json_dbl(j, "transport_gb_per_s", m->transport);
+		pcb_json_dbl(j, "install_only_copy_gb_per_s", m->install_copy);
+		pcb_json_dbl(j, "serial_model_gb_per_s", m->serial_model);
+		pcb_json_dbl(j, "floor_gb_per_s", m->floor);
+		pcb_json_str(j, "floor_variant", m->floor_row ? m->floor_row->name : "");
+		pcb_json_dbl(j, "source_generation_gb_per_s", m->srcgen);
+		pcb_json_dbl(j, "floor_with_source_generation_gb_per_s", m->floor_gen);
+		pcb_json_dbl(j, "best_over_floor_with_source_generation", m->floor_gen > 0 ? m->best / m->floor_gen : 0);
+		pcb_json_dbl(j, "best_pcbench_gb_per_s", m->best);
+		pcb_json_str(j, "best_pcbench_install", m->best_row ? m->best_row->install : "");
+		pcb_json_u64(j, "best_pcbench_install_batch", m->best_row ? m->best_row->batch : 0);
+		pcb_json_dbl(j, "best_over_transport", m->transport > 0 ? m->best / m->transport : 0);
+		pcb_json_dbl(j, "best_over_floor", m->floor > 0 ? m->best / m->floor : 0);
+		pcb_json_dbl(j, "best_process_gb_per_s", m->best_proc);
+		floor_json_spread(j, "paired_best_over_transport", "median", m->paired_t, m->paired_t_min, m->paired_t_max);
+		floor_json_spread(j, "paired_best_over_floor", "median", m->paired_f, m->paired_f_min, m->paired_f_max);
+		pcb_json_obj_end(j);
+	}
+	pcb_json_arr_end(j);
+}
+
+void floor_json_bulk(const struct floor_run *F, struct pcb_json *j)
+{
+	json_bulk_rows(F, j);
+	pcb_json_arr_begin(j, "bulk_ratio_best_pcbench_over_transport");
+	for (unsigned p = 0; p < F->nplace; p++)
+		pcb_json_dbl(j, NULL, F->bs[p].transport > 0 ? F->bs[p].best / F->bs[p].transport : 0);
+	pcb_json_arr_end(j);
+	json_bulk_summary(F, j);
+	pcb_json_bool(j, "bulk_target_met", F->met_bulk);
+	pcb_json_bool(j, "bulk_floor_target_met", F->met_bulk_floor);
+	pcb_json_arr_begin(j, "zero_pages_paired_ratio");   /* default image / zero-free image, per path */
+	for (unsigned p = 0; p < F->nplace; p++)
+		for (unsigned i = 0; i < F->nzr[p]; i++) {
+			pcb_json_obj_begin(j, NULL);
+			pcb_json_str(j, "placement", floor_places[p].name);
+			pcb_json_str(j, "install", F->zr[p][i].install);
+			pcb_json_dbl(j, "zero_fraction", FLOOR_ZERO_FRACTION);
+			pcb_json_str(j, "zero_model", floor_zero_model(&F->fc));
+			floor_json_spread(j, "", "median", F->zr[p][i].med, F->zr[p][i].min, F->zr[p][i].max);
+			pcb_json_obj_end(j);
+		}
+	pcb_json_arr_end(j);
+	pcb_json_bool(j, "zero_target_met", F->met_zero);
+}
