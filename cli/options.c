@@ -288,7 +288,8 @@ const struct pcb_command pcb_commands[] = {
 	  "Replays a recorded access trace through a registered policy with a modelled link\n"
 	  "(discrete-event simulation, no kernel in the loop) and reports the metrics of a\n"
 	  "live run: faults, fault latency, blocktime, prefetch hit rate/accuracy/lead time,\n"
-	  "migration time.  Model and measured agreement with live runs: docs/design.md \"Simulator\".",
+	  "migration time.  Model: docs/design.md \"Offline policy simulator\"; measured agreement with\n"
+	  "live runs: docs/results/2026-11-26-simulator-agreement.md.",
 	  0, "0 ok; 64 bad option, policy or link; 65 unreadable or invalid trace; "
 	  "70 internal error (the model got stuck); 71 system call failed." },
 	{ "image stats", PCB_CMD_IMAGE_STATS, "image stats FILE [--json=OUT] [--sample=PAGES]",
