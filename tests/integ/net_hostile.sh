@@ -143,7 +143,7 @@ check_ok connflood "$T/connflood.json"
 busy=$(sed -n 's/.*, \([0-9]*\) refused (busy).*/\1/p' "$T/src-cf.out")
 [ "${busy:-0}" -gt 0 ] || bad "connflood: the source refused no connection as busy (was the flood on?): $(tail -1 "$T/src-cf.out")"
 echo "OK  connflood $(cat "$T/cf.flood" 2>/dev/null); source refused ${busy:-0} as busy; destination retried" \
-	"$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results']['recovery']['handshake_retries'])" "$T/connflood.json") handshakes"
+	"$($CHECK net.handshake_retries "$T/connflood.json") handshakes"
 
 # --- a stranger's BYE and LINK --------------------------------------------------------
 SP=$($CHECK net.free_port)
