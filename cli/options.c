@@ -143,13 +143,13 @@ const struct pcb_option pcb_options[] = {
 	{ "sessions", PCB_OPT_UINT, OFF(sessions), 0, "1", 0, 1000000, "pcbench source: exit after this many completed migrations (0 = serve until killed)", NULL, SRC, "network" },
 	{ "precopy", PCB_OPT_DURATION, OFF(precopy_ns), 0, "0", 0, 3.6e12,
 	  "hybrid: the guest first runs at the source this long while pages are pre-copied (written ones re-sent), then post-copy",
-	  NULL, MIG, "pager" },
+	  NULL, PCB_CMD_RUN, "pager" },
 	{ "precopy-transport", PCB_OPT_CHOICE, OFF(precopy_transport), 0, "tcp", 0, 0,
 	  "how pre-copy moves pages: tcp (a third connection to the source, through --link) or memory (straight from the source's memory)",
-	  ch_transport, MIG, "pager" },
+	  ch_transport, PCB_CMD_RUN, "pager" },
 	{ "precopy-final", PCB_OPT_CHOICE, OFF(precopy_final), 0, "drop", 0, 0,
 	  "pages written since their last pre-copy at switch-over: drop (post-copy fetches them) or resend (stop-and-copy, vCPUs stopped)",
-	  ch_final, MIG, "pager" },
+	  ch_final, PCB_CMD_RUN, "pager" },
 	{ "image", PCB_OPT_STR, OFF(image), SZ(image), "", 0, 0,
 	  "serve this raw memory image file (a process dump from `pcbench image dump`, a VM snapshot's memory file) "
 	  "instead of the generated image: --mem is its size; pages are verified by the bytes they arrived with "

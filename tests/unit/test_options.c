@@ -430,9 +430,11 @@ static void test_scopes(void **state)
 	tl_assert_contains(err, "--verbose takes no value");
 	assert_int_equal(cmd_parse(PCB_CMD_RUN, c, &err, "-x"), PCB_EXIT_USAGE);
 	tl_assert_contains(err, "unknown option -x");
-	/* options of the forked source or of `pcbench source` alone are not `pcbench dest`'s */
+	/* options of the forked source, of `pcbench source` alone, or of a guest that first runs at a
+	 * forked source (pre-copy) are not `pcbench dest`'s */
 	static const char *const not_dest[] = { "--host=127.0.0.1", "--port=1", "--source-delay=1ms", "--image=x",
-						"--listen=127.0.0.1:0", "--sessions=1" };
+						"--listen=127.0.0.1:0", "--sessions=1", "--precopy=1s",
+						"--precopy-transport=memory", "--precopy-final=resend" };
 	for (size_t i = 0; i < sizeof(not_dest) / sizeof(not_dest[0]); i++) {
 		assert_int_equal(cmd_parse(PCB_CMD_DEST, c, &err, not_dest[i]), PCB_EXIT_USAGE);
 		tl_assert_contains(err, "does not apply to `pcbench dest`");
