@@ -49,6 +49,7 @@ struct pcb_pager_cfg {
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
 	uint64_t link_bps, link_rtt_ns;   /* emulated link (0 = not emulated) */
 	bool resend_inflight;             /* --inflight=resend: a fault on a page in a background batch asks for it again */
+	int demand_replies;               /* --demand-replies: 0 auto, 1 inline, 2 thread (demand.c) */
 	bool bytes_image;                 /* the source must serve a bytes image (PCB_CFG_BYTES_IMAGE): pages are
 					   * verified by the digest of the bytes they arrived with (install/install.h
 					   * arrival), since the guest may write anywhere in them afterwards */
@@ -111,6 +112,7 @@ struct pcb_pager_stats {
 	struct pcb_hist demand_rtt;      /* request sent -> page received (pager side) */
 	struct pcb_hist demand_service;  /* fault message read -> page installed */
 	int demand_cpu, background_cpu;  /* CPU the threads last ran on */
+	bool reply_thread;               /* demand replies were received by a reply thread (--demand-replies) */
 	int install_cpu;                 /* CPU the installer thread last ran on */
 	/* CPU time each thread used (CLOCK_THREAD_CPUTIME_ID when it ends) */
 	uint64_t demand_cpu_ns, background_cpu_ns, install_cpu_ns;

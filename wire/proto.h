@@ -205,6 +205,7 @@ struct pcb_conn {
 	uint64_t forged_frames;
 	bool forged;
 	bool rx_mac_err;                /* libcrypto failed during pcb_conn_rx_*: the frame is refused */
+	bool fill_intr;                 /* a signal ends pcb_conn_fill's blocking read (PCB_RX_ERR, errno EINTR) */
 	/* source side: called by pcb_hs_server once a well-formed HELLO has come
 	 * (the peer is past the first step; source/source.c protects it) */
 	void (*on_hello)(void *arg);

@@ -35,8 +35,58 @@ static __always_inline struct fl_slot *slot_claim(__u32 tid, __u32 tgid)
 
 #define PCB_PF_PROT 0x1ul       /* x86 error code: the page was present */
 
+/* The fault open in s blocked and its switch-in was never seen: its end is
+ * unknown.  Still a fault the handler counted if its message was read (a
+ * late message re-files it).  (On the machine this was written on, one
+ * thread of the sandbox's agent is switched away from without a
+ * sched_switch event, perf sees the same: a thread that blocked while that
+ * one took the CPU is switched in unseen.) */
+static __always_inline void close_lost(struct fl_slot *s, __u32 tid, __u32 tgid)
+{
+	count(FL_C_LOST);
+	if (s->flags & FL_S_PWAIT)
+		count(FL_C_LOST_PWAIT);
+	s->last_kind = FL_K_LOST;
+	if (close_mw(s) || !track_msgs) {
+		struct fl_thread *t = thread_stats(s, tid);
+
+		count(FL_C_LOST_DELIVERED);
+		if (t)
+			__sync_fetch_and_add(&t->lost, 1);
+	}
+	if (emit_events)
+		emit_event(s, tid, tgid, bpf_ktime_get_ns(), 0, FL_E_LOST);
+}
+
+/* Open a fault in s (kvm, kern: as on_fault's). */
+static __always_inline void open_fault(struct fl_slot *s, __u32 tid, __u64 addr, __u32 kvm, bool kern)
+{
+	s->fault_ns = bpf_ktime_get_ns();
+	s->fault_j = bpf_jiffies64();
+	s->addr = addr;
+	if (emit_events || block_times)
+		s->block_ns = 0;        /* (read only by these) */
+	s->preempt_ns = 0;
+	s->off_ns = 0;
+	s->seq++;
+	if (track_msgs) {
+		s->mw = (__u64)s->seq << FL_MW_SHIFT;
+		s->kvm = kvm != 0;
+	}
+	s->flags = FL_S_OPEN | kvm;
+	count(kvm ? FL_C_KVM_FAULTS : FL_C_FAULTS);
+	if (kern)
+		count(FL_C_KERNEL_FAULTS);
+	if (track_msgs && !kvm) {
+		__u32 i = (__u32)__sync_fetch_and_add(&recent_seq, 1) & (FL_RECENT - 1);
+
+		recent[i].tid = tid;
+		recent[i].page = addr & ~0xfffull;
+	}
+}
+
 /* kvm: 0 a user fault, FL_S_KVM a KVM page-table walk, FL_S_KVM | FL_S_KVMPF
- * kvm:kvm_page_fault. */
+ * kvm:kvm_page_fault.  kern: raised in kernel mode (inside a system call). */
 static __always_inline void on_fault(__u64 addr, unsigned long error_code, __u32 kvm, bool kern)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -77,78 +127,25 @@ static __always_inline void on_fault(__u64 addr, unsigned long error_code, __u32
 			return;
 		}
 	}
-	if (s->flags & FL_S_OPEN) {
-		if (s->flags & FL_S_BLOCKED) {
-			/* Its switch-in was never seen: it blocked, its end is
-			 * unknown.  Still a fault the handler counted if its
-			 * message was read (a late message re-files it).  (On
-			 * the machine this was written on, one thread of the
-			 * sandbox's agent is switched away from without a
-			 * sched_switch event, perf sees the same: a thread that
-			 * blocked while that one took the CPU is switched in
-			 * unseen.) */
-			count(FL_C_LOST);
-			if (s->flags & FL_S_PWAIT)
-				count(FL_C_LOST_PWAIT);
-			s->last_kind = FL_K_LOST;
-			if (close_mw(s) || !track_msgs) {
-				struct fl_thread *t = thread_stats(s, tid);
+	if ((s->flags & (FL_S_OPEN | FL_S_BLOCKED)) == (FL_S_OPEN | FL_S_BLOCKED))
+		close_lost(s, tid, tgid);
+	else if (s->flags & FL_S_OPEN)
+		close_nonblocking(s, tid);
+	open_fault(s, tid, addr, kvm, kern);
+}
 
-				count(FL_C_LOST_DELIVERED);
-				if (t)
-					__sync_fetch_and_add(&t->lost, 1);
-			}
-			if (emit_events) {
-				struct fl_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-
-				if (e) {
-					e->fault_ns = s->fault_ns;
-					e->block_ns = s->block_ns;
-					e->wakeup_ns = 0;
-					e->running_ns = bpf_ktime_get_ns();
-					e->addr = s->addr;
-					e->tid = tid;
-					e->tgid = tgid;
-					e->cpu = bpf_get_smp_processor_id();
-					e->flags = FL_E_LOST;
-					bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-				}
-			}
-		} else {
-			close_nonblocking(s, tid);
-		}
-	}
-	s->fault_ns = bpf_ktime_get_ns();
-	s->fault_j = bpf_jiffies64();
-	s->addr = addr;
-	if (emit_events || block_times)
-		s->block_ns = 0;        /* (read only by these) */
-	s->preempt_ns = 0;
-	s->off_ns = 0;
-	s->seq++;
-	if (track_msgs) {
-		s->mw = (__u64)s->seq << FL_MW_SHIFT;
-		s->kvm = kvm != 0;
-	}
-	s->flags = FL_S_OPEN | kvm;
-	count(kvm ? FL_C_KVM_FAULTS : FL_C_FAULTS);
-	if (kern)
-		count(FL_C_KERNEL_FAULTS);
-	if (track_msgs && !kvm) {
-		__u32 i = (__u32)__sync_fetch_and_add(&recent_seq, 1) & (FL_RECENT - 1);
-
-		recent[i].tid = tid;
-		recent[i].page = addr & ~0xfffull;
-	}
+/* The user and kernel-mode fault programs (null_progs: return at once). */
+static __always_inline int page_fault(__u64 addr, unsigned long error_code, bool kern)
+{
+	if (!null_progs)
+		on_fault(addr, error_code, 0, kern);
+	return 0;
 }
 
 SEC("tp_btf/page_fault_user")
 int BPF_PROG(fl_fault_btf, unsigned long address, struct pt_regs *regs, unsigned long error_code)
 {
-	if (null_progs)
-		return 0;
-	on_fault(address, error_code, 0, false);
-	return 0;
+	return page_fault(address, error_code, false);
 }
 
 /* Layout of exceptions:page_fault_user (x86; not in vmlinux BTF). */
@@ -162,10 +159,7 @@ struct pcb_tp_x86_exceptions {
 SEC("tracepoint/exceptions/page_fault_user")
 int fl_fault_tp(struct pcb_tp_x86_exceptions *ctx)
 {
-	if (null_progs)
-		return 0;
-	on_fault(ctx->address, ctx->error_code, 0, false);
-	return 0;
+	return page_fault(ctx->address, ctx->error_code, false);
 }
 
 /* Faults raised in kernel mode: a system call (read(), write(), ...)
@@ -173,19 +167,13 @@ int fl_fault_tp(struct pcb_tp_x86_exceptions *ctx)
 SEC("tp_btf/page_fault_kernel")
 int BPF_PROG(fl_kfault_btf, unsigned long address, struct pt_regs *regs, unsigned long error_code)
 {
-	if (null_progs)
-		return 0;
-	on_fault(address, error_code, 0, true);
-	return 0;
+	return page_fault(address, error_code, true);
 }
 
 SEC("tracepoint/exceptions/page_fault_kernel")
 int fl_kfault_tp(struct pcb_tp_x86_exceptions *ctx)
 {
-	if (null_progs)
-		return 0;
-	on_fault(ctx->address, ctx->error_code, 0, true);
-	return 0;
+	return page_fault(ctx->address, ctx->error_code, true);
 }
 
 /* raw_tp twins, where tp_btf is refused: the same raw arguments
@@ -193,19 +181,13 @@ int fl_kfault_tp(struct pcb_tp_x86_exceptions *ctx)
 SEC("raw_tp/page_fault_user")
 int fl_fault_raw(struct bpf_raw_tracepoint_args *ctx)
 {
-	if (null_progs)
-		return 0;
-	on_fault(ctx->args[0], ctx->args[2], 0, false);
-	return 0;
+	return page_fault(ctx->args[0], ctx->args[2], false);
 }
 
 SEC("raw_tp/page_fault_kernel")
 int fl_kfault_raw(struct bpf_raw_tracepoint_args *ctx)
 {
-	if (null_progs)
-		return 0;
-	on_fault(ctx->args[0], ctx->args[2], 0, true);
-	return 0;
+	return page_fault(ctx->args[0], ctx->args[2], true);
 }
 
 SEC("tp_btf/kvm_page_fault")

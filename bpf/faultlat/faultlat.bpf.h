@@ -19,6 +19,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "bpf/faultlat.h"
+#include "bpf/percpu.bpf.h"
 
 #ifndef READ_ONCE
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
@@ -96,12 +97,7 @@ extern struct fl_events_map events SEC(".maps");
  * interrupt on top of another (sched_wakeup) updates no counter. */
 static __always_inline void count_n(__u32 idx, __s64 n)
 {
-	__u32 zero = 0;
-	struct fl_counters *c = bpf_map_lookup_elem(&counters, &zero);
-
-	barrier_var(idx);       /* keep the bound check for the verifier */
-	if (c && idx < FL_NCOUNTERS)
-		c->c[idx] += n;
+	pcb_percpu_count(&counters, idx, FL_NCOUNTERS, n);
 }
 
 static __always_inline void count(__u32 idx)
@@ -111,14 +107,7 @@ static __always_inline void count(__u32 idx)
 
 static __always_inline void hist_add_n(__u32 id, __u64 v, __s64 n)
 {
-	struct fl_hist *h = bpf_map_lookup_elem(&hists, &id);
-	__u32 b;
-
-	if (!h)
-		return;
-	b = pcb_hist_bucket(v);
-	if (b < PCB_HIST_BUCKETS)
-		h->bucket[b] += n;
+	pcb_percpu_hist(&hists, id, v, n);
 }
 
 static __always_inline void hist_add(__u32 id, __u64 v)
@@ -243,6 +232,32 @@ static __always_inline void close_nonblocking(struct fl_slot *s, __u32 tid)
 		if (t)
 			__sync_fetch_and_add(&t->delivered_noblock, 1);
 	}
+}
+
+/* The event of the fault in s, closed at running_ns (emit_events); false if
+ * the ring buffer is full.  Consumer wake-ups are batched: one per
+ * rb_wakeup_bytes of backlog; a lost fault's event (FL_E_LOST) wakes none. */
+static __always_inline bool emit_event(struct fl_slot *s, __u32 tid, __u32 tgid, __u64 running_ns,
+				       __u64 wakeup_ns, __u32 flags)
+{
+	struct fl_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e)
+		return false;
+	e->fault_ns = s->fault_ns;
+	e->block_ns = s->block_ns;
+	e->wakeup_ns = wakeup_ns;
+	e->running_ns = running_ns;
+	e->addr = s->addr;
+	e->tid = tid;
+	e->tgid = tgid;
+	e->cpu = bpf_get_smp_processor_id();
+	e->flags = flags;
+	if (!(flags & FL_E_LOST) && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= rb_wakeup_bytes)
+		bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	else
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return true;
 }
 
 /* Layouts of syscalls:sys_enter_<name> and sys_exit_<name>. */

@@ -20,7 +20,6 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 	__u64 f2r = now - s->fault_ns, wakeup_ns = woken ? s->wakeup_ns : 0;
 	bool delivered = true;
 	struct fl_thread *t = NULL;
-	struct fl_event *e;
 
 	if (track_msgs) {
 		/* (read by deliver() only: without messages the slot's second
@@ -85,28 +84,10 @@ static __always_inline void finish(struct fl_slot *s, __u32 tid, __u64 now)
 	}
 
 	if (emit_events) {
-		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (!e) {
-			count(FL_C_EVENTS_DROPPED);
-		} else {
-			e->fault_ns = s->fault_ns;
-			e->block_ns = s->block_ns;
-			e->wakeup_ns = woken ? wakeup_ns : 0;
-			e->running_ns = now;
-			e->addr = s->addr;
-			e->tid = tid;
-			e->tgid = s->tgid;
-			e->cpu = bpf_get_smp_processor_id();
-			e->flags = (kvm ? FL_E_KVM : 0) | (woken ? FL_E_WOKEN : 0) |
-				   ((s->flags & FL_S_UFFD) ? FL_E_UFFD : 0) |
-				   (track_msgs && delivered ? FL_E_DELIVERED : 0);
-			/* Batch consumer wake-ups: one per rb_wakeup_bytes of backlog. */
-			if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= rb_wakeup_bytes)
-				bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
-			else
-				bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-			count(FL_C_EVENTS);
-		}
+		__u32 flags = (kvm ? FL_E_KVM : 0) | (woken ? FL_E_WOKEN : 0) |
+			      ((s->flags & FL_S_UFFD) ? FL_E_UFFD : 0) | (track_msgs && delivered ? FL_E_DELIVERED : 0);
+
+		count(emit_event(s, tid, s->tgid, now, wakeup_ns, flags) ? FL_C_EVENTS : FL_C_EVENTS_DROPPED);
 	}
 	s->flags = 0;
 }
@@ -206,11 +187,13 @@ static __always_inline void on_exit(struct fl_slot *s, __u32 tid)
 	slot_release(s, tid);
 }
 
-SEC("tp_btf/sched_switch")
-int BPF_PROG(fl_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next,
-	     unsigned int prev_state)
+/* prev switches out (raw state prev_state), next in.  typed: tp_btf's
+ * trusted task pointers, loaded directly; else (raw_tp) read with CO-RE.
+ * (typed is a constant: each program keeps one kind of load.) */
+static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
+				     __u32 prev_state, bool typed)
 {
-	__u32 p = prev->pid, n = next->pid;
+	__u32 p = typed ? prev->pid : BPF_CORE_READ(prev, pid), n = typed ? next->pid : BPF_CORE_READ(next, pid);
 	struct fl_slot *s;
 
 	if (null_progs)
@@ -222,8 +205,15 @@ int BPF_PROG(fl_switch_btf, bool preempt, struct task_struct *prev, struct task_
 			switch_out(s, p, preempt, prev_state);
 	}
 	if ((s = slot_find(n)))
-		switch_in(s, n, next->__state);
+		switch_in(s, n, typed ? next->__state : BPF_CORE_READ(next, __state));
 	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(fl_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	return on_switch(preempt, prev, next, prev_state, true);
 }
 
 SEC("tracepoint/sched/sched_switch")
@@ -254,24 +244,8 @@ int fl_switch_tp(struct trace_event_raw_sched_switch *ctx)
 SEC("raw_tp/sched_switch")
 int fl_switch_raw(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct task_struct *prev = (struct task_struct *)ctx->args[1], *next = (struct task_struct *)ctx->args[2];
-	bool preempt = ctx->args[0];
-	__u32 prev_state = (__u32)ctx->args[3], p, n;
-	struct fl_slot *s;
-
-	if (null_progs)
-		return 0;
-	p = BPF_CORE_READ(prev, pid);
-	n = BPF_CORE_READ(next, pid);
-	if ((s = slot_find(p))) {
-		if (!preempt && (prev_state & PCB_TASK_DEAD))
-			on_exit(s, p);
-		else
-			switch_out(s, p, preempt, prev_state);
-	}
-	if ((s = slot_find(n)))
-		switch_in(s, n, BPF_CORE_READ(next, __state));
-	return 0;
+	return on_switch(ctx->args[0], (struct task_struct *)ctx->args[1], (struct task_struct *)ctx->args[2],
+			 (__u32)ctx->args[3], false);
 }
 
 static __always_inline void on_wakeup(__u32 tid)
