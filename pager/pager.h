@@ -85,6 +85,7 @@ struct pcb_recovery_stats {
 	uint64_t bg_pages_rerequested, bg_batches_resent;
 	uint64_t frames_refused;          /* frames that failed authentication (refused, never installed; asked for again) */
 	uint64_t batches_incomplete;      /* background batches that ended without all their pages (asked for again) */
+	uint64_t handshake_retries;       /* handshakes tried again after the source refused one as busy or ended it */
 	char last_loss[160];
 };
 
