@@ -210,6 +210,10 @@ struct pcb_conn {
 	 * (the peer is past the first step; source/source.c protects it) */
 	void (*on_hello)(void *arg);
 	void *hook_arg;
+	/* destination side: set by pcb_hs_client when the source refused the
+	 * handshake for room ("busy") or closed the connection before CONFIG:
+	 * worth trying again within the handshake's deadline */
+	bool hs_retry;
 	char err[160];
 };
 

@@ -235,6 +235,12 @@ def hostile_ok(path, name):
           {k: r["recovery"][k] for k in ("frames_refused", "batches_incomplete", "pages_rerequested")}))
 
 
+def handshake_retries(path):
+    """Print results.recovery.handshake_retries (the handshakes a destination tried again after a
+    "busy" refusal or an ending before CONFIG); fails if the key is missing."""
+    print(json.load(open(path))["results"]["recovery"]["handshake_retries"])
+
+
 def batches_incomplete(path):
     """A relay dropped a RUN frame of a batch: results.recovery counts at least one incomplete batch."""
     r=json.load(open(path))['results']['recovery']; assert r['batches_incomplete']>=1, r
