@@ -40,6 +40,8 @@ static const struct pcb_choice ch_policy_end[] = {
 	{ "auto", PCB_END_AUTO }, { "source", PCB_POLICY_SOURCE }, { "destination", PCB_POLICY_DEST }, { NULL, 0 },
 };
 static const struct pcb_choice ch_inflight[] = { { "wait", PCB_INFLIGHT_WAIT }, { "resend", PCB_INFLIGHT_RESEND }, { NULL, 0 } };
+static const struct pcb_choice ch_replies[] = { { "auto", PCB_REPLIES_AUTO }, { "inline", PCB_REPLIES_INLINE },
+						 { "thread", PCB_REPLIES_THREAD }, { NULL, 0 } };
 static const struct pcb_choice ch_final[] = { { "drop", PCB_PRECOPY_DROP }, { "resend", PCB_PRECOPY_RESEND }, { NULL, 0 } };
 
 /* Entries list their fields in order: name, type, offset, size, default, min, max, help, choices, scope, category,
@@ -86,6 +88,13 @@ const struct pcb_option pcb_options[] = {
 	  "a fault on a page already in flight in a background batch: wait (for the batch; every page crosses the wire "
 	  "once, as QEMU and CRIU) or resend (ask for it again on the demand channel, whose reply may overtake the batch: "
 	  "pages sent twice, results.pages.sent_twice)", ch_inflight, MIG, "pager" },
+	{ "demand-replies", PCB_OPT_CHOICE, OFF(demand_replies), 0, "auto", 0, 0,
+	  "who receives and installs demand replies: inline (the demand thread, between faults: poll() on the userfaultfd and "
+	  "the demand socket), thread (a reply thread blocks on the demand socket and installs each reply as it arrives while "
+	  "the demand thread blocks on the userfaultfd and sends requests: several requests outstanding, pipelined); auto = "
+	  "thread for --guest=kvm with 2 or more vCPUs when only demand faults fill pages while the guest runs (no "
+	  "background pull, two connections, 4 KiB pages, no --policy-end=source), else inline; thread applies under the "
+	  "same conditions; results.pager.demand_replies", ch_replies, MIG, "pager" },
 	{ "socket-buffer", PCB_OPT_SIZE, OFF(socket_buffer), 0, "4M", 0, 64 << 20,
 	  "SO_SNDBUF and SO_RCVBUF of every connection (the kernel doubles it, capped by net.core.wmem_max/rmem_max); "
 	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold", NULL, MIG | SRC, "network" },
@@ -187,6 +196,10 @@ const struct pcb_option pcb_options[] = {
 	{ "link-rates", PCB_OPT_STR, OFF(floor.link_rates), SZ(floor.link_rates), "1gbit,2.5gbit,5gbit,10gbit", 1, 0,
 	  "link rates for the emulated-link pull, comma-separated, e.g. 1gbit,2.5gbit,500mbit (10kbit..400gbit; up to 8)", NULL, FLOOR, "floor" },
 	{ "link-rtt", PCB_OPT_DURATION, OFF(floor.link_rtt_ns), 0, "200us", 0, 1e9, "round-trip time of the emulated link (up to 1s; calibrated end to end)", NULL, FLOOR, "floor" },
+	{ "bulk-variants", PCB_OPT_STR, OFF(floor.bulk_variants), SZ(floor.bulk_variants), "all", 1, 0,
+	  "bulk rows measured: all, or VARIANT[:INSTALL] comma-separated (transport, source_gen, install, bare_copy, bare_pipe, "
+	  "pcbench, pcb_proc, pcb_zero, pcb_mac; e.g. install:copy = the copy path's installs alone, as bench/scale.sh measures "
+	  "the floor of each size); with a subset the bulk targets are not judged", NULL, FLOOR, "floor" },
 	{ "no-bulk", PCB_OPT_FLAG, OFF(floor.no_bulk), 0, "", 0, 0, "skip the loopback bulk section", NULL, FLOOR, "floor" },
 	{ "no-demand", PCB_OPT_FLAG, OFF(floor.no_demand), 0, "", 0, 0, "skip the demand-fault section", NULL, FLOOR, "floor" },
 	{ "no-link", PCB_OPT_FLAG, OFF(floor.no_link), 0, "", 0, 0, "skip the emulated-link pull", NULL, FLOOR, "floor" },

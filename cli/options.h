@@ -18,6 +18,7 @@ enum pcb_pager_mode { PCB_PAGER_THREAD, PCB_PAGER_PROCESS };
 enum pcb_precopy_transport { PCB_PRECOPY_TCP, PCB_PRECOPY_MEMORY };
 enum pcb_precopy_final { PCB_PRECOPY_DROP, PCB_PRECOPY_RESEND };
 enum pcb_inflight { PCB_INFLIGHT_WAIT, PCB_INFLIGHT_RESEND };
+enum pcb_demand_replies { PCB_REPLIES_AUTO, PCB_REPLIES_INLINE, PCB_REPLIES_THREAD };
 #define PCB_END_AUTO (-1)            /* --policy-end=auto: the policy's own end */
 
 /* The commands; an option's scope is the set of commands that accept it. */
@@ -50,6 +51,7 @@ struct pcb_config {
 	unsigned window;
 	unsigned channels;
 	enum pcb_inflight inflight;  /* --inflight: wait | resend */
+	enum pcb_demand_replies demand_replies;   /* --demand-replies: auto | inline | thread */
 	uint64_t socket_buffer;      /* --socket-buffer: SO_SNDBUF/SO_RCVBUF asked for (0 = kernel autotuning) */           /* --channels: 2 = demand on its own connection, 1 = one shared connection */
 	uint64_t source_delay_ns;
 	enum pcb_switch trace;       /* auto | on | off */
@@ -94,6 +96,7 @@ struct pcb_config {
 		uint64_t faults, bulk, link_rtt_ns;
 		unsigned rounds, bulk_reps, batch, window;
 		char link_rates[512];
+		char bulk_variants[256]; /* bulk rows measured: all, or VARIANT[:INSTALL],... (floor/bulk.c) */
 		bool no_bulk, no_demand, no_link;
 		char kvm_vcpus[64];      /* KVM demand paging (floor/kvm.c) */
 		uint64_t kvm_mem;

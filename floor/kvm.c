@@ -81,12 +81,12 @@ static void *handler_thread(void *arg)
 	}
 }
 
-static int run_guest(const struct pcb_image *im, uint8_t *region, unsigned nvcpus, uint64_t per, uint64_t seed,
+static int run_guest(const struct pcb_image *im, uint8_t *region, bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed,
 		     uint64_t *ns, char *why, size_t whylen)
 {
 	struct pcb_guest_cfg gc = {
 		.ops = pcb_workload_find("seq"), .prm = { .npages = per * nvcpus, .seed = seed, .nvcpus = nvcpus, .im = im },
-		.region = region, .im = im, .ops_limit = per, .kvm = true,
+		.region = region, .im = im, .ops_limit = per, .kvm = kvm,
 	};
 	struct pcb_guest *g;
 	int rc = pcb_guest_create(&gc, NULL, &g, why, whylen);
@@ -105,13 +105,13 @@ static int run_guest(const struct pcb_image *im, uint8_t *region, unsigned nvcpu
 	for (unsigned v = 0; !err && v < nvcpus; v++) {
 		const struct pcb_vcpu_result *r = pcb_guest_result(g, v);
 		if (r->read_mismatch || r->ops != per) {
-			snprintf(why, whylen, "bare KVM guest: vCPU %u did %llu of %llu ops, %llu reads mismatched", v,
-				 (unsigned long long)r->ops, (unsigned long long)per, (unsigned long long)r->read_mismatch);
+			snprintf(why, whylen, "bare %s guest: vCPU %u did %llu of %llu ops, %llu reads mismatched", kvm ? "KVM" : "process",
+				 v, (unsigned long long)r->ops, (unsigned long long)per, (unsigned long long)r->read_mismatch);
 			rc = PCB_EXIT_SOFTWARE;
 		}
 	}
 	if (err) {
-		snprintf(why, whylen, "bare KVM guest: %s", err);
+		snprintf(why, whylen, "bare %s guest: %s", kvm ? "KVM" : "process", err);
 		rc = PCB_EXIT_SOFTWARE;
 	}
 	pcb_guest_destroy(g);
@@ -144,7 +144,7 @@ static int start_handlers(struct handler *h, unsigned nvcpus, uint8_t *region, u
 	return 0;
 }
 
-static int bare_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, char *why, size_t whylen)
+static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, char *why, size_t whylen)
 {
 	uint64_t npages = per * nvcpus;
 	size_t len = npages << PCB_PAGE_SHIFT;
@@ -167,7 +167,7 @@ static int bare_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, 
 		pcb_image_fill(&im, pg, local + (pg << PCB_PAGE_SHIFT));
 	rc = start_handlers(h, nvcpus, region, local, per, stop[0], why, whylen);
 	if (!rc)
-		rc = run_guest(&im, region, nvcpus, per, seed, &ns, why, whylen);
+		rc = run_guest(&im, region, kvm, nvcpus, per, seed, &ns, why, whylen);
 	if (write(stop[1], "x", 1) < 0) {
 		/* cannot happen: a pipe with room */
 	}
@@ -200,8 +200,8 @@ out:
 	return rc;
 }
 
-/* pcbench's KVM guest, demand paging only, in a child `pcbench run`. */
-static int pcbench_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, char *why, size_t whylen)
+/* pcbench's KVM or process guest, demand paging only, in a child `pcbench run`. */
+static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, char *why, size_t whylen)
 {
 	char json[] = "/tmp/pcbench-floor-kvm-XXXXXX";
 	int fd = mkstemp(json);
@@ -216,7 +216,7 @@ static int pcbench_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pp
 	snprintf(ops, sizeof(ops), "--ops=%llu", (unsigned long long)per);
 	snprintf(sd, sizeof(sd), "--seed=%llu", (unsigned long long)seed);
 	snprintf(js, sizeof(js), "--json=%s", json);
-	char *const argv[] = { "pcbench", "run", "--guest=kvm", "--policy=demand", "--workload=seq", "--duration=0",
+	char *const argv[] = { "pcbench", "run", kvm ? "--guest=kvm" : "--guest=process", "--policy=demand", "--workload=seq", "--duration=0",
 			       "--zero-pages=0", "--trace=off", mem, vc, ops, sd, js, NULL };
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -228,7 +228,7 @@ static int pcbench_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pp
 	}
 	int st = 0;
 	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
-		snprintf(why, whylen, "pcbench run --guest=kvm %s %s failed (status %d)", vc, mem, st);
+		snprintf(why, whylen, "pcbench run --guest=%s %s %s failed (status %d)", kvm ? "kvm" : "process", vc, mem, st);
 		unlink(json);
 		return PCB_EXIT_SOFTWARE;
 	}
@@ -238,7 +238,7 @@ static int pcbench_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pp
 	unlink(json);
 	double ns = 0;
 	if (!root || pcb_jv_num(pcb_jv_path(root, "results.time.guest_ns"), &ns) < 0 || ns <= 0) {
-		snprintf(why, whylen, "pcbench run --guest=kvm: no results.time.guest_ns in its JSON %s", err);
+		snprintf(why, whylen, "pcbench run --guest=%s: no results.time.guest_ns in its JSON %s", kvm ? "kvm" : "process", err);
 		pcb_jv_free(root);
 		return PCB_EXIT_SOFTWARE;
 	}
@@ -252,17 +252,19 @@ int pcb_floor_kvm(const struct pcb_floor_kvm_cfg *c, struct pcb_floor_kvm_row *r
 	uint64_t per = c->mem_per_vcpu >> PCB_PAGE_SHIFT;
 	for (unsigned k = 0; k < c->nv; k++)
 		rows[k] = (struct pcb_floor_kvm_row){ .vcpus = c->vcpus[k] };
-	/* repetitions outermost, bare and pcbench back to back: paired by repetition */
+	/* repetitions outermost, bare and pcbench back to back: paired by repetition;
+	 * the KVM guest, then the process guest (vCPU threads) the same way */
 	for (unsigned rep = 0; rep < c->reps; rep++)
-		for (unsigned k = 0; k < c->nv; k++) {
-			struct pcb_floor_kvm_row *r = &rows[k];
-			int rc = bare_rate(r->vcpus, per, c->seed, &r->bare[rep], why, whylen);
-			if (!rc)
-				rc = pcbench_rate(r->vcpus, per, c->seed, &r->pcb[rep], why, whylen);
-			if (rc)
-				return rc;
-			r->ratio[rep] = r->bare[rep] > 0 ? r->pcb[rep] / r->bare[rep] : 0;
-		}
+		for (unsigned k = 0; k < c->nv; k++)
+			for (int kvm = 1; kvm >= 0; kvm--) {
+				struct pcb_floor_kvm_pair *r = kvm ? &rows[k].kvm : &rows[k].proc;
+				int rc = bare_rate(kvm, rows[k].vcpus, per, c->seed, &r->bare[rep], why, whylen);
+				if (!rc)
+					rc = pcbench_rate(kvm, rows[k].vcpus, per, c->seed, &r->pcb[rep], why, whylen);
+				if (rc)
+					return rc;
+				r->ratio[rep] = r->bare[rep] > 0 ? r->pcb[rep] / r->bare[rep] : 0;
+			}
 	return 0;
 }
 
@@ -286,24 +288,51 @@ static double kvm_target(unsigned vcpus)
 	return vcpus == 1 ? 1.0 : 0.7;
 }
 
+static void print_pair(const char *what, const struct pcb_floor_kvm_pair *r, unsigned reps)
+{
+	double bl, bh, pl, ph, rl, rh;
+	double b = med3(r->bare, reps, &bl, &bh), p = med3(r->pcb, reps, &pl, &ph), q = med3(r->ratio, reps, &rl, &rh);
+	printf("%s: bare %.0f [%.0f-%.0f], pcbench %.0f [%.0f-%.0f]; pcbench/bare paired %.3f [%.3f-%.3f]", what, b, bl, bh,
+	       p, pl, ph, q, rl, rh);
+}
+
 bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows)
 {
 	bool met = true;
-	printf("\nKVM demand paging (%llu MiB per vCPU, every page faulted once, median [min-max] of %u, pages/s): bare = "
+	printf("\nvCPU demand paging (%llu MiB per vCPU, every page faulted once, median [min-max] of %u, pages/s): bare = "
 	       "one userfaultfd and handler thread per vCPU copying from local memory, as Linux's KVM selftest "
-	       "demand_paging_test -u MISSING; pcbench = --guest=kvm --policy=demand, every page over TCP\n",
-	       (unsigned long long)(c->mem_per_vcpu >> 20), c->reps);
+	       "demand_paging_test -u MISSING; pcbench = --policy=demand, every page over TCP; KVM guest, then the "
+	       "process guest (vCPU threads) the same way\n", (unsigned long long)(c->mem_per_vcpu >> 20), c->reps);
 	for (unsigned k = 0; k < c->nv; k++) {
 		const struct pcb_floor_kvm_row *r = &rows[k];
-		double bl, bh, pl, ph, rl, rh;
-		double b = med3(r->bare, c->reps, &bl, &bh), p = med3(r->pcb, c->reps, &pl, &ph);
-		double q = med3(r->ratio, c->reps, &rl, &rh);
-		printf("  %u vCPU%s: bare %.0f [%.0f-%.0f], pcbench %.0f [%.0f-%.0f]; pcbench/bare paired %.3f [%.3f-%.3f] "
-		       "(target >= %.1f)\n", r->vcpus, r->vcpus > 1 ? "s" : "", b, bl, bh, p, pl, ph, q, rl, rh,
-		       kvm_target(r->vcpus));
+		double lo, hi, q = med3(r->kvm.ratio, c->reps, &lo, &hi);
+		printf("  %u vCPU%s ", r->vcpus, r->vcpus > 1 ? "s" : "");
+		print_pair("KVM", &r->kvm, c->reps);
+		printf(" (target >= %.1f)\n  %*s ", kvm_target(r->vcpus), r->vcpus > 1 ? 7 : 6, "");
+		print_pair("process", &r->proc, c->reps);
+		printf(" (no target)\n");
 		met = met && q >= kvm_target(r->vcpus);
 	}
 	return met;
+}
+
+static void json_pair(struct pcb_json *j, const struct pcb_floor_kvm_pair *r, unsigned reps)
+{
+	const struct { const char *k; const double *v; } s[3] = { { "bare_pages_per_s", r->bare },
+								  { "pcbench_pages_per_s", r->pcb },
+								  { "paired_ratio", r->ratio } };
+	for (int i = 0; i < 3; i++) {
+		double lo, hi;
+		pcb_json_obj_begin(j, s[i].k);
+		pcb_json_arr_begin(j, "per_rep");
+		for (unsigned x = 0; x < reps; x++)
+			pcb_json_dbl(j, NULL, s[i].v[x]);
+		pcb_json_arr_end(j);
+		pcb_json_dbl(j, "median", med3(s[i].v, reps, &lo, &hi));
+		pcb_json_dbl(j, "min", lo);
+		pcb_json_dbl(j, "max", hi);
+		pcb_json_obj_end(j);
+	}
 }
 
 void pcb_floor_kvm_json(struct pcb_json *j, const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows)
@@ -312,28 +341,18 @@ void pcb_floor_kvm_json(struct pcb_json *j, const struct pcb_floor_kvm_cfg *c, c
 	pcb_json_u64(j, "mem_per_vcpu", c->mem_per_vcpu);
 	pcb_json_u64(j, "reps", c->reps);
 	pcb_json_str(j, "bare_method", "one userfaultfd + handler thread per vCPU slice, waking UFFDIO_COPY from local memory "
-		     "(Linux tools/testing/selftests/kvm/demand_paging_test.c -u MISSING), pcbench's KVM guest, workload seq");
+		     "(Linux tools/testing/selftests/kvm/demand_paging_test.c -u MISSING), pcbench's KVM guest, workload seq; "
+		     "process_guest: the same with the process guest's vCPU threads");
 	pcb_json_arr_begin(j, "rows");
 	for (unsigned k = 0; k < c->nv; k++) {
 		const struct pcb_floor_kvm_row *r = &rows[k];
-		double lo, hi;
 		pcb_json_obj_begin(j, NULL);
 		pcb_json_u64(j, "vcpus", r->vcpus);
-		const struct { const char *k; const double *v; } s[3] = { { "bare_pages_per_s", r->bare },
-									  { "pcbench_pages_per_s", r->pcb },
-									  { "paired_ratio", r->ratio } };
-		for (int i = 0; i < 3; i++) {
-			pcb_json_obj_begin(j, s[i].k);
-			pcb_json_arr_begin(j, "per_rep");
-			for (unsigned x = 0; x < c->reps; x++)
-				pcb_json_dbl(j, NULL, s[i].v[x]);
-			pcb_json_arr_end(j);
-			pcb_json_dbl(j, "median", med3(s[i].v, c->reps, &lo, &hi));
-			pcb_json_dbl(j, "min", lo);
-			pcb_json_dbl(j, "max", hi);
-			pcb_json_obj_end(j);
-		}
+		json_pair(j, &r->kvm, c->reps);
 		pcb_json_dbl(j, "target", kvm_target(r->vcpus));
+		pcb_json_obj_begin(j, "process_guest");
+		json_pair(j, &r->proc, c->reps);
+		pcb_json_obj_end(j);
 		pcb_json_obj_end(j);
 	}
 	pcb_json_arr_end(j);

@@ -13,6 +13,14 @@
 #              also while it recovers a connection the relay cut (was locked out).
 #              A flood of new connections faster than a handshake is out of
 #              scope (docs/security.md)
+#   connflood  new connections from the destination's own address as fast as
+#              tests/helpers/connflood opens them (hundreds a second here), each
+#              with a whole HELLO, while a keyed destination whose AUTH takes
+#              150 ms (a slow path: the relay holds it) connects: it completes,
+#              verified (was ended: "the source closed the connection during the
+#              handshake", exit 74, once older than the 50 ms grace); fresh
+#              connections are no longer ended for room, a newcomer is refused
+#              "busy" and the destination tries again within its deadline
 #   stranger   a forked source (no key file) refuses another process's BYE and
 #              LINK at the handshake (per-run secret); `pcbench source` without a
 #              key warns; a LINK outside --link's range is refused on the wire
@@ -113,6 +121,29 @@ check_ok flood "$T/flood.json"
 $CHECK net.background_reconnected \
 	"$T/flood.json" || bad "flood: the relay's cut did not make the destination reconnect"
 grep -q "unauthenticated connections ended to make room" "$T/src-flood.out" || bad "flood: no source summary"
+
+# --- connflood: new connections from the same address, a slow destination -----------
+CF=$BUILD/tests/helpers/connflood
+[ -x "$CF" ] || bad "$CF not built (make integ builds it)"
+start_source src-cf "$P" source --listen=127.0.0.1:0 --mem=16M --seed=5 --auth-key-file="$T/key"
+rules=()
+for i in $(seq 40); do rules+=("d2s:AUTH:$i:delay=150"); done
+start_relay cf $SRC_PORT "${rules[@]}"
+"$CF" 127.0.0.1 $SRC_PORT 20 4 64 >"$T/cf.flood" 2>&1 &
+CFP=$!
+sleep 1
+timeout 60 "$P" dest --source=127.0.0.1:$RELAY_PORT --mem=16M --seed=5 --vcpus=1 --workload=random --duration=0 --ops=50 \
+	--auth-key-file="$T/key" --io-timeout=10s --json "$T/connflood.json" >"$T/connflood.out" 2>&1
+rc=$?
+kill $CFP $RELAY_PID 2>/dev/null; wait $CFP 2>/dev/null
+for _ in $(seq 100); do kill -0 $SRC_PID 2>/dev/null || break; sleep 0.1; done
+kill $SRC_PID 2>/dev/null; wait $SRC_PID 2>/dev/null
+[ $rc -eq 0 ] || bad "connflood: destination exit $rc under a connection flood: $(tail -3 "$T/connflood.out")"
+check_ok connflood "$T/connflood.json"
+busy=$(sed -n 's/.*, \([0-9]*\) refused (busy).*/\1/p' "$T/src-cf.out")
+[ "${busy:-0}" -gt 0 ] || bad "connflood: the source refused no connection as busy (was the flood on?): $(tail -1 "$T/src-cf.out")"
+echo "OK  connflood $(cat "$T/cf.flood" 2>/dev/null); source refused ${busy:-0} as busy; destination retried" \
+	"$($CHECK net.handshake_retries "$T/connflood.json") handshakes"
 
 # --- a stranger's BYE and LINK --------------------------------------------------------
 SP=$($CHECK net.free_port)

@@ -11,10 +11,10 @@
 # --- kill and restart (background pull, 1 vCPU; demand only (its fast path), 2 vCPUs; the
 # continue install path, where the receiver claims page-cache pages) ------------------------
 kill_restart() {
-local policy=$1 vcpus=$2 install=$3 tag=$1-$2-$3
+local policy=$1 vcpus=$2 install=$3 extra=${4:-} tag=$1-$2-$3
 start_source src1-$tag "$P" source --listen=127.0.0.1:0 --mem=128M --seed=11
 PORT=$SRC_PORT
-"$P" dest --source=127.0.0.1:$PORT --policy=$policy --vcpus=$vcpus --install=$install --workload=random --duration=2s \
+"$P" dest --source=127.0.0.1:$PORT --policy=$policy --vcpus=$vcpus --install=$install $extra --workload=random --duration=2s \
 	--link=300mbit,200us --reconnect-timeout=20s --io-timeout=1s --json "$T/rec-$tag.json" >"$T/dest-$tag.out" 2>&1 &
 D=$!
 sleep 1.0
@@ -31,7 +31,7 @@ grep -q "connections resumed a migration" "$T/src2-$tag.out" || fail "$tag: the 
 $CHECK net.recovered "$T/rec-$tag.json" "$tag" || exit 1
 }
 kill_restart sequential 1 copy
-kill_restart demand 2 copy
+kill_restart demand 2 copy --demand-replies=thread   # the reply thread hands the lost connection back
 kill_restart sequential 1 continue   # a run cut mid-receive gives its page-cache claims back
 kill_restart sequential 1 move       # chunks half assembled when the source dies: pushed, the rest asked for again
 

@@ -112,8 +112,9 @@ def report(path, ncpu):
     if kv is not None:
         if [x["vcpus"] for x in kv["rows"]] != [1, 2]: errs.append("kvm rows %s" % kv["rows"])
         for x in kv["rows"]:
-            b, p, q = x["bare_pages_per_s"]["per_rep"][0], x["pcbench_pages_per_s"]["per_rep"][0], x["paired_ratio"]["per_rep"][0]
-            if b <= 0 or p <= 0 or abs(q - p / b) > 1e-6 * q: errs.append("kvm %d vCPUs: %s %s %s" % (x["vcpus"], b, p, q))
+            for what, y in (("kvm", x), ("process", x["process_guest"])):   # the process guest measured the same way
+                b, p, q = y["bare_pages_per_s"]["per_rep"][0], y["pcbench_pages_per_s"]["per_rep"][0], y["paired_ratio"]["per_rep"][0]
+                if b <= 0 or p <= 0 or abs(q - p / b) > 1e-6 * q: errs.append("%s %d vCPUs: %s %s %s" % (what, x["vcpus"], b, p, q))
         if "kvm_target_met" not in r: errs.append("no kvm verdict")
     if errs: print("; ".join(errs)); sys.exit(1)
     print("floor: %d demand placements, %d bulk rows; same-CPU p50 ratio %.3f" % (len(dem), len(bulk), dem[0]["ratio_p50_pcbench_over_bare_tcp"]))

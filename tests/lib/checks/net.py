@@ -146,6 +146,9 @@ def recovered(path, tag):
     assert rec["background"]["losses"] >= 1 and rec["background"]["reconnects"] >= 1, rec
     assert rec["demand"]["pause_ns"] >= 300e6, rec          # the source was down ~0.8 s (loss seen when the channel is next used)
     assert rec["pages_rerequested"] >= 1, rec
+    # demand only with 2 vCPUs (--demand-replies=thread): a reply thread received; its loss was
+    # handed back to the demand thread, which recovered and carried on inline
+    assert not tag.startswith("demand-2") or r["pager"]["demand_replies"] == "thread", r["pager"]["demand_replies"]
     # nothing installed twice: the install counts add up to exactly the image
     n = pg["demand"] + pg["background"] + pg["drain"] + pg["zero"]
     assert n == pg["total"], (n, pg)
@@ -230,6 +233,12 @@ def hostile_ok(path, name):
     assert v["done"] and v["pages_corrupt"] == 0 and v["pages_missing"] == 0 and v["pages_verified"] == r["pages"]["total"], v
     print("OK  %-10s verified %d pages; recovery %s" % (name, v["pages_verified"],
           {k: r["recovery"][k] for k in ("frames_refused", "batches_incomplete", "pages_rerequested")}))
+
+
+def handshake_retries(path):
+    """Print results.recovery.handshake_retries (the handshakes a destination tried again after a
+    "busy" refusal or an ending before CONFIG); fails if the key is missing."""
+    print(json.load(open(path))["results"]["recovery"]["handshake_retries"])
 
 
 def batches_incomplete(path):
