@@ -96,6 +96,7 @@ struct pcb_config {
 		uint64_t faults, bulk, link_rtt_ns;
 		unsigned rounds, bulk_reps, batch, window;
 		char link_rates[512];
+		char bulk_variants[256]; /* bulk rows measured: all, or VARIANT[:INSTALL],... (floor/bulk.c) */
 		bool no_bulk, no_demand, no_link;
 		char kvm_vcpus[64];      /* KVM demand paging (floor/kvm.c) */
 		uint64_t kvm_mem;

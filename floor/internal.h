@@ -48,6 +48,9 @@ struct floor_cfg {
 	unsigned bulk_reps;
 	char json[4096];
 	bool no_bulk, no_demand;
+	/* --bulk-variants: the bulk rows measured (bulk_vars order); all_bulk when every one is */
+	bool bulk_sel[32], all_bulk;
+	char bulk_variants[256];
 	/* bulk over an emulated link (--link-rates, --link-rtt, --no-link) */
 	bool no_link;
 	unsigned nlink;
@@ -240,6 +243,8 @@ int floor_measure_demand(struct floor_run *F, char *why, size_t whylen);   /* de
 void floor_print_demand(struct floor_run *F);
 void floor_json_demand(const struct floor_run *F, struct pcb_json *j);
 int floor_measure_bulk(struct floor_run *F, char *why, size_t whylen);   /* bulk.c */
+/* --bulk-variants "all" or VARIANT[:INSTALL],...: fc->bulk_sel; 0, or -1 naming the bad token */
+int floor_bulk_select(struct floor_cfg *fc, const char *list);
 void floor_print_bulk(struct floor_run *F);
 void floor_json_bulk(const struct floor_run *F, struct pcb_json *j);
 /* Median, min and max of v[0..n) (bench/stats.c pcb_spread_of), v unchanged;

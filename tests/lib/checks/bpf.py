@@ -182,16 +182,20 @@ def hugepage_faults(path, name):
     req(b["faults_blocked"] == (nl - msg["delivered_without_block"]) + msg["blocked_resolved_before_read"],
         "blocked == delivered-and-blocked + resolved-before-read")
     kb, ku = b["fault_to_running"]["p50_ns"], f["latency"]["p50_ns"]
-    if f["undelivered"] == 0 and msg["blocked_resolved_before_read"] == 0:
+    if (f["undelivered"] == 0 and msg["blocked_resolved_before_read"] == 0
+            and f["count"] == b["fault_to_running"]["count"]):
         # same faults on both sides: the kernel's median omits only the return to user space
         req(b["fault_to_running"]["count"] > 0 and 0.85 * ku <= kb <= 1.02 * ku,
             f"median fault->running {kb} ns vs guest-seen {ku} ns")
     else:
         # a vCPU that blocked on a huge page another vCPU's fault was already bringing is
-        # a guest fault (short wait) without a delivered message: the medians are of
-        # different sets, so compare the sums (docs/metrics.md, blocktime.sum_vcpus_ns)
+        # a guest fault (short wait) without a delivered message, and a fault woken before
+        # it slept has no kernel latency: the medians are of different sets (over ~32
+        # faults one rank moves the median by ms), so compare the sums
+        # (docs/metrics.md, blocktime.sum_vcpus_ns)
         ks = b["fault_to_running"]["sum_ns"] + msg["resolved_before_read_fault_to_running"]["sum_ns"]
         gs = r["blocktime"]["sum_vcpus_ns"]
         req(b["fault_to_running"]["count"] > 0 and 0.90 * gs <= ks <= 1.02 * gs,
-            f"fault->running sum {ks} ns vs guest blocktime sum {gs} ns ({f['undelivered']} undelivered guest faults)")
+            f"fault->running sum {ks} ns vs guest blocktime sum {gs} ns ({f['count']} guest faults, {f['undelivered']} undelivered; "
+            f"{b['fault_to_running']['count']} kernel latencies)")
     sys.exit(0 if ok else 1)

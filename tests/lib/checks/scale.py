@@ -12,6 +12,10 @@ def memory(small, large):
         m = r["pager"]["memory"]
         assert m["measured"] and m["pager_rss_excluding_guest"] > 0, "memory not measured: %s" % m
         assert m["guest_region_rss"] <= m["guest_region_bytes"], "guest RSS above the region size"
+        # the vCPU stall lists (harness, not pager): whole pages of one vCPU's list, which starts at
+        # 4096 entries of 16 bytes and grows by doubling only past them (2000 accesses never do)
+        s = m["vcpu_stall_records_rss"]
+        assert s % 4096 == 0 and s <= 4096 * 16, "stall records %d bytes" % s
     ma, mb = a["pager"]["memory"], b["pager"]["memory"]
     slope = (mb["pager_rss_excluding_guest"] - ma["pager_rss_excluding_guest"]) / (mb["guest_region_bytes"] - ma["guest_region_bytes"])
     print("pager RSS excluding the guest: %.2f MiB at 256 MiB, %.2f MiB at 1 GiB: %.5f bytes per guest byte (%.2f bytes per page)" % (
