@@ -43,29 +43,29 @@ struct handler {
 	bool started;
 	uint8_t *region, *local;
 	uint64_t faults;
+	uint64_t cpu_ns;             /* the handler thread's CPU time */
 	int err;
 };
 
 /* One vCPU's handler: each fault answered by a waking UFFDIO_COPY from local memory. */
-static void *handler_thread(void *arg)
+static void handler_loop(struct handler *h)
 {
-	struct handler *h = arg;
 	struct pollfd pf[2] = { { h->uffd, POLLIN, 0 }, { h->stopfd, POLLIN, 0 } };
 	for (;;) {
 		if (poll(pf, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			h->err = errno;
-			return NULL;
+			return;
 		}
 		if (pf[1].revents)
-			return NULL;
+			return;
 		struct uffd_msg m;
 		if (read(h->uffd, &m, sizeof(m)) != sizeof(m)) {
 			if (errno == EAGAIN || errno == EINTR)
 				continue;
 			h->err = errno;
-			return NULL;
+			return;
 		}
 		if (m.event != UFFD_EVENT_PAGEFAULT)
 			continue;
@@ -75,14 +75,22 @@ static void *handler_thread(void *arg)
 			r = pcb_uffd_wake(h->uffd, h->region + off, PCB_PAGE_SIZE);
 		if (r < 0) {
 			h->err = -r;
-			return NULL;
+			return;
 		}
 		h->faults++;
 	}
 }
 
+static void *handler_thread(void *arg)
+{
+	struct handler *h = arg;
+	handler_loop(h);
+	h->cpu_ns = pcb_thread_cpu_ns();
+	return NULL;
+}
+
 static int run_guest(const struct pcb_image *im, uint8_t *region, bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed,
-		     uint64_t *ns, char *why, size_t whylen)
+		     uint64_t *ns, uint64_t *cpu_ns, char *why, size_t whylen)
 {
 	struct pcb_guest_cfg gc = {
 		.ops = pcb_workload_find("seq"), .prm = { .npages = per * nvcpus, .seed = seed, .nvcpus = nvcpus, .im = im },
@@ -104,6 +112,7 @@ static int run_guest(const struct pcb_image *im, uint8_t *region, bool kvm, unsi
 	const char *err = pcb_guest_error(g);
 	for (unsigned v = 0; !err && v < nvcpus; v++) {
 		const struct pcb_vcpu_result *r = pcb_guest_result(g, v);
+		*cpu_ns += r->cpu_ns;
 		if (r->read_mismatch || r->ops != per) {
 			snprintf(why, whylen, "bare %s guest: vCPU %u did %llu of %llu ops, %llu reads mismatched", kvm ? "KVM" : "process",
 				 v, (unsigned long long)r->ops, (unsigned long long)per, (unsigned long long)r->read_mismatch);
@@ -144,7 +153,9 @@ static int start_handlers(struct handler *h, unsigned nvcpus, uint8_t *region, u
 	return 0;
 }
 
-static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, char *why, size_t whylen)
+/* pages/s, and CPU µs per page of the vCPU and handler threads */
+static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, double *cpu_us, char *why,
+		     size_t whylen)
 {
 	uint64_t npages = per * nvcpus;
 	size_t len = npages << PCB_PAGE_SHIFT;
@@ -156,7 +167,7 @@ static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, dou
 	struct handler h[PCB_FLOOR_KVM_MAX_VCPUS];
 	for (unsigned v = 0; v < PCB_FLOOR_KVM_MAX_VCPUS; v++)
 		h[v] = (struct handler){ .uffd = -1 };
-	uint64_t ns = 0, faults = 0;
+	uint64_t ns = 0, faults = 0, cpu_ns = 0;
 	int rc = PCB_EXIT_OSERR;
 	if (local == MAP_FAILED || region == MAP_FAILED || pipe(stop) < 0) {
 		snprintf(why, whylen, "cannot map %llu bytes twice: %s", (unsigned long long)len, strerror(errno));
@@ -167,7 +178,7 @@ static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, dou
 		pcb_image_fill(&im, pg, local + (pg << PCB_PAGE_SHIFT));
 	rc = start_handlers(h, nvcpus, region, local, per, stop[0], why, whylen);
 	if (!rc)
-		rc = run_guest(&im, region, kvm, nvcpus, per, seed, &ns, why, whylen);
+		rc = run_guest(&im, region, kvm, nvcpus, per, seed, &ns, &cpu_ns, why, whylen);
 	if (write(stop[1], "x", 1) < 0) {
 		/* cannot happen: a pipe with room */
 	}
@@ -176,6 +187,7 @@ static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, dou
 			continue;
 		pthread_join(h[v].th, NULL);
 		faults += h[v].faults;
+		cpu_ns += h[v].cpu_ns;
 		if (!rc && h[v].err) {
 			snprintf(why, whylen, "bare KVM handler %u: %s", v, strerror(h[v].err));
 			rc = PCB_EXIT_OSERR;
@@ -187,6 +199,7 @@ static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, dou
 		rc = PCB_EXIT_SOFTWARE;
 	}
 	*pps = ns ? (double)npages * 1e9 / (double)ns : 0;
+	*cpu_us = (double)cpu_ns / 1e3 / (double)npages;
 out:
 	for (unsigned v = 0; v < PCB_FLOOR_KVM_MAX_VCPUS; v++)
 		if (h[v].uffd >= 0)
@@ -200,8 +213,10 @@ out:
 	return rc;
 }
 
-/* pcbench's KVM or process guest, demand paging only, in a child `pcbench run`. */
-static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, char *why, size_t whylen)
+/* pcbench's KVM or process guest, demand paging only, in a child `pcbench run`: pages/s, and
+ * CPU µs per page of the vCPU and pager threads (results.cpu) and of the source process */
+static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, double *cpu_us,
+			double *src_us, char *why, size_t whylen)
 {
 	char json[] = "/tmp/pcbench-floor-kvm-XXXXXX";
 	int fd = mkstemp(json);
@@ -242,6 +257,13 @@ static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, 
 		pcb_jv_free(root);
 		return PCB_EXIT_SOFTWARE;
 	}
+	double t = 0, sum = 0;
+	const char *thr[] = { "vcpus_ns", "demand_ns", "background_ns", "installer_ns" };
+	for (unsigned i = 0; i < 4; i++)
+		if (pcb_jv_num(pcb_jv_get(pcb_jv_path(root, "results.cpu"), thr[i]), &t) == 0)
+			sum += t;
+	*cpu_us = sum / 1e3 / (double)(per * nvcpus);
+	*src_us = pcb_jv_num(pcb_jv_path(root, "results.cpu.source_process_ns"), &t) == 0 ? t / 1e3 / (double)(per * nvcpus) : 0;
 	pcb_jv_free(root);
 	*pps = (double)(per * nvcpus) * 1e9 / ns;
 	return 0;
@@ -258,9 +280,10 @@ int pcb_floor_kvm(const struct pcb_floor_kvm_cfg *c, struct pcb_floor_kvm_row *r
 		for (unsigned k = 0; k < c->nv; k++)
 			for (int kvm = 1; kvm >= 0; kvm--) {
 				struct pcb_floor_kvm_pair *r = kvm ? &rows[k].kvm : &rows[k].proc;
-				int rc = bare_rate(kvm, rows[k].vcpus, per, c->seed, &r->bare[rep], why, whylen);
+				int rc = bare_rate(kvm, rows[k].vcpus, per, c->seed, &r->bare[rep], &r->bare_cpu_us[rep], why, whylen);
 				if (!rc)
-					rc = pcbench_rate(kvm, rows[k].vcpus, per, c->seed, &r->pcb[rep], why, whylen);
+					rc = pcbench_rate(kvm, rows[k].vcpus, per, c->seed, &r->pcb[rep], &r->pcb_cpu_us[rep],
+							  &r->src_cpu_us[rep], why, whylen);
 				if (rc)
 					return rc;
 				r->ratio[rep] = r->bare[rep] > 0 ? r->pcb[rep] / r->bare[rep] : 0;
@@ -292,8 +315,10 @@ static void print_pair(const char *what, const struct pcb_floor_kvm_pair *r, uns
 {
 	double bl, bh, pl, ph, rl, rh;
 	double b = med3(r->bare, reps, &bl, &bh), p = med3(r->pcb, reps, &pl, &ph), q = med3(r->ratio, reps, &rl, &rh);
-	printf("%s: bare %.0f [%.0f-%.0f], pcbench %.0f [%.0f-%.0f]; pcbench/bare paired %.3f [%.3f-%.3f]", what, b, bl, bh,
-	       p, pl, ph, q, rl, rh);
+	double lo, hi, bc = med3(r->bare_cpu_us, reps, &lo, &hi), pc = med3(r->pcb_cpu_us, reps, &lo, &hi);
+	double sc = med3(r->src_cpu_us, reps, &lo, &hi);
+	printf("%s: bare %.0f [%.0f-%.0f], pcbench %.0f [%.0f-%.0f]; pcbench/bare paired %.3f [%.3f-%.3f]; CPU us/page: bare "
+	       "%.1f, pcbench %.1f + source %.1f", what, b, bl, bh, p, pl, ph, q, rl, rh, bc, pc, sc);
 }
 
 bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows)
@@ -318,10 +343,13 @@ bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_flo
 
 static void json_pair(struct pcb_json *j, const struct pcb_floor_kvm_pair *r, unsigned reps)
 {
-	const struct { const char *k; const double *v; } s[3] = { { "bare_pages_per_s", r->bare },
+	const struct { const char *k; const double *v; } s[6] = { { "bare_pages_per_s", r->bare },
 								  { "pcbench_pages_per_s", r->pcb },
-								  { "paired_ratio", r->ratio } };
-	for (int i = 0; i < 3; i++) {
+								  { "paired_ratio", r->ratio },
+								  { "bare_cpu_us_per_page", r->bare_cpu_us },
+								  { "pcbench_cpu_us_per_page", r->pcb_cpu_us },
+								  { "source_cpu_us_per_page", r->src_cpu_us } };
+	for (int i = 0; i < 6; i++) {
 		double lo, hi;
 		pcb_json_obj_begin(j, s[i].k);
 		pcb_json_arr_begin(j, "per_rep");

@@ -20,6 +20,9 @@ struct pcb_floor_kvm_cfg {
 struct pcb_floor_kvm_pair {
 	double bare[PCB_FLOOR_KVM_MAX_REPS], pcb[PCB_FLOOR_KVM_MAX_REPS];   /* pages/s */
 	double ratio[PCB_FLOOR_KVM_MAX_REPS];                              /* pcb / bare, per repetition */
+	/* CPU µs per page: bare vCPU + handler threads; pcbench vCPU + pager threads (results.cpu);
+	 * pcbench's forked source process over its whole life (serving and verification digests) */
+	double bare_cpu_us[PCB_FLOOR_KVM_MAX_REPS], pcb_cpu_us[PCB_FLOOR_KVM_MAX_REPS], src_cpu_us[PCB_FLOOR_KVM_MAX_REPS];
 };
 
 struct pcb_floor_kvm_row {

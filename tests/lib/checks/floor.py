@@ -115,6 +115,9 @@ def report(path, ncpu):
             for what, y in (("kvm", x), ("process", x["process_guest"])):   # the process guest measured the same way
                 b, p, q = y["bare_pages_per_s"]["per_rep"][0], y["pcbench_pages_per_s"]["per_rep"][0], y["paired_ratio"]["per_rep"][0]
                 if b <= 0 or p <= 0 or abs(q - p / b) > 1e-6 * q: errs.append("%s %d vCPUs: %s %s %s" % (what, x["vcpus"], b, p, q))
+                # CPU per page: every vCPU thread ran and the source served (the KVM guest's exits cost CPU too)
+                cpu = [y[k]["per_rep"][0] for k in ("bare_cpu_us_per_page", "pcbench_cpu_us_per_page", "source_cpu_us_per_page")]
+                if not all(0 < c < 1e5 for c in cpu): errs.append("%s %d vCPUs: CPU per page %s" % (what, x["vcpus"], cpu))
         if "kvm_target_met" not in r: errs.append("no kvm verdict")
     if errs: print("; ".join(errs)); sys.exit(1)
     print("floor: %d demand placements, %d bulk rows; same-CPU p50 ratio %.3f" % (len(dem), len(bulk), dem[0]["ratio_p50_pcbench_over_bare_tcp"]))
