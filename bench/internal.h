@@ -43,7 +43,10 @@ int bench_record_traces(const struct pcb_job *job, const char *exe, const char *
 int bench_mkdir_p(const char *path);
 bool bench_same_file(const char *a, const char *b);
 int bench_copy_file(const char *from, const char *to);
-bool bench_run_done(const char *dir, const char *id);
+bool bench_run_done(const char *dir, const char *id);    /* runs/ID.json exists and says status ok */
+bool bench_result_ok(const char *path);                  /* a run's JSON that parses and says status ok */
+void bench_mark_complete(const char *dir);               /* the COMPLETE marker: every run of the matrix is there */
+void bench_utc_now(char *started, size_t len, struct tm *tm);   /* now, UTC, as 2026-12-04T23:50:00Z */
 int bench_write_manifest(const char *dir, const struct pcb_job *job, const struct runstat *st, const char *started,
 			 bool complete);
 int bench_open_results_dir(const struct pcb_job *job, const char *out, bool fresh, const char *parent,

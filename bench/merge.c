@@ -119,18 +119,12 @@ static int merge_dirs(const char *out, char **srcs, int nsrc, int verbose, char 
 		ok += st[i].status == 0;
 	}
 	char started[32];
-	time_t now = time(NULL);
 	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	bench_utc_now(started, sizeof(started), &tm);
 	rc = bench_write_manifest(out, &job, st, started, ok == n) < 0 ? PCB_EXIT_OSERR : 0;
 	free(st);
-	if (!rc && ok == n) {
-		snprintf(q, sizeof(q), "%s/COMPLETE", out);
-		FILE *f = fopen(q, "w");
-		if (f)
-			fclose(f);
-	}
+	if (!rc && ok == n)
+		bench_mark_complete(out);
 	if (verbose)
 		fprintf(stderr, "analyze: merged %d directories into %s: %u of %u runs\n", nsrc, out, ok, n);
 	return rc ? rc : pcb_analyze(out, verbose, why, whylen);
