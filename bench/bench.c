@@ -209,17 +209,23 @@ static int run_pending(const struct pcb_job *job, const char *exe, const char *d
 	return first_fail;
 }
 
+bool bench_options(enum pcb_cmd cmd, struct pcb_config *opt, int argc, char **argv, int *rc)
+{
+	pcb_cmd_defaults(cmd, opt);
+	int prc = pcb_cmd_parse(cmd, opt, argc, argv, 1);
+	*rc = prc == 1 ? 0 : prc;   /* 1: --help or --version printed */
+	return prc == 0;
+}
+
 int pcb_cmd_bench(int argc, char **argv)
 {
 	static struct pcb_config opt;   /* the table's options of scope bench (cli/options.c) */
-	pcb_cmd_defaults(PCB_CMD_BENCH, &opt);
-	int prc = pcb_cmd_parse(PCB_CMD_BENCH, &opt, argc, argv, 1);
-	if (prc)
-		return prc == 1 ? 0 : prc;
+	int rc;
+	if (!bench_options(PCB_CMD_BENCH, &opt, argc, argv, &rc))
+		return rc;
 	const char *jobpath = opt.nargs ? opt.args[0] : NULL, *out = opt.bench.out[0] ? opt.bench.out : NULL;
 	const char *parent = opt.bench.results;
 	bool fresh = opt.bench.fresh;
-	int rc;
 	if (opt.bench.shard[0] && (rc = parse_shard(opt.bench.shard)) != 0)
 		return rc;
 	if (!jobpath) {

@@ -4,6 +4,7 @@
 #ifndef PCB_BENCH_INTERNAL_H
 #define PCB_BENCH_INTERNAL_H
 #include "bench/benchjob.h"
+#include "cli/options.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,9 @@ struct progress {
 	double sum_wall;
 };
 
+/* bench.c: cmd's options (scope bench or analyze) over their defaults; false when the
+ * command ends here with *rc (0 after --help or --version, else the usage error's code) */
+bool bench_options(enum pcb_cmd cmd, struct pcb_config *opt, int argc, char **argv, int *rc);
 /* bench.c: the progress display */
 void bench_fmt_hms(double s, char *buf, size_t len);
 void bench_progress_line(const struct progress *pg, unsigned idx, const char *id, const char *what, double cur_s);
