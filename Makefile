@@ -43,7 +43,9 @@ LIB_SRCS   := $(filter-out $(MAINS),$(wildcard $(addsuffix /*.c,$(ROOMS))))
 LIB_SRCS   += guest/kvm/kvm.c
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/guest/kvm/blob.o
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
-BPF_SKELS  := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/bpf/%.skel.h)
+# Programs in parts: bpf/NAME/*.bpf.c, linked into one object (see "BPF" below).
+BPF_LINKED := $(patsubst bpf/%/,%,$(sort $(dir $(wildcard bpf/*/*.bpf.c))))
+BPF_SKELS  := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/bpf/%.skel.h) $(BPF_LINKED:%=$(BUILD)/bpf/%.skel.h)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TESTLIB_SRCS := $(wildcard tests/lib/*.c)
@@ -86,12 +88,26 @@ $(BUILD)/vmlinux.h:
 		     "so CO-RE BPF programs cannot be built here; build with a kernel that has BTF" >&2; exit 1; fi
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h) common/hist.h
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h bpf/*/*.h) common/hist.h
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -D__BPF__ \
 		-I$(BUILD) -I. -I/usr/include/$(MULTIARCH) -Wall -Werror -c $< -o $@
 	$(Q)llvm-strip -g $@ 2>/dev/null || true
+
+# A program in parts (bpf/NAME/*.bpf.c, each compiled as above) is linked into
+# $(BUILD)/bpf/NAME.bpf.o by libbpf's static linker: one object, one skeleton;
+# an extern in one part resolves to the definition in another.  The part that
+# defines the shared state, state.bpf.c, comes first: libbpf 1.1's linker
+# fails to relocate a map declared extern before its definition was linked
+# ("map relo failed to find map for section '.maps'").
+define BPF_LINK
+$(BUILD)/bpf/$(1).bpf.o: $(BUILD)/bpf/$(1)/state.bpf.o \
+		$(filter-out %/state.bpf.o,$(patsubst %.bpf.c,$(BUILD)/%.bpf.o,$(wildcard bpf/$(1)/*.bpf.c)))
+	$$(call msg,BPFLINK,$$@)
+	$(Q)$(BPFTOOL) gen object $$@ $$^
+endef
+$(foreach p,$(BPF_LINKED),$(eval $(call BPF_LINK,$(p))))
 
 $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(call msg,SKEL,$@)
@@ -117,7 +133,7 @@ $(BUILD)/%.o: %.c $(HDRS)
 # Only the tracer (trace/) includes BPF skeletons.  They are named here as explicit
 # prerequisites too: a pattern rule whose prerequisite neither exists nor is
 # mentioned explicitly loses to the generic rule above, so on a clean tree
-# trace/trace.c was compiled before its skeletons were generated.
+# trace/*.c were compiled before its skeletons were generated.
 TRACE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard trace/*.c))
 $(TRACE_OBJS): $(BPF_SKELS)
 $(BUILD)/trace/%.o: trace/%.c $(HDRS) $(BPF_SKELS)

@@ -86,10 +86,11 @@ static int split_list(const char *val, char out[][32], unsigned max, char *bad, 
 	return (int)n;
 }
 
+/* A pcbench option that takes a value (-v and the flags are not job-file keys). */
 static bool is_option(const char *key)
 {
 	for (const struct pcb_option *o = pcb_options; o->name; o++)
-		if (!strcmp(o->name, key))
+		if (!strcmp(o->name, key) && o->type != PCB_OPT_FLAG && o->type != PCB_OPT_COUNT)
 			return true;
 	return false;
 }
@@ -536,6 +537,25 @@ static void inih_settings(void)
 	ini_max_line = JOB_MAX_LINE + 3;     /* the line, '\n' and '\0' (ini.h: 3 more than the longest) */
 }
 
+/* The runs on a link naming a long-running source (source = HOST:PORT) are `pcbench dest`
+ * runs: every option they get must be one `pcbench dest` takes. */
+static int check_dest(struct parse_state *st, const struct pcb_job_link *l)
+{
+	const struct pcb_job *job = st->job;
+	const struct { unsigned n; const struct pcb_job_opt *o; } sets[] = { { job->nopts, job->opts }, { l->nopts, l->opts } };
+	char reason[512];
+	for (unsigned s = 0; s < 2 + job->nvariants; s++) {
+		unsigned n = s < 2 ? sets[s].n : job->variants[s - 2].nopts;
+		const struct pcb_job_opt *o = s < 2 ? sets[s].o : job->variants[s - 2].opts;
+		for (unsigned k = 0; k < n; k++)
+			if (pcb_cmd_set(PCB_CMD_DEST, st->scratch, o[k].key, o[k].val, reason, sizeof(reason)) < 0)
+				return fail(st->why, st->whylen, st->path, 0, NULL,
+					    "[link %s]: key '%s': does not apply to `pcbench dest`, which the runs on a link with "
+					    "source = HOST:PORT are (see pcbench dest --help)", l->name, o[k].key);
+	}
+	return 0;
+}
+
 /* After the whole file: required keys, cross-references, the default link, and every link's
  * options re-checked against the final shared options. */
 static int check_job(struct parse_state *st)
@@ -579,6 +599,8 @@ static int check_job(struct parse_state *st)
 		}
 		if (!st->scratch->duration_ns && !st->scratch->ops)
 			return fail(why, whylen, path, 0, NULL, "[link %s]: duration 0 needs ops to bound each run", job->links[l].name);
+		if (st->scratch->source[0] && (rc = check_dest(st, &job->links[l])) != 0)
+			return rc;
 	}
 	return 0;
 }

@@ -4,6 +4,12 @@
 # access, then the background pull alone) and a running one (2 vCPUs of random
 # accesses for the whole migration), as a table (table.txt, scale.csv) and a
 # figure (scale.png).  Every run is verified page by page (exit 0 required).
+# Beside each size's pulls, the floor of that size: the copy path's installs
+# alone into a fresh region of the same size (`pcbench floor
+# --bulk-variants=install:copy`, no network), once before and once after the
+# pulls, so the floor faces the same memory as the pulls (on this machine
+# fresh memory costs more per page the more of it a process takes: first touch
+# of host memory, page tables); pull / floor says what the pager adds.
 #
 #   usage: bench/scale.sh OUTDIR [PCBENCH]
 #   SCALE_SIZES (default "256M 1G 4G 16G"), SCALE_ARGS (extra pcbench options)
@@ -20,7 +26,7 @@ P=${2:-./pcbench}
 sizes=${SCALE_SIZES:-256M 1G 4G 16G}
 mkdir -p "$out" || exit 71
 csv=$out/scale.csv
-echo "size_bytes,guest,migration_ms,pull_gbps,pager_rss_bytes,pager_fraction,completed_while_guest_ran,exit" >"$csv"
+echo "size_bytes,guest,migration_ms,pull_gbps,pager_rss_bytes,pager_fraction,completed_while_guest_ran,exit,floor_gbps" >"$csv"
 bytes() { numfmt --from=iec "$1"; }
 for s in $sizes; do
 	b=$(bytes "$s")
@@ -29,6 +35,11 @@ for s in $sizes; do
 		echo "scale: $s skipped: $((avail >> 20)) MiB available, needs $(((b >> 20) + 1024)) MiB" | tee -a "$out/skipped.txt"
 		continue
 	fi
+	# the floor of this size (the copy path's installs alone into fresh memory), before the pulls
+	# shellcheck disable=SC2086
+	"$P" floor --no-demand --no-link --no-kvm --bulk="$s" --bulk-reps=1 --bulk-variants=install:copy \
+		--json "$out/$s-floor-before.json" >"$out/$s-floor-before.out" 2>&1 ||
+		echo "scale: $s floor (before) failed: $(tail -1 "$out/$s-floor-before.out")" >&2
 	# the running guest runs for about as long as the idle pull took (or 2 s)
 	run_s=2
 	for g in idle running; do
@@ -59,24 +70,48 @@ PY
 		fi
 		[ $rc -eq 0 ] || echo "scale: $s $g exit $rc: $(tail -1 "$out/$s-$g.err")" >&2
 	done
+	"$P" floor --no-demand --no-link --no-kvm --bulk="$s" --bulk-reps=1 --bulk-variants=install:copy \
+		--json "$out/$s-floor-after.json" >"$out/$s-floor-after.out" 2>&1 ||
+		echo "scale: $s floor (after) failed: $(tail -1 "$out/$s-floor-after.out")" >&2
+	# floor = median of the install-only rows before and after (two placements each, both on CPU 0)
+	python3 - "$csv" "$b" "$out/$s-floor-before.json" "$out/$s-floor-after.json" <<'PY'
+import json, statistics, sys
+csv, b = sys.argv[1], sys.argv[2]
+g = []
+for f in sys.argv[3:]:
+    try:
+        g += [x["gb_per_s"] for x in json.load(open(f))["results"]["bulk"] if x["variant"] == "install"]
+    except (OSError, ValueError, KeyError):
+        pass
+fl = "%.4f" % statistics.median(g) if g else ""
+lines = open(csv).read().splitlines()
+out = [l + "," + fl if l.split(",")[0] == b and l.count(",") == 7 else l for l in lines]
+open(csv, "w").write("\n".join(out) + "\n")
+PY
 done
 python3 - "$csv" >"$out/table.txt" <<'PY'
 import csv, sys
 rows = [r for r in csv.DictReader(open(sys.argv[1]))]
-print("%-8s %-8s %12s %10s %14s %10s %s" % ("size", "guest", "migration ms", "pull GB/s", "pager RSS MiB", "% of guest", "exit"))
+print("%-8s %-8s %12s %10s %10s %10s %14s %10s %s" % ("size", "guest", "migration ms", "pull GB/s", "floor GB/s", "pull/floor",
+      "pager RSS MiB", "% of guest", "exit"))
 for r in rows:
     sz = int(r["size_bytes"])
     name = "%dG" % (sz >> 30) if sz >= 1 << 30 else "%dM" % (sz >> 20)
     if not r["migration_ms"]:
-        print("%-8s %-8s %12s %10s %14s %10s %s" % (name, r["guest"], "-", "-", "-", "-", r["exit"])); continue
-    print("%-8s %-8s %12.1f %10.3f %14.2f %10.3f %s" % (name, r["guest"], float(r["migration_ms"]), float(r["pull_gbps"]),
-          int(r["pager_rss_bytes"]) / 2**20, 100 * float(r["pager_fraction"]), r["exit"]))
+        print("%-8s %-8s %12s %10s %10s %10s %14s %10s %s" % (name, r["guest"], "-", "-", "-", "-", "-", "-", r["exit"])); continue
+    fl = float(r["floor_gbps"]) if r.get("floor_gbps") else 0
+    print("%-8s %-8s %12.1f %10.3f %10.3f %10.3f %14.2f %10.3f %s" % (name, r["guest"], float(r["migration_ms"]), float(r["pull_gbps"]),
+          fl, float(r["pull_gbps"]) / fl if fl else 0, int(r["pager_rss_bytes"]) / 2**20, 100 * float(r["pager_fraction"]), r["exit"]))
 for g in ("idle", "running"):
     ok = [r for r in rows if r["guest"] == g and r["migration_ms"] and int(r["size_bytes"]) >= 1 << 30]
     if len(ok) >= 2:
         t = [float(r["pull_gbps"]) for r in ok]
         print("%s: pull throughput from 1 GiB to %s: min/max %.3f (target >= 0.9: flat within 10 %%)" %
               (g, ok[-1]["size_bytes"], min(t) / max(t)))
+        q = [float(r["pull_gbps"]) / float(r["floor_gbps"]) for r in ok if r.get("floor_gbps")]
+        if len(q) == len(ok):
+            print("%s: pull / floor of the same size from 1 GiB to %s: min/max %.3f (the pager's share of the change)" %
+                  (g, ok[-1]["size_bytes"], min(q) / max(q)))
 big = [r for r in rows if int(r["size_bytes"]) >= 16 << 30 and r["migration_ms"]]
 for r in big:
     print("%s at 16 GiB: pager memory %.3f %% of the guest (target <= 0.2 %%)" % (r["guest"], 100 * float(r["pager_fraction"])))
@@ -96,7 +131,8 @@ set yrange [0:*]
 idle = "< grep ',idle,' ".csv
 running = "< grep ',running,' ".csv
 plot idle using ($1/2**30):4 with linespoints lw 1.5 pt 7 lc rgb "#0072B2" title "idle guest", \
-     running using ($1/2**30):4 with linespoints lw 1.5 pt 5 lc rgb "#D55E00" title "running guest (2 vCPUs)"
+     running using ($1/2**30):4 with linespoints lw 1.5 pt 5 lc rgb "#D55E00" title "running guest (2 vCPUs)", \
+     idle using ($1/2**30):9 with linespoints lw 1 dt 2 pt 6 lc rgb "#555555" title "floor: copy installs alone, same size"
 set ylabel "pager RSS (% of the guest)"
 plot idle using ($1/2**30):(100*$6) with linespoints lw 1.5 pt 7 lc rgb "#0072B2" title "idle guest", \
      running using ($1/2**30):(100*$6) with linespoints lw 1.5 pt 5 lc rgb "#D55E00" title "running guest", \

@@ -1,4 +1,4 @@
-/* Shared between bpf/faultlat.bpf.c and trace/trace.c: fixed-width types only.
+/* Shared between bpf/faultlat/ and trace/: fixed-width types only.
  *
  * Per traced thread the kernel program keeps a small state machine in a
  * slot of a .bss array indexed by tid (no hash lookup on the hot paths):

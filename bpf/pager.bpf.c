@@ -8,6 +8,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/usdt.bpf.h>
 #include "bpf/pager.h"
+#include "bpf/percpu.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -36,24 +37,12 @@ struct {
 
 static __always_inline void count_n(__u32 idx, __u64 n)
 {
-	__u32 zero = 0;
-	struct pg_counters *c = bpf_map_lookup_elem(&pg_counters, &zero);
-
-	barrier_var(idx);       /* keep the bound check for the verifier */
-	if (c && idx < PG_NCOUNTERS)
-		c->c[idx] += n;
+	pcb_percpu_count(&pg_counters, idx, PG_NCOUNTERS, n);
 }
 
 static __always_inline void hist_add(__u32 id, __u64 v)
 {
-	struct pg_hist *h = bpf_map_lookup_elem(&pg_hists, &id);
-	__u32 b;
-
-	if (!h)
-		return;
-	b = pcb_hist_bucket(v);
-	if (b < PCB_HIST_BUCKETS)
-		h->bucket[b]++;
+	pcb_percpu_hist(&pg_hists, id, v, 1);
 }
 
 static __always_inline struct pg_page *page_get(__u64 page)
@@ -99,13 +88,11 @@ SEC("usdt")
 int BPF_USDT(pg_received, __u64 page, __u32 channel, __u32 zero)
 {
 	__u64 now = bpf_ktime_get_ns();
-	struct pg_page *p = bpf_map_lookup_elem(&pages, &page);
+	struct pg_page *p = page_get(page);
 
 	count_n(PG_C_RECEIVED, 1);
 	if (zero)
 		count_n(PG_C_RECV_ZERO, 1);
-	if (!p)
-		p = page_get(page);
 	if (!p)
 		return 0;
 	if (p->request_ns && !p->received_ns && channel < PG_NCHAN)

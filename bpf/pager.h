@@ -1,4 +1,4 @@
-/* Shared between bpf/pager.bpf.c and trace/trace.c: the pager's internal
+/* Shared between bpf/pager.bpf.c and trace/ (maps.c, json.c): the pager's internal
  * breakdown from the pcbench:* USDT probes (pager/probes.h). */
 #ifndef PCB_BPF_PAGER_H
 #define PCB_BPF_PAGER_H

@@ -182,20 +182,13 @@ int pcb_cmd_dest(int argc, char **argv, int first)
 	if ((r = pcb_net_prepare(&cfg, &net)) != 0)
 		return r;
 	/* fetch the source's configuration: what the user left unset is taken from it, what the user set must match */
-	int fd = pcb_connect_tcp(net.host, net.port, 5000);
-	if (fd < 0) {
-		pcb_err("cannot connect to the source at %s: %s", cfg.source, strerror(errno));
-		return PCB_EXIT_SOURCE_LOST;
-	}
-	struct pcb_conn c;
-	if (pcb_conn_init(&c, fd, 0, UINT64_MAX) < 0) {
-		close(fd);
-		return PCB_EXIT_OSERR;
-	}
+	struct pcb_conn c = { .fd = -1 };
 	struct pcb_config_wire cw;
-	r = pcb_hs_client(&c, PCB_CHAN_QUERY, 0, net.key.len ? &net.key : NULL,
-			  (int)(cfg.io_timeout_ns / PCB_NSEC_PER_MSEC), &cw, why, sizeof(why));
-	pcb_conn_free(&c);
+	int io_ms = (int)(cfg.io_timeout_ns / PCB_NSEC_PER_MSEC);
+	r = pcb_hs_connect(&c, net.host, net.port, UINT64_MAX, PCB_CHAN_QUERY, 0, net.key.len ? &net.key : NULL,
+			   io_ms > 5000 ? io_ms : 5000, &cw, NULL, why, sizeof(why));
+	if (c.rbuf)
+		pcb_conn_free(&c);
 	if (r) {
 		pcb_err("%s", why);
 		return r;
@@ -319,6 +312,7 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 	pcb_json_u64(j, "pages_rerequested", r->demand_rerequested + r->bg_pages_rerequested);
 	pcb_json_u64(j, "frames_refused", r->frames_refused);
 	pcb_json_u64(j, "batches_incomplete", r->batches_incomplete);
+	pcb_json_u64(j, "handshake_retries", r->handshake_retries);
 	if (r->last_loss[0])
 		pcb_json_str(j, "last_loss", r->last_loss);
 	pcb_json_obj_end(j);

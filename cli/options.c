@@ -40,9 +40,13 @@ static const struct pcb_choice ch_policy_end[] = {
 	{ "auto", PCB_END_AUTO }, { "source", PCB_POLICY_SOURCE }, { "destination", PCB_POLICY_DEST }, { NULL, 0 },
 };
 static const struct pcb_choice ch_inflight[] = { { "wait", PCB_INFLIGHT_WAIT }, { "resend", PCB_INFLIGHT_RESEND }, { NULL, 0 } };
+static const struct pcb_choice ch_replies[] = { { "auto", PCB_REPLIES_AUTO }, { "inline", PCB_REPLIES_INLINE },
+						 { "thread", PCB_REPLIES_THREAD }, { NULL, 0 } };
 static const struct pcb_choice ch_final[] = { { "drop", PCB_PRECOPY_DROP }, { "resend", PCB_PRECOPY_RESEND }, { NULL, 0 } };
 
-/* Entries list their fields in order: name, type, offset, size, default, min, max, help, choices, scope, category. */
+/* Entries list their fields in order: name, type, offset, size, default, min, max, help, choices, scope, category,
+ * short name.  An option is in the scope of a command only if that command reads it: --help, the man page and the
+ * parser all follow the scope, so an option listed for a command is one that changes what it does. */
 const struct pcb_option pcb_options[] = {
 	{ "mem", PCB_OPT_SIZE, OFF(mem), 0, "256M", 4096, 1e15, "guest memory size (K/M/G/T suffixes; multiple of 4 KiB)", NULL, MIG | SRC, "guest" },
 	{ "policy", PCB_OPT_POLICY, OFF(policy), SZ(policy), "sequential", 0, 0, "pre-paging policy (see `pcbench list`), or a policy built as a shared object: ./path/to/policy.so (docs/writing-a-policy.md)", NULL, MIG, "guest" },
@@ -58,19 +62,20 @@ const struct pcb_option pcb_options[] = {
 	{ "zero-model", PCB_OPT_CHOICE, OFF(zero_model), 0, "runs", 0, 0,
 	  "where the zero pages lie: runs (zero runs of 2^k pages, k uniform up to --zero-run-max, as the free blocks "
 	  "of Linux's buddy allocator, between data runs; exactly --zero-pages of the pages) or uniform (each page zero "
-	  "by a hash, independently); docs/metrics.md.  `pcbench dest` learns it from the source", ch_zero_model,
-	  MIG | SRC | SIM, "guest" },
+	  "by a hash, independently); docs/metrics.md.  `pcbench dest` learns it from the source; `pcbench floor`: the image "
+	  "of its pcb_zero rows", ch_zero_model,
+	  MIG | SRC | SIM | FLOOR, "guest" },
 	{ "zero-run-max", PCB_OPT_UINT, OFF(zero_run_max), 0, "1024", 1, 1u << 20,
 	  "--zero-model=runs: the longest zero run in pages, a power of two (1024 = 4 MiB, Linux's largest buddy block)",
-	  NULL, MIG | SRC | SIM, "guest" },
+	  NULL, MIG | SRC | SIM | FLOOR, "guest" },
 	{ "write-ratio", PCB_OPT_DOUBLE, OFF(write_ratio), 0, "0.2", 0, 1, "fraction of guest accesses that are writes", NULL, MIG, "guest" },
 	{ "zipf-theta", PCB_OPT_DOUBLE, OFF(zipf_theta), 0, "0.99", 0.01, 0.999, "skew of the zipf workload", NULL, MIG, "guest" },
 	{ "duration", PCB_OPT_DURATION, OFF(duration_ns), 0, "2s", 0, 1e13, "how long the guest runs (e.g. 500ms, 10s; 0 = until --ops)", NULL, MIG, "guest" },
 	{ "ops", PCB_OPT_U64, OFF(ops), 0, "0", 0, 1e18, "stop each vCPU after this many accesses (0 = until --duration)", NULL, MIG, "guest" },
 	{ "json", PCB_OPT_STR, OFF(json), SZ(json), "", 0, 0, "write the versioned JSON result to this file", NULL, MIG | SIM | FLOOR | PCB_CMD_IMAGE_STATS, "output" },
 	{ "timeline", PCB_OPT_STR, OFF(timeline), SZ(timeline), "", 0, 0, "write every fault, install and first touch as CSV (t_us,event,page,detail)", NULL, MIG | SIM, "output" },
-	{ "host", PCB_OPT_STR, OFF(host), SZ(host), "127.0.0.1", 0, 0, "address the forked source listens on", NULL, MIG, "network" },
-	{ "port", PCB_OPT_UINT, OFF(port), 0, "0", 0, 65535, "source TCP port (0 = ephemeral)", NULL, MIG, "network" },
+	{ "host", PCB_OPT_STR, OFF(host), SZ(host), "127.0.0.1", 0, 0, "address the forked source listens on", NULL, PCB_CMD_RUN, "network" },
+	{ "port", PCB_OPT_UINT, OFF(port), 0, "0", 0, 65535, "source TCP port (0 = ephemeral)", NULL, PCB_CMD_RUN, "network" },
 	{ "io-timeout", PCB_OPT_DURATION, OFF(io_timeout_ns), 0, "3s", 1e6, 1e12, "a source silent this long while pages are awaited = source lost (pcbench source: the whole-handshake deadline and the send timeout, 10s unless given)", NULL, MIG | SRC, "network" },
 	{ "batch", PCB_OPT_UINT, OFF(batch_pages), 0, "64", 1, 4096, "pages per background batch", NULL, MIG | SIM, "pager" },
 	{ "window", PCB_OPT_UINT, OFF(window), 0, "4", 1, 64, "background batches in flight", NULL, MIG | SIM, "pager" },
@@ -83,10 +88,17 @@ const struct pcb_option pcb_options[] = {
 	  "a fault on a page already in flight in a background batch: wait (for the batch; every page crosses the wire "
 	  "once, as QEMU and CRIU) or resend (ask for it again on the demand channel, whose reply may overtake the batch: "
 	  "pages sent twice, results.pages.sent_twice)", ch_inflight, MIG, "pager" },
+	{ "demand-replies", PCB_OPT_CHOICE, OFF(demand_replies), 0, "auto", 0, 0,
+	  "who receives and installs demand replies: inline (the demand thread, between faults: poll() on the userfaultfd and "
+	  "the demand socket), thread (a reply thread blocks on the demand socket and installs each reply as it arrives while "
+	  "the demand thread blocks on the userfaultfd and sends requests: several requests outstanding, pipelined); auto = "
+	  "thread for --guest=kvm with 2 or more vCPUs when only demand faults fill pages while the guest runs (no "
+	  "background pull, two connections, 4 KiB pages, no --policy-end=source), else inline; thread applies under the "
+	  "same conditions; results.pager.demand_replies", ch_replies, MIG, "pager" },
 	{ "socket-buffer", PCB_OPT_SIZE, OFF(socket_buffer), 0, "4M", 0, 64 << 20,
 	  "SO_SNDBUF and SO_RCVBUF of every connection (the kernel doubles it, capped by net.core.wmem_max/rmem_max); "
 	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold", NULL, MIG | SRC, "network" },
-	{ "source-delay", PCB_OPT_DURATION, OFF(source_delay_ns), 0, "0", 0, 1e10, "delay the source adds before each demand reply (e.g. 200us)", NULL, MIG | SRC, "network" },
+	{ "source-delay", PCB_OPT_DURATION, OFF(source_delay_ns), 0, "0", 0, 1e10, "delay the source adds before each demand reply (e.g. 200us)", NULL, PCB_CMD_RUN | SRC, "network" },
 	{ "trace", PCB_OPT_CHOICE, OFF(trace), 0, "auto", 0, 0,
 	  "kernel-side BPF fault histograms (page-fault and context-switch tracepoints): auto (when root and BPF work), on (fail if not), off", ch_auto_on_off, MIG, "trace" },
 	{ "trace-usdt", PCB_OPT_CHOICE, OFF(trace_usdt), 0, "off", 0, 0,
@@ -136,21 +148,25 @@ const struct pcb_option pcb_options[] = {
 	{ "reconnect-timeout", PCB_OPT_DURATION, OFF(reconnect_timeout_ns), 0, "0", 0, 1e13, "when the source connection drops: pause and reconnect for this long (0 = fail at once)", NULL, MIG, "network" },
 	{ "auth-key-file", PCB_OPT_STR, OFF(auth_key_file), SZ(auth_key_file), "", 0, 0, "shared secret (16..1024 bytes): source and destination authenticate each other (HMAC-SHA-256) and every frame (AES-GCM tag; docs/security.md)", NULL, MIG | SRC, "network" },
 	{ "source", PCB_OPT_STR, OFF(source), SZ(source), "", 0, 0, "pcbench dest: ADDRESS:PORT of a running `pcbench source`", NULL, MIG, "network" },
-	{ "listen", PCB_OPT_STR, OFF(listen), SZ(listen), "127.0.0.1:7600", 0, 0, "pcbench source: ADDRESS:PORT to listen on (port 0 = ephemeral, printed)", NULL, MIG | SRC, "network" },
-	{ "sessions", PCB_OPT_UINT, OFF(sessions), 0, "1", 0, 1000000, "pcbench source: exit after this many completed migrations (0 = serve until killed)", NULL, MIG | SRC, "network" },
+	{ "listen", PCB_OPT_STR, OFF(listen), SZ(listen), "127.0.0.1:7600", 0, 0, "pcbench source: ADDRESS:PORT to listen on (port 0 = ephemeral, printed)", NULL, SRC, "network" },
+	{ "sessions", PCB_OPT_UINT, OFF(sessions), 0, "1", 0, 1000000, "pcbench source: exit after this many completed migrations (0 = serve until killed)", NULL, SRC, "network" },
 	{ "precopy", PCB_OPT_DURATION, OFF(precopy_ns), 0, "0", 0, 3.6e12,
 	  "hybrid: the guest first runs at the source this long while pages are pre-copied (written ones re-sent), then post-copy",
-	  NULL, MIG, "pager" },
+	  NULL, PCB_CMD_RUN, "pager" },
 	{ "precopy-transport", PCB_OPT_CHOICE, OFF(precopy_transport), 0, "tcp", 0, 0,
 	  "how pre-copy moves pages: tcp (a third connection to the source, through --link) or memory (straight from the source's memory)",
-	  ch_transport, MIG, "pager" },
+	  ch_transport, PCB_CMD_RUN, "pager" },
 	{ "precopy-final", PCB_OPT_CHOICE, OFF(precopy_final), 0, "drop", 0, 0,
 	  "pages written since their last pre-copy at switch-over: drop (post-copy fetches them) or resend (stop-and-copy, vCPUs stopped)",
-	  ch_final, MIG, "pager" },
+	  ch_final, PCB_CMD_RUN, "pager" },
 	{ "image", PCB_OPT_STR, OFF(image), SZ(image), "", 0, 0,
 	  "serve this raw memory image file (a process dump from `pcbench image dump`, a VM snapshot's memory file) "
 	  "instead of the generated image: --mem is its size; pages are verified by the bytes they arrived with "
-	  "(pcbench run: the forked source; pcbench source)", NULL, MIG | SRC, "guest" },
+	  "(pcbench run: the forked source; pcbench source)", NULL, PCB_CMD_RUN | SRC, "guest" },
+	{ "verbose", PCB_OPT_COUNT, OFF(verbose), 0, "", 0, 9,
+	  "more log on stderr (run, dest: tracing and set-up decisions, given twice also libbpf's debug log; source: "
+	  "every refused connection and what was served; bench, analyze: the runs a result directory holds)", NULL,
+	  MIG | SRC | PCB_CMD_BENCH | PCB_CMD_ANALYZE, "output", 'v' },
 
 	/* pcbench simulate (sim/simcmd.c; model in sim/sim.c) */
 	{ "trace", PCB_OPT_STR, OFF(sim.trace), SZ(sim.trace), "", 1, 0, "access trace to replay (from --record, binary or .txt; required)", NULL, SIM, "guest" },
@@ -180,6 +196,10 @@ const struct pcb_option pcb_options[] = {
 	{ "link-rates", PCB_OPT_STR, OFF(floor.link_rates), SZ(floor.link_rates), "1gbit,2.5gbit,5gbit,10gbit", 1, 0,
 	  "link rates for the emulated-link pull, comma-separated, e.g. 1gbit,2.5gbit,500mbit (10kbit..400gbit; up to 8)", NULL, FLOOR, "floor" },
 	{ "link-rtt", PCB_OPT_DURATION, OFF(floor.link_rtt_ns), 0, "200us", 0, 1e9, "round-trip time of the emulated link (up to 1s; calibrated end to end)", NULL, FLOOR, "floor" },
+	{ "bulk-variants", PCB_OPT_STR, OFF(floor.bulk_variants), SZ(floor.bulk_variants), "all", 1, 0,
+	  "bulk rows measured: all, or VARIANT[:INSTALL] comma-separated (transport, source_gen, install, bare_copy, bare_pipe, "
+	  "pcbench, pcb_proc, pcb_zero, pcb_mac; e.g. install:copy = the copy path's installs alone, as bench/scale.sh measures "
+	  "the floor of each size); with a subset the bulk targets are not judged", NULL, FLOOR, "floor" },
 	{ "no-bulk", PCB_OPT_FLAG, OFF(floor.no_bulk), 0, "", 0, 0, "skip the loopback bulk section", NULL, FLOOR, "floor" },
 	{ "no-demand", PCB_OPT_FLAG, OFF(floor.no_demand), 0, "", 0, 0, "skip the demand-fault section", NULL, FLOOR, "floor" },
 	{ "no-link", PCB_OPT_FLAG, OFF(floor.no_link), 0, "", 0, 0, "skip the emulated-link pull", NULL, FLOOR, "floor" },
@@ -212,7 +232,7 @@ const struct pcb_option pcb_options[] = {
 	  PCB_CMD_IMAGE_DUMP, "image" },
 	{ "no-stop", PCB_OPT_FLAG, OFF(image_cmd.no_stop), 0, "", 0, 0,
 	  "do not stop the process (SIGSTOP) for the copy: it keeps running, so the image may be inconsistent", NULL, PCB_CMD_IMAGE_DUMP, "image" },
-	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL },
+	{ NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL, 0 },
 };
 
 static const char exit_codes_run[] =
@@ -245,7 +265,7 @@ const struct pcb_command pcb_commands[] = {
 	  "and server on one CPU (same) and split over two (cross); then bulk background pull:\n"
 	  "the TCP transport alone, a bare batched-UFFDIO_COPY receiver, and pcbench with each\n"
 	  "install path (copy, move, continue; batched and unbatched), and again pulling the\n"
-	  "default image (25% zero pages: pcb_zero), paired with the zero-free pull; then the same pcbench pull\n"
+	  "default image (25% zero pages placed by --zero-model: pcb_zero), paired with the zero-free pull; then the same pcbench pull\n"
 	  "over an emulated link (--link=RATE,RTT: the source's token bucket and delay line) at each\n"
 	  "of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
 	  "payload), next to a loopback pull (no emulation) and the delay line alone (unlimited);\n"
@@ -281,7 +301,8 @@ const struct pcb_command pcb_commands[] = {
 	  "Replays a recorded access trace through a registered policy with a modelled link\n"
 	  "(discrete-event simulation, no kernel in the loop) and reports the metrics of a\n"
 	  "live run: faults, fault latency, blocktime, prefetch hit rate/accuracy/lead time,\n"
-	  "migration time.  Model and measured agreement with live runs: docs/design.md \"Simulator\".",
+	  "migration time.  Model: docs/design.md \"Offline policy simulator\"; measured agreement with\n"
+	  "live runs: docs/results/2026-11-26-simulator-agreement.md.",
 	  0, "0 ok; 64 bad option, policy or link; 65 unreadable or invalid trace; "
 	  "70 internal error (the model got stuck); 71 system call failed." },
 	{ "image stats", PCB_CMD_IMAGE_STATS, "image stats FILE [--json=OUT] [--sample=PAGES]",
@@ -307,6 +328,7 @@ const struct pcb_command pcb_commands[] = {
 #pragma GCC diagnostic pop
 
 static bool in_scope(const struct pcb_option *o, enum pcb_cmd cmd) { return (o->scope & (unsigned)cmd) != 0; }
+static bool takes_value(const struct pcb_option *o) { return o->type != PCB_OPT_FLAG && o->type != PCB_OPT_COUNT; }
 
 const struct pcb_command *pcb_command_find(enum pcb_cmd cmd)
 {
@@ -480,6 +502,13 @@ static int set_opt(struct pcb_config *cfg, const struct pcb_option *o, const cha
 	case PCB_OPT_FLAG:
 		*(bool *)base = val[0] != 0;
 		return 0;
+	case PCB_OPT_COUNT:     /* set by name: "" = 0, else a count; on the command line each -v adds one */
+		if (!val[0]) {
+			*(unsigned *)base = 0;
+			return 0;
+		}
+		return set_number(&(struct pcb_option){ .name = o->name, .type = PCB_OPT_UINT, .min = o->min, .max = o->max },
+				  val, base, why, whylen);
 	default:
 		if (set_number(o, val, base, why, whylen) < 0)
 			return -1;
@@ -524,12 +553,15 @@ void pcb_config_defaults(struct pcb_config *cfg) { pcb_cmd_defaults(PCB_CMD_RUN,
 
 static const char *shown_default(const struct pcb_option *o)
 {
-	return o->type == PCB_OPT_FLAG ? "off" : o->def[0] ? o->def : "none";
+	return !takes_value(o) ? "off" : o->def[0] ? o->def : "none";
 }
 
 static void option_lhs(const struct pcb_option *o, char *buf, size_t len)
 {
-	snprintf(buf, len, o->type == PCB_OPT_FLAG ? "--%s" : "--%s=VALUE", o->name);
+	char sh[8] = "";
+	if (o->short_name)
+		snprintf(sh, sizeof(sh), "-%c, ", o->short_name);
+	snprintf(buf, len, takes_value(o) ? "%s--%s=VALUE" : "%s--%s", sh, o->name);
 }
 
 static void usage_lines(FILE *fp, enum pcb_cmd only)
@@ -568,8 +600,7 @@ void pcb_cmd_help(enum pcb_cmd cmd, FILE *fp)
 			fprintf(fp, "  %-22s %s [%s]\n", lhs, o->help, shown_default(o));
 		}
 	}
-	fprintf(fp, "  %-22s %s\n  %-22s %s\n  %-22s %s\n",
-		"-v, --verbose", "more log on stderr", "-h, --help", "this help", "-V, --version", "print version and exit");
+	fprintf(fp, "  %-22s %s\n  %-22s %s\n", "-h, --help", "this help", "-V, --version", "print version and exit");
 	fprintf(fp, "\nExit codes: %s\n", c->exit_codes);
 }
 
@@ -639,7 +670,7 @@ void pcb_man_page(FILE *fp)
 	      "Each option lists the commands that accept it; an option name used by two commands with "
 	      "different meanings is listed twice.\n", fp);
 	man_options(fp);
-	fputs(".SS Common\n.TP\n.B \\-v, \\-\\-verbose\nmore log on stderr\n.TP\n.B \\-h, \\-\\-help\n"
+	fputs(".SS Common\n.TP\n.B \\-h, \\-\\-help\n"
 	      "the command's help\n.TP\n.B \\-V, \\-\\-version\nprint version and exit\n"
 	      ".SH FILES\n.TP\n.I configs/*.conf\njob files for \\fBpcbench bench\\fR (format: configs/README.md)\n"
 	      ".TP\n.I results/\nwhere \\fBpcbench bench\\fR writes result directories\n"
@@ -656,6 +687,36 @@ static bool any_scope(const char *name)
 	return false;
 }
 
+/* "-v": the option of cmd's scope with that short name (its long name in name), or NULL with
+ * the long name of one in another scope in name ("" if none has it) */
+static const struct pcb_option *find_short(enum pcb_cmd cmd, char c, char *name, size_t len)
+{
+	snprintf(name, len, "%s", "");
+	for (const struct pcb_option *o = pcb_options; o->name; o++)
+		if (o->short_name == c) {
+			snprintf(name, len, "%s", o->name);
+			if (in_scope(o, cmd))
+				return o;
+		}
+	return NULL;
+}
+
+/* An option cmd does not take (name: its long name, "" unknown, NULL too long; a: as given). */
+static int option_misplaced(const struct pcb_command *c, const char *name, const char *a)
+{
+	const char *pfx = c->cmd == PCB_CMD_RUN ? "" : c->name, *sep = pfx[0] ? ": " : "";
+	char shown[96];
+	if (name && name[0])
+		snprintf(shown, sizeof(shown), a[1] == '-' ? "--%s" : "%s (--%s)", a[1] == '-' ? name : a, name);
+	if (name && name[0] && any_scope(name))
+		pcb_err("%s%soption %s does not apply to `pcbench %s` (see pcbench %s --help)", pfx, sep, shown, c->name, c->name);
+	else if (name && name[0])
+		pcb_err("%s%sunknown option %s (see --help)", pfx, sep, shown);
+	else
+		pcb_err("%s%sunknown option %s (see --help)", pfx, sep, a);
+	return PCB_EXIT_USAGE;
+}
+
 /* one argv entry at *i (consuming the next for a separate value); 0, 1 or an exit code */
 static int parse_arg(const struct pcb_command *c, struct pcb_config *cfg, int argc, char **argv, int *i)
 {
@@ -669,40 +730,35 @@ static int parse_arg(const struct pcb_command *c, struct pcb_config *cfg, int ar
 		printf("pcbench %s (git %s)\n", PCB_VERSION, PCB_GITREV);
 		return 1;
 	}
-	if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-		cfg->verbose++;
-		return 0;
-	}
 	if (a[0] != '-' && cfg->nargs < c->max_args && cfg->nargs < sizeof(cfg->args) / sizeof(cfg->args[0])) {
 		cfg->args[cfg->nargs++] = argv[*i];
 		return 0;
 	}
-	if (strncmp(a, "--", 2) != 0) {
+	const struct pcb_option *o = NULL;
+	if (a[0] == '-' && a[1] && a[1] != '-' && !a[2] && (o = find_short(c->cmd, a[1], name, sizeof(name))) == NULL)
+		return option_misplaced(c, name, a);
+	if (!o && strncmp(a, "--", 2) != 0) {
 		pcb_err("%s%sunexpected argument '%s' (options look like --name=value; see --help)", pfx, sep, a);
 		return PCB_EXIT_USAGE;
 	}
-	const char *eq = strchr(a + 2, '='), *val;
+	const char *eq = o ? NULL : strchr(a + 2, '='), *val;
 	size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-	const struct pcb_option *o = NULL;
-	if (nl < sizeof(name)) {
+	if (!o && nl < sizeof(name)) {
 		memcpy(name, a + 2, nl);
 		name[nl] = 0;
 		o = find_opt(c->cmd, name);
 	}
-	if (!o) {
-		if (nl < sizeof(name) && any_scope(name))
-			pcb_err("%s%soption --%s does not apply to `pcbench %s` (see pcbench %s --help)", pfx, sep, name, c->name, c->name);
-		else if (nl < sizeof(name))
-			pcb_err("%s%sunknown option --%s (see --help)", pfx, sep, name);
-		else
-			pcb_err("%s%sunknown option %s (see --help)", pfx, sep, a);
+	if (!o)
+		return option_misplaced(c, nl < sizeof(name) ? name : NULL, a);
+	if (!takes_value(o) && eq) {
+		pcb_err("%s%soption --%s takes no value", pfx, sep, name);
 		return PCB_EXIT_USAGE;
 	}
+	if (o->type == PCB_OPT_COUNT) {
+		(*(unsigned *)((char *)cfg + o->off))++;
+		return 0;
+	}
 	if (o->type == PCB_OPT_FLAG) {
-		if (eq) {
-			pcb_err("%s%soption --%s takes no value", pfx, sep, name);
-			return PCB_EXIT_USAGE;
-		}
 		val = "1";
 	} else if (eq) {
 		val = eq + 1;
@@ -774,6 +830,7 @@ void pcb_cmd_json(enum pcb_cmd cmd, const struct pcb_config *cfg, struct pcb_jso
 			break;
 		case PCB_OPT_UINT:
 		case PCB_OPT_UINT_AUTO:
+		case PCB_OPT_COUNT:
 			pcb_json_u64(j, o->name, *(const unsigned *)base);
 			break;
 		case PCB_OPT_DOUBLE:
@@ -790,7 +847,6 @@ void pcb_cmd_json(enum pcb_cmd cmd, const struct pcb_config *cfg, struct pcb_jso
 			break;
 		}
 	}
-	pcb_json_u64(j, "verbose", cfg->verbose);
 	pcb_json_obj_end(j);
 }
 

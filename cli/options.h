@@ -18,6 +18,7 @@ enum pcb_pager_mode { PCB_PAGER_THREAD, PCB_PAGER_PROCESS };
 enum pcb_precopy_transport { PCB_PRECOPY_TCP, PCB_PRECOPY_MEMORY };
 enum pcb_precopy_final { PCB_PRECOPY_DROP, PCB_PRECOPY_RESEND };
 enum pcb_inflight { PCB_INFLIGHT_WAIT, PCB_INFLIGHT_RESEND };
+enum pcb_demand_replies { PCB_REPLIES_AUTO, PCB_REPLIES_INLINE, PCB_REPLIES_THREAD };
 #define PCB_END_AUTO (-1)            /* --policy-end=auto: the policy's own end */
 
 /* The commands; an option's scope is the set of commands that accept it. */
@@ -50,6 +51,7 @@ struct pcb_config {
 	unsigned window;
 	unsigned channels;
 	enum pcb_inflight inflight;  /* --inflight: wait | resend */
+	enum pcb_demand_replies demand_replies;   /* --demand-replies: auto | inline | thread */
 	uint64_t socket_buffer;      /* --socket-buffer: SO_SNDBUF/SO_RCVBUF asked for (0 = kernel autotuning) */           /* --channels: 2 = demand on its own connection, 1 = one shared connection */
 	uint64_t source_delay_ns;
 	enum pcb_switch trace;       /* auto | on | off */
@@ -94,6 +96,7 @@ struct pcb_config {
 		uint64_t faults, bulk, link_rtt_ns;
 		unsigned rounds, bulk_reps, batch, window;
 		char link_rates[512];
+		char bulk_variants[256]; /* bulk rows measured: all, or VARIANT[:INSTALL],... (floor/bulk.c) */
 		bool no_bulk, no_demand, no_link;
 		char kvm_vcpus[64];      /* KVM demand paging (floor/kvm.c) */
 		uint64_t kvm_mem;
@@ -116,6 +119,7 @@ struct pcb_config {
 enum pcb_opt_type { PCB_OPT_SIZE, PCB_OPT_UINT, PCB_OPT_U64, PCB_OPT_DOUBLE, PCB_OPT_STR,
 		    PCB_OPT_DURATION, PCB_OPT_POLICY, PCB_OPT_WORKLOAD, PCB_OPT_CHOICE, PCB_OPT_PIN, PCB_OPT_INSTALL,
 		    PCB_OPT_FLAG,         /* --name alone sets a bool; takes no value */
+		    PCB_OPT_COUNT,        /* --name alone adds one to an unsigned (-v -v); takes no value */
 		    PCB_OPT_UINT_AUTO };  /* an integer, or "auto" = 0 */
 
 struct pcb_choice {
@@ -134,6 +138,7 @@ struct pcb_option {
 	const struct pcb_choice *choices;   /* PCB_OPT_CHOICE: name -> enum value, NULL-terminated */
 	unsigned scope;              /* enum pcb_cmd bits: the commands that accept it */
 	const char *category;        /* the --help and man page section it is listed under */
+	char short_name;             /* a one-letter alias (-v), or 0 */
 };
 
 /* One table for every command: the same name may appear twice with disjoint scopes. */

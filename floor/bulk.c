@@ -22,13 +22,13 @@ static void zero_ratios(const struct bulk_var *var, unsigned nvar, double (*g)[1
 	}
 }
 
-static bool zero_print(const struct zero_ratio *zr, unsigned nzr, const char *place)
+static bool zero_print(const struct zero_ratio *zr, unsigned nzr, const char *place, const char *model)
 {
 	bool met = true;
 	for (unsigned i = 0; i < nzr; i++) {
-		printf("  %-6s zero pages, --install=%s: default image (%.0f%% zero pages) / zero-free image, paired by "
-		       "repetition: %.3f [%.3f-%.3f] (target >= 0.9)\n", place, zr[i].install, FLOOR_ZERO_FRACTION * 100,
-		       zr[i].med, zr[i].min, zr[i].max);
+		printf("  %-6s zero pages, --install=%s: default image (%.0f%% zero pages, --zero-model=%s) / zero-free image, "
+		       "paired by repetition: %.3f [%.3f-%.3f] (target >= 0.9)\n", place, zr[i].install, FLOOR_ZERO_FRACTION * 100,
+		       model, zr[i].med, zr[i].min, zr[i].max);
 		met = met && zr[i].med >= 0.9;
 	}
 	return met;
@@ -56,6 +56,37 @@ static const struct bulk_var bulk_vars[] = {
 };
 #define NBULK_VARS (unsigned)(sizeof(bulk_vars) / sizeof(bulk_vars[0]))
 _Static_assert(sizeof(bulk_vars) / sizeof(bulk_vars[0]) <= MAX_BULK / 2, "rows[] and g[][] hold every variant at two placements");
+_Static_assert(sizeof(bulk_vars) / sizeof(bulk_vars[0]) <= sizeof(((struct floor_cfg *)0)->bulk_sel), "bulk_sel holds every variant");
+
+int floor_bulk_select(struct floor_cfg *fc, const char *list)
+{
+	snprintf(fc->bulk_variants, sizeof(fc->bulk_variants), "%s", list);
+	fc->all_bulk = !strcmp(list, "all");
+	for (unsigned k = 0; k < NBULK_VARS; k++)
+		fc->bulk_sel[k] = fc->all_bulk;
+	for (const char *s = list; !fc->all_bulk && *s;) {
+		size_t len = strcspn(s, ",");
+		char tok[64];
+		snprintf(tok, sizeof(tok), "%.*s", (int)(len < sizeof(tok) - 1 ? len : sizeof(tok) - 1), s);
+		char *colon = strchr(tok, ':');
+		if (colon)
+			*colon++ = 0;
+		bool any = false;
+		for (unsigned k = 0; k < NBULK_VARS; k++)
+			if (!strcmp(bulk_vars[k].name, tok) && (!colon || (bulk_vars[k].install && !strcmp(bulk_vars[k].install, colon)))) {
+				fc->bulk_sel[k] = true;
+				any = true;
+			}
+		if (!any || len >= sizeof(tok)) {
+			pcb_err("floor: invalid value for --bulk-variants: '%.*s' in '%s' (want all, or VARIANT[:INSTALL] with VARIANT "
+				"transport, source_gen, install, bare_copy, bare_pipe, pcbench, pcb_proc, pcb_zero or pcb_mac and "
+				"INSTALL copy, move or continue)", (int)(len < 64 ? len : 64), s, list);
+			return -1;
+		}
+		s += len + (s[len] == ',');
+	}
+	return 0;
+}
 
 /* ---- bulk pull ------------------------------------------------------------------------ */
 
@@ -171,6 +202,8 @@ int floor_measure_bulk(struct floor_run *F, char *why, size_t whylen)
 		for (unsigned p = 0; p < F->nplace; p++)
 			for (unsigned k = 0; k < NBULK_VARS; k++) {
 				int kind = bulk_vars[k].kind;
+				if (!fc->bulk_sel[k])
+					continue;
 				int rc = kind == B_PCB || kind == B_PCB_PROC || kind == B_PCB_ZERO || kind == B_PCB_MAC
 						 ? bulk_pcbench_row(F, p, k, rep, why, whylen)
 						 : bulk_bare_row(F, p, k, rep, why, whylen);
@@ -224,6 +257,8 @@ static void print_bulk_table(struct floor_run *F)
 		const struct bulk_sum *m = &F->bs[p];
 		for (unsigned k = 0; k < NBULK_VARS; k++) {
 			const struct bulk_row *b = &F->rows[p * NBULK_VARS + k];
+			if (!F->fc.bulk_sel[k])
+				continue;
 			char mm[32];
 			snprintf(mm, sizeof(mm), "[%.3f-%.3f]", b->gmin, b->gmax);
 			printf("  %-6s %-10s %-9s %5u %7.3f %15s %8llu %8.2f %8.3f %8.3f\n", b->placement, b->name, b->install,
@@ -241,6 +276,10 @@ void floor_print_bulk(struct floor_run *F)
 	for (unsigned p = 0; p < F->nplace; p++)
 		bulk_sum_of(F, p);
 	print_bulk_table(F);
+	if (!F->fc.all_bulk) {   /* a subset: the rows alone, nothing judged */
+		F->met_bulk = F->met_bulk_floor = F->met_zero = false;
+		return;
+	}
 	for (unsigned p = 0; p < F->nplace; p++) {
 		const struct bulk_sum *m = &F->bs[p];
 		const char *pn = floor_places[p].name;
@@ -261,7 +300,7 @@ void floor_print_bulk(struct floor_run *F)
 		       m->paired_t_min, m->paired_t_max, m->paired_f, m->paired_f_min, m->paired_f_max);
 		F->met_bulk = F->met_bulk && m->paired_t >= 0.9;
 		F->met_bulk_floor = F->met_bulk_floor && m->paired_f >= 0.9;
-		F->met_zero = zero_print(F->zr[p], F->nzr[p], pn) && F->met_zero;
+		F->met_zero = zero_print(F->zr[p], F->nzr[p], pn, floor_zero_model(&F->fc)) && F->met_zero;
 	}
 	unsigned bp = F->nplace > 1 && F->bs[1].best > F->bs[0].best ? 1 : 0;
 	if (F->bs[bp].best_row)
@@ -275,6 +314,8 @@ static void json_bulk_rows(const struct floor_run *F, struct pcb_json *j)
 	pcb_json_arr_begin(j, "bulk");
 	for (unsigned i = 0; i < F->nrows; i++) {
 		const struct bulk_row *r = &F->rows[i];
+		if (!F->fc.bulk_sel[i % NBULK_VARS])
+			continue;
 		pcb_json_obj_begin(j, NULL);
 		pcb_json_str(j, "variant", r->name);
 		pcb_json_str(j, "placement", r->placement);
@@ -322,6 +363,8 @@ static void json_bulk_summary(const struct floor_run *F, struct pcb_json *j)
 void floor_json_bulk(const struct floor_run *F, struct pcb_json *j)
 {
 	json_bulk_rows(F, j);
+	if (!F->fc.all_bulk)   /* --bulk-variants: a subset of the rows, no summary and no targets */
+		return;
 	pcb_json_arr_begin(j, "bulk_ratio_best_pcbench_over_transport");
 	for (unsigned p = 0; p < F->nplace; p++)
 		pcb_json_dbl(j, NULL, F->bs[p].transport > 0 ? F->bs[p].best / F->bs[p].transport : 0);
@@ -336,6 +379,7 @@ void floor_json_bulk(const struct floor_run *F, struct pcb_json *j)
 			pcb_json_str(j, "placement", floor_places[p].name);
 			pcb_json_str(j, "install", F->zr[p][i].install);
 			pcb_json_dbl(j, "zero_fraction", FLOOR_ZERO_FRACTION);
+			pcb_json_str(j, "zero_model", floor_zero_model(&F->fc));
 			floor_json_spread(j, "", "median", F->zr[p][i].med, F->zr[p][i].min, F->zr[p][i].max);
 			pcb_json_obj_end(j);
 		}

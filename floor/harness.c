@@ -143,20 +143,28 @@ int floor_wait_complete(struct pcb_pager *p, pid_t src, char *why, size_t whylen
 	}
 }
 
-/* Fork pcbench's source for an image of npages (zero: fraction of zero pages)
- * on source_cpu and create a pager for it: pc holds the caller's choices
- * (policy, install path, placement, link); the rest is filled in here.  0, or
- * an exit code with nothing left running. */
+/* Fork pcbench's source for an image of npages (zero: fraction of zero pages,
+ * placed by --zero-model) on source_cpu and create a pager for it: pc holds
+ * the caller's choices (policy, install path, placement, link); the rest is
+ * filled in here.  0 (im's zero map freed with pcb_image_free_bytes), or an
+ * exit code with nothing left running. */
 int floor_start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc, uint64_t npages, double zero,
 			   int source_cpu, struct pcb_image *im, pid_t *src, struct pcb_pager **p, char *why, size_t whylen)
 {
 	pcb_image_init(im, fc->seed, npages, zero);
+	unsigned zrun = zero > 0 ? fc->zero_run_max : 0;
+	if (zrun && pcb_image_zero_runs(im, zrun) < 0) {
+		snprintf(why, whylen, "out of memory for the image's zero-page map");
+		return PCB_EXIT_OSERR;
+	}
 	struct pcb_source_cfg sc = { .mem_bytes = npages << PCB_PAGE_SHIFT, .seed = fc->seed, .zero_fraction = zero,
-				     .sessions = 1, .key = fc->key, .handshake_timeout_ms = 10000 };
+				     .zero_run_max = zrun, .sessions = 1, .key = fc->key, .handshake_timeout_ms = 10000 };
 	uint16_t port;
 	*src = fork_source(&sc, source_cpu, &port, why, whylen);
-	if (*src < 0)
+	if (*src < 0) {
+		pcb_image_free_bytes(im);
 		return PCB_EXIT_OSERR;
+	}
 	pc->npages = npages;
 	pc->nvcpus = 1;
 	pc->batch_pages = fc->batch;
@@ -166,11 +174,13 @@ int floor_start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc, 
 	pc->port = port;
 	pc->seed = fc->seed;
 	pc->zero_threshold = im->zero_threshold;
+	pc->zero_run_max = zrun;
 	pc->key = fc->key;
 	int rc = pcb_pager_create(pc, p, why, whylen);
 	if (rc) {
 		kill(*src, SIGKILL);
 		floor_reap(*src);
+		pcb_image_free_bytes(im);
 	}
 	return rc;
 }
@@ -206,10 +216,13 @@ int floor_run_pcbench(const struct floor_cfg *fc, const char *policy, const char
 	pcb_pager_guest_done(p);
 	/* a blocked faulter cannot exist here (joined above): safe to tear down on failure */
 	rc = floor_wait_complete(p, src, why, whylen);
-	if (rc)
+	if (rc) {
+		pcb_image_free_bytes(&im);
 		return rc;
+	}
 	pcb_pager_finish(p);
 	rc = pcb_pager_verify(p, &res->ver, why, whylen);
+	pcb_image_free_bytes(&im);
 	pcb_pager_stats(p, &res->st);
 	res->migration_ns = res->st.t_complete_ns - res->st.t_switchover_ns;
 	res->pages = npages;

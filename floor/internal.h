@@ -43,10 +43,14 @@ struct floor_cfg {
 	unsigned rounds;
 	uint64_t bulk_bytes;
 	uint64_t seed;
+	unsigned zero_run_max;   /* --zero-model of the pcb_zero rows: 0 uniform, else runs up to this long */
 	unsigned batch, window;
 	unsigned bulk_reps;
 	char json[4096];
 	bool no_bulk, no_demand;
+	/* --bulk-variants: the bulk rows measured (bulk_vars order); all_bulk when every one is */
+	bool bulk_sel[32], all_bulk;
+	char bulk_variants[256];
 	/* bulk over an emulated link (--link-rates, --link-rtt, --no-link) */
 	bool no_link;
 	unsigned nlink;
@@ -68,6 +72,8 @@ struct placement {
 };
 /* same: everything on CPU 0; cross: faulting thread CPU 0, handler and server CPU 1 */
 extern const struct placement floor_places[2];
+/* --zero-model of the pcb_zero rows, as the option spells it */
+static inline const char *floor_zero_model(const struct floor_cfg *fc) { return fc->zero_run_max ? "runs" : "uniform"; }
 
 /* ---- the faulting thread (harness.c; identical for every variant) ---- */
 
@@ -237,6 +243,8 @@ int floor_measure_demand(struct floor_run *F, char *why, size_t whylen);   /* de
 void floor_print_demand(struct floor_run *F);
 void floor_json_demand(const struct floor_run *F, struct pcb_json *j);
 int floor_measure_bulk(struct floor_run *F, char *why, size_t whylen);   /* bulk.c */
+/* --bulk-variants "all" or VARIANT[:INSTALL],...: fc->bulk_sel; 0, or -1 naming the bad token */
+int floor_bulk_select(struct floor_cfg *fc, const char *list);
 void floor_print_bulk(struct floor_run *F);
 void floor_json_bulk(const struct floor_run *F, struct pcb_json *j);
 /* Median, min and max of v[0..n) (bench/stats.c pcb_spread_of), v unchanged;

@@ -43,29 +43,29 @@ struct handler {
 	bool started;
 	uint8_t *region, *local;
 	uint64_t faults;
+	uint64_t cpu_ns;             /* the handler thread's CPU time */
 	int err;
 };
 
 /* One vCPU's handler: each fault answered by a waking UFFDIO_COPY from local memory. */
-static void *handler_thread(void *arg)
+static void handler_loop(struct handler *h)
 {
-	struct handler *h = arg;
 	struct pollfd pf[2] = { { h->uffd, POLLIN, 0 }, { h->stopfd, POLLIN, 0 } };
 	for (;;) {
 		if (poll(pf, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			h->err = errno;
-			return NULL;
+			return;
 		}
 		if (pf[1].revents)
-			return NULL;
+			return;
 		struct uffd_msg m;
 		if (read(h->uffd, &m, sizeof(m)) != sizeof(m)) {
 			if (errno == EAGAIN || errno == EINTR)
 				continue;
 			h->err = errno;
-			return NULL;
+			return;
 		}
 		if (m.event != UFFD_EVENT_PAGEFAULT)
 			continue;
@@ -75,18 +75,26 @@ static void *handler_thread(void *arg)
 			r = pcb_uffd_wake(h->uffd, h->region + off, PCB_PAGE_SIZE);
 		if (r < 0) {
 			h->err = -r;
-			return NULL;
+			return;
 		}
 		h->faults++;
 	}
 }
 
-static int run_guest(const struct pcb_image *im, uint8_t *region, unsigned nvcpus, uint64_t per, uint64_t seed,
-		     uint64_t *ns, char *why, size_t whylen)
+static void *handler_thread(void *arg)
+{
+	struct handler *h = arg;
+	handler_loop(h);
+	h->cpu_ns = pcb_thread_cpu_ns();
+	return NULL;
+}
+
+static int run_guest(const struct pcb_image *im, uint8_t *region, bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed,
+		     uint64_t *ns, uint64_t *cpu_ns, char *why, size_t whylen)
 {
 	struct pcb_guest_cfg gc = {
 		.ops = pcb_workload_find("seq"), .prm = { .npages = per * nvcpus, .seed = seed, .nvcpus = nvcpus, .im = im },
-		.region = region, .im = im, .ops_limit = per, .kvm = true,
+		.region = region, .im = im, .ops_limit = per, .kvm = kvm,
 	};
 	struct pcb_guest *g;
 	int rc = pcb_guest_create(&gc, NULL, &g, why, whylen);
@@ -104,14 +112,15 @@ static int run_guest(const struct pcb_image *im, uint8_t *region, unsigned nvcpu
 	const char *err = pcb_guest_error(g);
 	for (unsigned v = 0; !err && v < nvcpus; v++) {
 		const struct pcb_vcpu_result *r = pcb_guest_result(g, v);
+		*cpu_ns += r->cpu_ns;
 		if (r->read_mismatch || r->ops != per) {
-			snprintf(why, whylen, "bare KVM guest: vCPU %u did %llu of %llu ops, %llu reads mismatched", v,
-				 (unsigned long long)r->ops, (unsigned long long)per, (unsigned long long)r->read_mismatch);
+			snprintf(why, whylen, "bare %s guest: vCPU %u did %llu of %llu ops, %llu reads mismatched", kvm ? "KVM" : "process",
+				 v, (unsigned long long)r->ops, (unsigned long long)per, (unsigned long long)r->read_mismatch);
 			rc = PCB_EXIT_SOFTWARE;
 		}
 	}
 	if (err) {
-		snprintf(why, whylen, "bare KVM guest: %s", err);
+		snprintf(why, whylen, "bare %s guest: %s", kvm ? "KVM" : "process", err);
 		rc = PCB_EXIT_SOFTWARE;
 	}
 	pcb_guest_destroy(g);
@@ -144,7 +153,9 @@ static int start_handlers(struct handler *h, unsigned nvcpus, uint8_t *region, u
 	return 0;
 }
 
-static int bare_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, char *why, size_t whylen)
+/* pages/s, and CPU µs per page of the vCPU and handler threads */
+static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, double *cpu_us, char *why,
+		     size_t whylen)
 {
 	uint64_t npages = per * nvcpus;
 	size_t len = npages << PCB_PAGE_SHIFT;
@@ -156,7 +167,7 @@ static int bare_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, 
 	struct handler h[PCB_FLOOR_KVM_MAX_VCPUS];
 	for (unsigned v = 0; v < PCB_FLOOR_KVM_MAX_VCPUS; v++)
 		h[v] = (struct handler){ .uffd = -1 };
-	uint64_t ns = 0, faults = 0;
+	uint64_t ns = 0, faults = 0, cpu_ns = 0;
 	int rc = PCB_EXIT_OSERR;
 	if (local == MAP_FAILED || region == MAP_FAILED || pipe(stop) < 0) {
 		snprintf(why, whylen, "cannot map %llu bytes twice: %s", (unsigned long long)len, strerror(errno));
@@ -167,7 +178,7 @@ static int bare_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, 
 		pcb_image_fill(&im, pg, local + (pg << PCB_PAGE_SHIFT));
 	rc = start_handlers(h, nvcpus, region, local, per, stop[0], why, whylen);
 	if (!rc)
-		rc = run_guest(&im, region, nvcpus, per, seed, &ns, why, whylen);
+		rc = run_guest(&im, region, kvm, nvcpus, per, seed, &ns, &cpu_ns, why, whylen);
 	if (write(stop[1], "x", 1) < 0) {
 		/* cannot happen: a pipe with room */
 	}
@@ -176,6 +187,7 @@ static int bare_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, 
 			continue;
 		pthread_join(h[v].th, NULL);
 		faults += h[v].faults;
+		cpu_ns += h[v].cpu_ns;
 		if (!rc && h[v].err) {
 			snprintf(why, whylen, "bare KVM handler %u: %s", v, strerror(h[v].err));
 			rc = PCB_EXIT_OSERR;
@@ -187,6 +199,7 @@ static int bare_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, 
 		rc = PCB_EXIT_SOFTWARE;
 	}
 	*pps = ns ? (double)npages * 1e9 / (double)ns : 0;
+	*cpu_us = (double)cpu_ns / 1e3 / (double)npages;
 out:
 	for (unsigned v = 0; v < PCB_FLOOR_KVM_MAX_VCPUS; v++)
 		if (h[v].uffd >= 0)
@@ -200,8 +213,10 @@ out:
 	return rc;
 }
 
-/* pcbench's KVM guest, demand paging only, in a child `pcbench run`. */
-static int pcbench_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, char *why, size_t whylen)
+/* pcbench's KVM or process guest, demand paging only, in a child `pcbench run`: pages/s, and
+ * CPU µs per page of the vCPU and pager threads (results.cpu) and of the source process */
+static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, double *cpu_us,
+			double *src_us, char *why, size_t whylen)
 {
 	char json[] = "/tmp/pcbench-floor-kvm-XXXXXX";
 	int fd = mkstemp(json);
@@ -216,7 +231,7 @@ static int pcbench_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pp
 	snprintf(ops, sizeof(ops), "--ops=%llu", (unsigned long long)per);
 	snprintf(sd, sizeof(sd), "--seed=%llu", (unsigned long long)seed);
 	snprintf(js, sizeof(js), "--json=%s", json);
-	char *const argv[] = { "pcbench", "run", "--guest=kvm", "--policy=demand", "--workload=seq", "--duration=0",
+	char *const argv[] = { "pcbench", "run", kvm ? "--guest=kvm" : "--guest=process", "--policy=demand", "--workload=seq", "--duration=0",
 			       "--zero-pages=0", "--trace=off", mem, vc, ops, sd, js, NULL };
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -228,7 +243,7 @@ static int pcbench_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pp
 	}
 	int st = 0;
 	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
-		snprintf(why, whylen, "pcbench run --guest=kvm %s %s failed (status %d)", vc, mem, st);
+		snprintf(why, whylen, "pcbench run --guest=%s %s %s failed (status %d)", kvm ? "kvm" : "process", vc, mem, st);
 		unlink(json);
 		return PCB_EXIT_SOFTWARE;
 	}
@@ -238,10 +253,17 @@ static int pcbench_rate(unsigned nvcpus, uint64_t per, uint64_t seed, double *pp
 	unlink(json);
 	double ns = 0;
 	if (!root || pcb_jv_num(pcb_jv_path(root, "results.time.guest_ns"), &ns) < 0 || ns <= 0) {
-		snprintf(why, whylen, "pcbench run --guest=kvm: no results.time.guest_ns in its JSON %s", err);
+		snprintf(why, whylen, "pcbench run --guest=%s: no results.time.guest_ns in its JSON %s", kvm ? "kvm" : "process", err);
 		pcb_jv_free(root);
 		return PCB_EXIT_SOFTWARE;
 	}
+	double t = 0, sum = 0;
+	const char *thr[] = { "vcpus_ns", "demand_ns", "background_ns", "installer_ns" };
+	for (unsigned i = 0; i < 4; i++)
+		if (pcb_jv_num(pcb_jv_get(pcb_jv_path(root, "results.cpu"), thr[i]), &t) == 0)
+			sum += t;
+	*cpu_us = sum / 1e3 / (double)(per * nvcpus);
+	*src_us = pcb_jv_num(pcb_jv_path(root, "results.cpu.source_process_ns"), &t) == 0 ? t / 1e3 / (double)(per * nvcpus) : 0;
 	pcb_jv_free(root);
 	*pps = (double)(per * nvcpus) * 1e9 / ns;
 	return 0;
@@ -252,17 +274,20 @@ int pcb_floor_kvm(const struct pcb_floor_kvm_cfg *c, struct pcb_floor_kvm_row *r
 	uint64_t per = c->mem_per_vcpu >> PCB_PAGE_SHIFT;
 	for (unsigned k = 0; k < c->nv; k++)
 		rows[k] = (struct pcb_floor_kvm_row){ .vcpus = c->vcpus[k] };
-	/* repetitions outermost, bare and pcbench back to back: paired by repetition */
+	/* repetitions outermost, bare and pcbench back to back: paired by repetition;
+	 * the KVM guest, then the process guest (vCPU threads) the same way */
 	for (unsigned rep = 0; rep < c->reps; rep++)
-		for (unsigned k = 0; k < c->nv; k++) {
-			struct pcb_floor_kvm_row *r = &rows[k];
-			int rc = bare_rate(r->vcpus, per, c->seed, &r->bare[rep], why, whylen);
-			if (!rc)
-				rc = pcbench_rate(r->vcpus, per, c->seed, &r->pcb[rep], why, whylen);
-			if (rc)
-				return rc;
-			r->ratio[rep] = r->bare[rep] > 0 ? r->pcb[rep] / r->bare[rep] : 0;
-		}
+		for (unsigned k = 0; k < c->nv; k++)
+			for (int kvm = 1; kvm >= 0; kvm--) {
+				struct pcb_floor_kvm_pair *r = kvm ? &rows[k].kvm : &rows[k].proc;
+				int rc = bare_rate(kvm, rows[k].vcpus, per, c->seed, &r->bare[rep], &r->bare_cpu_us[rep], why, whylen);
+				if (!rc)
+					rc = pcbench_rate(kvm, rows[k].vcpus, per, c->seed, &r->pcb[rep], &r->pcb_cpu_us[rep],
+							  &r->src_cpu_us[rep], why, whylen);
+				if (rc)
+					return rc;
+				r->ratio[rep] = r->bare[rep] > 0 ? r->pcb[rep] / r->bare[rep] : 0;
+			}
 	return 0;
 }
 
@@ -286,24 +311,56 @@ static double kvm_target(unsigned vcpus)
 	return vcpus == 1 ? 1.0 : 0.7;
 }
 
+static void print_pair(const char *what, const struct pcb_floor_kvm_pair *r, unsigned reps)
+{
+	double bl, bh, pl, ph, rl, rh;
+	double b = med3(r->bare, reps, &bl, &bh), p = med3(r->pcb, reps, &pl, &ph), q = med3(r->ratio, reps, &rl, &rh);
+	double lo, hi, bc = med3(r->bare_cpu_us, reps, &lo, &hi), pc = med3(r->pcb_cpu_us, reps, &lo, &hi);
+	double sc = med3(r->src_cpu_us, reps, &lo, &hi);
+	printf("%s: bare %.0f [%.0f-%.0f], pcbench %.0f [%.0f-%.0f]; pcbench/bare paired %.3f [%.3f-%.3f]; CPU us/page: bare "
+	       "%.1f, pcbench %.1f + source %.1f", what, b, bl, bh, p, pl, ph, q, rl, rh, bc, pc, sc);
+}
+
 bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows)
 {
 	bool met = true;
-	printf("\nKVM demand paging (%llu MiB per vCPU, every page faulted once, median [min-max] of %u, pages/s): bare = "
+	printf("\nvCPU demand paging (%llu MiB per vCPU, every page faulted once, median [min-max] of %u, pages/s): bare = "
 	       "one userfaultfd and handler thread per vCPU copying from local memory, as Linux's KVM selftest "
-	       "demand_paging_test -u MISSING; pcbench = --guest=kvm --policy=demand, every page over TCP\n",
-	       (unsigned long long)(c->mem_per_vcpu >> 20), c->reps);
+	       "demand_paging_test -u MISSING; pcbench = --policy=demand, every page over TCP; KVM guest, then the "
+	       "process guest (vCPU threads) the same way\n", (unsigned long long)(c->mem_per_vcpu >> 20), c->reps);
 	for (unsigned k = 0; k < c->nv; k++) {
 		const struct pcb_floor_kvm_row *r = &rows[k];
-		double bl, bh, pl, ph, rl, rh;
-		double b = med3(r->bare, c->reps, &bl, &bh), p = med3(r->pcb, c->reps, &pl, &ph);
-		double q = med3(r->ratio, c->reps, &rl, &rh);
-		printf("  %u vCPU%s: bare %.0f [%.0f-%.0f], pcbench %.0f [%.0f-%.0f]; pcbench/bare paired %.3f [%.3f-%.3f] "
-		       "(target >= %.1f)\n", r->vcpus, r->vcpus > 1 ? "s" : "", b, bl, bh, p, pl, ph, q, rl, rh,
-		       kvm_target(r->vcpus));
+		double lo, hi, q = med3(r->kvm.ratio, c->reps, &lo, &hi);
+		printf("  %u vCPU%s ", r->vcpus, r->vcpus > 1 ? "s" : "");
+		print_pair("KVM", &r->kvm, c->reps);
+		printf(" (target >= %.1f)\n  %*s ", kvm_target(r->vcpus), r->vcpus > 1 ? 7 : 6, "");
+		print_pair("process", &r->proc, c->reps);
+		printf(" (no target)\n");
 		met = met && q >= kvm_target(r->vcpus);
 	}
 	return met;
+}
+
+static void json_pair(struct pcb_json *j, const struct pcb_floor_kvm_pair *r, unsigned reps)
+{
+	const struct { const char *k; const double *v; } s[6] = { { "bare_pages_per_s", r->bare },
+								  { "pcbench_pages_per_s", r->pcb },
+								  { "paired_ratio", r->ratio },
+								  { "bare_cpu_us_per_page", r->bare_cpu_us },
+								  { "pcbench_cpu_us_per_page", r->pcb_cpu_us },
+								  { "source_cpu_us_per_page", r->src_cpu_us } };
+	for (int i = 0; i < 6; i++) {
+		double lo, hi;
+		pcb_json_obj_begin(j, s[i].k);
+		pcb_json_arr_begin(j, "per_rep");
+		for (unsigned x = 0; x < reps; x++)
+			pcb_json_dbl(j, NULL, s[i].v[x]);
+		pcb_json_arr_end(j);
+		pcb_json_dbl(j, "median", med3(s[i].v, reps, &lo, &hi));
+		pcb_json_dbl(j, "min", lo);
+		pcb_json_dbl(j, "max", hi);
+		pcb_json_obj_end(j);
+	}
 }
 
 void pcb_floor_kvm_json(struct pcb_json *j, const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows)
@@ -312,28 +369,18 @@ void pcb_floor_kvm_json(struct pcb_json *j, const struct pcb_floor_kvm_cfg *c, c
 	pcb_json_u64(j, "mem_per_vcpu", c->mem_per_vcpu);
 	pcb_json_u64(j, "reps", c->reps);
 	pcb_json_str(j, "bare_method", "one userfaultfd + handler thread per vCPU slice, waking UFFDIO_COPY from local memory "
-		     "(Linux tools/testing/selftests/kvm/demand_paging_test.c -u MISSING), pcbench's KVM guest, workload seq");
+		     "(Linux tools/testing/selftests/kvm/demand_paging_test.c -u MISSING), pcbench's KVM guest, workload seq; "
+		     "process_guest: the same with the process guest's vCPU threads");
 	pcb_json_arr_begin(j, "rows");
 	for (unsigned k = 0; k < c->nv; k++) {
 		const struct pcb_floor_kvm_row *r = &rows[k];
-		double lo, hi;
 		pcb_json_obj_begin(j, NULL);
 		pcb_json_u64(j, "vcpus", r->vcpus);
-		const struct { const char *k; const double *v; } s[3] = { { "bare_pages_per_s", r->bare },
-									  { "pcbench_pages_per_s", r->pcb },
-									  { "paired_ratio", r->ratio } };
-		for (int i = 0; i < 3; i++) {
-			pcb_json_obj_begin(j, s[i].k);
-			pcb_json_arr_begin(j, "per_rep");
-			for (unsigned x = 0; x < c->reps; x++)
-				pcb_json_dbl(j, NULL, s[i].v[x]);
-			pcb_json_arr_end(j);
-			pcb_json_dbl(j, "median", med3(s[i].v, c->reps, &lo, &hi));
-			pcb_json_dbl(j, "min", lo);
-			pcb_json_dbl(j, "max", hi);
-			pcb_json_obj_end(j);
-		}
+		json_pair(j, &r->kvm, c->reps);
 		pcb_json_dbl(j, "target", kvm_target(r->vcpus));
+		pcb_json_obj_begin(j, "process_guest");
+		json_pair(j, &r->proc, c->reps);
+		pcb_json_obj_end(j);
 		pcb_json_obj_end(j);
 	}
 	pcb_json_arr_end(j);

@@ -1,5 +1,6 @@
 /* pcbench floor: KVM demand paging, bare (as Linux's KVM selftest
- * demand_paging_test.c) and pcbench, paired by repetition (floor/kvm.c). */
+ * demand_paging_test.c) and pcbench, paired by repetition (floor/kvm.c);
+ * the process guest measured the same way. */
 #ifndef PCB_FLOOR_KVM_H
 #define PCB_FLOOR_KVM_H
 #include <stdbool.h>
@@ -16,10 +17,18 @@ struct pcb_floor_kvm_cfg {
 	uint64_t seed;
 };
 
-struct pcb_floor_kvm_row {
-	unsigned vcpus;
+struct pcb_floor_kvm_pair {
 	double bare[PCB_FLOOR_KVM_MAX_REPS], pcb[PCB_FLOOR_KVM_MAX_REPS];   /* pages/s */
 	double ratio[PCB_FLOOR_KVM_MAX_REPS];                              /* pcb / bare, per repetition */
+	/* CPU µs per page: bare vCPU + handler threads; pcbench vCPU + pager threads (results.cpu);
+	 * pcbench's forked source process over its whole life (serving and verification digests) */
+	double bare_cpu_us[PCB_FLOOR_KVM_MAX_REPS], pcb_cpu_us[PCB_FLOOR_KVM_MAX_REPS], src_cpu_us[PCB_FLOOR_KVM_MAX_REPS];
+};
+
+struct pcb_floor_kvm_row {
+	unsigned vcpus;
+	struct pcb_floor_kvm_pair kvm;    /* the KVM guest (the target) */
+	struct pcb_floor_kvm_pair proc;   /* the process guest (vCPU threads), the same way: reported, no target */
 };
 
 /* Measure every vCPU count, reps times.  0 or an exit code with the reason. */

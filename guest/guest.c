@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 /* An access faster than this did not sleep (a userfaultfd wait is a switch
- * out and a wake-up: several µs at least); slower ones check nvcsw. */
+ * out and a wake-up: several µs at least); slower ones check the context switches. */
 #define BLOCK_MIN_NS 1000
 
 struct vcpu {
@@ -59,10 +59,17 @@ struct pcb_guest {
 	char app_err[256];           /* the first failed application op */
 };
 
-static long nvcsw_now(void)
+/* The thread's context switches so far: voluntary (it slept) and involuntary (preempted). */
+struct csw {
+	long v, iv;
+};
+
+static struct csw csw_now(void)
 {
 	struct rusage ru;
-	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : 0;
+	if (getrusage(RUSAGE_THREAD, &ru))
+		return (struct csw){ 0, 0 };
+	return (struct csw){ ru.ru_nvcsw, ru.ru_nivcsw };
 }
 
 /* first_touch: keep the earliest access (by its start); at the same µs, a faulted one. */
@@ -148,7 +155,7 @@ struct loopst {
 	uint32_t seq;
 	uint64_t prev;
 	bool detect;                 /* a pager serves this region: find the accesses that blocked */
-	long nvcsw;                  /* voluntary context switches at the last check */
+	struct csw csw;              /* context switches at the last check */
 	uint64_t scap;               /* capacity of res.stalls */
 };
 
@@ -165,9 +172,13 @@ static void access_account(struct vcpu *v, struct loopst *ls, uint64_t page, uin
 	if (ls->detect) {
 		fault = false;
 		if (lat >= BLOCK_MIN_NS) {
-			long n = nvcsw_now();
-			fault = n != ls->nvcsw;
-			ls->nvcsw = n;
+			/* It slept inside the access; or the pager read its fault message and it
+			 * was preempted inside it: preempted entering the userfaultfd wait and
+			 * woken before it ran again, it never switched out voluntarily (the
+			 * kernel's blocked fault, bpf anomaly preempted_entering_wait). */
+			struct csw n = csw_now();
+			fault = n.v != ls->csw.v || (f && n.iv != ls->csw.iv);
+			ls->csw = n;
 		}
 		r->faults_undelivered += fault && !f;
 	}
@@ -177,7 +188,7 @@ static void access_account(struct vcpu *v, struct loopst *ls, uint64_t page, uin
 		pcb_hist_add(&r->fault_lat, lat);
 		stall_add(r, &ls->scap, t0, t1);
 		if (ls->detect)
-			ls->nvcsw = nvcsw_now();   /* stall_add may sleep (brk/mmap wait for the mmap lock) */
+			ls->csw = csw_now();   /* stall_add may sleep (brk/mmap wait for the mmap lock) */
 	}
 	if (c->first_touch)
 		touch_note(&c->first_touch[page], t0 > v->g->base_ns ? t0 - v->g->base_ns : 0, fault);
@@ -216,7 +227,7 @@ static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pr
 	uint64_t t_start, deadline;
 	loop_begin(v, pre, &bcap, &t_start, &deadline);
 	if (ls->detect)
-		ls->nvcsw = nvcsw_now();
+		ls->csw = csw_now();
 	uint64_t tlast = t_start;
 	for (;;) {
 		uint64_t op_t0 = 0;
@@ -232,7 +243,7 @@ static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pr
 				slept |= acc.think_ns >= 50000;   /* think() slept: not an access's switch */
 			}
 			if (slept && ls->detect)
-				ls->nvcsw = nvcsw_now();
+				ls->csw = csw_now();
 			slept = false;
 			uint64_t page = acc.page;
 			uint64_t rnd = pcb_rng_next(&ls->rng);
@@ -295,7 +306,7 @@ static void run_loop(struct vcpu *v, struct loopst *ls, uint8_t *region, bool pr
 		if (!r->ops++)
 			r->t_first_op_ns = tlast;
 		if (bcap && bucket_add(r, c->bucket_ns, tlast - base, &bcap) && ls->detect)
-			ls->nvcsw = nvcsw_now();   /* the allocation may have slept */
+			ls->csw = csw_now();   /* the allocation may have slept */
 		if (tlast >= deadline || (c->ops_limit && r->ops >= c->ops_limit))
 			break;
 	}

@@ -200,7 +200,7 @@ void log_fault(struct pcb_pager *p, uint64_t now, uint64_t page, int vcpu, uint3
 {
 	if (p->nfev == p->capfev)
 		return;   /* fixed capacity (pcb_pager_create); the log is best effort, counters stay exact */
-	p->fev[p->nfev++] = (struct pcb_fault_ev){ now - p->st.t_switchover_ns, page, vcpu, outcome };
+	p->fev[p->nfev++] = pcb_fev_make(now - p->st.t_switchover_ns, page, vcpu, outcome);
 }
 
 int vcpu_of(struct pcb_pager *p, pid_t tid)

@@ -56,13 +56,17 @@ static int demand_handle_faults(struct pcb_pager *p)
 			continue;
 		}
 		if (!first) {
-			/* already requested by another vCPU's fault: the install wakes everyone */
+			/* already requested by another vCPU's fault: the install wakes everyone
+			 * (a reply installed since the check above woke this vCPU too: the
+			 * kernel queued its fault before the UFFDIO_COPY) */
+			pthread_mutex_lock(&p->infl_lock);
 			for (unsigned k = 0; v >= 0 && k < p->ninfl; k++)
 				if (p->infl[k].page == page) {
 					p->infl[k].waiters++;
 					p->blocked++;
 					break;
 				}
+			pthread_mutex_unlock(&p->infl_lock);
 			log_fault(p, now, page, v, 2);
 			p->st.faults_inflight++;
 			continue;
@@ -89,12 +93,18 @@ static int demand_handle_faults(struct pcb_pager *p)
 			return -1;
 		}
 		log_fault(p, now, page, v, 0);
-		p->infl[p->ninfl++] = (struct inflight){ page, now, now, v >= 0, 0 };
+		/* a reply thread may reorder infl[] as soon as the lock is released: the
+		 * request is sent from a copy (shared: no reply thread, and the entry
+		 * itself records the connection it went on) */
+		struct inflight nf = { page, now, now, v >= 0, 0 };
+		pthread_mutex_lock(&p->infl_lock);
+		p->infl[p->ninfl++] = nf;
 		infl_sync(p);
 		p->blocked += v >= 0;
+		pthread_mutex_unlock(&p->infl_lock);
 		PCB_PROBE_REQUEST(page, PCB_CHAN_DEMAND, 1);
 		p->st.demand_requests++;
-		if (!lost && demand_send_req(p, &p->infl[p->ninfl - 1]) < 0) {
+		if (!lost && demand_send_req(p, p->shared ? &p->infl[p->ninfl - 1] : &nf) < 0) {
 			/* the request stays in infl[]: recovery sends it again; the other messages
 			 * of this read are still recorded (the kernel will not deliver them again) */
 			snprintf(p->loss_why, sizeof(p->loss_why), "sending a demand request failed: %s", strerror(errno));
@@ -150,10 +160,12 @@ static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, con
 	}
 	uint64_t page = h->arg, now = pcb_now_ns();
 	unsigned i;
+	pthread_mutex_lock(&p->infl_lock);   /* the demand thread adds to infl[] meanwhile with a reply thread */
 	for (i = 0; i < p->ninfl; i++)
 		if (p->infl[i].page == page)
 			break;
 	if (i == p->ninfl) {
+		pthread_mutex_unlock(&p->infl_lock);
 		p->chan[PCB_CHAN_DEMAND].bad_frames++;
 		set_fatal(p, PCB_EXIT_PROTOCOL, "source sent page %llu that was not requested", (unsigned long long)page);
 		return -1;
@@ -162,6 +174,7 @@ static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, con
 	p->infl[i] = p->infl[--p->ninfl];
 	infl_sync(p);
 	p->blocked -= f.waiters;
+	pthread_mutex_unlock(&p->infl_lock);
 	PCB_PROBE_RECEIVED(page, PCB_CHAN_DEMAND, h->type == PCB_MSG_ZERO);
 	pcb_hist_add(&p->st.demand_rtt, now - f.t_req);
 	int r = install(p, page, h->type == PCB_MSG_PAGE ? payload : NULL, PCB_INST_DEMAND, &now);
@@ -301,6 +314,146 @@ static int demand_receive(struct pcb_pager *p, struct pcb_conn *c, uint64_t *las
 	return 1;
 }
 
+/* ---- reply thread (--demand-replies=thread) -------------------------------
+ * With one demand thread a fault waits while the thread is busy with the
+ * request -> reply -> install of another vCPU's fault (poll() on both the
+ * uffd and the socket, a wake-up for each).  Here the demand thread only
+ * reads faults (a blocking read() of the uffd) and sends their requests; the
+ * reply thread blocks on the demand socket and installs each reply as it
+ * arrives, so every blocked vCPU has its request outstanding and the replies
+ * come back pipelined on the one demand connection -- the request/handler
+ * split Linux's KVM selftest gets from a handler per vCPU (demand_paging_test.c),
+ * without a connection per vCPU.  Only where nothing but demand replies fill
+ * pages while the guest runs (the fast path's conditions).  Anything unusual
+ * on the connection (loss, refusal, a silent source) is handed back to the
+ * demand thread, which stops the reply thread and carries on inline. */
+
+static void reply_handover(struct pcb_pager *p, int kind)
+{
+	atomic_store(&p->reply_handover, kind);
+	/* the demand thread sits in a blocking read() of the uffd: interrupt it,
+	 * again until it has seen the handover (the signal may land just before
+	 * its read) */
+	while (!atomic_load(&p->reply_ack) && !atomic_load(&p->reply_quit)) {
+		pthread_kill(p->demand_self, PCB_STOP_SIGNAL);
+		usleep(1000);
+	}
+}
+
+/* The oldest request is older than --io-timeout and nothing arrived for as long. */
+static bool reply_timed_out(struct pcb_pager *p, uint64_t last_rx)
+{
+	uint64_t now = pcb_now_ns(), oldest = now;
+	pthread_mutex_lock(&p->infl_lock);
+	for (unsigned i = 0; i < p->ninfl; i++)
+		if (p->infl[i].t_req < oldest)
+			oldest = p->infl[i].t_req;
+	pthread_mutex_unlock(&p->infl_lock);
+	if (now - oldest <= p->cfg.io_timeout_ns || now - last_rx <= p->cfg.io_timeout_ns)
+		return false;
+	snprintf(p->loss_why, sizeof(p->loss_why), "the source has not answered a demand request for %.1f s",
+		 pcb_ns_to_s(now - oldest));
+	return true;
+}
+
+static void *reply_thread(void *arg)
+{
+	struct pcb_pager *p = arg;
+	struct pcb_conn *c = &p->chan[PCB_CHAN_DEMAND];
+	uint64_t last_rx = pcb_now_ns();
+	if (p->cfg.pin_demand)
+		pcb_pin_self((int)p->cfg.pin_demand - 1);
+	while (!atomic_load(&p->reply_quit) && !atomic_load(&p->stopping)) {
+		int r = pcb_conn_fill(c);   /* blocking; SO_RCVTIMEO 100 ms, or the stop signal */
+		if (r == PCB_RX_EOF || (r == PCB_RX_ERR && errno != EAGAIN && errno != EINTR)) {
+			snprintf(p->loss_why, sizeof(p->loss_why), "demand channel %s",
+				 r == PCB_RX_EOF ? "closed by the source" : strerror(errno));
+			reply_handover(p, 1);
+			break;
+		}
+		if (r <= 0) {
+			if (reply_timed_out(p, last_rx)) {
+				reply_handover(p, 1);
+				break;
+			}
+			continue;
+		}
+		last_rx = pcb_now_ns();
+		struct pcb_hdr h;
+		const uint8_t *pl;
+		while ((r = pcb_conn_parse(c, &h, &pl)) == PCB_RX_FRAME)
+			if (demand_handle_frame(p, &h, pl) < 0)
+				goto out;   /* fatal: the main thread stops the pager */
+		if (r == PCB_RX_BAD && c->forged) {
+			snprintf(p->loss_why, sizeof(p->loss_why), "%s", c->err);
+			p->refused[PCB_CHAN_DEMAND] = true;
+			reply_handover(p, 1);
+			break;
+		}
+		if (r == PCB_RX_BAD) {
+			set_fatal(p, PCB_EXIT_PROTOCOL, "bad frame from the source (demand channel): %s", c->err);
+			break;
+		}
+	}
+out:
+	p->reply_cpu_ns = pcb_thread_cpu_ns();
+	return NULL;
+}
+
+/* The demand thread's loop while a reply thread receives.  Returns 1 when
+ * the connection must be recovered, 0 otherwise (stopping, fatal, or the
+ * reply thread could not start: the caller goes on inline). */
+static int demand_with_reply_thread(struct pcb_pager *p)
+{
+	p->demand_self = pthread_self();
+	atomic_store(&p->reply_quit, false);
+	atomic_store(&p->reply_ack, false);
+	atomic_store(&p->reply_handover, 0);
+	if (pthread_create(&p->reply_th, NULL, reply_thread, p) != 0)
+		return 0;
+	p->st.reply_thread = true;
+	p->chan[PCB_CHAN_DEMAND].fill_intr = true;   /* the stop signal ends the reply thread's read */
+	int lost = 0;
+	for (;;) {
+		if (atomic_load(&p->stopping) || atomic_load(&p->fatal) || (lost = atomic_load(&p->reply_handover)))
+			break;
+		int fr = demand_handle_faults(p);   /* a blocking read() of the uffd */
+		if (fr < 0)
+			break;
+		if (fr == 1) {   /* a request could not be sent */
+			lost = 1;
+			break;
+		}
+	}
+	atomic_store(&p->reply_ack, true);
+	atomic_store(&p->reply_quit, true);
+	for (;;) {   /* it may sit in a blocking read() of the socket */
+		pthread_kill(p->reply_th, PCB_STOP_SIGNAL);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (pthread_timedjoin_np(p->reply_th, NULL, &ts) == 0)
+			break;
+	}
+	p->chan[PCB_CHAN_DEMAND].fill_intr = false;
+	return lost ? 1 : 0;
+}
+
+/* --demand-replies: a reply thread where it is asked for; auto: the KVM guest
+ * (faults from KVM_RUN) with two or more vCPUs, where it was measured faster
+ * (docs/results/2026-12-05-kvm-demand-scaling.md); the process guest's
+ * faults cost the vCPU far less and its extra wake-ups made it slower. */
+static bool want_reply_thread(const struct pcb_pager *p, bool fast_ok)
+{
+	if (!fast_ok || p->cfg.huge || p->cfg.push || p->cfg.demand_replies == 1)
+		return false;
+	return p->cfg.demand_replies == 2 || (p->cfg.kernel_faults && p->cfg.nvcpus >= 2);
+}
+
 void *demand_thread(void *arg)
 {
 	struct pcb_pager *p = arg;
@@ -328,9 +481,20 @@ void *demand_thread(void *arg)
 	 * (~1.1 µs on this nested machine), and the fast path must not pay for
 	 * switching the uffd between blocking and not on every fault */
 	int uffd_fl = fcntl(p->uffd, F_GETFL);
-	bool uffd_blocking = !(uffd_fl & O_NONBLOCK);
+	bool uffd_blocking = !(uffd_fl & O_NONBLOCK), failed = false;
+	if (want_reply_thread(p, fast_ok)) {
+		if (!uffd_blocking) {
+			uffd_fl &= ~O_NONBLOCK;
+			fcntl(p->uffd, F_SETFL, uffd_fl);
+			uffd_blocking = true;
+		}
+		/* after a handover the demand thread carries on inline (recovering first) */
+		if (demand_with_reply_thread(p) == 1 && !atomic_load(&p->stopping))
+			failed = demand_recover(p) < 0;
+		last_rx = pcb_now_ns();
+	}
 	for (;;) {
-		if (atomic_load_explicit(&p->stopping, memory_order_relaxed))
+		if (failed || atomic_load_explicit(&p->stopping, memory_order_relaxed))
 			break;
 		if (fast_ok && !p->ninfl) {
 			/* nothing in flight: nothing can arrive on the demand socket but a
@@ -417,6 +581,6 @@ void *demand_thread(void *arg)
 		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
 	p->st.demand_cpu = sched_getcpu();
-	p->st.demand_cpu_ns = pcb_thread_cpu_ns();
+	p->st.demand_cpu_ns = pcb_thread_cpu_ns() + p->reply_cpu_ns;   /* with the reply thread's */
 	return NULL;
 }

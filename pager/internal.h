@@ -92,6 +92,15 @@ struct pcb_pager {
 	unsigned ninfl;
 	atomic_uint infl_count;      /* ninfl, for the background thread (CRIU: one request outstanding) */
 	unsigned blocked;            /* registered vCPUs known to wait for an in-flight demand page */
+	/* --demand-replies=thread (demand.c): a reply thread receives and installs the
+	 * demand replies while the demand thread reads faults and sends requests;
+	 * infl[], ninfl and blocked are then under infl_lock */
+	pthread_mutex_t infl_lock;
+	pthread_t reply_th, demand_self;
+	atomic_bool reply_quit;      /* demand thread -> reply thread: stop */
+	atomic_bool reply_ack;       /* demand thread has left its reply-thread loop */
+	atomic_int reply_handover;   /* reply thread -> demand thread: 1 = the connection needs recovery */
+	uint64_t reply_cpu_ns;       /* the reply thread's CPU time (added to demand_cpu_ns) */
 
 	/* coordination */
 	pthread_mutex_t lock;

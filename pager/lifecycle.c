@@ -133,6 +133,7 @@ static void pager_init(struct pcb_pager *p, const struct pcb_pager_cfg *cfg)
 	p->shared_gen = 1;
 	p->st.channels = p->shared ? 1 : 2;
 	pthread_mutex_init(&p->send_lock, NULL);
+	pthread_mutex_init(&p->infl_lock, NULL);
 	pcb_pp_mutex_init(&p->lock, cfg->process);
 	pcb_iq_init(&p->iq);
 	pcb_pp_cond_init(&p->cond, cfg->process);

@@ -49,6 +49,7 @@ struct pcb_pager_cfg {
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
 	uint64_t link_bps, link_rtt_ns;   /* emulated link (0 = not emulated) */
 	bool resend_inflight;             /* --inflight=resend: a fault on a page in a background batch asks for it again */
+	int demand_replies;               /* --demand-replies: 0 auto, 1 inline, 2 thread (demand.c) */
 	bool bytes_image;                 /* the source must serve a bytes image (PCB_CFG_BYTES_IMAGE): pages are
 					   * verified by the digest of the bytes they arrived with (install/install.h
 					   * arrival), since the guest may write anywhere in them afterwards */
@@ -84,6 +85,7 @@ struct pcb_recovery_stats {
 	uint64_t bg_pages_rerequested, bg_batches_resent;
 	uint64_t frames_refused;          /* frames that failed authentication (refused, never installed; asked for again) */
 	uint64_t batches_incomplete;      /* background batches that ended without all their pages (asked for again) */
+	uint64_t handshake_retries;       /* handshakes tried again after the source refused one as busy or ended it */
 	char last_loss[160];
 };
 
@@ -111,6 +113,7 @@ struct pcb_pager_stats {
 	struct pcb_hist demand_rtt;      /* request sent -> page received (pager side) */
 	struct pcb_hist demand_service;  /* fault message read -> page installed */
 	int demand_cpu, background_cpu;  /* CPU the threads last ran on */
+	bool reply_thread;               /* demand replies were received by a reply thread (--demand-replies) */
 	int install_cpu;                 /* CPU the installer thread last ran on */
 	/* CPU time each thread used (CLOCK_THREAD_CPUTIME_ID when it ends) */
 	uint64_t demand_cpu_ns, background_cpu_ns, install_cpu_ns;
@@ -186,13 +189,32 @@ void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out);
  * this pager), and how (PCB_INST_* from pager/probes.h). */
 const uint32_t *pcb_pager_install_us(struct pcb_pager *p);
 const uint8_t *pcb_pager_install_kind(struct pcb_pager *p);
-/* Every fault message, in the order read. */
+/* Every fault message, in the order read: 12 bytes each (the log grows with
+ * the faults a running guest takes; 24 bytes each made it the largest part of
+ * the pager's memory after the per-page install record).  Read and written
+ * only through the functions below:
+ *   t_ns     since switch-over, 47 bits (39 hours; a later time is stored as
+ *            the largest, PCB_FEV_T_MAX)
+ *   page     38 bits (2^38 pages = 1 PiB, above --mem's limit of 1e15 bytes)
+ *   vcpu     -1 (not a registered vCPU) .. 510 (PCB_MAX_VCPUS is 256)
+ *   outcome  0 requested, 1 page already present, 2 already in flight */
 struct pcb_fault_ev {
-	uint64_t t_ns;               /* since switch-over */
-	uint64_t page;
-	int32_t vcpu;                /* -1: not a registered vCPU */
-	uint32_t outcome;            /* 0 requested, 1 page already present, 2 already in flight */
+	uint32_t t_lo, page_lo;
+	uint32_t hi;                 /* t_ns >> 32: bits 0-14, page >> 32: 15-20, vcpu + 1: 21-29, outcome: 30-31 */
 };
+#define PCB_FEV_T_MAX ((1ull << 47) - 1)
+static inline struct pcb_fault_ev pcb_fev_make(uint64_t t_ns, uint64_t page, int vcpu, unsigned outcome)
+{
+	if (t_ns > PCB_FEV_T_MAX)
+		t_ns = PCB_FEV_T_MAX;
+	return (struct pcb_fault_ev){ (uint32_t)t_ns, (uint32_t)page,
+				      (uint32_t)(t_ns >> 32) | (uint32_t)(page >> 32 & 63) << 15 |
+					      (uint32_t)((vcpu + 1) & 511) << 21 | (outcome & 3u) << 30 };
+}
+static inline uint64_t pcb_fev_t_ns(const struct pcb_fault_ev *e) { return (uint64_t)(e->hi & 0x7fff) << 32 | e->t_lo; }
+static inline uint64_t pcb_fev_page(const struct pcb_fault_ev *e) { return (uint64_t)(e->hi >> 15 & 63) << 32 | e->page_lo; }
+static inline int pcb_fev_vcpu(const struct pcb_fault_ev *e) { return (int)(e->hi >> 21 & 511) - 1; }
+static inline unsigned pcb_fev_outcome(const struct pcb_fault_ev *e) { return e->hi >> 30; }
 const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n);
 const struct pcb_installer *pcb_pager_installer(struct pcb_pager *p);
 /* Pages not present, as "N pages: a-b, c, ..." (at most len bytes, ranges cut with "..."). */

@@ -19,28 +19,18 @@ int chan_connect(struct pcb_pager *p, unsigned ch, uint32_t flags, int timeout_m
 {
 	const struct pcb_pager_cfg *cfg = &p->cfg;
 	struct pcb_conn *c = &p->chan[ch];
-	int s = pcb_connect_tcp(cfg->host, cfg->port, timeout_ms);
-	if (s < 0) {
-		snprintf(why, whylen, "cannot connect to the source at %s:%u: %s", cfg->host, cfg->port, strerror(errno));
-		return PCB_EXIT_SOURCE_LOST;
-	}
-	if (!c->rbuf) {
-		if (pcb_conn_init(c, s, 0, cfg->npages) < 0) {
-			close(s);
-			snprintf(why, whylen, "out of memory");
-			return PCB_EXIT_OSERR;
-		}
-	} else {
-		if (c->fd >= 0)
-			close(c->fd);
-		c->fd = s;
-		c->rpos = c->rlen = 0;   /* a partial frame of the old connection is dropped: it is asked for again */
-		pcb_conn_free_mac(c);    /* its stream keys too: the handshake derives new ones */
-	}
 	struct pcb_config_wire cw;
-	int hs_timeout = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC);
 	unsigned hello_ch = p->shared && ch == PCB_CHAN_BACKGROUND ? PCB_CHAN_SHARED : ch;
-	int rc = pcb_hs_client(c, hello_ch, flags, cfg->key, hs_timeout > 0 ? hs_timeout : 1, &cw, why, whylen);
+	uint64_t retries = 0;
+	int io_ms = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC);
+	/* connect within timeout_ms, hand-shake within --io-timeout (refused as busy: tried again) */
+	int rc = pcb_hs_connect(c, cfg->host, cfg->port, cfg->npages, hello_ch, flags, cfg->key,
+				(timeout_ms > io_ms ? timeout_ms : io_ms), &cw, &retries, why, whylen);
+	if (retries) {
+		pthread_mutex_lock(&p->rec_lock);
+		p->st.rec.handshake_retries += retries;
+		pthread_mutex_unlock(&p->rec_lock);
+	}
 	if (rc)
 		return rc;
 	/* The handshake leaves the socket without a receive deadline.  Bound every

@@ -251,9 +251,11 @@ int pcb_timeline_write_records(const char *path, const struct pcb_fault_ev *fe, 
 		return -errno;
 	static const char *const outcome[] = { "requested", "present", "inflight" };
 	fprintf(f, "t_us,event,page,detail\n");
-	for (size_t i = 0; i < nf; i++)
-		fprintf(f, "%.3f,fault,%llu,%s/vcpu%d\n", (double)fe[i].t_ns / 1e3, (unsigned long long)fe[i].page,
-			outcome[fe[i].outcome < 3 ? fe[i].outcome : 0], fe[i].vcpu);
+	for (size_t i = 0; i < nf; i++) {
+		unsigned o = pcb_fev_outcome(&fe[i]);
+		fprintf(f, "%.3f,fault,%llu,%s/vcpu%d\n", (double)pcb_fev_t_ns(&fe[i]) / 1e3,
+			(unsigned long long)pcb_fev_page(&fe[i]), outcome[o < 3 ? o : 0], pcb_fev_vcpu(&fe[i]));
+	}
 	for (uint64_t pg = 0; pg < npages; pg++)
 		if (us[pg])
 			fprintf(f, "%u,install,%llu,%s\n", us[pg] - 1, (unsigned long long)pg, kind_name(kind[pg]));

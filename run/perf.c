@@ -51,18 +51,23 @@ int pcb_mem_measure(struct pcb_mem_report *m, const struct pcb_mem_range *guest,
 	}
 	fclose(fp);
 	/* the records are anonymous mappings the kernel may merge with their
-	 * neighbours: count their resident pages with mincore instead */
+	 * neighbours, or heap blocks: count their resident pages with mincore
+	 * instead, only the pages wholly inside a record (a page it shares with
+	 * other data stays the pager's) */
 	for (int i = 0; i < nr; i++) {
-		if (!record[i].addr)
+		uint64_t lo_a = ((uint64_t)(uintptr_t)record[i].addr + 4095) & ~4095ull;
+		uint64_t hi_a = ((uint64_t)(uintptr_t)record[i].addr + record[i].len) & ~4095ull;
+		if (!record[i].addr || hi_a <= lo_a)
 			continue;
-		uint64_t pages = (record[i].len + 4095) / 4096;
+		uint64_t pages = (hi_a - lo_a) / 4096;
 		unsigned char *vec = malloc(pages);
-		if (vec && mincore((void *)record[i].addr, pages * 4096, vec) == 0)
+		if (vec && mincore((void *)(uintptr_t)lo_a, pages * 4096, vec) == 0)
 			for (uint64_t k = 0; k < pages; k++)
-				m->record_rss += (vec[k] & 1) ? 4096 : 0;
+				*(i ? &m->stall_rss : &m->record_rss) += (vec[k] & 1) ? 4096 : 0;
 		free(vec);
 	}
-	m->pager_rss = m->pager_rss > m->record_rss ? m->pager_rss - m->record_rss : 0;
+	uint64_t harness = m->record_rss + m->stall_rss;
+	m->pager_rss = m->pager_rss > harness ? m->pager_rss - harness : 0;
 	fp = fopen("/proc/self/status", "r");
 	if (fp) {
 		while (fgets(line, sizeof(line), fp)) {
@@ -140,11 +145,12 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 	pcb_json_u64(j, "pager_rss_excluding_guest", m->pager_rss);
 	pcb_json_dbl(j, "pager_rss_fraction_of_guest", m->guest_region_bytes ? (double)m->pager_rss / (double)m->guest_region_bytes : 0);
 	pcb_json_u64(j, "first_touch_record_rss", m->record_rss);
+	pcb_json_u64(j, "vcpu_stall_records_rss", m->stall_rss);
 	pcb_json_u64(j, "bpf_map_rss", m->bpf_rss);
 	pcb_json_u64(j, "process_vm_hwm", m->hwm);
 	pcb_json_u64(j, "pager_process_vm_hwm", m->pager_process_hwm);
 	pcb_json_str(j, "method", "/proc/self/smaps Rss after verification: guest region (and its alias mapping) apart, "
-		     "the harness's first-touch record apart, the rest is the pager (bitmaps, install record, buffers, heap, code)");
+		     "the harness's first-touch record and vCPU stall lists apart, the rest is the pager (bitmaps, install record, buffers, heap, code)");
 	pcb_json_obj_end(j);
 }
 

@@ -21,14 +21,16 @@ struct pcb_mem_report {
 	bool done;
 	uint64_t guest_region_bytes;     /* --mem */
 	uint64_t guest_rss;              /* resident in the guest region (and its alias mapping, continue) */
-	uint64_t record_rss;             /* harness-side per-page records (guest first-touch record) */
+	uint64_t record_rss;             /* harness-side per-page records (guest first-touch record: record[0]) */
+	uint64_t stall_rss;              /* harness-side per-fault records (each vCPU's stall list: record[1..]) */
 	uint64_t bpf_rss;                /* the tracer's BPF maps mapped into the process (--trace), apart */
 	uint64_t pager_rss;              /* everything else resident in the destination process */
 	uint64_t hwm;                    /* VmHWM of the destination process */
 	uint64_t pager_process_hwm;      /* --pager=process: VmHWM of the pager process (0 = thread mode) */
 };
 
-/* Read /proc/self/smaps: RSS inside guest[] (ng ranges), inside record[] (nr ranges), and the rest. */
+/* Read /proc/self/smaps: RSS inside guest[] (ng ranges), inside record[] (nr ranges: the first-touch
+ * record, then the vCPUs' stall lists; pages wholly inside), and the rest. */
 int pcb_mem_measure(struct pcb_mem_report *m, const struct pcb_mem_range *guest, int ng,
 		    const struct pcb_mem_range *record, int nr, uint64_t region_bytes);
 void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struct pcb_pin *pin,

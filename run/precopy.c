@@ -122,19 +122,11 @@ static bool all_zero(const uint8_t *pg)
 
 static int net_open(struct pc *c, const struct pcb_precopy_net *n, char *why, size_t whylen)
 {
-	int s = pcb_connect_tcp(n->host, n->port, n->timeout_ms);
-	if (s < 0) {
-		snprintf(why, whylen, "--precopy: cannot connect to the source at %s:%u: %s", n->host, n->port, strerror(errno));
-		return PCB_EXIT_SOURCE_LOST;
-	}
-	if (pcb_conn_init(&c->conn, s, 0, c->npages) < 0) {
-		close(s);
-		snprintf(why, whylen, "out of memory");
-		return PCB_EXIT_OSERR;
-	}
-	c->net = true;
 	struct pcb_config_wire cw;
-	int rc = pcb_hs_client(&c->conn, PCB_CHAN_BACKGROUND, 0, n->key, n->timeout_ms, &cw, why, whylen);
+	c->conn = (struct pcb_conn){ .fd = -1 };
+	int rc = pcb_hs_connect(&c->conn, n->host, n->port, c->npages, PCB_CHAN_BACKGROUND, 0, n->key, n->timeout_ms, &cw,
+				NULL, why, whylen);
+	c->net = c->conn.rbuf != NULL;
 	if (rc)
 		return rc;
 	if (cw.npages != c->npages) {

@@ -355,8 +355,16 @@ static void collect_placement(struct run *r)
 {
 	const struct pcb_installer *in = pcb_pager_installer(r->pager);
 	struct pcb_mem_range g[2] = { { in->region, in->len }, { in->alias, in->len } };
-	struct pcb_mem_range rec = { r->first_touch, r->npages * 4 };
-	pcb_mem_measure(&r->mem, g, 2, &rec, 1, r->cfg->mem);
+	/* the harness's records are not the pager: the first-touch record and each
+	 * vCPU's stall list (16 bytes per fault it waited on, for blocktime) */
+	struct pcb_mem_range rec[1 + PCB_MAX_VCPUS] = { { r->first_touch, (r->npages * 4 + 4095) & ~(uint64_t)4095 } };   /* its own mapping */
+	int nrec = 1;
+	for (unsigned v = 0; r->guest && v < r->cfg->vcpus && v < PCB_MAX_VCPUS; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		if (vr && vr->stalls)
+			rec[nrec++] = (struct pcb_mem_range){ vr->stalls, vr->nstalls * sizeof(*vr->stalls) };
+	}
+	pcb_mem_measure(&r->mem, g, 2, rec, nrec, r->cfg->mem);
 	r->mem.pager_process_hwm = pcb_pager_process_peak_rss_kib(r->pager) * 1024;
 	pcb_prefetch_compute_window(&r->pf, r->npages, r->first_touch, pcb_pager_install_us(r->pager),
 				    pcb_pager_install_kind(r->pager),

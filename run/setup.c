@@ -370,6 +370,7 @@ static int setup_source_and_pager(struct run *r)
 		.push = cfg->policy_end == PCB_POLICY_SOURCE, .policy_spec = cfg->policy,
 		.channels = cfg->channels, .bytes_image = r->im.mem || r->im.opaque,
 		.resend_inflight = cfg->inflight == PCB_INFLIGHT_RESEND,
+		.demand_replies = (int)cfg->demand_replies,
 	};
 	if ((rc = pcb_pager_create(&pc, &r->pager, why, sizeof(why))) != 0) {
 		pcb_err("%s", why);

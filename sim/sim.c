@@ -564,7 +564,7 @@ static void ev_vcpu(struct sim *s, unsigned v, uint64_t now)
 			}
 			res->fault_ev = n;
 		}
-		res->fault_ev[res->nfault_ev++] = (struct pcb_fault_ev){ now, pg, (int32_t)v, first ? 0 : 2 };
+		res->fault_ev[res->nfault_ev++] = pcb_fev_make(now, pg, (int)v, first ? 0 : 2);
 	}
 	if (first) {
 		res->demand_requests++;

@@ -21,10 +21,11 @@
 #define MAX_CONNS 256
 /* Connections still in their handshake (unauthenticated) are limited in all
  * and per peer address: a new connection over a limit ends the oldest
- * unauthenticated one (of that peer, or of all), so holding connections open
- * cannot lock the destination out: its handshake takes about a round trip,
- * an attacker's connections are ended in turn, and each is also bounded by the
- * whole-handshake deadline.  Connections past the handshake are not affected. */
+ * unauthenticated one older than a grace (of that peer, or of all), or is
+ * refused as busy when none is that old (source.c slot_take), so holding
+ * connections open cannot lock the destination out and a flood of new ones
+ * cannot end its handshake; each is also bounded by the whole-handshake
+ * deadline.  Connections past the handshake are not affected. */
 #define MAX_UNAUTH 64
 #define MAX_UNAUTH_PER_PEER 16
 /* Handshake refusals logged one line each; after that only every 10th power. */
@@ -64,7 +65,7 @@ struct pcb_source_state {
 	struct slot slot[MAX_CONNS];
 	atomic_int finished_sessions;
 	atomic_ullong pages_sent, zero_sent, bad_frames, auth_failures, resumes;
-	atomic_ullong hs_refused, hs_timeouts, evicted, refused_full;
+	atomic_ullong hs_refused, hs_timeouts, evicted, refused_full, refused_busy;
 	atomic_ullong conns[PCB_CHAN_SHARED + 1];   /* connections past the handshake, per HELLO channel */
 	/* --policy-end=source: the engine of the current migration (set by the
 	 * connection that received PUSH; the demand connection tells it of requests) */

@@ -85,50 +85,52 @@ static void *conn_thread(void *arg)
 	return NULL;
 }
 
-/* Which unauthenticated connection to end for room: the lowest class, the
- * oldest within it.  Classes: 0 no HELLO yet and older than EVICT_GRACE_NS
- * (a peer trickling its HELLO), 1 a HELLO but no AUTH and older than that,
- * 2 and 3 the same within their first EVICT_GRACE_NS.  A destination sends
- * its HELLO at once and authenticates within a round trip: while the
- * connections held against it are older than the grace, it is never the one
- * ended; only a flood of fresh connections faster than its handshake can end
- * it (docs/security.md). */
-#define EVICT_GRACE_NS (50 * PCB_NSEC_PER_MSEC)
+/* Room for a new connection among the unauthenticated ones: a connection
+ * younger than EVICT_GRACE_NS is never ended for room; of the older ones the
+ * lowest class goes first, the oldest within it: 0 no HELLO yet (a peer
+ * trickling it), then 1 a HELLO but no AUTH.  When every unauthenticated
+ * connection in the way is younger than the grace, the new connection is
+ * refused instead ("busy"; the destination tries again within its handshake
+ * deadline, pager/recovery.c).  So a destination, once accepted, has the
+ * grace to finish its handshake (a round trip and two HMACs: well under
+ * 250 ms unless the path is slower than that) whatever a flood of
+ * connections from its own address does; a flood only takes the slots that
+ * have gone stale, and a destination retrying gets one of those in turn
+ * (docs/security.md). */
+#define EVICT_GRACE_NS (250 * PCB_NSEC_PER_MSEC)
 
-static int evict_class(const struct slot *s, uint64_t now)
+/* End the oldest stale unauthenticated connection (of peer, or of anyone when
+ * any_peer): shutdown wakes its thread, which frees the slot.  false: none is
+ * older than the grace.  Under conns_lock. */
+static bool evict_stale(struct pcb_source_state *st, uint32_t peer, bool any_peer)
 {
-	return (now - s->t_accept < EVICT_GRACE_NS ? 2 : 0) + (s->hello ? 1 : 0);
-}
-
-/* End the chosen unauthenticated connection (of peer, or of anyone when
- * any_peer): shutdown wakes its thread, which frees the slot.  Under conns_lock. */
-static void evict_oldest(struct pcb_source_state *st, uint32_t peer, bool any_peer)
-{
-	int v = -1, vc = 0;
+	int v = -1;
 	uint64_t now = pcb_now_ns();
 	for (int i = 0; i < MAX_CONNS; i++) {
 		const struct slot *s = &st->slot[i];
-		if (s->fd < 0 || s->authed || s->ended || (!any_peer && s->peer != peer))
+		if (s->fd < 0 || s->authed || s->ended || (!any_peer && s->peer != peer) || now - s->t_accept < EVICT_GRACE_NS)
 			continue;
-		int c = evict_class(s, now);
-		if (v < 0 || c < vc || (c == vc && s->t_accept < st->slot[v].t_accept)) {
+		const struct slot *o = v < 0 ? NULL : &st->slot[v];
+		if (!o || s->hello < o->hello || (s->hello == o->hello && s->t_accept < o->t_accept))
 			v = i;
-			vc = c;
-		}
 	}
 	if (v < 0)
-		return;
+		return false;
 	shutdown(st->slot[v].fd, SHUT_RDWR);
 	st->slot[v].ended = true;
 	atomic_fetch_add(&st->evicted, 1);
+	return true;
 }
 
 /* A slot for a new connection from peer, making room among the
- * unauthenticated ones first.  The slot index, or -1 (every slot is taken by
+ * unauthenticated ones first.  The slot index, SLOT_BUSY (over a limit and
+ * no connection in the way is stale) or SLOT_FULL (every slot is taken by
  * connections past the handshake, or by ended ones not yet gone). */
+#define SLOT_BUSY (-2)
+#define SLOT_FULL (-1)
 static int slot_take(struct pcb_source_state *st, int fd, uint32_t peer)
 {
-	int freei = -1;
+	int freei = SLOT_FULL;
 	pthread_mutex_lock(&st->conns_lock);
 	unsigned unauth = 0, mine = 0;
 	for (int i = 0; i < MAX_CONNS; i++) {
@@ -143,14 +145,32 @@ static int slot_take(struct pcb_source_state *st, int fd, uint32_t peer)
 		unauth++;
 		mine += s->peer == peer;
 	}
+	bool room = true;
 	if (mine >= MAX_UNAUTH_PER_PEER)
-		evict_oldest(st, peer, false);
+		room = evict_stale(st, peer, false);
 	else if (unauth >= MAX_UNAUTH || freei < 0)
-		evict_oldest(st, peer, true);
+		room = evict_stale(st, peer, true);
+	if (!room && freei >= 0)
+		freei = SLOT_BUSY;
 	if (freei >= 0)
 		st->slot[freei] = (struct slot){ .fd = fd, .peer = peer, .t_accept = pcb_now_ns() };
 	pthread_mutex_unlock(&st->conns_lock);
 	return freei;
+}
+
+/* Refuse a connection for room: an ERROR frame "busy ..." (a destination
+ * tries again), never blocking the accept loop, then close. */
+static void refuse_busy(struct pcb_source_state *st, int fd)
+{
+	static const char text[] = "busy: too many handshakes pending from this address; try again";
+	uint8_t buf[PCB_HDR_SIZE + sizeof(text) - 1];
+	struct pcb_hdr h = { PCB_PROTO_MAGIC, PCB_PROTO_VERSION, PCB_MSG_ERROR, sizeof(text) - 1, 0, 0 };
+	pcb_hdr_encode(&h, buf);
+	memcpy(buf + PCB_HDR_SIZE, text, sizeof(text) - 1);
+	if (send(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && st->cfg->verbose)
+		pcb_log("source: refusing a connection (busy): %s", strerror(errno));
+	atomic_fetch_add(&st->refused_busy, 1);
+	close(fd);
 }
 
 /* End every live connection (shutdown wakes its thread) and wait for the
@@ -196,7 +216,12 @@ static int accept_one(struct pcb_source_state *st, int lfd)
 	}
 	struct conn_arg *a = malloc(sizeof(*a));
 	pthread_t th;
-	int slot = a ? slot_take(st, fd, sa.sin_addr.s_addr) : -1;
+	int slot = a ? slot_take(st, fd, sa.sin_addr.s_addr) : SLOT_FULL;
+	if (slot == SLOT_BUSY) {
+		refuse_busy(st, fd);
+		free(a);
+		return 0;
+	}
 	if (slot < 0) {
 		if (a && !atomic_fetch_add(&st->refused_full, 1))
 			pcb_warn("source: %d connections past the handshake; refusing more", MAX_CONNS);
@@ -223,13 +248,13 @@ static void print_summary(const struct pcb_source_state *st)
 {
 	printf("pcbench source: %d migration%s completed; served %llu pages and %llu zero pages; rejected %llu frames, "
 	       "%llu failed authentications, %llu refused handshakes (%llu timed out), %llu unauthenticated "
-	       "connections ended to make room; %llu connections resumed a migration; connections: demand %llu, "
+	       "connections ended to make room, %llu refused (busy); %llu connections resumed a migration; connections: demand %llu, "
 	       "background %llu, shared %llu\n",
 	       atomic_load(&st->finished_sessions), atomic_load(&st->finished_sessions) == 1 ? "" : "s",
 	       (unsigned long long)st->pages_sent, (unsigned long long)st->zero_sent,
 	       (unsigned long long)st->bad_frames, (unsigned long long)st->auth_failures,
 	       (unsigned long long)st->hs_refused, (unsigned long long)st->hs_timeouts,
-	       (unsigned long long)st->evicted,
+	       (unsigned long long)st->evicted, (unsigned long long)st->refused_busy,
 	       (unsigned long long)st->resumes, (unsigned long long)st->conns[PCB_CHAN_DEMAND],
 	       (unsigned long long)st->conns[PCB_CHAN_BACKGROUND], (unsigned long long)st->conns[PCB_CHAN_SHARED]);
 	fflush(stdout);

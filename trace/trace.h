@@ -1,4 +1,4 @@
-/* Kernel-side tracing of a migration (bpf/faultlat.bpf.c, bpf/pager.bpf.c).
+/* Kernel-side tracing of a migration (bpf/faultlat/, bpf/pager.bpf.c).
  * Used by pcbench (--trace) and by pctrace.
  *
  * pcbench calls, in this order:

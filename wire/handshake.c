@@ -267,11 +267,15 @@ static int hs_recv(struct pcb_conn *c, uint64_t deadline, struct pcb_hdr *h, con
 	return PCB_EXIT_SOURCE_LOST;
 }
 
-static int peer_error(const struct pcb_hdr *h, const uint8_t *pl, char *why, size_t whylen)
+static int peer_error(struct pcb_conn *c, const struct pcb_hdr *h, const uint8_t *pl, char *why, size_t whylen)
 {
 	char text[PCB_MAX_ERRTEXT + 1];
 	pcb_sanitize(text, sizeof(text), pl, h->len);
 	snprintf(why, whylen, "the source refused the connection: %s", text);
+	if (!strncmp(text, "busy", 4)) {   /* too many handshakes pending from our address: try again */
+		c->hs_retry = true;
+		return PCB_EXIT_SOURCE_LOST;
+	}
 	return strstr(text, "authentication") ? PCB_EXIT_NOPERM : PCB_EXIT_PROTOCOL;
 }
 
@@ -281,10 +285,12 @@ static int hs_expect(struct pcb_conn *c, uint64_t deadline, uint16_t want, struc
 		     char *why, size_t whylen)
 {
 	int rc = hs_recv(c, deadline, h, pl, "source", why, whylen);
+	if (rc == PCB_EXIT_SOURCE_LOST)
+		c->hs_retry = true;   /* ended before CONFIG (for room, or the source is going away) */
 	if (rc)
 		return rc;
 	if (h->type == PCB_MSG_ERROR)
-		return peer_error(h, *pl, why, whylen);
+		return peer_error(c, h, *pl, why, whylen);
 	if (h->type != want) {
 		snprintf(why, whylen, "the source sent %s during the handshake (want %s)", pcb_msg_name(h->type),
 			 pcb_msg_name(want));
@@ -303,6 +309,7 @@ int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const st
 	int rc;
 
 	uint64_t deadline = pcb_now_ns() + (uint64_t)timeout_ms * PCB_NSEC_PER_MSEC;
+	c->hs_retry = false;
 	if (pcb_random_bytes(hello.nonce, PCB_NONCE_BYTES) < 0) {
 		snprintf(why, whylen, "no random nonce for the handshake: getrandom: %s", strerror(errno));
 		return PCB_EXIT_OSERR;
@@ -392,6 +399,59 @@ static int refuse_bad(struct pcb_conn *c, char *why, size_t whylen)
 {
 	snprintf(why, whylen, "bad frame during the handshake: %s", c->err);
 	return refuse_text(c, PCB_EXIT_PROTOCOL, "bad frame during the handshake");
+}
+
+/* A new TCP connection in c (new, or replacing a lost one).  0 or an exit code. */
+static int conn_attach(struct pcb_conn *c, const char *host, uint16_t port, uint64_t npages, int timeout_ms, char *why,
+		       size_t whylen)
+{
+	int s = pcb_connect_tcp(host, port, timeout_ms);
+	if (s < 0) {
+		snprintf(why, whylen, "cannot connect to the source at %s:%u: %s", host, port, strerror(errno));
+		return PCB_EXIT_SOURCE_LOST;
+	}
+	if (!c->rbuf) {
+		if (pcb_conn_init(c, s, 0, npages) < 0) {
+			close(s);
+			snprintf(why, whylen, "out of memory");
+			return PCB_EXIT_OSERR;
+		}
+		return 0;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = s;
+	c->rpos = c->rlen = 0;   /* a partial frame of the old connection is dropped: it is asked for again */
+	pcb_conn_free_mac(c);    /* its stream keys too: the handshake derives new ones */
+	return 0;
+}
+
+int pcb_hs_connect(struct pcb_conn *c, const char *host, uint16_t port, uint64_t npages, unsigned channel,
+		   uint32_t flags, const struct pcb_auth_key *key, int timeout_ms, struct pcb_config_wire *cfg,
+		   uint64_t *retries, char *why, size_t whylen)
+{
+	uint64_t deadline = pcb_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) * PCB_NSEC_PER_MSEC;
+	uint64_t backoff = 5 * PCB_NSEC_PER_MSEC;
+	for (unsigned n = 1;; n++) {
+		uint64_t now = pcb_now_ns();
+		int left = now < deadline ? (int)((deadline - now + PCB_NSEC_PER_MSEC - 1) / PCB_NSEC_PER_MSEC) : 1;
+		int rc = conn_attach(c, host, port, npages, left, why, whylen);
+		if (rc)
+			return rc;
+		now = pcb_now_ns();
+		left = now < deadline ? (int)((deadline - now + PCB_NSEC_PER_MSEC - 1) / PCB_NSEC_PER_MSEC) : 1;
+		rc = pcb_hs_client(c, channel, flags, key, left, cfg, why, whylen);
+		uint64_t wait = backoff + pcb_now_ns() % backoff;   /* jitter: retrying peers do not stay in step */
+		if (!rc || !c->hs_retry || pcb_now_ns() + wait >= deadline)
+			return rc;
+		if (retries)
+			++*retries;
+		pcb_log("handshake (channel %u): %s; trying again in %.1f ms (retry %u)", channel, why, (double)wait / 1e6, n);
+		struct timespec ts = { 0, (long)wait };
+		nanosleep(&ts, NULL);
+		if (backoff < 20 * PCB_NSEC_PER_MSEC)
+			backoff *= 2;
+	}
 }
 
 /* Source: the destination's next handshake frame; a malformed one is

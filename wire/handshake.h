@@ -60,19 +60,32 @@ void pcb_link_encode(const struct pcb_link_wire *l, uint8_t *out);
 /* Decode and range-check; -1 with reason. */
 int pcb_link_decode(const uint8_t *in, struct pcb_link_wire *l, char *why, size_t whylen);
 
-/* Destination side.  Sends HELLO, answers the challenge, receives and checks
- * CONFIG (its MAC when a key is given).  The socket's receive timeout bounds
- * each wait (timeout_ms).  Returns 0, or PCB_EXIT_SOURCE_LOST (connection
- * closed / timed out), PCB_EXIT_PROTOCOL (malformed or unexpected frame,
- * ERROR from the source), PCB_EXIT_NOPERM (authentication refused or failed). */
 /* The per-direction stream keys of a connection ("d2s": destination to
  * source).  Exposed for the tests. */
 void pcb_stream_keys(const struct pcb_auth_key *k, const uint8_t nonce_d[PCB_NONCE_BYTES],
 		     const uint8_t nonce_s[PCB_NONCE_BYTES], uint32_t channel, uint8_t d2s[PCB_STREAM_KEY_BYTES],
 		     uint8_t s2d[PCB_STREAM_KEY_BYTES]);
 
+/* Destination side.  Sends HELLO, answers the challenge, receives and checks
+ * CONFIG (its MAC when a key is given), all within timeout_ms.  Returns 0, or
+ * PCB_EXIT_SOURCE_LOST (connection closed / timed out, or refused as "busy":
+ * then c->hs_retry is set and a new connection may try again),
+ * PCB_EXIT_PROTOCOL (malformed or unexpected frame, ERROR from the source),
+ * PCB_EXIT_NOPERM (authentication refused or failed). */
 int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const struct pcb_auth_key *key,
 		  int timeout_ms, struct pcb_config_wire *cfg, char *why, size_t whylen);
+
+/* Destination side: connect to host:port and hand-shake, all within
+ * timeout_ms.  c is either new (rbuf NULL: initialised here for npages) or a
+ * lost connection being replaced (its fd closed, buffers and stream keys
+ * reset).  A handshake the source refused for room ("busy": too many
+ * pending from our address) or ended before CONFIG is tried again on a new
+ * connection after 5-40 ms (doubling, with jitter) while the deadline leaves
+ * time; *retries (may be NULL) counts them.  Returns as pcb_hs_client, or
+ * PCB_EXIT_SOURCE_LOST when the connect fails, PCB_EXIT_OSERR. */
+int pcb_hs_connect(struct pcb_conn *c, const char *host, uint16_t port, uint64_t npages, unsigned channel,
+		   uint32_t flags, const struct pcb_auth_key *key, int timeout_ms, struct pcb_config_wire *cfg,
+		   uint64_t *retries, char *why, size_t whylen);
 
 /* Source side.  Receives HELLO, sends CHALLENGE, checks AUTH when a key is
  * set, sends CONFIG.  On refusal it sends an ERROR frame naming the reason.

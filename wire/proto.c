@@ -362,7 +362,7 @@ int pcb_conn_fill(struct pcb_conn *c)
 	}
 	for (;;) {
 		ssize_t r = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
-		if (r < 0 && errno == EINTR)
+		if (r < 0 && errno == EINTR && !c->fill_intr)
 			continue;
 		if (r < 0)
 			return PCB_RX_ERR;

@@ -205,10 +205,15 @@ struct pcb_conn {
 	uint64_t forged_frames;
 	bool forged;
 	bool rx_mac_err;                /* libcrypto failed during pcb_conn_rx_*: the frame is refused */
+	bool fill_intr;                 /* a signal ends pcb_conn_fill's blocking read (PCB_RX_ERR, errno EINTR) */
 	/* source side: called by pcb_hs_server once a well-formed HELLO has come
 	 * (the peer is past the first step; source/source.c protects it) */
 	void (*on_hello)(void *arg);
 	void *hook_arg;
+	/* destination side: set by pcb_hs_client when the source refused the
+	 * handshake for room ("busy") or closed the connection before CONFIG:
+	 * worth trying again within the handshake's deadline */
+	bool hs_retry;
 	char err[160];
 };
 

@@ -26,6 +26,10 @@ noread  handshake on the background channel (no key), asks for every page again
         source ends the connection.
 slowloris  one connection sending a HELLO a byte every --trickle seconds;
         prints "slowloris: closed after S s (B bytes sent)".
+flood   new connections as fast as --threads threads can open them, each
+        sending a whole well-formed HELLO at once (what a destination sends
+        first) and then nothing, the last -n kept open, for --seconds;
+        prints "flood: C connections in S s (R/s), E ended or refused by the source".
 Frame format: wire/proto.h (24-byte header; PCB_FRAME_MAC adds a 16-byte tag)."""
 import argparse
 import os
@@ -203,9 +207,54 @@ def after(s, wait=2.0):
     return NAMES.get(f[0], str(f[0]))
 
 
+def flood(to, threads, keep, seconds):
+    hello = frame(1, struct.pack("<II", 0, 0) + os.urandom(16))
+    count, ended, lock = [0], [0], threading.Lock()
+    t_end = time.time() + seconds
+
+    def one():
+        held = []
+        while time.time() < t_end:
+            try:
+                s = socket.create_connection(to, timeout=2)
+                s.sendall(hello)
+                s.setblocking(False)
+            except OSError:
+                with lock:
+                    ended[0] += 1
+                continue
+            held.append(s)
+            if len(held) > max(1, keep // threads):
+                o = held.pop(0)
+                try:
+                    if o.recv(4096, socket.MSG_PEEK) == b"":
+                        with lock:
+                            ended[0] += 1
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    with lock:
+                        ended[0] += 1
+                o.close()
+            with lock:
+                count[0] += 1
+        for s in held:
+            s.close()
+
+    t0 = time.time()
+    ts = [threading.Thread(target=one) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    el = time.time() - t0
+    say("flood: %d connections in %.1f s (%.0f/s), %d ended or refused by the source" % (count[0], el, count[0] / el, ended[0]))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["relay", "hold", "bye", "link", "noread", "slowloris"])
+    ap.add_argument("mode", choices=["relay", "hold", "bye", "link", "noread", "slowloris", "flood"])
     ap.add_argument("--to", required=True, help="HOST:PORT of the source")
     ap.add_argument("--port-file")
     ap.add_argument("--rule", action="append", default=[])
@@ -216,6 +265,7 @@ def main():
     ap.add_argument("--bps", type=int, default=1)
     ap.add_argument("--delay-ns", type=int, default=10 ** 10)
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--threads", type=int, default=4)
     a = ap.parse_args()
     to = hostport(a.to)
     if a.mode == "relay":
@@ -305,6 +355,8 @@ def main():
                 closed = True
         say("noread: %s after %.1f s" % ("closed" if closed else "still open", time.time() - t0))
         return 0 if closed else 1
+    elif a.mode == "flood":
+        return flood(to, a.threads, a.n, a.seconds)
     elif a.mode == "slowloris":
         hello = frame(1, struct.pack("<II", 0, 0) + os.urandom(16))
         s = socket.create_connection(to, timeout=a.seconds)

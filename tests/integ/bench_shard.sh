@@ -34,22 +34,7 @@ again=$(bench --shard=1/2) || fail "shard 1/2 resume failed"
 grep -q "shard 1/2: 3 of its 6 runs, 1 to do (resuming" "$T/bench.err" || fail "shard resume did not re-run exactly the missing run"
 "$PCBENCH" analyze --out="$T/merged" "$s1" "$s2" >"$T/merge.out" 2>"$T/merge.err" || fail "merge failed: $(cat "$T/merge.err")"
 [ -e "$T/merged/COMPLETE" ] || fail "merged directory not complete"
-python3 - "$full" "$T/merged" "$s1" "$s2" <<'PY' || fail "merged != unsharded (above)"
-import csv, json, sys
-full, merged, s1, s2 = sys.argv[1:]
-bad = []
-ids = lambda d: [r["id"] for r in json.load(open(f"{d}/manifest.json"))["runs"]]
-if ids(full) != ids(merged): bad.append(f"manifest ids {ids(merged)} != {ids(full)}")
-a, b = set(ids(s1)), set(ids(s2))
-if a & b or a | b != set(ids(full)) or len(a) != 3: bad.append(f"shards do not partition the runs: {a} {b}")
-def keys(d, f):
-    return sorted(tuple(r[:7]) for r in list(csv.reader(open(f"{d}/{f}")))[1:])
-for f in ("results.csv", "summary.csv"):
-    kf, km = keys(full, f), keys(merged, f)
-    if kf != km: bad.append(f"{f}: {len(km)} rows vs {len(kf)}; first difference {next((x for x in zip(kf, km) if x[0] != x[1]), None)}")
-if bad: print("\n".join(bad)); sys.exit(1)
-print(f"merged = unsharded: {len(ids(full))} runs, {len(keys(full, 'results.csv'))} tidy rows")
-PY
+$CHECK bench.shards_merged "$full" "$T/merged" "$s1" "$s2" || fail "merged != unsharded (above)"
 "$PCBENCH" analyze --out="$T/merged2" "$s1" "$s1" 2>"$T/dup.err"; rc=$?
 [ $rc = 65 ] && grep -q "more than one of the directories" "$T/dup.err" || fail "overlapping shards: exit $rc, $(cat "$T/dup.err")"
 "$PCBENCH" bench "$T/sh.conf" --shard=3/2 2>"$T/bad.err"; rc=$?
@@ -67,7 +52,7 @@ rdir=$("$PCBENCH" bench "$T/rem.conf" --results="$T/res" 2>"$T/rem.err") || fail
 kill "$src"; wait "$src" 2>/dev/null
 for p in demand sequential; do
 	head -1 "$rdir/runs/$p-random-remote-r1.log" | grep -q " dest --policy=$p .*--source=127.0.0.1:$port" || fail "$p: not run as pcbench dest against the source"
-	python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(j['status'] != 'ok' or j['results']['verify']['pages_corrupt'] != 0)" \
+	$CHECK bench.remote_run_ok \
 		"$rdir/runs/$p-random-remote-r1.json" || fail "$p: remote run not ok"
 done
 finish

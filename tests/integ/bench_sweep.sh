@@ -37,32 +37,5 @@ grep -q -- "--policy=qemu .*--channels=1" "$dir/runs/qemu-1ch-phase-fast-r1.log"
 "$py" analysis/sweep.py "$dir" >"$T/sweep.out" 2>&1 || die "sweep.py failed: $(tail -5 "$T/sweep.out")"
 ls "$dir"/sweep/*.trace >/dev/null 2>&1 && fail "sweep traces were not deleted"
 PYTHON=$py analysis/plots.sh "$dir" >"$T/plots.out" 2>&1 || die "plots.sh failed: $(tail -5 "$T/plots.out")"
-"$py" - "$dir" <<'PY' || fail "sweep output (above)"
-import csv, sys
-d = sys.argv[1]
-rows = list(csv.DictReader(open(f"{d}/sweep/sweep.csv")))
-bad = []
-if len(rows) != 2 * 3 * 3: bad.append(f"{len(rows)} rows, want 2 workloads x 3 policies x 3 links")
-key = lambda r: (r["workload"], r["policy"])
-live = {key(r): r for r in rows if r["link"] == "fast"}
-swept = {key(r): r for r in rows if r["link"] == "10gbit,100us"}
-for k in live:
-    if [live[k][c] for c in ("blocktime_ms", "faults")] != [swept[k][c] for c in ("blocktime_ms", "faults")]:
-        bad.append(f"live link {k} not the same simulation as its sweep point")
-pols = {r["policy"] for r in rows}
-if pols != {"sequential", "qemu-1ch", "replay"}: bad.append(f"policies {pols}")
-for r in rows:
-    if float(r["migration_ms"]) <= 0: bad.append(f"no migration time: {r}")
-slow = {r["policy"]: float(r["blocktime_ms"]) for r in rows if r["workload"] == "phase" and r["link"] == "1gbit,100us"}
-fast = {r["policy"]: float(r["blocktime_ms"]) for r in rows if r["workload"] == "phase" and r["link"] == "10gbit,100us"}
-if not all(slow[p] >= fast[p] for p in slow): bad.append(f"blocktime at 1 Gbit/s below 10 Gbit/s: {slow} {fast}")
-live = [l for l in open(f"{d}/plotdata/sens_live.dat") if l.strip() and not l.startswith("#") and "NaN" not in l]
-if len(live) != 3: bad.append(f"{len(live)} live points overlaid, want 3 (phase x 3 policies x 1 live link)")
-md = open(f"{d}/summary.md").read()
-if "In the simulated sweep" not in md: bad.append("no sweep sentence in the findings")
-import os
-for t in ("pdf", "png"):
-    if os.path.getsize(f"{d}/figures/fig8_sensitivity.{t}") < 2000: bad.append(f"figure 8 {t} empty")
-if bad: print("\n".join(bad)); sys.exit(1)
-PY
+"$py" tests/lib/check bench.sweep_output "$dir" || fail "sweep output (above)"
 finish

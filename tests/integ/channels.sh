@@ -12,31 +12,7 @@
 
 # check FILE CHANNELS TAG: verified, accounting exact, transport shape per channel count
 check() {
-python3 - "$@" <<'PY' || exit 1
-import json, sys
-f, ch, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-d = json.load(open(f)); r = d["results"]
-assert d["status"] == "ok", (tag, d.get("error"))
-assert d["config"]["channels"] == ch, (tag, d["config"]["channels"])
-v, pg, tr, pa = r["verify"], r["pages"], r["transport"], r["pager"]
-assert v["done"] and v["pages_corrupt"] == 0 and v["pages_missing"] == 0 and v["pages_verified"] == pg["total"], (tag, v)
-n = pg["demand"] + pg["background"] + pg["drain"] + pg["zero"]
-assert n == pg["total"], (tag, n, pg)
-assert tr["channels"] == ch, (tag, tr)
-if ch == 1:
-    assert "demand" not in tr and "background" not in tr, (tag, tr)
-    sh = tr["shared"]
-    # every demand request was answered on the shared connection, flagged urgent
-    assert sh["demand_replies_received"] == pa["demand_requests"], (tag, sh, pa["demand_requests"])
-    assert sh["bytes_received"] >= 4096 * (pg["demand"] + pg["background"] + pg["drain"]), (tag, sh, pg)
-else:
-    assert "shared" not in tr, (tag, tr)
-    # demand pages arrived on the demand connection, background ones on the other
-    assert tr["demand"]["bytes_received"] >= 4096 * pg["demand"], (tag, tr, pg)
-    assert tr["background"]["bytes_received"] >= 4096 * pg["background"], (tag, tr, pg)
-print("OK %-28s %d channel(s): %6d pages verified, %5d faults, fault p50 %8.1f us" %
-      (tag, ch, v["pages_verified"], r["faults"]["count"], r["faults"]["latency"]["p50_ns"] / 1e3))
-PY
+$CHECK channels.connections "$@" || exit 1
 }
 
 # --- several policies x both channel counts, 2 vCPUs, forked source -----------------------
@@ -101,15 +77,7 @@ for pv in "sequential 1" "demand 2"; do
 	grep -q "connections: demand 0, background 0, shared 1" "$T/src2-$tag.out" ||
 		fail "$tag: the restarted source did not see exactly one shared connection: $(tail -1 "$T/src2-$tag.out")"
 	check "$T/$tag.json" 1 $tag
-	python3 - "$T/$tag.json" $tag <<'PY' || exit 1
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]; rec = r["recovery"]
-assert "demand" not in rec and rec["shared"]["losses"] >= 1 and rec["shared"]["reconnects"] >= 1, rec
-assert rec["shared"]["pause_ns"] >= 300e6, rec      # the source was down ~0.8 s
-assert rec["pages_rerequested"] >= 1, rec
-print("OK %s: shared channel paused %.3f s, %d pages re-requested (%d demand)" %
-      (sys.argv[2], rec["shared"]["pause_ns"] / 1e9, rec["pages_rerequested"], rec["demand_pages_rerequested"]))
-PY
+	$CHECK channels.shared_restart "$T/$tag.json" $tag || exit 1
 done
 
 # --- refused: 2 MiB pages on one connection ---------------------------------------------

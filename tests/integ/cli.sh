@@ -59,6 +59,20 @@ for c in source dest floor bench analyze simulate; do
 	awk '/^  --[a-z-]+(=VALUE)? / && !/\[[^]]+\]$/ { bad = 1 } END { exit bad }' "$T/h-$c.out" ||
 		fail "$c --help: an option line has no [default]"
 done
+# -v is listed, and accepted, only by the commands that log more with it (the table's scope)
+for c in run source dest bench analyze; do
+	pcb "v-$c" 10 "$c" -v --help
+	expect_rc "v-$c" 0
+	grep -q '^  -v, --verbose ' "$T/v-$c.out" || fail "$c --help does not list -v"
+done
+for c in floor simulate "image stats" "image dump"; do
+	n=${c// /-}
+	pcb "v-$n" 10 $c -v
+	expect_rc "v-$n" 64
+	grep -q -- "-v (--verbose) does not apply to .pcbench $c" "$T/v-$n.err" || fail "$c -v: $(cat "$T/v-$n.err")"
+	pcb "vh-$n" 10 $c --help
+	grep -q -- '--verbose' "$T/vh-$n.out" && fail "$c --help lists --verbose, which it ignores"
+done
 # an option of another command: one line naming it and the command, exit 64
 pcb wrongcmd 10 source --policy=demand
 expect_rc wrongcmd 64

@@ -48,29 +48,7 @@ GOT=$(cat "$NR")
 [ "$(avail)" -ge 32 ] || skip "only $(avail) 2 MiB pages available after reserving $WANT"
 
 check() {   # check NAME VCPUS
-	python3 - "$T/$1.json" "$1" "$2" <<'PY' || return 1
-import json, sys
-d = json.load(open(sys.argv[1])); r = d["results"]; name, vcpus = sys.argv[2], int(sys.argv[3])
-errs = []
-v = r["verify"]; pg = r["pages"]
-if d["exit_code"] != 0: errs.append("exit_code %s" % d["exit_code"])
-if not v["done"] or v["pages_corrupt"] or v["pages_missing"] or v["bad_write_stamps"]: errs.append("verify %s" % v)
-if v["pages_verified"] != 16384: errs.append("verified %d 4 KiB pages, want 16384" % v["pages_verified"])
-if r["guest"]["read_mismatches"]: errs.append("%d read mismatches" % r["guest"]["read_mismatches"])
-if d["config"]["page-size"] != "2M" or pg["page_size"] != 2097152 or pg["unit_bytes"] != 4096: errs.append("page size %s" % pg)
-if pg["total"] != 16384: errs.append("total %d" % pg["total"])
-if pg["demand"] + pg["background"] + pg["drain"] + pg["zero"] != pg["total"]: errs.append("page accounting %s" % pg)
-if pg["huge_installs"] != 32: errs.append("%d huge installs, want 32" % pg["huge_installs"])
-ins = r["pager"]["install"]
-ioctls = ins["demand"]["ioctls"] + ins["background"]["ioctls"]
-if ioctls != 32: errs.append("%d install ioctls, want 32 (one per 2 MiB page)" % ioctls)
-if r["faults"]["count"] < 1 or r["faults"]["count"] > 32 * vcpus: errs.append("%d faults (want 1..%d: at most one per huge page and vCPU)" % (r["faults"]["count"], 32 * vcpus))
-if errs:
-    print("%s: %s" % (name, "; ".join(errs))); sys.exit(1)
-print("%s: ok, %d faults (p50 %.0f us), demand %d, background %d, drain %d, zero %d, %d EEXIST" % (
-    name, r["faults"]["count"], r["faults"]["latency"]["p50_ns"] / 1e3 if "latency" in r["faults"] else -1,
-    pg["demand"], pg["background"], pg["drain"], pg["zero"], pg["eexist_races"]))
-PY
+	$CHECK hugepages.run "$T/$1.json" "$1" "$2" || return 1
 }
 
 for run in "demand random 1" "demand seq 1" "sequential random 1" "sequential zipf 2" "demand random 2"; do
@@ -78,7 +56,7 @@ for run in "demand random 1" "demand seq 1" "sequential random 1" "sequential zi
 	name=$1-$2-v$3
 	pcb "$name" 120 $FAST --page-size=2M --mem=64M --policy=$1 --workload=$2 --vcpus=$3 --duration=500ms --json "$T/$name.json"
 	expect_rc "$name" 0 && { check "$name" "$3" || fail "$name: JSON checks"; }
-	python3 tests/lib/pcbjson.py migration "$T/$name.json" >/dev/null || fail "$name: not a valid verified migration report"
+	$PCBJSON migration "$T/$name.json" >/dev/null || fail "$name: not a valid verified migration report"
 done
 # every other migrating policy works in 4 KiB units with 2 MiB installs too (zipf, 2 vCPUs).
 # Huge pages need two channels and a destination-side policy: qemu runs as with
@@ -98,7 +76,7 @@ for pol in $(migrating_policies); do
 	name=$pol-zipf-v2
 	pcb "$name" 120 $FAST --page-size=2M --mem=64M --policy=$pol $extra --workload=zipf --vcpus=2 --duration=300ms --json "$T/$name.json"
 	expect_rc "$name" 0 && { check "$name" 2 || fail "$name: JSON checks"; }
-	python3 tests/lib/pcbjson.py migration "$T/$name.json" >/dev/null || fail "$name: not a valid verified migration report"
+	$PCBJSON migration "$T/$name.json" >/dev/null || fail "$name: not a valid verified migration report"
 done
 # the pager in its own process assembles and installs 2 MiB pages the same way
 if "$PCBENCH" --help | grep -q -- '--pager='; then
@@ -106,7 +84,7 @@ if "$PCBENCH" --help | grep -q -- '--pager='; then
 	pcb "$name" 120 $FAST --pager=process --page-size=2M --mem=64M --policy=sequential --workload=random --vcpus=2 \
 		--duration=500ms --json "$T/$name.json"
 	expect_rc "$name" 0 && { check "$name" 2 || fail "$name: JSON checks"; }
-	python3 tests/lib/pcbjson.py migration "$T/$name.json" >/dev/null || fail "$name: not a valid verified migration report"
+	$PCBJSON migration "$T/$name.json" >/dev/null || fail "$name: not a valid verified migration report"
 fi
 [ "$(cat "$NR")" = "$WANT" ] || fail "pcbench changed nr_hugepages ($WANT -> $(cat "$NR"))"
 finish

@@ -13,35 +13,10 @@ need_uffd
 
 # 8192 pages: page p is zero if p % 4 == 0 or (p // 64) % 3 == 0, else p % 4 == 1 is byte (p % 251 + 1)
 # repeated (compressible, duplicates), the rest random bytes
-python3 - "$T/gen.img" <<'PY'
-import random, sys
-random.seed(7)
-with open(sys.argv[1], "wb") as f:
-    for p in range(8192):
-        if p % 4 == 0 or (p // 64) % 3 == 0: f.write(bytes(4096))
-        elif p % 4 == 1: f.write(bytes([p % 251 + 1]) * 4096)
-        else: f.write(random.randbytes(4096))
-PY
+$CHECK image.write_pattern "$T/gen.img"
 "$PCBENCH" image stats "$T/gen.img" --json="$T/gen.json" >"$T/gen.out" 2>&1 || fail "image stats: $(cat "$T/gen.out")"
 cat "$T/gen.out"
-python3 - "$T/gen.json" <<'PY' || fail "image stats JSON"
-import json, sys
-d = json.load(open(sys.argv[1]))
-want_zero = sum(1 for p in range(8192) if p % 4 == 0 or (p // 64) % 3 == 0)
-assert d["pages"] == 8192 and d["zero_pages"] == want_zero, (d["zero_pages"], want_zero)
-# zero runs: single pages between data, and the 64-page groups (with their neighbours)
-runs = {r["min_len"]: r for r in d["runs"]}
-assert sum(r["zero_run_pages"] for r in d["runs"]) == want_zero
-assert sum(r["data_run_pages"] for r in d["runs"]) == 8192 - want_zero
-assert d["longest_zero_run"] == 65 and d["longest_data_run"] == 3, d
-assert runs[64]["zero_runs"] == 43, runs[64]
-data = [p for p in range(8192) if not (p % 4 == 0 or (p // 64) % 3 == 0)]
-fill = [p for p in data if p % 4 == 1]
-assert d["duplicate_pages"] == len(fill) - len({p % 251 for p in fill}), d["duplicate_pages"]
-z = d["zlib_per_page"]
-assert z["pages"] == len(data) and z["pages_under_half"] == len(fill), z   # random pages do not compress
-assert 0.5 < z["ratio"] < 0.8, z
-PY
+$CHECK image.stats "$T/gen.json" || fail "image stats JSON"
 
 # the forked source serves the file: every page verified as it arrived
 pcb run 120 $FAST --image="$T/gen.img" --policy=sequential --workload=random --duration=300ms --json "$T/run.json"
@@ -69,13 +44,7 @@ cat "$T/dump.out"
 kill -0 $PY 2>/dev/null || fail "the dumped process did not survive"
 grep -q '^State:.*[SR]' /proc/$PY/status || fail "the dumped process was left stopped: $(grep State /proc/$PY/status)"
 grep -q '\[heap\]' "$T/py.img.maps" || fail "no [heap] in the dump's region list"
-python3 - "$T/py.img" <<'PY' || fail "the dump lacks the process's buffer"
-import sys
-d = open(sys.argv[1], "rb").read(); pg = b"\xab" * 4096
-n = sum(1 for i in range(0, len(d), 4096) if d[i:i + 4096] == pg)
-print("dump: %d pages, %d of them the buffer's" % (len(d) // 4096, n))
-assert len(d) % 4096 == 0 and n >= 2040, n
-PY
+$CHECK image.dump_has_buffer "$T/py.img" || fail "the dump lacks the process's buffer"
 kill $PY 2>/dev/null
 "$PCBENCH" image stats "$T/py.img" >"$T/pystats.out" 2>&1 || fail "image stats of the dump"
 

@@ -10,15 +10,7 @@
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
 
 check() {   # check NAME MODEL RUN_MAX: the dest's JSON says the model and every page verified
-	python3 - "$T/$1.json" "$2" "$3" <<'PY' || fail "$1: $(cat "$T/$1.out")"
-import json, sys
-d = json.load(open(sys.argv[1])); r = d["results"]; v = r["verify"]
-assert d["status"] == "ok", d["status"]
-assert v["done"] and v["pages_corrupt"] == 0 and v["pages_missing"] == 0 and v["pages_verified"] == 8192, v
-assert d["config"]["zero-model"] == sys.argv[2] and r["pages"]["image_zero_model"] == sys.argv[2], (d["config"], r["pages"])
-if sys.argv[2] == "runs":
-    assert d["config"]["zero-run-max"] == int(sys.argv[3]), d["config"]
-PY
+	$CHECK net.zero_model "$T/$1.json" "$2" "$3" || fail "$1: $(cat "$T/$1.out")"
 }
 
 for model in "runs --zero-run-max=64" "uniform"; do

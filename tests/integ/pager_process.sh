@@ -12,25 +12,7 @@
 need_uffd
 
 check_json() {   # check_json NAME MODE
-	python3 - "$T/$1.json" "$1" "$2" <<'PY' || fail "$1: JSON checks"
-import json, sys
-d = json.load(open(sys.argv[1])); r = d["results"]; name, mode = sys.argv[2], sys.argv[3]
-errs = []
-v = r["verify"]; pg = r["pages"]; pa = r["pager"]
-if d["exit_code"] != 0: errs.append("exit_code %s" % d["exit_code"])
-if v["pages_verified"] != 16384 or v["pages_corrupt"] or v["pages_missing"]: errs.append("verify %s" % v)
-if r["guest"]["read_mismatches"]: errs.append("%d read mismatches" % r["guest"]["read_mismatches"])
-if pg["demand"] + pg["background"] + pg["drain"] + pg["zero"] != pg["total"]: errs.append("page accounting %s" % pg)
-if d["config"]["pager"] != "process" or pa["mode"] != "process": errs.append("pager mode %s" % pa["mode"])
-if pa["pid"] == pa["loader_pid"] or pa["pid"] <= 0: errs.append("pager pid %s, loader %s" % (pa["pid"], pa["loader_pid"]))
-if pa["install"]["mode"] != mode: errs.append("install mode %s" % pa["install"]["mode"])
-if pa["memory"]["pager_process_vm_hwm"] <= 0: errs.append("no pager process peak RSS")
-if pg["demand"] + pg["background"] + pg["drain"] == 0: errs.append("nothing installed")
-if errs:
-    print("%s: %s" % (name, "; ".join(errs))); sys.exit(1)
-print("%s: ok: demand %d, background %d, drain %d, zero %d; pager pid %d (loader %d)" % (
-    name, pg["demand"], pg["background"], pg["drain"], pg["zero"], pa["pid"], pa["loader_pid"]))
-PY
+	$CHECK pager.process_run "$T/$1.json" "$1" "$2" || fail "$1: JSON checks"
 }
 
 # pager_pid: the pager process (pcbench-pager) of pcbench $PCB_PID
@@ -90,16 +72,7 @@ for mode in copy continue; do
 	# the guest region (256 MiB: anonymous, or the memfd's first mapping) is pcbench's only:
 	# exactly one of pcbench's 256 MiB areas is not in the pager process (continue: the
 	# pager's own mapping of the memfd is in both; a sanitizer's areas are in both)
-	missing=$(python3 -c '
-import sys
-def areas(pid):
-    out = set()
-    for l in open("/proc/%s/maps" % pid):
-        a, b = l.split()[0].split("-")
-        if int(b, 16) - int(a, 16) == 268435456: out.add(a)
-    return out
-mine, pagers = areas(sys.argv[1]), areas(sys.argv[2])
-print(len(mine - pagers), len(mine))' "$PCB_PID" "$pp" 2>/dev/null)
+	missing=$($CHECK pager.guest_areas_missing "$PCB_PID" "$pp" 2>/dev/null)
 	[ "${missing%% *}" = 1 ] || fail "$name: of pcbench's 256 MiB areas, '$missing' (missing in the pager process, total): want exactly the guest region missing"
 	pcb_wait "$name"
 	expect_rc "$name" 0 && log "$name: pager process $pp held the userfaultfd; ok"

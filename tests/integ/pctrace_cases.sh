@@ -55,34 +55,7 @@ run() {
 }
 
 check() {
-	python3 - "$T/$1.json" "$T/$1.out" "$1" <<'EOF' || fail "$1"
-import json, re, sys
-doc = json.load(open(sys.argv[1]))
-b = doc["bpf"]
-v = dict(re.findall(r"(\w+)=(\S+)", [l for l in open(sys.argv[2]) if l.startswith("cases")][0]))
-name, truth = sys.argv[3], int(v["faults"])
-ok = True
-def req(c, what):
-    global ok
-    print(("ok   " if c else "FAIL ") + name + ": " + what); ok &= bool(c)
-req(b["method"] == "uffd_messages", f"method {b['method']}")
-req(b["uffd_faults"] == truth, f"pctrace uffd_faults {b['uffd_faults']} == the handler's {truth}")
-req(b["faults"] == truth, f"pctrace faults {b['faults']} == {truth}")
-th = b["threads"]
-req(sum(t["faults"] for t in th) == truth, "per-thread faults sum to the total")
-req(all(t["comm"] for t in th if t["faults"]), "every faulting thread has its name")
-if name == "syscall":
-    req(b["faults_seen_kernel_mode"] >= truth, f"kernel-mode faults seen {b['faults_seen_kernel_mode']} >= {truth}")
-if name == "register":
-    req(b["registrations"]["registered"] == 6, f"6 registrations followed ({b['registrations']['registered']})")
-if truth:
-    med, own = b["fault_to_running"]["p50_ns"], int(v["median_ns"])
-    req(abs(med - own) / own <= 0.10, f"median {med} ns within 10% of the program's own {own} ns ({100*(med-own)/own:+.1f}%)")
-else:
-    req(b["fault_to_running"]["count"] == 0, "no fault -> running latency recorded")
-print(f"     messages {b['messages']}, readers {b['filter']['message_readers']}")
-sys.exit(0 if ok else 1)
-EOF
+	$CHECK pctrace.case "$T/$1.json" "$T/$1.out" "$1" || fail "$1"
 }
 
 for c in "missing -m missing" "notid -m missing --no-tid" "pagecache -m pagecache" \
@@ -103,17 +76,7 @@ for c in "resolve -m missing" "resolve_ext -m external --no-tid"; do
 	name=$1; shift
 	run "$name" "$@" -n "$PAGES" -t 2 -d 300 -- --resolve
 	check "$name"
-	python3 - "$T/$name.json" "$T/$name.out" "$name" <<'EOF' || fail "$name"
-import json, re, sys
-b = json.load(open(sys.argv[1]))["bpf"]
-truth = int(re.search(r"faults=(\d+)", open(sys.argv[2]).read()).group(1))
-r, name = b["resolve"], sys.argv[3]
-fr, f2r = r["fault_to_resolve"], b["fault_to_running"]
-assert r["tracked"] and r["resolved"] == truth, f"{name}: resolved {r['resolved']} of {truth}"
-assert fr["count"] == f2r["count"], f"{name}: fault_to_resolve count {fr['count']} vs fault_to_running {f2r['count']}"
-assert 300000 <= fr["p50_ns"] <= f2r["p50_ns"], f"{name}: fault->resolve p50 {fr['p50_ns']} vs delay 300 us and fault->running {f2r['p50_ns']}"
-print(f"ok   {name}: {r['resolved']} faults resolved; fault->resolve p50 {fr['p50_ns']} ns, resolve->running p50 {r['resolve_to_running']['p50_ns']} ns, fault->running p50 {f2r['p50_ns']} ns")
-EOF
+	$CHECK pctrace.resolve "$T/$name.json" "$T/$name.out" "$name" || fail "$name"
 done
 
 # raw_tp twins of the fault and scheduler hooks (what is used where tp_btf
@@ -127,47 +90,14 @@ grep -q '"page_fault": "raw_tp"' "$T/raw.json" && grep -q '"sched_switch": "raw_
 # up, histogram bins that add up to their counts, a total record equal to
 # the truth, and the --json document as the last line.
 run jsonl -m missing -n 800 -t 2 -d 300 -- -i 30ms -q -J "$T/jsonl.jsonl"
-python3 - "$T/jsonl.jsonl" "$T/jsonl.out" <<'EOF' || fail "json-lines"
-import json, re, sys
-recs = [json.loads(l) for l in open(sys.argv[1])]
-truth = int(re.search(r"faults=(\d+)", open(sys.argv[2]).read()).group(1))
-iv = [r for r in recs if r.get("record") == "interval"]
-tot = [r for r in recs if r.get("record") == "total"]
-doc = recs[-1]
-assert all(r["schema_version"] == 1 for r in recs), "schema_version on every record"
-assert len(iv) >= 2 and len(tot) == 1, f"{len(iv)} interval records, {len(tot)} total"
-assert sum(r["faults"] for r in iv) <= truth and tot[0]["faults"] == truth, (sum(r["faults"] for r in iv), tot[0]["faults"], truth)
-# The maps are read one after the other while faults complete: a fault that
-# completes during a read can show in a thread row of one interval and in
-# the process line of the next, so interval rows agree within a few faults,
-# cumulatively, and exactly in the total record.
-rows = line = 0
-for r in iv + tot:
-    h = r["fault_to_running"]
-    assert sum(c for _, c in h.get("bins", [])) == h["count"], "bins add up to the count"
-    rows += sum(t["faults"] for t in r["threads"]); line += r["faults"]
-    assert all(t["comm"] for t in r["threads"])
-    if r in iv:
-        assert abs(rows - line) <= max(4, line // 50), f"per-thread rows {rows} vs {line} so far"
-assert sum(t["faults"] for t in tot[0]["threads"]) == tot[0]["faults"], "total: per-thread rows add up"
-assert doc["tool"] == "pctrace" and doc["schema_version"] == 1 and doc["faults"] == truth
-assert doc["bpf"]["fault_to_running"]["bins"], "the document's histograms have bins"
-print(f"ok   json-lines: {len(iv)} interval records, total {tot[0]['faults']} == {truth}, bins add up, document last")
-EOF
+$CHECK pctrace.json_lines "$T/jsonl.jsonl" "$T/jsonl.out" || fail "json-lines"
 
 # The scheduler heuristic (--heuristic) is what pctrace counted before: on
 # page-cache hits followed by a sleep it counts faults that never reached
 # userfaultfd (so the pagecache case above can catch that); it must say
 # which method it used, in the JSON and on stderr.
 run heuristic -m pagecache -n 400 -t 2 -- --heuristic -i 20ms
-python3 - "$T/heuristic.json" <<'EOF' || fail "heuristic"
-import json, sys
-d = json.load(open(sys.argv[1]))
-assert d["method"] == "scheduler_heuristic" and d["bpf"]["method"] == "scheduler_heuristic", d["method"]
-# (its ranges come from smaps rescans every interval: the hits after the first rescan count)
-assert d["faults"] > 0, "the heuristic counts page-cache hits followed by a sleep: the case can catch it"
-print(f"ok   --heuristic: method {d['method']} declared; it counted {d['faults']} page-cache hits as faults (truth 0)")
-EOF
+$CHECK pctrace.heuristic "$T/heuristic.json" || fail "heuristic"
 grep -q "counting by the scheduler heuristic" "$T/heuristic.err" || fail "--heuristic: no warning on stderr"
 
 # Bad durations: one line naming the value, exit 64.

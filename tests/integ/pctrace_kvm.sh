@@ -41,28 +41,5 @@ esac
 for _ in $(seq 100); do kill -0 $ppid 2>/dev/null || break; sleep 0.05; done
 wait $ppid || die "pctrace exited $?: $(cat "$T/p.err")"
 cat "$T/p.err" "$T/p.out"
-python3 - "$T/r.json" "$T/p.json" "$T/p.jsonl" <<'EOF' || fail "kvm"
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-d = json.load(open(sys.argv[2]))
-b = d["bpf"]
-ok = True
-def req(c, what):
-    global ok
-    print(("ok   " if c else "FAIL ") + what); ok &= bool(c)
-m = r["faults"]["uffd_messages"]
-req(d["method"] == "uffd_messages", f"method {d['method']}")
-req(b["kvm"]["observable"], "KVM faults observable")
-req(m > 0 and d["faults"] == m and b["uffd_faults"] == m, f"pctrace faults {d['faults']} (matched messages {b['uffd_faults']}) == the pager's {m}")
-vcpus = [t for t in b["threads"] if t["kvm_faults"]]
-req(len(vcpus) == 2, f"{len(vcpus)} vCPU threads in the per-thread table: {[(t['tid'], t['comm'], t['faults']) for t in vcpus]}")
-req(all(t["comm"] for t in vcpus), "vCPU threads have names")
-req(sum(t["faults"] for t in b["threads"]) == d["faults"], "per-thread faults add up to the total")
-iv = [json.loads(l) for l in open(sys.argv[3])]
-req(any(t["kvm_faults"] for rec in iv if rec.get("record") == "interval" for t in rec["threads"]),
-    "vCPU threads appear in the interval records")
-kb, ku = b["kvm"]["fault_to_running"]["p50_ns"], r["faults"]["latency"]["p50_ns"]
-req(0.2 * ku <= kb <= 1.02 * ku, f"median fault->running {kb} ns vs the guest's own {ku} ns")
-sys.exit(0 if ok else 1)
-EOF
+$CHECK pctrace.kvm "$T/r.json" "$T/p.json" "$T/p.jsonl" || fail "kvm"
 finish

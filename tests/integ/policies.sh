@@ -88,7 +88,7 @@ fewer() {
 		all="$all $f"
 		[ $((f * 10)) -le "$fd" ] && break
 	done
-	log "$name: faults$all vs demand $fd ($(python3 -c "print('%.1fx fewer, %.1f%% fewer' % ($fd / max($f, 1), 100 - 100.0 * $f / $fd))"))"
+	log "$name: faults$all vs demand $fd ($($CHECK policies.fewer "$fd" "$f"))"
 	[ $((f * 10)) -le "$fd" ] || fail "$name: faults$all in 3 runs, never 10x fewer than demand's $fd"
 }
 if run seq-demand --policy=demand "${SEQ[@]}" --record="$T/seq.trc"; then
@@ -107,15 +107,7 @@ if run down-demand --policy=demand "${DOWN[@]}" --record="$T/down.trc"; then
 	fewer down-replay "$fd" --policy=replay --replay="$T/down.trc" "${DOWN[@]}"
 	# the first background installs are at the top of the region, where the trace starts
 	if run down-replay-tl --policy=replay --replay="$T/down.trc" "${DOWN[@]}" --timeline="$T/down.csv"; then
-		python3 - "$T/down.csv" <<'PY' || fail "down-replay: the background pull did not start where the trace does"
-import csv, sys
-bg = sorted((float(r["t_us"]), int(r["page"])) for r in csv.DictReader(open(sys.argv[1]))
-            if r["event"] == "install" and r["detail"] == "background")
-first = sorted(p for _, p in bg[:256])
-med = first[len(first) // 2]
-print("  first 256 background pages: median page %d of 16384" % med)
-sys.exit(0 if med >= 12288 else 1)
-PY
+		$CHECK policies.down_replay_start "$T/down.csv" || fail "down-replay: the background pull did not start where the trace does"
 	fi
 fi
 

@@ -14,7 +14,7 @@ grep -q "local baseline (no migration)" "$T/local.out" || { echo "FAIL: local ru
 	{ echo "FAIL: migration with baseline: $(tail -2 "$T/mig.out")"; exit 1; }
 cat "$T/mig.out"
 [ -s "$T/mig-local.csv" ] || { echo "FAIL: no baseline CSV mig-local.csv"; exit 1; }
-$PCBJSON progress-baseline-run "$T"
+$CHECK progress.baseline_run "$T"
 rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: progress checks"; exit 1; }
 # --baseline=FILE: the progress CSV of the earlier local run (same workload, seed, vCPUs, bucket)
@@ -24,7 +24,7 @@ grep -q "^# .*policy=local workload=zipf seed=1 vcpus=1 bucket_ms=10 complete_bu
 	{ echo "FAIL: the progress CSV does not describe its run: $(head -1 "$T/zl.csv")"; exit 1; }
 "$P" --policy=sequential --workload=zipf --mem=64M --duration=500ms --baseline="$T/zl.csv" --trace=off \
 	--json "$T/zm.json" >"$T/zm.out" 2>&1 || { echo "FAIL: --baseline=FILE run: $(tail -2 "$T/zm.out")"; exit 1; }
-$PCBJSON progress-baseline-file "$T/zm.json" "$T/zl.csv" || { echo "FAIL: --baseline=FILE metrics"; exit 1; }
+$CHECK progress.baseline_file "$T/zm.json" "$T/zl.csv" || { echo "FAIL: --baseline=FILE metrics"; exit 1; }
 "$P" --policy=sequential --workload=zipf --seed=2 --mem=64M --baseline="$T/zl.csv" --trace=off >/dev/null 2>"$T/bad.err"; rc=$?
 [ $rc -eq 64 ] && grep -q "seed differs" "$T/bad.err" || { echo "FAIL: a baseline of another seed: exit $rc $(cat "$T/bad.err")"; exit 1; }
 "$P" --baseline="$T/nothere.csv" --trace=off >/dev/null 2>"$T/bad.err"; rc=$?

@@ -18,26 +18,7 @@
 # check NAME END CHANNELS: verified, and where the policy ran
 check() {
 	$PCBJSON migration "$T/$1.json" || { fail "$1: result checks failed"; return 1; }
-	python3 - "$T/$1.json" "$1" "$2" "$3" <<'PY' || { fail "$1: push checks failed"; return 1; }
-import json, sys
-f, name, end, ch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-d = json.load(open(f)); c = d["config"]; r = d["results"]
-assert c["policy-end"] == end and r["policy"]["end"] == end, (name, c["policy-end"], r["policy"])
-assert c["channels"] == ch and r["transport"]["channels"] == ch, (name, c["channels"])
-v = r["verify"]
-assert v["pages_corrupt"] == 0 and v["pages_missing"] == 0 and v["pages_verified"] == r["pages"]["total"], (name, v)
-if end == "source":
-    p = r["policy"]
-    assert p["push_ended"], (name, p)
-    # the stream carried every page the demand replies did not
-    assert 0 < p["pushed_pages"] <= r["pages"]["total"], (name, p)
-    assert r["pager"]["background_batches"] == 0, (name, "a pushed run asked for batches", r["pager"])
-    # a request for a page the stream had already sent was answered SENT, not sent again
-    assert r["pager"]["demand_answered_in_stream"] <= r["pager"]["demand_requests"], (name, r["pager"])
-print("OK %-14s at the %s, %d channel(s): %d pages verified, %d pushed; %d of %d requests answered in the stream" %
-      (name, end, ch, v["pages_verified"], r["policy"].get("pushed_pages", 0), r["pager"]["demand_answered_in_stream"],
-       r["pager"]["demand_requests"]))
-PY
+	$CHECK push.run "$T/$1.json" "$1" "$2" "$3" || { fail "$1: push checks failed"; return 1; }
 }
 
 # 1. qemu: pushed at the source over one channel; the socket is kept full

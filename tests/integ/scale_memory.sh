@@ -12,4 +12,4 @@ for m in 256M 1G; do
 	"$P" --mem=$m --policy=sequential --workload=seq --ops=2000 --duration=0 --trace=off --json "$T/$m.json" >/dev/null 2>"$T/$m.err" ||
 		{ echo "FAIL: --mem=$m: $(tail -2 "$T/$m.err")"; exit 1; }
 done
-$PCBJSON scale-memory "$T/256M.json" "$T/1G.json"
+$CHECK scale.memory "$T/256M.json" "$T/1G.json"

@@ -25,15 +25,7 @@ log "recording: local run, idle guest over all of $MEM (random pages, ~4 ms apar
 pcb rec 60 $FAST --policy=local --mem=$MEM --workload=idle --workload-opt=pages=4096,interval-us=4000 \
 	--duration=3s --record "$T/idle.trc"
 expect_rc rec 0 || die "recording failed"
-DISTINCT=$(python3 - "$T/idle.trc" <<'PY'
-import struct, sys
-b = open(sys.argv[1], "rb").read()
-magic, ver, nv, npages, count = struct.unpack_from("<8sIIQQ", b, 0)
-assert magic == b"PCBTRC1\n", magic
-pages = {struct.unpack_from("<Q", b, 32 + 24 * i + 8)[0] for i in range(count)}
-print(len(pages))
-PY
-) || die "cannot read the recorded trace"
+DISTINCT=$($CHECK sim.trace_pages "$T/idle.trc") || die "cannot read the recorded trace"
 log "trace: $(stat -c %s "$T/idle.trc") bytes, $DISTINCT distinct pages"
 
 sim() {   # sim NAME ARGS...: simulate into $T/NAME.json
@@ -76,7 +68,7 @@ for pol in sequential pivot trend qemu; do   # pivot and qemu push at the source
 		live live-$pol-$i $pol || continue
 		lf=$(faults "$T/live-$pol-$i.json")
 		lmig=$($PCBJSON get "$T/live-$pol-$i.json" results.time.total_migration_ns)
-		if python3 -c 'import sys; a, b = map(int, sys.argv[1:]); sys.exit(abs(a - b) > 0.05 * b)' "$lmig" "$smig"; then
+		if $CHECK sim.within_5pct "$lmig" "$smig"; then
 			good+=("$lf")
 		else
 			slow+=("$lf@$((lmig / 1000000))ms")
@@ -87,11 +79,7 @@ for pol in sequential pivot trend qemu; do   # pivot and qemu push at the source
 		fail "$pol: no live run delivered the link (migration within 5% of the simulated $((smig / 1000000)) ms): ${slow[*]}"
 		continue
 	fi
-	verdict=$(python3 -c '
-import statistics, sys
-s = int(sys.argv[1]); lv = [int(x) for x in sys.argv[2:]]
-m = statistics.median(lv)
-print("ok" if abs(s - m) <= 0.10 * m else "off", "%+.1f%%" % (100.0 * (s - m) / m), m)' "$s" "${good[@]}")
+	verdict=$($CHECK sim.fault_verdict "$s" "${good[@]}")
 	log "$pol: simulated $s faults (migration $((smig / 1000000)) ms); live ${good[*]} (median ${verdict##* }: sim $(echo "$verdict" | cut -d" " -f2)); runs whose host fell behind the link: ${slow[*]:-none}"
 	[ "${verdict%% *}" = ok ] || fail "$pol: simulated $s faults, live median ${verdict##* } (${good[*]}): more than 10% apart"
 done
@@ -101,49 +89,14 @@ $PCBJSON get "$T/sim-sequential.json" schema_version kind git_revision system.ho
 	config.policy config.link_bps results.prefetch.hit_rate results.blocktime.total_ns \
 	results.time.total_migration_ns results.simulator.trace_events_per_sec >"$T/fields" ||
 	fail "the simulation JSON lacks documented fields"
-python3 - "$T/sim-sequential.json" "$T/idle.trc" <<'PY' || fail "simulation JSON content"
-import json, os, re, sys
-d = json.load(open(sys.argv[1])); t = d["trace"]; r = d["results"]
-errs = []
-if d["kind"] != "simulation": errs.append("kind %s" % d["kind"])
-if t["size_bytes"] != os.path.getsize(sys.argv[2]): errs.append("trace size %s" % t["size_bytes"])
-if not re.fullmatch("[0-9a-f]{16}", t["xxh3"]): errs.append("xxh3 %s" % t["xxh3"])
-if t["records"] != r["guest"]["accesses"]: errs.append("records %s vs accesses %s" % (t["records"], r["guest"]["accesses"]))
-if d["config"]["link_bps"] != 50000000 or d["config"]["link_rtt_ns"] != 1000000: errs.append("link echo")
-p = r["pages"]
-if p["demand"] + p["background"] + p["drain"] + p["zero"] != p["total"]: errs.append("page accounting %s" % p)
-pf = r["prefetch"]
-if pf["pages_touched"] != pf["hits"] + pf["first_touch_faulted"]: errs.append("prefetch %s" % pf)
-if r["faults"]["count"] != r["faults"]["latency"]["count"]: errs.append("fault count vs histogram")
-if sum(r["blocktime"]["per_vcpu_ns"]) != r["blocktime"]["total_ns"]: errs.append("blocktime")
-if errs: print("; ".join(errs)); sys.exit(1)
-PY
+$CHECK sim.report "$T/sim-sequential.json" "$T/idle.trc" || fail "simulation JSON content"
 sim sim-sequential-again --policy=sequential
-python3 - "$T/sim-sequential.json" "$T/sim-sequential-again.json" <<'PY' || fail "the same simulation twice gave different results"
-import json, sys
-a, b = (json.load(open(f))["results"] for f in sys.argv[1:])
-for x in (a, b): del x["simulator"]
-sys.exit(a != b)
-PY
+$CHECK sim.same_results "$T/sim-sequential.json" "$T/sim-sequential-again.json" || fail "the same simulation twice gave different results"
 
 # ---- several policies in one invocation: the same figures as one at a time ----------------
 sim sim-all --policy=all
 if expect_rc sim-all 0; then
-	python3 - "$T" <<'PY' || fail "--policy=all: runs differ from the single-policy simulations"
-import json, sys
-T = sys.argv[1]
-d = json.load(open(T + "/sim-all.json"))
-runs = {r["policy"]: r["results"] for r in d["runs"]}
-errs = []
-for pol in ("demand", "sequential", "pivot", "trend"):
-    one = json.load(open("%s/sim-%s.json" % (T, pol)))["results"]
-    if pol not in runs: errs.append("%s missing" % pol); continue
-    a, b = dict(runs[pol]), dict(one)
-    del a["simulator"], b["simulator"]
-    if a != b: errs.append("%s differs" % pol)
-if "local" in runs or "replay" in runs: errs.append("local/replay should not be in all (no --replay)")
-if errs: print("; ".join(errs)); sys.exit(1)
-PY
+	$CHECK sim.all_policies "$T" || fail "--policy=all: runs differ from the single-policy simulations"
 	grep -q "^  policy .*faults" "$T/sim-all.out" || fail "--policy=all: no comparison table"
 fi
 
@@ -158,13 +111,7 @@ if expect_rc big-rec 0; then
 	rm -f "$T/big.trc"
 fi
 log "a trace in which every access faults: 1M accesses, each to a new page"
-python3 - "$T/allfault.trc" <<'PY' || die "cannot write a trace"
-import struct, sys
-n = 1000000
-with open(sys.argv[1], "wb") as f:
-    f.write(struct.pack("<8sIIQQ", b"PCBTRC1\n", 1, 1, n, n))
-    f.write(b"".join(struct.pack("<QQII", i * 1000, i, 0, 0) for i in range(n)))
-PY
+$CHECK sim.write_all_fault_trace "$T/allfault.trc" || die "cannot write a trace"
 for pol in demand sequential; do
 	pcb allfault-$pol 300 simulate --trace="$T/allfault.trc" --policy=$pol --link=10gbit,100us --think=0 --json "$T/allfault-$pol.json"
 	expect_rc allfault-$pol 0 && log "speed ($pol, every access a fault): $(grep simulator "$T/allfault-$pol.out" | sed 's/^ *//')"

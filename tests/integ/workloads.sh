@@ -11,29 +11,7 @@ BUILD=${BUILD:-build}
 
 # check JSON NAME: exit 0, verified, nothing corrupt/missing, ops > 0, progress sums to ops, CSV too
 check() {
-	python3 - "$T/$1.json" "$T/$1.progress.csv" "$1" <<'PY' || return 1
-import json, sys, csv
-d = json.load(open(sys.argv[1])); r = d["results"]; name = sys.argv[3]
-v = r["verify"]; g = r["guest"]; p = r["progress"]
-errs = []
-if d["exit_code"] != 0: errs.append("exit_code %s" % d["exit_code"])
-if not v["done"] or v["pages_corrupt"] or v["pages_missing"] or v["bad_write_stamps"]: errs.append("verify %s" % v)
-if v["pages_verified"] != 16384: errs.append("verified %d pages, want 16384" % v["pages_verified"])
-if g["ops"] <= 0: errs.append("no ops")
-if g["read_mismatches"]: errs.append("%d read mismatches" % g["read_mismatches"])
-if sum(p["total"]) != g["ops"]: errs.append("progress total %d != ops %d" % (sum(p["total"]), g["ops"]))
-if [sum(x) for x in zip(*p["per_vcpu"])] != p["total"]: errs.append("per-vCPU series do not add up to total")
-if p["time_to_first_work_ns"] is None: errs.append("no time to first work")
-if p["bucket_ms"] != 10: errs.append("bucket_ms %s" % p["bucket_ms"])
-rows = [row for row in csv.reader(l for l in open(sys.argv[2]) if not l.startswith("#"))]
-if rows[0] != ["t_ms", "vcpu", "ops"]: errs.append("CSV header %s" % rows[0])
-if sum(int(x[2]) for x in rows[1:]) != g["ops"]: errs.append("CSV ops do not add up")
-pg = r["pages"]
-if pg["demand"] + pg["background"] + pg["drain"] + pg["zero"] != pg["total"]: errs.append("page accounting %s" % pg)
-if errs:
-    print("%s: %s" % (name, "; ".join(errs))); sys.exit(1)
-print("%s: ok, %d ops, %d faults, first work after %.2f ms" % (name, g["ops"], r["faults"]["count"], p["time_to_first_work_ns"] / 1e6))
-PY
+	$CHECK workloads.run "$T/$1.json" "$T/$1.progress.csv" "$1" || return 1
 }
 
 run() {   # run NAME ARGS...
@@ -53,16 +31,7 @@ run stride-down --workload=stride --workload-opt=stride=3,dir=down --policy=dema
 run phase-fast --workload=phase --workload-opt=phase-ms=20,hot=0.1 --policy=sequential --vcpus=2
 
 # kv writes are the puts: with get=0.5 about half the ops write their record pages
-python3 - "$T/kv-2.json" <<'PY' || fail "kv put mix"
-import json, sys
-g = json.load(open(sys.argv[1]))["results"]["guest"]
-acc = g["reads"] + g["writes"]
-# op = 1 bucket read + 4 record accesses; puts write 4 pages: writes/ops ~ 0.5*4
-ratio = g["writes"] / g["ops"]
-print("kv get=0.5 record-pages=4: %.2f writes per op (want ~2)" % ratio)
-assert abs(ratio - 2.0) < 0.3, ratio
-assert acc == 5 * g["ops"] or abs(acc - 5 * g["ops"]) <= 10, (acc, g["ops"])
-PY
+$CHECK workloads.kv_put_mix "$T/kv-2.json" || fail "kv put mix"
 
 # record, then replay the same access sequence from the file (binary and text)
 "$P" --mem=64M --workload=kv --ops=20000 --duration=0 --trace=off --record "$T/rec.bin" --json "$T/rec.json" >/dev/null 2>"$T/rec.err" ||
@@ -74,15 +43,7 @@ for f in rec.bin rec.txt; do
 	"$P" --mem=64M --workload=trace --workload-opt=file="$T/$f",loop=0 --duration=10s --trace=off \
 		--json "$T/replay-$f.json" >/dev/null 2>"$T/replay.err" || fail "replay $f: $(tail -1 "$T/replay.err")"
 done
-python3 - "$T/rec.json" "$T/replay-rec.bin.json" "$T/replay-rec.txt.json" <<'PY' || fail "replay counts"
-import json, sys
-a, b, c = (json.load(open(f))["results"]["guest"] for f in sys.argv[1:])
-for k in ("ops", "reads", "writes"):
-    assert a[k] == b[k], (k, a[k], b[k])
-assert c["ops"] == 500 and c["reads"] + c["writes"] == 1000, c
-assert a["ops"] == 20000
-print("replay: %d ops, %d reads, %d writes as recorded" % (b["ops"], b["reads"], b["writes"]))
-PY
+$CHECK workloads.replay_counts "$T/rec.json" "$T/replay-rec.bin.json" "$T/replay-rec.txt.json" || fail "replay counts"
 
 # bad knobs and bad traces: one line naming the value, distinct exit codes, before the run
 "$P" --mem=64M --workload=stride --workload-opt=strid=4 --trace=off >"$T/bad.out" 2>"$T/bad.err"

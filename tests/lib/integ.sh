@@ -4,14 +4,16 @@
 # Exit 0 = pass, 77 = skip (say why on a line containing "SKIP"), else fail.
 # Conventions: every script sources this file first (scratch dir $T, removed with any
 # background job at exit; skip/die/fail/finish); names are lower_case_with_underscores.sh;
-# JSON checks are named checks in tests/lib/pcbjson.py ($PCBJSON NAME ARGS), not inline
-# heredocs (older scripts still have some: move them when you touch them).
+# Python checks are named functions, never inline heredocs: the report-wide ones in
+# tests/lib/pcbjson.py ($PCBJSON migration FILE, ...), one test's own in tests/lib/checks/TOPIC.py
+# ($CHECK TOPIC.FUNCTION ARGS; `tests/lib/check --list` shows them all).
 set -u
 
 BUILD=${BUILD:-build}
 PCBENCH=${PCBENCH:-./pcbench}
 REAPER=$BUILD/tests/helpers/reaper
 PCBJSON="python3 tests/lib/pcbjson.py"
+CHECK="python3 tests/lib/check"
 T=$(mktemp -d "${TMPDIR:-/tmp}/pcb-integ.XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT   # background sources and runs too
 NFAIL=0

@@ -19,5 +19,3 @@ start_source() {
 	fail "source $name did not report its port"
 }
 
-# jq-like: json FILE EXPR  (python expression on d = the document)
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }

@@ -6,9 +6,9 @@
   pcbjson.py migration FILE         schema + a successful, fully verified migration
   pcbjson.py local FILE             schema + a verified run of the no-migration baseline (--policy=local)
   pcbjson.py failed FILE CODE       a valid report of a failed run with exit code CODE
-  pcbjson.py NAME ARGS...           a named check of one test (NAMED below), e.g. progress-baseline-run DIR
 
-Exit 0 if every check holds, else 1 after printing each failed check.
+Exit 0 if every check holds, else 1 after printing each failed check.  One test's own checks
+are named functions in tests/lib/checks/ (run by tests/lib/check).
 """
 import json
 import sys
@@ -217,95 +217,10 @@ def local(d):
     check(g["ops"] > 0 and g["read_mismatches"] == 0, "guest ops %d, read mismatches %d" % (g["ops"], g["read_mismatches"]))
 
 
-# ---- named checks: one test's checks, by name instead of an inline heredoc --------------
-
-def progress_csv_rows(path):
-    """A progress CSV's rows (t_ms, vcpu, ops), the header first, comment lines dropped."""
-    import csv
-    with open(path) as f:
-        return [r for r in csv.reader(l for l in f if not l.startswith("#"))]
-
-
-def progress_baseline_run(T):
-    """progress.sh: --policy=local (T/local.json) and a migration with --baseline=run (T/mig.json, T/mig.csv)."""
-    L = json.load(open(T + "/local.json")); M = json.load(open(T + "/mig.json"))
-    lr, mr = L["results"], M["results"]
-    for name, r in (("local", lr), ("migrated", mr)):
-        v = r["verify"]
-        assert v["done"] and v["pages_verified"] == 16384 and not v["pages_corrupt"] and not v["pages_missing"], (name, v)
-    lp, mp = lr["progress"], mr["progress"]
-    assert lp["bucket_ms"] == 20 and mp["bucket_ms"] == 10
-    assert sum(lp["total"]) == lr["guest"]["ops"]
-    assert lr["pages"]["demand"] == 0 and lr["faults"]["count"] == 0, "a local run has no faults"
-    assert lp["time_to_95pct_of_local_ns"] is None and lp["lost_work_ops"] is None
-    # migrated against its baseline
-    assert mp["time_to_first_work_ns"] > 0
-    assert isinstance(mp["lost_work_ops"], int)
-    assert len(mp["baseline_total"]) >= 40, len(mp["baseline_total"])
-    base = mp["baseline_mean_ops_per_bucket"]
-    # demand paging of a random guest over 64 MiB: the first 100 ms cannot run at local speed
-    early = sum(mp["total"][:10]) / 10
-    assert early < 0.5 * base, (early, base)
-    assert mp["lost_work_ops"] > 0.5 * 10 * base, (mp["lost_work_ops"], base)
-    if mp["recovered_to_95pct"]:
-        assert mp["time_to_95pct_of_local_ns"] >= 100e6, mp["time_to_95pct_of_local_ns"]
-    else:
-        assert mp["time_to_95pct_of_local_ns"] is None
-    rows = progress_csv_rows(T + "/mig.csv")
-    assert rows[0] == ["t_ms", "vcpu", "ops"] and sum(int(r[2]) for r in rows[1:]) == mr["guest"]["ops"]
-    rows = progress_csv_rows(T + "/mig-local.csv")
-    assert sum(int(r[2]) for r in rows[1:][:len(mp["baseline_total"])]) >= sum(mp["baseline_total"])
-    print("local %.0f ops/bucket; migrated first 100 ms %.0f; lost %d ops (%.1f ms of local); back to 95%%: %s"
-          % (base, early, mp["lost_work_ops"], mp["lost_work_s"] * 1e3, mp["time_to_95pct_of_local_ns"]))
-
-
-def progress_baseline_file(json_path, csv_path):
-    """progress.sh: --baseline=FILE: the run's baseline series is the CSV's, bucket by bucket."""
-    p = json.load(open(json_path))["results"]["progress"]
-    base = {}
-    for t, v, o in progress_csv_rows(csv_path)[1:]:
-        base[round(float(t) / 10)] = base.get(round(float(t) / 10), 0) + int(o)
-    assert isinstance(p["lost_work_ops"], int) and p["baseline_mean_ops_per_bucket"] > 0
-    assert p["baseline_total"] == [base[i] for i in range(len(p["baseline_total"]))], "baseline series differs from the CSV"
-    print("--baseline=FILE: lost %d ops, back to 95%%: %s" % (p["lost_work_ops"], p["time_to_95pct_of_local_ns"]))
-
-
-def scale_memory(small, large):
-    """scale_memory.sh: two verified migrations; the pager's RSS excluding the guest grows by
-    less than 0.002 bytes per guest byte between them."""
-    a, b = (json.load(open(f))["results"] for f in (small, large))
-    for r in (a, b):
-        v = r["verify"]
-        assert v["done"] and not v["pages_corrupt"] and not v["pages_missing"], "verify %s" % v
-        m = r["pager"]["memory"]
-        assert m["measured"] and m["pager_rss_excluding_guest"] > 0, "memory not measured: %s" % m
-        assert m["guest_region_rss"] <= m["guest_region_bytes"], "guest RSS above the region size"
-    ma, mb = a["pager"]["memory"], b["pager"]["memory"]
-    slope = (mb["pager_rss_excluding_guest"] - ma["pager_rss_excluding_guest"]) / (mb["guest_region_bytes"] - ma["guest_region_bytes"])
-    print("pager RSS excluding the guest: %.2f MiB at 256 MiB, %.2f MiB at 1 GiB: %.5f bytes per guest byte (%.2f bytes per page)" % (
-        ma["pager_rss_excluding_guest"] / 2**20, mb["pager_rss_excluding_guest"] / 2**20, slope, slope * 4096))
-    assert 0 < slope < 0.002, "growth %.5f per guest byte, want below 0.002" % slope
-    print("scale memory: ok")
-
-
-NAMED = {
-    "scale-memory": scale_memory,
-    "progress-baseline-run": progress_baseline_run,
-    "progress-baseline-file": progress_baseline_file,
-}
-
-
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     cmd, fn = sys.argv[1], sys.argv[2]
-    if cmd in NAMED:
-        try:
-            NAMED[cmd](*sys.argv[2:])
-        except (AssertionError, KeyError, IndexError, TypeError, ValueError, OSError) as e:
-            print("FAIL: %s: %s %r" % (cmd, type(e).__name__, e.args))
-            sys.exit(1)
-        return
     try:
         with open(fn) as fp:
             d = json.load(fp)

@@ -117,6 +117,9 @@ static void good_baseline(void **state)
 	assert_string_equal(r.id, "demand-zipf-a-r1");
 	pcb_job_run_at(&job, 6, &r);
 	assert_string_equal(r.id, "sequential-seq-a-r2");
+	/* a link with a long-running source: options `pcbench dest` takes are fine */
+	assert_int_equal(parse("[experiment]\npolicies=demand\nworkloads=seq\nmem=16M\n[link r]\nsource=127.0.0.1:7600\n"
+			       "link=1gbit,1ms\n[link local]\nsource-delay=1ms\n"), 0);
 }
 
 static void good_variants(void **state)
@@ -252,6 +255,12 @@ static void bad_files(void **state)
 		{ "[experiment]\npolicies=demand\nworkloads=seq\n[sweep]\nlinks=1gbit\nworkloads=walk\n", "configs/t.conf:6: key 'workloads': unknown workload 'walk'" },
 		{ "[experiment]\npolicies=demand\nworkloads=seq\n[sweep]\nlinks=1gbit\n", "[sweep] needs both" },
 		{ "[experiment]\npolicies=demand\nworkloads=seq\n[sweep]\nbandwidth=1gbit\n", "configs/t.conf:5: key 'bandwidth': unknown key in [sweep]" },
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nverbose=1\n", "configs/t.conf:4: key 'verbose': unknown key" },
+		/* a link with a long-running source runs `pcbench dest`: options of run only are refused */
+		{ "[experiment]\npolicies=demand\nworkloads=seq\nsource-delay=1ms\n[link r]\nsource=127.0.0.1:7600\n",
+		  "configs/t.conf: [link r]: key 'source-delay': does not apply to `pcbench dest`" },
+		{ "[experiment]\npolicies=q1\nworkloads=seq\nsource=127.0.0.1:7600\n[policy q1]\npolicy=demand\nport=7\n",
+		  "configs/t.conf: [link loopback]: key 'port': does not apply to `pcbench dest`" },
 		/* the syntax libinih accepts and pcbench does not (libinih is set up for the old format) */
 		{ "[experiment]\npolicies=demand\nworkloads: seq\n", "configs/t.conf:3: expected 'key = value', got 'workloads: seq'" },
 		{ "[experiment]\npolicies=demand\nworkloads=seq\n[link a] x\n", "configs/t.conf:4: malformed section header '[link a] x'" },

@@ -20,6 +20,16 @@ static int parse(struct pcb_config *cfg, const char **err, const char *args)
 	return r;
 }
 
+/* How --help shows an option: "  --name=VALUE ", "  --name " (no value) or "  -v, --name ". */
+static void help_lhs(const struct pcb_option *o, char *buf, size_t len)
+{
+	char sh[8] = "";
+	bool value = o->type != PCB_OPT_FLAG && o->type != PCB_OPT_COUNT;
+	if (o->short_name)
+		snprintf(sh, sizeof(sh), "-%c, ", o->short_name);
+	snprintf(buf, len, value ? "  %s--%s=VALUE " : "  %s--%s ", sh, o->name);
+}
+
 static void test_defaults(void **state)
 {
 	(void)state;
@@ -206,12 +216,12 @@ static void test_help_and_version(void **state)
 		if (!(o->scope & PCB_CMD_RUN))
 			continue;
 		char want[128];
-		snprintf(want, sizeof(want), "--%s=VALUE", o->name);
+		help_lhs(o, want, sizeof(want));
 		const char *line = strstr(h, want);
 		if (!line)
 			fail_msg("--help does not list --%s", o->name);
 		const char *eol = strchr(line, '\n');
-		snprintf(want, sizeof(want), "[%s]", o->def[0] ? o->def : "none");
+		snprintf(want, sizeof(want), "[%s]", o->type == PCB_OPT_COUNT ? "off" : o->def[0] ? o->def : "none");
 		const char *d = strstr(line, want);
 		if (!d || d > eol)
 			fail_msg("--help line of --%s lacks its default %s", o->name, want);
@@ -324,7 +334,7 @@ static void test_commands(void **state)
 		const char *h = tl_mem_str(&m);
 		for (const struct pcb_option *o = pcb_options; o->name; o++) {
 			char want[80];
-			snprintf(want, sizeof(want), o->type == PCB_OPT_FLAG ? "  --%s " : "  --%s=VALUE ", o->name);
+			help_lhs(o, want, sizeof(want));
 			if ((o->scope & cmd->cmd) && !strstr(h, want))
 				fail_msg("%s --help does not list --%s", cmd->name, o->name);
 		}
@@ -344,11 +354,92 @@ static void test_commands(void **state)
 			name[n++] = *p;
 		}
 		name[n] = 0;
-		snprintf(want, sizeof(want), ".B \\-\\-%s", name);
+		if (o->short_name)
+			snprintf(want, sizeof(want), ".B \\-%c, \\-\\-%s", o->short_name, name);
+		else
+			snprintf(want, sizeof(want), ".B \\-\\-%s", name);
 		if (!strstr(man, want))
 			fail_msg("the man page does not list --%s (%s)", o->name, want);
 	}
 	tl_mem_close(&m);
+	free(c);
+}
+
+/* For every command: every option its --help lists is one it accepts, and it lists no other.
+ * (That a listed option has an effect is the table's rule, checked by reading the code when an
+ * option's scope is set; -v is listed only for the commands that read cfg->verbose.) */
+static void test_scopes(void **state)
+{
+	(void)state;
+	struct pcb_config *c = malloc(sizeof(*c));
+	const char *err;
+	assert_non_null(c);
+	for (const struct pcb_command *cmd = pcb_commands; cmd->name; cmd++) {
+		struct tl_mem m;
+		tl_mem_open(&m);
+		pcb_cmd_help(cmd->cmd, m.fp);
+		const char *h = tl_mem_str(&m);
+		unsigned listed = 0, in_scope = 0;
+		for (const char *l = h; (l = strstr(l, "\n  -")) != NULL; l++)
+			listed++;
+		for (const struct pcb_option *o = pcb_options; o->name; o++) {
+			char want[80], arg[160];
+			help_lhs(o, want, sizeof(want));
+			bool shown = strstr(h, want) != NULL, scoped = (o->scope & cmd->cmd) != 0;
+			/* another command's option of the same name (--out, --trace, ...) is listed once for each */
+			bool twin = false;
+			for (const struct pcb_option *p = pcb_options; p->name; p++)
+				twin |= p != o && !strcmp(p->name, o->name) && (p->scope & cmd->cmd);
+			if (shown != (scoped || twin))
+				fail_msg("%s --help %s --%s", cmd->name, shown ? "lists" : "does not list", o->name);
+			if (!scoped)
+				continue;
+			in_scope++;
+			if (o->type == PCB_OPT_FLAG || o->type == PCB_OPT_COUNT)
+				snprintf(arg, sizeof(arg), "--%s", o->name);
+			else
+				snprintf(arg, sizeof(arg), "--%s=%s", o->name, o->def[0] ? o->def :
+					 o->type == PCB_OPT_STR ? "x" : "1");
+			int r = cmd_parse(cmd->cmd, c, &err, arg);
+			if (r != 0)
+				fail_msg("%s lists %s but refuses it (%d): %s", cmd->name, arg, r, err);
+		}
+		/* every "  -..." line is an option of the table, or -h or -V */
+		if (listed != in_scope + 2)
+			fail_msg("%s --help: %u option lines, want %u + 2", cmd->name, listed, in_scope);
+		/* -v: counted where listed; elsewhere refused, naming the command */
+		bool verbose = strstr(h, "  -v, --verbose ") != NULL;
+		int r = cmd_parse(cmd->cmd, c, &err, "-v -v");
+		if (verbose) {
+			assert_int_equal(r, 0);
+			assert_int_equal(c->verbose, 2);
+		} else {
+			assert_int_equal(r, PCB_EXIT_USAGE);
+			tl_assert_contains(err, "option -v (--verbose) does not apply to `pcbench ");
+			tl_assert_contains(err, cmd->name);
+		}
+		tl_mem_close(&m);
+	}
+	/* the commands that read cfg->verbose, and only they */
+	static const enum pcb_cmd reads_verbose = PCB_CMD_RUN | PCB_CMD_DEST | PCB_CMD_SOURCE | PCB_CMD_BENCH | PCB_CMD_ANALYZE;
+	for (const struct pcb_option *o = pcb_options; o->name; o++)
+		if (o->short_name == 'v')
+			assert_int_equal(o->scope, reads_verbose);
+	/* a value given to -v's long form, and an unknown short option */
+	assert_int_equal(cmd_parse(PCB_CMD_RUN, c, &err, "--verbose=2"), PCB_EXIT_USAGE);
+	tl_assert_contains(err, "--verbose takes no value");
+	assert_int_equal(cmd_parse(PCB_CMD_RUN, c, &err, "-x"), PCB_EXIT_USAGE);
+	tl_assert_contains(err, "unknown option -x");
+	/* options of the forked source, of `pcbench source` alone, or of a guest that first runs at a
+	 * forked source (pre-copy) are not `pcbench dest`'s */
+	static const char *const not_dest[] = { "--host=127.0.0.1", "--port=1", "--source-delay=1ms", "--image=x",
+						"--listen=127.0.0.1:0", "--sessions=1", "--precopy=1s",
+						"--precopy-transport=memory", "--precopy-final=resend" };
+	for (size_t i = 0; i < sizeof(not_dest) / sizeof(not_dest[0]); i++) {
+		assert_int_equal(cmd_parse(PCB_CMD_DEST, c, &err, not_dest[i]), PCB_EXIT_USAGE);
+		tl_assert_contains(err, "does not apply to `pcbench dest`");
+	}
+	assert_int_equal(cmd_parse(PCB_CMD_RUN, c, &err, "--listen=127.0.0.1:0"), PCB_EXIT_USAGE);
 	free(c);
 }
 
@@ -361,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_set_by_name),
 		cmocka_unit_test(test_help_and_version),
 		cmocka_unit_test(test_commands),
+		cmocka_unit_test(test_scopes),
 		cmocka_unit_test(test_config_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

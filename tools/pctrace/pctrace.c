@@ -2,7 +2,7 @@
  *
  *   pctrace -p PID [--interval DUR] [--duration DUR] [--json FILE] [--json-lines FILE] ...
  *
- * Attaches bpf/faultlat.bpf.c filtered to PID's threads (in-kernel, by tgid,
+ * Attaches bpf/faultlat/ filtered to PID's threads (in-kernel, by tgid,
  * so threads created later are traced too).  A fault counts when the
  * userfaultfd message it raised was read by its handler, whichever process
  * that runs in (method "uffd_messages"); the faulting thread's fault entry
