@@ -313,6 +313,9 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 	pcb_json_u64(j, "frames_refused", r->frames_refused);
 	pcb_json_u64(j, "batches_incomplete", r->batches_incomplete);
 	pcb_json_u64(j, "handshake_retries", r->handshake_retries);
+	pcb_json_u64(j, "frames_unrequested", r->frames_unrequested);
+	pcb_json_u64(j, "batch_ends_out_of_order", r->batch_ends_out_of_order);
+	pcb_json_u64(j, "push_pages_missing", r->push_pages_missing);
 	if (r->last_loss[0])
 		pcb_json_str(j, "last_loss", r->last_loss);
 	pcb_json_obj_end(j);
@@ -332,10 +335,14 @@ void pcb_net_human(FILE *fp, const struct pcb_pager_stats *s)
 			(double)l->rtt_ns / 1e3, (double)l->rtt_median_ns / 1e3, (double)l->base_rtt_ns / 1e3,
 			(double)l->delay_ns / 1e3);
 	const struct pcb_recovery_stats *r = &s->rec;
-	if (r->frames_refused || r->batches_incomplete)
+	if (r->frames_refused || r->batches_incomplete || r->frames_unrequested || r->batch_ends_out_of_order ||
+	    r->push_pages_missing)
 		fprintf(fp, "  integrity   %llu frames refused (failed authentication; asked for again), %llu background batches "
-			"ended without all their pages (asked for again)\n",
-			(unsigned long long)r->frames_refused, (unsigned long long)r->batches_incomplete);
+			"ended without all their pages (asked for again), %llu unrequested frames dropped, %llu batch ends "
+			"out of order, %llu pages missing from the pushed stream (pulled)\n",
+			(unsigned long long)r->frames_refused, (unsigned long long)r->batches_incomplete,
+			(unsigned long long)r->frames_unrequested, (unsigned long long)r->batch_ends_out_of_order,
+			(unsigned long long)r->push_pages_missing);
 	if (s->channels == 1 && r->losses[1])
 		fprintf(fp, "  recovery    %llu connection losses, %llu reconnects (shared channel), paused %.3f s (max %.3f s); "
 			"%llu pages re-requested (%llu demand)\n",

@@ -4,13 +4,41 @@
  * (installer.c) installs them. */
 #include "pager/background.h"
 
-static unsigned bg_next_batch(struct pcb_pager *p, struct pcb_batch *b, uint64_t *drain_cursor, bool *is_drain)
+/* A batch of the pages a pushed stream ended without, from *cursor on in
+ * address order: not present and not claimed -- demanded ones included (a
+ * vCPU may wait for one: the source answered its request SENT). */
+static unsigned bg_gap_batch(struct pcb_pager *p, struct pcb_batch *b, uint64_t *cursor)
+{
+	uint64_t pg = *cursor < p->ps.npages ? *cursor : 0;   /* wraps: a page given back is found again */
+	for (; pg < p->ps.npages && b->npages < b->max_pages; pg++) {
+		if (pcb_ps_present(&p->ps, pg))
+			continue;
+		bool extend = b->nr && b->r[b->nr - 1].first + b->r[b->nr - 1].count == pg;
+		if (!extend && b->nr >= b->max_ranges)
+			break;
+		if (!pcb_bit_set(p->ps.claimed, pg))
+			continue;   /* in a batch already */
+		if (extend)
+			b->r[b->nr - 1].count++;
+		else
+			b->r[b->nr++] = (struct pcb_range){ pg, 1 };
+		b->npages++;
+	}
+	*cursor = pg;
+	return b->npages;
+}
+
+/* The next batch: the policy's, else the drain's (address order).  gaps: a
+ * pushed stream ended without some pages; they are pulled in address order. */
+static unsigned bg_next_batch(struct pcb_pager *p, struct pcb_batch *b, uint64_t *drain_cursor, bool gaps, bool *is_drain)
 {
 	unsigned n = 0;
 	*is_drain = false;
-	if (p->pol.ops->background)
+	if (p->pol.ops->background && !gaps)
 		n = p->pol.ops->next_batch(&p->pol, b);
-	if (!n && atomic_load(&p->drain)) {
+	if (!n && gaps) {
+		n = bg_gap_batch(p, b, drain_cursor);
+	} else if (!n && atomic_load(&p->drain)) {
 		n = pcb_policy_fill_sequential(&p->pol, b, drain_cursor);
 		*is_drain = n > 0;
 	}
@@ -86,19 +114,16 @@ static uint64_t bg_resend(struct pcb_pager *p, struct bg_batch *ring, unsigned w
 
 /* Pages first..first+n-1 arrived on the background channel: each must have
  * been asked for in a batch in flight (a source does not get to install pages
- * nobody asked for).  0, or -1 with fatal set. */
+ * nobody asked for).  0: they were (no longer wanted now); 1: at least one was
+ * not (a duplicate, or a frame arriving after its batch ended and was asked
+ * for again): the frame is dropped whole and its wanted pages stay wanted. */
 static int bg_received(struct pcb_pager *p, uint64_t first, uint64_t n)
 {
-	for (uint64_t pg = first; pg < first + n; pg++) {
-		uint64_t m = 1ull << (pg & 63);
-		if (!(p->bg_want[pg >> 6] & m)) {
-			p->chan[PCB_CHAN_BACKGROUND].bad_frames++;
-			set_fatal(p, PCB_EXIT_PROTOCOL, "the source sent page %llu on the %s channel without being asked for it",
-				  (unsigned long long)pg, p->shared ? "shared" : "background");
-			return -1;
-		}
-		p->bg_want[pg >> 6] &= ~m;
-	}
+	for (uint64_t pg = first; pg < first + n; pg++)
+		if (!(p->bg_want[pg >> 6] & 1ull << (pg & 63)))
+			return 1;
+	for (uint64_t pg = first; pg < first + n; pg++)
+		p->bg_want[pg >> 6] &= ~(1ull << (pg & 63));
 	return 0;
 }
 
@@ -228,6 +253,7 @@ struct bg_state {
 	struct pcb_conn *c;
 	unsigned window;
 	bool push;
+	bool push_gaps;          /* the pushed stream ended without some pages: pulling them */
 	struct pcb_range *ranges;
 	struct bg_batch *ring;   /* batches in flight, indexed by batch id % window */
 	uint64_t next_id, done_id, drain_cursor, zfirst;
@@ -265,7 +291,7 @@ static enum bg_next bg_fill_window(struct bg_state *s)
 		struct bg_batch *rb = &s->ring[s->next_id % s->window];
 		struct pcb_batch b = { .r = rb->r, .max_ranges = PCB_MAX_RANGES, .max_pages = p->cfg.batch_pages };
 		bool is_drain;
-		unsigned n = bg_next_batch(p, &b, &s->drain_cursor, &is_drain);
+		unsigned n = bg_next_batch(p, &b, &s->drain_cursor, s->push_gaps, &is_drain);
 		if (!n)
 			break;
 		rb->nr = b.nr;
@@ -303,6 +329,30 @@ static void bg_wait_for_work(struct pcb_pager *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* The pushed stream has ended (PUSH_END) and what it brought is installed:
+ * a page still missing was lost on the way (a frame dropped or left out; the
+ * source counts it as sent, so a demand request for it is answered SENT).
+ * Pull those pages on the same connection, in address order, as batches
+ * checked at their BATCH_END like any pull.  true: switched to pulling. */
+static bool bg_push_gaps(struct bg_state *s)
+{
+	struct pcb_pager *p = s->p;
+	/* every received job installed (the slot SLOTS-1 ahead is free only then) */
+	if (pcb_iq_reserve_ahead(&p->iq, PCB_IQ_SLOTS - 1, &p->stopping, &p->fatal) < 0 || pcb_ps_complete(&p->ps))
+		return false;
+	uint64_t missing = p->ps.npages - atomic_load(&p->ps.npresent);
+	pthread_mutex_lock(&p->rec_lock);
+	p->st.rec.push_pages_missing = missing;
+	snprintf(p->st.rec.last_loss, sizeof(p->st.rec.last_loss), "the pushed stream ended without %llu pages",
+		 (unsigned long long)missing);
+	pthread_mutex_unlock(&p->rec_lock);
+	pcb_warn("the source's pushed stream ended without %llu pages: pulling them", (unsigned long long)missing);
+	s->push = false;
+	s->push_gaps = true;
+	s->next_id = s->done_id;
+	return true;
+}
+
 /* before receiving: pushing, the end of the stream; pulling, a full window,
  * and with nothing in flight the assembled pages installed and a wait */
 static enum bg_next bg_prepare(struct bg_state *s)
@@ -316,7 +366,7 @@ static enum bg_next bg_prepare(struct bg_state *s)
 			seg_push(p);
 			if (pcb_ps_complete(&p->ps))
 				return BG_OUT;
-			return bg_poll_conn(s);
+			return bg_push_gaps(s) ? BG_AGAIN : bg_poll_conn(s);
 		}
 		return BG_RECEIVE;   /* the source sends without being asked: receive */
 	}
@@ -419,22 +469,66 @@ static enum bg_next bg_frame_page(struct bg_state *s, const struct pcb_hdr *h, c
 	return BG_AGAIN;
 }
 
+/* BATCH_END for a batch out of order: one already ended (a duplicate or late
+ * frame) is ignored; one after batches whose BATCH_END was lost ends those
+ * too, in order (what they left out is asked for again).  Counted; a
+ * BATCH_END for a batch never asked for is a protocol error. */
+static void bg_batch_end_order(struct bg_state *s, const struct pcb_hdr *h)
+{
+	struct pcb_pager *p = s->p;
+	pthread_mutex_lock(&p->rec_lock);
+	uint64_t n = ++p->st.rec.batch_ends_out_of_order;
+	pthread_mutex_unlock(&p->rec_lock);
+	if (n == 1)
+		pcb_warn("the source ended background batch %llu, expected %llu: %s", (unsigned long long)h->arg,
+			 (unsigned long long)s->done_id,
+			 h->arg < s->done_id ? "ignored (ended already)" : "the batches before it are ended too");
+}
+
 static enum bg_next bg_frame_batch_end(struct bg_state *s, const struct pcb_hdr *h)
 {
 	struct pcb_pager *p = s->p;
-	if (h->arg != s->done_id) {
+	if (!s->push && h->arg >= s->next_id) {
 		s->c->bad_frames++;
-		set_fatal(p, PCB_EXIT_PROTOCOL, "source ended batch %llu, expected %llu",
-			  (unsigned long long)h->arg, (unsigned long long)s->done_id);
+		set_fatal(p, PCB_EXIT_PROTOCOL, "source ended batch %llu, which was never asked for (next %llu)",
+			  (unsigned long long)h->arg, (unsigned long long)s->next_id);
 		return BG_OUT;
 	}
+	if (h->arg != s->done_id)
+		bg_batch_end_order(s, h);
+	if (h->arg < s->done_id)
+		return BG_AGAIN;
 	if (s->push) {
-		s->done_id++;
+		s->done_id = h->arg + 1;
 		s->next_id = s->done_id;   /* the source numbers the pushed batches */
-	} else if (bg_batch_end(p, s->ring, s->window, &s->done_id, &s->next_id) < 0) {
-		return atomic_load(&p->fatal) ? BG_OUT : BG_LOST;
+		return BG_AGAIN;
 	}
+	while (s->done_id <= h->arg)
+		if (bg_batch_end(p, s->ring, s->window, &s->done_id, &s->next_id) < 0)
+			return atomic_load(&p->fatal) ? BG_OUT : BG_LOST;
 	return BG_AGAIN;
+}
+
+/* A data frame no batch in flight asked for: received into scratch and
+ * dropped, never installed (its pages, if still wanted, are asked for again
+ * at their batch's end); after MAX_UNASKED such frames the source is given up. */
+static enum bg_next bg_unasked(struct bg_state *s, const struct pcb_hdr *h)
+{
+	struct pcb_pager *p = s->p;
+	pthread_mutex_lock(&p->rec_lock);
+	uint64_t n = ++p->st.rec.frames_unrequested;
+	pthread_mutex_unlock(&p->rec_lock);
+	if (n > MAX_UNASKED) {
+		s->c->bad_frames++;
+		set_fatal(p, PCB_EXIT_PROTOCOL, "the source sent %llu frames of pages no batch asked for (the last: page %llu "
+			  "on the %s channel)", (unsigned long long)n, (unsigned long long)h->arg,
+			  p->shared ? "shared" : "background");
+		return BG_OUT;
+	}
+	if (n == 1)
+		pcb_warn("the source sent page %llu on the %s channel that no batch in flight asked for (a duplicate or late "
+			 "frame): dropped", (unsigned long long)h->arg, p->shared ? "shared" : "background");
+	return bg_discard(s, h);
 }
 
 /* one frame from the connection: a demand reply (shared), data, or control */
@@ -464,8 +558,8 @@ static enum bg_next bg_frame(struct bg_state *s, const struct pcb_hdr *h, const 
 	if (discard && data)
 		return bg_discard(s, h);
 	/* pull: every page must have been asked for (push: the source chooses) */
-	if (!s->push && data && bg_received(p, h->arg, h->type == PCB_MSG_RUN ? h->len / PCB_PAGE_SIZE : 1) < 0)
-		return BG_OUT;
+	if (!s->push && data && bg_received(p, h->arg, h->type == PCB_MSG_RUN ? h->len / PCB_PAGE_SIZE : 1))
+		return bg_unasked(s, h);
 	switch (h->type) {
 	case PCB_MSG_RUN:
 		return bg_frame_run(s, h, drain);

@@ -35,6 +35,7 @@
 #define UFFD_MSG_BATCH 64
 #define PCB_STOP_SIGNAL SIGUSR2
 #define MAX_REFUSED 64            /* frames failing authentication a run survives (each costs a reconnection) */
+#define MAX_UNASKED 1024          /* background data frames nobody asked for (dropped) a run survives */
 #define MAX_INCOMPLETE 64         /* background batches ended without all their pages a run survives */   /* interrupts the demand thread's blocking read() at stop */
 
 struct inflight {

@@ -86,6 +86,10 @@ struct pcb_recovery_stats {
 	uint64_t frames_refused;          /* frames that failed authentication (refused, never installed; asked for again) */
 	uint64_t batches_incomplete;      /* background batches that ended without all their pages (asked for again) */
 	uint64_t handshake_retries;       /* handshakes tried again after the source refused one as busy or ended it */
+	uint64_t frames_unrequested;      /* background data frames for pages no batch in flight asked for (a duplicate or
+					   * late frame): received into scratch, never installed */
+	uint64_t batch_ends_out_of_order; /* BATCH_END for a batch already ended (ignored) or after a lost one (both ended) */
+	uint64_t push_pages_missing;      /* pushing: pages the stream ended (PUSH_END) without; pulled afterwards */
 	char last_loss[160];
 };
 

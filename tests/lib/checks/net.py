@@ -235,6 +235,11 @@ def hostile_ok(path, name):
           {k: r["recovery"][k] for k in ("frames_refused", "batches_incomplete", "pages_rerequested")}))
 
 
+def recovery_counted(path, key):
+    """results.recovery.KEY is at least 1: the hostile relay's frame was noticed and counted."""
+    r = json.load(open(path))["results"]["recovery"]; assert r[key] >= 1, (key, r)
+
+
 def handshake_retries(path):
     """Print results.recovery.handshake_retries (the handshakes a destination tried again after a
     "busy" refusal or an ending before CONFIG); fails if the key is missing."""
