@@ -16,11 +16,12 @@
 
 /* ---- what goes into the tidy CSV ------------------------------------------- */
 
-struct scalar_metric {
+/* A metric of the tidy CSV: its name, where it stands in a run's JSON, the factor to its unit. */
+struct metric {
 	const char *name, *path;
 	double scale;
 };
-static const struct scalar_metric scalars[] = {
+static const struct metric scalars[] = {
 	{ "migration_time_ms", "results.time.total_migration_ns", 1e-6 },
 	{ "blocktime_ms", "results.blocktime.total_ns", 1e-6 },
 	/* the two definitions of issue 13.3 and the windowed prefetch figures of 13.2, when the
@@ -57,11 +58,7 @@ static const struct scalar_metric scalars[] = {
 };
 #define NSCALARS (sizeof(scalars) / sizeof(scalars[0]))
 
-struct hist_metric {
-	const char *name, *path;
-	double scale;
-};
-static const struct hist_metric hists[] = {
+static const struct metric hists[] = {
 	{ "fault_latency_us", "results.faults.latency", 1e-3 },
 	{ "demand_round_trip_us", "results.pager.demand_round_trip", 1e-3 },
 	{ "prefetch_lead_ms", "results.prefetch.lead_time", 1e-6 },

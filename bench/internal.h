@@ -4,6 +4,7 @@
 #ifndef PCB_BENCH_INTERNAL_H
 #define PCB_BENCH_INTERNAL_H
 #include "bench/benchjob.h"
+#include "cli/options.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,9 @@ struct progress {
 	double sum_wall;
 };
 
+/* bench.c: cmd's options (scope bench or analyze) over their defaults; false when the
+ * command ends here with *rc (0 after --help or --version, else the usage error's code) */
+bool bench_options(enum pcb_cmd cmd, struct pcb_config *opt, int argc, char **argv, int *rc);
 /* bench.c: the progress display */
 void bench_fmt_hms(double s, char *buf, size_t len);
 void bench_progress_line(const struct progress *pg, unsigned idx, const char *id, const char *what, double cur_s);
@@ -43,7 +47,10 @@ int bench_record_traces(const struct pcb_job *job, const char *exe, const char *
 int bench_mkdir_p(const char *path);
 bool bench_same_file(const char *a, const char *b);
 int bench_copy_file(const char *from, const char *to);
-bool bench_run_done(const char *dir, const char *id);
+bool bench_run_done(const char *dir, const char *id);    /* runs/ID.json exists and says status ok */
+bool bench_result_ok(const char *path);                  /* a run's JSON that parses and says status ok */
+void bench_mark_complete(const char *dir);               /* the COMPLETE marker: every run of the matrix is there */
+void bench_utc_now(char *started, size_t len, struct tm *tm);   /* now, UTC, as 2026-12-04T23:50:00Z */
 int bench_write_manifest(const char *dir, const struct pcb_job *job, const struct runstat *st, const char *started,
 			 bool complete);
 int bench_open_results_dir(const struct pcb_job *job, const char *out, bool fresh, const char *parent,

@@ -454,6 +454,22 @@ static bool want_reply_thread(const struct pcb_pager *p, bool fast_ok)
 	return p->cfg.demand_replies == 2 || (p->cfg.kernel_faults && p->cfg.nvcpus >= 2);
 }
 
+/* The demand thread's first phase with a reply thread (uffd made blocking);
+ * after a handover it goes on inline, recovering first.  -1: recovery failed. */
+static int demand_replies_threaded(struct pcb_pager *p, int *uffd_fl, bool *uffd_blocking, uint64_t *last_rx)
+{
+	if (!*uffd_blocking) {
+		*uffd_fl &= ~O_NONBLOCK;
+		fcntl(p->uffd, F_SETFL, *uffd_fl);
+		*uffd_blocking = true;
+	}
+	int r = 0;
+	if (demand_with_reply_thread(p) == 1 && !atomic_load(&p->stopping))
+		r = demand_recover(p);
+	*last_rx = pcb_now_ns();
+	return r < 0 ? -1 : 0;
+}
+
 void *demand_thread(void *arg)
 {
 	struct pcb_pager *p = arg;
@@ -482,17 +498,8 @@ void *demand_thread(void *arg)
 	 * switching the uffd between blocking and not on every fault */
 	int uffd_fl = fcntl(p->uffd, F_GETFL);
 	bool uffd_blocking = !(uffd_fl & O_NONBLOCK), failed = false;
-	if (want_reply_thread(p, fast_ok)) {
-		if (!uffd_blocking) {
-			uffd_fl &= ~O_NONBLOCK;
-			fcntl(p->uffd, F_SETFL, uffd_fl);
-			uffd_blocking = true;
-		}
-		/* after a handover the demand thread carries on inline (recovering first) */
-		if (demand_with_reply_thread(p) == 1 && !atomic_load(&p->stopping))
-			failed = demand_recover(p) < 0;
-		last_rx = pcb_now_ns();
-	}
+	if (want_reply_thread(p, fast_ok))
+		failed = demand_replies_threaded(p, &uffd_fl, &uffd_blocking, &last_rx) < 0;
 	for (;;) {
 		if (failed || atomic_load_explicit(&p->stopping, memory_order_relaxed))
 			break;

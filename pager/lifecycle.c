@@ -585,6 +585,28 @@ static int fetch_digests(struct pcb_pager *p, uint64_t first, uint64_t count, co
 	return 0;
 }
 
+void pcb_verify_count(struct pcb_verify *v, uint64_t page, enum pcb_page_verdict verdict)
+{
+	if (verdict == PCB_PAGE_VERIFIED) {
+		v->pages_verified++;
+		return;
+	}
+	if (verdict == PCB_PAGE_MISSING)
+		v->pages_missing++;
+	else
+		v->pages_corrupt++;
+	if (v->nfirst_bad < 8)
+		v->first_bad[v->nfirst_bad++] = page;
+}
+
+enum pcb_page_verdict pcb_verify_stamped(struct pcb_verify *v, uint64_t page, const uint64_t *words, uint64_t want)
+{
+	bool stamp_ok = pcb_stamp_valid(page, words[PCB_STAMP_WORD]);
+	if (!stamp_ok)
+		v->stamps_bad++;
+	return !stamp_ok || pcb_page_digest(words) != want ? PCB_PAGE_CORRUPT : PCB_PAGE_VERIFIED;
+}
+
 int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_t whylen)
 {
 	memset(v, 0, sizeof(*v));
@@ -619,30 +641,14 @@ int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_
 			uint64_t pg = first + i, want;
 			memcpy(&want, pl + i * 8, 8);
 			want = le64toh(want);
-			bool bad;
-			if (!(vec[i] & 1) || !pcb_ps_present(&p->ps, pg)) {
-				v->pages_missing++;
-				bad = true;
-			} else if (p->in.arrival) {
-				/* a bytes image: the bytes the page arrived with (the guest may have written since) */
-				bad = p->in.arrival[pg] != want;
-				if (bad)
-					v->pages_corrupt++;
-				else
-					v->pages_verified++;
-			} else {
-				const uint64_t *w = (const uint64_t *)page_addr(p, pg);
-				bool stamp_ok = pcb_stamp_valid(pg, w[PCB_STAMP_WORD]);
-				if (!stamp_ok)
-					v->stamps_bad++;
-				bad = !stamp_ok || pcb_page_digest(w) != want;
-				if (bad)
-					v->pages_corrupt++;
-				else
-					v->pages_verified++;
-			}
-			if (bad && v->nfirst_bad < 8)
-				v->first_bad[v->nfirst_bad++] = pg;
+			enum pcb_page_verdict d;
+			if (!(vec[i] & 1) || !pcb_ps_present(&p->ps, pg))
+				d = PCB_PAGE_MISSING;
+			else if (p->in.arrival)   /* a bytes image: the bytes the page arrived with (the guest may have written since) */
+				d = p->in.arrival[pg] != want ? PCB_PAGE_CORRUPT : PCB_PAGE_VERIFIED;
+			else
+				d = pcb_verify_stamped(v, pg, (const uint64_t *)page_addr(p, pg), want);
+			pcb_verify_count(v, pg, d);
 		}
 	}
 	free(vec);

@@ -89,6 +89,23 @@ void run_app_check(struct run *r, struct pcb_guest *g)
 }
 
 
+/* What a run stopped mid-way records (fail_midrun, interrupt_midrun): the
+ * message (stderr and the report), the exit code, the end time, the pager's
+ * counters so far and the pages that never arrived.  The run is left
+ * stranded. */
+static void stop_midrun(struct run *r, int code, const char *msg)
+{
+	pcb_err("%s", msg);
+	snprintf(r->error, sizeof(r->error), "%s", msg);
+	r->exit_code = code;
+	r->stranded = true;
+	r->t_end_ns = pcb_now_ns();
+	if (r->pager) {
+		pcb_pager_stats(r->pager, &r->ps);
+		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
+	}
+}
+
 /* A fatal error while vCPUs may be blocked in faults that can never be
  * served: they cannot be joined, and the region must not be unregistered
  * (that would hand them zero pages).  Report it (stderr, --json); the run
@@ -96,18 +113,11 @@ void run_app_check(struct run *r, struct pcb_guest *g)
  * ends the process. */
 static int fail_midrun(struct run *r, int code, const char *msg)
 {
-	pcb_err("%s", msg);
-	snprintf(r->error, sizeof(r->error), "%s", msg);
-	r->exit_code = code;
-	r->stranded = true;
-	r->t_end_ns = pcb_now_ns();
-	if (r->pager)
-		pcb_pager_stats(r->pager, &r->ps);
+	stop_midrun(r, code, msg);
 	struct pcb_pagestate *ps = r->pager ? pcb_pager_pagestate(r->pager) : NULL;
 	if (ps) {
 		pcb_err("%llu of %llu pages had arrived; the guest was stopped before reading any other page",
 			(unsigned long long)atomic_load(&ps->npresent), (unsigned long long)ps->npages);
-		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
 		pcb_err("%s", r->missing);
 	}
 	if (r->cfg->json[0]) {
@@ -133,16 +143,8 @@ static int interrupt_midrun(struct run *r, int sig)
 	snprintf(msg, sizeof(msg), "interrupted by %s %.1f s into the run: the report holds what was measured so far "
 		 "(incomplete, not verified)", sig == SIGINT ? "SIGINT" : "SIGTERM",
 		 pcb_ns_to_s(pcb_now_ns() - r->t_start_ns));
-	pcb_err("%s", msg);
 	r->interrupted = true;
-	r->stranded = true;
-	r->exit_code = 128 + sig;
-	snprintf(r->error, sizeof(r->error), "%s", msg);
-	r->t_end_ns = pcb_now_ns();
-	if (r->pager) {
-		pcb_pager_stats(r->pager, &r->ps);
-		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
-	}
+	stop_midrun(r, 128 + sig, msg);
 	if (r->guest && r->pager)
 		run_emit_reports(r);
 	return 128 + sig;

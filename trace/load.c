@@ -63,6 +63,7 @@ static void setup_faultlat_autoload(struct pcb_trace *t, struct faultlat_bpf *fl
 	bpf_program__set_autoload(fl->progs.fl_switch_tp, !btf && !raw);
 	bpf_program__set_autoload(fl->progs.fl_wakeup_tp, !btf && !raw && t->wakeup);
 	bpf_program__set_autoload(fl->progs.fl_read_exit, t->msgs);
+	bpf_program__set_autoload(fl->progs.fl_readv_exit, t->msgs);
 	bpf_program__set_autoload(fl->progs.fl_resolve_enter, t->msgs && t->o.resolve);
 	bpf_program__set_autoload(fl->progs.fl_kfault_btf, btf && t->kfault);
 	bpf_program__set_autoload(fl->progs.fl_kfault_tp, !btf && !raw && t->kfault);
@@ -272,9 +273,10 @@ int trace_attach_faultlat(struct pcb_trace *t, bool btf, bool kvm_btf, bool kvm_
 	if (err)
 		return trace_fail(why, whylen, trace_exit_for_bpf_err(err), "attaching the %s programs failed: %s",
 			    t->k_fault, strerror(-err));
-	if (t->msgs && (err = attach_prog(t->fl->progs.fl_read_exit, &t->fl->links.fl_read_exit)))
-		return trace_fail(why, whylen, trace_exit_for_bpf_err(err), "attaching syscalls:sys_exit_read failed: %s",
-			    strerror(-err));
+	if (t->msgs && ((err = attach_prog(t->fl->progs.fl_read_exit, &t->fl->links.fl_read_exit)) ||
+			(err = attach_prog(t->fl->progs.fl_readv_exit, &t->fl->links.fl_readv_exit))))
+		return trace_fail(why, whylen, trace_exit_for_bpf_err(err),
+				  "attaching syscalls:sys_exit_read/readv failed: %s", strerror(-err));
 	if (t->msgs && o->any_reader && (err = learn_uffd_fops(t)))
 		return trace_fail(why, whylen, PCB_EXIT_UNAVAILABLE,
 			    "cannot recognise userfaultfd reads (own userfaultfd: %s)", strerror(-err));
@@ -330,7 +332,7 @@ int trace_load_programs(struct pcb_trace *t, const struct pcb_trace_opts *o, str
 		if (t->wakeup)
 			snprintf(t->k_wakeup, sizeof(t->k_wakeup), "%s", t->k_fault);
 		if (t->msgs)
-			snprintf(t->k_read, sizeof(t->k_read), "tracepoint (syscalls:sys_exit_read%s)",
+			snprintf(t->k_read, sizeof(t->k_read), "tracepoint (syscalls:sys_exit_read, sys_exit_readv%s)",
 				 o->any_reader ? ", any process" : "");
 		if (t->kfault)
 			snprintf(t->k_kfault, sizeof(t->k_kfault), "%s", t->k_fault);

@@ -219,39 +219,72 @@ static long msg_cb(__u32 i, void *ctx)
 	return 0;
 }
 
+/* A read() or readv() of ret bytes by the current task (id: its pid_tgid):
+ * fault messages from a userfaultfd?  Whole messages only, read by the
+ * target, or with any_reader by any process from a file whose f_op is the
+ * learned userfaultfd's.  *regs: the system call's arguments (fd in di). */
+static __always_inline bool uffd_read(__u64 id, long ret, struct pt_regs **regs)
+{
+	struct task_struct *task;
+
+	if (!any_reader && targ_tgid && (id >> 32) != targ_tgid)
+		return false;
+	task = bpf_get_current_task_btf();
+	*regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (any_reader && (id >> 32) == self_tgid && (__s64)(*regs)->di == READ_ONCE(learn_fd)) {
+		uffd_fops = fd_fops(task, (*regs)->di);     /* the tracer's own userfaultfd */
+		return false;
+	}
+	if (null_progs || ret < (long)sizeof(struct pcb_uffd_msg) || (ret % sizeof(struct pcb_uffd_msg)))
+		return false;
+	return !any_reader || (uffd_fops && fd_fops(task, (*regs)->di) == uffd_fops);
+}
+
+/* The messages in bytes at user address buf (up to FL_MSG_BATCH). */
+static __always_inline void parse_msgs(__u64 buf, __u64 bytes, __u64 tgid)
+{
+	struct msg_loop l = { .buf = buf, .tgid = tgid };
+	__u32 n = bytes / sizeof(struct pcb_uffd_msg);
+
+	/* one callback verified once, not FL_MSG_BATCH inlined copies */
+	bpf_loop(n < FL_MSG_BATCH ? n : FL_MSG_BATCH, msg_cb, &l, 0);
+}
+
 SEC("tracepoint/syscalls/sys_exit_read")
 int fl_read_exit(struct pcb_tp_sys_exit *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid(), buf, fd;
-	struct pcb_uffd_msg m;
-	struct task_struct *task;
+	__u64 id = bpf_get_current_pid_tgid();
 	struct pt_regs *regs;
-	long ret;
-	int n;
 
-	if (!any_reader && targ_tgid && (id >> 32) != targ_tgid)
-		return 0;
-	ret = ctx->ret;
-	task = bpf_get_current_task_btf();
-	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	fd = regs->di;           /* read(fd, buf, count) */
-	if (any_reader && (id >> 32) == self_tgid && (__s64)fd == READ_ONCE(learn_fd)) {
-		uffd_fops = fd_fops(task, fd);      /* the tracer's own userfaultfd */
-		return 0;
-	}
-	if (null_progs)
-		return 0;
-	if (ret < (long)sizeof(m) || (ret % sizeof(m)))
-		return 0;
-	if (any_reader && (!uffd_fops || fd_fops(task, fd) != uffd_fops))
-		return 0;
-	buf = regs->si;
-	n = ret / sizeof(m);
-	{
-		struct msg_loop l = { .buf = buf, .tgid = id >> 32 };
+	if (uffd_read(id, ctx->ret, &regs))
+		parse_msgs(regs->si, ctx->ret, id >> 32);       /* read(fd, buf, count) */
+	return 0;
+}
 
-		/* one callback verified once, not FL_MSG_BATCH inlined copies */
-		bpf_loop(n < FL_MSG_BATCH ? n : FL_MSG_BATCH, msg_cb, &l, 0);
+#define FL_READV_IOVS 4         /* iovecs of a readv() looked at */
+
+/* readv(fd, iov, iovcnt) from a userfaultfd: the kernel fills the iovecs in
+ * order with whole messages, but a message may straddle two iovecs: the
+ * messages inside each iovec are parsed, one split between two is not (nor
+ * any after the first FL_READV_IOVS iovecs). */
+SEC("tracepoint/syscalls/sys_exit_readv")
+int fl_readv_exit(struct pcb_tp_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid(), left = ctx->ret, pos = 0, iov[2];
+	struct pt_regs *regs;
+
+	if (!uffd_read(id, ctx->ret, &regs))
+		return 0;
+	for (__u32 i = 0; i < FL_READV_IOVS && i < regs->dx && left; i++) {
+		__u64 take;
+
+		if (bpf_probe_read_user(iov, sizeof(iov), (void *)(regs->si + i * sizeof(iov))))
+			break;
+		take = iov[1] < left ? iov[1] : left;
+		if (!(pos % sizeof(struct pcb_uffd_msg)))
+			parse_msgs(iov[0], take, id >> 32);
+		pos += take;
+		left -= take;
 	}
 	return 0;
 }

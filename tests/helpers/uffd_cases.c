@@ -3,7 +3,7 @@
  * by default; the handler reads one message at a time, waits DELAY (nanosleep)
  * and resolves the page with UFFDIO_COPY.
  *
- *   uffd_cases -m MODE [-n PAGES] [-t THREADS] [-d DELAY_US] [--no-tid] [--wait FIFO]
+ *   uffd_cases -m MODE [-n PAGES] [-t THREADS] [-d DELAY_US] [--no-tid] [--readv] [--wait FIFO]
  *
  * MODE:
  *   missing    anonymous memory, MISSING mode, each page touched once
@@ -11,6 +11,7 @@
  *              MISSING: touching them raises no userfault (truth 0); each touch
  *              is followed by a 1 ms sleep
  *   syscall    the faults are raised inside read(/dev/zero) into registered memory
+ *   readv      the same inside readv(/dev/zero) into two halves of the page
  *   register   6 ranges, each registered and touched at once (PAGES each)
  *   external   the handler is another process: the userfaultfd goes to it over
  *              SCM_RIGHTS and this process closes its own copy
@@ -18,6 +19,8 @@
  * With --wait FIFO it prints "ready pid=N" and creates nothing until a line
  * is written to FIFO: a tracer attached then sees every registration.
  * --no-tid: no UFFD_FEATURE_THREAD_ID (messages carry no thread id).
+ * --readv: the handler reads its messages with readv() (two iovecs: an
+ * empty one, then the message) instead of read().
  *
  * Prints: "cases mode=M pid=P faults=F touches=T median_ns=X p90_ns=Y", where
  * faults is the number of fault messages the handler read (the truth) and the
@@ -36,6 +39,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,7 +52,7 @@ static struct {
 	unsigned long pages;
 	unsigned threads;
 	long delay_us;
-	int no_tid;
+	int no_tid, readv_handler;
 } opt = { .mode = "missing", .pages = 1000, .threads = 2, .delay_us = 300 };
 
 static uint64_t *lat;           /* per touch */
@@ -116,7 +120,9 @@ static unsigned long handle(int uffd, int stop_fd)
 			die("poll");
 		}
 		if (p[0].revents & POLLIN) {
-			if (read(uffd, &m, sizeof(m)) != sizeof(m)) {
+			struct iovec iov[2] = { { &m, 0 }, { &m, sizeof(m) } };
+
+			if ((opt.readv_handler ? readv(uffd, iov, 2) : read(uffd, &m, sizeof(m))) != sizeof(m)) {
 				if (errno == EAGAIN)
 					continue;
 				die("read uffd");
@@ -154,6 +160,7 @@ static void *toucher_main(void *a)
 {
 	unsigned long k = (unsigned long)a, base = __atomic_fetch_add(&ntouch, 0, __ATOMIC_RELAXED);
 	int syscall_mode = !strcmp(opt.mode, "syscall"), pagecache = !strcmp(opt.mode, "pagecache");
+	int readv_mode = !strcmp(opt.mode, "readv");
 
 	for (unsigned long i = k; i < opt.pages; i += opt.threads) {
 		volatile char *p = cur_region + i * PAGE;
@@ -162,6 +169,11 @@ static void *toucher_main(void *a)
 		if (syscall_mode) {
 			if (read(zero_fd, (char *)p, PAGE) != (ssize_t)PAGE)
 				die("read /dev/zero");
+		} else if (readv_mode) {
+			struct iovec iov[2] = { { (char *)p, PAGE / 2 }, { (char *)p + PAGE / 2, PAGE / 2 } };
+
+			if (readv(zero_fd, iov, 2) != (ssize_t)PAGE)
+				die("readv /dev/zero");
 		} else {
 			*p = 1;
 		}
@@ -318,6 +330,8 @@ int main(int argc, char **argv)
 
 		if (!strcmp(a, "--no-tid"))
 			opt.no_tid = 1;
+		else if (!strcmp(a, "--readv"))
+			opt.readv_handler = 1;
 		else if (v && !strcmp(a, "-m"))
 			opt.mode = v, i++;
 		else if (v && !strcmp(a, "-n"))
@@ -334,7 +348,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!opt.pages || !opt.threads || opt.threads > 64 || opt.delay_us < 0 ||
-	    !strstr(" missing pagecache syscall register external ", opt.mode)) {
+	    !strstr(" missing pagecache syscall readv register external ", opt.mode)) {
 		fprintf(stderr, "uffd_cases: bad options\n");
 		return 64;
 	}

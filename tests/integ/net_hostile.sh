@@ -124,6 +124,15 @@ relay_run forged-nokey "" "s2d:RUN:5:corrupt" 2
 relay_run forged-demand "--auth-key-file=$T/key" "s2d:PAGE:3:corrupt" 2
 [ $DEST_RC -eq 0 ] || bad "forged-demand: destination exit $DEST_RC"
 check_ok forged-demand "$T/forged-demand.json"
+# the same with a reply thread receiving the demand replies (--demand-replies=thread, 2 vCPUs): the
+# refused frame is handed back to the demand thread, which reconnects and goes on inline
+GUEST="--workload=random --duration=1s --policy=demand --vcpus=2 --demand-replies=thread" \
+	relay_run forged-reply "--auth-key-file=$T/key" "s2d:PAGE:3:corrupt" 2
+[ $DEST_RC -eq 0 ] || bad "forged-reply: destination exit $DEST_RC"
+check_ok forged-reply "$T/forged-reply.json"
+$CHECK net.frames_refused "$T/forged-reply.json" || bad "forged-reply: the altered demand reply was not refused"
+python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['results']['pager']['demand_replies'] == 'thread'" \
+	"$T/forged-reply.json" || bad "forged-reply: no reply thread"
 
 # --- flood: 256 unauthenticated connections ------------------------------------------
 start_source src-flood "$P" source --listen=127.0.0.1:0 --mem=32M --seed=5 --auth-key-file="$T/key"

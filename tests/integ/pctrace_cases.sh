@@ -12,8 +12,10 @@
 # Cases: missing (2 threads, handler delays 300 us), missing without
 # UFFD_FEATURE_THREAD_ID, pagecache (registered shmem whose pages are all in
 # the page cache, then a 1 ms sleep: truth 0), syscall (faults inside
-# read()), register (6 ranges registered then touched at once), external
-# (handler in another process, uffd over SCM_RIGHTS, no thread ids).
+# read()), readv (faults inside readv()), handler_readv (the handler reads
+# its messages with readv()), register (6 ranges registered then touched at
+# once), external (handler in another process, uffd over SCM_RIGHTS, no
+# thread ids).
 . "$(dirname "$0")/../lib/integ.sh"
 CASES=$BUILD/tests/helpers/uffd_cases
 PCTRACE=./pctrace
@@ -59,7 +61,8 @@ check() {
 }
 
 for c in "missing -m missing" "notid -m missing --no-tid" "pagecache -m pagecache" \
-	 "syscall -m syscall" "register -m register" "external -m external --no-tid"; do
+	 "syscall -m syscall" "readv -m readv" "handler_readv -m missing --readv" \
+	 "register -m register" "external -m external --no-tid"; do
 	set -- $c
 	name=$1; shift
 	n=$PAGES; [ "$name" = register ] && n=$((PAGES / 2))
