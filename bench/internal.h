@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 /* --shard=I/N: this invocation runs the runs whose index (execution order) is I-1 modulo N.
@@ -57,4 +58,34 @@ int bench_open_results_dir(const struct pcb_job *job, const char *out, bool fres
 			   const char *started, const struct tm *tm, int argc, char **argv, char *dir, size_t dirlen,
 			   bool *resuming);
 void bench_link_latest(const struct pcb_job *job, const char *parent, const char *dir);
+
+/* ---- pcbench analyze (analyze.c, plotdata.c): the loaded experiment ---- */
+struct pcb_jv;
+struct pcb_hist;
+struct runrec {
+	struct pcb_job_run r;
+	struct pcb_jv *js;           /* NULL: missing or failed */
+	bool has_timeline;
+	char rep[16];
+};
+
+struct exp {
+	const char *dir;
+	struct pcb_job job;
+	unsigned nruns;
+	struct runrec *runs;
+	unsigned npol_all;           /* policies + baseline */
+	unsigned ok, failed, missing;
+};
+
+/* analyze.c: a number at a JSON path (NaN if absent), the experiment's output files, a cell's runs and figures */
+double bench_jnum(const struct pcb_jv *js, const char *path);
+FILE *bench_open_out(const struct exp *e, const char *name, char *why, size_t whylen);
+int bench_close_out(FILE *f, const struct exp *e, const char *name, char *why, size_t whylen);
+unsigned bench_cell_runs(const struct exp *e, unsigned p, unsigned w, unsigned l, const struct runrec **out);
+struct pcb_spread bench_cell_spread(const struct exp *e, unsigned p, unsigned w, unsigned l, const char *path, double scale);
+int bench_cell_merged_latency(const struct exp *e, unsigned p, unsigned w, unsigned l, struct pcb_hist *h);
+unsigned bench_same_cpu_runs(const struct exp *e, unsigned p, unsigned w, unsigned l);
+/* plotdata.c: plotdata/ */
+int bench_write_plotdata(struct exp *e, char *why, size_t whylen);
 #endif
