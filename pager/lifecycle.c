@@ -206,7 +206,7 @@ static int alloc_state(struct pcb_pager *p, char *why, size_t whylen)
 	const struct pcb_pager_cfg *cfg = &p->cfg;
 	int rec_map = (cfg->process ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS;
 	p->inst_us = mmap(NULL, cfg->npages * 4, PROT_READ | PROT_WRITE, rec_map, -1, 0);
-	p->inst_kind = mmap(NULL, cfg->npages, PROT_READ | PROT_WRITE, rec_map, -1, 0);
+	p->inst_kind = mmap(NULL, pcb_kinds_bytes(cfg->npages), PROT_READ | PROT_WRITE, rec_map, -1, 0);
 	if (p->inst_us == MAP_FAILED || p->inst_kind == MAP_FAILED) {
 		p->inst_us = p->inst_us == MAP_FAILED ? NULL : p->inst_us;
 		p->inst_kind = p->inst_kind == MAP_FAILED ? NULL : p->inst_kind;
@@ -726,7 +726,7 @@ void pcb_pager_destroy(struct pcb_pager *p)
 	if (p->inst_us)
 		munmap(p->inst_us, p->cfg.npages * 4);
 	if (p->inst_kind)
-		munmap(p->inst_kind, p->cfg.npages);
+		munmap(p->inst_kind, pcb_kinds_bytes(p->cfg.npages));
 	if (p->fev)
 		munmap(p->fev, p->capfev * sizeof(*p->fev));
 	if (p->cfg.process)

@@ -192,6 +192,7 @@ void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out);
  * page was installed, in µs since switch-over plus one (0 = not installed by
  * this pager), and how (PCB_INST_* from pager/probes.h). */
 const uint32_t *pcb_pager_install_us(struct pcb_pager *p);
+/* PCB_INST_* per page, 4 bits a page: read with pcb_kind_at (pager/probes.h) */
 const uint8_t *pcb_pager_install_kind(struct pcb_pager *p);
 /* Every fault message, in the order read: 12 bytes each (the log grows with
  * the faults a running guest takes; 24 bytes each made it the largest part of
