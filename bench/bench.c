@@ -8,7 +8,6 @@
 #include "bench/internal.h"
 #include "cli/options.h"
 #include "bench/analyze.h"
-#include "common/jsonread.h"
 #include "common/util.h"
 #include <errno.h>
 #include <signal.h>
@@ -156,14 +155,8 @@ static int run_one(const struct pcb_job *job, const struct pcb_job_run *r, unsig
 	char tmp[4600], fin[4600];
 	snprintf(tmp, sizeof(tmp), "%s/runs/%s.json.tmp", dir, r->id);
 	snprintf(fin, sizeof(fin), "%s/runs/%s.json", dir, r->id);
-	if (ec == 0) {
-		char err[256];
-		struct pcb_jv *v = pcb_jv_parse_file(tmp, err, sizeof(err));
-		const char *s = pcb_jv_str(pcb_jv_get(v, "status"));
-		if (!s || strcmp(s, "ok"))
-			ec = PCB_EXIT_SOFTWARE;   /* exit 0 but no valid result: count as failed */
-		pcb_jv_free(v);
-	}
+	if (ec == 0 && !bench_result_ok(tmp))
+		ec = PCB_EXIT_SOFTWARE;   /* exit 0 but no valid result: count as failed */
 	if (ec == 0 && rename(tmp, fin) < 0)
 		ec = PCB_EXIT_OSERR;
 	if (ec != 0) {
@@ -216,17 +209,23 @@ static int run_pending(const struct pcb_job *job, const char *exe, const char *d
 	return first_fail;
 }
 
+bool bench_options(enum pcb_cmd cmd, struct pcb_config *opt, int argc, char **argv, int *rc)
+{
+	pcb_cmd_defaults(cmd, opt);
+	int prc = pcb_cmd_parse(cmd, opt, argc, argv, 1);
+	*rc = prc == 1 ? 0 : prc;   /* 1: --help or --version printed */
+	return prc == 0;
+}
+
 int pcb_cmd_bench(int argc, char **argv)
 {
 	static struct pcb_config opt;   /* the table's options of scope bench (cli/options.c) */
-	pcb_cmd_defaults(PCB_CMD_BENCH, &opt);
-	int prc = pcb_cmd_parse(PCB_CMD_BENCH, &opt, argc, argv, 1);
-	if (prc)
-		return prc == 1 ? 0 : prc;
+	int rc;
+	if (!bench_options(PCB_CMD_BENCH, &opt, argc, argv, &rc))
+		return rc;
 	const char *jobpath = opt.nargs ? opt.args[0] : NULL, *out = opt.bench.out[0] ? opt.bench.out : NULL;
 	const char *parent = opt.bench.results;
 	bool fresh = opt.bench.fresh;
-	int rc;
 	if (opt.bench.shard[0] && (rc = parse_shard(opt.bench.shard)) != 0)
 		return rc;
 	if (!jobpath) {
@@ -254,10 +253,8 @@ int pcb_cmd_bench(int argc, char **argv)
 		return PCB_EXIT_OSERR;
 	}
 	char dir[4096], started[32];
-	time_t now = time(NULL);
 	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	bench_utc_now(started, sizeof(started), &tm);
 	bool resuming;
 	if ((rc = bench_open_results_dir(&job, out, fresh, parent, started, &tm, argc, argv, dir, sizeof(dir), &resuming)) != 0)
 		return rc;
@@ -295,13 +292,8 @@ int pcb_cmd_bench(int argc, char **argv)
 	bool complete = ok == nshare;
 	bench_write_manifest(dir, &job, st, started, complete);
 	free(st);
-	if (complete) {
-		char p[4600];
-		snprintf(p, sizeof(p), "%s/COMPLETE", dir);
-		FILE *f = fopen(p, "w");
-		if (f)
-			fclose(f);
-	}
+	if (complete)
+		bench_mark_complete(dir);
 	double total = (double)(pcb_now_ns() - pg.t0) / 1e9;
 	char el[32];
 	bench_fmt_hms(total, el, sizeof(el));

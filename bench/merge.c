@@ -119,18 +119,12 @@ static int merge_dirs(const char *out, char **srcs, int nsrc, int verbose, char 
 		ok += st[i].status == 0;
 	}
 	char started[32];
-	time_t now = time(NULL);
 	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	bench_utc_now(started, sizeof(started), &tm);
 	rc = bench_write_manifest(out, &job, st, started, ok == n) < 0 ? PCB_EXIT_OSERR : 0;
 	free(st);
-	if (!rc && ok == n) {
-		snprintf(q, sizeof(q), "%s/COMPLETE", out);
-		FILE *f = fopen(q, "w");
-		if (f)
-			fclose(f);
-	}
+	if (!rc && ok == n)
+		bench_mark_complete(out);
 	if (verbose)
 		fprintf(stderr, "analyze: merged %d directories into %s: %u of %u runs\n", nsrc, out, ok, n);
 	return rc ? rc : pcb_analyze(out, verbose, why, whylen);
@@ -139,10 +133,9 @@ static int merge_dirs(const char *out, char **srcs, int nsrc, int verbose, char 
 int pcb_cmd_analyze(int argc, char **argv)
 {
 	static struct pcb_config opt;   /* the table's options of scope analyze (cli/options.c) */
-	pcb_cmd_defaults(PCB_CMD_ANALYZE, &opt);
-	int prc = pcb_cmd_parse(PCB_CMD_ANALYZE, &opt, argc, argv, 1);
-	if (prc)
-		return prc == 1 ? 0 : prc;
+	int rc;
+	if (!bench_options(PCB_CMD_ANALYZE, &opt, argc, argv, &rc))
+		return rc;
 	char **srcs = opt.args;
 	int nsrc = (int)opt.nargs, verbose = (int)opt.verbose;
 	const char *dir, *out = opt.bench.out[0] ? opt.bench.out : NULL;
@@ -163,7 +156,7 @@ int pcb_cmd_analyze(int argc, char **argv)
 	}
 	dir = srcs[0];
 	char why[1024];
-	int rc = out ? merge_dirs(out, srcs, nsrc, verbose, why, sizeof(why)) : pcb_analyze(dir, verbose, why, sizeof(why));
+	rc = out ? merge_dirs(out, srcs, nsrc, verbose, why, sizeof(why)) : pcb_analyze(dir, verbose, why, sizeof(why));
 	if (rc)
 		pcb_err("analyze: %s", why);
 	else if (out)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 unsigned bench_shard_i = 1, bench_shard_n = 1;
@@ -107,15 +108,37 @@ int bench_copy_file(const char *from, const char *to)
 /* A finished run: runs/ID.json parses and says status ok. */
 bool bench_run_done(const char *dir, const char *id)
 {
-	char path[4600], err[128];
+	char path[4600];
 	snprintf(path, sizeof(path), "%s/runs/%s.json", dir, id);
 	if (access(path, F_OK) != 0)
 		return false;
+	return bench_result_ok(path);
+}
+
+bool bench_result_ok(const char *path)
+{
+	char err[256];
 	struct pcb_jv *v = pcb_jv_parse_file(path, err, sizeof(err));
 	const char *st = pcb_jv_str(pcb_jv_get(v, "status"));
 	bool ok = st && !strcmp(st, "ok");
 	pcb_jv_free(v);
 	return ok;
+}
+
+void bench_mark_complete(const char *dir)
+{
+	char p[4600];
+	snprintf(p, sizeof(p), "%s/COMPLETE", dir);
+	FILE *f = fopen(p, "w");
+	if (f)
+		fclose(f);
+}
+
+void bench_utc_now(char *started, size_t len, struct tm *tm)
+{
+	time_t now = time(NULL);
+	gmtime_r(&now, tm);
+	strftime(started, len, "%Y-%m-%dT%H:%M:%SZ", tm);
 }
 
 /* Most recent PARENT/<name>-*-<rev> with an identical job.conf and no COMPLETE marker. */

@@ -185,7 +185,7 @@ int pcb_cmd_dest(int argc, char **argv, int first)
 	struct pcb_conn c = { .fd = -1 };
 	struct pcb_config_wire cw;
 	int io_ms = (int)(cfg.io_timeout_ns / PCB_NSEC_PER_MSEC);
-	r = pcb_hs_connect(&c, net.host, net.port, UINT64_MAX, PCB_CHAN_QUERY, 0, net.key.len ? &net.key : NULL,
+	r = pcb_hs_connect(&c, net.host, net.port, UINT64_MAX, PCB_CHAN_QUERY, 0, net.key.len ? &net.key : NULL, 5000,
 			   io_ms > 5000 ? io_ms : 5000, &cw, NULL, why, sizeof(why));
 	if (c.rbuf)
 		pcb_conn_free(&c);

@@ -38,7 +38,7 @@ void record_install(struct pcb_pager *p, uint64_t page, int kind, uint64_t now)
 {
 	uint64_t us = (now - p->st.t_switchover_ns) / 1000 + 1;
 	p->inst_us[page] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-	p->inst_kind[page] = (uint8_t)kind;
+	pcb_kind_set(p->inst_kind, page, (unsigned)kind);
 }
 
 /* Install one page (data == NULL: zero page) through the install path
@@ -52,7 +52,7 @@ int install(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint
 	if (p->cfg.huge) {
 		/* the data is in; the thread completing the huge page marks it present (huge_done) */
 		if (r == 0)
-			p->inst_kind[page] = (uint8_t)(data ? kind : zero_kind(kind));
+			pcb_kind_set(p->inst_kind, page, (unsigned)(data ? kind : zero_kind(kind)));
 		return r == 2 ? 1 : r;
 	}
 	if (r == 2)

@@ -25,7 +25,7 @@ static void bg_installed(void *vctx, uint64_t page, int res, bool zero)
 			p->st.t_bg_first_ns = x->now;
 		p->st.t_bg_last_ns = x->now;
 		if (p->cfg.huge)
-			p->inst_kind[page] = (uint8_t)kind;   /* present (and timed) when its huge page is installed */
+			pcb_kind_set(p->inst_kind, page, (unsigned)kind);   /* present (and timed) when its huge page is installed */
 		else
 			record_install(p, page, kind, x->now);
 		if (zero)

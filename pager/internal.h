@@ -122,7 +122,7 @@ struct pcb_pager {
 	 * --reconnect-timeout=0, at most MAX_REFUSED times a run */
 	bool refused[2];
 	atomic_bool source_gone;     /* a connection was lost after completion (not fatal: verification will tell) */
-	uint8_t *discard;            /* PCB_MAX_RUN_PAGES sink pages: what is owed after completion is received into them and
+	uint8_t *discard;            /* PCB_MAX_RUN_PAGES sink pages: what is owed after completion, or a frame nobody asked for, is received into them and
 				      * dropped; on a keyed connection also the pages continue mode receives for nobody */
 	uint64_t *bg_want;           /* background thread: pages asked for in a batch, not received yet (BATCH_END checks them) */
 

@@ -175,6 +175,15 @@ struct pcb_verify {
 	uint64_t first_bad[8];
 	unsigned nfirst_bad;
 };
+/* One page's verdict, counted in v (the first 8 bad pages kept): the one
+ * classification of a migrated region (pcb_pager_verify) and a local one
+ * (pcb_local_verify, the local run's fill check). */
+enum pcb_page_verdict { PCB_PAGE_VERIFIED, PCB_PAGE_CORRUPT, PCB_PAGE_MISSING };
+void pcb_verify_count(struct pcb_verify *v, uint64_t page, enum pcb_page_verdict verdict);
+/* A resident page of the synthetic image: corrupt when its write stamp is one
+ * the guest cannot have written (also counted in v->stamps_bad) or its digest
+ * (write slot excluded) is not want. */
+enum pcb_page_verdict pcb_verify_stamped(struct pcb_verify *v, uint64_t page, const uint64_t *words, uint64_t want);
 /* Compare every page with the source's digest (after finish). Returns 0 or an exit code. */
 int pcb_pager_verify(struct pcb_pager *p, struct pcb_verify *v, char *why, size_t whylen);
 void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out);
@@ -183,6 +192,7 @@ void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out);
  * page was installed, in µs since switch-over plus one (0 = not installed by
  * this pager), and how (PCB_INST_* from pager/probes.h). */
 const uint32_t *pcb_pager_install_us(struct pcb_pager *p);
+/* PCB_INST_* per page, 4 bits a page: read with pcb_kind_at (pager/probes.h) */
 const uint8_t *pcb_pager_install_kind(struct pcb_pager *p);
 /* Every fault message, in the order read: 12 bytes each (the log grows with
  * the faults a running guest takes; 24 bytes each made it the largest part of

@@ -24,7 +24,7 @@ int chan_connect(struct pcb_pager *p, unsigned ch, uint32_t flags, int timeout_m
 	uint64_t retries = 0;
 	int io_ms = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC);
 	/* connect within timeout_ms, hand-shake within --io-timeout (refused as busy: tried again) */
-	int rc = pcb_hs_connect(c, cfg->host, cfg->port, cfg->npages, hello_ch, flags, cfg->key,
+	int rc = pcb_hs_connect(c, cfg->host, cfg->port, cfg->npages, hello_ch, flags, cfg->key, timeout_ms,
 				(timeout_ms > io_ms ? timeout_ms : io_ms), &cw, &retries, why, whylen);
 	if (retries) {
 		pthread_mutex_lock(&p->rec_lock);

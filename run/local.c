@@ -14,15 +14,9 @@
 static void local_fill_check(struct run *r, const uint8_t *region, struct pcb_verify *ver)
 {
 	memset(ver, 0, sizeof(*ver));
-	for (uint64_t pg = 0; pg < r->npages; pg++) {
-		if (pcb_page_digest_full(region + pg * PCB_PAGE_SIZE) == pcb_image_digest(&r->im, pg)) {
-			ver->pages_verified++;
-		} else {
-			ver->pages_corrupt++;
-			if (ver->nfirst_bad < 8)
-				ver->first_bad[ver->nfirst_bad++] = pg;
-		}
-	}
+	for (uint64_t pg = 0; pg < r->npages; pg++)
+		pcb_verify_count(ver, pg, pcb_page_digest_full(region + pg * PCB_PAGE_SIZE) == pcb_image_digest(&r->im, pg)
+						  ? PCB_PAGE_VERIFIED : PCB_PAGE_CORRUPT);
 }
 
 /* The same guest over a region fully populated before it starts: the

@@ -19,7 +19,7 @@ void pcb_prefetch_compute_until(struct pcb_prefetch *pf, uint64_t npages, const 
 	pf->guest_end_us = guest_end_us;
 	for (uint64_t pg = 0; pg < npages; pg++) {
 		uint32_t t = atomic_load_explicit(&first_touch[pg], memory_order_relaxed);
-		bool bg = inst_us[pg] && is_bg(inst_kind[pg]);
+		bool bg = inst_us[pg] && is_bg((uint8_t)pcb_kind_at(inst_kind, pg));
 		bool before_end = bg && (!guest_end_us || inst_us[pg] <= guest_end_us);
 		pf->bg_installed += bg;
 		pf->bg_before_end += before_end;
@@ -89,7 +89,7 @@ void pcb_prefetch_compute_window(struct pcb_prefetch *pf, uint64_t npages, const
 	pcb_hist_init(&w->late_by);
 	w->end_us = complete_us ? complete_us : UINT32_MAX;
 	for (uint64_t pg = 0; pg < npages; pg++)
-		window_page(w, atomic_load_explicit(&first_touch[pg], memory_order_relaxed), inst_us[pg], inst_kind[pg],
+		window_page(w, atomic_load_explicit(&first_touch[pg], memory_order_relaxed), inst_us[pg], (uint8_t)pcb_kind_at(inst_kind, pg),
 			    guest_end_us);
 	if (!complete_us)
 		w->end_us = 0;
@@ -258,7 +258,7 @@ int pcb_timeline_write_records(const char *path, const struct pcb_fault_ev *fe, 
 	}
 	for (uint64_t pg = 0; pg < npages; pg++)
 		if (us[pg])
-			fprintf(f, "%u,install,%llu,%s\n", us[pg] - 1, (unsigned long long)pg, kind_name(kind[pg]));
+			fprintf(f, "%u,install,%llu,%s\n", us[pg] - 1, (unsigned long long)pg, kind_name((uint8_t)pcb_kind_at(kind, pg)));
 	for (uint64_t pg = 0; first_touch && pg < npages; pg++) {
 		uint32_t t = atomic_load_explicit(&first_touch[pg], memory_order_relaxed);
 		if (t)

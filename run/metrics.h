@@ -10,7 +10,7 @@
 /* Prefetch quality (docs/metrics.md "How the prefetch metrics are computed").
  * first_touch: the guest's record (µs since switch-over + 1, PCB_TOUCH_FAULTED
  * when that touch faulted); inst_us/inst_kind: the pager's install record
- * (µs + 1, PCB_INST_*). */
+ * (µs + 1; PCB_INST_* 4 bits a page, pcb_kind_at in pager/probes.h). */
 struct pcb_prefetch {
 	uint64_t touched;            /* distinct pages the guest touched after switch-over */
 	uint64_t touched_faulted;    /* ... whose first touch faulted */

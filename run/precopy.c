@@ -124,8 +124,8 @@ static int net_open(struct pc *c, const struct pcb_precopy_net *n, char *why, si
 {
 	struct pcb_config_wire cw;
 	c->conn = (struct pcb_conn){ .fd = -1 };
-	int rc = pcb_hs_connect(&c->conn, n->host, n->port, c->npages, PCB_CHAN_BACKGROUND, 0, n->key, n->timeout_ms, &cw,
-				NULL, why, whylen);
+	int rc = pcb_hs_connect(&c->conn, n->host, n->port, c->npages, PCB_CHAN_BACKGROUND, 0, n->key, n->timeout_ms,
+				n->timeout_ms, &cw, NULL, why, whylen);
 	c->net = c->conn.rbuf != NULL;
 	if (rc)
 		return rc;

@@ -294,22 +294,7 @@ int pcb_local_verify(const uint8_t *region, const struct pcb_image *im, uint64_t
 	}
 	for (uint64_t pg = 0; pg < npages; pg++) {
 		const uint64_t *w = (const uint64_t *)(region + pg * PCB_PAGE_SIZE);
-		bool bad;
-		if (!(vec[pg] & 1)) {
-			v->pages_missing++;
-			bad = true;
-		} else {
-			bool stamp_ok = pcb_stamp_valid(pg, w[PCB_STAMP_WORD]);
-			if (!stamp_ok)
-				v->stamps_bad++;
-			bad = !stamp_ok || pcb_page_digest(w) != pcb_image_digest(im, pg);
-			if (bad)
-				v->pages_corrupt++;
-			else
-				v->pages_verified++;
-		}
-		if (bad && v->nfirst_bad < 8)
-			v->first_bad[v->nfirst_bad++] = pg;
+		pcb_verify_count(v, pg, !(vec[pg] & 1) ? PCB_PAGE_MISSING : pcb_verify_stamped(v, pg, w, pcb_image_digest(im, pg)));
 	}
 	free(vec);
 	return 0;

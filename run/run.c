@@ -48,6 +48,24 @@ static void reap_source(struct run *r, bool kill_it)
 	r->source_pid = 0;
 }
 
+struct run_vcpu_sums run_vcpu_sums(const struct run *r)
+{
+	struct run_vcpu_sums t = { 0 };
+	for (unsigned v = 0; r->guest && v < r->cfg->vcpus; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		t.ops += vr->ops;
+		t.reads += vr->reads;
+		t.writes += vr->writes;
+		t.read_mismatches += vr->read_mismatch;
+		t.faults_undelivered += vr->faults_undelivered;
+		t.blocktime_ns += vr->blocktime_ns;
+		t.cpu_ns += vr->cpu_ns;
+		t.precopy_ops += vr->precopy_ops;
+		t.precopy_writes += vr->precopy_writes;
+	}
+	return t;
+}
+
 /* results.cpu: what the process, its threads and the source used (after the joins). */
 static void measure_cpu(struct run *r)
 {
@@ -55,9 +73,7 @@ static void measure_cpu(struct run *r)
 	struct rusage ru;
 	c->process_ns = getrusage(RUSAGE_SELF, &ru) == 0 ? run_rusage_ns(&ru) - r->baseline_cpu_ns : -1;
 	c->main_ns = (int64_t)pcb_thread_cpu_ns();
-	c->vcpus_ns = 0;
-	for (unsigned v = 0; r->guest && v < r->cfg->vcpus; v++)
-		c->vcpus_ns += (int64_t)pcb_guest_result(r->guest, v)->cpu_ns;
+	c->vcpus_ns = (int64_t)run_vcpu_sums(r).cpu_ns;
 	c->demand_ns = c->background_ns = c->installer_ns = c->pager_process_ns = -1;
 	if (r->pager) {
 		c->demand_ns = (int64_t)r->ps.demand_cpu_ns;
@@ -89,6 +105,23 @@ void run_app_check(struct run *r, struct pcb_guest *g)
 }
 
 
+/* What a run stopped mid-way records (fail_midrun, interrupt_midrun): the
+ * message (stderr and the report), the exit code, the end time, the pager's
+ * counters so far and the pages that never arrived.  The run is left
+ * stranded. */
+static void stop_midrun(struct run *r, int code, const char *msg)
+{
+	pcb_err("%s", msg);
+	snprintf(r->error, sizeof(r->error), "%s", msg);
+	r->exit_code = code;
+	r->stranded = true;
+	r->t_end_ns = pcb_now_ns();
+	if (r->pager) {
+		pcb_pager_stats(r->pager, &r->ps);
+		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
+	}
+}
+
 /* A fatal error while vCPUs may be blocked in faults that can never be
  * served: they cannot be joined, and the region must not be unregistered
  * (that would hand them zero pages).  Report it (stderr, --json); the run
@@ -96,18 +129,11 @@ void run_app_check(struct run *r, struct pcb_guest *g)
  * ends the process. */
 static int fail_midrun(struct run *r, int code, const char *msg)
 {
-	pcb_err("%s", msg);
-	snprintf(r->error, sizeof(r->error), "%s", msg);
-	r->exit_code = code;
-	r->stranded = true;
-	r->t_end_ns = pcb_now_ns();
-	if (r->pager)
-		pcb_pager_stats(r->pager, &r->ps);
+	stop_midrun(r, code, msg);
 	struct pcb_pagestate *ps = r->pager ? pcb_pager_pagestate(r->pager) : NULL;
 	if (ps) {
 		pcb_err("%llu of %llu pages had arrived; the guest was stopped before reading any other page",
 			(unsigned long long)atomic_load(&ps->npresent), (unsigned long long)ps->npages);
-		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
 		pcb_err("%s", r->missing);
 	}
 	if (r->cfg->json[0]) {
@@ -133,16 +159,8 @@ static int interrupt_midrun(struct run *r, int sig)
 	snprintf(msg, sizeof(msg), "interrupted by %s %.1f s into the run: the report holds what was measured so far "
 		 "(incomplete, not verified)", sig == SIGINT ? "SIGINT" : "SIGTERM",
 		 pcb_ns_to_s(pcb_now_ns() - r->t_start_ns));
-	pcb_err("%s", msg);
 	r->interrupted = true;
-	r->stranded = true;
-	r->exit_code = 128 + sig;
-	snprintf(r->error, sizeof(r->error), "%s", msg);
-	r->t_end_ns = pcb_now_ns();
-	if (r->pager) {
-		pcb_pager_stats(r->pager, &r->ps);
-		pcb_pager_missing_summary(r->pager, r->missing, sizeof(r->missing));
-	}
+	stop_midrun(r, 128 + sig, msg);
 	if (r->guest && r->pager)
 		run_emit_reports(r);
 	return 128 + sig;
@@ -165,9 +183,7 @@ static void save_record(struct run *r)
  * missing at the end, or a guest read that did not match the image. */
 static void integrity_verdict(struct run *r)
 {
-	uint64_t mism = 0;
-	for (unsigned v = 0; v < r->cfg->vcpus; v++)
-		mism += pcb_guest_result(r->guest, v)->read_mismatch;
+	uint64_t mism = run_vcpu_sums(r).read_mismatches;
 	if (!r->exit_code && (r->ver.pages_corrupt || r->ver.pages_missing || mism)) {
 		r->exit_code = PCB_EXIT_VERIFY;
 		snprintf(r->error, sizeof(r->error), "integrity check failed: %llu corrupt, %llu missing pages, %llu reads did not match the image",
@@ -273,9 +289,10 @@ static int wait_for_completion(struct run *r)
 	pcb_guest_join(r->guest);
 	pcb_pager_guest_done(r->pager);   /* done already by the last vCPU (guest_ended); a no-op then */
 	r->stranded = false;
-	for (unsigned v = 0; r->cfg->precopy_ns && v < r->cfg->vcpus; v++) {
-		r->pc.guest_ops += pcb_guest_result(r->guest, v)->precopy_ops;
-		r->pc.guest_writes += pcb_guest_result(r->guest, v)->precopy_writes;
+	if (r->cfg->precopy_ns) {
+		struct run_vcpu_sums t = run_vcpu_sums(r);
+		r->pc.guest_ops += t.precopy_ops;
+		r->pc.guest_writes += t.precopy_writes;
 	}
 	if (pcb_guest_error(r->guest)) {
 		r->exit_code = PCB_EXIT_SOFTWARE;

@@ -623,7 +623,7 @@ static void ev_installed(struct sim *s, uint64_t now, uint64_t first, uint64_t b
 			continue;
 		}
 		res->inst_us[pg] = us_stamp(now);
-		res->inst_kind[pg] = (uint8_t)kind;
+		pcb_kind_set(res->inst_kind, pg, (unsigned)kind);
 		uint64_t *cnt[] = { &res->pages_demand, &res->pages_background, &res->zero_demand,
 				    &res->zero_background, &res->pages_drain, &res->zero_drain };
 		(*cnt[kind])++;
@@ -750,7 +750,7 @@ static int sim_setup(struct sim *s, uint64_t npages)
 	res->vcpu = calloc(res->nvcpus, sizeof(*res->vcpu));
 	res->first_touch = calloc(npages, sizeof(*res->first_touch));
 	res->inst_us = calloc(npages, sizeof(*res->inst_us));
-	res->inst_kind = calloc(npages, sizeof(*res->inst_kind));
+	res->inst_kind = calloc(pcb_kinds_bytes(npages), 1);
 	s->vc = calloc(res->nvcpus, sizeof(*s->vc));
 	s->waiters = malloc(npages * sizeof(*s->waiters));
 	s->wsize = sp->window;

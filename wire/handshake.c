@@ -427,15 +427,15 @@ static int conn_attach(struct pcb_conn *c, const char *host, uint16_t port, uint
 }
 
 int pcb_hs_connect(struct pcb_conn *c, const char *host, uint16_t port, uint64_t npages, unsigned channel,
-		   uint32_t flags, const struct pcb_auth_key *key, int timeout_ms, struct pcb_config_wire *cfg,
-		   uint64_t *retries, char *why, size_t whylen)
+		   uint32_t flags, const struct pcb_auth_key *key, int connect_ms, int timeout_ms,
+		   struct pcb_config_wire *cfg, uint64_t *retries, char *why, size_t whylen)
 {
 	uint64_t deadline = pcb_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) * PCB_NSEC_PER_MSEC;
 	uint64_t backoff = 5 * PCB_NSEC_PER_MSEC;
 	for (unsigned n = 1;; n++) {
 		uint64_t now = pcb_now_ns();
 		int left = now < deadline ? (int)((deadline - now + PCB_NSEC_PER_MSEC - 1) / PCB_NSEC_PER_MSEC) : 1;
-		int rc = conn_attach(c, host, port, npages, left, why, whylen);
+		int rc = conn_attach(c, host, port, npages, left < connect_ms ? left : connect_ms, why, whylen);
 		if (rc)
 			return rc;
 		now = pcb_now_ns();

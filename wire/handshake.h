@@ -76,7 +76,7 @@ int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const st
 		  int timeout_ms, struct pcb_config_wire *cfg, char *why, size_t whylen);
 
 /* Destination side: connect to host:port and hand-shake, all within
- * timeout_ms.  c is either new (rbuf NULL: initialised here for npages) or a
+ * timeout_ms (each TCP connect within connect_ms of it).  c is either new (rbuf NULL: initialised here for npages) or a
  * lost connection being replaced (its fd closed, buffers and stream keys
  * reset).  A handshake the source refused for room ("busy": too many
  * pending from our address) or ended before CONFIG is tried again on a new
@@ -84,8 +84,8 @@ int pcb_hs_client(struct pcb_conn *c, unsigned channel, uint32_t flags, const st
  * time; *retries (may be NULL) counts them.  Returns as pcb_hs_client, or
  * PCB_EXIT_SOURCE_LOST when the connect fails, PCB_EXIT_OSERR. */
 int pcb_hs_connect(struct pcb_conn *c, const char *host, uint16_t port, uint64_t npages, unsigned channel,
-		   uint32_t flags, const struct pcb_auth_key *key, int timeout_ms, struct pcb_config_wire *cfg,
-		   uint64_t *retries, char *why, size_t whylen);
+		   uint32_t flags, const struct pcb_auth_key *key, int connect_ms, int timeout_ms,
+		   struct pcb_config_wire *cfg, uint64_t *retries, char *why, size_t whylen);
 
 /* Source side.  Receives HELLO, sends CHALLENGE, checks AUTH when a key is
  * set, sends CONFIG.  On refusal it sends an ERROR frame naming the reason.

@@ -174,6 +174,8 @@ int pcb_link_calibrate(struct pcb_conn *dc, struct pcb_conn *bc, uint64_t bps, u
 	if (bps && (rc = bulk(bc, bps, timeout_ms, res, why, whylen)))
 		return rc;
 	res->bg_setup_rx_bytes = bc->bytes_rx;
+	pcb_log("link calibrated: RTT median %.1f µs, bandwidth %.1f Mbit/s", (double)res->rtt_median_ns / 1e3,
+		res->bulk_bps / 1e6);
 	if (bps && res->bulk_bps < 0.95 * (double)bps)
 		pcb_warn("achieved link bandwidth %.1f Mbit/s is %.1f%% below the --link %.1f Mbit/s: this host did not keep up "
 			 "(other load? see results.link)", res->bulk_bps / 1e6, 100 * (1 - res->bulk_bps / (double)bps),

@@ -219,14 +219,25 @@ static long msg_cb(__u32 i, void *ctx)
 	return 0;
 }
 
-/* A read of ret bytes from descriptor fd by the current task: fault messages
- * from a userfaultfd?  (Whole messages only; with any_reader, a file whose
- * f_op is the learned userfaultfd's.) */
-static __always_inline bool uffd_read(struct task_struct *task, __u64 fd, long ret)
+/* A read() or readv() of ret bytes by the current task (id: its pid_tgid):
+ * fault messages from a userfaultfd?  Whole messages only, read by the
+ * target, or with any_reader by any process from a file whose f_op is the
+ * learned userfaultfd's.  *regs: the system call's arguments (fd in di). */
+static __always_inline bool uffd_read(__u64 id, long ret, struct pt_regs **regs)
 {
+	struct task_struct *task;
+
+	if (!any_reader && targ_tgid && (id >> 32) != targ_tgid)
+		return false;
+	task = bpf_get_current_task_btf();
+	*regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (any_reader && (id >> 32) == self_tgid && (__s64)(*regs)->di == READ_ONCE(learn_fd)) {
+		uffd_fops = fd_fops(task, (*regs)->di);     /* the tracer's own userfaultfd */
+		return false;
+	}
 	if (null_progs || ret < (long)sizeof(struct pcb_uffd_msg) || (ret % sizeof(struct pcb_uffd_msg)))
 		return false;
-	return !any_reader || (uffd_fops && fd_fops(task, fd) == uffd_fops);
+	return !any_reader || (uffd_fops && fd_fops(task, (*regs)->di) == uffd_fops);
 }
 
 /* The messages in bytes at user address buf (up to FL_MSG_BATCH). */
@@ -242,21 +253,11 @@ static __always_inline void parse_msgs(__u64 buf, __u64 bytes, __u64 tgid)
 SEC("tracepoint/syscalls/sys_exit_read")
 int fl_read_exit(struct pcb_tp_sys_exit *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid(), fd;
-	struct task_struct *task;
+	__u64 id = bpf_get_current_pid_tgid();
 	struct pt_regs *regs;
 
-	if (!any_reader && targ_tgid && (id >> 32) != targ_tgid)
-		return 0;
-	task = bpf_get_current_task_btf();
-	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	fd = regs->di;           /* read(fd, buf, count) */
-	if (any_reader && (id >> 32) == self_tgid && (__s64)fd == READ_ONCE(learn_fd)) {
-		uffd_fops = fd_fops(task, fd);      /* the tracer's own userfaultfd */
-		return 0;
-	}
-	if (uffd_read(task, fd, ctx->ret))
-		parse_msgs(regs->si, ctx->ret, id >> 32);
+	if (uffd_read(id, ctx->ret, &regs))
+		parse_msgs(regs->si, ctx->ret, id >> 32);       /* read(fd, buf, count) */
 	return 0;
 }
 
@@ -270,14 +271,9 @@ SEC("tracepoint/syscalls/sys_exit_readv")
 int fl_readv_exit(struct pcb_tp_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid(), left = ctx->ret, pos = 0, iov[2];
-	struct task_struct *task;
 	struct pt_regs *regs;
 
-	if (!any_reader && targ_tgid && (id >> 32) != targ_tgid)
-		return 0;
-	task = bpf_get_current_task_btf();
-	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	if (!uffd_read(task, regs->di, ctx->ret))
+	if (!uffd_read(id, ctx->ret, &regs))
 		return 0;
 	for (__u32 i = 0; i < FL_READV_IOVS && i < regs->dx && left; i++) {
 		__u64 take;

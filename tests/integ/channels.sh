@@ -63,10 +63,14 @@ for pv in "sequential 1" "demand 2"; do
 	tag=restart-$1-$2
 	start_source src1-$tag "$P" source --listen=127.0.0.1:0 --mem=128M --seed=11
 	PORT=$SRC_PORT
-	"$P" dest --source=127.0.0.1:$PORT --policy=$1 --vcpus=$2 --workload=random --duration=2s --channels=1 \
+	"$P" dest -v --source=127.0.0.1:$PORT --policy=$1 --vcpus=$2 --workload=random --duration=2s --channels=1 \
 		--link=300mbit,200us --reconnect-timeout=20s --io-timeout=1s --json "$T/$tag.json" >"$T/$tag.out" 2>&1 &
 	D=$!
-	sleep 1.0
+	# kill the source mid-migration: after the link is calibrated (no recovery before that;
+	# calibration alone took over 1 s in an ASan build at load 9), then 0.5 s into the run
+	for _ in $(seq 300); do grep -q 'link calibrated' "$T/$tag.out" && break; kill -0 $D 2>/dev/null || break; sleep 0.1; done
+	grep -q 'link calibrated' "$T/$tag.out" || fail "$tag: no 'link calibrated' line within 30 s: $(tail -3 "$T/$tag.out")"
+	sleep 0.5
 	kill -0 $D 2>/dev/null || fail "$tag: destination ended before the source was killed: $(tail -3 "$T/$tag.out")"
 	kill -9 $SRC_PID; wait $SRC_PID 2>/dev/null
 	sleep 0.8

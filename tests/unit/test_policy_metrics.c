@@ -7,8 +7,19 @@
 #include "pager/probes.h"
 #include "workloads/workload.h"
 #include <stdatomic.h>
+#include <string.h>
 
 #define F PCB_TOUCH_FAULTED
+
+/* the install record's kinds as the pager keeps them: 4 bits a page (pager/probes.h) */
+static void pack_kinds(uint8_t *packed, const uint8_t *k, unsigned n)
+{
+	memset(packed, 0, pcb_kinds_bytes(n));
+	for (unsigned i = 0; i < n; i++)
+		pcb_kind_set(packed, i, k[i]);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(pcb_kind_at(packed, i), k[i]);
+}
 
 static void test_metrics_definitions(void **st)
 {
@@ -28,8 +39,9 @@ static void test_metrics_definitions(void **st)
 		0, 0,           /* 8, 9: nothing */
 	};
 	uint32_t us[N] = { 51, 202, 301, 401, 611, 2001, 3001, 0, 0, 0 };
-	uint8_t kind[N] = { PCB_INST_BACKGROUND, PCB_INST_DEMAND, PCB_INST_BACKGROUND, PCB_INST_ZERO_BACKGROUND,
-			    PCB_INST_BACKGROUND, PCB_INST_BACKGROUND, PCB_INST_DRAIN, 0, 0, 0 };
+	uint8_t kinds[N] = { PCB_INST_BACKGROUND, PCB_INST_DEMAND, PCB_INST_BACKGROUND, PCB_INST_ZERO_BACKGROUND,
+			    PCB_INST_BACKGROUND, PCB_INST_BACKGROUND, PCB_INST_DRAIN, 0, 0, 0 }, kind[(N + 1) / 2];
+	pack_kinds(kind, kinds, N);
 	for (int i = 0; i < N; i++)
 		atomic_init(&ft[i], t[i]);
 	struct pcb_prefetch pf;
@@ -76,7 +88,8 @@ static void test_lead_clamped_kept(void **st)
 	atomic_init(&ft[0], 100);          /* touched at 99 µs, install stamped at 100 µs: a hit */
 	atomic_init(&ft[1], 300);
 	uint32_t us[2] = { 101, 201 };
-	uint8_t kind[2] = { PCB_INST_BACKGROUND, PCB_INST_BACKGROUND };
+	uint8_t kinds[2] = { PCB_INST_BACKGROUND, PCB_INST_BACKGROUND }, kind[(2 + 1) / 2];
+	pack_kinds(kind, kinds, 2);
 	struct pcb_prefetch pf;
 	pcb_prefetch_compute_window(&pf, 2, ft, us, kind, 0, 1000);
 	tl_assert_u64_eq(pf.lead.count, 2);
@@ -105,8 +118,9 @@ static void test_metrics_window(void **st)
 		251 | F,        /* 7: zero page demanded at 260: a zero fault */
 	};
 	uint32_t us[N] = { 51, 261, 302, 101, 401, 451, 301, 261 };
-	uint8_t kind[N] = { PCB_INST_BACKGROUND, PCB_INST_BACKGROUND, PCB_INST_DEMAND, PCB_INST_ZERO_BACKGROUND,
-			    PCB_INST_BACKGROUND, PCB_INST_BACKGROUND, PCB_INST_BACKGROUND, PCB_INST_ZERO_DEMAND };
+	uint8_t kinds[N] = { PCB_INST_BACKGROUND, PCB_INST_BACKGROUND, PCB_INST_DEMAND, PCB_INST_ZERO_BACKGROUND,
+			    PCB_INST_BACKGROUND, PCB_INST_BACKGROUND, PCB_INST_BACKGROUND, PCB_INST_ZERO_DEMAND }, kind[(N + 1) / 2];
+	pack_kinds(kind, kinds, N);
 	for (int i = 0; i < N; i++)
 		atomic_init(&ft[i], t[i]);
 	struct pcb_prefetch pf;

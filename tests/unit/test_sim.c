@@ -80,7 +80,7 @@ static void test_demand_three_pages(void **state)
 	tl_assert_u64_eq(r.t_guest_done_ns, 3 * one);
 	tl_assert_u64_eq(r.demand_rtt.min, sp.rtt_ns + ser(PCB_PAGE_SIZE + PCB_HDR_SIZE, sp.bps));
 	for (unsigned pg = 0; pg < 3; pg++) {
-		assert_int_equal(r.inst_kind[pg], PCB_INST_DEMAND);
+		assert_int_equal(pcb_kind_at(r.inst_kind, pg), PCB_INST_DEMAND);
 		assert_true(r.first_touch[pg] & PCB_TOUCH_FAULTED);
 	}
 	pcb_sim_result_free(&r);
