@@ -46,6 +46,7 @@ struct floor_cfg {
 	unsigned zero_run_max;   /* --zero-model of the pcb_zero rows: 0 uniform, else runs up to this long */
 	unsigned batch, window;
 	unsigned bulk_reps;
+	int source_image;        /* --source-image of pcbench's source (enum pcb_source_image_mode) */
 	char json[4096];
 	bool no_bulk, no_demand;
 	/* --bulk-variants: the bulk rows measured (bulk_vars order); all_bulk when every one is */
@@ -109,6 +110,8 @@ struct pcb_result {
 	struct pcb_pager_stats st;
 };
 
+/* How pcbench's sources held the image: the last one's choice, the longest build (JSON). */
+extern struct pcb_source_image floor_src_image;
 int floor_wait_complete(struct pcb_pager *p, pid_t src, char *why, size_t whylen);
 int floor_start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc, uint64_t npages, double zero,
 			  int source_cpu, struct pcb_image *im, pid_t *src, struct pcb_pager **p, char *why, size_t whylen);
