@@ -165,7 +165,8 @@ int floor_start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc, 
 				     .image_mode = fc->source_image, .image_report = &si };
 	uint16_t port;
 	*src = fork_source(&sc, source_cpu, &port, why, whylen);
-	if (*src >= 0) {
+	/* the rows that force generate (pcb_gen) do not speak for the option's choice */
+	if (*src >= 0 && (fc->source_image != PCB_SRC_IMAGE_GENERATE || !floor_src_image.reason)) {
 		uint64_t longest = floor_src_image.build_ns > si.build_ns ? floor_src_image.build_ns : si.build_ns;
 		floor_src_image = si;
 		floor_src_image.build_ns = longest;
