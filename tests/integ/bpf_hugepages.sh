@@ -31,14 +31,7 @@ fails=0
 for c in "zipf 2 sequential" "random 1 demand"; do
 	set -- $c
 	name=$1-$2
-	./pcbench --trace=on --page-size=2M --mem=64M --workload=$1 --vcpus=$2 --policy=$3 --duration=300ms \
-		--json "$T/$name.json" >"$T/$name.out" 2>&1
-	rc=$?
-	case $rc in
-	0) ;;
-	77) skip "BPF unavailable: $(tail -1 "$T/$name.out")" ;;
-	*) cat "$T/$name.out"; die "pcbench --page-size=2M --workload=$1 --vcpus=$2 exited $rc" ;;
-	esac
+	json_run "$name" "BPF unavailable" --trace=on --page-size=2M --mem=64M --workload=$1 --vcpus=$2 --policy=$3 --duration=300ms
 	$CHECK bpf.hugepage_faults "$T/$name.json" "$name" || fails=$((fails + 1))
 done
 [ "$fails" = 0 ] || die "$fails configuration(s) failed"

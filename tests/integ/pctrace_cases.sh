@@ -25,13 +25,7 @@ PAGES=${PAGES:-400}
 [ "$(id -u)" = 0 ] || skip "pctrace needs root (BPF)"
 
 vpid=; ppid=
-cleanup() {
-	[ -n "$ppid" ] && kill "$ppid" 2>/dev/null
-	[ -n "$vpid" ] && kill "$vpid" 2>/dev/null
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
+trap pctrace_cleanup EXIT
 
 # run NAME CASE_ARGS... [-- PCTRACE_ARGS...]: start the program waiting on
 # a fifo, attach pctrace, release the program, collect both outputs.

@@ -22,13 +22,7 @@ CPU=${CPU:-0}
 [ "$(id -u)" = 0 ] || skip "pctrace needs root (BPF)"
 
 vpid=; ppid=
-cleanup() {
-	[ -n "$ppid" ] && kill "$ppid" 2>/dev/null
-	[ -n "$vpid" ] && kill "$vpid" 2>/dev/null
-	wait 2>/dev/null
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
+trap pctrace_cleanup EXIT
 
 RT=
 chrt -f 10 true 2>/dev/null && RT="chrt -f 10"

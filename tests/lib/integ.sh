@@ -84,6 +84,18 @@ show() {
 	grep '^leftover=' "$T/$1.rep" | sed 's/^/  | /'
 }
 
+# child_pid COMM TRIES: the child process named COMM of pcbench $PCB_PID (pcb_bg),
+# polled every 10 ms up to TRIES times; fails when it never appears.
+child_pid() {
+	local i s
+	for i in $(seq "$2"); do
+		s=$(pgrep -P "$PCB_PID" -x "$1")
+		[ -n "$s" ] && { echo "$s"; return 0; }
+		sleep 0.01
+	done
+	return 1
+}
+
 # expect_rc NAME WANT: the run exited WANT, did not time out, left nothing behind.
 expect_rc() {
 	local ok=1
@@ -92,6 +104,21 @@ expect_rc() {
 	if [ "$LEFTOVERS" != 0 ]; then fail "$1: left $LEFTOVERS process(es) behind"; ok=0; fi
 	[ $ok = 1 ] || show "$1"
 	[ $ok = 1 ]
+}
+
+# json_run NAME UNAVAILABLE ARGS...: pcbench ARGS --json $T/NAME.json, its output in
+# $T/NAME.out; exit 77 skips the test ("UNAVAILABLE: " and pcbench's last line),
+# any other non-zero exit fails it with the output shown.
+json_run() {
+	local name=$1 why=$2 rc
+	shift 2
+	"$PCBENCH" "$@" --json "$T/$name.json" >"$T/$name.out" 2>&1
+	rc=$?
+	case $rc in
+	0) ;;
+	77) skip "$why: $(tail -1 "$T/$name.out")" ;;
+	*) cat "$T/$name.out"; die "pcbench $* exited $rc" ;;
+	esac
 }
 
 # need_uffd: skip the test if this kernel cannot do userfaultfd at all
@@ -145,6 +172,16 @@ wl_args() {
 		echo "--workload-opt=file=$T/wl-trace.bin" ;;
 	scan+hot) echo "--vcpus=2" ;;   # scanners and hot-set vCPUs: needs two
 	esac
+}
+
+# pctrace_cleanup: an EXIT trap for tests that run a traced program ($vpid) under
+# pctrace ($ppid): stop both, then remove $T (kept and named when KEEP is set).
+# Use: vpid=; ppid=; trap pctrace_cleanup EXIT
+pctrace_cleanup() {
+	[ -n "${ppid:-}" ] && kill "$ppid" 2>/dev/null
+	[ -n "${vpid:-}" ] && kill "$vpid" 2>/dev/null
+	wait 2>/dev/null
+	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
 
 # pctrace_attach DIR NAME PID [PCTRACE ARGS...]: start pctrace on PID (JSON to DIR/NAME.json,
