@@ -70,7 +70,14 @@ struct run {
 	bool app_checked;
 };
 
+/* What the vCPUs did, added up over all of them (zeros without a guest). */
+struct run_vcpu_sums {
+	uint64_t ops, reads, writes, read_mismatches, faults_undelivered, blocktime_ns, cpu_ns;
+	uint64_t precopy_ops, precopy_writes;   /* at the source, before the switch-over (--precopy) */
+};
+
 /* run.c: the phases */
+struct run_vcpu_sums run_vcpu_sums(const struct run *r);
 void run_catch_stop_signals(void);
 int64_t run_rusage_ns(const struct rusage *ru);
 void run_app_check(struct run *r, struct pcb_guest *g);

@@ -81,10 +81,8 @@ static void trace_agreement_json(struct run *r, struct pcb_json *j, const struct
 /* Updates the guest made, at the source (--precopy) and here. */
 uint64_t run_app_updates(const struct run *r)
 {
-	uint64_t n = 0;
-	for (unsigned v = 0; v < r->cfg->vcpus; v++)
-		n += pcb_guest_result(r->guest, v)->writes + pcb_guest_result(r->guest, v)->precopy_writes;
-	return n;
+	struct run_vcpu_sums t = run_vcpu_sums(r);
+	return t.writes + t.precopy_writes;
 }
 
 static void app_json(struct run *r, struct pcb_json *j)
@@ -132,15 +130,12 @@ static uint64_t blocktime_all(struct run *r, bool *known)
 
 static void blocktime_json(struct run *r, struct pcb_json *j)
 {
-	uint64_t sum = 0;
+	uint64_t sum = run_vcpu_sums(r).blocktime_ns;
 	bool known;
 	pcb_json_obj_begin(j, "blocktime");
 	pcb_json_arr_begin(j, "per_vcpu_ns");
-	for (unsigned v = 0; v < r->cfg->vcpus; v++) {
-		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
-		pcb_json_u64(j, NULL, vr->blocktime_ns);
-		sum += vr->blocktime_ns;
-	}
+	for (unsigned v = 0; v < r->cfg->vcpus; v++)
+		pcb_json_u64(j, NULL, pcb_guest_result(r->guest, v)->blocktime_ns);
 	pcb_json_arr_end(j);
 	pcb_json_u64(j, "sum_vcpus_ns", sum);   /* every vCPU's stalls added up */
 	uint64_t all = blocktime_all(r, &known);
@@ -244,14 +239,10 @@ static void json_policy(struct run *r, struct pcb_json *j)
 
 static void json_faults(struct run *r, struct pcb_json *j, const struct pcb_hist *fault)
 {
-	const struct pcb_config *cfg = r->cfg;
 	const struct pcb_pager_stats *s = &r->ps;
 	pcb_json_obj_begin(j, "faults");
 	pcb_json_u64(j, "count", fault->count);   /* accesses that blocked (docs/metrics.md) */
-	uint64_t undelivered = 0;
-	for (unsigned v = 0; v < cfg->vcpus; v++)
-		undelivered += pcb_guest_result(r->guest, v)->faults_undelivered;
-	pcb_json_u64(j, "undelivered", undelivered);   /* ... during which the pager read no message of that vCPU */
+	pcb_json_u64(j, "undelivered", run_vcpu_sums(r).faults_undelivered);   /* ... during which the pager read no message of that vCPU */
 	pcb_json_u64(j, "uffd_messages", s->faults);
 	pcb_json_u64(j, "on_present_page", s->faults_present);
 	pcb_json_u64(j, "on_inflight_page", s->faults_inflight);
@@ -330,7 +321,6 @@ static void json_guest(struct run *r, struct pcb_json *j, const struct pcb_hist 
 	pcb_json_str(j, "kind", pcb_choice_name("guest", cfg->guest));
 	if (r->guest && pcb_guest_kvm_tsc_khz(r->guest))
 		pcb_json_u64(j, "kvm_tsc_khz", pcb_guest_kvm_tsc_khz(r->guest));
-	uint64_t ops = 0, reads = 0, writes = 0, mism = 0;
 	pcb_json_arr_begin(j, "vcpus");
 	for (unsigned v = 0; v < cfg->vcpus; v++) {
 		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
@@ -350,18 +340,15 @@ static void json_guest(struct run *r, struct pcb_json *j, const struct pcb_hist 
 			pcb_json_u64(j, "kvm_host_wall_ns", vr->kvm_wall_ns);
 		}
 		pcb_json_obj_end(j);
-		ops += vr->ops;
-		reads += vr->reads;
-		writes += vr->writes;
-		mism += vr->read_mismatch;
 	}
 	pcb_json_arr_end(j);
-	pcb_json_u64(j, "ops", ops);
-	pcb_json_u64(j, "reads", reads);
-	pcb_json_u64(j, "writes", writes);
-	pcb_json_u64(j, "read_mismatches", mism);
+	struct run_vcpu_sums t = run_vcpu_sums(r);
+	pcb_json_u64(j, "ops", t.ops);
+	pcb_json_u64(j, "reads", t.reads);
+	pcb_json_u64(j, "writes", t.writes);
+	pcb_json_u64(j, "read_mismatches", t.read_mismatches);
 	double gs = s->t_guest_done_ns ? pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns) : 0;
-	pcb_json_dbl(j, "ops_per_sec", gs > 0 ? (double)ops / gs : 0);
+	pcb_json_dbl(j, "ops_per_sec", gs > 0 ? (double)t.ops / gs : 0);
 	pcb_hist_json(j, "op_latency", op, 0);
 	pcb_json_obj_end(j);
 
@@ -575,6 +562,8 @@ static void write_human(struct run *r, FILE *fp)
 	struct pcb_hist fault, op;
 	char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
 	merged_hists(r, &fault, &op);
+	struct run_vcpu_sums t = run_vcpu_sums(r);
+	double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
 
 	fprintf(fp, "pcbench %s (git %s): %s of %s, policy %s, workload %s, %u vCPU%s, seed %llu\n",
 		PCB_VERSION, PCB_GITREV, r->local ? (cfg->guest != PCB_GUEST_KVM ? "local baseline (no migration)" : "local baseline (no migration), KVM guest")
@@ -584,12 +573,8 @@ static void write_human(struct run *r, FILE *fp)
 		cfg->vcpus, cfg->vcpus > 1 ? "s" : "", (unsigned long long)cfg->seed);
 	fprintf(fp, "  kernel %s, %d CPUs, THP %s\n", r->sys.kernel, r->sys.cpus_online, r->sys.thp_enabled);
 	if (r->local) {
-		uint64_t ops = 0;
-		for (unsigned v = 0; v < cfg->vcpus; v++)
-			ops += pcb_guest_result(r->guest, v)->ops;
-		double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
-		fprintf(fp, "  guest       %llu ops, %.3f M ops/s (all memory local)\n", (unsigned long long)ops,
-			gs > 0 ? (double)ops / gs / 1e6 : 0.0);
+		fprintf(fp, "  guest       %llu ops, %.3f M ops/s (all memory local)\n", (unsigned long long)t.ops,
+			gs > 0 ? (double)t.ops / gs / 1e6 : 0.0);
 		fprintf(fp, "  cpu         process %.3f s: vCPUs %.3f, main %.3f\n", (double)r->cpu.process_ns / 1e9,
 			(double)r->cpu.vcpus_ns / 1e9, (double)r->cpu.main_ns / 1e9);
 		print_progress(r, fp);
@@ -627,10 +612,7 @@ static void write_human(struct run *r, FILE *fp)
 	fmt_ns(fault.count ? fault.min : 0, b6, sizeof(b6));
 	fprintf(fp, "  faults      %llu seen by the guest: min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
 		(unsigned long long)fault.count, b6, b1, b2, b3, b4, b5);
-	uint64_t bt = 0;
-	for (unsigned v = 0; v < cfg->vcpus; v++)
-		bt += pcb_guest_result(r->guest, v)->blocktime_ns;
-	fmt_ns(bt, b1, sizeof(b1));
+	fmt_ns(t.blocktime_ns, b1, sizeof(b1));
 	bool bt_known;
 	uint64_t bt_all = blocktime_all(r, &bt_known);
 	fmt_ns(bt_all, b2, sizeof(b2));
@@ -640,11 +622,7 @@ static void write_human(struct run *r, FILE *fp)
 		fprintf(fp, "%svCPU%u %s", v ? ", " : " (", v, b1);
 	}
 	fprintf(fp, "%s)\n", cfg->vcpus > 8 ? ", ..." : "");
-	uint64_t ops = 0;
-	for (unsigned v = 0; v < cfg->vcpus; v++)
-		ops += pcb_guest_result(r->guest, v)->ops;
-	double gs = pcb_ns_to_s(s->t_guest_done_ns - s->t_switchover_ns);
-	fprintf(fp, "  guest       %llu ops, %.3f M ops/s\n", (unsigned long long)ops, gs > 0 ? (double)ops / gs / 1e6 : 0.0);
+	fprintf(fp, "  guest       %llu ops, %.3f M ops/s\n", (unsigned long long)t.ops, gs > 0 ? (double)t.ops / gs / 1e6 : 0.0);
 	print_progress(r, fp);
 	print_transport(r, fp);
 	print_bpf(r, fp);

@@ -48,6 +48,24 @@ static void reap_source(struct run *r, bool kill_it)
 	r->source_pid = 0;
 }
 
+struct run_vcpu_sums run_vcpu_sums(const struct run *r)
+{
+	struct run_vcpu_sums t = { 0 };
+	for (unsigned v = 0; r->guest && v < r->cfg->vcpus; v++) {
+		const struct pcb_vcpu_result *vr = pcb_guest_result(r->guest, v);
+		t.ops += vr->ops;
+		t.reads += vr->reads;
+		t.writes += vr->writes;
+		t.read_mismatches += vr->read_mismatch;
+		t.faults_undelivered += vr->faults_undelivered;
+		t.blocktime_ns += vr->blocktime_ns;
+		t.cpu_ns += vr->cpu_ns;
+		t.precopy_ops += vr->precopy_ops;
+		t.precopy_writes += vr->precopy_writes;
+	}
+	return t;
+}
+
 /* results.cpu: what the process, its threads and the source used (after the joins). */
 static void measure_cpu(struct run *r)
 {
@@ -55,9 +73,7 @@ static void measure_cpu(struct run *r)
 	struct rusage ru;
 	c->process_ns = getrusage(RUSAGE_SELF, &ru) == 0 ? run_rusage_ns(&ru) - r->baseline_cpu_ns : -1;
 	c->main_ns = (int64_t)pcb_thread_cpu_ns();
-	c->vcpus_ns = 0;
-	for (unsigned v = 0; r->guest && v < r->cfg->vcpus; v++)
-		c->vcpus_ns += (int64_t)pcb_guest_result(r->guest, v)->cpu_ns;
+	c->vcpus_ns = (int64_t)run_vcpu_sums(r).cpu_ns;
 	c->demand_ns = c->background_ns = c->installer_ns = c->pager_process_ns = -1;
 	if (r->pager) {
 		c->demand_ns = (int64_t)r->ps.demand_cpu_ns;
@@ -167,9 +183,7 @@ static void save_record(struct run *r)
  * missing at the end, or a guest read that did not match the image. */
 static void integrity_verdict(struct run *r)
 {
-	uint64_t mism = 0;
-	for (unsigned v = 0; v < r->cfg->vcpus; v++)
-		mism += pcb_guest_result(r->guest, v)->read_mismatch;
+	uint64_t mism = run_vcpu_sums(r).read_mismatches;
 	if (!r->exit_code && (r->ver.pages_corrupt || r->ver.pages_missing || mism)) {
 		r->exit_code = PCB_EXIT_VERIFY;
 		snprintf(r->error, sizeof(r->error), "integrity check failed: %llu corrupt, %llu missing pages, %llu reads did not match the image",
@@ -275,9 +289,10 @@ static int wait_for_completion(struct run *r)
 	pcb_guest_join(r->guest);
 	pcb_pager_guest_done(r->pager);   /* done already by the last vCPU (guest_ended); a no-op then */
 	r->stranded = false;
-	for (unsigned v = 0; r->cfg->precopy_ns && v < r->cfg->vcpus; v++) {
-		r->pc.guest_ops += pcb_guest_result(r->guest, v)->precopy_ops;
-		r->pc.guest_writes += pcb_guest_result(r->guest, v)->precopy_writes;
+	if (r->cfg->precopy_ns) {
+		struct run_vcpu_sums t = run_vcpu_sums(r);
+		r->pc.guest_ops += t.precopy_ops;
+		r->pc.guest_writes += t.precopy_writes;
 	}
 	if (pcb_guest_error(r->guest)) {
 		r->exit_code = PCB_EXIT_SOFTWARE;
