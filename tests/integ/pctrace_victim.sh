@@ -15,14 +15,7 @@ PCTRACE=./pctrace
 PAGES=${PAGES:-1000}
 DELAY_US=${DELAY_US:-200}
 CPU=${CPU:-0}
-
-
-[ -x "$VICTIM" ] || die "$VICTIM not built"
-[ -x "$PCTRACE" ] || die "$PCTRACE not built"
-[ "$(id -u)" = 0 ] || skip "pctrace needs root (BPF)"
-
-vpid=; ppid=
-trap pctrace_cleanup EXIT
+pctrace_setup "$VICTIM"
 
 RT=
 chrt -f 10 true 2>/dev/null && RT="chrt -f 10"

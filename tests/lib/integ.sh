@@ -174,9 +174,18 @@ wl_args() {
 	esac
 }
 
-# pctrace_cleanup: an EXIT trap for tests that run a traced program ($vpid) under
-# pctrace ($ppid): stop both, then remove $T (kept and named when KEEP is set).
-# Use: vpid=; ppid=; trap pctrace_cleanup EXIT
+# pctrace_setup PROGRAM: for a test that runs PROGRAM under $PCTRACE: both built, root
+# (BPF), and pctrace_cleanup as the EXIT trap.
+pctrace_setup() {
+	[ -x "$1" ] || die "$1 not built"
+	[ -x "$PCTRACE" ] || die "$PCTRACE not built"
+	[ "$(id -u)" = 0 ] || skip "pctrace needs root (BPF)"
+	vpid=; ppid=
+	trap pctrace_cleanup EXIT
+}
+
+# pctrace_cleanup: the EXIT trap of pctrace_setup: stop the traced program ($vpid) and
+# pctrace ($ppid), then remove $T (kept and named when KEEP is set).
 pctrace_cleanup() {
 	[ -n "${ppid:-}" ] && kill "$ppid" 2>/dev/null
 	[ -n "${vpid:-}" ] && kill "$vpid" 2>/dev/null
