@@ -11,6 +11,7 @@
 #ifndef PCB_PROBES_H
 #define PCB_PROBES_H
 #include <sys/sdt.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
