@@ -121,6 +121,29 @@ json_run() {
 	esac
 }
 
+# job_file FILE KEY=VALUE... [-- SECTION...]: a `pcbench bench` job file (configs/*.conf):
+# an [experiment] section with one "key = value" line a pair, then the SECTION header lines
+job_file() {
+	local f=$1 kv
+	shift
+	{
+		echo "# integration test job"
+		echo "[experiment]"
+		while [ $# -gt 0 ] && [ "$1" != -- ]; do
+			kv=$1; shift
+			echo "${kv%%=*} = ${kv#*=}"
+		done
+		[ $# -gt 0 ] && shift
+		for kv in "$@"; do echo "[$kv]"; done
+	} >"$f"
+}
+
+# need_uffd_dev: skip the test when the kernel has no userfaultfd at all (neither
+# /dev/userfaultfd nor the sysctl); need_uffd asks pcbench itself.
+need_uffd_dev() {
+	[ -e /dev/userfaultfd ] || [ -r /proc/sys/vm/unprivileged_userfaultfd ] || skip "no userfaultfd in this kernel"
+}
+
 # need_uffd: skip the test if this kernel cannot do userfaultfd at all
 # (pcbench says so with exit 69, EX_UNAVAILABLE); anything else is for the test to judge.
 need_uffd() {

@@ -376,6 +376,8 @@ static void test_auth_key_file(void **st)
 struct srcrun {
 	struct pcb_source_state *st;
 	int fd, rc;
+	pthread_t th;          /* serving (src_start) */
+	struct pcb_conn c;     /* the handshaken connection to it */
 };
 
 static void *src_thread(void *a)
@@ -387,8 +389,7 @@ static void *src_thread(void *a)
 
 /* A source serving one end of a socketpair on its own thread, and a
  * connection to it handshaken as channel ch. */
-static void src_start(struct srcrun *r, pthread_t *th, const struct pcb_source_cfg *cfg, struct pcb_conn *c,
-		      uint64_t npages, uint16_t ch)
+static void src_start(struct srcrun *r, const struct pcb_source_cfg *cfg, uint64_t npages, uint16_t ch)
 {
 	int sv[2];
 	struct pcb_config_wire got;
@@ -397,9 +398,9 @@ static void src_start(struct srcrun *r, pthread_t *th, const struct pcb_source_c
 	assert_non_null(r->st);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	r->fd = sv[0];
-	assert_int_equal(pthread_create(th, NULL, src_thread, r), 0);
-	pcb_conn_init(c, sv[1], 0, npages);
-	assert_int_equal(pcb_hs_client(c, ch, 0, NULL, 2000, &got, why, sizeof(why)), 0);
+	assert_int_equal(pthread_create(&r->th, NULL, src_thread, r), 0);
+	pcb_conn_init(&r->c, sv[1], 0, npages);
+	assert_int_equal(pcb_hs_client(&r->c, ch, 0, NULL, 2000, &got, why, sizeof(why)), 0);
 }
 
 /* Handshake as channel 0, send `bad` raw, expect an ERROR frame mentioning
@@ -409,23 +410,22 @@ static void hostile_to_source(const void *bad, size_t len, const char *needle)
 	struct pcb_source_cfg cfg = { .mem_bytes = NP * 4096ull, .seed = 42, .zero_fraction = 0.25,
 				      .handshake_timeout_ms = 2000 };
 	struct srcrun r;
-	pthread_t th;
-	struct pcb_conn c;
-	src_start(&r, &th, &cfg, &c, NP, PCB_CHAN_DEMAND);
-	assert_int_equal(write(c.fd, bad, len), (ssize_t)len);
+	src_start(&r, &cfg, NP, PCB_CHAN_DEMAND);
+	struct pcb_conn *c = &r.c;
+	assert_int_equal(write(c->fd, bad, len), (ssize_t)len);
 	struct pcb_hdr h;
 	const uint8_t *pl;
-	assert_int_equal(pcb_conn_recv(&c, &h, &pl), PCB_RX_FRAME);
+	assert_int_equal(pcb_conn_recv(c, &h, &pl), PCB_RX_FRAME);
 	assert_int_equal(h.type, PCB_MSG_ERROR);
 	char text[PCB_MAX_ERRTEXT + 1];
 	memcpy(text, pl, h.len);
 	text[h.len] = 0;
 	if (!strstr(text, needle))
 		fail_msg("source's ERROR '%s' does not mention '%s'", text, needle);
-	assert_int_equal(pcb_conn_recv(&c, &h, &pl), PCB_RX_EOF);   /* and it hung up */
-	pthread_join(th, NULL);
+	assert_int_equal(pcb_conn_recv(c, &h, &pl), PCB_RX_EOF);   /* and it hung up */
+	pthread_join(r.th, NULL);
 	assert_int_equal(pcb_source_bad_frames(r.st), 1);
-	pcb_conn_free(&c);
+	pcb_conn_free(c);
 	pcb_source_state_free(r.st);
 }
 
@@ -441,26 +441,25 @@ static void test_source_shared_priority(void **st)
 	struct pcb_source_cfg cfg = { .mem_bytes = PAGES * 4096ull, .seed = 42, .zero_fraction = 0,
 				      .handshake_timeout_ms = 2000 };
 	struct srcrun r;
-	pthread_t th;
-	struct pcb_conn c;
-	src_start(&r, &th, &cfg, &c, PAGES, PCB_CHAN_SHARED);
+	src_start(&r, &cfg, PAGES, PCB_CHAN_SHARED);
+	struct pcb_conn *c = &r.c;
 	for (uint64_t id = 0; id < PAGES / BATCH; id++) {
 		struct pcb_range_wire w = { htole64(id * BATCH), htole64(BATCH) };
-		assert_int_equal(pcb_conn_send(&c, PCB_MSG_RANGES, id, &w, sizeof(w)), 0);
+		assert_int_equal(pcb_conn_send(c, PCB_MSG_RANGES, id, &w, sizeof(w)), 0);
 	}
 	usleep(100 * 1000);   /* the source fills the socket and blocks writing */
 	int sndbuf = 0, rcvbuf = 0;
 	socklen_t sl = sizeof(int);
 	getsockopt(r.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
-	getsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &sl);
+	getsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &sl);
 	const uint64_t want = PAGES - 7;   /* in the last batch */
-	assert_int_equal(pcb_conn_send(&c, PCB_MSG_REQ, want, NULL, 0), 0);
+	assert_int_equal(pcb_conn_send(c, PCB_MSG_REQ, want, NULL, 0), 0);
 	uint64_t before = 0, ends = 0, urgent = 0, runs = 0;
 	bool seen = false;
 	while (ends < PAGES / BATCH) {
 		struct pcb_hdr h;
 		const uint8_t *pl;
-		assert_int_equal(pcb_conn_recv(&c, &h, &pl), PCB_RX_FRAME);
+		assert_int_equal(pcb_conn_recv(c, &h, &pl), PCB_RX_FRAME);
 		if (h.flags & PCB_FRAME_URGENT) {
 			assert_int_equal(h.type, PCB_MSG_PAGE);
 			assert_true(h.arg == want);
@@ -489,10 +488,10 @@ static void test_source_shared_priority(void **st)
 	assert_true(runs >= PAGES / 16);
 	print_message("urgent reply after %llu of %u bytes of background data (socket buffers %d + %d)\n",
 		      (unsigned long long)before, PAGES * 4096, sndbuf, rcvbuf);
-	assert_int_equal(pcb_conn_send(&c, PCB_MSG_BYE, 0, NULL, 0), 0);
-	pthread_join(th, NULL);
+	assert_int_equal(pcb_conn_send(c, PCB_MSG_BYE, 0, NULL, 0), 0);
+	pthread_join(r.th, NULL);
 	assert_int_equal(r.rc, 0);
-	pcb_conn_free(&c);
+	pcb_conn_free(c);
 	pcb_source_state_free(r.st);
 }
 
