@@ -144,6 +144,31 @@ need_uffd_dev() {
 	[ -e /dev/userfaultfd ] || [ -r /proc/sys/vm/unprivileged_userfaultfd ] || skip "no userfaultfd in this kernel"
 }
 
+# 2 MiB hugetlb pages (hugepages.sh, bpf_hugepages.sh).  nr_hugepages is global: runs from
+# other worktrees must not interleave their reserve/restore with ours -> one test at a time,
+# system-wide (hugepages_lock), and nr_hugepages restored at exit.
+HP_SYS=/sys/kernel/mm/hugepages/hugepages-2048kB
+HP_NR=/proc/sys/vm/nr_hugepages
+need_hugepages() { [ -d "$HP_SYS" ] || skip "this kernel has no 2 MiB hugetlb pages ($HP_SYS absent)"; }
+# hugepages_lock: wait for the lock; HP_OLD = nr_hugepages now, written back at exit
+hugepages_lock() {
+	exec 9>/tmp/pcbench-hugepages.lock
+	flock -w 600 9 || die "waited 600 s for /tmp/pcbench-hugepages.lock (another hugepages test)"
+	HP_OLD=$(cat "$HP_NR")
+	trap 'echo "$HP_OLD" > "$HP_NR" 2>/dev/null; kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
+}
+# 2 MiB pages free and not reserved by a mapping
+hugepages_avail() { echo $(( $(cat "$HP_SYS/free_hugepages") - $(cat "$HP_SYS/resv_hugepages") )); }
+# hugepages_reserve N: nr_hugepages = HP_WANT = HP_OLD + N, N of them available; skip when
+# the memory is not there
+hugepages_reserve() {
+	HP_WANT=$((HP_OLD + $1))
+	echo "$HP_WANT" > "$HP_NR" 2>/dev/null || skip "cannot write $HP_NR (not root?)"
+	[ "$(cat "$HP_NR")" -ge "$HP_WANT" ] ||
+		skip "the kernel reserved only $(cat "$HP_NR") of $HP_WANT 2 MiB pages (memory not there)"
+	[ "$(hugepages_avail)" -ge "$1" ] || skip "only $(hugepages_avail) 2 MiB pages available after reserving $HP_WANT"
+}
+
 # need_uffd: skip the test if this kernel cannot do userfaultfd at all
 # (pcbench says so with exit 69, EX_UNAVAILABLE); anything else is for the test to judge.
 need_uffd() {
