@@ -85,27 +85,18 @@ static int stats_json(const char *path, const char *file, const struct pcb_image
 	}
 	struct pcb_json *j = pcb_json_open(fp);
 	pcb_json_obj_begin(j, NULL);
-	pcb_json_str(j, "tool", "pcbench image stats");
-	pcb_json_str(j, "version", PCB_VERSION);
-	pcb_json_str(j, "git_revision", PCB_GITREV);
-	pcb_json_str(j, "file", file);
-	pcb_json_u64(j, "page_size", PCB_PAGE_SIZE);
-	pcb_json_u64(j, "pages", st->pages);
-	pcb_json_u64(j, "zero_pages", st->zero_pages);
-	pcb_json_dbl(j, "zero_share", (double)st->zero_pages / (double)st->pages);
-	pcb_json_u64(j, "duplicate_pages", st->dup_pages);
+	PCB_JSON_FIELDS(j, PCB_JSTR("tool", "pcbench image stats"), PCB_JSTR("version", PCB_VERSION),
+			PCB_JSTR("git_revision", PCB_GITREV), PCB_JSTR("file", file), PCB_JU64("page_size", PCB_PAGE_SIZE),
+			PCB_JU64("pages", st->pages), PCB_JU64("zero_pages", st->zero_pages),
+			PCB_JDBL("zero_share", (double)st->zero_pages / (double)st->pages),
+			PCB_JU64("duplicate_pages", st->dup_pages));
 	pcb_json_arr_begin(j, "runs");   /* bucket i: lengths 2^i .. 2^(i+1)-1 */
 	for (unsigned i = 0; i < PCB_RUN_BUCKETS; i++) {
 		if (!st->zero_runs[i] && !st->data_runs[i])
 			continue;
-		pcb_json_obj_begin(j, NULL);
-		pcb_json_u64(j, "min_len", 1ull << i);
-		pcb_json_u64(j, "max_len", (2ull << i) - 1);
-		pcb_json_u64(j, "zero_runs", st->zero_runs[i]);
-		pcb_json_u64(j, "zero_run_pages", st->zero_run_pages[i]);
-		pcb_json_u64(j, "data_runs", st->data_runs[i]);
-		pcb_json_u64(j, "data_run_pages", st->data_run_pages[i]);
-		pcb_json_obj_end(j);
+		PCB_JSON_GROUP(j, NULL, PCB_JU64("min_len", 1ull << i), PCB_JU64("max_len", (2ull << i) - 1),
+			       PCB_JU64("zero_runs", st->zero_runs[i]), PCB_JU64("zero_run_pages", st->zero_run_pages[i]),
+			       PCB_JU64("data_runs", st->data_runs[i]), PCB_JU64("data_run_pages", st->data_run_pages[i]));
 	}
 	pcb_json_arr_end(j);
 	pcb_json_u64(j, "longest_zero_run", st->longest_zero_run);
@@ -117,10 +108,8 @@ static int stats_json(const char *path, const char *file, const struct pcb_image
 	pcb_json_dbl(j, "ratio", st->sampled_bytes ? (double)st->compressed_bytes / (double)st->sampled_bytes : 0);
 	pcb_json_u64(j, "pages_under_half", st->pages_under_half);
 	pcb_json_obj_end(j);
-	pcb_json_obj_begin(j, "zlib_stream");
-	pcb_json_u64(j, "in_bytes", st->stream_in_bytes);
-	pcb_json_u64(j, "out_bytes", st->stream_out_bytes);
-	pcb_json_obj_end(j);
+	PCB_JSON_GROUP(j, "zlib_stream", PCB_JU64("in_bytes", st->stream_in_bytes),
+		       PCB_JU64("out_bytes", st->stream_out_bytes));
 	pcb_json_obj_end(j);
 	int rc = pcb_json_close(j) < 0;
 	rc |= fclose(fp) != 0;

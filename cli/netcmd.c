@@ -252,29 +252,18 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 	pcb_json_obj_begin(j, "link");
 	pcb_json_bool(j, "emulated", l->emulated);
 	if (l->emulated) {
-		pcb_json_obj_begin(j, "configured");
-		pcb_json_u64(j, "bandwidth_bps", l->bps);
-		pcb_json_u64(j, "rtt_ns", l->rtt_ns);
-		pcb_json_obj_end(j);
+		PCB_JSON_GROUP(j, "configured", PCB_JU64("bandwidth_bps", l->bps), PCB_JU64("rtt_ns", l->rtt_ns));
 		if (s->channels == 1)   /* the modelled socket buffer a demand reply waits behind (wire/link.h) */
 			pcb_json_u64(j, "shared_socket_buffer_bytes", PCB_LINK_SOCKQ_BYTES);
-		pcb_json_obj_begin(j, "achieved");
-		pcb_json_dbl(j, "bulk_bps", l->bulk_bps);
-		pcb_json_u64(j, "bulk_bytes", l->bulk_bytes);
-		pcb_json_u64(j, "bulk_ns", l->bulk_ns);
-		pcb_json_u64(j, "rtt_median_ns", l->rtt_median_ns);
-		pcb_json_u64(j, "rtt_p10_ns", l->rtt_p10_ns);
-		pcb_json_u64(j, "rtt_p90_ns", l->rtt_p90_ns);
-		pcb_json_u64(j, "rtt_samples", l->rtt_samples);
-		pcb_json_dbl(j, "bandwidth_error", l->bps ? l->bulk_bps / (double)l->bps - 1 : 0);
-		pcb_json_dbl(j, "rtt_error", l->rtt_ns ? (double)l->rtt_median_ns / (double)l->rtt_ns - 1 : 0);
-		pcb_json_obj_end(j);
-		pcb_json_obj_begin(j, "calibration");
-		pcb_json_u64(j, "base_rtt_ns", l->base_rtt_ns);
-		pcb_json_u64(j, "injected_delay_ns", l->delay_ns);
-		pcb_json_u64(j, "rounds", l->rounds);
-		pcb_json_i64(j, "destination_cpu", l->cpu);
-		pcb_json_obj_end(j);
+		PCB_JSON_GROUP(j, "achieved", PCB_JDBL("bulk_bps", l->bulk_bps), PCB_JU64("bulk_bytes", l->bulk_bytes),
+			       PCB_JU64("bulk_ns", l->bulk_ns), PCB_JU64("rtt_median_ns", l->rtt_median_ns),
+			       PCB_JU64("rtt_p10_ns", l->rtt_p10_ns), PCB_JU64("rtt_p90_ns", l->rtt_p90_ns),
+			       PCB_JU64("rtt_samples", l->rtt_samples),
+			       PCB_JDBL("bandwidth_error", l->bps ? l->bulk_bps / (double)l->bps - 1 : 0),
+			       PCB_JDBL("rtt_error", l->rtt_ns ? (double)l->rtt_median_ns / (double)l->rtt_ns - 1 : 0));
+		PCB_JSON_GROUP(j, "calibration", PCB_JU64("base_rtt_ns", l->base_rtt_ns),
+			       PCB_JU64("injected_delay_ns", l->delay_ns), PCB_JU64("rounds", l->rounds),
+			       PCB_JI64("destination_cpu", l->cpu));
 		/* what page requests saw during the run: the RTT plus the page's serialisation plus the
 		 * host's own page service on CPUs the guest shares (a consistency check, not the target) */
 		pcb_json_obj_begin(j, "in_run");
@@ -299,23 +288,19 @@ void pcb_net_json(struct pcb_json *j, const struct pcb_pager_stats *s)
 	pcb_json_obj_begin(j, "recovery");
 	static const char *const cn[2] = { "demand", "background" };
 	for (int ch = s->channels == 1 ? 1 : 0; ch < 2; ch++) {   /* --channels=1: "shared" only */
-		pcb_json_obj_begin(j, s->channels == 1 ? "shared" : cn[ch]);
-		pcb_json_u64(j, "losses", r->losses[ch]);
-		pcb_json_u64(j, "reconnects", r->reconnects[ch]);
-		pcb_json_u64(j, "pause_ns", r->pause_ns[ch]);
-		pcb_json_u64(j, "pause_max_ns", r->pause_max_ns[ch]);
-		pcb_json_obj_end(j);
+		PCB_JSON_GROUP(j, s->channels == 1 ? "shared" : cn[ch], PCB_JU64("losses", r->losses[ch]),
+			       PCB_JU64("reconnects", r->reconnects[ch]), PCB_JU64("pause_ns", r->pause_ns[ch]),
+			       PCB_JU64("pause_max_ns", r->pause_max_ns[ch]));
 	}
-	pcb_json_u64(j, "demand_pages_rerequested", r->demand_rerequested);
-	pcb_json_u64(j, "background_pages_rerequested", r->bg_pages_rerequested);
-	pcb_json_u64(j, "background_batches_resent", r->bg_batches_resent);
-	pcb_json_u64(j, "pages_rerequested", r->demand_rerequested + r->bg_pages_rerequested);
-	pcb_json_u64(j, "frames_refused", r->frames_refused);
-	pcb_json_u64(j, "batches_incomplete", r->batches_incomplete);
-	pcb_json_u64(j, "handshake_retries", r->handshake_retries);
-	pcb_json_u64(j, "frames_unrequested", r->frames_unrequested);
-	pcb_json_u64(j, "batch_ends_out_of_order", r->batch_ends_out_of_order);
-	pcb_json_u64(j, "push_pages_missing", r->push_pages_missing);
+	PCB_JSON_FIELDS(j, PCB_JU64("demand_pages_rerequested", r->demand_rerequested),
+			PCB_JU64("background_pages_rerequested", r->bg_pages_rerequested),
+			PCB_JU64("background_batches_resent", r->bg_batches_resent),
+			PCB_JU64("pages_rerequested", r->demand_rerequested + r->bg_pages_rerequested),
+			PCB_JU64("frames_refused", r->frames_refused), PCB_JU64("batches_incomplete", r->batches_incomplete),
+			PCB_JU64("handshake_retries", r->handshake_retries),
+			PCB_JU64("frames_unrequested", r->frames_unrequested),
+			PCB_JU64("batch_ends_out_of_order", r->batch_ends_out_of_order),
+			PCB_JU64("push_pages_missing", r->push_pages_missing));
 	if (r->last_loss[0])
 		pcb_json_str(j, "last_loss", r->last_loss);
 	pcb_json_obj_end(j);

@@ -154,3 +154,23 @@ void pcb_json_null(struct pcb_json *j, const char *key)
 	prefix(j, key);
 	fputs("null", j->fp);
 }
+
+void pcb_json_fields(struct pcb_json *j, const struct pcb_json_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		switch (f[i].type) {
+		case PCB_JT_U64: pcb_json_u64(j, f[i].key, f[i].u); break;
+		case PCB_JT_I64: pcb_json_i64(j, f[i].key, f[i].i); break;
+		case PCB_JT_DBL: pcb_json_dbl(j, f[i].key, f[i].d); break;
+		case PCB_JT_STR: pcb_json_str(j, f[i].key, f[i].s); break;
+		case PCB_JT_BOOL: pcb_json_bool(j, f[i].key, f[i].b); break;
+		}
+	}
+}
+
+void pcb_json_group(struct pcb_json *j, const char *key, const struct pcb_json_field *f, size_t n)
+{
+	pcb_json_obj_begin(j, key);
+	pcb_json_fields(j, f, n);
+	pcb_json_obj_end(j);
+}

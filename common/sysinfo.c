@@ -86,19 +86,12 @@ void pcb_sysinfo_read(struct pcb_sysinfo *s)
 void pcb_sysinfo_json(const struct pcb_sysinfo *s, struct pcb_json *j, const char *key)
 {
 	pcb_json_obj_begin(j, key);
-	pcb_json_str(j, "kernel", s->kernel);
-	pcb_json_str(j, "machine", s->machine);
-	pcb_json_str(j, "hostname", s->hostname);
-	pcb_json_str(j, "cpu_model", s->cpu_model);
-	pcb_json_i64(j, "cpus_online", s->cpus_online);
-	pcb_json_u64(j, "mem_total_bytes", s->mem_total);
-	pcb_json_str(j, "thp_enabled", s->thp_enabled);
-	pcb_json_str(j, "thp_defrag", s->thp_defrag);
-	pcb_json_i64(j, "page_size", s->page_size);
-	pcb_json_str(j, "clocksource", s->clocksource);
-	pcb_json_str(j, "compiler", s->compiler);
-	pcb_json_str(j, "libbpf", s->libbpf);
-	pcb_json_str(j, "libc", s->libc);
+	PCB_JSON_FIELDS(j, PCB_JSTR("kernel", s->kernel), PCB_JSTR("machine", s->machine),
+			PCB_JSTR("hostname", s->hostname), PCB_JSTR("cpu_model", s->cpu_model),
+			PCB_JI64("cpus_online", s->cpus_online), PCB_JU64("mem_total_bytes", s->mem_total),
+			PCB_JSTR("thp_enabled", s->thp_enabled), PCB_JSTR("thp_defrag", s->thp_defrag),
+			PCB_JI64("page_size", s->page_size), PCB_JSTR("clocksource", s->clocksource),
+			PCB_JSTR("compiler", s->compiler), PCB_JSTR("libbpf", s->libbpf), PCB_JSTR("libc", s->libc));
 	pcb_json_arr_begin(j, "loadavg");
 	for (int i = 0; i < 3; i++)
 		pcb_json_dbl(j, NULL, s->loadavg[i]);

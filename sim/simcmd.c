@@ -265,27 +265,21 @@ static void write_table(const char *const *names, struct pcb_sim_result *const *
 static void json_results(struct pcb_json *j, const char *key, const struct pcb_sim_result *r, const struct pcb_prefetch *pf)
 {
 	pcb_json_obj_begin(j, key);
-	pcb_json_obj_begin(j, "time");
-	pcb_json_u64(j, "total_migration_ns", r->t_complete_ns);
-	pcb_json_u64(j, "run_ns", r->t_complete_ns > r->t_guest_done_ns ? r->t_complete_ns : r->t_guest_done_ns);
-	pcb_json_u64(j, "guest_ns", r->t_guest_done_ns);
-	pcb_json_bool(j, "completed_while_guest_ran", r->t_complete_ns <= r->t_guest_done_ns);
-	pcb_json_str(j, "clock", "simulated (virtual ns since switch-over)");
-	pcb_json_obj_end(j);
+	PCB_JSON_GROUP(j, "time",
+		       PCB_JU64("total_migration_ns", r->t_complete_ns),
+		       PCB_JU64("run_ns", r->t_complete_ns > r->t_guest_done_ns ? r->t_complete_ns : r->t_guest_done_ns),
+		       PCB_JU64("guest_ns", r->t_guest_done_ns),
+		       PCB_JBOOL("completed_while_guest_ran", r->t_complete_ns <= r->t_guest_done_ns),
+		       PCB_JSTR("clock", "simulated (virtual ns since switch-over)"));
 
-	pcb_json_obj_begin(j, "pages");
-	pcb_json_u64(j, "unit_bytes", PCB_PAGE_SIZE);
-	pcb_json_u64(j, "total", r->npages);
-	pcb_json_u64(j, "demand", r->pages_demand);
-	pcb_json_u64(j, "background", r->pages_background);
-	pcb_json_u64(j, "drain", r->pages_drain);
-	pcb_json_u64(j, "zero", r->zero_demand + r->zero_background + r->zero_drain);
-	pcb_json_u64(j, "zero_demand", r->zero_demand);
-	pcb_json_u64(j, "zero_background", r->zero_background);
-	pcb_json_u64(j, "zero_drain", r->zero_drain);
-	pcb_json_u64(j, "eexist_demand", r->eexist_demand);
-	pcb_json_u64(j, "eexist_background", r->eexist_background);
-	pcb_json_obj_end(j);
+	PCB_JSON_GROUP(j, "pages",
+		       PCB_JU64("unit_bytes", PCB_PAGE_SIZE), PCB_JU64("total", r->npages),
+		       PCB_JU64("demand", r->pages_demand), PCB_JU64("background", r->pages_background),
+		       PCB_JU64("drain", r->pages_drain),
+		       PCB_JU64("zero", r->zero_demand + r->zero_background + r->zero_drain),
+		       PCB_JU64("zero_demand", r->zero_demand), PCB_JU64("zero_background", r->zero_background),
+		       PCB_JU64("zero_drain", r->zero_drain),
+		       PCB_JU64("eexist_demand", r->eexist_demand), PCB_JU64("eexist_background", r->eexist_background));
 
 	pcb_json_obj_begin(j, "faults");
 	pcb_json_u64(j, "count", r->faults);
@@ -309,23 +303,18 @@ static void json_results(struct pcb_json *j, const char *key, const struct pcb_s
 	pcb_json_obj_begin(j, "pager");
 	pcb_json_u64(j, "demand_requests", r->demand_requests);
 	pcb_hist_json(j, "demand_round_trip", &r->demand_rtt, 0);
-	pcb_json_u64(j, "background_batches", r->bg_batches);
-	pcb_json_u64(j, "background_pages_requested", r->bg_pages_requested);
-	pcb_json_u64(j, "drain_batches", r->drain_batches);
-	pcb_json_u64(j, "link_bytes_demand", r->link_bytes[0]);
-	pcb_json_u64(j, "link_bytes_background", r->link_bytes[1]);
+	PCB_JSON_FIELDS(j, PCB_JU64("background_batches", r->bg_batches),
+			PCB_JU64("background_pages_requested", r->bg_pages_requested),
+			PCB_JU64("drain_batches", r->drain_batches), PCB_JU64("link_bytes_demand", r->link_bytes[0]),
+			PCB_JU64("link_bytes_background", r->link_bytes[1]));
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "guest");
 	pcb_json_arr_begin(j, "vcpus");
 	for (unsigned v = 0; v < r->nvcpus; v++) {
-		pcb_json_obj_begin(j, NULL);
-		pcb_json_u64(j, "vcpu", v);
-		pcb_json_u64(j, "accesses", r->vcpu[v].accesses);
-		pcb_json_u64(j, "faults", r->vcpu[v].faults);
-		pcb_json_u64(j, "blocktime_ns", r->vcpu[v].blocktime_ns);
-		pcb_json_u64(j, "end_ns", r->vcpu[v].t_end_ns);
-		pcb_json_obj_end(j);
+		PCB_JSON_GROUP(j, NULL, PCB_JU64("vcpu", v), PCB_JU64("accesses", r->vcpu[v].accesses),
+			       PCB_JU64("faults", r->vcpu[v].faults), PCB_JU64("blocktime_ns", r->vcpu[v].blocktime_ns),
+			       PCB_JU64("end_ns", r->vcpu[v].t_end_ns));
 	}
 	pcb_json_arr_end(j);
 	pcb_json_u64(j, "accesses", r->accesses);
@@ -333,14 +322,11 @@ static void json_results(struct pcb_json *j, const char *key, const struct pcb_s
 
 	pcb_prefetch_json(pf, j, "prefetch");
 
-	pcb_json_obj_begin(j, "simulator");
-	pcb_json_u64(j, "trace_events", r->accesses);
-	pcb_json_u64(j, "model_events", r->events);
-	pcb_json_u64(j, "wall_ns", r->wall_ns);
-	pcb_json_u64(j, "cpu_ns", r->cpu_ns);
-	pcb_json_dbl(j, "trace_events_per_cpu_sec", r->cpu_ns ? (double)r->accesses * 1e9 / (double)r->cpu_ns : 0);
-	pcb_json_dbl(j, "trace_events_per_sec", r->wall_ns ? (double)r->accesses * 1e9 / (double)r->wall_ns : 0);
-	pcb_json_obj_end(j);
+	PCB_JSON_GROUP(j, "simulator",
+		       PCB_JU64("trace_events", r->accesses), PCB_JU64("model_events", r->events),
+		       PCB_JU64("wall_ns", r->wall_ns), PCB_JU64("cpu_ns", r->cpu_ns),
+		       PCB_JDBL("trace_events_per_cpu_sec", r->cpu_ns ? (double)r->accesses * 1e9 / (double)r->cpu_ns : 0),
+		       PCB_JDBL("trace_events_per_sec", r->wall_ns ? (double)r->accesses * 1e9 / (double)r->wall_ns : 0));
 	pcb_json_obj_end(j);
 }
 
@@ -353,55 +339,32 @@ static void write_json(const struct simcfg *c, const struct pcb_atrace *t, const
 	pcb_sysinfo_read(&sys);
 	struct pcb_json *j = pcb_json_open(fp);
 	pcb_json_obj_begin(j, NULL);
-	pcb_json_u64(j, "schema_version", SIM_SCHEMA_VERSION);
-	pcb_json_str(j, "tool", "pcbench");
-	pcb_json_str(j, "kind", "simulation");
-	pcb_json_str(j, "version", PCB_VERSION);
-	pcb_json_str(j, "git_revision", PCB_GITREV);
-	pcb_json_str(j, "status", "ok");
-	pcb_json_i64(j, "exit_code", 0);
+	PCB_JSON_FIELDS(j, PCB_JU64("schema_version", SIM_SCHEMA_VERSION), PCB_JSTR("tool", "pcbench"),
+			PCB_JSTR("kind", "simulation"), PCB_JSTR("version", PCB_VERSION), PCB_JSTR("git_revision", PCB_GITREV),
+			PCB_JSTR("status", "ok"), PCB_JI64("exit_code", 0));
 
 	pcb_json_obj_begin(j, "config");
-	pcb_json_str(j, "trace", c->trace);
-	pcb_json_str(j, "policy", c->policy);
-	pcb_json_str(j, "policy_opt", c->policy_opt);
-	pcb_json_str(j, "policy_end", c->policy_end);
-	pcb_json_str(j, "link", c->link[0] ? c->link : "default (this machine's loopback)");
-	pcb_json_u64(j, "link_bps", c->sp.bps);
-	pcb_json_u64(j, "link_rtt_ns", c->sp.rtt_ns);
-	pcb_json_u64(j, "batch", c->sp.batch_pages);
-	pcb_json_u64(j, "window", c->sp.window);
-	pcb_json_u64(j, "channels", c->sp.channels);
-	pcb_json_u64(j, "mem", r->npages * PCB_PAGE_SIZE);
-	pcb_json_u64(j, "seed", c->sp.seed);
-	pcb_json_dbl(j, "zero_pages", c->sp.zero_pages);
-	pcb_json_str(j, "think", c->think);
+	PCB_JSON_FIELDS(j, PCB_JSTR("trace", c->trace), PCB_JSTR("policy", c->policy),
+			PCB_JSTR("policy_opt", c->policy_opt), PCB_JSTR("policy_end", c->policy_end),
+			PCB_JSTR("link", c->link[0] ? c->link : "default (this machine's loopback)"),
+			PCB_JU64("link_bps", c->sp.bps), PCB_JU64("link_rtt_ns", c->sp.rtt_ns),
+			PCB_JU64("batch", c->sp.batch_pages), PCB_JU64("window", c->sp.window),
+			PCB_JU64("channels", c->sp.channels), PCB_JU64("mem", r->npages * PCB_PAGE_SIZE),
+			PCB_JU64("seed", c->sp.seed), PCB_JDBL("zero_pages", c->sp.zero_pages), PCB_JSTR("think", c->think));
 	if (c->sp.think_ns < PCB_SIM_THINK_SCHEDULE)
 		pcb_json_u64(j, "think_ns", c->sp.think_ns);
-	pcb_json_obj_begin(j, "model");
-	pcb_json_u64(j, "fault_cost_ns", c->sp.fault_ns);
-	pcb_json_u64(j, "jitter_mean_ns", c->sp.jitter_ns);
-	pcb_json_u64(j, "demand_cost_ns", c->sp.demand_copy_ns);
-	pcb_json_u64(j, "demand_zero_cost_ns", c->sp.demand_zero_ns);
-	pcb_json_u64(j, "bg_cost_ns", c->sp.bg_copy_ns);
-	pcb_json_u64(j, "bg_zero_cost_ns", c->sp.bg_zero_ns);
-	pcb_json_u64(j, "run_pages", c->sp.run_pages);
-	pcb_json_u64(j, "bg_early_ns", c->sp.early_ns);
-	pcb_json_u64(j, "bg_poll_ns", c->sp.bg_poll_ns);
-	pcb_json_u64(j, "frame_header_bytes", PCB_HDR_SIZE);
-	pcb_json_obj_end(j);
+	PCB_JSON_GROUP(j, "model",
+		       PCB_JU64("fault_cost_ns", c->sp.fault_ns), PCB_JU64("jitter_mean_ns", c->sp.jitter_ns),
+		       PCB_JU64("demand_cost_ns", c->sp.demand_copy_ns), PCB_JU64("demand_zero_cost_ns", c->sp.demand_zero_ns),
+		       PCB_JU64("bg_cost_ns", c->sp.bg_copy_ns), PCB_JU64("bg_zero_cost_ns", c->sp.bg_zero_ns),
+		       PCB_JU64("run_pages", c->sp.run_pages), PCB_JU64("bg_early_ns", c->sp.early_ns),
+		       PCB_JU64("bg_poll_ns", c->sp.bg_poll_ns), PCB_JU64("frame_header_bytes", PCB_HDR_SIZE));
 	pcb_json_obj_end(j);
 
-	pcb_json_obj_begin(j, "trace");
-	pcb_json_str(j, "path", c->trace);
-	pcb_json_u64(j, "size_bytes", id->size);
 	char hx[24];
 	snprintf(hx, sizeof(hx), "%016llx", (unsigned long long)id->xxh3);
-	pcb_json_str(j, "xxh3", hx);
-	pcb_json_u64(j, "records", t->count);
-	pcb_json_u64(j, "vcpus", t->nvcpus);
-	pcb_json_u64(j, "pages", t->npages);
-	pcb_json_obj_end(j);
+	PCB_JSON_GROUP(j, "trace", PCB_JSTR("path", c->trace), PCB_JU64("size_bytes", id->size), PCB_JSTR("xxh3", hx),
+		       PCB_JU64("records", t->count), PCB_JU64("vcpus", t->nvcpus), PCB_JU64("pages", t->npages));
 
 	pcb_json_obj_begin(j, "system");
 	pcb_sysinfo_json(&sys, j, "host");

@@ -5,19 +5,10 @@
 # rows are the same).  Overlapping shards and different job files are refused.  A job naming a
 # long-running `pcbench source` (source = HOST:PORT) runs every run as `pcbench dest` against it.
 . "$(dirname "$0")/../lib/integ.sh"
-[ -e /dev/userfaultfd ] || [ -r /proc/sys/vm/unprivileged_userfaultfd ] || skip "no userfaultfd in this kernel"
+need_uffd_dev
 
-cat >"$T/sh.conf" <<'CONF'
-[experiment]
-name      = sh
-policies  = demand, sequential
-baseline_policy = local
-workloads = random
-reps      = 2
-mem       = 16M
-duration  = 200ms
-timeline  = none
-CONF
+job_file "$T/sh.conf" name=sh "policies=demand, sequential" baseline_policy=local workloads=random reps=2 \
+	mem=16M duration=200ms timeline=none
 bench() { "$PCBENCH" bench "$T/sh.conf" --results="$T/res" "$@" 2>>"$T/bench.err"; }
 full=$(bench) || die "unsharded bench failed: $(tail -3 "$T/bench.err")"
 s1=$(bench --shard=1/2) || die "shard 1/2 failed: $(tail -3 "$T/bench.err")"

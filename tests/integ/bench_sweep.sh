@@ -5,7 +5,7 @@
 # the live links; a live link that is also a sweep point reuses that simulation; traces are deleted;
 # analysis/plots.sh then draws figure 8 with the live medians overlaid and a findings sentence.
 . "$(dirname "$0")/../lib/integ.sh"
-[ -e /dev/userfaultfd ] || [ -r /proc/sys/vm/unprivileged_userfaultfd ] || skip "no userfaultfd in this kernel"
+need_uffd_dev
 py=${PYTHON:-/usr/bin/python3}
 "$py" -c 'import scipy.stats' 2>/dev/null || die "python3-scipy is missing (make deps)"
 command -v gnuplot >/dev/null || die "gnuplot is needed (make deps)"

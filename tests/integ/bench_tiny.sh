@@ -7,19 +7,10 @@
 # a bad job file is refused naming file, line and key.
 . "$(dirname "$0")/../lib/integ.sh"
 command -v gnuplot >/dev/null || die "gnuplot is needed (make deps)"
-[ -e /dev/userfaultfd ] || [ -r /proc/sys/vm/unprivileged_userfaultfd ] || skip "no userfaultfd in this kernel"
+need_uffd_dev
 
-cat >"$T/tiny.conf" <<'CONF'
-# integration test job
-[experiment]
-name      = tiny
-policies  = demand, sequential
-workloads = random
-reps      = 2
-mem       = 32M
-duration  = 300ms
-[link loopback]
-CONF
+job_file "$T/tiny.conf" name=tiny "policies=demand, sequential" workloads=random reps=2 mem=32M duration=300ms \
+	-- "link loopback"
 
 dir=$(./pcbench bench "$T/tiny.conf" --results="$T/res" 2>"$T/bench.err")
 rc=$?

@@ -14,31 +14,15 @@
 . "$(dirname "$0")/../lib/integ.sh"
 [ -x ./pcbench ] || die "./pcbench not built"
 [ "$(id -u)" = 0 ] || skip "--trace=on needs root (BPF)"
-SYS=/sys/kernel/mm/hugepages/hugepages-2048kB
-NR=/proc/sys/vm/nr_hugepages
-[ -d "$SYS" ] || skip "this kernel has no 2 MiB hugetlb pages ($SYS absent)"
-
-exec 9>/tmp/pcbench-hugepages.lock
-flock -w 600 9 || die "waited 600 s for /tmp/pcbench-hugepages.lock (another hugepages test)"
-OLD=$(cat "$NR")
-trap 'echo "$OLD" > "$NR" 2>/dev/null; rm -rf "$T"' EXIT
-WANT=$((OLD + 32))
-echo "$WANT" > "$NR" 2>/dev/null || skip "cannot write $NR"
-[ "$(( $(cat "$SYS/free_hugepages") - $(cat "$SYS/resv_hugepages") ))" -ge 32 ] ||
-	skip "only $(cat "$SYS/free_hugepages") free 2 MiB pages after reserving $WANT (memory not there)"
+need_hugepages
+hugepages_lock
+hugepages_reserve 32
 
 fails=0
 for c in "zipf 2 sequential" "random 1 demand"; do
 	set -- $c
 	name=$1-$2
-	./pcbench --trace=on --page-size=2M --mem=64M --workload=$1 --vcpus=$2 --policy=$3 --duration=300ms \
-		--json "$T/$name.json" >"$T/$name.out" 2>&1
-	rc=$?
-	case $rc in
-	0) ;;
-	77) skip "BPF unavailable: $(tail -1 "$T/$name.out")" ;;
-	*) cat "$T/$name.out"; die "pcbench --page-size=2M --workload=$1 --vcpus=$2 exited $rc" ;;
-	esac
+	json_run "$name" "BPF unavailable" --trace=on --page-size=2M --mem=64M --workload=$1 --vcpus=$2 --policy=$3 --duration=300ms
 	$CHECK bpf.hugepage_faults "$T/$name.json" "$name" || fails=$((fails + 1))
 done
 [ "$fails" = 0 ] || die "$fails configuration(s) failed"

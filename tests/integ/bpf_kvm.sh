@@ -25,14 +25,7 @@ fails=0
 for c in "random 1 demand" "seq 2 sequential"; do
 	set -- $c
 	name=$1-$2
-	./pcbench --guest=kvm --trace=on --mem=16M --workload=$1 --vcpus=$2 --policy=$3 --duration=300ms \
-		--json "$T/$name.json" >"$T/$name.out" 2>&1
-	rc=$?
-	case $rc in
-	0) ;;
-	77) skip "BPF or KVM unavailable: $(tail -1 "$T/$name.out")" ;;
-	*) cat "$T/$name.out"; die "pcbench --guest=kvm --workload=$1 --vcpus=$2 exited $rc" ;;
-	esac
+	json_run "$name" "BPF or KVM unavailable" --guest=kvm --trace=on --mem=16M --workload=$1 --vcpus=$2 --policy=$3 --duration=300ms
 	$CHECK bpf.kvm_faults "$T/$name.json" "$name" || fails=$((fails + 1))
 done
 [ "$fails" = 0 ] || die "$fails configuration(s) failed"

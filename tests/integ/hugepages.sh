@@ -10,9 +10,7 @@
 # The test reserves the huge pages it needs and restores nr_hugepages after.
 . "$(dirname "$0")/../lib/integ.sh"
 
-SYS=/sys/kernel/mm/hugepages/hugepages-2048kB
-NR=/proc/sys/vm/nr_hugepages
-[ -d "$SYS" ] || skip "this kernel has no 2 MiB hugetlb pages ($SYS absent)"
+need_hugepages
 need_uffd
 
 # bad input first: no reservation needed (refused before anything starts)
@@ -25,27 +23,17 @@ done
 pcb bad-size 30 $FAST --page-size=1G --duration=10ms
 expect_rc bad-size 64 && { grep -q "'1G'" "$T/bad-size.err" || fail "bad-size: message does not name '1G'"; }
 
-# nr_hugepages is global: runs of this test from other worktrees must not
-# interleave their reserve/restore with ours -> one at a time, system-wide
-exec 9>/tmp/pcbench-hugepages.lock
-flock -w 600 9 || die "waited 600 s for /tmp/pcbench-hugepages.lock (another hugepages.sh run)"
-# reserve 32 more than what is free now (64 MiB), restore on exit
-OLD=$(cat "$NR")
-trap 'echo "$OLD" > "$NR" 2>/dev/null; rm -rf "$T"' EXIT
-avail() { echo $(( $(cat "$SYS/free_hugepages") - $(cat "$SYS/resv_hugepages") )); }
-A0=$(avail)
+hugepages_lock
+A0=$(hugepages_avail)
 
 # too few: ask for one more 2 MiB page than is available -> 69 with the command
 pcb pool-short 30 $FAST --page-size=2M --mem=$(( (A0 + 1) * 2 ))M --duration=10ms --policy=demand
 expect_rc pool-short 69 && { grep -q "needs $((A0 + 1)) free 2 MiB huge pages.*echo [0-9]* > /proc/sys/vm/nr_hugepages" "$T/pool-short.err" ||
 	fail "pool-short: message lacks the count or the command: $(cat "$T/pool-short.err")"; }
-[ "$(cat "$NR")" = "$OLD" ] || fail "pcbench changed nr_hugepages ($OLD -> $(cat "$NR"))"
+[ "$(cat "$HP_NR")" = "$HP_OLD" ] || fail "pcbench changed nr_hugepages ($HP_OLD -> $(cat "$HP_NR"))"
 
-WANT=$(( OLD + 32 ))
-echo "$WANT" > "$NR" 2>/dev/null || skip "cannot write $NR (not root?)"
-GOT=$(cat "$NR")
-[ "$GOT" -ge "$WANT" ] || skip "the kernel reserved only $GOT of $WANT 2 MiB pages (memory not there)"
-[ "$(avail)" -ge 32 ] || skip "only $(avail) 2 MiB pages available after reserving $WANT"
+# reserve 32 more than before the test (64 MiB), restored on exit
+hugepages_reserve 32
 
 check() {   # check NAME VCPUS
 	$CHECK hugepages.run "$T/$1.json" "$1" "$2" || return 1
@@ -86,5 +74,5 @@ if "$PCBENCH" --help | grep -q -- '--pager='; then
 	expect_rc "$name" 0 && { check "$name" 2 || fail "$name: JSON checks"; }
 	$PCBJSON migration "$T/$name.json" >/dev/null || fail "$name: not a valid verified migration report"
 fi
-[ "$(cat "$NR")" = "$WANT" ] || fail "pcbench changed nr_hugepages ($WANT -> $(cat "$NR"))"
+[ "$(cat "$HP_NR")" = "$HP_WANT" ] || fail "pcbench changed nr_hugepages ($HP_WANT -> $(cat "$HP_NR"))"
 finish

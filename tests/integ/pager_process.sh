@@ -16,15 +16,7 @@ check_json() {   # check_json NAME MODE
 }
 
 # pager_pid: the pager process (pcbench-pager) of pcbench $PCB_PID
-pager_pid() {
-	local i s
-	for i in $(seq 500); do
-		s=$(pgrep -P "$PCB_PID" -x pcbench-pager)
-		[ -n "$s" ] && { echo "$s"; return 0; }
-		sleep 0.01
-	done
-	return 1
-}
+pager_pid() { child_pid pcbench-pager 500; }
 
 # integrity: copy and continue, batched and unbatched, sequential (background pull) and demand
 for mode in copy continue; do

@@ -20,18 +20,7 @@
 CASES=$BUILD/tests/helpers/uffd_cases
 PCTRACE=./pctrace
 PAGES=${PAGES:-400}
-[ -x "$CASES" ] || die "$CASES not built"
-[ -x "$PCTRACE" ] || die "$PCTRACE not built"
-[ "$(id -u)" = 0 ] || skip "pctrace needs root (BPF)"
-
-vpid=; ppid=
-cleanup() {
-	[ -n "$ppid" ] && kill "$ppid" 2>/dev/null
-	[ -n "$vpid" ] && kill "$vpid" 2>/dev/null
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
+pctrace_setup "$CASES"
 
 # run NAME CASE_ARGS... [-- PCTRACE_ARGS...]: start the program waiting on
 # a fifo, attach pctrace, release the program, collect both outputs.

@@ -15,20 +15,7 @@ PCTRACE=./pctrace
 PAGES=${PAGES:-1000}
 DELAY_US=${DELAY_US:-200}
 CPU=${CPU:-0}
-
-
-[ -x "$VICTIM" ] || die "$VICTIM not built"
-[ -x "$PCTRACE" ] || die "$PCTRACE not built"
-[ "$(id -u)" = 0 ] || skip "pctrace needs root (BPF)"
-
-vpid=; ppid=
-cleanup() {
-	[ -n "$ppid" ] && kill "$ppid" 2>/dev/null
-	[ -n "$vpid" ] && kill "$vpid" 2>/dev/null
-	wait 2>/dev/null
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
+pctrace_setup "$VICTIM"
 
 RT=
 chrt -f 10 true 2>/dev/null && RT="chrt -f 10"

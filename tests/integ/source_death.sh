@@ -8,15 +8,7 @@ need_uffd
 BOUND=${PCB_SOURCE_LOSS_BOUND:-10}     # seconds from the event to pcbench's exit
 
 # source_pid: the forked source (named pcbench-source) of pcbench $PCB_PID
-source_pid() {
-	local i s
-	for i in $(seq 300); do
-		s=$(pgrep -P "$PCB_PID" -x pcbench-source)
-		[ -n "$s" ] && { echo "$s"; return 0; }
-		sleep 0.01
-	done
-	return 1
-}
+source_pid() { child_pid pcbench-source 300; }
 
 # check_lost NAME T_EVENT_MS: exit 74 within BOUND s of the event, one failure report
 check_lost() {
@@ -31,6 +23,20 @@ check_lost() {
 		fail "$name: no JSON report written for a failed run"
 	fi
 	log "$name: exit 74, ${after} ms after the event"
+}
+
+# stop_lost NAME AFTER: stop (SIGSTOP) the source of the run in the background AFTER
+# seconds in, then check_lost; the source is continued once pcbench has exited
+stop_lost() {
+	local name=$1 src t0 start_ns
+	src=$(source_pid) || die "$name: no source process"
+	sleep "$2"
+	t0=$(date +%s%N)
+	kill -STOP "$src"
+	pcb_wait "$name"
+	kill -CONT "$src" 2>/dev/null
+	start_ns=$(( $(date +%s%N) - ELAPSED_MS * 1000000 ))
+	check_lost "$name" $(( (t0 - start_ns) / 1000000 ))
 }
 
 # kill -9 the source while the guest runs (and, for demand, while pages are still missing)
@@ -62,14 +68,7 @@ done
 # a stopped (not dead) source: the connections stay up but nothing arrives
 name=stopped
 pcb_bg "$name" 60 $FAST --policy=demand --workload=random --mem=256M --duration=20s --io-timeout=1s --json="$T/$name.json"
-src=$(source_pid) || die "$name: no source process"
-sleep 0.3
-t0=$(date +%s%N)
-kill -STOP "$src"
-pcb_wait "$name"
-kill -CONT "$src" 2>/dev/null
-start_ns=$(( $(date +%s%N) - ELAPSED_MS * 1000000 ))
-check_lost "$name" $(( (t0 - start_ns) / 1000000 ))
+stop_lost "$name" 0.3
 
 # the source stalls after every page has arrived, while the guest still runs: nothing is
 # awaited until the final verification, which must not wait for the digests forever.
@@ -83,14 +82,7 @@ for spec in sequential:64M:0 demand:64K:0 sequential:64M:2s; do
 	"$PCBENCH" --help | grep -q -- '--reconnect-timeout=' && extra=--reconnect-timeout=$rt
 	pcb_bg "$name" 60 $FAST --policy="$p" --workload=seq --mem="$mem" --duration=1500ms --io-timeout=1s $extra \
 		--json="$T/$name.json"
-	src=$(source_pid) || die "$name: no source process"
-	sleep 0.8
-	t0=$(date +%s%N)
-	kill -STOP "$src"
-	pcb_wait "$name"
-	kill -CONT "$src" 2>/dev/null
-	start_ns=$(( $(date +%s%N) - ELAPSED_MS * 1000000 ))
-	check_lost "$name" $(( (t0 - start_ns) / 1000000 ))
+	stop_lost "$name" 0.8
 	grep -q 'digests' "$T/$name.err" || log "note: $name: did not fail at verification: $(cat "$T/$name.err")"
 done
 

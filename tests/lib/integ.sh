@@ -84,6 +84,18 @@ show() {
 	grep '^leftover=' "$T/$1.rep" | sed 's/^/  | /'
 }
 
+# child_pid COMM TRIES: the child process named COMM of pcbench $PCB_PID (pcb_bg),
+# polled every 10 ms up to TRIES times; fails when it never appears.
+child_pid() {
+	local i s
+	for i in $(seq "$2"); do
+		s=$(pgrep -P "$PCB_PID" -x "$1")
+		[ -n "$s" ] && { echo "$s"; return 0; }
+		sleep 0.01
+	done
+	return 1
+}
+
 # expect_rc NAME WANT: the run exited WANT, did not time out, left nothing behind.
 expect_rc() {
 	local ok=1
@@ -92,6 +104,69 @@ expect_rc() {
 	if [ "$LEFTOVERS" != 0 ]; then fail "$1: left $LEFTOVERS process(es) behind"; ok=0; fi
 	[ $ok = 1 ] || show "$1"
 	[ $ok = 1 ]
+}
+
+# json_run NAME UNAVAILABLE ARGS...: pcbench ARGS --json $T/NAME.json, its output in
+# $T/NAME.out; exit 77 skips the test ("UNAVAILABLE: " and pcbench's last line),
+# any other non-zero exit fails it with the output shown.
+json_run() {
+	local name=$1 why=$2 rc
+	shift 2
+	"$PCBENCH" "$@" --json "$T/$name.json" >"$T/$name.out" 2>&1
+	rc=$?
+	case $rc in
+	0) ;;
+	77) skip "$why: $(tail -1 "$T/$name.out")" ;;
+	*) cat "$T/$name.out"; die "pcbench $* exited $rc" ;;
+	esac
+}
+
+# job_file FILE KEY=VALUE... [-- SECTION...]: a `pcbench bench` job file (configs/*.conf):
+# an [experiment] section with one "key = value" line a pair, then the SECTION header lines
+job_file() {
+	local f=$1 kv
+	shift
+	{
+		echo "# integration test job"
+		echo "[experiment]"
+		while [ $# -gt 0 ] && [ "$1" != -- ]; do
+			kv=$1; shift
+			echo "${kv%%=*} = ${kv#*=}"
+		done
+		[ $# -gt 0 ] && shift
+		for kv in "$@"; do echo "[$kv]"; done
+	} >"$f"
+}
+
+# need_uffd_dev: skip the test when the kernel has no userfaultfd at all (neither
+# /dev/userfaultfd nor the sysctl); need_uffd asks pcbench itself.
+need_uffd_dev() {
+	[ -e /dev/userfaultfd ] || [ -r /proc/sys/vm/unprivileged_userfaultfd ] || skip "no userfaultfd in this kernel"
+}
+
+# 2 MiB hugetlb pages (hugepages.sh, bpf_hugepages.sh).  nr_hugepages is global: runs from
+# other worktrees must not interleave their reserve/restore with ours -> one test at a time,
+# system-wide (hugepages_lock), and nr_hugepages restored at exit.
+HP_SYS=/sys/kernel/mm/hugepages/hugepages-2048kB
+HP_NR=/proc/sys/vm/nr_hugepages
+need_hugepages() { [ -d "$HP_SYS" ] || skip "this kernel has no 2 MiB hugetlb pages ($HP_SYS absent)"; }
+# hugepages_lock: wait for the lock; HP_OLD = nr_hugepages now, written back at exit
+hugepages_lock() {
+	exec 9>/tmp/pcbench-hugepages.lock
+	flock -w 600 9 || die "waited 600 s for /tmp/pcbench-hugepages.lock (another hugepages test)"
+	HP_OLD=$(cat "$HP_NR")
+	trap 'echo "$HP_OLD" > "$HP_NR" 2>/dev/null; kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
+}
+# 2 MiB pages free and not reserved by a mapping
+hugepages_avail() { echo $(( $(cat "$HP_SYS/free_hugepages") - $(cat "$HP_SYS/resv_hugepages") )); }
+# hugepages_reserve N: nr_hugepages = HP_WANT = HP_OLD + N, N of them available; skip when
+# the memory is not there
+hugepages_reserve() {
+	HP_WANT=$((HP_OLD + $1))
+	echo "$HP_WANT" > "$HP_NR" 2>/dev/null || skip "cannot write $HP_NR (not root?)"
+	[ "$(cat "$HP_NR")" -ge "$HP_WANT" ] ||
+		skip "the kernel reserved only $(cat "$HP_NR") of $HP_WANT 2 MiB pages (memory not there)"
+	[ "$(hugepages_avail)" -ge "$1" ] || skip "only $(hugepages_avail) 2 MiB pages available after reserving $HP_WANT"
 }
 
 # need_uffd: skip the test if this kernel cannot do userfaultfd at all
@@ -145,6 +220,25 @@ wl_args() {
 		echo "--workload-opt=file=$T/wl-trace.bin" ;;
 	scan+hot) echo "--vcpus=2" ;;   # scanners and hot-set vCPUs: needs two
 	esac
+}
+
+# pctrace_setup PROGRAM: for a test that runs PROGRAM under $PCTRACE: both built, root
+# (BPF), and pctrace_cleanup as the EXIT trap.
+pctrace_setup() {
+	[ -x "$1" ] || die "$1 not built"
+	[ -x "$PCTRACE" ] || die "$PCTRACE not built"
+	[ "$(id -u)" = 0 ] || skip "pctrace needs root (BPF)"
+	vpid=; ppid=
+	trap pctrace_cleanup EXIT
+}
+
+# pctrace_cleanup: the EXIT trap of pctrace_setup: stop the traced program ($vpid) and
+# pctrace ($ppid), then remove $T (kept and named when KEEP is set).
+pctrace_cleanup() {
+	[ -n "${ppid:-}" ] && kill "$ppid" 2>/dev/null
+	[ -n "${vpid:-}" ] && kill "$vpid" 2>/dev/null
+	wait 2>/dev/null
+	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
 
 # pctrace_attach DIR NAME PID [PCTRACE ARGS...]: start pctrace on PID (JSON to DIR/NAME.json,

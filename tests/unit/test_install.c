@@ -151,41 +151,55 @@ static int setup_region(struct pcb_installer *in, struct pcb_pagestate *ps, cons
 	return 0;
 }
 
+/* One install path under test: its registered region, page state, image (seeded) and stats. */
+struct path {
+	const struct pcb_install_ops *ops;
+	struct pcb_installer in;
+	struct pcb_pagestate ps;
+	struct pcb_image im;
+	struct pcb_install_stats st;
+};
+
 /* A registered region for path `name`; false (and why printed) when this kernel lacks the path. */
-static bool path_open(struct pcb_installer *in, struct pcb_pagestate *ps, const struct pcb_install_ops *ops,
-		      unsigned batch, struct seen *s)
+static bool path_open(struct path *p, const char *name, unsigned batch, uint64_t seed, struct seen *s)
 {
+	memset(p, 0, sizeof(*p));
 	memset(s, 0, sizeof(*s));
-	int r = setup_region(in, ps, ops, batch);
+	p->ops = pcb_install_find(name, false);
+	int r = setup_region(&p->in, &p->ps, p->ops, batch);
 	if (r == -2) {
-		printf("install path %s not available here: not exercised\n", ops->name);
+		printf("install path %s not available here: not exercised\n", p->ops->name);
 		return false;
 	}
 	assert_int_equal(r, 0);
+	pcb_image_init(&p->im, seed, NP, 0.0);
 	return true;
+}
+
+static void path_close(struct path *p)
+{
+	close(p->in.uffd);
+	pcb_install_unmap(&p->in);
+	pcb_ps_free(&p->ps);
 }
 
 static void run_path(const char *name, unsigned batch)
 {
-	const struct pcb_install_ops *ops = pcb_install_find(name, false);
-	struct pcb_installer in;
-	struct pcb_pagestate ps;
-	struct pcb_image im;
-	struct pcb_install_stats st = { 0 };
 	static struct seen s;
-	if (!path_open(&in, &ps, ops, batch, &s))
+	struct path p;
+	if (!path_open(&p, name, batch, 7, &s))
 		return;
-	pcb_image_init(&im, 7, NP, 0.0);
+	const struct pcb_install_ops *ops = p.ops;
 	/* page 5 installed first on the demand path: the RUN must report it as already there */
 	uint8_t one[PCB_PAGE_SIZE];
-	pcb_image_fill(&im, 5, one);
-	assert_int_equal(pcb_install_one(&in, 5, one, &st), 0);
+	pcb_image_fill(&p.im, 5, one);
+	assert_int_equal(pcb_install_one(&p.in, 5, one, &p.st), 0);
 	/* a RUN of 100 pages at 0 and zero pages 200..249 */
 	if (ops->rx == PCB_INRX_CHUNK) {
 		/* move's path: both land in the staging chunk of slot 2 (the zero pages as its
 		 * zeros), installed as one partial chunk */
 		struct pcb_install_job j = { .page = 0, .n = NP, .slot = 2, .chunk = true };
-		uint8_t *cb = pcb_install_slot_buf(&in, 2);
+		uint8_t *cb = pcb_install_slot_buf(&p.in, 2);
 		for (unsigned i = 0; i < 250; i++) {
 			if (i >= 100 && i < 200)
 				continue;
@@ -193,49 +207,47 @@ static void run_path(const char *name, unsigned batch)
 			if (i >= 200)
 				j.zmask[i / 64] |= 1ull << (i % 64);
 			else
-				pcb_image_fill(&im, i, cb + ((size_t)i << PCB_PAGE_SHIFT));
+				pcb_image_fill(&p.im, i, cb + ((size_t)i << PCB_PAGE_SHIFT));
 		}
-		assert_int_equal(pcb_install_chunk(&in, &j, &st, on_page, &s), 0);
+		assert_int_equal(pcb_install_chunk(&p.in, &j, &p.st, on_page, &s), 0);
 	} else {
 		struct iovec iov[PCB_MAX_RUN_PAGES];
 		uint64_t owned[(PCB_MAX_RUN_PAGES + 63) / 64];
-		int niov = pcb_install_rx_iov(&in, 2, 0, 100, iov, PCB_MAX_RUN_PAGES, owned);   /* staging slot 2 */
+		int niov = pcb_install_rx_iov(&p.in, 2, 0, 100, iov, PCB_MAX_RUN_PAGES, owned);   /* staging slot 2 */
 		assert_true(niov >= 1);
 		uint64_t pg = 0;
 		for (int k = 0; k < niov; k++)
 			for (size_t off = 0; off < iov[k].iov_len; off += PCB_PAGE_SIZE, pg++)
-				pcb_image_fill(&im, pg, (uint8_t *)iov[k].iov_base + off);
+				pcb_image_fill(&p.im, pg, (uint8_t *)iov[k].iov_base + off);
 		assert_int_equal(pg, 100);
-		assert_int_equal(pcb_install_run(&in, 2, 0, 100, owned, &st, on_page, &s), 0);
-		assert_int_equal(pcb_install_zero_run(&in, 200, 50, &st, on_page, &s), 0);
+		assert_int_equal(pcb_install_run(&p.in, 2, 0, 100, owned, &p.st, on_page, &s), 0);
+		assert_int_equal(pcb_install_zero_run(&p.in, 200, 50, &p.st, on_page, &s), 0);
 	}
 	for (int i = 0; i < 100; i++) {
 		assert_int_equal(s.count[i], 1);
 		assert_int_equal(s.res[i], i == 5 ? (ops->rx == PCB_INRX_PAGECACHE ? 2 : 1) : 0);
 		assert_false(s.zero[i]);
 		uint8_t want[PCB_PAGE_SIZE];
-		pcb_image_fill(&im, (uint64_t)i, want);
-		assert_memory_equal(in.region + ((size_t)i << PCB_PAGE_SHIFT), want, PCB_PAGE_SIZE);
+		pcb_image_fill(&p.im, (uint64_t)i, want);
+		assert_memory_equal(p.in.region + ((size_t)i << PCB_PAGE_SHIFT), want, PCB_PAGE_SIZE);
 	}
 	for (int i = 200; i < 250; i++) {
 		assert_int_equal(s.count[i], 1);
 		assert_int_equal(s.res[i], 0);
 		assert_true(s.zero[i]);   /* reported as zero pages */
-		const uint64_t *w = (const uint64_t *)(in.region + ((size_t)i << PCB_PAGE_SHIFT));
+		const uint64_t *w = (const uint64_t *)(p.in.region + ((size_t)i << PCB_PAGE_SHIFT));
 		for (unsigned k = 0; k < PCB_PAGE_WORDS; k++)
 			assert_int_equal(w[k], 0);
 	}
 	for (int i = 100; i < 200; i++)
 		assert_int_equal(s.count[i], 0);
 	/* 99 + 50 pages by the batched calls, 1 by the demand install */
-	assert_int_equal(st.pages, 150);
+	assert_int_equal(p.st.pages, 150);
 	if (batch == 1)
-		assert_true(st.ioctls >= 150);
+		assert_true(p.st.ioctls >= 150);
 	else
-		assert_true(st.ioctls <= 8);   /* a few chunks: 0..4, 6..99 (split by the EEXIST/owned page), 200..249 */
-	close(in.uffd);
-	pcb_install_unmap(&in);
-	pcb_ps_free(&ps);
+		assert_true(p.st.ioctls <= 8);   /* a few chunks: 0..4, 6..99 (split by the EEXIST/owned page), 200..249 */
+	path_close(&p);
 }
 
 static void copy_batched(void **state) { (void)state; run_path("copy", 128); }
@@ -252,43 +264,39 @@ static void continue_unbatched(void **state) { (void)state; run_path("continue",
  * stays apart. */
 static void zero_slots_path(const char *name)
 {
-	const struct pcb_install_ops *ops = pcb_install_find(name, false);
-	struct pcb_installer in;
-	struct pcb_pagestate ps;
-	struct pcb_image im;
-	struct pcb_install_stats st = { 0 };
 	static struct seen s;
-	if (!path_open(&in, &ps, ops, 128, &s))
+	struct path p;
+	if (!path_open(&p, name, 128, 9, &s))
 		return;
-	pcb_image_init(&im, 9, NP, 0.0);
+	const struct pcb_install_ops *ops = p.ops;
 	struct pcb_install_job j = { .slot = 1, .nseg = 2 };
 	j.seg[0] = (struct pcb_install_seg){ 10, 0, 8, false };
 	j.seg[1] = (struct pcb_install_seg){ 18, 0, 4, true };
 	j.zmask[0] = 3ull << 3;   /* staging pages 3, 4 = guest pages 13, 14 */
-	uint8_t *buf = pcb_install_slot_buf(&in, 1);
+	uint8_t *buf = pcb_install_slot_buf(&p.in, 1);
 	for (unsigned i = 0; i < 8; i++) {
 		bool zero = i == 3 || i == 4;
 		uint64_t own[(PCB_MAX_RUN_PAGES + 63) / 64];
 		if (ops->rx == PCB_INRX_PAGECACHE) {
 			if (zero) {
-				pcb_install_claim_zero(&in, 10 + i, 1, own);
+				pcb_install_claim_zero(&p.in, 10 + i, 1, own);
 			} else {
 				struct iovec iov[1];
-				assert_int_equal(pcb_install_rx_iov(&in, 1, 10 + i, 1, iov, 1, own), 1);
-				pcb_image_fill(&im, 10 + i, iov[0].iov_base);
+				assert_int_equal(pcb_install_rx_iov(&p.in, 1, 10 + i, 1, iov, 1, own), 1);
+				pcb_image_fill(&p.im, 10 + i, iov[0].iov_base);
 			}
 			assert_int_equal(own[0], 1);
 			j.owned[0] |= 1ull << i;
 		} else if (zero) {
 			memset(buf + ((size_t)i << PCB_PAGE_SHIFT), 0, PCB_PAGE_SIZE);
 		} else {
-			pcb_image_fill(&im, 10 + i, buf + ((size_t)i << PCB_PAGE_SHIFT));
+			pcb_image_fill(&p.im, 10 + i, buf + ((size_t)i << PCB_PAGE_SHIFT));
 		}
 	}
-	assert_int_equal(pcb_install_job(&in, &j, &st, on_page, &s), 0);
-	assert_int_equal(st.zero_inline, 2);
-	assert_int_equal(st.pages, 12);
-	assert_int_equal(st.jobs_segs, 2);
+	assert_int_equal(pcb_install_job(&p.in, &j, &p.st, on_page, &s), 0);
+	assert_int_equal(p.st.zero_inline, 2);
+	assert_int_equal(p.st.pages, 12);
+	assert_int_equal(p.st.jobs_segs, 2);
 	for (int pg = 10; pg < 22; pg++) {
 		bool zero = pg == 13 || pg == 14 || pg >= 18;
 		assert_int_equal(s.count[pg], 1);
@@ -298,15 +306,13 @@ static void zero_slots_path(const char *name)
 		if (zero)
 			memset(want, 0, sizeof(want));
 		else
-			pcb_image_fill(&im, (uint64_t)pg, want);
-		assert_memory_equal(in.region + ((size_t)pg << PCB_PAGE_SHIFT), want, PCB_PAGE_SIZE);
+			pcb_image_fill(&p.im, (uint64_t)pg, want);
+		assert_memory_equal(p.in.region + ((size_t)pg << PCB_PAGE_SHIFT), want, PCB_PAGE_SIZE);
 	}
 	/* one ioctl for the eight pages of the data segment, one (copy: ZEROPAGE) or
 	 * one per owned range (continue) for the zero segment */
-	assert_true(st.ioctls <= 2);
-	close(in.uffd);
-	pcb_install_unmap(&in);
-	pcb_ps_free(&ps);
+	assert_true(p.st.ioctls <= 2);
+	path_close(&p);
 }
 
 static void zero_slots_copy(void **state) { (void)state; zero_slots_path("copy"); }

@@ -134,6 +134,59 @@ static void test_misuse(void **state)
 	assert_int_equal(pcb_json_close(NULL), -EINVAL);
 }
 
+/* A field table writes exactly what the one-call-a-member writer writes. */
+static void write_by_calls(struct pcb_json *j)
+{
+	pcb_json_obj_begin(j, NULL);
+	pcb_json_u64(j, "top", 1);
+	pcb_json_obj_begin(j, "g");
+	pcb_json_u64(j, "u", UINT64_MAX);
+	pcb_json_i64(j, "i", -1);
+	pcb_json_dbl(j, "d", 0.25);
+	pcb_json_str(j, "s", "x\"y");
+	pcb_json_str(j, "null", NULL);
+	pcb_json_bool(j, "b", true);
+	pcb_json_obj_end(j);
+	pcb_json_arr_begin(j, "a");
+	pcb_json_obj_begin(j, NULL);
+	pcb_json_u64(j, "n", 7);
+	pcb_json_obj_end(j);
+	pcb_json_arr_end(j);
+	pcb_json_obj_end(j);
+}
+
+static void write_by_table(struct pcb_json *j)
+{
+	pcb_json_obj_begin(j, NULL);
+	PCB_JSON_FIELDS(j, PCB_JU64("top", 1));
+	PCB_JSON_GROUP(j, "g", PCB_JU64("u", UINT64_MAX), PCB_JI64("i", -1), PCB_JDBL("d", 0.25),
+		       PCB_JSTR("s", "x\"y"), PCB_JSTR("null", NULL), PCB_JBOOL("b", true));
+	pcb_json_arr_begin(j, "a");
+	PCB_JSON_GROUP(j, NULL, PCB_JU64("n", 7));
+	pcb_json_arr_end(j);
+	pcb_json_obj_end(j);
+}
+
+static void test_field_table(void **state)
+{
+	(void)state;
+	struct tl_mem a, b;
+	tl_mem_open(&a);
+	tl_mem_open(&b);
+	struct pcb_json *ja = pcb_json_open(a.fp), *jb = pcb_json_open(b.fp);
+	write_by_calls(ja);
+	write_by_table(jb);
+	assert_int_equal(pcb_json_close(ja), 0);
+	assert_int_equal(pcb_json_close(jb), 0);
+	const char *sa = tl_mem_str(&a), *sb = tl_mem_str(&b);
+	tl_assert_json_valid(sb);
+	tl_assert_contains(sb, "\"i\": -1");
+	tl_assert_contains(sb, "\"null\": null");
+	assert_string_equal(sa, sb);
+	tl_mem_close(&a);
+	tl_mem_close(&b);
+}
+
 static void test_validator_itself(void **state)
 {
 	(void)state;
@@ -156,6 +209,7 @@ int main(void)
 		cmocka_unit_test(test_top_level_values),
 		cmocka_unit_test(test_misuse),
 		cmocka_unit_test(test_validator_itself),
+		cmocka_unit_test(test_field_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -297,27 +297,31 @@ static void test_handshake_auth(void **st)
 	assert_non_null(strstr(why, "does not authenticate"));
 }
 
+/* A handshake that must succeed, with key k at both ends (or none): the CONFIG
+ * flags the destination received. */
+static uint32_t hs_reserved(const struct pcb_auth_key *k)
+{
+	struct pcb_config_wire got;
+	struct srv s;
+	char why[256];
+	assert_int_equal(hs(k, k, &s, why, sizeof(why), &got), 0);
+	return got.reserved;
+}
+
 /* A bytes image (a file, an application's database image) is announced in
  * CONFIG, signed with the rest; other bits of the field are never sent. */
 static void test_handshake_bytes_image(void **st)
 {
 	(void)st;
 	struct pcb_auth_key k1;
-	struct pcb_config_wire got;
-	struct srv s;
-	char why[256];
 	key(&k1, 1);
 	cfgw.reserved = PCB_CFG_BYTES_IMAGE;
-	assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), 0);
-	assert_int_equal(got.reserved, PCB_CFG_BYTES_IMAGE);
-	assert_int_equal(hs(&k1, &k1, &s, why, sizeof(why), &got), 0);
-	assert_int_equal(got.reserved, PCB_CFG_BYTES_IMAGE);
+	assert_int_equal(hs_reserved(NULL), PCB_CFG_BYTES_IMAGE);
+	assert_int_equal(hs_reserved(&k1), PCB_CFG_BYTES_IMAGE);
 	cfgw.reserved = PCB_CFG_BYTES_IMAGE | 0x10000;
-	assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), 0);
-	assert_int_equal(got.reserved, PCB_CFG_BYTES_IMAGE);
+	assert_int_equal(hs_reserved(NULL), PCB_CFG_BYTES_IMAGE);
 	cfgw.reserved = 0;
-	assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), 0);
-	assert_int_equal(got.reserved, 0);
+	assert_int_equal(hs_reserved(NULL), 0);
 }
 
 /* The zero-page model crosses the handshake (signed with the rest), so a
@@ -336,10 +340,8 @@ static void test_handshake_zero_model(void **st)
 	unsigned maxes[] = { 0, 1, 64, 1024, 1u << 20 };
 	for (unsigned i = 0; i < sizeof(maxes) / sizeof(maxes[0]); i++) {
 		cfgw.reserved = pcb_cfg_zero_flags(maxes[i]);
-		assert_int_equal(hs(NULL, NULL, &s, why, sizeof(why), &got), 0);
-		assert_int_equal(pcb_cfg_zero_run_max(got.reserved), maxes[i]);
-		assert_int_equal(hs(&k1, &k1, &s, why, sizeof(why), &got), 0);
-		assert_int_equal(pcb_cfg_zero_run_max(got.reserved), maxes[i]);
+		assert_int_equal(pcb_cfg_zero_run_max(hs_reserved(NULL)), maxes[i]);
+		assert_int_equal(pcb_cfg_zero_run_max(hs_reserved(&k1)), maxes[i]);
 	}
 	/* a run order with the model bit clear, or beyond 2^20: refused as impossible */
 	cfgw.reserved = 10u << PCB_CFG_RUN_SHIFT;
@@ -374,6 +376,8 @@ static void test_auth_key_file(void **st)
 struct srcrun {
 	struct pcb_source_state *st;
 	int fd, rc;
+	pthread_t th;          /* serving (src_start) */
+	struct pcb_conn c;     /* the handshaken connection to it */
 };
 
 static void *src_thread(void *a)
@@ -385,8 +389,7 @@ static void *src_thread(void *a)
 
 /* A source serving one end of a socketpair on its own thread, and a
  * connection to it handshaken as channel ch. */
-static void src_start(struct srcrun *r, pthread_t *th, const struct pcb_source_cfg *cfg, struct pcb_conn *c,
-		      uint64_t npages, uint16_t ch)
+static void src_start(struct srcrun *r, const struct pcb_source_cfg *cfg, uint64_t npages, uint16_t ch)
 {
 	int sv[2];
 	struct pcb_config_wire got;
@@ -395,9 +398,9 @@ static void src_start(struct srcrun *r, pthread_t *th, const struct pcb_source_c
 	assert_non_null(r->st);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	r->fd = sv[0];
-	assert_int_equal(pthread_create(th, NULL, src_thread, r), 0);
-	pcb_conn_init(c, sv[1], 0, npages);
-	assert_int_equal(pcb_hs_client(c, ch, 0, NULL, 2000, &got, why, sizeof(why)), 0);
+	assert_int_equal(pthread_create(&r->th, NULL, src_thread, r), 0);
+	pcb_conn_init(&r->c, sv[1], 0, npages);
+	assert_int_equal(pcb_hs_client(&r->c, ch, 0, NULL, 2000, &got, why, sizeof(why)), 0);
 }
 
 /* Handshake as channel 0, send `bad` raw, expect an ERROR frame mentioning
@@ -407,23 +410,22 @@ static void hostile_to_source(const void *bad, size_t len, const char *needle)
 	struct pcb_source_cfg cfg = { .mem_bytes = NP * 4096ull, .seed = 42, .zero_fraction = 0.25,
 				      .handshake_timeout_ms = 2000 };
 	struct srcrun r;
-	pthread_t th;
-	struct pcb_conn c;
-	src_start(&r, &th, &cfg, &c, NP, PCB_CHAN_DEMAND);
-	assert_int_equal(write(c.fd, bad, len), (ssize_t)len);
+	src_start(&r, &cfg, NP, PCB_CHAN_DEMAND);
+	struct pcb_conn *c = &r.c;
+	assert_int_equal(write(c->fd, bad, len), (ssize_t)len);
 	struct pcb_hdr h;
 	const uint8_t *pl;
-	assert_int_equal(pcb_conn_recv(&c, &h, &pl), PCB_RX_FRAME);
+	assert_int_equal(pcb_conn_recv(c, &h, &pl), PCB_RX_FRAME);
 	assert_int_equal(h.type, PCB_MSG_ERROR);
 	char text[PCB_MAX_ERRTEXT + 1];
 	memcpy(text, pl, h.len);
 	text[h.len] = 0;
 	if (!strstr(text, needle))
 		fail_msg("source's ERROR '%s' does not mention '%s'", text, needle);
-	assert_int_equal(pcb_conn_recv(&c, &h, &pl), PCB_RX_EOF);   /* and it hung up */
-	pthread_join(th, NULL);
+	assert_int_equal(pcb_conn_recv(c, &h, &pl), PCB_RX_EOF);   /* and it hung up */
+	pthread_join(r.th, NULL);
 	assert_int_equal(pcb_source_bad_frames(r.st), 1);
-	pcb_conn_free(&c);
+	pcb_conn_free(c);
 	pcb_source_state_free(r.st);
 }
 
@@ -439,26 +441,25 @@ static void test_source_shared_priority(void **st)
 	struct pcb_source_cfg cfg = { .mem_bytes = PAGES * 4096ull, .seed = 42, .zero_fraction = 0,
 				      .handshake_timeout_ms = 2000 };
 	struct srcrun r;
-	pthread_t th;
-	struct pcb_conn c;
-	src_start(&r, &th, &cfg, &c, PAGES, PCB_CHAN_SHARED);
+	src_start(&r, &cfg, PAGES, PCB_CHAN_SHARED);
+	struct pcb_conn *c = &r.c;
 	for (uint64_t id = 0; id < PAGES / BATCH; id++) {
 		struct pcb_range_wire w = { htole64(id * BATCH), htole64(BATCH) };
-		assert_int_equal(pcb_conn_send(&c, PCB_MSG_RANGES, id, &w, sizeof(w)), 0);
+		assert_int_equal(pcb_conn_send(c, PCB_MSG_RANGES, id, &w, sizeof(w)), 0);
 	}
 	usleep(100 * 1000);   /* the source fills the socket and blocks writing */
 	int sndbuf = 0, rcvbuf = 0;
 	socklen_t sl = sizeof(int);
 	getsockopt(r.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
-	getsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &sl);
+	getsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &sl);
 	const uint64_t want = PAGES - 7;   /* in the last batch */
-	assert_int_equal(pcb_conn_send(&c, PCB_MSG_REQ, want, NULL, 0), 0);
+	assert_int_equal(pcb_conn_send(c, PCB_MSG_REQ, want, NULL, 0), 0);
 	uint64_t before = 0, ends = 0, urgent = 0, runs = 0;
 	bool seen = false;
 	while (ends < PAGES / BATCH) {
 		struct pcb_hdr h;
 		const uint8_t *pl;
-		assert_int_equal(pcb_conn_recv(&c, &h, &pl), PCB_RX_FRAME);
+		assert_int_equal(pcb_conn_recv(c, &h, &pl), PCB_RX_FRAME);
 		if (h.flags & PCB_FRAME_URGENT) {
 			assert_int_equal(h.type, PCB_MSG_PAGE);
 			assert_true(h.arg == want);
@@ -487,10 +488,10 @@ static void test_source_shared_priority(void **st)
 	assert_true(runs >= PAGES / 16);
 	print_message("urgent reply after %llu of %u bytes of background data (socket buffers %d + %d)\n",
 		      (unsigned long long)before, PAGES * 4096, sndbuf, rcvbuf);
-	assert_int_equal(pcb_conn_send(&c, PCB_MSG_BYE, 0, NULL, 0), 0);
-	pthread_join(th, NULL);
+	assert_int_equal(pcb_conn_send(c, PCB_MSG_BYE, 0, NULL, 0), 0);
+	pthread_join(r.th, NULL);
 	assert_int_equal(r.rc, 0);
-	pcb_conn_free(&c);
+	pcb_conn_free(c);
 	pcb_source_state_free(r.st);
 }
 
@@ -588,31 +589,22 @@ static void *evil_source(void *a)
 	uint8_t buf[4096 + 64];
 	ssize_t n = read(fds[1], buf, sizeof(buf));
 	(void)n;
-	uint8_t page[PCB_HDR_SIZE + 4096];
+	uint8_t page[PCB_HDR_SIZE + 2 * 4096];
 	memset(page, 0xAA, sizeof(page));
+	size_t len = PCB_HDR_SIZE + 4096;
+	int fd = fds[1];
 	struct pcb_hdr h = hdr(PCB_MSG_PAGE, 4096, NP + 100);
-	if (e->mode == 1)
+	if (e->mode == 1) {
 		h = hdr(PCB_MSG_PAGE, 100, 0);
-	if (e->mode == 3) {   /* a run of two data pages starting at the last page: runs off the region */
-		uint8_t run[PCB_HDR_SIZE + 2 * 4096];
-		memset(run, 0xAA, sizeof(run));
-		h = hdr(PCB_MSG_RUN, 2 * 4096, NP - 1);
-		pcb_hdr_encode(&h, run);
-		n = write(fds[1], run, sizeof(run));
-		sleep(1);
-		close(fds[0]);
-		close(fds[1]);
-		pcb_source_state_free(ss);
-		return NULL;
-	}
-	if (e->mode == 2) {   /* a well-formed page nobody asked for, on the demand channel */
+	} else if (e->mode == 2) {   /* a well-formed page nobody asked for, on the demand channel */
 		h = hdr(PCB_MSG_PAGE, 4096, 3);
-		pcb_hdr_encode(&h, page);
-		n = write(fds[0], page, sizeof(page));
-	} else {
-		pcb_hdr_encode(&h, page);
-		n = write(fds[1], page, sizeof(page));
+		fd = fds[0];
+	} else if (e->mode == 3) {   /* a run of two data pages starting at the last page: runs off the region */
+		h = hdr(PCB_MSG_RUN, 2 * 4096, NP - 1);
+		len = sizeof(page);
 	}
+	pcb_hdr_encode(&h, page);
+	n = write(fd, page, len);
 	sleep(1);
 	close(fds[0]);
 	close(fds[1]);
@@ -658,29 +650,10 @@ static void malicious_source(int mode, int want_code, const char *needle)
 	pcb_pager_destroy(p);
 }
 
-static void test_pager_refuses_page_outside(void **st)
-{
-	(void)st;
-	malicious_source(0, PCB_EXIT_PROTOCOL, "outside the image");
-}
-
-static void test_pager_refuses_short_page(void **st)
-{
-	(void)st;
-	malicious_source(1, PCB_EXIT_PROTOCOL, "length 100");
-}
-
-static void test_pager_refuses_unrequested(void **st)
-{
-	(void)st;
-	malicious_source(2, PCB_EXIT_PROTOCOL, "not requested");
-}
-
-static void test_pager_refuses_run_off_the_end(void **st)
-{
-	(void)st;
-	malicious_source(3, PCB_EXIT_PROTOCOL, "outside the image");
-}
+static void test_pager_refuses_page_outside(void **st) { (void)st; malicious_source(0, PCB_EXIT_PROTOCOL, "outside the image"); }
+static void test_pager_refuses_short_page(void **st) { (void)st; malicious_source(1, PCB_EXIT_PROTOCOL, "length 100"); }
+static void test_pager_refuses_unrequested(void **st) { (void)st; malicious_source(2, PCB_EXIT_PROTOCOL, "not requested"); }
+static void test_pager_refuses_run_off_the_end(void **st) { (void)st; malicious_source(3, PCB_EXIT_PROTOCOL, "outside the image"); }
 
 int main(void)
 {

@@ -21,6 +21,21 @@ static void pack_kinds(uint8_t *packed, const uint8_t *k, unsigned n)
 		assert_int_equal(pcb_kind_at(packed, i), k[i]);
 }
 
+/* pcb_prefetch_json inside an object, into m; checked for syntax. Close m after. */
+static const char *prefetch_json(const struct pcb_prefetch *pf, struct tl_mem *m)
+{
+	tl_mem_open(m);
+	struct pcb_json *j = pcb_json_open(m->fp);
+	assert_non_null(j);
+	pcb_json_obj_begin(j, NULL);
+	pcb_prefetch_json(pf, j, "prefetch");
+	pcb_json_obj_end(j);
+	assert_int_equal(pcb_json_close(j), 0);
+	const char *s = tl_mem_str(m);
+	tl_assert_json_valid(s);
+	return s;
+}
+
 static void test_metrics_definitions(void **st)
 {
 	(void)st;
@@ -65,15 +80,7 @@ static void test_metrics_definitions(void **st)
 	/* the JSON carries the ratios */
 	pcb_prefetch_compute_until(&pf, N, ft, us, kind, 1001);
 	struct tl_mem m;
-	tl_mem_open(&m);
-	struct pcb_json *j = pcb_json_open(m.fp);
-	assert_non_null(j);
-	pcb_json_obj_begin(j, NULL);
-	pcb_prefetch_json(&pf, j, "prefetch");
-	pcb_json_obj_end(j);
-	assert_int_equal(pcb_json_close(j), 0);
-	const char *s = tl_mem_str(&m);
-	tl_assert_json_valid(s);
+	const char *s = prefetch_json(&pf, &m);
 	tl_assert_contains(s, "\"hit_rate\": 0.6,");
 	tl_assert_contains(s, "\"accuracy\": 0.5,");
 	tl_assert_contains(s, "\"guest_end_us\": 1000,");
@@ -152,15 +159,7 @@ static void test_metrics_window(void **st)
 	assert_true(pf2.touched > pf.touched && pf2.hits > pf.hits);   /* the whole-run figures move */
 	/* JSON: the window object with its ratios */
 	struct tl_mem m;
-	tl_mem_open(&m);
-	struct pcb_json *j = pcb_json_open(m.fp);
-	assert_non_null(j);
-	pcb_json_obj_begin(j, NULL);
-	pcb_prefetch_json(&pf, j, "prefetch");
-	pcb_json_obj_end(j);
-	assert_int_equal(pcb_json_close(j), 0);
-	const char *s = tl_mem_str(&m);
-	tl_assert_json_valid(s);
+	const char *s = prefetch_json(&pf, &m);
 	tl_assert_contains(s, "\"during_migration\": {");
 	tl_assert_contains(s, "\"accuracy\": 0.2,");
 	tl_assert_contains(s, "\"window_end_us\": 500,");

@@ -3,22 +3,40 @@
 #include "common/util.h"
 #include <errno.h>
 
-static void size_ok(const char *s, uint64_t want)
+/* One number parser under test: its name for messages, the value it must leave
+ * untouched on error, and the unit its results print with. */
+struct parser {
+	const char *name;
+	int (*parse)(const char *s, uint64_t *out);
+	uint64_t untouched;
+	const char *unit;
+};
+static const struct parser SIZE = { "pcb_parse_size", pcb_parse_size, 12345, "" };
+static const struct parser DUR = { "pcb_parse_duration", pcb_parse_duration, 777, " ns" };
+
+static void parse_ok(const struct parser *p, const char *s, uint64_t want)
 {
-	uint64_t v = 12345;
-	if (pcb_parse_size(s, &v) != 0)
-		fail_msg("pcb_parse_size(\"%s\") failed, want %llu", s, (unsigned long long)want);
+	uint64_t v = p->untouched;
+	if (p->parse(s, &v) != 0)
+		fail_msg("%s(\"%s\") failed, want %llu", p->name, s, (unsigned long long)want);
 	if (v != want)
-		fail_msg("pcb_parse_size(\"%s\") = %llu, want %llu", s, (unsigned long long)v, (unsigned long long)want);
+		fail_msg("%s(\"%s\") = %llu%s, want %llu", p->name, s, (unsigned long long)v, p->unit,
+			 (unsigned long long)want);
 }
 
-static void size_bad(const char *s)
+static void parse_bad(const struct parser *p, const char *s)
 {
-	uint64_t v = 12345;
-	if (pcb_parse_size(s, &v) == 0)
-		fail_msg("pcb_parse_size(\"%s\") accepted (%llu), want an error", s ? s : "NULL", (unsigned long long)v);
-	assert_int_equal(v, 12345);   /* untouched on error */
+	uint64_t v = p->untouched;
+	if (p->parse(s, &v) == 0)
+		fail_msg("%s(\"%s\") accepted (%llu%s), want an error", p->name, s ? s : "NULL",
+			 (unsigned long long)v, p->unit);
+	assert_int_equal(v, p->untouched);   /* untouched on error */
 }
+
+static void size_ok(const char *s, uint64_t want) { parse_ok(&SIZE, s, want); }
+static void size_bad(const char *s) { parse_bad(&SIZE, s); }
+static void dur_ok(const char *s, uint64_t want) { parse_ok(&DUR, s, want); }
+static void dur_bad(const char *s) { parse_bad(&DUR, s); }
 
 static void test_parse_size(void **state)
 {
@@ -66,23 +84,6 @@ static void test_parse_size(void **state)
 	size_bad("0x10");
 	size_bad("1.2.3M");
 	size_bad(".");
-}
-
-static void dur_ok(const char *s, uint64_t want)
-{
-	uint64_t v = 777;
-	if (pcb_parse_duration(s, &v) != 0)
-		fail_msg("pcb_parse_duration(\"%s\") failed, want %llu", s, (unsigned long long)want);
-	if (v != want)
-		fail_msg("pcb_parse_duration(\"%s\") = %llu ns, want %llu", s, (unsigned long long)v, (unsigned long long)want);
-}
-
-static void dur_bad(const char *s)
-{
-	uint64_t v = 777;
-	if (pcb_parse_duration(s, &v) == 0)
-		fail_msg("pcb_parse_duration(\"%s\") accepted (%llu ns), want an error", s ? s : "NULL", (unsigned long long)v);
-	assert_int_equal(v, 777);
 }
 
 static void test_parse_duration(void **state)

@@ -140,6 +140,19 @@ def zero_uniform(path):
     print("floor --zero-model=uniform: %d pcb_zero rows verified" % len(zb))
 
 
+def bulk_variants_subset(path):
+    """`pcbench floor --bulk-variants=install:copy,transport`: exactly those two rows, each with a
+    throughput, no bulk verdict for a subset, and the config echoes the list."""
+    d = json.load(open(path)); r = d["results"]
+    rows = sorted({(b["variant"], b["install"]) for b in r["bulk"]})
+    errs = []
+    if rows != [("install", "copy"), ("transport", "-")]: errs.append("rows %s" % rows)
+    if any(b["gb_per_s"] <= 0 for b in r["bulk"]): errs.append("a row without throughput")
+    if "bulk_target_met" in r or "bulk_summary" in r: errs.append("a subset judged")
+    if d["config"]["bulk_variants"] != "install:copy,transport": errs.append("config %s" % d["config"]["bulk_variants"])
+    if errs: print("; ".join(errs)); sys.exit(1)
+
+
 def vcpus_progress(path, tag):
     """A 64 MiB migration with 8 vCPUs: exit 0, 16384 pages verified, none corrupt or missing, and
     every one of the 8 vCPUs did at least one operation."""
