@@ -55,6 +55,15 @@ static __always_inline struct pg_page *page_get(__u64 page)
 	return bpf_map_lookup_elem(&pages, &page);
 }
 
+/* A page's next step at `now`: the first time, when `measure` and the step before was
+ * seen (prev_ns), its latency since that step goes into histogram `hist`. */
+static __always_inline void stamp(__u64 *ns, __u64 now, __u64 prev_ns, bool measure, __u32 hist)
+{
+	if (measure && prev_ns && !*ns)
+		hist_add(hist, now - prev_ns);
+	*ns = now;
+}
+
 SEC("usdt")
 int BPF_USDT(pg_fault, __u64 addr, __u32 tid, __u64 page)
 {
@@ -77,9 +86,7 @@ int BPF_USDT(pg_request, __u64 page, __u32 channel, __u32 npages)
 		count_n(PG_C_REQ_PAGES + channel, npages);
 	if (!p)
 		return 0;
-	if (channel == 0 && p->fault_ns && !p->request_ns)
-		hist_add(PG_H_QUEUE, now - p->fault_ns);
-	p->request_ns = now;
+	stamp(&p->request_ns, now, p->fault_ns, channel == 0, PG_H_QUEUE);
 	p->channel = channel;
 	return 0;
 }
@@ -95,9 +102,7 @@ int BPF_USDT(pg_received, __u64 page, __u32 channel, __u32 zero)
 		count_n(PG_C_RECV_ZERO, 1);
 	if (!p)
 		return 0;
-	if (p->request_ns && !p->received_ns && channel < PG_NCHAN)
-		hist_add(PG_H_RTT + channel, now - p->request_ns);
-	p->received_ns = now;
+	stamp(&p->received_ns, now, p->request_ns, channel < PG_NCHAN, PG_H_RTT + channel);
 	return 0;
 }
 
