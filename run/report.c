@@ -310,6 +310,7 @@ static void json_transport(struct run *r, struct pcb_json *j)
 	if (!r->net.remote) {   /* how the forked source held the image (--source-image, docs/metrics.md) */
 		pcb_json_str(j, "source_image", pcb_source_image_name(r->source_image.mode));
 		pcb_json_u64(j, "source_image_build_ns", r->source_image.build_ns);
+		pcb_json_u64(j, "source_image_build_cpu_ns", r->source_image.cpu_ns);
 		pcb_json_str(j, "source_image_reason", r->source_image.reason ? r->source_image.reason : "");
 	}
 	pcb_json_bool(j, "authenticated", r->net.key.len > 0 && !r->net.key.handshake_only);

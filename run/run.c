@@ -72,7 +72,7 @@ static void measure_cpu(struct run *r)
 	struct pcb_cpu_report *c = &r->cpu;
 	struct rusage ru;
 	c->process_ns = getrusage(RUSAGE_SELF, &ru) == 0 ? run_rusage_ns(&ru) - r->baseline_cpu_ns : -1;
-	c->main_ns = (int64_t)pcb_thread_cpu_ns();
+	c->main_ns = (int64_t)(pcb_thread_cpu_ns() - r->source_image.cpu_ns);   /* less the source's image (built here) */
 	c->vcpus_ns = (int64_t)run_vcpu_sums(r).cpu_ns;
 	c->demand_ns = c->background_ns = c->installer_ns = c->pager_process_ns = -1;
 	if (r->pager) {

@@ -79,7 +79,7 @@ int pcb_source_image_prepare(struct pcb_source_cfg *cfg, struct pcb_source_image
 		si->reason = "auto: the image and the destination's copy exceed half of the available memory";
 		return 0;
 	}
-	uint64_t t0 = pcb_now_ns(), npages = cfg->mem_bytes >> PCB_PAGE_SHIFT;
+	uint64_t t0 = pcb_now_ns(), c0 = pcb_thread_cpu_ns(), npages = cfg->mem_bytes >> PCB_PAGE_SHIFT;
 	void *m = mmap(NULL, cfg->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return -errno;
@@ -93,6 +93,7 @@ int pcb_source_image_prepare(struct pcb_source_cfg *cfg, struct pcb_source_image
 	si->len = cfg->mem_bytes;
 	si->mode = PCB_SRC_IMAGE_MEMORY;
 	si->build_ns = pcb_now_ns() - t0;
+	si->cpu_ns = pcb_thread_cpu_ns() - c0;
 	si->reason = cfg->image_mode == PCB_SRC_IMAGE_MEMORY ? "--source-image=memory"
 							     : "auto: the image and the destination's copy fit in half of the available memory";
 	cfg->mem = si->mem;

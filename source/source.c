@@ -303,6 +303,7 @@ int pcb_source_fork(const struct pcb_source_cfg *cfg0, int listen_fd, int cpu)
 {
 	struct pcb_source_cfg c = *cfg0, *cfg = &c;
 	struct pcb_source_image si;
+	uint64_t c0 = pcb_thread_cpu_ns();
 	int e = pcb_source_image_prepare(cfg, &si);   /* in the parent: done before anyone connects */
 	if (e < 0) {
 		close(listen_fd);
@@ -328,9 +329,12 @@ int pcb_source_fork(const struct pcb_source_cfg *cfg0, int listen_fd, int cpu)
 	}
 	e = errno;
 	close(listen_fd);
+	bool built = si.mem != NULL;
 	pcb_source_image_release(&si);   /* the child holds its own mapping */
-	if (cfg0->image_report)
+	if (cfg0->image_report) {
 		cfg0->image_report->mem = NULL;
+		cfg0->image_report->cpu_ns = built ? pcb_thread_cpu_ns() - c0 : 0;   /* the parent's cost of the image */
+	}
 	errno = e;
 	return pid;
 }

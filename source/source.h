@@ -24,6 +24,7 @@ enum pcb_source_image_mode {
 struct pcb_source_image {
 	enum pcb_source_image_mode mode;   /* MEMORY or GENERATE */
 	uint64_t build_ns;                 /* MEMORY: time to build it (before the destination connects) */
+	uint64_t cpu_ns;                   /* MEMORY: the caller's CPU time for it (pcb_source_fork: build, fork, unmap) */
 	uint64_t avail_bytes;              /* what auto compared with (0: not read) */
 	const char *reason;
 	uint8_t *mem;

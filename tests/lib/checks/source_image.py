@@ -24,6 +24,8 @@ def same(mem, gen, auto):
     dm, dg, da = verified(mem), verified(gen), verified(auto)
     tm, tg, ta = (d["results"]["transport"] for d in (dm, dg, da))
     assert tm["source_image"] == "memory" and tm["source_image_build_ns"] > 0, tm
+    assert 0 < tm["source_image_build_cpu_ns"] < 2 * tm["source_image_build_ns"] + 50e6, tm   # one thread built it
+    assert tg["source_image_build_cpu_ns"] == 0, tg
     assert tg["source_image"] == "generate" and tg["source_image_build_ns"] == 0, tg
     assert ta["source_image"] == "memory" and ta["source_image_reason"].startswith("auto"), ta
     assert dm["config"]["source-image"] == "memory" and dg["config"]["source-image"] == "generate"
