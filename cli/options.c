@@ -6,6 +6,7 @@
 #include "policies/policy.h"
 #include "workloads/workload.h"
 #include "wire/proto.h"
+#include "source/source.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,8 @@ static const struct pcb_choice ch_policy_end[] = {
 static const struct pcb_choice ch_inflight[] = { { "wait", PCB_INFLIGHT_WAIT }, { "resend", PCB_INFLIGHT_RESEND }, { NULL, 0 } };
 static const struct pcb_choice ch_replies[] = { { "auto", PCB_REPLIES_AUTO }, { "inline", PCB_REPLIES_INLINE },
 						 { "thread", PCB_REPLIES_THREAD }, { NULL, 0 } };
+static const struct pcb_choice ch_source_image[] = { { "auto", PCB_SRC_IMAGE_AUTO }, { "memory", PCB_SRC_IMAGE_MEMORY },
+						      { "generate", PCB_SRC_IMAGE_GENERATE }, { NULL, 0 } };
 static const struct pcb_choice ch_final[] = { { "drop", PCB_PRECOPY_DROP }, { "resend", PCB_PRECOPY_RESEND }, { NULL, 0 } };
 
 /* Entries list their fields in order: name, type, offset, size, default, min, max, help, choices, scope, category,
@@ -159,6 +162,12 @@ const struct pcb_option pcb_options[] = {
 	{ "precopy-final", PCB_OPT_CHOICE, OFF(precopy_final), 0, "drop", 0, 0,
 	  "pages written since their last pre-copy at switch-over: drop (post-copy fetches them) or resend (stop-and-copy, vCPUs stopped)",
 	  ch_final, PCB_CMD_RUN, "pager" },
+	{ "source-image", PCB_OPT_CHOICE, OFF(source_image), 0, "auto", 0, 0,
+	  "how the source holds the seed's image: memory (built once before the destination connects, pages copied "
+	  "from it as a real source reads guest RAM), generate (each page generated from the seed as it is sent: "
+	  "no memory, the generation costs the source's CPU), auto = memory when it and the destination's copy fit "
+	  "in half of MemAvailable; the JSON records the choice and the build time (docs/metrics.md)",
+	  ch_source_image, PCB_CMD_RUN | SRC | FLOOR, "network" },
 	{ "image", PCB_OPT_STR, OFF(image), SZ(image), "", 0, 0,
 	  "serve this raw memory image file (a process dump from `pcbench image dump`, a VM snapshot's memory file) "
 	  "instead of the generated image: --mem is its size; pages are verified by the bytes they arrived with "

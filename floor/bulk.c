@@ -53,6 +53,8 @@ static const struct bulk_var bulk_vars[] = {
 	{ B_PCB_ZERO, "pcb_zero", "continue", PCB_MAX_RUN_PAGES },
 	/* the same pull with a key on both ends: every frame authenticated (docs/security.md) */
 	{ B_PCB_MAC, "pcb_mac", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_MAC, "pcb_mac", "continue", PCB_MAX_RUN_PAGES },
+	/* the same pull with the source generating each page as it sends it (--source-image=generate) */
+	{ B_PCB_GEN, "pcb_gen", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_GEN, "pcb_gen", "continue", PCB_MAX_RUN_PAGES },
 };
 #define NBULK_VARS (unsigned)(sizeof(bulk_vars) / sizeof(bulk_vars[0]))
 _Static_assert(sizeof(bulk_vars) / sizeof(bulk_vars[0]) <= MAX_BULK / 2, "rows[] and g[][] hold every variant at two placements");
@@ -79,7 +81,7 @@ int floor_bulk_select(struct floor_cfg *fc, const char *list)
 			}
 		if (!any || len >= sizeof(tok)) {
 			pcb_err("floor: invalid value for --bulk-variants: '%.*s' in '%s' (want all, or VARIANT[:INSTALL] with VARIANT "
-				"transport, source_gen, install, bare_copy, bare_pipe, pcbench, pcb_proc, pcb_zero or pcb_mac and "
+				"transport, source_gen, install, bare_copy, bare_pipe, pcbench, pcb_proc, pcb_zero, pcb_mac or pcb_gen and "
 				"INSTALL copy, move or continue)", (int)(len < 64 ? len : 64), s, list);
 			return -1;
 		}
@@ -129,9 +131,10 @@ static int bulk_pcbench_row(struct floor_run *F, unsigned p, unsigned k, unsigne
 		snprintf(why, whylen, "no random key for the pcb_mac rows: %s", strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
-	struct floor_cfg fc_mac = F->fc;
+	struct floor_cfg fc_mac = F->fc, fc_gen = F->fc;
 	fc_mac.key = &mac_key;
-	const struct floor_cfg *fc = bv->kind == B_PCB_MAC ? &fc_mac : &F->fc;
+	fc_gen.source_image = PCB_SRC_IMAGE_GENERATE;
+	const struct floor_cfg *fc = bv->kind == B_PCB_MAC ? &fc_mac : bv->kind == B_PCB_GEN ? &fc_gen : &F->fc;
 	struct bulk_row *row = &F->rows[p * NBULK_VARS + k];
 	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
 	int rcpu = 0, scpu = p ? 1 : 0;
@@ -162,7 +165,7 @@ static void bulk_summarise(struct floor_run *F)
 	unsigned reps = F->fc.bulk_reps;
 	for (unsigned p = 0; p < F->nplace; p++)
 		for (unsigned rep = 0; rep < reps; rep++) {
-			double t = 0, fl = 0, best = 0;
+			double t = 0, fl = 0, best = 0, gen = 0;
 			for (unsigned k = 0; k < NBULK_VARS; k++) {
 				double x = F->g[p][k][rep];
 				if (bulk_vars[k].kind == B_TRANSPORT)
@@ -171,7 +174,10 @@ static void bulk_summarise(struct floor_run *F)
 					fl = x;
 				if (bulk_vars[k].kind == B_PCB && x > best)
 					best = x;
+				if (bulk_vars[k].kind == B_PCB_GEN && x > gen)
+					gen = x;
 			}
+			F->bpg[p][rep] = gen > 0 ? best / gen : 0;
 			F->bpt[p][rep] = t > 0 ? best / t : 0;
 			F->bpf[p][rep] = fl > 0 ? best / fl : 0;
 		}
@@ -204,7 +210,7 @@ int floor_measure_bulk(struct floor_run *F, char *why, size_t whylen)
 				int kind = bulk_vars[k].kind;
 				if (!fc->bulk_sel[k])
 					continue;
-				int rc = kind == B_PCB || kind == B_PCB_PROC || kind == B_PCB_ZERO || kind == B_PCB_MAC
+				int rc = kind == B_PCB || kind == B_PCB_PROC || kind == B_PCB_ZERO || kind == B_PCB_MAC || kind == B_PCB_GEN
 						 ? bulk_pcbench_row(F, p, k, rep, why, whylen)
 						 : bulk_bare_row(F, p, k, rep, why, whylen);
 				if (rc)
@@ -239,6 +245,7 @@ static void bulk_sum_of(struct floor_run *F, unsigned p)
 						     : (m->floor < m->srcgen ? m->floor : m->srcgen);
 	m->paired_t = floor_median(F->bpt[p], F->fc.bulk_reps, &m->paired_t_min, &m->paired_t_max);
 	m->paired_f = floor_median(F->bpf[p], F->fc.bulk_reps, &m->paired_f_min, &m->paired_f_max);
+	m->paired_g = floor_median(F->bpg[p], F->fc.bulk_reps, &m->paired_g_min, &m->paired_g_max);
 }
 
 static void print_bulk_table(struct floor_run *F)
@@ -287,8 +294,10 @@ void floor_print_bulk(struct floor_run *F)
 		       "floor measured %.3f (%s) = %.3f of the transport\n", pn, m->transport, m->install_copy,
 		       m->serial_model, m->floor, m->floor_row ? m->floor_row->name : "-",
 		       m->transport > 0 ? m->floor / m->transport : 0);
-		printf("  %-6s pcbench's source generates pages at %.3f GB/s; floor with that generation %s %.3f\n",
-		       pn, m->srcgen, p == 0 ? "on the same CPU (1/(1/floor+1/G))" : "beside it (min)", m->floor_gen);
+		printf("  %-6s pcbench's source generates pages at %.3f GB/s; floor with that generation %s %.3f "
+		       "(the pcbench rows' source: --source-image=%s)\n", pn, m->srcgen,
+		       p == 0 ? "on the same CPU (1/(1/floor+1/G))" : "beside it (min)", m->floor_gen,
+		       floor_src_image.reason ? pcb_source_image_name(floor_src_image.mode) : "-");
 		printf("  %-6s best pcbench pull %.3f GB/s (--install=%s --install-batch=%u): %.3f of the transport "
 		       "(target >= 0.9), %.3f of the floor, %.3f of the floor with generation; --pager=process best %.3f = "
 		       "%.3f of threads\n",
@@ -298,6 +307,10 @@ void floor_print_bulk(struct floor_run *F)
 		printf("  %-6s paired by repetition (median [min-max] of %u): best pcbench / transport %.3f [%.3f-%.3f] "
 		       "(target >= 0.9), / floor %.3f [%.3f-%.3f]\n", pn, F->fc.bulk_reps, m->paired_t,
 		       m->paired_t_min, m->paired_t_max, m->paired_f, m->paired_f_min, m->paired_f_max);
+		printf("  %-6s paired by repetition: best pcbench (source image --source-image=%s) / best pcb_gen (source "
+		       "generating each page) %.3f [%.3f-%.3f]\n", pn,
+		       floor_src_image.reason ? pcb_source_image_name(floor_src_image.mode) : "-", m->paired_g, m->paired_g_min,
+		       m->paired_g_max);
 		F->met_bulk = F->met_bulk && m->paired_t >= 0.9;
 		F->met_bulk_floor = F->met_bulk_floor && m->paired_f >= 0.9;
 		F->met_zero = zero_print(F->zr[p], F->nzr[p], pn, floor_zero_model(&F->fc)) && F->met_zero;
@@ -355,6 +368,7 @@ static void json_bulk_summary(const struct floor_run *F, struct pcb_json *j)
 		pcb_json_dbl(j, "best_process_gb_per_s", m->best_proc);
 		floor_json_spread(j, "paired_best_over_transport", "median", m->paired_t, m->paired_t_min, m->paired_t_max);
 		floor_json_spread(j, "paired_best_over_floor", "median", m->paired_f, m->paired_f_min, m->paired_f_max);
+		floor_json_spread(j, "paired_best_over_pcb_gen", "median", m->paired_g, m->paired_g_min, m->paired_g_max);
 		pcb_json_obj_end(j);
 	}
 	pcb_json_arr_end(j);

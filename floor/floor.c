@@ -98,7 +98,7 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 				  .batch = o->floor.batch, .window = o->floor.window,
 				  .bulk_reps = o->floor.bulk_reps, .link_rtt_ns = o->floor.link_rtt_ns,
 				  .no_bulk = o->floor.no_bulk, .no_demand = o->floor.no_demand, .no_link = o->floor.no_link,
-				  .no_kvm = o->floor.no_kvm,
+				  .no_kvm = o->floor.no_kvm, .source_image = o->source_image,
 				  .kvm = { .mem_per_vcpu = o->floor.kvm_mem & ~(uint64_t)(PCB_PAGE_SIZE - 1), .reps = o->floor.kvm_reps,
 					   .seed = o->seed } };
 	snprintf(fc->json, sizeof(fc->json), "%s", o->json);
@@ -180,6 +180,9 @@ static void json_config(const struct floor_run *F, struct pcb_json *j)
 	pcb_json_u64(j, "seed", fc->seed);
 	pcb_json_str(j, "zero_model", floor_zero_model(fc));
 	pcb_json_u64(j, "zero_run_max", fc->zero_run_max);
+	pcb_json_str(j, "source_image", pcb_source_image_name((enum pcb_source_image_mode)fc->source_image));
+	pcb_json_str(j, "source_image_used", floor_src_image.reason ? pcb_source_image_name(floor_src_image.mode) : "");
+	pcb_json_u64(j, "source_image_build_ns_max", floor_src_image.build_ns);
 	pcb_json_bool(j, "demand", !fc->no_demand);
 	pcb_json_bool(j, "bulk", !fc->no_bulk);
 	pcb_json_str(j, "bulk_variants", fc->bulk_variants);

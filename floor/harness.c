@@ -112,6 +112,8 @@ void floor_unpin_self(void)
 
 /* ---- pcbench's pager for the same faults -------------------------------------------- */
 
+struct pcb_source_image floor_src_image;
+
 static pid_t fork_source(const struct pcb_source_cfg *sc, int cpu, uint16_t *port, char *why, size_t whylen)
 {
 	int lfd = pcb_listen_tcp("127.0.0.1", 0, port);
@@ -157,10 +159,18 @@ int floor_start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc, 
 		snprintf(why, whylen, "out of memory for the image's zero-page map");
 		return PCB_EXIT_OSERR;
 	}
+	struct pcb_source_image si;
 	struct pcb_source_cfg sc = { .mem_bytes = npages << PCB_PAGE_SHIFT, .seed = fc->seed, .zero_fraction = zero,
-				     .zero_run_max = zrun, .sessions = 1, .key = fc->key, .handshake_timeout_ms = 10000 };
+				     .zero_run_max = zrun, .sessions = 1, .key = fc->key, .handshake_timeout_ms = 10000,
+				     .image_mode = fc->source_image, .image_report = &si };
 	uint16_t port;
 	*src = fork_source(&sc, source_cpu, &port, why, whylen);
+	/* the rows that force generate (pcb_gen) do not speak for the option's choice */
+	if (*src >= 0 && (fc->source_image != PCB_SRC_IMAGE_GENERATE || !floor_src_image.reason)) {
+		uint64_t longest = floor_src_image.build_ns > si.build_ns ? floor_src_image.build_ns : si.build_ns;
+		floor_src_image = si;
+		floor_src_image.build_ns = longest;
+	}
 	if (*src < 0) {
 		pcb_image_free_bytes(im);
 		return PCB_EXIT_OSERR;

@@ -46,6 +46,7 @@ struct floor_cfg {
 	unsigned zero_run_max;   /* --zero-model of the pcb_zero rows: 0 uniform, else runs up to this long */
 	unsigned batch, window;
 	unsigned bulk_reps;
+	int source_image;        /* --source-image of pcbench's source (enum pcb_source_image_mode) */
 	char json[4096];
 	bool no_bulk, no_demand;
 	/* --bulk-variants: the bulk rows measured (bulk_vars order); all_bulk when every one is */
@@ -109,6 +110,8 @@ struct pcb_result {
 	struct pcb_pager_stats st;
 };
 
+/* How pcbench's sources held the image: the last one's choice (not a pcb_gen row's), the longest build (JSON). */
+extern struct pcb_source_image floor_src_image;
 int floor_wait_complete(struct pcb_pager *p, pid_t src, char *why, size_t whylen);
 int floor_start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc, uint64_t npages, double zero,
 			  int source_cpu, struct pcb_image *im, pid_t *src, struct pcb_pager **p, char *why, size_t whylen);
@@ -168,7 +171,8 @@ void floor_link_json(struct pcb_json *j, const struct floor_cfg *fc, const struc
 
 /* bulk rows: the transport alone; installs alone (no network); the bare
  * receiver installing serially and pipelined; pcbench (threads, process) */
-enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC };
+/* B_PCB_GEN: pcbench's pull with the source generating each page (--source-image=generate), paired with B_PCB */
+enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC, B_PCB_GEN };
 struct bulk_var {
 	int kind;
 	const char *name;
@@ -188,7 +192,7 @@ struct bulk_row {
 	double gmin, gmax;          /* over the repetitions */
 };
 
-#define MAX_BULK 40
+#define MAX_BULK 44
 #define FLOOR_ZERO_FRACTION 0.25   /* pcb_zero rows: pcbench's default image (--zero-pages) */
 
 /* Zero pages: each pcb_zero row (the default image, FLOOR_ZERO_FRACTION zero
@@ -207,6 +211,7 @@ struct spread {
 struct bulk_sum {
 	double transport, install_copy, serial_model, floor, best, best_proc, best_proc_ratio, srcgen, floor_gen;
 	double paired_t, paired_t_min, paired_t_max, paired_f, paired_f_min, paired_f_max;
+	double paired_g, paired_g_min, paired_g_max;   /* best pcbench / best pcb_gen (0: no pcb_gen row) */
 	const struct bulk_row *best_row, *floor_row;
 };
 
@@ -228,6 +233,7 @@ struct floor_run {
 	unsigned nrows;
 	double g[2][MAX_BULK / 2][16];   /* GB/s per placement, row and repetition */
 	double bpt[2][16], bpf[2][16];   /* per repetition: best pcbench / transport, / floor */
+	double bpg[2][16];               /* per repetition: best pcbench / best pcb_gen */
 	struct zero_ratio zr[2][4];
 	unsigned nzr[2];
 	struct bulk_sum bs[2];

@@ -13,6 +13,7 @@
 #include "common/pin.h"
 #include "common/sysinfo.h"
 #include "pager/pager.h"
+#include "source/source.h"
 #include "trace/trace.h"
 #include "workloads/workload.h"
 #include <stdint.h>
@@ -66,6 +67,7 @@ struct run {
 	size_t img_len;
 	bool img_file;
 	uint64_t img_build_ns;
+	struct pcb_source_image source_image;   /* the forked source's image: memory or generated, build time */
 	struct pcb_app_report app;
 	bool app_checked;
 };

@@ -307,6 +307,11 @@ static void json_transport(struct run *r, struct pcb_json *j)
 	pcb_json_str(j, "address", r->net.remote ? r->net.host : cfg->host);
 	pcb_json_u64(j, "port", r->port);
 	pcb_json_bool(j, "source_forked", !r->net.remote);
+	if (!r->net.remote) {   /* how the forked source held the image (--source-image, docs/metrics.md) */
+		pcb_json_str(j, "source_image", pcb_source_image_name(r->source_image.mode));
+		pcb_json_u64(j, "source_image_build_ns", r->source_image.build_ns);
+		pcb_json_str(j, "source_image_reason", r->source_image.reason ? r->source_image.reason : "");
+	}
 	pcb_json_bool(j, "authenticated", r->net.key.len > 0 && !r->net.key.handshake_only);
 	pcb_json_bool(j, "per_run_secret", r->net.key.handshake_only);
 	pcb_json_obj_end(j);

@@ -50,6 +50,7 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
 		.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
 		.push_local_files = true,   /* the destination is this run */
+		.image_mode = cfg->source_image, .image_report = &r->source_image,
 	};
 	pid_t pid = pcb_source_fork(&sc, lfd, r->pin.cpu[PCB_PIN_SOURCE]);
 	if (pid < 0) {

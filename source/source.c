@@ -260,11 +260,22 @@ static void print_summary(const struct pcb_source_state *st)
 	fflush(stdout);
 }
 
-int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
+int pcb_source_serve(const struct pcb_source_cfg *cfg0, int lfd)
 {
-	struct pcb_source_state *st = pcb_source_state_new(cfg);
-	if (!st)
+	struct pcb_source_cfg c = *cfg0, *cfg = &c;
+	struct pcb_source_image si;
+	int e = pcb_source_image_prepare(cfg, &si);
+	if (e < 0) {
+		pcb_err("source: cannot build the image in memory: %s", strerror(-e));
 		return PCB_EXIT_OSERR;
+	}
+	if (si.mem)
+		pcb_log("source: image built in memory in %.3f s", (double)si.build_ns / 1e9);
+	struct pcb_source_state *st = pcb_source_state_new(cfg);
+	if (!st) {
+		pcb_source_image_release(&si);
+		return PCB_EXIT_OSERR;
+	}
 	pcb_verbose = cfg->verbose;
 	int rc = 0;
 	/* a migration is over when its demand channel said BYE (after verification) */
@@ -281,13 +292,26 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int lfd)
 	 * stranger sends is counted and logged but does not decide the exit status */
 	if (!rc)
 		rc = st->bad_frames && cfg->key && cfg->key->len ? PCB_EXIT_PROTOCOL : PCB_EXIT_OK;
-	if (end_conns(st))
+	if (end_conns(st)) {
 		pcb_source_state_free(st);   /* else a thread is stuck: leave the state to the process exit */
+		pcb_source_image_release(&si);
+	}
 	return rc;
 }
 
-int pcb_source_fork(const struct pcb_source_cfg *cfg, int listen_fd, int cpu)
+int pcb_source_fork(const struct pcb_source_cfg *cfg0, int listen_fd, int cpu)
 {
+	struct pcb_source_cfg c = *cfg0, *cfg = &c;
+	struct pcb_source_image si;
+	int e = pcb_source_image_prepare(cfg, &si);   /* in the parent: done before anyone connects */
+	if (e < 0) {
+		close(listen_fd);
+		errno = -e;
+		return -1;
+	}
+	cfg->image_mode = si.mode;   /* the child does not decide again */
+	if (cfg0->image_report)
+		*cfg0->image_report = si;
 	fflush(NULL);
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -302,8 +326,11 @@ int pcb_source_fork(const struct pcb_source_cfg *cfg, int listen_fd, int cpu)
 			pcb_pin_self(cpu);
 		_exit(pcb_source_serve(cfg, listen_fd));   /* the forked child ends here */
 	}
-	int e = errno;
+	e = errno;
 	close(listen_fd);
+	pcb_source_image_release(&si);   /* the child holds its own mapping */
+	if (cfg0->image_report)
+		cfg0->image_report->mem = NULL;
 	errno = e;
 	return pid;
 }

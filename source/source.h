@@ -14,6 +14,22 @@
 
 struct pcb_auth_key;
 
+/* How the source holds the seed's image (--source-image, source/image.c). */
+enum pcb_source_image_mode {
+	PCB_SRC_IMAGE_AUTO,       /* memory when it and the destination's copy fit in half of MemAvailable */
+	PCB_SRC_IMAGE_MEMORY,     /* built once in memory before serving; pages copied from it */
+	PCB_SRC_IMAGE_GENERATE,   /* each page generated from the seed as it is sent */
+};
+/* What was chosen, for the JSON. */
+struct pcb_source_image {
+	enum pcb_source_image_mode mode;   /* MEMORY or GENERATE */
+	uint64_t build_ns;                 /* MEMORY: time to build it (before the destination connects) */
+	uint64_t avail_bytes;              /* what auto compared with (0: not read) */
+	const char *reason;
+	uint8_t *mem;
+	uint64_t len;
+};
+
 struct pcb_source_cfg {
 	uint64_t mem_bytes;
 	uint64_t seed;
@@ -39,12 +55,21 @@ struct pcb_source_cfg {
 	 * network source (`pcbench source`) runs built-in policies only, or a
 	 * peer could make it load or read any file. */
 	bool push_local_files;
+	enum pcb_source_image_mode image_mode;   /* --source-image (the seed's image only; mem != NULL ignores it) */
+	struct pcb_source_image *image_report;   /* NULL, or filled by pcb_source_fork with the choice made */
 };
 
-/* Serve on an already listening socket.  Returns an exit code. */
+/* Decide how the image is held (cfg->image_mode) and, for memory, build it
+ * and point cfg->mem at it.  0 or -errno. */
+int pcb_source_image_prepare(struct pcb_source_cfg *cfg, struct pcb_source_image *si);
+void pcb_source_image_release(struct pcb_source_image *si);
+const char *pcb_source_image_name(enum pcb_source_image_mode m);
+
+/* Serve on an already listening socket (the image prepared first).  Returns an exit code. */
 int pcb_source_serve(const struct pcb_source_cfg *cfg, int listen_fd);
 /* A child process (named pcbench-source, killed with its parent, pinned to cpu if
- * >= 0) that serves cfg on listen_fd and exits with pcb_source_serve's code; the
+ * >= 0) that serves cfg on listen_fd (an in-memory image built before the
+ * fork, so before the destination connects: cfg->image_report) and exits with pcb_source_serve's code; the
  * parent's listen_fd is closed.  The child's pid, or -1 with errno (fork). */
 int pcb_source_fork(const struct pcb_source_cfg *cfg, int listen_fd, int cpu);
 

@@ -99,12 +99,16 @@ def report(path, ncpu):
         if abs(sm["best_over_floor"] - sm["best_pcbench_gb_per_s"] / sm["floor_gb_per_s"]) > 1e-6: errs.append("%s: best/floor" % sm["placement"])
         if not (sm["paired_best_over_transport_min"] <= sm["paired_best_over_transport_median"] <= sm["paired_best_over_transport_max"]): errs.append("%s: paired bulk ratio order" % sm["placement"])
         if not (0 < sm["paired_best_over_floor_min"] <= sm["paired_best_over_floor_median"] <= sm["paired_best_over_floor_max"]): errs.append("%s: paired floor ratio order" % sm["placement"])
+        if not (0 < sm["paired_best_over_pcb_gen_min"] <= sm["paired_best_over_pcb_gen_median"] <= sm["paired_best_over_pcb_gen_max"]): errs.append("%s: paired pcb_gen ratio order" % sm["placement"])
         if abs(sm["best_process_gb_per_s"] - g("pcb_proc")) > 1e-6 * max(sm["best_process_gb_per_s"], 1e-9): errs.append("%s: best process" % sm["placement"])
     # zero pages: a pcb_zero row per install path and placement, paired with the zero-free pull
     zr = r["zero_pages_paired_ratio"]
     if len(zr) != 3 * len(dem) or sorted(set(z["install"] for z in zr)) != ["continue", "copy", "move"]: errs.append("zero ratios %s" % zr)
     if any(not (0 < z["min"] <= z["median"] <= z["max"]) for z in zr): errs.append("zero ratio order")
     if len([b for b in bulk if b["variant"] == "pcb_zero"]) != 3 * len(dem): errs.append("pcb_zero rows")
+    # the source's image: held in memory for the pcbench rows (auto, a small image), generated for pcb_gen
+    if len([b for b in bulk if b["variant"] == "pcb_gen"]) != 2 * len(dem): errs.append("pcb_gen rows")
+    if d["config"]["source_image"] != "auto" or d["config"]["source_image_build_ns_max"] <= 0: errs.append("source image %s" % d["config"])
     # the image of the pcb_zero rows: --zero-model's default, as for `pcbench run`
     if d["config"]["zero_model"] != "runs" or d["config"]["zero_run_max"] != 1024 or any(z["zero_model"] != "runs" for z in zr): errs.append("zero model %s" % d["config"])
     # KVM demand paging rows: both rates measured, the ratio is theirs

@@ -1,0 +1,83 @@
+/* source/image.c: the source's in-memory image has the generator's contents
+ * and digests, page for page, in both zero-page models; generate builds nothing. */
+#include "tests/lib/testlib.h"
+#include "source/source.h"
+#include "common/image.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define NP 4096u   /* 16 MiB */
+
+static void check_model(unsigned zero_run_max)
+{
+	struct pcb_source_cfg cfg = { .mem_bytes = NP * 4096ull, .seed = 11, .zero_fraction = 0.25,
+				      .zero_run_max = zero_run_max, .image_mode = PCB_SRC_IMAGE_MEMORY };
+	struct pcb_source_image si;
+	assert_int_equal(pcb_source_image_prepare(&cfg, &si), 0);
+	assert_int_equal(si.mode, PCB_SRC_IMAGE_MEMORY);
+	assert_non_null(si.mem);
+	assert_ptr_equal(cfg.mem, si.mem);
+	struct pcb_image im;
+	pcb_image_init(&im, 11, NP, 0.25);
+	if (zero_run_max)
+		assert_int_equal(pcb_image_zero_runs(&im, zero_run_max), 0);
+	uint64_t want[PCB_PAGE_WORDS], zeros = 0;
+	for (uint64_t pg = 0; pg < NP; pg++) {
+		const uint8_t *got = si.mem + (pg << PCB_PAGE_SHIFT);
+		pcb_image_fill(&im, pg, want);
+		if (memcmp(got, want, PCB_PAGE_SIZE))
+			fail_msg("model %u page %llu differs from the generator's", zero_run_max, (unsigned long long)pg);
+		tl_assert_u64_eq(pcb_page_digest(got), pcb_image_digest(&im, pg));
+		assert_int_equal(pcb_page_is_zero(got), pcb_image_is_zero(&im, pg));
+		zeros += pcb_image_is_zero(&im, pg);
+	}
+	assert_true(zeros > NP / 8 && zeros < NP / 2);   /* both models: a quarter of the pages */
+	pcb_image_free_bytes(&im);
+	pcb_source_image_release(&si);
+	assert_null(si.mem);
+}
+
+static void test_memory_equals_generator(void **state)
+{
+	(void)state;
+	check_model(0);      /* uniform */
+	check_model(1024);   /* runs */
+}
+
+static void test_generate_and_held_memory(void **state)
+{
+	(void)state;
+	struct pcb_source_cfg cfg = { .mem_bytes = NP * 4096ull, .seed = 11, .image_mode = PCB_SRC_IMAGE_GENERATE };
+	struct pcb_source_image si;
+	assert_int_equal(pcb_source_image_prepare(&cfg, &si), 0);
+	assert_int_equal(si.mode, PCB_SRC_IMAGE_GENERATE);
+	assert_null(si.mem);
+	assert_null(cfg.mem);
+	assert_int_equal(si.build_ns, 0);
+	/* a source that already holds memory (--precopy, a bytes image) builds nothing whatever the mode */
+	static uint8_t held[4096];
+	struct pcb_source_cfg c2 = { .mem_bytes = 4096, .seed = 11, .mem = held, .image_mode = PCB_SRC_IMAGE_MEMORY };
+	assert_int_equal(pcb_source_image_prepare(&c2, &si), 0);
+	assert_null(si.mem);
+	assert_ptr_equal(c2.mem, held);
+	/* auto on a small image: memory (16 MiB x 4 is below any machine's MemAvailable the tests run on) */
+	struct pcb_source_cfg c3 = { .mem_bytes = NP * 4096ull, .seed = 11 };
+	assert_int_equal(pcb_source_image_prepare(&c3, &si), 0);
+	assert_int_equal(si.mode, PCB_SRC_IMAGE_MEMORY);
+	assert_true(si.avail_bytes >= 4 * c3.mem_bytes);
+	pcb_source_image_release(&si);
+	/* auto on an image larger than a quarter of what is available: generated */
+	struct pcb_source_cfg c4 = { .mem_bytes = (1ull << 50), .seed = 11 };
+	assert_int_equal(pcb_source_image_prepare(&c4, &si), 0);
+	assert_int_equal(si.mode, PCB_SRC_IMAGE_GENERATE);
+	assert_null(c4.mem);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_memory_equals_generator),
+		cmocka_unit_test(test_generate_and_held_memory),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
