@@ -218,3 +218,22 @@ struct timeval io_timeval(uint64_t ns)
 	return (struct timeval){ .tv_sec = (time_t)(ns / PCB_NSEC_PER_SEC),
 				 .tv_usec = (suseconds_t)(ns % PCB_NSEC_PER_SEC / 1000) };
 }
+
+/* Join a thread that may sit in a blocking read(): signal it (PCB_STOP_SIGNAL
+ * interrupts the read) every 10 ms until it has ended, in case a signal lands
+ * just before the read. */
+void signal_join(pthread_t th)
+{
+	for (;;) {
+		pthread_kill(th, PCB_STOP_SIGNAL);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (pthread_timedjoin_np(th, NULL, &ts) == 0)
+			return;
+	}
+}

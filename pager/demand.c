@@ -121,6 +121,20 @@ static int demand_handle_faults(struct pcb_pager *p)
 	return lost ? 1 : 0;
 }
 
+/* Read and serve the pending faults; when a request could not be sent,
+ * reconnect (demand_recover) and restart the silence clock.  -1: stop the
+ * thread; 1: recovered; 0: served. */
+static int demand_faults_or_recover(struct pcb_pager *p, uint64_t *last_rx)
+{
+	int fr = demand_handle_faults(p);
+	if (fr != 1)
+		return fr < 0 ? -1 : 0;
+	if (demand_recover(p) < 0)
+		return -1;
+	*last_rx = pcb_now_ns();
+	return 1;
+}
+
 /* Pushing: the source answered a request SENT -- the page is in its stream,
  * whose install wakes the vCPUs (the page is demanded).  The request is done. */
 static int demand_in_stream(struct pcb_pager *p, uint64_t page)
@@ -427,18 +441,7 @@ static int demand_with_reply_thread(struct pcb_pager *p)
 	}
 	atomic_store(&p->reply_ack, true);
 	atomic_store(&p->reply_quit, true);
-	for (;;) {   /* it may sit in a blocking read() of the socket */
-		pthread_kill(p->reply_th, PCB_STOP_SIGNAL);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		if (pthread_timedjoin_np(p->reply_th, NULL, &ts) == 0)
-			break;
-	}
+	signal_join(p->reply_th);   /* it may sit in a blocking read() of the socket */
 	p->chan[PCB_CHAN_DEMAND].fill_intr = false;
 	return lost ? 1 : 0;
 }
@@ -512,14 +515,8 @@ void *demand_thread(void *arg)
 				fcntl(p->uffd, F_SETFL, uffd_fl);
 				uffd_blocking = true;
 			}
-			int fr = demand_handle_faults(p);
-			if (fr < 0)
+			if (demand_faults_or_recover(p, &last_rx) < 0)
 				break;
-			if (fr == 1) {
-				if (demand_recover(p) < 0)
-					break;
-				last_rx = pcb_now_ns();
-			}
 			continue;
 		}
 		if (fast_ok && p->ninfl && p->blocked >= p->cfg.nvcpus && !atomic_load_explicit(&p->drain, memory_order_relaxed) &&
@@ -552,15 +549,11 @@ void *demand_thread(void *arg)
 		if (p->shared && demand_shared_done(p, &last_rx, false) < 0)
 			break;
 		if (pfd[0].revents & POLLIN) {
-			int fr = demand_handle_faults(p);
+			int fr = demand_faults_or_recover(p, &last_rx);
 			if (fr < 0)
 				break;
-			if (fr == 1) {
-				if (demand_recover(p) < 0)
-					break;
-				last_rx = pcb_now_ns();
+			if (fr == 1)
 				continue;
-			}
 		}
 		if (pfd[1].revents && !p->shared) {
 			int rr = demand_receive(p, c, &last_rx);

@@ -175,6 +175,7 @@ int huge_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payl
 void log_fault(struct pcb_pager *p, uint64_t now, uint64_t page, int vcpu, uint32_t outcome);
 int vcpu_of(struct pcb_pager *p, pid_t tid);
 struct timeval io_timeval(uint64_t ns);
+void signal_join(pthread_t th);
 int demand_send_req(struct pcb_pager *p, struct inflight *f);
 int bg_send(struct pcb_pager *p, uint16_t type, uint64_t arg, const void *pl, uint32_t len);
 int shared_post(struct pcb_pager *p, const struct shared_done *d);

@@ -504,18 +504,7 @@ static void stop_threads(struct pcb_pager *p)
 	pthread_mutex_unlock(&p->lock);
 	/* the demand thread may sit in a blocking read() of the uffd: interrupt
 	 * it (again, in case the signal landed just before the read) */
-	for (;;) {
-		pthread_kill(p->demand_th, PCB_STOP_SIGNAL);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		if (pthread_timedjoin_np(p->demand_th, NULL, &ts) == 0)
-			break;
-	}
+	signal_join(p->demand_th);
 	pthread_join(p->bg_th, NULL);
 	if (p->shared) {   /* the records of the last demand replies (nobody else reads them now) */
 		uint64_t t;

@@ -7,7 +7,8 @@ def modes(T, g, w):
     """Runs T/G-W-{thread,inline,auto}.json (4 vCPUs, demand only): each exited 0 with the reply
     mode asked for (auto: thread for the KVM guest, inline for the process guest), every page
     verified and every read checked; userfaultfd messages == requests + faults on in-flight or
-    present pages; KVM: faults == messages (a message of that vCPU read during the access);
+    present pages; KVM: faults <= messages and >= messages less those on in-flight or present
+    pages (a message of that vCPU read during the access; CI saw 4254 of 4256);
     process guest: faults that blocked <= messages and >= requests - max(2, 1 %) (an access
     preempted, involuntarily, between queuing its fault and sleeping may find its page installed
     when it runs again: the tolerance docs/metrics.md pins against the kernel's
@@ -26,7 +27,10 @@ def modes(T, g, w):
         req = r["pager"]["demand_requests"]
         assert f["uffd_messages"] == req + f["on_inflight_page"] + f["on_present_page"], (m, f, req)
         if g == "kvm":
-            assert f["count"] == f["uffd_messages"], (m, f["count"], f["uffd_messages"])
+            # a message on a page another vCPU's request already brought may be read after
+            # the woken vCPU's access ended: then it is not that access's fault
+            lo = f["uffd_messages"] - f["on_present_page"] - f["on_inflight_page"]
+            assert lo <= f["count"] <= f["uffd_messages"], (m, f["count"], f["uffd_messages"], f)
         else:
             assert f["count"] - f["undelivered"] <= f["uffd_messages"], (m, f)
             assert f["count"] >= req - max(2, req // 100), (m, f["count"], req)
