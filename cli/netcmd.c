@@ -134,6 +134,16 @@ int pcb_cmd_source(int argc, char **argv, int first)
 		.handshake_timeout_ms = given(argc, argv, first, "io-timeout") ? (int)(cfg.io_timeout_ns / PCB_NSEC_PER_MSEC) : 10000,
 	};
 	sc.send_timeout_ms = sc.handshake_timeout_ms;
+	/* the image is built before "listening" is printed: a destination that
+	 * connects on that line is not kept in the backlog while it is built */
+	struct pcb_source_image si;
+	int e = pcb_source_image_prepare(&sc, &si);
+	if (e < 0) {
+		pcb_err("source: cannot build the image in memory: %s", strerror(-e));
+		return PCB_EXIT_OSERR;
+	}
+	if (si.mem)
+		pcb_log("source: image built in memory in %.3f s", (double)si.build_ns / 1e9);
 	char b[32];
 	const char *auth = key.len ? "every frame authenticated" : "NO AUTHENTICATION";
 	if (img)
@@ -146,7 +156,9 @@ int pcb_cmd_source(int argc, char **argv, int first)
 		       host, bound, pcb_fmt_size(cfg.mem, b, sizeof(b)), (unsigned long long)(cfg.mem / PCB_PAGE_SIZE),
 		       (unsigned long long)cfg.seed, cfg.zero_pages, auth, cfg.sessions ? "exits after the migration" : "serves until killed");
 	fflush(stdout);
-	return pcb_source_serve(&sc, lfd);
+	rc = pcb_source_serve(&sc, lfd);
+	pcb_source_image_release(&si);
+	return rc;
 }
 
 /* --zero-model / --zero-run-max given to `pcbench dest` must match what the
