@@ -59,6 +59,7 @@ struct floor_cfg {
 	char link_name[FLOOR_MAX_LINKS][24];
 	uint64_t link_rtt_ns;
 	const struct pcb_auth_key *key;   /* pcb_mac rows: a key on both ends (every frame authenticated) */
+	bool install_thread;              /* pcb_thread rows: --installer=thread (pcbench rows: inline, the default) */
 	/* KVM demand paging, bare and pcbench (--kvm-vcpus, --kvm-mem, --kvm-reps, --no-kvm; kvm.c) */
 	bool no_kvm;
 	struct pcb_floor_kvm_cfg kvm;
@@ -172,7 +173,8 @@ void floor_link_json(struct pcb_json *j, const struct floor_cfg *fc, const struc
 /* bulk rows: the transport alone; installs alone (no network); the bare
  * receiver installing serially and pipelined; pcbench (threads, process) */
 /* B_PCB_GEN: pcbench's pull with the source generating each page (--source-image=generate), paired with B_PCB */
-enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC, B_PCB_GEN };
+/* B_PCB_THREAD: the same pull with --installer=thread (an installer thread), paired with B_PCB (inline) */
+enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC, B_PCB_GEN, B_PCB_THREAD };
 struct bulk_var {
 	int kind;
 	const char *name;
@@ -192,7 +194,7 @@ struct bulk_row {
 	double gmin, gmax;          /* over the repetitions */
 };
 
-#define MAX_BULK 44
+#define MAX_BULK 46
 #define FLOOR_ZERO_FRACTION 0.25   /* pcb_zero rows: pcbench's default image (--zero-pages) */
 
 /* Zero pages: each pcb_zero row (the default image, FLOOR_ZERO_FRACTION zero
@@ -212,6 +214,7 @@ struct bulk_sum {
 	double transport, install_copy, serial_model, floor, best, best_proc, best_proc_ratio, srcgen, floor_gen;
 	double paired_t, paired_t_min, paired_t_max, paired_f, paired_f_min, paired_f_max;
 	double paired_g, paired_g_min, paired_g_max;   /* best pcbench / best pcb_gen (0: no pcb_gen row) */
+	double paired_i, paired_i_min, paired_i_max;   /* pcbench copy/128 (installer inline) / pcb_thread (0: no row) */
 	const struct bulk_row *best_row, *floor_row;
 };
 
@@ -234,6 +237,7 @@ struct floor_run {
 	double g[2][MAX_BULK / 2][16];   /* GB/s per placement, row and repetition */
 	double bpt[2][16], bpf[2][16];   /* per repetition: best pcbench / transport, / floor */
 	double bpg[2][16];               /* per repetition: best pcbench / best pcb_gen */
+	double bpi[2][16];               /* per repetition: pcbench copy/128 / pcb_thread copy/128 */
 	struct zero_ratio zr[2][4];
 	unsigned nzr[2];
 	struct bulk_sum bs[2];
