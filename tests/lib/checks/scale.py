@@ -30,3 +30,32 @@ def memory(small, large):
         ma["pager_rss_excluding_guest"] / 2**20, mb["pager_rss_excluding_guest"] / 2**20, slope, slope * 4096))
     assert 0 < slope < 0.001, "growth %.5f per guest byte, want below 0.001" % slope
     print("scale memory: ok")
+
+
+def bench(outdir):
+    """bench/scale.sh at one small size: both pulls verified (exit 0), every column filled, the per-page
+    breakdown consistent with the pull's JSON, a bare first touch measured before and after, and the table
+    printing the breakdown."""
+    import csv
+    import os
+    rows = list(csv.DictReader(open(os.path.join(outdir, "scale.csv"))))
+    assert [r["guest"] for r in rows] == ["idle", "running"], "rows %s" % [r["guest"] for r in rows]
+    for r in rows:
+        assert r["exit"] == "0", "%s pull exit %s" % (r["guest"], r["exit"])
+        assert all(r[k] for k in r), "empty column in %s" % r
+        j = json.load(open(os.path.join(outdir, "64M-%s.json" % r["guest"])))["results"]
+        ib = j["pager"]["install"]["background"]
+        assert abs(float(r["install_us_per_page"]) - ib["install_ns"] / ib["pages"] / 1e3) < 0.002, "install us/page"
+        assert abs(float(r["installer_cpu_us_per_page"]) - j["cpu"]["installer_ns"] / ib["pages"] / 1e3) < 0.002, "installer CPU"
+        assert abs(float(r["migration_ms"]) - j["time"]["total_migration_ns"] / 1e6) < 0.1, "migration ms"
+        assert 0 < float(r["pager_fraction"]) < 1, "pager fraction"
+    for w in ("before", "after"):
+        t = json.load(open(os.path.join(outdir, "64M-touch-%s.json" % w)))
+        assert t["pages"] == 16384 and t["pass1_ns"] > t["pass2_ns"] > 0, "first touch %s: %s" % (w, t)
+    mean = sum(json.load(open(os.path.join(outdir, "64M-touch-%s.json" % w)))["first_touch_us_per_page"]
+               for w in ("before", "after")) / 2
+    assert abs(float(rows[0]["touch_us_per_page"]) - mean) < 0.002, "touch column is not the mean"
+    table = open(os.path.join(outdir, "table.txt")).read()
+    assert "bare 1st touch" in table and "install ioctls" in table, "table lacks the per-page breakdown"
+    print("scale bench: ok (first touch %.3f us/page, pull %.3f us/page)" %
+          (mean, float(rows[0]["migration_ms"]) * 1e3 / 16384))
