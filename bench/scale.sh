@@ -10,9 +10,18 @@
 # pulls, so the floor faces the same memory as the pulls (on this machine
 # fresh memory costs more per page the more of it a process takes: first touch
 # of host memory, page tables); pull / floor says what the pager adds.
+# And the bare first touch of that size (bench/firsttouch.py: one write per
+# 4 KiB page of a fresh MADV_NOHUGEPAGE mapping, no pager), once before and
+# once after the pulls, each after SCALE_SETTLE seconds (default 5) so that
+# freed memory has been reported to the host again (free page reporting waits
+# 2 s): the pull pays that cost on every page it installs, so the table prints
+# pull µs/page, first touch µs/page and their difference (pcbench's own cost
+# per page), and the installer's UFFDIO_COPY time per page beside them.  The
+# guest memory is never pre-faulted or warmed.
 #
 #   usage: bench/scale.sh OUTDIR [PCBENCH]
-#   SCALE_SIZES (default "256M 1G 4G 16G"), SCALE_ARGS (extra pcbench options)
+#   SCALE_SIZES (default "256M 1G 4G 16G"), SCALE_ARGS (extra pcbench options),
+#   SCALE_SETTLE (seconds before each measurement, default 5)
 #
 # Definitions (docs/metrics.md): pull throughput = guest bytes / migration time
 # (switch-over to last page present); pager memory = the pager's RSS excluding
@@ -26,8 +35,10 @@ P=${2:-./pcbench}
 sizes=${SCALE_SIZES:-256M 1G 4G 16G}
 mkdir -p "$out" || exit 71
 csv=$out/scale.csv
-echo "size_bytes,guest,migration_ms,pull_gbps,pager_rss_bytes,pager_fraction,completed_while_guest_ran,exit,floor_gbps" >"$csv"
+echo "size_bytes,guest,migration_ms,pull_gbps,pager_rss_bytes,pager_fraction,completed_while_guest_ran,install_us_per_page,installer_cpu_us_per_page,receive_cpu_us_per_page,source_cpu_us_per_page,exit,floor_gbps,touch_us_per_page" >"$csv"
 bytes() { numfmt --from=iec "$1"; }
+settle=${SCALE_SETTLE:-5}
+here=$(dirname "$0")
 for s in $sizes; do
 	b=$(bytes "$s")
 	avail=$(( $(awk '/MemAvailable/ {print $2}' /proc/meminfo) * 1024 ))
@@ -35,6 +46,10 @@ for s in $sizes; do
 		echo "scale: $s skipped: $((avail >> 20)) MiB available, needs $(((b >> 20) + 1024)) MiB" | tee -a "$out/skipped.txt"
 		continue
 	fi
+	# the bare first touch of this size, before the pulls
+	sleep "$settle"
+	python3 "$here/firsttouch.py" "$b" >"$out/$s-touch-before.json" 2>"$out/$s-touch-before.err" ||
+		echo "scale: $s first touch (before) failed: $(tail -1 "$out/$s-touch-before.err")" >&2
 	# the floor of this size (the copy path's installs alone into fresh memory), before the pulls
 	# shellcheck disable=SC2086
 	"$P" floor --no-demand --no-link --no-kvm --bulk="$s" --bulk-reps=1 --bulk-variants=install:copy \
@@ -49,6 +64,7 @@ for s in $sizes; do
 			wl="--workload=random --vcpus=2 --duration=${run_s}s"
 		fi
 		j=$out/$s-$g.json
+		sleep "$settle"
 		# one source mode along the curve: --source-image=auto would hold 256M-4G in memory
 		# and generate 16G (4x16 GiB exceeds what this machine has available)
 		# shellcheck disable=SC2086
@@ -61,10 +77,12 @@ f, b, g, rc = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 try:
     r = json.load(open(f))["results"]
 except (OSError, ValueError, KeyError):
-    print("%d,%s,,,,,,%d" % (b, g, rc)); sys.exit(0)
-mig = r["time"]["total_migration_ns"]; m = r["pager"]["memory"]
-print("%d,%s,%.1f,%.4f,%d,%.6f,%s,%d" % (b, g, mig / 1e6, b / mig if mig else 0, m["pager_rss_excluding_guest"],
-      m["pager_rss_fraction_of_guest"], str(r["time"]["completed_while_guest_ran"]).lower(), rc))
+    print("%d,%s,,,,,,,,,,%d" % (b, g, rc)); sys.exit(0)
+mig = r["time"]["total_migration_ns"]; m = r["pager"]["memory"]; ib = r["pager"]["install"]["background"]; c = r["cpu"]
+bp = ib["pages"] or 1   # per background page: the installer's ioctl wall time and CPU, the receiver's CPU; the source's per guest page
+print("%d,%s,%.1f,%.4f,%d,%.6f,%s,%.3f,%.3f,%.3f,%.3f,%d" % (b, g, mig / 1e6, b / mig if mig else 0, m["pager_rss_excluding_guest"],
+      m["pager_rss_fraction_of_guest"], str(r["time"]["completed_while_guest_ran"]).lower(), ib["install_ns"] / bp / 1e3,
+      (c["installer_ns"] or 0) / bp / 1e3, (c["background_ns"] or 0) / bp / 1e3, (c["source_process_ns"] or 0) / (b / 4096) / 1e3, rc))
 PY
 		if [ $g = idle ]; then
 			ms=$(tail -1 "$csv" | cut -d, -f3)
@@ -75,55 +93,91 @@ PY
 	"$P" floor --no-demand --no-link --no-kvm --bulk="$s" --bulk-reps=1 --bulk-variants=install:copy \
 		--json "$out/$s-floor-after.json" >"$out/$s-floor-after.out" 2>&1 ||
 		echo "scale: $s floor (after) failed: $(tail -1 "$out/$s-floor-after.out")" >&2
-	# floor = median of the install-only rows before and after (two placements each, both on CPU 0)
-	python3 - "$csv" "$b" "$out/$s-floor-before.json" "$out/$s-floor-after.json" <<'PY'
+	sleep "$settle"
+	python3 "$here/firsttouch.py" "$b" >"$out/$s-touch-after.json" 2>"$out/$s-touch-after.err" ||
+		echo "scale: $s first touch (after) failed: $(tail -1 "$out/$s-touch-after.err")" >&2
+	# floor = median of the install-only rows before and after (two placements each, both on CPU 0);
+	# first touch = the mean of the two bare first touches
+	python3 - "$csv" "$b" "$out/$s-floor-before.json" "$out/$s-floor-after.json" "$out/$s-touch-before.json" "$out/$s-touch-after.json" <<'PY'
 import json, statistics, sys
 csv, b = sys.argv[1], sys.argv[2]
-g = []
-for f in sys.argv[3:]:
+g, t = [], []
+for f in sys.argv[3:5]:
     try:
         g += [x["gb_per_s"] for x in json.load(open(f))["results"]["bulk"] if x["variant"] == "install"]
     except (OSError, ValueError, KeyError):
         pass
+for f in sys.argv[5:7]:
+    try:
+        t.append(json.load(open(f))["first_touch_us_per_page"])
+    except (OSError, ValueError, KeyError):
+        pass
 fl = "%.4f" % statistics.median(g) if g else ""
+ft = "%.3f" % statistics.mean(t) if t else ""
 lines = open(csv).read().splitlines()
-out = [l + "," + fl if l.split(",")[0] == b and l.count(",") == 7 else l for l in lines]
+out = [l + "," + fl + "," + ft if l.split(",")[0] == b and l.count(",") == 11 else l for l in lines]
 open(csv, "w").write("\n".join(out) + "\n")
 PY
 done
 python3 - "$csv" >"$out/table.txt" <<'PY'
 import csv, sys
 rows = [r for r in csv.DictReader(open(sys.argv[1]))]
-print("%-8s %-8s %12s %10s %10s %10s %14s %10s %s" % ("size", "guest", "migration ms", "pull GB/s", "floor GB/s", "pull/floor",
-      "pager RSS MiB", "% of guest", "exit"))
-for r in rows:
+hdr = ("size", "guest", "migration ms", "pull GB/s", "floor GB/s", "pull/floor", "pager RSS MiB", "% of guest", "exit")
+fmt = "%-6s %-8s %12s %9s %10s %10s %13s %10s %s"
+print(fmt % hdr)
+def name(r):
     sz = int(r["size_bytes"])
-    name = "%dG" % (sz >> 30) if sz >= 1 << 30 else "%dM" % (sz >> 20)
+    return "%dG" % (sz >> 30) if sz >= 1 << 30 else "%dM" % (sz >> 20)
+def num(r, k):
+    return float(r[k]) if r.get(k) else None
+def f(x, spec="%.3f"):
+    return spec % x if x is not None else "-"
+done = [r for r in rows if r["migration_ms"]]
+for r in rows:
     if not r["migration_ms"]:
-        print("%-8s %-8s %12s %10s %10s %10s %14s %10s %s" % (name, r["guest"], "-", "-", "-", "-", "-", "-", r["exit"])); continue
-    fl = float(r["floor_gbps"]) if r.get("floor_gbps") else 0
-    print("%-8s %-8s %12.1f %10.3f %10.3f %10.3f %14.2f %10.3f %s" % (name, r["guest"], float(r["migration_ms"]), float(r["pull_gbps"]),
-          fl, float(r["pull_gbps"]) / fl if fl else 0, int(r["pager_rss_bytes"]) / 2**20, 100 * float(r["pager_fraction"]), r["exit"]))
+        print(fmt % ((name(r), r["guest"]) + ("-",) * 6 + (r["exit"],))); continue
+    fl = num(r, "floor_gbps")
+    print(fmt % (name(r), r["guest"], "%.1f" % float(r["migration_ms"]), "%.3f" % float(r["pull_gbps"]), f(fl),
+                 f(float(r["pull_gbps"]) / fl if fl else None), "%.2f" % (int(r["pager_rss_bytes"]) / 2**20),
+                 "%.3f" % (100 * float(r["pager_fraction"])), r["exit"]))
+# where a page's time goes, per 4 KiB page (us)
+for r in done:
+    r["pull_us"] = float(r["migration_ms"]) * 1e3 / (int(r["size_bytes"]) / 4096)
+cols = (("pull_us", "pull wall"), ("install_us_per_page", "install ioctls"), ("installer_cpu_us_per_page", "installer CPU"),
+        ("receive_cpu_us_per_page", "receive CPU"), ("source_cpu_us_per_page", "source CPU"), ("touch_us_per_page", "bare 1st touch"))
+print()
+print("per 4 KiB page (us): pull wall = migration time / pages; install ioctls = the installer's install ioctl time (the kernel "
+      "allocating each fresh page, the host's first touch of it, the copy) and installer/receive CPU per background page; "
+      "source CPU per guest page; bare 1st touch = one write per page of fresh memory of that size, no pager, before and "
+      "after the pulls (bench/firsttouch.py)")
+print("%-6s %-8s" % ("size", "guest") + "".join(" %15s" % c[1] for c in cols))
+for r in done:
+    print("%-6s %-8s" % (name(r), r["guest"]) + "".join(" %15s" % f(num(r, c[0]) if c[0] != "pull_us" else r["pull_us"]) for c in cols))
+print()
 for g in ("idle", "running"):
-    ok = [r for r in rows if r["guest"] == g and r["migration_ms"] and int(r["size_bytes"]) >= 1 << 30]
-    if len(ok) >= 2:
-        t = [float(r["pull_gbps"]) for r in ok]
-        print("%s: pull throughput from 1 GiB to %s: min/max %.3f (target >= 0.9: flat within 10 %%)" %
-              (g, ok[-1]["size_bytes"], min(t) / max(t)))
-        q = [float(r["pull_gbps"]) / float(r["floor_gbps"]) for r in ok if r.get("floor_gbps")]
-        if len(q) == len(ok):
-            print("%s: pull / floor of the same size from 1 GiB to %s: min/max %.3f (the pager's share of the change)" %
-                  (g, ok[-1]["size_bytes"], min(q) / max(q)))
+    ok = [r for r in done if r["guest"] == g and int(r["size_bytes"]) >= 1 << 30]
+    if len(ok) < 2:
+        continue
+    t = [float(r["pull_gbps"]) for r in ok]
+    print("%s: pull throughput from 1 GiB to %s: min/max %.3f (target >= 0.9: flat within 10 %%)" %
+          (g, name(ok[-1]), min(t) / max(t)))
+    for k, what in cols:
+        v = [r["pull_us"] if k == "pull_us" else num(r, k) for r in ok]
+        if None not in v and min(v) > 0:
+            print("%s: %s per page from 1 GiB to %s: %s us (min/max %.3f)" % (g, what, name(ok[-1]), " ".join("%.3f" % x for x in v), min(v) / max(v)))
+    q = [float(r["pull_gbps"]) / float(r["floor_gbps"]) for r in ok if r.get("floor_gbps")]
+    if len(q) == len(ok):
+        print("%s: pull / floor of the same size from 1 GiB to %s: min/max %.3f" % (g, name(ok[-1]), min(q) / max(q)))
 big = [r for r in rows if int(r["size_bytes"]) >= 16 << 30 and r["migration_ms"]]
 for r in big:
     print("%s at 16 GiB: pager memory %.3f %% of the guest (target <= 0.2 %%)" % (r["guest"], 100 * float(r["pager_fraction"])))
 PY
 cat "$out/table.txt"
 gnuplot -e "csv='$csv'; out='$out/scale.png'" - <<'GP' 2>"$out/gnuplot.err" || echo "scale: no figure ($(head -1 "$out/gnuplot.err"))"
-set terminal pngcairo enhanced font 'Helvetica,9' size 900,360
+set terminal pngcairo enhanced font 'Helvetica,9' size 1350,360
 set output out
 set datafile separator ","
-set multiplot layout 1,2 title "pcbench: cost against guest size (sequential pull, 1024-page batches)"
+set multiplot layout 1,3 title "pcbench: cost against guest size (sequential pull, 1024-page batches)"
 set logscale x 2
 set xlabel "guest memory (GiB)"
 set key top left
@@ -134,7 +188,13 @@ idle = "< grep ',idle,' ".csv
 running = "< grep ',running,' ".csv
 plot idle using ($1/2**30):4 with linespoints lw 1.5 pt 7 lc rgb "#0072B2" title "idle guest", \
      running using ($1/2**30):4 with linespoints lw 1.5 pt 5 lc rgb "#D55E00" title "running guest (2 vCPUs)", \
-     idle using ($1/2**30):9 with linespoints lw 1 dt 2 pt 6 lc rgb "#555555" title "floor: copy installs alone, same size"
+     idle using ($1/2**30):13 with linespoints lw 1 dt 2 pt 6 lc rgb "#555555" title "floor: copy installs alone, same size"
+set ylabel "idle guest: time per 4 KiB page (us)"
+plot idle using ($1/2**30):($3*1e3/($1/4096)) with linespoints lw 1.5 pt 7 lc rgb "#0072B2" title "pull (wall)", \
+     idle using ($1/2**30):8 with linespoints lw 1 pt 4 lc rgb "#CC79A7" title "its install ioctls", \
+     idle using ($1/2**30):10 with linespoints lw 1 pt 9 lc rgb "#009E73" title "receive CPU", \
+     idle using ($1/2**30):11 with linespoints lw 1 pt 8 lc rgb "#E69F00" title "source CPU", \
+     idle using ($1/2**30):14 with linespoints lw 1 dt 2 pt 6 lc rgb "#555555" title "bare first touch, same size"
 set ylabel "pager RSS (% of the guest)"
 plot idle using ($1/2**30):(100*$6) with linespoints lw 1.5 pt 7 lc rgb "#0072B2" title "idle guest", \
      running using ($1/2**30):(100*$6) with linespoints lw 1.5 pt 5 lc rgb "#D55E00" title "running guest", \

@@ -34,10 +34,34 @@ void *page_addr(struct pcb_pager *p, uint64_t page)
 /* Install one page (data == NULL: zero page).  kind is the PCB_INST_* for a
  * data page; the zero variant is kind + 2.  Returns 0, 1 on a lost race, <0 on error. */
 
-void record_install(struct pcb_pager *p, uint64_t page, int kind, uint64_t now)
+/* The install record's time of a page installed at now: µs since switch-over plus one. */
+uint32_t install_stamp(const struct pcb_pager *p, uint64_t now)
 {
 	uint64_t us = (now - p->st.t_switchover_ns) / 1000 + 1;
-	p->inst_us[page] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+/* Append a run of installed pages to the install log (any thread). */
+void log_install_run(struct pcb_pager *p, uint64_t first, uint64_t n, uint32_t us)
+{
+	while (n) {
+		uint64_t k = n < PCB_IRUN_MAX ? n : PCB_IRUN_MAX;
+		uint64_t i = atomic_fetch_add_explicit(&p->ilog_n, 1, memory_order_relaxed);
+		if (i < p->ilog_cap) {
+			p->ilog[i].first_n = first | k << 40;
+			p->ilog[i].us = us;
+		} else {
+			atomic_fetch_add_explicit(&p->ilog_dropped, 1, memory_order_relaxed);
+		}
+		first += k;
+		n -= k;
+	}
+}
+
+/* One page installed (demand or drain by the demand side): its log run and kind. */
+void record_install(struct pcb_pager *p, uint64_t page, int kind, uint64_t now)
+{
+	log_install_run(p, page, 1, install_stamp(p, now));
 	pcb_kind_set(p->inst_kind, page, (unsigned)kind);
 }
 
@@ -74,12 +98,10 @@ int install(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint
 void huge_done(void *ctx, uint64_t first)
 {
 	struct pcb_pager *p = ctx;
-	uint64_t us = (pcb_now_ns() - p->st.t_switchover_ns) / 1000 + 1;
 	atomic_fetch_add_explicit((_Atomic uint64_t *)&p->st.huge_installs, 1, memory_order_relaxed);
-	for (uint64_t q = first; q < first + PCB_HUGE_SUBPAGES; q++) {
-		p->inst_us[q] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	log_install_run(p, first, PCB_HUGE_SUBPAGES, install_stamp(p, pcb_now_ns()));
+	for (uint64_t q = first; q < first + PCB_HUGE_SUBPAGES; q++)
 		mark_present(p, q);
-	}
 }
 
 /* Huge pages: a fault requests the sub-pages of its huge page that have not

@@ -7,7 +7,30 @@ struct bg_ctx {
 	struct pcb_pager *p;
 	bool drain;
 	uint64_t now;
+	/* the install log's open run: pages installed back to back with one stamp */
+	uint64_t run_first, run_n;
+	uint32_t run_us;
 };
+
+static void bg_log_flush(struct bg_ctx *x)
+{
+	if (x->run_n)
+		log_install_run(x->p, x->run_first, x->run_n, x->run_us);
+	x->run_n = 0;
+}
+
+/* The page's install time, into the open run or a new one. */
+static void bg_log_page(struct bg_ctx *x, uint64_t page)
+{
+	uint32_t us = install_stamp(x->p, x->now);
+	if (x->run_n && (page != x->run_first + x->run_n || us != x->run_us))
+		bg_log_flush(x);
+	if (!x->run_n) {
+		x->run_first = page;
+		x->run_us = us;
+	}
+	x->run_n++;
+}
 
 /* Called by the install path for every background page it resolved. */
 static void bg_installed(void *vctx, uint64_t page, int res, bool zero)
@@ -24,10 +47,9 @@ static void bg_installed(void *vctx, uint64_t page, int res, bool zero)
 		if (!p->st.t_bg_first_ns)
 			p->st.t_bg_first_ns = x->now;
 		p->st.t_bg_last_ns = x->now;
-		if (p->cfg.huge)
-			pcb_kind_set(p->inst_kind, page, (unsigned)kind);   /* present (and timed) when its huge page is installed */
-		else
-			record_install(p, page, kind, x->now);
+		pcb_kind_set(p->inst_kind, page, (unsigned)kind);
+		if (!p->cfg.huge)   /* else present (and timed) when its huge page is installed */
+			bg_log_page(x, page);
 		if (zero)
 			(*(x->drain ? &p->st.zero_drain : &p->st.zero_background))++;
 		else
@@ -72,8 +94,9 @@ void *inst_thread(void *arg)
 			pcb_iq_done(&p->iq);
 			continue;
 		}
-		struct bg_ctx x = { p, j.drain, 0 };
+		struct bg_ctx x = { .p = p, .drain = j.drain };
 		int r = pcb_install_job(&p->in, &j, &p->st.inst_bg, bg_installed, &x);
+		bg_log_flush(&x);
 		p->st.inst_bg.jobs++;
 		pcb_iq_done(&p->iq);
 		if (r < 0) {

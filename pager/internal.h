@@ -55,6 +55,15 @@ struct shared_done {
 	uint32_t pad;
 };
 
+/* One run of the install log: pages first..first+n-1, each installed at us
+ * (µs since switch-over plus one).  first 40 bits (4 EiB of guest), n 24 bits. */
+struct pcb_inst_run {
+	uint64_t first_n;            /* first | (uint64_t)n << 40 */
+	uint32_t us;
+} __attribute__((packed));
+#define PCB_IRUN_MAX ((1u << 24) - 1)
+_Static_assert(sizeof(struct pcb_inst_run) == PCB_INSTALL_LOG_RUN_BYTES, "install log run size");
+
 struct pcb_pager {
 	struct pcb_pager_cfg cfg;
 	uint8_t *region;             /* == in.region (the guest's mapping) */
@@ -135,7 +144,16 @@ struct pcb_pager {
 	bool shared_down;            /* lost, being re-established by the background thread (send_lock) */
 	atomic_uint shared_out;      /* demand requests sent on the current connection, not yet answered */
 
-	/* per-page install record and fault log */
+	/* install record and fault log.  The install times are a log of runs
+	 * (ilog: consecutive pages installed with the same µs stamp, 12 bytes a
+	 * run, appended by whichever thread installed them); inst_us is the
+	 * per-page array built from it on the first pcb_pager_install_us call,
+	 * after the threads are joined and the memory measured (analysis, not
+	 * pager state) */
+	struct pcb_inst_run *ilog;
+	uint64_t ilog_cap;
+	_Atomic uint64_t ilog_n;
+	_Atomic uint64_t ilog_dropped;   /* runs that found the log full (never expected: cap = 2 x npages) */
 	uint32_t *inst_us;
 	uint8_t *inst_kind;
 	struct pcb_fault_ev *fev;
@@ -167,6 +185,8 @@ void set_fatal(struct pcb_pager *p, int code, const char *fmt, ...) __attribute_
 void mark_present(struct pcb_pager *p, uint64_t page);
 void *page_addr(struct pcb_pager *p, uint64_t page);
 void record_install(struct pcb_pager *p, uint64_t page, int kind, uint64_t now);
+uint32_t install_stamp(const struct pcb_pager *p, uint64_t now);
+void log_install_run(struct pcb_pager *p, uint64_t first, uint64_t n, uint32_t us);
 int install(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint64_t *now);
 void huge_done(void *ctx, uint64_t first);
 int huge_send(struct pcb_pager *p, uint64_t first);

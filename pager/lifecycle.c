@@ -205,10 +205,13 @@ static int alloc_state(struct pcb_pager *p, char *why, size_t whylen)
 {
 	const struct pcb_pager_cfg *cfg = &p->cfg;
 	int rec_map = (cfg->process ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS;
-	p->inst_us = mmap(NULL, cfg->npages * 4, PROT_READ | PROT_WRITE, rec_map, -1, 0);
+	/* the install log: at most one run per page (a page is installed once);
+	 * twice that, reserved, costs only the pages written */
+	p->ilog_cap = cfg->npages * 2 + 64;
+	p->ilog = mmap(NULL, p->ilog_cap * sizeof(*p->ilog), PROT_READ | PROT_WRITE, rec_map | MAP_NORESERVE, -1, 0);
 	p->inst_kind = mmap(NULL, pcb_kinds_bytes(cfg->npages), PROT_READ | PROT_WRITE, rec_map, -1, 0);
-	if (p->inst_us == MAP_FAILED || p->inst_kind == MAP_FAILED) {
-		p->inst_us = p->inst_us == MAP_FAILED ? NULL : p->inst_us;
+	if (p->ilog == MAP_FAILED || p->inst_kind == MAP_FAILED) {
+		p->ilog = p->ilog == MAP_FAILED ? NULL : p->ilog;
 		p->inst_kind = p->inst_kind == MAP_FAILED ? NULL : p->inst_kind;
 		snprintf(why, whylen, "out of memory for the install record");
 		return PCB_EXIT_OSERR;
@@ -658,6 +661,8 @@ void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out)
 	*out = p->st;
 	pthread_mutex_unlock(&p->rec_lock);
 	out->t_complete_ns = atomic_load(&p->t_complete);
+	out->install_log_runs = atomic_load(&p->ilog_n);
+	out->install_log_dropped = atomic_load(&p->ilog_dropped);
 	for (int ch = 0; ch < 2; ch++) {
 		out->chan[ch] = (struct pcb_chan_stats){ p->chan[ch].bytes_tx, p->chan[ch].bytes_rx,
 							 p->chan[ch].frames_tx, p->chan[ch].frames_rx,
@@ -712,8 +717,9 @@ void pcb_pager_destroy(struct pcb_pager *p)
 	pcb_ps_free(&p->ps);
 	free(p->bg_want);
 	free(p->discard);
-	if (p->inst_us)
-		munmap(p->inst_us, p->cfg.npages * 4);
+	if (p->ilog)
+		munmap(p->ilog, p->ilog_cap * sizeof(*p->ilog));
+	free(p->inst_us);
 	if (p->inst_kind)
 		munmap(p->inst_kind, pcb_kinds_bytes(p->cfg.npages));
 	if (p->fev)
@@ -754,7 +760,24 @@ void pcb_pager_missing_summary(struct pcb_pager *p, char *buf, size_t len)
 	}
 }
 
-const uint32_t *pcb_pager_install_us(struct pcb_pager *p) { return p->inst_us; }
+/* The per-page install times, built from the install log on the first call
+ * (after the threads are joined; NULL if out of memory). */
+const uint32_t *pcb_pager_install_us(struct pcb_pager *p)
+{
+	if (p->inst_us || !p->ilog)
+		return p->inst_us;
+	p->inst_us = calloc(p->cfg.npages ? p->cfg.npages : 1, sizeof(*p->inst_us));
+	uint64_t n = atomic_load(&p->ilog_n);
+	for (uint64_t i = 0; p->inst_us && i < n && i < p->ilog_cap; i++) {
+		uint64_t first = p->ilog[i].first_n & ((1ull << 40) - 1), k = p->ilog[i].first_n >> 40;
+		for (uint64_t q = first; q < first + k && q < p->cfg.npages; q++)
+			p->inst_us[q] = p->ilog[i].us;
+	}
+	if (atomic_load(&p->ilog_dropped))
+		pcb_warn("the install log was full: %llu runs of install times lost",
+			 (unsigned long long)atomic_load(&p->ilog_dropped));
+	return p->inst_us;
+}
 const struct pcb_installer *pcb_pager_installer(struct pcb_pager *p) { return &p->in; }
 const uint8_t *pcb_pager_install_kind(struct pcb_pager *p) { return p->inst_kind; }
 const struct pcb_fault_ev *pcb_pager_fault_events(struct pcb_pager *p, size_t *n)

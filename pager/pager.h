@@ -125,6 +125,8 @@ struct pcb_pager_stats {
 	uint64_t bg_rx_ns;               /* background thread: time in receive (poll + read) */
 	uint64_t t_bg_first_ns, t_bg_last_ns;   /* first and last background page installed */
 	uint64_t huge_installs;          /* --page-size=2M: 2 MiB UFFDIO_COPYs (each makes 512 pages present) */
+	uint64_t install_log_runs;       /* runs in the install log (pages installed back to back with one µs stamp) */
+	uint64_t install_log_dropped;    /* runs that found it full (0 unless a bug: it holds 2 per page) */
 	uint64_t guest_thp_bytes;        /* --install=move: guest region mapped by 2 MiB PMDs at the end (smaps AnonHugePages) */
 	struct pcb_link_result link;
 	struct pcb_recovery_stats rec;
@@ -192,6 +194,11 @@ void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out);
  * page was installed, in µs since switch-over plus one (0 = not installed by
  * this pager), and how (PCB_INST_* from pager/probes.h). */
 const uint32_t *pcb_pager_install_us(struct pcb_pager *p);
+/* The pager keeps the install times as a log of runs (pages installed back to
+ * back with one µs stamp), this many bytes a run; the per-page array above is
+ * built from it on the first call (after the run, outside the pager's memory
+ * as measured). */
+#define PCB_INSTALL_LOG_RUN_BYTES 12
 /* PCB_INST_* per page, 4 bits a page: read with pcb_kind_at (pager/probes.h) */
 const uint8_t *pcb_pager_install_kind(struct pcb_pager *p);
 /* Every fault message, in the order read: 12 bytes each (the log grows with

@@ -147,6 +147,9 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 	pcb_json_u64(j, "first_touch_record_rss", m->record_rss);
 	pcb_json_u64(j, "vcpu_stall_records_rss", m->stall_rss);
 	pcb_json_u64(j, "bpf_map_rss", m->bpf_rss);
+	pcb_json_u64(j, "install_log_runs", s->install_log_runs);
+	pcb_json_u64(j, "install_log_bytes", s->install_log_runs * PCB_INSTALL_LOG_RUN_BYTES);
+	pcb_json_u64(j, "install_log_dropped", s->install_log_dropped);
 	pcb_json_u64(j, "process_vm_hwm", m->hwm);
 	pcb_json_u64(j, "pager_process_vm_hwm", m->pager_process_hwm);
 	pcb_json_str(j, "method", "/proc/self/smaps Rss after verification: guest region (and its alias mapping) apart, "
