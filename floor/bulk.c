@@ -43,6 +43,7 @@ static const struct bulk_var bulk_vars[] = {
 	{ B_INSTALL, "install", "move", PCB_CHUNK_PAGES },
 	{ B_INSTALL, "install", "continue", PCB_MAX_RUN_PAGES },
 	{ B_BARE, "bare_copy", "copy", PCB_MAX_RUN_PAGES },
+	{ B_BARE_MEM, "bare_mem", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PIPE, "bare_pipe", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PCB, "pcbench", "copy", 1 }, { B_PCB, "pcbench", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PCB, "pcbench", "move", 1 }, { B_PCB, "pcbench", "move", PCB_CHUNK_PAGES },
@@ -83,7 +84,7 @@ int floor_bulk_select(struct floor_cfg *fc, const char *list)
 			}
 		if (!any || len >= sizeof(tok)) {
 			pcb_err("floor: invalid value for --bulk-variants: '%.*s' in '%s' (want all, or VARIANT[:INSTALL] with VARIANT "
-				"transport, source_gen, install, bare_copy, bare_pipe, pcbench, pcb_proc, pcb_zero, pcb_mac, pcb_gen or pcb_thread and "
+				"transport, source_gen, install, bare_copy, bare_mem, bare_pipe, pcbench, pcb_proc, pcb_zero, pcb_mac, pcb_gen or pcb_thread and "
 				"INSTALL copy, move or continue)", (int)(len < 64 ? len : 64), s, list);
 			return -1;
 		}
@@ -103,8 +104,9 @@ static int bulk_bare_row(struct floor_run *F, unsigned p, unsigned k, unsigned r
 	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
 	int rcpu = 0, scpu = p ? 1 : 0, rc;
 	double *gb = &F->g[p][k][rep];
-	if (bv->kind == B_TRANSPORT || bv->kind == B_BARE)
-		rc = floor_run_bulk_bare(bv->kind == B_BARE, rcpu, scpu, fc->bulk_bytes, gb, why, whylen);
+	if (bv->kind == B_TRANSPORT || bv->kind == B_BARE || bv->kind == B_BARE_MEM)
+		rc = floor_run_bulk_bare(bv->kind != B_TRANSPORT, bv->kind == B_BARE_MEM, rcpu, scpu, fc->bulk_bytes, gb, why,
+					 whylen);
 	else if (bv->kind == B_SRCGEN)   /* on the source's CPU */
 		rc = floor_run_source_gen(scpu, fc->seed, npages, gb, why, whylen);
 	else if (bv->kind == B_PIPE)   /* installer: with everything (same), unpinned (cross) */
@@ -115,7 +117,7 @@ static int bulk_bare_row(struct floor_run *F, unsigned p, unsigned k, unsigned r
 		pcb_err("floor: bulk %s %s: %s", bv->name, row->install, why);
 		return rc;
 	}
-	if (bv->kind != B_TRANSPORT && bv->kind != B_SRCGEN) {
+	if (bv->kind != B_TRANSPORT && bv->kind != B_SRCGEN) {   /* bare_copy, bare_mem, bare_pipe, install */
 		row->ioctls = npages / PCB_MAX_RUN_PAGES;
 		row->pages = npages;
 	}
@@ -169,7 +171,7 @@ static void bulk_summarise(struct floor_run *F)
 	unsigned reps = F->fc.bulk_reps;
 	for (unsigned p = 0; p < F->nplace; p++)
 		for (unsigned rep = 0; rep < reps; rep++) {
-			double t = 0, fl = 0, best = 0, gen = 0, inl = 0, thr = 0;
+			double t = 0, fl = 0, best = 0, gen = 0, inl = 0, thr = 0, mem = 0;
 			for (unsigned k = 0; k < NBULK_VARS; k++) {
 				double x = F->g[p][k][rep];
 				if (bulk_vars[k].kind == B_TRANSPORT)
@@ -184,9 +186,12 @@ static void bulk_summarise(struct floor_run *F)
 					inl = x;
 				if (bulk_vars[k].kind == B_PCB_THREAD)
 					thr = x;
+				if (bulk_vars[k].kind == B_BARE_MEM)
+					mem = x;
 			}
 			F->bpg[p][rep] = gen > 0 ? best / gen : 0;
 			F->bpi[p][rep] = thr > 0 ? inl / thr : 0;
+			F->bpm[p][rep] = mem > 0 ? best / mem : 0;
 			F->bpt[p][rep] = t > 0 ? best / t : 0;
 			F->bpf[p][rep] = fl > 0 ? best / fl : 0;
 		}
@@ -257,6 +262,7 @@ static void bulk_sum_of(struct floor_run *F, unsigned p)
 	m->paired_f = floor_median(F->bpf[p], F->fc.bulk_reps, &m->paired_f_min, &m->paired_f_max);
 	m->paired_g = floor_median(F->bpg[p], F->fc.bulk_reps, &m->paired_g_min, &m->paired_g_max);
 	m->paired_i = floor_median(F->bpi[p], F->fc.bulk_reps, &m->paired_i_min, &m->paired_i_max);
+	m->paired_m = floor_median(F->bpm[p], F->fc.bulk_reps, &m->paired_m_min, &m->paired_m_max);
 }
 
 static void print_bulk_table(struct floor_run *F)
@@ -266,6 +272,8 @@ static void print_bulk_table(struct floor_run *F)
 	       "and sender on CPU 0, cross = receiver CPU 0, sender CPU 1, installer thread unpinned)\n"
 	       "  transport = TCP alone; install = that path's installs alone, no network (ceiling of any receiver);\n"
 	       "  bare_copy = receive then batched UFFDIO_COPY in one thread; bare_pipe = receive and install in two threads;\n"
+	       "  bare_mem = bare_copy with its server sending from memory the size of the pull (not part of the floor);\n"
+	       "  pcb_thread = pcbench copy/128 with --installer=thread (not a candidate for the best pull);\n"
 	       "  floor = the better bare receiver (transport + install); source_gen = pcbench's source generating pages\n"
 	       "  from the seed, alone (on the sender's CPU); pcb_proc = pcbench --pager=process\n",
 	       pcb_fmt_size(F->fc.bulk_bytes, sz, sizeof(sz)), F->fc.bulk_reps);
@@ -324,6 +332,9 @@ void floor_print_bulk(struct floor_run *F)
 		       m->paired_g_max);
 		printf("  %-6s paired by repetition: pcbench copy/128, installer inline / pcb_thread (the same pull with an "
 		       "installer thread, --installer=thread) %.3f [%.3f-%.3f]\n", pn, m->paired_i, m->paired_i_min, m->paired_i_max);
+		printf("  %-6s paired by repetition: best pcbench / bare_mem (bare_copy with its server sending from memory the "
+		       "size of the pull, as a source reads guest memory) %.3f [%.3f-%.3f]\n", pn, m->paired_m, m->paired_m_min,
+		       m->paired_m_max);
 		F->met_bulk = F->met_bulk && m->paired_t >= 0.9;
 		F->met_bulk_floor = F->met_bulk_floor && m->paired_f >= 0.9;
 		F->met_zero = zero_print(F->zr[p], F->nzr[p], pn, floor_zero_model(&F->fc)) && F->met_zero;
@@ -383,6 +394,7 @@ static void json_bulk_summary(const struct floor_run *F, struct pcb_json *j)
 		floor_json_spread(j, "paired_best_over_floor", "median", m->paired_f, m->paired_f_min, m->paired_f_max);
 		floor_json_spread(j, "paired_best_over_pcb_gen", "median", m->paired_g, m->paired_g_min, m->paired_g_max);
 		floor_json_spread(j, "paired_inline_over_pcb_thread", "median", m->paired_i, m->paired_i_min, m->paired_i_max);
+		floor_json_spread(j, "paired_best_over_bare_mem", "median", m->paired_m, m->paired_m_min, m->paired_m_max);
 		pcb_json_obj_end(j);
 	}
 	pcb_json_arr_end(j);
