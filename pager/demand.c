@@ -4,6 +4,14 @@
 
 /* ---- demand thread ---------------------------------------------------------- */
 
+_Static_assert(UFFD_MSG_BATCH <= PCB_SEND_ARGS_MAX, "one read's requests fit one pcb_conn_send_args");
+
+static void demand_send_lost(struct pcb_pager *p, bool *lost)
+{
+	snprintf(p->loss_why, sizeof(p->loss_why), "sending a demand request failed: %s", strerror(errno));
+	*lost = true;
+}
+
 static int demand_handle_faults(struct pcb_pager *p)
 {
 	struct uffd_msg msgs[UFFD_MSG_BATCH];
@@ -16,6 +24,11 @@ static int demand_handle_faults(struct pcb_pager *p)
 	}
 	uint64_t now = pcb_now_ns();
 	bool lost = false;
+	/* the requests of this read, sent together after it with one write: vCPUs
+	 * that fault together wake the source once (at 2 KVM vCPUs about half the
+	 * reads hold two faults); shared: one by one (each records its connection) */
+	uint64_t reqs[UFFD_MSG_BATCH];
+	unsigned nreq = 0;
 	for (ssize_t i = 0; i < n / (ssize_t)sizeof(struct uffd_msg); i++) {
 		struct uffd_msg *m = &msgs[i];
 		if (m->event != UFFD_EVENT_PAGEFAULT)
@@ -104,13 +117,15 @@ static int demand_handle_faults(struct pcb_pager *p)
 		pthread_mutex_unlock(&p->infl_lock);
 		PCB_PROBE_REQUEST(page, PCB_CHAN_DEMAND, 1);
 		p->st.demand_requests++;
-		if (!lost && demand_send_req(p, p->shared ? &p->infl[p->ninfl - 1] : &nf) < 0) {
-			/* the request stays in infl[]: recovery sends it again; the other messages
-			 * of this read are still recorded (the kernel will not deliver them again) */
-			snprintf(p->loss_why, sizeof(p->loss_why), "sending a demand request failed: %s", strerror(errno));
-			lost = true;
-		}
+		if (!p->shared)
+			reqs[nreq++] = page;
+		else if (!lost && demand_send_req(p, &p->infl[p->ninfl - 1]) < 0)
+			demand_send_lost(p, &lost);
 	}
+	/* a request not sent stays in infl[]: recovery sends it again; the other messages
+	 * of this read are still recorded (the kernel will not deliver them again) */
+	if (nreq && !lost && pcb_conn_send_args(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_REQ, reqs, nreq) < 0)
+		demand_send_lost(p, &lost);
 	/* a background policy may want to react to the faults; otherwise waking
 	 * the idle background thread would only cost the vCPU a context switch */
 	if (p->pol.ops->background && !p->cfg.push && atomic_load_explicit(&p->bg_waiting, memory_order_relaxed)) {

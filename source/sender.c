@@ -284,6 +284,13 @@ static int shared_peek(struct sconn *sc)
 	return f > 0 ? pcb_src_parse_frames(sc, pcb_now_ns()) : 0;
 }
 
+/* The demand connection's next queued reply is due (and not held by the link). */
+static bool demand_due(const struct sconn *sc, uint64_t now)
+{
+	return sc->channel == PCB_CHAN_DEMAND && sc->qlen && sc->q[sc->qhead].due <= now &&
+	       !atomic_load_explicit(&sc->st->link.bps, memory_order_relaxed);
+}
+
 /* Send every frame whose time has come.  Returns the time the next one is
  * due (UINT64_MAX: nothing queued), or 0 on a send error.  A shared
  * connection sends a due demand reply (uq) before the next background frame. */
@@ -347,7 +354,10 @@ uint64_t pcb_src_run_queue(struct sconn *sc)
 			else
 				pcb_src_item_pop(sc);
 		}
-		bool flush = is_demand || (chunked && (!stream || sc->txlen >= PCB_SHARED_FLUSH));
+		/* demand replies due together (requests that arrived together) leave in one
+		 * write, as the requests came, up to PCB_SHARED_FLUSH bytes */
+		bool flush = (is_demand && (urgent || sc->txlen >= PCB_SHARED_FLUSH || !demand_due(sc, now))) ||
+			     (chunked && (!stream || sc->txlen >= PCB_SHARED_FLUSH));
 		if (flush && tx_flush(sc) < 0)
 			return 0;
 		if (flush && sc->push)

@@ -433,6 +433,32 @@ int pcb_conn_send(struct pcb_conn *c, uint16_t type, uint64_t arg, const void *p
 	return 0;
 }
 
+int pcb_conn_send_args(struct pcb_conn *c, uint16_t type, const uint64_t *args, unsigned n)
+{
+	uint8_t buf[PCB_SEND_ARGS_MAX * (PCB_HDR_SIZE + PCB_TAG_BYTES)];
+	size_t len = 0;
+	if (n > PCB_SEND_ARGS_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct pcb_hdr h = { .magic = PCB_PROTO_MAGIC, .version = PCB_PROTO_VERSION, .type = type,
+				     .flags = c->mac_tx ? PCB_FRAME_MAC : 0, .arg = args[i] };
+		uint8_t *hb = buf + len;
+		pcb_hdr_encode(&h, hb);
+		len += PCB_HDR_SIZE;
+		if (c->mac_tx) {   /* tagged in order: each frame takes the next sequence number */
+			pcb_conn_tag(c, hb, NULL, 0, buf + len);
+			len += PCB_TAG_BYTES;
+		}
+	}
+	if (len && pcb_write_full(c->fd, buf, len) < 0)
+		return -1;
+	c->bytes_tx += len;
+	c->frames_tx += n;
+	return 0;
+}
+
 int pcb_sock_buf_bytes = 4 << 20;
 
 void pcb_sock_tune(int fd)

@@ -254,6 +254,11 @@ int pcb_conn_fill(struct pcb_conn *c);
 int pcb_conn_recv(struct pcb_conn *c, struct pcb_hdr *h, const uint8_t **payload);
 /* Send one frame (header + payload with one writev). 0 or -1 (errno). */
 int pcb_conn_send(struct pcb_conn *c, uint16_t type, uint64_t arg, const void *payload, uint32_t len);
+/* Send n payload-less frames of one type (args[i] each), n <= PCB_SEND_ARGS_MAX,
+ * with one write: several demand requests read from one userfaultfd read
+ * leave in one system call and wake the peer once.  0 or -1 (errno). */
+#define PCB_SEND_ARGS_MAX 64
+int pcb_conn_send_args(struct pcb_conn *c, uint16_t type, const uint64_t *args, unsigned n);
 
 /* Sockets. addr "HOST:PORT" or "unix:/path". */
 int pcb_listen_tcp(const char *host, uint16_t port, uint16_t *bound_port);

@@ -532,6 +532,48 @@ static void test_source_refuses(void **st)
 }
 
 /* A frame before the handshake is refused with a reason. */
+/* Demand requests that arrive together (one write, as the demand thread sends
+ * the faults of one userfaultfd read) are each answered, in order, with the
+ * page's contents: the source sends the replies due together in one write. */
+static void test_source_demand_together(void **st)
+{
+	(void)st;
+	struct pcb_source_cfg cfg = { .mem_bytes = NP * 4096ull, .seed = 42, .zero_fraction = 0.25,
+				      .handshake_timeout_ms = 2000 };
+	struct pcb_image im;
+	pcb_image_init(&im, 42, NP, 0.25);
+	struct srcrun r;
+	src_start(&r, &cfg, NP, PCB_CHAN_DEMAND);
+	struct pcb_conn *c = &r.c;
+	uint64_t want[PCB_SEND_ARGS_MAX];
+	for (unsigned round = 0; round < 3; round++) {
+		unsigned n = round == 0 ? 2 : round == 1 ? 8 : PCB_SEND_ARGS_MAX;
+		for (unsigned i = 0; i < n; i++)
+			want[i] = (round * 97 + i * 13) % NP;
+		assert_int_equal(pcb_conn_send_args(c, PCB_MSG_REQ, want, n), 0);
+		for (unsigned i = 0; i < n; i++) {
+			struct pcb_hdr h;
+			const uint8_t *pl;
+			uint8_t page[PCB_PAGE_SIZE];
+			assert_int_equal(pcb_conn_recv(c, &h, &pl), PCB_RX_FRAME);
+			assert_true(h.arg == want[i]);
+			if (pcb_image_is_zero(&im, want[i])) {
+				assert_int_equal(h.type, PCB_MSG_ZERO);
+				continue;
+			}
+			assert_int_equal(h.type, PCB_MSG_PAGE);
+			assert_int_equal(h.len, PCB_PAGE_SIZE);
+			pcb_image_fill(&im, want[i], page);
+			assert_memory_equal(pl, page, PCB_PAGE_SIZE);
+		}
+	}
+	assert_int_equal(pcb_conn_send(c, PCB_MSG_BYE, 0, NULL, 0), 0);
+	pthread_join(r.th, NULL);
+	assert_int_equal(r.rc, 0);
+	pcb_conn_free(c);
+	pcb_source_state_free(r.st);
+}
+
 static void test_source_wants_hello(void **st)
 {
 	(void)st;
@@ -672,6 +714,7 @@ int main(void)
 		cmocka_unit_test(test_auth_key_file),
 		cmocka_unit_test(test_source_refuses),
 		cmocka_unit_test(test_source_shared_priority),
+		cmocka_unit_test(test_source_demand_together),
 		cmocka_unit_test(test_source_wants_hello),
 		cmocka_unit_test(test_pager_refuses_page_outside),
 		cmocka_unit_test(test_pager_refuses_short_page),

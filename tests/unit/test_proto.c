@@ -4,6 +4,7 @@
 #include "wire/proto.h"
 #include "common/image.h"
 #include <endian.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -548,6 +549,52 @@ static size_t mac_frame(struct pcb_conn *tx, int rd, uint64_t pg, uint8_t *raw)
 	return got;
 }
 
+/* Several payload-less frames in one write (the demand thread's requests of
+ * one userfaultfd read): each arrives whole and in order, tagged with the
+ * next sequence numbers on a keyed connection (a frame after them still
+ * authenticates), and more than PCB_SEND_ARGS_MAX is refused. */
+static void test_conn_send_args(void **state)
+{
+	(void)state;
+	uint64_t args[PCB_SEND_ARGS_MAX + 3];
+	for (unsigned i = 0; i < PCB_SEND_ARGS_MAX + 3; i++)
+		args[i] = 1 + 3 * i;   /* inside NPAGES */
+	for (int keyed = 0; keyed < 2; keyed++) {
+		struct pcb_conn tx, rx;
+		struct pcb_hdr h;
+		const uint8_t *pl;
+		int sv[2];
+		if (keyed) {
+			mac_pair(sv, &tx, &rx);
+		} else {
+			assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+			assert_int_equal(pcb_conn_init(&tx, sv[0], 0, NPAGES), 0);
+			assert_int_equal(pcb_conn_init(&rx, sv[1], 0, NPAGES), 0);
+		}
+		assert_int_equal(pcb_conn_send_args(&tx, PCB_MSG_REQ, args, 0), 0);
+		assert_int_equal(pcb_conn_send_args(&tx, PCB_MSG_REQ, args, 3), 0);
+		assert_int_equal(pcb_conn_send_args(&tx, PCB_MSG_REQ, args + 3, PCB_SEND_ARGS_MAX), 0);
+		assert_int_equal(pcb_conn_send(&tx, PCB_MSG_PING, 5, NULL, 0), 0);
+		errno = 0;
+		assert_int_equal(pcb_conn_send_args(&tx, PCB_MSG_REQ, args, PCB_SEND_ARGS_MAX + 1), -1);
+		assert_int_equal(errno, EINVAL);
+		tl_assert_u64_eq(tx.frames_tx, 3 + PCB_SEND_ARGS_MAX + 1);
+		tl_assert_u64_eq(tx.bytes_tx, (3 + PCB_SEND_ARGS_MAX + 1) * (PCB_HDR_SIZE + (keyed ? PCB_TAG_BYTES : 0)));
+		for (unsigned i = 0; i < 3 + PCB_SEND_ARGS_MAX; i++) {
+			assert_int_equal(pcb_conn_recv(&rx, &h, &pl), PCB_RX_FRAME);
+			assert_int_equal(h.type, PCB_MSG_REQ);
+			assert_int_equal(h.len, 0);
+			tl_assert_u64_eq(h.arg, args[i]);
+			assert_int_equal(!!(h.flags & PCB_FRAME_MAC), keyed);
+		}
+		assert_int_equal(pcb_conn_recv(&rx, &h, &pl), PCB_RX_FRAME);
+		assert_int_equal(h.type, PCB_MSG_PING);
+		tl_assert_u64_eq(h.arg, 5);
+		pcb_conn_free(&tx);
+		pcb_conn_free(&rx);
+	}
+}
+
 static void test_conn_mac(void **state)
 {
 	(void)state;
@@ -644,6 +691,7 @@ int main(void)
 		cmocka_unit_test(test_conn_stream),
 		cmocka_unit_test(test_conn_eof),
 		cmocka_unit_test(test_conn_mac),
+		cmocka_unit_test(test_conn_send_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
