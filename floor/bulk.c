@@ -43,6 +43,7 @@ static const struct bulk_var bulk_vars[] = {
 	{ B_INSTALL, "install", "move", PCB_CHUNK_PAGES },
 	{ B_INSTALL, "install", "continue", PCB_MAX_RUN_PAGES },
 	{ B_BARE, "bare_copy", "copy", PCB_MAX_RUN_PAGES },
+	{ B_BARE_MEM, "bare_mem", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PIPE, "bare_pipe", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PCB, "pcbench", "copy", 1 }, { B_PCB, "pcbench", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PCB, "pcbench", "move", 1 }, { B_PCB, "pcbench", "move", PCB_CHUNK_PAGES },
@@ -55,6 +56,8 @@ static const struct bulk_var bulk_vars[] = {
 	{ B_PCB_MAC, "pcb_mac", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_MAC, "pcb_mac", "continue", PCB_MAX_RUN_PAGES },
 	/* the same pull with the source generating each page as it sends it (--source-image=generate) */
 	{ B_PCB_GEN, "pcb_gen", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_GEN, "pcb_gen", "continue", PCB_MAX_RUN_PAGES },
+	/* the same pull with an installer thread (--installer=thread; the pcbench rows install inline) */
+	{ B_PCB_THREAD, "pcb_thread", "copy", PCB_MAX_RUN_PAGES },
 };
 #define NBULK_VARS (unsigned)(sizeof(bulk_vars) / sizeof(bulk_vars[0]))
 _Static_assert(sizeof(bulk_vars) / sizeof(bulk_vars[0]) <= MAX_BULK / 2, "rows[] and g[][] hold every variant at two placements");
@@ -81,7 +84,7 @@ int floor_bulk_select(struct floor_cfg *fc, const char *list)
 			}
 		if (!any || len >= sizeof(tok)) {
 			pcb_err("floor: invalid value for --bulk-variants: '%.*s' in '%s' (want all, or VARIANT[:INSTALL] with VARIANT "
-				"transport, source_gen, install, bare_copy, bare_pipe, pcbench, pcb_proc, pcb_zero, pcb_mac or pcb_gen and "
+				"transport, source_gen, install, bare_copy, bare_mem, bare_pipe, pcbench, pcb_proc, pcb_zero, pcb_mac, pcb_gen or pcb_thread and "
 				"INSTALL copy, move or continue)", (int)(len < 64 ? len : 64), s, list);
 			return -1;
 		}
@@ -101,8 +104,9 @@ static int bulk_bare_row(struct floor_run *F, unsigned p, unsigned k, unsigned r
 	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
 	int rcpu = 0, scpu = p ? 1 : 0, rc;
 	double *gb = &F->g[p][k][rep];
-	if (bv->kind == B_TRANSPORT || bv->kind == B_BARE)
-		rc = floor_run_bulk_bare(bv->kind == B_BARE, rcpu, scpu, fc->bulk_bytes, gb, why, whylen);
+	if (bv->kind == B_TRANSPORT || bv->kind == B_BARE || bv->kind == B_BARE_MEM)
+		rc = floor_run_bulk_bare(bv->kind != B_TRANSPORT, bv->kind == B_BARE_MEM, rcpu, scpu, fc->bulk_bytes, gb, why,
+					 whylen);
 	else if (bv->kind == B_SRCGEN)   /* on the source's CPU */
 		rc = floor_run_source_gen(scpu, fc->seed, npages, gb, why, whylen);
 	else if (bv->kind == B_PIPE)   /* installer: with everything (same), unpinned (cross) */
@@ -113,7 +117,7 @@ static int bulk_bare_row(struct floor_run *F, unsigned p, unsigned k, unsigned r
 		pcb_err("floor: bulk %s %s: %s", bv->name, row->install, why);
 		return rc;
 	}
-	if (bv->kind != B_TRANSPORT && bv->kind != B_SRCGEN) {
+	if (bv->kind != B_TRANSPORT && bv->kind != B_SRCGEN) {   /* bare_copy, bare_mem, bare_pipe, install */
 		row->ioctls = npages / PCB_MAX_RUN_PAGES;
 		row->pages = npages;
 	}
@@ -131,10 +135,12 @@ static int bulk_pcbench_row(struct floor_run *F, unsigned p, unsigned k, unsigne
 		snprintf(why, whylen, "no random key for the pcb_mac rows: %s", strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
-	struct floor_cfg fc_mac = F->fc, fc_gen = F->fc;
+	struct floor_cfg fc_mac = F->fc, fc_gen = F->fc, fc_thr = F->fc;
 	fc_mac.key = &mac_key;
 	fc_gen.source_image = PCB_SRC_IMAGE_GENERATE;
-	const struct floor_cfg *fc = bv->kind == B_PCB_MAC ? &fc_mac : bv->kind == B_PCB_GEN ? &fc_gen : &F->fc;
+	fc_thr.install_thread = true;
+	const struct floor_cfg *fc = bv->kind == B_PCB_MAC ? &fc_mac : bv->kind == B_PCB_GEN ? &fc_gen
+				   : bv->kind == B_PCB_THREAD ? &fc_thr : &F->fc;
 	struct bulk_row *row = &F->rows[p * NBULK_VARS + k];
 	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
 	int rcpu = 0, scpu = p ? 1 : 0;
@@ -165,7 +171,7 @@ static void bulk_summarise(struct floor_run *F)
 	unsigned reps = F->fc.bulk_reps;
 	for (unsigned p = 0; p < F->nplace; p++)
 		for (unsigned rep = 0; rep < reps; rep++) {
-			double t = 0, fl = 0, best = 0, gen = 0;
+			double t = 0, fl = 0, best = 0, gen = 0, inl = 0, thr = 0, mem = 0;
 			for (unsigned k = 0; k < NBULK_VARS; k++) {
 				double x = F->g[p][k][rep];
 				if (bulk_vars[k].kind == B_TRANSPORT)
@@ -176,8 +182,16 @@ static void bulk_summarise(struct floor_run *F)
 					best = x;
 				if (bulk_vars[k].kind == B_PCB_GEN && x > gen)
 					gen = x;
+				if (bulk_vars[k].kind == B_PCB && !strcmp(bulk_vars[k].install, "copy") && bulk_vars[k].batch > 1)
+					inl = x;
+				if (bulk_vars[k].kind == B_PCB_THREAD)
+					thr = x;
+				if (bulk_vars[k].kind == B_BARE_MEM)
+					mem = x;
 			}
 			F->bpg[p][rep] = gen > 0 ? best / gen : 0;
+			F->bpi[p][rep] = thr > 0 ? inl / thr : 0;
+			F->bpm[p][rep] = mem > 0 ? best / mem : 0;
 			F->bpt[p][rep] = t > 0 ? best / t : 0;
 			F->bpf[p][rep] = fl > 0 ? best / fl : 0;
 		}
@@ -210,7 +224,8 @@ int floor_measure_bulk(struct floor_run *F, char *why, size_t whylen)
 				int kind = bulk_vars[k].kind;
 				if (!fc->bulk_sel[k])
 					continue;
-				int rc = kind == B_PCB || kind == B_PCB_PROC || kind == B_PCB_ZERO || kind == B_PCB_MAC || kind == B_PCB_GEN
+				int rc = kind == B_PCB || kind == B_PCB_PROC || kind == B_PCB_ZERO || kind == B_PCB_MAC || kind == B_PCB_GEN ||
+						 kind == B_PCB_THREAD
 						 ? bulk_pcbench_row(F, p, k, rep, why, whylen)
 						 : bulk_bare_row(F, p, k, rep, why, whylen);
 				if (rc)
@@ -246,6 +261,8 @@ static void bulk_sum_of(struct floor_run *F, unsigned p)
 	m->paired_t = floor_median(F->bpt[p], F->fc.bulk_reps, &m->paired_t_min, &m->paired_t_max);
 	m->paired_f = floor_median(F->bpf[p], F->fc.bulk_reps, &m->paired_f_min, &m->paired_f_max);
 	m->paired_g = floor_median(F->bpg[p], F->fc.bulk_reps, &m->paired_g_min, &m->paired_g_max);
+	m->paired_i = floor_median(F->bpi[p], F->fc.bulk_reps, &m->paired_i_min, &m->paired_i_max);
+	m->paired_m = floor_median(F->bpm[p], F->fc.bulk_reps, &m->paired_m_min, &m->paired_m_max);
 }
 
 static void print_bulk_table(struct floor_run *F)
@@ -255,6 +272,8 @@ static void print_bulk_table(struct floor_run *F)
 	       "and sender on CPU 0, cross = receiver CPU 0, sender CPU 1, installer thread unpinned)\n"
 	       "  transport = TCP alone; install = that path's installs alone, no network (ceiling of any receiver);\n"
 	       "  bare_copy = receive then batched UFFDIO_COPY in one thread; bare_pipe = receive and install in two threads;\n"
+	       "  bare_mem = bare_copy with its server sending from memory the size of the pull (not part of the floor);\n"
+	       "  pcb_thread = pcbench copy/128 with --installer=thread (not a candidate for the best pull);\n"
 	       "  floor = the better bare receiver (transport + install); source_gen = pcbench's source generating pages\n"
 	       "  from the seed, alone (on the sender's CPU); pcb_proc = pcbench --pager=process\n",
 	       pcb_fmt_size(F->fc.bulk_bytes, sz, sizeof(sz)), F->fc.bulk_reps);
@@ -311,6 +330,11 @@ void floor_print_bulk(struct floor_run *F)
 		       "generating each page) %.3f [%.3f-%.3f]\n", pn,
 		       floor_src_image.reason ? pcb_source_image_name(floor_src_image.mode) : "-", m->paired_g, m->paired_g_min,
 		       m->paired_g_max);
+		printf("  %-6s paired by repetition: pcbench copy/128, installer inline / pcb_thread (the same pull with an "
+		       "installer thread, --installer=thread) %.3f [%.3f-%.3f]\n", pn, m->paired_i, m->paired_i_min, m->paired_i_max);
+		printf("  %-6s paired by repetition: best pcbench / bare_mem (bare_copy with its server sending from memory the "
+		       "size of the pull, as a source reads guest memory) %.3f [%.3f-%.3f]\n", pn, m->paired_m, m->paired_m_min,
+		       m->paired_m_max);
 		F->met_bulk = F->met_bulk && m->paired_t >= 0.9;
 		F->met_bulk_floor = F->met_bulk_floor && m->paired_f >= 0.9;
 		F->met_zero = zero_print(F->zr[p], F->nzr[p], pn, floor_zero_model(&F->fc)) && F->met_zero;
@@ -369,6 +393,8 @@ static void json_bulk_summary(const struct floor_run *F, struct pcb_json *j)
 		floor_json_spread(j, "paired_best_over_transport", "median", m->paired_t, m->paired_t_min, m->paired_t_max);
 		floor_json_spread(j, "paired_best_over_floor", "median", m->paired_f, m->paired_f_min, m->paired_f_max);
 		floor_json_spread(j, "paired_best_over_pcb_gen", "median", m->paired_g, m->paired_g_min, m->paired_g_max);
+		floor_json_spread(j, "paired_inline_over_pcb_thread", "median", m->paired_i, m->paired_i_min, m->paired_i_max);
+		floor_json_spread(j, "paired_best_over_bare_mem", "median", m->paired_m, m->paired_m_min, m->paired_m_max);
 		pcb_json_obj_end(j);
 	}
 	pcb_json_arr_end(j);

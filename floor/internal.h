@@ -59,6 +59,7 @@ struct floor_cfg {
 	char link_name[FLOOR_MAX_LINKS][24];
 	uint64_t link_rtt_ns;
 	const struct pcb_auth_key *key;   /* pcb_mac rows: a key on both ends (every frame authenticated) */
+	bool install_thread;              /* pcb_thread rows: --installer=thread (pcbench rows: inline, the default) */
 	/* KVM demand paging, bare and pcbench (--kvm-vcpus, --kvm-mem, --kvm-reps, --no-kvm; kvm.c) */
 	bool no_kvm;
 	struct pcb_floor_kvm_cfg kvm;
@@ -123,7 +124,8 @@ int floor_run_pcbench(const struct floor_cfg *fc, const char *policy, const char
 /* ---- barebulk.c: the bulk floor without pcbench (GB/s = 1e9 bytes/s) ---- */
 
 /* The transport alone (install false) or received and installed with UFFDIO_COPY in one thread. */
-int floor_run_bulk_bare(bool install, int recv_cpu, int send_cpu, uint64_t bytes, double *gbps, char *why, size_t whylen);
+int floor_run_bulk_bare(bool install, bool from_mem, int recv_cpu, int send_cpu, uint64_t bytes, double *gbps, char *why,
+			size_t whylen);
 /* One install path's installs alone, no network. */
 int floor_run_install_only(const char *install, int cpu, uint64_t npages, double *gbps, char *why, size_t whylen);
 /* pcbench's source's page generation alone. */
@@ -172,7 +174,11 @@ void floor_link_json(struct pcb_json *j, const struct floor_cfg *fc, const struc
 /* bulk rows: the transport alone; installs alone (no network); the bare
  * receiver installing serially and pipelined; pcbench (threads, process) */
 /* B_PCB_GEN: pcbench's pull with the source generating each page (--source-image=generate), paired with B_PCB */
-enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC, B_PCB_GEN };
+/* B_PCB_THREAD: the same pull with --installer=thread (an installer thread), paired with B_PCB (inline) */
+/* B_BARE_MEM: bare_copy with the server sending from memory the size of the pull (each page read from DRAM, as a
+ * source reads guest memory), not a cache-hot 1 MiB buffer; not part of the floor: what a source's reads cost */
+enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC, B_PCB_GEN, B_PCB_THREAD,
+       B_BARE_MEM };
 struct bulk_var {
 	int kind;
 	const char *name;
@@ -192,7 +198,7 @@ struct bulk_row {
 	double gmin, gmax;          /* over the repetitions */
 };
 
-#define MAX_BULK 44
+#define MAX_BULK 48
 #define FLOOR_ZERO_FRACTION 0.25   /* pcb_zero rows: pcbench's default image (--zero-pages) */
 
 /* Zero pages: each pcb_zero row (the default image, FLOOR_ZERO_FRACTION zero
@@ -212,6 +218,8 @@ struct bulk_sum {
 	double transport, install_copy, serial_model, floor, best, best_proc, best_proc_ratio, srcgen, floor_gen;
 	double paired_t, paired_t_min, paired_t_max, paired_f, paired_f_min, paired_f_max;
 	double paired_g, paired_g_min, paired_g_max;   /* best pcbench / best pcb_gen (0: no pcb_gen row) */
+	double paired_i, paired_i_min, paired_i_max;   /* pcbench copy/128 (installer inline) / pcb_thread (0: no row) */
+	double paired_m, paired_m_min, paired_m_max;   /* best pcbench / bare_mem (0: no row) */
 	const struct bulk_row *best_row, *floor_row;
 };
 
@@ -234,6 +242,8 @@ struct floor_run {
 	double g[2][MAX_BULK / 2][16];   /* GB/s per placement, row and repetition */
 	double bpt[2][16], bpf[2][16];   /* per repetition: best pcbench / transport, / floor */
 	double bpg[2][16];               /* per repetition: best pcbench / best pcb_gen */
+	double bpi[2][16];               /* per repetition: pcbench copy/128 / pcb_thread copy/128 */
+	double bpm[2][16];               /* per repetition: best pcbench / bare_mem */
 	struct zero_ratio zr[2][4];
 	unsigned nzr[2];
 	struct bulk_sum bs[2];

@@ -205,7 +205,8 @@ struct pcb_install_job {
 struct pcb_install_q {
 	struct pcb_install_job job[PCB_IQ_SLOTS];
 	uint64_t head, tail;            /* head: next job pushed; tail: next job popped */
-	uint64_t done;                  /* jobs finished (slots free up to done + PCB_IQ_SLOTS) */
+	uint64_t done;                  /* jobs finished (slots free up to done + nslots) */
+	unsigned nslots;                /* staging slots in use, 1..PCB_IQ_SLOTS (pcb_iq_init: all) */
 	bool closed;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

@@ -7,6 +7,7 @@
 void pcb_iq_init(struct pcb_install_q *q)
 {
 	memset(q, 0, sizeof(*q));
+	q->nslots = PCB_IQ_SLOTS;
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->cond, NULL);
 }
@@ -32,9 +33,9 @@ static void wait_100ms(struct pcb_install_q *q)
 int pcb_iq_reserve_ahead(struct pcb_install_q *q, unsigned ahead, const atomic_bool *stop, const atomic_int *fatal)
 {
 	pthread_mutex_lock(&q->lock);
-	while (q->head + ahead - q->done >= PCB_IQ_SLOTS && !atomic_load(stop) && !atomic_load(fatal))
+	while (q->head + ahead - q->done >= q->nslots && !atomic_load(stop) && !atomic_load(fatal))
 		wait_100ms(q);
-	int slot = q->head + ahead - q->done < PCB_IQ_SLOTS ? (int)((q->head + ahead) % PCB_IQ_SLOTS) : -1;
+	int slot = q->head + ahead - q->done < q->nslots ? (int)((q->head + ahead) % q->nslots) : -1;
 	pthread_mutex_unlock(&q->lock);
 	return slot;
 }

@@ -338,7 +338,7 @@ static bool bg_push_gaps(struct bg_state *s)
 {
 	struct pcb_pager *p = s->p;
 	/* every received job installed (the slot SLOTS-1 ahead is free only then) */
-	if (pcb_iq_reserve_ahead(&p->iq, PCB_IQ_SLOTS - 1, &p->stopping, &p->fatal) < 0 || pcb_ps_complete(&p->ps))
+	if (pcb_iq_reserve_ahead(&p->iq, p->iq.nslots - 1, &p->stopping, &p->fatal) < 0 || pcb_ps_complete(&p->ps))
 		return false;
 	uint64_t missing = p->ps.npages - atomic_load(&p->ps.npresent);
 	pthread_mutex_lock(&p->rec_lock);
@@ -430,7 +430,7 @@ static enum bg_next bg_frame_run(struct bg_state *s, const struct pcb_hdr *h, bo
 		return BG_OUT;
 	for (unsigned i = 0; i < n; i++)
 		PCB_PROBE_RECEIVED(h->arg + i, PCB_CHAN_BACKGROUND, 0);
-	pcb_iq_push(&p->iq, &j);
+	bg_hand_off(p, &j);
 	return BG_AGAIN;
 }
 
@@ -465,7 +465,7 @@ static enum bg_next bg_frame_page(struct bg_state *s, const struct pcb_hdr *h, c
 	struct pcb_install_job j = { .page = h->arg, .n = 1, .slot = (unsigned)slot, .drain = drain };
 	pcb_install_rx_iov(&p->in, (unsigned)slot, h->arg, 1, iov, 1, j.owned);
 	memcpy(iov[0].iov_base, pl, PCB_PAGE_SIZE);
-	pcb_iq_push(&p->iq, &j);
+	bg_hand_off(p, &j);
 	return BG_AGAIN;
 }
 

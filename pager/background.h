@@ -25,4 +25,5 @@ int bg_chunk_page(struct pcb_pager *p, uint64_t pg, const uint8_t *data, bool dr
  * (continue); inst_thread is in internal.h */
 int bg_flush_zero(struct pcb_pager *p, uint64_t *zfirst, unsigned *zn, bool drain);
 void bg_release_claims(struct pcb_pager *p, const struct pcb_install_job *j);
+void bg_hand_off(struct pcb_pager *p, const struct pcb_install_job *j);
 #endif

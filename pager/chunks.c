@@ -11,7 +11,7 @@ void chunk_push(struct pcb_pager *p)
 	if (!p->chunk_open)
 		return;
 	p->chunk_open = false;
-	pcb_iq_push(&p->iq, &p->chunk);
+	bg_hand_off(p, &p->chunk);
 }
 
 /* Start chunk job j for the chunk holding page pg, in the slot `ahead` jobs

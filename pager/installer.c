@@ -72,9 +72,48 @@ int bg_flush_zero(struct pcb_pager *p, uint64_t *zfirst, unsigned *zn, bool drai
 	if (slot < 0)
 		return -1;
 	struct pcb_install_job j = { .page = *zfirst, .n = *zn, .slot = (unsigned)slot, .zero = true, .drain = drain };
-	pcb_iq_push(&p->iq, &j);
+	bg_hand_off(p, &j);
 	*zn = 0;
 	return 0;
+}
+
+/* Install one job popped from the queue (its slot freed when done).  0, or
+ * -1: installing failed (fatal set). */
+static int inst_one(struct pcb_pager *p, const struct pcb_install_job *j)
+{
+	if (pcb_ps_complete(&p->ps)) {
+		/* every page is in (a duplicate after a re-request): nothing to
+		 * install, and the region may be unregistered any moment now */
+		if (j->chunk)
+			pcb_install_chunk_reset(&p->in, j->slot, &p->st.inst_bg);
+		pcb_iq_done(&p->iq);
+		return 0;
+	}
+	struct bg_ctx x = { .p = p, .drain = j->drain };
+	int r = pcb_install_job(&p->in, j, &p->st.inst_bg, bg_installed, &x);
+	bg_log_flush(&x);
+	p->st.inst_bg.jobs++;
+	pcb_iq_done(&p->iq);
+	if (r < 0) {
+		set_fatal(p, PCB_EXIT_OSERR, "installing %spages %llu..%llu failed: %s", j->zero ? "zero " : "",
+			  (unsigned long long)j->page, (unsigned long long)(j->page + j->n - 1), strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+/* Hand a received job to the installer: queued for the installer thread, or
+ * (inline install) installed here by the background thread at once, the way
+ * a single-threaded receiver does it: no wake-up, the data still in this CPU's
+ * cache. */
+void bg_hand_off(struct pcb_pager *p, const struct pcb_install_job *j)
+{
+	pcb_iq_push(&p->iq, j);
+	if (!p->inst_inline)
+		return;
+	struct pcb_install_job q;
+	if (pcb_iq_pop(&p->iq, &q, &p->stopping, &p->fatal) == 0)
+		inst_one(p, &q);
 }
 
 /* The installer thread: issues the install ioctls of what the background
@@ -85,26 +124,9 @@ void *inst_thread(void *arg)
 	if (p->cfg.pin_install)
 		pcb_pin_self((int)p->cfg.pin_install - 1);
 	struct pcb_install_job j;
-	while (pcb_iq_pop(&p->iq, &j, &p->stopping, &p->fatal) == 0) {
-		if (pcb_ps_complete(&p->ps)) {
-			/* every page is in (a duplicate after a re-request): nothing to
-			 * install, and the region may be unregistered any moment now */
-			if (j.chunk)
-				pcb_install_chunk_reset(&p->in, j.slot, &p->st.inst_bg);
-			pcb_iq_done(&p->iq);
-			continue;
-		}
-		struct bg_ctx x = { .p = p, .drain = j.drain };
-		int r = pcb_install_job(&p->in, &j, &p->st.inst_bg, bg_installed, &x);
-		bg_log_flush(&x);
-		p->st.inst_bg.jobs++;
-		pcb_iq_done(&p->iq);
-		if (r < 0) {
-			set_fatal(p, PCB_EXIT_OSERR, "installing %spages %llu..%llu failed: %s", j.zero ? "zero " : "",
-				  (unsigned long long)j.page, (unsigned long long)(j.page + j.n - 1), strerror(-r));
+	while (pcb_iq_pop(&p->iq, &j, &p->stopping, &p->fatal) == 0)
+		if (inst_one(p, &j) < 0)
 			break;
-		}
-	}
 	p->st.install_cpu = sched_getcpu();
 	p->st.install_cpu_ns = pcb_thread_cpu_ns();
 	return NULL;

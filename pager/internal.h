@@ -84,6 +84,7 @@ struct pcb_pager {
 	unsigned zero_inline;        /* zero runs up to this long are copied in with the data (zero slots) */
 	pthread_t inst_th;
 	bool inst_started;
+	bool inst_inline;            /* no installer thread: the background thread installs each job it receives */
 	int uffd;
 	struct pcb_uffd_info uinfo;
 	struct pcb_pagestate ps;

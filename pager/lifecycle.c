@@ -435,6 +435,14 @@ int pcb_pager_start(struct pcb_pager *p)
 
 static int start_threads(struct pcb_pager *p)
 {
+	/* inline: one staging slot stays hot in this CPU's cache (move: the open chunk and the next) */
+	p->inst_inline = !p->cfg.install_thread;
+	if (p->inst_inline && !p->cfg.huge)
+		p->iq.nslots = chunk_mode(p) ? 2 : 1;
+	if (p->inst_inline) {
+		p->st.install_cpu = -1;
+		p->st.install_inline = true;
+	}
 	if (pthread_create(&p->demand_th, NULL, demand_thread, p) != 0)
 		return PCB_EXIT_OSERR;
 	if (pthread_create(&p->bg_th, NULL, bg_thread, p) != 0) {
@@ -442,6 +450,8 @@ static int start_threads(struct pcb_pager *p)
 		return PCB_EXIT_OSERR;
 	}
 	p->threads_started = true;
+	if (p->inst_inline)
+		return 0;
 	if (pthread_create(&p->inst_th, NULL, inst_thread, p) != 0) {
 		set_fatal(p, PCB_EXIT_OSERR, "pthread_create failed");
 		return PCB_EXIT_OSERR;

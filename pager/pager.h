@@ -44,6 +44,9 @@ struct pcb_pager_cfg {
 	bool huge;                   /* --page-size=2M: hugetlb region, 2 MiB installs (copy only; npages % 512 == 0) */
 	unsigned pin_demand, pin_bg; /* CPU + 1 to pin the demand / background thread to; 0 = not pinned */
 	unsigned pin_install;        /* CPU + 1 for the installer thread (background installs); 0 = not pinned */
+	bool install_thread;         /* --installer=thread: an installer thread installs what the background thread
+				      * received (4 staging slots, receive overlapping install); false (inline, the
+				      * default): the background thread installs each job as soon as it is received */
 	bool kernel_faults;          /* faults also come from kernel accesses (--guest=kvm: KVM's fault path) */
 	const struct pcb_auth_key *key;   /* shared secret (NULL: none) */
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
@@ -118,7 +121,8 @@ struct pcb_pager_stats {
 	struct pcb_hist demand_service;  /* fault message read -> page installed */
 	int demand_cpu, background_cpu;  /* CPU the threads last ran on */
 	bool reply_thread;               /* demand replies were received by a reply thread (--demand-replies) */
-	int install_cpu;                 /* CPU the installer thread last ran on */
+	int install_cpu;                 /* CPU the installer thread last ran on (-1: inline, no installer thread) */
+	bool install_inline;             /* background installs issued by the background thread (--installer=inline) */
 	/* CPU time each thread used (CLOCK_THREAD_CPUTIME_ID when it ends) */
 	uint64_t demand_cpu_ns, background_cpu_ns, install_cpu_ns;
 	struct pcb_install_stats inst_demand, inst_bg;   /* install ioctls by each thread */

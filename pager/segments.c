@@ -22,7 +22,7 @@ void seg_push(struct pcb_pager *p)
 	if (!p->sj_open)
 		return;
 	p->sj_open = false;
-	pcb_iq_push(&p->iq, &p->sj);
+	bg_hand_off(p, &p->sj);
 }
 
 /* Make room in the open job for a segment of `data` staging pages (pushing

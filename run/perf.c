@@ -91,6 +91,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 	pcb_json_str(j, "mode", cfg->install);
 	pcb_json_u64(j, "batch_pages", cfg->install_batch);
 	pcb_json_u64(j, "zero_inline", cfg->zero_inline);
+	pcb_json_str(j, "installer", s->install_inline ? "inline" : "thread");   /* --installer: who issued the background installs */
 	const struct pcb_install_stats *is[2] = { &s->inst_demand, &s->inst_bg };
 	static const char *const nm[2] = { "demand", "background" };
 	for (int i = 0; i < 2; i++) {
@@ -135,7 +136,7 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 	}
 	pcb_json_i64(j, "demand_thread_cpu", s->demand_cpu);
 	pcb_json_i64(j, "background_thread_cpu", s->background_cpu);
-	pcb_json_i64(j, "install_thread_cpu", s->install_cpu);
+	pcb_json_i64(j, "install_thread_cpu", s->install_cpu);   /* -1: --installer=inline (no installer thread) */
 	pcb_json_obj_end(j);
 
 	pcb_json_obj_begin(j, "memory");
@@ -162,8 +163,8 @@ void pcb_perf_human(FILE *fp, const struct pcb_config *cfg, const struct pcb_pin
 {
 	const struct pcb_install_stats *b = &s->inst_bg;
 	uint64_t span = s->t_bg_last_ns > s->t_bg_first_ns ? s->t_bg_last_ns - s->t_bg_first_ns : 0;
-	fprintf(fp, "  install     %s, batch %u: background %llu pages in %llu ioctls (%.1f/ioctl, %llu wakes), %.2f GB/s pulled",
-		cfg->install, cfg->install_batch, (unsigned long long)b->pages, (unsigned long long)b->ioctls,
+	fprintf(fp, "  install     %s, batch %u, installer %s: background %llu pages in %llu ioctls (%.1f/ioctl, %llu wakes), %.2f GB/s pulled",
+		cfg->install, cfg->install_batch, s->install_inline ? "inline" : "thread", (unsigned long long)b->pages, (unsigned long long)b->ioctls,
 		b->ioctls ? (double)b->pages / (double)b->ioctls : 0.0, (unsigned long long)b->wakes,
 		span ? (double)s->chan[1].bytes_rx / (double)span : 0.0);
 	if (b->zero_inline)

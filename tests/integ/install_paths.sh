@@ -5,7 +5,9 @@
 # JSON says which path ran and how many pages each ioctl carried (batched
 # background installs must carry more than one page per ioctl on average,
 # unbatched exactly one).  Bad --install / --install-batch / --pin values
-# exit 64 naming the value.  --pin places the threads where asked.
+# exit 64 naming the value.  --pin places the threads where asked.  Each path
+# also runs with --installer=thread (an installer thread) besides the default
+# inline installs, and the JSON says which ran.
 . "$(dirname "$0")/../lib/integ.sh"
 P=$PCBENCH
 [ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || skip "no userfaultfd access"
@@ -35,6 +37,10 @@ for mode in copy move continue; do
 	done
 	# demand only, then drain: every page goes through the demand path or the drain
 	run "$mode-demand" $mode 128 --workload=zipf --policy=demand --zero-pages=0.5
+	# the installer thread (--installer=thread) instead of inline installs, same race
+	run "$mode-thread" $mode 128 --workload=random --vcpus=2 --policy=sequential --batch=256 --installer=thread
+	$CHECK install.installer "$T/$mode-thread.json" thread || fail "$mode-thread: installer"
+	$CHECK install.installer "$T/$mode-b128.json" inline || fail "$mode-b128: installer"
 done
 
 # move, default batch (0 = 512): a scan nobody races assembles whole 2 MiB chunks (zero
@@ -62,12 +68,12 @@ done
 $CHECK install.copy_gather "$T/gather16.json" "$T/gather0.json" || fail "copy gather"
 
 # placement: pinned threads run where asked
-"$P" --mem=16M --duration=200ms --trace=off --pin=guest=0,demand=0,background=0,source=0,install=0 --json "$T/pin.json" >/dev/null 2>"$T/pin.err" ||
+"$P" --mem=16M --duration=200ms --trace=off --pin=guest=0,demand=0,background=0,source=0,install=0 --installer=thread --json "$T/pin.json" >/dev/null 2>"$T/pin.err" ||
 	fail "pin run: $(tail -1 "$T/pin.err")"
 $CHECK install.pinned "$T/pin.json" || fail "pin placement"
 
 # bad values: exit 64, one line naming the value
-for bad in "--install=mmap" "--zero-inline=129" "--install-batch=lots" "--install-batch=5000" "--pin=guest=99" "--pin=vcpu=0" "--pin=sideways"; do
+for bad in "--install=mmap" "--installer=both" "--zero-inline=129" "--install-batch=lots" "--install-batch=5000" "--pin=guest=99" "--pin=vcpu=0" "--pin=sideways"; do
 	out=$("$P" --mem=16M $bad 2>&1); rc=$?
 	val=${bad#*=}
 	if [ $rc -ne 64 ]; then fail "$bad: exit $rc, want 64"; continue; fi

@@ -78,7 +78,8 @@ def report(path, ncpu):
             elif abs(q["median"] - (pr[0] + pr[1]) / 2) > 1e-6 * q["median"] or abs(q["min"] - pr[0]) > 1e-6 * pr[0] or abs(q["max"] - pr[1]) > 1e-6 * pr[1]: errs.append("%s/%s: median/min/max %s" % (x["placement"], k, q))
     bulk = r["bulk"]
     kinds = {(b["variant"], b["install"], b["install_batch"]) for b in bulk}
-    for k in [("transport", "-", 0), ("bare_copy", "copy", 128), ("bare_pipe", "copy", 128)] + \
+    for k in [("transport", "-", 0), ("bare_copy", "copy", 128), ("bare_pipe", "copy", 128), ("bare_mem", "copy", 128),
+              ("pcb_thread", "copy", 128)] + \
              [("install", m, 512 if m == "move" else 128) for m in ("copy", "move", "continue")] + \
              [("pcb_proc", m, 128) for m in ("copy", "continue")] + \
              [("pcbench", m, b) for m in ("copy", "move", "continue") for b in (1, 512 if m == "move" else 128)]:
@@ -86,7 +87,7 @@ def report(path, ncpu):
     for b in bulk:
         if b["gb_per_s"] <= 0: errs.append("bulk %s: no throughput" % b)
         if not (b["gb_per_s_min"] <= b["gb_per_s"] <= b["gb_per_s_max"]): errs.append("bulk %s: median outside min-max" % b)
-        if b["variant"] in ("pcbench", "pcb_proc"):
+        if b["variant"] in ("pcbench", "pcb_proc", "pcb_thread"):
             if not b["verified"] or b["pages"] != 2048: errs.append("bulk %s/%s: %s" % (b["install"], b["install_batch"], b))
             if b["install_batch"] == 1 and b["install_ioctls"] < b["pages"]: errs.append("unbatched with fewer ioctls than pages")
             if b["install_batch"] == 128 and b["install_ioctls"] * 8 > b["pages"]: errs.append("batched %s: %d ioctls for %d pages" % (b["install"], b["install_ioctls"], b["pages"]))
@@ -100,6 +101,11 @@ def report(path, ncpu):
         if not (sm["paired_best_over_transport_min"] <= sm["paired_best_over_transport_median"] <= sm["paired_best_over_transport_max"]): errs.append("%s: paired bulk ratio order" % sm["placement"])
         if not (0 < sm["paired_best_over_floor_min"] <= sm["paired_best_over_floor_median"] <= sm["paired_best_over_floor_max"]): errs.append("%s: paired floor ratio order" % sm["placement"])
         if not (0 < sm["paired_best_over_pcb_gen_min"] <= sm["paired_best_over_pcb_gen_median"] <= sm["paired_best_over_pcb_gen_max"]): errs.append("%s: paired pcb_gen ratio order" % sm["placement"])
+        # installer inline (the pcbench rows) over an installer thread (pcb_thread), and best pcbench over a bare
+        # receiver whose server reads memory the size of the pull (bare_mem): paired ratios (the floor check above:
+        # bare_mem is not part of the floor)
+        for k in ("paired_inline_over_pcb_thread", "paired_best_over_bare_mem"):
+            if not (0 < sm[k + "_min"] <= sm[k + "_median"] <= sm[k + "_max"]): errs.append("%s: %s order" % (sm["placement"], k))
         if abs(sm["best_process_gb_per_s"] - g("pcb_proc")) > 1e-6 * max(sm["best_process_gb_per_s"], 1e-9): errs.append("%s: best process" % sm["placement"])
     # zero pages: a pcb_zero row per install path and placement, paired with the zero-free pull
     zr = r["zero_pages_paired_ratio"]

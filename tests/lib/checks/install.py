@@ -85,10 +85,24 @@ def copy_gather(with16, with0):
           bg0["pages_per_ioctl"]))
 
 
+def installer(path, want):
+    """results.pager.install.installer is the --installer that ran; inline has no installer thread (its
+    CPU -1, its CPU time 0: the installs are the background thread's)."""
+    r = json.load(open(path))["results"]; got = r["pager"]["install"]["installer"]
+    cpu = r["pager"]["placement"]["install_thread_cpu"]
+    if got != want: print("installer %s, want %s" % (got, want)); sys.exit(1)
+    if want == "inline" and (cpu != -1 or r["cpu"]["installer_ns"] not in (0, None)):
+        print("inline installs but an installer thread ran: cpu %s, %s ns" % (cpu, r["cpu"]["installer_ns"])); sys.exit(1)
+    if want == "thread" and cpu < 0: print("installer thread: no CPU recorded"); sys.exit(1)
+    print("installer: %s" % got)
+
+
 def pinned(path):
     """--pin: the demand, background and install threads and every vCPU ran on CPU 0, and the guest
     and source were pinned to CPU 0."""
     d = json.load(open(path)); r = d["results"]; pl = r["pager"]["placement"]
+    thr = r["pager"]["install"]["installer"] == "thread"   # the test asks for an installer thread to pin
+    if not thr: print("pin: --installer=thread was not honoured"); sys.exit(1)
     bad = [k for k in ("demand_thread_cpu", "background_thread_cpu", "install_thread_cpu") if pl[k] != 0]
     bad += ["vcpu%d on %d" % (v["vcpu"], v["cpu_end"]) for v in r["guest"]["vcpus"] if v["cpu_end"] != 0]
     if pl["guest_pinned_cpu"] != 0 or pl["source_pinned_cpu"] != 0: bad.append("pinned cpus %s" % pl)
