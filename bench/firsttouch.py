@@ -4,7 +4,8 @@ time a process writes it, with no pager.  Maps SIZE bytes anonymous and private,
 guest region of a 4 KiB pull), writes one byte in every page (pass 1: each write faults and allocates a
 page, and on a machine that reports freed memory to its host the host may fault too), then writes the
 same bytes again (pass 2: every page is present; the loop's own cost and TLB misses).  The first-touch
-cost per page is (pass 1 - pass 2) / pages.  Prints one JSON object.
+cost per page is (pass 1 - pass 2) / pages; pass 1 is also timed GiB by GiB (where along the mapping the
+cost per page changes).  Prints one JSON object.
 
     usage: bench/firsttouch.py SIZE_BYTES
 """
@@ -17,10 +18,15 @@ PAGE = 4096
 
 
 def touch_pass(m, pages):
-    t = time.perf_counter_ns()
-    for off in range(0, pages * PAGE, PAGE):
-        m[off] = 1
-    return time.perf_counter_ns() - t
+    """Total ns, and the ns of each GiB in order (where along the mapping the cost changes)."""
+    gib, parts = (1 << 30) // PAGE, []
+    t0 = time.perf_counter_ns()
+    for first in range(0, pages, gib):
+        t = time.perf_counter_ns()
+        for off in range(first * PAGE, min(pages, first + gib) * PAGE, PAGE):
+            m[off] = 1
+        parts.append(time.perf_counter_ns() - t)
+    return time.perf_counter_ns() - t0, parts
 
 
 def main():
@@ -28,12 +34,14 @@ def main():
     pages = size // PAGE
     m = mmap.mmap(-1, pages * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     m.madvise(mmap.MADV_NOHUGEPAGE)
-    first = touch_pass(m, pages)
-    second = touch_pass(m, pages)
+    first, by_gib = touch_pass(m, pages)
+    second, _ = touch_pass(m, pages)
     m.close()
+    gib = (1 << 30) // PAGE
     print(json.dumps({"bytes": pages * PAGE, "pages": pages, "pass1_ns": first, "pass2_ns": second,
                       "first_touch_us_per_page": (first - second) / pages / 1e3,
-                      "loop_us_per_page": second / pages / 1e3}))
+                      "loop_us_per_page": second / pages / 1e3,
+                      "pass1_us_per_page_by_gib": [round(ns / min(gib, pages - i * gib) / 1e3, 3) for i, ns in enumerate(by_gib)]}))
 
 
 if __name__ == "__main__":

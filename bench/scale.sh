@@ -195,7 +195,9 @@ plot idle using ($1/2**30):($3*1e3/($1/4096)) with linespoints lw 1.5 pt 7 lc rg
      idle using ($1/2**30):10 with linespoints lw 1 pt 9 lc rgb "#009E73" title "receive CPU", \
      idle using ($1/2**30):11 with linespoints lw 1 pt 8 lc rgb "#E69F00" title "source CPU", \
      idle using ($1/2**30):14 with linespoints lw 1 dt 2 pt 6 lc rgb "#555555" title "bare first touch, same size"
-set ylabel "pager RSS (% of the guest)"
+set ylabel "pager RSS (% of the guest, log scale)"
+set logscale y
+set yrange [0.05:*]
 plot idle using ($1/2**30):(100*$6) with linespoints lw 1.5 pt 7 lc rgb "#0072B2" title "idle guest", \
      running using ($1/2**30):(100*$6) with linespoints lw 1.5 pt 5 lc rgb "#D55E00" title "running guest", \
      0.2 with lines dt 2 lc rgb "#999999" title "target 0.2 %"
