@@ -154,8 +154,8 @@ static int start_handlers(struct handler *h, unsigned nvcpus, uint8_t *region, u
 }
 
 /* pages/s, and CPU µs per page of the vCPU and handler threads */
-static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, double *cpu_us, char *why,
-		     size_t whylen)
+static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, double *cpu_us, double *vcpu_us,
+		     char *why, size_t whylen)
 {
 	uint64_t npages = per * nvcpus;
 	size_t len = npages << PCB_PAGE_SHIFT;
@@ -179,6 +179,7 @@ static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, dou
 	rc = start_handlers(h, nvcpus, region, local, per, stop[0], why, whylen);
 	if (!rc)
 		rc = run_guest(&im, region, kvm, nvcpus, per, seed, &ns, &cpu_ns, why, whylen);
+	*vcpu_us = (double)cpu_ns / 1e3 / (double)npages;   /* the vCPU threads' alone, before the handlers' are added */
 	if (write(stop[1], "x", 1) < 0) {
 		/* cannot happen: a pipe with room */
 	}
@@ -216,7 +217,7 @@ out:
 /* pcbench's KVM or process guest, demand paging only, in a child `pcbench run`: pages/s, and
  * CPU µs per page of the vCPU and pager threads (results.cpu) and of the source process */
 static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, double *cpu_us,
-			double *src_us, char *why, size_t whylen)
+			double *vcpu_us, double *src_us, char *why, size_t whylen)
 {
 	char json[] = "/tmp/pcbench-floor-kvm-XXXXXX";
 	int fd = mkstemp(json);
@@ -259,9 +260,13 @@ static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, 
 	}
 	double t = 0, sum = 0;
 	const char *thr[] = { "vcpus_ns", "demand_ns", "background_ns", "installer_ns" };
+	*vcpu_us = 0;
 	for (unsigned i = 0; i < 4; i++)
-		if (pcb_jv_num(pcb_jv_get(pcb_jv_path(root, "results.cpu"), thr[i]), &t) == 0)
+		if (pcb_jv_num(pcb_jv_get(pcb_jv_path(root, "results.cpu"), thr[i]), &t) == 0) {
 			sum += t;
+			if (i == 0)
+				*vcpu_us = t / 1e3 / (double)(per * nvcpus);
+		}
 	*cpu_us = sum / 1e3 / (double)(per * nvcpus);
 	*src_us = pcb_jv_num(pcb_jv_path(root, "results.cpu.source_process_ns"), &t) == 0 ? t / 1e3 / (double)(per * nvcpus) : 0;
 	pcb_jv_free(root);
@@ -280,10 +285,11 @@ int pcb_floor_kvm(const struct pcb_floor_kvm_cfg *c, struct pcb_floor_kvm_row *r
 		for (unsigned k = 0; k < c->nv; k++)
 			for (int kvm = 1; kvm >= 0; kvm--) {
 				struct pcb_floor_kvm_pair *r = kvm ? &rows[k].kvm : &rows[k].proc;
-				int rc = bare_rate(kvm, rows[k].vcpus, per, c->seed, &r->bare[rep], &r->bare_cpu_us[rep], why, whylen);
+				int rc = bare_rate(kvm, rows[k].vcpus, per, c->seed, &r->bare[rep], &r->bare_cpu_us[rep],
+						   &r->bare_vcpu_us[rep], why, whylen);
 				if (!rc)
 					rc = pcbench_rate(kvm, rows[k].vcpus, per, c->seed, &r->pcb[rep], &r->pcb_cpu_us[rep],
-							  &r->src_cpu_us[rep], why, whylen);
+							  &r->pcb_vcpu_us[rep], &r->src_cpu_us[rep], why, whylen);
 				if (rc)
 					return rc;
 				r->ratio[rep] = r->bare[rep] > 0 ? r->pcb[rep] / r->bare[rep] : 0;
@@ -317,8 +323,10 @@ static void print_pair(const char *what, const struct pcb_floor_kvm_pair *r, uns
 	double b = med3(r->bare, reps, &bl, &bh), p = med3(r->pcb, reps, &pl, &ph), q = med3(r->ratio, reps, &rl, &rh);
 	double lo, hi, bc = med3(r->bare_cpu_us, reps, &lo, &hi), pc = med3(r->pcb_cpu_us, reps, &lo, &hi);
 	double sc = med3(r->src_cpu_us, reps, &lo, &hi);
+	double bv = med3(r->bare_vcpu_us, reps, &lo, &hi), pv = med3(r->pcb_vcpu_us, reps, &lo, &hi);
 	printf("%s: bare %.0f [%.0f-%.0f], pcbench %.0f [%.0f-%.0f]; pcbench/bare paired %.3f [%.3f-%.3f]; CPU us/page: bare "
-	       "%.1f, pcbench %.1f + source %.1f", what, b, bl, bh, p, pl, ph, q, rl, rh, bc, pc, sc);
+	       "%.1f (vCPUs %.1f), pcbench %.1f (vCPUs %.1f) + source %.1f", what, b, bl, bh, p, pl, ph, q, rl, rh, bc, bv, pc, pv,
+	       sc);
 }
 
 bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows)
@@ -343,13 +351,15 @@ bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_flo
 
 static void json_pair(struct pcb_json *j, const struct pcb_floor_kvm_pair *r, unsigned reps)
 {
-	const struct { const char *k; const double *v; } s[6] = { { "bare_pages_per_s", r->bare },
-								  { "pcbench_pages_per_s", r->pcb },
-								  { "paired_ratio", r->ratio },
-								  { "bare_cpu_us_per_page", r->bare_cpu_us },
-								  { "pcbench_cpu_us_per_page", r->pcb_cpu_us },
-								  { "source_cpu_us_per_page", r->src_cpu_us } };
-	for (int i = 0; i < 6; i++) {
+	const struct { const char *k; const double *v; } s[] = { { "bare_pages_per_s", r->bare },
+								 { "pcbench_pages_per_s", r->pcb },
+								 { "paired_ratio", r->ratio },
+								 { "bare_cpu_us_per_page", r->bare_cpu_us },
+								 { "pcbench_cpu_us_per_page", r->pcb_cpu_us },
+								 { "source_cpu_us_per_page", r->src_cpu_us },
+								 { "bare_vcpu_cpu_us_per_page", r->bare_vcpu_us },
+								 { "pcbench_vcpu_cpu_us_per_page", r->pcb_vcpu_us } };
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
 		double lo, hi;
 		pcb_json_obj_begin(j, s[i].k);
 		pcb_json_arr_begin(j, "per_rep");

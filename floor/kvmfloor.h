@@ -23,6 +23,8 @@ struct pcb_floor_kvm_pair {
 	/* CPU µs per page: bare vCPU + handler threads; pcbench vCPU + pager threads (results.cpu);
 	 * pcbench's forked source process over its whole life (serving and verification digests) */
 	double bare_cpu_us[PCB_FLOOR_KVM_MAX_REPS], pcb_cpu_us[PCB_FLOOR_KVM_MAX_REPS], src_cpu_us[PCB_FLOOR_KVM_MAX_REPS];
+	/* the vCPU threads' share of bare_cpu_us and of pcb_cpu_us: the rest is the handlers', or the pager's */
+	double bare_vcpu_us[PCB_FLOOR_KVM_MAX_REPS], pcb_vcpu_us[PCB_FLOOR_KVM_MAX_REPS];
 };
 
 struct pcb_floor_kvm_row {

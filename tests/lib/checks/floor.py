@@ -128,6 +128,9 @@ def report(path, ncpu):
                 # CPU per page: every vCPU thread ran and the source served (the KVM guest's exits cost CPU too)
                 cpu = [y[k]["per_rep"][0] for k in ("bare_cpu_us_per_page", "pcbench_cpu_us_per_page", "source_cpu_us_per_page")]
                 if not all(0 < c < 1e5 for c in cpu): errs.append("%s %d vCPUs: CPU per page %s" % (what, x["vcpus"], cpu))
+                # the vCPU threads' share: part of each total, and the handlers / pager threads ran too
+                vc = [y[k]["per_rep"][0] for k in ("bare_vcpu_cpu_us_per_page", "pcbench_vcpu_cpu_us_per_page")]
+                if not (0 < vc[0] < cpu[0] and 0 < vc[1] < cpu[1]): errs.append("%s %d vCPUs: vCPU CPU per page %s of %s" % (what, x["vcpus"], vc, cpu[:2]))
         if "kvm_target_met" not in r: errs.append("no kvm verdict")
     if errs: print("; ".join(errs)); sys.exit(1)
     print("floor: %d demand placements, %d bulk rows; same-CPU p50 ratio %.3f" % (len(dem), len(bulk), dem[0]["ratio_p50_pcbench_over_bare_tcp"]))
