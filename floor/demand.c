@@ -245,6 +245,7 @@ static int demand_round(struct floor_run *F, unsigned r, unsigned p, char *why, 
 		pcb_hist_merge(&F->hist[p][v], &F->rh[v]);
 	}
 	F->pr50[p][r] = pct(&F->rh[V_PCB], 50) / pct(&F->rh[V_TCP], 50);
+	F->pr90[p][r] = pct(&F->rh[V_PCB], 90) / pct(&F->rh[V_TCP], 90);
 	F->pr99[p][r] = pct(&F->rh[V_PCB], 99) / pct(&F->rh[V_TCP], 99);
 	F->pp50[p][r] = pct(&F->rh[V_PCB_PROC], 50) / pct(&F->rh[V_PCB], 50);
 	F->pp99[p][r] = pct(&F->rh[V_PCB_PROC], 99) / pct(&F->rh[V_PCB], 99);
@@ -287,16 +288,19 @@ void floor_print_demand(struct floor_run *F)
 			       pct(h, 90), pct(h, 99), pct(h, 99.9));
 		}
 		F->ratio50[p] = pct(&F->hist[p][V_PCB], 50) / pct(&F->hist[p][V_TCP], 50);
+		F->ratio90[p] = pct(&F->hist[p][V_PCB], 90) / pct(&F->hist[p][V_TCP], 90);
 		F->ratio99[p] = pct(&F->hist[p][V_PCB], 99) / pct(&F->hist[p][V_TCP], 99);
 		F->q50[p] = floor_spread(F->pr50[p], fc->rounds);
+		F->q90[p] = floor_spread(F->pr90[p], fc->rounds);
 		F->q99[p] = floor_spread(F->pr99[p], fc->rounds);
 		F->qp50[p] = floor_spread(F->pp50[p], fc->rounds);
 		F->qp99[p] = floor_spread(F->pp99[p], fc->rounds);
-		const struct spread *a = &F->q50[p], *b = &F->q99[p], *c = &F->qp50[p], *d = &F->qp99[p];
-		printf("  %-6s pcbench/bare TCP, all faults pooled: p50 ratio %.3f, p99 ratio %.3f\n", pn, F->ratio50[p],
-		       F->ratio99[p]);
+		const struct spread *a = &F->q50[p], *b = &F->q99[p], *c = &F->qp50[p], *d = &F->qp99[p], *e = &F->q90[p];
+		printf("  %-6s pcbench/bare TCP, all faults pooled: p50 ratio %.3f, p90 ratio %.3f, p99 ratio %.3f\n", pn,
+		       F->ratio50[p], F->ratio90[p], F->ratio99[p]);
 		printf("  %-6s pcbench/bare TCP, paired by round (median [min-max] of %u): p50 %.3f [%.3f-%.3f] (target <= 1.15), "
-		       "p99 %.3f [%.3f-%.3f] (target <= 1.3)\n", pn, fc->rounds, a->med, a->min, a->max, b->med, b->min, b->max);
+		       "p90 %.3f [%.3f-%.3f], p99 %.3f [%.3f-%.3f] (target <= 1.3)\n", pn, fc->rounds, a->med, a->min, a->max,
+		       e->med, e->min, e->max, b->med, b->min, b->max);
 		printf("  %-6s --pager=process / threads, paired: p50 %.3f [%.3f-%.3f], p99 %.3f [%.3f-%.3f]\n", pn, c->med,
 		       c->min, c->max, d->med, d->min, d->max);
 		F->met_demand = F->met_demand && a->med <= 1.15 && b->med <= 1.3;
@@ -316,12 +320,14 @@ void floor_json_demand(const struct floor_run *F, struct pcb_json *j)
 		for (int v = 0; v < NV; v++)
 			pcb_hist_json(j, vname[v], &F->hist[p][v], 0);
 		pcb_json_dbl(j, "ratio_p50_pcbench_over_bare_tcp", F->ratio50[p]);
+		pcb_json_dbl(j, "ratio_p90_pcbench_over_bare_tcp", F->ratio90[p]);
 		pcb_json_dbl(j, "ratio_p99_pcbench_over_bare_tcp", F->ratio99[p]);
-		const struct { const char *k; const double *v; } pr[4] = {
-			{ "paired_ratio_p50_pcbench_over_bare_tcp", F->pr50[p] }, { "paired_ratio_p99_pcbench_over_bare_tcp", F->pr99[p] },
+		const struct { const char *k; const double *v; } pr[5] = {
+			{ "paired_ratio_p50_pcbench_over_bare_tcp", F->pr50[p] }, { "paired_ratio_p90_pcbench_over_bare_tcp", F->pr90[p] },
+			{ "paired_ratio_p99_pcbench_over_bare_tcp", F->pr99[p] },
 			{ "paired_ratio_p50_process_over_threads", F->pp50[p] }, { "paired_ratio_p99_process_over_threads", F->pp99[p] },
 		};
-		for (int i = 0; i < 4; i++) {
+		for (int i = 0; i < 5; i++) {
 			struct spread s;
 			s = floor_spread(pr[i].v, rounds);
 			pcb_json_obj_begin(j, pr[i].k);

@@ -233,9 +233,9 @@ struct floor_run {
 	struct pcb_hist hist[2][NV], rh[NV];
 	/* paired ratios: each round's pcbench row over the same round's bare TCP row
 	 * (and --pager=process over pcbench's threads), so drift between rounds cancels */
-	double pr50[2][MAX_ROUNDS], pr99[2][MAX_ROUNDS], pp50[2][MAX_ROUNDS], pp99[2][MAX_ROUNDS];
-	double ratio50[2], ratio99[2];
-	struct spread q50[2], q99[2], qp50[2], qp99[2];
+	double pr50[2][MAX_ROUNDS], pr90[2][MAX_ROUNDS], pr99[2][MAX_ROUNDS], pp50[2][MAX_ROUNDS], pp99[2][MAX_ROUNDS];
+	double ratio50[2], ratio90[2], ratio99[2];
+	struct spread q50[2], q90[2], q99[2], qp50[2], qp99[2];
 	/* bulk */
 	struct bulk_row rows[MAX_BULK];
 	unsigned nrows;

@@ -71,7 +71,10 @@ def report(path, ncpu):
         if abs(r50 - x["ratio_p50_pcbench_over_bare_tcp"]) > 1e-3 * r50: errs.append("p50 ratio inconsistent")
         # a fault served over a socket includes a uffd round trip: end to end cannot beat the bare round trip's minimum
         if x["bare_tcp"]["min_ns"] < x["bare_uffd"]["min_ns"]: errs.append("%s: TCP min below uffd min" % x["placement"])
-        for k in ("paired_ratio_p50_pcbench_over_bare_tcp", "paired_ratio_p99_pcbench_over_bare_tcp",
+        for q in (90, 99):
+            rq = x["pcbench_tcp"]["p%d_ns" % q] / x["bare_tcp"]["p%d_ns" % q]
+            if abs(rq - x["ratio_p%d_pcbench_over_bare_tcp" % q]) > 1e-3 * rq: errs.append("p%d ratio inconsistent" % q)
+        for k in ("paired_ratio_p50_pcbench_over_bare_tcp", "paired_ratio_p90_pcbench_over_bare_tcp", "paired_ratio_p99_pcbench_over_bare_tcp",
                   "paired_ratio_p50_process_over_threads", "paired_ratio_p99_process_over_threads"):
             q = x[k]; pr = sorted(q["per_round"])
             if len(pr) != 2 or not all(v > 0 for v in pr): errs.append("%s/%s: per-round ratios %s" % (x["placement"], k, pr))
