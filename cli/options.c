@@ -36,8 +36,8 @@ static const struct pcb_choice ch_page_size[] = { { "4K", PCB_PAGE_4K }, { "2M",
 static const struct pcb_choice ch_zero_model[] = { { "uniform", PCB_ZERO_UNIFORM }, { "runs", PCB_ZERO_RUNS }, { NULL, 0 } };
 static const struct pcb_choice ch_guest[] = { { "process", PCB_GUEST_PROCESS }, { "kvm", PCB_GUEST_KVM }, { NULL, 0 } };
 static const struct pcb_choice ch_pager[] = { { "thread", PCB_PAGER_THREAD }, { "process", PCB_PAGER_PROCESS }, { NULL, 0 } };
-static const struct pcb_choice ch_installer[] = { { "inline", PCB_INSTALLER_INLINE }, { "thread", PCB_INSTALLER_THREAD },
-						   { NULL, 0 } };
+static const struct pcb_choice ch_installer[] = { { "auto", PCB_INSTALLER_AUTO }, { "inline", PCB_INSTALLER_INLINE },
+						   { "thread", PCB_INSTALLER_THREAD }, { NULL, 0 } };
 static const struct pcb_choice ch_transport[] = { { "tcp", PCB_PRECOPY_TCP }, { "memory", PCB_PRECOPY_MEMORY }, { NULL, 0 } };
 static const struct pcb_choice ch_policy_end[] = {
 	{ "auto", PCB_END_AUTO }, { "source", PCB_POLICY_SOURCE }, { "destination", PCB_POLICY_DEST }, { NULL, 0 },
@@ -135,12 +135,14 @@ const struct pcb_option pcb_options[] = {
 	{ "install-batch", PCB_OPT_UINT, OFF(install_batch), 0, "0", 0, 1024,
 	  "max background pages per install ioctl (0 = the path's default: 128, move 512 = one whole 2 MiB chunk, "
 	  "which the kernel moves as one huge-page mapping; 1 = one ioctl per page, each waking)", NULL, MIG, "pager" },
-	{ "installer", PCB_OPT_CHOICE, OFF(installer), 0, "inline", 0, 0,
+	{ "installer", PCB_OPT_CHOICE, OFF(installer), 0, "auto", 0, 0,
 	  "who issues the background install ioctls: inline (the background thread, right after receiving each job into "
 	  "one staging slot that stays in its CPU's cache: receive then install in one loop, as QEMU's postcopy listen "
 	  "thread and CRIU's lazy-pages daemon do) or thread (an installer thread, 4 staging slots: receiving the next "
 	  "job overlaps installing this one, at the cost of a hand-off and a wake-up per job; --pin=install=C places it); "
-	  "results.pager.installer", ch_installer, MIG, "pager" },
+	  "auto = inline on two connections, thread on one shared connection (--channels=1: the background thread also "
+	  "receives the demand replies, which would wait behind each install); results.pager.install.installer",
+	  ch_installer, MIG, "pager" },
 	{ "zero-inline", PCB_OPT_UINT, OFF(zero_inline), 0, "16", 0, PCB_MAX_RUN_PAGES,
 	  "--install=copy: a run of up to this many zero pages between data pages is installed with the data by one "
 	  "UFFDIO_COPY from zeroed staging pages (each allocates 4 KiB in the guest); a longer run with UFFDIO_ZEROPAGE "

@@ -204,7 +204,7 @@ int floor_run_pcbench(const struct floor_cfg *fc, const char *policy, const char
 	struct pcb_pager_cfg pc = {
 		.policy = pcb_policy_find(policy), .install = install, .install_batch = ibatch,
 		.pin_demand = (unsigned)(handler_cpu + 1), .pin_bg = (unsigned)(bg_cpu + 1), .pin_install = (unsigned)(inst_cpu + 1),
-		.process = process, .install_thread = fc->install_thread,
+		.process = process, .installer = fc->install_thread ? 2 : 0,
 	};
 	struct pcb_pager *p;
 	pid_t src;

@@ -436,7 +436,7 @@ int pcb_pager_start(struct pcb_pager *p)
 static int start_threads(struct pcb_pager *p)
 {
 	/* inline: one staging slot stays hot in this CPU's cache (move: the open chunk and the next) */
-	p->inst_inline = !p->cfg.install_thread;
+	p->inst_inline = p->cfg.installer == 1 || (p->cfg.installer == 0 && !p->shared);
 	if (p->inst_inline && !p->cfg.huge)
 		p->iq.nslots = chunk_mode(p) ? 2 : 1;
 	if (p->inst_inline) {

@@ -44,9 +44,10 @@ struct pcb_pager_cfg {
 	bool huge;                   /* --page-size=2M: hugetlb region, 2 MiB installs (copy only; npages % 512 == 0) */
 	unsigned pin_demand, pin_bg; /* CPU + 1 to pin the demand / background thread to; 0 = not pinned */
 	unsigned pin_install;        /* CPU + 1 for the installer thread (background installs); 0 = not pinned */
-	bool install_thread;         /* --installer=thread: an installer thread installs what the background thread
-				      * received (4 staging slots, receive overlapping install); false (inline, the
-				      * default): the background thread installs each job as soon as it is received */
+	int installer;               /* --installer: 1 inline (the background thread installs each job as soon as it
+				      * is received, one staging slot), 2 thread (an installer thread, 4 slots, receive
+				      * overlapping install), 0 auto = inline on two connections, thread on one shared
+				      * connection (its background thread also receives the demand replies) */
 	bool kernel_faults;          /* faults also come from kernel accesses (--guest=kvm: KVM's fault path) */
 	const struct pcb_auth_key *key;   /* shared secret (NULL: none) */
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */

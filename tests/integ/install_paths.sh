@@ -7,7 +7,8 @@
 # unbatched exactly one).  Bad --install / --install-batch / --pin values
 # exit 64 naming the value.  --pin places the threads where asked.  Each path
 # also runs with --installer=thread (an installer thread) besides the default
-# inline installs, and the JSON says which ran.
+# (auto: inline installs on two connections, the thread on one shared
+# connection), and the JSON says which ran.
 . "$(dirname "$0")/../lib/integ.sh"
 P=$PCBENCH
 [ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || skip "no userfaultfd access"
@@ -42,6 +43,10 @@ for mode in copy move continue; do
 	$CHECK install.installer "$T/$mode-thread.json" thread || fail "$mode-thread: installer"
 	$CHECK install.installer "$T/$mode-b128.json" inline || fail "$mode-b128: installer"
 done
+# --installer=auto on one shared connection: an installer thread (the background thread also receives
+# the demand replies, which would wait behind each inline install)
+run copy-shared copy 128 --workload=random --vcpus=2 --policy=sequential --batch=256 --channels=1
+$CHECK install.installer "$T/copy-shared.json" thread || fail "copy-shared: installer"
 
 # move, default batch (0 = 512): a scan nobody races assembles whole 2 MiB chunks (zero
 # pages included) and moves each with one ioctl; where THP is not disabled the kernel moves
