@@ -148,7 +148,7 @@ cols = (("pull_us", "pull wall"), ("install_us_per_page", "install ioctls"), ("i
 print()
 print("per 4 KiB page (us): pull wall = migration time / pages; install ioctls = the installer's install ioctl time (the kernel "
       "allocating each fresh page, the host's first touch of it, the copy) and installer/receive CPU per background page "
-      "(installer 0 with --installer=inline, the default: receive CPU then includes the installs); "
+      "(installer 0 when the installs ran inline, results.pager.install.installer: receive CPU then includes them); "
       "source CPU per guest page; bare 1st touch = one write per page of fresh memory of that size, no pager, before and "
       "after the pulls (bench/firsttouch.py)")
 print("%-6s %-8s" % ("size", "guest") + "".join(" %15s" % c[1] for c in cols))

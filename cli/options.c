@@ -140,8 +140,9 @@ const struct pcb_option pcb_options[] = {
 	  "one staging slot that stays in its CPU's cache: receive then install in one loop, as QEMU's postcopy listen "
 	  "thread and CRIU's lazy-pages daemon do) or thread (an installer thread, 4 staging slots: receiving the next "
 	  "job overlaps installing this one, at the cost of a hand-off and a wake-up per job; --pin=install=C places it); "
-	  "auto = inline on two connections, thread on one shared connection (--channels=1: the background thread also "
-	  "receives the demand replies, which would wait behind each install); results.pager.install.installer",
+	  "auto = inline where receive and install share one CPU anyway (--pin puts background and install on the same "
+	  "CPU, or one CPU online), else thread; always thread on one shared connection (--channels=1: the background "
+	  "thread also receives the demand replies, which would wait behind each install); results.pager.install.installer",
 	  ch_installer, MIG, "pager" },
 	{ "zero-inline", PCB_OPT_UINT, OFF(zero_inline), 0, "16", 0, PCB_MAX_RUN_PAGES,
 	  "--install=copy: a run of up to this many zero pages between data pages is installed with the data by one "

@@ -273,7 +273,8 @@ static void print_bulk_table(struct floor_run *F)
 	       "  transport = TCP alone; install = that path's installs alone, no network (ceiling of any receiver);\n"
 	       "  bare_copy = receive then batched UFFDIO_COPY in one thread; bare_pipe = receive and install in two threads;\n"
 	       "  bare_mem = bare_copy with its server sending from memory the size of the pull (not part of the floor);\n"
-	       "  pcb_thread = pcbench copy/128 with --installer=thread (not a candidate for the best pull);\n"
+	       "  pcb_thread = pcbench copy/128 with --installer=thread (not a candidate for the best pull; the pcbench rows\n"
+	       "  use --installer=auto: inline on the same CPU, the thread cross);\n"
 	       "  floor = the better bare receiver (transport + install); source_gen = pcbench's source generating pages\n"
 	       "  from the seed, alone (on the sender's CPU); pcb_proc = pcbench --pager=process\n",
 	       pcb_fmt_size(F->fc.bulk_bytes, sz, sizeof(sz)), F->fc.bulk_reps);
@@ -330,8 +331,10 @@ void floor_print_bulk(struct floor_run *F)
 		       "generating each page) %.3f [%.3f-%.3f]\n", pn,
 		       floor_src_image.reason ? pcb_source_image_name(floor_src_image.mode) : "-", m->paired_g, m->paired_g_min,
 		       m->paired_g_max);
-		printf("  %-6s paired by repetition: pcbench copy/128, installer inline / pcb_thread (the same pull with an "
-		       "installer thread, --installer=thread) %.3f [%.3f-%.3f]\n", pn, m->paired_i, m->paired_i_min, m->paired_i_max);
+		printf("  %-6s paired by repetition: pcbench copy/128 (--installer=auto: %s) / pcb_thread (the same pull with an "
+		       "installer thread, --installer=thread) %.3f [%.3f-%.3f]\n", pn,
+		       p == 0 ? "inline, background and install on one CPU" : "the thread too: the same configuration, the run's noise",
+		       m->paired_i, m->paired_i_min, m->paired_i_max);
 		printf("  %-6s paired by repetition: best pcbench / bare_mem (bare_copy with its server sending from memory the "
 		       "size of the pull, as a source reads guest memory) %.3f [%.3f-%.3f]\n", pn, m->paired_m, m->paired_m_min,
 		       m->paired_m_max);

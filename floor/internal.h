@@ -59,7 +59,7 @@ struct floor_cfg {
 	char link_name[FLOOR_MAX_LINKS][24];
 	uint64_t link_rtt_ns;
 	const struct pcb_auth_key *key;   /* pcb_mac rows: a key on both ends (every frame authenticated) */
-	bool install_thread;              /* pcb_thread rows: --installer=thread (pcbench rows: inline, the default) */
+	bool install_thread;              /* pcb_thread rows: --installer=thread (pcbench rows: auto) */
 	/* KVM demand paging, bare and pcbench (--kvm-vcpus, --kvm-mem, --kvm-reps, --no-kvm; kvm.c) */
 	bool no_kvm;
 	struct pcb_floor_kvm_cfg kvm;

@@ -433,10 +433,21 @@ int pcb_pager_start(struct pcb_pager *p)
 	return p->cfg.process ? pager_process_spawn(p) : start_threads(p);
 }
 
+/* --installer=auto: inline where receive and install would share one CPU anyway
+ * (the background and installer threads pinned to the same CPU, or one CPU
+ * online), on two connections; else the installer thread */
+static bool installer_inline(const struct pcb_pager *p)
+{
+	if (p->cfg.installer)
+		return p->cfg.installer == 1;
+	bool one_cpu = (p->cfg.pin_bg && p->cfg.pin_bg == p->cfg.pin_install) || sysconf(_SC_NPROCESSORS_ONLN) == 1;
+	return !p->shared && one_cpu;
+}
+
 static int start_threads(struct pcb_pager *p)
 {
 	/* inline: one staging slot stays hot in this CPU's cache (move: the open chunk and the next) */
-	p->inst_inline = p->cfg.installer == 1 || (p->cfg.installer == 0 && !p->shared);
+	p->inst_inline = installer_inline(p);
 	if (p->inst_inline && !p->cfg.huge)
 		p->iq.nslots = chunk_mode(p) ? 2 : 1;
 	if (p->inst_inline) {

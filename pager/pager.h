@@ -46,8 +46,10 @@ struct pcb_pager_cfg {
 	unsigned pin_install;        /* CPU + 1 for the installer thread (background installs); 0 = not pinned */
 	int installer;               /* --installer: 1 inline (the background thread installs each job as soon as it
 				      * is received, one staging slot), 2 thread (an installer thread, 4 slots, receive
-				      * overlapping install), 0 auto = inline on two connections, thread on one shared
-				      * connection (its background thread also receives the demand replies) */
+				      * overlapping install), 0 auto = inline when the background and installer threads
+				      * would share one CPU (pinned to the same one, or one CPU online) on two
+				      * connections; else thread (one shared connection: its background thread also
+				      * receives the demand replies) */
 	bool kernel_faults;          /* faults also come from kernel accesses (--guest=kvm: KVM's fault path) */
 	const struct pcb_auth_key *key;   /* shared secret (NULL: none) */
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */

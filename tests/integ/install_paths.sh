@@ -6,13 +6,15 @@
 # background installs must carry more than one page per ioctl on average,
 # unbatched exactly one).  Bad --install / --install-batch / --pin values
 # exit 64 naming the value.  --pin places the threads where asked.  Each path
-# also runs with --installer=thread (an installer thread) besides the default
-# (auto: inline installs on two connections, the thread on one shared
-# connection), and the JSON says which ran.
+# also runs with --installer=inline (the background thread installs) besides
+# the default (auto: the installer thread unless receive and install share a
+# CPU), and the JSON says which ran.
 . "$(dirname "$0")/../lib/integ.sh"
 P=$PCBENCH
 [ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || skip "no userfaultfd access"
 feat=$($CHECK uffd.features)
+auto_unpinned=thread   # --installer=auto with nothing pinned: the installer thread, unless one CPU is online
+[ "$(getconf _NPROCESSORS_ONLN)" = 1 ] && auto_unpinned=inline
 has() { [ $(( feat & $1 )) -ne 0 ]; }
 
 check() {   # check NAME MODE BATCH
@@ -38,14 +40,18 @@ for mode in copy move continue; do
 	done
 	# demand only, then drain: every page goes through the demand path or the drain
 	run "$mode-demand" $mode 128 --workload=zipf --policy=demand --zero-pages=0.5
-	# the installer thread (--installer=thread) instead of inline installs, same race
-	run "$mode-thread" $mode 128 --workload=random --vcpus=2 --policy=sequential --batch=256 --installer=thread
-	$CHECK install.installer "$T/$mode-thread.json" thread || fail "$mode-thread: installer"
-	$CHECK install.installer "$T/$mode-b128.json" inline || fail "$mode-b128: installer"
+	# inline installs (--installer=inline: the background thread installs) instead of the installer
+	# thread that --installer=auto chose for these unpinned runs (on more than one CPU), same race
+	run "$mode-inline" $mode 128 --workload=random --vcpus=2 --policy=sequential --batch=256 --installer=inline
+	$CHECK install.installer "$T/$mode-inline.json" inline || fail "$mode-inline: installer"
+	$CHECK install.installer "$T/$mode-b128.json" "$auto_unpinned" || fail "$mode-b128: installer"
 done
-# --installer=auto on one shared connection: an installer thread (the background thread also receives
-# the demand replies, which would wait behind each inline install)
-run copy-shared copy 128 --workload=random --vcpus=2 --policy=sequential --batch=256 --channels=1
+# --installer=auto: inline where receive and install share a CPU anyway (--pin=same), but the installer
+# thread on one shared connection (the background thread also receives the demand replies, which would
+# wait behind each inline install)
+run copy-same copy 128 --workload=random --vcpus=2 --policy=sequential --batch=256 --pin=same
+$CHECK install.installer "$T/copy-same.json" inline || fail "copy-same: installer"
+run copy-shared copy 128 --workload=random --vcpus=2 --policy=sequential --batch=256 --channels=1 --pin=same
 $CHECK install.installer "$T/copy-shared.json" thread || fail "copy-shared: installer"
 
 # move, default batch (0 = 512): a scan nobody races assembles whole 2 MiB chunks (zero
