@@ -201,6 +201,7 @@ int pcb_inst_chunks(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page
 {
 	bool batched = batch > 1;
 	uint64_t i = 0;
+	unsigned busy = 0;
 	while (i < n) {
 		uint64_t c = n - i < batch ? n - i : batch, done = 0, t0 = pcb_now_ns();
 		int r = pcb_inst_ioctl(in, op, page + i, c, src ? src + (i << PCB_PAGE_SHIFT) : NULL, batched, &done, st);
@@ -208,6 +209,8 @@ int pcb_inst_chunks(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page
 		for (uint64_t k = 0; k < done; k++)
 			cb(ctx, page + i + k, 0, zero);
 		st->pages += done;
+		if (op == PCB_OP_COPY && busy >= PCB_MOVE_BUSY_TRIES)
+			st->move_busy_copied += done;
 		if (batched && done && any_demanded(in, page + i, done)) {
 			int w = pcb_inst_wake(in, page + i, done, st);
 			if (w < 0)
@@ -218,6 +221,16 @@ int pcb_inst_chunks(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page
 			continue;
 		if (r == -EAGAIN)
 			continue;   /* the mm changed under us: retry the rest */
+		if (r == -EBUSY && op == PCB_OP_MOVE) {
+			/* the kernel could not take the staging page this instant (a huge page
+			 * it could not split while something else held a reference, or a page
+			 * not this process's alone): retry, then copy the rest, whose bytes are
+			 * still in staging (docs/metrics.md: move_busy) */
+			st->move_busy++;
+			if (++busy >= PCB_MOVE_BUSY_TRIES)
+				op = PCB_OP_COPY;
+			continue;
+		}
 		if (r != -EEXIST)
 			return r;
 		/* page + i is already there (a demand install won): make sure nobody sleeps on it */

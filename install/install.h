@@ -99,6 +99,8 @@ const struct pcb_install_ops *pcb_install_find(const char *name, bool huge);
 /* 0, or -1 with the reason: an ops table missing a name, help or hook. */
 int pcb_install_check_ops(const struct pcb_install_ops *ops, char *why, size_t whylen);
 
+#define PCB_MOVE_BUSY_TRIES 4   /* EBUSY answers of UFFDIO_MOVE before a batch is copied instead */
+
 struct pcb_install_stats {
 	uint64_t ioctls;          /* install ioctls (COPY/MOVE/CONTINUE/ZEROPAGE) */
 	uint64_t pages;           /* pages installed by them */
@@ -113,6 +115,8 @@ struct pcb_install_stats {
 	uint64_t resets_thp, resets_small;   /* move: fresh chunks backed by a 2 MiB page / by 4 KiB pages */
 	uint64_t jobs;            /* background: jobs handed to the installer thread */
 	uint64_t jobs_segs;       /* copy: segments (runs of data or zero pages) in those jobs */
+	uint64_t move_busy;       /* move: UFFDIO_MOVE answered EBUSY (retried) */
+	uint64_t move_busy_copied;   /* move: pages copied (UFFDIO_COPY from staging) after PCB_MOVE_BUSY_TRIES EBUSY */
 	uint64_t zero_inline;     /* zero pages installed inside a data run (copy: a zeroed staging page
 				   * copied, 4 KiB allocated; continue: a zeroed page-cache page) */
 };

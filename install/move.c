@@ -134,9 +134,22 @@ static int move_bare(struct pcb_installer *in, uint64_t page, uint64_t n, const 
 	uint8_t *cb = pcb_inst_run_slot(in, 0);
 	for (uint64_t k = 0; k < n; k++)
 		*(uint64_t *)(cb + (k << PCB_PAGE_SHIFT)) = page + k;
-	struct uffdio_move m = { .dst = pcb_inst_addr(in, page), .src = (uintptr_t)cb, .len = n << PCB_PAGE_SHIFT,
-				 .mode = UFFDIO_MOVE_MODE_DONTWAKE };
-	int e = ioctl(in->uffd, UFFDIO_MOVE, &m) < 0 ? -errno : 0;
+	uint64_t dst = pcb_inst_addr(in, page), len = n << PCB_PAGE_SHIFT, off = 0;
+	int e = 0;
+	for (unsigned busy = 0; off < len;) {   /* EAGAIN: retry; EBUSY as pcb_inst_chunks: retry, then copy */
+		struct uffdio_move m = { .dst = dst + off, .src = (uintptr_t)cb + off, .len = len - off,
+					 .mode = UFFDIO_MOVE_MODE_DONTWAKE };
+		e = ioctl(in->uffd, UFFDIO_MOVE, &m) < 0 ? -errno : 0;
+		off += e && m.move > 0 ? (uint64_t)m.move : e ? 0 : len - off;
+		if (e == -EBUSY && ++busy >= PCB_MOVE_BUSY_TRIES) {
+			struct uffdio_copy c = { .dst = dst + off, .src = (uintptr_t)cb + off, .len = len - off,
+						 .mode = UFFDIO_COPY_MODE_DONTWAKE };
+			e = ioctl(in->uffd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
+			break;
+		}
+		if (e && e != -EAGAIN && e != -EBUSY)
+			break;
+	}
 	struct pcb_install_stats ist = { 0 };
 	pcb_install_chunk_reset(in, 0, &ist);
 	return e;

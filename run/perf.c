@@ -116,6 +116,8 @@ void pcb_perf_json(struct pcb_json *j, const struct pcb_config *cfg, const struc
 			pcb_json_u64(j, "chunk_reset_ns", is[i]->reset_ns);
 			pcb_json_u64(j, "chunk_resets_thp", is[i]->resets_thp);
 			pcb_json_u64(j, "chunk_resets_small", is[i]->resets_small);
+			pcb_json_u64(j, "move_busy", is[i]->move_busy);
+			pcb_json_u64(j, "move_busy_copied_pages", is[i]->move_busy_copied);
 		}
 		pcb_json_obj_end(j);
 	}

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "common/image.h"
 #include "common/pin.h"
@@ -439,6 +440,70 @@ static void move_chunks(void **state)
 	pcb_ps_free(&ps);
 }
 
+/* UFFDIO_MOVE refuses (EBUSY) a staging page shared with a child: the batch is
+ * retried, then copied from staging; every page arrives once with its bytes. */
+static void move_busy(void **state)
+{
+	(void)state;
+	char why[256];
+	struct pcb_installer in;
+	struct pcb_uffd_info ui;
+	struct pcb_pagestate ps;
+	struct pcb_image im;
+	const struct pcb_install_ops *move = pcb_install_find("move", false);
+	assert_int_equal(pcb_install_map(&in, move, PCB_CHUNK_PAGES, CP, why, sizeof(why)), 0);
+	int fd = pcb_uffd_open(move->uffd_features, &ui, why, sizeof(why));
+	if (fd < 0 || pcb_uffd_register(fd, in.region, in.len, UFFDIO_REGISTER_MODE_MISSING, &ui) < 0 ||
+	    pcb_install_check(&in, &ui, why, sizeof(why)) < 0) {
+		printf("UFFDIO_MOVE not available here: not exercised\n");
+		if (fd >= 0)
+			close(fd);
+		pcb_install_unmap(&in);
+		return;
+	}
+	in.uffd = fd;
+	assert_int_equal(pcb_ps_init(&ps, CP), 0);
+	in.demanded = ps.demanded;
+	pcb_image_init(&im, 5, CP, 0.0);
+	static struct cseen s;
+	memset(&s, 0, sizeof(s));
+	struct pcb_install_stats st = { 0 };
+	uint8_t *cb = pcb_install_slot_buf(&in, 0);
+	struct pcb_install_job j = { .page = 0, .n = PCB_CHUNK_PAGES, .slot = 0, .chunk = true };
+	for (unsigned i = 0; i < PCB_CHUNK_PAGES; i++) {
+		j.have[i / 64] |= 1ull << (i % 64);
+		pcb_image_fill(&im, i, cb + ((size_t)i << PCB_PAGE_SHIFT));
+	}
+	/* a child shares the staging chunk: its pages are no longer this process's alone */
+	assert_int_equal(madvise(cb, PCB_HUGE_SIZE, MADV_DOFORK), 0);
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		char c;
+		close(pfd[1]);
+		_exit(read(pfd[0], &c, 1) < 0);
+	}
+	close(pfd[0]);
+	assert_int_equal(pcb_install_chunk(&in, &j, &st, on_cpage, &s), 0);
+	close(pfd[1]);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	assert_int_equal(st.move_busy, PCB_MOVE_BUSY_TRIES);
+	assert_int_equal(st.move_busy_copied, PCB_CHUNK_PAGES);
+	assert_int_equal(st.pages, PCB_CHUNK_PAGES);
+	for (unsigned i = 0; i < PCB_CHUNK_PAGES; i++) {
+		assert_int_equal(s.count[i], 1);
+		assert_int_equal(s.res[i], 0);
+		uint8_t want[PCB_PAGE_SIZE];
+		pcb_image_fill(&im, i, want);
+		assert_memory_equal(in.region + ((size_t)i << PCB_PAGE_SHIFT), want, PCB_PAGE_SIZE);
+	}
+	close(in.uffd);
+	pcb_install_unmap(&in);
+	pcb_ps_free(&ps);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +517,7 @@ int main(void)
 		cmocka_unit_test(continue_batched),
 		cmocka_unit_test(continue_unbatched),
 		cmocka_unit_test(move_chunks),
+		cmocka_unit_test(move_busy),
 		cmocka_unit_test(zero_slots_copy),
 		cmocka_unit_test(zero_slots_continue),
 	};
