@@ -12,6 +12,104 @@ static void demand_send_lost(struct pcb_pager *p, bool *lost)
 	*lost = true;
 }
 
+/* One fault message of a read (demand_handle_faults): counted, logged, and
+ * either woken (present), left to what already brings the page (in flight,
+ * claimed by a batch), or asked for -- on two connections added to reqs[] to
+ * leave with the read's other requests.  -1: fatal. */
+static int demand_one_fault(struct pcb_pager *p, const struct uffd_msg *m, uint64_t now, uint64_t *reqs,
+			    unsigned *nreq, bool *lost)
+{
+	uint64_t addr = m->arg.pagefault.address;
+	uint64_t page = (addr - (uintptr_t)p->region) >> PCB_PAGE_SHIFT;
+	if (p->cfg.huge)
+		page &= ~(uint64_t)(PCB_HUGE_SUBPAGES - 1);   /* the huge page's first sub-page */
+	pid_t tid = (pid_t)m->arg.pagefault.feat.ptid;
+	PCB_PROBE_FAULT(addr, tid, page);
+	p->st.faults++;
+	int v = vcpu_of(p, tid);
+	if (v >= 0)
+		atomic_fetch_add_explicit(&p->vcpu_faults[v], 1, memory_order_release);
+	else
+		p->st.faults_unattributed++;
+	if (page >= p->cfg.npages)
+		return 0;   /* cannot happen: only the region is registered */
+	if (p->pol.ops->on_fault && !p->cfg.push)   /* pushing: the source's policy hears of the request */
+		p->pol.ops->on_fault(&p->pol, page, now);
+	/* demanded before present (fence between): a background install that
+	 * did not wake (batched, DONTWAKE) tests demanded after marking the
+	 * page present, so one of the two sides always wakes the vCPU */
+	bool first = pcb_bit_set(p->ps.demanded, page);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (pcb_ps_present(&p->ps, page)) {
+		log_fault(p, now, page, v, 1);
+		p->st.faults_present++;
+		pcb_uffd_wake(p->uffd, page_addr(p, page), p->cfg.huge ? PCB_HUGE_SIZE : PCB_PAGE_SIZE);
+		return 0;
+	}
+	if (first && p->pol.ops->fault_waits_queued && !p->cfg.push && pcb_bit_test(p->ps.claimed, page)) {
+		/* part of a background batch in flight: not asked for again (CRIU's
+		 * is_page_queued); its install sees the page demanded and wakes */
+		log_fault(p, now, page, v, 2);
+		p->st.faults_inflight++;
+		p->st.faults_queued++;
+		return 0;
+	}
+	if (!first) {
+		/* already requested by another vCPU's fault: the install wakes everyone
+		 * (a reply installed since the check above woke this vCPU too: the
+		 * kernel queued its fault before the UFFDIO_COPY) */
+		pthread_mutex_lock(&p->infl_lock);
+		for (unsigned k = 0; v >= 0 && k < p->ninfl; k++)
+			if (p->infl[k].page == page) {
+				p->infl[k].waiters++;
+				p->blocked++;
+				break;
+			}
+		pthread_mutex_unlock(&p->infl_lock);
+		log_fault(p, now, page, v, 2);
+		p->st.faults_inflight++;
+		return 0;
+	}
+	/* the page travels in a background batch already (claimed): wait for it,
+	 * as QEMU (a page sent once) and CRIU (is_page_queued) do; the claim bit
+	 * decides who sends it, so the demand thread and the pull never both do.
+	 * --inflight=resend asks for it again (the reply may overtake the batch). */
+	if (!p->cfg.huge && !p->cfg.resend_inflight && !p->cfg.push && !pcb_bit_set(p->ps.claimed, page)) {
+		log_fault(p, now, page, v, 2);
+		p->st.faults_inflight++;
+		p->st.faults_queued++;
+		return 0;
+	}
+	if (p->cfg.huge) {
+		log_fault(p, now, page, v, 0);
+		p->blocked += v >= 0;
+		if (huge_request(p, page, now, v >= 0, lost) < 0)
+			return -1;
+		return 0;
+	}
+	if (p->ninfl == MAX_INFLIGHT) {
+		set_fatal(p, PCB_EXIT_SOFTWARE, "more than %d demand requests outstanding", MAX_INFLIGHT);
+		return -1;
+	}
+	log_fault(p, now, page, v, 0);
+	/* a reply thread may reorder infl[] as soon as the lock is released: the
+	 * request is sent from a copy (shared: no reply thread, and the entry
+	 * itself records the connection it went on) */
+	struct inflight nf = { page, now, now, v >= 0, 0 };
+	pthread_mutex_lock(&p->infl_lock);
+	p->infl[p->ninfl++] = nf;
+	infl_sync(p);
+	p->blocked += v >= 0;
+	pthread_mutex_unlock(&p->infl_lock);
+	PCB_PROBE_REQUEST(page, PCB_CHAN_DEMAND, 1);
+	p->st.demand_requests++;
+	if (!p->shared)
+		reqs[(*nreq)++] = page;
+	else if (!*lost && demand_send_req(p, &p->infl[p->ninfl - 1]) < 0)
+		demand_send_lost(p, lost);
+	return 0;
+}
+
 static int demand_handle_faults(struct pcb_pager *p)
 {
 	struct uffd_msg msgs[UFFD_MSG_BATCH];
@@ -29,99 +127,9 @@ static int demand_handle_faults(struct pcb_pager *p)
 	 * reads hold two faults); shared: one by one (each records its connection) */
 	uint64_t reqs[UFFD_MSG_BATCH];
 	unsigned nreq = 0;
-	for (ssize_t i = 0; i < n / (ssize_t)sizeof(struct uffd_msg); i++) {
-		struct uffd_msg *m = &msgs[i];
-		if (m->event != UFFD_EVENT_PAGEFAULT)
-			continue;
-		uint64_t addr = m->arg.pagefault.address;
-		uint64_t page = (addr - (uintptr_t)p->region) >> PCB_PAGE_SHIFT;
-		if (p->cfg.huge)
-			page &= ~(uint64_t)(PCB_HUGE_SUBPAGES - 1);   /* the huge page's first sub-page */
-		pid_t tid = (pid_t)m->arg.pagefault.feat.ptid;
-		PCB_PROBE_FAULT(addr, tid, page);
-		p->st.faults++;
-		int v = vcpu_of(p, tid);
-		if (v >= 0)
-			atomic_fetch_add_explicit(&p->vcpu_faults[v], 1, memory_order_release);
-		else
-			p->st.faults_unattributed++;
-		if (page >= p->cfg.npages)
-			continue;   /* cannot happen: only the region is registered */
-		if (p->pol.ops->on_fault && !p->cfg.push)   /* pushing: the source's policy hears of the request */
-			p->pol.ops->on_fault(&p->pol, page, now);
-		/* demanded before present (fence between): a background install that
-		 * did not wake (batched, DONTWAKE) tests demanded after marking the
-		 * page present, so one of the two sides always wakes the vCPU */
-		bool first = pcb_bit_set(p->ps.demanded, page);
-		atomic_thread_fence(memory_order_seq_cst);
-		if (pcb_ps_present(&p->ps, page)) {
-			log_fault(p, now, page, v, 1);
-			p->st.faults_present++;
-			pcb_uffd_wake(p->uffd, page_addr(p, page), p->cfg.huge ? PCB_HUGE_SIZE : PCB_PAGE_SIZE);
-			continue;
-		}
-		if (first && p->pol.ops->fault_waits_queued && !p->cfg.push && pcb_bit_test(p->ps.claimed, page)) {
-			/* part of a background batch in flight: not asked for again (CRIU's
-			 * is_page_queued); its install sees the page demanded and wakes */
-			log_fault(p, now, page, v, 2);
-			p->st.faults_inflight++;
-			p->st.faults_queued++;
-			continue;
-		}
-		if (!first) {
-			/* already requested by another vCPU's fault: the install wakes everyone
-			 * (a reply installed since the check above woke this vCPU too: the
-			 * kernel queued its fault before the UFFDIO_COPY) */
-			pthread_mutex_lock(&p->infl_lock);
-			for (unsigned k = 0; v >= 0 && k < p->ninfl; k++)
-				if (p->infl[k].page == page) {
-					p->infl[k].waiters++;
-					p->blocked++;
-					break;
-				}
-			pthread_mutex_unlock(&p->infl_lock);
-			log_fault(p, now, page, v, 2);
-			p->st.faults_inflight++;
-			continue;
-		}
-		/* the page travels in a background batch already (claimed): wait for it,
-		 * as QEMU (a page sent once) and CRIU (is_page_queued) do; the claim bit
-		 * decides who sends it, so the demand thread and the pull never both do.
-		 * --inflight=resend asks for it again (the reply may overtake the batch). */
-		if (!p->cfg.huge && !p->cfg.resend_inflight && !p->cfg.push && !pcb_bit_set(p->ps.claimed, page)) {
-			log_fault(p, now, page, v, 2);
-			p->st.faults_inflight++;
-			p->st.faults_queued++;
-			continue;
-		}
-		if (p->cfg.huge) {
-			log_fault(p, now, page, v, 0);
-			p->blocked += v >= 0;
-			if (huge_request(p, page, now, v >= 0, &lost) < 0)
-				return -1;
-			continue;
-		}
-		if (p->ninfl == MAX_INFLIGHT) {
-			set_fatal(p, PCB_EXIT_SOFTWARE, "more than %d demand requests outstanding", MAX_INFLIGHT);
+	for (ssize_t i = 0; i < n / (ssize_t)sizeof(struct uffd_msg); i++)
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT && demand_one_fault(p, &msgs[i], now, reqs, &nreq, &lost) < 0)
 			return -1;
-		}
-		log_fault(p, now, page, v, 0);
-		/* a reply thread may reorder infl[] as soon as the lock is released: the
-		 * request is sent from a copy (shared: no reply thread, and the entry
-		 * itself records the connection it went on) */
-		struct inflight nf = { page, now, now, v >= 0, 0 };
-		pthread_mutex_lock(&p->infl_lock);
-		p->infl[p->ninfl++] = nf;
-		infl_sync(p);
-		p->blocked += v >= 0;
-		pthread_mutex_unlock(&p->infl_lock);
-		PCB_PROBE_REQUEST(page, PCB_CHAN_DEMAND, 1);
-		p->st.demand_requests++;
-		if (!p->shared)
-			reqs[nreq++] = page;
-		else if (!lost && demand_send_req(p, &p->infl[p->ninfl - 1]) < 0)
-			demand_send_lost(p, &lost);
-	}
 	/* a request not sent stays in infl[]: recovery sends it again; the other messages
 	 * of this read are still recorded (the kernel will not deliver them again) */
 	if (nreq && !lost && pcb_conn_send_args(&p->chan[PCB_CHAN_DEMAND], PCB_MSG_REQ, reqs, nreq) < 0)

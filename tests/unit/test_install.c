@@ -335,6 +335,38 @@ static void on_cpage(void *ctx, uint64_t page, int res, bool zero)
 	s->res[page] = res;
 }
 
+/* move's installer over a registered CP-page region, its page state and the
+ * image of seed; false (printed) where this kernel has no UFFDIO_MOVE */
+static bool move_open(struct pcb_installer *in, struct pcb_pagestate *ps, struct pcb_image *im, uint64_t seed)
+{
+	char why[256];
+	struct pcb_uffd_info ui;
+	const struct pcb_install_ops *move = pcb_install_find("move", false);
+	assert_int_equal(pcb_install_map(in, move, PCB_CHUNK_PAGES, CP, why, sizeof(why)), 0);
+	assert_int_equal((uintptr_t)in->region % PCB_HUGE_SIZE, 0);
+	int fd = pcb_uffd_open(move->uffd_features, &ui, why, sizeof(why));
+	if (fd < 0 || pcb_uffd_register(fd, in->region, in->len, UFFDIO_REGISTER_MODE_MISSING, &ui) < 0 ||
+	    pcb_install_check(in, &ui, why, sizeof(why)) < 0) {
+		printf("UFFDIO_MOVE not available here: not exercised\n");
+		if (fd >= 0)
+			close(fd);
+		pcb_install_unmap(in);
+		return false;
+	}
+	in->uffd = fd;
+	assert_int_equal(pcb_ps_init(ps, CP), 0);
+	in->demanded = ps->demanded;
+	pcb_image_init(im, seed, CP, 0.0);
+	return true;
+}
+
+static void move_close(struct pcb_installer *in, struct pcb_pagestate *ps)
+{
+	close(in->uffd);
+	pcb_install_unmap(in);
+	pcb_ps_free(ps);
+}
+
 /* A whole chunk (every 4th page zero) from a staging chunk forced to a huge
  * page moves with one ioctl; where the kernel gave the staging a 2 MiB page,
  * the guest maps it with one PMD.  A chunk with a hole and a page a demand
@@ -342,27 +374,11 @@ static void on_cpage(void *ctx, uint64_t page, int res, bool zero)
 static void move_chunks(void **state)
 {
 	(void)state;
-	char why[256];
 	struct pcb_installer in;
-	struct pcb_uffd_info ui;
 	struct pcb_pagestate ps;
 	struct pcb_image im;
-	const struct pcb_install_ops *move = pcb_install_find("move", false);
-	assert_int_equal(pcb_install_map(&in, move, PCB_CHUNK_PAGES, CP, why, sizeof(why)), 0);
-	assert_int_equal((uintptr_t)in.region % PCB_HUGE_SIZE, 0);
-	int fd = pcb_uffd_open(move->uffd_features, &ui, why, sizeof(why));
-	if (fd < 0 || pcb_uffd_register(fd, in.region, in.len, UFFDIO_REGISTER_MODE_MISSING, &ui) < 0 ||
-	    pcb_install_check(&in, &ui, why, sizeof(why)) < 0) {
-		printf("UFFDIO_MOVE not available here: not exercised\n");
-		if (fd >= 0)
-			close(fd);
-		pcb_install_unmap(&in);
+	if (!move_open(&in, &ps, &im, 3))
 		return;
-	}
-	in.uffd = fd;
-	assert_int_equal(pcb_ps_init(&ps, CP), 0);
-	in.demanded = ps.demanded;
-	pcb_image_init(&im, 3, CP, 0.0);
 	static struct cseen s;
 	memset(&s, 0, sizeof(s));
 	struct pcb_install_stats st = { 0 };
@@ -435,9 +451,7 @@ static void move_chunks(void **state)
 		pcb_image_fill(&im, pg, want);
 		assert_memory_equal(in.region + (pg << PCB_PAGE_SHIFT), want, PCB_PAGE_SIZE);
 	}
-	close(in.uffd);
-	pcb_install_unmap(&in);
-	pcb_ps_free(&ps);
+	move_close(&in, &ps);
 }
 
 /* UFFDIO_MOVE refuses (EBUSY) a staging page shared with a child: the batch is
@@ -445,26 +459,11 @@ static void move_chunks(void **state)
 static void move_busy(void **state)
 {
 	(void)state;
-	char why[256];
 	struct pcb_installer in;
-	struct pcb_uffd_info ui;
 	struct pcb_pagestate ps;
 	struct pcb_image im;
-	const struct pcb_install_ops *move = pcb_install_find("move", false);
-	assert_int_equal(pcb_install_map(&in, move, PCB_CHUNK_PAGES, CP, why, sizeof(why)), 0);
-	int fd = pcb_uffd_open(move->uffd_features, &ui, why, sizeof(why));
-	if (fd < 0 || pcb_uffd_register(fd, in.region, in.len, UFFDIO_REGISTER_MODE_MISSING, &ui) < 0 ||
-	    pcb_install_check(&in, &ui, why, sizeof(why)) < 0) {
-		printf("UFFDIO_MOVE not available here: not exercised\n");
-		if (fd >= 0)
-			close(fd);
-		pcb_install_unmap(&in);
+	if (!move_open(&in, &ps, &im, 5))
 		return;
-	}
-	in.uffd = fd;
-	assert_int_equal(pcb_ps_init(&ps, CP), 0);
-	in.demanded = ps.demanded;
-	pcb_image_init(&im, 5, CP, 0.0);
 	static struct cseen s;
 	memset(&s, 0, sizeof(s));
 	struct pcb_install_stats st = { 0 };
@@ -499,9 +498,7 @@ static void move_busy(void **state)
 		pcb_image_fill(&im, i, want);
 		assert_memory_equal(in.region + ((size_t)i << PCB_PAGE_SHIFT), want, PCB_PAGE_SIZE);
 	}
-	close(in.uffd);
-	pcb_install_unmap(&in);
-	pcb_ps_free(&ps);
+	move_close(&in, &ps);
 }
 
 int main(void)
