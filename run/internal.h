@@ -55,6 +55,7 @@ struct run {
 	bool have_base;
 	bool stranded;               /* vCPU threads not joined, or the pager failed mid-run: nothing is torn down */
 	struct pcb_cpu_report cpu;
+	int64_t main_wait_cpu0;      /* the main thread's CPU time as the guest started */
 	bool oracle_first_touch;     /* the policy's oracle=first-touch knob: it reads the guest's record */
 	int64_t baseline_cpu_ns;     /* --baseline=run: the reference run's CPU time (not in results.cpu) */
 	uint64_t t_drain_start_ns;   /* the pager was told the guest ended */

@@ -231,6 +231,7 @@ void pcb_cpu_json(const struct pcb_cpu_report *c, struct pcb_json *j, const char
 	cpu_field(j, "background_ns", c->background_ns);
 	cpu_field(j, "installer_ns", c->installer_ns);
 	cpu_field(j, "main_ns", c->main_ns);
+	cpu_field(j, "main_wait_ns", c->main_wait_ns);
 	cpu_field(j, "source_process_ns", c->source_ns);
 	cpu_field(j, "pager_process_ns", c->pager_process_ns);
 	pcb_json_u64(j, "wall_ns", c->wall_ns);

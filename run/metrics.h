@@ -71,6 +71,7 @@ struct pcb_cpu_report {
 	int64_t vcpus_ns;            /* sum of the vCPU threads */
 	int64_t demand_ns, background_ns, installer_ns;   /* pager threads (--pager=process: in that process) */
 	int64_t main_ns;             /* the main thread */
+	int64_t main_wait_ns;        /* the main thread while the guest ran (switch-over to the vCPUs' join); -1 local */
 	int64_t source_ns;           /* the forked source process (wait4), -1 when it runs elsewhere */
 	int64_t pager_process_ns;    /* --pager=process: the pager process */
 	uint64_t wall_ns;            /* switch-over (local: start) to the end of the report's measurements */

@@ -259,6 +259,7 @@ static int switch_over(struct run *r)
 		return rc;
 	}
 	pcb_pager_stats(r->pager, &r->ps);
+	r->main_wait_cpu0 = (int64_t)pcb_thread_cpu_ns();
 	if (r->cfg->precopy_ns)
 		pcb_guest_resume(r->guest, r->ps.t_switchover_ns);
 	else
@@ -287,6 +288,7 @@ static int wait_for_completion(struct run *r)
 		}
 	}
 	pcb_guest_join(r->guest);
+	r->cpu.main_wait_ns = (int64_t)pcb_thread_cpu_ns() - r->main_wait_cpu0;
 	pcb_pager_guest_done(r->pager);   /* done already by the last vCPU (guest_ended); a no-op then */
 	r->stranded = false;
 	if (r->cfg->precopy_ns) {
@@ -457,7 +459,7 @@ int pcb_run_migration(const struct pcb_config *cfg_in, bool *stranded)
 	struct stat isb;
 	if (resolved.image[0] && stat(resolved.image, &isb) == 0 && S_ISREG(isb.st_mode))
 		resolved.mem = (uint64_t)isb.st_size;   /* --mem is the image's size (checked when it is mapped) */
-	struct run R = { .cfg = &resolved, .cpu.source_ns = -1 }, *r = &R;
+	struct run R = { .cfg = &resolved, .cpu.source_ns = -1, .cpu.main_wait_ns = -1 }, *r = &R;
 	pcb_sock_buf_bytes = (int)resolved.socket_buffer;   /* our connections, and the forked source's */
 	int rc = run_setup_check(r);
 	if (!rc)

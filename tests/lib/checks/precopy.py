@@ -37,13 +37,17 @@ def runs(T):
 
 def final_resend(path):
     """--precopy-final=resend: missing at switch-over is exactly what was never sent, post-copy
-    installed only those (no fault if none), 16384 pages verified, no stale page."""
+    installed only those (no userfault if none: no fault message read, every access that blocked
+    undelivered -- a write to a zero-page mapping can sleep on the mmap lock while the pager
+    starts, 1 in 7 ASan runs, docs/metrics.md), 16384 pages verified, no stale page."""
     r=json.load(open(path))['results']; pc=r['precopy']; v=r['verify']; pg=r['pages']
     assert pc['final'] == 'resend' and pc['missing_at_switchover'] == pc['never_sent'], pc
     assert pg['demand'] + pg['background'] + pg['drain'] + pg['zero'] == pc['never_sent'], (pg, pc)
-    assert pc['never_sent'] > 0 or r['faults']['count'] == 0, r['faults']
+    f = r['faults']
+    assert pc['never_sent'] > 0 or (f['uffd_messages'] == 0 and f['count'] == f['undelivered']), f
     assert v['pages_verified'] == 16384 and not v['pages_corrupt'] and not v['pages_missing'] and pc['stale_pages'] == 0, v
-    print('final resend: %d dirty pages re-sent with the vCPUs stopped in %.2f ms; %d faults' % (pc['dirty_at_switchover'], pc['final_ns'] / 1e6, r['faults']['count']))
+    print('final resend: %d dirty pages re-sent with the vCPUs stopped in %.2f ms; %d fault messages, %d blocked accesses'
+          % (pc['dirty_at_switchover'], pc['final_ns'] / 1e6, f['uffd_messages'], f['count']))
 
 
 def memory_transport(path):

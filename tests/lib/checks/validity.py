@@ -6,13 +6,13 @@ import sys
 
 def cpu_after_completion(local_path, mig_path):
     """1: every cpu.* figure of the migration an int >= 0; the migrated process's CPU at most 1.2 x
-    the local run's + the pager threads' + 0.15 s; the main thread under 10 % of the guest time
-    (no spinning); with at least 20 buckets after completion, ops per bucket there at least 0.7
+    the local run's + the pager threads' + 0.15 s; the main thread under 5 % of the guest time
+    while the guest ran (no spinning); with at least 20 buckets after completion, ops per bucket there at least 0.7
     of the local baseline's (one-sided)."""
     L = json.load(open(local_path))["results"]; M = json.load(open(mig_path))["results"]
     lc, mc = L["cpu"], M["cpu"]
     bad = []
-    for k in ("process_ns", "vcpus_ns", "demand_ns", "background_ns", "installer_ns", "main_ns", "source_process_ns"):
+    for k in ("process_ns", "vcpus_ns", "demand_ns", "background_ns", "installer_ns", "main_ns", "main_wait_ns", "source_process_ns"):
         if not isinstance(mc[k], int) or mc[k] < 0: bad.append("cpu.%s = %r" % (k, mc[k]))
     pager = mc["demand_ns"] + mc["background_ns"] + mc["installer_ns"]
     limit = 1.2 * lc["process_ns"] + pager + 150e6
@@ -20,8 +20,12 @@ def cpu_after_completion(local_path, mig_path):
           % (lc["process_ns"] / 1e9, mc["process_ns"] / 1e9, mc["vcpus_ns"] / 1e9, pager / 1e9, mc["main_ns"] / 1e9, limit / 1e9))
     if mc["process_ns"] > limit: bad.append("migrated process CPU %.3f s > local %.3f s x 1.2 + pager %.3f s + 0.15 s"
                                             % (mc["process_ns"] / 1e9, lc["process_ns"] / 1e9, pager / 1e9))
-    if mc["main_ns"] > 0.1 * M["time"]["guest_ns"]: bad.append("main thread used %.3f s in a %.3f s guest run (spinning?)"
-                                                         % (mc["main_ns"] / 1e9, M["time"]["guest_ns"] / 1e9))
+    # while the guest ran the main thread only waits (a 20 ms poll, then a condition variable):
+    # 5 % of the run is ~50x what that costs even under ASan; a spin takes ~100 %.  main_ns
+    # also counts setup and verification (0.117 s under ASan in a CI run), so it is not used here.
+    print("main thread while the guest ran: %.4f s of %.3f s" % (mc["main_wait_ns"] / 1e9, M["time"]["guest_ns"] / 1e9))
+    if mc["main_wait_ns"] > 0.05 * M["time"]["guest_ns"]: bad.append("main thread used %.3f s while the %.3f s guest ran (spinning?)"
+                                                                % (mc["main_wait_ns"] / 1e9, M["time"]["guest_ns"] / 1e9))
     # throughput once every page is present, against the local run of the same invocation (--baseline=run)
     p = M["progress"]; b = p["bucket_ms"] * 1e6
     first = int(M["time"]["total_migration_ns"] // b) + 2
