@@ -311,14 +311,24 @@ static enum bg_next bg_fill_window(struct bg_state *s)
 	return BG_RECEIVE;
 }
 
-/* two connections, nothing to pull now: wait for a fault, the drain, or completion */
+/* two connections, nothing to pull now: wait for a fault, the drain, or completion.
+ * A background policy may want to pull after a fault (the demand thread wakes
+ * this thread then) or as time passes: it looks again within 2 ms.  Without
+ * one, only the drain, a stop, a fatal error or completion give this thread
+ * work, and each is broadcast under p->lock: the 1 s bound is a safety net.
+ * (It was 50 ms: a timer interrupt and a wake-up on the pager's CPU 20 times a
+ * second, each one adding ~40 µs to the fault it landed in on this nested
+ * machine; docs/results/2026-12-05-demand-tail-2.md.) */
 static void bg_wait_for_work(struct pcb_pager *p)
 {
 	pthread_mutex_lock(&p->lock);
 	atomic_store(&p->bg_waiting, true);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (p->pol.ops->background ? 2 : 50) * 1000 * 1000;   /* drain/stop broadcast anyway */
+	if (p->pol.ops->background)
+		ts.tv_nsec += 2 * 1000 * 1000;
+	else
+		ts.tv_sec += 1;
 	if (ts.tv_nsec >= 1000000000) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;

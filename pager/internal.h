@@ -159,6 +159,9 @@ struct pcb_pager {
 	uint8_t *inst_kind;
 	struct pcb_fault_ev *fev;
 	size_t nfev, capfev;
+	/* bytes of fev and ilog mapped ahead of their writers (records_ahead):
+	 * a record's first touch is never a page fault on the demand path */
+	_Atomic uint64_t fev_mapped, ilog_mapped;
 
 	/* counters written by one thread each, read after join or racily for progress */
 	struct pcb_pager_stats st;
@@ -194,6 +197,11 @@ int huge_send(struct pcb_pager *p, uint64_t first);
 int huge_request(struct pcb_pager *p, uint64_t first, uint64_t now, bool vcpu, bool *lost);
 int huge_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload);
 void log_fault(struct pcb_pager *p, uint64_t now, uint64_t page, int vcpu, uint32_t outcome);
+/* The fault and install logs' pages are mapped this many bytes at a time
+ * ahead of their writers (common.c). */
+#define RECORDS_AHEAD (64u * 1024)
+void records_ahead(void *base, size_t len, _Atomic uint64_t *mapped, uint64_t end);
+void records_map_from_here(struct pcb_pager *p);
 int vcpu_of(struct pcb_pager *p, pid_t tid);
 struct timeval io_timeval(uint64_t ns);
 void signal_join(pthread_t th);

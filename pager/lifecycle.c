@@ -4,19 +4,12 @@
 
 /* ---- --pager=process (pagerproc.c) ------------------------------------------- */
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
 /* The fault log the demand thread appends to on every fault has a fixed
  * capacity reserved up front: it is never reallocated on the demand path
  * (a realloc of a growing log copied it while a vCPU waited: a tail
- * source), and it can be shared with --pager=process.  Its first FEV_HOT
- * entries (192 KiB) are mapped before the first fault: a page fault on it
- * costs several µs on this nested machine and lands on one demand fault in
- * 341 (12-byte entries) after them; mapping more would hold memory an idle
- * guest never uses. */
-#define FEV_HOT (16u * 1024)
+ * source), and it can be shared with --pager=process.  Its pages are mapped
+ * ahead of the writer (records_ahead, common.c), from the first before the
+ * first fault. */
 static int map_records(struct pcb_pager *p, char *why, size_t whylen)
 {
 	p->capfev = p->cfg.npages * 2 + (1u << 20);
@@ -29,11 +22,11 @@ static int map_records(struct pcb_pager *p, char *why, size_t whylen)
 		snprintf(why, whylen, "cannot map the fault log: %s", strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
-	/* best effort (Linux >= 5.14).  Not the per-page records: one of their
-	 * pages serves 1024 (install record) or 32768 (bitmaps) guest pages, so
-	 * their first touches are rare, and mapping them all up front would add
-	 * the pages of zero-page runs that are never recorded to the pager's RSS */
-	madvise(p->fev, (p->capfev < FEV_HOT ? p->capfev : FEV_HOT) * sizeof(*p->fev), MADV_POPULATE_WRITE);
+	/* Not the per-page records: one of their pages serves 1024 (install
+	 * record) or 32768 (bitmaps) guest pages, so their first touches are
+	 * rare, and mapping them all up front would add the pages of zero-page
+	 * runs that are never recorded to the pager's RSS */
+	records_map_from_here(p);
 	return 0;
 }
 
@@ -446,6 +439,7 @@ static bool installer_inline(const struct pcb_pager *p)
 
 static int start_threads(struct pcb_pager *p)
 {
+	records_map_from_here(p);   /* the pager process: none of the shared pages is mapped in it yet */
 	/* inline: one staging slot stays hot in this CPU's cache (move: the open chunk and the next) */
 	p->inst_inline = installer_inline(p);
 	if (p->inst_inline && !p->cfg.huge)

@@ -7,6 +7,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,8 +329,11 @@ int pcb_src_serve_conn(struct pcb_source_state *st, int fd, int slot)
 		goto out;
 	}
 	conn_loop(sc);
-	if (sc->bye && (sc->channel == PCB_CHAN_DEMAND || sc->channel == PCB_CHAN_SHARED))
+	if (sc->bye && (sc->channel == PCB_CHAN_DEMAND || sc->channel == PCB_CHAN_SHARED)) {
 		atomic_fetch_add(&st->finished_sessions, 1);
+		if (st->done_fd >= 0)
+			eventfd_write(st->done_fd, 1);
+	}
 out:
 	while (sc->q && sc->qlen)
 		pcb_src_item_pop(sc);

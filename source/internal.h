@@ -64,6 +64,7 @@ struct pcb_source_state {
 	pthread_mutex_t conns_lock;       /* live connections, to limit the unauthenticated and end them at exit */
 	struct slot slot[MAX_CONNS];
 	atomic_int finished_sessions;
+	int done_fd;                      /* eventfd: a session finished (wakes the accept loop; -1: none) */
 	atomic_ullong pages_sent, zero_sent, bad_frames, auth_failures, resumes;
 	atomic_ullong hs_refused, hs_timeouts, evicted, refused_full, refused_busy;
 	atomic_ullong conns[PCB_CHAN_SHARED + 1];   /* connections past the handshake, per HELLO channel */

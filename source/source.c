@@ -14,6 +14,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -51,6 +52,7 @@ struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg)
 	pthread_mutex_init(&st->push_lock, NULL);
 	for (int i = 0; i < MAX_CONNS; i++)
 		st->slot[i].fd = -1;
+	st->done_fd = -1;
 	st->cw = (struct pcb_config_wire){ .mem_bytes = cfg->mem_bytes, .npages = st->npages, .seed = cfg->seed,
 					   .zero_threshold = st->im.zero_threshold, .page_size = PCB_PAGE_SIZE,
 					   .reserved = cfg->bytes_image && cfg->mem ? PCB_CFG_BYTES_IMAGE
@@ -68,6 +70,8 @@ void pcb_source_state_free(struct pcb_source_state *st)
 	if (!st->cfg->mem)
 		pcb_image_free_bytes(&st->im);   /* the runs model's zero map */
 	pcb_push_free(atomic_load(&st->push));
+	if (st->done_fd >= 0)
+		close(st->done_fd);
 	free(st);
 }
 
@@ -187,14 +191,24 @@ static bool end_conns(struct pcb_source_state *st)
 	return atomic_load(&st->live_conns) == 0;
 }
 
-/* Accept one connection (if one comes within 50 ms) and start its thread.
+/* Accept one connection and start its thread, or return when a session has
+ * finished (st->done_fd; the caller re-checks whether the sessions are
+ * over).  Without the eventfd it looks again every 50 ms; with it the 1 s
+ * bound is a safety net: a 50 ms poll was a timer interrupt and a wake-up on
+ * the source's CPU 20 times a second, each adding ~40 µs to the demand fault
+ * it landed in when that CPU is the pager's (docs/results/2026-12-05-demand-tail-2.md).
  * 0, or an exit code when accepting fails for good. */
 static int accept_one(struct pcb_source_state *st, int lfd)
 {
 	const struct pcb_source_cfg *cfg = st->cfg;
-	struct pollfd pl = { .fd = lfd, .events = POLLIN };
-	if (poll(&pl, 1, 50) <= 0)
+	struct pollfd pl[2] = { { .fd = lfd, .events = POLLIN }, { .fd = st->done_fd, .events = POLLIN } };
+	if (poll(pl, 2, st->done_fd >= 0 ? 1000 : 50) <= 0 || !pl[0].revents) {
+		uint64_t n;
+		if (pl[1].revents && eventfd_read(st->done_fd, &n) < 0) {
+			/* nothing to read: another wake-up took it */
+		}
 		return 0;   /* the caller re-checks whether the sessions are over */
+	}
 	struct sockaddr_in sa = { 0 };
 	socklen_t sl = sizeof(sa);
 	int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
@@ -277,6 +291,7 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg0, int lfd)
 		return PCB_EXIT_OSERR;
 	}
 	pcb_verbose = cfg->verbose;
+	st->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);   /* -1: accept_one polls every 50 ms */
 	int rc = 0;
 	/* a migration is over when its demand channel said BYE (after verification) */
 	while (!rc && !(cfg->sessions && atomic_load(&st->finished_sessions) >= cfg->sessions))
