@@ -125,7 +125,7 @@ int pcb_cmd_source(int argc, char **argv, int first)
 		cfg.mem = img_len;
 	}
 	struct pcb_source_cfg sc = {
-		.mem = img, .bytes_image = img != NULL,
+		.mem = img, .bytes_image = img != NULL, .mem_fixed = img != NULL,
 		.mem_bytes = cfg.mem, .seed = cfg.seed, .zero_fraction = cfg.zero_pages,
 		.zero_run_max = cfg.zero_model == PCB_ZERO_RUNS ? cfg.zero_run_max : 0,
 		.demand_delay_ns = cfg.source_delay_ns, .sessions = (int)cfg.sessions, .verbose = (int)cfg.verbose,

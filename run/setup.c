@@ -49,6 +49,7 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		.demand_delay_ns = cfg->source_delay_ns, .sessions = 1, .verbose = (int)cfg->verbose,
 		.key = r->net.key.len ? &r->net.key : NULL, .handshake_timeout_ms = 10000, .send_timeout_ms = 10000,
 		.mem = r->precopy_src ? r->precopy_src : r->im.mem, .bytes_image = r->im.mem != NULL,
+		.mem_fixed = !r->precopy_src && r->im.mem,
 		.push_local_files = true,   /* the destination is this run */
 		.image_mode = cfg->source_image, .image_report = &r->source_image,
 	};

@@ -97,6 +97,7 @@ int pcb_source_image_prepare(struct pcb_source_cfg *cfg, struct pcb_source_image
 	si->reason = cfg->image_mode == PCB_SRC_IMAGE_MEMORY ? "--source-image=memory"
 							     : "auto: the image and the destination's copy fit in half of the available memory";
 	cfg->mem = si->mem;
+	cfg->mem_fixed = true;
 	return 0;
 }
 

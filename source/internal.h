@@ -90,7 +90,8 @@ struct item {
 };
 
 #define MAX_ITEMS 1024        /* requests queued per connection; beyond it the socket is not read */
-#define TXBUF (1u << 20)
+#define TXBUF (1u << 20)     /* staging: headers, tags and pages that are copied or generated */
+#define TX_IOV 256            /* pieces of one write: staging slices and pages sent from the image */
 
 struct sconn {
 	struct pcb_source_state *st;
@@ -102,7 +103,10 @@ struct sconn {
 	struct item *uq;          /* shared connection: demand requests, served before q at frame boundaries */
 	unsigned uqhead, uqlen;
 	uint8_t *tx;
-	size_t txlen;
+	size_t txoff;             /* staging bytes in use */
+	size_t txlen;             /* bytes queued for the next write (staging and image pages) */
+	struct iovec iov[TX_IOV];
+	unsigned niov;
 	bool bye;
 	bool rx_end;              /* shared connection: the destination said BYE or went away while we sent */
 	struct pcb_push *push;    /* this connection carries the pushed stream (PUSH received) */

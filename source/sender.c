@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <linux/sockios.h>
 
 /* The page as the source holds it: the guest's memory (--precopy: the guest
@@ -51,24 +52,66 @@ static void spin_delay(uint64_t ns)
 		__builtin_ia32_pause();
 }
 
+/* Write what is queued: one writev of staging slices and image pages. */
 static int tx_flush(struct sconn *sc)
 {
-	if (!sc->txlen)
-		return 0;
-	if (pcb_write_full(sc->c.fd, sc->tx, sc->txlen) < 0)
-		return -1;
-	sc->c.bytes_tx += sc->txlen;
+	struct iovec *v = sc->iov;
+	unsigned n = sc->niov;
+	while (n) {
+		ssize_t w = writev(sc->c.fd, v, (int)n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		sc->c.bytes_tx += (uint64_t)w;
+		size_t adv = (size_t)w;
+		for (; n && adv >= v->iov_len; v++, n--)
+			adv -= v->iov_len;
+		if (n) {   /* a partial write ends inside *v */
+			v->iov_base = (uint8_t *)v->iov_base + adv;
+			v->iov_len -= adv;
+		}
+	}
+	sc->niov = 0;
+	sc->txoff = 0;
 	sc->txlen = 0;
 	return 0;
 }
 
-/* Append one frame; payload either `data` or, for PAGE, generated from the image. */
+/* Queue n bytes at p: a staging slice right after the last one grows it. */
+static void tx_piece(struct sconn *sc, const void *p, size_t n)
+{
+	struct iovec *last = sc->niov ? &sc->iov[sc->niov - 1] : NULL;
+	if (last && (const uint8_t *)last->iov_base + last->iov_len == (const uint8_t *)p)
+		last->iov_len += n;
+	else
+		sc->iov[sc->niov++] = (struct iovec){ (void *)p, n };
+	sc->txlen += n;
+}
+
+/* The pages [pg, pg + n) as they sit in the source's memory, or NULL when they
+ * must be copied or generated: a generated image; --precopy's guest memory
+ * (the guest may still write it, and a frame's tag covers what was read);
+ * the test hook's corrupted page. */
+static const uint8_t *image_pages(const struct pcb_source_state *st, uint64_t pg, uint64_t n)
+{
+	if (!st->cfg->mem_fixed || (st->corrupt_page >= pg && st->corrupt_page - pg < n))
+		return NULL;
+	return st->cfg->mem + (pg << PCB_PAGE_SHIFT);
+}
+
+/* Append one frame; payload either `data` or, for PAGE and RUN, the image's
+ * pages: sent from the memory image where it holds them (no copy in the
+ * source, as a bare server writes from its buffer), else filled in staging. */
 static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *data, uint32_t len, uint32_t flags)
 {
 	size_t tl = sc->c.mac_tx ? PCB_TAG_BYTES : 0;
-	if (TXBUF - sc->txlen < PCB_HDR_SIZE + (size_t)len + tl && tx_flush(sc) < 0)
+	bool pages = (type == PCB_MSG_PAGE || type == PCB_MSG_RUN) && !data;
+	const uint8_t *img = pages ? image_pages(sc->st, arg, len / PCB_PAGE_SIZE) : NULL;
+	size_t frame = PCB_HDR_SIZE + (size_t)len + tl;   /* a write carries at most TXBUF bytes */
+	if ((sc->txlen + frame > TXBUF || sc->niov + 3 > TX_IOV) && tx_flush(sc) < 0)
 		return -1;
-	if (PCB_HDR_SIZE + (size_t)len + tl > TXBUF) {   /* large (DIGESTS): straight out */
+	if (frame > TXBUF) {   /* large (DIGESTS): straight out */
 		if (tx_flush(sc) < 0)
 			return -1;
 		return pcb_conn_send(&sc->c, type, arg, data, len);
@@ -76,21 +119,30 @@ static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *d
 	if (tl)
 		flags |= PCB_FRAME_MAC;
 	struct pcb_hdr h = { PCB_PROTO_MAGIC, PCB_PROTO_VERSION, type, len, flags, arg };
-	uint8_t *hdr = sc->tx + sc->txlen;
+	uint8_t *hdr = sc->tx + sc->txoff, *payload = hdr + PCB_HDR_SIZE;
 	pcb_hdr_encode(&h, hdr);
-	sc->txlen += PCB_HDR_SIZE;
-	if ((type == PCB_MSG_PAGE || type == PCB_MSG_RUN) && !data)
-		for (uint32_t i = 0; i < len / PCB_PAGE_SIZE; i++)
-			src_fill(sc->st, arg + i, sc->tx + sc->txlen + (size_t)i * PCB_PAGE_SIZE);
-	else if (len && data)
-		memcpy(sc->tx + sc->txlen, data, len);
-	else if (len)
-		memset(sc->tx + sc->txlen, 0, len);
-	sc->txlen += len;
+	sc->txoff += PCB_HDR_SIZE;
+	tx_piece(sc, hdr, PCB_HDR_SIZE);
+	if (img) {
+		payload = (uint8_t *)img;
+	} else {
+		if (pages)
+			for (uint32_t i = 0; i < len / PCB_PAGE_SIZE; i++)
+				src_fill(sc->st, arg + i, payload + (size_t)i * PCB_PAGE_SIZE);
+		else if (len && data)
+			memcpy(payload, data, len);
+		else if (len)
+			memset(payload, 0, len);
+		sc->txoff += len;
+	}
+	if (len)
+		tx_piece(sc, payload, len);
 	if (tl) {
-		struct iovec v = { hdr + PCB_HDR_SIZE, len };
-		pcb_conn_tag(&sc->c, hdr, &v, 1, sc->tx + sc->txlen);
-		sc->txlen += tl;
+		struct iovec v = { payload, len };
+		uint8_t *tag = sc->tx + sc->txoff;
+		pcb_conn_tag(&sc->c, hdr, &v, 1, tag);
+		sc->txoff += tl;
+		tx_piece(sc, tag, tl);
 	}
 	sc->c.frames_tx++;
 	return 0;

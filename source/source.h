@@ -51,6 +51,9 @@ struct pcb_source_cfg {
 	 * database image), not the seed's image: the handshake says so
 	 * (PCB_CFG_BYTES_IMAGE) and digests cover all 4096 bytes of a page. */
 	int bytes_image;
+	/* mem does not change while it is served (an image, not --precopy's
+	 * guest): its pages may leave by reference, without a copy in the source */
+	bool mem_fixed;
 	/* The destination is this same run (the source pcbench forks): a pushed
 	 * policy may name files on this host (a .so path, replay's trace).  A
 	 * network source (`pcbench source`) runs built-in policies only, or a
