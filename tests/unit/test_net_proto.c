@@ -400,7 +400,7 @@ static void src_start(struct srcrun *r, const struct pcb_source_cfg *cfg, uint64
 	r->fd = sv[0];
 	assert_int_equal(pthread_create(&r->th, NULL, src_thread, r), 0);
 	pcb_conn_init(&r->c, sv[1], 0, npages);
-	assert_int_equal(pcb_hs_client(&r->c, ch, 0, NULL, 2000, &got, why, sizeof(why)), 0);
+	assert_int_equal(pcb_hs_client(&r->c, ch, 0, cfg->key, 2000, &got, why, sizeof(why)), 0);
 }
 
 /* Handshake as channel 0, send `bad` raw, expect an ERROR frame mentioning
@@ -574,6 +574,74 @@ static void test_source_demand_together(void **st)
 	pcb_source_state_free(r.st);
 }
 
+/* Memory that does not change while it is served (the source's built image)
+ * leaves from the mapping itself, in the frames' writev: every RUN carries the
+ * image's bytes, with and without a key (the tag covers the mapping's bytes,
+ * checked by the receiving connection), and the test hook's corrupted page is
+ * still served corrupted (its run is copied, then the byte flipped). */
+static void fixed_memory(const struct pcb_auth_key *k)
+{
+	enum { PAGES = 2048 };
+	struct pcb_source_cfg cfg = { .mem_bytes = PAGES * 4096ull, .seed = 42, .zero_fraction = 0.25,
+				      .handshake_timeout_ms = 2000, .image_mode = PCB_SRC_IMAGE_MEMORY, .key = k };
+	struct pcb_source_image si;
+	assert_int_equal(pcb_source_image_prepare(&cfg, &si), 0);
+	assert_true(cfg.mem_fixed);
+	struct pcb_image im;
+	pcb_image_init(&im, 42, PAGES, 0.25);
+	uint64_t bad = 100;
+	while (pcb_image_is_zero(&im, bad))
+		bad++;
+	char bs[32];
+	snprintf(bs, sizeof(bs), "%llu", (unsigned long long)bad);
+	setenv("PCB_TEST_CORRUPT_PAGE", bs, 1);
+	struct srcrun r;
+	src_start(&r, &cfg, PAGES, PCB_CHAN_BACKGROUND);
+	unsetenv("PCB_TEST_CORRUPT_PAGE");
+	struct pcb_conn *c = &r.c;
+	struct pcb_range_wire w = { htole64(0), htole64(PAGES) };
+	assert_int_equal(pcb_conn_send(c, PCB_MSG_RANGES, 0, &w, sizeof(w)), 0);
+	uint64_t next = 0, runs = 0;
+	uint8_t page[PCB_PAGE_SIZE];
+	for (;;) {
+		struct pcb_hdr h;
+		const uint8_t *pl;
+		assert_int_equal(pcb_conn_recv(c, &h, &pl), PCB_RX_FRAME);
+		if (h.type == PCB_MSG_BATCH_END)
+			break;
+		assert_true(h.arg == next);
+		if (h.type == PCB_MSG_ZERO) {
+			assert_true(pcb_image_is_zero(&im, next++));
+			continue;
+		}
+		assert_int_equal(h.type, PCB_MSG_RUN);
+		runs++;
+		for (uint32_t i = 0; i < h.len / PCB_PAGE_SIZE; i++, next++) {
+			pcb_image_fill(&im, next, page);
+			if (next == bad)
+				page[100] ^= 1;
+			assert_memory_equal(pl + (size_t)i * PCB_PAGE_SIZE, page, PCB_PAGE_SIZE);
+		}
+	}
+	assert_true(next == PAGES);
+	assert_true(runs > 1);
+	assert_int_equal(pcb_conn_send(c, PCB_MSG_BYE, 0, NULL, 0), 0);
+	pthread_join(r.th, NULL);
+	assert_int_equal(r.rc, 0);
+	pcb_conn_free(c);
+	pcb_source_state_free(r.st);
+	pcb_source_image_release(&si);
+}
+
+static void test_source_fixed_memory(void **st)
+{
+	(void)st;
+	struct pcb_auth_key k;
+	fixed_memory(NULL);
+	key(&k, 1);
+	fixed_memory(&k);
+}
+
 static void test_source_wants_hello(void **st)
 {
 	(void)st;
@@ -715,6 +783,7 @@ int main(void)
 		cmocka_unit_test(test_source_refuses),
 		cmocka_unit_test(test_source_shared_priority),
 		cmocka_unit_test(test_source_demand_together),
+		cmocka_unit_test(test_source_fixed_memory),
 		cmocka_unit_test(test_source_wants_hello),
 		cmocka_unit_test(test_pager_refuses_page_outside),
 		cmocka_unit_test(test_pager_refuses_short_page),
