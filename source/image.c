@@ -83,6 +83,9 @@ int pcb_source_image_prepare(struct pcb_source_cfg *cfg, struct pcb_source_image
 	void *m = mmap(NULL, cfg->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return -errno;
+	/* 4 KiB pages whatever the machine's THP mode, as the floor's bare_mem
+	 * (docs/results/2026-12-05-source-writev.md: huge pages moved the bulk pull) */
+	madvise(m, cfg->mem_bytes, MADV_NOHUGEPAGE);
 	int rc = image_build(cfg, m, npages);
 	if (rc < 0) {
 		munmap(m, cfg->mem_bytes);

@@ -3,10 +3,29 @@
 #include "tests/lib/testlib.h"
 #include "source/source.h"
 #include "common/image.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NP 4096u   /* 16 MiB */
+
+/* The VMA holding p was advised MADV_NOHUGEPAGE ("nh" in its VmFlags). */
+static bool vma_no_huge(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	assert_non_null(f);
+	char line[512];
+	bool inside = false, nh = false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long a, z;
+		if (sscanf(line, "%llx-%llx ", &a, &z) == 2 && strchr(line, '-') < strchr(line, ' '))
+			inside = (uintptr_t)p >= a && (uintptr_t)p < z;
+		else if (inside && !strncmp(line, "VmFlags:", 8))
+			nh = strstr(line, " nh") != NULL;
+	}
+	fclose(f);
+	return nh;
+}
 
 static void check_model(unsigned zero_run_max)
 {
@@ -17,6 +36,8 @@ static void check_model(unsigned zero_run_max)
 	assert_int_equal(si.mode, PCB_SRC_IMAGE_MEMORY);
 	assert_non_null(si.mem);
 	assert_ptr_equal(cfg.mem, si.mem);
+	assert_true(cfg.mem_fixed);
+	assert_true(vma_no_huge(si.mem));   /* 4 KiB pages whatever the THP mode */
 	struct pcb_image im;
 	pcb_image_init(&im, 11, NP, 0.25);
 	if (zero_run_max)
