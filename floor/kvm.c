@@ -22,6 +22,7 @@
 #include "common/json.h"
 #include "common/jsonread.h"
 #include "common/util.h"
+#include "common/pin.h"
 #include "pager/uffd.h"
 #include "workloads/workload.h"
 #include <errno.h>
@@ -44,6 +45,7 @@ struct handler {
 	uint8_t *region, *local;
 	uint64_t faults;
 	uint64_t cpu_ns;             /* the handler thread's CPU time */
+	int cpu;                     /* pinned there, or -1 */
 	int err;
 };
 
@@ -84,13 +86,15 @@ static void handler_loop(struct handler *h)
 static void *handler_thread(void *arg)
 {
 	struct handler *h = arg;
+	if (h->cpu >= 0)
+		pcb_pin_self(h->cpu);
 	handler_loop(h);
 	h->cpu_ns = pcb_thread_cpu_ns();
 	return NULL;
 }
 
 static int run_guest(const struct pcb_image *im, uint8_t *region, bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed,
-		     uint64_t *ns, uint64_t *cpu_ns, char *why, size_t whylen)
+		     int cpu, uint64_t *ns, uint64_t *cpu_ns, char *why, size_t whylen)
 {
 	struct pcb_guest_cfg gc = {
 		.ops = pcb_workload_find("seq"), .prm = { .npages = per * nvcpus, .seed = seed, .nvcpus = nvcpus, .im = im },
@@ -105,6 +109,8 @@ static int run_guest(const struct pcb_image *im, uint8_t *region, bool kvm, unsi
 		pcb_guest_destroy(g);
 		return PCB_EXIT_OSERR;
 	}
+	for (unsigned v = 0; cpu >= 0 && v < nvcpus; v++)
+		pcb_pin_tid(pcb_guest_tid(g, v), cpu);
 	uint64_t t0 = pcb_now_ns();
 	pcb_guest_go(g, t0);
 	pcb_guest_join(g);
@@ -129,12 +135,12 @@ static int run_guest(const struct pcb_image *im, uint8_t *region, bool kvm, unsi
 
 /* Handlers: one userfaultfd per vCPU slice, each with its thread. */
 static int start_handlers(struct handler *h, unsigned nvcpus, uint8_t *region, uint8_t *local, uint64_t per, int stopfd,
-			  char *why, size_t whylen)
+			  int cpu, char *why, size_t whylen)
 {
 	size_t slice = per << PCB_PAGE_SHIFT;
 	for (unsigned v = 0; v < nvcpus; v++) {
 		struct pcb_uffd_info ui;
-		h[v].stopfd = stopfd, h[v].region = region, h[v].local = local;
+		h[v].stopfd = stopfd, h[v].region = region, h[v].local = local, h[v].cpu = cpu;
 		int fd = pcb_uffd_open(PCB_UFFD_KERNEL_FAULTS, &ui, why, whylen);
 		if (fd < 0)
 			return pcb_exit_for_errno(-fd);
@@ -153,9 +159,9 @@ static int start_handlers(struct handler *h, unsigned nvcpus, uint8_t *region, u
 	return 0;
 }
 
-/* pages/s, and CPU µs per page of the vCPU and handler threads */
-static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, double *cpu_us, double *vcpu_us,
-		     char *why, size_t whylen)
+/* pages/s, and CPU µs per page of the vCPU and handler threads; cpu >= 0: all pinned there */
+static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, int cpu, double *pps, double *cpu_us,
+		     double *vcpu_us, char *why, size_t whylen)
 {
 	uint64_t npages = per * nvcpus;
 	size_t len = npages << PCB_PAGE_SHIFT;
@@ -176,9 +182,9 @@ static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, dou
 	madvise(region, len, MADV_NOHUGEPAGE);   /* 4 KiB faults, as pcbench's region */
 	for (uint64_t pg = 0; pg < npages; pg++)   /* the local copy: not timed */
 		pcb_image_fill(&im, pg, local + (pg << PCB_PAGE_SHIFT));
-	rc = start_handlers(h, nvcpus, region, local, per, stop[0], why, whylen);
+	rc = start_handlers(h, nvcpus, region, local, per, stop[0], cpu, why, whylen);
 	if (!rc)
-		rc = run_guest(&im, region, kvm, nvcpus, per, seed, &ns, &cpu_ns, why, whylen);
+		rc = run_guest(&im, region, kvm, nvcpus, per, seed, cpu, &ns, &cpu_ns, why, whylen);
 	*vcpu_us = (double)cpu_ns / 1e3 / (double)npages;   /* the vCPU threads' alone, before the handlers' are added */
 	if (write(stop[1], "x", 1) < 0) {
 		/* cannot happen: a pipe with room */
@@ -216,7 +222,7 @@ out:
 
 /* pcbench's KVM or process guest, demand paging only, in a child `pcbench run`: pages/s, and
  * CPU µs per page of the vCPU and pager threads (results.cpu) and of the source process */
-static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, double *pps, double *cpu_us,
+static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, bool same, double *pps, double *cpu_us,
 			double *vcpu_us, double *src_us, char *why, size_t whylen)
 {
 	char json[] = "/tmp/pcbench-floor-kvm-XXXXXX";
@@ -233,7 +239,7 @@ static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, 
 	snprintf(sd, sizeof(sd), "--seed=%llu", (unsigned long long)seed);
 	snprintf(js, sizeof(js), "--json=%s", json);
 	char *const argv[] = { "pcbench", "run", kvm ? "--guest=kvm" : "--guest=process", "--policy=demand", "--workload=seq", "--duration=0",
-			       "--zero-pages=0", "--trace=off", mem, vc, ops, sd, js, NULL };
+			       "--zero-pages=0", "--trace=off", mem, vc, ops, sd, js, same ? "--pin=same" : NULL, NULL };
 	pid_t pid = fork();
 	if (pid == 0) {
 		int dn = open("/dev/null", O_WRONLY);
@@ -282,18 +288,28 @@ int pcb_floor_kvm(const struct pcb_floor_kvm_cfg *c, struct pcb_floor_kvm_row *r
 	/* repetitions outermost, bare and pcbench back to back: paired by repetition;
 	 * the KVM guest, then the process guest (vCPU threads) the same way */
 	for (unsigned rep = 0; rep < c->reps; rep++)
-		for (unsigned k = 0; k < c->nv; k++)
-			for (int kvm = 1; kvm >= 0; kvm--) {
-				struct pcb_floor_kvm_pair *r = kvm ? &rows[k].kvm : &rows[k].proc;
-				int rc = bare_rate(kvm, rows[k].vcpus, per, c->seed, &r->bare[rep], &r->bare_cpu_us[rep],
-						   &r->bare_vcpu_us[rep], why, whylen);
+		for (unsigned k = 0; k < c->nv; k++) {
+			struct pcb_floor_kvm_row *row = &rows[k];
+			row->has_same = row->vcpus == 1;
+			/* the KVM guest unpinned (the target), on CPU 0 (1 vCPU), then the process guest */
+			struct { struct pcb_floor_kvm_pair *r; bool kvm, same; } m[3] = {
+				{ &row->kvm, true, false }, { row->has_same ? &row->same : NULL, true, true }, { &row->proc, false, false } };
+			for (unsigned i = 0; i < 3; i++) {
+				struct pcb_floor_kvm_pair *r = m[i].r;
+				if (!r)
+					continue;
+				int rc = bare_rate(m[i].kvm, row->vcpus, per, c->seed, m[i].same ? 0 : -1, &r->bare[rep],
+						   &r->bare_cpu_us[rep], &r->bare_vcpu_us[rep], why, whylen);
 				if (!rc)
-					rc = pcbench_rate(kvm, rows[k].vcpus, per, c->seed, &r->pcb[rep], &r->pcb_cpu_us[rep],
-							  &r->pcb_vcpu_us[rep], &r->src_cpu_us[rep], why, whylen);
+					rc = pcbench_rate(m[i].kvm, row->vcpus, per, c->seed, m[i].same, &r->pcb[rep],
+							  &r->pcb_cpu_us[rep], &r->pcb_vcpu_us[rep], &r->src_cpu_us[rep], why, whylen);
 				if (rc)
 					return rc;
 				r->ratio[rep] = r->bare[rep] > 0 ? r->pcb[rep] / r->bare[rep] : 0;
 			}
+			if (row->has_same)
+				row->same_over_unpinned[rep] = row->kvm.bare[rep] > 0 ? row->same.pcb[rep] / row->kvm.bare[rep] : 0;
+		}
 	return 0;
 }
 
@@ -341,12 +357,34 @@ bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_flo
 		double lo, hi, q = med3(r->kvm.ratio, c->reps, &lo, &hi);
 		printf("  %u vCPU%s ", r->vcpus, r->vcpus > 1 ? "s" : "");
 		print_pair("KVM", &r->kvm, c->reps);
-		printf(" (target >= %.1f)\n  %*s ", kvm_target(r->vcpus), r->vcpus > 1 ? 7 : 6, "");
+		printf(" (target >= %.1f)\n", kvm_target(r->vcpus));
+		if (r->has_same) {
+			printf("  %*s ", r->vcpus > 1 ? 7 : 6, "");
+			print_pair("KVM, every thread on CPU 0", &r->same, c->reps);
+			double sl, sh, s = med3(r->same_over_unpinned, c->reps, &sl, &sh);
+			printf("; pcbench on CPU 0 / bare unpinned (the selftest's way) paired %.3f [%.3f-%.3f] (no target)\n", s, sl, sh);
+		}
+		printf("  %*s ", r->vcpus > 1 ? 7 : 6, "");
 		print_pair("process", &r->proc, c->reps);
 		printf(" (no target)\n");
 		met = met && q >= kvm_target(r->vcpus);
 	}
 	return met;
+}
+
+/* key: { per_rep: [...], median, min, max } */
+static void json_spread(struct pcb_json *j, const char *key, const double *v, unsigned reps)
+{
+	double lo, hi;
+	pcb_json_obj_begin(j, key);
+	pcb_json_arr_begin(j, "per_rep");
+	for (unsigned x = 0; x < reps; x++)
+		pcb_json_dbl(j, NULL, v[x]);
+	pcb_json_arr_end(j);
+	pcb_json_dbl(j, "median", med3(v, reps, &lo, &hi));
+	pcb_json_dbl(j, "min", lo);
+	pcb_json_dbl(j, "max", hi);
+	pcb_json_obj_end(j);
 }
 
 static void json_pair(struct pcb_json *j, const struct pcb_floor_kvm_pair *r, unsigned reps)
@@ -359,18 +397,8 @@ static void json_pair(struct pcb_json *j, const struct pcb_floor_kvm_pair *r, un
 								 { "source_cpu_us_per_page", r->src_cpu_us },
 								 { "bare_vcpu_cpu_us_per_page", r->bare_vcpu_us },
 								 { "pcbench_vcpu_cpu_us_per_page", r->pcb_vcpu_us } };
-	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
-		double lo, hi;
-		pcb_json_obj_begin(j, s[i].k);
-		pcb_json_arr_begin(j, "per_rep");
-		for (unsigned x = 0; x < reps; x++)
-			pcb_json_dbl(j, NULL, s[i].v[x]);
-		pcb_json_arr_end(j);
-		pcb_json_dbl(j, "median", med3(s[i].v, reps, &lo, &hi));
-		pcb_json_dbl(j, "min", lo);
-		pcb_json_dbl(j, "max", hi);
-		pcb_json_obj_end(j);
-	}
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		json_spread(j, s[i].k, s[i].v, reps);
 }
 
 void pcb_floor_kvm_json(struct pcb_json *j, const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows)
@@ -391,6 +419,12 @@ void pcb_floor_kvm_json(struct pcb_json *j, const struct pcb_floor_kvm_cfg *c, c
 		pcb_json_obj_begin(j, "process_guest");
 		json_pair(j, &r->proc, c->reps);
 		pcb_json_obj_end(j);
+		if (r->has_same) {
+			pcb_json_obj_begin(j, "same_cpu");   /* every thread on CPU 0: reported, no target */
+			json_pair(j, &r->same, c->reps);
+			json_spread(j, "pcbench_same_over_bare_unpinned", r->same_over_unpinned, c->reps);
+			pcb_json_obj_end(j);
+		}
 		pcb_json_obj_end(j);
 	}
 	pcb_json_arr_end(j);

@@ -31,6 +31,11 @@ struct pcb_floor_kvm_row {
 	unsigned vcpus;
 	struct pcb_floor_kvm_pair kvm;    /* the KVM guest (the target) */
 	struct pcb_floor_kvm_pair proc;   /* the process guest (vCPU threads), the same way: reported, no target */
+	/* 1 vCPU: the KVM guest again with every thread on CPU 0 (bare: vCPU and
+	 * handler; pcbench: --pin=same, its source too): reported, no target */
+	bool has_same;
+	struct pcb_floor_kvm_pair same;
+	double same_over_unpinned[PCB_FLOOR_KVM_MAX_REPS];   /* pcbench on CPU 0 / bare unpinned, per repetition */
 };
 
 /* Measure every vCPU count, reps times.  0 or an exit code with the reason. */

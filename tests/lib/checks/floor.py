@@ -125,7 +125,14 @@ def report(path, ncpu):
     if kv is not None:
         if [x["vcpus"] for x in kv["rows"]] != [1, 2]: errs.append("kvm rows %s" % kv["rows"])
         for x in kv["rows"]:
-            for what, y in (("kvm", x), ("process", x["process_guest"])):   # the process guest measured the same way
+            # 1 vCPU: the KVM guest again with every thread on CPU 0; its ratio to the unpinned bare rate is its own
+            if ("same_cpu" in x) != (x["vcpus"] == 1): errs.append("same_cpu row with %d vCPUs" % x["vcpus"])
+            if "same_cpu" in x:
+                s = x["same_cpu"]; q = s["pcbench_same_over_bare_unpinned"]["per_rep"][0]
+                want = s["pcbench_pages_per_s"]["per_rep"][0] / x["bare_pages_per_s"]["per_rep"][0]
+                if abs(q - want) > 1e-6 * want: errs.append("same_cpu over unpinned %s, not %s" % (q, want))
+            pairs = (("kvm", x), ("process", x["process_guest"])) + ((("same_cpu", x["same_cpu"]),) if "same_cpu" in x else ())
+            for what, y in pairs:   # the process guest and the pinned KVM guest measured the same way
                 b, p, q = y["bare_pages_per_s"]["per_rep"][0], y["pcbench_pages_per_s"]["per_rep"][0], y["paired_ratio"]["per_rep"][0]
                 if b <= 0 or p <= 0 or abs(q - p / b) > 1e-6 * q: errs.append("%s %d vCPUs: %s %s %s" % (what, x["vcpus"], b, p, q))
                 # CPU per page: every vCPU thread ran and the source served (the KVM guest's exits cost CPU too)
