@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/uio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -228,6 +229,27 @@ int pcb_write_full(int fd, const void *buf, size_t n)
 		}
 		p += r;
 		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int pcb_writev_full(int fd, struct iovec *v, unsigned n, uint64_t *written)
+{
+	while (n) {
+		ssize_t w = writev(fd, v, (int)n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		if (written)
+			*written += (uint64_t)w;
+		size_t adv = (size_t)w;
+		for (; n && adv >= v->iov_len; v++, n--)   /* empty pieces (a NULL payload) too */
+			adv -= v->iov_len;
+		if (n) {   /* a partial write ends inside *v */
+			v->iov_base = (uint8_t *)v->iov_base + adv;
+			v->iov_len -= adv;
+		}
 	}
 	return 0;
 }

@@ -73,6 +73,11 @@ int pcb_read_full(int fd, void *buf, size_t n);
  * newlines from the network reach a log). */
 void pcb_sanitize(char *dst, size_t dstlen, const void *src, size_t n);
 int pcb_write_full(int fd, const void *buf, size_t n);
+struct iovec;
+/* writev all of iov[0..n) (partial writes and EINTR continued; iov is
+ * advanced in place).  *written (may be NULL) grows by each write's bytes,
+ * also when a later one fails.  0, or -1 with errno. */
+int pcb_writev_full(int fd, struct iovec *iov, unsigned n, uint64_t *written);
 
 /* 64-bit mixing (splitmix64 finaliser); deterministic RNG helpers. */
 static inline uint64_t pcb_mix64(uint64_t x)

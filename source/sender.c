@@ -55,23 +55,8 @@ static void spin_delay(uint64_t ns)
 /* Write what is queued: one writev of staging slices and image pages. */
 static int tx_flush(struct sconn *sc)
 {
-	struct iovec *v = sc->iov;
-	unsigned n = sc->niov;
-	while (n) {
-		ssize_t w = writev(sc->c.fd, v, (int)n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		sc->c.bytes_tx += (uint64_t)w;
-		size_t adv = (size_t)w;
-		for (; n && adv >= v->iov_len; v++, n--)
-			adv -= v->iov_len;
-		if (n) {   /* a partial write ends inside *v */
-			v->iov_base = (uint8_t *)v->iov_base + adv;
-			v->iov_len -= adv;
-		}
-	}
+	if (pcb_writev_full(sc->c.fd, sc->iov, sc->niov, &sc->c.bytes_tx) < 0)
+		return -1;
 	sc->niov = 0;
 	sc->txoff = 0;
 	sc->txlen = 0;

@@ -401,34 +401,13 @@ int pcb_conn_send(struct pcb_conn *c, uint16_t type, uint64_t arg, const void *p
 			     .type = type, .len = len, .flags = c->mac_tx ? PCB_FRAME_MAC : 0, .arg = arg };
 	pcb_hdr_encode(&h, hb);
 	struct iovec iov[3] = { { hb, PCB_HDR_SIZE }, { (void *)payload, len }, { tag, PCB_TAG_BYTES } };
-	size_t total = PCB_HDR_SIZE + len;
-	int n = 2;
+	unsigned n = 2;
 	if (c->mac_tx) {
 		pcb_conn_tag(c, hb, &iov[1], 1, tag);
-		total += PCB_TAG_BYTES;
 		n = 3;
 	}
-	size_t done = 0;
-	while (done < total) {
-		ssize_t w = writev(c->fd, iov, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		done += (size_t)w;
-		c->bytes_tx += (uint64_t)w;
-		/* advance iovecs past what was written */
-		size_t adv = (size_t)w;
-		for (int i = 0; i < n && adv; i++) {
-			size_t k = adv < iov[i].iov_len ? adv : iov[i].iov_len;
-			if (!k)
-				continue;   /* an empty payload (NULL): nothing to advance */
-			iov[i].iov_base = (char *)iov[i].iov_base + k;
-			iov[i].iov_len -= k;
-			adv -= k;
-		}
-	}
+	if (pcb_writev_full(c->fd, iov, n, &c->bytes_tx) < 0)
+		return -1;
 	c->frames_tx++;
 	return 0;
 }

@@ -2,6 +2,12 @@
 #include "tests/lib/testlib.h"
 #include "common/util.h"
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 /* One number parser under test: its name for messages, the value it must leave
  * untouched on error, and the unit its results print with. */
@@ -185,6 +191,64 @@ static void test_exit_for_errno(void **state)
 	assert_int_equal(PCB_EXIT_SOURCE_LOST, 74);
 }
 
+/* pcb_writev_full: a slow reader and a 1 ms timer whose handler does not
+ * restart system calls make writev return short and fail with EINTR; every
+ * byte arrives once, in order, across an empty piece, and all are counted. */
+enum { WV_A = 300000, WV_B = 700001 };
+static uint8_t wv_a[WV_A], wv_b[WV_B], wv_got[WV_A + WV_B + 8];
+
+static void wv_tick(int sig)
+{
+	(void)sig;
+}
+
+struct wv_reader { int fd; size_t got; };
+
+static void *wv_reader(void *arg)
+{
+	struct wv_reader *r = arg;
+	static uint8_t extra[4096];   /* bytes beyond what was sent: counted, not stored */
+	for (ssize_t n;; r->got += (size_t)n) {
+		size_t room = sizeof(wv_got) - (r->got < sizeof(wv_got) ? r->got : sizeof(wv_got));
+		n = read(r->fd, room ? wv_got + r->got : extra, room && room < 4096 ? room : 4096);
+		if (n <= 0)
+			break;
+		usleep(20);
+	}
+	return NULL;
+}
+
+static void test_writev_full(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < WV_A; i++)
+		wv_a[i] = (uint8_t)(i * 7);
+	for (size_t i = 0; i < WV_B; i++)
+		wv_b[i] = (uint8_t)(i * 13 + 1);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	struct sigaction sa = { .sa_handler = wv_tick }, old;   /* no SA_RESTART */
+	sigaction(SIGALRM, &sa, &old);
+	struct itimerval it = { { 0, 1000 }, { 0, 1000 } }, off = { { 0, 0 }, { 0, 0 } };
+	pthread_t th;
+	struct wv_reader rd = { p[0], 0 };
+	assert_int_equal(pthread_create(&th, NULL, wv_reader, &rd), 0);
+	setitimer(ITIMER_REAL, &it, NULL);
+	struct iovec v[3] = { { wv_a, WV_A }, { NULL, 0 }, { wv_b, WV_B } };
+	uint64_t written = 5;
+	int rc = pcb_writev_full(p[1], v, 3, &written);
+	setitimer(ITIMER_REAL, &off, NULL);
+	sigaction(SIGALRM, &old, NULL);
+	close(p[1]);
+	pthread_join(th, NULL);
+	close(p[0]);
+	assert_int_equal(rc, 0);
+	tl_assert_u64_eq(written, 5 + WV_A + WV_B);
+	tl_assert_u64_eq(rd.got, WV_A + WV_B);
+	assert_memory_equal(wv_got, wv_a, WV_A);
+	assert_memory_equal(wv_got + WV_A, wv_b, WV_B);
+}
+
 static void test_rng(void **state)
 {
 	(void)state;
@@ -226,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_fmt_size),
 		cmocka_unit_test(test_exit_for_errno),
 		cmocka_unit_test(test_rng),
+		cmocka_unit_test(test_writev_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
