@@ -290,8 +290,9 @@ const struct pcb_command pcb_commands[] = {
 	  "of --link-rates, against the configured rate (the rate counts frame bytes: 24-byte header +\n"
 	  "payload), next to a loopback pull (no emulation) and the delay line alone (unlimited);\n"
 	  "then KVM demand paging: pcbench's KVM guest faulting every page in over TCP against a bare\n"
-	  "handler per vCPU copying from local memory (as Linux's KVM selftest demand_paging_test), with\n"
-	  "1 vCPU also with every thread of both on CPU 0.\n"
+	  "handler per vCPU copying from local memory (as Linux's KVM selftest demand_paging_test) and\n"
+	  "against those handlers fetching each page over TCP from a bare server, with 1 vCPU also with\n"
+	  "every thread of all three on CPU 0.\n"
 	  "Prints a table with the pcbench/bare and pcbench/link ratios and writes it as JSON with\n"
 	  "--json.",
 	  0, "0 ok (a missed target is reported, not an error); 1 a pcbench run failed its page verification; 64 bad option; "

@@ -63,7 +63,8 @@ pid_t floor_fork_server(int fd_keep, int cpu, int listen_fd, void (*serve)(int f
 		return pid;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_NAME, "pcbench-floorsrv");
-	pcb_pin_self(cpu);
+	if (cpu >= 0)
+		pcb_pin_self(cpu);
 	int fd = fd_keep;
 	if (listen_fd >= 0) {
 		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);

@@ -96,7 +96,7 @@ void floor_faulter_go(struct faulter *f);
 
 /* ---- harness.c: processes, bare userfaultfd, one pcbench migration ---- */
 
-/* Fork a process pinned to cpu that runs serve(fd) on fd_keep, or on the one
+/* Fork a process pinned to cpu (< 0: unpinned) that runs serve(fd) on fd_keep, or on the one
  * connection it accepts from listen_fd (>= 0), then exits. */
 pid_t floor_fork_server(int fd_keep, int cpu, int listen_fd, void (*serve)(int fd));
 void floor_reap(pid_t pid);

@@ -15,8 +15,14 @@
  *
  * pcbench's figure is `pcbench run --guest=kvm --policy=demand` of the same
  * guest (every page fetched from the forked source over TCP), run as a child
- * process; pages per second over the guest's run time (results.time.guest_ns). */
+ * process; pages per second over the guest's run time (results.time.guest_ns).
+ *
+ * Bare over TCP is the selftest's way with each handler fetching the page it
+ * installs from a forked server over its own TCP connection (8-byte index,
+ * 4 KiB page, as the demand section's bare_tcp), the server reading the
+ * image's pages from its memory: the demand path's cost without pcbench. */
 #include "floor/floor.h"
+#include "floor/internal.h"
 #include "floor/kvmfloor.h"
 #include "common/image.h"
 #include "common/json.h"
@@ -35,19 +41,83 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 struct handler {
 	pthread_t th;
 	int uffd, stopfd;
+	int sock;                    /* >= 0: fetch each page over TCP from a bare server */
+	pid_t srv;                   /* that server, or -1 */
 	bool started;
 	uint8_t *region, *local;
 	uint64_t faults;
 	uint64_t cpu_ns;             /* the handler thread's CPU time */
 	int cpu;                     /* pinned there, or -1 */
 	int err;
+	uint8_t buf[PCB_PAGE_SIZE] __attribute__((aligned(4096)));   /* the page received over TCP */
 };
+
+/* The bare server's image: set before the fork, read by the forked server only. */
+static struct {
+	const uint8_t *local;
+	uint64_t npages;
+} kvm_srv;
+
+/* Answer each 8-byte page index with that page of the image (bounds-checked). */
+static void serve_image(int fd)
+{
+	uint64_t idx;
+	while (pcb_read_full(fd, &idx, 8) == 0 && idx < kvm_srv.npages)
+		if (pcb_write_full(fd, kvm_srv.local + (idx << PCB_PAGE_SHIFT), PCB_PAGE_SIZE) < 0)
+			break;
+}
+
+/* One forked server and connection per handler (tcp: each handler fetches over TCP). */
+static int start_servers(struct handler *h, unsigned nvcpus, const uint8_t *local, uint64_t npages, int cpu, char *why,
+			 size_t whylen)
+{
+	kvm_srv.local = local, kvm_srv.npages = npages;
+	for (unsigned v = 0; v < nvcpus; v++) {
+		uint16_t port;
+		int lfd = pcb_listen_tcp("127.0.0.1", 0, &port);
+		if (lfd < 0) {
+			snprintf(why, whylen, "bare KVM over TCP: listen: %s", strerror(errno));
+			return PCB_EXIT_OSERR;
+		}
+		h[v].srv = floor_fork_server(-1, cpu, lfd, serve_image);
+		close(lfd);
+		h[v].sock = h[v].srv < 0 ? -1 : pcb_connect_tcp("127.0.0.1", port, 5000);
+		if (h[v].sock < 0) {
+			snprintf(why, whylen, "bare KVM over TCP: server %u: %s", v, strerror(errno));
+			return PCB_EXIT_OSERR;
+		}
+	}
+	return 0;
+}
+
+/* Close the connections, reap the servers: their CPU time in ns, or an exit code < 0 */
+static int64_t stop_servers(struct handler *h, unsigned nvcpus)
+{
+	int64_t ns = 0;
+	for (unsigned v = 0; v < nvcpus; v++) {
+		if (h[v].sock >= 0)
+			close(h[v].sock);
+		h[v].sock = -1;
+		if (h[v].srv <= 0)
+			continue;
+		struct rusage ru;
+		memset(&ru, 0, sizeof(ru));
+		if (!pcb_reap_child(h[v].srv, false, 3000, &ru))
+			ns = -1;
+		else if (ns >= 0)
+			ns += (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+			      (int64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+		h[v].srv = -1;
+	}
+	return ns;
+}
 
 /* One vCPU's handler: each fault answered by a waking UFFDIO_COPY from local memory. */
 static void handler_loop(struct handler *h)
@@ -72,7 +142,16 @@ static void handler_loop(struct handler *h)
 		if (m.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		uint64_t off = (m.arg.pagefault.address - (uintptr_t)h->region) & ~(uint64_t)(PCB_PAGE_SIZE - 1);
-		int r = pcb_uffd_copy(h->uffd, h->region + off, h->local + off, PCB_PAGE_SIZE, 0);
+		const uint8_t *src = h->local + off;
+		if (h->sock >= 0) {
+			uint64_t idx = off >> PCB_PAGE_SHIFT;
+			if (pcb_write_full(h->sock, &idx, 8) < 0 || pcb_read_full(h->sock, h->buf, PCB_PAGE_SIZE) < 0) {
+				h->err = errno ? errno : EIO;
+				return;
+			}
+			src = h->buf;
+		}
+		int r = pcb_uffd_copy(h->uffd, h->region + off, src, PCB_PAGE_SIZE, 0);
 		if (r == -EEXIST)
 			r = pcb_uffd_wake(h->uffd, h->region + off, PCB_PAGE_SIZE);
 		if (r < 0) {
@@ -159,9 +238,11 @@ static int start_handlers(struct handler *h, unsigned nvcpus, uint8_t *region, u
 	return 0;
 }
 
-/* pages/s, and CPU µs per page of the vCPU and handler threads; cpu >= 0: all pinned there */
+/* pages/s, and CPU µs per page of the vCPU and handler threads; cpu >= 0: all pinned there (the
+ * servers too); srv_us: NULL = the handlers copy from local memory, else they fetch each page over
+ * TCP and it receives the servers' CPU µs per page */
 static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, int cpu, double *pps, double *cpu_us,
-		     double *vcpu_us, char *why, size_t whylen)
+		     double *vcpu_us, double *srv_us, char *why, size_t whylen)
 {
 	uint64_t npages = per * nvcpus;
 	size_t len = npages << PCB_PAGE_SHIFT;
@@ -172,7 +253,7 @@ static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, int
 	int stop[2] = { -1, -1 };
 	struct handler h[PCB_FLOOR_KVM_MAX_VCPUS];
 	for (unsigned v = 0; v < PCB_FLOOR_KVM_MAX_VCPUS; v++)
-		h[v] = (struct handler){ .uffd = -1 };
+		h[v] = (struct handler){ .uffd = -1, .sock = -1, .srv = -1 };
 	uint64_t ns = 0, faults = 0, cpu_ns = 0;
 	int rc = PCB_EXIT_OSERR;
 	if (local == MAP_FAILED || region == MAP_FAILED || pipe(stop) < 0) {
@@ -182,7 +263,9 @@ static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, int
 	madvise(region, len, MADV_NOHUGEPAGE);   /* 4 KiB faults, as pcbench's region */
 	for (uint64_t pg = 0; pg < npages; pg++)   /* the local copy: not timed */
 		pcb_image_fill(&im, pg, local + (pg << PCB_PAGE_SHIFT));
-	rc = start_handlers(h, nvcpus, region, local, per, stop[0], cpu, why, whylen);
+	rc = srv_us ? start_servers(h, nvcpus, local, npages, cpu, why, whylen) : 0;   /* forked before any thread starts */
+	if (!rc)
+		rc = start_handlers(h, nvcpus, region, local, per, stop[0], cpu, why, whylen);
 	if (!rc)
 		rc = run_guest(&im, region, kvm, nvcpus, per, seed, cpu, &ns, &cpu_ns, why, whylen);
 	*vcpu_us = (double)cpu_ns / 1e3 / (double)npages;   /* the vCPU threads' alone, before the handlers' are added */
@@ -207,7 +290,14 @@ static int bare_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, int
 	}
 	*pps = ns ? (double)npages * 1e9 / (double)ns : 0;
 	*cpu_us = (double)cpu_ns / 1e3 / (double)npages;
-out:
+out:;
+	int64_t srv_ns = stop_servers(h, nvcpus);
+	if (srv_us)
+		*srv_us = srv_ns > 0 ? (double)srv_ns / 1e3 / (double)npages : 0;
+	if (!rc && srv_us && srv_ns <= 0) {
+		snprintf(why, whylen, "bare KVM over TCP: a server could not be reaped");
+		rc = PCB_EXIT_SOFTWARE;
+	}
 	for (unsigned v = 0; v < PCB_FLOOR_KVM_MAX_VCPUS; v++)
 		if (h[v].uffd >= 0)
 			close(h[v].uffd);
@@ -298,14 +388,20 @@ int pcb_floor_kvm(const struct pcb_floor_kvm_cfg *c, struct pcb_floor_kvm_row *r
 				struct pcb_floor_kvm_pair *r = m[i].r;
 				if (!r)
 					continue;
-				int rc = bare_rate(m[i].kvm, row->vcpus, per, c->seed, m[i].same ? 0 : -1, &r->bare[rep],
-						   &r->bare_cpu_us[rep], &r->bare_vcpu_us[rep], why, whylen);
+				int cpu = m[i].same ? 0 : -1;
+				double vcpu_us;
+				int rc = bare_rate(m[i].kvm, row->vcpus, per, c->seed, cpu, &r->bare[rep], &r->bare_cpu_us[rep],
+						   &r->bare_vcpu_us[rep], NULL, why, whylen);
+				if (!rc)
+					rc = bare_rate(m[i].kvm, row->vcpus, per, c->seed, cpu, &r->tcp[rep], &r->tcp_cpu_us[rep],
+						       &vcpu_us, &r->tcp_srv_us[rep], why, whylen);
 				if (!rc)
 					rc = pcbench_rate(m[i].kvm, row->vcpus, per, c->seed, m[i].same, &r->pcb[rep],
 							  &r->pcb_cpu_us[rep], &r->pcb_vcpu_us[rep], &r->src_cpu_us[rep], why, whylen);
 				if (rc)
 					return rc;
 				r->ratio[rep] = r->bare[rep] > 0 ? r->pcb[rep] / r->bare[rep] : 0;
+				r->tcp_ratio[rep] = r->tcp[rep] > 0 ? r->pcb[rep] / r->tcp[rep] : 0;
 			}
 			if (row->has_same)
 				row->same_over_unpinned[rep] = row->kvm.bare[rep] > 0 ? row->same.pcb[rep] / row->kvm.bare[rep] : 0;
@@ -340,9 +436,12 @@ static void print_pair(const char *what, const struct pcb_floor_kvm_pair *r, uns
 	double lo, hi, bc = med3(r->bare_cpu_us, reps, &lo, &hi), pc = med3(r->pcb_cpu_us, reps, &lo, &hi);
 	double sc = med3(r->src_cpu_us, reps, &lo, &hi);
 	double bv = med3(r->bare_vcpu_us, reps, &lo, &hi), pv = med3(r->pcb_vcpu_us, reps, &lo, &hi);
+	double tl, th, t = med3(r->tcp, reps, &tl, &th), ql, qh, tq = med3(r->tcp_ratio, reps, &ql, &qh);
+	double tc = med3(r->tcp_cpu_us, reps, &lo, &hi), ts = med3(r->tcp_srv_us, reps, &lo, &hi);
 	printf("%s: bare %.0f [%.0f-%.0f], pcbench %.0f [%.0f-%.0f]; pcbench/bare paired %.3f [%.3f-%.3f]; CPU us/page: bare "
-	       "%.1f (vCPUs %.1f), pcbench %.1f (vCPUs %.1f) + source %.1f", what, b, bl, bh, p, pl, ph, q, rl, rh, bc, bv, pc, pv,
-	       sc);
+	       "%.1f (vCPUs %.1f), pcbench %.1f (vCPUs %.1f) + source %.1f; bare over TCP %.0f [%.0f-%.0f], pcbench/it paired "
+	       "%.3f [%.3f-%.3f], CPU us/page %.1f + servers %.1f", what, b, bl, bh, p, pl, ph, q, rl, rh, bc, bv, pc, pv, sc, t,
+	       tl, th, tq, ql, qh, tc, ts);
 }
 
 bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows)
@@ -350,7 +449,8 @@ bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_flo
 	bool met = true;
 	printf("\nvCPU demand paging (%llu MiB per vCPU, every page faulted once, median [min-max] of %u, pages/s): bare = "
 	       "one userfaultfd and handler thread per vCPU copying from local memory, as Linux's KVM selftest "
-	       "demand_paging_test -u MISSING; pcbench = --policy=demand, every page over TCP; KVM guest, then the "
+	       "demand_paging_test -u MISSING; bare over TCP = those handlers fetching each page from a forked server over "
+	       "one TCP connection each; pcbench = --policy=demand, every page over TCP; KVM guest, then the "
 	       "process guest (vCPU threads) the same way\n", (unsigned long long)(c->mem_per_vcpu >> 20), c->reps);
 	for (unsigned k = 0; k < c->nv; k++) {
 		const struct pcb_floor_kvm_row *r = &rows[k];
@@ -396,7 +496,11 @@ static void json_pair(struct pcb_json *j, const struct pcb_floor_kvm_pair *r, un
 								 { "pcbench_cpu_us_per_page", r->pcb_cpu_us },
 								 { "source_cpu_us_per_page", r->src_cpu_us },
 								 { "bare_vcpu_cpu_us_per_page", r->bare_vcpu_us },
-								 { "pcbench_vcpu_cpu_us_per_page", r->pcb_vcpu_us } };
+								 { "pcbench_vcpu_cpu_us_per_page", r->pcb_vcpu_us },
+								 { "bare_tcp_pages_per_s", r->tcp },
+								 { "paired_ratio_over_bare_tcp", r->tcp_ratio },
+								 { "bare_tcp_cpu_us_per_page", r->tcp_cpu_us },
+								 { "bare_tcp_server_cpu_us_per_page", r->tcp_srv_us } };
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		json_spread(j, s[i].k, s[i].v, reps);
 }
@@ -408,7 +512,8 @@ void pcb_floor_kvm_json(struct pcb_json *j, const struct pcb_floor_kvm_cfg *c, c
 	pcb_json_u64(j, "reps", c->reps);
 	pcb_json_str(j, "bare_method", "one userfaultfd + handler thread per vCPU slice, waking UFFDIO_COPY from local memory "
 		     "(Linux tools/testing/selftests/kvm/demand_paging_test.c -u MISSING), pcbench's KVM guest, workload seq; "
-		     "process_guest: the same with the process guest's vCPU threads");
+		     "process_guest: the same with the process guest's vCPU threads; bare_tcp: each handler fetching the page "
+		     "over its own TCP connection from a forked server reading the image from its memory");
 	pcb_json_arr_begin(j, "rows");
 	for (unsigned k = 0; k < c->nv; k++) {
 		const struct pcb_floor_kvm_row *r = &rows[k];

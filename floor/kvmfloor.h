@@ -25,6 +25,11 @@ struct pcb_floor_kvm_pair {
 	double bare_cpu_us[PCB_FLOOR_KVM_MAX_REPS], pcb_cpu_us[PCB_FLOOR_KVM_MAX_REPS], src_cpu_us[PCB_FLOOR_KVM_MAX_REPS];
 	/* the vCPU threads' share of bare_cpu_us and of pcb_cpu_us: the rest is the handlers', or the pager's */
 	double bare_vcpu_us[PCB_FLOOR_KVM_MAX_REPS], pcb_vcpu_us[PCB_FLOOR_KVM_MAX_REPS];
+	/* bare over TCP: the same handlers, each fetching its page from a forked server over its own TCP
+	 * connection (the demand path without pcbench): pages/s, pcb / it, CPU µs per page of the vCPU and
+	 * handler threads and of the servers */
+	double tcp[PCB_FLOOR_KVM_MAX_REPS], tcp_ratio[PCB_FLOOR_KVM_MAX_REPS];
+	double tcp_cpu_us[PCB_FLOOR_KVM_MAX_REPS], tcp_srv_us[PCB_FLOOR_KVM_MAX_REPS];
 };
 
 struct pcb_floor_kvm_row {

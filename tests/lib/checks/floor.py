@@ -141,6 +141,11 @@ def report(path, ncpu):
                 # the vCPU threads' share: part of each total, and the handlers / pager threads ran too
                 vc = [y[k]["per_rep"][0] for k in ("bare_vcpu_cpu_us_per_page", "pcbench_vcpu_cpu_us_per_page")]
                 if not (0 < vc[0] < cpu[0] and 0 < vc[1] < cpu[1]): errs.append("%s %d vCPUs: vCPU CPU per page %s of %s" % (what, x["vcpus"], vc, cpu[:2]))
+                # bare over TCP: its rate, pcbench's ratio to it, its handlers' and servers' CPU (the servers served every page)
+                t, tq = y["bare_tcp_pages_per_s"]["per_rep"][0], y["paired_ratio_over_bare_tcp"]["per_rep"][0]
+                if t <= 0 or abs(tq - p / t) > 1e-6 * tq: errs.append("%s %d vCPUs: bare over TCP %s, ratio %s" % (what, x["vcpus"], t, tq))
+                tc = [y[k]["per_rep"][0] for k in ("bare_tcp_cpu_us_per_page", "bare_tcp_server_cpu_us_per_page")]
+                if not all(0 < c < 1e5 for c in tc): errs.append("%s %d vCPUs: bare over TCP CPU per page %s" % (what, x["vcpus"], tc))
         if "kvm_target_met" not in r: errs.append("no kvm verdict")
     if errs: print("; ".join(errs)); sys.exit(1)
     print("floor: %d demand placements, %d bulk rows; same-CPU p50 ratio %.3f" % (len(dem), len(bulk), dem[0]["ratio_p50_pcbench_over_bare_tcp"]))
