@@ -44,7 +44,7 @@ static const struct pcb_choice ch_policy_end[] = {
 };
 static const struct pcb_choice ch_inflight[] = { { "wait", PCB_INFLIGHT_WAIT }, { "resend", PCB_INFLIGHT_RESEND }, { NULL, 0 } };
 static const struct pcb_choice ch_replies[] = { { "auto", PCB_REPLIES_AUTO }, { "inline", PCB_REPLIES_INLINE },
-						 { "thread", PCB_REPLIES_THREAD }, { NULL, 0 } };
+						 { "thread", PCB_REPLIES_THREAD }, { "lanes", PCB_REPLIES_LANES }, { NULL, 0 } };
 static const struct pcb_choice ch_source_image[] = { { "auto", PCB_SRC_IMAGE_AUTO }, { "memory", PCB_SRC_IMAGE_MEMORY },
 						      { "generate", PCB_SRC_IMAGE_GENERATE }, { NULL, 0 } };
 static const struct pcb_choice ch_final[] = { { "drop", PCB_PRECOPY_DROP }, { "resend", PCB_PRECOPY_RESEND }, { NULL, 0 } };
@@ -96,10 +96,14 @@ const struct pcb_option pcb_options[] = {
 	{ "demand-replies", PCB_OPT_CHOICE, OFF(demand_replies), 0, "auto", 0, 0,
 	  "who receives and installs demand replies: inline (the demand thread, between faults: poll() on the userfaultfd and "
 	  "the demand socket), thread (a reply thread blocks on the demand socket and installs each reply as it arrives while "
-	  "the demand thread blocks on the userfaultfd and sends requests: several requests outstanding, pipelined); auto = "
-	  "thread for --guest=kvm with 2 or more vCPUs when only demand faults fill pages while the guest runs (no "
-	  "background pull, two connections, 4 KiB pages, no --policy-end=source), else inline; thread applies under the "
-	  "same conditions; results.pager.demand_replies", ch_replies, MIG, "pager" },
+	  "the demand thread blocks on the userfaultfd and sends requests: several requests outstanding, pipelined), lanes "
+	  "(one lane per vCPU, 2-8 vCPUs: the region sliced into equal parts, each registered on a userfaultfd of its own "
+	  "and served by a thread with its own demand connection that requests, receives and installs each fault of its "
+	  "slice, as Linux's KVM selftest gives each vCPU's slice a handler; also --install=copy, a policy without a fault "
+	  "hook, --pager=thread); thread and lanes apply when only demand faults fill pages while the guest runs (no "
+	  "background pull, two connections, 4 KiB pages, no --policy-end=source), else inline; auto = lanes for "
+	  "--guest=kvm with 2-8 vCPUs where lanes apply, else thread for --guest=kvm with 2 or more vCPUs where it applies, "
+	  "else inline; results.pager.demand_replies, demand_lanes", ch_replies, MIG, "pager" },
 	{ "socket-buffer", PCB_OPT_SIZE, OFF(socket_buffer), 0, "4M", 0, 64 << 20,
 	  "SO_SNDBUF and SO_RCVBUF of every connection (the kernel doubles it, capped by net.core.wmem_max/rmem_max); "
 	  "0 = the kernel's autotuning.  With --channels=1 a demand reply queues behind what these buffers hold", NULL, MIG | SRC, "network" },

@@ -18,7 +18,7 @@ enum pcb_pager_mode { PCB_PAGER_THREAD, PCB_PAGER_PROCESS };
 enum pcb_precopy_transport { PCB_PRECOPY_TCP, PCB_PRECOPY_MEMORY };
 enum pcb_precopy_final { PCB_PRECOPY_DROP, PCB_PRECOPY_RESEND };
 enum pcb_inflight { PCB_INFLIGHT_WAIT, PCB_INFLIGHT_RESEND };
-enum pcb_demand_replies { PCB_REPLIES_AUTO, PCB_REPLIES_INLINE, PCB_REPLIES_THREAD };
+enum pcb_demand_replies { PCB_REPLIES_AUTO, PCB_REPLIES_INLINE, PCB_REPLIES_THREAD, PCB_REPLIES_LANES };
 enum pcb_installer_mode { PCB_INSTALLER_AUTO, PCB_INSTALLER_INLINE, PCB_INSTALLER_THREAD };   /* pager cfg.installer 0, 1, 2 */
 #define PCB_END_AUTO (-1)            /* --policy-end=auto: the policy's own end */
 
@@ -52,7 +52,7 @@ struct pcb_config {
 	unsigned window;
 	unsigned channels;
 	enum pcb_inflight inflight;  /* --inflight: wait | resend */
-	enum pcb_demand_replies demand_replies;   /* --demand-replies: auto | inline | thread */
+	enum pcb_demand_replies demand_replies;   /* --demand-replies: auto | inline | thread | lanes */
 	enum pcb_installer_mode installer;        /* --installer: auto | inline | thread (background installs) */
 	uint64_t socket_buffer;      /* --socket-buffer: SO_SNDBUF/SO_RCVBUF asked for (0 = kernel autotuning) */           /* --channels: 2 = demand on its own connection, 1 = one shared connection */
 	uint64_t source_delay_ns;

@@ -111,11 +111,28 @@ void pcb_install_unmap(struct pcb_installer *in)
 	in->memfd = in->uffd = -1;
 }
 
+int pcb_install_uffd(const struct pcb_installer *in, uint64_t page, uint64_t *n)
+{
+	if (in->nslices <= 1)
+		return in->uffd;
+	uint64_t s = page / in->slice_pages, end = (s + 1) * in->slice_pages;
+	if (n && page + *n > end)
+		*n = end - page;
+	return in->slice_uffd[s];
+}
+
 int pcb_inst_wake(struct pcb_installer *in, uint64_t page, uint64_t n, struct pcb_install_stats *st)
 {
-	struct uffdio_range r = { pcb_inst_addr(in, page), n << PCB_PAGE_SHIFT };
 	st->wakes++;
-	return ioctl(in->uffd, UFFDIO_WAKE, &r) < 0 ? -errno : 0;
+	for (uint64_t done = 0; done < n;) {   /* one UFFDIO_WAKE per slice the range covers */
+		uint64_t c = n - done;
+		int fd = pcb_install_uffd(in, page + done, &c);
+		struct uffdio_range r = { pcb_inst_addr(in, page + done), c << PCB_PAGE_SHIFT };
+		if (ioctl(fd, UFFDIO_WAKE, &r) < 0)
+			return -errno;
+		done += c;
+	}
+	return 0;
 }
 
 static bool any_demanded(const struct pcb_installer *in, uint64_t page, uint64_t n)
@@ -130,6 +147,7 @@ static bool any_demanded(const struct pcb_installer *in, uint64_t page, uint64_t
 static int inst_ioctl_raw(struct pcb_installer *in, enum pcb_uffd_op op, uint64_t page, uint64_t n, const void *src,
 			  bool dontwake, uint64_t *done, struct pcb_install_stats *st)
 {
+	int fd = pcb_install_uffd(in, page, &n);   /* sliced: up to the slice's end, the caller goes on */
 	uint64_t dst = pcb_inst_addr(in, page), len = n << PCB_PAGE_SHIFT;
 	int r = 0;
 	int64_t got = 0;
@@ -138,26 +156,26 @@ static int inst_ioctl_raw(struct pcb_installer *in, enum pcb_uffd_op op, uint64_
 	case PCB_OP_COPY: {
 		struct uffdio_copy c = { .dst = dst, .src = (uintptr_t)src, .len = len,
 					 .mode = dontwake ? UFFDIO_COPY_MODE_DONTWAKE : 0 };
-		r = ioctl(in->uffd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
+		r = ioctl(fd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
 		got = r ? c.copy : (int64_t)len;
 		break;
 	}
 	case PCB_OP_MOVE: {
 		struct uffdio_move m = { .dst = dst, .src = (uintptr_t)src, .len = len,
 					 .mode = dontwake ? UFFDIO_MOVE_MODE_DONTWAKE : 0 };
-		r = ioctl(in->uffd, UFFDIO_MOVE, &m) < 0 ? -errno : 0;
+		r = ioctl(fd, UFFDIO_MOVE, &m) < 0 ? -errno : 0;
 		got = r ? m.move : (int64_t)len;
 		break;
 	}
 	case PCB_OP_CONTINUE: {
 		struct uffdio_continue c = { .range = { dst, len }, .mode = dontwake ? UFFDIO_CONTINUE_MODE_DONTWAKE : 0 };
-		r = ioctl(in->uffd, UFFDIO_CONTINUE, &c) < 0 ? -errno : 0;
+		r = ioctl(fd, UFFDIO_CONTINUE, &c) < 0 ? -errno : 0;
 		got = r ? c.mapped : (int64_t)len;
 		break;
 	}
 	case PCB_OP_ZEROPAGE: {
 		struct uffdio_zeropage z = { .range = { dst, len }, .mode = dontwake ? UFFDIO_ZEROPAGE_MODE_DONTWAKE : 0 };
-		r = ioctl(in->uffd, UFFDIO_ZEROPAGE, &z) < 0 ? -errno : 0;
+		r = ioctl(fd, UFFDIO_ZEROPAGE, &z) < 0 ? -errno : 0;
 		got = r ? z.zeropage : (int64_t)len;
 		break;
 	}

@@ -121,10 +121,18 @@ struct pcb_install_stats {
 				   * copied, 4 KiB allocated; continue: a zeroed page-cache page) */
 };
 
+#define PCB_MAX_SLICES 8   /* userfaultfds a region can be sliced over (--demand-replies=lanes) */
+
 struct pcb_installer {
 	const struct pcb_install_ops *ops;
 	unsigned batch;                 /* max pages per install ioctl (1 = unbatched) */
 	int uffd;
+	/* nslices > 1: the region is registered on one userfaultfd per slice of
+	 * slice_pages pages (slice_uffd[0] == uffd); an install ioctl goes to the
+	 * page's slice and stops at its end (the caller goes on with the rest) */
+	unsigned nslices;
+	uint64_t slice_pages;
+	int slice_uffd[PCB_MAX_SLICES];
 	uint64_t npages;
 	size_t len;
 	uint8_t *region;                /* the guest's mapping */
@@ -234,6 +242,8 @@ int pcb_install_map(struct pcb_installer *in, const struct pcb_install_ops *ops,
 		    char *why, size_t whylen);
 /* After UFFDIO_API/REGISTER: 0, or -1 with the reason (the kernel lacks what the path needs). */
 int pcb_install_check(const struct pcb_installer *in, const struct pcb_uffd_info *u, char *why, size_t whylen);
+/* The userfaultfd that owns page (its slice's, or the one), and with n: n capped at the slice's end. */
+int pcb_install_uffd(const struct pcb_installer *in, uint64_t page, uint64_t *n);
 void pcb_install_unmap(struct pcb_installer *in);
 
 /* Demand: install one page whose data is at src (NULL = zero page), waking.

@@ -112,7 +112,13 @@ void record_install(struct pcb_pager *p, uint64_t page, int kind, uint64_t now)
  * installed by the background thread, which wakes), <0 on error. */
 int install(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint64_t *now)
 {
-	int r = pcb_install_one(&p->in, page, data, &p->st.inst_demand);
+	return install_st(p, page, data, kind, now, &p->st.inst_demand);
+}
+
+/* install, counting the ioctls in st (a demand lane's own) */
+int install_st(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint64_t *now, struct pcb_install_stats *st)
+{
+	int r = pcb_install_one(&p->in, page, data, st);
 	PCB_PROBE_INSTALLED(page, data ? kind : zero_kind(kind), r == 1 || r == 2 ? -EEXIST : r);
 	if (p->cfg.huge) {
 		/* the data is in; the thread completing the huge page marks it present (huge_done) */
@@ -261,10 +267,14 @@ int huge_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payl
 
 void log_fault(struct pcb_pager *p, uint64_t now, uint64_t page, int vcpu, uint32_t outcome)
 {
-	if (p->nfev == p->capfev)
-		return;   /* fixed capacity (pcb_pager_create); the log is best effort, counters stay exact */
-	records_ahead(p->fev, p->capfev * sizeof(*p->fev), &p->fev_mapped, (p->nfev + 1) * sizeof(*p->fev));
-	p->fev[p->nfev++] = pcb_fev_make(now - p->st.t_switchover_ns, page, vcpu, outcome);
+	if (p->nlanes > 1)   /* several lanes write it */
+		pthread_mutex_lock(&p->fev_lock);
+	if (p->nfev < p->capfev) {   /* fixed capacity (pcb_pager_create); the log is best effort, counters stay exact */
+		records_ahead(p->fev, p->capfev * sizeof(*p->fev), &p->fev_mapped, (p->nfev + 1) * sizeof(*p->fev));
+		p->fev[p->nfev++] = pcb_fev_make(now - p->st.t_switchover_ns, page, vcpu, outcome);
+	}
+	if (p->nlanes > 1)
+		pthread_mutex_unlock(&p->fev_lock);
 }
 
 int vcpu_of(struct pcb_pager *p, pid_t tid)

@@ -508,6 +508,12 @@ void *demand_thread(void *arg)
 	uint64_t last_rx = pcb_now_ns();
 	if (p->cfg.pin_demand)
 		pcb_pin_self((int)p->cfg.pin_demand - 1);
+	if (p->nlanes > 1) {   /* --demand-replies=lanes: this thread runs lane 0 (lanes.c) */
+		lanes_run(p);
+		p->st.demand_cpu = sched_getcpu();
+		p->st.demand_cpu_ns = pcb_thread_cpu_ns() + p->reply_cpu_ns;
+		return NULL;
+	}
 	/* Fast path: when nothing but demand faults can resolve a fault (no
 	 * background pull, no drain) and every vCPU is blocked on an in-flight
 	 * page, no new fault can arrive before the answer: wait for it in a plain

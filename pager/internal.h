@@ -112,6 +112,12 @@ struct pcb_pager {
 	atomic_bool reply_ack;       /* demand thread has left its reply-thread loop */
 	atomic_int reply_handover;   /* reply thread -> demand thread: 1 = the connection needs recovery */
 	uint64_t reply_cpu_ns;       /* the reply thread's CPU time (added to demand_cpu_ns) */
+	/* --demand-replies=lanes (lanes.c): nlanes > 1 = the region is sliced over
+	 * nlanes userfaultfds (in.slice_uffd[]), each served by a lane with its own
+	 * demand connection; the demand thread runs lane 0 */
+	unsigned nlanes;
+	struct lane *lanes;
+	pthread_mutex_t fev_lock;    /* log_fault from several lanes */
 
 	/* coordination */
 	pthread_mutex_t lock;
@@ -205,6 +211,19 @@ void records_map_from_here(struct pcb_pager *p);
 int vcpu_of(struct pcb_pager *p, pid_t tid);
 struct timeval io_timeval(uint64_t ns);
 void signal_join(pthread_t th);
+/* lanes.c: whether the region is sliced over a lane per vCPU (decided at creation), the
+ * lanes' userfaultfds and connections (creation), the lanes' run (the demand thread), teardown */
+unsigned lanes_wanted(const struct pcb_pager_cfg *cfg, const struct pcb_install_ops *ops);
+int lanes_open(struct pcb_pager *p, const struct pcb_install_ops *ops, char *why, size_t whylen);
+int lanes_connect(struct pcb_pager *p, char *why, size_t whylen);
+void lanes_run(struct pcb_pager *p);
+void lanes_unregister(struct pcb_pager *p);
+void lanes_free(struct pcb_pager *p);
+void lanes_chan_stats(const struct pcb_pager *p, struct pcb_chan_stats *d);
+int install_st(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint64_t *now, struct pcb_install_stats *st);
+int chan_connect_on(struct pcb_pager *p, struct pcb_conn *c, unsigned hello_ch, uint32_t flags, int timeout_ms, char *why,
+		    size_t whylen);
+int chan_recover_on(struct pcb_pager *p, struct pcb_conn *c, unsigned ch, bool refused, const char *reason);
 int demand_send_req(struct pcb_pager *p, struct inflight *f);
 int bg_send(struct pcb_pager *p, uint16_t type, uint64_t arg, const void *pl, uint32_t len);
 int shared_post(struct pcb_pager *p, const struct shared_done *d);

@@ -128,6 +128,7 @@ static void pager_init(struct pcb_pager *p, const struct pcb_pager_cfg *cfg)
 	p->st.channels = p->shared ? 1 : 2;
 	pthread_mutex_init(&p->send_lock, NULL);
 	pthread_mutex_init(&p->infl_lock, NULL);
+	pthread_mutex_init(&p->fev_lock, NULL);
 	pcb_pp_mutex_init(&p->lock, cfg->process);
 	pcb_iq_init(&p->iq);
 	pcb_pp_cond_init(&p->cond, cfg->process);
@@ -242,6 +243,9 @@ static int open_uffd(struct pcb_pager *p, const struct pcb_install_ops *ops, cha
 	}
 	p->in.uffd = p->uffd;
 	p->in.demanded = p->ps.demanded;
+	p->nlanes = lanes_wanted(&p->cfg, ops);
+	if (p->nlanes > 1 && (r = lanes_open(p, ops, why, whylen)) != 0)
+		return r;
 	if (pcb_install_check(&p->in, &p->uinfo, why, whylen) < 0)
 		return PCB_EXIT_UNAVAILABLE;
 	if (pipe2(p->stop_pipe, O_CLOEXEC) < 0 || (p->shared && pipe2(p->shared_pipe, O_CLOEXEC) < 0) ||
@@ -309,7 +313,8 @@ int pcb_pager_create(const struct pcb_pager_cfg *cfg, struct pcb_pager **out, ch
 	int rc;
 	if ((rc = check_cfg(cfg, p->shared, &ops, why, whylen)) || (rc = map_install(p, ops, why, whylen)) ||
 	    (rc = alloc_state(p, why, whylen)) || (rc = open_uffd(p, ops, why, whylen)) ||
-	    (rc = open_policy(p, why, whylen)) || (rc = connect_source(p, why, whylen))) {
+	    (rc = open_policy(p, why, whylen)) || (rc = connect_source(p, why, whylen)) ||
+	    (p->nlanes > 1 && (rc = lanes_connect(p, why, whylen)))) {
 		pcb_pager_destroy(p);
 		return rc;
 	}
@@ -369,18 +374,20 @@ int pcb_pager_precopy_put_run(struct pcb_pager *p, uint64_t first, uint64_t n, c
 		p->in.arrival[first + i] = pcb_page_digest_full(src ? (const uint8_t *)src + i * PCB_PAGE_SIZE : zero_page);
 	uint64_t done = 0;
 	while (done < n) {
-		uint64_t dst = (uintptr_t)page_addr(p, first + done), len = (n - done) * PCB_PAGE_SIZE;
+		uint64_t cap = n - done;
+		int fd = pcb_install_uffd(&p->in, first + done, &cap);   /* sliced (lanes): up to the slice's end */
+		uint64_t dst = (uintptr_t)page_addr(p, first + done), len = cap * PCB_PAGE_SIZE;
 		int64_t got;
 		if (src) {
 			struct uffdio_copy c = { .dst = dst, .src = (uintptr_t)src + done * PCB_PAGE_SIZE, .len = len,
 						 .mode = UFFDIO_COPY_MODE_DONTWAKE };
-			int r = ioctl(p->uffd, UFFDIO_COPY, &c);
+			int r = ioctl(fd, UFFDIO_COPY, &c);
 			got = c.copy;
 			if (r < 0 && errno != EAGAIN)
 				return got == -EEXIST || errno == EEXIST ? -EEXIST : -errno;
 		} else {
 			struct uffdio_zeropage z = { .range = { dst, len }, .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE };
-			int r = ioctl(p->uffd, UFFDIO_ZEROPAGE, &z);
+			int r = ioctl(fd, UFFDIO_ZEROPAGE, &z);
 			got = z.zeropage;
 			if (r < 0 && errno != EAGAIN)
 				return got == -EEXIST || errno == EEXIST ? -EEXIST : -errno;
@@ -542,9 +549,11 @@ int pcb_pager_finish(struct pcb_pager *p)
 	if (chunk_mode(p) && !p->pp)
 		p->st.guest_thp_bytes = pcb_install_region_thp_bytes(&p->in);
 	if (!p->unregistered) {
-		int r = pcb_uffd_unregister(p->uffd, p->region, p->region_len);
+		size_t len = p->nlanes > 1 ? p->in.slice_pages << PCB_PAGE_SHIFT : p->region_len;   /* sliced: slice 0 */
+		int r = pcb_uffd_unregister(p->uffd, p->region, len);
 		if (r < 0)
 			pcb_warn("UFFDIO_UNREGISTER: %s", strerror(-r));
+		lanes_unregister(p);
 		p->unregistered = true;
 	}
 	stop_threads(p);
@@ -683,6 +692,7 @@ void pcb_pager_stats(struct pcb_pager *p, struct pcb_pager_stats *out)
 							 p->chan[ch].frames_tx, p->chan[ch].frames_rx,
 							 p->chan[ch].bad_frames };
 	}
+	lanes_chan_stats(p, &out->chan[PCB_CHAN_DEMAND]);
 }
 
 void pcb_pager_destroy(struct pcb_pager *p)
@@ -714,6 +724,7 @@ void pcb_pager_destroy(struct pcb_pager *p)
 	for (int ch = 0; ch < 2; ch++)
 		if (p->chan[ch].rbuf || p->chan[ch].fd >= 0)
 			pcb_conn_free(&p->chan[ch]);
+	lanes_free(p);
 	if (p->uffd >= 0)
 		close(p->uffd);
 	for (int i = 0; i < 2; i++) {

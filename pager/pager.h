@@ -55,7 +55,7 @@ struct pcb_pager_cfg {
 	uint64_t reconnect_timeout_ns;    /* 0: a lost source ends the run; else pause and reconnect for this long */
 	uint64_t link_bps, link_rtt_ns;   /* emulated link (0 = not emulated) */
 	bool resend_inflight;             /* --inflight=resend: a fault on a page in a background batch asks for it again */
-	int demand_replies;               /* --demand-replies: 0 auto, 1 inline, 2 thread (demand.c) */
+	int demand_replies;               /* --demand-replies: 0 auto, 1 inline, 2 thread (demand.c), 3 lanes (lanes.c) */
 	bool bytes_image;                 /* the source must serve a bytes image (PCB_CFG_BYTES_IMAGE): pages are
 					   * verified by the digest of the bytes they arrived with (install/install.h
 					   * arrival), since the guest may write anywhere in them afterwards */
@@ -124,6 +124,8 @@ struct pcb_pager_stats {
 	struct pcb_hist demand_service;  /* fault message read -> page installed */
 	int demand_cpu, background_cpu;  /* CPU the threads last ran on */
 	bool reply_thread;               /* demand replies were received by a reply thread (--demand-replies) */
+	unsigned demand_lanes;           /* --demand-replies=lanes: demand lanes (a userfaultfd slice, connection and
+					  * thread each; pager/lanes.c); 0 = none */
 	int install_cpu;                 /* CPU the installer thread last ran on (-1: inline, no installer thread) */
 	bool install_inline;             /* background installs issued by the background thread (--installer=inline) */
 	/* CPU time each thread used (CLOCK_THREAD_CPUTIME_ID when it ends) */

@@ -17,10 +17,16 @@
 
 int chan_connect(struct pcb_pager *p, unsigned ch, uint32_t flags, int timeout_ms, char *why, size_t whylen)
 {
-	const struct pcb_pager_cfg *cfg = &p->cfg;
-	struct pcb_conn *c = &p->chan[ch];
-	struct pcb_config_wire cw;
 	unsigned hello_ch = p->shared && ch == PCB_CHAN_BACKGROUND ? PCB_CHAN_SHARED : ch;
+	return chan_connect_on(p, &p->chan[ch], hello_ch, flags, timeout_ms, why, whylen);
+}
+
+/* chan_connect for connection c (a channel's, or a demand lane's), HELLO naming hello_ch */
+int chan_connect_on(struct pcb_pager *p, struct pcb_conn *c, unsigned hello_ch, uint32_t flags, int timeout_ms, char *why,
+		    size_t whylen)
+{
+	const struct pcb_pager_cfg *cfg = &p->cfg;
+	struct pcb_config_wire cw;
 	uint64_t retries = 0;
 	int io_ms = (int)(cfg->io_timeout_ns / PCB_NSEC_PER_MSEC);
 	/* connect within timeout_ms, hand-shake within --io-timeout (refused as busy: tried again) */
@@ -78,10 +84,18 @@ static bool stop_requested(struct pcb_pager *p)
  * recovery is off, timed out, or refused (fatal set). */
 int chan_recover(struct pcb_pager *p, unsigned ch, const char *reason)
 {
-	static const char *const names[2] = { "demand", "background" };
-	uint64_t t0 = pcb_now_ns(), limit = p->cfg.reconnect_timeout_ns;
 	bool refused = p->refused[ch];
 	p->refused[ch] = false;
+	return chan_recover_on(p, &p->chan[ch], ch, refused, reason);
+}
+
+/* chan_recover for connection c, counted as channel ch's (a demand lane's: the demand channel's);
+ * refused: c was replaced because a frame failed authentication */
+int chan_recover_on(struct pcb_pager *p, struct pcb_conn *c, unsigned ch, bool refused, const char *reason)
+{
+	static const char *const names[2] = { "demand", "background" };
+	uint64_t t0 = pcb_now_ns(), limit = p->cfg.reconnect_timeout_ns;
+	unsigned hello_ch = p->shared && ch == PCB_CHAN_BACKGROUND ? PCB_CHAN_SHARED : ch;
 	pthread_mutex_lock(&p->rec_lock);
 	p->st.rec.losses[ch]++;
 	uint64_t nref = p->st.rec.frames_refused += refused;
@@ -119,7 +133,7 @@ int chan_recover(struct pcb_pager *p, unsigned ch, const char *reason)
 		if (now - t0 >= limit)
 			break;
 		uint64_t left_ms = (limit - (now - t0)) / PCB_NSEC_PER_MSEC + 1;
-		int rc = chan_connect(p, ch, PCB_HELLO_RESUME, left_ms < 1000 ? (int)left_ms : 1000, why, sizeof(why));
+		int rc = chan_connect_on(p, c, hello_ch, PCB_HELLO_RESUME, left_ms < 1000 ? (int)left_ms : 1000, why, sizeof(why));
 		if (!rc) {
 			uint64_t pause = pcb_now_ns() - t0;
 			pthread_mutex_lock(&p->rec_lock);

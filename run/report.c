@@ -275,7 +275,8 @@ static void json_pager(struct run *r, struct pcb_json *j)
 	pcb_json_u64(j, "background_pages_requested", s->bg_pages_requested);
 	pcb_hist_json(j, "demand_round_trip", &s->demand_rtt, 0);
 	pcb_hist_json(j, "demand_service", &s->demand_service, 0);
-	pcb_json_str(j, "demand_replies", s->reply_thread ? "thread" : "inline");   /* --demand-replies, resolved */
+	pcb_json_str(j, "demand_replies", s->demand_lanes ? "lanes" : s->reply_thread ? "thread" : "inline");   /* resolved */
+	pcb_json_u64(j, "demand_lanes", s->demand_lanes);
 	pcb_json_i64(j, "demand_thread_cpu", s->demand_cpu);
 	pcb_json_i64(j, "background_thread_cpu", s->background_cpu);
 	pcb_perf_json(j, cfg, &r->pin, s, &r->mem);

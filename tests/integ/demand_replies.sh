@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # --demand-replies: with several vCPUs faulting at once a reply thread
 # receives and installs the demand replies while the demand thread reads
-# faults and sends requests (several outstanding on the demand connection).
+# faults and sends requests (several outstanding on the demand connection);
+# or lanes: the region sliced over a userfaultfd, thread and connection per vCPU.
 # For the KVM guest (where /dev/kvm can be used) and the process guest, 4
 # vCPUs, demand only, workloads seq (disjoint slices) and random (vCPUs fault
 # on the same pages: a fault on a page already requested waits for its reply):
 #  - every page verified, every guest read checked against the image;
 #  - the same guest work (ops, reads, writes, touched pages, demand pages) for
-#    a seed with the reply thread and inline;
+#    a seed with the reply thread, lanes and inline;
 #  - fault accounting: userfaultfd messages == requests + faults on in-flight
 #    or present pages; KVM: faults == messages; process guest: faults that
 #    blocked <= messages and >= requests - max(2, 1 %) (an access preempted
 #    before it slept); requests == pages installed on demand;
 #    the per-vCPU counts add up (none unattributed);
-#  - auto picks the thread for the KVM guest with 2+ vCPUs, inline for the
-#    process guest and for 1 vCPU (results.pager.demand_replies);
+#  - auto picks lanes for the KVM guest with 2+ vCPUs, inline for the
+#    process guest and for 1 vCPU (results.pager.demand_replies); lanes:
+#    demand_lanes == vCPUs, every reply counted on the demand channel;
+#  - lanes, then the drain: 3 vCPUs touch part of a region whose slices do not
+#    end on a batch boundary, and the background thread's drain installs the
+#    rest through the slices' userfaultfds (runs cut at a slice's end);
 #  - with --trace=on (root, KVM): the kernel's count of KVM faults (bpf.kvm)
 #    equals the pager's userfaultfd messages, with bpf_kvm.sh's tolerance.
 . "$(dirname "$0")/../lib/integ.sh"
@@ -24,7 +29,7 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then GUESTS="process kvm"; else echo "dem
 
 for g in $GUESTS; do
 	for w in seq random; do
-		for m in thread inline auto; do
+		for m in thread inline auto lanes; do
 			"$P" --guest=$g --vcpus=4 --mem=32M --policy=demand --workload=$w --ops=1500 --duration=0 --seed=5 \
 				--zero-pages=0 --trace=off --demand-replies=$m --json "$T/$g-$w-$m.json" >"$T/out" 2>&1 ||
 				fail "$g $w --demand-replies=$m: $(tail -3 "$T/out")"
@@ -32,6 +37,13 @@ for g in $GUESTS; do
 		$CHECK replies.modes "$T" "$g" "$w" || fail "$g $w"
 	done
 done
+
+# lanes, then the drain through the slices: 3 slices of 2731, 2731 and 2730 pages, batches of 128
+if [[ " $GUESTS " == *" kvm "* ]]; then
+	"$P" --guest=kvm --vcpus=3 --mem=$((8192 * 4096)) --policy=demand --workload=random --ops=600 --duration=0 --trace=off \
+		--json "$T/drain.json" >"$T/out" 2>&1 || fail "lanes then drain: $(tail -3 "$T/out")"
+	$CHECK replies.lanes_drain "$T/drain.json" 3 || fail "lanes then drain"
+fi
 
 # auto with one vCPU stays inline (the KVM guest where it can run: the process guest is inline anyway)
 G1=process; [[ " $GUESTS " == *" kvm "* ]] && G1=kvm

@@ -8,14 +8,15 @@
 . "$(dirname "$0")/../lib/integ.sh"
 . tests/lib/net.sh
 
-# --- kill and restart (background pull, 1 vCPU; demand only (its fast path), 2 vCPUs; the
-# continue install path, where the receiver claims page-cache pages) ------------------------
+# --- kill and restart (background pull, 1 vCPU; demand only (its fast path), 2 vCPUs, with a
+# reply thread and with demand lanes; the continue install path, where the receiver claims
+# page-cache pages) ------------------------------------------------------------------------
 kill_restart() {
-local policy=$1 vcpus=$2 install=$3 extra=${4:-} tag=$1-$2-$3
+local policy=$1 vcpus=$2 install=$3 extra=${4:-} tag=$1-$2-$3${5:+-$5} link=${KR_LINK-"--link=300mbit,200us"}
 start_source src1-$tag "$P" source --listen=127.0.0.1:0 --mem=128M --seed=11
 PORT=$SRC_PORT
 "$P" dest --source=127.0.0.1:$PORT --policy=$policy --vcpus=$vcpus --install=$install $extra --workload=random --duration=2s \
-	--link=300mbit,200us --reconnect-timeout=20s --io-timeout=1s --json "$T/rec-$tag.json" >"$T/dest-$tag.out" 2>&1 &
+	$link --reconnect-timeout=20s --io-timeout=1s --json "$T/rec-$tag.json" >"$T/dest-$tag.out" 2>&1 &
 D=$!
 sleep 1.0
 kill -0 $D 2>/dev/null || fail "$tag: destination ended before the source was killed: $(tail -3 "$T/dest-$tag.out")"
@@ -32,6 +33,7 @@ $CHECK net.recovered "$T/rec-$tag.json" "$tag" || exit 1
 }
 kill_restart sequential 1 copy
 kill_restart demand 2 copy --demand-replies=thread   # the reply thread hands the lost connection back
+KR_LINK= kill_restart demand 2 copy --demand-replies=lanes lanes   # each lane reconnects and asks again (no link: one per lane)
 kill_restart sequential 1 continue   # a run cut mid-receive gives its page-cache claims back
 kill_restart sequential 1 move       # chunks half assembled when the source dies: pushed, the rest asked for again
 

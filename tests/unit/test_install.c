@@ -251,6 +251,68 @@ static void run_path(const char *name, unsigned batch)
 	path_close(&p);
 }
 
+/* --demand-replies=lanes: the region sliced over 3 userfaultfds of 100 pages each; a run and a
+ * zero run that cross a slice's end are installed through both slices' userfaultfds (cut there),
+ * every page once with its bytes; pcb_install_uffd names each page's slice and caps a range at
+ * its end.  Without the cut the ioctl fails (the next slice is not this userfaultfd's). */
+static void copy_sliced(void **state)
+{
+	(void)state;
+	static struct seen s;
+	struct path p;
+	if (!path_open(&p, "copy", 128, 9, &s))
+		return;
+	p.in.nslices = 3;
+	p.in.slice_pages = 100;
+	p.in.slice_uffd[0] = p.in.uffd;
+	assert_int_equal(pcb_uffd_unregister(p.in.uffd, p.in.region + (100 << PCB_PAGE_SHIFT), 200 << PCB_PAGE_SHIFT), 0);
+	for (unsigned k = 1; k < 3; k++) {
+		char why[256];
+		struct pcb_uffd_info ui;
+		int fd = pcb_uffd_open(p.ops->uffd_features, &ui, why, sizeof(why));
+		assert_true(fd >= 0);
+		assert_int_equal(pcb_uffd_register(fd, p.in.region + ((size_t)k * 100 << PCB_PAGE_SHIFT), 100 << PCB_PAGE_SHIFT,
+						   p.ops->register_mode, &ui), 0);
+		p.in.slice_uffd[k] = fd;
+	}
+	uint64_t n = 80;
+	assert_int_equal(pcb_install_uffd(&p.in, 150, &n), p.in.slice_uffd[1]);
+	assert_int_equal(n, 50);   /* up to the slice's end */
+	n = 10;
+	assert_int_equal(pcb_install_uffd(&p.in, 299, NULL), p.in.slice_uffd[2]);
+	assert_int_equal(pcb_install_uffd(&p.in, 20, &n), p.in.uffd);
+	assert_int_equal(n, 10);
+	struct iovec iov[PCB_MAX_RUN_PAGES];
+	uint64_t owned[(PCB_MAX_RUN_PAGES + 63) / 64];
+	int niov = pcb_install_rx_iov(&p.in, 0, 50, 100, iov, PCB_MAX_RUN_PAGES, owned);   /* pages 50..149 */
+	uint64_t pg = 50;
+	for (int k = 0; k < niov; k++)
+		for (size_t off = 0; off < iov[k].iov_len; off += PCB_PAGE_SIZE, pg++)
+			pcb_image_fill(&p.im, pg, (uint8_t *)iov[k].iov_base + off);
+	assert_int_equal(pg, 150);
+	assert_int_equal(pcb_install_run(&p.in, 0, 50, 100, owned, &p.st, on_page, &s), 0);
+	assert_int_equal(pcb_install_zero_run(&p.in, 190, 60, &p.st, on_page, &s), 0);   /* 190..249 */
+	uint8_t one[PCB_PAGE_SIZE];
+	pcb_image_fill(&p.im, 250, one);
+	assert_int_equal(pcb_install_one(&p.in, 250, one, &p.st), 0);
+	for (int i = 0; i < NP; i++) {
+		bool data = i >= 50 && i < 150, zero = i >= 190 && i < 250;
+		assert_int_equal(s.count[i], data || zero);
+		uint8_t want[PCB_PAGE_SIZE];
+		if (data || i == 250)
+			pcb_image_fill(&p.im, (uint64_t)i, want);
+		else
+			memset(want, 0, sizeof(want));
+		if (data || zero || i == 250)
+			assert_memory_equal(p.in.region + ((size_t)i << PCB_PAGE_SHIFT), want, PCB_PAGE_SIZE);
+	}
+	assert_int_equal(p.st.pages, 161);
+	assert_true(p.st.ioctls >= 5);   /* 50..99, 100..149, 190..199, 200..249, 250 */
+	close(p.in.slice_uffd[1]);
+	close(p.in.slice_uffd[2]);
+	path_close(&p);
+}
+
 static void copy_batched(void **state) { (void)state; run_path("copy", 128); }
 static void copy_unbatched(void **state) { (void)state; run_path("copy", 1); }
 static void move_batched(void **state) { (void)state; run_path("move", 128); }
@@ -508,6 +570,7 @@ int main(void)
 		cmocka_unit_test(install_names),
 		cmocka_unit_test(pin_parse),
 		cmocka_unit_test(copy_batched),
+		cmocka_unit_test(copy_sliced),
 		cmocka_unit_test(copy_unbatched),
 		cmocka_unit_test(move_batched),
 		cmocka_unit_test(move_unbatched),

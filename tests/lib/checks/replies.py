@@ -15,13 +15,16 @@ def modes(T, g, w):
     bpf.faults_blocked); requests == pages installed on demand, no EEXIST race (nothing but demand
     replies installs while the guest runs); the per-vCPU counts add up; the same guest work (ops,
     reads, writes, touched pages, requests) in the three modes."""
-    runs = {m: json.load(open("%s/%s-%s-%s.json" % (T, g, w, m))) for m in ("thread", "inline", "auto")}
+    runs = {m: json.load(open("%s/%s-%s-%s.json" % (T, g, w, m))) for m in ("thread", "inline", "auto", "lanes")}
     work = {}
     for m, d in runs.items():
         r = d["results"]; v, f, pg, gu = r["verify"], r["faults"], r["pages"], r["guest"]
         assert d["exit_code"] == 0, (m, d.get("error"))
-        want = "thread" if m == "thread" or (m == "auto" and g == "kvm") else "inline"
+        want = "lanes" if m == "lanes" or (m == "auto" and g == "kvm") else m if m == "thread" else "inline"
         assert r["pager"]["demand_replies"] == want, (m, r["pager"]["demand_replies"])
+        # lanes: one per vCPU; each reply arrived on a lane's connection, counted as the demand channel's
+        assert r["pager"]["demand_lanes"] == (4 if want == "lanes" else 0), (m, r["pager"]["demand_lanes"])
+        assert r["transport"]["demand"]["frames_received"] >= r["pager"]["demand_requests"], (m, r["transport"]["demand"])
         assert v["done"] and v["pages_verified"] == pg["total"] and not v["pages_corrupt"] and not v["pages_missing"], (m, v)
         assert gu["read_mismatches"] == 0, m
         req = r["pager"]["demand_requests"]
@@ -40,11 +43,30 @@ def modes(T, g, w):
         assert sum(vc["faults"] for vc in gu["vcpus"]) == f["count"], (m, [vc["faults"] for vc in gu["vcpus"]], f["count"])
         assert pg["demand"] + pg["background"] + pg["drain"] + pg["zero"] == pg["total"], (m, pg)
         work[m] = (gu["ops"], gu["reads"], gu["writes"], r["prefetch"]["pages_touched"], req)
-    assert work["thread"] == work["inline"] == work["auto"], work
+    assert work["thread"] == work["inline"] == work["auto"] == work["lanes"], work
     if w == "random":
         print("%s random: faults on in-flight pages: %s" % (g, [runs[m]["results"]["faults"]["on_inflight_page"] for m in runs]))
-    print("%s %s: thread, inline, auto: ops, reads, writes, touched, requests = %s; faults %s" % (
+    print("%s %s: thread, inline, auto, lanes: ops, reads, writes, touched, requests = %s; faults %s" % (
         g, w, work["thread"], [runs[m]["results"]["faults"]["count"] for m in runs]))
+
+
+def lanes_drain(path, nv):
+    """--guest=kvm, NV vCPUs, auto: NV lanes served the guest's faults, then the background thread's
+    drain installed every page the guest did not touch through the slices' userfaultfds (the
+    region's slices do not end on a batch boundary: runs are cut at each slice's end); every page
+    verified and installed once; the fault accounting of modes() holds."""
+    d = json.load(open(path)); r = d["results"]; nv = int(nv)
+    v, f, pg = r["verify"], r["faults"], r["pages"]
+    assert d["exit_code"] == 0, d.get("error")
+    assert r["pager"]["demand_replies"] == "lanes" and r["pager"]["demand_lanes"] == nv, r["pager"]
+    assert v["done"] and v["pages_verified"] == pg["total"] and not v["pages_corrupt"] and not v["pages_missing"], v
+    assert r["guest"]["read_mismatches"] == 0
+    req = r["pager"]["demand_requests"]
+    assert req > 0 and pg["drain"] + pg.get("zero_drain", 0) > 0, (req, pg)
+    assert f["uffd_messages"] == req + f["on_inflight_page"] + f["on_present_page"], (f, req)
+    assert req == pg["demand"] + pg["zero_demand"], (pg, req)
+    assert pg["demand"] + pg["background"] + pg["drain"] + pg["zero"] == pg["total"], pg
+    print("lanes then drain: %d lanes, %d pages on demand, %d drained, %d verified" % (nv, pg["demand"], pg["drain"], v["pages_verified"]))
 
 
 def mode(path, want):
