@@ -19,9 +19,11 @@
 #    demand_lanes == vCPUs, every reply counted on the demand channel;
 #  - lanes, then the drain: 3 vCPUs touch part of a region whose slices do not
 #    end on a batch boundary, and the background thread's drain installs the
-#    rest through the slices' userfaultfds (runs cut at a slice's end);
-#  - with --trace=on (root, KVM): the kernel's count of KVM faults (bpf.kvm)
-#    equals the pager's userfaultfd messages, with bpf_kvm.sh's tolerance.
+#    rest through the slices' userfaultfds (runs cut at a slice's end); and
+#    pre-copy's installs go through the slices too (process guest, lanes);
+#  - with --trace=on (root, KVM; reply thread and lanes): the kernel's count of
+#    KVM faults (bpf.kvm) equals the pager's userfaultfd messages, with
+#    bpf_kvm.sh's tolerance.
 . "$(dirname "$0")/../lib/integ.sh"
 P=$PCBENCH
 GUESTS=process
@@ -45,21 +47,30 @@ if [[ " $GUESTS " == *" kvm "* ]]; then
 	$CHECK replies.lanes_drain "$T/drain.json" 3 || fail "lanes then drain"
 fi
 
+# lanes with pre-copy (process guest, asked for): the pre-copied pages are installed through the
+# slices, runs cut at slice 1's start (page 2049 of 4097, not a batch boundary)
+"$P" --guest=process --vcpus=2 --mem=$((4097 * 4096)) --policy=demand --workload=seq --write-ratio=0 --duration=300ms --precopy=100ms --trace=off \
+	--demand-replies=lanes --json "$T/precopy.json" >"$T/out" 2>&1 || fail "lanes with pre-copy: $(tail -3 "$T/out")"
+$CHECK replies.lanes_precopy "$T/precopy.json" || fail "lanes with pre-copy"
+
 # auto with one vCPU stays inline (the KVM guest where it can run: the process guest is inline anyway)
 G1=process; [[ " $GUESTS " == *" kvm "* ]] && G1=kvm
 "$P" --guest=$G1 --vcpus=1 --mem=8M --policy=demand --workload=seq --ops=500 --duration=0 --trace=off --json "$T/one.json" >"$T/out" 2>&1 ||
 	fail "1 vCPU: $(tail -3 "$T/out")"
 $CHECK replies.mode "$T/one.json" inline || fail "1 vCPU: auto did not stay inline"
 
-# the kernel's count of KVM faults equals the pager's messages (reply thread, 4 vCPUs)
+# the kernel's count of KVM faults equals the pager's messages (reply thread, and lanes: one
+# userfaultfd per slice; 4 vCPUs)
 if [ "$(id -u)" = 0 ] && [[ " $GUESTS " == *" kvm "* ]]; then
-	"$P" --guest=kvm --vcpus=4 --mem=16M --policy=demand --workload=random --ops=800 --duration=0 --trace=on \
-		--demand-replies=thread --json "$T/bpf.json" >"$T/out" 2>&1; rc=$?
-	if [ $rc -eq 77 ]; then
-		echo "demand_replies: BPF unavailable: kernel count not compared ($(tail -1 "$T/out"))"
-	else
-		[ $rc -eq 0 ] || fail "--trace=on: exit $rc: $(tail -3 "$T/out")"
-		$CHECK replies.kernel_count "$T/bpf.json" || fail "kernel fault count"
-	fi
+	for m in thread lanes; do
+		"$P" --guest=kvm --vcpus=4 --mem=16M --policy=demand --workload=random --ops=800 --duration=0 --trace=on \
+			--demand-replies=$m --json "$T/bpf-$m.json" >"$T/out" 2>&1; rc=$?
+		if [ $rc -eq 77 ]; then
+			echo "demand_replies: BPF unavailable: kernel count not compared ($(tail -1 "$T/out"))"
+			break
+		fi
+		[ $rc -eq 0 ] || fail "--trace=on $m: exit $rc: $(tail -3 "$T/out")"
+		$CHECK replies.kernel_count "$T/bpf-$m.json" || fail "kernel fault count ($m)"
+	done
 fi
 finish

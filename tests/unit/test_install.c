@@ -254,7 +254,8 @@ static void run_path(const char *name, unsigned batch)
 /* --demand-replies=lanes: the region sliced over 3 userfaultfds of 100 pages each; a run and a
  * zero run that cross a slice's end are installed through both slices' userfaultfds (cut there),
  * every page once with its bytes; pcb_install_uffd names each page's slice and caps a range at
- * its end.  Without the cut the ioctl fails (the next slice is not this userfaultfd's). */
+ * its end.  Without the cut the ioctl fails: its range spans two VMAs (each slice is its own;
+ * Linux 6.18's mfill checks that the range lies in one registered VMA, not whose it is). */
 static void copy_sliced(void **state)
 {
 	(void)state;

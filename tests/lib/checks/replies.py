@@ -69,6 +69,21 @@ def lanes_drain(path, nv):
     print("lanes then drain: %d lanes, %d pages on demand, %d drained, %d verified" % (nv, pg["demand"], pg["drain"], v["pages_verified"]))
 
 
+def lanes_precopy(path):
+    """Process guest, 2 vCPUs, --precopy, --demand-replies=lanes: 2 lanes; the pages pre-copied
+    before the switch-over were installed through both slices' userfaultfds (the region's pages
+    sent by pre-copy and not dirty at the switch-over are not asked for again); every page
+    verified."""
+    d = json.load(open(path)); r = d["results"]
+    v, pc, pg = r["verify"], r["precopy"], r["pages"]
+    assert d["exit_code"] == 0, d.get("error")
+    assert r["pager"]["demand_replies"] == "lanes" and r["pager"]["demand_lanes"] == 2, r["pager"]
+    assert v["done"] and v["pages_verified"] == pg["total"] and not v["pages_corrupt"] and not v["pages_missing"], v
+    assert pc["pages_sent"] == pg["total"] and pc["missing_at_switchover"] < pg["total"], pc
+    assert pg["total"] - pc["missing_at_switchover"] > pg["total"] // 2, pc   # both slices held pre-copied pages
+    print("lanes with pre-copy: %d of %d pages installed before the switch-over" % (pg["total"] - pc["missing_at_switchover"], pg["total"]))
+
+
 def mode(path, want):
     """results.pager.demand_replies is WANT (thread or inline)."""
     got = json.load(open(path))["results"]["pager"]["demand_replies"]
@@ -76,7 +91,7 @@ def mode(path, want):
 
 
 def kernel_count(path):
-    """--trace=on with a reply thread: the kernel's count of KVM faults (bpf.kvm) equals the
+    """--trace=on with a reply thread or lanes: the kernel's count of KVM faults (bpf.kvm) equals the
     pager's userfaultfd messages, with tests/integ/bpf_kvm.sh's tolerance (explained anomalies;
     an unexplained shortfall up to max(2, 1 %) seen on this PVM kernel with and without the reply
     thread); messages == faults == the vCPUs' sum; nothing corrupt or missing."""
@@ -90,4 +105,4 @@ def kernel_count(path):
     assert m > 0 and (n - m <= slack if n > m else unexplained <= max(2, m // 100)) and slack <= max(2, m // 50), (n, m, slack)
     assert m == f["count"] and sum(vc["faults"] for vc in r["guest"]["vcpus"]) == m
     assert r["verify"]["pages_corrupt"] == 0 and r["verify"]["pages_missing"] == 0
-    print("kernel: %d KVM faults, pager: %d userfaultfd messages (slack %d), reply thread: %s" % (n, m, slack, r["pager"]["demand_replies"]))
+    print("kernel: %d KVM faults, pager: %d userfaultfd messages (slack %d), demand replies: %s" % (n, m, slack, r["pager"]["demand_replies"]))
