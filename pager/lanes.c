@@ -158,15 +158,16 @@ static int lane_fetch(struct lane *L, uint64_t page, uint64_t t_fault)
 	L->st.requests++;
 	int lost = pcb_conn_send_args(&L->c, PCB_MSG_REQ, &page, 1) < 0;
 	char reason[160] = "";
+	bool refused = false;   /* the connection is replaced because a frame failed authentication */
 	if (lost)
 		snprintf(reason, sizeof(reason), "sending a demand request failed: %s", strerror(errno));
 	for (;;) {
-		bool refused = false;
 		while (lost) {   /* until the request is out again on a new connection */
 			int r = lane_recover(L, page, refused, reason);
 			if (r < 0)
 				return -1;
 			lost = r == 1;
+			refused = false;
 			last_rx = pcb_now_ns();
 		}
 		struct pcb_hdr h;

@@ -11,7 +11,8 @@
 #              the frame counted (was exit 76, or a stall: exit 74 / hang)
 #   forged     with a key, a relay flips one bit of a background page: the frame
 #              is refused on arrival, never installed, asked for again; the
-#              migration completes verified (was installed into the guest)
+#              migration completes verified (was installed into the guest); the
+#              same for a demand reply (inline, reply thread, demand lanes)
 #   flood      256 unauthenticated connections held open (re-opened as the source
 #              ends them, up to 100 a second): a keyed destination still gets in,
 #              also while it recovers a connection the relay cut (was locked out).
@@ -132,6 +133,14 @@ GUEST="--workload=random --duration=1s --policy=demand --vcpus=2 --demand-replie
 check_ok forged-reply "$T/forged-reply.json"
 $CHECK net.frames_refused "$T/forged-reply.json" || bad "forged-reply: the altered demand reply was not refused"
 $CHECK replies.mode "$T/forged-reply.json" thread || bad "forged-reply: no reply thread"
+# and with demand lanes (--demand-replies=lanes, 2 vCPUs): the lane whose reply was altered
+# replaces its connection and asks for the page again
+GUEST="--workload=random --duration=1s --policy=demand --vcpus=2 --demand-replies=lanes" \
+	relay_run forged-lanes "--auth-key-file=$T/key" "s2d:PAGE:3:corrupt" 2
+[ $DEST_RC -eq 0 ] || bad "forged-lanes: destination exit $DEST_RC"
+check_ok forged-lanes "$T/forged-lanes.json"
+$CHECK net.frames_refused "$T/forged-lanes.json" || bad "forged-lanes: the altered demand reply was not refused"
+$CHECK replies.mode "$T/forged-lanes.json" lanes || bad "forged-lanes: no lanes"
 
 # --- flood: 256 unauthenticated connections ------------------------------------------
 start_source src-flood "$P" source --listen=127.0.0.1:0 --mem=32M --seed=5 --auth-key-file="$T/key"
