@@ -97,7 +97,7 @@ const struct pcb_option pcb_options[] = {
 	  "who receives and installs demand replies: inline (the demand thread, between faults: poll() on the userfaultfd and "
 	  "the demand socket), thread (a reply thread blocks on the demand socket and installs each reply as it arrives while "
 	  "the demand thread blocks on the userfaultfd and sends requests: several requests outstanding, pipelined), lanes "
-	  "(one lane per vCPU, 2-8 vCPUs: the region sliced into equal parts, each registered on a userfaultfd of its own "
+	  "(one lane per vCPU, 2-8 vCPUs: the region sliced into equal parts (fewer on a region of few pages), each registered on a userfaultfd of its own "
 	  "and served by a thread with its own demand connection that requests, receives and installs each fault of its "
 	  "slice, as Linux's KVM selftest gives each vCPU's slice a handler; also --install=copy, a policy without a fault "
 	  "hook, --pager=thread); thread and lanes apply when only demand faults fill pages while the guest runs (no "

@@ -1,6 +1,7 @@
 /* --demand-replies=lanes: one demand lane per vCPU.  The region is sliced
  * over one userfaultfd per lane (equal slices, registered when the pager is
- * created, before the guest runs); each lane is a thread with its own demand
+ * created, before the guest runs; fewer slices than vCPUs when the pages
+ * run out first); each lane is a thread with its own demand
  * connection that reads its slice's faults, asks for the page, waits for the
  * reply on its connection and installs it -- the layout of Linux's KVM
  * selftest (demand_paging_test.c: a userfaultfd and handler per vCPU slice),
@@ -47,8 +48,8 @@ unsigned lanes_wanted(const struct pcb_pager_cfg *cfg, const struct pcb_install_
 /* Slice the region: p->uffd keeps slice 0, a userfaultfd of the same features for each other. */
 int lanes_open(struct pcb_pager *p, const struct pcb_install_ops *ops, char *why, size_t whylen)
 {
-	unsigned n = p->nlanes;
-	uint64_t per = (p->cfg.npages + n - 1) / n;
+	uint64_t per = (p->cfg.npages + p->nlanes - 1) / p->nlanes;
+	unsigned n = p->nlanes = (unsigned)((p->cfg.npages + per - 1) / per);   /* 5 pages, 4 vCPUs: 3 slices of 2, 2, 1 */
 	p->lanes = calloc(n, sizeof(*p->lanes));
 	if (!p->lanes) {
 		snprintf(why, whylen, "out of memory");
@@ -58,7 +59,7 @@ int lanes_open(struct pcb_pager *p, const struct pcb_install_ops *ops, char *why
 		p->lanes[i] = (struct lane){ .p = p, .i = i, .uffd = i ? -1 : p->uffd, .c = { .fd = -1 } };
 	fcntl(p->uffd, F_SETFL, fcntl(p->uffd, F_GETFL) & ~O_NONBLOCK);   /* lane 0 blocks in read() as well */
 	int r = pcb_uffd_unregister(p->uffd, p->region + (per << PCB_PAGE_SHIFT), p->region_len - (per << PCB_PAGE_SHIFT));
-	for (unsigned i = 1; !r && i < n && i * per < p->cfg.npages; i++) {
+	for (unsigned i = 1; !r && i < n; i++) {
 		struct pcb_uffd_info ui;
 		int fd = pcb_uffd_open(UFFD_FEATURE_THREAD_ID | ops->uffd_features | PCB_UFFD_KERNEL_FAULTS, &ui, why, whylen);
 		if (fd < 0)

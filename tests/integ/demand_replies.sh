@@ -47,6 +47,13 @@ if [[ " $GUESTS " == *" kvm "* ]]; then
 	$CHECK replies.lanes_drain "$T/drain.json" 3 || fail "lanes then drain"
 fi
 
+# 4 vCPUs over 5 pages: slices of 2, 2 and 1 pages, so 3 lanes (a fourth had no slice: exit 71)
+if [[ " $GUESTS " == *" kvm "* ]]; then
+	"$P" --guest=kvm --vcpus=4 --mem=20K --policy=demand --workload=random --ops=50 --duration=0 --trace=off \
+		--json "$T/tiny.json" >"$T/out" 2>&1 || fail "lanes over 5 pages: $(tail -3 "$T/out")"
+	$CHECK replies.lanes_drain "$T/tiny.json" 3 0 || fail "lanes over 5 pages"
+fi
+
 # lanes with pre-copy (process guest, asked for): the pre-copied pages are installed through the
 # slices, runs cut at slice 1's start (page 2049 of 4097, not a batch boundary)
 "$P" --guest=process --vcpus=2 --mem=$((4097 * 4096)) --policy=demand --workload=seq --write-ratio=0 --duration=300ms --precopy=100ms --trace=off \

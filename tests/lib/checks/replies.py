@@ -50,11 +50,12 @@ def modes(T, g, w):
         g, w, work["thread"], [runs[m]["results"]["faults"]["count"] for m in runs]))
 
 
-def lanes_drain(path, nv):
-    """--guest=kvm, NV vCPUs, auto: NV lanes served the guest's faults, then the background thread's
-    drain installed every page the guest did not touch through the slices' userfaultfds (the
-    region's slices do not end on a batch boundary: runs are cut at each slice's end); every page
-    verified and installed once; the fault accounting of modes() holds."""
+def lanes_drain(path, nv, drained=1):
+    """--guest=kvm, auto: NV lanes served the guest's faults, then (DRAINED=1) the background
+    thread's drain installed every page the guest did not touch through the slices' userfaultfds
+    (the region's slices do not end on a batch boundary: runs are cut at each slice's end), or
+    (DRAINED=0) the guest touched every page; every page verified and installed once; the fault
+    accounting of modes() holds."""
     d = json.load(open(path)); r = d["results"]; nv = int(nv)
     v, f, pg = r["verify"], r["faults"], r["pages"]
     assert d["exit_code"] == 0, d.get("error")
@@ -62,7 +63,7 @@ def lanes_drain(path, nv):
     assert v["done"] and v["pages_verified"] == pg["total"] and not v["pages_corrupt"] and not v["pages_missing"], v
     assert r["guest"]["read_mismatches"] == 0
     req = r["pager"]["demand_requests"]
-    assert req > 0 and pg["drain"] + pg.get("zero_drain", 0) > 0, (req, pg)
+    assert req > 0 and (pg["drain"] + pg.get("zero_drain", 0) > 0) == bool(int(drained)), (req, pg)
     assert f["uffd_messages"] == req + f["on_inflight_page"] + f["on_present_page"], (f, req)
     assert req == pg["demand"] + pg["zero_demand"], (pg, req)
     assert pg["demand"] + pg["background"] + pg["drain"] + pg["zero"] == pg["total"], pg
