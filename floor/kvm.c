@@ -313,7 +313,7 @@ out:;
 /* pcbench's KVM or process guest, demand paging only, in a child `pcbench run`: pages/s, and
  * CPU µs per page of the vCPU and pager threads (results.cpu) and of the source process */
 static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, bool same, double *pps, double *cpu_us,
-			double *vcpu_us, double *src_us, char *why, size_t whylen)
+			double *vcpu_us, double *src_us, struct pcb_floor_kvm_pair *r, char *why, size_t whylen)
 {
 	char json[] = "/tmp/pcbench-floor-kvm-XXXXXX";
 	int fd = mkstemp(json);
@@ -365,6 +365,9 @@ static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, 
 		}
 	*cpu_us = sum / 1e3 / (double)(per * nvcpus);
 	*src_us = pcb_jv_num(pcb_jv_path(root, "results.cpu.source_process_ns"), &t) == 0 ? t / 1e3 / (double)(per * nvcpus) : 0;
+	const char *mode = pcb_jv_str(pcb_jv_path(root, "results.pager.demand_replies"));
+	snprintf(r->replies, sizeof(r->replies), "%s", mode ? mode : "");
+	r->lanes = pcb_jv_num(pcb_jv_path(root, "results.pager.demand_lanes"), &t) == 0 ? (unsigned)t : 0;
 	pcb_jv_free(root);
 	*pps = (double)(per * nvcpus) * 1e9 / ns;
 	return 0;
@@ -397,7 +400,7 @@ int pcb_floor_kvm(const struct pcb_floor_kvm_cfg *c, struct pcb_floor_kvm_row *r
 						       &vcpu_us, &r->tcp_srv_us[rep], why, whylen);
 				if (!rc)
 					rc = pcbench_rate(m[i].kvm, row->vcpus, per, c->seed, m[i].same, &r->pcb[rep],
-							  &r->pcb_cpu_us[rep], &r->pcb_vcpu_us[rep], &r->src_cpu_us[rep], why, whylen);
+							  &r->pcb_cpu_us[rep], &r->pcb_vcpu_us[rep], &r->src_cpu_us[rep], r, why, whylen);
 				if (rc)
 					return rc;
 				r->ratio[rep] = r->bare[rep] > 0 ? r->pcb[rep] / r->bare[rep] : 0;
@@ -438,9 +441,9 @@ static void print_pair(const char *what, const struct pcb_floor_kvm_pair *r, uns
 	double bv = med3(r->bare_vcpu_us, reps, &lo, &hi), pv = med3(r->pcb_vcpu_us, reps, &lo, &hi);
 	double tl, th, t = med3(r->tcp, reps, &tl, &th), ql, qh, tq = med3(r->tcp_ratio, reps, &ql, &qh);
 	double tc = med3(r->tcp_cpu_us, reps, &lo, &hi), ts = med3(r->tcp_srv_us, reps, &lo, &hi);
-	printf("%s: bare %.0f [%.0f-%.0f], pcbench %.0f [%.0f-%.0f]; pcbench/bare paired %.3f [%.3f-%.3f]; CPU us/page: bare "
+	printf("%s: bare %.0f [%.0f-%.0f], pcbench (%s) %.0f [%.0f-%.0f]; pcbench/bare paired %.3f [%.3f-%.3f]; CPU us/page: bare "
 	       "%.1f (vCPUs %.1f), pcbench %.1f (vCPUs %.1f) + source %.1f; bare over TCP %.0f [%.0f-%.0f], pcbench/it paired "
-	       "%.3f [%.3f-%.3f], CPU us/page %.1f + servers %.1f", what, b, bl, bh, p, pl, ph, q, rl, rh, bc, bv, pc, pv, sc, t,
+	       "%.3f [%.3f-%.3f], CPU us/page %.1f + servers %.1f", what, b, bl, bh, r->replies, p, pl, ph, q, rl, rh, bc, bv, pc, pv, sc, t,
 	       tl, th, tq, ql, qh, tc, ts);
 }
 
@@ -503,6 +506,8 @@ static void json_pair(struct pcb_json *j, const struct pcb_floor_kvm_pair *r, un
 								 { "bare_tcp_server_cpu_us_per_page", r->tcp_srv_us } };
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		json_spread(j, s[i].k, s[i].v, reps);
+	pcb_json_str(j, "pcbench_demand_replies", r->replies);   /* the last repetition's: the same configuration in each */
+	pcb_json_u64(j, "pcbench_demand_lanes", r->lanes);
 }
 
 void pcb_floor_kvm_json(struct pcb_json *j, const struct pcb_floor_kvm_cfg *c, const struct pcb_floor_kvm_row *rows)

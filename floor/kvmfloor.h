@@ -30,6 +30,8 @@ struct pcb_floor_kvm_pair {
 	 * handler threads and of the servers */
 	double tcp[PCB_FLOOR_KVM_MAX_REPS], tcp_ratio[PCB_FLOOR_KVM_MAX_REPS];
 	double tcp_cpu_us[PCB_FLOOR_KVM_MAX_REPS], tcp_srv_us[PCB_FLOOR_KVM_MAX_REPS];
+	char replies[16];            /* the pcbench runs' results.pager.demand_replies (--demand-replies=auto resolved) */
+	unsigned lanes;              /* and demand_lanes */
 };
 
 struct pcb_floor_kvm_row {
