@@ -587,12 +587,9 @@ static enum bg_next bg_frame(struct bg_state *s, const struct pcb_hdr *h, const 
 		return BG_AGAIN;
 	case PCB_MSG_BATCH_END:
 		return bg_frame_batch_end(s, h);
-	case PCB_MSG_ERROR: {
-		char text[PCB_MAX_ERRTEXT + 1];
-		pcb_sanitize(text, sizeof(text), pl, h->len);
-		set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %s", text);
+	case PCB_MSG_ERROR:
+		source_error(p, h, pl);
 		return BG_OUT;
-	}
 	default:
 		s->c->bad_frames++;
 		set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the %s channel", pcb_msg_name(h->type),

@@ -265,6 +265,29 @@ int huge_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payl
 	return 0;
 }
 
+int install_reply(struct pcb_pager *p, uint64_t page, const struct pcb_hdr *h, const uint8_t *payload, uint64_t t_req,
+		  uint64_t t_fault, const struct reply_tally *t)
+{
+	uint64_t now = pcb_now_ns();
+	PCB_PROBE_RECEIVED(page, PCB_CHAN_DEMAND, h->type == PCB_MSG_ZERO);
+	pcb_hist_add(t->rtt, now - t_req);
+	int r = install_st(p, page, h->type == PCB_MSG_PAGE ? payload : NULL, PCB_INST_DEMAND, &now, t->inst);
+	if (r < 0) {
+		set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s", (unsigned long long)page, strerror(-r));
+		return -1;
+	}
+	++*(r == 1 ? t->eexist : h->type == PCB_MSG_PAGE ? t->pages : t->zero);
+	pcb_hist_add(t->service, now - t_fault);
+	return 0;
+}
+
+void source_error(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload)
+{
+	char text[PCB_MAX_ERRTEXT + 1];
+	pcb_sanitize(text, sizeof(text), payload, h->len);
+	set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %s", text);
+}
+
 void log_fault(struct pcb_pager *p, uint64_t now, uint64_t page, int vcpu, uint32_t outcome)
 {
 	if (p->nlanes > 1)   /* several lanes write it */

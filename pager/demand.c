@@ -181,9 +181,7 @@ static int demand_in_stream(struct pcb_pager *p, uint64_t page)
 static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload)
 {
 	if (h->type == PCB_MSG_ERROR) {
-		char text[PCB_MAX_ERRTEXT + 1];
-		pcb_sanitize(text, sizeof(text), payload, h->len);
-		set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %s", text);
+		source_error(p, h, payload);
 		return -1;
 	}
 	if (p->cfg.huge && (h->type == PCB_MSG_RUN || h->type == PCB_MSG_ZERO || h->type == PCB_MSG_BATCH_END))
@@ -195,7 +193,7 @@ static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, con
 		set_fatal(p, PCB_EXIT_PROTOCOL, "unexpected %s frame on the demand channel", pcb_msg_name(h->type));
 		return -1;
 	}
-	uint64_t page = h->arg, now = pcb_now_ns();
+	uint64_t page = h->arg;
 	unsigned i;
 	pthread_mutex_lock(&p->infl_lock);   /* the demand thread adds to infl[] meanwhile with a reply thread */
 	for (i = 0; i < p->ninfl; i++)
@@ -212,21 +210,9 @@ static int demand_handle_frame(struct pcb_pager *p, const struct pcb_hdr *h, con
 	infl_sync(p);
 	p->blocked -= f.waiters;
 	pthread_mutex_unlock(&p->infl_lock);
-	PCB_PROBE_RECEIVED(page, PCB_CHAN_DEMAND, h->type == PCB_MSG_ZERO);
-	pcb_hist_add(&p->st.demand_rtt, now - f.t_req);
-	int r = install(p, page, h->type == PCB_MSG_PAGE ? payload : NULL, PCB_INST_DEMAND, &now);
-	if (r < 0) {
-		set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s", (unsigned long long)page, strerror(-r));
-		return -1;
-	}
-	if (r == 1)
-		p->st.eexist_demand++;
-	else if (h->type == PCB_MSG_PAGE)
-		p->st.pages_demand++;
-	else
-		p->st.zero_demand++;
-	pcb_hist_add(&p->st.demand_service, now - f.t_fault);
-	return 0;
+	const struct reply_tally t = { &p->st.pages_demand, &p->st.zero_demand, &p->st.eexist_demand,
+				       &p->st.demand_rtt, &p->st.demand_service, &p->st.inst_demand };
+	return install_reply(p, page, h, payload, f.t_req, f.t_fault, &t);
 }
 
 /* Shared connection: after a reconnection, send again every in-flight request

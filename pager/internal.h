@@ -221,6 +221,19 @@ void lanes_unregister(struct pcb_pager *p);
 void lanes_free(struct pcb_pager *p);
 void lanes_chan_stats(const struct pcb_pager *p, struct pcb_chan_stats *d);
 int install_st(struct pcb_pager *p, uint64_t page, const void *data, int kind, uint64_t *now, struct pcb_install_stats *st);
+/* Where a demand reply's install is counted: the pager's own statistics (the demand and reply
+ * threads) or a demand lane's, merged when it stops. */
+struct reply_tally {
+	uint64_t *pages, *zero, *eexist;
+	struct pcb_hist *rtt, *service;
+	struct pcb_install_stats *inst;
+};
+/* A PAGE or ZERO demand reply for page: installed, counted in t (round trip from t_req, service
+ * from t_fault).  0, or -1 with fatal set. */
+int install_reply(struct pcb_pager *p, uint64_t page, const struct pcb_hdr *h, const uint8_t *payload, uint64_t t_req,
+		  uint64_t t_fault, const struct reply_tally *t);
+/* An ERROR frame from the source: fatal, with its text sanitized. */
+void source_error(struct pcb_pager *p, const struct pcb_hdr *h, const uint8_t *payload);
 int chan_connect_on(struct pcb_pager *p, struct pcb_conn *c, unsigned hello_ch, uint32_t flags, int timeout_ms, char *why,
 		    size_t whylen);
 int chan_recover_on(struct pcb_pager *p, struct pcb_conn *c, unsigned ch, bool refused, const char *reason);

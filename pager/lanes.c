@@ -122,9 +122,7 @@ static int lane_frame(struct lane *L, uint64_t page, const struct pcb_hdr *h, co
 {
 	struct pcb_pager *p = L->p;
 	if (h->type == PCB_MSG_ERROR) {
-		char text[PCB_MAX_ERRTEXT + 1];
-		pcb_sanitize(text, sizeof(text), pl, h->len);
-		set_fatal(p, PCB_EXIT_PROTOCOL, "source reported an error: %s", text);
+		source_error(p, h, pl);
 		return -1;
 	}
 	if ((h->type != PCB_MSG_PAGE && h->type != PCB_MSG_ZERO) || h->arg != page) {
@@ -132,22 +130,8 @@ static int lane_frame(struct lane *L, uint64_t page, const struct pcb_hdr *h, co
 			  pcb_msg_name(h->type), (unsigned long long)h->arg, (unsigned long long)page);
 		return -1;
 	}
-	uint64_t now = pcb_now_ns();
-	PCB_PROBE_RECEIVED(page, PCB_CHAN_DEMAND, h->type == PCB_MSG_ZERO);
-	pcb_hist_add(&L->st.rtt, now - t_req);
-	int r = install_st(p, page, h->type == PCB_MSG_PAGE ? pl : NULL, PCB_INST_DEMAND, &now, &L->st.inst);
-	if (r < 0) {
-		set_fatal(p, PCB_EXIT_OSERR, "installing page %llu failed: %s", (unsigned long long)page, strerror(-r));
-		return -1;
-	}
-	if (r == 1)
-		L->st.eexist++;
-	else if (h->type == PCB_MSG_PAGE)
-		L->st.pages++;
-	else
-		L->st.zero++;
-	pcb_hist_add(&L->st.service, now - t_fault);
-	return 1;
+	const struct reply_tally t = { &L->st.pages, &L->st.zero, &L->st.eexist, &L->st.rtt, &L->st.service, &L->st.inst };
+	return install_reply(p, page, h, pl, t_req, t_fault, &t) < 0 ? -1 : 1;
 }
 
 /* Ask for page on the lane's connection and install the reply.  0, or -1 (fatal set, or stopping). */

@@ -126,21 +126,18 @@ relay_run forged-demand "--auth-key-file=$T/key" "s2d:PAGE:3:corrupt" 2
 [ $DEST_RC -eq 0 ] || bad "forged-demand: destination exit $DEST_RC"
 check_ok forged-demand "$T/forged-demand.json"
 # the same with a reply thread receiving the demand replies (--demand-replies=thread, 2 vCPUs): the
-# refused frame is handed back to the demand thread, which reconnects and goes on inline
-GUEST="--workload=random --duration=1s --policy=demand --vcpus=2 --demand-replies=thread" \
-	relay_run forged-reply "--auth-key-file=$T/key" "s2d:PAGE:3:corrupt" 2
-[ $DEST_RC -eq 0 ] || bad "forged-reply: destination exit $DEST_RC"
-check_ok forged-reply "$T/forged-reply.json"
-$CHECK net.frames_refused "$T/forged-reply.json" || bad "forged-reply: the altered demand reply was not refused"
-$CHECK replies.mode "$T/forged-reply.json" thread || bad "forged-reply: no reply thread"
-# and with demand lanes (--demand-replies=lanes, 2 vCPUs): the lane whose reply was altered
-# replaces its connection and asks for the page again
-GUEST="--workload=random --duration=1s --policy=demand --vcpus=2 --demand-replies=lanes" \
-	relay_run forged-lanes "--auth-key-file=$T/key" "s2d:PAGE:3:corrupt" 2
-[ $DEST_RC -eq 0 ] || bad "forged-lanes: destination exit $DEST_RC"
-check_ok forged-lanes "$T/forged-lanes.json"
-$CHECK net.frames_refused "$T/forged-lanes.json" || bad "forged-lanes: the altered demand reply was not refused"
-$CHECK replies.mode "$T/forged-lanes.json" lanes || bad "forged-lanes: no lanes"
+# refused frame is handed back to the demand thread, which reconnects and goes on inline; and with
+# demand lanes (lanes, 2 vCPUs): the lane whose reply was altered replaces its connection and asks
+# for the page again
+for m in reply:thread lanes:lanes; do
+	name=forged-${m%%:*} mode=${m#*:}
+	GUEST="--workload=random --duration=1s --policy=demand --vcpus=2 --demand-replies=$mode" \
+		relay_run $name "--auth-key-file=$T/key" "s2d:PAGE:3:corrupt" 2
+	[ $DEST_RC -eq 0 ] || bad "$name: destination exit $DEST_RC"
+	check_ok $name "$T/$name.json"
+	$CHECK net.frames_refused "$T/$name.json" || bad "$name: the altered demand reply was not refused"
+	$CHECK replies.mode "$T/$name.json" $mode || bad "$name: demand replies not $mode"
+done
 
 # --- flood: 256 unauthenticated connections ------------------------------------------
 start_source src-flood "$P" source --listen=127.0.0.1:0 --mem=32M --seed=5 --auth-key-file="$T/key"

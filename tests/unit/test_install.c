@@ -184,6 +184,19 @@ static void path_close(struct path *p)
 	pcb_ps_free(&p->ps);
 }
 
+/* Receive pages first..first+n-1 of the image into staging slot `slot` (pcb_install_rx_iov), for pcb_install_run. */
+static void rx_image_run(struct path *p, unsigned slot, uint64_t first, unsigned n, uint64_t *owned)
+{
+	struct iovec iov[PCB_MAX_RUN_PAGES];
+	int niov = pcb_install_rx_iov(&p->in, slot, first, n, iov, PCB_MAX_RUN_PAGES, owned);
+	assert_true(niov >= 1);
+	uint64_t pg = first;
+	for (int k = 0; k < niov; k++)
+		for (size_t off = 0; off < iov[k].iov_len; off += PCB_PAGE_SIZE, pg++)
+			pcb_image_fill(&p->im, pg, (uint8_t *)iov[k].iov_base + off);
+	assert_int_equal(pg, first + n);
+}
+
 static void run_path(const char *name, unsigned batch)
 {
 	static struct seen s;
@@ -212,15 +225,8 @@ static void run_path(const char *name, unsigned batch)
 		}
 		assert_int_equal(pcb_install_chunk(&p.in, &j, &p.st, on_page, &s), 0);
 	} else {
-		struct iovec iov[PCB_MAX_RUN_PAGES];
 		uint64_t owned[(PCB_MAX_RUN_PAGES + 63) / 64];
-		int niov = pcb_install_rx_iov(&p.in, 2, 0, 100, iov, PCB_MAX_RUN_PAGES, owned);   /* staging slot 2 */
-		assert_true(niov >= 1);
-		uint64_t pg = 0;
-		for (int k = 0; k < niov; k++)
-			for (size_t off = 0; off < iov[k].iov_len; off += PCB_PAGE_SIZE, pg++)
-				pcb_image_fill(&p.im, pg, (uint8_t *)iov[k].iov_base + off);
-		assert_int_equal(pg, 100);
+		rx_image_run(&p, 2, 0, 100, owned);   /* staging slot 2 */
 		assert_int_equal(pcb_install_run(&p.in, 2, 0, 100, owned, &p.st, on_page, &s), 0);
 		assert_int_equal(pcb_install_zero_run(&p.in, 200, 50, &p.st, on_page, &s), 0);
 	}
@@ -283,14 +289,8 @@ static void copy_sliced(void **state)
 	assert_int_equal(pcb_install_uffd(&p.in, 299, NULL), p.in.slice_uffd[2]);
 	assert_int_equal(pcb_install_uffd(&p.in, 20, &n), p.in.uffd);
 	assert_int_equal(n, 10);
-	struct iovec iov[PCB_MAX_RUN_PAGES];
 	uint64_t owned[(PCB_MAX_RUN_PAGES + 63) / 64];
-	int niov = pcb_install_rx_iov(&p.in, 0, 50, 100, iov, PCB_MAX_RUN_PAGES, owned);   /* pages 50..149 */
-	uint64_t pg = 50;
-	for (int k = 0; k < niov; k++)
-		for (size_t off = 0; off < iov[k].iov_len; off += PCB_PAGE_SIZE, pg++)
-			pcb_image_fill(&p.im, pg, (uint8_t *)iov[k].iov_base + off);
-	assert_int_equal(pg, 150);
+	rx_image_run(&p, 0, 50, 100, owned);   /* pages 50..149 */
 	assert_int_equal(pcb_install_run(&p.in, 0, 50, 100, owned, &p.st, on_page, &s), 0);
 	assert_int_equal(pcb_install_zero_run(&p.in, 190, 60, &p.st, on_page, &s), 0);   /* 190..249 */
 	uint8_t one[PCB_PAGE_SIZE];
