@@ -95,7 +95,9 @@ def kernel_count(path):
     """--trace=on with a reply thread or lanes: the kernel's count of KVM faults (bpf.kvm) equals the
     pager's userfaultfd messages, with tests/integ/bpf_kvm.sh's tolerance (explained anomalies;
     an unexplained shortfall up to max(2, 1 %) seen on this PVM kernel with and without the reply
-    thread); messages == faults == the vCPUs' sum; nothing corrupt or missing."""
+    thread); the guest's faults == the vCPUs' sum, between the messages less those on present or
+    in-flight pages and the messages (a late message: with lanes seen once in an ASan CI run);
+    nothing corrupt or missing."""
     r = json.load(open(path))["results"]
     b, f = r["bpf"], r["faults"]
     k, msg, anom = b["kvm"], b["messages"], b["anomalies"]
@@ -104,6 +106,9 @@ def kernel_count(path):
     slack = msg["unmatched"] + anom["lost"] + anom["program_runs_skipped"]
     unexplained = max(0, m - n - slack) if n <= m else n - m - slack
     assert m > 0 and (n - m <= slack if n > m else unexplained <= max(2, m // 100)) and slack <= max(2, m // 50), (n, m, slack)
-    assert m == f["count"] and sum(vc["faults"] for vc in r["guest"]["vcpus"]) == m
+    # the guest's count: every message, less those read after their access ended (a page another
+    # vCPU's request brought: a message on a present or in-flight page), as in modes()
+    lo = m - f["on_present_page"] - f["on_inflight_page"]
+    assert lo <= f["count"] <= m and sum(vc["faults"] for vc in r["guest"]["vcpus"]) == f["count"], (m, f)
     assert r["verify"]["pages_corrupt"] == 0 and r["verify"]["pages_missing"] == 0
     print("kernel: %d KVM faults, pager: %d userfaultfd messages (slack %d), demand replies: %s" % (n, m, slack, r["pager"]["demand_replies"]))
