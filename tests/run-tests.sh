@@ -22,6 +22,8 @@ for t in "$@"; do
 	0) pass=$((pass+1)); printf '  PASS  %-40s %6ss\n' "$name" "$secs" ;;
 	77) skip=$((skip+1)); printf '  SKIP  %-40s %s\n' "$name" "$(grep -i 'skip' "$log" | tail -1)" ;;
 	*) fail=$((fail+1)); failed+=("$name"); printf '  FAIL  %-40s (exit %d, log %s)\n' "$name" "$rc" "$log"
+	   # the failed checks first (a CI log keeps only part of a long tail), then the end
+	   grep -E '^(FAIL|not ok)|^ *FAIL |\[  (FAILED|ERROR) *\]' "$log" | head -n 10 | sed 's/^/        ! /'
 	   tail -n 25 "$log" | sed 's/^/        | /' ;;
 	esac
 done
