@@ -311,7 +311,10 @@ out:;
 }
 
 /* pcbench's KVM or process guest, demand paging only, in a child `pcbench run`: pages/s, and
- * CPU µs per page of the vCPU and pager threads (results.cpu) and of the source process */
+ * CPU µs per page of the vCPU and pager threads (results.cpu) and of the source process.
+ * The process guest asks for demand lanes with 2-8 vCPUs, which the KVM guest's
+ * --demand-replies=auto picks: both rows then run the bare harness's layout (a handler per
+ * slice); auto keeps the process guest inline (docs/design.md). */
 static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, bool same, double *pps, double *cpu_us,
 			double *vcpu_us, double *src_us, struct pcb_floor_kvm_pair *r, char *why, size_t whylen)
 {
@@ -328,8 +331,13 @@ static int pcbench_rate(bool kvm, unsigned nvcpus, uint64_t per, uint64_t seed, 
 	snprintf(ops, sizeof(ops), "--ops=%llu", (unsigned long long)per);
 	snprintf(sd, sizeof(sd), "--seed=%llu", (unsigned long long)seed);
 	snprintf(js, sizeof(js), "--json=%s", json);
-	char *const argv[] = { "pcbench", "run", kvm ? "--guest=kvm" : "--guest=process", "--policy=demand", "--workload=seq", "--duration=0",
-			       "--zero-pages=0", "--trace=off", mem, vc, ops, sd, js, same ? "--pin=same" : NULL, NULL };
+	char *argv[20] = { "pcbench", "run", kvm ? "--guest=kvm" : "--guest=process", "--policy=demand", "--workload=seq", "--duration=0",
+			   "--zero-pages=0", "--trace=off", mem, vc, ops, sd, js };
+	int argc = 13;
+	if (same)
+		argv[argc++] = "--pin=same";
+	if (!kvm && nvcpus >= 2 && nvcpus <= PCB_MAX_SLICES)
+		argv[argc++] = "--demand-replies=lanes";
 	pid_t pid = fork();
 	if (pid == 0) {
 		int dn = open("/dev/null", O_WRONLY);
@@ -453,8 +461,8 @@ bool pcb_floor_kvm_print(const struct pcb_floor_kvm_cfg *c, const struct pcb_flo
 	printf("\nvCPU demand paging (%llu MiB per vCPU, every page faulted once, median [min-max] of %u, pages/s): bare = "
 	       "one userfaultfd and handler thread per vCPU copying from local memory, as Linux's KVM selftest "
 	       "demand_paging_test -u MISSING; bare over TCP = those handlers fetching each page from a forked server over "
-	       "one TCP connection each; pcbench = --policy=demand, every page over TCP; KVM guest, then the "
-	       "process guest (vCPU threads) the same way\n", (unsigned long long)(c->mem_per_vcpu >> 20), c->reps);
+	       "one TCP connection each; pcbench = --policy=demand, every page over TCP (demand lanes, a lane per "
+	       "vCPU slice, with 2-8 vCPUs); KVM guest, then the process guest (vCPU threads) the same way\n", (unsigned long long)(c->mem_per_vcpu >> 20), c->reps);
 	for (unsigned k = 0; k < c->nv; k++) {
 		const struct pcb_floor_kvm_row *r = &rows[k];
 		double lo, hi, q = med3(r->kvm.ratio, c->reps, &lo, &hi);
