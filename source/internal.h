@@ -103,7 +103,7 @@ struct sconn {
 	struct item *uq;          /* shared connection: demand requests, served before q at frame boundaries */
 	unsigned uqhead, uqlen;
 	uint8_t *tx;
-	size_t txoff;             /* staging bytes in use */
+	size_t txoff;             /* staging bytes in use (each frame ends 8-byte aligned) */
 	size_t txlen;             /* bytes queued for the next write (staging and image pages) */
 	struct iovec iov[TX_IOV];
 	unsigned niov;

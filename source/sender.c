@@ -94,7 +94,9 @@ static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *d
 	bool pages = (type == PCB_MSG_PAGE || type == PCB_MSG_RUN) && !data;
 	const uint8_t *img = pages ? image_pages(sc->st, arg, len / PCB_PAGE_SIZE) : NULL;
 	size_t frame = PCB_HDR_SIZE + (size_t)len + tl;   /* a write carries at most TXBUF bytes */
-	if ((sc->txlen + frame > TXBUF || sc->niov + 3 > TX_IOV) && tx_flush(sc) < 0)
+	/* staging stays 8-byte aligned (pages are generated in 64-bit words): a frame
+	 * whose length is not a multiple of 8 leaves up to 7 bytes unused after it */
+	if ((sc->txlen + frame > TXBUF || sc->txoff + frame + 7 > TXBUF || sc->niov + 3 > TX_IOV) && tx_flush(sc) < 0)
 		return -1;
 	if (frame > TXBUF) {   /* large (DIGESTS): straight out */
 		if (tx_flush(sc) < 0)
@@ -129,6 +131,7 @@ static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *d
 		sc->txoff += tl;
 		tx_piece(sc, tag, tl);
 	}
+	sc->txoff = (sc->txoff + 7) & ~(size_t)7;
 	sc->c.frames_tx++;
 	return 0;
 }
