@@ -88,7 +88,7 @@ def pcbench_faults(path, csv_path, name, usdt):
     row per blocked fault with its delivered column agreeing; with USDT=on the USDT fault probes
     equal the messages; with >= 50 faults the kernel's median fault->running is at most 1.02 x
     the guest-seen one and not more than 15 % / 5 us below it (30 % / 15 us under ASan,
-    BUILD=*-san); with 2 or more vCPUs 1.05 x and 10 points more below."""
+    BUILD=*-san); with 2 or more vCPUs 1.15 x and 10 points more below."""
     d = json.load(open(path))["results"]
     usdt = usdt == "on"
     b, f = d["bpf"], d["faults"]
@@ -142,10 +142,10 @@ def pcbench_faults(path, csv_path, name, usdt):
         # install woke before their message was read (short stalls the kernel files
         # apart), and the time after the switch-in includes preemption by the pager's
         # threads on the 2 CPUs; p90 is ~5x p50, so a few µs per fault moves the median
-        # far.  Measured over 30 runs each: 1 vCPU -0.0..+8.4 %, 2 vCPUs -2.8..+15.7 %.
+        # far.  Measured over 30 runs each: 1 vCPU -0.0..+8.4 %, 2 vCPUs -2.8..+15.7 % (a CI run: -5.2 %).
         san = os.environ.get("BUILD", "").endswith("-san")
         multi = len(d["guest"]["vcpus"]) > 1
-        above = 1.05 if multi else 1.02
+        above = 1.15 if multi else 1.02
         frac = (0.30 if san else 0.15) + (0.10 if multi else 0.0)
         req(kb <= ku * above and ku - kb <= max(frac * ku, 15000 if san else 5000),
             f"median fault->running {kb} ns vs guest-seen {ku} ns ({100.0*(ku-kb)/ku:.1f}% lower; "
