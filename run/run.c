@@ -39,12 +39,13 @@ int64_t run_rusage_ns(const struct rusage *ru)
 	       ((int64_t)ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) * 1000ll;
 }
 
-/* Reap the source; its CPU time (wait4's rusage) goes to r->cpu.source_ns. */
+/* Reap the source; its CPU time (wait4's rusage) less its image's (built
+ * before the destination connected) goes to r->cpu.source_ns. */
 static void reap_source(struct run *r, bool kill_it)
 {
 	struct rusage ru;
 	if (pcb_reap_child(r->source_pid, kill_it, 2000, &ru))   /* up to 2 s, then force */
-		r->cpu.source_ns = run_rusage_ns(&ru);
+		r->cpu.source_ns = run_rusage_ns(&ru) - (int64_t)r->source_image.cpu_ns;
 	r->source_pid = 0;
 }
 
@@ -72,7 +73,7 @@ static void measure_cpu(struct run *r)
 	struct pcb_cpu_report *c = &r->cpu;
 	struct rusage ru;
 	c->process_ns = getrusage(RUSAGE_SELF, &ru) == 0 ? run_rusage_ns(&ru) - r->baseline_cpu_ns : -1;
-	c->main_ns = (int64_t)(pcb_thread_cpu_ns() - r->source_image.cpu_ns);   /* less the source's image (built here) */
+	c->main_ns = (int64_t)pcb_thread_cpu_ns();
 	c->vcpus_ns = (int64_t)run_vcpu_sums(r).cpu_ns;
 	c->demand_ns = c->background_ns = c->installer_ns = c->pager_process_ns = -1;
 	if (r->pager) {
@@ -80,7 +81,7 @@ static void measure_cpu(struct run *r)
 		c->background_ns = (int64_t)r->ps.background_cpu_ns;
 		c->installer_ns = (int64_t)r->ps.install_cpu_ns;
 		if (r->cfg->pager == PCB_PAGER_PROCESS && getrusage(RUSAGE_CHILDREN, &ru) == 0)
-			c->pager_process_ns = run_rusage_ns(&ru) - (c->source_ns > 0 ? c->source_ns : 0);
+			c->pager_process_ns = run_rusage_ns(&ru) - (c->source_ns > 0 ? c->source_ns + (int64_t)r->source_image.cpu_ns : 0);
 	}
 	c->wall_ns = pcb_now_ns() - r->ps.t_switchover_ns;
 }

@@ -59,7 +59,6 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		return PCB_EXIT_OSERR;
 	}
 	r->source_pid = pid;
-	r->baseline_cpu_ns += r->source_image.cpu_ns;   /* the source's image is not the migration's CPU (results.cpu) */
 	return 0;
 }
 

@@ -24,7 +24,7 @@ enum pcb_source_image_mode {
 struct pcb_source_image {
 	enum pcb_source_image_mode mode;   /* MEMORY or GENERATE */
 	uint64_t build_ns;                 /* MEMORY: time to build it (before the destination connects) */
-	uint64_t cpu_ns;                   /* MEMORY: the caller's CPU time for it (pcb_source_fork: build, fork, unmap) */
+	uint64_t cpu_ns;                   /* the CPU time for it: MEMORY the build; pcb_source_fork: the child's, also for reading held memory once */
 	uint64_t avail_bytes;              /* what auto compared with (0: not read) */
 	const char *reason;
 	uint8_t *mem;
@@ -72,9 +72,12 @@ const char *pcb_source_image_name(enum pcb_source_image_mode m);
 /* Serve on an already listening socket (the image prepared first).  Returns an exit code. */
 int pcb_source_serve(const struct pcb_source_cfg *cfg, int listen_fd);
 /* A child process (named pcbench-source, killed with its parent, pinned to cpu if
- * >= 0) that serves cfg on listen_fd (an in-memory image built before the
- * fork, so before the destination connects: cfg->image_report) and exits with pcb_source_serve's code; the
- * parent's listen_fd is closed.  The child's pid, or -1 with errno (fork). */
+ * >= 0) that serves cfg on listen_fd and exits with pcb_source_serve's code.
+ * Before it returns, the child has built the in-memory image in its own
+ * address space (or read each page of fixed memory it inherited) and reported
+ * the choice and its cost (cfg->image_report), so before the destination
+ * connects.  The parent's listen_fd is closed.  The child's pid, or -1 with
+ * errno (fork; or the child's build failed: it is reaped). */
 int pcb_source_fork(const struct pcb_source_cfg *cfg, int listen_fd, int cpu);
 
 /* Serve one already accepted connection on the calling thread until it ends
