@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 /* Bytes the machine can still give: MemAvailable, and the cgroup's headroom
  * when that is smaller.  0 when unknown. */
@@ -39,6 +42,32 @@ static uint64_t mem_available(void)
 	if (c)
 		fclose(c);
 	return avail;
+}
+
+/* A bitmap of the pages of [mem, mem + npages pages) that are populated:
+ * present or swapped in /proc/self/pagemap (bits 63 and 62; readable
+ * without privileges, the frame numbers are not needed).  NULL if it cannot
+ * be read: then every page is read to find the zero ones. */
+static uint64_t *populated_map(const uint8_t *mem, uint64_t npages)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t *bm = fd < 0 ? NULL : calloc((npages + 63) / 64, sizeof(uint64_t));
+	uint64_t buf[512];
+	for (uint64_t pg = 0; bm && pg < npages;) {
+		uint64_t n = npages - pg < 512 ? npages - pg : 512;
+		off_t off = (off_t)(((uintptr_t)mem >> PCB_PAGE_SHIFT) + pg) * 8;
+		if (pread(fd, buf, n * 8, off) != (ssize_t)(n * 8)) {
+			free(bm);
+			bm = NULL;
+			break;
+		}
+		for (uint64_t i = 0; i < n; i++, pg++)
+			if (buf[i] & (3ull << 62))
+				bm[pg / 64] |= 1ull << (pg % 64);
+	}
+	if (fd >= 0)
+		close(fd);
+	return bm;
 }
 
 const char *pcb_source_image_name(enum pcb_source_image_mode m)
@@ -92,6 +121,8 @@ int pcb_source_image_prepare(struct pcb_source_cfg *cfg, struct pcb_source_image
 		return rc;
 	}
 	mprotect(m, cfg->mem_bytes, PROT_READ);
+	si->populated = populated_map(m, npages);
+	cfg->mem_populated = si->populated;
 	si->mem = m;
 	si->len = cfg->mem_bytes;
 	si->mode = PCB_SRC_IMAGE_MEMORY;
@@ -108,5 +139,7 @@ void pcb_source_image_release(struct pcb_source_image *si)
 {
 	if (si->mem)
 		munmap(si->mem, si->len);
+	free(si->populated);
 	si->mem = NULL;
+	si->populated = NULL;
 }

@@ -14,18 +14,32 @@
 #include <sys/uio.h>
 #include <linux/sockios.h>
 
+/* A page of the built image that was never populated (pagemap): zero, and
+ * not read, since reading it would populate it (on a kernel without the
+ * shared zero page, pvm_no_zero_page=1 here, a fresh page each:
+ * docs/results/2026-12-05-source-own-image.md). */
+static bool src_never_populated(const struct pcb_source_state *st, uint64_t pg)
+{
+	const uint64_t *bm = st->cfg->mem_populated;
+	return bm && !(bm[pg / 64] & (1ull << (pg % 64)));
+}
+
 /* The page as the source holds it: the guest's memory (--precopy: the guest
  * ran at the source and wrote into it) or the image. */
 static bool src_is_zero(const struct pcb_source_state *st, uint64_t pg)
 {
 	if (!st->cfg->mem)
 		return pcb_image_is_zero(&st->im, pg);
+	if (src_never_populated(st, pg))
+		return true;
 	const uint64_t *w = (const uint64_t *)(st->cfg->mem + (pg << PCB_PAGE_SHIFT));
 	for (unsigned i = 0; i < PCB_PAGE_WORDS; i++)
 		if (w[i])
 			return false;
 	return true;
 }
+
+static const uint64_t zero_page[PCB_PAGE_WORDS];
 
 static void src_fill(const struct pcb_source_state *st, uint64_t pg, void *buf)
 {
@@ -240,6 +254,7 @@ static int item_emit(struct sconn *sc, struct item *it)
 			return -1;
 		for (uint64_t i = 0; i < it->count; i++)
 			d[i] = htole64(st->cfg->bytes_image ? pcb_page_digest_full(st->cfg->mem + ((it->arg + i) << PCB_PAGE_SHIFT))
+				       : src_never_populated(st, it->arg + i) ? pcb_page_digest(zero_page)
 				       : st->cfg->mem ? pcb_page_digest(st->cfg->mem + ((it->arg + i) << PCB_PAGE_SHIFT))
 						      : pcb_image_digest(&st->im, it->arg + i));
 		r = tx_frame(sc, type, arg, d, len, 0);

@@ -383,7 +383,8 @@ int pcb_source_fork(const struct pcb_source_cfg *cfg0, int listen_fd, int cpu)
 		errno = -rep.err;
 		return -1;
 	}
-	rep.si.mem = NULL;   /* the child's mapping */
+	rep.si.mem = NULL;   /* the child's mapping and map */
+	rep.si.populated = NULL;
 	if (cfg0->image_report)
 		*cfg0->image_report = rep.si;
 	return pid;

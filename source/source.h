@@ -29,6 +29,7 @@ struct pcb_source_image {
 	const char *reason;
 	uint8_t *mem;
 	uint64_t len;
+	uint64_t *populated;               /* MEMORY: cfg->mem_populated (freed with the image) */
 };
 
 struct pcb_source_cfg {
@@ -54,6 +55,12 @@ struct pcb_source_cfg {
 	/* mem does not change while it is served (an image, not --precopy's
 	 * guest): its pages may leave by reference, without a copy in the source */
 	bool mem_fixed;
+	/* NULL, or a bitmap of the pages of mem that are populated (bit set):
+	 * the built image's, read from /proc/self/pagemap after the build.  A
+	 * page never populated is zero and served as zero without reading it,
+	 * as CRIU's dump skips what pagemap shows neither present nor
+	 * swapped (criu/mem.c should_dump_page). */
+	const uint64_t *mem_populated;
 	/* The destination is this same run (the source pcbench forks): a pushed
 	 * policy may name files on this host (a .so path, replay's trace).  A
 	 * network source (`pcbench source`) runs built-in policies only, or a

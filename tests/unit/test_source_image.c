@@ -1,5 +1,6 @@
 /* source/image.c: the source's in-memory image has the generator's contents
- * and digests, page for page, in both zero-page models; generate builds nothing;
+ * and digests, page for page, in both zero-page models, and its map of populated
+ * pages marks exactly the data pages; generate builds nothing;
  * pcb_source_fork's child builds the image in its own address space. */
 #include "tests/lib/testlib.h"
 #include "source/source.h"
@@ -47,6 +48,14 @@ static void check_model(unsigned zero_run_max)
 	pcb_image_init(&im, 11, NP, 0.25);
 	if (zero_run_max)
 		assert_int_equal(pcb_image_zero_runs(&im, zero_run_max), 0);
+	/* pagemap, read after the build and before anything reads the image: exactly the data
+	 * pages are populated (the loop below reads every page, which populates the rest) */
+	assert_non_null(cfg.mem_populated);
+	assert_ptr_equal(cfg.mem_populated, si.populated);
+	for (uint64_t pg = 0; pg < NP; pg++)
+		if (!(cfg.mem_populated[pg / 64] >> (pg % 64) & 1) != pcb_image_is_zero(&im, pg))
+			fail_msg("model %u page %llu: populated %d, zero in the image %d", zero_run_max, (unsigned long long)pg,
+				 (int)(cfg.mem_populated[pg / 64] >> (pg % 64) & 1), (int)pcb_image_is_zero(&im, pg));
 	uint64_t want[PCB_PAGE_WORDS], zeros = 0;
 	for (uint64_t pg = 0; pg < NP; pg++) {
 		const uint8_t *got = si.mem + (pg << PCB_PAGE_SHIFT);
