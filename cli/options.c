@@ -231,7 +231,7 @@ const struct pcb_option pcb_options[] = {
 	  "vCPU counts for KVM demand paging, comma-separated (each 1..8, up to 4 counts)", NULL, FLOOR, "floor" },
 	{ "kvm-mem", PCB_OPT_SIZE, OFF(floor.kvm_mem), 0, "64M", 1 << 20, 16.0 * (1 << 30), "memory each vCPU faults in (KVM demand paging)", NULL, FLOOR, "floor" },
 	{ "kvm-reps", PCB_OPT_UINT, OFF(floor.kvm_reps), 0, "3", 1, 16, "repetitions of each KVM measurement, bare and pcbench back to back", NULL, FLOOR, "floor" },
-	{ "no-kvm", PCB_OPT_FLAG, OFF(floor.no_kvm), 0, "", 0, 0, "skip KVM demand paging", NULL, FLOOR, "floor" },
+	{ "no-kvm", PCB_OPT_FLAG, OFF(floor.no_kvm), 0, "", 0, 0, "skip KVM demand paging (without a usable /dev/kvm it is not measured and says why: results.kvm_demand_paging_skipped)", NULL, FLOOR, "floor" },
 
 	/* pcbench bench (bench/bench.c) */
 	{ "out", PCB_OPT_STR, OFF(bench.out), SZ(bench.out), "", 1, 0, "use (or resume) exactly this directory", NULL, PCB_CMD_BENCH, "bench" },

@@ -149,8 +149,8 @@ static void print_verdicts(const struct floor_run *F)
 	if (F->do_link)
 		floor_link_verdict(&F->ls);
 	if (!F->fc.no_kvm)
-		printf("KVM demand paging target (paired median: pcbench >= bare with 1 vCPU, >= 0.7 x with more): %s\n",
-		       F->met_kvm ? "met" : "NOT met");
+		printf("KVM demand paging target (paired median: pcbench >= bare with 1 vCPU, >= 0.7 x with more): %s%s\n",
+		       F->kvm_skipped[0] ? "not judged: " : F->met_kvm ? "met" : "NOT met", F->kvm_skipped);
 }
 
 static void report(struct floor_run *F)
@@ -161,7 +161,9 @@ static void report(struct floor_run *F)
 	floor_print_bulk(F);
 	if (F->do_link)
 		floor_link_print(&F->fc, &F->ls);
-	F->met_kvm = F->fc.no_kvm || pcb_floor_kvm_print(&F->fc.kvm, F->kvm_rows);
+	if (F->kvm_skipped[0])
+		printf("\nKVM demand paging: not measured: %s\n", F->kvm_skipped);
+	F->met_kvm = F->fc.no_kvm || F->kvm_skipped[0] || pcb_floor_kvm_print(&F->fc.kvm, F->kvm_rows);
 	print_verdicts(F);
 }
 
@@ -222,7 +224,9 @@ static int write_floor_json(const struct floor_run *F)
 		floor_json_bulk(F, j);
 	if (F->do_link)
 		floor_link_json(j, fc, &F->ls);
-	if (!fc->no_kvm) {
+	if (!fc->no_kvm && F->kvm_skipped[0]) {
+		pcb_json_str(j, "kvm_demand_paging_skipped", F->kvm_skipped);
+	} else if (!fc->no_kvm) {
 		pcb_floor_kvm_json(j, &fc->kvm, F->kvm_rows);
 		pcb_json_bool(j, "kvm_target_met", F->met_kvm);
 	}
@@ -255,7 +259,14 @@ int pcb_floor_main(int argc, char **argv)
 		pcb_err("floor: bulk over an emulated link: %s", why);
 		return rc;
 	}
-	if (!F.fc.no_kvm) {
+	int kfd = F.fc.no_kvm ? -1 : open("/dev/kvm", O_RDWR | O_CLOEXEC);   /* a machine without KVM: the rest stands */
+	if (!F.fc.no_kvm && kfd < 0) {
+		snprintf(F.kvm_skipped, sizeof(F.kvm_skipped), "cannot open /dev/kvm: %s", strerror(errno));
+		fprintf(stderr, "floor: KVM demand paging not measured: %s\n", F.kvm_skipped);
+	}
+	if (kfd >= 0)
+		close(kfd);
+	if (!F.fc.no_kvm && !F.kvm_skipped[0]) {
 		fprintf(stderr, "floor: KVM demand paging, %u vCPU counts, %u repetitions\n", F.fc.kvm.nv, F.fc.kvm.reps);
 		if ((rc = pcb_floor_kvm(&F.fc.kvm, F.kvm_rows, why, sizeof(why)))) {
 			pcb_err("floor: KVM demand paging: %s", why);

@@ -252,6 +252,7 @@ struct floor_run {
 	bool do_link;
 	/* KVM demand paging (floor/kvm.c) */
 	struct pcb_floor_kvm_row kvm_rows[4];
+	char kvm_skipped[160];   /* not "": why KVM demand paging was not measured (no usable /dev/kvm) */
 	bool met_demand, met_bulk, met_bulk_floor, met_zero, met_kvm;
 };
 

@@ -21,6 +21,19 @@ grep -q "pcbench/bare TCP, paired by round" "$T/floor.out" || fail "floor table 
 grep -q "floor measured" "$T/floor.out" || fail "floor table has no transport+install floor line"
 $CHECK floor.report "$T/floor.json" "$(nproc)" || fail "floor JSON"
 
+# without a usable /dev/kvm the KVM section is not measured, says why, and the floor still exits 0
+if [ "$KVM" = --no-kvm ]; then
+	"$P" floor --no-demand --no-bulk --no-link --json "$T/nokvm.json" >"$T/nokvm.out" 2>"$T/nokvm.err"
+	rc=$?
+	[ $rc -eq 0 ] || fail "floor without KVM: exit $rc: $(tail -3 "$T/nokvm.err")"
+	grep -q "^KVM demand paging: not measured: cannot open /dev/kvm" "$T/nokvm.out" &&
+		grep -q "^KVM demand paging target .*: not judged: cannot open /dev/kvm" "$T/nokvm.out" ||
+		fail "floor without KVM: no not-measured / not-judged lines: $(cat "$T/nokvm.out")"
+	python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["results"]
+assert r["kvm_demand_paging_skipped"].startswith("cannot open /dev/kvm"), r
+assert "kvm_target_met" not in r and "kvm_demand_paging" not in r, r' "$T/nokvm.json" || fail "floor without KVM: JSON"
+fi
+
 # --zero-model=uniform: the pcb_zero rows pull the uniform image (each page zero by a hash), every page verified
 "$P" floor --no-demand --no-link --no-kvm --bulk=4M --bulk-reps=1 --zero-model=uniform --json "$T/floor-u.json" >"$T/floor-u.out" 2>"$T/floor-u.err" ||
 	fail "floor --zero-model=uniform: $(tail -3 "$T/floor-u.err")"
