@@ -87,7 +87,7 @@ def pcbench_faults(path, csv_path, name, usdt):
     delivered blocked fault; the event CSV at CSV_PATH has one 'lost' row per lost fault and one
     row per blocked fault with its delivered column agreeing; with USDT=on the USDT fault probes
     equal the messages; with >= 50 faults the kernel's median fault->running is at most 1.02 x
-    the guest-seen one and not more than 15 % / 5 us below it (30 % / 15 us under ASan,
+    the guest-seen one and not more than 35 % / 5 us below it (50 % / 15 us under ASan,
     BUILD=*-san); with 2 or more vCPUs 1.15 x and 10 points more below."""
     d = json.load(open(path))["results"]
     usdt = usdt == "on"
@@ -143,10 +143,14 @@ def pcbench_faults(path, csv_path, name, usdt):
         # apart), and the time after the switch-in includes preemption by the pager's
         # threads on the 2 CPUs; p90 is ~5x p50, so a few µs per fault moves the median
         # far.  Measured over 30 runs each: 1 vCPU -0.0..+8.4 %, 2 vCPUs -2.8..+15.7 % (a CI run: -5.2 %).
+        # On a machine whose context switches cost more (PTI on, nested PVM: 2026-12-05-source-own-
+        # image.md) a switched-in vCPU is preempted more before its access returns: zipf with 1 vCPU
+        # 9.0..27.3 % below over 13 runs, with the code before and after that note's change alike.
+        # The kernel's interval is inside the guest's, so the bound above is the tight one.
         san = os.environ.get("BUILD", "").endswith("-san")
         multi = len(d["guest"]["vcpus"]) > 1
         above = 1.15 if multi else 1.02
-        frac = (0.30 if san else 0.15) + (0.10 if multi else 0.0)
+        frac = (0.50 if san else 0.35) + (0.10 if multi else 0.0)
         req(kb <= ku * above and ku - kb <= max(frac * ku, 15000 if san else 5000),
             f"median fault->running {kb} ns vs guest-seen {ku} ns ({100.0*(ku-kb)/ku:.1f}% lower; "
             f"allowed {100*(above-1):.0f}% above, {100*frac:.0f}% below)")
