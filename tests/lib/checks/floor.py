@@ -43,6 +43,15 @@ def link(path):
     print("floor link: " + ", ".join("%s %.3f Gbit/s%s" % (x["link"], x["wire_bps"] / 1e9, " (%.3f of the link)" % x["ratio_to_link"] if x["link_bps"] else "") for x in rows))
 
 
+def no_kvm(path):
+    """pcbench floor without a usable /dev/kvm: results.kvm_demand_paging_skipped names the reason,
+    and there are no KVM rows and no KVM verdict."""
+    r = json.load(open(path))["results"]
+    assert r["kvm_demand_paging_skipped"].startswith("cannot open /dev/kvm"), r
+    assert "kvm_target_met" not in r and "kvm_demand_paging" not in r, r
+    print("floor without KVM:", r["kvm_demand_paging_skipped"])
+
+
 def no_link(path):
     """`pcbench floor --no-link`: the JSON has no link_bulk results and config.link_bulk is false."""
     d = json.load(open(path))
