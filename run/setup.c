@@ -54,8 +54,12 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		.image_mode = cfg->source_image, .image_report = &r->source_image,
 	};
 	pid_t pid = pcb_source_fork(&sc, lfd, r->pin.cpu[PCB_PIN_SOURCE]);
+	if (pid < 0 && errno == ECHILD) {   /* killed or crashed while it built its image */
+		snprintf(why, whylen, "the source process ended before its image was ready");
+		return PCB_EXIT_SOURCE_LOST;
+	}
 	if (pid < 0) {
-		snprintf(why, whylen, "fork: %s", strerror(errno));
+		snprintf(why, whylen, "starting the source: %s", strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
 	r->source_pid = pid;

@@ -359,11 +359,11 @@ int pcb_source_fork(const struct pcb_source_cfg *cfg0, int listen_fd, int cpu)
 			_exit(PCB_EXIT_SOFTWARE);
 		signal(SIGINT, SIG_DFL);   /* the parent's report-and-exit handlers are not the source's */
 		signal(SIGTERM, SIG_DFL);
-		prctl(PR_SET_NAME, "pcbench-source");
 		close(rp[0]);
 		if (cpu >= 0)
 			pcb_pin_self(cpu);
 		child_prepare(cfg, rp[1]);   /* before anyone connects: the parent waits for it */
+		prctl(PR_SET_NAME, "pcbench-source");   /* named once it serves */
 		_exit(pcb_source_serve(cfg, listen_fd));   /* the forked child ends here */
 	}
 	int e = errno;
@@ -371,7 +371,7 @@ int pcb_source_fork(const struct pcb_source_cfg *cfg0, int listen_fd, int cpu)
 	close(rp[1]);
 	struct { int err; struct pcb_source_image si; } rep;
 	if (pid > 0 && pcb_read_full(rp[0], &rep, sizeof(rep)) < 0)
-		rep.err = -ECHILD;   /* it died before it was ready: reaped by the caller */
+		rep.err = -ECHILD;   /* it died before it was ready: reaped below */
 	close(rp[0]);
 	if (pid < 0) {
 		errno = e;

@@ -84,7 +84,8 @@ int pcb_source_serve(const struct pcb_source_cfg *cfg, int listen_fd);
  * address space (or read each page of fixed memory it inherited) and reported
  * the choice and its cost (cfg->image_report), so before the destination
  * connects.  The parent's listen_fd is closed.  The child's pid, or -1 with
- * errno (fork; or the child's build failed: it is reaped). */
+ * errno (fork; the child's build failed, or ECHILD: it ended before it was
+ * ready; either way it is reaped).  The child takes its name once it serves. */
 int pcb_source_fork(const struct pcb_source_cfg *cfg, int listen_fd, int cpu);
 
 /* Serve one already accepted connection on the calling thread until it ends
