@@ -1,5 +1,6 @@
 """Checks of tests/integ/scale_memory.sh: the pager's own memory as the guest grows."""
 import json
+import os
 
 
 def memory(small, large):
@@ -28,6 +29,12 @@ def memory(small, large):
     slope = (mb["pager_rss_excluding_guest"] - ma["pager_rss_excluding_guest"]) / (mb["guest_region_bytes"] - ma["guest_region_bytes"])
     print("pager RSS excluding the guest: %.2f MiB at 256 MiB, %.2f MiB at 1 GiB: %.5f bytes per guest byte (%.2f bytes per page)" % (
         ma["pager_rss_excluding_guest"] / 2**20, mb["pager_rss_excluding_guest"] / 2**20, slope, slope * 4096))
+    if os.environ.get("BUILD", "").endswith("-san"):
+        # ASan's shadow is 1/8 of every byte instrumented code reads (the verification reads the
+        # guest); on a kernel without the shared zero page (pvm_no_zero_page=1) reading it
+        # populates it: 0.126 seen, the shadow's 1/8.  The plain build's pass judges the slope.
+        print("scale memory: slope not judged under ASan (its shadow memory grows with the guest)")
+        return
     assert 0 < slope < 0.001, "growth %.5f per guest byte, want below 0.001" % slope
     print("scale memory: ok")
 

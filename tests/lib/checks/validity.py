@@ -1,5 +1,6 @@
 """Checks of tests/integ/validity.sh: that the numbers mean what docs/metrics.md says (CPU time, windowed prefetch, blocktime, in-flight pages, drain, zero model)."""
 import json
+import os
 import statistics
 import sys
 
@@ -36,7 +37,11 @@ def cpu_after_completion(local_path, mig_path):
         print("ops per bucket after completion: %.0f vs local %.0f (%.2f)" % (sum(after) / len(after), p["baseline_mean_ops_per_bucket"], ratio))
         # one-sided: a spinning thread would slow the guest; a busier machine during the
         # local half can make the migrated guest look faster (1.5x seen at load 10)
-        if ratio < 0.7: bad.append("ops/s after completion %.2f of local's" % ratio)
+        # under ASan (BUILD=*-san) the ratio is printed, not judged: the migrated run's first
+        # touches of ASan's shadow cost a fresh page each on a kernel without the shared zero
+        # page (0.54 seen there); the plain build's pass judges it
+        if ratio < 0.7 and not os.environ.get("BUILD", "").endswith("-san"):
+            bad.append("ops/s after completion %.2f of local's" % ratio)
     for x in bad: print("FAIL:", x)
     sys.exit(1 if bad else 0)
 
