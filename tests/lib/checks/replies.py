@@ -80,7 +80,9 @@ def lanes_precopy(path):
     assert d["exit_code"] == 0, d.get("error")
     assert r["pager"]["demand_replies"] == "lanes" and r["pager"]["demand_lanes"] == 2, r["pager"]
     assert v["done"] and v["pages_verified"] == pg["total"] and not v["pages_corrupt"] and not v["pages_missing"], v
-    assert pc["pages_sent"] == pg["total"] and pc["missing_at_switchover"] < pg["total"], pc
+    # the first pass is bounded by --precopy (1 s here; it took 54-113 ms with both vCPUs running on
+    # 2 CPUs): pages it did not reach are never_sent, and the next line still asks for both slices
+    assert pc["pages_sent"] + pc["never_sent"] == pg["total"] and pc["missing_at_switchover"] < pg["total"], pc
     assert pg["total"] - pc["missing_at_switchover"] > pg["total"] // 2, pc   # both slices held pre-copied pages
     print("lanes with pre-copy: %d of %d pages installed before the switch-over" % (pg["total"] - pc["missing_at_switchover"], pg["total"]))
 
