@@ -130,6 +130,7 @@ int pcb_cmd_source(int argc, char **argv, int first)
 		.zero_run_max = cfg.zero_model == PCB_ZERO_RUNS ? cfg.zero_run_max : 0,
 		.demand_delay_ns = cfg.source_delay_ns, .sessions = (int)cfg.sessions, .verbose = (int)cfg.verbose,
 		.key = key.len ? &key : NULL, .summary = 1, .image_mode = cfg.source_image,
+		.send = (enum pcb_source_send)cfg.source_send,
 		/* --io-timeout bounds the whole handshake and every blocked send (10 s unless given) */
 		.handshake_timeout_ms = given(argc, argv, first, "io-timeout") ? (int)(cfg.io_timeout_ns / PCB_NSEC_PER_MSEC) : 10000,
 	};

@@ -47,6 +47,8 @@ static const struct pcb_choice ch_replies[] = { { "auto", PCB_REPLIES_AUTO }, { 
 						 { "thread", PCB_REPLIES_THREAD }, { "lanes", PCB_REPLIES_LANES }, { NULL, 0 } };
 static const struct pcb_choice ch_source_image[] = { { "auto", PCB_SRC_IMAGE_AUTO }, { "memory", PCB_SRC_IMAGE_MEMORY },
 						      { "generate", PCB_SRC_IMAGE_GENERATE }, { NULL, 0 } };
+static const struct pcb_choice ch_source_send[] = { { "auto", PCB_SRC_SEND_AUTO }, { "writev", PCB_SRC_SEND_WRITEV },
+						     { "splice", PCB_SRC_SEND_SPLICE }, { NULL, 0 } };
 static const struct pcb_choice ch_final[] = { { "drop", PCB_PRECOPY_DROP }, { "resend", PCB_PRECOPY_RESEND }, { NULL, 0 } };
 
 /* Entries list their fields in order: name, type, offset, size, default, min, max, help, choices, scope, category,
@@ -183,6 +185,12 @@ const struct pcb_option pcb_options[] = {
 	  "no memory, the generation costs the source's CPU), auto = memory when it and the destination's copy fit "
 	  "in half of MemAvailable; the JSON records the choice and the build time (docs/metrics.md)",
 	  ch_source_image, PCB_CMD_RUN | SRC | FLOOR, "network" },
+	{ "source-send", PCB_OPT_CHOICE, OFF(source_send), 0, "auto", 0, 0,
+	  "how the source writes the pages of a memory image: splice (vmsplice into a pipe, splice to the socket: pages "
+	  "leave by reference, as CRIU's page server sends them), writev (the kernel copies each page, as QEMU's "
+	  "migration stream does); auto = writev for --policy=qemu, else splice; pages the guest may still write "
+	  "(--precopy) and generated ones always go by writev; the JSON records the choice (docs/metrics.md)",
+	  ch_source_send, PCB_CMD_RUN | SRC | FLOOR, "network" },
 	{ "image", PCB_OPT_STR, OFF(image), SZ(image), "", 0, 0,
 	  "serve this raw memory image file (a process dump from `pcbench image dump`, a VM snapshot's memory file) "
 	  "instead of the generated image: --mem is its size; pages are verified by the bytes they arrived with "
@@ -222,7 +230,7 @@ const struct pcb_option pcb_options[] = {
 	{ "link-rtt", PCB_OPT_DURATION, OFF(floor.link_rtt_ns), 0, "200us", 0, 1e9, "round-trip time of the emulated link (up to 1s; calibrated end to end)", NULL, FLOOR, "floor" },
 	{ "bulk-variants", PCB_OPT_STR, OFF(floor.bulk_variants), SZ(floor.bulk_variants), "all", 1, 0,
 	  "bulk rows measured: all, or VARIANT[:INSTALL] comma-separated (transport, source_gen, install, bare_copy, bare_mem, bare_pipe, "
-	  "pcbench, pcb_proc, pcb_zero, pcb_mac, pcb_gen, pcb_thread; e.g. install:copy = the copy path's installs alone, as bench/scale.sh measures "
+	  "pcbench, pcb_proc, pcb_zero, pcb_mac, pcb_gen, pcb_thread, pcb_writev; e.g. install:copy = the copy path's installs alone, as bench/scale.sh measures "
 	  "the floor of each size); with a subset the bulk targets are not judged", NULL, FLOOR, "floor" },
 	{ "no-bulk", PCB_OPT_FLAG, OFF(floor.no_bulk), 0, "", 0, 0, "skip the loopback bulk section", NULL, FLOOR, "floor" },
 	{ "no-demand", PCB_OPT_FLAG, OFF(floor.no_demand), 0, "", 0, 0, "skip the demand-fault section", NULL, FLOOR, "floor" },

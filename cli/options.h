@@ -85,6 +85,7 @@ struct pcb_config {
 	enum pcb_precopy_final precopy_final;           /* drop | resend */
 	unsigned verbose;
 	int source_image;            /* --source-image: enum pcb_source_image_mode (source/source.h) */
+	int source_send;             /* --source-send: enum pcb_source_send (source/source.h) */
 	char image[4096];            /* --image: a raw memory image file the source serves */
 	bool bytes_image_remote;     /* not an option: pcbench dest found the source serving a bytes image */
 	struct pcb_sim_opts {        /* pcbench simulate */

@@ -58,6 +58,8 @@ static const struct bulk_var bulk_vars[] = {
 	{ B_PCB_GEN, "pcb_gen", "copy", PCB_MAX_RUN_PAGES }, { B_PCB_GEN, "pcb_gen", "continue", PCB_MAX_RUN_PAGES },
 	/* the same pull with an installer thread (--installer=thread; the pcbench rows install inline) */
 	{ B_PCB_THREAD, "pcb_thread", "copy", PCB_MAX_RUN_PAGES },
+	/* the same pull with the source writing each page by writev (--source-send=writev; the pcbench rows: auto) */
+	{ B_PCB_WRITEV, "pcb_writev", "copy", PCB_MAX_RUN_PAGES },
 };
 #define NBULK_VARS (unsigned)(sizeof(bulk_vars) / sizeof(bulk_vars[0]))
 _Static_assert(sizeof(bulk_vars) / sizeof(bulk_vars[0]) <= MAX_BULK / 2, "rows[] and g[][] hold every variant at two placements");
@@ -135,12 +137,13 @@ static int bulk_pcbench_row(struct floor_run *F, unsigned p, unsigned k, unsigne
 		snprintf(why, whylen, "no random key for the pcb_mac rows: %s", strerror(errno));
 		return PCB_EXIT_OSERR;
 	}
-	struct floor_cfg fc_mac = F->fc, fc_gen = F->fc, fc_thr = F->fc;
+	struct floor_cfg fc_mac = F->fc, fc_gen = F->fc, fc_thr = F->fc, fc_wv = F->fc;
 	fc_mac.key = &mac_key;
 	fc_gen.source_image = PCB_SRC_IMAGE_GENERATE;
 	fc_thr.install_thread = true;
+	fc_wv.source_send = PCB_SRC_SEND_WRITEV;
 	const struct floor_cfg *fc = bv->kind == B_PCB_MAC ? &fc_mac : bv->kind == B_PCB_GEN ? &fc_gen
-				   : bv->kind == B_PCB_THREAD ? &fc_thr : &F->fc;
+				   : bv->kind == B_PCB_THREAD ? &fc_thr : bv->kind == B_PCB_WRITEV ? &fc_wv : &F->fc;
 	struct bulk_row *row = &F->rows[p * NBULK_VARS + k];
 	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
 	int rcpu = 0, scpu = p ? 1 : 0;
@@ -171,7 +174,7 @@ static void bulk_summarise(struct floor_run *F)
 	unsigned reps = F->fc.bulk_reps;
 	for (unsigned p = 0; p < F->nplace; p++)
 		for (unsigned rep = 0; rep < reps; rep++) {
-			double t = 0, fl = 0, best = 0, gen = 0, inl = 0, thr = 0, mem = 0;
+			double t = 0, fl = 0, best = 0, gen = 0, inl = 0, thr = 0, mem = 0, wv = 0;
 			for (unsigned k = 0; k < NBULK_VARS; k++) {
 				double x = F->g[p][k][rep];
 				if (bulk_vars[k].kind == B_TRANSPORT)
@@ -188,7 +191,10 @@ static void bulk_summarise(struct floor_run *F)
 					thr = x;
 				if (bulk_vars[k].kind == B_BARE_MEM)
 					mem = x;
+				if (bulk_vars[k].kind == B_PCB_WRITEV)
+					wv = x;
 			}
+			F->bpw[p][rep] = wv > 0 ? inl / wv : 0;
 			F->bpg[p][rep] = gen > 0 ? best / gen : 0;
 			F->bpi[p][rep] = thr > 0 ? inl / thr : 0;
 			F->bpm[p][rep] = mem > 0 ? best / mem : 0;
@@ -225,7 +231,7 @@ int floor_measure_bulk(struct floor_run *F, char *why, size_t whylen)
 				if (!fc->bulk_sel[k])
 					continue;
 				int rc = kind == B_PCB || kind == B_PCB_PROC || kind == B_PCB_ZERO || kind == B_PCB_MAC || kind == B_PCB_GEN ||
-						 kind == B_PCB_THREAD
+						 kind == B_PCB_THREAD || kind == B_PCB_WRITEV
 						 ? bulk_pcbench_row(F, p, k, rep, why, whylen)
 						 : bulk_bare_row(F, p, k, rep, why, whylen);
 				if (rc)
@@ -263,6 +269,7 @@ static void bulk_sum_of(struct floor_run *F, unsigned p)
 	m->paired_g = floor_median(F->bpg[p], F->fc.bulk_reps, &m->paired_g_min, &m->paired_g_max);
 	m->paired_i = floor_median(F->bpi[p], F->fc.bulk_reps, &m->paired_i_min, &m->paired_i_max);
 	m->paired_m = floor_median(F->bpm[p], F->fc.bulk_reps, &m->paired_m_min, &m->paired_m_max);
+	m->paired_w = floor_median(F->bpw[p], F->fc.bulk_reps, &m->paired_w_min, &m->paired_w_max);
 }
 
 static void print_bulk_table(struct floor_run *F)
@@ -274,10 +281,12 @@ static void print_bulk_table(struct floor_run *F)
 	       "  bare_copy = receive then batched UFFDIO_COPY in one thread; bare_pipe = receive and install in two threads;\n"
 	       "  bare_mem = bare_copy with its server sending from memory the size of the pull (not part of the floor);\n"
 	       "  pcb_thread = pcbench copy/128 with --installer=thread (not a candidate for the best pull; the pcbench rows\n"
-	       "  use --installer=auto: inline on the same CPU, the thread cross);\n"
+	       "  use --installer=auto: inline on the same CPU, the thread cross); pcb_writev = pcbench copy/128 with\n"
+	       "  --source-send=writev (the pcbench rows: --source-send=%s; not a candidate for the best pull);\n"
 	       "  floor = the better bare receiver (transport + install); source_gen = pcbench's source generating pages\n"
 	       "  from the seed, alone (on the sender's CPU); pcb_proc = pcbench --pager=process\n",
-	       pcb_fmt_size(F->fc.bulk_bytes, sz, sizeof(sz)), F->fc.bulk_reps);
+	       pcb_fmt_size(F->fc.bulk_bytes, sz, sizeof(sz)), F->fc.bulk_reps,
+	       pcb_source_send_name((enum pcb_source_send)F->fc.source_send));
 	printf("  %-6s %-10s %-9s %5s %7s %15s %8s %8s %8s %8s\n", "place", "variant", "install", "batch", "GB/s", "[min-max]",
 	       "ioctls", "iMpg/s", "/transp", "/floor");
 	for (unsigned p = 0; p < F->nplace; p++) {
@@ -338,6 +347,9 @@ void floor_print_bulk(struct floor_run *F)
 		printf("  %-6s paired by repetition: best pcbench / bare_mem (bare_copy with its server sending from memory the "
 		       "size of the pull, as a source reads guest memory) %.3f [%.3f-%.3f]\n", pn, m->paired_m, m->paired_m_min,
 		       m->paired_m_max);
+		printf("  %-6s paired by repetition: pcbench copy/128 (--source-send=%s) / pcb_writev (the same pull, the source "
+		       "writing by writev) %.3f [%.3f-%.3f]\n", pn, pcb_source_send_name((enum pcb_source_send)F->fc.source_send),
+		       m->paired_w, m->paired_w_min, m->paired_w_max);
 		F->met_bulk = F->met_bulk && m->paired_t >= 0.9;
 		F->met_bulk_floor = F->met_bulk_floor && m->paired_f >= 0.9;
 		F->met_zero = zero_print(F->zr[p], F->nzr[p], pn, floor_zero_model(&F->fc)) && F->met_zero;
@@ -398,6 +410,7 @@ static void json_bulk_summary(const struct floor_run *F, struct pcb_json *j)
 		floor_json_spread(j, "paired_best_over_pcb_gen", "median", m->paired_g, m->paired_g_min, m->paired_g_max);
 		floor_json_spread(j, "paired_inline_over_pcb_thread", "median", m->paired_i, m->paired_i_min, m->paired_i_max);
 		floor_json_spread(j, "paired_best_over_bare_mem", "median", m->paired_m, m->paired_m_min, m->paired_m_max);
+		floor_json_spread(j, "paired_copy128_over_pcb_writev", "median", m->paired_w, m->paired_w_min, m->paired_w_max);
 		pcb_json_obj_end(j);
 	}
 	pcb_json_arr_end(j);

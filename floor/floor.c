@@ -99,6 +99,7 @@ static int floor_parse(struct floor_cfg *fc, int argc, char **argv)
 				  .bulk_reps = o->floor.bulk_reps, .link_rtt_ns = o->floor.link_rtt_ns,
 				  .no_bulk = o->floor.no_bulk, .no_demand = o->floor.no_demand, .no_link = o->floor.no_link,
 				  .no_kvm = o->floor.no_kvm, .source_image = o->source_image,
+				  .source_send = o->source_send,
 				  .kvm = { .mem_per_vcpu = o->floor.kvm_mem & ~(uint64_t)(PCB_PAGE_SIZE - 1), .reps = o->floor.kvm_reps,
 					   .seed = o->seed } };
 	snprintf(fc->json, sizeof(fc->json), "%s", o->json);
@@ -183,6 +184,9 @@ static void json_config(const struct floor_run *F, struct pcb_json *j)
 	pcb_json_str(j, "zero_model", floor_zero_model(fc));
 	pcb_json_u64(j, "zero_run_max", fc->zero_run_max);
 	pcb_json_str(j, "source_image", pcb_source_image_name((enum pcb_source_image_mode)fc->source_image));
+	pcb_json_str(j, "source_send", pcb_source_send_name((enum pcb_source_send)fc->source_send));
+	pcb_json_str(j, "source_send_used", !floor_src_image.reason ? ""
+			     : floor_src_image.mode == PCB_SRC_IMAGE_MEMORY && fc->source_send != PCB_SRC_SEND_WRITEV ? "splice" : "writev");
 	pcb_json_str(j, "source_image_used", floor_src_image.reason ? pcb_source_image_name(floor_src_image.mode) : "");
 	pcb_json_u64(j, "source_image_build_ns_max", floor_src_image.build_ns);
 	pcb_json_bool(j, "demand", !fc->no_demand);

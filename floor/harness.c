@@ -163,7 +163,8 @@ int floor_start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc, 
 	struct pcb_source_image si;
 	struct pcb_source_cfg sc = { .mem_bytes = npages << PCB_PAGE_SHIFT, .seed = fc->seed, .zero_fraction = zero,
 				     .zero_run_max = zrun, .sessions = 1, .key = fc->key, .handshake_timeout_ms = 10000,
-				     .image_mode = fc->source_image, .image_report = &si };
+				     .image_mode = fc->source_image, .image_report = &si,
+				     .send = (enum pcb_source_send)fc->source_send };
 	uint16_t port;
 	*src = fork_source(&sc, source_cpu, &port, why, whylen);
 	/* the rows that force generate (pcb_gen) do not speak for the option's choice */

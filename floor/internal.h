@@ -47,6 +47,7 @@ struct floor_cfg {
 	unsigned batch, window;
 	unsigned bulk_reps;
 	int source_image;        /* --source-image of pcbench's source (enum pcb_source_image_mode) */
+	int source_send;         /* --source-send of pcbench's source (enum pcb_source_send) */
 	char json[4096];
 	bool no_bulk, no_demand;
 	/* --bulk-variants: the bulk rows measured (bulk_vars order); all_bulk when every one is */
@@ -177,8 +178,9 @@ void floor_link_json(struct pcb_json *j, const struct floor_cfg *fc, const struc
 /* B_PCB_THREAD: the same pull with --installer=thread (an installer thread), paired with B_PCB (inline) */
 /* B_BARE_MEM: bare_copy with the server sending from memory the size of the pull (each page read from DRAM, as a
  * source reads guest memory), not a cache-hot 1 MiB buffer; not part of the floor: what a source's reads cost */
+/* B_PCB_WRITEV: the same pull with --source-send=writev (the kernel copies each page at the source), paired with B_PCB */
 enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC, B_PCB_GEN, B_PCB_THREAD,
-       B_BARE_MEM };
+       B_BARE_MEM, B_PCB_WRITEV };
 struct bulk_var {
 	int kind;
 	const char *name;
@@ -198,7 +200,7 @@ struct bulk_row {
 	double gmin, gmax;          /* over the repetitions */
 };
 
-#define MAX_BULK 48
+#define MAX_BULK 50
 #define FLOOR_ZERO_FRACTION 0.25   /* pcb_zero rows: pcbench's default image (--zero-pages) */
 
 /* Zero pages: each pcb_zero row (the default image, FLOOR_ZERO_FRACTION zero
@@ -220,6 +222,7 @@ struct bulk_sum {
 	double paired_g, paired_g_min, paired_g_max;   /* best pcbench / best pcb_gen (0: no pcb_gen row) */
 	double paired_i, paired_i_min, paired_i_max;   /* pcbench copy/128 (installer inline) / pcb_thread (0: no row) */
 	double paired_m, paired_m_min, paired_m_max;   /* best pcbench / bare_mem (0: no row) */
+	double paired_w, paired_w_min, paired_w_max;   /* pcbench copy/128 / pcb_writev (0: no row) */
 	const struct bulk_row *best_row, *floor_row;
 };
 
@@ -244,6 +247,7 @@ struct floor_run {
 	double bpg[2][16];               /* per repetition: best pcbench / best pcb_gen */
 	double bpi[2][16];               /* per repetition: pcbench copy/128 / pcb_thread copy/128 */
 	double bpm[2][16];               /* per repetition: best pcbench / bare_mem */
+	double bpw[2][16];               /* per repetition: pcbench copy/128 / pcb_writev copy/128 */
 	struct zero_ratio zr[2][4];
 	unsigned nzr[2];
 	struct bulk_sum bs[2];

@@ -69,9 +69,13 @@ struct run {
 	bool img_file;
 	uint64_t img_build_ns;
 	struct pcb_source_image source_image;   /* the forked source's image: memory or generated, build time */
+	enum pcb_source_send source_send;       /* --source-send as given to the forked source (auto resolved) */
 	struct pcb_app_report app;
 	bool app_checked;
 };
+
+/* setup.c: how the forked source wrote its pages (splice or writev), and why */
+const char *run_source_send(const struct run *r, const char **why);
 
 /* What the vCPUs did, added up over all of them (zeros without a guest). */
 struct run_vcpu_sums {

@@ -313,6 +313,9 @@ static void json_transport(struct run *r, struct pcb_json *j)
 		pcb_json_u64(j, "source_image_build_ns", r->source_image.build_ns);
 		pcb_json_u64(j, "source_image_build_cpu_ns", r->source_image.cpu_ns);
 		pcb_json_str(j, "source_image_reason", r->source_image.reason ? r->source_image.reason : "");
+		const char *send_why, *send = run_source_send(r, &send_why);
+		pcb_json_str(j, "source_send", send);
+		pcb_json_str(j, "source_send_reason", send_why);
 	}
 	pcb_json_bool(j, "authenticated", r->net.key.len > 0 && !r->net.key.handshake_only);
 	pcb_json_bool(j, "per_run_secret", r->net.key.handshake_only);

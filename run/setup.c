@@ -23,6 +23,31 @@ static void guest_ended(void *arg, uint64_t t_end_ns)
 
 /* ---- source process ---------------------------------------------------------- */
 
+/* --source-send=auto: QEMU's source copies each page into its migration
+ * stream (migration/ram.c save_normal_page -> qemu_put_buffer_async, then
+ * writev), so the qemu baseline's source does too; every other policy's
+ * source splices (CRIU's page server, criu/page-xfer.c). */
+static enum pcb_source_send source_send_of(const struct pcb_config *cfg)
+{
+	if (cfg->source_send != PCB_SRC_SEND_AUTO)
+		return (enum pcb_source_send)cfg->source_send;
+	return strcmp(cfg->policy, "qemu") ? PCB_SRC_SEND_SPLICE : PCB_SRC_SEND_WRITEV;
+}
+
+const char *run_source_send(const struct run *r, const char **why)
+{
+	bool given = r->cfg->source_send != PCB_SRC_SEND_AUTO;
+	if (r->source_send == PCB_SRC_SEND_WRITEV)
+		*why = given ? "--source-send=writev" : "auto: --policy=qemu writes as QEMU's migration stream does";
+	else if (r->precopy_src)
+		*why = "--precopy: the guest may still write the source's memory, its pages are copied";
+	else if (!r->im.mem && r->source_image.mode != PCB_SRC_IMAGE_MEMORY)
+		*why = "the source generates each page as it sends it";
+	else
+		return *why = given ? "--source-send=splice" : "auto", "splice";
+	return "writev";
+}
+
 static int fork_source(struct run *r, char *why, size_t whylen)
 {
 	const struct pcb_config *cfg = r->cfg;
@@ -52,6 +77,7 @@ static int fork_source(struct run *r, char *why, size_t whylen)
 		.mem_fixed = !r->precopy_src && r->im.mem,
 		.push_local_files = true,   /* the destination is this run */
 		.image_mode = cfg->source_image, .image_report = &r->source_image,
+		.send = r->source_send = source_send_of(cfg),
 	};
 	pid_t pid = pcb_source_fork(&sc, lfd, r->pin.cpu[PCB_PIN_SOURCE]);
 	if (pid < 0 && errno == ECHILD) {   /* killed or crashed while it built its image */

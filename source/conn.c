@@ -6,6 +6,7 @@
 #include "common/util.h"
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <stdarg.h>
@@ -286,6 +287,27 @@ static void hs_refused(struct pcb_source_state *st, int rc, const char *why)
 		pcb_err("source: %llu handshakes refused so far; the last: %s", n, why);
 }
 
+/* --source-send=splice with a memory image that does not change: the
+ * connection's pipe, as large as the kernel lets us (1 MiB, a whole write;
+ * else the default 64 KiB, with more splices), its write end non-blocking
+ * (tx_splice drains it when full).  -1: no pipe. */
+static int send_pipe(struct sconn *sc)
+{
+	if (!pcb_source_send_splices(sc->st->cfg))
+		return 0;
+	if (pipe2(sc->pipe, O_CLOEXEC) < 0) {
+		pcb_err("source: --source-send=splice: pipe: %s", strerror(errno));
+		sc->pipe[0] = sc->pipe[1] = -1;
+		return -1;
+	}
+	fcntl(sc->pipe[1], F_SETPIPE_SZ, TXBUF);   /* a smaller pipe works too */
+	if (fcntl(sc->pipe[1], F_SETFL, O_NONBLOCK) < 0) {
+		pcb_err("source: --source-send=splice: pipe: %s", strerror(errno));
+		return -1;   /* the caller's cleanup closes the pipe */
+	}
+	return 0;
+}
+
 int pcb_src_serve_conn(struct pcb_source_state *st, int fd, int slot)
 {
 	struct sconn *sc = calloc(1, sizeof(*sc));
@@ -300,6 +322,7 @@ int pcb_src_serve_conn(struct pcb_source_state *st, int fd, int slot)
 	sc->st = st;
 	sc->slot = slot;
 	sc->channel = -1;
+	sc->pipe[0] = sc->pipe[1] = -1;
 	prctl(PR_SET_TIMERSLACK, 1UL);   /* the delay line sleeps to the µs: no 50 µs timer slack */
 	struct hello_hook hook = { st, slot };
 	if (slot >= 0) {
@@ -324,7 +347,7 @@ int pcb_src_serve_conn(struct pcb_source_state *st, int fd, int slot)
 	sc->q = calloc(MAX_ITEMS, sizeof(*sc->q));
 	sc->uq = sc->channel == PCB_CHAN_SHARED ? calloc(MAX_ITEMS, sizeof(*sc->uq)) : NULL;
 	sc->tx = malloc(TXBUF);
-	if (!sc->q || !sc->tx || (sc->channel == PCB_CHAN_SHARED && !sc->uq)) {
+	if (!sc->q || !sc->tx || (sc->channel == PCB_CHAN_SHARED && !sc->uq) || send_pipe(sc) < 0) {
 		rc = PCB_EXIT_OSERR;
 		goto out;
 	}
@@ -340,6 +363,10 @@ out:
 	free(sc->q);
 	free(sc->uq);
 	free(sc->tx);
+	if (sc->pipe[0] >= 0) {
+		close(sc->pipe[0]);
+		close(sc->pipe[1]);
+	}
 	pcb_src_slot_set(st, sc->slot, SLOT_FREE);
 	pcb_conn_free(&sc->c);
 	free(sc);

@@ -75,6 +75,16 @@ const char *pcb_source_image_name(enum pcb_source_image_mode m)
 	return m == PCB_SRC_IMAGE_MEMORY ? "memory" : m == PCB_SRC_IMAGE_GENERATE ? "generate" : "auto";
 }
 
+bool pcb_source_send_splices(const struct pcb_source_cfg *cfg)
+{
+	return cfg->send != PCB_SRC_SEND_WRITEV && cfg->mem && cfg->mem_fixed;
+}
+
+const char *pcb_source_send_name(enum pcb_source_send s)
+{
+	return s == PCB_SRC_SEND_WRITEV ? "writev" : s == PCB_SRC_SEND_SPLICE ? "splice" : "auto";
+}
+
 /* Fill mem with the seed's image of cfg (zero pages placed by its model). */
 static int image_build(const struct pcb_source_cfg *cfg, uint8_t *mem, uint64_t npages)
 {

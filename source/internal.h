@@ -66,6 +66,7 @@ struct pcb_source_state {
 	atomic_int finished_sessions;
 	int done_fd;                      /* eventfd: a session finished (wakes the accept loop; -1: none) */
 	atomic_ullong pages_sent, zero_sent, bad_frames, auth_failures, resumes;
+	atomic_ullong bytes_spliced;   /* --source-send=splice: bytes that left through a connection's pipe */
 	atomic_ullong hs_refused, hs_timeouts, evicted, refused_full, refused_busy;
 	atomic_ullong conns[PCB_CHAN_SHARED + 1];   /* connections past the handshake, per HELLO channel */
 	/* --policy-end=source: the engine of the current migration (set by the
@@ -92,6 +93,7 @@ struct item {
 #define MAX_ITEMS 1024        /* requests queued per connection; beyond it the socket is not read */
 #define TXBUF (1u << 20)     /* staging: headers, tags and pages that are copied or generated */
 #define TX_IOV 256            /* pieces of one write: staging slices and pages sent from the image */
+#define SPLICE_MIN (16u << 12) /* --source-send=splice: a write with fewer image bytes goes by writev */
 
 struct sconn {
 	struct pcb_source_state *st;
@@ -107,6 +109,9 @@ struct sconn {
 	size_t txlen;             /* bytes queued for the next write (staging and image pages) */
 	struct iovec iov[TX_IOV];
 	unsigned niov;
+	size_t tximg;             /* of txlen, image pages sent by reference */
+	int pipe[2];              /* --source-send=splice: image pages leave through this pipe; -1: writev */
+	size_t pipe_fill;         /* bytes in it */
 	bool bye;
 	bool rx_end;              /* shared connection: the destination said BYE or went away while we sent */
 	struct pcb_push *push;    /* this connection carries the pushed stream (PUSH received) */

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 #include <sys/ioctl.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/uio.h>
 #include <linux/sockios.h>
 
@@ -66,11 +68,63 @@ static void spin_delay(uint64_t ns)
 		__builtin_ia32_pause();
 }
 
-/* Write what is queued: one writev of staging slices and image pages. */
+/* Move what the pipe holds to the socket. */
+static int pipe_drain(struct sconn *sc)
+{
+	while (sc->pipe_fill) {
+		ssize_t r = splice(sc->pipe[0], NULL, sc->c.fd, NULL, sc->pipe_fill, SPLICE_F_MOVE);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		sc->pipe_fill -= (size_t)r;
+		sc->c.bytes_tx += (uint64_t)r;
+		atomic_fetch_add_explicit(&sc->st->bytes_spliced, (uint64_t)r, memory_order_relaxed);
+	}
+	return 0;
+}
+
+/* --source-send=splice: what is queued goes through the pipe, image pages by
+ * reference (vmsplice: the kernel neither reads nor copies them in the
+ * source; the receiver's copy reads them), staging bytes copied into it, then
+ * spliced to the socket as CRIU's page server does (criu/page-xfer.c).  The
+ * pipe's write end does not block: a full pipe (its slots: a header takes one
+ * of its own) is drained to the socket, then filled again. */
+static int tx_splice(struct sconn *sc)
+{
+	const uint8_t *m0 = sc->st->cfg->mem, *m1 = m0 + sc->st->cfg->mem_bytes;
+	for (unsigned i = 0; i < sc->niov; i++) {
+		const uint8_t *b = sc->iov[i].iov_base;
+		size_t n = sc->iov[i].iov_len;
+		bool img = b >= m0 && b < m1;
+		while (n) {
+			struct iovec v = { (void *)b, n };
+			ssize_t r = img ? vmsplice(sc->pipe[1], &v, 1, SPLICE_F_NONBLOCK) : write(sc->pipe[1], b, n);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0 && errno == EAGAIN && sc->pipe_fill) {
+				if (pipe_drain(sc) < 0)
+					return -1;
+				continue;
+			}
+			if (r <= 0)
+				return -1;
+			sc->pipe_fill += (size_t)r;
+			b += r;
+			n -= (size_t)r;
+		}
+	}
+	return pipe_drain(sc);
+}
+
+/* Write what is queued: one writev of staging slices and image pages, or
+ * through the pipe when it carries at least SPLICE_MIN bytes of the image. */
 static int tx_flush(struct sconn *sc)
 {
-	if (pcb_writev_full(sc->c.fd, sc->iov, sc->niov, &sc->c.bytes_tx) < 0)
+	if (sc->pipe[0] >= 0 && sc->tximg >= SPLICE_MIN ? tx_splice(sc) < 0
+	    : pcb_writev_full(sc->c.fd, sc->iov, sc->niov, &sc->c.bytes_tx) < 0)
 		return -1;
+	sc->tximg = 0;
 	sc->niov = 0;
 	sc->txoff = 0;
 	sc->txlen = 0;
@@ -126,6 +180,7 @@ static int tx_frame(struct sconn *sc, uint16_t type, uint64_t arg, const void *d
 	tx_piece(sc, hdr, PCB_HDR_SIZE);
 	if (img) {
 		payload = (uint8_t *)img;
+		sc->tximg += len;
 	} else {
 		if (pages)
 			for (uint32_t i = 0; i < len / PCB_PAGE_SIZE; i++)

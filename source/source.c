@@ -66,6 +66,11 @@ uint64_t pcb_source_bad_frames(const struct pcb_source_state *st)
 	return st->bad_frames + st->auth_failures;
 }
 
+uint64_t pcb_source_bytes_spliced(const struct pcb_source_state *st)
+{
+	return st->bytes_spliced;
+}
+
 void pcb_source_state_free(struct pcb_source_state *st)
 {
 	if (!st->cfg->mem)
@@ -264,14 +269,14 @@ static void print_summary(const struct pcb_source_state *st)
 	printf("pcbench source: %d migration%s completed; served %llu pages and %llu zero pages; rejected %llu frames, "
 	       "%llu failed authentications, %llu refused handshakes (%llu timed out), %llu unauthenticated "
 	       "connections ended to make room, %llu refused (busy); %llu connections resumed a migration; connections: demand %llu, "
-	       "background %llu, shared %llu\n",
+	       "background %llu, shared %llu; %.1f MiB written by splice\n",
 	       atomic_load(&st->finished_sessions), atomic_load(&st->finished_sessions) == 1 ? "" : "s",
 	       (unsigned long long)st->pages_sent, (unsigned long long)st->zero_sent,
 	       (unsigned long long)st->bad_frames, (unsigned long long)st->auth_failures,
 	       (unsigned long long)st->hs_refused, (unsigned long long)st->hs_timeouts,
 	       (unsigned long long)st->evicted, (unsigned long long)st->refused_busy,
 	       (unsigned long long)st->resumes, (unsigned long long)st->conns[PCB_CHAN_DEMAND],
-	       (unsigned long long)st->conns[PCB_CHAN_BACKGROUND], (unsigned long long)st->conns[PCB_CHAN_SHARED]);
+	       (unsigned long long)st->conns[PCB_CHAN_BACKGROUND], (unsigned long long)st->conns[PCB_CHAN_SHARED], (double)st->bytes_spliced / (1 << 20));
 	fflush(stdout);
 }
 

@@ -20,6 +20,12 @@ enum pcb_source_image_mode {
 	PCB_SRC_IMAGE_MEMORY,     /* built once in memory before serving; pages copied from it */
 	PCB_SRC_IMAGE_GENERATE,   /* each page generated from the seed as it is sent */
 };
+/* How the source writes pages it holds in memory (--source-send). */
+enum pcb_source_send {
+	PCB_SRC_SEND_AUTO,     /* splice where the memory is fixed (the source resolves it) */
+	PCB_SRC_SEND_WRITEV,   /* writev from the memory: the kernel copies each page (QEMU's ram.c) */
+	PCB_SRC_SEND_SPLICE,   /* vmsplice + splice: pages leave by reference (CRIU's page server) */
+};
 /* What was chosen, for the JSON. */
 struct pcb_source_image {
 	enum pcb_source_image_mode mode;   /* MEMORY or GENERATE */
@@ -67,6 +73,7 @@ struct pcb_source_cfg {
 	 * peer could make it load or read any file. */
 	bool push_local_files;
 	enum pcb_source_image_mode image_mode;   /* --source-image (the seed's image only; mem != NULL ignores it) */
+	enum pcb_source_send send;               /* --source-send: splice applies to a fixed memory image only */
 	struct pcb_source_image *image_report;   /* NULL, or filled by pcb_source_fork with the choice made */
 };
 
@@ -75,6 +82,10 @@ struct pcb_source_cfg {
 int pcb_source_image_prepare(struct pcb_source_cfg *cfg, struct pcb_source_image *si);
 void pcb_source_image_release(struct pcb_source_image *si);
 const char *pcb_source_image_name(enum pcb_source_image_mode m);
+/* The image's pages leave by splice: --source-send splice or auto, and a
+ * memory image that does not change (after pcb_source_image_prepare). */
+bool pcb_source_send_splices(const struct pcb_source_cfg *cfg);
+const char *pcb_source_send_name(enum pcb_source_send s);
 
 /* Serve on an already listening socket (the image prepared first).  Returns an exit code. */
 int pcb_source_serve(const struct pcb_source_cfg *cfg, int listen_fd);
@@ -95,5 +106,6 @@ struct pcb_source_state;
 struct pcb_source_state *pcb_source_state_new(const struct pcb_source_cfg *cfg);
 int pcb_source_serve_conn(struct pcb_source_state *st, int fd);
 uint64_t pcb_source_bad_frames(const struct pcb_source_state *st);
+uint64_t pcb_source_bytes_spliced(const struct pcb_source_state *st);
 void pcb_source_state_free(struct pcb_source_state *st);
 #endif

@@ -579,11 +579,11 @@ static void test_source_demand_together(void **st)
  * image's bytes, with and without a key (the tag covers the mapping's bytes,
  * checked by the receiving connection), and the test hook's corrupted page is
  * still served corrupted (its run is copied, then the byte flipped). */
-static void fixed_memory(const struct pcb_auth_key *k)
+static void fixed_memory(const struct pcb_auth_key *k, enum pcb_source_send send)
 {
 	enum { PAGES = 2048 };
 	struct pcb_source_cfg cfg = { .mem_bytes = PAGES * 4096ull, .seed = 42, .zero_fraction = 0.25,
-				      .handshake_timeout_ms = 2000, .image_mode = PCB_SRC_IMAGE_MEMORY, .key = k };
+				      .handshake_timeout_ms = 2000, .image_mode = PCB_SRC_IMAGE_MEMORY, .key = k, .send = send };
 	struct pcb_source_image si;
 	assert_int_equal(pcb_source_image_prepare(&cfg, &si), 0);
 	assert_true(cfg.mem_fixed);
@@ -628,6 +628,12 @@ static void fixed_memory(const struct pcb_auth_key *k)
 	assert_int_equal(pcb_conn_send(c, PCB_MSG_BYE, 0, NULL, 0), 0);
 	pthread_join(r.th, NULL);
 	assert_int_equal(r.rc, 0);
+	/* splice: the runs' writes (>= 16 image pages each, all but the corrupted page's) went through the pipe */
+	uint64_t spliced = pcb_source_bytes_spliced(r.st);
+	if (send == PCB_SRC_SEND_WRITEV)
+		assert_true(spliced == 0);
+	else
+		assert_true(spliced >= PAGES * 4096ull / 2 && spliced <= c->bytes_rx);
 	pcb_conn_free(c);
 	pcb_source_state_free(r.st);
 	pcb_source_image_release(&si);
@@ -637,9 +643,11 @@ static void test_source_fixed_memory(void **st)
 {
 	(void)st;
 	struct pcb_auth_key k;
-	fixed_memory(NULL);
+	fixed_memory(NULL, PCB_SRC_SEND_SPLICE);
+	fixed_memory(NULL, PCB_SRC_SEND_WRITEV);
 	key(&k, 1);
-	fixed_memory(&k);
+	fixed_memory(&k, PCB_SRC_SEND_AUTO);
+	fixed_memory(&k, PCB_SRC_SEND_WRITEV);
 }
 
 static void test_source_wants_hello(void **st)

@@ -91,7 +91,7 @@ def report(path, ncpu):
     bulk = r["bulk"]
     kinds = {(b["variant"], b["install"], b["install_batch"]) for b in bulk}
     for k in [("transport", "-", 0), ("bare_copy", "copy", 128), ("bare_pipe", "copy", 128), ("bare_mem", "copy", 128),
-              ("pcb_thread", "copy", 128)] + \
+              ("pcb_thread", "copy", 128), ("pcb_writev", "copy", 128)] + \
              [("install", m, 512 if m == "move" else 128) for m in ("copy", "move", "continue")] + \
              [("pcb_proc", m, 128) for m in ("copy", "continue")] + \
              [("pcbench", m, b) for m in ("copy", "move", "continue") for b in (1, 512 if m == "move" else 128)]:
@@ -99,7 +99,7 @@ def report(path, ncpu):
     for b in bulk:
         if b["gb_per_s"] <= 0: errs.append("bulk %s: no throughput" % b)
         if not (b["gb_per_s_min"] <= b["gb_per_s"] <= b["gb_per_s_max"]): errs.append("bulk %s: median outside min-max" % b)
-        if b["variant"] in ("pcbench", "pcb_proc", "pcb_thread"):
+        if b["variant"] in ("pcbench", "pcb_proc", "pcb_thread", "pcb_writev"):
             if not b["verified"] or b["pages"] != 2048: errs.append("bulk %s/%s: %s" % (b["install"], b["install_batch"], b))
             if b["install_batch"] == 1 and b["install_ioctls"] < b["pages"]: errs.append("unbatched with fewer ioctls than pages")
             if b["install_batch"] == 128 and b["install_ioctls"] * 8 > b["pages"]: errs.append("batched %s: %d ioctls for %d pages" % (b["install"], b["install_ioctls"], b["pages"]))
@@ -116,7 +116,7 @@ def report(path, ncpu):
         # installer inline (the pcbench rows) over an installer thread (pcb_thread), and best pcbench over a bare
         # receiver whose server reads memory the size of the pull (bare_mem): paired ratios (the floor check above:
         # bare_mem is not part of the floor)
-        for k in ("paired_inline_over_pcb_thread", "paired_best_over_bare_mem"):
+        for k in ("paired_inline_over_pcb_thread", "paired_best_over_bare_mem", "paired_copy128_over_pcb_writev"):
             if not (0 < sm[k + "_min"] <= sm[k + "_median"] <= sm[k + "_max"]): errs.append("%s: %s order" % (sm["placement"], k))
         if abs(sm["best_process_gb_per_s"] - g("pcb_proc")) > 1e-6 * max(sm["best_process_gb_per_s"], 1e-9): errs.append("%s: best process" % sm["placement"])
     # zero pages: a pcb_zero row per install path and placement, paired with the zero-free pull
@@ -127,6 +127,8 @@ def report(path, ncpu):
     # the source's image: held in memory for the pcbench rows (auto, a small image), generated for pcb_gen
     if len([b for b in bulk if b["variant"] == "pcb_gen"]) != 2 * len(dem): errs.append("pcb_gen rows")
     if d["config"]["source_image"] != "auto" or d["config"]["source_image_build_ns_max"] <= 0: errs.append("source image %s" % d["config"])
+    # the pcbench rows' source wrote its image by splice (--source-send=auto); pcb_writev is the writev pull
+    if d["config"]["source_send"] != "auto" or d["config"]["source_send_used"] != "splice": errs.append("source send %s" % d["config"])
     # the image of the pcb_zero rows: --zero-model's default, as for `pcbench run`
     if d["config"]["zero_model"] != "runs" or d["config"]["zero_run_max"] != 1024 or any(z["zero_model"] != "runs" for z in zr): errs.append("zero model %s" % d["config"])
     # KVM demand paging rows: both rates measured, the ratio is theirs

@@ -28,6 +28,9 @@ def same(mem, gen, auto):
     assert tg["source_image_build_cpu_ns"] == 0, tg
     assert tg["source_image"] == "generate" and tg["source_image_build_ns"] == 0, tg
     assert ta["source_image"] == "memory" and ta["source_image_reason"].startswith("auto"), ta
+    # --source-send=auto: an image in memory leaves by splice, a generated one by writev
+    assert tm["source_send"] == "splice" and tm["source_send_reason"] == "auto", tm
+    assert tg["source_send"] == "writev" and "generates" in tg["source_send_reason"], tg
     assert dm["config"]["source-image"] == "memory" and dg["config"]["source-image"] == "generate"
     pm, pg = dm["results"]["pages"], dg["results"]["pages"]
     assert pm["total"] == pg["total"] == 16384 and pm["image_zero_pages"] == pg["image_zero_pages"] > 0, (pm, pg)
@@ -42,3 +45,10 @@ def corrupt(path):
     d = _load(path)
     v = d["results"]["verify"]
     assert d["exit_code"] != 0 and v["pages_corrupt"] == 1 and v["first_bad_pages"] == [100], v
+
+
+def send(path, want, reason):
+    """verified(); results.transport.source_send is WANT and its reason contains REASON."""
+    t = verified(path)["results"]["transport"]
+    assert t["source_send"] == want and reason in t["source_send_reason"], (path, t)
+    print("%s: %s (%s)" % (path.rsplit("/", 1)[-1], t["source_send"], t["source_send_reason"]))
