@@ -146,8 +146,9 @@ const struct pcb_option pcb_options[] = {
 	  "one staging slot that stays in its CPU's cache: receive then install in one loop, as QEMU's postcopy listen "
 	  "thread and CRIU's lazy-pages daemon do) or thread (an installer thread, 4 staging slots: receiving the next "
 	  "job overlaps installing this one, at the cost of a hand-off and a wake-up per job; --pin=install=C places it); "
-	  "auto = inline where receive and install share one CPU anyway (--pin puts background and install on the same "
-	  "CPU, or one CPU online), else thread; always thread on one shared connection (--channels=1: the background "
+	  "auto = inline where an installer thread would have no CPU of its own (--pin puts background and install on "
+	  "the same CPU; one CPU online; two CPUs online and --pin places the background thread but not the installer), "
+	  "else thread; always thread on one shared connection (--channels=1: the background "
 	  "thread also receives the demand replies, which would wait behind each install); results.pager.install.installer",
 	  ch_installer, MIG, "pager" },
 	{ "zero-inline", PCB_OPT_UINT, OFF(zero_inline), 0, "16", 0, PCB_MAX_RUN_PAGES,
@@ -229,7 +230,7 @@ const struct pcb_option pcb_options[] = {
 	  "link rates for the emulated-link pull, comma-separated, e.g. 1gbit,2.5gbit,500mbit (10kbit..400gbit; up to 8)", NULL, FLOOR, "floor" },
 	{ "link-rtt", PCB_OPT_DURATION, OFF(floor.link_rtt_ns), 0, "200us", 0, 1e9, "round-trip time of the emulated link (up to 1s; calibrated end to end)", NULL, FLOOR, "floor" },
 	{ "bulk-variants", PCB_OPT_STR, OFF(floor.bulk_variants), SZ(floor.bulk_variants), "all", 1, 0,
-	  "bulk rows measured: all, or VARIANT[:INSTALL] comma-separated (transport, source_gen, install, bare_copy, bare_mem, bare_pipe, "
+	  "bulk rows measured: all, or VARIANT[:INSTALL] comma-separated (transport, source_gen, install, bare_copy, bare_mem, bare_splice, bare_pipe, "
 	  "pcbench, pcb_proc, pcb_zero, pcb_mac, pcb_gen, pcb_thread, pcb_writev; e.g. install:copy = the copy path's installs alone, as bench/scale.sh measures "
 	  "the floor of each size); with a subset the bulk targets are not judged", NULL, FLOOR, "floor" },
 	{ "no-bulk", PCB_OPT_FLAG, OFF(floor.no_bulk), 0, "", 0, 0, "skip the loopback bulk section", NULL, FLOOR, "floor" },

@@ -24,23 +24,32 @@ static void serve_bulk(int fd)
 	free(buf);
 }
 
+/* Memory the size of the pull (read from fd), every byte written, in 4 KiB
+ * pages as pcbench's source image; NULL: none. */
+static uint8_t *mem_build(int fd, uint64_t *bytes)
+{
+	if (pcb_read_full(fd, bytes, 8) < 0)
+		return NULL;
+	uint8_t *mem = mmap(NULL, *bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return NULL;
+	madvise(mem, *bytes, MADV_NOHUGEPAGE);
+	for (size_t i = 0; i < *bytes; i += 8)
+		*(uint64_t *)(mem + i) = pcb_mix64(i);
+	return mem;
+}
+
 /* Serve from memory the size of the pull, as a source reads guest memory:
- * every byte written (touched) before it says ready (one byte), then sent
- * once, 1 MiB per write straight from that memory (one copy, into the
- * socket).  Unlike serve_bulk's buffer, which stays in the CPU's cache, each
- * page is read from DRAM through its own TLB entry. */
+ * built before it says ready (one byte), then sent once, 1 MiB per write
+ * straight from that memory (one copy, into the socket).  Unlike
+ * serve_bulk's buffer, which stays in the CPU's cache, each page is read from
+ * DRAM through its own TLB entry. */
 static void serve_bulk_mem(int fd)
 {
 	uint64_t bytes;
-	if (pcb_read_full(fd, &bytes, 8) < 0)
+	uint8_t *mem = mem_build(fd, &bytes), ready = 1;
+	if (!mem)
 		return;
-	uint8_t *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED)
-		return;
-	madvise(mem, bytes, MADV_NOHUGEPAGE);   /* 4 KiB pages, as pcbench's source image */
-	for (size_t i = 0; i < bytes; i += 8)
-		*(uint64_t *)(mem + i) = pcb_mix64(i);
-	uint8_t ready = 1;
 	for (size_t off = 0; off < bytes && (off || pcb_write_full(fd, &ready, 1) == 0);) {
 		size_t n = bytes - off < (1u << 20) ? bytes - off : (1u << 20);
 		if (pcb_write_full(fd, mem + off, n) < 0)
@@ -50,10 +59,51 @@ static void serve_bulk_mem(int fd)
 	munmap(mem, bytes);
 }
 
+/* serve_bulk_mem sending as pcbench's source does by default
+ * (--source-send=splice): each 1 MiB vmspliced into a pipe (by reference, no
+ * copy in the server) and spliced to the socket. */
+static void serve_bulk_mem_splice(int fd)
+{
+	uint64_t bytes;
+	uint8_t *mem = mem_build(fd, &bytes), ready = 1;
+	int p[2];
+	if (!mem || pipe2(p, O_CLOEXEC) < 0)
+		goto out;
+	fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+	fcntl(p[1], F_SETFL, O_NONBLOCK);   /* a full pipe is drained, then filled again */
+	if (pcb_write_full(fd, &ready, 1) < 0)
+		goto close;
+	for (size_t off = 0, fill = 0; off < bytes || fill;) {
+		if (off < bytes) {
+			struct iovec v = { mem + off, bytes - off < (1u << 20) ? bytes - off : (1u << 20) };
+			ssize_t r = vmsplice(p[1], &v, 1, SPLICE_F_NONBLOCK);
+			if (r > 0) {
+				off += (size_t)r;
+				fill += (size_t)r;
+				continue;
+			}
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r == 0 || errno != EAGAIN || !fill)
+				break;
+		}
+		ssize_t w = splice(p[0], NULL, fd, NULL, fill, SPLICE_F_MOVE);
+		if (w <= 0 && !(w < 0 && errno == EINTR))
+			break;
+		fill -= w > 0 ? (size_t)w : 0;
+	}
+close:
+	close(p[0]);
+	close(p[1]);
+out:
+	if (mem)
+		munmap(mem, bytes);
+}
+
 /* ---- bulk: transport alone, and bare batched COPY -------------------------------- */
 
 /* A bulk page server on send_cpu and a connection to it: the socket, or -exitcode. */
-static int bulk_connect(int send_cpu, bool from_mem, pid_t *srv, char *why, size_t whylen)
+static int bulk_connect(int send_cpu, enum floor_bulk_src from, pid_t *srv, char *why, size_t whylen)
 {
 	uint16_t port;
 	int lfd = pcb_listen_tcp("127.0.0.1", 0, &port);
@@ -61,7 +111,8 @@ static int bulk_connect(int send_cpu, bool from_mem, pid_t *srv, char *why, size
 		snprintf(why, whylen, "listen: %s", strerror(errno));
 		return -PCB_EXIT_OSERR;
 	}
-	*srv = floor_fork_server(-1, send_cpu, lfd, from_mem ? serve_bulk_mem : serve_bulk);
+	*srv = floor_fork_server(-1, send_cpu, lfd, from == FLOOR_SRC_MEM ? serve_bulk_mem
+					      : from == FLOOR_SRC_MEM_SPLICE ? serve_bulk_mem_splice : serve_bulk);
 	close(lfd);
 	int s = pcb_connect_tcp("127.0.0.1", port, 5000);
 	if (s < 0) {
@@ -72,11 +123,12 @@ static int bulk_connect(int send_cpu, bool from_mem, pid_t *srv, char *why, size
 	return s;
 }
 
-int floor_run_bulk_bare(bool install, bool from_mem, int recv_cpu, int send_cpu, uint64_t bytes, double *gbps, char *why,
-			size_t whylen)
+int floor_run_bulk_bare(bool install, enum floor_bulk_src from, int recv_cpu, int send_cpu, uint64_t bytes, double *gbps,
+			char *why, size_t whylen)
 {
 	pid_t srv;
-	int s = bulk_connect(send_cpu, from_mem, &srv, why, whylen);
+	bool from_mem = from != FLOOR_SRC_BUFFER;
+	int s = bulk_connect(send_cpu, from, &srv, why, whylen);
 	if (s < 0)
 		return -s;
 	pcb_pin_self(recv_cpu);

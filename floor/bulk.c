@@ -44,6 +44,7 @@ static const struct bulk_var bulk_vars[] = {
 	{ B_INSTALL, "install", "continue", PCB_MAX_RUN_PAGES },
 	{ B_BARE, "bare_copy", "copy", PCB_MAX_RUN_PAGES },
 	{ B_BARE_MEM, "bare_mem", "copy", PCB_MAX_RUN_PAGES },
+	{ B_BARE_SPLICE, "bare_splice", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PIPE, "bare_pipe", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PCB, "pcbench", "copy", 1 }, { B_PCB, "pcbench", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PCB, "pcbench", "move", 1 }, { B_PCB, "pcbench", "move", PCB_CHUNK_PAGES },
@@ -86,7 +87,7 @@ int floor_bulk_select(struct floor_cfg *fc, const char *list)
 			}
 		if (!any || len >= sizeof(tok)) {
 			pcb_err("floor: invalid value for --bulk-variants: '%.*s' in '%s' (want all, or VARIANT[:INSTALL] with VARIANT "
-				"transport, source_gen, install, bare_copy, bare_mem, bare_pipe, pcbench, pcb_proc, pcb_zero, pcb_mac, pcb_gen or pcb_thread and "
+				"transport, source_gen, install, bare_copy, bare_mem, bare_splice, bare_pipe, pcbench, pcb_proc, pcb_zero, pcb_mac, pcb_gen, pcb_thread or pcb_writev and "
 				"INSTALL copy, move or continue)", (int)(len < 64 ? len : 64), s, list);
 			return -1;
 		}
@@ -106,9 +107,10 @@ static int bulk_bare_row(struct floor_run *F, unsigned p, unsigned k, unsigned r
 	uint64_t npages = fc->bulk_bytes >> PCB_PAGE_SHIFT;
 	int rcpu = 0, scpu = p ? 1 : 0, rc;
 	double *gb = &F->g[p][k][rep];
-	if (bv->kind == B_TRANSPORT || bv->kind == B_BARE || bv->kind == B_BARE_MEM)
-		rc = floor_run_bulk_bare(bv->kind != B_TRANSPORT, bv->kind == B_BARE_MEM, rcpu, scpu, fc->bulk_bytes, gb, why,
-					 whylen);
+	if (bv->kind == B_TRANSPORT || bv->kind == B_BARE || bv->kind == B_BARE_MEM || bv->kind == B_BARE_SPLICE)
+		rc = floor_run_bulk_bare(bv->kind != B_TRANSPORT, bv->kind == B_BARE_MEM ? FLOOR_SRC_MEM
+					 : bv->kind == B_BARE_SPLICE ? FLOOR_SRC_MEM_SPLICE : FLOOR_SRC_BUFFER,
+					 rcpu, scpu, fc->bulk_bytes, gb, why, whylen);
 	else if (bv->kind == B_SRCGEN)   /* on the source's CPU */
 		rc = floor_run_source_gen(scpu, fc->seed, npages, gb, why, whylen);
 	else if (bv->kind == B_PIPE)   /* installer: with everything (same), unpinned (cross) */
@@ -119,7 +121,7 @@ static int bulk_bare_row(struct floor_run *F, unsigned p, unsigned k, unsigned r
 		pcb_err("floor: bulk %s %s: %s", bv->name, row->install, why);
 		return rc;
 	}
-	if (bv->kind != B_TRANSPORT && bv->kind != B_SRCGEN) {   /* bare_copy, bare_mem, bare_pipe, install */
+	if (bv->kind != B_TRANSPORT && bv->kind != B_SRCGEN) {   /* bare_copy, bare_mem, bare_splice, bare_pipe, install */
 		row->ioctls = npages / PCB_MAX_RUN_PAGES;
 		row->pages = npages;
 	}
@@ -174,7 +176,7 @@ static void bulk_summarise(struct floor_run *F)
 	unsigned reps = F->fc.bulk_reps;
 	for (unsigned p = 0; p < F->nplace; p++)
 		for (unsigned rep = 0; rep < reps; rep++) {
-			double t = 0, fl = 0, best = 0, gen = 0, inl = 0, thr = 0, mem = 0, wv = 0;
+			double t = 0, fl = 0, best = 0, gen = 0, inl = 0, thr = 0, mem = 0, wv = 0, spl = 0;
 			for (unsigned k = 0; k < NBULK_VARS; k++) {
 				double x = F->g[p][k][rep];
 				if (bulk_vars[k].kind == B_TRANSPORT)
@@ -193,7 +195,10 @@ static void bulk_summarise(struct floor_run *F)
 					mem = x;
 				if (bulk_vars[k].kind == B_PCB_WRITEV)
 					wv = x;
+				if (bulk_vars[k].kind == B_BARE_SPLICE)
+					spl = x;
 			}
+			F->bps[p][rep] = spl > 0 ? best / spl : 0;
 			F->bpw[p][rep] = wv > 0 ? inl / wv : 0;
 			F->bpg[p][rep] = gen > 0 ? best / gen : 0;
 			F->bpi[p][rep] = thr > 0 ? inl / thr : 0;
@@ -270,6 +275,7 @@ static void bulk_sum_of(struct floor_run *F, unsigned p)
 	m->paired_i = floor_median(F->bpi[p], F->fc.bulk_reps, &m->paired_i_min, &m->paired_i_max);
 	m->paired_m = floor_median(F->bpm[p], F->fc.bulk_reps, &m->paired_m_min, &m->paired_m_max);
 	m->paired_w = floor_median(F->bpw[p], F->fc.bulk_reps, &m->paired_w_min, &m->paired_w_max);
+	m->paired_s = floor_median(F->bps[p], F->fc.bulk_reps, &m->paired_s_min, &m->paired_s_max);
 }
 
 static void print_bulk_table(struct floor_run *F)
@@ -279,7 +285,8 @@ static void print_bulk_table(struct floor_run *F)
 	       "and sender on CPU 0, cross = receiver CPU 0, sender CPU 1, installer thread unpinned)\n"
 	       "  transport = TCP alone; install = that path's installs alone, no network (ceiling of any receiver);\n"
 	       "  bare_copy = receive then batched UFFDIO_COPY in one thread; bare_pipe = receive and install in two threads;\n"
-	       "  bare_mem = bare_copy with its server sending from memory the size of the pull (not part of the floor);\n"
+	       "  bare_mem = bare_copy with its server sending from memory the size of the pull (not part of the floor),\n"
+	       "  bare_splice = the same by vmsplice + splice (as pcbench's source with --source-send=splice);\n"
 	       "  pcb_thread = pcbench copy/128 with --installer=thread (not a candidate for the best pull; the pcbench rows\n"
 	       "  use --installer=auto: inline on the same CPU, the thread cross); pcb_writev = pcbench copy/128 with\n"
 	       "  --source-send=writev (the pcbench rows: --source-send=%s; not a candidate for the best pull);\n"
@@ -287,7 +294,7 @@ static void print_bulk_table(struct floor_run *F)
 	       "  from the seed, alone (on the sender's CPU); pcb_proc = pcbench --pager=process\n",
 	       pcb_fmt_size(F->fc.bulk_bytes, sz, sizeof(sz)), F->fc.bulk_reps,
 	       pcb_source_send_name((enum pcb_source_send)F->fc.source_send));
-	printf("  %-6s %-10s %-9s %5s %7s %15s %8s %8s %8s %8s\n", "place", "variant", "install", "batch", "GB/s", "[min-max]",
+	printf("  %-6s %-11s %-9s %5s %7s %15s %8s %8s %8s %8s\n", "place", "variant", "install", "batch", "GB/s", "[min-max]",
 	       "ioctls", "iMpg/s", "/transp", "/floor");
 	for (unsigned p = 0; p < F->nplace; p++) {
 		const struct bulk_sum *m = &F->bs[p];
@@ -297,7 +304,7 @@ static void print_bulk_table(struct floor_run *F)
 				continue;
 			char mm[32];
 			snprintf(mm, sizeof(mm), "[%.3f-%.3f]", b->gmin, b->gmax);
-			printf("  %-6s %-10s %-9s %5u %7.3f %15s %8llu %8.2f %8.3f %8.3f\n", b->placement, b->name, b->install,
+			printf("  %-6s %-11s %-9s %5u %7.3f %15s %8llu %8.2f %8.3f %8.3f\n", b->placement, b->name, b->install,
 			       b->batch, b->gbps, mm, (unsigned long long)b->ioctls, b->install_mpps,
 			       m->transport > 0 ? b->gbps / m->transport : 0, m->floor > 0 ? b->gbps / m->floor : 0);
 		}
@@ -342,11 +349,15 @@ void floor_print_bulk(struct floor_run *F)
 		       m->paired_g_max);
 		printf("  %-6s paired by repetition: pcbench copy/128 (--installer=auto: %s) / pcb_thread (the same pull with an "
 		       "installer thread, --installer=thread) %.3f [%.3f-%.3f]\n", pn,
-		       p == 0 ? "inline, background and install on one CPU" : "the thread too: the same configuration, the run's noise",
+		       p == 0 ? "inline, background and install on one CPU"
+		       : sysconf(_SC_NPROCESSORS_ONLN) == 2 ? "inline, the installer thread's only other CPU is the source's"
+		       : "the thread too: the same configuration, the run's noise",
 		       m->paired_i, m->paired_i_min, m->paired_i_max);
 		printf("  %-6s paired by repetition: best pcbench / bare_mem (bare_copy with its server sending from memory the "
 		       "size of the pull, as a source reads guest memory) %.3f [%.3f-%.3f]\n", pn, m->paired_m, m->paired_m_min,
 		       m->paired_m_max);
+		printf("  %-6s paired by repetition: best pcbench / bare_splice (bare_mem's server sending by vmsplice + splice) "
+		       "%.3f [%.3f-%.3f]\n", pn, m->paired_s, m->paired_s_min, m->paired_s_max);
 		printf("  %-6s paired by repetition: pcbench copy/128 (--source-send=%s) / pcb_writev (the same pull, the source "
 		       "writing by writev) %.3f [%.3f-%.3f]\n", pn, pcb_source_send_name((enum pcb_source_send)F->fc.source_send),
 		       m->paired_w, m->paired_w_min, m->paired_w_max);
@@ -411,6 +422,7 @@ static void json_bulk_summary(const struct floor_run *F, struct pcb_json *j)
 		floor_json_spread(j, "paired_inline_over_pcb_thread", "median", m->paired_i, m->paired_i_min, m->paired_i_max);
 		floor_json_spread(j, "paired_best_over_bare_mem", "median", m->paired_m, m->paired_m_min, m->paired_m_max);
 		floor_json_spread(j, "paired_copy128_over_pcb_writev", "median", m->paired_w, m->paired_w_min, m->paired_w_max);
+		floor_json_spread(j, "paired_best_over_bare_splice", "median", m->paired_s, m->paired_s_min, m->paired_s_max);
 		pcb_json_obj_end(j);
 	}
 	pcb_json_arr_end(j);

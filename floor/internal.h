@@ -125,8 +125,12 @@ int floor_run_pcbench(const struct floor_cfg *fc, const char *policy, const char
 /* ---- barebulk.c: the bulk floor without pcbench (GB/s = 1e9 bytes/s) ---- */
 
 /* The transport alone (install false) or received and installed with UFFDIO_COPY in one thread. */
-int floor_run_bulk_bare(bool install, bool from_mem, int recv_cpu, int send_cpu, uint64_t bytes, double *gbps, char *why,
-			size_t whylen);
+/* the bare server's pages: one cache-hot 1 MiB buffer (the floor), memory
+ * the size of the pull written by write (bare_mem) or by vmsplice + splice
+ * (bare_splice) */
+enum floor_bulk_src { FLOOR_SRC_BUFFER, FLOOR_SRC_MEM, FLOOR_SRC_MEM_SPLICE };
+int floor_run_bulk_bare(bool install, enum floor_bulk_src from, int recv_cpu, int send_cpu, uint64_t bytes, double *gbps,
+			char *why, size_t whylen);
 /* One install path's installs alone, no network. */
 int floor_run_install_only(const char *install, int cpu, uint64_t npages, double *gbps, char *why, size_t whylen);
 /* pcbench's source's page generation alone. */
@@ -178,9 +182,10 @@ void floor_link_json(struct pcb_json *j, const struct floor_cfg *fc, const struc
 /* B_PCB_THREAD: the same pull with --installer=thread (an installer thread), paired with B_PCB (inline) */
 /* B_BARE_MEM: bare_copy with the server sending from memory the size of the pull (each page read from DRAM, as a
  * source reads guest memory), not a cache-hot 1 MiB buffer; not part of the floor: what a source's reads cost */
+/* B_BARE_SPLICE: bare_mem with its server sending by vmsplice + splice, as pcbench's source (--source-send=splice) */
 /* B_PCB_WRITEV: the same pull with --source-send=writev (the kernel copies each page at the source), paired with B_PCB */
 enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC, B_PCB_GEN, B_PCB_THREAD,
-       B_BARE_MEM, B_PCB_WRITEV };
+       B_BARE_MEM, B_PCB_WRITEV, B_BARE_SPLICE };
 struct bulk_var {
 	int kind;
 	const char *name;
@@ -200,7 +205,7 @@ struct bulk_row {
 	double gmin, gmax;          /* over the repetitions */
 };
 
-#define MAX_BULK 50
+#define MAX_BULK 52
 #define FLOOR_ZERO_FRACTION 0.25   /* pcb_zero rows: pcbench's default image (--zero-pages) */
 
 /* Zero pages: each pcb_zero row (the default image, FLOOR_ZERO_FRACTION zero
@@ -223,6 +228,7 @@ struct bulk_sum {
 	double paired_i, paired_i_min, paired_i_max;   /* pcbench copy/128 (installer inline) / pcb_thread (0: no row) */
 	double paired_m, paired_m_min, paired_m_max;   /* best pcbench / bare_mem (0: no row) */
 	double paired_w, paired_w_min, paired_w_max;   /* pcbench copy/128 / pcb_writev (0: no row) */
+	double paired_s, paired_s_min, paired_s_max;   /* best pcbench / bare_splice (0: no row) */
 	const struct bulk_row *best_row, *floor_row;
 };
 
@@ -248,6 +254,7 @@ struct floor_run {
 	double bpi[2][16];               /* per repetition: pcbench copy/128 / pcb_thread copy/128 */
 	double bpm[2][16];               /* per repetition: best pcbench / bare_mem */
 	double bpw[2][16];               /* per repetition: pcbench copy/128 / pcb_writev copy/128 */
+	double bps[2][16];               /* per repetition: best pcbench / bare_splice */
 	struct zero_ratio zr[2][4];
 	unsigned nzr[2];
 	struct bulk_sum bs[2];

@@ -433,15 +433,19 @@ int pcb_pager_start(struct pcb_pager *p)
 	return p->cfg.process ? pager_process_spawn(p) : start_threads(p);
 }
 
-/* --installer=auto: inline where receive and install would share one CPU anyway
- * (the background and installer threads pinned to the same CPU, or one CPU
- * online), on two connections; else the installer thread */
+/* --installer=auto: inline where an installer thread would have no CPU of
+ * its own (the background and installer threads pinned to the same CPU; one
+ * CPU online; the background thread pinned, the installer not, and two CPUs
+ * online: the other one is the source's or the guest's), on two connections;
+ * else the installer thread (docs/results/2026-12-05-source-splice.md) */
 static bool installer_inline(const struct pcb_pager *p)
 {
 	if (p->cfg.installer)
 		return p->cfg.installer == 1;
-	bool one_cpu = (p->cfg.pin_bg && p->cfg.pin_bg == p->cfg.pin_install) || sysconf(_SC_NPROCESSORS_ONLN) == 1;
-	return !p->shared && one_cpu;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	bool no_cpu_of_its_own = (p->cfg.pin_bg && p->cfg.pin_bg == p->cfg.pin_install) || ncpu == 1 ||
+				 (p->cfg.pin_bg && !p->cfg.pin_install && ncpu == 2);
+	return !p->shared && no_cpu_of_its_own;
 }
 
 static int start_threads(struct pcb_pager *p)

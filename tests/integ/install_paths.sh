@@ -53,6 +53,11 @@ run copy-same copy 128 --workload=random --vcpus=2 --policy=sequential --batch=2
 $CHECK install.installer "$T/copy-same.json" inline || fail "copy-same: installer"
 run copy-shared copy 128 --workload=random --vcpus=2 --policy=sequential --batch=256 --channels=1 --pin=same
 $CHECK install.installer "$T/copy-shared.json" thread || fail "copy-shared: installer"
+# the background thread pinned, the installer not: inline on a 2-CPU machine (the other CPU is the
+# source's or the guest's), the thread where more CPUs are online
+want=thread; [ "$(nproc)" = 2 ] && want=inline
+run copy-bgpin copy 128 --workload=random --vcpus=2 --policy=sequential --batch=256 --pin=background=0
+$CHECK install.installer "$T/copy-bgpin.json" $want || fail "copy-bgpin: installer"
 
 # move, default batch (0 = 512): a scan nobody races assembles whole 2 MiB chunks (zero
 # pages included) and moves each with one ioctl; where THP is not disabled the kernel moves

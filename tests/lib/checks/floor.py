@@ -90,7 +90,7 @@ def report(path, ncpu):
             elif abs(q["median"] - (pr[0] + pr[1]) / 2) > 1e-6 * q["median"] or abs(q["min"] - pr[0]) > 1e-6 * pr[0] or abs(q["max"] - pr[1]) > 1e-6 * pr[1]: errs.append("%s/%s: median/min/max %s" % (x["placement"], k, q))
     bulk = r["bulk"]
     kinds = {(b["variant"], b["install"], b["install_batch"]) for b in bulk}
-    for k in [("transport", "-", 0), ("bare_copy", "copy", 128), ("bare_pipe", "copy", 128), ("bare_mem", "copy", 128),
+    for k in [("transport", "-", 0), ("bare_copy", "copy", 128), ("bare_pipe", "copy", 128), ("bare_mem", "copy", 128), ("bare_splice", "copy", 128),
               ("pcb_thread", "copy", 128), ("pcb_writev", "copy", 128)] + \
              [("install", m, 512 if m == "move" else 128) for m in ("copy", "move", "continue")] + \
              [("pcb_proc", m, 128) for m in ("copy", "continue")] + \
@@ -116,7 +116,8 @@ def report(path, ncpu):
         # installer inline (the pcbench rows) over an installer thread (pcb_thread), and best pcbench over a bare
         # receiver whose server reads memory the size of the pull (bare_mem): paired ratios (the floor check above:
         # bare_mem is not part of the floor)
-        for k in ("paired_inline_over_pcb_thread", "paired_best_over_bare_mem", "paired_copy128_over_pcb_writev"):
+        for k in ("paired_inline_over_pcb_thread", "paired_best_over_bare_mem", "paired_copy128_over_pcb_writev",
+                  "paired_best_over_bare_splice"):
             if not (0 < sm[k + "_min"] <= sm[k + "_median"] <= sm[k + "_max"]): errs.append("%s: %s order" % (sm["placement"], k))
         if abs(sm["best_process_gb_per_s"] - g("pcb_proc")) > 1e-6 * max(sm["best_process_gb_per_s"], 1e-9): errs.append("%s: best process" % sm["placement"])
     # zero pages: a pcb_zero row per install path and placement, paired with the zero-free pull
