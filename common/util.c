@@ -233,6 +233,14 @@ int pcb_write_full(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+void pcb_read_each_page(const uint8_t *p, uint64_t len)
+{
+	volatile uint64_t acc = 0;
+	for (uint64_t off = 0; off < len; off += 4096)
+		acc += *(const volatile uint64_t *)(p + off);
+	(void)acc;
+}
+
 int pcb_writev_full(int fd, struct iovec *v, unsigned n, uint64_t *written)
 {
 	while (n) {

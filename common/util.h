@@ -73,6 +73,9 @@ int pcb_read_full(int fd, void *buf, size_t n);
  * newlines from the network reach a log). */
 void pcb_sanitize(char *dst, size_t dstlen, const void *src, size_t n);
 int pcb_write_full(int fd, const void *buf, size_t n);
+/* Read one word of every 4 KiB page of [p, p + len): a process makes memory it
+ * inherited its own before it serves it (docs/results/2026-12-05-source-own-image.md). */
+void pcb_read_each_page(const uint8_t *p, uint64_t len);
 struct iovec;
 /* writev all of iov[0..n) (partial writes and EINTR continued; iov is
  * advanced in place).  *written (may be NULL) grows by each write's bytes,

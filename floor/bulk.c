@@ -142,6 +142,7 @@ static int bulk_pcbench_row(struct floor_run *F, unsigned p, unsigned k, unsigne
 	struct floor_cfg fc_mac = F->fc, fc_gen = F->fc, fc_thr = F->fc, fc_wv = F->fc;
 	fc_mac.key = &mac_key;
 	fc_gen.source_image = PCB_SRC_IMAGE_GENERATE;
+	fc_gen.source_forced = fc_wv.source_forced = true;
 	fc_thr.install_thread = true;
 	fc_wv.source_send = PCB_SRC_SEND_WRITEV;
 	const struct floor_cfg *fc = bv->kind == B_PCB_MAC ? &fc_mac : bv->kind == B_PCB_GEN ? &fc_gen

@@ -185,8 +185,7 @@ static void json_config(const struct floor_run *F, struct pcb_json *j)
 	pcb_json_u64(j, "zero_run_max", fc->zero_run_max);
 	pcb_json_str(j, "source_image", pcb_source_image_name((enum pcb_source_image_mode)fc->source_image));
 	pcb_json_str(j, "source_send", pcb_source_send_name((enum pcb_source_send)fc->source_send));
-	pcb_json_str(j, "source_send_used", !floor_src_image.reason ? ""
-			     : floor_src_image.mode == PCB_SRC_IMAGE_MEMORY && fc->source_send != PCB_SRC_SEND_WRITEV ? "splice" : "writev");
+	pcb_json_str(j, "source_send_used", !floor_src_image.reason ? "" : floor_src_image.splices ? "splice" : "writev");
 	pcb_json_str(j, "source_image_used", floor_src_image.reason ? pcb_source_image_name(floor_src_image.mode) : "");
 	pcb_json_u64(j, "source_image_build_ns_max", floor_src_image.build_ns);
 	pcb_json_bool(j, "demand", !fc->no_demand);

@@ -167,8 +167,8 @@ int floor_start_migration(const struct floor_cfg *fc, struct pcb_pager_cfg *pc, 
 				     .send = (enum pcb_source_send)fc->source_send };
 	uint16_t port;
 	*src = fork_source(&sc, source_cpu, &port, why, whylen);
-	/* the rows that force generate (pcb_gen) do not speak for the option's choice */
-	if (*src >= 0 && (fc->source_image != PCB_SRC_IMAGE_GENERATE || !floor_src_image.reason)) {
+	/* the rows that force the source's mode (pcb_gen, pcb_writev) do not speak for the options' choice */
+	if (*src >= 0 && (!fc->source_forced || !floor_src_image.reason)) {
 		uint64_t longest = floor_src_image.build_ns > si.build_ns ? floor_src_image.build_ns : si.build_ns;
 		floor_src_image = si;
 		floor_src_image.build_ns = longest;

@@ -48,6 +48,7 @@ struct floor_cfg {
 	unsigned bulk_reps;
 	int source_image;        /* --source-image of pcbench's source (enum pcb_source_image_mode) */
 	int source_send;         /* --source-send of pcbench's source (enum pcb_source_send) */
+	bool source_forced;      /* a row that forces the source's mode (pcb_gen, pcb_writev): not the options' choice */
 	char json[4096];
 	bool no_bulk, no_demand;
 	/* --bulk-variants: the bulk rows measured (bulk_vars order); all_bulk when every one is */

@@ -74,10 +74,7 @@ static struct {
  * (docs/results/2026-12-05-source-own-image.md). */
 static void serve_image(int fd)
 {
-	volatile uint64_t acc = 0;
-	for (uint64_t pg = 0; pg < kvm_srv.npages; pg++)
-		acc += *(const volatile uint64_t *)(kvm_srv.local + (pg << PCB_PAGE_SHIFT));
-	(void)acc;
+	pcb_read_each_page(kvm_srv.local, kvm_srv.npages << PCB_PAGE_SHIFT);
 	struct timespec ts;
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	uint64_t pre = (uint64_t)ts.tv_sec * PCB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;

@@ -34,17 +34,18 @@ static enum pcb_source_send source_send_of(const struct pcb_config *cfg)
 	return strcmp(cfg->policy, "qemu") ? PCB_SRC_SEND_SPLICE : PCB_SRC_SEND_WRITEV;
 }
 
+/* What the forked source did (its report), and why (the exception that applied). */
 const char *run_source_send(const struct run *r, const char **why)
 {
 	bool given = r->cfg->source_send != PCB_SRC_SEND_AUTO;
+	if (r->source_image.splices)
+		return *why = given ? "--source-send=splice" : "auto", "splice";
 	if (r->source_send == PCB_SRC_SEND_WRITEV)
 		*why = given ? "--source-send=writev" : "auto: --policy=qemu writes as QEMU's migration stream does";
 	else if (r->precopy_src)
 		*why = "--precopy: the guest may still write the source's memory, its pages are copied";
-	else if (!r->im.mem && r->source_image.mode != PCB_SRC_IMAGE_MEMORY)
-		*why = "the source generates each page as it sends it";
 	else
-		return *why = given ? "--source-send=splice" : "auto", "splice";
+		*why = "the source generates each page as it sends it";
 	return "writev";
 }
 

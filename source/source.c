@@ -332,13 +332,10 @@ static void child_prepare(struct pcb_source_cfg *cfg, int rp)
 {
 	struct { int err; struct pcb_source_image si; } rep = { 0 };
 	uint64_t c0 = pcb_thread_cpu_ns();
-	if (cfg->mem && cfg->mem_fixed) {
-		volatile uint64_t acc = 0;
-		for (uint64_t off = 0; off < cfg->mem_bytes; off += PCB_PAGE_SIZE)
-			acc += *(const volatile uint64_t *)(cfg->mem + off);
-		(void)acc;
-	}
+	if (cfg->mem && cfg->mem_fixed)
+		pcb_read_each_page(cfg->mem, cfg->mem_bytes);
 	rep.err = pcb_source_image_prepare(cfg, &rep.si);
+	rep.si.splices = pcb_source_send_splices(cfg);
 	if (!rep.si.mem)   /* held memory read once, or generate: that CPU, not a build's */
 		rep.si.cpu_ns = cfg->mem ? pcb_thread_cpu_ns() - c0 : 0;
 	cfg->image_mode = rep.si.mode;   /* serve does not decide again */

@@ -36,6 +36,7 @@ struct pcb_source_image {
 	uint8_t *mem;
 	uint64_t len;
 	uint64_t *populated;               /* MEMORY: cfg->mem_populated (freed with the image) */
+	bool splices;                      /* pcb_source_fork: the child's pcb_source_send_splices() */
 };
 
 struct pcb_source_cfg {
