@@ -12,7 +12,7 @@
 #  - the event CSV has one row per blocked fault, its "delivered" column
 #    agrees with the count;
 #  - the medians of the kernel's and the guest's fault latency agree (the
-#    guest sees ~2-3 us more: exception entry/exit and its clock reads; with
+#    guest sees more: exception entry/exit, the retried access and its clock reads; with
 #    2 vCPUs more, and the populations differ: checks/bpf.py says how much);
 #  - with --trace-usdt=on (one configuration) the USDT fault probe count
 #    equals the uffd messages.

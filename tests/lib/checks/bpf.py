@@ -87,7 +87,7 @@ def pcbench_faults(path, csv_path, name, usdt):
     delivered blocked fault; the event CSV at CSV_PATH has one 'lost' row per lost fault and one
     row per blocked fault with its delivered column agreeing; with USDT=on the USDT fault probes
     equal the messages; with >= 50 faults the kernel's median fault->running is at most 1.02 x
-    the guest-seen one and not more than 35 % / 5 us below it (50 % / 15 us under ASan,
+    the guest-seen one and not more than 50 % / 5 us below it (15 us under ASan,
     BUILD=*-san); with 2 or more vCPUs 1.15 x and 10 points more below."""
     d = json.load(open(path))["results"]
     usdt = usdt == "on"
@@ -146,11 +146,16 @@ def pcbench_faults(path, csv_path, name, usdt):
         # On a machine whose context switches cost more (PTI on, nested PVM: 2026-12-05-source-own-
         # image.md) a switched-in vCPU is preempted more before its access returns: zipf with 1 vCPU
         # 9.0..27.3 % below over 13 runs, with the code before and after that note's change alike.
+        # random with 1 vCPU on that machine, 20 runs at load 1: 7.8..31.5 % below (absolute
+        # 18..112 us; results.bpf_vs_guest.p50_offset_ns ~30 us with the p90 ratio after the
+        # offset 1.06, i.e. a per-fault offset, not a different distribution), and a CI run
+        # 35.9 %: on nested PVM the guest's interval also holds the exception's trips through
+        # the hypervisor, which no guest-kernel tracepoint sees.  So 50 % in every build.
         # The kernel's interval is inside the guest's, so the bound above is the tight one.
         san = os.environ.get("BUILD", "").endswith("-san")
         multi = len(d["guest"]["vcpus"]) > 1
         above = 1.15 if multi else 1.02
-        frac = (0.50 if san else 0.35) + (0.10 if multi else 0.0)
+        frac = 0.50 + (0.10 if multi else 0.0)
         req(kb <= ku * above and ku - kb <= max(frac * ku, 15000 if san else 5000),
             f"median fault->running {kb} ns vs guest-seen {ku} ns ({100.0*(ku-kb)/ku:.1f}% lower; "
             f"allowed {100*(above-1):.0f}% above, {100*frac:.0f}% below)")
