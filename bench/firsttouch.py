@@ -7,7 +7,11 @@ same bytes again (pass 2: every page is present; the loop's own cost and TLB mis
 cost per page is (pass 1 - pass 2) / pages; pass 1 is also timed GiB by GiB (where along the mapping the
 cost per page changes).  Prints one JSON object.
 
-    usage: bench/firsttouch.py SIZE_BYTES
+With --warm it instead populates SIZE bytes (MADV_POPULATE_WRITE: the kernel allocates every page, and the
+host backs it) and frees them at once, so that a measurement started right after takes host-warm memory
+(bench/scale.sh, SCALE_MEMORY=warm); it prints the time that took.
+
+    usage: bench/firsttouch.py [--warm] SIZE_BYTES
 """
 import json
 import mmap
@@ -29,7 +33,25 @@ def touch_pass(m, pages):
     return time.perf_counter_ns() - t0, parts
 
 
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)   # Linux >= 5.14; Python 3.11 lacks the name
+
+
+def warm(size):
+    """Populate SIZE bytes and free them: the allocator hands them out again first."""
+    pages = size // PAGE
+    m = mmap.mmap(-1, pages * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    m.madvise(mmap.MADV_NOHUGEPAGE)
+    t = time.perf_counter_ns()
+    m.madvise(MADV_POPULATE_WRITE)
+    ns = time.perf_counter_ns() - t
+    m.close()
+    print(json.dumps({"warm_bytes": pages * PAGE, "populate_ns": ns, "populate_us_per_page": ns / pages / 1e3}))
+
+
 def main():
+    if sys.argv[1] == "--warm":
+        warm(int(sys.argv[2]))
+        return
     size = int(sys.argv[1])
     pages = size // PAGE
     m = mmap.mmap(-1, pages * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)

@@ -7,21 +7,26 @@
 # Beside each size's pulls, the floor of that size: the copy path's installs
 # alone into a fresh region of the same size (`pcbench floor
 # --bulk-variants=install:copy`, no network), once before and once after the
-# pulls, so the floor faces the same memory as the pulls (on this machine
-# fresh memory costs more per page the more of it a process takes: first touch
-# of host memory, page tables); pull / floor says what the pager adds.
-# And the bare first touch of that size (bench/firsttouch.py: one write per
-# 4 KiB page of a fresh MADV_NOHUGEPAGE mapping, no pager), once before and
-# once after the pulls, each after SCALE_SETTLE seconds (default 5) so that
-# freed memory has been reported to the host again (free page reporting waits
-# 2 s): the pull pays that cost on every page it installs, so the table prints
-# pull µs/page, first touch µs/page and their difference (pcbench's own cost
-# per page), and the installer's UFFDIO_COPY time per page beside them.  The
-# guest memory is never pre-faulted or warmed.
+# pulls; pull / floor says what the pager adds.  And the bare first touch of
+# that size (bench/firsttouch.py: one write per 4 KiB page of a fresh
+# MADV_NOHUGEPAGE mapping, no pager), once before and once after the pulls.
+# On a machine that reports freed memory to its host (free page reporting)
+# memory freed a few seconds earlier is host-cold, and installing into it
+# costs several times more (docs/metrics.md, "Scale"), so every floor and pull
+# faces memory in one stated state (SCALE_MEMORY, the CSV's memory column):
+#   warm (default)  right before the step, SIZE + 1 GiB populated and freed
+#                   (bench/firsttouch.py --warm): the curve is pcbench's cost,
+#                   not the host's;
+#   settled         SCALE_SETTLE s (default 8) after the previous step ended:
+#                   as cold as this host makes memory in that time.
+# The first-touch steps always start SCALE_SETTLE s after the previous one
+# (the host's cost of cold memory).  The floor is the first placement of each
+# floor run only (the second runs at once, on memory the first just freed).
+# The guest region itself is never pre-faulted.
 #
 #   usage: bench/scale.sh OUTDIR [PCBENCH]
 #   SCALE_SIZES (default "256M 1G 4G 16G"), SCALE_ARGS (extra pcbench options),
-#   SCALE_SETTLE (seconds before each measurement, default 5)
+#   SCALE_MEMORY (warm or settled), SCALE_SETTLE (seconds, default 8)
 #
 # Definitions (docs/metrics.md): pull throughput = guest bytes / migration time
 # (switch-over to last page present); pager memory = the pager's RSS excluding
@@ -35,10 +40,21 @@ P=${2:-./pcbench}
 sizes=${SCALE_SIZES:-256M 1G 4G 16G}
 mkdir -p "$out" || exit 71
 csv=$out/scale.csv
-echo "size_bytes,guest,migration_ms,pull_gbps,pager_rss_bytes,pager_fraction,completed_while_guest_ran,install_us_per_page,installer_cpu_us_per_page,receive_cpu_us_per_page,source_cpu_us_per_page,exit,floor_gbps,touch_us_per_page" >"$csv"
+echo "size_bytes,guest,migration_ms,pull_gbps,pager_rss_bytes,pager_fraction,completed_while_guest_ran,install_us_per_page,installer_cpu_us_per_page,receive_cpu_us_per_page,source_cpu_us_per_page,exit,floor_gbps,touch_us_per_page,memory" >"$csv"
 bytes() { numfmt --from=iec "$1"; }
-settle=${SCALE_SETTLE:-5}
+settle=${SCALE_SETTLE:-8}
+memory=${SCALE_MEMORY:-warm}
+case $memory in warm|settled) ;; *) echo "scale: invalid SCALE_MEMORY '$memory' (want warm or settled)" >&2; exit 64 ;; esac
 here=$(dirname "$0")
+# before a floor or a pull: memory in the state SCALE_MEMORY names (STEP names the record)
+prepare() {
+	if [ "$memory" = warm ]; then
+		python3 "$here/firsttouch.py" --warm $(($2 + (1 << 30))) >"$out/$1-warm.json" 2>"$out/$1-warm.err" ||
+			echo "scale: $1 warm-up failed: $(tail -1 "$out/$1-warm.err")" >&2
+	else
+		sleep "$settle"
+	fi
+}
 for s in $sizes; do
 	b=$(bytes "$s")
 	avail=$(( $(awk '/MemAvailable/ {print $2}' /proc/meminfo) * 1024 ))
@@ -51,6 +67,7 @@ for s in $sizes; do
 	python3 "$here/firsttouch.py" "$b" >"$out/$s-touch-before.json" 2>"$out/$s-touch-before.err" ||
 		echo "scale: $s first touch (before) failed: $(tail -1 "$out/$s-touch-before.err")" >&2
 	# the floor of this size (the copy path's installs alone into fresh memory), before the pulls
+	prepare "$s-floor-before" "$b"
 	# shellcheck disable=SC2086
 	"$P" floor --no-demand --no-link --no-kvm --bulk="$s" --bulk-reps=1 --bulk-variants=install:copy \
 		--json "$out/$s-floor-before.json" >"$out/$s-floor-before.out" 2>&1 ||
@@ -64,7 +81,7 @@ for s in $sizes; do
 			wl="--workload=random --vcpus=2 --duration=${run_s}s"
 		fi
 		j=$out/$s-$g.json
-		sleep "$settle"
+		prepare "$s-$g" "$b"
 		# one source mode along the curve: --source-image=auto would hold 256M-4G in memory
 		# and generate 16G (4x16 GiB exceeds what this machine has available)
 		# shellcheck disable=SC2086
@@ -90,21 +107,22 @@ PY
 		fi
 		[ $rc -eq 0 ] || echo "scale: $s $g exit $rc: $(tail -1 "$out/$s-$g.err")" >&2
 	done
+	prepare "$s-floor-after" "$b"
 	"$P" floor --no-demand --no-link --no-kvm --bulk="$s" --bulk-reps=1 --bulk-variants=install:copy \
 		--json "$out/$s-floor-after.json" >"$out/$s-floor-after.out" 2>&1 ||
 		echo "scale: $s floor (after) failed: $(tail -1 "$out/$s-floor-after.out")" >&2
 	sleep "$settle"
 	python3 "$here/firsttouch.py" "$b" >"$out/$s-touch-after.json" 2>"$out/$s-touch-after.err" ||
 		echo "scale: $s first touch (after) failed: $(tail -1 "$out/$s-touch-after.err")" >&2
-	# floor = median of the install-only rows before and after (two placements each, both on CPU 0);
+	# floor = mean of the first (settled) install-only row before and after (placement same, CPU 0);
 	# first touch = the mean of the two bare first touches
-	python3 - "$csv" "$b" "$out/$s-floor-before.json" "$out/$s-floor-after.json" "$out/$s-touch-before.json" "$out/$s-touch-after.json" <<'PY'
+	python3 - "$csv" "$b" "$out/$s-floor-before.json" "$out/$s-floor-after.json" "$out/$s-touch-before.json" "$out/$s-touch-after.json" "$memory" <<'PY'
 import json, statistics, sys
 csv, b = sys.argv[1], sys.argv[2]
 g, t = [], []
 for f in sys.argv[3:5]:
     try:
-        g += [x["gb_per_s"] for x in json.load(open(f))["results"]["bulk"] if x["variant"] == "install"]
+        g += [x["gb_per_s"] for x in json.load(open(f))["results"]["bulk"] if x["variant"] == "install"][:1]
     except (OSError, ValueError, KeyError):
         pass
 for f in sys.argv[5:7]:
@@ -115,7 +133,7 @@ for f in sys.argv[5:7]:
 fl = "%.4f" % statistics.median(g) if g else ""
 ft = "%.3f" % statistics.mean(t) if t else ""
 lines = open(csv).read().splitlines()
-out = [l + "," + fl + "," + ft if l.split(",")[0] == b and l.count(",") == 11 else l for l in lines]
+out = [l + "," + fl + "," + ft + "," + sys.argv[7] if l.split(",")[0] == b and l.count(",") == 11 else l for l in lines]
 open(csv, "w").write("\n".join(out) + "\n")
 PY
 done
@@ -173,6 +191,11 @@ big = [r for r in rows if int(r["size_bytes"]) >= 16 << 30 and r["migration_ms"]
 for r in big:
     print("%s at 16 GiB: pager memory %.3f %% of the guest (target <= 0.2 %%)" % (r["guest"], 100 * float(r["pager_fraction"])))
 PY
+if [ "$memory" = warm ]; then
+	echo "memory: warm (each floor and pull started right after SIZE + 1 GiB was populated and freed; first touch ${settle} s after the previous step)" >>"$out/table.txt"
+else
+	echo "memory: settled (every step started ${settle} s after the previous one ended)" >>"$out/table.txt"
+fi
 cat "$out/table.txt"
 gnuplot -e "csv='$csv'; out='$out/scale.png'" - <<'GP' 2>"$out/gnuplot.err" || echo "scale: no figure ($(head -1 "$out/gnuplot.err"))"
 set terminal pngcairo enhanced font 'Helvetica,9' size 1350,360

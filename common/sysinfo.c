@@ -1,8 +1,10 @@
 #include "common/sysinfo.h"
 #include "common/json.h"
 #include <bpf/libbpf.h>
+#include <glob.h>
 #include <gnu/libc-version.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
@@ -31,6 +33,28 @@ static void bracketed(const char *path, char *out, size_t len)
 	} else {
 		snprintf(out, len, "%s", line[0] ? line : "unknown");
 	}
+}
+
+/* Free page reporting: a bound virtio balloon offering VIRTIO_BALLOON_F_REPORTING
+ * (feature bit 5 of its sysfs `features` string) hands freed blocks of
+ * 2^page_reporting_order pages back to the host, so memory freed a few seconds
+ * earlier is host-cold when reused (docs/metrics.md, "Scale").  The order, or
+ * -1 when no balloon reports. */
+static int free_page_reporting_order(void)
+{
+	glob_t g;
+	bool on = false;
+	if (glob("/sys/bus/virtio/drivers/virtio_balloon/virtio*/features", 0, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc && !on; i++) {
+			char f[160];
+			read_line(g.gl_pathv[i], f, sizeof(f));
+			on = strlen(f) > 5 && f[5] == '1';
+		}
+		globfree(&g);
+	}
+	char order[16];
+	read_line("/sys/module/page_reporting/parameters/page_reporting_order", order, sizeof(order));
+	return on && order[0] ? atoi(order) : -1;
 }
 
 void pcb_sysinfo_read(struct pcb_sysinfo *s)
@@ -73,6 +97,7 @@ void pcb_sysinfo_read(struct pcb_sysinfo *s)
 	bracketed("/sys/kernel/mm/transparent_hugepage/enabled", s->thp_enabled, sizeof(s->thp_enabled));
 	bracketed("/sys/kernel/mm/transparent_hugepage/defrag", s->thp_defrag, sizeof(s->thp_defrag));
 	read_line("/sys/devices/system/clocksource/clocksource0/current_clocksource", s->clocksource, sizeof(s->clocksource));
+	s->free_page_reporting_order = free_page_reporting_order();
 	s->page_size = sysconf(_SC_PAGESIZE);
 #if defined(__clang__)
 	snprintf(s->compiler, sizeof(s->compiler), "clang %s", __clang_version__);
@@ -90,6 +115,7 @@ void pcb_sysinfo_json(const struct pcb_sysinfo *s, struct pcb_json *j, const cha
 			PCB_JSTR("hostname", s->hostname), PCB_JSTR("cpu_model", s->cpu_model),
 			PCB_JI64("cpus_online", s->cpus_online), PCB_JU64("mem_total_bytes", s->mem_total),
 			PCB_JSTR("thp_enabled", s->thp_enabled), PCB_JSTR("thp_defrag", s->thp_defrag),
+			PCB_JI64("free_page_reporting_order", s->free_page_reporting_order),
 			PCB_JI64("page_size", s->page_size), PCB_JSTR("clocksource", s->clocksource),
 			PCB_JSTR("compiler", s->compiler), PCB_JSTR("libbpf", s->libbpf), PCB_JSTR("libc", s->libc));
 	pcb_json_arr_begin(j, "loadavg");

@@ -14,6 +14,7 @@ struct pcb_sysinfo {
 	uint64_t mem_total;
 	char thp_enabled[32];    /* the [selected] word of /sys/kernel/mm/transparent_hugepage/enabled */
 	char thp_defrag[32];
+	int free_page_reporting_order;   /* a balloon hands freed 2^order-page blocks to the host; -1: none */
 	long page_size;
 	char compiler[64];
 	char libbpf[32];

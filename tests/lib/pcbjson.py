@@ -17,6 +17,21 @@ errors = []
 
 
 
+def free_page_reporting_order():
+    """What sysfs says independently of pcbench: the page_reporting_order when a bound virtio
+    balloon offers VIRTIO_BALLOON_F_REPORTING (feature bit 5), else -1."""
+    import glob
+    on = False
+    for f in glob.glob("/sys/bus/virtio/drivers/virtio_balloon/virtio*/features"):
+        bits = open(f).read().strip()
+        on = on or (len(bits) > 5 and bits[5] == "1")
+    try:
+        order = int(open("/sys/module/page_reporting/parameters/page_reporting_order").read())
+    except (OSError, ValueError):
+        return -1
+    return order if on else -1
+
+
 def conns(d):
     """The connections a run's transport object lists: one shared, or demand and background."""
     return ["shared"] if d.get("results", {}).get("transport", {}).get("channels") == 1 else ["demand", "background"]
@@ -94,6 +109,9 @@ def schema(d, uffd=True):
         check(bool(has(d, "system.host." + k, str)), "system.host.%s empty" % k)
     check(has(d, "system.host.page_size", int) == 4096, "system.host.page_size is not 4096")
     has(d, "system.host.cpus_online", int)
+    fpr = has(d, "system.host.free_page_reporting_order", int)
+    check(fpr == free_page_reporting_order(), "system.host.free_page_reporting_order %s, sysfs says %s"
+          % (fpr, free_page_reporting_order()))
     if uffd:   # the no-migration baseline opens no userfaultfd
         u = "system.userfaultfd."
         has(d, u + "opened_via", str)

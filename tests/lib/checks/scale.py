@@ -39,14 +39,23 @@ def memory(small, large):
     print("scale memory: ok")
 
 
-def bench(outdir):
+def bench(outdir, memory="warm"):
     """bench/scale.sh at one small size: both pulls verified (exit 0), every column filled, the per-page
     breakdown consistent with the pull's JSON, a bare first touch measured before and after, and the table
-    printing the breakdown."""
+    printing the breakdown; the memory column says MEMORY, and with warm every floor and pull was preceded
+    by a warm-up of the size + 1 GiB (none with settled)."""
     import csv
     import os
     rows = list(csv.DictReader(open(os.path.join(outdir, "scale.csv"))))
     assert [r["guest"] for r in rows] == ["idle", "running"], "rows %s" % [r["guest"] for r in rows]
+    assert all(r["memory"] == memory for r in rows), "memory column %s, want %s" % ([r["memory"] for r in rows], memory)
+    for step in ("floor-before", "idle", "running", "floor-after"):
+        f = os.path.join(outdir, "64M-%s-warm.json" % step)
+        if memory == "warm":
+            w = json.load(open(f))
+            assert w["warm_bytes"] == (64 << 20) + (1 << 30) and w["populate_ns"] > 0, "warm-up before %s: %s" % (step, w)
+        else:
+            assert not os.path.exists(f), "settled run warmed memory before %s" % step
     for r in rows:
         assert r["exit"] == "0", "%s pull exit %s" % (r["guest"], r["exit"])
         assert all(r[k] for k in r), "empty column in %s" % r
@@ -64,5 +73,6 @@ def bench(outdir):
     assert abs(float(rows[0]["touch_us_per_page"]) - mean) < 0.002, "touch column is not the mean"
     table = open(os.path.join(outdir, "table.txt")).read()
     assert "bare 1st touch" in table and "install ioctls" in table, "table lacks the per-page breakdown"
+    assert ("memory: %s" % memory) in table, "table does not say the memory state"
     print("scale bench: ok (first touch %.3f us/page, pull %.3f us/page)" %
           (mean, float(rows[0]["migration_ms"]) * 1e3 / 16384))
