@@ -114,7 +114,7 @@ PY
 	sleep "$settle"
 	python3 "$here/firsttouch.py" "$b" >"$out/$s-touch-after.json" 2>"$out/$s-touch-after.err" ||
 		echo "scale: $s first touch (after) failed: $(tail -1 "$out/$s-touch-after.err")" >&2
-	# floor = mean of the first (settled) install-only row before and after (placement same, CPU 0);
+	# floor = mean of the first install-only row before and after (placement same, CPU 0; the one SCALE_MEMORY prepared for);
 	# first touch = the mean of the two bare first touches
 	python3 - "$csv" "$b" "$out/$s-floor-before.json" "$out/$s-floor-after.json" "$out/$s-touch-before.json" "$out/$s-touch-after.json" "$memory" <<'PY'
 import json, statistics, sys
