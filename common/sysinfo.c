@@ -124,3 +124,9 @@ void pcb_sysinfo_json(const struct pcb_sysinfo *s, struct pcb_json *j, const cha
 	pcb_json_arr_end(j);
 	pcb_json_obj_end(j);
 }
+
+void pcb_sysinfo_print_reporting(const struct pcb_sysinfo *s, FILE *fp)
+{
+	if (s->free_page_reporting_order >= 0)
+		fprintf(fp, ", freed memory reported to the host (order %d)", s->free_page_reporting_order);
+}

@@ -2,6 +2,7 @@
 #ifndef PCB_SYSINFO_H
 #define PCB_SYSINFO_H
 #include <stdint.h>
+#include <stdio.h>
 
 struct pcb_json;
 
@@ -25,4 +26,6 @@ struct pcb_sysinfo {
 
 void pcb_sysinfo_read(struct pcb_sysinfo *s);
 void pcb_sysinfo_json(const struct pcb_sysinfo *s, struct pcb_json *j, const char *key);
+/* ", freed memory reported to the host (order N)" on a summary's host line, when it is */
+void pcb_sysinfo_print_reporting(const struct pcb_sysinfo *s, FILE *fp);
 #endif

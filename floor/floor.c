@@ -156,8 +156,10 @@ static void print_verdicts(const struct floor_run *F)
 
 static void report(struct floor_run *F)
 {
-	printf("pcbench floor %s (git %s): kernel %s, %d CPUs, %s\n", PCB_VERSION, PCB_GITREV, F->sys.kernel,
+	printf("pcbench floor %s (git %s): kernel %s, %d CPUs, %s", PCB_VERSION, PCB_GITREV, F->sys.kernel,
 	       F->sys.cpus_online, F->sys.cpu_model);
+	pcb_sysinfo_print_reporting(&F->sys, stdout);
+	putchar('\n');
 	floor_print_demand(F);
 	floor_print_bulk(F);
 	if (F->do_link)

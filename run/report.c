@@ -581,7 +581,9 @@ static void write_human(struct run *r, FILE *fp)
 						     : "post-copy migration of a KVM guest",
 		pcb_fmt_size(cfg->mem, b1, sizeof(b1)), cfg->policy, cfg->workload,
 		cfg->vcpus, cfg->vcpus > 1 ? "s" : "", (unsigned long long)cfg->seed);
-	fprintf(fp, "  kernel %s, %d CPUs, THP %s\n", r->sys.kernel, r->sys.cpus_online, r->sys.thp_enabled);
+	fprintf(fp, "  kernel %s, %d CPUs, THP %s", r->sys.kernel, r->sys.cpus_online, r->sys.thp_enabled);
+	pcb_sysinfo_print_reporting(&r->sys, fp);
+	fputc('\n', fp);
 	if (r->local) {
 		fprintf(fp, "  guest       %llu ops, %.3f M ops/s (all memory local)\n", (unsigned long long)t.ops,
 			gs > 0 ? (double)t.ops / gs / 1e6 : 0.0);

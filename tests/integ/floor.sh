@@ -20,6 +20,7 @@ rc=$?
 grep -q "pcbench/bare TCP, paired by round" "$T/floor.out" || fail "floor table has no paired ratio line"
 grep -q "floor measured" "$T/floor.out" || fail "floor table has no transport+install floor line"
 $CHECK floor.report "$T/floor.json" "$(nproc)" || fail "floor JSON"
+$PCBJSON host_line "$T/floor.json" "$T/floor.out" || fail "floor summary's host line"
 
 # without a usable /dev/kvm the KVM section is not measured, says why, and the floor still exits 0
 if [ "$KVM" = --no-kvm ]; then

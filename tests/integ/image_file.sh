@@ -25,6 +25,7 @@ if expect_rc run 0; then
 	[ "$($PCBJSON get "$T/run.json" results.pages.zero)" = "$($PCBJSON get "$T/gen.json" zero_pages)" ] ||
 		fail "run --image: zero pages sent differ from the file's"
 	$PCBJSON get "$T/run.json" results.verify.method | grep -q "^bytes image" || fail "run --image: verify method"
+	$PCBJSON host_line "$T/run.json" "$T/run.out" || fail "run --image: summary's host line"
 fi
 PCB_TEST_CORRUPT_PAGE=70 pcb corrupt 120 $FAST --image="$T/gen.img" --duration=200ms --json "$T/corrupt.json"
 expect_rc corrupt 1

@@ -6,6 +6,8 @@
   pcbjson.py migration FILE         schema + a successful, fully verified migration
   pcbjson.py local FILE             schema + a verified run of the no-migration baseline (--policy=local)
   pcbjson.py failed FILE CODE       a valid report of a failed run with exit code CODE
+  pcbjson.py host_line FILE OUT     the summary OUT says "freed memory reported to the host (order N)"
+                                    exactly when FILE's system.host.free_page_reporting_order N >= 0
 
 Exit 0 if every check holds, else 1 after printing each failed check.  One test's own checks
 are named functions in tests/lib/checks/ (run by tests/lib/check).
@@ -259,6 +261,11 @@ def main():
         migration(d)
     elif cmd == "local":
         local(d)
+    elif cmd == "host_line":
+        order = get(d, "system.host.free_page_reporting_order")
+        said = "freed memory reported to the host (order %d)" % order in open(sys.argv[3]).read()
+        check(said == (order >= 0), "summary %s %s the host's free page reporting (order %d)"
+              % (sys.argv[3], "names" if said else "does not name", order))
     elif cmd == "failed":
         schema(d)
         code = int(sys.argv[3])
