@@ -230,7 +230,7 @@ const struct pcb_option pcb_options[] = {
 	  "link rates for the emulated-link pull, comma-separated, e.g. 1gbit,2.5gbit,500mbit (10kbit..400gbit; up to 8)", NULL, FLOOR, "floor" },
 	{ "link-rtt", PCB_OPT_DURATION, OFF(floor.link_rtt_ns), 0, "200us", 0, 1e9, "round-trip time of the emulated link (up to 1s; calibrated end to end)", NULL, FLOOR, "floor" },
 	{ "bulk-variants", PCB_OPT_STR, OFF(floor.bulk_variants), SZ(floor.bulk_variants), "all", 1, 0,
-	  "bulk rows measured: all, or VARIANT[:INSTALL] comma-separated (transport, source_gen, install, bare_copy, bare_mem, bare_splice, bare_pipe, "
+	  "bulk rows measured: all, or VARIANT[:INSTALL] comma-separated (transport, source_gen, install, bare_copy, bare_mem, bare_splice, bare_pipe, bare_pipe_splice, "
 	  "pcbench, pcb_proc, pcb_zero, pcb_mac, pcb_gen, pcb_thread, pcb_writev; e.g. install:copy = the copy path's installs alone, as bench/scale.sh measures "
 	  "the floor of each size); with a subset the bulk targets are not judged", NULL, FLOOR, "floor" },
 	{ "no-bulk", PCB_OPT_FLAG, OFF(floor.no_bulk), 0, "", 0, 0, "skip the loopback bulk section", NULL, FLOOR, "floor" },

@@ -319,10 +319,11 @@ static void *pipe_installer(void *arg)
 	}
 }
 
-int floor_run_bulk_pipelined(int recv_cpu, int send_cpu, int inst_cpu, uint64_t bytes, double *gbps, char *why, size_t whylen)
+int floor_run_bulk_pipelined(enum floor_bulk_src from, int recv_cpu, int send_cpu, int inst_cpu, uint64_t bytes,
+			     double *gbps, char *why, size_t whylen)
 {
 	pid_t srv;
-	int s = bulk_connect(send_cpu, false, &srv, why, whylen);
+	int s = bulk_connect(send_cpu, from, &srv, why, whylen);
 	if (s < 0)
 		return -s;
 	uint64_t npages = bytes >> PCB_PAGE_SHIFT;
@@ -351,10 +352,13 @@ int floor_run_bulk_pipelined(int recv_cpu, int send_cpu, int inst_cpu, uint64_t 
 	}
 	pcb_pin_self(recv_cpu);
 	uint64_t t0 = pcb_now_ns();
-	if (!rc && pcb_write_full(s, &bytes, 8) < 0) {
+	uint8_t ready;
+	if (!rc && (pcb_write_full(s, &bytes, 8) < 0 || (from != FLOOR_SRC_BUFFER && pcb_read_full(s, &ready, 1) < 0))) {
 		snprintf(why, whylen, "bulk: %s", strerror(errno));
 		rc = PCB_EXIT_OSERR;
 	}
+	if (from != FLOOR_SRC_BUFFER)
+		t0 = pcb_now_ns();   /* the server's memory is built: time the transfer alone */
 	for (uint64_t done = 0; !rc && done < bytes;) {
 		pthread_mutex_lock(&q.lock);
 		while (q.head - q.tail >= PIPE_SLOTS)

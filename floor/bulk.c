@@ -46,6 +46,7 @@ static const struct bulk_var bulk_vars[] = {
 	{ B_BARE_MEM, "bare_mem", "copy", PCB_MAX_RUN_PAGES },
 	{ B_BARE_SPLICE, "bare_splice", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PIPE, "bare_pipe", "copy", PCB_MAX_RUN_PAGES },
+	{ B_PIPE_SPLICE, "bare_pipe_splice", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PCB, "pcbench", "copy", 1 }, { B_PCB, "pcbench", "copy", PCB_MAX_RUN_PAGES },
 	{ B_PCB, "pcbench", "move", 1 }, { B_PCB, "pcbench", "move", PCB_CHUNK_PAGES },
 	{ B_PCB, "pcbench", "continue", 1 }, { B_PCB, "pcbench", "continue", PCB_MAX_RUN_PAGES },
@@ -87,7 +88,7 @@ int floor_bulk_select(struct floor_cfg *fc, const char *list)
 			}
 		if (!any || len >= sizeof(tok)) {
 			pcb_err("floor: invalid value for --bulk-variants: '%.*s' in '%s' (want all, or VARIANT[:INSTALL] with VARIANT "
-				"transport, source_gen, install, bare_copy, bare_mem, bare_splice, bare_pipe, pcbench, pcb_proc, pcb_zero, pcb_mac, pcb_gen, pcb_thread or pcb_writev and "
+				"transport, source_gen, install, bare_copy, bare_mem, bare_splice, bare_pipe, bare_pipe_splice, pcbench, pcb_proc, pcb_zero, pcb_mac, pcb_gen, pcb_thread or pcb_writev and "
 				"INSTALL copy, move or continue)", (int)(len < 64 ? len : 64), s, list);
 			return -1;
 		}
@@ -113,15 +114,16 @@ static int bulk_bare_row(struct floor_run *F, unsigned p, unsigned k, unsigned r
 					 rcpu, scpu, fc->bulk_bytes, gb, why, whylen);
 	else if (bv->kind == B_SRCGEN)   /* on the source's CPU */
 		rc = floor_run_source_gen(scpu, fc->seed, npages, gb, why, whylen);
-	else if (bv->kind == B_PIPE)   /* installer: with everything (same), unpinned (cross) */
-		rc = floor_run_bulk_pipelined(rcpu, scpu, p ? -1 : rcpu, fc->bulk_bytes, gb, why, whylen);
+	else if (bv->kind == B_PIPE || bv->kind == B_PIPE_SPLICE)   /* installer: with everything (same), unpinned (cross) */
+		rc = floor_run_bulk_pipelined(bv->kind == B_PIPE ? FLOOR_SRC_BUFFER : FLOOR_SRC_MEM_SPLICE, rcpu, scpu,
+					      p ? -1 : rcpu, fc->bulk_bytes, gb, why, whylen);
 	else
 		rc = floor_run_install_only(bv->install, rcpu, npages, gb, why, whylen);
 	if (rc) {
 		pcb_err("floor: bulk %s %s: %s", bv->name, row->install, why);
 		return rc;
 	}
-	if (bv->kind != B_TRANSPORT && bv->kind != B_SRCGEN) {   /* bare_copy, bare_mem, bare_splice, bare_pipe, install */
+	if (bv->kind != B_TRANSPORT && bv->kind != B_SRCGEN) {   /* the bare receivers, install */
 		row->ioctls = npages / PCB_MAX_RUN_PAGES;
 		row->pages = npages;
 	}
@@ -177,13 +179,15 @@ static void bulk_summarise(struct floor_run *F)
 	unsigned reps = F->fc.bulk_reps;
 	for (unsigned p = 0; p < F->nplace; p++)
 		for (unsigned rep = 0; rep < reps; rep++) {
-			double t = 0, fl = 0, best = 0, gen = 0, inl = 0, thr = 0, mem = 0, wv = 0, spl = 0;
+			double t = 0, fl = 0, hot = 0, best = 0, gen = 0, inl = 0, thr = 0, mem = 0, wv = 0, spl = 0;
 			for (unsigned k = 0; k < NBULK_VARS; k++) {
 				double x = F->g[p][k][rep];
 				if (bulk_vars[k].kind == B_TRANSPORT)
 					t = x;
-				if ((bulk_vars[k].kind == B_BARE || bulk_vars[k].kind == B_PIPE) && x > fl)
+				if (FLOOR_KIND(bulk_vars[k].kind) && x > fl)
 					fl = x;
+				if (HOT_KIND(bulk_vars[k].kind) && x > hot)
+					hot = x;
 				if (bulk_vars[k].kind == B_PCB && x > best)
 					best = x;
 				if (bulk_vars[k].kind == B_PCB_GEN && x > gen)
@@ -206,6 +210,7 @@ static void bulk_summarise(struct floor_run *F)
 			F->bpm[p][rep] = mem > 0 ? best / mem : 0;
 			F->bpt[p][rep] = t > 0 ? best / t : 0;
 			F->bpf[p][rep] = fl > 0 ? best / fl : 0;
+			F->bph[p][rep] = hot > 0 ? best / hot : 0;
 		}
 	for (unsigned p = 0; p < F->nplace; p++)
 		zero_ratios(bulk_vars, NBULK_VARS, F->g[p], reps, F->zr[p], &F->nzr[p]);
@@ -259,17 +264,22 @@ static void bulk_sum_of(struct floor_run *F, unsigned p)
 			m->srcgen = b->gbps;
 		if (b->kind == B_INSTALL && !strcmp(b->install, "copy"))
 			m->install_copy = b->gbps;
-		if ((b->kind == B_BARE || b->kind == B_PIPE) && b->gbps > m->floor)
+		if (FLOOR_KIND(b->kind) && b->gbps > m->floor)
 			m->floor = b->gbps, m->floor_row = b;
+		if (HOT_KIND(b->kind) && b->gbps > m->hot)
+			m->hot = b->gbps, m->hot_row = b;
 		if (b->kind == B_PCB && b->gbps > m->best)
 			m->best = b->gbps, m->best_row = b;
 		if (b->kind == B_PCB_PROC && b->gbps > m->best_proc)
 			m->best_proc = b->gbps;
+		if (b->kind == B_PCB_GEN && b->gbps > m->best_gen)
+			m->best_gen = b->gbps;
 	}
 	m->serial_model = m->transport > 0 && m->install_copy > 0 ? 1 / (1 / m->transport + 1 / m->install_copy) : 0;
-	/* same CPU: the source's page generation adds to the one CPU's work; cross: it runs beside the receiver */
-	m->floor_gen = !m->floor || !m->srcgen ? 0 : p == 0 ? 1 / (1 / m->floor + 1 / m->srcgen)
-						     : (m->floor < m->srcgen ? m->floor : m->srcgen);
+	/* a source generating pages into a buffer it then sends (pcb_gen) is the hot-buffer server plus the
+	 * generation: on the same CPU it adds to the one CPU's work; cross it runs beside the receiver */
+	m->hot_gen = !m->hot || !m->srcgen ? 0 : p == 0 ? 1 / (1 / m->hot + 1 / m->srcgen)
+						   : (m->hot < m->srcgen ? m->hot : m->srcgen);
 	m->paired_t = floor_median(F->bpt[p], F->fc.bulk_reps, &m->paired_t_min, &m->paired_t_max);
 	m->paired_f = floor_median(F->bpf[p], F->fc.bulk_reps, &m->paired_f_min, &m->paired_f_max);
 	m->paired_g = floor_median(F->bpg[p], F->fc.bulk_reps, &m->paired_g_min, &m->paired_g_max);
@@ -277,6 +287,7 @@ static void bulk_sum_of(struct floor_run *F, unsigned p)
 	m->paired_m = floor_median(F->bpm[p], F->fc.bulk_reps, &m->paired_m_min, &m->paired_m_max);
 	m->paired_w = floor_median(F->bpw[p], F->fc.bulk_reps, &m->paired_w_min, &m->paired_w_max);
 	m->paired_s = floor_median(F->bps[p], F->fc.bulk_reps, &m->paired_s_min, &m->paired_s_max);
+	m->paired_h = floor_median(F->bph[p], F->fc.bulk_reps, &m->paired_h_min, &m->paired_h_max);
 }
 
 static void print_bulk_table(struct floor_run *F)
@@ -286,16 +297,19 @@ static void print_bulk_table(struct floor_run *F)
 	       "and sender on CPU 0, cross = receiver CPU 0, sender CPU 1, installer thread unpinned)\n"
 	       "  transport = TCP alone; install = that path's installs alone, no network (ceiling of any receiver);\n"
 	       "  bare_copy = receive then batched UFFDIO_COPY in one thread; bare_pipe = receive and install in two threads;\n"
-	       "  bare_mem = bare_copy with its server sending from memory the size of the pull (not part of the floor),\n"
-	       "  bare_splice = the same by vmsplice + splice (as pcbench's source with --source-send=splice);\n"
+	       "  both with a server sending one 1 MiB buffer that stays in its CPU's cache (hot = the better: a ceiling no\n"
+	       "  source reaches, since a source reads guest memory); bare_mem = bare_copy with its server sending from memory\n"
+	       "  the size of the pull by write; bare_splice = the same by vmsplice + splice (as pcbench's source with\n"
+	       "  --source-send=splice); bare_pipe_splice = bare_pipe with bare_splice's server;\n"
 	       "  pcb_thread = pcbench copy/128 with --installer=thread (not a candidate for the best pull; the pcbench rows\n"
 	       "  use --installer=auto: inline on the same CPU, the thread cross); pcb_writev = pcbench copy/128 with\n"
 	       "  --source-send=writev (the pcbench rows: --source-send=%s; not a candidate for the best pull);\n"
-	       "  floor = the better bare receiver (transport + install); source_gen = pcbench's source generating pages\n"
+	       "  floor = the best bare receiver fed from memory (bare_mem, bare_splice, bare_pipe_splice: transport + install\n"
+	       "  of the pull's memory); source_gen = pcbench's source generating pages\n"
 	       "  from the seed, alone (on the sender's CPU); pcb_proc = pcbench --pager=process\n",
 	       pcb_fmt_size(F->fc.bulk_bytes, sz, sizeof(sz)), F->fc.bulk_reps,
 	       pcb_source_send_name((enum pcb_source_send)F->fc.source_send));
-	printf("  %-6s %-11s %-9s %5s %7s %15s %8s %8s %8s %8s\n", "place", "variant", "install", "batch", "GB/s", "[min-max]",
+	printf("  %-6s %-16s %-9s %5s %7s %15s %8s %8s %8s %8s\n", "place", "variant", "install", "batch", "GB/s", "[min-max]",
 	       "ioctls", "iMpg/s", "/transp", "/floor");
 	for (unsigned p = 0; p < F->nplace; p++) {
 		const struct bulk_sum *m = &F->bs[p];
@@ -305,7 +319,7 @@ static void print_bulk_table(struct floor_run *F)
 				continue;
 			char mm[32];
 			snprintf(mm, sizeof(mm), "[%.3f-%.3f]", b->gmin, b->gmax);
-			printf("  %-6s %-11s %-9s %5u %7.3f %15s %8llu %8.2f %8.3f %8.3f\n", b->placement, b->name, b->install,
+			printf("  %-6s %-16s %-9s %5u %7.3f %15s %8llu %8.2f %8.3f %8.3f\n", b->placement, b->name, b->install,
 			       b->batch, b->gbps, mm, (unsigned long long)b->ioctls, b->install_mpps,
 			       m->transport > 0 ? b->gbps / m->transport : 0, m->floor > 0 ? b->gbps / m->floor : 0);
 		}
@@ -328,22 +342,23 @@ void floor_print_bulk(struct floor_run *F)
 		const struct bulk_sum *m = &F->bs[p];
 		const char *pn = floor_places[p].name;
 		printf("  %-6s transport %.3f GB/s; copy install alone %.3f; both in one thread (model 1/(1/T+1/I)) %.3f; "
-		       "floor measured %.3f (%s) = %.3f of the transport\n", pn, m->transport, m->install_copy,
-		       m->serial_model, m->floor, m->floor_row ? m->floor_row->name : "-",
-		       m->transport > 0 ? m->floor / m->transport : 0);
-		printf("  %-6s pcbench's source generates pages at %.3f GB/s; floor with that generation %s %.3f "
-		       "(the pcbench rows' source: --source-image=%s)\n", pn, m->srcgen,
-		       p == 0 ? "on the same CPU (1/(1/floor+1/G))" : "beside it (min)", m->floor_gen,
+		       "floor measured %.3f (%s) = %.3f of the transport; hot-buffer ceiling %.3f (%s)\n", pn, m->transport,
+		       m->install_copy, m->serial_model, m->floor, m->floor_row ? m->floor_row->name : "-",
+		       m->transport > 0 ? m->floor / m->transport : 0, m->hot, m->hot_row ? m->hot_row->name : "-");
+		printf("  %-6s pcbench's source generates pages at %.3f GB/s; the hot-buffer ceiling with that generation %s "
+		       "%.3f, best pcb_gen (source generating each page) %.3f = %.3f of it (the pcbench rows' source: "
+		       "--source-image=%s)\n", pn, m->srcgen, p == 0 ? "on the same CPU (1/(1/hot+1/G))" : "beside it (min)",
+		       m->hot_gen, m->best_gen, m->hot_gen > 0 ? m->best_gen / m->hot_gen : 0,
 		       floor_src_image.reason ? pcb_source_image_name(floor_src_image.mode) : "-");
 		printf("  %-6s best pcbench pull %.3f GB/s (--install=%s --install-batch=%u): %.3f of the transport "
-		       "(target >= 0.9), %.3f of the floor, %.3f of the floor with generation; --pager=process best %.3f = "
-		       "%.3f of threads\n",
+		       "(target >= 0.9), %.3f of the floor; --pager=process best %.3f = %.3f of threads\n",
 		       pn, m->best, m->best_row ? m->best_row->install : "-", m->best_row ? m->best_row->batch : 0,
 		       m->transport > 0 ? m->best / m->transport : 0, m->floor > 0 ? m->best / m->floor : 0,
-		       m->floor_gen > 0 ? m->best / m->floor_gen : 0, m->best_proc, m->best > 0 ? m->best_proc / m->best : 0);
+		       m->best_proc, m->best > 0 ? m->best_proc / m->best : 0);
 		printf("  %-6s paired by repetition (median [min-max] of %u): best pcbench / transport %.3f [%.3f-%.3f] "
-		       "(target >= 0.9), / floor %.3f [%.3f-%.3f]\n", pn, F->fc.bulk_reps, m->paired_t,
-		       m->paired_t_min, m->paired_t_max, m->paired_f, m->paired_f_min, m->paired_f_max);
+		       "(target >= 0.9), / floor %.3f [%.3f-%.3f] (target >= 0.9), / hot-buffer ceiling %.3f [%.3f-%.3f]\n", pn,
+		       F->fc.bulk_reps, m->paired_t, m->paired_t_min, m->paired_t_max, m->paired_f, m->paired_f_min,
+		       m->paired_f_max, m->paired_h, m->paired_h_min, m->paired_h_max);
 		printf("  %-6s paired by repetition: best pcbench (source image --source-image=%s) / best pcb_gen (source "
 		       "generating each page) %.3f [%.3f-%.3f]\n", pn,
 		       floor_src_image.reason ? pcb_source_image_name(floor_src_image.mode) : "-", m->paired_g, m->paired_g_min,
@@ -408,9 +423,13 @@ static void json_bulk_summary(const struct floor_run *F, struct pcb_json *j)
 		pcb_json_dbl(j, "serial_model_gb_per_s", m->serial_model);
 		pcb_json_dbl(j, "floor_gb_per_s", m->floor);
 		pcb_json_str(j, "floor_variant", m->floor_row ? m->floor_row->name : "");
+		pcb_json_dbl(j, "hot_buffer_ceiling_gb_per_s", m->hot);
+		pcb_json_str(j, "hot_buffer_ceiling_variant", m->hot_row ? m->hot_row->name : "");
 		pcb_json_dbl(j, "source_generation_gb_per_s", m->srcgen);
-		pcb_json_dbl(j, "floor_with_source_generation_gb_per_s", m->floor_gen);
-		pcb_json_dbl(j, "best_over_floor_with_source_generation", m->floor_gen > 0 ? m->best / m->floor_gen : 0);
+		pcb_json_dbl(j, "hot_buffer_ceiling_with_source_generation_gb_per_s", m->hot_gen);
+		pcb_json_dbl(j, "best_pcb_gen_gb_per_s", m->best_gen);
+		pcb_json_dbl(j, "best_pcb_gen_over_hot_buffer_ceiling_with_source_generation",
+			     m->hot_gen > 0 ? m->best_gen / m->hot_gen : 0);
 		pcb_json_dbl(j, "best_pcbench_gb_per_s", m->best);
 		pcb_json_str(j, "best_pcbench_install", m->best_row ? m->best_row->install : "");
 		pcb_json_u64(j, "best_pcbench_install_batch", m->best_row ? m->best_row->batch : 0);
@@ -419,6 +438,8 @@ static void json_bulk_summary(const struct floor_run *F, struct pcb_json *j)
 		pcb_json_dbl(j, "best_process_gb_per_s", m->best_proc);
 		floor_json_spread(j, "paired_best_over_transport", "median", m->paired_t, m->paired_t_min, m->paired_t_max);
 		floor_json_spread(j, "paired_best_over_floor", "median", m->paired_f, m->paired_f_min, m->paired_f_max);
+		floor_json_spread(j, "paired_best_over_hot_buffer_ceiling", "median", m->paired_h, m->paired_h_min,
+				  m->paired_h_max);
 		floor_json_spread(j, "paired_best_over_pcb_gen", "median", m->paired_g, m->paired_g_min, m->paired_g_max);
 		floor_json_spread(j, "paired_inline_over_pcb_thread", "median", m->paired_i, m->paired_i_min, m->paired_i_max);
 		floor_json_spread(j, "paired_best_over_bare_mem", "median", m->paired_m, m->paired_m_min, m->paired_m_max);

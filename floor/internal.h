@@ -126,9 +126,9 @@ int floor_run_pcbench(const struct floor_cfg *fc, const char *policy, const char
 /* ---- barebulk.c: the bulk floor without pcbench (GB/s = 1e9 bytes/s) ---- */
 
 /* The transport alone (install false) or received and installed with UFFDIO_COPY in one thread. */
-/* the bare server's pages: one cache-hot 1 MiB buffer (the floor), memory
- * the size of the pull written by write (bare_mem) or by vmsplice + splice
- * (bare_splice) */
+/* the bare server's pages: one cache-hot 1 MiB buffer (bare_copy, bare_pipe:
+ * the hot-buffer ceiling), or memory the size of the pull written by write
+ * (bare_mem) or by vmsplice + splice (bare_splice, bare_pipe_splice): the floor */
 enum floor_bulk_src { FLOOR_SRC_BUFFER, FLOOR_SRC_MEM, FLOOR_SRC_MEM_SPLICE };
 int floor_run_bulk_bare(bool install, enum floor_bulk_src from, int recv_cpu, int send_cpu, uint64_t bytes, double *gbps,
 			char *why, size_t whylen);
@@ -137,8 +137,8 @@ int floor_run_install_only(const char *install, int cpu, uint64_t npages, double
 /* pcbench's source's page generation alone. */
 int floor_run_source_gen(int cpu, uint64_t seed, uint64_t npages, double *gbps, char *why, size_t whylen);
 /* Receive and install pipelined in two threads (inst_cpu -1: installer unpinned). */
-int floor_run_bulk_pipelined(int recv_cpu, int send_cpu, int inst_cpu, uint64_t bytes, double *gbps, char *why,
-			     size_t whylen);
+int floor_run_bulk_pipelined(enum floor_bulk_src from, int recv_cpu, int send_cpu, int inst_cpu, uint64_t bytes,
+			     double *gbps, char *why, size_t whylen);
 
 /* ---- link.c: bulk over an emulated link ---- */
 
@@ -181,12 +181,19 @@ void floor_link_json(struct pcb_json *j, const struct floor_cfg *fc, const struc
  * receiver installing serially and pipelined; pcbench (threads, process) */
 /* B_PCB_GEN: pcbench's pull with the source generating each page (--source-image=generate), paired with B_PCB */
 /* B_PCB_THREAD: the same pull with --installer=thread (an installer thread), paired with B_PCB (inline) */
+/* B_BARE, B_PIPE: the bare receivers fed from one cache-hot 1 MiB buffer: the hot-buffer ceiling, which no source
+ * that reads guest memory reaches */
 /* B_BARE_MEM: bare_copy with the server sending from memory the size of the pull (each page read from DRAM, as a
- * source reads guest memory), not a cache-hot 1 MiB buffer; not part of the floor: what a source's reads cost */
+ * source reads guest memory), by write */
 /* B_BARE_SPLICE: bare_mem with its server sending by vmsplice + splice, as pcbench's source (--source-send=splice) */
+/* B_PIPE_SPLICE: bare_pipe with bare_splice's server.  The floor = the best of B_BARE_MEM, B_BARE_SPLICE, B_PIPE_SPLICE */
 /* B_PCB_WRITEV: the same pull with --source-send=writev (the kernel copies each page at the source), paired with B_PCB */
+/* a bare receiver fed from memory the size of the pull: a candidate for the floor */
+#define FLOOR_KIND(k) ((k) == B_BARE_MEM || (k) == B_BARE_SPLICE || (k) == B_PIPE_SPLICE)
+/* a bare receiver fed from one cache-hot buffer: the hot-buffer ceiling */
+#define HOT_KIND(k) ((k) == B_BARE || (k) == B_PIPE)
 enum { B_TRANSPORT, B_SRCGEN, B_INSTALL, B_BARE, B_PIPE, B_PCB, B_PCB_PROC, B_PCB_ZERO, B_PCB_MAC, B_PCB_GEN, B_PCB_THREAD,
-       B_BARE_MEM, B_PCB_WRITEV, B_BARE_SPLICE };
+       B_BARE_MEM, B_PCB_WRITEV, B_BARE_SPLICE, B_PIPE_SPLICE };
 struct bulk_var {
 	int kind;
 	const char *name;
@@ -206,7 +213,7 @@ struct bulk_row {
 	double gmin, gmax;          /* over the repetitions */
 };
 
-#define MAX_BULK 52
+#define MAX_BULK 54
 #define FLOOR_ZERO_FRACTION 0.25   /* pcb_zero rows: pcbench's default image (--zero-pages) */
 
 /* Zero pages: each pcb_zero row (the default image, FLOOR_ZERO_FRACTION zero
@@ -223,14 +230,15 @@ struct spread {
 };
 
 struct bulk_sum {
-	double transport, install_copy, serial_model, floor, best, best_proc, best_proc_ratio, srcgen, floor_gen;
+	double transport, install_copy, serial_model, floor, best, best_proc, best_proc_ratio, srcgen, hot_gen, best_gen;
 	double paired_t, paired_t_min, paired_t_max, paired_f, paired_f_min, paired_f_max;
 	double paired_g, paired_g_min, paired_g_max;   /* best pcbench / best pcb_gen (0: no pcb_gen row) */
 	double paired_i, paired_i_min, paired_i_max;   /* pcbench copy/128 (installer inline) / pcb_thread (0: no row) */
 	double paired_m, paired_m_min, paired_m_max;   /* best pcbench / bare_mem (0: no row) */
 	double paired_w, paired_w_min, paired_w_max;   /* pcbench copy/128 / pcb_writev (0: no row) */
 	double paired_s, paired_s_min, paired_s_max;   /* best pcbench / bare_splice (0: no row) */
-	const struct bulk_row *best_row, *floor_row;
+	double hot, paired_h, paired_h_min, paired_h_max;   /* the hot-buffer ceiling, best pcbench over it */
+	const struct bulk_row *best_row, *floor_row, *hot_row;
 };
 
 /* One `pcbench floor` run: what each phase measured, and the verdicts. */
@@ -256,6 +264,7 @@ struct floor_run {
 	double bpm[2][16];               /* per repetition: best pcbench / bare_mem */
 	double bpw[2][16];               /* per repetition: pcbench copy/128 / pcb_writev copy/128 */
 	double bps[2][16];               /* per repetition: best pcbench / bare_splice */
+	double bph[2][16];               /* per repetition: best pcbench / the hot-buffer ceiling */
 	struct zero_ratio zr[2][4];
 	unsigned nzr[2];
 	struct bulk_sum bs[2];

@@ -27,13 +27,20 @@ static bool src_never_populated(const struct pcb_source_state *st, uint64_t pg)
 }
 
 /* The page as the source holds it: the guest's memory (--precopy: the guest
- * ran at the source and wrote into it) or the image. */
+ * ran at the source and wrote into it) or the image.  A built image that is
+ * spliced (CRIU's model) is judged by pagemap alone: a populated page is data
+ * and is not read, as CRIU's page server sends every page pagemap shows
+ * present (criu/mem.c should_dump_page); otherwise each page is read, as
+ * QEMU's migration looks at every page (migration/ram.c save_zero_page,
+ * buffer_is_zero). */
 static bool src_is_zero(const struct pcb_source_state *st, uint64_t pg)
 {
 	if (!st->cfg->mem)
 		return pcb_image_is_zero(&st->im, pg);
 	if (src_never_populated(st, pg))
 		return true;
+	if (st->cfg->mem_populated && pcb_source_send_splices(st->cfg))
+		return false;
 	const uint64_t *w = (const uint64_t *)(st->cfg->mem + (pg << PCB_PAGE_SHIFT));
 	for (unsigned i = 0; i < PCB_PAGE_WORDS; i++)
 		if (w[i])

@@ -67,7 +67,7 @@ def report(path, ncpu):
     bulk summary computed from the rows; zero-page ratios per install path, from the default
     zero model (runs, 1024); and KVM rows (1 and 2 vCPUs) whose ratio is theirs when present."""
     d = json.load(open(path)); ncpu = int(ncpu); r = d["results"]; errs = []
-    if d["kind"] != "floor" or "git_revision" not in d or "host" not in d["system"]: errs.append("header")
+    if d["kind"] != "floor" or d["schema_version"] != 2 or "git_revision" not in d or "host" not in d["system"]: errs.append("header")
     dem = r["demand"]
     want = ["same", "cross"] if ncpu >= 2 else ["same"]
     if [x["placement"] for x in dem] != want: errs.append("placements %s" % [x["placement"] for x in dem])
@@ -91,6 +91,7 @@ def report(path, ncpu):
     bulk = r["bulk"]
     kinds = {(b["variant"], b["install"], b["install_batch"]) for b in bulk}
     for k in [("transport", "-", 0), ("bare_copy", "copy", 128), ("bare_pipe", "copy", 128), ("bare_mem", "copy", 128), ("bare_splice", "copy", 128),
+              ("bare_pipe_splice", "copy", 128),
               ("pcb_thread", "copy", 128), ("pcb_writev", "copy", 128)] + \
              [("install", m, 512 if m == "move" else 128) for m in ("copy", "move", "continue")] + \
              [("pcb_proc", m, 128) for m in ("copy", "continue")] + \
@@ -107,17 +108,22 @@ def report(path, ncpu):
     for sm in r["bulk_summary"]:
         rows = [b for b in bulk if b["placement"] == sm["placement"]]
         g = lambda v: max(b["gb_per_s"] for b in rows if b["variant"] == v)
-        if abs(sm["floor_gb_per_s"] - max(g("bare_copy"), g("bare_pipe"))) > 1e-6 * sm["floor_gb_per_s"]: errs.append("%s: floor is not the better bare receiver" % sm["placement"])
+        # the floor: the best bare receiver fed from the pull's memory; the hot-buffer ceiling: fed from one cached buffer
+        fl = max(("bare_mem", "bare_splice", "bare_pipe_splice"), key=g); hot = max(("bare_copy", "bare_pipe"), key=g)
+        if abs(sm["floor_gb_per_s"] - g(fl)) > 1e-6 * sm["floor_gb_per_s"] or sm["floor_variant"] != fl: errs.append("%s: floor is not the best memory-fed bare receiver" % sm["placement"])
+        if abs(sm["hot_buffer_ceiling_gb_per_s"] - g(hot)) > 1e-6 * g(hot) or sm["hot_buffer_ceiling_variant"] != hot: errs.append("%s: hot-buffer ceiling" % sm["placement"])
+        # a generating source: the hot-buffer ceiling with the generation added (same CPU) or beside it (cross)
+        hg = 1 / (1 / g(hot) + 1 / g("source_gen")) if sm["placement"] == "same" else min(g(hot), g("source_gen"))
+        if abs(sm["hot_buffer_ceiling_with_source_generation_gb_per_s"] - hg) > 1e-6 * hg or abs(sm["best_pcb_gen_gb_per_s"] - g("pcb_gen")) > 1e-6 * g("pcb_gen"): errs.append("%s: generation figures" % sm["placement"])
         if abs(sm["best_pcbench_gb_per_s"] - g("pcbench")) > 1e-6 * sm["best_pcbench_gb_per_s"]: errs.append("%s: best pcbench" % sm["placement"])
         if abs(sm["best_over_floor"] - sm["best_pcbench_gb_per_s"] / sm["floor_gb_per_s"]) > 1e-6: errs.append("%s: best/floor" % sm["placement"])
         if not (sm["paired_best_over_transport_min"] <= sm["paired_best_over_transport_median"] <= sm["paired_best_over_transport_max"]): errs.append("%s: paired bulk ratio order" % sm["placement"])
         if not (0 < sm["paired_best_over_floor_min"] <= sm["paired_best_over_floor_median"] <= sm["paired_best_over_floor_max"]): errs.append("%s: paired floor ratio order" % sm["placement"])
         if not (0 < sm["paired_best_over_pcb_gen_min"] <= sm["paired_best_over_pcb_gen_median"] <= sm["paired_best_over_pcb_gen_max"]): errs.append("%s: paired pcb_gen ratio order" % sm["placement"])
-        # installer inline (the pcbench rows) over an installer thread (pcb_thread), and best pcbench over a bare
-        # receiver whose server reads memory the size of the pull (bare_mem): paired ratios (the floor check above:
-        # bare_mem is not part of the floor)
+        # installer inline (the pcbench rows) over an installer thread (pcb_thread), best pcbench over single
+        # memory-fed receivers and over the hot-buffer ceiling: paired ratios
         for k in ("paired_inline_over_pcb_thread", "paired_best_over_bare_mem", "paired_copy128_over_pcb_writev",
-                  "paired_best_over_bare_splice"):
+                  "paired_best_over_bare_splice", "paired_best_over_hot_buffer_ceiling"):
             if not (0 < sm[k + "_min"] <= sm[k + "_median"] <= sm[k + "_max"]): errs.append("%s: %s order" % (sm["placement"], k))
         if abs(sm["best_process_gb_per_s"] - g("pcb_proc")) > 1e-6 * max(sm["best_process_gb_per_s"], 1e-9): errs.append("%s: best process" % sm["placement"])
     # zero pages: a pcb_zero row per install path and placement, paired with the zero-free pull
