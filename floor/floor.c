@@ -21,7 +21,10 @@
  *              receiver reads them into a reused buffer (the transport alone);
  *   bare-copy  the same stream received and installed with batched
  *              UFFDIO_COPY (128 pages per ioctl) into a fresh registered region:
- *              the best pager without protocol, policy or bookkeeping;
+ *              the best pager without protocol, policy or bookkeeping; its
+ *              server sends one cache-hot buffer (the hot-buffer ceiling) or,
+ *              the floor, memory the size of the pull, as a source reads
+ *              guest memory (bare_mem, bare_splice, bare_pipe_splice);
  *   pcbench    a whole migration with no guest accesses (sequential policy)
  *              for each install path; throughput = pages / (switch-over to
  *              last page present), every page verified.
