@@ -143,8 +143,12 @@ static void print_verdicts(const struct floor_run *F)
 	if (!F->fc.no_bulk && !F->fc.all_bulk)
 		printf("bulk, floor and zero-page targets: not judged (--bulk-variants=%s measures a subset)\n", F->fc.bulk_variants);
 	else if (!F->fc.no_bulk) {
-		printf("bulk target (paired median: best pcbench pull >= 0.9 x transport, every placement): %s\n",
-		       F->met_bulk ? "met" : "NOT met");
+		printf("bulk target (paired median: best pcbench pull >= 0.9 x transport, every placement): %s (the transport "
+		       "has no installs: the floor itself is %.2f", F->met_bulk ? "met" : "NOT met",
+		       F->bs[0].transport > 0 ? F->bs[0].floor / F->bs[0].transport : 0);
+		for (unsigned p = 1; p < F->nplace; p++)
+			printf(", %.2f", F->bs[p].transport > 0 ? F->bs[p].floor / F->bs[p].transport : 0);
+		printf(" of it)\n");
 		printf("bulk against the transport+install floor (paired median: best pcbench >= 0.9 x floor, the best bare "
 		       "receiver fed from the pull's memory, every placement): %s\n",
 		       F->met_bulk_floor ? "met" : "NOT met");
