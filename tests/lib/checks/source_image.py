@@ -48,7 +48,11 @@ def corrupt(path):
 
 
 def send(path, want, reason):
-    """verified(); results.transport.source_send is WANT and its reason contains REASON."""
-    t = verified(path)["results"]["transport"]
+    """verified(); results.transport.source_send is WANT and its reason contains REASON; without
+    pre-copy, exactly the image's zero pages arrived as zero pages (splice judges a built image's
+    pages by pagemap, writev reads each one: the same pages either way)."""
+    d = verified(path)
+    t, pg = d["results"]["transport"], d["results"]["pages"]
     assert t["source_send"] == want and reason in t["source_send_reason"], (path, t)
+    assert pg["precopy"] or pg["zero"] == pg["image_zero_pages"] > 0, (path, pg)
     print("%s: %s (%s)" % (path.rsplit("/", 1)[-1], t["source_send"], t["source_send_reason"]))
