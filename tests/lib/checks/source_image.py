@@ -54,5 +54,5 @@ def send(path, want, reason):
     d = verified(path)
     t, pg = d["results"]["transport"], d["results"]["pages"]
     assert t["source_send"] == want and reason in t["source_send_reason"], (path, t)
-    assert pg["precopy"] or pg["zero"] == pg["image_zero_pages"] > 0, (path, pg)
+    assert pg.get("precopy") or pg["zero"] == pg["image_zero_pages"] > 0, (path, pg)
     print("%s: %s (%s)" % (path.rsplit("/", 1)[-1], t["source_send"], t["source_send_reason"]))
