@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# bench/scale.sh (make bench-scale) at one small size, with no settling pause:
-# its table, CSV and per-page breakdown agree with the pulls' JSON, and the
-# bare first touch is measured before and after the pulls; with
+# bench/scale.sh (make bench-scale) at one small size, two sweeps, with no
+# settling pause: its table, CSV, medians and per-page breakdown agree with
+# the pulls' JSON, each row's floor is its own sweep's, and the bare first
+# touch is measured before and after the sweeps; with
 # SCALE_MEMORY=warm (the default) every floor and pull follows a warm-up,
-# with settled none, and the CSV and table say which; a bad SCALE_MEMORY
-# exits 64 naming it.
+# with settled none, and the CSV and table say which; a bad SCALE_MEMORY or
+# SCALE_REPS exits 64 naming it.
 . "$(dirname "$0")/../lib/integ.sh"
 [ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || skip "no userfaultfd access"
-SCALE_SIZES=64M SCALE_SETTLE=0 bench/scale.sh "$T/s" "$PCBENCH" >"$T/out" 2>"$T/err" ||
+SCALE_SIZES=64M SCALE_REPS=2 SCALE_SETTLE=0 bench/scale.sh "$T/s" "$PCBENCH" >"$T/out" 2>"$T/err" ||
 	{ echo "FAIL: bench/scale.sh: $(tail -2 "$T/err")"; exit 1; }
 [ -s "$T/err" ] && { echo "FAIL: bench/scale.sh complained: $(head -3 "$T/err")"; exit 1; }
-$CHECK scale.bench "$T/s" warm || exit 1
-SCALE_SIZES=64M SCALE_SETTLE=0 SCALE_MEMORY=settled bench/scale.sh "$T/t" "$PCBENCH" >"$T/out2" 2>"$T/err2" ||
+$CHECK scale.bench "$T/s" warm 2 || exit 1
+SCALE_SIZES=64M SCALE_REPS=1 SCALE_SETTLE=0 SCALE_MEMORY=settled bench/scale.sh "$T/t" "$PCBENCH" >"$T/out2" 2>"$T/err2" ||
 	{ echo "FAIL: bench/scale.sh (settled): $(tail -2 "$T/err2")"; exit 1; }
-$CHECK scale.bench "$T/t" settled || exit 1
+$CHECK scale.bench "$T/t" settled 1 || exit 1
 SCALE_MEMORY=cold bench/scale.sh "$T/u" "$PCBENCH" >"$T/out3" 2>"$T/err3"
 rc=$?
 [ $rc = 64 ] && grep -q "SCALE_MEMORY 'cold'" "$T/err3" || { echo "FAIL: SCALE_MEMORY=cold: exit $rc, $(cat "$T/err3")"; exit 1; }
+SCALE_REPS=0 bench/scale.sh "$T/v" "$PCBENCH" >"$T/out4" 2>"$T/err4"
+rc=$?
+[ $rc = 64 ] && grep -q "SCALE_REPS '0'" "$T/err4" || { echo "FAIL: SCALE_REPS=0: exit $rc, $(cat "$T/err4")"; exit 1; }
 echo PASS
