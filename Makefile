@@ -260,11 +260,12 @@ bench-floor: deps
 		./pcbench floor --json $$out $(FLOOR_ARGS) && echo "floor: $$out"
 
 # Scale: pull throughput, migration time and pager memory for SCALE_SIZES (idle and running
-# guest), table + figure in results/scale-TIME-REV/ (bench/scale.sh; 16 GiB needs ~13 GiB free).
+# guest), SCALE_REPS sweeps (default 3; medians), table + figure in results/scale-TIME-REV/
+# (bench/scale.sh; 16 GiB needs ~17 GiB free).
 SCALE_SIZES ?= 256M 1G 4G 16G
 bench-scale: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)mkdir -p results && SCALE_SIZES="$(SCALE_SIZES)" bench/scale.sh results/scale-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV) ./pcbench
+	$(Q)mkdir -p results && SCALE_SIZES="$(SCALE_SIZES)" PYTHON=$(PYTHON) bench/scale.sh results/scale-$$(date -u +%Y%m%dT%H%M%SZ)-$(GITREV) ./pcbench
 
 # ---- fuzzing (libFuzzer, clang) ----------------------------------------------------
 # `make fuzz` runs each fuzzer for FUZZ_TIME seconds on its seed corpus (new inputs

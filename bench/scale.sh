@@ -31,8 +31,11 @@
 #
 #   usage: bench/scale.sh OUTDIR [PCBENCH]
 #   SCALE_SIZES (default "256M 1G 4G 16G"), SCALE_REPS (sweeps, default 3),
+#   SCALE_FLAT_FROM (the smallest size the flatness and the size test judge,
+#   default 1G),
 #   SCALE_ARGS (extra pcbench options), SCALE_MEMORY (warm or settled),
-#   SCALE_SETTLE (seconds, default 8)
+#   SCALE_SETTLE (seconds, default 8), PYTHON (the interpreter with SciPy,
+#   default Debian's /usr/bin/python3)
 #
 # Definitions (docs/metrics.md): pull throughput = guest bytes / migration time
 # (switch-over to last page present); pager memory = the pager's RSS excluding
@@ -49,11 +52,13 @@ settle=${SCALE_SETTLE:-8}
 memory=${SCALE_MEMORY:-warm}
 case $memory in warm|settled) ;; *) echo "scale: invalid SCALE_MEMORY '$memory' (want warm or settled)" >&2; exit 64 ;; esac
 case $reps in ''|*[!0-9]*|0) echo "scale: invalid SCALE_REPS '$reps' (want a positive integer)" >&2; exit 64 ;; esac
+numfmt --from=iec "${SCALE_FLAT_FROM:-1G}" >/dev/null 2>&1 || { echo "scale: invalid SCALE_FLAT_FROM '${SCALE_FLAT_FROM}' (want a size such as 1G)" >&2; exit 64; }
 mkdir -p "$out" || exit 71
 csv=$out/scale.csv
 echo "size_bytes,guest,migration_ms,pull_gbps,pager_rss_bytes,pager_fraction,completed_while_guest_ran,install_us_per_page,installer_cpu_us_per_page,receive_cpu_us_per_page,source_cpu_us_per_page,exit,floor_gbps,touch_us_per_page,memory,rep" >"$csv"
 bytes() { numfmt --from=iec "$1"; }
 here=$(dirname "$0")
+py=${PYTHON:-/usr/bin/python3}
 # can the machine hold size S (B bytes) now?  (says so when not)
 fits() {
 	local avail
@@ -65,7 +70,7 @@ fits() {
 # before a floor or a pull: memory in the state SCALE_MEMORY names (STEP names the record)
 prepare() {
 	if [ "$memory" = warm ]; then
-		python3 "$here/firsttouch.py" --warm $(($2 + (1 << 30))) >"$out/$1-warm.json" 2>"$out/$1-warm.err" ||
+		"$py" "$here/firsttouch.py" --warm $(($2 + (1 << 30))) >"$out/$1-warm.json" 2>"$out/$1-warm.err" ||
 			echo "scale: $1 warm-up failed: $(tail -1 "$out/$1-warm.err")" >&2
 	else
 		sleep "$settle"
@@ -74,7 +79,7 @@ prepare() {
 # the bare first touch of size S (B bytes), WHEN (before or after the sweeps)
 first_touch() {
 	sleep "$settle"
-	python3 "$here/firsttouch.py" "$2" >"$out/$1-touch-$3.json" 2>"$out/$1-touch-$3.err" ||
+	"$py" "$here/firsttouch.py" "$2" >"$out/$1-touch-$3.json" 2>"$out/$1-touch-$3.err" ||
 		echo "scale: $1 first touch ($3) failed: $(tail -1 "$out/$1-touch-$3.err")" >&2
 }
 # one sweep's floor and pulls of size S (B bytes), sweep REP
@@ -100,7 +105,7 @@ sweep_size() {
 		"$P" run --mem="$s" --policy=sequential --batch=1024 --trace=off --source-image=generate $wl ${SCALE_ARGS:-} --json "$j" \
 			>"$out/$step-$g.out" 2>"$out/$step-$g.err"
 		rc=$?
-		python3 "$here/scaletable.py" row "$j" "$b" $g $rc "$rep" "$out/$step-floor.json" "$memory" >>"$csv"
+		"$py" "$here/scaletable.py" row "$j" "$b" $g $rc "$rep" "$out/$step-floor.json" "$memory" >>"$csv"
 		if [ $g = idle ]; then
 			ms=$(tail -1 "$csv" | cut -d, -f3)
 			run_s=$(awk -v ms="${ms:-0}" 'BEGIN { s = int(ms / 1000 + 1); print s < 2 ? 2 : s }')
@@ -122,7 +127,7 @@ for s in $sizes; do
 	b=$(bytes "$s")
 	fits "$s" "$b" && first_touch "$s" "$b" after
 done
-python3 "$here/scaletable.py" finish "$out" >"$out/table.txt"
+"$py" "$here/scaletable.py" finish "$out" "$(bytes "${SCALE_FLAT_FROM:-1G}")" >"$out/table.txt"
 if [ "$memory" = warm ]; then
 	echo "memory: warm (each floor and pull started right after SIZE + 1 GiB was populated and freed; first touch ${settle} s after the previous step)" >>"$out/table.txt"
 else

@@ -2,14 +2,15 @@
 """The rows and the table of bench/scale.sh (make bench-scale).
 
     scaletable.py row JSON SIZE_BYTES GUEST EXIT REP FLOOR_JSON MEMORY   one scale.csv row for one pull
-    scaletable.py finish OUTDIR                                         fills the first-touch column, writes
+    scaletable.py finish OUTDIR [FROM_BYTES]                            fills the first-touch column, writes
                                                                         medians.csv and prints the table
 
 Definitions: docs/metrics.md, "Scale".  A row's floor is the first install row (placement same) of the
 `pcbench floor --bulk-variants=install:copy` run of the same size in the same sweep.  The table gives, for
 each size and guest, the median over the sweeps of every figure, the range of the pull throughput, and
 whether the guest's size changes the pull throughput at all (Kruskal-Wallis over the sweeps' pull
-throughputs of the sizes from 1 GiB up, SciPy).  Only pulls that exited 0 enter the medians.
+throughputs of the sizes from FROM_BYTES up, default 1 GiB as issue 17 asks, SciPy).  Only pulls that
+exited 0 enter the medians.
 """
 import csv
 import json
@@ -103,7 +104,7 @@ def cell(x, spec="%.3f"):
 
 
 def size_effect(groups):
-    """Kruskal-Wallis H test over the sweeps' pull throughputs of each size from 1 GiB (None: not testable)."""
+    """Kruskal-Wallis H test over the sweeps' pull throughputs of each size judged (None: not testable)."""
     samples = [[float(r["pull_gbps"]) for r in g["rows"]] for g in groups]
     if len(samples) < 2 or any(len(s) < 2 for s in samples):
         return None
@@ -115,7 +116,7 @@ def size_effect(groups):
     return "Kruskal-Wallis H %.2f, p %.3f (%s sweeps per size)" % (h, p, "/".join(str(len(s)) for s in samples))
 
 
-def table(med, memory, sweeps):
+def table(med, sweeps, first):
     keys = sorted(med)
     fmt = "%-6s %-8s %12s %9s %17s %10s %10s %13s %10s %6s %s"
     print(fmt % ("size", "guest", "migration ms", "pull GB/s", "pull min-max", "floor GB/s", "pull/floor",
@@ -139,25 +140,25 @@ def table(med, memory, sweeps):
             print("%-6s %-8s" % (name(k[0]), k[1]) + "".join(" %15s" % f(med[k][c]) for c, _ in PER_PAGE))
     print()
     for guest in ("idle", "running"):
-        big = [k for k in keys if k[1] == guest and k[0] >= 1 << 30 and med[k]["n"]]
+        big = [k for k in keys if k[1] == guest and k[0] >= first and med[k]["n"]]
         if len(big) < 2:
             continue
         gs = [med[k] for k in big]
         t = [g["pull_gbps"] for g in gs]
-        last = name(big[-1][0])
-        print("%s: pull throughput from 1 GiB to %s: min/max of the medians %.3f (target >= 0.9: flat within 10 %%)" %
-              (guest, last, min(t) / max(t)))
+        frm, last = name(big[0][0]), name(big[-1][0])
+        print("%s: pull throughput from %s to %s: min/max of the medians %.3f (target >= 0.9: flat within 10 %%)" %
+              (guest, frm, last, min(t) / max(t)))
         effect = size_effect(gs)
         if effect:
             print("%s: does the size change the pull throughput? %s" % (guest, effect))
         for c, what in PER_PAGE:
             v = [g[c] for g in gs]
             if None not in v and min(v) > 0:
-                print("%s: %s per page from 1 GiB to %s: %s us (min/max %.3f)" %
-                      (guest, what, last, " ".join("%.3f" % x for x in v), min(v) / max(v)))
+                print("%s: %s per page from %s to %s: %s us (min/max %.3f)" %
+                      (guest, what, frm, last, " ".join("%.3f" % x for x in v), min(v) / max(v)))
         q = [g["ratio"] for g in gs]
         if None not in q:
-            print("%s: pull / floor of the same size from 1 GiB to %s: min/max %.3f" % (guest, last, min(q) / max(q)))
+            print("%s: pull / floor of the same size from %s to %s: min/max %.3f" % (guest, frm, last, min(q) / max(q)))
     for k in keys:
         if k[0] >= 16 << 30 and med[k]["n"]:
             print("%s at 16 GiB: pager memory %.3f %% of the guest (target <= 0.2 %%)" %
@@ -165,7 +166,7 @@ def table(med, memory, sweeps):
     print("sweeps: %d, each over every size in order (the host's drift falls on every size alike)" % sweeps)
 
 
-def finish(outdir):
+def finish(outdir, first=1 << 30):
     path = os.path.join(outdir, "scale.csv")
     rows = list(csv.DictReader(open(path)))
     fill_touch(outdir, rows)
@@ -186,16 +187,16 @@ def finish(outdir):
                         cell(g["receive_cpu_us_per_page"]), cell(g["source_cpu_us_per_page"]), 0,
                         cell(g["floor_gbps"], "%.5f"), cell(g["touch_us_per_page"]), rows[0]["memory"], g["n"]])
     sweeps = max((int(r["rep"]) for r in rows), default=0)
-    table(med, rows[0]["memory"] if rows else "", sweeps)
+    table(med, sweeps, int(first))
 
 
 def main():
     if len(sys.argv) == 9 and sys.argv[1] == "row":
         row(*sys.argv[2:])
-    elif len(sys.argv) == 3 and sys.argv[1] == "finish":
-        finish(sys.argv[2])
+    elif len(sys.argv) in (3, 4) and sys.argv[1] == "finish":
+        finish(*sys.argv[2:])
     else:
-        sys.exit("usage: scaletable.py row JSON SIZE GUEST EXIT REP FLOOR_JSON MEMORY | finish OUTDIR")
+        sys.exit("usage: scaletable.py row JSON SIZE GUEST EXIT REP FLOOR_JSON MEMORY | finish OUTDIR [FROM_BYTES]")
 
 
 if __name__ == "__main__":

@@ -39,57 +39,70 @@ def memory(small, large):
     print("scale memory: ok")
 
 
-def bench(outdir, memory="warm", reps="2"):
-    """bench/scale.sh at one small size, REPS sweeps: every pull verified (exit 0), every column filled,
-    the per-page breakdown consistent with the pull's JSON, each row's floor the floor run of its own sweep,
-    a bare first touch measured before and after the sweeps, medians.csv the medians over the sweeps, and
-    the table printing the breakdown and the number of sweeps; the memory column says MEMORY, and with warm
-    every floor and pull was preceded by a warm-up of the size + 1 GiB (none with settled)."""
+SIZES = {"32M": 32 << 20, "64M": 64 << 20}
+
+
+def bench(outdir, memory="warm", reps="2", sizes="64M"):
+    """bench/scale.sh at small SIZES (space-separated), REPS sweeps: every pull verified (exit 0), every
+    column filled, the per-page breakdown consistent with the pull's JSON, each row's floor the floor run of
+    its own sweep, a bare first touch measured before and after the sweeps, medians.csv the medians over the
+    sweeps, and the table printing the breakdown and the number of sweeps, and with two sizes and two sweeps
+    or more the flatness and a Kruskal-Wallis test (SciPy reached); the memory column says MEMORY, and with
+    warm every floor and pull was preceded by a warm-up of the size + 1 GiB (none with settled)."""
     import csv
     import os
     import statistics
-    reps = int(reps)
+    reps, sizes = int(reps), sizes.split()
     rows = list(csv.DictReader(open(os.path.join(outdir, "scale.csv"))))
-    assert [(r["guest"], r["rep"]) for r in rows] == [(g, str(n)) for n in range(1, reps + 1) for g in ("idle", "running")], \
-        "rows %s" % [(r["guest"], r["rep"]) for r in rows]
+    want = [(str(SIZES[z]), g, str(n)) for n in range(1, reps + 1) for z in sizes for g in ("idle", "running")]
+    got = [(r["size_bytes"], r["guest"], r["rep"]) for r in rows]
+    assert got == want, "rows %s, want %s" % (got, want)
     assert all(r["memory"] == memory for r in rows), "memory column %s, want %s" % ([r["memory"] for r in rows], memory)
-    for n in range(1, reps + 1):
-        for step in ("floor", "idle", "running"):
-            f = os.path.join(outdir, "64M-r%d-%s-warm.json" % (n, step))
-            if memory == "warm":
-                w = json.load(open(f))
-                assert w["warm_bytes"] == (64 << 20) + (1 << 30) and w["populate_ns"] > 0, "warm-up before %s: %s" % (step, w)
-            else:
-                assert not os.path.exists(f), "settled run warmed memory before %s" % step
+    for z in sizes:
+        for n in range(1, reps + 1):
+            for step in ("floor", "idle", "running"):
+                f = os.path.join(outdir, "%s-r%d-%s-warm.json" % (z, n, step))
+                if memory == "warm":
+                    w = json.load(open(f))
+                    assert w["warm_bytes"] == SIZES[z] + (1 << 30) and w["populate_ns"] > 0, "warm-up before %s: %s" % (step, w)
+                else:
+                    assert not os.path.exists(f), "settled run warmed memory before %s" % step
+    name = {str(b): z for z, b in SIZES.items()}
     for r in rows:
-        assert r["exit"] == "0", "%s pull exit %s" % (r["guest"], r["exit"])
+        z = name[r["size_bytes"]]
+        assert r["exit"] == "0", "%s %s pull exit %s" % (z, r["guest"], r["exit"])
         assert all(r[k] for k in r), "empty column in %s" % r
-        j = json.load(open(os.path.join(outdir, "64M-r%s-%s.json" % (r["rep"], r["guest"]))))["results"]
+        j = json.load(open(os.path.join(outdir, "%s-r%s-%s.json" % (z, r["rep"], r["guest"]))))["results"]
         ib = j["pager"]["install"]["background"]
         assert abs(float(r["install_us_per_page"]) - ib["install_ns"] / ib["pages"] / 1e3) < 0.002, "install us/page"
         assert abs(float(r["installer_cpu_us_per_page"]) - j["cpu"]["installer_ns"] / ib["pages"] / 1e3) < 0.002, "installer CPU"
         assert abs(float(r["migration_ms"]) - j["time"]["total_migration_ns"] / 1e6) < 0.1, "migration ms"
         assert 0 < float(r["pager_fraction"]) < 1, "pager fraction"
-        fl = json.load(open(os.path.join(outdir, "64M-r%s-floor.json" % r["rep"])))["results"]["bulk"]
+        fl = json.load(open(os.path.join(outdir, "%s-r%s-floor.json" % (z, r["rep"]))))["results"]["bulk"]
         fl = [x["gb_per_s"] for x in fl if x["variant"] == "install"][0]
         assert abs(float(r["floor_gbps"]) - fl) < 0.0002, "floor of sweep %s: %s, its floor run %.4f" % (r["rep"], r["floor_gbps"], fl)
-    for w in ("before", "after"):
-        t = json.load(open(os.path.join(outdir, "64M-touch-%s.json" % w)))
-        assert t["pages"] == 16384 and t["pass1_ns"] > t["pass2_ns"] > 0, "first touch %s: %s" % (w, t)
-    mean = sum(json.load(open(os.path.join(outdir, "64M-touch-%s.json" % w)))["first_touch_us_per_page"]
-               for w in ("before", "after")) / 2
-    assert all(abs(float(r["touch_us_per_page"]) - mean) < 0.002 for r in rows), "touch column is not the mean"
-    med = {m["guest"]: m for m in csv.DictReader(open(os.path.join(outdir, "medians.csv")))}
-    assert sorted(med) == ["idle", "running"], "medians.csv rows %s" % sorted(med)
-    for g, m in med.items():
-        mine = [r for r in rows if r["guest"] == g]
-        assert m["sweeps"] == str(reps), "%s: %s sweeps in medians.csv, want %d" % (g, m["sweeps"], reps)
+        t = [json.load(open(os.path.join(outdir, "%s-touch-%s.json" % (z, w)))) for w in ("before", "after")]
+        for x in t:
+            assert x["pages"] == SIZES[z] // 4096 and x["pass1_ns"] > x["pass2_ns"] > 0, "first touch %s: %s" % (z, x)
+        mean = sum(x["first_touch_us_per_page"] for x in t) / 2
+        assert abs(float(r["touch_us_per_page"]) - mean) < 0.002, "%s: touch column is not the mean" % z
+    med = {(m["size_bytes"], m["guest"]): m for m in csv.DictReader(open(os.path.join(outdir, "medians.csv")))}
+    assert sorted(med) == sorted(set(x[:2] for x in want)), "medians.csv rows %s" % sorted(med)
+    for key, m in med.items():
+        mine = [r for r in rows if (r["size_bytes"], r["guest"]) == key]
+        assert m["sweeps"] == str(reps), "%s: %s sweeps in medians.csv, want %d" % (key, m["sweeps"], reps)
         for k in ("migration_ms", "pull_gbps", "floor_gbps", "install_us_per_page"):
-            want = statistics.median(float(r[k]) for r in mine)
-            assert abs(float(m[k]) - want) <= 0.001 * max(1, want), "%s %s: median %s, want %.4f" % (g, k, m[k], want)
+            want_m = statistics.median(float(r[k]) for r in mine)
+            assert abs(float(m[k]) - want_m) <= 0.001 * max(1, want_m), "%s %s: median %s, want %.4f" % (key, k, m[k], want_m)
     table = open(os.path.join(outdir, "table.txt")).read()
     assert "bare 1st touch" in table and "install ioctls" in table, "table lacks the per-page breakdown"
     assert "pull min-max" in table and ("sweeps: %d," % reps) in table, "table does not give the sweeps' range and count"
     assert ("memory: %s" % memory) in table, "table does not say the memory state"
-    print("scale bench: ok (sweeps %d; first touch %.3f us/page, pull %.3f us/page)" %
-          (reps, mean, float(rows[0]["migration_ms"]) * 1e3 / 16384))
+    if len(sizes) > 1 and reps > 1:
+        for g in ("idle", "running"):
+            t = [float(med[(str(SIZES[z]), g)]["pull_gbps"]) for z in sizes]
+            line = "%s: pull throughput from %s to %s: min/max of the medians %.3f" % (g, sizes[0], sizes[-1], min(t) / max(t))
+            assert line in table, "table lacks %r" % line
+            assert ("%s: does the size change the pull throughput? Kruskal-Wallis H" % g) in table, "no size test for %s" % g
+    print("scale bench: ok (sizes %s, sweeps %d; pull %.3f us/page)" %
+          (" ".join(sizes), reps, float(rows[0]["migration_ms"]) * 1e3 / (int(rows[0]["size_bytes"]) // 4096)))
