@@ -28,12 +28,19 @@
 # (the host's cost of cold memory).  The floor is the first placement of each
 # floor run only (the second runs at once, on memory the first just freed).
 # The guest region itself is never pre-faulted.
+# Every pull runs with one thread placement (SCALE_PIN, the CSV's pin column):
+# by default the source and the guest on CPU 0, the pager's background receive
+# and its installs on CPU 1 (on 2 CPUs, unpinned pulls of 1 GiB came out 1.3x
+# slower than pinned ones half of the time: the scheduler's placement, not the
+# size; docs/results/2026-12-06-scale-sweeps.md); none leaves it to the
+# scheduler.
 #
 #   usage: bench/scale.sh OUTDIR [PCBENCH]
 #   SCALE_SIZES (default "256M 1G 4G 16G"), SCALE_REPS (sweeps, default 3),
 #   SCALE_FLAT_FROM (the smallest size the flatness and the size test judge,
 #   default 1G),
-#   SCALE_ARGS (extra pcbench options), SCALE_MEMORY (warm or settled),
+#   SCALE_PIN (pcbench --pin, default guest=0,demand=0,source=0,background=1,
+#   install=1), SCALE_ARGS (extra pcbench options), SCALE_MEMORY (warm or settled),
 #   SCALE_SETTLE (seconds, default 8), PYTHON (the interpreter with SciPy,
 #   default Debian's /usr/bin/python3)
 #
@@ -48,6 +55,7 @@ out=${1:?usage: bench/scale.sh OUTDIR [PCBENCH]}
 P=${2:-./pcbench}
 sizes=${SCALE_SIZES:-256M 1G 4G 16G}
 reps=${SCALE_REPS:-3}
+pin=${SCALE_PIN:-guest=0,demand=0,source=0,background=1,install=1}
 settle=${SCALE_SETTLE:-8}
 memory=${SCALE_MEMORY:-warm}
 case $memory in warm|settled) ;; *) echo "scale: invalid SCALE_MEMORY '$memory' (want warm or settled)" >&2; exit 64 ;; esac
@@ -55,7 +63,7 @@ case $reps in ''|*[!0-9]*|0) echo "scale: invalid SCALE_REPS '$reps' (want a pos
 numfmt --from=iec "${SCALE_FLAT_FROM:-1G}" >/dev/null 2>&1 || { echo "scale: invalid SCALE_FLAT_FROM '${SCALE_FLAT_FROM}' (want a size such as 1G)" >&2; exit 64; }
 mkdir -p "$out" || exit 71
 csv=$out/scale.csv
-echo "size_bytes,guest,migration_ms,pull_gbps,pager_rss_bytes,pager_fraction,completed_while_guest_ran,install_us_per_page,installer_cpu_us_per_page,receive_cpu_us_per_page,source_cpu_us_per_page,exit,floor_gbps,touch_us_per_page,memory,rep" >"$csv"
+echo "size_bytes,guest,migration_ms,pull_gbps,pager_rss_bytes,pager_fraction,completed_while_guest_ran,install_us_per_page,installer_cpu_us_per_page,receive_cpu_us_per_page,source_cpu_us_per_page,exit,floor_gbps,touch_us_per_page,memory,rep,pin" >"$csv"
 bytes() { numfmt --from=iec "$1"; }
 here=$(dirname "$0")
 py=${PYTHON:-/usr/bin/python3}
@@ -102,10 +110,10 @@ sweep_size() {
 		# one source mode along the curve: --source-image=auto would hold 256M-4G in memory
 		# and generate 16G (4x16 GiB exceeds what this machine has available)
 		# shellcheck disable=SC2086
-		"$P" run --mem="$s" --policy=sequential --batch=1024 --trace=off --source-image=generate $wl ${SCALE_ARGS:-} --json "$j" \
+		"$P" run --mem="$s" --policy=sequential --batch=1024 --trace=off --source-image=generate --pin="$pin" $wl ${SCALE_ARGS:-} --json "$j" \
 			>"$out/$step-$g.out" 2>"$out/$step-$g.err"
 		rc=$?
-		"$py" "$here/scaletable.py" row "$j" "$b" $g $rc "$rep" "$out/$step-floor.json" "$memory" >>"$csv"
+		"$py" "$here/scaletable.py" row "$j" "$b" $g $rc "$rep" "$out/$step-floor.json" "$memory" "$pin" >>"$csv"
 		if [ $g = idle ]; then
 			ms=$(tail -1 "$csv" | cut -d, -f3)
 			run_s=$(awk -v ms="${ms:-0}" 'BEGIN { s = int(ms / 1000 + 1); print s < 2 ? 2 : s }')
@@ -133,6 +141,7 @@ if [ "$memory" = warm ]; then
 else
 	echo "memory: settled (every step started ${settle} s after the previous one ended)" >>"$out/table.txt"
 fi
+echo "placement: --pin=$pin (every pull; the floors: pcbench floor's same placement, CPU 0)" >>"$out/table.txt"
 cat "$out/table.txt"
 gnuplot -e "csv='$csv'; med='$out/medians.csv'; out='$out/scale.png'" - <<'GP' 2>"$out/gnuplot.err" || echo "scale: no figure ($(head -1 "$out/gnuplot.err"))"
 set terminal pngcairo enhanced font 'Helvetica,9' size 1350,360

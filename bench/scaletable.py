@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The rows and the table of bench/scale.sh (make bench-scale).
 
-    scaletable.py row JSON SIZE_BYTES GUEST EXIT REP FLOOR_JSON MEMORY   one scale.csv row for one pull
+    scaletable.py row JSON SIZE_BYTES GUEST EXIT REP FLOOR_JSON MEMORY PIN  one scale.csv row for one pull
     scaletable.py finish OUTDIR [FROM_BYTES]                            fills the first-touch column, writes
                                                                         medians.csv and prints the table
 
@@ -21,7 +21,7 @@ import sys
 COLUMNS = ("size_bytes", "guest", "migration_ms", "pull_gbps", "pager_rss_bytes", "pager_fraction",
            "completed_while_guest_ran", "install_us_per_page", "installer_cpu_us_per_page",
            "receive_cpu_us_per_page", "source_cpu_us_per_page", "exit", "floor_gbps", "touch_us_per_page",
-           "memory", "rep")
+           "memory", "rep", "pin")
 NUMERIC = ("migration_ms", "pull_gbps", "pager_rss_bytes", "pager_fraction", "install_us_per_page",
            "installer_cpu_us_per_page", "receive_cpu_us_per_page", "source_cpu_us_per_page", "floor_gbps",
            "touch_us_per_page")
@@ -39,22 +39,23 @@ def floor_gbps(path):
     return "%.4f" % rows[0] if rows else ""
 
 
-def row(path, size, guest, rc, rep, floor_json, memory):
+def row(path, size, guest, rc, rep, floor_json, memory, pin):
     size, rc = int(size), int(rc)
     fl = floor_gbps(floor_json)
+    out = csv.writer(sys.stdout, lineterminator="\n")   # the pin value holds commas: quoted
     try:
         r = json.load(open(path))["results"]
         mig = r["time"]["total_migration_ns"]
         m, ib, c = r["pager"]["memory"], r["pager"]["install"]["background"], r["cpu"]
     except (OSError, ValueError, KeyError, TypeError):
-        print(",".join([str(size), guest] + [""] * 9 + [str(rc), fl, "", memory, rep]))
+        out.writerow([size, guest] + [""] * 9 + [rc, fl, "", memory, rep, pin])
         return
     bp = ib["pages"] or 1   # per background page: the installer's ioctl wall time and CPU, the receiver's CPU
-    print("%d,%s,%.1f,%.4f,%d,%.6f,%s,%.3f,%.3f,%.3f,%.3f,%d,%s,,%s,%s" % (
-        size, guest, mig / 1e6, size / mig if mig else 0, m["pager_rss_excluding_guest"],
-        m["pager_rss_fraction_of_guest"], str(r["time"]["completed_while_guest_ran"]).lower(),
-        ib["install_ns"] / bp / 1e3, (c["installer_ns"] or 0) / bp / 1e3, (c["background_ns"] or 0) / bp / 1e3,
-        (c["source_process_ns"] or 0) / (size / 4096) / 1e3, rc, fl, memory, rep))
+    out.writerow([size, guest, "%.1f" % (mig / 1e6), "%.4f" % (size / mig if mig else 0), m["pager_rss_excluding_guest"],
+                  "%.6f" % m["pager_rss_fraction_of_guest"], str(r["time"]["completed_while_guest_ran"]).lower(),
+                  "%.3f" % (ib["install_ns"] / bp / 1e3), "%.3f" % ((c["installer_ns"] or 0) / bp / 1e3),
+                  "%.3f" % ((c["background_ns"] or 0) / bp / 1e3), "%.3f" % ((c["source_process_ns"] or 0) / (size / 4096) / 1e3),
+                  rc, fl, "", memory, rep, pin])
 
 
 def name(size):
@@ -177,7 +178,7 @@ def finish(outdir, first=1 << 30):
     med = medians(rows)
     with open(os.path.join(outdir, "medians.csv"), "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(COLUMNS[:-1] + ("sweeps",))
+        w.writerow(COLUMNS[:-2] + ("sweeps", "pin"))
         for (size, guest), g in sorted(med.items()):
             if not g["n"]:
                 continue
@@ -185,18 +186,18 @@ def finish(outdir, first=1 << 30):
                         "%d" % g["pager_rss_bytes"], cell(g["pager_fraction"], "%.6f"), "",
                         cell(g["install_us_per_page"], "%.4f"), cell(g["installer_cpu_us_per_page"], "%.4f"),
                         cell(g["receive_cpu_us_per_page"]), cell(g["source_cpu_us_per_page"]), 0,
-                        cell(g["floor_gbps"], "%.5f"), cell(g["touch_us_per_page"]), rows[0]["memory"], g["n"]])
+                        cell(g["floor_gbps"], "%.5f"), cell(g["touch_us_per_page"]), rows[0]["memory"], g["n"], rows[0]["pin"]])
     sweeps = max((int(r["rep"]) for r in rows), default=0)
     table(med, sweeps, int(first))
 
 
 def main():
-    if len(sys.argv) == 9 and sys.argv[1] == "row":
+    if len(sys.argv) == 10 and sys.argv[1] == "row":
         row(*sys.argv[2:])
     elif len(sys.argv) in (3, 4) and sys.argv[1] == "finish":
         finish(*sys.argv[2:])
     else:
-        sys.exit("usage: scaletable.py row JSON SIZE GUEST EXIT REP FLOOR_JSON MEMORY | finish OUTDIR [FROM_BYTES]")
+        sys.exit("usage: scaletable.py row JSON SIZE GUEST EXIT REP FLOOR_JSON MEMORY PIN | finish OUTDIR [FROM_BYTES]")
 
 
 if __name__ == "__main__":
