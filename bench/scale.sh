@@ -28,19 +28,21 @@
 # (the host's cost of cold memory).  The floor is the first placement of each
 # floor run only (the second runs at once, on memory the first just freed).
 # The guest region itself is never pre-faulted.
-# Every pull runs with one thread placement (SCALE_PIN, the CSV's pin column):
-# by default the source and the guest on CPU 0, the pager's background receive
-# and its installs on CPU 1 (on 2 CPUs, unpinned pulls of 1 GiB came out 1.3x
-# slower than pinned ones half of the time: the scheduler's placement, not the
-# size; docs/results/2026-12-06-scale-sweeps.md); none leaves it to the
-# scheduler.
+# Every pull runs with one stated thread placement (the CSV's pin column):
+# idle pulls SCALE_PIN, by default the source on CPU 0, the pager's background
+# receive and its installs on CPU 1 (on 2 CPUs, unpinned idle pulls of 1 GiB
+# came out 1.3x slower than pinned ones half of the time: the scheduler's
+# placement, not the size); running pulls SCALE_PIN_RUNNING, by default none
+# (the scheduler's: two vCPUs beside the source on one CPU made the running
+# curve vary more, not less; docs/results/2026-12-06-scale-sweeps.md).
 #
 #   usage: bench/scale.sh OUTDIR [PCBENCH]
 #   SCALE_SIZES (default "256M 1G 4G 16G"), SCALE_REPS (sweeps, default 3),
 #   SCALE_FLAT_FROM (the smallest size the flatness and the size test judge,
 #   default 1G),
-#   SCALE_PIN (pcbench --pin, default guest=0,demand=0,source=0,background=1,
-#   install=1), SCALE_ARGS (extra pcbench options), SCALE_MEMORY (warm or settled),
+#   SCALE_PIN (pcbench --pin of the idle pulls, default guest=0,demand=0,
+#   source=0,background=1,install=1), SCALE_PIN_RUNNING (of the running pulls,
+#   default none), SCALE_ARGS (extra pcbench options), SCALE_MEMORY (warm or settled),
 #   SCALE_SETTLE (seconds, default 8), PYTHON (the interpreter with SciPy,
 #   default Debian's /usr/bin/python3)
 #
@@ -55,7 +57,8 @@ out=${1:?usage: bench/scale.sh OUTDIR [PCBENCH]}
 P=${2:-./pcbench}
 sizes=${SCALE_SIZES:-256M 1G 4G 16G}
 reps=${SCALE_REPS:-3}
-pin=${SCALE_PIN:-guest=0,demand=0,source=0,background=1,install=1}
+pin_idle=${SCALE_PIN:-guest=0,demand=0,source=0,background=1,install=1}
+pin_running=${SCALE_PIN_RUNNING:-none}
 settle=${SCALE_SETTLE:-8}
 memory=${SCALE_MEMORY:-warm}
 case $memory in warm|settled) ;; *) echo "scale: invalid SCALE_MEMORY '$memory' (want warm or settled)" >&2; exit 64 ;; esac
@@ -92,7 +95,7 @@ first_touch() {
 }
 # one sweep's floor and pulls of size S (B bytes), sweep REP
 sweep_size() {
-	local s=$1 b=$2 rep=$3 g wl j rc ms run_s=2 step=$1-r$3
+	local s=$1 b=$2 rep=$3 g wl j rc ms pin run_s=2 step=$1-r$3
 	# the floor of this size: the copy path's installs alone into fresh memory
 	prepare "$step-floor" "$b"
 	"$P" floor --no-demand --no-link --no-kvm --bulk="$s" --bulk-reps=1 --bulk-variants=install:copy \
@@ -101,9 +104,9 @@ sweep_size() {
 	# the running guest runs for about as long as the idle pull took (or 2 s)
 	for g in idle running; do
 		if [ $g = idle ]; then
-			wl="--workload=idle --vcpus=1 --duration=0 --ops=1"
+			wl="--workload=idle --vcpus=1 --duration=0 --ops=1" pin=$pin_idle
 		else
-			wl="--workload=random --vcpus=2 --duration=${run_s}s"
+			wl="--workload=random --vcpus=2 --duration=${run_s}s" pin=$pin_running
 		fi
 		j=$out/$step-$g.json
 		prepare "$step-$g" "$b"
@@ -141,7 +144,7 @@ if [ "$memory" = warm ]; then
 else
 	echo "memory: settled (every step started ${settle} s after the previous one ended)" >>"$out/table.txt"
 fi
-echo "placement: --pin=$pin (every pull; the floors: pcbench floor's same placement, CPU 0)" >>"$out/table.txt"
+echo "placement: idle pulls --pin=$pin_idle, running pulls --pin=$pin_running (the floors: pcbench floor's same placement, CPU 0)" >>"$out/table.txt"
 cat "$out/table.txt"
 gnuplot -e "csv='$csv'; med='$out/medians.csv'; out='$out/scale.png'" - <<'GP' 2>"$out/gnuplot.err" || echo "scale: no figure ($(head -1 "$out/gnuplot.err"))"
 set terminal pngcairo enhanced font 'Helvetica,9' size 1350,360

@@ -186,7 +186,7 @@ def finish(outdir, first=1 << 30):
                         "%d" % g["pager_rss_bytes"], cell(g["pager_fraction"], "%.6f"), "",
                         cell(g["install_us_per_page"], "%.4f"), cell(g["installer_cpu_us_per_page"], "%.4f"),
                         cell(g["receive_cpu_us_per_page"]), cell(g["source_cpu_us_per_page"]), 0,
-                        cell(g["floor_gbps"], "%.5f"), cell(g["touch_us_per_page"]), rows[0]["memory"], g["n"], rows[0]["pin"]])
+                        cell(g["floor_gbps"], "%.5f"), cell(g["touch_us_per_page"]), rows[0]["memory"], g["n"], g["rows"][0]["pin"]])
     sweeps = max((int(r["rep"]) for r in rows), default=0)
     table(med, sweeps, int(first))
 

@@ -6,7 +6,8 @@
 # tests for a size effect from SCALE_FLAT_FROM (SciPy reached); with
 # SCALE_MEMORY=warm (the default) every floor and pull follows a warm-up,
 # with settled none, and the CSV and table say which; every pull runs with
-# the default placement, or with SCALE_PIN's; a bad SCALE_MEMORY,
+# the default placement of its guest, or with SCALE_PIN's and
+# SCALE_PIN_RUNNING's; a bad SCALE_MEMORY,
 # SCALE_REPS or SCALE_FLAT_FROM exits 64 naming it.
 . "$(dirname "$0")/../lib/integ.sh"
 [ -e /dev/userfaultfd ] || [ "$(id -u)" = 0 ] || skip "no userfaultfd access"
@@ -14,9 +15,9 @@ SCALE_SIZES="32M 64M" SCALE_REPS=2 SCALE_FLAT_FROM=32M SCALE_SETTLE=0 bench/scal
 	{ echo "FAIL: bench/scale.sh: $(tail -2 "$T/err")"; exit 1; }
 [ -s "$T/err" ] && { echo "FAIL: bench/scale.sh complained: $(head -3 "$T/err")"; exit 1; }
 $CHECK scale.bench "$T/s" warm 2 "32M 64M" || exit 1
-SCALE_SIZES=64M SCALE_REPS=1 SCALE_SETTLE=0 SCALE_MEMORY=settled SCALE_PIN=none bench/scale.sh "$T/t" "$PCBENCH" >"$T/out2" 2>"$T/err2" ||
+SCALE_SIZES=64M SCALE_REPS=1 SCALE_SETTLE=0 SCALE_MEMORY=settled SCALE_PIN=none SCALE_PIN_RUNNING=split bench/scale.sh "$T/t" "$PCBENCH" >"$T/out2" 2>"$T/err2" ||
 	{ echo "FAIL: bench/scale.sh (settled): $(tail -2 "$T/err2")"; exit 1; }
-$CHECK scale.bench "$T/t" settled 1 64M none || exit 1
+$CHECK scale.bench "$T/t" settled 1 64M none split || exit 1
 SCALE_MEMORY=cold bench/scale.sh "$T/u" "$PCBENCH" >"$T/out3" 2>"$T/err3"
 rc=$?
 [ $rc = 64 ] && grep -q "SCALE_MEMORY 'cold'" "$T/err3" || { echo "FAIL: SCALE_MEMORY=cold: exit $rc, $(cat "$T/err3")"; exit 1; }

@@ -43,16 +43,19 @@ SIZES = {"32M": 32 << 20, "64M": 64 << 20}
 
 
 PIN = "guest=0,demand=0,source=0,background=1,install=1"
+NAMED_PIN = {"same": "guest=0,demand=0,background=0,install=0,source=0",     # pcbench --help, --pin
+             "split": "guest=0,demand=0,background=1,install=1,source=1"}
 
 
-def bench(outdir, memory="warm", reps="2", sizes="64M", pin=PIN):
+def bench(outdir, memory="warm", reps="2", sizes="64M", pin=PIN, pin_running="none"):
     """bench/scale.sh at small SIZES (space-separated), REPS sweeps: every pull verified (exit 0), every
     column filled, the per-page breakdown consistent with the pull's JSON, each row's floor the floor run of
     its own sweep, a bare first touch measured before and after the sweeps, medians.csv the medians over the
     sweeps, and the table printing the breakdown and the number of sweeps, and with two sizes and two sweeps
     or more the flatness and a Kruskal-Wallis test (SciPy reached); the memory column says MEMORY, and with
     warm every floor and pull was preceded by a warm-up of the size + 1 GiB (none with settled); every pull
-    ran with the placement PIN (the CSV's pin column, the JSON's placement, the table's last line)."""
+    ran with its placement, idle PIN, running PIN_RUNNING (the CSV's pin column, the JSON's placement, the
+    table's last line)."""
     import csv
     import os
     import statistics
@@ -79,12 +82,13 @@ def bench(outdir, memory="warm", reps="2", sizes="64M", pin=PIN):
         j = json.load(open(os.path.join(outdir, "%s-r%s-%s.json" % (z, r["rep"], r["guest"]))))["results"]
         ib = j["pager"]["install"]["background"]
         pl = j["pager"]["placement"]
-        assert r["pin"] == pin, "pin column %r, want %r" % (r["pin"], pin)
-        if pin == "none":
+        want_pin = pin if r["guest"] == "idle" else pin_running
+        assert r["pin"] == want_pin, "%s pin column %r, want %r" % (r["guest"], r["pin"], want_pin)
+        if want_pin == "none":
             assert pl["background_pinned_cpu"] == -1 and pl["source_pinned_cpu"] == -1, "unpinned run pinned: %s" % pl
         else:
-            want_pl = dict(x.split("=") for x in pin.split(","))
-            assert all(pl["%s_pinned_cpu" % k] == int(v) for k, v in want_pl.items()), "placement %s, want %s" % (pl, pin)
+            want_pl = dict(x.split("=") for x in NAMED_PIN.get(want_pin, want_pin).split(","))
+            assert all(pl["%s_pinned_cpu" % k] == int(v) for k, v in want_pl.items()), "placement %s, want %s" % (pl, want_pin)
         assert abs(float(r["install_us_per_page"]) - ib["install_ns"] / ib["pages"] / 1e3) < 0.002, "install us/page"
         assert abs(float(r["installer_cpu_us_per_page"]) - j["cpu"]["installer_ns"] / ib["pages"] / 1e3) < 0.002, "installer CPU"
         assert abs(float(r["migration_ms"]) - j["time"]["total_migration_ns"] / 1e6) < 0.1, "migration ms"
@@ -109,7 +113,7 @@ def bench(outdir, memory="warm", reps="2", sizes="64M", pin=PIN):
     assert "bare 1st touch" in table and "install ioctls" in table, "table lacks the per-page breakdown"
     assert "pull min-max" in table and ("sweeps: %d," % reps) in table, "table does not give the sweeps' range and count"
     assert ("memory: %s" % memory) in table, "table does not say the memory state"
-    assert ("placement: --pin=%s " % pin) in table, "table does not say the placement"
+    assert ("placement: idle pulls --pin=%s, running pulls --pin=%s " % (pin, pin_running)) in table, "table does not say the placement"
     if len(sizes) > 1 and reps > 1:
         for g in ("idle", "running"):
             t = [float(med[(str(SIZES[z]), g)]["pull_gbps"]) for z in sizes]
