@@ -30,9 +30,10 @@
 # The guest region itself is never pre-faulted.
 # Every pull runs with one stated thread placement (the CSV's pin column):
 # idle pulls SCALE_PIN, by default the source on CPU 0, the pager's background
-# receive and its installs on CPU 1 (on 2 CPUs, unpinned idle pulls of 1 GiB
-# came out 1.3x slower than pinned ones half of the time: the scheduler's
-# placement, not the size); running pulls SCALE_PIN_RUNNING, by default none
+# receive and its installs on CPU 1 (on 2 CPUs, the median of three unpinned
+# idle pulls of 1 GiB was 1.3x slower than of three pinned ones, and small
+# unpinned pulls looked slower than large ones: the scheduler's placement,
+# not the size); running pulls SCALE_PIN_RUNNING, by default none
 # (the scheduler's: two vCPUs beside the source on one CPU made the running
 # curve vary more, not less; docs/results/2026-12-06-scale-sweeps.md).
 #
