@@ -40,6 +40,7 @@ def floor_gbps(path):
 
 
 def row(path, size, guest, rc, rep, floor_json, memory, pin):
+    """One scale.csv row for the pull whose JSON is PATH (the columns after exit only, when it has none)."""
     size, rc = int(size), int(rc)
     fl = floor_gbps(floor_json)
     out = csv.writer(sys.stdout, lineterminator="\n")   # the pin value holds commas: quoted
@@ -113,11 +114,15 @@ def size_effect(groups):
         from scipy.stats import kruskal
     except ImportError:
         return "not tested (SciPy missing: make deps)"
-    h, p = kruskal(*samples)
+    try:
+        h, p = kruskal(*samples)
+    except ValueError as e:   # every value equal: SciPy refuses to rank them
+        return "not testable (%s)" % e
     return "Kruskal-Wallis H %.2f, p %.3f (%s sweeps per size)" % (h, p, "/".join(str(len(s)) for s in samples))
 
 
 def table(med, sweeps, first):
+    """The table of the medians, the per-page breakdown, and the flatness, size-test and pager-memory lines."""
     keys = sorted(med)
     fmt = "%-6s %-8s %12s %9s %17s %10s %10s %13s %10s %6s %s"
     print(fmt % ("size", "guest", "migration ms", "pull GB/s", "pull min-max", "floor GB/s", "pull/floor",
@@ -168,6 +173,8 @@ def table(med, sweeps, first):
 
 
 def finish(outdir, first=1 << 30):
+    """After the sweeps: the first-touch column filled in, medians.csv written, the table printed (flatness and
+    the size test judged from FIRST bytes up)."""
     path = os.path.join(outdir, "scale.csv")
     rows = list(csv.DictReader(open(path)))
     fill_touch(outdir, rows)
