@@ -5,7 +5,8 @@ import json
 def connections(f, ch, tag):
     """A run with CHANNELS connections (tagged TAG in messages): status ok, config and transport
     name CHANNELS, every page verified and installed exactly once; with 1 channel only a shared
-    connection whose demand replies match the demand requests and whose bytes cover every data
+    connection whose demand replies match the demand requests (but at most one per vCPU still outstanding
+    when the last page arrived) and whose bytes cover every data
     page, with 2 the demand and background connections carry at least their pages' bytes."""
     ch = int(ch)
     d = json.load(open(f)); r = d["results"]
@@ -19,8 +20,12 @@ def connections(f, ch, tag):
     if ch == 1:
         assert "demand" not in tr and "background" not in tr, (tag, tr)
         sh = tr["shared"]
-        # every demand request was answered on the shared connection, flagged urgent
-        assert sh["demand_replies_received"] == pa["demand_requests"], (tag, sh, pa["demand_requests"])
+        # every demand request was answered on the shared connection, flagged urgent, but those still
+        # outstanding when the last page arrived: a fault whose page the background stream brought
+        # first (the background won), at most one per blocked vCPU, whose reply the pager, done,
+        # no longer reads (seen: 56 replies to 57 requests, 2 vCPUs, pivot, ASan build)
+        unanswered = pa["demand_requests"] - sh["demand_replies_received"]
+        assert 0 <= unanswered <= d["config"]["vcpus"], (tag, sh, pa["demand_requests"])
         assert sh["bytes_received"] >= 4096 * (pg["demand"] + pg["background"] + pg["drain"]), (tag, sh, pg)
     else:
         assert "shared" not in tr, (tag, tr)
