@@ -97,12 +97,9 @@ def medians(rows):
     return out
 
 
-def f(x, spec="%.3f"):
-    return spec % x if x is not None else "-"
-
-
-def cell(x, spec="%.3f"):
-    return spec % x if x is not None else ""
+def f(x, spec="%.3f", none="-"):
+    """X formatted by SPEC, or NONE where there is no value ('-' in the table, '' in medians.csv)."""
+    return spec % x if x is not None else none
 
 
 def size_effect(groups):
@@ -189,11 +186,11 @@ def finish(outdir, first=1 << 30):
         for (size, guest), g in sorted(med.items()):
             if not g["n"]:
                 continue
-            w.writerow([size, guest, cell(g["migration_ms"], "%.2f"), cell(g["pull_gbps"], "%.5f"),
-                        "%d" % g["pager_rss_bytes"], cell(g["pager_fraction"], "%.6f"), "",
-                        cell(g["install_us_per_page"], "%.4f"), cell(g["installer_cpu_us_per_page"], "%.4f"),
-                        cell(g["receive_cpu_us_per_page"]), cell(g["source_cpu_us_per_page"]), 0,
-                        cell(g["floor_gbps"], "%.5f"), cell(g["touch_us_per_page"]), rows[0]["memory"], g["n"], g["rows"][0]["pin"]])
+            w.writerow([size, guest, f(g["migration_ms"], "%.2f", none=""), f(g["pull_gbps"], "%.5f", none=""),
+                        "%d" % g["pager_rss_bytes"], f(g["pager_fraction"], "%.6f", none=""), "",
+                        f(g["install_us_per_page"], "%.4f", none=""), f(g["installer_cpu_us_per_page"], "%.4f", none=""),
+                        f(g["receive_cpu_us_per_page"], none=""), f(g["source_cpu_us_per_page"], none=""), 0,
+                        f(g["floor_gbps"], "%.5f", none=""), f(g["touch_us_per_page"], none=""), rows[0]["memory"], g["n"], g["rows"][0]["pin"]])
     sweeps = max((int(r["rep"]) for r in rows), default=0)
     table(med, sweeps, int(first))
 
